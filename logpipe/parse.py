@@ -1,0 +1,421 @@
+"""Stage 1: lines to typed records, vectorized over a batch, with the grammar as the only syntax.
+
+For a batch of lines:
+
+1. kubectl/stern/compose prefixes are split off with the regex compiled from ``prefix.lark``;
+2. JSON bodies (``{…}``) are decoded with the json module and mapped by key (FORMATS.md a.3);
+3. text bodies are matched, layout after layout, by the regexes compiled from ``access.lark``
+   (polars runs them over the whole batch);
+4. what is left is noise (``noise.lark``) or goes to the exact Lark path, which parses it or says
+   where and why it fails;
+5. all text columns are typed in one place (``type_columns``): ``-`` becomes null there and only
+   there, numbers are cast, flags split, times parsed; a value that cannot be typed makes the line a
+   reject, never a silent null.
+
+Every line of the batch ends as a row, a reject, or a blank line: ``read = parsed + rejected + blank``.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator, Sequence
+
+import polars as pl
+import pyarrow as pa
+
+from . import grammar as _grammar
+from .schema import ADDRESS_COLUMNS, COLUMNS, RECORD_SCHEMA, REJECT_SCHEMA
+
+# Layouts of access.lark in the order a line is tried: most fields first, so that a longer layout
+# wins over a shorter one whose free-text fields could swallow the extra tokens.
+TEXT_LAYOUTS = ("istio_1_9", "istio_1_3", "istio_1_2", "istio_1_8", "istio_1_1", "istio_1_1_pre", "envoy")
+NOISE_RULES = {
+    "istio_log": "istio-agent/Envoy log line, not an access line",
+    "tracing_log": "ztunnel/tracing log line, not an access line",
+    "envoy_native_log": "Envoy application log line, not an access line",
+    "glog_log": "glog/klog log line, not an access line",
+}
+INT32_COLUMNS = {f.name for f in RECORD_SCHEMA if f.type == pa.int32()}
+INT64_COLUMNS = {f.name for f in RECORD_SCHEMA if f.type == pa.int64()} - {"line_number"}
+TIME_COLUMNS = {f.name for f in RECORD_SCHEMA if pa.types.is_timestamp(f.type)}
+LIST_COLUMNS = {f.name for f in RECORD_SCHEMA if pa.types.is_list(f.type)}
+PROVENANCE = ("log_format", "source", "line_number", "pod", "container", "received_at")
+# Longest line the exact Lark path diagnoses; longer unmatched lines are rejected with a short reason.
+MAX_DIAGNOSE_CHARS = 8192
+
+
+@dataclass
+class ParsedBatch:
+    """One batch of input lines, parsed: rows in ``records`` (RECORD_SCHEMA), the rest in
+    ``rejects`` (REJECT_SCHEMA); ``blank`` lines are only counted."""
+
+    records: pa.RecordBatch
+    rejects: pa.RecordBatch
+    read: int
+    blank: int
+
+    @property
+    def parsed(self) -> int:
+        return self.records.num_rows
+
+    @property
+    def rejected(self) -> int:
+        return self.rejects.num_rows
+
+
+@dataclass
+class Counts:
+    """Running totals: ``read == parsed + noise + malformed + blank`` always holds."""
+
+    read: int = 0
+    parsed: int = 0
+    noise: int = 0
+    malformed: int = 0
+    blank: int = 0
+    formats: dict = field(default_factory=dict)
+
+    def add(self, batch: ParsedBatch) -> None:
+        self.read += batch.read
+        self.parsed += batch.parsed
+        self.blank += batch.blank
+        if batch.rejected:
+            classes = batch.rejects.column("class").to_pylist()
+            self.noise += classes.count("noise")
+            self.malformed += classes.count("malformed")
+        if batch.parsed:
+            for k, v in pl.from_arrow(batch.records.column("log_format")).value_counts().iter_rows():
+                self.formats[k] = self.formats.get(k, 0) + v
+
+    @property
+    def rejected(self) -> int:
+        return self.noise + self.malformed
+
+    def summary(self) -> str:
+        text = (
+            f"read {self.read}, parsed {self.parsed}, rejected {self.rejected} "
+            f"(noise {self.noise}, malformed {self.malformed})"
+        )
+        return text + (f", blank {self.blank}" if self.blank else "")
+
+
+def _coalesce(names: Sequence[str]) -> pl.Expr:
+    return pl.coalesce([pl.col(n) for n in names]) if len(names) > 1 else pl.col(names[0])
+
+
+class Parser:
+    """Parses batches of lines. Build once (compiles the grammars), call ``parse_batch`` often."""
+
+    def __init__(self) -> None:
+        self.access = _grammar.load_builtin("access")
+        self.prefix = _grammar.load_builtin("prefix")
+        self.noise = _grammar.load_builtin("noise")
+        prefix = self.prefix.compile("line_prefix")
+        # The prefix, then a body that does not start with a space (prefix.lark's header says why).
+        self._prefix_rx = f"^(?P<__prefix>{prefix.pattern})[^ ]"
+        self._prefix_groups = prefix.groups
+        self._layouts = [(name, self.access.compile(name)) for name in TEXT_LAYOUTS]
+        self._noise = [(name, self.noise.regex(name)) for name in NOISE_RULES]
+        self._address = {c: self.access.compile("address_value", c) for c in ADDRESS_COLUMNS}
+        self._cluster = self.access.compile("cluster_value")
+
+    # ---- the batch ---------------------------------------------------------------------------------
+
+    def parse_batch(self, lines: Sequence[str | bytes], source: str = "-", first_line: int = 1) -> ParsedBatch:
+        raw = [_decode(x) for x in lines] if lines and not isinstance(lines[0], str) else list(lines)
+        n = len(raw)
+        df = pl.DataFrame({"raw": pl.Series(raw, dtype=pl.String)}).with_columns(
+            pl.int_range(first_line, first_line + n, dtype=pl.Int64).alias("line_number"),
+        )
+        df = df.with_columns(pl.col("raw").str.strip_suffix("\n").str.strip_suffix("\r").alias("line"))
+        is_blank = df["line"].str.strip_chars().str.len_bytes() == 0
+        blank = int(is_blank.sum())
+        df = df.filter(~is_blank)
+
+        df = self._split_prefix(df)
+        is_json = df["body"].str.starts_with("{")
+        frames: list[pl.DataFrame] = []
+        rejects: list[dict] = []
+
+        text = df.filter(~is_json)
+        for name, compiled in self._layouts:
+            if text.height == 0:
+                break
+            got = self._extract(text, compiled)
+            ok = got["__matched"]
+            if ok.any():
+                frames.append(got.filter(ok).drop("__matched").with_columns(pl.lit(name).alias("log_format")))
+            text = text.filter(~ok)
+
+        if text.height:
+            text = self._classify_noise(text, rejects)
+        if text.height:
+            frames.extend(self._exact_path(text, rejects))
+
+        js = df.filter(is_json)
+        if js.height:
+            frames.extend(self._json(js, rejects))
+
+        records, more_rejects = type_columns(pl.concat(frames, how="diagonal_relaxed") if frames else None, source)
+        rejects.extend(more_rejects)
+        return ParsedBatch(records, _rejects_batch(rejects, source), n, blank)
+
+    # ---- steps -------------------------------------------------------------------------------------
+
+    def _split_prefix(self, df: pl.DataFrame) -> pl.DataFrame:
+        has = df["line"].str.contains(self._prefix_rx)
+        if not has.any():
+            return df.with_columns(
+                pl.col("line").alias("body"),
+                pl.lit(0, dtype=pl.Int64).alias("prefix_len"),
+                *(pl.lit(None, dtype=pl.String).alias(c) for c in ("pod", "container", "received_at")),
+            )
+        pre = df["line"].str.extract_groups(self._prefix_rx).struct.unnest()
+        outs = [_coalesce(g).alias(out) for out, g in self._prefix_groups.items()]
+        pre = pre.select(pl.col("__prefix"), *outs)
+        for c in ("pod", "container", "received_at"):
+            if c not in pre.columns:
+                pre = pre.with_columns(pl.lit(None, dtype=pl.String).alias(c))
+        plen = pre["__prefix"].str.len_chars().fill_null(0).cast(pl.Int64)
+        return df.with_columns(
+            pl.col("line").str.slice(plen).alias("body"),
+            plen.alias("prefix_len"),
+            pre["pod"], pre["container"], pre["received_at"],
+        )
+
+    def _extract(self, df: pl.DataFrame, compiled) -> pl.DataFrame:
+        groups = df["body"].str.extract_groups(f"^{compiled.pattern}$").struct.unnest()
+        first = next(iter(compiled.groups.values()))[0]
+        cols = [_coalesce(g).alias(out) for out, g in compiled.groups.items()]
+        got = groups.select(*cols, pl.col(first).is_not_null().alias("__matched"))
+        return pl.concat([df.select("line_number", "raw", "prefix_len", "pod", "container", "received_at"), got],
+                         how="horizontal")
+
+    def _classify_noise(self, df: pl.DataFrame, rejects: list[dict]) -> pl.DataFrame:
+        remaining = pl.Series([True] * df.height)
+        for name, rx in self._noise:
+            hit = df["body"].str.contains(rx) & remaining
+            for ln, raw in df.filter(hit).select("line_number", "raw").iter_rows():
+                rejects.append(_reject(ln, raw, NOISE_RULES[name], "noise"))
+            remaining = remaining & ~hit
+        return df.filter(remaining)
+
+    def _exact_path(self, df: pl.DataFrame, rejects: list[dict]) -> list[pl.DataFrame]:
+        """Lines no fast-path regex took: Lark parses them, or says where they break."""
+        rows = []
+        for ln, raw, body, plen, pod, container, received in df.select(
+            "line_number", "raw", "body", "prefix_len", "pod", "container", "received_at"
+        ).iter_rows():
+            if len(body) > MAX_DIAGNOSE_CHARS:
+                rejects.append(_reject(ln, raw, f"matches no access-log layout ({len(body)} characters)", "malformed"))
+                continue
+            try:
+                layout, fields = self.access.parse(body, "access_line")
+            except _grammar.GrammarMismatch as e:
+                col = (e.column or 0) + (plen or 0)
+                reason = f"not an access line of any known layout: {_shift_column(str(e), e.column, col)}"
+                rejects.append(_reject(ln, raw, reason, "malformed", col))
+                continue
+            fields.update(line_number=ln, raw=raw, log_format=layout, pod=pod, container=container,
+                          received_at=received)
+            rows.append(fields)
+        return [pl.DataFrame(rows, infer_schema_length=None)] if rows else []
+
+    def _json(self, df: pl.DataFrame, rejects: list[dict]) -> list[pl.DataFrame]:
+        rows = []
+        for ln, raw, body, pod, container, received in df.select(
+            "line_number", "raw", "body", "pod", "container", "received_at"
+        ).iter_rows():
+            try:
+                obj = json.loads(body)
+            except ValueError as e:
+                rejects.append(_reject(ln, raw, f"invalid JSON: {e}", "malformed", getattr(e, "colno", None)))
+                continue
+            kind, fields = _json_record(obj)
+            if kind is None:
+                rejects.append(_reject(ln, raw, fields, "malformed"))
+                continue
+            if kind == "noise":
+                rejects.append(_reject(ln, raw, fields, "noise"))
+                continue
+            fields.update(line_number=ln, raw=raw, log_format=kind, pod=pod, container=container,
+                          received_at=received)
+            rows.append(fields)
+        if not rows:
+            return []
+        frame = pl.DataFrame(rows, infer_schema_length=None)
+        return [self._split_values(frame)]
+
+    def _split_values(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """Derive address and cluster sub-columns of values that arrived whole (JSON), with the same
+        grammar rules the text layouts use."""
+        for col, compiled in [*self._address.items(), ("upstream_cluster", self._cluster)]:
+            if col not in frame.columns:
+                continue
+            got = frame[col].str.extract_groups(f"^{compiled.pattern}$").struct.unnest()
+            outs = [_coalesce(g).alias(out) for out, g in compiled.groups.items()]
+            got = got.select(*outs)
+            if col == "upstream_cluster":  # keep the value as sent when it has no cluster shape
+                got = got.with_columns(pl.coalesce(pl.col(col), frame[col]).alias(col))
+            else:
+                got = got.drop(col, strict=False)
+            frame = frame.drop([c for c in got.columns if c in frame.columns]).hstack(got)
+        return frame
+
+
+# ---- JSON encoding (FORMATS.md a.3) ----------------------------------------------------------------
+
+_JSON_KEYS = {f.name for f in RECORD_SCHEMA} - set(PROVENANCE)
+
+
+def _json_record(obj) -> tuple[str | None, dict | str]:
+    if not isinstance(obj, dict):
+        return None, "JSON value is not an object"
+    if "start_time" in obj and ({"response_code", "upstream_cluster", "upstream_host"} & obj.keys()):
+        fields = {k: _json_text(v) for k, v in obj.items() if k in _JSON_KEYS}
+        if "istio_policy_status" in obj:
+            kind = "istio_json_1_1" if "route_name" not in obj else "istio_json_1_3"
+        elif "response_code_details" in obj:
+            kind = "istio_json"
+        else:
+            kind = "istio_json_1_8"
+        if fields.get("method") is not None and fields.get("method") == fields.get("start_time"):
+            fields["method"] = None  # Istio 1.1 mapped `method` to %START_TIME% (FORMATS.md a.3)
+        return kind, fields
+    if "log" in obj and ("stream" in obj or "time" in obj):
+        return "noise", "docker json-file log wrapper, not an access line"
+    if "level" in obj and ({"msg", "message", "scope", "instance"} & obj.keys()):
+        return "noise", "JSON application log line, not an access line"
+    keys = ", ".join(list(obj)[:8])
+    return None, f"JSON object is not an access-log record (keys: {keys})"
+
+
+def _json_text(v) -> str | None:
+    if v is None:
+        return None
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
+    if isinstance(v, str):
+        return v
+    return json.dumps(v, separators=(",", ":"))
+
+
+# ---- typing: the one place text becomes typed columns -----------------------------------------------
+
+
+def type_columns(df: pl.DataFrame | None, source: str) -> tuple[pa.RecordBatch, list[dict]]:
+    """Type the text columns of parsed lines into RECORD_SCHEMA. ``-`` and empty text become null
+    here and nowhere else. Lines with a value that cannot be typed are returned as rejects."""
+    if df is None or df.height == 0:
+        return _empty_records(), []
+    text_cols = [c for c in df.columns if c not in ("line_number", "prefix_len", "raw")]
+    df = df.with_columns(
+        pl.when(pl.col(c).is_in(["-", ""])).then(None).otherwise(pl.col(c)).alias(c)
+        for c in text_cols
+        if df.schema[c] == pl.String
+    )
+    exprs, checks = [], []
+    for f in RECORD_SCHEMA:
+        name = f.name
+        if name in ("line_number",):
+            continue
+        if name == "source":
+            exprs.append(pl.lit(source, dtype=pl.String).alias(name))
+            continue
+        if name not in df.columns:
+            continue
+        col = pl.col(name)
+        if name in TIME_COLUMNS:
+            typed = col.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%#z", time_unit="us", time_zone="UTC", strict=False)
+        elif name in INT32_COLUMNS:
+            typed = col.cast(pl.Int32, strict=False)
+        elif name in INT64_COLUMNS:
+            typed = col.cast(pl.Int64, strict=False)
+        elif name in LIST_COLUMNS:
+            typed = pl.when(col.is_null()).then(pl.lit([], dtype=pl.List(pl.String))).otherwise(col.str.split(","))
+        else:
+            exprs.append(col)
+            continue
+        exprs.append(typed.alias(name))
+        checks.append(
+            pl.when(col.is_not_null() & typed.is_null())
+            .then(pl.lit(f"{name}: cannot read ") + pl.format("{}", col.str.slice(0, 40)))
+            .alias(f"__bad_{name}")
+        )
+    typed_df = df.select("line_number", "raw", *exprs, *checks)
+    bad_cols = [c for c in typed_df.columns if c.startswith("__bad_")]
+    rejects: list[dict] = []
+    if bad_cols:
+        typed_df = typed_df.with_columns(pl.coalesce(bad_cols).alias("__bad")).drop(bad_cols)
+        bad = typed_df.filter(pl.col("__bad").is_not_null())
+        for ln, raw, why in bad.select("line_number", "raw", "__bad").iter_rows():
+            rejects.append(_reject(ln, raw, f"invalid value: {why}", "malformed"))
+        typed_df = typed_df.filter(pl.col("__bad").is_null()).drop("__bad")
+    typed_df = typed_df.sort("line_number")
+    return _to_record_batch(typed_df), rejects
+
+
+def _to_record_batch(df: pl.DataFrame) -> pa.RecordBatch:
+    missing = [f for f in RECORD_SCHEMA if f.name not in df.columns]
+    if missing:
+        df = df.with_columns(pl.lit(None).alias(f.name) for f in missing)
+    table = df.select(COLUMNS).to_arrow()
+    return table.cast(RECORD_SCHEMA).combine_chunks().to_batches()[0] if table.num_rows else _empty_records()
+
+
+def _empty_records() -> pa.RecordBatch:
+    return pa.RecordBatch.from_pylist([], schema=RECORD_SCHEMA)
+
+
+def _reject(line_number: int, raw: str, reason: str, cls: str, column: int | None = None) -> dict:
+    return {"line_number": line_number, "raw": raw, "reason": reason, "class": cls, "column": column}
+
+
+def _rejects_batch(rejects: list[dict], source: str) -> pa.RecordBatch:
+    rejects.sort(key=lambda r: r["line_number"])
+    for r in rejects:
+        r["source"] = source
+        r["raw"] = r["raw"].rstrip("\n")
+    return pa.RecordBatch.from_pylist(rejects, schema=REJECT_SCHEMA)
+
+
+def _shift_column(message: str, old: int | None, new: int) -> str:
+    if old is None or old == new:
+        return message
+    return message.replace(f"column {old}:", f"column {new}:", 1)
+
+
+def _decode(line: bytes) -> str:
+    # Invalid UTF-8 is kept visibly (\xNN), never a crash and never a lost line.
+    return line.decode("utf-8", "backslashreplace")
+
+
+# ---- library API ------------------------------------------------------------------------------------
+
+_PARSER: Parser | None = None
+
+
+def default_parser() -> Parser:
+    global _PARSER
+    if _PARSER is None:
+        _PARSER = Parser()
+    return _PARSER
+
+
+def parse_lines(lines: Iterable[str | bytes], source: str = "-", *, batch_size: int = 65536,
+                parser: Parser | None = None) -> Iterator[ParsedBatch]:
+    """Parse an iterable of lines (str or bytes, with or without line endings) into ``ParsedBatch``
+    objects of at most ``batch_size`` input lines: Arrow record batches of RECORD_SCHEMA plus the
+    rejects of REJECT_SCHEMA. Line numbers start at 1."""
+    parser = parser or default_parser()
+    chunk: list = []
+    first = 1
+    for line in lines:
+        chunk.append(line)
+        if len(chunk) >= batch_size:
+            yield parser.parse_batch(chunk, source, first)
+            first += len(chunk)
+            chunk = []
+    if chunk:
+        yield parser.parse_batch(chunk, source, first)

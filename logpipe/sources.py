@@ -1,0 +1,167 @@
+"""Stage 0: paths, globs, directories, compressed files and stdin into numbered batches of lines.
+
+Compression is detected by content (magic bytes), not by name: gzip, zstd, bz2, or plain text.
+A corrupt or truncated archive yields every complete line before the damage, then raises
+``InputError`` naming the file and how far it got.
+"""
+from __future__ import annotations
+
+import bz2
+import glob
+import gzip
+import io
+import os
+import sys
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+from .errors import InputError
+
+MAGIC = {b"\x1f\x8b": "gzip", b"\x28\xb5\x2f\xfd": "zstd", b"BZh": "bz2"}
+CHUNK_BYTES = 8 << 20
+
+
+@dataclass(frozen=True)
+class Input:
+    """One input: a file path, or ``-`` for stdin."""
+
+    path: str
+
+    @property
+    def is_stdin(self) -> bool:
+        return self.path == "-"
+
+    @property
+    def name(self) -> str:
+        return "<stdin>" if self.is_stdin else self.path
+
+    def size(self) -> int | None:
+        return None if self.is_stdin else os.path.getsize(self.path)
+
+
+def expand_inputs(paths: list[str]) -> tuple[list[Input], list[str]]:
+    """Expand files, directories (recursed, sorted) and globs. Returns the inputs and one error
+    message for each path that gives nothing readable."""
+    inputs: list[Input] = []
+    errors: list[str] = []
+    for p in paths:
+        if p == "-":
+            inputs.append(Input("-"))
+            continue
+        matches = sorted(glob.glob(p, recursive=True)) if glob.has_magic(p) else [p]
+        if not matches:
+            errors.append(f"{p}: no file matches this pattern")
+            continue
+        for m in matches:
+            path = Path(m)
+            if path.is_dir():
+                files = sorted(f for f in path.rglob("*") if f.is_file() and not _hidden(f, path))
+                if not files:
+                    errors.append(f"{m}: directory holds no files")
+                inputs.extend(Input(str(f)) for f in files)
+            elif path.is_file():
+                inputs.append(Input(str(path)))
+            elif not path.exists():
+                errors.append(f"{m}: no such file or directory")
+            else:
+                errors.append(f"{m}: not a regular file")
+    return inputs, errors
+
+
+def _hidden(f: Path, root: Path) -> bool:
+    return any(part.startswith(".") for part in f.relative_to(root).parts)
+
+
+def detect_compression(head: bytes) -> str:
+    for magic, kind in MAGIC.items():
+        if head.startswith(magic):
+            return kind
+    return "plain"
+
+
+def open_binary(inp: Input) -> tuple[BinaryIO, str]:
+    """Open an input for reading decompressed bytes; returns the stream and its compression."""
+    if inp.is_stdin:
+        raw: BinaryIO = sys.stdin.buffer
+    else:
+        try:
+            raw = open(inp.path, "rb")
+        except PermissionError:
+            raise InputError(f"{inp.path}: permission denied (check the file's mode and owner)") from None
+        except OSError as e:
+            raise InputError(f"{inp.path}: cannot open: {e.strerror}") from None
+    buffered = raw if hasattr(raw, "peek") else io.BufferedReader(raw)
+    kind = detect_compression(buffered.peek(4)[:4])
+    if kind == "gzip":
+        return gzip.GzipFile(fileobj=buffered), kind
+    if kind == "bz2":
+        return bz2.BZ2File(buffered), kind
+    if kind == "zstd":
+        import zstandard
+
+        return zstandard.ZstdDecompressor().stream_reader(buffered, read_across_frames=True), kind
+    return buffered, kind
+
+
+def looks_binary(inp: Input) -> bool:
+    """A plain (uncompressed) file with NUL bytes at its start is not a text log."""
+    if inp.is_stdin:
+        return False
+    with open(inp.path, "rb") as f:
+        head = f.read(8192)
+    return detect_compression(head) == "plain" and b"\x00" in head
+
+
+def iter_chunks(inp: Input, skip_bytes: int = 0) -> Iterator[tuple[list[str], int]]:
+    """Yield ``(lines, end_offset)``: complete lines (decoded, invalid UTF-8 kept as ``\\xNN``,
+    without their newline) and the decompressed byte offset just after them. A last line
+    without a newline is yielded at the end. ``skip_bytes`` skips already-read content."""
+    stream, _kind = open_binary(inp)
+    offset = 0
+    tail = b""
+    try:
+        if skip_bytes:
+            _skip(stream, skip_bytes, inp)
+            offset = skip_bytes
+        while True:
+            try:
+                chunk = stream.read(CHUNK_BYTES)
+            except (OSError, EOFError, zlib.error, ValueError) as e:
+                raise InputError(
+                    f"{inp.name}: archive is corrupt or truncated after {offset + len(tail)} bytes "
+                    f"({type(e).__name__}: {e}); lines before that point were kept"
+                ) from None
+            except Exception as e:  # zstandard raises its own ZstdError
+                if type(e).__name__ == "ZstdError":
+                    raise InputError(
+                        f"{inp.name}: archive is corrupt or truncated after {offset + len(tail)} bytes "
+                        f"({e}); lines before that point were kept"
+                    ) from None
+                raise
+            if not chunk:
+                break
+            data = tail + chunk
+            cut = data.rfind(b"\n")
+            if cut < 0:
+                tail = data
+                continue
+            tail = data[cut + 1 :]
+            body = data[: cut + 1]
+            offset += len(body)
+            yield body.decode("utf-8", "backslashreplace").split("\n")[:-1], offset
+        if tail:
+            offset += len(tail)
+            yield [tail.decode("utf-8", "backslashreplace")], offset
+    finally:
+        if not inp.is_stdin:
+            stream.close()
+
+
+def _skip(stream: BinaryIO, n: int, inp: Input) -> None:
+    while n > 0:
+        got = stream.read(min(n, CHUNK_BYTES))
+        if not got:
+            raise InputError(f"{inp.name}: shorter than the {n} bytes already ingested")
+        n -= len(got)
