@@ -105,7 +105,9 @@ def _coalesce(names: Sequence[str]) -> pl.Expr:
 class Parser:
     """Parses batches of lines. Build once (compiles the grammars), call ``parse_batch`` often."""
 
-    def __init__(self) -> None:
+    def __init__(self, **options) -> None:
+        # Keep the options so that a Parser can be rebuilt in a worker process (see __reduce__).
+        self._options = options
         self.access = _grammar.load_builtin("access")
         self.prefix = _grammar.load_builtin("prefix")
         self.noise = _grammar.load_builtin("noise")
@@ -113,10 +115,20 @@ class Parser:
         # The prefix, then a body that does not start with a space (prefix.lark's header says why).
         self._prefix_rx = f"^(?P<__prefix>{prefix.pattern})[^ ]"
         self._prefix_groups = prefix.groups
-        self._layouts = [(name, self.access.compile(name)) for name in TEXT_LAYOUTS]
+        # fast=False skips the generated regexes: every text line takes the exact Lark path
+        # (the differential test and the bench compare the two).
+        self.fast = options.get("fast", True)
+        self._layouts = [(name, self.access.compile(name)) for name in TEXT_LAYOUTS] if self.fast else []
+        # "[START_TIME] \"", from the grammar: a line holding two is two lines glued together.
+        head = _grammar.layout_steps(self.access, "head", strict=False)
+        self._head_rx = head[next(s.index for s in head if s.field == "method") - 1].prefix
         self._noise = [(name, self.noise.regex(name)) for name in NOISE_RULES]
         self._address = {c: self.access.compile("address_value", c) for c in ADDRESS_COLUMNS}
         self._cluster = self.access.compile("cluster_value")
+
+    def __reduce__(self):
+        # Lark objects do not pickle well; rebuilding from the options is cheap and exact.
+        return (_rebuild_parser, (type(self), self._options))
 
     # ---- the batch ---------------------------------------------------------------------------------
 
@@ -208,11 +220,19 @@ class Parser:
             if len(body) > MAX_DIAGNOSE_CHARS:
                 rejects.append(_reject(ln, raw, f"matches no access-log layout ({len(body)} characters)", "malformed"))
                 continue
+            plen = plen or 0
+            where = diagnose_line(self.access, body)
+            if where and where.column == 1:  # starts like no layout: another program's output
+                rejects.append(_reject(ln, raw, f"not an access line: {where.describe(plen)}", "noise", 1 + plen))
+                continue
             try:
                 layout, fields = self.access.parse(body, "access_line")
             except _grammar.GrammarMismatch as e:
-                col = (e.column or 0) + (plen or 0)
-                reason = f"not an access line of any known layout: {_shift_column(str(e), e.column, col)}"
+                lark = _shift_column(str(e), e.column, (e.column or 0) + plen)
+                if where is None:  # only a quote inside a quoted field lets the layout match
+                    reason, col = f"not an access line of any known layout: {lark}", (e.column or 0) + plen
+                else:
+                    reason, col = f"{where.describe(plen)} (Lark: {lark})", where.column + plen
                 rejects.append(_reject(ln, raw, reason, "malformed", col))
                 continue
             fields.update(line_number=ln, raw=raw, log_format=layout, pod=pod, container=container,
@@ -260,6 +280,55 @@ class Parser:
                 got = got.drop(col, strict=False)
             frame = frame.drop([c for c in got.columns if c in frame.columns]).hstack(got)
         return frame
+
+
+# ---- diagnosis: where a malformed text line departs from the closest layout -------------------------
+
+
+@dataclass
+class Departure:
+    """Where a line stops following its closest layout: 1-based ``column`` of the body, the
+    ``layout``, and the grammar ``step`` that failed there (None: text left after the last field)."""
+
+    column: int
+    layout: str
+    step: "_grammar.Step | None"
+    last_field: str | None
+    got: str
+
+    def describe(self, shift: int = 0) -> str:
+        got = f"got {self.got!r}" if self.got else "the line ends there"
+        step = self.step
+        if step is None:
+            what = f"unexpected text after {self.last_field}, the last field of layout {self.layout}: {got}"
+        elif step.field:
+            what = f"{step.field} expected {step.expects}, {got} (closest layout {self.layout})"
+        else:
+            place = f"after {step.after}" if step.after else f"before {step.before}"
+            what = f"expected {step.expects} {place}, {got} (closest layout {self.layout})"
+        return f"column {self.column + shift}: {what}"
+
+
+def diagnose_line(access: "_grammar.Rulebook", body: str) -> Departure | None:
+    """The layout whose leading items (compiled from the grammar) match ``body`` furthest, and
+    what it expected where they stop; None when a layout matches the whole line."""
+    best: tuple | None = None
+    for name in TEXT_LAYOUTS:
+        steps = _grammar.layout_steps(access, name)
+        k, end = _grammar.match_steps(steps, body)
+        if k == len(steps) and end == len(body):
+            return None
+        if best is None or (end, k) > (best[1], best[2]):
+            best = (name, end, k, steps)
+    name, end, k, steps = best
+    step = steps[k] if k < len(steps) else None
+    rest = body[end:]
+    if step is not None and step.field and rest:
+        got = rest.split(" ", 1)[0][:40] or rest[:16]
+    else:
+        got = rest[:24]
+    fields = [s.field for s in steps[:k] if s.field]
+    return Departure(end + 1, name, step, fields[-1] if fields else None, got)
 
 
 # ---- JSON encoding (FORMATS.md a.3) ----------------------------------------------------------------
@@ -310,6 +379,7 @@ def type_columns(df: pl.DataFrame | None, source: str) -> tuple[pa.RecordBatch, 
     if df is None or df.height == 0:
         return _empty_records(), []
     text_cols = [c for c in df.columns if c not in ("line_number", "prefix_len", "raw")]
+    df = df.with_columns(pl.col(c).cast(pl.String) for c in text_cols if df.schema[c] != pl.String)
     df = df.with_columns(
         pl.when(pl.col(c).is_in(["-", ""])).then(None).otherwise(pl.col(c)).alias(c)
         for c in text_cols
@@ -389,6 +459,10 @@ def _shift_column(message: str, old: int | None, new: int) -> str:
 def _decode(line: bytes) -> str:
     # Invalid UTF-8 is kept visibly (\xNN), never a crash and never a lost line.
     return line.decode("utf-8", "backslashreplace")
+
+
+def _rebuild_parser(cls, options):
+    return cls(**options)
 
 
 # ---- library API ------------------------------------------------------------------------------------

@@ -2,24 +2,94 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+import uuid
+from dataclasses import dataclass, field
 from typing import Iterator
 
-from .errors import InputError, RejectLimitError, UsageError
+from .errors import DatasetError, InputError, RejectLimitError, UsageError
 from .parse import Counts, ParsedBatch, Parser, default_parser
-from .sources import Input, expand_inputs, iter_chunks
+from .sources import Input, expand_inputs, iter_byte_chunks, split_lines
+
+
+# Inputs at least this large are parsed by worker processes (both cores); smaller ones in-process,
+# where starting workers would cost more than it saves.
+PARALLEL_MIN_BYTES = 48 << 20
 
 
 def parse_input(inp: Input, parser: Parser | None = None, *, skip_bytes: int = 0,
-                first_line: int = 1) -> Iterator[tuple[ParsedBatch, int]]:
-    """Parse one input; yields each batch with the decompressed byte offset it ends at."""
+                first_line: int = 1, workers: int | None = None) -> Iterator[tuple[ParsedBatch, int]]:
+    """Parse one input; yields each batch, in input order, with the decompressed byte offset it
+    ends at. Large inputs are parsed by ``workers`` processes (default: one per core) while this
+    process reads ahead a bounded number of chunks, so memory stays flat for any input size."""
     parser = parser or default_parser()
+    if workers is None:
+        workers = default_workers(inp)
+    chunks = iter_byte_chunks(inp, skip_bytes=skip_bytes)
+    if workers <= 1:
+        line_no = first_line
+        for body, end in chunks:
+            lines = split_lines(body)
+            if lines:
+                yield parser.parse_batch(lines, inp.name, line_no), end
+                line_no += len(lines)
+        return
+    yield from _parse_parallel(chunks, parser, inp.name, first_line, workers)
+
+
+def default_workers(inp: Input) -> int:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    env = os.environ.get("LOGPIPE_WORKERS")
+    if env:
+        return max(1, int(env))
+    if cores < 2:
+        return 1
+    try:
+        size = inp.size()
+    except OSError:
+        size = None
+    return cores if size is None or size >= PARALLEL_MIN_BYTES else 1
+
+
+def _parse_parallel(chunks, parser: Parser, source: str, first_line: int, workers: int):
+    import multiprocessing
+    from collections import deque
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn, not fork: polars' thread pool does not survive fork. The parser travels by pickle.
+    ctx = multiprocessing.get_context("spawn")
+    # One polars thread per worker: the workers are the parallelism; more threads only contend.
+    os.environ.setdefault("POLARS_MAX_THREADS", "1")
+    pending: deque = deque()
     line_no = first_line
-    for lines, end in iter_chunks(inp, skip_bytes=skip_bytes):
-        if not lines:
-            continue
-        yield parser.parse_batch(lines, inp.name, line_no), end
-        line_no += len(lines)
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(parser,)) as pool:
+        try:
+            for body, end in chunks:
+                n = body.count(b"\n") + (0 if body.endswith(b"\n") else 1)
+                pending.append((pool.submit(_parse_chunk, body, source, line_no), end))
+                line_no += n
+                while len(pending) > workers * 2:  # bounded read-ahead: flat memory
+                    fut, e = pending.popleft()
+                    yield fut.result(), e
+            while pending:
+                fut, e = pending.popleft()
+                yield fut.result(), e
+        finally:
+            for fut, _ in pending:
+                fut.cancel()
+
+
+_WORKER_PARSER: Parser | None = None
+
+
+def _init_worker(parser: Parser) -> None:
+    global _WORKER_PARSER
+    _WORKER_PARSER = parser
+
+
+def _parse_chunk(body: bytes, source: str, first_line: int) -> ParsedBatch:
+    return _WORKER_PARSER.parse_batch(split_lines(body), source, first_line)
 
 
 def format_reject(r: dict) -> str:
@@ -117,3 +187,298 @@ def parse_to_output(paths: list[str], *, fmt: str | None, out_path: str | None, 
     failed = state["failed"]
     if failed:
         raise InputError("some inputs could not be read (see above)")
+
+
+# ---- ingest: archives into the dataset -------------------------------------------------------------
+
+
+@dataclass
+class IngestSummary:
+    """What ``ingest_paths`` did; ``lines()`` is the summary printed on stderr."""
+
+    data: str = ""
+    inputs: int = 0
+    ingested: int = 0
+    skipped: int = 0
+    failed: int = 0
+    counts: Counts = field(default_factory=Counts)
+    rows: int = 0
+    files: int = 0
+    undated: int = 0
+    min_time: object = None
+    max_time: object = None
+    bytes: int = 0
+    seconds: float = 0.0
+    errors: list = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        c = self.counts
+        out = [
+            f"inputs {self.inputs}: ingested {self.ingested}, skipped as already ingested {self.skipped}"
+            + (f", failed {self.failed}" if self.failed else ""),
+            f"lines read {c.read}, parsed {c.parsed}, rejected {c.rejected} (noise {c.noise}, malformed {c.malformed})"
+            + (f", blank {c.blank}" if c.blank else ""),
+            f"rows written {self.rows} in {self.files} files to {self.data}",
+        ]
+        if self.min_time is not None:
+            out.append(f"date range {self.min_time:%Y-%m-%d %H:%M:%S} to {self.max_time:%Y-%m-%d %H:%M:%S} UTC"
+                       + (f" ({self.undated} rows without start_time in date=unknown)" if self.undated else ""))
+        mb = self.bytes / 1e6
+        out.append(f"{mb:.1f} MB in {self.seconds:.2f} s, {mb / max(self.seconds, 1e-6):.1f} MB/s")
+        return out
+
+
+def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_error: str = "warn",
+                 max_reject_ratio: float = 0.1, max_warnings: int = 20, progress: bool | None = None,
+                 flush_rows: int | None = None, err=None) -> IngestSummary:
+    """``logpipe ingest``: each input into the dataset at ``data_dir``, once.
+
+    An input is known by the blake2b hash of its bytes: the same content (a renamed copy too) is
+    skipped; a file whose first bytes are an ingested input's (it grew) ingests only the lines after
+    that input's end; ``force`` re-ingests and removes the rows of every such earlier entry. Each
+    input's files stay hidden until its manifest entry commits (``Dataset.commit_entry``), so a
+    kill at any moment leaves whole inputs or nothing, and the next run redoes the rest.
+    Problems with one input are reported on ``err`` and the others continue; at the end an
+    ``InputError`` (unreadable inputs) or ``RejectLimitError`` (too many malformed lines) is raised
+    when any input failed, after the summary is printed.
+    """
+    import time
+
+    from . import batches as _batches
+    from .dataset import HASH_ALGO, Dataset, fingerprint
+    from .sources import looks_binary
+
+    err = err or sys.stderr
+    if not 0 <= max_reject_ratio <= 1:
+        raise UsageError("--max-reject-ratio is a share of lines between 0 and 1, e.g. 0.1")
+    started = time.monotonic()
+    summary = IngestSummary(data=str(data_dir))
+    inputs, errors = expand_inputs(paths)
+    if errors and not inputs:
+        raise InputError("; ".join(errors))
+    for e in errors:
+        print(f"logpipe: error: {e}", file=err)
+    summary.failed += len(errors)
+    data_root = os.path.realpath(data_dir)
+    inputs = [i for i in inputs if i.is_stdin or not os.path.realpath(i.path).startswith(data_root + os.sep)]
+    summary.inputs = len(inputs) + len(errors)
+    ds = Dataset(data_dir, create=True)
+    parser = default_parser()
+    shown = 0
+    ratio_failures: list[str] = []
+    bar = _IngestProgress(err, progress)
+    with _ingest_lock(ds), bar:
+        ds.recover()
+        for inp in inputs:
+            try:
+                if looks_binary(inp):
+                    raise InputError(f"{inp.name}: binary file (NUL bytes), not a text log; leave it out of the inputs")
+                size, full, prefixes, replaces, skip_bytes, first_line = None, None, {}, [], 0, 1
+                if not inp.is_stdin:
+                    known = [e for e in ds.entries() if e.get("hash")]
+                    size, full, prefixes = fingerprint(inp.path, [e["size"] for e in known])
+                    same = [e for e in known if e["size"] == size and e["hash"] == full]
+                    grown = [e for e in known if 0 < e["size"] < size and prefixes.get(e["size"]) == e["hash"]]
+                    if same and not force:
+                        summary.skipped += 1
+                        was = same[0]["path"]
+                        if was != inp.name:  # same path: the summary's count says it
+                            bar.note(f"{inp.name}: same content as {was}, already ingested; skipped (--force re-ingests)")
+                        continue
+                    if force:
+                        replaces = [e["id"] for e in same + grown]
+                    elif grown:
+                        last = max(grown, key=lambda e: e["size"])
+                        skip_bytes, first_line = last["bytes_end"], last["line_end"] + 1
+            except (InputError, OSError) as e:
+                msg = str(e) if isinstance(e, InputError) else f"{inp.name}: cannot read: {e.strerror}"
+                print(f"logpipe: error: {msg}", file=err)
+                summary.failed += 1
+                continue
+
+            entry_id = uuid.uuid4().hex[:12]
+            entry = ds.begin_entry({
+                "id": entry_id, "prefix": f"part-{entry_id}", "path": inp.name, "size": size, "hash": full,
+                "hash_algo": HASH_ALGO, "skip_bytes": skip_bytes, "first_line": first_line,
+                "compression": None if inp.is_stdin else _compression(inp),
+            })
+            counts, buf = Counts(), _batches.BatchBuffer(flush_rows or _batches.FLUSH_ROWS)
+            pairs: list = []
+            end, rows, undated, tmin, tmax, error = skip_bytes, 0, 0, None, None, None
+            task = bar.start(inp.name, size - skip_bytes if size is not None and _is_plain(inp) else None)
+            try:
+                try:
+                    for batch, end in parse_input(inp, parser, skip_bytes=skip_bytes, first_line=first_line):
+                        counts.add(batch)
+                        bar.advance(task, end - skip_bytes, counts.read)
+                        if batch.rejected and on_error != "skip":
+                            bad = [r for r in batch.rejects.to_pylist() if r["class"] == "malformed"]
+                            if bad and on_error == "fail":
+                                raise RejectLimitError(
+                                    f"{format_reject(bad[0])}; --on-error fail stops at the first malformed line"
+                                    " (use --on-error warn to keep going)")
+                            for r in bad:
+                                if shown < max_warnings:
+                                    bar.note(format_reject(r))
+                                shown += 1
+                        if batch.parsed:
+                            st = batch.records.column("start_time")
+                            undated += st.null_count
+                            lo, hi = _min_max(st)
+                            tmin = lo if tmin is None or (lo is not None and lo < tmin) else tmin
+                            tmax = hi if tmax is None or (hi is not None and hi > tmax) else tmax
+                        buf.add(batch)
+                        if buf.due():
+                            pairs += ds.stage(*buf.take(), prefix=entry["prefix"])
+                except InputError as e:  # corrupt archive: keep what came before the damage
+                    error = f"{e} ({counts.read} lines read)"
+                pairs += ds.stage(*buf.take(), prefix=entry["prefix"])
+                rows = counts.parsed
+                ratio = counts.malformed / max(counts.parsed + counts.malformed, 1)
+                if ratio > max_reject_ratio:
+                    ds.abandon_entry(entry, pairs)
+                    msg = (f"{inp.name}: {counts.malformed} of {counts.parsed + counts.malformed} lines "
+                           f"({ratio:.0%}) are malformed, over --max-reject-ratio {max_reject_ratio:g}; not "
+                           f"ingested: check the format with `logpipe parse {inp.name}` or raise --max-reject-ratio")
+                    print(f"logpipe: error: {msg}", file=err)
+                    ratio_failures.append(msg)
+                    summary.failed += 1
+                    summary.counts = _add_counts(summary.counts, counts)
+                    continue
+                if not inp.is_stdin and end != size and skip_bytes == 0 and not error and _is_plain(inp):
+                    size, full, _ = fingerprint(inp.path)  # a live log grew while we read it
+                    if size != end:
+                        _, _, pre = fingerprint(inp.path, [end])
+                        size, full = end, pre.get(end, full)
+                entry.update(
+                    size=size, hash=full, bytes_end=end, bytes_read=end - skip_bytes,
+                    line_end=first_line + counts.read - 1, read=counts.read, parsed=counts.parsed,
+                    noise=counts.noise, malformed=counts.malformed, blank=counts.blank, rows=rows,
+                    min_time=_iso(tmin), max_time=_iso(tmax), error=error,
+                )
+                done = ds.commit_entry(entry, pairs, replaces)
+            except BaseException:
+                ds.abandon_entry(entry, pairs)
+                raise
+            finally:
+                bar.finish(task)
+            summary.counts = _add_counts(summary.counts, counts)
+            summary.ingested += 1
+            summary.rows += rows
+            summary.files += len(done["parts"])
+            summary.undated += undated
+            summary.bytes += end - skip_bytes
+            if tmin is not None:
+                summary.min_time = tmin if summary.min_time is None else min(summary.min_time, tmin)
+                summary.max_time = tmax if summary.max_time is None else max(summary.max_time, tmax)
+            if error:
+                print(f"logpipe: error: {error}", file=err)
+                summary.failed += 1
+                summary.errors.append(error)
+            elif first_line > 1:
+                bar.note(f"{inp.name}: grew since the last ingest; read lines {first_line} to {entry['line_end']}")
+    summary.seconds = time.monotonic() - started
+    if shown > max_warnings:
+        print(f"… {shown - max_warnings} more malformed lines not shown (ingested inputs keep them in "
+              f"{ds.rejects_glob()}; raise --max-warnings to see them here)", file=err)
+    for line in summary.lines():
+        print(line, file=err)
+    if summary.failed:
+        if ratio_failures and summary.failed == len(ratio_failures):
+            raise RejectLimitError(f"{len(ratio_failures)} input(s) had too many malformed lines (see above)")
+        raise InputError(f"{summary.failed} input(s) failed (see above); the others were ingested")
+    return summary
+
+
+def _add_counts(a: Counts, b: Counts) -> Counts:
+    return Counts(a.read + b.read, a.parsed + b.parsed, a.noise + b.noise, a.malformed + b.malformed,
+                  a.blank + b.blank)
+
+
+def _min_max(column):
+    import pyarrow.compute as pc
+
+    mm = pc.min_max(column)
+    return mm["min"].as_py(), mm["max"].as_py()
+
+
+def _iso(t) -> str | None:
+    return None if t is None else t.isoformat()
+
+
+def _compression(inp: Input) -> str:
+    from .sources import detect_compression
+
+    with open(inp.path, "rb") as f:
+        return detect_compression(f.read(4))
+
+
+def _is_plain(inp: Input) -> bool:
+    return _compression(inp) == "plain"
+
+
+class _ingest_lock:
+    """One ingest per dataset at a time (it recovers what a killed one left)."""
+
+    def __init__(self, ds):
+        self.ds = ds
+        self.fd = None
+
+    def __enter__(self):
+        import fcntl
+
+        self.fd = os.open(self.ds.root / "_ingest.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self.fd)
+            raise DatasetError(f"another logpipe ingest is writing to {self.ds.root}; wait for it to finish") from None
+        return self
+
+    def __exit__(self, *exc):
+        os.close(self.fd)  # releases the flock
+
+
+class _IngestProgress:
+    """rich progress on a TTY (bytes and lines per input, throughput, ETA); notes above it. Off the
+    TTY it only prints notes."""
+
+    def __init__(self, err, enabled: bool | None):
+        self.err = err
+        self.enabled = (err.isatty() if hasattr(err, "isatty") else False) if enabled is None else enabled
+        self.progress = None
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
+                                       TransferSpeedColumn)
+
+            self.progress = Progress(
+                TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TextColumn("{task.fields[lines]} lines"),
+                TransferSpeedColumn(), TimeRemainingColumn(), console=Console(file=self.err), transient=True)
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.progress:
+            self.progress.stop()
+
+    def note(self, text: str) -> None:
+        if self.progress:
+            self.progress.console.print(text, markup=False, highlight=False)
+        else:
+            print(text, file=self.err)
+
+    def start(self, name: str, size: int | None):
+        if not self.progress:
+            return None
+        return self.progress.add_task(name[-40:], total=size, lines=0)
+
+    def advance(self, task, done: int, lines: int) -> None:
+        if self.progress and task is not None:
+            self.progress.update(task, completed=done, lines=lines)
+
+    def finish(self, task) -> None:
+        if self.progress and task is not None:
+            self.progress.remove_task(task)

@@ -118,6 +118,21 @@ def iter_chunks(inp: Input, skip_bytes: int = 0) -> Iterator[tuple[list[str], in
     """Yield ``(lines, end_offset)``: complete lines (decoded, invalid UTF-8 kept as ``\\xNN``,
     without their newline) and the decompressed byte offset just after them. A last line
     without a newline is yielded at the end. ``skip_bytes`` skips already-read content."""
+    for body, end in iter_byte_chunks(inp, skip_bytes):
+        yield split_lines(body), end
+
+
+def split_lines(body: bytes) -> list[str]:
+    """Decode a chunk of whole lines; invalid UTF-8 is kept visibly (``\\xNN``), never lost."""
+    lines = body.decode("utf-8", "backslashreplace").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+def iter_byte_chunks(inp: Input, skip_bytes: int = 0, chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[bytes, int]]:
+    """Yield ``(body, end_offset)``: runs of complete lines as bytes (each ending in a newline, but
+    the last line of the input may lack one) and the decompressed offset just after them."""
     stream, _kind = open_binary(inp)
     offset = 0
     tail = b""
@@ -126,37 +141,56 @@ def iter_chunks(inp: Input, skip_bytes: int = 0) -> Iterator[tuple[list[str], in
             _skip(stream, skip_bytes, inp)
             offset = skip_bytes
         while True:
-            try:
-                chunk = stream.read(CHUNK_BYTES)
-            except (OSError, EOFError, zlib.error, ValueError) as e:
-                raise InputError(
-                    f"{inp.name}: archive is corrupt or truncated after {offset + len(tail)} bytes "
-                    f"({type(e).__name__}: {e}); lines before that point were kept"
-                ) from None
-            except Exception as e:  # zstandard raises its own ZstdError
-                if type(e).__name__ == "ZstdError":
-                    raise InputError(
-                        f"{inp.name}: archive is corrupt or truncated after {offset + len(tail)} bytes "
-                        f"({e}); lines before that point were kept"
-                    ) from None
-                raise
+            chunk, error = _read_some(stream, chunk_bytes)
+            if chunk:
+                data = tail + chunk
+                cut = data.rfind(b"\n")
+                if cut < 0:
+                    tail = data
+                else:
+                    tail = data[cut + 1 :]
+                    offset += cut + 1
+                    yield data[: cut + 1], offset
+            if error is not None:
+                # Keep every complete line before the damage (yielded above), then say where it broke.
+                raise _corrupt(inp, offset + len(tail), error) from None
             if not chunk:
                 break
-            data = tail + chunk
-            cut = data.rfind(b"\n")
-            if cut < 0:
-                tail = data
-                continue
-            tail = data[cut + 1 :]
-            body = data[: cut + 1]
-            offset += len(body)
-            yield body.decode("utf-8", "backslashreplace").split("\n")[:-1], offset
         if tail:
             offset += len(tail)
-            yield [tail.decode("utf-8", "backslashreplace")], offset
+            yield tail, offset
     finally:
         if not inp.is_stdin:
             stream.close()
+
+
+def _read_some(stream: BinaryIO, n: int) -> tuple[bytes, BaseException | None]:
+    """Read up to ``n`` bytes in small steps, so that a decompression error loses nothing that was
+    decoded before it: returns the bytes read and the error, if one stopped the reading."""
+    parts: list[bytes] = []
+    size = 0
+    read = getattr(stream, "read1", stream.read)
+    while size < n:
+        try:
+            got = read(min(1 << 16, n - size))
+        except (OSError, EOFError, zlib.error, ValueError) as e:
+            return b"".join(parts), e
+        except Exception as e:  # zstandard raises its own ZstdError
+            if type(e).__name__ == "ZstdError":
+                return b"".join(parts), e
+            raise
+        if not got:
+            break
+        parts.append(got)
+        size += len(got)
+    return b"".join(parts), None
+
+
+def _corrupt(inp: Input, good_bytes: int, e: BaseException) -> InputError:
+    return InputError(
+        f"{inp.name}: archive is corrupt or truncated after {good_bytes} bytes of content "
+        f"({type(e).__name__}: {e}); the complete lines before that point were kept"
+    )
 
 
 def _skip(stream: BinaryIO, n: int, inp: Input) -> None:

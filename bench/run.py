@@ -1,0 +1,207 @@
+"""`make bench`: logpipe's throughput against baselines, on generated data, in one run.
+
+Generates (once, deterministically) BENCH_LINES Istio lines with bench/generate.py, then times each
+approach as a whole process, median of BENCH_REPEAT runs, and prints lines/s, MB/s, peak RSS and
+each one's ratio to `logpipe ingest`:
+
+  logpipe ingest        text → typed, partitioned zstd Parquet with the full record and rejects
+  logpipe parse         text → ndjson on stdout (> /dev/null)
+  exact Lark path       the grammar's Earley parser alone, per line (on BENCH_LARK_LINES lines)
+  python re, 1 proc     one hand-written compiled regex per line, groups into tuples (a baseline only:
+  python re, 2 procs    logpipe itself has no hand-written regex; see logpipe/grammar.py)
+  lnav / goaccess       when installed (BENCH_INSTALL=1 lets this script apt-get them), else skipped
+
+Environment: BENCH_LINES (default 1000000), BENCH_REPEAT (3), BENCH_LARK_LINES (1000).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+BIN = Path(sys.executable).parent
+LINES = int(os.environ.get("BENCH_LINES", "1000000"))
+REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))
+LARK_LINES = int(os.environ.get("BENCH_LARK_LINES", "1000"))
+
+
+def data_file() -> Path:
+    path = HERE / "data" / f"istio-{LINES}.log"
+    if not path.exists():
+        print(f"generating {LINES} lines → {path} …", file=sys.stderr)
+        subprocess.run([sys.executable, str(HERE / "generate.py"), "--lines", str(LINES), "--seed", "1",
+                        "--out", str(path)], check=True)
+    return path
+
+
+def run_once(cmd: list[str] | str, *, shell: bool = False, stdout=subprocess.DEVNULL) -> tuple[float, int]:
+    """Wall seconds and peak RSS (KiB) of one whole process (its children included)."""
+    t = time.perf_counter()
+    proc = subprocess.Popen(cmd, shell=shell, stdout=stdout, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t
+    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode not in (0, 1):
+        raise RuntimeError(f"{cmd!r} failed ({proc.returncode}): {err[-400:]}")
+    # ru_maxrss of wait4 is this child's peak; grandchildren (worker processes) are reported by
+    # the child's own RUSAGE_CHILDREN, which wait4 does not give, so workers print their own.
+    return wall, usage.ru_maxrss
+
+
+def median_run(name: str, make_cmd, repeat: int = REPEAT, **kw) -> dict:
+    walls, rss = [], []
+    for _ in range(repeat):
+        cmd = make_cmd()
+        w, r = run_once(cmd, **kw)
+        walls.append(w)
+        rss.append(r)
+    return {"name": name, "wall": statistics.median(walls), "rss_kib": max(rss)}
+
+
+BASELINE_RE = r'''
+import re, sys
+from multiprocessing import Pool
+RX = re.compile(
+    r'^\[(?P<start_time>[^\]]+)\] "(?P<method>\S+) (?P<path>.*?) (?P<protocol>\S+)" (?P<response_code>\d+) '
+    r'(?P<response_flags>\S+) (?P<response_code_details>\S+) (?P<connection_termination_details>\S+) '
+    r'"(?P<upstream_transport_failure_reason>.*?)" (?P<bytes_received>\d+) (?P<bytes_sent>\d+) (?P<duration>\d+) '
+    r'(?P<upstream_service_time>\S+) "(?P<x_forwarded_for>.*?)" "(?P<user_agent>.*?)" "(?P<request_id>.*?)" '
+    r'"(?P<authority>.*?)" "(?P<upstream_host>.*?)" (?P<upstream_cluster>\S+) (?P<upstream_local_address>\S+) '
+    r'(?P<downstream_local_address>\S+) (?P<downstream_remote_address>\S+) (?P<requested_server_name>\S+) '
+    r'(?P<route_name>\S+)$')
+def work(lines):
+    n = 0
+    total = 0
+    for line in lines:
+        m = RX.match(line)
+        if m:
+            n += 1
+            total += int(m.group("bytes_sent"))
+    return n, total
+def chunks(path, size=50000):
+    buf = []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            buf.append(line.rstrip("\n"))
+            if len(buf) == size:
+                yield buf
+                buf = []
+    if buf:
+        yield buf
+if __name__ == "__main__":
+    path, procs = sys.argv[1], int(sys.argv[2])
+    if procs == 1:
+        print(sum(work(c)[0] for c in chunks(path)))
+    else:
+        with Pool(procs) as p:
+            print(sum(n for n, _ in p.imap(work, chunks(path))))
+'''
+
+LARK_ONLY = r'''
+import sys, itertools
+from logpipe.parse import default_parser
+path, n = sys.argv[1], int(sys.argv[2])
+p = default_parser()
+ok = 0
+with open(path, encoding="utf-8", errors="backslashreplace") as f:
+    for line in itertools.islice(f, n):
+        try:
+            p.access.parse(line.rstrip("\n"), "access_line")
+            ok += 1
+        except Exception:
+            pass
+print(ok)
+'''
+
+
+def main() -> int:
+    path = data_file()
+    size_mb = path.stat().st_size / 1e6
+    logpipe = str(BIN / "logpipe")
+    tmp = Path(tempfile.mkdtemp(prefix="logpipe-bench-"))
+    results = []
+    print(f"input: {path.name}: {LINES:,} lines, {size_mb:.0f} MB; median of {REPEAT} runs; "
+          f"{os.cpu_count()} cores", file=sys.stderr)
+
+    results.append(median_run("cat > /dev/null (I/O floor)", lambda: ["cat", str(path)]))
+
+    def ingest_cmd():
+        out = tmp / "ds"
+        shutil.rmtree(out, ignore_errors=True)
+        return [logpipe, "ingest", str(path), "--data", str(out)]
+
+    results.append(median_run("logpipe ingest → Parquet", ingest_cmd))
+    results.append(median_run("logpipe parse -o ndjson", lambda: [logpipe, "parse", str(path), "-o", "ndjson",
+                                                                   "--on-error", "skip"]))
+    re_script = tmp / "baseline_re.py"
+    re_script.write_text(BASELINE_RE)
+    results.append(median_run("python re, 1 process", lambda: [sys.executable, str(re_script), str(path), "1"]))
+    results.append(median_run("python re, 2 processes", lambda: [sys.executable, str(re_script), str(path), "2"]))
+
+    lark_script = tmp / "lark_only.py"
+    lark_script.write_text(LARK_ONLY)
+    lark = median_run(f"exact Lark path ({LARK_LINES:,} lines)",
+                      lambda: [sys.executable, str(lark_script), str(path), str(LARK_LINES)])
+    lark["lines"] = LARK_LINES
+    results.append(lark)
+
+    for tool, make in (("lnav", _lnav_cmd), ("goaccess", _goaccess_cmd)):
+        if shutil.which(tool) is None and os.environ.get("BENCH_INSTALL") == "1":
+            subprocess.run(["apt-get", "install", "-y", "-qq", tool], stdout=subprocess.DEVNULL)
+        if shutil.which(tool) is None:
+            print(f"{tool}: not installed, skipped (BENCH_INSTALL=1 make bench installs it with apt-get)",
+                  file=sys.stderr)
+            continue
+        try:
+            results.append(median_run(tool, lambda: make(path, tmp), shell=True))
+        except RuntimeError as e:
+            print(f"{tool}: failed, skipped: {e}", file=sys.stderr)
+
+    base = next(r for r in results if r["name"].startswith("logpipe ingest"))
+    base_rate = LINES / base["wall"]
+    print()
+    print(f"{'approach':34} {'wall s':>9} {'lines/s':>11} {'MB/s':>7} {'peak RSS':>10} {'logpipe ingest is':>18}")
+    for r in results:
+        n = r.get("lines", LINES)
+        rate = n / r["wall"]
+        mbs = size_mb * n / LINES / r["wall"]
+        ratio = base_rate / rate
+        print(f"{r['name']:34} {r['wall']:9.2f} {rate:11,.0f} {mbs:7.1f} {r['rss_kib'] / 1024:8.0f} MiB "
+              f"{ratio:15.2f}x")
+    shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+def _lnav_cmd(path: Path, tmp: Path) -> str:
+    fmt = tmp / "lnav" / "formats" / "installed" / "istio_log.json"
+    fmt.parent.mkdir(parents=True, exist_ok=True)
+    fmt.write_text(
+        '{"$schema": "https://lnav.org/schemas/format-v1.schema.json", "istio_log": {"title": "Istio",'
+        ' "regex": {"std": {"pattern": "^\\\\[(?<timestamp>[^\\\\]]+)\\\\] \\"(?<method>\\\\S+) (?<path>.*?) '
+        '(?<protocol>\\\\S+)\\" (?<response_code>\\\\d+) (?<response_flags>\\\\S+) (?<details>\\\\S+) (?<ctd>\\\\S+) '
+        '\\"(?<utfr>.*?)\\" (?<bytes_received>\\\\d+) (?<bytes_sent>\\\\d+) (?<duration>\\\\d+) (?<ust>\\\\S+) '
+        '\\"(?<xff>.*?)\\" \\"(?<ua>.*?)\\" \\"(?<request_id>.*?)\\" \\"(?<authority>.*?)\\" \\"(?<upstream_host>.*?)\\" '
+        '(?<cluster>\\\\S+) (?<ula>\\\\S+) (?<dla>\\\\S+) (?<dra>\\\\S+) (?<sni>\\\\S+) (?<route>\\\\S+)$"}},'
+        ' "timestamp-format": ["%Y-%m-%dT%H:%M:%S.%LZ"], "value": {"bytes_sent": {"kind": "integer"},'
+        ' "response_code": {"kind": "integer"}}, "sample": [{"line": "[2024-07-18T16:13:58.198Z] \\"GET /get HTTP/1.1\\" 200 - via_upstream - \\"-\\" 0 252 260 259 \\"-\\" \\"curl/8.7.1\\" \\"8d80cec6\\" \\"httpbin.org\\" \\"3.234.9.11:80\\" inbound-vip|80|http|httpbin.org 10.244.0.24:41160 240.240.0.2:80 10.244.0.18:41548 - default"}]}}'
+    )
+    return (f"HOME={tmp}/home XDG_CONFIG_HOME={tmp} LNAV_HOME={tmp}/lnav lnav -n -N "
+            f"-c ';SELECT count(*), sum(bytes_sent) FROM istio_log' {path}")
+
+
+def _goaccess_cmd(path: Path, tmp: Path) -> str:
+    fmt = '[%x] "%m %U %H" %s %^ %^ %^ "%^" %^ %b %T %^ "%^" "%u" "%^" "%v" "%^" %^ %^ %^ %h %^ %^'
+    return (f"goaccess {path} --log-format='{fmt}' --datetime-format='%Y-%m-%dT%H:%M:%S.%f%z' "
+            f"--time-format='%H:%M:%S' --date-format='%Y-%m-%d' -o {tmp}/goaccess.json --no-progress")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

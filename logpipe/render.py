@@ -1,0 +1,541 @@
+"""Turn Arrow data into output: an aligned terminal table, CSV, TSV, JSON, NDJSON, Markdown, Parquet.
+
+Input is a ``pyarrow.Table``, a ``RecordBatch``, a ``RecordBatchReader``, anything exporting an Arrow
+C stream (a polars DataFrame, a DuckDB result), or an iterable of RecordBatches plus ``schema=``.
+Output streams to a text file object and is flushed after every chunk of rows, so
+``logpipe … | head`` stops early. ``BrokenPipeError`` is deliberately not caught here: the CLI turns
+it into a quiet exit.
+
+Values come from access logs and are attacker-controlled (a user agent can carry ``\\x1b[2J``).
+The human formats (``table``, ``markdown``) pass every text cell through ``escape_control`` so a
+crafted line cannot move the cursor, recolour the terminal or reorder text with bidi overrides
+("Trojan Source", CVE-2021-42574). The machine formats keep data exact: JSON escapes by
+construction (ASCII-only output), CSV/TSV quote.
+
+Columns are converted a batch at a time, never per cell through Arrow scalars. JSON lines are
+assembled column-wise by Arrow kernels (ints, timestamps, ASCII strings, lists of them); only
+columns that need it (non-ASCII text, floats, nested values) go through ``to_pylist`` and Python's
+C JSON encoder, with identical output.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import decimal
+import functools
+import itertools
+import json
+import math
+import os
+import re
+import unicodedata
+import uuid
+from collections.abc import Iterable, Iterator
+from json.encoder import encode_basestring_ascii as _json_str  # C-accelerated in CPython
+from typing import IO, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from .errors import UsageError
+
+FORMATS = ("table", "csv", "tsv", "json", "ndjson", "markdown")
+DEFAULT_MAX_WIDTH = 40
+CHUNK_ROWS = 4096  # rows per write + flush
+WIDTH_SAMPLE_ROWS = 1000  # the table format sizes its columns from the first rows, then streams
+ROW_GROUP_ROWS = 128 * 1024  # Parquet row group target when writing streamed batches
+
+# ---- escaping ------------------------------------------------------------------------------
+
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+# C0, DEL, C1; bidi embeddings/overrides/isolates and marks (U+061C, U+200E/F, U+202A-E,
+# U+2066-9); U+2028/9, which some terminals and editors treat as line breaks.
+_CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
+
+
+def _escape_char(m: re.Match[str]) -> str:
+    c = m.group()
+    n = ord(c)
+    return _NAMED.get(c) or (f"\\x{n:02x}" if n < 0x100 else f"\\u{n:04x}")
+
+
+def escape_control(s: str) -> str:
+    """Make control and bidi characters visible text: ESC → ``\\x1b``, newline → ``\\n``,
+    U+202E → ``\\u202e``. Other text, backslashes included, is left as is."""
+    if _CONTROL_RE.search(s) is None:
+        return s
+    return _CONTROL_RE.sub(_escape_char, s)
+
+
+# Escaped so a cell renders as its value: ``|`` (cell break); inline markup ``*``, backtick, ``~``,
+# ``]`` (no ``](`` means no link or image) and ``_`` unless inside a word (CommonMark ignores
+# intraword ``_``, so ``response_code`` stays readable); ``<`` (raw HTML, autolinks); a backslash
+# before punctuation (it would swallow the next escape); ``&`` starting an entity (``&#x202e;``
+# would become a bidi override once rendered).
+_MD_RE = re.compile(
+    r"\\(?=[!-/:-@\[-`{-~])|[|<*`~\]]|(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])|&(?=#?[0-9A-Za-z]+;)"
+)
+
+
+def _escape_markdown(s: str) -> str:
+    return _MD_RE.sub(lambda m: "\\" + m.group(), escape_control(s))
+
+
+# ---- values ----------------------------------------------------------------------------------
+
+
+def _iso_datetime(d: dt.datetime) -> str:
+    suffix = ""
+    if d.tzinfo is not None:
+        d, suffix = d.astimezone(dt.timezone.utc).replace(tzinfo=None), "Z"
+    frac = f"{d.microsecond:06d}"
+    return f"{d.replace(microsecond=0).isoformat()}.{frac[:3] if frac.endswith('000') else frac}{suffix}"
+
+
+def to_jsonable(value: Any) -> Any:
+    """One Python value (as from ``to_pylist``) → something ``json.dumps`` accepts, by the conventions.
+
+    Datetimes become ISO-8601 (UTC with ``Z``, microseconds trimmed to milliseconds when the rest is
+    zero), bytes UTF-8 with backslash escapes, non-finite floats ``None``, timedeltas seconds,
+    intervals ISO-8601 durations, integral decimals ints, containers recursively.
+    """
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dt.datetime):
+        return _iso_datetime(value)
+    if isinstance(value, (dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode("utf-8", "backslashreplace")
+    if isinstance(value, decimal.Decimal):
+        if not value.is_finite():
+            return None
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, pa.MonthDayNano):  # DuckDB INTERVAL: ISO-8601 duration, e.g. P0M3DT1.5S
+        seconds, nanos = divmod(abs(value.nanoseconds), 10**9)
+        sign = "-" if value.nanoseconds < 0 else ""
+        fraction = f".{nanos:09d}".rstrip("0") if nanos else ""
+        return f"P{value.months}M{value.days}DT{sign}{seconds}{fraction}S"
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, pa.Scalar):
+        return to_jsonable(value.as_py())
+    if hasattr(value, "item"):  # numpy scalars (float16 columns)
+        return to_jsonable(value.item())
+    return str(value)
+
+
+_JSON = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+_JSON_TEXT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+
+
+def _kind(t: pa.DataType) -> str:
+    T = pa.types
+    if T.is_null(t):
+        return "null"
+    if T.is_boolean(t) or T.is_integer(t) or T.is_decimal(t):
+        return "number"  # Arrow's cast to string is already the JSON spelling
+    if T.is_floating(t):
+        return "float"
+    if T.is_string(t) or T.is_large_string(t) or T.is_string_view(t):
+        return "str"
+    if T.is_binary(t) or T.is_large_binary(t) or T.is_fixed_size_binary(t) or T.is_binary_view(t):
+        return "bytes"
+    if T.is_timestamp(t):
+        return "ts"
+    if T.is_list(t) or T.is_large_list(t) or T.is_fixed_size_list(t) or T.is_list_view(t):
+        return "list"
+    return "other"
+
+
+def _columns(batch: pa.RecordBatch) -> Iterator[tuple[pa.Array, str]]:
+    for arr in batch.columns:
+        if pa.types.is_dictionary(arr.type):  # polars categoricals: dictionary<uint32, string_view>
+            values = arr.dictionary
+            if pa.types.is_string_view(values.type) or pa.types.is_binary_view(values.type):
+                values = values.cast(pa.string() if pa.types.is_string_view(values.type) else pa.binary())
+            arr = values.take(arr.indices)
+        yield arr, _kind(arr.type)
+
+
+@functools.cache
+def _s(text: str) -> pa.Scalar:
+    """A string constant as an Arrow scalar, made once: passing Python ``str`` to a compute
+    function converts it on every call, and that conversion retries a failing optional import."""
+    return pa.scalar(text, pa.string())
+
+
+_ZERO = pa.scalar(0, pa.int32())
+
+
+def _iso_array(arr: pa.Array) -> pa.Array:
+    """Timestamps → ISO-8601 strings, vectorized; tz-aware columns are shown in UTC with ``Z``.
+
+    Arrow's cast of a naive microsecond timestamp to string (``2024-07-18 16:13:58.198000``) is
+    ~30x faster than ``strftime``; the space becomes ``T`` and ``000`` microseconds are trimmed."""
+    text = arr.cast(pa.timestamp("us"), safe=False).cast(pa.string())
+    s = pc.binary_replace_slice(text, start=10, stop=11, replacement="T")
+    s = pc.if_else(pc.ends_with(s, pattern="000"), pc.utf8_slice_codeunits(s, start=0, stop=-3), s)
+    return pc.binary_join_element_wise(s, _s("Z"), _s("")) if arr.type.tz is not None else s
+
+
+def _float_text(v: float) -> str:
+    return repr(v) if math.isfinite(v) else ("nan" if v != v else ("inf" if v > 0 else "-inf"))
+
+
+def _scalar_text(v: Any) -> str:
+    """A value inside a list/struct cell, as text for csv/table."""
+    if v is None:
+        return ""
+    if isinstance(v, str):
+        return v
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return _float_text(v)
+    if isinstance(v, (dict, list, tuple)):
+        return _JSON_TEXT(to_jsonable(v))
+    j = to_jsonable(v)
+    return j if isinstance(j, str) else str(j)
+
+
+def _text_cells(arr: pa.Array, kind: str) -> list[str | None]:
+    """One column → display/CSV text (``None`` for nulls); lists are joined with ``,``."""
+    if kind == "null":
+        return [None] * len(arr)
+    if kind == "number":
+        return arr.cast(pa.string()).to_pylist()
+    if kind == "ts":
+        return _iso_array(arr).to_pylist()
+    vals = arr.to_pylist()
+    if kind == "str":
+        return vals
+    if kind == "float":
+        return [_float_text(v) if v is not None else None for v in vals]
+    if kind == "bytes":
+        return [v.decode("utf-8", "backslashreplace") if v is not None else None for v in vals]
+    if kind == "list":
+        return [",".join(map(_scalar_text, v)) if v is not None else None for v in vals]
+    return [_scalar_text(v) if v is not None else None for v in vals]
+
+
+# ---- input -----------------------------------------------------------------------------------
+
+
+def _open_batches(data: Any, schema: pa.Schema | None) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    """Any accepted input → (schema, its record batches)."""
+    if isinstance(data, pa.RecordBatch):
+        return data.schema, iter([data])
+    if isinstance(data, pa.Table):
+        return data.schema, iter(data.to_batches())
+    if not isinstance(data, pa.RecordBatchReader) and hasattr(data, "__arrow_c_stream__"):
+        data = pa.RecordBatchReader.from_stream(data)  # polars DataFrame, DuckDB result, ...
+    if isinstance(data, pa.RecordBatchReader):
+        return data.schema, iter(data)
+    batches = iter(data)
+    if schema is None:
+        first = next(batches, None)
+        if first is None:
+            return pa.schema([]), iter(())
+        schema, batches = first.schema, itertools.chain([first], batches)
+    return schema, batches
+
+
+def _chunks(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """Slices of at most CHUNK_ROWS rows, none empty: the unit of write + flush."""
+    for b in batches:
+        for offset in range(0, b.num_rows, CHUNK_ROWS):
+            yield b.slice(offset, CHUNK_ROWS)
+
+
+# ---- JSON ------------------------------------------------------------------------------------
+
+
+def _json_plain(arr: pa.Array) -> pa.Array | None:
+    """JSON string texts of ``arr`` computed in Arrow, or None when some value has a character
+    outside printable ASCII (those need ``\\uXXXX`` escapes: Python's C encoder does them)."""
+    if pc.all(pc.ascii_is_printable(arr)).as_py() is False:  # None: empty or all null
+        return None
+    escaped = pc.replace_substring(pc.replace_substring(arr, "\\", "\\\\"), '"', '\\"')
+    return pc.binary_join_element_wise(_s('"'), escaped, _s('"'), _s(""))
+
+
+def _json_plain_list(arr: pa.Array) -> pa.Array | None:
+    """Like ``_json_plain`` for a list of strings whose items need no escape at all."""
+    if not (pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type)):
+        return None
+    if not pa.types.is_string(arr.type.value_type):
+        return None
+    items = pc.list_flatten(arr)
+    if items.null_count or pc.all(pc.ascii_is_printable(items)).as_py() is False:
+        return None
+    if pc.any(pc.match_substring(items, '"')).as_py() or pc.any(pc.match_substring(items, "\\")).as_py():
+        return None
+    joined = pc.binary_join_element_wise(_s('["'), pc.binary_join(arr, _s('","')), _s('"]'), _s(""))
+    return pc.if_else(pc.equal(pc.list_value_length(arr), _ZERO), _s("[]"), joined)
+
+
+def _json_cells(arr: pa.Array, kind: str) -> list[str]:
+    """One column → its JSON texts (``"null"`` for nulls), in Python: the general path."""
+    vals = arr.to_pylist()
+    if kind == "str":
+        return [_json_str(v) if v is not None else "null" for v in vals]
+    if kind == "float":
+        return [repr(v) if v is not None and math.isfinite(v) else "null" for v in vals]
+    if kind == "bytes":
+        return [_json_str(v.decode("utf-8", "backslashreplace")) if v is not None else "null" for v in vals]
+    return [_JSON(to_jsonable(v)) if v is not None else "null" for v in vals]
+
+
+def _json_array(arr: pa.Array, kind: str) -> pa.Array:
+    """One column → a string array of JSON texts, without nulls. The common column types (ints,
+    timestamps, ASCII strings, lists of ASCII strings) never leave Arrow."""
+    frag = None
+    if kind == "null":
+        return pa.array(["null"] * len(arr), pa.string())
+    if kind == "number":
+        frag = arr.cast(pa.string())
+    elif kind == "ts":
+        frag = pc.binary_join_element_wise(_s('"'), _iso_array(arr), _s('"'), _s(""))
+    elif kind == "str":
+        frag = _json_plain(arr.cast(pa.string()))
+    elif kind == "list":
+        frag = _json_plain_list(arr)
+    if frag is None:
+        return pa.array(_json_cells(arr, kind), pa.string())
+    return pc.fill_null(frag, _s("null"))
+
+
+def _json_line_batches(schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.Array]:
+    """Per batch, a string array of one JSON object per row, assembled column-wise in Arrow."""
+    keys = [_json_str(name) + ":" for name in schema.names]
+    keys = [_s("{" + k if i == 0 else "," + k) for i, k in enumerate(keys)]
+    for batch in batches:
+        parts: list[Any] = []
+        for key, (arr, kind) in zip(keys, _columns(batch)):
+            parts += [key, _json_array(arr, kind)]
+        if not parts:
+            yield pa.array(["{}"] * batch.num_rows, pa.string())
+            continue
+        yield pc.binary_join_element_wise(*parts, _s("}"), _s(""))
+
+
+def _join_lines(lines: pa.Array, sep: str) -> str:
+    offsets = pa.array([0, len(lines)], pa.int32())
+    return pc.binary_join(pa.ListArray.from_arrays(offsets, lines), _s(sep))[0].as_py()
+
+
+def iter_json_lines(data: Any, *, schema: pa.Schema | None = None) -> Iterator[str]:
+    """One compact, ASCII-only JSON object per row (no trailing newline), keys in column order."""
+    schema, batches = _open_batches(data, schema)
+    for lines in _json_line_batches(schema, _chunks(batches)):
+        yield from lines.to_pylist()
+
+
+def _write_ndjson(schema, batches, out, **_):
+    for lines in _json_line_batches(schema, batches):
+        out.write(_join_lines(lines, "\n"))
+        out.write("\n")
+        out.flush()
+
+
+def _write_json(schema, batches, out, **_):
+    sep = "[\n"
+    for lines in _json_line_batches(schema, batches):
+        out.write(sep + _join_lines(lines, ",\n"))
+        out.flush()
+        sep = ",\n"
+    out.write("[]\n" if sep == "[\n" else "\n]\n")
+    out.flush()
+
+
+# ---- CSV / TSV -------------------------------------------------------------------------------
+
+
+def _write_delimited(schema, batches, out, *, delimiter: str, **_):
+    writer = csv.writer(out, delimiter=delimiter, lineterminator="\n")
+    writer.writerow(schema.names)
+    for batch in batches:
+        writer.writerows(zip(*[_text_cells(arr, kind) for arr, kind in _columns(batch)]))
+        out.flush()
+
+
+# ---- table / markdown ------------------------------------------------------------------------
+
+_UNSAFE_KINDS = {"str", "bytes", "list", "other"}  # kinds whose text may carry control characters
+
+
+def _display_cells(batch: pa.RecordBatch, escape) -> list[list[str]]:
+    cols = []
+    for arr, kind in _columns(batch):
+        cells = _text_cells(arr, kind)
+        if kind in _UNSAFE_KINDS:
+            cols.append([escape(c) if c is not None else "" for c in cells])
+        else:
+            cols.append([c if c is not None else "" for c in cells])
+    return cols
+
+
+def _char_width(c: str) -> int:
+    if unicodedata.combining(c):
+        return 0
+    return 2 if unicodedata.east_asian_width(c) in "WF" else 1
+
+
+def display_width(s: str) -> int:
+    """Terminal columns taken by ``s`` (wide East Asian characters count 2, combining marks 0)."""
+    return len(s) if s.isascii() else sum(map(_char_width, s))
+
+
+def _cut(s: str, width: int) -> str:
+    """``s`` cut to ``width`` columns, ending in ``…`` when anything was dropped."""
+    if display_width(s) <= width:
+        return s
+    if s.isascii():
+        return s[: width - 1] + "…"
+    used, end = 0, 0
+    for end, c in enumerate(s):
+        w = _char_width(c)
+        if used + w > width - 1:
+            break
+        used += w
+    return s[:end] + "…"
+
+
+def _value_type(t: pa.DataType) -> pa.DataType:
+    return t.value_type if pa.types.is_dictionary(t) else t
+
+
+def _is_number(t: pa.DataType) -> bool:
+    t = _value_type(t)
+    return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)
+
+
+def _sample(batches: Iterator[pa.RecordBatch], rows: int) -> list[pa.RecordBatch]:
+    head, n = [], 0
+    for b in batches:
+        head.append(b)
+        n += b.num_rows
+        if n >= rows:
+            break
+    return head
+
+
+def _write_table(schema, batches, out, *, max_width, tty, **_):
+    cap = max(1, max_width or DEFAULT_MAX_WIDTH)
+    right = [_is_number(f.type) for f in schema]
+    names = [escape_control(n) for n in schema.names]
+    head = _sample(batches, WIDTH_SAMPLE_ROWS)
+    head_cells = [_display_cells(b, escape_control) for b in head]
+    widths = [min(cap, display_width(n)) for n in names]
+    for cols in head_cells:
+        for i, col in enumerate(cols):
+            widths[i] = min(cap, max(widths[i], max(map(display_width, col), default=0)))
+    # A later text value wider than the sampled width is cut; a later number or timestamp is not
+    # (a cut one would read as a different value): it only pushes its row out of line.
+    fixed = [_kind(_value_type(f.type)) not in _UNSAFE_KINDS for f in schema]
+    limits = [cap if f else w for f, w in zip(fixed, widths)]
+
+    def line(cells: Iterable[str]) -> str:
+        parts = []
+        for cell, w, limit, r in zip(cells, widths, limits, right):
+            cell = _cut(cell, limit)
+            pad = " " * (w - display_width(cell))
+            parts.append(pad + cell if r else cell + pad)
+        return "  ".join(parts).rstrip() + "\n"
+
+    header = line(names)
+    out.write(f"\x1b[1m{header[:-1]}\x1b[0m\n" if tty else header)
+    out.write("  ".join("-" * w for w in widths) + "\n")
+    out.flush()
+    for cols in itertools.chain(head_cells, (_display_cells(b, escape_control) for b in batches)):
+        out.write("".join(map(line, zip(*cols))))
+        out.flush()
+
+
+def _write_markdown(schema, batches, out, *, max_width, **_):
+    def row(cells: Iterable[str]) -> str:
+        if max_width:
+            cells = (_cut(c, max_width) for c in cells)
+        return "| " + " | ".join(cells) + " |\n"
+
+    out.write(row(_escape_markdown(n) for n in schema.names))
+    out.write(row("---:" if _is_number(f.type) else "---" for f in schema))
+    out.flush()
+    for batch in batches:
+        out.write("".join(map(row, zip(*_display_cells(batch, _escape_markdown)))))
+        out.flush()
+
+
+# ---- public entry points ---------------------------------------------------------------------
+
+_WRITERS = {
+    "table": _write_table,
+    "csv": lambda *a, **k: _write_delimited(*a, delimiter=",", **k),
+    "tsv": lambda *a, **k: _write_delimited(*a, delimiter="\t", **k),
+    "json": _write_json,
+    "ndjson": _write_ndjson,
+    "markdown": _write_markdown,
+}
+
+
+def render_table(
+    table: Any,
+    fmt: str,
+    out: IO[str],
+    *,
+    max_width: int | None = None,
+    tty: bool | None = None,
+    schema: pa.Schema | None = None,
+) -> None:
+    """Write ``table`` to the text stream ``out`` in ``fmt`` (one of ``FORMATS``).
+
+    ``max_width`` caps each column of ``table`` output (default 40; also cuts ``markdown`` cells
+    when given). ``tty`` (default: ``out.isatty()``) makes the ``table`` header bold.
+    ``schema`` is needed only for a plain iterable of batches that may be empty.
+    """
+    writer = _WRITERS.get(fmt)
+    if writer is None:
+        raise UsageError(f"unknown output format {fmt!r}: use one of {', '.join(FORMATS)}")
+    if tty is None:
+        isatty = getattr(out, "isatty", None)
+        tty = bool(isatty and isatty())
+    schema, batches = _open_batches(table, schema)
+    writer(schema, _chunks(batches), out, max_width=max_width, tty=tty)
+
+
+def write_parquet(table: Any, path: str | os.PathLike[str], *, schema: pa.Schema | None = None) -> None:
+    """Write ``table`` to ``path`` as zstd Parquet, atomically: a hidden temporary file in the same
+    directory, fsync, then ``os.replace``. A crash or Ctrl-C leaves the old file (or none)."""
+    path = os.fspath(path)
+    directory, name = os.path.split(path)
+    tmp = os.path.join(directory, f".{name}.{uuid.uuid4().hex[:12]}.tmp")
+    try:
+        with open(tmp, "xb") as f:  # "x": never clobber; honours the umask, unlike mkstemp
+            schema, batches = _open_batches(table, schema)
+            with pq.ParquetWriter(f, schema, compression="zstd") as writer:
+                # Each write is at least one row group: gather small streamed batches first.
+                buffered: list[pa.RecordBatch] = []
+                for batch in batches:
+                    buffered.append(batch)
+                    if sum(b.num_rows for b in buffered) >= ROW_GROUP_ROWS:
+                        writer.write_table(pa.Table.from_batches(buffered, schema))
+                        buffered = []
+                if buffered:
+                    writer.write_table(pa.Table.from_batches(buffered, schema))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise

@@ -1,0 +1,481 @@
+"""render.py: every output format on a small hostile table, escaping, JSON conventions, Parquet."""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import math
+import os
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from logpipe import render as render_module
+from logpipe.errors import UsageError
+from logpipe.render import (
+    FORMATS,
+    display_width,
+    escape_control,
+    iter_json_lines,
+    render_table,
+    to_jsonable,
+    write_parquet,
+)
+
+UTC = dt.timezone.utc
+TS = pa.timestamp("us", tz="UTC")
+ANSI_UA = "\x1b[31mred\x1b[0m\x1b[2J"
+BIDI_UA = "curl/\u202eexe.txt"
+LONG_PATH = "/v1/" + "a" * 96
+WIDE = "漢字テスト"
+
+
+def sample_table() -> pa.Table:
+    return pa.table(
+        {
+            "start_time": pa.array(
+                [
+                    dt.datetime(2024, 7, 18, 16, 13, 58, 198000, tzinfo=UTC),
+                    dt.datetime(2024, 7, 18, 16, 13, 58, 198123, tzinfo=UTC),
+                    None,
+                    dt.datetime(2024, 7, 18, 16, 14, 0, tzinfo=UTC),
+                ],
+                TS,
+            ),
+            "method": ["GET", "POST", None, "GET"],
+            "path": [LONG_PATH, "/a|b", "/x", None],
+            "response_code": pa.array([200, 503, None, 0], pa.int32()),
+            "response_flags": pa.array([[], ["UF", "URX"], None, ["NR"]], pa.list_(pa.string())),
+            "bytes_sent": pa.array([1234, 0, None, 98765432109], pa.int64()),
+            "user_agent": [ANSI_UA, BIDI_UA, f"{WIDE} bot", "curl/8.0\nX-Injected: 1"],
+        }
+    )
+
+
+EXPECTED_ROWS = [
+    {
+        "start_time": "2024-07-18T16:13:58.198Z",
+        "method": "GET",
+        "path": LONG_PATH,
+        "response_code": 200,
+        "response_flags": [],
+        "bytes_sent": 1234,
+        "user_agent": ANSI_UA,
+    },
+    {
+        "start_time": "2024-07-18T16:13:58.198123Z",
+        "method": "POST",
+        "path": "/a|b",
+        "response_code": 503,
+        "response_flags": ["UF", "URX"],
+        "bytes_sent": 0,
+        "user_agent": BIDI_UA,
+    },
+    {
+        "start_time": None,
+        "method": None,
+        "path": "/x",
+        "response_code": None,
+        "response_flags": None,
+        "bytes_sent": None,
+        "user_agent": f"{WIDE} bot",
+    },
+    {
+        "start_time": "2024-07-18T16:14:00.000Z",
+        "method": "GET",
+        "path": None,
+        "response_code": 0,
+        "response_flags": ["NR"],
+        "bytes_sent": 98765432109,
+        "user_agent": "curl/8.0\nX-Injected: 1",
+    },
+]
+
+
+def render(data, fmt: str, **kwargs) -> str:
+    out = io.StringIO()
+    render_table(data, fmt, out, **kwargs)
+    return out.getvalue()
+
+
+# ---- every format ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_every_format_renders_and_ends_with_newline(fmt):
+    text = render(sample_table(), fmt)
+    assert text.endswith("\n")
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_every_format_accepts_every_input_kind(fmt):
+    table = sample_table()
+    expected = render(table, fmt)
+    batches = table.to_batches(max_chunksize=1)
+    assert render(pa.RecordBatchReader.from_batches(table.schema, batches), fmt) == expected
+    assert render(iter(batches), fmt) == expected
+    assert render(table.combine_chunks().to_batches()[0], fmt) == expected
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_empty_input_with_schema(fmt):
+    schema = sample_table().schema
+    assert render(iter([]), fmt, schema=schema) == render(schema.empty_table(), fmt)
+
+
+@pytest.mark.parametrize("fmt", ["table", "markdown"])
+@pytest.mark.parametrize("tty", [False, None])
+def test_human_formats_carry_no_control_characters(fmt, tty):
+    text = render(sample_table(), fmt, tty=tty, max_width=200)
+    body = text.replace("\n", "")  # our own line ends are the only line breaks allowed
+    assert not any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in body)
+    assert "\u202e" not in text
+    assert len(text.splitlines()) == 2 + sample_table().num_rows  # header, separator, rows
+    assert r"\x1b[31mred\x1b[0m\x1b[2J" in text
+    assert r"curl/\u202eexe.txt" in text
+    assert r"curl/8.0\nX-Injected: 1" in text
+
+
+def test_table_tty_header_is_the_only_escape_sequence():
+    text = render(sample_table(), "table", tty=True, max_width=200)
+    header, rest = text.split("\n", 1)
+    assert header.startswith("\x1b[1mstart_time") and header.endswith("\x1b[0m")
+    assert "\x1b" not in rest
+
+
+# ---- escape_control --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "escaped"),
+    [
+        ("plain text é 漢", "plain text é 漢"),
+        ("\x1b[2J", r"\x1b[2J"),
+        ("a\nb\rc\td", r"a\nb\rc\td"),
+        ("\x00\x07\x7f", r"\x00\x07\x7f"),
+        ("\x85\x9b", r"\x85\x9b"),  # C1: NEL and CSI
+        ("\u202a\u202b\u202c\u202d\u202e", r"\u202a\u202b\u202c\u202d\u202e"),
+        ("\u2066\u2067\u2068\u2069", r"\u2066\u2067\u2068\u2069"),
+        ("\u200e\u200f\u061c\u2028", r"\u200e\u200f\u061c\u2028"),
+        ("C:\\path", "C:\\path"),  # backslashes are left alone
+    ],
+)
+def test_escape_control(raw, escaped):
+    assert escape_control(raw) == escaped
+
+
+@given(st.text())
+def test_escape_control_leaves_nothing_dangerous(s):
+    out = escape_control(s)
+    assert not any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in out)
+    assert not any(c in out for c in "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+# ---- table -----------------------------------------------------------------------------------
+
+
+def test_table_layout_header_separator_and_cut():
+    lines = render(sample_table(), "table").splitlines()
+    assert lines[0].split() == sample_table().column_names
+    assert set(lines[1].replace(" ", "")) == {"-"}
+    path_cell = next(w for w in lines[2].split() if w.startswith("/v1/"))
+    assert path_cell.endswith("…") and display_width(path_cell) == 40  # default cap
+    assert "/a|b" in lines[3]
+
+
+@pytest.mark.parametrize("max_width", [1, 5, 12, 120])
+def test_table_max_width_caps_every_cell(max_width):
+    table = pa.table({"path": [LONG_PATH, "short"], "ua": [WIDE * 20, "x"]})
+    for line in render(table, "table", max_width=max_width).splitlines():
+        for cell in line.split("  "):
+            assert display_width(cell.strip()) <= max_width
+    if max_width == 120:
+        assert LONG_PATH in render(table, "table", max_width=max_width)
+
+
+def test_table_numbers_right_aligned_and_wide_characters_aligned():
+    table = pa.table({"ua": [WIDE, "ascii", "é́"], "n": pa.array([5, 12345, None], pa.int64())})
+    lines = render(table, "table").splitlines()
+    # the number column is last and right-aligned: every line with a number ends at the same column
+    assert display_width(lines[2]) == display_width(lines[3]) == display_width(lines[1])
+    assert lines[2].endswith("    5") and lines[3].endswith("12345")
+
+
+def test_table_streams_with_widths_from_the_first_rows(monkeypatch):
+    monkeypatch.setattr(render_module, "CHUNK_ROWS", 2)
+    monkeypatch.setattr(render_module, "WIDTH_SAMPLE_ROWS", 2)
+    table = pa.table({"n": [1, 2, 1234567], "s": ["ab", "cd", "longer text"]})
+    lines = render(table, "table").splitlines()
+    assert lines[-1].startswith("1234567") and lines[-1].endswith("l…")  # numbers are never cut
+
+
+@pytest.mark.parametrize(
+    ("s", "width"), [("abc", 3), ("漢字", 4), ("e\u0301", 1), ("", 0), ("a漢b", 4)]
+)
+def test_display_width(s, width):
+    assert display_width(s) == width
+
+
+# ---- markdown --------------------------------------------------------------------------------
+
+
+def markdown_parser():
+    """CommonMark with GFM tables and raw HTML on (markdown-it-py comes with rich)."""
+    markdown_it = pytest.importorskip("markdown_it")
+    return markdown_it.MarkdownIt("commonmark").enable("table")
+
+
+def markdown_cells(text: str) -> list[list[str]]:
+    """The cell texts a GitHub-style renderer sees."""
+    tokens = markdown_parser().parse(text)
+    rows, row = [], None
+    for t in tokens:
+        if t.type == "tr_open":
+            row = []
+        elif t.type == "inline" and row is not None:
+            row.append("".join(c.content for c in t.children if c.type == "text"))
+        elif t.type == "tr_close":
+            rows.append(row)
+            row = None
+    return rows
+
+
+def test_markdown_escapes_pipes_and_keeps_the_grid():
+    text = render(sample_table(), "markdown")
+    assert r"/a\|b" in text
+    assert text.splitlines()[1] == "| --- | --- | --- | ---: | --- | ---: | --- |"
+    rows = markdown_cells(text)
+    assert len(rows) == 1 + sample_table().num_rows
+    assert all(len(r) == sample_table().num_columns for r in rows)
+    assert rows[2][2] == "/a|b"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "a|b",
+        "a\\|b",
+        "trailing\\",
+        "C:\\path\\*",
+        "<script>alert(1)</script>",
+        "<https://evil.example>",
+        "&#x202e;x &amp;",
+        "x*y*`z` _u_ ~~s~~",
+        "[click](https://evil.example)",
+    ],
+)
+def test_markdown_cell_renders_as_its_value(value):
+    text = render(pa.table({"v": [value], "n": [1]}), "markdown")
+    assert markdown_cells(text)[1] == [value, "1"]
+    html = markdown_parser().render(text)
+    assert "<script>" not in html and "\u202e" not in html
+
+
+# ---- csv / tsv -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("fmt", "delimiter"), [("csv", ","), ("tsv", "\t")])
+def test_delimited_round_trip(fmt, delimiter):
+    rows = list(csv.reader(io.StringIO(render(sample_table(), fmt)), delimiter=delimiter))
+    assert rows[0] == sample_table().column_names
+    expected = [
+        [
+            "" if v is None else ",".join(v) if isinstance(v, list) else str(v)
+            for v in row.values()
+        ]
+        for row in EXPECTED_ROWS
+    ]
+    assert rows[1:] == expected  # data is exact: no escaping of control characters in CSV
+
+
+# ---- json / ndjson ---------------------------------------------------------------------------
+
+
+def test_ndjson_one_object_per_line():
+    lines = render(sample_table(), "ndjson").splitlines()
+    assert [json.loads(line) for line in lines] == EXPECTED_ROWS
+    assert all(line.isascii() for line in lines)
+
+
+def test_json_is_one_array():
+    assert json.loads(render(sample_table(), "json")) == EXPECTED_ROWS
+    assert json.loads(render(sample_table().schema.empty_table(), "json")) == []
+
+
+def test_iter_json_lines_matches_ndjson():
+    assert "\n".join(iter_json_lines(sample_table())) + "\n" == render(sample_table(), "ndjson")
+
+
+def test_json_floats_binary_and_other_types():
+    table = pa.table(
+        {
+            "f": [1.0, float("nan"), float("inf"), 0.1, None],
+            "b": pa.array([b"\xff\x00ok", b"", None, b"x", b"y"]),
+            "d": pa.array([dt.date(2024, 7, 18)] * 5, pa.date32()),
+            "ok": [True, False, None, True, True],
+            "tags": pa.array([["é", None], [], None, ["a\"b"], ["x"]], pa.list_(pa.string())),
+            "s": pa.array([{"k": 1}] * 5, pa.struct([("k", pa.int64())])),
+        }
+    )
+    rows = [json.loads(line) for line in iter_json_lines(table)]
+    assert [r["f"] for r in rows] == [1.0, None, None, 0.1, None]
+    assert isinstance(rows[0]["f"], float)
+    assert [r["b"] for r in rows] == ["\\xff\x00ok", "", None, "x", "y"]
+    assert rows[0]["d"] == "2024-07-18"
+    assert [r["ok"] for r in rows] == [True, False, None, True, True]
+    assert [r["tags"] for r in rows] == [["é", None], [], None, ['a"b'], ["x"]]
+    assert rows[0]["s"] == {"k": 1}
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, None),
+        (3, 3),
+        (True, True),
+        (1.5, 1.5),
+        (float("nan"), None),
+        (float("-inf"), None),
+        (b"\xffA", "\\xffA"),
+        (dt.datetime(2024, 7, 18, 16, 13, 58, 198000, tzinfo=UTC), "2024-07-18T16:13:58.198Z"),
+        (dt.datetime(2024, 7, 18, 16, 13, 58, 198001, tzinfo=UTC), "2024-07-18T16:13:58.198001Z"),
+        (dt.datetime(2024, 7, 18, 18, 13, 58, tzinfo=dt.timezone(dt.timedelta(hours=2))),
+         "2024-07-18T16:13:58.000Z"),
+        (dt.datetime(2024, 7, 18, 16, 13, 58), "2024-07-18T16:13:58.000"),  # naive: no Z
+        (dt.date(2024, 7, 18), "2024-07-18"),
+        (dt.timedelta(milliseconds=1500), 1.5),
+        (pa.MonthDayNano([1, 3, 1_500_000_000]), "P1M3DT1.5S"),
+        (pa.MonthDayNano([0, 0, -2_000_000_000]), "P0M0DT-2S"),
+        ([1, None, [b"x"]], [1, None, ["x"]]),
+        ({"a": float("nan")}, {"a": None}),
+    ],
+)
+def test_to_jsonable(value, expected):
+    assert to_jsonable(value) == expected
+
+
+@pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
+@pytest.mark.parametrize("tz", [None, "UTC", "Europe/Paris"])
+def test_timestamp_units_and_zones_are_iso_like_to_jsonable(unit, tz):
+    moments = [dt.datetime(2024, 7, 18, 16, 13, 58, 198000), dt.datetime(1969, 12, 31, 23, 59, 59)]
+    arr = pa.array(moments, pa.timestamp("us")).cast(pa.timestamp(unit, tz=tz), safe=False)
+    got = [json.loads(line)["t"] for line in iter_json_lines(pa.table({"t": arr}))]
+    assert got == [to_jsonable(v) for v in arr.to_pylist()]
+
+
+# Arrow kernels handle plain columns and Python handles the rest: both must give the same text.
+json_text = st.text(st.characters(codec="utf-8"), max_size=12)
+plain_text = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=12)
+any_text = st.one_of(json_text, plain_text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.none() | any_text, min_size=1, max_size=20).flatmap(
+        lambda strs: st.tuples(
+            st.just(strs),
+            st.lists(st.none() | st.lists(plain_text, max_size=3), min_size=len(strs), max_size=len(strs)),
+            st.lists(st.none() | st.integers(-(2**63), 2**63 - 1), min_size=len(strs), max_size=len(strs)),
+            st.lists(st.none() | st.floats(), min_size=len(strs), max_size=len(strs)),
+            st.lists(
+                st.none() | st.datetimes(dt.datetime(1900, 1, 1), dt.datetime(9999, 1, 1)),
+                min_size=len(strs),
+                max_size=len(strs),
+            ),
+        )
+    )
+)
+def test_json_lines_equal_json_dumps(columns):
+    strs, lists, ints, floats, times = columns
+    table = pa.table(
+        {
+            "s": pa.array(strs, pa.string()),
+            "l": pa.array(lists, pa.list_(pa.string())),
+            "i": pa.array(ints, pa.int64()),
+            "f": pa.array(floats, pa.float64()),
+            "t": pa.array(times, TS),
+        }
+    )
+    expected = [json.dumps(to_jsonable(row), separators=(",", ":")) for row in table.to_pylist()]
+    assert list(iter_json_lines(table)) == expected
+
+
+# ---- streaming -------------------------------------------------------------------------------
+
+
+class ClosedPipe(io.StringIO):
+    """A reader that went away (``| head``) after the first write."""
+
+    def write(self, s):
+        if self.tell():
+            raise BrokenPipeError(32, "Broken pipe")
+        return super().write(s)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_broken_pipe_propagates(fmt):
+    big = pa.concat_tables([sample_table()] * 5000)
+    with pytest.raises(BrokenPipeError):
+        render_table(big, fmt, ClosedPipe())
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_output_is_flushed_while_streaming(fmt):
+    class Counting(io.StringIO):
+        flushes = 0
+
+        def flush(self):
+            self.flushes += 1
+
+    out = Counting()
+    render_table(pa.concat_tables([sample_table()] * 5000), fmt, out)
+    assert out.flushes >= 4  # 20k rows: several chunks, each flushed
+
+
+def test_unknown_format():
+    with pytest.raises(UsageError, match="html"):
+        render(sample_table(), "html")
+
+
+# ---- parquet ---------------------------------------------------------------------------------
+
+
+def test_parquet_round_trip_without_leftovers(tmp_path):
+    path = tmp_path / "part-0.parquet"
+    write_parquet(sample_table(), path)
+    assert pq.read_table(path).equals(sample_table())
+    assert pq.ParquetFile(path).metadata.row_group(0).column(0).compression == "ZSTD"
+    assert os.listdir(tmp_path) == ["part-0.parquet"]
+    write_parquet(sample_table().slice(0, 1), str(path))  # replaces
+    assert pq.read_table(path).num_rows == 1
+    assert os.listdir(tmp_path) == ["part-0.parquet"]
+
+
+def test_parquet_from_batches(tmp_path):
+    table = pa.concat_tables([sample_table()] * 10)
+    path = tmp_path / "x.parquet"
+    write_parquet(iter(table.to_batches(max_chunksize=3)), path)
+    assert pq.read_table(path).equals(table)
+
+
+def test_parquet_failure_leaves_old_file_and_no_temp(tmp_path):
+    path = tmp_path / "x.parquet"
+    write_parquet(sample_table(), path)
+
+    def failing():
+        yield sample_table().to_batches()[0]
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_parquet(failing(), path)
+    assert os.listdir(tmp_path) == ["x.parquet"]
+    assert pq.read_table(path).equals(sample_table())
+
+
+def test_float_text_in_human_formats():
+    text = render(pa.table({"f": [1.5, math.nan, None], "n": [1, 2, 3]}), "csv")
+    assert text.splitlines() == ["f,n", "1.5,1", "nan,2", ",3"]
