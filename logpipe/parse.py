@@ -17,6 +17,7 @@ Every line of the batch ends as a row, a reject, or a blank line: ``read = parse
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Sequence
 
@@ -24,6 +25,7 @@ import polars as pl
 import pyarrow as pa
 
 from . import grammar as _grammar
+from . import ztunnel as _ztunnel
 from .schema import ADDRESS_COLUMNS, COLUMNS, RECORD_SCHEMA, REJECT_SCHEMA
 
 # Layouts of access.lark in the order a line is tried: most fields first, so that a longer layout
@@ -125,6 +127,13 @@ class Parser:
         self._noise = [(name, self.noise.regex(name)) for name in NOISE_RULES]
         self._address = {c: self.access.compile("address_value", c) for c in ADDRESS_COLUMNS}
         self._cluster = self.access.compile("cluster_value")
+        # A custom layout (--format-string / --format-file / --grammar, logpipe/formats.py) is tried
+        # before the built-in ones; its extra columns follow RECORD_SCHEMA in ``self.schema``.
+        self.custom = _custom_layout(options.get("custom"))
+        self.schema = self.custom.schema if self.custom else RECORD_SCHEMA
+        self.format_spec = self.custom.spec if self.custom else ""
+        if self.custom and self.custom.rulebook is not None and self.fast:
+            self._layouts.insert(0, (self.custom.name, self.custom.rulebook.compile(self.custom.name)))
 
     def __reduce__(self):
         # Lark objects do not pickle well; rebuilding from the options is cheap and exact.
@@ -148,7 +157,7 @@ class Parser:
         frames: list[pl.DataFrame] = []
         rejects: list[dict] = []
 
-        text = df.filter(~is_json)
+        text = self._reject_glued(df.filter(~is_json), rejects)
         for name, compiled in self._layouts:
             if text.height == 0:
                 break
@@ -158,8 +167,12 @@ class Parser:
                 frames.append(got.filter(ok).drop("__matched").with_columns(pl.lit(name).alias("log_format")))
             text = text.filter(~ok)
 
+        if text.height:  # ztunnel lines look like istio-agent log lines to noise.lark: take them first
+            text = _ztunnel.take_lines(self, text, frames, rejects)
         if text.height:
             text = self._classify_noise(text, rejects)
+        if text.height and self.custom is not None:
+            text = self.custom.take_lines(self, text, frames, rejects)
         if text.height:
             frames.extend(self._exact_path(text, rejects))
 
@@ -167,7 +180,10 @@ class Parser:
         if js.height:
             frames.extend(self._json(js, rejects))
 
-        records, more_rejects = type_columns(pl.concat(frames, how="diagonal_relaxed") if frames else None, source)
+        merged = pl.concat(frames, how="diagonal_relaxed") if frames else None
+        if self.custom is not None:
+            merged = self.custom.prepare(merged)
+        records, more_rejects = type_columns(merged, source, self.schema)
         rejects.extend(more_rejects)
         return ParsedBatch(records, _rejects_batch(rejects, source), n, blank)
 
@@ -202,6 +218,19 @@ class Parser:
         return pl.concat([df.select("line_number", "raw", "prefix_len", "pod", "container", "received_at"), got],
                          how="horizontal")
 
+    def _reject_glued(self, df: pl.DataFrame, rejects: list[dict]) -> pl.DataFrame:
+        """Two access lines written without a newline between them would parse as one, its free
+        text holding the second line; a second "[START_TIME] \"" in a line gives them away."""
+        glued = df["body"].str.count_matches(self._head_rx) > 1
+        if not glued.any():
+            return df
+        head = re.compile(self._head_rx)
+        for ln, raw, body, plen in df.filter(glued).select("line_number", "raw", "body", "prefix_len").iter_rows():
+            col = [m.start() for m in head.finditer(body)][1] + 1 + (plen or 0)
+            why = f"column {col}: a second access line starts here (two lines glued together: a newline is missing)"
+            rejects.append(_reject(ln, raw, why, "malformed", col))
+        return df.filter(~glued)
+
     def _classify_noise(self, df: pl.DataFrame, rejects: list[dict]) -> pl.DataFrame:
         remaining = pl.Series([True] * df.height)
         for name, rx in self._noise:
@@ -223,7 +252,8 @@ class Parser:
             plen = plen or 0
             where = diagnose_line(self.access, body)
             if where and where.column == 1:  # starts like no layout: another program's output
-                rejects.append(_reject(ln, raw, f"not an access line: {where.describe(plen)}", "noise", 1 + plen))
+                why = f"not an access line: column {1 + plen}: every layout starts with {where.step.expects}, got {where.got!r}"
+                rejects.append(_reject(ln, raw, why, "noise", 1 + plen))
                 continue
             try:
                 layout, fields = self.access.parse(body, "access_line")
@@ -232,7 +262,7 @@ class Parser:
                 if where is None:  # only a quote inside a quoted field lets the layout match
                     reason, col = f"not an access line of any known layout: {lark}", (e.column or 0) + plen
                 else:
-                    reason, col = f"{where.describe(plen)} (Lark: {lark})", where.column + plen
+                    reason, col = where.describe(plen, lark), where.column + plen
                 rejects.append(_reject(ln, raw, reason, "malformed", col))
                 continue
             fields.update(line_number=ln, raw=raw, log_format=layout, pod=pod, container=container,
@@ -250,7 +280,7 @@ class Parser:
             except ValueError as e:
                 rejects.append(_reject(ln, raw, f"invalid JSON: {e}", "malformed", getattr(e, "colno", None)))
                 continue
-            kind, fields = _json_record(obj)
+            kind, fields = (self.custom and self.custom.json_record(obj)) or _json_record(obj)
             if kind is None:
                 rejects.append(_reject(ln, raw, fields, "malformed"))
                 continue
@@ -295,18 +325,23 @@ class Departure:
     step: "_grammar.Step | None"
     last_field: str | None
     got: str
+    place: str = ""  # "after <column>" or "before <column>", for a separator
+    fields: int = 0  # columns matched, of the layout's ``total``
+    total: int = 0
 
-    def describe(self, shift: int = 0) -> str:
+    def describe(self, shift: int = 0, context: str = "") -> str:
         got = f"got {self.got!r}" if self.got else "the line ends there"
-        step = self.step
+        step, why = self.step, f"closest layout {self.layout}"
         if step is None:
-            what = f"unexpected text after {self.last_field}, the last field of layout {self.layout}: {got}"
+            what = f"unexpected text after {self.last_field}, the last field, {got}"
         elif step.field:
-            what = f"{step.field} expected {step.expects}, {got} (closest layout {self.layout})"
+            what = f"{step.field} expected {step.expects}, {got}"
         else:
-            place = f"after {step.after}" if step.after else f"before {step.before}"
-            what = f"expected {step.expects} {place}, {got} (closest layout {self.layout})"
-        return f"column {self.column + shift}: {what}"
+            what = f"expected {step.expects} {self.place}, {got}"
+        if not self.got:
+            why += f", {self.fields} of {self.total} fields"
+        why += f"; Lark: {context}" if context else ""
+        return f"column {self.column + shift}: {what} ({why})"
 
 
 def diagnose_line(access: "_grammar.Rulebook", body: str) -> Departure | None:
@@ -322,13 +357,26 @@ def diagnose_line(access: "_grammar.Rulebook", body: str) -> Departure | None:
             best = (name, end, k, steps)
     name, end, k, steps = best
     step = steps[k] if k < len(steps) else None
+    prev = steps[k - 1] if k else None
+    if step is not None and not step.field and prev is not None and prev.field:
+        # A separator failed right after a field: the field may have stopped short (free text
+        # matched lazily; "2OO" read as "2"). Take the field as far as it goes, then judge.
+        start = _grammar.match_steps(steps[: k - 1], body)[1]
+        greedy = _grammar.greedy_match(prev.pattern, body, start)
+        token = body[start:].split(" ", 1)[0]
+        if greedy > end:
+            end = greedy
+        elif body[end:end + 1] not in ("", " ", '"'):
+            return Departure(start + 1, name, prev, None, token[:40])
     rest = body[end:]
-    if step is not None and step.field and rest:
-        got = rest.split(" ", 1)[0][:40] or rest[:16]
-    else:
-        got = rest[:24]
+    got = (rest.split(" ", 1)[0][:40] or rest[:16]) if step is not None and step.field and rest else rest[:24]
     fields = [s.field for s in steps[:k] if s.field]
-    return Departure(end + 1, name, step, fields[-1] if fields else None, got)
+    place = ""
+    if step is not None and not step.field:
+        opens = k + 1 < len(steps) and steps[k + 1].field  # the quote that opens a field
+        place = f"before {step.before}" if opens or not step.after else f"after {step.after}"
+    return Departure(end + 1, name, step, fields[-1] if fields else None, got, place,
+                     len(fields), sum(1 for s in steps if s.field))
 
 
 # ---- JSON encoding (FORMATS.md a.3) ----------------------------------------------------------------
@@ -339,6 +387,8 @@ _JSON_KEYS = {f.name for f in RECORD_SCHEMA} - set(PROVENANCE)
 def _json_record(obj) -> tuple[str | None, dict | str]:
     if not isinstance(obj, dict):
         return None, "JSON value is not an object"
+    if _ztunnel.is_access_event(obj):  # ztunnel LOG_FORMAT=json (FORMATS.md e)
+        return "ztunnel_json", _ztunnel.json_fields(obj)
     if "start_time" in obj and ({"response_code", "upstream_cluster", "upstream_host"} & obj.keys()):
         fields = {k: _json_text(v) for k, v in obj.items() if k in _JSON_KEYS}
         if "istio_policy_status" in obj:
@@ -373,11 +423,12 @@ def _json_text(v) -> str | None:
 # ---- typing: the one place text becomes typed columns -----------------------------------------------
 
 
-def type_columns(df: pl.DataFrame | None, source: str) -> tuple[pa.RecordBatch, list[dict]]:
+def type_columns(df: pl.DataFrame | None, source: str,
+                 schema: pa.Schema = RECORD_SCHEMA) -> tuple[pa.RecordBatch, list[dict]]:
     """Type the text columns of parsed lines into RECORD_SCHEMA. ``-`` and empty text become null
     here and nowhere else. Lines with a value that cannot be typed are returned as rejects."""
     if df is None or df.height == 0:
-        return _empty_records(), []
+        return _empty_records(schema), []
     text_cols = [c for c in df.columns if c not in ("line_number", "prefix_len", "raw")]
     df = df.with_columns(pl.col(c).cast(pl.String) for c in text_cols if df.schema[c] != pl.String)
     df = df.with_columns(
@@ -386,7 +437,7 @@ def type_columns(df: pl.DataFrame | None, source: str) -> tuple[pa.RecordBatch, 
         if df.schema[c] == pl.String
     )
     exprs, checks = [], []
-    for f in RECORD_SCHEMA:
+    for f in schema:
         name = f.name
         if name in ("line_number",):
             continue
@@ -423,19 +474,21 @@ def type_columns(df: pl.DataFrame | None, source: str) -> tuple[pa.RecordBatch, 
             rejects.append(_reject(ln, raw, f"invalid value: {why}", "malformed"))
         typed_df = typed_df.filter(pl.col("__bad").is_null()).drop("__bad")
     typed_df = typed_df.sort("line_number")
-    return _to_record_batch(typed_df), rejects
+    return _to_record_batch(typed_df, schema), rejects
 
 
-def _to_record_batch(df: pl.DataFrame) -> pa.RecordBatch:
-    missing = [f for f in RECORD_SCHEMA if f.name not in df.columns]
+def _to_record_batch(df: pl.DataFrame, schema: pa.Schema = RECORD_SCHEMA) -> pa.RecordBatch:
+    missing = [f for f in schema if f.name not in df.columns]
     if missing:
         df = df.with_columns(pl.lit(None).alias(f.name) for f in missing)
-    table = df.select(COLUMNS).to_arrow()
-    return table.cast(RECORD_SCHEMA).combine_chunks().to_batches()[0] if table.num_rows else _empty_records()
+    # polars hands out string views without copying; one cast to the schema's types is then ~8x
+    # cheaper than polars' own conversion to large strings followed by a cast.
+    table = df.select(schema.names).to_arrow(compat_level=pl.CompatLevel.newest())
+    return table.cast(schema).combine_chunks().to_batches()[0] if table.num_rows else _empty_records(schema)
 
 
-def _empty_records() -> pa.RecordBatch:
-    return pa.RecordBatch.from_pylist([], schema=RECORD_SCHEMA)
+def _empty_records(schema: pa.Schema = RECORD_SCHEMA) -> pa.RecordBatch:
+    return pa.RecordBatch.from_pylist([], schema=schema)
 
 
 def _reject(line_number: int, raw: str, reason: str, cls: str, column: int | None = None) -> dict:
@@ -459,6 +512,19 @@ def _shift_column(message: str, old: int | None, new: int) -> str:
 def _decode(line: bytes) -> str:
     # Invalid UTF-8 is kept visibly (\xNN), never a crash and never a lost line.
     return line.decode("utf-8", "backslashreplace")
+
+
+def _custom_layout(custom):
+    """``Parser(custom=…)``: a formats.CustomLayout, a Rulebook's grammar text, or a format spec."""
+    if custom is None or hasattr(custom, "take_lines"):
+        return custom
+    from . import formats
+
+    if isinstance(custom, str):  # a spec as Parser.format_spec gives it, or a Lark grammar's text
+        if custom.startswith(("text:", "json:", "grammar:")):
+            return formats.layout_from_spec(custom)
+        return formats.layout_from_grammar(custom, source="<grammar>")
+    raise TypeError(f"Parser(custom=…) takes a formats.CustomLayout or grammar text, not {type(custom).__name__}")
 
 
 def _rebuild_parser(cls, options):
