@@ -13,9 +13,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test,report]'
 	touch $(STAMP)
 
+# sample_logs/ holds deliberately malformed files (malformed.log, …): the demo keeps them, so it
+# lifts --max-reject-ratio (default 0.1 would fail those inputs, exit 1) and shows a few rejects.
 demo: $(STAMP)
 	rm -rf $(DATA)
-	$(BIN)/logpipe ingest sample_logs/ --data $(DATA)
+	$(BIN)/logpipe ingest sample_logs/ --data $(DATA) --max-reject-ratio 1 --max-warnings 5
+	rm -rf logpipe-scenario
+	$(BIN)/logpipe ingest sample_logs/scenario/ --data logpipe-scenario
+	$(BIN)/logpipe report inventory --data logpipe-scenario -o text
+	$(BIN)/logpipe report anomalies --data logpipe-scenario -o text
+	$(BIN)/logpipe report anomalies --data logpipe-scenario -o html --out report.html
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -93,7 +93,8 @@ def _parse_chunk(body: bytes, source: str, first_line: int) -> ParsedBatch:
 
 
 def format_reject(r: dict) -> str:
-    col = f", column {r['column']}" if r.get("column") else ""
+    said = str(r.get("reason") or "").startswith(f"column {r.get('column')}:")  # the reason names it already
+    col = f", column {r['column']}" if r.get("column") and not said else ""
     return f"{r['source']}:{r['line_number']}: {r['class']}: {r['reason']}{col}"
 
 
@@ -137,7 +138,7 @@ class RejectReporter:
 
 
 def parse_to_output(paths: list[str], *, fmt: str | None, out_path: str | None, rejects_path: str | None,
-                    on_error: str, max_warnings: int) -> None:
+                    on_error: str, max_warnings: int, parser: Parser | None = None) -> None:
     """``logpipe parse``: records to stdout (or --out), rejects to stderr, counts last."""
     from . import render
 
@@ -158,7 +159,7 @@ def parse_to_output(paths: list[str], *, fmt: str | None, out_path: str | None, 
     def records():
         for inp in inputs:
             try:
-                for batch, _end in parse_input(inp):
+                for batch, _end in parse_input(inp, parser):
                     counts.add(batch)
                     reporter.report(batch)
                     if batch.parsed:
@@ -167,7 +168,8 @@ def parse_to_output(paths: list[str], *, fmt: str | None, out_path: str | None, 
                 print(f"logpipe: error: {e}", file=sys.stderr)
                 state["failed"] = True
 
-    from .schema import RECORD_SCHEMA
+    # a custom layout (--format-string …) appends its extra columns to RECORD_SCHEMA
+    RECORD_SCHEMA = (parser or default_parser()).schema
 
     try:
         if fmt == "parquet":
@@ -187,6 +189,27 @@ def parse_to_output(paths: list[str], *, fmt: str | None, out_path: str | None, 
     failed = state["failed"]
     if failed:
         raise InputError("some inputs could not be read (see above)")
+
+
+def parse_to_tables(paths: list[str]):
+    """Parse inputs in memory for ``logpipe query --input``: (records, rejects, counts), the two
+    tables in RECORD_SCHEMA and REJECT_SCHEMA, ready for ``db.connect(tables=…)``."""
+    import pyarrow as pa
+
+    from .schema import RECORD_SCHEMA, REJECT_SCHEMA
+
+    inputs, errors = expand_inputs(paths)
+    if errors:
+        raise InputError("; ".join(errors))
+    counts = Counts()
+    records, rejects = [], []
+    for inp in inputs:
+        for batch, _end in parse_input(inp):
+            counts.add(batch)
+            records.append(batch.records)
+            rejects.append(batch.rejects)
+    return (pa.Table.from_batches(records, schema=RECORD_SCHEMA),
+            pa.Table.from_batches(rejects, schema=REJECT_SCHEMA), counts)
 
 
 # ---- ingest: archives into the dataset -------------------------------------------------------------
@@ -214,8 +237,9 @@ class IngestSummary:
     def lines(self) -> list[str]:
         c = self.counts
         out = [
-            f"inputs {self.inputs}: ingested {self.ingested}, skipped as already ingested {self.skipped}"
-            + (f", failed {self.failed}" if self.failed else ""),
+            f"inputs {self.inputs}: ingested {self.ingested}"
+            + (f" ({len(self.errors)} only up to the damage)" if self.errors else "")
+            + f", skipped as already ingested {self.skipped}" + (f", errors {self.failed}" if self.failed else ""),
             f"lines read {c.read}, parsed {c.parsed}, rejected {c.rejected} (noise {c.noise}, malformed {c.malformed})"
             + (f", blank {c.blank}" if c.blank else ""),
             f"rows written {self.rows} in {self.files} files to {self.data}",
@@ -224,7 +248,8 @@ class IngestSummary:
             out.append(f"date range {self.min_time:%Y-%m-%d %H:%M:%S} to {self.max_time:%Y-%m-%d %H:%M:%S} UTC"
                        + (f" ({self.undated} rows without start_time in date=unknown)" if self.undated else ""))
         mb = self.bytes / 1e6
-        out.append(f"{mb:.1f} MB in {self.seconds:.2f} s, {mb / max(self.seconds, 1e-6):.1f} MB/s")
+        size = f"{mb:.1f} MB" if mb >= 1 else f"{self.bytes / 1e3:.1f} kB"
+        out.append(f"{size} in {self.seconds:.2f} s, {mb / max(self.seconds, 1e-6):.2f} MB/s")
         return out
 
 
@@ -246,6 +271,7 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
 
     from . import batches as _batches
     from .dataset import HASH_ALGO, Dataset, fingerprint
+    from .render import escape_control
     from .sources import looks_binary
 
     err = err or sys.stderr
@@ -269,13 +295,13 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
     bar = _IngestProgress(err, progress)
     with _ingest_lock(ds), bar:
         ds.recover()
+        known = [e for e in ds.entries() if e.get("hash")]  # this process is the only ingest (lock)
         for inp in inputs:
             try:
                 if looks_binary(inp):
                     raise InputError(f"{inp.name}: binary file (NUL bytes), not a text log; leave it out of the inputs")
                 size, full, prefixes, replaces, skip_bytes, first_line = None, None, {}, [], 0, 1
                 if not inp.is_stdin:
-                    known = [e for e in ds.entries() if e.get("hash")]
                     size, full, prefixes = fingerprint(inp.path, [e["size"] for e in known])
                     same = [e for e in known if e["size"] == size and e["hash"] == full]
                     grown = [e for e in known if 0 < e["size"] < size and prefixes.get(e["size"]) == e["hash"]]
@@ -284,12 +310,18 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
                         was = same[0]["path"]
                         if was != inp.name:  # same path: the summary's count says it
                             bar.note(f"{inp.name}: same content as {was}, already ingested; skipped (--force re-ingests)")
+                        if same[0].get("error"):
+                            bar.note(f"{inp.name}: already ingested up to its damage ({same[0]['read']} lines); skipped")
                         continue
                     if force:
                         replaces = [e["id"] for e in same + grown]
                     elif grown:
                         last = max(grown, key=lambda e: e["size"])
-                        skip_bytes, first_line = last["bytes_end"], last["line_end"] + 1
+                        if last.get("ends_newline") is False:  # its last line was cut: read it all again
+                            replaces = [e["id"] for e in grown]
+                            bar.note(f"{inp.name}: grew after a cut last line; re-ingesting it whole")
+                        else:
+                            skip_bytes, first_line = last["bytes_end"], last["line_end"] + 1
             except (InputError, OSError) as e:
                 msg = str(e) if isinstance(e, InputError) else f"{inp.name}: cannot read: {e.strerror}"
                 print(f"logpipe: error: {msg}", file=err)
@@ -318,8 +350,8 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
                                     f"{format_reject(bad[0])}; --on-error fail stops at the first malformed line"
                                     " (use --on-error warn to keep going)")
                             for r in bad:
-                                if shown < max_warnings:
-                                    bar.note(format_reject(r))
+                                if shown < max_warnings:  # log text is untrusted: no raw control chars
+                                    bar.note(escape_control(format_reject(r)))
                                 shown += 1
                         if batch.parsed:
                             st = batch.records.column("start_time")
@@ -345,23 +377,30 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
                     summary.failed += 1
                     summary.counts = _add_counts(summary.counts, counts)
                     continue
-                if not inp.is_stdin and end != size and skip_bytes == 0 and not error and _is_plain(inp):
-                    size, full, _ = fingerprint(inp.path)  # a live log grew while we read it
-                    if size != end:
-                        _, _, pre = fingerprint(inp.path, [end])
-                        size, full = end, pre.get(end, full)
+                if not inp.is_stdin and end != size and not error and entry["compression"] == "plain":
+                    _, _, pre = fingerprint(inp.path, [end])  # a live log grew while we read it:
+                    if end in pre:                             # identify it by what was read
+                        size, full = end, pre[end]
                 entry.update(
                     size=size, hash=full, bytes_end=end, bytes_read=end - skip_bytes,
                     line_end=first_line + counts.read - 1, read=counts.read, parsed=counts.parsed,
                     noise=counts.noise, malformed=counts.malformed, blank=counts.blank, rows=rows,
                     min_time=_iso(tmin), max_time=_iso(tmax), error=error,
+                    ends_newline=_ends_newline(inp, end) if entry["compression"] == "plain" else None,
                 )
                 done = ds.commit_entry(entry, pairs, replaces)
+            except KeyboardInterrupt:
+                ds.abandon_entry(entry, pairs)
+                bar.__exit__(None, None, None)
+                print(f"logpipe: {inp.name}: stopped before its end, not ingested (the next run does it)", file=err)
+                _print_summary(summary, started, shown, max_warnings, ds, err)
+                raise
             except BaseException:
                 ds.abandon_entry(entry, pairs)
                 raise
             finally:
                 bar.finish(task)
+            known = [e for e in known if e["id"] not in replaces] + ([done] if done.get("hash") else [])
             summary.counts = _add_counts(summary.counts, counts)
             summary.ingested += 1
             summary.rows += rows
@@ -377,17 +416,23 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
                 summary.errors.append(error)
             elif first_line > 1:
                 bar.note(f"{inp.name}: grew since the last ingest; read lines {first_line} to {entry['line_end']}")
+    _print_summary(summary, started, shown, max_warnings, ds, err)
+    if summary.failed:
+        if ratio_failures and summary.failed == len(ratio_failures):
+            raise RejectLimitError(f"{len(ratio_failures)} input(s) had too many malformed lines (see above)")
+        raise InputError(f"{summary.failed} input(s) had errors (see above); everything else was ingested")
+    return summary
+
+
+def _print_summary(summary: IngestSummary, started: float, shown: int, max_warnings: int, ds, err) -> None:
+    import time
+
     summary.seconds = time.monotonic() - started
     if shown > max_warnings:
         print(f"… {shown - max_warnings} more malformed lines not shown (ingested inputs keep them in "
               f"{ds.rejects_glob()}; raise --max-warnings to see them here)", file=err)
     for line in summary.lines():
         print(line, file=err)
-    if summary.failed:
-        if ratio_failures and summary.failed == len(ratio_failures):
-            raise RejectLimitError(f"{len(ratio_failures)} input(s) had too many malformed lines (see above)")
-        raise InputError(f"{summary.failed} input(s) failed (see above); the others were ingested")
-    return summary
 
 
 def _add_counts(a: Counts, b: Counts) -> Counts:
@@ -404,6 +449,14 @@ def _min_max(column):
 
 def _iso(t) -> str | None:
     return None if t is None else t.isoformat()
+
+
+def _ends_newline(inp: Input, end: int) -> bool:
+    if end == 0:
+        return True
+    with open(inp.path, "rb") as f:
+        f.seek(end - 1)
+        return f.read(1) == b"\n"
 
 
 def _compression(inp: Input) -> str:
@@ -473,7 +526,8 @@ class _IngestProgress:
     def start(self, name: str, size: int | None):
         if not self.progress:
             return None
-        return self.progress.add_task(name[-40:], total=size, lines=0)
+        base = os.path.basename(name)
+        return self.progress.add_task(base if len(base) <= 32 else "…" + base[-31:], total=size, lines=0)
 
     def advance(self, task, done: int, lines: int) -> None:
         if self.progress and task is not None:

@@ -1,0 +1,442 @@
+"""Stage 3: record batches into a Hive-partitioned Parquet dataset, with rejects and a manifest.
+
+Layout (what other engines and the rest of logpipe rely on)::
+
+    DATA/date=YYYY-MM-DD/<prefix>-<uuid>.parquet   rows (RECORD_SCHEMA), by UTC day of start_time
+    DATA/date=unknown/<prefix>-<uuid>.parquet      rows without a start_time (none are dropped)
+    DATA/_rejects/<prefix>-<uuid>.parquet          rejected lines (REJECT_SCHEMA)
+    DATA/_manifest.json                            one entry per ingested input (see pipeline.ingest_paths)
+    DATA/_lock                                     flock for manifest updates
+
+Read rows with ``read_parquet('DATA/date=*/*.parquet', hive_partitioning=true,
+hive_types={'date': VARCHAR})`` (DuckDB) or ``pl.scan_parquet('DATA/date=*/*.parquet',
+hive_partitioning=True)``. Rows without a ``start_time`` go to ``date=unknown`` rather than a fake
+day: nothing is dropped, and no made-up 1970 shows in a date range. DuckDB infers ``date`` as DATE
+when every directory is a day and as VARCHAR once ``unknown`` exists, hence ``hive_types``
+(``db.py`` does this). Names starting with ``_`` or ``.`` are skipped by
+Spark/Trino/Hive; DuckDB's ``*`` does match dot files, so files in flight are named
+``.<final>.tmp`` (never ``*.parquet``) and a ``**/*.parquet`` glob would also pick up ``_rejects``.
+
+Atomicity: every file is written under ``.<name>.tmp`` and ``os.replace``d to its final name; the
+manifest likewise. ``append`` makes rows visible at once (streaming). Ingest uses ``stage`` +
+``commit_entry``: an input's files stay hidden until the manifest records them (state
+``committing``), then they are renamed and the entry marked ``complete``; ``recover`` rolls a
+``committing`` entry forward and deletes the hidden files of a ``pending`` one. After a ``kill -9``
+at any moment the dataset holds whole inputs only (an input caught between its first and last
+rename shows part of its rows until the next run completes it), never a row twice.
+
+A manifest entry (one per ingested input, or per appended piece of a grown file): ``id``,
+``prefix`` (its files are ``<prefix>-*.parquet``; files never mix inputs, so ``--force`` can delete
+them), ``path``, ``size`` and ``hash`` (blake2b-128 of those raw bytes), ``compression``,
+``skip_bytes``/``bytes_end``/``bytes_read`` (decompressed offsets), ``first_line``/``line_end``,
+``read``/``parsed``/``noise``/``malformed``/``blank`` (``read`` = the other four), ``parts``,
+``rejects``, ``min_time``/``max_time``, ``error`` (damaged archive), ``ends_newline``, ``state``.
+
+Compaction cannot swap several files atomically for a glob reader. It never shows duplicates:
+the merged file is written hidden, the plan recorded in the manifest, the old files removed, then
+the merged file renamed into place (readers globbing in those milliseconds miss that group's rows,
+never see them twice); ``recover`` finishes an interrupted plan.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from .errors import DatasetError
+from .schema import RECORD_SCHEMA, REJECT_SCHEMA
+
+MANIFEST = "_manifest.json"
+LOCK = "_lock"
+REJECTS_DIR = "_rejects"
+UNKNOWN_DATE = "unknown"
+ROW_GROUP_ROWS = 122_880  # DuckDB's row-group size: one row group per thread task
+FORMAT = "logpipe-dataset"
+STALE_TMP_SECONDS = 24 * 3600
+
+
+def _record_schema_for(table: pa.Table) -> pa.Schema:
+    extra = [pa.field(n, pa.string()) for n in table.column_names if n not in RECORD_SCHEMA.names]
+    return pa.schema(list(RECORD_SCHEMA) + extra) if extra else RECORD_SCHEMA
+
+
+def _as_table(data: pa.Table | pa.RecordBatch, schema: pa.Schema | None = None) -> pa.Table:
+    table = pa.Table.from_batches([data]) if isinstance(data, pa.RecordBatch) else data
+    schema = schema or _record_schema_for(table)
+    missing = [f for f in schema if f.name not in table.column_names]
+    for f in missing:
+        table = table.append_column(f, pa.nulls(table.num_rows, f.type))
+    return table.select(schema.names).cast(schema)
+
+
+def day_partitions(table: pa.Table) -> Iterator[tuple[str, pa.Table]]:
+    """Split rows by UTC day of ``start_time``: ``("2024-07-18", rows)``…, ``("unknown", rows)``."""
+    if table.num_rows == 0:
+        return
+    days = pc.fill_null(pc.strftime(table.column("start_time"), format="%Y-%m-%d", locale="C"), UNKNOWN_DATE)
+    for day in sorted(pc.unique(days).to_pylist()):
+        yield day, table.filter(pc.equal(days, day))
+
+
+def _write_hidden(table: pa.Table, final: Path) -> Path:
+    """Write ``table`` to ``.<final name>.tmp`` next to ``final`` (fsynced); returns that path."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.name}.tmp")
+    pq.write_table(table, tmp, compression="zstd", row_group_size=ROW_GROUP_ROWS)
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return tmp
+
+
+def hidden_name(final: Path) -> Path:
+    return final.with_name(f".{final.name}.tmp")
+
+
+class Dataset:
+    """A logpipe dataset directory. ``Dataset(root)`` opens one (``DatasetError`` when missing);
+    ``Dataset(root, create=True)`` creates it when needed."""
+
+    def __init__(self, root: str | Path, create: bool = False):
+        self.root = Path(root)
+        self.manifest_path = self.root / MANIFEST
+        if self.manifest_path.is_file():
+            self._check_manifest()
+            return
+        if not create:
+            raise DatasetError(
+                f"{self.root} is not a logpipe dataset (no {MANIFEST}); run `logpipe ingest LOGS --data {self.root}`"
+                " first, or point --data / $LOGPIPE_DATA at an existing dataset"
+            )
+        if self.root.exists() and not self.root.is_dir():
+            raise DatasetError(f"{self.root} exists and is not a directory; choose another --data path")
+        if self.root.is_dir() and any(p for p in self.root.iterdir() if not _ours(p.name)):
+            raise DatasetError(
+                f"{self.root} already holds files that are not a logpipe dataset; choose an empty or new --data directory"
+            )
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise DatasetError(f"cannot create dataset directory {self.root}: {e.strerror}; check the path and permissions") from None
+        with self.locked():
+            if not self.manifest_path.is_file():
+                self._write_manifest({"format": FORMAT, "version": 1, "generation": 0, "inputs": [], "compactions": []})
+
+    # ---- globs ------------------------------------------------------------------------------------
+
+    def row_glob(self) -> str:
+        """What DuckDB/polars users read, with hive partitioning: rows only."""
+        return f"{self.root}/date=*/*.parquet"
+
+    def rejects_glob(self) -> str:
+        return f"{self.root}/{REJECTS_DIR}/*.parquet"
+
+    def row_files(self) -> list[Path]:
+        return sorted(self.root.glob("date=*/*.parquet"))
+
+    def reject_files(self) -> list[Path]:
+        return sorted((self.root / REJECTS_DIR).glob("*.parquet"))
+
+    # ---- manifest ---------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Exclusive lock for a manifest read-modify-write (between processes)."""
+        fd = os.open(self.root / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def read_manifest(self) -> dict:
+        try:
+            with open(self.manifest_path, encoding="utf-8") as f:
+                return json.load(f)
+        except FileNotFoundError:
+            raise DatasetError(f"{self.manifest_path} is missing; re-create the dataset with `logpipe ingest`") from None
+        except ValueError as e:
+            raise DatasetError(f"{self.manifest_path} is not valid JSON ({e}); restore it or re-ingest into a new --data directory") from None
+
+    def _check_manifest(self) -> None:
+        m = self.read_manifest()
+        if m.get("format") != FORMAT:
+            raise DatasetError(f"{self.manifest_path} is not a logpipe manifest; point --data at a logpipe dataset")
+
+    def _write_manifest(self, manifest: dict, durable: bool = True) -> None:
+        manifest["generation"] = manifest.get("generation", 0) + 1
+        tmp = self.root / f".{MANIFEST}.tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(_manifest_text(manifest))
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, self.manifest_path)
+        if durable:
+            _fsync_dir(self.root)
+
+    def update_manifest(self, change: Callable[[dict], object], durable: bool = True) -> object:
+        """Locked read-modify-write: ``change(manifest)`` edits it in place; its result is returned.
+        ``durable=False`` skips fsync where losing the write to a power cut is harmless (``recover``
+        redoes it); a ``kill -9`` never loses a write either way."""
+        with self.locked():
+            m = self.read_manifest()
+            result = change(m)
+            self._write_manifest(m, durable)
+            return result
+
+    def entries(self, state: str | None = "complete") -> list[dict]:
+        return [e for e in self.read_manifest()["inputs"] if state is None or e.get("state") == state]
+
+    # ---- writing ----------------------------------------------------------------------------------
+
+    def stage(self, records: pa.Table | pa.RecordBatch | None, rejects: pa.Table | pa.RecordBatch | None = None,
+              *, prefix: str = "part") -> list[tuple[Path, Path]]:
+        """Write rows (one file per day) and rejects as hidden files; returns ``(hidden, final)`` pairs.
+        Nothing is visible to readers until ``publish`` renames them."""
+        pairs: list[tuple[Path, Path]] = []
+        if records is not None:
+            table = _as_table(records)
+            for day, rows in day_partitions(table):
+                final = self.root / f"date={day}" / f"{prefix}-{uuid.uuid4().hex}.parquet"
+                pairs.append((_write_hidden(rows, final), final))
+        if rejects is not None and rejects.num_rows:
+            final = self.root / REJECTS_DIR / f"{prefix}-{uuid.uuid4().hex}.parquet"
+            pairs.append((_write_hidden(_as_table(rejects, REJECT_SCHEMA), final), final))
+        return pairs
+
+    def publish(self, pairs: list[tuple[Path, Path]]) -> list[Path]:
+        # No directory fsync: a rename lost to a power cut is redone by ``recover`` (ingest) or
+        # leaves a stale hidden file (append); the file data itself was fsynced before.
+        for tmp, final in pairs:
+            if tmp.exists():
+                os.replace(tmp, final)
+        return [final for _, final in pairs]
+
+    def append(self, records: pa.Table | pa.RecordBatch, rejects: pa.Table | pa.RecordBatch | None = None,
+               *, prefix: str = "part") -> list[Path]:
+        """Write rows and rejects now: each file atomically (hidden name, then rename). Returns the final
+        paths (row files first). Does not touch the manifest."""
+        return self.publish(self.stage(records, rejects, prefix=prefix))
+
+    def rel(self, path: Path) -> str:
+        return str(Path(path).relative_to(self.root))
+
+    # ---- ingest entries: pending → committing → complete -----------------------------------------
+
+    def begin_entry(self, entry: dict) -> dict:
+        """Record an input as ``pending`` (its hidden files are garbage if the process dies)."""
+        entry = dict(entry, state="pending", parts=[], rejects=[], started_at=_now())
+
+        def add(m: dict) -> None:
+            m["inputs"].append(entry)
+
+        self.update_manifest(add, durable=False)  # lost: its hidden files are swept as stale
+        return entry
+
+    def commit_entry(self, entry: dict, pairs: list[tuple[Path, Path]], replaces: list[str] = ()) -> dict:
+        """Make an input's staged files visible, replacing the rows of entries ``replaces`` (--force).
+        Crash-safe: the manifest says ``committing`` (with every file) before the first rename."""
+        parts = [self.rel(f) for _, f in pairs if f.parent.name != REJECTS_DIR]
+        rejs = [self.rel(f) for _, f in pairs if f.parent.name == REJECTS_DIR]
+        done = dict(entry, state="committing", parts=parts, rejects=rejs, replaces=list(replaces))
+
+        def mark(m: dict) -> None:
+            m["inputs"] = [done if e["id"] == entry["id"] else e for e in m["inputs"]]
+
+        self.update_manifest(mark)
+        return self._finish(done)
+
+    def _finish(self, entry: dict) -> dict:
+        # Old rows go first: a reader may briefly miss them, never see them twice.
+        m = self.read_manifest()
+        for e in m["inputs"]:
+            if e["id"] in entry.get("replaces", ()):
+                for rel in e.get("parts", []) + e.get("rejects", []):
+                    _unlink(self.root / rel)
+        self.publish([(hidden_name(self.root / rel), self.root / rel) for rel in entry["parts"] + entry["rejects"]])
+        done = dict(entry, state="complete", finished_at=_now())
+        done.pop("replaces", None)
+        gone = set(entry.get("replaces", ()))
+
+        def mark(m: dict) -> None:
+            m["inputs"] = [done if e["id"] == entry["id"] else e for e in m["inputs"] if e["id"] not in gone]
+
+        self.update_manifest(mark, durable=False)  # lost: still "committing", recover rolls it forward
+        return done
+
+    def abandon_entry(self, entry: dict, pairs: list[tuple[Path, Path]] = ()) -> None:
+        """Forget a pending entry and delete its hidden files (also one interrupted mid-write)."""
+        for tmp, _ in pairs:
+            _unlink(tmp)
+        if entry.get("prefix"):
+            for tmp in self.root.glob(f"*/.{entry['prefix']}-*.tmp"):
+                _unlink(tmp)
+
+        def drop(m: dict) -> None:
+            m["inputs"] = [e for e in m["inputs"] if e["id"] != entry["id"]]
+
+        self.update_manifest(drop, durable=False)
+
+    def recover(self) -> dict:
+        """Finish what a killed writer left: roll ``committing`` entries and compactions forward, drop
+        ``pending`` entries and their hidden files, remove stale hidden files. Call with no other
+        ingest running (``pipeline.ingest_paths`` holds ``_ingest.lock``)."""
+        m = self.read_manifest()
+        stats = {"rolled_forward": 0, "dropped": 0, "compactions": 0}
+        for e in m["inputs"]:
+            if e.get("state") == "committing":
+                self._finish(e)
+                stats["rolled_forward"] += 1
+            elif e.get("state") == "pending":
+                self.abandon_entry(e)
+                stats["dropped"] += 1
+        if m.get("compactions"):
+            # Under the lock `logpipe compact` and streams hold while merging (stream.compact_dataset):
+            # a plan another process is carrying out right now is left to it.
+            fd = os.open(self.root / "_compact.lock", os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                for plan in self.read_manifest().get("compactions", []):
+                    self._finish_compaction(plan)
+                    stats["compactions"] += 1
+            except BlockingIOError:
+                pass
+            finally:
+                os.close(fd)
+        cutoff = time.time() - STALE_TMP_SECONDS
+        for tmp in self.root.glob("*/.*.tmp"):
+            with contextlib.suppress(OSError):
+                if tmp.stat().st_mtime < cutoff:
+                    tmp.unlink()
+        return stats
+
+    # ---- compaction -------------------------------------------------------------------------------
+
+    def compact(self, min_files: int = 8) -> int:
+        """Merge part files of one writer (same name prefix: one ingest input, or one stream prefix) in
+        one day directory into one file when there are at least ``min_files``. Parts of different
+        inputs are never mixed (``--force`` deletes an input's files). Returns files removed."""
+        removed = 0
+        for day_dir in sorted(self.root.glob("date=*")):
+            groups: dict[str, list[Path]] = {}
+            for f in sorted(day_dir.glob("*.parquet")):
+                groups.setdefault(f.name.rsplit("-", 1)[0], []).append(f)
+            for prefix, files in groups.items():
+                if len(files) < min_files:
+                    continue
+                table = pa.concat_tables([pq.read_table(f) for f in files], promote_options="permissive")
+                if "start_time" in table.column_names:
+                    table = table.sort_by([("start_time", "ascending")])
+                final = day_dir / f"{prefix}-{uuid.uuid4().hex}.parquet"
+                _write_hidden(table, final)
+                plan = {"olds": [self.rel(f) for f in files], "new": self.rel(final)}
+
+                def add(m: dict, plan=plan) -> None:
+                    m.setdefault("compactions", []).append(plan)
+
+                self.update_manifest(add)
+                self._finish_compaction(plan)
+                removed += len(files)
+        return removed
+
+    def _finish_compaction(self, plan: dict) -> None:
+        new = self.root / plan["new"]
+        if hidden_name(new).exists() or new.exists():
+            for rel in plan["olds"]:
+                _unlink(self.root / rel)
+            self.publish([(hidden_name(new), new)])
+            olds = set(plan["olds"])
+
+            def swap(e: dict) -> dict:
+                if olds & set(e.get("parts", [])):
+                    kept = [p for p in e["parts"] if p not in olds]
+                    e = dict(e, parts=kept + [plan["new"]])
+                return e
+        else:  # the merged file never made it: keep the olds
+            def swap(e: dict) -> dict:
+                return e
+
+        def done(m: dict) -> None:
+            m["inputs"] = [swap(e) for e in m["inputs"]]
+            m["compactions"] = [p for p in m.get("compactions", []) if p != plan]
+
+        self.update_manifest(done)
+
+
+# ---- input identity ---------------------------------------------------------------------------------
+
+HASH_ALGO = "blake2b-128"
+
+
+def fingerprint(path: str | Path, prefix_sizes=()) -> tuple[int, str, dict[int, str]]:
+    """Hash a file in one pass: ``(size, hash of all of it, {n: hash of its first n bytes})`` for each
+    ``n`` in ``prefix_sizes`` smaller than the file. A renamed copy has the same hash; a file that was
+    appended to has an earlier entry's hash as one of its prefixes. blake2b runs at disk speed."""
+    size = os.path.getsize(path)
+    stops = sorted({s for s in prefix_sizes if 0 < s < size}) + [size]
+    h = hashlib.blake2b(digest_size=16)
+    out: dict[int, str] = {}
+    pos = 0
+    with open(path, "rb") as f:
+        for stop in stops:
+            while pos < stop:
+                chunk = f.read(min(1 << 20, stop - pos))
+                if not chunk:
+                    break
+                h.update(chunk)
+                pos += len(chunk)
+            if pos < stop:  # shrank while we read
+                break
+            out[stop] = h.hexdigest()
+    return size, out.get(size, h.hexdigest()), out
+
+
+def _manifest_text(manifest: dict) -> str:
+    """One input entry per line: greppable, diffable, and fast to write for thousands of inputs."""
+    head = {k: v for k, v in manifest.items() if k not in ("inputs", "compactions")}
+    parts = [json.dumps(head, sort_keys=True)[:-1]]
+    for key in ("inputs", "compactions"):
+        items = manifest.get(key, [])
+        body = ",\n  ".join(json.dumps(e, sort_keys=True) for e in items)
+        parts.append(f'"{key}": [' + (f"\n  {body}\n" if items else "") + "]")
+    return ",\n ".join(parts) + "\n}\n"
+
+
+def _ours(name: str) -> bool:
+    return name.startswith(("date=", "_", "."))
+
+
+def _unlink(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -1,0 +1,230 @@
+"""dataset.py: partitions, schema, atomic files, manifest entries, recovery after a crash, compaction."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from logpipe.dataset import Dataset, day_partitions, fingerprint, hidden_name
+from logpipe.errors import DatasetError
+from logpipe.schema import RECORD_SCHEMA, REJECT_SCHEMA
+
+UTC = dt.timezone.utc
+
+
+def records(times: list[dt.datetime | None], source: str = "a.log", extra: dict | None = None) -> pa.Table:
+    n = len(times)
+    cols = {f.name: pa.nulls(n, f.type) for f in RECORD_SCHEMA}
+    cols["start_time"] = pa.array(times, RECORD_SCHEMA.field("start_time").type)
+    cols["source"] = pa.array([source] * n, pa.string())
+    cols["line_number"] = pa.array(range(1, n + 1), pa.int64())
+    cols["response_flags"] = pa.array([[]] * n, pa.list_(pa.string()))
+    table = pa.table(cols, schema=RECORD_SCHEMA)
+    for name, values in (extra or {}).items():
+        table = table.append_column(name, pa.array(values, pa.string()))
+    return table
+
+
+def rejects(n: int, source: str = "a.log") -> pa.Table:
+    return pa.table({"source": [source] * n, "line_number": list(range(1, n + 1)), "raw": ["x"] * n,
+                     "reason": ["bad"] * n, "class": ["malformed"] * n, "column": [None] * n}, schema=REJECT_SCHEMA)
+
+
+def count_rows(ds: Dataset, where: str = "true") -> int:
+    sql = f"select count(*) from read_parquet('{ds.row_glob()}', hive_partitioning=true) where {where}"
+    return duckdb.sql(sql).fetchall()[0][0]
+
+
+def t(day: int, hour: int = 12) -> dt.datetime:
+    return dt.datetime(2024, 7, day, hour, tzinfo=UTC)
+
+
+def test_open_missing_dataset_says_how_to_create(tmp_path):
+    with pytest.raises(DatasetError, match="logpipe ingest"):
+        Dataset(tmp_path / "nope")
+
+
+def test_refuses_a_directory_that_is_not_a_dataset(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(DatasetError, match="not a logpipe dataset"):
+        Dataset(tmp_path, create=True)
+
+
+def test_create_then_open(tmp_path):
+    Dataset(tmp_path / "d", create=True)
+    ds = Dataset(tmp_path / "d")
+    assert json.loads((tmp_path / "d" / "_manifest.json").read_text())["format"] == "logpipe-dataset"
+    assert ds.row_glob() == f"{tmp_path}/d/date=*/*.parquet"
+
+
+@pytest.mark.parametrize(
+    "times, expected",
+    [
+        ([t(18), t(18, 23), t(19, 0)], {"2024-07-18": 2, "2024-07-19": 1}),
+        ([t(18), None, None], {"2024-07-18": 1, "unknown": 2}),
+        ([None], {"unknown": 1}),
+        # 23:30 at UTC-2 is 01:30 UTC the next day: partitions are UTC days
+        ([dt.datetime(2024, 7, 18, 23, 30, tzinfo=dt.timezone(dt.timedelta(hours=-2)))], {"2024-07-19": 1}),
+    ],
+)
+def test_append_partitions_by_utc_day(tmp_path, times, expected):
+    ds = Dataset(tmp_path / "d", create=True)
+    paths = ds.append(records(times))
+    got = {p.parent.name.removeprefix("date="): pq.read_metadata(p).num_rows for p in paths}
+    assert got == expected
+    assert all(p.name.startswith("part-") and p.suffix == ".parquet" for p in paths)
+    assert count_rows(ds) == len(times)
+    assert not list(ds.root.rglob("*.tmp"))  # nothing left in flight
+
+
+def test_files_have_the_record_schema_and_zstd(tmp_path):
+    ds = Dataset(tmp_path / "d", create=True)
+    (path,) = ds.append(records([t(1)]), prefix="stream")
+    assert path.name.startswith("stream-")
+    assert pq.read_schema(path).remove_metadata().equals(RECORD_SCHEMA)
+    assert pq.read_metadata(path).row_group(0).column(0).compression == "ZSTD"
+
+
+def test_extra_string_columns_are_kept_after_the_schema(tmp_path):
+    ds = Dataset(tmp_path / "d", create=True)
+    (path,) = ds.append(records([t(1), t(1)], extra={"tenant": ["a", "b"]}))
+    schema = pq.read_schema(path)
+    assert schema.names == RECORD_SCHEMA.names + ["tenant"]
+    assert pq.read_table(path).column("tenant").to_pylist() == ["a", "b"]
+
+
+def test_rejects_go_to_their_own_table(tmp_path):
+    ds = Dataset(tmp_path / "d", create=True)
+    paths = ds.append(records([t(1)]), rejects(3))
+    rej = [p for p in paths if p.parent.name == "_rejects"]
+    assert len(rej) == 1
+    assert pq.read_schema(rej[0]).remove_metadata().equals(REJECT_SCHEMA)
+    assert duckdb.sql(f"select count(*) from read_parquet('{ds.rejects_glob()}')").fetchall()[0][0] == 3
+    assert count_rows(ds) == 1  # the row glob never sees rejects
+
+
+def test_duckdb_reads_unknown_and_dated_partitions_together(tmp_path):
+    ds = Dataset(tmp_path / "d", create=True)
+    ds.append(records([t(1), None, t(2)]))
+    rows = duckdb.sql(f"select date, count(*) from read_parquet('{ds.row_glob()}', hive_partitioning=true) "
+                      "group by all order by 1").fetchall()
+    assert [(str(d), n) for d, n in rows] == [("2024-07-01", 1), ("2024-07-02", 1), ("unknown", 1)]
+
+
+def test_day_partitions_of_empty_table_is_empty():
+    assert list(day_partitions(records([]))) == []
+
+
+# ---- staged entries and recovery --------------------------------------------------------------------
+
+
+def staged_entry(ds: Dataset, times, n_rejects=0):
+    entry = ds.begin_entry({"id": "e1", "prefix": "part-e1", "path": "a.log"})
+    pairs = ds.stage(records(times), rejects(n_rejects) if n_rejects else None, prefix="part-e1")
+    return entry, pairs
+
+
+def test_staged_files_are_invisible_until_commit(tmp_path):
+    ds = Dataset(tmp_path / "d", create=True)
+    entry, pairs = staged_entry(ds, [t(1), t(2)], n_rejects=1)
+    assert ds.row_files() == []
+    assert all(tmp.exists() and not final.exists() for tmp, final in pairs)
+    done = ds.commit_entry(entry, pairs)
+    assert done["state"] == "complete" and len(done["parts"]) == 2 and len(done["rejects"]) == 1
+    assert count_rows(ds) == 2
+    assert ds.entries()[0]["id"] == "e1"
+
+
+def test_recover_drops_a_pending_entry_and_its_files(tmp_path):
+    ds = Dataset(tmp_path / "d", create=True)
+    _entry, pairs = staged_entry(ds, [t(1)], n_rejects=2)
+    stats = ds.recover()
+    assert stats["dropped"] == 1
+    assert ds.entries(None) == []
+    assert not any(tmp.exists() for tmp, _ in pairs)
+
+
+@pytest.mark.parametrize("renamed_before_crash", [0, 1, 2])
+def test_recover_rolls_a_committing_entry_forward(tmp_path, renamed_before_crash):
+    ds = Dataset(tmp_path / "d", create=True)
+    entry, pairs = staged_entry(ds, [t(1), t(2)], n_rejects=1)
+    # What commit_entry writes before its first rename, then a crash after some renames.
+    committing = dict(entry, state="committing", parts=[ds.rel(f) for _, f in pairs if "_rejects" not in str(f)],
+                      rejects=[ds.rel(f) for _, f in pairs if "_rejects" in str(f)], replaces=[])
+    ds.update_manifest(lambda m: m.update(inputs=[committing]))
+    ds.publish(pairs[:renamed_before_crash])
+    assert ds.recover()["rolled_forward"] == 1
+    assert count_rows(ds) == 2
+    assert [e["state"] for e in ds.entries(None)] == ["complete"]
+
+
+def test_commit_replaces_old_entry_rows(tmp_path):
+    ds = Dataset(tmp_path / "d", create=True)
+    old = ds.begin_entry({"id": "old", "prefix": "part-old", "path": "a.log"})
+    ds.commit_entry(old, ds.stage(records([t(1)] * 5), prefix="part-old"))
+    new = ds.begin_entry({"id": "new", "prefix": "part-new", "path": "a.log"})
+    ds.commit_entry(new, ds.stage(records([t(1)] * 5), prefix="part-new"), replaces=["old"])
+    assert count_rows(ds) == 5
+    assert [e["id"] for e in ds.entries(None)] == ["new"]
+    assert all("part-new" in p.name for p in ds.row_files())
+
+
+# ---- compaction --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("parts, min_files, removed", [(9, 8, 9), (7, 8, 0), (3, 2, 3)])
+def test_compact_merges_one_writers_parts(tmp_path, parts, min_files, removed):
+    ds = Dataset(tmp_path / "d", create=True)
+    for _ in range(parts):
+        ds.append(records([t(1), t(1)]), prefix="stream")
+    ds.append(records([t(1)]), prefix="other")  # another writer's file is never merged in
+    assert ds.compact(min_files=min_files) == removed
+    assert count_rows(ds) == 2 * parts + 1
+    names = [p.name for p in ds.row_files()]
+    assert len(names) == (2 if removed else parts + 1)
+    assert sum(n.startswith("other-") for n in names) == 1
+
+
+def test_compact_updates_manifest_parts_of_an_entry(tmp_path):
+    ds = Dataset(tmp_path / "d", create=True)
+    entry = ds.begin_entry({"id": "e1", "prefix": "part-e1", "path": "a.log"})
+    pairs = []
+    for _ in range(4):
+        pairs += ds.stage(records([t(1)]), prefix="part-e1")
+    ds.commit_entry(entry, pairs)
+    assert ds.compact(min_files=2) == 4
+    (e,) = ds.entries()
+    assert [ds.root / p for p in e["parts"]] == ds.row_files()
+    assert count_rows(ds) == 4
+
+
+def test_recover_finishes_an_interrupted_compaction_without_duplicates(tmp_path):
+    ds = Dataset(tmp_path / "d", create=True)
+    olds = [ds.append(records([t(1)]), prefix="stream")[0] for _ in range(3)]
+    merged = ds.root / "date=2024-07-01" / "stream-merged.parquet"
+    pq.write_table(pa.concat_tables([pq.read_table(p) for p in olds]), hidden_name(merged))
+    ds.update_manifest(lambda m: m["compactions"].append({"olds": [ds.rel(p) for p in olds], "new": ds.rel(merged)}))
+    olds[0].unlink()  # the crash came after the first removal
+    assert ds.recover()["compactions"] == 1
+    assert ds.row_files() == [merged]
+    assert count_rows(ds) == 3
+    assert ds.read_manifest()["compactions"] == []
+
+
+# ---- identity --------------------------------------------------------------------------------------
+
+
+def test_fingerprint_prefix_hashes_match_hashes_of_prefixes(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.write_bytes(b"line 1\nline 2\n")
+    b.write_bytes(b"line 1\nline 2\nline 3\n")
+    size_a, hash_a, _ = fingerprint(a)
+    size_b, hash_b, prefixes = fingerprint(b, [size_a, 99999, 0])
+    assert (size_a, size_b) == (14, 21)
+    assert prefixes[size_a] == hash_a != hash_b
+    assert set(prefixes) == {size_a, size_b}

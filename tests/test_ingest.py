@@ -1,0 +1,453 @@
+"""logpipe ingest: counts against the manifest, idempotency, grown files, --force, compressed and
+corrupt inputs, bad paths, reject policies, and a real kill -9 test."""
+from __future__ import annotations
+
+import bz2
+import gzip
+import importlib.util
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+
+from logpipe.cli import main
+from logpipe.parse import Counts, parse_lines
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "sample_logs"
+SAMPLE_FILES = sorted(p for p in SAMPLES.iterdir() if p.is_file() and not p.name.startswith("."))
+GOOD = SAMPLES / "waypoint-egress-1.23.log"
+
+
+def _generator():
+    path = ROOT / "bench" / "generate.py"
+    if not path.exists():
+        return None
+    spec = importlib.util.spec_from_file_location("_logpipe_bench_generate", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.generate_lines
+
+
+def gen_lines(n: int, seed: int) -> list[str]:
+    """Realistic access lines: bench/generate.py when present, else the waypoint sample repeated."""
+    generate = _generator()
+    if generate is not None:
+        return list(generate(n, seed))
+    base = [ln for ln in GOOD.read_text().splitlines() if ln.strip()]
+    return [base[(i + seed) % len(base)] for i in range(n)]
+
+
+def write_log(path: Path, lines: list[str]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(ln + "\n" for ln in lines))
+    return path
+
+
+def run(monkeypatch, capsys, *args: str, stdin: bytes | None = None) -> tuple[int, str, str]:
+    """Run the CLI in-process exactly as a user would (main() maps errors to exit codes)."""
+    monkeypatch.setattr(sys, "argv", ["logpipe", *map(str, args)])
+    if stdin is not None:
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BufferedReader(io.BytesIO(stdin))))
+    with pytest.raises(SystemExit) as e:
+        main()
+    cap = capsys.readouterr()
+    return e.value.code, cap.out, cap.err
+
+
+def manifest(data: Path) -> dict:
+    return json.loads((data / "_manifest.json").read_text())
+
+
+def rows(data: Path, where: str = "true") -> int:
+    files = list(data.glob("date=*/*.parquet"))
+    if not files:
+        return 0
+    sql = f"select count(*) from read_parquet('{data}/date=*/*.parquet', hive_partitioning=true) where {where}"
+    return duckdb.sql(sql).fetchall()[0][0]
+
+
+def keys(data: Path) -> list[tuple[str, int]]:
+    if not list(data.glob("date=*/*.parquet")):
+        return []
+    sql = f"select source, line_number from read_parquet('{data}/date=*/*.parquet') order by all"
+    return duckdb.sql(sql).fetchall()
+
+
+def check_consistent(data: Path) -> dict:
+    """Every entry complete, read = parsed + rejected + blank, its part files hold exactly its parsed
+    rows, the dataset holds exactly the manifest's parsed rows, each (source, line) once."""
+    m = manifest(data)
+    for e in m["inputs"]:
+        assert e["state"] == "complete", e
+        assert e["read"] == e["parsed"] + e["noise"] + e["malformed"] + e["blank"], e
+        assert sum(pq.read_metadata(data / p).num_rows for p in e["parts"]) == e["parsed"], e
+        assert sum(pq.read_metadata(data / p).num_rows for p in e["rejects"]) == e["noise"] + e["malformed"], e
+    listed = {p for e in m["inputs"] for p in e["parts"]}
+    assert {str(p.relative_to(data)) for p in data.glob("date=*/*.parquet")} == listed
+    assert rows(data) == sum(e["parsed"] for e in m["inputs"])
+    k = keys(data)
+    assert len(k) == len(set(k))
+    assert not list(data.rglob("*.tmp"))
+    return m
+
+
+# ---- the samples --------------------------------------------------------------------------------------
+
+
+def test_ingest_sample_logs(tmp_path, monkeypatch, capsys):
+    data = tmp_path / "data"
+    code, out, err = run(monkeypatch, capsys, "ingest", SAMPLES, "--data", data, "--max-reject-ratio", "1")
+    assert code == 0, err
+    assert out == ""  # data goes to the dataset, talk to stderr
+    m = check_consistent(data)
+    assert len(m["inputs"]) >= len(SAMPLE_FILES)  # another writer may add samples meanwhile
+    assert f"inputs {len(m['inputs'])}: ingested {len(m['inputs'])}," in err
+    parsed = sum(e["parsed"] for e in m["inputs"])
+    assert parsed > 0
+    assert f"rows written {parsed} " in err
+    assert "date range" in err and "MB/s" in err
+    rejected = duckdb.sql(f"select count(*) from read_parquet('{data}/_rejects/*.parquet')").fetchall()[0][0]
+    assert rejected == sum(e["noise"] + e["malformed"] for e in m["inputs"])
+
+
+@pytest.mark.parametrize("sample", SAMPLE_FILES, ids=lambda p: p.name)
+def test_manifest_counts_match_the_parser(tmp_path, monkeypatch, capsys, sample):
+    data = tmp_path / "data"
+    code, _, err = run(monkeypatch, capsys, "ingest", sample, "--data", data, "--max-reject-ratio", "1",
+                       "--on-error", "skip")
+    assert code == 0, err
+    (entry,) = check_consistent(data)["inputs"]
+    want = Counts()
+    for batch in parse_lines(sample.read_bytes().splitlines(keepends=True), str(sample)):
+        want.add(batch)
+    got = {k: entry[k] for k in ("read", "parsed", "noise", "malformed", "blank")}
+    assert got == {k: getattr(want, k) for k in got}
+    assert entry["size"] == sample.stat().st_size and entry["bytes_end"] == entry["size"]
+    assert rows(data, f"source = '{sample}'") == entry["parsed"]
+
+
+# ---- idempotency --------------------------------------------------------------------------------------
+
+
+def test_same_file_twice_adds_nothing(tmp_path, monkeypatch, capsys):
+    data = tmp_path / "data"
+    assert run(monkeypatch, capsys, "ingest", GOOD, "--data", data)[0] == 0
+    before = rows(data)
+    code, _, err = run(monkeypatch, capsys, "ingest", GOOD, "--data", data)
+    assert code == 0
+    assert "skipped as already ingested 1" in err and "rows written 0" in err
+    assert rows(data) == before > 0
+    assert len(check_consistent(data)["inputs"]) == 1
+
+
+def test_renamed_copy_is_recognised(tmp_path, monkeypatch, capsys):
+    data = tmp_path / "data"
+    copy = tmp_path / "logs" / "rotated.log.1"
+    copy.parent.mkdir()
+    shutil.copy(GOOD, copy)
+    assert run(monkeypatch, capsys, "ingest", GOOD, "--data", data)[0] == 0
+    code, _, err = run(monkeypatch, capsys, "ingest", copy, "--data", data)
+    assert code == 0
+    assert f"{copy}: same content as {GOOD}" in err
+    assert len(check_consistent(data)["inputs"]) == 1
+
+
+@pytest.mark.parametrize("compress", [None, gzip.compress], ids=["plain", "gzip-member"])
+def test_grown_file_ingests_only_new_lines(tmp_path, monkeypatch, capsys, compress):
+    data, log = tmp_path / "data", tmp_path / "live.log"
+    lines = gen_lines(300, seed=3)
+    first, more = "".join(x + "\n" for x in lines[:200]).encode(), "".join(x + "\n" for x in lines[200:]).encode()
+    log.write_bytes(compress(first) if compress else first)
+    assert run(monkeypatch, capsys, "ingest", log, "--data", data)[0] == 0
+    n1 = rows(data)
+    with open(log, "ab") as f:  # a live log appended to (gzip: one more member, as `cat a.gz b.gz`)
+        f.write(compress(more) if compress else more)
+    code, _, err = run(monkeypatch, capsys, "ingest", log, "--data", data)
+    assert code == 0, err
+    m = check_consistent(data)
+    assert [e["first_line"] for e in m["inputs"]] == [1, 201]
+    assert m["inputs"][1]["read"] == 100
+    assert rows(data) == n1 + m["inputs"][1]["parsed"]
+    assert [ln for _, ln in keys(data)] == sorted(ln for _, ln in keys(data))
+    assert "grew since the last ingest" in err
+    # the whole file once more: nothing new; a renamed copy of it: nothing new either
+    shutil.copy(log, tmp_path / "copy.log")
+    assert "skipped as already ingested 2" in run(monkeypatch, capsys, "ingest", log, tmp_path / "copy.log",
+                                                  "--data", data)[2]
+
+
+def test_grown_file_whose_last_line_was_cut_is_read_whole_again(tmp_path, monkeypatch, capsys):
+    data, log = tmp_path / "data", tmp_path / "live.log"
+    lines = gen_lines(20, seed=7)
+    text = "".join(x + "\n" for x in lines)
+    cut = text.index("\n", len(text) // 2) + 15  # mid-line, as a writer caught mid-write
+    log.write_text(text[:cut])
+    assert run(monkeypatch, capsys, "ingest", log, "--data", data)[0] == 0
+    log.write_text(text)
+    code, _, err = run(monkeypatch, capsys, "ingest", log, "--data", data)
+    assert code == 0 and "re-ingesting it whole" in err
+    (entry,) = check_consistent(data)["inputs"]
+    assert entry["read"] == 20 and entry["ends_newline"] is True
+
+
+def test_force_replaces_rows_instead_of_duplicating(tmp_path, monkeypatch, capsys):
+    data = tmp_path / "data"
+    assert run(monkeypatch, capsys, "ingest", GOOD, "--data", data)[0] == 0
+    before, old_parts = rows(data), set(data.glob("date=*/*.parquet"))
+    code, _, err = run(monkeypatch, capsys, "ingest", GOOD, "--data", data, "--force")
+    assert code == 0 and "skipped as already ingested 0" in err
+    m = check_consistent(data)
+    assert len(m["inputs"]) == 1 and rows(data) == before
+    assert not old_parts & set(data.glob("date=*/*.parquet"))
+
+
+def test_force_on_a_grown_file_replaces_every_earlier_piece(tmp_path, monkeypatch, capsys):
+    data = tmp_path / "data"
+    lines = gen_lines(150, seed=4)
+    log = write_log(tmp_path / "a.log", lines[:100])
+    run(monkeypatch, capsys, "ingest", log, "--data", data)
+    write_log(log, lines)
+    run(monkeypatch, capsys, "ingest", log, "--data", data)
+    assert len(manifest(data)["inputs"]) == 2
+    code, _, _ = run(monkeypatch, capsys, "ingest", log, "--data", data, "--force")
+    assert code == 0
+    (entry,) = check_consistent(data)["inputs"]
+    assert entry["read"] == 150 and rows(data) == entry["parsed"]
+
+
+# ---- inputs -------------------------------------------------------------------------------------------
+
+
+def _zstd(data: bytes) -> bytes:
+    import zstandard
+
+    return zstandard.ZstdCompressor().compress(data)
+
+
+@pytest.mark.parametrize("compress", [gzip.compress, bz2.compress, _zstd], ids=["gzip", "bz2", "zstd"])
+def test_compressed_inputs_are_detected_by_content(tmp_path, monkeypatch, capsys, compress):
+    plain = tmp_path / "plain"
+    (tmp_path / "in").mkdir()
+    packed = tmp_path / "in" / "archive.log"  # no telling extension
+    packed.write_bytes(compress(GOOD.read_bytes()))
+    run(monkeypatch, capsys, "ingest", GOOD, "--data", plain)
+    code, _, err = run(monkeypatch, capsys, "ingest", packed, "--data", tmp_path / "packed")
+    assert code == 0, err
+    assert rows(tmp_path / "packed") == rows(plain) > 0
+    assert manifest(tmp_path / "packed")["inputs"][0]["compression"] != "plain"
+
+
+def test_stdin(tmp_path, monkeypatch, capsys):
+    data = tmp_path / "data"
+    code, _, err = run(monkeypatch, capsys, "ingest", "-", "--data", data, stdin=GOOD.read_bytes())
+    assert code == 0, err
+    m = check_consistent(data)
+    assert rows(data, "source = '<stdin>'") == m["inputs"][0]["parsed"] > 0
+
+
+def test_corrupt_gzip_keeps_lines_before_the_damage_and_continues(tmp_path, monkeypatch, capsys):
+    data, logs = tmp_path / "data", tmp_path / "logs"
+    lines = gen_lines(20000, seed=5)
+    packed = gzip.compress("".join(x + "\n" for x in lines).encode())
+    logs.mkdir()
+    (logs / "a-broken.log.gz").write_bytes(packed[: len(packed) // 2])
+    shutil.copy(GOOD, logs / "b-good.log")
+    code, _, err = run(monkeypatch, capsys, "ingest", logs, "--data", data)
+    assert code == 1
+    errors = [ln for ln in err.splitlines() if ln.startswith("logpipe: error:")]
+    assert any("a-broken.log.gz" in ln and "corrupt or truncated" in ln and "lines read" in ln for ln in errors)
+    m = check_consistent(data)
+    broken = next(e for e in m["inputs"] if e["path"].endswith("a-broken.log.gz"))
+    assert 0 < broken["read"] < len(lines) and broken["error"]
+    assert rows(data, "source like '%b-good.log'") > 0
+    assert rows(data, "source like '%a-broken%'") == broken["parsed"] > 0
+    code, _, err = run(monkeypatch, capsys, "ingest", logs, "--data", data)  # nothing new, and it says why
+    assert code == 0 and "already ingested up to its damage" in err and "skipped as already ingested 2" in err
+
+
+def test_bad_paths_each_get_a_clear_message(tmp_path, monkeypatch, capsys):
+    data, logs = tmp_path / "data", tmp_path / "logs"
+    logs.mkdir()
+    shutil.copy(GOOD, logs / "good.log")
+    (logs / "core.bin").write_bytes(b"\x7fELF\x00\x00\x01" * 100)
+    code, _, err = run(monkeypatch, capsys, "ingest", logs, tmp_path / "missing.log", "--data", data)
+    assert code == 1
+    assert f"{tmp_path / 'missing.log'}: no such file or directory" in err
+    assert "core.bin: binary file" in err
+    assert rows(data) > 0  # the good file was ingested anyway
+    assert "inputs 3: ingested 1" in err
+    assert "Traceback" not in err
+
+
+def test_only_missing_paths(tmp_path, monkeypatch, capsys):
+    code, _, err = run(monkeypatch, capsys, "ingest", tmp_path / "nope", "--data", tmp_path / "data")
+    assert code == 1 and err.strip() == f"logpipe: error: {tmp_path / 'nope'}: no such file or directory"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
+def test_unreadable_file(tmp_path, monkeypatch, capsys):
+    log = tmp_path / "secret.log"
+    shutil.copy(GOOD, log)
+    log.chmod(0)
+    code, _, err = run(monkeypatch, capsys, "ingest", log, "--data", tmp_path / "data")
+    assert code == 1 and "permission denied" in err
+
+
+def test_dataset_inside_the_input_directory_is_not_ingested(tmp_path, monkeypatch, capsys):
+    shutil.copy(GOOD, tmp_path / "a.log")
+    data = tmp_path / "logpipe-data"
+    run(monkeypatch, capsys, "ingest", tmp_path, "--data", data)
+    code, _, err = run(monkeypatch, capsys, "ingest", tmp_path, "--data", data)
+    assert code == 0 and "inputs 1:" in err
+
+
+# ---- reject policies --------------------------------------------------------------------------------
+
+MALFORMED = SAMPLES / "malformed.log"
+
+
+@pytest.mark.parametrize(
+    "args, code, ingested",
+    [
+        ([], 1, False),  # default --max-reject-ratio 0.1
+        (["--max-reject-ratio", "1"], 0, True),
+        (["--max-reject-ratio", "1", "--on-error", "fail"], 1, False),
+    ],
+)
+def test_malformed_input_policies(tmp_path, monkeypatch, capsys, args, code, ingested):
+    data = tmp_path / "data"
+    got, _, err = run(monkeypatch, capsys, "ingest", MALFORMED, GOOD, "--data", data, *args)
+    assert got == code, err
+    paths = [e["path"] for e in check_consistent(data)["inputs"]]
+    assert (str(MALFORMED) in paths) == ingested
+    if code:
+        assert err.strip().splitlines()[-1].startswith("logpipe: error:")
+
+
+def test_noise_does_not_count_towards_the_reject_ratio(tmp_path, monkeypatch, capsys):
+    noise = "2024-07-18T16:13:58.198412Z\tinfo\tads\tADS: new connection for node:sleep-1"
+    log = write_log(tmp_path / "noisy.log", [noise] * 50 + gen_lines(10, seed=6))
+    code, _, err = run(monkeypatch, capsys, "ingest", log, "--data", tmp_path / "data")
+    assert code == 0, err
+    (entry,) = check_consistent(tmp_path / "data")["inputs"]
+    assert entry["noise"] >= 50 and entry["malformed"] == 0
+
+
+@pytest.mark.parametrize("on_error, shown", [("skip", False), ("warn", True)])
+def test_on_error_skip_and_warn(tmp_path, monkeypatch, capsys, on_error, shown):
+    code, _, err = run(monkeypatch, capsys, "ingest", MALFORMED, "--data", tmp_path / "data",
+                       "--max-reject-ratio", "1", "--on-error", on_error)
+    assert code == 0
+    assert (f"{MALFORMED}:" in err) == shown
+
+
+def test_second_ingest_on_the_same_dataset_waits_its_turn(tmp_path, monkeypatch, capsys):
+    import fcntl
+
+    data = tmp_path / "data"
+    run(monkeypatch, capsys, "ingest", GOOD, "--data", data)
+    fd = os.open(data / "_ingest.lock", os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        code, _, err = run(monkeypatch, capsys, "ingest", GOOD, "--data", data, "--force")
+    finally:
+        os.close(fd)
+    assert code == 1 and "another logpipe ingest is writing to" in err
+
+
+# ---- kill -9 --------------------------------------------------------------------------------------------
+
+
+def _ingest_cmd(logs: Path, data: Path) -> list[str]:
+    return [sys.executable, "-m", "logpipe", "ingest", str(logs), "--data", str(data), "--flush-rows", "3000"]
+
+
+def _env() -> dict:
+    return dict(os.environ, LOGPIPE_WORKERS="1")
+
+
+def _wait_for(proc, cond, timeout=20.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and proc.poll() is None:
+        if cond():
+            return
+        time.sleep(0.005)
+
+
+def _has_pending(data: Path) -> bool:
+    try:
+        return any(e["state"] == "pending" for e in manifest(data)["inputs"])
+    except (OSError, ValueError):
+        return False
+
+
+KILL_POINTS = {
+    "first-hidden-part": lambda d: bool(list(d.glob("date=*/.*.tmp"))),
+    "first-visible-part": lambda d: bool(list(d.glob("date=*/*.parquet"))),
+    "second-input-committed": lambda d: (d / "_manifest.json").exists()
+    and sum(e["state"] == "complete" for e in manifest(d)["inputs"]) >= 2,
+    "0.2s-into-the-first-input": None,
+}
+
+
+@pytest.fixture(scope="module")
+def kill_inputs(tmp_path_factory):
+    base = tmp_path_factory.mktemp("kill")
+    logs = base / "logs"
+    for i in range(3):
+        write_log(logs / f"proxy-{i}.log", gen_lines(9000, seed=10 + i))
+    clean = base / "clean"
+    subprocess.run(_ingest_cmd(logs, clean), env=_env(), check=True, capture_output=True)
+    return logs, clean, keys(clean)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", list(KILL_POINTS))
+def test_kill_9_then_rerun_equals_a_clean_run(tmp_path, kill_inputs, point):
+    logs, _clean, want = kill_inputs
+    data = tmp_path / "data"
+    proc = subprocess.Popen(_ingest_cmd(logs, data), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cond = KILL_POINTS[point]
+    if cond is None:
+        _wait_for(proc, lambda: _has_pending(data))
+        time.sleep(0.2)
+    else:
+        _wait_for(proc, lambda: cond(data))
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL, "the ingest finished before the kill point: make the input bigger"
+    if data.exists() and (data / "_manifest.json").exists():
+        # what a reader sees right after the kill: whole inputs only, never a line twice
+        seen = keys(data)
+        assert len(seen) == len(set(seen))
+        assert set(seen) <= set(want)
+    done = subprocess.run(_ingest_cmd(logs, data), env=_env(), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    check_consistent(data)
+    assert keys(data) == want
+
+
+@pytest.mark.slow
+def test_ctrl_c_drops_the_input_in_flight_and_prints_the_summary(tmp_path, kill_inputs):
+    logs, _clean, want = kill_inputs
+    data = tmp_path / "data"
+    proc = subprocess.Popen(_ingest_cmd(logs, data), env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    _wait_for(proc, lambda: bool(list(data.glob("date=*/.*.tmp"))))
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate()
+    assert proc.returncode == 130, err
+    assert out == ""
+    assert "stopped before its end, not ingested" in err and "rows written" in err
+    check_consistent(data)  # no pending entry, no hidden file left behind
+    assert subprocess.run(_ingest_cmd(logs, data), env=_env(), capture_output=True).returncode == 0
+    assert keys(data) == want
