@@ -1,0 +1,196 @@
+"""Stage 4: DuckDB over the dataset (or over in-memory Arrow tables). The only module importing duckdb.
+
+``connect`` builds an in-memory DuckDB with:
+
+* ``logpipe_rows`` / ``logpipe_rejects``: the raw sources, either the Parquet dataset
+  (``DATA/date=*/*.parquet`` with Hive partitions, ``DATA/_rejects/*.parquet``) or Arrow tables;
+* ``logpipe_settings`` (one row: ``cluster_domain``) and ``logpipe_cidrs`` (``cidr, family, first,
+  last, kind``): the settings of logpipe/settings.py as tables, filled with bound parameters;
+* every ``queries/views/*.sql`` (``access_log``, ``rejects``, ``egress`` and the IP macros they use),
+  which an operator can read and change.
+
+Then it locks the connection down: external access is limited to the dataset directory (DuckDB's
+``allowed_directories``; views read Parquet lazily, so access cannot simply be switched off) plus
+``allow_write_paths``, and the configuration is locked so a query cannot undo it. ``run_query``
+(logpipe/queries.py) also accepts only read statements, so ``COPY … TO`` cannot write even inside
+the dataset directory.
+
+Without logpipe, the same rows are one line away: DuckDB
+``read_parquet('DATA/date=*/*.parquet', hive_partitioning=true, union_by_name=true)``, or polars
+``pl.scan_parquet("DATA/date=*/*.parquet", hive_partitioning=True)``.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import duckdb
+import pyarrow as pa
+
+from .errors import DatasetError, LogpipeError
+from .resources import resource_dir
+from .schema import RECORD_SCHEMA, REJECT_SCHEMA
+
+if TYPE_CHECKING:
+    from .settings import Settings
+
+DEFAULT_DATA = "./logpipe-data"
+ROWS_GLOB = "date=*/*.parquet"
+REJECTS_GLOB = "_rejects/*.parquet"
+# Statements run_query accepts: reads only (SELECT also covers DESCRIBE, SHOW, SUMMARIZE, FROM …).
+READ_STATEMENTS = {"SELECT", "EXPLAIN"}
+
+Error = duckdb.Error  # for callers that must catch DuckDB errors without importing duckdb
+
+
+def _literal(text: str) -> str:
+    """A SQL string literal. Only for paths logpipe itself chose (DDL cannot take parameters)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path:
+    return Path(data_dir if data_dir is not None else os.environ.get("LOGPIPE_DATA") or DEFAULT_DATA)
+
+
+def _missing(data: Path, why: str) -> DatasetError:
+    return DatasetError(
+        f"{why}; create a dataset with `logpipe ingest PATH --data {data}` "
+        "(or query one log file directly with `logpipe query --input FILE`)"
+    )
+
+
+def _dataset_sources(con: duckdb.DuckDBPyConnection, data: Path) -> None:
+    if not data.exists():
+        raise _missing(data, f"no dataset at {data}")
+    if not data.is_dir():
+        raise _missing(data, f"{data} is a file, not a dataset directory")
+    if not any(data.glob(ROWS_GLOB)):
+        raise _missing(data, f"{data} holds no logpipe data (no {ROWS_GLOB} files)")
+    rows = _literal(f"{data.as_posix()}/{ROWS_GLOB}")
+    con.execute(
+        f"CREATE VIEW logpipe_rows AS SELECT * FROM read_parquet({rows}, hive_partitioning = true, "
+        "union_by_name = true, hive_types = {'date': VARCHAR})"
+    )
+    if any(data.glob(REJECTS_GLOB)):
+        rejects = _literal(f"{data.as_posix()}/{REJECTS_GLOB}")
+        con.execute(f"CREATE VIEW logpipe_rejects AS SELECT * FROM read_parquet({rejects}, union_by_name = true)")
+    else:
+        _register(con, "logpipe_rejects", REJECT_SCHEMA.empty_table())
+
+
+def _register(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> None:
+    con.register(f"{name}_arrow", table)
+    con.execute(f"CREATE VIEW {name} AS SELECT * FROM {name}_arrow")
+
+
+def _table_sources(con: duckdb.DuckDBPyConnection, tables: dict) -> None:
+    unknown = set(tables) - {"records", "access_log", "rejects"}
+    if unknown:
+        raise ValueError(f"connect(tables=…) takes keys 'records' and 'rejects', not {sorted(unknown)}")
+    records = tables.get("records", tables.get("access_log"))
+    records = RECORD_SCHEMA.empty_table() if records is None else _as_table(records)
+    rejects = tables.get("rejects")
+    rejects = REJECT_SCHEMA.empty_table() if rejects is None else _as_table(rejects)
+    con.register("logpipe_rows_arrow", records)
+    # Same columns as the dataset: the Hive partition `date` is the UTC day of start_time as text,
+    # 'unknown' without one (logpipe/dataset.py).
+    date = ("coalesce(strftime(timezone('UTC', start_time), '%Y-%m-%d'), 'unknown')"
+            if "start_time" in records.schema.names else "'unknown'")
+    con.execute(f"CREATE VIEW logpipe_rows AS SELECT *, {date} AS date FROM logpipe_rows_arrow")
+    _register(con, "logpipe_rejects", rejects)
+
+
+def _as_table(t) -> pa.Table:
+    if isinstance(t, pa.Table):
+        return t
+    if isinstance(t, pa.RecordBatch):
+        return pa.Table.from_batches([t])
+    return pa.table(t)
+
+
+def _settings_tables(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
+    con.execute("CREATE TABLE logpipe_settings (cluster_domain VARCHAR)")
+    con.execute("INSERT INTO logpipe_settings VALUES ($1)", [settings.cluster_domain])
+    con.execute(
+        "CREATE TABLE logpipe_cidrs (cidr VARCHAR, family INTEGER, first UHUGEINT, last UHUGEINT, kind VARCHAR)"
+    )
+    rows = settings.cidr_rows()
+    if rows:
+        # UHUGEINT parameters travel as text: Python ints above 2**64 do not bind directly.
+        con.executemany(
+            "INSERT INTO logpipe_cidrs VALUES ($1, $2, CAST($3 AS UHUGEINT), CAST($4 AS UHUGEINT), $5)",
+            [(c, f, str(lo), str(hi), k) for c, f, lo, hi, k in rows],
+        )
+
+
+def view_files() -> list[Path]:
+    return sorted(resource_dir("queries").joinpath("views").glob("*.sql"))
+
+
+def _create_views(con: duckdb.DuckDBPyConnection) -> None:
+    """Run queries/views/*.sql. A view binds when created, so one that uses another (egress uses
+    access_log and the IP macros) may fail the first time round: retry until nothing new succeeds."""
+    pending = {p: p.read_text(encoding="utf-8") for p in view_files()}
+    while pending:
+        failed: dict[Path, Exception] = {}
+        for path, sql in pending.items():
+            try:
+                con.execute(sql)
+            except duckdb.CatalogException as e:
+                failed[path] = e
+            except duckdb.Error as e:
+                raise LogpipeError(f"{path}: {str(e).splitlines()[0]}; fix the view file") from None
+        if len(failed) == len(pending):
+            path, e = next(iter(failed.items()))
+            raise LogpipeError(f"{path}: {str(e).splitlines()[0]}; fix the view file") from None
+        pending = {p: pending[p] for p in failed}
+
+
+def _lock_down(con: duckdb.DuckDBPyConnection, read_dirs: list[Path], write_paths: list[str]) -> None:
+    dirs = [d.resolve().as_posix().rstrip("/") + "/" for d in read_dirs]
+    paths = [Path(p).resolve().as_posix() for p in write_paths]
+    con.execute("SET allowed_directories = $1", [dirs])
+    con.execute("SET allowed_paths = $1", [paths])
+    con.execute("SET autoinstall_known_extensions = false")
+    con.execute("SET autoload_known_extensions = false")
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+
+
+def connect(
+    data_dir: str | os.PathLike | None = None,
+    *,
+    settings: Settings | None = None,
+    tables: dict[str, pa.Table] | None = None,
+    allow_write_paths: list[str] | tuple[str, ...] = (),
+) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the views ``access_log``, ``rejects`` and ``egress``.
+
+    ``data_dir`` (default ``$LOGPIPE_DATA`` or ``./logpipe-data``) is a dataset written by
+    ``logpipe ingest``; ``tables={"records": t, "rejects": r}`` queries Arrow tables instead.
+    ``settings`` (logpipe.settings.Settings) default to ``load_settings(data_dir)``.
+    """
+    from .settings import load_settings
+
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET enable_progress_bar = false")  # stderr is for logpipe's own summaries
+        read_dirs: list[Path] = []
+        data = None
+        if tables is not None:
+            _table_sources(con, tables)
+        else:
+            data = resolve_data_dir(data_dir)
+            _dataset_sources(con, data)
+            read_dirs.append(data)
+        if settings is None:
+            settings = load_settings(data if data is not None else data_dir)
+        _settings_tables(con, settings)
+        _create_views(con)
+        _lock_down(con, read_dirs, list(allow_write_paths))
+    except BaseException:
+        con.close()
+        raise
+    return con

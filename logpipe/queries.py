@@ -1,0 +1,288 @@
+"""Named queries: one ``.sql`` file each under ``queries/`` (not ``queries/views/``), run with bound
+``$params``.
+
+A query file starts with a block of ``--`` comment lines, then one SQL statement::
+
+    -- title: Top external destinations                    ← first line: the title
+    -- description: Hosts outside the mesh, by requests,  ← next lines: the description
+    --   with bytes and error share.
+    -- @param limit 20 rows to show                        ← @param NAME DEFAULT [HELP]
+    -- @param since '' window start (ISO time)             ← a quoted default: text
+    SELECT destination, count(*) AS requests
+    FROM egress
+    WHERE start_time >= coalesce(CAST(nullif($since, '') AS TIMESTAMPTZ), '-infinity'::TIMESTAMPTZ)
+    GROUP BY ALL ORDER BY requests DESC
+    LIMIT $limit
+
+The ``title:`` and ``description:`` labels are optional. In ``-- @param NAME DEFAULT [HELP]`` NAME
+is an identifier and DEFAULT one word or a single-quoted string (``''`` inside it for a quote; ``''``
+alone is the empty string); ``null`` or no default means NULL; the rest of the line is help text
+shown by ``--list``. A bare default's spelling types the parameter: an integer default makes an
+integer parameter (``-p limit abc`` is refused), a decimal one a float, ``true``/``false`` a boolean;
+quoted defaults and the rest are text. Values reach DuckDB as bound parameters (``$name``), never as
+SQL text. The query's name is its file name without ``.sql``; a user's folders (``--queries DIR``,
+``$LOGPIPE_QUERIES``) are merged over the built-in ones, a user query replacing a built-in one of
+the same name.
+"""
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from .errors import QueryError, UsageError
+from .resources import resource_dir
+
+_PARAM_RE = re.compile(r"^@param\s+([A-Za-z_][A-Za-z0-9_]*)(?:\s+(.*?))?\s*$")
+_INT_RE = re.compile(r"^[+-]?\d+$")
+_FLOAT_RE = re.compile(r"^[+-]?(\d+\.\d*|\.\d+)([eE][+-]?\d+)?$")
+VIEWS_DIR = "views"
+
+
+@dataclass
+class Query:
+    name: str
+    title: str
+    description: str
+    params: dict[str, str | None]  # name → default text (None: NULL)
+    sql: str  # the whole file, so DuckDB's "LINE n" is the file's line n
+    path: Path | None = None
+    line: int = 1  # first line of the statement, after the comment block
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def where(self) -> str:
+        return f"{self.path}:{self.line}" if self.path else "<sql>"
+
+
+def _split_default(rest: str) -> tuple[str | None, bool, str]:
+    """``DEFAULT [DESCRIPTION]`` → (default text, quoted?, description)."""
+    rest = rest.strip()
+    if not rest:
+        return None, False, ""
+    if rest.startswith("'"):
+        m = re.match(r"'((?:[^']|'')*)'(?:\s+|$)", rest)
+        if m:
+            return m.group(1).replace("''", "'"), True, rest[m.end():].strip()
+    token, _, help_ = rest.partition(" ")
+    return (None if token.lower() == "null" else token), False, help_.strip()
+
+
+def parse_query(text: str, name: str, path: Path | None = None) -> Query:
+    """A Query from the text of a query file (see the module docstring for the syntax)."""
+    lines = text.splitlines()
+    title, desc, params, helps, quoted = "", [], {}, {}, set()
+    first = None
+    for i, raw in enumerate(lines, 1):
+        s = raw.strip()
+        if not s:
+            continue
+        if not s.startswith("--"):
+            first = i
+            break
+        body = s[2:].strip()
+        if body.startswith("@"):
+            m = _PARAM_RE.match(body)
+            if not m:
+                where = f"{path}:{i}" if path else f"line {i}"
+                raise QueryError(f"{where}: cannot read {body!r}; write parameters as `-- @param NAME DEFAULT [DESCRIPTION]`")
+            default, is_quoted, help_ = _split_default(m.group(2) or "")
+            params[m.group(1)] = default
+            helps[m.group(1)] = help_
+            if is_quoted:
+                quoted.add(m.group(1))
+        elif not title:
+            title = body[len("title:"):].strip() if body.lower().startswith("title:") else body
+        elif body or desc:
+            desc.append(body[len("description:"):].strip() if not desc and body.lower().startswith("description:") else body)
+    q = Query(name=name, title=title or name, description="\n".join(desc).strip(), params=params,
+              sql=text, path=path, line=first or 1)
+    q.extra.update(param_help=helps, quoted=quoted)
+    return q
+
+
+def _query_files(root: Path) -> Iterable[Path]:
+    for p in sorted(root.rglob("*.sql")):
+        rel = p.relative_to(root)
+        if rel.parts[0] == VIEWS_DIR or any(part.startswith(".") for part in rel.parts):
+            continue
+        yield p
+
+
+def _user_dirs(extra_dirs: Iterable[str | os.PathLike]) -> list[Path]:
+    dirs = [Path(d) for d in extra_dirs or ()]
+    env = os.environ.get("LOGPIPE_QUERIES")
+    if env:
+        dirs = [Path(d) for d in env.split(os.pathsep) if d] + dirs
+    for d in dirs:
+        if not d.is_dir():
+            raise UsageError(f"query folder {d} does not exist; pass an existing directory to --queries")
+    return dirs
+
+
+def load_queries(extra_dirs: Iterable[str | os.PathLike] = ()) -> dict[str, Query]:
+    """Built-in queries (``queries/**/NAME.sql``, views excepted) merged with the user's folders
+    (``extra_dirs``, ``$LOGPIPE_QUERIES``): name → Query, sorted by name."""
+    found: dict[str, Query] = {}
+    for root in [resource_dir("queries"), *_user_dirs(extra_dirs)]:
+        for p in _query_files(root):
+            q = parse_query(p.read_text(encoding="utf-8"), p.stem, p)
+            q.extra["group"] = str(p.parent.relative_to(root)) if p.parent != root else ""
+            found[q.name] = q
+    return dict(sorted(found.items()))
+
+
+def find_query(name: str, queries: dict[str, Query]) -> Query:
+    if name in queries:
+        return queries[name]
+    close = difflib.get_close_matches(name, list(queries), n=3, cutoff=0.5)
+    hint = f"did you mean {', '.join(close)}?" if close else "see `logpipe query --list`"
+    raise QueryError(f"no query named {name!r}; {hint}")
+
+
+def _typed(name: str, value: Any, default: str | None, quoted: bool = False) -> Any:
+    if not isinstance(value, str) or default is None or quoted:
+        return value
+    if _INT_RE.match(default):
+        if _INT_RE.match(value.strip()):
+            return int(value)
+        raise QueryError(f"parameter {name} takes an integer (default {default}), not {value!r}")
+    if _FLOAT_RE.match(default):
+        try:
+            return float(value)
+        except ValueError:
+            raise QueryError(f"parameter {name} takes a number (default {default}), not {value!r}") from None
+    if default.lower() in ("true", "false"):
+        if value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise QueryError(f"parameter {name} takes true or false (default {default}), not {value!r}")
+    return value
+
+
+def bind_params(query: Query, params: dict[str, Any] | None) -> dict[str, Any]:
+    """The query's defaults overlaid with ``params``, typed by the defaults' spelling."""
+    params = dict(params or {})
+    unknown = [k for k in params if k not in query.params]
+    if unknown and query.path is not None:
+        known = ", ".join(query.params) or "none"
+        raise QueryError(f"query {query.name} has no parameter {unknown[0]!r}; its parameters: {known}")
+    values = {}
+    for k, default in query.params.items():
+        values[k] = _typed(k, params.get(k, default), default, k in query.extra.get("quoted", ()))
+    for k in unknown:  # ad-hoc SQL: every -p is a parameter
+        values[k] = params[k]
+    return values
+
+
+# ---- running ------------------------------------------------------------------------------------
+
+_LINE_RE = re.compile(r"LINE (\d+):")
+_MISSING_RE = [  # DuckDB's message for a missing name → which kind of name it is
+    (re.compile(r'Table with name "?([\w.]+)"? does not exist'), "views"),
+    (re.compile(r'Referenced column "?(\w+)"? not found'), "columns"),
+    (re.compile(r'Table Function with name "?(\w+)"? does not exist'), None),
+    (re.compile(r'Scalar Function with name "?(\w+)"? does not exist'), None),
+]
+
+
+def _statement(con, sql: str, where: str):
+    """The one read statement of ``sql``, or a QueryError."""
+    from .db import READ_STATEMENTS, Error
+
+    try:
+        statements = con.extract_statements(sql)
+    except Error as e:
+        raise QueryError(f"{where}: {_first_line(e)}") from None
+    if not statements:
+        raise QueryError(f"{where}: no SQL statement to run; write a SELECT")
+    if len(statements) > 1:
+        raise QueryError(f"{where}: {len(statements)} statements; run one SELECT at a time")
+    kind = statements[0].type.name
+    if kind not in READ_STATEMENTS:
+        raise QueryError(
+            f"{where}: {kind} statements are not allowed; logpipe queries only read (SELECT), "
+            "and results are written with -o FORMAT --out FILE"
+        )
+    return statements[0]
+
+
+def _first_line(e: Exception) -> str:
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+
+
+def _known_names(con, kind: str) -> list[str]:
+    try:
+        if kind == "views":
+            sql = ("SELECT DISTINCT view_name FROM duckdb_views() WHERE NOT internal "
+                   "AND view_name NOT LIKE 'logpipe\\_%' ESCAPE '\\' ORDER BY 1")
+        else:
+            sql = ("SELECT DISTINCT column_name FROM duckdb_columns() "
+                   "WHERE table_name IN ('access_log', 'egress', 'rejects') ORDER BY 1")
+        return [r[0] for r in con.execute(sql).fetchall()]
+    except Exception:  # the hint is a courtesy; never hide the real error behind another
+        return []
+
+
+def _hint(con, message: str) -> str:
+    for rx, kind in _MISSING_RE:
+        m = rx.search(message)
+        if m and kind:
+            known = _known_names(con, kind)
+            close = difflib.get_close_matches(m.group(1).split(".")[-1], known, n=3, cutoff=0.6)
+            if close:
+                return f"did you mean {', '.join(close)}?"
+            if kind == "views":
+                return f"the views are {', '.join(known)}"
+            return "`logpipe query --sql 'DESCRIBE egress'` lists the columns"
+    if "file system operations are disabled" in message or "Permission Error" in message:
+        return ("queries may read only the dataset; to save results use -o FORMAT --out FILE "
+                "(COPY, read_csv and other file access are refused)")
+    return "`logpipe query --sql 'DESCRIBE egress'` lists the columns"
+
+
+def run_query(con, query_or_sql: Query | str, params: dict[str, Any] | None = None):
+    """Run a named Query or ad-hoc SQL on ``con`` (from logpipe.db.connect) → pyarrow.Table.
+
+    ``$name`` placeholders are bound by DuckDB from the query's defaults and ``params``; a DuckDB
+    error becomes a QueryError naming the query, its file and line, with a hint."""
+    from .db import Error
+
+    query = query_or_sql if isinstance(query_or_sql, Query) else parse_query(query_or_sql, "<sql>")
+    where = query.where if query.path else "SQL"
+    statement = _statement(con, query.sql, where)
+    values = bind_params(query, params)
+    # DuckDB refuses values for placeholders the statement does not have: pass only the ones it names.
+    names = set(statement.named_parameters)
+    missing = sorted(names - set(values))
+    if missing:
+        raise QueryError(f"{where}: no value for ${missing[0]}; give one with -p {missing[0]} VALUE")
+    used = {k: v for k, v in values.items() if k in names}
+    try:
+        return con.sql(query.sql, params=used or None).to_arrow_table()
+    except Error as e:
+        msg = _first_line(e)
+        if query.path is not None:
+            m = _LINE_RE.search(str(e))
+            where = f"{query.path}:{m.group(1) if m else query.line}"
+            raise QueryError(f"query {query.name} ({where}): {msg}; {_hint(con, str(e))}") from None
+        raise QueryError(f"SQL error: {msg}; {_hint(con, str(e))}") from None
+
+
+def list_table(queries: dict[str, Query]):
+    """``logpipe query --list``: one row per query (name, group, title, parameters with defaults)."""
+    import pyarrow as pa
+
+    def shown(q: Query) -> str:
+        return " ".join(f"{k}={'' if v is None else v!r}" if k in q.extra.get("quoted", ())
+                        else f"{k}={'null' if v is None else v}" for k, v in q.params.items())
+
+    qs = list(queries.values())
+    return pa.table({
+        "name": [q.name for q in qs],
+        "group": [q.extra.get("group", "") for q in qs],
+        "title": [q.title for q in qs],
+        "parameters": [shown(q) for q in qs],
+    })

@@ -1,0 +1,561 @@
+"""`logpipe query`, logpipe.db, logpipe.queries, logpipe.settings: views, egress judgement, IP ranges,
+bound parameters, output formats, errors, and the lock-down of DuckDB's file access."""
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from logpipe.cli import cli
+from logpipe.errors import DatasetError, LogpipeError, QueryError
+from logpipe.schema import RECORD_SCHEMA
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "sample_logs"
+LOGPIPE = [sys.executable, "-m", "logpipe"]
+WAYPOINT_LINE = (
+    '[2025-01-30T10:53:24.085Z] "GET /get HTTP/1.1" 200 - via_upstream - "-" 0 254 237 236 "-" "curl/8.11.1" '
+    '"6f2ed0e3-3f07-4cfc-9d0e-d9560f48b1e9" "httpbin.org" "192.0.2.10:80" inbound-vip|80|http|httpbin.org '
+    "10.244.0.18:39682 240.240.0.2:80 10.244.0.24:45748 - default"
+)
+
+
+# ---- fixtures ---------------------------------------------------------------------------------------
+
+
+def write_dataset(root: Path, records: pa.Table, rejects: pa.Table | None = None) -> Path:
+    """A dataset in the layout of logpipe/dataset.py, written directly (no ingest needed)."""
+    import pyarrow.compute as pc
+
+    days = pc.fill_null(pc.strftime(records["start_time"], "%Y-%m-%d"), "unknown")
+    for day in pc.unique(days).to_pylist():
+        (root / f"date={day}").mkdir(parents=True, exist_ok=True)
+        pq.write_table(records.filter(pc.equal(days, day)), root / f"date={day}" / "part-0.parquet")
+    if rejects is not None:
+        (root / "_rejects").mkdir(parents=True, exist_ok=True)
+        pq.write_table(rejects, root / "_rejects" / "part-0.parquet")
+    return root
+
+
+@pytest.fixture(scope="module")
+def sample_tables():
+    from logpipe.pipeline import parse_to_tables
+
+    records, rejects, _counts = parse_to_tables([str(SAMPLES)])
+    return records, rejects
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory, sample_tables) -> Path:
+    return write_dataset(tmp_path_factory.mktemp("data"), *sample_tables)
+
+
+@pytest.fixture(scope="module")
+def con(dataset):
+    from logpipe.db import connect
+
+    c = connect(dataset)
+    yield c
+    c.close()
+
+
+def records(*rows: dict) -> pa.Table:
+    """Records with only the given columns set (RECORD_SCHEMA, everything else null)."""
+    full = [{name: row.get(name) for name in RECORD_SCHEMA.names} for row in rows]
+    return pa.Table.from_pylist(full, schema=RECORD_SCHEMA)
+
+
+def run(args, input=None, env=None):
+    runner = CliRunner()
+    result = runner.invoke(cli, args, input=input, env=env, catch_exceptions=True)
+    return result
+
+
+class Result:
+    def __init__(self, returncode, stdout, stderr):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+@pytest.fixture
+def run_main(capsys, monkeypatch):
+    """The real entry point, logpipe.cli.main (error mapping, exit codes), run in-process."""
+    from logpipe.cli import main
+
+    def go(args):
+        monkeypatch.setattr(sys, "argv", ["logpipe", *args])
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exc:
+            main()
+        out, err = capsys.readouterr()
+        return Result(exc.value.code, out, err)
+
+    return go
+
+
+# ---- IP arithmetic in SQL --------------------------------------------------------------------------
+
+IPS = ["0.0.0.0", "10.0.0.1", "192.0.2.10", "255.255.255.255", "::", "::1", "2001:db8::1", "fe80::1:2",
+       "2001:db8:0:0:1:0:0:1", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "1:2:3:4:5:6:7::", "::2:3:4:5:6:7:8",
+       "FD00:10:244::1B"]
+NOT_IPS = ["1.2.3", "1.2.3.256", "1::2::3", "12345::1", "api.example.com", "1.2.3.4.5", "", "1:2:3:4:5:6:7:8:9"]
+
+
+@pytest.fixture(scope="module")
+def mem():
+    from logpipe.db import connect
+
+    c = connect(tables={})
+    yield c
+    c.close()
+
+
+@pytest.mark.parametrize("ip", IPS)
+def test_ip_value_matches_python(mem, ip):
+    assert mem.execute("SELECT ip_value($1)::VARCHAR", [ip]).fetchone()[0] == str(int(ipaddress.ip_address(ip)))
+
+
+@pytest.mark.parametrize("ip", ["[2001:db8::1]", "fe80::1%eth0", "::ffff:192.0.2.33"])
+def test_ip_value_normalizes(mem, ip):
+    expect = {"[2001:db8::1]": "2001:db8::1", "fe80::1%eth0": "fe80::1", "::ffff:192.0.2.33": "192.0.2.33"}[ip]
+    assert mem.execute("SELECT ip_value($1)::VARCHAR", [ip]).fetchone()[0] == str(int(ipaddress.ip_address(expect)))
+
+
+@pytest.mark.parametrize("text", NOT_IPS)
+def test_ip_value_rejects_non_addresses(mem, text):
+    assert mem.execute("SELECT ip_value($1)", [text]).fetchone()[0] is None
+
+
+IP_KINDS = {
+    "10.1.2.3": "internal", "172.16.0.1": "internal", "172.31.255.255": "internal", "172.32.0.1": "public",
+    "192.168.1.1": "internal", "100.64.0.1": "internal", "100.128.0.1": "public", "127.0.0.1": "internal",
+    "8.8.8.8": "public", "192.0.2.10": "public", "203.0.113.5": "public", "240.240.0.2": "service_vip",
+    "240.241.0.1": "public", "::1": "internal", "fc00::1": "internal", "fd00:10:244::1b": "internal",
+    "fe80::1%eth0": "internal", "2001:db8::1": "public", "2001:2::f0f0:2": "service_vip",
+    "2606:4700::1111": "public", "::ffff:10.244.1.27": "internal", "::ffff:192.0.2.33": "public",
+    "[2001:db8::10]": "public", "not-an-ip": None,
+}
+
+
+@pytest.mark.parametrize("ip,kind", IP_KINDS.items())
+def test_ip_kind_defaults(mem, ip, kind):
+    assert mem.execute("SELECT ip_kind($1)", [ip]).fetchone()[0] == kind
+
+
+@pytest.mark.parametrize("ip,kind", [("203.0.113.5", "internal"), ("10.0.0.1", "public"), ("2001:db8::1", "internal"),
+                                     ("fd00::1", "public"), ("240.240.0.2", "service_vip")])
+def test_ip_kind_follows_settings(ip, kind):
+    from logpipe.db import connect
+    from logpipe.settings import Settings
+
+    c = connect(tables={}, settings=Settings(internal_cidrs=("203.0.113.0/24", "2001:db8::/32")))
+    assert c.execute("SELECT ip_kind($1)", [ip]).fetchone()[0] == kind
+
+
+# ---- the egress judgement -----------------------------------------------------------------------------
+
+T0 = "2025-03-01T10:00:00+00:00"
+
+
+def rec(**kw) -> dict:
+    import datetime as dt
+
+    return {"start_time": dt.datetime.fromisoformat(T0), "downstream_remote_address_ip": "10.244.1.5", **kw}
+
+
+EGRESS_CASES = [
+    ("passthrough public", rec(upstream_cluster="PassthroughCluster", upstream_host_ip="192.0.2.80",
+                               downstream_local_address_ip="192.0.2.80", downstream_local_address_port=80,
+                               authority="ifconfig.me:80"), ("passthrough", "ifconfig.me", 80)),
+    ("passthrough internal is not egress", rec(upstream_cluster="PassthroughCluster", upstream_host_ip="10.96.0.7",
+                                               downstream_local_address_ip="10.96.0.7"), None),
+    ("passthrough ipv6 tcp", rec(upstream_cluster="PassthroughCluster", upstream_host_ip="2001:db8::25",
+                                 downstream_local_address_ip="2001:db8::25", downstream_local_address_port=25),
+     ("passthrough", "2001:db8::25", 25)),
+    ("blackhole", rec(upstream_cluster="BlackHoleCluster", downstream_local_address_ip="198.51.100.77",
+                      downstream_local_address_port=443), ("blocked", "198.51.100.77", 443)),
+    ("blackhole even internal", rec(upstream_cluster="BlackHoleCluster", downstream_local_address_ip="10.1.1.1",
+                                    downstream_local_address_port=22), ("blocked", "10.1.1.1", 22)),
+    ("block_all route", rec(route_name="block_all", response_code=502, authority="Crypto-Miner.example",
+                            downstream_local_address_ip="198.51.100.78", downstream_local_address_port=80),
+     ("blocked", "crypto-miner.example", 80)),
+    ("serviceentry", rec(upstream_cluster="outbound|443||api.example.com", upstream_cluster_direction="outbound",
+                         upstream_cluster_port=443, upstream_cluster_host="api.example.com",
+                         upstream_host_ip="192.0.2.45", upstream_host_port=443),
+     ("registered", "api.example.com", 443)),
+    ("cluster service", rec(upstream_cluster="outbound|9080||reviews.default.svc.cluster.local",
+                            upstream_cluster_direction="outbound", upstream_cluster_port=9080,
+                            upstream_cluster_host="reviews.default.svc.cluster.local", upstream_host_ip="10.244.2.9"),
+     None),
+    ("waypoint", rec(upstream_cluster="inbound-vip|80|http|httpbin.org", upstream_cluster_direction="inbound-vip",
+                     upstream_cluster_port=80, upstream_cluster_host="httpbin.org", upstream_host_ip="192.0.2.10",
+                     upstream_host_port=80, downstream_local_address_ip="240.240.0.2", downstream_local_address_port=80),
+     ("waypoint", "httpbin.org", 80)),
+    ("waypoint to cluster service", rec(upstream_cluster="inbound-vip|8080|http|inventory.shop.svc.cluster.local",
+                                        upstream_cluster_direction="inbound-vip",
+                                        upstream_cluster_host="inventory.shop.svc.cluster.local",
+                                        upstream_host_ip="10.244.0.9"), None),
+    ("inbound with public peer", rec(upstream_cluster="inbound|8080||", upstream_cluster_direction="inbound",
+                                     upstream_host_ip="203.0.113.9"), None),
+    ("no cluster, public upstream", rec(upstream_host_ip="192.0.2.10", upstream_host_port=443,
+                                        requested_server_name="api.example.com"),
+     ("public_ip", "api.example.com", 443)),
+    ("no cluster, internal upstream", rec(upstream_host_ip="10.244.0.9"), None),
+    ("ztunnel hop to waypoint", rec(log_format="ztunnel", direction="outbound", upstream_host_ip="10.244.0.18",
+                                    downstream_local_address_ip="240.240.0.2", dst_service="httpbin.org"), None),
+    ("ztunnel direct to public", rec(log_format="ztunnel", direction="outbound", upstream_host_ip="192.0.2.7",
+                                     upstream_host_port=443, downstream_local_address_ip="192.0.2.7",
+                                     downstream_local_address_port=443), ("public_ip", "192.0.2.7", 443)),
+]
+
+
+@pytest.mark.parametrize("row,expect", [c[1:] for c in EGRESS_CASES], ids=[c[0] for c in EGRESS_CASES])
+def test_egress_judgement(row, expect):
+    from logpipe.db import connect
+    from logpipe.queries import run_query
+
+    c = connect(tables={"records": records(row)})
+    got = run_query(c, "SELECT egress_kind, destination, destination_port, source_ip FROM egress").to_pylist()
+    if expect is None:
+        assert got == []
+    else:
+        assert [(g["egress_kind"], g["destination"], g["destination_port"]) for g in got] == [expect]
+        assert got[0]["source_ip"] == "10.244.1.5"
+
+
+@pytest.mark.parametrize("domain,host,is_egress", [
+    ("cluster.local", "reviews.default.svc.cluster.local", False),
+    ("corp.internal", "reviews.default.svc.corp.internal", False),
+    ("corp.internal", "reviews.default.svc.cluster.local", True),
+])
+def test_egress_cluster_domain(domain, host, is_egress):
+    from logpipe.db import connect
+    from logpipe.queries import run_query
+    from logpipe.settings import Settings
+
+    row = rec(upstream_cluster=f"outbound|80||{host}", upstream_cluster_direction="outbound", upstream_cluster_host=host)
+    c = connect(tables={"records": records(row)}, settings=Settings(cluster_domain=domain))
+    assert run_query(c, "SELECT count(*) AS n FROM egress").column("n")[0].as_py() == int(is_egress)
+
+
+def test_sample_dataset_has_every_egress_kind(con):
+    from logpipe.queries import run_query
+
+    kinds = set(run_query(con, "SELECT DISTINCT egress_kind FROM egress").column(0).to_pylist())
+    assert {"waypoint", "registered", "passthrough", "blocked"} <= kinds
+    rows = run_query(con, "SELECT count(*) AS a, (SELECT count(*) FROM egress) AS e FROM access_log").to_pylist()[0]
+    assert 0 < rows["e"] < rows["a"]
+
+
+# ---- settings ---------------------------------------------------------------------------------------
+
+
+def test_settings_precedence(tmp_path):
+    from logpipe.settings import DEFAULT_INTERNAL_CIDRS, load_settings
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (tmp_path / "logpipe.toml").write_text('cluster_domain = "toml.local"\ninternal_cidrs = ["10.0.0.0/8"]\n')
+    s = load_settings(data, env={})
+    assert (s.cluster_domain, s.internal_cidrs) == ("toml.local", ("10.0.0.0/8",))
+    s = load_settings(data, env={"LOGPIPE_CLUSTER_DOMAIN": "env.local", "LOGPIPE_INTERNAL_CIDRS": "default,203.0.113.0/24"})
+    assert s.cluster_domain == "env.local"
+    assert s.internal_cidrs == (*DEFAULT_INTERNAL_CIDRS, "203.0.113.0/24")
+    s = load_settings(data, cluster_domain="flag.local", internal_cidrs=["192.0.2.0/24"],
+                      env={"LOGPIPE_CLUSTER_DOMAIN": "env.local"})
+    assert (s.cluster_domain, s.internal_cidrs) == ("flag.local", ("192.0.2.0/24",))
+    (data / "logpipe.toml").write_text('cluster_domain = "inside.local"\n')  # inside the data dir wins
+    assert load_settings(data, env={}).cluster_domain == "inside.local"
+
+
+@pytest.mark.parametrize("kwargs,toml,message", [
+    ({"internal_cidrs": ["10.0.0.0/33"]}, None, "not a CIDR"),
+    ({"cluster_domain": "bad domain"}, None, "DNS domain"),
+    ({}, 'clusterdomain = "x"\n', "unknown setting clusterdomain"),
+    ({}, "cluster_domain = \n", "cannot read"),
+])
+def test_settings_errors(tmp_path, kwargs, toml, message):
+    from logpipe.settings import load_settings
+
+    if toml:
+        (tmp_path / "logpipe.toml").write_text(toml)
+    with pytest.raises(LogpipeError, match=message):
+        load_settings(tmp_path, env={}, **kwargs)
+
+
+def test_cli_internal_cidr_flag_changes_egress(dataset):
+    sql = "SELECT count(*) AS n FROM egress WHERE destination_ip_kind = 'internal'"
+    base = run(["query", "--data", str(dataset), "--sql", sql, "-o", "csv"])
+    moved = run(["query", "--data", str(dataset), "--sql", sql, "-o", "csv", "--internal-cidr", "default",
+                 "--internal-cidr", "192.0.2.0/24"])
+    assert base.exit_code == 0 and moved.exit_code == 0, base.output + moved.output
+    assert int(moved.stdout.split()[1]) > int(base.stdout.split()[1])
+
+
+# ---- named queries: files, parameters --------------------------------------------------------------
+
+
+def test_parse_query_header():
+    from logpipe.queries import bind_params, parse_query
+
+    q = parse_query(
+        "-- title: Top hosts\n-- description: First line\n--   second line.\n"
+        "-- @param limit 10 rows to show\n-- @param host 'a b' a host\n-- @param since\n-- @param ratio 0.5\n"
+        "-- @param strict false\n\nSELECT $limit, $host\n", "top")
+    assert (q.title, q.description, q.line) == ("Top hosts", "First line\nsecond line.", 10)
+    assert q.params == {"limit": "10", "host": "a b", "since": None, "ratio": "0.5", "strict": "false"}
+    assert q.extra["param_help"]["limit"] == "rows to show"
+    assert bind_params(q, {"limit": "3", "ratio": "2", "strict": "yes"}) == {
+        "limit": 3, "host": "a b", "since": None, "ratio": 2.0, "strict": True}
+    with pytest.raises(QueryError, match="integer"):
+        bind_params(q, {"limit": "abc"})
+    with pytest.raises(QueryError, match="no parameter 'limt'"):
+        bind_params(parse_query("-- t\n-- @param limit 1\nSELECT 1", "t", Path("t.sql")), {"limt": "2"})
+
+
+def test_parse_query_bad_param_line():
+    from logpipe.queries import parse_query
+
+    with pytest.raises(QueryError, match="@param NAME DEFAULT"):
+        parse_query("-- t\n-- @parm x 1\nSELECT 1", "t")
+
+
+INJECTIONS = ["x' OR '1'='1", "'; DROP VIEW egress; --", "api.stripe.com' --", "$limit"]
+
+
+@pytest.mark.parametrize("value", INJECTIONS)
+def test_params_are_bound_not_formatted(con, value):
+    from logpipe.queries import run_query
+
+    got = run_query(con, "SELECT count(*) AS n FROM egress WHERE destination = $host", {"host": value})
+    assert got.column("n")[0].as_py() == 0
+    assert run_query(con, "SELECT count(*) AS n FROM egress").column("n")[0].as_py() > 0  # egress still there
+
+
+def test_cli_named_query_with_params(dataset):
+    r = run(["query", "top_destinations", "--data", str(dataset), "-p", "limit", "2", "-o", "json"])
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.stdout)
+    assert len(rows) == 2 and rows[0]["requests"] >= rows[1]["requests"]
+    r = run(["query", "top_destinations", "--data", str(dataset), "-p", "kind", "x' OR 1=1 --", "-o", "json"])
+    assert r.exit_code == 0 and json.loads(r.stdout) == []
+
+
+def test_user_queries_merge_and_override(tmp_path, dataset):
+    (tmp_path / "mine.sql").write_text("-- My query\n-- @param n 1\nSELECT $n + 1 AS answer\n")
+    (tmp_path / "top_destinations.sql").write_text("-- Replaced\nSELECT 'mine' AS who\n")
+    from logpipe.queries import load_queries
+
+    qs = load_queries([tmp_path])
+    assert qs["mine"].title == "My query" and qs["top_destinations"].title == "Replaced"
+    assert "by_source" in qs
+    r = run(["query", "mine", "-p", "n", "41", "--data", str(dataset), "-o", "csv"],
+            env={"LOGPIPE_QUERIES": str(tmp_path)})
+    assert r.exit_code == 0, r.output
+    assert r.stdout.splitlines() == ["answer", "42"]
+
+
+def test_cli_list(tmp_path):
+    r = run(["query", "--list", "-o", "ndjson"])
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    names = {row["name"] for row in rows}
+    assert {"top_destinations", "by_source", "denied"} <= names
+    top = next(row for row in rows if row["name"] == "top_destinations")
+    assert top["title"] == "Top external destinations" and "limit=20" in top["parameters"]
+
+
+# ---- output -----------------------------------------------------------------------------------------
+
+SQL = "SELECT destination, count(*) AS n FROM egress GROUP BY 1 ORDER BY n DESC, destination LIMIT 3"
+
+
+@pytest.mark.parametrize("fmt,check", [
+    ("csv", lambda s: s.splitlines()[0] == "destination,n" and len(s.splitlines()) == 4),
+    ("tsv", lambda s: s.splitlines()[0] == "destination\tn"),
+    ("json", lambda s: len(json.loads(s)) == 3),
+    ("ndjson", lambda s: all("destination" in json.loads(x) for x in s.splitlines())),
+    ("markdown", lambda s: s.startswith("| destination | n |\n| --- | ---: |")),
+    ("table", lambda s: s.splitlines()[0].split() == ["destination", "n"] and set(s.splitlines()[1]) <= {"-", " "}),
+])
+def test_output_formats(dataset, fmt, check):
+    r = run(["query", "--data", str(dataset), "--sql", SQL, "-o", fmt])
+    assert r.exit_code == 0, r.output
+    assert check(r.stdout), r.stdout
+
+
+@pytest.mark.parametrize("name,fmt", [("out.parquet", None), ("out.csv", None), ("x.bin", "parquet")])
+def test_out_file(tmp_path, dataset, name, fmt):
+    out = tmp_path / name
+    args = ["query", "--data", str(dataset), "--sql", SQL, "--out", str(out)] + (["-o", fmt] if fmt else [])
+    r = run(args)
+    assert r.exit_code == 0, r.output
+    if name.endswith(".csv"):
+        assert out.read_text().splitlines()[0] == "destination,n"
+    else:
+        assert pq.read_table(out).num_rows == 3
+
+
+def test_sql_from_stdin_and_file(tmp_path, dataset):
+    f = tmp_path / "q.sql"
+    f.write_text("SELECT 7 AS seven")
+    assert run(["query", "--data", str(dataset), "--sql-file", str(f), "-o", "csv"]).stdout == "seven\n7\n"
+    assert run(["query", "--data", str(dataset), "--sql", "-", "-o", "csv"], input="SELECT 8 AS eight").stdout == "eight\n8\n"
+
+
+def test_input_file_without_dataset(tmp_path):
+    log = tmp_path / "one.log"
+    log.write_text(WAYPOINT_LINE + "\nnot a log line\n")
+    r = run(["query", "--input", str(log), "--data", str(tmp_path / "none"), "-o", "csv", "--sql",
+             "SELECT egress_kind, destination, (SELECT count(*) FROM rejects) AS rejects FROM egress"])
+    assert r.exit_code == 0, r.output
+    assert r.stdout.splitlines() == ["egress_kind,destination,rejects", "waypoint,httpbin.org,1"]
+    assert "read 2, parsed 1" in r.stderr
+
+
+def test_escape_sequences_are_neutralized(tmp_path):
+    log = tmp_path / "evil.log"
+    log.write_text(WAYPOINT_LINE.replace("curl/8.11.1", "curl\x1b[2J\x1b]0;pwned\x07/8") + "\n")
+    r = run(["query", "--input", str(log), "-o", "table", "--max-width", "80", "--sql",
+             "SELECT user_agent FROM access_log"])
+    assert r.exit_code == 0, r.output
+    assert "\x1b" not in r.stdout and "\x07" not in r.stdout
+    assert "curl\\x1b[2J\\x1b]0;pwned\\x07/8" in r.stdout
+    # machine formats keep the exact value
+    r = run(["query", "--input", str(log), "-o", "ndjson", "--sql", "SELECT user_agent FROM access_log"])
+    assert json.loads(r.stdout)["user_agent"] == "curl\x1b[2J\x1b]0;pwned\x07/8"
+
+
+def test_pipe_to_head_is_quiet(dataset):
+    cmd = LOGPIPE + ["query", "--data", str(dataset), "-o", "csv", "--sql",
+                     "SELECT * FROM range(200000) t(i), (SELECT 'x' AS pad)"]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = p.stdout.readline()
+    p.stdout.close()
+    err = p.stderr.read()
+    assert p.wait(timeout=60) == 0
+    assert first == b"i,pad\n"
+    assert err == b""
+
+
+# ---- errors -----------------------------------------------------------------------------------------
+
+
+def test_missing_dataset(tmp_path, run_main):
+    from logpipe.db import connect
+
+    with pytest.raises(DatasetError, match="logpipe ingest"):
+        connect(tmp_path / "nothing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetError, match="logpipe ingest"):
+        connect(tmp_path / "empty")
+    r = run_main(["query", "--data", str(tmp_path / "nothing"), "--sql", "select 1"])
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.stderr.startswith("logpipe: error: no dataset at") and "logpipe ingest PATH --data" in r.stderr
+
+
+@pytest.mark.parametrize("sql,message", [
+    ("SELECT * FROM egres", "did you mean egress"),
+    ("SELECT upstream_clustr FROM access_log", "did you mean upstream_cluster"),
+    ("SELEC 1", "Parser Error"),
+    ("SELECT 1; SELECT 2", "one SELECT at a time"),
+    ("SELECT $nope", "-p nope VALUE"),
+])
+def test_sql_errors(con, sql, message):
+    from logpipe.queries import run_query
+
+    with pytest.raises(QueryError, match=message):
+        run_query(con, sql)
+
+
+def test_named_query_error_names_file_and_line(tmp_path, dataset, run_main):
+    (tmp_path / "broken.sql").write_text("-- Broken\n-- @param n 1\nSELECT\n    $n,\n    no_such_column\nFROM egress\n")
+    r = run_main(["query", "broken", "--queries", str(tmp_path), "--data", str(dataset)])
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert f"query broken ({tmp_path / 'broken.sql'}:" in r.stderr and "no_such_column" in r.stderr
+
+
+def test_unknown_query_lists_close_names(dataset, run_main):
+    r = run_main(["query", "top_destination", "--data", str(dataset)])
+    assert r.returncode == 1
+    assert "no query named 'top_destination'; did you mean top_destinations" in r.stderr
+
+
+@pytest.mark.parametrize("args,message", [
+    (["query"], "give one query"),
+    (["query", "denied", "--sql", "select 1"], "give one query"),
+    (["query", "--sql", "select 1", "-o", "parquet"], "--out FILE.parquet"),
+    (["query", "--list", "denied"], "--list takes no query"),
+])
+def test_usage_errors(args, message, run_main):
+    r = run_main(args)
+    assert r.returncode == 2 and message in r.stderr
+
+
+# ---- safety: DuckDB's file access is limited to the dataset ------------------------------------------
+
+ESCAPES = [
+    "SELECT * FROM read_csv('/etc/passwd')",
+    "SELECT * FROM read_text('/etc/passwd')",
+    "COPY (SELECT 1) TO '/tmp/logpipe-test-x.csv'",
+    "SELECT * FROM read_parquet('/etc/*.parquet')",
+    "ATTACH '/tmp/logpipe-test-x.db'",
+    "INSTALL httpfs",
+    "SET enable_external_access = true",
+]
+
+
+@pytest.mark.parametrize("sql", ESCAPES)
+def test_run_query_refuses_file_access(con, sql):
+    from logpipe.queries import run_query
+
+    with pytest.raises(QueryError, match="only read|may read only the dataset"):
+        run_query(con, sql)
+    assert not Path("/tmp/logpipe-test-x.csv").exists()
+
+
+@pytest.mark.parametrize("sql", ["SELECT * FROM read_csv('/etc/passwd')", "COPY (SELECT 1) TO '/tmp/logpipe-test-y.csv'",
+                                 "SET enable_external_access = true", "SET allowed_directories = ['/']"])
+def test_connection_itself_is_locked(con, sql):
+    import duckdb
+
+    with pytest.raises(duckdb.Error):
+        con.execute(sql)
+    assert not Path("/tmp/logpipe-test-y.csv").exists()
+
+
+def test_cli_refuses_passwd_but_out_works(tmp_path, dataset, run_main):
+    r = run_main(["query", "--data", str(dataset), "--sql", "SELECT * FROM read_csv('/etc/passwd')"])
+    assert r.returncode == 1 and "Traceback" not in r.stderr and "may read only the dataset" in r.stderr
+    out = tmp_path / "ok.parquet"
+    r = run_main(["query", "--data", str(dataset), "--sql", "SELECT count(*) AS n FROM egress", "--out", str(out)])
+    assert r.returncode == 0, r.stderr
+    assert pq.read_table(out).column("n")[0].as_py() > 0
+
+
+def test_allow_write_paths(tmp_path, dataset):
+    from logpipe.db import connect
+
+    target = tmp_path / "allowed.csv"
+    c = connect(dataset, allow_write_paths=[str(target)])
+    c.execute(f"COPY (SELECT 1 AS x) TO '{target}'")
+    assert target.read_text().strip().splitlines() == ["x", "1"]
+    with pytest.raises(Exception):
+        c.execute(f"COPY (SELECT 1 AS x) TO '{tmp_path / 'other.csv'}'")
+
+
+def test_python_connect_export(dataset):
+    import logpipe
+
+    c = logpipe.connect(dataset)
+    views = {r[0] for r in c.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
+    assert {"access_log", "egress", "rejects"} <= views
+    n_rows = c.execute("SELECT count(*) FROM access_log").fetchone()[0]
+    assert n_rows == sum(pq.read_metadata(p).num_rows for p in dataset.glob("date=*/*.parquet"))
