@@ -31,4 +31,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) $(DATA) report.html
+	rm -rf $(VENV) $(DATA) logpipe-scenario report.html

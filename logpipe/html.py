@@ -1,0 +1,228 @@
+"""``logpipe report … -o html``: one self-contained HTML file that works offline.
+
+Charts are Vega-Lite specs rendered to SVG at build time by vl-convert (the Vega project's own
+renderer, packaged as a Python wheel with no browser or Node): the SVG is inlined, so the page needs
+no JavaScript and no CDN, and the look matches any Vega-Lite chart an operator already knows. The
+specs are embedded too, as JSON in a ``<script type="application/json">`` block with ``<``, ``>`` and
+``&`` written as ``\\u003c`` …, so a host name or user agent holding ``</script>`` stays data.
+
+Every value from the logs is HTML-escaped (``html.escape``) before it reaches the page; SVG text is
+escaped by the renderer and checked again here (no ``<script`` may survive inside a chart).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import html as _html
+import json
+from typing import Any
+
+from .errors import LogpipeError
+
+TOP_DESTINATIONS = 8
+PALETTE = {"critical": "#7f1d1d", "high": "#dc2626", "medium": "#d97706", "low": "#0891b2", "info": "#6b7280"}
+
+CSS = """
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1240px;
+color:#111827;padding:0 16px}
+h1{font-size:24px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid #e5e7eb}
+.meta{color:#4b5563}.grid{display:grid;grid-template-columns:1fr 1fr;gap:16px}
+figure{margin:0;border:1px solid #e5e7eb;border-radius:6px;padding:8px;overflow:auto}
+figcaption{font-weight:600;margin-bottom:4px}
+table{border-collapse:collapse;width:100%;font-size:12.5px;margin-bottom:12px}
+th,td{border-bottom:1px solid #e5e7eb;padding:4px 6px;text-align:left;vertical-align:top}
+td.ev{overflow-wrap:anywhere;min-width:260px}
+th{background:#f9fafb;position:sticky;top:0}td.num{text-align:right;font-variant-numeric:tabular-nums}
+.sev{white-space:nowrap;display:inline-block;border-radius:4px;color:#fff;padding:0 6px;font-weight:600;font-size:11px}
+pre{background:#f3f4f6;padding:6px;border-radius:4px;white-space:pre-wrap;margin:4px 0}
+.counts span{margin-right:12px}.wide{overflow-x:auto}
+"""
+
+
+def escape(value: Any) -> str:
+    """A value as HTML text: lists joined by ``, ``, datetimes ISO, None empty; always escaped."""
+    from .render import to_jsonable
+
+    if value is None:
+        return ""
+    v = to_jsonable(value)
+    if isinstance(v, list):
+        v = ", ".join("" if x is None else (json.dumps(x) if isinstance(x, dict) else str(x)) for x in v)
+    elif isinstance(v, dict):
+        v = json.dumps(v, ensure_ascii=False)
+    return _html.escape(str(v), quote=True)
+
+
+def script_json(data: Any) -> str:
+    """JSON safe inside a ``<script>`` element: ``<``, ``>``, ``&`` and U+2028/9 as ``\\uXXXX``."""
+    from .render import to_jsonable
+
+    text = json.dumps(to_jsonable(data), ensure_ascii=True, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _svg(spec: dict) -> str:
+    try:
+        import vl_convert as vlc
+    except ImportError:
+        raise LogpipeError("the HTML report needs vl-convert-python; install it with "
+                           "`pip install 'logpipe[report]'`") from None
+    svg = vlc.vegalite_to_svg(spec)
+    start = svg.find("<svg")
+    svg = svg[start:] if start >= 0 else svg
+    if "<script" in svg.lower() or "<foreignobject" in svg.lower():  # the renderer escapes text; be sure
+        raise LogpipeError("a chart came out with markup from the data in it; please report this bug")
+    return svg
+
+
+# ---- chart data: presentation aggregates over the egress view ------------------------------------
+
+
+def _bucket(window) -> str:
+    span = (window.end - (window.baseline_start or window.start)) if window and window.end else dt.timedelta(days=1)
+    return "1 hour" if span <= dt.timedelta(days=3) else "6 hours" if span <= dt.timedelta(days=15) else "1 day"
+
+
+def chart_data(con, window) -> dict[str, list[dict]]:
+    """Rows for the four charts, over the baseline and the window together (context matters)."""
+    lo = window.baseline_start if window and window.baseline_start else window.start if window else None
+    hi = window.end if window else None
+    where = "WHERE start_time >= coalesce($lo, '-infinity'::TIMESTAMPTZ) AND start_time < coalesce($hi, 'infinity'::TIMESTAMPTZ)"
+    p = {"lo": lo, "hi": hi}
+
+    def rows(sql: str) -> list[dict]:
+        return con.sql(sql, params=p).to_arrow_table().to_pylist()
+
+    bucket = _bucket(window)
+    top = f"""top AS (SELECT destination FROM egress {where} GROUP BY 1 ORDER BY count(*) DESC, 1
+              LIMIT {TOP_DESTINATIONS})"""
+    return {
+        "requests": rows(f"""WITH {top}
+            SELECT time_bucket(INTERVAL '{bucket}', start_time) AS t, destination, count(*) AS requests
+            FROM egress {where} AND destination IN (SELECT destination FROM top) GROUP BY ALL ORDER BY 1, 2"""),
+        "errors": rows(f"""SELECT time_bucket(INTERVAL '{bucket}', start_time) AS t,
+                round(avg(CASE WHEN response_code >= 500 OR (egress_kind <> 'blocked'
+                      AND list_has_any(response_flags, ['UF','URX','UH','UO','NR','DC','UT'])) THEN 1.0 ELSE 0.0 END), 4)
+                      AS error_share,
+                count(*) AS requests
+            FROM egress {where} GROUP BY ALL ORDER BY 1"""),
+        "pairs": rows(f"""WITH {top}
+            SELECT coalesce(source_ip, '?') AS source, destination, count(*) AS requests
+            FROM egress {where} AND destination IN (SELECT destination FROM top) GROUP BY ALL
+            ORDER BY requests DESC LIMIT 200"""),
+        "bytes": rows(f"""SELECT destination, 'up (sent)' AS direction, CAST(sum(bytes_received) AS BIGINT) AS bytes
+            FROM egress {where} GROUP BY 1
+            UNION ALL SELECT destination, 'down (received)', CAST(sum(bytes_sent) AS BIGINT) FROM egress {where} GROUP BY 1"""),
+    }
+
+
+def chart_specs(data: dict[str, list[dict]], window) -> dict[str, dict]:
+    from .render import to_jsonable
+
+    base = {"$schema": "https://vega.github.io/schema/vega-lite/v5.json", "width": 400, "height": 220,
+            "config": {"font": "sans-serif", "axis": {"labelLimit": 180}}}
+    rule = []
+    if window and window.start:
+        rule = [{"mark": {"type": "rule", "strokeDash": [4, 3], "color": "#6b7280"},
+                 "data": {"values": [{"t": to_jsonable(window.start)}]}, "encoding": {"x": {"field": "t", "type": "temporal"}}}]
+    totals: dict[str, int] = {}
+    for r in data["bytes"]:
+        totals[r["destination"]] = totals.get(r["destination"], 0) + (r["bytes"] or 0)
+    top_bytes = sorted(totals, key=lambda d: (-totals[d], str(d)))[:10]
+    return {
+        "requests": {**base, "description": "Requests per destination over time (dashed: window start)", "layer": [
+            {"mark": {"type": "line", "point": True}, "data": {"values": to_jsonable(data["requests"])},
+             "encoding": {"x": {"field": "t", "type": "temporal", "title": None},
+                          "y": {"field": "requests", "type": "quantitative"},
+                          "color": {"field": "destination", "type": "nominal"}}}, *rule]},
+        "errors": {**base, "description": "Error share over time (5xx and failure flags)", "layer": [
+            {"mark": {"type": "area", "line": True, "color": "#dc2626", "opacity": 0.5},
+             "data": {"values": to_jsonable(data["errors"])},
+             "encoding": {"x": {"field": "t", "type": "temporal", "title": None},
+                          "y": {"field": "error_share", "type": "quantitative", "axis": {"format": "%"},
+                                "title": "error share"}}}, *rule]},
+        "pairs": {**base, "description": "Source → destination (requests)", "height": {"step": 18},
+                  "data": {"values": to_jsonable(data["pairs"])}, "mark": "rect",
+                  "encoding": {"x": {"field": "destination", "type": "nominal", "axis": {"labelAngle": -35}},
+                               "y": {"field": "source", "type": "nominal"},
+                               "color": {"field": "requests", "type": "quantitative", "scale": {"type": "log"}},
+                               "tooltip": [{"field": "source"}, {"field": "destination"}, {"field": "requests"}]}},
+        "bytes": {**base, "description": "Top destinations by bytes", "height": {"step": 20}, "width": 300,
+                  "data": {"values": to_jsonable([r for r in data["bytes"] if r["destination"] in top_bytes])},
+                  "mark": "bar",
+                  "encoding": {"y": {"field": "destination", "type": "nominal", "sort": top_bytes, "title": None},
+                               "x": {"field": "bytes", "type": "quantitative", "stack": "zero"},
+                               "color": {"field": "direction", "type": "nominal"}}},
+    }
+
+
+# ---- the page --------------------------------------------------------------------------------------
+
+
+def _table(table) -> str:
+    from .render import to_jsonable
+
+    if table.num_rows == 0:
+        return "<p>(none)</p>"
+    import pyarrow as pa
+
+    numeric = [pa.types.is_integer(f.type) or pa.types.is_floating(f.type) for f in table.schema]
+    head = "".join(f"<th>{escape(n)}</th>" for n in table.column_names)
+    body = []
+    for row in table.to_pylist():
+        cells = "".join(f"<td class=num>{escape(to_jsonable(v))}</td>" if num else f"<td>{escape(v)}</td>"
+                        for v, num in zip(row.values(), numeric))
+        body.append(f"<tr>{cells}</tr>")
+    return f"<div class=wide><table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
+
+
+def _findings(doc: dict[str, Any]) -> str:
+    from .reports import _evidence_text, severity_counts
+
+    f_all = doc["findings"]
+    counts = "".join(f'<span><span class=sev style="background:{PALETTE[s]}">{s}</span> {n}</span>'
+                     for s, n in severity_counts(f_all).items())
+    rows = []
+    for f in f_all:
+        yaml = f["evidence"].get("service_entry") if isinstance(f["evidence"], dict) else None
+        extra = f"<pre>{escape(yaml)}</pre>" if yaml else ""
+        rows.append(
+            f'<tr><td><span class=sev style="background:{PALETTE[f["severity"]]}">{escape(f["severity"])}</span></td>'
+            f"<td>{escape(f['kind'])}</td><td>{escape(f['source'])}</td><td>{escape(f['destination'])}</td>"
+            f"<td class=ev>{escape(_evidence_text(f['evidence']))}</td><td>{escape(f['advice'])}{extra}</td></tr>")
+    table = ("<table><thead><tr><th>severity</th><th>kind</th><th>source</th><th>destination</th>"
+             f"<th>evidence</th><th>advice</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+             if rows else "<p>No findings.</p>")
+    return f"<h2>Findings ({len(f_all)})</h2><p class=counts>{counts}</p>{table}"
+
+
+def render_html(doc: dict[str, Any], name: str, *, con, window) -> str:
+    """The whole page for report ``name`` (an anomalies page also carries the inventory)."""
+    from .reports import _when, run_report
+
+    parts = []
+    specs = chart_specs(chart_data(con, window), window)
+    figures = "".join(f"<figure id=chart-{k}><figcaption>{escape(s['description'])}</figcaption>{_svg(s)}</figure>"
+                      for k, s in specs.items())
+    meta = ""
+    if name == "anomalies":
+        w, b = doc["window"], doc["baseline"]
+        meta = (f"<p class=meta>Window {escape(_when(w['start']))} to {escape(_when(w['end']))} ({w['requests']} egress "
+                f"requests), compared with the baseline {escape(_when(b['start']))} to {escape(_when(b['end']))} "
+                f"({b['requests']} requests, {escape(b['source'])}).</p>")
+        parts.append(_findings(doc))
+        from .reports import Window
+
+        inventory = run_report(con, "inventory", window=Window(window.baseline_start, window.end, None, None))
+    else:
+        inventory = doc
+    for _qname, title, table in inventory["_sections"]:
+        parts.append(f"<h2>{escape(title)}</h2>{_table(table)}")
+    title = "Egress anomalies" if name == "anomalies" else "Egress inventory"
+    return (
+        "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
+        "<meta name=viewport content='width=device-width,initial-scale=1'>"
+        f"<title>logpipe: {title}</title><style>{CSS}</style></head><body>"
+        f"<h1>logpipe: {title}</h1>{meta}<div class=grid>{figures}</div>{''.join(parts)}"
+        f"<script type=application/json id=chart-specs>{script_json(specs)}</script>"
+        "</body></html>\n"
+    )

@@ -1,0 +1,379 @@
+"""``logpipe report``: run a folder of named queries (``queries/inventory``, ``queries/anomalies``), one
+section per ``.sql`` file, and shape the results into a stable document.
+
+* inventory → ``{"destinations": [...], "sources": [...]}`` (one key per query of the folder);
+* anomalies → ``{"window": {...}, "baseline": {...}, "findings": [{"kind", "severity", "source",
+  "destination", "evidence", "advice"}, ...]}``, findings sorted by severity, most severe first.
+
+The judgement lives in the SQL; this module only chooses the time window and the baseline, which it
+passes to every query as the ``$since``/``$until``/``$baseline_start``/``$baseline_end`` parameters:
+
+* default: the last 24 hours of the data are the window, everything before them the baseline;
+* ``baseline_days=N``: the first N days of the data are the baseline, the rest the window;
+* ``since``/``until``: that window, everything before ``since`` the baseline;
+* ``baseline_dir``: another dataset is the baseline (its rows before the window), this one the window.
+
+With ``pods`` (``kubectl get pods -A -o json``, logpipe/pods.py) the connection's ``access_log`` is
+shadowed by a temporary view whose ``downstream_remote_address_ip`` holds the pod's workload
+(``namespace/owner``) when a pod held that IP at that time, so every query, and the ``egress`` view's
+``source_ip``, names workloads without knowing about pods.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import DatasetError, UsageError
+
+REPORTS = ("inventory", "anomalies")
+SEVERITIES = ("info", "low", "medium", "high", "critical")
+FINDING_KEYS = ("kind", "severity", "source", "destination", "evidence", "advice")
+WINDOW_PARAMS = ("since", "until", "baseline_start", "baseline_end")
+
+
+@dataclass
+class Window:
+    """The window under judgement and the baseline it is compared with (UTC, end exclusive)."""
+
+    start: dt.datetime | None
+    end: dt.datetime | None
+    baseline_start: dt.datetime | None
+    baseline_end: dt.datetime | None
+    baseline_source: str = "dataset"
+
+    def params(self) -> dict[str, str]:
+        iso = lambda t: t.isoformat() if t is not None else ""  # noqa: E731
+        return {"since": iso(self.start), "until": iso(self.end),
+                "baseline_start": iso(self.baseline_start), "baseline_end": iso(self.baseline_end)}
+
+
+def report_queries(name: str, extra_dirs=()) -> list:
+    """The named queries of report ``name`` (the files of ``queries/<name>/``), in file-name order."""
+    from .queries import load_queries
+
+    if name not in REPORTS:
+        raise UsageError(f"no report named {name!r}; choose one of {', '.join(REPORTS)}")
+    found = [q for q in load_queries(extra_dirs).values() if q.extra.get("group", "").split("/")[0] == name]
+    if not found:
+        raise UsageError(f"report {name} has no queries; add .sql files to queries/{name}/")
+    return found
+
+
+def list_report(name: str, extra_dirs=()) -> list[dict[str, Any]]:
+    """What ``--list`` prints: each section with its title and parameters (name, default, help)."""
+    rows = []
+    for q in report_queries(name, extra_dirs):
+        helps = q.extra.get("param_help", {})
+        params = [{"name": k, "default": v, "help": helps.get(k, "")}
+                  for k, v in q.params.items() if k not in WINDOW_PARAMS]
+        rows.append({"name": q.name, "title": q.title, "description": q.description, "params": params})
+    return rows
+
+
+# ---- the connection --------------------------------------------------------------------------------
+
+
+def _rows(con) -> Any:
+    return con.sql("SELECT * EXCLUDE (date) FROM access_log").to_arrow_table()
+
+
+def open_report_db(data_dir, *, baseline_dir=None, pods_path=None, settings=None):
+    """A DuckDB connection (logpipe.db) for a report: the dataset, plus the baseline dataset's rows
+    when ``baseline_dir`` is given, plus the pod table when ``pods_path`` is given.
+
+    Returns ``(con, window_floor)``: with a baseline dataset, the first record time of ``data_dir``
+    (the window starts there and the baseline ends there), else ``None``."""
+    import pyarrow as pa
+
+    from .db import connect
+
+    floor = None
+    if baseline_dir is not None:
+        main, base = connect(data_dir, settings=settings), connect(baseline_dir, settings=settings)
+        try:
+            main_rows, base_rows = _rows(main), _rows(base)
+            floor = main.execute("SELECT min(start_time) FROM access_log").fetchall()[0][0]
+        finally:
+            main.close()
+            base.close()
+        if floor is not None:
+            import pyarrow.compute as pc
+
+            base_rows = base_rows.filter(pc.less(base_rows["start_time"], pa.scalar(floor, base_rows["start_time"].type)))
+        if base_rows.num_rows == 0:
+            raise DatasetError(f"the baseline dataset {baseline_dir} has no rows before {data_dir} starts; "
+                               "give an older dataset to --baseline, or use --baseline-days N")
+        rows = pa.concat_tables([base_rows, main_rows], promote_options="permissive")
+        con = connect(tables={"records": rows}, settings=settings)
+    else:
+        con = connect(data_dir, settings=settings)
+    if pods_path is not None:
+        from .pods import load_pods
+
+        attach_pods(con, load_pods(pods_path))
+    _materialize_egress(con)
+    return con, floor
+
+
+def _materialize_egress(con) -> None:
+    """Compute the ``egress`` view once into a temporary table of the same name: every report query
+    reads it several times (window, baseline, comparisons) and the view's IP judgement is not free."""
+    db = con.execute("SELECT current_database()").fetchall()[0][0].replace('"', '""')
+    con.execute(f'CREATE TEMP TABLE egress AS SELECT * FROM "{db}".main.egress')
+
+
+def attach_pods(con, pods) -> None:
+    """Shadow ``access_log`` (and through it ``egress``) so that client IPs read as workloads."""
+    con.register("logpipe_pods", pods)
+    db = con.execute("SELECT current_database()").fetchall()[0][0].replace('"', '""')
+    con.execute(
+        f"""CREATE OR REPLACE TEMP VIEW access_log AS
+        SELECT a.* REPLACE (coalesce(p.workload, a.downstream_remote_address_ip) AS downstream_remote_address_ip)
+        FROM "{db}".main.access_log a
+        LEFT JOIN logpipe_pods p
+          ON p.pod_ip = ip_norm(a.downstream_remote_address_ip)
+         AND a.start_time >= coalesce(p.valid_from, '-infinity'::TIMESTAMPTZ)
+         AND a.start_time < coalesce(p.valid_until, 'infinity'::TIMESTAMPTZ)"""
+    )
+
+
+# ---- window and baseline ---------------------------------------------------------------------------
+
+
+def resolve_window(con, *, since=None, until=None, baseline_days=None, window_floor=None) -> Window:
+    """Pick the window and baseline from the options (see the module docstring)."""
+    lo, hi = con.execute("SELECT min(start_time), max(start_time) FROM egress").fetchall()[0]
+    if lo is None:
+        lo, hi = con.execute("SELECT min(start_time), max(start_time) FROM access_log").fetchall()[0]
+    if lo is None:
+        raise DatasetError("the dataset holds no records; ingest some logs with `logpipe ingest PATH`")
+    end_all = hi + dt.timedelta(seconds=1)
+    if since is not None and until is not None and since >= until:
+        raise UsageError("--since must be before --until")
+    if since is not None and since >= end_all:
+        raise UsageError(f"--since {since:%Y-%m-%dT%H:%M}Z is after the last record ({hi:%Y-%m-%dT%H:%M}Z); "
+                         "choose an earlier time")
+    if until is not None and until <= lo:
+        raise UsageError(f"--until {until:%Y-%m-%dT%H:%M}Z is before the first record ({lo:%Y-%m-%dT%H:%M}Z); "
+                         "choose a later time")
+    if window_floor is not None:
+        start = since or window_floor
+        return Window(start, until or end_all, lo, start, baseline_source="baseline dataset")
+    if baseline_days is not None:
+        if baseline_days <= 0:
+            raise UsageError("--baseline-days takes a positive number of days, e.g. --baseline-days 6")
+        day0 = lo.replace(hour=0, minute=0, second=0, microsecond=0)  # whole UTC days
+        cut = day0 + dt.timedelta(days=baseline_days)
+        if cut >= hi:
+            raise UsageError(f"--baseline-days {baseline_days} covers all the data ({lo:%Y-%m-%d} to {hi:%Y-%m-%d}); "
+                             "give fewer days")
+        return Window(since or cut, until or end_all, lo, cut)
+    if since is not None:
+        return Window(since, until or end_all, lo, since)
+    if until is not None:
+        return Window(until - dt.timedelta(hours=24), until, lo, until - dt.timedelta(hours=24))
+    start = hi - dt.timedelta(hours=24)
+    return Window(start, end_all, lo, start)
+
+
+def _count(con, start, end) -> int:
+    if start is None or end is None or start >= end:
+        return 0
+    return con.execute("SELECT count(*) FROM egress WHERE start_time >= $1 AND start_time < $2",
+                       [start, end]).fetchall()[0][0]
+
+
+# ---- running ---------------------------------------------------------------------------------------
+
+
+def _check_params(queries, params: dict[str, str]) -> None:
+    known = {k for q in queries for k in q.params}
+    for k in params:
+        if k in WINDOW_PARAMS:
+            raise UsageError(f"-p {k} is set by --since/--until/--baseline-days/--baseline; use those options")
+        if k not in known:
+            names = ", ".join(sorted(known - set(WINDOW_PARAMS)))
+            raise UsageError(f"no report parameter {k!r}; the parameters are: {names} (see --list)")
+
+
+def run_report(con, name: str, *, params: dict[str, str] | None = None, window: Window | None = None,
+               extra_dirs=()) -> dict[str, Any]:
+    """Run report ``name`` on ``con`` and return its document (dicts and lists of plain values,
+    datetimes included; ``to_json`` makes JSON of it). ``sections`` keeps the Arrow tables and
+    titles for the renderers under the key ``_sections``."""
+    from .queries import run_query
+
+    queries = report_queries(name, extra_dirs)
+    params = dict(params or {})
+    _check_params(queries, params)
+    window = window or resolve_window(con)
+    wparams = window.params()
+    sections = []
+    for q in queries:
+        mine = {k: v for k, v in params.items() if k in q.params}
+        mine.update({k: v for k, v in wparams.items() if k in q.params})
+        sections.append((q, run_query(con, q, mine)))
+    if name == "inventory":
+        doc: dict[str, Any] = {q.name: t.to_pylist() for q, t in sections}
+    else:
+        findings = []
+        for q, t in sections:
+            missing = [k for k in FINDING_KEYS if k not in t.column_names]
+            if missing:
+                raise UsageError(f"{q.where}: an anomaly query must return the columns {', '.join(FINDING_KEYS)}; "
+                                 f"{', '.join(missing)} missing")
+            findings += [{k: row[k] for k in FINDING_KEYS} for row in t.to_pylist()]
+        for f in findings:
+            if f["severity"] not in SEVERITIES:
+                raise UsageError(f"query {f['kind']} returned severity {f['severity']!r}; "
+                                 f"use one of {', '.join(SEVERITIES)}")
+        findings.sort(key=lambda f: (-SEVERITIES.index(f["severity"]), f["kind"], str(f["destination"]),
+                                     str(f["source"])))
+        doc = {
+            "window": {"start": window.start, "end": window.end,
+                       "requests": _count(con, window.start, window.end)},
+            "baseline": {"start": window.baseline_start, "end": window.baseline_end,
+                         "source": window.baseline_source,
+                         "requests": _count(con, window.baseline_start, window.baseline_end)},
+            "findings": findings,
+        }
+    doc["_sections"] = [(q.name, q.title, t) for q, t in sections]
+    return doc
+
+
+def public(doc: dict[str, Any]) -> dict[str, Any]:
+    """The document without the renderers' private keys, as JSON-ready values."""
+    from .render import to_jsonable
+
+    return to_jsonable({k: v for k, v in doc.items() if not k.startswith("_")})
+
+
+def to_json(doc: dict[str, Any]) -> str:
+    return json.dumps(public(doc), indent=2, ensure_ascii=True) + "\n"
+
+
+def severity_counts(findings: list[dict]) -> dict[str, int]:
+    counts = {s: 0 for s in reversed(SEVERITIES)}
+    for f in findings:
+        counts[f["severity"]] += 1
+    return counts
+
+
+def baseline_hint(doc: dict[str, Any]) -> str | None:
+    """A line for stderr when the comparison is meaningless."""
+    if "baseline" in doc and not doc["baseline"]["requests"]:
+        return ("logpipe: note: the baseline holds no egress requests, so everything looks new; "
+                "widen it with --baseline-days N, --since, or --baseline DIR")
+    return None
+
+
+
+# ---- text and markdown ---------------------------------------------------------------------------
+
+_COLOURS = {"critical": "\x1b[1;97;41m", "high": "\x1b[1;31m", "medium": "\x1b[33m", "low": "\x1b[36m",
+            "info": "\x1b[2m"}
+
+
+def _evidence_text(evidence: Any) -> str:
+    from .render import to_jsonable
+
+    if not isinstance(evidence, dict):
+        return str(to_jsonable(evidence))
+    parts = []
+    for k, v in evidence.items():
+        if v is None or k == "service_entry" or v == []:
+            continue
+        v = to_jsonable(v)
+        parts.append(f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}")
+    return " ".join(parts)
+
+
+def _findings_table(findings: list[dict]):
+    import pyarrow as pa
+
+    return pa.table({
+        "severity": [f["severity"] for f in findings],
+        "kind": [f["kind"] for f in findings],
+        "source": [f["source"] for f in findings],
+        "destination": [f["destination"] for f in findings],
+        "evidence": [_evidence_text(f["evidence"]) for f in findings],
+        "advice": [f["advice"] for f in findings],
+    }, schema=pa.schema([(n, pa.string()) for n in ("severity", "kind", "source", "destination", "evidence", "advice")]))
+
+
+def _when(t) -> str:
+    return t.strftime("%Y-%m-%d %H:%M UTC") if t is not None else "-"
+
+
+def render_text(doc: dict[str, Any], name: str, out, *, tty: bool = False, markdown: bool = False) -> None:
+    """Sections with headings and aligned tables (``markdown``: Markdown tables); anomaly severities
+    are coloured on a TTY only. Every value from the logs passes through the renderer's escaping."""
+    from .render import escape_control, render_table
+
+    h1, h2 = ("# ", "## ") if markdown else ("", "")
+    bold = (lambda s: f"\x1b[1m{s}\x1b[0m") if tty else (lambda s: s)  # noqa: E731
+    if name == "inventory":
+        out.write(f"{h1}{bold('Egress inventory')}\n\n")
+        for _qname, title, table in doc["_sections"]:
+            out.write(f"{h2}{bold(title)}\n\n")
+            if table.num_rows:
+                render_table(table, "markdown" if markdown else "table", out, tty=tty)
+            else:
+                out.write("(none)\n")
+            out.write("\n")
+        return
+    w, b, findings = doc["window"], doc["baseline"], doc["findings"]
+    out.write(f"{h1}{bold('Egress anomalies')}\n\n")
+    out.write(f"window   {_when(w['start'])} to {_when(w['end'])}: {w['requests']} egress requests\n")
+    out.write(f"baseline {_when(b['start'])} to {_when(b['end'])}: {b['requests']} egress requests ({b['source']})\n")
+    if markdown:
+        out.write("\n")
+    counts = ", ".join(f"{n} {s}" for s, n in severity_counts(findings).items() if n)
+    out.write(f"{len(findings)} findings" + (f": {counts}" if counts else "") + "\n\n")
+    if not findings:
+        return
+    if markdown:
+        render_table(_findings_table(findings), "markdown", out)
+        for f in findings:
+            yaml = f["evidence"].get("service_entry") if isinstance(f["evidence"], dict) else None
+            if yaml:
+                out.write(f"\n{h2}ServiceEntry for {escape_control(str(f['destination']))}\n\n```yaml\n"
+                          f"{escape_control(yaml).replace(chr(92) + 'n', chr(10)).replace('```', '')}\n```\n")
+        return
+    for f in findings:
+        sev = f["severity"].upper()
+        label = f"{_COLOURS[f['severity']]}{sev:<8}\x1b[0m" if tty else f"{sev:<8}"
+        src = escape_control(str(f["source"])) if f["source"] is not None else "-"
+        dst = escape_control(str(f["destination"])) if f["destination"] is not None else "-"
+        out.write(f"{label} {f['kind']:<19} {src} -> {dst}\n")
+        out.write(f"         {escape_control(_evidence_text(f['evidence']))}\n")
+        out.write(f"         {escape_control(str(f['advice']))}\n")
+        yaml = f["evidence"].get("service_entry") if isinstance(f["evidence"], dict) else None
+        if yaml:
+            for line in yaml.split("\n"):
+                out.write(f"           {escape_control(line)}\n")
+        out.write("\n")
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` to ``path`` through a hidden temporary file and a rename (DESIGN.md: atomic)."""
+    import uuid
+
+    path = os.fspath(path)
+    directory, base = os.path.split(path)
+    tmp = os.path.join(directory, f".{base}.{uuid.uuid4().hex[:12]}.tmp")
+    try:
+        with open(tmp, "x", encoding="utf-8", newline="") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except FileNotFoundError:
+        raise UsageError(f"cannot write {path}: its directory does not exist; create it or choose another --out") from None
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise

@@ -1,0 +1,68 @@
+-- title: Authorization denials
+-- description: Requests refused by an Istio AuthorizationPolicy (Envoy RBAC:
+--   rbac_access_denied_matched_policy[ns[NS]-policy[NAME]-rule[N]], "none" when ALLOW policies
+--   exist and none matched) or by an external authorizer (UAEX / ext_authz_denied), by source,
+--   destination and policy. Covers every proxy, not only egress.
+-- @param since '' window start (ISO time); empty = 24 hours before the data's last record
+-- @param until '' window end (ISO time, exclusive); empty = after the last record
+-- @param baseline_start '' baseline start (ISO time); empty = the data's first record
+-- @param baseline_end '' baseline end (ISO time, exclusive); empty = the window start
+-- @param denial_high 20 window denials of one source to one destination (new to the baseline) that make it high
+WITH bounds AS (
+    SELECT
+        coalesce(CAST(nullif($since, '') AS TIMESTAMPTZ), max(start_time) - INTERVAL 24 HOUR) AS w0,
+        coalesce(CAST(nullif($until, '') AS TIMESTAMPTZ), max(start_time) + INTERVAL 1 SECOND) AS w1,
+        coalesce(CAST(nullif($baseline_start, '') AS TIMESTAMPTZ), min(start_time)) AS b0,
+        coalesce(CAST(nullif($baseline_end, '') AS TIMESTAMPTZ),
+                 CAST(nullif($since, '') AS TIMESTAMPTZ), max(start_time) - INTERVAL 24 HOUR) AS b1
+    FROM access_log
+),
+denied AS (
+    SELECT
+        a.start_time, a.request_id,
+        a.downstream_remote_address_ip AS source,
+        coalesce(a.upstream_cluster_host, nullif(split_part(a.authority, ':', 1), ''), a.requested_server_name,
+                 a.downstream_local_address) AS destination,
+        CASE
+            WHEN coalesce(a.response_code_details, a.connection_termination_details) LIKE 'rbac_access_denied_matched_policy[%'
+                THEN 'rbac'
+            ELSE 'ext_authz'
+        END AS mechanism,
+        nullif(regexp_extract(coalesce(a.response_code_details, '') || ' ' || coalesce(a.connection_termination_details, ''),
+                              'rbac_access_denied_matched_policy\[(.*)\]', 1), '') AS policy,
+        a.start_time >= bounds.w0 AND a.start_time < bounds.w1 AS in_window,
+        a.start_time >= bounds.b0 AND a.start_time < bounds.b1 AS in_baseline
+    FROM access_log a, bounds
+    WHERE a.response_code_details LIKE 'rbac_access_denied_matched_policy[%'
+       OR a.connection_termination_details LIKE 'rbac_access_denied_matched_policy[%'
+       OR list_contains(a.response_flags, 'UAEX')
+       OR a.response_code_details = 'ext_authz_denied'
+)
+SELECT
+    'authz_denial' AS kind,
+    CASE
+        WHEN EXISTS (SELECT 1 FROM denied b WHERE b.in_baseline AND b.source IS NOT DISTINCT FROM w.source
+                     AND b.destination IS NOT DISTINCT FROM w.destination) THEN 'low'
+        WHEN count(*) >= CAST($denial_high AS INTEGER) THEN 'high'
+        ELSE 'medium'
+    END AS severity,
+    w.source,
+    w.destination,
+    {
+        'denials': count(*),
+        'mechanism': string_agg(DISTINCT w.mechanism, ','),
+        'policies': list_sort(list(DISTINCT w.policy) FILTER (WHERE w.policy IS NOT NULL)),
+        'first_seen': min(w.start_time),
+        'last_seen': max(w.start_time),
+        'sample_request_ids': list(w.request_id ORDER BY w.start_time) FILTER (WHERE w.request_id IS NOT NULL)[1:3]
+    } AS evidence,
+    CASE WHEN bool_or(w.mechanism = 'rbac')
+        THEN 'Denied by AuthorizationPolicy ' || coalesce(string_agg(DISTINCT w.policy, ', '), '(none matched)')
+             || ' (ns[NAMESPACE]-policy[NAME]-rule[INDEX]; "none" means no ALLOW policy matched): if the call is '
+             || 'legitimate, extend the policy (kubectl get authorizationpolicy -A); if not, find out why this client tries.'
+        ELSE 'Denied by the external authorizer (ext_authz, UAEX): check its decision log for these request ids.'
+    END AS advice
+FROM denied w
+WHERE w.in_window
+GROUP BY w.source, w.destination
+ORDER BY count(*) DESC, w.destination, w.source

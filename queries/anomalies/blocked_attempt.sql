@@ -1,0 +1,44 @@
+-- title: Blocked egress attempts
+-- description: Connections refused by REGISTRY_ONLY (BlackHoleCluster) or the block_all route, by
+--   source and destination. Many attempts from one source that the baseline did not show look like
+--   a probe, a misconfiguration after a release, or malware calling home.
+-- @param since '' window start (ISO time); empty = 24 hours before the data's last record
+-- @param until '' window end (ISO time, exclusive); empty = after the last record
+-- @param baseline_start '' baseline start (ISO time); empty = the data's first record
+-- @param baseline_end '' baseline end (ISO time, exclusive); empty = the window start
+-- @param blocked_high 20 window attempts by one source to one destination that make it high
+WITH bounds AS (
+    SELECT
+        coalesce(CAST(nullif($since, '') AS TIMESTAMPTZ), max(start_time) - INTERVAL 24 HOUR) AS w0,
+        coalesce(CAST(nullif($until, '') AS TIMESTAMPTZ), max(start_time) + INTERVAL 1 SECOND) AS w1,
+        coalesce(CAST(nullif($baseline_start, '') AS TIMESTAMPTZ), min(start_time)) AS b0,
+        coalesce(CAST(nullif($baseline_end, '') AS TIMESTAMPTZ),
+                 CAST(nullif($since, '') AS TIMESTAMPTZ), max(start_time) - INTERVAL 24 HOUR) AS b1
+    FROM egress
+),
+win AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= w0 AND e.start_time < w1),
+base AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= b0 AND e.start_time < b1)
+SELECT
+    'blocked_attempt' AS kind,
+    CASE
+        WHEN EXISTS (SELECT 1 FROM base b WHERE b.egress_kind = 'blocked'
+                     AND b.source_ip = w.source_ip AND b.destination = w.destination) THEN 'low'
+        WHEN count(*) >= CAST($blocked_high AS INTEGER) THEN 'high'
+        ELSE 'medium'
+    END AS severity,
+    w.source_ip AS source,
+    w.destination,
+    {
+        'attempts': count(*),
+        'ports': list_sort(list(DISTINCT w.destination_port)),
+        'blocked_by': string_agg(DISTINCT coalesce(w.upstream_cluster, w.route_name), ','),
+        'first_seen': min(w.start_time),
+        'last_seen': max(w.start_time),
+        'sample_request_ids': list(w.request_id ORDER BY w.start_time) FILTER (WHERE w.request_id IS NOT NULL)[1:3]
+    } AS evidence,
+    'The mesh blocked these calls. Find out why this workload wants ' || coalesce(w.destination, 'this address')
+        || ': register the host with a ServiceEntry if it is needed, otherwise treat the pod as suspect.' AS advice
+FROM win w
+WHERE w.egress_kind = 'blocked'
+GROUP BY w.source_ip, w.destination
+ORDER BY count(*) DESC, w.destination, source

@@ -1,0 +1,48 @@
+-- title: Direct-IP egress
+-- description: Requests whose HTTP authority or TLS SNI is a raw IP address instead of a host
+--   name: it bypasses DNS-based policy and registration, and is typical of malware and hard-coded
+--   endpoints.
+-- @param since '' window start (ISO time); empty = 24 hours before the data's last record
+-- @param until '' window end (ISO time, exclusive); empty = after the last record
+-- @param baseline_start '' baseline start (ISO time); empty = the data's first record
+-- @param baseline_end '' baseline end (ISO time, exclusive); empty = the window start
+WITH bounds AS (
+    SELECT
+        coalesce(CAST(nullif($since, '') AS TIMESTAMPTZ), max(start_time) - INTERVAL 24 HOUR) AS w0,
+        coalesce(CAST(nullif($until, '') AS TIMESTAMPTZ), max(start_time) + INTERVAL 1 SECOND) AS w1,
+        coalesce(CAST(nullif($baseline_start, '') AS TIMESTAMPTZ), min(start_time)) AS b0,
+        coalesce(CAST(nullif($baseline_end, '') AS TIMESTAMPTZ),
+                 CAST(nullif($since, '') AS TIMESTAMPTZ), max(start_time) - INTERVAL 24 HOUR) AS b1
+    FROM egress
+),
+win AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= w0 AND e.start_time < w1),
+base AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= b0 AND e.start_time < b1),
+named AS (
+    SELECT *, trim(regexp_replace(coalesce(authority, ''), ':[0-9]+$', ''), '[]') AS authority_host
+    FROM win
+)
+SELECT
+    'direct_ip_egress' AS kind,
+    CASE
+        WHEN EXISTS (SELECT 1 FROM base b WHERE b.destination = w.destination) THEN 'low'
+        WHEN bool_or(w.egress_kind = 'passthrough') THEN 'high'
+        ELSE 'medium'
+    END AS severity,
+    string_agg(DISTINCT w.source_ip, ',' ORDER BY w.source_ip) AS source,
+    w.destination,
+    {
+        'requests': count(*),
+        'authorities': list_sort(list(DISTINCT w.authority) FILTER (WHERE w.authority IS NOT NULL)),
+        'sni': list_sort(list(DISTINCT w.requested_server_name) FILTER (WHERE w.requested_server_name IS NOT NULL)),
+        'egress_kind': string_agg(DISTINCT w.egress_kind, ','),
+        'first_seen': min(w.start_time),
+        'last_seen': max(w.start_time),
+        'sample_request_ids': list(w.request_id ORDER BY w.start_time) FILTER (WHERE w.request_id IS NOT NULL)[1:3]
+    } AS evidence,
+    'Clients call ' || w.destination || ' by IP address: find the hard-coded address in the workload, '
+        || 'use a DNS name registered with a ServiceEntry, and block raw-IP egress (REGISTRY_ONLY).' AS advice
+FROM named w
+WHERE regexp_full_match(w.authority_host, '[0-9]{1,3}(\.[0-9]{1,3}){3}|[0-9A-Fa-f]*:[0-9A-Fa-f:.]*')
+   OR regexp_full_match(coalesce(w.requested_server_name, ''), '[0-9]{1,3}(\.[0-9]{1,3}){3}|[0-9A-Fa-f]*:[0-9A-Fa-f:.]*')
+GROUP BY w.destination
+ORDER BY count(*) DESC, w.destination

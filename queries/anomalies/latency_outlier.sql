@@ -1,0 +1,86 @@
+-- title: Latency outliers
+-- description: HTTP destinations whose p99 duration in the window jumped against their own
+--   baseline p99, and single requests far beyond their destination's normal (TCP rows are left
+--   out: a connection's duration is its lifetime, not a latency).
+-- @param since '' window start (ISO time); empty = 24 hours before the data's last record
+-- @param until '' window end (ISO time, exclusive); empty = after the last record
+-- @param baseline_start '' baseline start (ISO time); empty = the data's first record
+-- @param baseline_end '' baseline end (ISO time, exclusive); empty = the window start
+-- @param p99_factor 3.0 window p99 over baseline p99 that makes a jump
+-- @param min_requests 20 fewest window and baseline requests for a p99 comparison
+-- @param min_jump_ms 200 smallest p99 increase in milliseconds worth a finding
+-- @param single_factor 10.0 a single request this many times its destination's baseline p99 is an outlier
+-- @param single_min_ms 5000 ... and at least this many milliseconds
+WITH bounds AS (
+    SELECT
+        coalesce(CAST(nullif($since, '') AS TIMESTAMPTZ), max(start_time) - INTERVAL 24 HOUR) AS w0,
+        coalesce(CAST(nullif($until, '') AS TIMESTAMPTZ), max(start_time) + INTERVAL 1 SECOND) AS w1,
+        coalesce(CAST(nullif($baseline_start, '') AS TIMESTAMPTZ), min(start_time)) AS b0,
+        coalesce(CAST(nullif($baseline_end, '') AS TIMESTAMPTZ),
+                 CAST(nullif($since, '') AS TIMESTAMPTZ), max(start_time) - INTERVAL 24 HOUR) AS b1
+    FROM egress
+),
+win AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= w0 AND e.start_time < w1),
+base AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= b0 AND e.start_time < b1),
+base_p AS (
+    SELECT destination, count(*) AS n, quantile_cont(duration, 0.99) AS p99, quantile_cont(duration, 0.5) AS p50
+    FROM base WHERE protocol IS NOT NULL AND egress_kind <> 'blocked' AND duration IS NOT NULL
+    GROUP BY destination
+),
+win_p AS (
+    SELECT destination, count(*) AS n, quantile_cont(duration, 0.99) AS p99, quantile_cont(duration, 0.5) AS p50,
+        string_agg(DISTINCT source_ip, ',' ORDER BY source_ip) AS sources,
+        list(request_id ORDER BY duration DESC) FILTER (WHERE request_id IS NOT NULL)[1:3] AS ids
+    FROM win WHERE protocol IS NOT NULL AND egress_kind <> 'blocked' AND duration IS NOT NULL
+    GROUP BY destination
+),
+jumps AS (
+    SELECT
+        'latency_outlier' AS kind,
+        CASE WHEN w.p99 >= 2 * CAST($p99_factor AS DOUBLE) * b.p99 THEN 'high' ELSE 'medium' END AS severity,
+        w.sources AS source,
+        w.destination,
+        {
+            'what': 'p99_jump',
+            'window_p99_ms': CAST(w.p99 AS BIGINT), 'baseline_p99_ms': CAST(b.p99 AS BIGINT),
+            'window_p50_ms': CAST(w.p50 AS BIGINT), 'baseline_p50_ms': CAST(b.p50 AS BIGINT),
+            'window_requests': w.n, 'baseline_requests': b.n,
+            'duration_ms': NULL::BIGINT, 'start_time': NULL::TIMESTAMPTZ,
+            'sample_request_ids': w.ids
+        } AS evidence,
+        'p99 latency to ' || w.destination || ' went from ' || CAST(b.p99 AS BIGINT) || ' ms to '
+            || CAST(w.p99 AS BIGINT) || ' ms: check the provider''s status and the upstream_service_time '
+            || 'column (slow upstream) against duration (slow network or client); consider a timeout '
+            || 'and outlier detection in the DestinationRule.' AS advice,
+        w.p99 / greatest(b.p99, 1) AS score
+    FROM win_p w JOIN base_p b USING (destination)
+    WHERE w.n >= CAST($min_requests AS INTEGER) AND b.n >= CAST($min_requests AS INTEGER)
+      AND w.p99 >= CAST($p99_factor AS DOUBLE) * b.p99
+      AND w.p99 - b.p99 >= CAST($min_jump_ms AS DOUBLE)
+),
+singles AS (
+    SELECT
+        'latency_outlier' AS kind,
+        'low' AS severity,
+        r.source_ip AS source,
+        r.destination,
+        {
+            'what': 'single_request',
+            'window_p99_ms': NULL::BIGINT, 'baseline_p99_ms': CAST(b.p99 AS BIGINT),
+            'window_p50_ms': NULL::BIGINT, 'baseline_p50_ms': CAST(b.p50 AS BIGINT),
+            'window_requests': 1::BIGINT, 'baseline_requests': b.n,
+            'duration_ms': r.duration, 'start_time': r.start_time,
+            'sample_request_ids': [r.request_id]
+        } AS evidence,
+        'One request to ' || r.destination || ' took ' || r.duration || ' ms against a normal p99 of '
+            || CAST(b.p99 AS BIGINT) || ' ms: look it up by request id in the application logs.' AS advice,
+        r.duration / greatest(b.p99, 1) AS score
+    FROM win r JOIN base_p b USING (destination)
+    WHERE r.protocol IS NOT NULL AND r.egress_kind <> 'blocked'
+      AND b.n >= CAST($min_requests AS INTEGER)
+      AND r.duration >= CAST($single_factor AS DOUBLE) * b.p99
+      AND r.duration >= CAST($single_min_ms AS BIGINT)
+      AND r.destination NOT IN (SELECT destination FROM jumps)
+)
+SELECT * EXCLUDE (score) FROM (SELECT * FROM jumps UNION ALL SELECT * FROM singles)
+ORDER BY score DESC, destination

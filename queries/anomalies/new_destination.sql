@@ -1,0 +1,45 @@
+-- title: New destinations
+-- description: External destinations reached in the window that the baseline never reached.
+--   Unregistered (passthrough) or raw-IP newcomers rank higher: nobody reviewed them.
+-- @param since '' window start (ISO time); empty = 24 hours before the data's last record
+-- @param until '' window end (ISO time, exclusive); empty = after the last record
+-- @param baseline_start '' baseline start (ISO time); empty = the data's first record
+-- @param baseline_end '' baseline end (ISO time, exclusive); empty = the window start
+-- @param min_requests 1 fewest window requests for a finding
+WITH bounds AS (
+    SELECT
+        coalesce(CAST(nullif($since, '') AS TIMESTAMPTZ), max(start_time) - INTERVAL 24 HOUR) AS w0,
+        coalesce(CAST(nullif($until, '') AS TIMESTAMPTZ), max(start_time) + INTERVAL 1 SECOND) AS w1,
+        coalesce(CAST(nullif($baseline_start, '') AS TIMESTAMPTZ), min(start_time)) AS b0,
+        coalesce(CAST(nullif($baseline_end, '') AS TIMESTAMPTZ),
+                 CAST(nullif($since, '') AS TIMESTAMPTZ), max(start_time) - INTERVAL 24 HOUR) AS b1
+    FROM egress
+),
+win AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= w0 AND e.start_time < w1),
+base AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= b0 AND e.start_time < b1)
+SELECT
+    'new_destination' AS kind,
+    CASE
+        WHEN (SELECT count(*) FROM base) = 0 THEN 'info'
+        WHEN bool_or(w.egress_kind = 'passthrough') THEN 'medium'
+        ELSE 'low'
+    END AS severity,
+    string_agg(DISTINCT w.source_ip, ',' ORDER BY w.source_ip) AS source,
+    w.destination,
+    {
+        'requests': count(*),
+        'ports': list_sort(list(DISTINCT w.destination_port)),
+        'egress_kind': string_agg(DISTINCT w.egress_kind, ','),
+        'bytes_up': CAST(coalesce(sum(w.bytes_received), 0) AS BIGINT),
+        'first_seen': min(w.start_time),
+        'last_seen': max(w.start_time),
+        'sample_request_ids': list(w.request_id ORDER BY w.start_time) FILTER (WHERE w.request_id IS NOT NULL)[1:3]
+    } AS evidence,
+    'A destination the baseline never saw: confirm the owning team expects it; register it with a '
+        || 'ServiceEntry if legitimate, or block it with an AuthorizationPolicy / REGISTRY_ONLY.' AS advice
+FROM win w
+WHERE w.egress_kind <> 'blocked'
+  AND NOT EXISTS (SELECT 1 FROM base b WHERE b.destination = w.destination)
+GROUP BY w.destination
+HAVING count(*) >= CAST($min_requests AS INTEGER)
+ORDER BY count(*) DESC, w.destination

@@ -1,0 +1,90 @@
+-- title: Unregistered egress
+-- description: Traffic that left through PassthroughCluster (outboundTrafficPolicy ALLOW_ANY):
+--   nobody registered these destinations. The advice holds a ServiceEntry that registers each one
+--   (hosts, port with protocol, resolution, MESH_EXTERNAL), ready for kubectl apply -f -.
+-- @param since '' window start (ISO time); empty = 24 hours before the data's last record
+-- @param until '' window end (ISO time, exclusive); empty = after the last record
+-- @param baseline_start '' baseline start (ISO time); empty = the data's first record
+-- @param baseline_end '' baseline end (ISO time, exclusive); empty = the window start
+-- @param min_requests 1 fewest window requests for a finding
+WITH bounds AS (
+    SELECT
+        coalesce(CAST(nullif($since, '') AS TIMESTAMPTZ), max(start_time) - INTERVAL 24 HOUR) AS w0,
+        coalesce(CAST(nullif($until, '') AS TIMESTAMPTZ), max(start_time) + INTERVAL 1 SECOND) AS w1,
+        coalesce(CAST(nullif($baseline_start, '') AS TIMESTAMPTZ), min(start_time)) AS b0,
+        coalesce(CAST(nullif($baseline_end, '') AS TIMESTAMPTZ),
+                 CAST(nullif($since, '') AS TIMESTAMPTZ), max(start_time) - INTERVAL 24 HOUR) AS b1
+    FROM egress
+),
+win AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= w0 AND e.start_time < w1),
+base AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= b0 AND e.start_time < b1),
+found AS (
+    SELECT
+        w.destination,
+        w.destination_port AS port,
+        CASE
+            WHEN bool_or(w.protocol LIKE 'HTTP/2%') THEN 'HTTP2'
+            WHEN bool_or(w.protocol LIKE 'HTTP%') THEN 'HTTP'
+            WHEN bool_or(w.requested_server_name IS NOT NULL) THEN 'TLS'
+            ELSE 'TCP'
+        END AS se_protocol,
+        -- A name that can go in YAML unquoted, else an IP (STATIC), else nothing safe to print.
+        regexp_full_match(w.destination, '[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?')
+            AND NOT regexp_full_match(w.destination, '[0-9.]+') AS is_name,
+        regexp_full_match(w.destination, '[0-9.]+|[0-9A-Fa-f:]+') AS is_ip,
+        count(*) AS requests,
+        string_agg(DISTINCT w.source_ip, ',' ORDER BY w.source_ip) AS sources,
+        CAST(coalesce(sum(w.bytes_received), 0) AS BIGINT) AS bytes_up,
+        min(w.start_time) AS first_seen,
+        max(w.start_time) AS last_seen,
+        list(w.request_id ORDER BY w.start_time) FILTER (WHERE w.request_id IS NOT NULL)[1:3] AS ids,
+        EXISTS (SELECT 1 FROM base b WHERE b.destination = w.destination AND b.egress_kind = 'passthrough') AS known
+    FROM win w
+    WHERE w.egress_kind = 'passthrough' AND w.destination IS NOT NULL
+    GROUP BY w.destination, w.destination_port
+    HAVING count(*) >= CAST($min_requests AS INTEGER)
+),
+yaml AS (
+    SELECT *,
+        lower(regexp_replace(destination, '[^A-Za-z0-9]+', '-', 'g')) || '-' || port AS se_name,
+        CASE WHEN is_name THEN destination ELSE 'ip-' || lower(regexp_replace(destination, '[^A-Za-z0-9]+', '-', 'g')) || '.external' END AS se_host
+    FROM found
+)
+SELECT
+    'unregistered_egress' AS kind,
+    CASE WHEN known THEN 'low' ELSE 'medium' END AS severity,
+    sources AS source,
+    destination,
+    {
+        'requests': requests,
+        'port': port,
+        'protocol': se_protocol,
+        'bytes_up': bytes_up,
+        'first_seen': first_seen,
+        'last_seen': last_seen,
+        'sample_request_ids': ids,
+        'service_entry': CASE WHEN is_name OR is_ip THEN concat_ws(chr(10),
+            'apiVersion: networking.istio.io/v1',
+            'kind: ServiceEntry',
+            'metadata:',
+            '  name: ' || se_name,
+            'spec:',
+            '  hosts:',
+            '  - ' || se_host,
+            CASE WHEN is_ip THEN '  addresses:' || chr(10) || '  - ' || destination END,
+            '  location: MESH_EXTERNAL',
+            '  ports:',
+            '  - number: ' || port,
+            '    name: ' || lower(se_protocol) || '-' || port,
+            '    protocol: ' || se_protocol,
+            '  resolution: ' || CASE WHEN is_ip THEN 'STATIC' ELSE 'DNS' END,
+            CASE WHEN is_ip THEN '  endpoints:' || chr(10) || '  - address: ' || destination END) END
+    } AS evidence,
+    CASE WHEN is_name OR is_ip
+        THEN 'Unregistered egress to ' || CASE WHEN contains(destination, ':') THEN '[' || destination || ']' ELSE destination END || ':' || port || '. If it is legitimate, register it '
+             || '(kubectl apply -f the service_entry in the evidence), then consider '
+             || 'outboundTrafficPolicy REGISTRY_ONLY so the next unknown host is blocked.'
+        ELSE 'Unregistered egress to a host name that is not a valid DNS name: investigate the client.'
+    END AS advice
+FROM yaml
+ORDER BY requests DESC, destination

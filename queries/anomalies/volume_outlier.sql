@@ -1,0 +1,70 @@
+-- title: Volume outliers (uploads)
+-- description: Unusually large uploads per source and destination: bytes_received is what the
+--   client sent, i.e. data leaving the mesh, a data-exfiltration signal. Compared with the pair's
+--   (else the destination's) baseline per-request p99 and daily upload.
+-- @param since '' window start (ISO time); empty = 24 hours before the data's last record
+-- @param until '' window end (ISO time, exclusive); empty = after the last record
+-- @param baseline_start '' baseline start (ISO time); empty = the data's first record
+-- @param baseline_end '' baseline end (ISO time, exclusive); empty = the window start
+-- @param min_bytes 10000000 smallest window upload (bytes) of a pair worth a finding
+-- @param volume_factor 10.0 how many times its baseline daily upload a pair must reach
+-- @param high_bytes 100000000 window upload (bytes) of a pair that makes it high
+WITH bounds AS (
+    SELECT
+        coalesce(CAST(nullif($since, '') AS TIMESTAMPTZ), max(start_time) - INTERVAL 24 HOUR) AS w0,
+        coalesce(CAST(nullif($until, '') AS TIMESTAMPTZ), max(start_time) + INTERVAL 1 SECOND) AS w1,
+        coalesce(CAST(nullif($baseline_start, '') AS TIMESTAMPTZ), min(start_time)) AS b0,
+        coalesce(CAST(nullif($baseline_end, '') AS TIMESTAMPTZ),
+                 CAST(nullif($since, '') AS TIMESTAMPTZ), max(start_time) - INTERVAL 24 HOUR) AS b1
+    FROM egress
+),
+win AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= w0 AND e.start_time < w1),
+base AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= b0 AND e.start_time < b1),
+base_pair AS (
+    SELECT source_ip, destination,
+        sum(bytes_received) / greatest(date_diff('second', min(start_time), max(start_time)) / 86400.0, 1.0) AS daily
+    FROM base WHERE egress_kind <> 'blocked'
+    GROUP BY ALL
+),
+base_dest AS (
+    SELECT destination, quantile_cont(bytes_received, 0.99) AS p99,
+        sum(bytes_received) / greatest(date_diff('second', min(start_time), max(start_time)) / 86400.0, 1.0)
+            / greatest(count(DISTINCT source_ip), 1) AS daily_per_source
+    FROM base WHERE egress_kind <> 'blocked'
+    GROUP BY destination
+),
+win_pair AS (
+    SELECT source_ip, destination,
+        count(*) AS requests,
+        sum(bytes_received) AS bytes_up,
+        max(bytes_received) AS largest,
+        sum(bytes_received) / greatest(date_diff('second', min(start_time), max(start_time)) / 86400.0, 1.0) AS daily,
+        min(start_time) AS first_seen, max(start_time) AS last_seen,
+        list(request_id ORDER BY bytes_received DESC) FILTER (WHERE request_id IS NOT NULL)[1:3] AS ids
+    FROM win WHERE egress_kind <> 'blocked'
+    GROUP BY ALL
+)
+SELECT
+    'volume_outlier' AS kind,
+    CASE WHEN w.bytes_up >= CAST($high_bytes AS BIGINT) THEN 'high' ELSE 'medium' END AS severity,
+    w.source_ip AS source,
+    w.destination,
+    {
+        'bytes_up': CAST(w.bytes_up AS BIGINT),
+        'requests': w.requests,
+        'largest_request_bytes': w.largest,
+        'baseline_daily_bytes': CAST(coalesce(bp.daily, bd.daily_per_source, 0) AS BIGINT),
+        'baseline_request_p99_bytes': CAST(bd.p99 AS BIGINT),
+        'first_seen': w.first_seen,
+        'last_seen': w.last_seen,
+        'sample_request_ids': w.ids
+    } AS evidence,
+    w.source_ip || ' uploaded ' || CAST(round(w.bytes_up / 1e6, 1) AS VARCHAR) || ' MB to ' || w.destination
+        || ': confirm this transfer is expected (backup, export); if not, isolate the pod and '
+        || 'check what it sent (request ids in the evidence).' AS advice
+FROM win_pair w
+LEFT JOIN base_pair bp ON bp.source_ip IS NOT DISTINCT FROM w.source_ip AND bp.destination = w.destination
+LEFT JOIN base_dest bd ON bd.destination = w.destination
+WHERE w.bytes_up >= CAST($min_bytes AS BIGINT)
+  AND w.daily >= CAST($volume_factor AS DOUBLE) * coalesce(bp.daily, bd.daily_per_source, 0)
+ORDER BY w.bytes_up DESC, w.destination

@@ -1,0 +1,52 @@
+-- title: External destinations
+-- description: One row per external destination (host, or the IP when no name is known), port and
+--   way out: waypoint (inbound-vip), registered (ServiceEntry, outbound), passthrough (unregistered,
+--   ALLOW_ANY) or blocked (BlackHoleCluster / block_all). Transport is judged by what leaves the
+--   mesh: an HTTP request whose upstream endpoint port is in tls_ports is TLS origination, not
+--   plaintext; a request never forwarded (denied, no upstream) does not count. Error share counts 4xx, 5xx and failure response flags.
+-- @param since '' window start (ISO time); empty = the data's first record
+-- @param until '' window end (ISO time, exclusive); empty = after the last record
+-- @param tls_ports '443,8443' upstream ports that mean the proxy originated TLS for an HTTP request
+-- @param failure_flags 'UF,URX,UH,UO,NR,DC,UT,UC,LR,UR,DF' response flags that count as errors
+WITH win AS (
+    SELECT *,
+        CASE
+            WHEN egress_kind = 'blocked' THEN 'blocked'
+            WHEN requested_server_name IS NOT NULL
+                 OR (upstream_cluster_direction = 'inbound-vip' AND upstream_cluster_subset = 'tls') THEN 'tls'
+            WHEN protocol LIKE 'HTTP%' AND upstream_host IS NULL THEN NULL  -- never forwarded: nothing left
+            WHEN protocol LIKE 'HTTP%'
+                 AND list_contains(CAST(string_split($tls_ports, ',') AS INTEGER[]), upstream_host_port) THEN 'tls-origination'
+            WHEN protocol LIKE 'HTTP%' THEN 'plaintext'
+            ELSE 'tcp'
+        END AS transport,
+        response_code >= 400 AND response_code < 500 AS is_4xx,
+        response_code >= 500 AS is_5xx,
+        list_has_any(response_flags, CAST(string_split($failure_flags, ',') AS VARCHAR[])) AS is_flagged
+    FROM egress
+    WHERE start_time >= coalesce(CAST(nullif($since, '') AS TIMESTAMPTZ), '-infinity'::TIMESTAMPTZ)
+      AND start_time < coalesce(CAST(nullif($until, '') AS TIMESTAMPTZ), 'infinity'::TIMESTAMPTZ)
+)
+SELECT
+    destination,
+    destination_port AS port,
+    mode(coalesce(protocol, CASE WHEN requested_server_name IS NOT NULL THEN 'TLS' ELSE 'TCP' END)) AS protocol,
+    egress_kind,
+    count(*) AS requests,
+    CAST(coalesce(sum(bytes_received), 0) AS BIGINT) AS bytes_up,
+    CAST(coalesce(sum(bytes_sent), 0) AS BIGINT) AS bytes_down,
+    round(avg(CASE WHEN is_4xx OR is_5xx OR is_flagged THEN 1.0 ELSE 0.0 END), 4) AS error_share,
+    count(*) FILTER (WHERE is_4xx) AS errors_4xx,
+    count(*) FILTER (WHERE is_5xx) AS errors_5xx,
+    count(*) FILTER (WHERE is_flagged) AS flagged,
+    CAST(quantile_cont(duration, 0.50) AS BIGINT) AS p50_ms,
+    CAST(quantile_cont(duration, 0.95) AS BIGINT) AS p95_ms,
+    CAST(quantile_cont(duration, 0.99) AS BIGINT) AS p99_ms,
+    min(start_time) AS first_seen,
+    max(start_time) AS last_seen,
+    count(DISTINCT source_ip) AS sources,
+    CASE WHEN bool_or(transport = 'plaintext') THEN 'plaintext' ELSE mode(transport) END AS transport,
+    string_agg(DISTINCT requested_server_name, ',') AS sni
+FROM win
+GROUP BY destination, destination_port, egress_kind
+ORDER BY requests DESC, destination, port

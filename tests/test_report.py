@@ -1,0 +1,340 @@
+"""logpipe report: each planted anomaly of sample_logs/scenario is found, the clean baseline week
+yields nothing high, the inventory judges transport by what leaves, --pods names workloads by time,
+and the CLI's options and errors behave."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from logpipe import reports
+from logpipe.cli import cli
+from logpipe.parse import parse_lines
+from logpipe.pods import load_pods, pods_from_json
+from logpipe.queries import run_query
+
+ROOT = Path(__file__).resolve().parent.parent
+SCENARIO = ROOT / "sample_logs" / "scenario"
+ANOMALY_FILES = sorted((ROOT / "queries" / "anomalies").glob("*.sql"))
+CI, CRON, WORKER, FRONTEND, NOTIF, UPLOADER, REPORTS, PAY = (
+    "10.244.2.11", "10.244.2.21", "10.244.3.15", "10.244.1.41", "10.244.1.51", "10.244.1.61", "10.244.1.31",
+    "10.244.1.21")
+
+
+def write_dataset(files: list[Path], out: Path) -> Path:
+    """Parse log files and write them as a dataset: out/date=YYYY-MM-DD/part-0.parquet."""
+    batches = [b.records for f in files for b in parse_lines(f.open(encoding="utf-8"), str(f)) if b.parsed]
+    table = pa.Table.from_batches(batches)
+    days = pc.strftime(table["start_time"], format="%Y-%m-%d")
+    for day in sorted(set(days.to_pylist())):
+        part = out / f"date={day}"
+        part.mkdir(parents=True)
+        pq.write_table(table.filter(pc.equal(days, day)), part / "part-0.parquet")
+    return out
+
+
+@pytest.fixture(scope="session")
+def scenario_data(tmp_path_factory) -> Path:
+    return write_dataset([SCENARIO / "baseline-week.log", SCENARIO / "incident-day.log"],
+                         tmp_path_factory.mktemp("scenario"))
+
+
+@pytest.fixture(scope="session")
+def baseline_data(tmp_path_factory) -> Path:
+    return write_dataset([SCENARIO / "baseline-week.log"], tmp_path_factory.mktemp("baseline"))
+
+
+@pytest.fixture(scope="session")
+def incident_data(tmp_path_factory) -> Path:
+    return write_dataset([SCENARIO / "incident-day.log"], tmp_path_factory.mktemp("incident"))
+
+
+def anomalies(data: Path, **options) -> dict:
+    con, floor = reports.open_report_db(data, baseline_dir=options.pop("baseline_dir", None),
+                                        pods_path=options.pop("pods_path", None))
+    try:
+        window = reports.resolve_window(con, window_floor=floor, **options)
+        return reports.public(reports.run_report(con, "anomalies", window=window))
+    finally:
+        con.close()
+
+
+@pytest.fixture(scope="session")
+def incident(scenario_data) -> dict:
+    return anomalies(scenario_data)
+
+
+def found(doc: dict, kind: str, source: str | None = None, destination: str | None = None) -> list[dict]:
+    return [f for f in doc["findings"] if f["kind"] == kind
+            and (destination is None or f["destination"] == destination)
+            and (source is None or source in (f["source"] or "").split(","))]
+
+
+# ---- planted anomalies ---------------------------------------------------------------------------
+
+PLANTED = [
+    # kind, source, destination, lowest acceptable severity
+    ("new_destination", REPORTS, "exfil.example", "low"),
+    ("new_destination", CRON, "pastebin.com", "medium"),
+    ("new_pair", FRONTEND, "api.stripe.com", "low"),
+    ("unregistered_egress", CRON, "pastebin.com", "medium"),
+    ("unregistered_egress", CRON, "203.0.113.50", "medium"),
+    ("blocked_attempt", WORKER, "198.51.100.77", "medium"),
+    ("blocked_attempt", WORKER, "crypto-miner.example", "medium"),
+    ("authz_denial", FRONTEND, "httpbin.org", "high"),
+    ("authz_denial", NOTIF, "hooks.slack.com", "high"),
+    ("error_spike", None, "api.stripe.com", "high"),
+    ("latency_outlier", CI, "api.github.com", "medium"),
+    ("volume_outlier", UPLOADER, "storage.example", "high"),
+    ("plaintext_egress", NOTIF, "http-only.example", "medium"),
+    ("plaintext_egress", CRON, "pastebin.com", "low"),
+    ("direct_ip_egress", CI, "203.0.113.9", "medium"),
+    ("tls_failure", CRON, "legacy-partner.example", "high"),
+]
+
+
+@pytest.mark.parametrize("kind,source,destination,at_least", PLANTED,
+                         ids=[f"{k}-{d}" for k, _s, d, _a in PLANTED])
+def test_planted_anomaly_is_found(incident, kind, source, destination, at_least):
+    hits = found(incident, kind, source, destination)
+    assert hits, f"{kind} {source}->{destination} not found; got {[(f['kind'], f['destination']) for f in incident['findings']]}"
+    f = hits[0]
+    assert reports.SEVERITIES.index(f["severity"]) >= reports.SEVERITIES.index(at_least)
+    assert set(f) == set(reports.FINDING_KEYS)
+    assert f["advice"] and isinstance(f["evidence"], dict)
+
+
+def test_every_anomaly_query_has_a_planted_finding(incident):
+    kinds = {f["kind"] for f in incident["findings"]}
+    assert kinds == {p.stem for p in ANOMALY_FILES}
+
+
+@pytest.mark.parametrize("destination", ["httpbin.org", "api.stripe.com", "hooks.slack.com", "storage.example",
+                                         "api.github.com", "legacy-partner.example", "exfil.example"])
+def test_tls_origination_is_not_plaintext(incident, destination):
+    assert not found(incident, "plaintext_egress", destination=destination)
+
+
+def test_clean_baseline_has_no_high_finding(baseline_data):
+    doc = anomalies(baseline_data)
+    assert doc["baseline"]["requests"] > 1000 and doc["window"]["requests"] > 100
+    bad = [f for f in doc["findings"] if f["severity"] in ("high", "critical")]
+    assert bad == []
+
+
+def test_clean_baseline_days_split_has_no_high_finding(baseline_data):
+    doc = anomalies(baseline_data, baseline_days=4)
+    assert [f for f in doc["findings"] if f["severity"] in ("high", "critical")] == []
+
+
+def test_evidence_details(incident):
+    rbac = found(incident, "authz_denial", FRONTEND, "httpbin.org")[0]
+    assert rbac["evidence"]["policies"] == ["ns[istio-egress]-policy[deny-httpbin-post]-rule[0]"]
+    assert rbac["evidence"]["denials"] == 30 and len(rbac["evidence"]["sample_request_ids"]) == 3
+    assert "deny-httpbin-post" in rbac["advice"]
+    uaex = found(incident, "authz_denial", NOTIF, "hooks.slack.com")[0]
+    assert uaex["evidence"]["mechanism"] == "ext_authz" and uaex["evidence"]["denials"] == 20
+    tls = found(incident, "tls_failure", destination="legacy-partner.example")[0]
+    assert any("CERTIFICATE_EXPIRED" in r for r in tls["evidence"]["reasons"])
+    spike = found(incident, "error_spike", destination="api.stripe.com")[0]
+    assert spike["evidence"]["worst_bucket"].startswith("2025-03-08T14:00")
+    assert spike["evidence"]["baseline_share"] < 0.05
+    assert found(incident, "volume_outlier", UPLOADER)[0]["evidence"]["largest_request_bytes"] == 524288000
+    blocked = found(incident, "blocked_attempt", WORKER, "crypto-miner.example")[0]
+    assert blocked["evidence"]["attempts"] == 12 and blocked["evidence"]["blocked_by"] == "block_all"
+
+
+@pytest.mark.parametrize("destination,protocol,resolution", [("pastebin.com", "HTTP", "DNS"),
+                                                             ("203.0.113.50", "TCP", "STATIC")])
+def test_unregistered_egress_service_entry(incident, destination, protocol, resolution):
+    f = found(incident, "unregistered_egress", CRON, destination)[0]
+    se = yaml.safe_load(f["evidence"]["service_entry"])
+    assert se["kind"] == "ServiceEntry" and se["apiVersion"].startswith("networking.istio.io/")
+    spec = se["spec"]
+    assert spec["location"] == "MESH_EXTERNAL" and spec["resolution"] == resolution
+    port = 80 if protocol == "HTTP" else 5432
+    assert spec["ports"] == [{"number": port, "name": f"{protocol.lower()}-{port}", "protocol": protocol}]
+    assert (spec["hosts"] == [destination]) if resolution == "DNS" else (spec["addresses"] == [destination])
+
+
+def test_findings_sorted_by_severity(incident):
+    ranks = [reports.SEVERITIES.index(f["severity"]) for f in incident["findings"]]
+    assert ranks == sorted(ranks, reverse=True)
+
+
+def test_baseline_dataset_gives_the_same_findings(incident, incident_data, baseline_data):
+    doc = anomalies(incident_data, baseline_dir=baseline_data)
+    assert doc["baseline"]["source"] == "baseline dataset" and doc["baseline"]["requests"] > 1000
+    key = lambda d: sorted((f["kind"], f["destination"], f["severity"]) for f in d["findings"])  # noqa: E731
+    assert key(doc) == key(incident)
+
+
+@pytest.mark.parametrize("path", ANOMALY_FILES, ids=lambda p: p.stem)
+def test_anomaly_query_runs_alone_with_its_defaults(scenario_data, path):
+    """`logpipe query NAME` runs these too: without report options they must work on the views."""
+    from logpipe.db import connect
+    from logpipe.queries import load_queries
+
+    con = connect(scenario_data)
+    try:
+        table = run_query(con, load_queries()[path.stem])
+    finally:
+        con.close()
+    assert table.column_names[:6] == list(reports.FINDING_KEYS)
+    assert set(table["kind"].to_pylist()) <= {path.stem}
+    assert set(table["severity"].to_pylist()) <= set(reports.SEVERITIES)
+
+
+# ---- inventory -------------------------------------------------------------------------------------
+
+
+def test_inventory(scenario_data):
+    con, _ = reports.open_report_db(scenario_data)
+    try:
+        doc = reports.public(reports.run_report(con, "inventory", window=reports.Window(None, None, None, None)))
+    finally:
+        con.close()
+    assert set(doc) == {"destinations", "sources"}
+    by = {(d["destination"], d["egress_kind"]): d for d in doc["destinations"]}
+    assert by[("httpbin.org", "waypoint")]["transport"] == "tls-origination"
+    assert by[("http-only.example", "waypoint")]["transport"] == "plaintext"
+    assert by[("s3.amazonaws.com", "registered")]["transport"] == "tls"
+    assert by[("s3.amazonaws.com", "registered")]["sni"] == "s3.amazonaws.com"
+    assert by[("pastebin.com", "passthrough")]["requests"] == 15
+    assert ("crypto-miner.example", "blocked") in by
+    stripe = by[("api.stripe.com", "waypoint")]
+    assert stripe["p50_ms"] <= stripe["p95_ms"] <= stripe["p99_ms"] and stripe["errors_5xx"] >= 90
+    sources = {s["source"]: s for s in doc["sources"]}
+    assert sources[WORKER]["blocked"] == 24
+    assert "pastebin.com" in sources[CRON]["destinations"]
+
+
+# ---- pods ------------------------------------------------------------------------------------------
+
+
+def pod(name, ip, start, owner=("ReplicaSet", "uploader-5d8f7c9b4"), hash_="5d8f7c9b4", ns="shop", **spec):
+    return {"kind": "Pod", "metadata": {"name": name, "namespace": ns, "labels": {"pod-template-hash": hash_},
+                                        "ownerReferences": [{"kind": owner[0], "name": owner[1], "controller": True}]},
+            "spec": {"serviceAccountName": "uploader", **spec},
+            "status": {"podIP": ip, "podIPs": [{"ip": ip}], "startTime": start}}
+
+
+def test_pods_table_owner_and_intervals():
+    t = pods_from_json({"kind": "List", "items": [
+        pod("uploader-5d8f7c9b4-aaaaa", UPLOADER, "2025-02-01T00:00:00Z"),
+        pod("batch-x", UPLOADER, "2025-03-08T12:00:00Z", owner=("Job", "batch"), hash_=None, ns="jobs"),
+        pod("node-agent", "192.0.2.1", "2025-02-01T00:00:00Z", hostNetwork=True),
+    ]}).to_pylist()
+    assert [r["workload"] for r in t] == ["shop/uploader", "jobs/batch"]
+    assert t[0]["owner_kind"] == "Deployment" and t[0]["service_account"] == "uploader"
+    assert t[0]["valid_until"] == t[1]["valid_from"] == dt.datetime(2025, 3, 8, 12, tzinfo=dt.timezone.utc)
+
+
+def test_pods_name_sources_by_time(scenario_data, tmp_path):
+    pods = tmp_path / "pods.json"
+    pods.write_text(json.dumps({"kind": "List", "items": [
+        pod("uploader-5d8f7c9b4-aaaaa", UPLOADER, "2025-02-01T00:00:00Z"),
+        # The same IP reused by another pod after the 03:17 upload: the upload stays the uploader's.
+        pod("batch-x", UPLOADER, "2025-03-08T12:00:00Z", owner=("Job", "batch"), hash_=None, ns="jobs"),
+        # A pod that started after all the data: CI's IP is not attributed to it.
+        pod("late-1", CI, "2025-04-01T00:00:00Z", owner=("ReplicaSet", "late-77"), hash_="77"),
+    ]}))
+    doc = anomalies(scenario_data, pods_path=pods)
+    upload = found(doc, "volume_outlier", destination="storage.example")[0]
+    assert upload["source"] == "shop/uploader"
+    assert found(doc, "latency_outlier", CI, "api.github.com")  # still an IP
+
+
+@pytest.mark.parametrize("content,message", [("{", "cannot read pods file"), ('{"kind": "Service"}', "not a Kubernetes pod list")])
+def test_pods_file_errors(tmp_path, content, message):
+    from logpipe.errors import InputError
+
+    p = tmp_path / "pods.json"
+    p.write_text(content)
+    with pytest.raises(InputError, match=message):
+        load_pods(p)
+
+
+# ---- CLI -------------------------------------------------------------------------------------------
+
+
+def run(*args):
+    return CliRunner().invoke(cli, list(args))
+
+
+def test_cli_json_shape(scenario_data):
+    r = run("report", "anomalies", "--data", str(scenario_data), "-o", "json")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert list(doc) == ["window", "baseline", "findings"]
+    assert list(doc["findings"][0]) == list(reports.FINDING_KEYS)
+    assert doc["findings"][0]["severity"] == "critical"
+
+
+@pytest.mark.parametrize("fmt,expect", [("text", "CRITICAL error_spike"), ("markdown", "| severity | kind |")])
+def test_cli_text_and_markdown(scenario_data, fmt, expect):
+    r = run("report", "anomalies", "--data", str(scenario_data), "-o", fmt)
+    assert r.exit_code == 0, r.output
+    assert expect in r.stdout and "\x1b[" not in r.stdout  # not a TTY: no colour
+    assert "MESH_EXTERNAL" in r.stdout
+
+
+def test_cli_inventory_covers_all_data(scenario_data):
+    r = run("report", "inventory", "--data", str(scenario_data), "-o", "json")
+    doc = json.loads(r.stdout)
+    assert sum(d["requests"] for d in doc["destinations"]) > 3000
+
+
+def test_cli_list_shows_thresholds():
+    r = run("report", "anomalies", "--list")
+    assert r.exit_code == 0
+    for text in ("error_spike: Error and failure spikes", "-p spike_factor 3.0", "-p tls_ports 443,8443"):
+        assert text in r.stdout
+
+
+@pytest.mark.parametrize("args,message", [
+    (["-p", "no_such", "1"], "no report parameter 'no_such'"),
+    (["-p", "since", "2025-01-01"], "use those options"),
+    (["-p", "spike_factor", "abc"], "takes a number"),
+    (["--baseline-days", "30"], "covers all the data"),
+    (["--baseline-days", "2", "--baseline", "x"], "give one of them"),
+    (["--since", "yesterday"], "not an ISO time"),
+    (["--since", "2030-01-01"], "after the last record"),
+    (["--until", "2020-01-01"], "before the first record"),
+])
+def test_cli_usage_errors(scenario_data, args, message):
+    import logpipe.cli as cli_module
+
+    r = CliRunner().invoke(cli_module.cli, ["report", "anomalies", "--data", str(scenario_data), *args],
+                           standalone_mode=False)
+    text = str(r.exception) if r.exception else r.output
+    assert message in text
+
+
+def test_cli_param_changes_result(scenario_data):
+    r = run("report", "anomalies", "--data", str(scenario_data), "-o", "json", "-p", "blocked_high", "5")
+    doc = json.loads(r.stdout)
+    assert {f["severity"] for f in doc["findings"] if f["kind"] == "blocked_attempt"} == {"high"}
+
+
+@pytest.mark.parametrize("tty", [True, False])
+def test_text_colours_only_on_a_tty_and_escapes_log_values(tty):
+    import io
+
+    finding = {"kind": "new_destination", "severity": "high", "source": "10.0.0.1\x1b[2J",
+               "destination": "evil\u202e.example", "evidence": {"requests": 1}, "advice": "look"}
+    doc = {"window": {"start": None, "end": None, "requests": 1},
+           "baseline": {"start": None, "end": None, "requests": 1, "source": "dataset"}, "findings": [finding]}
+    out = io.StringIO()
+    reports.render_text(doc, "anomalies", out, tty=tty)
+    text = out.getvalue()
+    assert "\x1b[2J" not in text and "\u202e" not in text
+    assert "10.0.0.1\\x1b[2J" in text and "evil\\u202e.example" in text
+    assert ("\x1b[1;31mHIGH" in text) is tty and ("\x1b[" in text) is tty

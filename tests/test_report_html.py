@@ -1,0 +1,150 @@
+"""The HTML report: self-contained, every log value escaped, and drawn by a real headless Chromium
+(charts visible, no console message)."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import struct
+import subprocess
+import zlib
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from logpipe.cli import cli
+
+from test_report import SCENARIO, write_dataset
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROME_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--enable-logging=stderr", "--v=0"]
+XSS = "<script>alert(1)</script>"
+HOSTILE = [
+    # An unregistered host whose name is markup, called directly: it becomes a destination, a new
+    # destination, unregistered egress (with a ServiceEntry refused for the bad name) and a chart label.
+    f'[2025-03-08T10:00:0{i}.000Z] "GET /x HTTP/1.1" 200 - via_upstream - "-" 0 10 5 4 "-" "{XSS}" '
+    f'"9a1b2c3d-0000-4000-8000-00000000000{i}" "{XSS}" "198.51.100.9:80" PassthroughCluster 10.244.1.9:4000 '
+    f'198.51.100.9:80 10.244.1.9:4001 - allow_any'
+    for i in range(3)
+]
+
+
+def render(data: Path, out: Path, *args: str) -> str:
+    r = CliRunner().invoke(cli, ["report", "anomalies", "--data", str(data), "-o", "html", "--out", str(out), *args])
+    assert r.exit_code == 0, r.output
+    return out.read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def hostile_html(tmp_path_factory) -> str:
+    tmp = tmp_path_factory.mktemp("hostile")
+    log = tmp / "hostile.log"
+    log.write_text((SCENARIO / "baseline-week.log").read_text(encoding="utf-8") + "\n".join(HOSTILE) + "\n")
+    return render(write_dataset([log], tmp / "data"), tmp / "report.html")
+
+
+def test_log_values_are_escaped(hostile_html):
+    assert XSS not in hostile_html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in hostile_html
+    # The only <script> element is the JSON block of chart specs, and markup inside it is \u003c-escaped.
+    assert hostile_html.count("<script") == 1
+    block = re.search(r"<script type=application/json id=chart-specs>(.*?)</script>", hostile_html, re.S).group(1)
+    assert "<" not in block and "\\u003cscript\\u003e" in block
+    assert XSS in json.dumps(json.loads(block), ensure_ascii=False)
+
+
+def test_self_contained(hostile_html):
+    assert not re.search(r"""<(link|img|iframe)\b|\bsrc\s*=|@import|url\(\s*['"]?https?:""", hostile_html, re.I)
+    assert hostile_html.count("<svg") == 4
+
+
+# ---- a real browser --------------------------------------------------------------------------------
+
+
+def png_pixels(path: Path, max_rows: int = 10**9) -> tuple[int, int, list[bytes]]:
+    """Decode an 8-bit RGB/RGBA PNG (what Chromium writes): width, height, and the first
+    ``max_rows`` rows of pixel bytes."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat, width = 8, b"", 0
+    while pos < len(data):
+        n, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + n]
+        if kind == b"IHDR":
+            width, height, depth, color = struct.unpack(">IIBB", body[:10])
+            assert depth == 8 and color in (2, 6)
+            bpp = 3 if color == 2 else 4
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + n
+    raw, rows, prev, stride = zlib.decompress(idat), [], bytearray(width * bpp), width * bpp
+    for y in range(min(height, max_rows)):
+        f, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):
+            a = line[i - bpp] if i >= bpp else 0
+            b, c = prev[i], prev[i - bpp] if i >= bpp else 0
+            if f == 1:
+                line[i] = (line[i] + a) & 255
+            elif f == 2:
+                line[i] = (line[i] + b) & 255
+            elif f == 3:
+                line[i] = (line[i] + (a + b) // 2) & 255
+            elif f == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        rows.append(bytes(line))
+        prev = line
+    return width, height, rows
+
+
+def chromium(page: Path, tmp: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([CHROMIUM, *CHROME_FLAGS, f"--user-data-dir={tmp / 'profile'}", *extra, page.as_uri()],
+                          capture_output=True, text=True, timeout=120)
+
+
+def console_messages(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if ":CONSOLE" in line]
+
+
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it)")
+
+
+@pytest.mark.browser
+@needs_chromium
+def test_console_check_can_fail(tmp_path):
+    page = tmp_path / "bad.html"
+    page.write_text("<html><body><script>console.error('boom'); nope();</script></body></html>")
+    msgs = console_messages(chromium(page, tmp_path, "--dump-dom").stderr)
+    assert any("boom" in m for m in msgs) and any("nope" in m for m in msgs)
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@needs_chromium
+def test_report_draws_in_chromium(tmp_path):
+    data = write_dataset([SCENARIO / "baseline-week.log", SCENARIO / "incident-day.log"], tmp_path / "data")
+    page = tmp_path / "report.html"
+    render(data, page)
+    dom = chromium(page, tmp_path, "--dump-dom")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert console_messages(dom.stderr) == []
+    for chart in ("requests", "errors", "pairs", "bytes"):
+        fig = re.search(rf"<figure id=\"?chart-{chart}\"?>(.*?)</figure>", dom.stdout, re.S)
+        assert fig, chart
+        svg = fig.group(1)
+        assert re.search(r'<svg[^>]*width="[1-9]', svg) and svg.count("<path") >= 3, chart
+    shot = tmp_path / "report.png"
+    run = chromium(page, tmp_path, f"--screenshot={shot}", "--window-size=1280,2000")
+    assert run.returncode == 0 and shot.exists(), run.stderr[-2000:]
+    assert console_messages(run.stderr) == []
+    width, height, rows = png_pixels(shot, max_rows=800)
+    assert (width, height) == (1280, 2000)
+    # The chart grid (below the heading) is drawn: many non-white pixels in several colours.
+    bpp = len(rows[0]) // width
+    pixels = [row[i:i + 3] for row in rows[150:800:4] for i in range(0, len(row), bpp * 4)]
+    inked = [p for p in pixels if min(p) < 200]
+    assert len(inked) > 0.03 * len(pixels)
+    assert len({p for p in inked if max(p) - min(p) > 60}) > 20  # coloured marks, not just text
