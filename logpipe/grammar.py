@@ -60,6 +60,9 @@ class Rulebook:
 
         self.source = source
         self.starts = list(starts)
+        # Rules captured as columns: the schema's, plus a custom layout's extra columns
+        # (logpipe/formats.py adds them before the first compile).
+        self.fields = _FIELD_RULES
         try:
             self._lark = lark.Lark(
                 text,
@@ -139,12 +142,32 @@ class Rulebook:
             if ctx and name in SUBFIELD_RULES:
                 inner = rule(name, ctx, stack)
                 return f"(?P<{group(f'{ctx}_{name}')}>{inner})" if subfields else f"(?:{inner})"
-            if name in _FIELD_RULES:
+            if name in self.fields:
                 return f"(?P<{group(name)}>{rule(name, name, stack)})"
             return rule(name, ctx, stack)
 
         body = rule(start, column, ())
         return CompiledRule(start, body, {k: tuple(v) for k, v in groups.items()})
+
+    def rule_names(self) -> list[str]:
+        """The rules of the grammar, in the order they are defined."""
+        return list(self._ebnf)
+
+    def references(self, name: str) -> list[str]:
+        """The rules (not terminals) that rule ``name`` refers to directly, in order."""
+        tree = self._ebnf[name]
+        found: dict[str, None] = {}
+
+        def walk(t) -> None:
+            if isinstance(t, _Symbol):
+                if not t.is_term:
+                    found.setdefault(t.name)
+                return
+            for c in getattr(t, "children", ()):
+                walk(c)
+
+        walk(tree)
+        return list(found)
 
     def regex(self, start: str, column: str | None = None) -> str:
         """The anchored whole-line regex of ``start``."""
@@ -175,7 +198,7 @@ class Rulebook:
                 if ctx and name in SUBFIELD_RULES:
                     out.setdefault(f"{ctx}_{name}", _text(text, child))
                     walk(child, ctx)
-                elif name in _FIELD_RULES:
+                elif name in self.fields:
                     out.setdefault(name, _text(text, child))
                     walk(child, name)
                 else:
@@ -247,3 +270,144 @@ def load_file(path: Path, starts: tuple[str, ...]) -> Rulebook:
 def start_rules(text: str) -> list[str]:
     """Rule names defined in a grammar text (used to offer a custom grammar's layouts)."""
     return re.findall(r"(?m)^([a-z_][a-z0-9_]*)\s*:", text)
+
+
+# ---- diagnosis: how far a line follows a layout ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Step:
+    """One item of a layout's sequence (a column rule, a terminal or a literal), with the regex of
+    the layout's first items up to and including it (``prefix``, anchored at the start)."""
+
+    index: int
+    prefix: str
+    pattern: str  # this item's own regex
+    field: str | None  # the column this item captures, or None for a separator
+    expects: str  # what the item accepts, from the grammar: "INT or '-'", "'\"'"
+    after: str | None  # the last column before this item
+    before: str | None  # the next column from this item on
+
+
+@functools.lru_cache(maxsize=None)
+def layout_steps(book: Rulebook, start: str, strict: bool = True) -> tuple[Step, ...]:
+    """The items of layout ``start`` in order, helper rules (``head``, ``counters``, …) inlined down
+    to column rules, terminals and literals, each with the regex of the layout's first k items.
+    A malformed line is diagnosed by the longest prefix it matches. ``strict`` keeps free text
+    (TEXT… terminals) from crossing a double quote, so that a quoted field does not swallow the
+    next fields and the diagnosis points where the line first departs from the layout."""
+    items: list = []
+
+    def flatten(t) -> None:
+        if isinstance(t, _Symbol):
+            tree = None if t.is_term or t.name in _FIELD_RULES else book._ebnf[t.name]
+            if tree is not None and tree.data == "expansions" and len(tree.children) == 1:
+                flatten(tree.children[0])
+            else:
+                items.append(t)
+        elif t.data == "expansions" and len(t.children) == 1:
+            flatten(t.children[0])
+        elif t.data == "expansion":
+            for c in t.children:
+                flatten(c)
+        elif t.data == "value" and isinstance(t.children[0], _Symbol):
+            flatten(t.children[0])
+        else:
+            items.append(t)
+
+    flatten(book._ebnf[start])
+    names = [i.name if isinstance(i, _Symbol) and i.name in _FIELD_RULES else None for i in items]
+    steps, prefix = [], ""
+    for k, item in enumerate(items):
+        pattern = _item_regex(book, item, strict)
+        prefix += pattern
+        after = next((n for n in reversed(names[:k]) if n), None)
+        before = next((n for n in names[k:] if n), None)
+        steps.append(Step(k, prefix, pattern, names[k], _describe_first(book, item), after, before))
+    return tuple(steps)
+
+
+def _item_regex(book: Rulebook, t, strict: bool) -> str:
+    if isinstance(t, _Symbol):
+        if t.is_term:
+            pattern = book._terms[t.name]
+            if strict and t.name.startswith("TEXT") and pattern.startswith("[^"):
+                pattern = '[^"' + pattern[2:]
+            return f"(?:{pattern})"
+        return f"(?:{_item_regex(book, book._ebnf[t.name], strict)})"
+    kind = t.data
+    if kind == "expansions":
+        return "(?:" + "|".join(_item_regex(book, c, strict) for c in t.children) + ")"
+    if kind == "expansion":
+        return "".join(_item_regex(book, c, strict) for c in t.children)
+    if kind in ("value", "alias"):
+        return _item_regex(book, t.children[0], strict)
+    if kind == "maybe" or (kind == "expr" and str(t.children[1]) == "?"):
+        return f"(?:{_item_regex(book, t.children[0], strict)})?"
+    if kind == "literal":
+        return f"(?:{_literal_regex(str(t.children[0]))})"
+    raise LogpipeError(f"grammar {book.source}: unsupported construct {kind!r} in a layout")
+
+
+def _describe_first(book: Rulebook, item) -> str:
+    """What an item can start with, in the grammar's words: terminal names, literal text quoted."""
+    terms = {t.name: t for t in book._lark.terminals}
+    seen: list[str] = []
+
+    def first(t, stack=()) -> bool:  # returns True when t can be empty
+        if isinstance(t, _Symbol):
+            if t.is_term:
+                term = terms.get(t.name)
+                kind = type(term.pattern).__name__ if term else ""
+                seen.append(repr(term.pattern.value) if kind == "PatternStr" else t.name)
+                return False
+            return t.name in stack or first(book._ebnf[t.name], stack + (t.name,))
+        kind = t.data
+        if kind == "expansions":
+            return any([first(c, stack) for c in t.children])
+        if kind == "expansion":
+            for c in t.children:
+                if not first(c, stack):
+                    return False
+            return True
+        if kind in ("value", "alias"):
+            return first(t.children[0], stack)
+        if kind == "maybe" or kind == "expr":
+            first(t.children[0], stack)
+            return True
+        if kind == "literal":
+            token = str(t.children[0])
+            seen.append(repr(ast.literal_eval(token)) if token.startswith('"') else token)
+            return False
+        return False
+
+    empty = first(item)
+    shown = list(dict.fromkeys(seen)) + (["nothing"] if empty else [])
+    return " or ".join(shown)
+
+
+@functools.lru_cache(maxsize=4096)
+def _prefix_re(pattern: str) -> re.Pattern:
+    return re.compile(pattern)
+
+
+def match_steps(steps: tuple[Step, ...], text: str) -> tuple[int, int]:
+    """How far ``text`` follows a layout: ``(k, end)`` where the first k steps match ``text[:end]``
+    (k == len(steps) when all do). Binary search: a prefix matches only if every shorter one does."""
+    lo, hi, end = 0, len(steps), 0
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        m = _prefix_re(steps[mid - 1].prefix).match(text)
+        if m:
+            lo, end = mid, m.end()
+        else:
+            hi = mid - 1
+    if lo and not end:
+        end = _prefix_re(steps[lo - 1].prefix).match(text).end()
+    return lo, end
+
+
+def greedy_match(pattern: str, text: str, pos: int) -> int:
+    """Where an item's regex ends at ``pos`` when its free text is taken as far as it goes."""
+    m = _prefix_re(pattern.replace("+?", "+").replace("*?", "*")).match(text, pos)
+    return m.end() if m else pos

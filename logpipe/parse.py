@@ -153,6 +153,8 @@ class Parser:
         df = df.filter(~is_blank)
 
         df = self._split_prefix(df)
+        if self.custom is not None:  # a custom line may itself start like a prefix ("%START_TIME% …")
+            df = self.custom.keep_prefix(df)
         is_json = df["body"].str.starts_with("{")
         frames: list[pl.DataFrame] = []
         rejects: list[dict] = []
@@ -167,11 +169,15 @@ class Parser:
                 frames.append(got.filter(ok).drop("__matched").with_columns(pl.lit(name).alias("log_format")))
             text = text.filter(~ok)
 
+        # A custom layout's exact path: before noise when it stands in for the fast path (fast=False),
+        # else after it (lines its regex did not take rarely parse, and noise can be plenty).
+        if text.height and self.custom is not None and not self.fast:
+            text = self.custom.take_lines(self, text, frames, rejects)
         if text.height:  # ztunnel lines look like istio-agent log lines to noise.lark: take them first
             text = _ztunnel.take_lines(self, text, frames, rejects)
         if text.height:
             text = self._classify_noise(text, rejects)
-        if text.height and self.custom is not None:
+        if text.height and self.custom is not None and self.fast:
             text = self.custom.take_lines(self, text, frames, rejects)
         if text.height:
             frames.extend(self._exact_path(text, rejects))
@@ -259,7 +265,7 @@ class Parser:
                 layout, fields = self.access.parse(body, "access_line")
             except _grammar.GrammarMismatch as e:
                 lark = _shift_column(str(e), e.column, (e.column or 0) + plen)
-                if where is None:  # only a quote inside a quoted field lets the layout match
+                if where is None:  # a layout's regex takes the whole line but Lark does not (a bug)
                     reason, col = f"not an access line of any known layout: {lark}", (e.column or 0) + plen
                 else:
                     reason, col = where.describe(plen, lark), where.column + plen
@@ -301,7 +307,8 @@ class Parser:
         for col, compiled in [*self._address.items(), ("upstream_cluster", self._cluster)]:
             if col not in frame.columns:
                 continue
-            got = frame[col].str.extract_groups(f"^{compiled.pattern}$").struct.unnest()
+            # cast: a column that is null in every row of the batch has polars' Null type
+            got = frame[col].cast(pl.String).str.extract_groups(f"^{compiled.pattern}$").struct.unnest()
             outs = [_coalesce(g).alias(out) for out, g in compiled.groups.items()]
             got = got.select(*outs)
             if col == "upstream_cluster":  # keep the value as sent when it has no cluster shape

@@ -1,0 +1,455 @@
+"""Custom formats (logpipe/formats.py): format string -> grammar -> records, JSON formats, format
+files, the ambiguity check, and the CLI (grammar, formats, detect, parse --format-*)."""
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import pickle
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import sample_files, sample_id
+from logpipe import formats
+from logpipe.cli import cli
+from logpipe.parse import Parser
+from logpipe.schema import COLUMNS
+
+UTC = dt.timezone.utc
+TEXT_LAYOUTS = [n for n, (_v, f) in formats.BUILTIN_LAYOUTS.items() if "%START_TIME%" in f]
+
+
+@functools.lru_cache(maxsize=None)
+def custom_parser(fmt: str, fast: bool = True) -> Parser:
+    return Parser(custom=formats.layout_from_format(fmt), fast=fast)
+
+
+def rows(parser: Parser, lines: list[str], source: str = "t.log"):
+    batch = parser.parse_batch(lines, source)
+    return batch.records.to_pylist(), batch.rejects.to_pylist()
+
+
+# ---- the generated grammar parses exactly like the built-in one --------------------------------------
+
+
+@pytest.mark.parametrize("path", sample_files(), ids=sample_id)
+def test_istio_default_format_parses_like_builtin(path, parser):
+    """`logpipe grammar --from-format` of Istio's 1.23 default format gives the same records as the
+    built-in grammar on every sample line; the lines of that layout are taken by the custom one."""
+    lines = path.read_text(encoding="utf-8", errors="backslashreplace").splitlines()
+    want, want_rej = rows(parser, lines, str(path))
+    got, got_rej = rows(custom_parser(formats.ISTIO_1_23_FORMAT), lines, str(path))
+    assert len(got) == len(want)
+    for w, g in zip(want, got):
+        if g["log_format"] == "custom":
+            assert w["log_format"] == "istio_1_9"
+        else:
+            assert g["log_format"] == w["log_format"]
+        w.pop("log_format"), g.pop("log_format")
+        assert g == w
+    assert [(r["line_number"], r["class"]) for r in got_rej] == [(r["line_number"], r["class"]) for r in want_rej]
+
+
+@pytest.mark.parametrize("layout", TEXT_LAYOUTS)
+def test_builtin_format_strings_compile_to_their_layout(layout):
+    """Each built-in layout's format string, compiled, takes that layout's sample lines with the same
+    values in every schema column (Istio 1.1-1.7's mixer status becomes an extra column)."""
+    lines, records = all_sample_records()
+    want = [r for r in records if r["log_format"] == layout]
+    assert want, f"no sample line of layout {layout}"
+    fmt = formats.BUILTIN_LAYOUTS[layout][1]
+    mine = Parser(custom=formats.layout_from_format(fmt))
+    mine._layouts = mine._layouts[:1]  # only the custom layout
+    got, rejects = rows(mine, [lines[w["line_number"] - 1] for w in want])
+    assert rejects == [] and {r["log_format"] for r in got} == {"custom"}
+    for w, g in zip(want, got):
+        same = [k for k in COLUMNS if k not in ("log_format", "line_number")]
+        assert {k: g[k] for k in same} == {k: w[k] for k in same}
+
+
+@functools.lru_cache(maxsize=None)
+def all_sample_records():
+    lines = [line for p in sample_files() for line in p.read_text(errors="replace").splitlines()]
+    return lines, rows(Parser(), lines)[0]
+
+
+# ---- a dozen realistic custom formats, round-tripped with generated values --------------------------
+
+CUSTOM_FORMATS = [
+    formats.ISTIO_1_23_FORMAT,
+    formats.ENVOY_DEFAULT_FORMAT,
+    # fields reordered, client first
+    '[%START_TIME%] %DOWNSTREAM_REMOTE_ADDRESS% "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%" '
+    '%RESPONSE_CODE% %RESPONSE_FLAGS% %BYTES_RECEIVED% %BYTES_SENT% %DURATION% "%REQ(:AUTHORITY)%" "%UPSTREAM_HOST%" %UPSTREAM_CLUSTER%',
+    # the default plus B3 trace headers
+    formats.ISTIO_1_23_FORMAT + " %REQ(X-B3-TRACEID)% %REQ(X-B3-SPANID)%",
+    # epoch START_TIME
+    '%START_TIME(%s.%3f)% %REQ(:METHOD)% "%REQ(:PATH)%" %RESPONSE_CODE% %DURATION% %UPSTREAM_CLUSTER% %UPSTREAM_HOST%',
+    # strftime START_TIME with a zone offset
+    '[%START_TIME(%Y/%m/%dT%H:%M:%S%z)%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%" '
+    '%RESPONSE_CODE% %RESPONSE_FLAGS% "%REQ(USER-AGENT)%"',
+    # peer identities for egress attribution
+    '[%START_TIME%] %DOWNSTREAM_PEER_URI_SAN% %UPSTREAM_PEER_URI_SAN% %REQUESTED_SERVER_NAME% %UPSTREAM_CLUSTER% '
+    '%DOWNSTREAM_LOCAL_ADDRESS% %BYTES_SENT%',
+    # key=value style
+    'start=%START_TIME% method=%REQ(:METHOD)% path="%REQ(:PATH)%" status=%RESPONSE_CODE% flags=%RESPONSE_FLAGS% '
+    'upstream=%UPSTREAM_HOST% cluster=%UPSTREAM_CLUSTER% dur=%DURATION%',
+    # pipe-delimited
+    "%START_TIME%|%REQ(:AUTHORITY)%|%RESPONSE_CODE%|%UPSTREAM_CLUSTER_RAW%|%DOWNSTREAM_REMOTE_ADDRESS%",
+    # bare START_TIME first (looks like a kubectl --timestamps prefix)
+    "%START_TIME% %RESPONSE_CODE% %REQ(:AUTHORITY)% %UPSTREAM_HOST% %DURATION%",
+    # tab-separated, with operators logpipe has no column for
+    "%START_TIME%\t%RESPONSE_FLAGS_LONG%\t%HOSTNAME%\t%ENVIRONMENT(POD_NAME)%\t%RESPONSE_CODE%",
+    # metadata and filter state, quoted
+    '[%START_TIME%] "%DYNAMIC_METADATA(istio.mixer:status)%" "%FILTER_STATE(io.istio.peer_principal:PLAIN)%" '
+    '%RESPONSE_CODE% %CONNECTION_TERMINATION_DETAILS% "%UPSTREAM_TRANSPORT_FAILURE_REASON%"',
+    # Istio 1.23+ with %UPSTREAM_CLUSTER% (prints the ";" of alt_stat_name) and a response header
+    formats.ISTIO_1_23_FORMAT.replace("%UPSTREAM_CLUSTER_RAW%", "%UPSTREAM_CLUSTER%") + ' "%RESP(CONTENT-TYPE)%"',
+]
+
+BARE = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEF0123456789._:/-", min_size=1, max_size=24)
+QUOTED = st.text(alphabet="abcdefABCDEF0123456789 ._:/;,=()[]{}-", max_size=30)
+CLUSTERS = ["outbound|443||api.example.com", "inbound-vip|80|http|httpbin.org", "PassthroughCluster",
+            "BlackHoleCluster", "inbound|8080||", "outbound|80|v1|reviews.default.svc.cluster.local"]
+ADDRESSES = st.one_of(
+    st.builds("192.0.2.{}:{}".format, st.integers(0, 255), st.integers(1, 65535)),
+    st.builds("[2001:db8::{:x}]:{}".format, st.integers(1, 65535), st.integers(1, 65535)),
+    st.just("-"),
+)
+TIMES = st.datetimes(min_value=dt.datetime(2001, 1, 1), max_value=dt.datetime(2099, 1, 1)).map(
+    lambda t: t.replace(microsecond=t.microsecond // 1000 * 1000, tzinfo=UTC))
+
+
+def value_strategy(op: formats.Operator, quoted: bool):
+    """(text printed in the line, expected record value) for one operator."""
+    shape = op.shape
+    if shape == "time":
+        return st.tuples(TIMES, st.integers(-12, 14)).map(lambda x: render_time(op.arg, *x))
+    if shape == "method":
+        return st.sampled_from(["GET", "POST", "PUT", "-"]).map(lambda v: (v, None if v == "-" else v))
+    if shape == "protocol":
+        return st.sampled_from(["HTTP/1.1", "HTTP/2", "-"]).map(lambda v: (v, None if v == "-" else v))
+    if shape == "int":
+        return st.integers(0, 599).map(lambda v: (str(v), v))
+    if shape == "count":
+        return st.one_of(st.integers(0, 10**12).map(lambda v: (str(v), v)), st.just(("-", None)))
+    if shape == "flags":
+        return st.sampled_from(["-", "UF", "UF,URX", "NR", "DC,UH"]).map(
+            lambda v: (v, [] if v == "-" else v.split(",")))
+    if shape == "address":
+        return ADDRESSES.map(lambda v: (v, None if v == "-" else v))
+    if shape == "cluster":
+        semi = st.booleans() if op.name == "UPSTREAM_CLUSTER" else st.just(False)
+        return st.tuples(st.sampled_from(CLUSTERS), semi).map(lambda x: (x[0] + (";" if x[1] else ""), x[0]))
+    if op.column == "path":
+        text = st.text(alphabet="abcdef0123456789/?=&.-_ %", min_size=1, max_size=30).map(lambda s: "/" + s)
+        return text.map(lambda v: (v, v))
+    strategy = QUOTED if quoted else BARE
+    return strategy.map(lambda v: (v, None if v in ("", "-") else v))
+
+
+def render_time(spec, t: dt.datetime, hours: int):
+    """START_TIME as Envoy prints it (usage.rst): default ISO-8601 UTC with ms, or the spec."""
+    if not spec:
+        return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z", t
+    if "%s" in spec:
+        return spec.replace("%s", str(int(t.timestamp()))).replace("%3f", f"{t.microsecond // 1000:03d}"), t
+    t = t.replace(microsecond=0)
+    return t.astimezone(dt.timezone(dt.timedelta(hours=hours))).strftime(spec), t
+
+
+def line_strategy(fmt: str):
+    pieces = formats.parse_format(fmt)
+    parts = []
+    for i, p in enumerate(pieces):
+        if isinstance(p, str):
+            parts.append(st.just((p, None, None)))
+        else:
+            prev, nxt = pieces[i - 1] if i else "", pieces[i + 1] if i + 1 < len(pieces) else ""
+            quoted = isinstance(prev, str) and prev.endswith('"') and isinstance(nxt, str) and nxt.startswith('"')
+            parts.append(value_strategy(p, quoted).map(lambda x, col=p.column: (x[0], col, x[1])))
+    return st.tuples(*parts)
+
+
+@pytest.mark.parametrize("fmt", CUSTOM_FORMATS, ids=range(len(CUSTOM_FORMATS)))
+def test_custom_format_round_trip(fmt):
+    """Lines printed from the format string parse back to the values that printed them."""
+    fast = custom_parser(fmt)
+
+    @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.lists(line_strategy(fmt), min_size=1, max_size=4))
+    def check(generated):
+        lines = ["".join(text for text, _c, _v in parts) for parts in generated]
+        got, rejects = rows(fast, lines)
+        assert rejects == [] and len(got) == len(lines)
+        for parts, record in zip(generated, got):
+            assert record["log_format"] == "custom"
+            for _text, column, value in parts:
+                if column is not None:
+                    assert record[column] == value, (column, _text)
+
+    check()
+
+
+@pytest.mark.parametrize("fmt", CUSTOM_FORMATS, ids=range(len(CUSTOM_FORMATS)))
+def test_custom_format_fast_and_exact_paths_agree(fmt):
+    """The regex generated from the custom grammar and Lark's parse of it give the same records
+    (few examples: the Earley path takes ~0.2 s on a long line)."""
+    fast, exact = custom_parser(fmt), custom_parser(fmt, fast=False)
+
+    @settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(line_strategy(fmt))
+    def check(parts):
+        line = "".join(text for text, _c, _v in parts)
+        got, rejects = rows(exact, [line])
+        assert rejects == [] and got == rows(fast, [line])[0]
+
+    check()
+
+
+@pytest.mark.parametrize("op, column", [
+    ("%REQ(X-B3-TRACEID)%", "x_b3_traceid"),
+    ("%REQ(X-B3-TRACEID):16%", "x_b3_traceid"),
+    ("%DOWNSTREAM_PEER_URI_SAN%", "downstream_peer_uri_san"),
+    ("%UPSTREAM_PEER_URI_SAN%", "upstream_peer_uri_san"),
+    ("%REQ(:SCHEME)%", "scheme"),
+    ("%RESP(CONTENT-TYPE)%", "content_type"),
+    ("%TRAILER(GRPC-STATUS)%", "grpc_status"),
+    ("%DYNAMIC_METADATA(istio.mixer:status)%", "dynamic_metadata_istio_mixer_status"),
+    ("%ENVIRONMENT(POD_NAME)%", "environment_pod_name"),
+    ("%HOSTNAME%", "hostname"),
+    ("%RESPONSE_FLAGS_LONG%", "response_flags_long"),
+    ("%UPSTREAM_CLUSTER_RAW%", "upstream_cluster"),
+    ("%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%", "path"),
+    ("%REQ(HOST)%", "req_host"),  # `host` is the cluster's sub-rule
+    ("%REQ(DURATION)%", "req_duration"),  # never lands in a typed column by accident
+])
+def test_operator_column_names(op, column):
+    assert formats.parse_format(f"[%START_TIME%] {op}")[-1].column == column
+
+
+def test_extra_columns_follow_the_schema():
+    layout = formats.layout_from_format("[%START_TIME%] %REQ(X-B3-TRACEID)% %DOWNSTREAM_PEER_URI_SAN%")
+    assert layout.extra == ["x_b3_traceid", "downstream_peer_uri_san"]
+    assert layout.schema.names == COLUMNS + layout.extra
+
+
+# ---- ambiguity ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt, a, b", [
+    ("%REQ(A)%%REQ(B)%", "%REQ(A)%", "%REQ(B)%"),
+    ("[%START_TIME%] %BYTES_SENT%%BYTES_RECEIVED%", "%BYTES_SENT%", "%BYTES_RECEIVED%"),
+    ('"%REQ(USER-AGENT)%%REQ(X-B3-TRACEID)%" %RESPONSE_CODE%', "%REQ(USER-AGENT)%", "%REQ(X-B3-TRACEID)%"),
+    ("%START_TIME% %UPSTREAM_HOST%%DOWNSTREAM_PEER_URI_SAN%", "%UPSTREAM_HOST%", "%DOWNSTREAM_PEER_URI_SAN%"),
+])
+def test_ambiguous_formats_are_refused(fmt, a, b):
+    with pytest.raises(formats.FormatError) as e:
+        formats.grammar_from_format(fmt)
+    message = str(e.value)
+    assert a in message and b in message and "delimiter" in message
+
+
+@pytest.mark.parametrize("fmt", [f for n, (_v, f) in formats.BUILTIN_LAYOUTS.items() if "%" in f] + CUSTOM_FORMATS)
+def test_default_and_realistic_formats_pass_the_ambiguity_check(fmt):
+    formats.check_ambiguity(formats.parse_format(fmt))
+
+
+# ---- JSON formats ------------------------------------------------------------------------------------
+
+JSON_FORMAT = {
+    "ts": "%START_TIME%", "status": "%RESPONSE_CODE%", "host": "%REQ(:AUTHORITY)%", "trace": "%REQ(X-B3-TRACEID)%",
+    "upstream": "%UPSTREAM_HOST%", "cluster": "%UPSTREAM_CLUSTER%", "bytes": "%BYTES_SENT%",
+    "peer": {"san": "%DOWNSTREAM_PEER_URI_SAN%"}, "constant": "mesh-a",
+}
+
+
+def test_json_format_keys_map_to_columns():
+    assert formats.json_columns(JSON_FORMAT) == {
+        "ts": "start_time", "status": "response_code", "host": "authority", "trace": "x_b3_traceid",
+        "upstream": "upstream_host", "cluster": "upstream_cluster", "bytes": "bytes_sent",
+        "peer.san": "downstream_peer_uri_san",
+    }
+
+
+@settings(max_examples=30, deadline=None)
+@given(status=st.integers(0, 599), host=QUOTED, trace=st.one_of(st.none(), BARE), sent=st.integers(0, 10**9),
+       t=TIMES, cluster=st.sampled_from(CLUSTERS))
+def test_json_format_round_trip(status, host, trace, sent, t, cluster):
+    parser = json_parser()
+    obj = {"ts": render_time(None, t, 0)[0], "status": status, "host": host, "trace": trace,
+           "upstream": "192.0.2.7:443", "cluster": cluster + ";", "bytes": sent,
+           "peer": {"san": "spiffe://cluster.local/ns/a/sa/b"}, "constant": "mesh-a"}
+    (record,), rejects = rows(parser, [json.dumps(obj)])
+    assert rejects == []
+    assert record["log_format"] == "custom_json"
+    assert (record["start_time"], record["response_code"], record["bytes_sent"]) == (t, status, sent)
+    dash = lambda v: None if v in ("", "-") else v  # noqa: E731 ("-" is null in every encoding)
+    assert record["authority"] == dash(host) and record["x_b3_traceid"] == dash(trace)
+    assert record["upstream_cluster"] == cluster and record["upstream_host_port"] == 443
+    assert record["downstream_peer_uri_san"] == "spiffe://cluster.local/ns/a/sa/b"
+
+
+@functools.lru_cache(maxsize=None)
+def json_parser():
+    return formats.parser_from_options(format_string=json.dumps(JSON_FORMAT))
+
+
+def test_builtin_json_still_parses_with_a_custom_json_format(samples_dir):
+    lines = (samples_dir / "istio-json-1.24.log").read_text().splitlines()
+    got, rejects = rows(json_parser(), lines)
+    assert rejects == [] and {r["log_format"] for r in got} == {"istio_json"}
+
+
+# ---- format files ------------------------------------------------------------------------------------
+
+FMT = '[%START_TIME%] %REQ(:METHOD)% %RESPONSE_CODE% %REQ(X-B3-TRACEID)%'
+FORMAT_FILES = {
+    "plain.txt": FMT + "\n",
+    "meshconfig.yaml": f"accessLogFile: /dev/stdout\naccessLogFormat: '{FMT}\\n'\n",
+    "configmap.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: istio, namespace: istio-system, labels: {app: istiod}}\n"
+                      f"data:\n  mesh: |-\n    accessLogFile: /dev/stdout\n    accessLogFormat: \"{FMT}\"\n",
+    "istiooperator.yaml": "apiVersion: install.istio.io/v1alpha1\nkind: IstioOperator\nspec:\n  meshConfig:\n"
+                          f"    accessLogFile: /dev/stdout\n    accessLogFormat: |\n      {FMT}\n",
+    "telemetry-provider.yaml": "meshConfig:\n  extensionProviders:\n  - name: otel\n    envoyOtelAls: {service: x, port: 4317}\n"
+                               f"  - name: text\n    envoyFileAccessLog:\n      path: /dev/stdout\n      logFormat:\n        text: '{FMT}'\n"
+                               "---\napiVersion: telemetry.istio.io/v1\nkind: Telemetry\nspec:\n  accessLogging:\n  - providers: [{name: text}]\n",
+    "envoy.yaml": "access_log:\n- name: envoy.access_loggers.file\n  typed_config:\n    path: /dev/stdout\n"
+                  f"    log_format:\n      text_format_source:\n        inline_string: \"{FMT}\\n\"\n",
+}
+
+
+@pytest.mark.parametrize("name", FORMAT_FILES)
+def test_format_file_text(tmp_path, name):
+    path = tmp_path / name
+    path.write_text(FORMAT_FILES[name])
+    fmt = formats.read_format_file(str(path))
+    assert formats.parse_format(fmt) == formats.parse_format(FMT)
+    got, _ = rows(formats.parser_from_options(format_file=str(path)),
+                  ["[2025-01-30T10:53:24.085Z] GET 200 80f198ee56343ba8"])
+    assert got[0]["x_b3_traceid"] == "80f198ee56343ba8" and got[0]["response_code"] == 200
+
+
+def test_format_file_telemetry_picks_its_provider(tmp_path):
+    """Several providers in MeshConfig: the Telemetry resource in the same file says which one."""
+    path = tmp_path / "mesh.yaml"
+    path.write_text(
+        "meshConfig:\n  extensionProviders:\n"
+        "  - name: plain\n    envoyFileAccessLog: {path: /dev/stdout, logFormat: {text: '%START_TIME% %BYTES_SENT%'}}\n"
+        f"  - name: traced\n    envoyFileAccessLog: {{path: /dev/stdout, logFormat: {{text: '{FMT}'}}}}\n"
+        "---\napiVersion: telemetry.istio.io/v1\nkind: Telemetry\nmetadata: {name: mesh-default, namespace: istio-system}\n"
+        "spec:\n  accessLogging:\n  - providers:\n    - name: traced\n")
+    assert formats.read_format_file(str(path)) == FMT
+
+
+@pytest.mark.parametrize("text", [
+    "meshConfig:\n  extensionProviders:\n  - name: json\n    envoyFileAccessLog:\n      path: /dev/stdout\n"
+    "      logFormat:\n        labels:\n          status: '%RESPONSE_CODE%'\n          trace: '%REQ(X-B3-TRACEID)%'\n",
+    json.dumps({"status": "%RESPONSE_CODE%", "trace": "%REQ(X-B3-TRACEID)%"}),
+])
+def test_format_file_json(tmp_path, text):
+    path = tmp_path / "fmt"
+    path.write_text(text)
+    assert formats.read_format_file(str(path)) == {"status": "%RESPONSE_CODE%", "trace": "%REQ(X-B3-TRACEID)%"}
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("accessLogFile: /dev/stdout\naccessLogEncoding: JSON\n", "holds no access-log format"),
+    (f"a:\n  accessLogFormat: '{FMT}'\nb:\n  accessLogFormat: '%START_TIME% %BYTES_SENT%'\n", "2 different"),
+    ("key: [unclosed\n  x: 1\n", "neither a format string nor valid YAML"),
+])
+def test_format_file_errors(tmp_path, text, needle):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(formats.FormatError, match=needle):
+        formats.read_format_file(str(path))
+
+
+# ---- the parser: spec, pickling, grammar files -------------------------------------------------------
+
+
+def test_format_spec_rebuilds_the_parser():
+    fmt = CUSTOM_FORMATS[4]
+    parser = formats.parser_from_options(format_string=fmt)
+    assert parser.format_spec == f"text:{fmt}"
+    again = formats.parser_from_spec(parser.format_spec)
+    line = "1718000000.123 GET \"/x\" 200 5 outbound|443||api.example.com 192.0.2.1:443"
+    assert rows(again, [line]) == rows(parser, [line])
+    assert rows(pickle.loads(pickle.dumps(parser)), [line]) == rows(parser, [line])
+    assert rows(parser, [line])[0][0]["start_time"] == dt.datetime(2024, 6, 10, 6, 13, 20, 123000, tzinfo=UTC)
+    assert formats.parser_from_options().format_spec == ""
+
+
+def test_grammar_file_with_extra_rule(tmp_path):
+    """A hand-written grammar: one start rule; a terminal-only rule that is no column is an extra column."""
+    (tmp_path / "mine.lark").write_text(
+        '%import .common (SP, INT, ISO_TIME, WORD)\n'
+        'custom: start_time SP response_code SP tenant SP downstream_remote_address\n'
+        'start_time: ISO_TIME\nresponse_code: INT\ntenant: WORD\n'
+        '%import .access (address, ip_port, ip, port)\ndownstream_remote_address: address\n')
+    parser = formats.parser_from_options(grammar_file=str(tmp_path / "mine.lark"))
+    (record,), _ = rows(parser, ["2025-01-30T10:53:24.085Z 503 acme 192.0.2.9:5555"])
+    assert (record["response_code"], record["tenant"], record["downstream_remote_address_port"]) == (503, "acme", 5555)
+
+
+# ---- CLI ---------------------------------------------------------------------------------------------
+
+
+def invoke(*args, input=None):
+    return CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
+
+
+def test_cli_grammar_from_format():
+    result = invoke("grammar", "--from-format", formats.ISTIO_1_23_FORMAT)
+    assert result.exit_code == 0
+    assert result.stdout == formats.grammar_from_format(formats.ISTIO_1_23_FORMAT)
+    assert "\ncustom: \"[\" start_time \"]\" SP DQ method" in result.stdout
+
+
+@pytest.mark.parametrize("args, code, needle", [
+    (["grammar", "--from-format", "%REQ(A)%%REQ(B)%"], 1, "put a delimiter between them"),
+    (["grammar"], 2, "--from-format"),
+    (["parse", "--format-string", FMT, "--grammar", "x.lark"], 2, "use only one of them"),
+    (["parse", "--format-file", "/nonexistent/fmt.txt"], 1, "cannot read format file"),
+    (["parse", "--format-string", "just text"], 1, "holds no Envoy command operator"),
+    (["parse", "--format-string", "[%START_TIME(%Q)%] %RESPONSE_CODE%"], 1, "%Q is not supported"),
+])
+def test_cli_format_errors(args, code, needle):
+    from logpipe.errors import LogpipeError
+
+    try:
+        result = invoke(*args)
+        code_got, text = result.exit_code, result.output
+    except LogpipeError as e:  # main() turns these into one line and the exit code
+        code_got, text = e.exit_code, str(e)
+    assert code_got == code and needle in text
+
+
+def test_cli_parse_with_format_string(tmp_path):
+    log = tmp_path / "a.log"
+    log.write_text("[2025-01-30T10:53:24.085Z] GET 200 80f198ee56343ba8\nnot a line\n")
+    result = CliRunner().invoke(cli, ["parse", "--format-string", FMT, str(log), "-o", "ndjson"])
+    assert result.exit_code == 0
+    (record,) = [json.loads(x) for x in result.stdout.splitlines()]
+    assert record["x_b3_traceid"] == "80f198ee56343ba8" and list(record)[-1] == "x_b3_traceid"
+    assert "read 2, parsed 1, rejected 1" in result.stderr
+
+
+def test_cli_formats_lists_every_builtin_layout():
+    result = invoke("formats")
+    assert result.exit_code == 0
+    for name in formats.BUILTIN_LAYOUTS:
+        assert name in result.stdout
+    assert formats.ISTIO_1_23_FORMAT in result.stdout
+
+
+def test_cli_detect_counts_layouts(samples_dir):
+    result = invoke("detect", str(samples_dir / "istio-1.8.log"), str(samples_dir / "ztunnel.log"))
+    assert result.exit_code == 0
+    table = [line.split("\t") for line in result.stdout.splitlines()]
+    counts = {(src.rsplit("/", 1)[-1], layout): int(n) for src, layout, n in table}
+    assert counts[("istio-1.8.log", "istio_1_8")] == len((samples_dir / "istio-1.8.log").read_text().splitlines())
+    assert counts[("ztunnel.log", "ztunnel")] > 0

@@ -1,0 +1,121 @@
+"""ztunnel (ambient L4) access logs: text style (tabs or spaces, quoted or bare values, older and
+newer field sets) and LOG_FORMAT=json, into the one record (logpipe/ztunnel.py, grammars/ztunnel.lark)."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+
+from conftest import SAMPLES
+
+ZTUNNEL_SAMPLES = sorted(SAMPLES.glob("ztunnel*.log"))
+UTC = dt.timezone.utc
+
+
+def parse(parser, lines):
+    batch = parser.parse_batch(lines, "zt.log")
+    return batch.records.to_pylist(), batch.rejects.to_pylist()
+
+
+def is_access_event(line: str) -> bool:
+    """What the sample's author meant as an access row: ztunnel's `access` target completing or
+    failing a connection (metrics.rs); "connection opened" is debug noise."""
+    if line.startswith("{"):
+        obj = json.loads(line)
+        return obj.get("scope") == "access" and obj.get("message") in ("connection complete", "connection failed")
+    return any(f"{sep}connection {what}" in line for sep in ("\t", "access: ") for what in ("complete", "failed")) \
+        and ("\taccess\t" in line or " access: " in line)
+
+
+@pytest.mark.parametrize("path", ZTUNNEL_SAMPLES, ids=lambda p: p.name)
+def test_ztunnel_samples_parse_to_rows(parser, path):
+    lines = path.read_text().splitlines()
+    records, rejects = parse(parser, lines)
+    assert [r for r in rejects if r["class"] == "malformed"] == []
+    assert len(records) == sum(map(is_access_event, lines)) > 0
+    assert len(records) + len(rejects) == len([x for x in lines if x.strip()])
+    for r in records:
+        assert r["log_format"] in ("ztunnel", "ztunnel_json")
+        assert r["response_code"] == 0 and r["method"] is None  # L4: no HTTP response
+        assert r["downstream_remote_address_ip"] and r["upstream_host_port"]
+        assert r["direction"] in ("inbound", "outbound")
+        assert r["start_time"].tzinfo is not None
+
+
+HEAD_TAB = "2024-04-12T10:17:40.927495Z\tinfo\taccess\tconnection complete\t"
+HEAD_TRACING = "2024-04-12T10:17:40.927495Z  INFO access: connection complete "
+NEW_FIELDS = ('src.addr=10.244.0.24:41160 src.workload="sleep-7656cf8794-r7zb9" src.namespace="default" '
+              'src.identity="spiffe://cluster.local/ns/default/sa/sleep" dst.addr=10.244.0.18:15008 '
+              'dst.hbone_addr=240.240.0.2:80 dst.service="httpbin.org" dst.workload="waypoint-7d9f8b6c4-x2k8p" '
+              'dst.namespace="istio-egress" dst.identity="spiffe://cluster.local/ns/istio-egress/sa/waypoint" '
+              'direction="outbound" bytes_sent=67 bytes_recv=490 duration="2ms"')
+# older builds: strings bare, dst.hbone_addr quoted, no identities
+OLD_FIELDS = ('src.addr=10.244.0.24:41160 src.workload=sleep-7656cf8794-r7zb9 src.namespace=default '
+              'dst.addr=10.244.0.18:15008 dst.hbone_addr="240.240.0.2:80" dst.service=httpbin.org '
+              'dst.workload=waypoint-7d9f8b6c4-x2k8p dst.namespace=istio-egress direction=outbound '
+              'bytes_sent=67 bytes_recv=490 duration="2ms"')
+EXPECTED = {
+    "start_time": dt.datetime(2024, 4, 12, 10, 17, 40, 927495, tzinfo=UTC),
+    "downstream_remote_address": "10.244.0.24:41160", "downstream_remote_address_port": 41160,
+    "upstream_host": "10.244.0.18:15008", "upstream_host_port": 15008,
+    "downstream_local_address": "240.240.0.2:80", "downstream_local_address_ip": "240.240.0.2",
+    "src_workload": "sleep-7656cf8794-r7zb9", "src_namespace": "default",
+    "dst_workload": "waypoint-7d9f8b6c4-x2k8p", "dst_namespace": "istio-egress", "dst_service": "httpbin.org",
+    "direction": "outbound", "bytes_sent": 67, "bytes_received": 490, "duration": 2,
+    "response_code": 0, "response_flags": [], "error": None,
+}
+
+
+@pytest.mark.parametrize("line, identities", [
+    (HEAD_TAB + NEW_FIELDS, True),
+    (HEAD_TRACING + NEW_FIELDS, True),
+    (HEAD_TAB + OLD_FIELDS, False),
+    (HEAD_TRACING.replace("  ", "    ") + OLD_FIELDS.replace(" ", "  "), False),  # docs: runs of spaces
+    (HEAD_TAB + NEW_FIELDS.replace(" ", "\t") + " ", True),  # tabs between pairs, trailing space
+], ids=["tab-new", "tracing-new", "tab-old", "spaces-old", "tabs-everywhere"])
+def test_ztunnel_text_line(parser, line, identities):
+    (record,), rejects = parse(parser, [line])
+    assert rejects == []
+    assert {k: record[k] for k in EXPECTED} == EXPECTED
+    assert record["log_format"] == "ztunnel"
+    want = "spiffe://cluster.local/ns/default/sa/sleep" if identities else None
+    assert record["src_identity"] == want
+
+
+def test_ztunnel_json_line(parser):
+    obj = {"level": "info", "time": "2024-04-12T10:17:40.927495Z", "scope": "access", "message": "connection complete"}
+    obj.update(kv.split("=", 1) for kv in NEW_FIELDS.split(" "))
+    obj = {k: v.strip('"') for k, v in obj.items()}
+    obj.update(bytes_sent=67, bytes_recv=490)
+    (record,), rejects = parse(parser, [json.dumps(obj)])
+    assert rejects == []
+    assert {k: record[k] for k in EXPECTED} == EXPECTED
+    assert record["log_format"] == "ztunnel_json"
+
+
+def test_ztunnel_error_and_failed_lines(parser):
+    error = ("2024-04-12T10:17:52.566085Z\terror\taccess\tconnection complete\tsrc.addr=10.244.1.12:47010 "
+             "dst.addr=10.244.2.9:15008 dst.hbone_addr=10.244.2.9:8080 direction=\"inbound\" bytes_sent=0 "
+             "bytes_recv=0 duration=\"0ms\" error=\"connection closed due to policy rejection: allow policies "
+             "exist, but none allowed\"")
+    failed = ("2024-04-12T10:17:56.498715Z\twarn\taccess\tconnection failed\tsrc.addr=10.244.1.12:47022 "
+              "dst.addr=10.244.2.9:15008 direction=\"inbound\" error=\"explicitly denied by: \\\"ns/deny\\\"\"")
+    (a, b), rejects = parse(parser, [error, failed])
+    assert rejects == []
+    assert a["error"].startswith("connection closed due to policy rejection") and a["duration"] == 0
+    assert b["error"] == 'explicitly denied by: "ns/deny"'  # Debug escapes undone
+    assert b["downstream_local_address"] == "10.244.2.9:15008" and b["bytes_sent"] is None
+
+
+@pytest.mark.parametrize("line, cls", [
+    ("2024-04-12T10:17:52.261192Z\tdebug\taccess\tconnection opened\tsrc.addr=10.244.0.24:50436 dst.addr=10.244.2.9:15008",
+     "noise"),
+    ("2024-04-12T10:17:40.117327Z\tinfo\tztunnel::proxy\tproxy listening\taddress=[::]:15008", "noise"),
+    (HEAD_TAB + 'src.addr=10.244.0.24:41160 src.workload="unterminated', "malformed"),
+])
+def test_ztunnel_non_rows(parser, line, cls):
+    records, (reject,) = parse(parser, [line])
+    assert records == [] and reject["class"] == cls
+    if cls == "malformed":
+        assert "ztunnel access line" in reject["reason"] and reject["column"] > 1
