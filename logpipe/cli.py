@@ -14,6 +14,17 @@ ON_ERROR = click.Choice(["skip", "warn", "fail"])
 DEFAULT_DATA = "./logpipe-data"
 
 
+def format_options(f):
+    """--format-string / --format-file / --grammar: the mesh's own layout (logpipe/formats.py)."""
+    f = click.option("--grammar", "grammar_file", type=click.Path(dir_okay=False), metavar="FILE.lark",
+                     help="A Lark grammar with one start rule (e.g. from `logpipe grammar --from-format`).")(f)
+    f = click.option("--format-file", type=click.Path(dir_okay=False), metavar="FILE",
+                     help="File with the format string, or Istio MeshConfig/ConfigMap/Telemetry YAML holding it.")(f)
+    return click.option("--format-string", metavar="FORMAT",
+                        help="The mesh's Envoy access-log format string (or JSON format object); "
+                             "lines are tried against it first, then the built-in layouts.")(f)
+
+
 def data_option(f):
     return click.option(
         "--data", "data_dir", envvar="LOGPIPE_DATA", default=DEFAULT_DATA, show_default=True,
@@ -51,18 +62,392 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.option("--on-error", type=ON_ERROR, default="warn", show_default=True,
               help="On a rejected line: skip silently, warn on stderr, or fail (exit 1).")
 @click.option("--max-warnings", type=int, default=20, show_default=True, help="Cap on reject warnings printed.")
-def parse(files, fmt, out_path, rejects_path, on_error, max_warnings):
+@format_options
+def parse(files, fmt, out_path, rejects_path, on_error, max_warnings, format_string, format_file, grammar_file):
     """Parse access-log lines (FILES, or - for stdin) into records on stdout.
 
     Rejected lines go to stderr as SOURCE:LINE: REASON; the last line on stderr counts them.
     """
+    from .formats import parser_from_options
     from .pipeline import parse_to_output
 
-    parse_to_output(list(files) or ["-"], fmt=fmt, out_path=out_path, rejects_path=rejects_path,
+    parser = parser_from_options(format_string, format_file, grammar_file)
+    parse_to_output(list(files) or ["-"], fmt=fmt, out_path=out_path, rejects_path=rejects_path, parser=parser,
                     on_error=on_error, max_warnings=max_warnings)
 
 
 # ---- commands of other stages register below --------------------------------------------------------
+
+
+# ---- stream, replay, compact ------------------------------------------------------------------------
+
+
+@cli.command()
+@data_option
+@click.option("--flush-rows", type=int, default=10_000, show_default=True, metavar="N",
+              help="Write a part file after N lines...")
+@click.option("--flush-seconds", type=float, default=2.0, show_default=True, metavar="S",
+              help="...or S seconds after a batch's first line, whichever comes first.")
+@click.option("--tee", is_flag=True, help="Also write the parsed records to stdout as ndjson.")
+@click.option("--alerts", "alerts_format", type=click.Choice(["text", "ndjson"]), default="text", show_default=True,
+              help="Alert format: text lines on stderr, or ndjson (to stdout unless --alerts-out).")
+@click.option("--alerts-out", type=click.Path(dir_okay=False, allow_dash=True), metavar="FILE",
+              help="Append alerts to FILE (- for stdout).")
+@click.option("-q", "--quiet", is_flag=True, help="No alerts (the summary is still printed).")
+@click.option("--window", "window_seconds", type=click.FloatRange(min=0), default=300.0, show_default=True, metavar="S",
+              help="Dedup window: a repeated alert for one destination waits S seconds (event time).")
+@click.option("--burst", "burst_threshold", type=click.IntRange(min=1), default=5, show_default=True, metavar="N",
+              help="Alert when one destination has N 5xx/failure-flag responses within the window.")
+@click.option("--source", default="<stdin>", show_default=True, help="Source name recorded on each row.")
+@click.option("--max-warnings", type=click.IntRange(min=0), default=20, show_default=True,
+              help="Malformed lines shown on stderr (all go to the rejects table).")
+@format_options
+def stream(data_dir, flush_rows, flush_seconds, tee, alerts_format, alerts_out, quiet, window_seconds,
+           burst_threshold, source, max_warnings, format_string, format_file, grammar_file):
+    """Watch a live log on stdin: rows into the dataset as they arrive, alerts on stderr.
+
+    \b
+      kubectl logs -f -n istio-egress deploy/waypoint --prefix --timestamps | logpipe stream
+      logpipe replay sample_logs/sidecar-outbound-1.22.log --speed 20x | logpipe stream
+
+    Alerts: new destination, passthrough egress, blocked attempts, RBAC/ext_authz denials,
+    5xx/failure bursts. Ctrl-C flushes the open batch, prints the summary and exits 130.
+    """
+    from .formats import parser_from_options
+    from .stream import StreamOptions, Streamer
+
+    parser = parser_from_options(format_string, format_file, grammar_file)
+    if sys.stdin.isatty():
+        click.echo("logpipe: reading access-log lines from the terminal; pipe a log in, e.g. "
+                   "kubectl logs -f … | logpipe stream (Ctrl-D ends)", err=True)
+    opts = StreamOptions(flush_rows=flush_rows, flush_seconds=flush_seconds, tee=tee, alerts=not quiet,
+                         alerts_format=alerts_format, alerts_out=alerts_out, window_seconds=window_seconds,
+                         burst_threshold=burst_threshold, source=source, max_warnings=max_warnings)
+    code = Streamer(data_dir, opts, parser=parser).run()
+    if code:
+        sys.exit(code)  # 130 SIGINT, 143 SIGTERM (click would swallow an Exit code here)
+
+
+@cli.command()
+@click.argument("file")
+@click.option("--speed", default="1x", show_default=True, help="Pace factor: 10x is ten times faster; max: no pauses.")
+@click.option("--max-sleep", type=float, default=2.0, show_default=True, metavar="S",
+              help="Longest pause between two lines, in seconds after scaling.")
+@format_options
+def replay(file, speed, max_sleep, format_string, format_file, grammar_file):
+    """Write a log FILE to stdout at the pace it was written (by START_TIME), for demos.
+
+    \b
+      logpipe replay sample_logs/waypoint-egress-1.23.log --speed 10x | logpipe stream
+    """
+    from .formats import parser_from_options
+    from .replay import parse_speed, replay_file
+
+    try:
+        replay_file(file, sys.stdout.buffer, speed=parse_speed(speed), max_sleep=max(0.0, max_sleep),
+                    parser=parser_from_options(format_string, format_file, grammar_file))
+    except BrokenPipeError:  # `| head`: a quiet exit 0 (click would turn EPIPE into exit 1)
+        _quiet_broken_pipe()
+
+
+@cli.command()
+@data_option
+@click.option("--min-files", type=int, default=8, show_default=True, metavar="N",
+              help="Merge a writer's parts in one day directory when it has at least N.")
+def compact(data_dir, min_files):
+    """Merge the many small part files a stream leaves into fewer, larger ones."""
+    from .dataset import Dataset
+    from .stream import compact_dataset
+
+    ds = Dataset(data_dir)
+    before = len(ds.row_files())
+    removed = compact_dataset(ds, min_files=max(2, min_files))
+    after = len(ds.row_files())
+    click.echo(f"compacted {data_dir}: {before} row files before, {after} after ({removed} merged)", err=True)
+
+
+# ---- ingest -----------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True)
+@data_option
+@click.option("--force", is_flag=True, help="Re-ingest inputs already in the dataset, replacing their rows.")
+@click.option("--on-error", type=ON_ERROR, default="warn", show_default=True,
+              help="On a malformed line: skip silently, warn on stderr, or fail (stop, exit 1).")
+@click.option("--max-reject-ratio", type=float, default=0.1, show_default=True, metavar="R",
+              help="Fail an input (not ingested, exit 1) when more than R of its lines are malformed (noise not counted).")
+@click.option("--max-warnings", type=int, default=20, show_default=True, help="Cap on malformed-line warnings printed.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: only when stderr is a terminal).")
+@click.option("--flush-rows", type=click.IntRange(min=1), default=250_000, show_default=True, metavar="N",
+              help="Write a part file every N rows of an input (per day).")
+@format_options
+def ingest(paths, data_dir, force, on_error, max_reject_ratio, max_warnings, progress, flush_rows,
+           format_string, format_file, grammar_file):
+    """Ingest log archives (files, directories, globs, .gz/.zst/.bz2, - for stdin) into the
+    Parquet dataset at --data, once each.
+
+    \b
+      logpipe ingest /var/log/istio/ --data logpipe-data
+      duckdb -c "select count(*) from read_parquet('logpipe-data/date=*/*.parquet', hive_partitioning=true)"
+
+    An input already ingested (same content, any name) is skipped; one that grew ingests only the
+    new lines; --force replaces its rows (stdin has no identity: each run adds it again). Rejected
+    lines go to DATA/_rejects/, per-input counts to DATA/_manifest.json. The summary is printed on
+    stderr. A format given with --format-string/--format-file/--grammar is remembered in the
+    manifest and used by later ingests into the same dataset that give none.
+    """
+    from .formats import parser_from_options
+    from .pipeline import ingest_paths
+
+    custom = format_string or format_file or grammar_file
+    parser = parser_from_options(format_string, format_file, grammar_file) if custom else None
+    ingest_paths(list(paths), data_dir, force=force, on_error=on_error, max_reject_ratio=max_reject_ratio,
+                 max_warnings=max_warnings, progress=progress, flush_rows=flush_rows, parser=parser)
+
+
+# ---- report -----------------------------------------------------------------------------------------
+
+
+def _utc_time(ctx, param, value):
+    """--since/--until: ISO 8601 (``2025-01-30``, ``2025-01-30T10:00``, ``…Z``); naive means UTC."""
+    if value is None:
+        return None
+    import datetime as dt
+
+    try:
+        t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO time; write e.g. 2025-01-30 or 2025-01-30T10:00Z") from None
+    return t.replace(tzinfo=dt.timezone.utc) if t.tzinfo is None else t.astimezone(dt.timezone.utc)
+
+
+@cli.command()
+@click.argument("name", type=click.Choice(["inventory", "anomalies"]))
+@data_option
+@click.option("-o", "--output", "fmt", type=click.Choice(["text", "markdown", "json", "html"]),
+              help="Output format (default: html for --out *.html, text on a terminal, else json).")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
+@click.option("--list", "list_only", is_flag=True, help="List the report's sections and their parameters, then exit.")
+@click.option("-p", "--param", "params", type=(str, str), multiple=True, metavar="KEY VALUE",
+              help="Set a threshold parameter (see --list); repeatable.")
+@click.option("--pods", "pods_path", type=click.Path(dir_okay=False),
+              help="`kubectl get pods -A -o json` output: name sources by workload instead of IP.")
+@click.option("--baseline-days", type=int, metavar="N", help="The first N days of the data are the baseline.")
+@click.option("--baseline", "baseline_dir", type=click.Path(file_okay=False), metavar="DIR",
+              help="Another dataset (older) is the baseline; this one is the window.")
+@click.option("--since", callback=_utc_time, metavar="TIME", help="Window start (ISO time, UTC); before it: baseline.")
+@click.option("--until", callback=_utc_time, metavar="TIME", help="Window end (ISO time, UTC, exclusive).")
+def report(name, data_dir, fmt, out_path, list_only, params, pods_path, baseline_days, baseline_dir, since, until):
+    """Egress inventory or anomaly findings over the dataset.
+
+    \b
+      logpipe report inventory                       every external destination, every source
+      logpipe report anomalies                       last 24 h of the data vs everything before
+      logpipe report anomalies --baseline-days 6 -o json
+      logpipe report anomalies -o html --out report.html --pods pods.json
+
+    Each section is a .sql file in queries/inventory/ or queries/anomalies/; thresholds are their
+    parameters (--list shows them, -p KEY VALUE sets them).
+    """
+    from . import reports
+    from .errors import UsageError
+
+    if list_only:
+        for section in reports.list_report(name):
+            click.echo(f"{section['name']}: {section['title']}")
+            for p in section["params"]:
+                default = "''" if p["default"] == "" else p["default"]
+                click.echo(f"    -p {p['name']} {default}  {p['help']}".rstrip())
+        return
+    if baseline_dir and (baseline_days is not None):
+        raise UsageError("--baseline DIR and --baseline-days N both choose the baseline; give one of them")
+    if fmt is None:
+        fmt = ("html" if out_path and out_path.endswith((".html", ".htm"))
+               else "text" if sys.stdout.isatty() and not out_path else "json")
+    con, floor = reports.open_report_db(data_dir, baseline_dir=baseline_dir, pods_path=pods_path)
+    try:
+        if name == "inventory":  # the inventory covers all the data unless --since/--until narrow it
+            window = reports.Window(since, until, None, None)
+        else:
+            window = reports.resolve_window(con, since=since, until=until, baseline_days=baseline_days,
+                                            window_floor=floor)
+        doc = reports.run_report(con, name, params=dict(params), window=window)
+        if fmt == "html":
+            from . import html
+
+            text = html.render_html(doc, name, con=con, window=window)
+        elif fmt == "json":
+            text = reports.to_json(doc)
+        else:
+            import io
+
+            buf = io.StringIO()
+            tty = fmt == "text" and not out_path and sys.stdout.isatty()
+            reports.render_text(doc, name, buf, tty=tty, markdown=fmt == "markdown")
+            text = buf.getvalue()
+    finally:
+        con.close()
+    hint = reports.baseline_hint(doc)
+    if hint:
+        click.echo(hint, err=True)
+    if out_path:
+        reports.write_text_atomic(out_path, text)
+        click.echo(f"logpipe: wrote {out_path}", err=True)
+    else:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+
+# ---- query ------------------------------------------------------------------------------------------
+
+QUERY_FORMATS = ["table", "csv", "tsv", "json", "ndjson", "markdown", "parquet"]
+_OUT_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".ndjson": "ndjson", ".jsonl": "ndjson",
+                 ".md": "markdown", ".parquet": "parquet", ".txt": "table"}
+
+
+@cli.command()
+@click.argument("name", required=False)
+@click.option("--sql", "sql_text", metavar="SQL", help="Ad-hoc SQL (one SELECT); - reads it from stdin.")
+@click.option("--sql-file", type=click.Path(exists=True, dir_okay=False, allow_dash=True), help="Read the SQL from FILE.")
+@click.option("-p", "--param", "params", type=(str, str), multiple=True, metavar="KEY VALUE",
+              help="Bind $KEY to VALUE (repeatable).")
+@click.option("--list", "list_queries", is_flag=True, help="List the named queries with their titles and parameters.")
+@data_option
+@click.option("--input", "inputs", multiple=True, metavar="FILE",
+              help="Query log FILE(s) parsed in memory instead of a dataset (repeatable; - for stdin).")
+@click.option("--queries", "query_dirs", multiple=True, type=click.Path(file_okay=False), metavar="DIR",
+              help="Also load named queries from DIR (repeatable; or $LOGPIPE_QUERIES).")
+@click.option("-o", "--output", "fmt", type=click.Choice(QUERY_FORMATS),
+              help="Output format (default: table on a terminal, else from --out's suffix, else ndjson).")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), help="Write to FILE (required for parquet).")
+@click.option("--max-width", type=click.IntRange(min=2), default=None, metavar="N",
+              help="Cut table cells to N columns (default 40).")
+@click.option("--cluster-domain", metavar="DOMAIN", help="Cluster domain for the egress view (default cluster.local).")
+@click.option("--internal-cidr", "internal_cidrs", multiple=True, metavar="CIDR",
+              help="Internal range for the egress view (repeatable; replaces the defaults, 'default' adds them back).")
+def query(name, sql_text, sql_file, params, list_queries, data_dir, inputs, query_dirs, fmt, out_path, max_width,
+          cluster_domain, internal_cidrs):
+    """Run SQL over the dataset: a named query (NAME, see --list) or --sql.
+
+    \b
+    Views: access_log (every row), egress (traffic leaving the mesh), rejects.
+      logpipe query --sql "select upstream_cluster_host, count(*) from egress group by 1 order by 2 desc"
+      logpipe query top_destinations -p limit 5 -o markdown
+      logpipe query --input access.log --sql "select count(*) from egress"
+    """
+    from .errors import UsageError
+
+    if list_queries:
+        if name or sql_text or sql_file:
+            raise UsageError("--list takes no query; run `logpipe query --list` alone")
+    elif sum(bool(x) for x in (name, sql_text, sql_file)) != 1:
+        raise UsageError("give one query: a NAME (see `logpipe query --list`), --sql \"SELECT …\" or --sql-file FILE")
+    if "-" in inputs and (sql_text == "-" or sql_file == "-"):
+        raise UsageError("stdin can carry the SQL or the log, not both: put one of them in a file")
+    if fmt is None:
+        suffix = os.path.splitext(out_path)[1].lower() if out_path else ""
+        fmt = _OUT_SUFFIXES.get(suffix) or ("table" if not out_path and sys.stdout.isatty() else "ndjson")
+    if fmt == "parquet" and not out_path:
+        raise UsageError("-o parquet writes a file: add --out FILE.parquet")
+
+    from .queries import find_query, list_table, load_queries, run_query
+
+    if list_queries:
+        _write_result(list_table(load_queries(query_dirs)), fmt, out_path, max_width)
+        return
+    if name:
+        target = find_query(name, load_queries(query_dirs))
+    elif sql_file:
+        target = click.open_file(sql_file, encoding="utf-8").read()
+    else:
+        target = sys.stdin.read() if sql_text == "-" else sql_text
+
+    from .db import connect
+    from .settings import load_settings
+
+    settings = load_settings(data_dir, cluster_domain=cluster_domain, internal_cidrs=internal_cidrs)
+    if inputs:
+        from .pipeline import parse_to_tables
+
+        records, rejects, counts = parse_to_tables(list(inputs))
+        click.echo(counts.summary(), err=True)
+        con = connect(settings=settings, tables={"records": records, "rejects": rejects})
+    else:
+        con = connect(data_dir, settings=settings)
+    try:
+        table = run_query(con, target, dict(params))
+    finally:
+        con.close()
+    _write_result(table, fmt, out_path, max_width)
+
+
+def _write_result(table, fmt: str, out_path: str | None, max_width: int | None) -> None:
+    from . import render
+
+    if fmt == "parquet":
+        render.write_parquet(table, out_path)
+        return
+    if out_path:
+        with open(out_path, "w", encoding="utf-8", newline="") as out:
+            render.render_table(table, fmt, out, max_width=max_width)
+    else:
+        try:
+            render.render_table(table, fmt, sys.stdout, max_width=max_width)
+            sys.stdout.flush()
+        except BrokenPipeError:  # `| head` went away: a quiet, successful exit (click would exit 1)
+            _quiet_broken_pipe()
+
+
+# ---- custom formats: grammar, formats, detect ----------------------------------------------------------
+
+
+@cli.command()
+@click.option("--from-format", "format_string", metavar="FORMAT",
+              help="An Envoy access-log format string (meshConfig.accessLogFormat).")
+@click.option("--format-file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="A file holding the format string, or Istio MeshConfig/ConfigMap/Telemetry YAML.")
+def grammar(format_string, format_file):
+    """Print the Lark grammar logpipe compiles from an Envoy format string.
+
+    \b
+      logpipe grammar --from-format '[%START_TIME%] %REQ(:METHOD)% %RESPONSE_CODE% %REQ(X-B3-TRACEID)%' > my.lark
+      logpipe parse --grammar my.lark access.log
+
+    Operators logpipe knows land in its columns; others become extra columns named after them.
+    """
+    from .errors import UsageError
+    from .formats import grammar_from_format, read_format_file
+
+    if bool(format_string) == bool(format_file):
+        raise UsageError("give the format with --from-format 'FORMAT' or --format-file FILE (one of them)")
+    fmt = format_string or read_format_file(format_file)
+    if isinstance(fmt, dict):
+        raise UsageError("that is a JSON format: it maps keys, not a line syntax, so it needs no grammar;"
+                         " pass it to parse with --format-file or --format-string as it is")
+    click.echo(grammar_from_format(fmt), nl=False)
+
+
+@cli.command()
+def formats():
+    """List the built-in layouts: name, Istio/Envoy versions, format string."""
+    from .formats import BUILTIN_LAYOUTS
+
+    width = max(map(len, BUILTIN_LAYOUTS))
+    for name, (versions, fmt) in BUILTIN_LAYOUTS.items():
+        click.echo(f"{name:<{width}}  {versions}\n{'':<{width}}  {fmt}")
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True)
+@format_options
+def detect(files, format_string, format_file, grammar_file):
+    """Say which layouts FILES hold (or - for stdin), with line counts per file."""
+    from .formats import detect_layouts, parser_from_options
+
+    parser = parser_from_options(format_string, format_file, grammar_file)
+    for source, layout, lines in detect_layouts(list(files), parser):
+        click.echo(f"{source}\t{layout}\t{lines}")
 
 
 def main() -> None:

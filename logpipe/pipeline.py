@@ -168,18 +168,18 @@ def parse_to_output(paths: list[str], *, fmt: str | None, out_path: str | None, 
                 print(f"logpipe: error: {e}", file=sys.stderr)
                 state["failed"] = True
 
-    # a custom layout (--format-string …) appends its extra columns to RECORD_SCHEMA
-    RECORD_SCHEMA = (parser or default_parser()).schema
+    # RECORD_SCHEMA, plus the extra columns of a custom layout (--format-string …)
+    schema = (parser or default_parser()).schema
 
     try:
         if fmt == "parquet":
             import pyarrow as pa
 
-            render.write_parquet(pa.Table.from_batches(list(records()), schema=RECORD_SCHEMA), out_path)
+            render.write_parquet(pa.Table.from_batches(list(records()), schema=schema), out_path)
         else:
             out = open(out_path, "w", encoding="utf-8", newline="") if out_path else sys.stdout
             try:
-                render.render_table(records(), fmt, out, schema=RECORD_SCHEMA)
+                render.render_table(records(), fmt, out, schema=schema)
             finally:
                 if out is not sys.stdout:
                     out.close()
@@ -253,9 +253,28 @@ class IngestSummary:
         return out
 
 
+def _dataset_parser(ds, parser: Parser | None, err) -> Parser:
+    """The dataset remembers the format it was ingested with (manifest ``format_spec``): a run that
+    names a format records it; a run that names none reuses the remembered one, so the mesh's own
+    format keeps working for later archives."""
+    from .formats import parser_from_spec
+
+    if parser is not None:
+        spec = parser.format_spec
+        if spec:
+            ds.update_manifest(lambda m: m.__setitem__("format_spec", spec))
+        return parser
+    spec = ds.read_manifest().get("format_spec")
+    if spec:
+        print("logpipe: using the format remembered in the dataset's manifest (give --format-string to change it)",
+              file=err)
+        return parser_from_spec(spec)
+    return default_parser()
+
+
 def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_error: str = "warn",
                  max_reject_ratio: float = 0.1, max_warnings: int = 20, progress: bool | None = None,
-                 flush_rows: int | None = None, err=None) -> IngestSummary:
+                 flush_rows: int | None = None, err=None, parser: Parser | None = None) -> IngestSummary:
     """``logpipe ingest``: each input into the dataset at ``data_dir``, once.
 
     An input is known by the blake2b hash of its bytes: the same content (a renamed copy too) is
@@ -289,7 +308,7 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
     inputs = [i for i in inputs if i.is_stdin or not os.path.realpath(i.path).startswith(data_root + os.sep)]
     summary.inputs = len(inputs) + len(errors)
     ds = Dataset(data_dir, create=True)
-    parser = default_parser()
+    parser = _dataset_parser(ds, parser, err)
     shown = 0
     ratio_failures: list[str] = []
     bar = _IngestProgress(err, progress)
@@ -333,6 +352,7 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
                 "id": entry_id, "prefix": f"part-{entry_id}", "path": inp.name, "size": size, "hash": full,
                 "hash_algo": HASH_ALGO, "skip_bytes": skip_bytes, "first_line": first_line,
                 "compression": None if inp.is_stdin else _compression(inp),
+                "format_spec": parser.format_spec,
             })
             counts, buf = Counts(), _batches.BatchBuffer(flush_rows or _batches.FLUSH_ROWS)
             pairs: list = []

@@ -1,0 +1,54 @@
+"""`logpipe ingest --format-string`: custom formats land in the dataset, and the dataset remembers them."""
+import json
+import subprocess
+import sys
+
+import duckdb
+
+FORMAT = ('[%START_TIME%] %REQ(:METHOD)% %REQ(:PATH)% %RESPONSE_CODE% %DURATION% "%REQ(X-B3-TRACEID)%" '
+          '%UPSTREAM_CLUSTER% %DOWNSTREAM_REMOTE_ADDRESS%')
+LINES_A = [
+    '[2025-01-30T10:53:24.085Z] GET /get 200 12 "80f198ee56343ba8" outbound|443||api.github.com; 10.244.0.24:45748',
+    '[2025-01-30T10:53:25.085Z] POST /v1/charges 503 40 "80f198ee56343ba9" PassthroughCluster 10.244.0.25:45748',
+]
+LINE_B = '[2025-01-30T10:53:26.085Z] GET /x 200 12 "90f198ee56343ba8" outbound|443||api.github.com 10.244.0.24:45749'
+
+
+def ingest(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "logpipe", "ingest", *args], cwd=cwd, capture_output=True, text=True)
+
+
+def rows(data):
+    return duckdb.sql(
+        f"select line_number, method, path, response_code, x_b3_traceid, upstream_cluster, upstream_cluster_host "
+        f"from read_parquet('{data}/date=*/*.parquet', union_by_name=true) order by start_time").fetchall()
+
+
+def test_custom_format_is_ingested_and_remembered(tmp_path):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "a.log").write_text("\n".join(LINES_A) + "\n")
+    r = ingest("--format-string", FORMAT, str(logs), "--data", "ds", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "parsed 2, rejected 0" in r.stderr
+    got = rows(tmp_path / "ds")
+    assert got == [
+        (1, "GET", "/get", 200, "80f198ee56343ba8", "outbound|443||api.github.com", "api.github.com"),
+        (2, "POST", "/v1/charges", 503, "80f198ee56343ba9", "PassthroughCluster", None),
+    ]
+    manifest = json.loads((tmp_path / "ds" / "_manifest.json").read_text())
+    assert manifest["format_spec"]
+
+    # A later archive, ingested without naming the format, is read with the remembered one.
+    (logs / "b.log").write_text(LINE_B + "\n")
+    r = ingest(str(logs), "--data", "ds", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "remembered" in r.stderr
+    assert len(rows(tmp_path / "ds")) == 3
+
+
+def test_without_the_format_the_lines_are_malformed(tmp_path):
+    (tmp_path / "a.log").write_text("\n".join(LINES_A) + "\n")
+    r = ingest("a.log", "--data", "ds", cwd=tmp_path)
+    assert r.returncode == 1
+    assert "malformed 2" in r.stderr
