@@ -83,9 +83,13 @@ def day_partitions(table: pa.Table) -> Iterator[tuple[str, pa.Table]]:
     """Split rows by UTC day of ``start_time``: ``("2024-07-18", rows)``…, ``("unknown", rows)``."""
     if table.num_rows == 0:
         return
-    days = pc.fill_null(pc.strftime(table.column("start_time"), format="%Y-%m-%d", locale="C"), UNKNOWN_DATE)
-    for day in sorted(pc.unique(days).to_pylist()):
-        yield day, table.filter(pc.equal(days, day))
+    # start_time is UTC, so its date32 cast is the UTC day (pc.strftime is ~20x slower).
+    days = pc.cast(table.column("start_time"), pa.date32())
+    present = pc.unique(days).to_pylist()
+    for day in sorted(d for d in present if d is not None):
+        yield day.isoformat(), table.filter(pc.equal(days, pa.scalar(day, pa.date32())))
+    if None in present:
+        yield UNKNOWN_DATE, table.filter(pc.is_null(days))
 
 
 def _write_hidden(table: pa.Table, final: Path) -> Path:
