@@ -1,6 +1,6 @@
 """Write the anomaly-detection scenario: a quiet baseline week and an incident day.
 
-    python sample_logs/scenario/generate.py            # writes baseline-week.log, incident-day.log here
+    python bench/scenario.py            # writes sample_logs/scenario/baseline-week.log, incident-day.log
 
 Both files are Istio 1.23 default TEXT lines (FORMATS.md a.1, 20 tokens after the request line,
 cluster printed with %UPSTREAM_CLUSTER_RAW%, so no trailing ';'), sorted by START_TIME.
@@ -93,7 +93,7 @@ import random
 import uuid
 
 SEED = 20250308
-HERE = os.path.dirname(os.path.abspath(__file__))
+HERE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "sample_logs", "scenario")
 WP = "10.244.0.18"
 
 FRONTEND, PAY_A, PAY_B, NOTIF, UPLOADER, REPORTS = (
