@@ -397,6 +397,10 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
                     summary.failed += 1
                     summary.counts = _add_counts(summary.counts, counts)
                     continue
+                if counts.parsed == 0 and counts.noise:  # a format mismatch must not pass silently
+                    bar.note(f"logpipe: warning: {inp.name}: no access line among its {counts.read} lines "
+                             f"({counts.noise} not access-log output); if it is an access log in another format,"
+                             " give it with --format-string or --format-file (`logpipe detect` shows the layouts)")
                 if not inp.is_stdin and end != size and not error and entry["compression"] == "plain":
                     _, _, pre = fingerprint(inp.path, [end])  # a live log grew while we read it:
                     if end in pre:                             # identify it by what was read

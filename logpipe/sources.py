@@ -19,7 +19,6 @@ from typing import BinaryIO, Iterator
 
 from .errors import InputError
 
-MAGIC = {b"\x1f\x8b": "gzip", b"\x28\xb5\x2f\xfd": "zstd", b"BZh": "bz2"}
 CHUNK_BYTES = 8 << 20
 
 
@@ -75,9 +74,14 @@ def _hidden(f: Path, root: Path) -> bool:
 
 
 def detect_compression(head: bytes) -> str:
-    for magic, kind in MAGIC.items():
-        if head.startswith(magic):
-            return kind
+    """By content: gzip (1f 8b 08), zstd frame magic, bz2 ("BZh" + level + block magic
+    31 41 59 26 53 59, so a text file that starts with "BZh" stays text); else plain."""
+    if head.startswith(b"\x1f\x8b\x08"):
+        return "gzip"
+    if head.startswith(b"\x28\xb5\x2f\xfd"):
+        return "zstd"
+    if head[:3] == b"BZh" and head[3:4].isdigit() and head[3:4] != b"0" and head[4:10] == b"1AY&SY":
+        return "bz2"
     return "plain"
 
 
@@ -93,7 +97,7 @@ def open_binary(inp: Input) -> tuple[BinaryIO, str]:
         except OSError as e:
             raise InputError(f"{inp.path}: cannot open: {e.strerror}") from None
     buffered = raw if hasattr(raw, "peek") else io.BufferedReader(raw)
-    kind = detect_compression(buffered.peek(4)[:4])
+    kind = detect_compression(buffered.peek(10)[:10])
     if kind == "gzip":
         return gzip.GzipFile(fileobj=buffered), kind
     if kind == "bz2":

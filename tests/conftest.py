@@ -1,0 +1,95 @@
+"""Shared fixtures and helpers: the sample logs, parsing helpers, golden files (--update-golden)."""
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "sample_logs"
+GOLDEN = Path(__file__).resolve().parent / "golden"
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--update-golden", action="store_true", default=False,
+        help="Rewrite tests/golden/ from the current parser output (review the diff before committing).",
+    )
+
+
+@pytest.fixture
+def update_golden(request) -> bool:
+    return request.config.getoption("--update-golden")
+
+
+def sample_files() -> list[Path]:
+    """Every sample log, subfolders included, but not the expectation files next to them."""
+    return sorted(
+        p for p in SAMPLES.rglob("*")
+        if p.is_file() and not p.name.endswith((".expect.tsv", ".py")) and not p.name.startswith(".")
+    )
+
+
+def sample_id(path: Path) -> str:
+    return path.relative_to(SAMPLES).as_posix()
+
+
+@pytest.fixture(scope="session")
+def samples_dir() -> Path:
+    return SAMPLES
+
+
+@pytest.fixture(scope="session")
+def parser():
+    """The default (fast path) parser, built once."""
+    from logpipe.parse import default_parser
+
+    return default_parser()
+
+
+def read_lines(path: Path) -> list[str]:
+    """A sample's lines as logpipe's sources read them (invalid UTF-8 kept as \\xNN)."""
+    data = path.read_bytes()
+    lines = data.decode("utf-8", "backslashreplace").split("\n")
+    return lines[:-1] if data.endswith(b"\n") else lines
+
+
+def parse_text(lines, source: str = "-", parser=None):
+    """Parse lines in one batch; returns (records as dicts, rejects as dicts, the ParsedBatch)."""
+    from logpipe.parse import default_parser
+
+    batch = (parser or default_parser()).parse_batch(list(lines), source)
+    return batch.records.to_pylist(), batch.rejects.to_pylist(), batch
+
+
+def jsonable(record: dict) -> dict:
+    """A record as ndjson shows it: timestamps as ISO-8601 strings."""
+    from logpipe.render import to_jsonable
+
+    return {k: to_jsonable(v) for k, v in record.items()}
+
+
+def build_line(layout: str, values: dict[str, str]) -> str:
+    """An access line of ``layout`` built from column texts, following the grammar's own
+    sequence of items (logpipe.grammar.layout_steps): separators come from the grammar."""
+    from logpipe import grammar
+
+    out = []
+    for step in grammar.layout_steps(grammar.load_builtin("access"), layout, strict=False):
+        if step.field:
+            out.append(values[step.field])
+        elif " or " not in step.expects:  # an optional literal (the cluster's ";") is left out
+            out.append(ast.literal_eval(step.expects))
+    return "".join(out)
+
+
+def layout_fields(layout: str) -> list[str]:
+    from logpipe import grammar
+
+    return [s.field for s in grammar.layout_steps(grammar.load_builtin("access"), layout) if s.field]
+
+
+def dump_ndjson(rows: list[dict]) -> str:
+    return "".join(json.dumps(r, ensure_ascii=False, sort_keys=False) + "\n" for r in rows)

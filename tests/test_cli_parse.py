@@ -1,0 +1,178 @@
+"""`logpipe parse` as a user runs it: formats on stdout, rejects and the summary on stderr, exit codes,
+compressed inputs and stdin. CliRunner keeps stdout and stderr apart (click >= 8.2)."""
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+from conftest import SAMPLES
+
+from logpipe.cli import cli
+from logpipe.schema import COLUMNS, REJECT_SCHEMA
+
+SUMMARY = re.compile(r"^read (\d+), parsed (\d+), rejected (\d+) \(noise (\d+), malformed (\d+)\)(?:, blank (\d+))?$")
+ACCESS = SAMPLES / "waypoint-egress-1.23.log"
+MALFORMED = SAMPLES / "malformed.log"
+NOISY = SAMPLES / "noise-mixed.log"
+
+
+def run(*args, input=None):
+    result = CliRunner().invoke(cli, ["parse", *map(str, args)], input=input)
+    return result
+
+
+def summary(stderr: str) -> dict:
+    last = stderr.rstrip("\n").splitlines()[-1]
+    m = SUMMARY.match(last)
+    assert m, f"last stderr line is not the summary: {last!r}"
+    read, parsed, rejected, noise, malformed, blank = (int(x or 0) for x in m.groups())
+    assert read == parsed + rejected + blank and rejected == noise + malformed
+    return {"read": read, "parsed": parsed, "rejected": rejected, "noise": noise, "malformed": malformed, "blank": blank}
+
+
+def ndjson(stdout: str) -> list[dict]:
+    return [json.loads(x) for x in stdout.splitlines()]
+
+
+def test_ndjson_records_on_stdout_summary_last_on_stderr():
+    r = run(ACCESS, "-o", "ndjson")
+    assert r.exit_code == 0, r.stderr
+    rows = ndjson(r.stdout)
+    s = summary(r.stderr)
+    assert len(rows) == s["parsed"] > 0
+    for row in rows:
+        assert list(row) == COLUMNS
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", row["start_time"])
+        assert row["source"].endswith("waypoint-egress-1.23.log")
+        assert "-" not in (row["requested_server_name"], row["route_name"], row["upstream_host"])
+    assert "start_time" not in r.stderr
+
+
+def test_default_format_off_a_terminal_is_ndjson():
+    r = run(ACCESS)
+    assert r.exit_code == 0
+    assert all(line.startswith("{") for line in r.stdout.splitlines())
+
+
+def test_csv_output_has_the_schema_header():
+    r = run(ACCESS, "-o", "csv")
+    assert r.exit_code == 0, r.stderr
+    table = list(csv.reader(io.StringIO(r.stdout)))
+    assert table[0] == COLUMNS
+    assert len(table) - 1 == summary(r.stderr)["parsed"]
+
+
+def test_table_output_is_aligned_text():
+    r = run(ACCESS, "-o", "table")
+    assert r.exit_code == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].split()[:3] == ["start_time", "method", "path"]
+    assert len(lines) >= summary(r.stderr)["parsed"] + 1
+
+
+def test_rejects_go_to_stderr_with_source_line_and_reason():
+    r = run(MALFORMED, "-o", "ndjson", "--max-warnings", "100")
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout == ""
+    lines = r.stderr.splitlines()
+    rejects = [x for x in lines if re.match(rf"^{re.escape(str(MALFORMED))}:\d+: (malformed|noise): ", x)]
+    s = summary(r.stderr)
+    assert len(rejects) == s["rejected"] == s["read"]
+    assert any(":2: malformed: column 48: response_code expected INT, got '2OO'" in x for x in rejects)
+    assert not any(x.endswith(", column 48") for x in rejects), "the column is said once"
+
+
+def test_max_warnings_caps_the_reject_lines():
+    r = run(MALFORMED, "--max-warnings", "3")
+    lines = r.stderr.splitlines()
+    assert sum(1 for x in lines if ": malformed: " in x) == 3
+    assert re.search(r"… 13 more rejects not shown", r.stderr)
+    assert summary(r.stderr)["rejected"] == 16
+
+
+def test_rejects_file_holds_them_as_ndjson(tmp_path):
+    out = tmp_path / "rejects.ndjson"
+    r = run(NOISY, "--rejects", out, "-o", "ndjson")
+    assert r.exit_code == 0, r.stderr
+    rows = ndjson(out.read_text(encoding="utf-8"))
+    s = summary(r.stderr)
+    assert len(rows) == s["rejected"] > 0
+    assert all(set(row) == set(REJECT_SCHEMA.names) for row in rows)
+    assert {row["class"] for row in rows} <= {"noise", "malformed"}
+    assert len(r.stderr.splitlines()) == 1, "rejects went to the file, only the summary to stderr"
+
+
+def test_on_error_skip_is_quiet_but_counts():
+    r = run(NOISY, "--on-error", "skip")
+    assert r.exit_code == 0
+    assert len(r.stderr.splitlines()) == 1
+    assert summary(r.stderr)["noise"] > 0
+
+
+def test_on_error_fail_exits_1_with_the_first_reject():
+    r = run(MALFORMED, "--on-error", "fail")
+    assert r.exit_code == 1
+    assert "malformed.log:1 was rejected" in str(r.exception)
+    summary(r.stderr)  # the counts are still printed
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["parse", str(MALFORMED), "--on-error", "fail"], 1, "was rejected (column 86"),
+    (["parse", "no-such-file.log"], 1, "no-such-file.log: no such file or directory"),
+    (["parse", str(ACCESS), "-o", "parquet"], 2, "add --out FILE.parquet"),
+])
+def test_errors_are_one_line_and_an_exit_code(args, code, message):
+    p = subprocess.run([sys.executable, "-m", "logpipe", *args], capture_output=True, text=True, timeout=60)
+    assert p.returncode == code
+    errors = [x for x in p.stderr.splitlines() if x.startswith("logpipe: error:")]
+    assert len(errors) == 1 and message in errors[0], p.stderr
+    assert "Traceback" not in p.stderr
+
+
+def compress(kind: str, data: bytes) -> bytes:
+    if kind == "gz":
+        return gzip.compress(data)
+    import zstandard
+
+    return zstandard.ZstdCompressor().compress(data)
+
+
+@pytest.mark.parametrize("kind", ["gz", "zst"])
+@pytest.mark.parametrize("sample", [ACCESS, NOISY, SAMPLES / "istio-json-1.24.log"], ids=lambda p: p.name)
+def test_compressed_inputs_give_the_same_records(tmp_path, kind, sample):
+    packed = tmp_path / f"{sample.name}.{kind}"
+    packed.write_bytes(compress(kind, sample.read_bytes()))
+    plain, comp = run(sample, "-o", "ndjson"), run(packed, "-o", "ndjson")
+    assert comp.exit_code == 0, comp.stderr
+    strip = lambda rows: [{k: v for k, v in row.items() if k != "source"} for row in rows]  # noqa: E731
+    assert strip(ndjson(comp.stdout)) == strip(ndjson(plain.stdout))
+    assert summary(comp.stderr) == summary(plain.stderr)
+    assert {row["source"] for row in ndjson(comp.stdout)} == {str(packed)}
+
+
+def test_stdin_dash_reads_standard_input():
+    data = ACCESS.read_text(encoding="utf-8")
+    r = run("-", "-o", "ndjson", input=data)
+    assert r.exit_code == 0, r.stderr
+    rows = ndjson(r.stdout)
+    assert rows and {row["source"] for row in rows} == {"<stdin>"}
+    assert rows == [dict(x, source="<stdin>") for x in ndjson(run(ACCESS, "-o", "ndjson").stdout)]
+
+
+def test_no_files_means_stdin():
+    r = run(input="\n\n")
+    assert r.exit_code == 0
+    assert summary(r.stderr) == {"read": 2, "parsed": 0, "rejected": 0, "noise": 0, "malformed": 0, "blank": 2}
+
+
+def test_several_inputs_add_up():
+    r = run(ACCESS, MALFORMED, NOISY, "-o", "ndjson", "--on-error", "skip")
+    total = sum(summary(run(p, "--on-error", "skip").stderr)["read"] for p in (ACCESS, MALFORMED, NOISY))
+    assert summary(r.stderr)["read"] == total

@@ -1,0 +1,120 @@
+"""One test per line of sample_logs/malformed.log: the line is rejected, with the class and a reason
+that names what is wrong and where (the reasons a user reads on stderr).
+
+sample_logs/malformed.expect.tsv says, per line, what is wrong in words; REASONS below says what
+logpipe must answer. ``anchor`` is a phrase of the .tsv description, so that a reordered sample is
+caught rather than silently checked against the wrong line.
+"""
+from __future__ import annotations
+
+import csv
+import re
+
+import pytest
+from conftest import SAMPLES, parse_text, read_lines
+
+LOG = SAMPLES / "malformed.log"
+EXPECT = SAMPLES / "malformed.expect.tsv"
+
+# line: (anchor in the .tsv description, class, phrases the reason must contain)
+REASONS = {
+    1: ("truncated", "malformed", ["after upstream_service_time", "the line ends there", "13 of 24 fields"]),
+    2: ("2OO", "malformed", ["response_code expected INT, got '2OO'"]),
+    3: ("closing quote", "malformed", ["""expected '"' after protocol"""]),
+    4: ("2024-13-45", "malformed", ["start_time", "2024-13-45"]),
+    5: ("abc", "malformed", ["bytes_sent expected INT or '-', got 'abc'"]),
+    6: ("extra field", "malformed", ["unexpected text after route_name", "got ' default'"]),
+    7: ("field count", "malformed", ["the line ends there", "18 of 24 fields"]),
+    8: ("mid-quote", "malformed", ["""expected '"' after user_agent""", "the line ends there"]),
+    9: ("no closing ]", "malformed", ["expected ']' after start_time"]),
+    10: ("unquoted", "malformed", ["""expected '"' before upstream_transport_failure_reason"""]),
+    11: ("-12", "malformed", ["duration expected INT or '-', got '-12'"]),
+    12: ("truncated mid-key", "malformed", ["invalid JSON"]),
+    13: ('"OK"', "malformed", ["response_code", "OK"]),
+    14: ("glued", "malformed", ["a second access line starts here"]),
+    15: ("2025/02/03", "malformed", ["start_time expected ISO_TIME, got '2025/02/03'"]),
+    16: ("2 parts", "malformed", ["expected ' ' before protocol"]),
+}
+
+
+def expectations() -> list[tuple[int, str]]:
+    with EXPECT.open(encoding="utf-8", newline="") as f:
+        return [(int(row["line_number"]), row["what_is_wrong"]) for row in csv.DictReader(f, delimiter="\t")]
+
+
+@pytest.fixture(scope="module")
+def rejects():
+    records, rejects, _ = parse_text(read_lines(LOG), "malformed.log")
+    assert not records, f"malformed lines parsed as records: {[r['line_number'] for r in records]}"
+    return {r["line_number"]: r for r in rejects}
+
+
+def test_every_line_has_an_expectation():
+    lines = [i for i, text in enumerate(read_lines(LOG), 1) if text.strip()]
+    described = [n for n, _ in expectations()]
+    assert described == lines, "malformed.expect.tsv should describe every line of malformed.log, in order"
+    missing = sorted(set(described) - set(REASONS))
+    assert not missing, f"add the expected reason of malformed.log lines {missing} to REASONS"
+
+
+@pytest.mark.parametrize("line, what", expectations(), ids=lambda v: str(v) if isinstance(v, int) else "")
+def test_malformed_line_reason(rejects, line, what):
+    anchor, cls, phrases = REASONS[line]
+    assert anchor.lower() in what.lower(), f"malformed.log:{line} is now '{what}': update REASONS"
+    assert line in rejects, f"malformed.log:{line} ({what}) was not rejected"
+    r = rejects[line]
+    assert r["class"] == cls
+    for phrase in phrases:
+        assert phrase in r["reason"], f"reason {r['reason']!r} lacks {phrase!r}"
+    # A reason that starts at a column agrees with the reject's column.
+    m = re.match(r"column (\d+):", r["reason"])
+    if m:
+        assert r["column"] == int(m.group(1))
+        assert 1 <= r["column"] <= len(r["raw"]) + 1
+
+
+@pytest.mark.parametrize("line", [n for n, _ in expectations()], ids=str)
+def test_malformed_text_lines_keep_lark_context(rejects, line):
+    """A text line that breaks mid-way names its closest layout and keeps Lark's expected terminals."""
+    r = rejects[line]
+    if r["raw"].startswith("[") and "closest layout" in r["reason"]:
+        assert re.search(r"closest layout istio_1_9\b", r["reason"])
+        assert "Lark: column" in r["reason"]
+
+
+@pytest.mark.parametrize("line, prefix", [
+    ("[pod/waypoint-7d9f/istio-proxy] ", 33),
+    ("2025-02-03T09:15:09.901234567Z ", 32),
+])
+def test_columns_count_the_prefix(line, prefix):
+    """A prefixed line's columns count from the start of the whole line, prefix included."""
+    body = read_lines(LOG)[4]  # bytes_sent is abc
+    _, bare, _ = parse_text([body])
+    _, prefixed, _ = parse_text([line + body])
+    assert prefixed[0]["column"] == bare[0]["column"] + len(line)
+    assert f"column {bare[0]['column'] + len(line)}:" in prefixed[0]["reason"]
+    assert len(line) + 1 == prefix
+
+
+@pytest.mark.parametrize("text", [
+    "hello world",
+    "172.18.0.2 - - [03/May/2024 09:12:44] \"GET /service/2 HTTP/1.1\" 200 -",
+    " * Serving Flask app 'service'",
+])
+def test_lines_that_start_like_no_layout_are_noise(text):
+    _, rejects, _ = parse_text([text])
+    assert rejects[0]["class"] == "noise"
+    assert "not an access line" in rejects[0]["reason"]
+    assert "every layout starts with '['" in rejects[0]["reason"]
+
+
+@pytest.mark.parametrize("tail", ['" "' * 2000, '"x" ' * 1500, "a" * 3000])
+def test_pathological_lines_are_diagnosed_from_the_grammar_alone(tail):
+    """Lark's Earley parser is cubic on lines full of quotes (minutes for one line); such lines and
+    over-long ones get the grammar diagnosis without Lark's context, so one line cannot stall a run."""
+    line = '[2025-02-03T09:15:09.901Z] "GET /x HTTP/1.1" 200 - via_upstream - "-" 0 254 237 236 ' + tail
+    _, rejects, _ = parse_text([line])
+    (r,) = rejects
+    assert r["class"] == "malformed"
+    assert "closest layout istio_1_9" in r["reason"] and "Lark:" not in r["reason"]
+    assert r["reason"].startswith(f"column {r['column']}:")

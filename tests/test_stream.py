@@ -1,0 +1,574 @@
+"""logpipe stream / replay / compact: real subprocesses fed through a pipe while they run.
+
+Every stream test checks the bookkeeping from the summary line on stderr against the dataset on disk:
+``read = parsed + rejected + blank``, rows in the dataset = parsed, rejects in the dataset = rejected,
+and each stored row is the line that was written under its line number.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import ROOT, SAMPLES, sample_files, sample_id
+from logpipe.errors import UsageError
+from logpipe.replay import parse_speed, replay_file
+
+COMPRESSED = (".gz", ".zst", ".bz2")
+PLAIN_SAMPLES = [p for p in sample_files() if not p.name.endswith(COMPRESSED)]  # stdin is read as sent
+LOGPIPE = [sys.executable, "-m", "logpipe"]
+SUMMARY_RE = re.compile(
+    r"lines read (\d+), parsed (\d+), rejected (\d+) \(noise (\d+), malformed (\d+)\)(?:, blank (\d+))?\n"
+    r"rows written (\d+) in \d+ part files to "
+)
+
+
+# ---- helpers ---------------------------------------------------------------------------------------
+
+
+def access_line(i: int, dest: str = "api.stripe.com", code: int = 200, flags: str = "-", second: int | None = None) -> str:
+    """A waypoint-style default-format line whose request id carries ``i``."""
+    s = i if second is None else second
+    ts = f"2025-01-30T10:{(s // 60) % 60:02d}:{s % 60:02d}.{i % 1000:03d}Z"
+    return (f'[{ts}] "GET /item/{i} HTTP/1.1" {code} {flags} via_upstream - "-" 0 254 12 11 "-" "curl/8.11.1" '
+            f'"req-{i:09d}" "{dest}" "192.0.2.10:443" outbound|443||{dest} 10.244.0.18:39682 240.240.0.2:443 '
+            f"10.244.0.24:45748 - default")
+
+
+def mixed_lines(n: int, start: int = 1) -> list[str]:
+    """Access lines with a malformed line every 37th and a blank line every 53rd."""
+    out = []
+    for i in range(start, start + n):
+        if i % 53 == 0:
+            out.append("")
+        elif i % 37 == 0:
+            out.append(f"garbage line {i} that is no access log")
+        else:
+            out.append(access_line(i))
+    return out
+
+
+def start_stream(data: Path, *args: str, stdout=subprocess.DEVNULL, err: Path) -> subprocess.Popen:
+    return subprocess.Popen([*LOGPIPE, "stream", "--data", str(data), *args], stdin=subprocess.PIPE,
+                            stdout=stdout, stderr=open(err, "wb"))
+
+
+def row_files(data: Path) -> list[Path]:
+    return sorted(data.glob("date=*/*.parquet"))
+
+
+def read_dir(files: list[Path]) -> pa.Table | None:
+    for _ in range(5):  # a compaction may swap files between listing and reading
+        try:
+            tables = [pq.read_table(f) for f in files]
+            return pa.concat_tables(tables, promote_options="permissive") if tables else None
+        except FileNotFoundError:
+            time.sleep(0.1)
+    raise AssertionError("dataset files kept vanishing")
+
+
+def dataset_rows(data: Path) -> pa.Table | None:
+    return read_dir(row_files(data))
+
+
+def dataset_rejects(data: Path) -> pa.Table | None:
+    return read_dir(sorted((data / "_rejects").glob("*.parquet")))
+
+
+def count_rows(data: Path) -> int:
+    t = dataset_rows(data)
+    return 0 if t is None else t.num_rows
+
+
+def wait_for(predicate, timeout: float, step: float = 0.05):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        got = predicate()
+        if got:
+            return got
+        time.sleep(step)
+    return predicate()
+
+
+def summary(err: Path) -> dict:
+    text = err.read_text(errors="replace")
+    m = SUMMARY_RE.search(text)
+    assert m, f"no summary on stderr:\n{text[-2000:]}"
+    read, parsed, rejected, noise, malformed, blank, written = (int(x or 0) for x in m.groups())
+    return dict(read=read, parsed=parsed, rejected=rejected, noise=noise, malformed=malformed, blank=blank,
+                written=written, text=text)
+
+
+def check_nothing_lost(data: Path, err: Path, sent: list[str]) -> dict:
+    """The bookkeeping invariants, and every stored line is the line sent under that number."""
+    s = summary(err)
+    assert s["read"] == s["parsed"] + s["rejected"] + s["blank"], s["text"][-500:]
+    rows, rejects = dataset_rows(data), dataset_rejects(data)
+    n_rows = 0 if rows is None else rows.num_rows
+    n_rej = 0 if rejects is None else rejects.num_rows
+    assert n_rows == s["parsed"] == s["written"]
+    assert n_rej == s["rejected"]
+    numbers = set()
+    if rows is not None:
+        for ln, rid in zip(rows.column("line_number").to_pylist(), rows.column("request_id").to_pylist()):
+            assert f'"{rid}"' in sent[ln - 1], f"row {ln} is not the line sent"
+            numbers.add(ln)
+    if rejects is not None:
+        for ln, raw in zip(rejects.column("line_number").to_pylist(), rejects.column("raw").to_pylist()):
+            # The last line read before a signal may be cut short: then it is a prefix of the line sent.
+            assert sent[ln - 1] == raw or (ln == s["read"] and sent[ln - 1].startswith(raw)), f"reject {ln}"
+            numbers.add(ln)
+    blanks = {i + 1 for i in range(s["read"]) if not sent[i].strip()}
+    assert numbers | blanks == set(range(1, s["read"] + 1))
+    assert not numbers & blanks
+    return s
+
+
+class Writer(threading.Thread):
+    """Feeds lines into a process's stdin in small random chunks until told to stop or the pipe breaks."""
+
+    def __init__(self, proc: subprocess.Popen, lines: list[str], seed: int = 0, pause: float = 0.002,
+                 close_at_end: bool = False):
+        super().__init__(daemon=True)
+        self.proc, self.lines, self.pause, self.close_at_end = proc, lines, pause, close_at_end
+        self.rng = random.Random(seed)
+        self.stop = threading.Event()
+        self.sent = 0
+
+    def run(self) -> None:
+        try:
+            i = 0
+            while i < len(self.lines) and not self.stop.is_set():
+                k = self.rng.randint(1, 40)
+                chunk = "".join(line + "\n" for line in self.lines[i:i + k]).encode()
+                self.proc.stdin.write(chunk)
+                self.proc.stdin.flush()
+                i += k
+                self.sent = i
+                if self.pause:
+                    time.sleep(self.rng.uniform(0, self.pause))
+            if self.close_at_end:
+                self.proc.stdin.close()
+        except (BrokenPipeError, OSError, ValueError):
+            pass
+
+
+def finish(proc: subprocess.Popen, timeout: float = 30) -> int:
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise
+
+
+# ---- streaming for real ------------------------------------------------------------------------------
+
+
+def test_rows_land_within_flush_seconds_while_stream_is_open(tmp_path):
+    data, err = tmp_path / "data", tmp_path / "err"
+    flush = 0.5
+    proc = start_stream(data, "--flush-seconds", str(flush), "--quiet", err=err)
+    sent = [access_line(i) for i in range(1, 31)]
+    try:
+        proc.stdin.write((sent[0] + "\n").encode())
+        proc.stdin.flush()
+        assert wait_for(lambda: count_rows(data) == 1, 20), "the first line never landed"
+        for start, stop in ((1, 10), (10, 30)):  # two more bursts, each must land on its own
+            proc.stdin.write("".join(x + "\n" for x in sent[start:stop]).encode())
+            proc.stdin.flush()
+            t0 = time.monotonic()
+            assert wait_for(lambda: count_rows(data) == stop, flush + 3), f"rows 1..{stop} not visible"
+            assert time.monotonic() - t0 < flush + 1.5
+            assert proc.poll() is None, "the stream must still be running"
+        # `logpipe query` sees the live rows while the stream runs.
+        q = subprocess.run([*LOGPIPE, "query", "--data", str(data), "--sql", "select count(*) as n from access_log",
+                            "-o", "csv"], capture_output=True, text=True, timeout=60)
+        assert q.returncode == 0 and q.stdout.split() == ["n", "30"], q.stderr
+        assert proc.poll() is None
+        proc.stdin.close()
+        assert finish(proc) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    s = check_nothing_lost(data, err, sent)
+    assert s["read"] == 30
+
+
+def planted_lines() -> list[str]:
+    """Sample traffic plus planted events: repeated blocked attempts to one host (one alert), a
+    failure burst, an RBAC denial, passthrough egress."""
+    base = (SAMPLES / "sidecar-outbound-1.22.log").read_text().splitlines()
+    blackhole = next(x for x in base if "BlackHoleCluster" in x)
+    waypoint = (SAMPLES / "waypoint-egress-1.23.log").read_text().splitlines()
+    denial = next(x for x in waypoint if "rbac_access_denied" in x)
+    burst = [access_line(9000 + k, dest="flaky.example", code=503, flags="UF,URX", second=100 + k) for k in range(6)]
+    return base + [blackhole, blackhole, blackhole] + burst + [denial]
+
+
+@pytest.fixture(scope="module")
+def planted_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("planted")
+    data, err = tmp / "data", tmp / "err"
+    lines = planted_lines()
+    text = "".join(x + "\n" for x in lines).encode()
+    run = subprocess.run([*LOGPIPE, "stream", "--data", str(data), "--flush-rows", "7"], input=text,
+                         capture_output=True, timeout=60)
+    assert run.returncode == 0, run.stderr.decode()
+    (tmp / "err").write_bytes(run.stderr)
+    return {"data": data, "err": err, "lines": lines, "stderr": run.stderr.decode()}
+
+
+@pytest.mark.parametrize("kind, destination", [
+    ("new_destination", "api.stripe.com"),
+    ("new_destination", "checkip.amazonaws.com"),
+    ("unregistered_egress", "checkip.amazonaws.com"),
+    ("unregistered_egress", "203.0.113.50"),
+    ("blocked_attempt", "198.51.100.77"),
+    ("blocked_attempt", "crypto-miner.example"),
+    ("authz_denial", "httpbin.org"),
+    ("failure_burst", "flaky.example"),
+])
+def test_alerts_for_planted_events(planted_run, kind, destination):
+    text_alerts = [x for x in planted_run["stderr"].splitlines() if x.startswith("alert ")]
+    hits = [x for x in text_alerts if x.split(" ")[2:4] == [kind, destination + ":"]]
+    assert len(hits) == 1, f"want one {kind} alert for {destination}:\n" + "\n".join(text_alerts)
+    assert re.match(r"alert \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z ", hits[0])  # with its event time
+
+
+def test_planted_run_dedups_and_keeps_internal_traffic_quiet(planted_run):
+    stderr = planted_run["stderr"]
+    alerts = [x for x in stderr.splitlines() if x.startswith("alert ")]
+    assert not [a for a in alerts if "svc.cluster.local" in a]  # in-mesh traffic is not egress
+    assert sum(" blocked_attempt 198.51.100.77:" in a for a in alerts) == 1  # 4 attempts, one alert
+    s = summary(planted_run["err"])
+    assert s["read"] == len(planted_run["lines"]) == s["parsed"]
+    assert f"alerts {len(alerts)}" in stderr
+
+
+def test_known_destinations_are_not_new_on_the_next_run_and_ndjson_alerts(planted_run, tmp_path):
+    # The first run's dataset knows every destination: a second stream announces none as new.
+    alerts = tmp_path / "alerts.ndjson"
+    again = subprocess.run([*LOGPIPE, "stream", "--data", str(planted_run["data"]), "--alerts", "ndjson",
+                            "--alerts-out", str(alerts)],
+                           input="".join(x + "\n" for x in planted_run["lines"]).encode(), capture_output=True,
+                           timeout=60)
+    assert again.returncode == 0, again.stderr.decode()
+    assert not again.stdout and "alert " not in again.stderr.decode()
+    found = [json.loads(x) for x in alerts.read_text().splitlines()]
+    kinds = {a["kind"] for a in found}
+    assert "new_destination" not in kinds
+    assert {"blocked_attempt", "unregistered_egress", "authz_denial", "failure_burst"} <= kinds
+    for a in found:
+        assert a["time"].endswith("Z") and a["destination"] and a["message"] and a["evidence"] and a["count"] >= 1
+
+
+@pytest.mark.parametrize("gap_seconds, window, alerts", [(10, 300, 1), (400, 300, 2), (10, 5, 2)])
+def test_alert_dedup_window_is_event_time(gap_seconds, window, alerts):
+    from logpipe.alerts import AlertRules
+    from logpipe.parse import default_parser
+
+    blackhole = next(x for x in (SAMPLES / "sidecar-outbound-1.22.log").read_text().splitlines()
+                     if "BlackHoleCluster" in x and "198.51.100.77" in x)
+    later = blackhole.replace("14:04:56", f"14:{4 + (56 + gap_seconds) // 60:02d}:{(56 + gap_seconds) % 60:02d}")
+    rules = AlertRules(window_seconds=window)
+    got = []
+    for n, line in enumerate([blackhole, later], 1):  # two micro-batches
+        got += rules.check(default_parser().parse_batch([line], "<stdin>", n).records)
+    assert [a.kind for a in got] == ["blocked_attempt"] * alerts
+
+
+def test_dataset_write_failure_is_one_clear_error(tmp_path, monkeypatch):
+    import io
+
+    from logpipe.errors import DatasetError
+    from logpipe.stream import StreamOptions, Streamer
+
+    fd = os.open(SAMPLES / "istio-1.8.log", os.O_RDONLY)
+    err = io.StringIO()
+    try:
+        streamer = Streamer(str(tmp_path / "data"), StreamOptions(alerts=False), stdin_fd=fd, stderr=err)
+
+        def full(*_a, **_k):
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(streamer.dataset, "append", full)
+        with pytest.raises(DatasetError, match="No space left on device.*lines from 1 on were not stored"):
+            streamer.run()
+    finally:
+        os.close(fd)
+    assert "lines read 14, parsed 14" in err.getvalue()  # the summary still says what was read
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum, code, seed", [
+    (signal.SIGINT, 130, 1),
+    (signal.SIGTERM, 143, 2),
+])
+def test_signal_at_a_random_point_loses_no_line(tmp_path, signum, code, seed):
+    rng = random.Random(seed)
+    data, err = tmp_path / "data", tmp_path / "err"
+    sent = mixed_lines(100_000)
+    proc = start_stream(data, "--flush-rows", str(rng.choice([50, 500, 5000])), "--flush-seconds", "0.3", err=err)
+    writer = Writer(proc, sent, seed=seed)
+    writer.start()
+    try:
+        assert wait_for(lambda: count_rows(data) > 0, 20), "nothing landed"
+        time.sleep(rng.uniform(0.0, 1.0))
+        proc.send_signal(signum)
+        assert finish(proc) == code
+    finally:
+        writer.stop.set()
+        if proc.poll() is None:
+            proc.kill()
+    writer.join(5)
+    s = check_nothing_lost(data, err, sent)
+    assert 0 < s["read"] <= writer.sent
+    assert f"stopped by {signal.Signals(signum).name}" in s["text"]
+    assert "Traceback" not in s["text"]
+
+
+def test_eof_keeps_partial_last_line_invalid_utf8_and_a_1mb_line(tmp_path):
+    data = tmp_path / "data"
+    bad_utf8 = access_line(2).encode().replace(b"curl/8.11.1", b"curl/\xff\xfe8.11.1")
+    huge = b"x" * (1 << 20)
+    last = access_line(5).encode()  # no newline after it
+    payload = access_line(1).encode() + b"\n" + bad_utf8 + b"\n" + huge + b"\n" + access_line(4).encode() + b"\n" + last
+    run = subprocess.run([*LOGPIPE, "stream", "--data", str(data), "--quiet"], input=payload,
+                         capture_output=True, timeout=60)
+    assert run.returncode == 0, run.stderr.decode()
+    (tmp_path / "err").write_bytes(run.stderr)
+    s = summary(tmp_path / "err")
+    assert (s["read"], s["parsed"], s["rejected"]) == (5, 4, 1)
+    rows = dataset_rows(data).sort_by("line_number")
+    assert rows.column("line_number").to_pylist() == [1, 2, 4, 5]
+    assert rows.column("user_agent").to_pylist()[1] == "curl/\\xff\\xfe8.11.1"
+    assert rows.column("request_id").to_pylist()[-1] == "req-000000005"
+    rej = dataset_rejects(data)
+    assert rej.column("line_number").to_pylist() == [3]
+    assert len(rej.column("raw")[0].as_py()) == 1 << 20
+
+
+def test_tee_into_head_ends_quietly_after_flushing(tmp_path):
+    data, err = tmp_path / "data", tmp_path / "err"
+    sent = [access_line(i) for i in range(1, 200_001)]
+    proc = start_stream(data, "--tee", "--quiet", "--flush-rows", "500", stdout=subprocess.PIPE, err=err)
+    head = subprocess.Popen(["head", "-1"], stdin=proc.stdout, stdout=subprocess.PIPE)
+    proc.stdout.close()  # head alone holds the read end
+    writer = Writer(proc, sent, pause=0)
+    writer.start()
+    try:
+        first = head.communicate(timeout=30)[0]
+        assert finish(proc) == 0
+    finally:
+        writer.stop.set()
+        if proc.poll() is None:
+            proc.kill()
+    writer.join(5)
+    record = json.loads(first)
+    assert record["line_number"] == 1 and record["request_id"] == "req-000000001"
+    s = check_nothing_lost(data, err, sent)
+    assert s["read"] < len(sent)  # it stopped because the reader left, not at EOF
+    assert "stopped: stdout closed" in s["text"]
+    assert "Traceback" not in s["text"] and "Broken pipe" not in s["text"]
+
+
+def vm_kib(pid: int, field: str = "VmRSS") -> int | None:
+    """``VmRSS`` (resident now) or ``VmHWM`` (peak resident so far) of a process, in KiB."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    m = re.search(rf"^{field}:\s+(\d+) kB", status, re.M)
+    return int(m.group(1)) if m else None
+
+
+@pytest.mark.slow
+def test_soak_memory_stays_flat_and_bounded(tmp_path):
+    data, err = tmp_path / "data", tmp_path / "err"
+    n = 200_000
+    dests = ["api.stripe.com", "httpbin.org", "api.github.com", "s3.amazonaws.com"]
+    sent = [access_line(i, dest=dests[i % 4], code=200 if i % 11 else 503) for i in range(1, n + 1)]
+    proc = start_stream(data, "--flush-rows", "10000", err=err)
+    writer = Writer(proc, sent, pause=0, close_at_end=True)
+    samples: list[int] = []
+    peaks: list[int] = []
+    writer.start()
+    try:
+        give_up = time.monotonic() + 240  # a loaded 2-core box takes ~10 s; never hang the suite
+        while proc.poll() is None:
+            assert time.monotonic() < give_up, "the soak stream did not finish"
+            rss, hwm = vm_kib(proc.pid), vm_kib(proc.pid, "VmHWM")
+            if rss and hwm:
+                samples.append(rss)
+                peaks.append(hwm)
+            time.sleep(0.1)
+        assert proc.returncode == 0, err.read_text()[-2000:]
+    finally:
+        writer.stop.set()
+        if proc.poll() is None:
+            proc.kill()
+    writer.join(5)
+    s = check_nothing_lost(data, err, sent)
+    assert s["read"] == n
+    assert len(samples) > 10
+    peak = max(peaks) / 1024  # the kernel's high-water mark: no peak slips between two samples
+    print(f"RSS samples {len(samples)}, peak {peak:.0f} MiB")
+    assert peak < 300, f"RSS peaked at {peak:.0f} MiB"
+    third = len(samples) // 3
+    early, late = max(samples[third:2 * third]) / 1024, max(samples[2 * third:]) / 1024
+    assert late < early + 40, f"RSS grew from {early:.0f} to {late:.0f} MiB"
+    assert max(pq.ParquetFile(f).metadata.num_rows for f in row_files(data)) <= 10_000  # --flush-rows caps a part
+
+
+@pytest.mark.parametrize("path", PLAIN_SAMPLES, ids=sample_id)
+def test_every_sample_streams_like_parse(path, tmp_path):
+    """In-process over each sample (kubectl/stern prefixes, JSON, ztunnel, noise, malformed lines):
+    the stream's counts equal a batch parse of the file, and the dataset holds exactly them."""
+    import io
+
+    from logpipe.parse import Counts
+    from logpipe.pipeline import parse_input
+    from logpipe.sources import Input
+    from logpipe.stream import StreamOptions, Streamer
+
+    want = Counts()
+    for batch, _end in parse_input(Input(str(path))):  # what `logpipe parse`/`ingest` read
+        want.add(batch)
+    data, err = tmp_path / "data", io.StringIO()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        code = Streamer(str(data), StreamOptions(flush_rows=1000), stdin_fd=fd, stderr=err, stdout=io.StringIO()).run()
+    finally:
+        os.close(fd)
+    assert code == 0
+    (tmp_path / "err").write_text(err.getvalue())
+    s = summary(tmp_path / "err")
+    assert (s["read"], s["parsed"], s["noise"], s["malformed"], s["blank"]) == (
+        want.read, want.parsed, want.noise, want.malformed, want.blank)
+    assert count_rows(data) == s["parsed"]
+    rejects = dataset_rejects(data)
+    assert (0 if rejects is None else rejects.num_rows) == s["rejected"]
+
+
+# ---- compact ------------------------------------------------------------------------------------------
+
+
+def test_stream_compacts_its_small_parts(tmp_path):
+    data = tmp_path / "data"
+    sent = mixed_lines(160)
+    run = subprocess.run([*LOGPIPE, "stream", "--data", str(data), "--quiet", "--flush-rows", "4"],
+                         input="".join(x + "\n" for x in sent).encode(), capture_output=True, timeout=60)
+    assert run.returncode == 0, run.stderr.decode()
+    (tmp_path / "err").write_bytes(run.stderr)
+    s = check_nothing_lost(data, tmp_path / "err", sent)
+    assert re.search(r"in 40 part files to \S+ \(compacted \d+\)", s["text"])
+    assert len(row_files(data)) <= 2  # 40 parts of 4 lines: merged during the run and on exit
+
+
+def test_compact_merges_parts_and_keeps_rows(tmp_path):
+    from logpipe.dataset import Dataset
+    from logpipe.parse import default_parser
+
+    data = tmp_path / "data"
+    ds = Dataset(data, create=True)
+    lines = mixed_lines(120)
+    for k in range(0, 120, 10):
+        batch = default_parser().parse_batch(lines[k:k + 10], "<stdin>", k + 1)
+        ds.append(batch.records, batch.rejects, prefix="streamtest")
+    before = count_rows(data)
+    assert len(row_files(data)) == 12
+    run = subprocess.run([*LOGPIPE, "compact", "--data", str(data)], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert len(row_files(data)) == 1
+    assert count_rows(data) == before
+    assert "12 row files before, 1 after" in run.stderr
+
+
+# ---- replay -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", sample_files(), ids=sample_id)
+def test_replay_writes_every_byte_and_sleeps_by_start_time(path, tmp_path):
+    import io
+
+    from logpipe.sources import Input, open_binary
+
+    out, sleeps = io.BytesIO(), []
+    n = replay_file(str(path), out, speed=10.0, max_sleep=2.0, sleep=sleeps.append)
+    stream, _kind = open_binary(Input(str(path)))
+    with stream:
+        raw = stream.read()  # decompressed
+    assert out.getvalue() == raw
+    assert n == len(raw.splitlines())
+    assert all(0 < s <= 2.0 for s in sleeps)
+
+
+def test_replay_pace_is_scaled_and_capped(tmp_path):
+    import io
+
+    log = tmp_path / "gaps.log"
+    log.write_text("\n".join([access_line(1, second=0), "noise without a time", access_line(2, second=10),
+                              access_line(3, second=5), access_line(4, second=65)]) + "\n")
+    sleeps: list[float] = []
+    replay_file(str(log), io.BytesIO(), speed=10.0, max_sleep=2.0, sleep=sleeps.append)
+    # 10 s → 1 s (the time-less line in between waits for nothing); back in time → no pause; 60 s → capped.
+    assert [round(s, 2) for s in sleeps] == [1.0, 2.0]
+
+
+@pytest.mark.parametrize("text, want", [("10x", 10.0), ("10", 10.0), ("0.5x", 0.5), ("max", None), ("1X", 1.0)])
+def test_parse_speed(text, want):
+    assert parse_speed(text) == want
+
+
+@pytest.mark.parametrize("text", ["fast", "-2x", "0x5", "nanx", ""])
+def test_parse_speed_refuses_nonsense(text):
+    with pytest.raises(UsageError):
+        parse_speed(text)
+
+
+def test_replay_into_stream_end_to_end(tmp_path):
+    data = tmp_path / "data"
+    sample = SAMPLES / "sidecar-outbound-1.22.log"
+    cmd = f"{' '.join(LOGPIPE)} replay {sample} --speed max | {' '.join(LOGPIPE)} stream --data {data}"
+    run = subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    n = len(sample.read_text().splitlines())
+    assert f"lines read {n}, parsed {n}" in run.stderr
+    assert count_rows(data) == n
+
+
+# ---- errors a user can make -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args, code, words", [
+    (["stream", "--flush-rows", "0"], 2, "--flush-rows must be at least 1"),
+    (["stream", "--flush-rows", "1000000"], 2, "would hold too much in memory"),
+    (["stream", "--tee", "--alerts", "ndjson"], 2, "--alerts-out FILE"),
+    (["replay", "no-such.log"], 1, "no such file"),
+    (["replay", "sample_logs/istio-1.8.log", "--speed", "fast"], 2, "use a positive factor"),
+    (["compact", "--data", "no-such-dataset"], 1, "logpipe ingest"),
+])
+def test_user_errors_are_one_line_with_the_fix(args, code, words, tmp_path, monkeypatch, capsys):
+    from logpipe.cli import main
+
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv("LOGPIPE_DATA", str(tmp_path / "d"))
+    monkeypatch.setattr(sys, "argv", ["logpipe", *args])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    err = capsys.readouterr().err
+    assert exit_.value.code == code, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("logpipe: error:") and words in lines[0], err
