@@ -85,7 +85,7 @@ def parse(files, fmt, out_path, rejects_path, on_error, max_warnings, format_str
 @cli.command()
 @data_option
 @click.option("--flush-rows", type=int, default=10_000, show_default=True, metavar="N",
-              help="Write a part file after N lines...")
+              help="Write a part file after N lines (at most 20000)...")
 @click.option("--flush-seconds", type=float, default=2.0, show_default=True, metavar="S",
               help="...or S seconds after a batch's first line, whichever comes first.")
 @click.option("--tee", is_flag=True, help="Also write the parsed records to stdout as ndjson.")
@@ -113,6 +113,9 @@ def stream(data_dir, flush_rows, flush_seconds, tee, alerts_format, alerts_out, 
     Alerts: new destination, passthrough egress, blocked attempts, RBAC/ext_authz denials,
     5xx/failure bursts. Ctrl-C flushes the open batch, prints the summary and exits 130.
     """
+    # The 300 MiB memory bound was measured with 2 polars threads; each thread adds its own buffers
+    # (set before polars is first imported; the user's own POLARS_MAX_THREADS wins).
+    os.environ.setdefault("POLARS_MAX_THREADS", "2")
     from .formats import parser_from_options
     from .stream import StreamOptions, Streamer
 

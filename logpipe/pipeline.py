@@ -487,7 +487,7 @@ def _compression(inp: Input) -> str:
     from .sources import detect_compression
 
     with open(inp.path, "rb") as f:
-        return detect_compression(f.read(4))
+        return detect_compression(f.read(10))
 
 
 def _is_plain(inp: Input) -> bool:

@@ -1,0 +1,268 @@
+"""Live alert rules for ``logpipe stream``: what is worth telling an operator on the spot.
+
+What a row *means* is judged by the SQL in ``queries/`` (DESIGN.md principle 3), run by DuckDB on
+each micro-batch (``db.connect(tables=…)``):
+
+- ``queries/views/egress.sql`` gives each egress row its ``destination`` and ``egress_kind``
+  (``blocked``, ``passthrough``, ``registered``, ``waypoint``, ``public_ip``);
+- ``queries/anomalies/authz_denial.sql`` finds RBAC / ext_authz denials (run only when a cheap
+  pre-check sees a candidate row in the batch);
+- ``queries/anomalies/error_spike.sql`` supplies the response flags that count as failures.
+
+The anomaly queries themselves compare a window against a baseline over the whole dataset; a live
+alert instead needs state that survives from one micro-batch to the next (destinations already
+known, the last alert per rule and destination, recent failures per destination), and running the
+heavier queries per batch costs up to a second each. So this module keeps that state and raises:
+
+- ``new_destination``      an egress destination never seen in the dataset (loaded at start through
+                           the same ``egress`` view) nor earlier in the stream: once;
+- ``unregistered_egress``  ``egress_kind = 'passthrough'`` (no ServiceEntry, ALLOW_ANY): once per
+                           destination per window;
+- ``blocked_attempt``      ``egress_kind = 'blocked'`` (BlackHoleCluster / route block_all): once per
+                           destination per window;
+- ``authz_denial``         a row of authz_denial.sql: once per destination per window;
+- ``failure_burst``        ``burst_threshold`` failures (5xx or a failure flag) of one egress
+                           destination within the window, by event time: once per window.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import deque
+from dataclasses import dataclass, field
+from typing import IO, Iterable
+
+import polars as pl
+import pyarrow as pa
+
+KINDS = ("new_destination", "unregistered_egress", "blocked_attempt", "authz_denial", "failure_burst")
+EPOCH = "1970-01-01T00:00:00Z"  # as `since` of an anomaly query: the whole micro-batch is the window
+ROWS_SQL = """
+SELECT line_number, start_time, source, destination, destination_port, egress_kind, source_ip,
+       upstream_cluster, route_name, response_code, response_flags, method, path
+FROM egress
+ORDER BY line_number
+"""
+KNOWN_SQL = "SELECT DISTINCT destination FROM egress WHERE destination IS NOT NULL"
+# Past this many entries the dedup maps forget entries whose window has passed (bounded memory).
+MAX_STATE = 100_000
+
+
+@dataclass
+class Alert:
+    kind: str
+    destination: str
+    time: dt.datetime | None  # event time of the evidence (UTC)
+    message: str
+    count: int = 1
+    evidence: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        from .render import to_jsonable
+
+        return to_jsonable({"time": self.time, "kind": self.kind, "destination": self.destination,
+                            "count": self.count, "message": self.message, "evidence": self.evidence})
+
+    def to_json(self) -> str:
+        return json.dumps(self.as_dict(), ensure_ascii=True, separators=(",", ":"))
+
+    def to_text(self) -> str:
+        from .render import escape_control, to_jsonable
+
+        when = to_jsonable(self.time) if self.time else "-"
+        ln = self.evidence.get("line_number")
+        where = f" ({self.evidence.get('source')}:{ln})" if ln else ""
+        return escape_control(f"alert {when} {self.kind} {self.destination}: {self.message}{where}")
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _request(row: dict) -> str:
+    """``GET /ip 200 UF,URX`` or ``TCP 0 UH``: what the line says happened."""
+    what = f"{row['method']} {row.get('path') or ''}".strip() if row.get("method") else "TCP"
+    flags = ",".join(row.get("response_flags") or [])
+    code = row.get("response_code") or None  # 0 on TCP lines
+    return " ".join(str(x) for x in (what, code, flags) if x not in (None, ""))
+
+
+def _evidence(row: dict, **more) -> dict:
+    keys = ("source", "line_number", "start_time", "source_ip", "destination_port", "egress_kind", "method",
+            "path", "response_code", "response_flags", "upstream_cluster", "route_name")
+    out = {k: row.get(k) for k in keys if row.get(k) not in (None, [], "")}
+    out.update(more)
+    return out
+
+
+def denial_candidates(records: pa.RecordBatch | pa.Table) -> bool:
+    """Cheap pre-check: could authz_denial.sql find anything in this batch?"""
+    df = pl.from_arrow(records)
+    details = pl.concat_str([pl.col("response_code_details").fill_null(""),
+                             pl.col("connection_termination_details").fill_null("")], separator=" ")
+    hit = details.str.contains("rbac_access_denied", literal=True) | details.str.contains("ext_authz", literal=True) | (
+        pl.col("response_flags").list.contains("UAEX").fill_null(False))
+    return bool(df.select(hit.any()).item())
+
+
+class AlertRules:
+    """Evaluate the live rules batch after batch. ``known`` holds destinations already in the dataset."""
+
+    def __init__(self, known: Iterable[str] = (), *, settings=None, window_seconds: float = 300.0,
+                 burst_threshold: int = 5):
+        from .queries import bind_params, load_queries
+
+        self.known: set[str] = set(known)
+        self.settings = settings
+        self.window = dt.timedelta(seconds=window_seconds)
+        self.burst_threshold = max(1, burst_threshold)
+        queries = load_queries()
+        self._authz = queries["authz_denial"]
+        flags = bind_params(queries["error_spike"], None)["failure_flags"]
+        self.failure_flags = [f.strip() for f in str(flags).split(",") if f.strip()]
+        self._last: dict[tuple[str, str], dt.datetime] = {}
+        self._failures: dict[str, deque] = {}
+        self.raised = 0
+
+    def check(self, records: pa.RecordBatch | pa.Table) -> list[Alert]:
+        from . import db
+        from .queries import run_query
+
+        if records.num_rows == 0:
+            return []
+        con = db.connect(tables={"records": records}, settings=self.settings)
+        try:
+            rows = pl.from_arrow(run_query(con, ROWS_SQL))
+            denials = run_query(con, self._authz, {"since": EPOCH}).to_pylist() if denial_candidates(records) else []
+        finally:
+            con.close()
+        now = dt.datetime.now(dt.timezone.utc)
+        alerts: list[Alert] = []
+        if rows.height:
+            rows = rows.with_columns(pl.col("start_time").fill_null(now), pl.col("destination").fill_null("-"))
+            alerts += self._new_destinations(rows)
+            alerts += self._once_per_window(rows.filter(pl.col("egress_kind") == "passthrough"), "unregistered_egress")
+            alerts += self._once_per_window(rows.filter(pl.col("egress_kind") == "blocked"), "blocked_attempt")
+            alerts += self._bursts(rows)
+        alerts += self._denials(denials, now)
+        alerts.sort(key=lambda a: (a.time or now, KINDS.index(a.kind)))
+        self.raised += len(alerts)
+        self._prune()
+        return alerts
+
+    # ---- rules -------------------------------------------------------------------------------------
+
+    def _due(self, kind: str, dest: str, t: dt.datetime) -> bool:
+        last = self._last.get((kind, dest))
+        if last is not None and abs(t - last) < self.window:
+            return False
+        self._last[(kind, dest)] = t
+        return True
+
+    def _new_destinations(self, rows: pl.DataFrame) -> list[Alert]:
+        # Like new_destination.sql: blocked rows do not make a destination new, but do make it known.
+        fresh = rows.filter(~pl.col("destination").is_in(list(self.known)) & (pl.col("destination") != "-"))
+        self.known.update(fresh["destination"].unique().to_list())
+        fresh = fresh.filter(pl.col("egress_kind") != "blocked")
+        out = []
+        if fresh.height == 0:
+            return out
+        counts = dict(fresh.group_by("destination").len().iter_rows())
+        for row in fresh.unique("destination", keep="first", maintain_order=True).iter_rows(named=True):
+            dest, n = row["destination"], counts[row["destination"]]
+            port = f":{row['destination_port']}" if row.get("destination_port") else ""
+            msg = (f"first {row['egress_kind']} egress to a destination not seen before{port and ' (port ' + port[1:] + ')'}"
+                   f"; {_plural(n, 'request')} from {row.get('source_ip') or '?'}, {_request(row)}")
+            out.append(Alert("new_destination", dest, row["start_time"], msg, n, _evidence(row)))
+        return out
+
+    def _once_per_window(self, rows: pl.DataFrame, kind: str) -> list[Alert]:
+        if rows.height == 0:
+            return []
+        counts = dict(rows.group_by("destination").len().iter_rows())
+        out = []
+        for row in rows.unique("destination", keep="first", maintain_order=True).iter_rows(named=True):
+            dest, t, n = row["destination"], row["start_time"], counts[row["destination"]]
+            if not self._due(kind, dest, t):
+                continue
+            if kind == "blocked_attempt":
+                by = row.get("upstream_cluster") if row.get("upstream_cluster") == "BlackHoleCluster" else (
+                    f"route {row.get('route_name')}")
+                msg = f"{_plural(n, 'attempt')} blocked by {by}; from {row.get('source_ip') or '?'}, {_request(row)}"
+            else:
+                msg = (f"{_plural(n, 'request')} through {row.get('upstream_cluster')} (no ServiceEntry); "
+                       f"from {row.get('source_ip') or '?'}, {_request(row)}")
+            out.append(Alert(kind, dest, t, msg, n, _evidence(row)))
+        return out
+
+    def _bursts(self, rows: pl.DataFrame) -> list[Alert]:
+        failing = rows.filter((pl.col("egress_kind") != "blocked") & (
+            (pl.col("response_code").fill_null(0) >= 500)
+            | pl.col("response_flags").list.eval(pl.element().is_in(self.failure_flags)).list.any().fill_null(False)))
+        out = []
+        for row in failing.iter_rows(named=True):
+            dest, t = row["destination"], row["start_time"]
+            recent = self._failures.setdefault(dest, deque(maxlen=self.burst_threshold))
+            recent.append(t)
+            if len(recent) < self.burst_threshold or t - recent[0] > self.window:
+                continue
+            if not self._due("failure_burst", dest, t):
+                continue
+            secs = max((t - recent[0]).total_seconds(), 0)
+            msg = f"{len(recent)} failures within {secs:.0f}s; last from {row.get('source_ip') or '?'}, {_request(row)}"
+            out.append(Alert("failure_burst", dest, t, msg, len(recent), _evidence(row)))
+        return out
+
+    def _denials(self, findings: list[dict], now: dt.datetime) -> list[Alert]:
+        out = []
+        for f in findings:
+            ev = f.get("evidence") or {}
+            dest = f.get("destination") or "-"
+            t = ev.get("first_seen") or now
+            if not self._due("authz_denial", dest, t):
+                continue
+            n = ev.get("denials") or 1
+            by = "policy " + ", ".join(ev.get("policies") or []) if ev.get("policies") else ev.get("mechanism", "policy")
+            msg = f"{_plural(n, 'request')} from {f.get('source') or '?'} denied by {by}"
+            out.append(Alert("authz_denial", dest, t, msg, n, dict(ev, source_ip=f.get("source"))))
+        return out
+
+    def _prune(self) -> None:
+        if len(self._last) > MAX_STATE:
+            newest = max(self._last.values())
+            self._last = {k: v for k, v in self._last.items() if newest - v < self.window}
+        if len(self._failures) > MAX_STATE:
+            self._failures = {k: v for k, v in self._failures.items() if len(v) > 1}
+
+
+def known_destinations(data_dir, settings=None) -> set[str]:
+    """Egress destinations already in the dataset (the ``egress`` view's ``destination``)."""
+    from . import db
+    from .errors import DatasetError
+    from .queries import run_query
+
+    try:
+        con = db.connect(data_dir, settings=settings)
+    except DatasetError:  # no rows yet: everything is new
+        return set()
+    try:
+        return set(run_query(con, KNOWN_SQL).column(0).to_pylist())
+    finally:
+        con.close()
+
+
+class AlertWriter:
+    """Alerts as text lines (stderr) or ndjson (a file or stdout); ``None`` output: counted only."""
+
+    def __init__(self, out: IO[str] | None, fmt: str = "text"):
+        self.out = out
+        self.fmt = fmt
+        self.written = 0
+
+    def write(self, alerts: list[Alert]) -> None:
+        self.written += len(alerts)
+        if self.out is None or not alerts:
+            return
+        render = Alert.to_json if self.fmt == "ndjson" else Alert.to_text
+        self.out.write("".join(render(a) + "\n" for a in alerts))
+        self.out.flush()

@@ -1,0 +1,364 @@
+"""``logpipe stream``: stdin, as it arrives, into the dataset in micro-batches, with live alerts.
+
+A reader thread reads the raw bytes of stdin (``select`` + ``os.read``, so a line is seen as soon as
+it is written, not when a buffer fills) and hands complete lines to the main thread through a
+bounded queue (memory stays bounded however fast lines arrive: when the queue is full the reader
+stops reading and the pipe pushes back on the writer). The main thread gathers lines into a batch
+and flushes it every ``flush_rows`` lines or ``flush_seconds`` after the batch's first line,
+whichever comes first: parse, append to the dataset (atomic part files), alert, tee.
+
+Nothing read is lost. On EOF the last line is kept even without a newline. On SIGINT or SIGTERM
+the reader stops reading, hands over everything it has (a partial line included, which then
+becomes a reject), the open batch is flushed, small parts are compacted and the summary printed;
+the exit code is 0 (EOF), 130 (SIGINT) or 143 (SIGTERM). When stdout's reader goes away
+(``--tee | head``), the batch in hand is still written, then the stream ends quietly (exit 0).
+"""
+from __future__ import annotations
+
+import os
+import queue
+import select
+import signal
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from .errors import DatasetError
+
+READ_BYTES = 1 << 20  # one os.read
+QUEUE_ITEMS = 8  # reads in flight between the threads (≈ 8 MiB, plus any long lines)
+MAX_LINE_BYTES = 8 << 20  # a longer line is cut into pieces of this size (each a reject)
+MAX_BATCH_BYTES = 8 << 20  # a batch is flushed early past this many bytes
+COMPACT_MIN_FILES = 8
+PARSE_LINES = 1000  # lines per parser call
+ALERT_ROWS = 5_000  # rows per alert check (DuckDB's memory grows with the rows it is handed)
+MAX_FLUSH_ROWS = 20_000  # a larger batch would not fit the memory bound (300 MiB, measured)
+# Dataset.compact reads a whole group of parts into memory, so the parts of one prefix (a
+# "generation") are capped: past GENERATION_ROWS rows the stream compacts them and starts a new prefix.
+GENERATION_ROWS = 20_000
+_EOF, _STOPPED = "eof", "stopped"
+SOURCE = "<stdin>"
+
+
+@dataclass
+class StreamOptions:
+    flush_rows: int = 10_000
+    flush_seconds: float = 2.0
+    tee: bool = False
+    alerts: bool = True
+    alerts_format: str = "text"  # text | ndjson
+    alerts_out: str | None = None  # path, "-" (stdout); None: stderr for text, stdout for ndjson
+    window_seconds: float = 300.0
+    burst_threshold: int = 5
+    compact_every: int = 32  # compact this process's parts after this many new part files
+    source: str = SOURCE
+    max_warnings: int = 20  # malformed lines shown on stderr (all of them go to the rejects table)
+
+
+class LineReader(threading.Thread):
+    """Reads ``fd`` until EOF or ``stop``; puts lists of lines (bytes, no newline) on ``out``, then
+    ``_EOF`` or ``_STOPPED``. After ``stop`` is set it reads nothing more, so every byte it took from
+    the pipe reaches the queue."""
+
+    def __init__(self, fd: int, out: queue.Queue, stop: threading.Event):
+        super().__init__(name="logpipe-stdin", daemon=True)
+        self.fd, self.out, self.stop = fd, out, stop
+        self.error: OSError | None = None
+
+    def run(self) -> None:
+        tail = b""
+        end = _STOPPED
+        try:
+            while not self.stop.is_set():
+                try:
+                    ready, _, _ = select.select([self.fd], [], [], 0.1)
+                except (OSError, ValueError):
+                    ready = [self.fd]  # not selectable (rare): just read
+                if not ready:
+                    continue
+                data = os.read(self.fd, READ_BYTES)
+                if not data:
+                    end = _EOF
+                    break
+                tail += data
+                cut = tail.rfind(b"\n")
+                if cut >= 0:
+                    lines = tail[:cut].split(b"\n")
+                    tail = tail[cut + 1 :]
+                    self.out.put(lines)
+                while len(tail) >= MAX_LINE_BYTES:
+                    self.out.put([tail[:MAX_LINE_BYTES]])
+                    tail = tail[MAX_LINE_BYTES:]
+        except OSError as e:
+            self.error = e
+            end = _EOF
+        finally:
+            if tail:
+                self.out.put([tail])
+            self.out.put(end)
+
+
+class Streamer:
+    """One ``logpipe stream`` run: build it (opens the dataset, loads known destinations), then ``run()``."""
+
+    def __init__(self, data_dir: str, opts: StreamOptions, *, parser=None, stdin_fd: int = 0,
+                 stdout: IO[str] | None = None, stderr: IO[str] | None = None):
+        from .alerts import AlertRules, AlertWriter, known_destinations
+        from .dataset import Dataset
+        from .errors import UsageError
+        from .parse import Counts, default_parser
+
+        self.opts = opts
+        self.stdout = stdout or sys.stdout
+        self.stderr = stderr or sys.stderr
+        if opts.flush_rows < 1 or opts.flush_seconds <= 0:
+            raise UsageError("--flush-rows must be at least 1 and --flush-seconds above 0, e.g. --flush-seconds 2")
+        if opts.flush_rows > MAX_FLUSH_ROWS:
+            raise UsageError(f"--flush-rows {opts.flush_rows} would hold too much in memory; use at most {MAX_FLUSH_ROWS}"
+                             " (`logpipe compact` merges small parts later)")
+        alerts_to_stdout = opts.alerts and (opts.alerts_out == "-" or (
+            opts.alerts_out is None and opts.alerts_format == "ndjson"))
+        if opts.tee and alerts_to_stdout:
+            raise UsageError("--tee and ndjson alerts would both write to stdout; send alerts to a file with --alerts-out FILE")
+        if (opts.tee or alerts_to_stdout) and self.stdout is None:
+            raise UsageError("stdout is closed, so --tee / ndjson alerts have nowhere to go; redirect stdout or drop them")
+        self._alerts_file = None
+        if opts.alerts and opts.alerts_out and not alerts_to_stdout:
+            try:
+                self._alerts_file = open(opts.alerts_out, "a", encoding="utf-8")
+            except OSError as e:
+                raise UsageError(f"cannot open --alerts-out {opts.alerts_out}: {e.strerror}; check the path") from None
+        self.dataset = Dataset(data_dir, create=True)
+        self.parser = parser or default_parser()
+        self.counts = Counts()
+        self.stream_id = uuid.uuid4().hex[:8]
+        self.generation = 0
+        self.prefix = f"stream{self.stream_id}g0"
+        self.rules = None
+        if opts.alerts:
+            from .settings import load_settings
+
+            settings = load_settings(data_dir)
+            self.rules = AlertRules(known_destinations(data_dir, settings), settings=settings,
+                                    window_seconds=opts.window_seconds, burst_threshold=opts.burst_threshold)
+        out = self.stdout if alerts_to_stdout else (self._alerts_file or self.stderr)
+        self.alert_writer = AlertWriter(out if opts.alerts else None, opts.alerts_format)
+        self.stdin_fd = stdin_fd
+        self.next_line = 1
+        self.rows_written = 0
+        self.parts_written = 0
+        self.gen_parts = 0  # part files of the current prefix (after a compaction: 1 per day)
+        self.gen_rows = 0
+        self.compacted = 0
+        self.signal: int | None = None
+        self.pipe_closed = False
+        self.unstored_from: int | None = None  # first line of a batch being written
+        self.warned = 0
+
+    # ---- signals ------------------------------------------------------------------------------------
+
+    def _on_signal(self, signum, _frame) -> None:
+        if self.signal is None:
+            self.signal = signum
+
+    def _install_signals(self) -> dict:
+        old = {}
+        if threading.current_thread() is threading.main_thread():
+            for s in (signal.SIGINT, signal.SIGTERM):
+                old[s] = signal.signal(s, self._on_signal)
+        return old
+
+    # ---- the loop -----------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Stream until EOF, a signal or a closed stdout; returns the exit code."""
+        old = self._install_signals()
+        q: queue.Queue = queue.Queue(maxsize=QUEUE_ITEMS)
+        stop = threading.Event()
+        reader = LineReader(self.stdin_fd, q, stop)
+        pending: list[bytes] = []
+        pending_bytes = 0
+        deadline: float | None = None
+        try:
+            reader.start()
+            done = False
+            while not done:
+                if (self.signal is not None or self.pipe_closed) and not stop.is_set():
+                    stop.set()  # the reader hands over what it has, then _STOPPED
+                wait = 0.2 if deadline is None else min(max(deadline - time.monotonic(), 0.0), 0.2)
+                try:
+                    item = q.get(timeout=wait)
+                except queue.Empty:
+                    item = None
+                if item == _EOF or item == _STOPPED:
+                    done = True
+                elif item:
+                    pending.extend(item)
+                    pending_bytes += sum(map(len, item))
+                    if deadline is None:
+                        deadline = time.monotonic() + self.opts.flush_seconds
+                due = done or pending_bytes >= MAX_BATCH_BYTES or (deadline is not None and time.monotonic() >= deadline)
+                if pending and (due or len(pending) >= self.opts.flush_rows):
+                    while pending and (due or len(pending) >= self.opts.flush_rows):  # parts of at most N lines
+                        self._flush(pending[: self.opts.flush_rows])
+                        pending = pending[self.opts.flush_rows :]
+                    pending_bytes = sum(map(len, pending))
+                    if not pending:
+                        deadline = None
+            reader.join(timeout=1.0)
+            if self.gen_parts >= COMPACT_MIN_FILES:
+                self._compact()
+        except Exception:
+            stop.set()  # the reader stops; what it had read is counted in the summary, not stored
+            print(self.summary(), file=self.stderr)
+            raise
+        finally:
+            for s, handler in old.items():
+                signal.signal(s, handler)
+            if self._alerts_file:
+                self._alerts_file.close()
+        if reader.error is not None:
+            print(f"logpipe: stdin read error after line {self.next_line - 1}: {reader.error.strerror}",
+                  file=self.stderr)
+        print(self.summary(), file=self.stderr)
+        if self.signal == signal.SIGINT:
+            return 130
+        if self.signal == signal.SIGTERM:
+            return 143
+        return 1 if reader.error is not None else 0
+
+    def _flush(self, lines: list[bytes]) -> None:
+        import pyarrow as pa
+
+        from .schema import REJECT_SCHEMA
+
+        self.unstored_from = self.next_line
+        # Parsed in slices: the parser's peak memory grows with its batch, a part file should not shrink.
+        records, rejects = [], []
+        for start in range(0, len(lines), PARSE_LINES):
+            part = self.parser.parse_batch(lines[start:start + PARSE_LINES], self.opts.source, self.next_line + start)
+            self.counts.add(part)
+            self._warn(part)
+            records.append(part.records)
+            rejects.append(part.rejects)
+        self.next_line += len(lines)
+        # A custom --format-string may add string columns after RECORD_SCHEMA (not in every slice).
+        table = pa.concat_tables([pa.Table.from_batches([b]) for b in records], promote_options="permissive")
+        rejected = pa.Table.from_batches(rejects, REJECT_SCHEMA)
+        if table.num_rows or rejected.num_rows:
+            try:
+                paths = self.dataset.append(table, rejected, prefix=self.prefix)
+            except OSError as e:  # disk full, permissions: stop and say from where lines are missing
+                raise DatasetError(
+                    f"cannot write to {self.dataset.root} ({e.strerror or e}); lines from {self.unstored_from} on"
+                    " were not stored: free space or fix permissions, then run the stream again"
+                ) from None
+            rows = sum(1 for p in paths if p.parent.name.startswith("date="))
+            self.parts_written += rows
+            self.gen_parts += rows
+            self.gen_rows += table.num_rows
+        self.rows_written += table.num_rows
+        self.unstored_from = None
+        if self.rules is not None and table.num_rows:
+            self._alert(table)
+        if self.opts.tee and table.num_rows and not self.pipe_closed:
+            self._write_safely(lambda: self._tee(table))
+        if self.gen_parts >= self.opts.compact_every or self.gen_rows >= GENERATION_ROWS:
+            if self.gen_parts >= COMPACT_MIN_FILES:
+                self._compact()
+            if self.gen_rows >= GENERATION_ROWS:
+                self._next_generation()
+
+    def _warn(self, part) -> None:
+        """The first malformed lines on stderr, as `logpipe parse` shows them (noise is only counted)."""
+        if not part.rejected or self.warned >= self.opts.max_warnings:
+            return
+        from .pipeline import format_reject
+
+        for r in part.rejects.to_pylist():
+            if r["class"] == "malformed" and self.warned < self.opts.max_warnings:
+                print(format_reject(r), file=self.stderr)
+                self.warned += 1
+
+    def _alert(self, table) -> None:
+        from .errors import LogpipeError
+
+        try:
+            alerts = [a for start in range(0, table.num_rows, ALERT_ROWS)
+                      for a in self.rules.check(table.slice(start, ALERT_ROWS))]
+        except LogpipeError as e:  # e.g. an edited queries/views/egress.sql that fails: keep the data flowing
+            print(f"logpipe: alerts turned off: {e}", file=self.stderr)
+            self.rules = None
+            return
+        self._write_safely(lambda: self.alert_writer.write(alerts))
+
+    def _tee(self, records) -> None:
+        from .render import iter_json_lines
+
+        self.stdout.write("".join(line + "\n" for line in iter_json_lines(records)))
+        self.stdout.flush()
+
+    def _write_safely(self, write) -> None:
+        try:
+            write()
+        except BrokenPipeError:
+            # stdout's reader went away (`--tee | head`): keep writing the dataset until the reader has
+            # handed over what it read, then end quietly; later writes to stdout go to /dev/null.
+            self.pipe_closed = True
+            try:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, self.stdout.fileno())
+                os.close(devnull)
+            except (OSError, ValueError, AttributeError):
+                pass
+
+    def _compact(self) -> None:
+        from .errors import LogpipeError
+
+        try:
+            self.compacted += compact_dataset(self.dataset)
+        except (OSError, LogpipeError) as e:  # the parts are safe as they are; compaction can wait
+            print(f"logpipe: compaction skipped: {e}", file=self.stderr)
+        self.gen_parts = 1
+
+    def _next_generation(self) -> None:
+        self.generation += 1
+        self.prefix = f"stream{self.stream_id}g{self.generation}"
+        self.gen_parts = self.gen_rows = 0
+
+    def summary(self) -> str:
+        """Like ingest's: lines, then rows and parts, then alerts and why the stream ended."""
+        rows = f"rows written {self.rows_written} in {self.parts_written} part files to {self.dataset.root}"
+        if self.compacted:
+            rows += f" (compacted {self.compacted})"
+        end = f"alerts {self.alert_writer.written}" if self.opts.alerts else "alerts off"
+        if self.signal is not None:
+            end += f"; stopped by {signal.Signals(self.signal).name}"
+        elif self.pipe_closed:
+            end += "; stopped: stdout closed"
+        more = self.counts.malformed - self.warned
+        hidden = (f"… {more} more malformed lines not shown (raise --max-warnings; all are in the dataset's "
+                  "rejects table)\n") if more > 0 else ""
+        return f"{hidden}lines {self.counts.summary()}\n{rows}\n{end}"
+
+
+def compact_dataset(dataset, *, min_files: int = COMPACT_MIN_FILES) -> int:
+    """``Dataset.compact`` under ``_compact.lock``, so that two logpipe processes (a stream and
+    ``logpipe compact``) never merge the same files at once, which would duplicate rows."""
+    import fcntl
+
+    fd = os.open(Path(dataset.root) / "_compact.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return dataset.compact(min_files=min_files)
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def run_stream(data_dir: str, opts: StreamOptions) -> int:
+    return Streamer(data_dir, opts).run()
