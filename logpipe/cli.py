@@ -32,7 +32,21 @@ def data_option(f):
     )(f)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _PipeClosed(Exception):
+    """stdout's reader went away (`| head`)."""
+
+
+class _Group(click.Group):
+    # click maps a broken pipe to exit 1 inside its own main(); lift it out first so that
+    # `logpipe … | head` is a quiet exit 0 (DESIGN.md: Unix manners).
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            raise _PipeClosed() from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
 @click.version_option(package_name="logpipe")
 @click.pass_context
@@ -470,7 +484,7 @@ def main() -> None:
             raise
         click.echo(f"logpipe: error: {e}", err=True)
         sys.exit(e.exit_code)
-    except BrokenPipeError:
+    except (BrokenPipeError, _PipeClosed):
         _quiet_broken_pipe()
         sys.exit(0)
     except KeyboardInterrupt:
