@@ -1,7 +1,7 @@
 """One test per line of sample_logs/malformed.log: the line is rejected, with the class and a reason
 that names what is wrong and where (the reasons a user reads on stderr).
 
-sample_logs/malformed.expect.tsv says, per line, what is wrong in words; REASONS below says what
+tests/malformed.expect.tsv says, per line, what is wrong in words; REASONS below says what
 logpipe must answer. ``anchor`` is a phrase of the .tsv description, so that a reordered sample is
 caught rather than silently checked against the wrong line.
 """
@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import csv
 import re
+from pathlib import Path
 
 import pytest
 from conftest import SAMPLES, parse_text, read_lines
 
 LOG = SAMPLES / "malformed.log"
-EXPECT = SAMPLES / "malformed.expect.tsv"
+EXPECT = Path(__file__).parent / "malformed.expect.tsv"
 
 # line: (anchor in the .tsv description, class, phrases the reason must contain)
 REASONS = {
