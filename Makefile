@@ -27,8 +27,9 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# make bench installs lnav and goaccess with apt-get when missing (BENCH_INSTALL=0 skips them).
 bench: $(STAMP)
-	$(BIN)/python bench/run.py
+	BENCH_INSTALL=$${BENCH_INSTALL:-1} $(BIN)/python bench/run.py
 
 clean:
 	rm -rf $(VENV) $(DATA) logpipe-scenario report.html
