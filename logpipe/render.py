@@ -19,6 +19,7 @@ C JSON encoder, with identical output.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import decimal
@@ -511,25 +512,16 @@ def render_table(
     writer(schema, _chunks(batches), out, max_width=max_width, tty=tty)
 
 
-def write_parquet(table: Any, path: str | os.PathLike[str], *, schema: pa.Schema | None = None) -> None:
-    """Write ``table`` to ``path`` as zstd Parquet, atomically: a hidden temporary file in the same
-    directory, fsync, then ``os.replace``. A crash or Ctrl-C leaves the old file (or none)."""
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike[str], mode: str = "xb", **open_args):
+    """Open a hidden temporary file next to ``path`` and rename it over ``path`` when the block
+    ends, fsynced; on any error or Ctrl-C the temporary file goes and the old ``path`` stays."""
     path = os.fspath(path)
     directory, name = os.path.split(path)
     tmp = os.path.join(directory, f".{name}.{uuid.uuid4().hex[:12]}.tmp")
     try:
-        with open(tmp, "xb") as f:  # "x": never clobber; honours the umask, unlike mkstemp
-            schema, batches = _open_batches(table, schema)
-            with pq.ParquetWriter(f, schema, compression="zstd") as writer:
-                # Each write is at least one row group: gather small streamed batches first.
-                buffered: list[pa.RecordBatch] = []
-                for batch in batches:
-                    buffered.append(batch)
-                    if sum(b.num_rows for b in buffered) >= ROW_GROUP_ROWS:
-                        writer.write_table(pa.Table.from_batches(buffered, schema))
-                        buffered = []
-                if buffered:
-                    writer.write_table(pa.Table.from_batches(buffered, schema))
+        with open(tmp, mode, **open_args) as f:  # "x": never clobber; honours the umask, unlike mkstemp
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -539,3 +531,19 @@ def write_parquet(table: Any, path: str | os.PathLike[str], *, schema: pa.Schema
         except FileNotFoundError:
             pass
         raise
+
+
+def write_parquet(table: Any, path: str | os.PathLike[str], *, schema: pa.Schema | None = None) -> None:
+    """Write ``table`` to ``path`` as zstd Parquet, atomically (``atomic_file``)."""
+    with atomic_file(path, "xb") as f:
+        schema, batches = _open_batches(table, schema)
+        with pq.ParquetWriter(f, schema, compression="zstd") as writer:
+            # Each write is at least one row group: gather small streamed batches first.
+            buffered: list[pa.RecordBatch] = []
+            for batch in batches:
+                buffered.append(batch)
+                if sum(b.num_rows for b in buffered) >= ROW_GROUP_ROWS:
+                    writer.write_table(pa.Table.from_batches(buffered, schema))
+                    buffered = []
+            if buffered:
+                writer.write_table(pa.Table.from_batches(buffered, schema))

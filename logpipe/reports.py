@@ -360,20 +360,10 @@ def render_text(doc: dict[str, Any], name: str, out, *, tty: bool = False, markd
 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` to ``path`` through a hidden temporary file and a rename (DESIGN.md: atomic)."""
-    import uuid
+    from .render import atomic_file
 
-    path = os.fspath(path)
-    directory, base = os.path.split(path)
-    tmp = os.path.join(directory, f".{base}.{uuid.uuid4().hex[:12]}.tmp")
     try:
-        with open(tmp, "x", encoding="utf-8", newline="") as f:
+        with atomic_file(path, "x", encoding="utf-8", newline="") as f:
             f.write(text)
-        os.replace(tmp, path)
     except FileNotFoundError:
         raise UsageError(f"cannot write {path}: its directory does not exist; create it or choose another --out") from None
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise

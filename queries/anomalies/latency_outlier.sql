@@ -11,15 +11,7 @@
 -- @param min_jump_ms 200 smallest p99 increase in milliseconds worth a finding
 -- @param single_factor 10.0 a single request this many times its destination's baseline p99 is an outlier
 -- @param single_min_ms 5000 ... and at least this many milliseconds
-WITH bounds AS (
-    SELECT
-        coalesce(CAST(nullif($since, '') AS TIMESTAMPTZ), max(start_time) - INTERVAL 24 HOUR) AS w0,
-        coalesce(CAST(nullif($until, '') AS TIMESTAMPTZ), max(start_time) + INTERVAL 1 SECOND) AS w1,
-        coalesce(CAST(nullif($baseline_start, '') AS TIMESTAMPTZ), min(start_time)) AS b0,
-        coalesce(CAST(nullif($baseline_end, '') AS TIMESTAMPTZ),
-                 CAST(nullif($since, '') AS TIMESTAMPTZ), max(start_time) - INTERVAL 24 HOUR) AS b1
-    FROM egress
-),
+WITH bounds AS (SELECT * FROM report_bounds($since, $until, $baseline_start, $baseline_end)),
 win AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= w0 AND e.start_time < w1),
 base AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= b0 AND e.start_time < b1),
 base_p AS (

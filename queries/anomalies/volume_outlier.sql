@@ -9,15 +9,7 @@
 -- @param min_bytes 10000000 smallest window upload (bytes) of a pair worth a finding
 -- @param volume_factor 10.0 how many times its baseline daily upload a pair must reach
 -- @param high_bytes 100000000 window upload (bytes) of a pair that makes it high
-WITH bounds AS (
-    SELECT
-        coalesce(CAST(nullif($since, '') AS TIMESTAMPTZ), max(start_time) - INTERVAL 24 HOUR) AS w0,
-        coalesce(CAST(nullif($until, '') AS TIMESTAMPTZ), max(start_time) + INTERVAL 1 SECOND) AS w1,
-        coalesce(CAST(nullif($baseline_start, '') AS TIMESTAMPTZ), min(start_time)) AS b0,
-        coalesce(CAST(nullif($baseline_end, '') AS TIMESTAMPTZ),
-                 CAST(nullif($since, '') AS TIMESTAMPTZ), max(start_time) - INTERVAL 24 HOUR) AS b1
-    FROM egress
-),
+WITH bounds AS (SELECT * FROM report_bounds($since, $until, $baseline_start, $baseline_end)),
 win AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= w0 AND e.start_time < w1),
 base AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= b0 AND e.start_time < b1),
 base_pair AS (
