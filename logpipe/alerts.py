@@ -130,7 +130,7 @@ class AlertRules:
 
         if records.num_rows == 0:
             return []
-        con = db.connect(tables={"records": records}, settings=self.settings)
+        con = db.connect(tables={"records": records}, settings=self.settings, threads=1)
         try:
             rows = pl.from_arrow(run_query(con, ROWS_SQL))
             denials = run_query(con, self._authz, {"since": EPOCH}).to_pylist() if denial_candidates(records) else []

@@ -164,6 +164,7 @@ def connect(
     settings: Settings | None = None,
     tables: dict[str, pa.Table] | None = None,
     allow_write_paths: list[str] | tuple[str, ...] = (),
+    threads: int | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with the views ``access_log``, ``rejects`` and ``egress``.
 
@@ -173,7 +174,8 @@ def connect(
     """
     from .settings import load_settings
 
-    con = duckdb.connect(":memory:")
+    # ``threads``: a small live batch gains nothing from more, and each thread keeps its own memory.
+    con = duckdb.connect(":memory:", config={"threads": threads} if threads else {})
     try:
         con.execute("SET TimeZone = 'UTC'")
         con.execute("SET enable_progress_bar = false")  # stderr is for logpipe's own summaries
