@@ -497,7 +497,8 @@ def type_columns(df: pl.DataFrame | None, source: str,
         for ln, raw, why in bad.select("line_number", "raw", "__bad").iter_rows():
             rejects.append(_reject(ln, raw, f"invalid value: {why}", "malformed"))
         typed_df = typed_df.filter(pl.col("__bad").is_null()).drop("__bad")
-    typed_df = typed_df.sort("line_number")
+    if not typed_df["line_number"].is_sorted():  # only batches that mixed paths need the gather
+        typed_df = typed_df.sort("line_number")
     return _to_record_batch(typed_df, schema), rejects
 
 
