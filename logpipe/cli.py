@@ -133,7 +133,8 @@ def stream(data_dir, flush_rows, flush_seconds, tee, alerts_format, alerts_out, 
     from .formats import parser_from_options
     from .stream import StreamOptions, Streamer
 
-    parser = parser_from_options(format_string, format_file, grammar_file)
+    custom = format_string or format_file or grammar_file
+    parser = parser_from_options(format_string, format_file, grammar_file) if custom else None
     if sys.stdin.isatty():
         click.echo("logpipe: reading access-log lines from the terminal; pipe a log in, e.g. "
                    "kubectl logs -f … | logpipe stream (Ctrl-D ends)", err=True)

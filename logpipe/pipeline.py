@@ -253,7 +253,7 @@ class IngestSummary:
         return out
 
 
-def _dataset_parser(ds, parser: Parser | None, err) -> Parser:
+def dataset_parser(ds, parser: Parser | None, err) -> Parser:
     """The dataset remembers the format it was ingested with (manifest ``format_spec``): a run that
     names a format records it; a run that names none reuses the remembered one, so the mesh's own
     format keeps working for later archives."""
@@ -308,7 +308,7 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
     inputs = [i for i in inputs if i.is_stdin or not os.path.realpath(i.path).startswith(data_root + os.sep)]
     summary.inputs = len(inputs) + len(errors)
     ds = Dataset(data_dir, create=True)
-    parser = _dataset_parser(ds, parser, err)
+    parser = dataset_parser(ds, parser, err)
     shown = 0
     ratio_failures: list[str] = []
     bar = _IngestProgress(err, progress)

@@ -110,7 +110,8 @@ class Streamer:
         from .alerts import AlertRules, AlertWriter, known_destinations
         from .dataset import Dataset
         from .errors import UsageError
-        from .parse import Counts, default_parser
+        from .parse import Counts
+        from .pipeline import dataset_parser
 
         self.opts = opts
         self.stdout = stdout or sys.stdout
@@ -133,7 +134,8 @@ class Streamer:
             except OSError as e:
                 raise UsageError(f"cannot open --alerts-out {opts.alerts_out}: {e.strerror}; check the path") from None
         self.dataset = Dataset(data_dir, create=True)
-        self.parser = parser or default_parser()
+        # The dataset's remembered format when none is given; a given one is remembered (as ingest does).
+        self.parser = dataset_parser(self.dataset, parser, self.stderr)
         self.counts = Counts()
         self.stream_id = uuid.uuid4().hex[:8]
         self.generation = 0
