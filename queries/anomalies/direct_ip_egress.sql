@@ -34,7 +34,8 @@ SELECT
     'Clients call ' || w.destination || ' by IP address: find the hard-coded address in the workload, '
         || 'use a DNS name registered with a ServiceEntry, and block raw-IP egress (REGISTRY_ONLY).' AS advice
 FROM named w
-WHERE regexp_full_match(w.authority_host, '[0-9]{1,3}(\.[0-9]{1,3}){3}|[0-9A-Fa-f]*:[0-9A-Fa-f:.]*')
-   OR regexp_full_match(coalesce(w.requested_server_name, ''), '[0-9]{1,3}(\.[0-9]{1,3}){3}|[0-9A-Fa-f]*:[0-9A-Fa-f:.]*')
+-- ip_value (queries/views/ip_value.sql) is the one test of "is an IP address".
+WHERE ip_value(nullif(w.authority_host, '')) IS NOT NULL
+   OR ip_value(w.requested_server_name) IS NOT NULL
 GROUP BY w.destination
 ORDER BY count(*) DESC, w.destination

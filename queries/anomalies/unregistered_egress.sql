@@ -22,8 +22,8 @@ found AS (
         END AS se_protocol,
         -- A name that can go in YAML unquoted, else an IP (STATIC), else nothing safe to print.
         regexp_full_match(w.destination, '[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?')
-            AND NOT regexp_full_match(w.destination, '[0-9.]+') AS is_name,
-        regexp_full_match(w.destination, '[0-9.]+|[0-9A-Fa-f:]+') AS is_ip,
+            AND ip_value(w.destination) IS NULL AS is_name,
+        ip_value(w.destination) IS NOT NULL AS is_ip,
         count(*) AS requests,
         string_agg(DISTINCT w.source_ip, ',' ORDER BY w.source_ip) AS sources,
         CAST(coalesce(sum(w.bytes_received), 0) AS BIGINT) AS bytes_up,
