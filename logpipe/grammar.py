@@ -90,64 +90,14 @@ class Rulebook:
         """Compile ``start`` to a regex by walking the grammar's EBNF (before Lark expands
         optionals into duplicate alternatives, which would bloat the regex). ``column`` names the
         context of a standalone value rule; ``subfields=False`` captures columns only."""
-        counter: dict[str, int] = {}
-        groups: dict[str, list[str]] = {}
+        build = _RegexBuilder(self, subfields)
+        return CompiledRule(start, build.rule(start, column, ()), build.result())
 
-        def group(name: str) -> str:
-            n = counter.get(name, 0) + 1
-            counter[name] = n
-            gname = name if n == 1 else f"{name}__{n}"
-            groups.setdefault(name, []).append(gname)
-            return gname
-
-        def rule(name: str, ctx: str | None, stack: tuple[str, ...]) -> str:
-            if name in stack:
-                raise LogpipeError(
-                    f"grammar {self.source}: rule {name!r} is recursive; the fast path needs a"
-                    " regular grammar (use a terminal such as / +/ instead of repetition)"
-                )
-            return node(self._ebnf[name], ctx, stack + (name,))
-
-        def node(t, ctx, stack) -> str:
-            if isinstance(t, _Symbol):
-                return symbol(t, ctx, stack)
-            kind = t.data
-            if kind == "expansions":
-                alts = [node(c, ctx, stack) for c in t.children]
-                return alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
-            if kind == "alias":
-                return node(t.children[0], ctx, stack)
-            if kind == "expansion":
-                return "".join(node(c, ctx, stack) for c in t.children)
-            if kind == "maybe":
-                return f"(?:{node(t.children[0], ctx, stack)})?"
-            if kind == "expr":
-                inner, op = t.children[0], str(t.children[1])
-                if op == "?":
-                    return f"(?:{node(inner, ctx, stack)})?"
-                raise LogpipeError(
-                    f"grammar {self.source}: repetition {op!r} is not supported in a layout; use a"
-                    " terminal such as / +/ instead"
-                )
-            if kind == "value":
-                return node(t.children[0], ctx, stack)
-            if kind == "literal":
-                return f"(?:{_literal_regex(str(t.children[0]))})"
-            raise LogpipeError(f"grammar {self.source}: unsupported construct {kind!r} in a layout")
-
-        def symbol(t, ctx, stack) -> str:
-            if t.is_term:
-                return f"(?:{self._terms[t.name]})"
-            name = t.name
-            if ctx and name in SUBFIELD_RULES:
-                inner = rule(name, ctx, stack)
-                return f"(?P<{group(f'{ctx}_{name}')}>{inner})" if subfields else f"(?:{inner})"
-            if name in self.fields:
-                return f"(?P<{group(name)}>{rule(name, name, stack)})"
-            return rule(name, ctx, stack)
-
-        body = rule(start, column, ())
-        return CompiledRule(start, body, {k: tuple(v) for k, v in groups.items()})
+    def compile_items(self, items: tuple, key: str = "items") -> CompiledRule:
+        """Compile a run of a layout's items (``layout_items``) to one regex, with the same groups
+        ``compile`` gives them inside the whole layout."""
+        build = _RegexBuilder(self, True)
+        return CompiledRule(key, "".join(build.node(i, None, ()) for i in items), build.result())
 
     def rule_names(self) -> list[str]:
         """The rules of the grammar, in the order they are defined."""
@@ -208,6 +158,72 @@ class Rulebook:
         top = tree.children[0] if len(tree.children) == 1 else None
         matched = str(top.data) if isinstance(top, lark.Tree) and str(top.data) in self.starts else start
         return matched, out
+
+
+class _RegexBuilder:
+    """Rules to regex text: column rules become named groups, rules nested in a column named like
+    SUBFIELD_RULES become ``<column>_<rule>`` groups (a repeated name gets ``__2``, ``__3``…)."""
+
+    def __init__(self, book: Rulebook, subfields: bool):
+        self.book, self.subfields = book, subfields
+        self.counter: dict[str, int] = {}
+        self.groups: dict[str, list[str]] = {}
+
+    def result(self) -> dict[str, tuple[str, ...]]:
+        return {k: tuple(v) for k, v in self.groups.items()}
+
+    def group(self, name: str) -> str:
+        n = self.counter.get(name, 0) + 1
+        self.counter[name] = n
+        gname = name if n == 1 else f"{name}__{n}"
+        self.groups.setdefault(name, []).append(gname)
+        return gname
+
+    def rule(self, name: str, ctx: str | None, stack: tuple[str, ...]) -> str:
+        if name in stack:
+            raise LogpipeError(
+                f"grammar {self.book.source}: rule {name!r} is recursive; the fast path needs a"
+                " regular grammar (use a terminal such as / +/ instead of repetition)"
+            )
+        return self.node(self.book._ebnf[name], ctx, stack + (name,))
+
+    def node(self, t, ctx, stack) -> str:
+        if isinstance(t, _Symbol):
+            return self.symbol(t, ctx, stack)
+        kind, source = t.data, self.book.source
+        if kind == "expansions":
+            alts = [self.node(c, ctx, stack) for c in t.children]
+            return alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
+        if kind == "alias":
+            return self.node(t.children[0], ctx, stack)
+        if kind == "expansion":
+            return "".join(self.node(c, ctx, stack) for c in t.children)
+        if kind == "maybe":
+            return f"(?:{self.node(t.children[0], ctx, stack)})?"
+        if kind == "expr":
+            inner, op = t.children[0], str(t.children[1])
+            if op == "?":
+                return f"(?:{self.node(inner, ctx, stack)})?"
+            raise LogpipeError(
+                f"grammar {source}: repetition {op!r} is not supported in a layout; use a"
+                " terminal such as / +/ instead"
+            )
+        if kind == "value":
+            return self.node(t.children[0], ctx, stack)
+        if kind == "literal":
+            return f"(?:{_literal_regex(str(t.children[0]))})"
+        raise LogpipeError(f"grammar {source}: unsupported construct {kind!r} in a layout")
+
+    def symbol(self, t, ctx, stack) -> str:
+        if t.is_term:
+            return f"(?:{self.book._terms[t.name]})"
+        name = t.name
+        if ctx and name in SUBFIELD_RULES:
+            inner = self.rule(name, ctx, stack)
+            return f"(?P<{self.group(f'{ctx}_{name}')}>{inner})" if self.subfields else f"(?:{inner})"
+        if name in self.book.fields:
+            return f"(?P<{self.group(name)}>{self.rule(name, name, stack)})"
+        return self.rule(name, ctx, stack)
 
 
 def _terminal_regex(term) -> str:
@@ -290,17 +306,14 @@ class Step:
 
 
 @functools.lru_cache(maxsize=None)
-def layout_steps(book: Rulebook, start: str, strict: bool = True) -> tuple[Step, ...]:
-    """The items of layout ``start`` in order, helper rules (``head``, ``counters``, …) inlined down
-    to column rules, terminals and literals, each with the regex of the layout's first k items.
-    A malformed line is diagnosed by the longest prefix it matches. ``strict`` keeps free text
-    (TEXT… terminals) from crossing a double quote, so that a quoted field does not swallow the
-    next fields and the diagnosis points where the line first departs from the layout."""
+def layout_items(book: Rulebook, start: str) -> tuple:
+    """The items of layout ``start`` in order: helper rules (``head``, ``counters``, …) inlined down
+    to column rules, terminals, literals and the constructs (optionals, choices) between them."""
     items: list = []
 
     def flatten(t) -> None:
         if isinstance(t, _Symbol):
-            tree = None if t.is_term or t.name in _FIELD_RULES else book._ebnf[t.name]
+            tree = None if t.is_term or t.name in book.fields else book._ebnf[t.name]
             if tree is not None and tree.data == "expansions" and len(tree.children) == 1:
                 flatten(tree.children[0])
             else:
@@ -316,7 +329,112 @@ def layout_steps(book: Rulebook, start: str, strict: bool = True) -> tuple[Step,
             items.append(t)
 
     flatten(book._ebnf[start])
-    names = [i.name if isinstance(i, _Symbol) and i.name in _FIELD_RULES else None for i in items]
+    return tuple(items)
+
+
+def item_literal(book: Rulebook, item) -> str | None:
+    """The fixed text an item always matches (a string literal or a string terminal), else None."""
+    if isinstance(item, _Symbol):
+        if not item.is_term:
+            return None
+        term = next((t for t in book._lark.terminals if t.name == item.name), None)
+        kind = type(term.pattern).__name__ if term else ""
+        return term.pattern.value if kind == "PatternStr" else None
+    if item.data == "value":
+        return item_literal(book, item.children[0])
+    if item.data == "literal" and str(item.children[0]).startswith('"'):
+        return ast.literal_eval(str(item.children[0]))
+    return None
+
+
+def item_field(book: Rulebook, item) -> str | None:
+    """The column an item captures when it is a column rule, else None."""
+    return item.name if isinstance(item, _Symbol) and not item.is_term and item.name in book.fields else None
+
+
+def item_can_hold(book: Rulebook, item, char: str) -> bool:
+    """Whether any text the item matches can contain ``char``. Free text (TEXT… terminals) can hold
+    anything; other terminals are read from their regex (conservatively: True when unsure)."""
+    seen: set[str] = set()
+
+    def walk(t) -> bool:
+        if isinstance(t, _Symbol):
+            if t.is_term:
+                if t.name.startswith("TEXT"):
+                    return True
+                return _regex_can_hold(book._terms[t.name], char)
+            if t.name in seen:
+                return False
+            seen.add(t.name)
+            return walk(book._ebnf[t.name])
+        if t.data == "literal":
+            token = str(t.children[0])
+            if token.startswith('"'):
+                return char in ast.literal_eval(token)
+            return _regex_can_hold(_literal_regex(token), char)
+        return any(walk(c) for c in t.children if not isinstance(c, str) or isinstance(c, _Symbol))
+
+    return walk(item)
+
+
+def _regex_can_hold(pattern: str, char: str) -> bool:
+    import re._constants as C
+    import re._parser as P
+
+    code = ord(char)
+    categories = {  # which classes hold a space or a double quote
+        C.CATEGORY_DIGIT: False, C.CATEGORY_WORD: False, C.CATEGORY_LINEBREAK: False,
+        C.CATEGORY_SPACE: char.isspace(),
+        C.CATEGORY_NOT_DIGIT: True, C.CATEGORY_NOT_WORD: True, C.CATEGORY_NOT_LINEBREAK: True,
+        C.CATEGORY_NOT_SPACE: not char.isspace(),
+    }
+
+    def in_set(items) -> bool:
+        negate, hit = False, False
+        for op, av in items:
+            if op is C.NEGATE:
+                negate = True
+            elif op is C.LITERAL:
+                hit |= av == code
+            elif op is C.RANGE:
+                hit |= av[0] <= code <= av[1]
+            elif op is C.CATEGORY:
+                hit |= categories.get(av, True)
+            else:
+                return True
+        return hit != negate
+
+    def walk(seq) -> bool:
+        for op, av in seq:
+            if op is C.LITERAL and av == code or op is C.NOT_LITERAL and av != code or op is C.ANY:
+                return True
+            if op is C.IN and in_set(av):
+                return True
+            if op in (C.MAX_REPEAT, C.MIN_REPEAT, C.POSSESSIVE_REPEAT) and walk(av[2]):
+                return True
+            if op is C.SUBPATTERN and walk(av[-1]):
+                return True
+            if op is C.BRANCH and any(walk(b) for b in av[1]):
+                return True
+            if op is C.ATOMIC_GROUP and walk(av):
+                return True
+            if op not in (C.LITERAL, C.NOT_LITERAL, C.IN, C.MAX_REPEAT, C.MIN_REPEAT, C.POSSESSIVE_REPEAT,
+                          C.SUBPATTERN, C.BRANCH, C.ATOMIC_GROUP, C.AT):
+                return True  # a construct not read here: assume it can
+        return False
+
+    return walk(P.parse(pattern))
+
+
+@functools.lru_cache(maxsize=None)
+def layout_steps(book: Rulebook, start: str, strict: bool = True) -> tuple[Step, ...]:
+    """The items of layout ``start`` in order, helper rules (``head``, ``counters``, …) inlined down
+    to column rules, terminals and literals, each with the regex of the layout's first k items.
+    A malformed line is diagnosed by the longest prefix it matches. ``strict`` keeps free text
+    (TEXT… terminals) from crossing a double quote, so that a quoted field does not swallow the
+    next fields and the diagnosis points where the line first departs from the layout."""
+    items = layout_items(book, start)
+    names = [item_field(book, i) for i in items]
     steps, prefix = [], ""
     for k, item in enumerate(items):
         pattern = _item_regex(book, item, strict)

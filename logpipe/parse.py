@@ -16,7 +16,9 @@ Every line of the batch ends as a row, a reject, or a blank line: ``read = parse
 """
 from __future__ import annotations
 
+import functools
 import json
+import operator
 import re
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Sequence
@@ -25,6 +27,7 @@ import polars as pl
 import pyarrow as pa
 
 from . import grammar as _grammar
+from . import splitplan as _splitplan
 from . import ztunnel as _ztunnel
 from .schema import ADDRESS_COLUMNS, COLUMNS, RECORD_SCHEMA, REJECT_SCHEMA
 
@@ -141,6 +144,14 @@ class Parser:
         self.format_spec = self.custom.spec if self.custom else ""
         if self.custom and self.custom.rulebook is not None and self.fast:
             self._layouts.insert(0, (self.custom.name, self.custom.rulebook.compile(self.custom.name)))
+        # Split plans (logpipe/splitplan.py) cut most lines without the whole-line capture regex;
+        # split=False keeps every line on that regex (the tests compare the two).
+        self._plans = {}
+        if options.get("split", True):
+            books = {name: self.access for name in TEXT_LAYOUTS}
+            if self.custom and self.custom.rulebook is not None:
+                books[self.custom.name] = self.custom.rulebook
+            self._plans = {name: _splitplan.build(books[name], name) for name, _ in self._layouts}
 
     def __reduce__(self):
         # Lark objects do not pickle well; rebuilding from the options is cheap and exact.
@@ -150,8 +161,16 @@ class Parser:
 
     def parse_batch(self, lines: Sequence[str | bytes], source: str = "-", first_line: int = 1) -> ParsedBatch:
         raw = [_decode(x) for x in lines] if lines and not isinstance(lines[0], str) else list(lines)
-        n = len(raw)
-        df = pl.DataFrame({"raw": pl.Series(raw, dtype=pl.String)}).with_columns(
+        return self.parse_series(pl.Series(raw, dtype=pl.String), source, first_line)
+
+    def parse_chunk(self, body: bytes, source: str = "-", first_line: int = 1) -> ParsedBatch:
+        """Parse a run of whole lines as read from a file (``\n``-separated, the last newline
+        optional); the same as ``parse_batch`` of its lines, with the split done natively."""
+        return self.parse_series(chunk_lines(body), source, first_line)
+
+    def parse_series(self, raw: pl.Series, source: str = "-", first_line: int = 1) -> ParsedBatch:
+        n = raw.len()
+        df = raw.alias("raw").to_frame().with_columns(
             pl.int_range(first_line, first_line + n, dtype=pl.Int64).alias("line_number"),
         )
         df = df.with_columns(pl.col("raw").str.strip_suffix("\n").str.strip_suffix("\r").alias("line"))
@@ -170,11 +189,20 @@ class Parser:
         for name, compiled in self._layouts:
             if text.height == 0:
                 break
-            got = self._extract(text, compiled)
-            ok = got["__matched"]
-            if ok.any():
-                frames.append(got.filter(ok).drop("__matched").with_columns(pl.lit(name).alias("log_format")))
-            text = text.filter(~ok)
+            hit = text["body"].str.contains(f"^{compiled.pattern}$")  # a DFA: no captures yet
+            if not hit.any():
+                continue
+            got, text = text.filter(hit), text.filter(~hit)
+            plan = self._plans.get(name)
+            if plan is not None:
+                parts = _splitplan.split_quotes(got["body"])
+                easy = parts.list.len() == plan.quotes + 1
+                if easy.any():
+                    split = _splitplan.extract(plan, parts.filter(easy))
+                    frames.append(self._with_provenance(got.filter(easy), split, name))
+                    got = got.filter(~easy)
+            if got.height:  # quotes inside free text: the whole-line regex reads them
+                frames.append(self._with_provenance(got, self._extract(got, compiled), name))
 
         # A custom layout's exact path: before noise when it stands in for the fast path (fast=False),
         # else after it (lines its regex did not take rarely parse, and noise can be plenty).
@@ -225,11 +253,12 @@ class Parser:
 
     def _extract(self, df: pl.DataFrame, compiled) -> pl.DataFrame:
         groups = df["body"].str.extract_groups(f"^{compiled.pattern}$").struct.unnest()
-        first = next(iter(compiled.groups.values()))[0]
-        cols = [_coalesce(g).alias(out) for out, g in compiled.groups.items()]
-        got = groups.select(*cols, pl.col(first).is_not_null().alias("__matched"))
-        return pl.concat([df.select("line_number", "raw", "prefix_len", "pod", "container", "received_at"), got],
-                         how="horizontal")
+        return groups.select(_coalesce(g).alias(out) for out, g in compiled.groups.items())
+
+    @staticmethod
+    def _with_provenance(df: pl.DataFrame, columns: pl.DataFrame, layout: str) -> pl.DataFrame:
+        keep = df.select("line_number", "raw", "prefix_len", "pod", "container", "received_at")
+        return pl.concat([keep, columns], how="horizontal").with_columns(pl.lit(layout).alias("log_format"))
 
     def _reject_glued(self, df: pl.DataFrame, rejects: list[dict]) -> pl.DataFrame:
         """Two access lines written without a newline between them would parse as one, its free
@@ -460,7 +489,7 @@ def type_columns(df: pl.DataFrame | None, source: str,
         for c in text_cols
         if df.schema[c] == pl.String
     )
-    exprs, checks = [], []
+    exprs, typed_names = [], []
     for f in schema:
         name = f.name
         if name in ("line_number",):
@@ -483,20 +512,17 @@ def type_columns(df: pl.DataFrame | None, source: str,
             exprs.append(col)
             continue
         exprs.append(typed.alias(name))
-        checks.append(
-            pl.when(col.is_not_null() & typed.is_null())
-            .then(pl.lit(f"{name}: cannot read ") + pl.format("{}", col.str.slice(0, 40)))
-            .alias(f"__bad_{name}")
-        )
-    typed_df = df.select("line_number", "raw", *exprs, *checks)
-    bad_cols = [c for c in typed_df.columns if c.startswith("__bad_")]
+        typed_names.append(name)
+    typed_df = df.select("line_number", "raw", *exprs)
     rejects: list[dict] = []
-    if bad_cols:
-        typed_df = typed_df.with_columns(pl.coalesce(bad_cols).alias("__bad")).drop(bad_cols)
-        bad = typed_df.filter(pl.col("__bad").is_not_null())
-        for ln, raw, why in bad.select("line_number", "raw", "__bad").iter_rows():
-            rejects.append(_reject(ln, raw, f"invalid value: {why}", "malformed"))
-        typed_df = typed_df.filter(pl.col("__bad").is_null()).drop("__bad")
+    if typed_names:  # a value that was there and cannot be typed: the line is a reject
+        bad = functools.reduce(operator.or_, (df[n].is_not_null() & typed_df[n].is_null() for n in typed_names))
+        if bad.any():
+            for row, text in zip(typed_df.filter(bad).iter_rows(named=True), df.filter(bad).iter_rows(named=True)):
+                name = next(n for n in typed_names if text[n] is not None and row[n] is None)
+                why = f"invalid value: {name}: cannot read {text[name][:40]}"
+                rejects.append(_reject(row["line_number"], row["raw"], why, "malformed"))
+            typed_df = typed_df.filter(~bad)
     if not typed_df["line_number"].is_sorted():  # only batches that mixed paths need the gather
         typed_df = typed_df.sort("line_number")
     return _to_record_batch(typed_df, schema), rejects
@@ -532,6 +558,20 @@ def _shift_column(message: str, old: int | None, new: int) -> str:
     if old is None or old == new:
         return message
     return message.replace(f"column {old}:", f"column {new}:", 1)
+
+
+def chunk_lines(body: bytes) -> pl.Series:
+    r"""The lines of ``body`` as a string Series, without their ``\n`` (a ``\r`` before it is
+    kept, as in a list of lines). Invalid UTF-8 is kept visibly (``\\xNN``), never lost."""
+    if b"\r" not in body:
+        try:
+            return pl.read_lines(body)["line"]  # native split; it validates UTF-8 and drops "\r"
+        except pl.exceptions.ComputeError:
+            pass
+    lines = body.decode("utf-8", "backslashreplace").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return pl.Series(lines, dtype=pl.String)
 
 
 def _decode(line: bytes) -> str:

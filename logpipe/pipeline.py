@@ -30,10 +30,10 @@ def parse_input(inp: Input, parser: Parser | None = None, *, skip_bytes: int = 0
     if workers <= 1:
         line_no = first_line
         for body, end in chunks:
-            lines = split_lines(body)
-            if lines:
-                yield parser.parse_batch(lines, inp.name, line_no), end
-                line_no += len(lines)
+            if body:
+                batch = parser.parse_chunk(body, inp.name, line_no)
+                yield batch, end
+                line_no += batch.read
         return
     yield from _parse_parallel(chunks, parser, inp.name, first_line, workers)
 
@@ -89,7 +89,7 @@ def _init_worker(parser: Parser) -> None:
 
 
 def _parse_chunk(body: bytes, source: str, first_line: int) -> ParsedBatch:
-    return _WORKER_PARSER.parse_batch(split_lines(body), source, first_line)
+    return _WORKER_PARSER.parse_chunk(body, source, first_line)
 
 
 def format_reject(r: dict) -> str:

@@ -1,0 +1,178 @@
+"""The split plan: a layout's columns cut out of a whole batch by splitting, planned from the grammar.
+
+One capture regex for a whole line (``Rulebook.compile``) costs the Rust engine ~6 µs a line: it
+carries ~60 groups across ~300 bytes. Most of that work is finding where fields start and end,
+which in an access line is decided by its double quotes and spaces. So for each layout the grammar
+is read once into a plan (``build``):
+
+* the layout's items are cut at its double-quote items into segments (the text between quotes);
+* each segment is cut at its single-space items into tokens;
+* a token that may hold a space (free text: a ``TEXT…`` terminal) may appear at most once in a
+  segment; the tokens before it are found from the left, those after it from the right;
+* a token that is one column's whole text is taken as it is; any other token (a column with
+  sub-fields, such as an address or a cluster, or a column wrapped in literals) gets the regex the
+  grammar compiles for exactly its items, run on the token only (and on each distinct value once).
+
+Why the result equals the whole-line regex (and Lark): the plan runs only on lines that the
+layout's whole-line regex accepts (polars' ``contains``: a DFA, no captures) and whose number of
+double quotes equals the layout's. Then every quote of the line is one of the layout's quote items,
+no other item holds a quote, and within a segment every token but the free one holds no space, so
+the i-th space from either end is the i-th separator. There is one way to read such a line, and
+the plan reads it. Lines with quotes inside their free text go to the whole-line capture regex.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from . import grammar as _grammar
+
+QUOTE, SPACE = '"', " "
+# A token's regex runs once per distinct value when values repeat at least this often on average
+# (clusters and service addresses repeat; client ports do not).
+DEDUPE_RATIO = 2
+
+
+@dataclass(frozen=True)
+class Token:
+    """What a token yields: ``field`` (its whole text is that column), or ``regex`` with
+    ``groups`` (output name -> group names), or neither (a token of literals only)."""
+
+    field: str | None = None
+    regex: str | None = None
+    groups: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    strip: tuple[str, str] = ("", "")  # literal text around ``field`` ("[" start_time "]")
+
+    @property
+    def useful(self) -> bool:
+        return self.field is not None or self.regex is not None
+
+
+@dataclass(frozen=True)
+class Segment:
+    """The tokens between two quotes: ``left`` of the free token, ``free`` (may hold spaces),
+    ``right`` of it. With no free token all tokens are ``left``."""
+
+    left: tuple[Token, ...]
+    free: Token | None
+    right: tuple[Token, ...]
+
+
+@dataclass(frozen=True)
+class SplitPlan:
+    layout: str
+    quotes: int
+    segments: tuple[Segment, ...]
+
+
+def build(book: "_grammar.Rulebook", start: str) -> SplitPlan | None:
+    """The plan of layout ``start``, or None when its grammar cannot be read by splitting (two
+    free-text tokens between the same quotes; the whole-line regex then takes its lines)."""
+    items = _grammar.layout_items(book, start)
+    segments: list[list] = [[]]
+    for item in items:
+        if _grammar.item_literal(book, item) == QUOTE:
+            segments.append([])
+        else:
+            segments[-1].append(item)
+    planned = []
+    for seg in segments:
+        runs: list[list] = [[]]
+        for item in seg:
+            if _grammar.item_literal(book, item) == SPACE:
+                runs.append([])
+            else:
+                runs[-1].append(item)
+        free = [i for i, run in enumerate(runs) if any(_grammar.item_can_hold(book, it, SPACE) for it in run)]
+        if len(free) > 1:
+            return None
+        tokens = [_token(book, run, f"{start}_{len(planned)}_{i}") for i, run in enumerate(runs)]
+        if free:
+            f = free[0]
+            planned.append(Segment(tuple(tokens[:f]), tokens[f], tuple(tokens[f + 1:])))
+        else:
+            planned.append(Segment(tuple(tokens), None, ()))
+    return SplitPlan(start, len(segments) - 1, tuple(planned))
+
+
+def _token(book: "_grammar.Rulebook", run: list, key: str) -> Token:
+    if not run:
+        return Token()
+    compiled = book.compile_items(tuple(run), key)
+    fields = [i for i, item in enumerate(run) if _grammar.item_field(book, item)]
+    literals = [_grammar.item_literal(book, item) for item in run]
+    if len(fields) == 1 and all(text is not None for i, text in enumerate(literals) if i != fields[0]):
+        f = fields[0]
+        field = _grammar.item_field(book, run[f])
+        if list(compiled.groups) == [field]:  # one column, no sub-fields, fixed text around it
+            return Token(field=field, strip=("".join(literals[:f]), "".join(literals[f + 1:])))
+    if not compiled.groups:
+        return Token()
+    return Token(regex=f"^{compiled.pattern}$", groups=tuple(compiled.groups.items()))
+
+
+def split_quotes(body: pl.Series) -> pl.Series:
+    """Lines cut at their double quotes: a list per line; ``extract`` takes those of
+    ``plan.quotes + 1`` parts."""
+    return body.str.split(QUOTE)
+
+
+def extract(plan: SplitPlan, parts: pl.Series) -> pl.DataFrame:
+    """The layout's text columns (as the whole-line regex names them) of lines that the layout's
+    regex accepts and that hold exactly ``plan.quotes`` double quotes, cut by ``split_quotes``."""
+    columns: dict[str, pl.Series] = {}
+    for j, seg in enumerate(plan.segments):
+        if not any(t.useful for t in (*seg.left, seg.free, *seg.right) if t is not None):
+            continue
+        text = parts.list.get(j, null_on_oob=True)
+        for token, value in _cut(seg, text):
+            if token.field is not None:
+                before, after = token.strip
+                if before:
+                    value = value.str.strip_prefix(before)
+                if after:
+                    value = value.str.strip_suffix(after)
+                columns[token.field] = value.alias(token.field)
+            elif token.regex is not None:
+                columns.update(_by_regex(token, value))
+    return pl.DataFrame(columns, height=parts.len())
+
+
+def _cut(seg: Segment, text: pl.Series) -> list[tuple[Token, pl.Series]]:
+    if seg.free is None:
+        if len(seg.left) == 1:
+            return [(seg.left[0], text)]
+        cut = text.str.split_exact(SPACE, len(seg.left) - 1).struct.unnest()
+        return [(t, cut.to_series(i)) for i, t in enumerate(seg.left) if t.useful]
+    k, m = len(seg.left), len(seg.right)
+    if not k and not m:
+        return [(seg.free, text)]
+    words = text.str.split(SPACE)
+    left = [words.list.get(i, null_on_oob=True) for i in range(k)]
+    right = [words.list.get(i - m, null_on_oob=True) for i in range(m)]
+    frame = pl.DataFrame([text.alias("text"), *(w.alias(f"l{i}") for i, w in enumerate(left)),
+                          *(w.alias(f"r{i}") for i, w in enumerate(right))])
+    start = pl.sum_horizontal(pl.col(f"l{i}").str.len_chars() for i in range(k)) + k if k else pl.lit(0)
+    end = pl.col("text").str.len_chars() - m
+    if m:
+        end = end - pl.sum_horizontal(pl.col(f"r{i}").str.len_chars() for i in range(m))
+    free = frame.select(pl.col("text").str.slice(start, end - start)).to_series()
+    return [*zip(seg.left, left), (seg.free, free), *zip(seg.right, right)]
+
+
+def _by_regex(token: Token, value: pl.Series) -> dict[str, pl.Series]:
+    outs = [_coalesce(names).alias(out) for out, names in token.groups]
+    distinct = value.unique()
+    if distinct.len() * DEDUPE_RATIO <= value.len():
+        table = distinct.to_frame("__v").with_columns(pl.col("__v").str.extract_groups(token.regex).struct.unnest())
+        table = table.select("__v", *outs)
+        got = value.to_frame("__v").join(table, on="__v", how="left", maintain_order="left", nulls_equal=True)
+        got = got.drop("__v")
+    else:
+        got = value.str.extract_groups(token.regex).struct.unnest().select(*outs)
+    return {c: got.to_series(i) for i, c in enumerate(got.columns)}
+
+
+def _coalesce(names) -> pl.Expr:
+    return pl.coalesce([pl.col(n) for n in names]) if len(names) > 1 else pl.col(names[0])
