@@ -2,7 +2,7 @@
 
 Generates (once, deterministically) BENCH_LINES Istio lines with bench/generate.py, then times each
 approach as a whole process, median of BENCH_REPEAT runs, and prints lines/s, MB/s, peak RSS and
-each one's ratio to `logpipe ingest`:
+each one's ratio to `logpipe ingest`. Peak RSS is the whole process tree's (workers included):
 
   logpipe ingest        text → typed, partitioned zstd Parquet with the full record and rejects
   logpipe parse         text → ndjson on stdout (> /dev/null)
@@ -21,6 +21,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -42,18 +43,58 @@ def data_file() -> Path:
 
 
 def run_once(cmd: list[str] | str, *, shell: bool = False, stdout=subprocess.DEVNULL) -> tuple[float, int]:
-    """Wall seconds and peak RSS (KiB) of one whole process (its children included)."""
+    """Wall seconds and peak RSS (KiB) of one whole process tree: the command and every process it
+    starts (logpipe's parse workers included), summed, sampled every 20 ms from /proc."""
     t = time.perf_counter()
     proc = subprocess.Popen(cmd, shell=shell, stdout=stdout, stderr=subprocess.PIPE)
+    peak = [0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], _tree_rss_kib(proc.pid))
+            done.wait(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t
+    done.set()
+    sampler.join()
     err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode not in (0, 1):
         raise RuntimeError(f"{cmd!r} failed ({proc.returncode}): {err[-400:]}")
-    # ru_maxrss of wait4 is this child's peak; grandchildren (worker processes) are reported by
-    # the child's own RUSAGE_CHILDREN, which wait4 does not give, so workers print their own.
-    return wall, usage.ru_maxrss
+    # ru_maxrss is the command's own exact peak; the sampled tree sum adds its children's.
+    return wall, max(usage.ru_maxrss, peak[0])
+
+
+def _tree_rss_kib(root: int) -> int:
+    """Resident memory (KiB) of ``root`` and all its descendants, now."""
+    parent: dict[int, int] = {}
+    rss: dict[int, int] = {}
+    page_kib = os.sysconf("SC_PAGE_SIZE") // 1024
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+            with open(f"/proc/{entry}/statm") as f:
+                resident = int(f.read().split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        pid = int(entry)
+        parent[pid] = int(stat.rsplit(")", 1)[1].split()[1])
+        rss[pid] = resident * page_kib
+    tree, frontier = {root}, [root]
+    while frontier:
+        p = frontier.pop()
+        for child, ppid in parent.items():
+            if ppid == p and child not in tree:
+                tree.add(child)
+                frontier.append(child)
+    return sum(rss.get(p, 0) for p in tree)
 
 
 def median_run(name: str, make_cmd, repeat: int = REPEAT, **kw) -> dict:

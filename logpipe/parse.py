@@ -94,7 +94,10 @@ class Counts:
             self.noise += classes.count("noise")
             self.malformed += classes.count("malformed")
         if batch.parsed:
-            for k, v in pl.from_arrow(batch.records.column("log_format")).value_counts().iter_rows():
+            formats = getattr(batch, "formats", None)  # a StagedBatch (logpipe/pipeline.py) counted them
+            if formats is None:
+                formats = dict(pl.from_arrow(batch.records.column("log_format")).value_counts().iter_rows())
+            for k, v in formats.items():
                 self.formats[k] = self.formats.get(k, 0) + v
 
     @property

@@ -10,7 +10,7 @@ from typing import Iterator
 
 from .errors import DatasetError, InputError, RejectLimitError, UsageError
 from .parse import Counts, ParsedBatch, Parser, default_parser
-from .sources import Input, expand_inputs, iter_byte_chunks, split_lines
+from .sources import CHUNK_BYTES, FileRange, Input, expand_inputs, iter_byte_chunks, iter_file_ranges
 
 
 # Inputs at least this large are parsed by worker processes (both cores); smaller ones in-process,
@@ -18,15 +18,48 @@ from .sources import Input, expand_inputs, iter_byte_chunks, split_lines
 PARALLEL_MIN_BYTES = 48 << 20
 
 
+# With workers, ingest's tasks are this large: a worker parses a task in CHUNK_BYTES pieces (its
+# memory stays bounded) and writes its rows as one Parquet file per day (~75k rows of Istio lines).
+STAGE_TASK_BYTES = 16 << 20
+
+
+@dataclass
+class StagedBatch:
+    """A task that an ingest worker parsed and wrote to hidden files itself (``Dataset.stage``):
+    the counts, rejects (few), time bounds and files the parent needs, not the rows."""
+
+    read: int
+    blank: int
+    parsed: int
+    rejects: "pa.RecordBatch | pa.Table"
+    formats: dict
+    undated: int
+    tmin: object
+    tmax: object
+    pairs: list
+
+    @property
+    def rejected(self) -> int:
+        return self.rejects.num_rows
+
+
 def parse_input(inp: Input, parser: Parser | None = None, *, skip_bytes: int = 0,
-                first_line: int = 1, workers: int | None = None) -> Iterator[tuple[ParsedBatch, int]]:
+                first_line: int = 1, workers: int | None = None,
+                stage: tuple | None = None) -> Iterator[tuple["ParsedBatch | StagedBatch", int]]:
     """Parse one input; yields each batch, in input order, with the decompressed byte offset it
     ends at. Large inputs are parsed by ``workers`` processes (default: one per core) while this
-    process reads ahead a bounded number of chunks, so memory stays flat for any input size."""
+    process reads ahead a bounded number of chunks, so memory stays flat for any input size.
+    ``stage=(dataset root, file prefix)``: workers also write their rows and rejects to hidden files
+    there and yield ``StagedBatch``es (in-process parsing still yields ``ParsedBatch``es)."""
     parser = parser or default_parser()
     if workers is None:
         workers = default_workers(inp)
-    chunks = iter_byte_chunks(inp, skip_bytes=skip_bytes)
+    staged = stage is not None and workers > 1
+    size = STAGE_TASK_BYTES if staged else CHUNK_BYTES
+    if workers > 1 and not inp.is_stdin and _is_plain(inp):  # workers read their own parts of the file
+        chunks = iter_file_ranges(inp, skip_bytes=skip_bytes, chunk_bytes=size)
+    else:
+        chunks = iter_byte_chunks(inp, skip_bytes=skip_bytes, chunk_bytes=size)
     if workers <= 1:
         line_no = first_line
         for body, end in chunks:
@@ -35,7 +68,7 @@ def parse_input(inp: Input, parser: Parser | None = None, *, skip_bytes: int = 0
                 yield batch, end
                 line_no += batch.read
         return
-    yield from _parse_parallel(chunks, parser, inp.name, first_line, workers)
+    yield from _parse_parallel(chunks, parser, inp.name, first_line, workers, stage if staged else None)
 
 
 def default_workers(inp: Input) -> int:
@@ -52,7 +85,7 @@ def default_workers(inp: Input) -> int:
     return cores if size is None or size >= PARALLEL_MIN_BYTES else 1
 
 
-def _parse_parallel(chunks, parser: Parser, source: str, first_line: int, workers: int):
+def _parse_parallel(chunks, parser: Parser, source: str, first_line: int, workers: int, stage: tuple | None = None):
     import multiprocessing
     from collections import deque
     from concurrent.futures import ProcessPoolExecutor
@@ -63,13 +96,16 @@ def _parse_parallel(chunks, parser: Parser, source: str, first_line: int, worker
     os.environ.setdefault("POLARS_MAX_THREADS", "1")
     pending: deque = deque()
     line_no = first_line
+    ahead = workers + 1 if stage else workers * 2  # tasks in flight: bounded read-ahead, flat memory
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(parser,)) as pool:
         try:
             for body, end in chunks:
-                n = body.count(b"\n") + (0 if body.endswith(b"\n") else 1)
-                pending.append((pool.submit(_parse_chunk, body, source, line_no), end))
+                n = body.lines if isinstance(body, FileRange) else body.count(b"\n") + (0 if body.endswith(b"\n") else 1)
+                task = pool.submit(_stage_chunk, body, source, line_no, *stage) if stage else \
+                    pool.submit(_parse_chunk, body, source, line_no)
+                pending.append((task, end))
                 line_no += n
-                while len(pending) > workers * 2:  # bounded read-ahead: flat memory
+                while len(pending) > ahead:
                     fut, e = pending.popleft()
                     yield fut.result(), e
             while pending:
@@ -88,8 +124,56 @@ def _init_worker(parser: Parser) -> None:
     _WORKER_PARSER = parser
 
 
-def _parse_chunk(body: bytes, source: str, first_line: int) -> ParsedBatch:
-    return _WORKER_PARSER.parse_chunk(body, source, first_line)
+def _parse_chunk(body: "bytes | FileRange", source: str, first_line: int) -> ParsedBatch:
+    return _WORKER_PARSER.parse_chunk(body.read() if isinstance(body, FileRange) else body, source, first_line)
+
+
+def _stage_chunk(body: "bytes | FileRange", source: str, first_line: int, root: str, prefix: str) -> StagedBatch:
+    from .batches import BatchBuffer
+    from .dataset import stage_files
+
+    if isinstance(body, FileRange):
+        body = body.read()
+    buf, line_no, blank = BatchBuffer(), first_line, 0
+    for piece in _pieces(body, CHUNK_BYTES):
+        batch = _WORKER_PARSER.parse_chunk(piece, source, line_no)
+        line_no += batch.read
+        blank += batch.blank
+        buf.add(batch)
+    records, rejects = buf.take()
+    formats: dict = {}
+    undated, tmin, tmax = 0, None, None
+    if records is not None:
+        import polars as pl
+
+        formats = dict(pl.from_arrow(records.column("log_format")).value_counts().iter_rows())
+        undated, tmin, tmax = _time_bounds(records)
+    pairs = stage_files(root, records, rejects, prefix=prefix)
+    if rejects is None:
+        from .schema import REJECT_SCHEMA
+
+        rejects = REJECT_SCHEMA.empty_table()
+    return StagedBatch(line_no - first_line, blank, records.num_rows if records is not None else 0, rejects,
+                       formats, undated, tmin, tmax, pairs)
+
+
+def _pieces(body: bytes, size: int) -> Iterator[bytes]:
+    """``body`` in runs of whole lines of about ``size`` bytes."""
+    start = 0
+    while start < len(body):
+        cut = body.rfind(b"\n", start, start + size)
+        end = len(body) if start + size >= len(body) or cut < 0 else cut + 1
+        yield body[start:end]
+        start = end
+
+
+def _time_bounds(records) -> tuple[int, object, object]:
+    """Rows without a start_time, and the earliest and latest start_time."""
+    import pyarrow.compute as pc
+
+    st = records.column("start_time")
+    mm = pc.min_max(st)
+    return st.null_count, mm["min"].as_py(), mm["max"].as_py()
 
 
 def format_reject(r: dict) -> str:
@@ -355,12 +439,13 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
                 "format_spec": parser.format_spec,
             })
             counts, buf = Counts(), _batches.BatchBuffer(flush_rows or _batches.FLUSH_ROWS)
-            pairs: list = []
+            stager, pairs = _Stager(ds, entry["prefix"]), []
             end, rows, undated, tmin, tmax, error = skip_bytes, 0, 0, None, None, None
             task = bar.start(inp.name, size - skip_bytes if size is not None and _is_plain(inp) else None)
             try:
                 try:
-                    for batch, end in parse_input(inp, parser, skip_bytes=skip_bytes, first_line=first_line):
+                    for batch, end in parse_input(inp, parser, skip_bytes=skip_bytes, first_line=first_line,
+                                                  stage=(str(ds.root), entry["prefix"])):
                         counts.add(batch)
                         bar.advance(task, end - skip_bytes, counts.read)
                         if batch.rejected and on_error != "skip":
@@ -374,17 +459,21 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
                                     bar.note(escape_control(format_reject(r)))
                                 shown += 1
                         if batch.parsed:
-                            st = batch.records.column("start_time")
-                            undated += st.null_count
-                            lo, hi = _min_max(st)
+                            none, lo, hi = (batch.undated, batch.tmin, batch.tmax) if isinstance(batch, StagedBatch) \
+                                else _time_bounds(batch.records)
+                            undated += none
                             tmin = lo if tmin is None or (lo is not None and lo < tmin) else tmin
                             tmax = hi if tmax is None or (hi is not None and hi > tmax) else tmax
-                        buf.add(batch)
-                        if buf.due():
-                            pairs += ds.stage(*buf.take(), prefix=entry["prefix"])
+                        if isinstance(batch, StagedBatch):  # a worker wrote its files
+                            stager.pairs += batch.pairs
+                        else:
+                            buf.add(batch)
+                            if buf.due():
+                                stager.submit(*buf.take())
                 except InputError as e:  # corrupt archive: keep what came before the damage
                     error = f"{e} ({counts.read} lines read)"
-                pairs += ds.stage(*buf.take(), prefix=entry["prefix"])
+                stager.submit(*buf.take())
+                pairs = stager.finish()
                 rows = counts.parsed
                 ratio = counts.malformed / max(counts.parsed + counts.malformed, 1)
                 if ratio > max_reject_ratio:
@@ -414,13 +503,13 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
                 )
                 done = ds.commit_entry(entry, pairs, replaces)
             except KeyboardInterrupt:
-                ds.abandon_entry(entry, pairs)
+                ds.abandon_entry(entry, stager.abandon())
                 bar.__exit__(None, None, None)
                 print(f"logpipe: {inp.name}: stopped before its end, not ingested (the next run does it)", file=err)
                 _print_summary(summary, started, shown, max_warnings, ds, err)
                 raise
             except BaseException:
-                ds.abandon_entry(entry, pairs)
+                ds.abandon_entry(entry, stager.abandon())
                 raise
             finally:
                 bar.finish(task)
@@ -448,6 +537,47 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
     return summary
 
 
+class _Stager:
+    """Writes an input's buffered tables (``Dataset.stage``) on a background thread, one at a time:
+    pyarrow encodes Parquet without the GIL, so reading and parsing go on meanwhile. At most one
+    write is in flight, so memory stays bounded."""
+
+    def __init__(self, ds, prefix: str):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._ds, self._prefix = ds, prefix
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="logpipe-write")
+        self._pending = None
+        self.pairs: list = []
+
+    def submit(self, records, rejects) -> None:
+        self._collect()
+        if records is not None or rejects is not None:
+            self._pending = self._pool.submit(self._ds.stage, records, rejects, prefix=self._prefix)
+
+    def _collect(self) -> None:
+        if self._pending is not None:
+            done, self._pending = self._pending, None
+            self.pairs += done.result()
+
+    def finish(self) -> list:
+        """Waits for the last write (raising its error); the ``(hidden, final)`` pairs written."""
+        try:
+            self._collect()
+        finally:
+            self._pool.shutdown(wait=True)
+        return self.pairs
+
+    def abandon(self) -> list:
+        """After a failure: waits for a write in flight, ignoring its error; the pairs written."""
+        try:
+            self._collect()
+        except Exception:  # noqa: BLE001 - its hidden files are swept as stale by recover()
+            pass
+        self._pool.shutdown(wait=True)
+        return self.pairs
+
+
 def _print_summary(summary: IngestSummary, started: float, shown: int, max_warnings: int, ds, err) -> None:
     import time
 
@@ -462,13 +592,6 @@ def _print_summary(summary: IngestSummary, started: float, shown: int, max_warni
 def _add_counts(a: Counts, b: Counts) -> Counts:
     return Counts(a.read + b.read, a.parsed + b.parsed, a.noise + b.noise, a.malformed + b.malformed,
                   a.blank + b.blank)
-
-
-def _min_max(column):
-    import pyarrow.compute as pc
-
-    mm = pc.min_max(column)
-    return mm["min"].as_py(), mm["max"].as_py()
 
 
 def _iso(t) -> str | None:

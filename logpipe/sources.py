@@ -40,6 +40,46 @@ class Input:
         return None if self.is_stdin else os.path.getsize(self.path)
 
 
+@dataclass(frozen=True)
+class FileRange:
+    """Bytes ``[start, stop)`` of a plain file, ``lines`` whole lines: a worker process reads them
+    itself, so they are not copied through a pipe."""
+
+    path: str
+    start: int
+    stop: int
+    lines: int
+
+    def read(self) -> bytes:
+        with open(self.path, "rb") as f:
+            f.seek(self.start)
+            return f.read(self.stop - self.start)
+
+
+def iter_file_ranges(inp: Input, skip_bytes: int = 0, chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[FileRange, int]]:
+    """``iter_byte_chunks`` of a plain (uncompressed) file as ranges: ``(range, end_offset)``. This
+    process reads each range once, only to cut it at a line end and count its lines."""
+    with open(inp.path, "rb", buffering=0) as f:
+        f.seek(skip_bytes)
+        start, tail = skip_bytes, b""
+        while True:
+            chunk = f.read(chunk_bytes)
+            data = tail + chunk if tail else chunk
+            cut = data.rfind(b"\n") + 1
+            if chunk and not cut:  # one line longer than a chunk: read on to its end
+                tail = data
+                continue
+            if not chunk:
+                cut = len(data)  # the last line, without a newline
+            if cut:
+                lines = data.count(b"\n", 0, cut) + (0 if data[cut - 1:cut] == b"\n" else 1)
+                yield FileRange(inp.path, start, start + cut, lines), start + cut
+                start += cut
+            if not chunk:
+                return
+            tail = data[cut:]
+
+
 def expand_inputs(paths: list[str]) -> tuple[list[Input], list[str]]:
     """Expand files, directories (recursed, sorted) and globs. Returns the inputs and one error
     message for each path that gives nothing readable."""
