@@ -257,9 +257,7 @@ def parse_to_output(paths: list[str], *, fmt: str | None, out_path: str | None, 
 
     try:
         if fmt == "parquet":
-            import pyarrow as pa
-
-            render.write_parquet(pa.Table.from_batches(list(records()), schema=schema), out_path)
+            render.write_parquet(records(), out_path, schema=schema)  # streamed, a row group at a time
         else:
             out = open(out_path, "w", encoding="utf-8", newline="") if out_path else sys.stdout
             try:
