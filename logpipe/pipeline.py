@@ -1,6 +1,7 @@
 """The one place that knows the stage order: sources → parse → (batches → dataset | output)."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -44,13 +45,14 @@ class StagedBatch:
 
 
 def parse_input(inp: Input, parser: Parser | None = None, *, skip_bytes: int = 0,
-                first_line: int = 1, workers: int | None = None,
-                stage: tuple | None = None) -> Iterator[tuple["ParsedBatch | StagedBatch", int]]:
+                first_line: int = 1, workers: int | None = None, stage: tuple | None = None,
+                pool: "WorkerPool | None" = None) -> Iterator[tuple["ParsedBatch | StagedBatch", int]]:
     """Parse one input; yields each batch, in input order, with the decompressed byte offset it
     ends at. Large inputs are parsed by ``workers`` processes (default: one per core) while this
     process reads ahead a bounded number of chunks, so memory stays flat for any input size.
     ``stage=(dataset root, file prefix)``: workers also write their rows and rejects to hidden files
-    there and yield ``StagedBatch``es (in-process parsing still yields ``ParsedBatch``es)."""
+    there and yield ``StagedBatch``es (in-process parsing still yields ``ParsedBatch``es).
+    ``pool``: workers already started (``WorkerPool``, shared by the inputs of one ingest)."""
     parser = parser or default_parser()
     if workers is None:
         workers = default_workers(inp)
@@ -68,7 +70,11 @@ def parse_input(inp: Input, parser: Parser | None = None, *, skip_bytes: int = 0
                 yield batch, end
                 line_no += batch.read
         return
-    yield from _parse_parallel(chunks, parser, inp.name, first_line, workers, stage if staged else None)
+    if pool is not None and pool.workers == workers:
+        yield from _parse_parallel(chunks, pool, inp.name, first_line, stage if staged else None)
+        return
+    with WorkerPool(parser, workers) as own:
+        yield from _parse_parallel(chunks, own, inp.name, first_line, stage if staged else None)
 
 
 def default_workers(inp: Input) -> int:
@@ -85,35 +91,73 @@ def default_workers(inp: Input) -> int:
     return cores if size is None or size >= PARALLEL_MIN_BYTES else 1
 
 
-def _parse_parallel(chunks, parser: Parser, source: str, first_line: int, workers: int, stage: tuple | None = None):
-    import multiprocessing
-    from collections import deque
-    from concurrent.futures import ProcessPoolExecutor
+class WorkerPool:
+    """Worker processes that parse with ``parser``, started on first use (``start`` starts them
+    early, so that they boot while this process does something else) and kept for every input."""
 
-    # spawn, not fork: polars' thread pool does not survive fork. The parser travels by pickle.
-    ctx = multiprocessing.get_context("spawn")
-    # One polars thread per worker: the workers are the parallelism; more threads only contend.
-    os.environ.setdefault("POLARS_MAX_THREADS", "1")
+    def __init__(self, parser: Parser, workers: int):
+        self.parser, self.workers = parser, workers
+        self._executor = None
+
+    def executor(self):
+        if self._executor is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            # spawn, not fork: polars' thread pool does not survive fork. The parser travels by pickle.
+            ctx = multiprocessing.get_context("spawn")
+            # One polars thread per worker: the workers are the parallelism; more threads only contend.
+            os.environ.setdefault("POLARS_MAX_THREADS", "1")
+            self._executor = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
+                                                 initargs=(self.parser,))
+        return self._executor
+
+    def start(self) -> None:
+        for _ in range(self.workers):
+            self.executor().submit(int)
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+    def __enter__(self) -> "WorkerPool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _parse_parallel(chunks, pool: WorkerPool, source: str, first_line: int, stage: tuple | None = None):
+    from collections import deque
+
     pending: deque = deque()
     line_no = first_line
+    workers, executor = pool.workers, pool.executor()
     ahead = workers + 1 if stage else workers * 2  # tasks in flight: bounded read-ahead, flat memory
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(parser,)) as pool:
-        try:
-            for body, end in chunks:
-                n = body.lines if isinstance(body, FileRange) else body.count(b"\n") + (0 if body.endswith(b"\n") else 1)
-                task = pool.submit(_stage_chunk, body, source, line_no, *stage) if stage else \
-                    pool.submit(_parse_chunk, body, source, line_no)
-                pending.append((task, end))
-                line_no += n
-                while len(pending) > ahead:
-                    fut, e = pending.popleft()
-                    yield fut.result(), e
-            while pending:
+    try:
+        for body, end in chunks:
+            n = body.lines if isinstance(body, FileRange) else body.count(b"\n") + (0 if body.endswith(b"\n") else 1)
+            task = executor.submit(_stage_chunk, body, source, line_no, *stage) if stage else \
+                executor.submit(_parse_chunk, body, source, line_no)
+            pending.append((task, end))
+            line_no += n
+            while len(pending) > ahead:
                 fut, e = pending.popleft()
                 yield fut.result(), e
-        finally:
+        while pending:
+            fut, e = pending.popleft()
+            yield fut.result(), e
+    finally:
+        for fut, _ in pending:
+            fut.cancel()
+        if pending:  # stopped early (an error, or the consumer left): let running tasks end
             for fut, _ in pending:
-                fut.cancel()
+                if not fut.cancelled():
+                    try:
+                        fut.exception()
+                    except BaseException:  # noqa: BLE001
+                        pass
 
 
 _WORKER_PARSER: Parser | None = None
@@ -394,7 +438,11 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
     shown = 0
     ratio_failures: list[str] = []
     bar = _IngestProgress(err, progress)
-    with _ingest_lock(ds), bar:
+    parallel = [i for i in inputs if default_workers(i) > 1]
+    pool = WorkerPool(parser, max(default_workers(i) for i in parallel)) if parallel else None
+    with _ingest_lock(ds), bar, (pool or contextlib.nullcontext()):
+        if pool is not None:
+            pool.start()  # the workers boot while the first input is hashed
         ds.recover()
         known = [e for e in ds.entries() if e.get("hash")]  # this process is the only ingest (lock)
         for inp in inputs:
@@ -443,7 +491,7 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
             try:
                 try:
                     for batch, end in parse_input(inp, parser, skip_bytes=skip_bytes, first_line=first_line,
-                                                  stage=(str(ds.root), entry["prefix"])):
+                                                  stage=(str(ds.root), entry["prefix"]), pool=pool):
                         counts.add(batch)
                         bar.advance(task, end - skip_bytes, counts.read)
                         if batch.rejected and on_error != "skip":
