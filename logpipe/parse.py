@@ -5,7 +5,9 @@ For a batch of lines:
 1. kubectl/stern/compose prefixes are split off with the regex compiled from ``prefix.lark``;
 2. JSON bodies (``{…}``) are decoded with the json module and mapped by key (FORMATS.md a.3);
 3. text bodies are matched, layout after layout, by the regexes compiled from ``access.lark``
-   (polars runs them over the whole batch);
+   (polars runs them over the whole batch as a DFA, without captures); the columns of a matched
+   line are then cut out by the layout's split plan (``logpipe/splitplan.py``: at its quotes and
+   spaces, planned from the same grammar), or, when free text holds a quote, by the capture regex;
 4. what is left is noise (``noise.lark``) or goes to the exact Lark path, which parses it or says
    where and why it fails;
 5. all text columns are typed in one place (``type_columns``): ``-`` becomes null there and only

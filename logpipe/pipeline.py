@@ -130,6 +130,7 @@ class WorkerPool:
 
 def _parse_parallel(chunks, pool: WorkerPool, source: str, first_line: int, stage: tuple | None = None):
     from collections import deque
+    from concurrent.futures import wait
 
     pending: deque = deque()
     line_no = first_line
@@ -148,16 +149,10 @@ def _parse_parallel(chunks, pool: WorkerPool, source: str, first_line: int, stag
         while pending:
             fut, e = pending.popleft()
             yield fut.result(), e
-    finally:
+    finally:  # stopped early (an error, or the consumer left): drop queued tasks, let running ones end
         for fut, _ in pending:
             fut.cancel()
-        if pending:  # stopped early (an error, or the consumer left): let running tasks end
-            for fut, _ in pending:
-                if not fut.cancelled():
-                    try:
-                        fut.exception()
-                    except BaseException:  # noqa: BLE001
-                        pass
+        wait([fut for fut, _ in pending if not fut.cancelled()])
 
 
 _WORKER_PARSER: Parser | None = None
@@ -488,10 +483,13 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
             stager, pairs = _Stager(ds, entry["prefix"]), []
             end, rows, undated, tmin, tmax, error = skip_bytes, 0, 0, None, None, None
             task = bar.start(inp.name, size - skip_bytes if size is not None and _is_plain(inp) else None)
+            batches = parse_input(inp, parser, skip_bytes=skip_bytes, first_line=first_line,
+                                  stage=(str(ds.root), entry["prefix"]), pool=pool)
             try:
                 try:
-                    for batch, end in parse_input(inp, parser, skip_bytes=skip_bytes, first_line=first_line,
-                                                  stage=(str(ds.root), entry["prefix"]), pool=pool):
+                    for batch, end in batches:
+                        if isinstance(batch, StagedBatch):  # a worker wrote its files
+                            stager.pairs += batch.pairs
                         counts.add(batch)
                         bar.advance(task, end - skip_bytes, counts.read)
                         if batch.rejected and on_error != "skip":
@@ -510,9 +508,7 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
                             undated += none
                             tmin = lo if tmin is None or (lo is not None and lo < tmin) else tmin
                             tmax = hi if tmax is None or (hi is not None and hi > tmax) else tmax
-                        if isinstance(batch, StagedBatch):  # a worker wrote its files
-                            stager.pairs += batch.pairs
-                        else:
+                        if not isinstance(batch, StagedBatch):
                             buf.add(batch)
                             if buf.due():
                                 stager.submit(*buf.take())
@@ -549,12 +545,14 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
                 )
                 done = ds.commit_entry(entry, pairs, replaces)
             except KeyboardInterrupt:
+                batches.close()  # workers finish their tasks first: then abandon removes all their files
                 ds.abandon_entry(entry, stager.abandon())
                 bar.__exit__(None, None, None)
                 print(f"logpipe: {inp.name}: stopped before its end, not ingested (the next run does it)", file=err)
                 _print_summary(summary, started, shown, max_warnings, ds, err)
                 raise
             except BaseException:
+                batches.close()
                 ds.abandon_entry(entry, stager.abandon())
                 raise
             finally:

@@ -75,3 +75,19 @@ def test_parallel_parse_equals_in_process(mixed_log, monkeypatch):
     serial, parallel = batches(1), batches(2)
     assert parallel[0] == serial[0] and len(serial[0]) > 1_500
     assert parallel[1] == serial[1]
+
+
+def test_parallel_ingest_failure_leaves_no_files(mixed_log, tmp_path, monkeypatch):
+    """--on-error fail stops at the first malformed line: the input is not ingested, and nothing
+    the workers wrote (visible or hidden) stays behind, tasks still running included."""
+    from logpipe.dataset import Dataset
+    from logpipe.errors import RejectLimitError
+
+    monkeypatch.setattr(pipeline, "STAGE_TASK_BYTES", 32 << 10)
+    monkeypatch.setenv("LOGPIPE_WORKERS", "2")
+    data = tmp_path / "data"
+    with pytest.raises(RejectLimitError, match="--on-error fail"):
+        pipeline.ingest_paths([str(mixed_log)], str(data), on_error="fail", err=io.StringIO(), progress=False)
+    left = [p for p in data.rglob("*") if p.is_file() and p.name not in ("_manifest.json", "_ingest.lock", "_lock")]
+    assert left == []
+    assert Dataset(data).entries(state=None) == []
