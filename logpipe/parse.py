@@ -135,7 +135,6 @@ class Parser:
         # (the differential test and the bench compare the two).
         self.fast = options.get("fast", True)
         self._max_quotes: int | None = None  # most double quotes a text layout has (_lark_can_explain)
-        self._layouts = [(name, self.access.compile(name)) for name in TEXT_LAYOUTS] if self.fast else []
         # "[START_TIME] \"", from the grammar: a line holding two is two lines glued together.
         head = _grammar.layout_steps(self.access, "head", strict=False)
         self._head_rx = head[next(s.index for s in head if s.field == "method") - 1].prefix
@@ -147,16 +146,15 @@ class Parser:
         self.custom = _custom_layout(options.get("custom"))
         self.schema = self.custom.schema if self.custom else RECORD_SCHEMA
         self.format_spec = self.custom.spec if self.custom else ""
-        if self.custom and self.custom.rulebook is not None and self.fast:
-            self._layouts.insert(0, (self.custom.name, self.custom.rulebook.compile(self.custom.name)))
-        # Split plans (logpipe/splitplan.py) cut most lines without the whole-line capture regex;
-        # split=False keeps every line on that regex (the tests compare the two).
-        self._plans = {}
-        if options.get("split", True):
-            books = {name: self.access for name in TEXT_LAYOUTS}
-            if self.custom and self.custom.rulebook is not None:
-                books[self.custom.name] = self.custom.rulebook
-            self._plans = {name: _splitplan.build(books[name], name) for name, _ in self._layouts}
+        # The text layouts in the order a line is tried: (name, whole-line regex, split plan). A custom
+        # layout (its own grammar) comes first. Split plans (logpipe/splitplan.py) cut most lines
+        # without the capture regex; split=False keeps every line on that regex (tests compare them).
+        books = [(name, self.access) for name in TEXT_LAYOUTS]
+        if self.custom and self.custom.rulebook is not None:
+            books.insert(0, (self.custom.name, self.custom.rulebook))
+        split = options.get("split", True)
+        self._layouts = [(name, book.compile(name), _splitplan.build(book, name) if split else None)
+                         for name, book in books] if self.fast else []
 
     def __reduce__(self):
         # Lark objects do not pickle well; rebuilding from the options is cheap and exact.
@@ -191,14 +189,13 @@ class Parser:
         rejects: list[dict] = []
 
         text = self._reject_glued(df.filter(~is_json), rejects)
-        for name, compiled in self._layouts:
+        for name, compiled, plan in self._layouts:
             if text.height == 0:
                 break
             hit = text["body"].str.contains(f"^{compiled.pattern}$")  # a DFA: no captures yet
             if not hit.any():
                 continue
             got, text = text.filter(hit), text.filter(~hit)
-            plan = self._plans.get(name)
             if plan is not None:
                 parts = _splitplan.split_quotes(got["body"])
                 easy = parts.list.len() == plan.quotes + 1
@@ -490,7 +487,7 @@ def type_columns(df: pl.DataFrame | None, source: str,
     text_cols = [c for c in df.columns if c not in ("line_number", "prefix_len", "raw")]
     df = df.with_columns(pl.col(c).cast(pl.String) for c in text_cols if df.schema[c] != pl.String)
     df = df.with_columns(
-        pl.when(pl.col(c).is_in(["-", ""])).then(None).otherwise(pl.col(c)).alias(c)
+        pl.when((pl.col(c) == "-") | (pl.col(c) == "")).then(None).otherwise(pl.col(c)).alias(c)
         for c in text_cols
         if df.schema[c] == pl.String
     )

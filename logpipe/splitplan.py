@@ -133,10 +133,17 @@ def extract(plan: SplitPlan, parts: pl.Series) -> pl.DataFrame:
                     value = value.str.strip_prefix(before)
                 if after:
                     value = value.str.strip_suffix(after)
-                columns[token.field] = value.alias(token.field)
+                _add(columns, token.field, value)
             elif token.regex is not None:
-                columns.update(_by_regex(token, value))
+                for name, got in _by_regex(token, value).items():
+                    _add(columns, name, got)
     return pl.DataFrame(columns, height=parts.len())
+
+
+def _add(columns: dict[str, pl.Series], name: str, value: pl.Series) -> None:
+    """A column printed twice (``%REQ(:PATH)%`` … ``%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%``) keeps its
+    first value that is there, as the whole-line regex (coalesce) and Lark do."""
+    columns[name] = columns[name].fill_null(value) if name in columns else value.alias(name)
 
 
 def _cut(seg: Segment, text: pl.Series) -> list[tuple[Token, pl.Series]]:

@@ -1,0 +1,521 @@
+"""Split plans (logpipe/splitplan.py): each text layout's grammar read once into a plan that cuts
+lines at double quotes and single spaces, used by ``Parser.parse_series`` for lines with the
+layout's number of quotes. The plan must give exactly what the whole-line capture regex gives
+(``Parser(split=False)``), and it must be built, refused and bypassed where its docstring says.
+"""
+from __future__ import annotations
+
+import importlib.util
+from collections import Counter
+
+import pytest
+from conftest import ROOT, read_lines, sample_files
+
+from logpipe import formats, grammar, splitplan
+from logpipe.parse import TEXT_LAYOUTS, Parser
+
+QUOTE, SPACE = '"', " "
+GRAMMARS = str(ROOT / "grammars")
+
+
+@pytest.fixture(scope="module")
+def access():
+    return grammar.load_builtin("access")
+
+
+@pytest.fixture(scope="module")
+def parsers():
+    """(split plans on, split plans off), built once."""
+    return Parser(), Parser(split=False)
+
+
+@pytest.fixture
+def extract_calls(monkeypatch):
+    """Every call of ``splitplan.extract`` as (layout, number of rows it received)."""
+    calls: list[tuple[str, int]] = []
+    real = splitplan.extract
+
+    def counting(plan, parts):
+        calls.append((plan.layout, parts.len()))
+        return real(plan, parts)
+
+    monkeypatch.setattr(splitplan, "extract", counting)
+    return calls
+
+
+def routed(calls, layout: str | None = None) -> int:
+    return sum(n for name, n in calls if layout is None or name == layout)
+
+
+def assert_same(split: Parser, whole: Parser, lines: list[str], source: str = "t.log"):
+    a, b = split.parse_batch(lines, source), whole.parse_batch(lines, source)
+    got, want = a.records.to_pylist(), b.records.to_pylist()
+    assert len(got) == len(want)
+    for g, w in zip(got, want):  # row by row: a failure names the line and the columns that differ
+        assert g == w, (lines[g["line_number"] - 1], {k: (g[k], w.get(k)) for k in g if g[k] != w.get(k)})
+    assert a.rejects.to_pylist() == b.rejects.to_pylist()
+    assert (a.read, a.blank) == (b.read, b.blank)
+    return a
+
+
+def custom_book(text: str, start: str = "custom") -> grammar.Rulebook:
+    return grammar.Rulebook(text, [start], source="<test>", import_paths=[GRAMMARS])
+
+
+def tokens(seg: splitplan.Segment) -> list[splitplan.Token]:
+    return [*seg.left, *([seg.free] if seg.free is not None else []), *seg.right]
+
+
+def plan_outputs(plan: splitplan.SplitPlan) -> set[str]:
+    """The columns a plan yields: fields of whole-text tokens and output names of regex tokens."""
+    out = set()
+    for seg in plan.segments:
+        for t in tokens(seg):
+            if t.field is not None:
+                out.add(t.field)
+            out.update(name for name, _groups in t.groups)
+    return out
+
+
+# ---- 1. a plan for every built-in layout ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("layout", TEXT_LAYOUTS)
+def test_every_builtin_layout_has_a_plan(access, layout):
+    plan = splitplan.build(access, layout)
+    assert plan is not None and plan.layout == layout
+    items = grammar.layout_items(access, layout)
+    quotes = sum(1 for i in items if grammar.item_literal(access, i) == QUOTE)
+    assert quotes >= 10  # the layouts quote the request line and five client fields at least
+    assert plan.quotes == quotes
+    assert len(plan.segments) == quotes + 1
+    # The plan yields exactly the columns (and sub-columns) the whole-line regex captures.
+    assert plan_outputs(plan) == set(access.compile(layout).groups)
+    # Free text (may hold spaces) is exactly the TEXT columns: the path and the quoted fields.
+    free = {seg.free.field for seg in plan.segments if seg.free is not None and seg.free.field}
+    text_fields = {grammar.item_field(access, i) for i in items
+                   if grammar.item_field(access, i) and grammar.item_can_hold(access, i, SPACE)}
+    assert free == text_fields and "path" in free and "user_agent" in free
+
+
+def plans(parser: Parser) -> dict:
+    """The split plan of each text layout of ``parser``, by layout name."""
+    return {name: plan for name, _regex, plan in parser._layouts}
+
+
+def test_parser_builds_a_plan_per_layout(parsers):
+    split, whole = parsers
+    assert [name for name, *_ in split._layouts] == list(TEXT_LAYOUTS)
+    assert all(plan is not None for plan in plans(split).values())
+    assert all(plan is None for plan in plans(whole).values())
+
+
+def test_istio_1_9_plan_shape(access):
+    plan = splitplan.build(access, "istio_1_9")
+    assert plan.quotes == 14
+    # [START_TIME] "
+    head = plan.segments[0]
+    assert head.free is None
+    assert head.left[0] == splitplan.Token(field="start_time", strip=("[", "]"))
+    assert not any(t.useful for t in head.left[1:])
+    # "METHOD PATH PROTOCOL": method from the left, path free, protocol from the right
+    request = plan.segments[1]
+    assert [t.field for t in request.left] == ["method"]
+    assert request.free is not None and request.free.field == "path" and request.free.strip == ("", "")
+    assert [t.field for t in request.right] == ["protocol"]
+    # " 200 - via_upstream - ": whole tokens, split from the left
+    codes = plan.segments[2]
+    assert codes.free is None
+    assert [t.field for t in codes.left if t.useful] == [
+        "response_code", "response_flags", "response_code_details", "connection_termination_details"]
+    # a quoted TEXT? field is a segment of its own, all free
+    assert plan.segments[3] == splitplan.Segment((), splitplan.Token(field="upstream_transport_failure_reason"), ())
+    # "%UPSTREAM_HOST%": an address, cut by its own regex into sub-columns
+    (host,) = [t for t in plan.segments[13].left if t.useful]
+    assert host.field is None and host.regex.startswith("^") and host.regex.endswith("$")
+    assert {name for name, _ in host.groups} == {"upstream_host", "upstream_host_ip", "upstream_host_port"}
+    assert dict(host.groups)["upstream_host_ip"] == ("upstream_host_ip", "upstream_host_ip__2")
+    # cluster (with its optional ";"), three addresses, SNI, route
+    tail = [t for t in plan.segments[14].left if t.useful]
+    assert [t.field for t in tail] == [None, None, None, None, "requested_server_name", "route_name"]
+    assert {name for name, _ in tail[0].groups} == {
+        "upstream_cluster", "upstream_cluster_direction", "upstream_cluster_port",
+        "upstream_cluster_subset", "upstream_cluster_host"}
+
+
+def test_extract_cuts_one_line(access):
+    """``extract`` on one istio_1_9 line, with spaces in the path and user agent."""
+    import polars as pl
+
+    line = ('[2025-01-30T10:53:24.085Z] "GET /search?q=blue shoes HTTP/1.1" 200 UF,URX via_upstream - "-" 0 254 237 236 '
+            '"-" "Mozilla/5.0 (X11; Linux)" "6f2e" "httpbin.org" "[2001:db8::10]:443" inbound-vip|80|http|httpbin.org; '
+            "10.244.0.18:39682 240.240.0.2:80 10.244.0.24:45748 - default")
+    plan = splitplan.build(access, "istio_1_9")
+    parts = splitplan.split_quotes(pl.Series([line]))
+    assert parts.list.len()[0] == plan.quotes + 1
+    row = splitplan.extract(plan, parts).row(0, named=True)
+    assert row["start_time"] == "2025-01-30T10:53:24.085Z"
+    assert (row["method"], row["path"], row["protocol"]) == ("GET", "/search?q=blue shoes", "HTTP/1.1")
+    assert (row["response_code"], row["response_flags"]) == ("200", "UF,URX")
+    assert row["user_agent"] == "Mozilla/5.0 (X11; Linux)"
+    assert (row["upstream_host"], row["upstream_host_port"]) == ("[2001:db8::10]:443", "443")
+    assert row["upstream_cluster"] == "inbound-vip|80|http|httpbin.org"
+    assert (row["upstream_cluster_direction"], row["upstream_cluster_host"]) == ("inbound-vip", "httpbin.org")
+    assert (row["downstream_remote_address_ip"], row["route_name"]) == ("10.244.0.24", "default")
+    # the same text as the whole-line capture regex, column for column
+    compiled = access.compile("istio_1_9")
+    groups = pl.Series([line]).str.extract_groups(f"^{compiled.pattern}$").struct.unnest()
+    want = {out: next((groups[g][0] for g in names if groups[g][0] is not None), None)
+            for out, names in compiled.groups.items()}
+    assert row == want
+
+
+# ---- 2. which items can hold a space or a quote ------------------------------------------------
+
+
+@pytest.mark.parametrize("pattern, char, can", [
+    ("[0-9]+", SPACE, False),
+    ("[0-9]+", QUOTE, False),
+    (r'[^ "\t\n]+', SPACE, False),
+    (r'[^ "\t\n]+', QUOTE, False),
+    (r"[^\n]+", SPACE, True),
+    (r"[^\n]+", QUOTE, True),
+    (r"\S+", SPACE, False),
+    (r"\S+", QUOTE, True),
+    (r"\s", SPACE, True),
+    (r"\s", QUOTE, False),
+    (r"[^\S]", SPACE, True),
+    (r"[\w.-]+", SPACE, False),
+    (r"\d{1,3}", SPACE, False),
+    (r"[^\d]", SPACE, True),
+    (".", SPACE, True),
+    (".+", QUOTE, True),
+    ("[ -~]", SPACE, True),  # a range holding the space
+    ("[!-~]", SPACE, False),  # starts after it
+    ("[!-~]", QUOTE, True),
+    ('a"', QUOTE, True),
+    ("a\\ b", SPACE, True),
+    ('[^"]', SPACE, True),  # NOT_LITERAL
+    ('[^"]', QUOTE, False),
+    ("^abc$", SPACE, False),  # anchors hold nothing
+    # alternations, groups and repeats are walked into
+    ("ab|cd", SPACE, False),
+    ("ab|c d", SPACE, True),
+    ("(?:x(?P<g>[a-z]+))+", SPACE, False),
+    ("(?:x( y)?)", SPACE, True),
+    ("(?:[a-z]+ )*z", SPACE, True),
+    ("(?:[a-z]+ )*?z", SPACE, True),
+    ("x{2,3}(?:a|(?:b|[ ]))", SPACE, True),
+    ("(?i:[a-z]+)", SPACE, False),
+    ("(?>a b)", SPACE, True),  # atomic group
+    ("(?!x)y", SPACE, True),  # a construct not read: conservatively True
+])
+def test_regex_can_hold(pattern, char, can):
+    assert grammar._regex_can_hold(pattern, char) is can
+
+
+def test_item_can_hold_builtin_items(access):
+    items = {grammar.item_field(access, i): i for i in grammar.layout_items(access, "istio_1_9")
+             if grammar.item_field(access, i)}
+    holds_space = {f for f, i in items.items() if grammar.item_can_hold(access, i, SPACE)}
+    assert holds_space == {"path", "upstream_transport_failure_reason", "x_forwarded_for", "user_agent",
+                           "request_id", "authority"}
+    holds_quote = {f for f, i in items.items() if grammar.item_can_hold(access, i, QUOTE)}
+    assert holds_quote == holds_space  # TEXT holds anything; addresses and clusters exclude '"'
+    # free text can hold anything, even what its regex ([^\n]+) cannot
+    assert grammar.item_can_hold(access, items["path"], "\n")
+    assert not grammar.item_can_hold(access, items["start_time"], "[")  # "[" is outside the column
+
+
+def test_item_can_hold_literals_terminals_and_constructs():
+    book = custom_book(r"""
+%import .common (SP, DQ, INT, WORD, TEXT)
+TEXT_NARROW: /[a-z]+/
+NUMBERISH: /[0-9]+/
+custom: method " | " path SP? protocol ("x" | "y z") "[" user_agent "]" SP authority SP route_name
+method: WORD
+path: TEXT_NARROW
+protocol: NUMBERISH | "-"
+user_agent: WORD | DQ
+authority: TEXT?
+route_name: (INT SP)? WORD
+""")
+    items = grammar.layout_items(book, "custom")
+    lit = [grammar.item_literal(book, i) for i in items]
+    can = [grammar.item_can_hold(book, i, SPACE) for i in items]
+    quote = [grammar.item_can_hold(book, i, QUOTE) for i in items]
+    by_name = dict(zip([grammar.item_field(book, i) or lit[k] or f"#{k}" for k, i in enumerate(items)],
+                       zip(can, quote)))
+    assert by_name["method"] == (False, False)  # WORD
+    assert by_name[" | "] == (True, False)  # a literal holding a space
+    assert by_name["path"] == (True, True)  # named TEXT…: free text, whatever its regex says
+    assert by_name["protocol"] == (False, False)  # an alternation of a terminal and a literal
+    assert by_name["["] == (False, False)
+    assert by_name["user_agent"] == (False, True)  # WORD | DQ: one branch holds a quote
+    assert by_name["authority"] == (True, True)  # TEXT?: an optional free text
+    assert by_name["route_name"] == (True, False)  # (INT SP)? WORD: the optional holds a space
+    # SP? (an optional, not a separator) and ("x" | "y z") are walked too
+    constructs = [(c, q) for i, li, c, q in zip(items, lit, can, quote)
+                  if li is None and grammar.item_field(book, i) is None]
+    assert constructs == [(True, False), (True, False)]
+
+
+# ---- 3. a plan is refused for two free-text tokens between the same quotes ---------------------
+
+TWO_FREE = """
+%import .common (SP, DQ, INT, WORD, TEXT, ISO_TIME)
+custom: "[" start_time "]" SP DQ user_agent SP path DQ SP response_code
+start_time: ISO_TIME
+user_agent: TEXT
+path: TEXT
+response_code: INT
+"""
+
+
+def test_two_free_tokens_between_the_same_quotes_refuse_the_plan():
+    book = custom_book(TWO_FREE)
+    assert {"user_agent", "path", "start_time", "response_code"} <= book.fields
+    assert splitplan.build(book, "custom") is None
+
+
+def test_free_tokens_in_different_segments_get_a_plan():
+    book = custom_book(TWO_FREE.replace("DQ user_agent SP path DQ", "DQ user_agent DQ SP DQ path DQ"))
+    plan = splitplan.build(book, "custom")
+    assert plan is not None and plan.quotes == 4
+    assert [s.free.field if s.free else None for s in plan.segments] == [None, "user_agent", None, "path", None]
+    # a free token between whole tokens, in one segment: found from both ends
+    book = custom_book(TWO_FREE.replace("DQ user_agent SP path DQ", "DQ user_agent SP response_code DQ")
+                       .replace("SP response_code\n", "SP path\n").replace("path: TEXT", "path: WORD"))
+    plan = splitplan.build(book, "custom")
+    seg = plan.segments[1]
+    assert (seg.free.field, [t.field for t in seg.right]) == ("user_agent", ["response_code"])
+
+
+def test_refused_plan_still_parses_with_the_whole_line_regex(extract_calls):
+    """A custom grammar whose plan is refused: Parser keeps None for it, and its lines parse the
+    same with and without split plans (none of them through ``extract``)."""
+    split, whole = Parser(custom=TWO_FREE), Parser(custom=TWO_FREE, split=False)
+    assert plans(split)["custom"] is None and plans(split)["istio_1_9"] is not None
+    lines = ['[2025-03-01T00:00:00.000Z] "curl/8 x /a b" 200', '[2025-03-01T00:00:01Z] "a "q" b /c" 404',
+             '[2025-03-01T00:00:02.5+01:00] "ua /" 500']
+    batch = assert_same(split, whole, lines)
+    assert batch.parsed == 3 and batch.records.column("log_format").to_pylist() == ["custom"] * 3
+    assert routed(extract_calls, "custom") == 0
+
+
+# ---- 4. split and whole-line regex agree on every sample and generated line -------------------
+
+
+def _generate_lines():
+    path = ROOT / "bench" / "generate.py"
+    spec = importlib.util.spec_from_file_location("_logpipe_bench_generate_splitplan", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.generate_lines
+
+
+def _corpora():
+    out = [(p.relative_to(ROOT).as_posix(), read_lines(p)) for p in sample_files()]
+    generate = _generate_lines()
+    out.append(("bench/generate.py seed 11", list(generate(3000, 11))))
+    out.append(("bench/generate.py seed 29", list(generate(3000, 29))))
+    return out
+
+
+def test_samples_include_the_scenario_folder():
+    names = {p.relative_to(ROOT / "sample_logs").as_posix() for p in sample_files()}
+    assert {"scenario/baseline-week.log", "scenario/incident-day.log"} <= names
+
+
+def test_split_equals_whole_line_regex_on_samples_and_generated_lines(parsers, extract_calls):
+    split, whole = parsers
+    text_rows, layouts = 0, Counter()
+    for source, lines in _corpora():
+        before = routed(extract_calls)
+        batch = assert_same(split, whole, lines, source)
+        kinds = batch.records.column("log_format").to_pylist()
+        text = sum(1 for k in kinds if k in TEXT_LAYOUTS)
+        layouts.update(k for k in kinds if k in TEXT_LAYOUTS)
+        # a line the plan cut may still be rejected when typed (malformed.log: month 13)
+        untyped = sum(1 for r in batch.rejects.to_pylist() if r["reason"].startswith("invalid value:"))
+        assert routed(extract_calls) - before <= text + untyped
+        text_rows += text
+    seen = routed(extract_calls)
+    assert text_rows > 9000
+    assert seen > 0.5 * text_rows, (seen, text_rows)
+    # every layout that occurs went through its plan
+    assert {name for name, n in extract_calls if n} == set(layouts)
+    assert len(layouts) == len(TEXT_LAYOUTS)
+
+
+def test_split_equals_whole_line_regex_with_collector_prefixes(parsers, extract_calls):
+    """kubectl/stern prefixes are cut off first; the plan reads the body."""
+    split, whole = parsers
+    body = ('[2025-01-30T10:53:24.085Z] "GET /get HTTP/1.1" 200 - via_upstream - "-" 0 254 237 236 "-" "curl/8.11.1" '
+            '"6f2e" "httpbin.org" "192.0.2.10:80" inbound-vip|80|http|httpbin.org 10.244.0.18:39682 240.240.0.2:80 '
+            "10.244.0.24:45748 - default")
+    lines = [body, f"[pod/waypoint-7d9f8b6c4-x2k8p/istio-proxy] {body}", f"waypoint-7d9f8b6c4-x2k8p istio-proxy {body}",
+             f"2025-01-30T10:53:24.085123456Z {body}"]
+    batch = assert_same(split, whole, lines)
+    assert batch.parsed == 4 and routed(extract_calls, "istio_1_9") == 4
+
+
+# ---- 5. quotes inside free text, spaces inside the path -----------------------------------------
+
+HEAD = '[2025-01-30T10:53:24.085Z] "{request}" 200 - via_upstream - "-" 0 254 237 236 "-" "{ua}" '
+TAIL = ('"6f2ed0e3" "httpbin.org" "192.0.2.10:80" inbound-vip|80|http|httpbin.org 10.244.0.18:39682 '
+        "240.240.0.2:80 10.244.0.24:45748 - default")
+
+
+def line(request="GET /get HTTP/1.1", ua="curl/8.11.1"):
+    return HEAD.format(request=request, ua=ua) + TAIL
+
+
+@pytest.mark.parametrize("ua", ['curl "quoted" x', '"', 'a " b', '""', 'x "y z"'])
+def test_quote_inside_free_text_takes_the_whole_line_regex(parsers, extract_calls, ua):
+    split, whole = parsers
+    batch = assert_same(split, whole, [line(ua=ua)])
+    (rec,) = batch.records.to_pylist()
+    assert (rec["log_format"], rec["user_agent"], rec["path"]) == ("istio_1_9", ua, "/get")
+    assert rec["upstream_cluster_host"] == "httpbin.org"
+    assert routed(extract_calls) == 0  # the quote count differs from the layout's
+
+
+@pytest.mark.parametrize("request_line, method, path", [
+    ("GET /a b HTTP/1.1", "GET", "/a b"),
+    ("GET /search?q=blue  shoes HTTP/1.1", "GET", "/search?q=blue  shoes"),
+    ("POST  /lead HTTP/2", "POST", " /lead"),
+    ("GET /x HTTP/1.1 HTTP/1.1", "GET", "/x HTTP/1.1"),
+    ("GET - - HTTP/1.1", "GET", "- -"),
+    ("- - -", None, None),
+])
+def test_spaces_inside_the_path_take_the_plan(parsers, extract_calls, request_line, method, path):
+    split, whole = parsers
+    batch = assert_same(split, whole, [line(request=request_line)])
+    (rec,) = batch.records.to_pylist()
+    assert (rec["log_format"], rec["method"], rec["path"]) == ("istio_1_9", method, path)
+    assert routed(extract_calls, "istio_1_9") == 1
+
+
+def test_mixed_batch_keeps_line_order(parsers, extract_calls):
+    """Lines of one layout split between the plan and the regex come back in input order."""
+    split, whole = parsers
+    lines = [line(request=f"GET /{i} x HTTP/1.1", ua=f'ua "{i}"' if i % 3 == 0 else f"ua {i}") for i in range(30)]
+    lines.insert(7, "")
+    lines.insert(12, "not an access line at all")
+    batch = assert_same(split, whole, lines)
+    recs = batch.records.to_pylist()
+    assert [r["path"] for r in recs] == [f"/{i} x" for i in range(30)]
+    assert [r["line_number"] for r in recs] == sorted(r["line_number"] for r in recs)
+    assert routed(extract_calls) == 20 and batch.rejected == 1 and batch.blank == 1
+
+
+# ---- 6. custom formats ------------------------------------------------------------------------
+
+B3_PEER = formats.ISTIO_1_23_FORMAT + " %REQ(X-B3-TRACEID)% %DOWNSTREAM_PEER_URI_SAN%"
+PEERS = ("[%START_TIME%] %DOWNSTREAM_PEER_URI_SAN% %UPSTREAM_PEER_URI_SAN% %REQUESTED_SERVER_NAME% %UPSTREAM_CLUSTER% "
+         "%DOWNSTREAM_LOCAL_ADDRESS% %BYTES_SENT%")
+KEY_VALUE = ('start=%START_TIME% method=%REQ(:METHOD)% path="%REQ(:PATH)%" status=%RESPONSE_CODE% '
+             'flags=%RESPONSE_FLAGS% upstream=%UPSTREAM_HOST% cluster=%UPSTREAM_CLUSTER% dur=%DURATION%')
+EPOCH = '%START_TIME(%s.%3f)% %REQ(:METHOD)% "%REQ(:PATH)%" %RESPONSE_CODE% %DURATION% %UPSTREAM_CLUSTER% %UPSTREAM_HOST%'
+CLF_TIME = ('[%START_TIME(%d/%b/%Y:%H:%M:%S %z)%] %REQ(X-FORWARDED-FOR)% "%REQ(:METHOD)% %REQ(:PATH)% %PROTOCOL%" '
+            "%RESPONSE_CODE%")
+
+SAN = "spiffe://cluster.local/ns/shop/sa/frontend"
+CUSTOM_LINES = {
+    B3_PEER: [
+        line() + f" 80f198ee56343ba8 {SAN}",
+        line(request="GET /a b HTTP/1.1", ua="Mozilla/5.0 (X11)") + " - -",
+        line(ua='say "hi"') + f" 463ac35c9f6413ad {SAN}",  # quotes: the whole-line regex
+        line(),  # the built-in istio_1_9 layout, not the custom one
+    ],
+    PEERS: [
+        f"[2025-03-01T00:00:00.000Z] {SAN} spiffe://cluster.local/ns/a/sa/b api.example.com "
+        "outbound|443||api.example.com; 10.0.0.1:443 5120",
+        "[2025-03-01T00:00:01.250Z] - - - PassthroughCluster [2001:db8::1]:80 -",
+        f"[2025-03-01T00:00:02.000Z] {SAN} - httpbin.org inbound-vip|80|http|httpbin.org envoy://connect_originate/ 0",
+    ],
+    KEY_VALUE: [
+        'start=2025-03-01T00:00:00.000Z method=GET path="/a b?c=d" status=200 flags=- upstream=10.0.0.1:80 '
+        "cluster=outbound|80||a.svc dur=12",
+        'start=2025-03-01T00:00:00.500Z method=POST path="/q "x"" status=503 flags=UF,URX upstream=- cluster=BlackHoleCluster dur=-',
+        'start=2025-03-01T00:00:01.000Z method=- path="-" status=0 flags=DC upstream=[::1]:8080 cluster=inbound|8080|| dur=3',
+    ],
+    EPOCH: [
+        '1740787200.123 GET "/get" 200 15 outbound|80||httpbin.org 192.0.2.10:80',
+        '1740787201.000 PUT "/a b c" 204 - PassthroughCluster -',
+        '1740787202.999 - "-" 0 7 BlackHoleCluster; tcp://10.0.0.1:5432',
+    ],
+    CLF_TIME: [
+        '[01/Mar/2025:10:00:00 +0100] 192.0.2.1, 10.0.0.1 "GET /a b HTTP/1.1" 200',
+        '[01/Mar/2025:10:00:01 -0500] - "POST /x HTTP/2" 500',
+    ],
+}
+
+
+@pytest.mark.parametrize("fmt", list(CUSTOM_LINES), ids=["b3_peer", "peers", "key_value", "epoch", "clf_time"])
+def test_custom_format_split_equals_whole_line_regex(fmt, extract_calls):
+    split = Parser(custom=formats.layout_from_spec(f"text:{fmt}"))
+    whole = Parser(custom=formats.layout_from_spec(f"text:{fmt}"), split=False)
+    lines = CUSTOM_LINES[fmt]
+    batch = assert_same(split, whole, lines)
+    assert batch.rejected == 0 and batch.parsed == len(lines)
+    kinds = batch.records.column("log_format").to_pylist()
+    plan = plans(split)["custom"]
+    if fmt == CLF_TIME:  # a time with a space and X-FORWARDED-FOR (TEXT) share a segment
+        assert plan is None and routed(extract_calls, "custom") == 0
+        return
+    assert plan is not None and plan.quotes == fmt.count('"')
+    expected = sum(1 for text, k in zip(lines, kinds) if k == "custom" and text.count('"') == plan.quotes)
+    assert routed(extract_calls, "custom") == expected > 0
+
+
+def test_custom_extra_columns_through_the_plan(extract_calls):
+    """Unquoted extra columns (%REQ(X-B3-TRACEID)%, %DOWNSTREAM_PEER_URI_SAN%) come out of the plan."""
+    layout = formats.layout_from_spec(f"text:{B3_PEER}")
+    assert layout.extra == ["x_b3_traceid", "downstream_peer_uri_san"]
+    split = Parser(custom=layout)
+    tail = plans(split)["custom"].segments[-1]
+    # a header operator is free text (TEXT) even unquoted: found between the tokens on its left
+    # (cluster, addresses, SNI, route) and the peer SAN on its right
+    assert [t.field for t in tail.left][-2:] == ["requested_server_name", "route_name"]
+    assert tail.free.field == "x_b3_traceid" and [t.field for t in tail.right] == ["downstream_peer_uri_san"]
+    recs = split.parse_batch(CUSTOM_LINES[B3_PEER]).records.to_pylist()
+    assert [r["log_format"] for r in recs] == ["custom", "custom", "custom", "istio_1_9"]
+    assert [(r["x_b3_traceid"], r["downstream_peer_uri_san"]) for r in recs] == [
+        ("80f198ee56343ba8", SAN), (None, None), ("463ac35c9f6413ad", SAN), (None, None)]
+    assert recs[1]["path"] == "/a b" and recs[2]["user_agent"] == 'say "hi"'
+    assert routed(extract_calls, "custom") == 2 and routed(extract_calls, "istio_1_9") == 1
+
+    peers = Parser(custom=formats.layout_from_spec(f"text:{PEERS}"))
+    recs = peers.parse_batch(CUSTOM_LINES[PEERS]).records.to_pylist()
+    assert [r["downstream_peer_uri_san"] for r in recs] == [SAN, None, SAN]
+    assert [r["upstream_peer_uri_san"] for r in recs] == ["spiffe://cluster.local/ns/a/sa/b", None, None]
+    assert [r["upstream_cluster_host"] for r in recs] == ["api.example.com", None, "httpbin.org"]
+    assert [r["downstream_local_address_port"] for r in recs] == [443, 80, None]
+
+
+# ---- bugs found ---------------------------------------------------------------------------------
+
+
+REWRITE = ('[%START_TIME%] "%REQ(:METHOD)% %REQ(:PATH)% %PROTOCOL%" %RESPONSE_CODE% '
+           '"%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%"')
+
+
+def test_column_printed_twice_takes_the_first_value_as_the_regex_does():
+    lines = ['[2025-03-01T00:00:00.000Z] "GET /v2/rewritten HTTP/1.1" 200 "/api/original"']
+    split = Parser(custom=formats.layout_from_spec(f"text:{REWRITE}"))
+    whole = Parser(custom=formats.layout_from_spec(f"text:{REWRITE}"), split=False)
+    assert whole.parse_batch(lines).records.to_pylist()[0]["path"] == "/v2/rewritten"
+    assert_same(split, whole, lines)
+
+
+def test_custom_layout_named_like_a_builtin_one_does_not_replace_its_plan():
+    fmt = formats.ENVOY_DEFAULT_FORMAT.replace("%RESPONSE_CODE% %RESPONSE_FLAGS%", "%RESPONSE_FLAGS% %RESPONSE_CODE%")
+    text = formats.grammar_from_format(fmt, start="envoy")
+    lines = ['[2024-05-03T09:12:40.747Z] "POST /api/v1/locations HTTP/2" 204 - 154 0 226 100 "10.0.35.28" '
+             '"nsq2http" "209cea95-9e33-474d-aa50-3d4366f9cb8d" "locations" "tcp://10.0.2.1:80"']
+    split, whole = Parser(custom=text), Parser(custom=text, split=False)
+    rec = whole.parse_batch(lines).records.to_pylist()[0]
+    assert (rec["response_code"], rec["response_flags"]) == (204, [])
+    assert_same(split, whole, lines)
