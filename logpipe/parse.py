@@ -176,7 +176,10 @@ class Parser:
         df = raw.alias("raw").to_frame().with_columns(
             pl.int_range(first_line, first_line + n, dtype=pl.Int64).alias("line_number"),
         )
-        df = df.with_columns(pl.col("raw").str.strip_suffix("\n").str.strip_suffix("\r").alias("line"))
+        if raw.str.ends_with("\n").any() or raw.str.ends_with("\r").any():
+            df = df.with_columns(pl.col("raw").str.strip_suffix("\n").str.strip_suffix("\r").alias("line"))
+        else:  # lines as chunk_lines cuts them: nothing to strip, no copy
+            df = df.with_columns(pl.col("raw").alias("line"))
         is_blank = df["line"].str.strip_chars().str.len_bytes() == 0
         blank = int(is_blank.sum())
         df = df.filter(~is_blank)
