@@ -18,9 +18,7 @@ Every line of the batch ends as a row, a reject, or a blank line: ``read = parse
 """
 from __future__ import annotations
 
-import functools
 import json
-import operator
 import re
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Sequence
@@ -487,14 +485,15 @@ def type_columns(df: pl.DataFrame | None, source: str,
     here and nowhere else. Lines with a value that cannot be typed are returned as rejects."""
     if df is None or df.height == 0:
         return _empty_records(schema), []
+    # One lazy query (one pass through polars, common sub-expressions computed once): the
+    # per-call overhead of ~100 eager operations would cost as much as the work on a small batch.
+    kinds = df.schema
     text_cols = [c for c in df.columns if c not in ("line_number", "prefix_len", "raw")]
-    df = df.with_columns(pl.col(c).cast(pl.String) for c in text_cols if df.schema[c] != pl.String)
-    df = df.with_columns(
-        pl.when((pl.col(c) == "-") | (pl.col(c) == "")).then(None).otherwise(pl.col(c)).alias(c)
-        for c in text_cols
-        if df.schema[c] == pl.String
+    nulls = [pl.col(c).cast(pl.String) if kinds[c] != pl.String else pl.col(c) for c in text_cols]
+    lf = df.lazy().with_columns(
+        pl.when((c == "-") | (c == "")).then(None).otherwise(c).alias(name) for c, name in zip(nulls, text_cols)
     )
-    exprs, typed_names = [], []
+    exprs, checks, typed_names = [], [], []
     for f in schema:
         name = f.name
         if name in ("line_number",):
@@ -502,7 +501,7 @@ def type_columns(df: pl.DataFrame | None, source: str,
         if name == "source":
             exprs.append(pl.lit(source, dtype=pl.String).alias(name))
             continue
-        if name not in df.columns:
+        if name not in kinds:
             continue
         col = pl.col(name)
         if name in TIME_COLUMNS:
@@ -517,17 +516,20 @@ def type_columns(df: pl.DataFrame | None, source: str,
             exprs.append(col)
             continue
         exprs.append(typed.alias(name))
+        checks.append(col.is_not_null() & typed.is_null())
         typed_names.append(name)
-    typed_df = df.select("line_number", "raw", *exprs)
+    bad = pl.any_horizontal(checks) if checks else pl.lit(False)
+    typed_df = lf.select("line_number", "raw", *exprs, bad.alias("__bad")).collect()
     rejects: list[dict] = []
-    if typed_names:  # a value that was there and cannot be typed: the line is a reject
-        bad = functools.reduce(operator.or_, (df[n].is_not_null() & typed_df[n].is_null() for n in typed_names))
-        if bad.any():
-            for row, text in zip(typed_df.filter(bad).iter_rows(named=True), df.filter(bad).iter_rows(named=True)):
-                name = next(n for n in typed_names if text[n] is not None and row[n] is None)
-                why = f"invalid value: {name}: cannot read {text[name][:40]}"
-                rejects.append(_reject(row["line_number"], row["raw"], why, "malformed"))
-            typed_df = typed_df.filter(~bad)
+    bad = typed_df["__bad"]
+    typed_df = typed_df.drop("__bad")
+    if bad.any():  # a value that was there and cannot be typed: the line is a reject
+        texts = lf.filter(bad).collect()
+        for row, text in zip(typed_df.filter(bad).iter_rows(named=True), texts.iter_rows(named=True)):
+            name = next(n for n in typed_names if text[n] is not None and row[n] is None)
+            why = f"invalid value: {name}: cannot read {text[name][:40]}"
+            rejects.append(_reject(row["line_number"], row["raw"], why, "malformed"))
+        typed_df = typed_df.filter(~bad)
     if not typed_df["line_number"].is_sorted():  # only batches that mixed paths need the gather
         typed_df = typed_df.sort("line_number")
     return _to_record_batch(typed_df, schema), rejects
