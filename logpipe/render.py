@@ -264,8 +264,10 @@ def _json_plain(arr: pa.Array) -> pa.Array | None:
     outside printable ASCII (those need ``\\uXXXX`` escapes: Python's C encoder does them)."""
     if pc.all(pc.ascii_is_printable(arr)).as_py() is False:  # None: empty or all null
         return None
-    escaped = pc.replace_substring(pc.replace_substring(arr, "\\", "\\\\"), '"', '\\"')
-    return pc.binary_join_element_wise(_s('"'), escaped, _s('"'), _s(""))
+    for char, escape in (("\\", "\\\\"), ('"', '\\"')):
+        if pc.any(pc.match_substring(arr, char)).as_py():  # most columns hold neither
+            arr = pc.replace_substring(arr, char, escape)
+    return pc.binary_join_element_wise(_s('"'), arr, _s('"'), _s(""))
 
 
 def _json_plain_list(arr: pa.Array) -> pa.Array | None:
@@ -314,8 +316,9 @@ def _json_array(arr: pa.Array, kind: str) -> pa.Array:
     return pc.fill_null(frag, _s("null"))
 
 
-def _json_line_batches(schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.Array]:
-    """Per batch, a string array of one JSON object per row, assembled column-wise in Arrow."""
+def _json_line_batches(schema: pa.Schema, batches: Iterable[pa.RecordBatch], end: str = "}") -> Iterator[pa.Array]:
+    """Per batch, a string array of one JSON object per row, assembled column-wise in Arrow; each
+    row ends with ``end``."""
     keys = [_json_str(name) + ":" for name in schema.names]
     keys = [_s("{" + k if i == 0 else "," + k) for i, k in enumerate(keys)]
     for batch in batches:
@@ -323,9 +326,9 @@ def _json_line_batches(schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> 
         for key, (arr, kind) in zip(keys, _columns(batch)):
             parts += [key, _json_array(arr, kind)]
         if not parts:
-            yield pa.array(["{}"] * batch.num_rows, pa.string())
+            yield pa.array(["{" + end] * batch.num_rows, pa.string())
             continue
-        yield pc.binary_join_element_wise(*parts, _s("}"), _s(""))
+        yield pc.binary_join_element_wise(*parts, _s(end), _s(""))
 
 
 def _join_lines(lines: pa.Array, sep: str) -> str:
@@ -341,10 +344,24 @@ def iter_json_lines(data: Any, *, schema: pa.Schema | None = None) -> Iterator[s
 
 
 def _write_ndjson(schema, batches, out, **_):
-    for lines in _json_line_batches(schema, batches):
-        out.write(_join_lines(lines, "\n"))
-        out.write("\n")
+    for lines in _json_line_batches(schema, batches, end="}\n"):
+        _write_text_array(lines, out)
         out.flush()
+
+
+def _write_text_array(arr: pa.Array, out: IO[str]) -> None:
+    """Write the values of a string array back to back: its data buffer is that text already."""
+    if len(arr) == 0:
+        return
+    _, offsets, values = arr.buffers()[:3]
+    bounds = pa.Array.from_buffers(pa.int32(), len(arr) + 1, [None, offsets], offset=arr.offset)
+    data = memoryview(values)[bounds[0].as_py():bounds[-1].as_py()]
+    binary = getattr(out, "buffer", None)
+    if binary is not None:
+        out.flush()
+        binary.write(data)
+    else:
+        out.write(bytes(data).decode("utf-8"))
 
 
 def _write_json(schema, batches, out, **_):
