@@ -197,8 +197,9 @@ def compact(data_dir, min_files):
               help="Fail an input (not ingested, exit 1) when more than R of its lines are malformed (noise not counted).")
 @click.option("--max-warnings", type=int, default=20, show_default=True, help="Cap on malformed-line warnings printed.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: only when stderr is a terminal).")
-@click.option("--flush-rows", type=click.IntRange(min=1), default=250_000, show_default=True, metavar="N",
-              help="Write a part file every N rows of an input (per day).")
+@click.option("--flush-rows", type=click.IntRange(min=1), default=122_880, show_default=True, metavar="N",
+              help="Parsed in this process (small inputs, one core): write a part file every N rows (per day). "
+                   "Worker processes write one per ~16 MB of input instead.")
 @format_options
 def ingest(paths, data_dir, force, on_error, max_reject_ratio, max_warnings, progress, flush_rows,
            format_string, format_file, grammar_file):
