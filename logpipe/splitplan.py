@@ -30,8 +30,10 @@ from . import grammar as _grammar
 
 QUOTE, SPACE = '"', " "
 # A token's regex runs once per distinct value when values repeat at least this often on average
-# (clusters and service addresses repeat; client ports do not).
+# (clusters and service addresses repeat; client ports do not), in batches of at least DEDUPE_ROWS
+# values (below that, the join back costs more than the regex it saves).
 DEDUPE_RATIO = 2
+DEDUPE_ROWS = 8192
 
 
 @dataclass(frozen=True)
@@ -121,22 +123,23 @@ def split_quotes(body: pl.Series) -> pl.Series:
 def extract(plan: SplitPlan, parts: pl.Series) -> pl.DataFrame:
     """The layout's text columns (as the whole-line regex names them) of lines that the layout's
     regex accepts and that hold exactly ``plan.quotes`` double quotes, cut by ``split_quotes``."""
-    columns: dict[str, pl.Series] = {}
+    # Every cut is an expression of one lazy query: a batch costs one pass through polars, not one
+    # call per token (which, for a small batch or one of many layouts, cost more than the work).
+    cuts, tokens = [], []
     for j, seg in enumerate(plan.segments):
-        if not any(t.useful for t in (*seg.left, seg.free, *seg.right) if t is not None):
-            continue
-        text = parts.list.get(j, null_on_oob=True)
-        for token, value in _cut(seg, text):
-            if token.field is not None:
-                before, after = token.strip
-                if before:
-                    value = value.str.strip_prefix(before)
-                if after:
-                    value = value.str.strip_suffix(after)
-                _add(columns, token.field, value)
-            elif token.regex is not None:
-                for name, got in _by_regex(token, value).items():
-                    _add(columns, name, got)
+        if any(t.useful for t in (*seg.left, seg.free, *seg.right) if t is not None):
+            for token, expr in _cut(seg, pl.col("parts").list.get(j, null_on_oob=True), f"s{j}"):
+                cuts.append(expr.alias(f"t{len(tokens)}"))
+                tokens.append(token)
+    frame = parts.alias("parts").to_frame().lazy().select(cuts).collect()
+    columns: dict[str, pl.Series] = {}
+    for i, token in enumerate(tokens):
+        value = frame.to_series(i)
+        if token.field is not None:
+            _add(columns, token.field, value)
+        else:
+            for name, got in _by_regex(token, value).items():
+                _add(columns, name, got)
     return pl.DataFrame(columns, height=parts.len())
 
 
@@ -146,31 +149,42 @@ def _add(columns: dict[str, pl.Series], name: str, value: pl.Series) -> None:
     columns[name] = columns[name].fill_null(value) if name in columns else value.alias(name)
 
 
-def _cut(seg: Segment, text: pl.Series) -> list[tuple[Token, pl.Series]]:
+def _cut(seg: Segment, text: pl.Expr, key: str) -> list[tuple[Token, pl.Expr]]:
+    """The expression of each useful token of a segment (``text``: the segment's expression)."""
     if seg.free is None:
         if len(seg.left) == 1:
-            return [(seg.left[0], text)]
-        cut = text.str.split_exact(SPACE, len(seg.left) - 1).struct.unnest()
-        return [(t, cut.to_series(i)) for i, t in enumerate(seg.left) if t.useful]
-    k, m = len(seg.left), len(seg.right)
-    if not k and not m:
-        return [(seg.free, text)]
-    words = text.str.split(SPACE)
-    left = [words.list.get(i, null_on_oob=True) for i in range(k)]
-    right = [words.list.get(i - m, null_on_oob=True) for i in range(m)]
-    frame = pl.DataFrame([text.alias("text"), *(w.alias(f"l{i}") for i, w in enumerate(left)),
-                          *(w.alias(f"r{i}") for i, w in enumerate(right))])
-    start = pl.sum_horizontal(pl.col(f"l{i}").str.len_chars() for i in range(k)) + k if k else pl.lit(0)
-    end = pl.col("text").str.len_chars() - m
-    if m:
-        end = end - pl.sum_horizontal(pl.col(f"r{i}").str.len_chars() for i in range(m))
-    free = frame.select(pl.col("text").str.slice(start, end - start)).to_series()
-    return [*zip(seg.left, left), (seg.free, free), *zip(seg.right, right)]
+            pieces = [text]
+        else:
+            cut = text.str.split_exact(SPACE, len(seg.left) - 1)
+            pieces = [cut.struct.field(f"field_{i}") for i in range(len(seg.left))]
+        found = list(zip(seg.left, pieces))
+    else:
+        k, m = len(seg.left), len(seg.right)
+        words = text.str.split(SPACE)
+        left = [words.list.get(i, null_on_oob=True) for i in range(k)]
+        right = [words.list.get(i - m, null_on_oob=True) for i in range(m)]
+        start = pl.sum_horizontal(w.str.len_chars() for w in left) + k if k else pl.lit(0)
+        end = text.str.len_chars() - m
+        if m:
+            end = end - pl.sum_horizontal(w.str.len_chars() for w in right)
+        free = text.str.slice(start, end - start) if k or m else text
+        found = [*zip(seg.left, left), (seg.free, free), *zip(seg.right, right)]
+    out = []
+    for token, expr in found:
+        if not token.useful:
+            continue
+        before, after = token.strip
+        if before:
+            expr = expr.str.strip_prefix(before)
+        if after:
+            expr = expr.str.strip_suffix(after)
+        out.append((token, expr))
+    return out
 
 
 def _by_regex(token: Token, value: pl.Series) -> dict[str, pl.Series]:
     outs = [_coalesce(names).alias(out) for out, names in token.groups]
-    distinct = value.unique()
+    distinct = value.unique() if value.len() >= DEDUPE_ROWS else value
     if distinct.len() * DEDUPE_RATIO <= value.len():
         table = distinct.to_frame("__v").with_columns(pl.col("__v").str.extract_groups(token.regex).struct.unnest())
         table = table.select("__v", *outs)

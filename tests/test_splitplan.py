@@ -519,3 +519,13 @@ def test_custom_layout_named_like_a_builtin_one_does_not_replace_its_plan():
     rec = whole.parse_batch(lines).records.to_pylist()[0]
     assert (rec["response_code"], rec["response_flags"]) == (204, [])
     assert_same(split, whole, lines)
+
+
+@pytest.mark.parametrize("rows", [1, 10**9], ids=["always", "never"])
+def test_dedupe_of_token_values_changes_nothing(parsers, monkeypatch, rows):
+    """A token's regex runs once per distinct value in large batches (``DEDUPE_ROWS``): forced on
+    for every batch, or off, the records are the same as the whole-line regex's."""
+    monkeypatch.setattr(splitplan, "DEDUPE_ROWS", rows)
+    split, whole = parsers
+    for source, lines in _corpora():
+        assert_same(split, whole, lines, source)
