@@ -217,7 +217,7 @@ def ingest(paths, data_dir, force, on_error, max_reject_ratio, max_warnings, pro
     manifest and used by later ingests into the same dataset that give none.
     """
     from .formats import parser_from_options
-    from .pipeline import ingest_paths
+    from .ingest import ingest_paths
 
     custom = format_string or format_file or grammar_file
     parser = parser_from_options(format_string, format_file, grammar_file) if custom else None

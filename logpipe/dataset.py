@@ -5,7 +5,7 @@ Layout (what other engines and the rest of logpipe rely on)::
     DATA/date=YYYY-MM-DD/<prefix>-<uuid>.parquet   rows (RECORD_SCHEMA), by UTC day of start_time
     DATA/date=unknown/<prefix>-<uuid>.parquet      rows without a start_time (none are dropped)
     DATA/_rejects/<prefix>-<uuid>.parquet          rejected lines (REJECT_SCHEMA)
-    DATA/_manifest.json                            one entry per ingested input (see pipeline.ingest_paths)
+    DATA/_manifest.json                            one entry per ingested input (see ingest.ingest_paths)
     DATA/_lock                                     flock for manifest updates
 
 Read rows with ``read_parquet('DATA/date=*/*.parquet', hive_partitioning=true,
@@ -329,7 +329,7 @@ class Dataset:
     def recover(self) -> dict:
         """Finish what a killed writer left: roll ``committing`` entries and compactions forward, drop
         ``pending`` entries and their hidden files, remove stale hidden files. Call with no other
-        ingest running (``pipeline.ingest_paths`` holds ``_ingest.lock``)."""
+        ingest running (``ingest.ingest_paths`` holds ``_ingest.lock``)."""
         m = self.read_manifest()
         stats = {"rolled_forward": 0, "dropped": 0, "compactions": 0}
         for e in m["inputs"]:

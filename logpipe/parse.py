@@ -29,7 +29,7 @@ import pyarrow as pa
 from . import grammar as _grammar
 from . import splitplan as _splitplan
 from . import ztunnel as _ztunnel
-from .schema import ADDRESS_COLUMNS, COLUMNS, RECORD_SCHEMA, REJECT_SCHEMA
+from .schema import ADDRESS_COLUMNS, RECORD_SCHEMA, REJECT_SCHEMA
 
 # Layouts of access.lark in the order a line is tried: most fields first, so that a longer layout
 # wins over a shorter one whose free-text fields could swallow the extra tokens.

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from logpipe import pipeline
+from logpipe import ingest, pipeline
 from logpipe.sources import Input
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,7 +36,7 @@ def _read(files: list[Path]) -> list[dict]:
 
 def _ingest(log: Path, data: Path, workers: str, monkeypatch) -> tuple:
     monkeypatch.setenv("LOGPIPE_WORKERS", workers)
-    summary = pipeline.ingest_paths([str(log)], str(data), err=io.StringIO(), progress=False, max_reject_ratio=1)
+    summary = ingest.ingest_paths([str(log)], str(data), err=io.StringIO(), progress=False, max_reject_ratio=1)
     rows = _read(sorted(data.glob("date=*/*.parquet")))
     rejects = _read(sorted(data.glob("_rejects/*.parquet")))
     return summary, rows, rejects
@@ -87,7 +87,7 @@ def test_parallel_ingest_failure_leaves_no_files(mixed_log, tmp_path, monkeypatc
     monkeypatch.setenv("LOGPIPE_WORKERS", "2")
     data = tmp_path / "data"
     with pytest.raises(RejectLimitError, match="--on-error fail"):
-        pipeline.ingest_paths([str(mixed_log)], str(data), on_error="fail", err=io.StringIO(), progress=False)
+        ingest.ingest_paths([str(mixed_log)], str(data), on_error="fail", err=io.StringIO(), progress=False)
     left = [p for p in data.rglob("*") if p.is_file() and p.name not in ("_manifest.json", "_ingest.lock", "_lock")]
     assert left == []
     assert Dataset(data).entries(state=None) == []

@@ -1,0 +1,382 @@
+"""``logpipe ingest``: inputs into a dataset, each input once, whole or not at all.
+
+The stages themselves live in ``logpipe/pipeline.py`` (parsing, with its worker processes, which
+also stage Parquet files for ingest) and ``logpipe/dataset.py`` (the files and the manifest); this
+module decides, per input, whether and from where to read it, reports, and commits.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import uuid
+from dataclasses import dataclass, field
+
+from .errors import DatasetError, InputError, RejectLimitError, UsageError
+from .parse import Counts, Parser
+from .pipeline import (StagedBatch, WorkerPool, compression_of, dataset_parser, default_workers, format_reject, is_plain,
+                       parse_input, time_bounds)
+from .sources import Input, expand_inputs
+
+
+@dataclass
+class IngestSummary:
+    """What ``ingest_paths`` did; ``lines()`` is the summary printed on stderr."""
+
+    data: str = ""
+    inputs: int = 0
+    ingested: int = 0
+    skipped: int = 0
+    failed: int = 0
+    counts: Counts = field(default_factory=Counts)
+    rows: int = 0
+    files: int = 0
+    undated: int = 0
+    min_time: object = None
+    max_time: object = None
+    bytes: int = 0
+    seconds: float = 0.0
+    errors: list = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        c = self.counts
+        out = [
+            f"inputs {self.inputs}: ingested {self.ingested}"
+            + (f" ({len(self.errors)} only up to the damage)" if self.errors else "")
+            + f", skipped as already ingested {self.skipped}" + (f", errors {self.failed}" if self.failed else ""),
+            f"lines read {c.read}, parsed {c.parsed}, rejected {c.rejected} (noise {c.noise}, malformed {c.malformed})"
+            + (f", blank {c.blank}" if c.blank else ""),
+            f"rows written {self.rows} in {self.files} files to {self.data}",
+        ]
+        if self.min_time is not None:
+            out.append(f"date range {self.min_time:%Y-%m-%d %H:%M:%S} to {self.max_time:%Y-%m-%d %H:%M:%S} UTC"
+                       + (f" ({self.undated} rows without start_time in date=unknown)" if self.undated else ""))
+        mb = self.bytes / 1e6
+        size = f"{mb:.1f} MB" if mb >= 1 else f"{self.bytes / 1e3:.1f} kB"
+        out.append(f"{size} in {self.seconds:.2f} s, {mb / max(self.seconds, 1e-6):.2f} MB/s")
+        return out
+
+
+def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_error: str = "warn",
+                 max_reject_ratio: float = 0.1, max_warnings: int = 20, progress: bool | None = None,
+                 flush_rows: int | None = None, err=None, parser: Parser | None = None) -> IngestSummary:
+    """``logpipe ingest``: each input into the dataset at ``data_dir``, once.
+
+    An input is known by the blake2b hash of its bytes: the same content (a renamed copy too) is
+    skipped; a file whose first bytes are an ingested input's (it grew) ingests only the lines after
+    that input's end; ``force`` re-ingests and removes the rows of every such earlier entry. Each
+    input's files stay hidden until its manifest entry commits (``Dataset.commit_entry``), so a
+    kill at any moment leaves whole inputs or nothing, and the next run redoes the rest.
+    Problems with one input are reported on ``err`` and the others continue; at the end an
+    ``InputError`` (unreadable inputs) or ``RejectLimitError`` (too many malformed lines) is raised
+    when any input failed, after the summary is printed.
+    """
+    import time
+
+    from . import batches as _batches
+    from .dataset import HASH_ALGO, Dataset, fingerprint
+    from .render import escape_control
+    from .sources import looks_binary
+
+    err = err or sys.stderr
+    if not 0 <= max_reject_ratio <= 1:
+        raise UsageError("--max-reject-ratio is a share of lines between 0 and 1, e.g. 0.1")
+    started = time.monotonic()
+    summary = IngestSummary(data=str(data_dir))
+    inputs, errors = expand_inputs(paths)
+    if errors and not inputs:
+        raise InputError("; ".join(errors))
+    for e in errors:
+        print(f"logpipe: error: {e}", file=err)
+    summary.failed += len(errors)
+    data_root = os.path.realpath(data_dir)
+    inputs = [i for i in inputs if i.is_stdin or not os.path.realpath(i.path).startswith(data_root + os.sep)]
+    summary.inputs = len(inputs) + len(errors)
+    ds = Dataset(data_dir, create=True)
+    parser = dataset_parser(ds, parser, err)
+    shown = 0
+    ratio_failures: list[str] = []
+    bar = _IngestProgress(err, progress)
+    parallel = [i for i in inputs if default_workers(i) > 1]
+    pool = WorkerPool(parser, max(default_workers(i) for i in parallel)) if parallel else None
+    with _ingest_lock(ds), bar, (pool or contextlib.nullcontext()):
+        if pool is not None:
+            pool.start()  # the workers boot while the first input is hashed
+        ds.recover()
+        known = [e for e in ds.entries() if e.get("hash")]  # this process is the only ingest (lock)
+        for inp in inputs:
+            try:
+                if looks_binary(inp):
+                    raise InputError(f"{inp.name}: binary file (NUL bytes), not a text log; leave it out of the inputs")
+                size, full, prefixes, replaces, skip_bytes, first_line = None, None, {}, [], 0, 1
+                if not inp.is_stdin:
+                    size, full, prefixes = fingerprint(inp.path, [e["size"] for e in known])
+                    same = [e for e in known if e["size"] == size and e["hash"] == full]
+                    grown = [e for e in known if 0 < e["size"] < size and prefixes.get(e["size"]) == e["hash"]]
+                    if same and not force:
+                        summary.skipped += 1
+                        was = same[0]["path"]
+                        if was != inp.name:  # same path: the summary's count says it
+                            bar.note(f"{inp.name}: same content as {was}, already ingested; skipped (--force re-ingests)")
+                        if same[0].get("error"):
+                            bar.note(f"{inp.name}: already ingested up to its damage ({same[0]['read']} lines); skipped")
+                        continue
+                    if force:
+                        replaces = [e["id"] for e in same + grown]
+                    elif grown:
+                        last = max(grown, key=lambda e: e["size"])
+                        if last.get("ends_newline") is False:  # its last line was cut: read it all again
+                            replaces = [e["id"] for e in grown]
+                            bar.note(f"{inp.name}: grew after a cut last line; re-ingesting it whole")
+                        else:
+                            skip_bytes, first_line = last["bytes_end"], last["line_end"] + 1
+            except (InputError, OSError) as e:
+                msg = str(e) if isinstance(e, InputError) else f"{inp.name}: cannot read: {e.strerror}"
+                print(f"logpipe: error: {msg}", file=err)
+                summary.failed += 1
+                continue
+
+            entry_id = uuid.uuid4().hex[:12]
+            entry = ds.begin_entry({
+                "id": entry_id, "prefix": f"part-{entry_id}", "path": inp.name, "size": size, "hash": full,
+                "hash_algo": HASH_ALGO, "skip_bytes": skip_bytes, "first_line": first_line,
+                "compression": None if inp.is_stdin else compression_of(inp),
+                "format_spec": parser.format_spec,
+            })
+            counts, buf = Counts(), _batches.BatchBuffer(flush_rows or _batches.FLUSH_ROWS)
+            stager, pairs = _Stager(ds, entry["prefix"]), []
+            end, rows, undated, tmin, tmax, error = skip_bytes, 0, 0, None, None, None
+            task = bar.start(inp.name, size - skip_bytes if size is not None and is_plain(inp) else None)
+            batches = parse_input(inp, parser, skip_bytes=skip_bytes, first_line=first_line,
+                                  stage=(str(ds.root), entry["prefix"]), pool=pool)
+            try:
+                try:
+                    for batch, end in batches:
+                        if isinstance(batch, StagedBatch):  # a worker wrote its files
+                            stager.pairs += batch.pairs
+                        counts.add(batch)
+                        bar.advance(task, end - skip_bytes, counts.read)
+                        if batch.rejected and on_error != "skip":
+                            bad = [r for r in batch.rejects.to_pylist() if r["class"] == "malformed"]
+                            if bad and on_error == "fail":
+                                raise RejectLimitError(
+                                    f"{format_reject(bad[0])}; --on-error fail stops at the first malformed line"
+                                    " (use --on-error warn to keep going)")
+                            for r in bad:
+                                if shown < max_warnings:  # log text is untrusted: no raw control chars
+                                    bar.note(escape_control(format_reject(r)))
+                                shown += 1
+                        if batch.parsed:
+                            none, lo, hi = (batch.undated, batch.tmin, batch.tmax) if isinstance(batch, StagedBatch) \
+                                else time_bounds(batch.records)
+                            undated += none
+                            tmin = lo if tmin is None or (lo is not None and lo < tmin) else tmin
+                            tmax = hi if tmax is None or (hi is not None and hi > tmax) else tmax
+                        if not isinstance(batch, StagedBatch):
+                            buf.add(batch)
+                            if buf.due():
+                                stager.submit(*buf.take())
+                except InputError as e:  # corrupt archive: keep what came before the damage
+                    error = f"{e} ({counts.read} lines read)"
+                stager.submit(*buf.take())
+                pairs = stager.finish()
+                rows = counts.parsed
+                ratio = counts.malformed / max(counts.parsed + counts.malformed, 1)
+                if ratio > max_reject_ratio:
+                    ds.abandon_entry(entry, pairs)
+                    msg = (f"{inp.name}: {counts.malformed} of {counts.parsed + counts.malformed} lines "
+                           f"({ratio:.0%}) are malformed, over --max-reject-ratio {max_reject_ratio:g}; not "
+                           f"ingested: check the format with `logpipe parse {inp.name}` or raise --max-reject-ratio")
+                    print(f"logpipe: error: {msg}", file=err)
+                    ratio_failures.append(msg)
+                    summary.failed += 1
+                    summary.counts = _add_counts(summary.counts, counts)
+                    continue
+                if counts.parsed == 0 and counts.noise:  # a format mismatch must not pass silently
+                    bar.note(f"logpipe: warning: {inp.name}: no access line among its {counts.read} lines "
+                             f"({counts.noise} not access-log output); if it is an access log in another format,"
+                             " give it with --format-string or --format-file (`logpipe detect` shows the layouts)")
+                if not inp.is_stdin and end != size and not error and entry["compression"] == "plain":
+                    _, _, pre = fingerprint(inp.path, [end])  # a live log grew while we read it:
+                    if end in pre:                             # identify it by what was read
+                        size, full = end, pre[end]
+                entry.update(
+                    size=size, hash=full, bytes_end=end, bytes_read=end - skip_bytes,
+                    line_end=first_line + counts.read - 1, read=counts.read, parsed=counts.parsed,
+                    noise=counts.noise, malformed=counts.malformed, blank=counts.blank, rows=rows,
+                    min_time=_iso(tmin), max_time=_iso(tmax), error=error,
+                    ends_newline=_ends_newline(inp, end) if entry["compression"] == "plain" else None,
+                )
+                done = ds.commit_entry(entry, pairs, replaces)
+            except KeyboardInterrupt:
+                batches.close()  # workers finish their tasks first: then abandon removes all their files
+                ds.abandon_entry(entry, stager.abandon())
+                bar.__exit__(None, None, None)
+                print(f"logpipe: {inp.name}: stopped before its end, not ingested (the next run does it)", file=err)
+                _print_summary(summary, started, shown, max_warnings, ds, err)
+                raise
+            except BaseException:
+                batches.close()
+                ds.abandon_entry(entry, stager.abandon())
+                raise
+            finally:
+                bar.finish(task)
+            known = [e for e in known if e["id"] not in replaces] + ([done] if done.get("hash") else [])
+            summary.counts = _add_counts(summary.counts, counts)
+            summary.ingested += 1
+            summary.rows += rows
+            summary.files += len(done["parts"])
+            summary.undated += undated
+            summary.bytes += end - skip_bytes
+            if tmin is not None:
+                summary.min_time = tmin if summary.min_time is None else min(summary.min_time, tmin)
+                summary.max_time = tmax if summary.max_time is None else max(summary.max_time, tmax)
+            if error:
+                print(f"logpipe: error: {error}", file=err)
+                summary.failed += 1
+                summary.errors.append(error)
+            elif first_line > 1:
+                bar.note(f"{inp.name}: grew since the last ingest; read lines {first_line} to {entry['line_end']}")
+    _print_summary(summary, started, shown, max_warnings, ds, err)
+    if summary.failed:
+        if ratio_failures and summary.failed == len(ratio_failures):
+            raise RejectLimitError(f"{len(ratio_failures)} input(s) had too many malformed lines (see above)")
+        raise InputError(f"{summary.failed} input(s) had errors (see above); everything else was ingested")
+    return summary
+
+
+class _Stager:
+    """Writes an input's buffered tables (``Dataset.stage``) on a background thread, one at a time:
+    pyarrow encodes Parquet without the GIL, so reading and parsing go on meanwhile. At most one
+    write is in flight, so memory stays bounded."""
+
+    def __init__(self, ds, prefix: str):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._ds, self._prefix = ds, prefix
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="logpipe-write")
+        self._pending = None
+        self.pairs: list = []
+
+    def submit(self, records, rejects) -> None:
+        self._collect()
+        if records is not None or rejects is not None:
+            self._pending = self._pool.submit(self._ds.stage, records, rejects, prefix=self._prefix)
+
+    def _collect(self) -> None:
+        if self._pending is not None:
+            done, self._pending = self._pending, None
+            self.pairs += done.result()
+
+    def finish(self) -> list:
+        """Waits for the last write (raising its error); the ``(hidden, final)`` pairs written."""
+        try:
+            self._collect()
+        finally:
+            self._pool.shutdown(wait=True)
+        return self.pairs
+
+    def abandon(self) -> list:
+        """After a failure: waits for a write in flight, ignoring its error; the pairs written."""
+        try:
+            self._collect()
+        except Exception:  # noqa: BLE001 - its hidden files are swept as stale by recover()
+            pass
+        self._pool.shutdown(wait=True)
+        return self.pairs
+
+
+def _print_summary(summary: IngestSummary, started: float, shown: int, max_warnings: int, ds, err) -> None:
+    import time
+
+    summary.seconds = time.monotonic() - started
+    if shown > max_warnings:
+        print(f"… {shown - max_warnings} more malformed lines not shown (ingested inputs keep them in "
+              f"{ds.rejects_glob()}; raise --max-warnings to see them here)", file=err)
+    for line in summary.lines():
+        print(line, file=err)
+
+
+def _add_counts(a: Counts, b: Counts) -> Counts:
+    return Counts(a.read + b.read, a.parsed + b.parsed, a.noise + b.noise, a.malformed + b.malformed,
+                  a.blank + b.blank)
+
+
+def _iso(t) -> str | None:
+    return None if t is None else t.isoformat()
+
+
+def _ends_newline(inp: Input, end: int) -> bool:
+    if end == 0:
+        return True
+    with open(inp.path, "rb") as f:
+        f.seek(end - 1)
+        return f.read(1) == b"\n"
+
+
+class _ingest_lock:
+    """One ingest per dataset at a time (it recovers what a killed one left)."""
+
+    def __init__(self, ds):
+        self.ds = ds
+        self.fd = None
+
+    def __enter__(self):
+        import fcntl
+
+        self.fd = os.open(self.ds.root / "_ingest.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self.fd)
+            raise DatasetError(f"another logpipe ingest is writing to {self.ds.root}; wait for it to finish") from None
+        return self
+
+    def __exit__(self, *exc):
+        os.close(self.fd)  # releases the flock
+
+
+class _IngestProgress:
+    """rich progress on a TTY (bytes and lines per input, throughput, ETA); notes above it. Off the
+    TTY it only prints notes."""
+
+    def __init__(self, err, enabled: bool | None):
+        self.err = err
+        self.enabled = (err.isatty() if hasattr(err, "isatty") else False) if enabled is None else enabled
+        self.progress = None
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
+                                       TransferSpeedColumn)
+
+            self.progress = Progress(
+                TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TextColumn("{task.fields[lines]} lines"),
+                TransferSpeedColumn(), TimeRemainingColumn(), console=Console(file=self.err), transient=True)
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.progress:
+            self.progress.stop()
+
+    def note(self, text: str) -> None:
+        if self.progress:
+            self.progress.console.print(text, markup=False, highlight=False)
+        else:
+            print(text, file=self.err)
+
+    def start(self, name: str, size: int | None):
+        if not self.progress:
+            return None
+        base = os.path.basename(name)
+        return self.progress.add_task(base if len(base) <= 32 else "…" + base[-31:], total=size, lines=0)
+
+    def advance(self, task, done: int, lines: int) -> None:
+        if self.progress and task is not None:
+            self.progress.update(task, completed=done, lines=lines)
+
+    def finish(self, task) -> None:
+        if self.progress and task is not None:
+            self.progress.remove_task(task)
