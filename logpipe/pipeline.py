@@ -22,8 +22,9 @@ if TYPE_CHECKING:
 PARALLEL_MIN_BYTES = 48 << 20
 
 
-# With workers, ingest's tasks are this large: a worker parses a task in CHUNK_BYTES pieces (its
-# memory stays bounded) and writes its rows as one Parquet file per day (~75k rows of Istio lines).
+# With workers, ingest's tasks of a plain file are this large: a worker reads its range, parses it
+# in CHUNK_BYTES pieces (its memory stays bounded) and writes one Parquet file per day (~50k rows of
+# Istio lines). Compressed inputs and stdin are sent to the workers in CHUNK_BYTES tasks.
 STAGE_TASK_BYTES = 16 << 20
 
 
@@ -60,11 +61,10 @@ def parse_input(inp: Input, parser: Parser | None = None, *, skip_bytes: int = 0
     if workers is None:
         workers = default_workers(inp)
     staged = stage is not None and workers > 1
-    size = STAGE_TASK_BYTES if staged else CHUNK_BYTES
     if workers > 1 and not inp.is_stdin and is_plain(inp):  # workers read their own parts of the file
-        chunks = iter_file_ranges(inp, skip_bytes=skip_bytes, chunk_bytes=size)
-    else:
-        chunks = iter_byte_chunks(inp, skip_bytes=skip_bytes, chunk_bytes=size)
+        chunks = iter_file_ranges(inp, skip_bytes=skip_bytes, chunk_bytes=STAGE_TASK_BYTES if staged else CHUNK_BYTES)
+    else:  # bytes go to the workers through pipes, held on both sides meanwhile: keep them small
+        chunks = iter_byte_chunks(inp, skip_bytes=skip_bytes)
     if workers <= 1:
         line_no = first_line
         for body, end in chunks:
@@ -138,7 +138,7 @@ def _parse_parallel(chunks, pool: WorkerPool, source: str, first_line: int, stag
     pending: deque = deque()
     line_no = first_line
     workers, executor = pool.workers, pool.executor()
-    ahead = workers + 1 if stage else workers * 2  # tasks in flight: bounded read-ahead, flat memory
+    ahead = workers if stage else workers * 2  # tasks in flight: bounded read-ahead, flat memory
     try:
         for body, end in chunks:
             n = body.lines if isinstance(body, FileRange) else body.count(b"\n") + (0 if body.endswith(b"\n") else 1)
