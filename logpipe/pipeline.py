@@ -138,7 +138,7 @@ def _parse_parallel(chunks, pool: WorkerPool, source: str, first_line: int, stag
     pending: deque = deque()
     line_no = first_line
     workers, executor = pool.workers, pool.executor()
-    ahead = workers if stage else workers * 2  # tasks in flight: bounded read-ahead, flat memory
+    ahead = workers if stage else workers + 1  # tasks in flight: bounded read-ahead, flat memory
     try:
         for body, end in chunks:
             n = body.lines if isinstance(body, FileRange) else body.count(b"\n") + (0 if body.endswith(b"\n") else 1)
