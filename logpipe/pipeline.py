@@ -138,9 +138,9 @@ def _parse_parallel(chunks, pool: WorkerPool, source: str, first_line: int, stag
     pending: deque = deque()
     line_no = first_line
     workers, executor = pool.workers, pool.executor()
-    # Tasks in flight beyond the running ones: bounded read-ahead, flat memory. A file range costs
-    # nothing to hold; bytes are held here and in the pipe until a worker takes them.
-    ahead = workers + 1
+    # Tasks in flight: bounded read-ahead, flat memory. One per worker, plus one when neither its
+    # input (a file range, not bytes) nor its result (an ingest task's counts) weighs anything.
+    light = workers + 1 if stage else workers
     try:
         for body, end in chunks:
             n = body.lines if isinstance(body, FileRange) else body.count(b"\n") + (0 if body.endswith(b"\n") else 1)
@@ -148,7 +148,7 @@ def _parse_parallel(chunks, pool: WorkerPool, source: str, first_line: int, stag
                 executor.submit(_parse_chunk, body, source, line_no)
             pending.append((task, end))
             line_no += n
-            while len(pending) > (ahead if isinstance(body, FileRange) else workers):
+            while len(pending) > (light if isinstance(body, FileRange) else workers):
                 fut, e = pending.popleft()
                 yield fut.result(), e
         while pending:

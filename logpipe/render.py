@@ -45,7 +45,7 @@ FORMATS = ("table", "csv", "tsv", "json", "ndjson", "markdown")
 DEFAULT_MAX_WIDTH = 40
 CHUNK_ROWS = 4096  # rows per write + flush
 WIDTH_SAMPLE_ROWS = 1000  # the table format sizes its columns from the first rows, then streams
-ROW_GROUP_ROWS = 64 * 1024  # Parquet row group target when writing streamed batches (bounds memory)
+ROW_GROUP_ROWS = 32 * 1024  # Parquet row group target when writing streamed batches (bounds memory)
 
 # ---- escaping ------------------------------------------------------------------------------
 
