@@ -53,6 +53,10 @@ MAX_DIAGNOSE_CHARS = 8192
 # of a normal length with no more quotes than a layout has (+4 for quotes inside fields).
 LARK_CONTEXT_CHARS = 2048
 LARK_CONTEXT_EXTRA_QUOTES = 4
+# A layout's split plan (logpipe/splitplan.py) costs a few ms per batch however few its lines; the
+# whole-line capture regex costs ~2x more per line. Below this many lines of a layout in a batch
+# (a stream's micro-batch, a rare layout among others) the capture regex is cheaper.
+SPLIT_MIN_ROWS = 1000
 
 
 @dataclass
@@ -197,7 +201,7 @@ class Parser:
             if not hit.any():
                 continue
             got, text = text.filter(hit), text.filter(~hit)
-            if plan is not None:
+            if plan is not None and got.height >= SPLIT_MIN_ROWS:
                 parts = _splitplan.split_quotes(got["body"])
                 easy = parts.list.len() == plan.quotes + 1
                 if easy.any():

@@ -11,11 +11,20 @@ from collections import Counter
 import pytest
 from conftest import ROOT, read_lines, sample_files
 
-from logpipe import formats, grammar, splitplan
+from logpipe import formats, grammar, parse, splitplan
 from logpipe.parse import TEXT_LAYOUTS, Parser
 
 QUOTE, SPACE = '"', " "
 GRAMMARS = str(ROOT / "grammars")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def plans_for_every_batch():
+    """Split plans are used for batches of any size here (by default a layout needs
+    ``parse.SPLIT_MIN_ROWS`` lines in a batch), so that every test line can take them."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(parse, "SPLIT_MIN_ROWS", 0)
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -529,3 +538,14 @@ def test_dedupe_of_token_values_changes_nothing(parsers, monkeypatch, rows):
     split, whole = parsers
     for source, lines in _corpora():
         assert_same(split, whole, lines, source)
+
+
+def test_small_batches_take_the_capture_regex(monkeypatch, extract_calls):
+    """Below ``SPLIT_MIN_ROWS`` lines of a layout in a batch, the capture regex reads them: same
+    records, and ``extract`` sees none of them."""
+    monkeypatch.setattr(parse, "SPLIT_MIN_ROWS", 10**9)
+    lines = read_lines(ROOT / "sample_logs" / "waypoint-egress-1.23.log")
+    before = routed(extract_calls)
+    got = Parser().parse_batch(lines)
+    assert routed(extract_calls) == before and got.parsed > 10
+    assert got.records.to_pylist() == Parser(split=False).parse_batch(lines).records.to_pylist()
