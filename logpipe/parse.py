@@ -579,10 +579,9 @@ def chunk_lines(body: bytes) -> pl.Series:
             return pl.read_lines(body)["line"]  # native split; it validates UTF-8 and drops "\r"
         except pl.exceptions.ComputeError:
             pass
-    lines = body.decode("utf-8", "backslashreplace").split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return pl.Series(lines, dtype=pl.String)
+    from .sources import split_lines
+
+    return pl.Series(split_lines(body), dtype=pl.String)
 
 
 def _decode(line: bytes) -> str:
