@@ -361,32 +361,21 @@ def generate_lines(n: int, seed: int = 1) -> Iterator[str]:
 
 
 def write_lines(path: str, n: int, seed: int) -> int:
-    """Write atomically: a temporary file in the same directory, then rename. Returns bytes written."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    """Write atomically (``logpipe.render.atomic_file``: a hidden temporary file, then a rename).
+    Returns the bytes written."""
+    from logpipe.render import atomic_file
+
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     size = 0
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-            buf: list[str] = []
-            for line in generate_lines(n, seed):
-                buf.append(line)
-                if len(buf) >= 20000:
-                    chunk = "\n".join(buf) + "\n"
-                    f.write(chunk)
-                    size += len(chunk)
-                    buf.clear()
-            if buf:
-                chunk = "\n".join(buf) + "\n"
-                f.write(chunk)
-                size += len(chunk)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    with atomic_file(path, "w", encoding="utf-8", newline="\n") as f:
+        buf: list[str] = []
+        for line in generate_lines(n, seed):
+            buf.append(line)
+            if len(buf) >= 20000:
+                size += f.write("\n".join(buf) + "\n")
+                buf.clear()
+        if buf:
+            size += f.write("\n".join(buf) + "\n")
     return size
 
 

@@ -99,9 +99,7 @@ class Counts:
             self.malformed += classes.count("malformed")
         if batch.parsed:
             formats = getattr(batch, "formats", None)  # a StagedBatch (logpipe/pipeline.py) counted them
-            if formats is None:
-                formats = dict(pl.from_arrow(batch.records.column("log_format")).value_counts().iter_rows())
-            for k, v in formats.items():
+            for k, v in (format_counts(batch.records) if formats is None else formats).items():
                 self.formats[k] = self.formats.get(k, 0) + v
 
     @property
@@ -114,6 +112,11 @@ class Counts:
             f"(noise {self.noise}, malformed {self.malformed})"
         )
         return text + (f", blank {self.blank}" if self.blank else "")
+
+
+def format_counts(records: pa.RecordBatch | pa.Table) -> dict[str, int]:
+    """Rows per ``log_format`` (the layout or encoding that read them)."""
+    return dict(pl.from_arrow(records.column("log_format")).value_counts().iter_rows())
 
 
 def _coalesce(names: Sequence[str]) -> pl.Expr:
@@ -169,7 +172,7 @@ class Parser:
         return self.parse_series(pl.Series(raw, dtype=pl.String), source, first_line)
 
     def parse_chunk(self, body: bytes, source: str = "-", first_line: int = 1) -> ParsedBatch:
-        """Parse a run of whole lines as read from a file (``\n``-separated, the last newline
+        """Parse a run of whole lines as read from a file (newline-separated, the last newline
         optional); the same as ``parse_batch`` of its lines, with the split done natively."""
         return self.parse_series(chunk_lines(body), source, first_line)
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator
 
 from .errors import InputError, RejectLimitError, UsageError
-from .parse import Counts, ParsedBatch, Parser, default_parser
+from .parse import Counts, ParsedBatch, Parser, default_parser, format_counts
 from .sources import CHUNK_BYTES, FileRange, Input, expand_inputs, iter_byte_chunks, iter_file_ranges
 
 if TYPE_CHECKING:
@@ -188,9 +188,7 @@ def _stage_chunk(body: "bytes | FileRange", source: str, first_line: int, root: 
     formats: dict = {}
     undated, tmin, tmax = 0, None, None
     if records is not None:
-        import polars as pl
-
-        formats = dict(pl.from_arrow(records.column("log_format")).value_counts().iter_rows())
+        formats = format_counts(records)
         undated, tmin, tmax = time_bounds(records)
     pairs = stage_files(root, records, rejects, prefix=prefix)
     if rejects is None:

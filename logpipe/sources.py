@@ -58,26 +58,10 @@ class FileRange:
 
 def iter_file_ranges(inp: Input, skip_bytes: int = 0, chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[FileRange, int]]:
     """``iter_byte_chunks`` of a plain (uncompressed) file as ranges: ``(range, end_offset)``. This
-    process reads each range once, only to cut it at a line end and count its lines."""
-    with open(inp.path, "rb", buffering=0) as f:
-        f.seek(skip_bytes)
-        start, tail = skip_bytes, b""
-        while True:
-            chunk = f.read(chunk_bytes)
-            data = tail + chunk if tail else chunk
-            cut = data.rfind(b"\n") + 1
-            if chunk and not cut:  # one line longer than a chunk: read on to its end
-                tail = data
-                continue
-            if not chunk:
-                cut = len(data)  # the last line, without a newline
-            if cut:
-                lines = data.count(b"\n", 0, cut) + (0 if data[cut - 1:cut] == b"\n" else 1)
-                yield FileRange(inp.path, start, start + cut, lines), start + cut
-                start += cut
-            if not chunk:
-                return
-            tail = data[cut:]
+    process reads each range once, only to count its lines; a worker reads it again itself."""
+    for body, end in iter_byte_chunks(inp, skip_bytes, chunk_bytes):
+        lines = body.count(b"\n") + (0 if body.endswith(b"\n") else 1)
+        yield FileRange(inp.path, end - len(body), end, lines), end
 
 
 def expand_inputs(paths: list[str]) -> tuple[list[Input], list[str]]:
@@ -187,14 +171,14 @@ def iter_byte_chunks(inp: Input, skip_bytes: int = 0, chunk_bytes: int = CHUNK_B
         while True:
             chunk, error = _read_some(stream, chunk_bytes)
             if chunk:
-                data = tail + chunk
-                cut = data.rfind(b"\n")
-                if cut < 0:
-                    tail = data
-                else:
-                    tail = data[cut + 1 :]
-                    offset += cut + 1
-                    yield data[: cut + 1], offset
+                cut = chunk.rfind(b"\n")
+                if cut < 0:  # no line ends in this chunk (a very long line): read on
+                    tail += chunk
+                else:  # one copy: the lines that were waiting, and this chunk up to its last newline
+                    body = b"".join((tail, memoryview(chunk)[: cut + 1]))
+                    tail = chunk[cut + 1 :]
+                    offset += len(body)
+                    yield body, offset
             if error is not None:
                 # Keep every complete line before the damage (yielded above), then say where it broke.
                 raise _corrupt(inp, offset + len(tail), error) from None
