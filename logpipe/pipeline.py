@@ -22,6 +22,15 @@ if TYPE_CHECKING:
 PARALLEL_MIN_BYTES = 48 << 20
 
 
+# Memory: the whole process tree stays within LOGPIPE_MEMORY (default 1 GiB). Measured with `make
+# bench` (tree RSS): a worker peaks at ~320-360 MiB (polars, pyarrow, one task in flight), the parent
+# at ~180-250 MiB. So the default fits two workers however many cores there are; a larger budget
+# lets more cores work. LOGPIPE_WORKERS=N sets the count outright.
+DEFAULT_MEMORY = "1G"
+WORKER_MIB, PARENT_MIB = 384, 256
+_SIZE_UNITS = {"K": 1 / 1024, "M": 1, "G": 1024, "T": 1024 * 1024}
+
+
 # With workers, ingest's tasks of a plain file are this large: a worker reads its range, parses it
 # in CHUNK_BYTES pieces (its memory stays bounded) and writes one Parquet file per day (~50k rows of
 # Istio lines). Compressed inputs and stdin are sent to the workers in CHUNK_BYTES tasks.
@@ -81,17 +90,39 @@ def parse_input(inp: Input, parser: Parser | None = None, *, skip_bytes: int = 0
 
 
 def default_workers(inp: Input) -> int:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    env = os.environ.get("LOGPIPE_WORKERS")
+    """Worker processes for ``inp``: none (1) for a small file, else one per core, as many as fit in
+    the memory budget (``memory_workers``); ``LOGPIPE_WORKERS`` overrides."""
+    env = os.environ.get("LOGPIPE_WORKERS", "").strip()
     if env:
-        return max(1, int(env))
-    if cores < 2:
+        if not env.isdigit() or int(env) < 1:
+            raise UsageError(f"LOGPIPE_WORKERS={env!r}: expected a whole number of worker processes, 1 or more")
+        return int(env)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    workers = min(cores, memory_workers())
+    if workers < 2:
         return 1
     try:
         size = inp.size()
     except OSError:
         size = None
-    return cores if size is None or size >= PARALLEL_MIN_BYTES else 1
+    return workers if size is None or size >= PARALLEL_MIN_BYTES else 1
+
+
+def memory_workers(budget: str | None = None) -> int:
+    """How many workers fit in ``budget`` (``LOGPIPE_MEMORY``, default 1G) beside the parent."""
+    text = (budget if budget is not None else os.environ.get("LOGPIPE_MEMORY", "")).strip() or DEFAULT_MEMORY
+    mib = parse_size_mib(text, "LOGPIPE_MEMORY")
+    return max(1, int((mib - PARENT_MIB) // WORKER_MIB))
+
+
+def parse_size_mib(text: str, name: str) -> float:
+    """``1G``, ``1.5GiB``, ``1500M``, ``800MB`` as MiB (binary units); a clear error for anything else."""
+    import re
+
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([KMGT])(?:i?B)?", text.strip(), re.IGNORECASE)
+    if not m:
+        raise UsageError(f"{name}={text!r}: expected a size with a unit, such as 1G or 1500M")
+    return float(m.group(1)) * _SIZE_UNITS[m.group(2).upper()]
 
 
 class WorkerPool:

@@ -91,3 +91,50 @@ def test_parallel_ingest_failure_leaves_no_files(mixed_log, tmp_path, monkeypatc
     left = [p for p in data.rglob("*") if p.is_file() and p.name not in ("_manifest.json", "_ingest.lock", "_lock")]
     assert left == []
     assert Dataset(data).entries(state=None) == []
+
+
+# ---- how many workers: the memory budget ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("budget, workers", [("1G", 2), ("1GiB", 2), ("1024M", 2), ("700M", 1), ("4G", 10),
+                                             ("2.5g", 6), ("1T", 2730)])
+def test_memory_budget_sizes_the_pool(budget, workers):
+    assert pipeline.memory_workers(budget) == workers
+
+
+def test_default_workers_follow_cores_budget_and_size(tmp_path, monkeypatch):
+    big = tmp_path / "big.log"
+    with open(big, "wb") as f:  # sparse: as large as a file that takes workers, no disk used
+        f.truncate(pipeline.PARALLEL_MIN_BYTES)
+    small = tmp_path / "small.log"
+    small.write_text("x\n")
+    monkeypatch.delenv("LOGPIPE_WORKERS", raising=False)
+    monkeypatch.setattr(pipeline.os, "sched_getaffinity", lambda _pid: set(range(8)), raising=False)
+    monkeypatch.delenv("LOGPIPE_MEMORY", raising=False)
+    assert pipeline.default_workers(Input(str(big))) == 2  # 8 cores, but 1 GiB fits two workers
+    assert pipeline.default_workers(Input(str(small))) == 1
+    monkeypatch.setenv("LOGPIPE_MEMORY", "4G")
+    assert pipeline.default_workers(Input(str(big))) == 8  # a larger budget: one per core
+    monkeypatch.setenv("LOGPIPE_MEMORY", "600M")
+    assert pipeline.default_workers(Input(str(big))) == 1
+    monkeypatch.setenv("LOGPIPE_WORKERS", "3")  # the count outright
+    assert pipeline.default_workers(Input(str(big))) == 3
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("LOGPIPE_WORKERS", "two", "LOGPIPE_WORKERS='two': expected a whole number of worker processes, 1 or more"),
+    ("LOGPIPE_WORKERS", "0", "LOGPIPE_WORKERS='0': expected a whole number"),
+    ("LOGPIPE_MEMORY", "lots", "LOGPIPE_MEMORY='lots': expected a size with a unit, such as 1G or 1500M"),
+    ("LOGPIPE_MEMORY", "512", "LOGPIPE_MEMORY='512': expected a size with a unit"),
+])
+def test_bad_worker_settings_are_a_one_line_usage_error(tmp_path, monkeypatch, name, value, message):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, name: value}
+    result = subprocess.run([sys.executable, "-m", "logpipe", "ingest", str(SAMPLES / "istio-1.8.log"),
+                             "--data", str(tmp_path / "d")], env=env, capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"logpipe: error: {message}")
+    assert len(result.stderr.strip().splitlines()) == 1
