@@ -15,7 +15,7 @@ DEFAULT_DATA = "./logpipe-data"
 
 
 def format_options(f):
-    """--format-string / --format-file / --grammar: the mesh's own layout (logpipe/formats.py)."""
+    """--format-string / --format-file / --grammar: the mesh's own layout (logpipe/layouts.py)."""
     f = click.option("--grammar", "grammar_file", type=click.Path(dir_okay=False), metavar="FILE.lark",
                      help="A Lark grammar with one start rule (e.g. from `logpipe grammar --from-format`).")(f)
     f = click.option("--format-file", type=click.Path(dir_okay=False), metavar="FILE",
@@ -82,7 +82,7 @@ def parse(files, fmt, out_path, rejects_path, on_error, max_warnings, format_str
 
     Rejected lines go to stderr as SOURCE:LINE: REASON; the last line on stderr counts them.
     """
-    from .formats import parser_from_options
+    from .layouts import parser_from_options
     from .pipeline import parse_to_output
 
     parser = parser_from_options(format_string, format_file, grammar_file)
@@ -130,7 +130,7 @@ def stream(data_dir, flush_rows, flush_seconds, tee, alerts_format, alerts_out, 
     # The 300 MiB memory bound was measured with 2 polars threads; each thread adds its own buffers
     # (set before polars is first imported; the user's own POLARS_MAX_THREADS wins).
     os.environ.setdefault("POLARS_MAX_THREADS", "2")
-    from .formats import parser_from_options
+    from .layouts import parser_from_options
     from .stream import StreamOptions, Streamer
 
     custom = format_string or format_file or grammar_file
@@ -158,7 +158,7 @@ def replay(file, speed, max_sleep, format_string, format_file, grammar_file):
     \b
       logpipe replay sample_logs/waypoint-egress-1.23.log --speed 10x | logpipe stream
     """
-    from .formats import parser_from_options
+    from .layouts import parser_from_options
     from .replay import parse_speed, replay_file
 
     try:
@@ -216,7 +216,7 @@ def ingest(paths, data_dir, force, on_error, max_reject_ratio, max_warnings, pro
     stderr. A format given with --format-string/--format-file/--grammar is remembered in the
     manifest and used by later ingests into the same dataset that give none.
     """
-    from .formats import parser_from_options
+    from .layouts import parser_from_options
     from .ingest import ingest_paths
 
     custom = format_string or format_file or grammar_file
@@ -436,7 +436,8 @@ def grammar(format_string, format_file):
     Operators logpipe knows land in its columns; others become extra columns named after them.
     """
     from .errors import UsageError
-    from .formats import grammar_from_format, read_format_file
+    from .formatfile import read_format_file
+    from .formats import grammar_from_format
 
     if bool(format_string) == bool(format_file):
         raise UsageError("give the format with --from-format 'FORMAT' or --format-file FILE (one of them)")
@@ -462,7 +463,7 @@ def formats():
 @format_options
 def detect(files, format_string, format_file, grammar_file):
     """Say which layouts FILES hold (or - for stdin), with line counts per file."""
-    from .formats import detect_layouts, parser_from_options
+    from .layouts import detect_layouts, parser_from_options
 
     parser = parser_from_options(format_string, format_file, grammar_file)
     for source, layout, lines in detect_layouts(list(files), parser):

@@ -61,7 +61,7 @@ class Rulebook:
         self.source = source
         self.starts = list(starts)
         # Rules captured as columns: the schema's, plus a custom layout's extra columns
-        # (logpipe/formats.py adds them before the first compile).
+        # (logpipe/layouts.py adds them before the first compile).
         self.fields = _FIELD_RULES
         try:
             self._lark = lark.Lark(

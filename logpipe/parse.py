@@ -3,16 +3,17 @@
 For a batch of lines:
 
 1. kubectl/stern/compose prefixes are split off with the regex compiled from ``prefix.lark``;
-2. JSON bodies (``{…}``) are decoded with the json module and mapped by key (FORMATS.md a.3);
+2. JSON bodies (``{…}``) are decoded with the json module and mapped by key (FORMATS.md a.3,
+   ``logpipe/jsonlog.py``);
 3. text bodies are matched, layout after layout, by the regexes compiled from ``access.lark``
    (polars runs them over the whole batch as a DFA, without captures); the columns of a matched
    line are then cut out by the layout's split plan (``logpipe/splitplan.py``: at its quotes and
    spaces, planned from the same grammar), or, when free text holds a quote, by the capture regex;
 4. what is left is noise (``noise.lark``) or goes to the exact Lark path, which parses it or says
-   where and why it fails;
-5. all text columns are typed in one place (``type_columns``): ``-`` becomes null there and only
-   there, numbers are cast, flags split, times parsed; a value that cannot be typed makes the line a
-   reject, never a silent null.
+   where and why it fails (``logpipe/diagnose.py`` finds where it departs from its closest layout);
+5. all text columns are typed in one place (``type_columns``, ``logpipe/records.py``): ``-`` becomes
+   null there and only there, numbers are cast, flags split, times parsed; a value that cannot be
+   typed makes the line a reject, never a silent null.
 
 Every line of the batch ends as a row, a reject, or a blank line: ``read = parsed + rejected + blank``.
 """
@@ -29,7 +30,10 @@ import pyarrow as pa
 from . import grammar as _grammar
 from . import splitplan as _splitplan
 from . import ztunnel as _ztunnel
-from .schema import ADDRESS_COLUMNS, RECORD_SCHEMA, REJECT_SCHEMA
+from .diagnose import diagnose_line
+from .jsonlog import _json_record
+from .records import _reject, _rejects_batch, type_columns
+from .schema import ADDRESS_COLUMNS, RECORD_SCHEMA
 
 # Layouts of access.lark in the order a line is tried: most fields first, so that a longer layout
 # wins over a shorter one whose free-text fields could swallow the extra tokens.
@@ -40,11 +44,6 @@ NOISE_RULES = {
     "envoy_native_log": "Envoy application log line, not an access line",
     "glog_log": "glog/klog log line, not an access line",
 }
-INT32_COLUMNS = {f.name for f in RECORD_SCHEMA if f.type == pa.int32()}
-INT64_COLUMNS = {f.name for f in RECORD_SCHEMA if f.type == pa.int64()} - {"line_number"}
-TIME_COLUMNS = {f.name for f in RECORD_SCHEMA if pa.types.is_timestamp(f.type)}
-LIST_COLUMNS = {f.name for f in RECORD_SCHEMA if pa.types.is_list(f.type)}
-PROVENANCE = ("log_format", "source", "line_number", "pod", "container", "received_at")
 # Longest line the exact Lark path diagnoses; longer unmatched lines are rejected with a short reason.
 MAX_DIAGNOSE_CHARS = 8192
 # Lark's Earley parser is cubic where free text meets quotes (a 1,300-character line of '" "'
@@ -146,7 +145,7 @@ class Parser:
         self._noise = [(name, self.noise.regex(name)) for name in NOISE_RULES]
         self._address = {c: self.access.compile("address_value", c) for c in ADDRESS_COLUMNS}
         self._cluster = self.access.compile("cluster_value")
-        # A custom layout (--format-string / --format-file / --grammar, logpipe/formats.py) is tried
+        # A custom layout (--format-string / --format-file / --grammar, logpipe/layouts.py) is tried
         # before the built-in ones; its extra columns follow RECORD_SCHEMA in ``self.schema``.
         self.custom = _custom_layout(options.get("custom"))
         self.schema = self.custom.schema if self.custom else RECORD_SCHEMA
@@ -302,7 +301,7 @@ class Parser:
                 rejects.append(_reject(ln, raw, f"matches no access-log layout ({len(body)} characters)", "malformed"))
                 continue
             plen = plen or 0
-            where = diagnose_line(self.access, body)
+            where = diagnose_line(self.access, body, TEXT_LAYOUTS)
             if where and where.column == 1:  # starts like no layout: another program's output
                 why = f"not an access line: column {1 + plen}: every layout starts with {where.step.expects}, got {where.got!r}"
                 rejects.append(_reject(ln, raw, why, "noise", 1 + plen))
@@ -375,199 +374,6 @@ class Parser:
         return frame
 
 
-# ---- diagnosis: where a malformed text line departs from the closest layout -------------------------
-
-
-@dataclass
-class Departure:
-    """Where a line stops following its closest layout: 1-based ``column`` of the body, the
-    ``layout``, and the grammar ``step`` that failed there (None: text left after the last field)."""
-
-    column: int
-    layout: str
-    step: "_grammar.Step | None"
-    last_field: str | None
-    got: str
-    place: str = ""  # "after <column>" or "before <column>", for a separator
-    fields: int = 0  # columns matched, of the layout's ``total``
-    total: int = 0
-
-    def describe(self, shift: int = 0, context: str = "") -> str:
-        got = f"got {self.got!r}" if self.got else "the line ends there"
-        step, why = self.step, f"closest layout {self.layout}"
-        if step is None:
-            what = f"unexpected text after {self.last_field}, the last field, {got}"
-        elif step.field:
-            what = f"{step.field} expected {step.expects}, {got}"
-        else:
-            what = f"expected {step.expects} {self.place}, {got}"
-        if not self.got:
-            why += f", {self.fields} of {self.total} fields"
-        why += f"; Lark: {context}" if context else ""
-        return f"column {self.column + shift}: {what} ({why})"
-
-
-def diagnose_line(access: "_grammar.Rulebook", body: str) -> Departure | None:
-    """The layout whose leading items (compiled from the grammar) match ``body`` furthest, and
-    what it expected where they stop; None when a layout matches the whole line."""
-    best: tuple | None = None
-    for name in TEXT_LAYOUTS:
-        steps = _grammar.layout_steps(access, name)
-        k, end = _grammar.match_steps(steps, body)
-        if k == len(steps) and end == len(body):
-            return None
-        if best is None or (end, k) > (best[1], best[2]):
-            best = (name, end, k, steps)
-    name, end, k, steps = best
-    step = steps[k] if k < len(steps) else None
-    prev = steps[k - 1] if k else None
-    if step is not None and not step.field and prev is not None and prev.field:
-        # A separator failed right after a field: the field may have stopped short (free text
-        # matched lazily; "2OO" read as "2"). Take the field as far as it goes, then judge.
-        start = _grammar.match_steps(steps[: k - 1], body)[1]
-        greedy = _grammar.greedy_match(prev.pattern, body, start)
-        token = body[start:].split(" ", 1)[0]
-        if greedy > end:
-            end = greedy
-        elif body[end:end + 1] not in ("", " ", '"'):
-            return Departure(start + 1, name, prev, None, token[:40])
-    rest = body[end:]
-    got = (rest.split(" ", 1)[0][:40] or rest[:16]) if step is not None and step.field and rest else rest[:24]
-    fields = [s.field for s in steps[:k] if s.field]
-    place = ""
-    if step is not None and not step.field:
-        opens = k + 1 < len(steps) and steps[k + 1].field  # the quote that opens a field
-        place = f"before {step.before}" if opens or not step.after else f"after {step.after}"
-    return Departure(end + 1, name, step, fields[-1] if fields else None, got, place,
-                     len(fields), sum(1 for s in steps if s.field))
-
-
-# ---- JSON encoding (FORMATS.md a.3) ----------------------------------------------------------------
-
-_JSON_KEYS = {f.name for f in RECORD_SCHEMA} - set(PROVENANCE)
-
-
-def _json_record(obj) -> tuple[str | None, dict | str]:
-    if not isinstance(obj, dict):
-        return None, "JSON value is not an object"
-    if _ztunnel.is_access_event(obj):  # ztunnel LOG_FORMAT=json (FORMATS.md e)
-        return "ztunnel_json", _ztunnel.json_fields(obj)
-    if "start_time" in obj and ({"response_code", "upstream_cluster", "upstream_host"} & obj.keys()):
-        fields = {k: _json_text(v) for k, v in obj.items() if k in _JSON_KEYS}
-        if "istio_policy_status" in obj:
-            kind = "istio_json_1_1" if "route_name" not in obj else "istio_json_1_3"
-        elif "response_code_details" in obj:
-            kind = "istio_json"
-        else:
-            kind = "istio_json_1_8"
-        if fields.get("method") is not None and fields.get("method") == fields.get("start_time"):
-            fields["method"] = None  # Istio 1.1 mapped `method` to %START_TIME% (FORMATS.md a.3)
-        return kind, fields
-    if "log" in obj and ("stream" in obj or "time" in obj):
-        return "noise", "docker json-file log wrapper, not an access line"
-    if "level" in obj and ({"msg", "message", "scope", "instance"} & obj.keys()):
-        return "noise", "JSON application log line, not an access line"
-    keys = ", ".join(list(obj)[:8])
-    return None, f"JSON object is not an access-log record (keys: {keys})"
-
-
-def _json_text(v) -> str | None:
-    if v is None:
-        return None
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
-    if isinstance(v, str):
-        return v
-    return json.dumps(v, separators=(",", ":"))
-
-
-# ---- typing: the one place text becomes typed columns -----------------------------------------------
-
-
-def type_columns(df: pl.DataFrame | None, source: str,
-                 schema: pa.Schema = RECORD_SCHEMA) -> tuple[pa.RecordBatch, list[dict]]:
-    """Type the text columns of parsed lines into RECORD_SCHEMA. ``-`` and empty text become null
-    here and nowhere else. Lines with a value that cannot be typed are returned as rejects."""
-    if df is None or df.height == 0:
-        return _empty_records(schema), []
-    # One lazy query (one pass through polars, common sub-expressions computed once): the
-    # per-call overhead of ~100 eager operations would cost as much as the work on a small batch.
-    kinds = df.schema
-    text_cols = [c for c in df.columns if c not in ("line_number", "prefix_len", "raw")]
-    nulls = [pl.col(c).cast(pl.String) if kinds[c] != pl.String else pl.col(c) for c in text_cols]
-    lf = df.lazy().with_columns(
-        pl.when((c == "-") | (c == "")).then(None).otherwise(c).alias(name) for c, name in zip(nulls, text_cols)
-    )
-    exprs, checks, typed_names = [], [], []
-    for f in schema:
-        name = f.name
-        if name in ("line_number",):
-            continue
-        if name == "source":
-            exprs.append(pl.lit(source, dtype=pl.String).alias(name))
-            continue
-        if name not in kinds:
-            continue
-        col = pl.col(name)
-        if name in TIME_COLUMNS:
-            typed = col.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%#z", time_unit="us", time_zone="UTC", strict=False)
-        elif name in INT32_COLUMNS:
-            typed = col.cast(pl.Int32, strict=False)
-        elif name in INT64_COLUMNS:
-            typed = col.cast(pl.Int64, strict=False)
-        elif name in LIST_COLUMNS:
-            typed = pl.when(col.is_null()).then(pl.lit([], dtype=pl.List(pl.String))).otherwise(col.str.split(","))
-        else:
-            exprs.append(col)
-            continue
-        exprs.append(typed.alias(name))
-        checks.append(col.is_not_null() & typed.is_null())
-        typed_names.append(name)
-    bad = pl.any_horizontal(checks) if checks else pl.lit(False)
-    typed_df = lf.select("line_number", "raw", *exprs, bad.alias("__bad")).collect()
-    rejects: list[dict] = []
-    bad = typed_df["__bad"]
-    typed_df = typed_df.drop("__bad")
-    if bad.any():  # a value that was there and cannot be typed: the line is a reject
-        texts = lf.filter(bad).collect()
-        for row, text in zip(typed_df.filter(bad).iter_rows(named=True), texts.iter_rows(named=True)):
-            name = next(n for n in typed_names if text[n] is not None and row[n] is None)
-            why = f"invalid value: {name}: cannot read {text[name][:40]}"
-            rejects.append(_reject(row["line_number"], row["raw"], why, "malformed"))
-        typed_df = typed_df.filter(~bad)
-    if not typed_df["line_number"].is_sorted():  # only batches that mixed paths need the gather
-        typed_df = typed_df.sort("line_number")
-    return _to_record_batch(typed_df, schema), rejects
-
-
-def _to_record_batch(df: pl.DataFrame, schema: pa.Schema = RECORD_SCHEMA) -> pa.RecordBatch:
-    missing = [f for f in schema if f.name not in df.columns]
-    if missing:
-        df = df.with_columns(pl.lit(None).alias(f.name) for f in missing)
-    # polars hands out string views without copying; one cast to the schema's types is then ~8x
-    # cheaper than polars' own conversion to large strings followed by a cast.
-    table = df.select(schema.names).to_arrow(compat_level=pl.CompatLevel.newest())
-    return table.cast(schema).combine_chunks().to_batches()[0] if table.num_rows else _empty_records(schema)
-
-
-def _empty_records(schema: pa.Schema = RECORD_SCHEMA) -> pa.RecordBatch:
-    return pa.RecordBatch.from_pylist([], schema=schema)
-
-
-def _reject(line_number: int, raw: str, reason: str, cls: str, column: int | None = None) -> dict:
-    return {"line_number": line_number, "raw": raw, "reason": reason, "class": cls, "column": column}
-
-
-def _rejects_batch(rejects: list[dict], source: str) -> pa.RecordBatch:
-    rejects.sort(key=lambda r: r["line_number"])
-    for r in rejects:
-        r["source"] = source
-        r["raw"] = r["raw"].rstrip("\n")
-    return pa.RecordBatch.from_pylist(rejects, schema=REJECT_SCHEMA)
-
-
 def _shift_column(message: str, old: int | None, new: int) -> str:
     if old is None or old == new:
         return message
@@ -593,16 +399,16 @@ def _decode(line: bytes) -> str:
 
 
 def _custom_layout(custom):
-    """``Parser(custom=…)``: a formats.CustomLayout, a Rulebook's grammar text, or a format spec."""
+    """``Parser(custom=…)``: a layouts.CustomLayout, a Rulebook's grammar text, or a format spec."""
     if custom is None or hasattr(custom, "take_lines"):
         return custom
-    from . import formats
+    from . import layouts
 
     if isinstance(custom, str):  # a spec as Parser.format_spec gives it, or a Lark grammar's text
         if custom.startswith(("text:", "json:", "grammar:")):
-            return formats.layout_from_spec(custom)
-        return formats.layout_from_grammar(custom, source="<grammar>")
-    raise TypeError(f"Parser(custom=…) takes a formats.CustomLayout or grammar text, not {type(custom).__name__}")
+            return layouts.layout_from_spec(custom)
+        return layouts.layout_from_grammar(custom, source="<grammar>")
+    raise TypeError(f"Parser(custom=…) takes a layouts.CustomLayout or grammar text, not {type(custom).__name__}")
 
 
 def _rebuild_parser(cls, options):

@@ -374,7 +374,7 @@ def dataset_parser(ds, parser: Parser | None, err) -> Parser:
     """The dataset remembers the format it was ingested with (manifest ``format_spec``): a run that
     names a format records it; a run that names none reuses the remembered one, so the mesh's own
     format keeps working for later archives."""
-    from .formats import parser_from_spec
+    from .layouts import parser_from_spec
 
     if parser is not None:
         spec = parser.format_spec

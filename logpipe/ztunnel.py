@@ -52,7 +52,7 @@ def _rules():
 def take_lines(parser, df: pl.DataFrame, frames: list, rejects: list) -> pl.DataFrame:
     """Parse the ztunnel access lines of ``df`` into ``frames`` (malformed ones into ``rejects``);
     return the other lines."""
-    from .parse import _reject
+    from .records import _reject
 
     book, line_rx, head_rx, keys = _rules()
     is_head = df["body"].str.contains(head_rx)
@@ -109,7 +109,7 @@ def is_access_event(obj: dict) -> bool:
 
 
 def json_fields(obj: dict) -> dict:
-    from .parse import _json_text
+    from .jsonlog import _json_text
 
     out = {col: _json_text(obj.get(key)) for key, col in KEYS.items()}
     hbone = out.pop("__hbone")

@@ -1,6 +1,6 @@
 """Differential test: the generated fast path (regexes compiled from grammars/access.lark, run by
 polars) and the exact Lark path (``Parser(fast=False)``: Lark's Earley parser on the same grammar,
-then ``parse.type_columns``) give identical records, or both reject, line for line.
+then ``records.type_columns``) give identical records, or both reject, line for line.
 
 The Lark path costs ~50 ms a line, so it runs in two worker processes, over every line of the
 hand-written samples, every RECORD_STRIDE-th line of large generated samples, DIFF_LINES lines of
@@ -18,7 +18,8 @@ from conftest import ROOT, build_line, parse_text, read_lines, sample_files, sam
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from logpipe.parse import MAX_DIAGNOSE_CHARS, TEXT_LAYOUTS, Parser, diagnose_line
+from logpipe.diagnose import diagnose_line
+from logpipe.parse import MAX_DIAGNOSE_CHARS, TEXT_LAYOUTS, Parser
 
 # The default run checks a varied subset: per sample, one line of each (layout, response code,
 # cluster direction, prefix, IPv6) shape plus every rejected line. LOGPIPE_DIFF_FULL=1 checks
@@ -55,7 +56,7 @@ def fast():
 
     def regex_only(df, rejects):
         for ln, raw, body in df.select("line_number", "raw", "body").iter_rows():
-            where = None if len(body) > MAX_DIAGNOSE_CHARS else diagnose_line(parser.access, body)
+            where = None if len(body) > MAX_DIAGNOSE_CHARS else diagnose_line(parser.access, body, TEXT_LAYOUTS)
             cls = "noise" if where is not None and where.column == 1 else "malformed"
             rejects.append({"line_number": ln, "raw": raw, "reason": "no generated regex matched", "class": cls,
                             "column": None})

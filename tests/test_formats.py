@@ -1,5 +1,5 @@
-"""Custom formats (logpipe/formats.py): format string -> grammar -> records, JSON formats, format
-files, the ambiguity check, and the CLI (grammar, formats, detect, parse --format-*)."""
+"""Custom formats (logpipe/formats.py, layouts.py, formatfile.py): format string -> grammar -> records,
+JSON formats, format files, the ambiguity check, and the CLI (grammar, formats, detect, parse --format-*)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import sample_files, sample_id
-from logpipe import formats
+from logpipe import formatfile, formats, layouts
 from logpipe.cli import cli
 from logpipe.parse import Parser
 from logpipe.schema import COLUMNS
@@ -24,7 +24,7 @@ TEXT_LAYOUTS = [n for n, (_v, f) in formats.BUILTIN_LAYOUTS.items() if "%START_T
 
 @functools.lru_cache(maxsize=None)
 def custom_parser(fmt: str, fast: bool = True) -> Parser:
-    return Parser(custom=formats.layout_from_format(fmt), fast=fast)
+    return Parser(custom=layouts.layout_from_format(fmt), fast=fast)
 
 
 def rows(parser: Parser, lines: list[str], source: str = "t.log"):
@@ -61,7 +61,7 @@ def test_builtin_format_strings_compile_to_their_layout(layout):
     want = [r for r in records if r["log_format"] == layout]
     assert want, f"no sample line of layout {layout}"
     fmt = formats.BUILTIN_LAYOUTS[layout][1]
-    mine = Parser(custom=formats.layout_from_format(fmt))
+    mine = Parser(custom=layouts.layout_from_format(fmt))
     mine._layouts = mine._layouts[:1]  # only the custom layout
     got, rejects = rows(mine, [lines[w["line_number"] - 1] for w in want])
     assert rejects == [] and {r["log_format"] for r in got} == {"custom"}
@@ -232,7 +232,7 @@ def test_operator_column_names(op, column):
 
 
 def test_extra_columns_follow_the_schema():
-    layout = formats.layout_from_format("[%START_TIME%] %REQ(X-B3-TRACEID)% %DOWNSTREAM_PEER_URI_SAN%")
+    layout = layouts.layout_from_format("[%START_TIME%] %REQ(X-B3-TRACEID)% %DOWNSTREAM_PEER_URI_SAN%")
     assert layout.extra == ["x_b3_traceid", "downstream_peer_uri_san"]
     assert layout.schema.names == COLUMNS + layout.extra
 
@@ -295,7 +295,7 @@ def test_json_format_round_trip(status, host, trace, sent, t, cluster):
 
 @functools.lru_cache(maxsize=None)
 def json_parser():
-    return formats.parser_from_options(format_string=json.dumps(JSON_FORMAT))
+    return layouts.parser_from_options(format_string=json.dumps(JSON_FORMAT))
 
 
 def test_builtin_json_still_parses_with_a_custom_json_format(samples_dir):
@@ -326,9 +326,9 @@ FORMAT_FILES = {
 def test_format_file_text(tmp_path, name):
     path = tmp_path / name
     path.write_text(FORMAT_FILES[name])
-    fmt = formats.read_format_file(str(path))
+    fmt = formatfile.read_format_file(str(path))
     assert formats.parse_format(fmt) == formats.parse_format(FMT)
-    got, _ = rows(formats.parser_from_options(format_file=str(path)),
+    got, _ = rows(layouts.parser_from_options(format_file=str(path)),
                   ["[2025-01-30T10:53:24.085Z] GET 200 80f198ee56343ba8"])
     assert got[0]["x_b3_traceid"] == "80f198ee56343ba8" and got[0]["response_code"] == 200
 
@@ -342,7 +342,7 @@ def test_format_file_telemetry_picks_its_provider(tmp_path):
         f"  - name: traced\n    envoyFileAccessLog: {{path: /dev/stdout, logFormat: {{text: '{FMT}'}}}}\n"
         "---\napiVersion: telemetry.istio.io/v1\nkind: Telemetry\nmetadata: {name: mesh-default, namespace: istio-system}\n"
         "spec:\n  accessLogging:\n  - providers:\n    - name: traced\n")
-    assert formats.read_format_file(str(path)) == FMT
+    assert formatfile.read_format_file(str(path)) == FMT
 
 
 @pytest.mark.parametrize("text", [
@@ -353,7 +353,7 @@ def test_format_file_telemetry_picks_its_provider(tmp_path):
 def test_format_file_json(tmp_path, text):
     path = tmp_path / "fmt"
     path.write_text(text)
-    assert formats.read_format_file(str(path)) == {"status": "%RESPONSE_CODE%", "trace": "%REQ(X-B3-TRACEID)%"}
+    assert formatfile.read_format_file(str(path)) == {"status": "%RESPONSE_CODE%", "trace": "%REQ(X-B3-TRACEID)%"}
 
 
 @pytest.mark.parametrize("text, needle", [
@@ -365,7 +365,7 @@ def test_format_file_errors(tmp_path, text, needle):
     path = tmp_path / "bad.yaml"
     path.write_text(text)
     with pytest.raises(formats.FormatError, match=needle):
-        formats.read_format_file(str(path))
+        formatfile.read_format_file(str(path))
 
 
 # ---- the parser: spec, pickling, grammar files -------------------------------------------------------
@@ -373,14 +373,14 @@ def test_format_file_errors(tmp_path, text, needle):
 
 def test_format_spec_rebuilds_the_parser():
     fmt = CUSTOM_FORMATS[4]
-    parser = formats.parser_from_options(format_string=fmt)
+    parser = layouts.parser_from_options(format_string=fmt)
     assert parser.format_spec == f"text:{fmt}"
-    again = formats.parser_from_spec(parser.format_spec)
+    again = layouts.parser_from_spec(parser.format_spec)
     line = "1718000000.123 GET \"/x\" 200 5 outbound|443||api.example.com 192.0.2.1:443"
     assert rows(again, [line]) == rows(parser, [line])
     assert rows(pickle.loads(pickle.dumps(parser)), [line]) == rows(parser, [line])
     assert rows(parser, [line])[0][0]["start_time"] == dt.datetime(2024, 6, 10, 6, 13, 20, 123000, tzinfo=UTC)
-    assert formats.parser_from_options().format_spec == ""
+    assert layouts.parser_from_options().format_spec == ""
 
 
 def test_grammar_file_with_extra_rule(tmp_path):
@@ -390,7 +390,7 @@ def test_grammar_file_with_extra_rule(tmp_path):
         'custom: start_time SP response_code SP tenant SP downstream_remote_address\n'
         'start_time: ISO_TIME\nresponse_code: INT\ntenant: WORD\n'
         '%import .access (address, ip_port, ip, port)\ndownstream_remote_address: address\n')
-    parser = formats.parser_from_options(grammar_file=str(tmp_path / "mine.lark"))
+    parser = layouts.parser_from_options(grammar_file=str(tmp_path / "mine.lark"))
     (record,), _ = rows(parser, ["2025-01-30T10:53:24.085Z 503 acme 192.0.2.9:5555"])
     assert (record["response_code"], record["tenant"], record["downstream_remote_address_port"]) == (503, "acme", 5555)
 

@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 from conftest import ROOT, read_lines, sample_files
 
-from logpipe import formats, grammar, parse, splitplan
+from logpipe import formats, grammar, layouts, parse, splitplan
 from logpipe.parse import TEXT_LAYOUTS, Parser
 
 QUOTE, SPACE = '"', " "
@@ -464,8 +464,8 @@ CUSTOM_LINES = {
 
 @pytest.mark.parametrize("fmt", list(CUSTOM_LINES), ids=["b3_peer", "peers", "key_value", "epoch", "clf_time"])
 def test_custom_format_split_equals_whole_line_regex(fmt, extract_calls):
-    split = Parser(custom=formats.layout_from_spec(f"text:{fmt}"))
-    whole = Parser(custom=formats.layout_from_spec(f"text:{fmt}"), split=False)
+    split = Parser(custom=layouts.layout_from_spec(f"text:{fmt}"))
+    whole = Parser(custom=layouts.layout_from_spec(f"text:{fmt}"), split=False)
     lines = CUSTOM_LINES[fmt]
     batch = assert_same(split, whole, lines)
     assert batch.rejected == 0 and batch.parsed == len(lines)
@@ -481,7 +481,7 @@ def test_custom_format_split_equals_whole_line_regex(fmt, extract_calls):
 
 def test_custom_extra_columns_through_the_plan(extract_calls):
     """Unquoted extra columns (%REQ(X-B3-TRACEID)%, %DOWNSTREAM_PEER_URI_SAN%) come out of the plan."""
-    layout = formats.layout_from_spec(f"text:{B3_PEER}")
+    layout = layouts.layout_from_spec(f"text:{B3_PEER}")
     assert layout.extra == ["x_b3_traceid", "downstream_peer_uri_san"]
     split = Parser(custom=layout)
     tail = plans(split)["custom"].segments[-1]
@@ -496,7 +496,7 @@ def test_custom_extra_columns_through_the_plan(extract_calls):
     assert recs[1]["path"] == "/a b" and recs[2]["user_agent"] == 'say "hi"'
     assert routed(extract_calls, "custom") == 2 and routed(extract_calls, "istio_1_9") == 1
 
-    peers = Parser(custom=formats.layout_from_spec(f"text:{PEERS}"))
+    peers = Parser(custom=layouts.layout_from_spec(f"text:{PEERS}"))
     recs = peers.parse_batch(CUSTOM_LINES[PEERS]).records.to_pylist()
     assert [r["downstream_peer_uri_san"] for r in recs] == [SAN, None, SAN]
     assert [r["upstream_peer_uri_san"] for r in recs] == ["spiffe://cluster.local/ns/a/sa/b", None, None]
@@ -513,8 +513,8 @@ REWRITE = ('[%START_TIME%] "%REQ(:METHOD)% %REQ(:PATH)% %PROTOCOL%" %RESPONSE_CO
 
 def test_column_printed_twice_takes_the_first_value_as_the_regex_does():
     lines = ['[2025-03-01T00:00:00.000Z] "GET /v2/rewritten HTTP/1.1" 200 "/api/original"']
-    split = Parser(custom=formats.layout_from_spec(f"text:{REWRITE}"))
-    whole = Parser(custom=formats.layout_from_spec(f"text:{REWRITE}"), split=False)
+    split = Parser(custom=layouts.layout_from_spec(f"text:{REWRITE}"))
+    whole = Parser(custom=layouts.layout_from_spec(f"text:{REWRITE}"), split=False)
     assert whole.parse_batch(lines).records.to_pylist()[0]["path"] == "/v2/rewritten"
     assert_same(split, whole, lines)
 

@@ -1,0 +1,78 @@
+"""Diagnosis: where a malformed text line departs from its closest layout, and what that layout
+expected there (a reject's reason). Stage 1 asks it about the lines no layout's regex took.
+
+Each layout's leading items are the grammar's (``logpipe/grammar.py`` compiles them from
+``grammars/access.lark``); nothing here is a regex of line syntax.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from . import grammar as _grammar
+
+
+@dataclass
+class Departure:
+    """Where a line stops following its closest layout: 1-based ``column`` of the body, the
+    ``layout``, and the grammar ``step`` that failed there (None: text left after the last field)."""
+
+    column: int
+    layout: str
+    step: "_grammar.Step | None"
+    last_field: str | None
+    got: str
+    place: str = ""  # "after <column>" or "before <column>", for a separator
+    fields: int = 0  # columns matched, of the layout's ``total``
+    total: int = 0
+
+    def describe(self, shift: int = 0, context: str = "") -> str:
+        got = f"got {self.got!r}" if self.got else "the line ends there"
+        step, why = self.step, f"closest layout {self.layout}"
+        if step is None:
+            what = f"unexpected text after {self.last_field}, the last field, {got}"
+        elif step.field:
+            what = f"{step.field} expected {step.expects}, {got}"
+        else:
+            what = f"expected {step.expects} {self.place}, {got}"
+        if not self.got:
+            why += f", {self.fields} of {self.total} fields"
+        why += f"; Lark: {context}" if context else ""
+        return f"column {self.column + shift}: {what} ({why})"
+
+
+def diagnose_line(access: "_grammar.Rulebook", body: str, layouts: Sequence[str]) -> Departure | None:
+    """The layout of ``layouts`` whose leading items (compiled from the grammar) match ``body``
+    furthest (the first of them on a tie: pass them in the order a line is tried, parse.TEXT_LAYOUTS),
+    and what it expected where they stop; None when a layout matches the whole line."""
+    best: tuple | None = None
+    for name in layouts:
+        steps = _grammar.layout_steps(access, name)
+        k, end = _grammar.match_steps(steps, body)
+        if k == len(steps) and end == len(body):
+            return None
+        if best is None or (end, k) > (best[1], best[2]):
+            best = (name, end, k, steps)
+    name, end, k, steps = best
+    step = steps[k] if k < len(steps) else None
+    prev = steps[k - 1] if k else None
+    if step is not None and not step.field and prev is not None and prev.field:
+        # A separator failed right after a field: the field may have stopped short (free text
+        # matched lazily; "2OO" read as "2"). Take the field as far as it goes, then judge.
+        start = _grammar.match_steps(steps[: k - 1], body)[1]
+        greedy = _grammar.greedy_match(prev.pattern, body, start)
+        token = body[start:].split(" ", 1)[0]
+        if greedy > end:
+            end = greedy
+        elif body[end:end + 1] not in ("", " ", '"'):
+            return Departure(start + 1, name, prev, None, token[:40])
+    rest = body[end:]
+    got = (rest.split(" ", 1)[0][:40] or rest[:16]) if step is not None and step.field and rest else rest[:24]
+    fields = [s.field for s in steps[:k] if s.field]
+    place = ""
+    if step is not None and not step.field:
+        opens = k + 1 < len(steps) and steps[k + 1].field  # the quote that opens a field
+        place = f"before {step.before}" if opens or not step.after else f"after {step.after}"
+    return Departure(end + 1, name, step, fields[-1] if fields else None, got, place,
+                     len(fields), sum(1 for s in steps if s.field))
+

@@ -1,0 +1,117 @@
+"""Format files: the access-log format a file holds, as a plain format string, a JSON format object,
+or inside Istio/Envoy YAML (MeshConfig, ConfigMap ``data.mesh``, IstioOperator, Telemetry and its
+``envoyFileAccessLog`` providers, Envoy config).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .formats import _OPERATOR_RX, FormatError, _flatten
+
+_YAML_KEYS = "accessLogFormat, envoyFileAccessLog.logFormat (text or labels), text_format, json_format"
+
+
+def read_format_file(path: str) -> str | dict:
+    """The format held by a file: a plain format string, a JSON format object, or an Istio MeshConfig,
+    ConfigMap (``data.mesh``), IstioOperator or Envoy config YAML that contains one."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise FormatError(f"cannot read format file {path}: {e.strerror}; check the path") from None
+    stripped = text.strip()
+    if stripped.startswith("{"):
+        try:
+            obj = json.loads(stripped)
+            if isinstance(obj, dict):
+                return obj
+        except ValueError:
+            pass
+    if "%" in stripped and "\n" not in stripped:
+        return stripped  # one line with operators: the format string itself
+    import yaml
+
+    try:
+        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as e:
+        raise FormatError(f"{path} is neither a format string nor valid YAML ({str(e).splitlines()[0]});"
+                          " put the format string alone in the file") from None
+    found: list = []
+    for d in docs:
+        _find_formats(d, found)
+    # MeshConfig may define several envoyFileAccessLog providers; a Telemetry resource in the same
+    # file says which one the proxies use (istio.io access-log task, Telemetry API).
+    chosen = {p.get("name") for d in docs for p in _telemetry_providers(d)}
+    providers = {name: f for name, f in _providers(docs)}
+    if chosen & providers.keys():
+        found = [providers[n] for n in chosen & providers.keys()]
+    found = list({json.dumps(f, sort_keys=True): f for f in found}.values())
+    if not found:
+        raise FormatError(f"{path} holds no access-log format (looked for {_YAML_KEYS}); pass the format"
+                          " with --format-string, or leave the option out for Istio's defaults")
+    if len(found) > 1:
+        raise FormatError(f"{path} holds {len(found)} different access-log formats; put the one to use in a"
+                          " file of its own or pass it with --format-string")
+    return found[0]
+
+
+def _telemetry_providers(doc) -> list[dict]:
+    if not isinstance(doc, dict) or doc.get("kind") != "Telemetry":
+        return []
+    logging = (doc.get("spec") or {}).get("accessLogging") or []
+    return [p for item in logging if isinstance(item, dict) for p in item.get("providers") or [] if isinstance(p, dict)]
+
+
+def _providers(node):
+    """(name, format) of each extensionProviders entry with an envoyFileAccessLog format."""
+    if isinstance(node, list):
+        for n in node:
+            yield from _providers(n)
+    elif isinstance(node, dict):
+        fal = node.get("envoyFileAccessLog")
+        if isinstance(fal, dict) and "name" in node:
+            found: list = []
+            _find_formats(fal, found)
+            if found:
+                yield node["name"], found[0]
+        for v in node.values():
+            yield from _providers(v)
+
+
+def _find_formats(node, found: list) -> None:
+    import yaml
+
+    if isinstance(node, list):
+        for n in node:
+            _find_formats(n, found)
+        return
+    if not isinstance(node, dict):
+        return
+    for key, value in node.items():
+        if key == "mesh" and isinstance(value, str):  # istio ConfigMap: data.mesh is YAML text
+            try:
+                _find_formats(yaml.safe_load(value), found)
+            except yaml.YAMLError:
+                pass
+        elif key in ("accessLogFormat", "text_format", "format") and isinstance(value, str) and "%" in value:
+            stripped = value.strip()
+            found.append(json.loads(stripped) if stripped.startswith("{") and _is_json(stripped) else value)
+        elif key == "text_format_source" and isinstance(value, dict) and "inline_string" in value:
+            found.append(value["inline_string"])
+        elif key in ("json_format", "typed_json_format", "labels") and isinstance(value, dict) \
+                and any(isinstance(v, str) and _OPERATOR_RX.search(v) for v in _flatten(value).values()):
+            found.append(value)  # (metadata.labels of any Kubernetes object hold no operator)
+        elif key == "logFormat" and isinstance(value, dict):
+            if isinstance(value.get("text"), str):
+                found.append(value["text"])
+            elif isinstance(value.get("labels"), dict):
+                found.append(value["labels"])
+        else:
+            _find_formats(value, found)
+
+
+def _is_json(text: str) -> bool:
+    try:
+        return isinstance(json.loads(text), dict)
+    except ValueError:
+        return False

@@ -1,0 +1,265 @@
+"""Custom layouts: an Envoy format string, JSON format or grammar file as a layout that the parser
+tries before the built-in ones, and the parser for the CLI's format options.
+
+A format string becomes a Lark grammar (``logpipe/formats.py``) parsed exactly as a built-in layout;
+a JSON format, a mapping of keys to columns; ``--format-file`` is read by ``logpipe/formatfile.py``.
+A layout's ``spec`` rebuilds it, so a dataset's manifest remembers it.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import LogpipeError, UsageError
+from .formatfile import read_format_file
+from .formats import (FormatError, Operator, _flatten, _json_time_spec, _strftime, grammar_from_format, json_columns,
+                      parse_format)
+from .schema import COLUMNS
+
+# ---- a custom layout, as the parser uses it ----------------------------------------------------------
+
+
+@dataclass
+class CustomLayout:
+    """One custom layout: a text grammar (from a format string or a file) or a JSON key mapping.
+
+    ``spec`` says where it came from (``text:<format>``, ``json:<object>``, ``grammar:<text>``) and
+    rebuilds it (``layout_from_spec``); datasets keep it in their manifest."""
+
+    spec: str
+    name: str
+    rulebook: object | None = None  # logpipe.grammar.Rulebook of a text layout
+    extra: list[str] = field(default_factory=list)
+    time_format: str | None = None  # chrono format of a customised %START_TIME(…)%
+    json_keys: dict[str, str] | None = None
+
+    def __reduce__(self):  # Lark objects do not pickle; the spec rebuilds the layout exactly
+        return (layout_from_spec, (self.spec,))
+
+    @property
+    def schema(self):
+        import pyarrow as pa
+
+        from .schema import RECORD_SCHEMA
+
+        return pa.schema(list(RECORD_SCHEMA) + [pa.field(c, pa.string()) for c in self.extra])
+
+    def prepare(self, df):
+        """Rewrite a customised START_TIME of this layout's rows as ISO-8601 UTC, which records.py
+        types; a value that does not fit the spec is kept as it is and rejected there."""
+        import polars as pl
+
+        if not self.time_format or df is None or "start_time" not in df.columns:
+            return df
+        col = pl.col("start_time").cast(pl.String)
+        parsed = col.str.to_datetime(self.time_format, strict=False, time_unit="us")
+        if not re.search(r"%:?z", self.time_format):
+            parsed = parsed.dt.replace_time_zone("UTC")
+        iso = parsed.dt.convert_time_zone("UTC").dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
+        mine = pl.col("log_format") == self.name
+        return df.with_columns(pl.when(mine).then(pl.coalesce(iso, col)).otherwise(col).alias("start_time"))
+
+    def keep_prefix(self, df):
+        """Undo the split of a collector prefix (kubectl --timestamps, …) where the whole line, not
+        the rest after the prefix, is a line of this layout: e.g. a format starting ``%START_TIME% ``."""
+        import polars as pl
+
+        if self.rulebook is None or "prefix_len" not in df.columns or not (df["prefix_len"] > 0).any():
+            return df
+        rx = self.rulebook.regex(self.name)
+        whole = (pl.col("prefix_len") > 0) & pl.col("line").str.contains(rx) & ~pl.col("body").str.contains(rx)
+        return df.with_columns(
+            pl.when(whole).then(pl.col("line")).otherwise(pl.col("body")).alias("body"),
+            pl.when(whole).then(0).otherwise(pl.col("prefix_len")).alias("prefix_len"),
+            *(pl.when(whole).then(None).otherwise(pl.col(c)).alias(c) for c in ("pod", "container", "received_at")),
+        )
+
+    def take_lines(self, parser, df, frames: list, rejects: list):
+        """The exact (Lark) path of this layout for the lines no fast-path regex took: rows into
+        ``frames``; a line it does not parse is rejected with this grammar's reason."""
+        import polars as pl
+
+        from .grammar import GrammarMismatch
+        from .records import _reject
+
+        if self.rulebook is None:
+            return df
+        rows, others = [], []
+        for ln, raw, body, plen, pod, container, received in df.select(
+            "line_number", "raw", "body", "prefix_len", "pod", "container", "received_at"
+        ).iter_rows():
+            try:
+                _, fields = self.rulebook.parse(body, self.name)
+            except GrammarMismatch as e:
+                if (e.column or 1) <= 1:  # not even the start: noise, or another layout (parse.py decides)
+                    others.append(ln)
+                    continue
+                col = (e.column or 0) + (plen or 0)
+                why = f"does not follow the given format: column {col}: {str(e).partition(': ')[2]}"
+                rejects.append(_reject(ln, raw, why, "malformed", col))
+                continue
+            fields.update(line_number=ln, raw=raw, log_format=self.name, pod=pod, container=container,
+                          received_at=received)
+            rows.append(fields)
+        if rows:
+            frames.append(pl.DataFrame(rows, infer_schema_length=None))
+        return df.filter(pl.col("line_number").is_in(others))
+
+    def json_record(self, obj) -> tuple[str, dict] | None:
+        """A decoded JSON line as ``(log_format, {column: text})`` when it has this format's keys."""
+        if not self.json_keys or not isinstance(obj, dict):
+            return None
+        flat = _flatten(obj)
+        hits = [k for k in self.json_keys if k in flat]
+        if len(hits) < max(1, len(self.json_keys) // 2):
+            return None
+        from .jsonlog import _json_text
+
+        return self.name, {self.json_keys[k]: _json_text(flat[k]) for k in hits}
+
+
+def layout_from_format(fmt: str) -> CustomLayout:
+    """A text format string (or a JSON format object written as JSON) as a layout."""
+    stripped = fmt.strip()
+    if stripped.startswith("{"):
+        try:
+            obj = json.loads(stripped)
+        except ValueError:
+            obj = None
+        if isinstance(obj, dict):
+            return layout_from_json(obj)
+    text = grammar_from_format(fmt)
+    layout = layout_from_grammar(text, source="<format string>", spec=f"text:{fmt}")
+    spec = next((p.arg for p in parse_format(fmt) if isinstance(p, Operator) and p.shape == "time"), None)
+    layout.time_format = _strftime(spec)[1] if spec else None
+    return layout
+
+
+def layout_from_json(fmt: dict) -> CustomLayout:
+    keys = json_columns(fmt)
+    time = _json_time_spec(fmt)
+    extra = [c for c in dict.fromkeys(keys.values()) if c not in COLUMNS]
+    return CustomLayout(spec="json:" + json.dumps(fmt, separators=(",", ":")), name="custom_json",
+                        extra=extra, time_format=_strftime(time)[1] if time else None, json_keys=keys)
+
+
+def layout_from_grammar(text: str, *, source: str, spec: str | None = None, import_dir: str | None = None) -> CustomLayout:
+    """A Lark grammar with one start rule (``custom``, ``start``, or the first rule) as a layout."""
+    from . import grammar as _grammar
+    from .resources import resource_dir
+
+    names = _grammar.start_rules(text)
+    if not names:
+        raise FormatError(f"grammar {source} defines no rule; write one start rule such as `custom: …`"
+                          " (see `logpipe grammar --from-format`)")
+    start = next((n for n in ("custom", "start") if n in names), names[0])
+    paths = ([import_dir] if import_dir else []) + [str(resource_dir("grammars"))]
+    try:
+        book = _grammar.Rulebook(text, [start], source=source, import_paths=paths)
+    except LogpipeError as e:
+        raise FormatError(f"{e}; a layout imports its terminals and shared rules as grammars/access.lark"
+                          " does (%import .common (SP, DQ, INT, WORD, TEXT)), see `logpipe grammar --from-format`") from None
+    extra = _extra_columns(book, start)
+    book.fields = book.fields | frozenset(extra)
+    layout = CustomLayout(spec=spec or f"grammar:{text}", name=start, rulebook=book, extra=extra)
+    book.compile(start)  # a grammar the fast path cannot take fails now, with the grammar's name
+    return layout
+
+
+def _extra_columns(book, start: str) -> list[str]:
+    """Rules reached from ``start`` outside any column rule that hold only terminals and are not
+    columns: the layout's extra columns, in order."""
+    from .grammar import SUBFIELD_RULES
+
+    out: list[str] = []
+    seen: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in seen or name in COLUMNS or name in SUBFIELD_RULES:
+            return
+        seen.add(name)
+        refs = book.references(name)
+        if not refs and name != start:
+            out.append(name)
+        for r in refs:
+            visit(r)
+
+    visit(start)
+    return out
+
+
+def layout_from_spec(spec: str) -> CustomLayout:
+    kind, _, body = spec.partition(":")
+    if kind == "text":
+        return layout_from_format(body)
+    if kind == "json":
+        return layout_from_json(json.loads(body))
+    if kind == "grammar":
+        return layout_from_grammar(body, source="<grammar from a dataset manifest>", spec=spec)
+    raise FormatError(f"unknown format spec {spec[:40]!r}; expected text:, json: or grammar:")
+
+
+# ---- the parser for the CLI's format options --------------------------------------------------------
+
+
+def layout_from_options(format_string: str | None = None, format_file: str | None = None,
+                        grammar_file: str | None = None) -> CustomLayout | None:
+    given = [o for o, v in (("--format-string", format_string), ("--format-file", format_file),
+                            ("--grammar", grammar_file)) if v]
+    if len(given) > 1:
+        raise UsageError(f"{' and '.join(given)} each give the layout; use only one of them")
+    if format_string:
+        return layout_from_format(format_string)
+    if format_file:
+        fmt = read_format_file(format_file)
+        return layout_from_json(fmt) if isinstance(fmt, dict) else layout_from_format(fmt)
+    if grammar_file:
+        try:
+            text = Path(grammar_file).read_text(encoding="utf-8")
+        except OSError as e:
+            raise FormatError(f"cannot read grammar {grammar_file}: {e.strerror}; check the path") from None
+        return layout_from_grammar(text, source=grammar_file, import_dir=str(Path(grammar_file).resolve().parent))
+    return None
+
+
+def parser_from_options(format_string: str | None = None, format_file: str | None = None,
+                        grammar_file: str | None = None):
+    """The Parser for ``--format-string`` / ``--format-file`` / ``--grammar`` (at most one); the default
+    parser (auto-detection among the built-in layouts) when none is given. ``Parser.format_spec`` is
+    what a dataset manifest should record."""
+    from .parse import Parser, default_parser
+
+    layout = layout_from_options(format_string, format_file, grammar_file)
+    return default_parser() if layout is None else Parser(custom=layout)
+
+
+def parser_from_spec(spec: str | None):
+    """The Parser a manifest's recorded ``format_spec`` describes ("" or None: the default)."""
+    from .parse import Parser, default_parser
+
+    return default_parser() if not spec else Parser(custom=layout_from_spec(spec))
+
+
+def detect_layouts(paths: list[str], parser=None) -> list[tuple[str, str, int]]:
+    """``(source, layout, lines)`` per input: rows counted by ``log_format``; rejects as
+    ``(noise)`` / ``(malformed)``; blank lines as ``(blank)``."""
+    from collections import Counter
+
+    from .errors import InputError
+    from .pipeline import parse_input
+    from .sources import expand_inputs
+
+    inputs, errors = expand_inputs(paths)
+    if errors and not inputs:
+        raise InputError("; ".join(errors))
+    out = []
+    for inp in inputs:
+        counts: Counter = Counter()
+        for batch, _end in parse_input(inp, parser):
+            counts.update(batch.records.column("log_format").to_pylist())
+            counts.update(f"({c})" for c in batch.rejects.column("class").to_pylist())
+            counts["(blank)"] += batch.blank
+        out += [(inp.name, layout, n) for layout, n in counts.most_common() if n]
+    return out
