@@ -6,6 +6,8 @@ each one's ratio to `logpipe ingest`. Peak RSS is the whole process tree's (work
 
   logpipe ingest        text → typed, partitioned zstd Parquet with the full record and rejects
   logpipe parse         text → ndjson on stdout (> /dev/null)
+  duckdb CSV → Parquet  the stack's floor: DuckDB cuts lines at spaces/quotes into 22 text columns
+                        and writes zstd Parquet, with no grammar check, typing, derived columns or rejects
   exact Lark path       the grammar's Earley parser alone, per line (on BENCH_LARK_LINES lines)
   python re, 1 proc     one hand-written compiled regex per line, groups into tuples (a baseline only:
   python re, 2 procs    logpipe itself has no hand-written regex; see logpipe/grammar.py)
@@ -162,6 +164,20 @@ with open(path, encoding="utf-8", errors="backslashreplace") as f:
 print(ok)
 '''
 
+# The floor of this stack: DuckDB's C++ CSV reader cuts each line at spaces and quotes (22 text
+# columns) and writes zstd Parquet on both cores. No check against the grammar, no typing, no derived
+# columns, no rejects: what logpipe does on top of that is its own cost.
+DUCKDB_FLOOR = r'''
+import sys, duckdb
+path, out = sys.argv[1], sys.argv[2]
+cols = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(22))
+con = duckdb.connect()
+con.execute(f"""COPY (SELECT * FROM read_csv('{path}', delim=' ', quote='"', escape='', header=false,
+    null_padding=true, ignore_errors=true, strict_mode=false, columns={{{cols}}}))
+    TO '{out}' (FORMAT parquet, COMPRESSION zstd)""")
+print(con.execute(f"select count(*) from '{out}'").fetchone()[0])
+'''
+
 
 def main() -> int:
     path = data_file()
@@ -182,6 +198,10 @@ def main() -> int:
     results.append(median_run("logpipe ingest → Parquet", ingest_cmd))
     results.append(median_run("logpipe parse -o ndjson", lambda: [logpipe, "parse", str(path), "-o", "ndjson",
                                                                    "--on-error", "skip"]))
+    floor_script = tmp / "duckdb_floor.py"
+    floor_script.write_text(DUCKDB_FLOOR)
+    results.append(median_run("duckdb CSV → Parquet (no checks)",
+                              lambda: [sys.executable, str(floor_script), str(path), str(tmp / "floor.parquet")]))
     re_script = tmp / "baseline_re.py"
     re_script.write_text(BASELINE_RE)
     results.append(median_run("python re, 1 process", lambda: [sys.executable, str(re_script), str(path), "1"]))

@@ -10,12 +10,13 @@ import contextlib
 import os
 import sys
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 
 from .errors import DatasetError, InputError, RejectLimitError, UsageError
 from .parse import Counts, Parser
-from .pipeline import (StagedBatch, WorkerPool, compression_of, dataset_parser, default_workers, format_reject, is_plain,
-                       parse_input, time_bounds)
+from .pipeline import (StagedBatch, WorkerPool, compression_of, dataset_parser, format_reject, ingest_workers, is_plain,
+                       is_small, parse_input, stage_input_async, staged_result, time_bounds)
 from .sources import Input, expand_inputs
 
 
@@ -55,6 +56,21 @@ class IngestSummary:
         size = f"{mb:.1f} MB" if mb >= 1 else f"{self.bytes / 1e3:.1f} kB"
         out.append(f"{size} in {self.seconds:.2f} s, {mb / max(self.seconds, 1e-6):.2f} MB/s")
         return out
+
+
+@dataclass
+class _Plan:
+    """An input decided on: its pending manifest entry, from where to read it, and (a small input
+    parsed by a worker while others are) the worker's task."""
+
+    inp: Input
+    entry: dict
+    size: int | None
+    full: str | None
+    replaces: list
+    skip_bytes: int
+    first_line: int
+    future: object = None
 
 
 def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_error: str = "warn",
@@ -97,14 +113,20 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
     shown = 0
     ratio_failures: list[str] = []
     bar = _IngestProgress(err, progress)
-    parallel = [i for i in inputs if default_workers(i) > 1]
-    pool = WorkerPool(parser, max(default_workers(i) for i in parallel)) if parallel else None
+    workers = ingest_workers(inputs)
+    pool = WorkerPool(parser, workers) if workers > 1 else None
     with _ingest_lock(ds), bar, (pool or contextlib.nullcontext()):
         if pool is not None:
             pool.start()  # the workers boot while the first input is hashed
         ds.recover()
         known = [e for e in ds.entries() if e.get("hash")]  # this process is the only ingest (lock)
-        for inp in inputs:
+        # Small inputs (a directory of rotated or per-pod logs) are parsed several at once: each is one
+        # worker task (pipeline.stage_input_async), started as soon as it is decided; `ahead` holds
+        # those in flight, and they are finished (counted, checked, committed) in input order.
+        ahead: deque = deque()
+
+        def decide(inp):
+            """Whether and from where to read ``inp``: None (skipped, or it failed), or its plan."""
             try:
                 if looks_binary(inp):
                     raise InputError(f"{inp.name}: binary file (NUL bytes), not a text log; leave it out of the inputs")
@@ -113,6 +135,8 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
                     size, full, prefixes = fingerprint(inp.path, [e["size"] for e in known])
                     same = [e for e in known if e["size"] == size and e["hash"] == full]
                     grown = [e for e in known if 0 < e["size"] < size and prefixes.get(e["size"]) == e["hash"]]
+                    if any(e.get("ahead") for e in same + grown):  # it is, or grew from, an input still
+                        return "wait"  # in flight: decide again once that one is committed (as one by one)
                     if same and not force:
                         summary.skipped += 1
                         was = same[0]["path"]
@@ -120,7 +144,7 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
                             bar.note(f"{inp.name}: same content as {was}, already ingested; skipped (--force re-ingests)")
                         if same[0].get("error"):
                             bar.note(f"{inp.name}: already ingested up to its damage ({same[0]['read']} lines); skipped")
-                        continue
+                        return None
                     if force:
                         replaces = [e["id"] for e in same + grown]
                     elif grown:
@@ -134,8 +158,7 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
                 msg = str(e) if isinstance(e, InputError) else f"{inp.name}: cannot read: {e.strerror}"
                 print(f"logpipe: error: {msg}", file=err)
                 summary.failed += 1
-                continue
-
+                return None
             entry_id = uuid.uuid4().hex[:12]
             entry = ds.begin_entry({
                 "id": entry_id, "prefix": f"part-{entry_id}", "path": inp.name, "size": size, "hash": full,
@@ -143,12 +166,22 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
                 "compression": None if inp.is_stdin else compression_of(inp),
                 "format_spec": parser.format_spec,
             })
+            return _Plan(inp, entry, size, full, replaces, skip_bytes, first_line)
+
+        def finish(plan: _Plan) -> None:
+            nonlocal known, shown
+            inp, entry, size, full, replaces = plan.inp, plan.entry, plan.size, plan.full, plan.replaces
+            skip_bytes, first_line = plan.skip_bytes, plan.first_line
+            known = [e for e in known if e["id"] != entry["id"]]  # its stand-in while in flight (below)
             counts, buf = Counts(), _batches.BatchBuffer(flush_rows or _batches.FLUSH_ROWS)
             stager, pairs = _Stager(ds, entry["prefix"]), []
             end, rows, undated, tmin, tmax, error = skip_bytes, 0, 0, None, None, None
             task = bar.start(inp.name, size - skip_bytes if size is not None and is_plain(inp) else None)
-            batches = parse_input(inp, parser, skip_bytes=skip_bytes, first_line=first_line,
-                                  stage=(str(ds.root), entry["prefix"]), pool=pool)
+            if plan.future is not None:
+                batches = staged_result(plan.future)
+            else:
+                batches = parse_input(inp, parser, skip_bytes=skip_bytes, first_line=first_line,
+                                      stage=(str(ds.root), entry["prefix"]), pool=pool)
             try:
                 try:
                     for batch, end in batches:
@@ -191,7 +224,7 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
                     ratio_failures.append(msg)
                     summary.failed += 1
                     summary.counts = _add_counts(summary.counts, counts)
-                    continue
+                    return
                 if counts.parsed == 0 and counts.noise:  # a format mismatch must not pass silently
                     bar.note(f"logpipe: warning: {inp.name}: no access line among its {counts.read} lines "
                              f"({counts.noise} not access-log output); if it is an access log in another format,"
@@ -213,7 +246,6 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
                 ds.abandon_entry(entry, stager.abandon())
                 bar.__exit__(None, None, None)
                 print(f"logpipe: {inp.name}: stopped before its end, not ingested (the next run does it)", file=err)
-                _print_summary(summary, started, shown, max_warnings, ds, err)
                 raise
             except BaseException:
                 batches.close()
@@ -237,6 +269,44 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
                 summary.errors.append(error)
             elif first_line > 1:
                 bar.note(f"{inp.name}: grew since the last ingest; read lines {first_line} to {entry['line_end']}")
+
+        try:
+            for inp in inputs:
+                plan = decide(inp)
+                while plan == "wait":
+                    while ahead:
+                        finish(ahead.popleft())
+                    plan = decide(inp)
+                if plan is None:
+                    continue
+                if pool is not None and is_small(inp):
+                    plan.future = stage_input_async(pool, inp, plan.skip_bytes, plan.first_line,
+                                                    (str(ds.root), plan.entry["prefix"]), flush_rows)
+                    # In flight, it stands in for its entry: a later copy of it, or a later input
+                    # that grew from it, waits for it to be committed (decide).
+                    known.append({"id": plan.entry["id"], "path": inp.name, "size": plan.size,
+                                  "hash": plan.full, "ahead": True})
+                    ahead.append(plan)
+                    while len(ahead) > pool.workers:
+                        finish(ahead.popleft())
+                else:
+                    while ahead:
+                        finish(ahead.popleft())
+                    finish(plan)
+            while ahead:
+                finish(ahead.popleft())
+        except BaseException as e:
+            for plan in ahead:  # started, never finished: wait for their tasks, then drop their files
+                with contextlib.suppress(BaseException):
+                    plan.future.exception()
+                ds.abandon_entry(plan.entry)
+            if isinstance(e, KeyboardInterrupt):
+                bar.__exit__(None, None, None)
+                if ahead:
+                    print(f"logpipe: {len(ahead)} more input(s) were being read: not ingested (the next run does them)",
+                          file=err)
+                _print_summary(summary, started, shown, max_warnings, ds, err)
+            raise
     _print_summary(summary, started, shown, max_warnings, ds, err)
     if summary.failed:
         if ratio_failures and summary.failed == len(ratio_failures):

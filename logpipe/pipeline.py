@@ -108,6 +108,26 @@ def default_workers(inp: Input) -> int:
     return workers if size is None or size >= PARALLEL_MIN_BYTES else 1
 
 
+def is_small(inp: Input) -> bool:
+    """A file too small to be split among the workers (it is parsed whole, by one of them or here)."""
+    if inp.is_stdin:
+        return False
+    try:
+        return inp.size() < PARALLEL_MIN_BYTES
+    except OSError:
+        return False
+
+
+def ingest_workers(inputs: list[Input]) -> int:
+    """Workers for an ingest of ``inputs``: those of its largest input, or, when its small inputs
+    add up to a large one, those of a large input (each small input is then one worker's task)."""
+    counts = [default_workers(i) for i in inputs if not is_small(i)]
+    small = [i.size() for i in inputs if is_small(i)]
+    if len(small) > 1 and sum(small) >= PARALLEL_MIN_BYTES:
+        counts.append(default_workers(Input("-")))  # as for an input of unknown size
+    return max(counts, default=1)
+
+
 def memory_workers(budget: str | None = None) -> int:
     """How many workers fit in ``budget`` (``LOGPIPE_MEMORY``, default 1G) beside the parent."""
     text = (budget if budget is not None else os.environ.get("LOGPIPE_MEMORY", "")).strip() or DEFAULT_MEMORY
@@ -205,7 +225,6 @@ def _parse_chunk(body: "bytes | FileRange", source: str, first_line: int) -> Par
 
 def _stage_chunk(body: "bytes | FileRange", source: str, first_line: int, root: str, prefix: str) -> StagedBatch:
     from .batches import BatchBuffer
-    from .dataset import stage_files
 
     if isinstance(body, FileRange):
         body = body.read()
@@ -215,6 +234,42 @@ def _stage_chunk(body: "bytes | FileRange", source: str, first_line: int, root: 
         line_no += batch.read
         blank += batch.blank
         buf.add(batch)
+    return _stage_buffer(buf, line_no - first_line, blank, root, prefix)
+
+
+def _stage_input(path: str, skip_bytes: int, first_line: int, root: str, prefix: str,
+                 flush_rows: int | None = None) -> tuple[list[tuple[StagedBatch, int]], str | None]:
+    """A whole input (a small file, plain or compressed) read, parsed and staged by one worker, as
+    the in-process path does it, so that the workers parse several small inputs at once. Returns
+    ``(staged, offset)`` for each flush, and the message of the ``InputError`` that stopped a
+    corrupt archive (its complete lines before the damage are staged)."""
+    from .batches import BatchBuffer
+
+    inp = Input(path)
+    out: list[tuple[StagedBatch, int]] = []
+    buf = BatchBuffer(flush_rows) if flush_rows else BatchBuffer()
+    line_no, blank, first, end, error = first_line, 0, first_line, skip_bytes, None
+    try:
+        for body, end in iter_byte_chunks(inp, skip_bytes=skip_bytes):
+            if body:
+                batch = _WORKER_PARSER.parse_chunk(body, inp.name, line_no)
+                line_no += batch.read
+                blank += batch.blank
+                buf.add(batch)
+                if buf.due():
+                    out.append((_stage_buffer(buf, line_no - first, blank, root, prefix), end))
+                    first, blank = line_no, 0
+    except InputError as e:
+        error = str(e)
+    if line_no > first or not out:
+        out.append((_stage_buffer(buf, line_no - first, blank, root, prefix), end))
+    return out, error
+
+
+def _stage_buffer(buf, read: int, blank: int, root: str, prefix: str) -> StagedBatch:
+    """Write what ``buf`` holds to hidden files (``dataset.stage_files``): the parent gets the counts."""
+    from .dataset import stage_files
+
     records, rejects = buf.take()
     formats: dict = {}
     undated, tmin, tmax = 0, None, None
@@ -226,8 +281,22 @@ def _stage_chunk(body: "bytes | FileRange", source: str, first_line: int, root: 
         from .schema import REJECT_SCHEMA
 
         rejects = REJECT_SCHEMA.empty_table()
-    return StagedBatch(line_no - first_line, blank, records.num_rows if records is not None else 0, rejects,
+    return StagedBatch(read, blank, records.num_rows if records is not None else 0, rejects,
                        formats, undated, tmin, tmax, pairs)
+
+
+def stage_input_async(pool: "WorkerPool", inp: Input, skip_bytes: int, first_line: int, stage: tuple,
+                      flush_rows: int | None = None):
+    """Start ``_stage_input`` of ``inp`` in ``pool``; ``staged_result`` of the future is what
+    ``parse_input`` would yield for it (in order, then the ``InputError`` of a corrupt archive)."""
+    return pool.executor().submit(_stage_input, inp.path, skip_bytes, first_line, *stage, flush_rows)
+
+
+def staged_result(future) -> Iterator[tuple[StagedBatch, int]]:
+    staged, error = future.result()
+    yield from staged
+    if error is not None:
+        raise InputError(error)
 
 
 def _pieces(body: bytes, size: int) -> Iterator[bytes]:

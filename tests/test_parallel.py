@@ -138,3 +138,91 @@ def test_bad_worker_settings_are_a_one_line_usage_error(tmp_path, monkeypatch, n
     assert result.returncode == 2
     assert result.stderr.startswith(f"logpipe: error: {message}")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+# ---- many small inputs: one worker task each, several at once ----------------------------------------
+
+
+@pytest.fixture()
+def small_inputs(mixed_log, tmp_path) -> Path:
+    """A directory of small logs as rotation leaves them: plain and gzip parts, a renamed copy of one
+    part, and a part that grew (its first lines are another input's, whole)."""
+    lines = mixed_log.read_text(encoding="utf-8").splitlines(keepends=True)
+    d = tmp_path / "logs"
+    d.mkdir()
+    step = len(lines) // 8 + 1
+    parts = ["".join(lines[i:i + step]) for i in range(0, len(lines), step)]
+    for k, text in enumerate(parts):
+        if k == 3:
+            (d / f"p{k:02}.log.gz").write_bytes(gzip.compress(text.encode()))
+        else:
+            (d / f"p{k:02}.log").write_text(text, encoding="utf-8")
+    (d / "p05z-copy.log").write_text(parts[5], encoding="utf-8")  # sorted after p05: skipped as the same
+    (d / "p06z-grown.log").write_text(parts[6] + parts[7][:5000].rsplit("\n", 1)[0] + "\n", encoding="utf-8")
+    return d
+
+
+def _ingest_dir(d: Path, data: Path, workers: str | None, monkeypatch, **kw) -> tuple:
+    from logpipe.dataset import Dataset
+
+    if workers is None:
+        monkeypatch.delenv("LOGPIPE_WORKERS", raising=False)
+    else:
+        monkeypatch.setenv("LOGPIPE_WORKERS", workers)
+    err = io.StringIO()
+    try:
+        summary = ingest.ingest_paths([str(d)], str(data), err=err, progress=False, **kw)
+    except Exception as e:  # noqa: BLE001 - compared below
+        summary = e
+    rows = _read(sorted(data.glob("date=*/*.parquet")))
+    rows.sort(key=lambda r: (r["source"], r["line_number"]))
+    rejects = _read(sorted(data.glob("_rejects/*.parquet")))
+    rejects.sort(key=lambda r: (r["source"], r["line_number"]))
+    keys = ("path", "read", "parsed", "noise", "malformed", "skip_bytes", "first_line", "line_end", "bytes_end",
+            "error", "rows")
+    entries = [{k: e.get(k) for k in keys} for e in Dataset(data).entries()]
+    notes = [ln.replace(str(data), "DATA") for ln in err.getvalue().splitlines() if " MB/s" not in ln and "kB/s" not in ln]
+    return summary, rows, rejects, entries, notes
+
+
+def test_small_inputs_in_workers_equal_one_by_one(small_inputs, tmp_path, monkeypatch):
+    monkeypatch.setattr(pipeline, "PARALLEL_MIN_BYTES", 256 << 10)  # every part is small, together large
+    assert all(pipeline.is_small(i) for i in ingest.expand_inputs([str(small_inputs)])[0])
+    _, rows1, rejects1, entries1, notes1 = _ingest_dir(small_inputs, tmp_path / "one", "1", monkeypatch,
+                                                       max_reject_ratio=1)
+    _, rows2, rejects2, entries2, notes2 = _ingest_dir(small_inputs, tmp_path / "two", None, monkeypatch,
+                                                       max_reject_ratio=1)
+    assert pipeline.ingest_workers(ingest.expand_inputs([str(small_inputs)])[0]) == 2
+    assert len(entries1) == 9  # 10 files, the copy skipped
+    assert entries2 == entries1
+    grown = next(e for e in entries2 if e["path"].endswith("p06z-grown.log"))
+    assert grown["skip_bytes"] > 0 and grown["first_line"] > 1  # only its new lines
+    assert any("p05z-copy.log: same content as" in n for n in notes2)
+    assert notes2 == notes1
+    assert rows2 == rows1 and len(rows2) > 1_500
+    assert rejects2 == rejects1
+    # and again: everything is known
+    again, *_ = _ingest_dir(small_inputs, tmp_path / "two", None, monkeypatch, max_reject_ratio=1)
+    assert (again.ingested, again.skipped) == (0, 10)
+
+
+def test_small_inputs_failures_stay_per_input(small_inputs, tmp_path, monkeypatch):
+    """A corrupt archive keeps its lines before the damage, an input over --max-reject-ratio is left
+    out, a --force run replaces: the others are ingested, as one by one."""
+    monkeypatch.setattr(pipeline, "PARALLEL_MIN_BYTES", 256 << 10)
+    clean = gzip.compress(((SAMPLES / "waypoint-egress-1.23.log").read_text(encoding="utf-8") * 40).encode())
+    (small_inputs / "p03.log.gz").write_bytes(clean[: len(clean) // 2])  # cut: corrupt after ~half its lines
+    (small_inputs / "p09-bad.log").write_text("not an access line at all\n" * 5 + "[2024-01-01T00:00:00Z] x\n" * 50)
+    got = {}
+    for workers, name in (("1", "one"), (None, "two")):
+        s1, rows, rejects, entries, notes = _ingest_dir(small_inputs, tmp_path / name, workers, monkeypatch)
+        s2, rows_f, _, entries_f, _ = _ingest_dir(small_inputs, tmp_path / name, workers, monkeypatch,
+                                                 force=True, max_reject_ratio=1)
+        got[name] = (type(s1), str(s1), rows, rejects, entries, notes, type(s2), rows_f, entries_f)
+    assert got["two"] == got["one"]
+    _, message, rows, _, entries, notes, *_ = got["two"]
+    assert "input(s) had" in message, message
+    assert any("p03.log.gz: archive is corrupt or truncated" in n for n in notes), notes
+    assert any("p09-bad.log" in n and "over --max-reject-ratio" in n for n in notes)
+    assert not any(e["path"].endswith("p09-bad.log") for e in entries)
+    assert not list((tmp_path / "two").glob("*/.*.tmp"))  # nothing hidden left behind
