@@ -60,6 +60,7 @@ class Rulebook:
 
         self.source = source
         self.starts = list(starts)
+        self._priority: dict[str, int] | None = None  # rule -> priority (_reading_key)
         # Rules captured as columns: the schema's, plus a custom layout's extra columns
         # (logpipe/layouts.py adds them before the first compile).
         self.fields = _FIELD_RULES
@@ -70,7 +71,9 @@ class Rulebook:
                 lexer="dynamic_complete",
                 start=self.starts,
                 propagate_positions=True,
-                ambiguity="resolve",
+                # A line can have several readings where free text holds '" "' (Envoy does not escape
+                # header values: FORMATS.md b.4). Lark keeps them all and _resolve takes the fast path's.
+                ambiguity="explicit",
                 import_paths=list(import_paths),
                 source_path=source,
             )
@@ -138,6 +141,7 @@ class Rulebook:
                 col = len(text) + 1
             expected = tuple(sorted(getattr(e, "allowed", None) or getattr(e, "expected", None) or ()))
             raise GrammarMismatch(_describe(e, text, col, expected), col, expected) from None
+        tree = self._resolve(tree, text)
         out: dict[str, str] = {}
 
         def walk(node, ctx: str | None) -> None:
@@ -158,6 +162,34 @@ class Rulebook:
         top = tree.children[0] if len(tree.children) == 1 else None
         matched = str(top.data) if isinstance(top, lark.Tree) and str(top.data) in self.starts else start
         return matched, out
+
+
+    def _resolve(self, tree, text: str):
+        """``tree`` with each ambiguity (``_ambig``) replaced by the reading the fast path's regex
+        takes: the higher-priority rule first (layouts in ``access_line``'s order), then the earliest
+        fields as short as the line allows (free-text terminals are lazy there: ``_terminal_regex``)
+        but not empty when they can hold text (an optional ``x?`` is greedy: tried present first).
+        Ties keep the first reading."""
+        import lark
+
+        if not isinstance(tree, lark.Tree):
+            return tree
+        children = [self._resolve(c, text) for c in tree.children]
+        if tree.data == "_ambig":
+            return min(children, key=lambda alt: self._reading_key(alt, text))
+        tree.children = children
+        return tree
+
+    def _reading_key(self, tree, text: str) -> tuple:
+        import lark
+
+        if self._priority is None:
+            self._priority = {str(r.origin.name): r.options.priority or 0 for r in self._lark.rules}
+        nodes = [t for t in tree.iter_subtrees_topdown() if isinstance(t, lark.Tree)]
+        # The rules that hold text themselves (terminals, or nothing), in the line's order.
+        leaves = [t for t in nodes if not any(isinstance(c, lark.Tree) for c in t.children)]
+        return (tuple(-self._priority.get(str(t.data), 0) for t in nodes),
+                tuple(len(_text(text, t)) or len(text) + 1 for t in leaves))
 
 
 class _RegexBuilder:
