@@ -274,44 +274,61 @@ class Dataset:
 
     def begin_entry(self, entry: dict) -> dict:
         """Record an input as ``pending`` (its hidden files are garbage if the process dies)."""
-        entry = dict(entry, state="pending", parts=[], rejects=[], started_at=_now())
+        return self.begin_entries([entry])[0]
+
+    def begin_entries(self, entries: list[dict]) -> list[dict]:
+        """``begin_entry`` of several inputs in one manifest write (many small inputs: the manifest
+        is rewritten whole, so one write per input would cost O(inputs²))."""
+        begun = [dict(e, state="pending", parts=[], rejects=[], started_at=_now()) for e in entries]
 
         def add(m: dict) -> None:
-            m["inputs"].append(entry)
+            m["inputs"].extend(begun)
 
-        self.update_manifest(add, durable=False)  # lost: its hidden files are swept as stale
-        return entry
+        if begun:
+            self.update_manifest(add, durable=False)  # lost: their hidden files are swept as stale
+        return begun
 
     def commit_entry(self, entry: dict, pairs: list[tuple[Path, Path]], replaces: list[str] = ()) -> dict:
         """Make an input's staged files visible, replacing the rows of entries ``replaces`` (--force).
         Crash-safe: the manifest says ``committing`` (with every file) before the first rename."""
-        parts = [self.rel(f) for _, f in pairs if f.parent.name != REJECTS_DIR]
-        rejs = [self.rel(f) for _, f in pairs if f.parent.name == REJECTS_DIR]
-        done = dict(entry, state="committing", parts=parts, rejects=rejs, replaces=list(replaces))
+        return self.commit_entries([(entry, pairs, replaces)])[0]
+
+    def commit_entries(self, items: list[tuple[dict, list[tuple[Path, Path]], list[str]]]) -> list[dict]:
+        """``commit_entry`` of several inputs ``(entry, pairs, replaces)``, with two manifest writes in all."""
+        marked = {}
+        for entry, pairs, replaces in items:
+            parts = [self.rel(f) for _, f in pairs if f.parent.name != REJECTS_DIR]
+            rejs = [self.rel(f) for _, f in pairs if f.parent.name == REJECTS_DIR]
+            marked[entry["id"]] = dict(entry, state="committing", parts=parts, rejects=rejs, replaces=list(replaces))
 
         def mark(m: dict) -> None:
-            m["inputs"] = [done if e["id"] == entry["id"] else e for e in m["inputs"]]
+            m["inputs"] = [marked.get(e["id"], e) for e in m["inputs"]]
 
+        if not marked:
+            return []
         self.update_manifest(mark)
-        return self._finish(done)
+        return self._finish(list(marked.values()))
 
-    def _finish(self, entry: dict) -> dict:
+    def _finish(self, entries: list[dict]) -> list[dict]:
         # Old rows go first: a reader may briefly miss them, never see them twice.
-        m = self.read_manifest()
-        for e in m["inputs"]:
-            if e["id"] in entry.get("replaces", ()):
-                for rel in e.get("parts", []) + e.get("rejects", []):
-                    _unlink(self.root / rel)
-        self.publish([(hidden_name(self.root / rel), self.root / rel) for rel in entry["parts"] + entry["rejects"]])
-        done = dict(entry, state="complete", finished_at=_now())
-        done.pop("replaces", None)
-        gone = set(entry.get("replaces", ()))
+        gone = {r for entry in entries for r in entry.get("replaces", ())}
+        if gone:
+            for e in self.read_manifest()["inputs"]:
+                if e["id"] in gone:
+                    for rel in e.get("parts", []) + e.get("rejects", []):
+                        _unlink(self.root / rel)
+        done = {}
+        for entry in entries:
+            self.publish([(hidden_name(self.root / rel), self.root / rel) for rel in entry["parts"] + entry["rejects"]])
+            d = dict(entry, state="complete", finished_at=_now())
+            d.pop("replaces", None)
+            done[entry["id"]] = d
 
         def mark(m: dict) -> None:
-            m["inputs"] = [done if e["id"] == entry["id"] else e for e in m["inputs"] if e["id"] not in gone]
+            m["inputs"] = [done.get(e["id"], e) for e in m["inputs"] if e["id"] not in gone]
 
         self.update_manifest(mark, durable=False)  # lost: still "committing", recover rolls it forward
-        return done
+        return list(done.values())
 
     def abandon_entry(self, entry: dict, pairs: list[tuple[Path, Path]] = ()) -> None:
         """Forget a pending entry and delete its hidden files (also one interrupted mid-write)."""
@@ -334,7 +351,7 @@ class Dataset:
         stats = {"rolled_forward": 0, "dropped": 0, "compactions": 0}
         for e in m["inputs"]:
             if e.get("state") == "committing":
-                self._finish(e)
+                self._finish([e])
                 stats["rolled_forward"] += 1
             elif e.get("state") == "pending":
                 self.abandon_entry(e)

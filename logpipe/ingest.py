@@ -58,6 +58,11 @@ class IngestSummary:
         return out
 
 
+# Small inputs parsed by the workers: started in groups of LAUNCH_INPUTS (or LAUNCH_BYTES), at most
+# AHEAD_INPUTS in flight; each group of those done is committed with two manifest writes.
+LAUNCH_INPUTS, LAUNCH_BYTES, AHEAD_INPUTS = 16, 16 << 20, 64
+
+
 @dataclass
 class _Plan:
     """An input decided on: its pending manifest entry, from where to read it, and (a small input
@@ -120,13 +125,18 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
             pool.start()  # the workers boot while the first input is hashed
         ds.recover()
         known = [e for e in ds.entries() if e.get("hash")]  # this process is the only ingest (lock)
-        # Small inputs (a directory of rotated or per-pod logs) are parsed several at once: each is one
-        # worker task (pipeline.stage_input_async), started as soon as it is decided; `ahead` holds
-        # those in flight, and they are finished (counted, checked, committed) in input order.
+        # Small inputs (a directory of rotated or per-pod logs) go in groups: `batch` holds those
+        # decided, begun together in one manifest write (launch); `ahead` those begun, each one worker
+        # task (pipeline.stage_input_async) when there are workers, so that several are parsed at
+        # once; they are finished (read or taken, counted, checked) in input order and committed in
+        # groups (finish_group). The manifest is rewritten whole: a write per input would make
+        # thousands of small inputs cost O(inputs²).
+        batch: list[_Plan] = []
         ahead: deque = deque()
 
-        def decide(inp):
-            """Whether and from where to read ``inp``: None (skipped, or it failed), or its plan."""
+        def decide(inp, begin: bool = True):
+            """Whether and from where to read ``inp``: None (skipped, or it failed), "wait", or its
+            plan (its manifest entry begun, unless ``begin`` is false: ``launch`` begins it)."""
             try:
                 if looks_binary(inp):
                     raise InputError(f"{inp.name}: binary file (NUL bytes), not a text log; leave it out of the inputs")
@@ -160,15 +170,17 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
                 summary.failed += 1
                 return None
             entry_id = uuid.uuid4().hex[:12]
-            entry = ds.begin_entry({
+            entry = {
                 "id": entry_id, "prefix": f"part-{entry_id}", "path": inp.name, "size": size, "hash": full,
                 "hash_algo": HASH_ALGO, "skip_bytes": skip_bytes, "first_line": first_line,
                 "compression": None if inp.is_stdin else compression_of(inp),
                 "format_spec": parser.format_spec,
-            })
-            return _Plan(inp, entry, size, full, replaces, skip_bytes, first_line)
+            }
+            return _Plan(inp, ds.begin_entry(entry) if begin else entry, size, full, replaces, skip_bytes, first_line)
 
-        def finish(plan: _Plan) -> None:
+        def finish(plan: _Plan):
+            """Read ``plan``'s input to its end (or take its worker's result) and check it: None when
+            it is not ingested, else ``(entry, pairs, replaces, after)`` to commit, then ``after(done)``."""
             nonlocal known, shown
             inp, entry, size, full, replaces = plan.inp, plan.entry, plan.size, plan.full, plan.replaces
             skip_bytes, first_line = plan.skip_bytes, plan.first_line
@@ -224,7 +236,7 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
                     ratio_failures.append(msg)
                     summary.failed += 1
                     summary.counts = _add_counts(summary.counts, counts)
-                    return
+                    return None
                 if counts.parsed == 0 and counts.noise:  # a format mismatch must not pass silently
                     bar.note(f"logpipe: warning: {inp.name}: no access line among its {counts.read} lines "
                              f"({counts.noise} not access-log output); if it is an access log in another format,"
@@ -240,7 +252,10 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
                     min_time=_iso(tmin), max_time=_iso(tmax), error=error,
                     ends_newline=_ends_newline(inp, end) if entry["compression"] == "plain" else None,
                 )
-                done = ds.commit_entry(entry, pairs, replaces)
+                if error:  # said here, in input order with the other inputs' warnings
+                    print(f"logpipe: error: {error}", file=err)
+                elif first_line > 1:
+                    bar.note(f"{inp.name}: grew since the last ingest; read lines {first_line} to {entry['line_end']}")
             except KeyboardInterrupt:
                 batches.close()  # workers finish their tasks first: then abandon removes all their files
                 ds.abandon_entry(entry, stager.abandon())
@@ -253,58 +268,101 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
                 raise
             finally:
                 bar.finish(task)
-            known = [e for e in known if e["id"] not in replaces] + ([done] if done.get("hash") else [])
-            summary.counts = _add_counts(summary.counts, counts)
-            summary.ingested += 1
-            summary.rows += rows
-            summary.files += len(done["parts"])
-            summary.undated += undated
-            summary.bytes += end - skip_bytes
-            if tmin is not None:
-                summary.min_time = tmin if summary.min_time is None else min(summary.min_time, tmin)
-                summary.max_time = tmax if summary.max_time is None else max(summary.max_time, tmax)
-            if error:
-                print(f"logpipe: error: {error}", file=err)
-                summary.failed += 1
-                summary.errors.append(error)
-            elif first_line > 1:
-                bar.note(f"{inp.name}: grew since the last ingest; read lines {first_line} to {entry['line_end']}")
+
+            def after(done: dict) -> None:
+                nonlocal known
+                known = [e for e in known if e["id"] not in replaces] + ([done] if done.get("hash") else [])
+                summary.counts = _add_counts(summary.counts, counts)
+                summary.ingested += 1
+                summary.rows += rows
+                summary.files += len(done["parts"])
+                summary.undated += undated
+                summary.bytes += end - skip_bytes
+                if tmin is not None:
+                    summary.min_time = tmin if summary.min_time is None else min(summary.min_time, tmin)
+                    summary.max_time = tmax if summary.max_time is None else max(summary.max_time, tmax)
+                if error:
+                    summary.failed += 1
+                    summary.errors.append(error)
+
+            return entry, pairs, replaces, after
+
+        def drop(plans) -> None:
+            """Plans begun and never finished: wait for their tasks, then drop their entries and files."""
+            for plan in plans:
+                with contextlib.suppress(BaseException):
+                    if plan.future is not None:
+                        plan.future.exception()
+                ds.abandon_entry(plan.entry)
+
+        def finish_group(plans: list) -> None:
+            items, k = [], 0
+            try:
+                for k, plan in enumerate(plans):
+                    got = finish(plan)
+                    if got is not None:
+                        items.append(got)
+            except BaseException:
+                for entry, pairs, _, _ in items:  # checked, not committed: not ingested either
+                    ds.abandon_entry(entry, pairs)
+                drop(plans[k + 1:])  # (the one that failed dropped itself)
+                raise
+            for (*_, after), done in zip(items, ds.commit_entries([item[:3] for item in items])):
+                after(done)
+
+        def launch() -> None:
+            """Begin the entries of ``batch`` (one manifest write) and start their worker tasks (with
+            no workers, ``finish`` parses each in turn)."""
+            for plan, entry in zip(batch, ds.begin_entries([p.entry for p in batch])):
+                plan.entry = entry
+                if pool is not None:
+                    plan.future = stage_input_async(pool, plan.inp, plan.skip_bytes, plan.first_line,
+                                                    (str(ds.root), entry["prefix"]), flush_rows)
+                ahead.append(plan)
+            batch.clear()
+
+        def drain(keep: int) -> None:
+            """Finish inputs in flight until ``keep`` are left: the first one, waiting for it, with
+            those after it that are done, committed together."""
+            launch()
+            while len(ahead) > keep:
+                group = [ahead.popleft()]
+                while ahead and len(group) < AHEAD_INPUTS and (ahead[0].future is None or ahead[0].future.done()):
+                    group.append(ahead.popleft())
+                finish_group(group)
 
         try:
             for inp in inputs:
-                plan = decide(inp)
+                small = is_small(inp)
+                if not small:
+                    launch()  # manifest entries in input order
+                plan = decide(inp, begin=not small)
                 while plan == "wait":
-                    while ahead:
-                        finish(ahead.popleft())
-                    plan = decide(inp)
+                    drain(0)
+                    plan = decide(inp, begin=not small)
                 if plan is None:
                     continue
-                if pool is not None and is_small(inp):
-                    plan.future = stage_input_async(pool, inp, plan.skip_bytes, plan.first_line,
-                                                    (str(ds.root), plan.entry["prefix"]), flush_rows)
+                if small:
                     # In flight, it stands in for its entry: a later copy of it, or a later input
                     # that grew from it, waits for it to be committed (decide).
                     known.append({"id": plan.entry["id"], "path": inp.name, "size": plan.size,
                                   "hash": plan.full, "ahead": True})
-                    ahead.append(plan)
-                    while len(ahead) > pool.workers:
-                        finish(ahead.popleft())
+                    batch.append(plan)
+                    if len(batch) >= LAUNCH_INPUTS or sum(p.size or 0 for p in batch) >= LAUNCH_BYTES:
+                        launch()
+                    if len(ahead) > AHEAD_INPUTS:
+                        drain(AHEAD_INPUTS // 2)
                 else:
-                    while ahead:
-                        finish(ahead.popleft())
-                    finish(plan)
-            while ahead:
-                finish(ahead.popleft())
+                    drain(0)
+                    finish_group([plan])
+            drain(0)
         except BaseException as e:
-            for plan in ahead:  # started, never finished: wait for their tasks, then drop their files
-                with contextlib.suppress(BaseException):
-                    plan.future.exception()
-                ds.abandon_entry(plan.entry)
+            drop(ahead)
             if isinstance(e, KeyboardInterrupt):
                 bar.__exit__(None, None, None)
-                if ahead:
-                    print(f"logpipe: {len(ahead)} more input(s) were being read: not ingested (the next run does them)",
-                          file=err)
+                if ahead or batch:
+                    print(f"logpipe: {len(ahead) + len(batch)} more input(s) were being read: not ingested "
+                          "(the next run does them)", file=err)
                 _print_summary(summary, started, shown, max_warnings, ds, err)
             raise
     _print_summary(summary, started, shown, max_warnings, ds, err)

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 # Inputs at least this large are parsed by worker processes (both cores); smaller ones in-process,
 # where starting workers would cost more than it saves.
 PARALLEL_MIN_BYTES = 48 << 20
+# As many small inputs take the workers too, however small: each costs ~10-20 ms of fixed work.
+PARALLEL_MIN_INPUTS = 32
 
 
 # Memory: the whole process tree stays within LOGPIPE_MEMORY (default 1 GiB). Measured with `make
@@ -120,10 +122,11 @@ def is_small(inp: Input) -> bool:
 
 def ingest_workers(inputs: list[Input]) -> int:
     """Workers for an ingest of ``inputs``: those of its largest input, or, when its small inputs
-    add up to a large one, those of a large input (each small input is then one worker's task)."""
+    add up to a large one or are many, those of a large input (each small input is then one
+    worker's task)."""
     counts = [default_workers(i) for i in inputs if not is_small(i)]
     small = [i.size() for i in inputs if is_small(i)]
-    if len(small) > 1 and sum(small) >= PARALLEL_MIN_BYTES:
+    if len(small) > 1 and (sum(small) >= PARALLEL_MIN_BYTES or len(small) >= PARALLEL_MIN_INPUTS):
         counts.append(default_workers(Input("-")))  # as for an input of unknown size
     return max(counts, default=1)
 

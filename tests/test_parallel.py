@@ -226,3 +226,23 @@ def test_small_inputs_failures_stay_per_input(small_inputs, tmp_path, monkeypatc
     assert any("p09-bad.log" in n and "over --max-reject-ratio" in n for n in notes)
     assert not any(e["path"].endswith("p09-bad.log") for e in entries)
     assert not list((tmp_path / "two").glob("*/.*.tmp"))  # nothing hidden left behind
+
+
+@pytest.mark.parametrize("workers", ["1", None], ids=["in-process", "workers"])
+def test_many_small_inputs_share_manifest_writes(tmp_path, monkeypatch, workers):
+    """The manifest is rewritten whole: thousands of small inputs must not each rewrite it three
+    times (O(inputs²)); they are begun and committed in groups, and every one is still there."""
+    from logpipe.dataset import Dataset
+
+    d = tmp_path / "pods"
+    d.mkdir()
+    lines = (SAMPLES / "waypoint-egress-1.23.log").read_text(encoding="utf-8").splitlines(keepends=True)
+    for k in range(60):
+        (d / f"pod-{k:03}.log").write_text("".join(lines[k % 7:k % 7 + 3]), encoding="utf-8")
+    writes = []
+    real = Dataset._write_manifest
+    monkeypatch.setattr(Dataset, "_write_manifest", lambda self, m, durable=True: (writes.append(1), real(self, m, durable)))
+    summary, rows, _, entries, _ = _ingest_dir(d, tmp_path / "data", workers, monkeypatch)
+    assert summary.ingested + summary.skipped == 60 and summary.ingested == len(entries)
+    assert len(rows) == summary.counts.parsed > 0
+    assert len(writes) <= 30  # one input at a time: 3 per input, 180
