@@ -5,6 +5,7 @@ approach as a whole process, median of BENCH_REPEAT runs, and prints lines/s, MB
 each one's ratio to `logpipe ingest`. Peak RSS is the whole process tree's (workers included):
 
   logpipe ingest        text → typed, partitioned zstd Parquet with the full record and rejects
+  … as 100 files        the same lines cut into 100 files in a directory (rotated logs)
   logpipe parse         text → ndjson on stdout (> /dev/null)
   duckdb CSV → Parquet  the stack's floor: DuckDB cuts lines at spaces/quotes into 22 text columns
                         and writes zstd Parquet, with no grammar check, typing, derived columns or rejects
@@ -17,6 +18,7 @@ Environment: BENCH_LINES (default 1000000), BENCH_REPEAT (3), BENCH_LARK_LINES (
 """
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import statistics
@@ -196,6 +198,23 @@ def main() -> int:
         return [logpipe, "ingest", str(path), "--data", str(out)]
 
     results.append(median_run("logpipe ingest → Parquet", ingest_cmd))
+
+    # The same lines as 100 rotated files: several inputs parsed at once, committed in groups.
+    # (Streamed: a large bench process would inflate the peak RSS its children report.)
+    parts = tmp / "parts"
+    parts.mkdir()
+    step = -(-LINES // 100)
+    with open(path, "rb") as f:
+        for k in range(100):
+            with open(parts / f"access.log.{k:03}", "wb") as out:
+                out.writelines(itertools.islice(f, step))
+
+    def ingest_dir_cmd():
+        out = tmp / "ds"
+        shutil.rmtree(out, ignore_errors=True)
+        return [logpipe, "ingest", str(parts), "--data", str(out)]
+
+    results.append(median_run("logpipe ingest, as 100 files", ingest_dir_cmd))
     results.append(median_run("logpipe parse -o ndjson", lambda: [logpipe, "parse", str(path), "-o", "ndjson",
                                                                    "--on-error", "skip"]))
     floor_script = tmp / "duckdb_floor.py"
