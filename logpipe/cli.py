@@ -199,8 +199,9 @@ def compact(data_dir, min_files):
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: only when stderr is a terminal).")
 @click.option("--flush-rows", type=click.IntRange(min=1), default=122_880, show_default=True, metavar="N",
               help="An input parsed whole (a file under 48 MB, or any with LOGPIPE_WORKERS=1): write a part "
-                   "file every N rows (per day). A larger input is split among worker processes, which "
-                   "write one file per part (~16 MB of a plain file, ~8 MB of stdin or a compressed one).")
+                   "file every N rows (per day; in a worker process, also every ~16 MB of input). A larger "
+                   "input is split among the workers, which write one file per part (~16 MB of a plain "
+                   "file, ~8 MB of stdin or a compressed one).")
 @format_options
 def ingest(paths, data_dir, force, on_error, max_reject_ratio, max_warnings, progress, flush_rows,
            format_string, format_file, grammar_file):

@@ -251,7 +251,7 @@ def _stage_input(path: str, skip_bytes: int, first_line: int, root: str, prefix:
     inp = Input(path)
     out: list[tuple[StagedBatch, int]] = []
     buf = BatchBuffer(flush_rows) if flush_rows else BatchBuffer()
-    line_no, blank, first, end, error = first_line, 0, first_line, skip_bytes, None
+    line_no, blank, first, end, error, held = first_line, 0, first_line, skip_bytes, None, 0
     try:
         for body, end in iter_byte_chunks(inp, skip_bytes=skip_bytes):
             if body:
@@ -259,9 +259,11 @@ def _stage_input(path: str, skip_bytes: int, first_line: int, root: str, prefix:
                 line_no += batch.read
                 blank += batch.blank
                 buf.add(batch)
-                if buf.due():
+                held += len(body)
+                # As a file range task holds at most (memory: one worker, ~0.35 GiB)
+                if buf.due() or held >= STAGE_TASK_BYTES:
                     out.append((_stage_buffer(buf, line_no - first, blank, root, prefix), end))
-                    first, blank = line_no, 0
+                    first, blank, held = line_no, 0, 0
     except InputError as e:
         error = str(e)
     if line_no > first or not out:
