@@ -59,8 +59,10 @@ class IngestSummary:
 
 
 # Small inputs parsed by the workers: started in groups of LAUNCH_INPUTS (or LAUNCH_BYTES), at most
-# AHEAD_INPUTS in flight; each group of those done is committed with two manifest writes.
-LAUNCH_INPUTS, LAUNCH_BYTES, AHEAD_INPUTS = 16, 16 << 20, 64
+# AHEAD_INPUTS or AHEAD_BYTES in flight (a result waiting here holds the input's rejects: a log of
+# mostly noise is as large as its text; a compressed input counts 8x its size); each group of those
+# done is committed with two manifest writes.
+LAUNCH_INPUTS, LAUNCH_BYTES, AHEAD_INPUTS, AHEAD_BYTES = 16, 16 << 20, 64, 64 << 20
 
 
 @dataclass
@@ -76,6 +78,11 @@ class _Plan:
     skip_bytes: int
     first_line: int
     future: object = None
+
+    @property
+    def weight(self) -> int:
+        """What its worker's result may hold here, at most: its text (``AHEAD_BYTES``)."""
+        return (self.size or 0) * (1 if self.entry.get("compression") == "plain" else 8)
 
 
 def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_error: str = "warn",
@@ -352,6 +359,8 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
                         launch()
                     if len(ahead) > AHEAD_INPUTS:
                         drain(AHEAD_INPUTS // 2)
+                    while len(ahead) > 1 and sum(p.weight for p in ahead) > AHEAD_BYTES:
+                        drain(len(ahead) - 1)
                 else:
                     drain(0)
                     finish_group([plan])
