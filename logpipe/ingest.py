@@ -13,11 +13,14 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field
 
+from . import batches as _batches
+from .dataset import HASH_ALGO, fingerprint
 from .errors import DatasetError, InputError, RejectLimitError, UsageError
 from .parse import Counts, Parser
 from .pipeline import (StagedBatch, WorkerPool, compression_of, dataset_parser, format_reject, ingest_workers, is_plain,
                        is_small, parse_input, stage_input_async, staged_result, time_bounds)
-from .sources import Input, expand_inputs
+from .render import escape_control
+from .sources import Input, expand_inputs, looks_binary
 
 
 @dataclass
@@ -101,10 +104,7 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
     """
     import time
 
-    from . import batches as _batches
-    from .dataset import HASH_ALGO, Dataset, fingerprint
-    from .render import escape_control
-    from .sources import looks_binary
+    from .dataset import Dataset
 
     err = err or sys.stderr
     if not 0 <= max_reject_ratio <= 1:
@@ -122,8 +122,6 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
     summary.inputs = len(inputs) + len(errors)
     ds = Dataset(data_dir, create=True)
     parser = dataset_parser(ds, parser, err)
-    shown = 0
-    ratio_failures: list[str] = []
     bar = _IngestProgress(err, progress)
     workers = ingest_workers(inputs)
     pool = WorkerPool(parser, workers) if workers > 1 else None
@@ -131,255 +129,285 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
         if pool is not None:
             pool.start()  # the workers boot while the first input is hashed
         ds.recover()
-        known = [e for e in ds.entries() if e.get("hash")]  # this process is the only ingest (lock)
-        # Small inputs (a directory of rotated or per-pod logs) go in groups: `batch` holds those
-        # decided, begun together in one manifest write (launch); `ahead` those begun, each one worker
-        # task (pipeline.stage_input_async) when there are workers, so that several are parsed at
-        # once; they are finished (read or taken, counted, checked) in input order and committed in
-        # groups (finish_group). The manifest is rewritten whole: a write per input would make
-        # thousands of small inputs cost O(inputs²).
-        batch: list[_Plan] = []
-        ahead: deque = deque()
+        run = _Run(ds, parser, pool, bar, summary, err, started, force=force, on_error=on_error,
+                   max_reject_ratio=max_reject_ratio, max_warnings=max_warnings, flush_rows=flush_rows)
+        try:
+            run.ingest(inputs)
+        except BaseException:  # (Ctrl-C reaches the workers too: a task may end after its plan was dropped)
+            if pool is not None:
+                pool.close()  # every task over, its files written: then what this run left pending goes
+            with contextlib.suppress(Exception):
+                ds.recover()
+            raise
+    _print_summary(summary, started, run.shown, max_warnings, ds, err)
+    if summary.failed:
+        if run.ratio_failures and summary.failed == len(run.ratio_failures):
+            raise RejectLimitError(f"{len(run.ratio_failures)} input(s) had too many malformed lines (see above)")
+        raise InputError(f"{summary.failed} input(s) had errors (see above); everything else was ingested")
+    return summary
 
-        def decide(inp, begin: bool = True):
-            """Whether and from where to read ``inp``: None (skipped, or it failed), "wait", or its
-            plan (its manifest entry begun, unless ``begin`` is false: ``launch`` begins it)."""
-            try:
-                if looks_binary(inp):
-                    raise InputError(f"{inp.name}: binary file (NUL bytes), not a text log; leave it out of the inputs")
-                size, full, prefixes, replaces, skip_bytes, first_line = None, None, {}, [], 0, 1
-                if not inp.is_stdin:
-                    size, full, prefixes = fingerprint(inp.path, [e["size"] for e in known])
-                    same = [e for e in known if e["size"] == size and e["hash"] == full]
-                    grown = [e for e in known if 0 < e["size"] < size and prefixes.get(e["size"]) == e["hash"]]
-                    if any(e.get("ahead") for e in same + grown):  # it is, or grew from, an input still
-                        return "wait"  # in flight: decide again once that one is committed (as one by one)
-                    if same and not force:
-                        summary.skipped += 1
-                        was = same[0]["path"]
-                        if was != inp.name:  # same path: the summary's count says it
-                            bar.note(f"{inp.name}: same content as {was}, already ingested; skipped (--force re-ingests)")
-                        if same[0].get("error"):
-                            bar.note(f"{inp.name}: already ingested up to its damage ({same[0]['read']} lines); skipped")
-                        return None
-                    if force:
-                        replaces = [e["id"] for e in same + grown]
-                    elif grown:
-                        last = max(grown, key=lambda e: e["size"])
-                        if last.get("ends_newline") is False:  # its last line was cut: read it all again
-                            replaces = [e["id"] for e in grown]
-                            bar.note(f"{inp.name}: grew after a cut last line; re-ingesting it whole")
-                        else:
-                            skip_bytes, first_line = last["bytes_end"], last["line_end"] + 1
-            except (InputError, OSError) as e:
-                msg = str(e) if isinstance(e, InputError) else f"{inp.name}: cannot read: {e.strerror}"
-                print(f"logpipe: error: {msg}", file=err)
-                summary.failed += 1
-                return None
-            entry_id = uuid.uuid4().hex[:12]
-            entry = {
-                "id": entry_id, "prefix": f"part-{entry_id}", "path": inp.name, "size": size, "hash": full,
-                "hash_algo": HASH_ALGO, "skip_bytes": skip_bytes, "first_line": first_line,
-                "compression": None if inp.is_stdin else compression_of(inp),
-                "format_spec": parser.format_spec,
-            }
-            return _Plan(inp, ds.begin_entry(entry) if begin else entry, size, full, replaces, skip_bytes, first_line)
 
-        def finish(plan: _Plan):
-            """Read ``plan``'s input to its end (or take its worker's result) and check it: None when
-            it is not ingested, else ``(entry, pairs, replaces, after)`` to commit, then ``after(done)``."""
-            nonlocal known, shown
-            inp, entry, size, full, replaces = plan.inp, plan.entry, plan.size, plan.full, plan.replaces
-            skip_bytes, first_line = plan.skip_bytes, plan.first_line
-            known = [e for e in known if e["id"] != entry["id"]]  # its stand-in while in flight (below)
-            counts, buf = Counts(), _batches.BatchBuffer(flush_rows or _batches.FLUSH_ROWS)
-            stager, pairs = _Stager(ds, entry["prefix"]), []
-            end, rows, undated, tmin, tmax, error = skip_bytes, 0, 0, None, None, None
-            task = bar.start(inp.name, size - skip_bytes if size is not None and is_plain(inp) else None)
-            if plan.future is not None:
-                batches = staged_result(plan.future)
-            else:
-                batches = parse_input(inp, parser, skip_bytes=skip_bytes, first_line=first_line,
-                                      stage=(str(ds.root), entry["prefix"]), pool=pool)
-            try:
-                try:
-                    for batch, end in batches:
-                        if isinstance(batch, StagedBatch):  # a worker wrote its files
-                            stager.pairs += batch.pairs
-                        counts.add(batch)
-                        bar.advance(task, end - skip_bytes, counts.read)
-                        if batch.rejected and on_error != "skip":
-                            bad = [r for r in batch.rejects.to_pylist() if r["class"] == "malformed"]
-                            if bad and on_error == "fail":
-                                raise RejectLimitError(
-                                    f"{format_reject(bad[0])}; --on-error fail stops at the first malformed line"
-                                    " (use --on-error warn to keep going)")
-                            for r in bad:
-                                if shown < max_warnings:  # log text is untrusted: no raw control chars
-                                    bar.note(escape_control(format_reject(r)))
-                                shown += 1
-                        if batch.parsed:
-                            none, lo, hi = (batch.undated, batch.tmin, batch.tmax) if isinstance(batch, StagedBatch) \
-                                else time_bounds(batch.records)
-                            undated += none
-                            tmin = lo if tmin is None or (lo is not None and lo < tmin) else tmin
-                            tmax = hi if tmax is None or (hi is not None and hi > tmax) else tmax
-                        if not isinstance(batch, StagedBatch):
-                            buf.add(batch)
-                            if buf.due():
-                                stager.submit(*buf.take())
-                except InputError as e:  # corrupt archive: keep what came before the damage
-                    error = f"{e} ({counts.read} lines read)"
-                stager.submit(*buf.take())
-                pairs = stager.finish()
-                rows = counts.parsed
-                ratio = counts.malformed / max(counts.parsed + counts.malformed, 1)
-                if ratio > max_reject_ratio:
-                    ds.abandon_entry(entry, pairs)
-                    msg = (f"{inp.name}: {counts.malformed} of {counts.parsed + counts.malformed} lines "
-                           f"({ratio:.0%}) are malformed, over --max-reject-ratio {max_reject_ratio:g}; not "
-                           f"ingested: check the format with `logpipe parse {inp.name}` or raise --max-reject-ratio")
-                    print(f"logpipe: error: {msg}", file=err)
-                    ratio_failures.append(msg)
-                    summary.failed += 1
-                    summary.counts = _add_counts(summary.counts, counts)
-                    return None
-                if counts.parsed == 0 and counts.noise:  # a format mismatch must not pass silently
-                    bar.note(f"logpipe: warning: {inp.name}: no access line among its {counts.read} lines "
-                             f"({counts.noise} not access-log output); if it is an access log in another format,"
-                             " give it with --format-string or --format-file (`logpipe detect` shows the layouts)")
-                if not inp.is_stdin and end != size and not error and entry["compression"] == "plain":
-                    _, _, pre = fingerprint(inp.path, [end])  # a live log grew while we read it:
-                    if end in pre:                             # identify it by what was read
-                        size, full = end, pre[end]
-                entry.update(
-                    size=size, hash=full, bytes_end=end, bytes_read=end - skip_bytes,
-                    line_end=first_line + counts.read - 1, read=counts.read, parsed=counts.parsed,
-                    noise=counts.noise, malformed=counts.malformed, blank=counts.blank, rows=rows,
-                    min_time=_iso(tmin), max_time=_iso(tmax), error=error,
-                    ends_newline=_ends_newline(inp, end) if entry["compression"] == "plain" else None,
-                )
-                if error:  # said here, in input order with the other inputs' warnings
-                    print(f"logpipe: error: {error}", file=err)
-                elif first_line > 1:
-                    bar.note(f"{inp.name}: grew since the last ingest; read lines {first_line} to {entry['line_end']}")
-            except KeyboardInterrupt:
-                batches.close()  # workers finish their tasks first: then abandon removes all their files
-                ds.abandon_entry(entry, stager.abandon())
-                bar.__exit__(None, None, None)
-                print(f"logpipe: {inp.name}: stopped before its end, not ingested (the next run does it)", file=err)
-                raise
-            except BaseException:
-                batches.close()
-                ds.abandon_entry(entry, stager.abandon())
-                raise
-            finally:
-                bar.finish(task)
+class _Run:
+    """One ingest's inputs, in order, into ``ds``: whether and from where to read each (``decide``),
+    reading and checking it (``finish``), committing (``finish_group``).
 
-            def after(done: dict) -> None:
-                nonlocal known
-                known = [e for e in known if e["id"] not in replaces] + ([done] if done.get("hash") else [])
-                summary.counts = _add_counts(summary.counts, counts)
-                summary.ingested += 1
-                summary.rows += rows
-                summary.files += len(done["parts"])
-                summary.undated += undated
-                summary.bytes += end - skip_bytes
-                if tmin is not None:
-                    summary.min_time = tmin if summary.min_time is None else min(summary.min_time, tmin)
-                    summary.max_time = tmax if summary.max_time is None else max(summary.max_time, tmax)
-                if error:
-                    summary.failed += 1
-                    summary.errors.append(error)
+    Small inputs (a directory of rotated or per-pod logs) go in groups: ``decided`` holds those
+    decided, begun together in one manifest write (``launch``); ``ahead`` those begun, each one
+    worker task (``pipeline.stage_input_async``) when there are workers, so that several are parsed
+    at once; they are finished in input order and committed in groups. The manifest is rewritten
+    whole: a write per input would make thousands of small inputs cost O(inputs²)."""
 
-            return entry, pairs, replaces, after
+    def __init__(self, ds, parser: Parser, pool, bar, summary: IngestSummary, err, started: float, *,
+                 force: bool, on_error: str, max_reject_ratio: float, max_warnings: int, flush_rows: int | None):
+        self.ds, self.parser, self.pool, self.bar, self.summary, self.err = ds, parser, pool, bar, summary, err
+        self.started, self.force, self.on_error = started, force, on_error
+        self.max_reject_ratio, self.max_warnings, self.flush_rows = max_reject_ratio, max_warnings, flush_rows
+        self.known = [e for e in ds.entries() if e.get("hash")]  # this process is the only ingest (lock)
+        self.shown = 0  # malformed lines met (at most max_warnings printed)
+        self.ratio_failures: list[str] = []
+        self.decided: list[_Plan] = []
+        self.ahead: deque = deque()
 
-        def drop(plans) -> None:
-            """Plans begun and never finished: wait for their tasks, then drop their entries and files."""
-            for plan in plans:
-                with contextlib.suppress(BaseException):
-                    if plan.future is not None:
-                        plan.future.exception()
-                ds.abandon_entry(plan.entry)
-
-        def finish_group(plans: list) -> None:
-            items, k = [], 0
-            try:
-                for k, plan in enumerate(plans):
-                    got = finish(plan)
-                    if got is not None:
-                        items.append(got)
-            except BaseException:
-                for entry, pairs, _, _ in items:  # checked, not committed: not ingested either
-                    ds.abandon_entry(entry, pairs)
-                drop(plans[k + 1:])  # (the one that failed dropped itself)
-                raise
-            for (*_, after), done in zip(items, ds.commit_entries([item[:3] for item in items])):
-                after(done)
-
-        def launch() -> None:
-            """Begin the entries of ``batch`` (one manifest write) and start their worker tasks (with
-            no workers, ``finish`` parses each in turn)."""
-            for plan, entry in zip(batch, ds.begin_entries([p.entry for p in batch])):
-                plan.entry = entry
-                if pool is not None:
-                    plan.future = stage_input_async(pool, plan.inp, plan.skip_bytes, plan.first_line,
-                                                    (str(ds.root), entry["prefix"]), flush_rows)
-                ahead.append(plan)
-            batch.clear()
-
-        def drain(keep: int) -> None:
-            """Finish inputs in flight until ``keep`` are left: the first one, waiting for it, with
-            those after it that are done, committed together."""
-            launch()
-            while len(ahead) > keep:
-                group = [ahead.popleft()]
-                while ahead and len(group) < AHEAD_INPUTS and (ahead[0].future is None or ahead[0].future.done()):
-                    group.append(ahead.popleft())
-                finish_group(group)
-
+    def ingest(self, inputs: list[Input]) -> None:
         try:
             for inp in inputs:
                 small = is_small(inp)
                 if not small:
-                    launch()  # manifest entries in input order
-                plan = decide(inp, begin=not small)
+                    self.launch()  # manifest entries in input order
+                plan = self.decide(inp, begin=not small)
                 while plan == "wait":
-                    drain(0)
-                    plan = decide(inp, begin=not small)
+                    self.drain(0)
+                    plan = self.decide(inp, begin=not small)
                 if plan is None:
                     continue
                 if small:
                     # In flight, it stands in for its entry: a later copy of it, or a later input
                     # that grew from it, waits for it to be committed (decide).
-                    known.append({"id": plan.entry["id"], "path": inp.name, "size": plan.size,
-                                  "hash": plan.full, "ahead": True})
-                    batch.append(plan)
-                    if len(batch) >= LAUNCH_INPUTS or sum(p.size or 0 for p in batch) >= LAUNCH_BYTES:
-                        launch()
-                    if len(ahead) > AHEAD_INPUTS:
-                        drain(AHEAD_INPUTS // 2)
-                    while len(ahead) > 1 and sum(p.weight for p in ahead) > AHEAD_BYTES:
-                        drain(len(ahead) - 1)
+                    self.known.append({"id": plan.entry["id"], "path": inp.name, "size": plan.size,
+                                       "hash": plan.full, "ahead": True})
+                    self.decided.append(plan)
+                    if len(self.decided) >= LAUNCH_INPUTS or sum(p.size or 0 for p in self.decided) >= LAUNCH_BYTES:
+                        self.launch()
+                    if len(self.ahead) > AHEAD_INPUTS:
+                        self.drain(AHEAD_INPUTS // 2)
+                    while len(self.ahead) > 1 and sum(p.weight for p in self.ahead) > AHEAD_BYTES:
+                        self.drain(len(self.ahead) - 1)
                 else:
-                    drain(0)
-                    finish_group([plan])
-            drain(0)
+                    self.drain(0)
+                    self.finish_group([plan])
+            self.drain(0)
         except BaseException as e:
-            drop(ahead)
+            self.drop([*self.ahead, *self.decided])
             if isinstance(e, KeyboardInterrupt):
-                bar.__exit__(None, None, None)
-                if ahead or batch:
-                    print(f"logpipe: {len(ahead) + len(batch)} more input(s) were being read: not ingested "
-                          "(the next run does them)", file=err)
-                _print_summary(summary, started, shown, max_warnings, ds, err)
+                self.bar.__exit__(None, None, None)
+                if self.ahead or self.decided:
+                    print(f"logpipe: {len(self.ahead) + len(self.decided)} more input(s) were being read: not ingested "
+                          "(the next run does them)", file=self.err)
+                _print_summary(self.summary, self.started, self.shown, self.max_warnings, self.ds, self.err)
             raise
-    _print_summary(summary, started, shown, max_warnings, ds, err)
-    if summary.failed:
-        if ratio_failures and summary.failed == len(ratio_failures):
-            raise RejectLimitError(f"{len(ratio_failures)} input(s) had too many malformed lines (see above)")
-        raise InputError(f"{summary.failed} input(s) had errors (see above); everything else was ingested")
-    return summary
+
+    def decide(self, inp, begin: bool = True):
+        """Whether and from where to read ``inp``: None (skipped, or it failed), "wait", or its
+        plan (its manifest entry begun, unless ``begin`` is false: ``launch`` begins it)."""
+        try:
+            if looks_binary(inp):
+                raise InputError(f"{inp.name}: binary file (NUL bytes), not a text log; leave it out of the inputs")
+            size, full, prefixes, replaces, skip_bytes, first_line = None, None, {}, [], 0, 1
+            if not inp.is_stdin:
+                size, full, prefixes = fingerprint(inp.path, [e["size"] for e in self.known])
+                same = [e for e in self.known if e["size"] == size and e["hash"] == full]
+                grown = [e for e in self.known if 0 < e["size"] < size and prefixes.get(e["size"]) == e["hash"]]
+                if any(e.get("ahead") for e in same + grown):  # it is, or grew from, an input still
+                    return "wait"  # in flight: decide again once that one is committed (as one by one)
+                if same and not self.force:
+                    self.summary.skipped += 1
+                    was = same[0]["path"]
+                    if was != inp.name:  # same path: the summary's count says it
+                        self.bar.note(f"{inp.name}: same content as {was}, already ingested; skipped (--force re-ingests)")
+                    if same[0].get("error"):
+                        self.bar.note(f"{inp.name}: already ingested up to its damage ({same[0]['read']} lines); skipped")
+                    return None
+                if self.force:
+                    replaces = [e["id"] for e in same + grown]
+                elif grown:
+                    last = max(grown, key=lambda e: e["size"])
+                    if last.get("ends_newline") is False:  # its last line was cut: read it all again
+                        replaces = [e["id"] for e in grown]
+                        self.bar.note(f"{inp.name}: grew after a cut last line; re-ingesting it whole")
+                    else:
+                        skip_bytes, first_line = last["bytes_end"], last["line_end"] + 1
+        except (InputError, OSError) as e:
+            msg = str(e) if isinstance(e, InputError) else f"{inp.name}: cannot read: {e.strerror}"
+            print(f"logpipe: error: {msg}", file=self.err)
+            self.summary.failed += 1
+            return None
+        entry_id = uuid.uuid4().hex[:12]
+        entry = {
+            "id": entry_id, "prefix": f"part-{entry_id}", "path": inp.name, "size": size, "hash": full,
+            "hash_algo": HASH_ALGO, "skip_bytes": skip_bytes, "first_line": first_line,
+            "compression": None if inp.is_stdin else compression_of(inp),
+            "format_spec": self.parser.format_spec,
+        }
+        return _Plan(inp, self.ds.begin_entry(entry) if begin else entry, size, full, replaces, skip_bytes, first_line)
+
+    def finish(self, plan: _Plan):
+        """Read ``plan``'s input to its end (or take its worker's result) and check it: None when
+        it is not ingested, else ``(entry, pairs, replaces, after)`` to commit, then ``after(done)``."""
+        inp, entry, size, full, replaces = plan.inp, plan.entry, plan.size, plan.full, plan.replaces
+        skip_bytes, first_line = plan.skip_bytes, plan.first_line
+        self.known = [e for e in self.known if e["id"] != entry["id"]]  # its stand-in while in flight (below)
+        counts, buf = Counts(), _batches.BatchBuffer(self.flush_rows or _batches.FLUSH_ROWS)
+        stager, pairs = _Stager(self.ds, entry["prefix"]), []
+        end, rows, undated, tmin, tmax, error = skip_bytes, 0, 0, None, None, None
+        task = self.bar.start(inp.name, size - skip_bytes if size is not None and is_plain(inp) else None)
+        if plan.future is not None:
+            batches = staged_result(plan.future)
+        else:
+            batches = parse_input(inp, self.parser, skip_bytes=skip_bytes, first_line=first_line,
+                                  stage=(str(self.ds.root), entry["prefix"]), pool=self.pool)
+        try:
+            try:
+                for batch, end in batches:
+                    if isinstance(batch, StagedBatch):  # a worker wrote its files
+                        stager.pairs += batch.pairs
+                    counts.add(batch)
+                    self.bar.advance(task, end - skip_bytes, counts.read)
+                    if batch.rejected and self.on_error != "skip":
+                        bad = [r for r in batch.rejects.to_pylist() if r["class"] == "malformed"]
+                        if bad and self.on_error == "fail":
+                            raise RejectLimitError(
+                                f"{format_reject(bad[0])}; --on-error fail stops at the first malformed line"
+                                " (use --on-error warn to keep going)")
+                        for r in bad:
+                            if self.shown < self.max_warnings:  # log text is untrusted: no raw control chars
+                                self.bar.note(escape_control(format_reject(r)))
+                            self.shown += 1
+                    if batch.parsed:
+                        none, lo, hi = (batch.undated, batch.tmin, batch.tmax) if isinstance(batch, StagedBatch) \
+                            else time_bounds(batch.records)
+                        undated += none
+                        tmin = lo if tmin is None or (lo is not None and lo < tmin) else tmin
+                        tmax = hi if tmax is None or (hi is not None and hi > tmax) else tmax
+                    if not isinstance(batch, StagedBatch):
+                        buf.add(batch)
+                        if buf.due():
+                            stager.submit(*buf.take())
+            except InputError as e:  # corrupt archive: keep what came before the damage
+                error = f"{e} ({counts.read} lines read)"
+            stager.submit(*buf.take())
+            pairs = stager.finish()
+            rows = counts.parsed
+            ratio = counts.malformed / max(counts.parsed + counts.malformed, 1)
+            if ratio > self.max_reject_ratio:
+                self.ds.abandon_entry(entry, pairs)
+                msg = (f"{inp.name}: {counts.malformed} of {counts.parsed + counts.malformed} lines "
+                       f"({ratio:.0%}) are malformed, over --max-reject-ratio {self.max_reject_ratio:g}; not "
+                       f"ingested: check the format with `logpipe parse {inp.name}` or raise --max-reject-ratio")
+                print(f"logpipe: error: {msg}", file=self.err)
+                self.ratio_failures.append(msg)
+                self.summary.failed += 1
+                self.summary.counts = _add_counts(self.summary.counts, counts)
+                return None
+            if counts.parsed == 0 and counts.noise:  # a format mismatch must not pass silently
+                self.bar.note(f"logpipe: warning: {inp.name}: no access line among its {counts.read} lines "
+                         f"({counts.noise} not access-log output); if it is an access log in another format,"
+                         " give it with --format-string or --format-file (`logpipe detect` shows the layouts)")
+            if not inp.is_stdin and end != size and not error and entry["compression"] == "plain":
+                _, _, pre = fingerprint(inp.path, [end])  # a live log grew while we read it:
+                if end in pre:                             # identify it by what was read
+                    size, full = end, pre[end]
+            entry.update(
+                size=size, hash=full, bytes_end=end, bytes_read=end - skip_bytes,
+                line_end=first_line + counts.read - 1, read=counts.read, parsed=counts.parsed,
+                noise=counts.noise, malformed=counts.malformed, blank=counts.blank, rows=rows,
+                min_time=_iso(tmin), max_time=_iso(tmax), error=error,
+                ends_newline=_ends_newline(inp, end) if entry["compression"] == "plain" else None,
+            )
+            if error:  # said here, in input order with the other inputs' warnings
+                print(f"logpipe: error: {error}", file=self.err)
+            elif first_line > 1:
+                self.bar.note(f"{inp.name}: grew since the last ingest; read lines {first_line} to {entry['line_end']}")
+        except KeyboardInterrupt:
+            batches.close()  # workers finish their tasks first: then abandon removes all their files
+            _wait(plan)
+            self.ds.abandon_entry(entry, stager.abandon())
+            self.bar.__exit__(None, None, None)
+            print(f"logpipe: {inp.name}: stopped before its end, not ingested (the next run does it)", file=self.err)
+            raise
+        except BaseException:
+            batches.close()
+            _wait(plan)
+            self.ds.abandon_entry(entry, stager.abandon())
+            raise
+        finally:
+            self.bar.finish(task)
+
+        def after(done: dict) -> None:
+            self.known = [e for e in self.known if e["id"] not in replaces] + ([done] if done.get("hash") else [])
+            self.summary.counts = _add_counts(self.summary.counts, counts)
+            self.summary.ingested += 1
+            self.summary.rows += rows
+            self.summary.files += len(done["parts"])
+            self.summary.undated += undated
+            self.summary.bytes += end - skip_bytes
+            if tmin is not None:
+                self.summary.min_time = tmin if self.summary.min_time is None else min(self.summary.min_time, tmin)
+                self.summary.max_time = tmax if self.summary.max_time is None else max(self.summary.max_time, tmax)
+            if error:
+                self.summary.failed += 1
+                self.summary.errors.append(error)
+
+        return entry, pairs, replaces, after
+
+    def drop(self, plans) -> None:
+        """Plans begun and never finished: wait for their tasks, then drop their entries and files."""
+        for plan in plans:
+            if "state" in plan.entry:  # begun (launch may have stopped half-way)
+                _wait(plan)
+                self.ds.abandon_entry(plan.entry)
+
+    def finish_group(self, plans: list) -> None:
+        items, k = [], 0
+        try:
+            for k, plan in enumerate(plans):
+                got = self.finish(plan)
+                if got is not None:
+                    items.append(got)
+        except BaseException:
+            for entry, pairs, _, _ in items:  # checked, not committed: not ingested either
+                self.ds.abandon_entry(entry, pairs)
+            self.drop(plans[k + 1:])  # (the one that failed dropped itself)
+            raise
+        for (*_, after), done in zip(items, self.ds.commit_entries([item[:3] for item in items])):
+            after(done)
+
+    def launch(self) -> None:
+        """Begin the entries of ``decided`` (one manifest write) and start their worker tasks (with
+        no workers, ``finish`` parses each in turn)."""
+        for plan, entry in zip(self.decided, self.ds.begin_entries([p.entry for p in self.decided])):
+            plan.entry = entry
+            if self.pool is not None:
+                plan.future = stage_input_async(self.pool, plan.inp, plan.skip_bytes, plan.first_line,
+                                                (str(self.ds.root), entry["prefix"]), self.flush_rows)
+            self.ahead.append(plan)
+        self.decided.clear()
+
+    def drain(self, keep: int) -> None:
+        """Finish inputs in flight until ``keep`` are left: the first one, waiting for it, with
+        those after it that are done, committed together."""
+        self.launch()
+        while len(self.ahead) > keep:
+            group = [self.ahead.popleft()]
+            while self.ahead and len(group) < AHEAD_INPUTS and (self.ahead[0].future is None or self.ahead[0].future.done()):
+                group.append(self.ahead.popleft())
+            self.finish_group(group)
+
+
+def _wait(plan: _Plan) -> None:
+    """Wait for a plan's worker task (its files written) so that abandoning the plan removes them."""
+    if plan.future is not None:
+        with contextlib.suppress(BaseException):
+            plan.future.exception()
 
 
 class _Stager:
