@@ -260,7 +260,7 @@ def _stage_input(path: str, skip_bytes: int, first_line: int, root: str, prefix:
                 blank += batch.blank
                 buf.add(batch)
                 held += len(body)
-                # As a file range task holds at most (memory: one worker, ~0.35 GiB)
+                # No more than a file-range task holds: a worker stays within ~0.35 GiB
                 if buf.due() or held >= STAGE_TASK_BYTES:
                     out.append((_stage_buffer(buf, line_no - first, blank, root, prefix), end))
                     first, blank, held = line_no, 0, 0
