@@ -163,7 +163,6 @@ class Rulebook:
         matched = str(top.data) if isinstance(top, lark.Tree) and str(top.data) in self.starts else start
         return matched, out
 
-
     def _resolve(self, tree, text: str):
         """``tree`` with each ambiguity (``_ambig``) replaced by the reading the fast path's regex
         takes: the higher-priority rule first (layouts in ``access_line``'s order), then the earliest

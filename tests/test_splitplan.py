@@ -6,6 +6,7 @@ layout's number of quotes. The plan must give exactly what the whole-line captur
 from __future__ import annotations
 
 import importlib.util
+import re
 from collections import Counter
 
 import pytest
@@ -549,3 +550,17 @@ def test_small_batches_take_the_capture_regex(monkeypatch, extract_calls):
     got = Parser().parse_batch(lines)
     assert routed(extract_calls) == before and got.parsed > 10
     assert got.records.to_pylist() == Parser(split=False).parse_batch(lines).records.to_pylist()
+
+
+@pytest.mark.parametrize("pattern, expected", [
+    (r'[a-z]+:\/\/([^\/ "]+\/)?', r'[a-z]+:\/\/(?:[^\/ "]+\/)?'),
+    (r"(%[0-9A-Za-z]+)?", r"(?:%[0-9A-Za-z]+)?"),
+    (r"a\(b[(]c[]()]d[^]()](?P<x>y)(?:z)", r"a\(b[(]c[]()]d[^]()](?P<x>y)(?:z)"),  # nothing to change
+])
+def test_terminal_groups_do_not_capture(pattern, expected):
+    """A terminal's own groups become non-capturing (capture slots slow Rust's engine); escaped
+    parentheses, parentheses in classes and named groups stay as they are."""
+    from logpipe.grammar import _uncapture
+
+    assert _uncapture(pattern) == expected
+    assert re.compile(expected).groups == len(re.findall(r"\(\?P<", expected))  # named groups only
