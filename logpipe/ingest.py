@@ -14,7 +14,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from . import batches as _batches
-from .dataset import HASH_ALGO, fingerprint
+from .dataset import HASH_ALGO, Dataset, fingerprint
 from .errors import DatasetError, InputError, RejectLimitError, UsageError
 from .parse import Counts, Parser
 from .pipeline import (StagedBatch, WorkerPool, compression_of, dataset_parser, format_reject, ingest_workers, is_plain,
@@ -103,8 +103,6 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
     when any input failed, after the summary is printed.
     """
     import time
-
-    from .dataset import Dataset
 
     err = err or sys.stderr
     if not 0 <= max_reject_ratio <= 1:
