@@ -14,7 +14,7 @@ each one's ratio to `logpipe ingest`. Peak RSS is the whole process tree's (work
   python re, 2 procs    logpipe itself has no hand-written regex; see logpipe/grammar.py)
   lnav / goaccess       when installed (BENCH_INSTALL=1 lets this script apt-get them), else skipped
 
-Environment: BENCH_LINES (default 1000000), BENCH_REPEAT (3), BENCH_LARK_LINES (300).
+Environment: BENCH_LINES (default 1000000), BENCH_REPEAT (3), BENCH_LARK_LINES (1000).
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ ROOT = HERE.parent
 BIN = Path(sys.executable).parent
 LINES = int(os.environ.get("BENCH_LINES", "1000000"))
 REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))
-LARK_LINES = int(os.environ.get("BENCH_LARK_LINES", "300"))
+LARK_LINES = int(os.environ.get("BENCH_LARK_LINES", "1000"))
 
 
 def data_file() -> Path:

@@ -1,0 +1,73 @@
+"""The exact path's token filter (logpipe/follow.py): FOLLOW sets, and parses unchanged by it."""
+from __future__ import annotations
+
+import random
+
+import lark
+import pytest
+from conftest import read_lines, sample_files
+
+from logpipe import grammar
+from logpipe.follow import END, follow_sets
+
+
+def _rules(text: str, start: str = "start"):
+    return lark.Lark(text, parser="earley", lexer="dynamic_complete", start=start).rules
+
+
+def test_follow_sets_of_a_small_grammar():
+    # an optional (B?) and a repetition (a: A+) expand into rules Lark makes; nullable tails pass on
+    # what follows their rule; the start rule may end the text.
+    follow = follow_sets(_rules('start: a B? C D?\na: A+\nA: "a"\nB: "b"\nC: "c"\nD: "d"\n'), ["start"])
+    assert follow["A"] == {"A", "B", "C"}
+    assert follow["B"] == {"C"}
+    assert follow["C"] == {"D", END}
+    assert follow["D"] == {END}
+
+
+def test_follow_sets_add_ignored_terminals_everywhere():
+    follow = follow_sets(_rules('start: A B\nA: "a"\nB: "b"\nWS: " "\n%ignore WS\n'), ["start"], ["WS"])
+    assert follow["A"] == {"B", "WS"}
+    assert follow["B"] == {END, "WS"}
+
+
+@pytest.mark.parametrize("name", sorted(grammar.GRAMMAR_FILES))
+def test_the_filter_is_in_front_of_every_builtin_grammar(name):
+    """A Lark upgrade that moves the scanner's matcher would leave the exact path ~4x slower: say so."""
+    assert grammar.load_builtin(name)._filter is not None
+
+
+def _unfiltered(name: str) -> grammar.Rulebook:
+    book = grammar.load_file(grammar.resource_dir("grammars") / f"{name}.lark", tuple(grammar.GRAMMAR_FILES[name]))
+    book._lark.parser.parser.term_matcher = book._filter._match
+    book._filter = None
+    return book
+
+
+def _outcome(book: grammar.Rulebook, line: str):
+    try:
+        return book.parse(line, "access_line")
+    except grammar.GrammarMismatch as e:
+        return ("mismatch", str(e), e.column, e.expected)
+
+
+def test_filtered_and_unfiltered_parses_are_the_same():
+    """Same readings for lines that parse; the same error (message, column, expected terminals)
+    for lines that do not: sample access lines and seeded mutations of them."""
+    lines = [x for p in sample_files() if p.suffix == ".log" for x in read_lines(p)[:40] if x.startswith("[")]
+    rnd = random.Random(11)
+    mutated = []
+    for _ in range(120):
+        line = rnd.choice(lines)
+        for _ in range(rnd.randint(1, 3)):
+            i, ch = rnd.randint(0, len(line)), rnd.choice(' "-[]|:0aZ')
+            line = rnd.choice([line[:i] + ch + line[i:], line[:i] + line[i + 1:], line[:i]])
+        mutated.append(line)
+    filtered, plain = grammar.load_builtin("access"), _unfiltered("access")
+    checked = rnd.sample(lines, min(40, len(lines))) + mutated
+    failed = 0
+    for line in checked:
+        a, b = _outcome(filtered, line), _outcome(plain, line)
+        assert a == b, line
+        failed += a[0] == "mismatch"
+    assert 20 < failed < len(checked)  # both kinds were compared
