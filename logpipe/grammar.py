@@ -149,7 +149,7 @@ class Rulebook:
             col = getattr(e, "column", None)
             if not isinstance(col, int) or col < 1:
                 col = len(text) + 1
-            expected = tuple(sorted(getattr(e, "allowed", None) or getattr(e, "expected", None) or ()))
+            expected = tuple(sorted({str(t) for t in getattr(e, "allowed", None) or getattr(e, "expected", None) or ()}))
             raise GrammarMismatch(_describe(e, text, col, expected), col, expected) from None
         tree = self._resolve(tree, text)
         out: dict[str, str] = {}

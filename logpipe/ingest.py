@@ -20,7 +20,7 @@ from .parse import Counts, Parser
 from .pipeline import (StagedBatch, WorkerPool, compression_of, dataset_parser, format_reject, ingest_workers, is_plain,
                        is_small, parse_input, stage_input_async, staged_result, time_bounds)
 from .render import escape_control
-from .sources import Input, expand_inputs, looks_binary
+from .sources import Input, expand_inputs, iter_byte_chunks, looks_binary
 
 
 @dataclass
@@ -66,6 +66,13 @@ class IngestSummary:
 # mostly noise is as large as its text; a compressed input counts 8x its size); each group of those
 # done is committed with two manifest writes.
 LAUNCH_INPUTS, LAUNCH_BYTES, AHEAD_INPUTS, AHEAD_BYTES = 16, 16 << 20, 64, 64 << 20
+
+# A malformed line costs ~1,000x a parsed one (its diagnosis and Lark's exact path: 2-15 ms), so an
+# archive in another format would run for hours before --max-reject-ratio judged it. An input of at
+# least PROBE_MIN_BYTES is first probed: when most access lines of its first PROBE_BYTES are
+# malformed (over PROBE_SHARE, and over --max-reject-ratio; PROBE_MIN_LINES of them at least), it is
+# not read further. ~15 ms per probed input; --max-reject-ratio 1 turns the probe off.
+PROBE_MIN_BYTES, PROBE_BYTES, PROBE_MIN_LINES, PROBE_SHARE = 4 << 20, 32 << 10, 20, 0.5
 
 
 @dataclass
@@ -234,9 +241,15 @@ class _Run:
                         self.bar.note(f"{inp.name}: grew after a cut last line; re-ingesting it whole")
                     else:
                         skip_bytes, first_line = last["bytes_end"], last["line_end"] + 1
+            wrong = self.probe(inp, size, skip_bytes, first_line)
         except (InputError, OSError) as e:
             msg = str(e) if isinstance(e, InputError) else f"{inp.name}: cannot read: {e.strerror}"
             print(f"logpipe: error: {msg}", file=self.err)
+            self.summary.failed += 1
+            return None
+        if wrong:
+            print(f"logpipe: error: {wrong}", file=self.err)
+            self.ratio_failures.append(wrong)
             self.summary.failed += 1
             return None
         entry_id = uuid.uuid4().hex[:12]
@@ -247,6 +260,28 @@ class _Run:
             "format_spec": self.parser.format_spec,
         }
         return _Plan(inp, self.ds.begin_entry(entry) if begin else entry, size, full, replaces, skip_bytes, first_line)
+
+    def probe(self, inp: Input, size: int | None, skip_bytes: int, first_line: int) -> str | None:
+        """Why a large input is not read at all (``PROBE_BYTES``: its first lines are mostly
+        malformed, as an input in another format is), or None."""
+        if inp.is_stdin or size is None or self.max_reject_ratio >= 1:
+            return None
+        if (size - skip_bytes if is_plain(inp) else size) < PROBE_MIN_BYTES:  # (offsets are decompressed)
+            return None
+        chunks = iter_byte_chunks(inp, skip_bytes=skip_bytes, chunk_bytes=PROBE_BYTES)
+        try:
+            body, _end = next(chunks, (b"", 0))
+        finally:
+            chunks.close()
+        counts = Counts()
+        counts.add(self.parser.parse_chunk(body, inp.name, first_line))
+        access = counts.parsed + counts.malformed
+        share = counts.malformed / max(access, 1)
+        if access < PROBE_MIN_LINES or share <= max(PROBE_SHARE, self.max_reject_ratio):
+            return None
+        return (f"{inp.name}: {counts.malformed} of its first {access} access lines ({share:.0%}) are malformed; "
+                f"not ingested, not read further. Another format? `head {inp.name} | logpipe parse` says why; give "
+                "the format with --format-string or --format-file (--max-reject-ratio 1 ingests it anyway)")
 
     def finish(self, plan: _Plan):
         """Read ``plan``'s input to its end (or take its worker's result) and check it: None when

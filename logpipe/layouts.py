@@ -248,12 +248,15 @@ def detect_layouts(paths: list[str], parser=None) -> list[tuple[str, str, int]]:
     from collections import Counter
 
     from .errors import InputError
+    from .parse import default_parser
     from .pipeline import parse_input
     from .sources import expand_inputs
 
     inputs, errors = expand_inputs(paths)
     if errors and not inputs:
         raise InputError("; ".join(errors))
+    base = parser or default_parser()
+    parser = type(base)(**{**base._options, "exact": False})  # a count: no reasons, no Lark
     out = []
     for inp in inputs:
         counts: Counter = Counter()

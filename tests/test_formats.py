@@ -453,3 +453,25 @@ def test_cli_detect_counts_layouts(samples_dir):
     counts = {(src.rsplit("/", 1)[-1], layout): int(n) for src, layout, n in table}
     assert counts[("istio-1.8.log", "istio_1_8")] == len((samples_dir / "istio-1.8.log").read_text().splitlines())
     assert counts[("ztunnel.log", "ztunnel")] > 0
+
+
+def test_detect_counts_like_a_parse_without_asking_lark(samples_dir, monkeypatch):
+    """detect classifies unmatched lines by their diagnosis alone: the counts a full parse gives,
+    without Lark's verdict (ms a line: a file in another format took minutes)."""
+    from collections import Counter
+
+    from logpipe import grammar
+    from logpipe.pipeline import parse_to_tables
+
+    paths = [str(samples_dir / n) for n in ("malformed.log", "noise-mixed.log", "istio-1.8.log")]
+    records, rejects, _ = parse_to_tables(paths)
+    expected = Counter(zip(records.column("source").to_pylist(), records.column("log_format").to_pylist()))
+    expected.update((s, f"({c})") for s, c in zip(rejects.column("source").to_pylist(),
+                                                   rejects.column("class").to_pylist()))
+
+    def no_lark(*_a, **_k):
+        raise AssertionError("detect asked Lark")
+
+    monkeypatch.setattr(grammar.Rulebook, "parse", no_lark)
+    got = {(src, layout): n for src, layout, n in layouts.detect_layouts(paths) if layout != "(blank)"}
+    assert got == dict(expected) and any(k[1] == "(malformed)" for k in got)

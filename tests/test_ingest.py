@@ -343,6 +343,48 @@ def test_noise_does_not_count_towards_the_reject_ratio(tmp_path, monkeypatch, ca
     assert entry["noise"] >= 50 and entry["malformed"] == 0
 
 
+def _other_format(lines: list[str]) -> list[str]:
+    """Access lines with a field Istio's layouts do not have (as a mesh's own format would add)."""
+    import re
+
+    return [re.sub(r'^(\[[^]]*\] "[^"]*") ', r"\1 x-extra ", x) for x in lines]
+
+
+@pytest.mark.parametrize("extra, code, ingested", [([], 1, False), (["--max-reject-ratio", "1"], 0, True)])
+def test_an_input_in_another_format_is_not_read_past_its_first_lines(tmp_path, monkeypatch, capsys,
+                                                                      extra, code, ingested):
+    """A malformed line costs ms (its diagnosis, Lark), so a large input whose first lines are
+    mostly malformed is judged on them, not after hours; --max-reject-ratio 1 reads it all."""
+    from logpipe import ingest
+    from logpipe.parse import Parser
+
+    monkeypatch.setattr(ingest, "PROBE_MIN_BYTES", 64 << 10)
+    log = write_log(tmp_path / "other.log", _other_format(gen_lines(300, seed=8)))
+    assert log.stat().st_size >= 64 << 10
+    seen: list[int] = []
+    real = Parser.parse_chunk
+    monkeypatch.setattr(Parser, "parse_chunk", lambda self, body, *a, **k: seen.append(len(body)) or real(self, body, *a, **k))
+    got, _, err = run(monkeypatch, capsys, "ingest", log, GOOD, "--data", tmp_path / "data", *extra)
+    assert got == code, err
+    paths = [e["path"] for e in check_consistent(tmp_path / "data")["inputs"]]
+    assert (str(log) in paths) == ingested and str(GOOD) in paths
+    if not ingested:
+        assert f"logpipe: error: {log}: " in err and "of its first" in err and "not read further" in err
+        assert sum(seen) - GOOD.stat().st_size <= ingest.PROBE_BYTES  # the probe only
+        assert "had too many malformed lines" in err.splitlines()[-1]
+
+
+def test_a_large_input_in_a_known_format_passes_the_probe(tmp_path, monkeypatch, capsys):
+    from logpipe import ingest
+
+    monkeypatch.setattr(ingest, "PROBE_MIN_BYTES", 64 << 10)
+    log = write_log(tmp_path / "good.log", gen_lines(300, seed=9))
+    code, _, err = run(monkeypatch, capsys, "ingest", log, "--data", tmp_path / "data")
+    assert code == 0, err
+    (entry,) = check_consistent(tmp_path / "data")["inputs"]
+    assert entry["read"] == 300 and entry["parsed"] > 280
+
+
 @pytest.mark.parametrize("on_error, shown", [("skip", False), ("warn", True)])
 def test_on_error_skip_and_warn(tmp_path, monkeypatch, capsys, on_error, shown):
     code, _, err = run(monkeypatch, capsys, "ingest", MALFORMED, "--data", tmp_path / "data",
