@@ -1,7 +1,7 @@
 """Diagnosis: where a malformed text line departs from its closest layout, and what that layout
 expected there (a reject's reason). Stage 1 asks it about the lines no layout's regex took.
 
-Each layout's leading items are the grammar's (``logpipe/grammar.py`` compiles them from
+Each layout's leading items are the grammar's (``logpipe/steps.py`` reads them from
 ``grammars/access.lark``); nothing here is a regex of line syntax.
 """
 from __future__ import annotations
@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from . import grammar as _grammar
+from . import steps as _steps
 
 
 @dataclass
@@ -19,7 +20,7 @@ class Departure:
 
     column: int
     layout: str
-    step: "_grammar.Step | None"
+    step: "_steps.Step | None"
     last_field: str | None
     got: str
     place: str = ""  # "after <column>" or "before <column>", for a separator
@@ -47,8 +48,8 @@ def diagnose_line(access: "_grammar.Rulebook", body: str, layouts: Sequence[str]
     and what it expected where they stop; None when a layout matches the whole line."""
     best: tuple | None = None
     for name in layouts:
-        steps = _grammar.layout_steps(access, name)
-        k, end = _grammar.match_steps(steps, body)
+        steps = _steps.layout_steps(access, name)
+        k, end = _steps.match_steps(steps, body)
         if k == len(steps) and end == len(body):
             return None
         if best is None or (end, k) > (best[1], best[2]):
@@ -59,8 +60,8 @@ def diagnose_line(access: "_grammar.Rulebook", body: str, layouts: Sequence[str]
     if step is not None and not step.field and prev is not None and prev.field:
         # A separator failed right after a field: the field may have stopped short (free text
         # matched lazily; "2OO" read as "2"). Take the field as far as it goes, then judge.
-        start = _grammar.match_steps(steps[: k - 1], body)[1]
-        greedy = _grammar.greedy_match(prev.pattern, body, start)
+        start = _steps.match_steps(steps[: k - 1], body)[1]
+        greedy = _steps.greedy_match(prev.pattern, body, start)
         token = body[start:].split(" ", 1)[0]
         if greedy > end:
             end = greedy

@@ -28,6 +28,7 @@ import polars as pl
 import pyarrow as pa
 
 from . import grammar as _grammar
+from . import steps as _steps
 from . import splitplan as _splitplan
 from . import ztunnel as _ztunnel
 from .diagnose import diagnose_line
@@ -144,7 +145,7 @@ class Parser:
         self.exact = options.get("exact", True)
         self._max_quotes: int | None = None  # most double quotes a text layout has (_lark_can_explain)
         # "[START_TIME] \"", from the grammar: a line holding two is two lines glued together.
-        head = _grammar.layout_steps(self.access, "head", strict=False)
+        head = _steps.layout_steps(self.access, "head", strict=False)
         self._head_rx = head[next(s.index for s in head if s.field == "method") - 1].prefix
         self._noise = [(name, self.noise.regex(name)) for name in NOISE_RULES]
         self._address = {c: self.access.compile("address_value", c) for c in ADDRESS_COLUMNS}
@@ -331,7 +332,7 @@ class Parser:
     def _lark_can_explain(self, body: str) -> bool:
         """Whether Lark is asked for its context on a malformed line (see LARK_CONTEXT_CHARS)."""
         if self._max_quotes is None:
-            self._max_quotes = max(sum(1 for s in _grammar.layout_steps(self.access, name) if s.expects == "'\"'")
+            self._max_quotes = max(sum(1 for s in _steps.layout_steps(self.access, name) if s.expects == "'\"'")
                                    for name in TEXT_LAYOUTS)
         return len(body) <= LARK_CONTEXT_CHARS and body.count('"') <= self._max_quotes + LARK_CONTEXT_EXTRA_QUOTES
 

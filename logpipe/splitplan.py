@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from . import grammar as _grammar
+from . import steps as _steps
 
 QUOTE, SPACE = '"', " "
 # A token's regex runs once per distinct value when values repeat at least this often on average
@@ -71,10 +72,10 @@ class SplitPlan:
 def build(book: "_grammar.Rulebook", start: str) -> SplitPlan | None:
     """The plan of layout ``start``, or None when its grammar cannot be read by splitting (two
     free-text tokens between the same quotes; the whole-line regex then takes its lines)."""
-    items = _grammar.layout_items(book, start)
+    items = _steps.layout_items(book, start)
     segments: list[list] = [[]]
     for item in items:
-        if _grammar.item_literal(book, item) == QUOTE:
+        if _steps.item_literal(book, item) == QUOTE:
             segments.append([])
         else:
             segments[-1].append(item)
@@ -82,11 +83,11 @@ def build(book: "_grammar.Rulebook", start: str) -> SplitPlan | None:
     for seg in segments:
         runs: list[list] = [[]]
         for item in seg:
-            if _grammar.item_literal(book, item) == SPACE:
+            if _steps.item_literal(book, item) == SPACE:
                 runs.append([])
             else:
                 runs[-1].append(item)
-        free = [i for i, run in enumerate(runs) if any(_grammar.item_can_hold(book, it, SPACE) for it in run)]
+        free = [i for i, run in enumerate(runs) if any(_steps.item_can_hold(book, it, SPACE) for it in run)]
         if len(free) > 1:
             return None
         tokens = [_token(book, run, f"{start}_{len(planned)}_{i}") for i, run in enumerate(runs)]
@@ -102,11 +103,11 @@ def _token(book: "_grammar.Rulebook", run: list, key: str) -> Token:
     if not run:
         return Token()
     compiled = book.compile_items(tuple(run), key)
-    fields = [i for i, item in enumerate(run) if _grammar.item_field(book, item)]
-    literals = [_grammar.item_literal(book, item) for item in run]
+    fields = [i for i, item in enumerate(run) if _steps.item_field(book, item)]
+    literals = [_steps.item_literal(book, item) for item in run]
     if len(fields) == 1 and all(text is not None for i, text in enumerate(literals) if i != fields[0]):
         f = fields[0]
-        field = _grammar.item_field(book, run[f])
+        field = _steps.item_field(book, run[f])
         if list(compiled.groups) == [field]:  # one column, no sub-fields, fixed text around it
             return Token(field=field, strip=("".join(literals[:f]), "".join(literals[f + 1:])))
     if not compiled.groups:

@@ -73,11 +73,11 @@ def jsonable(record: dict) -> dict:
 
 def build_line(layout: str, values: dict[str, str]) -> str:
     """An access line of ``layout`` built from column texts, following the grammar's own
-    sequence of items (logpipe.grammar.layout_steps): separators come from the grammar."""
-    from logpipe import grammar
+    sequence of items (logpipe.steps.layout_steps): separators come from the grammar."""
+    from logpipe import grammar, steps
 
     out = []
-    for step in grammar.layout_steps(grammar.load_builtin("access"), layout, strict=False):
+    for step in steps.layout_steps(grammar.load_builtin("access"), layout, strict=False):
         if step.field:
             out.append(values[step.field])
         elif " or " not in step.expects:  # an optional literal (the cluster's ";") is left out
@@ -86,9 +86,9 @@ def build_line(layout: str, values: dict[str, str]) -> str:
 
 
 def layout_fields(layout: str) -> list[str]:
-    from logpipe import grammar
+    from logpipe import grammar, steps
 
-    return [s.field for s in grammar.layout_steps(grammar.load_builtin("access"), layout) if s.field]
+    return [s.field for s in steps.layout_steps(grammar.load_builtin("access"), layout) if s.field]
 
 
 def dump_ndjson(rows: list[dict]) -> str:

@@ -12,7 +12,7 @@ from collections import Counter
 import pytest
 from conftest import ROOT, read_lines, sample_files
 
-from logpipe import formats, grammar, layouts, parse, splitplan
+from logpipe import formats, grammar, layouts, parse, splitplan, steps
 from logpipe.parse import TEXT_LAYOUTS, Parser
 
 QUOTE, SPACE = '"', " "
@@ -94,8 +94,8 @@ def plan_outputs(plan: splitplan.SplitPlan) -> set[str]:
 def test_every_builtin_layout_has_a_plan(access, layout):
     plan = splitplan.build(access, layout)
     assert plan is not None and plan.layout == layout
-    items = grammar.layout_items(access, layout)
-    quotes = sum(1 for i in items if grammar.item_literal(access, i) == QUOTE)
+    items = steps.layout_items(access, layout)
+    quotes = sum(1 for i in items if steps.item_literal(access, i) == QUOTE)
     assert quotes >= 10  # the layouts quote the request line and five client fields at least
     assert plan.quotes == quotes
     assert len(plan.segments) == quotes + 1
@@ -103,8 +103,8 @@ def test_every_builtin_layout_has_a_plan(access, layout):
     assert plan_outputs(plan) == set(access.compile(layout).groups)
     # Free text (may hold spaces) is exactly the TEXT columns: the path and the quoted fields.
     free = {seg.free.field for seg in plan.segments if seg.free is not None and seg.free.field}
-    text_fields = {grammar.item_field(access, i) for i in items
-                   if grammar.item_field(access, i) and grammar.item_can_hold(access, i, SPACE)}
+    text_fields = {steps.item_field(access, i) for i in items
+                   if steps.item_field(access, i) and steps.item_can_hold(access, i, SPACE)}
     assert free == text_fields and "path" in free and "user_agent" in free
 
 
@@ -221,20 +221,20 @@ def test_extract_cuts_one_line(access):
     ("(?!x)y", SPACE, True),  # a construct not read: conservatively True
 ])
 def test_regex_can_hold(pattern, char, can):
-    assert grammar._regex_can_hold(pattern, char) is can
+    assert steps._regex_can_hold(pattern, char) is can
 
 
 def test_item_can_hold_builtin_items(access):
-    items = {grammar.item_field(access, i): i for i in grammar.layout_items(access, "istio_1_9")
-             if grammar.item_field(access, i)}
-    holds_space = {f for f, i in items.items() if grammar.item_can_hold(access, i, SPACE)}
+    items = {steps.item_field(access, i): i for i in steps.layout_items(access, "istio_1_9")
+             if steps.item_field(access, i)}
+    holds_space = {f for f, i in items.items() if steps.item_can_hold(access, i, SPACE)}
     assert holds_space == {"path", "upstream_transport_failure_reason", "x_forwarded_for", "user_agent",
                            "request_id", "authority"}
-    holds_quote = {f for f, i in items.items() if grammar.item_can_hold(access, i, QUOTE)}
+    holds_quote = {f for f, i in items.items() if steps.item_can_hold(access, i, QUOTE)}
     assert holds_quote == holds_space  # TEXT holds anything; addresses and clusters exclude '"'
     # free text can hold anything, even what its regex ([^\n]+) cannot
-    assert grammar.item_can_hold(access, items["path"], "\n")
-    assert not grammar.item_can_hold(access, items["start_time"], "[")  # "[" is outside the column
+    assert steps.item_can_hold(access, items["path"], "\n")
+    assert not steps.item_can_hold(access, items["start_time"], "[")  # "[" is outside the column
 
 
 def test_item_can_hold_literals_terminals_and_constructs():
@@ -250,11 +250,11 @@ user_agent: WORD | DQ
 authority: TEXT?
 route_name: (INT SP)? WORD
 """)
-    items = grammar.layout_items(book, "custom")
-    lit = [grammar.item_literal(book, i) for i in items]
-    can = [grammar.item_can_hold(book, i, SPACE) for i in items]
-    quote = [grammar.item_can_hold(book, i, QUOTE) for i in items]
-    by_name = dict(zip([grammar.item_field(book, i) or lit[k] or f"#{k}" for k, i in enumerate(items)],
+    items = steps.layout_items(book, "custom")
+    lit = [steps.item_literal(book, i) for i in items]
+    can = [steps.item_can_hold(book, i, SPACE) for i in items]
+    quote = [steps.item_can_hold(book, i, QUOTE) for i in items]
+    by_name = dict(zip([steps.item_field(book, i) or lit[k] or f"#{k}" for k, i in enumerate(items)],
                        zip(can, quote)))
     assert by_name["method"] == (False, False)  # WORD
     assert by_name[" | "] == (True, False)  # a literal holding a space
@@ -266,7 +266,7 @@ route_name: (INT SP)? WORD
     assert by_name["route_name"] == (True, False)  # (INT SP)? WORD: the optional holds a space
     # SP? (an optional, not a separator) and ("x" | "y z") are walked too
     constructs = [(c, q) for i, li, c, q in zip(items, lit, can, quote)
-                  if li is None and grammar.item_field(book, i) is None]
+                  if li is None and steps.item_field(book, i) is None]
     assert constructs == [(True, False), (True, False)]
 
 
