@@ -1,8 +1,9 @@
 """``logpipe ingest``: inputs into a dataset, each input once, whole or not at all.
 
-The stages themselves live in ``logpipe/pipeline.py`` (parsing, with its worker processes, which
-also stage Parquet files for ingest) and ``logpipe/dataset.py`` (the files and the manifest); this
-module decides, per input, whether and from where to read it, reports, and commits.
+The stages themselves live in ``logpipe/pipeline.py`` (parsing; its worker processes, which also
+stage Parquet files for ingest, are ``logpipe/workers.py``) and ``logpipe/dataset.py`` (the files
+and the manifest); this module decides, per input, whether and from where to read it, reports, and
+commits.
 """
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ from . import batches as _batches
 from .dataset import HASH_ALGO, Dataset, fingerprint
 from .errors import DatasetError, InputError, RejectLimitError, UsageError
 from .parse import Counts, Parser
-from .pipeline import (StagedBatch, WorkerPool, compression_of, dataset_parser, format_reject, ingest_workers, is_plain,
-                       is_small, parse_input, stage_input_async, staged_result, time_bounds)
+from .pipeline import compression_of, dataset_parser, format_reject, is_plain, parse_input
+from .workers import StagedBatch, WorkerPool, ingest_workers, is_small, stage_input_async, staged_result, time_bounds
 from .render import escape_control
 from .sources import Input, expand_inputs, iter_byte_chunks, looks_binary
 
@@ -158,7 +159,7 @@ class _Run:
 
     Small inputs (a directory of rotated or per-pod logs) go in groups: ``decided`` holds those
     decided, begun together in one manifest write (``launch``); ``ahead`` those begun, each one
-    worker task (``pipeline.stage_input_async``) when there are workers, so that several are parsed
+    worker task (``workers.stage_input_async``) when there are workers, so that several are parsed
     at once; they are finished in input order and committed in groups. The manifest is rewritten
     whole: a write per input would make thousands of small inputs cost O(inputs²)."""
 

@@ -98,7 +98,7 @@ class Counts:
             self.noise += classes.count("noise")
             self.malformed += classes.count("malformed")
         if batch.parsed:
-            formats = getattr(batch, "formats", None)  # a StagedBatch (logpipe/pipeline.py) counted them
+            formats = getattr(batch, "formats", None)  # a StagedBatch (logpipe/workers.py) counted them
             for k, v in (format_counts(batch.records) if formats is None else formats).items():
                 self.formats[k] = self.formats.get(k, 0) + v
 

@@ -1,62 +1,18 @@
 """The one place that knows the stage order: sources → parse → (batches → dataset | output).
 
-``logpipe ingest``'s own logic (input identity, reports, commits) is in ``logpipe/ingest.py``."""
+``logpipe ingest``'s own logic (input identity, reports, commits) is in ``logpipe/ingest.py``; the
+worker processes that parse on both cores are in ``logpipe/workers.py``."""
 from __future__ import annotations
 
 import json
-import os
 import sys
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator
+from typing import Iterator
 
 from .errors import InputError, RejectLimitError, UsageError
-from .parse import Counts, ParsedBatch, Parser, default_parser, format_counts
-from .sources import CHUNK_BYTES, FileRange, Input, expand_inputs, iter_byte_chunks, iter_file_ranges
-
-if TYPE_CHECKING:
-    import pyarrow as pa
-
-
-# Inputs at least this large are parsed by worker processes (both cores); smaller ones in-process,
-# where starting workers would cost more than it saves.
-PARALLEL_MIN_BYTES = 48 << 20
-# As many small inputs take the workers too, however small: each costs ~10-20 ms of fixed work.
-PARALLEL_MIN_INPUTS = 32
-
-
-# Memory: the whole process tree stays within LOGPIPE_MEMORY (default 1 GiB). Measured with `make
-# bench` (tree RSS): a worker peaks at ~320-360 MiB (polars, pyarrow, one task in flight), the parent
-# at ~180-250 MiB. So the default fits two workers however many cores there are; a larger budget
-# lets more cores work. LOGPIPE_WORKERS=N sets the count outright.
-DEFAULT_MEMORY = "1G"
-WORKER_MIB, PARENT_MIB = 384, 256
-_SIZE_UNITS = {"K": 1 / 1024, "M": 1, "G": 1024, "T": 1024 * 1024}
-
-
-# With workers, ingest's tasks of a plain file are this large: a worker reads its range, parses it
-# in CHUNK_BYTES pieces (its memory stays bounded) and writes one Parquet file per day (~50k rows of
-# Istio lines). Compressed inputs and stdin are sent to the workers in CHUNK_BYTES tasks.
-STAGE_TASK_BYTES = 16 << 20
-
-
-@dataclass
-class StagedBatch:
-    """A task that an ingest worker parsed and wrote to hidden files itself (``Dataset.stage``):
-    the counts, rejects (few), time bounds and files the parent needs, not the rows."""
-
-    read: int
-    blank: int
-    parsed: int
-    rejects: "pa.RecordBatch | pa.Table"
-    formats: dict
-    undated: int
-    tmin: object
-    tmax: object
-    pairs: list
-
-    @property
-    def rejected(self) -> int:
-        return self.rejects.num_rows
+from .parse import Counts, ParsedBatch, Parser, default_parser
+from .sources import CHUNK_BYTES, Input, expand_inputs, iter_byte_chunks, iter_file_ranges
+from . import workers as _workers
+from .workers import StagedBatch, WorkerPool, default_workers, parse_parallel
 
 
 def parse_input(inp: Input, parser: Parser | None = None, *, skip_bytes: int = 0,
@@ -73,7 +29,7 @@ def parse_input(inp: Input, parser: Parser | None = None, *, skip_bytes: int = 0
         workers = default_workers(inp)
     staged = stage is not None and workers > 1
     if workers > 1 and not inp.is_stdin and is_plain(inp):  # workers read their own parts of the file
-        chunks = iter_file_ranges(inp, skip_bytes=skip_bytes, chunk_bytes=STAGE_TASK_BYTES if staged else CHUNK_BYTES)
+        chunks = iter_file_ranges(inp, skip_bytes=skip_bytes, chunk_bytes=_workers.STAGE_TASK_BYTES if staged else CHUNK_BYTES)
     else:  # bytes go to the workers through pipes, held on both sides meanwhile: keep them small
         chunks = iter_byte_chunks(inp, skip_bytes=skip_bytes)
     if workers <= 1:
@@ -85,248 +41,10 @@ def parse_input(inp: Input, parser: Parser | None = None, *, skip_bytes: int = 0
                 line_no += batch.read
         return
     if pool is not None and pool.workers == workers:
-        yield from _parse_parallel(chunks, pool, inp.name, first_line, stage if staged else None)
+        yield from parse_parallel(chunks, pool, inp.name, first_line, stage if staged else None)
         return
     with WorkerPool(parser, workers) as own:
-        yield from _parse_parallel(chunks, own, inp.name, first_line, stage if staged else None)
-
-
-def default_workers(inp: Input) -> int:
-    """Worker processes for ``inp``: none (1) for a small file, else one per core, as many as fit in
-    the memory budget (``memory_workers``); ``LOGPIPE_WORKERS`` overrides."""
-    env = os.environ.get("LOGPIPE_WORKERS", "").strip()
-    if env:
-        if not env.isdigit() or int(env) < 1:
-            raise UsageError(f"LOGPIPE_WORKERS={env!r}: expected a whole number of worker processes, 1 or more")
-        return int(env)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    workers = min(cores, memory_workers())
-    if workers < 2:
-        return 1
-    try:
-        size = inp.size()
-    except OSError:
-        size = None
-    return workers if size is None or size >= PARALLEL_MIN_BYTES else 1
-
-
-def is_small(inp: Input) -> bool:
-    """A file too small to be split among the workers (it is parsed whole, by one of them or here)."""
-    if inp.is_stdin:
-        return False
-    try:
-        return inp.size() < PARALLEL_MIN_BYTES
-    except OSError:
-        return False
-
-
-def ingest_workers(inputs: list[Input]) -> int:
-    """Workers for an ingest of ``inputs``: those of its largest input, or, when its small inputs
-    add up to a large one or are many, those of a large input (each small input is then one
-    worker's task)."""
-    counts = [default_workers(i) for i in inputs if not is_small(i)]
-    small = [i.size() for i in inputs if is_small(i)]
-    if len(small) > 1 and (sum(small) >= PARALLEL_MIN_BYTES or len(small) >= PARALLEL_MIN_INPUTS):
-        counts.append(default_workers(Input("-")))  # as for an input of unknown size
-    return max(counts, default=1)
-
-
-def memory_workers(budget: str | None = None) -> int:
-    """How many workers fit in ``budget`` (``LOGPIPE_MEMORY``, default 1G) beside the parent."""
-    text = (budget if budget is not None else os.environ.get("LOGPIPE_MEMORY", "")).strip() or DEFAULT_MEMORY
-    mib = parse_size_mib(text, "LOGPIPE_MEMORY")
-    return max(1, int((mib - PARENT_MIB) // WORKER_MIB))
-
-
-def parse_size_mib(text: str, name: str) -> float:
-    """``1G``, ``1.5GiB``, ``1500M``, ``800MB`` as MiB (binary units); a clear error for anything else."""
-    import re
-
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([KMGT])(?:i?B)?", text.strip(), re.IGNORECASE)
-    if not m:
-        raise UsageError(f"{name}={text!r}: expected a size with a unit, such as 1G or 1500M")
-    return float(m.group(1)) * _SIZE_UNITS[m.group(2).upper()]
-
-
-class WorkerPool:
-    """Worker processes that parse with ``parser``, started on first use (``start`` starts them
-    early, so that they boot while this process does something else) and kept for every input."""
-
-    def __init__(self, parser: Parser, workers: int):
-        self.parser, self.workers = parser, workers
-        self._executor = None
-
-    def executor(self):
-        if self._executor is None:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
-
-            # spawn, not fork: polars' thread pool does not survive fork. The parser travels by pickle.
-            ctx = multiprocessing.get_context("spawn")
-            # One polars thread per worker: the workers are the parallelism; more threads only contend.
-            os.environ.setdefault("POLARS_MAX_THREADS", "1")
-            # Allocators, read when a worker starts. Arrow's own jemalloc pool and the 10 s purge of
-            # freed pages by polars' jemalloc cost a worker page faults (~1/3 of its system time):
-            # with glibc malloc for Arrow and a 30 s purge, `make bench` measures ingest ~5% faster
-            # and the process tree ~10% smaller (1M lines: ~0.88 GiB, was ~0.97).
-            os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
-            os.environ.setdefault("_RJEM_MALLOC_CONF", "dirty_decay_ms:30000,muzzy_decay_ms:30000")
-            self._executor = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
-                                                 initargs=(self.parser,))
-        return self._executor
-
-    def start(self) -> None:
-        for _ in range(self.workers):
-            self.executor().submit(int)
-
-    def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._executor = None
-
-    def __enter__(self) -> "WorkerPool":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-def _parse_parallel(chunks, pool: WorkerPool, source: str, first_line: int, stage: tuple | None = None):
-    from collections import deque
-    from concurrent.futures import wait
-
-    pending: deque = deque()
-    line_no = first_line
-    workers, executor = pool.workers, pool.executor()
-    # Tasks in flight: bounded read-ahead, flat memory. One per worker, plus one when neither its
-    # input (a file range, not bytes) nor its result (an ingest task's counts) weighs anything.
-    light = workers + 1 if stage else workers
-    try:
-        for body, end in chunks:
-            n = body.lines if isinstance(body, FileRange) else body.count(b"\n") + (0 if body.endswith(b"\n") else 1)
-            task = executor.submit(_stage_chunk, body, source, line_no, *stage) if stage else \
-                executor.submit(_parse_chunk, body, source, line_no)
-            pending.append((task, end))
-            line_no += n
-            while len(pending) > (light if isinstance(body, FileRange) else workers):
-                fut, e = pending.popleft()
-                yield fut.result(), e
-        while pending:
-            fut, e = pending.popleft()
-            yield fut.result(), e
-    finally:  # stopped early (an error, or the consumer left): drop queued tasks, let running ones end
-        for fut, _ in pending:
-            fut.cancel()
-        wait([fut for fut, _ in pending if not fut.cancelled()])
-
-
-_WORKER_PARSER: Parser | None = None
-
-
-def _init_worker(parser: Parser) -> None:
-    global _WORKER_PARSER
-    _WORKER_PARSER = parser
-
-
-def _parse_chunk(body: "bytes | FileRange", source: str, first_line: int) -> ParsedBatch:
-    return _WORKER_PARSER.parse_chunk(body.read() if isinstance(body, FileRange) else body, source, first_line)
-
-
-def _stage_chunk(body: "bytes | FileRange", source: str, first_line: int, root: str, prefix: str) -> StagedBatch:
-    from .batches import BatchBuffer
-
-    if isinstance(body, FileRange):
-        body = body.read()
-    buf, line_no, blank = BatchBuffer(), first_line, 0
-    for piece in _pieces(body, CHUNK_BYTES):
-        batch = _WORKER_PARSER.parse_chunk(piece, source, line_no)
-        line_no += batch.read
-        blank += batch.blank
-        buf.add(batch)
-    return _stage_buffer(buf, line_no - first_line, blank, root, prefix)
-
-
-def _stage_input(path: str, skip_bytes: int, first_line: int, root: str, prefix: str,
-                 flush_rows: int | None = None) -> tuple[list[tuple[StagedBatch, int]], str | None]:
-    """A whole input (a small file, plain or compressed) read, parsed and staged by one worker, as
-    the in-process path does it, so that the workers parse several small inputs at once. Returns
-    ``(staged, offset)`` for each flush, and the message of the ``InputError`` that stopped a
-    corrupt archive (its complete lines before the damage are staged)."""
-    from .batches import BatchBuffer
-
-    inp = Input(path)
-    out: list[tuple[StagedBatch, int]] = []
-    buf = BatchBuffer(flush_rows) if flush_rows else BatchBuffer()
-    line_no, blank, first, end, error, held = first_line, 0, first_line, skip_bytes, None, 0
-    try:
-        for body, end in iter_byte_chunks(inp, skip_bytes=skip_bytes):
-            if body:
-                batch = _WORKER_PARSER.parse_chunk(body, inp.name, line_no)
-                line_no += batch.read
-                blank += batch.blank
-                buf.add(batch)
-                held += len(body)
-                # No more than a file-range task holds: a worker stays within ~0.35 GiB
-                if buf.due() or held >= STAGE_TASK_BYTES:
-                    out.append((_stage_buffer(buf, line_no - first, blank, root, prefix), end))
-                    first, blank, held = line_no, 0, 0
-    except InputError as e:
-        error = str(e)
-    if line_no > first or not out:
-        out.append((_stage_buffer(buf, line_no - first, blank, root, prefix), end))
-    return out, error
-
-
-def _stage_buffer(buf, read: int, blank: int, root: str, prefix: str) -> StagedBatch:
-    """Write what ``buf`` holds to hidden files (``dataset.stage_files``): the parent gets the counts."""
-    from .dataset import stage_files
-
-    records, rejects = buf.take()
-    formats: dict = {}
-    undated, tmin, tmax = 0, None, None
-    if records is not None:
-        formats = format_counts(records)
-        undated, tmin, tmax = time_bounds(records)
-    pairs = stage_files(root, records, rejects, prefix=prefix)
-    if rejects is None:
-        from .schema import REJECT_SCHEMA
-
-        rejects = REJECT_SCHEMA.empty_table()
-    return StagedBatch(read, blank, records.num_rows if records is not None else 0, rejects,
-                       formats, undated, tmin, tmax, pairs)
-
-
-def stage_input_async(pool: "WorkerPool", inp: Input, skip_bytes: int, first_line: int, stage: tuple,
-                      flush_rows: int | None = None):
-    """Start ``_stage_input`` of ``inp`` in ``pool``; ``staged_result`` of the future is what
-    ``parse_input`` would yield for it (in order, then the ``InputError`` of a corrupt archive)."""
-    return pool.executor().submit(_stage_input, inp.path, skip_bytes, first_line, *stage, flush_rows)
-
-
-def staged_result(future) -> Iterator[tuple[StagedBatch, int]]:
-    staged, error = future.result()
-    yield from staged
-    if error is not None:
-        raise InputError(error)
-
-
-def _pieces(body: bytes, size: int) -> Iterator[bytes]:
-    """``body`` in runs of whole lines of about ``size`` bytes."""
-    start = 0
-    while start < len(body):
-        cut = body.rfind(b"\n", start, start + size)
-        end = len(body) if start + size >= len(body) or cut < 0 else cut + 1
-        yield body[start:end]
-        start = end
-
-
-def time_bounds(records) -> tuple[int, object, object]:
-    """Rows without a start_time, and the earliest and latest start_time."""
-    import pyarrow.compute as pc
-
-    st = records.column("start_time")
-    mm = pc.min_max(st)
-    return st.null_count, mm["min"].as_py(), mm["max"].as_py()
+        yield from parse_parallel(chunks, own, inp.name, first_line, stage if staged else None)
 
 
 def format_reject(r: dict) -> str:

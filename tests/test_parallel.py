@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from logpipe import ingest, pipeline
+from logpipe import workers as workers_mod
 from logpipe.sources import Input
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,8 +49,9 @@ def test_parallel_ingest_equals_in_process(mixed_log, tmp_path, monkeypatch, com
     if compressed:
         log = tmp_path / "mixed.log.gz"
         log.write_bytes(gzip.compress(mixed_log.read_bytes()))
-    monkeypatch.setattr(pipeline, "STAGE_TASK_BYTES", 96 << 10)  # many small tasks
+    monkeypatch.setattr(workers_mod, "STAGE_TASK_BYTES", 96 << 10)  # many small tasks
     monkeypatch.setattr(pipeline, "CHUNK_BYTES", 96 << 10)
+    monkeypatch.setattr(workers_mod, "CHUNK_BYTES", 96 << 10)  # a worker's pieces of its task
     one, rows1, rejects1 = _ingest(log, tmp_path / "one", "1", monkeypatch)
     two, rows2, rejects2 = _ingest(log, tmp_path / "two", "2", monkeypatch)
     assert two.counts.read == one.counts.read > 2_000
@@ -83,7 +85,7 @@ def test_parallel_ingest_failure_leaves_no_files(mixed_log, tmp_path, monkeypatc
     from logpipe.dataset import Dataset
     from logpipe.errors import RejectLimitError
 
-    monkeypatch.setattr(pipeline, "STAGE_TASK_BYTES", 32 << 10)
+    monkeypatch.setattr(workers_mod, "STAGE_TASK_BYTES", 32 << 10)
     monkeypatch.setenv("LOGPIPE_WORKERS", "2")
     data = tmp_path / "data"
     with pytest.raises(RejectLimitError, match="--on-error fail"):
@@ -99,26 +101,26 @@ def test_parallel_ingest_failure_leaves_no_files(mixed_log, tmp_path, monkeypatc
 @pytest.mark.parametrize("budget, workers", [("1G", 2), ("1GiB", 2), ("1024M", 2), ("700M", 1), ("4G", 10),
                                              ("2.5g", 6), ("1T", 2730)])
 def test_memory_budget_sizes_the_pool(budget, workers):
-    assert pipeline.memory_workers(budget) == workers
+    assert workers_mod.memory_workers(budget) == workers
 
 
 def test_default_workers_follow_cores_budget_and_size(tmp_path, monkeypatch):
     big = tmp_path / "big.log"
     with open(big, "wb") as f:  # sparse: as large as a file that takes workers, no disk used
-        f.truncate(pipeline.PARALLEL_MIN_BYTES)
+        f.truncate(workers_mod.PARALLEL_MIN_BYTES)
     small = tmp_path / "small.log"
     small.write_text("x\n")
     monkeypatch.delenv("LOGPIPE_WORKERS", raising=False)
-    monkeypatch.setattr(pipeline.os, "sched_getaffinity", lambda _pid: set(range(8)), raising=False)
+    monkeypatch.setattr(workers_mod.os, "sched_getaffinity", lambda _pid: set(range(8)), raising=False)
     monkeypatch.delenv("LOGPIPE_MEMORY", raising=False)
-    assert pipeline.default_workers(Input(str(big))) == 2  # 8 cores, but 1 GiB fits two workers
-    assert pipeline.default_workers(Input(str(small))) == 1
+    assert workers_mod.default_workers(Input(str(big))) == 2  # 8 cores, but 1 GiB fits two workers
+    assert workers_mod.default_workers(Input(str(small))) == 1
     monkeypatch.setenv("LOGPIPE_MEMORY", "4G")
-    assert pipeline.default_workers(Input(str(big))) == 8  # a larger budget: one per core
+    assert workers_mod.default_workers(Input(str(big))) == 8  # a larger budget: one per core
     monkeypatch.setenv("LOGPIPE_MEMORY", "600M")
-    assert pipeline.default_workers(Input(str(big))) == 1
+    assert workers_mod.default_workers(Input(str(big))) == 1
     monkeypatch.setenv("LOGPIPE_WORKERS", "3")  # the count outright
-    assert pipeline.default_workers(Input(str(big))) == 3
+    assert workers_mod.default_workers(Input(str(big))) == 3
 
 
 @pytest.mark.parametrize("name, value, message", [
@@ -186,13 +188,13 @@ def _ingest_dir(d: Path, data: Path, workers: str | None, monkeypatch, **kw) -> 
 
 
 def test_small_inputs_in_workers_equal_one_by_one(small_inputs, tmp_path, monkeypatch):
-    monkeypatch.setattr(pipeline, "PARALLEL_MIN_BYTES", 256 << 10)  # every part is small, together large
-    assert all(pipeline.is_small(i) for i in ingest.expand_inputs([str(small_inputs)])[0])
+    monkeypatch.setattr(workers_mod, "PARALLEL_MIN_BYTES", 256 << 10)  # every part is small, together large
+    assert all(workers_mod.is_small(i) for i in ingest.expand_inputs([str(small_inputs)])[0])
     _, rows1, rejects1, entries1, notes1 = _ingest_dir(small_inputs, tmp_path / "one", "1", monkeypatch,
                                                        max_reject_ratio=1)
     _, rows2, rejects2, entries2, notes2 = _ingest_dir(small_inputs, tmp_path / "two", None, monkeypatch,
                                                        max_reject_ratio=1)
-    assert pipeline.ingest_workers(ingest.expand_inputs([str(small_inputs)])[0]) == 2
+    assert workers_mod.ingest_workers(ingest.expand_inputs([str(small_inputs)])[0]) == 2
     assert len(entries1) == 9  # 10 files, the copy skipped
     assert entries2 == entries1
     grown = next(e for e in entries2 if e["path"].endswith("p06z-grown.log"))
@@ -209,7 +211,7 @@ def test_small_inputs_in_workers_equal_one_by_one(small_inputs, tmp_path, monkey
 def test_small_inputs_failures_stay_per_input(small_inputs, tmp_path, monkeypatch):
     """A corrupt archive keeps its lines before the damage, an input over --max-reject-ratio is left
     out, a --force run replaces: the others are ingested, as one by one."""
-    monkeypatch.setattr(pipeline, "PARALLEL_MIN_BYTES", 256 << 10)
+    monkeypatch.setattr(workers_mod, "PARALLEL_MIN_BYTES", 256 << 10)
     clean = gzip.compress(((SAMPLES / "waypoint-egress-1.23.log").read_text(encoding="utf-8") * 40).encode())
     (small_inputs / "p03.log.gz").write_bytes(clean[: len(clean) // 2])  # cut: corrupt after ~half its lines
     (small_inputs / "p09-bad.log").write_text("not an access line at all\n" * 5 + "[2024-01-01T00:00:00Z] x\n" * 50)
