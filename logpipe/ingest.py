@@ -12,54 +12,17 @@ import os
 import sys
 import uuid
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from . import batches as _batches
 from .dataset import HASH_ALGO, Dataset, fingerprint
 from .errors import DatasetError, InputError, RejectLimitError, UsageError
 from .parse import Counts, Parser
+from .progress import IngestProgress, IngestSummary, add_counts, print_summary
 from .pipeline import compression_of, dataset_parser, format_reject, is_plain, parse_input
 from .workers import StagedBatch, WorkerPool, ingest_workers, is_small, stage_input_async, staged_result, time_bounds
 from .render import escape_control
 from .sources import Input, expand_inputs, iter_byte_chunks, looks_binary
-
-
-@dataclass
-class IngestSummary:
-    """What ``ingest_paths`` did; ``lines()`` is the summary printed on stderr."""
-
-    data: str = ""
-    inputs: int = 0
-    ingested: int = 0
-    skipped: int = 0
-    failed: int = 0
-    counts: Counts = field(default_factory=Counts)
-    rows: int = 0
-    files: int = 0
-    undated: int = 0
-    min_time: object = None
-    max_time: object = None
-    bytes: int = 0
-    seconds: float = 0.0
-    errors: list = field(default_factory=list)
-
-    def lines(self) -> list[str]:
-        c = self.counts
-        out = [
-            f"inputs {self.inputs}: ingested {self.ingested}"
-            + (f" ({len(self.errors)} only up to the damage)" if self.errors else "")
-            + f", skipped as already ingested {self.skipped}" + (f", errors {self.failed}" if self.failed else ""),
-            f"lines read {c.read}, parsed {c.parsed}, rejected {c.rejected} (noise {c.noise}, malformed {c.malformed})"
-            + (f", blank {c.blank}" if c.blank else ""),
-            f"rows written {self.rows} in {self.files} files to {self.data}",
-        ]
-        if self.min_time is not None:
-            out.append(f"date range {self.min_time:%Y-%m-%d %H:%M:%S} to {self.max_time:%Y-%m-%d %H:%M:%S} UTC"
-                       + (f" ({self.undated} rows without start_time in date=unknown)" if self.undated else ""))
-        mb = self.bytes / 1e6
-        size = f"{mb:.1f} MB" if mb >= 1 else f"{self.bytes / 1e3:.1f} kB"
-        out.append(f"{size} in {self.seconds:.2f} s, {mb / max(self.seconds, 1e-6):.2f} MB/s")
-        return out
 
 
 # Small inputs parsed by the workers: started in groups of LAUNCH_INPUTS (or LAUNCH_BYTES), at most
@@ -128,7 +91,7 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
     summary.inputs = len(inputs) + len(errors)
     ds = Dataset(data_dir, create=True)
     parser = dataset_parser(ds, parser, err)
-    bar = _IngestProgress(err, progress)
+    bar = IngestProgress(err, progress)
     workers = ingest_workers(inputs)
     pool = WorkerPool(parser, workers) if workers > 1 else None
     with _ingest_lock(ds), bar, (pool or contextlib.nullcontext()):
@@ -145,7 +108,7 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
             with contextlib.suppress(Exception):
                 ds.recover()
             raise
-    _print_summary(summary, started, run.shown, max_warnings, ds, err)
+    print_summary(summary, started, run.shown, max_warnings, ds, err)
     if summary.failed:
         if run.ratio_failures and summary.failed == len(run.ratio_failures):
             raise RejectLimitError(f"{len(run.ratio_failures)} input(s) had too many malformed lines (see above)")
@@ -209,7 +172,7 @@ class _Run:
                 if self.ahead or self.decided:
                     print(f"logpipe: {len(self.ahead) + len(self.decided)} more input(s) were being read: not ingested "
                           "(the next run does them)", file=self.err)
-                _print_summary(self.summary, self.started, self.shown, self.max_warnings, self.ds, self.err)
+                print_summary(self.summary, self.started, self.shown, self.max_warnings, self.ds, self.err)
             raise
 
     def decide(self, inp, begin: bool = True):
@@ -340,7 +303,7 @@ class _Run:
                 print(f"logpipe: error: {msg}", file=self.err)
                 self.ratio_failures.append(msg)
                 self.summary.failed += 1
-                self.summary.counts = _add_counts(self.summary.counts, counts)
+                self.summary.counts = add_counts(self.summary.counts, counts)
                 return None
             if counts.parsed == 0 and counts.noise:  # a format mismatch must not pass silently
                 self.bar.note(f"logpipe: warning: {inp.name}: no access line among its {counts.read} lines "
@@ -378,7 +341,7 @@ class _Run:
 
         def after(done: dict) -> None:
             self.known = [e for e in self.known if e["id"] not in replaces] + ([done] if done.get("hash") else [])
-            self.summary.counts = _add_counts(self.summary.counts, counts)
+            self.summary.counts = add_counts(self.summary.counts, counts)
             self.summary.ingested += 1
             self.summary.rows += rows
             self.summary.files += len(done["parts"])
@@ -485,22 +448,6 @@ class _Stager:
         return self.pairs
 
 
-def _print_summary(summary: IngestSummary, started: float, shown: int, max_warnings: int, ds, err) -> None:
-    import time
-
-    summary.seconds = time.monotonic() - started
-    if shown > max_warnings:
-        print(f"… {shown - max_warnings} more malformed lines not shown (ingested inputs keep them in "
-              f"{ds.rejects_glob()}; raise --max-warnings to see them here)", file=err)
-    for line in summary.lines():
-        print(line, file=err)
-
-
-def _add_counts(a: Counts, b: Counts) -> Counts:
-    return Counts(a.read + b.read, a.parsed + b.parsed, a.noise + b.noise, a.malformed + b.malformed,
-                  a.blank + b.blank)
-
-
 def _iso(t) -> str | None:
     return None if t is None else t.isoformat()
 
@@ -533,49 +480,3 @@ class _ingest_lock:
 
     def __exit__(self, *exc):
         os.close(self.fd)  # releases the flock
-
-
-class _IngestProgress:
-    """rich progress on a TTY (bytes and lines per input, throughput, ETA); notes above it. Off the
-    TTY it only prints notes."""
-
-    def __init__(self, err, enabled: bool | None):
-        self.err = err
-        self.enabled = (err.isatty() if hasattr(err, "isatty") else False) if enabled is None else enabled
-        self.progress = None
-
-    def __enter__(self):
-        if self.enabled:
-            from rich.console import Console
-            from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
-                                       TransferSpeedColumn)
-
-            self.progress = Progress(
-                TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TextColumn("{task.fields[lines]} lines"),
-                TransferSpeedColumn(), TimeRemainingColumn(), console=Console(file=self.err), transient=True)
-            self.progress.start()
-        return self
-
-    def __exit__(self, *exc):
-        if self.progress:
-            self.progress.stop()
-
-    def note(self, text: str) -> None:
-        if self.progress:
-            self.progress.console.print(text, markup=False, highlight=False)
-        else:
-            print(text, file=self.err)
-
-    def start(self, name: str, size: int | None):
-        if not self.progress:
-            return None
-        base = os.path.basename(name)
-        return self.progress.add_task(base if len(base) <= 32 else "…" + base[-31:], total=size, lines=0)
-
-    def advance(self, task, done: int, lines: int) -> None:
-        if self.progress and task is not None:
-            self.progress.update(task, completed=done, lines=lines)
-
-    def finish(self, task) -> None:
-        if self.progress and task is not None:
-            self.progress.remove_task(task)
