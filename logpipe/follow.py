@@ -73,7 +73,9 @@ class TokenFilter:
 
     def __init__(self, match: Callable, follow: dict[str, frozenset], regexps: dict):
         self._match = match
-        self._follow = {t: (END in f, tuple(regexps[n] for n in sorted(f) if n != END)) for t, f in follow.items()}
+        # A follower without a pattern here (none in Lark today) would make its terminal unfilterable.
+        self._follow = {t: (END in f, tuple(regexps[n] for n in sorted(f) if n != END))
+                        for t, f in follow.items() if all(n == END or n in regexps for n in f)}
         self._text: str | None = None
         self._start = 0
         self._seen: dict = {}
@@ -94,7 +96,7 @@ class TokenFilter:
         ok = self._seen.get(key)
         if ok is None:
             rule = self._follow.get(term.name)
-            if rule is None:  # a terminal no rule uses (only %ignore'd): keep it
+            if rule is None:  # a terminal no rule uses (only %ignore'd), or unfilterable: keep it
                 ok = True
             else:
                 whole = self._text
