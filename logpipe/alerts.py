@@ -58,7 +58,7 @@ class Alert:
     evidence: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
-        from .render import to_jsonable
+        from .jsonout import to_jsonable
 
         return to_jsonable({"time": self.time, "kind": self.kind, "destination": self.destination,
                             "count": self.count, "message": self.message, "evidence": self.evidence})
@@ -67,7 +67,8 @@ class Alert:
         return json.dumps(self.as_dict(), ensure_ascii=True, separators=(",", ":"))
 
     def to_text(self) -> str:
-        from .render import escape_control, to_jsonable
+        from .jsonout import to_jsonable
+        from .render import escape_control
 
         when = to_jsonable(self.time) if self.time else "-"
         ln = self.evidence.get("line_number")

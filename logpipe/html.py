@@ -40,7 +40,7 @@ pre{background:#f3f4f6;padding:6px;border-radius:4px;white-space:pre-wrap;margin
 
 def escape(value: Any) -> str:
     """A value as HTML text: lists joined by ``, ``, datetimes ISO, None empty; always escaped."""
-    from .render import to_jsonable
+    from .jsonout import to_jsonable
 
     if value is None:
         return ""
@@ -54,7 +54,7 @@ def escape(value: Any) -> str:
 
 def script_json(data: Any) -> str:
     """JSON safe inside a ``<script>`` element: ``<``, ``>``, ``&`` and U+2028/9 as ``\\uXXXX``."""
-    from .render import to_jsonable
+    from .jsonout import to_jsonable
 
     text = json.dumps(to_jsonable(data), ensure_ascii=True, separators=(",", ":"))
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
@@ -116,7 +116,7 @@ def chart_data(con, window) -> dict[str, list[dict]]:
 
 
 def chart_specs(data: dict[str, list[dict]], window) -> dict[str, dict]:
-    from .render import to_jsonable
+    from .jsonout import to_jsonable
 
     base = {"$schema": "https://vega.github.io/schema/vega-lite/v5.json", "width": 400, "height": 220,
             "config": {"font": "sans-serif", "axis": {"labelLimit": 180}}}
@@ -159,7 +159,7 @@ def chart_specs(data: dict[str, list[dict]], window) -> dict[str, dict]:
 
 
 def _table(table) -> str:
-    from .render import to_jsonable
+    from .jsonout import to_jsonable
 
     if table.num_rows == 0:
         return "<p>(none)</p>"

@@ -13,33 +13,26 @@ crafted line cannot move the cursor, recolour the terminal or reorder text with 
 construction (ASCII-only output), CSV/TSV quote.
 
 Columns are converted a batch at a time, never per cell through Arrow scalars. JSON lines are
-assembled column-wise by Arrow kernels (ints, timestamps, ASCII strings, lists of them); only
-columns that need it (non-ASCII text, floats, nested values) go through ``to_pylist`` and Python's
-C JSON encoder, with identical output.
+assembled column-wise by Arrow kernels (``logpipe/jsonout.py``).
 """
 from __future__ import annotations
 
 import contextlib
 import csv
-import datetime as dt
-import decimal
-import functools
 import itertools
-import json
 import math
 import os
 import re
 import unicodedata
 import uuid
 from collections.abc import Iterable, Iterator
-from json.encoder import encode_basestring_ascii as _json_str  # C-accelerated in CPython
 from typing import IO, Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .errors import UsageError
+from .jsonout import JSON_TEXT, column_kind, columns, iso_array, join_lines, json_line_batches, to_jsonable
 
 FORMATS = ("table", "csv", "tsv", "json", "ndjson", "markdown")
 DEFAULT_MAX_WIDTH = 40
@@ -86,107 +79,6 @@ def _escape_markdown(s: str) -> str:
 # ---- values ----------------------------------------------------------------------------------
 
 
-def _iso_datetime(d: dt.datetime) -> str:
-    suffix = ""
-    if d.tzinfo is not None:
-        d, suffix = d.astimezone(dt.timezone.utc).replace(tzinfo=None), "Z"
-    frac = f"{d.microsecond:06d}"
-    return f"{d.replace(microsecond=0).isoformat()}.{frac[:3] if frac.endswith('000') else frac}{suffix}"
-
-
-def to_jsonable(value: Any) -> Any:
-    """One Python value (as from ``to_pylist``) → something ``json.dumps`` accepts, by the conventions.
-
-    Datetimes become ISO-8601 (UTC with ``Z``, microseconds trimmed to milliseconds when the rest is
-    zero), bytes UTF-8 with backslash escapes, non-finite floats ``None``, timedeltas seconds,
-    intervals ISO-8601 durations, integral decimals ints, containers recursively.
-    """
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dt.datetime):
-        return _iso_datetime(value)
-    if isinstance(value, (dt.date, dt.time)):
-        return value.isoformat()
-    if isinstance(value, dt.timedelta):
-        return value.total_seconds()
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return bytes(value).decode("utf-8", "backslashreplace")
-    if isinstance(value, decimal.Decimal):
-        if not value.is_finite():
-            return None
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, pa.MonthDayNano):  # DuckDB INTERVAL: ISO-8601 duration, e.g. P0M3DT1.5S
-        seconds, nanos = divmod(abs(value.nanoseconds), 10**9)
-        sign = "-" if value.nanoseconds < 0 else ""
-        fraction = f".{nanos:09d}".rstrip("0") if nanos else ""
-        return f"P{value.months}M{value.days}DT{sign}{seconds}{fraction}S"
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, pa.Scalar):
-        return to_jsonable(value.as_py())
-    if hasattr(value, "item"):  # numpy scalars (float16 columns)
-        return to_jsonable(value.item())
-    return str(value)
-
-
-_JSON = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
-_JSON_TEXT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
-
-
-def _kind(t: pa.DataType) -> str:
-    T = pa.types
-    if T.is_null(t):
-        return "null"
-    if T.is_boolean(t) or T.is_integer(t) or T.is_decimal(t):
-        return "number"  # Arrow's cast to string is already the JSON spelling
-    if T.is_floating(t):
-        return "float"
-    if T.is_string(t) or T.is_large_string(t) or T.is_string_view(t):
-        return "str"
-    if T.is_binary(t) or T.is_large_binary(t) or T.is_fixed_size_binary(t) or T.is_binary_view(t):
-        return "bytes"
-    if T.is_timestamp(t):
-        return "ts"
-    if T.is_list(t) or T.is_large_list(t) or T.is_fixed_size_list(t) or T.is_list_view(t):
-        return "list"
-    return "other"
-
-
-def _columns(batch: pa.RecordBatch) -> Iterator[tuple[pa.Array, str]]:
-    for arr in batch.columns:
-        if pa.types.is_dictionary(arr.type):  # polars categoricals: dictionary<uint32, string_view>
-            values = arr.dictionary
-            if pa.types.is_string_view(values.type) or pa.types.is_binary_view(values.type):
-                values = values.cast(pa.string() if pa.types.is_string_view(values.type) else pa.binary())
-            arr = values.take(arr.indices)
-        yield arr, _kind(arr.type)
-
-
-@functools.cache
-def _s(text: str) -> pa.Scalar:
-    """A string constant as an Arrow scalar, made once: passing Python ``str`` to a compute
-    function converts it on every call, and that conversion retries a failing optional import."""
-    return pa.scalar(text, pa.string())
-
-
-_ZERO = pa.scalar(0, pa.int32())
-
-
-def _iso_array(arr: pa.Array) -> pa.Array:
-    """Timestamps → ISO-8601 strings, vectorized; tz-aware columns are shown in UTC with ``Z``.
-
-    Arrow's cast of a naive microsecond timestamp to string (``2024-07-18 16:13:58.198000``) is
-    ~30x faster than ``strftime``; the space becomes ``T`` and ``000`` microseconds are trimmed."""
-    text = arr.cast(pa.timestamp("us"), safe=False).cast(pa.string())
-    s = pc.binary_replace_slice(text, start=10, stop=11, replacement="T")
-    s = pc.if_else(pc.ends_with(s, pattern="000"), pc.utf8_slice_codeunits(s, start=0, stop=-3), s)
-    return pc.binary_join_element_wise(s, _s("Z"), _s("")) if arr.type.tz is not None else s
-
-
 def _float_text(v: float) -> str:
     return repr(v) if math.isfinite(v) else ("nan" if v != v else ("inf" if v > 0 else "-inf"))
 
@@ -202,7 +94,7 @@ def _scalar_text(v: Any) -> str:
     if isinstance(v, float):
         return _float_text(v)
     if isinstance(v, (dict, list, tuple)):
-        return _JSON_TEXT(to_jsonable(v))
+        return JSON_TEXT(to_jsonable(v))
     j = to_jsonable(v)
     return j if isinstance(j, str) else str(j)
 
@@ -214,7 +106,7 @@ def _text_cells(arr: pa.Array, kind: str) -> list[str | None]:
     if kind == "number":
         return arr.cast(pa.string()).to_pylist()
     if kind == "ts":
-        return _iso_array(arr).to_pylist()
+        return iso_array(arr).to_pylist()
     vals = arr.to_pylist()
     if kind == "str":
         return vals
@@ -259,92 +151,15 @@ def _chunks(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
 # ---- JSON ------------------------------------------------------------------------------------
 
 
-def _json_plain(arr: pa.Array) -> pa.Array | None:
-    """JSON string texts of ``arr`` computed in Arrow, or None when some value has a character
-    outside printable ASCII (those need ``\\uXXXX`` escapes: Python's C encoder does them)."""
-    if pc.all(pc.ascii_is_printable(arr)).as_py() is False:  # None: empty or all null
-        return None
-    for char, escape in (("\\", "\\\\"), ('"', '\\"')):
-        if pc.any(pc.match_substring(arr, char)).as_py():  # most columns hold neither
-            arr = pc.replace_substring(arr, char, escape)
-    return pc.binary_join_element_wise(_s('"'), arr, _s('"'), _s(""))
-
-
-def _json_plain_list(arr: pa.Array) -> pa.Array | None:
-    """Like ``_json_plain`` for a list of strings whose items need no escape at all."""
-    if not (pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type)):
-        return None
-    if not pa.types.is_string(arr.type.value_type):
-        return None
-    items = pc.list_flatten(arr)
-    if items.null_count or pc.all(pc.ascii_is_printable(items)).as_py() is False:
-        return None
-    if pc.any(pc.match_substring(items, '"')).as_py() or pc.any(pc.match_substring(items, "\\")).as_py():
-        return None
-    joined = pc.binary_join_element_wise(_s('["'), pc.binary_join(arr, _s('","')), _s('"]'), _s(""))
-    return pc.if_else(pc.equal(pc.list_value_length(arr), _ZERO), _s("[]"), joined)
-
-
-def _json_cells(arr: pa.Array, kind: str) -> list[str]:
-    """One column → its JSON texts (``"null"`` for nulls), in Python: the general path."""
-    vals = arr.to_pylist()
-    if kind == "str":
-        return [_json_str(v) if v is not None else "null" for v in vals]
-    if kind == "float":
-        return [repr(v) if v is not None and math.isfinite(v) else "null" for v in vals]
-    if kind == "bytes":
-        return [_json_str(v.decode("utf-8", "backslashreplace")) if v is not None else "null" for v in vals]
-    return [_JSON(to_jsonable(v)) if v is not None else "null" for v in vals]
-
-
-def _json_array(arr: pa.Array, kind: str) -> pa.Array:
-    """One column → a string array of JSON texts, without nulls. The common column types (ints,
-    timestamps, ASCII strings, lists of ASCII strings) never leave Arrow."""
-    frag = None
-    if kind == "null":
-        return pa.array(["null"] * len(arr), pa.string())
-    if kind == "number":
-        frag = arr.cast(pa.string())
-    elif kind == "ts":
-        frag = pc.binary_join_element_wise(_s('"'), _iso_array(arr), _s('"'), _s(""))
-    elif kind == "str":
-        frag = _json_plain(arr.cast(pa.string()))
-    elif kind == "list":
-        frag = _json_plain_list(arr)
-    if frag is None:
-        return pa.array(_json_cells(arr, kind), pa.string())
-    return pc.fill_null(frag, _s("null"))
-
-
-def _json_line_batches(schema: pa.Schema, batches: Iterable[pa.RecordBatch], end: str = "}") -> Iterator[pa.Array]:
-    """Per batch, a string array of one JSON object per row, assembled column-wise in Arrow; each
-    row ends with ``end``."""
-    keys = [_json_str(name) + ":" for name in schema.names]
-    keys = [_s("{" + k if i == 0 else "," + k) for i, k in enumerate(keys)]
-    for batch in batches:
-        parts: list[Any] = []
-        for key, (arr, kind) in zip(keys, _columns(batch)):
-            parts += [key, _json_array(arr, kind)]
-        if not parts:
-            yield pa.array(["{" + end] * batch.num_rows, pa.string())
-            continue
-        yield pc.binary_join_element_wise(*parts, _s(end), _s(""))
-
-
-def _join_lines(lines: pa.Array, sep: str) -> str:
-    offsets = pa.array([0, len(lines)], pa.int32())
-    return pc.binary_join(pa.ListArray.from_arrays(offsets, lines), _s(sep))[0].as_py()
-
-
 def iter_json_lines(data: Any, *, schema: pa.Schema | None = None) -> Iterator[str]:
     """One compact, ASCII-only JSON object per row (no trailing newline), keys in column order."""
     schema, batches = _open_batches(data, schema)
-    for lines in _json_line_batches(schema, _chunks(batches)):
+    for lines in json_line_batches(schema, _chunks(batches)):
         yield from lines.to_pylist()
 
 
 def _write_ndjson(schema, batches, out, **_):
-    for lines in _json_line_batches(schema, batches, end="}\n"):
+    for lines in json_line_batches(schema, batches, end="}\n"):
         _write_text_array(lines, out)
         out.flush()
 
@@ -366,8 +181,8 @@ def _write_text_array(arr: pa.Array, out: IO[str]) -> None:
 
 def _write_json(schema, batches, out, **_):
     sep = "[\n"
-    for lines in _json_line_batches(schema, batches):
-        out.write(sep + _join_lines(lines, ",\n"))
+    for lines in json_line_batches(schema, batches):
+        out.write(sep + join_lines(lines, ",\n"))
         out.flush()
         sep = ",\n"
     out.write("[]\n" if sep == "[\n" else "\n]\n")
@@ -381,7 +196,7 @@ def _write_delimited(schema, batches, out, *, delimiter: str, **_):
     writer = csv.writer(out, delimiter=delimiter, lineterminator="\n")
     writer.writerow(schema.names)
     for batch in batches:
-        writer.writerows(zip(*[_text_cells(arr, kind) for arr, kind in _columns(batch)]))
+        writer.writerows(zip(*[_text_cells(arr, kind) for arr, kind in columns(batch)]))
         out.flush()
 
 
@@ -392,7 +207,7 @@ _UNSAFE_KINDS = {"str", "bytes", "list", "other"}  # kinds whose text may carry 
 
 def _display_cells(batch: pa.RecordBatch, escape) -> list[list[str]]:
     cols = []
-    for arr, kind in _columns(batch):
+    for arr, kind in columns(batch):
         cells = _text_cells(arr, kind)
         if kind in _UNSAFE_KINDS:
             cols.append([escape(c) if c is not None else "" for c in cells])
@@ -458,7 +273,7 @@ def _write_table(schema, batches, out, *, max_width, tty, **_):
             widths[i] = min(cap, max(widths[i], max(map(display_width, col), default=0)))
     # A later text value wider than the sampled width is cut; a later number or timestamp is not
     # (a cut one would read as a different value): it only pushes its row out of line.
-    fixed = [_kind(_value_type(f.type)) not in _UNSAFE_KINDS for f in schema]
+    fixed = [column_kind(_value_type(f.type)) not in _UNSAFE_KINDS for f in schema]
     limits = [cap if f else w for f, w in zip(fixed, widths)]
 
     def line(cells: Iterable[str]) -> str:

@@ -246,7 +246,7 @@ def run_report(con, name: str, *, params: dict[str, str] | None = None, window: 
 
 def public(doc: dict[str, Any]) -> dict[str, Any]:
     """The document without the renderers' private keys, as JSON-ready values."""
-    from .render import to_jsonable
+    from .jsonout import to_jsonable
 
     return to_jsonable({k: v for k, v in doc.items() if not k.startswith("_")})
 
@@ -278,7 +278,7 @@ _COLOURS = {"critical": "\x1b[1;97;41m", "high": "\x1b[1;31m", "medium": "\x1b[3
 
 
 def _evidence_text(evidence: Any) -> str:
-    from .render import to_jsonable
+    from .jsonout import to_jsonable
 
     if not isinstance(evidence, dict):
         return str(to_jsonable(evidence))

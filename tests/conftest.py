@@ -66,7 +66,7 @@ def parse_text(lines, source: str = "-", parser=None):
 
 def jsonable(record: dict) -> dict:
     """A record as ndjson shows it: timestamps as ISO-8601 strings."""
-    from logpipe.render import to_jsonable
+    from logpipe.jsonout import to_jsonable
 
     return {k: to_jsonable(v) for k, v in record.items()}
 

@@ -38,7 +38,7 @@ RECORD_STRIDE = 50
 
 def golden_rows(batches, total: int) -> list[dict]:
     """Records (non-null columns only, in schema order) and rejects, in line order."""
-    from logpipe.render import to_jsonable
+    from logpipe.jsonout import to_jsonable
 
     rows, digest, formats = [], hashlib.sha256(), {}
     large = total > LARGE_SAMPLE_LINES

@@ -22,9 +22,9 @@ from logpipe.render import (
     escape_control,
     iter_json_lines,
     render_table,
-    to_jsonable,
     write_parquet,
 )
+from logpipe.jsonout import to_jsonable
 
 UTC = dt.timezone.utc
 TS = pa.timestamp("us", tz="UTC")
