@@ -18,7 +18,7 @@ from . import batches as _batches
 from .dataset import HASH_ALGO, Dataset, fingerprint
 from .errors import DatasetError, InputError, RejectLimitError, UsageError
 from .parse import Counts, Parser
-from .progress import IngestProgress, IngestSummary, add_counts, print_summary
+from .progress import IngestProgress, IngestSummary, print_summary
 from .pipeline import compression_of, dataset_parser, format_reject, is_plain, parse_input
 from .workers import StagedBatch, WorkerPool, ingest_workers, is_small, stage_input_async, staged_result, time_bounds
 from .render import escape_control
@@ -303,7 +303,7 @@ class _Run:
                 print(f"logpipe: error: {msg}", file=self.err)
                 self.ratio_failures.append(msg)
                 self.summary.failed += 1
-                self.summary.counts = add_counts(self.summary.counts, counts)
+                self.summary.counts += counts
                 return None
             if counts.parsed == 0 and counts.noise:  # a format mismatch must not pass silently
                 self.bar.note(f"logpipe: warning: {inp.name}: no access line among its {counts.read} lines "
@@ -341,7 +341,7 @@ class _Run:
 
         def after(done: dict) -> None:
             self.known = [e for e in self.known if e["id"] not in replaces] + ([done] if done.get("hash") else [])
-            self.summary.counts = add_counts(self.summary.counts, counts)
+            self.summary.counts += counts
             self.summary.ingested += 1
             self.summary.rows += rows
             self.summary.files += len(done["parts"])

@@ -102,6 +102,13 @@ class Counts:
             for k, v in (format_counts(batch.records) if formats is None else formats).items():
                 self.formats[k] = self.formats.get(k, 0) + v
 
+    def __add__(self, other: "Counts") -> "Counts":
+        formats = dict(self.formats)
+        for k, v in other.formats.items():
+            formats[k] = formats.get(k, 0) + v
+        return Counts(self.read + other.read, self.parsed + other.parsed, self.noise + other.noise,
+                      self.malformed + other.malformed, self.blank + other.blank, formats)
+
     @property
     def rejected(self) -> int:
         return self.noise + self.malformed

@@ -55,11 +55,6 @@ def print_summary(summary: IngestSummary, started: float, shown: int, max_warnin
         print(line, file=err)
 
 
-def add_counts(a: Counts, b: Counts) -> Counts:
-    return Counts(a.read + b.read, a.parsed + b.parsed, a.noise + b.noise, a.malformed + b.malformed,
-                  a.blank + b.blank)
-
-
 class IngestProgress:
     """rich progress on a TTY (bytes and lines per input, throughput, ETA); notes above it. Off the
     TTY it only prints notes."""
