@@ -239,11 +239,10 @@ class _Run:
             chunks.close()
         counts = Counts()
         counts.add(self.parser.parse_chunk(body, inp.name, first_line))
-        access = counts.parsed + counts.malformed
-        share = counts.malformed / max(access, 1)
-        if access < PROBE_MIN_LINES or share <= max(PROBE_SHARE, self.max_reject_ratio):
+        if not counts.mostly_malformed(PROBE_MIN_LINES, max(PROBE_SHARE, self.max_reject_ratio)):
             return None
-        return (f"{inp.name}: {counts.malformed} of its first {access} access lines ({share:.0%}) are malformed; "
+        access = counts.parsed + counts.malformed
+        return (f"{inp.name}: {counts.malformed} of its first {access} access lines ({counts.malformed / access:.0%}) are malformed; "
                 f"not ingested, not read further. Another format? `head {inp.name} | logpipe parse` says why; give "
                 "the format with --format-string or --format-file (--max-reject-ratio 1 ingests it anyway)")
 

@@ -113,6 +113,12 @@ class Counts:
     def rejected(self) -> int:
         return self.noise + self.malformed
 
+    def mostly_malformed(self, lines: int, share: float) -> bool:
+        """Whether, of ``lines`` access lines at least (parsed or malformed), over ``share`` are
+        malformed: the look of an input in another format (ingest's probe, stream's warning)."""
+        access = self.parsed + self.malformed
+        return access >= lines and self.malformed > share * access
+
     def summary(self) -> str:
         text = (
             f"read {self.read}, parsed {self.parsed}, rejected {self.rejected} "

@@ -37,6 +37,7 @@ COMPACT_MIN_FILES = 8
 PARSE_LINES = 1000  # lines per parser call
 ALERT_ROWS = 5_000  # rows per alert check (DuckDB's memory grows with the rows it is handed)
 MAX_FLUSH_ROWS = 20_000  # a larger batch would not fit the memory bound (300 MiB, measured)
+FORMAT_CHECK_LINES = 50  # access lines seen before a stream says its format looks wrong (_check_format)
 # Dataset.compact reads a whole group of parts into memory, so the parts of one prefix (a
 # "generation") are capped: past GENERATION_ROWS rows the stream compacts them and starts a new prefix.
 GENERATION_ROWS = 20_000
@@ -137,6 +138,7 @@ class Streamer:
         # The dataset's remembered format when none is given; a given one is remembered (as ingest does).
         self.parser = dataset_parser(self.dataset, parser, self.stderr)
         self.counts = Counts()
+        self.format_checked = False  # _check_format
         self.stream_id = uuid.uuid4().hex[:8]
         self.generation = 0
         self.prefix = f"stream{self.stream_id}g0"
@@ -248,6 +250,7 @@ class Streamer:
             records.append(part.records)
             rejects.append(part.rejects)
         self.next_line += len(lines)
+        self._check_format()
         # A custom --format-string may add string columns after RECORD_SCHEMA (not in every slice).
         table = pa.concat_tables([pa.Table.from_batches([b]) for b in records], promote_options="permissive")
         rejected = pa.Table.from_batches(rejects, REJECT_SCHEMA)
@@ -274,6 +277,18 @@ class Streamer:
                 self._compact()
             if self.gen_rows >= GENERATION_ROWS:
                 self._next_generation()
+
+    def _check_format(self) -> None:
+        """Once, after FORMAT_CHECK_LINES access lines: when most are malformed, say the format is
+        likely another one (a malformed line costs ms: such a stream falls behind a busy proxy)."""
+        if self.format_checked or self.counts.parsed + self.counts.malformed < FORMAT_CHECK_LINES:
+            return
+        self.format_checked = True
+        if self.counts.mostly_malformed(FORMAT_CHECK_LINES, 0.5):
+            c = self.counts
+            print(f"logpipe: warning: {c.malformed} of the first {c.parsed + c.malformed} access lines are malformed:"
+                  " is the mesh's format another one? Give it with --format-string or --format-file (each"
+                  " malformed line costs milliseconds: this stream may fall behind)", file=self.stderr)
 
     def _warn(self, part) -> None:
         """The first malformed lines on stderr, as `logpipe parse` shows them (noise is only counted)."""

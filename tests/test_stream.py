@@ -577,3 +577,20 @@ def test_user_errors_are_one_line_with_the_fix(args, code, words, tmp_path, monk
     assert exit_.value.code == code, err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("logpipe: error:") and words in lines[0], err
+
+
+def test_a_stream_in_another_format_says_so_once(tmp_path):
+    """Each malformed line costs ms: a stream in another format warns early, once, with the fix;
+    a stream in a known format with some bad lines does not."""
+    other = "".join(access_line(i).replace('" 200 ', '" 200 x-extra ', 1) + "\n" for i in range(1, 80))
+    run = subprocess.run([*LOGPIPE, "stream", "--data", str(tmp_path / "a"), "--quiet", "--flush-rows", "30"],
+                         input=other.encode(), capture_output=True, timeout=120)
+    err = run.stderr.decode()
+    assert run.returncode == 0, err
+    assert err.count("logpipe: warning:") == 1 and "--format-string" in err and "of the first" in err
+    good = "".join((x.replace('" 200 ', '" 2OO ', 1) if i % 5 == 0 else x) + "\n"  # 20% malformed
+                   for i, x in enumerate(mixed_lines(120)))
+    run = subprocess.run([*LOGPIPE, "stream", "--data", str(tmp_path / "b"), "--quiet"], input=good.encode(),
+                         capture_output=True, timeout=120)
+    assert run.returncode == 0 and "logpipe: warning:" not in run.stderr.decode()
+    assert "malformed 2" in run.stderr.decode()  # (some 20-odd lines are)
