@@ -242,7 +242,8 @@ class _Run:
         if not counts.mostly_malformed(PROBE_MIN_LINES, max(PROBE_SHARE, self.max_reject_ratio)):
             return None
         access = counts.parsed + counts.malformed
-        return (f"{inp.name}: {counts.malformed} of its first {access} access lines ({counts.malformed / access:.0%}) are malformed; "
+        share = counts.malformed / access
+        return (f"{inp.name}: {counts.malformed} of its first {access} access lines ({share:.0%}) are malformed; "
                 f"not ingested, not read further. Another format? `head {inp.name} | logpipe parse` says why; give "
                 "the format with --format-string or --format-file (--max-reject-ratio 1 ingests it anyway)")
 
