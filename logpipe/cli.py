@@ -195,7 +195,7 @@ def compact(data_dir, min_files):
               help="On a malformed line: skip silently, warn on stderr, or fail (stop, exit 1).")
 @click.option("--max-reject-ratio", type=float, default=0.1, show_default=True, metavar="R",
               help="Fail an input (not ingested, exit 1) when more than R of its lines are malformed (noise not counted); "
-                   "an input of 4 MB or more whose first lines are mostly malformed fails on those. 1: never.")
+                   "an input of 4 MB or more (or stdin) whose first lines are mostly malformed fails on those. 1: never.")
 @click.option("--max-warnings", type=int, default=20, show_default=True, help="Cap on malformed-line warnings printed.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: only when stderr is a terminal).")
 @click.option("--flush-rows", type=click.IntRange(min=1), default=122_880, show_default=True, metavar="N",

@@ -22,7 +22,7 @@ from .progress import IngestProgress, IngestSummary, print_summary
 from .pipeline import compression_of, dataset_parser, format_reject, is_plain, parse_input
 from .workers import StagedBatch, WorkerPool, ingest_workers, is_small, stage_input_async, staged_result, time_bounds
 from .render import escape_control
-from .sources import Input, expand_inputs, iter_byte_chunks, looks_binary
+from .sources import Input, expand_inputs, looks_binary, read_head
 
 
 # Small inputs parsed by the workers: started in groups of LAUNCH_INPUTS (or LAUNCH_BYTES), at most
@@ -33,9 +33,10 @@ LAUNCH_INPUTS, LAUNCH_BYTES, AHEAD_INPUTS, AHEAD_BYTES = 16, 16 << 20, 64, 64 <<
 
 # A malformed line costs ~1,000x a parsed one (its diagnosis and Lark's exact path: 2-15 ms), so an
 # archive in another format would run for hours before --max-reject-ratio judged it. An input of at
-# least PROBE_MIN_BYTES is first probed: when most access lines of its first PROBE_BYTES are
-# malformed (over PROBE_SHARE, and over --max-reject-ratio; PROBE_MIN_LINES of them at least), it is
-# not read further. ~15 ms per probed input; --max-reject-ratio 1 turns the probe off.
+# least PROBE_MIN_BYTES, or stdin (its probed bytes are read again: sources.read_head), is probed
+# first: when most access lines of its first PROBE_BYTES are malformed (over PROBE_SHARE, and over
+# --max-reject-ratio; PROBE_MIN_LINES of them at least), it is not read further. ~15 ms per probed
+# input; --max-reject-ratio 1 turns the probe off.
 PROBE_MIN_BYTES, PROBE_BYTES, PROBE_MIN_LINES, PROBE_SHARE = 4 << 20, 32 << 10, 20, 0.5
 
 
@@ -228,15 +229,11 @@ class _Run:
     def probe(self, inp: Input, size: int | None, skip_bytes: int, first_line: int) -> str | None:
         """Why a large input is not read at all (``PROBE_BYTES``: its first lines are mostly
         malformed, as an input in another format is), or None."""
-        if inp.is_stdin or size is None or self.max_reject_ratio >= 1:
+        if self.max_reject_ratio >= 1:
             return None
-        if (size - skip_bytes if is_plain(inp) else size) < PROBE_MIN_BYTES:  # (offsets are decompressed)
-            return None
-        chunks = iter_byte_chunks(inp, skip_bytes=skip_bytes, chunk_bytes=PROBE_BYTES)
-        try:
-            body, _end = next(chunks, (b"", 0))
-        finally:
-            chunks.close()
+        if not inp.is_stdin and (size - skip_bytes if is_plain(inp) else size) < PROBE_MIN_BYTES:
+            return None  # (skip_bytes is a decompressed offset) stdin, of unknown size, is always probed
+        body = read_head(inp, PROBE_BYTES, skip_bytes)
         counts = Counts()
         counts.add(self.parser.parse_chunk(body, inp.name, first_line))
         if not counts.mostly_malformed(PROBE_MIN_LINES, max(PROBE_SHARE, self.max_reject_ratio)):

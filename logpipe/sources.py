@@ -109,10 +109,65 @@ def detect_compression(head: bytes) -> str:
     return "plain"
 
 
+class _Taken(io.RawIOBase):
+    """Stdin, with the raw bytes read from it kept (``taken``) or, given them, read first again:
+    ``read_head`` looks at stdin's first lines without using them up."""
+
+    def __init__(self, rest: BinaryIO, again: bytes = b"", keep: bool = False):
+        # Kept: all of ``again`` (read again, whole, next time if not now) and what follows it.
+        self.rest, self.again, self.keep, self.taken = rest, memoryview(again), keep, bytearray(again if keep else b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        if len(self.again):
+            n = min(len(b), len(self.again))
+            b[:n], self.again = self.again[:n], self.again[n:]
+            return n
+        data = getattr(self.rest, "read1", self.rest.read)(len(b))
+        b[:len(data)] = data
+        if self.keep:
+            self.taken += data
+        return len(data)
+
+
+# What read_head took from stdin, and from which stdin (a caller may swap sys.stdin meanwhile).
+_STDIN: dict = {"again": b"", "of": None, "taking": None}
+
+
+def _stdin_raw() -> BinaryIO:
+    again = _STDIN["again"] if _STDIN["of"] is sys.stdin.buffer else b""
+    _STDIN["again"], _STDIN["of"] = b"", None
+    if _STDIN["taking"] is None and not again:
+        return sys.stdin.buffer
+    raw = _Taken(sys.stdin.buffer, again, keep=_STDIN["taking"] is not None)
+    if raw.keep:
+        _STDIN["taking"] = raw
+    return raw
+
+
+def read_head(inp: Input, size: int, skip_bytes: int = 0) -> bytes:
+    """The first lines of ``inp`` after ``skip_bytes`` (about ``size`` decompressed bytes, at least
+    a whole line), without using them up: what it reads of stdin is read again by the next open."""
+    if inp.is_stdin:
+        _STDIN["taking"] = True
+    chunks = iter_byte_chunks(inp, skip_bytes=skip_bytes, chunk_bytes=size)
+    try:
+        body, _end = next(chunks, (b"", 0))
+    finally:
+        chunks.close()
+        if inp.is_stdin:
+            taking, _STDIN["taking"] = _STDIN["taking"], None
+            if isinstance(taking, _Taken):
+                _STDIN["again"], _STDIN["of"] = bytes(taking.taken), taking.rest
+    return body
+
+
 def open_binary(inp: Input) -> tuple[BinaryIO, str]:
     """Open an input for reading decompressed bytes; returns the stream and its compression."""
     if inp.is_stdin:
-        raw: BinaryIO = sys.stdin.buffer
+        raw: BinaryIO = _stdin_raw()
     else:
         try:
             raw = open(inp.path, "rb")

@@ -374,6 +374,37 @@ def test_an_input_in_another_format_is_not_read_past_its_first_lines(tmp_path, m
         assert "had too many malformed lines" in err.splitlines()[-1]
 
 
+@pytest.mark.parametrize("compress", [False, True], ids=["plain", "gzip"])
+def test_stdin_is_probed_and_what_the_probe_read_is_read_again(tmp_path, monkeypatch, capsys, compress):
+    """stdin has no size: it is always probed. Its first lines are read again afterwards, so a good
+    stream loses nothing (plain or compressed); one in another format stops after them."""
+    from logpipe import sources
+
+    good = "".join(x + "\n" for x in gen_lines(3000, seed=10)).encode()
+    bad = "".join(x + "\n" for x in _other_format(gen_lines(3000, seed=10))).encode()
+    pack = gzip.compress if compress else (lambda b: b)
+    code, _, err = run(monkeypatch, capsys, "ingest", "-", "--data", tmp_path / "good", stdin=pack(good))
+    assert code == 0, err
+    (entry,) = check_consistent(tmp_path / "good")["inputs"]
+    assert entry["read"] == 3000 and entry["bytes_read"] == len(good)
+    assert sources._STDIN["again"] == b"" and sources._STDIN["taking"] is None  # read again, all of it
+    code, _, err = run(monkeypatch, capsys, "ingest", "-", "--data", tmp_path / "bad", stdin=pack(bad))
+    assert code == 1 and "<stdin>: " in err and "not read further" in err
+    assert check_consistent(tmp_path / "bad")["inputs"] == []
+
+
+def test_read_head_of_stdin_uses_nothing_up(monkeypatch):
+    from logpipe.sources import Input, iter_byte_chunks, read_head
+
+    data = b"".join(b"line %d\n" % i for i in range(50000))
+    for payload in (data, gzip.compress(data), b"", b"one line, no newline"):
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BufferedReader(io.BytesIO(payload))))
+        plain = gzip.decompress(payload) if payload.startswith(b"\x1f\x8b") else payload
+        first, more = read_head(Input("-"), 1000), read_head(Input("-"), 60000)  # twice: still nothing lost
+        assert plain.startswith(first) and plain.startswith(more) and len(more) >= len(first)
+        assert b"".join(b for b, _ in iter_byte_chunks(Input("-"))) == plain
+
+
 def test_a_large_input_in_a_known_format_passes_the_probe(tmp_path, monkeypatch, capsys):
     from logpipe import ingest
 
