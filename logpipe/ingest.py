@@ -240,8 +240,9 @@ class _Run:
             return None
         access = counts.parsed + counts.malformed
         share = counts.malformed / access
+        look = "`… | head | logpipe parse`" if inp.is_stdin else f"`head {inp.name} | logpipe parse`"
         return (f"{inp.name}: {counts.malformed} of its first {access} access lines ({share:.0%}) are malformed; "
-                f"not ingested, not read further. Another format? `head {inp.name} | logpipe parse` says why; give "
+                f"not ingested, not read further. Another format? {look} says why; give "
                 "the format with --format-string or --format-file (--max-reject-ratio 1 ingests it anyway)")
 
     def finish(self, plan: _Plan):
