@@ -15,6 +15,7 @@ caller passes Lark's rule objects (``origin.name``, ``expansion`` of symbols wit
 ``is_term``)."""
 from __future__ import annotations
 
+import contextlib
 import threading
 from typing import Callable, Iterable
 
@@ -68,8 +69,8 @@ class TokenFilter:
     then once per shorter length with the cut text ``s[:-j]`` (``lark/parsers/xearley.py``, complete
     lexing). The longest match always passes; a shorter one passes only when a terminal of its
     FOLLOW set matches where it ends (``regexps``: name → compiled pattern), or the text ends there
-    and ``END`` is in the set. ``begin(text)`` must come before each parse of ``text`` (one at a time:
-    ``lock``); without it every match passes."""
+    and ``END`` is in the set. Each parse runs inside ``reading(text)``; outside it every match
+    passes."""
 
     def __init__(self, match: Callable, follow: dict[str, frozenset], regexps: dict):
         self._match = match
@@ -83,6 +84,16 @@ class TokenFilter:
 
     def begin(self, text: str | None) -> None:
         self._text, self._start, self._seen = text, 0, {}
+
+    @contextlib.contextmanager
+    def reading(self, text: str):
+        """Filter for one parse of ``text`` (one parse at a time)."""
+        with self.lock:
+            self.begin(text)
+            try:
+                yield
+            finally:
+                self.begin(None)
 
     def __call__(self, term, text: str, index: int = 0):
         if text is self._text or self._text is None:  # the longest match at ``index``

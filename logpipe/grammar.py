@@ -86,6 +86,7 @@ class Rulebook:
         for rule in self._lark.rules:
             self._rules.setdefault(rule.origin.name, []).append(rule.expansion)
         self._terms = {t.name: _terminal_regex(t) for t in self._lark.terminals}
+        self._term_defs = {t.name: t for t in self._lark.terminals}
         self._filter = _install_token_filter(self._lark, self.starts)
         # The grammar as written (EBNF trees), for the regex compiler.
         self._ebnf = {str(name): tree for name, _params, tree, _opts in self._lark.grammar.rule_defs}
@@ -132,7 +133,7 @@ class Rulebook:
 
     def terminal(self, name: str):
         """Lark's definition of terminal ``name`` (``.pattern``), or None."""
-        return next((t for t in self._lark.terminals if t.name == name), None)
+        return self._term_defs.get(name)
 
     def terminal_regex(self, name: str) -> str:
         """Terminal ``name``'s regex as the fast path uses it (``_terminal_regex``)."""
@@ -150,14 +151,8 @@ class Rulebook:
         import lark
 
         try:
-            with self._filter.lock if self._filter else contextlib.nullcontext():
-                if self._filter:
-                    self._filter.begin(text)
-                try:
-                    tree = self._lark.parse(text, start=start)
-                finally:
-                    if self._filter:
-                        self._filter.begin(None)
+            with self._filter.reading(text) if self._filter else contextlib.nullcontext():
+                tree = self._lark.parse(text, start=start)
         except lark.exceptions.UnexpectedInput as e:
             col = getattr(e, "column", None)
             if not isinstance(col, int) or col < 1:

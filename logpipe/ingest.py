@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from . import batches as _batches
 from .dataset import HASH_ALGO, Dataset, fingerprint
 from .errors import DatasetError, InputError, RejectLimitError, UsageError
-from .parse import Counts, Parser
+from .parse import MOSTLY_MALFORMED, Counts, Parser
 from .progress import IngestProgress, IngestSummary, print_summary
 from .pipeline import compression_of, dataset_parser, format_reject, is_plain, parse_input
 from .workers import StagedBatch, WorkerPool, ingest_workers, is_small, stage_input_async, staged_result, time_bounds
@@ -34,10 +34,10 @@ LAUNCH_INPUTS, LAUNCH_BYTES, AHEAD_INPUTS, AHEAD_BYTES = 16, 16 << 20, 64, 64 <<
 # A malformed line costs ~1,000x a parsed one (its diagnosis and Lark's exact path: 2-15 ms), so an
 # archive in another format would run for hours before --max-reject-ratio judged it. An input of at
 # least PROBE_MIN_BYTES, or stdin (its probed bytes are read again: sources.read_head), is probed
-# first: when most access lines of its first PROBE_BYTES are malformed (over PROBE_SHARE, and over
+# first: when most access lines of its first PROBE_BYTES are malformed (over half, and over
 # --max-reject-ratio; PROBE_MIN_LINES of them at least), it is not read further. ~15 ms per probed
 # input; --max-reject-ratio 1 turns the probe off.
-PROBE_MIN_BYTES, PROBE_BYTES, PROBE_MIN_LINES, PROBE_SHARE = 4 << 20, 32 << 10, 20, 0.5
+PROBE_MIN_BYTES, PROBE_BYTES, PROBE_MIN_LINES = 4 << 20, 32 << 10, 20
 
 
 @dataclass
@@ -236,9 +236,9 @@ class _Run:
         body = read_head(inp, PROBE_BYTES, skip_bytes)
         counts = Counts()
         counts.add(self.parser.parse_chunk(body, inp.name, first_line))
-        if not counts.mostly_malformed(PROBE_MIN_LINES, max(PROBE_SHARE, self.max_reject_ratio)):
+        if not counts.mostly_malformed(PROBE_MIN_LINES, max(MOSTLY_MALFORMED, self.max_reject_ratio)):
             return None
-        access = counts.parsed + counts.malformed
+        access = counts.access
         share = counts.malformed / access
         look = "`… | head | logpipe parse`" if inp.is_stdin else f"`head {inp.name} | logpipe parse`"
         return (f"{inp.name}: {counts.malformed} of its first {access} access lines ({share:.0%}) are malformed; "
@@ -292,10 +292,10 @@ class _Run:
             stager.submit(*buf.take())
             pairs = stager.finish()
             rows = counts.parsed
-            ratio = counts.malformed / max(counts.parsed + counts.malformed, 1)
+            ratio = counts.malformed / max(counts.access, 1)
             if ratio > self.max_reject_ratio:
                 self.ds.abandon_entry(entry, pairs)
-                msg = (f"{inp.name}: {counts.malformed} of {counts.parsed + counts.malformed} lines "
+                msg = (f"{inp.name}: {counts.malformed} of {counts.access} lines "
                        f"({ratio:.0%}) are malformed, over --max-reject-ratio {self.max_reject_ratio:g}; not "
                        f"ingested: check the format with `logpipe parse {inp.name}` or raise --max-reject-ratio")
                 print(f"logpipe: error: {msg}", file=self.err)

@@ -57,6 +57,8 @@ LARK_CONTEXT_EXTRA_QUOTES = 4
 # whole-line capture regex costs ~2x more per line. Below this many lines of a layout in a batch
 # (a stream's micro-batch, a rare layout among others) the capture regex is cheaper.
 SPLIT_MIN_ROWS = 1000
+# An input whose access lines are over half malformed looks like another format (Counts.mostly_malformed).
+MOSTLY_MALFORMED = 0.5
 
 
 @dataclass
@@ -113,11 +115,15 @@ class Counts:
     def rejected(self) -> int:
         return self.noise + self.malformed
 
-    def mostly_malformed(self, lines: int, share: float) -> bool:
-        """Whether, of ``lines`` access lines at least (parsed or malformed), over ``share`` are
-        malformed: the look of an input in another format (ingest's probe, stream's warning)."""
-        access = self.parsed + self.malformed
-        return access >= lines and self.malformed > share * access
+    @property
+    def access(self) -> int:
+        """Access lines: parsed or malformed (noise and blank lines are not)."""
+        return self.parsed + self.malformed
+
+    def mostly_malformed(self, lines: int, share: float = MOSTLY_MALFORMED) -> bool:
+        """Whether, of ``lines`` access lines at least, over ``share`` are malformed: the look of an
+        input in another format (ingest's probe, stream's warning)."""
+        return self.access >= lines and self.malformed > share * self.access
 
     def summary(self) -> str:
         text = (

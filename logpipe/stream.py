@@ -281,12 +281,12 @@ class Streamer:
     def _check_format(self) -> None:
         """Once, after FORMAT_CHECK_LINES access lines: when most are malformed, say the format is
         likely another one (a malformed line costs ms: such a stream falls behind a busy proxy)."""
-        if self.format_checked or self.counts.parsed + self.counts.malformed < FORMAT_CHECK_LINES:
+        if self.format_checked or self.counts.access < FORMAT_CHECK_LINES:
             return
         self.format_checked = True
-        if self.counts.mostly_malformed(FORMAT_CHECK_LINES, 0.5):
+        if self.counts.mostly_malformed(FORMAT_CHECK_LINES):
             c = self.counts
-            print(f"logpipe: warning: {c.malformed} of the first {c.parsed + c.malformed} access lines are malformed:"
+            print(f"logpipe: warning: {c.malformed} of the first {c.access} access lines are malformed:"
                   " is the mesh's format another one? Give it with --format-string or --format-file (each"
                   " malformed line costs milliseconds: this stream may fall behind)", file=self.stderr)
 
