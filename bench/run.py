@@ -189,6 +189,10 @@ def main() -> int:
     results = []
     print(f"input: {path.name}: {LINES:,} lines, {size_mb:.0f} MB; median of {REPEAT} runs; "
           f"{os.cpu_count()} cores", file=sys.stderr)
+    from logpipe import native  # the bench's own venv: the library the runs below load
+
+    print("split plans cut by: " + ("cut.c (native)" if native.library() is not None
+                                    else f"polars ({native.why_not}: build cut.c with a C compiler)"), file=sys.stderr)
 
     results.append(median_run("cat > /dev/null (I/O floor)", lambda: ["cat", str(path)]))
 

@@ -228,10 +228,8 @@ class Parser:
                 continue
             got, text = text.filter(hit), text.filter(~hit)
             if plan is not None and got.height >= SPLIT_MIN_ROWS:
-                parts = _splitplan.split_quotes(got["body"])
-                easy = parts.list.len() == plan.quotes + 1
-                if easy.any():
-                    split = _splitplan.extract(plan, parts.filter(easy))
+                easy, split = _splitplan.cut(plan, got["body"])
+                if split is not None:
                     frames.append(self._with_provenance(got.filter(easy), split, name))
                     got = got.filter(~easy)
             if got.height:  # quotes inside free text: the whole-line regex reads them

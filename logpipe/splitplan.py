@@ -22,11 +22,15 @@ the plan reads it. Lines with quotes inside their free text go to the whole-line
 """
 from __future__ import annotations
 
+import ctypes
+import functools
 from dataclasses import dataclass
 
 import polars as pl
+import pyarrow as pa
 
 from . import grammar as _grammar
+from . import native as _native
 from . import steps as _steps
 
 QUOTE, SPACE = '"', " "
@@ -115,6 +119,25 @@ def _token(book: "_grammar.Rulebook", run: list, key: str) -> Token:
     return Token(regex=f"^{compiled.pattern}$", groups=tuple(compiled.groups.items()))
 
 
+def cut(plan: SplitPlan, body: pl.Series) -> tuple[pl.Series, pl.DataFrame | None]:
+    """Which of ``body``'s lines (each accepted by the layout's whole-line regex) the plan cuts, and
+    their text columns, as the whole-line regex names them (None when it cuts none). The lines it does
+    not cut (quotes inside free text) are left to the capture regex. Natively when ``cut.c`` is
+    built (logpipe/native.py), else with polars: the same result."""
+    lib = _native.library()
+    done = _cut_native(lib, plan, body) if lib is not None else None
+    if done is None:
+        parts = split_quotes(body)
+        easy = parts.list.len() == plan.quotes + 1
+        return easy, (extract(plan, parts.filter(easy)) if easy.any() else None)
+    easy, tokens, values = done
+    if not easy.any():
+        return easy, None
+    if not easy.all():
+        values = [v.filter(easy) for v in values]
+    return easy, _columns(tokens, values, values[0].len() if values else int(easy.sum()))
+
+
 def split_quotes(body: pl.Series) -> pl.Series:
     """Lines cut at their double quotes: a list per line; ``extract`` takes those of
     ``plan.quotes + 1`` parts."""
@@ -123,7 +146,8 @@ def split_quotes(body: pl.Series) -> pl.Series:
 
 def extract(plan: SplitPlan, parts: pl.Series) -> pl.DataFrame:
     """The layout's text columns (as the whole-line regex names them) of lines that the layout's
-    regex accepts and that hold exactly ``plan.quotes`` double quotes, cut by ``split_quotes``."""
+    regex accepts and that hold exactly ``plan.quotes`` double quotes, cut by ``split_quotes``
+    (polars' string kernels: ``cut``'s path when there is no C compiler)."""
     # Every cut is an expression of one lazy query: a batch costs one pass through polars, not one
     # call per token (which, for a small batch or one of many layouts, cost more than the work).
     cuts, tokens = [], []
@@ -133,15 +157,67 @@ def extract(plan: SplitPlan, parts: pl.Series) -> pl.DataFrame:
                 cuts.append(expr.alias(f"t{len(tokens)}"))
                 tokens.append(token)
     frame = parts.alias("parts").to_frame().lazy().select(cuts).collect()
+    return _columns(tokens, frame.get_columns(), parts.len())
+
+
+def _columns(tokens: list[Token], values: list[pl.Series], height: int) -> pl.DataFrame:
+    """The text columns of cut tokens (``values[i]``: the text of ``tokens[i]``)."""
     columns: dict[str, pl.Series] = {}
-    for i, token in enumerate(tokens):
-        value = frame.to_series(i)
+    for token, value in zip(tokens, values):
         if token.field is not None:
             _add(columns, token.field, value)
         else:
             for name, got in _by_regex(token, value).items():
                 _add(columns, name, got)
-    return pl.DataFrame(columns, height=parts.len())
+    return pl.DataFrame(columns, height=height)
+
+
+@functools.lru_cache(maxsize=64)
+def _native_plan(plan: SplitPlan) -> tuple | None:
+    """The plan as cut.c's arrays: per segment its left/free/right token counts; per useful token
+    its segment, its index among the segment's tokens, and the bytes of literal text around it."""
+    seg_left, seg_free, seg_right, tokens, where = [], [], [], [], []
+    for j, seg in enumerate(plan.segments):
+        order = [*seg.left, *([seg.free] if seg.free is not None else []), *seg.right]
+        if len(order) > _native.MAX_SEGMENT_TOKENS:
+            return None
+        seg_left.append(len(seg.left))
+        seg_free.append(int(seg.free is not None))
+        seg_right.append(len(seg.right))
+        for i, token in enumerate(order):
+            if token.useful:
+                tokens.append(token)
+                where.append((j, i, len(token.strip[0].encode()), len(token.strip[1].encode())))
+    arrays = [_native.int32s(a) for a in (seg_left, seg_free, seg_right, *zip(*where))] if where else None
+    return (tuple(tokens), arrays) if arrays else None
+
+
+def _cut_native(lib, plan: SplitPlan, body: pl.Series) -> tuple[pl.Series, list[Token], list[pl.Series]] | None:
+    native_plan = _native_plan(plan)
+    if native_plan is None or body.len() == 0:
+        return None
+    tokens, (seg_left, seg_free, seg_right, tok_seg, tok_index, tok_lstrip, tok_rstrip) = native_plan
+    lines = body.to_arrow()
+    if lines.type != pa.large_string():
+        lines = lines.cast(pa.large_string())
+    _, offsets, data = lines.buffers()
+    if data is None or data.size > _native.MAX_DATA_BYTES:
+        return None
+    n, width = len(lines), 16 * len(lines)  # an Arrow string view is 16 bytes
+    views, ok = pa.allocate_buffer(width * len(tokens)), pa.allocate_buffer(n)
+    sizes = (ctypes.c_int64 * len(tokens))()
+    lib.logpipe_cut(data.address, offsets.address + 8 * lines.offset, n,
+                    len(plan.segments), seg_left, seg_free, seg_right,
+                    len(tokens), tok_seg, tok_index, tok_lstrip, tok_rstrip, views.address, ok.address, sizes)
+    easy = pl.from_arrow(pa.Array.from_buffers(pa.uint8(), n, [None, ok])).cast(pl.Boolean)
+    texts = pa.allocate_buffer(sum(sizes) + 1)  # +1: a token with no long text still gets a buffer
+    values, at = [], 0
+    for t in range(len(tokens)):
+        column, text = views.slice(width * t, width), texts.slice(at, max(1, sizes[t]))
+        lib.logpipe_compact(column.address, n, data.address, text.address)
+        values.append(pl.from_arrow(pa.Array.from_buffers(pa.string_view(), n, [None, column, text])))
+        at += sizes[t]
+    return easy, list(tokens), values
 
 
 def _add(columns: dict[str, pl.Series], name: str, value: pl.Series) -> None:

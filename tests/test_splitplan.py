@@ -12,20 +12,24 @@ from collections import Counter
 import pytest
 from conftest import ROOT, read_lines, sample_files
 
-from logpipe import formats, grammar, layouts, parse, splitplan, steps
+from logpipe import formats, grammar, layouts, native, parse, splitplan, steps
 from logpipe.parse import TEXT_LAYOUTS, Parser
 
 QUOTE, SPACE = '"', " "
 GRAMMARS = str(ROOT / "grammars")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def plans_for_every_batch():
+@pytest.fixture(scope="module", autouse=True, params=["native", "polars"])
+def plans_for_every_batch(request):
     """Split plans are used for batches of any size here (by default a layout needs
-    ``parse.SPLIT_MIN_ROWS`` lines in a batch), so that every test line can take them."""
+    ``parse.SPLIT_MIN_ROWS`` lines in a batch), so that every test line can take them; every test
+    runs with the plan cut by cut.c (logpipe/native.py) and by polars (no C compiler)."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(parse, "SPLIT_MIN_ROWS", 0)
-        yield
+        mp.setenv("LOGPIPE_NATIVE", "1" if request.param == "native" else "0")
+        if request.param == "native":
+            assert native.library() is not None, f"cut.c was not built: {native.why_not}"
+        yield request.param
 
 
 @pytest.fixture(scope="module")
@@ -40,16 +44,17 @@ def parsers():
 
 
 @pytest.fixture
-def extract_calls(monkeypatch):
-    """Every call of ``splitplan.extract`` as (layout, number of rows it received)."""
+def cut_calls(monkeypatch):
+    """Every call of ``splitplan.cut`` as (layout, number of rows it cut)."""
     calls: list[tuple[str, int]] = []
-    real = splitplan.extract
+    real = splitplan.cut
 
-    def counting(plan, parts):
-        calls.append((plan.layout, parts.len()))
-        return real(plan, parts)
+    def counting(plan, body):
+        easy, columns = real(plan, body)
+        calls.append((plan.layout, 0 if columns is None else columns.height))
+        return easy, columns
 
-    monkeypatch.setattr(splitplan, "extract", counting)
+    monkeypatch.setattr(splitplan, "cut", counting)
     return calls
 
 
@@ -153,17 +158,17 @@ def test_istio_1_9_plan_shape(access):
         "upstream_cluster_subset", "upstream_cluster_host"}
 
 
-def test_extract_cuts_one_line(access):
-    """``extract`` on one istio_1_9 line, with spaces in the path and user agent."""
+def test_cut_one_line(access):
+    """``cut`` on one istio_1_9 line, with spaces in the path and user agent."""
     import polars as pl
 
     line = ('[2025-01-30T10:53:24.085Z] "GET /search?q=blue shoes HTTP/1.1" 200 UF,URX via_upstream - "-" 0 254 237 236 '
             '"-" "Mozilla/5.0 (X11; Linux)" "6f2e" "httpbin.org" "[2001:db8::10]:443" inbound-vip|80|http|httpbin.org; '
             "10.244.0.18:39682 240.240.0.2:80 10.244.0.24:45748 - default")
     plan = splitplan.build(access, "istio_1_9")
-    parts = splitplan.split_quotes(pl.Series([line]))
-    assert parts.list.len()[0] == plan.quotes + 1
-    row = splitplan.extract(plan, parts).row(0, named=True)
+    easy, columns = splitplan.cut(plan, pl.Series([line]))
+    assert easy.to_list() == [True]
+    row = columns.row(0, named=True)
     assert row["start_time"] == "2025-01-30T10:53:24.085Z"
     assert (row["method"], row["path"], row["protocol"]) == ("GET", "/search?q=blue shoes", "HTTP/1.1")
     assert (row["response_code"], row["response_flags"]) == ("200", "UF,URX")
@@ -301,7 +306,7 @@ def test_free_tokens_in_different_segments_get_a_plan():
     assert (seg.free.field, [t.field for t in seg.right]) == ("user_agent", ["response_code"])
 
 
-def test_refused_plan_still_parses_with_the_whole_line_regex(extract_calls):
+def test_refused_plan_still_parses_with_the_whole_line_regex(cut_calls):
     """A custom grammar whose plan is refused: Parser keeps None for it, and its lines parse the
     same with and without split plans (none of them through ``extract``)."""
     split, whole = Parser(custom=TWO_FREE), Parser(custom=TWO_FREE, split=False)
@@ -310,7 +315,7 @@ def test_refused_plan_still_parses_with_the_whole_line_regex(extract_calls):
              '[2025-03-01T00:00:02.5+01:00] "ua /" 500']
     batch = assert_same(split, whole, lines)
     assert batch.parsed == 3 and batch.records.column("log_format").to_pylist() == ["custom"] * 3
-    assert routed(extract_calls, "custom") == 0
+    assert routed(cut_calls, "custom") == 0
 
 
 # ---- 4. split and whole-line regex agree on every sample and generated line -------------------
@@ -337,28 +342,28 @@ def test_samples_include_the_scenario_folder():
     assert {"scenario/baseline-week.log", "scenario/incident-day.log"} <= names
 
 
-def test_split_equals_whole_line_regex_on_samples_and_generated_lines(parsers, extract_calls):
+def test_split_equals_whole_line_regex_on_samples_and_generated_lines(parsers, cut_calls):
     split, whole = parsers
     text_rows, layouts = 0, Counter()
     for source, lines in _corpora():
-        before = routed(extract_calls)
+        before = routed(cut_calls)
         batch = assert_same(split, whole, lines, source)
         kinds = batch.records.column("log_format").to_pylist()
         text = sum(1 for k in kinds if k in TEXT_LAYOUTS)
         layouts.update(k for k in kinds if k in TEXT_LAYOUTS)
         # a line the plan cut may still be rejected when typed (malformed.log: month 13)
         untyped = sum(1 for r in batch.rejects.to_pylist() if r["reason"].startswith("invalid value:"))
-        assert routed(extract_calls) - before <= text + untyped
+        assert routed(cut_calls) - before <= text + untyped
         text_rows += text
-    seen = routed(extract_calls)
+    seen = routed(cut_calls)
     assert text_rows > 9000
     assert seen > 0.5 * text_rows, (seen, text_rows)
     # every layout that occurs went through its plan
-    assert {name for name, n in extract_calls if n} == set(layouts)
+    assert {name for name, n in cut_calls if n} == set(layouts)
     assert len(layouts) == len(TEXT_LAYOUTS)
 
 
-def test_split_equals_whole_line_regex_with_collector_prefixes(parsers, extract_calls):
+def test_split_equals_whole_line_regex_with_collector_prefixes(parsers, cut_calls):
     """kubectl/stern prefixes are cut off first; the plan reads the body."""
     split, whole = parsers
     body = ('[2025-01-30T10:53:24.085Z] "GET /get HTTP/1.1" 200 - via_upstream - "-" 0 254 237 236 "-" "curl/8.11.1" '
@@ -367,7 +372,7 @@ def test_split_equals_whole_line_regex_with_collector_prefixes(parsers, extract_
     lines = [body, f"[pod/waypoint-7d9f8b6c4-x2k8p/istio-proxy] {body}", f"waypoint-7d9f8b6c4-x2k8p istio-proxy {body}",
              f"2025-01-30T10:53:24.085123456Z {body}"]
     batch = assert_same(split, whole, lines)
-    assert batch.parsed == 4 and routed(extract_calls, "istio_1_9") == 4
+    assert batch.parsed == 4 and routed(cut_calls, "istio_1_9") == 4
 
 
 # ---- 5. quotes inside free text, spaces inside the path -----------------------------------------
@@ -382,13 +387,13 @@ def line(request="GET /get HTTP/1.1", ua="curl/8.11.1"):
 
 
 @pytest.mark.parametrize("ua", ['curl "quoted" x', '"', 'a " b', '""', 'x "y z"'])
-def test_quote_inside_free_text_takes_the_whole_line_regex(parsers, extract_calls, ua):
+def test_quote_inside_free_text_takes_the_whole_line_regex(parsers, cut_calls, ua):
     split, whole = parsers
     batch = assert_same(split, whole, [line(ua=ua)])
     (rec,) = batch.records.to_pylist()
     assert (rec["log_format"], rec["user_agent"], rec["path"]) == ("istio_1_9", ua, "/get")
     assert rec["upstream_cluster_host"] == "httpbin.org"
-    assert routed(extract_calls) == 0  # the quote count differs from the layout's
+    assert routed(cut_calls) == 0  # the quote count differs from the layout's
 
 
 @pytest.mark.parametrize("request_line, method, path", [
@@ -399,15 +404,15 @@ def test_quote_inside_free_text_takes_the_whole_line_regex(parsers, extract_call
     ("GET - - HTTP/1.1", "GET", "- -"),
     ("- - -", None, None),
 ])
-def test_spaces_inside_the_path_take_the_plan(parsers, extract_calls, request_line, method, path):
+def test_spaces_inside_the_path_take_the_plan(parsers, cut_calls, request_line, method, path):
     split, whole = parsers
     batch = assert_same(split, whole, [line(request=request_line)])
     (rec,) = batch.records.to_pylist()
     assert (rec["log_format"], rec["method"], rec["path"]) == ("istio_1_9", method, path)
-    assert routed(extract_calls, "istio_1_9") == 1
+    assert routed(cut_calls, "istio_1_9") == 1
 
 
-def test_mixed_batch_keeps_line_order(parsers, extract_calls):
+def test_mixed_batch_keeps_line_order(parsers, cut_calls):
     """Lines of one layout split between the plan and the regex come back in input order."""
     split, whole = parsers
     lines = [line(request=f"GET /{i} x HTTP/1.1", ua=f'ua "{i}"' if i % 3 == 0 else f"ua {i}") for i in range(30)]
@@ -417,7 +422,7 @@ def test_mixed_batch_keeps_line_order(parsers, extract_calls):
     recs = batch.records.to_pylist()
     assert [r["path"] for r in recs] == [f"/{i} x" for i in range(30)]
     assert [r["line_number"] for r in recs] == sorted(r["line_number"] for r in recs)
-    assert routed(extract_calls) == 20 and batch.rejected == 1 and batch.blank == 1
+    assert routed(cut_calls) == 20 and batch.rejected == 1 and batch.blank == 1
 
 
 # ---- 6. custom formats ------------------------------------------------------------------------
@@ -464,7 +469,7 @@ CUSTOM_LINES = {
 
 
 @pytest.mark.parametrize("fmt", list(CUSTOM_LINES), ids=["b3_peer", "peers", "key_value", "epoch", "clf_time"])
-def test_custom_format_split_equals_whole_line_regex(fmt, extract_calls):
+def test_custom_format_split_equals_whole_line_regex(fmt, cut_calls):
     split = Parser(custom=layouts.layout_from_spec(f"text:{fmt}"))
     whole = Parser(custom=layouts.layout_from_spec(f"text:{fmt}"), split=False)
     lines = CUSTOM_LINES[fmt]
@@ -473,14 +478,14 @@ def test_custom_format_split_equals_whole_line_regex(fmt, extract_calls):
     kinds = batch.records.column("log_format").to_pylist()
     plan = plans(split)["custom"]
     if fmt == CLF_TIME:  # a time with a space and X-FORWARDED-FOR (TEXT) share a segment
-        assert plan is None and routed(extract_calls, "custom") == 0
+        assert plan is None and routed(cut_calls, "custom") == 0
         return
     assert plan is not None and plan.quotes == fmt.count('"')
     expected = sum(1 for text, k in zip(lines, kinds) if k == "custom" and text.count('"') == plan.quotes)
-    assert routed(extract_calls, "custom") == expected > 0
+    assert routed(cut_calls, "custom") == expected > 0
 
 
-def test_custom_extra_columns_through_the_plan(extract_calls):
+def test_custom_extra_columns_through_the_plan(cut_calls):
     """Unquoted extra columns (%REQ(X-B3-TRACEID)%, %DOWNSTREAM_PEER_URI_SAN%) come out of the plan."""
     layout = layouts.layout_from_spec(f"text:{B3_PEER}")
     assert layout.extra == ["x_b3_traceid", "downstream_peer_uri_san"]
@@ -495,7 +500,7 @@ def test_custom_extra_columns_through_the_plan(extract_calls):
     assert [(r["x_b3_traceid"], r["downstream_peer_uri_san"]) for r in recs] == [
         ("80f198ee56343ba8", SAN), (None, None), ("463ac35c9f6413ad", SAN), (None, None)]
     assert recs[1]["path"] == "/a b" and recs[2]["user_agent"] == 'say "hi"'
-    assert routed(extract_calls, "custom") == 2 and routed(extract_calls, "istio_1_9") == 1
+    assert routed(cut_calls, "custom") == 2 and routed(cut_calls, "istio_1_9") == 1
 
     peers = Parser(custom=layouts.layout_from_spec(f"text:{PEERS}"))
     recs = peers.parse_batch(CUSTOM_LINES[PEERS]).records.to_pylist()
@@ -541,14 +546,14 @@ def test_dedupe_of_token_values_changes_nothing(parsers, monkeypatch, rows):
         assert_same(split, whole, lines, source)
 
 
-def test_small_batches_take_the_capture_regex(monkeypatch, extract_calls):
+def test_small_batches_take_the_capture_regex(monkeypatch, cut_calls):
     """Below ``SPLIT_MIN_ROWS`` lines of a layout in a batch, the capture regex reads them: same
     records, and ``extract`` sees none of them."""
     monkeypatch.setattr(parse, "SPLIT_MIN_ROWS", 10**9)
     lines = read_lines(ROOT / "sample_logs" / "waypoint-egress-1.23.log")
-    before = routed(extract_calls)
+    before = routed(cut_calls)
     got = Parser().parse_batch(lines)
-    assert routed(extract_calls) == before and got.parsed > 10
+    assert routed(cut_calls) == before and got.parsed > 10
     assert got.records.to_pylist() == Parser(split=False).parse_batch(lines).records.to_pylist()
 
 

@@ -1,0 +1,153 @@
+/* The split plan's cut, run natively (logpipe/native.py builds and loads this file; splitplan.py says
+ * what a plan is and why cutting a line at its quotes and spaces reads it as the grammar does).
+ *
+ * This file knows no layout: it runs whatever plan Python hands it, so the grammar stays the one
+ * description of the syntax. For each line it finds the double quotes (there must be exactly
+ * nseg - 1), cuts each segment at its single spaces into its tokens (left tokens from the left, then
+ * the free token, then right tokens from the right), and writes each wanted token as an Arrow
+ * string view into the line data. A line whose quotes or spaces do not fit the plan gets ok = 0 and
+ * its views are empty: Python gives it to the whole-line capture regex. logpipe_compact then copies
+ * each token's longer texts (over 12 bytes; shorter ones sit inside their view) into a buffer of its
+ * own: a column that points into the whole batch's lines costs polars cache misses when it hashes,
+ * matches or copies it (~2x slower), and would keep the batch's lines alive.
+ *
+ * Bounds: every read is inside [offs[i], offs[i + 1]), which Python checks lie inside data; views
+ * hold 32-bit offsets, so Python only calls this for data under 2 GiB.
+ */
+#include <stdint.h>
+#include <string.h>
+
+#define MAX_SEGMENT_TOKENS 64
+
+typedef struct {
+    int32_t len;
+    union {
+        uint8_t inline_data[12];
+        struct { uint8_t prefix[4]; int32_t buffer; int32_t offset; } ref;
+    } u;
+} view_t;
+
+static void put_view(view_t *v, const uint8_t *data, int64_t start, int64_t len)
+{
+    memset(v, 0, sizeof *v);
+    v->len = (int32_t)len;
+    if (len <= 12) {
+        memcpy(v->u.inline_data, data + start, (size_t)len);
+    } else {
+        memcpy(v->u.ref.prefix, data + start, 4);
+        v->u.ref.offset = (int32_t)start;
+    }
+}
+
+/* The token bounds of one segment [s, e) into start/end; 0 when the segment does not fit. */
+static int cut_segment(const uint8_t *data, int64_t s, int64_t e, int32_t left, int32_t free_, int32_t right,
+                       int64_t *start, int64_t *end)
+{
+    int64_t at = s;
+    if (!free_) {  /* exactly `left` tokens, left - 1 single spaces between them */
+        for (int32_t k = 0; k < left; k++) {
+            const uint8_t *sp = k + 1 < left ? memchr(data + at, ' ', (size_t)(e - at)) : NULL;
+            if (k + 1 < left && !sp)
+                return 0;
+            start[k] = at;
+            end[k] = sp ? sp - data : e;
+            at = end[k] + 1;
+        }
+        /* the last token holds no space: the plan put every space of the segment between tokens */
+        return left == 0 ? s == e : memchr(data + start[left - 1], ' ', (size_t)(e - start[left - 1])) == NULL;
+    }
+    for (int32_t k = 0; k < left; k++) {
+        const uint8_t *sp = memchr(data + at, ' ', (size_t)(e - at));
+        if (!sp)
+            return 0;
+        start[k] = at;
+        end[k] = sp - data;
+        at = end[k] + 1;
+    }
+    int64_t stop = e;  /* right tokens, from the right; they may not reach into the left ones */
+    for (int32_t r = 0; r < right; r++) {
+        int64_t x = stop - 1;
+        while (x >= at && data[x] != ' ')
+            x--;
+        if (x < at)
+            return 0;
+        start[left + right - r] = x + 1;
+        end[left + right - r] = stop;
+        stop = x;
+    }
+    start[left] = at;
+    end[left] = stop;
+    return 1;
+}
+
+/* Cut n lines (line i is data[offs[i]:offs[i+1]]) by a plan of nseg segments; write token t of line
+ * i (segment tok_seg[t], index tok_index[t] among its left, free, right tokens, less tok_lstrip[t]
+ * and tok_rstrip[t] bytes of literal text) to out[t * n + i], adding the bytes of its texts over 12
+ * bytes to bytes[t]. Returns the number of lines cut. */
+int64_t logpipe_cut(const uint8_t *data, const int64_t *offs, int64_t n,
+                    int32_t nseg, const int32_t *seg_left, const int32_t *seg_free, const int32_t *seg_right,
+                    int32_t ntok, const int32_t *tok_seg, const int32_t *tok_index,
+                    const int32_t *tok_lstrip, const int32_t *tok_rstrip,
+                    view_t *out, uint8_t *ok, int64_t *bytes)
+{
+    int64_t seg_start[nseg], seg_end[nseg];
+    int64_t tok_start[nseg][MAX_SEGMENT_TOKENS], tok_end[nseg][MAX_SEGMENT_TOKENS];
+    int64_t good = 0;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t a = offs[i], b = offs[i + 1], at = a;
+        int32_t q = 0, fits = 1;
+        seg_start[0] = a;
+        for (;;) {
+            const uint8_t *quote = memchr(data + at, '"', (size_t)(b - at));
+            if (!quote)
+                break;
+            if (q + 1 >= nseg) {
+                fits = 0;
+                break;
+            }
+            seg_end[q] = quote - data;
+            at = seg_end[q] + 1;
+            seg_start[++q] = at;
+        }
+        fits = fits && q == nseg - 1;
+        if (fits) {
+            seg_end[q] = b;
+            for (int32_t j = 0; j < nseg && fits; j++)
+                fits = cut_segment(data, seg_start[j], seg_end[j], seg_left[j], seg_free[j], seg_right[j],
+                                   tok_start[j], tok_end[j]);
+        }
+        for (int32_t t = 0; t < ntok && fits; t++) {
+            int64_t s = tok_start[tok_seg[t]][tok_index[t]] + tok_lstrip[t];
+            int64_t e = tok_end[tok_seg[t]][tok_index[t]] - tok_rstrip[t];
+            fits = e >= s;
+        }
+        for (int32_t t = 0; t < ntok; t++) {
+            if (fits) {
+                int64_t s = tok_start[tok_seg[t]][tok_index[t]] + tok_lstrip[t];
+                int64_t e = tok_end[tok_seg[t]][tok_index[t]] - tok_rstrip[t];
+                put_view(&out[(int64_t)t * n + i], data, s, e - s);
+                if (e - s > 12)
+                    bytes[t] += e - s;
+            } else {
+                memset(&out[(int64_t)t * n + i], 0, sizeof(view_t));
+            }
+        }
+        ok[i] = (uint8_t)fits;
+        good += fits;
+    }
+    return good;
+}
+
+/* Copy the long texts of n views (into data) to dest, in order, and point the views there. */
+void logpipe_compact(view_t *views, int64_t n, const uint8_t *data, uint8_t *dest)
+{
+    int64_t at = 0;
+    for (int64_t i = 0; i < n; i++) {
+        view_t *v = &views[i];
+        if (v->len > 12) {
+            memcpy(dest + at, data + v->u.ref.offset, (size_t)v->len);
+            v->u.ref.offset = (int32_t)at;
+            at += v->len;
+        }
+    }
+}

@@ -1,0 +1,109 @@
+"""The split plan's cut in C (``cut.c``), compiled on first use; polars does it when there is no C compiler.
+
+Why C: cutting lines at their quotes and spaces with polars' string kernels (a list per line, then a
+column per token) cost ~1.9 µs a line, a third of ingest's CPU; one pass over the bytes in C costs
+~0.3 µs, and its tokens are Arrow string views into the lines' own buffer (no copy). ``cut.c`` holds
+no layout: it runs the plan splitplan.py reads from the grammar.
+
+The library is built once per machine with the system's C compiler (``$CC``, else ``cc``) into
+``$LOGPIPE_CACHE`` (default ``$XDG_CACHE_HOME/logpipe``, ``~/.cache/logpipe``; a temporary
+directory when that is not writable), named by a hash of the source, so a changed ``cut.c`` is
+rebuilt and concurrent builds (ingest's workers) cannot collide. Without a compiler, or with
+``LOGPIPE_NATIVE=0``, ``library()`` is None and splitplan.py cuts with polars: the same columns,
+slower (the tests run both).
+"""
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+SOURCE = Path(__file__).with_name("cut.c")
+MAX_SEGMENT_TOKENS = 64  # cut.c's MAX_SEGMENT_TOKENS
+MAX_DATA_BYTES = 2**31 - 1  # views hold 32-bit offsets
+FLAGS = ("-O2", "-std=c99", "-shared", "-fPIC")
+
+_LIB: ctypes.CDLL | None = None
+_TRIED = False
+why_not: str | None = None  # why library() is None, for `make bench` and the tests
+
+
+def enabled() -> bool:
+    return os.environ.get("LOGPIPE_NATIVE", "1") != "0"
+
+
+def library() -> ctypes.CDLL | None:
+    """The loaded cut library, built when missing; None when disabled or when it cannot be built."""
+    global _LIB, _TRIED, why_not
+    if not enabled():
+        why_not = "LOGPIPE_NATIVE=0"
+        return None
+    if not _TRIED:
+        _TRIED = True
+        try:
+            _LIB = _load(_build())
+        except (OSError, subprocess.SubprocessError, _BuildError) as e:
+            why_not = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return _LIB
+
+
+class _BuildError(Exception):
+    pass
+
+
+def _cache_dirs() -> list[Path]:
+    if os.environ.get("LOGPIPE_CACHE"):
+        return [Path(os.environ["LOGPIPE_CACHE"])]
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return [Path(xdg) / "logpipe", Path(tempfile.gettempdir()) / f"logpipe-{os.getuid()}"]
+
+
+def _build() -> Path:
+    source = SOURCE.read_bytes()
+    compiler = os.environ.get("CC", "cc")
+    key = hashlib.sha256(source + " ".join((*FLAGS, sys.platform, os.uname().machine)).encode())
+    name = f"cut-{key.hexdigest()[:16]}.so"
+    for directory in _cache_dirs():
+        if (directory / name).is_file():
+            return directory / name
+    if shutil.which(compiler) is None:
+        raise _BuildError(f"no C compiler ({compiler}) on PATH")
+    for directory in _cache_dirs():
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=name + ".", dir=directory)
+        except OSError:
+            continue
+        os.close(fd)
+        try:
+            done = subprocess.run([compiler, *FLAGS, "-o", tmp, str(SOURCE)], capture_output=True, text=True,
+                                  timeout=120)
+            if done.returncode != 0:
+                raise _BuildError(f"{compiler} failed on {SOURCE.name}: {done.stderr.strip() or done.returncode}")
+            os.replace(tmp, directory / name)  # atomic: a concurrent build writes the same bytes
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return directory / name
+    raise _BuildError("no writable cache directory for the native cut (set LOGPIPE_CACHE)")
+
+
+def _load(path: Path) -> ctypes.CDLL:
+    lib = ctypes.CDLL(str(path))
+    i32p, vp = ctypes.POINTER(ctypes.c_int32), ctypes.c_void_p
+    lib.logpipe_cut.restype = ctypes.c_int64
+    lib.logpipe_cut.argtypes = [vp, vp, ctypes.c_int64, ctypes.c_int32, i32p, i32p, i32p,
+                                ctypes.c_int32, i32p, i32p, i32p, i32p, vp, vp, vp]
+    lib.logpipe_compact.restype = None
+    lib.logpipe_compact.argtypes = [vp, ctypes.c_int64, vp, vp]
+    return lib
+
+
+def int32s(values) -> ctypes.Array:
+    values = list(values)
+    return (ctypes.c_int32 * max(1, len(values)))(*values)

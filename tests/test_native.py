@@ -1,0 +1,123 @@
+"""The split plan's native cut (logpipe/cut.c, built and loaded by logpipe/native.py): the same
+columns as polars' cut on the lines where a plan's reading is easy to get wrong, its build and cache,
+and the fallback to polars when there is no C compiler. (tests/test_splitplan.py runs all its
+tests both ways; the differential test runs the native cut against Lark.)"""
+from __future__ import annotations
+
+import shutil
+
+import polars as pl
+import pytest
+
+from logpipe import grammar, native, splitplan
+from logpipe.parse import Parser
+
+LINE = ('[2025-01-30T10:53:24.085Z] "GET /search?q=blue shoes HTTP/1.1" 200 UF,URX via_upstream - "-" 0 254 237 236 '
+        '"-" "Mozilla/5.0 (X11; Linux)" "6f2e" "httpbin.org" "[2001:db8::10]:443" inbound-vip|80|http|httpbin.org '
+        "10.244.0.18:39682 240.240.0.2:80 10.244.0.24:45748 - default")
+
+pytestmark = pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler: native cut not built")
+
+
+@pytest.fixture(scope="module")
+def plan():
+    return splitplan.build(grammar.load_builtin("access"), "istio_1_9")
+
+
+def both(plan, body: pl.Series, monkeypatch):
+    """(native, polars) results of ``splitplan.cut``."""
+    monkeypatch.setenv("LOGPIPE_NATIVE", "1")
+    assert native.library() is not None, native.why_not
+    fast = splitplan.cut(plan, body)
+    monkeypatch.setenv("LOGPIPE_NATIVE", "0")
+    slow = splitplan.cut(plan, body)
+    return fast, slow
+
+
+def assert_same(plan, lines: list[str], monkeypatch, sliced: slice | None = None):
+    body = pl.Series(lines, dtype=pl.String)
+    if sliced is not None:
+        body = body[sliced]
+    (easy, got), (easy2, want) = both(plan, body, monkeypatch)
+    assert easy.to_list() == easy2.to_list()
+    assert (got is None) == (want is None)
+    if got is not None:
+        assert got.columns == want.columns
+        assert got.to_dicts() == want.to_dicts()
+    return easy, got
+
+
+def variant(**changes) -> str:
+    line = LINE
+    for old, new in changes.values():
+        line = line.replace(old, new, 1)
+    return line
+
+
+def test_views_short_long_and_unicode(plan, monkeypatch):
+    """Texts of up to 12 bytes live inside their view, longer ones in the column's own buffer: both
+    sides of that edge, empty free text, and multi-byte characters."""
+    lines = [
+        LINE,
+        variant(ua=('"Mozilla/5.0 (X11; Linux)"', '"abcdefghijkl"')),  # 12 bytes
+        variant(ua=('"Mozilla/5.0 (X11; Linux)"', '"abcdefghijklm"')),  # 13 bytes
+        variant(ua=('"Mozilla/5.0 (X11; Linux)"', '""')),
+        variant(path=("/search?q=blue shoes", "/ünïcødé/路径 with spaces"),
+                ua=('"Mozilla/5.0 (X11; Linux)"', '"naïve-客户端/1.0 ✓"')),
+    ]
+    easy, got = assert_same(plan, lines, monkeypatch)
+    assert easy.all()
+    assert got["user_agent"].to_list() == ["Mozilla/5.0 (X11; Linux)", "abcdefghijkl", "abcdefghijklm", "", "naïve-客户端/1.0 ✓"]
+    assert got["path"][4] == "/ünïcødé/路径 with spaces"
+    assert got["downstream_remote_address_ip"].to_list() == ["10.244.0.24"] * 5
+
+
+def test_lines_the_plan_does_not_cut(plan, monkeypatch):
+    """A quote inside free text (one quote more or fewer than the layout's) is left to the capture
+    regex, also when it sits between lines that are cut."""
+    lines = [LINE, variant(ua=('"Mozilla/5.0 (X11; Linux)"', '"say "hi" now"')), LINE,
+             variant(xff=('"-" "Mozilla', '"- "Mozilla')), LINE]
+    easy, got = assert_same(plan, lines, monkeypatch)
+    assert easy.to_list() == [True, False, True, False, True]
+    assert got.height == 3
+
+
+def test_a_slice_of_a_batch(plan, monkeypatch):
+    """Lines that start inside a larger buffer (a filtered or sliced batch) cut the same."""
+    lines = [variant(rid=('"6f2e"', f'"{i:04d}-request-id"')) for i in range(40)]
+    easy, got = assert_same(plan, lines, monkeypatch, slice(7, 31))
+    assert got["request_id"].to_list() == [f"{i:04d}-request-id" for i in range(7, 31)]
+
+
+def test_no_line_cut(plan, monkeypatch):
+    easy, got = assert_same(plan, ['"a" "b"', 'no quotes at all'], monkeypatch)
+    assert got is None and not easy.any()
+
+
+def test_without_a_compiler_polars_cuts(monkeypatch, tmp_path):
+    """No C compiler: library() is None and says why; parsing gives the same rows."""
+    monkeypatch.setenv("LOGPIPE_NATIVE", "1")
+    with_native = Parser().parse_batch([LINE] * 3).records.to_pylist()
+    monkeypatch.setattr(native, "_LIB", None)
+    monkeypatch.setattr(native, "_TRIED", False)
+    monkeypatch.setenv("LOGPIPE_CACHE", str(tmp_path))
+    monkeypatch.setenv("CC", "no-such-cc")
+    assert native.library() is None
+    assert "no C compiler (no-such-cc)" in native.why_not
+    assert Parser().parse_batch([LINE] * 3).records.to_pylist() == with_native
+
+
+def test_build_into_the_cache(monkeypatch, tmp_path):
+    """The library is built into $LOGPIPE_CACHE, named by a hash of cut.c, and found there next time."""
+    monkeypatch.setenv("LOGPIPE_CACHE", str(tmp_path))
+    built = native._build()
+    assert built.parent == tmp_path and built.name.startswith("cut-") and built.suffix == ".so"
+    assert [p.name for p in tmp_path.iterdir()] == [built.name]  # no temporary file left
+    monkeypatch.setenv("CC", "no-such-cc")  # found in the cache: no compiler needed
+    assert native._build() == built
+    assert native._load(built).logpipe_cut is not None
+
+
+def test_disabled(monkeypatch):
+    monkeypatch.setenv("LOGPIPE_NATIVE", "0")
+    assert native.library() is None and native.why_not == "LOGPIPE_NATIVE=0"
