@@ -57,11 +57,34 @@ class FileRange:
 
 
 def iter_file_ranges(inp: Input, skip_bytes: int = 0, chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[FileRange, int]]:
-    """``iter_byte_chunks`` of a plain (uncompressed) file as ranges: ``(range, end_offset)``. This
-    process reads each range once, only to count its lines; a worker reads it again itself."""
-    for body, end in iter_byte_chunks(inp, skip_bytes, chunk_bytes):
-        lines = body.count(b"\n") + (0 if body.endswith(b"\n") else 1)
-        yield FileRange(inp.path, end - len(body), end, lines), end
+    """A plain (uncompressed) file as ranges of whole lines (the last line may lack its newline) of
+    up to about ``chunk_bytes``: ``(range, end_offset)``. This process reads each byte once, into one reused buffer,
+    only to find the ranges' last newlines and count their lines (for the line numbers); a worker
+    reads its range again itself."""
+    buf = bytearray(chunk_bytes)
+    start, held = skip_bytes, 0  # held: bytes at the front of buf after the last range's end
+    with open(inp.path, "rb", buffering=0) as f:
+        if skip_bytes:
+            if os.fstat(f.fileno()).st_size < skip_bytes:
+                raise InputError(f"{inp.name}: shorter than the {skip_bytes} bytes already ingested")
+            f.seek(skip_bytes)
+        while True:
+            if held == len(buf):  # one line longer than the buffer: make room for the rest of it
+                buf.extend(bytes(len(buf)))
+            with memoryview(buf) as view:
+                got = f.readinto(view[held:])
+            total = held + got
+            if got == 0:  # end of the file: what is held is its last line, without a newline
+                if held:
+                    yield FileRange(inp.path, start, start + held, buf.count(b"\n", 0, held) + 1), start + held
+                return
+            cut = buf.rfind(b"\n", 0, total) + 1
+            if cut == 0:
+                held = total
+                continue
+            yield FileRange(inp.path, start, start + cut, buf.count(b"\n", 0, cut)), start + cut
+            buf[:total - cut] = buf[cut:total]
+            start, held = start + cut, total - cut
 
 
 def expand_inputs(paths: list[str]) -> tuple[list[Input], list[str]]:

@@ -248,3 +248,42 @@ def test_many_small_inputs_share_manifest_writes(tmp_path, monkeypatch, workers)
     assert summary.ingested + summary.skipped == 60 and summary.ingested == len(entries)
     assert len(rows) == summary.counts.parsed > 0
     assert len(writes) <= 30  # one input at a time: 3 per input, 180
+
+
+@pytest.mark.parametrize("content", [
+    b"a\nbb\nccc\n" * 50,
+    b"a\nbb\nccc\n" * 50 + b"no newline at the end",
+    b"x" * 300 + b"\n" + b"y" * 10 + b"\n" + b"z" * 1000,  # lines longer than a range
+    b"\n\n\n" + b"line\n" * 7,
+    b"only one line, no newline",
+    b"",
+], ids=["lines", "unterminated", "long-lines", "blank-lines", "one-line", "empty"])
+@pytest.mark.parametrize("skip", [0, 6])
+def test_file_ranges_are_whole_lines_that_add_up(tmp_path, content, skip):
+    """The parent cuts a plain file into ranges it reads once: each range is whole lines with their
+    count, the ranges follow each other from ``skip_bytes`` to the end, nothing lost or repeated."""
+    from logpipe.sources import iter_file_ranges
+
+    path = tmp_path / "f.log"
+    path.write_bytes(content)
+    skip = skip if content[:skip].endswith(b"\n") else 0
+    ranges = list(iter_file_ranges(Input(str(path)), skip_bytes=skip, chunk_bytes=64))
+    got = b"".join(r.read() for r, _ in ranges)
+    assert got == content[skip:]
+    at = skip
+    for r, end in ranges:
+        body = r.read()
+        assert (r.start, r.stop, end) == (at, at + len(body), at + len(body))
+        assert r.lines == body.count(b"\n") + (0 if body.endswith(b"\n") else 1)
+        assert body.endswith(b"\n") or r.stop == len(content)
+        at = r.stop
+
+
+def test_file_ranges_of_a_file_shorter_than_skip(tmp_path):
+    from logpipe.errors import InputError
+    from logpipe.sources import iter_file_ranges
+
+    path = tmp_path / "f.log"
+    path.write_bytes(b"a\n")
+    with pytest.raises(InputError, match="shorter than the 10 bytes already ingested"):
+        list(iter_file_ranges(Input(str(path)), skip_bytes=10))
