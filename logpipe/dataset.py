@@ -27,7 +27,7 @@ rename shows part of its rows until the next run completes it), never a row twic
 
 A manifest entry (one per ingested input, or per appended piece of a grown file): ``id``,
 ``prefix`` (its files are ``<prefix>-*.parquet``; files never mix inputs, so ``--force`` can delete
-them), ``path``, ``size`` and ``hash`` (blake2b-128 of those raw bytes), ``compression``,
+them), ``path``, ``size``, ``hash`` (of those raw bytes) and ``hash_algo`` (``HASH_ALGOS``), ``compression``,
 ``skip_bytes``/``bytes_end``/``bytes_read`` (decompressed offsets), ``first_line``/``line_end``,
 ``read``/``parsed``/``noise``/``malformed``/``blank`` (``read`` = the other four), ``parts``,
 ``rejects``, ``min_time``/``max_time``, ``error`` (damaged archive), ``ends_newline``, ``state``.
@@ -431,16 +431,24 @@ class Dataset:
 
 # ---- input identity ---------------------------------------------------------------------------------
 
-HASH_ALGO = "blake2b-128"
+# The hash a new dataset identifies its inputs by: SHA-256 (hardware-accelerated on current CPUs,
+# ~1.7 GB/s here, 2.3x blake2b; the parent hashes each input before its workers get it). A dataset
+# keeps the algorithm of its first entries, so datasets made with blake2b still find their inputs.
+HASH_ALGO = "sha256-128"
+HASH_ALGOS = {
+    "sha256-128": lambda: hashlib.sha256(),
+    "blake2b-128": lambda: hashlib.blake2b(digest_size=16),
+}
 
 
-def fingerprint(path: str | Path, prefix_sizes=()) -> tuple[int, str, dict[int, str]]:
+def fingerprint(path: str | Path, prefix_sizes=(), algo: str = HASH_ALGO) -> tuple[int, str, dict[int, str]]:
     """Hash a file in one pass: ``(size, hash of all of it, {n: hash of its first n bytes})`` for each
-    ``n`` in ``prefix_sizes`` smaller than the file. A renamed copy has the same hash; a file that was
-    appended to has an earlier entry's hash as one of its prefixes. blake2b runs at disk speed."""
+    ``n`` in ``prefix_sizes`` smaller than the file (hex, 128 bits, by ``algo`` of ``HASH_ALGOS``).
+    A renamed copy has the same hash; a file that was appended to has an earlier entry's hash as
+    one of its prefixes."""
     size = os.path.getsize(path)
     stops = sorted({s for s in prefix_sizes if 0 < s < size}) + [size]
-    h = hashlib.blake2b(digest_size=16)
+    h = HASH_ALGOS[algo]()
     out: dict[int, str] = {}
     pos = 0
     with open(path, "rb") as f:
@@ -453,8 +461,8 @@ def fingerprint(path: str | Path, prefix_sizes=()) -> tuple[int, str, dict[int, 
                 pos += len(chunk)
             if pos < stop:  # shrank while we read
                 break
-            out[stop] = h.hexdigest()
-    return size, out.get(size, h.hexdigest()), out
+            out[stop] = h.hexdigest()[:32]
+    return size, out.get(size, h.hexdigest()[:32]), out
 
 
 def _manifest_text(manifest: dict) -> str:

@@ -65,7 +65,7 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
                  flush_rows: int | None = None, err=None, parser: Parser | None = None) -> IngestSummary:
     """``logpipe ingest``: each input into the dataset at ``data_dir``, once.
 
-    An input is known by the blake2b hash of its bytes: the same content (a renamed copy too) is
+    An input is known by the hash of its bytes (``dataset.HASH_ALGO``): the same content (a renamed copy too) is
     skipped; a file whose first bytes are an ingested input's (it grew) ingests only the lines after
     that input's end; ``force`` re-ingests and removes the rows of every such earlier entry. Each
     input's files stay hidden until its manifest entry commits (``Dataset.commit_entry``), so a
@@ -133,6 +133,8 @@ class _Run:
         self.started, self.force, self.on_error = started, force, on_error
         self.max_reject_ratio, self.max_warnings, self.flush_rows = max_reject_ratio, max_warnings, flush_rows
         self.known = [e for e in ds.entries() if e.get("hash")]  # this process is the only ingest (lock)
+        # the algorithm of the dataset's entries (those before hash_algo was recorded: blake2b)
+        self.hash_algo = next((e.get("hash_algo", "blake2b-128") for e in self.known), HASH_ALGO)
         self.shown = 0  # malformed lines met (at most max_warnings printed)
         self.ratio_failures: list[str] = []
         self.decided: list[_Plan] = []
@@ -184,7 +186,7 @@ class _Run:
                 raise InputError(f"{inp.name}: binary file (NUL bytes), not a text log; leave it out of the inputs")
             size, full, prefixes, replaces, skip_bytes, first_line = None, None, {}, [], 0, 1
             if not inp.is_stdin:
-                size, full, prefixes = fingerprint(inp.path, [e["size"] for e in self.known])
+                size, full, prefixes = fingerprint(inp.path, [e["size"] for e in self.known], self.hash_algo)
                 same = [e for e in self.known if e["size"] == size and e["hash"] == full]
                 grown = [e for e in self.known if 0 < e["size"] < size and prefixes.get(e["size"]) == e["hash"]]
                 if any(e.get("ahead") for e in same + grown):  # it is, or grew from, an input still
@@ -220,7 +222,7 @@ class _Run:
         entry_id = uuid.uuid4().hex[:12]
         entry = {
             "id": entry_id, "prefix": f"part-{entry_id}", "path": inp.name, "size": size, "hash": full,
-            "hash_algo": HASH_ALGO, "skip_bytes": skip_bytes, "first_line": first_line,
+            "hash_algo": self.hash_algo, "skip_bytes": skip_bytes, "first_line": first_line,
             "compression": None if inp.is_stdin else compression_of(inp),
             "format_spec": self.parser.format_spec,
         }
@@ -308,8 +310,9 @@ class _Run:
                          f"({counts.noise} not access-log output); if it is an access log in another format,"
                          " give it with --format-string or --format-file (`logpipe detect` shows the layouts)")
             if not inp.is_stdin and end != size and not error and entry["compression"] == "plain":
-                _, _, pre = fingerprint(inp.path, [end])  # a live log grew while we read it:
-                if end in pre:                             # identify it by what was read
+                # a live log grew while we read it: identify it by what was read
+                _, _, pre = fingerprint(inp.path, [end], self.hash_algo)
+                if end in pre:
                     size, full = end, pre[end]
             entry.update(
                 size=size, hash=full, bytes_end=end, bytes_read=end - skip_bytes,

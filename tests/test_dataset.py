@@ -227,3 +227,43 @@ def test_fingerprint_prefix_hashes_match_hashes_of_prefixes(tmp_path):
     assert (size_a, size_b) == (14, 21)
     assert prefixes[size_a] == hash_a != hash_b
     assert set(prefixes) == {size_a, size_b}
+
+
+def test_fingerprint_algorithms(tmp_path):
+    """New datasets hash inputs with SHA-256 (128 bits of it); blake2b-128 stays readable."""
+    import hashlib
+
+    from logpipe.dataset import HASH_ALGO
+
+    f = tmp_path / "f"
+    f.write_bytes(b"line 1\nline 2\n")
+    assert HASH_ALGO == "sha256-128"
+    assert fingerprint(f)[1] == hashlib.sha256(b"line 1\nline 2\n").hexdigest()[:32]
+    assert fingerprint(f, algo="blake2b-128")[1] == hashlib.blake2b(b"line 1\nline 2\n", digest_size=16).hexdigest()
+    size, full, prefixes = fingerprint(f, [7], algo="blake2b-128")
+    assert prefixes[7] == hashlib.blake2b(b"line 1\n", digest_size=16).hexdigest()
+
+
+def test_a_blake2b_dataset_keeps_finding_its_inputs(tmp_path, monkeypatch):
+    """A dataset whose entries were hashed with blake2b (before SHA-256 was the default) still skips
+    an input it holds, resumes a grown one, and records new inputs with blake2b."""
+    import io
+
+    from logpipe import ingest
+
+    line = ('[2025-01-30T10:53:24.085Z] "GET /get HTTP/1.1" 200 - via_upstream - "-" 0 254 237 236 "-" "curl/8" "id" '
+            '"httpbin.org" "3.234.9.11:80" outbound|80||httpbin.org 10.0.0.1:1 3.234.9.11:80 10.0.0.2:2 - default\n')
+    a, b, data = tmp_path / "a.log", tmp_path / "b.log", tmp_path / "ds"
+    a.write_text(line * 3)
+    b.write_text(line * 2)
+    with monkeypatch.context() as m:
+        m.setattr(ingest, "HASH_ALGO", "blake2b-128")
+        ingest.ingest_paths([str(a)], str(data), err=io.StringIO(), progress=False)
+    entries = Dataset(str(data)).entries()
+    assert [e["hash_algo"] for e in entries] == ["blake2b-128"]
+    again = ingest.ingest_paths([str(a)], str(data), err=io.StringIO(), progress=False)
+    assert again.skipped == 1
+    a.write_text(line * 5)  # it grew: only the two new lines are read
+    grown = ingest.ingest_paths([str(a), str(b)], str(data), err=io.StringIO(), progress=False)
+    assert grown.counts.read == 2 + 2
+    assert {e["hash_algo"] for e in Dataset(str(data)).entries()} == {"blake2b-128"}
