@@ -256,7 +256,7 @@ def detect_layouts(paths: list[str], parser=None) -> list[tuple[str, str, int]]:
     if errors and not inputs:
         raise InputError("; ".join(errors))
     base = parser or default_parser()
-    parser = type(base)(**{**base._options, "exact": False})  # a count: no reasons, no Lark
+    parser = base.with_options(exact=False)  # a count: no reasons, no Lark
     out = []
     for inp in inputs:
         counts: Counter = Counter()

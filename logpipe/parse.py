@@ -188,6 +188,10 @@ class Parser:
         # Lark objects do not pickle well; rebuilding from the options is cheap and exact.
         return (_rebuild_parser, (type(self), self._options))
 
+    def with_options(self, **changes) -> "Parser":
+        """A parser like this one with some options changed (``exact=False``: see ``__init__``)."""
+        return type(self)(**{**self._options, **changes})
+
     # ---- the batch ---------------------------------------------------------------------------------
 
     def parse_batch(self, lines: Sequence[str | bytes], source: str = "-", first_line: int = 1) -> ParsedBatch:

@@ -594,3 +594,31 @@ def test_a_stream_in_another_format_says_so_once(tmp_path):
                          capture_output=True, timeout=120)
     assert run.returncode == 0 and "logpipe: warning:" not in run.stderr.decode()
     assert "malformed 2" in run.stderr.decode()  # (some 20-odd lines are)
+
+
+def test_a_stream_in_another_format_keeps_up(tmp_path, monkeypatch):
+    """After the warning, malformed lines are diagnosed without Lark (ms each): only the first
+    slice of 2 x FORMAT_CHECK_LINES lines asks Lark; every line is still a reject with its reason."""
+    import io
+
+    from logpipe import grammar, stream
+    from logpipe.stream import StreamOptions, Streamer
+
+    calls = []
+    real = grammar.Rulebook.parse
+    monkeypatch.setattr(grammar.Rulebook, "parse", lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
+    path = tmp_path / "other.log"
+    path.write_text("".join(access_line(i).replace('" 200 ', '" 200 x-extra ', 1) + "\n" for i in range(1, 401)))
+    err = io.StringIO()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        code = Streamer(str(tmp_path / "data"), StreamOptions(alerts=False, flush_rows=5000), stdin_fd=fd,
+                        stderr=err).run()
+    finally:
+        os.close(fd)
+    assert code == 0 and err.getvalue().count("logpipe: warning:") == 1
+    assert len(calls) == 2 * stream.FORMAT_CHECK_LINES
+    rejects = dataset_rejects(tmp_path / "data").sort_by("line_number").to_pylist()
+    assert len(rejects) == 400 and all(r["class"] == "malformed" for r in rejects)
+    assert "Lark:" in rejects[0]["reason"] and "Lark:" not in rejects[-1]["reason"]
+    assert all("response_flags expected" in r["reason"] for r in rejects)
