@@ -1,5 +1,5 @@
 """Differential test: the generated fast path (regexes compiled from grammars/access.lark, run by
-polars) and the exact Lark path (``Parser(fast=False)``: Lark's Earley parser on the same grammar,
+polars, and split plans read from it, cut by cut.c) and the exact Lark path (``Parser(fast=False)``: Lark's Earley parser on the same grammar,
 then ``records.type_columns``) give identical records, or both reject, line for line.
 
 The Lark path costs ~15 ms a line (logpipe/follow.py), so it runs in two worker processes, over
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import shutil
 import sys
 from concurrent.futures import ProcessPoolExecutor
 
@@ -20,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from logpipe.diagnose import diagnose_line
+from logpipe import native, parse, splitplan
 from logpipe.parse import MAX_DIAGNOSE_CHARS, TEXT_LAYOUTS, Parser
 
 DIFF_LINES = int(os.environ.get("LOGPIPE_DIFF_LINES", "1000"))
@@ -45,10 +47,24 @@ def pool():
         yield ex
 
 
+@pytest.fixture(scope="module", autouse=True)
+def split_plans_for_every_batch():
+    """The split plans (cut by cut.c when it is built, logpipe/native.py) for batches of any size, as
+    ingest uses them for its large batches: the tests' batches of a sample file are smaller than
+    ``parse.SPLIT_MIN_ROWS`` lines of a layout, which would leave every line to the capture regex.
+    A line whose free text holds a quote still takes the capture regex, so both are compared."""
+    if shutil.which("cc"):
+        assert native.library() is not None, f"cut.c was not built: {native.why_not}"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(parse, "SPLIT_MIN_ROWS", 0)
+        yield
+
+
 @pytest.fixture(scope="module")
 def fast():
-    """The fast path alone: the generated regexes, with the Lark fallback replaced by a reject
-    (classified as the real parser would), so that a line only Lark parses shows up as a difference."""
+    """The fast path alone: the generated regexes and split plans, with the Lark fallback replaced by
+    a reject (classified as the real parser would), so that a line only Lark parses shows up as a
+    difference."""
     parser = Parser()
 
     def regex_only(df, rejects):
@@ -108,7 +124,18 @@ def test_fast_and_lark_paths_agree_on_generated_lines(fast, pool):
     finally:
         sys.path.remove(str(ROOT))
     lines = list(generate.generate_lines(DIFF_LINES, seed=7))
-    assert assert_same(fast, pool, lines, "generated") > DIFF_LINES * 0.9
+    cut = []
+    real = splitplan.cut
+
+    def counting(plan, body):
+        easy, columns = real(plan, body)
+        cut.append(0 if columns is None else columns.height)
+        return easy, columns
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(splitplan, "cut", counting)
+        assert assert_same(fast, pool, lines, "generated") > DIFF_LINES * 0.9
+    assert sum(cut) > DIFF_LINES * 0.9  # the lines were cut by the split plans, not the capture regex
 
 
 # ---- hypothesis mutations of real sample lines ----------------------------------------------------
