@@ -12,7 +12,8 @@
  * matches or copies it (~2x slower), and would keep the batch's lines alive.
  *
  * Bounds: every read is inside [offs[i], offs[i + 1]), which Python checks lie inside data; views
- * hold 32-bit offsets, so Python only calls this for data under 2 GiB.
+ * hold 32-bit offsets, so Python only calls this for data under 2 GiB. Tokens end at quotes, spaces
+ * and whole literals, so a token of valid UTF-8 text is valid UTF-8, whatever the line.
  */
 #include <stdint.h>
 #include <string.h>
@@ -81,13 +82,15 @@ static int cut_segment(const uint8_t *data, int64_t s, int64_t e, int32_t left, 
 }
 
 /* Cut n lines (line i is data[offs[i]:offs[i+1]]) by a plan of nseg segments; write token t of line
- * i (segment tok_seg[t], index tok_index[t] among its left, free, right tokens, less tok_lstrip[t]
- * and tok_rstrip[t] bytes of literal text) to out[t * n + i], adding the bytes of its texts over 12
- * bytes to bytes[t]. Returns the number of lines cut. */
+ * i (segment tok_seg[t], index tok_index[t] among its left, free, right tokens, less its literal
+ * text: the tok_lstrip[t] bytes at lits + tok_loff[t] before it and the tok_rstrip[t] bytes at
+ * lits + tok_roff[t] after it, which must be there) to out[t * n + i], adding the bytes of its texts
+ * over 12 bytes to bytes[t]. Returns the number of lines cut. */
 int64_t logpipe_cut(const uint8_t *data, const int64_t *offs, int64_t n,
                     int32_t nseg, const int32_t *seg_left, const int32_t *seg_free, const int32_t *seg_right,
                     int32_t ntok, const int32_t *tok_seg, const int32_t *tok_index,
                     const int32_t *tok_lstrip, const int32_t *tok_rstrip,
+                    const uint8_t *lits, const int32_t *tok_loff, const int32_t *tok_roff,
                     view_t *out, uint8_t *ok, int64_t *bytes)
 {
     int64_t seg_start[nseg], seg_end[nseg];
@@ -116,10 +119,11 @@ int64_t logpipe_cut(const uint8_t *data, const int64_t *offs, int64_t n,
                 fits = cut_segment(data, seg_start[j], seg_end[j], seg_left[j], seg_free[j], seg_right[j],
                                    tok_start[j], tok_end[j]);
         }
-        for (int32_t t = 0; t < ntok && fits; t++) {
-            int64_t s = tok_start[tok_seg[t]][tok_index[t]] + tok_lstrip[t];
-            int64_t e = tok_end[tok_seg[t]][tok_index[t]] - tok_rstrip[t];
-            fits = e >= s;
+        for (int32_t t = 0; t < ntok && fits; t++) {  /* the literal text around each token is there */
+            int64_t s = tok_start[tok_seg[t]][tok_index[t]], e = tok_end[tok_seg[t]][tok_index[t]];
+            fits = e - s >= (int64_t)tok_lstrip[t] + tok_rstrip[t]
+                   && memcmp(data + s, lits + tok_loff[t], (size_t)tok_lstrip[t]) == 0
+                   && memcmp(data + e - tok_rstrip[t], lits + tok_roff[t], (size_t)tok_rstrip[t]) == 0;
         }
         for (int32_t t = 0; t < ntok; t++) {
             if (fits) {

@@ -89,6 +89,9 @@ def _build() -> Path:
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
+        for old in directory.glob("cut-*.so"):  # builds of an earlier cut.c (a process using one keeps it)
+            if old.name != name:
+                old.unlink(missing_ok=True)
         return directory / name
     raise _BuildError("no writable cache directory for the native cut (set LOGPIPE_CACHE)")
 
@@ -98,7 +101,7 @@ def _load(path: Path) -> ctypes.CDLL:
     i32p, vp = ctypes.POINTER(ctypes.c_int32), ctypes.c_void_p
     lib.logpipe_cut.restype = ctypes.c_int64
     lib.logpipe_cut.argtypes = [vp, vp, ctypes.c_int64, ctypes.c_int32, i32p, i32p, i32p,
-                                ctypes.c_int32, i32p, i32p, i32p, i32p, vp, vp, vp]
+                                ctypes.c_int32, i32p, i32p, i32p, i32p, ctypes.c_char_p, i32p, i32p, vp, vp, vp]
     lib.logpipe_compact.restype = None
     lib.logpipe_compact.argtypes = [vp, ctypes.c_int64, vp, vp]
     return lib

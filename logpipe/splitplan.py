@@ -175,8 +175,9 @@ def _columns(tokens: list[Token], values: list[pl.Series], height: int) -> pl.Da
 @functools.lru_cache(maxsize=64)
 def _native_plan(plan: SplitPlan) -> tuple | None:
     """The plan as cut.c's arrays: per segment its left/free/right token counts; per useful token
-    its segment, its index among the segment's tokens, and the bytes of literal text around it."""
-    seg_left, seg_free, seg_right, tokens, where = [], [], [], [], []
+    its segment, its index among the segment's tokens, and the literal text around it (lengths,
+    and offsets into one bytes string of all of them)."""
+    seg_left, seg_free, seg_right, tokens, where, lits = [], [], [], [], [], b""
     for j, seg in enumerate(plan.segments):
         order = [*seg.left, *([seg.free] if seg.free is not None else []), *seg.right]
         if len(order) > _native.MAX_SEGMENT_TOKENS:
@@ -186,17 +187,20 @@ def _native_plan(plan: SplitPlan) -> tuple | None:
         seg_right.append(len(seg.right))
         for i, token in enumerate(order):
             if token.useful:
+                before, after = (text.encode() for text in token.strip)
                 tokens.append(token)
-                where.append((j, i, len(token.strip[0].encode()), len(token.strip[1].encode())))
+                where.append((j, i, len(before), len(after), len(lits), len(lits) + len(before)))
+                lits += before + after
     arrays = [_native.int32s(a) for a in (seg_left, seg_free, seg_right, *zip(*where))] if where else None
-    return (tuple(tokens), arrays) if arrays else None
+    return (tuple(tokens), lits, arrays) if arrays else None
 
 
 def _cut_native(lib, plan: SplitPlan, body: pl.Series) -> tuple[pl.Series, list[Token], list[pl.Series]] | None:
     native_plan = _native_plan(plan)
     if native_plan is None or body.len() == 0:
         return None
-    tokens, (seg_left, seg_free, seg_right, tok_seg, tok_index, tok_lstrip, tok_rstrip) = native_plan
+    tokens, lits, (seg_left, seg_free, seg_right, tok_seg, tok_index, tok_lstrip, tok_rstrip, tok_loff,
+                   tok_roff) = native_plan
     lines = body.to_arrow()
     if lines.type != pa.large_string():
         lines = lines.cast(pa.large_string())
@@ -208,7 +212,8 @@ def _cut_native(lib, plan: SplitPlan, body: pl.Series) -> tuple[pl.Series, list[
     sizes = (ctypes.c_int64 * len(tokens))()
     lib.logpipe_cut(data.address, offsets.address + 8 * lines.offset, n,
                     len(plan.segments), seg_left, seg_free, seg_right,
-                    len(tokens), tok_seg, tok_index, tok_lstrip, tok_rstrip, views.address, ok.address, sizes)
+                    len(tokens), tok_seg, tok_index, tok_lstrip, tok_rstrip, lits, tok_loff, tok_roff,
+                    views.address, ok.address, sizes)
     easy = pl.from_arrow(pa.Array.from_buffers(pa.uint8(), n, [None, ok])).cast(pl.Boolean)
     texts = pa.allocate_buffer(sum(sizes) + 1)  # +1: a token with no long text still gets a buffer
     values, at = [], 0

@@ -8,6 +8,8 @@ import shutil
 
 import polars as pl
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from logpipe import grammar, native, splitplan
 from logpipe.parse import Parser
@@ -113,6 +115,13 @@ def test_build_into_the_cache(monkeypatch, tmp_path):
     built = native._build()
     assert built.parent == tmp_path and built.name.startswith("cut-") and built.suffix == ".so"
     assert [p.name for p in tmp_path.iterdir()] == [built.name]  # no temporary file left
+    (tmp_path / "cut-0123456789abcdef.so").write_bytes(b"an earlier build")
+    monkeypatch.setattr(native, "SOURCE", tmp_path / "cut.c")  # a changed cut.c: built anew, the old one goes
+    (tmp_path / "cut.c").write_text(native.Path(native.__file__).with_name("cut.c").read_text() + "\n")
+    rebuilt = native._build()
+    assert rebuilt != built and sorted(p.name for p in tmp_path.glob("*.so")) == [rebuilt.name]
+    monkeypatch.setattr(native, "SOURCE", native.Path(native.__file__).with_name("cut.c"))
+    built = native._build()
     monkeypatch.setenv("CC", "no-such-cc")  # found in the cache: no compiler needed
     assert native._build() == built
     assert native._load(built).logpipe_cut is not None
@@ -121,3 +130,51 @@ def test_build_into_the_cache(monkeypatch, tmp_path):
 def test_disabled(monkeypatch):
     monkeypatch.setenv("LOGPIPE_NATIVE", "0")
     assert native.library() is None and native.why_not == "LOGPIPE_NATIVE=0"
+
+
+PLAN = splitplan.build(grammar.load_builtin("access"), "istio_1_9")
+WORD = st.text(alphabet='-[]|:.aZ09é路\t', max_size=14)  # no space, no quote
+FREE = st.text(alphabet=' -[]|:.aZ09é路', max_size=30)
+
+
+@st.composite
+def plan_shaped(draw):
+    """A line of PLAN's shape (its quotes, and per segment its tokens and spaces) with random tokens,
+    sometimes with a space or quote too many or too few."""
+    segments = []
+    for seg in PLAN.segments:
+        words = [draw(WORD) for _ in seg.left]
+        if seg.free is not None:
+            words.append(draw(FREE))
+        words += [draw(WORD) for _ in seg.right]
+        segments.append(" ".join(words))
+    line = '"'.join(segments)
+    if draw(st.booleans()):
+        at = draw(st.integers(0, len(line)))
+        line = line[:at] + draw(st.sampled_from([" ", '"', ""])) + line[at + draw(st.integers(0, 1)):]
+    return line
+
+
+ANY_LINE = st.one_of(st.text(alphabet=' "-[]|:.aZ09é路\t', max_size=160), plan_shaped())
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(ANY_LINE, min_size=1, max_size=20))
+def test_arbitrary_lines_are_cut_safely(plan, monkeypatch, lines):
+    """Any text (cut.c is only given lines a layout's regex accepts, but must be safe on any): a
+    line is cut only when it holds the plan's number of quotes, and every token is a piece of it."""
+    (easy, columns), (easy2, columns2) = both(plan, pl.Series(lines, dtype=pl.String), monkeypatch)
+    for line, ok, ok2 in zip(lines, easy.to_list(), easy2.to_list()):
+        assert not ok or ok2 and line.count('"') == plan.quotes  # polars: the quote count alone
+    if columns is not None:
+        kept = [line for line, ok in zip(lines, easy.to_list()) if ok]
+        assert columns.height == len(kept)
+        for name in ("method", "path", "response_flags", "user_agent", "request_id", "route_name"):
+            for line, value in zip(kept, columns[name].to_list()):
+                assert value is None or value in line
+        # where cut.c cuts a line, its reading is the one polars gives (the unique one)
+        mine = columns2.filter(easy.filter(easy2))
+        assert [{k: v for k, v in r.items() if k in ("method", "path", "response_flags", "user_agent",
+                 "request_id", "route_name", "bytes_sent")} for r in mine.to_dicts()] == \
+               [{k: v for k, v in r.items() if k in ("method", "path", "response_flags", "user_agent",
+                 "request_id", "route_name", "bytes_sent")} for r in columns.to_dicts()]
