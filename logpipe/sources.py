@@ -61,6 +61,8 @@ def iter_file_ranges(inp: Input, skip_bytes: int = 0, chunk_bytes: int = CHUNK_B
     up to about ``chunk_bytes``: ``(range, end_offset)``. This process reads each byte once, into one reused buffer,
     only to find the ranges' last newlines and count their lines (for the line numbers); a worker
     reads its range again itself."""
+    from .native import count_newlines
+
     buf = bytearray(chunk_bytes)
     start, held = skip_bytes, 0  # held: bytes at the front of buf after the last range's end
     with open(inp.path, "rb", buffering=0) as f:
@@ -76,13 +78,13 @@ def iter_file_ranges(inp: Input, skip_bytes: int = 0, chunk_bytes: int = CHUNK_B
             total = held + got
             if got == 0:  # end of the file: what is held is its last line, without a newline
                 if held:
-                    yield FileRange(inp.path, start, start + held, buf.count(b"\n", 0, held) + 1), start + held
+                    yield FileRange(inp.path, start, start + held, count_newlines(buf, held) + 1), start + held
                 return
             cut = buf.rfind(b"\n", 0, total) + 1
             if cut == 0:
                 held = total
                 continue
-            yield FileRange(inp.path, start, start + cut, buf.count(b"\n", 0, cut)), start + cut
+            yield FileRange(inp.path, start, start + cut, count_newlines(buf, cut)), start + cut
             buf[:total - cut] = buf[cut:total]
             start, held = start + cut, total - cut
 

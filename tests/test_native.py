@@ -178,3 +178,18 @@ def test_arbitrary_lines_are_cut_safely(plan, monkeypatch, lines):
                  "request_id", "route_name", "bytes_sent")} for r in mine.to_dicts()] == \
                [{k: v for k, v in r.items() if k in ("method", "path", "response_flags", "user_agent",
                  "request_id", "route_name", "bytes_sent")} for r in columns.to_dicts()]
+
+
+@pytest.mark.parametrize("size", [0, 1, 15, 16, 17, 4079, 4080, 4081, 100_003])
+def test_count_newlines(monkeypatch, size):
+    """The parent's line count of a file range (iter_file_ranges): natively equal to bytes.count,
+    across cut.c's block and vector edges, a range that ends before the buffer does, and a buffer
+    that grows afterwards (the count holds no export of it)."""
+    import random
+
+    monkeypatch.setenv("LOGPIPE_NATIVE", "1")
+    rng = random.Random(size)
+    buf = bytearray(rng.choice(b"ab\n\n\n") for _ in range(size + 7))
+    assert native.count_newlines(buf, size) == buf.count(b"\n", 0, size)
+    buf.extend(b"\n" * 300)
+    assert native.count_newlines(buf, len(buf)) == buf.count(b"\n")
