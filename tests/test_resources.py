@@ -58,6 +58,7 @@ def test_wheel_contains_grammars_and_queries(wheel):
     sql = {n.removeprefix("logpipe/") for n in names if n.startswith("logpipe/queries/") and n.endswith(".sql")}
     assert sql and sql == {p.relative_to(ROOT).as_posix() for p in (ROOT / "queries").rglob("*.sql")}
     assert "logpipe/resources.py" in names
+    assert "logpipe/cut.c" in names  # built on first use where the wheel is installed (logpipe/native.py)
     assert not any(n.startswith(("tests/", "sample_logs/")) for n in names)
 
 
