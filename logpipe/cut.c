@@ -176,3 +176,110 @@ int64_t logpipe_count(const uint8_t *p, int64_t n, uint8_t c)
     }
     return total;
 }
+
+/* ---- JSON lines (logpipe/jsonout.py) ------------------------------------------------------------
+ * One JSON object per row, assembled from its columns: a column is either JSON text already (kind 0:
+ * a string array of fragments, ints and timestamps rendered by Arrow) or text to quote and escape
+ * (kind 1: a string column; null is `null`), escaped exactly as Python's json module does with
+ * ensure_ascii (\" \\ \b \f \n \r \t, \u00XX for other controls and DEL, \uXXXX and surrogate pairs
+ * beyond ASCII, lowercase hex). Row i is written after keys[i] … and ends with `end`; its bounds go
+ * to line_offs. Returns the bytes written, or -1 when a string is not valid UTF-8 (Python then
+ * renders the batch itself). Python sizes `out` for the worst case (6 bytes per byte of text). */
+
+static const char HEX[] = "0123456789abcdef";
+
+static uint8_t *put_u(uint8_t *o, uint32_t cp)
+{
+    o[0] = '\\'; o[1] = 'u';
+    o[2] = (uint8_t)HEX[(cp >> 12) & 15]; o[3] = (uint8_t)HEX[(cp >> 8) & 15];
+    o[4] = (uint8_t)HEX[(cp >> 4) & 15]; o[5] = (uint8_t)HEX[cp & 15];
+    return o + 6;
+}
+
+static uint8_t *put_json_string(uint8_t *o, const uint8_t *s, int64_t len)
+{
+    *o++ = '"';
+    int64_t i = 0;
+    while (i < len) {
+        uint8_t c = s[i];
+        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+            *o++ = c;
+            i++;
+            continue;
+        }
+        if (c < 0x80) {
+            *o++ = '\\';
+            switch (c) {
+            case '"': *o++ = '"'; break;
+            case '\\': *o++ = '\\'; break;
+            case '\b': *o++ = 'b'; break;
+            case '\f': *o++ = 'f'; break;
+            case '\n': *o++ = 'n'; break;
+            case '\r': *o++ = 'r'; break;
+            case '\t': *o++ = 't'; break;
+            default: o = put_u(o - 1, c);
+            }
+            i++;
+            continue;
+        }
+        uint32_t cp;
+        int n;
+        if (c >= 0xc2 && c <= 0xdf) { cp = c & 0x1f; n = 1; }
+        else if (c >= 0xe0 && c <= 0xef) { cp = c & 0x0f; n = 2; }
+        else if (c >= 0xf0 && c <= 0xf4) { cp = c & 0x07; n = 3; }
+        else return NULL;
+        for (int k = 1; k <= n; k++) {
+            if (i + k >= len || (s[i + k] & 0xc0) != 0x80)
+                return NULL;
+            cp = (cp << 6) | (s[i + k] & 0x3f);
+        }
+        if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp <= 0xdfff))
+            return NULL;  /* overlong, out of range, or a surrogate: not valid UTF-8 */
+        if (cp < 0x10000) {
+            o = put_u(o, cp);
+        } else {
+            cp -= 0x10000;
+            o = put_u(o, 0xd800 | ((cp >> 10) & 0x3ff));
+            o = put_u(o, 0xdc00 | (cp & 0x3ff));
+        }
+        i += n + 1;
+    }
+    *o++ = '"';
+    return o;
+}
+
+static int valid_at(const uint8_t *validity, int64_t i)
+{
+    return validity == NULL || (validity[i >> 3] >> (i & 7)) & 1;
+}
+
+int64_t logpipe_json_lines(int64_t n, int32_t ncols, const int32_t *kinds, const uint8_t *const *validity,
+                           const int32_t *const *offsets, const uint8_t *const *data, const int64_t *first,
+                           const uint8_t *keys, const int32_t *key_offs, const uint8_t *end, int32_t end_len,
+                           uint8_t *out, int32_t *line_offs)
+{
+    uint8_t *o = out;
+    for (int64_t i = 0; i < n; i++) {
+        line_offs[i] = (int32_t)(o - out);
+        for (int32_t c = 0; c < ncols; c++) {
+            memcpy(o, keys + key_offs[c], (size_t)(key_offs[c + 1] - key_offs[c]));
+            o += key_offs[c + 1] - key_offs[c];
+            int64_t r = first[c] + i;
+            const uint8_t *text = data[c] + offsets[c][r];
+            int64_t len = offsets[c][r + 1] - offsets[c][r];
+            if (kinds[c] == 0) {
+                memcpy(o, text, (size_t)len);
+                o += len;
+            } else if (!valid_at(validity[c], r)) {
+                memcpy(o, "null", 4);
+                o += 4;
+            } else if ((o = put_json_string(o, text, len)) == NULL) {
+                return -1;
+            }
+        }
+        memcpy(o, end, (size_t)end_len);
+        o += end_len;
+    }
+    line_offs[n] = (int32_t)(o - out);
+    return o - out;
+}

@@ -182,11 +182,17 @@ def _json_array(arr: pa.Array, kind: str) -> pa.Array:
 
 
 def json_line_batches(schema: pa.Schema, batches: Iterable[pa.RecordBatch], end: str = "}") -> Iterator[pa.Array]:
-    """Per batch, a string array of one JSON object per row, assembled column-wise in Arrow; each
-    row ends with ``end``."""
-    keys = [_json_str(name) + ":" for name in schema.names]
-    keys = [const("{" + k if i == 0 else "," + k) for i, k in enumerate(keys)]
+    """Per batch, a string array of one JSON object per row, assembled column-wise; each row ends
+    with ``end``. With cut.c built (logpipe/native.py) the rows are assembled, and string columns
+    escaped, in one pass in C (~10x faster than joining ~120 Arrow columns); else in Arrow."""
+    texts = [_json_str(name) + ":" for name in schema.names]
+    texts = ["{" + k if i == 0 else "," + k for i, k in enumerate(texts)]
+    keys = [const(k) for k in texts]
     for batch in batches:
+        lines = _native_lines(texts, list(columns(batch)), batch.num_rows, end)
+        if lines is not None:
+            yield lines
+            continue
         parts: list[Any] = []
         for key, (arr, kind) in zip(keys, columns(batch)):
             parts += [key, _json_array(arr, kind)]
@@ -199,3 +205,54 @@ def json_line_batches(schema: pa.Schema, batches: Iterable[pa.RecordBatch], end:
 def join_lines(lines: pa.Array, sep: str) -> str:
     offsets = pa.array([0, len(lines)], pa.int32())
     return pc.binary_join(pa.ListArray.from_arrays(offsets, lines), const(sep))[0].as_py()
+
+
+def _native_lines(keys: list[str], cols: list[tuple[pa.Array, str]], n: int, end: str) -> pa.Array | None:
+    """``json_line_batches``' rows of one batch by cut.c's ``logpipe_json_lines``, or None (no
+    library, no columns, over 2 GiB, or text that is not valid UTF-8: then Arrow does it). String
+    columns are escaped there; every other column is first made JSON text by ``_json_array``."""
+    from . import native
+
+    lib = native.library()
+    if lib is None or not cols or n == 0:
+        return None
+    arrays, kinds, bound = [], [], n * (sum(len(k) for k in keys) + len(end))
+    try:
+        for arr, kind in cols:
+            escaped = kind == "str"
+            a = arr if escaped else _json_array(arr, kind)
+            a = a.cast(pa.string()) if a.type != pa.string() else a
+            first, last = _text_bounds(a)
+            bound += 6 * (last - first) + 6 * n if escaped else last - first
+            arrays.append(a)
+            kinds.append(int(escaped))
+    except (pa.ArrowInvalid, pa.ArrowCapacityError):  # a column over 2 GiB of text
+        return None
+    if bound >= 2**31:
+        return None
+    import ctypes
+
+    keep = [a.buffers() for a in arrays]
+    empty = pa.allocate_buffer(1)
+    ptrs = ctypes.c_void_p * len(arrays)
+    validity = ptrs(*[b[0].address if b[0] is not None else None for b in keep])
+    offsets = ptrs(*[b[1].address for b in keep])
+    data = ptrs(*[(b[2] if b[2] is not None else empty).address for b in keep])
+    first = (ctypes.c_int64 * len(arrays))(*[a.offset for a in arrays])
+    key_bytes = [k.encode() for k in keys]
+    key_offs = [0]
+    for k in key_bytes:
+        key_offs.append(key_offs[-1] + len(k))
+    out, line_offs = pa.allocate_buffer(max(bound, 1)), pa.allocate_buffer(4 * (n + 1))
+    written = lib.logpipe_json_lines(n, len(arrays), native.int32s(kinds), validity, offsets, data, first,
+                                     b"".join(key_bytes), native.int32s(key_offs), end.encode(), len(end.encode()),
+                                     out.address, line_offs.address)
+    if written < 0:
+        return None
+    return pa.Array.from_buffers(pa.string(), n, [None, line_offs, out.slice(0, max(written, 1))])
+
+
+def _text_bounds(a: pa.Array) -> tuple[int, int]:
+    """The first and last offsets of a string array's text (its slice of the data buffer)."""
+    bounds = pa.Array.from_buffers(pa.int32(), len(a) + 1, [None, a.buffers()[1]], offset=a.offset)
+    return bounds[0].as_py(), bounds[-1].as_py()

@@ -104,6 +104,9 @@ def _load(path: Path) -> ctypes.CDLL:
                                 ctypes.c_int32, i32p, i32p, i32p, i32p, ctypes.c_char_p, i32p, i32p, vp, vp, vp]
     lib.logpipe_count.restype = ctypes.c_int64
     lib.logpipe_count.argtypes = [vp, ctypes.c_int64, ctypes.c_uint8]
+    lib.logpipe_json_lines.restype = ctypes.c_int64
+    lib.logpipe_json_lines.argtypes = [ctypes.c_int64, ctypes.c_int32, i32p, vp, vp, vp, vp,
+                                       ctypes.c_char_p, i32p, ctypes.c_char_p, ctypes.c_int32, vp, vp]
     lib.logpipe_compact.restype = None
     lib.logpipe_compact.argtypes = [vp, ctypes.c_int64, vp, vp]
     return lib

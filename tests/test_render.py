@@ -26,6 +26,18 @@ from logpipe.render import (
 )
 from logpipe.jsonout import to_jsonable
 
+
+@pytest.fixture(autouse=True, params=["native", "arrow"])
+def json_rows_by(request, monkeypatch):
+    """JSON rows assembled by cut.c (logpipe/native.py) and by Arrow kernels: the same text."""
+    monkeypatch.setenv("LOGPIPE_NATIVE", "1" if request.param == "native" else "0")
+    if request.param == "native":
+        from logpipe import native
+
+        if native.library() is None:
+            pytest.skip(f"cut.c not built: {native.why_not}")
+    return request.param
+
 UTC = dt.timezone.utc
 TS = pa.timestamp("us", tz="UTC")
 ANSI_UA = "\x1b[31mred\x1b[0m\x1b[2J"
@@ -367,7 +379,8 @@ def test_timestamp_units_and_zones_are_iso_like_to_jsonable(unit, tz):
     assert got == [to_jsonable(v) for v in arr.to_pylist()]
 
 
-# Arrow kernels handle plain columns and Python handles the rest: both must give the same text.
+# Arrow kernels handle plain columns and Python handles the rest: both must give the same text,
+# and so must cut.c's row assembler (logpipe_json_lines), which every test here runs with and without.
 json_text = st.text(st.characters(codec="utf-8"), max_size=12)
 plain_text = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=12)
 any_text = st.one_of(json_text, plain_text)
@@ -479,3 +492,33 @@ def test_parquet_failure_leaves_old_file_and_no_temp(tmp_path):
 def test_float_text_in_human_formats():
     text = render(pa.table({"f": [1.5, math.nan, None], "n": [1, 2, 3]}), "csv")
     assert text.splitlines() == ["f,n", "1.5,1", "nan,2", ",3"]
+
+
+@pytest.mark.parametrize("json_rows_by", ["native"], indirect=True)
+def test_native_json_rows_equal_arrow_on_awkward_columns(monkeypatch, json_rows_by):
+    """Controls, DEL, quotes, backslashes, non-ASCII and non-BMP text, nulls, empty strings, string
+    view / large string / dictionary columns, and a slice of a batch: the same bytes both ways."""
+    from logpipe.jsonout import _native_lines, columns, json_line_batches
+
+    texts = ["plain", "", None, 'q"uote', "back\\slash", "".join(map(chr, range(0, 32))) + "\x7f",
+             "naïve 路径 ✓", "emoji 😀 𝄞", "\u2028\u2029", "a\tb\nc"] * 3
+    table = pa.table({
+        "s": pa.array(texts, pa.string()),
+        "view": pa.array(texts, pa.string_view()),
+        "large": pa.array(texts, pa.large_string()),
+        "dict": pa.array(texts, pa.string()).dictionary_encode(),
+        "n": pa.array(range(len(texts)), pa.int64()),
+        "flags": pa.array([["UF", "URX"] if i % 3 else ([] if i % 2 else None) for i in range(len(texts))],
+                          pa.list_(pa.string())),
+    })
+    batch = table.combine_chunks().to_batches()[0].slice(3, 20)
+    got = {}
+    for mode in ("1", "0"):
+        monkeypatch.setenv("LOGPIPE_NATIVE", mode)
+        got[mode] = [a.to_pylist() for a in json_line_batches(batch.schema, [batch], end="}\n")]
+    assert got["1"] == got["0"]
+    assert [json.loads(x) for x in got["1"][0]] == batch.to_pylist()
+    monkeypatch.setenv("LOGPIPE_NATIVE", "1")
+    keys = ["{\"s\":"]
+    bad = pa.Array.from_buffers(pa.string(), 1, [None, pa.py_buffer(b"\0\0\0\0\2\0\0\0"), pa.py_buffer(b"\xc3(")])
+    assert _native_lines(keys, list(columns(pa.record_batch([bad], names=["s"]))), 1, "}") is None  # not UTF-8
