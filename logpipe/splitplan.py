@@ -196,6 +196,8 @@ def _native_plan(plan: SplitPlan) -> tuple | None:
 
 
 def _cut_native(lib, plan: SplitPlan, body: pl.Series) -> tuple[pl.Series, list[Token], list[pl.Series]] | None:
+    """``cut`` by cut.c: (which lines it cut, the useful tokens, each token's text for every line;
+    empty where not cut), or None when cut.c cannot take this plan or batch (polars then cuts)."""
     native_plan = _native_plan(plan)
     if native_plan is None or body.len() == 0:
         return None
