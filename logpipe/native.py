@@ -69,13 +69,15 @@ def _build() -> Path:
     key = hashlib.sha256(source + " ".join((*FLAGS, sys.platform, os.uname().machine)).encode())
     name = f"cut-{key.hexdigest()[:16]}.so"
     for directory in _cache_dirs():
-        if (directory / name).is_file():
+        if (directory / name).is_file() and _ours(directory) and _ours(directory / name):
             return directory / name
     if shutil.which(compiler) is None:
         raise _BuildError(f"no C compiler ({compiler}) on PATH")
     for directory in _cache_dirs():
         try:
-            directory.mkdir(parents=True, exist_ok=True)
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if not _ours(directory):
+                continue
             fd, tmp = tempfile.mkstemp(prefix=name + ".", dir=directory)
         except OSError:
             continue
@@ -85,6 +87,7 @@ def _build() -> Path:
                                   timeout=120)
             if done.returncode != 0:
                 raise _BuildError(f"{compiler} failed on {SOURCE.name}: {done.stderr.strip() or done.returncode}")
+            os.chmod(tmp, 0o700)  # whatever the umask: _ours
             os.replace(tmp, directory / name)  # atomic: a concurrent build writes the same bytes
         finally:
             if os.path.exists(tmp):
@@ -93,7 +96,14 @@ def _build() -> Path:
             if old.name != name:
                 old.unlink(missing_ok=True)
         return directory / name
-    raise _BuildError("no writable cache directory for the native cut (set LOGPIPE_CACHE)")
+    raise _BuildError("no cache directory for the native cut that is this user's alone (set LOGPIPE_CACHE)")
+
+
+def _ours(path: Path) -> bool:
+    """Whether only this user could have put ``path`` there (its owner, not writable by others): a
+    library is loaded into the process, so one planted in a shared directory such as /tmp must not be."""
+    st = path.stat()
+    return st.st_uid == os.getuid() and not st.st_mode & 0o022
 
 
 def _load(path: Path) -> ctypes.CDLL:

@@ -193,3 +193,18 @@ def test_count_newlines(monkeypatch, size):
     assert native.count_newlines(buf, size) == buf.count(b"\n", 0, size)
     buf.extend(b"\n" * 300)
     assert native.count_newlines(buf, len(buf)) == buf.count(b"\n")
+
+
+def test_a_library_in_a_directory_others_can_write_is_not_loaded(monkeypatch, tmp_path):
+    """A library is code this process runs: one in a directory other users can write (a shared
+    /tmp) could have been planted there, so it is neither loaded nor built there."""
+    monkeypatch.setenv("LOGPIPE_CACHE", str(tmp_path / "private"))
+    built = native._build()
+    assert oct(built.stat().st_mode & 0o777) == "0o700"
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    (shared / built.name).write_bytes(built.read_bytes())  # "planted"
+    monkeypatch.setenv("LOGPIPE_CACHE", str(shared))
+    with pytest.raises(native._BuildError, match="this user's alone"):
+        native._build()
