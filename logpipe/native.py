@@ -30,6 +30,7 @@ FLAGS = ("-O2", "-std=c99", "-shared", "-fPIC")
 
 _LIB: ctypes.CDLL | None = None
 _TRIED = False
+_FAILED: str | None = None  # why the build or load failed
 why_not: str | None = None  # why library() is None, for `make bench` and the tests
 
 
@@ -39,7 +40,7 @@ def enabled() -> bool:
 
 def library() -> ctypes.CDLL | None:
     """The loaded cut library, built when missing; None when disabled or when it cannot be built."""
-    global _LIB, _TRIED, why_not
+    global _LIB, _TRIED, _FAILED, why_not
     if not enabled():
         why_not = "LOGPIPE_NATIVE=0"
         return None
@@ -48,7 +49,8 @@ def library() -> ctypes.CDLL | None:
         try:
             _LIB = _load(_build())
         except (OSError, subprocess.SubprocessError, _BuildError) as e:
-            why_not = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            _FAILED = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    why_not = None if _LIB is not None else _FAILED
     return _LIB
 
 

@@ -53,7 +53,7 @@ def split_plans_for_every_batch():
     ingest uses them for its large batches: the tests' batches of a sample file are smaller than
     ``parse.SPLIT_MIN_ROWS`` lines of a layout, which would leave every line to the capture regex.
     A line whose free text holds a quote still takes the capture regex, so both are compared."""
-    if shutil.which("cc"):
+    if shutil.which(os.environ.get("CC", "cc")):
         assert native.library() is not None, f"cut.c was not built: {native.why_not}"
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(parse, "SPLIT_MIN_ROWS", 0)
