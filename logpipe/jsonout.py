@@ -222,7 +222,7 @@ def _native_lines(keys: list[str], cols: list[tuple[pa.Array, str]], n: int, end
             escaped = kind == "str"
             a = arr if escaped else _json_array(arr, kind)
             a = a.cast(pa.string()) if a.type != pa.string() else a
-            first, last = _text_bounds(a)
+            first, last = text_bounds(a)
             bound += 6 * (last - first) + 6 * n if escaped else last - first
             arrays.append(a)
             kinds.append(int(escaped))
@@ -252,7 +252,7 @@ def _native_lines(keys: list[str], cols: list[tuple[pa.Array, str]], n: int, end
     return pa.Array.from_buffers(pa.string(), n, [None, line_offs, out.slice(0, max(written, 1))])
 
 
-def _text_bounds(a: pa.Array) -> tuple[int, int]:
+def text_bounds(a: pa.Array) -> tuple[int, int]:
     """The first and last offsets of a string array's text (its slice of the data buffer)."""
     bounds = pa.Array.from_buffers(pa.int32(), len(a) + 1, [None, a.buffers()[1]], offset=a.offset)
     return bounds[0].as_py(), bounds[-1].as_py()

@@ -32,7 +32,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .errors import UsageError
-from .jsonout import JSON_TEXT, column_kind, columns, iso_array, join_lines, json_line_batches, to_jsonable
+from .jsonout import (JSON_TEXT, column_kind, columns, iso_array, join_lines, json_line_batches, text_bounds,
+                      to_jsonable)
 
 FORMATS = ("table", "csv", "tsv", "json", "ndjson", "markdown")
 DEFAULT_MAX_WIDTH = 40
@@ -168,9 +169,8 @@ def _write_text_array(arr: pa.Array, out: IO[str]) -> None:
     """Write the values of a string array back to back: its data buffer is that text already."""
     if len(arr) == 0:
         return
-    _, offsets, values = arr.buffers()[:3]
-    bounds = pa.Array.from_buffers(pa.int32(), len(arr) + 1, [None, offsets], offset=arr.offset)
-    data = memoryview(values)[bounds[0].as_py():bounds[-1].as_py()]
+    first, last = text_bounds(arr)
+    data = memoryview(arr.buffers()[2])[first:last]
     binary = getattr(out, "buffer", None)
     if binary is not None:
         out.flush()

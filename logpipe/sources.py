@@ -58,9 +58,9 @@ class FileRange:
 
 def iter_file_ranges(inp: Input, skip_bytes: int = 0, chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[FileRange, int]]:
     """A plain (uncompressed) file as ranges of whole lines (the last line may lack its newline) of
-    up to about ``chunk_bytes``: ``(range, end_offset)``. This process reads each byte once, into one reused buffer,
-    only to find the ranges' last newlines and count their lines (for the line numbers); a worker
-    reads its range again itself."""
+    up to about ``chunk_bytes``: ``(range, end_offset)``. This process reads each byte once, into one
+    reused buffer, only to find the ranges' last newlines and count their lines (for the line
+    numbers); a worker reads its range again itself."""
     from .native import count_newlines
 
     buf = bytearray(chunk_bytes)

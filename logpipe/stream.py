@@ -38,6 +38,7 @@ PARSE_LINES = 1000  # lines per parser call
 ALERT_ROWS = 5_000  # rows per alert check (DuckDB's memory grows with the rows it is handed)
 MAX_FLUSH_ROWS = 20_000  # a larger batch would not fit the memory bound (300 MiB, measured)
 FORMAT_CHECK_LINES = 50  # access lines seen before a stream says its format looks wrong (_check_format)
+FORMAT_CHECK_READ = 10 * PARSE_LINES  # lines read in small slices at most, waiting for that check (_flush)
 # Dataset.compact reads a whole group of parts into memory, so the parts of one prefix (a
 # "generation") are capped: past GENERATION_ROWS rows the stream compacts them and starts a new prefix.
 GENERATION_ROWS = 20_000
@@ -243,10 +244,13 @@ class Streamer:
         self.unstored_from = self.next_line
         # Parsed in slices: the parser's peak memory grows with its batch, a part file should not shrink.
         # Until the format is checked, in slices of a few lines: a stream in another format is told
-        # (and sped up) after its first FORMAT_CHECK_LINES access lines, not after a whole flush.
+        # (and sped up) after its first FORMAT_CHECK_LINES access lines, not after a whole flush. A
+        # stream of mostly noise may never get there: past FORMAT_CHECK_READ lines read, slices are
+        # whole again (a parser call has a fixed cost of ~10 ms).
         records, rejects, start = [], [], 0
         while start < len(lines):
-            step = PARSE_LINES if self.format_checked else 2 * FORMAT_CHECK_LINES
+            small = not self.format_checked and self.counts.read < FORMAT_CHECK_READ
+            step = 2 * FORMAT_CHECK_LINES if small else PARSE_LINES
             part = self.parser.parse_batch(lines[start:start + step], self.opts.source, self.next_line + start)
             self.counts.add(part)
             self._warn(part)

@@ -622,3 +622,30 @@ def test_a_stream_in_another_format_keeps_up(tmp_path, monkeypatch):
     assert len(rejects) == 400 and all(r["class"] == "malformed" for r in rejects)
     assert "Lark:" in rejects[0]["reason"] and "Lark:" not in rejects[-1]["reason"]
     assert all("response_flags expected" in r["reason"] for r in rejects)
+
+
+def test_a_stream_of_noise_parses_in_whole_slices_again(tmp_path, monkeypatch):
+    """Small slices last only until the format check, or FORMAT_CHECK_READ lines for a stream that
+    never holds FORMAT_CHECK_LINES access lines (a parser call has a fixed cost); every line is
+    still counted."""
+    import io
+
+    from logpipe import stream
+    from logpipe.parse import Parser
+    from logpipe.stream import StreamOptions, Streamer
+
+    monkeypatch.setattr(stream, "FORMAT_CHECK_READ", 300)
+    sizes = []
+    real = Parser.parse_batch
+    monkeypatch.setattr(Parser, "parse_batch", lambda self, lines, *a, **k: sizes.append(len(lines)) or real(self, lines, *a, **k))
+    path = tmp_path / "noise.log"
+    path.write_text("".join(f"2025-03-01T00:00:00.{i % 1000:03d}Z\tinfo\tenvoy main\tnoise line {i}\n" for i in range(2500)))
+    err = io.StringIO()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        code = Streamer(str(tmp_path / "data"), StreamOptions(alerts=False, flush_rows=5000), stdin_fd=fd,
+                        stderr=err).run()
+    finally:
+        os.close(fd)
+    assert code == 0 and "lines read 2500, parsed 0" in err.getvalue()
+    assert sizes == [100, 100, 100, 1000, 1000, 200]
