@@ -76,11 +76,32 @@ def test_malformed_line_reason(rejects, line, what):
 
 @pytest.mark.parametrize("line", [n for n, _ in expectations()], ids=str)
 def test_malformed_text_lines_keep_lark_context(rejects, line):
-    """A text line that breaks mid-way names its closest layout and keeps Lark's expected terminals."""
+    """A text line that breaks mid-way names its closest layout and keeps Lark's expected terminals
+    (in a batch of its own: a batch gives Lark's context to its first LARK_CONTEXT_LINES only)."""
     r = rejects[line]
     if r["raw"].startswith("[") and "closest layout" in r["reason"]:
-        assert re.search(r"closest layout istio_1_9\b", r["reason"])
-        assert "Lark: column" in r["reason"]
+        _, (alone,), _ = parse_text([r["raw"]], "malformed.log")
+        assert re.search(r"closest layout istio_1_9\b", alone["reason"])
+        assert "Lark: column" in alone["reason"]
+        assert alone["reason"].startswith(r["reason"].split(" (closest layout")[0])
+
+
+def test_a_batch_asks_lark_about_its_first_malformed_lines_only(monkeypatch):
+    """Lark's context costs ~5 ms a line: a batch asks it about its first LARK_CONTEXT_LINES
+    malformed lines; every other one is still a malformed reject with its diagnosis."""
+    from logpipe import grammar
+    from logpipe.parse import LARK_CONTEXT_LINES
+
+    calls = []
+    real = grammar.Rulebook.parse
+    monkeypatch.setattr(grammar.Rulebook, "parse", lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
+    body = read_lines(LOG)[4]  # bytes_sent is abc
+    n = 3 * LARK_CONTEXT_LINES
+    _, rejects, batch = parse_text([body] * n)
+    assert batch.read == n and len(rejects) == n and len(calls) == LARK_CONTEXT_LINES
+    assert all(r["class"] == "malformed" and "bytes_sent expected INT or '-', got 'abc'" in r["reason"] for r in rejects)
+    assert ["Lark:" in r["reason"] for r in rejects] == [True] * LARK_CONTEXT_LINES + [False] * (n - LARK_CONTEXT_LINES)
+    assert len({r["column"] for r in rejects}) == 1
 
 
 @pytest.mark.parametrize("line, prefix", [
