@@ -185,9 +185,11 @@ class Parser:
         books = [(name, self.access) for name in TEXT_LAYOUTS]
         if self.custom and self.custom.rulebook is not None:
             books.insert(0, (self.custom.name, self.custom.rulebook))
-        split = options.get("split", True)
-        self._layouts = [(name, book.compile(name), _splitplan.build(book, name) if split else None)
-                         for name, book in books] if self.fast else []
+        # A plan is read from the grammar when a batch first has SPLIT_MIN_ROWS lines of its layout
+        # (~5 ms each: `logpipe parse` of a few lines never needs one).
+        self._split = options.get("split", True)
+        self._layouts = [(name, book.compile(name), book) for name, book in books] if self.fast else []
+        self._plans: dict[tuple, _splitplan.SplitPlan | None] = {}
 
     def __reduce__(self):
         # Lark objects do not pickle well; rebuilding from the options is cheap and exact.
@@ -196,6 +198,15 @@ class Parser:
     def with_options(self, **changes) -> "Parser":
         """A parser like this one with some options changed (``exact=False``: see ``__init__``)."""
         return type(self)(**{**self._options, **changes})
+
+    def split_plan(self, layout: str, book: "_grammar.Rulebook | None" = None) -> "_splitplan.SplitPlan | None":
+        """The split plan of a text layout (None with ``split=False``, or when its grammar cannot be
+        read by splitting), read from the grammar on first use."""
+        book = book or next(b for name, _, b in self._layouts if name == layout)
+        key = (layout, id(book))  # a custom grammar may name a layout like a built-in one
+        if key not in self._plans:
+            self._plans[key] = _splitplan.build(book, layout) if self._split else None
+        return self._plans[key]
 
     # ---- the batch ---------------------------------------------------------------------------------
 
@@ -229,14 +240,15 @@ class Parser:
         rejects: list[dict] = []
 
         text = self._reject_glued(df.filter(~is_json), rejects)
-        for name, compiled, plan in self._layouts:
+        for name, compiled, book in self._layouts:
             if text.height == 0:
                 break
             hit = text["body"].str.contains(f"^{compiled.pattern}$")  # a DFA: no captures yet
             if not hit.any():
                 continue
             got, text = text.filter(hit), text.filter(~hit)
-            if plan is not None and got.height >= SPLIT_MIN_ROWS:
+            plan = self.split_plan(name, book) if got.height >= SPLIT_MIN_ROWS else None
+            if plan is not None:
                 easy, split = _splitplan.cut(plan, got["body"])
                 if split is not None:
                     frames.append(self._with_provenance(got.filter(easy), split, name))

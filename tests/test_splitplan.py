@@ -119,7 +119,7 @@ def test_every_builtin_layout_has_a_plan(access, layout):
 
 def plans(parser: Parser) -> dict:
     """The split plan of each text layout of ``parser``, by layout name."""
-    return {name: plan for name, _regex, plan in parser._layouts}
+    return {name: parser.split_plan(name) for name, *_ in parser._layouts}
 
 
 def test_parser_builds_a_plan_per_layout(parsers):
@@ -127,6 +127,17 @@ def test_parser_builds_a_plan_per_layout(parsers):
     assert [name for name, *_ in split._layouts] == list(TEXT_LAYOUTS)
     assert all(plan is not None for plan in plans(split).values())
     assert all(plan is None for plan in plans(whole).values())
+
+
+def test_plans_are_read_when_a_batch_first_needs_one(monkeypatch):
+    """Reading a plan from the grammar costs ms: `logpipe parse` of a few lines reads none."""
+    monkeypatch.setattr(parse, "SPLIT_MIN_ROWS", 1000)
+    line = read_lines(ROOT / "sample_logs" / "waypoint-egress-1.23.log")[0]
+    parser = Parser()
+    parser.parse_batch([line] * 10)
+    assert parser._plans == {}
+    parser.parse_batch([line] * parse.SPLIT_MIN_ROWS)
+    assert list(parser._plans) == [("istio_1_9", id(parser.access))]
 
 
 def test_istio_1_9_plan_shape(access):
