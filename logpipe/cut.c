@@ -283,3 +283,151 @@ int64_t logpipe_json_lines(int64_t n, int32_t ncols, const int32_t *kinds, const
     line_offs[n] = (int32_t)(o - out);
     return o - out;
 }
+
+/* ---- flat JSON objects (logpipe/jsonlog.py) ------------------------------------------------------
+ * Istio's JSON encoding is one flat object per line. For each line (offs/data as for logpipe_cut)
+ * this reads the object and writes, for each of the nknown first keys, the value's text as a string
+ * view (a string's bytes between its quotes; a number, true or false as written) to
+ * out[k * n + i] and present[k * n + i] = 0 (absent), 1 (null) or 2 (a value), adding texts over 12
+ * bytes to bytes[k]. Keys [nknown, nkeys) stop the line; other keys are skipped.
+ *
+ * It reads only what it can give exactly as Python's json.loads and jsonlog._json_text would: a line
+ * gets ok = 0, and Python reads it, when it is not one object of scalar values with JSON's
+ * whitespace around tokens and nothing after it, when a key or string holds a backslash (escapes) or
+ * a control character, when a number is not a plain integer (-?(0|[1-9][0-9]*), not -0, at most 18
+ * digits: str(int) of it is its text), when a known key comes twice, or when a stop key appears. Every read stays in
+ * [offs[i], offs[i + 1]). Returns the number of lines read. */
+
+static int64_t skip_ws(const uint8_t *d, int64_t at, int64_t b)
+{
+    while (at < b && (d[at] == ' ' || d[at] == '\t' || d[at] == '\n' || d[at] == '\r'))
+        at++;
+    return at;
+}
+
+/* The end of a string whose opening quote is at d[at - 1], at its closing quote; -1 if none or if it
+ * holds a backslash or a control character. */
+static int64_t string_end(const uint8_t *d, int64_t at, int64_t b)
+{
+    for (; at < b; at++) {
+        if (d[at] == '"')
+            return at;
+        if (d[at] == '\\' || d[at] < 0x20)
+            return -1;
+    }
+    return -1;
+}
+
+static int find_key(const uint8_t *d, int64_t s, int64_t len, int32_t nkeys, const uint8_t *keys,
+                    const int32_t *key_off, int32_t guess)
+{
+    if (guess >= 0 && guess < nkeys && key_off[guess + 1] - key_off[guess] == len
+        && memcmp(keys + key_off[guess], d + s, (size_t)len) == 0)
+        return guess;
+    for (int32_t k = 0; k < nkeys; k++)
+        if (key_off[k + 1] - key_off[k] == len && memcmp(keys + key_off[k], d + s, (size_t)len) == 0)
+            return k;
+    return -1;
+}
+
+int64_t logpipe_json_flat(const uint8_t *data, const int64_t *offs, int64_t n,
+                          int32_t nkeys, int32_t nknown, const uint8_t *keys, const int32_t *key_off,
+                          view_t *out, uint8_t *present, uint8_t *ok, int64_t *bytes)
+{
+    int32_t next_key[nkeys + 1];  /* the key that followed each key last time: lines repeat their order */
+    int64_t vs[nknown > 0 ? nknown : 1], ve[nknown > 0 ? nknown : 1];
+    int64_t good = 0;
+    for (int32_t k = 0; k <= nkeys; k++)
+        next_key[k] = k < nkeys ? k + 1 : 0;
+    for (int64_t i = 0; i < n; i++) {
+        const int64_t a = offs[i], b = offs[i + 1];
+        int64_t at = skip_ws(data, a, b);
+        int32_t prev = nkeys, fits = at < b && data[at] == '{';
+        for (int32_t k = 0; k < nknown; k++)
+            present[(int64_t)k * n + i] = 0;
+        at = skip_ws(data, at + 1, b);
+        if (fits && at < b && data[at] == '}') {
+            at++;
+        } else {
+            while (fits) {
+                if (at >= b || data[at] != '"') { fits = 0; break; }
+                int64_t ks = at + 1, ke = string_end(data, ks, b);
+                if (ke < 0) { fits = 0; break; }
+                int32_t key = find_key(data, ks, ke - ks, nkeys, keys, key_off, next_key[prev]);
+                if (key >= 0) {
+                    next_key[prev] = key;
+                    prev = key;
+                }
+                at = skip_ws(data, ke + 1, b);
+                if (at >= b || data[at] != ':' || key >= nknown) { fits = 0; break; }  /* key >= nknown: a stop key */
+                at = skip_ws(data, at + 1, b);
+                if (at >= b) { fits = 0; break; }
+                int64_t s = at, e;
+                uint8_t kind = 2;
+                uint8_t c = data[at];
+                if (c == '"') {
+                    s = at + 1;
+                    e = string_end(data, s, b);
+                    if (e < 0) { fits = 0; break; }
+                    at = e + 1;
+                } else if (c == '-' || (c >= '0' && c <= '9')) {
+                    int64_t d = at + (c == '-');
+                    if (d >= b || data[d] < '0' || data[d] > '9') { fits = 0; break; }
+                    e = d + 1;
+                    if (data[d] != '0')
+                        while (e < b && data[e] >= '0' && data[e] <= '9')
+                            e++;
+                    else if (c == '-') { fits = 0; break; }  /* -0: json.loads gives 0 */
+                    if (e - d > 18 || (e < b && (data[e] == '.' || data[e] == 'e' || data[e] == 'E'
+                                                 || (data[e] >= '0' && data[e] <= '9')))) {
+                        fits = 0;
+                        break;
+                    }
+                    at = e;
+                } else if (b - at >= 4 && memcmp(data + at, "true", 4) == 0) {
+                    e = at + 4; at = e;
+                } else if (b - at >= 5 && memcmp(data + at, "false", 5) == 0) {
+                    e = at + 5; at = e;
+                } else if (b - at >= 4 && memcmp(data + at, "null", 4) == 0) {
+                    e = s; at += 4; kind = 1;
+                } else {
+                    fits = 0;  /* an object, an array, NaN, Infinity or not JSON */
+                    break;
+                }
+                if (key >= 0) {
+                    uint8_t *p = &present[(int64_t)key * n + i];
+                    if (*p) { fits = 0; break; }  /* twice: json.loads keeps the last */
+                    *p = kind;
+                    vs[key] = s;
+                    ve[key] = e;
+                }
+                at = skip_ws(data, at, b);
+                if (at < b && data[at] == ',') {
+                    at = skip_ws(data, at + 1, b);
+                    continue;
+                }
+                if (at < b && data[at] == '}') {
+                    at++;
+                    break;
+                }
+                fits = 0;
+            }
+        }
+        fits = fits && skip_ws(data, at, b) == b;
+        for (int32_t k = 0; k < nknown; k++) {
+            view_t *v = &out[(int64_t)k * n + i];
+            if (fits && present[(int64_t)k * n + i] == 2) {
+                put_view(v, data, vs[k], ve[k] - vs[k]);
+                if (ve[k] - vs[k] > 12)
+                    bytes[k] += ve[k] - vs[k];
+            } else {
+                memset(v, 0, sizeof *v);
+                if (!fits)
+                    present[(int64_t)k * n + i] = 0;
+            }
+        }
+        ok[i] = (uint8_t)fits;
+        good += fits;
+    }
+    return good;
+}

@@ -4,14 +4,26 @@ docker json-file wrappers). Values stay text here; ``logpipe/records.py`` types 
 """
 from __future__ import annotations
 
+import ctypes
 import json
 
+from . import native as _native
 from . import ztunnel as _ztunnel
-from .schema import RECORD_SCHEMA
+from .schema import DERIVED_FIELDS, RECORD_SCHEMA
 
 PROVENANCE = ("log_format", "source", "line_number", "pod", "container", "received_at")
 
-_JSON_KEYS = {f.name for f in RECORD_SCHEMA} - set(PROVENANCE)
+# Derived columns (an address's ip and port, a cluster's parts) come from their base value only,
+# never from a key of the same name: else a line's value would depend on the other lines of its batch.
+_JSON_KEYS = {f.name for f in RECORD_SCHEMA} - set(PROVENANCE) - {f.name for f in DERIVED_FIELDS}
+
+# Lines read natively (``take_flat``): the keys whose text becomes a column, then keys that only
+# choose the layout; a line with a STOP key goes to json.loads (ztunnel's access events are told apart
+# by them, and _json_record tries ztunnel first).
+FLAT_KEYS = (*sorted(_JSON_KEYS), "istio_policy_status")
+STOP_KEYS = ("scope", "target", "message", "msg", "src.addr", "dst.addr")
+# Below this many JSON lines in a batch (a stream's micro-batch), json.loads is as cheap.
+FLAT_MIN_ROWS = 64
 
 
 def _json_record(obj) -> tuple[str | None, dict | str]:
@@ -48,3 +60,57 @@ def _json_text(v) -> str | None:
     if isinstance(v, str):
         return v
     return json.dumps(v, separators=(",", ":"))
+
+
+def take_flat(df):
+    """Istio JSON lines of ``df`` (its ``body`` column) read natively by cut.c, with no Python per
+    line: ``(their text columns and provenance, the lines left)``; the first is None when cut.c is
+    not built or takes none. A line is taken only where cut.c's reading (``logpipe_json_flat``: one
+    flat object of plain values) gives exactly what ``json.loads`` and ``_json_record`` give it; the
+    lines left (escapes, floats, nested values, ztunnel and noise objects, bad JSON) go to them."""
+    import polars as pl
+    import pyarrow as pa
+
+    lib = _native.library()
+    buffers = _native.string_buffers(df["body"]) if lib is not None and df.height >= FLAT_MIN_ROWS else None
+    if buffers is None:
+        return None, df
+    lines, offsets, data = buffers
+    n, known = len(lines), len(FLAT_KEYS)
+    names = b"".join(k.encode() for k in (*FLAT_KEYS, *STOP_KEYS))
+    bounds = [0]
+    for k in (*FLAT_KEYS, *STOP_KEYS):
+        bounds.append(bounds[-1] + len(k.encode()))
+    views, present, ok = pa.allocate_buffer(16 * n * known), pa.allocate_buffer(n * known), pa.allocate_buffer(n)
+    sizes = (ctypes.c_int64 * known)()
+    got = lib.logpipe_json_flat(data.address, offsets, n, known + len(STOP_KEYS), known, names,
+                                _native.int32s(bounds), views.address, present.address, ok.address, sizes)
+    if got == 0:
+        return None, df
+
+    def uint8s(buffer, k=0):
+        return pl.from_arrow(pa.Array.from_buffers(pa.uint8(), n, [None, buffer.slice(k * n, n)]))
+
+    texts = dict(zip(FLAT_KEYS, _native.view_columns(lib, views, n, list(sizes), data)))
+    has = {k: uint8s(present, i) for i, k in enumerate(FLAT_KEYS)}
+    # _json_record's choice, as masks: an Istio record has start_time and one of these keys.
+    istio = (uint8s(ok) == 1) & (has["start_time"] > 0) & (
+        (has["response_code"] > 0) | (has["upstream_cluster"] > 0) | (has["upstream_host"] > 0))
+    if not istio.any():
+        return None, df
+    has = {k: v.filter(istio) for k, v in has.items()}
+    taken = df.filter(istio).select("line_number", "raw", "pod", "container", "received_at")
+    # A column per key that some taken line holds (as a frame of json.loads' rows has), null where
+    # the key is absent or null.
+    fields = {k: pl.select(pl.when(has[k] == 2).then(texts[k].filter(istio))).to_series().alias(k)
+              for k in sorted(_JSON_KEYS) if has[k].max() > 0}
+    if "method" in fields and "start_time" in fields:  # Istio 1.1's method is %START_TIME% (FORMATS.md a.3)
+        m, t = fields["method"], fields["start_time"]
+        fields["method"] = pl.select(pl.when(m == t).then(None).otherwise(m)).to_series().alias("method")
+    kind = pl.select(
+        pl.when(has["istio_policy_status"] > 0)
+        .then(pl.when(has["route_name"] > 0).then(pl.lit("istio_json_1_3")).otherwise(pl.lit("istio_json_1_1")))
+        .when(has["response_code_details"] > 0).then(pl.lit("istio_json"))
+        .otherwise(pl.lit("istio_json_1_8"))
+    ).to_series().alias("log_format")
+    return taken.with_columns(*fields.values(), kind), df.filter(~istio)

@@ -119,9 +119,44 @@ def _load(path: Path) -> ctypes.CDLL:
     lib.logpipe_json_lines.restype = ctypes.c_int64
     lib.logpipe_json_lines.argtypes = [ctypes.c_int64, ctypes.c_int32, i32p, vp, vp, vp, vp,
                                        ctypes.c_char_p, i32p, ctypes.c_char_p, ctypes.c_int32, vp, vp]
+    lib.logpipe_json_flat.restype = ctypes.c_int64
+    lib.logpipe_json_flat.argtypes = [vp, vp, ctypes.c_int64, ctypes.c_int32, ctypes.c_int32, ctypes.c_char_p, i32p,
+                                      vp, vp, vp, vp]
     lib.logpipe_compact.restype = None
     lib.logpipe_compact.argtypes = [vp, ctypes.c_int64, vp, vp]
     return lib
+
+
+def string_buffers(series):
+    """A polars string Series as cut.c reads lines: (its Arrow large-string array, the address of its
+    offsets, its data buffer), or None when it holds no bytes or more than views can address."""
+    import pyarrow as pa
+
+    lines = series.to_arrow()
+    if lines.type != pa.large_string():
+        lines = lines.cast(pa.large_string())
+    _, offsets, data = lines.buffers()
+    if data is None or data.size > MAX_DATA_BYTES:
+        return None
+    return lines, offsets.address + 8 * lines.offset, data
+
+
+def view_columns(lib, views, n: int, sizes, data) -> list:
+    """polars string columns of the ``len(sizes)`` columns of ``n`` string views cut.c wrote into
+    ``views`` (pointing into ``data``; ``sizes[k]``: column k's bytes in texts over 12 bytes). Each
+    column's long texts are first copied into a buffer of its own (``logpipe_compact``)."""
+    import polars as pl
+    import pyarrow as pa
+
+    width = 16 * n  # an Arrow string view is 16 bytes
+    texts = pa.allocate_buffer(sum(sizes) + 1)  # +1: a column with no long text still gets a buffer
+    columns, at = [], 0
+    for k, size in enumerate(sizes):
+        column, text = views.slice(width * k, width), texts.slice(at, max(1, size))
+        lib.logpipe_compact(column.address, n, data.address, text.address)
+        columns.append(pl.from_arrow(pa.Array.from_buffers(pa.string_view(), n, [None, column, text])))
+        at += size
+    return columns
 
 
 def int32s(values) -> ctypes.Array:

@@ -32,7 +32,7 @@ from . import steps as _steps
 from . import splitplan as _splitplan
 from . import ztunnel as _ztunnel
 from .diagnose import diagnose_line
-from .jsonlog import _json_record
+from .jsonlog import _json_record, take_flat as _take_flat
 from .records import _reject, _rejects_batch, type_columns
 from .schema import ADDRESS_COLUMNS, RECORD_SCHEMA
 
@@ -377,6 +377,11 @@ class Parser:
         return len(body) <= LARK_CONTEXT_CHARS and body.count('"') <= self._max_quotes + LARK_CONTEXT_EXTRA_QUOTES
 
     def _json(self, df: pl.DataFrame, rejects: list[dict]) -> list[pl.DataFrame]:
+        frames = []
+        if self.custom is None:  # Istio's JSON encoding, read natively; the rest line by line below
+            taken, df = _take_flat(df)
+            if taken is not None:
+                frames.append(self._split_values(taken))
         rows = []
         for ln, raw, body, pod, container, received in df.select(
             "line_number", "raw", "body", "pod", "container", "received_at"
@@ -396,10 +401,9 @@ class Parser:
             fields.update(line_number=ln, raw=raw, log_format=kind, pod=pod, container=container,
                           received_at=received)
             rows.append(fields)
-        if not rows:
-            return []
-        frame = pl.DataFrame(rows, infer_schema_length=None)
-        return [self._split_values(frame)]
+        if rows:
+            frames.append(self._split_values(pl.DataFrame(rows, infer_schema_length=None)))
+        return frames
 
     def _split_values(self, frame: pl.DataFrame) -> pl.DataFrame:
         """Derive address and cluster sub-columns of values that arrived whole (JSON), with the same
@@ -408,9 +412,8 @@ class Parser:
             if col not in frame.columns:
                 continue
             # cast: a column that is null in every row of the batch has polars' Null type
-            got = frame[col].cast(pl.String).str.extract_groups(f"^{compiled.pattern}$").struct.unnest()
-            outs = [_coalesce(g).alias(out) for out, g in compiled.groups.items()]
-            got = got.select(*outs)
+            got = pl.DataFrame(_splitplan.extract_groups(f"^{compiled.pattern}$", compiled.groups,
+                                                         frame[col].cast(pl.String)))
             if col == "upstream_cluster":  # keep the value as sent when it has no cluster shape
                 got = got.with_columns(pl.coalesce(pl.col(col), frame[col]).alias(col))
             else:

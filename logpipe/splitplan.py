@@ -167,7 +167,7 @@ def _columns(tokens: list[Token], values: list[pl.Series], height: int) -> pl.Da
         if token.field is not None:
             _add(columns, token.field, value)
         else:
-            for name, got in _by_regex(token, value).items():
+            for name, got in extract_groups(token.regex, token.groups, value).items():
                 _add(columns, name, got)
     return pl.DataFrame(columns, height=height)
 
@@ -203,28 +203,19 @@ def _cut_native(lib, plan: SplitPlan, body: pl.Series) -> tuple[pl.Series, list[
         return None
     tokens, lits, (seg_left, seg_free, seg_right, tok_seg, tok_index, tok_lstrip, tok_rstrip, tok_loff,
                    tok_roff) = native_plan
-    lines = body.to_arrow()
-    if lines.type != pa.large_string():
-        lines = lines.cast(pa.large_string())
-    _, offsets, data = lines.buffers()
-    if data is None or data.size > _native.MAX_DATA_BYTES:
+    buffers = _native.string_buffers(body)
+    if buffers is None:
         return None
-    n, width = len(lines), 16 * len(lines)  # an Arrow string view is 16 bytes
-    views, ok = pa.allocate_buffer(width * len(tokens)), pa.allocate_buffer(n)
+    lines, offsets, data = buffers
+    n = len(lines)
+    views, ok = pa.allocate_buffer(16 * n * len(tokens)), pa.allocate_buffer(n)
     sizes = (ctypes.c_int64 * len(tokens))()
-    lib.logpipe_cut(data.address, offsets.address + 8 * lines.offset, n,
+    lib.logpipe_cut(data.address, offsets, n,
                     len(plan.segments), seg_left, seg_free, seg_right,
                     len(tokens), tok_seg, tok_index, tok_lstrip, tok_rstrip, lits, tok_loff, tok_roff,
                     views.address, ok.address, sizes)
     easy = pl.from_arrow(pa.Array.from_buffers(pa.uint8(), n, [None, ok])).cast(pl.Boolean)
-    texts = pa.allocate_buffer(sum(sizes) + 1)  # +1: a token with no long text still gets a buffer
-    values, at = [], 0
-    for t in range(len(tokens)):
-        column, text = views.slice(width * t, width), texts.slice(at, max(1, sizes[t]))
-        lib.logpipe_compact(column.address, n, data.address, text.address)
-        values.append(pl.from_arrow(pa.Array.from_buffers(pa.string_view(), n, [None, column, text])))
-        at += sizes[t]
-    return easy, list(tokens), values
+    return easy, list(tokens), _native.view_columns(lib, views, n, list(sizes), data)
 
 
 def _add(columns: dict[str, pl.Series], name: str, value: pl.Series) -> None:
@@ -266,16 +257,18 @@ def _cut(seg: Segment, text: pl.Expr, key: str) -> list[tuple[Token, pl.Expr]]:
     return out
 
 
-def _by_regex(token: Token, value: pl.Series) -> dict[str, pl.Series]:
-    outs = [_coalesce(names).alias(out) for out, names in token.groups]
+def extract_groups(regex: str, groups, value: pl.Series) -> dict[str, pl.Series]:
+    """The columns ``groups`` (output name -> its group names, coalesced) of ``regex`` on each text of
+    ``value``; on each distinct text once when texts repeat (DEDUPE_RATIO)."""
+    outs = [_coalesce(names).alias(out) for out, names in dict(groups).items()]
     distinct = value.unique() if value.len() >= DEDUPE_ROWS else value
     if distinct.len() * DEDUPE_RATIO <= value.len():
-        table = distinct.to_frame("__v").with_columns(pl.col("__v").str.extract_groups(token.regex).struct.unnest())
+        table = distinct.to_frame("__v").with_columns(pl.col("__v").str.extract_groups(regex).struct.unnest())
         table = table.select("__v", *outs)
         got = value.to_frame("__v").join(table, on="__v", how="left", maintain_order="left", nulls_equal=True)
         got = got.drop("__v")
     else:
-        got = value.str.extract_groups(token.regex).struct.unnest().select(*outs)
+        got = value.str.extract_groups(regex).struct.unnest().select(*outs)
     return {c: got.to_series(i) for i, c in enumerate(got.columns)}
 
 

@@ -1,0 +1,163 @@
+"""Istio JSON lines read natively (``jsonlog.take_flat``, cut.c's ``logpipe_json_flat``) against the
+json.loads path: the same records and rejects for every JSON sample line, hand-picked edges, and
+generated objects (escapes, floats, nested values, duplicate keys, ztunnel and noise objects, cuts).
+"""
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+from conftest import SAMPLES, read_lines
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from logpipe import jsonlog, native, parse
+from logpipe.parse import Parser
+
+JSON_SAMPLES = sorted(SAMPLES.glob("*json*.log"))
+ISTIO = json.loads(read_lines(SAMPLES / "istio-json-1.24.log")[0])
+
+
+@pytest.fixture(scope="module")
+def parser():
+    if native.library() is None:
+        pytest.skip(f"cut.c not built: {native.why_not}")
+    return Parser()
+
+
+def both(parser, lines: list[str], monkeypatch) -> tuple:
+    """(records, rejects) read natively where it can, then with json.loads only; the native reading
+    must have taken ``taken`` lines."""
+    monkeypatch.setattr(jsonlog, "FLAT_MIN_ROWS", 0)
+    fast = parser.parse_batch(lines)
+    with monkeypatch.context() as mp:
+        mp.setattr(native, "library", lambda: None)
+        slow = parser.parse_batch(lines)
+    assert fast.records.schema == slow.records.schema
+    assert fast.records.to_pylist() == slow.records.to_pylist()
+    assert fast.rejects.to_pylist() == slow.rejects.to_pylist()
+    return fast.records.to_pylist(), fast.rejects.to_pylist()
+
+
+def taken(lines: list[str], monkeypatch) -> int:
+    import polars as pl
+
+    monkeypatch.setattr(jsonlog, "FLAT_MIN_ROWS", 0)
+    frame = pl.DataFrame({"body": lines, "line_number": range(1, len(lines) + 1), "raw": lines,
+                          "pod": [None] * len(lines), "container": [None] * len(lines),
+                          "received_at": [None] * len(lines)},
+                         schema_overrides={c: pl.String for c in ("pod", "container", "received_at")})
+    got, _rest = jsonlog.take_flat(frame)
+    return 0 if got is None else got.height
+
+
+@pytest.mark.parametrize("path", JSON_SAMPLES, ids=lambda p: p.name)
+def test_json_samples_read_the_same(parser, path, monkeypatch):
+    lines = read_lines(path)
+    both(parser, lines, monkeypatch)
+
+
+def test_plain_istio_lines_are_taken_natively(parser, monkeypatch):
+    lines = read_lines(SAMPLES / "istio-json-1.24.log") + read_lines(SAMPLES / "istio-json-1.5.log")
+    assert taken(lines, monkeypatch) == len(lines)
+    assert taken(read_lines(SAMPLES / "ztunnel-json.log"), monkeypatch) == 0
+
+
+def line(**changes) -> str:
+    obj = dict(ISTIO)
+    obj.update(changes)
+    return json.dumps({k: v for k, v in obj.items() if v is not ...}, separators=(",", ":"), ensure_ascii=False)
+
+
+EDGES = {
+    # taken natively
+    "plain": (line(), 1),
+    "spaces": (json.dumps(ISTIO, indent=None, separators=(" , ", " : ")), 1),
+    "tabs and spaces": ("{ \t\"start_time\" :\t\"2024-12-09T13:40:07.513Z\" , \"response_code\": 200 }\t ", 1),
+    "unicode": (line(user_agent="Grüße ✓ 🚀", path="/ü"), 1),
+    "DEL is not a control": (line(user_agent="a\x7fb"), 1),
+    "true false null": (line(user_agent=True, path=False, authority=None), 1),
+    "negative int": (line(duration=-12), 1),
+    "zero": (line(bytes_sent=0), 1),
+    "18 digits": (line(bytes_sent=10**17), 1),
+    "empty string": (line(path=""), 1),
+    "unknown keys skipped": (line(x_b3_traceid="abc", extra=12), 1),
+    "unknown key twice": ('{"a":1,"a":2,' + line()[1:], 1),
+    "method is start_time (1.1)": (line(method="2024-12-09T13:40:07.513Z", istio_policy_status="-"), 1),
+    "1.3 keys": (line(istio_policy_status="-"), 1),
+    "1.8 keys": (line(response_code_details=...), 1),
+    "no start_time": (line(start_time=...), 0),
+    # json.loads reads them
+    "escaped quote": (line(user_agent='say "hi"'), 0),
+    "escaped unicode": (json.dumps({**ISTIO, "path": "/é"}), 0),
+    "escaped key": ('{"start\\u005ftime":"2024-12-09T13:40:07.513Z","response_code":200}', 0),
+    "float": (line(duration=1.5), 0),
+    "float integer": (line(duration=2.0), 0),
+    "exponent": (line(bytes_sent=1e3), 0),
+    "minus zero": (line(duration=...)[:-1] + ',"duration":-0}', 0),
+    "leading zero": (line(duration=...)[:-1] + ',"duration":012}', 0),
+    "19 digits": (line(bytes_sent=10**18), 0),
+    "huge int": (line(bytes_sent=10**30), 0),
+    "NaN": (line(duration=...)[:-1] + ',"duration":NaN}', 0),
+    "nested value": (line(path={"a": 1}), 0),
+    "nested unknown": (line(tags=["a", "b"]), 0),
+    "known key twice": (line()[:-1] + ',"path":"/again"}', 0),
+    "ztunnel key": (line(scope="access"), 0),
+    "control character": (line()[:-1] + ',"path":"a\tb"}', 0),
+    "trailing comma": (line()[:-1] + ",}", 0),
+    "trailing text": (line() + " x", 0),
+    "two objects": (line() + line(), 0),
+    "cut short": (line()[:-10], 0),
+    "missing colon": ('{"start_time" "x","response_code":200}', 0),
+    "empty object": ("{}", 0),
+    "array": ("[1,2]", 0),
+}
+
+
+@pytest.mark.parametrize("name", list(EDGES))
+def test_edges_read_the_same(parser, name, monkeypatch):
+    text, natively = EDGES[name]
+    assert taken([text], monkeypatch) == natively
+    both(parser, [text, line()], monkeypatch)
+
+
+SCALARS = st.one_of(
+    st.none(), st.booleans(), st.integers(min_value=-(10**20), max_value=10**20),
+    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=12),
+    st.sampled_from(["-", "", "10.0.0.1:80", "[2001:db8::1]:443", "outbound|80||x.svc", "GET", "200"]),
+)
+VALUES = st.one_of(SCALARS, st.lists(SCALARS, max_size=2), st.dictionaries(st.text(max_size=3), SCALARS, max_size=2))
+KEYS = st.sampled_from([*jsonlog.FLAT_KEYS, *jsonlog.STOP_KEYS, "level", "log", "stream", "x", "time"])
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(objs=st.lists(st.dictionaries(KEYS, VALUES, max_size=8), min_size=1, max_size=6),
+       seed=st.integers(0, 2**16))
+def test_generated_objects_read_the_same(parser, objs, seed, monkeypatch):
+    rng = random.Random(seed)
+    lines = []
+    for obj in objs:
+        if rng.random() < 0.7:  # most lines look like Istio's
+            obj = {**{k: ISTIO[k] for k in rng.sample(sorted(ISTIO), 6)}, "start_time": ISTIO["start_time"],
+                   "response_code": rng.choice([200, 503, 0, "200"]), **obj}
+        text = json.dumps(obj, ensure_ascii=rng.random() < 0.3,
+                          separators=rng.choice([(",", ":"), (", ", ": "), (" ,", " :")]))
+        r = rng.random()
+        if r < 0.05:
+            text = text[:rng.randrange(1, len(text))]
+        elif r < 0.1:
+            text = text[:-1] + ',"path":"dup"}'
+        lines.append(text)
+    both(parser, lines, monkeypatch)
+
+
+def test_json_batches_take_the_native_reading_only_when_large(parser, monkeypatch):
+    """A stream's micro-batch of a few JSON lines goes to json.loads (as cheap as the native call)."""
+    results = []
+    real = jsonlog.take_flat
+    monkeypatch.setattr(parse, "_take_flat", lambda df: results.append(real(df)) or results[-1])
+    small = parser.parse_batch([line()] * 3)
+    large = parser.parse_batch([line()] * jsonlog.FLAT_MIN_ROWS)
+    assert results[0][0] is None and results[1][0].height == jsonlog.FLAT_MIN_ROWS
+    assert small.records.to_pylist() == large.records.to_pylist()[:3]
