@@ -7,6 +7,8 @@ each one's ratio to `logpipe ingest`. Peak RSS is the whole process tree's (work
   logpipe ingest        text → typed, partitioned zstd Parquet with the full record and rejects
   … as 100 files        the same lines cut into 100 files in a directory (rotated logs)
   logpipe parse         text → ndjson on stdout (> /dev/null)
+  … Istio JSON encoding the same requests as Istio's JSON access-log encoding (accessLogEncoding: JSON)
+  … 2% truncated lines  every 50th line cut in half: each one a malformed reject with its reason
   duckdb CSV → Parquet  the stack's floor: DuckDB cuts lines at spaces/quotes into 22 text columns
                         and writes zstd Parquet, with no grammar check, typing, derived columns or rejects
   exact Lark path       the grammar's Earley parser alone, per line (on BENCH_LARK_LINES lines)
@@ -44,6 +46,49 @@ def data_file() -> Path:
         subprocess.run([sys.executable, str(HERE / "generate.py"), "--lines", str(LINES), "--seed", "1",
                         "--out", str(path)], check=True)
     return path
+
+
+def json_file(path: Path) -> Path:
+    """The access lines of ``path`` in Istio's JSON encoding (its 24 keys, numbers as numbers); its
+    noise lines as they are. Written once, next to ``path``, by a process of its own (this one's
+    size would count in the peak RSS of every command it starts: a child starts as its copy)."""
+    out = path.with_name(path.name.replace("istio-", "istio-json-"))
+    if not out.exists():
+        print(f"writing {out} …", file=sys.stderr)
+        subprocess.run([sys.executable, __file__, "--write-json", str(path), str(out)], check=True)
+    return out
+
+
+def write_json(path: Path, out: Path) -> None:
+    import polars as pl
+
+    from logpipe.parse import parse_lines
+    from logpipe.schema import BASE_FIELDS
+
+    tmp = out.with_name(out.name + ".tmp")
+    with open(path, "rb") as f, open(tmp, "wb") as w:
+        for batch in parse_lines(f, batch_size=200_000):
+            rows = pl.from_arrow(batch.records).select(
+                pl.col("start_time").dt.strftime("%Y-%m-%dT%H:%M:%S%.3fZ"),
+                *(pl.col(f.name) for f in BASE_FIELDS[1:5]),
+                pl.col("response_flags").list.join(",").replace("", "-"),
+                *(pl.col(f.name) for f in BASE_FIELDS[6:]),
+            )
+            w.write(rows.write_ndjson().encode())
+            w.writelines((raw + "\n").encode() for raw in batch.rejects.column("raw").to_pylist())
+    tmp.rename(out)
+
+
+def truncated_file(path: Path, every: int = 50) -> Path:
+    """``path`` with every ``every``-th line cut in half (a malformed line), written once next to it."""
+    out = path.with_name(path.name.replace("istio-", f"istio-cut{every}-"))
+    if not out.exists():
+        tmp = out.with_name(out.name + ".tmp")
+        with open(path, "rb") as f, open(tmp, "wb") as w:
+            for i, line in enumerate(f, 1):
+                w.write(line[: len(line) // 2] + b"\n" if i % every == 0 else line)
+        tmp.rename(out)
+    return out
 
 
 def run_once(cmd: list[str] | str, *, shell: bool = False, stdout=subprocess.DEVNULL) -> tuple[float, int]:
@@ -221,6 +266,18 @@ def main() -> int:
     results.append(median_run("logpipe ingest, as 100 files", ingest_dir_cmd))
     results.append(median_run("logpipe parse -o ndjson", lambda: [logpipe, "parse", str(path), "-o", "ndjson",
                                                                    "--on-error", "skip"]))
+    for name, variant in (("logpipe ingest, Istio JSON encoding", json_file(path)),
+                          ("logpipe ingest, 2% truncated lines", truncated_file(path))):
+        def variant_cmd(variant=variant):
+            out = tmp / "ds"
+            shutil.rmtree(out, ignore_errors=True)
+            return [logpipe, "ingest", str(variant), "--data", str(out), "--max-reject-ratio", "1"]
+
+        row = median_run(name, variant_cmd)
+        with open(variant, "rb") as f:
+            row["lines"] = sum(1 for _ in f)
+        row["size_mb"] = variant.stat().st_size / 1e6
+        results.append(row)
     floor_script = tmp / "duckdb_floor.py"
     floor_script.write_text(DUCKDB_FLOOR)
     results.append(median_run("duckdb CSV → Parquet (no checks)",
@@ -259,7 +316,7 @@ def main() -> int:
     for r in results:
         n = r.get("lines", LINES)
         rate = n / r["wall"]
-        mbs = size_mb * n / LINES / r["wall"]
+        mbs = r.get("size_mb", size_mb * n / LINES) / r["wall"]
         ratio = base_rate / rate
         print(f"{r['name']:34} {r['wall']:9.2f} {rate:11,.0f} {mbs:7.1f} {r['rss_kib'] / 1024:8.0f} MiB "
               f"{ratio:15.2f}x")
@@ -293,4 +350,7 @@ def _goaccess_cmd(path: Path, tmp: Path) -> str:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--write-json"]:
+        write_json(Path(sys.argv[2]), Path(sys.argv[3]))
+        sys.exit(0)
     sys.exit(main())
