@@ -54,10 +54,12 @@ MAX_DIAGNOSE_CHARS = 8192
 LARK_CONTEXT_CHARS = 2048
 LARK_CONTEXT_EXTRA_QUOTES = 4
 # Lark's context costs ~5 ms a malformed line (its diagnosis ~0.1 ms): an input with 5% truncated
-# lines would take 30x longer. So only the first LARK_CONTEXT_LINES malformed lines of a batch get it;
-# the rest keep the diagnosis alone (column, field, expected, closest layout). A line with no
-# diagnosis always goes to Lark: only Lark can say why it fails.
-LARK_CONTEXT_LINES = 10
+# lines would take 30x longer. So only malformed lines among the first LARK_CONTEXT_LINES lines of an
+# input get it; later ones keep the diagnosis alone (column, field, expected, closest layout). By
+# line number, not by count, so that a line's reason is the same however the input is cut into
+# batches (ingest's workers, a stream's slices). A line with no diagnosis always goes to Lark: only
+# Lark can say why it fails.
+LARK_CONTEXT_LINES = 100
 # A layout's split plan (logpipe/splitplan.py) costs a few ms per batch however few its lines; the
 # whole-line capture regex costs ~2x more per line. Below this many lines of a layout in a batch
 # (a stream's micro-batch, a rare layout among others) the capture regex is cheaper.
@@ -337,7 +339,6 @@ class Parser:
     def _exact_path(self, df: pl.DataFrame, rejects: list[dict]) -> list[pl.DataFrame]:
         """Lines no fast-path regex took: Lark parses them, or says where they break."""
         rows = []
-        budget = LARK_CONTEXT_LINES  # malformed lines of this batch that still get Lark's context
         for ln, raw, body, plen, pod, container, received in df.select(
             "line_number", "raw", "body", "prefix_len", "pod", "container", "received_at"
         ).iter_rows():
@@ -350,10 +351,9 @@ class Parser:
                 why = f"not an access line: column {1 + plen}: every layout starts with {where.step.expects}, got {where.got!r}"
                 rejects.append(_reject(ln, raw, why, "noise", 1 + plen))
                 continue
-            if where and (not self.exact or self.fast and (budget <= 0 or not self._lark_can_explain(body))):
+            if where and (not self.exact or self.fast and (ln > LARK_CONTEXT_LINES or not self._lark_can_explain(body))):
                 rejects.append(_reject(ln, raw, where.describe(plen), "malformed", where.column + plen))
                 continue
-            budget -= where is not None
             try:
                 layout, fields = self.access.parse(body, "access_line")
             except _grammar.GrammarMismatch as e:

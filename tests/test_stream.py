@@ -599,8 +599,8 @@ def test_a_stream_in_another_format_says_so_once(tmp_path):
 
 def test_a_stream_in_another_format_keeps_up(tmp_path, monkeypatch):
     """After the warning, malformed lines are diagnosed without Lark (ms each): only the first
-    slice of 2 x FORMAT_CHECK_LINES lines asks Lark (for its first LARK_CONTEXT_LINES malformed
-    lines, as any batch); every line is still a reject with its reason."""
+    slice of 2 x FORMAT_CHECK_LINES lines asks Lark (as any input, only about its first
+    LARK_CONTEXT_LINES lines); every line is still a reject with its reason."""
     import io
 
     from logpipe import grammar, stream
