@@ -1,8 +1,9 @@
 """ztunnel (Istio ambient L4) access lines to records: text style and ``LOG_FORMAT=json``.
 
 Syntax lives in ``grammars/ztunnel.lark``: the line's head, and one ``key=value`` pair. The pairs
-vary by version and connection, so each known key is picked out of a batch with the regex compiled
-from the pair rule (``key`` + ``=`` + ``ztunnel_value``). The values map onto the record
+vary by version and connection, so a batch's lines are cut into their pairs with the regex compiled
+from the pair rule (``ztunnel_pair``: left to right, as the grammar reads them, so a quoted value
+that holds ``key=…`` text is one value), and each known key takes its first pair's value. The values map onto the record
 (FORMATS.md e; istio/ztunnel src/proxy/metrics.rs): the client is the downstream remote address; the
 destination the client dialled (``dst.hbone_addr``, else ``dst.addr``) is the downstream local
 address, as for a sidecar; ``dst.addr`` (the HBONE peer on 15008, or the workload) is the upstream
@@ -12,7 +13,6 @@ host. An L4 connection has no HTTP response: ``response_code`` is 0, as Envoy lo
 from __future__ import annotations
 
 import functools
-import re
 
 import polars as pl
 
@@ -43,10 +43,8 @@ def _rules():
     from .resources import resource_dir
 
     book = _grammar.load_file(resource_dir("grammars") / "ztunnel.lark",
-                              ("ztunnel_line", "ztunnel_head", "ztunnel_value", "ztunnel_sep"))
-    sep, value = book.compile("ztunnel_sep").pattern, book.compile("ztunnel_value").pattern
-    keys = {k: f"(?:^|{sep}){re.escape(k)}=({value})" for k in KEYS}
-    return book, book.regex("ztunnel_line"), f"^{book.compile('ztunnel_head').pattern}", keys
+                              ("ztunnel_line", "ztunnel_head", "ztunnel_pair"))
+    return book, book.regex("ztunnel_line"), f"^{book.compile('ztunnel_head').pattern}", book.compile("ztunnel_pair").pattern
 
 
 def take_lines(parser, df: pl.DataFrame, frames: list, rejects: list) -> pl.DataFrame:
@@ -54,20 +52,17 @@ def take_lines(parser, df: pl.DataFrame, frames: list, rejects: list) -> pl.Data
     return the other lines."""
     from .records import _reject
 
-    book, line_rx, head_rx, keys = _rules()
+    book, line_rx, head_rx, pair_rx = _rules()
     is_head = df["body"].str.contains(head_rx)
     if not is_head.any():
         return df
     is_line = df["body"].str.contains(line_rx) & is_head
     zt = df.filter(is_line)
     if zt.height:
-        body = pl.col("body")
-        values = [_unquote(body.str.extract(rx, 1)).alias(KEYS[k]) for k, rx in keys.items()]
         frame = zt.select(
             "line_number", "raw", "prefix_len", "pod", "container", "received_at",
-            body.str.extract(f"^({book.compile('start_time', 'start_time').pattern})", 1).alias("start_time"),
-            *values,
-        )
+            pl.col("body").str.extract(f"^({book.compile('start_time', 'start_time').pattern})", 1).alias("start_time"),
+        ).hstack(_pair_values(zt.select("line_number", "body"), pair_rx))
         frames.append(parser._split_values(_finish(frame, "ztunnel")))
     for ln, raw, text, plen in df.filter(is_head & ~is_line).select("line_number", "raw", "body", "prefix_len").iter_rows():
         from .grammar import GrammarMismatch
@@ -80,6 +75,20 @@ def take_lines(parser, df: pl.DataFrame, frames: list, rejects: list) -> pl.Data
             why = f"ztunnel access line: column {col}: {str(e).partition(': ')[2]}"
         rejects.append(_reject(ln, raw, why, "malformed", col))
     return df.filter(~is_head)
+
+
+def _pair_values(lines: pl.DataFrame, pair_rx: str) -> pl.DataFrame:
+    """For each line (``line_number``, ``body``), the value of each key of KEYS (its first pair's),
+    as the record column it maps to; null when the line has no such pair."""
+    pairs = lines.select("line_number", pl.col("body").str.extract_all(pair_rx).alias("pair")).explode("pair")
+    # a key holds no "=" (ZT_KEY): the value is what follows the first one
+    pairs = pairs.select("line_number", pl.col("pair").str.splitn("=", 2).struct.rename_fields(["key", "value"]))
+    pairs = pairs.unnest("pair").filter(pl.col("key").is_in(list(KEYS)))
+    value = pl.col("value")
+    wide = pairs.group_by("line_number", maintain_order=True).agg(
+        value.filter(pl.col("key") == k).first().alias(k) for k in KEYS)
+    got = lines.select("line_number").join(wide, on="line_number", how="left", maintain_order="left")
+    return got.select(_unquote(pl.col(k).cast(pl.String)).alias(column) for k, column in KEYS.items())
 
 
 def _unquote(value: pl.Expr) -> pl.Expr:

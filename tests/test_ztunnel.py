@@ -108,6 +108,19 @@ def test_ztunnel_error_and_failed_lines(parser):
     assert b["downstream_local_address"] == "10.244.2.9:15008" and b["bytes_sent"] is None
 
 
+def test_ztunnel_pairs_are_read_left_to_right(parser):
+    """A quoted value that holds `key=value` text is one value, as the grammar reads it: a key that
+    only appears inside another's value is absent, and a key given twice keeps its first value."""
+    line = ("2024-04-12T10:17:56.498715Z\twarn\taccess\tconnection failed\tsrc.addr=10.244.1.12:47022 "
+            "dst.addr=10.244.2.9:15008 direction=\"inbound\" error=\"dial dst.hbone_addr=1.2.3.4:80 "
+            "bytes_sent=99 failed\" direction=\"outbound\" duration=5ms")
+    (row,), rejects = parse(parser, [line])
+    assert rejects == []
+    assert row["error"] == "dial dst.hbone_addr=1.2.3.4:80 bytes_sent=99 failed"
+    assert row["downstream_local_address"] == "10.244.2.9:15008" and row["bytes_sent"] is None
+    assert row["direction"] == "inbound" and row["duration"] == 5
+
+
 @pytest.mark.parametrize("line, cls", [
     ("2024-04-12T10:17:52.261192Z\tdebug\taccess\tconnection opened\tsrc.addr=10.244.0.24:50436 dst.addr=10.244.2.9:15008",
      "noise"),
