@@ -62,48 +62,76 @@ def _json_text(v) -> str | None:
     return json.dumps(v, separators=(",", ":"))
 
 
-def take_flat(df):
-    """Istio JSON lines of ``df`` (its ``body`` column) read natively by cut.c, with no Python per
+def take_flat(df, custom=None):
+    """The JSON lines of ``df`` (its ``body`` column) that cut.c reads natively, with no Python per
     line: ``(their text columns and provenance, the lines left)``; the first is None when cut.c is
     not built or takes none. A line is taken only where cut.c's reading (``logpipe_json_flat``: one
-    flat object of plain values) gives exactly what ``json.loads`` and ``_json_record`` give it; the
-    lines left (escapes, floats, nested values, ztunnel and noise objects, bad JSON) go to them."""
+    flat object of plain values) gives exactly what ``json.loads`` and the record mapping give it:
+    Istio's encoding (``_json_record``), or ``custom``'s keys (a JSON format, ``CustomLayout.
+    json_record``). The lines left (escapes, floats, nested values, ztunnel and noise objects, too
+    few of a format's keys, bad JSON) go to them."""
+    json_keys = getattr(custom, "json_keys", None)
+    if json_keys and len(set(json_keys.values())) == len(json_keys):
+        return _take_custom(df, custom.name, json_keys)
+    if custom is not None and json_keys:  # two keys for one column: json_record's overwrite, in Python
+        return None, df
+    return _take_istio(df)
+
+
+def _read_flat(df, keys: tuple[str, ...], stop: tuple[str, ...] = ()):
+    """cut.c's reading of ``df["body"]``: ``(read, {key: 0 absent, 1 null, 2 a value}, {key: text})``
+    as polars Series (``read``: Boolean), or None when cut.c is not built, the batch is small, or
+    cut.c read no line."""
     import polars as pl
     import pyarrow as pa
 
     lib = _native.library()
     buffers = _native.string_buffers(df["body"]) if lib is not None and df.height >= FLAT_MIN_ROWS else None
     if buffers is None:
-        return None, df
+        return None
     lines, offsets, data = buffers
-    n, known = len(lines), len(FLAT_KEYS)
-    names = b"".join(k.encode() for k in (*FLAT_KEYS, *STOP_KEYS))
+    n, known = len(lines), len(keys)
+    names = [k.encode() for k in (*keys, *stop)]
     bounds = [0]
-    for k in (*FLAT_KEYS, *STOP_KEYS):
-        bounds.append(bounds[-1] + len(k.encode()))
+    for name in names:
+        bounds.append(bounds[-1] + len(name))
     views, present, ok = pa.allocate_buffer(16 * n * known), pa.allocate_buffer(n * known), pa.allocate_buffer(n)
     sizes = (ctypes.c_int64 * known)()
-    got = lib.logpipe_json_flat(data.address, offsets, n, known + len(STOP_KEYS), known, names,
+    got = lib.logpipe_json_flat(data.address, offsets, n, len(names), known, b"".join(names),
                                 _native.int32s(bounds), views.address, present.address, ok.address, sizes)
     if got == 0:
-        return None, df
+        return None
 
     def uint8s(buffer, k=0):
         return pl.from_arrow(pa.Array.from_buffers(pa.uint8(), n, [None, buffer.slice(k * n, n)]))
 
-    texts = dict(zip(FLAT_KEYS, _native.view_columns(lib, views, n, list(sizes), data)))
-    has = {k: uint8s(present, i) for i, k in enumerate(FLAT_KEYS)}
+    texts = dict(zip(keys, _native.view_columns(lib, views, n, list(sizes), data)))
+    return uint8s(ok) == 1, {k: uint8s(present, i) for i, k in enumerate(keys)}, texts
+
+
+def _columns(taken_rows, has: dict, texts: dict, names: dict) -> dict:
+    """For each key some taken line holds (as a frame of json.loads' rows has a column per key of any
+    row), its text as column ``names[key]``, null where the line lacks the key or it is null."""
+    import polars as pl
+
+    return {names[k]: pl.select(pl.when(has[k] == 2).then(texts[k].filter(taken_rows))).to_series().alias(names[k])
+            for k in names if has[k].max() > 0}
+
+
+def _take_istio(df):
+    import polars as pl
+
+    read = _read_flat(df, FLAT_KEYS, STOP_KEYS)
+    if read is None:
+        return None, df
+    ok, has, texts = read
     # _json_record's choice, as masks: an Istio record has start_time and one of these keys.
-    istio = (uint8s(ok) == 1) & (has["start_time"] > 0) & (
+    istio = ok & (has["start_time"] > 0) & (
         (has["response_code"] > 0) | (has["upstream_cluster"] > 0) | (has["upstream_host"] > 0))
     if not istio.any():
         return None, df
     has = {k: v.filter(istio) for k, v in has.items()}
-    taken = df.filter(istio).select("line_number", "raw", "pod", "container", "received_at")
-    # A column per key that some taken line holds (as a frame of json.loads' rows has), null where
-    # the key is absent or null.
-    fields = {k: pl.select(pl.when(has[k] == 2).then(texts[k].filter(istio))).to_series().alias(k)
-              for k in sorted(_JSON_KEYS) if has[k].max() > 0}
+    fields = _columns(istio, has, texts, {k: k for k in sorted(_JSON_KEYS)})
     if "method" in fields and "start_time" in fields:  # Istio 1.1's method is %START_TIME% (FORMATS.md a.3)
         m, t = fields["method"], fields["start_time"]
         fields["method"] = pl.select(pl.when(m == t).then(None).otherwise(m)).to_series().alias("method")
@@ -113,4 +141,28 @@ def take_flat(df):
         .when(has["response_code_details"] > 0).then(pl.lit("istio_json"))
         .otherwise(pl.lit("istio_json_1_8"))
     ).to_series().alias("log_format")
+    taken = df.filter(istio).select("line_number", "raw", "pod", "container", "received_at")
     return taken.with_columns(*fields.values(), kind), df.filter(~istio)
+
+
+def _take_custom(df, name: str, json_keys: dict[str, str]):
+    """A JSON format's lines: those holding at least half its keys (CustomLayout.json_record)."""
+    import polars as pl
+
+    keys = tuple(json_keys)
+    read = _read_flat(df, keys)
+    if read is None:
+        return None, df
+    ok, has, texts = read
+    hits = pl.select(pl.sum_horizontal(*((has[k] > 0).cast(pl.Int32) for k in keys))).to_series()
+    mine = ok & (hits >= max(1, len(keys) // 2))
+    # Lines read cleanly that are not this format's: json_record gives way to _json_record there.
+    istio, rest = _take_istio(df.filter(ok & ~mine))
+    left = pl.concat([rest, df.filter(~ok)]) if istio is not None else df.filter(~mine)
+    if not mine.any():
+        return istio, left
+    has = {k: v.filter(mine) for k, v in has.items()}
+    fields = _columns(mine, has, texts, json_keys)
+    taken = df.filter(mine).select("line_number", "raw", "pod", "container", "received_at")
+    taken = taken.with_columns(*fields.values(), pl.lit(name).alias("log_format"))
+    return (taken if istio is None else pl.concat([taken, istio], how="diagonal_relaxed")), left

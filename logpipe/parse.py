@@ -378,10 +378,9 @@ class Parser:
 
     def _json(self, df: pl.DataFrame, rejects: list[dict]) -> list[pl.DataFrame]:
         frames = []
-        if self.custom is None:  # Istio's JSON encoding, read natively; the rest line by line below
-            taken, df = _take_flat(df)
-            if taken is not None:
-                frames.append(self._split_values(taken))
+        taken, df = _take_flat(df, self.custom)  # read natively when it can; the rest line by line below
+        if taken is not None:
+            frames.append(self._split_values(taken))
         rows = []
         for ln, raw, body, pod, container, received in df.select(
             "line_number", "raw", "body", "pod", "container", "received_at"

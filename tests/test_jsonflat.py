@@ -156,8 +156,57 @@ def test_json_batches_take_the_native_reading_only_when_large(parser, monkeypatc
     """A stream's micro-batch of a few JSON lines goes to json.loads (as cheap as the native call)."""
     results = []
     real = jsonlog.take_flat
-    monkeypatch.setattr(parse, "_take_flat", lambda df: results.append(real(df)) or results[-1])
+    monkeypatch.setattr(parse, "_take_flat", lambda *a: results.append(real(*a)) or results[-1])
     small = parser.parse_batch([line()] * 3)
     large = parser.parse_batch([line()] * jsonlog.FLAT_MIN_ROWS)
     assert results[0][0] is None and results[1][0].height == jsonlog.FLAT_MIN_ROWS
     assert small.records.to_pylist() == large.records.to_pylist()[:3]
+
+
+FLAT_FORMAT = {"ts": "%START_TIME%", "status": "%RESPONSE_CODE%", "host": "%REQ(:AUTHORITY)%",
+               "trace": "%REQ(X-B3-TRACEID)%", "upstream": "%UPSTREAM_HOST%", "cluster": "%UPSTREAM_CLUSTER%",
+               "bytes": "%BYTES_SENT%", "constant": "mesh-a"}
+
+
+@pytest.fixture(scope="module")
+def custom_parser(parser):
+    from logpipe import layouts
+
+    return layouts.parser_from_options(format_string=json.dumps(FLAT_FORMAT))
+
+
+def custom_line(rng: random.Random, **changes) -> str:
+    obj = {"ts": "2024-12-09T13:40:07.513Z", "status": rng.choice([200, 503, "-"]), "host": rng.choice(["a.io", "-", None]),
+           "trace": rng.choice(["abc123", None]), "upstream": "192.0.2.7:443",
+           "cluster": rng.choice(["outbound|443||a.io;", "PassthroughCluster"]), "bytes": rng.randrange(10**6),
+           "constant": "mesh-a"}
+    for k in rng.sample(sorted(obj), rng.randrange(0, 6)):  # fewer than half of the keys: not this format's
+        del obj[k]
+    obj.update(changes)
+    return json.dumps(obj)
+
+
+def test_a_json_format_reads_the_same(custom_parser, monkeypatch):
+    """A custom JSON format's lines (at least half its keys), Istio's among them and the odd ones:
+    natively where cut.c can, the same records and rejects as json.loads and json_record."""
+    rng = random.Random(7)
+    lines = [custom_line(rng) for _ in range(300)]
+    lines += read_lines(SAMPLES / "istio-json-1.24.log") + [custom_line(rng, trace='say "hi"'),
+                                                            custom_line(rng, ts="x", ts2={"a": 1})]
+    rng.shuffle(lines)
+    records, _ = both(custom_parser, lines, monkeypatch)
+    kinds = {r["log_format"] for r in records}
+    assert {"custom_json", "istio_json"} <= kinds
+
+
+def test_a_json_format_is_taken_natively(custom_parser, monkeypatch):
+    rng = random.Random(8)
+    lines = [custom_line(rng, ts="2024-12-09T13:40:07.513Z", status=200, host="a.io", trace="t", bytes=1)
+             for _ in range(50)]
+    results = []
+    real = jsonlog.take_flat
+    monkeypatch.setattr(jsonlog, "FLAT_MIN_ROWS", 0)
+    monkeypatch.setattr(parse, "_take_flat", lambda *a: results.append(real(*a)) or results[-1])
+    batch = custom_parser.parse_batch(lines)
+    assert batch.records.num_rows == 50 and results[0][0].height == 50
+    assert set(batch.records.column("log_format").to_pylist()) == {"custom_json"}
