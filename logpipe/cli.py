@@ -86,8 +86,18 @@ def parse(files, fmt, out_path, rejects_path, on_error, max_warnings, format_str
     from .pipeline import parse_to_output
 
     parser = parser_from_options(format_string, format_file, grammar_file)
+    _compiler_note()
     parse_to_output(list(files) or ["-"], fmt=fmt, out_path=out_path, rejects_path=rejects_path, parser=parser,
                     on_error=on_error, max_warnings=max_warnings)
+
+
+def _compiler_note() -> None:
+    """Say once per machine that there is no C compiler for logpipe/cut.c (logpipe/native.py)."""
+    from .native import compiler_note
+
+    note = compiler_note()
+    if note:
+        click.echo(note, err=True)
 
 
 # ---- commands of other stages register below --------------------------------------------------------
@@ -135,6 +145,7 @@ def stream(data_dir, flush_rows, flush_seconds, tee, alerts_format, alerts_out, 
 
     custom = format_string or format_file or grammar_file
     parser = parser_from_options(format_string, format_file, grammar_file) if custom else None
+    _compiler_note()
     if sys.stdin.isatty():
         click.echo("logpipe: reading access-log lines from the terminal; pipe a log in, e.g. "
                    "kubectl logs -f … | logpipe stream (Ctrl-D ends)", err=True)
@@ -224,6 +235,7 @@ def ingest(paths, data_dir, force, on_error, max_reject_ratio, max_warnings, pro
 
     custom = format_string or format_file or grammar_file
     parser = parser_from_options(format_string, format_file, grammar_file) if custom else None
+    _compiler_note()
     ingest_paths(list(paths), data_dir, force=force, on_error=on_error, max_reject_ratio=max_reject_ratio,
                  max_warnings=max_warnings, progress=progress, flush_rows=flush_rows, parser=parser)
 

@@ -210,3 +210,21 @@ def test_a_library_in_a_directory_others_can_write_is_not_loaded(monkeypatch, tm
     monkeypatch.setenv("LOGPIPE_CACHE", str(shared))
     with pytest.raises(native._BuildError, match="this user's alone"):
         native._build()
+
+
+def test_without_a_compiler_the_cli_says_so_once(tmp_path):
+    """No C compiler: `logpipe parse` (and ingest, stream) notes it once per machine, before the work
+    (the summary stays the last line on stderr), and gives the same records."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "LOGPIPE_CACHE": str(tmp_path / "cache"), "CC": "no-such-cc", "LOGPIPE_NATIVE": "1"}
+    log = tmp_path / "a.log"
+    log.write_text(LINE + "\n")
+    runs = [subprocess.run([sys.executable, "-m", "logpipe", "parse", str(log), "-o", "ndjson"], env=env,
+                           capture_output=True, text=True) for _ in range(2)]
+    first, second = (r.stderr.splitlines() for r in runs)
+    assert first[0].startswith("logpipe: note: no C compiler (no-such-cc)") and "said once" in first[0]
+    assert first[-1] == "read 1, parsed 1, rejected 0 (noise 0, malformed 0)"
+    assert second == first[1:]
+    assert runs[0].stdout == runs[1].stdout and runs[0].returncode == runs[1].returncode == 0
