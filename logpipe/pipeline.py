@@ -48,7 +48,7 @@ def parse_input(inp: Input, parser: Parser | None = None, *, skip_bytes: int = 0
 
 
 def format_reject(r: dict) -> str:
-    said = str(r.get("reason") or "").startswith(f"column {r.get('column')}:")  # the reason names it already
+    said = f"column {r.get('column')}:" in str(r.get("reason") or "")  # the reason names it already
     col = f", column {r['column']}" if r.get("column") and not said else ""
     return f"{r['source']}:{r['line_number']}: {r['class']}: {r['reason']}{col}"
 

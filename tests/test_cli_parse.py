@@ -89,6 +89,19 @@ def test_rejects_go_to_stderr_with_source_line_and_reason():
     assert not any(x.endswith(", column 48") for x in rejects), "the column is said once"
 
 
+def test_a_custom_formats_reject_says_its_column_once(tmp_path):
+    log = tmp_path / "custom.log"
+    log.write_text('[2025-03-01T00:00:00.000Z] GET /x 200 12 "abc" outbound|443||a.io 10.0.0.1:5\n'
+                   '[2025-03-01T00:00:00.000Z] GET /x 200 12 "ab\n')
+    r = run(str(log), "-o", "ndjson", "--format-string",
+            '[%START_TIME%] %REQ(:METHOD)% %REQ(:PATH)% %RESPONSE_CODE% %DURATION% "%REQ(X-B3-TRACEID)%" '
+            "%UPSTREAM_CLUSTER% %DOWNSTREAM_REMOTE_ADDRESS%")
+    (reject,) = [x for x in r.stderr.splitlines() if ":2: malformed: " in x]
+    assert "does not follow the given format: column " in reject
+    assert not re.search(r", column \d+$", reject), "the column is said once"
+    assert summary(r.stderr)["parsed"] == 1
+
+
 def test_max_warnings_caps_the_reject_lines():
     r = run(MALFORMED, "--max-warnings", "3")
     lines = r.stderr.splitlines()
