@@ -114,7 +114,7 @@ def expand_inputs(paths: list[str]) -> tuple[list[Input], list[str]]:
             elif not path.exists():
                 errors.append(f"{m}: no such file or directory")
             else:
-                errors.append(f"{m}: not a regular file")
+                errors.append(f"{m}: not a regular file (a pipe or a device; to read stdin, give -)")
     return inputs, errors
 
 
