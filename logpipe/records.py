@@ -54,7 +54,9 @@ def _typing_exprs(kinds: tuple, schema: pa.Schema) -> tuple[list, list, pl.Expr,
     nulling of ``-`` and empty text, the typed columns, whether a row holds a value that did not
     type, and the names of the typed columns."""
     kinds = dict(kinds)
-    text_cols = [c for c in kinds if c not in ("line_number", "prefix_len", "raw")]
+    # A list column keeps its text here: "-" (Envoy's "none") is an empty list, null (a JSON null, an
+    # absent key) stays null (unknown), whatever the other lines of the batch carry.
+    text_cols = [c for c in kinds if c not in ("line_number", "prefix_len", "raw") and c not in LIST_COLUMNS]
     cols = [pl.col(c).cast(pl.String) if kinds[c] != pl.String else pl.col(c) for c in text_cols]
     nulls = [pl.when((c == "-") | (c == "")).then(None).otherwise(c).alias(name) for c, name in zip(cols, text_cols)]
     exprs, checks, typed_names = [], [], []
@@ -70,7 +72,9 @@ def _typing_exprs(kinds: tuple, schema: pa.Schema) -> tuple[list, list, pl.Expr,
         elif name in INT64_COLUMNS:
             typed = col.cast(pl.Int64, strict=False)
         elif name in LIST_COLUMNS:
-            typed = pl.when(col.is_null()).then(pl.lit([], dtype=pl.List(pl.String))).otherwise(col.str.split(","))
+            col = col.cast(pl.String)
+            none = col.is_in(["-", ""])
+            typed = pl.when(none).then(pl.lit([], dtype=pl.List(pl.String))).otherwise(col.str.split(","))
         else:
             exprs.append(col)
             continue

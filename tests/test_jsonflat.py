@@ -210,3 +210,15 @@ def test_a_json_format_is_taken_natively(custom_parser, monkeypatch):
     batch = custom_parser.parse_batch(lines)
     assert batch.records.num_rows == 50 and results[0][0].height == 50
     assert set(batch.records.column("log_format").to_pylist()) == {"custom_json"}
+
+
+def test_a_missing_list_key_is_null_whatever_the_batch(parser, monkeypatch):
+    """response_flags: "-" is Envoy's "none", an empty list; an absent key or a JSON null is unknown,
+    null, in any batch (it was [] when another line of the batch had the key)."""
+    without = line(response_flags=...)
+    alone, _ = both(parser, [without, without], monkeypatch)
+    mixed, _ = both(parser, [without, line(response_flags="UH,UF")], monkeypatch)
+    assert alone[0]["response_flags"] is None and mixed[0]["response_flags"] is None
+    assert mixed[1]["response_flags"] == ["UH", "UF"]
+    (dash, null), _ = both(parser, [line(response_flags="-"), line(response_flags=None)], monkeypatch)
+    assert dash["response_flags"] == [] and null["response_flags"] is None
