@@ -7,6 +7,7 @@ here too, as REJECT_SCHEMA batches.
 """
 from __future__ import annotations
 
+import datetime as dt
 import functools
 
 import polars as pl
@@ -18,6 +19,10 @@ INT32_COLUMNS = {f.name for f in RECORD_SCHEMA if f.type == pa.int32()}
 INT64_COLUMNS = {f.name for f in RECORD_SCHEMA if f.type == pa.int64()} - {"line_number"}
 TIME_COLUMNS = {f.name for f in RECORD_SCHEMA if pa.types.is_timestamp(f.type)}
 LIST_COLUMNS = {f.name for f in RECORD_SCHEMA if pa.types.is_list(f.type)}
+# Times a record may hold: those every reader can (Python's datetime, years 1 to 9999). polars also
+# reads year 0 and signed years ("-2024-…" in a JSON line), which then broke every later step.
+TIME_RANGE = (dt.datetime(1, 1, 1, tzinfo=dt.timezone.utc),
+              dt.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.timezone.utc))
 
 
 def type_columns(df: pl.DataFrame | None, source: str,
@@ -67,6 +72,7 @@ def _typing_exprs(kinds: tuple, schema: pa.Schema) -> tuple[list, list, pl.Expr,
         col = pl.col(name)
         if name in TIME_COLUMNS:
             typed = col.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%#z", time_unit="us", time_zone="UTC", strict=False)
+            typed = pl.when(typed.is_between(*TIME_RANGE)).then(typed)  # year 0 or -2024: not a time
         elif name in INT32_COLUMNS:
             typed = col.cast(pl.Int32, strict=False)
         elif name in INT64_COLUMNS:

@@ -142,3 +142,31 @@ def test_pathological_lines_are_diagnosed_from_the_grammar_alone(tail):
     assert r["class"] == "malformed"
     assert "closest layout istio_1_9" in r["reason"] and "Lark:" not in r["reason"]
     assert r["reason"].startswith(f"column {r['column']}:")
+
+
+YEAR_ZERO = ('[0000-12-09T13:40:07.513Z] "GET / HTTP/1.1" 200 - via_upstream - "-" 0 1 2 3 "-" "-" "-" "a" '
+             '"1.2.3.4:80" outbound|80||a 1.1.1.1:1 2.2.2.2:2 3.3.3.3:3 - -')
+
+
+@pytest.mark.parametrize("line, text", [
+    (YEAR_ZERO, "0000-12-09T13:40:07.513Z"),
+    ('{"start_time":"-2024-12-09T13:40:07.513Z","response_code":200}', "-2024-12-09T13:40:07.513Z"),
+    ('{"start_time":"10000-01-01T00:00:00Z","response_code":200}', "10000-01-01T00:00:00Z"),
+])
+def test_times_no_reader_can_hold_are_rejected(line, text):
+    """polars reads year 0 and signed years; a record holding one broke every later step (ingest's
+    date range: an internal error). Such a time is an invalid value, like 2024-13-45."""
+    records, rejects, _ = parse_text([line])
+    assert records == [] and rejects[0]["reason"] == f"invalid value: start_time: cannot read {text}"
+
+
+def test_ingest_rejects_year_zero_instead_of_failing(tmp_path):
+    import subprocess
+    import sys
+
+    log = tmp_path / "y0.log"
+    log.write_text(YEAR_ZERO + "\n")
+    p = subprocess.run([sys.executable, "-m", "logpipe", "ingest", str(log), "--data", str(tmp_path / "d"),
+                        "--max-reject-ratio", "1"], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and "internal error" not in p.stderr, p.stderr
+    assert "lines read 1, parsed 0, rejected 1 (noise 0, malformed 1)" in p.stderr
