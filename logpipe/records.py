@@ -41,6 +41,11 @@ def type_columns(df: pl.DataFrame | None, source: str,
     rejects: list[dict] = []
     bad = typed_df["__bad"]
     typed_df = typed_df.drop("__bad")
+    for name in (n for n in typed_names if n in TIME_COLUMNS):  # year 0 or -2024: not a time either
+        wild = typed_df[name].is_not_null() & ~typed_df[name].is_between(*TIME_RANGE)
+        if wild.any():  # (checked here, on the typed column: in the query, polars parsed the text twice)
+            typed_df = typed_df.with_columns(pl.when(wild).then(None).otherwise(pl.col(name)).alias(name))
+            bad = bad | wild
     if bad.any():  # a value that was there and cannot be typed: the line is a reject
         texts = lf.filter(bad).collect()
         for row, text in zip(typed_df.filter(bad).iter_rows(named=True), texts.iter_rows(named=True)):
@@ -72,7 +77,6 @@ def _typing_exprs(kinds: tuple, schema: pa.Schema) -> tuple[list, list, pl.Expr,
         col = pl.col(name)
         if name in TIME_COLUMNS:
             typed = col.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%#z", time_unit="us", time_zone="UTC", strict=False)
-            typed = pl.when(typed.is_between(*TIME_RANGE)).then(typed)  # year 0 or -2024: not a time
         elif name in INT32_COLUMNS:
             typed = col.cast(pl.Int32, strict=False)
         elif name in INT64_COLUMNS:
