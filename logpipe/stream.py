@@ -38,7 +38,6 @@ PARSE_LINES = 10_000  # lines per parser call: ~3 MB; a call has a fixed cost of
 ALERT_ROWS = 5_000  # rows per alert check (DuckDB's memory grows with the rows it is handed)
 MAX_FLUSH_ROWS = 20_000  # a larger batch would not fit the memory bound (300 MiB, measured)
 FORMAT_CHECK_LINES = 50  # access lines seen before a stream says its format looks wrong (_check_format)
-FORMAT_CHECK_READ = 10_000  # lines read in small slices at most, waiting for that check (_flush)
 # Dataset.compact reads a whole group of parts into memory, so the parts of one prefix (a
 # "generation") are capped: past GENERATION_ROWS rows the stream compacts them and starts a new prefix.
 GENERATION_ROWS = 20_000
@@ -243,21 +242,14 @@ class Streamer:
 
         self.unstored_from = self.next_line
         # Parsed in slices: the parser's peak memory grows with its batch, a part file should not shrink.
-        # Until the format is checked, in slices of a few lines: a stream in another format is told
-        # (and sped up) after its first FORMAT_CHECK_LINES access lines, not after a whole flush. A
-        # stream of mostly noise may never get there: past FORMAT_CHECK_READ lines read, slices are
-        # whole again (a parser call has a fixed cost of ~10 ms).
-        records, rejects, start = [], [], 0
-        while start < len(lines):
-            small = not self.format_checked and self.counts.read < FORMAT_CHECK_READ
-            step = 2 * FORMAT_CHECK_LINES if small else PARSE_LINES
-            part = self.parser.parse_batch(lines[start:start + step], self.opts.source, self.next_line + start)
+        records, rejects = [], []
+        for start in range(0, len(lines), PARSE_LINES):
+            part = self.parser.parse_batch(lines[start:start + PARSE_LINES], self.opts.source, self.next_line + start)
             self.counts.add(part)
             self._warn(part)
             records.append(part.records)
             rejects.append(part.rejects)
             self._check_format()
-            start += step
         self.next_line += len(lines)
         # A custom --format-string may add string columns after RECORD_SCHEMA (not in every slice).
         table = pa.concat_tables([pa.Table.from_batches([b]) for b in records], promote_options="permissive")
@@ -288,19 +280,17 @@ class Streamer:
 
     def _check_format(self) -> None:
         """Once, after FORMAT_CHECK_LINES access lines: when most are malformed, say the format is
-        likely another one. Lark's verdict on a malformed line costs milliseconds (such a stream
-        would fall behind a busy proxy at ~80 lines/s), so from then on malformed lines get the
-        diagnosis alone (``Parser(exact=False)``: where and why the line departs from its closest
-        layout, without Lark's context), ~100x faster; every line still ends as a row or a reject."""
+        likely another one. Such a stream keeps up: past an input's first LARK_CONTEXT_LINES lines
+        (logpipe/parse.py), malformed lines get the grammar's diagnosis alone, not Lark's context
+        (ms each); every line still ends as a row or a reject."""
         if self.format_checked or self.counts.access < FORMAT_CHECK_LINES:
             return
         self.format_checked = True
         if self.counts.mostly_malformed(FORMAT_CHECK_LINES):
             c = self.counts
-            self.parser = self.parser.with_options(exact=False)
             print(f"logpipe: warning: {c.malformed} of the first {c.access} access lines are malformed:"
                   " is the mesh's format another one? Give it with --format-string or --format-file"
-                  " (meanwhile malformed lines are diagnosed without Lark's context, to keep up)", file=self.stderr)
+                  " (past the first lines, malformed ones are diagnosed without Lark's context, to keep up)", file=self.stderr)
 
     def _warn(self, part) -> None:
         """The first malformed lines on stderr, as `logpipe parse` shows them (noise is only counted)."""

@@ -83,6 +83,21 @@ def dataset_rows(data: Path) -> pa.Table | None:
     return read_dir(row_files(data))
 
 
+def stream_file(path: Path, data: Path) -> tuple[int, str]:
+    """Run a Streamer in this process on ``path`` as its stdin: (exit code, stderr)."""
+    import io
+
+    from logpipe.stream import StreamOptions, Streamer
+
+    err = io.StringIO()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        code = Streamer(str(data), StreamOptions(alerts=False, flush_rows=5000), stdin_fd=fd, stderr=err).run()
+    finally:
+        os.close(fd)
+    return code, err.getvalue()
+
+
 def dataset_rejects(data: Path) -> pa.Table | None:
     return read_dir(sorted((data / "_rejects").glob("*.parquet")))
 
@@ -598,27 +613,18 @@ def test_a_stream_in_another_format_says_so_once(tmp_path):
 
 
 def test_a_stream_in_another_format_keeps_up(tmp_path, monkeypatch):
-    """After the warning, malformed lines are diagnosed without Lark (ms each): only the first
-    slice of 2 x FORMAT_CHECK_LINES lines asks Lark (as any input, only about its first
-    LARK_CONTEXT_LINES lines); every line is still a reject with its reason."""
-    import io
-
+    """Lark (ms a line) is asked only about the stream's first LARK_CONTEXT_LINES lines, as for any
+    input; later malformed lines get the diagnosis alone, and every line is still a reject with its
+    reason; the warning comes once."""
     from logpipe import grammar, stream
-    from logpipe.stream import StreamOptions, Streamer
 
     calls = []
     real = grammar.Rulebook.parse
     monkeypatch.setattr(grammar.Rulebook, "parse", lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
     path = tmp_path / "other.log"
     path.write_text("".join(access_line(i).replace('" 200 ', '" 200 x-extra ', 1) + "\n" for i in range(1, 401)))
-    err = io.StringIO()
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        code = Streamer(str(tmp_path / "data"), StreamOptions(alerts=False, flush_rows=5000), stdin_fd=fd,
-                        stderr=err).run()
-    finally:
-        os.close(fd)
-    assert code == 0 and err.getvalue().count("logpipe: warning:") == 1
+    code, err = stream_file(path, tmp_path / "data")
+    assert code == 0 and err.count("logpipe: warning:") == 1
     assert len(calls) == min(2 * stream.FORMAT_CHECK_LINES, LARK_CONTEXT_LINES)
     rejects = dataset_rejects(tmp_path / "data").sort_by("line_number").to_pylist()
     assert len(rejects) == 400 and all(r["class"] == "malformed" for r in rejects)
@@ -626,28 +632,17 @@ def test_a_stream_in_another_format_keeps_up(tmp_path, monkeypatch):
     assert all("response_flags expected" in r["reason"] for r in rejects)
 
 
-def test_a_stream_of_noise_parses_in_whole_slices_again(tmp_path, monkeypatch):
-    """Small slices last only until the format check, or FORMAT_CHECK_READ lines for a stream that
-    never holds FORMAT_CHECK_LINES access lines (a parser call has a fixed cost); every line is
-    still counted."""
-    import io
-
+def test_a_stream_of_noise_parses_in_whole_slices(tmp_path, monkeypatch):
+    """A parser call has a fixed cost (~10 ms): a flush is parsed in slices of PARSE_LINES, whether
+    or not the stream ever holds FORMAT_CHECK_LINES access lines; every line is still counted."""
     from logpipe import stream
     from logpipe.parse import Parser
-    from logpipe.stream import StreamOptions, Streamer
 
-    monkeypatch.setattr(stream, "FORMAT_CHECK_READ", 300)
     sizes = []
     real = Parser.parse_batch
     monkeypatch.setattr(Parser, "parse_batch", lambda self, lines, *a, **k: sizes.append(len(lines)) or real(self, lines, *a, **k))
     path = tmp_path / "noise.log"
     path.write_text("".join(f"2025-03-01T00:00:00.{i % 1000:03d}Z\tinfo\tenvoy main\tnoise line {i}\n" for i in range(2500)))
-    err = io.StringIO()
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        code = Streamer(str(tmp_path / "data"), StreamOptions(alerts=False, flush_rows=5000), stdin_fd=fd,
-                        stderr=err).run()
-    finally:
-        os.close(fd)
-    assert code == 0 and "lines read 2500, parsed 0" in err.getvalue()
-    assert sizes == [100, 100, 100, 2200] and stream.PARSE_LINES > 2200
+    code, err = stream_file(path, tmp_path / "data")
+    assert code == 0 and "lines read 2500, parsed 0" in err
+    assert sizes == [2500] and stream.PARSE_LINES > 2500
