@@ -81,17 +81,27 @@ static int cut_segment(const uint8_t *data, int64_t s, int64_t e, int32_t left, 
     return 1;
 }
 
+static void put_text(view_t *out, int64_t *bytes, const uint8_t *data, int64_t s, int64_t e)
+{
+    put_view(out, data, s, e - s);
+    if (e - s > 12)
+        *bytes += e - s;
+}
+
 /* Cut n lines (line i is data[offs[i]:offs[i+1]]) by a plan of nseg segments; write token t of line
  * i (segment tok_seg[t], index tok_index[t] among its left, free, right tokens, less its literal
  * text: the tok_lstrip[t] bytes at lits + tok_loff[t] before it and the tok_rstrip[t] bytes at
  * lits + tok_roff[t] after it, which must be there) to out[t * n + i], adding the bytes of its texts
- * over 12 bytes to bytes[t]. Returns the number of lines cut. */
+ * over 12 bytes to bytes[t]. A token with tok_split[t] != 0 (a Tail in splitplan.py) is also cut at
+ * its last byte tok_split[t]: the text before it is the next output column after the ntok token
+ * columns (and those of earlier such tokens), the text after it the one after that (the whole token
+ * and nothing when it holds no such byte). Returns the number of lines cut. */
 int64_t logpipe_cut(const uint8_t *data, const int64_t *offs, int64_t n,
                     int32_t nseg, const int32_t *seg_left, const int32_t *seg_free, const int32_t *seg_right,
                     int32_t ntok, const int32_t *tok_seg, const int32_t *tok_index,
                     const int32_t *tok_lstrip, const int32_t *tok_rstrip,
                     const uint8_t *lits, const int32_t *tok_loff, const int32_t *tok_roff,
-                    view_t *out, uint8_t *ok, int64_t *bytes)
+                    const uint8_t *tok_split, view_t *out, uint8_t *ok, int64_t *bytes)
 {
     int64_t seg_start[nseg], seg_end[nseg];
     int64_t tok_start[nseg][MAX_SEGMENT_TOKENS], tok_end[nseg][MAX_SEGMENT_TOKENS];
@@ -125,16 +135,27 @@ int64_t logpipe_cut(const uint8_t *data, const int64_t *offs, int64_t n,
                    && memcmp(data + s, lits + tok_loff[t], (size_t)tok_lstrip[t]) == 0
                    && memcmp(data + e - tok_rstrip[t], lits + tok_roff[t], (size_t)tok_rstrip[t]) == 0;
         }
-        for (int32_t t = 0; t < ntok; t++) {
+        for (int32_t t = 0, extra = ntok; t < ntok; t++) {
+            view_t *head = tok_split[t] ? &out[(int64_t)extra * n + i] : NULL, *tail = head ? head + n : NULL;
             if (fits) {
                 int64_t s = tok_start[tok_seg[t]][tok_index[t]] + tok_lstrip[t];
                 int64_t e = tok_end[tok_seg[t]][tok_index[t]] - tok_rstrip[t];
-                put_view(&out[(int64_t)t * n + i], data, s, e - s);
-                if (e - s > 12)
-                    bytes[t] += e - s;
+                put_text(&out[(int64_t)t * n + i], &bytes[t], data, s, e);
+                if (head) {
+                    int64_t k = e - 1;
+                    while (k >= s && data[k] != tok_split[t])
+                        k--;
+                    put_text(head, &bytes[extra], data, s, k >= s ? k : e);
+                    put_text(tail, &bytes[extra + 1], data, k >= s ? k + 1 : e, e);
+                }
             } else {
                 memset(&out[(int64_t)t * n + i], 0, sizeof(view_t));
+                if (head) {
+                    memset(head, 0, sizeof(view_t));
+                    memset(tail, 0, sizeof(view_t));
+                }
             }
+            extra += head ? 2 : 0;
         }
         ok[i] = (uint8_t)fits;
         good += fits;

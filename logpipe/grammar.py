@@ -101,11 +101,11 @@ class Rulebook:
         build = _RegexBuilder(self, subfields)
         return CompiledRule(start, build.rule(start, column, ()), build.result())
 
-    def compile_items(self, items: tuple, key: str = "items") -> CompiledRule:
+    def compile_items(self, items: tuple, key: str = "items", column: str | None = None) -> CompiledRule:
         """Compile a run of a layout's items (``layout_items``) to one regex, with the same groups
-        ``compile`` gives them inside the whole layout."""
+        ``compile`` gives them inside the whole layout (inside column ``column``: its sub-fields)."""
         build = _RegexBuilder(self, True)
-        return CompiledRule(key, "".join(build.node(i, None, ()) for i in items), build.result())
+        return CompiledRule(key, "".join(build.node(i, column, ()) for i in items), build.result())
 
     def rule_names(self) -> list[str]:
         """The rules of the grammar, in the order they are defined."""

@@ -137,7 +137,8 @@ def _load(path: Path) -> ctypes.CDLL:
     i32p, vp = ctypes.POINTER(ctypes.c_int32), ctypes.c_void_p
     lib.logpipe_cut.restype = ctypes.c_int64
     lib.logpipe_cut.argtypes = [vp, vp, ctypes.c_int64, ctypes.c_int32, i32p, i32p, i32p,
-                                ctypes.c_int32, i32p, i32p, i32p, i32p, ctypes.c_char_p, i32p, i32p, vp, vp, vp]
+                                ctypes.c_int32, i32p, i32p, i32p, i32p, ctypes.c_char_p, i32p, i32p,
+                                ctypes.c_char_p, vp, vp, vp]
     lib.logpipe_count.restype = ctypes.c_int64
     lib.logpipe_count.argtypes = [vp, ctypes.c_int64, ctypes.c_uint8]
     lib.logpipe_json_lines.restype = ctypes.c_int64

@@ -35,11 +35,17 @@ class Step:
 def layout_items(book: Rulebook, start: str) -> tuple:
     """The items of layout ``start`` in order: helper rules (``head``, ``counters``, …) inlined down
     to column rules, terminals, literals and the constructs (optionals, choices) between them."""
+    return flatten_items(book, book.rule_tree(start))
+
+
+def flatten_items(book: Rulebook, tree, keep: frozenset = frozenset()) -> tuple:
+    """The items of a rule's ``tree`` in order (as ``layout_items``); rules named in ``keep`` (the
+    sub-field rules inside a column) stay items too."""
     items: list = []
 
     def flatten(t) -> None:
         if isinstance(t, Symbol):
-            tree = None if t.is_term or t.name in book.fields else book.rule_tree(t.name)
+            tree = None if t.is_term or t.name in book.fields or t.name in keep else book.rule_tree(t.name)
             if tree is not None and tree.data == "expansions" and len(tree.children) == 1:
                 flatten(tree.children[0])
             else:
@@ -54,7 +60,7 @@ def layout_items(book: Rulebook, start: str) -> tuple:
         else:
             items.append(t)
 
-    flatten(book.rule_tree(start))
+    flatten(tree)
     return tuple(items)
 
 

@@ -584,3 +584,53 @@ def test_terminal_groups_do_not_capture(pattern, expected):
 
     assert _uncapture(pattern) == expected
     assert re.compile(expected).groups == len(re.findall(r"\(\?P<", expected))  # named groups only
+
+
+# ---- 6. address tokens read from their right (splitplan.Tail) --------------------------------------
+
+WAYPOINT = ('[2024-07-18T16:13:58.198Z] "GET /get HTTP/1.1" 200 - via_upstream - "-" 0 252 260 259 "-" '
+            '"curl/8.7.1" "8d80cec6-8fc1-40de-8bc7-19716f173bbd" "httpbin.org" "{up}" '
+            'inbound-vip|80|http|httpbin.org {local} 240.240.0.2:80 {remote} - default')
+# Every shape of address.lark's alternatives: the first (ip_port, with or without a scheme) is read
+# from the right, the others (a scheme alone, a pipe that ends in ":digits", "-") by the regex.
+ADDRESSES = ["10.244.0.24:{p}", "[fd00:10:244::18]:{p}", "fd00:10:244::18:{p}", "[::1]:{p}", "::1:{p}",
+             "envoy://connect_originate/3.234.9.11:{p}", "tcp://10.0.0.1:{p}", "httpbin.org:{p}",
+             "my_host-1.ns.svc:{p}", "/var/run/app.sock:{p}", "@/abstract:{p}", "envoy://internal/", "-",
+             "1.2.3.4:{p}:{p}", "[fe80::1%eth0]:{p}"]
+
+
+def test_address_tokens_have_a_tail_and_clusters_not(access):
+    for layout in TEXT_LAYOUTS:
+        plan = splitplan.build(access, layout)
+        tails = {t.tail.column: t.tail for seg in plan.segments for t in tokens(seg) if t.tail is not None}
+        assert set(tails) <= set(parse.ADDRESS_COLUMNS) and "upstream_host" in tails
+        for column, tail in tails.items():
+            assert (tail.sep, tail.name) == (":", f"{column}_port")
+            assert dict(tail.head_groups) == {f"{column}_ip": (f"{column}_ip", f"{column}_ip__2")}
+
+
+def test_tail_reads_what_the_token_regex_reads(parsers, monkeypatch):
+    """Lines whose client and upstream-local addresses are unique (the Tail's case: no dedupe), of every
+    address shape: the same records as the whole-line regex, and the Tail's head regex ran."""
+    heads = {t.tail.head for seg in splitplan.build(grammar.load_builtin("access"), "istio_1_9").segments
+             for t in tokens(seg) if t.tail is not None}
+    ran: list[str] = []
+    real = splitplan._extract_groups
+    monkeypatch.setattr(splitplan, "_extract_groups", lambda rx, *a: (ran.append(rx), real(rx, *a))[1])
+    lines = []
+    for i in range(600):
+        remote, local = ADDRESSES[i % len(ADDRESSES)], ADDRESSES[(i // len(ADDRESSES)) % len(ADDRESSES)]
+        lines.append(WAYPOINT.format(up=ADDRESSES[i % 4].format(p=80), local=local.format(p=10000 + i),
+                                     remote=remote.format(p=40000 + i)))
+    split, whole = parsers
+    batch = assert_same(split, whole, lines)
+    # "1.2.3.4:p:p" is no address: both reject its lines
+    assert batch.parsed == sum(1 for line in lines if not re.search(r"1\.2\.3\.4:\d+:\d+", line)) > 400
+    assert heads & set(ran), "the Tail must have been taken"
+    rows = batch.records.to_pylist()
+    by_remote = {r["downstream_remote_address"]: r for r in rows}
+    assert by_remote["[fd00:10:244::18]:40001"]["downstream_remote_address_ip"] == "fd00:10:244::18"
+    assert by_remote["[fd00:10:244::18]:40001"]["downstream_remote_address_port"] == 40001
+    assert by_remote["envoy://connect_originate/3.234.9.11:40005"]["downstream_remote_address_ip"] == "3.234.9.11"
+    assert by_remote["/var/run/app.sock:40009"]["downstream_remote_address_port"] is None
+    assert by_remote[None]["downstream_remote_address_ip"] is None  # "-"
