@@ -40,6 +40,25 @@ class Input:
         return None if self.is_stdin else os.path.getsize(self.path)
 
 
+PIECE_SCAN = 64 << 10  # FileRange.pieces: where a piece's last newline is looked for
+
+
+def _line_end(fd: int, start: int, end: int, stop: int) -> int:
+    """Where a piece of ``[start, stop)`` that should end near ``end`` ends: after the last newline
+    in the PIECE_SCAN bytes before ``end``, else (a longer line) after the first one from there on."""
+    scan = min(PIECE_SCAN, end - start)
+    k = os.pread(fd, scan, end - scan).rfind(b"\n")
+    if k >= 0:
+        return end - scan + k + 1
+    while end < stop:
+        window = os.pread(fd, min(PIECE_SCAN, stop - end), end)
+        k = window.find(b"\n")
+        if k >= 0 or not window:
+            return end + k + 1 if k >= 0 else stop
+        end += len(window)
+    return stop
+
+
 @dataclass(frozen=True)
 class FileRange:
     """Bytes ``[start, stop)`` of a plain file, ``lines`` whole lines: a worker process reads them
@@ -54,6 +73,23 @@ class FileRange:
         with open(self.path, "rb") as f:
             f.seek(self.start)
             return f.read(self.stop - self.start)
+
+    def pieces(self, size: int) -> Iterator[bytes]:
+        """The range as runs of whole lines of about ``size`` bytes, each read from the file once:
+        the last newline before a piece's end is found in its last PIECE_SCAN bytes, read first (a
+        slice of one large read would copy every byte again: ~4% of a worker's time)."""
+        with open(self.path, "rb", buffering=0) as f:
+            fd, pos = f.fileno(), self.start
+            while pos < self.stop:
+                end = min(pos + size, self.stop)
+                if end < self.stop:  # (the range itself ends at a newline)
+                    end = _line_end(fd, pos, end, self.stop)
+                body = os.pread(fd, end - pos, pos)
+                if body:
+                    yield body
+                if len(body) < end - pos:  # the file shrank while read
+                    return
+                pos = end
 
 
 def iter_file_ranges(inp: Input, skip_bytes: int = 0, chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[FileRange, int]]:

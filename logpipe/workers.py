@@ -216,10 +216,8 @@ def _parse_chunk(body: "bytes | FileRange", source: str, first_line: int) -> Par
 def _stage_chunk(body: "bytes | FileRange", source: str, first_line: int, root: str, prefix: str) -> StagedBatch:
     from .batches import BatchBuffer
 
-    if isinstance(body, FileRange):
-        body = body.read()
     buf, line_no, blank = BatchBuffer(), first_line, 0
-    for piece in _pieces(body, CHUNK_BYTES):
+    for piece in body.pieces(CHUNK_BYTES) if isinstance(body, FileRange) else _pieces(body, CHUNK_BYTES):
         batch = _WORKER_PARSER.parse_chunk(piece, source, line_no)
         line_no += batch.read
         blank += batch.blank

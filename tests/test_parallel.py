@@ -279,6 +279,31 @@ def test_file_ranges_are_whole_lines_that_add_up(tmp_path, content, skip):
         at = r.stop
 
 
+@pytest.mark.parametrize("scan", [8, 64 << 10])
+def test_a_range_read_in_pieces_is_whole_lines_that_add_up(tmp_path, monkeypatch, scan):
+    """A worker reads its range in pieces of about CHUNK_BYTES (FileRange.pieces), each from the
+    file: whole lines, in order, nothing lost, however long a line is beside the scan for its end."""
+    import random
+
+    from logpipe import sources
+    from logpipe.sources import FileRange
+
+    monkeypatch.setattr(sources, "PIECE_SCAN", scan)
+    rng = random.Random(4)
+    lines = [b"x" * rng.choice([0, 1, 5, 40, 300]) + b"\n" for _ in range(400)] + [b"y" * 700 + b"\n", b"z\n"]
+    content = b"".join(lines)
+    path = tmp_path / "f.log"
+    path.write_bytes(b"head\n" + content + b"no newline")
+    r = FileRange(str(path), 5, 5 + len(content), len(lines))
+    for size in (1, 64, 1000, len(content), 10 * len(content)):
+        pieces = list(r.pieces(size))
+        assert b"".join(pieces) == content == r.read()
+        assert all(p.endswith(b"\n") for p in pieces)
+        assert all(len(p) <= max(size, 1) + 701 for p in pieces)  # about size, at most one more line
+    tail = FileRange(str(path), 5 + len(content), len(content) + 15, 1)  # the last line, unterminated
+    assert list(tail.pieces(4)) == [b"no newline"]
+
+
 def test_file_ranges_of_a_file_shorter_than_skip(tmp_path):
     from logpipe.errors import InputError
     from logpipe.sources import iter_file_ranges
