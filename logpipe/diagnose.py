@@ -27,9 +27,11 @@ class Departure:
     fields: int = 0  # columns matched, of the layout's ``total``
     total: int = 0
 
-    def describe(self, shift: int = 0, context: str = "") -> str:
+    def describe(self, shift: int = 0, context: str = "", layout: bool = True) -> str:
+        """The reason, at ``column + shift``; ``context``: Lark's own; ``layout=False`` for the one
+        layout of a given format (no "closest layout")."""
         got = f"got {self.got!r}" if self.got else "the line ends there"
-        step, why = self.step, f"closest layout {self.layout}"
+        step, why = self.step, f"closest layout {self.layout}" if layout else ""
         if step is None:
             what = f"unexpected text after {self.last_field}, the last field, {got}"
         elif step.field:
@@ -37,9 +39,9 @@ class Departure:
         else:
             what = f"expected {step.expects} {self.place}, {got}"
         if not self.got:
-            why += f", {self.fields} of {self.total} fields"
+            why += f"{', ' if why else ''}{self.fields} of {self.total} fields"
         why += f"; Lark: {context}" if context else ""
-        return f"column {self.column + shift}: {what} ({why})"
+        return f"column {self.column + shift}: {what}" + (f" ({why})" if why else "")
 
 
 def diagnose_line(access: "_grammar.Rulebook", body: str, layouts: Sequence[str]) -> Departure | None:

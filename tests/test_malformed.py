@@ -106,6 +106,37 @@ def test_lark_is_asked_about_an_inputs_first_lines_only(monkeypatch):
     assert cut == rejects
 
 
+def test_a_custom_formats_malformed_lines_ask_lark_among_the_first_lines_only(monkeypatch):
+    """The same rule for a given format (layouts.CustomLayout.take_lines): Lark (~0.5 ms a line) for
+    malformed lines among the first LARK_CONTEXT_LINES, the format's diagnosis after them, whatever
+    the batches; lines that depart at their start still go to Lark, which hands them back as noise."""
+    from logpipe import grammar, layouts
+    from logpipe.parse import LARK_CONTEXT_LINES
+
+    parser = layouts.parser_from_spec("text:[%START_TIME%] %REQ(:METHOD)% %RESPONSE_CODE% \"%REQ(X-B3-TRACEID)%\"")
+    calls = []
+    real = grammar.Rulebook.parse
+    monkeypatch.setattr(grammar.Rulebook, "parse", lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
+    good = '[2024-07-18T16:13:58.198Z] GET 200 "abc"'
+    lines = [good if k % 3 else good.replace("200", "2OO") for k in range(3 * LARK_CONTEXT_LINES)]
+    lines[-1] = "2024-07-18 16:13:58 INFO not an access line"
+    batch = parser.parse_batch(lines)
+    rejects = batch.rejects.to_pylist()
+    bad = [r for r in rejects if r["class"] == "malformed"]
+    assert batch.parsed == 2 * LARK_CONTEXT_LINES - 1 and len(bad) == LARK_CONTEXT_LINES
+    assert [r["class"] for r in rejects if r["line_number"] == len(lines)] == ["noise"]
+    early = [r for r in bad if r["line_number"] <= LARK_CONTEXT_LINES]
+    assert len(calls) == len(early) + 1  # and the noise line
+    late = [r for r in bad if r["line_number"] > LARK_CONTEXT_LINES]
+    assert late and all(r["reason"] == "does not follow the given format: column 32: response_code expected INT, "
+                        "got '2OO'" and r["column"] == 32 for r in late)
+    assert all(r["reason"].startswith("does not follow the given format: column ") for r in early)
+    # the same lines in batches of 7: the same reasons
+    cut = [r for k in range(0, len(lines), 7)
+           for r in parser.parse_batch(lines[k:k + 7], "-", k + 1).rejects.to_pylist()]
+    assert cut == rejects
+
+
 @pytest.mark.parametrize("line, prefix", [
     ("[pod/waypoint-7d9f/istio-proxy] ", 33),
     ("2025-02-03T09:15:09.901234567Z ", 32),
