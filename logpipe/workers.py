@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gc
 import os
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator
 
@@ -117,12 +118,17 @@ def parse_size_mib(text: str, name: str) -> float:
 
 
 class WorkerPool:
-    """Worker processes that parse with ``parser``, started on first use (``start`` starts them
-    early, so that they boot while this process does something else) and kept for every input."""
+    """``workers`` lanes that parse with ``parser``: this process (a thread of it) and ``workers - 1``
+    worker processes, started on first use (``start`` starts them early, so that they boot while
+    this process does something else) and kept for every input.
+
+    Why this process works too: it has imported polars and pyarrow and built the parser already; one
+    more worker process would repeat that (~0.45 s of CPU) and pickle its results back. Meanwhile
+    this process only waits: for the next task, or for the workers' results."""
 
     def __init__(self, parser: Parser, workers: int):
         self.parser, self.workers = parser, workers
-        self._executor = None
+        self._executor: _Lanes | None = None
 
     def executor(self):
         if self._executor is None:
@@ -148,13 +154,13 @@ class WorkerPool:
             from . import native
 
             native.library()  # cut.c is built (once per machine) here, not by every worker at once
-            self._executor = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
-                                                 initargs=(self.parser,))
+            procs = ProcessPoolExecutor(self.workers - 1, mp_context=ctx, initializer=_init_worker,
+                                        initargs=(self.parser,))
+            self._executor = _Lanes(self.parser, procs, self.workers)
         return self._executor
 
     def start(self) -> None:
-        for _ in range(self.workers):
-            self.executor().submit(int)
+        self.executor().start()
 
     def close(self) -> None:
         if self._executor is not None:
@@ -166,6 +172,46 @@ class WorkerPool:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+_LANE = threading.local()  # .parser: set in the thread of this process's own lane
+
+
+class _Lanes:
+    """An executor of ``lanes`` lanes: the first runs tasks in this process, the others forward them
+    to ``procs`` (``lanes - 1`` processes). A task goes to whichever lane is free first (one queue,
+    one thread per lane), as it would to ``lanes`` processes."""
+
+    def __init__(self, parser: Parser, procs, lanes: int):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.parser, self.procs, self._roles = parser, procs, iter(range(lanes))
+        self._threads = ThreadPoolExecutor(lanes, thread_name_prefix="logpipe-lane", initializer=self._role)
+
+    def _role(self) -> None:
+        if next(self._roles) == 0:
+            _LANE.parser = self.parser
+
+    def start(self) -> None:
+        for _ in range(self.procs._max_workers):
+            self.procs.submit(int)
+
+    def submit(self, fn, *args):
+        return self._threads.submit(self._run, fn, args)
+
+    def _run(self, fn, args):
+        if getattr(_LANE, "parser", None) is self.parser:
+            return fn(*args)
+        return self.procs.submit(fn, *args).result()
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        self._threads.shutdown(wait=wait, cancel_futures=cancel_futures)
+        self.procs.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+
+def _worker_parser() -> Parser:
+    """The parser of the lane this runs in: this process's, or a worker process's."""
+    return getattr(_LANE, "parser", None) or _WORKER_PARSER
 
 
 def parse_parallel(chunks, pool: WorkerPool, source: str, first_line: int, stage: tuple | None = None):
@@ -210,7 +256,7 @@ def _init_worker(parser: Parser) -> None:
 
 
 def _parse_chunk(body: "bytes | FileRange", source: str, first_line: int) -> ParsedBatch:
-    return _WORKER_PARSER.parse_chunk(body.read() if isinstance(body, FileRange) else body, source, first_line)
+    return _worker_parser().parse_chunk(body.read() if isinstance(body, FileRange) else body, source, first_line)
 
 
 def _stage_chunk(body: "bytes | FileRange", source: str, first_line: int, root: str, prefix: str) -> StagedBatch:
@@ -218,7 +264,7 @@ def _stage_chunk(body: "bytes | FileRange", source: str, first_line: int, root: 
 
     buf, line_no, blank = BatchBuffer(), first_line, 0
     for piece in body.pieces(CHUNK_BYTES) if isinstance(body, FileRange) else _pieces(body, CHUNK_BYTES):
-        batch = _WORKER_PARSER.parse_chunk(piece, source, line_no)
+        batch = _worker_parser().parse_chunk(piece, source, line_no)
         line_no += batch.read
         blank += batch.blank
         buf.add(batch)
@@ -240,7 +286,7 @@ def _stage_input(path: str, skip_bytes: int, first_line: int, root: str, prefix:
     try:
         for body, end in iter_byte_chunks(inp, skip_bytes=skip_bytes):
             if body:
-                batch = _WORKER_PARSER.parse_chunk(body, inp.name, line_no)
+                batch = _worker_parser().parse_chunk(body, inp.name, line_no)
                 line_no += batch.read
                 blank += batch.blank
                 buf.add(batch)

@@ -95,6 +95,24 @@ def test_parallel_ingest_failure_leaves_no_files(mixed_log, tmp_path, monkeypatc
     assert Dataset(data).entries(state=None) == []
 
 
+def test_the_pool_works_in_this_process_and_in_worker_processes():
+    """WorkerPool's lanes: the first runs tasks here (with this process's parser), the others in
+    worker processes; a task goes to a free lane."""
+    import os
+    import time
+
+    from logpipe.parse import default_parser
+
+    parser = default_parser()
+    with workers_mod.WorkerPool(parser, 2) as pool:
+        lanes = pool.executor()
+        here = lanes.submit(lambda: (time.sleep(0.5), os.getpid(), workers_mod._worker_parser())[1:])
+        there = lanes.submit(os.getpid).result()  # the first lane is busy: a worker process
+        assert here.result() == (os.getpid(), parser) and there != os.getpid()
+        assert {lanes.submit(os.getpid).result() for _ in range(4)} <= {os.getpid(), there}
+    assert workers_mod._worker_parser() is None  # this thread is no lane
+
+
 # ---- how many workers: the memory budget ------------------------------------------------------------
 
 
