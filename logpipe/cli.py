@@ -231,6 +231,9 @@ def ingest(paths, data_dir, force, on_error, max_reject_ratio, max_warnings, pro
     stderr. A format given with --format-string/--format-file/--grammar is remembered in the
     manifest and used by later ingests into the same dataset that give none.
     """
+    from . import alloc
+
+    alloc.setup(this_process=True)  # before polars and pyarrow are imported: this process parses too
     from .layouts import parser_from_options
     from .ingest import ingest_paths
 

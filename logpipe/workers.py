@@ -10,6 +10,7 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator
 
+from . import alloc
 from .errors import InputError, UsageError
 from .parse import ParsedBatch, Parser, format_counts
 from .sources import CHUNK_BYTES, FileRange, Input, iter_byte_chunks
@@ -139,18 +140,7 @@ class WorkerPool:
             ctx = multiprocessing.get_context("spawn")
             # One polars thread per worker: the workers are the parallelism; more threads only contend.
             os.environ.setdefault("POLARS_MAX_THREADS", "1")
-            # Allocators, read when a worker starts. Arrow's own jemalloc pool and the 10 s purge of
-            # freed pages by polars' jemalloc cost a worker page faults (~1/3 of its system time):
-            # with glibc malloc for Arrow and a 30 s purge, `make bench` measures ingest ~5% faster
-            # and the process tree ~10% smaller (1M lines: ~0.88 GiB, was ~0.97).
-            os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
-            os.environ.setdefault("_RJEM_MALLOC_CONF", "dirty_decay_ms:30000,muzzy_decay_ms:30000")
-            # glibc gives each allocation over 128 KiB-32 MiB (a task's 16 MiB of bytes, Arrow's column
-            # buffers) pages of its own and hands them back when freed: every task faulted its memory
-            # in afresh (~300k page faults for 1M lines). Served from the heap and kept there, they are
-            # reused: ~0.3 s less system time at 1M lines, the same peak (the heap holds what one task needs).
-            os.environ.setdefault("MALLOC_MMAP_THRESHOLD_", str(64 << 20))
-            os.environ.setdefault("MALLOC_TRIM_THRESHOLD_", str(256 << 20))
+            alloc.setup()  # allocators for the workers (logpipe/alloc.py)
             from . import native
 
             native.library()  # cut.c is built (once per machine) here, not by every worker at once
