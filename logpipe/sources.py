@@ -277,7 +277,9 @@ def split_lines(body: bytes) -> list[str]:
 def iter_byte_chunks(inp: Input, skip_bytes: int = 0, chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[bytes, int]]:
     """Yield ``(body, end_offset)``: runs of complete lines as bytes (each ending in a newline, but
     the last line of the input may lack one) and the decompressed offset just after them."""
-    stream, _kind = open_binary(inp)
+    stream, kind = open_binary(inp)
+    # A plain file is read a chunk a call (no decompression error to stop at: see _read_some)
+    whole = kind == "plain" and not inp.is_stdin
     offset = 0
     tail = b""
     try:
@@ -285,11 +287,15 @@ def iter_byte_chunks(inp: Input, skip_bytes: int = 0, chunk_bytes: int = CHUNK_B
             _skip(stream, skip_bytes, inp)
             offset = skip_bytes
         while True:
-            chunk, error = _read_some(stream, chunk_bytes)
+            chunk, error = (stream.read(chunk_bytes), None) if whole else _read_some(stream, chunk_bytes)
             if chunk:
                 cut = chunk.rfind(b"\n")
                 if cut < 0:  # no line ends in this chunk (a very long line): read on
                     tail += chunk
+                elif not tail and cut + 1 == len(chunk):  # whole lines as read (a small file): no copy
+                    body, tail = chunk, b""
+                    offset += len(body)
+                    yield body, offset
                 else:  # one copy: the lines that were waiting, and this chunk up to its last newline
                     body = b"".join((tail, memoryview(chunk)[: cut + 1]))
                     tail = chunk[cut + 1 :]

@@ -297,6 +297,32 @@ def test_file_ranges_are_whole_lines_that_add_up(tmp_path, content, skip):
         at = r.stop
 
 
+@pytest.mark.parametrize("content", [
+    b"a\nbb\nccc\n" * 50,
+    b"a\nbb\nccc\n" * 50 + b"no newline at the end",
+    b"x" * 300 + b"\n" + b"y" * 10 + b"\n" + b"z" * 1000,  # lines longer than a chunk
+    b"only one line, no newline",
+    b"",
+], ids=["lines", "unterminated", "long-lines", "one-line", "empty"])
+@pytest.mark.parametrize("chunk", [64, 1 << 20])
+def test_byte_chunks_of_a_plain_file_are_whole_lines_that_add_up(tmp_path, content, chunk):
+    """iter_byte_chunks (small inputs, a worker reads them whole): runs of whole lines with their end
+    offsets, nothing lost or repeated, read a chunk a call (a small file: one chunk, not copied)."""
+    from logpipe.sources import iter_byte_chunks
+
+    path = tmp_path / "f.log"
+    path.write_bytes(content)
+    got, at = [], 0
+    for body, end in iter_byte_chunks(Input(str(path)), chunk_bytes=chunk):
+        assert body and end == at + len(body)
+        assert body.endswith(b"\n") or end == len(content)
+        got.append(body)
+        at = end
+    assert b"".join(got) == content
+    if chunk > len(content) and content.endswith(b"\n"):
+        assert len(got) == 1
+
+
 @pytest.mark.parametrize("scan", [8, 64 << 10])
 def test_a_range_read_in_pieces_is_whole_lines_that_add_up(tmp_path, monkeypatch, scan):
     """A worker reads its range in pieces of about CHUNK_BYTES (FileRange.pieces), each from the
