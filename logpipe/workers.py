@@ -28,8 +28,9 @@ PARALLEL_MIN_INPUTS = 32
 
 # Memory: the whole process tree stays within LOGPIPE_MEMORY (default 1 GiB). Measured with `make
 # bench` (tree RSS): a worker peaks at ~320-360 MiB (polars, pyarrow, one task in flight), the parent
-# at ~180-250 MiB. So the default fits two workers however many cores there are; a larger budget
-# lets more cores work. LOGPIPE_WORKERS=N sets the count outright.
+# at ~180-250 MiB besides. So the default fits two workers (the parent's own lane and one worker
+# process: WorkerPool) however many cores there are; a larger budget lets more cores work.
+# LOGPIPE_WORKERS=N sets the count outright.
 DEFAULT_MEMORY = "1G"
 WORKER_MIB, PARENT_MIB = 384, 256
 _SIZE_UNITS = {"K": 1 / 1024, "M": 1, "G": 1024, "T": 1024 * 1024}
