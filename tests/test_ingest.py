@@ -457,6 +457,13 @@ def _wait_for(proc, cond, timeout=20.0) -> None:
         time.sleep(0.005)
 
 
+def _committed(data: Path) -> int:
+    try:
+        return sum(e.get("state") == "complete" for e in manifest(data)["inputs"])
+    except (OSError, ValueError):
+        return 0
+
+
 def _has_pending(data: Path) -> bool:
     try:
         return any(e["state"] == "pending" for e in manifest(data)["inputs"])
@@ -507,6 +514,24 @@ def test_kill_9_then_rerun_equals_a_clean_run(tmp_path, kill_inputs, point):
     assert done.returncode == 0, done.stderr
     check_consistent(data)
     assert keys(data) == want
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_a_terminal_stops_the_workers_quietly(tmp_path):
+    """A terminal's Ctrl-C reaches the whole process group: the worker processes leave the stop to
+    logpipe's own process (no traceback of theirs), which drops what was in flight and exits 130."""
+    logs = tmp_path / "logs"
+    for i in range(40):  # 32 small inputs or more: the pool's lanes parse them
+        write_log(logs / f"pod-{i:02}.log", gen_lines(6000, seed=100 + i))
+    data = tmp_path / "data"
+    proc = subprocess.Popen(_ingest_cmd(logs, data), env=dict(os.environ, LOGPIPE_WORKERS="2"), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    _wait_for(proc, lambda: _committed(data) >= 4)  # the worker process is at work by then
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "logpipe: interrupted" in err
+    check_consistent(data)  # no pending entry, no hidden file left behind
 
 
 @pytest.mark.slow

@@ -113,6 +113,22 @@ def test_the_pool_works_in_this_process_and_in_worker_processes():
     assert workers_mod._worker_parser() is None  # this thread is no lane
 
 
+def test_worker_processes_leave_ctrl_c_to_the_main_process():
+    """A terminal's Ctrl-C reaches the worker processes too: they ignore it (the main process stops
+    the run; test_ingest.py tests that end to end)."""
+    import signal
+    import time
+
+    from logpipe.parse import default_parser
+
+    with workers_mod.WorkerPool(default_parser(), 2) as pool:
+        lanes = pool.executor()
+        busy = lanes.submit(time.sleep, 0.5)  # this process's lane
+        assert lanes.submit(signal.getsignal, signal.SIGINT).result() == signal.SIG_IGN
+        busy.result()
+    assert signal.getsignal(signal.SIGINT) != signal.SIG_IGN
+
+
 # ---- how many workers: the memory budget ------------------------------------------------------------
 
 
