@@ -147,7 +147,7 @@ class WorkerPool:
 
             native.library()  # cut.c is built (once per machine) here, not by every worker at once
             procs = ProcessPoolExecutor(self.workers - 1, mp_context=ctx, initializer=_init_worker,
-                                        initargs=(self.parser,))
+                                        initargs=(self.parser,)) if self.workers > 1 else None
             self._executor = _Lanes(self.parser, procs, self.workers)
         return self._executor
 
@@ -171,13 +171,13 @@ _LANE = threading.local()  # .parser: set in the thread of this process's own la
 
 class _Lanes:
     """An executor of ``lanes`` lanes: the first runs tasks in this process, the others forward them
-    to ``procs`` (``lanes - 1`` processes). A task goes to whichever lane is free first (one queue,
-    one thread per lane), as it would to ``lanes`` processes."""
+    to ``procs`` (``lanes - 1`` processes; None for one lane). A task goes to whichever lane is free
+    first (one queue, one thread per lane), as it would to ``lanes`` processes."""
 
     def __init__(self, parser: Parser, procs, lanes: int):
         from concurrent.futures import ThreadPoolExecutor
 
-        self.parser, self.procs, self._roles = parser, procs, iter(range(lanes))
+        self.parser, self.procs, self.lanes, self._roles = parser, procs, lanes, iter(range(lanes))
         self._threads = ThreadPoolExecutor(lanes, thread_name_prefix="logpipe-lane", initializer=self._role)
 
     def _role(self) -> None:
@@ -185,7 +185,7 @@ class _Lanes:
             _LANE.parser = self.parser
 
     def start(self) -> None:
-        for _ in range(self.procs._max_workers):
+        for _ in range(self.lanes - 1):  # the worker processes boot now
             self.procs.submit(int)
 
     def submit(self, fn, *args):
@@ -198,7 +198,8 @@ class _Lanes:
 
     def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
         self._threads.shutdown(wait=wait, cancel_futures=cancel_futures)
-        self.procs.shutdown(wait=wait, cancel_futures=cancel_futures)
+        if self.procs is not None:
+            self.procs.shutdown(wait=wait, cancel_futures=cancel_futures)
 
 
 def _worker_parser() -> Parser:

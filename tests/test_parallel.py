@@ -113,6 +113,16 @@ def test_the_pool_works_in_this_process_and_in_worker_processes():
     assert workers_mod._worker_parser() is None  # this thread is no lane
 
 
+def test_a_pool_of_one_lane_works_in_this_process():
+    import os
+
+    from logpipe.parse import default_parser
+
+    with workers_mod.WorkerPool(default_parser(), 1) as pool:
+        pool.start()
+        assert [pool.executor().submit(os.getpid).result() for _ in range(3)] == [os.getpid()] * 3
+
+
 def test_worker_processes_leave_ctrl_c_to_the_main_process():
     """A terminal's Ctrl-C reaches the worker processes too: they ignore it (the main process stops
     the run; test_ingest.py tests that end to end)."""
