@@ -64,7 +64,7 @@ def type_columns(df: pl.DataFrame | None, source: str,
 # The times of every record: Envoy's %START_TIME% (UTC, milliseconds), or any ISO-8601 time with its
 # offset (a JSON line, a custom format's time column).
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S%.f%#z"
-# Where Arrow's ISO-8601 cast and polars' TIME_FORMAT read a text alike (tests/test_records.py: a fuzz
+# Where Arrow's ISO-8601 cast and polars' TIME_FORMAT read a text alike (tests/test_times.py: a fuzz
 # of both): date, "T", time with seconds, at most 6 digits of fraction, "Z" or an offset. Arrow's cast
 # costs ~0.03 µs a time, polars' ~0.3 µs (a twentieth of a line's whole cost).
 ISO_SHAPE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:?[0-9]{2})$"

@@ -279,7 +279,7 @@ def iter_byte_chunks(inp: Input, skip_bytes: int = 0, chunk_bytes: int = CHUNK_B
     the last line of the input may lack one) and the decompressed offset just after them."""
     stream, kind = open_binary(inp)
     # A plain file is read a chunk a call (no decompression error to stop at: see _read_some)
-    whole = kind == "plain" and not inp.is_stdin
+    step = chunk_bytes if kind == "plain" and not inp.is_stdin else READ_STEP
     offset = 0
     tail = b""
     try:
@@ -287,7 +287,7 @@ def iter_byte_chunks(inp: Input, skip_bytes: int = 0, chunk_bytes: int = CHUNK_B
             _skip(stream, skip_bytes, inp)
             offset = skip_bytes
         while True:
-            chunk, error = (stream.read(chunk_bytes), None) if whole else _read_some(stream, chunk_bytes)
+            chunk, error = _read_some(stream, chunk_bytes, step)
             if chunk:
                 cut = chunk.rfind(b"\n")
                 if cut < 0:  # no line ends in this chunk (a very long line): read on
@@ -314,15 +314,20 @@ def iter_byte_chunks(inp: Input, skip_bytes: int = 0, chunk_bytes: int = CHUNK_B
             stream.close()
 
 
-def _read_some(stream: BinaryIO, n: int) -> tuple[bytes, BaseException | None]:
-    """Read up to ``n`` bytes in small steps, so that a decompression error loses nothing that was
-    decoded before it: returns the bytes read and the error, if one stopped the reading."""
+READ_STEP = 1 << 16  # _read_some's step in a compressed stream or stdin
+
+
+def _read_some(stream: BinaryIO, n: int, step: int = READ_STEP) -> tuple[bytes, BaseException | None]:
+    """Read up to ``n`` bytes in steps of ``step``, so that a decompression error loses nothing that
+    was decoded before it: returns the bytes read (one step's bytes as read, not copied) and the
+    error, if one stopped the reading."""
     parts: list[bytes] = []
     size = 0
-    read = getattr(stream, "read1", stream.read)
+    # one step of all n bytes: read them at once (read1 would first return what peek buffered)
+    read = stream.read if step >= n else getattr(stream, "read1", stream.read)
     while size < n:
         try:
-            got = read(min(1 << 16, n - size))
+            got = read(min(step, n - size))
         except (OSError, EOFError, zlib.error, ValueError) as e:
             return b"".join(parts), e
         except Exception as e:  # zstandard raises its own ZstdError
