@@ -232,16 +232,22 @@ def ingest(paths, data_dir, force, on_error, max_reject_ratio, max_warnings, pro
     manifest and used by later ingests into the same dataset that give none.
     """
     from . import alloc
+    from .workers import boot_pool
 
     alloc.setup(this_process=True)  # before polars and pyarrow are imported: this process parses too
-    from .layouts import parser_from_options
-    from .ingest import ingest_paths
+    pool = boot_pool(list(paths))  # the workers boot while this process imports polars and pyarrow
+    try:
+        from .layouts import parser_from_options
+        from .ingest import ingest_paths
 
-    custom = format_string or format_file or grammar_file
-    parser = parser_from_options(format_string, format_file, grammar_file) if custom else None
-    _compiler_note()
-    ingest_paths(list(paths), data_dir, force=force, on_error=on_error, max_reject_ratio=max_reject_ratio,
-                 max_warnings=max_warnings, progress=progress, flush_rows=flush_rows, parser=parser)
+        custom = format_string or format_file or grammar_file
+        parser = parser_from_options(format_string, format_file, grammar_file) if custom else None
+        _compiler_note()
+        ingest_paths(list(paths), data_dir, force=force, on_error=on_error, max_reject_ratio=max_reject_ratio,
+                     max_warnings=max_warnings, progress=progress, flush_rows=flush_rows, parser=parser, pool=pool)
+    finally:
+        if pool is not None:
+            pool.close()
 
 
 # ---- report -----------------------------------------------------------------------------------------

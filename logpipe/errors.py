@@ -21,6 +21,11 @@ class InputError(LogpipeError):
     """An input that cannot be read (missing, unreadable, corrupt archive)."""
 
 
+class InputChangedError(InputError):
+    """A file that shrank or was rewritten while it was read (``logrotate``'s copytruncate): what was
+    read is not one version of it, so none of it is kept."""
+
+
 class DatasetError(LogpipeError):
     """A dataset that is missing or not a logpipe dataset."""
 

@@ -15,14 +15,14 @@ from collections import deque
 from dataclasses import dataclass
 
 from . import batches as _batches
-from .dataset import HASH_ALGO, Dataset, fingerprint
-from .errors import DatasetError, InputError, RejectLimitError, UsageError
+from .dataset import HASH_ALGO, Dataset, InputHash, fingerprint
+from .errors import DatasetError, InputChangedError, InputError, RejectLimitError, UsageError
 from .parse import MOSTLY_MALFORMED, Counts, Parser
 from .progress import IngestProgress, IngestSummary, print_summary
 from .pipeline import compression_of, dataset_parser, format_reject, is_plain, parse_input
 from .workers import StagedBatch, WorkerPool, ingest_workers, is_small, stage_input_async, staged_result, time_bounds
 from .render import escape_control
-from .sources import Input, expand_inputs, looks_binary, read_head
+from .sources import FileRange, Input, expand_inputs, looks_binary, read_head
 
 
 # Small inputs parsed by the workers: started in groups of LAUNCH_INPUTS (or LAUNCH_BYTES), at most
@@ -53,6 +53,7 @@ class _Plan:
     skip_bytes: int
     first_line: int
     future: object = None
+    hasher: InputHash | None = None  # hashed while read (``_Run.hash_while_read``): ``full`` is None till then
 
     @property
     def weight(self) -> int:
@@ -62,7 +63,8 @@ class _Plan:
 
 def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_error: str = "warn",
                  max_reject_ratio: float = 0.1, max_warnings: int = 20, progress: bool | None = None,
-                 flush_rows: int | None = None, err=None, parser: Parser | None = None) -> IngestSummary:
+                 flush_rows: int | None = None, err=None, parser: Parser | None = None,
+                 pool: WorkerPool | None = None) -> IngestSummary:
     """``logpipe ingest``: each input into the dataset at ``data_dir``, once.
 
     An input is known by the hash of its bytes (``dataset.HASH_ALGO``): the same content (a renamed copy too) is
@@ -72,7 +74,8 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
     kill at any moment leaves whole inputs or nothing, and the next run redoes the rest.
     Problems with one input are reported on ``err`` and the others continue; at the end an
     ``InputError`` (unreadable inputs) or ``RejectLimitError`` (too many malformed lines) is raised
-    when any input failed, after the summary is printed.
+    when any input failed, after the summary is printed. ``pool``: the caller's workers for
+    ``paths`` (``workers.boot_pool``), started before this process imported polars; else it starts its own.
     """
     import time
 
@@ -93,11 +96,11 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
     ds = Dataset(data_dir, create=True)
     parser = dataset_parser(ds, parser, err)
     bar = IngestProgress(err, progress)
-    workers = ingest_workers(inputs)
-    pool = WorkerPool(parser, workers) if workers > 1 else None
+    if pool is None and ingest_workers(inputs) > 1:
+        pool = WorkerPool(None, ingest_workers(inputs))
     with _ingest_lock(ds), bar, (pool or contextlib.nullcontext()):
         if pool is not None:
-            pool.start()  # the workers boot while the first input is hashed
+            pool.use(parser).start()  # the workers boot while the first input is hashed
         ds.recover()
         run = _Run(ds, parser, pool, bar, summary, err, started, force=force, on_error=on_error,
                    max_reject_ratio=max_reject_ratio, max_warnings=max_warnings, flush_rows=flush_rows)
@@ -184,8 +187,10 @@ class _Run:
         try:
             if looks_binary(inp):
                 raise InputError(f"{inp.name}: binary file (NUL bytes), not a text log; leave it out of the inputs")
-            size, full, prefixes, replaces, skip_bytes, first_line = None, None, {}, [], 0, 1
-            if not inp.is_stdin:
+            size, full, prefixes, replaces, skip_bytes, first_line, hasher = None, None, {}, [], 0, 1, None
+            if not inp.is_stdin and self.hash_while_read(inp):
+                size, hasher = inp.size(), InputHash(self.hash_algo)
+            elif not inp.is_stdin:
                 size, full, prefixes = fingerprint(inp.path, [e["size"] for e in self.known], self.hash_algo)
                 same = [e for e in self.known if e["size"] == size and e["hash"] == full]
                 grown = [e for e in self.known if 0 < e["size"] < size and prefixes.get(e["size"]) == e["hash"]]
@@ -226,7 +231,16 @@ class _Run:
             "compression": None if inp.is_stdin else compression_of(inp),
             "format_spec": self.parser.format_spec,
         }
-        return _Plan(inp, self.ds.begin_entry(entry) if begin else entry, size, full, replaces, skip_bytes, first_line)
+        return _Plan(inp, self.ds.begin_entry(entry) if begin else entry, size, full, replaces, skip_bytes, first_line,
+                     hasher=hasher)
+
+    def hash_while_read(self, inp: Input) -> bool:
+        """Whether ``inp`` is hashed as its ranges are read for the workers, rather than before: when
+        no input ingested before can be it or its start (none is as small), nothing waits for its hash."""
+        if self.pool is None or not is_plain(inp) or is_small(inp):
+            return False
+        size = inp.size()
+        return not any(0 < e["size"] <= size for e in self.known)
 
     def probe(self, inp: Input, size: int | None, skip_bytes: int, first_line: int) -> str | None:
         """Why a large input is not read at all (``PROBE_BYTES``: its first lines are mostly
@@ -261,7 +275,7 @@ class _Run:
             batches = staged_result(plan.future)
         else:
             batches = parse_input(inp, self.parser, skip_bytes=skip_bytes, first_line=first_line,
-                                  stage=(str(self.ds.root), entry["prefix"]), pool=self.pool)
+                                  stage=(str(self.ds.root), entry["prefix"]), pool=self.pool, hasher=plan.hasher)
         try:
             try:
                 for batch, end in batches:
@@ -289,8 +303,12 @@ class _Run:
                         buf.add(batch)
                         if buf.due():
                             stager.submit(*buf.take())
+            except InputChangedError as e:  # none of it is one version of the file: keep nothing
+                return self.fail_changed(plan, stager, str(e))
             except InputError as e:  # corrupt archive: keep what came before the damage
                 error = f"{e} ({counts.read} lines read)"
+            if size is not None and end < size and entry["compression"] == "plain":
+                return self.fail_changed(plan, stager, FileRange(inp.path, skip_bytes, size, 0).shorter(end))
             stager.submit(*buf.take())
             pairs = stager.finish()
             rows = counts.parsed
@@ -309,11 +327,13 @@ class _Run:
                 self.bar.note(f"logpipe: warning: {inp.name}: no access line among its {counts.read} lines "
                          f"({counts.noise} not access-log output); if it is an access log in another format,"
                          " give it with --format-string or --format-file (`logpipe detect` shows the layouts)")
-            if not inp.is_stdin and end != size and not error and entry["compression"] == "plain":
+            if plan.hasher is not None:  # hashed while read: what was read is the input
+                size, full = end, plan.hasher.hexdigest() if plan.hasher.size == end else _prefix_hash(inp, end, self.hash_algo)
+            elif not inp.is_stdin and end != size and not error and entry["compression"] == "plain":
                 # a live log grew while we read it: identify it by what was read
-                _, _, pre = fingerprint(inp.path, [end], self.hash_algo)
-                if end in pre:
-                    size, full = end, pre[end]
+                pre = _prefix_hash(inp, end, self.hash_algo)
+                if pre is not None:
+                    size, full = end, pre
             entry.update(
                 size=size, hash=full, bytes_end=end, bytes_read=end - skip_bytes,
                 line_end=first_line + counts.read - 1, read=counts.read, parsed=counts.parsed,
@@ -356,6 +376,13 @@ class _Run:
                 self.summary.errors.append(error)
 
         return entry, pairs, replaces, after
+
+    def fail_changed(self, plan: _Plan, stager, error) -> None:
+        """``plan``'s input changed while it was read (``InputChangedError``): not ingested."""
+        self.ds.abandon_entry(plan.entry, stager.abandon())
+        print(f"logpipe: error: {error}", file=self.err)
+        self.summary.failed += 1
+        return None
 
     def drop(self, plans) -> None:
         """Plans begun and never finished: wait for their tasks, then drop their entries and files."""
@@ -451,6 +478,11 @@ class _Stager:
 
 def _iso(t) -> str | None:
     return None if t is None else t.isoformat()
+
+
+def _prefix_hash(inp: Input, end: int, algo: str) -> str | None:
+    """The hash of ``inp``'s first ``end`` bytes, as ``fingerprint`` gives it (None when it is shorter now)."""
+    return fingerprint(inp.path, [end], algo)[2].get(end)
 
 
 def _ends_newline(inp: Input, end: int) -> bool:

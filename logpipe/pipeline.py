@@ -17,19 +17,22 @@ from .workers import StagedBatch, WorkerPool, default_workers, parse_parallel
 
 def parse_input(inp: Input, parser: Parser | None = None, *, skip_bytes: int = 0,
                 first_line: int = 1, workers: int | None = None, stage: tuple | None = None,
-                pool: "WorkerPool | None" = None) -> Iterator[tuple["ParsedBatch | StagedBatch", int]]:
+                pool: "WorkerPool | None" = None, hasher=None) -> Iterator[tuple["ParsedBatch | StagedBatch", int]]:
     """Parse one input; yields each batch, in input order, with the decompressed byte offset it
     ends at. Large inputs are parsed by ``workers`` processes (default: one per core) while this
     process reads ahead a bounded number of chunks, so memory stays flat for any input size.
     ``stage=(dataset root, file prefix)``: workers also write their rows and rejects to hidden files
     there and yield ``StagedBatch``es (in-process parsing still yields ``ParsedBatch``es).
-    ``pool``: workers already started (``WorkerPool``, shared by the inputs of one ingest)."""
+    ``pool``: workers already started (``WorkerPool``, shared by the inputs of one ingest).
+    ``hasher``: given the bytes read when the workers read a plain file's ranges (``dataset.InputHash``;
+    it then holds all of them: its ``size`` is the last offset yielded)."""
     parser = parser or default_parser()
     if workers is None:
         workers = default_workers(inp)
     staged = stage is not None and workers > 1
     if workers > 1 and not inp.is_stdin and is_plain(inp):  # workers read their own parts of the file
-        chunks = iter_file_ranges(inp, skip_bytes=skip_bytes, chunk_bytes=_workers.STAGE_TASK_BYTES if staged else CHUNK_BYTES)
+        chunks = iter_file_ranges(inp, skip_bytes=skip_bytes, chunk_bytes=_workers.STAGE_TASK_BYTES if staged else CHUNK_BYTES,
+                                  hasher=hasher)
     else:  # bytes go to the workers through pipes, held on both sides meanwhile: keep them small
         chunks = iter_byte_chunks(inp, skip_bytes=skip_bytes)
     if workers <= 1:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
-from .errors import InputError
+from .errors import InputChangedError, InputError
 
 CHUNK_BYTES = 8 << 20
 
@@ -72,7 +72,23 @@ class FileRange:
     def read(self) -> bytes:
         with open(self.path, "rb") as f:
             f.seek(self.start)
-            return f.read(self.stop - self.start)
+            body = f.read(self.stop - self.start)
+        if len(body) < self.stop - self.start:
+            raise self.shorter(self.start + len(body))
+        return body
+
+    def changed(self, what: str) -> "InputChangedError":
+        """The error of a range that is no longer what it was when its lines were counted."""
+        return InputChangedError(f"{self.path}: changed while being read ({what}): truncated or rewritten, as by "
+                                 "logrotate's copytruncate? Not ingested; ingest it again once nothing rewrites it "
+                                 "(or ingest its rotated copy)")
+
+    def shorter(self, at: int) -> "InputChangedError":
+        try:
+            now = f"; it is {os.path.getsize(self.path):,} bytes now"
+        except OSError:
+            now = ""
+        return self.changed(f"read to byte {at:,} of {self.stop:,} counted{now}")
 
     def pieces(self, size: int) -> Iterator[bytes]:
         """The range as runs of whole lines of about ``size`` bytes, each read from the file once:
@@ -85,18 +101,19 @@ class FileRange:
                 if end < self.stop:  # (the range itself ends at a newline)
                     end = _line_end(fd, pos, end, self.stop)
                 body = os.pread(fd, end - pos, pos)
-                if body:
-                    yield body
-                if len(body) < end - pos:  # the file shrank while read
-                    return
+                if len(body) < end - pos:  # it shrank since its lines were counted
+                    raise self.shorter(pos + len(body))
+                yield body
                 pos = end
 
 
-def iter_file_ranges(inp: Input, skip_bytes: int = 0, chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[FileRange, int]]:
+def iter_file_ranges(inp: Input, skip_bytes: int = 0, chunk_bytes: int = CHUNK_BYTES,
+                     hasher=None) -> Iterator[tuple[FileRange, int]]:
     """A plain (uncompressed) file as ranges of whole lines (the last line may lack its newline) of
     up to about ``chunk_bytes``: ``(range, end_offset)``. This process reads each byte once, into one
     reused buffer, only to find the ranges' last newlines and count their lines (for the line
-    numbers); a worker reads its range again itself."""
+    numbers), and gives it to ``hasher.update`` (``dataset.InputHash``); a worker reads its range
+    again itself."""
     from .native import count_newlines
 
     buf = bytearray(chunk_bytes)
@@ -111,6 +128,8 @@ def iter_file_ranges(inp: Input, skip_bytes: int = 0, chunk_bytes: int = CHUNK_B
                 buf.extend(bytes(len(buf)))
             with memoryview(buf) as view:
                 got = f.readinto(view[held:])
+                if hasher is not None and got:
+                    hasher.update(view[held:held + got])
             total = held + got
             if got == 0:  # end of the file: what is held is its last line, without a newline
                 if held:

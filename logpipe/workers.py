@@ -13,11 +13,16 @@ from typing import TYPE_CHECKING, Iterator
 
 from . import alloc
 from .errors import InputError, UsageError
-from .parse import ParsedBatch, Parser, format_counts
 from .sources import CHUNK_BYTES, FileRange, Input, iter_byte_chunks
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+    from .parse import ParsedBatch, Parser
+
+# This module imports neither polars nor pyarrow (nor logpipe.parse, which does): a command can
+# start its worker processes first thing (``WorkerPool.start``), so that they import those while
+# this process does too, and give the pool its parser once it is built (``WorkerPool.use``).
 
 
 # Inputs at least this large are parsed by worker processes (both cores); smaller ones in-process,
@@ -103,6 +108,16 @@ def ingest_workers(inputs: list[Input]) -> int:
     return max(counts, default=1)
 
 
+def boot_pool(paths: list[str]) -> "WorkerPool | None":
+    """The workers an ingest of ``paths`` will use (``ingest_workers``), started now: a command calls
+    this first thing, so that they import polars and pyarrow (~0.3 s) while it does too; it gives
+    them the parser later (``WorkerPool.use``). None when it will parse in this process alone."""
+    from .sources import expand_inputs
+
+    workers = ingest_workers(expand_inputs(paths)[0])
+    return WorkerPool(None, workers).start() if workers > 1 else None
+
+
 def memory_workers(budget: str | None = None) -> int:
     """How many workers fit in ``budget`` (``LOGPIPE_MEMORY``, default 1G) beside the parent."""
     text = (budget if budget is not None else os.environ.get("LOGPIPE_MEMORY", "")).strip() or DEFAULT_MEMORY
@@ -123,36 +138,47 @@ def parse_size_mib(text: str, name: str) -> float:
 class WorkerPool:
     """``workers`` lanes that parse with ``parser``: this process (a thread of it) and ``workers - 1``
     worker processes, started on first use (``start`` starts them early, so that they boot while
-    this process does something else) and kept for every input.
+    this process does something else) and kept for every input. The parser may come later
+    (``use``), before the first task: the processes can boot before it is built.
 
     Why this process works too: it has imported polars and pyarrow and built the parser already; one
     more worker process would repeat that (~0.45 s of CPU) and pickle its results back. Meanwhile
     this process only waits: for the next task, or for the workers' results."""
 
-    def __init__(self, parser: Parser, workers: int):
+    def __init__(self, parser: "Parser | None", workers: int):
         self.parser, self.workers = parser, workers
         self._executor: _Lanes | None = None
 
+    def use(self, parser: "Parser") -> "WorkerPool":
+        """Parse with ``parser`` from now on (the tasks of every lane)."""
+        self.parser = parser
+        if self._executor is not None:
+            self._executor.use(parser)
+        return self
+
     def executor(self):
+        """The lanes, their worker processes started (booting) on the first call."""
         if self._executor is None:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
             # spawn, not fork: polars' thread pool does not survive fork. The parser travels by pickle.
             ctx = multiprocessing.get_context("spawn")
-            # One polars thread per worker: the workers are the parallelism; more threads only contend.
-            os.environ.setdefault("POLARS_MAX_THREADS", "1")
-            alloc.setup()  # allocators for the workers (logpipe/alloc.py)
             from . import native
 
             native.library()  # cut.c is built (once per machine) here, not by every worker at once
-            procs = ProcessPoolExecutor(self.workers - 1, mp_context=ctx, initializer=_init_worker,
-                                        initargs=(self.parser,)) if self.workers > 1 else None
+            # One polars thread per lane: the lanes are the parallelism; more threads only contend.
+            os.environ.setdefault("POLARS_MAX_THREADS", "1")
+            alloc.setup()  # allocators for the workers (logpipe/alloc.py)
+            procs = ProcessPoolExecutor(self.workers - 1, mp_context=ctx, initializer=_init_worker) \
+                if self.workers > 1 else None
             self._executor = _Lanes(self.parser, procs, self.workers)
         return self._executor
 
-    def start(self) -> None:
-        self.executor().start()
+    def start(self) -> "WorkerPool":
+        """Start the worker processes now (they take ~0.3 s to boot), not at the first task."""
+        self.executor()
+        return self
 
     def close(self) -> None:
         if self._executor is not None:
@@ -172,29 +198,42 @@ _LANE = threading.local()  # .parser: set in the thread of this process's own la
 class _Lanes:
     """An executor of ``lanes`` lanes: the first runs tasks in this process, the others forward them
     to ``procs`` (``lanes - 1`` processes; None for one lane). A task goes to whichever lane is free
-    first (one queue, one thread per lane), as it would to ``lanes`` processes."""
+    first (one queue, one thread per lane), as it would to ``lanes`` processes. A worker process gets
+    the parser with each task, as its pickle (a few hundred bytes: the parser's options), and
+    rebuilds it when it differs from the last one's (``_in_worker``)."""
 
-    def __init__(self, parser: Parser, procs, lanes: int):
+    def __init__(self, parser: "Parser | None", procs, lanes: int):
         from concurrent.futures import ThreadPoolExecutor
 
-        self.parser, self.procs, self.lanes, self._roles = parser, procs, lanes, iter(range(lanes))
+        self.procs, self.lanes, self._roles = procs, lanes, iter(range(lanes))
         self._threads = ThreadPoolExecutor(lanes, thread_name_prefix="logpipe-lane", initializer=self._role)
+        self.parser, self._pickled = None, None
+        for _ in range(lanes - 1):  # the worker processes boot now
+            procs.submit(int)
+        self.use(parser)
+
+    def use(self, parser: "Parser | None") -> None:
+        """Parse with ``parser``; the worker processes build it now, not at their first task."""
+        import pickle
+
+        if parser is None or parser is self.parser:
+            return
+        self.parser, self._pickled = parser, pickle.dumps(parser)
+        for _ in range(self.lanes - 1):
+            self.procs.submit(_in_worker, self._pickled, int)
 
     def _role(self) -> None:
         if next(self._roles) == 0:
-            _LANE.parser = self.parser
-
-    def start(self) -> None:
-        for _ in range(self.lanes - 1):  # the worker processes boot now
-            self.procs.submit(int)
+            _LANE.lanes = self
 
     def submit(self, fn, *args):
         return self._threads.submit(self._run, fn, args)
 
     def _run(self, fn, args):
-        if getattr(_LANE, "parser", None) is self.parser:
+        if getattr(_LANE, "lanes", None) is self:
+            _LANE.parser = self.parser
             return fn(*args)
-        return self.procs.submit(fn, *args).result()
+        return self.procs.submit(_in_worker, self._pickled, fn, *args).result()
 
     def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
         self._threads.shutdown(wait=wait, cancel_futures=cancel_futures)
@@ -202,7 +241,7 @@ class _Lanes:
             self.procs.shutdown(wait=wait, cancel_futures=cancel_futures)
 
 
-def _worker_parser() -> Parser:
+def _worker_parser() -> "Parser | None":
     """The parser of the lane this runs in: this process's, or a worker process's."""
     return getattr(_LANE, "parser", None) or _WORKER_PARSER
 
@@ -236,24 +275,42 @@ def parse_parallel(chunks, pool: WorkerPool, source: str, first_line: int, stage
         wait([fut for fut, _ in pending if not fut.cancelled()])
 
 
-_WORKER_PARSER: Parser | None = None
+_WORKER_PARSER: "Parser | None" = None
+_WORKER_PICKLED: bytes | None = None
 
 
-def _init_worker(parser: Parser) -> None:
-    global _WORKER_PARSER
-    _WORKER_PARSER = parser
+def _init_worker() -> None:
     # A terminal's Ctrl-C reaches the whole process group. The main process stops the run (the
     # tasks in flight end, then their files are dropped); a worker interrupted while waiting for a
     # task would only print a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from . import parse  # noqa: F401  (polars, pyarrow, the grammars: imported while booting, not by the first task)
+
+    _freeze()
+
+
+def _freeze() -> None:
     # The objects of start-up (modules, grammars, the parser) are kept out of the cyclic GC, which
     # runs less often: a batch makes few Python objects and almost no cycles. ~3% less CPU in `make bench`'s ingest.
     gc.freeze()
     gc.set_threshold(100_000, 50, 100)
 
 
-def _parse_chunk(body: "bytes | FileRange", source: str, first_line: int) -> ParsedBatch:
-    return _worker_parser().parse_chunk(body.read() if isinstance(body, FileRange) else body, source, first_line)
+def _in_worker(pickled: bytes | None, fn, *args):
+    """Run task ``fn(*args)`` in a worker process with the parser ``pickled`` (``_Lanes``)."""
+    global _WORKER_PARSER, _WORKER_PICKLED
+    if pickled is not None and pickled != _WORKER_PICKLED:
+        import pickle
+
+        _WORKER_PARSER, _WORKER_PICKLED = pickle.loads(pickled), pickled
+        _freeze()
+    return fn(*args)
+
+
+def _parse_chunk(body: "bytes | FileRange", source: str, first_line: int) -> "ParsedBatch":
+    batch = _worker_parser().parse_chunk(body.read() if isinstance(body, FileRange) else body, source, first_line)
+    _check_lines(body, batch.read)
+    return batch
 
 
 def _stage_chunk(body: "bytes | FileRange", source: str, first_line: int, root: str, prefix: str) -> StagedBatch:
@@ -265,7 +322,15 @@ def _stage_chunk(body: "bytes | FileRange", source: str, first_line: int, root: 
         line_no += batch.read
         blank += batch.blank
         buf.add(batch)
+    _check_lines(body, line_no - first_line)
     return _stage_buffer(buf, line_no - first_line, blank, root, prefix)
+
+
+def _check_lines(body: "bytes | FileRange", read: int) -> None:
+    """A range must hold the lines counted in it when the file was first read (its line numbers,
+    and the next range's, depend on it): else the file was rewritten meanwhile."""
+    if isinstance(body, FileRange) and read != body.lines:
+        raise body.changed(f"bytes {body.start:,} to {body.stop:,} hold {read:,} lines now, not {body.lines:,}")
 
 
 def _stage_input(path: str, skip_bytes: int, first_line: int, root: str, prefix: str,
@@ -302,6 +367,7 @@ def _stage_input(path: str, skip_bytes: int, first_line: int, root: str, prefix:
 def _stage_buffer(buf, read: int, blank: int, root: str, prefix: str) -> StagedBatch:
     """Write what ``buf`` holds to hidden files (``dataset.stage_files``): the parent gets the counts."""
     from .dataset import stage_files
+    from .parse import format_counts
 
     records, rejects = buf.take()
     formats: dict = {}

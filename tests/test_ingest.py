@@ -234,6 +234,31 @@ def _zstd(data: bytes) -> bytes:
     return zstandard.ZstdCompressor().compress(data)
 
 
+def test_a_file_truncated_while_read_is_not_ingested(tmp_path, monkeypatch, capsys):
+    """A file that shrinks between being sized and read (logrotate's copytruncate) is no one
+    version of itself: not ingested, said in one line, nothing left behind; the next run reads it."""
+    from logpipe import ingest
+
+    data, log = tmp_path / "data", write_log(tmp_path / "live.log", gen_lines(300, seed=5))
+    probe = ingest._Run.probe
+
+    def truncate_after_sizing(self, inp, *args):
+        with open(log, "r+b") as f:
+            f.truncate(log.stat().st_size // 2)
+        return probe(self, inp, *args)
+
+    monkeypatch.setattr(ingest._Run, "probe", truncate_after_sizing)
+    code, _, err = run(monkeypatch, capsys, "ingest", log, "--data", data)
+    assert code == 1
+    assert f"logpipe: error: {log}: changed while being read (read to byte" in err
+    assert "truncated or rewritten, as by logrotate's copytruncate?" in err
+    assert check_consistent(data)["inputs"] == [] and rows(data) == 0
+    assert not [p for p in data.rglob("*.parquet")] and not [p for p in data.rglob(".*.tmp")]
+    monkeypatch.setattr(ingest._Run, "probe", probe)
+    assert run(monkeypatch, capsys, "ingest", log, "--data", data)[0] == 0
+    assert check_consistent(data)["inputs"][0]["size"] == log.stat().st_size
+
+
 @pytest.mark.parametrize("compress", [gzip.compress, bz2.compress, _zstd], ids=["gzip", "bz2", "zstd"])
 def test_compressed_inputs_are_detected_by_content(tmp_path, monkeypatch, capsys, compress):
     plain = tmp_path / "plain"

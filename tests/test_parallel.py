@@ -382,3 +382,95 @@ def test_file_ranges_of_a_file_shorter_than_skip(tmp_path):
     path.write_bytes(b"a\n")
     with pytest.raises(InputError, match="shorter than the 10 bytes already ingested"):
         list(iter_file_ranges(Input(str(path)), skip_bytes=10))
+
+
+def test_a_new_large_input_is_hashed_while_its_ranges_are_read(mixed_log, tmp_path, monkeypatch):
+    """A large plain input that no earlier entry can be (or start) is hashed in the pass that cuts
+    it into the workers' ranges, not before: its entry gets the same hash, so a second ingest skips
+    it, a renamed copy is known, and the file grown is read from where it ended."""
+    from logpipe import dataset
+
+    monkeypatch.setattr(workers_mod, "PARALLEL_MIN_BYTES", 64 << 10)  # mixed_log is a large input
+    monkeypatch.setattr(workers_mod, "STAGE_TASK_BYTES", 96 << 10)
+    monkeypatch.setenv("LOGPIPE_WORKERS", "2")
+    hashed_first = []
+    real = ingest.fingerprint
+    monkeypatch.setattr(ingest, "fingerprint", lambda path, *a, **k: hashed_first.append(path) or real(path, *a, **k))
+    log, data = tmp_path / "live.log", tmp_path / "data"
+    log.write_bytes(mixed_log.read_bytes())
+
+    def run(*paths):
+        return ingest.ingest_paths([str(p) for p in paths], str(data), err=io.StringIO(), progress=False,
+                                   max_reject_ratio=1)
+
+    first = run(log)
+    (entry,) = dataset.Dataset(data).entries()
+    assert hashed_first == [] and first.files > 2  # no pass before the workers began
+    assert (entry["size"], entry["hash"]) == dataset.fingerprint(log)[:2]
+    copy = tmp_path / "copy.log"
+    copy.write_bytes(log.read_bytes())
+    again = run(log, copy)
+    assert again.skipped == 2 and again.rows == 0 and hashed_first  # an entry as small: hashed first
+    with open(log, "ab") as f:
+        f.write(mixed_log.read_bytes()[:50_000].rsplit(b"\n", 1)[0] + b"\n")
+    grown = run(log)
+    new = dataset.Dataset(data).entries()[-1]
+    assert grown.ingested == 1 and new["first_line"] == entry["line_end"] + 1
+    assert (new["size"], new["hash"]) == dataset.fingerprint(log)[:2]
+
+
+def test_ingest_boots_its_workers_before_it_imports_polars(tmp_path):
+    """`logpipe ingest` starts its worker processes first thing (workers.boot_pool): they import
+    polars and pyarrow while this process does, and get the parser when it is built."""
+    import os
+    import subprocess
+    import sys
+
+    big = tmp_path / "big.log"
+    with open(big, "wb") as f:  # sparse: as large as a file that takes workers
+        f.truncate(workers_mod.PARALLEL_MIN_BYTES)
+    code = ("import sys, logpipe.workers as w\n"
+            "pool = w.boot_pool([sys.argv[1]])\n"
+            "print('polars' in sys.modules, 'pyarrow' in sys.modules, pool.workers, len(pool.executor().procs._processes))\n"
+            "from logpipe.parse import default_parser\n"
+            "lanes = pool.use(default_parser()).executor()\n"
+            "print(lanes.procs.submit(w._in_worker, lanes._pickled, w._worker_parser).result().fast)\n"
+            "pool.close()\n")
+    done = subprocess.run([sys.executable, "-c", code, str(big)], capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, LOGPIPE_WORKERS="2"), cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "False", "2", "1", "True"]
+
+
+@pytest.mark.parametrize("change", ["truncate", "rewrite"])
+def test_a_file_changed_after_its_ranges_were_counted_is_not_ingested(mixed_log, tmp_path, monkeypatch, change):
+    """The workers read their ranges after this process counted their lines: a file truncated or
+    rewritten meanwhile gives a worker fewer bytes or other lines. The input is not ingested (none of
+    what was read is one version of it), with one clear line, and no file is left behind."""
+    from logpipe.dataset import Dataset
+
+    monkeypatch.setattr(workers_mod, "STAGE_TASK_BYTES", 96 << 10)
+    monkeypatch.setenv("LOGPIPE_WORKERS", "2")
+    log, data, err = tmp_path / "live.log", tmp_path / "data", io.StringIO()
+    text = mixed_log.read_bytes()
+    log.write_bytes(text)
+    counted = pipeline.iter_file_ranges
+
+    def then_changed(*args, **kwargs):
+        ranges = list(counted(*args, **kwargs))  # every range counted, then the file changes
+        with open(log, "r+b") as f:
+            if change == "truncate":
+                f.truncate(len(text) // 3)
+            else:  # as long as it was, other lines: copytruncate, then a writer wrote again
+                f.write(text[len(text) // 3:].replace(b"\n", b"") + text[:len(text) // 3] + b"\n" * text.count(b"\n", len(text) // 3))
+        yield from ranges
+
+    monkeypatch.setattr(pipeline, "iter_file_ranges", then_changed)
+    from logpipe.errors import InputError
+
+    with pytest.raises(InputError, match=r"^1 input\(s\) had errors \(see above\)"):
+        ingest.ingest_paths([str(log)], str(data), err=err, progress=False, max_reject_ratio=1)
+    (line,) = [x for x in err.getvalue().splitlines() if x.startswith("logpipe: error:")]
+    assert line.startswith(f"logpipe: error: {log}: changed while being read (")
+    assert Dataset(data).entries(state=None) == []
+    assert [p for p in data.rglob("*") if p.is_file() and p.name not in ("_manifest.json", "_ingest.lock", "_lock")] == []
