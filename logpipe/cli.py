@@ -83,13 +83,21 @@ def parse(files, fmt, out_path, rejects_path, on_error, max_warnings, format_str
 
     Rejected lines go to stderr as SOURCE:LINE: REASON; the last line on stderr counts them.
     """
-    from .layouts import parser_from_options
-    from .pipeline import parse_to_output
+    from .workers import boot_pool
 
-    parser = parser_from_options(format_string, format_file, grammar_file)
-    _compiler_note()
-    parse_to_output(list(files) or ["-"], fmt=fmt, out_path=out_path, rejects_path=rejects_path, parser=parser,
-                    on_error=on_error, max_warnings=max_warnings)
+    paths = list(files) or ["-"]
+    pool = boot_pool(paths, ingest=False)  # the workers boot while this process imports polars and pyarrow
+    try:
+        from .layouts import parser_from_options
+        from .pipeline import parse_to_output
+
+        parser = parser_from_options(format_string, format_file, grammar_file)
+        _compiler_note()
+        parse_to_output(paths, fmt=fmt, out_path=out_path, rejects_path=rejects_path, parser=parser,
+                        on_error=on_error, max_warnings=max_warnings, pool=pool)
+    finally:
+        if pool is not None:
+            pool.close()
 
 
 def _compiler_note() -> None:

@@ -40,6 +40,16 @@ static void put_view(view_t *v, const uint8_t *data, int64_t start, int64_t len)
     }
 }
 
+/* Whether a[0:n] == b[0:n]: the few bytes of a literal around a token ("[", "]"), where a call of
+ * memcmp cost ~10% of logpipe_cut. */
+static int same(const uint8_t *a, const uint8_t *b, int32_t n)
+{
+    for (int32_t k = 0; k < n; k++)
+        if (a[k] != b[k])
+            return 0;
+    return 1;
+}
+
 /* The token bounds of one segment [s, e) into start/end; 0 when the segment does not fit. */
 static int cut_segment(const uint8_t *data, int64_t s, int64_t e, int32_t left, int32_t free_, int32_t right,
                        int64_t *start, int64_t *end)
@@ -132,8 +142,8 @@ int64_t logpipe_cut(const uint8_t *data, const int64_t *offs, int64_t n,
         for (int32_t t = 0; t < ntok && fits; t++) {  /* the literal text around each token is there */
             int64_t s = tok_start[tok_seg[t]][tok_index[t]], e = tok_end[tok_seg[t]][tok_index[t]];
             fits = e - s >= (int64_t)tok_lstrip[t] + tok_rstrip[t]
-                   && memcmp(data + s, lits + tok_loff[t], (size_t)tok_lstrip[t]) == 0
-                   && memcmp(data + e - tok_rstrip[t], lits + tok_roff[t], (size_t)tok_rstrip[t]) == 0;
+                   && same(data + s, lits + tok_loff[t], tok_lstrip[t])
+                   && same(data + e - tok_rstrip[t], lits + tok_roff[t], tok_rstrip[t]);
         }
         for (int32_t t = 0, extra = ntok; t < ntok; t++) {
             view_t *head = tok_split[t] ? &out[(int64_t)extra * n + i] : NULL, *tail = head ? head + n : NULL;

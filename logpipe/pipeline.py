@@ -96,8 +96,10 @@ class RejectReporter:
 
 
 def parse_to_output(paths: list[str], *, fmt: str | None, out_path: str | None, rejects_path: str | None,
-                    on_error: str, max_warnings: int, parser: Parser | None = None) -> None:
-    """``logpipe parse``: records to stdout (or --out), rejects to stderr, counts last."""
+                    on_error: str, max_warnings: int, parser: Parser | None = None,
+                    pool: WorkerPool | None = None) -> None:
+    """``logpipe parse``: records to stdout (or --out), rejects to stderr, counts last. ``pool``: the
+    workers started for ``paths`` (``workers.boot_pool``), shared by its large inputs."""
     from . import render
 
     inputs, errors = expand_inputs(paths)
@@ -117,7 +119,7 @@ def parse_to_output(paths: list[str], *, fmt: str | None, out_path: str | None, 
     def records():
         for inp in inputs:
             try:
-                for batch, _end in parse_input(inp, parser):
+                for batch, _end in parse_input(inp, parser, pool=pool):
                     counts.add(batch)
                     reporter.report(batch)
                     if batch.parsed:
@@ -126,8 +128,11 @@ def parse_to_output(paths: list[str], *, fmt: str | None, out_path: str | None, 
                 print(f"logpipe: error: {e}", file=sys.stderr)
                 state["failed"] = True
 
+    parser = parser or default_parser()
+    if pool is not None:
+        pool.use(parser)
     # RECORD_SCHEMA, plus the extra columns of a custom layout (--format-string …)
-    schema = (parser or default_parser()).schema
+    schema = parser.schema
 
     try:
         if fmt == "parquet":

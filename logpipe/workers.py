@@ -108,13 +108,14 @@ def ingest_workers(inputs: list[Input]) -> int:
     return max(counts, default=1)
 
 
-def boot_pool(paths: list[str]) -> "WorkerPool | None":
-    """The workers an ingest of ``paths`` will use (``ingest_workers``), started now: a command calls
-    this first thing, so that they import polars and pyarrow (~0.3 s) while it does too; it gives
-    them the parser later (``WorkerPool.use``). None when it will parse in this process alone."""
+def boot_pool(paths: list[str], ingest: bool = True) -> "WorkerPool | None":
+    """The workers an ingest (or ``logpipe parse``) of ``paths`` will use, started now: a command
+    calls this first thing, so that they import polars and pyarrow (~0.3 s) while it does too; it
+    gives them the parser later (``WorkerPool.use``). None when it will parse in this process alone."""
     from .sources import expand_inputs
 
-    workers = ingest_workers(expand_inputs(paths)[0])
+    inputs = expand_inputs(paths)[0]
+    workers = ingest_workers(inputs) if ingest else max((default_workers(i) for i in inputs), default=1)
     return WorkerPool(None, workers).start() if workers > 1 else None
 
 

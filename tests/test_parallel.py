@@ -474,3 +474,29 @@ def test_a_file_changed_after_its_ranges_were_counted_is_not_ingested(mixed_log,
     assert line.startswith(f"logpipe: error: {log}: changed while being read (")
     assert Dataset(data).entries(state=None) == []
     assert [p for p in data.rglob("*") if p.is_file() and p.name not in ("_manifest.json", "_ingest.lock", "_lock")] == []
+
+
+def test_parse_shares_one_pool_among_its_large_inputs(mixed_log, tmp_path, monkeypatch):
+    """`logpipe parse` boots its workers once (before it imports polars) for all its large inputs,
+    and prints what it prints in one process."""
+    from click.testing import CliRunner
+
+    from logpipe.cli import cli
+
+    copy = tmp_path / "copy.log"
+    copy.write_bytes(mixed_log.read_bytes())
+    monkeypatch.setattr(workers_mod, "PARALLEL_MIN_BYTES", 64 << 10)
+    monkeypatch.setattr(pipeline, "CHUNK_BYTES", 64 << 10)
+    pools = []
+    init = workers_mod.WorkerPool.__init__
+    monkeypatch.setattr(workers_mod.WorkerPool, "__init__", lambda self, *a: pools.append(a) or init(self, *a))
+
+    def parse(workers: str):
+        monkeypatch.setenv("LOGPIPE_WORKERS", workers)
+        return CliRunner().invoke(cli, ["parse", "-o", "ndjson", str(mixed_log), str(copy)])
+
+    serial, parallel = parse("1"), parse("2")
+    assert parallel.exit_code == serial.exit_code == 0, parallel.output
+    assert parallel.stdout == serial.stdout and serial.stdout.count("\n") > 3_000
+    assert parallel.stderr.splitlines()[-1] == serial.stderr.splitlines()[-1]
+    assert pools == [(None, 2)]
