@@ -98,20 +98,43 @@ static void put_text(view_t *out, int64_t *bytes, const uint8_t *data, int64_t s
         *bytes += e - s;
 }
 
+/* Whether p[0:n] is accepted by a token's DFA (logpipe/dfa.py): cls maps a byte to its class; a
+ * state is the offset of its row of ncls next states in tab (so the walk does no multiplication),
+ * 0 the dead state, ncls the start; acc[state / ncls] whether it accepts; a state from first_sink
+ * on accepts whatever text the cut can give the token: the walk stops there. */
+static int dfa_run(const uint8_t *p, int64_t n, const uint8_t *cls, const uint16_t *tab, const uint8_t *acc,
+                   int32_t ncls, int32_t first_sink)
+{
+    uint32_t st = (uint32_t)ncls, sink = (uint32_t)first_sink;
+    for (int64_t i = 0; i < n && st < sink; i++) {
+        st = tab[st + cls[p[i]]];
+        if (!st)
+            return 0;
+    }
+    return acc[st / (uint32_t)ncls];
+}
+
 /* Cut n lines (line i is data[offs[i]:offs[i+1]]) by a plan of nseg segments; write token t of line
  * i (segment tok_seg[t], index tok_index[t] among its left, free, right tokens, less its literal
  * text: the tok_lstrip[t] bytes at lits + tok_loff[t] before it and the tok_rstrip[t] bytes at
- * lits + tok_roff[t] after it, which must be there) to out[t * n + i], adding the bytes of its texts
+ * lits + tok_roff[t] after it, which must be there) to out[t * n + r], where r counts the lines cut
+ * before it (ok[i] says which were: the first `returned` rows hold them), adding the bytes of its texts
  * over 12 bytes to bytes[t]. A token with tok_split[t] != 0 (a Tail in splitplan.py) is also cut at
  * its last byte tok_split[t]: the text before it is the next output column after the ntok token
  * columns (and those of earlier such tokens), the text after it the one after that (the whole token
- * and nothing when it holds no such byte). Returns the number of lines cut. */
+ * and nothing when it holds no such byte). With nchk > 0, a line is cut only when each of nchk
+ * tokens (7 ints each in chk: segment, index, offsets of its DFA's classes, table and accepting
+ * flags in dfa_cls, dfa_tab and dfa_acc, its number of classes, its first sink's row) is accepted by its
+ * DFA: then the line matches the layout's whole-line regex (logpipe/dfa.py); a line holding a tab
+ * is not cut then (the DFAs count on none). Returns the number of lines cut. */
 int64_t logpipe_cut(const uint8_t *data, const int64_t *offs, int64_t n,
                     int32_t nseg, const int32_t *seg_left, const int32_t *seg_free, const int32_t *seg_right,
                     int32_t ntok, const int32_t *tok_seg, const int32_t *tok_index,
                     const int32_t *tok_lstrip, const int32_t *tok_rstrip,
                     const uint8_t *lits, const int32_t *tok_loff, const int32_t *tok_roff,
-                    const uint8_t *tok_split, view_t *out, uint8_t *ok, int64_t *bytes)
+                    const uint8_t *tok_split, view_t *out, uint8_t *ok, int64_t *bytes,
+                    int32_t nchk, const int32_t *chk, const uint8_t *dfa_cls, const uint16_t *dfa_tab,
+                    const uint8_t *dfa_acc)
 {
     int64_t seg_start[nseg], seg_end[nseg];
     int64_t tok_start[nseg][MAX_SEGMENT_TOKENS], tok_end[nseg][MAX_SEGMENT_TOKENS];
@@ -132,7 +155,7 @@ int64_t logpipe_cut(const uint8_t *data, const int64_t *offs, int64_t n,
             at = seg_end[q] + 1;
             seg_start[++q] = at;
         }
-        fits = fits && q == nseg - 1;
+        fits = fits && q == nseg - 1 && !(nchk && memchr(data + a, '\t', (size_t)(b - a)));  /* (dfa.py) */
         if (fits) {
             seg_end[q] = b;
             for (int32_t j = 0; j < nseg && fits; j++)
@@ -145,30 +168,29 @@ int64_t logpipe_cut(const uint8_t *data, const int64_t *offs, int64_t n,
                    && same(data + s, lits + tok_loff[t], tok_lstrip[t])
                    && same(data + e - tok_rstrip[t], lits + tok_roff[t], tok_rstrip[t]);
         }
-        for (int32_t t = 0, extra = ntok; t < ntok; t++) {
-            view_t *head = tok_split[t] ? &out[(int64_t)extra * n + i] : NULL, *tail = head ? head + n : NULL;
-            if (fits) {
-                int64_t s = tok_start[tok_seg[t]][tok_index[t]] + tok_lstrip[t];
-                int64_t e = tok_end[tok_seg[t]][tok_index[t]] - tok_rstrip[t];
-                put_text(&out[(int64_t)t * n + i], &bytes[t], data, s, e);
-                if (head) {
-                    int64_t k = e - 1;
-                    while (k >= s && data[k] != tok_split[t])
-                        k--;
-                    put_text(head, &bytes[extra], data, s, k >= s ? k : e);
-                    put_text(tail, &bytes[extra + 1], data, k >= s ? k + 1 : e, e);
-                }
-            } else {
-                memset(&out[(int64_t)t * n + i], 0, sizeof(view_t));
-                if (head) {
-                    memset(head, 0, sizeof(view_t));
-                    memset(tail, 0, sizeof(view_t));
-                }
+        for (int32_t c = 0; c < nchk && fits; c++) {  /* every token matches its regex */
+            const int32_t *k = chk + 7 * c;
+            int64_t s = tok_start[k[0]][k[1]], e = tok_end[k[0]][k[1]];
+            fits = dfa_run(data + s, e - s, dfa_cls + k[2], dfa_tab + k[3], dfa_acc + k[4], k[5], k[6]);
+        }
+        ok[i] = (uint8_t)fits;
+        if (!fits)
+            continue;
+        for (int32_t t = 0, extra = ntok; t < ntok; t++) {  /* row `good`: the lines cut, in order */
+            view_t *head = tok_split[t] ? &out[(int64_t)extra * n + good] : NULL, *tail = head ? head + n : NULL;
+            int64_t s = tok_start[tok_seg[t]][tok_index[t]] + tok_lstrip[t];
+            int64_t e = tok_end[tok_seg[t]][tok_index[t]] - tok_rstrip[t];
+            put_text(&out[(int64_t)t * n + good], &bytes[t], data, s, e);
+            if (head) {
+                int64_t k = e - 1;
+                while (k >= s && data[k] != tok_split[t])
+                    k--;
+                put_text(head, &bytes[extra], data, s, k >= s ? k : e);
+                put_text(tail, &bytes[extra + 1], data, k >= s ? k + 1 : e, e);
             }
             extra += head ? 2 : 0;
         }
-        ok[i] = (uint8_t)fits;
-        good += fits;
+        good++;
     }
     return good;
 }

@@ -138,7 +138,7 @@ def _load(path: Path) -> ctypes.CDLL:
     lib.logpipe_cut.restype = ctypes.c_int64
     lib.logpipe_cut.argtypes = [vp, vp, ctypes.c_int64, ctypes.c_int32, i32p, i32p, i32p,
                                 ctypes.c_int32, i32p, i32p, i32p, i32p, ctypes.c_char_p, i32p, i32p,
-                                ctypes.c_char_p, vp, vp, vp]
+                                ctypes.c_char_p, vp, vp, vp, ctypes.c_int32, i32p, vp, vp, vp]
     lib.logpipe_count.restype = ctypes.c_int64
     lib.logpipe_count.argtypes = [vp, ctypes.c_int64, ctypes.c_uint8]
     lib.logpipe_json_lines.restype = ctypes.c_int64
@@ -166,20 +166,22 @@ def string_buffers(series):
     return lines, offsets.address + 8 * lines.offset, data
 
 
-def view_columns(lib, views, n: int, sizes, data) -> list:
+def view_columns(lib, views, n: int, sizes, data, rows: int | None = None) -> list:
     """polars string columns of the ``len(sizes)`` columns of ``n`` string views cut.c wrote into
-    ``views`` (pointing into ``data``; ``sizes[k]``: column k's bytes in texts over 12 bytes). Each
-    column's long texts are first copied into a buffer of its own (``logpipe_compact``)."""
+    ``views`` (pointing into ``data``; ``sizes[k]``: column k's bytes in texts over 12 bytes), of
+    which the first ``rows`` (default all) are filled. Each column's long texts are first copied
+    into a buffer of its own (``logpipe_compact``)."""
     import polars as pl
     import pyarrow as pa
 
+    rows = n if rows is None else rows
     width = 16 * n  # an Arrow string view is 16 bytes
     texts = pa.allocate_buffer(sum(sizes) + 1)  # +1: a column with no long text still gets a buffer
     columns, at = [], 0
     for k, size in enumerate(sizes):
-        column, text = views.slice(width * k, width), texts.slice(at, max(1, size))
-        lib.logpipe_compact(column.address, n, data.address, text.address)
-        columns.append(pl.from_arrow(pa.Array.from_buffers(pa.string_view(), n, [None, column, text])))
+        column, text = views.slice(width * k, 16 * rows), texts.slice(at, max(1, size))
+        lib.logpipe_compact(column.address, rows, data.address, text.address)
+        columns.append(pl.from_arrow(pa.Array.from_buffers(pa.string_view(), rows, [None, column, text])))
         at += size
     return columns
 

@@ -242,9 +242,13 @@ class Parser:
         rejects: list[dict] = []
 
         text = self._reject_glued(df.filter(~is_json), rejects)
-        for name, compiled, book in self._layouts:
+        for first, (name, compiled, book) in zip([True, *[False] * len(self._layouts)], self._layouts):
             if text.height == 0:
                 break
+            if first and text.height >= SPLIT_MIN_ROWS:  # most lines are the first layout's: ask the cut
+                text = self._take_checked(name, book, text, frames)
+                if text.height == 0:
+                    break
             hit = text["body"].str.contains(f"^{compiled.pattern}$")  # a DFA: no captures yet
             if not hit.any():
                 continue
@@ -304,6 +308,18 @@ class Parser:
             plen.alias("prefix_len"),
             pre["pod"], pre["container"], pre["received_at"],
         )
+
+    def _take_checked(self, name: str, book, text: pl.DataFrame, frames: list) -> pl.DataFrame:
+        """The lines of ``text`` that layout ``name``'s split plan cuts into tokens that each match
+        their regex (``splitplan.cut_checked``): they match the layout's whole-line regex, whose
+        DFA (~0.74 µs a line) they skip. Returns the other lines."""
+        plan = self.split_plan(name, book)
+        checked = _splitplan.cut_checked(plan, text["body"]) if plan is not None else None
+        if checked is None or checked[1] is None:
+            return text
+        easy, split = checked
+        frames.append(self._with_provenance(text.filter(easy), split, name))
+        return text.filter(~easy)
 
     def _extract(self, df: pl.DataFrame, compiled) -> pl.DataFrame:
         groups = df["body"].str.extract_groups(f"^{compiled.pattern}$").struct.unnest()

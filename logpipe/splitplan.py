@@ -34,7 +34,7 @@ from . import grammar as _grammar
 from . import native as _native
 from . import steps as _steps
 
-QUOTE, SPACE = '"', " "
+QUOTE, SPACE, TAB = '"', " ", "\t"
 # A token's regex runs once per distinct value when values repeat at least this often on average
 # (clusters and service addresses repeat; client ports do not), in batches of at least DEDUPE_ROWS
 # values (below that, the join back costs more than the regex it saves).
@@ -74,6 +74,7 @@ class Token:
     groups: tuple[tuple[str, tuple[str, ...]], ...] = ()
     strip: tuple[str, str] = ("", "")  # literal text around ``field`` ("[" start_time "]")
     tail: Tail | None = None  # ``regex``'s columns, read from the right (Tail)
+    pattern: str = "^$"  # the regex of the token's whole text, without groups taken (``checks``)
 
     @property
     def useful(self) -> bool:
@@ -131,17 +132,18 @@ def _token(book: "_grammar.Rulebook", run: list, key: str) -> Token:
     if not run:
         return Token()
     compiled = book.compile_items(tuple(run), key)
+    pattern = f"^{compiled.pattern}$"
     fields = [i for i, item in enumerate(run) if _steps.item_field(book, item)]
     literals = [_steps.item_literal(book, item) for item in run]
     if len(fields) == 1 and all(text is not None for i, text in enumerate(literals) if i != fields[0]):
         f = fields[0]
         field = _steps.item_field(book, run[f])
         if list(compiled.groups) == [field]:  # one column, no sub-fields, fixed text around it
-            return Token(field=field, strip=("".join(literals[:f]), "".join(literals[f + 1:])))
+            return Token(field=field, strip=("".join(literals[:f]), "".join(literals[f + 1:])), pattern=pattern)
     if not compiled.groups:
-        return Token()
-    return Token(regex=f"^{compiled.pattern}$", groups=tuple(compiled.groups.items()),
-                 tail=tail_of(book, run, compiled.groups, key))
+        return Token(pattern=pattern)
+    return Token(regex=pattern, groups=tuple(compiled.groups.items()),
+                 tail=tail_of(book, run, compiled.groups, key), pattern=pattern)
 
 
 def tail_of(book: "_grammar.Rulebook", run: list, groups: dict, key: str) -> Tail | None:
@@ -186,12 +188,25 @@ def cut(plan: SplitPlan, body: pl.Series) -> tuple[pl.Series, pl.DataFrame | Non
         parts = split_quotes(body)
         easy = parts.list.len() == plan.quotes + 1
         return easy, (extract(plan, parts.filter(easy)) if easy.any() else None)
-    easy, tokens, values, parts = done
+    return _cut_columns(done)
+
+
+def cut_checked(plan: SplitPlan, body: pl.Series) -> tuple[pl.Series, pl.DataFrame | None] | None:
+    """``cut`` of lines not known to match the layout: a line is cut only when each of its tokens
+    matches the regex of its items (``checks``), which is when the whole line matches the layout's
+    regex (those regexes joined by the quotes and spaces the cut found). None when that cannot be
+    checked (a token's regex is not read by logpipe/dfa.py, or no cut.c): the whole-line regex decides."""
+    lib = _native.library()
+    if lib is None or checks(plan) is None:
+        return None
+    done = _cut_native(lib, plan, body, checks(plan))
+    return _cut_columns(done) if done is not None else None
+
+
+def _cut_columns(done) -> tuple[pl.Series, pl.DataFrame | None]:
+    easy, tokens, values, parts = done  # (values and parts: of the lines cut alone)
     if not easy.any():
         return easy, None
-    if not easy.all():
-        values = [v.filter(easy) for v in values]
-        parts = [(p[0].filter(easy), p[1].filter(easy)) if p is not None else None for p in parts]
     return easy, _columns(tokens, values, values[0].len() if values else int(easy.sum()), parts)
 
 
@@ -282,9 +297,35 @@ def _native_plan(plan: SplitPlan) -> tuple | None:
     return (tuple(tokens), lits, split, arrays) if arrays else None
 
 
-def _cut_native(lib, plan: SplitPlan, body: pl.Series) -> tuple[pl.Series, list[Token], list[pl.Series], list] | None:
+@functools.lru_cache(maxsize=64)
+def checks(plan: SplitPlan) -> tuple | None:
+    """Every token of the plan as cut.c checks it: (count, per token its segment, index and DFA's
+    offsets and sizes, the DFAs' byte classes, tables and accepting flags), or None when a token's
+    regex has no DFA (logpipe/dfa.py)."""
+    import array
+
+    from . import dfa as _dfa
+
+    chk, classes, table, accept = [], b"", array.array("H"), b""
+    for j, seg in enumerate(plan.segments):
+        order = [*seg.left, *([seg.free] if seg.free is not None else []), *seg.right]
+        for i, token in enumerate(order):
+            # cut.c leaves lines with a tab to the whole-line regex, so that a token of WORD (no space,
+            # quote or tab) is known good after its first byte, like free text
+            found = _dfa.compile_token(token.pattern, QUOTE + TAB if token is seg.free else QUOTE + SPACE + TAB)
+            if found is None or len(found.table) > 65535:  # (its rows' offsets are 16 bits)
+                return None
+            chk += [j, i, len(classes), len(table), len(accept), found.nclasses, found.first_sink * found.nclasses]
+            classes += found.classes
+            table.extend(state * found.nclasses for state in found.table)  # a state is its row's offset
+            accept += found.accepting
+    return len(chk) // 7, _native.int32s(chk), classes, table.tobytes(), accept
+
+
+def _cut_native(lib, plan: SplitPlan, body: pl.Series,
+                checked: tuple | None = None) -> tuple[pl.Series, list[Token], list[pl.Series], list] | None:
     """``cut`` by cut.c: (which lines it cut, the useful tokens, each token's text for every line
-    (empty where not cut), and for each token with a Tail its text cut at its last separator:
+    it cut, and for each token with a Tail its text cut at its last separator:
     (before, after), else None), or None when cut.c cannot take this plan or batch (polars then cuts)."""
     native_plan = _native_plan(plan)
     if native_plan is None or body.len() == 0:
@@ -298,12 +339,13 @@ def _cut_native(lib, plan: SplitPlan, body: pl.Series) -> tuple[pl.Series, list[
     n, columns = len(lines), len(tokens) + 2 * sum(t.tail is not None for t in tokens)
     views, ok = pa.allocate_buffer(16 * n * columns), pa.allocate_buffer(n)
     sizes = (ctypes.c_int64 * columns)()
-    lib.logpipe_cut(data.address, offsets, n,
+    nchk, chk, dfa_classes, dfa_table, dfa_accept = checked or (0, None, None, None, None)
+    good = lib.logpipe_cut(data.address, offsets, n,
                     len(plan.segments), seg_left, seg_free, seg_right,
                     len(tokens), tok_seg, tok_index, tok_lstrip, tok_rstrip, lits, tok_loff, tok_roff,
-                    split, views.address, ok.address, sizes)
+                    split, views.address, ok.address, sizes, nchk, chk, dfa_classes, dfa_table, dfa_accept)
     easy = pl.from_arrow(pa.Array.from_buffers(pa.uint8(), n, [None, ok])).cast(pl.Boolean)
-    values = _native.view_columns(lib, views, n, list(sizes), data)
+    values = _native.view_columns(lib, views, n, list(sizes), data, good)  # the lines cut, in order
     extra = iter(values[len(tokens):])
     parts = [(next(extra), next(extra)) if t.tail is not None else None for t in tokens]
     return easy, list(tokens), values[:len(tokens)], parts

@@ -285,7 +285,9 @@ def _init_worker() -> None:
     # tasks in flight end, then their files are dropped); a worker interrupted while waiting for a
     # task would only print a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from . import parse  # noqa: F401  (polars, pyarrow, the grammars: imported while booting, not by the first task)
+    import importlib
+
+    importlib.import_module(".parse", __package__)  # polars, pyarrow, the grammars: while booting, not at the first task
 
     _freeze()
 

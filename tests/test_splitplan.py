@@ -49,16 +49,22 @@ def parsers():
 
 @pytest.fixture
 def cut_calls(monkeypatch):
-    """Every call of ``splitplan.cut`` as (layout, number of rows it cut)."""
+    """Every call of ``splitplan.cut`` and ``cut_checked`` as (layout, number of rows it cut)."""
     calls: list[tuple[str, int]] = []
-    real = splitplan.cut
+    real, real_checked = splitplan.cut, splitplan.cut_checked
 
     def counting(plan, body):
         easy, columns = real(plan, body)
         calls.append((plan.layout, 0 if columns is None else columns.height))
         return easy, columns
 
+    def counting_checked(plan, body):
+        got = real_checked(plan, body)
+        calls.append((plan.layout, 0 if got is None or got[1] is None else got[1].height))
+        return got
+
     monkeypatch.setattr(splitplan, "cut", counting)
+    monkeypatch.setattr(splitplan, "cut_checked", counting_checked)
     return calls
 
 
@@ -146,7 +152,8 @@ def test_istio_1_9_plan_shape(access):
     # [START_TIME] "
     head = plan.segments[0]
     assert head.free is None
-    assert head.left[0] == splitplan.Token(field="start_time", strip=("[", "]"))
+    assert (head.left[0].field, head.left[0].strip) == ("start_time", ("[", "]"))
+    assert re.fullmatch(head.left[0].pattern, "[2024-07-18T16:13:58.198Z]")  # the token's whole text
     assert not any(t.useful for t in head.left[1:])
     # "METHOD PATH PROTOCOL": method from the left, path free, protocol from the right
     request = plan.segments[1]
@@ -159,7 +166,8 @@ def test_istio_1_9_plan_shape(access):
     assert [t.field for t in codes.left if t.useful] == [
         "response_code", "response_flags", "response_code_details", "connection_termination_details"]
     # a quoted TEXT? field is a segment of its own, all free
-    assert plan.segments[3] == splitplan.Segment((), splitplan.Token(field="upstream_transport_failure_reason"), ())
+    reason = plan.segments[3]
+    assert (reason.left, reason.right, reason.free.field, reason.free.strip) == ((), (), "upstream_transport_failure_reason", ("", ""))
     # "%UPSTREAM_HOST%": an address, cut by its own regex into sub-columns
     (host,) = [t for t in plan.segments[13].left if t.useful]
     assert host.field is None and host.regex.startswith("^") and host.regex.endswith("$")

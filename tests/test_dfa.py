@@ -1,0 +1,139 @@
+"""logpipe/dfa.py: a split-plan token's regex as a byte DFA, and cut.c's checked cut that runs them
+(splitplan.cut_checked), which lets a line skip its layout's whole-line regex.
+
+What must hold is soundness: a DFA accepts a text only when the token's regex does, and the checked
+cut takes a line only when the layout's whole-line regex matches it. Both are fuzzed here against
+Python's ``re`` on real tokens and lines (every sample and generated line, and mutations of them:
+ASCII, non-ASCII, quotes, spaces). On ASCII texts the DFA is exact, so it is compared both ways.
+"""
+from __future__ import annotations
+
+import random
+import re
+
+import pytest
+from conftest import ROOT, read_lines, sample_files
+
+from logpipe import dfa, native, splitplan
+from logpipe.parse import Parser, chunk_lines
+
+ALPHABET = list("0123456789abcdefxyzABCDEFXYZ.:-_/[]|,;%@ \"\t") + ["é", "ß", "€", "😀", "٣"]
+
+
+@pytest.fixture(scope="module")
+def parser():
+    return Parser()
+
+
+def _plan_tokens(parser):
+    plan = parser.split_plan("istio_1_9")
+    for seg in plan.segments:
+        for token in (*seg.left, *([seg.free] if seg.free is not None else []), *seg.right):
+            yield token, token is seg.free
+
+
+def _lines():
+    lines = [x for p in sample_files() if p.suffix == ".log" for x in read_lines(p)]
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_gen_dfa", ROOT / "bench" / "generate.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return lines + list(mod.generate_lines(2000, 5))
+
+
+def _mutate(rng: random.Random, text: str) -> str:
+    chars = list(text)
+    for _ in range(rng.randint(1, 3)):
+        k = rng.randrange(len(chars) + 1)
+        what = rng.random()
+        if what < 0.4 and chars:
+            chars[min(k, len(chars) - 1)] = rng.choice(ALPHABET)
+        elif what < 0.7:
+            chars.insert(k, rng.choice(ALPHABET))
+        elif chars:
+            del chars[min(k, len(chars) - 1)]
+    return "".join(chars)
+
+
+def test_each_token_dfa_accepts_only_what_its_regex_does(parser):
+    """Every token of the istio_1_9 plan, on the texts of real tokens and mutations of them that the
+    cut can give (no quote; no space but in free text): the DFA never accepts a text its regex
+    refuses, and on ASCII texts it is exact."""
+    rng = random.Random(3)
+    words = sorted({w for line in _lines()[:3000] for part in line.split('"') for w in (part, *part.split(" "))})
+    tokens = list(_plan_tokens(parser))
+    assert len(tokens) > 30
+    for token, free in tokens:
+        excluded = '"\t' if free else '" \t'  # as splitplan.checks: cut.c leaves lines with a tab alone
+        found = dfa.compile_token(token.pattern, excluded)
+        assert found is not None, token.pattern
+        rx = re.compile(token.pattern)
+        texts = set(words) | {_mutate(rng, rng.choice(words)) for _ in range(1500)} | {"", "-", " ", "a b"}
+        for text in texts:
+            if any(c in text for c in excluded):
+                continue  # no token the cut gives holds one (the DFA's sinks count on it)
+            got, want = found.matches(text.encode()), rx.fullmatch(text) is not None
+            assert not got or want, (token.pattern, text)
+            if text.isascii():
+                assert got == want, (token.pattern, text)
+
+
+@pytest.mark.parametrize("pattern, text, accepted", [
+    (r"^(?:[^\n]+?)?$", "any text at all 😀", True),  # the start accepts everything: a sink
+    (r"^(?:[^\n]+?)$", "", False),
+    (r"^(?:[^\n]+?)$", "é", True),  # one character of two bytes
+    (r"^[^ ]{2}$", "é", False),  # two characters, not two bytes
+    (r"^[^ ]{2}$", "éa", True),
+    (r"^[0-9]+$", "٣", False),  # a non-ASCII digit: left to the regex (a subset)
+    (r"^\d{1,3}$", "123", True),
+    (r"^(?:Z|[+-][0-9]{2}:?[0-9]{2})$", "+0530", True),
+    (r"^(?:Z|[+-][0-9]{2}:?[0-9]{2})$", "+05:3", False),
+])
+def test_token_dfa_cases(pattern, text, accepted):
+    found = dfa.compile_token(pattern, '" ')
+    assert found is not None and found.matches(text.encode()) is accepted
+    assert (re.fullmatch(pattern, text) is not None) is accepted
+
+
+@pytest.mark.parametrize("pattern", [r"^(?=a)a$", r"^(a)\1$", r"^(?i:a)$", r"(?i)^a$", r"^a\b$", r"^a", r"^[^\W]$",
+                                     r"^a*+$"])
+def test_what_a_dfa_cannot_read_exactly_gets_none(pattern):
+    """Lookarounds, back references, flags, word boundaries, an unanchored end, a negated category
+    in a class, possessive repeats: no DFA (the layout keeps its whole-line regex)."""
+    assert dfa.compile_token(pattern, '" ') is None
+
+
+def test_a_negated_class_with_a_category_reads_ascii_only():
+    r"""``[^\s]`` leaves out Unicode spaces: which non-ASCII characters it holds is not read here, so
+    the DFA takes none of them (a subset: such a token goes to the regex)."""
+    found = dfa.compile_token(r"^[^\s]+$", '" ')
+    assert found.matches(b"abc") and not found.matches("é".encode()) and not found.matches(b"a\tb")
+
+
+def test_free_text_costs_a_byte_or_two(parser):
+    """A free-text token's DFA reaches a sink after its first character: cut.c stops walking there."""
+    (token, _), = [(t, f) for t, f in _plan_tokens(parser) if t.field == "user_agent"]
+    found = dfa.compile_token(token.pattern, '"')
+    assert found.first_sink == 1  # TEXT? : even the empty text is accepted
+
+
+@pytest.mark.skipif(native.library() is None, reason="no cut.c (no C compiler): the whole-line regex decides")
+def test_the_checked_cut_takes_only_lines_the_whole_line_regex_matches(parser):
+    """cut.c with the DFAs (splitplan.cut_checked) on real lines and ~10,000 mutations of them: a
+    line it takes matches the layout's whole-line regex, and it takes nearly every line that does
+    and has no quote in its free text (nor a tab: see splitplan.checks)."""
+    rng = random.Random(11)
+    real = _lines()
+    lines = real + [_mutate(rng, rng.choice(real)) for _ in range(10_000)]
+    lines = [x for x in lines if "\n" not in x and "\r" not in x]
+    plan = parser.split_plan("istio_1_9")
+    rx = re.compile(parser.access.regex("istio_1_9"))
+    easy, _ = splitplan.cut_checked(plan, chunk_lines("\n".join(lines).encode()))
+    took = easy.to_list()
+    assert len(took) == len(lines)
+    matched = [rx.fullmatch(x) is not None for x in lines]
+    wrong = [x for x, t, m in zip(lines, took, matched) if t and not m]
+    assert wrong == []
+    plain = [t for x, t, m in zip(lines, took, matched) if m and x.count('"') == plan.quotes and "\t" not in x]
+    assert sum(plain) >= 0.99 * len(plain) and len(plain) > 5000
