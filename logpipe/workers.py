@@ -193,7 +193,7 @@ class WorkerPool:
         self.close()
 
 
-_LANE = threading.local()  # .parser: set in the thread of this process's own lane
+_LANE = threading.local()  # in the thread of this process's own lane: .lanes (its _Lanes), .parser
 
 
 class _Lanes:
