@@ -11,6 +11,7 @@ import re
 import shutil
 from collections import Counter
 
+import polars as pl
 import pytest
 from conftest import ROOT, read_lines, sample_files
 
@@ -642,3 +643,20 @@ def test_tail_reads_what_the_token_regex_reads(parsers, monkeypatch):
     assert by_remote["envoy://connect_originate/3.234.9.11:40005"]["downstream_remote_address_ip"] == "3.234.9.11"
     assert by_remote["/var/run/app.sock:40009"]["downstream_remote_address_port"] is None
     assert by_remote[None]["downstream_remote_address_ip"] is None  # "-"
+
+
+@pytest.mark.parametrize("fmt", [f for f in CUSTOM_LINES if f != CLF_TIME], ids=["b3_peer", "peers", "key_value", "epoch"])
+def test_custom_formats_are_cut_with_their_tokens_checked(fmt):
+    """A format you give gets token DFAs too (logpipe/dfa.py): its lines skip its whole-line regex,
+    and the checked cut takes exactly the lines that regex matches (with the plan's quotes)."""
+    split = Parser(custom=layouts.layout_from_spec(f"text:{fmt}"))
+    plan = split.split_plan("custom")
+    assert splitplan.checks(plan) is not None
+    lines = CUSTOM_LINES[fmt]
+    if native.library() is None:  # (this module's polars run: the whole-line regex decides)
+        assert splitplan.cut_checked(plan, pl.Series(lines)) is None
+        return
+    easy, _ = splitplan.cut_checked(plan, pl.Series(lines))
+    rx = re.compile(split.custom.rulebook.regex("custom"))
+    assert easy.to_list() == [bool(rx.fullmatch(x)) and x.count('"') == plan.quotes for x in lines]
+    assert any(easy.to_list())
