@@ -4,6 +4,7 @@ on both cores; ``logpipe/pipeline.py`` decides when to use them.
 """
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import signal
@@ -173,7 +174,8 @@ class WorkerPool:
             alloc.setup()  # allocators for the workers (logpipe/alloc.py)
             procs = ProcessPoolExecutor(self.workers - 1, mp_context=ctx, initializer=_init_worker) \
                 if self.workers > 1 else None
-            self._executor = _Lanes(self.parser, procs, self.workers)
+            with _sigint_held():  # the processes start now: Ctrl-C waits for them from their first instruction
+                self._executor = _Lanes(self.parser, procs, self.workers)
         return self._executor
 
     def start(self) -> "WorkerPool":
@@ -191,6 +193,21 @@ class WorkerPool:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+@contextlib.contextmanager
+def _sigint_held():
+    """SIGINT blocked in this thread while it starts worker processes: they inherit the block (a
+    Ctrl-C while one boots, importing polars for ~0.3 s, would print its traceback), and
+    ``_init_worker`` then ignores it. This process gets a Ctrl-C that came meanwhile right after."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 _LANE = threading.local()  # in the thread of this process's own lane: .lanes (its _Lanes), .parser
@@ -281,14 +298,16 @@ _WORKER_PICKLED: bytes | None = None
 
 
 def _init_worker() -> None:
-    # A terminal's Ctrl-C reaches the whole process group. The main process stops the run (the
-    # tasks in flight end, then their files are dropped); a worker interrupted while waiting for a
-    # task would only print a traceback.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     import importlib
 
     importlib.import_module(".parse", __package__)  # polars, pyarrow, the grammars: while booting, not at the first task
-
+    # A terminal's Ctrl-C reaches the whole process group. The main process stops the run (the
+    # tasks in flight end, then their files are dropped); a worker interrupted while waiting for a
+    # task would only print a traceback. After the imports: polars installs a SIGINT handler of its
+    # own when imported. Until here SIGINT was blocked (_sigint_held); one that came is dropped now.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     _freeze()
 
 
