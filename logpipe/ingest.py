@@ -96,11 +96,12 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
     ds = Dataset(data_dir, create=True)
     parser = dataset_parser(ds, parser, err)
     bar = IngestProgress(err, progress)
-    if pool is None and ingest_workers(inputs) > 1:
-        pool = WorkerPool(None, ingest_workers(inputs))
+    if pool is None:
+        workers = ingest_workers(inputs)
+        pool = WorkerPool(None, workers) if workers > 1 else None
     with _ingest_lock(ds), bar, (pool or contextlib.nullcontext()):
         if pool is not None:
-            pool.use(parser).start()  # the workers boot while the first input is hashed
+            pool.use(parser).start()  # (booting since boot_pool, or from now on: while the first input is hashed)
         ds.recover()
         run = _Run(ds, parser, pool, bar, summary, err, started, force=force, on_error=on_error,
                    max_reject_ratio=max_reject_ratio, max_warnings=max_warnings, flush_rows=flush_rows)
@@ -307,7 +308,7 @@ class _Run:
                 return self.fail_changed(plan, stager, str(e))
             except InputError as e:  # corrupt archive: keep what came before the damage
                 error = f"{e} ({counts.read} lines read)"
-            if size is not None and end < size and entry["compression"] == "plain":
+            if size is not None and end < size and not error and entry["compression"] == "plain":
                 return self.fail_changed(plan, stager, FileRange(inp.path, skip_bytes, size, 0).shorter(end))
             stager.submit(*buf.take())
             pairs = stager.finish()

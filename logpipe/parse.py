@@ -8,7 +8,9 @@ For a batch of lines:
 3. text bodies are matched, layout after layout, by the regexes compiled from ``access.lark``
    (polars runs them over the whole batch as a DFA, without captures); the columns of a matched
    line are then cut out by the layout's split plan (``logpipe/splitplan.py``: at its quotes and
-   spaces, planned from the same grammar), or, when free text holds a quote, by the capture regex;
+   spaces, planned from the same grammar), or, when free text holds a quote, by the capture regex.
+   Most lines are the first layout's: its plan first cuts every line, checking each token with a
+   DFA of the token's own regex (``logpipe/dfa.py``), and the lines it takes skip the layout regex;
 4. what is left is noise (``noise.lark``) or goes to the exact Lark path, which parses it or says
    where and why it fails (``logpipe/diagnose.py`` finds where it departs from its closest layout);
 5. all text columns are typed in one place (``type_columns``, ``logpipe/records.py``): ``-`` becomes
@@ -242,10 +244,10 @@ class Parser:
         rejects: list[dict] = []
 
         text = self._reject_glued(df.filter(~is_json), rejects)
-        for first, (name, compiled, book) in zip([True, *[False] * len(self._layouts)], self._layouts):
+        for i, (name, compiled, book) in enumerate(self._layouts):
             if text.height == 0:
                 break
-            if first and text.height >= SPLIT_MIN_ROWS:  # most lines are the first layout's: ask the cut
+            if i == 0 and text.height >= SPLIT_MIN_ROWS:  # most lines are the first layout's: ask the cut
                 text = self._take_checked(name, book, text, frames)
                 if text.height == 0:
                     break
