@@ -19,6 +19,12 @@ double quotes equals the layout's. Then every quote of the line is one of the la
 no other item holds a quote, and within a segment every token but the free one holds no space, so
 the i-th space from either end is the i-th separator. There is one way to read such a line, and
 the plan reads it. Lines with quotes inside their free text go to the whole-line capture regex.
+
+``cut_checked`` runs a plan on lines *not* known to match: cut.c also walks each token, literal-only
+and empty ones included, through a DFA of the regex the grammar compiles for exactly its items
+(``Token.pattern``, logpipe/dfa.py), and cuts only lines whose every token is accepted. Such a line
+matches the whole-line regex, which is those regexes joined by the quotes and spaces the cut found,
+so the argument above holds for it; the other lines take the whole-line regex as before.
 """
 from __future__ import annotations
 
@@ -74,7 +80,7 @@ class Token:
     groups: tuple[tuple[str, tuple[str, ...]], ...] = ()
     strip: tuple[str, str] = ("", "")  # literal text around ``field`` ("[" start_time "]")
     tail: Tail | None = None  # ``regex``'s columns, read from the right (Tail)
-    pattern: str = "^$"  # the regex of the token's whole text, without groups taken (``checks``)
+    pattern: str = "^$"  # the regex of the token's whole text (``^…$``), for its DFA (``checks``)
 
     @property
     def useful(self) -> bool:
