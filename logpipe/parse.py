@@ -346,13 +346,15 @@ class Parser:
         return df.filter(~glued)
 
     def _classify_noise(self, df: pl.DataFrame, rejects: list[dict]) -> pl.DataFrame:
-        remaining = pl.Series([True] * df.height)
-        for name, rx in self._noise:
-            hit = df["body"].str.contains(rx) & remaining
-            for ln, raw in df.filter(hit).select("line_number", "raw").iter_rows():
-                rejects.append(_reject(ln, raw, NOISE_RULES[name], "noise"))
-            remaining = remaining & ~hit
-        return df.filter(remaining)
+        """The lines of ``df`` that a noise rule takes become rejects (the first rule that matches
+        names it); returns the others. One query for all rules: each polars call costs ~0.2 ms,
+        more than the few lines that get here."""
+        which = pl.coalesce([pl.when(pl.col("body").str.contains(rx)).then(pl.lit(k, pl.Int8))
+                             for k, (_, rx) in enumerate(self._noise)]).alias("__noise")
+        marked = df.select("line_number", "raw", which)
+        for ln, raw, k in marked.filter(pl.col("__noise").is_not_null()).iter_rows():
+            rejects.append(_reject(ln, raw, NOISE_RULES[self._noise[k][0]], "noise"))
+        return df.filter(marked["__noise"].is_null())
 
     def _exact_path(self, df: pl.DataFrame, rejects: list[dict]) -> list[pl.DataFrame]:
         """Lines no fast-path regex took: Lark parses them, or says where they break."""
