@@ -83,7 +83,7 @@ def parse(files, fmt, out_path, rejects_path, on_error, max_warnings, format_str
 
     Rejected lines go to stderr as SOURCE:LINE: REASON; the last line on stderr counts them.
     """
-    from .workers import boot_pool
+    from .lanes import boot_pool
 
     paths = list(files) or ["-"]
     pool = boot_pool(paths, ingest=False)  # the workers boot while this process imports polars and pyarrow
@@ -240,7 +240,7 @@ def ingest(paths, data_dir, force, on_error, max_reject_ratio, max_warnings, pro
     manifest and used by later ingests into the same dataset that give none.
     """
     from . import alloc
-    from .workers import boot_pool
+    from .lanes import boot_pool
 
     alloc.setup(this_process=True)  # before polars and pyarrow are imported: this process parses too
     pool = boot_pool(list(paths))  # the workers boot while this process imports polars and pyarrow

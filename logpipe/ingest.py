@@ -1,9 +1,9 @@
 """``logpipe ingest``: inputs into a dataset, each input once, whole or not at all.
 
-The stages themselves live in ``logpipe/pipeline.py`` (parsing; its worker processes, which also
-stage Parquet files for ingest, are ``logpipe/workers.py``) and ``logpipe/dataset.py`` (the files
-and the manifest); this module decides, per input, whether and from where to read it, reports, and
-commits.
+The stages themselves live in ``logpipe/pipeline.py`` (parsing: its lanes are ``logpipe/lanes.py``,
+what they do, for ingest staging Parquet files too, ``logpipe/workers.py``) and ``logpipe/dataset.py``
+(the files and the manifest); this module decides, per input, whether and from where to read it,
+reports, and commits.
 """
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ from .errors import DatasetError, InputChangedError, InputError, RejectLimitErro
 from .parse import MOSTLY_MALFORMED, Counts, Parser
 from .progress import IngestProgress, IngestSummary, print_summary
 from .pipeline import compression_of, dataset_parser, format_reject, is_plain, parse_input
-from .workers import StagedBatch, WorkerPool, ingest_workers, is_small, stage_input_async, staged_result, time_bounds
+from .lanes import WorkerPool, ingest_workers, is_small
+from .workers import StagedBatch, stage_input_async, staged_result, time_bounds
 from .render import escape_control
 from .sources import FileRange, Input, expand_inputs, looks_binary, read_head
 
@@ -75,7 +76,7 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
     Problems with one input are reported on ``err`` and the others continue; at the end an
     ``InputError`` (unreadable inputs) or ``RejectLimitError`` (too many malformed lines) is raised
     when any input failed, after the summary is printed. ``pool``: the caller's workers for
-    ``paths`` (``workers.boot_pool``), started before this process imported polars; else it starts its own.
+    ``paths`` (``lanes.boot_pool``), started before this process imported polars; else it starts its own.
     """
     import time
 

@@ -1,7 +1,7 @@
 """The one place that knows the stage order: sources → parse → (batches → dataset | output).
 
 ``logpipe ingest``'s own logic (input identity, reports, commits) is in ``logpipe/ingest.py``; the
-worker processes that parse on both cores are in ``logpipe/workers.py``."""
+lanes that parse on every core are ``logpipe/lanes.py``, their tasks ``logpipe/workers.py``."""
 from __future__ import annotations
 
 import json
@@ -12,7 +12,8 @@ from .errors import InputError, RejectLimitError, UsageError
 from .parse import Counts, ParsedBatch, Parser, default_parser
 from .sources import CHUNK_BYTES, Input, expand_inputs, iter_byte_chunks, iter_file_ranges
 from . import workers as _workers
-from .workers import StagedBatch, WorkerPool, default_workers, parse_parallel
+from .lanes import WorkerPool, default_workers
+from .workers import StagedBatch, parse_parallel
 
 
 def parse_input(inp: Input, parser: Parser | None = None, *, skip_bytes: int = 0,
@@ -99,7 +100,7 @@ def parse_to_output(paths: list[str], *, fmt: str | None, out_path: str | None, 
                     on_error: str, max_warnings: int, parser: Parser | None = None,
                     pool: WorkerPool | None = None) -> None:
     """``logpipe parse``: records to stdout (or --out), rejects to stderr, counts last. ``pool``: the
-    workers started for ``paths`` (``workers.boot_pool``), shared by its large inputs."""
+    workers started for ``paths`` (``lanes.boot_pool``), shared by its large inputs."""
     from . import render
 
     inputs, errors = expand_inputs(paths)

@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from logpipe import ingest, pipeline
+from logpipe import lanes as lanes_mod
 from logpipe import workers as workers_mod
 from logpipe.sources import Input
 
@@ -104,13 +105,13 @@ def test_the_pool_works_in_this_process_and_in_worker_processes():
     from logpipe.parse import default_parser
 
     parser = default_parser()
-    with workers_mod.WorkerPool(parser, 2) as pool:
+    with lanes_mod.WorkerPool(parser, 2) as pool:
         lanes = pool.executor()
-        here = lanes.submit(lambda: (time.sleep(0.5), os.getpid(), workers_mod._worker_parser())[1:])
+        here = lanes.submit(lambda: (time.sleep(0.5), os.getpid(), lanes_mod.lane_parser())[1:])
         there = lanes.submit(os.getpid).result()  # the first lane is busy: a worker process
         assert here.result() == (os.getpid(), parser) and there != os.getpid()
         assert {lanes.submit(os.getpid).result() for _ in range(4)} <= {os.getpid(), there}
-    assert workers_mod._worker_parser() is None  # this thread is no lane
+    assert lanes_mod.lane_parser() is None  # this thread is no lane
 
 
 def test_a_pool_of_one_lane_works_in_this_process():
@@ -118,7 +119,7 @@ def test_a_pool_of_one_lane_works_in_this_process():
 
     from logpipe.parse import default_parser
 
-    with workers_mod.WorkerPool(default_parser(), 1) as pool:
+    with lanes_mod.WorkerPool(default_parser(), 1) as pool:
         pool.start()
         assert [pool.executor().submit(os.getpid).result() for _ in range(3)] == [os.getpid()] * 3
 
@@ -131,7 +132,7 @@ def test_worker_processes_leave_ctrl_c_to_the_main_process():
 
     from logpipe.parse import default_parser
 
-    with workers_mod.WorkerPool(default_parser(), 2) as pool:
+    with lanes_mod.WorkerPool(default_parser(), 2) as pool:
         lanes = pool.executor()
         busy = lanes.submit(time.sleep, 0.5)  # this process's lane
         assert lanes.submit(signal.getsignal, signal.SIGINT).result() == signal.SIG_IGN
@@ -140,7 +141,7 @@ def test_worker_processes_leave_ctrl_c_to_the_main_process():
 
 
 def test_worker_processes_ignore_ctrl_c_from_their_start():
-    """They inherit SIGINT blocked (``workers._sigint_held``) and then ignore it, so a Ctrl-C while
+    """They inherit SIGINT blocked (``lanes._sigint_held``) and then ignore it, so a Ctrl-C while
     one still boots (imports polars, ~0.3 s) prints no traceback of theirs either; this process's
     mask is as it was."""
     import signal
@@ -150,7 +151,7 @@ def test_worker_processes_ignore_ctrl_c_from_their_start():
             return {k: int(v, 16) & (1 << (signal.SIGINT - 1)) for k, v in
                     (x.split(":") for x in f if x.startswith(("SigBlk:", "SigIgn:")))}
 
-    with workers_mod.WorkerPool(None, 2) as pool:
+    with lanes_mod.WorkerPool(None, 2) as pool:
         (pid,) = pool.start().executor().procs._processes
         assert masks(pid)["SigBlk"]  # read at once: the process has not run Python yet
         assert pool.executor().procs.submit(signal.getsignal, signal.SIGINT).result() == signal.SIG_IGN
@@ -165,26 +166,26 @@ def test_worker_processes_ignore_ctrl_c_from_their_start():
 @pytest.mark.parametrize("budget, workers", [("1G", 2), ("1GiB", 2), ("1024M", 2), ("700M", 1), ("4G", 10),
                                              ("2.5g", 6), ("1T", 2730)])
 def test_memory_budget_sizes_the_pool(budget, workers):
-    assert workers_mod.memory_workers(budget) == workers
+    assert lanes_mod.memory_workers(budget) == workers
 
 
 def test_default_workers_follow_cores_budget_and_size(tmp_path, monkeypatch):
     big = tmp_path / "big.log"
     with open(big, "wb") as f:  # sparse: as large as a file that takes workers, no disk used
-        f.truncate(workers_mod.PARALLEL_MIN_BYTES)
+        f.truncate(lanes_mod.PARALLEL_MIN_BYTES)
     small = tmp_path / "small.log"
     small.write_text("x\n")
     monkeypatch.delenv("LOGPIPE_WORKERS", raising=False)
-    monkeypatch.setattr(workers_mod.os, "sched_getaffinity", lambda _pid: set(range(8)), raising=False)
+    monkeypatch.setattr(lanes_mod.os, "sched_getaffinity", lambda _pid: set(range(8)), raising=False)
     monkeypatch.delenv("LOGPIPE_MEMORY", raising=False)
-    assert workers_mod.default_workers(Input(str(big))) == 2  # 8 cores, but 1 GiB fits two workers
-    assert workers_mod.default_workers(Input(str(small))) == 1
+    assert lanes_mod.default_workers(Input(str(big))) == 2  # 8 cores, but 1 GiB fits two workers
+    assert lanes_mod.default_workers(Input(str(small))) == 1
     monkeypatch.setenv("LOGPIPE_MEMORY", "4G")
-    assert workers_mod.default_workers(Input(str(big))) == 8  # a larger budget: one per core
+    assert lanes_mod.default_workers(Input(str(big))) == 8  # a larger budget: one per core
     monkeypatch.setenv("LOGPIPE_MEMORY", "600M")
-    assert workers_mod.default_workers(Input(str(big))) == 1
+    assert lanes_mod.default_workers(Input(str(big))) == 1
     monkeypatch.setenv("LOGPIPE_WORKERS", "3")  # the count outright
-    assert workers_mod.default_workers(Input(str(big))) == 3
+    assert lanes_mod.default_workers(Input(str(big))) == 3
 
 
 @pytest.mark.parametrize("name, value, message", [
@@ -252,13 +253,13 @@ def _ingest_dir(d: Path, data: Path, workers: str | None, monkeypatch, **kw) -> 
 
 
 def test_small_inputs_in_workers_equal_one_by_one(small_inputs, tmp_path, monkeypatch):
-    monkeypatch.setattr(workers_mod, "PARALLEL_MIN_BYTES", 256 << 10)  # every part is small, together large
-    assert all(workers_mod.is_small(i) for i in ingest.expand_inputs([str(small_inputs)])[0])
+    monkeypatch.setattr(lanes_mod, "PARALLEL_MIN_BYTES", 256 << 10)  # every part is small, together large
+    assert all(lanes_mod.is_small(i) for i in ingest.expand_inputs([str(small_inputs)])[0])
     _, rows1, rejects1, entries1, notes1 = _ingest_dir(small_inputs, tmp_path / "one", "1", monkeypatch,
                                                        max_reject_ratio=1)
     _, rows2, rejects2, entries2, notes2 = _ingest_dir(small_inputs, tmp_path / "two", None, monkeypatch,
                                                        max_reject_ratio=1)
-    assert workers_mod.ingest_workers(ingest.expand_inputs([str(small_inputs)])[0]) == 2
+    assert lanes_mod.ingest_workers(ingest.expand_inputs([str(small_inputs)])[0]) == 2
     assert len(entries1) == 9  # 10 files, the copy skipped
     assert entries2 == entries1
     grown = next(e for e in entries2 if e["path"].endswith("p06z-grown.log"))
@@ -275,7 +276,7 @@ def test_small_inputs_in_workers_equal_one_by_one(small_inputs, tmp_path, monkey
 def test_small_inputs_failures_stay_per_input(small_inputs, tmp_path, monkeypatch):
     """A corrupt archive keeps its lines before the damage, an input over --max-reject-ratio is left
     out, a --force run replaces: the others are ingested, as one by one."""
-    monkeypatch.setattr(workers_mod, "PARALLEL_MIN_BYTES", 256 << 10)
+    monkeypatch.setattr(lanes_mod, "PARALLEL_MIN_BYTES", 256 << 10)
     clean = gzip.compress(((SAMPLES / "waypoint-egress-1.23.log").read_text(encoding="utf-8") * 40).encode())
     (small_inputs / "p03.log.gz").write_bytes(clean[: len(clean) // 2])  # cut: corrupt after ~half its lines
     (small_inputs / "p09-bad.log").write_text("not an access line at all\n" * 5 + "[2024-01-01T00:00:00Z] x\n" * 50)
@@ -410,7 +411,7 @@ def test_a_new_large_input_is_hashed_while_its_ranges_are_read(mixed_log, tmp_pa
     it, a renamed copy is known, and the file grown is read from where it ended."""
     from logpipe import dataset
 
-    monkeypatch.setattr(workers_mod, "PARALLEL_MIN_BYTES", 64 << 10)  # mixed_log is a large input
+    monkeypatch.setattr(lanes_mod, "PARALLEL_MIN_BYTES", 64 << 10)  # mixed_log is a large input
     monkeypatch.setattr(workers_mod, "STAGE_TASK_BYTES", 96 << 10)
     monkeypatch.setenv("LOGPIPE_WORKERS", "2")
     hashed_first = []
@@ -440,7 +441,7 @@ def test_a_new_large_input_is_hashed_while_its_ranges_are_read(mixed_log, tmp_pa
 
 
 def test_ingest_boots_its_workers_before_it_imports_polars(tmp_path):
-    """`logpipe ingest` starts its worker processes first thing (workers.boot_pool): they import
+    """`logpipe ingest` starts its worker processes first thing (lanes.boot_pool): they import
     polars and pyarrow while this process does, and get the parser when it is built."""
     import os
     import subprocess
@@ -448,13 +449,13 @@ def test_ingest_boots_its_workers_before_it_imports_polars(tmp_path):
 
     big = tmp_path / "big.log"
     with open(big, "wb") as f:  # sparse: as large as a file that takes workers
-        f.truncate(workers_mod.PARALLEL_MIN_BYTES)
-    code = ("import sys, logpipe.workers as w\n"
+        f.truncate(lanes_mod.PARALLEL_MIN_BYTES)
+    code = ("import sys, logpipe.lanes as w\n"
             "pool = w.boot_pool([sys.argv[1]])\n"
             "print('polars' in sys.modules, 'pyarrow' in sys.modules, pool.workers, len(pool.executor().procs._processes))\n"
             "from logpipe.parse import default_parser\n"
             "lanes = pool.use(default_parser()).executor()\n"
-            "print(lanes.procs.submit(w._in_worker, lanes._pickled, w._worker_parser).result().fast)\n"
+            "print(lanes.procs.submit(w._in_worker, lanes._pickled, w.lane_parser).result().fast)\n"
             "pool.close()\n")
     done = subprocess.run([sys.executable, "-c", code, str(big)], capture_output=True, text=True, timeout=120,
                           env=dict(os.environ, LOGPIPE_WORKERS="2"), cwd=ROOT)
@@ -505,11 +506,11 @@ def test_parse_shares_one_pool_among_its_large_inputs(mixed_log, tmp_path, monke
 
     copy = tmp_path / "copy.log"
     copy.write_bytes(mixed_log.read_bytes())
-    monkeypatch.setattr(workers_mod, "PARALLEL_MIN_BYTES", 64 << 10)
+    monkeypatch.setattr(lanes_mod, "PARALLEL_MIN_BYTES", 64 << 10)
     monkeypatch.setattr(pipeline, "CHUNK_BYTES", 64 << 10)
     pools = []
-    init = workers_mod.WorkerPool.__init__
-    monkeypatch.setattr(workers_mod.WorkerPool, "__init__", lambda self, *a: pools.append(a) or init(self, *a))
+    init = lanes_mod.WorkerPool.__init__
+    monkeypatch.setattr(lanes_mod.WorkerPool, "__init__", lambda self, *a: pools.append(a) or init(self, *a))
 
     def parse(workers: str):
         monkeypatch.setenv("LOGPIPE_WORKERS", workers)

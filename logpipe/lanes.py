@@ -1,0 +1,271 @@
+"""The lanes that parse: how many (cores, the memory budget), and the pool of them: this process
+(a thread of it) and one worker process per further lane. What a lane does with a task is in
+``logpipe/workers.py``.
+
+This module imports neither polars nor pyarrow (nor logpipe.parse, which does): a command can
+start its worker processes first thing (``boot_pool``), so that they import those while it does
+too, and give the pool its parser once it is built (``WorkerPool.use``).
+"""
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import signal
+import threading
+from typing import TYPE_CHECKING
+
+from . import alloc
+from .errors import UsageError
+from .sources import Input
+
+if TYPE_CHECKING:
+    from .parse import Parser
+
+
+# Inputs at least this large are parsed by worker processes (both cores); smaller ones in-process,
+# where starting workers would cost more than it saves.
+PARALLEL_MIN_BYTES = 48 << 20
+# As many small inputs take the workers too, however small: each costs ~10-20 ms of fixed work.
+PARALLEL_MIN_INPUTS = 32
+
+
+# Memory: the whole process tree stays within LOGPIPE_MEMORY (default 1 GiB). Measured with `make
+# bench` (tree RSS): a worker peaks at ~320-360 MiB (polars, pyarrow, one task in flight), the parent
+# at ~180-250 MiB besides. So the default fits two workers (the parent's own lane and one worker
+# process: WorkerPool) however many cores there are; a larger budget lets more cores work.
+# LOGPIPE_WORKERS=N sets the count outright.
+DEFAULT_MEMORY = "1G"
+WORKER_MIB, PARENT_MIB = 384, 256
+_SIZE_UNITS = {"K": 1 / 1024, "M": 1, "G": 1024, "T": 1024 * 1024}
+
+
+def default_workers(inp: Input) -> int:
+    """Worker processes for ``inp``: none (1) for a small file, else one per core, as many as fit in
+    the memory budget (``memory_workers``); ``LOGPIPE_WORKERS`` overrides."""
+    env = os.environ.get("LOGPIPE_WORKERS", "").strip()
+    if env:
+        if not env.isdigit() or int(env) < 1:
+            raise UsageError(f"LOGPIPE_WORKERS={env!r}: expected a whole number of worker processes, 1 or more")
+        return int(env)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    workers = min(cores, memory_workers())
+    if workers < 2:
+        return 1
+    try:
+        size = inp.size()
+    except OSError:
+        size = None
+    return workers if size is None or size >= PARALLEL_MIN_BYTES else 1
+
+
+def is_small(inp: Input) -> bool:
+    """A file too small to be split among the workers (it is parsed whole, by one of them or here)."""
+    if inp.is_stdin:
+        return False
+    try:
+        return inp.size() < PARALLEL_MIN_BYTES
+    except OSError:
+        return False
+
+
+def ingest_workers(inputs: list[Input]) -> int:
+    """Workers for an ingest of ``inputs``: those of its largest input, or, when its small inputs
+    add up to a large one or are many, those of a large input (each small input is then one
+    worker's task)."""
+    counts = [default_workers(i) for i in inputs if not is_small(i)]
+    small = [i.size() for i in inputs if is_small(i)]
+    if len(small) > 1 and (sum(small) >= PARALLEL_MIN_BYTES or len(small) >= PARALLEL_MIN_INPUTS):
+        counts.append(default_workers(Input("-")))  # as for an input of unknown size
+    return max(counts, default=1)
+
+
+def boot_pool(paths: list[str], ingest: bool = True) -> "WorkerPool | None":
+    """The workers an ingest (or ``logpipe parse``) of ``paths`` will use, started now: a command
+    calls this first thing, so that they import polars and pyarrow (~0.3 s) while it does too; it
+    gives them the parser later (``WorkerPool.use``). None when it will parse in this process alone."""
+    from .sources import expand_inputs
+
+    inputs = expand_inputs(paths)[0]
+    workers = ingest_workers(inputs) if ingest else max((default_workers(i) for i in inputs), default=1)
+    return WorkerPool(None, workers).start() if workers > 1 else None
+
+
+def memory_workers(budget: str | None = None) -> int:
+    """How many workers fit in ``budget`` (``LOGPIPE_MEMORY``, default 1G) beside the parent."""
+    text = (budget if budget is not None else os.environ.get("LOGPIPE_MEMORY", "")).strip() or DEFAULT_MEMORY
+    mib = parse_size_mib(text, "LOGPIPE_MEMORY")
+    return max(1, int((mib - PARENT_MIB) // WORKER_MIB))
+
+
+def parse_size_mib(text: str, name: str) -> float:
+    """``1G``, ``1.5GiB``, ``1500M``, ``800MB`` as MiB (binary units); a clear error for anything else."""
+    import re
+
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([KMGT])(?:i?B)?", text.strip(), re.IGNORECASE)
+    if not m:
+        raise UsageError(f"{name}={text!r}: expected a size with a unit, such as 1G or 1500M")
+    return float(m.group(1)) * _SIZE_UNITS[m.group(2).upper()]
+
+
+class WorkerPool:
+    """``workers`` lanes that parse with ``parser``: this process (a thread of it) and ``workers - 1``
+    worker processes, started on first use (``start`` starts them early, so that they boot while
+    this process does something else) and kept for every input. The parser may come later
+    (``use``), before the first task: the processes can boot before it is built.
+
+    Why this process works too: it has imported polars and pyarrow and built the parser already; one
+    more worker process would repeat that (~0.45 s of CPU) and pickle its results back. Meanwhile
+    this process only waits: for the next task, or for the workers' results."""
+
+    def __init__(self, parser: "Parser | None", workers: int):
+        self.parser, self.workers = parser, workers
+        self._executor: _Lanes | None = None
+
+    def use(self, parser: "Parser") -> "WorkerPool":
+        """Parse with ``parser`` from now on (the tasks of every lane)."""
+        self.parser = parser
+        if self._executor is not None:
+            self._executor.use(parser)
+        return self
+
+    def executor(self):
+        """The lanes, their worker processes started (booting) on the first call."""
+        if self._executor is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            # spawn, not fork: polars' thread pool does not survive fork. The parser travels by pickle.
+            ctx = multiprocessing.get_context("spawn")
+            from . import native
+
+            native.library()  # cut.c is built (once per machine) here, not by every worker at once
+            # One polars thread per lane: the lanes are the parallelism; more threads only contend.
+            os.environ.setdefault("POLARS_MAX_THREADS", "1")
+            alloc.setup()  # allocators for the workers (logpipe/alloc.py)
+            procs = ProcessPoolExecutor(self.workers - 1, mp_context=ctx, initializer=_init_worker) \
+                if self.workers > 1 else None
+            with _sigint_held():  # the processes start now: Ctrl-C waits for them from their first instruction
+                self._executor = _Lanes(self.parser, procs, self.workers)
+        return self._executor
+
+    def start(self) -> "WorkerPool":
+        """Start the worker processes now (they take ~0.3 s to boot), not at the first task."""
+        self.executor()
+        return self
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+    def __enter__(self) -> "WorkerPool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+@contextlib.contextmanager
+def _sigint_held():
+    """SIGINT blocked in this thread while it starts worker processes: they inherit the block (a
+    Ctrl-C while one boots, importing polars for ~0.3 s, would print its traceback), and
+    ``_init_worker`` then ignores it. This process gets a Ctrl-C that came meanwhile right after."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
+_LANE = threading.local()  # in the thread of this process's own lane: .lanes (its _Lanes), .parser
+
+
+class _Lanes:
+    """An executor of ``lanes`` lanes: the first runs tasks in this process, the others forward them
+    to ``procs`` (``lanes - 1`` processes; None for one lane). A task goes to whichever lane is free
+    first (one queue, one thread per lane), as it would to ``lanes`` processes. A worker process gets
+    the parser with each task, as its pickle (a few hundred bytes: the parser's options), and
+    rebuilds it when it differs from the last one's (``_in_worker``)."""
+
+    def __init__(self, parser: "Parser | None", procs, lanes: int):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.procs, self.lanes, self._roles = procs, lanes, iter(range(lanes))
+        self._threads = ThreadPoolExecutor(lanes, thread_name_prefix="logpipe-lane", initializer=self._role)
+        self.parser, self._pickled = None, None
+        for _ in range(lanes - 1):  # the worker processes boot now
+            procs.submit(int)
+        self.use(parser)
+
+    def use(self, parser: "Parser | None") -> None:
+        """Parse with ``parser``; the worker processes build it now, not at their first task."""
+        import pickle
+
+        if parser is None or parser is self.parser:
+            return
+        self.parser, self._pickled = parser, pickle.dumps(parser)
+        for _ in range(self.lanes - 1):
+            self.procs.submit(_in_worker, self._pickled, int)
+
+    def _role(self) -> None:
+        if next(self._roles) == 0:
+            _LANE.lanes = self
+
+    def submit(self, fn, *args):
+        return self._threads.submit(self._run, fn, args)
+
+    def _run(self, fn, args):
+        if getattr(_LANE, "lanes", None) is self:
+            _LANE.parser = self.parser
+            return fn(*args)
+        return self.procs.submit(_in_worker, self._pickled, fn, *args).result()
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        self._threads.shutdown(wait=wait, cancel_futures=cancel_futures)
+        if self.procs is not None:
+            self.procs.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+
+def lane_parser() -> "Parser | None":
+    """The parser of the lane this runs in: this process's, or a worker process's."""
+    return getattr(_LANE, "parser", None) or _WORKER_PARSER
+
+
+_WORKER_PARSER: "Parser | None" = None  # a worker process's parser (_in_worker), and its pickle
+_WORKER_PICKLED: bytes | None = None
+
+
+def _init_worker() -> None:
+    import importlib
+
+    importlib.import_module(".parse", __package__)  # polars, pyarrow, the grammars: while booting, not at the first task
+    # A terminal's Ctrl-C reaches the whole process group. The main process stops the run (the
+    # tasks in flight end, then their files are dropped); a worker interrupted while waiting for a
+    # task would only print a traceback. After the imports: polars installs a SIGINT handler of its
+    # own when imported. Until here SIGINT was blocked (_sigint_held); one that came is dropped now.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    _freeze()
+
+
+def _freeze() -> None:
+    # The objects of start-up (modules, grammars, the parser) are kept out of the cyclic GC, which
+    # runs less often: a batch makes few Python objects and almost no cycles. ~3% less CPU in `make bench`'s ingest.
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
+
+
+def _in_worker(pickled: bytes | None, fn, *args):
+    """Run task ``fn(*args)`` in a worker process with the parser ``pickled`` (``_Lanes``)."""
+    global _WORKER_PARSER, _WORKER_PICKLED
+    if pickled is not None and pickled != _WORKER_PICKLED:
+        import pickle
+
+        _WORKER_PARSER, _WORKER_PICKLED = pickle.loads(pickled), pickled
+        _freeze()
+    return fn(*args)
