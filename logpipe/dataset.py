@@ -432,7 +432,7 @@ class Dataset:
 # ---- input identity ---------------------------------------------------------------------------------
 
 # The hash a new dataset identifies its inputs by: SHA-256 (hardware-accelerated on current CPUs,
-# ~1.7 GB/s here, 2.3x blake2b; the parent hashes each input before its workers get it). A dataset
+# ~1.7 GB/s here, 2.3x blake2b; the main process hashes each input, before or as it reads it). A dataset
 # keeps the algorithm of its first entries, so datasets made with blake2b still find their inputs.
 HASH_ALGO = "sha256-128"
 HASH_ALGOS = {
@@ -441,34 +441,11 @@ HASH_ALGOS = {
 }
 
 
-def fingerprint(path: str | Path, prefix_sizes=(), algo: str = HASH_ALGO) -> tuple[int, str, dict[int, str]]:
-    """Hash a file in one pass: ``(size, hash of all of it, {n: hash of its first n bytes})`` for each
-    ``n`` in ``prefix_sizes`` smaller than the file (hex, 128 bits, by ``algo`` of ``HASH_ALGOS``).
-    A renamed copy has the same hash; a file that was appended to has an earlier entry's hash as
-    one of its prefixes."""
-    size = os.path.getsize(path)
-    stops = sorted({s for s in prefix_sizes if 0 < s < size}) + [size]
-    h = HASH_ALGOS[algo]()
-    out: dict[int, str] = {}
-    pos = 0
-    with open(path, "rb") as f:
-        for stop in stops:
-            while pos < stop:
-                chunk = f.read(min(1 << 20, stop - pos))
-                if not chunk:
-                    break
-                h.update(chunk)
-                pos += len(chunk)
-            if pos < stop:  # shrank while we read
-                break
-            out[stop] = h.hexdigest()[:32]
-    return size, out.get(size, h.hexdigest()[:32]), out
-
-
 class InputHash:
-    """``fingerprint``'s hash of an input, fed by its reader as it reads (``sources.iter_file_ranges``):
-    a large new input is hashed in the pass that finds its ranges for the workers, not in a pass of
-    its own before they can start (~0.2 s a GB)."""
+    """The hash an input is known by (128 bits, hex), fed as its bytes are read: by ``fingerprint``,
+    or by the reader itself (``sources.iter_file_ranges``), so that a large new input is hashed in
+    the pass that finds its ranges for the workers, not in a pass of its own before they can start
+    (~0.2 s a GB)."""
 
     def __init__(self, algo: str = HASH_ALGO):
         self._hash, self.size = HASH_ALGOS[algo](), 0
@@ -479,6 +456,28 @@ class InputHash:
 
     def hexdigest(self) -> str:
         return self._hash.hexdigest()[:32]
+
+
+def fingerprint(path: str | Path, prefix_sizes=(), algo: str = HASH_ALGO) -> tuple[int, str, dict[int, str]]:
+    """Hash a file in one pass: ``(size, hash of all of it, {n: hash of its first n bytes})`` for each
+    ``n`` in ``prefix_sizes`` smaller than the file (hex, 128 bits, by ``algo`` of ``HASH_ALGOS``).
+    A renamed copy has the same hash; a file that was appended to has an earlier entry's hash as
+    one of its prefixes."""
+    size = os.path.getsize(path)
+    stops = sorted({s for s in prefix_sizes if 0 < s < size}) + [size]
+    h = InputHash(algo)
+    out: dict[int, str] = {}
+    with open(path, "rb") as f:
+        for stop in stops:
+            while h.size < stop:
+                chunk = f.read(min(1 << 20, stop - h.size))
+                if not chunk:
+                    break
+                h.update(chunk)
+            if h.size < stop:  # shrank while we read
+                break
+            out[stop] = h.hexdigest()
+    return size, out.get(size, h.hexdigest()), out
 
 
 def _manifest_text(manifest: dict) -> str:

@@ -203,9 +203,10 @@ def cut_checked(plan: SplitPlan, body: pl.Series) -> tuple[pl.Series, pl.DataFra
     regex (those regexes joined by the quotes and spaces the cut found). None when that cannot be
     checked (a token's regex is not read by logpipe/dfa.py, or no cut.c): the whole-line regex decides."""
     lib = _native.library()
-    if lib is None or checks(plan) is None:
+    checked = checks(plan) if lib is not None else None
+    if checked is None:
         return None
-    done = _cut_native(lib, plan, body, checks(plan))
+    done = _cut_native(lib, plan, body, checked)
     return _cut_columns(done) if done is not None else None
 
 
