@@ -11,8 +11,9 @@
  * own: a column that points into the whole batch's lines costs polars cache misses when it hashes,
  * matches or copies it (~2x slower), and would keep the batch's lines alive.
  *
- * Bounds: every read is inside [offs[i], offs[i + 1]), which Python checks lie inside data; views
- * hold 32-bit offsets, so Python only calls this for data under 2 GiB. Tokens end at quotes, spaces
+ * Bounds: every read is inside line i: its view's bytes, inside its buffer (checked here; a line
+ * that is not is not cut), or inside data[offs[i]:offs[i + 1]] (JSON: Python checks they lie inside
+ * data, and only calls this for data under 2 GiB, as views hold 32-bit offsets). Tokens end at quotes, spaces
  * and whole literals, so a token of valid UTF-8 text is valid UTF-8, whatever the line.
  */
 #include <stdint.h>
@@ -28,7 +29,8 @@ typedef struct {
     } u;
 } view_t;
 
-static void put_view(view_t *v, const uint8_t *data, int64_t start, int64_t len)
+/* A view of data[start:start + len], data being buffer `buffer` of the views' buffers. */
+static void put_view(view_t *v, const uint8_t *data, int64_t start, int64_t len, int32_t buffer)
 {
     memset(v, 0, sizeof *v);
     v->len = (int32_t)len;
@@ -36,6 +38,7 @@ static void put_view(view_t *v, const uint8_t *data, int64_t start, int64_t len)
         memcpy(v->u.inline_data, data + start, (size_t)len);
     } else {
         memcpy(v->u.ref.prefix, data + start, 4);
+        v->u.ref.buffer = buffer;
         v->u.ref.offset = (int32_t)start;
     }
 }
@@ -91,9 +94,9 @@ static int cut_segment(const uint8_t *data, int64_t s, int64_t e, int32_t left, 
     return 1;
 }
 
-static void put_text(view_t *out, int64_t *bytes, const uint8_t *data, int64_t s, int64_t e)
+static void put_text(view_t *out, int64_t *bytes, const uint8_t *data, int64_t s, int64_t e, int32_t buffer)
 {
-    put_view(out, data, s, e - s);
+    put_view(out, data, s, e - s, buffer);
     if (e - s > 12)
         *bytes += e - s;
 }
@@ -114,7 +117,84 @@ static int dfa_run(const uint8_t *p, int64_t n, const uint8_t *cls, const uint16
     return acc[st / (uint32_t)ncls];
 }
 
-/* Cut n lines (line i is data[offs[i]:offs[i+1]]) by a plan of nseg segments; write token t of line
+/* ---- typed tokens: a token whose column is a number or a time is typed here, not by polars --------
+ * kinds (out_kind): 0 text (a view); 1 an int32, 2 an int64 (digits only, at most 18, and at most
+ * 2^31 - 1 for an int32); 3 a time: YYYY-MM-DDTHH:MM:SS, 1 to 6 digits of fraction or none, and Z,
+ * a real date and time of years 1 to 9999, as microseconds since 1970 (UTC); 4 text (a view) with a
+ * validity bit. "-" and empty text are null, as records.py makes them. Any other text is not read here: the line is not cut, and the
+ * whole-line regex and records.py type it (or reject it) as before, so what is typed here is only
+ * what they would give alike. */
+
+enum { TEXT = 0, INT32 = 1, INT64 = 2, TIME_US = 3, NULLED_TEXT = 4 };
+
+static int digits(const uint8_t *p, int n, int64_t *v)
+{
+    int64_t x = 0;
+    for (int k = 0; k < n; k++) {
+        if (p[k] < '0' || p[k] > '9')
+            return 0;
+        x = x * 10 + (p[k] - '0');
+    }
+    *v = x;
+    return 1;
+}
+
+/* Days from 1970-01-01 to y-m-d of the proleptic Gregorian calendar. */
+static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400, yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1, doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+static int read_time(const uint8_t *p, int64_t n, int64_t *us)
+{
+    static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int64_t y, mo, d, h, mi, s, frac = 0;
+    if (n < 20 || p[n - 1] != 'Z' || p[4] != '-' || p[7] != '-' || p[10] != 'T' || p[13] != ':' || p[16] != ':'
+        || !digits(p, 4, &y) || !digits(p + 5, 2, &mo) || !digits(p + 8, 2, &d) || !digits(p + 11, 2, &h)
+        || !digits(p + 14, 2, &mi) || !digits(p + 17, 2, &s))
+        return 0;
+    int64_t nf = n - 21;  /* digits of fraction, after a "." */
+    if (n > 20) {
+        if (p[19] != '.' || nf < 1 || nf > 6 || !digits(p + 20, (int)nf, &frac))
+            return 0;
+        for (int64_t k = nf; k < 6; k++)
+            frac *= 10;
+    }
+    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] + (mo == 2 && leap) || h > 23 || mi > 59 || s > 59)
+        return 0;
+    *us = ((days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60 * 1000000 + s * 1000000 + frac;
+    return 1;
+}
+
+/* Token text p[0:n] as a value of kind: 1 when read (*null says whether it is null), 0 when not. */
+static int read_typed(const uint8_t *p, int64_t n, int32_t kind, int64_t *v, int *null)
+{
+    *null = n == 0 || (n == 1 && p[0] == '-');
+    if (*null)
+        return 1;
+    if (kind == TIME_US)
+        return read_time(p, n, v);
+    return n <= 18 && digits(p, (int)n, v) && (kind != INT32 || *v <= 2147483647);
+}
+
+static void put_typed(int64_t *nums, uint8_t *valid, int32_t kind, int64_t r, int64_t v, int null)
+{
+    if (kind == INT32)
+        ((int32_t *)nums)[r] = (int32_t)v;
+    else if (kind != NULLED_TEXT)
+        nums[r] = v;
+    if (null)
+        valid[r >> 3] &= (uint8_t)~(1u << (r & 7));
+    else
+        valid[r >> 3] |= (uint8_t)(1u << (r & 7));
+}
+
+/* Cut n lines (line i: the string view lines[i], into the nbuf buffers bufs of buf_size bytes: a
+ * polars string column's own, as Arrow hands it out, not copied) by a plan of nseg segments; write token t of line
  * i (segment tok_seg[t], index tok_index[t] among its left, free, right tokens, less its literal
  * text: the tok_lstrip[t] bytes at lits + tok_loff[t] before it and the tok_rstrip[t] bytes at
  * lits + tok_roff[t] after it, which must be there) to out[t * n + r], where r counts the lines cut
@@ -126,22 +206,36 @@ static int dfa_run(const uint8_t *p, int64_t n, const uint8_t *cls, const uint16
  * tokens (7 ints each in chk: segment, index, offsets of its DFA's classes, table and accepting
  * flags in dfa_cls, dfa_tab and dfa_acc, its number of classes, its first sink's row) is accepted by its
  * DFA: then the line matches the layout's whole-line regex (logpipe/dfa.py); a line holding a tab
- * is not cut then (the DFAs count on none). Returns the number of lines cut. */
-int64_t logpipe_cut(const uint8_t *data, const int64_t *offs, int64_t n,
+ * is not cut then (the DFAs count on none). With out_kind (NULL: all text), token t of kind
+ * out_kind[t] of 1 to 3 is typed (above) into nums + 8 * n * t, row r as the r-th int32 or int64
+ * there, its validity bit r in valid + ((n + 7) / 8) * t; a line with a token that cannot be is not
+ * cut. A token of kind 4 is a view as of kind 0, with its validity bit there too.
+ * Returns the number of lines cut. */
+int64_t logpipe_cut(const view_t *lines, const uint8_t *const *bufs, const int64_t *buf_size, int32_t nbuf, int64_t n,
                     int32_t nseg, const int32_t *seg_left, const int32_t *seg_free, const int32_t *seg_right,
                     int32_t ntok, const int32_t *tok_seg, const int32_t *tok_index,
                     const int32_t *tok_lstrip, const int32_t *tok_rstrip,
                     const uint8_t *lits, const int32_t *tok_loff, const int32_t *tok_roff,
                     const uint8_t *tok_split, view_t *out, uint8_t *ok, int64_t *bytes,
                     int32_t nchk, const int32_t *chk, const uint8_t *dfa_cls, const uint16_t *dfa_tab,
-                    const uint8_t *dfa_acc)
+                    const uint8_t *dfa_acc, const int32_t *out_kind, int64_t *nums, uint8_t *valid)
 {
     int64_t seg_start[nseg], seg_end[nseg];
     int64_t tok_start[nseg][MAX_SEGMENT_TOKENS], tok_end[nseg][MAX_SEGMENT_TOKENS];
     int64_t good = 0;
     for (int64_t i = 0; i < n; i++) {
-        int64_t a = offs[i], b = offs[i + 1], at = a;
-        int32_t q = 0, fits = 1;
+        /* line i: a string view, into buffer bufs[line->u.ref.buffer] or inline (a text of at most
+         * 12 bytes, whose tokens are as short: their views hold their bytes) */
+        const view_t *line = &lines[i];
+        int32_t buffer = line->len > 12 ? line->u.ref.buffer : 0;
+        int64_t a = line->len > 12 ? line->u.ref.offset : 0, b = a + line->len, at = a;
+        int32_t q = 0, fits = line->len >= 0 && (line->len <= 12 || (buffer >= 0 && buffer < nbuf && a >= 0
+                                                                     && b <= buf_size[buffer]));
+        const uint8_t *data = line->len > 12 ? (fits ? bufs[buffer] : NULL) : line->u.inline_data;
+        if (!fits) {
+            ok[i] = 0;
+            continue;
+        }
         seg_start[0] = a;
         for (;;) {
             const uint8_t *quote = memchr(data + at, '"', (size_t)(b - at));
@@ -173,20 +267,35 @@ int64_t logpipe_cut(const uint8_t *data, const int64_t *offs, int64_t n,
             int64_t s = tok_start[k[0]][k[1]], e = tok_end[k[0]][k[1]];
             fits = dfa_run(data + s, e - s, dfa_cls + k[2], dfa_tab + k[3], dfa_acc + k[4], k[5], k[6]);
         }
+        int64_t value[out_kind ? ntok : 1];
+        int null[out_kind ? ntok : 1];
+        for (int32_t t = 0; out_kind && t < ntok && fits; t++) {  /* typed tokens read as their type */
+            if (out_kind[t] != TEXT && out_kind[t] != NULLED_TEXT) {
+                int64_t s = tok_start[tok_seg[t]][tok_index[t]] + tok_lstrip[t];
+                int64_t e = tok_end[tok_seg[t]][tok_index[t]] - tok_rstrip[t];
+                fits = read_typed(data + s, e - s, out_kind[t], &value[t], &null[t]);
+            }
+        }
         ok[i] = (uint8_t)fits;
         if (!fits)
             continue;
         for (int32_t t = 0, extra = ntok; t < ntok; t++) {  /* row `good`: the lines cut, in order */
+            if (out_kind && out_kind[t] != TEXT && out_kind[t] != NULLED_TEXT) {
+                put_typed(nums + n * t, valid + ((n + 7) / 8) * t, out_kind[t], good, value[t], null[t]);
+                continue;
+            }
             view_t *head = tok_split[t] ? &out[(int64_t)extra * n + good] : NULL, *tail = head ? head + n : NULL;
             int64_t s = tok_start[tok_seg[t]][tok_index[t]] + tok_lstrip[t];
             int64_t e = tok_end[tok_seg[t]][tok_index[t]] - tok_rstrip[t];
-            put_text(&out[(int64_t)t * n + good], &bytes[t], data, s, e);
+            put_text(&out[(int64_t)t * n + good], &bytes[t], data, s, e, buffer);
+            if (out_kind && out_kind[t] == NULLED_TEXT)
+                put_typed(NULL, valid + ((n + 7) / 8) * t, NULLED_TEXT, good, 0, e == s || (e - s == 1 && data[s] == '-'));
             if (head) {
                 int64_t k = e - 1;
                 while (k >= s && data[k] != tok_split[t])
                     k--;
-                put_text(head, &bytes[extra], data, s, k >= s ? k : e);
-                put_text(tail, &bytes[extra + 1], data, k >= s ? k + 1 : e, e);
+                put_text(head, &bytes[extra], data, s, k >= s ? k : e, buffer);
+                put_text(tail, &bytes[extra + 1], data, k >= s ? k + 1 : e, e, buffer);
             }
             extra += head ? 2 : 0;
         }
@@ -195,14 +304,15 @@ int64_t logpipe_cut(const uint8_t *data, const int64_t *offs, int64_t n,
     return good;
 }
 
-/* Copy the long texts of n views (into data) to dest, in order, and point the views there. */
-void logpipe_compact(view_t *views, int64_t n, const uint8_t *data, uint8_t *dest)
+/* Copy the long texts of n views (into bufs) to dest, in order, and point the views there (buffer 0). */
+void logpipe_compact(view_t *views, int64_t n, const uint8_t *const *bufs, uint8_t *dest)
 {
     int64_t at = 0;
     for (int64_t i = 0; i < n; i++) {
         view_t *v = &views[i];
         if (v->len > 12) {
-            memcpy(dest + at, data + v->u.ref.offset, (size_t)v->len);
+            memcpy(dest + at, bufs[v->u.ref.buffer] + v->u.ref.offset, (size_t)v->len);
+            v->u.ref.buffer = 0;
             v->u.ref.offset = (int32_t)at;
             at += v->len;
         }
@@ -470,7 +580,7 @@ int64_t logpipe_json_flat(const uint8_t *data, const int64_t *offs, int64_t n,
         for (int32_t k = 0; k < nknown; k++) {
             view_t *v = &out[(int64_t)k * n + i];
             if (fits && present[(int64_t)k * n + i] == 2) {
-                put_view(v, data, vs[k], ve[k] - vs[k]);
+                put_view(v, data, vs[k], ve[k] - vs[k], 0);
                 if (ve[k] - vs[k] > 12)
                     bytes[k] += ve[k] - vs[k];
             } else {

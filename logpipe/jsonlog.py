@@ -105,7 +105,7 @@ def _read_flat(df, keys: tuple[str, ...], stop: tuple[str, ...] = ()):
     def uint8s(buffer, k=0):
         return pl.from_arrow(pa.Array.from_buffers(pa.uint8(), n, [None, buffer.slice(k * n, n)]))
 
-    texts = dict(zip(keys, _native.view_columns(lib, views, n, list(sizes), data)))
+    texts = dict(zip(keys, _native.view_columns(lib, views, n, list(sizes), (ctypes.c_void_p * 1)(data.address))))
     return uint8s(ok) == 1, {k: uint8s(present, i) for i, k in enumerate(keys)}, texts
 
 

@@ -136,9 +136,9 @@ def _load(path: Path) -> ctypes.CDLL:
     lib = ctypes.CDLL(str(path))
     i32p, vp = ctypes.POINTER(ctypes.c_int32), ctypes.c_void_p
     lib.logpipe_cut.restype = ctypes.c_int64
-    lib.logpipe_cut.argtypes = [vp, vp, ctypes.c_int64, ctypes.c_int32, i32p, i32p, i32p,
+    lib.logpipe_cut.argtypes = [vp, vp, vp, ctypes.c_int32, ctypes.c_int64, ctypes.c_int32, i32p, i32p, i32p,
                                 ctypes.c_int32, i32p, i32p, i32p, i32p, ctypes.c_char_p, i32p, i32p,
-                                ctypes.c_char_p, vp, vp, vp, ctypes.c_int32, i32p, vp, vp, vp]
+                                ctypes.c_char_p, vp, vp, vp, ctypes.c_int32, i32p, vp, vp, vp, i32p, vp, vp]
     lib.logpipe_count.restype = ctypes.c_int64
     lib.logpipe_count.argtypes = [vp, ctypes.c_int64, ctypes.c_uint8]
     lib.logpipe_json_lines.restype = ctypes.c_int64
@@ -166,11 +166,33 @@ def string_buffers(series):
     return lines, offsets.address + 8 * lines.offset, data
 
 
-def view_columns(lib, views, n: int, sizes, data, rows: int | None = None) -> list:
+def string_views(series):
+    """A polars string Series as cut.c's logpipe_cut reads lines, without a copy: (its Arrow string
+    view array, the address of its views, a C array of its data buffers' addresses, one of their
+    sizes, their number)."""
+    import polars as pl
+
+    lines = series.to_arrow(compat_level=pl.CompatLevel.newest())
+    if lines.type != pa_string_view():
+        lines = lines.cast(pa_string_view())
+    _, views, *data = lines.buffers()
+    bufs = (ctypes.c_void_p * max(1, len(data)))(*(b.address if b is not None else None for b in data))
+    sizes = (ctypes.c_int64 * max(1, len(data)))(*(b.size if b is not None else 0 for b in data))
+    return lines, views.address + 16 * lines.offset, bufs, sizes, len(data)
+
+
+def pa_string_view():
+    import pyarrow as pa
+
+    return pa.string_view()
+
+
+def view_columns(lib, views, n: int, sizes, bufs, rows: int | None = None, skip=None, validity=None) -> list:
     """polars string columns of the ``len(sizes)`` columns of ``n`` string views cut.c wrote into
-    ``views`` (pointing into ``data``; ``sizes[k]``: column k's bytes in texts over 12 bytes), of
-    which the first ``rows`` (default all) are filled. Each column's long texts are first copied
-    into a buffer of its own (``logpipe_compact``)."""
+    ``views`` (pointing into the buffers ``bufs``, a C array of their addresses; ``sizes[k]``: column
+    k's bytes in texts over 12 bytes), of which the first ``rows`` (default all) are filled; None for
+    column k when ``skip[k]``; ``validity[k]``: column k's validity bitmap, if any. Each column's
+    long texts are first copied into a buffer of its own (``logpipe_compact``)."""
     import polars as pl
     import pyarrow as pa
 
@@ -179,9 +201,13 @@ def view_columns(lib, views, n: int, sizes, data, rows: int | None = None) -> li
     texts = pa.allocate_buffer(sum(sizes) + 1)  # +1: a column with no long text still gets a buffer
     columns, at = [], 0
     for k, size in enumerate(sizes):
+        if skip is not None and skip[k]:
+            columns.append(None)
+            continue
         column, text = views.slice(width * k, 16 * rows), texts.slice(at, max(1, size))
-        lib.logpipe_compact(column.address, rows, data.address, text.address)
-        columns.append(pl.from_arrow(pa.Array.from_buffers(pa.string_view(), rows, [None, column, text])))
+        lib.logpipe_compact(column.address, rows, bufs, text.address)
+        bits = validity[k] if validity is not None else None
+        columns.append(pl.from_arrow(pa.Array.from_buffers(pa.string_view(), rows, [bits, column, text])))
         at += size
     return columns
 

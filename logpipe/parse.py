@@ -194,6 +194,10 @@ class Parser:
         self._split = options.get("split", True)
         self._layouts = [(name, book.compile(name), book) for name, book in books] if self.fast else []
         self._plans: dict[tuple, _splitplan.SplitPlan | None] = {}
+        # The columns cut.c types as it cuts (numbers, times); a custom START_TIME format is read
+        # by the custom layout's ``prepare`` from text, so then no layout's times are typed there.
+        keep = {"start_time"} if self.custom is not None and getattr(self.custom, "time_format", None) else set()
+        self._types = _splitplan.Types(tuple((f.name, f.type) for f in self.schema), frozenset(keep))
 
     def __reduce__(self):
         # Lark objects do not pickle well; rebuilding from the options is cheap and exact.
@@ -241,6 +245,7 @@ class Parser:
             df = self.custom.keep_prefix(df)
         is_json = df["body"].str.starts_with("{")
         frames: list[pl.DataFrame] = []
+        cut: list[tuple] = []  # (frame, its nulled columns): cut with self._types (splitplan.Types)
         rejects: list[dict] = []
 
         text = self._reject_glued(df.filter(~is_json), rejects)
@@ -248,7 +253,7 @@ class Parser:
             if text.height == 0:
                 break
             if i == 0 and text.height >= SPLIT_MIN_ROWS:  # most lines are the first layout's: ask the cut
-                text = self._take_checked(name, book, text, frames)
+                text = self._take_checked(name, book, text, cut)
                 if text.height == 0:
                     break
             hit = text["body"].str.contains(f"^{compiled.pattern}$")  # a DFA: no captures yet
@@ -257,9 +262,9 @@ class Parser:
             got, text = text.filter(hit), text.filter(~hit)
             plan = self.split_plan(name, book) if got.height >= SPLIT_MIN_ROWS else None
             if plan is not None:
-                easy, split = _splitplan.cut(plan, got["body"])
+                easy, split = _splitplan.cut(plan, got["body"], self._types)
                 if split is not None:
-                    frames.append(self._with_provenance(got.filter(easy), split, name))
+                    cut.append((self._with_provenance(got.filter(easy), split, name), self._types.nulled(plan)))
                     got = got.filter(~easy)
             if got.height:  # quotes inside free text: the whole-line regex reads them
                 frames.append(self._with_provenance(got, self._extract(got, compiled), name))
@@ -281,10 +286,11 @@ class Parser:
         if js.height:
             frames.extend(self._json(js, rejects))
 
-        merged = pl.concat(frames, how="diagonal_relaxed") if frames else None
+        groups = [(_concat([f for f, _ in cut]), _nulled(cut))] if cut else []
+        groups += [(_concat(frames), frozenset())] if frames else []
         if self.custom is not None:
-            merged = self.custom.prepare(merged)
-        records, more_rejects = type_columns(merged, source, self.schema)
+            groups = [(self.custom.prepare(group), nulled) for group, nulled in groups]
+        records, more_rejects = type_columns(groups, source, self.schema)
         rejects.extend(more_rejects)
         return ParsedBatch(records, _rejects_batch(rejects, source), n, blank)
 
@@ -316,11 +322,11 @@ class Parser:
         their regex (``splitplan.cut_checked``): they match the layout's whole-line regex, whose
         DFA (~0.74 µs a line) they skip. Returns the other lines."""
         plan = self.split_plan(name, book)
-        checked = _splitplan.cut_checked(plan, text["body"]) if plan is not None else None
+        checked = _splitplan.cut_checked(plan, text["body"], self._types) if plan is not None else None
         if checked is None or checked[1] is None:
             return text
         easy, split = checked
-        frames.append(self._with_provenance(text.filter(easy), split, name))
+        frames.append((self._with_provenance(text.filter(easy), split, name), self._types.nulled(plan)))
         return text.filter(~easy)
 
     def _extract(self, df: pl.DataFrame, compiled) -> pl.DataFrame:
@@ -439,6 +445,16 @@ class Parser:
                 got = got.drop(col, strict=False)
             frame = frame.drop([c for c in got.columns if c in frame.columns]).hstack(got)
         return frame
+
+
+def _concat(frames: list[pl.DataFrame]) -> pl.DataFrame:
+    return frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
+
+
+def _nulled(cut: list[tuple]) -> frozenset:
+    """The columns whose ``-`` and empty text are null in every frame of ``cut`` that has them."""
+    names = {c for frame, _ in cut for c in frame.columns}
+    return frozenset.intersection(*(nulled | (names - set(frame.columns)) for frame, nulled in cut))
 
 
 def _shift_column(message: str, old: int | None, new: int) -> str:

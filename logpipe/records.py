@@ -25,16 +25,35 @@ TIME_RANGE = (dt.datetime(1, 1, 1, tzinfo=dt.timezone.utc),
               dt.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.timezone.utc))
 
 
-def type_columns(df: pl.DataFrame | None, source: str,
+def type_columns(df: pl.DataFrame | list | None, source: str,
                  schema: pa.Schema = RECORD_SCHEMA) -> tuple[pa.RecordBatch, list[dict]]:
     """Type the text columns of parsed lines into RECORD_SCHEMA. ``-`` and empty text become null
-    here and nowhere else. Lines with a value that cannot be typed are returned as rejects."""
-    if df is None or df.height == 0:
+    here and nowhere else (cut.c types some columns as it cuts them, ``splitplan.Types``, by these
+    rules: they arrive typed, or nulled). Lines with a value that cannot be typed are returned as
+    rejects. ``df`` may be a list of frames whose columns differ in type (typed by cut.c or not),
+    each typed alone, or of (frame, names of its string columns already nulled) pairs."""
+    pairs = [f if isinstance(f, tuple) else (f, frozenset()) for f in (df if isinstance(df, list) else [df])]
+    pairs = [(f, nulled) for f, nulled in pairs if f is not None and f.height]
+    if not pairs:
         return _empty_records(schema), []
+    typed, rejects = [], []
+    for frame, nulled in pairs:
+        got, more = _type_frame(frame, source, schema, nulled)
+        typed.append(got)
+        rejects.extend(more)
+    typed_df = typed[0] if len(typed) == 1 else pl.concat(typed, how="diagonal_relaxed")
+    if not typed_df["line_number"].is_sorted():  # only batches that mixed paths need the gather
+        typed_df = typed_df.sort("line_number")
+    return _to_record_batch(typed_df, schema), rejects
+
+
+def _type_frame(df: pl.DataFrame, source: str, schema: pa.Schema,
+                nulled: frozenset = frozenset()) -> tuple[pl.DataFrame, list[dict]]:
+    """``type_columns`` of one frame, as a polars frame (not yet in the schema's order)."""
     # One lazy query (one pass through polars, common sub-expressions computed once): the
     # per-call overhead of ~100 eager operations would cost as much as the work on a small batch.
     # Its expressions depend only on the columns and the schema: built once (~3 ms of Python each).
-    nulls, exprs, bad, typed_names = _typing_exprs(tuple(df.schema.items()), schema)
+    nulls, exprs, bad, typed_names = _typing_exprs(tuple(df.schema.items()), schema, nulled)
     lf = df.lazy().with_columns(nulls)
     typed_df = lf.select("line_number", "raw", *exprs, pl.lit(source, dtype=pl.String).alias("source"),
                          bad.alias("__bad")).collect()
@@ -42,6 +61,8 @@ def type_columns(df: pl.DataFrame | None, source: str,
     bad = typed_df.drop_in_place("__bad")
     for name in (n for n in typed_names if n in TIME_COLUMNS):
         text = typed_df[name]
+        if text.dtype != pl.String:  # typed by cut.c, in range
+            continue
         times = read_times(text)
         # not a time (null), or year 0 or -2024 (polars reads them; no later step could)
         wild = text.is_not_null() & (times.is_null() | ~times.is_between(*TIME_RANGE))
@@ -53,12 +74,10 @@ def type_columns(df: pl.DataFrame | None, source: str,
         texts = lf.filter(bad).collect()
         for row, text in zip(typed_df.filter(bad).iter_rows(named=True), texts.iter_rows(named=True)):
             name = next(n for n in typed_names if text[n] is not None and row[n] is None)
-            why = f"invalid value: {name}: cannot read {text[name][:40]}"
+            why = f"invalid value: {name}: cannot read {str(text[name])[:40]}"
             rejects.append(_reject(row["line_number"], row["raw"], why, "malformed"))
         typed_df = typed_df.filter(~bad)
-    if not typed_df["line_number"].is_sorted():  # only batches that mixed paths need the gather
-        typed_df = typed_df.sort("line_number")
-    return _to_record_batch(typed_df, schema), rejects
+    return typed_df, rejects
 
 
 # The times of every record: Envoy's %START_TIME% (UTC, milliseconds), or any ISO-8601 time with its
@@ -83,14 +102,15 @@ def read_times(text: pl.Series) -> pl.Series:
 
 
 @functools.lru_cache(maxsize=64)
-def _typing_exprs(kinds: tuple, schema: pa.Schema) -> tuple[list, list, pl.Expr, list[str]]:
+def _typing_exprs(kinds: tuple, schema: pa.Schema, nulled: frozenset = frozenset()) -> tuple[list, list, pl.Expr, list[str]]:
     """``type_columns``' expressions for text columns ``kinds`` ((name, dtype) pairs): the
-    nulling of ``-`` and empty text, the typed columns, whether a row holds a value that did not
-    type, and the names of the typed columns."""
+    nulling of ``-`` and empty text (but of the string columns ``nulled`` already), the typed
+    columns, whether a row holds a value that did not type, and the names of the typed columns."""
     kinds = dict(kinds)
     # A list column keeps its text here: "-" (Envoy's "none") is an empty list, null (a JSON null, an
     # absent key) stays null (unknown), whatever the other lines of the batch carry.
-    text_cols = [c for c in kinds if c not in ("line_number", "prefix_len", "raw") and c not in LIST_COLUMNS]
+    text_cols = [c for c in kinds if c not in ("line_number", "prefix_len", "raw") and c not in LIST_COLUMNS
+                 and not _typed_already(c, kinds[c]) and not (c in nulled and kinds[c] == pl.String)]
     cols = [pl.col(c).cast(pl.String) if kinds[c] != pl.String else pl.col(c) for c in text_cols]
     nulls = [pl.when((c == "-") | (c == "")).then(None).otherwise(c).alias(name) for c, name in zip(cols, text_cols)]
     exprs, checks, typed_names = [], [], []
@@ -119,6 +139,12 @@ def _typing_exprs(kinds: tuple, schema: pa.Schema) -> tuple[list, list, pl.Expr,
         typed_names.append(name)
     bad = pl.any_horizontal(checks) if checks else pl.lit(False)
     return nulls, exprs, bad, typed_names
+
+
+def _typed_already(name: str, dtype: pl.DataType) -> bool:
+    """Whether a column arrives typed (cut.c, ``splitplan.Types``): no text to null or read."""
+    return (name in TIME_COLUMNS and dtype == pl.Datetime("us", "UTC")) or \
+        (name in INT32_COLUMNS | INT64_COLUMNS and dtype.is_integer())
 
 
 def _to_record_batch(df: pl.DataFrame, schema: pa.Schema = RECORD_SCHEMA) -> pa.RecordBatch:

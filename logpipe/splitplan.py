@@ -183,21 +183,26 @@ def tail_of(book: "_grammar.Rulebook", run: list, groups: dict, key: str) -> Tai
                 f"{column}_{last.name}")
 
 
-def cut(plan: SplitPlan, body: pl.Series) -> tuple[pl.Series, pl.DataFrame | None]:
+def cut(plan: SplitPlan, body: pl.Series, types: "Types | None" = None) -> tuple[pl.Series, pl.DataFrame | None]:
     """Which of ``body``'s lines (each accepted by the layout's whole-line regex) the plan cuts, and
     their text columns, as the whole-line regex names them (None when it cuts none). The lines it does
     not cut (quotes inside free text) are left to the capture regex. Natively when ``cut.c`` is
-    built (logpipe/native.py), else with polars: the same result."""
+    built (logpipe/native.py), else with polars: the same result. ``types``: see ``Types``."""
     lib = _native.library()
-    done = _cut_native(lib, plan, body) if lib is not None else None
+    done = _cut_native(lib, plan, body, None, types) if lib is not None else None
     if done is None:
         parts = split_quotes(body)
         easy = parts.list.len() == plan.quotes + 1
-        return easy, (extract(plan, parts.filter(easy)) if easy.any() else None)
+        columns = extract(plan, parts.filter(easy)) if easy.any() else None
+        if columns is not None and types is not None:  # as cut.c gives them (Types)
+            columns = columns.with_columns(pl.when(pl.col(c).is_in(["-", ""])).then(None).otherwise(pl.col(c)).alias(c)
+                                           for c in types.nulled(plan))
+        return easy, columns
     return _cut_columns(done)
 
 
-def cut_checked(plan: SplitPlan, body: pl.Series) -> tuple[pl.Series, pl.DataFrame | None] | None:
+def cut_checked(plan: SplitPlan, body: pl.Series,
+                types: "Types | None" = None) -> tuple[pl.Series, pl.DataFrame | None] | None:
     """``cut`` of lines not known to match the layout: a line is cut only when each of its tokens
     matches the regex of its items (``checks``), which is when the whole line matches the layout's
     regex (those regexes joined by the quotes and spaces the cut found). None when that cannot be
@@ -206,7 +211,7 @@ def cut_checked(plan: SplitPlan, body: pl.Series) -> tuple[pl.Series, pl.DataFra
     checked = checks(plan) if lib is not None else None
     if checked is None:
         return None
-    done = _cut_native(lib, plan, body, checked)
+    done = _cut_native(lib, plan, body, checked, types)
     return _cut_columns(done) if done is not None else None
 
 
@@ -329,30 +334,94 @@ def checks(plan: SplitPlan) -> tuple | None:
     return len(chk) // 7, _native.int32s(chk), classes, table.tobytes(), accept
 
 
-def _cut_native(lib, plan: SplitPlan, body: pl.Series,
-                checked: tuple | None = None) -> tuple[pl.Series, list[Token], list[pl.Series], list] | None:
-    """``cut`` by cut.c: (which lines it cut, the useful tokens, each token's text for every line
-    it cut, and for each token with a Tail its text cut at its last separator:
-    (before, after), else None), or None when cut.c cannot take this plan or batch (polars then cuts)."""
+TEXT_KIND, INT32_KIND, INT64_KIND, TIME_KIND, NULLED_KIND = 0, 1, 2, 3, 4  # cut.c's kinds of token
+KIND_TYPES = {INT32_KIND: pa.int32(), INT64_KIND: pa.int64(), TIME_KIND: pa.timestamp("us", "UTC")}
+
+
+@dataclass(frozen=True)
+class Types:
+    """The columns cut.c types as it cuts (``cut`` and ``cut_checked`` with ``types``): those of
+    ``columns`` ((name, Arrow type) pairs, the record's) that are 32- or 64-bit ints or times in µs
+    UTC, less ``keep_text`` (a custom START_TIME format: records.py reads it). A token that is such a
+    column's whole text comes out typed as records.py would type it, ``-`` and empty text null;
+    a line whose text cut.c does not read as its type (an offset, 7 digits of fraction, an int
+    over 18 digits) is not cut, so the whole-line regex and records.py take it as before.
+
+    The string columns a plan's tokens give whole (``nulled``) come out with ``-`` and empty text
+    null, as records.py would make them, by cut.c or by polars alike; records.py then leaves them be.
+    Not a column given twice (``_add`` keeps the first value that is there: ``-`` is)."""
+
+    columns: tuple[tuple[str, pa.DataType], ...]
+    keep_text: frozenset = frozenset()
+
+    @functools.cached_property
+    def by_name(self) -> dict[str, int]:
+        kinds = {}
+        for name, type_ in self.columns:
+            kind = next((k for k, t in KIND_TYPES.items() if t == type_), TEXT_KIND)
+            if kind != TEXT_KIND and name not in self.keep_text:
+                kinds[name] = kind
+        return kinds
+
+    def kinds(self, tokens) -> ctypes.Array:
+        nulled = self.nulled_fields(tuple(tokens))
+        return _native.int32s(TEXT_KIND if t.field is None or t.tail is not None else
+                              self.by_name.get(t.field, NULLED_KIND if t.field in nulled else TEXT_KIND)
+                              for t in tokens)
+
+    def nulled(self, plan: "SplitPlan") -> frozenset:
+        """The string columns that come out of ``plan``'s cut with ``-`` and empty text null."""
+        native = _native_plan(plan)
+        return self.nulled_fields(native[0]) if native is not None else frozenset()
+
+    @functools.lru_cache(maxsize=64)
+    def nulled_fields(self, tokens: tuple) -> frozenset:
+        strings = {name for name, type_ in self.columns if pa.types.is_string(type_)}
+        outputs = [name for t in tokens for name in ((t.field,) if t.field is not None else dict(t.groups))]
+        return frozenset(t.field for t in tokens if t.field is not None and t.tail is None
+                         and t.field in strings and outputs.count(t.field) == 1)
+
+
+def _typed_column(nums, valid, n: int, t: int, kind: int, rows: int) -> pl.Series:
+    """Token t's typed column as cut.c wrote it (``_cut_native``)."""
+    type_ = KIND_TYPES[kind]
+    width = 4 if kind == INT32_KIND else 8
+    array = pa.Array.from_buffers(type_, rows, [valid.slice((n + 7) // 8 * t, (rows + 7) // 8),
+                                                nums.slice(8 * n * t, width * rows)])
+    return pl.from_arrow(array)
+
+
+def _cut_native(lib, plan: SplitPlan, body: pl.Series, checked: tuple | None = None,
+                types: "Types | None" = None) -> tuple[pl.Series, list[Token], list[pl.Series], list] | None:
+    """``cut`` by cut.c: (which lines it cut, the useful tokens, each token's text (or, with
+    ``types``, its typed value) for every line it cut, and for each token with a Tail its text cut
+    at its last separator: (before, after), else None), or None when cut.c cannot take this plan or
+    batch (polars then cuts)."""
     native_plan = _native_plan(plan)
     if native_plan is None or body.len() == 0:
         return None
     tokens, lits, split, (seg_left, seg_free, seg_right, tok_seg, tok_index, tok_lstrip, tok_rstrip, tok_loff,
                           tok_roff) = native_plan
-    buffers = _native.string_buffers(body)
-    if buffers is None:
-        return None
-    lines, offsets, data = buffers
+    lines, line_views, bufs, buf_sizes, nbuf = _native.string_views(body)
     n, columns = len(lines), len(tokens) + 2 * sum(t.tail is not None for t in tokens)
     views, ok = pa.allocate_buffer(16 * n * columns), pa.allocate_buffer(n)
     sizes = (ctypes.c_int64 * columns)()
+    kinds = types.kinds(tokens) if types is not None else None
+    nums = pa.allocate_buffer(8 * n * len(tokens)) if kinds is not None else None
+    valid = pa.allocate_buffer((n + 7) // 8 * len(tokens)) if kinds is not None else None
     nchk, chk, dfa_classes, dfa_table, dfa_accept = checked or (0, None, None, None, None)
-    good = lib.logpipe_cut(data.address, offsets, n,
+    good = lib.logpipe_cut(line_views, bufs, buf_sizes, nbuf, n,
                     len(plan.segments), seg_left, seg_free, seg_right,
                     len(tokens), tok_seg, tok_index, tok_lstrip, tok_rstrip, lits, tok_loff, tok_roff,
-                    split, views.address, ok.address, sizes, nchk, chk, dfa_classes, dfa_table, dfa_accept)
+                    split, views.address, ok.address, sizes, nchk, chk, dfa_classes, dfa_table, dfa_accept,
+                    kinds, nums.address if nums is not None else None,
+                    valid.address if valid is not None else None)
     easy = pl.from_arrow(pa.Array.from_buffers(pa.uint8(), n, [None, ok])).cast(pl.Boolean)
-    values = _native.view_columns(lib, views, n, list(sizes), data, good)  # the lines cut, in order
+    kind = [kinds[t] if kinds is not None and t < len(tokens) else TEXT_KIND for t in range(columns)]
+    typed = [k in KIND_TYPES for k in kind]
+    validity = [valid.slice((n + 7) // 8 * t, (good + 7) // 8) if k == NULLED_KIND else None for t, k in enumerate(kind)]
+    texts = _native.view_columns(lib, views, n, list(sizes), bufs, good, skip=typed, validity=validity)  # in order
+    values = [_typed_column(nums, valid, n, t, kind[t], good) if typed[t] else texts[t] for t in range(columns)]
     extra = iter(values[len(tokens):])
     parts = [(next(extra), next(extra)) if t.tail is not None else None for t in tokens]
     return easy, list(tokens), values[:len(tokens)], parts

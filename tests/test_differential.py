@@ -127,13 +127,13 @@ def test_fast_and_lark_paths_agree_on_generated_lines(fast, pool):
     cut, checked = [], []
     real, real_checked = splitplan.cut, splitplan.cut_checked
 
-    def counting(plan, body):
-        easy, columns = real(plan, body)
+    def counting(plan, body, types=None):
+        easy, columns = real(plan, body, types)
         cut.append(0 if columns is None else columns.height)
         return easy, columns
 
-    def counting_checked(plan, body):
-        got = real_checked(plan, body)
+    def counting_checked(plan, body, types=None):
+        got = real_checked(plan, body, types)
         checked.append(0 if got is None or got[1] is None else got[1].height)
         return got
 

@@ -54,13 +54,13 @@ def cut_calls(monkeypatch):
     calls: list[tuple[str, int]] = []
     real, real_checked = splitplan.cut, splitplan.cut_checked
 
-    def counting(plan, body):
-        easy, columns = real(plan, body)
+    def counting(plan, body, types=None):
+        easy, columns = real(plan, body, types)
         calls.append((plan.layout, 0 if columns is None else columns.height))
         return easy, columns
 
-    def counting_checked(plan, body):
-        got = real_checked(plan, body)
+    def counting_checked(plan, body, types=None):
+        got = real_checked(plan, body, types)
         calls.append((plan.layout, 0 if got is None or got[1] is None else got[1].height))
         return got
 
@@ -597,7 +597,7 @@ def test_terminal_groups_do_not_capture(pattern, expected):
 
 # ---- 6. address tokens read from their right (splitplan.Tail) --------------------------------------
 
-WAYPOINT = ('[2024-07-18T16:13:58.198Z] "GET /get HTTP/1.1" 200 - via_upstream - "-" 0 252 260 259 "-" '
+WAYPOINT = ('[2024-07-18T16:13:58.198Z] "GET /get HTTP/1.1" 200 - via_upstream - "-" 0 254 237 236 "-" '
             '"curl/8.7.1" "8d80cec6-8fc1-40de-8bc7-19716f173bbd" "httpbin.org" "{up}" '
             'inbound-vip|80|http|httpbin.org {local} 240.240.0.2:80 {remote} - default')
 # Every shape of address.lark's alternatives: the first (ip_port, with or without a scheme) is read
@@ -660,3 +660,59 @@ def test_custom_formats_are_cut_with_their_tokens_checked(fmt):
     rx = re.compile(split.custom.rulebook.regex("custom"))
     assert easy.to_list() == [bool(rx.fullmatch(x)) and x.count('"') == plan.quotes for x in lines]
     assert any(easy.to_list())
+
+
+TIMES = ["2024-07-18T16:13:58.198Z", "2024-07-18T16:13:58Z", "2024-07-18T16:13:58.1Z", "2024-07-18T16:13:58.123456Z",
+         "2024-07-18T16:13:58.1234567Z", "2024-07-18T16:13:58.198+02:00", "2024-02-29T00:00:00.000Z",
+         "2023-02-29T00:00:00.000Z", "2023-04-31T00:00:00.000Z", "2024-12-31T23:59:59.999Z", "2024-07-18T24:00:00.000Z",
+         "2024-07-18T16:60:00.000Z", "2016-12-31T23:59:60.000Z", "0001-01-01T00:00:00.000Z", "0000-01-01T00:00:00.000Z",
+         "9999-12-31T23:59:59.999999Z", "1969-12-31T23:59:59.999Z", "1900-02-29T00:00:00.000Z", "2000-02-29T00:00:00.000Z"]
+NUMBERS = ["0", "007", "-", "2147483647", "2147483648", "999999999999999999", "9999999999999999999", "12"]
+
+
+@pytest.mark.parametrize("time", TIMES)
+def test_times_read_by_the_cut_equal_records_py(parsers, time):
+    """cut.c reads %START_TIME% itself (splitplan.Types); what it does not read exactly as records.py
+    does (an offset, 7 digits of fraction, a leap second, no such day) is not cut: the same record
+    or the same reject either way."""
+    split, whole = parsers
+    lines = [line().replace("2025-01-30T10:53:24.085Z", time, 1), line()]
+    assert_same(split, whole, lines)
+
+
+@pytest.mark.parametrize("number", NUMBERS)
+def test_numbers_read_by_the_cut_equal_records_py(parsers, number):
+    """Counters and the response code (an int32) read by cut.c: "-" null, too big a reject."""
+    split, whole = parsers
+    base = line()
+    assert " 200 - via_upstream - \"-\" 0 254 237 236 " in base
+    for counters in (f"{number} 254 237 236", f"0 {number} 237 {number}"):
+        assert_same(split, whole, [base.replace(" 0 254 237 236 ", f" {counters} ", 1)])
+    assert_same(split, whole, [base.replace(" 200 - ", f" {number} - ", 1)])
+
+
+def test_text_columns_nulled_by_the_cut(parsers, cut_calls):
+    """"-" and "" of a column cut whole are null (cut.c sets it); a column printed twice keeps its
+    first value that is there, "-" included (it then types to null, as with the regex)."""
+    split, whole = parsers
+    lines = [line(ua=""), line(ua="-"), line(request="- - -"), line().replace('"httpbin.org"', '""', 1),
+             line().replace(" - default", " - -", 1)]
+    batch = assert_same(split, whole, lines)
+    recs = batch.records.to_pylist()
+    assert [r["user_agent"] for r in recs[:2]] == [None, None]
+    assert (recs[2]["method"], recs[3]["authority"], recs[4]["route_name"]) == (None, None, None)
+    assert routed(cut_calls) == len(lines)
+    fmt = '%REQ(:PATH)% "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%" %RESPONSE_CODE%'
+    split, whole = (Parser(custom=layouts.layout_from_spec(f"text:{fmt}"), split=s) for s in (True, False))
+    got = assert_same(split, whole, ['- "/b" 200', '/a "-" 200', '- "-" 200'])
+    assert [r["path"] for r in got.records.to_pylist()] == [None, "/a", None]
+
+
+def test_lines_of_twelve_bytes_or_fewer(cut_calls):
+    """Arrow keeps a text of at most 12 bytes inside its view: cut.c reads such lines there."""
+    fmt = "%RESPONSE_CODE% %BYTES_SENT% %PROTOCOL%"
+    split, whole = (Parser(custom=layouts.layout_from_spec(f"text:{fmt}"), split=s) for s in (True, False))
+    lines = ["200 5 -", "404 - HTTP/2", "503 12345 -", "200 123456789 HTTP/1.1", "x y z"]
+    got = assert_same(split, whole, lines)
+    assert [r["bytes_sent"] for r in got.records.to_pylist()] == [5, None, 12345, 123456789]
+    assert routed(cut_calls) == 4 or native.library() is None
