@@ -594,3 +594,63 @@ int64_t logpipe_json_flat(const uint8_t *data, const int64_t *offs, int64_t n,
     }
     return good;
 }
+
+/* ---- dictionary codes (splitplan.py: a token's regex runs once per distinct text) ----------------
+ * For n string views (into bufs, or inline; validity NULL or a bitmap, a null being a text of its
+ * own), codes[i] = the number of the first row's text equal to row i's, counting distinct texts in
+ * the order they first appear; firsts[k] = the row where text k first appears. table holds cap
+ * int32 slots, cap a power of two of at least 2n. Returns the number of distinct texts. */
+static const uint8_t *view_bytes(const view_t *v, const uint8_t *const *bufs)
+{
+    return v->len <= 12 ? v->u.inline_data : bufs[v->u.ref.buffer] + v->u.ref.offset;
+}
+
+int64_t logpipe_dict(const view_t *views, const uint8_t *validity, int64_t n, const uint8_t *const *bufs,
+                     int32_t *codes, int32_t *firsts, int32_t *table, int64_t cap)
+{
+    int32_t ndistinct = 0, null_code = -1;
+    for (int64_t k = 0; k < cap; k++)
+        table[k] = -1;
+    for (int64_t i = 0; i < n; i++) {
+        if (validity && !((validity[i >> 3] >> (i & 7)) & 1)) {
+            if (null_code < 0) {
+                null_code = ndistinct;
+                firsts[ndistinct++] = (int32_t)i;
+            }
+            codes[i] = null_code;
+            continue;
+        }
+        const view_t *v = &views[i];
+        const uint8_t *p = view_bytes(v, bufs);
+        uint64_t h = (uint64_t)v->len * 0x9E3779B97F4A7C15ULL, x;  /* eight bytes at a time, mixed */
+        int32_t k = 0;
+        for (; k + 8 <= v->len; k += 8) {
+            memcpy(&x, p + k, 8);
+            h = (h ^ x) * 0xff51afd7ed558ccdULL;
+            h ^= h >> 32;
+        }
+        if (k < v->len) {
+            x = 0;
+            memcpy(&x, p + k, (size_t)(v->len - k));
+            h = (h ^ x) * 0xff51afd7ed558ccdULL;
+            h ^= h >> 32;
+        }
+        h = (h ^ (h >> 29)) * 0xc4ceb9fe1a85ec53ULL;
+        h ^= h >> 32;
+        for (uint64_t slot = h & (uint64_t)(cap - 1);; slot = (slot + 1) & (uint64_t)(cap - 1)) {
+            int32_t code = table[slot];
+            if (code < 0) {
+                table[slot] = ndistinct;
+                codes[i] = ndistinct;
+                firsts[ndistinct++] = (int32_t)i;
+                break;
+            }
+            const view_t *w = &views[firsts[code]];
+            if (w->len == v->len && memcmp(view_bytes(w, bufs), p, (size_t)v->len) == 0) {
+                codes[i] = code;
+                break;
+            }
+        }
+    }
+    return ndistinct;
+}

@@ -147,6 +147,8 @@ def _load(path: Path) -> ctypes.CDLL:
     lib.logpipe_json_flat.restype = ctypes.c_int64
     lib.logpipe_json_flat.argtypes = [vp, vp, ctypes.c_int64, ctypes.c_int32, ctypes.c_int32, ctypes.c_char_p, i32p,
                                       vp, vp, vp, vp]
+    lib.logpipe_dict.restype = ctypes.c_int64
+    lib.logpipe_dict.argtypes = [vp, vp, ctypes.c_int64, vp, vp, vp, vp, ctypes.c_int64]
     lib.logpipe_compact.restype = None
     lib.logpipe_compact.argtypes = [vp, ctypes.c_int64, vp, vp]
     return lib
@@ -210,6 +212,26 @@ def view_columns(lib, views, n: int, sizes, bufs, rows: int | None = None, skip=
         columns.append(pl.from_arrow(pa.Array.from_buffers(pa.string_view(), rows, [bits, column, text])))
         at += size
     return columns
+
+
+def dictionary(lib, series):
+    """``series`` (polars strings) as dictionary codes, by cut.c: (codes: row i's text is distinct
+    text codes[i]; firsts: the row where distinct text k first appears), both UInt32 Series, or None
+    when it cannot be read so. A null is a text of its own."""
+    import polars as pl
+    import pyarrow as pa
+
+    lines, views, bufs, _, _ = string_views(series)
+    n = len(lines)
+    validity = lines.buffers()[0]
+    if validity is not None and lines.offset:  # (polars hands out whole arrays; a bit offset is not read)
+        return None
+    cap = 1 << max(4, (2 * n - 1).bit_length())
+    codes, firsts, table = pa.allocate_buffer(4 * n), pa.allocate_buffer(4 * max(1, n)), pa.allocate_buffer(4 * cap)
+    distinct = lib.logpipe_dict(views, None if validity is None else validity.address, n, bufs,
+                                codes.address, firsts.address, table.address, cap)
+    as_series = lambda buf, m: pl.from_arrow(pa.Array.from_buffers(pa.uint32(), m, [None, buf]))  # noqa: E731
+    return as_series(codes, n), as_series(firsts, distinct)
 
 
 def int32s(values) -> ctypes.Array:

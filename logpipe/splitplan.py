@@ -466,8 +466,20 @@ def _cut(seg: Segment, text: pl.Expr, key: str) -> list[tuple[Token, pl.Expr]]:
     return out
 
 
-def _distinct(value: pl.Series) -> pl.Series | None:
-    """``value``'s distinct texts when they repeat enough to be read once each (DEDUPE_RATIO)."""
+def _distinct(value: pl.Series):
+    """``value``'s distinct texts when they repeat enough to be read once each (DEDUPE_RATIO): a
+    Series of them, or, by cut.c (``native.dictionary``), a pair (codes, firsts): row i holds the
+    text of row firsts[codes[i]]. None when they do not repeat enough."""
+    if value.len() < DEDUPE_ROWS:
+        return _distinct_polars(value)
+    lib = _native.library()
+    pair = _native.dictionary(lib, value) if lib is not None and value.dtype == pl.String else None
+    if pair is None:
+        return _distinct_polars(value)
+    return pair if pair[1].len() * DEDUPE_RATIO <= value.len() else None
+
+
+def _distinct_polars(value: pl.Series) -> pl.Series | None:
     distinct = value.unique() if value.len() >= DEDUPE_ROWS else value
     return distinct if distinct.len() * DEDUPE_RATIO <= value.len() else None
 
@@ -478,9 +490,14 @@ def extract_groups(regex: str, groups, value: pl.Series) -> dict[str, pl.Series]
     return _extract_groups(regex, groups, value, _distinct(value))
 
 
-def _extract_groups(regex: str, groups, value: pl.Series, distinct: pl.Series | None) -> dict[str, pl.Series]:
-    """``extract_groups``, on each of ``distinct`` (``value``'s distinct texts) once, or on each row."""
+def _extract_groups(regex: str, groups, value: pl.Series, distinct) -> dict[str, pl.Series]:
+    """``extract_groups``, on each of ``distinct`` (``value``'s distinct texts, ``_distinct``) once,
+    or on each row."""
     outs = [_coalesce(names).alias(out) for out, names in dict(groups).items()]
+    if isinstance(distinct, tuple):  # dictionary codes: read each text once, then gather
+        codes, firsts = distinct
+        table = value.gather(firsts).str.extract_groups(regex).struct.unnest().select(*outs)
+        return {c: table.to_series(i).gather(codes) for i, c in enumerate(table.columns)}
     if distinct is not None:
         table = distinct.to_frame("__v").with_columns(pl.col("__v").str.extract_groups(regex).struct.unnest())
         table = table.select("__v", *outs)

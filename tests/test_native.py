@@ -228,3 +228,27 @@ def test_without_a_compiler_the_cli_says_so_once(tmp_path):
     assert first[-1] == "read 1, parsed 1, rejected 0 (noise 0, malformed 0)"
     assert second == first[1:]
     assert runs[0].stdout == runs[1].stdout and runs[0].returncode == runs[1].returncode == 0
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.one_of(st.none(), st.sampled_from(["", "-", "a", "10.0.0.1", "x" * 12, "y" * 13, "é" * 9,
+                                                      "inbound-vip|80|http|httpbin.org"]),
+                          st.text(max_size=30)), max_size=300))
+def test_dictionary_codes_give_back_every_text(values):
+    """native.dictionary (cut.c's logpipe_dict): row i holds the text of row firsts[codes[i]],
+    distinct texts are numbered as they first appear, and a null is a text of its own."""
+    series = pl.Series(values, dtype=pl.String)
+    codes, firsts = native.dictionary(native.library(), series)
+    assert series.gather(firsts).gather(codes).to_list() == values
+    assert series.gather(firsts).to_list() == list(dict.fromkeys(values))
+    assert codes.to_list() == [list(dict.fromkeys(values)).index(v) for v in values]
+
+
+def test_dictionary_of_a_slice_and_of_many_distinct_texts():
+    series = pl.Series([f"10.244.{i % 700}.{i % 251}:{i}" for i in range(20000)] + [None, "a"] * 50)
+    codes, firsts = native.dictionary(native.library(), series)
+    assert series.gather(firsts).gather(codes).to_list() == series.to_list()
+    assert firsts.len() == series.n_unique()
+    part = series.slice(5, 300)
+    got = native.dictionary(native.library(), part)
+    assert got is None or part.gather(got[1]).gather(got[0]).to_list() == part.to_list()
