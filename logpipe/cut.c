@@ -108,12 +108,10 @@ static void put_text(view_t *out, int64_t *bytes, const uint8_t *data, int64_t s
 static int dfa_run(const uint8_t *p, int64_t n, const uint8_t *cls, const uint16_t *tab, const uint8_t *acc,
                    int32_t ncls, int32_t first_sink)
 {
-    uint32_t st = (uint32_t)ncls, sink = (uint32_t)first_sink;
-    for (int64_t i = 0; i < n && st < sink; i++) {
-        st = tab[st + cls[p[i]]];
-        if (!st)
-            return 0;
-    }
+    /* st - 1 < first_sink - 1 (unsigned): neither dead (0: it wraps) nor a sink, in one test */
+    uint32_t st = (uint32_t)ncls, live = (uint32_t)first_sink - 1u;
+    for (const uint8_t *end = p + n; p < end && st - 1u < live; p++)
+        st = tab[st + cls[*p]];
     return acc[st / (uint32_t)ncls];
 }
 
