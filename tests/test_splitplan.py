@@ -716,3 +716,14 @@ def test_lines_of_twelve_bytes_or_fewer(cut_calls):
     got = assert_same(split, whole, lines)
     assert [r["bytes_sent"] for r in got.records.to_pylist()] == [5, None, 12345, 123456789]
     assert routed(cut_calls) == 4 or native.library() is None
+
+
+@pytest.mark.parametrize("address", ["10.244.0.18:39682", "[2001:db8::10]:443", "httpbin.org:443", "-", "@/tmp/s:80",
+                                     "/var/run/x.sock", "envoy://connect_originate/10.0.0.1:80", "10.0.0.1:99999999999",
+                                     "10.0.0.1:2147483648", "10.0.0.1:", "tcp://10.0.0.1:007", "[fe80::1%eth0]:8080"])
+def test_addresses_read_by_the_cut(parsers, cut_calls, address):
+    """Addresses of every alternative read from their right (``splitplan.Tail``) or by their regex
+    (a pipe, "-"), with ports too large for their type: the same records and rejects as the regex."""
+    split, whole = parsers
+    lines = [line().replace("10.244.0.24:45748", address, 1), line().replace("240.240.0.2:80", address, 1), line()]
+    assert_same(split, whole, lines * 3)
