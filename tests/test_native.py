@@ -230,7 +230,7 @@ def test_without_a_compiler_the_cli_says_so_once(tmp_path):
     assert runs[0].stdout == runs[1].stdout and runs[0].returncode == runs[1].returncode == 0
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.one_of(st.none(), st.sampled_from(["", "-", "a", "10.0.0.1", "x" * 12, "y" * 13, "é" * 9,
                                                       "inbound-vip|80|http|httpbin.org"]),
                           st.text(max_size=30)), max_size=300))
