@@ -119,9 +119,9 @@ static int dfa_run(const uint8_t *p, int64_t n, const uint8_t *cls, const uint16
  * kinds (out_kind): 0 text (a view); 1 an int32, 2 an int64 (digits only, at most 18, and at most
  * 2^31 - 1 for an int32); 3 a time: YYYY-MM-DDTHH:MM:SS, 1 to 6 digits of fraction or none, and Z,
  * a real date and time of years 1 to 9999, as microseconds since 1970 (UTC); 4 text (a view) with a
- * validity bit. "-" and empty text are null, as records.py makes them. Any other text is not read here: the line is not cut, and the
- * whole-line regex and records.py type it (or reject it) as before, so what is typed here is only
- * what they would give alike. */
+ * validity bit. "-" and empty text are null, as records.py makes them (null_empty). Any other text
+ * is not read here: the line is not cut, and the whole-line regex and records.py type it (or
+ * reject it) as before, so what is typed here is only what they would give alike. */
 
 enum { TEXT = 0, INT32 = 1, INT64 = 2, TIME_US = 3, NULLED_TEXT = 4 };
 
@@ -179,16 +179,21 @@ static int read_typed(const uint8_t *p, int64_t n, int32_t kind, int64_t *v, int
     return n <= 18 && digits(p, (int)n, v) && (kind != INT32 || *v <= 2147483647);
 }
 
-static void put_typed(int64_t *nums, uint8_t *valid, int32_t kind, int64_t r, int64_t v, int null)
+static void set_valid(uint8_t *valid, int64_t r, int null)
 {
-    if (kind == INT32)
-        ((int32_t *)nums)[r] = (int32_t)v;
-    else if (kind != NULLED_TEXT)
-        nums[r] = v;
     if (null)
         valid[r >> 3] &= (uint8_t)~(1u << (r & 7));
     else
         valid[r >> 3] |= (uint8_t)(1u << (r & 7));
+}
+
+static void put_typed(int64_t *nums, uint8_t *valid, int32_t kind, int64_t r, int64_t v, int null)
+{
+    if (kind == INT32)
+        ((int32_t *)nums)[r] = (int32_t)v;
+    else
+        nums[r] = v;
+    set_valid(valid, r, null);
 }
 
 /* Cut n lines (line i: the string view lines[i], into the nbuf buffers bufs of buf_size bytes: a
@@ -287,7 +292,7 @@ int64_t logpipe_cut(const view_t *lines, const uint8_t *const *bufs, const int64
             int64_t e = tok_end[tok_seg[t]][tok_index[t]] - tok_rstrip[t];
             put_text(&out[(int64_t)t * n + good], &bytes[t], data, s, e, buffer);
             if (out_kind && out_kind[t] == NULLED_TEXT)
-                put_typed(NULL, valid + ((n + 7) / 8) * t, NULLED_TEXT, good, 0, e == s || (e - s == 1 && data[s] == '-'));
+                set_valid(valid + ((n + 7) / 8) * t, good, e == s || (e - s == 1 && data[s] == '-'));
             if (head) {
                 int64_t k = e - 1;
                 while (k >= s && data[k] != tok_split[t])

@@ -173,20 +173,15 @@ def string_views(series):
     view array, the address of its views, a C array of its data buffers' addresses, one of their
     sizes, their number)."""
     import polars as pl
+    import pyarrow as pa
 
     lines = series.to_arrow(compat_level=pl.CompatLevel.newest())
-    if lines.type != pa_string_view():
-        lines = lines.cast(pa_string_view())
+    if lines.type != pa.string_view():
+        lines = lines.cast(pa.string_view())
     _, views, *data = lines.buffers()
     bufs = (ctypes.c_void_p * max(1, len(data)))(*(b.address if b is not None else None for b in data))
     sizes = (ctypes.c_int64 * max(1, len(data)))(*(b.size if b is not None else 0 for b in data))
     return lines, views.address + 16 * lines.offset, bufs, sizes, len(data)
-
-
-def pa_string_view():
-    import pyarrow as pa
-
-    return pa.string_view()
 
 
 def view_columns(lib, views, n: int, sizes, bufs, rows: int | None = None, skip=None, validity=None) -> list:

@@ -112,7 +112,7 @@ def _typing_exprs(kinds: tuple, schema: pa.Schema, nulled: frozenset = frozenset
     text_cols = [c for c in kinds if c not in ("line_number", "prefix_len", "raw") and c not in LIST_COLUMNS
                  and not _typed_already(c, kinds[c]) and not (c in nulled and kinds[c] == pl.String)]
     cols = [pl.col(c).cast(pl.String) if kinds[c] != pl.String else pl.col(c) for c in text_cols]
-    nulls = [pl.when((c == "-") | (c == "")).then(None).otherwise(c).alias(name) for c, name in zip(cols, text_cols)]
+    nulls = [null_empty(c).alias(name) for c, name in zip(cols, text_cols)]
     exprs, checks, typed_names = [], [], []
     for f in schema:
         name = f.name
@@ -139,6 +139,12 @@ def _typing_exprs(kinds: tuple, schema: pa.Schema, nulled: frozenset = frozenset
         typed_names.append(name)
     bad = pl.any_horizontal(checks) if checks else pl.lit(False)
     return nulls, exprs, bad, typed_names
+
+
+def null_empty(text: pl.Expr) -> pl.Expr:
+    """``text`` with ``-`` (Envoy's "none") and empty text null: the one rule (cut.c applies it too,
+    ``splitplan.Types``)."""
+    return pl.when((text == "-") | (text == "")).then(None).otherwise(text)
 
 
 def _typed_already(name: str, dtype: pl.DataType) -> bool:

@@ -39,6 +39,7 @@ import pyarrow as pa
 from . import grammar as _grammar
 from . import native as _native
 from . import steps as _steps
+from .records import null_empty
 
 QUOTE, SPACE, TAB = '"', " ", "\t"
 # A token's regex runs once per distinct value when values repeat at least this often on average
@@ -195,8 +196,7 @@ def cut(plan: SplitPlan, body: pl.Series, types: "Types | None" = None) -> tuple
         easy = parts.list.len() == plan.quotes + 1
         columns = extract(plan, parts.filter(easy)) if easy.any() else None
         if columns is not None and types is not None:  # as cut.c gives them (Types)
-            columns = columns.with_columns(pl.when(pl.col(c).is_in(["-", ""])).then(None).otherwise(pl.col(c)).alias(c)
-                                           for c in types.nulled(plan))
+            columns = columns.with_columns(null_empty(pl.col(c)).alias(c) for c in types.nulled(plan))
         return easy, columns
     return _cut_columns(done)
 
