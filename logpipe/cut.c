@@ -17,7 +17,11 @@
  * and whole literals, so a token of valid UTF-8 text is valid UTF-8, whatever the line.
  */
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #define MAX_SEGMENT_TOKENS 64
 
@@ -53,45 +57,85 @@ static int same(const uint8_t *a, const uint8_t *b, int32_t n)
     return 1;
 }
 
-/* The token bounds of one segment [s, e) into start/end; 0 when the segment does not fit. */
-static int cut_segment(const uint8_t *data, int64_t s, int64_t e, int32_t left, int32_t free_, int32_t right,
-                       int64_t *start, int64_t *end)
+/* The token bounds of one segment [s, e) into start/end, sp[0:cnt] being the positions of its spaces;
+ * 0 when the segment does not fit: exactly `left` tokens (left - 1 single spaces between them: the plan
+ * put every space of the segment between tokens), or with a free token, `left` tokens from the left,
+ * `right` from the right, and the free token between them (it may hold spaces, or be empty). */
+static int cut_segment(int64_t s, int64_t e, const int64_t *sp, int64_t cnt, int32_t left, int32_t free_,
+                       int32_t right, int64_t *start, int64_t *end)
 {
-    int64_t at = s;
-    if (!free_) {  /* exactly `left` tokens, left - 1 single spaces between them */
+    if (!free_) {
+        if (left == 0)
+            return s == e;
+        if (cnt != left - 1)
+            return 0;
         for (int32_t k = 0; k < left; k++) {
-            const uint8_t *sp = k + 1 < left ? memchr(data + at, ' ', (size_t)(e - at)) : NULL;
-            if (k + 1 < left && !sp)
-                return 0;
-            start[k] = at;
-            end[k] = sp ? sp - data : e;
-            at = end[k] + 1;
+            start[k] = k ? sp[k - 1] + 1 : s;
+            end[k] = k + 1 < left ? sp[k] : e;
         }
-        /* the last token holds no space: the plan put every space of the segment between tokens */
-        return left == 0 ? s == e : memchr(data + start[left - 1], ' ', (size_t)(e - start[left - 1])) == NULL;
+        return 1;
     }
+    if (cnt < (int64_t)left + right)
+        return 0;
     for (int32_t k = 0; k < left; k++) {
-        const uint8_t *sp = memchr(data + at, ' ', (size_t)(e - at));
-        if (!sp)
-            return 0;
-        start[k] = at;
-        end[k] = sp - data;
-        at = end[k] + 1;
+        start[k] = k ? sp[k - 1] + 1 : s;
+        end[k] = sp[k];
     }
-    int64_t stop = e;  /* right tokens, from the right; they may not reach into the left ones */
-    for (int32_t r = 0; r < right; r++) {
-        int64_t x = stop - 1;
-        while (x >= at && data[x] != ' ')
-            x--;
-        if (x < at)
-            return 0;
-        start[left + right - r] = x + 1;
-        end[left + right - r] = stop;
-        stop = x;
+    start[left] = left ? sp[left - 1] + 1 : s;
+    end[left] = right ? sp[cnt - right] : e;
+    for (int32_t r = 0; r < right; r++) {  /* right tokens, from the right */
+        start[left + right - r] = sp[cnt - 1 - r] + 1;
+        end[left + right - r] = r ? sp[cnt - r] : e;
     }
-    start[left] = at;
-    end[left] = stop;
     return 1;
+}
+
+/* The double quotes, spaces and tabs of data[a:b], in one pass (16 bytes at a time where SSE2 is):
+ * the first maxq quotes' positions to qpos and the number of spaces before each to qsp (both with
+ * room for maxq + 1), every space's position to sp (room for b - a + 1), the number of spaces to
+ * *nsp, whether there is a tab to *tab. Returns the number of quotes (all of them, also past maxq). */
+static int64_t scan_line(const uint8_t *data, int64_t a, int64_t b, int64_t *qpos, int64_t *qsp, int64_t maxq,
+                         int64_t *sp, int64_t *nsp, int *tab)
+{
+    int64_t i = a, q = 0, ns = 0;
+    unsigned tabs = 0;
+#if defined(__SSE2__)
+    const __m128i quote = _mm_set1_epi8('"'), space = _mm_set1_epi8(' '), tabc = _mm_set1_epi8('\t');
+    for (; i + 16 <= b; i += 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(data + i));
+        unsigned mq = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, quote));
+        unsigned ms = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, space));
+        tabs |= (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, tabc));
+        /* each quote or space in order, with no branch on which it is: a space's position is written
+         * at sp[ns] either way (a quote's is overwritten), a quote's at qpos[q] (q past maxq: slot maxq) */
+        for (unsigned m = mq | ms; m; m &= m - 1) {
+            int k = __builtin_ctz(m);
+            unsigned is_quote = (mq >> k) & 1u;
+            int64_t slot = q < maxq ? q : maxq;
+            sp[ns] = qpos[slot] = i + k;
+            qsp[slot] = ns;
+            ns += 1u - is_quote;
+            q += is_quote;
+        }
+    }
+#endif
+    for (; i < b; i++) {
+        uint8_t c = data[i];
+        if (c == '"') {
+            if (q < maxq) {
+                qpos[q] = i;
+                qsp[q] = ns;
+            }
+            q++;
+        } else if (c == ' ') {
+            sp[ns++] = i;
+        } else {
+            tabs |= c == '\t';
+        }
+    }
+    *nsp = ns;
+    *tab = tabs != 0;
+    return q;
 }
 
 static void put_text(view_t *out, int64_t *bytes, const uint8_t *data, int64_t s, int64_t e, int32_t buffer)
@@ -205,11 +249,12 @@ static void put_typed(int64_t *nums, uint8_t *valid, int32_t kind, int64_t r, in
  * over 12 bytes to bytes[t]. A token with tok_split[t] != 0 (a Tail in splitplan.py) is also cut at
  * its last byte tok_split[t]: the text before it is the next output column after the ntok token
  * columns (and those of earlier such tokens), the text after it the one after that (the whole token
- * and nothing when it holds no such byte). With nchk > 0, a line is cut only when each of nchk
+ * and nothing when it holds no such byte). With chk (not NULL), a line is cut only when each of nchk
  * tokens (7 ints each in chk: segment, index, offsets of its DFA's classes, table and accepting
  * flags in dfa_cls, dfa_tab and dfa_acc, its number of classes, its first sink's row) is accepted by its
  * DFA: then the line matches the layout's whole-line regex (logpipe/dfa.py); a line holding a tab
- * is not cut then (the DFAs count on none). With out_kind (NULL: all text), token t of kind
+ * is not cut then, whatever nchk (the DFAs count on none; tokens whose DFA accepts every text
+ * without a quote, space or tab are not given: splitplan.checks). With out_kind (NULL: all text), token t of kind
  * out_kind[t] of 1 to 3 is typed (above) into nums + 8 * n * t, row r as the r-th int32 or int64
  * there, its validity bit r in valid + ((n + 7) / 8) * t; a line with a token that cannot be is not
  * cut. A token of kind 4 is a view as of kind 0, with its validity bit there too.
@@ -223,41 +268,38 @@ int64_t logpipe_cut(const view_t *lines, const uint8_t *const *bufs, const int64
                     int32_t nchk, const int32_t *chk, const uint8_t *dfa_cls, const uint16_t *dfa_tab,
                     const uint8_t *dfa_acc, const int32_t *out_kind, int64_t *nums, uint8_t *valid)
 {
-    int64_t seg_start[nseg], seg_end[nseg];
+    int64_t qpos[nseg + 1], qsp[nseg + 1];
     int64_t tok_start[nseg][MAX_SEGMENT_TOKENS], tok_end[nseg][MAX_SEGMENT_TOKENS];
-    int64_t good = 0;
+    int64_t good = 0, room = 0;
+    int64_t *sp = NULL;  /* the spaces of a line: room for its every byte, and one more */
     for (int64_t i = 0; i < n; i++) {
         /* line i: a string view, into buffer bufs[line->u.ref.buffer] or inline (a text of at most
          * 12 bytes, whose tokens are as short: their views hold their bytes) */
         const view_t *line = &lines[i];
         int32_t buffer = line->len > 12 ? line->u.ref.buffer : 0;
-        int64_t a = line->len > 12 ? line->u.ref.offset : 0, b = a + line->len, at = a;
-        int32_t q = 0, fits = line->len >= 0 && (line->len <= 12 || (buffer >= 0 && buffer < nbuf && a >= 0
-                                                                     && b <= buf_size[buffer]));
+        int64_t a = line->len > 12 ? line->u.ref.offset : 0, b = a + line->len, nsp = 0;
+        int32_t fits = line->len >= 0 && (line->len <= 12 || (buffer >= 0 && buffer < nbuf && a >= 0
+                                                              && b <= buf_size[buffer]));
         const uint8_t *data = line->len > 12 ? (fits ? bufs[buffer] : NULL) : line->u.inline_data;
+        if (fits && line->len >= room) {
+            free(sp);
+            room = line->len < 4096 ? 4096 : line->len + 1;
+            if ((sp = malloc(sizeof *sp * (size_t)room)) == NULL) {
+                room = 0;
+                fits = 0;
+            }
+        }
         if (!fits) {
             ok[i] = 0;
             continue;
         }
-        seg_start[0] = a;
-        for (;;) {
-            const uint8_t *quote = memchr(data + at, '"', (size_t)(b - at));
-            if (!quote)
-                break;
-            if (q + 1 >= nseg) {
-                fits = 0;
-                break;
-            }
-            seg_end[q] = quote - data;
-            at = seg_end[q] + 1;
-            seg_start[++q] = at;
-        }
-        fits = fits && q == nseg - 1 && !(nchk && memchr(data + a, '\t', (size_t)(b - a)));  /* (dfa.py) */
-        if (fits) {
-            seg_end[q] = b;
-            for (int32_t j = 0; j < nseg && fits; j++)
-                fits = cut_segment(data, seg_start[j], seg_end[j], seg_left[j], seg_free[j], seg_right[j],
-                                   tok_start[j], tok_end[j]);
+        int tab;
+        int64_t quotes = scan_line(data, a, b, qpos, qsp, nseg - 1, sp, &nsp, &tab);
+        fits = quotes == nseg - 1 && !(chk && tab);  /* a tab: not cut when checked (dfa.py) */
+        for (int32_t j = 0; j < nseg && fits; j++) {
+            int64_t lo = j ? qsp[j - 1] : 0, hi = j + 1 < nseg ? qsp[j] : nsp;  /* its spaces */
+            fits = cut_segment(j ? qpos[j - 1] + 1 : a, j + 1 < nseg ? qpos[j] : b, sp + lo, hi - lo,
+                               seg_left[j], seg_free[j], seg_right[j], tok_start[j], tok_end[j]);
         }
         for (int32_t t = 0; t < ntok && fits; t++) {  /* the literal text around each token is there */
             int64_t s = tok_start[tok_seg[t]][tok_index[t]], e = tok_end[tok_seg[t]][tok_index[t]];
@@ -304,6 +346,7 @@ int64_t logpipe_cut(const view_t *lines, const uint8_t *const *bufs, const int64
         }
         good++;
     }
+    free(sp);
     return good;
 }
 

@@ -327,6 +327,8 @@ def checks(plan: SplitPlan) -> tuple | None:
             found = _dfa.compile_token(token.pattern, QUOTE + TAB if token is seg.free else QUOTE + SPACE + TAB)
             if found is None or len(found.table) > 65535:  # (its rows' offsets are 16 bits)
                 return None
+            if found.first_sink <= 1:  # its start accepts whatever text the cut gives it: nothing to check
+                continue
             chk += [j, i, len(classes), len(table), len(accept), found.nclasses, found.first_sink * found.nclasses]
             classes += found.classes
             table.extend(state * found.nclasses for state in found.table)  # a state is its row's offset

@@ -449,6 +449,24 @@ def test_mixed_batch_keeps_line_order(parsers, cut_calls):
     assert routed(cut_calls) == 20 and batch.rejected == 1 and batch.blank == 1
 
 
+def test_quotes_and_spaces_at_every_offset_and_in_long_lines(parsers, cut_calls):
+    """cut.c finds quotes, spaces and tabs 16 bytes at a time: separators at every offset of a block,
+    texts with thousands of spaces (more than its first buffer of positions holds), a path of 20k
+    bytes, and lines it must leave to the whole-line regex (a tab, one quote too many) in between
+    (a tab where the grammar allows none makes a reject),
+    read as the whole-line regex reads them."""
+    split, whole = parsers
+    lines = [line(request=f"GET /{'p' * k} HTTP/1.1", ua="u" * (k % 17) + " x" * (k % 5)) for k in range(40)]
+    lines += [line(ua="a " * 3000), line(request=f"GET /{'q' * 20000} HTTP/1.1"), line(ua=" " * 5000),
+              line(ua="tab\there"), line().replace('"httpbin.org"', '"httpbin\torg"'),
+              line().replace(" default", " def\tault"), line().replace("via_upstream", "via\tupstream"),
+              line(ua='one " more'),
+              line(request="GET  /two  spaces HTTP/1.1"), line(ua="a " * 3000 + '"')]
+    batch = assert_same(split, whole, lines)
+    assert batch.records.num_rows == len(lines) - 2 and batch.rejects.column("raw").to_pylist() == lines[45:47]
+    assert routed(cut_calls) >= 44 and "httpbin\torg" in batch.records.column("authority").to_pylist()
+
+
 # ---- 6. custom formats ------------------------------------------------------------------------
 
 B3_PEER = formats.ISTIO_1_23_FORMAT + " %REQ(X-B3-TRACEID)% %DOWNSTREAM_PEER_URI_SAN%"
