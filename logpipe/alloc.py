@@ -38,14 +38,16 @@ def setup(this_process: bool = False) -> None:
         _mallopt()
 
 
-def _mallopt() -> None:
+def _mallopt() -> bool:
+    """Set glibc's thresholds in this process; whether it could (glibc)."""
     import ctypes
-    import ctypes.util
 
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        # the symbols already in this process (libc's among them): ctypes.util.find_library("c") would
+        # run a subprocess (~25 ms before the workers could start)
+        libc = ctypes.CDLL(None)
         mallopt = libc.mallopt  # glibc only (musl has none): elsewhere the defaults stay
     except (OSError, AttributeError):
-        return
-    mallopt(M_MMAP_THRESHOLD, int(os.environ["MALLOC_MMAP_THRESHOLD_"]))
-    mallopt(M_TRIM_THRESHOLD, int(os.environ["MALLOC_TRIM_THRESHOLD_"]))
+        return False
+    return bool(mallopt(M_MMAP_THRESHOLD, int(os.environ["MALLOC_MMAP_THRESHOLD_"]))) and \
+        bool(mallopt(M_TRIM_THRESHOLD, int(os.environ["MALLOC_TRIM_THRESHOLD_"])))

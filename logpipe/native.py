@@ -125,6 +125,19 @@ def _build() -> Path:
     raise _BuildError("no cache directory for the native cut that is this user's alone (set LOGPIPE_CACHE)")
 
 
+def cache_dir() -> Path | None:
+    """The first cache directory (``_cache_dirs``) that exists or can be made and is this user's
+    alone; None when there is none."""
+    for directory in _cache_dirs():
+        try:
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if _ours(directory):
+                return directory
+        except OSError:
+            continue
+    return None
+
+
 def _ours(path: Path) -> bool:
     """Whether only this user could have put ``path`` there (its owner, not writable by others): a
     library is loaded into the process, so one planted in a shared directory such as /tmp must not be."""
@@ -209,15 +222,15 @@ def view_columns(lib, views, n: int, sizes, bufs, rows: int | None = None, skip=
     return columns
 
 
-def dictionary(lib, series):
+def dictionary(lib, series, rows: int | None = None):
     """``series`` (polars strings) as dictionary codes, by cut.c: (codes: row i's text is distinct
     text codes[i]; firsts: the row where distinct text k first appears), both UInt32 Series, or None
-    when it cannot be read so. A null is a text of its own."""
+    when it cannot be read so. A null is a text of its own. With ``rows``, of its first ``rows`` only."""
     import polars as pl
     import pyarrow as pa
 
     lines, views, bufs, _, _ = string_views(series)
-    n = len(lines)
+    n = len(lines) if rows is None else min(rows, len(lines))
     validity = lines.buffers()[0]
     if validity is not None and lines.offset:  # (polars hands out whole arrays; a bit offset is not read)
         return None

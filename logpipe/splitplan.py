@@ -47,6 +47,7 @@ QUOTE, SPACE, TAB = '"', " ", "\t"
 # values (below that, the join back costs more than the regex it saves).
 DEDUPE_RATIO = 2
 DEDUPE_ROWS = 8192
+DEDUPE_PROBE_ROWS = 2048  # (a column whose first rows repeat too little is read row by row)
 
 
 @dataclass(frozen=True)
@@ -475,7 +476,13 @@ def _distinct(value: pl.Series):
     if value.len() < DEDUPE_ROWS:
         return _distinct_polars(value)
     lib = _native.library()
-    pair = _native.dictionary(lib, value) if lib is not None and value.dtype == pl.String else None
+    if lib is None or value.dtype != pl.String:
+        return _distinct_polars(value)
+    # A column of texts that do not repeat (client ports) is told by its first rows: not hashed whole
+    probe = _native.dictionary(lib, value, DEDUPE_PROBE_ROWS)
+    if probe is not None and probe[1].len() * DEDUPE_RATIO > DEDUPE_PROBE_ROWS:
+        return None
+    pair = _native.dictionary(lib, value) if probe is not None else None
     if pair is None:
         return _distinct_polars(value)
     return pair if pair[1].len() * DEDUPE_RATIO <= value.len() else None

@@ -137,3 +137,31 @@ def test_the_checked_cut_takes_only_lines_the_whole_line_regex_matches(parser):
     assert wrong == []
     plain = [t for x, t, m in zip(lines, took, matched) if m and x.count('"') == plan.quotes and "\t" not in x]
     assert sum(plain) >= 0.99 * len(plain) and len(plain) > 5000
+
+
+def test_compiled_dfas_are_stored_and_read_back(tmp_path, monkeypatch):
+    """A token's DFA is compiled once per machine (dfa._Stored, in $LOGPIPE_CACHE): read back equal,
+    without compiling; a damaged file is compiled afresh and written again; an earlier dfa.py's
+    files are removed when one is written."""
+    monkeypatch.setenv("LOGPIPE_CACHE", str(tmp_path))
+    compiled = []
+    real = dfa._with_sinks
+    monkeypatch.setattr(dfa, "_with_sinks", lambda *a: compiled.append(1) or real(*a))
+    pattern, excluded = r"^(?:\d{1,3}\.){3}\d{1,3}:\d+$", ' "\t'
+    (tmp_path / "dfa-000000000000-0123.json").write_text("null")  # an earlier dfa.py's
+
+    dfa._compile.cache_clear()
+    fresh = dfa.compile_token(pattern, excluded)
+    (stored,) = tmp_path.glob("dfa-*.json")
+    assert fresh is not None and len(compiled) == 1 and stored.name.startswith(f"dfa-{dfa._Stored._VERSION}-")
+
+    dfa._compile.cache_clear()
+    assert dfa.compile_token(pattern, excluded) == fresh and len(compiled) == 1  # read, not compiled
+
+    stored.write_text('{"classes": "zz"')
+    dfa._compile.cache_clear()
+    assert dfa.compile_token(pattern, excluded) == fresh and len(compiled) == 2
+    dfa._compile.cache_clear()
+    assert dfa.compile_token(pattern, excluded) == fresh and len(compiled) == 2
+    assert fresh.matches(b"10.0.0.1:80") and not fresh.matches(b"10.0.0.1")
+    dfa._compile.cache_clear()

@@ -88,3 +88,17 @@ def test_installed_wheel_finds_its_grammars(wheel, tmp_path):
                             capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
     assert parsed.returncode == 0, parsed.stderr
     assert parsed.stdout.count("\n") > 5 and "rejected 0" in parsed.stderr
+
+
+def test_glibc_thresholds_are_set_in_this_process(monkeypatch):
+    """alloc.setup(this_process=True) reaches glibc's mallopt (through the process's own symbols, not
+    a find_library subprocess); elsewhere (musl) it leaves the defaults."""
+    import platform
+
+    from logpipe import alloc
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("not glibc: mallopt is not there")
+    for name, value in alloc.ENV.items():
+        monkeypatch.setenv(name, value)
+    assert alloc._mallopt() is True
