@@ -152,9 +152,19 @@ static void put_text(view_t *out, int64_t *bytes, const uint8_t *data, int64_t s
 static int dfa_run(const uint8_t *p, int64_t n, const uint8_t *cls, const uint16_t *tab, const uint8_t *acc,
                    int32_t ncls, int32_t first_sink)
 {
-    /* st - 1 < first_sink - 1 (unsigned): neither dead (0: it wraps) nor a sink, in one test */
+    /* st - 1 < first_sink - 1 (unsigned): neither dead (0: it wraps) nor a sink, in one test. It is
+     * made every fourth byte: the dead state only leads to itself, and a sink to sinks (a state after
+     * one that accepts every continuation accepts every continuation too), so a walk may go on a few
+     * bytes past either (~2x fewer instructions a byte). */
     uint32_t st = (uint32_t)ncls, live = (uint32_t)first_sink - 1u;
-    for (const uint8_t *end = p + n; p < end && st - 1u < live; p++)
+    const uint8_t *end = p + n;
+    for (; end - p >= 4 && st - 1u < live; p += 4) {
+        st = tab[st + cls[p[0]]];
+        st = tab[st + cls[p[1]]];
+        st = tab[st + cls[p[2]]];
+        st = tab[st + cls[p[3]]];
+    }
+    for (; p < end && st - 1u < live; p++)
         st = tab[st + cls[*p]];
     return acc[st / (uint32_t)ncls];
 }
