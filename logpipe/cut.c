@@ -153,9 +153,9 @@ static int dfa_run(const uint8_t *p, int64_t n, const uint8_t *cls, const uint16
                    int32_t ncls, int32_t first_sink)
 {
     /* st - 1 < first_sink - 1 (unsigned): neither dead (0: it wraps) nor a sink, in one test. It is
-     * made every fourth byte: the dead state only leads to itself, and a sink to sinks (a state after
-     * one that accepts every continuation accepts every continuation too), so a walk may go on a few
-     * bytes past either (~2x fewer instructions a byte). */
+     * made every fourth byte (~2x fewer instructions a byte): a walk may go on a few bytes past the
+     * dead state, which only leads to itself, or past a sink, from which the rest of the token (text
+     * the cut gives: valid UTF-8 without its excluded bytes) is accepted, whatever states it passes. */
     uint32_t st = (uint32_t)ncls, live = (uint32_t)first_sink - 1u;
     const uint8_t *end = p + n;
     for (; end - p >= 4 && st - 1u < live; p += 4) {

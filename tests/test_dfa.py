@@ -79,6 +79,30 @@ def test_each_token_dfa_accepts_only_what_its_regex_does(parser):
                 assert got == want, (token.pattern, text)
 
 
+def test_walks_may_go_on_past_the_dead_state_and_sinks(parser):
+    """cut.c tests for the dead state or a sink only every fourth byte of a walk. So: from the dead
+    state every byte leads to it; from a sink, any text a token can hold (valid UTF-8, no quote, tab,
+    newline, or space outside free text) ends accepted, whatever states it passes (a sink is
+    one from which every such text is accepted)."""
+    rng = random.Random(5)
+    alphabet = "az09-_./:|[]{}%é😀中"
+    for token, free in _plan_tokens(parser):
+        excluded = '"\t' if free else '" \t'
+        found = dfa.compile_token(token.pattern, excluded)
+        n = found.nclasses
+        assert set(found.table[:n]) == {0}, token.pattern
+        if found.first_sink <= 1:  # its start accepts every such text: never walked (splitplan.checks)
+            continue
+        for state in range(found.first_sink, len(found.table) // n):
+            for _ in range(40):
+                text = "".join(rng.choice(alphabet + ("" if not free else " ")) for _ in range(rng.randrange(9)))
+                at = state
+                for byte in text.encode():
+                    at = found.table[at * n + found.classes[byte]]
+                    assert at != 0, (token.pattern, state, text)
+                assert found.accepting[at], (token.pattern, state, text)
+
+
 @pytest.mark.parametrize("pattern, text, accepted", [
     (r"^(?:[^\n]+?)?$", "any text at all 😀", True),  # the start accepts everything: a sink
     (r"^(?:[^\n]+?)$", "", False),
