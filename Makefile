@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DATA   := logpipe-data
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench bench-ab clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ test: $(STAMP)
 # make bench installs lnav and goaccess with apt-get when missing (BENCH_INSTALL=0 skips them).
 bench: $(STAMP)
 	BENCH_INSTALL=$${BENCH_INSTALL:-1} $(BIN)/python bench/run.py
+
+# make bench-ab REF=<commit>: this tree's ingest against REF's, in alternating pairs (bench/ab.py).
+bench-ab: $(STAMP)
+	$(BIN)/python bench/ab.py $(REF)
 
 clean:
 	rm -rf $(VENV) $(DATA) logpipe-scenario report.html

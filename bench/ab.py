@@ -1,0 +1,91 @@
+"""`make bench-ab REF=<commit>`: this work tree's `logpipe ingest` against commit REF's, in pairs.
+
+`make bench` times each approach a few times in a row; on a shared two-core machine the same code
+varies by ±15% from one minute to the next, so a change under ~10% does not show there. This script
+runs both versions on the same input in alternating pairs (A B, then B A, …), so that both see the
+machine as it is that minute, and prints each pair, the medians, the median of the paired ratios, and
+in how many pairs this tree was faster. Whole process, as `make bench`: wall and CPU (user + system)
+seconds of the process tree.
+
+REF is checked out into a temporary git worktree (removed after); each side has its own
+LOGPIPE_CACHE, so neither removes the other's build of cut.c. One untimed run of each side first
+builds its cut.c and token DFAs.
+
+Environment: AB_PAIRS (default 8), BENCH_LINES (1000000: bench/data/istio-<lines>.log, generated as
+`make bench` does when missing).
+"""
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+PAIRS = int(os.environ.get("AB_PAIRS", "8"))
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1 or argv[0].startswith("-"):
+        print("usage: make bench-ab REF=<commit>   (or: python bench/ab.py <commit>)", file=sys.stderr)
+        return 2
+    ref = argv[0]
+    sha = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"],
+                         capture_output=True, text=True).stdout.strip()
+    if not sha:
+        print(f"bench-ab: {ref!r} is not a commit of this repository", file=sys.stderr)
+        return 2
+    sys.path.insert(0, str(HERE))
+    from run import data_file  # noqa: E402  (bench/run.py: the same generated input as make bench)
+
+    data = data_file()
+    work = Path(tempfile.mkdtemp(prefix="logpipe-ab-"))
+    base = work / "ref"
+    try:
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "--quiet", str(base), sha], check=True)
+        sides = {"this tree": ROOT, f"{ref} ({sha[:8]})": base}
+        for name, tree in sides.items():
+            _run(tree, data, work / "cache" / tree.name, work / "out")  # builds cut.c and the DFAs
+        times: dict[str, list[tuple[float, float]]] = {name: [] for name in sides}
+        print(f"{data.name}, {PAIRS} alternating pairs: wall s / CPU s")
+        for k in range(PAIRS):
+            order = list(sides) if k % 2 == 0 else list(reversed(sides))
+            for name in order:
+                times[name].append(_run(sides[name], data, work / "cache" / sides[name].name, work / "out"))
+            print(f"  pair {k + 1}: " + "   ".join(f"{n}: {times[n][-1][0]:.2f} / {times[n][-1][1]:.2f}" for n in sides),
+                  flush=True)
+        (a, at), (b, bt) = times.items()
+        for what, i in (("wall", 0), ("CPU", 1)):
+            ratios = [x[i] / y[i] for x, y in zip(at, bt)]
+            faster = sum(r < 1 for r in ratios)
+            print(f"{what}: median {statistics.median(x[i] for x in at):.2f} s ({a}) vs "
+                  f"{statistics.median(y[i] for y in bt):.2f} s ({b}); paired ratio median "
+                  f"{statistics.median(ratios):.3f}; {a} faster in {faster} of {len(ratios)} pairs")
+    finally:
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)], capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def _run(tree: Path, data: Path, cache: Path, out: Path) -> tuple[float, float]:
+    """One `logpipe ingest` of ``data`` with the logpipe package of ``tree``: (wall, CPU) seconds."""
+    shutil.rmtree(out, ignore_errors=True)
+    env = {**os.environ, "PYTHONPATH": str(tree), "LOGPIPE_CACHE": str(cache)}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "logpipe", "ingest", str(data), "--data", str(out)],
+                   env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
