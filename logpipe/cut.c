@@ -284,7 +284,10 @@ static void put_typed(int64_t *nums, uint8_t *valid, int32_t kind, int64_t r, in
  * without a quote, space or tab are not given: splitplan.checks). With out_kind (NULL: all text), token t of kind
  * out_kind[t] of 1 to 3 is typed (above) into nums + 8 * n * t, row r as the r-th int32 or int64
  * there, its validity bit r in valid + ((n + 7) / 8) * t; a line with a token that cannot be is not
- * cut. A token of kind 4 is a view as of kind 0, with its validity bit there too.
+ * cut. A token of kind 4 is a view as of kind 0, with its validity bit there too. With glue_len > 1,
+ * a line is not cut when the glue mark (glue_len bytes ending in a double quote: the text every
+ * start of an access line ends with, logpipe/parse.py) ends at two of its quotes: it may be two
+ * lines glued together, which Python's check of the whole start then tells.
  * Returns the number of lines cut. */
 int64_t logpipe_cut(const view_t *lines, const uint8_t *const *bufs, const int64_t *buf_size, int32_t nbuf, int64_t n,
                     int32_t nseg, const int32_t *seg_left, const int32_t *seg_free, const int32_t *seg_right,
@@ -293,7 +296,8 @@ int64_t logpipe_cut(const view_t *lines, const uint8_t *const *bufs, const int64
                     const uint8_t *lits, const int32_t *tok_loff, const int32_t *tok_roff,
                     const uint8_t *tok_split, view_t *out, uint8_t *ok, int64_t *bytes,
                     int32_t nchk, const int32_t *chk, const uint8_t *dfa_cls, const uint16_t *dfa_tab,
-                    const uint8_t *dfa_acc, const int32_t *out_kind, int64_t *nums, uint8_t *valid)
+                    const uint8_t *dfa_acc, const int32_t *out_kind, int64_t *nums, uint8_t *valid,
+                    const uint8_t *glue, int32_t glue_len)
 {
     int64_t qpos[nseg + 1], qsp[nseg + 1];
     int64_t tok_start[nseg][MAX_SEGMENT_TOKENS], tok_end[nseg][MAX_SEGMENT_TOKENS];
@@ -329,6 +333,12 @@ int64_t logpipe_cut(const view_t *lines, const uint8_t *const *bufs, const int64
         int tab;
         int64_t quotes = scan_line(data, a, b, qpos, qsp, nseg - 1, sp, &nsp, &tab);
         fits = quotes == nseg - 1 && !(chk && tab);  /* a tab: not cut when checked (dfa.py) */
+        if (fits && glue_len > 1) {  /* the glue mark ends at two of its quotes: two lines glued? */
+            int32_t marks = 0;
+            for (int32_t j = 0; j + 1 < nseg; j++)
+                marks += qpos[j] - a >= glue_len - 1 && same(data + qpos[j] - (glue_len - 1), glue, glue_len - 1);
+            fits = marks < 2;
+        }
         for (int32_t j = 0; j < nseg && fits; j++) {
             int64_t lo = j ? qsp[j - 1] : 0, hi = j + 1 < nseg ? qsp[j] : nsp;  /* its spaces */
             fits = cut_segment(j ? qpos[j - 1] + 1 : a, j + 1 < nseg ? qpos[j] : b, sp + lo, hi - lo,

@@ -151,7 +151,8 @@ def _load(path: Path) -> ctypes.CDLL:
     lib.logpipe_cut.restype = ctypes.c_int64
     lib.logpipe_cut.argtypes = [vp, vp, vp, ctypes.c_int32, ctypes.c_int64, ctypes.c_int32, i32p, i32p, i32p,
                                 ctypes.c_int32, i32p, i32p, i32p, i32p, ctypes.c_char_p, i32p, i32p,
-                                ctypes.c_char_p, vp, vp, vp, ctypes.c_int32, i32p, vp, vp, vp, i32p, vp, vp]
+                                ctypes.c_char_p, vp, vp, vp, ctypes.c_int32, i32p, vp, vp, vp, i32p, vp, vp,
+                                ctypes.c_char_p, ctypes.c_int32]
     lib.logpipe_count.restype = ctypes.c_int64
     lib.logpipe_count.argtypes = [vp, ctypes.c_int64, ctypes.c_uint8]
     lib.logpipe_json_lines.restype = ctypes.c_int64

@@ -175,6 +175,10 @@ class Parser:
         # "[START_TIME] \"", from the grammar: a line holding two is two lines glued together.
         head = _steps.layout_steps(self.access, "head", strict=False)
         self._head_rx = head[next(s.index for s in head if s.field == "method") - 1].prefix
+        # The text every match of it ends with ('] "'): the checked cut leaves a line where it ends at
+        # two quotes to that check, so the check need not read the lines the cut takes.
+        glue = _literal_suffix(self._head_rx)
+        self._glue = glue if glue.endswith('"') else ""
         self._noise = [(name, self.noise.regex(name)) for name in NOISE_RULES]
         self._address = {c: self.access.compile("address_value", c) for c in ADDRESS_COLUMNS}
         self._cluster = self.access.compile("cluster_value")
@@ -249,14 +253,16 @@ class Parser:
         cut: list[tuple] = []  # (frame, its nulled columns): cut with self._types (splitplan.Types)
         rejects: list[dict] = []
 
-        text = self._reject_glued(df.filter(~is_json), rejects)
+        text, glued = df.filter(~is_json), False
         for i, (name, compiled, book) in enumerate(self._layouts):
             if text.height == 0:
                 break
-            if i == 0 and text.height >= SPLIT_MIN_ROWS:  # most lines are the first layout's: ask the cut
-                text = self._take_checked(name, book, text, cut)
-                if text.height == 0:
-                    break
+            if i == 0 and text.height >= SPLIT_MIN_ROWS and self._glue:  # most lines are the first layout's
+                text = self._take_checked(name, book, text, cut)  # (none that may be two glued together)
+            if not glued:
+                text, glued = self._reject_glued(text, rejects), True
+            if text.height == 0:
+                break
             hit = text["body"].str.contains(f"^{compiled.pattern}$")  # a DFA: no captures yet
             if not hit.any():
                 continue
@@ -270,6 +276,8 @@ class Parser:
             if got.height:  # quotes inside free text: the whole-line regex reads them
                 frames.append(self._with_provenance(got, self._extract(got, compiled), name))
 
+        if not glued and text.height:
+            text = self._reject_glued(text, rejects)
         # A custom layout's exact path: before noise when it stands in for the fast path (fast=False),
         # else after it (lines its regex did not take rarely parse, and noise can be plenty).
         if text.height and self.custom is not None and not self.fast:
@@ -323,7 +331,7 @@ class Parser:
         their regex (``splitplan.cut_checked``): they match the layout's whole-line regex, whose
         DFA (~0.74 µs a line) they skip. Returns the other lines."""
         plan = self.split_plan(name, book)
-        checked = _splitplan.cut_checked(plan, text["body"], self._types) if plan is not None else None
+        checked = _splitplan.cut_checked(plan, text["body"], self._types, self._glue) if plan is not None else None
         if checked is None or checked[1] is None:
             return text
         easy, split = checked
@@ -456,6 +464,28 @@ def _nulled(cut: list[tuple]) -> frozenset:
     """The columns whose ``-`` and empty text are null in every frame of ``cut`` that has them."""
     names = {c for frame, _ in cut for c in frame.columns}
     return frozenset.intersection(*(nulled | (names - set(frame.columns)) for frame, nulled in cut))
+
+
+def _literal_suffix(regex: str) -> str:
+    """The text every match of ``regex`` ends with: its trailing literal characters (through groups)."""
+    import re._constants as C
+    import re._parser as P
+
+    out: list[str] = []
+
+    def walk(items) -> bool:  # whether all of items were literal
+        for op, av in reversed(list(items)):
+            if op is C.LITERAL:
+                out.append(chr(av))
+            elif op is C.SUBPATTERN and not av[1] and not av[2]:
+                if not walk(av[3]):
+                    return False
+            else:
+                return False
+        return True
+
+    walk(P.parse(regex))
+    return "".join(reversed(out))
 
 
 def _shift_column(message: str, old: int | None, new: int) -> str:

@@ -202,17 +202,18 @@ def cut(plan: SplitPlan, body: pl.Series, types: "Types | None" = None) -> tuple
     return _cut_columns(done)
 
 
-def cut_checked(plan: SplitPlan, body: pl.Series,
-                types: "Types | None" = None) -> tuple[pl.Series, pl.DataFrame | None] | None:
+def cut_checked(plan: SplitPlan, body: pl.Series, types: "Types | None" = None,
+                glue: str = "") -> tuple[pl.Series, pl.DataFrame | None] | None:
     """``cut`` of lines not known to match the layout: a line is cut only when each of its tokens
     matches the regex of its items (``checks``), which is when the whole line matches the layout's
     regex (those regexes joined by the quotes and spaces the cut found). None when that cannot be
-    checked (a token's regex is not read by logpipe/dfa.py, or no cut.c): the whole-line regex decides."""
+    checked (a token's regex is not read by logpipe/dfa.py, or no cut.c): the whole-line regex decides.
+    ``glue`` (text ending in a double quote): a line in which it ends at two quotes is not cut."""
     lib = _native.library()
     checked = checks(plan) if lib is not None else None
     if checked is None:
         return None
-    done = _cut_native(lib, plan, body, checked, types)
+    done = _cut_native(lib, plan, body, checked, types, glue)
     return _cut_columns(done) if done is not None else None
 
 
@@ -395,7 +396,7 @@ def _typed_column(nums, valid, n: int, t: int, kind: int, rows: int) -> pl.Serie
 
 
 def _cut_native(lib, plan: SplitPlan, body: pl.Series, checked: tuple | None = None,
-                types: "Types | None" = None) -> tuple[pl.Series, list[Token], list[pl.Series], list] | None:
+                types: "Types | None" = None, glue: str = "") -> tuple[pl.Series, list[Token], list[pl.Series], list] | None:
     """``cut`` by cut.c: (which lines it cut, the useful tokens, each token's text (or, with
     ``types``, its typed value) for every line it cut, and for each token with a Tail its text cut
     at its last separator: (before, after), else None), or None when cut.c cannot take this plan or
@@ -418,7 +419,7 @@ def _cut_native(lib, plan: SplitPlan, body: pl.Series, checked: tuple | None = N
                     len(tokens), tok_seg, tok_index, tok_lstrip, tok_rstrip, lits, tok_loff, tok_roff,
                     split, views.address, ok.address, sizes, nchk, chk, dfa_classes, dfa_table, dfa_accept,
                     kinds, nums.address if nums is not None else None,
-                    valid.address if valid is not None else None)
+                    valid.address if valid is not None else None, glue.encode(), len(glue.encode()))
     easy = pl.from_arrow(pa.Array.from_buffers(pa.uint8(), n, [None, ok])).cast(pl.Boolean)
     kind = [kinds[t] if kinds is not None and t < len(tokens) else TEXT_KIND for t in range(columns)]
     typed = [k in KIND_TYPES for k in kind]

@@ -132,8 +132,8 @@ def test_fast_and_lark_paths_agree_on_generated_lines(fast, pool):
         cut.append(0 if columns is None else columns.height)
         return easy, columns
 
-    def counting_checked(plan, body, types=None):
-        got = real_checked(plan, body, types)
+    def counting_checked(plan, body, types=None, glue=""):
+        got = real_checked(plan, body, types, glue)
         checked.append(0 if got is None or got[1] is None else got[1].height)
         return got
 
