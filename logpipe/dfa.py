@@ -110,18 +110,21 @@ class _Stored:
     file that cannot be read, written or trusted only means the DFA is compiled here."""
 
     MISSING = object()
-    _VERSION = None
+    _VERSION: str | None = None  # "" when this file's source cannot be read: nothing is stored
 
     def __init__(self, items: tuple, excluded: str):
         if _Stored._VERSION is None:
-            _Stored._VERSION = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
+            try:
+                _Stored._VERSION = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
+            except OSError:  # (imported from a zip, say)
+                _Stored._VERSION = ""
         key = hashlib.sha256(repr((items, excluded)).encode()).hexdigest()[:32]
         self.name = f"dfa-{_Stored._VERSION}-{key}.json"
 
     def load(self):
         from . import native
 
-        directory = native.cache_dir()
+        directory = native.cache_dir() if _Stored._VERSION else None
         try:
             if directory is None:
                 return self.MISSING
@@ -136,7 +139,7 @@ class _Stored:
     def save(self, found: TokenDFA | None) -> None:
         from . import native
 
-        directory = native.cache_dir()
+        directory = native.cache_dir() if _Stored._VERSION else None
         if directory is None:
             return
         data = None if found is None else {

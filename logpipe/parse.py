@@ -254,11 +254,13 @@ class Parser:
         rejects: list[dict] = []
 
         text, glued = df.filter(~is_json), False
+        if not self._glue:  # the cut cannot leave the lines that may be glued to the check: it reads all
+            text, glued = self._reject_glued(text, rejects), True
         for i, (name, compiled, book) in enumerate(self._layouts):
             if text.height == 0:
                 break
-            if i == 0 and text.height >= SPLIT_MIN_ROWS and self._glue:  # most lines are the first layout's
-                text = self._take_checked(name, book, text, cut)  # (none that may be two glued together)
+            if i == 0 and text.height >= SPLIT_MIN_ROWS:  # most lines are the first layout's: ask the cut
+                text = self._take_checked(name, book, text, cut)  # (it leaves those that may be glued)
             if not glued:
                 text, glued = self._reject_glued(text, rejects), True
             if text.height == 0:

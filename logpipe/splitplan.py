@@ -414,12 +414,13 @@ def _cut_native(lib, plan: SplitPlan, body: pl.Series, checked: tuple | None = N
     nums = pa.allocate_buffer(8 * n * len(tokens)) if kinds is not None else None
     valid = pa.allocate_buffer((n + 7) // 8 * len(tokens)) if kinds is not None else None
     nchk, chk, dfa_classes, dfa_table, dfa_accept = checked or (0, None, None, None, None)
+    mark = glue.encode()
     good = lib.logpipe_cut(line_views, bufs, buf_sizes, nbuf, n,
                     len(plan.segments), seg_left, seg_free, seg_right,
                     len(tokens), tok_seg, tok_index, tok_lstrip, tok_rstrip, lits, tok_loff, tok_roff,
                     split, views.address, ok.address, sizes, nchk, chk, dfa_classes, dfa_table, dfa_accept,
                     kinds, nums.address if nums is not None else None,
-                    valid.address if valid is not None else None, glue.encode(), len(glue.encode()))
+                    valid.address if valid is not None else None, mark, len(mark))
     easy = pl.from_arrow(pa.Array.from_buffers(pa.uint8(), n, [None, ok])).cast(pl.Boolean)
     kind = [kinds[t] if kinds is not None and t < len(tokens) else TEXT_KIND for t in range(columns)]
     typed = [k in KIND_TYPES for k in kind]
