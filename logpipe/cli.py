@@ -505,6 +505,7 @@ def detect(files, format_string, format_file, grammar_file):
 
 def main() -> None:
     code = _run()
+    _stop_resource_tracker()
     # Python's exit collects every object the process made (polars, pyarrow, the grammars): ~0.08 s,
     # a fifth of `logpipe parse` of a few lines. Everything is written and closed by now; frozen
     # objects are left to the operating system.
@@ -542,6 +543,23 @@ def _run() -> int:
         click.echo(f"logpipe: internal error: {type(e).__name__}: {e} (run with --debug for the traceback)", err=True)
         return 1
     return 0
+
+
+def _stop_resource_tracker() -> None:
+    """Stop and reap multiprocessing's resource tracker, when the worker processes started one. It
+    would outlive this process by design, left to PID 1 to reap: in a container whose PID 1 does not
+    reap (no ``--init``), every run with workers would leave a zombie process behind. Only here, in
+    the command's own process: stopping it cleans up whatever is still registered with it, which in
+    a program using logpipe as a library may be the program's own. (``_stop`` is CPython's own,
+    private; without it the tracker is left as before.)"""
+    tracking = sys.modules.get("multiprocessing.resource_tracker")
+    tracker = getattr(tracking, "_resource_tracker", None)
+    if getattr(tracker, "_fd", None) is None or not hasattr(tracker, "_stop"):
+        return
+    try:
+        tracker._stop()
+    except (OSError, RuntimeError):
+        pass
 
 
 def _quiet_broken_pipe() -> None:
