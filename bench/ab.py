@@ -7,17 +7,20 @@ machine as it is that minute, and prints each pair, the medians, the median of t
 in how many pairs this tree was faster. Whole process, as `make bench`: wall and CPU (user + system)
 seconds of the process tree.
 
-REF is checked out into a temporary git worktree (removed after); each side has its own
-LOGPIPE_CACHE, so neither removes the other's build of cut.c. One untimed run of each side first
+REF is checked out into a temporary git worktree (removed after), and this tree's package,
+grammars and queries are copied next to it, so that both run from the same place; each side has
+its own LOGPIPE_CACHE, so neither removes the other's build of cut.c. One untimed run of each side first
 builds its cut.c and token DFAs.
 
-Environment: AB_PAIRS (default 8), BENCH_LINES (1000000: bench/data/istio-<lines>.log, generated as
-`make bench` does when missing).
+Environment: AB_PAIRS (default 8); AB_INPUT (a file or directory to ingest; default
+bench/data/istio-<BENCH_LINES>.log, 1,000,000 lines, generated as `make bench` does when missing);
+AB_ARGS (more arguments for `logpipe ingest`, e.g. "--max-reject-ratio 1" for sample_logs/).
 """
 from __future__ import annotations
 
 import os
 import resource
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -41,23 +44,32 @@ def main(argv: list[str]) -> int:
     if not sha:
         print(f"bench-ab: {ref!r} is not a commit of this repository", file=sys.stderr)
         return 2
-    sys.path.insert(0, str(HERE))
-    from run import data_file  # noqa: E402  (bench/run.py: the same generated input as make bench)
+    if os.environ.get("AB_INPUT"):
+        data = Path(os.environ["AB_INPUT"]).resolve()
+        if not data.exists():
+            print(f"bench-ab: AB_INPUT={os.environ['AB_INPUT']!r} does not exist", file=sys.stderr)
+            return 2
+    else:
+        sys.path.insert(0, str(HERE))
+        from run import data_file  # (bench/run.py: the same generated input as make bench)
 
-    data = data_file()
+        data = data_file()
     work = Path(tempfile.mkdtemp(prefix="logpipe-ab-"))
     base = work / "ref"
     try:
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "--quiet", str(base), sha], check=True)
-        sides = {"this tree": ROOT, f"{ref} ({sha[:8]})": base}
+        this = work / "this"  # a copy of this tree's package and files, uncommitted changes and all:
+        for part in ("logpipe", "grammars", "queries"):  # both sides then run from the same place
+            shutil.copytree(ROOT / part, this / part, ignore=shutil.ignore_patterns("__pycache__"))
+        sides = {"this tree": this, f"{ref} ({sha[:8]})": base}
         for name, tree in sides.items():
-            _run(tree, data, work / "cache" / tree.name, work / "out")  # builds cut.c and the DFAs
+            _run(name, tree, data, work / "cache" / tree.name, work / "out")  # builds cut.c and the DFAs
         times: dict[str, list[tuple[float, float]]] = {name: [] for name in sides}
         print(f"{data.name}, {PAIRS} alternating pairs: wall s / CPU s")
         for k in range(PAIRS):
             order = list(sides) if k % 2 == 0 else list(reversed(sides))
             for name in order:
-                times[name].append(_run(sides[name], data, work / "cache" / sides[name].name, work / "out"))
+                times[name].append(_run(name, sides[name], data, work / "cache" / sides[name].name, work / "out"))
             print(f"  pair {k + 1}: " + "   ".join(f"{n}: {times[n][-1][0]:.2f} / {times[n][-1][1]:.2f}" for n in sides),
                   flush=True)
         (a, at), (b, bt) = times.items()
@@ -67,21 +79,34 @@ def main(argv: list[str]) -> int:
             print(f"{what}: median {statistics.median(x[i] for x in at):.2f} s ({a}) vs "
                   f"{statistics.median(y[i] for y in bt):.2f} s ({b}); paired ratio median "
                   f"{statistics.median(ratios):.3f}; {a} faster in {faster} of {len(ratios)} pairs")
+    except _Failed as e:
+        print(f"bench-ab: {e}", file=sys.stderr)
+        return 1
     finally:
         subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)], capture_output=True)
         shutil.rmtree(work, ignore_errors=True)
     return 0
 
 
-def _run(tree: Path, data: Path, cache: Path, out: Path) -> tuple[float, float]:
-    """One `logpipe ingest` of ``data`` with the logpipe package of ``tree``: (wall, CPU) seconds."""
+class _Failed(Exception):
+    pass
+
+
+def _run(name: str, tree: Path, data: Path, cache: Path, out: Path) -> tuple[float, float]:
+    """One `logpipe ingest` of ``data`` with the logpipe package of ``tree`` (side ``name``): (wall,
+    CPU) seconds."""
     shutil.rmtree(out, ignore_errors=True)
     env = {**os.environ, "PYTHONPATH": str(tree), "LOGPIPE_CACHE": str(cache)}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "logpipe", "ingest", str(data), "--data", str(out)],
-                   env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    done = subprocess.run([sys.executable, "-m", "logpipe", "ingest", str(data), "--data", str(out),
+                           *shlex.split(os.environ.get("AB_ARGS", ""))],
+                          env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     wall = time.perf_counter() - start
+    if done.returncode != 0:
+        said = [line for line in done.stderr.splitlines() if line.startswith("logpipe:")] or done.stderr.splitlines()
+        raise _Failed(f"{name}: logpipe ingest of {data} exited {done.returncode}: {said[-1] if said else ''} "
+                      f"(AB_ARGS passes it options, e.g. AB_ARGS='--max-reject-ratio 1')")
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return wall, cpu
