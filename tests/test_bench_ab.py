@@ -1,0 +1,37 @@
+"""`make bench-ab` (bench/ab.py) runs: this tree against a commit, in pairs, and says so in one line
+when it cannot."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT, SAMPLES
+
+pytestmark = pytest.mark.skipif(shutil.which("git") is None or not (ROOT / ".git").exists(),
+                                reason="needs git and a checkout")
+
+
+def _ab(*args, **env):
+    return subprocess.run([sys.executable, str(ROOT / "bench" / "ab.py"), *args], capture_output=True, text=True,
+                          cwd=ROOT, env={**os.environ, **env}, timeout=600)
+
+
+def test_a_pair_against_head():
+    got = _ab("HEAD", AB_PAIRS="1", AB_INPUT=str(SAMPLES / "istio-1.8.log"))
+    assert got.returncode == 0, got.stderr
+    assert "pair 1: this tree:" in got.stdout and "paired ratio median" in got.stdout
+    listed = subprocess.run(["git", "-C", str(ROOT), "worktree", "list"], capture_output=True, text=True).stdout
+    assert "logpipe-ab-" not in listed  # its worktree is removed
+
+
+@pytest.mark.parametrize("args, env, said", [
+    (["no-such-ref"], {}, "bench-ab: 'no-such-ref' is not a commit of this repository"),
+    ([], {}, "usage: make bench-ab REF=<commit>"),
+    (["HEAD"], {"AB_INPUT": "/no/such/input"}, "bench-ab: AB_INPUT='/no/such/input' does not exist"),
+])
+def test_mistakes_are_one_line(args, env, said):
+    got = _ab(*args, **env)
+    assert got.returncode == 2 and got.stderr.startswith(said) and len(got.stderr.strip().splitlines()) == 1
