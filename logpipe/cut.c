@@ -306,7 +306,7 @@ int64_t logpipe_cut(const view_t *lines, const uint8_t *const *bufs, const int64
     int32_t ncol = ntok;  /* output columns: a token's, and two more for each token cut at a byte */
     for (int32_t t = 0; t < ntok; t++)
         ncol += tok_split[t] ? 2 : 0;
-    int64_t added[ncol];  /* a line's bytes over 12 of each column's text, added once it is cut */
+    int64_t added[ncol > 0 ? ncol : 1];  /* a line's bytes over 12 of each column's text, added once it is cut */
     memset(added, 0, sizeof added);
     for (int64_t i = 0; i < n; i++) {
         /* line i: a string view, into buffer bufs[line->u.ref.buffer] or inline (a text of at most
