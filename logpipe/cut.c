@@ -267,47 +267,151 @@ static void put_typed(int64_t *nums, uint8_t *valid, int32_t kind, int64_t r, in
     set_valid(valid, r, null);
 }
 
+/* A plan of the cut (splitplan.py reads it from the grammar): nseg segments, each of seg_left[j] tokens
+ * from the left, seg_free[j] (0 or 1) free tokens, seg_right[j] tokens from the right; ntok wanted
+ * tokens, token t being segment tok_seg[t]'s token tok_index[t] (among its left, free, right ones),
+ * less its literal text: the tok_lstrip[t] bytes at lits + tok_loff[t] before it and the
+ * tok_rstrip[t] bytes at lits + tok_roff[t] after it, which must be there. Token t is written to
+ * output column tok_col[t]; with tok_split[t] != 0 (a Tail in splitplan.py) it is also cut at its
+ * last byte tok_split[t], the text before it to column tok_part[t], the text after it to column
+ * tok_part[t] + 1 (the whole token and nothing when it holds no such byte). out_kind (NULL: all
+ * text) says how token t is written (typed tokens, below). With chk (not NULL), a line is cut only
+ * when each of nchk tokens (7 ints each in chk: segment, index, offsets of its DFA's classes, table
+ * and accepting flags in dfa_cls, dfa_tab and dfa_acc, its number of classes, its first sink's row)
+ * is accepted by its DFA: then the line matches the layout's whole-line regex (logpipe/dfa.py); a
+ * line holding a tab is not cut then, whatever nchk (the DFAs count on none; tokens whose DFA
+ * accepts every text without a quote, space or tab are not given: splitplan.checks). The nabsent
+ * output columns at absent are those this plan does not write: a line it cuts has them null. */
+typedef struct {
+    int32_t nseg;
+    const int32_t *seg_left, *seg_free, *seg_right;
+    int32_t ntok;
+    const int32_t *tok_seg, *tok_index, *tok_lstrip, *tok_rstrip, *tok_loff, *tok_roff;
+    const uint8_t *lits, *tok_split;
+    const int32_t *tok_col, *tok_part, *out_kind;
+    int32_t nchk;
+    const int32_t *chk;
+    const uint8_t *dfa_cls;
+    const uint16_t *dfa_tab;
+    const uint8_t *dfa_acc;
+    int32_t nabsent;
+    const int32_t *absent;
+} plan_t;
+
+/* What a plan makes of a line: NO, it does not match the plan's layout (known for a checked plan
+ * from a line with exactly its quotes: the one way to read it failed); FIT, cut; STOP, it may match
+ * the layout but this cut cannot tell (a tab, the glue mark twice, a value it does not type):
+ * the line is left to the whole-line regex, and later plans are not tried. */
+enum { NO = 0, FIT = 1, STOP = 2 };
+
+/* The output of a cut: n rows of ncol columns. Column c's row r: out[c * n + r] (a view), its
+ * number or time at nums + 8 * n * c, its validity bit r at valid + ((n + 7) / 8) * c; added[c]:
+ * the line's bytes over 12 of column c's text, added to bytes[c] once the line is cut. col_valid[c]:
+ * a text column with a validity bit (one that some plan does not write). */
+typedef struct {
+    int64_t n;
+    view_t *out;
+    int64_t *nums;
+    uint8_t *valid;
+    const uint8_t *col_valid;
+    int64_t *added;
+} output_t;
+
+/* Line data[a:b] (its quotes, spaces and tab found by scan_line, exactly P->nseg - 1 quotes) by plan
+ * P, written to row `row` of o (which counts only once the caller commits it). */
+static int try_plan(const plan_t *P, const uint8_t *data, int64_t a, int64_t b, int32_t buffer, int64_t size,
+                    const int64_t *qpos, const int64_t *qsp, const int64_t *sp, int64_t nsp, int tab,
+                    const uint8_t *glue, int32_t glue_len, const output_t *o, int64_t row,
+                    int64_t (*tok_start)[MAX_SEGMENT_TOKENS], int64_t (*tok_end)[MAX_SEGMENT_TOKENS])
+{
+    int32_t nseg = P->nseg;
+    int no = P->chk ? NO : STOP;  /* a plan that checks nothing proves nothing */
+    int64_t n = o->n, vb = (n + 7) / 8;
+    if (P->chk && tab)  /* a tab: not cut when checked (dfa.py) */
+        return STOP;
+    if (glue_len > 1) {  /* the glue mark ends at two of its quotes: two lines glued? */
+        int32_t marks = 0;
+        for (int32_t j = 0; j + 1 < nseg; j++)
+            marks += qpos[j] - a >= glue_len - 1 && same(data + qpos[j] - (glue_len - 1), glue, glue_len - 1);
+        if (marks >= 2)
+            return STOP;
+    }
+    for (int32_t j = 0; j < nseg; j++) {
+        int64_t lo = j ? qsp[j - 1] : 0, hi = j + 1 < nseg ? qsp[j] : nsp;  /* its spaces */
+        if (!cut_segment(j ? qpos[j - 1] + 1 : a, j + 1 < nseg ? qpos[j] : b, sp + lo, hi - lo,
+                         P->seg_left[j], P->seg_free[j], P->seg_right[j], tok_start[j], tok_end[j]))
+            return no;
+    }
+    for (int32_t c = 0; c < P->nchk; c++) {  /* every token matches its regex */
+        const int32_t *k = P->chk + 7 * c;
+        int64_t s = tok_start[k[0]][k[1]], e = tok_end[k[0]][k[1]];
+        if (!dfa_run(data + s, e - s, P->dfa_cls + k[2], P->dfa_tab + k[3], P->dfa_acc + k[4], k[5], k[6]))
+            return no;
+    }
+    /* Each token, in one pass: its literal text is there, and its value (typed, or a view) is written */
+    for (int32_t t = 0; t < P->ntok; t++) {
+        int64_t s = tok_start[P->tok_seg[t]][P->tok_index[t]], e = tok_end[P->tok_seg[t]][P->tok_index[t]];
+        if (!(e - s >= (int64_t)P->tok_lstrip[t] + P->tok_rstrip[t]
+              && same(data + s, P->lits + P->tok_loff[t], P->tok_lstrip[t])
+              && same(data + e - P->tok_rstrip[t], P->lits + P->tok_roff[t], P->tok_rstrip[t])))
+            return no;
+        s += P->tok_lstrip[t];
+        e -= P->tok_rstrip[t];
+        int32_t kind = P->out_kind ? P->out_kind[t] : TEXT, col = P->tok_col[t];
+        if (kind != TEXT && kind != NULLED_TEXT) {  /* typed: read as its type, or the line is not cut */
+            int64_t v = 0;
+            int null;
+            if (!read_typed(data + s, e - s, kind, &v, &null))
+                return STOP;
+            put_typed(o->nums + n * col, o->valid + vb * col, kind, row, v, null);
+            continue;
+        }
+        o->added[col] = put_text(&o->out[(int64_t)col * n + row], data, s, e, buffer, size);
+        if (kind == NULLED_TEXT)
+            set_valid(o->valid + vb * col, row, e == s || (e - s == 1 && data[s] == '-'));
+        else if (o->col_valid[col])
+            set_valid(o->valid + vb * col, row, 0);
+        if (P->tok_split[t]) {
+            int64_t k = e - 1, part = P->tok_part[t];
+            while (k >= s && data[k] != P->tok_split[t])
+                k--;
+            o->added[part] = put_text(&o->out[part * n + row], data, s, k >= s ? k : e, buffer, size);
+            o->added[part + 1] = put_text(&o->out[(part + 1) * n + row], data, k >= s ? k + 1 : e, e, buffer, size);
+            if (o->col_valid[part]) {
+                set_valid(o->valid + vb * part, row, 0);
+                set_valid(o->valid + vb * (part + 1), row, 0);
+            }
+        }
+    }
+    return FIT;
+}
+
 /* Cut n lines (line i: the string view lines[i], into the nbuf buffers bufs of buf_size bytes: a
- * polars string column's own, as Arrow hands it out, not copied) by a plan of nseg segments; write token t of line
- * i (segment tok_seg[t], index tok_index[t] among its left, free, right tokens, less its literal
- * text: the tok_lstrip[t] bytes at lits + tok_loff[t] before it and the tok_rstrip[t] bytes at
- * lits + tok_roff[t] after it, which must be there) to out[t * n + r], where r counts the lines cut
- * before it (ok[i] says which were: the first `returned` rows hold them), adding the bytes of its texts
- * over 12 bytes to bytes[t]. A token with tok_split[t] != 0 (a Tail in splitplan.py) is also cut at
- * its last byte tok_split[t]: the text before it is the next output column after the ntok token
- * columns (and those of earlier such tokens), the text after it the one after that (the whole token
- * and nothing when it holds no such byte). With chk (not NULL), a line is cut only when each of nchk
- * tokens (7 ints each in chk: segment, index, offsets of its DFA's classes, table and accepting
- * flags in dfa_cls, dfa_tab and dfa_acc, its number of classes, its first sink's row) is accepted by its
- * DFA: then the line matches the layout's whole-line regex (logpipe/dfa.py); a line holding a tab
- * is not cut then, whatever nchk (the DFAs count on none; tokens whose DFA accepts every text
- * without a quote, space or tab are not given: splitplan.checks). With out_kind (NULL: all text), token t of kind
- * out_kind[t] of 1 to 3 is typed (above) into nums + 8 * n * t, row r as the r-th int32 or int64
- * there, its validity bit r in valid + ((n + 7) / 8) * t; a line with a token that cannot be is not
- * cut. A token of kind 4 is a view as of kind 0, with its validity bit there too. With glue_len > 1,
- * a line is not cut when the glue mark (glue_len bytes ending in a double quote: the text every
- * start of an access line ends with, logpipe/parse.py) ends at two of its quotes: it may be two
- * lines glued together, which Python's check of the whole start then tells.
+ * polars string column's own, as Arrow hands it out, not copied) by the first of nplan plans that
+ * fits it, into row r of ncol output columns (output_t), r counting the lines cut before it (ok[i]
+ * says which were: the first `returned` rows hold them); which[r] (when not NULL): the plan, and
+ * doubt[r]: a bit for each earlier plan the line has more quotes than (it may be that plan's line with
+ * quotes inside free text: Python asks its whole-line regex). Plans after a plan's STOP are not tried;
+ * plans after a NO are, so a line cut by plan p matches no earlier plan's layout, but for doubt[r].
+ * With glue_len > 1, a line is not cut when the glue mark (glue_len bytes ending in a double quote:
+ * the text every start of an access line ends with, logpipe/parse.py) ends at two of its quotes: it
+ * may be two lines glued together, which Python's check of the whole start then tells.
  * Returns the number of lines cut. */
 int64_t logpipe_cut(const view_t *lines, const uint8_t *const *bufs, const int64_t *buf_size, int32_t nbuf, int64_t n,
-                    int32_t nseg, const int32_t *seg_left, const int32_t *seg_free, const int32_t *seg_right,
-                    int32_t ntok, const int32_t *tok_seg, const int32_t *tok_index,
-                    const int32_t *tok_lstrip, const int32_t *tok_rstrip,
-                    const uint8_t *lits, const int32_t *tok_loff, const int32_t *tok_roff,
-                    const uint8_t *tok_split, view_t *out, uint8_t *ok, int64_t *bytes,
-                    int32_t nchk, const int32_t *chk, const uint8_t *dfa_cls, const uint16_t *dfa_tab,
-                    const uint8_t *dfa_acc, const int32_t *out_kind, int64_t *nums, uint8_t *valid,
-                    const uint8_t *glue, int32_t glue_len)
+                    int32_t nplan, const plan_t *plans, int32_t ncol, const uint8_t *col_valid,
+                    view_t *out, uint8_t *ok, int64_t *bytes, int64_t *nums, uint8_t *valid,
+                    uint8_t *which, uint32_t *doubt, const uint8_t *glue, int32_t glue_len)
 {
-    int64_t qpos[nseg + 1], qsp[nseg + 1];
-    int64_t tok_start[nseg][MAX_SEGMENT_TOKENS], tok_end[nseg][MAX_SEGMENT_TOKENS];
-    int64_t good = 0, room = 0;
+    int32_t maxseg = 1;
+    for (int32_t p = 0; p < nplan; p++)
+        maxseg = plans[p].nseg > maxseg ? plans[p].nseg : maxseg;
+    int64_t qpos[maxseg + 1], qsp[maxseg + 1];
+    int64_t tok_start[maxseg][MAX_SEGMENT_TOKENS], tok_end[maxseg][MAX_SEGMENT_TOKENS];
+    int64_t good = 0, room = 0, vb = (n + 7) / 8;
     int64_t *sp = NULL;  /* the spaces of a line: room for its every byte, and one more */
-    int32_t ncol = ntok;  /* output columns: a token's, and two more for each token cut at a byte */
-    for (int32_t t = 0; t < ntok; t++)
-        ncol += tok_split[t] ? 2 : 0;
     int64_t added[ncol > 0 ? ncol : 1];  /* a line's bytes over 12 of each column's text, added once it is cut */
     memset(added, 0, sizeof added);
+    output_t o = {n, out, nums, valid, col_valid, added};
     for (int64_t i = 0; i < n; i++) {
         /* line i: a string view, into buffer bufs[line->u.ref.buffer] or inline (a text of at most
          * 12 bytes, whose tokens are as short: their views hold their bytes) */
@@ -326,68 +430,39 @@ int64_t logpipe_cut(const view_t *lines, const uint8_t *const *bufs, const int64
                 fits = 0;
             }
         }
-        if (!fits) {
-            ok[i] = 0;
-            continue;
-        }
-        int tab;
-        int64_t quotes = scan_line(data, a, b, qpos, qsp, nseg - 1, sp, &nsp, &tab);
-        fits = quotes == nseg - 1 && !(chk && tab);  /* a tab: not cut when checked (dfa.py) */
-        if (fits && glue_len > 1) {  /* the glue mark ends at two of its quotes: two lines glued? */
-            int32_t marks = 0;
-            for (int32_t j = 0; j + 1 < nseg; j++)
-                marks += qpos[j] - a >= glue_len - 1 && same(data + qpos[j] - (glue_len - 1), glue, glue_len - 1);
-            fits = marks < 2;
-        }
-        for (int32_t j = 0; j < nseg && fits; j++) {
-            int64_t lo = j ? qsp[j - 1] : 0, hi = j + 1 < nseg ? qsp[j] : nsp;  /* its spaces */
-            fits = cut_segment(j ? qpos[j - 1] + 1 : a, j + 1 < nseg ? qpos[j] : b, sp + lo, hi - lo,
-                               seg_left[j], seg_free[j], seg_right[j], tok_start[j], tok_end[j]);
-        }
-        for (int32_t c = 0; c < nchk && fits; c++) {  /* every token matches its regex */
-            const int32_t *k = chk + 7 * c;
-            int64_t s = tok_start[k[0]][k[1]], e = tok_end[k[0]][k[1]];
-            fits = dfa_run(data + s, e - s, dfa_cls + k[2], dfa_tab + k[3], dfa_acc + k[4], k[5], k[6]);
-        }
-        /* Each token, in one pass: its literal text is there, and its value (typed, or a view) is
-         * written to row `good`, which only counts once the whole line fits: else the next line
-         * cut writes over it. */
-        for (int32_t t = 0, extra = ntok; t < ntok && fits; t++) {
-            int64_t s = tok_start[tok_seg[t]][tok_index[t]], e = tok_end[tok_seg[t]][tok_index[t]];
-            fits = e - s >= (int64_t)tok_lstrip[t] + tok_rstrip[t]
-                   && same(data + s, lits + tok_loff[t], tok_lstrip[t])
-                   && same(data + e - tok_rstrip[t], lits + tok_roff[t], tok_rstrip[t]);
-            s += tok_lstrip[t];
-            e -= tok_rstrip[t];
-            int32_t kind = out_kind ? out_kind[t] : TEXT;
-            if (!fits)
-                break;
-            if (kind != TEXT && kind != NULLED_TEXT) {  /* typed: read as its type, or the line is not cut */
-                int64_t v = 0;
-                int null;
-                fits = read_typed(data + s, e - s, kind, &v, &null);
-                if (fits)
-                    put_typed(nums + n * t, valid + ((n + 7) / 8) * t, kind, good, v, null);
-                continue;
-            }
-            added[t] = put_text(&out[(int64_t)t * n + good], data, s, e, buffer, size);
-            if (kind == NULLED_TEXT)
-                set_valid(valid + ((n + 7) / 8) * t, good, e == s || (e - s == 1 && data[s] == '-'));
-            if (tok_split[t]) {
-                int64_t k = e - 1;
-                while (k >= s && data[k] != tok_split[t])
-                    k--;
-                added[extra] = put_text(&out[(int64_t)extra * n + good], data, s, k >= s ? k : e, buffer, size);
-                added[extra + 1] = put_text(&out[(int64_t)(extra + 1) * n + good], data, k >= s ? k + 1 : e, e,
-                                            buffer, size);
-                extra += 2;
-            }
-        }
-        ok[i] = (uint8_t)fits;
+        ok[i] = 0;
         if (!fits)
             continue;
-        for (int32_t t = 0; t < ncol; t++)
-            bytes[t] += added[t];
+        int tab;
+        int64_t quotes = scan_line(data, a, b, qpos, qsp, maxseg - 1, sp, &nsp, &tab);
+        int got = NO;
+        int32_t p = 0;
+        uint32_t more = 0;
+        for (; p < nplan && got == NO; p++) {
+            if (quotes != plans[p].nseg - 1) {  /* fewer quotes than the layout's: not its line */
+                more |= quotes > plans[p].nseg - 1 ? 1u << (p & 31) : 0u;
+                got = quotes > plans[p].nseg - 1 && !plans[p].chk ? STOP : NO;
+                continue;
+            }
+            got = try_plan(&plans[p], data, a, b, buffer, size, qpos, qsp, sp, nsp, tab, glue, glue_len, &o, good,
+                           tok_start, tok_end);
+        }
+        if (got != FIT)
+            continue;
+        const plan_t *P = &plans[p - 1];
+        for (int32_t k = 0; k < P->nabsent; k++) {  /* the columns of other plans: null */
+            int32_t c = P->absent[k];
+            memset(&out[(int64_t)c * n + good], 0, sizeof *out);
+            set_valid(valid + vb * c, good, 1);
+            added[c] = 0;
+        }
+        ok[i] = 1;
+        if (which) {
+            which[good] = (uint8_t)(p - 1);
+            doubt[good] = more;
+        }
+        for (int32_t c = 0; c < ncol; c++)
+            bytes[c] += added[c];
         good++;
     }
     free(sp);

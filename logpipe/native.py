@@ -149,10 +149,8 @@ def _load(path: Path) -> ctypes.CDLL:
     lib = ctypes.CDLL(str(path))
     i32p, vp = ctypes.POINTER(ctypes.c_int32), ctypes.c_void_p
     lib.logpipe_cut.restype = ctypes.c_int64
-    lib.logpipe_cut.argtypes = [vp, vp, vp, ctypes.c_int32, ctypes.c_int64, ctypes.c_int32, i32p, i32p, i32p,
-                                ctypes.c_int32, i32p, i32p, i32p, i32p, ctypes.c_char_p, i32p, i32p,
-                                ctypes.c_char_p, vp, vp, vp, ctypes.c_int32, i32p, vp, vp, vp, i32p, vp, vp,
-                                ctypes.c_char_p, ctypes.c_int32]
+    lib.logpipe_cut.argtypes = [vp, vp, vp, ctypes.c_int32, ctypes.c_int64, ctypes.c_int32, vp, ctypes.c_int32,
+                                ctypes.c_char_p, vp, vp, vp, vp, vp, vp, vp, ctypes.c_char_p, ctypes.c_int32]
     lib.logpipe_count.restype = ctypes.c_int64
     lib.logpipe_count.argtypes = [vp, ctypes.c_int64, ctypes.c_uint8]
     lib.logpipe_json_lines.restype = ctypes.c_int64
@@ -166,6 +164,32 @@ def _load(path: Path) -> ctypes.CDLL:
     lib.logpipe_compact.restype = None
     lib.logpipe_compact.argtypes = [vp, ctypes.c_int64, vp, vp]
     return lib
+
+
+class Plan(ctypes.Structure):
+    """cut.c's plan_t: one plan of a cut (splitplan.py's ``_native_cut`` fills it in)."""
+
+    _fields_ = [("nseg", ctypes.c_int32), ("seg_left", ctypes.c_void_p), ("seg_free", ctypes.c_void_p),
+                ("seg_right", ctypes.c_void_p), ("ntok", ctypes.c_int32),
+                *((name, ctypes.c_void_p) for name in ("tok_seg", "tok_index", "tok_lstrip", "tok_rstrip", "tok_loff",
+                                                       "tok_roff", "lits", "tok_split", "tok_col", "tok_part",
+                                                       "out_kind")),
+                ("nchk", ctypes.c_int32), ("chk", ctypes.c_void_p), ("dfa_cls", ctypes.c_void_p),
+                ("dfa_tab", ctypes.c_void_p), ("dfa_acc", ctypes.c_void_p), ("nabsent", ctypes.c_int32),
+                ("absent", ctypes.c_void_p)]
+
+
+def address(obj) -> int | None:
+    """The address of a ctypes array (None for None), for a Plan field: the caller keeps ``obj`` alive
+    while the plan is used."""
+    if obj is None:
+        return None
+    return ctypes.addressof(obj)
+
+
+def uint8s(data: bytes) -> ctypes.Array:
+    """``data`` as a C array (for a Plan field: ``address``)."""
+    return (ctypes.c_uint8 * max(1, len(data))).from_buffer_copy(data or b"\0")
 
 
 def string_buffers(series):

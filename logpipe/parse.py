@@ -66,6 +66,11 @@ LARK_CONTEXT_LINES = 100
 # whole-line capture regex costs ~2x more per line. Below this many lines of a layout in a batch
 # (a stream's micro-batch, a rare layout among others) the capture regex is cheaper.
 SPLIT_MIN_ROWS = 1000
+# A batch with this many lines of a later layout (read by its whole-line regex) makes the checked cut
+# try the layouts up to that one in the next batches (Parser._take_checked): a mixed batch then costs
+# one cut and one typing, not a second group that is typed apart and sorted in (~50 µs a line of it).
+# Its plans and DFAs cost ~15 ms per layout once.
+CHECKED_MIN_ROWS = 16
 # An input whose access lines are over half malformed looks like another format (Counts.mostly_malformed).
 MOSTLY_MALFORMED = 0.5
 
@@ -198,6 +203,9 @@ class Parser:
         self._split = options.get("split", True)
         self._layouts = [(name, book.compile(name), book) for name, book in books] if self.fast else []
         self._plans: dict[tuple, _splitplan.SplitPlan | None] = {}
+        # The checked cut tries the first _checked layouts' plans (``_take_checked``): the first
+        # layout's, and those up to a later one whose lines a batch has many of (CHECKED_MIN_ROWS).
+        self._checked = 1
         # The columns cut.c types as it cuts (numbers, times); a custom START_TIME format is read
         # by the custom layout's ``prepare`` from text, so then no layout's times are typed there.
         keep = {"start_time"} if self.custom is not None and getattr(self.custom, "time_format", None) else set()
@@ -259,8 +267,8 @@ class Parser:
         for i, (name, compiled, book) in enumerate(self._layouts):
             if text.height == 0:
                 break
-            if i == 0 and text.height >= SPLIT_MIN_ROWS:  # most lines are the first layout's: ask the cut
-                text = self._take_checked(name, book, text, cut)  # (it leaves those that may be glued)
+            if i == 0 and text.height >= SPLIT_MIN_ROWS:  # most lines are the first layouts': ask the cut
+                text = self._take_checked(text, cut)  # (it leaves those that may be glued)
             if not glued:
                 text, glued = self._reject_glued(text, rejects), True
             if text.height == 0:
@@ -269,6 +277,8 @@ class Parser:
             if not hit.any():
                 continue
             got, text = text.filter(hit), text.filter(~hit)
+            if i >= self._checked and got.height >= CHECKED_MIN_ROWS and n >= SPLIT_MIN_ROWS:
+                self._checked = i + 1  # this layout's lines are many here: the checked cut tries it next time
             plan = self.split_plan(name, book) if got.height >= SPLIT_MIN_ROWS else None
             if plan is not None:
                 easy, split = _splitplan.cut(plan, got["body"], self._types)
@@ -328,26 +338,57 @@ class Parser:
             pre["pod"], pre["container"], pre["received_at"],
         )
 
-    def _take_checked(self, name: str, book, text: pl.DataFrame, frames: list) -> pl.DataFrame:
-        """The lines of ``text`` that layout ``name``'s split plan cuts into tokens that each match
-        their regex (``splitplan.cut_checked``): they match the layout's whole-line regex, whose
-        DFA (~0.74 µs a line) they skip. Returns the other lines."""
-        plan = self.split_plan(name, book)
-        checked = _splitplan.cut_checked(plan, text["body"], self._types, self._glue) if plan is not None else None
-        if checked is None or checked[1] is None:
+    def _take_checked(self, text: pl.DataFrame, frames: list) -> pl.DataFrame:
+        """The lines of ``text`` that the split plans of the first ``self._checked`` layouts cut into
+        tokens that each match their regex (``splitplan.cut_layouts``), each by the first layout
+        whose plan does: they match that layout's whole-line regex, whose DFA (~0.74 µs a line) they
+        skip, and no earlier layout's. Returns the other lines."""
+        plans = []
+        for name, _, book in self._layouts[:self._checked]:
+            plan = self.split_plan(name, book)
+            if plan is None:
+                break
+            plans.append(plan)
+        got = _splitplan.cut_layouts(tuple(plans), text["body"], self._types, self._glue) if plans else None
+        if got is None or got[1] is None:
             return text
-        easy, split = checked
-        frames.append((self._with_provenance(text.filter(easy), split, name), self._types.nulled(plan)))
+        easy, split, layouts, doubt = got
+        if doubt is not None and doubt.max():  # (a line with more quotes than an earlier layout)
+            easy, split, layouts = self._clear_doubt(text["body"], easy, split, layouts, doubt)
+            if split is None:
+                return text
+        frames.append((self._with_provenance(text.filter(easy), split, layouts if layouts is not None else plans[0].layout),
+                       _splitplan.nulled(tuple(plans), self._types)))
         return text.filter(~easy)
+
+    def _clear_doubt(self, body: pl.Series, easy: pl.Series, split: pl.DataFrame, layouts: pl.Series,
+                     doubt: pl.Series) -> tuple:
+        """``cut_layouts``' lines less those an earlier layout's whole-line regex takes (bit k of a
+        line's ``doubt``: layout k may, with quotes inside its free text); they go back to ``text``."""
+        cut = body.filter(easy)
+        taken = pl.Series(values=[False] * cut.len(), dtype=pl.Boolean)
+        for k, (_, compiled, _) in enumerate(self._layouts[:self._checked]):
+            rows = ((doubt // (1 << k)) % 2 == 1).arg_true()
+            if rows.len():
+                hit = cut.gather(rows).str.contains(f"^{compiled.pattern}$")
+                taken = taken.scatter(rows.filter(hit), True)
+        if not taken.any():
+            return easy, split, layouts
+        easy = easy.scatter(easy.arg_true().filter(taken), False)
+        if taken.all():
+            return easy, None, None
+        return easy, split.filter(~taken), layouts.filter(~taken)
 
     def _extract(self, df: pl.DataFrame, compiled) -> pl.DataFrame:
         groups = df["body"].str.extract_groups(f"^{compiled.pattern}$").struct.unnest()
         return groups.select(_coalesce(g).alias(out) for out, g in compiled.groups.items())
 
     @staticmethod
-    def _with_provenance(df: pl.DataFrame, columns: pl.DataFrame, layout: str) -> pl.DataFrame:
+    def _with_provenance(df: pl.DataFrame, columns: pl.DataFrame, layout: "str | pl.Series") -> pl.DataFrame:
+        """``columns`` of ``df``'s lines, with their provenance and their layout (a name, or one per line)."""
         keep = df.select("line_number", "raw", "prefix_len", "pod", "container", "received_at")
-        return pl.concat([keep, columns], how="horizontal").with_columns(pl.lit(layout).alias("log_format"))
+        layout = pl.lit(layout) if isinstance(layout, str) else layout
+        return pl.concat([keep, columns], how="horizontal").with_columns(layout.alias("log_format"))
 
     def _reject_glued(self, df: pl.DataFrame, rejects: list[dict]) -> pl.DataFrame:
         """Two access lines written without a newline between them would parse as one, its free

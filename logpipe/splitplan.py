@@ -191,7 +191,7 @@ def cut(plan: SplitPlan, body: pl.Series, types: "Types | None" = None) -> tuple
     not cut (quotes inside free text) are left to the capture regex. Natively when ``cut.c`` is
     built (logpipe/native.py), else with polars: the same result. ``types``: see ``Types``."""
     lib = _native.library()
-    done = _cut_native(lib, plan, body, None, types) if lib is not None else None
+    done = _cut_native(lib, (plan,), body, False, types) if lib is not None else None
     if done is None:
         parts = split_quotes(body)
         easy = parts.list.len() == plan.quotes + 1
@@ -199,7 +199,7 @@ def cut(plan: SplitPlan, body: pl.Series, types: "Types | None" = None) -> tuple
         if columns is not None and types is not None:  # as cut.c gives them (Types)
             columns = columns.with_columns(null_empty(pl.col(c)).alias(c) for c in types.nulled(plan))
         return easy, columns
-    return _cut_columns(done)
+    return _cut_columns(done[:4])
 
 
 def cut_checked(plan: SplitPlan, body: pl.Series, types: "Types | None" = None,
@@ -209,12 +209,30 @@ def cut_checked(plan: SplitPlan, body: pl.Series, types: "Types | None" = None,
     regex (those regexes joined by the quotes and spaces the cut found). None when that cannot be
     checked (a token's regex is not read by logpipe/dfa.py, or no cut.c): the whole-line regex decides.
     ``glue`` (text ending in a double quote): a line in which it ends at two quotes is not cut."""
+    got = cut_layouts((plan,), body, types, glue)
+    return got[:2] if got is not None else None
+
+
+def cut_layouts(plans: tuple[SplitPlan, ...], body: pl.Series, types: "Types | None" = None,
+                glue: str = "") -> tuple | None:
+    """``cut_checked`` by the first of ``plans`` (layouts in the order a line is tried) that cuts each
+    line: (which lines were cut, their columns or None, with more than one plan each cut line's
+    layout and doubt, else None and None). A line is cut by plan p only when it matches no earlier
+    plan's layout: cut.c knows that from a line with exactly that layout's quotes (the one way to read
+    it failed) or fewer, but not from one with more (free text may hold quotes): bit k of its doubt is
+    set then, and the caller asks layout k's whole-line regex. None as for ``cut_checked``."""
     lib = _native.library()
-    checked = checks(plan) if lib is not None else None
-    if checked is None:
+    done = _cut_native(lib, plans, body, True, types, glue) if lib is not None else None
+    if done is None:
         return None
-    done = _cut_native(lib, plan, body, checked, types, glue)
-    return _cut_columns(done) if done is not None else None
+    easy, columns = _cut_columns(done[:4])
+    return easy, columns, *done[4:]
+
+
+def nulled(plans: tuple[SplitPlan, ...], types: "Types") -> frozenset:
+    """The string columns that come out of ``cut_layouts`` of ``plans`` with ``-`` and empty text null."""
+    cut = _native_cut(plans, types, True)
+    return cut.nulled if cut is not None else frozenset()
 
 
 def _cut_columns(done) -> tuple[pl.Series, pl.DataFrame | None]:
@@ -386,50 +404,139 @@ class Types:
                          and t.field in strings and outputs.count(t.field) == 1)
 
 
-def _typed_column(nums, valid, n: int, t: int, kind: int, rows: int) -> pl.Series:
-    """Token t's typed column as cut.c wrote it (``_cut_native``)."""
+def _typed_column(nums, valid, n: int, c: int, kind: int, rows: int) -> pl.Series:
+    """Output column c's typed values as cut.c wrote them (``_cut_native``)."""
     type_ = KIND_TYPES[kind]
     width = 4 if kind == INT32_KIND else 8
-    array = pa.Array.from_buffers(type_, rows, [valid.slice((n + 7) // 8 * t, (rows + 7) // 8),
-                                                nums.slice(8 * n * t, width * rows)])
+    array = pa.Array.from_buffers(type_, rows, [valid.slice((n + 7) // 8 * c, (rows + 7) // 8),
+                                                nums.slice(8 * n * c, width * rows)])
     return pl.from_arrow(array)
 
 
-def _cut_native(lib, plan: SplitPlan, body: pl.Series, checked: tuple | None = None,
-                types: "Types | None" = None, glue: str = "") -> tuple[pl.Series, list[Token], list[pl.Series], list] | None:
-    """``cut`` by cut.c: (which lines it cut, the useful tokens, each token's text (or, with
-    ``types``, its typed value) for every line it cut, and for each token with a Tail its text cut
-    at its last separator: (before, after), else None), or None when cut.c cannot take this plan or
-    batch (polars then cuts)."""
-    native_plan = _native_plan(plan)
-    if native_plan is None or body.len() == 0:
+@dataclass(frozen=True)
+class NativeCut:
+    """Plans as one call of cut.c (``logpipe_cut``): a line is cut by the first plan that fits it, and
+    its tokens go to the output columns of all the plans, each column (``tokens[c]``, written as
+    ``kinds[c]``) shared by the plans that have its token (the same Token, written the same way);
+    a plan does not write the others, which are null in its lines. Columns ``len(tokens)`` on are the
+    parts of the tokens with a Tail (``parts[c]``: the first of a token's two, else None)."""
+
+    layouts: tuple[str, ...]
+    tokens: tuple[Token, ...]
+    kinds: tuple[int, ...]  # of every output column, parts included (TEXT_KIND)
+    parts: tuple[int | None, ...]
+    validity: tuple[bool, ...]  # the output columns with a validity bit
+    col_valid: bytes  # cut.c's col_valid: a text column some plan does not write
+    nulled: frozenset  # the string columns whose "-" and empty text come out null (Types.nulled)
+    structs: object  # a C array of native.Plan, and what it points to (keep)
+    keep: tuple = ()
+
+    @property
+    def ncol(self) -> int:
+        return len(self.kinds)
+
+
+@functools.lru_cache(maxsize=64)
+def _native_cut(plans: tuple[SplitPlan, ...], types: "Types | None" = None, checked: bool = False) -> NativeCut | None:
+    """``plans`` as cut.c runs them (``NativeCut``), with their DFAs (``checks``) when ``checked``; None
+    when cut.c cannot take one (``_native_plan``, ``checks``), or when sharing columns would change
+    which of a column's values comes first (``_add``) in one plan's lines."""
+    if not plans or len(plans) > 32:  # (cut.c's doubt: a bit per plan)
         return None
-    tokens, lits, split, (seg_left, seg_free, seg_right, tok_seg, tok_index, tok_lstrip, tok_rstrip, tok_loff,
-                          tok_roff) = native_plan
+    read = []
+    for plan in plans:
+        native, chk = _native_plan(plan), checks(plan) if checked else None
+        if native is None or (checked and chk is None):
+            return None
+        kinds = list(types.kinds(native[0]))[:len(native[0])] if types is not None else [TEXT_KIND] * len(native[0])
+        read.append((native, chk, kinds))
+    keys: dict[tuple, int] = {}
+    tokens, kinds, written = [], [], []
+    for (plan_tokens, *_), _, plan_kinds in read:
+        cols, seen = [], {}
+        for token, kind in zip(plan_tokens, plan_kinds):
+            key = (token, kind, seen.setdefault((token, kind), 0))  # (a token printed twice: two columns)
+            seen[(token, kind)] += 1
+            if key not in keys:
+                keys[key] = len(tokens)
+                tokens.append(token)
+                kinds.append(kind)
+            cols.append(keys[key])
+        by_name: dict[str, list[int]] = {}
+        for token, c in zip(plan_tokens, cols):
+            for name in ((token.field,) if token.field is not None else dict(token.groups)):
+                by_name.setdefault(name, []).append(c)
+        if any(found != sorted(found) for found in by_name.values()):
+            return None
+        written.append(cols)
+    parts, at = [], len(tokens)
+    for token in tokens:
+        parts.append(at if token.tail is not None else None)
+        at += 2 if token.tail is not None else 0
+    all_kinds = kinds + [TEXT_KIND] * (at - len(tokens))
+    structs, keep, absent_anywhere = (_native.Plan * len(plans))(), [], set()
+    for p, (((plan_tokens, lits, split, arrays), chk, plan_kinds), cols) in enumerate(zip(read, written)):
+        mine = set(cols) | {parts[c] + k for c in cols if parts[c] is not None for k in (0, 1)}
+        absent = [c for c in range(at) if c not in mine]
+        absent_anywhere.update(absent)
+        seg_left, seg_free, seg_right, tok_seg, tok_index, tok_lstrip, tok_rstrip, tok_loff, tok_roff = arrays
+        tok_col = _native.int32s(cols)
+        tok_part = _native.int32s(parts[c] if parts[c] is not None else -1 for c in cols)
+        out_kind = _native.int32s(plan_kinds) if types is not None else None
+        lits, split, absent = _native.uint8s(lits), _native.uint8s(split), _native.int32s(absent or [0])
+        nchk, chk_arr, classes, table, accept = chk or (0, None, b"", b"", b"")
+        classes, table, accept = _native.uint8s(classes), _native.uint8s(table), _native.uint8s(accept)
+        pointers = (seg_left, seg_free, seg_right, tok_seg, tok_index, tok_lstrip, tok_rstrip, tok_loff, tok_roff,
+                    lits, split, tok_col, tok_part, out_kind, chk_arr, classes, table, accept, absent)
+        keep.append(pointers)
+        a = [_native.address(x) for x in pointers]
+        structs[p] = _native.Plan(plans[p].quotes + 1, a[0], a[1], a[2], len(plan_tokens), *a[3:9], a[9], a[10],
+                                  a[11], a[12], a[13], nchk, a[14] if chk is not None else None, a[15], a[16], a[17],
+                                  at - len(mine), a[18])
+    col_valid = bytes(int(c in absent_anywhere and all_kinds[c] == TEXT_KIND) for c in range(at))
+    validity = tuple(bool(col_valid[c]) or all_kinds[c] != TEXT_KIND for c in range(at))
+    nulled_kind = {t.field for t, k in zip(tokens, kinds) if k == NULLED_KIND}
+    nulled = frozenset(nulled_kind - {t.field for t, k in zip(tokens, kinds) if k != NULLED_KIND}
+                       - {name for t in tokens if t.field is None for name in dict(t.groups)})
+    return NativeCut(tuple(plan.layout for plan in plans), tuple(tokens), tuple(all_kinds), tuple(parts),
+                     validity, col_valid, nulled, structs, tuple(keep))
+
+
+def _cut_native(lib, plans: tuple[SplitPlan, ...], body: pl.Series, checked: bool = False,
+                types: "Types | None" = None, glue: str = "") -> tuple | None:
+    """``cut`` by cut.c, by the first of ``plans`` that fits each line (``NativeCut``): (which lines
+    it cut, the output columns' tokens, each column's text (or, with ``types``, its typed value) for
+    every line it cut, for each column whose token has a Tail its text cut at its last separator:
+    (before, after), else None; with more than one plan, each cut line's layout and doubt (cut.c's:
+    bit p set when plan p's whole-line regex may take it)), or None when cut.c cannot take these
+    plans or this batch (polars then cuts)."""
+    cut = _native_cut(plans, types, checked)
+    if cut is None or body.len() == 0:
+        return None
     lines, line_views, bufs, buf_sizes, nbuf = _native.string_views(body)
-    n, columns = len(lines), len(tokens) + 2 * sum(t.tail is not None for t in tokens)
-    views, ok = pa.allocate_buffer(16 * n * columns), pa.allocate_buffer(n)
-    sizes = (ctypes.c_int64 * columns)()
-    kinds = types.kinds(tokens) if types is not None else None
-    nums = pa.allocate_buffer(8 * n * len(tokens)) if kinds is not None else None
-    valid = pa.allocate_buffer((n + 7) // 8 * len(tokens)) if kinds is not None else None
-    nchk, chk, dfa_classes, dfa_table, dfa_accept = checked or (0, None, None, None, None)
+    n, ncol, multi = len(lines), cut.ncol, len(plans) > 1
+    views, ok, valid = pa.allocate_buffer(16 * n * ncol), pa.allocate_buffer(n), pa.allocate_buffer((n + 7) // 8 * ncol)
+    sizes = (ctypes.c_int64 * ncol)()
+    typed = [k in KIND_TYPES for k in cut.kinds]
+    nums = pa.allocate_buffer(8 * n * ncol) if any(typed) else None
+    which, doubt = (pa.allocate_buffer(n), pa.allocate_buffer(4 * n)) if multi else (None, None)
     mark = glue.encode()
-    good = lib.logpipe_cut(line_views, bufs, buf_sizes, nbuf, n,
-                    len(plan.segments), seg_left, seg_free, seg_right,
-                    len(tokens), tok_seg, tok_index, tok_lstrip, tok_rstrip, lits, tok_loff, tok_roff,
-                    split, views.address, ok.address, sizes, nchk, chk, dfa_classes, dfa_table, dfa_accept,
-                    kinds, nums.address if nums is not None else None,
-                    valid.address if valid is not None else None, mark, len(mark))
+    good = lib.logpipe_cut(line_views, bufs, buf_sizes, nbuf, n, len(plans), cut.structs, ncol, cut.col_valid,
+                           views.address, ok.address, sizes, nums.address if nums is not None else None,
+                           valid.address, which.address if multi else None, doubt.address if multi else None,
+                           mark, len(mark))
     easy = pl.from_arrow(pa.Array.from_buffers(pa.uint8(), n, [None, ok])).cast(pl.Boolean)
-    kind = [kinds[t] if kinds is not None and t < len(tokens) else TEXT_KIND for t in range(columns)]
-    typed = [k in KIND_TYPES for k in kind]
-    validity = [valid.slice((n + 7) // 8 * t, (good + 7) // 8) if k == NULLED_KIND else None for t, k in enumerate(kind)]
+    validity = [valid.slice((n + 7) // 8 * c, (good + 7) // 8) if v and not typed[c] else None
+                for c, v in enumerate(cut.validity)]
     texts = _native.view_columns(lib, views, n, list(sizes), bufs, good, skip=typed, validity=validity)  # in order
-    values = [_typed_column(nums, valid, n, t, kind[t], good) if typed[t] else texts[t] for t in range(columns)]
-    extra = iter(values[len(tokens):])
-    parts = [(next(extra), next(extra)) if t.tail is not None else None for t in tokens]
-    return easy, list(tokens), values[:len(tokens)], parts
+    values = [_typed_column(nums, valid, n, c, cut.kinds[c], good) if typed[c] else texts[c] for c in range(ncol)]
+    parts = [(values[at], values[at + 1]) if at is not None else None for at in cut.parts]
+    layouts = doubts = None
+    if multi:
+        codes = pl.from_arrow(pa.Array.from_buffers(pa.uint8(), good, [None, which]))
+        layouts = pl.Series("log_format", cut.layouts, dtype=pl.String).gather(codes)
+        doubts = pl.from_arrow(pa.Array.from_buffers(pa.uint32(), good, [None, doubt]))
+    return easy, list(cut.tokens), values[:len(cut.tokens)], parts, layouts, doubts
 
 
 def _add(columns: dict[str, pl.Series], name: str, value: pl.Series) -> None:

@@ -15,7 +15,7 @@ import pytest
 from conftest import ROOT, read_lines, sample_files
 
 from logpipe import dfa, native, splitplan
-from logpipe.parse import Parser, chunk_lines
+from logpipe.parse import TEXT_LAYOUTS, Parser, chunk_lines
 
 ALPHABET = list("0123456789abcdefxyzABCDEFXYZ.:-_/[]|,;%@ \"\t") + ["é", "ß", "€", "😀", "٣"]
 
@@ -161,6 +161,40 @@ def test_the_checked_cut_takes_only_lines_the_whole_line_regex_matches(parser):
     assert wrong == []
     plain = [t for x, t, m in zip(lines, took, matched) if m and x.count('"') == plan.quotes and "\t" not in x]
     assert sum(plain) >= 0.99 * len(plain) and len(plain) > 5000
+
+
+@pytest.mark.skipif(native.library() is None, reason="no cut.c (no C compiler): the whole-line regex decides")
+def test_one_checked_cut_of_every_layout_takes_each_line_by_its_first_layout(parser):
+    """cut.c with every text layout's plan at once (splitplan.cut_layouts, in the order lines are
+    tried) on real lines of every layout and ~10,000 mutations of them: a line it gives layout k
+    matches layout k's whole-line regex and no earlier layout's, except those it flags in its
+    doubt (it has more quotes than they do: free text may hold them); it takes nearly every line
+    whose first layout has its quotes."""
+    rng = random.Random(13)
+    real = _lines()
+    lines = real + [_mutate(rng, rng.choice(real)) for _ in range(10_000)]
+    lines = [x for x in lines if "\n" not in x and "\r" not in x]
+    plans = tuple(parser.split_plan(name) for name in TEXT_LAYOUTS)
+    rxs = [re.compile(parser.access.regex(name)) for name in TEXT_LAYOUTS]
+    easy, columns, layouts, doubt = splitplan.cut_layouts(plans, chunk_lines("\n".join(lines).encode()))
+    assert easy.len() == len(lines) and columns.height == layouts.len() == doubt.len() == easy.sum()
+    taken = [x for x, t in zip(lines, easy.to_list()) if t]
+    wrong, flagged = [], 0
+    for text, name, bits in zip(taken, layouts.to_list(), doubt.to_list()):
+        k = TEXT_LAYOUTS.index(name)
+        if rxs[k].fullmatch(text) is None:
+            wrong.append((name, text))
+        for j in range(k):
+            flagged += bits >> j & 1
+            if not bits >> j & 1 and rxs[j].fullmatch(text) is not None:
+                wrong.append((f"also {TEXT_LAYOUTS[j]}", text))
+            assert not bits >> j & 1 or text.count('"') > plans[j].quotes
+    assert wrong == []
+    first = [next((k for k, rx in enumerate(rxs) if rx.fullmatch(x)), None) for x in lines]
+    plain = [t for x, t, k in zip(lines, easy.to_list(), first)
+             if k is not None and x.count('"') == plans[k].quotes and "\t" not in x]
+    assert sum(plain) >= 0.99 * len(plain) and len(plain) > 5000
+    assert set(layouts.to_list()) >= {"istio_1_9", "istio_1_8", "istio_1_2", "envoy"} and flagged > 0
 
 
 def test_compiled_dfas_are_stored_and_read_back(tmp_path, monkeypatch):

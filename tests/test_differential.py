@@ -125,21 +125,21 @@ def test_fast_and_lark_paths_agree_on_generated_lines(fast, pool):
         sys.path.remove(str(ROOT))
     lines = list(generate.generate_lines(DIFF_LINES, seed=7))
     cut, checked = [], []
-    real, real_checked = splitplan.cut, splitplan.cut_checked
+    real, real_checked = splitplan.cut, splitplan.cut_layouts
 
     def counting(plan, body, types=None):
         easy, columns = real(plan, body, types)
         cut.append(0 if columns is None else columns.height)
         return easy, columns
 
-    def counting_checked(plan, body, types=None, glue=""):
-        got = real_checked(plan, body, types, glue)
+    def counting_checked(plans, body, types=None, glue=""):
+        got = real_checked(plans, body, types, glue)
         checked.append(0 if got is None or got[1] is None else got[1].height)
         return got
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(splitplan, "cut", counting)
-        mp.setattr(splitplan, "cut_checked", counting_checked)
+        mp.setattr(splitplan, "cut_layouts", counting_checked)
         assert assert_same(fast, pool, lines, "generated") > DIFF_LINES * 0.9
     # the lines were cut by the split plans, not the capture regex; most without the whole-line
     # regex (their tokens checked by cut.c), unless there is no cut.c

@@ -50,22 +50,27 @@ def parsers():
 
 @pytest.fixture
 def cut_calls(monkeypatch):
-    """Every call of ``splitplan.cut`` and ``cut_checked`` as (layout, number of rows it cut)."""
+    """Every call of ``splitplan.cut`` and ``cut_layouts`` as (layout, number of rows it cut)."""
     calls: list[tuple[str, int]] = []
-    real, real_checked = splitplan.cut, splitplan.cut_checked
+    real, real_checked = splitplan.cut, splitplan.cut_layouts
 
     def counting(plan, body, types=None):
         easy, columns = real(plan, body, types)
         calls.append((plan.layout, 0 if columns is None else columns.height))
         return easy, columns
 
-    def counting_checked(plan, body, types=None, glue=""):
-        got = real_checked(plan, body, types, glue)
-        calls.append((plan.layout, 0 if got is None or got[1] is None else got[1].height))
+    def counting_checked(plans, body, types=None, glue=""):
+        got = real_checked(plans, body, types, glue)
+        if got is None or got[1] is None:
+            calls.append((plans[0].layout, 0))
+        elif got[2] is None:
+            calls.append((plans[0].layout, got[1].height))
+        else:  # several layouts: each cut line's
+            calls.extend((name, n) for name, n in got[2].value_counts().iter_rows())
         return got
 
     monkeypatch.setattr(splitplan, "cut", counting)
-    monkeypatch.setattr(splitplan, "cut_checked", counting_checked)
+    monkeypatch.setattr(splitplan, "cut_layouts", counting_checked)
     return calls
 
 
@@ -768,3 +773,86 @@ def test_addresses_read_by_the_cut(parsers, cut_calls, address):
     split, whole = parsers
     lines = [line().replace("10.244.0.24:45748", address, 1), line().replace("240.240.0.2:80", address, 1), line()]
     assert_same(split, whole, lines * 3)
+
+
+# ---- one checked cut for several layouts (splitplan.cut_layouts, Parser._take_checked) -------------
+
+THREE_LAYOUTS = """
+%import .common (SP, DQ, INT, WORD, TEXT, ISO_TIME)
+first: "[" start_time "]" SP response_code SP DQ user_agent DQ
+second: "[" start_time "]" SP method SP DQ user_agent DQ
+third: "[" start_time "]" SP method SP DQ user_agent DQ SP DQ path DQ
+start_time: ISO_TIME
+response_code: INT
+method: WORD
+user_agent: TEXT
+path: TEXT
+"""
+
+
+def test_several_layouts_in_one_cut_by_the_first_that_fits(plans_for_every_batch):
+    """A line goes to the first plan that cuts it, and to none when an earlier layout may still take
+    it: a value cut.c does not type (an int over 2^31) or a tab stops it there, where a later plan
+    would have cut it; a line with more quotes than earlier layouts is cut by a later one, flagged
+    (doubt: a bit per such layout)."""
+    if plans_for_every_batch != "native":
+        pytest.skip("cut_layouts is cut.c's")
+    book = grammar.Rulebook(THREE_LAYOUTS, ["first", "second", "third"], source="<test>", import_paths=[GRAMMARS])
+    plans = tuple(splitplan.build(book, name) for name in ("first", "second", "third"))
+    types = splitplan.Types(tuple((f.name, f.type) for f in parse.RECORD_SCHEMA))
+    t = "[2025-01-01T00:00:00.000Z]"
+    lines = [f'{t} 200 "a b"', f'{t} GET "a"', f'{t} 99999999999 "a"', f'{t} 200 "a" "b"', f'{t} 200 "a\tb"',
+             f'{t} GET "a" "/x"', f'{t} GET "a" "/x" "y"']
+    easy, columns, layouts, doubt = splitplan.cut_layouts(plans, pl.Series(lines), types)
+    assert easy.to_list() == [True, True, False, True, False, True, False]
+    assert layouts.to_list() == ["first", "second", "third", "third"] and doubt.to_list() == [0, 0, 3, 3]
+    rows = columns.to_dicts()
+    assert [(r["response_code"], r["method"], r["user_agent"], r["path"]) for r in rows] == [
+        (200, None, "a b", None), (None, "GET", "a", None), (None, "200", "a", "b"), (None, "GET", "a", "/x")]
+    # each line is its layout's, and the fourth is also the first's (its user agent: 'a" "b'): the
+    # parser asks the regexes of the layouts a line's doubt names
+    for text, name in zip([x for x, e in zip(lines, easy.to_list()) if e], layouts.to_list()):
+        assert re.fullmatch(book.regex(name), text)
+    assert re.fullmatch(book.regex("first"), lines[3]) and re.fullmatch(book.regex("second"), lines[2])
+
+
+def test_a_later_layout_joins_the_checked_cut_once_a_batch_has_many_of_its_lines(parsers, cut_calls):
+    """A fresh parser cuts with the first layout's plan; a batch with CHECKED_MIN_ROWS lines of a
+    later layout (read by its whole-line regex) adds the plans up to it, and the next batch cuts
+    those lines in the same call: the same records either way."""
+    split, whole = parsers
+    by_layout: dict = {}
+    for _, lines in _corpora():
+        batch = whole.parse_batch(lines)
+        for ln, name in zip(batch.records.column("line_number").to_pylist(),
+                            batch.records.column("log_format").to_pylist()):
+            by_layout.setdefault(name, []).append(lines[ln - 1])
+    mixed = [x for name in ("istio_1_9", "istio_1_2", "istio_1_8") for x in by_layout[name][:30]]
+    assert len(mixed) == 90
+    fresh = Parser()
+    assert fresh._checked == 1
+    assert_same(fresh, whole, mixed)
+    native_cut = native.library() is not None  # (None in the polars runs: LOGPIPE_NATIVE=0)
+    assert fresh._checked == (TEXT_LAYOUTS.index("istio_1_8") + 1 if native_cut else fresh._checked)
+    cut_calls.clear()
+    assert_same(fresh, whole, mixed[::-1])
+    if native_cut:
+        assert {name: n for name, n in cut_calls if n} == {"istio_1_9": 30, "istio_1_2": 30, "istio_1_8": 30}
+
+
+def test_a_line_an_earlier_layout_may_take_goes_back_to_its_regex(cut_calls):
+    """A custom layout (tried first) with one quote and free text after it: an Istio line has more
+    quotes, so cut.c cuts it by istio_1_9's plan with a doubt; the custom layout's regex then takes
+    those it matches (GET), as without the cut."""
+    fmt = layouts.layout_from_spec('text:[%START_TIME%] "GET %REQ(USER-AGENT)%')
+    split, whole = Parser(custom=fmt), Parser(custom=fmt, split=False)
+    split._checked = 2
+    istio = ('[2024-07-18T16:13:58.198Z] "{} /get HTTP/1.1" 200 - via_upstream - "-" 0 252 260 259 "-" "curl/8.7.1" '
+             '"8d80cec6" "httpbin.org" "3.234.9.11:80" inbound-vip|80|http|httpbin.org 10.244.0.24:41160 '
+             '240.240.0.2:80 10.244.0.18:41548 - default')
+    lines = [istio.format("GET"), istio.format("POST"), '[2024-07-18T16:13:58.198Z] "GET x', istio.format("PUT")]
+    batch = assert_same(split, whole, lines)
+    assert batch.records.column("log_format").to_pylist() == ["custom", "istio_1_9", "custom", "istio_1_9"]
+    if native.library() is not None:
+        # (cut.c cut three by istio_1_9's plan; the custom layout's regex took the GET line back)
+        assert sorted((name, n) for name, n in cut_calls if n) == [("custom", 1), ("istio_1_9", 3)]
