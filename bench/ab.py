@@ -8,7 +8,8 @@ in how many pairs this tree was faster. Whole process, as `make bench`: wall and
 seconds of the process tree.
 
 REF is checked out into a temporary git worktree (removed after), and this tree's package,
-grammars and queries are copied next to it, so that both run from the same place; each side has
+grammars and queries are copied next to it, so that both run from the same place (each side from its
+own directory, and checked to import its own package first); each side has
 its own LOGPIPE_CACHE, so neither removes the other's build of cut.c. One untimed run of each side first
 builds its cut.c and token DFAs.
 
@@ -66,6 +67,7 @@ def main(argv: list[str]) -> int:
             subprocess.run([sys.executable, "-m", "compileall", "-q", str(tree / "logpipe")], check=True,
                            stdout=subprocess.DEVNULL)
         for name, tree in sides.items():
+            _check_imports(name, tree)
             _run(name, tree, data, work / "cache" / tree.name, work / "out")  # builds cut.c and the DFAs
         times: dict[str, list[tuple[float, float]]] = {name: [] for name in sides}
         print(f"{data.name}, {PAIRS} alternating pairs: wall s / CPU s")
@@ -95,16 +97,32 @@ class _Failed(Exception):
     pass
 
 
+def _side(tree: Path, cache: Path | None = None) -> dict:
+    """How a side's Python is run: from ``tree`` (``python -m`` puts its working directory first on
+    sys.path, before PYTHONPATH: run from this repository, both sides would import its logpipe)."""
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    if cache is not None:
+        env["LOGPIPE_CACHE"] = str(cache)
+    return {"env": env, "cwd": str(tree)}
+
+
+def _check_imports(name: str, tree: Path) -> None:
+    """That side ``name`` runs the logpipe package of ``tree``, not another one."""
+    found = subprocess.run([sys.executable, "-c", "import logpipe; print(logpipe.__file__)"], capture_output=True,
+                           text=True, **_side(tree)).stdout.strip()
+    if not found or Path(found).resolve().parent != (tree / "logpipe").resolve():
+        raise _Failed(f"{name}: runs the logpipe package at {found or '(none)'}, not {tree / 'logpipe'}")
+
+
 def _run(name: str, tree: Path, data: Path, cache: Path, out: Path) -> tuple[float, float]:
     """One `logpipe ingest` of ``data`` with the logpipe package of ``tree`` (side ``name``): (wall,
     CPU) seconds."""
     shutil.rmtree(out, ignore_errors=True)
-    env = {**os.environ, "PYTHONPATH": str(tree), "LOGPIPE_CACHE": str(cache)}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "logpipe", "ingest", str(data), "--data", str(out),
                            *shlex.split(os.environ.get("AB_ARGS", ""))],
-                          env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, **_side(tree, cache))
     wall = time.perf_counter() - start
     if done.returncode != 0:
         said = [line for line in done.stderr.splitlines() if line.startswith("logpipe:")] or done.stderr.splitlines()

@@ -35,3 +35,21 @@ def test_a_pair_against_head():
 def test_mistakes_are_one_line(args, env, said):
     got = _ab(*args, **env)
     assert got.returncode == 2 and got.stderr.startswith(said) and len(got.stderr.strip().splitlines()) == 1
+
+
+def test_each_side_runs_its_own_package(tmp_path, monkeypatch):
+    """Each side imports the logpipe of its own tree, though `make bench-ab` runs in this repository
+    (``python -m`` puts the working directory first on sys.path, before PYTHONPATH: both sides once
+    ran this repository's package); a side that would not is refused in one line."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_logpipe_bench_ab", ROOT / "bench" / "ab.py")
+    ab = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ab)
+    monkeypatch.chdir(ROOT)
+    tree = tmp_path / "side"
+    shutil.copytree(ROOT / "logpipe", tree / "logpipe", ignore=shutil.ignore_patterns("__pycache__"))
+    ab._check_imports("copy", tree)  # its own copy, not ROOT's
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ab._Failed, match=r"^empty: runs the logpipe package at .*, not .*empty/logpipe$"):
+        ab._check_imports("empty", tmp_path / "empty")  # no package there: another one would run
