@@ -349,7 +349,8 @@ class Parser:
             if plan is None:
                 break
             plans.append(plan)
-        got = _splitplan.cut_layouts(tuple(plans), text["body"], self._types, self._glue) if plans else None
+        plans = _splitplan.checkable(tuple(plans), self._types)
+        got = _splitplan.cut_layouts(plans, text["body"], self._types, self._glue) if plans else None
         if got is None or got[1] is None:
             return text
         easy, split, layouts, doubt = got
@@ -367,7 +368,7 @@ class Parser:
         line's ``doubt``: layout k may, with quotes inside its free text); they go back to ``text``."""
         cut = body.filter(easy)
         taken = pl.Series(values=[False] * cut.len(), dtype=pl.Boolean)
-        for k, (_, compiled, _) in enumerate(self._layouts[:self._checked]):
+        for k, (_, compiled, _) in enumerate(self._layouts[:doubt.max().bit_length()]):
             rows = ((doubt // (1 << k)) % 2 == 1).arg_true()
             if rows.len():
                 hit = cut.gather(rows).str.contains(f"^{compiled.pattern}$")

@@ -229,6 +229,15 @@ def cut_layouts(plans: tuple[SplitPlan, ...], body: pl.Series, types: "Types | N
     return easy, columns, *done[4:]
 
 
+def checkable(plans: tuple[SplitPlan, ...], types: "Types | None" = None) -> tuple[SplitPlan, ...]:
+    """The longest start of ``plans`` that ``cut_layouts`` can run (each plan's tokens have DFAs, and
+    their columns can be shared: ``_native_cut``); empty when none can (no cut.c)."""
+    for k in range(len(plans), 0, -1):
+        if _native.library() is not None and _native_cut(plans[:k], types, True) is not None:
+            return plans[:k]
+    return ()
+
+
 def nulled(plans: tuple[SplitPlan, ...], types: "Types") -> frozenset:
     """The string columns that come out of ``cut_layouts`` of ``plans`` with ``-`` and empty text null."""
     cut = _native_cut(plans, types, True)

@@ -816,6 +816,24 @@ def test_several_layouts_in_one_cut_by_the_first_that_fits(plans_for_every_batch
     assert re.fullmatch(book.regex("first"), lines[3]) and re.fullmatch(book.regex("second"), lines[2])
 
 
+def test_the_checked_cut_takes_the_layouts_it_can_check(plans_for_every_batch, parsers):
+    """``checkable``: the longest start of the layouts whose tokens all have DFAs (a look-ahead has
+    none): a layout after one that cannot be checked is not tried in the cut (that one's whole-line
+    regex must come first). Every built-in layout can be, in one cut."""
+    if plans_for_every_batch != "native":
+        pytest.skip("cut_layouts is cut.c's")
+    odd = THREE_LAYOUTS.replace("path: TEXT", "path: TEXT\nfourth: \"[\" start_time \"]\" SP route_name\n"
+                                                "route_name: /(?=x)x+/")
+    book = grammar.Rulebook(odd, ["first", "second", "fourth"], source="<test>", import_paths=[GRAMMARS])
+    first, second, fourth = (splitplan.build(book, name) for name in ("first", "second", "fourth"))
+    assert splitplan.checks(fourth) is None and splitplan.checks(second) is not None
+    assert splitplan.checkable((first, fourth, second)) == (first,)
+    assert splitplan.checkable((first, second, fourth)) == (first, second)
+    split = parsers[0]
+    builtin = tuple(split.split_plan(name) for name in TEXT_LAYOUTS)
+    assert splitplan.checkable(builtin, split._types) == builtin
+
+
 def test_a_later_layout_joins_the_checked_cut_once_a_batch_has_many_of_its_lines(parsers, cut_calls):
     """A fresh parser cuts with the first layout's plan; a batch with CHECKED_MIN_ROWS lines of a
     later layout (read by its whole-line regex) adds the plans up to it, and the next batch cuts
