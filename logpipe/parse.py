@@ -237,14 +237,16 @@ class Parser:
     def parse_chunk(self, body: bytes, source: str = "-", first_line: int = 1) -> ParsedBatch:
         """Parse a run of whole lines as read from a file (newline-separated, the last newline
         optional); the same as ``parse_batch`` of its lines, with the split done natively."""
-        return self.parse_series(chunk_lines(body), source, first_line)
+        lines, bare = _chunk_lines(body)
+        return self.parse_series(lines, source, first_line, bare)
 
-    def parse_series(self, raw: pl.Series, source: str = "-", first_line: int = 1) -> ParsedBatch:
+    def parse_series(self, raw: pl.Series, source: str = "-", first_line: int = 1, bare: bool = False) -> ParsedBatch:
+        """Parse a batch of lines; ``bare``: none ends in ``\n`` or ``\r`` (nothing to strip, no check)."""
         n = raw.len()
         df = raw.alias("raw").to_frame().with_columns(
             pl.int_range(first_line, first_line + n, dtype=pl.Int64).alias("line_number"),
         )
-        if raw.str.ends_with("\n").any() or raw.str.ends_with("\r").any():
+        if not bare and (raw.str.ends_with("\n").any() or raw.str.ends_with("\r").any()):
             df = df.with_columns(pl.col("raw").str.strip_suffix("\n").str.strip_suffix("\r").alias("line"))
         else:  # lines as chunk_lines cuts them: nothing to strip, no copy
             df = df.with_columns(pl.col("raw").alias("line"))
@@ -541,14 +543,19 @@ def _shift_column(message: str, old: int | None, new: int) -> str:
 def chunk_lines(body: bytes) -> pl.Series:
     r"""The lines of ``body`` as a string Series, without their ``\n`` (a ``\r`` before it is
     kept, as in a list of lines). Invalid UTF-8 is kept visibly (``\\xNN``), never lost."""
+    return _chunk_lines(body)[0]
+
+
+def _chunk_lines(body: bytes) -> tuple[pl.Series, bool]:
+    """``chunk_lines``, and whether no line ends in ``\r`` (``body`` holds none)."""
     if b"\r" not in body:
         try:
-            return pl.read_lines(body)["line"]  # native split; it validates UTF-8 and drops "\r"
+            return pl.read_lines(body)["line"], True  # native split; it validates UTF-8
         except pl.exceptions.ComputeError:
             pass
     from .sources import split_lines
 
-    return pl.Series(split_lines(body), dtype=pl.String)
+    return pl.Series(split_lines(body), dtype=pl.String), False
 
 
 def _decode(line: bytes) -> str:
