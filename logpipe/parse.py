@@ -11,6 +11,7 @@ For a batch of lines:
    spaces, planned from the same grammar), or, when free text holds a quote, by the capture regex.
    Most lines are the first layout's: its plan first cuts every line, checking each token with a
    DFA of the token's own regex (``logpipe/dfa.py``), and the lines it takes skip the layout regex;
+   once a batch has many lines of later layouts, their plans join that cut (``_take_checked``);
 4. what is left is noise (``noise.lark``) or goes to the exact Lark path, which parses it or says
    where and why it fails (``logpipe/diagnose.py`` finds where it departs from its closest layout);
 5. all text columns are typed in one place (``type_columns``, ``logpipe/records.py``): ``-`` becomes

@@ -25,6 +25,14 @@ and empty ones included, through a DFA of the regex the grammar compiles for exa
 (``Token.pattern``, logpipe/dfa.py), and cuts only lines whose every token is accepted. Such a line
 matches the whole-line regex, which is those regexes joined by the quotes and spaces the cut found,
 so the argument above holds for it; the other lines take the whole-line regex as before.
+
+``cut_layouts`` runs several layouts' plans in that one pass (a batch that mixes layouts, as a mesh
+mid-upgrade logs, is then one frame, typed once, with no sort back into line order): a line is cut
+by the first plan, in the order lines are tried, that fits it, and only when no earlier layout's
+regex can match it. cut.c knows that when the line has exactly an earlier layout's quotes (its one
+reading failed a check) or fewer (a quote item is missing); a line with more (free text may hold
+them) is cut with a ``doubt`` bit for that layout, and the parser asks that layout's regex. A line
+an earlier plan may still take (a tab, the glue mark twice, a value it does not type) is not cut.
 """
 from __future__ import annotations
 
