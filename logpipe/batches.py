@@ -59,4 +59,6 @@ def _concat(batches: list[pa.RecordBatch], schema: pa.Schema) -> pa.Table | None
     # Custom formats may add extra string columns: unify by name, keep RECORD_SCHEMA's order first.
     if all(b.schema.equals(schema) for b in batches):
         return pa.Table.from_batches(batches, schema=schema)
+    if all(b.schema.equals(batches[0].schema) for b in batches):  # (a lane's rows: string views)
+        return pa.Table.from_batches(batches)
     return pa.concat_tables([pa.Table.from_batches([b]) for b in batches], promote_options="permissive")

@@ -54,7 +54,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .errors import DatasetError
-from .schema import RECORD_SCHEMA, REJECT_SCHEMA
+from .schema import RECORD_SCHEMA, REJECT_SCHEMA, view_schema
 
 MANIFEST = "_manifest.json"
 LOCK = "_lock"
@@ -71,8 +71,13 @@ def _record_schema_for(table: pa.Table) -> pa.Schema:
 
 
 def _as_table(data: pa.Table | pa.RecordBatch, schema: pa.Schema | None = None) -> pa.Table:
+    """``data`` in ``schema`` (default: the record's, and its extra string columns after it; as
+    string views when ``data`` holds them, as ingest's lanes give them: ``schema.view_schema``)."""
     table = pa.Table.from_batches([data]) if isinstance(data, pa.RecordBatch) else data
-    schema = schema or _record_schema_for(table)
+    if schema is None:
+        schema = _record_schema_for(table)
+        if any(pa.types.is_string_view(f.type) for f in table.schema):
+            schema = view_schema(schema)
     missing = [f for f in schema if f.name not in table.column_names]
     for f in missing:
         table = table.append_column(f, pa.nulls(table.num_rows, f.type))
@@ -90,6 +95,8 @@ def day_partitions(table: pa.Table) -> Iterator[tuple[str, pa.Table]]:
         yield (present[0].isoformat() if present[0] is not None else UNKNOWN_DATE), table
         return
     # One stable sort (nulls last), then zero-copy slices: one copy of the rows, not one per day.
+    if any(pa.types.is_string_view(f.type) for f in table.schema):  # (pyarrow cannot take views)
+        table = table.cast(_record_schema_for(table))
     order = pc.array_sort_indices(days, order="ascending", null_placement="at_end")
     table, days = table.take(order), days.take(order)
     counts = pc.value_counts(days)
@@ -112,6 +119,10 @@ UNIQUE_COLUMNS = frozenset({
 })
 
 
+def _text(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_string_view(t) or pa.types.is_list(t) or pa.types.is_large_list(t)
+
+
 def _delta_coded(field: pa.Field) -> bool:
     """Whether a column is written DELTA_BINARY_PACKED: the numbers and times that rarely repeat
     (UNIQUE_COLUMNS), whose neighbours are close (line numbers, times) or small (byte counts, ports).
@@ -125,8 +136,10 @@ def _write_hidden(table: pa.Table, final: Path) -> Path:
     tmp = final.with_name(f".{final.name}.tmp")
     names = table.column_names
     # Min/max statistics where they prune row groups (times, numbers); text columns go without.
-    stats = [f.name for f in table.schema if not (pa.types.is_string(f.type) or pa.types.is_list(f.type))]
-    pq.write_table(table, tmp, compression="zstd", row_group_size=ROW_GROUP_ROWS,
+    stats = [f.name for f in table.schema if not _text(f.type)]
+    # No Arrow schema in the file: its Parquet types read back as the record's (RECORD_SCHEMA's
+    # strings, lists, times in UTC) whether the rows were strings or string views (ingest's lanes).
+    pq.write_table(table, tmp, compression="zstd", row_group_size=ROW_GROUP_ROWS, store_schema=False,
                    use_dictionary=[n for n in names if n not in UNIQUE_COLUMNS], write_statistics=stats,
                    column_encoding={f.name: "DELTA_BINARY_PACKED" for f in table.schema if _delta_coded(f)})
     fd = os.open(tmp, os.O_RDONLY)

@@ -235,14 +235,17 @@ class Parser:
         raw = [_decode(x) for x in lines] if lines and not isinstance(lines[0], str) else list(lines)
         return self.parse_series(pl.Series(raw, dtype=pl.String), source, first_line)
 
-    def parse_chunk(self, body: bytes, source: str = "-", first_line: int = 1) -> ParsedBatch:
+    def parse_chunk(self, body: bytes, source: str = "-", first_line: int = 1, views: bool = False) -> ParsedBatch:
         """Parse a run of whole lines as read from a file (newline-separated, the last newline
         optional); the same as ``parse_batch`` of its lines, with the split done natively."""
         lines, bare = _chunk_lines(body)
-        return self.parse_series(lines, source, first_line, bare)
+        return self.parse_series(lines, source, first_line, bare, views)
 
-    def parse_series(self, raw: pl.Series, source: str = "-", first_line: int = 1, bare: bool = False) -> ParsedBatch:
-        """Parse a batch of lines; ``bare``: none ends in ``\n`` or ``\r`` (nothing to strip, no check)."""
+    def parse_series(self, raw: pl.Series, source: str = "-", first_line: int = 1, bare: bool = False,
+                     views: bool = False) -> ParsedBatch:
+        """Parse a batch of lines; ``bare``: none ends in ``\n`` or ``\r`` (nothing to strip, no check);
+        ``views``: the records' strings as Arrow string views (``schema.view_schema``: ingest's
+        lanes write them so), not cast to the schema's strings."""
         n = raw.len()
         df = raw.alias("raw").to_frame().with_columns(
             pl.int_range(first_line, first_line + n, dtype=pl.Int64).alias("line_number"),
@@ -314,7 +317,7 @@ class Parser:
         groups += [(_concat(frames), frozenset())] if frames else []
         if self.custom is not None:
             groups = [(self.custom.prepare(group), nulled) for group, nulled in groups]
-        records, more_rejects = type_columns(groups, source, self.schema)
+        records, more_rejects = type_columns(groups, source, self.schema, views)
         rejects.extend(more_rejects)
         return ParsedBatch(records, _rejects_batch(rejects, source), n, blank)
 

@@ -13,7 +13,7 @@ import functools
 import polars as pl
 import pyarrow as pa
 
-from .schema import RECORD_SCHEMA, REJECT_SCHEMA
+from .schema import RECORD_SCHEMA, REJECT_SCHEMA, view_schema
 
 INT32_COLUMNS = {f.name for f in RECORD_SCHEMA if f.type == pa.int32()}
 INT64_COLUMNS = {f.name for f in RECORD_SCHEMA if f.type == pa.int64()} - {"line_number"}
@@ -25,17 +25,19 @@ TIME_RANGE = (dt.datetime(1, 1, 1, tzinfo=dt.timezone.utc),
               dt.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.timezone.utc))
 
 
-def type_columns(df: pl.DataFrame | list | None, source: str,
-                 schema: pa.Schema = RECORD_SCHEMA) -> tuple[pa.RecordBatch, list[dict]]:
+def type_columns(df: pl.DataFrame | list | None, source: str, schema: pa.Schema = RECORD_SCHEMA,
+                 views: bool = False) -> tuple[pa.RecordBatch, list[dict]]:
     """Type the text columns of parsed lines into RECORD_SCHEMA. ``-`` and empty text become null
     here and nowhere else (cut.c types some columns as it cuts them, ``splitplan.Types``, by these
     rules: they arrive typed, or nulled). Lines with a value that cannot be typed are returned as
     rejects. ``df`` may be a list of frames whose columns differ in type (typed by cut.c or not),
-    each typed alone, or of (frame, names of its string columns already nulled) pairs."""
+    each typed alone, or of (frame, names of its string columns already nulled) pairs. ``views``:
+    the batch's strings as Arrow string views (``schema.view_schema``), not cast to strings."""
     pairs = [f if isinstance(f, tuple) else (f, frozenset()) for f in (df if isinstance(df, list) else [df])]
     pairs = [(f, nulled) for f, nulled in pairs if f is not None and f.height]
+    out = view_schema(schema) if views else schema
     if not pairs:
-        return _empty_records(schema), []
+        return _empty_records(out), []
     typed, rejects = [], []
     for frame, nulled in pairs:
         got, more = _type_frame(frame, source, schema, nulled)
@@ -44,7 +46,7 @@ def type_columns(df: pl.DataFrame | list | None, source: str,
     typed_df = typed[0] if len(typed) == 1 else pl.concat(typed, how="diagonal_relaxed")
     if not typed_df["line_number"].is_sorted():  # only batches that mixed paths need the gather
         typed_df = typed_df.sort("line_number")
-    return _to_record_batch(typed_df, schema), rejects
+    return _to_record_batch(typed_df, schema, out), rejects
 
 
 def _type_frame(df: pl.DataFrame, source: str, schema: pa.Schema,
@@ -153,7 +155,9 @@ def _typed_already(name: str, dtype: pl.DataType) -> bool:
         (name in INT32_COLUMNS | INT64_COLUMNS and dtype.is_integer())
 
 
-def _to_record_batch(df: pl.DataFrame, schema: pa.Schema = RECORD_SCHEMA) -> pa.RecordBatch:
+def _to_record_batch(df: pl.DataFrame, schema: pa.Schema = RECORD_SCHEMA, out: pa.Schema | None = None) -> pa.RecordBatch:
+    """``df``'s columns of ``schema`` as an Arrow batch of ``out`` (``schema``'s types, or its view types)."""
+    out = out or schema
     missing = [f for f in schema if f.name not in df.columns]
     if missing:
         df = df.with_columns(pl.lit(None).alias(f.name) for f in missing)
@@ -161,10 +165,10 @@ def _to_record_batch(df: pl.DataFrame, schema: pa.Schema = RECORD_SCHEMA) -> pa.
     # cheaper than polars' own conversion to large strings followed by a cast.
     table = df.select(schema.names).to_arrow(compat_level=pl.CompatLevel.newest())
     if not table.num_rows:
-        return _empty_records(schema)
+        return _empty_records(out)
     # (the columns already of their type are not cast: ~30 µs each of a batch's fixed cost)
-    columns = [c if c.type == f.type else c.cast(f.type) for c, f in zip(table.columns, schema)]
-    return pa.Table.from_arrays(columns, schema=schema).combine_chunks().to_batches()[0]
+    columns = [c if c.type == f.type else c.cast(f.type) for c, f in zip(table.columns, out)]
+    return pa.Table.from_arrays(columns, schema=out).combine_chunks().to_batches()[0]
 
 
 def _empty_records(schema: pa.Schema = RECORD_SCHEMA) -> pa.RecordBatch:

@@ -84,7 +84,7 @@ def _stage_chunk(body: "bytes | FileRange", source: str, first_line: int, root: 
 
     buf, line_no, blank = BatchBuffer(), first_line, 0
     for piece in body.pieces(CHUNK_BYTES) if isinstance(body, FileRange) else _pieces(body, CHUNK_BYTES):
-        batch = lane_parser().parse_chunk(piece, source, line_no)
+        batch = lane_parser().parse_chunk(piece, source, line_no, views=True)  # (written as they are)
         line_no += batch.read
         blank += batch.blank
         buf.add(batch)
@@ -114,7 +114,7 @@ def _stage_input(path: str, skip_bytes: int, first_line: int, root: str, prefix:
     try:
         for body, end in iter_byte_chunks(inp, skip_bytes=skip_bytes):
             if body:
-                batch = lane_parser().parse_chunk(body, inp.name, line_no)
+                batch = lane_parser().parse_chunk(body, inp.name, line_no, views=True)
                 line_no += batch.read
                 blank += batch.blank
                 buf.add(batch)

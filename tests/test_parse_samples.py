@@ -131,3 +131,19 @@ def test_layout_is_detected_per_line_in_a_mixed_file():
     b = default_parser().parse_batch(mixed)
     assert b.parsed == len(mixed)
     assert b.records.column("log_format").to_pylist() == [f for _ in range(3) for f in alone]
+
+
+def test_records_as_string_views_are_the_records():
+    """``parse_chunk(views=True)`` (ingest's lanes: ``schema.view_schema``, written without a cast)
+    gives the records of ``parse_chunk``, as string views: every sample file, one chunk each."""
+    from logpipe.schema import RECORD_SCHEMA, view_schema
+
+    parser = default_parser()
+    for path in SAMPLES:
+        if path.suffix != ".log":
+            continue
+        body = path.read_bytes()
+        plain, views = parser.parse_chunk(body, path.name), parser.parse_chunk(body, path.name, views=True)
+        assert views.records.schema.equals(view_schema(RECORD_SCHEMA)), path
+        assert views.records.cast(RECORD_SCHEMA).equals(plain.records), path
+        assert views.rejects.equals(plain.rejects) and (views.read, views.blank) == (plain.read, plain.blank)
