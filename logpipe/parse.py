@@ -372,19 +372,22 @@ class Parser:
                      doubt: pl.Series) -> tuple:
         """``cut_layouts``' lines less those an earlier layout's whole-line regex takes (bit k of a
         line's ``doubt``: layout k may, with quotes inside its free text); they go back to ``text``."""
-        cut = body.filter(easy)
-        taken = pl.Series(values=[False] * cut.len(), dtype=pl.Boolean)
+        rows = (doubt > 0).arg_true()  # (of the cut lines: only these are asked)
+        at = easy.arg_true().gather(rows)
+        texts, bits = body.gather(at), doubt.gather(rows)
+        taken = pl.repeat(False, rows.len(), dtype=pl.Boolean, eager=True)
         for k, (_, compiled, _) in enumerate(self._layouts[:doubt.max().bit_length()]):
-            rows = ((doubt // (1 << k)) % 2 == 1).arg_true()
-            if rows.len():
-                hit = cut.gather(rows).str.contains(f"^{compiled.pattern}$")
-                taken = taken.scatter(rows.filter(hit), True)
+            ask = (bits // (1 << k)) % 2 == 1
+            if ask.any():
+                hit = texts.filter(ask).str.contains(f"^{compiled.pattern}$")
+                taken = taken.scatter(ask.arg_true().filter(hit), True)
         if not taken.any():
             return easy, split, layouts
-        easy = easy.scatter(easy.arg_true().filter(taken), False)
-        if taken.all():
+        easy = easy.scatter(at.filter(taken), False)
+        if not easy.any():
             return easy, None, None
-        return easy, split.filter(~taken), layouts.filter(~taken)
+        keep = pl.repeat(True, split.height, dtype=pl.Boolean, eager=True).scatter(rows.filter(taken), False)
+        return easy, split.filter(keep), layouts.filter(keep)
 
     def _extract(self, df: pl.DataFrame, compiled) -> pl.DataFrame:
         groups = df["body"].str.extract_groups(f"^{compiled.pattern}$").struct.unnest()
