@@ -874,3 +874,9 @@ def test_a_line_an_earlier_layout_may_take_goes_back_to_its_regex(cut_calls):
     if native.library() is not None:
         # (cut.c cut three by istio_1_9's plan; the custom layout's regex took the GET line back)
         assert sorted((name, n) for name, n in cut_calls if n) == [("custom", 1), ("istio_1_9", 3)]
+    # a custom layout whose free text takes any line: every line the cut gave istio_1_9 goes back
+    anything = layouts.layout_from_spec("text:[%START_TIME%] %REQ(USER-AGENT)%")
+    split, whole = Parser(custom=anything), Parser(custom=anything, split=False)
+    split._checked = 2
+    batch = assert_same(split, whole, lines)
+    assert batch.records.column("log_format").to_pylist() == ["custom"] * 4
