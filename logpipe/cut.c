@@ -469,6 +469,67 @@ int64_t logpipe_cut(const view_t *lines, const uint8_t *const *bufs, const int64
     return good;
 }
 
+/* Whether data[0:n] is valid UTF-8 (as Python's strict decoder has it: no overlong forms, no
+ * surrogates, nothing past U+10FFFF), 16 bytes of ASCII at a time where SSE2 is. */
+static int valid_utf8(const uint8_t *d, int64_t n)
+{
+    int64_t i = 0;
+    while (i < n) {
+#if defined(__SSE2__)
+        while (i + 16 <= n && !_mm_movemask_epi8(_mm_loadu_si128((const __m128i *)(d + i))))
+            i += 16;
+        if (i >= n)
+            break;
+#endif
+        uint8_t c = d[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        int64_t more;
+        uint8_t lo = 0x80, hi = 0xBF;  /* the bounds of the byte after the first */
+        if (c >= 0xC2 && c <= 0xDF)
+            more = 1;
+        else if (c >= 0xE0 && c <= 0xEF) {
+            more = 2;
+            lo = c == 0xE0 ? 0xA0 : 0x80;
+            hi = c == 0xED ? 0x9F : 0xBF;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            more = 3;
+            lo = c == 0xF0 ? 0x90 : 0x80;
+            hi = c == 0xF4 ? 0x8F : 0xBF;
+        } else
+            return 0;
+        if (i + more >= n || d[i + 1] < lo || d[i + 1] > hi)
+            return 0;
+        for (int64_t k = 2; k <= more; k++)
+            if (d[i + k] < 0x80 || d[i + k] > 0xBF)
+                return 0;
+        i += more + 1;
+    }
+    return 1;
+}
+
+/* The lines of data[0:n] (cut at "\n", which they do not keep; a last line without one counts too)
+ * as at most cap string views into data (buffer 0) at out: their number, or -1 when data is not
+ * valid UTF-8 (Python decodes it then, keeping the bad bytes visible) or holds more lines than cap.
+ * A newline is ASCII, so data is valid UTF-8 exactly when each of its lines is. */
+int64_t logpipe_lines(const uint8_t *data, int64_t n, view_t *out, int64_t cap)
+{
+    if (!valid_utf8(data, n))
+        return -1;
+    int64_t count = 0, at = 0;
+    while (at < n) {
+        const uint8_t *nl = memchr(data + at, '\n', (size_t)(n - at));
+        int64_t end = nl ? nl - data : n;
+        if (count == cap)
+            return -1;
+        put_view(&out[count++], data, at, end - at, 0, n - at);
+        at = end + 1;
+    }
+    return count;
+}
+
 /* Copy the long texts of n views (into bufs) to dest, in order, and point the views there (buffer 0). */
 void logpipe_compact(view_t *views, int64_t n, const uint8_t *const *bufs, uint8_t *dest)
 {

@@ -161,6 +161,8 @@ def _load(path: Path) -> ctypes.CDLL:
                                       vp, vp, vp, vp]
     lib.logpipe_dict.restype = ctypes.c_int64
     lib.logpipe_dict.argtypes = [vp, vp, ctypes.c_int64, vp, vp, vp, vp, ctypes.c_int64]
+    lib.logpipe_lines.restype = ctypes.c_int64
+    lib.logpipe_lines.argtypes = [ctypes.c_char_p, ctypes.c_int64, vp, ctypes.c_int64]
     lib.logpipe_compact.restype = None
     lib.logpipe_compact.argtypes = [vp, ctypes.c_int64, vp, vp]
     return lib
@@ -265,6 +267,23 @@ def dictionary(lib, series, rows: int | None = None):
                                 codes.address, firsts.address, table.address, cap)
     as_series = lambda buf, m: pl.from_arrow(pa.Array.from_buffers(pa.uint32(), m, [None, buf]))  # noqa: E731
     return as_series(codes, n), as_series(firsts, distinct)
+
+
+def lines(lib, body: bytes):
+    """``body``'s lines (cut at ``\\n``, as polars' ``read_lines`` cuts them) as a polars string Series
+    of views into ``body`` itself (no copy: ~1 ms for 8 MB, read_lines ~3-4 ms), or None when
+    ``body`` is not valid UTF-8 or is too large for views' 32-bit offsets."""
+    import polars as pl
+    import pyarrow as pa
+
+    if not isinstance(body, bytes) or len(body) > MAX_DATA_BYTES:  # (a bytearray may change under the views)
+        return None
+    cap = lib.logpipe_count(ctypes.c_char_p(body), len(body), 10) + 1
+    views = pa.allocate_buffer(16 * cap)
+    n = lib.logpipe_lines(body, len(body), views.address, cap)
+    if n < 0:
+        return None
+    return pl.from_arrow(pa.Array.from_buffers(pa.string_view(), n, [None, views, pa.py_buffer(body)])).alias("line")
 
 
 def int32s(values) -> ctypes.Array:

@@ -556,6 +556,12 @@ def chunk_lines(body: bytes) -> pl.Series:
 def _chunk_lines(body: bytes) -> tuple[pl.Series, bool]:
     """``chunk_lines``, and whether no line ends in ``\r`` (``body`` holds none)."""
     if b"\r" not in body:
+        from . import native as _native
+
+        lib = _native.library()
+        got = _native.lines(lib, body) if lib is not None else None  # views into body: no copy
+        if got is not None:
+            return got, True
         try:
             return pl.read_lines(body)["line"], True  # native split; it validates UTF-8
         except pl.exceptions.ComputeError:

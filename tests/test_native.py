@@ -252,3 +252,34 @@ def test_dictionary_of_a_slice_and_of_many_distinct_texts():
     part = series.slice(5, 300)
     got = native.dictionary(native.library(), part)
     assert got is None or part.gather(got[1]).gather(got[0]).to_list() == part.to_list()
+
+
+def _read_lines(body: bytes):
+    """polars' read_lines of ``body``: its lines, or None when it refuses it (not UTF-8)."""
+    try:
+        return pl.read_lines(body)["line"].to_list() if body else []
+    except pl.exceptions.ComputeError:
+        return None
+
+
+PIECES = st.sampled_from([b"\n", b"a", b"x" * 12, b"y" * 13, b"\x00", "é".encode(), "€".encode(), "𝄞".encode(),
+                          b"\xff", b"\xc0\xaf", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\xe2\x82", b"\x80", LINE.encode()])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(PIECES, max_size=40))
+def test_lines_cut_as_polars_read_lines_cuts_them(pieces):
+    """``native.lines`` (views into the bytes, no copy) gives polars' read_lines' lines, and None
+    exactly where read_lines refuses the bytes (invalid UTF-8: overlong, surrogate, past U+10FFFF,
+    cut short, a stray continuation byte), whatever the lines' lengths around the 12 bytes a view
+    holds inline and the 16 bytes the ASCII check reads at a time."""
+    body = b"".join(pieces)
+    got = native.lines(native.library(), body)
+    assert (got.to_list() if got is not None else None) == _read_lines(body)
+
+
+def test_lines_of_a_batch_are_views_into_its_bytes():
+    body = "\n".join([LINE, "", "é" * 20, "short"]).encode() + b"\n"
+    got = native.lines(native.library(), body)
+    assert got.to_list() == [LINE, "", "é" * 20, "short"] and got.name == "line"
+    assert native.lines(native.library(), b"ok\n\xff\n") is None
