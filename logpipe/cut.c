@@ -513,9 +513,12 @@ static int valid_utf8(const uint8_t *d, int64_t n)
 /* The lines of data[0:n] (cut at "\n", which they do not keep; a last line without one counts too)
  * as at most cap string views into data (buffer 0) at out: their number, or -1 when data is not
  * valid UTF-8 (Python decodes it then, keeping the bad bytes visible) or holds more lines than cap.
- * A newline is ASCII, so data is valid UTF-8 exactly when each of its lines is. */
-int64_t logpipe_lines(const uint8_t *data, int64_t n, view_t *out, int64_t cap)
+ * A newline is ASCII, so data is valid UTF-8 exactly when each of its lines is. *odd: the number of
+ * lines that do not start with a printable ASCII byte other than a space (only such a line can be
+ * blank: all white space). */
+int64_t logpipe_lines(const uint8_t *data, int64_t n, view_t *out, int64_t cap, int64_t *odd)
 {
+    *odd = 0;
     if (!valid_utf8(data, n))
         return -1;
     int64_t count = 0, at = 0;
@@ -525,6 +528,7 @@ int64_t logpipe_lines(const uint8_t *data, int64_t n, view_t *out, int64_t cap)
         if (count == cap)
             return -1;
         put_view(&out[count++], data, at, end - at, 0, n - at);
+        *odd += end == at || data[at] <= ' ' || data[at] > '~';
         at = end + 1;
     }
     return count;

@@ -162,7 +162,7 @@ def _load(path: Path) -> ctypes.CDLL:
     lib.logpipe_dict.restype = ctypes.c_int64
     lib.logpipe_dict.argtypes = [vp, vp, ctypes.c_int64, vp, vp, vp, vp, ctypes.c_int64]
     lib.logpipe_lines.restype = ctypes.c_int64
-    lib.logpipe_lines.argtypes = [ctypes.c_char_p, ctypes.c_int64, vp, ctypes.c_int64]
+    lib.logpipe_lines.argtypes = [ctypes.c_char_p, ctypes.c_int64, vp, ctypes.c_int64, ctypes.POINTER(ctypes.c_int64)]
     lib.logpipe_compact.restype = None
     lib.logpipe_compact.argtypes = [vp, ctypes.c_int64, vp, vp]
     return lib
@@ -271,8 +271,9 @@ def dictionary(lib, series, rows: int | None = None):
 
 def lines(lib, body: bytes):
     """``body``'s lines (cut at ``\\n``, as polars' ``read_lines`` cuts them) as a polars string Series
-    of views into ``body`` itself (no copy: ~1 ms for 8 MB, read_lines ~3-4 ms), or None when
-    ``body`` is not valid UTF-8 or is too large for views' 32-bit offsets."""
+    of views into ``body`` itself (no copy: ~1 ms for 8 MB, read_lines ~3-4 ms), and whether any line
+    may be blank (all white space: one that starts with a printable ASCII byte other than a space
+    cannot); None when ``body`` is not valid UTF-8 or is too large for views' 32-bit offsets."""
     import polars as pl
     import pyarrow as pa
 
@@ -280,10 +281,12 @@ def lines(lib, body: bytes):
         return None
     cap = lib.logpipe_count(ctypes.c_char_p(body), len(body), 10) + 1
     views = pa.allocate_buffer(16 * cap)
-    n = lib.logpipe_lines(body, len(body), views.address, cap)
+    odd = ctypes.c_int64(0)
+    n = lib.logpipe_lines(body, len(body), views.address, cap, ctypes.byref(odd))
     if n < 0:
         return None
-    return pl.from_arrow(pa.Array.from_buffers(pa.string_view(), n, [None, views, pa.py_buffer(body)])).alias("line")
+    series = pl.from_arrow(pa.Array.from_buffers(pa.string_view(), n, [None, views, pa.py_buffer(body)]))
+    return series.alias("line"), odd.value > 0
 
 
 def int32s(values) -> ctypes.Array:

@@ -238,14 +238,14 @@ class Parser:
     def parse_chunk(self, body: bytes, source: str = "-", first_line: int = 1, views: bool = False) -> ParsedBatch:
         """Parse a run of whole lines as read from a file (newline-separated, the last newline
         optional); the same as ``parse_batch`` of its lines, with the split done natively."""
-        lines, bare = _chunk_lines(body)
-        return self.parse_series(lines, source, first_line, bare, views)
+        lines, bare, solid = _chunk_lines(body)
+        return self.parse_series(lines, source, first_line, bare, views, solid)
 
     def parse_series(self, raw: pl.Series, source: str = "-", first_line: int = 1, bare: bool = False,
-                     views: bool = False) -> ParsedBatch:
+                     views: bool = False, solid: bool = False) -> ParsedBatch:
         """Parse a batch of lines; ``bare``: none ends in ``\n`` or ``\r`` (nothing to strip, no check);
-        ``views``: the records' strings as Arrow string views (``schema.view_schema``: ingest's
-        lanes write them so), not cast to the schema's strings."""
+        ``solid``: none is blank (no check); ``views``: the records' strings as Arrow string views
+        (``schema.view_schema``: ingest's lanes write them so), not cast to the schema's strings."""
         n = raw.len()
         df = raw.alias("raw").to_frame().with_columns(
             pl.int_range(first_line, first_line + n, dtype=pl.Int64).alias("line_number"),
@@ -254,8 +254,8 @@ class Parser:
             df = df.with_columns(pl.col("raw").str.strip_suffix("\n").str.strip_suffix("\r").alias("line"))
         else:  # lines as chunk_lines cuts them: nothing to strip, no copy
             df = df.with_columns(pl.col("raw").alias("line"))
-        is_blank = df["line"].str.contains(r"^\s*$")  # (what str.strip_chars strips: Unicode White_Space)
-        blank = int(is_blank.sum())
+        is_blank = None if solid else df["line"].str.contains(r"^\s*$")  # (Unicode White_Space, as strip_chars)
+        blank = int(is_blank.sum()) if is_blank is not None else 0
         if blank:  # (a filter copies every column, ~0.1 µs a line)
             df = df.filter(~is_blank)
 
@@ -553,22 +553,23 @@ def chunk_lines(body: bytes) -> pl.Series:
     return _chunk_lines(body)[0]
 
 
-def _chunk_lines(body: bytes) -> tuple[pl.Series, bool]:
-    """``chunk_lines``, and whether no line ends in ``\r`` (``body`` holds none)."""
+def _chunk_lines(body: bytes) -> tuple[pl.Series, bool, bool]:
+    """``chunk_lines``, whether no line ends in ``\r`` (``body`` holds none), and whether no line is
+    blank (``native.lines`` tells: then the check of every line is skipped)."""
     if b"\r" not in body:
         from . import native as _native
 
         lib = _native.library()
         got = _native.lines(lib, body) if lib is not None else None  # views into body: no copy
         if got is not None:
-            return got, True
+            return got[0], True, not got[1]
         try:
-            return pl.read_lines(body)["line"], True  # native split; it validates UTF-8
+            return pl.read_lines(body)["line"], True, False  # native split; it validates UTF-8
         except pl.exceptions.ComputeError:
             pass
     from .sources import split_lines
 
-    return pl.Series(split_lines(body), dtype=pl.String), False
+    return pl.Series(split_lines(body), dtype=pl.String), False, False
 
 
 def _decode(line: bytes) -> str:

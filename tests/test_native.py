@@ -262,8 +262,9 @@ def _read_lines(body: bytes):
         return None
 
 
-PIECES = st.sampled_from([b"\n", b"a", b"x" * 12, b"y" * 13, b"\x00", "é".encode(), "€".encode(), "𝄞".encode(),
-                          b"\xff", b"\xc0\xaf", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\xe2\x82", b"\x80", LINE.encode()])
+PIECES = st.sampled_from([b"\n", b"a", b" ", b"\t", "\u3000".encode(), "\u00a0".encode(), b"x" * 12, b"y" * 13,
+                          b"\x00", "é".encode(), "€".encode(), "𝄞".encode(), b"\xff", b"\xc0\xaf", b"\xed\xa0\x80",
+                          b"\xf4\x90\x80\x80", b"\xe2\x82", b"\x80", LINE.encode()])
 
 
 @settings(max_examples=400, deadline=None)
@@ -275,11 +276,17 @@ def test_lines_cut_as_polars_read_lines_cuts_them(pieces):
     holds inline and the 16 bytes the ASCII check reads at a time."""
     body = b"".join(pieces)
     got = native.lines(native.library(), body)
-    assert (got.to_list() if got is not None else None) == _read_lines(body)
+    want = _read_lines(body)
+    assert (got[0].to_list() if got is not None else None) == want
+    if got is not None:  # "no line may be blank" only when none is
+        assert got[1] or not any(line.strip() == "" for line in want)
 
 
 def test_lines_of_a_batch_are_views_into_its_bytes():
     body = "\n".join([LINE, "", "é" * 20, "short"]).encode() + b"\n"
-    got = native.lines(native.library(), body)
-    assert got.to_list() == [LINE, "", "é" * 20, "short"] and got.name == "line"
+    got, odd = native.lines(native.library(), body)
+    assert got.to_list() == [LINE, "", "é" * 20, "short"] and got.name == "line" and odd
     assert native.lines(native.library(), b"ok\n\xff\n") is None
+    # a line can be blank only when it starts with white space, a control byte or a non-ASCII one
+    assert [native.lines(native.library(), text.encode())[1] for text in
+            ("[a]\n{b}\nc\n", "[a]\n \n", "[a]\n\u3000\n", "[a]\n\x1c\n", "x\n\n")] == [False, True, True, True, True]
