@@ -67,6 +67,8 @@ LARK_CONTEXT_LINES = 100
 # whole-line capture regex costs ~2x more per line. Below this many lines of a layout in a batch
 # (a stream's micro-batch, a rare layout among others) the capture regex is cheaper.
 SPLIT_MIN_ROWS = 1000
+# The columns of a line that its row keeps beside the parsed ones (Parser._with_provenance).
+PROVENANCE = ("line_number", "raw", "prefix_len", "pod", "container", "received_at")
 # A batch with this many lines of a later layout (read by its whole-line regex) makes the checked cut
 # try the layouts up to that one in the next batches (Parser._take_checked): a mixed batch then costs
 # one cut and one typing, not a second group that is typed apart and sorted in (~50 µs a line of it).
@@ -263,11 +265,12 @@ class Parser:
         if self.custom is not None:  # a custom line may itself start like a prefix ("%START_TIME% …")
             df = self.custom.keep_prefix(df)
         is_json = df["body"].str.starts_with("{")
+        any_json = bool(is_json.any())  # (text logs hold none: no filter of every column)
         frames: list[pl.DataFrame] = []
         cut: list[tuple] = []  # (frame, its nulled columns): cut with self._types (splitplan.Types)
         rejects: list[dict] = []
 
-        text, glued = df.filter(~is_json), False
+        text, glued = (df.filter(~is_json) if any_json else df), False
         if not self._glue:  # the cut cannot leave the lines that may be glued to the check: it reads all
             text, glued = self._reject_glued(text, rejects), True
         for i, (name, compiled, book) in enumerate(self._layouts):
@@ -309,9 +312,8 @@ class Parser:
         if text.height:
             frames.extend(self._exact_path(text, rejects))
 
-        js = df.filter(is_json)
-        if js.height:
-            frames.extend(self._json(js, rejects))
+        if any_json:
+            frames.extend(self._json(df.filter(is_json), rejects))
 
         groups = [(_concat([f for f, _ in cut]), _nulled(cut))] if cut else []
         groups += [(_concat(frames), frozenset())] if frames else []
@@ -364,7 +366,8 @@ class Parser:
             easy, split, layouts = self._clear_doubt(text["body"], easy, split, layouts, doubt)
             if split is None:
                 return text
-        frames.append((self._with_provenance(text.filter(easy), split, layouts if layouts is not None else plans[0].layout),
+        taken = text.select(PROVENANCE).filter(easy)  # (not the lines' text: the rows do not keep it)
+        frames.append((self._with_provenance(taken, split, layouts if layouts is not None else plans[0].layout),
                        _splitplan.nulled(tuple(plans), self._types)))
         return text.filter(~easy)
 
@@ -396,7 +399,7 @@ class Parser:
     @staticmethod
     def _with_provenance(df: pl.DataFrame, columns: pl.DataFrame, layout: "str | pl.Series") -> pl.DataFrame:
         """``columns`` of ``df``'s lines, with their provenance and their layout (a name, or one per line)."""
-        keep = df.select("line_number", "raw", "prefix_len", "pod", "container", "received_at")
+        keep = df.select(PROVENANCE)
         layout = pl.lit(layout) if isinstance(layout, str) else layout
         return pl.concat([keep, columns], how="horizontal").with_columns(layout.alias("log_format"))
 
