@@ -279,7 +279,7 @@ def lines(lib, body: bytes):
 
     if not isinstance(body, bytes) or len(body) > MAX_DATA_BYTES:  # (a bytearray may change under the views)
         return None
-    cap = lib.logpipe_count(ctypes.c_char_p(body), len(body), 10) + 1
+    cap = count_newlines(body, len(body)) + 1
     views = pa.allocate_buffer(16 * cap)
     odd = ctypes.c_int64(0)
     n = lib.logpipe_lines(body, len(body), views.address, cap, ctypes.byref(odd))
@@ -294,11 +294,13 @@ def int32s(values) -> ctypes.Array:
     return (ctypes.c_int32 * max(1, len(values)))(*values)
 
 
-def count_newlines(buf: bytearray, end: int) -> int:
+def count_newlines(buf: bytearray | bytes, end: int) -> int:
     """``buf.count(b"\\n", 0, end)``, natively when cut.c is built (~8x faster)."""
     lib = library()
     if lib is None or end == 0:
         return buf.count(b"\n", 0, end)
+    if isinstance(buf, bytes):
+        return lib.logpipe_count(ctypes.c_char_p(buf), end, 10)
     view = (ctypes.c_char * len(buf)).from_buffer(buf)  # no copy; released on return (buf may grow)
     try:
         return lib.logpipe_count(ctypes.addressof(view), end, 10)

@@ -368,7 +368,7 @@ class Parser:
                 return text
         taken = text.select(PROVENANCE).filter(easy)  # (not the lines' text: the rows do not keep it)
         frames.append((self._with_provenance(taken, split, layouts if layouts is not None else plans[0].layout),
-                       _splitplan.nulled(tuple(plans), self._types)))
+                       _splitplan.nulled(plans, self._types)))
         return text.filter(~easy)
 
     def _clear_doubt(self, body: pl.Series, easy: pl.Series, split: pl.DataFrame, layouts: pl.Series,
