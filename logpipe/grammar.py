@@ -22,6 +22,7 @@ import ast
 import contextlib
 import functools
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from .follow import TokenFilter, follow_sets
 from .resources import resource_dir
 from .schema import COLUMNS
 
+import lark
 from lark.grammar import Symbol  # noqa: E402  (logpipe/steps.py reads rules through it too)
 
 # Rules nested inside a column rule that name a derived column `<column>_<rule>`.
@@ -59,8 +61,6 @@ class Rulebook:
     """One Lark grammar (file or text) with several start rules."""
 
     def __init__(self, text: str, starts: list[str], *, source: str, import_paths=()):
-        import lark
-
         self.source = source
         self.starts = list(starts)
         self._priority: dict[str, int] | None = None  # rule -> priority (_reading_key)
@@ -68,7 +68,7 @@ class Rulebook:
         # (logpipe/layouts.py adds them before the first compile).
         self.fields = _FIELD_RULES
         try:
-            self._lark = lark.Lark(
+            self._lark = _Lark(
                 text,
                 parser="earley",
                 lexer="dynamic_complete",
@@ -87,7 +87,10 @@ class Rulebook:
             self._rules.setdefault(rule.origin.name, []).append(rule.expansion)
         self._terms = {t.name: _terminal_regex(t) for t in self._lark.terminals}
         self._term_defs = {t.name: t for t in self._lark.terminals}
-        self._filter = _install_token_filter(self._lark, self.starts)
+        self._filter: TokenFilter | None = None  # (with the Earley parser: _earley)
+        if self._lark.parser is not _LATER:  # (built already)
+            self._filter = _install_token_filter(self._lark, self.starts)
+        self._earley_lock = threading.Lock()
         # The grammar as written (EBNF trees), for the regex compiler.
         self._ebnf = {str(name): tree for name, _params, tree, _opts in self._lark.grammar.rule_defs}
 
@@ -150,6 +153,7 @@ class Rulebook:
         of ``start`` when ``start`` is a choice of rules) and ``{output name: text}``."""
         import lark
 
+        self._earley()
         try:
             with self._filter.reading(text) if self._filter else contextlib.nullcontext():
                 tree = self._lark.parse(text, start=start)
@@ -181,6 +185,15 @@ class Rulebook:
         matched = str(top.data) if isinstance(top, lark.Tree) and str(top.data) in self.starts else start
         return matched, out
 
+    def _earley(self) -> None:
+        """Build the Earley parser now, if ``_Lark`` left it for later (at its first line)."""
+        if self._lark.parser is not _LATER:
+            return
+        with self._earley_lock:  # (the lanes' thread and the main thread may both get here)
+            if self._lark.parser is _LATER:
+                self._lark.parser = lark.Lark._build_parser(self._lark)
+                self._filter = _install_token_filter(self._lark, self.starts)
+
     def _resolve(self, tree, text: str):
         """``tree`` with each ambiguity (``_ambig``) replaced by the reading the fast path's regex
         takes: the higher-priority rule first (layouts in ``access_line``'s order), then the earliest
@@ -207,6 +220,20 @@ class Rulebook:
         leaves = [t for t in nodes if not any(isinstance(c, lark.Tree) for c in t.children)]
         return (tuple(-self._priority.get(str(t.data), 0) for t in nodes),
                 tuple(len(_text(text, t)) or len(text) + 1 for t in leaves))
+
+
+_LATER = object()  # the Earley parser of a _Lark before its first parse
+
+
+class _Lark(lark.Lark):
+    """A Lark whose Earley parser (~6 ms a grammar, with the token filter's follow sets) is built at
+    its first parse (``Rulebook._earley``), not with the grammar: the fast path needs only the rules,
+    and most batches never reach the exact path, so a process parses its first line that much
+    sooner. It relies on Lark's internal ``_build_parser``, as ``_install_token_filter`` relies on its
+    scanner: if a Lark version has none, the parser is built with the grammar, as before."""
+
+    def _build_parser(self):
+        return _LATER
 
 
 def _install_token_filter(parser, starts: list[str]) -> TokenFilter | None:

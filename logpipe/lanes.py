@@ -242,7 +242,7 @@ _WORKER_PICKLED: bytes | None = None
 def _init_worker() -> None:
     import importlib
 
-    importlib.import_module(".parse", __package__)  # polars, pyarrow, the grammars: while booting, not at the first task
+    parse = importlib.import_module(".parse", __package__)  # polars, pyarrow: while booting, not at the first task
     # A terminal's Ctrl-C reaches the whole process group. The main process stops the run (the
     # tasks in flight end, then their files are dropped); a worker interrupted while waiting for a
     # task would only print a traceback. After the imports: polars installs a SIGINT handler of its
@@ -250,6 +250,12 @@ def _init_worker() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    # The parent builds its parser meanwhile (~35 ms), and this process would wait for it idle
+    # (~70 ms in `make bench`). So it loads and compiles the built-in grammars now: the parser the
+    # parent sends is rebuilt from them (``_in_worker``) in ~0.2 ms, whatever its options (a custom
+    # format only adds its own). And pyarrow.compute, which polars imports at the first batch (~25 ms).
+    parse.Parser()
+    importlib.import_module("pyarrow.compute")
     _freeze()
 
 

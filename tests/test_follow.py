@@ -34,11 +34,34 @@ def test_follow_sets_add_ignored_terminals_everywhere():
 @pytest.mark.parametrize("name", sorted(grammar.GRAMMAR_FILES))
 def test_the_filter_is_in_front_of_every_builtin_grammar(name):
     """A Lark upgrade that moves the scanner's matcher would leave the exact path ~4x slower: say so."""
-    assert grammar.load_builtin(name)._filter is not None
+    book = grammar.load_builtin(name)
+    book._earley()
+    assert book._filter is not None
+
+
+def _fresh(name: str) -> grammar.Rulebook:
+    return grammar.load_file(grammar.resource_dir("grammars") / f"{name}.lark", tuple(grammar.GRAMMAR_FILES[name]))
+
+
+def test_the_earley_parser_is_built_at_the_first_exact_parse():
+    """Loading a grammar builds its rules and regexes, not its Earley parser (the fast path needs
+    none, most batches never reach the exact path): the first parse builds it, with its filter."""
+    book = _fresh("access")
+    assert book._lark.parser is grammar._LATER and book._filter is None
+    assert book.regex("access_line")  # the fast path's regex, still without the parser
+    assert book._lark.parser is grammar._LATER
+    line = ('[2024-07-18T16:13:58.198Z] "GET /get HTTP/1.1" 200 - via_upstream - "-" 0 252 260 259 "-" '
+            '"curl/8.7.1" "8d80cec6-8fc1-40de-8bc7-19716f173bbd" "httpbin.org" "3.234.9.11:80" '
+            'inbound-vip|80|http|httpbin.org 10.244.0.24:41160 240.240.0.2:80 10.244.0.18:41548 - default')
+    layout, fields = book.parse(line, "access_line")
+    assert layout == "istio_1_9" and fields["upstream_cluster_host"] == "httpbin.org"
+    assert book._lark.parser is not grammar._LATER and book._filter is not None
+    assert (layout, fields) == _outcome(_unfiltered("access"), line)
 
 
 def _unfiltered(name: str) -> grammar.Rulebook:
-    book = grammar.load_file(grammar.resource_dir("grammars") / f"{name}.lark", tuple(grammar.GRAMMAR_FILES[name]))
+    book = _fresh(name)
+    book._earley()
     book._lark.parser.parser.term_matcher = book._filter._match
     book._filter = None
     return book

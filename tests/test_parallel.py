@@ -348,6 +348,28 @@ def test_file_ranges_are_whole_lines_that_add_up(tmp_path, content, skip):
 
 @pytest.mark.parametrize("content", [
     b"a\nbb\nccc\n" * 50,
+    b"x" * 200 + b"\nshort\n" + b"y" * 150,  # lines longer than the buffer; the last unterminated
+    b"no newline at all " * 10,
+], ids=["lines", "long-lines", "one-long-line"])
+def test_file_ranges_hash_every_byte_in_order(tmp_path, content):
+    """The parent hashes a range's bytes after it yields the range (its worker starts sooner): the
+    hash is still that of every byte after ``skip_bytes``, in order, each once."""
+    import hashlib
+
+    from logpipe.dataset import InputHash
+    from logpipe.sources import iter_file_ranges
+
+    path = tmp_path / "f.log"
+    path.write_bytes(content)
+    for skip in (0, content.index(b"\n") + 1 if b"\n" in content else 0):
+        hasher = InputHash("sha256-128")
+        list(iter_file_ranges(Input(str(path)), skip_bytes=skip, chunk_bytes=64, hasher=hasher))
+        assert hasher._hash.hexdigest() == hashlib.sha256(content[skip:]).hexdigest()
+        assert hasher.size == len(content) - skip
+
+
+@pytest.mark.parametrize("content", [
+    b"a\nbb\nccc\n" * 50,
     b"a\nbb\nccc\n" * 50 + b"no newline at the end",
     b"x" * 300 + b"\n" + b"y" * 10 + b"\n" + b"z" * 1000,  # lines longer than a chunk
     b"only one line, no newline",
