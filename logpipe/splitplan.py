@@ -78,6 +78,7 @@ class Tail:
     head: str
     head_groups: tuple[tuple[str, tuple[str, ...]], ...]
     name: str
+    last: str = "^$"  # the regex of sub-field ``name``'s text (``^…$``)
 
 
 @dataclass(frozen=True)
@@ -190,7 +191,7 @@ def tail_of(book: "_grammar.Rulebook", run: list, groups: dict, key: str) -> Tai
         return None
     first = book.compile_items(items, f"{key}_first", column)
     return Tail(column, sep, f"^{first.pattern}$", f"^{head.pattern}$", tuple(head.groups.items()),
-                f"{column}_{last.name}")
+                f"{column}_{last.name}", f"^{tail.pattern}$")
 
 
 def cut(plan: SplitPlan, body: pl.Series, types: "Types | None" = None) -> tuple[pl.Series, pl.DataFrame | None]:
@@ -304,16 +305,22 @@ def read_tail(token: Token, value: pl.Series, parts: tuple[pl.Series, pl.Series]
     if distinct is not None:  # texts that repeat (a service's address) are read once each anyway
         return _extract_groups(token.regex, token.groups, value, distinct)
     tail = token.tail
-    hit = value.str.contains(tail.first)  # a DFA, no captures
-    if not hit.any():
-        return _extract_groups(token.regex, token.groups, value, None)
     if parts is not None:
         head, last = parts
     else:
         sep = re.escape(tail.sep)
         last = value.str.extract(f"{sep}([^{sep}]*)$")  # found from the end (a reverse DFA)
         head = value.str.slice(0, value.str.len_chars() - last.str.len_chars() - 1)
-    got = {tail.column: value.alias(tail.column), **extract_groups(tail.head, tail.head_groups, head),
+    # Whether ``first`` matches a text, without running it over every text (~0.9 ms for 25k texts):
+    # first is head, sep, last, and the last sep is the only place to split it (last holds no sep),
+    # so it matches when the text has a sep, its head matches ``head`` (tried once per distinct
+    # head, which repeat) and its last part ``last``. A null text (a layout without the column) is
+    # no miss: its columns are null either way.
+    head_ok, heads = _matches(tail.head, head)
+    hit = (head_ok & last.str.contains(tail.last)).fill_null(False) | value.is_null()
+    if not hit.any():
+        return _extract_groups(token.regex, token.groups, value, None)
+    got = {tail.column: value.alias(tail.column), **_extract_groups(tail.head, tail.head_groups, head, heads),
            tail.name: last.alias(tail.name)}
     if not hit.all():
         miss = (~hit).arg_true()
@@ -617,6 +624,20 @@ def _distinct(value: pl.Series):
 def _distinct_polars(value: pl.Series) -> pl.Series | None:
     distinct = value.unique() if value.len() >= DEDUPE_ROWS else value
     return distinct if distinct.len() * DEDUPE_RATIO <= value.len() else None
+
+
+def _matches(regex: str, value: pl.Series) -> tuple[pl.Series, object]:
+    """Whether each text of ``value`` matches ``regex``, tried once per distinct text when texts
+    repeat (``_distinct``), and those distinct texts (for ``_extract_groups``)."""
+    distinct = _distinct(value)
+    if isinstance(distinct, tuple):
+        codes, firsts = distinct
+        return value.gather(firsts).str.contains(regex).gather(codes), distinct
+    if distinct is not None:
+        table = distinct.to_frame("__v").with_columns(pl.col("__v").str.contains(regex).alias("__ok"))
+        ok = value.to_frame("__v").join(table, on="__v", how="left", maintain_order="left", nulls_equal=True)
+        return ok.to_series(1), distinct
+    return value.str.contains(regex), None
 
 
 def extract_groups(regex: str, groups, value: pl.Series) -> dict[str, pl.Series]:

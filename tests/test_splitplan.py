@@ -660,6 +660,25 @@ def test_address_tokens_have_a_tail_and_clusters_not(access):
             assert dict(tail.head_groups) == {f"{column}_ip": (f"{column}_ip", f"{column}_ip__2")}
 
 
+@pytest.mark.parametrize("rows", [600, 3 * splitplan.DEDUPE_ROWS])
+def test_read_tail_gives_the_token_regex_columns(access, rows):
+    """read_tail on texts of every address shape, unique by their ports (no dedupe of the whole
+    text), a null among them: the columns of the token's regex run on every text. Which texts its
+    first alternative takes is found from their heads and last parts (polars' cut of them here);
+    both sizes: distinct heads by polars (a join) and by cut.c's dictionary codes."""
+    token = next(t for seg in splitplan.build(access, "istio_1_9").segments for t in tokens(seg)
+                 if t.tail is not None and t.tail.column == "downstream_remote_address")
+    shapes = [*ADDRESSES, "", ":80", "10.0.0.1:", "10.0.0.1:x", "a:b:c", "[::1]", "10.0.0.1"]
+    texts = [shapes[i % len(shapes)].format(p=10000 + i) for i in range(rows)]
+    value = pl.Series("downstream_remote_address", [*texts, None], dtype=pl.String)
+    got = splitplan.read_tail(token, value)
+    want = splitplan._extract_groups(token.regex, token.groups, value, None)
+    assert set(got) == set(want)
+    for name in want:
+        assert got[name].to_list() == want[name].to_list(), name
+    assert want["downstream_remote_address_port"].count() > rows // 3  # many are read from the right
+
+
 def test_tail_reads_what_the_token_regex_reads(parsers, monkeypatch):
     """Lines whose client and upstream-local addresses are unique (the Tail's case: no dedupe), of every
     address shape: the same records as the whole-line regex, and the Tail's head regex ran."""
