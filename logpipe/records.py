@@ -121,6 +121,9 @@ def _typing_exprs(kinds: tuple, schema: pa.Schema, nulled: frozenset = frozenset
         if name in ("line_number", "source") or name not in kinds:
             continue
         col = pl.col(name)
+        if _typed_already(name, kinds[name]):  # (by cut.c: no cast, nothing that could fail to type)
+            exprs.append(col)
+            continue
         if name in TIME_COLUMNS:  # typed after the query (read_times): kept as text here
             exprs.append(col)
             typed_names.append(name)
@@ -129,10 +132,11 @@ def _typing_exprs(kinds: tuple, schema: pa.Schema, nulled: frozenset = frozenset
             typed = col.cast(pl.Int32, strict=False)
         elif name in INT64_COLUMNS:
             typed = col.cast(pl.Int64, strict=False)
-        elif name in LIST_COLUMNS:
+        elif name in LIST_COLUMNS:  # (a split cannot fail: no check)
             col = col.cast(pl.String)
             none = col.is_in(["-", ""])
-            typed = pl.when(none).then(pl.lit([], dtype=pl.List(pl.String))).otherwise(col.str.split(","))
+            exprs.append(pl.when(none).then(pl.lit([], dtype=pl.List(pl.String))).otherwise(col.str.split(",")).alias(name))
+            continue
         else:
             exprs.append(col)
             continue
