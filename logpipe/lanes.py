@@ -135,8 +135,7 @@ class WorkerPool:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
-            # spawn, not fork: polars' thread pool does not survive fork. The parser travels by pickle.
-            ctx = multiprocessing.get_context("spawn")
+            ctx = multiprocessing.get_context(_start_method())
             from . import native
 
             native.library()  # cut.c is built (once per machine) here, not by every worker at once
@@ -164,6 +163,29 @@ class WorkerPool:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _start_method() -> str:
+    """How worker processes start: forked from this process while it is still one thread that has
+    imported neither polars nor pyarrow (``boot_pool``, first thing in a command), else spawned.
+
+    A forked worker starts its imports at once; a spawned one first starts an interpreter and
+    imports this command's modules again (~60 ms before its own imports begin, and ~25 ms of this
+    process's time). Fork is not safe once polars or pyarrow is loaded: their thread pools and
+    allocators' locks do not survive it (polars warns so), hence spawn then. Either way the parser
+    travels by pickle (``_Lanes.use``)."""
+    import sys
+
+    heavy = any(name in sys.modules for name in ("polars", "pyarrow"))
+    if heavy or threading.active_count() > 1 or "fork" not in multiprocessing_methods():
+        return "spawn"
+    return "fork"
+
+
+def multiprocessing_methods() -> list[str]:
+    import multiprocessing
+
+    return multiprocessing.get_all_start_methods()
 
 
 @contextlib.contextmanager
@@ -241,6 +263,8 @@ _WORKER_PICKLED: bytes | None = None
 
 def _init_worker() -> None:
     import importlib
+
+    alloc.setup(this_process=True)  # (a forked worker has its parent's glibc malloc, not the environment's)
 
     parse = importlib.import_module(".parse", __package__)  # polars, pyarrow: while booting, not at the first task
     # A terminal's Ctrl-C reaches the whole process group. The main process stops the run (the

@@ -476,7 +476,8 @@ def test_ingest_boots_its_workers_before_it_imports_polars(tmp_path):
         f.truncate(lanes_mod.PARALLEL_MIN_BYTES)
     code = ("import sys, logpipe.lanes as w\n"
             "pool = w.boot_pool([sys.argv[1]])\n"
-            "print('polars' in sys.modules, 'pyarrow' in sys.modules, pool.workers, len(pool.executor().procs._processes))\n"
+            "print('polars' in sys.modules, 'pyarrow' in sys.modules, pool.workers, len(pool.executor().procs._processes),\n"
+            "      pool.executor().procs._mp_context.get_start_method())\n"
             "from logpipe.parse import default_parser\n"
             "lanes = pool.use(default_parser()).executor()\n"
             "print(lanes.procs.submit(w._in_worker, lanes._pickled, w.lane_parser).result().fast)\n"
@@ -484,7 +485,18 @@ def test_ingest_boots_its_workers_before_it_imports_polars(tmp_path):
     done = subprocess.run([sys.executable, "-c", code, str(big)], capture_output=True, text=True, timeout=120,
                           env=dict(os.environ, LOGPIPE_WORKERS="2"), cwd=ROOT)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["False", "False", "2", "1", "True"]
+    # forked (still one thread, nothing heavy loaded): it starts importing at once
+    assert done.stdout.split() == ["False", "False", "2", "1", "fork", "True"]
+
+
+def test_workers_are_spawned_once_polars_is_loaded():
+    """A pool started after polars or pyarrow is imported (a library user, these tests) spawns its
+    workers: fork is not safe once their thread pools or allocators may hold locks."""
+    import polars  # noqa: F401
+
+    assert lanes_mod._start_method() == "spawn"
+    with lanes_mod.WorkerPool(None, 2) as pool:
+        assert pool.executor().procs._mp_context.get_start_method() == "spawn"
 
 
 @pytest.mark.parametrize("change", ["truncate", "rewrite"])
