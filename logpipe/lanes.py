@@ -277,8 +277,9 @@ def _init_worker() -> None:
     # The parent builds its parser meanwhile (~35 ms), and this process would wait for it idle
     # (~70 ms in `make bench`). So it loads and compiles the built-in grammars now: the parser the
     # parent sends is rebuilt from them (``_in_worker``) in ~0.2 ms, whatever its options (a custom
-    # format only adds its own). And pyarrow.compute, which polars imports at the first batch (~25 ms).
-    parse.Parser()
+    # format only adds its own), with what its first batch would build (``Parser.prepare``), and
+    # pyarrow.compute, which polars imports at the first batch (~25 ms).
+    parse.Parser().prepare()
     importlib.import_module("pyarrow.compute")
     _freeze()
 

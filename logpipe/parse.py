@@ -22,6 +22,7 @@ Every line of the batch ends as a row, a reject, or a blank line: ``read = parse
 """
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -205,7 +206,6 @@ class Parser:
         # (~5 ms each: `logpipe parse` of a few lines never needs one).
         self._split = options.get("split", True)
         self._layouts = [(name, book.compile(name), book) for name, book in books] if self.fast else []
-        self._plans: dict[tuple, _splitplan.SplitPlan | None] = {}
         # The checked cut tries the first _checked layouts' plans (``_take_checked``): the first
         # layout's, and those up to a later one whose lines a batch has many of (CHECKED_MIN_ROWS).
         self._checked = 1
@@ -226,10 +226,25 @@ class Parser:
         """The split plan of a text layout (None with ``split=False``, or when its grammar cannot be
         read by splitting), read from the grammar on first use."""
         book = book or next(b for name, _, b in self._layouts if name == layout)
-        key = (layout, id(book))  # a custom grammar may name a layout like a built-in one
-        if key not in self._plans:
-            self._plans[key] = _splitplan.build(book, layout) if self._split else None
-        return self._plans[key]
+        return _plan_of(book, layout) if self._split else None
+
+    def prepare(self) -> None:
+        """Build now what this parser's first large batch would build: the checked cut of the layouts
+        it tries first (their split plans, DFAs, cut.c's structures) and the ztunnel rules, ~35 ms in
+        all. A worker process does it while it waits for its first task (``lanes._init_worker``)."""
+        if self.fast:
+            self._checked_plans()
+            _ztunnel.rules()
+
+    def _checked_plans(self) -> tuple:
+        """The plans of the first ``self._checked`` layouts that the checked cut runs together."""
+        plans = []
+        for name, _, book in self._layouts[:self._checked]:
+            plan = self.split_plan(name, book)
+            if plan is None:
+                break
+            plans.append(plan)
+        return _splitplan.checkable(tuple(plans), self._types)
 
     # ---- the batch ---------------------------------------------------------------------------------
 
@@ -351,13 +366,7 @@ class Parser:
         tokens that each match their regex (``splitplan.cut_layouts``), each by the first layout
         whose plan does: they match that layout's whole-line regex, whose DFA (~0.74 µs a line) they
         skip, and no earlier layout's. Returns the other lines."""
-        plans = []
-        for name, _, book in self._layouts[:self._checked]:
-            plan = self.split_plan(name, book)
-            if plan is None:
-                break
-            plans.append(plan)
-        plans = _splitplan.checkable(tuple(plans), self._types)
+        plans = self._checked_plans()
         got = _splitplan.cut_layouts(plans, text["body"], self._types, self._glue) if plans else None
         if got is None or got[1] is None:
             return text
@@ -591,6 +600,13 @@ def _custom_layout(custom):
             return layouts.layout_from_spec(custom)
         return layouts.layout_from_grammar(custom, source="<grammar>")
     raise TypeError(f"Parser(custom=…) takes a layouts.CustomLayout or grammar text, not {type(custom).__name__}")
+
+
+@functools.lru_cache(maxsize=64)
+def _plan_of(book: "_grammar.Rulebook", layout: str) -> "_splitplan.SplitPlan | None":
+    """A layout's split plan, read from its grammar once per process (~3-10 ms): every parser of the
+    grammar shares it (a worker's, rebuilt from its parent's options, and the one it prepared)."""
+    return _splitplan.build(book, layout)
 
 
 def _rebuild_parser(cls, options):

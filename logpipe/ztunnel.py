@@ -38,7 +38,7 @@ MESSAGES = ("connection complete", "connection failed")
 
 
 @functools.lru_cache(maxsize=None)
-def _rules():
+def rules():
     from . import grammar as _grammar
     from .resources import resource_dir
 
@@ -52,7 +52,7 @@ def take_lines(parser, df: pl.DataFrame, frames: list, rejects: list) -> pl.Data
     return the other lines."""
     from .records import _reject
 
-    book, line_rx, head_rx, pair_rx = _rules()
+    book, line_rx, head_rx, pair_rx = rules()
     is_head = df["body"].str.contains(head_rx)
     if not is_head.any():
         return df

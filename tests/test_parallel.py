@@ -489,6 +489,26 @@ def test_ingest_boots_its_workers_before_it_imports_polars(tmp_path):
     assert done.stdout.split() == ["False", "False", "2", "1", "fork", "True"]
 
 
+def test_a_prepared_parser_builds_nothing_at_its_first_large_batch(monkeypatch):
+    """A worker prepares the default parser while it boots (Parser.prepare): the parser its parent
+    sends is rebuilt from the same grammars, and its first large batch builds no split plan."""
+    from logpipe import parse, splitplan
+
+    parse._plan_of.cache_clear()
+    built = []
+    real = splitplan.build
+    monkeypatch.setattr(splitplan, "build", lambda book, layout: built.append(layout) or real(book, layout))
+    parse.Parser().prepare()
+    assert built == ["istio_1_9"]  # the layout the checked cut tries first
+    line = ('[2024-07-18T16:13:58.198Z] "GET /get HTTP/1.1" 200 - via_upstream - "-" 0 252 260 259 "-" '
+            '"curl/8.7.1" "8d80cec6-8fc1-40de-8bc7-19716f173bbd" "httpbin.org" "3.234.9.11:80" '
+            'inbound-vip|80|http|httpbin.org 10.244.0.24:{port} 240.240.0.2:80 10.244.0.18:41548 - default\n')
+    lines = "".join(line.format(port=40000 + i) for i in range(parse.SPLIT_MIN_ROWS + 200)).encode()
+    batch = parse.Parser().parse_chunk(lines)  # (as a worker's: rebuilt from the same options)
+    assert batch.parsed == parse.SPLIT_MIN_ROWS + 200
+    assert built[0] == "istio_1_9" and "istio_1_9" not in built[1:]
+
+
 def test_workers_are_spawned_once_polars_is_loaded():
     """A pool started after polars or pyarrow is imported (a library user, these tests) spawns its
     workers: fork is not safe once their thread pools or allocators may hold locks."""
