@@ -65,6 +65,9 @@ def _type_frame(df: pl.DataFrame, source: str, schema: pa.Schema,
         text = typed_df[name]
         if text.dtype != pl.String:  # typed by cut.c, in range
             continue
+        if text.null_count() == text.len():  # (received_at of lines without a kubectl time: no reading)
+            typed_df = typed_df.with_columns(text.cast(pl.Datetime("us", "UTC")))
+            continue
         times = read_times(text)
         # not a time (null), or year 0 or -2024 (polars reads them; no later step could)
         wild = text.is_not_null() & (times.is_null() | ~times.is_between(*TIME_RANGE))
