@@ -9,6 +9,7 @@ import sys
 
 import click
 
+from . import alloc
 from .errors import LogpipeError
 
 ON_ERROR = click.Choice(["skip", "warn", "fail"])
@@ -85,6 +86,7 @@ def parse(files, fmt, out_path, rejects_path, on_error, max_warnings, format_str
     """
     from .lanes import boot_pool
 
+    _batch_collector()
     paths = list(files) or ["-"]
     pool = boot_pool(paths, ingest=False)  # the workers boot while this process imports polars and pyarrow
     try:
@@ -239,10 +241,10 @@ def ingest(paths, data_dir, force, on_error, max_reject_ratio, max_warnings, pro
     stderr. A format given with --format-string/--format-file/--grammar is remembered in the
     manifest and used by later ingests into the same dataset that give none.
     """
-    from . import alloc
     from .lanes import boot_pool
 
     alloc.setup(this_process=True)  # before polars and pyarrow are imported: this process parses too
+    _batch_collector()
     pool = boot_pool(list(paths))  # the workers boot while this process imports polars and pyarrow
     try:
         from .layouts import parser_from_options
@@ -511,6 +513,15 @@ def main() -> None:
     # objects are left to the operating system.
     gc.freeze()
     sys.exit(code)
+
+
+def _batch_collector() -> None:
+    """Python's collector as ingest's and parse's processes run it (``alloc.GC_THRESHOLDS``; forked
+    workers inherit it): their start-up (polars, pyarrow, the grammars) makes ~100k objects and few
+    cycles, over which the default thresholds ran ~130 collections, ~30 ms before the first line was
+    parsed. Not for ``stream``: its micro-batches leave cycles behind, and with these thresholds its
+    memory grew past its 300 MiB bound (tests/test_stream.py's soak)."""
+    gc.set_threshold(*alloc.GC_THRESHOLDS)
 
 
 def _run() -> int:

@@ -288,7 +288,7 @@ def _freeze() -> None:
     # The objects of start-up (modules, grammars, the parser) are kept out of the cyclic GC, which
     # runs less often: a batch makes few Python objects and almost no cycles. ~3% less CPU in `make bench`'s ingest.
     gc.freeze()
-    gc.set_threshold(100_000, 50, 100)
+    gc.set_threshold(*alloc.GC_THRESHOLDS)
 
 
 def _in_worker(pickled: bytes | None, fn, *args):
