@@ -829,19 +829,34 @@ int64_t logpipe_json_flat(const uint8_t *data, const int64_t *offs, int64_t n,
  * For n string views (into bufs, or inline; validity NULL or a bitmap, a null being a text of its
  * own), codes[i] = the number of the first row's text equal to row i's, counting distinct texts in
  * the order they first appear; firsts[k] = the row where text k first appears. table holds cap
- * int32 slots, cap a power of two of at least 2n. Returns the number of distinct texts. */
+ * int32 slots, cap a power of two of at least 2n. Returns the number of distinct texts, or -1 when
+ * probe > 0 and the first probe rows hold over probe / ratio distinct texts (texts that hardly
+ * repeat: reading each once would not pay), without reading further.
+ *
+ * A view's first 8 bytes are its length and, for a text of over 12 bytes, its first 4 bytes; a text
+ * of at most 12 bytes is all in the view. So a short text is hashed and compared as two words (masked
+ * to its length: the bytes after it are not relied on), and a long one is compared in full only
+ * when its length and first bytes are the same. */
 static const uint8_t *view_bytes(const view_t *v, const uint8_t *const *bufs)
 {
     return v->len <= 12 ? v->u.inline_data : bufs[v->u.ref.buffer] + v->u.ref.offset;
 }
 
+static uint64_t mix(uint64_t h, uint64_t x)
+{
+    h = (h ^ x) * 0xff51afd7ed558ccdULL;
+    return h ^ (h >> 32);
+}
+
 int64_t logpipe_dict(const view_t *views, const uint8_t *validity, int64_t n, const uint8_t *const *bufs,
-                     int32_t *codes, int32_t *firsts, int32_t *table, int64_t cap)
+                     int32_t *codes, int32_t *firsts, int32_t *table, int64_t cap, int64_t probe, int64_t ratio)
 {
     int32_t ndistinct = 0, null_code = -1;
     for (int64_t k = 0; k < cap; k++)
         table[k] = -1;
     for (int64_t i = 0; i < n; i++) {
+        if (i == probe && (int64_t)ndistinct * ratio > probe)
+            return -1;
         if (validity && !((validity[i >> 3] >> (i & 7)) & 1)) {
             if (null_code < 0) {
                 null_code = ndistinct;
@@ -851,19 +866,27 @@ int64_t logpipe_dict(const view_t *views, const uint8_t *validity, int64_t n, co
             continue;
         }
         const view_t *v = &views[i];
-        const uint8_t *p = view_bytes(v, bufs);
-        uint64_t h = (uint64_t)v->len * 0x9E3779B97F4A7C15ULL, x;  /* eight bytes at a time, mixed */
-        int32_t k = 0;
-        for (; k + 8 <= v->len; k += 8) {
-            memcpy(&x, p + k, 8);
-            h = (h ^ x) * 0xff51afd7ed558ccdULL;
-            h ^= h >> 32;
-        }
-        if (k < v->len) {
-            x = 0;
-            memcpy(&x, p + k, (size_t)(v->len - k));
-            h = (h ^ x) * 0xff51afd7ed558ccdULL;
-            h ^= h >> 32;
+        int32_t len = v->len;
+        uint64_t w0, w1, h;
+        memcpy(&w0, v, 8);
+        memcpy(&w1, (const uint8_t *)v + 8, 8);
+        if (len <= 12) {  /* the length, then its bytes: masked to them */
+            w0 &= len >= 4 ? ~(uint64_t)0 : ((uint64_t)1 << (32 + 8 * len)) - 1u;
+            w1 &= len >= 12 ? ~(uint64_t)0 : len <= 4 ? 0u : ((uint64_t)1 << (8 * (len - 4))) - 1u;
+            h = mix(mix(0x9E3779B97F4A7C15ULL, w0), w1);
+        } else {  /* eight bytes at a time, the last eight (overlapping) for the rest */
+            const uint8_t *p = bufs[v->u.ref.buffer] + v->u.ref.offset;
+            uint64_t x;
+            int32_t k = 0;
+            h = (uint64_t)len * 0x9E3779B97F4A7C15ULL;
+            for (; k + 8 <= len; k += 8) {
+                memcpy(&x, p + k, 8);
+                h = mix(h, x);
+            }
+            if (k < len) {
+                memcpy(&x, p + len - 8, 8);
+                h = mix(h, x);
+            }
         }
         h = (h ^ (h >> 29)) * 0xc4ceb9fe1a85ec53ULL;
         h ^= h >> 32;
@@ -875,8 +898,20 @@ int64_t logpipe_dict(const view_t *views, const uint8_t *validity, int64_t n, co
                 firsts[ndistinct++] = (int32_t)i;
                 break;
             }
-            const view_t *w = &views[firsts[code]];
-            if (w->len == v->len && memcmp(view_bytes(w, bufs), p, (size_t)v->len) == 0) {
+            const view_t *u = &views[firsts[code]];
+            uint64_t u0, u1;
+            memcpy(&u0, u, 8);
+            if (u->len != len)
+                continue;
+            if (len <= 12) {
+                memcpy(&u1, (const uint8_t *)u + 8, 8);
+                u0 &= len >= 4 ? ~(uint64_t)0 : ((uint64_t)1 << (32 + 8 * len)) - 1u;
+                u1 &= len >= 12 ? ~(uint64_t)0 : len <= 4 ? 0u : ((uint64_t)1 << (8 * (len - 4))) - 1u;
+                if (u0 == w0 && u1 == w1) {
+                    codes[i] = code;
+                    break;
+                }
+            } else if (u0 == w0 && memcmp(view_bytes(u, bufs), view_bytes(v, bufs), (size_t)len) == 0) {
                 codes[i] = code;
                 break;
             }

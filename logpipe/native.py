@@ -160,7 +160,7 @@ def _load(path: Path) -> ctypes.CDLL:
     lib.logpipe_json_flat.argtypes = [vp, vp, ctypes.c_int64, ctypes.c_int32, ctypes.c_int32, ctypes.c_char_p, i32p,
                                       vp, vp, vp, vp]
     lib.logpipe_dict.restype = ctypes.c_int64
-    lib.logpipe_dict.argtypes = [vp, vp, ctypes.c_int64, vp, vp, vp, vp, ctypes.c_int64]
+    lib.logpipe_dict.argtypes = [vp, vp, ctypes.c_int64, vp, vp, vp, vp, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64]
     lib.logpipe_lines.restype = ctypes.c_int64
     lib.logpipe_lines.argtypes = [ctypes.c_char_p, ctypes.c_int64, vp, ctypes.c_int64, ctypes.POINTER(ctypes.c_int64)]
     lib.logpipe_compact.restype = None
@@ -249,10 +249,15 @@ def view_columns(lib, views, n: int, sizes, bufs, rows: int | None = None, skip=
     return columns
 
 
-def dictionary(lib, series, rows: int | None = None):
+SPREAD = "spread"  # dictionary(): the probed rows' texts hardly repeat
+
+
+def dictionary(lib, series, rows: int | None = None, probe: int = 0, ratio: int = 1):
     """``series`` (polars strings) as dictionary codes, by cut.c: (codes: row i's text is distinct
     text codes[i]; firsts: the row where distinct text k first appears), both UInt32 Series, or None
-    when it cannot be read so. A null is a text of its own. With ``rows``, of its first ``rows`` only."""
+    when it cannot be read so. A null is a text of its own. With ``rows``, of its first ``rows`` only.
+    With ``probe``: SPREAD, read no further, when its first ``probe`` rows hold over ``probe / ratio``
+    distinct texts."""
     import polars as pl
     import pyarrow as pa
 
@@ -264,7 +269,9 @@ def dictionary(lib, series, rows: int | None = None):
     cap = 1 << max(4, (2 * n - 1).bit_length())
     codes, firsts, table = pa.allocate_buffer(4 * n), pa.allocate_buffer(4 * max(1, n)), pa.allocate_buffer(4 * cap)
     distinct = lib.logpipe_dict(views, None if validity is None else validity.address, n, bufs,
-                                codes.address, firsts.address, table.address, cap)
+                                codes.address, firsts.address, table.address, cap, probe, ratio)
+    if distinct < 0:
+        return SPREAD
     as_series = lambda buf, m: pl.from_arrow(pa.Array.from_buffers(pa.uint32(), m, [None, buf]))  # noqa: E731
     return as_series(codes, n), as_series(firsts, distinct)
 

@@ -612,10 +612,9 @@ def _distinct(value: pl.Series):
     if lib is None or value.dtype != pl.String:
         return _distinct_polars(value)
     # A column of texts that do not repeat (client ports) is told by its first rows: not hashed whole
-    probe = _native.dictionary(lib, value, DEDUPE_PROBE_ROWS)
-    if probe is not None and probe[1].len() * DEDUPE_RATIO > DEDUPE_PROBE_ROWS:
+    pair = _native.dictionary(lib, value, probe=DEDUPE_PROBE_ROWS, ratio=DEDUPE_RATIO)
+    if pair is _native.SPREAD:
         return None
-    pair = _native.dictionary(lib, value) if probe is not None else None
     if pair is None:
         return _distinct_polars(value)
     return pair if pair[1].len() * DEDUPE_RATIO <= value.len() else None

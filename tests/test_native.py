@@ -254,6 +254,41 @@ def test_dictionary_of_a_slice_and_of_many_distinct_texts():
     assert got is None or part.gather(got[1]).gather(got[0]).to_list() == part.to_list()
 
 
+def test_dictionary_reads_short_texts_by_their_length_and_long_ones_whole():
+    """Short texts are hashed and compared as the view's two words, masked to their length: bytes
+    after a text in its view (zero by Arrow's rule, but not relied on) change nothing. Long texts
+    that share their length and first bytes (the view's prefix) are still told apart."""
+    import struct
+
+    import pyarrow as pa
+
+    views = b"".join(struct.pack("<i12s", len(t), t + pad) for t, pad in
+                     [(b"ab", b"\x01" * 10), (b"ab", b"\x07" * 10), (b"ac", bytes(10)), (b"", b"\xff" * 12),
+                      (b"", bytes(12)), (b"abcd", b"z" * 8), (b"abcd", bytes(8))])
+    series = pl.from_arrow(pa.Array.from_buffers(pa.string_view(), 7, [None, pa.py_buffer(views), pa.py_buffer(b"-")]))
+    codes, firsts = native.dictionary(native.library(), series)
+    assert codes.to_list() == [0, 0, 1, 2, 2, 3, 3] and firsts.to_list() == [0, 2, 3, 5]
+    texts = [p + s for n in range(12, 22) for p in ("a" * n,) for s in ("x", "y")] + ["a" * 12 + "x"] * 3
+    series = pl.Series(texts)
+    codes, firsts = native.dictionary(native.library(), series)
+    assert series.gather(firsts).gather(codes).to_list() == texts and firsts.len() == len(set(texts))
+
+
+def test_dictionary_probe_stops_at_texts_that_hardly_repeat():
+    """With a probe, a column whose first rows hold too many distinct texts (client ports) is not
+    read further (SPREAD); one that repeats is read whole, as without a probe."""
+    lib = native.library()
+    spread = pl.Series([f"10.0.0.1:{i}" for i in range(5000)])
+    assert native.dictionary(lib, spread, probe=2048, ratio=2) is native.SPREAD
+    assert native.dictionary(lib, spread, probe=2048, ratio=1)[1].len() == 5000  # (at most one each)
+    repeats = pl.Series([f"10.0.0.{i % 900}" for i in range(5000)])
+    codes, firsts = native.dictionary(lib, repeats, probe=2048, ratio=2)
+    want = native.dictionary(lib, repeats)
+    assert codes.to_list() == want[0].to_list() and firsts.to_list() == want[1].to_list()
+    assert native.dictionary(lib, pl.Series([f"{i}" for i in range(1025)] * 2), probe=2048, ratio=2) is native.SPREAD
+    assert native.dictionary(lib, pl.Series([f"{i}" for i in range(1024)] * 2), probe=2048, ratio=2) is not native.SPREAD
+
+
 def _read_lines(body: bytes):
     """polars' read_lines of ``body``: its lines, or None when it refuses it (not UTF-8)."""
     try:
