@@ -512,8 +512,9 @@ def test_a_prepared_parser_builds_nothing_at_its_first_large_batch(monkeypatch):
 def test_workers_are_spawned_once_polars_is_loaded():
     """A pool started after polars or pyarrow is imported (a library user, these tests) spawns its
     workers: fork is not safe once their thread pools or allocators may hold locks."""
-    import polars  # noqa: F401
+    import polars
 
+    assert "polars" in sys.modules and polars.Series  # (loaded, as in a library user's process)
     assert lanes_mod._start_method() == "spawn"
     with lanes_mod.WorkerPool(None, 2) as pool:
         assert pool.executor().procs._mp_context.get_start_method() == "spawn"
