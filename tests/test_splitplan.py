@@ -654,6 +654,23 @@ ADDRESSES = ["10.244.0.24:{p}", "[fd00:10:244::18]:{p}", "fd00:10:244::18:{p}", 
              "1.2.3.4:{p}:{p}", "[fe80::1%eth0]:{p}"]
 
 
+def test_texts_of_every_length_are_copied_whole(parsers):
+    """cut.c copies a column's long texts (over 12 bytes) into its own buffer with moves of fixed
+    sizes that overlap (8, 16, then 4 x 16 bytes up to 64, memcpy beyond): every length from 0 to
+    100, in every text column of the line, gives the whole-line regex's values."""
+    lines = []
+    for n in range(101):
+        word = "".join(chr(97 + (n + k) % 26) for k in range(n))
+        lines.append(WAYPOINT.format(up="3.234.9.11:80", local="10.244.0.24:41160", remote="10.244.0.18:41548")
+                     .replace("/get", "/" + word, 1).replace("curl/8.7.1", word or "-", 1)
+                     .replace('"httpbin.org"', f'"{word or "-"}"', 1))
+    split, whole = parsers
+    batch = assert_same(split, whole, lines)
+    assert batch.parsed == len(lines)
+    assert [r["path"] for r in batch.records.to_pylist()][:20] == ["/" + "".join(chr(97 + (n + k) % 26)
+                                                                         for k in range(n)) for n in range(20)]
+
+
 def test_address_tokens_have_a_tail_and_clusters_not(access):
     for layout in TEXT_LAYOUTS:
         plan = splitplan.build(access, layout)
