@@ -119,7 +119,32 @@ def run_once(cmd: list[str] | str, *, shell: bool = False, stdout=subprocess.DEV
 
 
 def _tree_rss_kib(root: int) -> int:
-    """Resident memory (KiB) of ``root`` and all its descendants, now."""
+    """Resident memory (KiB) of ``root`` and all its descendants, now: found through each thread's
+    ``/proc/PID/task/TID/children`` (~0.1 ms a sample), else by a scan of all of ``/proc``. The scan
+    took ~1.8 ms every 20 ms, ~9% of a core: taken from logpipe's two lanes, not from the one-core
+    baselines, which have the other core to spare."""
+    page_kib = os.sysconf("SC_PAGE_SIZE") // 1024
+    total, frontier, seen = 0, [root], set()
+    try:
+        while frontier:
+            pid = frontier.pop()
+            if pid in seen:
+                continue
+            seen.add(pid)
+            try:
+                with open(f"/proc/{pid}/statm") as f:
+                    total += int(f.read().split()[1]) * page_kib
+                for tid in os.listdir(f"/proc/{pid}/task"):
+                    with open(f"/proc/{pid}/task/{tid}/children") as f:
+                        frontier.extend(int(c) for c in f.read().split())
+            except (ProcessLookupError, FileNotFoundError):
+                continue  # (it ended meanwhile)
+    except OSError:  # no children files (a kernel without CONFIG_PROC_CHILDREN)
+        return _tree_rss_kib_scan(root)
+    return total
+
+
+def _tree_rss_kib_scan(root: int) -> int:
     parent: dict[int, int] = {}
     rss: dict[int, int] = {}
     page_kib = os.sysconf("SC_PAGE_SIZE") // 1024
