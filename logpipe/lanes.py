@@ -174,18 +174,13 @@ def _start_method() -> str:
     process's time). Fork is not safe once polars or pyarrow is loaded: their thread pools and
     allocators' locks do not survive it (polars warns so), hence spawn then. Either way the parser
     travels by pickle (``_Lanes.use``)."""
+    import multiprocessing
     import sys
 
     heavy = any(name in sys.modules for name in ("polars", "pyarrow"))
-    if heavy or threading.active_count() > 1 or "fork" not in multiprocessing_methods():
+    if heavy or threading.active_count() > 1 or "fork" not in multiprocessing.get_all_start_methods():
         return "spawn"
     return "fork"
-
-
-def multiprocessing_methods() -> list[str]:
-    import multiprocessing
-
-    return multiprocessing.get_all_start_methods()
 
 
 @contextlib.contextmanager
@@ -274,11 +269,11 @@ def _init_worker() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-    # The parent builds its parser meanwhile (~35 ms), and this process would wait for it idle
-    # (~70 ms in `make bench`). So it loads and compiles the built-in grammars now: the parser the
-    # parent sends is rebuilt from them (``_in_worker``) in ~0.2 ms, whatever its options (a custom
-    # format only adds its own), with what its first batch would build (``Parser.prepare``), and
-    # pyarrow.compute, which polars imports at the first batch (~25 ms).
+    # The parent builds its parser and probes the input meanwhile (~70 ms in `make bench`), before
+    # this process's first range is read. So it loads and compiles the built-in grammars now: the
+    # parser the parent sends is rebuilt from them (``_in_worker``) in ~0.2 ms, whatever its options
+    # (a custom format only adds its own), with what its first batch would build (``Parser.prepare``),
+    # and pyarrow.compute, which polars imports at the first batch (~25 ms).
     parse.Parser().prepare()
     importlib.import_module("pyarrow.compute")
     _freeze()
