@@ -31,7 +31,7 @@ from .follow import TokenFilter, follow_sets
 from .resources import resource_dir
 from .schema import COLUMNS
 
-import lark
+import lark  # (imported once here: Rulebook, _Lark and the exact path use it)
 from lark.grammar import Symbol  # noqa: E402  (logpipe/steps.py reads rules through it too)
 
 # Rules nested inside a column rule that name a derived column `<column>_<rule>`.
@@ -151,8 +151,6 @@ class Rulebook:
     def parse(self, text: str, start: str, column: str | None = None) -> tuple[str, dict[str, str]]:
         """Parse ``text`` with Lark from ``start``; return the rule that matched (the alternative
         of ``start`` when ``start`` is a choice of rules) and ``{output name: text}``."""
-        import lark
-
         self._earley()
         try:
             with self._filter.reading(text) if self._filter else contextlib.nullcontext():
@@ -200,8 +198,6 @@ class Rulebook:
         fields as short as the line allows (free-text terminals are lazy there: ``_terminal_regex``)
         but not empty when they can hold text (an optional ``x?`` is greedy: tried present first).
         Ties keep the first reading."""
-        import lark
-
         if not isinstance(tree, lark.Tree):
             return tree
         children = [self._resolve(c, text) for c in tree.children]
@@ -211,8 +207,6 @@ class Rulebook:
         return tree
 
     def _reading_key(self, tree, text: str) -> tuple:
-        import lark
-
         if self._priority is None:
             self._priority = {str(r.origin.name): r.options.priority or 0 for r in self._lark.rules}
         nodes = [t for t in tree.iter_subtrees_topdown() if isinstance(t, lark.Tree)]
