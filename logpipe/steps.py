@@ -240,10 +240,11 @@ def _prefix_re(pattern: str) -> re.Pattern:
     return re.compile(pattern)
 
 
-def match_steps(steps: tuple[Step, ...], text: str) -> tuple[int, int]:
+def match_steps(steps: tuple[Step, ...], text: str, known: int = 0) -> tuple[int, int]:
     """How far ``text`` follows a layout: ``(k, end)`` where the first k steps match ``text[:end]``
-    (k == len(steps) when all do). Binary search: a prefix matches only if every shorter one does."""
-    lo, hi, end = 0, len(steps), 0
+    (k == len(steps) when all do); the first ``known`` steps are known to match. Binary search: a
+    prefix matches only if every shorter one does."""
+    lo, hi, end = known, len(steps), 0
     while lo < hi:
         mid = (lo + hi + 1) // 2
         m = _prefix_re(steps[mid - 1].prefix).match(text)
@@ -254,6 +255,19 @@ def match_steps(steps: tuple[Step, ...], text: str) -> tuple[int, int]:
     if lo and not end:
         end = _prefix_re(steps[lo - 1].prefix).match(text).end()
     return lo, end
+
+
+@functools.lru_cache(maxsize=None)
+def field_count(book: Rulebook, start: str) -> int:
+    """The columns of layout ``start``: its steps that are a field."""
+    return sum(1 for s in layout_steps(book, start) if s.field)
+
+
+@functools.lru_cache(maxsize=None)
+def shared_steps(book: Rulebook, first: str, second: str) -> int:
+    """How many leading steps layouts ``first`` and ``second`` share: the same prefix regexes."""
+    a, b = layout_steps(book, first), layout_steps(book, second)
+    return next((k for k, (x, y) in enumerate(zip(a, b)) if x.prefix != y.prefix), min(len(a), len(b)))
 
 
 def greedy_match(pattern: str, text: str, pos: int) -> int:

@@ -201,3 +201,36 @@ def test_ingest_rejects_year_zero_instead_of_failing(tmp_path):
                         "--max-reject-ratio", "1"], capture_output=True, text=True, timeout=120)
     assert p.returncode == 0 and "internal error" not in p.stderr, p.stderr
     assert "lines read 1, parsed 0, rejected 1 (noise 0, malformed 1)" in p.stderr
+
+
+def test_diagnosis_from_shared_steps_equals_each_layout_searched_alone():
+    """diagnose_line takes what an earlier layout found within the steps it shares with a later one
+    (steps.shared_steps); each layout searched alone from its first step (match_steps) gives the same
+    departure: lines of every sample cut at every tenth column, and with a byte changed there."""
+    import dataclasses
+    import random
+
+    from conftest import sample_files
+
+    from logpipe import diagnose, steps
+    from logpipe.parse import TEXT_LAYOUTS, Parser
+
+    access = Parser().access
+
+    def alone(body):  # diagnose_line as it was: every layout searched from its first step
+        real = steps.shared_steps
+        steps.shared_steps = lambda *a: 0
+        try:
+            return diagnose.diagnose_line(access, body, TEXT_LAYOUTS)
+        finally:
+            steps.shared_steps = real
+
+    rng = random.Random(4)
+    lines = [x for p in sample_files() if p.suffix == ".log" for x in read_lines(p) if x.startswith("[")][:150]
+    assert len(lines) > 100
+    bodies = [x[:k] for x in lines for k in range(1, len(x), 10)]
+    bodies += [b[:-1] + rng.choice('x 0"-[]:|') for b in bodies if b]
+    assert steps.shared_steps(access, TEXT_LAYOUTS[0], TEXT_LAYOUTS[1]) > 10  # (the shortcut is taken)
+    for body in bodies:
+        got, want = diagnose.diagnose_line(access, body, TEXT_LAYOUTS), alone(body)
+        assert (got and dataclasses.astuple(got)) == (want and dataclasses.astuple(want)), body
