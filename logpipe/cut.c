@@ -281,7 +281,10 @@ static void put_typed(int64_t *nums, uint8_t *valid, int32_t kind, int64_t r, in
  * is accepted by its DFA: then the line matches the layout's whole-line regex (logpipe/dfa.py); a
  * line holding a tab is not cut then, whatever nchk (the DFAs count on none; tokens whose DFA
  * accepts every text without a quote, space or tab are not given: splitplan.checks). The nabsent
- * output columns at absent are those this plan does not write: a line it cuts has them null. */
+ * output columns at absent are those this plan does not write: a line it cuts has them null.
+ * chk_skip (NULL: none) marks the checks of typed tokens whose regex accepts every value read_typed
+ * reads (splitplan._deferred): such a token's DFA is walked only when it reads as null ("-" or empty
+ * text, which its regex may refuse), as check tok_chk[t] of chk (-1: none). */
 typedef struct {
     int32_t nseg;
     const int32_t *seg_left, *seg_free, *seg_right;
@@ -296,7 +299,18 @@ typedef struct {
     const uint8_t *dfa_acc;
     int32_t nabsent;
     const int32_t *absent;
+    const uint8_t *chk_skip;
+    const int32_t *tok_chk;
 } plan_t;
+
+/* Whether the token of check c of plan P is accepted by its DFA. */
+static int check(const plan_t *P, int32_t c, const uint8_t *data, int64_t (*tok_start)[MAX_SEGMENT_TOKENS],
+                 int64_t (*tok_end)[MAX_SEGMENT_TOKENS])
+{
+    const int32_t *k = P->chk + 7 * c;
+    int64_t s = tok_start[k[0]][k[1]], e = tok_end[k[0]][k[1]];
+    return dfa_run(data + s, e - s, P->dfa_cls + k[2], P->dfa_tab + k[3], P->dfa_acc + k[4], k[5], k[6]);
+}
 
 /* What a plan makes of a line: NO, it does not match the plan's layout (known for a checked plan
  * from a line with exactly its quotes: the one way to read it failed); FIT, cut; STOP, it may match
@@ -342,12 +356,9 @@ static int try_plan(const plan_t *P, const uint8_t *data, int64_t a, int64_t b, 
                          P->seg_left[j], P->seg_free[j], P->seg_right[j], tok_start[j], tok_end[j]))
             return no;
     }
-    for (int32_t c = 0; c < P->nchk; c++) {  /* every token matches its regex */
-        const int32_t *k = P->chk + 7 * c;
-        int64_t s = tok_start[k[0]][k[1]], e = tok_end[k[0]][k[1]];
-        if (!dfa_run(data + s, e - s, P->dfa_cls + k[2], P->dfa_tab + k[3], P->dfa_acc + k[4], k[5], k[6]))
+    for (int32_t c = 0; c < P->nchk; c++)  /* every token matches its regex */
+        if (!(P->chk_skip && P->chk_skip[c]) && !check(P, c, data, tok_start, tok_end))
             return no;
-    }
     /* Each token, in one pass: its literal text is there, and its value (typed, or a view) is written */
     for (int32_t t = 0; t < P->ntok; t++) {
         int64_t s = tok_start[P->tok_seg[t]][P->tok_index[t]], e = tok_end[P->tok_seg[t]][P->tok_index[t]];
@@ -361,7 +372,13 @@ static int try_plan(const plan_t *P, const uint8_t *data, int64_t a, int64_t b, 
         if (kind != TEXT && kind != NULLED_TEXT) {  /* typed: read as its type, or the line is not cut */
             int64_t v = 0;
             int null;
-            if (!read_typed(data + s, e - s, kind, &v, &null))
+            /* A value read is one its regex accepts (chk_skip). Else its check, and on a STOP those of
+             * the later tokens: the same NO or STOP as if every check had been made first. */
+            int read = read_typed(data + s, e - s, kind, &v, &null);
+            for (int32_t u = t; (!read || (null && u == t)) && P->tok_chk && u < P->ntok; u++)
+                if (P->tok_chk[u] >= 0 && !check(P, P->tok_chk[u], data, tok_start, tok_end))
+                    return no;
+            if (!read)
                 return STOP;
             put_typed(o->nums + n * col, o->valid + vb * col, kind, row, v, null);
             continue;

@@ -178,7 +178,7 @@ class Plan(ctypes.Structure):
                                                        "out_kind")),
                 ("nchk", ctypes.c_int32), ("chk", ctypes.c_void_p), ("dfa_cls", ctypes.c_void_p),
                 ("dfa_tab", ctypes.c_void_p), ("dfa_acc", ctypes.c_void_p), ("nabsent", ctypes.c_int32),
-                ("absent", ctypes.c_void_p)]
+                ("absent", ctypes.c_void_p), ("chk_skip", ctypes.c_void_p), ("tok_chk", ctypes.c_void_p)]
 
 
 def address(obj) -> int | None:

@@ -223,3 +223,38 @@ def test_compiled_dfas_are_stored_and_read_back(tmp_path, monkeypatch):
     assert dfa.compile_token(pattern, excluded) == fresh and len(compiled) == 2
     assert fresh.matches(b"10.0.0.1:80") and not fresh.matches(b"10.0.0.1")
     dfa._compile.cache_clear()
+
+
+# ---- dfa.includes: the proof that lets cut.c skip a typed token's walk (splitplan._deferred) -------
+
+TIME_VALUE = splitplan.VALUE_TEXTS[splitplan.TIME_KIND]
+ENVOY_TIME = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?(?:Z|[+-][0-9]{2}:?[0-9]{2})"
+
+
+@pytest.mark.parametrize("outer, inner, included", [
+    (r"^[0-9]+$", r"^[0-9]{1,18}$", True),
+    (r"^(?:(?:[0-9]+)|(?:\-))$", r"^[0-9]{1,18}$", True),
+    (r"^[0-9]{1,3}$", r"^[0-9]{1,18}$", False),
+    (r"^[0-9]+$", r"^(?:-|[0-9]{1,18})$", False),  # "-": a null, which [0-9]+ refuses (cut.c walks it)
+    (rf"^\[{ENVOY_TIME}\]$", rf"^\[(?:{TIME_VALUE})\]$", True),  # START_TIME: fraction and offset optional
+    (rf"^\[{ENVOY_TIME}\]$", rf"^(?:{TIME_VALUE})$", False),  # without its brackets
+    (r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$", rf"^(?:{TIME_VALUE})$", False),  # no fraction
+    (r"^(?:[^\n]+?)$", r"^[0-9]{1,18}$", True),  # free text: from a sink, whatever follows
+    (r"^a$", r"^$", False),
+])
+def test_includes_cases(outer, inner, included):
+    got = dfa.includes(dfa.compile_token(outer, '" \t'), dfa.compile_token(inner, '" \t'))
+    assert got is included
+
+
+def test_includes_equals_the_languages_on_short_texts():
+    """Every pair of a pool of regexes whose languages differ, if at all, on a text of at most five
+    characters: ``includes`` says what enumerating those texts says."""
+    import itertools
+
+    pool = [r"^[0-9]+$", r"^[0-9]{1,3}$", r"^(?:[0-9]+|-)$", r"^-?[0-9]*$", r"^[0-9a]{2}$", r"^a?$",
+            r"^(?:a|-)[0-9]$", r"^$", r"^[0-9]{2,4}$", r"^(?:a[0-9]|[0-9]a)$"]
+    texts = ["".join(t) for k in range(6) for t in itertools.product("09-a", repeat=k)]
+    for outer, inner in itertools.product(pool, repeat=2):
+        want = all(re.fullmatch(outer, t) for t in texts if re.fullmatch(inner, t))
+        assert dfa.includes(dfa.compile_token(outer, '" '), dfa.compile_token(inner, '" ')) is want, (outer, inner)

@@ -777,6 +777,99 @@ def test_numbers_read_by_the_cut_equal_records_py(plans_for_every_batch, parsers
     assert_same(split, whole, [base.replace(" 200 - ", f" {number} - ", 1)])
 
 
+def test_fuzzed_times_and_numbers_read_by_the_cut_equal_records_py(plans_for_every_batch, parsers):
+    """cut.c walks a typed token's DFA only when the token reads as null (splitplan._deferred): a
+    value it reads is one the token's regex accepts. Mutations of TIMES and NUMBERS in START_TIME, the
+    response code and the counters: the same records and rejects as the whole-line regex."""
+    if plans_for_every_batch != "native":
+        pytest.skip("what cut.c reads (the polars cut types nothing)")
+    import random
+
+    rng = random.Random(11)
+
+    def mutate(text: str) -> str:
+        chars = list(text)
+        for _ in range(rng.randint(0, 2)):
+            k = rng.randrange(len(chars) + 1)
+            c = rng.choice("0123456789-.:TZ+[]x")
+            if rng.random() < 0.5 and chars:
+                chars[min(k, len(chars) - 1)] = c
+            elif rng.random() < 0.5:
+                chars.insert(k, c)
+            elif chars:
+                del chars[min(k, len(chars) - 1)]
+        return "".join(chars)
+
+    split, whole = parsers
+    base = line()
+    lines = [base.replace("2025-01-30T10:53:24.085Z", mutate(rng.choice(TIMES)), 1)
+             .replace(" 200 - ", f" {mutate(rng.choice(NUMBERS))} - ", 1)
+             .replace(" 0 254 237 236 ", " {} {} {} {} ".format(*(mutate(rng.choice(NUMBERS)) for _ in range(4))), 1)
+             for _ in range(600)]
+    assert_same(split, whole, lines)
+
+
+WIDE_TYPED = """
+%import .common (SP, DQ, TEXT)
+wide: "[" start_time "]" SP response_code SP bytes_sent SP DQ user_agent DQ
+start_time: /[^\\]" \\t]+/
+response_code: /[^" \\t]+/
+bytes_sent: /[^" \\t]+/
+user_agent: TEXT
+"""
+
+
+def test_the_cut_reads_as_values_only_value_texts(plans_for_every_batch):
+    """What cut.c's read_typed reads as a value is one of splitplan.VALUE_TEXTS (the proof of
+    ``_deferred`` rests on it): tokens whose regexes take any text, fuzzed around times and numbers;
+    every line cut holds, for each value it typed, a text of its kind's VALUE_TEXTS."""
+    if plans_for_every_batch != "native":
+        pytest.skip("what cut.c reads (the polars cut types nothing)")
+    import random
+
+    rng = random.Random(12)
+    book = grammar.Rulebook(WIDE_TYPED, ["wide"], source="<test>", import_paths=[GRAMMARS])
+    plan = splitplan.build(book, "wide")
+    types = splitplan.Types(tuple((f.name, f.type) for f in parse.RECORD_SCHEMA))
+    texts = {"time": TIMES + ["2024-07-18T16:13:58.", "2024-07-18 16:13:58Z", "+2024-07-18T16:13:58Z", "2024-7-18T16:13:58Z"],
+             "number": NUMBERS + ["+1", "-1", "1e3", "0x10", " 1", "١٢", "1.0", ""]}
+    pool = {k: v + ["".join(rng.choice("0123456789-+.:TZ") for _ in range(rng.randrange(1, 30))) for _ in range(300)]
+            for k, v in texts.items()}
+    for k in pool:  # and each text with a byte changed
+        pool[k] += [t[:i] + rng.choice("0123456789-+.:TZx") + t[i + 1:] for t in list(pool[k]) if t
+                    for i in [rng.randrange(len(t))]]
+    good = {"time": ["2024-07-18T16:13:58.198Z"], "number": ["0", "200", "-"]}
+
+    def pick(k: str) -> str:  # most lines are cut, so each fuzzed text is read when it can be
+        return rng.choice(pool[k] if rng.random() < 0.4 else good[k])
+
+    rows = [(pick("time"), pick("number"), pick("number")) for _ in range(3000)]
+    rows = [r for r in rows if not any(c in "".join(r) for c in '" \t]')]
+    lines = [f'[{t}] {c} {b} "x"' for t, c, b in rows]
+    easy, columns, _, _ = splitplan.cut_layouts((plan,), pl.Series(lines), types)
+    got = columns.to_dicts()
+    taken = [r for r, e in zip(rows, easy.to_list()) if e]
+    assert len(taken) == len(got) > 100
+    kinds = {"start_time": splitplan.TIME_KIND, "response_code": splitplan.INT32_KIND, "bytes_sent": splitplan.INT64_KIND}
+    for (t, c, b), row in zip(taken, got):
+        for name, text in zip(("start_time", "response_code", "bytes_sent"), (t, c, b)):
+            if row[name] is not None:
+                assert re.fullmatch(splitplan.VALUE_TEXTS[kinds[name]], text), (name, text)
+            else:
+                assert text in ("", "-"), (name, text)
+
+
+def test_typed_tokens_whose_regex_takes_every_value_are_walked_only_when_null(parsers):
+    """splitplan._deferred, on the default layout: START_TIME, the response code and the four counters."""
+    parser = parsers[0]
+    plan = parser.split_plan("istio_1_9")
+    cut, chk = splitplan._native_plan(plan), splitplan.checks(plan)
+    skip, tok_chk = splitplan._deferred(cut, chk, list(parser._types.kinds(cut[0])))
+    assert {cut[0][u].field for u, c in enumerate(tok_chk) if c >= 0} == {
+        "start_time", "response_code", "bytes_received", "bytes_sent", "duration", "upstream_service_time"}
+    assert sum(skip) == 6 and all(skip[c] for c in tok_chk if c >= 0)
+
+
 def test_text_columns_nulled_by_the_cut(parsers, cut_calls):
     """"-" and "" of a column cut whole are null (cut.c sets it); a column printed twice keeps its
     first value that is there, "-" included (it then types to null, as with the regex)."""
