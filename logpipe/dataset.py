@@ -128,6 +128,22 @@ def _text(t: pa.DataType) -> bool:
     return pa.types.is_string(t) or pa.types.is_string_view(t) or pa.types.is_list(t) or pa.types.is_large_list(t)
 
 
+# Texts of one length that rarely repeat (request ids: UUIDs): DELTA_LENGTH_BYTE_ARRAY, whose lengths
+# code to almost nothing and whose bytes are compressed without a length before each. A batch's
+# write ~2.5% faster (three runs of 40 alternations: 0.958, 0.976, 0.995), its file ~2% smaller.
+# Not the addresses of UNIQUE_COLUMNS: of varied lengths, they were written no faster.
+DELTA_LENGTH_COLUMNS = frozenset({"request_id"})
+
+
+def _encoding(field: pa.Field) -> str | None:
+    """The encoding of a column that is not dictionary-encoded, when not Parquet's PLAIN."""
+    if _delta_coded(field):
+        return "DELTA_BINARY_PACKED"
+    if field.name in DELTA_LENGTH_COLUMNS and (pa.types.is_string(field.type) or pa.types.is_string_view(field.type)):
+        return "DELTA_LENGTH_BYTE_ARRAY"
+    return None
+
+
 def _delta_coded(field: pa.Field) -> bool:
     """Whether a column is written DELTA_BINARY_PACKED: the numbers and times that rarely repeat
     (UNIQUE_COLUMNS), whose neighbours are close (line numbers, times) or small (byte counts, ports).
@@ -146,7 +162,7 @@ def _write_hidden(table: pa.Table, final: Path) -> Path:
     # strings, lists, times in UTC) whether the rows were strings or string views (ingest's lanes).
     pq.write_table(table, tmp, compression="zstd", row_group_size=ROW_GROUP_ROWS, store_schema=False,
                    use_dictionary=[n for n in names if n not in UNIQUE_COLUMNS], write_statistics=stats,
-                   column_encoding={f.name: "DELTA_BINARY_PACKED" for f in table.schema if _delta_coded(f)})
+                   column_encoding={f.name: _encoding(f) for f in table.schema if _encoding(f)})
     fd = os.open(tmp, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -107,6 +107,25 @@ def test_unique_numbers_and_times_are_delta_coded_and_read_back(tmp_path):
     assert got == list(zip(table.column("bytes_sent").to_pylist(), table.column("start_time").to_pylist()))
 
 
+def test_request_ids_are_delta_length_coded_and_read_back(tmp_path):
+    """Request ids (texts of one length, unique) are written DELTA_LENGTH_BYTE_ARRAY, strings and
+    string views alike; pyarrow and DuckDB read them back, nulls included."""
+    from logpipe.schema import view_schema
+
+    ds = Dataset(tmp_path / "d", create=True)
+    table = records([t(1, h) for h in range(6)])
+    ids = pa.array([f"8d80cec6-8fc1-40de-8bc7-19716f173bb{h}" for h in range(5)] + [None], pa.string())
+    table = table.set_column(RECORD_SCHEMA.get_field_index("request_id"), "request_id", ids)
+    for rows in (table, table.cast(view_schema(RECORD_SCHEMA))):
+        (path,) = ds.append(rows)
+        chunk = pq.read_metadata(path).row_group(0)
+        at = next(i for i in range(chunk.num_columns) if chunk.column(i).path_in_schema == "request_id")
+        assert "DELTA_LENGTH_BYTE_ARRAY" in chunk.column(at).encodings
+        assert pq.read_table(path).column("request_id").to_pylist() == ids.to_pylist()
+        got = duckdb.sql(f"select request_id from '{path}' order by line_number").fetchall()
+        assert [r for r, in got] == ids.to_pylist()
+
+
 def test_rows_as_string_views_are_written_as_they_are_and_read_back_as_the_record(tmp_path):
     """Ingest's lanes hand their rows over as string views (``schema.view_schema``): the files (no
     Arrow schema stored, for views and strings alike) read back as RECORD_SCHEMA, with the values of
