@@ -21,9 +21,9 @@ from .parse import MOSTLY_MALFORMED, Counts, Parser
 from .progress import IngestProgress, IngestSummary, print_summary
 from .pipeline import compression_of, dataset_parser, format_reject, is_plain, parse_input
 from .lanes import WorkerPool, ingest_workers, is_small
-from .workers import StagedBatch, stage_input_async, staged_result, time_bounds
+from .workers import STAGE_TASK_BYTES, StagedBatch, stage_input_async, stage_inputs_async, staged_result, time_bounds
 from .render import escape_control
-from .sources import FileRange, Input, expand_inputs, looks_binary, read_head
+from .sources import CHUNK_BYTES, FileRange, Input, expand_inputs, looks_binary, read_head
 
 
 # Small inputs parsed by the workers: started in groups of LAUNCH_INPUTS (or LAUNCH_BYTES), at most
@@ -410,14 +410,33 @@ class _Run:
 
     def launch(self) -> None:
         """Begin the entries of ``decided`` (one manifest write) and start their worker tasks (with
-        no workers, ``finish`` parses each in turn)."""
+        no workers, ``finish`` parses each in turn). Plain inputs of one chunk (CHUNK_BYTES, one
+        batch alone too) go to the workers together, up to STAGE_TASK_BYTES a task, parsed in one
+        batch (``workers.stage_inputs_async``), unless --flush-rows asks for fewer rows a file."""
+        group: list = []
         for plan, entry in zip(self.decided, self.ds.begin_entries([p.entry for p in self.decided])):
             plan.entry = entry
-            if self.pool is not None:
+            self.ahead.append(plan)
+            if self.pool is None:
+                continue
+            if entry["compression"] == "plain" and (plan.size or 0) - plan.skip_bytes <= CHUNK_BYTES \
+                    and (self.flush_rows is None or self.flush_rows >= _batches.FLUSH_ROWS):
+                group.append(plan)
+                if sum(p.size or 0 for p in group) >= STAGE_TASK_BYTES:
+                    self._start(group)
+                    group = []
+            else:
                 plan.future = stage_input_async(self.pool, plan.inp, plan.skip_bytes, plan.first_line,
                                                 (str(self.ds.root), entry["prefix"]), self.flush_rows)
-            self.ahead.append(plan)
+        self._start(group)
         self.decided.clear()
+
+    def _start(self, plans: list) -> None:
+        """One worker task for ``plans`` (plain inputs): each gets its share of it as its future."""
+        if plans:
+            items = [(p.inp, p.skip_bytes, p.first_line, p.entry["prefix"]) for p in plans]
+            for plan, part in zip(plans, stage_inputs_async(self.pool, items, str(self.ds.root))):
+                plan.future = part
 
     def drain(self, keep: int) -> None:
         """Finish inputs in flight until ``keep`` are left: the first one, waiting for it, with

@@ -83,7 +83,7 @@ class CustomLayout:
 
         from .diagnose import diagnose_line
         from .grammar import GrammarMismatch
-        from .parse import LARK_CONTEXT_LINES
+        from .parse import LARK_CONTEXT_LINES, line_in_input
         from .records import _reject
 
         if self.rulebook is None:
@@ -96,7 +96,7 @@ class CustomLayout:
             # line) says why only among an input's first LARK_CONTEXT_LINES lines, as for the built-in
             # layouts (parse.py); later ones get the grammar's diagnosis (~0.05 ms), unless it finds
             # nothing or a departure at the start (Lark decides those).
-            if parser.fast and (ln > LARK_CONTEXT_LINES or not parser.exact):
+            if parser.fast and (line_in_input(ln) > LARK_CONTEXT_LINES or not parser.exact):
                 where = diagnose_line(self.rulebook, body, (self.name,))
                 if where is not None and where.column > 1:
                     col = where.column + (plen or 0)

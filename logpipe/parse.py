@@ -64,6 +64,15 @@ LARK_CONTEXT_EXTRA_QUOTES = 4
 # batches (ingest's workers, a stream's slices). A line with no diagnosis always goes to Lark: only
 # Lark can say why it fails.
 LARK_CONTEXT_LINES = 100
+# Several small inputs parsed in one batch (workers._stage_inputs) number their lines k << INPUT_SHIFT
+# + n, for the k-th input's line n: the rows keep the inputs' order and each line its number in its
+# input (``line_in_input``), as LARK_CONTEXT_LINES asks.
+INPUT_SHIFT = 40
+
+
+def line_in_input(line_number: int) -> int:
+    """A line's number in its input (``INPUT_SHIFT``)."""
+    return line_number & ((1 << INPUT_SHIFT) - 1)
 # A layout's split plan (logpipe/splitplan.py) costs a few ms per batch however few its lines; the
 # whole-line capture regex costs ~2x more per line. Below this many lines of a layout in a batch
 # (a stream's micro-batch, a rare layout among others) the capture regex is cheaper.
@@ -96,6 +105,30 @@ class ParsedBatch:
     @property
     def rejected(self) -> int:
         return self.rejects.num_rows
+
+
+def split_inputs(batch: ParsedBatch, sources: list[str], reads: list[int]) -> list[ParsedBatch]:
+    """A batch of several inputs' lines (numbered by ``INPUT_SHIFT``) as one batch per input: its
+    rows and rejects (in order: both are sorted by line number), their line numbers in the input and
+    its name; ``reads``: each input's lines, of which those neither a row nor a reject were blank."""
+    import pyarrow.compute as pc
+
+    out = []
+    numbers = [pl.from_arrow(t.column("line_number")) for t in (batch.records, batch.rejects)]
+    for k, (source, read) in enumerate(zip(sources, reads)):
+        parts = []
+        for table, number in zip((batch.records, batch.rejects), numbers):
+            lo, hi = (int(x) for x in number.search_sorted(pl.Series([k << INPUT_SHIFT, (k + 1) << INPUT_SHIFT])))
+            part = table.slice(lo, hi - lo)
+            at, field = part.schema.get_field_index, part.schema.field
+            part = part.set_column(at("line_number"), field("line_number"),
+                                   pc.subtract(part.column("line_number"), pa.scalar(k << INPUT_SHIFT, pa.int64())))
+            part = part.set_column(at("source"), field("source"),
+                                   pa.array([source] * (hi - lo), pa.string()).cast(field("source").type))
+            parts.append(part)
+        records, rejects = parts
+        out.append(ParsedBatch(records, rejects, read, read - records.num_rows - rejects.num_rows))
+    return out
 
 
 @dataclass
@@ -253,20 +286,25 @@ class Parser:
         raw = [_decode(x) for x in lines] if lines and not isinstance(lines[0], str) else list(lines)
         return self.parse_series(pl.Series(raw, dtype=pl.String), source, first_line)
 
-    def parse_chunk(self, body: bytes, source: str = "-", first_line: int = 1, views: bool = False) -> ParsedBatch:
+    def parse_chunk(self, body: bytes, source: str = "-", first_line: int = 1, views: bool = False,
+                    line_numbers: pl.Series | None = None) -> ParsedBatch:
         """Parse a run of whole lines as read from a file (newline-separated, the last newline
         optional); the same as ``parse_batch`` of its lines, with the split done natively."""
         lines, bare, solid = _chunk_lines(body)
-        return self.parse_series(lines, source, first_line, bare, views, solid)
+        return self.parse_series(lines, source, first_line, bare, views, solid, line_numbers)
 
     def parse_series(self, raw: pl.Series, source: str = "-", first_line: int = 1, bare: bool = False,
-                     views: bool = False, solid: bool = False) -> ParsedBatch:
+                     views: bool = False, solid: bool = False, line_numbers: pl.Series | None = None) -> ParsedBatch:
         """Parse a batch of lines; ``bare``: none ends in ``\n`` or ``\r`` (nothing to strip, no check);
         ``solid``: none is blank (no check); ``views``: the records' strings as Arrow string views
-        (``schema.view_schema``: ingest's lanes write them so), not cast to the schema's strings."""
+        (``schema.view_schema``: ingest's lanes write them so), not cast to the schema's strings;
+        ``line_numbers``: each line's, increasing (several inputs: ``INPUT_SHIFT``), not ``first_line`` on."""
         n = raw.len()
+        if line_numbers is not None and line_numbers.len() != n:
+            raise ValueError(f"{line_numbers.len()} line numbers for {n} lines")
         df = raw.alias("raw").to_frame().with_columns(
-            pl.int_range(first_line, first_line + n, dtype=pl.Int64).alias("line_number"),
+            pl.int_range(first_line, first_line + n, dtype=pl.Int64).alias("line_number") if line_numbers is None
+            else line_numbers.cast(pl.Int64).alias("line_number"),
         )
         if not bare and (raw.str.ends_with("\n").any() or raw.str.ends_with("\r").any()):
             df = df.with_columns(pl.col("raw").str.strip_suffix("\n").str.strip_suffix("\r").alias("line"))
@@ -452,7 +490,8 @@ class Parser:
                 why = f"not an access line: column {1 + plen}: every layout starts with {where.step.expects}, got {where.got!r}"
                 rejects.append(_reject(ln, raw, why, "noise", 1 + plen))
                 continue
-            if where and (not self.exact or self.fast and (ln > LARK_CONTEXT_LINES or not self._lark_can_explain(body))):
+            if where and (not self.exact or self.fast and (line_in_input(ln) > LARK_CONTEXT_LINES
+                                                           or not self._lark_can_explain(body))):
                 rejects.append(_reject(ln, raw, where.describe(plen), "malformed", where.column + plen))
                 continue
             try:

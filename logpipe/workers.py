@@ -134,6 +134,46 @@ def _stage_input(path: str, skip_bytes: int, first_line: int, root: str, prefix:
     return out, error
 
 
+def _stage_inputs(items: list[tuple[str, int, int, str]], root: str) -> list[tuple[str, object]]:
+    """Small plain inputs ((path, skip_bytes, first_line, prefix) each) read, parsed in one batch and
+    staged each to its own files: a batch costs ~12 ms whatever its size, a 3 MB input's parse ~25 ms.
+    Per input, ``("ok", what _stage_input returns)`` or ``("error", the exception it raised)``: an
+    input that cannot be read is staged alone (``_stage_input``), its error its own."""
+    import polars as pl
+
+    from .batches import BatchBuffer
+    from .native import count_newlines
+    from .parse import INPUT_SHIFT, split_inputs
+
+    bodies, reads, ends, numbers = [], [], [], []
+    try:
+        for k, (path, skip, first, _) in enumerate(items):
+            body = b"".join(chunk for chunk, _ in iter_byte_chunks(Input(path), skip_bytes=skip))
+            lines = count_newlines(body, len(body)) + (1 if body and not body.endswith(b"\n") else 0)
+            bodies.append(body if body.endswith(b"\n") or not body else body + b"\n")
+            reads.append(lines)
+            ends.append(skip + len(body))
+            numbers.append(pl.int_range((k << INPUT_SHIFT) + first, (k << INPUT_SHIFT) + first + lines,
+                                        dtype=pl.Int64, eager=True))
+    except (InputError, OSError):  # one of them: each alone, so that its error is its own
+        return [_caught(_stage_input, path, skip, first, root, prefix) for path, skip, first, prefix in items]
+    batch = lane_parser().parse_chunk(b"".join(bodies), "-", 1, views=True, line_numbers=pl.concat(numbers))
+    out = []
+    for (path, skip, first, prefix), part, end in zip(items, split_inputs(batch, [Input(p).name for p, *_ in items],
+                                                                            reads), ends):
+        buf = BatchBuffer()
+        buf.add(part)
+        out.append(("ok", ([(_stage_buffer(buf, part.read, part.blank, root, prefix), end)], None)))
+    return out
+
+
+def _caught(fn, *args) -> tuple[str, object]:
+    try:
+        return "ok", fn(*args)
+    except Exception as e:  # (returned to the parent, raised there for this input alone)
+        return "error", e
+
+
 def _stage_buffer(buf, read: int, blank: int, root: str, prefix: str) -> StagedBatch:
     """Write what ``buf`` holds to hidden files (``dataset.stage_files``): the parent gets the counts."""
     from .dataset import stage_files
@@ -159,6 +199,40 @@ def stage_input_async(pool: "WorkerPool", inp: Input, skip_bytes: int, first_lin
     """Start ``_stage_input`` of ``inp`` in ``pool``; ``staged_result`` of the future is what
     ``parse_input`` would yield for it (in order, then the ``InputError`` of a corrupt archive)."""
     return pool.executor().submit(_stage_input, inp.path, skip_bytes, first_line, *stage, flush_rows)
+
+
+def stage_inputs_async(pool: "WorkerPool", items: list[tuple[Input, int, int, str]], stage_root: str) -> list:
+    """Start ``_stage_inputs`` of small plain inputs ((input, skip_bytes, first_line, prefix) each) as
+    one task; returns a future for each input (``InputPart``), as ``stage_input_async`` does."""
+    group = pool.executor().submit(_stage_inputs, [(i.path, skip, first, prefix) for i, skip, first, prefix in items],
+                                   stage_root)
+    return [InputPart(group, k) for k in range(len(items))]
+
+
+class InputPart:
+    """One input's result of a task of several (``stage_inputs_async``), as a future of its own."""
+
+    def __init__(self, group, index: int):
+        self.group, self.index = group, index
+
+    def done(self) -> bool:
+        return self.group.done()
+
+    def cancel(self) -> bool:
+        return self.group.cancel()
+
+    def result(self):
+        kind, value = self.group.result()[self.index]
+        if kind == "error":
+            raise value
+        return value
+
+    def exception(self):
+        try:
+            self.result()
+        except BaseException as e:
+            return e
+        return None
 
 
 def staged_result(future) -> Iterator[tuple[StagedBatch, int]]:

@@ -297,6 +297,78 @@ def test_small_inputs_failures_stay_per_input(small_inputs, tmp_path, monkeypatc
     assert not list((tmp_path / "two").glob("*/.*.tmp"))  # nothing hidden left behind
 
 
+def test_small_inputs_parsed_in_one_batch_equal_each_alone(tmp_path, monkeypatch):
+    """workers._stage_inputs parses several small inputs in one batch (their lines numbered by
+    parse.INPUT_SHIFT): each input's files hold what ``_stage_input`` of it alone writes, row for row
+    (its line numbers and name), its rejects too (Lark's context for a malformed line among its first
+    100 lines, whichever input it is), and the same counts: blank lines, a last line without a
+    newline, an empty input, an input read from where an earlier ingest stopped."""
+    from logpipe import lanes, parse
+
+    monkeypatch.setattr(lanes, "_WORKER_PARSER", parse.Parser())  # (as in a worker process)
+    good = (SAMPLES / "waypoint-egress-1.23.log").read_text(encoding="utf-8").splitlines(keepends=True)
+    bad = (SAMPLES / "malformed.log").read_text(encoding="utf-8").splitlines(keepends=True)
+    texts = ["".join(good[:5] + bad[:3] + ["\n", "  \n"] + good[5:9]),
+             "".join(bad[3:9] + good[:4]) + "not an access line, no newline",
+             "",
+             "".join(good * 30 + bad[9:12]),  # its malformed lines past its 100th
+             "".join(good[:3])]
+    items = []
+    for k, text in enumerate(texts):
+        path = tmp_path / f"in{k}.log"
+        path.write_text(text, encoding="utf-8")
+        skip, first = (len(good[0].encode()), 2) if k == 4 else (0, 1)
+        items.append((str(path), skip, first, f"part-{k}"))
+
+    def staged(root, results):
+        out = []
+        for k, ((staged_list, error), (path, *_)) in enumerate(zip(results, items)):
+            assert error is None
+            (batch, end), = staged_list
+            files = [final for _, final in batch.pairs]
+            for hidden, final in batch.pairs:
+                final.parent.mkdir(parents=True, exist_ok=True)
+                hidden.rename(final)
+            rows = _read([f for f in files if "_rejects" not in str(f)])
+            rejects = _read([f for f in files if "_rejects" in str(f)])
+            out.append((batch.read, batch.blank, batch.parsed, batch.rejected, batch.formats, batch.undated,
+                        batch.tmin, batch.tmax, end, rows, rejects))
+        return out
+
+    alone = staged(tmp_path / "a", [workers_mod._stage_input(p, skip, first, str(tmp_path / "a"), prefix)
+                                    for p, skip, first, prefix in items])
+    grouped = workers_mod._stage_inputs(items, str(tmp_path / "g"))
+    assert [kind for kind, _ in grouped] == ["ok"] * len(items)
+    together = staged(tmp_path / "g", [value for _, value in grouped])
+    assert together == alone
+    reads = [a[0] for a in alone]
+    assert reads[2] == 0 and reads[1] == 11 and alone[0][1] == 2  # (the empty input; no newline; blanks)
+    assert any(r["source"].endswith("in1.log") and "Lark" in r["reason"] for r in alone[1][10])
+    assert not any("Lark" in r["reason"] for r in alone[3][10]) and alone[3][10]
+
+
+def test_small_plain_inputs_go_to_the_workers_together(small_inputs, tmp_path, monkeypatch):
+    """ingest hands the workers its small plain inputs several to a task (``_stage_inputs``, up to
+    STAGE_TASK_BYTES), the gzip part alone; a smaller --flush-rows keeps them one to a task."""
+    monkeypatch.setattr(lanes_mod, "PARALLEL_MIN_BYTES", 256 << 10)
+    part = (small_inputs / "p00.log").stat().st_size
+    monkeypatch.setattr(ingest, "STAGE_TASK_BYTES", 3 * part)  # three parts a task
+    tasks = []
+    real_group, real_one = workers_mod.stage_inputs_async, workers_mod.stage_input_async
+    monkeypatch.setattr(ingest, "stage_inputs_async", lambda pool, items, root: tasks.append(len(items)) or
+                        real_group(pool, items, root))
+    monkeypatch.setattr(ingest, "stage_input_async", lambda pool, inp, *a: tasks.append(inp.name) or
+                        real_one(pool, inp, *a))
+    summary, rows, *_ = _ingest_dir(small_inputs, tmp_path / "d", "2", monkeypatch, max_reject_ratio=1)
+    assert summary.ingested == 9 and len(rows) > 1_500
+    assert max(t for t in tasks if isinstance(t, int)) > 1, tasks  # (where launches cut them: decide)
+    assert [t for t in tasks if isinstance(t, str)] == [str(small_inputs / "p03.log.gz")]
+    assert sum(t for t in tasks if isinstance(t, int)) == 8
+    tasks.clear()
+    _ingest_dir(small_inputs, tmp_path / "e", "2", monkeypatch, max_reject_ratio=1, flush_rows=100)
+    assert len(tasks) == 9 and all(isinstance(t, str) for t in tasks)
+
+
 @pytest.mark.parametrize("workers", ["1", None], ids=["in-process", "workers"])
 def test_many_small_inputs_share_manifest_writes(tmp_path, monkeypatch, workers):
     """The manifest is rewritten whole: thousands of small inputs must not each rewrite it three
