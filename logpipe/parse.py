@@ -73,6 +73,8 @@ INPUT_SHIFT = 40
 def line_in_input(line_number: int) -> int:
     """A line's number in its input (``INPUT_SHIFT``)."""
     return line_number & ((1 << INPUT_SHIFT) - 1)
+
+
 # A layout's split plan (logpipe/splitplan.py) costs a few ms per batch however few its lines; the
 # whole-line capture regex costs ~2x more per line. Below this many lines of a layout in a batch
 # (a stream's micro-batch, a rare layout among others) the capture regex is cheaper.
