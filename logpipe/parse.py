@@ -130,6 +130,10 @@ def split_inputs(batch: ParsedBatch, sources: list[str], reads: list[int]) -> li
             parts.append(part)
         records, rejects = parts
         out.append(ParsedBatch(records, rejects, read, read - records.num_rows - rejects.num_rows))
+    # Every line a row, a reject or blank, in its own input: a count that does not add up is a bug
+    # the split would otherwise hide in an input's blank lines.
+    if sum(reads) != batch.read or sum(b.blank for b in out) != batch.blank or min((b.blank for b in out), default=0) < 0:
+        raise ValueError(f"split of {batch.read} lines ({batch.blank} blank) into inputs of {reads} lines does not add up")
     return out
 
 
