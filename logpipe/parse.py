@@ -11,7 +11,8 @@ For a batch of lines:
    spaces, planned from the same grammar), or, when free text holds a quote, by the capture regex.
    Most lines are the first layout's: its plan first cuts every line, checking each token with a
    DFA of the token's own regex (``logpipe/dfa.py``), and the lines it takes skip the layout regex;
-   once a batch has many lines of later layouts, their plans join that cut (``_take_checked``);
+   the later layouts seen in a sample of a parser's first large batch, and those a batch has many
+   lines of, join that cut (``_sample_layouts``, ``_take_checked``);
 4. what is left is noise (``noise.lark``) or goes to the exact Lark path, which parses it or says
    where and why it fails (``logpipe/diagnose.py`` finds where it departs from its closest layout);
 5. all text columns are typed in one place (``type_columns``, ``logpipe/records.py``): ``-`` becomes
@@ -86,6 +87,10 @@ PROVENANCE = ("line_number", "raw", "prefix_len", "pod", "container", "received_
 # one cut and one typing, not a second group that is typed apart and sorted in (~50 µs a line of it).
 # Its plans and DFAs cost ~15 ms per layout once.
 CHECKED_MIN_ROWS = 16
+# Before a parser's first large batch, the layouts of this many of its lines (spread over it) set the
+# layouts of the checked cut (Parser._sample_layouts): a lane's first batch is cut once, not layout
+# by layout (~0.2 s more on the first 16 MB of `make bench`'s file, which has three layouts).
+SAMPLE_LINES = 2048
 # An input whose access lines are over half malformed looks like another format (Counts.mostly_malformed).
 MOSTLY_MALFORMED = 0.5
 
@@ -248,6 +253,7 @@ class Parser:
         # The checked cut tries the first _checked layouts' plans (``_take_checked``): the first
         # layout's, and those up to a later one whose lines a batch has many of (CHECKED_MIN_ROWS).
         self._checked = 1
+        self._sampled = False  # (_sample_layouts: once, at the first batch of SPLIT_MIN_ROWS lines)
         # The columns cut.c types as it cuts (numbers, times); a custom START_TIME format is read
         # by the custom layout's ``prepare`` from text, so then no layout's times are typed there.
         keep = {"start_time"} if self.custom is not None and getattr(self.custom, "time_format", None) else set()
@@ -271,7 +277,9 @@ class Parser:
         """Build now what this parser's first large batch would build: the checked cut of the layouts
         it tries first (their split plans, DFAs, cut.c's structures) and the ztunnel rules, ~15 ms in
         all (the DFAs read from the cache directory). A worker process does it while it boots
-        (``lanes._init_worker``): its first range is read after the parent's probe of the input."""
+        (``lanes._init_worker``): its first range is read after the parent's probe of the input.
+        Not the other layouts' (~100 ms for all seven): that took `make bench`'s ingest longer than
+        building those its first batch samples (``_sample_layouts``) then."""
         if self.fast:
             self._checked_plans()
             _ztunnel.rules()
@@ -333,6 +341,8 @@ class Parser:
         text, glued = (df.filter(~is_json) if any_json else df), False
         if not self._glue:  # the cut cannot leave the lines that may be glued to the check: it reads all
             text, glued = self._reject_glued(text, rejects), True
+        if not self._sampled and text.height >= SPLIT_MIN_ROWS:
+            self._sample_layouts(text["body"])
         for i, (name, compiled, book) in enumerate(self._layouts):
             if text.height == 0:
                 break
@@ -405,6 +415,21 @@ class Parser:
             plen.alias("prefix_len"),
             pre["pod"], pre["container"], pre["received_at"],
         )
+
+    def _sample_layouts(self, body: pl.Series) -> None:
+        """Before the first large batch's cut: the layouts of SAMPLE_LINES lines spread over it. The
+        checked cut then tries every layout up to the last one seen, as later batches would once
+        this one had many of its lines (``CHECKED_MIN_ROWS``), and the batch is cut once."""
+        self._sampled = True
+        step = max(1, body.len() // SAMPLE_LINES)
+        left = body.gather_every(step)
+        for i, (_, compiled, _) in enumerate(self._layouts):
+            if left.len() == 0:
+                break
+            hit = left.str.contains(f"^{compiled.pattern}$")
+            if i >= self._checked and hit.any():
+                self._checked = i + 1
+            left = left.filter(~hit)
 
     def _take_checked(self, text: pl.DataFrame, frames: list) -> pl.DataFrame:
         """The lines of ``text`` that the split plans of the first ``self._checked`` layouts cut into

@@ -991,6 +991,36 @@ def test_a_later_layout_joins_the_checked_cut_once_a_batch_has_many_of_its_lines
         assert {name: n for name, n in cut_calls if n} == {"istio_1_9": 30, "istio_1_2": 30, "istio_1_8": 30}
 
 
+def test_a_fresh_parsers_first_large_batch_is_cut_once_with_the_layouts_it_samples(parsers, cut_calls, monkeypatch):
+    """A batch of SPLIT_MIN_ROWS lines or more that a fresh parser meets first: the layouts of
+    SAMPLE_LINES of its lines, spread over it, join the checked cut before it runs, so that the
+    later layouts' lines are cut in the same call, not read by their whole-line regexes and a cut
+    of their own each; the same records as the whole-line regexes give."""
+    split, whole = parsers
+    by_layout: dict = {}
+    for _, lines in _corpora():
+        batch = whole.parse_batch(lines)
+        for ln, name in zip(batch.records.column("line_number").to_pylist(),
+                            batch.records.column("log_format").to_pylist()):
+            by_layout.setdefault(name, []).append(lines[ln - 1])
+    lines = [x for name in ("istio_1_9", "istio_1_2", "istio_1_8") for x in by_layout[name][:30]] * 12
+    monkeypatch.setattr(parse, "SPLIT_MIN_ROWS", 1000)  # (as outside this module: 360 lines cut alone are too few)
+    assert len(lines) >= parse.SPLIT_MIN_ROWS
+    fresh = Parser()
+    assert fresh._checked == 1
+    assert_same(fresh, whole, lines)
+    if native.library() is not None:  # (None in the polars runs: LOGPIPE_NATIVE=0)
+        assert fresh._checked == TEXT_LAYOUTS.index("istio_1_8") + 1
+        assert {name: n for name, n in cut_calls if n} == {"istio_1_9": 360, "istio_1_2": 360, "istio_1_8": 360}
+        assert len(cut_calls) == 3  # (one call of cut_layouts: each of its layouts counted)
+    # sampled once: a later batch with another layout's lines adds it as before (CHECKED_MIN_ROWS)
+    cut_calls.clear()
+    more = by_layout["istio_1_9"][:30] * 40 + by_layout["envoy"][:20]
+    assert_same(fresh, whole, more)
+    if native.library() is not None:
+        assert fresh._checked == TEXT_LAYOUTS.index("envoy") + 1
+
+
 def test_a_line_an_earlier_layout_may_take_goes_back_to_its_regex(cut_calls):
     """A custom layout (tried first) with one quote and free text after it: an Istio line has more
     quotes, so cut.c cuts it by istio_1_9's plan with a doubt; the custom layout's regex then takes
