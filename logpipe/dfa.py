@@ -105,6 +105,31 @@ def compile_token(pattern: str, excluded: str) -> TokenDFA | None:
     return _compile(items, excluded)
 
 
+def exact(pattern: str) -> bool:
+    """Whether ``compile_token(pattern, …)`` accepts exactly the regex's texts, not a subset: none of
+    its classes leaves characters out (a category such as ``\\d``, a non-ASCII member, or a
+    negated non-ASCII character: their non-ASCII texts are not accepted)."""
+    def walk(items) -> bool:
+        for op, av in items:
+            if op is C.IN and any(o is C.CATEGORY or (o is C.LITERAL and a > 127) or (o is C.RANGE and a[1] > 127)
+                                  for o, a in av):
+                return False
+            if op is C.NOT_LITERAL and av > 127:
+                return False
+            if op is C.SUBPATTERN and not walk(av[3]):
+                return False
+            if op is C.BRANCH and not all(walk(alt) for alt in av[1]):
+                return False
+            if op in (C.MAX_REPEAT, C.MIN_REPEAT) and not walk(av[2]):
+                return False
+        return True
+
+    try:
+        return walk(P.parse(pattern))
+    except re.error:
+        return False
+
+
 @functools.lru_cache(maxsize=256)
 def _compile(items: tuple, excluded: str) -> TokenDFA | None:
     # Cached by the regex less its group names: a layout's four address columns share one (~15 ms);

@@ -359,11 +359,9 @@ def checks(plan: SplitPlan) -> tuple | None:
     """Every token of the plan as cut.c checks it: (count, per token its segment, index and DFA's
     offsets and sizes, the DFAs' byte classes, tables and accepting flags), or None when a token's
     regex has no DFA (logpipe/dfa.py)."""
-    import array
-
     from . import dfa as _dfa
 
-    chk, classes, table, accept, entries = [], b"", array.array("H"), b"", []
+    chk, classes, table, accept, entries = [], b"", b"", b"", []
     for j, seg in enumerate(plan.segments):
         order = [*seg.left, *([seg.free] if seg.free is not None else []), *seg.right]
         for i, token in enumerate(order):
@@ -375,12 +373,11 @@ def checks(plan: SplitPlan) -> tuple | None:
                 return None
             if found.first_sink <= 1:  # its start accepts whatever text the cut gives it: nothing to check
                 continue
-            chk += [j, i, len(classes), len(table), len(accept), found.nclasses, found.first_sink * found.nclasses]
-            classes += found.classes
-            table.extend(state * found.nclasses for state in found.table)  # a state is its row's offset
-            accept += found.accepting
+            cls, tab, acc, ncls, sink = _native.dfa_tables(found)
+            chk += [j, i, len(classes), len(table) // 2, len(accept), ncls, sink]  # (table: 16-bit entries)
+            classes, table, accept = classes + cls, table + tab, accept + acc
             entries.append((j, i, token.pattern, token.strip, excluded))
-    return len(chk) // 7, _native.int32s(chk), classes, table.tobytes(), accept, tuple(entries)
+    return len(chk) // 7, _native.int32s(chk), classes, table, accept, tuple(entries)
 
 
 def _deferred(native: tuple, chk: tuple, kinds: list[int]) -> tuple | None:

@@ -258,3 +258,65 @@ def test_includes_equals_the_languages_on_short_texts():
     for outer, inner in itertools.product(pool, repeat=2):
         want = all(re.fullmatch(outer, t) for t in texts if re.fullmatch(inner, t))
         assert dfa.includes(dfa.compile_token(outer, '" '), dfa.compile_token(inner, '" ')) is want, (outer, inner)
+
+
+# ---- a line's start, by cut.c (parse._starts_with: kubectl prefixes, JSON bodies) ------------------
+
+@pytest.mark.parametrize("pattern, exact", [
+    (r"^[0-9]+$", True), (r"^[a-z]{2}(?:x[^ ]|y)*$", True), (r"^é\|$", True), (r"^[^\n]*$", True),
+    (r"^\d+$", False), (r"^[^\s]+$", False), (r"^(?:a|[é])$", False), (r"^[^é]$", False), (r"^(?:x|[\w-])$", False),
+])
+def test_exact_says_whether_a_dfa_accepts_all_the_regex_does(pattern, exact):
+    """``dfa.exact``: no class of the regex leaves characters out (categories, non-ASCII members)."""
+    assert dfa.exact(pattern) is exact
+
+
+PREFIXES = ["[pod/waypoint-7d9f8b6c4-x2k8p/istio-proxy] ", "[pod/w-1/istio-proxy] 2024-07-18T16:13:58.198123456Z ",
+            "2024-07-18T16:13:58.198Z ", "waypoint-7d9f8b6c4-x2k8p istio-proxy ", "egress  | ", "egress | ",
+            "[pod/W/x] ", "2024-07-18T16:13:58Z  ", "é ", "a\tb ", "x y\n", "[pod/a/b]\n"]
+
+
+def test_a_line_start_is_read_by_cut_c_as_by_polars(parser):
+    """Which lines start with a kubectl/stern/compose prefix (the prefix grammar's regex) or a JSON
+    brace: cut.c's walk of the regex's DFA (``parse._starts_with``, batches of SPLIT_MIN_ROWS lines
+    or more) says what polars' ``str.contains`` does, on real lines with every kind of prefix,
+    mutated ones (non-ASCII, tabs, quotes) and texts with a newline inside; and a regex whose DFA
+    would not be exact (``\\d``) is left to polars."""
+    import polars as pl
+
+    from logpipe import parse
+
+    rng = random.Random(7)
+    base = _lines()[:1500]
+    lines = [rng.choice(PREFIXES) + x if k % 3 == 0 else x for k, x in enumerate(base)]
+    lines += [_mutate(rng, x) for x in lines[:600]] + ['{"a": 1}', ' {"a": 1}', "{", "", "\n{", '{"a":\n1}']
+    lines += [p + "a\nb" for p in PREFIXES]
+    series = pl.Series(lines)
+    for regex in (parser._prefix_rx, r"^\{"):
+        assert parse._start_dfa(regex) is not None
+        want = series.str.contains(regex)
+        for part in (series, series.slice(333, 1200)):  # (a slice: views at an offset)
+            got = parse._starts_with(part, regex)
+            expected = want.slice(333, 1200) if part.len() == 1200 else want
+            assert (got if got is not None else pl.repeat(False, part.len(), eager=True)).to_list() == \
+                expected.to_list()
+        assert want.sum() > 20  # (of each kind)
+    assert parse._start_dfa(r"^\d+ ") is None
+    assert parse._starts_with(series, r"^\d+ ").to_list() == series.str.contains(r"^\d+ ").to_list()
+    assert parse._starts_with(pl.Series(["x"] * 3), parser._prefix_rx).to_list() == [False] * 3  # (small: polars)
+
+
+def test_a_large_batch_with_prefixes_parses_as_with_polars_reading_them(parser, monkeypatch):
+    """A batch of prefixed lines large enough for cut.c's check of their starts: the same records
+    and rejects as with polars' regex."""
+    from logpipe import parse
+
+    rng = random.Random(3)
+    lines = [rng.choice(PREFIXES[:6]) + x for x in _lines()[:1200]]
+    body = "\n".join(lines).encode()
+    got = Parser().parse_chunk(body)
+    monkeypatch.setattr(parse, "_start_dfa", lambda regex: None)
+    want = Parser().parse_chunk(body)
+    assert got.records.to_pylist() == want.records.to_pylist()
+    assert got.rejects.to_pylist() == want.rejects.to_pylist()
+    assert got.records.column("pod").null_count < got.records.num_rows
