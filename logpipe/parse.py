@@ -332,8 +332,8 @@ class Parser:
         df = self._split_prefix(df)
         if self.custom is not None:  # a custom line may itself start like a prefix ("%START_TIME% …")
             df = self.custom.keep_prefix(df)
-        is_json = _starts_with(df["body"], r"^\{")
-        any_json = is_json is not None and bool(is_json.any())  # (text logs hold none: no filter of every column)
+        is_json = df["body"].str.starts_with("{")
+        any_json = bool(is_json.any())  # (text logs hold none: no filter of every column)
         frames: list[pl.DataFrame] = []
         cut: list[tuple] = []  # (frame, its nulled columns): cut with self._types (splitplan.Types)
         rejects: list[dict] = []

@@ -277,8 +277,8 @@ PREFIXES = ["[pod/waypoint-7d9f8b6c4-x2k8p/istio-proxy] ", "[pod/w-1/istio-proxy
 
 
 def test_a_line_start_is_read_by_cut_c_as_by_polars(parser):
-    """Which lines start with a kubectl/stern/compose prefix (the prefix grammar's regex) or a JSON
-    brace: cut.c's walk of the regex's DFA (``parse._starts_with``, batches of SPLIT_MIN_ROWS lines
+    """Which lines start with a kubectl/stern/compose prefix (the prefix grammar's regex; and, as a
+    second regex, a JSON brace): cut.c's walk of the regex's DFA (``parse._starts_with``, batches of SPLIT_MIN_ROWS lines
     or more) says what polars' ``str.contains`` does, on real lines with every kind of prefix,
     mutated ones (non-ASCII, tabs, quotes) and texts with a newline inside; and a regex whose DFA
     would not be exact (``\\d``) is left to polars."""
