@@ -888,15 +888,21 @@ static const uint8_t *view_bytes(const view_t *v, const uint8_t *const *bufs)
     return v->len <= 12 ? v->u.inline_data : bufs[v->u.ref.buffer] + v->u.ref.offset;
 }
 
-/* Whether each of n texts (string views, none null) is accepted whole by a DFA walked as dfa_run
- * walks a token's (classes cls, table tab, accepting flags acc, ncls classes, sinks from offset
- * first_sink): out[i] 1 or 0; returns how many are. A regex "^R[^\n]*$" asks whether a line starts
- * with R (parse.py's kubectl prefixes): a line that cannot start so leaves it after a byte or two. */
-int64_t logpipe_match(const view_t *views, int64_t n, const uint8_t *const *bufs, const uint8_t *cls,
-                      const uint16_t *tab, const uint8_t *acc, int32_t ncls, int32_t first_sink, uint8_t *out)
+/* Whether each of n texts (string views; validity: their validity bitmap, or NULL) is accepted whole
+ * by a DFA walked as dfa_run walks a token's (classes cls, table tab, accepting flags acc, ncls
+ * classes, sinks from offset first_sink): out[i] 1 or 0, 0 for a null; returns how many are. A regex
+ * "^R(?:[^\n]|\n)*$" asks whether a line starts with R (parse.py's kubectl prefixes): a line that
+ * cannot start so leaves it after a byte or two. */
+int64_t logpipe_match(const view_t *views, const uint8_t *validity, int64_t n, const uint8_t *const *bufs,
+                      const uint8_t *cls, const uint16_t *tab, const uint8_t *acc, int32_t ncls, int32_t first_sink,
+                      uint8_t *out)
 {
     int64_t hits = 0;
     for (int64_t i = 0; i < n; i++) {
+        if (validity && !(validity[i >> 3] >> (i & 7) & 1)) {
+            out[i] = 0;
+            continue;
+        }
         out[i] = (uint8_t)dfa_run(view_bytes(&views[i], bufs), views[i].len, cls, tab, acc, ncls, first_sink);
         hits += out[i];
     }

@@ -164,7 +164,7 @@ def _load(path: Path) -> ctypes.CDLL:
     lib.logpipe_lines.restype = ctypes.c_int64
     lib.logpipe_lines.argtypes = [ctypes.c_char_p, ctypes.c_int64, vp, ctypes.c_int64, ctypes.POINTER(ctypes.c_int64)]
     lib.logpipe_match.restype = ctypes.c_int64
-    lib.logpipe_match.argtypes = [vp, ctypes.c_int64, vp, ctypes.c_char_p, vp, ctypes.c_char_p, ctypes.c_int32,
+    lib.logpipe_match.argtypes = [vp, vp, ctypes.c_int64, vp, ctypes.c_char_p, vp, ctypes.c_char_p, ctypes.c_int32,
                                   ctypes.c_int32, vp]
     lib.logpipe_compact.restype = None
     lib.logpipe_compact.argtypes = [vp, ctypes.c_int64, vp, vp]
@@ -288,20 +288,27 @@ def dfa_tables(found) -> tuple[bytes, bytes, bytes, int, int]:
     return found.classes, table.tobytes(), found.accepting, found.nclasses, found.first_sink * found.nclasses
 
 
+NONE = "none"  # matches(): no text is accepted
+
+
 def matches(lib, series, tables: tuple):
-    """Which texts of ``series`` (polars strings, none null) ``dfa_run`` accepts whole, by cut.c: a
-    polars Boolean Series, or None when it accepts none (~0.1 µs a text that leaves the DFA at
-    once)."""
+    """Which texts of ``series`` (polars strings) ``dfa_run`` accepts whole, by cut.c (``dfa_tables``
+    of the DFA): a polars Boolean Series, false for a null; NONE when it accepts none; None when it
+    cannot be read so (a validity bitmap at a bit offset). ~0.1 µs a text that leaves the DFA at once."""
     import polars as pl
     import pyarrow as pa
 
     texts, views, bufs, _, _ = string_views(series)
     n = len(texts)
+    validity = texts.buffers()[0]
+    if validity is not None and texts.offset:  # (polars hands out whole arrays; a bit offset is not read)
+        return None
     classes, table, accept, ncls, first_sink = tables
     out = pa.allocate_buffer(max(1, n))
-    hits = lib.logpipe_match(views, n, bufs, classes, table, accept, ncls, first_sink, out.address)
+    hits = lib.logpipe_match(views, None if validity is None else validity.address, n, bufs, classes, table,
+                             accept, ncls, first_sink, out.address)
     if not hits:
-        return None
+        return NONE
     return pl.from_arrow(pa.Array.from_buffers(pa.uint8(), n, [None, out])).cast(pl.Boolean)
 
 

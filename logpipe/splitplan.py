@@ -297,6 +297,31 @@ def _columns(tokens: list[Token], values: list[pl.Series], height: int, parts: l
     return pl.DataFrame(columns, height=height)
 
 
+NONE = _native.NONE  # exact_matches: no text matches
+
+
+def exact_matches(regex: str, texts: pl.Series):
+    """Which of ``texts`` anchored ``regex`` (``^…$``) matches whole, by cut.c's walk of its DFA
+    (``native.matches``: false for a null; NONE when none matches), or None when that cannot tell
+    exactly as polars' regex would: no cut.c, or a DFA that accepts less than the regex
+    (``dfa.exact``)."""
+    lib = _native.library()
+    tables = _exact_tables(regex) if lib is not None else None
+    return _native.matches(lib, texts, tables) if tables is not None else None
+
+
+@functools.lru_cache(maxsize=64)
+def _exact_tables(regex: str) -> tuple | None:
+    from . import dfa as _dfa
+
+    if not _dfa.exact(regex):
+        return None
+    found = _dfa.compile_token(regex, "")
+    if found is None or len(found.table) > 65535:  # (cut.c's rows' offsets are 16 bits)
+        return None
+    return _native.dfa_tables(found)
+
+
 def read_tail(token: Token, value: pl.Series, parts: tuple[pl.Series, pl.Series] | None = None) -> dict[str, pl.Series]:
     """``extract_groups`` of ``token`` (which has a Tail) on ``value``: the same columns, those of
     the texts its first alternative matches read from the right, the others by its regex.
@@ -317,8 +342,13 @@ def read_tail(token: Token, value: pl.Series, parts: tuple[pl.Series, pl.Series]
     # head, which repeat) and its last part ``last``. A null text (a layout without the column) is
     # no miss: its columns are null either way.
     head_ok, heads = _matches(tail.head, head)
+    # the last part's regex (a port's digits) by cut.c's walk of its DFA where it is exact: ~0.3 ms for
+    # 52k texts, ~2.6 by polars' regex; false for a null, as polars' null is here after fill_null
+    last_ok = exact_matches(tail.last, last) if parts is not None else None
+    last_ok = pl.lit(False) if last_ok is NONE else pl.lit(last_ok) if last_ok is not None else \
+        pl.col("last").str.contains(tail.last)
     hit = pl.DataFrame({"ok": head_ok, "last": last, "value": value}).select(  # (one query, not five)
-        (pl.col("ok") & pl.col("last").str.contains(tail.last)).fill_null(False) | pl.col("value").is_null()).to_series()
+        (pl.col("ok") & last_ok).fill_null(False) | pl.col("value").is_null()).to_series()
     if not hit.any():
         return _extract_groups(token.regex, token.groups, value, None)
     got = {tail.column: value.alias(tail.column), **_extract_groups(tail.head, tail.head_groups, head, heads),

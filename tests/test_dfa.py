@@ -293,7 +293,7 @@ def test_a_line_start_is_read_by_cut_c_as_by_polars(parser):
     lines += [p + "a\nb" for p in PREFIXES]
     series = pl.Series(lines)
     for regex in (parser._prefix_rx, r"^\{"):
-        assert parse._start_dfa(regex) is not None
+        assert splitplan._exact_tables(regex + r"(?:[^\n]|\n)*$") is not None
         want = series.str.contains(regex)
         for part in (series, series.slice(333, 1200)):  # (a slice: views at an offset)
             got = parse._starts_with(part, regex)
@@ -301,22 +301,42 @@ def test_a_line_start_is_read_by_cut_c_as_by_polars(parser):
             assert (got if got is not None else pl.repeat(False, part.len(), eager=True)).to_list() == \
                 expected.to_list()
         assert want.sum() > 20  # (of each kind)
-    assert parse._start_dfa(r"^\d+ ") is None
+    assert splitplan._exact_tables(r"^\d+ (?:[^\n]|\n)*$") is None
     assert parse._starts_with(series, r"^\d+ ").to_list() == series.str.contains(r"^\d+ ").to_list()
     assert parse._starts_with(pl.Series(["x"] * 3), parser._prefix_rx).to_list() == [False] * 3  # (small: polars)
 
 
 def test_a_large_batch_with_prefixes_parses_as_with_polars_reading_them(parser, monkeypatch):
-    """A batch of prefixed lines large enough for cut.c's check of their starts: the same records
-    and rejects as with polars' regex."""
-    from logpipe import parse
-
+    """A batch of prefixed lines large enough for cut.c's check of their starts (and of their
+    addresses' ports): the same records and rejects as with polars' regexes."""
     rng = random.Random(3)
     lines = [rng.choice(PREFIXES[:6]) + x for x in _lines()[:1200]]
     body = "\n".join(lines).encode()
     got = Parser().parse_chunk(body)
-    monkeypatch.setattr(parse, "_start_dfa", lambda regex: None)
+    monkeypatch.setattr(splitplan, "exact_matches", lambda regex, texts: None)
     want = Parser().parse_chunk(body)
     assert got.records.to_pylist() == want.records.to_pylist()
     assert got.rejects.to_pylist() == want.rejects.to_pylist()
     assert got.records.column("pod").null_count < got.records.num_rows
+
+
+def test_exact_matches_reads_nulls_as_no_match_and_falls_back_where_it_cannot_tell():
+    """``splitplan.exact_matches`` (an address's port, a prefix): what polars' ``str.contains`` of
+    the anchored regex gives, with a null as no match; None (polars then) for a regex whose DFA is not
+    exact, or a column whose nulls start at a bit offset; NONE when nothing matches."""
+    import polars as pl
+
+    rng = random.Random(5)
+    texts = [rng.choice(["80", "15021", "-", "", "8o", "٣", "99999999999", "0", " 1", None]) for _ in range(3000)]
+    series = pl.Series(texts, dtype=pl.String)
+    regex = r"^(?P<port>(?:[0-9]+))$"
+    got = splitplan.exact_matches(regex, series)
+    if native.library() is None:
+        assert got is None
+        return
+    assert got.to_list() == series.str.contains(regex).fill_null(False).to_list()
+    assert splitplan.exact_matches(r"^\d+$", series) is None  # (\d: Unicode digits too; its DFA reads ASCII ones)
+    assert splitplan.exact_matches(regex, pl.Series(["-", None, "x"])) is splitplan.NONE
+    sliced = series.slice(3, 100)
+    got = splitplan.exact_matches(regex, sliced)  # (at a bit offset: None, or read right)
+    assert got is None or got.to_list() == sliced.str.contains(regex).fill_null(False).to_list()
