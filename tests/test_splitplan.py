@@ -967,17 +967,23 @@ def test_the_checked_cut_takes_the_layouts_it_can_check(plans_for_every_batch, p
     assert splitplan.checkable(builtin, split._types) == builtin
 
 
-def test_a_later_layout_joins_the_checked_cut_once_a_batch_has_many_of_its_lines(parsers, cut_calls):
-    """A fresh parser cuts with the first layout's plan; a batch with CHECKED_MIN_ROWS lines of a
-    later layout (read by its whole-line regex) adds the plans up to it, and the next batch cuts
-    those lines in the same call: the same records either way."""
-    split, whole = parsers
-    by_layout: dict = {}
+@pytest.fixture(scope="module")
+def by_layout(parsers):
+    """The corpora's lines by the layout the whole-line regexes read them as."""
+    whole, found = parsers[1], {}
     for _, lines in _corpora():
         batch = whole.parse_batch(lines)
         for ln, name in zip(batch.records.column("line_number").to_pylist(),
                             batch.records.column("log_format").to_pylist()):
-            by_layout.setdefault(name, []).append(lines[ln - 1])
+            found.setdefault(name, []).append(lines[ln - 1])
+    return found
+
+
+def test_a_later_layout_joins_the_checked_cut_once_a_batch_has_many_of_its_lines(parsers, by_layout, cut_calls):
+    """A fresh parser cuts with the first layout's plan; a batch with CHECKED_MIN_ROWS lines of a
+    later layout (read by its whole-line regex) adds the plans up to it, and the next batch cuts
+    those lines in the same call: the same records either way."""
+    split, whole = parsers
     mixed = [x for name in ("istio_1_9", "istio_1_2", "istio_1_8") for x in by_layout[name][:30]]
     assert len(mixed) == 90
     fresh = Parser()
@@ -991,18 +997,13 @@ def test_a_later_layout_joins_the_checked_cut_once_a_batch_has_many_of_its_lines
         assert {name: n for name, n in cut_calls if n} == {"istio_1_9": 30, "istio_1_2": 30, "istio_1_8": 30}
 
 
-def test_a_fresh_parsers_first_large_batch_is_cut_once_with_the_layouts_it_samples(parsers, cut_calls, monkeypatch):
+def test_a_fresh_parsers_first_large_batch_is_cut_once_with_the_layouts_it_samples(parsers, by_layout, cut_calls,
+                                                                                  monkeypatch):
     """A batch of SPLIT_MIN_ROWS lines or more that a fresh parser meets first: the layouts of
     SAMPLE_LINES of its lines, spread over it, join the checked cut before it runs, so that the
     later layouts' lines are cut in the same call, not read by their whole-line regexes and a cut
     of their own each; the same records as the whole-line regexes give."""
     split, whole = parsers
-    by_layout: dict = {}
-    for _, lines in _corpora():
-        batch = whole.parse_batch(lines)
-        for ln, name in zip(batch.records.column("line_number").to_pylist(),
-                            batch.records.column("log_format").to_pylist()):
-            by_layout.setdefault(name, []).append(lines[ln - 1])
     lines = [x for name in ("istio_1_9", "istio_1_2", "istio_1_8") for x in by_layout[name][:30]] * 12
     monkeypatch.setattr(parse, "SPLIT_MIN_ROWS", 1000)  # (as outside this module: 360 lines cut alone are too few)
     assert len(lines) >= parse.SPLIT_MIN_ROWS
