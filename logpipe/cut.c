@@ -617,13 +617,22 @@ int64_t logpipe_count(const uint8_t *p, int64_t n, uint8_t c)
 }
 
 /* ---- JSON lines (logpipe/jsonout.py) ------------------------------------------------------------
- * One JSON object per row, assembled from its columns: a column is either JSON text already (kind 0:
- * a string array of fragments, ints and timestamps rendered by Arrow) or text to quote and escape
- * (kind 1: a string column; null is `null`), escaped exactly as Python's json module does with
- * ensure_ascii (\" \\ \b \f \n \r \t, \u00XX for other controls and DEL, \uXXXX and surrogate pairs
- * beyond ASCII, lowercase hex). Row i is written after keys[i] … and ends with `end`; its bounds go
- * to line_offs. Returns the bytes written, or -1 when a string is not valid UTF-8 (Python then
- * renders the batch itself). Python sizes `out` for the worst case (6 bytes per byte of text). */
+ * One JSON object per row, assembled from its columns. A column's kind says how its values are
+ * written (null is `null` in each but JSON_FRAGMENT):
+ *   JSON_FRAGMENT: a string array of JSON text already (rendered by Arrow: floats, lists, …), no nulls;
+ *   JSON_STRING: text to quote and escape, exactly as Python's json module does with ensure_ascii
+ *     (\" \\ \b \f \n \r \t, \u00XX for other controls and DEL, \uXXXX and surrogate pairs beyond
+ *     ASCII, lowercase hex);
+ *   JSON_INT32, JSON_INT64: the numbers, in decimal (as Arrow's cast to string writes them);
+ *   JSON_TIME_Z, JSON_TIME: microseconds since 1970 as "YYYY-MM-DDTHH:MM:SS.ffffff", the fraction cut
+ *     to 3 digits when its last 3 are zeros, with a Z for a column with a time zone (in UTC): the text
+ *     of jsonout.iso_array. Years 1 to 9999 only.
+ * For the typed kinds data[c] is the values' buffer and offsets[c] is not read. Row i is written
+ * after keys[i] … and ends with `end`; its bounds go to line_offs. Returns the bytes written, or -1
+ * when a string is not valid UTF-8 or a time is out of those years (Python then renders the batch
+ * itself). Python sizes `out` for the worst case (6 bytes per byte of text, 20 a number, 30 a time). */
+
+enum { JSON_FRAGMENT = 0, JSON_STRING = 1, JSON_INT32 = 2, JSON_INT64 = 3, JSON_TIME_Z = 4, JSON_TIME = 5 };
 
 static const char HEX[] = "0123456789abcdef";
 
@@ -640,6 +649,22 @@ static uint8_t *put_json_string(uint8_t *o, const uint8_t *s, int64_t len)
     *o++ = '"';
     int64_t i = 0;
     while (i < len) {
+#if defined(__SSE2__)
+        /* 16 bytes at a time while none needs an escape (a control, '"', '\\', DEL, or past ASCII:
+         * the signed compare below 0x20 takes bytes from 0x80 too) */
+        const __m128i low = _mm_set1_epi8(0x20), quote = _mm_set1_epi8('"'), slash = _mm_set1_epi8('\\'),
+                      del = _mm_set1_epi8(0x7f);
+        for (; i + 16 <= len; i += 16, o += 16) {
+            __m128i x = _mm_loadu_si128((const __m128i *)(s + i));
+            __m128i bad = _mm_or_si128(_mm_or_si128(_mm_cmplt_epi8(x, low), _mm_cmpeq_epi8(x, quote)),
+                                       _mm_or_si128(_mm_cmpeq_epi8(x, slash), _mm_cmpeq_epi8(x, del)));
+            if (_mm_movemask_epi8(bad))
+                break;
+            _mm_storeu_si128((__m128i *)o, x);
+        }
+        if (i >= len)
+            break;
+#endif
         uint8_t c = s[i];
         if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
             *o++ = c;
@@ -692,27 +717,112 @@ static int valid_at(const uint8_t *validity, int64_t i)
     return validity == NULL || (validity[i >> 3] >> (i & 7)) & 1;
 }
 
+/* v in decimal at o; returns the end. */
+static uint8_t *put_int(uint8_t *o, int64_t v)
+{
+    uint8_t tmp[20];
+    int k = 0;
+    uint64_t u = v < 0 ? 0u - (uint64_t)v : (uint64_t)v;
+    do {
+        tmp[k++] = (uint8_t)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *o++ = '-';
+    while (k)
+        *o++ = tmp[--k];
+    return o;
+}
+
+static uint8_t *put_digits(uint8_t *o, int64_t v, int width)
+{
+    for (int k = width - 1; k >= 0; k--) {
+        o[k] = (uint8_t)('0' + v % 10);
+        v /= 10;
+    }
+    return o + width;
+}
+
+/* The proleptic Gregorian date of `days` since 1970-01-01 (the inverse of days_from_civil). */
+static void civil_from_days(int64_t days, int64_t *y, int64_t *m, int64_t *d)
+{
+    days += 719468;
+    int64_t era = (days >= 0 ? days : days - 146096) / 146097, doe = days - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365, doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    *d = doy - (153 * mp + 2) / 5 + 1;
+    *m = mp < 10 ? mp + 3 : mp - 9;
+    *y = yoe + era * 400 + (*m <= 2);
+}
+
+/* Microseconds since 1970 as a quoted ISO-8601 time (JSON_TIME_Z, JSON_TIME); NULL out of years 1 to 9999. */
+static uint8_t *put_time(uint8_t *o, int64_t us, int zulu)
+{
+    const int64_t day_us = 86400LL * 1000000;
+    if (us < -62135596800LL * 1000000 || us > 253402300799LL * 1000000 + 999999)
+        return NULL;
+    int64_t days = us / day_us, rest = us % day_us, y, m, d;
+    if (rest < 0) {
+        rest += day_us;
+        days--;
+    }
+    civil_from_days(days, &y, &m, &d);
+    int64_t secs = rest / 1000000, frac = rest % 1000000;
+    *o++ = '"';
+    o = put_digits(o, y, 4);
+    *o++ = '-';
+    o = put_digits(o, m, 2);
+    *o++ = '-';
+    o = put_digits(o, d, 2);
+    *o++ = 'T';
+    o = put_digits(o, secs / 3600, 2);
+    *o++ = ':';
+    o = put_digits(o, secs / 60 % 60, 2);
+    *o++ = ':';
+    o = put_digits(o, secs % 60, 2);
+    *o++ = '.';
+    o = frac % 1000 ? put_digits(o, frac, 6) : put_digits(o, frac / 1000, 3);
+    if (zulu)
+        *o++ = 'Z';
+    *o++ = '"';
+    return o;
+}
+
 int64_t logpipe_json_lines(int64_t n, int32_t ncols, const int32_t *kinds, const uint8_t *const *validity,
                            const int32_t *const *offsets, const uint8_t *const *data, const int64_t *first,
                            const uint8_t *keys, const int32_t *key_offs, const uint8_t *end, int32_t end_len,
                            uint8_t *out, int32_t *line_offs)
 {
     uint8_t *o = out;
+    enum { AHEAD = 8 };  /* rows: the texts of a row that far ahead are asked for before this one's are read */
     for (int64_t i = 0; i < n; i++) {
         line_offs[i] = (int32_t)(o - out);
+        if (i + AHEAD < n)
+            for (int32_t c = 0; c < ncols; c++)
+                if (kinds[c] <= JSON_STRING)
+                    __builtin_prefetch(data[c] + offsets[c][first[c] + i + AHEAD]);
         for (int32_t c = 0; c < ncols; c++) {
             memcpy(o, keys + key_offs[c], (size_t)(key_offs[c + 1] - key_offs[c]));
             o += key_offs[c + 1] - key_offs[c];
             int64_t r = first[c] + i;
-            const uint8_t *text = data[c] + offsets[c][r];
-            int64_t len = offsets[c][r + 1] - offsets[c][r];
-            if (kinds[c] == 0) {
+            int32_t kind = kinds[c];
+            if (kind == JSON_FRAGMENT) {
+                const uint8_t *text = data[c] + offsets[c][r];
+                int64_t len = offsets[c][r + 1] - offsets[c][r];
                 memcpy(o, text, (size_t)len);
                 o += len;
             } else if (!valid_at(validity[c], r)) {
                 memcpy(o, "null", 4);
                 o += 4;
-            } else if ((o = put_json_string(o, text, len)) == NULL) {
+            } else if (kind == JSON_STRING) {
+                const uint8_t *text = data[c] + offsets[c][r];
+                if ((o = put_json_string(o, text, offsets[c][r + 1] - offsets[c][r])) == NULL)
+                    return -1;
+            } else if (kind == JSON_INT32) {
+                o = put_int(o, ((const int32_t *)data[c])[r]);
+            } else if (kind == JSON_INT64) {
+                o = put_int(o, ((const int64_t *)data[c])[r]);
+            } else if ((o = put_time(o, ((const int64_t *)data[c])[r], kind == JSON_TIME_Z)) == NULL) {
                 return -1;
             }
         }

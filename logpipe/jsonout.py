@@ -207,10 +207,18 @@ def join_lines(lines: pa.Array, sep: str) -> str:
     return pc.binary_join(pa.ListArray.from_arrays(offsets, lines), const(sep))[0].as_py()
 
 
+# cut.c's kinds of column (logpipe_json_lines): by column_kind, or by it and the Arrow type's id.
+JSON_FRAGMENT, JSON_STRING, JSON_INT32, JSON_INT64, JSON_TIME_Z, JSON_TIME = range(6)
+_NATIVE_KINDS = {"str": JSON_STRING, ("number", pa.int32().id): JSON_INT32, ("number", pa.int64().id): JSON_INT64,
+                 ("ts", pa.timestamp("us").id): JSON_TIME}
+
+
 def _native_lines(keys: list[str], cols: list[tuple[pa.Array, str]], n: int, end: str) -> pa.Array | None:
     """``json_line_batches``' rows of one batch by cut.c's ``logpipe_json_lines``, or None (no
-    library, no columns, over 2 GiB, or text that is not valid UTF-8: then Arrow does it). String
-    columns are escaped there; every other column is first made JSON text by ``_json_array``."""
+    library, no columns, over 2 GiB, text that is not valid UTF-8 or a time out of years 1 to 9999:
+    then Arrow does it). String columns are escaped there, and 32- and 64-bit ints and times in µs
+    written from their values (an Arrow cast to text each cost more than the whole row assembly);
+    every other column is first made JSON text by ``_json_array``."""
     from . import native
 
     lib = native.library()
@@ -219,13 +227,23 @@ def _native_lines(keys: list[str], cols: list[tuple[pa.Array, str]], n: int, end
     arrays, kinds, bound = [], [], n * (sum(len(k) for k in keys) + len(end))
     try:
         for arr, kind in cols:
-            escaped = kind == "str"
-            a = arr if escaped else _json_array(arr, kind)
-            a = a.cast(pa.string()) if a.type != pa.string() else a
-            first, last = text_bounds(a)
-            bound += 6 * (last - first) + 6 * n if escaped else last - first
+            native_kind = _NATIVE_KINDS.get((kind, arr.type.id), _NATIVE_KINDS.get(kind))
+            if native_kind is None:  # JSON text made by Arrow
+                a, native_kind = _json_array(arr, kind), JSON_FRAGMENT
+            elif native_kind == JSON_STRING:
+                a = arr.cast(pa.string()) if arr.type != pa.string() else arr
+            elif kind == "ts" and arr.type.unit != "us" or arr.buffers()[1] is None:
+                a, native_kind = _json_array(arr, kind), JSON_FRAGMENT
+            else:  # a number, a time in µs: written from its values
+                a = arr
+                native_kind = JSON_TIME_Z if kind == "ts" and arr.type.tz is not None else native_kind
+            if native_kind in (JSON_FRAGMENT, JSON_STRING):
+                first, last = text_bounds(a)
+                bound += 6 * (last - first) + 6 * n if native_kind == JSON_STRING else last - first
+            else:
+                bound += 30 * n
             arrays.append(a)
-            kinds.append(int(escaped))
+            kinds.append(native_kind)
     except (pa.ArrowInvalid, pa.ArrowCapacityError):  # a column over 2 GiB of text
         return None
     if bound >= 2**31:
@@ -236,8 +254,9 @@ def _native_lines(keys: list[str], cols: list[tuple[pa.Array, str]], n: int, end
     empty = pa.allocate_buffer(1)
     ptrs = ctypes.c_void_p * len(arrays)
     validity = ptrs(*[b[0].address if b[0] is not None else None for b in keep])
-    offsets = ptrs(*[b[1].address for b in keep])
-    data = ptrs(*[(b[2] if b[2] is not None else empty).address for b in keep])
+    offsets = ptrs(*[b[1].address if k in (JSON_FRAGMENT, JSON_STRING) else None for b, k in zip(keep, kinds)])
+    values = [b[2] if k in (JSON_FRAGMENT, JSON_STRING) else b[1] for b, k in zip(keep, kinds)]
+    data = ptrs(*[(v if v is not None else empty).address for v in values])
     first = (ctypes.c_int64 * len(arrays))(*[a.offset for a in arrays])
     key_bytes = [k.encode() for k in keys]
     key_offs = [0]

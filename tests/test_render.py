@@ -522,3 +522,36 @@ def test_native_json_rows_equal_arrow_on_awkward_columns(monkeypatch, json_rows_
     keys = ["{\"s\":"]
     bad = pa.Array.from_buffers(pa.string(), 1, [None, pa.py_buffer(b"\0\0\0\0\2\0\0\0"), pa.py_buffer(b"\xc3(")])
     assert _native_lines(keys, list(columns(pa.record_batch([bad], names=["s"]))), 1, "}") is None  # not UTF-8
+    late = pa.array([253402300800 * 10**6], pa.timestamp("us"))  # year 10000: Arrow renders it
+    assert _native_lines(["{\"t\":"], list(columns(pa.record_batch([late], names=["t"]))), 1, "}") is None
+
+
+@pytest.mark.parametrize("json_rows_by", ["native"], indirect=True)
+def test_native_json_numbers_and_times_equal_arrow(monkeypatch, json_rows_by):
+    """cut.c writes 32- and 64-bit ints and times in µs from their values (not Arrow's text of them):
+    the extremes, nulls, whole seconds and milliseconds (3 digits of fraction), times before 1970 and
+    at both ends of years 1 to 9999, with and without a time zone, in a slice: the same bytes as
+    Arrow's, and as Python's json module."""
+    from logpipe.jsonout import columns, json_line_batches
+
+    us = [0, None, 1, -1, 999, 1000, -1000, 198000, 1721319238198000, 1721319238198123, -86400 * 10**6 - 1,
+          -62135596800 * 10**6, 253402300799 * 10**6 + 999999, 951782400 * 10**6, -2208988800 * 10**6 + 5]
+    ints = [0, None, -1, 1, 2**31 - 1, -(2**31), 10, -10, 123456789, 7, 100, 99, 42, -42, 5]
+    table = pa.table({
+        "i32": pa.array(ints, pa.int32()),
+        "i64": pa.array([None if v is None else v * 2**32 + 17 for v in ints[:-2]] + [2**63 - 1, -(2**63)], pa.int64()),
+        "t": pa.array(us, pa.timestamp("us", tz="UTC")),
+        "naive": pa.array(us, pa.timestamp("us")),
+        "zone": pa.array(us, pa.timestamp("us", tz="Europe/Paris")),
+    })
+    for batch in (table.to_batches()[0], table.to_batches()[0].slice(2, 11)):
+        kinds = [kind for _, kind in columns(batch)]
+        assert kinds == ["number", "number", "ts", "ts", "ts"]
+        got = {}
+        for mode in ("1", "0"):
+            monkeypatch.setenv("LOGPIPE_NATIVE", mode)
+            got[mode] = [a.to_pylist() for a in json_line_batches(batch.schema, [batch], end="}")]
+        assert got["1"] == got["0"]
+        in_utc = batch.set_column(4, "zone", batch["zone"].cast(pa.timestamp("us", tz="UTC")))  # (Python's
+        # datetime cannot hold 9999-12-31 in Paris)
+        assert [json.loads(x) for x in got["1"][0]] == [to_jsonable(r) for r in in_utc.to_pylist()]
