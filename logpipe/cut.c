@@ -626,13 +626,17 @@ int64_t logpipe_count(const uint8_t *p, int64_t n, uint8_t c)
  *   JSON_INT32, JSON_INT64: the numbers, in decimal (as Arrow's cast to string writes them);
  *   JSON_TIME_Z, JSON_TIME: microseconds since 1970 as "YYYY-MM-DDTHH:MM:SS.ffffff", the fraction cut
  *     to 3 digits when its last 3 are zeros, with a Z for a column with a time zone (in UTC): the text
- *     of jsonout.iso_array. Years 1 to 9999 only.
- * For the typed kinds data[c] is the values' buffer and offsets[c] is not read. Row i is written
+ *     of jsonout.iso_array. Years 1 to 9999 only;
+ *   JSON_STRINGS: a list of strings, as ["a","b"] (items escaped as JSON_STRING's, a null item null):
+ *     offsets[c] are the lists' offsets into its items, a string array of validity item_validity[c],
+ *     offsets item_offsets[c], text item_data[c], its first item at item_first[c].
+ * For the numbers and times data[c] is the values' buffer and offsets[c] is not read. Row i is written
  * after keys[i] … and ends with `end`; its bounds go to line_offs. Returns the bytes written, or -1
  * when a string is not valid UTF-8 or a time is out of those years (Python then renders the batch
  * itself). Python sizes `out` for the worst case (6 bytes per byte of text, 20 a number, 30 a time). */
 
-enum { JSON_FRAGMENT = 0, JSON_STRING = 1, JSON_INT32 = 2, JSON_INT64 = 3, JSON_TIME_Z = 4, JSON_TIME = 5 };
+enum { JSON_FRAGMENT = 0, JSON_STRING = 1, JSON_INT32 = 2, JSON_INT64 = 3, JSON_TIME_Z = 4, JSON_TIME = 5,
+       JSON_STRINGS = 6 };
 
 static const char HEX[] = "0123456789abcdef";
 
@@ -791,7 +795,8 @@ static uint8_t *put_time(uint8_t *o, int64_t us, int zulu)
 int64_t logpipe_json_lines(int64_t n, int32_t ncols, const int32_t *kinds, const uint8_t *const *validity,
                            const int32_t *const *offsets, const uint8_t *const *data, const int64_t *first,
                            const uint8_t *keys, const int32_t *key_offs, const uint8_t *end, int32_t end_len,
-                           uint8_t *out, int32_t *line_offs)
+                           uint8_t *out, int32_t *line_offs, const uint8_t *const *item_validity,
+                           const int32_t *const *item_offsets, const uint8_t *const *item_data, const int64_t *item_first)
 {
     uint8_t *o = out;
     enum { AHEAD = 8 };  /* rows: the texts of a row that far ahead are asked for before this one's are read */
@@ -799,7 +804,7 @@ int64_t logpipe_json_lines(int64_t n, int32_t ncols, const int32_t *kinds, const
         line_offs[i] = (int32_t)(o - out);
         if (i + AHEAD < n)
             for (int32_t c = 0; c < ncols; c++)
-                if (kinds[c] <= JSON_STRING)
+                if (kinds[c] <= JSON_STRING)  /* (a list's items: not asked for) */
                     __builtin_prefetch(data[c] + offsets[c][first[c] + i + AHEAD]);
         for (int32_t c = 0; c < ncols; c++) {
             memcpy(o, keys + key_offs[c], (size_t)(key_offs[c + 1] - key_offs[c]));
@@ -818,6 +823,21 @@ int64_t logpipe_json_lines(int64_t n, int32_t ncols, const int32_t *kinds, const
                 const uint8_t *text = data[c] + offsets[c][r];
                 if ((o = put_json_string(o, text, offsets[c][r + 1] - offsets[c][r])) == NULL)
                     return -1;
+            } else if (kind == JSON_STRINGS) {
+                *o++ = '[';
+                for (int32_t k = offsets[c][r]; k < offsets[c][r + 1]; k++) {
+                    int64_t q = item_first[c] + k;
+                    if (k > offsets[c][r])
+                        *o++ = ',';
+                    if (!valid_at(item_validity[c], q)) {
+                        memcpy(o, "null", 4);
+                        o += 4;
+                    } else if ((o = put_json_string(o, item_data[c] + item_offsets[c][q],
+                                                    item_offsets[c][q + 1] - item_offsets[c][q])) == NULL) {
+                        return -1;
+                    }
+                }
+                *o++ = ']';
             } else if (kind == JSON_INT32) {
                 o = put_int(o, ((const int32_t *)data[c])[r]);
             } else if (kind == JSON_INT64) {

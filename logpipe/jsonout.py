@@ -208,67 +208,84 @@ def join_lines(lines: pa.Array, sep: str) -> str:
 
 
 # cut.c's kinds of column (logpipe_json_lines): by column_kind, or by it and the Arrow type's id.
-JSON_FRAGMENT, JSON_STRING, JSON_INT32, JSON_INT64, JSON_TIME_Z, JSON_TIME = range(6)
+JSON_FRAGMENT, JSON_STRING, JSON_INT32, JSON_INT64, JSON_TIME_Z, JSON_TIME, JSON_STRINGS = range(7)
 _NATIVE_KINDS = {"str": JSON_STRING, ("number", pa.int32().id): JSON_INT32, ("number", pa.int64().id): JSON_INT64,
-                 ("ts", pa.timestamp("us").id): JSON_TIME}
+                 ("ts", pa.timestamp("us").id): JSON_TIME, ("list", pa.list_(pa.string()).id): JSON_STRINGS}
 
 
 def _native_lines(keys: list[str], cols: list[tuple[pa.Array, str]], n: int, end: str) -> pa.Array | None:
     """``json_line_batches``' rows of one batch by cut.c's ``logpipe_json_lines``, or None (no
     library, no columns, over 2 GiB, text that is not valid UTF-8 or a time out of years 1 to 9999:
-    then Arrow does it). String columns are escaped there, and 32- and 64-bit ints and times in µs
-    written from their values (an Arrow cast to text each cost more than the whole row assembly);
+    then Arrow does it). Strings and lists of strings are escaped there, and 32- and 64-bit ints and
+    times in µs written from their values (Arrow's casts to text cost more than the whole assembly);
     every other column is first made JSON text by ``_json_array``."""
     from . import native
 
     lib = native.library()
     if lib is None or not cols or n == 0:
         return None
-    arrays, kinds, bound = [], [], n * (sum(len(k) for k in keys) + len(end))
+    parts, bound = [], n * (sum(len(k) for k in keys) + len(end))
     try:
         for arr, kind in cols:
-            native_kind = _NATIVE_KINDS.get((kind, arr.type.id), _NATIVE_KINDS.get(kind))
-            if native_kind is None:  # JSON text made by Arrow
-                a, native_kind = _json_array(arr, kind), JSON_FRAGMENT
-            elif native_kind == JSON_STRING:
-                a = arr.cast(pa.string()) if arr.type != pa.string() else arr
-            elif kind == "ts" and arr.type.unit != "us" or arr.buffers()[1] is None:
-                a, native_kind = _json_array(arr, kind), JSON_FRAGMENT
-            else:  # a number, a time in µs: written from its values
-                a = arr
-                native_kind = JSON_TIME_Z if kind == "ts" and arr.type.tz is not None else native_kind
-            if native_kind in (JSON_FRAGMENT, JSON_STRING):
-                first, last = text_bounds(a)
-                bound += 6 * (last - first) + 6 * n if native_kind == JSON_STRING else last - first
-            else:
-                bound += 30 * n
-            arrays.append(a)
-            kinds.append(native_kind)
+            part = _native_column(arr, kind, n)
+            parts.append(part)
+            bound += part[-1]
     except (pa.ArrowInvalid, pa.ArrowCapacityError):  # a column over 2 GiB of text
         return None
     if bound >= 2**31:
         return None
     import ctypes
 
-    keep = [a.buffers() for a in arrays]
     empty = pa.allocate_buffer(1)
-    ptrs = ctypes.c_void_p * len(arrays)
-    validity = ptrs(*[b[0].address if b[0] is not None else None for b in keep])
-    offsets = ptrs(*[b[1].address if k in (JSON_FRAGMENT, JSON_STRING) else None for b, k in zip(keep, kinds)])
-    values = [b[2] if k in (JSON_FRAGMENT, JSON_STRING) else b[1] for b, k in zip(keep, kinds)]
-    data = ptrs(*[(v if v is not None else empty).address for v in values])
-    first = (ctypes.c_int64 * len(arrays))(*[a.offset for a in arrays])
+    ptrs = ctypes.c_void_p * len(parts)
+
+    def addresses(i: int, none=None):
+        return ptrs(*[p[i].address if p[i] is not None else none for p in parts])
+
+    kinds = native.int32s(p[0] for p in parts)
+    firsts = [(ctypes.c_int64 * len(parts))(*[p[i] for p in parts]) for i in (4, 8)]
     key_bytes = [k.encode() for k in keys]
     key_offs = [0]
     for k in key_bytes:
         key_offs.append(key_offs[-1] + len(k))
     out, line_offs = pa.allocate_buffer(max(bound, 1)), pa.allocate_buffer(4 * (n + 1))
-    written = lib.logpipe_json_lines(n, len(arrays), native.int32s(kinds), validity, offsets, data, first,
-                                     b"".join(key_bytes), native.int32s(key_offs), end.encode(), len(end.encode()),
-                                     out.address, line_offs.address)
+    written = lib.logpipe_json_lines(n, len(parts), kinds, addresses(1), addresses(2), addresses(3, empty.address),
+                                     firsts[0], b"".join(key_bytes), native.int32s(key_offs), end.encode(),
+                                     len(end.encode()), out.address, line_offs.address, addresses(5), addresses(6),
+                                     addresses(7, empty.address), firsts[1])
     if written < 0:
         return None
     return pa.Array.from_buffers(pa.string(), n, [None, line_offs, out.slice(0, max(written, 1))])
+
+
+def _native_column(arr: pa.Array, kind: str, n: int) -> tuple:
+    """A column as ``logpipe_json_lines`` reads it: (its kind there; validity, offsets and data
+    buffers and first row; its items' validity, offsets and data buffers and first item (lists of
+    strings); the most bytes it can write for ``n`` rows)."""
+    native_kind = _NATIVE_KINDS.get((kind, arr.type.id), _NATIVE_KINDS.get(kind))
+    if native_kind == JSON_STRINGS and (arr.type != pa.list_(pa.string()) or arr.buffers()[1] is None):
+        native_kind = None
+    if native_kind in (JSON_INT32, JSON_INT64, JSON_TIME) and arr.buffers()[1] is None:  # (all null)
+        native_kind = None
+    if native_kind == JSON_TIME and arr.type.unit != "us":
+        native_kind = None
+    if native_kind is None:  # JSON text made by Arrow
+        arr, native_kind = _json_array(arr, kind), JSON_FRAGMENT
+    validity = arr.buffers()[0]
+    if native_kind in (JSON_FRAGMENT, JSON_STRING):
+        arr = arr.cast(pa.string()) if arr.type != pa.string() else arr
+        first, last = text_bounds(arr)
+        most = 6 * (last - first) + 6 * n if native_kind == JSON_STRING else last - first
+        return (native_kind, arr.buffers()[0], arr.buffers()[1], arr.buffers()[2], arr.offset, None, None, None, 0, most)
+    if native_kind == JSON_STRINGS:
+        items = arr.values  # (all of them, from its own offset: the lists' offsets index them)
+        first, last = text_bounds(items)
+        most = 4 * n + 6 * (last - first) + 7 * len(items)  # (null, or [ ] and per item , and "…" or null)
+        return (native_kind, validity, arr.buffers()[1], None, arr.offset, items.buffers()[0], items.buffers()[1],
+                items.buffers()[2], items.offset, most)
+    if native_kind == JSON_TIME and arr.type.tz is not None:
+        native_kind = JSON_TIME_Z
+    return (native_kind, validity, None, arr.buffers()[1], arr.offset, None, None, None, 0, 30 * n)
 
 
 def text_bounds(a: pa.Array) -> tuple[int, int]:

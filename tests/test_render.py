@@ -497,7 +497,8 @@ def test_float_text_in_human_formats():
 @pytest.mark.parametrize("json_rows_by", ["native"], indirect=True)
 def test_native_json_rows_equal_arrow_on_awkward_columns(monkeypatch, json_rows_by):
     """Controls, DEL, quotes, backslashes, non-ASCII and non-BMP text, nulls, empty strings, string
-    view / large string / dictionary columns, and a slice of a batch: the same bytes both ways."""
+    view / large string / dictionary columns, lists of them (null items, null lists), and a slice of
+    a batch: the same bytes both ways."""
     from logpipe.jsonout import _native_lines, columns, json_line_batches
 
     texts = ["plain", "", None, 'q"uote', "back\\slash", "".join(map(chr, range(0, 32))) + "\x7f",
@@ -510,6 +511,8 @@ def test_native_json_rows_equal_arrow_on_awkward_columns(monkeypatch, json_rows_
         "n": pa.array(range(len(texts)), pa.int64()),
         "flags": pa.array([["UF", "URX"] if i % 3 else ([] if i % 2 else None) for i in range(len(texts))],
                           pa.list_(pa.string())),
+        "items": pa.array([[t, None, "é"] if i % 2 else [t] for i, t in enumerate(texts)], pa.list_(pa.string())),
+        "no_lists": pa.nulls(len(texts), pa.list_(pa.string())),  # (null is longer than [])
     })
     batch = table.combine_chunks().to_batches()[0].slice(3, 20)
     got = {}
