@@ -114,9 +114,11 @@ def iso_array(arr: pa.Array) -> pa.Array:
     """Timestamps → ISO-8601 strings, vectorized; tz-aware columns are shown in UTC with ``Z``.
 
     Arrow's cast of a naive microsecond timestamp to string (``2024-07-18 16:13:58.198000``) is
-    ~30x faster than ``strftime``; the space becomes ``T`` and ``000`` microseconds are trimmed."""
+    ~30x faster than ``strftime``; the space becomes ``T`` and ``000`` microseconds are trimmed. A
+    year past 9999 or before 1 has more or other digits (``10025-03-01``, ``-0005-03-01``): the
+    space is found, not assumed at the 11th character."""
     text = arr.cast(pa.timestamp("us"), safe=False).cast(pa.string())
-    s = pc.binary_replace_slice(text, start=10, stop=11, replacement="T")
+    s = pc.replace_substring(text, pattern=" ", replacement="T", max_replacements=1)
     s = pc.if_else(pc.ends_with(s, pattern="000"), pc.utf8_slice_codeunits(s, start=0, stop=-3), s)
     return pc.binary_join_element_wise(s, const("Z"), const("")) if arr.type.tz is not None else s
 

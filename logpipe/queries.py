@@ -138,6 +138,10 @@ def load_queries(extra_dirs: Iterable[str | os.PathLike] = ()) -> dict[str, Quer
 def find_query(name: str, queries: dict[str, Query]) -> Query:
     if name in queries:
         return queries[name]
+    if re.match(r"\s*(select|with|from|describe|show|pivot)\b", name, re.IGNORECASE):  # SQL given as a NAME
+        shown = name.strip() if len(name.strip()) <= 60 else name.strip()[:57] + "..."
+        raise QueryError(f"{shown!r} is SQL, not a query name: give it with --sql "
+                         f"(logpipe query --sql \"{shown}\")")
     close = difflib.get_close_matches(name, list(queries), n=3, cutoff=0.5)
     hint = f"did you mean {', '.join(close)}?" if close else "see `logpipe query --list`"
     raise QueryError(f"no query named {name!r}; {hint}")

@@ -487,6 +487,13 @@ def test_unknown_query_lists_close_names(dataset, run_main):
     assert "no query named 'top_destination'; did you mean top_destinations" in r.stderr
 
 
+def test_sql_given_as_a_name_points_to_sql(dataset, run_main):
+    r = run_main(["query", "  SELECT count(*) FROM egress", "--data", str(dataset)])
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "is SQL, not a query name: give it with --sql" in r.stderr
+    assert 'logpipe query --sql "SELECT count(*) FROM egress"' in r.stderr
+
+
 @pytest.mark.parametrize("args,message", [
     (["query"], "give one query"),
     (["query", "denied", "--sql", "select 1"], "give one query"),

@@ -558,3 +558,13 @@ def test_native_json_numbers_and_times_equal_arrow(monkeypatch, json_rows_by):
         in_utc = batch.set_column(4, "zone", batch["zone"].cast(pa.timestamp("us", tz="UTC")))  # (Python's
         # datetime cannot hold 9999-12-31 in Paris)
         assert [json.loads(x) for x in got["1"][0]] == [to_jsonable(r) for r in in_utc.to_pylist()]
+
+
+def test_times_past_year_9999_or_before_year_1_keep_their_digits():
+    """A query can compute times no record holds (``start_time + interval 8000 year``): Arrow writes
+    their years with more or other digits, and every format still shows the whole date, with its T."""
+    t = pa.array([253402300800 * 10**6, -62135596801 * 10**6 + 5000], TS)  # 10000-01-01, year 0
+    table = pa.table({"t": t})
+    assert [json.loads(line)["t"] for line in render(table, "ndjson").splitlines()] == \
+        ["10000-01-01T00:00:00.000Z", "0000-12-31T23:59:59.005Z"]
+    assert render(table, "csv").splitlines()[1:] == ["10000-01-01T00:00:00.000Z", "0000-12-31T23:59:59.005Z"]
