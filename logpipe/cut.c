@@ -1039,6 +1039,44 @@ int64_t logpipe_match(const view_t *views, const uint8_t *validity, int64_t n, c
     return hits;
 }
 
+/* Each of n texts (string views, as for logpipe_match) cut at its last byte sep: the text before it
+ * to head[i], the text after it to last[i] (views into the same buffers, or inline); a text without
+ * sep is all head, its last null; a null text gives null to both (valid: head's validity bitmap, then
+ * last's). Returns how many were cut. This is what splitplan.read_tail's polars reading gives:
+ * sep([^sep]*)$, and the text before its match. */
+int64_t logpipe_split_last(const view_t *views, const uint8_t *validity, int64_t n, const uint8_t *const *bufs,
+                           uint8_t sep, view_t *head, view_t *last, uint8_t *valid)
+{
+    int64_t cut = 0, vb = (n + 7) / 8;
+    memset(valid, 0, (size_t)(2 * vb));
+    for (int64_t i = 0; i < n; i++) {
+        const view_t *v = &views[i];
+        memset(&last[i], 0, sizeof last[i]);
+        if (validity && !(validity[i >> 3] >> (i & 7) & 1)) {
+            memset(&head[i], 0, sizeof head[i]);
+            continue;
+        }
+        int64_t len = v->len, k = len - 1;
+        const uint8_t *text = view_bytes(v, bufs);
+        while (k >= 0 && text[k] != sep)
+            k--;
+        valid[i >> 3] |= (uint8_t)(1u << (i & 7));
+        if (k < 0) {
+            head[i] = *v;
+            continue;
+        }
+        /* a long text: views into its buffer at its offset; a short one: its bytes, from the view */
+        int32_t buffer = len > 12 ? v->u.ref.buffer : 0;
+        const uint8_t *data = len > 12 ? bufs[buffer] : v->u.inline_data;
+        int64_t at = len > 12 ? v->u.ref.offset : 0;
+        put_view(&head[i], data, at, k, buffer, len);
+        put_view(&last[i], data, at + k + 1, len - k - 1, buffer, len - k - 1);
+        valid[vb + (i >> 3)] |= (uint8_t)(1u << (i & 7));
+        cut++;
+    }
+    return cut;
+}
+
 static uint64_t mix(uint64_t h, uint64_t x)
 {
     h = (h ^ x) * 0xff51afd7ed558ccdULL;

@@ -32,11 +32,16 @@ from .resources import resource_dir
 from .schema import COLUMNS
 
 import lark  # (imported once here: Rulebook, _Lark and the exact path use it)
-from lark.grammar import Symbol  # noqa: E402  (logpipe/steps.py reads rules through it too)
+from lark.grammar import NonTerminal, Symbol  # noqa: E402  (logpipe/steps.py reads rules through it too)
 
 # Rules nested inside a column rule that name a derived column `<column>_<rule>`.
 SUBFIELD_RULES = frozenset({"ip", "port", "direction", "subset", "host"})
 _FIELD_RULES = frozenset(COLUMNS)
+
+
+def rule_symbol(name: str) -> Symbol:
+    """Rule ``name`` as an item of a rule's expansion (what ``steps.layout_items`` gives)."""
+    return NonTerminal(name)
 
 
 class GrammarMismatch(Exception):

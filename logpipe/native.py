@@ -166,6 +166,8 @@ def _load(path: Path) -> ctypes.CDLL:
     lib.logpipe_match.restype = ctypes.c_int64
     lib.logpipe_match.argtypes = [vp, vp, ctypes.c_int64, vp, ctypes.c_char_p, vp, ctypes.c_char_p, ctypes.c_int32,
                                   ctypes.c_int32, vp]
+    lib.logpipe_split_last.restype = ctypes.c_int64
+    lib.logpipe_split_last.argtypes = [vp, vp, ctypes.c_int64, vp, ctypes.c_uint8, vp, vp, vp]
     lib.logpipe_compact.restype = None
     lib.logpipe_compact.argtypes = [vp, ctypes.c_int64, vp, vp]
     return lib
@@ -310,6 +312,30 @@ def matches(lib, series, tables: tuple):
     if not hits:
         return NONE
     return pl.from_arrow(pa.Array.from_buffers(pa.uint8(), n, [None, out])).cast(pl.Boolean)
+
+
+def split_last(lib, series, sep: str):
+    """Each text of ``series`` (polars strings) cut at its last ``sep`` (one ASCII character), by
+    cut.c: (the texts before it, the texts after it), two polars string Series of views into
+    ``series``' own buffers (no copy); a text without ``sep`` is all before it, with nothing after it
+    (null), and a null text gives null to both; None when it cannot be read so (a validity bitmap at
+    a bit offset)."""
+    import polars as pl
+    import pyarrow as pa
+
+    texts, views, bufs, _, _ = string_views(series)
+    n = len(texts)
+    validity = texts.buffers()[0]
+    if validity is not None and texts.offset:  # (polars hands out whole arrays; a bit offset is not read)
+        return None
+    vb = (n + 7) // 8
+    out, valid = pa.allocate_buffer(32 * max(1, n)), pa.allocate_buffer(2 * vb or 1)
+    lib.logpipe_split_last(views, None if validity is None else validity.address, n, bufs, ord(sep),
+                           out.address, out.address + 16 * n, valid.address)
+    data = [b if b is not None else pa.allocate_buffer(0) for b in texts.buffers()[2:]]
+    return tuple(pl.from_arrow(pa.Array.from_buffers(pa.string_view(), n, [valid.slice(vb * k, vb),
+                                                                            out.slice(16 * n * k, 16 * n), *data]))
+                 for k in (0, 1))
 
 
 def lines(lib, body: bytes):

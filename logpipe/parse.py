@@ -234,6 +234,7 @@ class Parser:
         self._glue = glue if glue.endswith('"') else ""
         self._noise = [(name, self.noise.regex(name)) for name in NOISE_RULES]
         self._address = {c: self.access.compile("address_value", c) for c in ADDRESS_COLUMNS}
+        self._value_tokens: dict[str, _splitplan.Token | None] = {}  # (_split_values: built at first use)
         self._cluster = self.access.compile("cluster_value")
         # A custom layout (--format-string / --format-file / --grammar, logpipe/layouts.py) is tried
         # before the built-in ones; its extra columns follow RECORD_SCHEMA in ``self.schema``.
@@ -581,15 +582,32 @@ class Parser:
         for col, compiled in [*self._address.items(), ("upstream_cluster", self._cluster)]:
             if col not in frame.columns:
                 continue
-            # cast: a column that is null in every row of the batch has polars' Null type
-            got = pl.DataFrame(_splitplan.extract_groups(f"^{compiled.pattern}$", compiled.groups,
-                                                         frame[col].cast(pl.String)))
+            value = frame[col].cast(pl.String)  # (a column null in every row of the batch has polars' Null type)
+            token = self._value_token(col) if col != "upstream_cluster" else None
+            if token is not None:  # an address read from its right, as the text layouts' (a client's port is unique)
+                got = pl.DataFrame({k: v for k, v in _splitplan.read_tail(token, value).items() if k != col})
+            else:
+                got = pl.DataFrame(_splitplan.extract_groups(f"^{compiled.pattern}$", compiled.groups, value))
             if col == "upstream_cluster":  # keep the value as sent when it has no cluster shape
                 got = got.with_columns(pl.coalesce(pl.col(col), frame[col]).alias(col))
             else:
                 got = got.drop(col, strict=False)
             frame = frame.drop([c for c in got.columns if c in frame.columns]).hstack(got)
         return frame
+
+
+    def _value_token(self, column: str) -> "_splitplan.Token | None":
+        """The split plans' token of an address column alone, when it has a Tail (read from its
+        right) and the same sub-fields as ``address_value``; else None (its regex reads it)."""
+        if column not in self._value_tokens:
+            try:
+                token = _splitplan.column_token(self.access, column)
+            except (KeyError, ValueError):  # (a custom grammar without the column's own rule)
+                token = None
+            subs = set(self._address[column].groups)
+            self._value_tokens[column] = token if token is not None and token.tail is not None and \
+                {name for name, _ in token.groups} == subs | {column} else None
+        return self._value_tokens[column]
 
 
 def _concat(frames: list[pl.DataFrame]) -> pl.DataFrame:

@@ -222,3 +222,26 @@ def test_a_missing_list_key_is_null_whatever_the_batch(parser, monkeypatch):
     assert mixed[1]["response_flags"] == ["UH", "UF"]
     (dash, null), _ = both(parser, [line(response_flags="-"), line(response_flags=None)], monkeypatch)
     assert dash["response_flags"] == [] and null["response_flags"] is None
+
+
+ADDRESSES = st.one_of(
+    st.sampled_from(["10.244.0.18:41548", "[fe80::1]:8080", "fe80::1:443", "envoy://internal_client_address/", "-", "",
+                     "envoy://connect_originate/10.0.0.7:80", "unix://@/var/run/sock", "10.0.0.1", ":80", "a:b:c",
+                     "240.240.0.2:80", "[::1]:", "[::1]:99999999999", "1.2.3.4:٣", "é:1"]),
+    st.text(st.sampled_from("0123456789.:[]abcdef/-é"), max_size=24),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(ADDRESSES, ADDRESSES, ADDRESSES, ADDRESSES), min_size=1, max_size=40))
+def test_json_addresses_read_from_the_right_as_their_regex_reads_them(parser, monkeypatch, rows):
+    """A JSON value's address sub-fields (ip, port) are read as the text layouts read an address
+    token (its Tail: split at the last ':', natively, then the head's and port's regexes), not by the
+    address regex over every value: the same columns, with cut.c and without."""
+    lines = [line(upstream_host=a, upstream_local_address=b, downstream_local_address=c, downstream_remote_address=d)
+             for a, b, c, d in rows]
+    by_tail, _ = both(parser, lines, monkeypatch)
+    with monkeypatch.context() as mp:
+        mp.setattr(Parser, "_value_token", lambda self, column: None)  # every value by the address regex
+        by_regex = parser.parse_batch(lines)
+    assert by_tail == by_regex.records.to_pylist()

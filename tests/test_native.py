@@ -254,6 +254,23 @@ def test_dictionary_of_a_slice_and_of_many_distinct_texts():
     assert got is None or part.gather(got[1]).gather(got[0]).to_list() == part.to_list()
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.sampled_from(["", ":", "a:", ":b", "10.0.0.1:80", "[fe80::1]:8080", "x" * 13,
+                                                      "y" * 12 + ":" + "z" * 12, "é:ü:9", "envoy://a/10.1.2.3:443"]),
+                          st.text(st.sampled_from("ab:é1 "), max_size=30)), max_size=200), st.integers(0, 5))
+def test_split_at_the_last_separator_as_polars_reads_it(values, start):
+    """native.split_last (cut.c's logpipe_split_last): before and after the last ':' as
+    splitplan.read_tail's polars reading gives them (a text without one all before it, nothing
+    after it; a null null), short and long texts, in a slice too."""
+    series = pl.Series(values, dtype=pl.String).slice(start)
+    got = native.split_last(native.library(), series, ":")
+    if got is None:  # (a slice whose validity starts at a bit offset: not read natively)
+        return
+    last = series.str.extract(":([^:]*)$")
+    head = series.str.slice(0, series.str.len_chars() - last.str.len_chars() - 1)
+    assert got[0].to_list() == head.to_list() and got[1].to_list() == last.to_list()
+
+
 def test_dictionary_reads_short_texts_by_their_length_and_long_ones_whole():
     """Short texts are hashed and compared as the view's two words, masked to their length: bytes
     after a text in its view (zero by Arrow's rule, but not relied on) change nothing. Long texts
