@@ -878,6 +878,19 @@ static int64_t skip_ws(const uint8_t *d, int64_t at, int64_t b)
  * holds a backslash or a control character. */
 static int64_t string_end(const uint8_t *d, int64_t at, int64_t b)
 {
+#if defined(__SSE2__)
+    /* 16 bytes at a time: the first quote, backslash or control byte (below 0x20, unsigned) */
+    const __m128i quote = _mm_set1_epi8('"'), slash = _mm_set1_epi8('\\'), space = _mm_set1_epi8(0x20);
+    for (; at + 16 <= b; at += 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(d + at));
+        unsigned m = (unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, slash)))
+                     | (~(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_max_epu8(x, space), x)) & 0xffffu);
+        if (m) {
+            at += __builtin_ctz(m);
+            return d[at] == '"' ? at : -1;
+        }
+    }
+#endif
     for (; at < b; at++) {
         if (d[at] == '"')
             return at;

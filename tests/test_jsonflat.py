@@ -88,8 +88,13 @@ EDGES = {
     "1.3 keys": (line(istio_policy_status="-"), 1),
     "1.8 keys": (line(response_code_details=...), 1),
     "no start_time": (line(start_time=...), 0),
+    # strings are scanned 16 bytes at a time: their end at, before and after a 16-byte boundary
+    **{f"a {n}-byte string": (line(path="p" * n), 1) for n in (15, 16, 17, 31, 32, 33)},
+    "long unicode": (line(user_agent="Mozilla/5.0 Grüße ✓ 🚀 " * 3), 1),
     # json.loads reads them
     "escaped quote": (line(user_agent='say "hi"'), 0),
+    "escaped quote late": (line(user_agent="x" * 21 + 'say "hi"'), 0),
+    "control character late": (line()[:-1] + ',"path":"' + "a" * 20 + '\x01b"}', 0),
     "escaped unicode": (json.dumps({**ISTIO, "path": "/é"}), 0),
     "escaped key": ('{"start\\u005ftime":"2024-12-09T13:40:07.513Z","response_code":200}', 0),
     "float": (line(duration=1.5), 0),
@@ -124,7 +129,7 @@ def test_edges_read_the_same(parser, name, monkeypatch):
 
 SCALARS = st.one_of(
     st.none(), st.booleans(), st.integers(min_value=-(10**20), max_value=10**20),
-    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=12),
+    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=12), st.text(min_size=13, max_size=40),
     st.sampled_from(["-", "", "10.0.0.1:80", "[2001:db8::1]:443", "outbound|80||x.svc", "GET", "200"]),
 )
 VALUES = st.one_of(SCALARS, st.lists(SCALARS, max_size=2), st.dictionaries(st.text(max_size=3), SCALARS, max_size=2))
