@@ -630,10 +630,12 @@ int64_t logpipe_count(const uint8_t *p, int64_t n, uint8_t c)
  *   JSON_STRINGS: a list of strings, as ["a","b"] (items escaped as JSON_STRING's, a null item null):
  *     offsets[c] are the lists' offsets into its items, a string array of validity item_validity[c],
  *     offsets item_offsets[c], text item_data[c], its first item at item_first[c].
- * For the numbers and times data[c] is the values' buffer and offsets[c] is not read. Row i is written
- * after keys[i] … and ends with `end`; its bounds go to line_offs. Returns the bytes written, or -1
- * when a string is not valid UTF-8 or a time is out of those years (Python then renders the batch
- * itself). Python sizes `out` for the worst case (6 bytes per byte of text, 20 a number, 30 a time). */
+ * For the numbers and times data[c] is the values' buffer and offsets[c] is not read. Rows start to
+ * start + n of the columns (each from its row first[c]) are written, row i after keys[i] … and
+ * ending with `end`; their bounds go to line_offs. Returns the bytes written; -1 when a string is not
+ * valid UTF-8 or a time is out of those years (Python then renders them itself); -2, writing
+ * nothing, when the most they can take (json_bound: 6 bytes per byte of text, 30 a number or a
+ * time), set in *need, is over cap, the bytes at out. */
 
 enum { JSON_FRAGMENT = 0, JSON_STRING = 1, JSON_INT32 = 2, JSON_INT64 = 3, JSON_TIME_Z = 4, JSON_TIME = 5,
        JSON_STRINGS = 6 };
@@ -792,12 +794,38 @@ static uint8_t *put_time(uint8_t *o, int64_t us, int zulu)
     return o;
 }
 
+/* The most bytes logpipe_json_lines can write for rows [start, start + n): from the columns' offsets
+ * (a text's bytes, escaped, at most 6 times as many; a null, a number or a time at most 30). */
+static int64_t json_bound(int64_t n, int32_t ncols, const int32_t *kinds, const int32_t *const *offsets,
+                          const int64_t *first, int64_t start, const int32_t *key_offs, int32_t end_len,
+                          const int32_t *const *item_offsets, const int64_t *item_first)
+{
+    int64_t need = n * ((int64_t)key_offs[ncols] + end_len);
+    for (int32_t c = 0; c < ncols; c++) {
+        int64_t a = first[c] + start, texts = kinds[c] <= JSON_STRING ? offsets[c][a + n] - offsets[c][a] : 0;
+        if (kinds[c] == JSON_FRAGMENT)
+            need += texts;
+        else if (kinds[c] == JSON_STRING)
+            need += 6 * texts + 6 * n;
+        else if (kinds[c] == JSON_STRINGS) {
+            int64_t lo = item_first[c] + offsets[c][a], hi = item_first[c] + offsets[c][a + n];
+            need += 4 * n + 6 * ((int64_t)item_offsets[c][hi] - item_offsets[c][lo]) + 7 * (hi - lo);
+        } else
+            need += 30 * n;
+    }
+    return need;
+}
+
 int64_t logpipe_json_lines(int64_t n, int32_t ncols, const int32_t *kinds, const uint8_t *const *validity,
                            const int32_t *const *offsets, const uint8_t *const *data, const int64_t *first,
                            const uint8_t *keys, const int32_t *key_offs, const uint8_t *end, int32_t end_len,
                            uint8_t *out, int32_t *line_offs, const uint8_t *const *item_validity,
-                           const int32_t *const *item_offsets, const uint8_t *const *item_data, const int64_t *item_first)
+                           const int32_t *const *item_offsets, const uint8_t *const *item_data, const int64_t *item_first,
+                           int64_t start, int64_t cap, int64_t *need)
 {
+    *need = json_bound(n, ncols, kinds, offsets, first, start, key_offs, end_len, item_offsets, item_first);
+    if (*need > cap)
+        return -2;
     uint8_t *o = out;
     enum { AHEAD = 8 };  /* rows: the texts of a row that far ahead are asked for before this one's are read */
     for (int64_t i = 0; i < n; i++) {
@@ -805,11 +833,11 @@ int64_t logpipe_json_lines(int64_t n, int32_t ncols, const int32_t *kinds, const
         if (i + AHEAD < n)
             for (int32_t c = 0; c < ncols; c++)
                 if (kinds[c] <= JSON_STRING)  /* (a list's items: not asked for) */
-                    __builtin_prefetch(data[c] + offsets[c][first[c] + i + AHEAD]);
+                    __builtin_prefetch(data[c] + offsets[c][first[c] + start + i + AHEAD]);
         for (int32_t c = 0; c < ncols; c++) {
             memcpy(o, keys + key_offs[c], (size_t)(key_offs[c + 1] - key_offs[c]));
             o += key_offs[c + 1] - key_offs[c];
-            int64_t r = first[c] + i;
+            int64_t r = first[c] + start + i;
             int32_t kind = kinds[c];
             if (kind == JSON_FRAGMENT) {
                 const uint8_t *text = data[c] + offsets[c][r];

@@ -183,25 +183,29 @@ def _json_array(arr: pa.Array, kind: str) -> pa.Array:
     return pc.fill_null(frag, const("null"))
 
 
-def json_line_batches(schema: pa.Schema, batches: Iterable[pa.RecordBatch], end: str = "}") -> Iterator[pa.Array]:
-    """Per batch, a string array of one JSON object per row, assembled column-wise; each row ends
-    with ``end``. With cut.c built (logpipe/native.py) the rows are assembled, and string columns
-    escaped, in one pass in C (~10x faster than joining ~120 Arrow columns); else in Arrow."""
+def json_line_batches(schema: pa.Schema, batches: Iterable[pa.RecordBatch], end: str = "}",
+                      rows: int | None = None) -> Iterator[pa.Array]:
+    """Per batch (per ``rows`` rows of it, when given), a string array of one JSON object per row,
+    assembled column-wise; each row ends with ``end``. With cut.c built (logpipe/native.py) the rows
+    are assembled, and their values written, in one pass in C (~10x faster than joining ~120 Arrow
+    columns; a batch's columns are prepared once for all its pieces); else in Arrow."""
     texts = [_json_str(name) + ":" for name in schema.names]
     texts = ["{" + k if i == 0 else "," + k for i, k in enumerate(texts)]
     keys = [const(k) for k in texts]
     for batch in batches:
-        lines = _native_lines(texts, list(columns(batch)), batch.num_rows, end)
-        if lines is not None:
-            yield lines
-            continue
-        parts: list[Any] = []
-        for key, (arr, kind) in zip(keys, columns(batch)):
-            parts += [key, _json_array(arr, kind)]
-        if not parts:
-            yield pa.array(["{" + end] * batch.num_rows, pa.string())
-            continue
-        yield pc.binary_join_element_wise(*parts, const(end), const(""))
+        n = batch.num_rows
+        native = _NativeRows.of(texts, batch, end)
+        for at in range(0, n, rows or max(n, 1)):
+            m = min(rows or n, n - at)
+            lines = native.lines(at, m) if native is not None else None
+            if lines is not None:
+                yield lines
+                continue
+            parts: list[Any] = []
+            for key, (arr, kind) in zip(keys, columns(batch.slice(at, m))):
+                parts += [key, _json_array(arr, kind)]
+            yield pc.binary_join_element_wise(*parts, const(end), const("")) if parts else \
+                pa.array(["{" + end] * m, pa.string())
 
 
 def join_lines(lines: pa.Array, sep: str) -> str:
@@ -215,55 +219,73 @@ _NATIVE_KINDS = {"str": JSON_STRING, ("number", pa.int32().id): JSON_INT32, ("nu
                  ("ts", pa.timestamp("us").id): JSON_TIME, ("list", pa.list_(pa.string()).id): JSON_STRINGS}
 
 
-def _native_lines(keys: list[str], cols: list[tuple[pa.Array, str]], n: int, end: str) -> pa.Array | None:
-    """``json_line_batches``' rows of one batch by cut.c's ``logpipe_json_lines``, or None (no
-    library, no columns, over 2 GiB, text that is not valid UTF-8 or a time out of years 1 to 9999:
-    then Arrow does it). Strings and lists of strings are escaped there, and 32- and 64-bit ints and
-    times in µs written from their values (Arrow's casts to text cost more than the whole assembly);
-    every other column is first made JSON text by ``_json_array``."""
-    from . import native
+class _NativeRows:
+    """A batch's rows as JSON text by cut.c's ``logpipe_json_lines``: its columns read once
+    (``_native_column``), then ``lines`` of any run of its rows. Strings and lists of strings are
+    escaped there, and 32- and 64-bit ints and times in µs written from their values (Arrow's casts
+    to text cost more than the whole assembly); every other column is first made JSON text by
+    ``_json_array``."""
 
-    lib = native.library()
-    if lib is None or not cols or n == 0:
-        return None
-    parts, bound = [], n * (sum(len(k) for k in keys) + len(end))
-    try:
-        for arr, kind in cols:
-            part = _native_column(arr, kind, n)
-            parts.append(part)
-            bound += part[-1]
-    except (pa.ArrowInvalid, pa.ArrowCapacityError):  # a column over 2 GiB of text
-        return None
-    if bound >= 2**31:
-        return None
-    import ctypes
+    def __init__(self, lib, keys: list[str], parts: list[tuple], end: str):
+        import ctypes
 
-    empty = pa.allocate_buffer(1)
-    ptrs = ctypes.c_void_p * len(parts)
+        from . import native
 
-    def addresses(i: int, none=None):
-        return ptrs(*[p[i].address if p[i] is not None else none for p in parts])
+        self._lib, self._keep = lib, parts
+        ptrs = ctypes.c_void_p * len(parts)
+        empty = pa.allocate_buffer(1)
+        self._empty = empty
 
-    kinds = native.int32s(p[0] for p in parts)
-    firsts = [(ctypes.c_int64 * len(parts))(*[p[i] for p in parts]) for i in (4, 8)]
-    key_bytes = [k.encode() for k in keys]
-    key_offs = [0]
-    for k in key_bytes:
-        key_offs.append(key_offs[-1] + len(k))
-    out, line_offs = pa.allocate_buffer(max(bound, 1)), pa.allocate_buffer(4 * (n + 1))
-    written = lib.logpipe_json_lines(n, len(parts), kinds, addresses(1), addresses(2), addresses(3, empty.address),
-                                     firsts[0], b"".join(key_bytes), native.int32s(key_offs), end.encode(),
-                                     len(end.encode()), out.address, line_offs.address, addresses(5), addresses(6),
-                                     addresses(7, empty.address), firsts[1])
-    if written < 0:
-        return None
-    return pa.Array.from_buffers(pa.string(), n, [None, line_offs, out.slice(0, max(written, 1))])
+        def addresses(i: int, none=None):
+            return ptrs(*[p[i].address if p[i] is not None else none for p in parts])
+
+        key_bytes = [k.encode() for k in keys]
+        key_offs = [0]
+        for k in key_bytes:
+            key_offs.append(key_offs[-1] + len(k))
+        self._args = (len(parts), native.int32s(p[0] for p in parts), addresses(1), addresses(2),
+                      addresses(3, empty.address), (ctypes.c_int64 * len(parts))(*[p[4] for p in parts]),
+                      b"".join(key_bytes), native.int32s(key_offs), end.encode(), len(end.encode()))
+        self._items = (addresses(5), addresses(6), addresses(7, empty.address),
+                       (ctypes.c_int64 * len(parts))(*[p[8] for p in parts]))
+        self._need = ctypes.c_int64(0)
+
+    @classmethod
+    def of(cls, keys: list[str], batch: pa.RecordBatch, end: str) -> "_NativeRows | None":
+        """None when there is no library, no column or no row, or a column over 2 GiB of text."""
+        from . import native
+
+        lib = native.library()
+        if lib is None or not batch.num_columns or not batch.num_rows:
+            return None
+        try:
+            parts = [_native_column(arr, kind) for arr, kind in columns(batch)]
+        except (pa.ArrowInvalid, pa.ArrowCapacityError):  # a column over 2 GiB of text
+            return None
+        return cls(lib, keys, parts, end)
+
+    def lines(self, at: int, n: int) -> pa.Array | None:
+        """Rows ``at`` to ``at + n``; None when C cannot write them (text that is not valid UTF-8, a
+        time out of years 1 to 9999, over 2 GiB of it): then Arrow does."""
+        import ctypes
+
+        need = ctypes.byref(self._need)
+        offs = pa.allocate_buffer(4 * (n + 1))
+        call = self._lib.logpipe_json_lines
+        call(n, *self._args, None, offs.address, *self._items, at, 0, need)  # (the most they can take)
+        if self._need.value >= 2**31:
+            return None
+        out = pa.allocate_buffer(max(self._need.value, 1))
+        written = call(n, *self._args, out.address, offs.address, *self._items, at, out.size, need)
+        if written < 0:
+            return None
+        return pa.Array.from_buffers(pa.string(), n, [None, offs, out.slice(0, max(written, 1))])
 
 
-def _native_column(arr: pa.Array, kind: str, n: int) -> tuple:
+def _native_column(arr: pa.Array, kind: str) -> tuple:
     """A column as ``logpipe_json_lines`` reads it: (its kind there; validity, offsets and data
     buffers and first row; its items' validity, offsets and data buffers and first item (lists of
-    strings); the most bytes it can write for ``n`` rows)."""
+    strings))."""
     native_kind = _NATIVE_KINDS.get((kind, arr.type.id), _NATIVE_KINDS.get(kind))
     if native_kind == JSON_STRINGS and (arr.type != pa.list_(pa.string()) or arr.buffers()[1] is None):
         native_kind = None
@@ -276,18 +298,14 @@ def _native_column(arr: pa.Array, kind: str, n: int) -> tuple:
     validity = arr.buffers()[0]
     if native_kind in (JSON_FRAGMENT, JSON_STRING):
         arr = arr.cast(pa.string()) if arr.type != pa.string() else arr
-        first, last = text_bounds(arr)
-        most = 6 * (last - first) + 6 * n if native_kind == JSON_STRING else last - first
-        return (native_kind, arr.buffers()[0], arr.buffers()[1], arr.buffers()[2], arr.offset, None, None, None, 0, most)
+        return (native_kind, arr.buffers()[0], arr.buffers()[1], arr.buffers()[2], arr.offset, None, None, None, 0)
     if native_kind == JSON_STRINGS:
         items = arr.values  # (all of them, from its own offset: the lists' offsets index them)
-        first, last = text_bounds(items)
-        most = 4 * n + 6 * (last - first) + 7 * len(items)  # (null, or [ ] and per item , and "…" or null)
         return (native_kind, validity, arr.buffers()[1], None, arr.offset, items.buffers()[0], items.buffers()[1],
-                items.buffers()[2], items.offset, most)
+                items.buffers()[2], items.offset)
     if native_kind == JSON_TIME and arr.type.tz is not None:
         native_kind = JSON_TIME_Z
-    return (native_kind, validity, None, arr.buffers()[1], arr.offset, None, None, None, 0, 30 * n)
+    return (native_kind, validity, None, arr.buffers()[1], arr.offset, None, None, None, 0)
 
 
 def text_bounds(a: pa.Array) -> tuple[int, int]:

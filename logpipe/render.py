@@ -160,7 +160,7 @@ def iter_json_lines(data: Any, *, schema: pa.Schema | None = None) -> Iterator[s
 
 
 def _write_ndjson(schema, batches, out, **_):
-    for lines in json_line_batches(schema, batches, end="}\n"):
+    for lines in json_line_batches(schema, batches, end="}\n", rows=CHUNK_ROWS):
         _write_text_array(lines, out)
         out.flush()
 
@@ -181,7 +181,7 @@ def _write_text_array(arr: pa.Array, out: IO[str]) -> None:
 
 def _write_json(schema, batches, out, **_):
     sep = "[\n"
-    for lines in json_line_batches(schema, batches):
+    for lines in json_line_batches(schema, batches, rows=CHUNK_ROWS):
         out.write(sep + join_lines(lines, ",\n"))
         out.flush()
         sep = ",\n"
@@ -341,7 +341,9 @@ def render_table(
         isatty = getattr(out, "isatty", None)
         tty = bool(isatty and isatty())
     schema, batches = _open_batches(table, schema)
-    writer(schema, _chunks(batches), out, max_width=max_width, tty=tty)
+    # (the JSON writers take whole batches: they write CHUNK_ROWS rows at a time, their columns read once a batch)
+    writer(schema, batches if writer in (_write_ndjson, _write_json) else _chunks(batches), out,
+           max_width=max_width, tty=tty)
 
 
 @contextlib.contextmanager

@@ -499,7 +499,7 @@ def test_native_json_rows_equal_arrow_on_awkward_columns(monkeypatch, json_rows_
     """Controls, DEL, quotes, backslashes, non-ASCII and non-BMP text, nulls, empty strings, string
     view / large string / dictionary columns, lists of them (null items, null lists), and a slice of
     a batch: the same bytes both ways."""
-    from logpipe.jsonout import _native_lines, columns, json_line_batches
+    from logpipe.jsonout import _NativeRows, json_line_batches
 
     texts = ["plain", "", None, 'q"uote', "back\\slash", "".join(map(chr, range(0, 32))) + "\x7f",
              "naïve 路径 ✓", "emoji 😀 𝄞", "\u2028\u2029", "a\tb\nc"] * 3
@@ -524,9 +524,9 @@ def test_native_json_rows_equal_arrow_on_awkward_columns(monkeypatch, json_rows_
     monkeypatch.setenv("LOGPIPE_NATIVE", "1")
     keys = ["{\"s\":"]
     bad = pa.Array.from_buffers(pa.string(), 1, [None, pa.py_buffer(b"\0\0\0\0\2\0\0\0"), pa.py_buffer(b"\xc3(")])
-    assert _native_lines(keys, list(columns(pa.record_batch([bad], names=["s"]))), 1, "}") is None  # not UTF-8
+    assert _NativeRows.of(keys, pa.record_batch([bad], names=["s"]), "}").lines(0, 1) is None  # not UTF-8
     late = pa.array([253402300800 * 10**6], pa.timestamp("us"))  # year 10000: Arrow renders it
-    assert _native_lines(["{\"t\":"], list(columns(pa.record_batch([late], names=["t"]))), 1, "}") is None
+    assert _NativeRows.of(["{\"t\":"], pa.record_batch([late], names=["t"]), "}").lines(0, 1) is None
 
 
 @pytest.mark.parametrize("json_rows_by", ["native"], indirect=True)
