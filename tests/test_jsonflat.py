@@ -237,7 +237,7 @@ ADDRESSES = st.one_of(
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.tuples(ADDRESSES, ADDRESSES, ADDRESSES, ADDRESSES), min_size=1, max_size=40))
 def test_json_addresses_read_from_the_right_as_their_regex_reads_them(parser, monkeypatch, rows):
     """A JSON value's address sub-fields (ip, port) are read as the text layouts read an address

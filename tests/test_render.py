@@ -431,7 +431,7 @@ class ClosedPipe(io.StringIO):
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_broken_pipe_propagates(fmt):
-    big = pa.concat_tables([sample_table()] * 5000)
+    big = pa.concat_tables([sample_table()] * 5000).combine_chunks()
     with pytest.raises(BrokenPipeError):
         render_table(big, fmt, ClosedPipe())
 
@@ -445,8 +445,8 @@ def test_output_is_flushed_while_streaming(fmt):
             self.flushes += 1
 
     out = Counting()
-    render_table(pa.concat_tables([sample_table()] * 5000), fmt, out)
-    assert out.flushes >= 4  # 20k rows: several chunks, each flushed
+    render_table(pa.concat_tables([sample_table()] * 5000).combine_chunks(), fmt, out)
+    assert out.flushes >= 4  # one batch of 20k rows: several chunks, each flushed
 
 
 def test_unknown_format():
