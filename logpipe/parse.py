@@ -595,7 +595,6 @@ class Parser:
             frame = frame.drop([c for c in got.columns if c in frame.columns]).hstack(got)
         return frame
 
-
     def _value_token(self, column: str) -> "_splitplan.Token | None":
         """The split plans' token of an address column alone, when it has a Tail (read from its
         right) and the same sub-fields as ``address_value``; else None (its regex reads it)."""
