@@ -190,3 +190,24 @@ def test_several_inputs_add_up():
     r = run(ACCESS, MALFORMED, NOISY, "-o", "ndjson", "--on-error", "skip")
     total = sum(summary(run(p, "--on-error", "skip").stderr)["read"] for p in (ACCESS, MALFORMED, NOISY))
     assert summary(r.stderr)["read"] == total
+
+
+@pytest.mark.parametrize("args,code", [
+    (["parse", str(ACCESS), "-o", "ndjson"], 0),
+    (["parse", str(MALFORMED), "--on-error", "fail"], 1),
+    (["parse", "no-such-file.log"], 1),
+])
+def test_the_command_exits_quickly_with_everything_written(args, code, tmp_path):
+    """The installed command (``cli.entry``) leaves out Python's teardown after a read-only command:
+    its stdout (a pipe or a file), its stderr and its exit status are those of ``main`` run in process."""
+    out = tmp_path / "out"
+    with open(out, "wb") as f:
+        fast = subprocess.run([sys.executable, "-m", "logpipe", *args], stdout=f, stderr=subprocess.PIPE)
+    piped = subprocess.run([sys.executable, "-m", "logpipe", *args], capture_output=True)
+    usual = subprocess.run([sys.executable, "-c", "import sys; from logpipe.cli import main; sys.argv[0] = 'logpipe'; main()",
+                            *args], capture_output=True)
+    assert fast.returncode == piped.returncode == usual.returncode == code
+    assert out.read_bytes() == piped.stdout == usual.stdout
+    assert fast.stderr == piped.stderr == usual.stderr
+    if code == 0:
+        assert len(ndjson(piped.stdout.decode())) == len(ACCESS.read_text().splitlines())
