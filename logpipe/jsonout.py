@@ -1,9 +1,12 @@
 """Arrow columns as JSON text, a whole column at a time, and Python values by the same conventions.
 
-``json_line_batches`` assembles one compact, ASCII-only JSON object per row with Arrow kernels (ints,
-timestamps, ASCII strings, lists of them); only columns that need it (non-ASCII text, floats, nested
-values) go through ``to_pylist`` and Python's C JSON encoder, with identical output.
-``logpipe/render.py`` writes it (json, ndjson) and shares the column kinds (``columns``).
+``json_line_batches`` assembles one compact, ASCII-only JSON object per row. With cut.c built
+(``_NativeRows``) it writes strings (escaped), lists of strings, 32- and 64-bit ints and times in µs
+itself, from the columns' buffers; other columns are made JSON text first. Without it, or for what C
+does not write, Arrow kernels do (ints, timestamps, ASCII strings, lists of them), and only columns
+that need it (non-ASCII text, floats, nested values) go through ``to_pylist`` and Python's C JSON
+encoder: the same output every way. ``logpipe/render.py`` writes it (json, ndjson) and shares the
+column kinds (``columns``).
 """
 from __future__ import annotations
 
