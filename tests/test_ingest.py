@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from logpipe.cli import main
+from logpipe.ingest import AHEAD_INPUTS
 from logpipe.parse import Counts, parse_lines
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -509,8 +510,15 @@ KILL_POINTS = {
 def kill_inputs(tmp_path_factory):
     base = tmp_path_factory.mktemp("kill")
     logs = base / "logs"
-    for i in range(3):
-        write_log(logs / f"proxy-{i}.log", gen_lines(9000, seed=10 + i))
+    # More small inputs than ingest keeps in flight (ingest.AHEAD_INPUTS): the first group of them is
+    # committed while the rest are still to be read, so that every kill point falls mid-run, not in
+    # the moments between the last commit and the exit. The first three are written in several parts.
+    lines = gen_lines(3 * 4000 + 66 * 100, seed=10)
+    sizes = [4000] * 3 + [100] * 66
+    assert len(sizes) > AHEAD_INPUTS
+    for i, n in enumerate(sizes):
+        at = sum(sizes[:i])
+        write_log(logs / f"proxy-{i:02}.log", lines[at:at + n])
     clean = base / "clean"
     subprocess.run(_ingest_cmd(logs, clean), env=_env(), check=True, capture_output=True)
     return logs, clean, keys(clean)
