@@ -881,6 +881,116 @@ int64_t logpipe_json_lines(int64_t n, int32_t ncols, const int32_t *kinds, const
     return o - out;
 }
 
+/* ---- delimited rows (logpipe/render.py: csv, tsv) -----------------------------------------------
+ * Rows as Python's csv module writes them (its default dialect, with delimiter `delim` and "\n" at
+ * the end of a row): a field is quoted, its quotes doubled, when it holds a byte quote[b] marks
+ * (render.py asks the running csv module which: the delimiter, the quote, "\n"); a null is empty.
+ * Kinds and buffers as logpipe_json_lines reads them: JSON_FRAGMENT and JSON_STRING are text (the
+ * fragments are Python's text of the other kinds), the ints are written in decimal, the times as
+ * YYYY-MM-DDTHH:MM:SS.fff[fff] (and Z), a list's items joined by ',' (a null item empty) as one field.
+ * Returns the bytes written; -1 for a time out of years 1 to 9999; -2, writing nothing, when the
+ * most the rows can take (*need) is over cap. */
+
+static int quoted_text(const uint8_t *s, int64_t len, const uint8_t *quote)
+{
+    for (int64_t i = 0; i < len; i++)
+        if (quote[s[i]])
+            return 1;
+    return 0;
+}
+
+static uint8_t *put_field(uint8_t *o, const uint8_t *s, int64_t len, int quoted)
+{
+    if (!quoted) {
+        memcpy(o, s, (size_t)len);
+        return o + len;
+    }
+    for (int64_t i = 0; i < len; i++) {
+        if (s[i] == '"')
+            *o++ = '"';
+        *o++ = s[i];
+    }
+    return o;
+}
+
+int64_t logpipe_delimited_lines(int64_t n, int32_t ncols, const int32_t *kinds, const uint8_t *const *validity,
+                                const int32_t *const *offsets, const uint8_t *const *data, const int64_t *first,
+                                uint8_t delim, const uint8_t *quote, uint8_t *out, int32_t *line_offs,
+                                const uint8_t *const *item_validity, const int32_t *const *item_offsets,
+                                const uint8_t *const *item_data, const int64_t *item_first,
+                                int64_t start, int64_t cap, int64_t *need)
+{
+    /* the most a row takes: 2 quotes and every byte doubled, 30 a number or a time, a delimiter each */
+    int64_t most = n * ((int64_t)ncols + 1);
+    for (int32_t c = 0; c < ncols; c++) {
+        int64_t a = first[c] + start;
+        if (kinds[c] <= JSON_STRING)
+            most += 2 * ((int64_t)offsets[c][a + n] - offsets[c][a]) + 2 * n;
+        else if (kinds[c] == JSON_STRINGS) {
+            int64_t lo = item_first[c] + offsets[c][a], hi = item_first[c] + offsets[c][a + n];
+            most += 2 * n + 2 * ((int64_t)item_offsets[c][hi] - item_offsets[c][lo]) + 3 * (hi - lo);
+        } else
+            most += 30 * n;
+    }
+    *need = most;
+    if (most > cap)
+        return -2;
+    uint8_t *o = out;
+    for (int64_t i = 0; i < n; i++) {
+        line_offs[i] = (int32_t)(o - out);
+        for (int32_t c = 0; c < ncols; c++) {
+            if (c)
+                *o++ = delim;
+            int64_t r = first[c] + start + i;
+            int32_t kind = kinds[c];
+            if (!valid_at(validity[c], r))
+                continue;
+            if (kind <= JSON_STRING) {
+                const uint8_t *text = data[c] + offsets[c][r];
+                int64_t len = offsets[c][r + 1] - offsets[c][r];
+                int q = quoted_text(text, len, quote);
+                if (q)
+                    *o++ = '"';
+                o = put_field(o, text, len, q);
+                if (q)
+                    *o++ = '"';
+            } else if (kind == JSON_STRINGS) {
+                int32_t lo = offsets[c][r], hi = offsets[c][r + 1];
+                int q = hi - lo > 1 && quote[','];
+                for (int32_t k = lo; k < hi && !q; k++) {
+                    int64_t x = item_first[c] + k;
+                    q = valid_at(item_validity[c], x)
+                        && quoted_text(item_data[c] + item_offsets[c][x], item_offsets[c][x + 1] - item_offsets[c][x], quote);
+                }
+                if (q)
+                    *o++ = '"';
+                for (int32_t k = lo; k < hi; k++) {
+                    int64_t x = item_first[c] + k;
+                    if (k > lo)
+                        *o++ = ',';
+                    if (valid_at(item_validity[c], x))
+                        o = put_field(o, item_data[c] + item_offsets[c][x], item_offsets[c][x + 1] - item_offsets[c][x], q);
+                }
+                if (q)
+                    *o++ = '"';
+            } else if (kind == JSON_INT32) {
+                o = put_int(o, ((const int32_t *)data[c])[r]);
+            } else if (kind == JSON_INT64) {
+                o = put_int(o, ((const int64_t *)data[c])[r]);
+            } else {
+                uint8_t *t = put_time(o, ((const int64_t *)data[c])[r], kind == JSON_TIME_Z);
+                if (t == NULL)
+                    return -1;
+                memmove(o, o + 1, (size_t)(t - o - 2));  /* its text without the JSON quotes */
+                o = t - 2;
+            }
+        }
+        *o++ = '\n';
+    }
+    line_offs[n] = (int32_t)(o - out);
+    return o - out;
+}
+
 /* ---- flat JSON objects (logpipe/jsonlog.py) ------------------------------------------------------
  * Istio's JSON encoding is one flat object per line. For each line (offs/data as for logpipe_cut)
  * this reads the object and writes, for each of the nknown first keys, the value's text as a string

@@ -223,18 +223,19 @@ _NATIVE_KINDS = {"str": JSON_STRING, ("number", pa.int32().id): JSON_INT32, ("nu
 
 
 class _NativeRows:
-    """A batch's rows as JSON text by cut.c's ``logpipe_json_lines``: its columns read once
-    (``_native_column``), then ``lines`` of any run of its rows. Strings and lists of strings are
-    escaped there, and 32- and 64-bit ints and times in µs written from their values (Arrow's casts
-    to text cost more than the whole assembly); every other column is first made JSON text by
-    ``_json_array``."""
+    """A batch's rows as text by cut.c: JSON objects (``of``: ``logpipe_json_lines``) or csv/tsv
+    rows (``delimited``: ``logpipe_delimited_lines``). Its columns are read once
+    (``_native_column``), then ``lines`` writes any run of its rows. Strings and lists of strings
+    are escaped (or quoted) there, and 32- and 64-bit ints and times in µs written from their values
+    (Arrow's casts to text cost more than the whole assembly); every other column is first made text
+    by Python (``_json_array``, or the csv writer's cells)."""
 
-    def __init__(self, lib, keys: list[str], parts: list[tuple], end: str):
+    def __init__(self, lib, parts: list[tuple], call, head: tuple):
         import ctypes
 
         from . import native
 
-        self._lib, self._keep = lib, parts
+        self._keep, self._call = parts, call
         ptrs = ctypes.c_void_p * len(parts)
         empty = pa.allocate_buffer(1)
         self._empty = empty
@@ -242,53 +243,74 @@ class _NativeRows:
         def addresses(i: int, none=None):
             return ptrs(*[p[i].address if p[i] is not None else none for p in parts])
 
-        key_bytes = [k.encode() for k in keys]
-        key_offs = [0]
-        for k in key_bytes:
-            key_offs.append(key_offs[-1] + len(k))
         self._args = (len(parts), native.int32s(p[0] for p in parts), addresses(1), addresses(2),
-                      addresses(3, empty.address), (ctypes.c_int64 * len(parts))(*[p[4] for p in parts]),
-                      b"".join(key_bytes), native.int32s(key_offs), end.encode(), len(end.encode()))
+                      addresses(3, empty.address), (ctypes.c_int64 * len(parts))(*[p[4] for p in parts]), *head)
         self._items = (addresses(5), addresses(6), addresses(7, empty.address),
                        (ctypes.c_int64 * len(parts))(*[p[8] for p in parts]))
         self._need = ctypes.c_int64(0)
 
     @classmethod
     def of(cls, keys: list[str], batch: pa.RecordBatch, end: str) -> "_NativeRows | None":
-        """None when there is no library, no column or no row, or a column over 2 GiB of text."""
+        """JSON objects, each row ``keys[0]`` value ``keys[1]`` value … ``end``. None when there is
+        no library, no column or no row, or a column over 2 GiB of text."""
         from . import native
 
-        lib = native.library()
-        if lib is None or not batch.num_columns or not batch.num_rows:
+        lib, parts = _native_parts(batch, _json_array)
+        if parts is None:
             return None
-        try:
-            parts = [_native_column(arr, kind) for arr, kind in columns(batch)]
-        except (pa.ArrowInvalid, pa.ArrowCapacityError):  # a column over 2 GiB of text
+        key_bytes = [k.encode() for k in keys]
+        key_offs = [0]
+        for k in key_bytes:
+            key_offs.append(key_offs[-1] + len(k))
+        head = (b"".join(key_bytes), native.int32s(key_offs), end.encode(), len(end.encode()))
+        return cls(lib, parts, lib.logpipe_json_lines, head)
+
+    @classmethod
+    def delimited(cls, batch: pa.RecordBatch, delimiter: str, quoted: bytes, cells) -> "_NativeRows | None":
+        """csv/tsv rows, each ending in a newline: fields separated by ``delimiter`` (one ASCII
+        character), quoted when they hold a byte ``quoted`` marks; ``cells(arr, kind)`` gives the
+        text of the columns C does not write (None for a null). None as for ``of``."""
+        lib, parts = _native_parts(batch, lambda arr, kind: pa.array(cells(arr, kind), pa.string()))
+        if parts is None:
             return None
-        return cls(lib, keys, parts, end)
+        return cls(lib, parts, lib.logpipe_delimited_lines, (ord(delimiter), quoted))
 
     def lines(self, at: int, n: int) -> pa.Array | None:
         """Rows ``at`` to ``at + n``; None when C cannot write them (text that is not valid UTF-8, a
-        time out of years 1 to 9999, over 2 GiB of it): then Arrow does."""
+        time out of years 1 to 9999, over 2 GiB of it): then Python does."""
         import ctypes
 
         need = ctypes.byref(self._need)
         offs = pa.allocate_buffer(4 * (n + 1))
-        call = self._lib.logpipe_json_lines
-        call(n, *self._args, None, offs.address, *self._items, at, 0, need)  # (the most they can take)
+        self._call(n, *self._args, None, offs.address, *self._items, at, 0, need)  # (the most they can take)
         if self._need.value >= 2**31:
             return None
         out = pa.allocate_buffer(max(self._need.value, 1))
-        written = call(n, *self._args, out.address, offs.address, *self._items, at, out.size, need)
+        written = self._call(n, *self._args, out.address, offs.address, *self._items, at, out.size, need)
         if written < 0:
             return None
         return pa.Array.from_buffers(pa.string(), n, [None, offs, out.slice(0, max(written, 1))])
 
 
-def _native_column(arr: pa.Array, kind: str) -> tuple:
-    """A column as ``logpipe_json_lines`` reads it: (its kind there; validity, offsets and data
-    buffers and first row; its items' validity, offsets and data buffers and first item (lists of
-    strings))."""
+def _native_parts(batch: pa.RecordBatch, fragment) -> tuple:
+    """(the library, ``batch``'s columns as ``_native_column`` reads them), or (None, None) when
+    there is no library, no column or no row, or a column over 2 GiB of text."""
+    from . import native
+
+    lib = native.library()
+    if lib is None or not batch.num_columns or not batch.num_rows:
+        return None, None
+    try:
+        return lib, [_native_column(arr, kind, fragment) for arr, kind in columns(batch)]
+    except (pa.ArrowInvalid, pa.ArrowCapacityError):  # a column over 2 GiB of text
+        return None, None
+
+
+def _native_column(arr: pa.Array, kind: str, fragment=_json_array) -> tuple:
+    """A column as ``logpipe_json_lines`` (and ``logpipe_delimited_lines``) reads it: (its kind
+    there; validity, offsets and data buffers and first row; its items' validity, offsets and data
+    buffers and first item (lists of strings)). A column C does not write is made text first by
+    ``fragment(arr, kind)``."""
     native_kind = _NATIVE_KINDS.get((kind, arr.type.id), _NATIVE_KINDS.get(kind))
     if native_kind == JSON_STRINGS and (arr.type != pa.list_(pa.string()) or arr.buffers()[1] is None):
         native_kind = None
@@ -296,8 +318,8 @@ def _native_column(arr: pa.Array, kind: str) -> tuple:
         native_kind = None
     if native_kind == JSON_TIME and arr.type.unit != "us":
         native_kind = None
-    if native_kind is None:  # JSON text made by Arrow
-        arr, native_kind = _json_array(arr, kind), JSON_FRAGMENT
+    if native_kind is None:  # its text made by Python first
+        arr, native_kind = fragment(arr, kind), JSON_FRAGMENT
     validity = arr.buffers()[0]
     if native_kind in (JSON_FRAGMENT, JSON_STRING):
         arr = arr.cast(pa.string()) if arr.type != pa.string() else arr

@@ -157,6 +157,10 @@ def _load(path: Path) -> ctypes.CDLL:
     lib.logpipe_json_lines.argtypes = [ctypes.c_int64, ctypes.c_int32, i32p, vp, vp, vp, vp,
                                        ctypes.c_char_p, i32p, ctypes.c_char_p, ctypes.c_int32, vp, vp, vp, vp, vp, vp,
                                        ctypes.c_int64, ctypes.c_int64, ctypes.POINTER(ctypes.c_int64)]
+    lib.logpipe_delimited_lines.restype = ctypes.c_int64
+    lib.logpipe_delimited_lines.argtypes = [ctypes.c_int64, ctypes.c_int32, i32p, vp, vp, vp, vp, ctypes.c_uint8,
+                                            ctypes.c_char_p, vp, vp, vp, vp, vp, vp, ctypes.c_int64, ctypes.c_int64,
+                                            ctypes.POINTER(ctypes.c_int64)]
     lib.logpipe_json_flat.restype = ctypes.c_int64
     lib.logpipe_json_flat.argtypes = [vp, vp, ctypes.c_int64, ctypes.c_int32, ctypes.c_int32, ctypes.c_char_p, i32p,
                                       vp, vp, vp, vp]

@@ -7,11 +7,12 @@ import io
 import json
 import math
 import os
+import tempfile
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from logpipe import render as render_module
@@ -568,3 +569,33 @@ def test_times_past_year_9999_or_before_year_1_keep_their_digits():
     assert [json.loads(line)["t"] for line in render(table, "ndjson").splitlines()] == \
         ["10000-01-01T00:00:00.000Z", "0000-12-31T23:59:59.005Z"]
     assert render(table, "csv").splitlines()[1:] == ["10000-01-01T00:00:00.000Z", "0000-12-31T23:59:59.005Z"]
+
+
+# Text the csv module quotes, or not: its delimiters, quotes, both line ends, tabs, non-ASCII.
+csv_text = st.text(st.sampled_from([*'ab ,;"\t\r\n\'|', "é", "路", "😀", "\x00", "\x7f"]), max_size=10)
+
+
+@pytest.mark.parametrize("json_rows_by", ["native"], indirect=True)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.none() | csv_text, st.none() | st.lists(st.none() | csv_text, max_size=3),
+                          st.none() | st.integers(-(2**63), 2**63 - 1), st.none() | st.floats(),
+                          st.none() | st.datetimes(dt.datetime(1900, 1, 1), dt.datetime(9999, 1, 1))),
+                min_size=1, max_size=30), st.integers(0, 3), st.sampled_from(["csv", "tsv"]))
+def test_delimited_rows_by_cut_c_equal_the_csv_module(monkeypatch, json_rows_by, rows, start, fmt):
+    """csv and tsv rows written by cut.c (``logpipe_delimited_lines``) are the bytes Python's csv module
+    writes from the same cells: quoting, doubled quotes, nulls, lists joined by ',', ints, times, floats
+    (given to C as text), a slice of a batch, one column (left to the module: its empty field is "")."""
+    s, l, i, f, t = (list(c) for c in zip(*rows))
+    table = pa.table({"s": pa.array(s, pa.string()), "l": pa.array(l, pa.list_(pa.string())),
+                      "i": pa.array(i, pa.int64()), "i32": pa.array([None if v is None else v % 2**31 for v in i], pa.int32()),
+                      "f": pa.array(f, pa.float64()), "t": pa.array(t, TS), "naive": pa.array(t, pa.timestamp("us"))})
+    batch = table.combine_chunks().to_batches()[0].slice(min(start, len(rows) - 1))
+    for data in (batch, batch.select(["s"])):
+        got = {}
+        for mode in ("1", "0"):
+            monkeypatch.setenv("LOGPIPE_NATIVE", mode)
+            with tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as out:
+                render_table(data, fmt, out)
+                out.seek(0)
+                got[mode] = out.read()
+        assert got["1"] == got["0"]
