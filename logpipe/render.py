@@ -12,8 +12,9 @@ crafted line cannot move the cursor, recolour the terminal or reorder text with 
 ("Trojan Source", CVE-2021-42574). The machine formats keep data exact: JSON escapes by
 construction (ASCII-only output), CSV/TSV quote.
 
-Columns are converted a batch at a time, never per cell through Arrow scalars. JSON lines are
-assembled column-wise by Arrow kernels (``logpipe/jsonout.py``).
+Columns are converted a batch at a time, never per cell through Arrow scalars. JSON lines, and CSV/TSV
+rows, are written by cut.c from the columns' buffers when it is built, else assembled column-wise
+by Arrow kernels or written by Python's csv module: the same bytes (``logpipe/jsonout.py``).
 """
 from __future__ import annotations
 
