@@ -217,16 +217,19 @@ def _write_delimited(schema, batches, out, *, delimiter: str, **_):
 @functools.lru_cache(maxsize=4)
 def _csv_quoted(delimiter: str) -> bytes | None:
     """The bytes that make the running Python's csv module quote a field (256 flags), asked of it:
-    the delimiter, the quote and a newline in 3.11, "\r" too in some versions. None when it would
-    quote for a character past ASCII (then every row is left to it)."""
+    the delimiter, the quote and a newline in 3.11 (a carriage return too in other versions). None
+    when it would quote for a character past ASCII, or refuses one: then every row is left to it."""
     def quotes(c: str) -> bool:
         text = io.StringIO()
         csv.writer(text, delimiter=delimiter, lineterminator="\n").writerow([f"a{c}b", "x"])
         return text.getvalue().startswith('"')
 
-    if any(quotes(c) for c in ("\x80", "é", "\u2028", "\U0001F600")):
+    try:
+        if any(quotes(c) for c in ("\x80", "é", "\u2028", "\U0001F600")):
+            return None
+        return bytes(quotes(chr(b)) for b in range(128)) + bytes(128)
+    except csv.Error:  # a character it refuses (NUL in some versions): every row is left to it
         return None
-    return bytes(quotes(chr(b)) for b in range(128)) + bytes(128)
 
 
 def _utf8_or_text(out) -> bool:
