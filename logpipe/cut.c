@@ -155,6 +155,15 @@ static int64_t scan_line(const uint8_t *data, int64_t a, int64_t b, int64_t *qpo
     return q;
 }
 
+/* Where the last byte c of data[s:e] is, or s - 1 when there is none (a Tail's separator). */
+static int64_t last_at(const uint8_t *data, int64_t s, int64_t e, uint8_t c)
+{
+    int64_t k = e - 1;
+    while (k >= s && data[k] != c)
+        k--;
+    return k;
+}
+
 /* put_view of text data[s:e]; returns its bytes when they are not in the view (over 12), else 0. */
 static int64_t put_text(view_t *out, const uint8_t *data, int64_t s, int64_t e, int32_t buffer, int64_t size)
 {
@@ -389,9 +398,7 @@ static int try_plan(const plan_t *P, const uint8_t *data, int64_t a, int64_t b, 
         else if (o->col_valid[col])
             set_valid(o->valid + vb * col, row, 0);
         if (P->tok_split[t]) {
-            int64_t k = e - 1, part = P->tok_part[t];
-            while (k >= s && data[k] != P->tok_split[t])
-                k--;
+            int64_t k = last_at(data, s, e, P->tok_split[t]), part = P->tok_part[t];
             o->added[part] = put_text(&o->out[part * n + row], data, s, k >= s ? k : e, buffer, size);
             o->added[part + 1] = put_text(&o->out[(part + 1) * n + row], data, k >= s ? k + 1 : e, e, buffer, size);
             if (o->col_valid[part]) {
@@ -634,7 +641,7 @@ int64_t logpipe_count(const uint8_t *p, int64_t n, uint8_t c)
  * start + n of the columns (each from its row first[c]) are written, row i after keys[i] … and
  * ending with `end`; their bounds go to line_offs. Returns the bytes written; -1 when a string is not
  * valid UTF-8 or a time is out of those years (Python then renders them itself); -2, writing
- * nothing, when the most they can take (json_bound: 6 bytes per byte of text, 30 a number or a
+ * nothing, when the most they can take (rows_bound: 6 bytes per byte of text, 30 a number or a
  * time), set in *need, is over cap, the bytes at out. */
 
 enum { JSON_FRAGMENT = 0, JSON_STRING = 1, JSON_INT32 = 2, JSON_INT64 = 3, JSON_TIME_Z = 4, JSON_TIME = 5,
@@ -794,24 +801,26 @@ static uint8_t *put_time(uint8_t *o, int64_t us, int zulu)
     return o;
 }
 
-/* The most bytes logpipe_json_lines can write for rows [start, start + n): from the columns' offsets
- * (a text's bytes, escaped, at most 6 times as many; a null, a number or a time at most 30). */
-static int64_t json_bound(int64_t n, int32_t ncols, const int32_t *kinds, const int32_t *const *offsets,
-                          const int64_t *first, int64_t start, const int32_t *key_offs, int32_t end_len,
-                          const int32_t *const *item_offsets, const int64_t *item_first)
+/* The most bytes rows [start, start + n) of the columns can take (logpipe_json_lines,
+ * logpipe_delimited_lines), from their offsets: per_row for each row (keys, delimiters, the end),
+ * a text `grow` times its bytes and `grow` more (escapes or quotes; a fragment only its bytes unless
+ * fragments_grow), a list the same for each item and one more, a null, a number or a time 30. */
+static int64_t rows_bound(int64_t n, int32_t ncols, const int32_t *kinds, const int32_t *const *offsets,
+                          const int64_t *first, int64_t start, const int32_t *const *item_offsets,
+                          const int64_t *item_first, int64_t per_row, int64_t grow, int fragments_grow)
 {
-    int64_t need = n * ((int64_t)key_offs[ncols] + end_len);
+    int64_t need = n * per_row;
     for (int32_t c = 0; c < ncols; c++) {
-        int64_t a = first[c] + start, texts = kinds[c] <= JSON_STRING ? offsets[c][a + n] - offsets[c][a] : 0;
-        if (kinds[c] == JSON_FRAGMENT)
-            need += texts;
-        else if (kinds[c] == JSON_STRING)
-            need += 6 * texts + 6 * n;
-        else if (kinds[c] == JSON_STRINGS) {
+        int64_t a = first[c] + start;
+        if (kinds[c] <= JSON_STRING) {
+            int64_t texts = offsets[c][a + n] - offsets[c][a];
+            need += kinds[c] == JSON_STRING || fragments_grow ? grow * texts + grow * n : texts;
+        } else if (kinds[c] == JSON_STRINGS) {
             int64_t lo = item_first[c] + offsets[c][a], hi = item_first[c] + offsets[c][a + n];
-            need += 4 * n + 6 * ((int64_t)item_offsets[c][hi] - item_offsets[c][lo]) + 7 * (hi - lo);
-        } else
+            need += grow * n + grow * ((int64_t)item_offsets[c][hi] - item_offsets[c][lo]) + (grow + 1) * (hi - lo);
+        } else {
             need += 30 * n;
+        }
     }
     return need;
 }
@@ -823,7 +832,8 @@ int64_t logpipe_json_lines(int64_t n, int32_t ncols, const int32_t *kinds, const
                            const int32_t *const *item_offsets, const uint8_t *const *item_data, const int64_t *item_first,
                            int64_t start, int64_t cap, int64_t *need)
 {
-    *need = json_bound(n, ncols, kinds, offsets, first, start, key_offs, end_len, item_offsets, item_first);
+    *need = rows_bound(n, ncols, kinds, offsets, first, start, item_offsets, item_first,
+                       (int64_t)key_offs[ncols] + end_len, 6, 0);
     if (*need > cap)
         return -2;
     uint8_t *o = out;
@@ -920,18 +930,8 @@ int64_t logpipe_delimited_lines(int64_t n, int32_t ncols, const int32_t *kinds, 
                                 const uint8_t *const *item_data, const int64_t *item_first,
                                 int64_t start, int64_t cap, int64_t *need)
 {
-    /* the most a row takes: 2 quotes and every byte doubled, 30 a number or a time, a delimiter each */
-    int64_t most = n * ((int64_t)ncols + 1);
-    for (int32_t c = 0; c < ncols; c++) {
-        int64_t a = first[c] + start;
-        if (kinds[c] <= JSON_STRING)
-            most += 2 * ((int64_t)offsets[c][a + n] - offsets[c][a]) + 2 * n;
-        else if (kinds[c] == JSON_STRINGS) {
-            int64_t lo = item_first[c] + offsets[c][a], hi = item_first[c] + offsets[c][a + n];
-            most += 2 * n + 2 * ((int64_t)item_offsets[c][hi] - item_offsets[c][lo]) + 3 * (hi - lo);
-        } else
-            most += 30 * n;
-    }
+    /* every byte doubled and two quotes a field, a delimiter each and the newline */
+    int64_t most = rows_bound(n, ncols, kinds, offsets, first, start, item_offsets, item_first, (int64_t)ncols + 1, 2, 1);
     *need = most;
     if (most > cap)
         return -2;
@@ -1207,10 +1207,7 @@ int64_t logpipe_split_last(const view_t *views, const uint8_t *validity, int64_t
             memset(&head[i], 0, sizeof head[i]);
             continue;
         }
-        int64_t len = v->len, k = len - 1;
-        const uint8_t *text = view_bytes(v, bufs);
-        while (k >= 0 && text[k] != sep)
-            k--;
+        int64_t len = v->len, k = last_at(view_bytes(v, bufs), 0, len, sep);
         valid[i >> 3] |= (uint8_t)(1u << (i & 7));
         if (k < 0) {
             head[i] = *v;
