@@ -995,8 +995,9 @@ int64_t logpipe_delimited_lines(int64_t n, int32_t ncols, const int32_t *kinds, 
  * Istio's JSON encoding is one flat object per line. For each line (offs/data as for logpipe_cut)
  * this reads the object and writes, for each of the nknown first keys, the value's text as a string
  * view (a string's bytes between its quotes; a number, true or false as written) to
- * out[k * n + i] and present[k * n + i] = 0 (absent), 1 (null) or 2 (a value), adding texts over 12
- * bytes to bytes[k]. Keys [nknown, nkeys) stop the line; other keys are skipped.
+ * out[k * n + i] and present[k * n + i] = 0 (absent), 1 (null), 2 (a value) or 3 (a string "-" or "":
+ * a value, which the record's rule nulls in most columns, so that jsonlog.py need not look at it
+ * again), adding texts over 12 bytes to bytes[k]. Keys [nknown, nkeys) stop the line; other keys are skipped.
  *
  * It reads only what it can give exactly as Python's json.loads and jsonlog._json_text would: a line
  * gets ok = 0, and Python reads it, when it is not one object of scalar values with JSON's
@@ -1090,6 +1091,8 @@ int64_t logpipe_json_flat(const uint8_t *data, const int64_t *offs, int64_t n,
                     e = string_end(data, s, b);
                     if (e < 0) { fits = 0; break; }
                     at = e + 1;
+                    if (e == s || (e == s + 1 && data[s] == '-'))
+                        kind = 3;
                 } else if (c == '-' || (c >= '0' && c <= '9')) {
                     int64_t d = at + (c == '-');
                     if (d >= b || data[d] < '0' || data[d] > '9') { fits = 0; break; }
@@ -1136,7 +1139,7 @@ int64_t logpipe_json_flat(const uint8_t *data, const int64_t *offs, int64_t n,
         fits = fits && skip_ws(data, at, b) == b;
         for (int32_t k = 0; k < nknown; k++) {
             view_t *v = &out[(int64_t)k * n + i];
-            if (fits && present[(int64_t)k * n + i] == 2) {
+            if (fits && present[(int64_t)k * n + i] >= 2) {
                 put_view(v, data, vs[k], ve[k] - vs[k], 0, offs[n] - vs[k]);
                 if (ve[k] - vs[k] > 12)
                     bytes[k] += ve[k] - vs[k];

@@ -22,6 +22,10 @@ _JSON_KEYS = {f.name for f in RECORD_SCHEMA} - set(PROVENANCE) - {f.name for f i
 # by them, and _json_record tries ztunnel first).
 FLAT_KEYS = (*sorted(_JSON_KEYS), "istio_policy_status")
 STOP_KEYS = ("scope", "target", "message", "msg", "src.addr", "dst.addr")
+# The keys whose "-" and empty text cut.c's reading gives as null (the record's rule, which
+# records.type_columns then need not apply again): not a list (there "-" is an empty list, null is
+# unknown), nor upstream_cluster, which Parser._split_values rewrites from what its regex captures.
+NULLED_KEYS = frozenset(_JSON_KEYS - {f.name for f in RECORD_SCHEMA if f.type.num_fields} - {"upstream_cluster"})
 # Below this many JSON lines in a batch (a stream's micro-batch), json.loads is as cheap.
 FLAT_MIN_ROWS = 64
 
@@ -64,22 +68,23 @@ def _json_text(v) -> str | None:
 
 def take_flat(df, custom=None):
     """The JSON lines of ``df`` (its ``body`` column) that cut.c reads natively, with no Python per
-    line: ``(their text columns and provenance, the lines left)``; the first is None when cut.c is
-    not built or takes none. A line is taken only where cut.c's reading (``logpipe_json_flat``: one
+    line: ``(their text columns and provenance, the lines left, the columns whose "-" and empty text
+    are null already)``; the first is None when cut.c is not built or takes none. A line is taken only where cut.c's reading (``logpipe_json_flat``: one
     flat object of plain values) gives exactly what ``json.loads`` and the record mapping give it:
     Istio's encoding (``_json_record``), or ``custom``'s keys (a JSON format, ``CustomLayout.
     json_record``). The lines left (escapes, floats, nested values, ztunnel and noise objects, too
     few of a format's keys, bad JSON) go to them."""
     json_keys = getattr(custom, "json_keys", None)
     if json_keys and len(set(json_keys.values())) == len(json_keys):
-        return _take_custom(df, custom.name, json_keys)
+        return (*_take_custom(df, custom.name, json_keys), frozenset())
     if custom is not None and json_keys:  # two keys for one column: json_record's overwrite, in Python
-        return None, df
-    return _take_istio(df)
+        return None, df, frozenset()
+    return (*_take_istio(df), NULLED_KEYS)
 
 
 def _read_flat(df, keys: tuple[str, ...], stop: tuple[str, ...] = ()):
-    """cut.c's reading of ``df["body"]``: ``(read, {key: 0 absent, 1 null, 2 a value}, {key: text})``
+    """cut.c's reading of ``df["body"]``: ``(read, {key: 0 absent, 1 null, 2 a value, 3 a string "-"
+    or ""}, {key: text})``
     as polars Series (``read``: Boolean), or None when cut.c is not built, the batch is small, or
     cut.c read no line."""
     import polars as pl
@@ -109,12 +114,14 @@ def _read_flat(df, keys: tuple[str, ...], stop: tuple[str, ...] = ()):
     return uint8s(ok) == 1, {k: uint8s(present, i) for i, k in enumerate(keys)}, texts
 
 
-def _columns(taken_rows, has: dict, texts: dict, names: dict) -> dict:
+def _columns(taken_rows, has: dict, texts: dict, names: dict, nulled: frozenset = frozenset()) -> dict:
     """For each key some taken line holds (as a frame of json.loads' rows has a column per key of any
-    row), its text as column ``names[key]``, null where the line lacks the key or it is null."""
+    row), its text as column ``names[key]``, null where the line lacks the key or it is null, and
+    where it is "-" or empty in the ``nulled`` keys."""
     import polars as pl
 
-    return {names[k]: pl.select(pl.when(has[k] == 2).then(texts[k].filter(taken_rows))).to_series().alias(names[k])
+    return {names[k]: pl.select(pl.when(has[k] == 2 if k in nulled else has[k] >= 2)
+                                .then(texts[k].filter(taken_rows))).to_series().alias(names[k])
             for k in names if has[k].max() > 0}
 
 
@@ -131,7 +138,7 @@ def _take_istio(df):
     if not istio.any():
         return None, df
     has = {k: v.filter(istio) for k, v in has.items()}
-    fields = _columns(istio, has, texts, {k: k for k in sorted(_JSON_KEYS)})
+    fields = _columns(istio, has, texts, {k: k for k in sorted(_JSON_KEYS)}, NULLED_KEYS)
     if "method" in fields and "start_time" in fields:  # Istio 1.1's method is %START_TIME% (FORMATS.md a.3)
         m, t = fields["method"], fields["start_time"]
         fields["method"] = pl.select(pl.when(m == t).then(None).otherwise(m)).to_series().alias("method")

@@ -383,11 +383,12 @@ class Parser:
         if text.height:
             frames.extend(self._exact_path(text, rejects))
 
+        others = [(f, frozenset()) for f in frames]  # (frame, its nulled columns), as cut's
         if any_json:
-            frames.extend(self._json(df.filter(is_json), rejects))
+            others.extend(self._json(df.filter(is_json), rejects))
 
         groups = [(_concat([f for f, _ in cut]), _nulled(cut))] if cut else []
-        groups += [(_concat(frames), frozenset())] if frames else []
+        groups += [(_concat([f for f, _ in others]), _nulled(others))] if others else []
         if self.custom is not None:
             groups = [(self.custom.prepare(group), nulled) for group, nulled in groups]
         records, more_rejects = type_columns(groups, source, self.schema, views)
@@ -548,11 +549,12 @@ class Parser:
                                    for name in TEXT_LAYOUTS)
         return len(body) <= LARK_CONTEXT_CHARS and body.count('"') <= self._max_quotes + LARK_CONTEXT_EXTRA_QUOTES
 
-    def _json(self, df: pl.DataFrame, rejects: list[dict]) -> list[pl.DataFrame]:
+    def _json(self, df: pl.DataFrame, rejects: list[dict]) -> list[tuple[pl.DataFrame, frozenset]]:
+        """The records of JSON lines, as (frame, the columns whose "-" and empty text are null already)."""
         frames = []
-        taken, df = _take_flat(df, self.custom)  # read natively when it can; the rest line by line below
+        taken, df, nulled = _take_flat(df, self.custom)  # read natively when it can; the rest line by line below
         if taken is not None:
-            frames.append(self._split_values(taken))
+            frames.append((self._split_values(taken), nulled))
         rows = []
         for ln, raw, body, pod, container, received in df.select(
             "line_number", "raw", "body", "pod", "container", "received_at"
@@ -573,7 +575,7 @@ class Parser:
                           received_at=received)
             rows.append(fields)
         if rows:
-            frames.append(self._split_values(pl.DataFrame(rows, infer_schema_length=None)))
+            frames.append((self._split_values(pl.DataFrame(rows, infer_schema_length=None)), frozenset()))
         return frames
 
     def _split_values(self, frame: pl.DataFrame) -> pl.DataFrame:
