@@ -289,10 +289,10 @@ static void put_typed(int64_t *nums, uint8_t *valid, int32_t kind, int64_t r, in
  * and accepting flags in dfa_cls, dfa_tab and dfa_acc, its number of classes, its first sink's row)
  * is accepted by its DFA: then the line matches the layout's whole-line regex (logpipe/dfa.py); a
  * line holding a tab is not cut then, whatever nchk (the DFAs count on none; tokens whose DFA
- * accepts every text without a quote, space or tab are not given: splitplan.checks). The nabsent
+ * accepts every text without a quote, space or tab are not given: nativecut.checks). The nabsent
  * output columns at absent are those this plan does not write: a line it cuts has them null.
  * chk_skip (NULL: none) marks the checks of typed tokens whose regex accepts every value read_typed
- * reads (splitplan._deferred): such a token's DFA is walked only when it reads as null ("-" or empty
+ * reads (nativecut._deferred): such a token's DFA is walked only when it reads as null ("-" or empty
  * text, which its regex may refuse), as check tok_chk[t] of chk (-1: none). */
 typedef struct {
     int32_t nseg;
@@ -1196,7 +1196,7 @@ int64_t logpipe_match(const view_t *views, const uint8_t *validity, int64_t n, c
 /* Each of n texts (string views, as for logpipe_match) cut at its last byte sep: the text before it
  * to head[i], the text after it to last[i] (views into the same buffers, or inline); a text without
  * sep is all head, its last null; a null text gives null to both (valid: head's validity bitmap, then
- * last's). Returns how many were cut. This is what splitplan.read_tail's polars reading gives:
+ * last's). Returns how many were cut. This is what subfields.read_tail's polars reading gives:
  * sep([^sep]*)$, and the text before its match. */
 int64_t logpipe_split_last(const view_t *views, const uint8_t *validity, int64_t n, const uint8_t *const *bufs,
                            uint8_t sep, view_t *head, view_t *last, uint8_t *valid)

@@ -1,5 +1,5 @@
 """A split-plan token's regex as a byte DFA that ``cut.c`` runs, so that a line cut by the plan is
-known to match its layout without the whole-line regex (``splitplan.checks`` and ``cut_checked``).
+known to match its layout without the whole-line regex (``nativecut.checks`` and ``cut_checked``).
 
 Why: polars runs a layout's whole-line regex over every line (~0.74 µs a line) only to learn
 whether the line is that layout's; the plan then cuts it again. When the plan cuts a line into

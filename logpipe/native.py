@@ -179,7 +179,7 @@ def _load(path: Path) -> ctypes.CDLL:
 
 
 class Plan(ctypes.Structure):
-    """cut.c's plan_t: one plan of a cut (splitplan.py's ``_native_cut`` fills it in)."""
+    """cut.c's plan_t: one plan of a cut (``nativecut.prepare`` fills it in)."""
 
     _fields_ = [("nseg", ctypes.c_int32), ("seg_left", ctypes.c_void_p), ("seg_free", ctypes.c_void_p),
                 ("seg_right", ctypes.c_void_p), ("ntok", ctypes.c_int32),

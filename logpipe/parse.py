@@ -33,8 +33,10 @@ import polars as pl
 import pyarrow as pa
 
 from . import grammar as _grammar
-from . import steps as _steps
+from . import nativecut as _nativecut
 from . import splitplan as _splitplan
+from . import steps as _steps
+from . import subfields as _subfields
 from . import ztunnel as _ztunnel
 from .diagnose import diagnose_line
 from .jsonlog import _json_record, take_flat as _take_flat
@@ -258,7 +260,7 @@ class Parser:
         # The columns cut.c types as it cuts (numbers, times); a custom START_TIME format is read
         # by the custom layout's ``prepare`` from text, so then no layout's times are typed there.
         keep = {"start_time"} if self.custom is not None and getattr(self.custom, "time_format", None) else set()
-        self._types = _splitplan.Types(tuple((f.name, f.type) for f in self.schema), frozenset(keep))
+        self._types = _nativecut.Types(tuple((f.name, f.type) for f in self.schema), frozenset(keep))
 
     def __reduce__(self):
         # Lark objects do not pickle well; rebuilding from the options is cheap and exact.
@@ -336,7 +338,7 @@ class Parser:
         is_json = df["body"].str.starts_with("{")
         any_json = bool(is_json.any())  # (text logs hold none: no filter of every column)
         frames: list[pl.DataFrame] = []
-        cut: list[tuple] = []  # (frame, its nulled columns): cut with self._types (splitplan.Types)
+        cut: list[tuple] = []  # (frame, its nulled columns): cut with self._types (nativecut.Types)
         rejects: list[dict] = []
 
         text, glued = (df.filter(~is_json) if any_json else df), False
@@ -587,9 +589,9 @@ class Parser:
             value = frame[col].cast(pl.String)  # (a column null in every row of the batch has polars' Null type)
             token = self._value_token(col) if col != "upstream_cluster" else None
             if token is not None:  # an address read from its right, as the text layouts' (a client's port is unique)
-                got = pl.DataFrame({k: v for k, v in _splitplan.read_tail(token, value).items() if k != col})
+                got = pl.DataFrame({k: v for k, v in _subfields.read_tail(token, value).items() if k != col})
             else:
-                got = pl.DataFrame(_splitplan.extract_groups(f"^{compiled.pattern}$", compiled.groups, value))
+                got = pl.DataFrame(_subfields.extract_groups(f"^{compiled.pattern}$", compiled.groups, value))
             if col == "upstream_cluster":  # keep the value as sent when it has no cluster shape
                 got = got.with_columns(pl.coalesce(pl.col(col), frame[col]).alias(col))
             else:
@@ -676,14 +678,14 @@ def _chunk_lines(body: bytes) -> tuple[pl.Series, bool, bool]:
 
 def _starts_with(lines: pl.Series, regex: str) -> pl.Series | None:
     """Which of ``lines`` regex ``^R`` matches (``str.contains``), or None when none does: by cut.c
-    when the batch is large and the regex has an exact DFA (``splitplan.exact_matches``; of the
+    when the batch is large and the regex has an exact DFA (``subfields.exact_matches``; of the
     prefixes' regex, Istio lines leave it at their second byte: ~0.01 µs a line, ~0.14 µs by polars)."""
     got = None
     if lines.len() >= SPLIT_MIN_ROWS and regex.startswith("^"):  # any text after R: polars' "$" ends the text
-        got = _splitplan.exact_matches(regex + r"(?:[^\n]|\n)*$", lines)
+        got = _subfields.exact_matches(regex + r"(?:[^\n]|\n)*$", lines)
     if got is None:
         return lines.str.contains(regex)
-    return None if got is _splitplan.NONE else got
+    return None if got is _subfields.NONE else got
 
 
 def _decode(line: bytes) -> str:

@@ -28,7 +28,7 @@ TIME_RANGE = (dt.datetime(1, 1, 1, tzinfo=dt.timezone.utc),
 def type_columns(df: pl.DataFrame | list | None, source: str, schema: pa.Schema = RECORD_SCHEMA,
                  views: bool = False) -> tuple[pa.RecordBatch, list[dict]]:
     """Type the text columns of parsed lines into RECORD_SCHEMA. ``-`` and empty text become null
-    here and nowhere else (cut.c types some columns as it cuts them, ``splitplan.Types``, by these
+    here and nowhere else (cut.c types some columns as it cuts them, ``nativecut.Types``, by these
     rules: they arrive typed, or nulled). Lines with a value that cannot be typed are returned as
     rejects. ``df`` may be a list of frames whose columns differ in type (typed by cut.c or not),
     each typed alone, or of (frame, names of its string columns already nulled) pairs. ``views``:
@@ -152,12 +152,12 @@ def _typing_exprs(kinds: tuple, schema: pa.Schema, nulled: frozenset = frozenset
 
 def null_empty(text: pl.Expr) -> pl.Expr:
     """``text`` with ``-`` (Envoy's "none") and empty text null: the one rule (cut.c applies it too,
-    ``splitplan.Types``)."""
+    ``nativecut.Types``)."""
     return pl.when((text == "-") | (text == "")).then(None).otherwise(text)
 
 
 def _typed_already(name: str, dtype: pl.DataType) -> bool:
-    """Whether a column arrives typed (cut.c, ``splitplan.Types``): no text to null or read."""
+    """Whether a column arrives typed (cut.c, ``nativecut.Types``): no text to null or read."""
     return (name in TIME_COLUMNS and dtype == pl.Datetime("us", "UTC")) or \
         (name in INT32_COLUMNS | INT64_COLUMNS and dtype.is_integer())
 

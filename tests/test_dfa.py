@@ -14,7 +14,7 @@ import re
 import pytest
 from conftest import ROOT, read_lines, sample_files
 
-from logpipe import dfa, native, splitplan
+from logpipe import dfa, native, nativecut, splitplan, subfields
 from logpipe.parse import TEXT_LAYOUTS, Parser, chunk_lines
 
 ALPHABET = list("0123456789abcdefxyzABCDEFXYZ.:-_/[]|,;%@ \"\t") + ["é", "ß", "€", "😀", "٣"]
@@ -65,7 +65,7 @@ def test_each_token_dfa_accepts_only_what_its_regex_does(parser):
     tokens = list(_plan_tokens(parser))
     assert len(tokens) > 30
     for token, free in tokens:
-        excluded = '"\t' if free else '" \t'  # as splitplan.checks: cut.c leaves lines with a tab alone
+        excluded = '"\t' if free else '" \t'  # as nativecut.checks: cut.c leaves lines with a tab alone
         found = dfa.compile_token(token.pattern, excluded)
         assert found is not None, token.pattern
         rx = re.compile(token.pattern)
@@ -91,7 +91,7 @@ def test_walks_may_go_on_past_the_dead_state_and_sinks(parser):
         found = dfa.compile_token(token.pattern, excluded)
         n = found.nclasses
         assert set(found.table[:n]) == {0}, token.pattern
-        if found.first_sink <= 1:  # its start accepts every such text: never walked (splitplan.checks)
+        if found.first_sink <= 1:  # its start accepts every such text: never walked (nativecut.checks)
             continue
         for state in range(found.first_sink, len(found.table) // n):
             for _ in range(40):
@@ -146,7 +146,7 @@ def test_free_text_costs_a_byte_or_two(parser):
 def test_the_checked_cut_takes_only_lines_the_whole_line_regex_matches(parser):
     """cut.c with the DFAs (splitplan.cut_checked) on real lines and ~10,000 mutations of them: a
     line it takes matches the layout's whole-line regex, and it takes nearly every line that does
-    and has no quote in its free text (nor a tab: see splitplan.checks)."""
+    and has no quote in its free text (nor a tab: see nativecut.checks)."""
     rng = random.Random(11)
     real = _lines()
     lines = real + [_mutate(rng, rng.choice(real)) for _ in range(10_000)]
@@ -225,9 +225,9 @@ def test_compiled_dfas_are_stored_and_read_back(tmp_path, monkeypatch):
     dfa._compile.cache_clear()
 
 
-# ---- dfa.includes: the proof that lets cut.c skip a typed token's walk (splitplan._deferred) -------
+# ---- dfa.includes: the proof that lets cut.c skip a typed token's walk (nativecut._deferred) -------
 
-TIME_VALUE = splitplan.VALUE_TEXTS[splitplan.TIME_KIND]
+TIME_VALUE = nativecut.VALUE_TEXTS[nativecut.TIME_KIND]
 ENVOY_TIME = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?(?:Z|[+-][0-9]{2}:?[0-9]{2})"
 
 
@@ -293,7 +293,7 @@ def test_a_line_start_is_read_by_cut_c_as_by_polars(parser):
     lines += [p + "a\nb" for p in PREFIXES]
     series = pl.Series(lines)
     for regex in (parser._prefix_rx, r"^\{"):
-        assert splitplan._exact_tables(regex + r"(?:[^\n]|\n)*$") is not None
+        assert subfields._exact_tables(regex + r"(?:[^\n]|\n)*$") is not None
         want = series.str.contains(regex)
         for part in (series, series.slice(333, 1200)):  # (a slice: views at an offset)
             got = parse._starts_with(part, regex)
@@ -301,7 +301,7 @@ def test_a_line_start_is_read_by_cut_c_as_by_polars(parser):
             assert (got if got is not None else pl.repeat(False, part.len(), eager=True)).to_list() == \
                 expected.to_list()
         assert want.sum() > 20  # (of each kind)
-    assert splitplan._exact_tables(r"^\d+ (?:[^\n]|\n)*$") is None
+    assert subfields._exact_tables(r"^\d+ (?:[^\n]|\n)*$") is None
     assert parse._starts_with(series, r"^\d+ ").to_list() == series.str.contains(r"^\d+ ").to_list()
     assert parse._starts_with(pl.Series(["x"] * 3), parser._prefix_rx).to_list() == [False] * 3  # (small: polars)
 
@@ -313,7 +313,7 @@ def test_a_large_batch_with_prefixes_parses_as_with_polars_reading_them(parser, 
     lines = [rng.choice(PREFIXES[:6]) + x for x in _lines()[:1200]]
     body = "\n".join(lines).encode()
     got = Parser().parse_chunk(body)
-    monkeypatch.setattr(splitplan, "exact_matches", lambda regex, texts: None)
+    monkeypatch.setattr(subfields, "exact_matches", lambda regex, texts: None)
     want = Parser().parse_chunk(body)
     assert got.records.to_pylist() == want.records.to_pylist()
     assert got.rejects.to_pylist() == want.rejects.to_pylist()
@@ -321,7 +321,7 @@ def test_a_large_batch_with_prefixes_parses_as_with_polars_reading_them(parser, 
 
 
 def test_exact_matches_reads_nulls_as_no_match_and_falls_back_where_it_cannot_tell():
-    """``splitplan.exact_matches`` (an address's port, a prefix): what polars' ``str.contains`` of
+    """``subfields.exact_matches`` (an address's port, a prefix): what polars' ``str.contains`` of
     the anchored regex gives, with a null as no match; None (polars then) for a regex whose DFA is not
     exact, or a column whose nulls start at a bit offset; NONE when nothing matches."""
     import polars as pl
@@ -330,13 +330,13 @@ def test_exact_matches_reads_nulls_as_no_match_and_falls_back_where_it_cannot_te
     texts = [rng.choice(["80", "15021", "-", "", "8o", "٣", "99999999999", "0", " 1", None]) for _ in range(3000)]
     series = pl.Series(texts, dtype=pl.String)
     regex = r"^(?P<port>(?:[0-9]+))$"
-    got = splitplan.exact_matches(regex, series)
+    got = subfields.exact_matches(regex, series)
     if native.library() is None:
         assert got is None
         return
     assert got.to_list() == series.str.contains(regex).fill_null(False).to_list()
-    assert splitplan.exact_matches(r"^\d+$", series) is None  # (\d: Unicode digits too; its DFA reads ASCII ones)
-    assert splitplan.exact_matches(regex, pl.Series(["-", None, "x"])) is splitplan.NONE
+    assert subfields.exact_matches(r"^\d+$", series) is None  # (\d: Unicode digits too; its DFA reads ASCII ones)
+    assert subfields.exact_matches(regex, pl.Series(["-", None, "x"])) is subfields.NONE
     sliced = series.slice(3, 100)
-    got = splitplan.exact_matches(regex, sliced)  # (at a bit offset: None, or read right)
+    got = subfields.exact_matches(regex, sliced)  # (at a bit offset: None, or read right)
     assert got is None or got.to_list() == sliced.str.contains(regex).fill_null(False).to_list()

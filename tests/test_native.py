@@ -260,7 +260,7 @@ def test_dictionary_of_a_slice_and_of_many_distinct_texts():
                           st.text(st.sampled_from("ab:é1 "), max_size=30)), max_size=200), st.integers(0, 5))
 def test_split_at_the_last_separator_as_polars_reads_it(values, start):
     """native.split_last (cut.c's logpipe_split_last): before and after the last ':' as
-    splitplan.read_tail's polars reading gives them (a text without one all before it, nothing
+    subfields.read_tail's polars reading gives them (a text without one all before it, nothing
     after it; a null null), short and long texts, in a slice too."""
     series = pl.Series(values, dtype=pl.String).slice(start)
     got = native.split_last(native.library(), series, ":")

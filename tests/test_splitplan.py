@@ -15,7 +15,7 @@ import polars as pl
 import pytest
 from conftest import ROOT, read_lines, sample_files
 
-from logpipe import formats, grammar, layouts, native, parse, splitplan, steps
+from logpipe import formats, grammar, layouts, native, nativecut, parse, splitplan, steps, subfields
 from logpipe.parse import TEXT_LAYOUTS, Parser
 
 QUOTE, SPACE = '"', " "
@@ -610,7 +610,7 @@ def test_custom_layout_named_like_a_builtin_one_does_not_replace_its_plan():
 def test_dedupe_of_token_values_changes_nothing(parsers, monkeypatch, rows):
     """A token's regex runs once per distinct value in large batches (``DEDUPE_ROWS``): forced on
     for every batch, or off, the records are the same as the whole-line regex's."""
-    monkeypatch.setattr(splitplan, "DEDUPE_ROWS", rows)
+    monkeypatch.setattr(subfields, "DEDUPE_ROWS", rows)
     split, whole = parsers
     for source, lines in _corpora():
         assert_same(split, whole, lines, source)
@@ -681,7 +681,7 @@ def test_address_tokens_have_a_tail_and_clusters_not(access):
             assert dict(tail.head_groups) == {f"{column}_ip": (f"{column}_ip", f"{column}_ip__2")}
 
 
-@pytest.mark.parametrize("rows", [600, 3 * splitplan.DEDUPE_ROWS])
+@pytest.mark.parametrize("rows", [600, 3 * subfields.DEDUPE_ROWS])
 def test_read_tail_gives_the_token_regex_columns(access, rows):
     """read_tail on texts of every address shape, unique by their ports (no dedupe of the whole
     text), a null among them: the columns of the token's regex run on every text. Which texts its
@@ -692,8 +692,8 @@ def test_read_tail_gives_the_token_regex_columns(access, rows):
     shapes = [*ADDRESSES, "", ":80", "10.0.0.1:", "10.0.0.1:x", "a:b:c", "[::1]", "10.0.0.1"]
     texts = [shapes[i % len(shapes)].format(p=10000 + i) for i in range(rows)]
     value = pl.Series("downstream_remote_address", [*texts, None], dtype=pl.String)
-    got = splitplan.read_tail(token, value)
-    want = splitplan._extract_groups(token.regex, token.groups, value, None)
+    got = subfields.read_tail(token, value)
+    want = subfields._extract_groups(token.regex, token.groups, value, None)
     assert set(got) == set(want)
     for name in want:
         assert got[name].to_list() == want[name].to_list(), name
@@ -706,8 +706,8 @@ def test_tail_reads_what_the_token_regex_reads(parsers, monkeypatch):
     heads = {t.tail.head for seg in splitplan.build(grammar.load_builtin("access"), "istio_1_9").segments
              for t in tokens(seg) if t.tail is not None}
     ran: list[str] = []
-    real = splitplan._extract_groups
-    monkeypatch.setattr(splitplan, "_extract_groups", lambda rx, *a: (ran.append(rx), real(rx, *a))[1])
+    real = subfields._extract_groups
+    monkeypatch.setattr(subfields, "_extract_groups", lambda rx, *a: (ran.append(rx), real(rx, *a))[1])
     lines = []
     for i in range(600):
         remote, local = ADDRESSES[i % len(ADDRESSES)], ADDRESSES[(i // len(ADDRESSES)) % len(ADDRESSES)]
@@ -733,7 +733,7 @@ def test_custom_formats_are_cut_with_their_tokens_checked(fmt):
     and the checked cut takes exactly the lines that regex matches (with the plan's quotes)."""
     split = Parser(custom=layouts.layout_from_spec(f"text:{fmt}"))
     plan = split.split_plan("custom")
-    assert splitplan.checks(plan) is not None
+    assert nativecut.checks(plan) is not None
     lines = CUSTOM_LINES[fmt]
     if native.library() is None:  # (this module's polars run: the whole-line regex decides)
         assert splitplan.cut_checked(plan, pl.Series(lines)) is None
@@ -754,7 +754,7 @@ NUMBERS = ["0", "007", "-", "2147483647", "2147483648", "999999999999999999", "9
 
 @pytest.mark.parametrize("time", TIMES)
 def test_times_read_by_the_cut_equal_records_py(plans_for_every_batch, parsers, time):
-    """cut.c reads %START_TIME% itself (splitplan.Types); what it does not read exactly as records.py
+    """cut.c reads %START_TIME% itself (nativecut.Types); what it does not read exactly as records.py
     does (an offset, 7 digits of fraction, a leap second, no such day) is not cut: the same record
     or the same reject either way."""
     if plans_for_every_batch != "native":
@@ -778,7 +778,7 @@ def test_numbers_read_by_the_cut_equal_records_py(plans_for_every_batch, parsers
 
 
 def test_fuzzed_times_and_numbers_read_by_the_cut_equal_records_py(plans_for_every_batch, parsers):
-    """cut.c walks a typed token's DFA only when the token reads as null (splitplan._deferred): a
+    """cut.c walks a typed token's DFA only when the token reads as null (nativecut._deferred): a
     value it reads is one the token's regex accepts. Mutations of TIMES and NUMBERS in START_TIME, the
     response code and the counters: the same records and rejects as the whole-line regex."""
     if plans_for_every_batch != "native":
@@ -820,7 +820,7 @@ user_agent: TEXT
 
 
 def test_the_cut_reads_as_values_only_value_texts(plans_for_every_batch):
-    """What cut.c's read_typed reads as a value is one of splitplan.VALUE_TEXTS (the proof of
+    """What cut.c's read_typed reads as a value is one of nativecut.VALUE_TEXTS (the proof of
     ``_deferred`` rests on it): tokens whose regexes take any text, fuzzed around times and numbers;
     every line cut holds, for each value it typed, a text of its kind's VALUE_TEXTS."""
     if plans_for_every_batch != "native":
@@ -830,7 +830,7 @@ def test_the_cut_reads_as_values_only_value_texts(plans_for_every_batch):
     rng = random.Random(12)
     book = grammar.Rulebook(WIDE_TYPED, ["wide"], source="<test>", import_paths=[GRAMMARS])
     plan = splitplan.build(book, "wide")
-    types = splitplan.Types(tuple((f.name, f.type) for f in parse.RECORD_SCHEMA))
+    types = nativecut.Types(tuple((f.name, f.type) for f in parse.RECORD_SCHEMA))
     texts = {"time": TIMES + ["2024-07-18T16:13:58.", "2024-07-18 16:13:58Z", "+2024-07-18T16:13:58Z", "2024-7-18T16:13:58Z"],
              "number": NUMBERS + ["+1", "-1", "1e3", "0x10", " 1", "١٢", "1.0", ""]}
     pool = {k: v + ["".join(rng.choice("0123456789-+.:TZ") for _ in range(rng.randrange(1, 30))) for _ in range(300)]
@@ -850,21 +850,21 @@ def test_the_cut_reads_as_values_only_value_texts(plans_for_every_batch):
     got = columns.to_dicts()
     taken = [r for r, e in zip(rows, easy.to_list()) if e]
     assert len(taken) == len(got) > 100
-    kinds = {"start_time": splitplan.TIME_KIND, "response_code": splitplan.INT32_KIND, "bytes_sent": splitplan.INT64_KIND}
+    kinds = {"start_time": nativecut.TIME_KIND, "response_code": nativecut.INT32_KIND, "bytes_sent": nativecut.INT64_KIND}
     for (t, c, b), row in zip(taken, got):
         for name, text in zip(("start_time", "response_code", "bytes_sent"), (t, c, b)):
             if row[name] is not None:
-                assert re.fullmatch(splitplan.VALUE_TEXTS[kinds[name]], text), (name, text)
+                assert re.fullmatch(nativecut.VALUE_TEXTS[kinds[name]], text), (name, text)
             else:
                 assert text in ("", "-"), (name, text)
 
 
 def test_typed_tokens_whose_regex_takes_every_value_are_walked_only_when_null(parsers):
-    """splitplan._deferred, on the default layout: START_TIME, the response code and the four counters."""
+    """nativecut._deferred, on the default layout: START_TIME, the response code and the four counters."""
     parser = parsers[0]
     plan = parser.split_plan("istio_1_9")
-    cut, chk = splitplan._native_plan(plan), splitplan.checks(plan)
-    skip, tok_chk = splitplan._deferred(cut, chk, list(parser._types.kinds(cut[0])))
+    cut, chk = nativecut._native_plan(plan), nativecut.checks(plan)
+    skip, tok_chk = nativecut._deferred(cut, chk, list(parser._types.kinds(cut[0])))
     assert {cut[0][u].field for u, c in enumerate(tok_chk) if c >= 0} == {
         "start_time", "response_code", "bytes_received", "bytes_sent", "duration", "upstream_service_time"}
     assert sum(skip) == 6 and all(skip[c] for c in tok_chk if c >= 0)
@@ -932,7 +932,7 @@ def test_several_layouts_in_one_cut_by_the_first_that_fits(plans_for_every_batch
         pytest.skip("cut_layouts is cut.c's")
     book = grammar.Rulebook(THREE_LAYOUTS, ["first", "second", "third"], source="<test>", import_paths=[GRAMMARS])
     plans = tuple(splitplan.build(book, name) for name in ("first", "second", "third"))
-    types = splitplan.Types(tuple((f.name, f.type) for f in parse.RECORD_SCHEMA))
+    types = nativecut.Types(tuple((f.name, f.type) for f in parse.RECORD_SCHEMA))
     t = "[2025-01-01T00:00:00.000Z]"
     lines = [f'{t} 200 "a b"', f'{t} GET "a"', f'{t} 99999999999 "a"', f'{t} 200 "a" "b"', f'{t} 200 "a\tb"',
              f'{t} GET "a" "/x"', f'{t} GET "a" "/x" "y"']
@@ -959,7 +959,7 @@ def test_the_checked_cut_takes_the_layouts_it_can_check(plans_for_every_batch, p
                                                 "route_name: /(?=x)x+/")
     book = grammar.Rulebook(odd, ["first", "second", "fourth"], source="<test>", import_paths=[GRAMMARS])
     first, second, fourth = (splitplan.build(book, name) for name in ("first", "second", "fourth"))
-    assert splitplan.checks(fourth) is None and splitplan.checks(second) is not None
+    assert nativecut.checks(fourth) is None and nativecut.checks(second) is not None
     assert splitplan.checkable((first, fourth, second)) == (first,)
     assert splitplan.checkable((first, second, fourth)) == (first, second)
     split = parsers[0]
