@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from . import batches as _batches
 from .dataset import HASH_ALGO, Dataset, InputHash, fingerprint
 from .errors import DatasetError, InputChangedError, InputError, RejectLimitError, UsageError
-from .parse import MOSTLY_MALFORMED, Counts, Parser
+from .batches import MOSTLY_MALFORMED, Counts
+from .parse import Parser
 from .progress import IngestProgress, IngestSummary, print_summary
 from .pipeline import compression_of, dataset_parser, format_reject, is_plain, parse_input
 from .lanes import WorkerPool, ingest_workers, is_small

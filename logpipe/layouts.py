@@ -83,7 +83,8 @@ class CustomLayout:
 
         from .diagnose import diagnose_line
         from .grammar import GrammarMismatch
-        from .parse import LARK_CONTEXT_LINES, line_in_input
+        from .batches import line_in_input
+        from .parse import LARK_CONTEXT_LINES
         from .records import _reject
 
         if self.rulebook is None:

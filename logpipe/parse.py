@@ -26,11 +26,9 @@ from __future__ import annotations
 import functools
 import json
 import re
-from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Sequence
 
 import polars as pl
-import pyarrow as pa
 
 from . import grammar as _grammar
 from . import nativecut as _nativecut
@@ -38,6 +36,7 @@ from . import splitplan as _splitplan
 from . import steps as _steps
 from . import subfields as _subfields
 from . import ztunnel as _ztunnel
+from .batches import ParsedBatch, line_in_input
 from .diagnose import diagnose_line
 from .jsonlog import _json_record, take_flat as _take_flat
 from .records import _reject, _rejects_batch, type_columns
@@ -67,17 +66,6 @@ LARK_CONTEXT_EXTRA_QUOTES = 4
 # batches (ingest's workers, a stream's slices). A line with no diagnosis always goes to Lark: only
 # Lark can say why it fails.
 LARK_CONTEXT_LINES = 100
-# Several small inputs parsed in one batch (workers._stage_inputs) number their lines k << INPUT_SHIFT
-# + n, for the k-th input's line n: the rows keep the inputs' order and each line its number in its
-# input (``line_in_input``), as LARK_CONTEXT_LINES asks.
-INPUT_SHIFT = 40
-
-
-def line_in_input(line_number: int) -> int:
-    """A line's number in its input (``INPUT_SHIFT``)."""
-    return line_number & ((1 << INPUT_SHIFT) - 1)
-
-
 # A layout's split plan (logpipe/splitplan.py) costs a few ms per batch however few its lines; the
 # whole-line capture regex costs ~2x more per line. Below this many lines of a layout in a batch
 # (a stream's micro-batch, a rare layout among others) the capture regex is cheaper.
@@ -93,115 +81,6 @@ CHECKED_MIN_ROWS = 16
 # layouts of the checked cut (Parser._sample_layouts): a lane's first batch is cut once, not layout
 # by layout (~0.2 s more on the first 16 MB of `make bench`'s file, which has three layouts).
 SAMPLE_LINES = 2048
-# An input whose access lines are over half malformed looks like another format (Counts.mostly_malformed).
-MOSTLY_MALFORMED = 0.5
-
-
-@dataclass
-class ParsedBatch:
-    """One batch of input lines, parsed: rows in ``records`` (RECORD_SCHEMA), the rest in
-    ``rejects`` (REJECT_SCHEMA); ``blank`` lines are only counted."""
-
-    records: pa.RecordBatch
-    rejects: pa.RecordBatch
-    read: int
-    blank: int
-
-    @property
-    def parsed(self) -> int:
-        return self.records.num_rows
-
-    @property
-    def rejected(self) -> int:
-        return self.rejects.num_rows
-
-
-def split_inputs(batch: ParsedBatch, sources: list[str], reads: list[int]) -> list[ParsedBatch]:
-    """A batch of several inputs' lines (numbered by ``INPUT_SHIFT``) as one batch per input: its
-    rows and rejects (in order: both are sorted by line number), their line numbers in the input and
-    its name; ``reads``: each input's lines, of which those neither a row nor a reject were blank."""
-    import pyarrow.compute as pc
-
-    out = []
-    numbers = [pl.from_arrow(t.column("line_number")) for t in (batch.records, batch.rejects)]
-    for k, (source, read) in enumerate(zip(sources, reads)):
-        parts = []
-        for table, number in zip((batch.records, batch.rejects), numbers):
-            lo, hi = (int(x) for x in number.search_sorted(pl.Series([k << INPUT_SHIFT, (k + 1) << INPUT_SHIFT])))
-            part = table.slice(lo, hi - lo)
-            at, field = part.schema.get_field_index, part.schema.field
-            part = part.set_column(at("line_number"), field("line_number"),
-                                   pc.subtract(part.column("line_number"), pa.scalar(k << INPUT_SHIFT, pa.int64())))
-            part = part.set_column(at("source"), field("source"),
-                                   pa.array([source] * (hi - lo), pa.string()).cast(field("source").type))
-            parts.append(part)
-        records, rejects = parts
-        out.append(ParsedBatch(records, rejects, read, read - records.num_rows - rejects.num_rows))
-    # Every line a row, a reject or blank, in its own input: a count that does not add up is a bug
-    # the split would otherwise hide in an input's blank lines.
-    if sum(reads) != batch.read or sum(b.blank for b in out) != batch.blank or min((b.blank for b in out), default=0) < 0:
-        raise ValueError(f"split of {batch.read} lines ({batch.blank} blank) into inputs of {reads} lines does not add up")
-    return out
-
-
-@dataclass
-class Counts:
-    """Running totals: ``read == parsed + noise + malformed + blank`` always holds."""
-
-    read: int = 0
-    parsed: int = 0
-    noise: int = 0
-    malformed: int = 0
-    blank: int = 0
-    formats: dict = field(default_factory=dict)
-
-    def add(self, batch: ParsedBatch) -> None:
-        self.read += batch.read
-        self.parsed += batch.parsed
-        self.blank += batch.blank
-        if batch.rejected:
-            classes = batch.rejects.column("class").to_pylist()
-            self.noise += classes.count("noise")
-            self.malformed += classes.count("malformed")
-        if batch.parsed:
-            formats = getattr(batch, "formats", None)  # a StagedBatch (logpipe/workers.py) counted them
-            for k, v in (format_counts(batch.records) if formats is None else formats).items():
-                self.formats[k] = self.formats.get(k, 0) + v
-
-    def __add__(self, other: "Counts") -> "Counts":
-        formats = dict(self.formats)
-        for k, v in other.formats.items():
-            formats[k] = formats.get(k, 0) + v
-        return Counts(self.read + other.read, self.parsed + other.parsed, self.noise + other.noise,
-                      self.malformed + other.malformed, self.blank + other.blank, formats)
-
-    @property
-    def rejected(self) -> int:
-        return self.noise + self.malformed
-
-    @property
-    def access(self) -> int:
-        """Access lines: parsed or malformed (noise and blank lines are not)."""
-        return self.parsed + self.malformed
-
-    def mostly_malformed(self, lines: int, share: float = MOSTLY_MALFORMED) -> bool:
-        """Whether, of ``lines`` access lines at least, over ``share`` are malformed: the look of an
-        input in another format (ingest's probe, stream's warning)."""
-        return self.access >= lines and self.malformed > share * self.access
-
-    def summary(self) -> str:
-        text = (
-            f"read {self.read}, parsed {self.parsed}, rejected {self.rejected} "
-            f"(noise {self.noise}, malformed {self.malformed})"
-        )
-        return text + (f", blank {self.blank}" if self.blank else "")
-
-
-def format_counts(records: pa.RecordBatch | pa.Table) -> dict[str, int]:
-    """Rows per ``log_format`` (the layout or encoding that read them)."""
-    return dict(pl.from_arrow(records.column("log_format")).value_counts().iter_rows())
-
-
 def _coalesce(names: Sequence[str]) -> pl.Expr:
     return pl.coalesce([pl.col(n) for n in names]) if len(names) > 1 else pl.col(names[0])
 
@@ -315,7 +194,7 @@ class Parser:
         """Parse a batch of lines; ``bare``: none ends in ``\n`` or ``\r`` (nothing to strip, no check);
         ``solid``: none is blank (no check); ``views``: the records' strings as Arrow string views
         (``schema.view_schema``: ingest's lanes write them so), not cast to the schema's strings;
-        ``line_numbers``: each line's, increasing (several inputs: ``INPUT_SHIFT``), not ``first_line`` on."""
+        ``line_numbers``: each line's, increasing (several inputs: ``batches.INPUT_SHIFT``), not ``first_line`` on."""
         n = raw.len()
         if line_numbers is not None and line_numbers.len() != n:
             raise ValueError(f"{line_numbers.len()} line numbers for {n} lines")

@@ -9,7 +9,8 @@ import sys
 from typing import Iterator
 
 from .errors import InputError, RejectLimitError, UsageError
-from .parse import Counts, ParsedBatch, Parser, default_parser
+from .batches import Counts, ParsedBatch
+from .parse import Parser, default_parser
 from .sources import CHUNK_BYTES, Input, expand_inputs, iter_byte_chunks, iter_file_ranges
 from . import workers as _workers
 from .lanes import WorkerPool, default_workers

@@ -5,7 +5,7 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from .parse import Counts
+from .batches import Counts
 
 
 @dataclass

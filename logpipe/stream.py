@@ -111,7 +111,7 @@ class Streamer:
         from .alerts import AlertRules, AlertWriter, known_destinations
         from .dataset import Dataset
         from .errors import UsageError
-        from .parse import Counts
+        from .batches import Counts
         from .pipeline import dataset_parser
 
         self.opts = opts

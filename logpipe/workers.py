@@ -15,7 +15,7 @@ from .sources import CHUNK_BYTES, FileRange, Input, iter_byte_chunks
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from .parse import ParsedBatch
+    from .batches import ParsedBatch
 
 
 # With workers, ingest's tasks of a plain file are this large: a worker reads its range and parses it
@@ -143,7 +143,7 @@ def _stage_inputs(items: list[tuple[str, int, int, str]], root: str) -> list[tup
 
     from .batches import BatchBuffer
     from .native import count_newlines
-    from .parse import INPUT_SHIFT, split_inputs
+    from .batches import INPUT_SHIFT, split_inputs
 
     bodies, reads, ends, numbers = [], [], [], []
     try:
@@ -177,7 +177,7 @@ def _caught(fn, *args) -> tuple[str, object]:
 def _stage_buffer(buf, read: int, blank: int, root: str, prefix: str) -> StagedBatch:
     """Write what ``buf`` holds to hidden files (``dataset.stage_files``): the parent gets the counts."""
     from .dataset import stage_files
-    from .parse import format_counts
+    from .batches import format_counts
 
     records, rejects = buf.take()
     formats: dict = {}

@@ -21,7 +21,8 @@ import pytest
 
 from logpipe.cli import main
 from logpipe.ingest import AHEAD_INPUTS
-from logpipe.parse import Counts, parse_lines
+from logpipe.batches import Counts
+from logpipe.parse import parse_lines
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_logs"

@@ -160,8 +160,9 @@ def plan_shaped(draw):
 ANY_LINE = st.one_of(st.text(alphabet=' "-[]|:.aZ09é路\t', max_size=160), plan_shaped())
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(ANY_LINE, min_size=1, max_size=20))
+# (~3,000 lines either way: 120 batches of up to 50, not 300 of up to 20; a cut's cost is mostly per batch)
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(ANY_LINE, min_size=1, max_size=50))
 def test_arbitrary_lines_are_cut_safely(plan, monkeypatch, lines):
     """Any text (cut.c is only given lines a layout's regex accepts, but must be safe on any): a
     line is cut only when it holds the plan's number of quotes, and every token is a piece of it."""

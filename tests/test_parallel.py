@@ -299,7 +299,7 @@ def test_small_inputs_failures_stay_per_input(small_inputs, tmp_path, monkeypatc
 
 def test_small_inputs_parsed_in_one_batch_equal_each_alone(tmp_path, monkeypatch):
     """workers._stage_inputs parses several small inputs in one batch (their lines numbered by
-    parse.INPUT_SHIFT): each input's files hold what ``_stage_input`` of it alone writes, row for row
+    batches.INPUT_SHIFT): each input's files hold what ``_stage_input`` of it alone writes, row for row
     (its line numbers and name), its rejects too (Lark's context for a malformed line among its first
     100 lines, whichever input it is), and the same counts: blank lines, a last line without a
     newline, an empty input, an input read from where an earlier ingest stopped."""
@@ -348,23 +348,23 @@ def test_small_inputs_parsed_in_one_batch_equal_each_alone(tmp_path, monkeypatch
 
 
 def test_a_split_into_inputs_that_does_not_add_up_is_an_error():
-    """parse.split_inputs counts an input's blank lines as the rest of its lines: if the lines it is
+    """batches.split_inputs counts an input's blank lines as the rest of its lines: if the lines it is
     told of are not the batch's, it says so rather than hide lines there."""
     import polars as pl
 
-    from logpipe import parse
+    from logpipe import batches, parse
 
     good = (SAMPLES / "waypoint-egress-1.23.log").read_text(encoding="utf-8").splitlines(keepends=True)[:4]
     body = "".join(good * 2).encode()
-    numbers = pl.Series([1, 2, 3, 4, (1 << parse.INPUT_SHIFT) + 1, (1 << parse.INPUT_SHIFT) + 2,
-                         (1 << parse.INPUT_SHIFT) + 3, (1 << parse.INPUT_SHIFT) + 4])
+    numbers = pl.Series([1, 2, 3, 4, (1 << batches.INPUT_SHIFT) + 1, (1 << batches.INPUT_SHIFT) + 2,
+                         (1 << batches.INPUT_SHIFT) + 3, (1 << batches.INPUT_SHIFT) + 4])
     batch = parse.Parser().parse_chunk(body, "-", 1, line_numbers=numbers)
-    a, b = parse.split_inputs(batch, ["a.log", "b.log"], [4, 4])
+    a, b = batches.split_inputs(batch, ["a.log", "b.log"], [4, 4])
     assert (a.parsed, b.parsed, a.blank, b.blank) == (4, 4, 0, 0)
     assert b.records.column("line_number").to_pylist() == [1, 2, 3, 4]
     assert set(b.records.column("source").to_pylist()) == {"b.log"}
     with pytest.raises(ValueError, match="does not add up"):
-        parse.split_inputs(batch, ["a.log", "b.log"], [4, 5])
+        batches.split_inputs(batch, ["a.log", "b.log"], [4, 5])
 
 
 def test_small_plain_inputs_go_to_the_workers_together(small_inputs, tmp_path, monkeypatch):

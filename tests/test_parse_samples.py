@@ -12,7 +12,8 @@ import json
 import pytest
 from conftest import GOLDEN, read_lines, sample_files, sample_id
 
-from logpipe.parse import Counts, default_parser
+from logpipe.batches import Counts
+from logpipe.parse import default_parser
 from logpipe.schema import COLUMNS, REJECT_CLASSES
 from logpipe.sources import Input, iter_chunks
 

@@ -459,7 +459,7 @@ def test_every_sample_streams_like_parse(path, tmp_path):
     the stream's counts equal a batch parse of the file, and the dataset holds exactly them."""
     import io
 
-    from logpipe.parse import Counts
+    from logpipe.batches import Counts
     from logpipe.pipeline import parse_input
     from logpipe.sources import Input
     from logpipe.stream import StreamOptions, Streamer
