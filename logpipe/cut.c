@@ -995,9 +995,10 @@ int64_t logpipe_delimited_lines(int64_t n, int32_t ncols, const int32_t *kinds, 
  * Istio's JSON encoding is one flat object per line. For each line (offs/data as for logpipe_cut)
  * this reads the object and writes, for each of the nknown first keys, the value's text as a string
  * view (a string's bytes between its quotes; a number, true or false as written) to
- * out[k * n + i] and present[k * n + i] = 0 (absent), 1 (null), 2 (a value) or 3 (a string "-" or "":
- * a value, which the record's rule nulls in most columns, so that jsonlog.py need not look at it
- * again), adding texts over 12 bytes to bytes[k]. Keys [nknown, nkeys) stop the line; other keys are skipped.
+ * out[k * n + i] and present[k * n + i] = 0 (absent), 1 (null), 2 (a value) or 3 (a string "-" or
+ * "": a value, which the record's rule nulls in most columns, so that jsonlog.py need not look at it
+ * again), adding texts over 12 bytes to bytes[k]. Keys [nknown, nkeys) stop the line; other keys are
+ * skipped.
  *
  * It reads only what it can give exactly as Python's json.loads and jsonlog._json_text would: a line
  * gets ok = 0, and Python reads it, when it is not one object of scalar values with JSON's

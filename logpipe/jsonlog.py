@@ -7,6 +7,8 @@ from __future__ import annotations
 import ctypes
 import json
 
+import pyarrow as pa
+
 from . import native as _native
 from . import ztunnel as _ztunnel
 from .schema import DERIVED_FIELDS, RECORD_SCHEMA
@@ -25,7 +27,7 @@ STOP_KEYS = ("scope", "target", "message", "msg", "src.addr", "dst.addr")
 # The keys whose "-" and empty text cut.c's reading gives as null (the record's rule, which
 # records.type_columns then need not apply again): not a list (there "-" is an empty list, null is
 # unknown), nor upstream_cluster, which Parser._split_values rewrites from what its regex captures.
-NULLED_KEYS = frozenset(_JSON_KEYS - {f.name for f in RECORD_SCHEMA if f.type.num_fields} - {"upstream_cluster"})
+NULLED_KEYS = frozenset(_JSON_KEYS - {f.name for f in RECORD_SCHEMA if pa.types.is_list(f.type)} - {"upstream_cluster"})
 # Below this many JSON lines in a batch (a stream's micro-batch), json.loads is as cheap.
 FLAT_MIN_ROWS = 64
 
@@ -69,8 +71,9 @@ def _json_text(v) -> str | None:
 def take_flat(df, custom=None):
     """The JSON lines of ``df`` (its ``body`` column) that cut.c reads natively, with no Python per
     line: ``(their text columns and provenance, the lines left, the columns whose "-" and empty text
-    are null already)``; the first is None when cut.c is not built or takes none. A line is taken only where cut.c's reading (``logpipe_json_flat``: one
-    flat object of plain values) gives exactly what ``json.loads`` and the record mapping give it:
+    are null already)``; the first is None when cut.c is not built or takes none. A line is taken
+    only where cut.c's reading (``logpipe_json_flat``: one flat object of plain values) gives exactly
+    what ``json.loads`` and the record mapping give it:
     Istio's encoding (``_json_record``), or ``custom``'s keys (a JSON format, ``CustomLayout.
     json_record``). The lines left (escapes, floats, nested values, ztunnel and noise objects, too
     few of a format's keys, bad JSON) go to them."""
@@ -84,11 +87,9 @@ def take_flat(df, custom=None):
 
 def _read_flat(df, keys: tuple[str, ...], stop: tuple[str, ...] = ()):
     """cut.c's reading of ``df["body"]``: ``(read, {key: 0 absent, 1 null, 2 a value, 3 a string "-"
-    or ""}, {key: text})``
-    as polars Series (``read``: Boolean), or None when cut.c is not built, the batch is small, or
-    cut.c read no line."""
+    or ""}, {key: text})`` as polars Series (``read``: Boolean), or None when cut.c is not built, the
+    batch is small, or cut.c read no line."""
     import polars as pl
-    import pyarrow as pa
 
     lib = _native.library()
     buffers = _native.string_buffers(df["body"]) if lib is not None and df.height >= FLAT_MIN_ROWS else None
