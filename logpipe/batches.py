@@ -139,7 +139,7 @@ def format_counts(records: pa.RecordBatch | pa.Table) -> dict[str, int]:
     return dict(pl.from_arrow(records.column("log_format")).value_counts().iter_rows())
 
 
-FLUSH_ROWS = 122_880  # one Parquet row group (dataset.ROW_GROUP_ROWS); ~70 MB of Arrow on Istio lines
+FLUSH_ROWS = 122_880  # one Parquet row group (parts.ROW_GROUP_ROWS); ~70 MB of Arrow on Istio lines
 
 
 class BatchBuffer:

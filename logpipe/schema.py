@@ -90,7 +90,7 @@ def view_schema(schema: pa.Schema) -> pa.Schema:
     """``schema`` with its strings as Arrow string views and its lists of them as large lists, as
     polars hands them out: the rows ingest's lanes write to Parquet as they are, without a cast to
     ``schema`` (~0.2 µs a row). Parquet has one type for both, so the files read back as ``schema``
-    (``dataset._write_hidden`` stores no Arrow schema in them)."""
+    (``parts._write_hidden`` stores no Arrow schema in them)."""
     def view(t: pa.DataType) -> pa.DataType:
         if pa.types.is_string(t):
             return pa.string_view()

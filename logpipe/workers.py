@@ -175,8 +175,8 @@ def _caught(fn, *args) -> tuple[str, object]:
 
 
 def _stage_buffer(buf, read: int, blank: int, root: str, prefix: str) -> StagedBatch:
-    """Write what ``buf`` holds to hidden files (``dataset.stage_files``): the parent gets the counts."""
-    from .dataset import stage_files
+    """Write what ``buf`` holds to hidden files (``parts.stage_files``): the parent gets the counts."""
+    from .parts import stage_files
     from .batches import format_counts
 
     records, rejects = buf.take()

@@ -9,7 +9,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from logpipe.dataset import Dataset, day_partitions, fingerprint, hidden_name
+from logpipe.dataset import Dataset, fingerprint
+from logpipe.parts import day_partitions, hidden_name
 from logpipe.errors import DatasetError
 from logpipe.schema import RECORD_SCHEMA, REJECT_SCHEMA
 
