@@ -26,6 +26,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import forest as _forest
 from .errors import LogpipeError
 from .follow import TokenFilter, follow_sets
 from .resources import resource_dir
@@ -93,8 +94,10 @@ class Rulebook:
         self._terms = {t.name: _terminal_regex(t) for t in self._lark.terminals}
         self._term_defs = {t.name: t for t in self._lark.terminals}
         self._filter: TokenFilter | None = None  # (with the Earley parser: _earley)
+        self._tree_class = None  # (_earley: when set, Lark gives the parse forest; logpipe/forest.py)
         if self._lark.parser is not _LATER:  # (built already)
             self._filter = _install_token_filter(self._lark, self.starts)
+            self._tree_class = _forest_mode(self._lark)
         self._earley_lock = threading.Lock()
         # The grammar as written (EBNF trees), for the regex compiler.
         self._ebnf = {str(name): tree for name, _params, tree, _opts in self._lark.grammar.rule_defs}
@@ -166,6 +169,11 @@ class Rulebook:
                 col = len(text) + 1
             expected = tuple(sorted({str(t) for t in getattr(e, "allowed", None) or getattr(e, "expected", None) or ()}))
             raise GrammarMismatch(_describe(e, text, col, expected), col, expected) from None
+        if self._tree_class is not None:  # the forest: its fields read from it when it has one reading
+            got = _forest.read(tree, text, start, column, self.fields, SUBFIELD_RULES, self.starts)
+            if got is not None:
+                return got
+            tree = _forest_tree(self._lark.parser.parser, self._tree_class, tree)
         tree = self._resolve(tree, text)
         out: dict[str, str] = {}
 
@@ -196,6 +204,7 @@ class Rulebook:
             if self._lark.parser is _LATER:
                 self._lark.parser = lark.Lark._build_parser(self._lark)
                 self._filter = _install_token_filter(self._lark, self.starts)
+                self._tree_class = _forest_mode(self._lark)
 
     def _resolve(self, tree, text: str):
         """``tree`` with each ambiguity (``_ambig``) replaced by the reading the fast path's regex
@@ -233,6 +242,29 @@ class _Lark(lark.Lark):
 
     def _build_parser(self):
         return _LATER
+
+
+def _forest_mode(parser):
+    """Set Lark's Earley parser to give the parse forest, not a tree, when the grammar's tree is its
+    derivation node for node (``forest.plain``): returns the tree class it had (``_forest_tree``), or
+    None, leaving it be (a grammar that is not plain, or a Lark laid out otherwise: lark 1.x's
+    ``Tree`` and ``callbacks`` of its Earley parser)."""
+    earley = getattr(getattr(parser, "parser", None), "parser", None)
+    needed = ("Tree", "callbacks", "forest_sum_visitor", "resolve_ambiguity")
+    if earley is None or not all(hasattr(earley, a) for a in needed) or earley.Tree is None \
+            or earley.resolve_ambiguity or not _forest.plain(parser):
+        return None
+    tree_class, earley.Tree = earley.Tree, None
+    return tree_class
+
+
+def _forest_tree(earley, tree_class, root):
+    """The tree Lark's Earley parser gives for forest ``root`` with ambiguity="explicit" (what
+    lark/parsers/earley.py ``Parser.parse`` does once it has the forest)."""
+    from lark.parsers.earley_forest import ForestToParseTree
+
+    visitor = earley.forest_sum_visitor and earley.forest_sum_visitor()
+    return ForestToParseTree(tree_class, earley.callbacks, visitor, False, True).transform(root)
 
 
 def _install_token_filter(parser, starts: list[str]) -> TokenFilter | None:
