@@ -88,7 +88,7 @@ def parse(files, fmt, out_path, rejects_path, on_error, max_warnings, format_str
 
     _batch_collector()
     paths = list(files) or ["-"]
-    pool = boot_pool(paths, ingest=False)  # the workers boot while this process imports polars and pyarrow
+    pool, found = boot_pool(paths, ingest=False)  # the workers boot while this process imports polars and pyarrow
     try:
         from .layouts import parser_from_options
         from .pipeline import parse_to_output
@@ -96,7 +96,7 @@ def parse(files, fmt, out_path, rejects_path, on_error, max_warnings, format_str
         parser = parser_from_options(format_string, format_file, grammar_file)
         _compiler_note()
         parse_to_output(paths, fmt=fmt, out_path=out_path, rejects_path=rejects_path, parser=parser,
-                        on_error=on_error, max_warnings=max_warnings, pool=pool)
+                        on_error=on_error, max_warnings=max_warnings, pool=pool, found=found)
     finally:
         if pool is not None:
             pool.close()
@@ -245,7 +245,7 @@ def ingest(paths, data_dir, force, on_error, max_reject_ratio, max_warnings, pro
 
     alloc.setup(this_process=True)  # before polars and pyarrow are imported: this process parses too
     _batch_collector()
-    pool = boot_pool(list(paths))  # the workers boot while this process imports polars and pyarrow
+    pool, found = boot_pool(list(paths))  # the workers boot while this process imports polars and pyarrow
     try:
         from .layouts import parser_from_options
         from .ingest import ingest_paths
@@ -254,7 +254,8 @@ def ingest(paths, data_dir, force, on_error, max_reject_ratio, max_warnings, pro
         parser = parser_from_options(format_string, format_file, grammar_file) if custom else None
         _compiler_note()
         ingest_paths(list(paths), data_dir, force=force, on_error=on_error, max_reject_ratio=max_reject_ratio,
-                     max_warnings=max_warnings, progress=progress, flush_rows=flush_rows, parser=parser, pool=pool)
+                     max_warnings=max_warnings, progress=progress, flush_rows=flush_rows, parser=parser, pool=pool,
+                     found=found)
     finally:
         if pool is not None:
             pool.close()

@@ -66,7 +66,7 @@ class _Plan:
 def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_error: str = "warn",
                  max_reject_ratio: float = 0.1, max_warnings: int = 20, progress: bool | None = None,
                  flush_rows: int | None = None, err=None, parser: Parser | None = None,
-                 pool: WorkerPool | None = None) -> IngestSummary:
+                 pool: WorkerPool | None = None, found: tuple | None = None) -> IngestSummary:
     """``logpipe ingest``: each input into the dataset at ``data_dir``, once.
 
     An input is known by the hash of its bytes (``dataset.HASH_ALGO``): the same content (a renamed copy too) is
@@ -78,6 +78,7 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
     ``InputError`` (unreadable inputs) or ``RejectLimitError`` (too many malformed lines) is raised
     when any input failed, after the summary is printed. ``pool``: the caller's workers for
     ``paths`` (``lanes.boot_pool``), started before this process imported polars; else it starts its own.
+    ``found``: the inputs and errors ``boot_pool`` expanded ``paths`` to (else they are expanded here).
     """
     import time
 
@@ -86,7 +87,7 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
         raise UsageError("--max-reject-ratio is a share of lines between 0 and 1, e.g. 0.1")
     started = time.monotonic()
     summary = IngestSummary(data=str(data_dir))
-    inputs, errors = expand_inputs(paths)
+    inputs, errors = found if found is not None else expand_inputs(paths)
     if errors and not inputs:
         raise InputError("; ".join(errors))
     for e in errors:

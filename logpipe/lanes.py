@@ -80,15 +80,18 @@ def ingest_workers(inputs: list[Input]) -> int:
     return max(counts, default=1)
 
 
-def boot_pool(paths: list[str], ingest: bool = True) -> "WorkerPool | None":
+def boot_pool(paths: list[str], ingest: bool = True) -> "tuple[WorkerPool | None, tuple[list, list[str]]]":
     """The workers an ingest (or ``logpipe parse``) of ``paths`` will use, started now: a command
     calls this first thing, so that they import polars and pyarrow (~0.3 s) while it does too; it
-    gives them the parser later (``WorkerPool.use``). None when it will parse in this process alone."""
+    gives them the parser later (``WorkerPool.use``). None when it will parse in this process alone.
+    With them, ``paths`` expanded (``sources.expand_inputs``: inputs and errors), which the command
+    then reads: the inputs the pool was sized for, not a second listing of the directories."""
     from .sources import expand_inputs
 
-    inputs = expand_inputs(paths)[0]
+    found = expand_inputs(paths)
+    inputs = found[0]
     workers = ingest_workers(inputs) if ingest else max((default_workers(i) for i in inputs), default=1)
-    return WorkerPool(None, workers).start() if workers > 1 else None
+    return (WorkerPool(None, workers).start() if workers > 1 else None), found
 
 
 def memory_workers(budget: str | None = None) -> int:

@@ -99,12 +99,13 @@ class RejectReporter:
 
 def parse_to_output(paths: list[str], *, fmt: str | None, out_path: str | None, rejects_path: str | None,
                     on_error: str, max_warnings: int, parser: Parser | None = None,
-                    pool: WorkerPool | None = None) -> None:
+                    pool: WorkerPool | None = None, found: tuple | None = None) -> None:
     """``logpipe parse``: records to stdout (or --out), rejects to stderr, counts last. ``pool``: the
-    workers started for ``paths`` (``lanes.boot_pool``), shared by its large inputs."""
+    workers started for ``paths`` (``lanes.boot_pool``), shared by its large inputs; ``found``: the
+    inputs and errors it expanded ``paths`` to (else they are expanded here)."""
     from . import render
 
-    inputs, errors = expand_inputs(paths)
+    inputs, errors = found if found is not None else expand_inputs(paths)
     if errors and not inputs:
         raise InputError("; ".join(errors))
     for e in errors:

@@ -567,7 +567,7 @@ def test_ingest_boots_its_workers_before_it_imports_polars(tmp_path):
     with open(big, "wb") as f:  # sparse: as large as a file that takes workers
         f.truncate(lanes_mod.PARALLEL_MIN_BYTES)
     code = ("import sys, logpipe.lanes as w\n"
-            "pool = w.boot_pool([sys.argv[1]])\n"
+            "pool, found = w.boot_pool([sys.argv[1]])\n"
             "print('polars' in sys.modules, 'pyarrow' in sys.modules, pool.workers, len(pool.executor().procs._processes),\n"
             "      pool.executor().procs._mp_context.get_start_method())\n"
             "from logpipe.parse import default_parser\n"
