@@ -211,3 +211,24 @@ def test_the_command_exits_quickly_with_everything_written(args, code, tmp_path)
     assert fast.stderr == piped.stderr == usual.stderr
     if code == 0:
         assert len(ndjson(piped.stdout.decode())) == len(ACCESS.read_text().splitlines())
+
+
+@pytest.mark.parametrize("command", ["parse", "ingest"])
+def test_inputs_are_listed_once(command, tmp_path, monkeypatch):
+    """The paths are expanded once, when the workers are sized (lanes.boot_pool), and the command reads
+    those inputs: a directory is not listed a second time, whose files may have changed meanwhile."""
+    from logpipe import ingest, pipeline, sources
+
+    calls = []
+    real = sources.expand_inputs
+
+    def counting(paths):
+        calls.append(list(paths))
+        return real(paths)
+
+    for module in (sources, ingest, pipeline):
+        monkeypatch.setattr(module, "expand_inputs", counting)
+    args = [str(SAMPLES / "scenario")] + (["--data", str(tmp_path / "data")] if command == "ingest" else [])
+    result = CliRunner().invoke(cli, [command, *args])
+    assert result.exit_code == 0, result.stderr
+    assert calls == [[str(SAMPLES / "scenario")]]
