@@ -11,7 +11,7 @@ import pyarrow as pa
 
 from . import native as _native
 from . import ztunnel as _ztunnel
-from .schema import DERIVED_FIELDS, RECORD_SCHEMA
+from .schema import DERIVED_FIELDS, LIST_COLUMNS, RECORD_SCHEMA
 
 PROVENANCE = ("log_format", "source", "line_number", "pod", "container", "received_at")
 
@@ -27,7 +27,7 @@ STOP_KEYS = ("scope", "target", "message", "msg", "src.addr", "dst.addr")
 # The keys whose "-" and empty text cut.c's reading gives as null (the record's rule, which
 # records.type_columns then need not apply again): not a list (there "-" is an empty list, null is
 # unknown), nor upstream_cluster, which Parser._split_values rewrites from what its regex captures.
-NULLED_KEYS = frozenset(_JSON_KEYS - {f.name for f in RECORD_SCHEMA if pa.types.is_list(f.type)} - {"upstream_cluster"})
+NULLED_KEYS = frozenset(_JSON_KEYS - LIST_COLUMNS - {"upstream_cluster"})
 # Below this many JSON lines in a batch (a stream's micro-batch), json.loads is as cheap.
 FLAT_MIN_ROWS = 64
 

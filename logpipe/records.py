@@ -13,12 +13,11 @@ import functools
 import polars as pl
 import pyarrow as pa
 
-from .schema import RECORD_SCHEMA, REJECT_SCHEMA, view_schema
+from .schema import LIST_COLUMNS, RECORD_SCHEMA, REJECT_SCHEMA, view_schema
 
 INT32_COLUMNS = {f.name for f in RECORD_SCHEMA if f.type == pa.int32()}
 INT64_COLUMNS = {f.name for f in RECORD_SCHEMA if f.type == pa.int64()} - {"line_number"}
 TIME_COLUMNS = {f.name for f in RECORD_SCHEMA if pa.types.is_timestamp(f.type)}
-LIST_COLUMNS = {f.name for f in RECORD_SCHEMA if pa.types.is_list(f.type)}
 # Times a record may hold: those every reader can (Python's datetime, years 1 to 9999). polars also
 # reads year 0 and signed years ("-2024-…" in a JSON line), which then broke every later step.
 TIME_RANGE = (dt.datetime(1, 1, 1, tzinfo=dt.timezone.utc),
@@ -28,8 +27,9 @@ TIME_RANGE = (dt.datetime(1, 1, 1, tzinfo=dt.timezone.utc),
 def type_columns(df: pl.DataFrame | list | None, source: str, schema: pa.Schema = RECORD_SCHEMA,
                  views: bool = False) -> tuple[pa.RecordBatch, list[dict]]:
     """Type the text columns of parsed lines into RECORD_SCHEMA. ``-`` and empty text become null
-    here and nowhere else (cut.c types some columns as it cuts them, ``nativecut.Types``, by these
-    rules: they arrive typed, or nulled). Lines with a value that cannot be typed are returned as
+    here and nowhere else (cut.c types some columns as it cuts them, ``nativecut.Types``, and nulls
+    those of a JSON line as it reads them, ``jsonlog.NULLED_KEYS``, by these rules: they arrive typed,
+    or nulled). Lines with a value that cannot be typed are returned as
     rejects. ``df`` may be a list of frames whose columns differ in type (typed by cut.c or not),
     each typed alone, or of (frame, names of its string columns already nulled) pairs. ``views``:
     the batch's strings as Arrow string views (``schema.view_schema``), not cast to strings."""

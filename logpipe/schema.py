@@ -84,6 +84,8 @@ PROVENANCE_FIELDS = [
 
 RECORD_SCHEMA = pa.schema(BASE_FIELDS + DERIVED_FIELDS + WORKLOAD_FIELDS + PROVENANCE_FIELDS)
 COLUMNS = RECORD_SCHEMA.names
+# The list columns (response_flags): "-" there is an empty list, not null (records.type_columns).
+LIST_COLUMNS = frozenset(f.name for f in RECORD_SCHEMA if pa.types.is_list(f.type))
 
 
 def view_schema(schema: pa.Schema) -> pa.Schema:
