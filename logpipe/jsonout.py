@@ -1,7 +1,7 @@
 """Arrow columns as JSON text, a whole column at a time, and Python values by the same conventions.
 
 ``json_line_batches`` assembles one compact, ASCII-only JSON object per row. With cut.c built
-(``_NativeRows``) it writes strings (escaped), lists of strings, 32- and 64-bit ints and times in µs
+(``NativeRows``) it writes strings (escaped), lists of strings, 32- and 64-bit ints and times in µs
 itself, from the columns' buffers; other columns are made JSON text first. Without it, or for what C
 does not write, Arrow kernels do (ints, timestamps, ASCII strings, lists of them), and only columns
 that need it (non-ASCII text, floats, nested values) go through ``to_pylist`` and Python's C JSON
@@ -197,7 +197,7 @@ def json_line_batches(schema: pa.Schema, batches: Iterable[pa.RecordBatch], end:
     keys = [const(k) for k in texts]
     for batch in batches:
         n = batch.num_rows
-        native = _NativeRows.of(texts, batch, end)
+        native = NativeRows.of(texts, batch, end)
         for at in range(0, n, rows or max(n, 1)):
             m = min(rows or n, n - at)
             lines = native.lines(at, m) if native is not None else None
@@ -222,7 +222,7 @@ _NATIVE_KINDS = {"str": JSON_STRING, ("number", pa.int32().id): JSON_INT32, ("nu
                  ("ts", pa.timestamp("us").id): JSON_TIME, ("list", pa.list_(pa.string()).id): JSON_STRINGS}
 
 
-class _NativeRows:
+class NativeRows:
     """A batch's rows as text by cut.c: JSON objects (``of``: ``logpipe_json_lines``) or csv/tsv
     rows (``delimited``: ``logpipe_delimited_lines``). Its columns are read once
     (``_native_column``), then ``lines`` writes any run of its rows. Strings and lists of strings
@@ -250,7 +250,7 @@ class _NativeRows:
         self._need = ctypes.c_int64(0)
 
     @classmethod
-    def of(cls, keys: list[str], batch: pa.RecordBatch, end: str) -> "_NativeRows | None":
+    def of(cls, keys: list[str], batch: pa.RecordBatch, end: str) -> "NativeRows | None":
         """JSON objects, each row ``keys[0]`` value ``keys[1]`` value … ``end``. None when there is
         no library, no column or no row, or a column over 2 GiB of text."""
         from . import native
@@ -266,7 +266,7 @@ class _NativeRows:
         return cls(lib, parts, lib.logpipe_json_lines, head)
 
     @classmethod
-    def delimited(cls, batch: pa.RecordBatch, delimiter: str, quoted: bytes, cells) -> "_NativeRows | None":
+    def delimited(cls, batch: pa.RecordBatch, delimiter: str, quoted: bytes, cells) -> "NativeRows | None":
         """csv/tsv rows, each ending in a newline: fields separated by ``delimiter`` (one ASCII
         character), quoted when they hold a byte ``quoted`` marks; ``cells(arr, kind)`` gives the
         text of the columns C does not write (None for a null). None as for ``of``."""

@@ -35,8 +35,8 @@ from typing import IO, Any
 import pyarrow as pa
 
 from .errors import UsageError
-from .jsonout import (JSON_TEXT, _NativeRows, column_kind, columns, iso_array, join_lines, json_line_batches, text_bounds,
-                      to_jsonable)
+from .jsonout import (JSON_TEXT, NativeRows, column_kind, columns, iso_array, join_lines, json_line_batches,
+                      text_bounds, to_jsonable)
 
 FORMATS = ("table", "csv", "tsv", "json", "ndjson", "markdown")
 DEFAULT_MAX_WIDTH = 40
@@ -198,12 +198,12 @@ def _write_json(schema, batches, out, **_):
 def _write_delimited(schema, batches, out, *, delimiter: str, **_):
     """csv/tsv: Python's csv module, CHUNK_ROWS rows a write. With cut.c built, the rows of two columns
     or more (one empty field is written ``""``) go to a UTF-8 stream (or one of text) as that module
-    writes them (``_NativeRows.delimited``: ~20 µs a row of the record's columns in Python)."""
+    writes them (``NativeRows.delimited``: ~20 µs a row of the record's columns in Python)."""
     writer = csv.writer(out, delimiter=delimiter, lineterminator="\n")
     writer.writerow(schema.names)
     quoted = _csv_quoted(delimiter) if len(schema) > 1 and _utf8_or_text(out) else None
     for batch in batches:
-        native = _NativeRows.delimited(batch, delimiter, quoted, _text_cells) if quoted else None
+        native = NativeRows.delimited(batch, delimiter, quoted, _text_cells) if quoted else None
         for at in range(0, batch.num_rows, CHUNK_ROWS):
             n = min(CHUNK_ROWS, batch.num_rows - at)
             lines = native.lines(at, n) if native is not None else None

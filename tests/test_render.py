@@ -500,7 +500,7 @@ def test_native_json_rows_equal_arrow_on_awkward_columns(monkeypatch, json_rows_
     """Controls, DEL, quotes, backslashes, non-ASCII and non-BMP text, nulls, empty strings, string
     view / large string / dictionary columns, lists of them (null items, null lists), and a slice of
     a batch: the same bytes both ways."""
-    from logpipe.jsonout import _NativeRows, json_line_batches
+    from logpipe.jsonout import NativeRows, json_line_batches
 
     texts = ["plain", "", None, 'q"uote', "back\\slash", "".join(map(chr, range(0, 32))) + "\x7f",
              "naïve 路径 ✓", "emoji 😀 𝄞", "\u2028\u2029", "a\tb\nc"] * 3
@@ -525,9 +525,9 @@ def test_native_json_rows_equal_arrow_on_awkward_columns(monkeypatch, json_rows_
     monkeypatch.setenv("LOGPIPE_NATIVE", "1")
     keys = ["{\"s\":"]
     bad = pa.Array.from_buffers(pa.string(), 1, [None, pa.py_buffer(b"\0\0\0\0\2\0\0\0"), pa.py_buffer(b"\xc3(")])
-    assert _NativeRows.of(keys, pa.record_batch([bad], names=["s"]), "}").lines(0, 1) is None  # not UTF-8
+    assert NativeRows.of(keys, pa.record_batch([bad], names=["s"]), "}").lines(0, 1) is None  # not UTF-8
     late = pa.array([253402300800 * 10**6], pa.timestamp("us"))  # year 10000: Arrow renders it
-    assert _NativeRows.of(["{\"t\":"], pa.record_batch([late], names=["t"]), "}").lines(0, 1) is None
+    assert NativeRows.of(["{\"t\":"], pa.record_batch([late], names=["t"]), "}").lines(0, 1) is None
 
 
 @pytest.mark.parametrize("json_rows_by", ["native"], indirect=True)
