@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import Callable, Iterable
+from typing import Iterable
 
 END = "$END"
 
@@ -63,7 +63,8 @@ def follow_sets(rules: Iterable, starts: Iterable[str], ignore: Iterable[str] = 
 
 
 class TokenFilter:
-    """A drop-in for Lark's Earley ``term_matcher(term, text, index=0)``.
+    """A drop-in for Lark's Earley ``term_matcher(term, text, index=0)``, which matches ``regexps``
+    (terminal name → compiled pattern: the matcher's own) as Lark's does.
 
     Lark's scanner calls it with the whole text for the longest match of a terminal at a position,
     then once per shorter length with the cut text ``s[:-j]`` (``lark/parsers/xearley.py``, complete
@@ -72,8 +73,8 @@ class TokenFilter:
     and ``END`` is in the set. Each parse runs inside ``reading(text)``; outside it every match
     passes."""
 
-    def __init__(self, match: Callable, follow: dict[str, frozenset], regexps: dict):
-        self._match = match
+    def __init__(self, follow: dict[str, frozenset], regexps: dict):
+        self._regexps = regexps  # (Lark's matcher's own patterns, matched here: one call less a token)
         # A follower without a pattern here (none in Lark today) would make its terminal unfilterable.
         self._follow = {t: (END in f, tuple(regexps[n] for n in sorted(f) if n != END))
                         for t, f in follow.items() if all(n == END or n in regexps for n in f)}
@@ -98,8 +99,8 @@ class TokenFilter:
     def __call__(self, term, text: str, index: int = 0):
         if text is self._text or self._text is None:  # the longest match at ``index``
             self._start = index
-            return self._match(term, text, index)
-        m = self._match(term, text, index)  # a shorter length, cut from the match at ``_start``
+            return self._regexps[term.name].match(text, index)
+        m = self._regexps[term.name].match(text, index)  # a shorter length, cut from the match at ``_start``
         if m is None:
             return None
         end = self._start + m.end()

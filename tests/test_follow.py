@@ -61,10 +61,13 @@ def test_the_earley_parser_is_built_at_the_first_exact_parse():
 
 
 def _unfiltered(name: str) -> grammar.Rulebook:
-    """The grammar's exact path as Lark alone gives it: no token filter, fields read from its tree."""
-    book = _fresh(name)
-    book._earley()
-    book._lark.parser.parser.term_matcher = book._filter._match
+    """The grammar's exact path as Lark alone gives it: its ordered sets (Lark's default), no token
+    filter (Lark's own matcher), fields read from its tree."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(grammar, "ORDERED_SETS", True)
+        book = _fresh(name)
+        book._earley()
+    book._lark.parser.parser.term_matcher = lark.parser_frontends.EarleyRegexpMatcher(book._lark.lexer_conf).match
     book._filter = None
     if book._tree_class is not None:
         book._lark.parser.parser.Tree, book._tree_class = book._tree_class, None
@@ -107,6 +110,7 @@ def test_filtered_and_unfiltered_parses_are_the_same():
             line = rnd.choice([line[:i] + ch + line[i:], line[:i] + line[i + 1:], line[:i]])
         mutated.append(line)
     filtered, plain = grammar.load_builtin("access"), _unfiltered("access")
+    assert not filtered._lark.options.ordered_sets and plain._lark.options.ordered_sets
     ambiguous = [AMBIGUOUS, AMBIGUOUS.replace('"10.0.0.1"', '"10.0.0.1" "10.0.0.2"'),
                  AMBIGUOUS.replace('"-" 0 254', '"a" "b" 0 254')]
     checked = rnd.sample(lines, min(40, len(lines))) + mutated + ambiguous
@@ -122,3 +126,20 @@ def test_filtered_and_unfiltered_parses_are_the_same():
     # every line that parsed was read from the forest, but those with several readings (the ambiguous
     # ones, and mutations that put a quote in free text), which Lark's tree read
     assert len(read) == len(checked) - failed and len(ambiguous) <= read.count(None) < len(read) // 4
+
+
+def _reading(rule: str) -> lark.Tree:
+    leaf = lark.Tree(rule, [lark.Token("TEXT", "ab", start_pos=0, end_pos=2)])
+    leaf.meta.empty, leaf.meta.start_pos, leaf.meta.end_pos = False, 0, 2
+    return lark.Tree("line", [leaf])
+
+
+def test_tied_readings_resolve_alike_in_either_order():
+    """Lark's sets are unordered here (``grammar.ORDERED_SETS``), so it may list a line's readings in
+    any order: two readings with the same priorities and field lengths resolve to the same one."""
+    book = grammar.load_builtin("access")
+    a, b = _reading("user_agent"), _reading("referer")
+    assert book._reading_key(a, "ab") == book._reading_key(b, "ab")
+    one = book._resolve(lark.Tree("_ambig", [a, b]), "ab")
+    other = book._resolve(lark.Tree("_ambig", [_reading("referer"), _reading("user_agent")]), "ab")
+    assert one == other
