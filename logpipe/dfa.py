@@ -25,15 +25,12 @@ quote) is a *sink*: cut.c stops there, so a free-text token costs a byte or two,
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
-import os
 import re
 import re._constants as C
-import tempfile
 import re._parser as P
 from dataclasses import dataclass
-from pathlib import Path
+
+from . import cache as _cache
 
 MAX_STATES = 4096  # a token's DFA (an address: IPv4/IPv6/host alternatives, a scheme, a pipe: 181)
 ASCII = frozenset(range(128))
@@ -133,10 +130,10 @@ def exact(pattern: str) -> bool:
 @functools.lru_cache(maxsize=256)
 def _compile(items: tuple, excluded: str) -> TokenDFA | None:
     # Cached by the regex less its group names: a layout's four address columns share one (~15 ms);
-    # and on disk (_Stored): building a layout's DFAs costs every process ~50-130 ms at start-up.
-    stored = _Stored(items, excluded)
-    found = stored.load()
-    if found is not _Stored.MISSING:
+    # and on disk (logpipe/cache.py): building a layout's DFAs costs every process ~50-130 ms at start-up.
+    stored = _cache.Stored("dfa", _VERSION, repr((items, excluded)))
+    found = _load(stored)
+    if found is not _cache.MISSING:
         return found
     try:
         nfa = _NFA()
@@ -144,62 +141,29 @@ def _compile(items: tuple, excluded: str) -> TokenDFA | None:
         found = _with_sinks(_determinize(nfa, start, end), _universe(excluded))
     except Unsupported:
         found = None
-    stored.save(found)
+    _save(stored, found)
     return found
 
 
-class _Stored:
-    """A compiled DFA (or None: no DFA) in the cache directory (``native.cache_dir``), named by a hash
-    of this file's source and of the regex it was compiled from: a changed dfa.py compiles afresh, and
-    its first save removes the files of the earlier one. JSON, not pickle: nothing is run on load. A
-    file that cannot be read, written or trusted only means the DFA is compiled here."""
+_VERSION = _cache.source_version(__file__)
 
-    MISSING = object()
-    _VERSION: str | None = None  # "" when this file's source cannot be read: nothing is stored
 
-    def __init__(self, items: tuple, excluded: str):
-        if _Stored._VERSION is None:
-            try:
-                _Stored._VERSION = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
-            except OSError:  # (imported from a zip, say)
-                _Stored._VERSION = ""
-        key = hashlib.sha256(repr((items, excluded)).encode()).hexdigest()[:32]
-        self.name = f"dfa-{_Stored._VERSION}-{key}.json"
+def _load(stored: _cache.Stored):
+    """A stored DFA (or None: no DFA), ``cache.MISSING`` when there is none or it cannot be trusted."""
+    data = stored.load()
+    if data is None or data is _cache.MISSING:
+        return data
+    try:
+        return TokenDFA(bytes.fromhex(data["classes"]), data["nclasses"], tuple(data["table"]),
+                        bytes.fromhex(data["accepting"]), data["first_sink"])
+    except (ValueError, KeyError, TypeError):
+        return _cache.MISSING
 
-    def load(self):
-        from . import native
 
-        directory = native.cache_dir() if _Stored._VERSION else None
-        try:
-            if directory is None:
-                return self.MISSING
-            data = json.loads((directory / self.name).read_text())
-            if data is None:
-                return None
-            return TokenDFA(bytes.fromhex(data["classes"]), data["nclasses"], tuple(data["table"]),
-                            bytes.fromhex(data["accepting"]), data["first_sink"])
-        except (OSError, ValueError, KeyError, TypeError):
-            return self.MISSING
-
-    def save(self, found: TokenDFA | None) -> None:
-        from . import native
-
-        directory = native.cache_dir() if _Stored._VERSION else None
-        if directory is None:
-            return
-        data = None if found is None else {
-            "classes": found.classes.hex(), "nclasses": found.nclasses, "table": list(found.table),
-            "accepting": found.accepting.hex(), "first_sink": found.first_sink}
-        try:
-            fd, tmp = tempfile.mkstemp(prefix=self.name + ".", dir=directory)
-            with os.fdopen(fd, "w") as f:
-                json.dump(data, f)
-            os.replace(tmp, directory / self.name)  # atomic: a concurrent save writes the same bytes
-            for old in directory.glob("dfa-*.json"):  # an earlier dfa.py's
-                if not old.name.startswith(f"dfa-{_Stored._VERSION}-"):
-                    old.unlink(missing_ok=True)
-        except OSError:
-            pass
+def _save(stored: _cache.Stored, found: TokenDFA | None) -> None:
+    stored.save(None if found is None else {
+        "classes": found.classes.hex(), "nclasses": found.nclasses, "table": list(found.table),
+        "accepting": found.accepting.hex(), "first_sink": found.first_sink})
 
 
 def _canonical(items) -> tuple:

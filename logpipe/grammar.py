@@ -14,7 +14,7 @@ Lark grammar and gives two things from it:
   ``{group: text}`` mapping, or raises ``GrammarMismatch`` with Lark's column and expected terminals.
 
 A layout as a run of items (what diagnosis and split plans read) is ``logpipe/steps.py``. This is
-the only module that imports lark.
+the only module that imports lark, with ``logpipe/grammarstore.py``, which stores what it reads of one.
 """
 from __future__ import annotations
 
@@ -66,16 +66,39 @@ class CompiledRule:
 class Rulebook:
     """One Lark grammar (file or text) with several start rules."""
 
-    def __init__(self, text: str, starts: list[str], *, source: str, import_paths=()):
+    def __init__(self, text: str, starts: list[str], *, source: str, import_paths=(), stored=None):
+        """``stored``: the grammar's ``(terminals, rules as written)`` as Lark read it before
+        (``logpipe/grammarstore.py``); Lark then reads the grammar only for an exact parse."""
         self.source = source
         self.starts = list(starts)
+        self._text, self._import_paths = text, list(import_paths)
         self._priority: dict[str, int] | None = None  # rule -> priority (_reading_key)
         # Rules captured as columns: the schema's, plus a custom layout's extra columns
         # (logpipe/layouts.py adds them before the first compile).
         self.fields = _FIELD_RULES
+        self._filter: TokenFilter | None = None  # (with the Earley parser: _earley)
+        self._tree_class = None  # (_earley: when set, Lark gives the parse forest; logpipe/forest.py)
+        self._earley_lock = threading.Lock()
+        self._read: _Lark | None = None  # (_lark)
+        self._read_lock = threading.Lock()
+        terminals, self._ebnf = stored or self.parts()  # the grammar as written (EBNF trees): the regex compiler's
+        self._terms = {t.name: _terminal_regex(t) for t in terminals}
+        self._term_defs = {t.name: t for t in terminals}
+
+    @property
+    def _lark(self) -> "_Lark":
+        """Lark's reading of the grammar (made at the first use: a stored grammar needs it only for an
+        exact parse)."""
+        if self._read is None:
+            with self._read_lock:
+                if self._read is None:
+                    self._read = self._read_grammar()
+        return self._read
+
+    def _read_grammar(self) -> "_Lark":
         try:
-            self._lark = _Lark(
-                text,
+            read = _Lark(
+                self._text,
                 parser="earley",
                 lexer="dynamic_complete",
                 start=self.starts,
@@ -84,24 +107,20 @@ class Rulebook:
                 # header values: FORMATS.md b.4). Lark keeps them all and _resolve takes the fast path's.
                 ambiguity="explicit",
                 ordered_sets=ORDERED_SETS,
-                import_paths=list(import_paths),
-                source_path=source,
+                import_paths=self._import_paths,
+                source_path=self.source,
             )
         except lark.exceptions.GrammarError as e:  # a broken user grammar is a user error
-            raise LogpipeError(f"grammar {source}: {e}") from None
-        self._rules: dict[str, list] = {}
-        for rule in self._lark.rules:
-            self._rules.setdefault(rule.origin.name, []).append(rule.expansion)
-        self._terms = {t.name: _terminal_regex(t) for t in self._lark.terminals}
-        self._term_defs = {t.name: t for t in self._lark.terminals}
-        self._filter: TokenFilter | None = None  # (with the Earley parser: _earley)
-        self._tree_class = None  # (_earley: when set, Lark gives the parse forest; logpipe/forest.py)
-        if self._lark.parser is not _LATER:  # (built already)
-            self._filter = _install_token_filter(self._lark, self.starts)
-            self._tree_class = _forest_mode(self._lark)
-        self._earley_lock = threading.Lock()
-        # The grammar as written (EBNF trees), for the regex compiler.
-        self._ebnf = {str(name): tree for name, _params, tree, _opts in self._lark.grammar.rule_defs}
+            raise LogpipeError(f"grammar {self.source}: {e}") from None
+        if read.parser is not _LATER:  # (built already)
+            self._filter = _install_token_filter(read, self.starts)
+            self._tree_class = _forest_mode(read)
+        return read
+
+    def parts(self) -> tuple[list, dict]:
+        """What the fast path takes from Lark's reading of the grammar: its terminals, and its rules
+        as written (EBNF trees, before Lark expands optionals into duplicate alternatives)."""
+        return list(self._lark.terminals), {str(name): tree for name, _params, tree, _opts in self._lark.grammar.rule_defs}
 
     # ---- the fast path: rules to one regex --------------------------------------------------------
 
@@ -451,8 +470,19 @@ def load_builtin(name: str) -> Rulebook:
 
 
 def load_file(path: Path, starts: tuple[str, ...]) -> Rulebook:
-    text = Path(path).read_text(encoding="utf-8")
-    return Rulebook(text, list(starts), source=str(path), import_paths=[str(Path(path).parent)])
+    """A grammar file; a built-in one's terminals and rules as stored (``logpipe/grammarstore.py``)
+    once Lark has read it on this machine."""
+    text, directory = Path(path).read_text(encoding="utf-8"), Path(path).parent
+    if directory != resource_dir("grammars"):
+        return Rulebook(text, list(starts), source=str(path), import_paths=[str(directory)])
+    from . import grammarstore as _store
+
+    store = _store.stored(text, list(starts), directory)
+    parts = _store.load(store)
+    book = Rulebook(text, list(starts), source=str(path), import_paths=[str(directory)], stored=parts)
+    if parts is None:
+        _store.save(store, *book.parts())
+    return book
 
 
 def start_rules(text: str) -> list[str]:

@@ -198,7 +198,7 @@ def test_one_checked_cut_of_every_layout_takes_each_line_by_its_first_layout(par
 
 
 def test_compiled_dfas_are_stored_and_read_back(tmp_path, monkeypatch):
-    """A token's DFA is compiled once per machine (dfa._Stored, in $LOGPIPE_CACHE): read back equal,
+    """A token's DFA is compiled once per machine (logpipe/cache.py, in $LOGPIPE_CACHE): read back equal,
     without compiling; a damaged file is compiled afresh and written again; an earlier dfa.py's
     files are removed when one is written."""
     monkeypatch.setenv("LOGPIPE_CACHE", str(tmp_path))
@@ -211,7 +211,7 @@ def test_compiled_dfas_are_stored_and_read_back(tmp_path, monkeypatch):
     dfa._compile.cache_clear()
     fresh = dfa.compile_token(pattern, excluded)
     (stored,) = tmp_path.glob("dfa-*.json")
-    assert fresh is not None and len(compiled) == 1 and stored.name.startswith(f"dfa-{dfa._Stored._VERSION}-")
+    assert fresh is not None and len(compiled) == 1 and stored.name.startswith(f"dfa-{dfa._VERSION}-")
 
     dfa._compile.cache_clear()
     assert dfa.compile_token(pattern, excluded) == fresh and len(compiled) == 1  # read, not compiled
