@@ -264,7 +264,7 @@ def _spans(tree) -> tuple:
     return tuple(out)
 
 
-# Lark's Earley sets as plain sets, not its insertion-ordered ones (~20-25% of a line's parse): their
+# Lark's Earley sets as plain sets, not its insertion-ordered ones (~15-25% of a line's parse): their
 # order is only the order in which a line's readings are listed, which _resolve's choice does not
 # depend on (tests/test_follow.py compares against Lark's ordered sets).
 ORDERED_SETS = False
