@@ -109,6 +109,7 @@ def item_can_hold(book: Rulebook, item, char: str) -> bool:
     return walk(item)
 
 
+@functools.lru_cache(maxsize=1024)
 def _regex_can_hold(pattern: str, char: str) -> bool:
     import re._constants as C
     import re._parser as P

@@ -198,30 +198,40 @@ def test_one_checked_cut_of_every_layout_takes_each_line_by_its_first_layout(par
 
 
 def test_compiled_dfas_are_stored_and_read_back(tmp_path, monkeypatch):
-    """A token's DFA is compiled once per machine (logpipe/cache.py, in $LOGPIPE_CACHE): read back equal,
-    without compiling; a damaged file is compiled afresh and written again; an earlier dfa.py's
-    files are removed when one is written."""
+    """A token's DFA is compiled once per machine (logpipe/cache.py, in $LOGPIPE_CACHE, by its regex's
+    text): read back equal, without compiling or parsing the regex; a damaged file is compiled afresh
+    and written again; an earlier dfa.py's files are removed when one is written."""
     monkeypatch.setenv("LOGPIPE_CACHE", str(tmp_path))
     compiled = []
-    real = dfa._with_sinks
+    real, parsed, real_parse = dfa._with_sinks, [], dfa.P.parse
     monkeypatch.setattr(dfa, "_with_sinks", lambda *a: compiled.append(1) or real(*a))
+    monkeypatch.setattr(dfa.P, "parse", lambda *a, **k: parsed.append(1) or real_parse(*a, **k))
     pattern, excluded = r"^(?:\d{1,3}\.){3}\d{1,3}:\d+$", ' "\t'
     (tmp_path / "dfa-000000000000-0123.json").write_text("null")  # an earlier dfa.py's
 
-    dfa._compile.cache_clear()
+    _forget()
     fresh = dfa.compile_token(pattern, excluded)
     (stored,) = tmp_path.glob("dfa-*.json")
     assert fresh is not None and len(compiled) == 1 and stored.name.startswith(f"dfa-{dfa._VERSION}-")
 
-    dfa._compile.cache_clear()
+    _forget()
+    before = len(parsed)
     assert dfa.compile_token(pattern, excluded) == fresh and len(compiled) == 1  # read, not compiled
+    assert len(parsed) == before  # nor parsed
+    assert dfa.compile_token(pattern, excluded) is dfa.compile_token(pattern, excluded)  # once a process
 
     stored.write_text('{"classes": "zz"')
-    dfa._compile.cache_clear()
+    _forget()
     assert dfa.compile_token(pattern, excluded) == fresh and len(compiled) == 2
-    dfa._compile.cache_clear()
+    _forget()
     assert dfa.compile_token(pattern, excluded) == fresh and len(compiled) == 2
     assert fresh.matches(b"10.0.0.1:80") and not fresh.matches(b"10.0.0.1")
+    _forget()
+
+
+def _forget() -> None:
+    """The DFAs compiled in this process (so that the next compile_token reads the cache directory)."""
+    dfa.compile_token.cache_clear()
     dfa._compile.cache_clear()
 
 
