@@ -7,7 +7,7 @@ Lark grammar and gives two things from it:
   the grammar's rules and terminals. Rules named like a column become named groups; rules nested
   in a column named ``ip``, ``port``, ``direction``, ``subset``, ``host`` become ``<column>_<rule>``.
   polars runs it over whole batches (Rust ``regex``), so terminals use the syntax both engines
-  share (no look-around).
+  share (no look-around). The walk is ``logpipe/ruleregex.py``.
 * ``Rulebook.parse(text, start)``: the exact Lark path (Earley, complete lexing, so free-text fields
   that contain quotes or spaces are split by the line's structure exactly as the regex does; the
   lengths nothing can follow are dropped first: logpipe/follow.py). It returns the same
@@ -18,7 +18,6 @@ the only module that imports lark, with ``logpipe/grammarstore.py``, which store
 """
 from __future__ import annotations
 
-import ast
 import contextlib
 import functools
 import re
@@ -30,13 +29,12 @@ from . import forest as _forest
 from .errors import LogpipeError
 from .follow import TokenFilter, follow_sets
 from .resources import resource_dir
+from .ruleregex import SUBFIELD_RULES, RegexBuilder, terminal_regex
 from .schema import COLUMNS
 
 import lark  # (imported once here: Rulebook, _Lark and the exact path use it)
 from lark.grammar import NonTerminal, Symbol  # noqa: E402  (logpipe/steps.py reads rules through it too)
 
-# Rules nested inside a column rule that name a derived column `<column>_<rule>`.
-SUBFIELD_RULES = frozenset({"ip", "port", "direction", "subset", "host"})
 _FIELD_RULES = frozenset(COLUMNS)
 
 
@@ -82,7 +80,7 @@ class Rulebook:
         self._read: _Lark | None = None  # (_lark)
         self._read_lock = threading.Lock()
         terminals, self._ebnf = stored or self.parts()  # the grammar as written (EBNF trees): the regex compiler's
-        self._terms = {t.name: _terminal_regex(t) for t in terminals}
+        self._terms = {t.name: terminal_regex(t) for t in terminals}
         self._term_defs = {t.name: t for t in terminals}
 
     @property
@@ -129,13 +127,13 @@ class Rulebook:
         """Compile ``start`` to a regex by walking the grammar's EBNF (before Lark expands
         optionals into duplicate alternatives, which would bloat the regex). ``column`` names the
         context of a standalone value rule; ``subfields=False`` captures columns only."""
-        build = _RegexBuilder(self, subfields)
+        build = RegexBuilder(self, subfields)
         return CompiledRule(start, build.rule(start, column, ()), build.result())
 
     def compile_items(self, items: tuple, key: str = "items", column: str | None = None) -> CompiledRule:
         """Compile a run of a layout's items (``layout_items``) to one regex, with the same groups
         ``compile`` gives them inside the whole layout (inside column ``column``: its sub-fields)."""
-        build = _RegexBuilder(self, True)
+        build = RegexBuilder(self, True)
         return CompiledRule(key, "".join(build.node(i, column, ()) for i in items), build.result())
 
     def rule_names(self) -> list[str]:
@@ -167,7 +165,7 @@ class Rulebook:
         return self._term_defs.get(name)
 
     def terminal_regex(self, name: str) -> str:
-        """Terminal ``name``'s regex as the fast path uses it (``_terminal_regex``)."""
+        """Terminal ``name``'s regex as the fast path uses it (``ruleregex.terminal_regex``)."""
         return self._terms[name]
 
     def regex(self, start: str, column: str | None = None) -> str:
@@ -229,7 +227,7 @@ class Rulebook:
     def _resolve(self, tree, text: str):
         """``tree`` with each ambiguity (``_ambig``) replaced by the reading the fast path's regex
         takes: the higher-priority rule first (layouts in ``access_line``'s order), then the earliest
-        fields as short as the line allows (free-text terminals are lazy there: ``_terminal_regex``)
+        fields as short as the line allows (free-text terminals are lazy there: ``ruleregex.terminal_regex``)
         but not empty when they can hold text (an optional ``x?`` is greedy: tried present first).
         Readings that tie (none seen in the tests' ambiguous lines) are told apart by their rules and
         spans (``_spans``), so the choice does not depend on the order Lark lists them in."""
@@ -319,120 +317,6 @@ def _install_token_filter(parser, starts: list[str]) -> TokenFilter | None:
     token_filter = TokenFilter(follow_sets(parser.rules, starts, ignore), regexps)
     scanner.term_matcher = token_filter
     return token_filter
-
-
-class _RegexBuilder:
-    """Rules to regex text: column rules become named groups, rules nested in a column named like
-    SUBFIELD_RULES become ``<column>_<rule>`` groups (a repeated name gets ``__2``, ``__3``…)."""
-
-    def __init__(self, book: Rulebook, subfields: bool):
-        self.book, self.subfields = book, subfields
-        self.counter: dict[str, int] = {}
-        self.groups: dict[str, list[str]] = {}
-
-    def result(self) -> dict[str, tuple[str, ...]]:
-        return {k: tuple(v) for k, v in self.groups.items()}
-
-    def group(self, name: str) -> str:
-        n = self.counter.get(name, 0) + 1
-        self.counter[name] = n
-        gname = name if n == 1 else f"{name}__{n}"
-        self.groups.setdefault(name, []).append(gname)
-        return gname
-
-    def rule(self, name: str, ctx: str | None, stack: tuple[str, ...]) -> str:
-        if name in stack:
-            raise LogpipeError(
-                f"grammar {self.book.source}: rule {name!r} is recursive; the fast path needs a"
-                " regular grammar (use a terminal such as / +/ instead of repetition)"
-            )
-        return self.node(self.book._ebnf[name], ctx, stack + (name,))
-
-    def node(self, t, ctx, stack) -> str:
-        if isinstance(t, Symbol):
-            return self.symbol(t, ctx, stack)
-        kind, source = t.data, self.book.source
-        if kind == "expansions":
-            alts = [self.node(c, ctx, stack) for c in t.children]
-            return alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
-        if kind == "alias":
-            return self.node(t.children[0], ctx, stack)
-        if kind == "expansion":
-            return "".join(self.node(c, ctx, stack) for c in t.children)
-        if kind == "maybe":
-            return f"(?:{self.node(t.children[0], ctx, stack)})?"
-        if kind == "expr":
-            inner, op = t.children[0], str(t.children[1])
-            if op == "?":
-                return f"(?:{self.node(inner, ctx, stack)})?"
-            raise LogpipeError(
-                f"grammar {source}: repetition {op!r} is not supported in a layout; use a"
-                " terminal such as / +/ instead"
-            )
-        if kind == "value":
-            return self.node(t.children[0], ctx, stack)
-        if kind == "literal":
-            return f"(?:{literal_regex(str(t.children[0]))})"
-        raise LogpipeError(f"grammar {source}: unsupported construct {kind!r} in a layout")
-
-    def symbol(self, t, ctx, stack) -> str:
-        if t.is_term:
-            return f"(?:{self.book._terms[t.name]})"
-        name = t.name
-        if ctx and name in SUBFIELD_RULES:
-            inner = self.rule(name, ctx, stack)
-            return f"(?P<{self.group(f'{ctx}_{name}')}>{inner})" if self.subfields else f"(?:{inner})"
-        if name in self.book.fields:
-            return f"(?P<{self.group(name)}>{self.rule(name, name, stack)})"
-        return self.rule(name, ctx, stack)
-
-
-def _terminal_regex(term) -> str:
-    """A terminal's regex for the fast path. Free text (terminals named TEXT…) ends where the
-    line's structure says; Lark's Earley lexer tries every length of it, and the regex says the
-    same with a lazy quantifier, which also keeps Rust's capture engine fast."""
-    pattern = _uncapture(term.pattern.to_regexp())
-    if term.name.startswith("TEXT") and pattern.endswith(("+", "*")):
-        pattern += "?"
-    return pattern
-
-
-def _uncapture(pattern: str) -> str:
-    """``pattern`` with its unnamed groups made non-capturing. A terminal's groups only group (no
-    column is named after them), and every capture slot slows Rust's capture engine (~20% on the
-    address regex)."""
-    out, i, in_class = [], 0, False
-    while i < len(pattern):
-        ch = pattern[i]
-        if ch == "\\":
-            out.append(pattern[i:i + 2])
-            i += 2
-            continue
-        if in_class:
-            in_class = ch != "]"
-        elif ch == "[":
-            in_class = True
-            # "]" right after "[" or "[^" is a literal member of the class
-            j = i + 1 + (pattern[i + 1:i + 2] == "^")
-            if pattern[j:j + 1] == "]":
-                out.append(pattern[i:j + 1])
-                i = j + 1
-                continue
-        elif ch == "(" and pattern[i + 1:i + 2] != "?":
-            out.append("(?:")
-            i += 1
-            continue
-        out.append(ch)
-        i += 1
-    return "".join(out)
-
-
-def literal_regex(token: str) -> str:
-    """A grammar literal ("text" or /regex/flags) as a regex."""
-    if token.startswith('"'):
-        return re.escape(ast.literal_eval(token))
-    body, _, flags = token[1:].rpartition("/")
-    return f"(?{flags}:{body})" if flags else body
 
 
 def _text(line: str, tree) -> str:

@@ -185,7 +185,7 @@ def layout_from_grammar(text: str, *, source: str, spec: str | None = None, impo
 def _extra_columns(book, start: str) -> list[str]:
     """Rules reached from ``start`` outside any column rule that hold only terminals and are not
     columns: the layout's extra columns, in order."""
-    from .grammar import SUBFIELD_RULES
+    from .ruleregex import SUBFIELD_RULES
 
     out: list[str] = []
     seen: set[str] = set()

@@ -47,6 +47,7 @@ import polars as pl
 
 from . import grammar as _grammar
 from . import native as _native
+from . import ruleregex as _ruleregex
 from . import steps as _steps
 from . import nativecut as _nativecut
 from .nativecut import QUOTE, SPACE, Types
@@ -172,7 +173,7 @@ def tail_of(book: "_grammar.Rulebook", run: list, groups: dict, key: str) -> Tai
     column = _steps.item_field(book, run[0]) if len(run) == 1 else None
     if column is None:
         return None
-    keep = _grammar.SUBFIELD_RULES
+    keep = _ruleregex.SUBFIELD_RULES
     items = _steps.flatten_items(book, book.rule_tree(column), keep)
     if len(items) == 1 and isinstance(items[0], _grammar.Symbol) and not items[0].is_term \
             and items[0].name not in keep and items[0].name not in book.fields:  # upstream_host: address

@@ -14,7 +14,8 @@ import re
 from dataclasses import dataclass
 
 from .errors import LogpipeError
-from .grammar import Rulebook, Symbol, literal_regex
+from .grammar import Rulebook, Symbol
+from .ruleregex import literal_regex
 
 
 @dataclass(frozen=True)

@@ -635,9 +635,9 @@ def test_small_batches_take_the_capture_regex(monkeypatch, cut_calls):
 def test_terminal_groups_do_not_capture(pattern, expected):
     """A terminal's own groups become non-capturing (capture slots slow Rust's engine); escaped
     parentheses, parentheses in classes and named groups stay as they are."""
-    from logpipe.grammar import _uncapture
+    from logpipe.ruleregex import uncapture
 
-    assert _uncapture(pattern) == expected
+    assert uncapture(pattern) == expected
     assert re.compile(expected).groups == len(re.findall(r"\(\?P<", expected))  # named groups only
 
 
