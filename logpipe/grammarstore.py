@@ -40,7 +40,7 @@ def load(store: _cache.Stored) -> tuple[list, dict] | None:
         terminals = [TerminalDef(name, _PATTERNS[kind](value, frozenset(flags), raw), priority)
                      for name, kind, value, flags, raw, priority in data["terminals"]]
         return terminals, {name: _node(tree) for name, tree in data["rules"]}
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, IndexError, TypeError, ValueError):  # (a file this code did not write)
         return None
 
 

@@ -76,7 +76,8 @@ def test_a_changed_or_damaged_store_is_read_by_lark_again(store_dir, tmp_path_fa
 
     _load("access")
     (path,) = store_dir.glob("grammar-*.json")
-    for damaged in ('{"terminals": [["SP"]], "rules": []}', '{"rules"', "[]", '{"terminals": [], "rules": [["x", ["?"]]]}'):
+    for damaged in ('{"terminals": [["SP"]], "rules": []}', '{"rules"', "[]", '{"terminals": [], "rules": [["x", ["?"]]]}',
+                    '{"terminals": [], "rules": [["x", ["tree"]]]}'):
         path.write_text(damaged)
         book = _load("access")
         assert book._read is not None  # Lark read it again, and stored it again
