@@ -7,10 +7,12 @@ from __future__ import annotations
 import ctypes
 import json
 
+import polars as pl
 import pyarrow as pa
 
 from . import native as _native
 from . import ztunnel as _ztunnel
+from .records import _reject
 from .schema import DERIVED_FIELDS, LIST_COLUMNS, RECORD_SCHEMA
 
 PROVENANCE = ("log_format", "source", "line_number", "pod", "container", "received_at")
@@ -26,10 +28,42 @@ FLAT_KEYS = (*sorted(_JSON_KEYS), "istio_policy_status")
 STOP_KEYS = ("scope", "target", "message", "msg", "src.addr", "dst.addr")
 # The keys whose "-" and empty text cut.c's reading gives as null (the record's rule, which
 # records.type_columns then need not apply again): not a list (there "-" is an empty list, null is
-# unknown), nor upstream_cluster, which Parser._split_values rewrites from what its regex captures.
+# unknown), nor upstream_cluster, which values.WholeValues.split rewrites from what its regex captures.
 NULLED_KEYS = frozenset(_JSON_KEYS - LIST_COLUMNS - {"upstream_cluster"})
 # Below this many JSON lines in a batch (a stream's micro-batch), json.loads is as cheap.
 FLAT_MIN_ROWS = 64
+
+
+def take_lines(parser, df, rejects: list[dict]) -> list[tuple]:
+    """The records of the JSON lines ``df`` (``parser``'s batch: its custom layout's keys, then
+    Istio's encoding, ztunnel's and JSON noise), as (frame, the columns whose "-" and empty text are
+    null already); a line that is not JSON, or JSON of no known format, becomes a reject."""
+    frames = []
+    taken, df, nulled = take_flat(df, parser.custom)  # read natively when it can; the rest line by line below
+    if taken is not None:
+        frames.append((parser.values.split(taken), nulled))
+    rows = []
+    for ln, raw, body, pod, container, received in df.select(
+        "line_number", "raw", "body", "pod", "container", "received_at"
+    ).iter_rows():
+        try:
+            obj = json.loads(body)
+        except ValueError as e:
+            rejects.append(_reject(ln, raw, f"invalid JSON: {e}", "malformed", getattr(e, "colno", None)))
+            continue
+        kind, fields = (parser.custom and parser.custom.json_record(obj)) or _json_record(obj)
+        if kind is None:
+            rejects.append(_reject(ln, raw, fields, "malformed"))
+            continue
+        if kind == "noise":
+            rejects.append(_reject(ln, raw, fields, "noise"))
+            continue
+        fields.update(line_number=ln, raw=raw, log_format=kind, pod=pod, container=container,
+                      received_at=received)
+        rows.append(fields)
+    if rows:
+        frames.append((parser.values.split(pl.DataFrame(rows, infer_schema_length=None)), frozenset()))
+    return frames
 
 
 def _json_record(obj) -> tuple[str | None, dict | str]:

@@ -84,7 +84,7 @@ class CustomLayout:
         from .diagnose import diagnose_line
         from .grammar import GrammarMismatch
         from .batches import line_in_input
-        from .parse import LARK_CONTEXT_LINES
+        from .exact import LARK_CONTEXT_LINES
         from .records import _reject
 
         if self.rulebook is None:
@@ -95,7 +95,7 @@ class CustomLayout:
         ).iter_rows():
             # With the fast path, these lines are malformed (or another program's): Lark (~0.5 ms a
             # line) says why only among an input's first LARK_CONTEXT_LINES lines, as for the built-in
-            # layouts (parse.py); later ones get the grammar's diagnosis (~0.05 ms), unless it finds
+            # layouts (exact.py); later ones get the grammar's diagnosis (~0.05 ms), unless it finds
             # nothing or a departure at the start (Lark decides those).
             if parser.fast and (line_in_input(ln) > LARK_CONTEXT_LINES or not parser.exact):
                 where = diagnose_line(self.rulebook, body, (self.name,))

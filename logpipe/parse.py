@@ -24,48 +24,26 @@ Every line of the batch ends as a row, a reject, or a blank line: ``read = parse
 from __future__ import annotations
 
 import functools
-import json
-import re
 from typing import Iterable, Iterator, Sequence
 
 import polars as pl
 
+from . import exact as _exact
 from . import grammar as _grammar
 from . import nativecut as _nativecut
 from . import splitplan as _splitplan
 from . import steps as _steps
 from . import subfields as _subfields
+from . import values as _values
 from . import ztunnel as _ztunnel
-from .batches import ParsedBatch, line_in_input
-from .diagnose import diagnose_line
-from .jsonlog import _json_record, take_flat as _take_flat
-from .records import _reject, _rejects_batch, type_columns
-from .schema import ADDRESS_COLUMNS, RECORD_SCHEMA
+from .batches import ParsedBatch
+from . import jsonlog as _jsonlog
+from .records import _rejects_batch, type_columns
+from .schema import RECORD_SCHEMA
 
 # Layouts of access.lark in the order a line is tried: most fields first, so that a longer layout
 # wins over a shorter one whose free-text fields could swallow the extra tokens.
 TEXT_LAYOUTS = ("istio_1_9", "istio_1_3", "istio_1_2", "istio_1_8", "istio_1_1", "istio_1_1_pre", "envoy")
-NOISE_RULES = {
-    "istio_log": "istio-agent/Envoy log line, not an access line",
-    "tracing_log": "ztunnel/tracing log line, not an access line",
-    "envoy_native_log": "Envoy application log line, not an access line",
-    "glog_log": "glog/klog log line, not an access line",
-}
-# Longest line the exact Lark path diagnoses; longer unmatched lines are rejected with a short reason.
-MAX_DIAGNOSE_CHARS = 8192
-# Lark's Earley parser is cubic where free text meets quotes (a 1,300-character line of '" "'
-# takes ~35 s). With the fast path on, Lark only adds its context to a reject's reason (the
-# differential test shows the regexes take every line Lark takes), so it is asked only about lines
-# of a normal length with no more quotes than a layout has (+4 for quotes inside fields).
-LARK_CONTEXT_CHARS = 2048
-LARK_CONTEXT_EXTRA_QUOTES = 4
-# Lark's context costs ~5 ms a malformed line (its diagnosis ~0.1 ms): an input with 5% truncated
-# lines would take 30x longer. So only malformed lines among the first LARK_CONTEXT_LINES lines of an
-# input get it; later ones keep the diagnosis alone (column, field, expected, closest layout). By
-# line number, not by count, so that a line's reason is the same however the input is cut into
-# batches (ingest's workers, a stream's slices). A line with no diagnosis always goes to Lark: only
-# Lark can say why it fails.
-LARK_CONTEXT_LINES = 100
 # A layout's split plan (logpipe/splitplan.py) costs a few ms per batch however few its lines; the
 # whole-line capture regex costs ~2x more per line. Below this many lines of a layout in a batch
 # (a stream's micro-batch, a rare layout among others) the capture regex is cheaper.
@@ -105,7 +83,6 @@ class Parser:
         # with where it departs from the closest layout), without Lark's verdict, which costs ms a
         # line: `logpipe detect` counts lines this way, fast on a file in another format.
         self.exact = options.get("exact", True)
-        self._max_quotes: int | None = None  # most double quotes a text layout has (_lark_can_explain)
         # "[START_TIME] \"", from the grammar: a line holding two is two lines glued together.
         head = _steps.layout_steps(self.access, "head", strict=False)
         self._head_rx = head[next(s.index for s in head if s.field == "method") - 1].prefix
@@ -113,10 +90,9 @@ class Parser:
         # two quotes to that check, so the check need not read the lines the cut takes.
         glue = _literal_suffix(self._head_rx)
         self._glue = glue if glue.endswith('"') else ""
-        self._noise = [(name, self.noise.regex(name)) for name in NOISE_RULES]
-        self._address = {c: self.access.compile("address_value", c) for c in ADDRESS_COLUMNS}
-        self._value_tokens: dict[str, _splitplan.Token | None] = {}  # (_split_values: built at first use)
-        self._cluster = self.access.compile("cluster_value")
+        self._noise = [(name, self.noise.regex(name)) for name in _exact.NOISE_RULES]
+        # Address and cluster values that arrive whole (JSON lines, ztunnel): their sub-fields.
+        self.values = _values.WholeValues(self.access)
         # A custom layout (--format-string / --format-file / --grammar, logpipe/layouts.py) is tried
         # before the built-in ones; its extra columns follow RECORD_SCHEMA in ``self.schema``.
         self.custom = _custom_layout(options.get("custom"))
@@ -222,7 +198,7 @@ class Parser:
 
         text, glued = (df.filter(~is_json) if any_json else df), False
         if not self._glue:  # the cut cannot leave the lines that may be glued to the check: it reads all
-            text, glued = self._reject_glued(text, rejects), True
+            text, glued = _exact.reject_glued(text, self._head_rx, rejects), True
         if not self._sampled and text.height >= SPLIT_MIN_ROWS:
             self._sample_layouts(text["body"])
         for i, (name, compiled, book) in enumerate(self._layouts):
@@ -231,7 +207,7 @@ class Parser:
             if i == 0 and text.height >= SPLIT_MIN_ROWS:  # most lines are the first layouts': ask the cut
                 text = self._take_checked(text, cut)  # (it leaves those that may be glued)
             if not glued:
-                text, glued = self._reject_glued(text, rejects), True
+                text, glued = _exact.reject_glued(text, self._head_rx, rejects), True
             if text.height == 0:
                 break
             hit = text["body"].str.contains(f"^{compiled.pattern}$")  # a DFA: no captures yet
@@ -250,7 +226,7 @@ class Parser:
                 frames.append(self._with_provenance(got, self._extract(got, compiled), name))
 
         if not glued and text.height:
-            text = self._reject_glued(text, rejects)
+            text = _exact.reject_glued(text, self._head_rx, rejects)
         # A custom layout's exact path: before noise when it stands in for the fast path (fast=False),
         # else after it (lines its regex did not take rarely parse, and noise can be plenty).
         if text.height and self.custom is not None and not self.fast:
@@ -258,7 +234,7 @@ class Parser:
         if text.height:  # ztunnel lines look like istio-agent log lines to noise.lark: take them first
             text = _ztunnel.take_lines(self, text, frames, rejects)
         if text.height:
-            text = self._classify_noise(text, rejects)
+            text = _exact.classify_noise(text, self._noise, rejects)
         if text.height and self.custom is not None and self.fast:
             text = self.custom.take_lines(self, text, frames, rejects)
         if text.height:
@@ -266,7 +242,7 @@ class Parser:
 
         others = [(f, frozenset()) for f in frames]  # (frame, its nulled columns), as cut's
         if any_json:
-            others.extend(self._json(df.filter(is_json), rejects))
+            others.extend(_jsonlog.take_lines(self, df.filter(is_json), rejects))
 
         groups = [(_concat([f for f, _ in cut]), _nulled(cut))] if cut else []
         groups += [(_concat([f for f, _ in others]), _nulled(others))] if others else []
@@ -365,132 +341,9 @@ class Parser:
         layout = pl.lit(layout) if isinstance(layout, str) else layout
         return pl.concat([keep, columns], how="horizontal").with_columns(layout.alias("log_format"))
 
-    def _reject_glued(self, df: pl.DataFrame, rejects: list[dict]) -> pl.DataFrame:
-        """Two access lines written without a newline between them would parse as one, its free
-        text holding the second line; a second "[START_TIME] \"" in a line gives them away."""
-        glued = df["body"].str.count_matches(self._head_rx) > 1
-        if not glued.any():
-            return df
-        head = re.compile(self._head_rx)
-        for ln, raw, body, plen in df.filter(glued).select("line_number", "raw", "body", "prefix_len").iter_rows():
-            col = [m.start() for m in head.finditer(body)][1] + 1 + (plen or 0)
-            why = f"column {col}: a second access line starts here (two lines glued together: a newline is missing)"
-            rejects.append(_reject(ln, raw, why, "malformed", col))
-        return df.filter(~glued)
-
-    def _classify_noise(self, df: pl.DataFrame, rejects: list[dict]) -> pl.DataFrame:
-        """The lines of ``df`` that a noise rule takes become rejects (the first rule that matches
-        names it); returns the others. One query for all rules: each polars call costs ~0.2 ms,
-        more than the few lines that get here."""
-        which = pl.coalesce([pl.when(pl.col("body").str.contains(rx)).then(pl.lit(k, pl.Int8))
-                             for k, (_, rx) in enumerate(self._noise)]).alias("__noise")
-        marked = df.select("line_number", "raw", which)
-        for ln, raw, k in marked.filter(pl.col("__noise").is_not_null()).iter_rows():
-            rejects.append(_reject(ln, raw, NOISE_RULES[self._noise[k][0]], "noise"))
-        return df.filter(marked["__noise"].is_null())
-
     def _exact_path(self, df: pl.DataFrame, rejects: list[dict]) -> list[pl.DataFrame]:
-        """Lines no fast-path regex took: Lark parses them, or says where they break."""
-        rows = []
-        for ln, raw, body, plen, pod, container, received in df.select(
-            "line_number", "raw", "body", "prefix_len", "pod", "container", "received_at"
-        ).iter_rows():
-            if len(body) > MAX_DIAGNOSE_CHARS:
-                rejects.append(_reject(ln, raw, f"matches no access-log layout ({len(body)} characters)", "malformed"))
-                continue
-            plen = plen or 0
-            where = diagnose_line(self.access, body, TEXT_LAYOUTS)
-            if where and where.column == 1:  # starts like no layout: another program's output
-                why = f"not an access line: column {1 + plen}: every layout starts with {where.step.expects}, got {where.got!r}"
-                rejects.append(_reject(ln, raw, why, "noise", 1 + plen))
-                continue
-            if where and (not self.exact or self.fast and (line_in_input(ln) > LARK_CONTEXT_LINES
-                                                           or not self._lark_can_explain(body))):
-                rejects.append(_reject(ln, raw, where.describe(plen), "malformed", where.column + plen))
-                continue
-            try:
-                layout, fields = self.access.parse(body, "access_line")
-            except _grammar.GrammarMismatch as e:
-                lark = _shift_column(str(e), e.column, (e.column or 0) + plen)
-                if where is None:  # a layout's regex takes the whole line but Lark does not (a bug)
-                    reason, col = f"not an access line of any known layout: {lark}", (e.column or 0) + plen
-                else:
-                    reason, col = where.describe(plen, lark), where.column + plen
-                rejects.append(_reject(ln, raw, reason, "malformed", col))
-                continue
-            fields.update(line_number=ln, raw=raw, log_format=layout, pod=pod, container=container,
-                          received_at=received)
-            rows.append(fields)
-        return [pl.DataFrame(rows, infer_schema_length=None)] if rows else []
-
-    def _lark_can_explain(self, body: str) -> bool:
-        """Whether Lark is asked for its context on a malformed line (see LARK_CONTEXT_CHARS)."""
-        if self._max_quotes is None:
-            self._max_quotes = max(sum(1 for s in _steps.layout_steps(self.access, name) if s.expects == "'\"'")
-                                   for name in TEXT_LAYOUTS)
-        return len(body) <= LARK_CONTEXT_CHARS and body.count('"') <= self._max_quotes + LARK_CONTEXT_EXTRA_QUOTES
-
-    def _json(self, df: pl.DataFrame, rejects: list[dict]) -> list[tuple[pl.DataFrame, frozenset]]:
-        """The records of JSON lines, as (frame, the columns whose "-" and empty text are null already)."""
-        frames = []
-        taken, df, nulled = _take_flat(df, self.custom)  # read natively when it can; the rest line by line below
-        if taken is not None:
-            frames.append((self._split_values(taken), nulled))
-        rows = []
-        for ln, raw, body, pod, container, received in df.select(
-            "line_number", "raw", "body", "pod", "container", "received_at"
-        ).iter_rows():
-            try:
-                obj = json.loads(body)
-            except ValueError as e:
-                rejects.append(_reject(ln, raw, f"invalid JSON: {e}", "malformed", getattr(e, "colno", None)))
-                continue
-            kind, fields = (self.custom and self.custom.json_record(obj)) or _json_record(obj)
-            if kind is None:
-                rejects.append(_reject(ln, raw, fields, "malformed"))
-                continue
-            if kind == "noise":
-                rejects.append(_reject(ln, raw, fields, "noise"))
-                continue
-            fields.update(line_number=ln, raw=raw, log_format=kind, pod=pod, container=container,
-                          received_at=received)
-            rows.append(fields)
-        if rows:
-            frames.append((self._split_values(pl.DataFrame(rows, infer_schema_length=None)), frozenset()))
-        return frames
-
-    def _split_values(self, frame: pl.DataFrame) -> pl.DataFrame:
-        """Derive address and cluster sub-columns of values that arrived whole (JSON), with the same
-        grammar rules the text layouts use."""
-        for col, compiled in [*self._address.items(), ("upstream_cluster", self._cluster)]:
-            if col not in frame.columns:
-                continue
-            value = frame[col].cast(pl.String)  # (a column null in every row of the batch has polars' Null type)
-            token = self._value_token(col) if col != "upstream_cluster" else None
-            if token is not None:  # an address read from its right, as the text layouts' (a client's port is unique)
-                got = pl.DataFrame({k: v for k, v in _subfields.read_tail(token, value).items() if k != col})
-            else:
-                got = pl.DataFrame(_subfields.extract_groups(f"^{compiled.pattern}$", compiled.groups, value))
-            if col == "upstream_cluster":  # keep the value as sent when it has no cluster shape
-                got = got.with_columns(pl.coalesce(pl.col(col), frame[col]).alias(col))
-            else:
-                got = got.drop(col, strict=False)
-            frame = frame.drop([c for c in got.columns if c in frame.columns]).hstack(got)
-        return frame
-
-    def _value_token(self, column: str) -> "_splitplan.Token | None":
-        """The split plans' token of an address column alone, when it has a Tail (read from its
-        right) and the same sub-fields as ``address_value``; else None (its regex reads it)."""
-        if column not in self._value_tokens:
-            try:
-                token = _splitplan.column_token(self.access, column)
-            except (KeyError, ValueError):  # (a custom grammar without the column's own rule)
-                token = None
-            subs = set(self._address[column].groups)
-            self._value_tokens[column] = token if token is not None and token.tail is not None and \
-                {name for name, _ in token.groups} == subs | {column} else None
-        return self._value_tokens[column]
-
+        """Lines no fast-path regex took: Lark parses them, or says where they break (``exact.take_lines``)."""
+        return _exact.take_lines(self.access, TEXT_LAYOUTS, df, rejects, fast=self.fast, exact=self.exact)
 
 def _concat(frames: list[pl.DataFrame]) -> pl.DataFrame:
     return frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
@@ -522,12 +375,6 @@ def _literal_suffix(regex: str) -> str:
 
     walk(P.parse(regex))
     return "".join(reversed(out))
-
-
-def _shift_column(message: str, old: int | None, new: int) -> str:
-    if old is None or old == new:
-        return message
-    return message.replace(f"column {old}:", f"column {new}:", 1)
 
 
 def chunk_lines(body: bytes) -> pl.Series:

@@ -63,7 +63,7 @@ def take_lines(parser, df: pl.DataFrame, frames: list, rejects: list) -> pl.Data
             "line_number", "raw", "prefix_len", "pod", "container", "received_at",
             pl.col("body").str.extract(f"^({book.compile('start_time', 'start_time').pattern})", 1).alias("start_time"),
         ).hstack(_pair_values(zt.select("line_number", "body"), pair_rx))
-        frames.append(parser._split_values(_finish(frame, "ztunnel")))
+        frames.append(parser.values.split(_finish(frame, "ztunnel")))
     for ln, raw, text, plen in df.filter(is_head & ~is_line).select("line_number", "raw", "body", "prefix_len").iter_rows():
         from .grammar import GrammarMismatch
 

@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 
 from logpipe.diagnose import diagnose_line
 from logpipe import native, parse, splitplan
-from logpipe.parse import MAX_DIAGNOSE_CHARS, TEXT_LAYOUTS, Parser
+from logpipe.exact import MAX_DIAGNOSE_CHARS
+from logpipe.parse import TEXT_LAYOUTS, Parser
 
 DIFF_LINES = int(os.environ.get("LOGPIPE_DIFF_LINES", "1000"))
 WORKERS = 2

@@ -12,8 +12,9 @@ from conftest import SAMPLES, read_lines
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from logpipe import jsonlog, native, parse
+from logpipe import jsonlog, native
 from logpipe.parse import Parser
+from logpipe.values import WholeValues
 
 JSON_SAMPLES = sorted(SAMPLES.glob("*json*.log"))
 ISTIO = json.loads(read_lines(SAMPLES / "istio-json-1.24.log")[0])
@@ -163,7 +164,7 @@ def test_json_batches_take_the_native_reading_only_when_large(parser, monkeypatc
     """A stream's micro-batch of a few JSON lines goes to json.loads (as cheap as the native call)."""
     results = []
     real = jsonlog.take_flat
-    monkeypatch.setattr(parse, "_take_flat", lambda *a: results.append(real(*a)) or results[-1])
+    monkeypatch.setattr(jsonlog, "take_flat", lambda *a: results.append(real(*a)) or results[-1])
     small = parser.parse_batch([line()] * 3)
     large = parser.parse_batch([line()] * jsonlog.FLAT_MIN_ROWS)
     assert results[0][0] is None and results[1][0].height == jsonlog.FLAT_MIN_ROWS
@@ -213,7 +214,7 @@ def test_a_json_format_is_taken_natively(custom_parser, monkeypatch):
     results = []
     real = jsonlog.take_flat
     monkeypatch.setattr(jsonlog, "FLAT_MIN_ROWS", 0)
-    monkeypatch.setattr(parse, "_take_flat", lambda *a: results.append(real(*a)) or results[-1])
+    monkeypatch.setattr(jsonlog, "take_flat", lambda *a: results.append(real(*a)) or results[-1])
     batch = custom_parser.parse_batch(lines)
     assert batch.records.num_rows == 50 and results[0][0].height == 50
     assert set(batch.records.column("log_format").to_pylist()) == {"custom_json"}
@@ -249,6 +250,6 @@ def test_json_addresses_read_from_the_right_as_their_regex_reads_them(parser, mo
              for a, b, c, d in rows]
     by_tail, _ = both(parser, lines, monkeypatch)
     with monkeypatch.context() as mp:
-        mp.setattr(Parser, "_value_token", lambda self, column: None)  # every value by the address regex
+        mp.setattr(WholeValues, "_token", lambda self, column: None)  # every value by the address regex
         by_regex = parser.parse_batch(lines)
     assert by_tail == by_regex.records.to_pylist()

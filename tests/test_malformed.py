@@ -88,7 +88,8 @@ def test_lark_is_asked_about_an_inputs_first_lines_only(monkeypatch):
     LARK_CONTEXT_LINES lines get it, however the input is cut into batches; every other one is still
     a malformed reject with its diagnosis."""
     from logpipe import grammar
-    from logpipe.parse import LARK_CONTEXT_LINES, default_parser
+    from logpipe.exact import LARK_CONTEXT_LINES
+    from logpipe.parse import default_parser
 
     calls = []
     real = grammar.Rulebook.parse
@@ -111,7 +112,7 @@ def test_a_custom_formats_malformed_lines_ask_lark_among_the_first_lines_only(mo
     malformed lines among the first LARK_CONTEXT_LINES, the format's diagnosis after them, whatever
     the batches; lines that depart at their start still go to Lark, which hands them back as noise."""
     from logpipe import grammar, layouts
-    from logpipe.parse import LARK_CONTEXT_LINES
+    from logpipe.exact import LARK_CONTEXT_LINES
 
     parser = layouts.parser_from_spec("text:[%START_TIME%] %REQ(:METHOD)% %RESPONSE_CODE% \"%REQ(X-B3-TRACEID)%\"")
     calls = []

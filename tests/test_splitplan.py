@@ -15,7 +15,7 @@ import polars as pl
 import pytest
 from conftest import ROOT, read_lines, sample_files
 
-from logpipe import formats, grammar, layouts, native, nativecut, parse, splitplan, steps, subfields
+from logpipe import formats, grammar, layouts, native, nativecut, parse, schema, splitplan, steps, subfields
 from logpipe.parse import TEXT_LAYOUTS, Parser
 
 QUOTE, SPACE = '"', " "
@@ -675,7 +675,7 @@ def test_address_tokens_have_a_tail_and_clusters_not(access):
     for layout in TEXT_LAYOUTS:
         plan = splitplan.build(access, layout)
         tails = {t.tail.column: t.tail for seg in plan.segments for t in tokens(seg) if t.tail is not None}
-        assert set(tails) <= set(parse.ADDRESS_COLUMNS) and "upstream_host" in tails
+        assert set(tails) <= set(schema.ADDRESS_COLUMNS) and "upstream_host" in tails
         for column, tail in tails.items():
             assert (tail.sep, tail.name) == (":", f"{column}_port")
             assert dict(tail.head_groups) == {f"{column}_ip": (f"{column}_ip", f"{column}_ip__2")}
@@ -830,7 +830,7 @@ def test_the_cut_reads_as_values_only_value_texts(plans_for_every_batch):
     rng = random.Random(12)
     book = grammar.Rulebook(WIDE_TYPED, ["wide"], source="<test>", import_paths=[GRAMMARS])
     plan = splitplan.build(book, "wide")
-    types = nativecut.Types(tuple((f.name, f.type) for f in parse.RECORD_SCHEMA))
+    types = nativecut.Types(tuple((f.name, f.type) for f in schema.RECORD_SCHEMA))
     texts = {"time": TIMES + ["2024-07-18T16:13:58.", "2024-07-18 16:13:58Z", "+2024-07-18T16:13:58Z", "2024-7-18T16:13:58Z"],
              "number": NUMBERS + ["+1", "-1", "1e3", "0x10", " 1", "١٢", "1.0", ""]}
     pool = {k: v + ["".join(rng.choice("0123456789-+.:TZ") for _ in range(rng.randrange(1, 30))) for _ in range(300)]
@@ -932,7 +932,7 @@ def test_several_layouts_in_one_cut_by_the_first_that_fits(plans_for_every_batch
         pytest.skip("cut_layouts is cut.c's")
     book = grammar.Rulebook(THREE_LAYOUTS, ["first", "second", "third"], source="<test>", import_paths=[GRAMMARS])
     plans = tuple(splitplan.build(book, name) for name in ("first", "second", "third"))
-    types = nativecut.Types(tuple((f.name, f.type) for f in parse.RECORD_SCHEMA))
+    types = nativecut.Types(tuple((f.name, f.type) for f in schema.RECORD_SCHEMA))
     t = "[2025-01-01T00:00:00.000Z]"
     lines = [f'{t} 200 "a b"', f'{t} GET "a"', f'{t} 99999999999 "a"', f'{t} 200 "a" "b"', f'{t} 200 "a\tb"',
              f'{t} GET "a" "/x"', f'{t} GET "a" "/x" "y"']

@@ -23,7 +23,7 @@ import pytest
 
 from conftest import ROOT, SAMPLES, sample_files, sample_id
 from logpipe.errors import UsageError
-from logpipe.parse import LARK_CONTEXT_LINES
+from logpipe.exact import LARK_CONTEXT_LINES
 from logpipe.replay import parse_speed, replay_file
 
 COMPRESSED = (".gz", ".zst", ".bz2")

@@ -1,0 +1,124 @@
+"""The lines of a batch that no layout's regex took (``parse.Parser.parse_series``, step 4): two lines
+glued together, noise (another program's output, ``noise.lark``), and the rest, which the exact Lark
+path parses, or rejects saying where and why the line breaks (``logpipe/diagnose.py`` finds where it
+departs from its closest layout; Lark adds its own context when it is cheap enough to ask).
+
+Every line given to these functions ends as a row or a reject, never dropped."""
+from __future__ import annotations
+
+import functools
+import re
+from typing import Sequence
+
+import polars as pl
+
+from . import grammar as _grammar
+from . import steps as _steps
+from .batches import line_in_input
+from .diagnose import diagnose_line
+from .records import _reject
+
+NOISE_RULES = {
+    "istio_log": "istio-agent/Envoy log line, not an access line",
+    "tracing_log": "ztunnel/tracing log line, not an access line",
+    "envoy_native_log": "Envoy application log line, not an access line",
+    "glog_log": "glog/klog log line, not an access line",
+}
+# Longest line the exact Lark path diagnoses; longer unmatched lines are rejected with a short reason.
+MAX_DIAGNOSE_CHARS = 8192
+# Lark's Earley parser is cubic where free text meets quotes (a 1,300-character line of '" "'
+# takes ~35 s). With the fast path on, Lark only adds its context to a reject's reason (the
+# differential test shows the regexes take every line Lark takes), so it is asked only about lines
+# of a normal length with no more quotes than a layout has (+4 for quotes inside fields).
+LARK_CONTEXT_CHARS = 2048
+LARK_CONTEXT_EXTRA_QUOTES = 4
+# Lark's context costs ~5 ms a malformed line (its diagnosis ~0.1 ms): an input with 5% truncated
+# lines would take 30x longer. So only malformed lines among the first LARK_CONTEXT_LINES lines of an
+# input get it; later ones keep the diagnosis alone (column, field, expected, closest layout). By
+# line number, not by count, so that a line's reason is the same however the input is cut into
+# batches (ingest's workers, a stream's slices). A line with no diagnosis always goes to Lark: only
+# Lark can say why it fails.
+LARK_CONTEXT_LINES = 100
+
+
+def reject_glued(df: pl.DataFrame, head_rx: str, rejects: list[dict]) -> pl.DataFrame:
+    """Two access lines written without a newline between them would parse as one, its free text
+    holding the second line; a second match of ``head_rx`` ("[START_TIME] \"") in a line gives them
+    away. They become rejects; returns the other lines."""
+    glued = df["body"].str.count_matches(head_rx) > 1
+    if not glued.any():
+        return df
+    head = re.compile(head_rx)
+    for ln, raw, body, plen in df.filter(glued).select("line_number", "raw", "body", "prefix_len").iter_rows():
+        col = [m.start() for m in head.finditer(body)][1] + 1 + (plen or 0)
+        why = f"column {col}: a second access line starts here (two lines glued together: a newline is missing)"
+        rejects.append(_reject(ln, raw, why, "malformed", col))
+    return df.filter(~glued)
+
+
+def classify_noise(df: pl.DataFrame, noise: Sequence[tuple[str, str]], rejects: list[dict]) -> pl.DataFrame:
+    """The lines of ``df`` that a noise rule (``noise``: its name in NOISE_RULES and its regex) takes
+    become rejects (the first rule that matches names it); returns the others. One query for all
+    rules: each polars call costs ~0.2 ms, more than the few lines that get here."""
+    which = pl.coalesce([pl.when(pl.col("body").str.contains(rx)).then(pl.lit(k, pl.Int8))
+                         for k, (_, rx) in enumerate(noise)]).alias("__noise")
+    marked = df.select("line_number", "raw", which)
+    for ln, raw, k in marked.filter(pl.col("__noise").is_not_null()).iter_rows():
+        rejects.append(_reject(ln, raw, NOISE_RULES[noise[k][0]], "noise"))
+    return df.filter(marked["__noise"].is_null())
+
+
+def take_lines(access: "_grammar.Rulebook", layouts: Sequence[str], df: pl.DataFrame, rejects: list[dict], *,
+               fast: bool = True, exact: bool = True) -> list[pl.DataFrame]:
+    """Lines no fast-path regex took: Lark parses them from ``access_line`` (any of ``layouts``, in
+    the order a line is tried), or says where they break. ``fast``: the regexes were tried first (so
+    Lark only adds context to a reject, see LARK_CONTEXT_LINES); ``exact=False``: no Lark at all, the
+    diagnosis alone classifies a line. Returns the parsed rows as one frame (or none)."""
+    rows = []
+    for ln, raw, body, plen, pod, container, received in df.select(
+        "line_number", "raw", "body", "prefix_len", "pod", "container", "received_at"
+    ).iter_rows():
+        if len(body) > MAX_DIAGNOSE_CHARS:
+            rejects.append(_reject(ln, raw, f"matches no access-log layout ({len(body)} characters)", "malformed"))
+            continue
+        plen = plen or 0
+        where = diagnose_line(access, body, layouts)
+        if where and where.column == 1:  # starts like no layout: another program's output
+            why = f"not an access line: column {1 + plen}: every layout starts with {where.step.expects}, got {where.got!r}"
+            rejects.append(_reject(ln, raw, why, "noise", 1 + plen))
+            continue
+        if where and (not exact or fast and (line_in_input(ln) > LARK_CONTEXT_LINES
+                                             or not lark_can_explain(access, tuple(layouts), body))):
+            rejects.append(_reject(ln, raw, where.describe(plen), "malformed", where.column + plen))
+            continue
+        try:
+            layout, fields = access.parse(body, "access_line")
+        except _grammar.GrammarMismatch as e:
+            lark = _shift_column(str(e), e.column, (e.column or 0) + plen)
+            if where is None:  # a layout's regex takes the whole line but Lark does not (a bug)
+                reason, col = f"not an access line of any known layout: {lark}", (e.column or 0) + plen
+            else:
+                reason, col = where.describe(plen, lark), where.column + plen
+            rejects.append(_reject(ln, raw, reason, "malformed", col))
+            continue
+        fields.update(line_number=ln, raw=raw, log_format=layout, pod=pod, container=container,
+                      received_at=received)
+        rows.append(fields)
+    return [pl.DataFrame(rows, infer_schema_length=None)] if rows else []
+
+
+def lark_can_explain(access: "_grammar.Rulebook", layouts: tuple[str, ...], body: str) -> bool:
+    """Whether Lark is asked for its context on a malformed line (see LARK_CONTEXT_CHARS)."""
+    return len(body) <= LARK_CONTEXT_CHARS and body.count('"') <= _max_quotes(access, layouts) + LARK_CONTEXT_EXTRA_QUOTES
+
+
+@functools.lru_cache(maxsize=16)
+def _max_quotes(access: "_grammar.Rulebook", layouts: tuple[str, ...]) -> int:
+    """The most double quotes a line of one of ``layouts`` has."""
+    return max(sum(1 for s in _steps.layout_steps(access, name) if s.expects == "'\"'") for name in layouts)
+
+
+def _shift_column(message: str, old: int | None, new: int) -> str:
+    if old is None or old == new:
+        return message
+    return message.replace(f"column {old}:", f"column {new}:", 1)
