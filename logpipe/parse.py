@@ -4,7 +4,8 @@ For a batch of lines:
 
 1. kubectl/stern/compose prefixes are split off with the regex compiled from ``prefix.lark``;
 2. JSON bodies (``{…}``) are decoded with the json module and mapped by key (FORMATS.md a.3,
-   ``logpipe/jsonlog.py``);
+   ``logpipe/jsonlog.py``); addresses and clusters that arrive whole get their sub-fields from the
+   same grammar rules (``logpipe/values.py``);
 3. text bodies are matched, layout after layout, by the regexes compiled from ``access.lark``
    (polars runs them over the whole batch as a DFA, without captures); the columns of a matched
    line are then cut out by the layout's split plan (``logpipe/splitplan.py``: at its quotes and
@@ -12,9 +13,10 @@ For a batch of lines:
    Most lines are the first layout's: its plan first cuts every line, checking each token with a
    DFA of the token's own regex (``logpipe/dfa.py``), and the lines it takes skip the layout regex;
    the later layouts seen in a sample of a parser's first large batch, and those a batch has many
-   lines of, join that cut (``_sample_layouts``, ``_take_checked``);
+   lines of, join that cut (``logpipe/fastpath.py``);
 4. what is left is noise (``noise.lark``) or goes to the exact Lark path, which parses it or says
-   where and why it fails (``logpipe/diagnose.py`` finds where it departs from its closest layout);
+   where and why it fails (``logpipe/exact.py``; ``logpipe/diagnose.py`` finds where it departs
+   from its closest layout);
 5. all text columns are typed in one place (``type_columns``, ``logpipe/records.py``): ``-`` becomes
    null there and only there, numbers are cast, flags split, times parsed; a value that cannot be
    typed makes the line a reject, never a silent null.
@@ -23,15 +25,14 @@ Every line of the batch ends as a row, a reject, or a blank line: ``read = parse
 """
 from __future__ import annotations
 
-import functools
 from typing import Iterable, Iterator, Sequence
 
 import polars as pl
 
 from . import exact as _exact
+from . import fastpath as _fastpath
 from . import grammar as _grammar
 from . import nativecut as _nativecut
-from . import splitplan as _splitplan
 from . import steps as _steps
 from . import subfields as _subfields
 from . import values as _values
@@ -44,23 +45,6 @@ from .schema import RECORD_SCHEMA
 # Layouts of access.lark in the order a line is tried: most fields first, so that a longer layout
 # wins over a shorter one whose free-text fields could swallow the extra tokens.
 TEXT_LAYOUTS = ("istio_1_9", "istio_1_3", "istio_1_2", "istio_1_8", "istio_1_1", "istio_1_1_pre", "envoy")
-# A layout's split plan (logpipe/splitplan.py) costs a few ms per batch however few its lines; the
-# whole-line capture regex costs ~2x more per line. Below this many lines of a layout in a batch
-# (a stream's micro-batch, a rare layout among others) the capture regex is cheaper.
-SPLIT_MIN_ROWS = 1000
-# The columns of a line that its row keeps beside the parsed ones (Parser._with_provenance).
-PROVENANCE = ("line_number", "raw", "prefix_len", "pod", "container", "received_at")
-# A batch with this many lines of a later layout (read by its whole-line regex) makes the checked cut
-# try the layouts up to that one in the next batches (Parser._take_checked): a mixed batch then costs
-# one cut and one typing, not a second group that is typed apart and sorted in (~50 µs a line of it).
-# Its plans and DFAs cost ~15 ms per layout once.
-CHECKED_MIN_ROWS = 16
-# Before a parser's first large batch, the layouts of this many of its lines (spread over it) set the
-# layouts of the checked cut (Parser._sample_layouts): a lane's first batch is cut once, not layout
-# by layout (~0.2 s more on the first 16 MB of `make bench`'s file, which has three layouts).
-SAMPLE_LINES = 2048
-def _coalesce(names: Sequence[str]) -> pl.Expr:
-    return pl.coalesce([pl.col(n) for n in names]) if len(names) > 1 else pl.col(names[0])
 
 
 class Parser:
@@ -83,13 +67,6 @@ class Parser:
         # with where it departs from the closest layout), without Lark's verdict, which costs ms a
         # line: `logpipe detect` counts lines this way, fast on a file in another format.
         self.exact = options.get("exact", True)
-        # "[START_TIME] \"", from the grammar: a line holding two is two lines glued together.
-        head = _steps.layout_steps(self.access, "head", strict=False)
-        self._head_rx = head[next(s.index for s in head if s.field == "method") - 1].prefix
-        # The text every match of it ends with ('] "'): the checked cut leaves a line where it ends at
-        # two quotes to that check, so the check need not read the lines the cut takes.
-        glue = _literal_suffix(self._head_rx)
-        self._glue = glue if glue.endswith('"') else ""
         self._noise = [(name, self.noise.regex(name)) for name in _exact.NOISE_RULES]
         # Address and cluster values that arrive whole (JSON lines, ztunnel): their sub-fields.
         self.values = _values.WholeValues(self.access)
@@ -98,24 +75,18 @@ class Parser:
         self.custom = _custom_layout(options.get("custom"))
         self.schema = self.custom.schema if self.custom else RECORD_SCHEMA
         self.format_spec = self.custom.spec if self.custom else ""
-        # The text layouts in the order a line is tried: (name, whole-line regex, split plan). A custom
-        # layout (its own grammar) comes first. Split plans (logpipe/splitplan.py) cut most lines
-        # without the capture regex; split=False keeps every line on that regex (tests compare them).
+        # The text layouts in the order a line is tried; a custom layout (its own grammar) comes first.
         books = [(name, self.access) for name in TEXT_LAYOUTS]
         if self.custom and self.custom.rulebook is not None:
             books.insert(0, (self.custom.name, self.custom.rulebook))
-        # A plan is read from the grammar when a batch first has SPLIT_MIN_ROWS lines of its layout
-        # (~5 ms each: `logpipe parse` of a few lines never needs one).
-        self._split = options.get("split", True)
-        self._layouts = [(name, book.compile(name), book) for name, book in books] if self.fast else []
-        # The checked cut tries the first _checked layouts' plans (``_take_checked``): the first
-        # layout's, and those up to a later one whose lines a batch has many of (CHECKED_MIN_ROWS).
-        self._checked = 1
-        self._sampled = False  # (_sample_layouts: once, at the first batch of SPLIT_MIN_ROWS lines)
         # The columns cut.c types as it cuts (numbers, times); a custom START_TIME format is read
         # by the custom layout's ``prepare`` from text, so then no layout's times are typed there.
         keep = {"start_time"} if self.custom is not None and getattr(self.custom, "time_format", None) else set()
-        self._types = _nativecut.Types(tuple((f.name, f.type) for f in self.schema), frozenset(keep))
+        types = _nativecut.Types(tuple((f.name, f.type) for f in self.schema), frozenset(keep))
+        # "[START_TIME] \"", from the grammar: a line holding two is two lines glued together.
+        head = _steps.layout_steps(self.access, "head", strict=False)
+        head_rx = head[next(s.index for s in head if s.field == "method") - 1].prefix
+        self.fastpath = _fastpath.FastPath(books if self.fast else [], types, head_rx, options.get("split", True))
 
     def __reduce__(self):
         # Lark objects do not pickle well; rebuilding from the options is cheap and exact.
@@ -125,32 +96,16 @@ class Parser:
         """A parser like this one with some options changed (``exact=False``: see ``__init__``)."""
         return type(self)(**{**self._options, **changes})
 
-    def split_plan(self, layout: str, book: "_grammar.Rulebook | None" = None) -> "_splitplan.SplitPlan | None":
-        """The split plan of a text layout (None with ``split=False``, or when its grammar cannot be
-        read by splitting), read from the grammar on first use."""
-        book = book or next(b for name, _, b in self._layouts if name == layout)
-        return _plan_of(book, layout) if self._split else None
-
     def prepare(self) -> None:
         """Build now what this parser's first large batch would build: the checked cut of the layouts
         it tries first (their split plans, DFAs, cut.c's structures) and the ztunnel rules, ~15 ms in
         all (the DFAs read from the cache directory). A worker process does it while it boots
         (``lanes._init_worker``): its first range is read after the parent's probe of the input.
         Not the other layouts' (~100 ms for all seven): that took `make bench`'s ingest longer than
-        building those its first batch samples (``_sample_layouts``) then."""
+        building those its first batch samples (``FastPath._sample_layouts``) then."""
         if self.fast:
-            self._checked_plans()
+            self.fastpath.checked_plans()
             _ztunnel.rules()
-
-    def _checked_plans(self) -> tuple:
-        """The plans of the first ``self._checked`` layouts that the checked cut runs together."""
-        plans = []
-        for name, _, book in self._layouts[:self._checked]:
-            plan = self.split_plan(name, book)
-            if plan is None:
-                break
-            plans.append(plan)
-        return _splitplan.checkable(tuple(plans), self._types)
 
     # ---- the batch ---------------------------------------------------------------------------------
 
@@ -193,40 +148,11 @@ class Parser:
         is_json = df["body"].str.starts_with("{")
         any_json = bool(is_json.any())  # (text logs hold none: no filter of every column)
         frames: list[pl.DataFrame] = []
-        cut: list[tuple] = []  # (frame, its nulled columns): cut with self._types (nativecut.Types)
+        cut: list[tuple] = []  # (frame, its nulled columns): cut with the fast path's nativecut.Types
         rejects: list[dict] = []
 
-        text, glued = (df.filter(~is_json) if any_json else df), False
-        if not self._glue:  # the cut cannot leave the lines that may be glued to the check: it reads all
-            text, glued = _exact.reject_glued(text, self._head_rx, rejects), True
-        if not self._sampled and text.height >= SPLIT_MIN_ROWS:
-            self._sample_layouts(text["body"])
-        for i, (name, compiled, book) in enumerate(self._layouts):
-            if text.height == 0:
-                break
-            if i == 0 and text.height >= SPLIT_MIN_ROWS:  # most lines are the first layouts': ask the cut
-                text = self._take_checked(text, cut)  # (it leaves those that may be glued)
-            if not glued:
-                text, glued = _exact.reject_glued(text, self._head_rx, rejects), True
-            if text.height == 0:
-                break
-            hit = text["body"].str.contains(f"^{compiled.pattern}$")  # a DFA: no captures yet
-            if not hit.any():
-                continue
-            got, text = text.filter(hit), text.filter(~hit)
-            if i >= self._checked and got.height >= CHECKED_MIN_ROWS and n >= SPLIT_MIN_ROWS:
-                self._checked = i + 1  # this layout's lines are many here: the checked cut tries it next time
-            plan = self.split_plan(name, book) if got.height >= SPLIT_MIN_ROWS else None
-            if plan is not None:
-                easy, split = _splitplan.cut(plan, got["body"], self._types)
-                if split is not None:
-                    cut.append((self._with_provenance(got.filter(easy), split, name), self._types.nulled(plan)))
-                    got = got.filter(~easy)
-            if got.height:  # quotes inside free text: the whole-line regex reads them
-                frames.append(self._with_provenance(got, self._extract(got, compiled), name))
-
-        if not glued and text.height:
-            text = _exact.reject_glued(text, self._head_rx, rejects)
+        text = df.filter(~is_json) if any_json else df
+        text = self.fastpath.take_lines(text, n, cut, frames, rejects)
         # A custom layout's exact path: before noise when it stands in for the fast path (fast=False),
         # else after it (lines its regex did not take rarely parse, and noise can be plenty).
         if text.height and self.custom is not None and not self.fast:
@@ -263,7 +189,7 @@ class Parser:
                 *(pl.lit(None, dtype=pl.String).alias(c) for c in ("pod", "container", "received_at")),
             )
         pre = df["line"].str.extract_groups(self._prefix_rx).struct.unnest()
-        outs = [_coalesce(g).alias(out) for out, g in self._prefix_groups.items()]
+        outs = [_subfields.coalesce(g).alias(out) for out, g in self._prefix_groups.items()]
         pre = pre.select(pl.col("__prefix"), *outs)
         for c in ("pod", "container", "received_at"):
             if c not in pre.columns:
@@ -274,72 +200,6 @@ class Parser:
             plen.alias("prefix_len"),
             pre["pod"], pre["container"], pre["received_at"],
         )
-
-    def _sample_layouts(self, body: pl.Series) -> None:
-        """Before the first large batch's cut: the layouts of SAMPLE_LINES lines spread over it. The
-        checked cut then tries every layout up to the last one seen, as later batches would once
-        this one had many of its lines (``CHECKED_MIN_ROWS``), and the batch is cut once."""
-        self._sampled = True
-        step = max(1, body.len() // SAMPLE_LINES)
-        left = body.gather_every(step)
-        for i, (_, compiled, _) in enumerate(self._layouts):
-            if left.len() == 0:
-                break
-            hit = left.str.contains(f"^{compiled.pattern}$")
-            if i >= self._checked and hit.any():
-                self._checked = i + 1
-            left = left.filter(~hit)
-
-    def _take_checked(self, text: pl.DataFrame, frames: list) -> pl.DataFrame:
-        """The lines of ``text`` that the split plans of the first ``self._checked`` layouts cut into
-        tokens that each match their regex (``splitplan.cut_layouts``), each by the first layout
-        whose plan does: they match that layout's whole-line regex, whose DFA (~0.74 µs a line) they
-        skip, and no earlier layout's. Returns the other lines."""
-        plans = self._checked_plans()
-        got = _splitplan.cut_layouts(plans, text["body"], self._types, self._glue) if plans else None
-        if got is None or got[1] is None:
-            return text
-        easy, split, layouts, doubt = got
-        if doubt is not None and doubt.max():  # (a line with more quotes than an earlier layout)
-            easy, split, layouts = self._clear_doubt(text["body"], easy, split, layouts, doubt)
-            if split is None:
-                return text
-        taken = text.select(PROVENANCE).filter(easy)  # (not the lines' text: the rows do not keep it)
-        frames.append((self._with_provenance(taken, split, layouts if layouts is not None else plans[0].layout),
-                       _splitplan.nulled(plans, self._types)))
-        return text.filter(~easy)
-
-    def _clear_doubt(self, body: pl.Series, easy: pl.Series, split: pl.DataFrame, layouts: pl.Series,
-                     doubt: pl.Series) -> tuple:
-        """``cut_layouts``' lines less those an earlier layout's whole-line regex takes (bit k of a
-        line's ``doubt``: layout k may, with quotes inside its free text); they go back to ``text``."""
-        rows = (doubt > 0).arg_true()  # (of the cut lines: only these are asked)
-        at = easy.arg_true().gather(rows)
-        texts, bits = body.gather(at), doubt.gather(rows)
-        taken = pl.repeat(False, rows.len(), dtype=pl.Boolean, eager=True)
-        for k, (_, compiled, _) in enumerate(self._layouts[:doubt.max().bit_length()]):
-            ask = (bits // (1 << k)) % 2 == 1
-            if ask.any():
-                hit = texts.filter(ask).str.contains(f"^{compiled.pattern}$")
-                taken = taken.scatter(ask.arg_true().filter(hit), True)
-        if not taken.any():
-            return easy, split, layouts
-        easy = easy.scatter(at.filter(taken), False)
-        if not easy.any():
-            return easy, None, None
-        keep = pl.repeat(True, split.height, dtype=pl.Boolean, eager=True).scatter(rows.filter(taken), False)
-        return easy, split.filter(keep), layouts.filter(keep)
-
-    def _extract(self, df: pl.DataFrame, compiled) -> pl.DataFrame:
-        groups = df["body"].str.extract_groups(f"^{compiled.pattern}$").struct.unnest()
-        return groups.select(_coalesce(g).alias(out) for out, g in compiled.groups.items())
-
-    @staticmethod
-    def _with_provenance(df: pl.DataFrame, columns: pl.DataFrame, layout: "str | pl.Series") -> pl.DataFrame:
-        """``columns`` of ``df``'s lines, with their provenance and their layout (a name, or one per line)."""
-        keep = df.select(PROVENANCE)
-        layout = pl.lit(layout) if isinstance(layout, str) else layout
-        return pl.concat([keep, columns], how="horizontal").with_columns(layout.alias("log_format"))
 
     def _exact_path(self, df: pl.DataFrame, rejects: list[dict]) -> list[pl.DataFrame]:
         """Lines no fast-path regex took: Lark parses them, or says where they break (``exact.take_lines``)."""
@@ -353,28 +213,6 @@ def _nulled(cut: list[tuple]) -> frozenset:
     """The columns whose ``-`` and empty text are null in every frame of ``cut`` that has them."""
     names = {c for frame, _ in cut for c in frame.columns}
     return frozenset.intersection(*(nulled | (names - set(frame.columns)) for frame, nulled in cut))
-
-
-def _literal_suffix(regex: str) -> str:
-    """The text every match of ``regex`` ends with: its trailing literal characters (through groups)."""
-    import re._constants as C
-    import re._parser as P
-
-    out: list[str] = []
-
-    def walk(items) -> bool:  # whether all of items were literal
-        for op, av in reversed(list(items)):
-            if op is C.LITERAL:
-                out.append(chr(av))
-            elif op is C.SUBPATTERN and not av[1] and not av[2]:
-                if not walk(av[3]):
-                    return False
-            else:
-                return False
-        return True
-
-    walk(P.parse(regex))
-    return "".join(reversed(out))
 
 
 def chunk_lines(body: bytes) -> pl.Series:
@@ -407,7 +245,7 @@ def _starts_with(lines: pl.Series, regex: str) -> pl.Series | None:
     when the batch is large and the regex has an exact DFA (``subfields.exact_matches``; of the
     prefixes' regex, Istio lines leave it at their second byte: ~0.01 µs a line, ~0.14 µs by polars)."""
     got = None
-    if lines.len() >= SPLIT_MIN_ROWS and regex.startswith("^"):  # any text after R: polars' "$" ends the text
+    if lines.len() >= _fastpath.SPLIT_MIN_ROWS and regex.startswith("^"):  # any text after R: polars' "$" ends the text
         got = _subfields.exact_matches(regex + r"(?:[^\n]|\n)*$", lines)
     if got is None:
         return lines.str.contains(regex)
@@ -430,13 +268,6 @@ def _custom_layout(custom):
             return layouts.layout_from_spec(custom)
         return layouts.layout_from_grammar(custom, source="<grammar>")
     raise TypeError(f"Parser(custom=…) takes a layouts.CustomLayout or grammar text, not {type(custom).__name__}")
-
-
-@functools.lru_cache(maxsize=64)
-def _plan_of(book: "_grammar.Rulebook", layout: str) -> "_splitplan.SplitPlan | None":
-    """A layout's split plan, read from its grammar once per process (~3-10 ms): every parser of the
-    grammar shares it (a worker's, rebuilt from its parent's options, and the one it prepared)."""
-    return _splitplan.build(book, layout)
 
 
 def _rebuild_parser(cls, options):

@@ -142,7 +142,7 @@ def extract_groups(regex: str, groups, value: pl.Series) -> dict[str, pl.Series]
 def _extract_groups(regex: str, groups, value: pl.Series, distinct) -> dict[str, pl.Series]:
     """``extract_groups``, on each of ``distinct`` (``value``'s distinct texts, ``_distinct``) once,
     or on each row."""
-    outs = [_coalesce(names).alias(out) for out, names in dict(groups).items()]
+    outs = [coalesce(names).alias(out) for out, names in dict(groups).items()]
     if isinstance(distinct, tuple):  # dictionary codes: read each text once, then gather
         codes, firsts = distinct  # (two polars queries, not one per column: each costs ~0.1 ms)
         table = value.gather(firsts).to_frame("__v").select(pl.col("__v").str.extract_groups(regex).struct.unnest())
@@ -158,5 +158,6 @@ def _extract_groups(regex: str, groups, value: pl.Series, distinct) -> dict[str,
     return {c: got.to_series(i) for i, c in enumerate(got.columns)}
 
 
-def _coalesce(names) -> pl.Expr:
+def coalesce(names) -> pl.Expr:
+    """The first non-null of columns ``names`` (a regex's groups for one output: its alternatives)."""
     return pl.coalesce([pl.col(n) for n in names]) if len(names) > 1 else pl.col(names[0])

@@ -26,7 +26,7 @@ def parser():
 
 
 def _plan_tokens(parser):
-    plan = parser.split_plan("istio_1_9")
+    plan = parser.fastpath.split_plan("istio_1_9")
     for seg in plan.segments:
         for token in (*seg.left, *([seg.free] if seg.free is not None else []), *seg.right):
             yield token, token is seg.free
@@ -151,7 +151,7 @@ def test_the_checked_cut_takes_only_lines_the_whole_line_regex_matches(parser):
     real = _lines()
     lines = real + [_mutate(rng, rng.choice(real)) for _ in range(10_000)]
     lines = [x for x in lines if "\n" not in x and "\r" not in x]
-    plan = parser.split_plan("istio_1_9")
+    plan = parser.fastpath.split_plan("istio_1_9")
     rx = re.compile(parser.access.regex("istio_1_9"))
     easy, _ = splitplan.cut_checked(plan, chunk_lines("\n".join(lines).encode()))
     took = easy.to_list()
@@ -174,7 +174,7 @@ def test_one_checked_cut_of_every_layout_takes_each_line_by_its_first_layout(par
     real = _lines()
     lines = real + [_mutate(rng, rng.choice(real)) for _ in range(10_000)]
     lines = [x for x in lines if "\n" not in x and "\r" not in x]
-    plans = tuple(parser.split_plan(name) for name in TEXT_LAYOUTS)
+    plans = tuple(parser.fastpath.split_plan(name) for name in TEXT_LAYOUTS)
     rxs = [re.compile(parser.access.regex(name)) for name in TEXT_LAYOUTS]
     easy, columns, layouts, doubt = splitplan.cut_layouts(plans, chunk_lines("\n".join(lines).encode()))
     assert easy.len() == len(lines) and columns.height == layouts.len() == doubt.len() == easy.sum()

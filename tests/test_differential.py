@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from logpipe.diagnose import diagnose_line
-from logpipe import native, parse, splitplan
+from logpipe import fastpath, native, splitplan
 from logpipe.exact import MAX_DIAGNOSE_CHARS
 from logpipe.parse import TEXT_LAYOUTS, Parser
 
@@ -52,12 +52,12 @@ def pool():
 def split_plans_for_every_batch():
     """The split plans (cut by cut.c when it is built, logpipe/native.py) for batches of any size, as
     ingest uses them for its large batches: the tests' batches of a sample file are smaller than
-    ``parse.SPLIT_MIN_ROWS`` lines of a layout, which would leave every line to the capture regex.
+    ``fastpath.SPLIT_MIN_ROWS`` lines of a layout, which would leave every line to the capture regex.
     A line whose free text holds a quote still takes the capture regex, so both are compared."""
     if shutil.which(os.environ.get("CC", "cc")):
         assert native.library() is not None, f"cut.c was not built: {native.why_not}"
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(parse, "SPLIT_MIN_ROWS", 0)
+        mp.setattr(fastpath, "SPLIT_MIN_ROWS", 0)
         yield
 
 
@@ -207,7 +207,7 @@ def test_lark_path_alone_parses_a_line():
     """Parser(fast=False) really takes the Lark path (no generated regex), and gets the same record."""
     line = next(x for x in ACCESS_LINES if "inbound-vip" in x)
     slow = Parser(fast=False)
-    assert slow._layouts == []
+    assert slow.fastpath.layouts == []
     (a,), _, _ = parse_text([line])
     (b,), _, _ = parse_text([line], parser=slow)
     assert a == b

@@ -62,7 +62,7 @@ def test_builtin_format_strings_compile_to_their_layout(layout):
     assert want, f"no sample line of layout {layout}"
     fmt = formats.BUILTIN_LAYOUTS[layout][1]
     mine = Parser(custom=layouts.layout_from_format(fmt))
-    mine._layouts = mine._layouts[:1]  # only the custom layout
+    mine.fastpath.layouts = mine.fastpath.layouts[:1]  # only the custom layout
     got, rejects = rows(mine, [lines[w["line_number"] - 1] for w in want])
     assert rejects == [] and {r["log_format"] for r in got} == {"custom"}
     for w, g in zip(want, got):

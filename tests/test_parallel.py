@@ -597,9 +597,9 @@ def test_ingest_boots_its_workers_before_it_imports_polars(tmp_path):
 def test_a_prepared_parser_builds_nothing_at_its_first_large_batch(monkeypatch):
     """A worker prepares the default parser while it boots (Parser.prepare): the parser its parent
     sends is rebuilt from the same grammars, and its first large batch builds no split plan."""
-    from logpipe import parse, splitplan
+    from logpipe import fastpath, parse, splitplan
 
-    parse._plan_of.cache_clear()
+    fastpath._plan_of.cache_clear()
     built = []
     real = splitplan.build
     monkeypatch.setattr(splitplan, "build", lambda book, layout: built.append(layout) or real(book, layout))
@@ -608,9 +608,9 @@ def test_a_prepared_parser_builds_nothing_at_its_first_large_batch(monkeypatch):
     line = ('[2024-07-18T16:13:58.198Z] "GET /get HTTP/1.1" 200 - via_upstream - "-" 0 252 260 259 "-" '
             '"curl/8.7.1" "8d80cec6-8fc1-40de-8bc7-19716f173bbd" "httpbin.org" "3.234.9.11:80" '
             'inbound-vip|80|http|httpbin.org 10.244.0.24:{port} 240.240.0.2:80 10.244.0.18:41548 - default\n')
-    lines = "".join(line.format(port=40000 + i) for i in range(parse.SPLIT_MIN_ROWS + 200)).encode()
+    lines = "".join(line.format(port=40000 + i) for i in range(fastpath.SPLIT_MIN_ROWS + 200)).encode()
     batch = parse.Parser().parse_chunk(lines)  # (as a worker's: rebuilt from the same options)
-    assert batch.parsed == parse.SPLIT_MIN_ROWS + 200
+    assert batch.parsed == fastpath.SPLIT_MIN_ROWS + 200
     assert built[0] == "istio_1_9" and "istio_1_9" not in built[1:]
 
 

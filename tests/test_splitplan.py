@@ -15,7 +15,7 @@ import polars as pl
 import pytest
 from conftest import ROOT, read_lines, sample_files
 
-from logpipe import formats, grammar, layouts, native, nativecut, parse, schema, splitplan, steps, subfields
+from logpipe import fastpath, formats, grammar, layouts, native, nativecut, schema, splitplan, steps, subfields
 from logpipe.parse import TEXT_LAYOUTS, Parser
 
 QUOTE, SPACE = '"', " "
@@ -25,10 +25,10 @@ GRAMMARS = str(ROOT / "grammars")
 @pytest.fixture(scope="module", autouse=True, params=["native", "polars"])
 def plans_for_every_batch(request):
     """Split plans are used for batches of any size here (by default a layout needs
-    ``parse.SPLIT_MIN_ROWS`` lines in a batch), so that every test line can take them; every test
+    ``fastpath.SPLIT_MIN_ROWS`` lines in a batch), so that every test line can take them; every test
     runs with the plan cut by cut.c (logpipe/native.py) and by polars (no C compiler)."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(parse, "SPLIT_MIN_ROWS", 0)
+        mp.setattr(fastpath, "SPLIT_MIN_ROWS", 0)
         mp.setenv("LOGPIPE_NATIVE", "1" if request.param == "native" else "0")
         if request.param == "native":
             if shutil.which(os.environ.get("CC", "cc")) is None:
@@ -131,28 +131,28 @@ def test_every_builtin_layout_has_a_plan(access, layout):
 
 def plans(parser: Parser) -> dict:
     """The split plan of each text layout of ``parser``, by layout name."""
-    return {name: parser.split_plan(name) for name, *_ in parser._layouts}
+    return {name: parser.fastpath.split_plan(name) for name, *_ in parser.fastpath.layouts}
 
 
 def test_parser_builds_a_plan_per_layout(parsers):
     split, whole = parsers
-    assert [name for name, *_ in split._layouts] == list(TEXT_LAYOUTS)
+    assert [name for name, *_ in split.fastpath.layouts] == list(TEXT_LAYOUTS)
     assert all(plan is not None for plan in plans(split).values())
     assert all(plan is None for plan in plans(whole).values())
 
 
 def test_plans_are_read_when_a_batch_first_needs_one(monkeypatch):
     """Reading a plan from the grammar costs ms: `logpipe parse` of a few lines reads none."""
-    monkeypatch.setattr(parse, "SPLIT_MIN_ROWS", 1000)
+    monkeypatch.setattr(fastpath, "SPLIT_MIN_ROWS", 1000)
     line = read_lines(ROOT / "sample_logs" / "waypoint-egress-1.23.log")[0]
-    parse._plan_of.cache_clear()
+    fastpath._plan_of.cache_clear()
     built = []
     real = splitplan.build
     monkeypatch.setattr(splitplan, "build", lambda book, layout: built.append((layout, book)) or real(book, layout))
     parser = Parser()
     parser.parse_batch([line] * 10)
     assert built == []
-    parser.parse_batch([line] * parse.SPLIT_MIN_ROWS)
+    parser.parse_batch([line] * fastpath.SPLIT_MIN_ROWS)
     assert built == [("istio_1_9", parser.access)]
 
 
@@ -619,7 +619,7 @@ def test_dedupe_of_token_values_changes_nothing(parsers, monkeypatch, rows):
 def test_small_batches_take_the_capture_regex(monkeypatch, cut_calls):
     """Below ``SPLIT_MIN_ROWS`` lines of a layout in a batch, the capture regex reads them: same
     records, and ``extract`` sees none of them."""
-    monkeypatch.setattr(parse, "SPLIT_MIN_ROWS", 10**9)
+    monkeypatch.setattr(fastpath, "SPLIT_MIN_ROWS", 10**9)
     lines = read_lines(ROOT / "sample_logs" / "waypoint-egress-1.23.log")
     before = routed(cut_calls)
     got = Parser().parse_batch(lines)
@@ -732,7 +732,7 @@ def test_custom_formats_are_cut_with_their_tokens_checked(fmt):
     """A format you give gets token DFAs too (logpipe/dfa.py): its lines skip its whole-line regex,
     and the checked cut takes exactly the lines that regex matches (with the plan's quotes)."""
     split = Parser(custom=layouts.layout_from_spec(f"text:{fmt}"))
-    plan = split.split_plan("custom")
+    plan = split.fastpath.split_plan("custom")
     assert nativecut.checks(plan) is not None
     lines = CUSTOM_LINES[fmt]
     if native.library() is None:  # (this module's polars run: the whole-line regex decides)
@@ -862,9 +862,9 @@ def test_the_cut_reads_as_values_only_value_texts(plans_for_every_batch):
 def test_typed_tokens_whose_regex_takes_every_value_are_walked_only_when_null(parsers):
     """nativecut._deferred, on the default layout: START_TIME, the response code and the four counters."""
     parser = parsers[0]
-    plan = parser.split_plan("istio_1_9")
+    plan = parser.fastpath.split_plan("istio_1_9")
     cut, chk = nativecut._native_plan(plan), nativecut.checks(plan)
-    skip, tok_chk = nativecut._deferred(cut, chk, list(parser._types.kinds(cut[0])))
+    skip, tok_chk = nativecut._deferred(cut, chk, list(parser.fastpath.types.kinds(cut[0])))
     assert {cut[0][u].field for u, c in enumerate(tok_chk) if c >= 0} == {
         "start_time", "response_code", "bytes_received", "bytes_sent", "duration", "upstream_service_time"}
     assert sum(skip) == 6 and all(skip[c] for c in tok_chk if c >= 0)
@@ -908,7 +908,7 @@ def test_addresses_read_by_the_cut(parsers, cut_calls, address):
     assert_same(split, whole, lines * 3)
 
 
-# ---- one checked cut for several layouts (splitplan.cut_layouts, Parser._take_checked) -------------
+# ---- one checked cut for several layouts (splitplan.cut_layouts, FastPath._take_checked) -------------
 
 THREE_LAYOUTS = """
 %import .common (SP, DQ, INT, WORD, TEXT, ISO_TIME)
@@ -963,8 +963,8 @@ def test_the_checked_cut_takes_the_layouts_it_can_check(plans_for_every_batch, p
     assert splitplan.checkable((first, fourth, second)) == (first,)
     assert splitplan.checkable((first, second, fourth)) == (first, second)
     split = parsers[0]
-    builtin = tuple(split.split_plan(name) for name in TEXT_LAYOUTS)
-    assert splitplan.checkable(builtin, split._types) == builtin
+    builtin = tuple(split.fastpath.split_plan(name) for name in TEXT_LAYOUTS)
+    assert splitplan.checkable(builtin, split.fastpath.types) == builtin
 
 
 @pytest.fixture(scope="module")
@@ -987,10 +987,10 @@ def test_a_later_layout_joins_the_checked_cut_once_a_batch_has_many_of_its_lines
     mixed = [x for name in ("istio_1_9", "istio_1_2", "istio_1_8") for x in by_layout[name][:30]]
     assert len(mixed) == 90
     fresh = Parser()
-    assert fresh._checked == 1
+    assert fresh.fastpath.checked == 1
     assert_same(fresh, whole, mixed)
     native_cut = native.library() is not None  # (None in the polars runs: LOGPIPE_NATIVE=0)
-    assert fresh._checked == (TEXT_LAYOUTS.index("istio_1_8") + 1 if native_cut else fresh._checked)
+    assert fresh.fastpath.checked == (TEXT_LAYOUTS.index("istio_1_8") + 1 if native_cut else fresh.fastpath.checked)
     cut_calls.clear()
     assert_same(fresh, whole, mixed[::-1])
     if native_cut:
@@ -1005,13 +1005,13 @@ def test_a_fresh_parsers_first_large_batch_is_cut_once_with_the_layouts_it_sampl
     of their own each; the same records as the whole-line regexes give."""
     split, whole = parsers
     lines = [x for name in ("istio_1_9", "istio_1_2", "istio_1_8") for x in by_layout[name][:30]] * 12
-    monkeypatch.setattr(parse, "SPLIT_MIN_ROWS", 1000)  # (as outside this module: 360 lines cut alone are too few)
-    assert len(lines) >= parse.SPLIT_MIN_ROWS
+    monkeypatch.setattr(fastpath, "SPLIT_MIN_ROWS", 1000)  # (as outside this module: 360 lines cut alone are too few)
+    assert len(lines) >= fastpath.SPLIT_MIN_ROWS
     fresh = Parser()
-    assert fresh._checked == 1
+    assert fresh.fastpath.checked == 1
     assert_same(fresh, whole, lines)
     if native.library() is not None:  # (None in the polars runs: LOGPIPE_NATIVE=0)
-        assert fresh._checked == TEXT_LAYOUTS.index("istio_1_8") + 1
+        assert fresh.fastpath.checked == TEXT_LAYOUTS.index("istio_1_8") + 1
         assert {name: n for name, n in cut_calls if n} == {"istio_1_9": 360, "istio_1_2": 360, "istio_1_8": 360}
         assert len(cut_calls) == 3  # (one call of cut_layouts: each of its layouts counted)
     # sampled once: a later batch with another layout's lines adds it as before (CHECKED_MIN_ROWS)
@@ -1019,7 +1019,7 @@ def test_a_fresh_parsers_first_large_batch_is_cut_once_with_the_layouts_it_sampl
     more = by_layout["istio_1_9"][:30] * 40 + by_layout["envoy"][:20]
     assert_same(fresh, whole, more)
     if native.library() is not None:
-        assert fresh._checked == TEXT_LAYOUTS.index("envoy") + 1
+        assert fresh.fastpath.checked == TEXT_LAYOUTS.index("envoy") + 1
 
 
 def test_a_line_an_earlier_layout_may_take_goes_back_to_its_regex(cut_calls):
@@ -1028,7 +1028,7 @@ def test_a_line_an_earlier_layout_may_take_goes_back_to_its_regex(cut_calls):
     those it matches (GET), as without the cut."""
     fmt = layouts.layout_from_spec('text:[%START_TIME%] "GET %REQ(USER-AGENT)%')
     split, whole = Parser(custom=fmt), Parser(custom=fmt, split=False)
-    split._checked = 2
+    split.fastpath.checked = 2
     istio = ('[2024-07-18T16:13:58.198Z] "{} /get HTTP/1.1" 200 - via_upstream - "-" 0 252 260 259 "-" "curl/8.7.1" '
              '"8d80cec6" "httpbin.org" "3.234.9.11:80" inbound-vip|80|http|httpbin.org 10.244.0.24:41160 '
              '240.240.0.2:80 10.244.0.18:41548 - default')
@@ -1041,6 +1041,6 @@ def test_a_line_an_earlier_layout_may_take_goes_back_to_its_regex(cut_calls):
     # a custom layout whose free text takes any line: every line the cut gave istio_1_9 goes back
     anything = layouts.layout_from_spec("text:[%START_TIME%] %REQ(USER-AGENT)%")
     split, whole = Parser(custom=anything), Parser(custom=anything, split=False)
-    split._checked = 2
+    split.fastpath.checked = 2
     batch = assert_same(split, whole, lines)
     assert batch.records.column("log_format").to_pylist() == ["custom"] * 4
