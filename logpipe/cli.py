@@ -1,6 +1,6 @@
 """The command line: a thin click group over the library. Errors become one line and an exit code
-(0 ok, 1 error, 2 usage, 130 Ctrl-C); ``--debug`` shows the traceback. Heavy libraries are imported
-inside the commands so that ``logpipe --help`` starts fast."""
+(0 ok, 1 error, 2 usage, 130 Ctrl-C; ``logpipe/exits.py``); ``--debug`` shows the traceback. Heavy
+libraries are imported inside the commands so that ``logpipe --help`` starts fast."""
 from __future__ import annotations
 
 import gc
@@ -9,8 +9,7 @@ import sys
 
 import click
 
-from . import alloc
-from .errors import LogpipeError
+from . import alloc, exits
 
 ON_ERROR = click.Choice(["skip", "warn", "fail"])
 DEFAULT_DATA = "./logpipe-data"
@@ -34,10 +33,6 @@ def data_option(f):
     )(f)
 
 
-class _PipeClosed(Exception):
-    """stdout's reader went away (`| head`)."""
-
-
 class _Group(click.Group):
     # click maps a broken pipe to exit 1 inside its own main(); lift it out first so that
     # `logpipe … | head` is a quiet exit 0 (DESIGN.md: Unix manners).
@@ -45,7 +40,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except BrokenPipeError:
-            raise _PipeClosed() from None
+            raise exits.PipeClosed() from None
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -187,7 +182,7 @@ def replay(file, speed, max_sleep, format_string, format_file, grammar_file):
         replay_file(file, sys.stdout.buffer, speed=parse_speed(speed), max_sleep=max(0.0, max_sleep),
                     parser=parser_from_options(format_string, format_file, grammar_file))
     except BrokenPipeError:  # `| head`: a quiet exit 0 (click would turn EPIPE into exit 1)
-        _quiet_broken_pipe()
+        exits.quiet_broken_pipe()
 
 
 @cli.command()
@@ -451,7 +446,7 @@ def _write_result(table, fmt: str, out_path: str | None, max_width: int | None) 
             render.render_table(table, fmt, sys.stdout, max_width=max_width)
             sys.stdout.flush()
         except BrokenPipeError:  # `| head` went away: a quiet, successful exit (click would exit 1)
-            _quiet_broken_pipe()
+            exits.quiet_broken_pipe()
 
 
 # ---- custom formats: grammar, formats, detect ----------------------------------------------------------
@@ -507,13 +502,7 @@ def detect(files, format_string, format_file, grammar_file):
 
 
 def main() -> None:
-    code = _run()
-    _stop_resource_tracker()
-    # Python's exit collects every object the process made (polars, pyarrow, the grammars): ~0.08 s,
-    # a fifth of `logpipe parse` of a few lines. Everything is written and closed by now; frozen
-    # objects are left to the operating system.
-    gc.freeze()
-    sys.exit(code)
+    exits.finish(exits.run(cli))
 
 
 # Commands that read, and write only to stdout or a file they close: after them nothing is left to do
@@ -523,35 +512,9 @@ FAST_EXIT_COMMANDS = frozenset({"parse", "query", "report", "detect", "formats",
 
 def entry() -> None:
     """The ``logpipe`` command (and ``python -m logpipe``): ``main``, then, after a command of
-    FAST_EXIT_COMMANDS or --help, when nothing is left running (no other thread, no child process),
-    out without Python's teardown of its modules and their libraries (polars, pyarrow, lark: ~30 ms,
-    a tenth of ``logpipe parse`` of a few lines; ~4% of its instructions). Output is flushed first;
-    ``logging`` (which some libraries use) is shut down as at exit. Tests call ``main``, which exits
-    as usual."""
-    try:
-        main()
-    except SystemExit as e:
-        command = next((a for a in sys.argv[1:] if not a.startswith("-")), None)
-        if (command is None or command in FAST_EXIT_COMMANDS) and (e.code is None or isinstance(e.code, int)) \
-                and _nothing_running():
-            for stream in (sys.stdout, sys.stderr):
-                try:
-                    stream.flush()
-                except (OSError, ValueError):  # a closed pipe: what main said of it stands
-                    pass
-            if "logging" in sys.modules:
-                sys.modules["logging"].shutdown()
-            os._exit(e.code or 0)
-        raise
-
-
-def _nothing_running() -> bool:
-    import threading
-
-    if threading.active_count() > 1:
-        return False
-    mp = sys.modules.get("multiprocessing")
-    return mp is None or not mp.active_children()
+    FAST_EXIT_COMMANDS or --help, out without Python's teardown (``exits.fast_exit``). Tests call
+    ``main``, which exits as usual."""
+    exits.fast_exit(main, FAST_EXIT_COMMANDS)
 
 
 def _batch_collector() -> None:
@@ -561,61 +524,3 @@ def _batch_collector() -> None:
     parsed. Not for ``stream``: its micro-batches leave cycles behind, and with these thresholds its
     memory grew past its 300 MiB bound (tests/test_stream.py's soak)."""
     gc.set_threshold(*alloc.GC_THRESHOLDS)
-
-
-def _run() -> int:
-    """The command's exit status (its output written, its errors said)."""
-    debug = "--debug" in sys.argv[1:]
-    try:
-        cli.main(standalone_mode=False, prog_name="logpipe")
-    except click.exceptions.Exit as e:
-        return e.exit_code
-    except click.exceptions.Abort:
-        click.echo("logpipe: interrupted", err=True)
-        return 130
-    except click.ClickException as e:
-        e.show()
-        return e.exit_code
-    except LogpipeError as e:
-        if debug:
-            raise
-        click.echo(f"logpipe: error: {e}", err=True)
-        return e.exit_code
-    except (BrokenPipeError, _PipeClosed):
-        _quiet_broken_pipe()
-        return 0
-    except KeyboardInterrupt:
-        click.echo("logpipe: interrupted", err=True)
-        return 130
-    except Exception as e:  # a bug: one line, and the way to see more
-        if debug:
-            raise
-        click.echo(f"logpipe: internal error: {type(e).__name__}: {e} (run with --debug for the traceback)", err=True)
-        return 1
-    return 0
-
-
-def _stop_resource_tracker() -> None:
-    """Stop and reap multiprocessing's resource tracker, when the worker processes started one. It
-    would outlive this process by design, left to PID 1 to reap: in a container whose PID 1 does not
-    reap (no ``--init``), every run with workers would leave a zombie process behind. Only here, in
-    the command's own process: stopping it cleans up whatever is still registered with it, which in
-    a program using logpipe as a library may be the program's own. (``_stop`` is CPython's own,
-    private; without it the tracker is left as before.)"""
-    tracking = sys.modules.get("multiprocessing.resource_tracker")
-    tracker = getattr(tracking, "_resource_tracker", None)
-    if getattr(tracker, "_fd", None) is None or not hasattr(tracker, "_stop"):
-        return
-    try:
-        tracker._stop()
-    except (OSError, RuntimeError):
-        pass
-
-
-def _quiet_broken_pipe() -> None:
-    # stdout's reader went away (`| head`): point stdout at /dev/null so the final flush is silent.
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except OSError:
-        pass
