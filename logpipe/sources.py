@@ -2,11 +2,14 @@
 
 Compression is detected by content (magic bytes), not by name: gzip, zstd, bz2, or plain text.
 A corrupt or truncated archive yields every complete line before the damage, then raises
-``InputError`` naming the file and how far it got.
+``InputError`` naming the file and how far it got. A byte-order mark says the text's encoding, as
+Windows tools write it (PowerShell 5's ``>`` writes UTF-16, its ``Out-File -Encoding utf8`` UTF-8
+with a mark): the mark is dropped and UTF-16 or UTF-32 text is read as UTF-8.
 """
 from __future__ import annotations
 
 import bz2
+import codecs
 import glob
 import gzip
 import io
@@ -179,16 +182,50 @@ def _hidden(f: Path, root: Path) -> bool:
     return any(part.startswith(".") for part in f.relative_to(root).parts)
 
 
+# Byte-order marks, longest first (UTF-32LE's starts as UTF-16LE's does), and the codec that reads
+# the text after them: Python's codecs of these names read and drop the mark.
+BYTE_ORDER_MARKS = ((b"\x00\x00\xfe\xff", "utf-32"), (b"\xff\xfe\x00\x00", "utf-32"), (b"\xef\xbb\xbf", "utf-8-sig"),
+                    (b"\xfe\xff", "utf-16"), (b"\xff\xfe", "utf-16"))
+
+
 def detect_compression(head: bytes) -> str:
     """By content: gzip (1f 8b 08), zstd frame magic, bz2 ("BZh" + level + block magic
-    31 41 59 26 53 59, so a text file that starts with "BZh" stays text); else plain."""
+    31 41 59 26 53 59, so a text file that starts with "BZh" stays text); text that starts with a
+    byte-order mark: its codec (``BYTE_ORDER_MARKS``); else plain."""
     if head.startswith(b"\x1f\x8b\x08"):
         return "gzip"
     if head.startswith(b"\x28\xb5\x2f\xfd"):
         return "zstd"
     if head[:3] == b"BZh" and head[3:4].isdigit() and head[3:4] != b"0" and head[4:10] == b"1AY&SY":
         return "bz2"
-    return "plain"
+    return next((codec for mark, codec in BYTE_ORDER_MARKS if head.startswith(mark)), "plain")
+
+
+class _Recoded(io.RawIOBase):
+    """UTF-16 or UTF-32 text (``codec``: its byte-order mark says which byte order) as UTF-8 bytes.
+    Bytes that do not decode (a lone surrogate, an odd last byte) are kept visibly as ``\\xNN``, as
+    invalid UTF-8 is (``split_lines``), never lost."""
+
+    def __init__(self, raw: BinaryIO, codec: str):
+        self.raw, self._decoder = raw, codecs.getincrementaldecoder(codec)("backslashreplace")
+        self._out, self._at, self._done = b"", 0, False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        while self._at == len(self._out) and not self._done:
+            data = self.raw.read(READ_STEP)
+            self._done = not data
+            self._out, self._at = self._decoder.decode(data, final=self._done).encode("utf-8"), 0
+        n = min(len(b), len(self._out) - self._at)
+        b[:n] = self._out[self._at:self._at + n]
+        self._at += n
+        return n
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
 
 
 class _Taken(io.RawIOBase):
@@ -247,7 +284,8 @@ def read_head(inp: Input, size: int, skip_bytes: int = 0) -> bytes:
 
 
 def open_binary(inp: Input) -> tuple[BinaryIO, str]:
-    """Open an input for reading decompressed bytes; returns the stream and its compression."""
+    """Open an input for reading decompressed bytes, as UTF-8 text when a byte-order mark says
+    otherwise (``detect_compression``); returns the stream and its compression (or codec)."""
     if inp.is_stdin:
         raw: BinaryIO = _stdin_raw()
     else:
@@ -267,11 +305,16 @@ def open_binary(inp: Input) -> tuple[BinaryIO, str]:
         import zstandard
 
         return zstandard.ZstdDecompressor().stream_reader(buffered, read_across_frames=True), kind
+    if kind == "utf-8-sig":
+        buffered.read(3)  # the mark is not part of the first line
+    elif kind != "plain":  # UTF-16 or UTF-32
+        return io.BufferedReader(_Recoded(buffered, kind), READ_STEP), kind
     return buffered, kind
 
 
 def looks_binary(inp: Input) -> bool:
-    """A plain (uncompressed) file with NUL bytes at its start is not a text log."""
+    """A plain (uncompressed) file with NUL bytes at its start is not a text log (UTF-16 text has
+    them too, after its byte-order mark: it is not plain)."""
     if inp.is_stdin:
         return False
     with open(inp.path, "rb") as f:

@@ -171,6 +171,39 @@ def test_compressed_inputs_give_the_same_records(tmp_path, kind, sample):
     assert {row["source"] for row in ndjson(comp.stdout)} == {str(packed)}
 
 
+# How Windows tools save a log: PowerShell 5's `>` writes UTF-16LE with a byte-order mark, its
+# `Out-File -Encoding utf8` UTF-8 with one.
+ENCODINGS = {"utf-8-sig": lambda t: t.encode("utf-8-sig"), "utf-16le": lambda t: t.encode("utf-16"),
+             "utf-16be": lambda t: b"\xfe\xff" + t.encode("utf-16-be"), "utf-32": lambda t: t.encode("utf-32")}
+
+
+@pytest.mark.parametrize("encoding", list(ENCODINGS))
+@pytest.mark.parametrize("sample", [ACCESS, NOISY], ids=lambda p: p.name)
+def test_text_with_a_byte_order_mark_gives_the_same_records(tmp_path, encoding, sample):
+    """The mark is not part of the first line, and UTF-16 or UTF-32 text is read as UTF-8 text: the
+    records and counts are the UTF-8 file's, from a file and from stdin."""
+    saved = tmp_path / sample.name
+    saved.write_bytes(ENCODINGS[encoding](sample.read_text(encoding="utf-8")))
+    plain = run(sample, "-o", "ndjson")
+    strip = lambda rows: [{k: v for k, v in row.items() if k != "source"} for row in rows]  # noqa: E731
+    for got in (run(saved, "-o", "ndjson"), run("-", "-o", "ndjson", input=saved.read_bytes())):
+        assert got.exit_code == 0, got.stderr
+        assert strip(ndjson(got.stdout)) == strip(ndjson(plain.stdout))
+        assert summary(got.stderr) == summary(plain.stderr)
+
+
+def test_utf16_bytes_that_do_not_decode_are_kept_visibly(tmp_path):
+    """A lone surrogate and an odd last byte in UTF-16 text: the lines are kept, with the bytes
+    shown as \\xNN (as invalid UTF-8 is), not dropped or replaced silently."""
+    good = ACCESS.read_text(encoding="utf-8").splitlines()[0]
+    saved = tmp_path / "broken16.log"
+    saved.write_bytes("\ufeff".encode("utf-16-le") + (good + "\n").encode("utf-16-le") + b"\x00\xd8" + "x\n".encode("utf-16-le") + b"z")
+    got = run(saved, "-o", "ndjson", "--rejects", str(tmp_path / "rejects.ndjson"))
+    assert summary(got.stderr)["read"] == 3 and summary(got.stderr)["parsed"] == 1
+    raws = [json.loads(line)["raw"] for line in (tmp_path / "rejects.ndjson").read_text().splitlines()]
+    assert raws == ["\\x00\\xd8x", "\\x7a"], raws
+
+
 def test_stdin_dash_reads_standard_input():
     data = ACCESS.read_text(encoding="utf-8")
     r = run("-", "-o", "ndjson", input=data)

@@ -274,6 +274,28 @@ def test_compressed_inputs_are_detected_by_content(tmp_path, monkeypatch, capsys
     assert manifest(tmp_path / "packed")["inputs"][0]["compression"] != "plain"
 
 
+def test_utf16_text_is_ingested_and_grows_as_text(tmp_path, monkeypatch, capsys):
+    """A log saved as UTF-16 (PowerShell 5's `>`) is text, not a "binary file": its rows are the UTF-8
+    file's, it is skipped once ingested, and lines appended to it are read on from where it stopped."""
+    text = GOOD.read_text(encoding="utf-8").splitlines(keepends=True)
+    half = len(text) // 2
+    plain, log = tmp_path / "plain.log", tmp_path / "in" / "saved.log"
+    log.parent.mkdir()
+    plain.write_text("".join(text), encoding="utf-8")
+    log.write_bytes("".join(text[:half]).encode("utf-16"))
+    code, _, err = run(monkeypatch, capsys, "ingest", log, "--data", tmp_path / "d16")
+    assert code == 0 and "binary file" not in err, err
+    assert manifest(tmp_path / "d16")["inputs"][0]["compression"] == "utf-16"
+    assert "skipped as already ingested 1" in run(monkeypatch, capsys, "ingest", log, "--data", tmp_path / "d16")[2]
+    with open(log, "ab") as f:  # appended as a UTF-16LE writer goes on: no second mark
+        f.write("".join(text[half:]).encode("utf-16-le"))
+    code, _, err = run(monkeypatch, capsys, "ingest", log, "--data", tmp_path / "d16")
+    assert code == 0 and f"read lines {half + 1} to {len(text)}" in err, err
+    run(monkeypatch, capsys, "ingest", plain, "--data", tmp_path / "d8")
+    assert rows(tmp_path / "d16") == rows(tmp_path / "d8") > 0
+    check_consistent(tmp_path / "d16")
+
+
 def test_stdin(tmp_path, monkeypatch, capsys):
     data = tmp_path / "data"
     code, _, err = run(monkeypatch, capsys, "ingest", "-", "--data", data, stdin=GOOD.read_bytes())
