@@ -31,6 +31,7 @@ from .errors import DatasetError
 
 READ_BYTES = 1 << 20  # one os.read
 QUEUE_ITEMS = 8  # reads in flight between the threads (≈ 8 MiB, plus any long lines)
+UTF8_MARK = b"\xef\xbb\xbf"
 MAX_LINE_BYTES = 8 << 20  # a longer line is cut into pieces of this size (each a reject)
 MAX_BATCH_BYTES = 8 << 20  # a batch is flushed early past this many bytes
 COMPACT_MIN_FILES = 8
@@ -73,6 +74,7 @@ class LineReader(threading.Thread):
     def run(self) -> None:
         tail = b""
         end = _STOPPED
+        first = True  # a UTF-8 byte-order mark (a Windows tool's) is not part of the first line
         try:
             while not self.stop.is_set():
                 try:
@@ -86,6 +88,12 @@ class LineReader(threading.Thread):
                     end = _EOF
                     break
                 tail += data
+                if first:
+                    if len(tail) < len(UTF8_MARK) and UTF8_MARK.startswith(tail):
+                        continue  # (the mark may come in two reads)
+                    first = False
+                    if tail.startswith(UTF8_MARK):
+                        tail = tail[len(UTF8_MARK):]
                 cut = tail.rfind(b"\n")
                 if cut >= 0:
                     lines = tail[:cut].split(b"\n")

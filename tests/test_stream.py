@@ -376,6 +376,38 @@ def test_eof_keeps_partial_last_line_invalid_utf8_and_a_1mb_line(tmp_path):
     assert len(rej.column("raw")[0].as_py()) == 1 << 20
 
 
+@pytest.mark.parametrize("writes, lines", [
+    ([b"\xef\xbb", b"\xbfone\ntwo\n"], [b"one", b"two"]),  # a UTF-8 mark, in two reads: dropped
+    ([b"\xef\xbb\xbfone\n\xef\xbb\xbftwo\n"], [b"one", b"\xef\xbb\xbftwo"]),  # only the stream's first bytes
+    ([b"\xef\xbb", b"x\n"], [b"\xef\xbbx"]),  # not a mark: kept
+    ([b"\xef"], [b"\xef"]),  # the stream ends inside what could have been one: kept
+])
+def test_a_byte_order_mark_at_the_start_of_stdin_is_not_part_of_a_line(writes, lines):
+    """``logpipe stream``'s reader drops a UTF-8 byte-order mark (a Windows tool's) before the first
+    line, as a file's is dropped (``sources.open_binary``), and nothing else."""
+    import queue
+
+    from logpipe.stream import LineReader
+
+    r, w = os.pipe()
+    got: queue.Queue = queue.Queue()
+    reader = LineReader(r, got, threading.Event())
+    reader.start()
+    for data in writes:
+        os.write(w, data)
+        time.sleep(0.05)  # (each its own read)
+    os.close(w)
+    reader.join(10)
+    os.close(r)
+    out = []
+    while True:
+        item = got.get_nowait()
+        if not isinstance(item, list):
+            break
+        out += item
+    assert out == lines
+
+
 def test_tee_into_head_ends_quietly_after_flushing(tmp_path):
     data, err = tmp_path / "data", tmp_path / "err"
     sent = [access_line(i) for i in range(1, 200_001)]
