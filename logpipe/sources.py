@@ -201,6 +201,66 @@ def detect_compression(head: bytes) -> str:
     return next((codec for mark, codec in BYTE_ORDER_MARKS if head.startswith(mark)), "plain")
 
 
+class _Zstd(io.RawIOBase):
+    """zstd frames, one after another (as ``cat a.zst b.zst`` makes them), decompressed. A stream that
+    ends inside a frame raises ``EOFError``, as gzip's and bz2's readers do: python-zstandard's
+    stream reader ends there quietly, which lost a truncated archive's tail without a word."""
+
+    def __init__(self, raw: BinaryIO):
+        import zstandard
+
+        self.raw, self._new = raw, zstandard.ZstdDecompressor().decompressobj
+        self._frame, self._fed = self._new(), False  # (_fed: the current frame has had bytes)
+        self._out, self._at = b"", 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        while self._at == len(self._out):
+            data = self.raw.read(READ_STEP)
+            if not data:
+                if self._fed and not self._frame.eof:
+                    raise EOFError("zstd: the compressed file ended inside a frame")
+                return 0
+            self._out, self._at = self._decompress(data), 0
+        n = min(len(b), len(self._out) - self._at)
+        b[:n] = self._out[self._at:self._at + n]
+        self._at += n
+        return n
+
+    def _decompress(self, data: bytes) -> bytes:
+        out = []
+        while data:
+            if self._frame.eof:  # the next frame starts here
+                self._frame = self._new()
+            self._fed = True
+            out.append(self._frame.decompress(data))
+            data = self._frame.unused_data if self._frame.eof else b""
+        return b"".join(out)
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
+
+
+class _Failed(io.RawIOBase):
+    """A stream whose first read failed already (``error``): every read raises it again."""
+
+    def __init__(self, raw: BinaryIO, error: BaseException):
+        self.raw, self.error = raw, error
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        raise self.error
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
+
+
 class _Recoded(io.RawIOBase):
     """UTF-16 or UTF-32 text (``codec``: its byte-order mark says which byte order) as UTF-8 bytes.
     Bytes that do not decode (a lone surrogate, an odd last byte) are kept visibly as ``\\xNN``, as
@@ -298,18 +358,28 @@ def open_binary(inp: Input) -> tuple[BinaryIO, str]:
     buffered = raw if hasattr(raw, "peek") else io.BufferedReader(raw)
     kind = detect_compression(buffered.peek(10)[:10])
     if kind == "gzip":
-        return gzip.GzipFile(fileobj=buffered), kind
-    if kind == "bz2":
-        return bz2.BZ2File(buffered), kind
-    if kind == "zstd":
-        import zstandard
+        stream = gzip.GzipFile(fileobj=buffered)
+    elif kind == "bz2":
+        stream = bz2.BZ2File(buffered)
+    elif kind == "zstd":
+        stream = io.BufferedReader(_Zstd(buffered), READ_STEP)
+    else:  # plain text, or text with a byte-order mark
+        return _as_utf8(buffered, None if kind == "plain" else kind), kind
+    try:  # an archive of text with a byte-order mark (a Windows tool's log, compressed)
+        head = stream.peek(4)[:4]
+    except Exception as e:  # noqa: BLE001 - damaged from its start: the first read says so, as it would have
+        return io.BufferedReader(_Failed(stream, e)), kind
+    return _as_utf8(stream, next((codec for mark, codec in BYTE_ORDER_MARKS if head.startswith(mark)), None)), kind
 
-        return zstandard.ZstdDecompressor().stream_reader(buffered, read_across_frames=True), kind
-    if kind == "utf-8-sig":
-        buffered.read(3)  # the mark is not part of the first line
-    elif kind != "plain":  # UTF-16 or UTF-32
-        return io.BufferedReader(_Recoded(buffered, kind), READ_STEP), kind
-    return buffered, kind
+
+def _as_utf8(stream: BinaryIO, codec: str | None) -> BinaryIO:
+    """``stream`` (its first bytes not yet read) as UTF-8 text without its byte-order mark, whose
+    ``codec`` (``BYTE_ORDER_MARKS``) says how its text is written; None: no mark."""
+    if codec == "utf-8-sig":
+        stream.read(3)  # the mark is not part of the first line
+    elif codec is not None:  # UTF-16 or UTF-32
+        return io.BufferedReader(_Recoded(stream, codec), READ_STEP)
+    return stream
 
 
 def looks_binary(inp: Input) -> bool:

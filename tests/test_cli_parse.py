@@ -2,6 +2,7 @@
 compressed inputs and stdin. CliRunner keeps stdout and stderr apart (click >= 8.2)."""
 from __future__ import annotations
 
+import bz2
 import csv
 import gzip
 import io
@@ -181,15 +182,50 @@ ENCODINGS = {"utf-8-sig": lambda t: t.encode("utf-8-sig"), "utf-16le": lambda t:
 @pytest.mark.parametrize("sample", [ACCESS, NOISY], ids=lambda p: p.name)
 def test_text_with_a_byte_order_mark_gives_the_same_records(tmp_path, encoding, sample):
     """The mark is not part of the first line, and UTF-16 or UTF-32 text is read as UTF-8 text: the
-    records and counts are the UTF-8 file's, from a file and from stdin."""
-    saved = tmp_path / sample.name
-    saved.write_bytes(ENCODINGS[encoding](sample.read_text(encoding="utf-8")))
+    records and counts are the UTF-8 file's, from a file, from stdin, and from gzip and zstd archives
+    of it."""
+    text = ENCODINGS[encoding](sample.read_text(encoding="utf-8"))
+    saved, gz, zst = tmp_path / sample.name, tmp_path / f"{sample.name}.gz", tmp_path / f"{sample.name}.zst"
+    saved.write_bytes(text)
+    gz.write_bytes(compress("gz", text))
+    zst.write_bytes(compress("zst", text))
     plain = run(sample, "-o", "ndjson")
     strip = lambda rows: [{k: v for k, v in row.items() if k != "source"} for row in rows]  # noqa: E731
-    for got in (run(saved, "-o", "ndjson"), run("-", "-o", "ndjson", input=saved.read_bytes())):
+    for got in (run(saved, "-o", "ndjson"), run("-", "-o", "ndjson", input=text), run(gz, "-o", "ndjson"),
+                run(zst, "-o", "ndjson")):
         assert got.exit_code == 0, got.stderr
         assert strip(ndjson(got.stdout)) == strip(ndjson(plain.stdout))
         assert summary(got.stderr) == summary(plain.stderr)
+
+
+@pytest.mark.parametrize("cut", [lambda d: gzip.compress(d)[:5], lambda d: bz2.compress(d)[:100],
+                                 lambda d: compress("zst", d)[:8]], ids=["gzip-header", "bz2-block", "zstd-header"])
+def test_an_archive_damaged_from_its_start_says_so(tmp_path, cut):
+    """An archive whose first bytes already fail to decompress (looked at for a byte-order mark
+    before any line is read) is still an error naming it, not an empty input."""
+    damaged = tmp_path / "damaged.log.x"
+    damaged.write_bytes(cut(ACCESS.read_bytes()))
+    got = run(damaged)
+    assert got.exit_code == 1 and f"{damaged}: archive is corrupt or truncated after 0 bytes" in got.stderr, got.stderr
+
+
+def test_zstd_frames_are_read_in_turn_and_a_cut_one_is_an_error(tmp_path):
+    """Concatenated zstd frames (``cat a.zst b.zst``) read as their texts one after the other; an
+    archive cut inside a frame keeps the complete lines before the cut and says it is truncated, as
+    gzip and bz2 do (the zstd library's reader used to end there quietly, losing the rest unsaid)."""
+    text = ACCESS.read_bytes()
+    joined = tmp_path / "joined.log.zst"
+    joined.write_bytes(compress("zst", text) * 3)
+    got = run(joined)
+    assert got.exit_code == 0 and summary(got.stderr)["read"] == 3 * summary(run(ACCESS).stderr)["read"]
+    big = (SAMPLES / "scenario" / "baseline-week.log").read_bytes()
+    packed = compress("zst", big)
+    cut = tmp_path / "cut.log.zst"
+    cut.write_bytes(packed[: len(packed) // 2])
+    got = run(cut)
+    read = summary(got.stderr)["read"]
+    assert got.exit_code == 1 and f"{cut}: archive is corrupt or truncated after" in got.stderr, got.stderr
+    assert 0 < read < big.count(b"\n") and big.startswith(b"".join(line + b"\n" for line in big.split(b"\n")[:read]))
 
 
 def test_utf16_bytes_that_do_not_decode_are_kept_visibly(tmp_path):
