@@ -199,7 +199,7 @@ def dataset_parser(ds, parser: Parser | None, err) -> Parser:
 
 
 def compression_of(inp: Input) -> str:
-    from .sources import detect_compression
+    from .unpack import detect_compression
 
     with open(inp.path, "rb") as f:
         return detect_compression(f.read(10))

@@ -1,17 +1,12 @@
 """Stage 0: paths, globs, directories, compressed files and stdin into numbered batches of lines.
 
-Compression is detected by content (magic bytes), not by name: gzip, zstd, bz2, or plain text.
-A corrupt or truncated archive yields every complete line before the damage, then raises
-``InputError`` naming the file and how far it got. A byte-order mark says the text's encoding, as
-Windows tools write it (PowerShell 5's ``>`` writes UTF-16, its ``Out-File -Encoding utf8`` UTF-8
-with a mark): the mark is dropped and UTF-16 or UTF-32 text is read as UTF-8.
+Compression and text encoding are detected by content, not by name (``logpipe/unpack.py``). A
+corrupt or truncated archive yields every complete line before the damage, then raises
+``InputError`` naming the file and how far it got.
 """
 from __future__ import annotations
 
-import bz2
-import codecs
 import glob
-import gzip
 import io
 import os
 import sys
@@ -20,7 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
+from . import unpack as _unpack
 from .errors import InputChangedError, InputError
+from .unpack import READ_STEP, detect_compression
 
 CHUNK_BYTES = 8 << 20
 
@@ -182,112 +179,6 @@ def _hidden(f: Path, root: Path) -> bool:
     return any(part.startswith(".") for part in f.relative_to(root).parts)
 
 
-# Byte-order marks, longest first (UTF-32LE's starts as UTF-16LE's does), and the codec that reads
-# the text after them: Python's codecs of these names read and drop the mark.
-BYTE_ORDER_MARKS = ((b"\x00\x00\xfe\xff", "utf-32"), (b"\xff\xfe\x00\x00", "utf-32"), (b"\xef\xbb\xbf", "utf-8-sig"),
-                    (b"\xfe\xff", "utf-16"), (b"\xff\xfe", "utf-16"))
-
-
-def detect_compression(head: bytes) -> str:
-    """By content: gzip (1f 8b 08), zstd frame magic, bz2 ("BZh" + level + block magic
-    31 41 59 26 53 59, so a text file that starts with "BZh" stays text); text that starts with a
-    byte-order mark: its codec (``BYTE_ORDER_MARKS``); else plain."""
-    if head.startswith(b"\x1f\x8b\x08"):
-        return "gzip"
-    if head.startswith(b"\x28\xb5\x2f\xfd"):
-        return "zstd"
-    if head[:3] == b"BZh" and head[3:4].isdigit() and head[3:4] != b"0" and head[4:10] == b"1AY&SY":
-        return "bz2"
-    return next((codec for mark, codec in BYTE_ORDER_MARKS if head.startswith(mark)), "plain")
-
-
-class _Zstd(io.RawIOBase):
-    """zstd frames, one after another (as ``cat a.zst b.zst`` makes them), decompressed. A stream that
-    ends inside a frame raises ``EOFError``, as gzip's and bz2's readers do: python-zstandard's
-    stream reader ends there quietly, which lost a truncated archive's tail without a word."""
-
-    def __init__(self, raw: BinaryIO):
-        import zstandard
-
-        self.raw, self._new = raw, zstandard.ZstdDecompressor().decompressobj
-        self._frame, self._fed = self._new(), False  # (_fed: the current frame has had bytes)
-        self._out, self._at = b"", 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b) -> int:
-        while self._at == len(self._out):
-            data = self.raw.read(READ_STEP)
-            if not data:
-                if self._fed and not self._frame.eof:
-                    raise EOFError("zstd: the compressed file ended inside a frame")
-                return 0
-            self._out, self._at = self._decompress(data), 0
-        n = min(len(b), len(self._out) - self._at)
-        b[:n] = self._out[self._at:self._at + n]
-        self._at += n
-        return n
-
-    def _decompress(self, data: bytes) -> bytes:
-        out = []
-        while data:
-            if self._frame.eof:  # the next frame starts here
-                self._frame = self._new()
-            self._fed = True
-            out.append(self._frame.decompress(data))
-            data = self._frame.unused_data if self._frame.eof else b""
-        return b"".join(out)
-
-    def close(self) -> None:
-        self.raw.close()
-        super().close()
-
-
-class _Failed(io.RawIOBase):
-    """A stream whose first read failed already (``error``): every read raises it again."""
-
-    def __init__(self, raw: BinaryIO, error: BaseException):
-        self.raw, self.error = raw, error
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b) -> int:
-        raise self.error
-
-    def close(self) -> None:
-        self.raw.close()
-        super().close()
-
-
-class _Recoded(io.RawIOBase):
-    """UTF-16 or UTF-32 text (``codec``: its byte-order mark says which byte order) as UTF-8 bytes.
-    Bytes that do not decode (a lone surrogate, an odd last byte) are kept visibly as ``\\xNN``, as
-    invalid UTF-8 is (``split_lines``), never lost."""
-
-    def __init__(self, raw: BinaryIO, codec: str):
-        self.raw, self._decoder = raw, codecs.getincrementaldecoder(codec)("backslashreplace")
-        self._out, self._at, self._done = b"", 0, False
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b) -> int:
-        while self._at == len(self._out) and not self._done:
-            data = self.raw.read(READ_STEP)
-            self._done = not data
-            self._out, self._at = self._decoder.decode(data, final=self._done).encode("utf-8"), 0
-        n = min(len(b), len(self._out) - self._at)
-        b[:n] = self._out[self._at:self._at + n]
-        self._at += n
-        return n
-
-    def close(self) -> None:
-        self.raw.close()
-        super().close()
-
-
 class _Taken(io.RawIOBase):
     """Stdin, with the raw bytes read from it kept (``taken``) or, given them, read first again:
     ``read_head`` looks at stdin's first lines without using them up."""
@@ -356,30 +247,7 @@ def open_binary(inp: Input) -> tuple[BinaryIO, str]:
         except OSError as e:
             raise InputError(f"{inp.path}: cannot open: {e.strerror}") from None
     buffered = raw if hasattr(raw, "peek") else io.BufferedReader(raw)
-    kind = detect_compression(buffered.peek(10)[:10])
-    if kind == "gzip":
-        stream = gzip.GzipFile(fileobj=buffered)
-    elif kind == "bz2":
-        stream = bz2.BZ2File(buffered)
-    elif kind == "zstd":
-        stream = io.BufferedReader(_Zstd(buffered), READ_STEP)
-    else:  # plain text, or text with a byte-order mark
-        return _as_utf8(buffered, None if kind == "plain" else kind), kind
-    try:  # an archive of text with a byte-order mark (a Windows tool's log, compressed)
-        head = stream.peek(4)[:4]
-    except Exception as e:  # noqa: BLE001 - damaged from its start: the first read says so, as it would have
-        return io.BufferedReader(_Failed(stream, e)), kind
-    return _as_utf8(stream, next((codec for mark, codec in BYTE_ORDER_MARKS if head.startswith(mark)), None)), kind
-
-
-def _as_utf8(stream: BinaryIO, codec: str | None) -> BinaryIO:
-    """``stream`` (its first bytes not yet read) as UTF-8 text without its byte-order mark, whose
-    ``codec`` (``BYTE_ORDER_MARKS``) says how its text is written; None: no mark."""
-    if codec == "utf-8-sig":
-        stream.read(3)  # the mark is not part of the first line
-    elif codec is not None:  # UTF-16 or UTF-32
-        return io.BufferedReader(_Recoded(stream, codec), READ_STEP)
-    return stream
+    return _unpack.unpack(buffered)
 
 
 def looks_binary(inp: Input) -> bool:
@@ -448,7 +316,6 @@ def iter_byte_chunks(inp: Input, skip_bytes: int = 0, chunk_bytes: int = CHUNK_B
             stream.close()
 
 
-READ_STEP = 1 << 16  # _read_some's step in a compressed stream or stdin
 
 
 def _read_some(stream: BinaryIO, n: int, step: int = READ_STEP) -> tuple[bytes, BaseException | None]:

@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from logpipe.parse import TEXT_LAYOUTS, default_parser
-from logpipe.sources import Input, detect_compression, iter_chunks
+from logpipe.sources import Input, iter_chunks
+from logpipe.unpack import detect_compression
 
 UTC = dt.timezone.utc
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -186,7 +187,7 @@ raw_lines = st.lists(
 def test_read_equals_parsed_plus_rejected_plus_blank_for_any_bytes(tmp_path_factory, lines, eol):
     lines = [x.replace(b"\n", b" ") for x in lines]
     data = eol.join(lines) + (eol if lines else b"")
-    # Content is sniffed for compression (sources.detect_compression); a plain file starting with a magic
+    # Content is sniffed for compression (unpack.detect_compression); a plain file starting with a magic
     # number is read as an archive, so keep the arbitrary bytes off the very start.
     assume(detect_compression(data[:10]) == "plain")
     path = tmp_path_factory.mktemp("raw") / "bytes.log"

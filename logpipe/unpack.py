@@ -1,0 +1,149 @@
+"""An input's bytes as the UTF-8 text lines are cut from, by content, not by name (``logpipe/sources.py``
+opens the files and stdin): gzip, zstd and bz2 archives are decompressed, and text that starts with
+a byte-order mark, as Windows tools write it (PowerShell 5's ``>`` writes UTF-16, its
+``Out-File -Encoding utf8`` UTF-8 with a mark), has the mark dropped and UTF-16 or UTF-32 read as
+UTF-8, in an archive too. A reading error (a damaged archive) is raised by the read that meets it,
+so that the lines before it are kept (``sources.iter_byte_chunks``)."""
+from __future__ import annotations
+
+import bz2
+import codecs
+import gzip
+import io
+from typing import BinaryIO
+
+READ_STEP = 1 << 16  # a read's size in a decoded stream (and sources._read_some's step in one or in stdin)
+
+# Byte-order marks, longest first (UTF-32LE's starts as UTF-16LE's does), and the codec that reads
+# the text after them: Python's codecs of these names read and drop the mark.
+BYTE_ORDER_MARKS = ((b"\x00\x00\xfe\xff", "utf-32"), (b"\xff\xfe\x00\x00", "utf-32"), (b"\xef\xbb\xbf", "utf-8-sig"),
+                    (b"\xfe\xff", "utf-16"), (b"\xff\xfe", "utf-16"))
+
+
+def detect_compression(head: bytes) -> str:
+    """By content: gzip (1f 8b 08), zstd frame magic, bz2 ("BZh" + level + block magic
+    31 41 59 26 53 59, so a text file that starts with "BZh" stays text); text that starts with a
+    byte-order mark: its codec (``BYTE_ORDER_MARKS``); else plain."""
+    if head.startswith(b"\x1f\x8b\x08"):
+        return "gzip"
+    if head.startswith(b"\x28\xb5\x2f\xfd"):
+        return "zstd"
+    if head[:3] == b"BZh" and head[3:4].isdigit() and head[3:4] != b"0" and head[4:10] == b"1AY&SY":
+        return "bz2"
+    return next((codec for mark, codec in BYTE_ORDER_MARKS if head.startswith(mark)), "plain")
+
+
+class _Zstd(io.RawIOBase):
+    """zstd frames, one after another (as ``cat a.zst b.zst`` makes them), decompressed. A stream that
+    ends inside a frame raises ``EOFError``, as gzip's and bz2's readers do: python-zstandard's
+    stream reader ends there quietly, which lost a truncated archive's tail without a word."""
+
+    def __init__(self, raw: BinaryIO):
+        import zstandard
+
+        self.raw, self._new = raw, zstandard.ZstdDecompressor().decompressobj
+        self._frame, self._fed = self._new(), False  # (_fed: the current frame has had bytes)
+        self._out, self._at = b"", 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        while self._at == len(self._out):
+            data = self.raw.read(READ_STEP)
+            if not data:
+                if self._fed and not self._frame.eof:
+                    raise EOFError("zstd: the compressed file ended inside a frame")
+                return 0
+            self._out, self._at = self._decompress(data), 0
+        n = min(len(b), len(self._out) - self._at)
+        b[:n] = self._out[self._at:self._at + n]
+        self._at += n
+        return n
+
+    def _decompress(self, data: bytes) -> bytes:
+        out = []
+        while data:
+            if self._frame.eof:  # the next frame starts here
+                self._frame = self._new()
+            self._fed = True
+            out.append(self._frame.decompress(data))
+            data = self._frame.unused_data if self._frame.eof else b""
+        return b"".join(out)
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
+
+
+class _Failed(io.RawIOBase):
+    """A stream whose first read failed already (``error``): every read raises it again."""
+
+    def __init__(self, raw: BinaryIO, error: BaseException):
+        self.raw, self.error = raw, error
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        raise self.error
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
+
+
+class _Recoded(io.RawIOBase):
+    """UTF-16 or UTF-32 text (``codec``: its byte-order mark says which byte order) as UTF-8 bytes.
+    Bytes that do not decode (a lone surrogate, an odd last byte) are kept visibly as ``\\xNN``, as
+    invalid UTF-8 is (``split_lines``), never lost."""
+
+    def __init__(self, raw: BinaryIO, codec: str):
+        self.raw, self._decoder = raw, codecs.getincrementaldecoder(codec)("backslashreplace")
+        self._out, self._at, self._done = b"", 0, False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        while self._at == len(self._out) and not self._done:
+            data = self.raw.read(READ_STEP)
+            self._done = not data
+            self._out, self._at = self._decoder.decode(data, final=self._done).encode("utf-8"), 0
+        n = min(len(b), len(self._out) - self._at)
+        b[:n] = self._out[self._at:self._at + n]
+        self._at += n
+        return n
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
+
+
+def unpack(buffered: BinaryIO) -> tuple[BinaryIO, str]:
+    """``buffered`` (a stream with ``peek``, nothing read yet) decompressed and as UTF-8 text; returns
+    the stream and its compression, or the codec of its byte-order mark (``detect_compression``)."""
+    kind = detect_compression(buffered.peek(10)[:10])
+    if kind == "gzip":
+        stream = gzip.GzipFile(fileobj=buffered)
+    elif kind == "bz2":
+        stream = bz2.BZ2File(buffered)
+    elif kind == "zstd":
+        stream = io.BufferedReader(_Zstd(buffered), READ_STEP)
+    else:  # plain text, or text with a byte-order mark
+        return _as_utf8(buffered, None if kind == "plain" else kind), kind
+    try:  # an archive of text with a byte-order mark (a Windows tool's log, compressed)
+        head = stream.peek(4)[:4]
+    except Exception as e:  # noqa: BLE001 - damaged from its start: the first read says so, as it would have
+        return io.BufferedReader(_Failed(stream, e)), kind
+    return _as_utf8(stream, next((codec for mark, codec in BYTE_ORDER_MARKS if head.startswith(mark)), None)), kind
+
+
+def _as_utf8(stream: BinaryIO, codec: str | None) -> BinaryIO:
+    """``stream`` (its first bytes not yet read) as UTF-8 text without its byte-order mark, whose
+    ``codec`` (``BYTE_ORDER_MARKS``) says how its text is written; None: no mark."""
+    if codec == "utf-8-sig":
+        stream.read(3)  # the mark is not part of the first line
+    elif codec is not None:  # UTF-16 or UTF-32
+        return io.BufferedReader(_Recoded(stream, codec), READ_STEP)
+    return stream
