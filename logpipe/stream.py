@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import IO
 
 from .errors import DatasetError
+from .unpack import BYTE_ORDER_MARKS, mark_codec, text_decoder
 
 READ_BYTES = 1 << 20  # one os.read
 QUEUE_ITEMS = 8  # reads in flight between the threads (≈ 8 MiB, plus any long lines)
-UTF8_MARK = b"\xef\xbb\xbf"
 MAX_LINE_BYTES = 8 << 20  # a longer line is cut into pieces of this size (each a reject)
 MAX_BATCH_BYTES = 8 << 20  # a batch is flushed early past this many bytes
 COMPACT_MIN_FILES = 8
@@ -74,7 +74,8 @@ class LineReader(threading.Thread):
     def run(self) -> None:
         tail = b""
         end = _STOPPED
-        first = True  # a UTF-8 byte-order mark (a Windows tool's) is not part of the first line
+        first = True  # a byte-order mark (a Windows tool's) is not part of the first line
+        decode = None  # UTF-16 or UTF-32 text (its mark says which) to UTF-8
         try:
             while not self.stop.is_set():
                 try:
@@ -87,13 +88,16 @@ class LineReader(threading.Thread):
                 if not data:
                     end = _EOF
                     break
-                tail += data
+                tail += decode(data) if decode is not None else data
                 if first:
-                    if len(tail) < len(UTF8_MARK) and UTF8_MARK.startswith(tail):
-                        continue  # (the mark may come in two reads)
-                    first = False
-                    if tail.startswith(UTF8_MARK):
-                        tail = tail[len(UTF8_MARK):]
+                    if len(tail) < 4 and any(mark.startswith(tail) for mark, _ in BYTE_ORDER_MARKS):
+                        continue  # (a mark may come in several reads)
+                    first, codec = False, mark_codec(tail)
+                    if codec == "utf-8-sig":
+                        tail = tail[3:]
+                    elif codec is not None:
+                        decode = text_decoder(codec)
+                        tail = decode(tail)
                 cut = tail.rfind(b"\n")
                 if cut >= 0:
                     lines = tail[:cut].split(b"\n")
@@ -106,6 +110,8 @@ class LineReader(threading.Thread):
             self.error = e
             end = _EOF
         finally:
+            if decode is not None:  # (an odd last byte: kept as \\xNN)
+                tail += decode(b"", True)
             if tail:
                 self.out.put([tail])
             self.out.put(end)

@@ -30,7 +30,12 @@ def detect_compression(head: bytes) -> str:
         return "zstd"
     if head[:3] == b"BZh" and head[3:4].isdigit() and head[3:4] != b"0" and head[4:10] == b"1AY&SY":
         return "bz2"
-    return next((codec for mark, codec in BYTE_ORDER_MARKS if head.startswith(mark)), "plain")
+    return mark_codec(head) or "plain"
+
+
+def mark_codec(head: bytes) -> str | None:
+    """The codec of the byte-order mark ``head`` starts with (``BYTE_ORDER_MARKS``), or None."""
+    return next((codec for mark, codec in BYTE_ORDER_MARKS if head.startswith(mark)), None)
 
 
 class _Zstd(io.RawIOBase):
@@ -93,13 +98,20 @@ class _Failed(io.RawIOBase):
         super().close()
 
 
+def text_decoder(codec: str):
+    """``decode(data, final) -> UTF-8 bytes`` for text in ``codec`` (UTF-16 or UTF-32, its mark first),
+    fed in pieces of any size; bytes that do not decode come out as ``\\xNN``."""
+    decoder = codecs.getincrementaldecoder(codec)("backslashreplace")
+    return lambda data, final=False: decoder.decode(data, final).encode("utf-8")
+
+
 class _Recoded(io.RawIOBase):
     """UTF-16 or UTF-32 text (``codec``: its byte-order mark says which byte order) as UTF-8 bytes.
     Bytes that do not decode (a lone surrogate, an odd last byte) are kept visibly as ``\\xNN``, as
     invalid UTF-8 is (``split_lines``), never lost."""
 
     def __init__(self, raw: BinaryIO, codec: str):
-        self.raw, self._decoder = raw, codecs.getincrementaldecoder(codec)("backslashreplace")
+        self.raw, self._decoder = raw, text_decoder(codec)
         self._out, self._at, self._done = b"", 0, False
 
     def readable(self) -> bool:
@@ -109,7 +121,7 @@ class _Recoded(io.RawIOBase):
         while self._at == len(self._out) and not self._done:
             data = self.raw.read(READ_STEP)
             self._done = not data
-            self._out, self._at = self._decoder.decode(data, final=self._done).encode("utf-8"), 0
+            self._out, self._at = self._decoder(data, self._done), 0
         n = min(len(b), len(self._out) - self._at)
         b[:n] = self._out[self._at:self._at + n]
         self._at += n
@@ -136,7 +148,7 @@ def unpack(buffered: BinaryIO) -> tuple[BinaryIO, str]:
         head = stream.peek(4)[:4]
     except Exception as e:  # noqa: BLE001 - damaged from its start: the first read says so, as it would have
         return io.BufferedReader(_Failed(stream, e)), kind
-    return _as_utf8(stream, next((codec for mark, codec in BYTE_ORDER_MARKS if head.startswith(mark)), None)), kind
+    return _as_utf8(stream, mark_codec(head)), kind
 
 
 def _as_utf8(stream: BinaryIO, codec: str | None) -> BinaryIO:

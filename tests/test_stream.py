@@ -381,10 +381,14 @@ def test_eof_keeps_partial_last_line_invalid_utf8_and_a_1mb_line(tmp_path):
     ([b"\xef\xbb\xbfone\n\xef\xbb\xbftwo\n"], [b"one", b"\xef\xbb\xbftwo"]),  # only the stream's first bytes
     ([b"\xef\xbb", b"x\n"], [b"\xef\xbbx"]),  # not a mark: kept
     ([b"\xef"], [b"\xef"]),  # the stream ends inside what could have been one: kept
+    ([b"\xff", b"\xfe" + "one\n".encode("utf-16-le"), "two\n".encode("utf-16-le")[:3],
+      "two\n".encode("utf-16-le")[3:]], [b"one", b"two"]),  # UTF-16, its mark and a character split
+    ([b"\xfe\xff" + "one\nt\u00e9\n".encode("utf-16-be"), b"x"], [b"one", "t\u00e9".encode(), b"\\x78"]),  # an odd last byte
+    (["one\n".encode("utf-32")], [b"one"]),
 ])
 def test_a_byte_order_mark_at_the_start_of_stdin_is_not_part_of_a_line(writes, lines):
-    """``logpipe stream``'s reader drops a UTF-8 byte-order mark (a Windows tool's) before the first
-    line, as a file's is dropped (``sources.open_binary``), and nothing else."""
+    """``logpipe stream``'s reader drops a byte-order mark (a Windows tool's) before the first line,
+    and reads UTF-16 or UTF-32 text as UTF-8, as a file's is read (``unpack.py``), and nothing else."""
     import queue
 
     from logpipe.stream import LineReader
