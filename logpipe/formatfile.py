@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from .formats import _OPERATOR_RX, FormatError, _flatten
+from .unpack import mark_codec
 
 _YAML_KEYS = "accessLogFormat, envoyFileAccessLog.logFormat (text or labels), text_format, json_format"
 
@@ -16,9 +17,14 @@ def read_format_file(path: str) -> str | dict:
     """The format held by a file: a plain format string, a JSON format object, or an Istio MeshConfig,
     ConfigMap (``data.mesh``), IstioOperator or Envoy config YAML that contains one."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        raw = Path(path).read_bytes()
     except OSError as e:
         raise FormatError(f"cannot read format file {path}: {e.strerror}; check the path") from None
+    try:  # (a byte-order mark, as Windows editors and PowerShell write one, says the encoding and is dropped)
+        text = raw.decode(mark_codec(raw[:4]) or "utf-8")
+    except UnicodeDecodeError as e:
+        raise FormatError(f"format file {path} is not UTF-8 text (byte {e.start + 1} is {raw[e.start:e.start + 1]!r});"
+                          " save it as UTF-8") from None
     stripped = text.strip()
     if stripped.startswith("{"):
         try:
@@ -27,9 +33,11 @@ def read_format_file(path: str) -> str | dict:
                 return obj
         except ValueError:
             pass
-    if "%" in stripped and "\n" not in stripped:
-        return stripped  # one line with operators: the format string itself
     import yaml
+
+    if "%" in stripped and "\n" not in stripped:  # one line with operators: the format string itself,
+        one = _one_line_yaml(stripped)  # unless it is a YAML key that holds one (accessLogFormat: "…")
+        return stripped if one is None else one
 
     try:
         docs = [d for d in yaml.safe_load_all(text) if d is not None]
@@ -53,6 +61,20 @@ def read_format_file(path: str) -> str | dict:
         raise FormatError(f"{path} holds {len(found)} different access-log formats; put the one to use in a"
                           " file of its own or pass it with --format-string")
     return found[0]
+
+
+def _one_line_yaml(line: str) -> str | dict | None:
+    """The format a one-line YAML mapping holds under a format key, else None."""
+    import yaml
+
+    try:
+        doc = yaml.safe_load(line)
+    except yaml.YAMLError:
+        return None
+    found: list = []
+    if isinstance(doc, dict):
+        _find_formats(doc, found)
+    return found[0] if len(found) == 1 else None
 
 
 def _telemetry_providers(doc) -> list[dict]:

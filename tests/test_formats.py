@@ -333,6 +333,34 @@ def test_format_file_text(tmp_path, name):
     assert got[0]["x_b3_traceid"] == "80f198ee56343ba8" and got[0]["response_code"] == 200
 
 
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "utf-32"])
+@pytest.mark.parametrize("name", ["plain.txt", "meshconfig.yaml"])
+def test_format_file_saved_with_a_byte_order_mark(tmp_path, name, encoding):
+    """A format file saved by a Windows editor or PowerShell (a byte-order mark, UTF-16 or UTF-32) holds
+    the same format: the mark is not part of it."""
+    path = tmp_path / name
+    path.write_bytes(FORMAT_FILES[name].encode(encoding))
+    assert formats.parse_format(formatfile.read_format_file(str(path))) == formats.parse_format(FMT)
+
+
+def test_format_file_of_one_yaml_line(tmp_path):
+    """``accessLogFormat: "…"`` on one line is YAML holding the format, not a format string that
+    starts with ``accessLogFormat:``; a one-line format string that is YAML of no format key stays
+    the format string."""
+    path = tmp_path / "mesh.yaml"
+    path.write_text(f'accessLogFormat: "{FMT}\\n"\n')
+    assert formats.parse_format(formatfile.read_format_file(str(path))) == formats.parse_format(FMT)
+    path.write_text("start: %START_TIME% code: %RESPONSE_CODE%\n")
+    assert formatfile.read_format_file(str(path)) == "start: %START_TIME% code: %RESPONSE_CODE%"
+
+
+def test_format_file_not_utf8_is_a_clear_error(tmp_path):
+    path = tmp_path / "fmt.txt"
+    path.write_bytes(b"[%START_TIME%] \xe9 %RESPONSE_CODE%\n")
+    with pytest.raises(formats.FormatError, match=r"fmt.txt is not UTF-8 text \(byte 16 is b'\\xe9'\); save it as UTF-8"):
+        formatfile.read_format_file(str(path))
+
+
 def test_format_file_telemetry_picks_its_provider(tmp_path):
     """Several providers in MeshConfig: the Telemetry resource in the same file says which one."""
     path = tmp_path / "mesh.yaml"
