@@ -5,10 +5,9 @@ or inside Istio/Envoy YAML (MeshConfig, ConfigMap ``data.mesh``, IstioOperator, 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from .formats import _OPERATOR_RX, FormatError, _flatten
-from .unpack import mark_codec
+from .unpack import read_text
 
 _YAML_KEYS = "accessLogFormat, envoyFileAccessLog.logFormat (text or labels), text_format, json_format"
 
@@ -17,13 +16,11 @@ def read_format_file(path: str) -> str | dict:
     """The format held by a file: a plain format string, a JSON format object, or an Istio MeshConfig,
     ConfigMap (``data.mesh``), IstioOperator or Envoy config YAML that contains one."""
     try:
-        raw = Path(path).read_bytes()
+        text = read_text(path)
     except OSError as e:
         raise FormatError(f"cannot read format file {path}: {e.strerror}; check the path") from None
-    try:  # (a byte-order mark, as Windows editors and PowerShell write one, says the encoding and is dropped)
-        text = raw.decode(mark_codec(raw[:4]) or "utf-8")
     except UnicodeDecodeError as e:
-        raise FormatError(f"format file {path} is not UTF-8 text (byte {e.start + 1} is {raw[e.start:e.start + 1]!r});"
+        raise FormatError(f"format file {path} is not UTF-8 text (byte {e.start + 1} is {e.object[e.start:e.start + 1]!r});"
                           " save it as UTF-8") from None
     stripped = text.strip()
     if stripped.startswith("{"):

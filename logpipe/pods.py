@@ -16,6 +16,7 @@ from typing import Any
 import pyarrow as pa
 
 from .errors import InputError
+from .unpack import read_text
 
 POD_SCHEMA = pa.schema(
     [
@@ -95,8 +96,7 @@ def pods_from_json(doc: Any) -> pa.Table:
 def load_pods(path: str | os.PathLike[str]) -> pa.Table:
     """Read a pods JSON file; errors say what to give instead."""
     try:
-        with open(path, encoding="utf-8") as f:
-            doc = json.load(f)
+        doc = json.loads(read_text(path))  # (UTF-16 too: `kubectl get pods -o json >` in PowerShell 5)
     except FileNotFoundError:
         raise InputError(f"pods file {os.fspath(path)!r} does not exist; {_FIX}") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:

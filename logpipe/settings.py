@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 from .errors import LogpipeError
+from .unpack import read_text
 
 # RFC 1918, carrier-grade NAT (RFC 6598), loopback, link-local (not routable beyond the node; covers
 # the cloud metadata address), IPv6 loopback, unique-local (RFC 4193) and link-local.
@@ -127,8 +128,8 @@ def load_settings(
     path = find_toml(data_dir)
     if path is not None:
         try:
-            doc = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as e:
+            doc = tomllib.loads(read_text(path))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
             raise SettingsError(f"cannot read {path}: {e}; fix the file or remove it") from None
         doc = doc.get("logpipe", doc) if isinstance(doc.get("logpipe"), dict) else doc
         unknown = sorted(set(doc) - _KEYS)

@@ -10,6 +10,7 @@ import bz2
 import codecs
 import gzip
 import io
+from pathlib import Path
 from typing import BinaryIO
 
 READ_STEP = 1 << 16  # a read's size in a decoded stream (and sources._read_some's step in one or in stdin)
@@ -159,3 +160,11 @@ def _as_utf8(stream: BinaryIO, codec: str | None) -> BinaryIO:
     elif codec is not None:  # UTF-16 or UTF-32
         return io.BufferedReader(_Recoded(stream, codec), READ_STEP)
     return stream
+
+
+def read_text(path) -> str:
+    """A small text file (a format file, a pods JSON, ``logpipe.toml``) as text: UTF-8, or what its
+    byte-order mark says (Windows editors and PowerShell write one), the mark dropped. Raises
+    ``OSError``, or ``UnicodeDecodeError`` (its ``object`` the file's bytes) when it is not such text."""
+    raw = Path(path).read_bytes()
+    return raw.decode(mark_codec(raw[:4]) or "utf-8")

@@ -272,6 +272,8 @@ def test_settings_precedence(tmp_path):
     assert (s.cluster_domain, s.internal_cidrs) == ("flag.local", ("192.0.2.0/24",))
     (data / "logpipe.toml").write_text('cluster_domain = "inside.local"\n')  # inside the data dir wins
     assert load_settings(data, env={}).cluster_domain == "inside.local"
+    (data / "logpipe.toml").write_bytes('cluster_domain = "marked.local"\n'.encode("utf-8-sig"))  # (Notepad's)
+    assert load_settings(data, env={}).cluster_domain == "marked.local"
 
 
 @pytest.mark.parametrize("kwargs,toml,message", [
@@ -279,12 +281,13 @@ def test_settings_precedence(tmp_path):
     ({"cluster_domain": "bad domain"}, None, "DNS domain"),
     ({}, 'clusterdomain = "x"\n', "unknown setting clusterdomain"),
     ({}, "cluster_domain = \n", "cannot read"),
+    ({}, b'cluster_domain = "caf\xe9.local"\n', "cannot read"),  # not UTF-8: an error, not a traceback
 ])
 def test_settings_errors(tmp_path, kwargs, toml, message):
     from logpipe.settings import load_settings
 
     if toml:
-        (tmp_path / "logpipe.toml").write_text(toml)
+        (tmp_path / "logpipe.toml").write_bytes(toml if isinstance(toml, bytes) else toml.encode())
     with pytest.raises(LogpipeError, match=message):
         load_settings(tmp_path, env={}, **kwargs)
 

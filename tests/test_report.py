@@ -252,6 +252,16 @@ def test_pods_name_sources_by_time(scenario_data, tmp_path):
     assert found(doc, "latency_outlier", CI, "api.github.com")  # still an IP
 
 
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16"])
+def test_pods_file_saved_by_powershell(tmp_path, encoding):
+    """`kubectl get pods -A -o json > pods.json` in Windows PowerShell 5 writes UTF-16 with a
+    byte-order mark (`Out-File -Encoding utf8`: UTF-8 with one): the same pods."""
+    doc = {"kind": "List", "items": [pod("uploader-5d8f7c9b4-aaaaa", UPLOADER, "2025-02-01T00:00:00Z")]}
+    p = tmp_path / "pods.json"
+    p.write_bytes(json.dumps(doc).encode(encoding))
+    assert load_pods(p).to_pylist() == pods_from_json(doc).to_pylist()
+
+
 @pytest.mark.parametrize("content,message", [("{", "cannot read pods file"), ('{"kind": "Service"}', "not a Kubernetes pod list")])
 def test_pods_file_errors(tmp_path, content, message):
     from logpipe.errors import InputError
