@@ -39,7 +39,36 @@ def mark_codec(head: bytes) -> str | None:
     return next((codec for mark, codec in BYTE_ORDER_MARKS if head.startswith(mark)), None)
 
 
-class _Zstd(io.RawIOBase):
+class _Chunked(io.RawIOBase):
+    """A stream made from ``raw`` a chunk at a time: ``_next()`` gives the next bytes (maybe none yet),
+    None at the end; reads hand them out in order."""
+
+    def __init__(self, raw: BinaryIO):
+        self.raw, self._out, self._at = raw, memoryview(b""), 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        while self._at == len(self._out):
+            got = self._next()
+            if got is None:
+                return 0
+            self._out, self._at = memoryview(got), 0
+        n = min(len(b), len(self._out) - self._at)
+        b[:n] = self._out[self._at:self._at + n]
+        self._at += n
+        return n
+
+    def _next(self) -> bytes | None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
+
+
+class _Zstd(_Chunked):
     """zstd frames, one after another (as ``cat a.zst b.zst`` makes them), decompressed. A stream that
     ends inside a frame raises ``EOFError``, as gzip's and bz2's readers do: python-zstandard's
     stream reader ends there quietly, which lost a truncated archive's tail without a word."""
@@ -47,27 +76,16 @@ class _Zstd(io.RawIOBase):
     def __init__(self, raw: BinaryIO):
         import zstandard
 
-        self.raw, self._new = raw, zstandard.ZstdDecompressor().decompressobj
+        super().__init__(raw)
+        self._new = zstandard.ZstdDecompressor().decompressobj
         self._frame, self._fed = self._new(), False  # (_fed: the current frame has had bytes)
-        self._out, self._at = b"", 0
 
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b) -> int:
-        while self._at == len(self._out):
-            data = self.raw.read(READ_STEP)
-            if not data:
-                if self._fed and not self._frame.eof:
-                    raise EOFError("zstd: the compressed file ended inside a frame")
-                return 0
-            self._out, self._at = self._decompress(data), 0
-        n = min(len(b), len(self._out) - self._at)
-        b[:n] = self._out[self._at:self._at + n]
-        self._at += n
-        return n
-
-    def _decompress(self, data: bytes) -> bytes:
+    def _next(self) -> bytes | None:
+        data = self.raw.read(READ_STEP)
+        if not data:
+            if self._fed and not self._frame.eof:
+                raise EOFError("zstd: the compressed file ended inside a frame")
+            return None
         out = []
         while data:
             if self._frame.eof:  # the next frame starts here
@@ -77,26 +95,16 @@ class _Zstd(io.RawIOBase):
             data = self._frame.unused_data if self._frame.eof else b""
         return b"".join(out)
 
-    def close(self) -> None:
-        self.raw.close()
-        super().close()
 
-
-class _Failed(io.RawIOBase):
+class _Failed(_Chunked):
     """A stream whose first read failed already (``error``): every read raises it again."""
 
     def __init__(self, raw: BinaryIO, error: BaseException):
-        self.raw, self.error = raw, error
+        super().__init__(raw)
+        self.error = error
 
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b) -> int:
+    def _next(self) -> bytes | None:
         raise self.error
-
-    def close(self) -> None:
-        self.raw.close()
-        super().close()
 
 
 def text_decoder(codec: str):
@@ -106,31 +114,21 @@ def text_decoder(codec: str):
     return lambda data, final=False: decoder.decode(data, final).encode("utf-8")
 
 
-class _Recoded(io.RawIOBase):
+class _Recoded(_Chunked):
     """UTF-16 or UTF-32 text (``codec``: its byte-order mark says which byte order) as UTF-8 bytes.
     Bytes that do not decode (a lone surrogate, an odd last byte) are kept visibly as ``\\xNN``, as
     invalid UTF-8 is (``split_lines``), never lost."""
 
     def __init__(self, raw: BinaryIO, codec: str):
-        self.raw, self._decoder = raw, text_decoder(codec)
-        self._out, self._at, self._done = b"", 0, False
+        super().__init__(raw)
+        self._decoder, self._done = text_decoder(codec), False
 
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b) -> int:
-        while self._at == len(self._out) and not self._done:
-            data = self.raw.read(READ_STEP)
-            self._done = not data
-            self._out, self._at = self._decoder(data, self._done), 0
-        n = min(len(b), len(self._out) - self._at)
-        b[:n] = self._out[self._at:self._at + n]
-        self._at += n
-        return n
-
-    def close(self) -> None:
-        self.raw.close()
-        super().close()
+    def _next(self) -> bytes | None:
+        if self._done:
+            return None
+        data = self.raw.read(READ_STEP)
+        self._done = not data
+        return self._decoder(data, self._done)
 
 
 def unpack(buffered: BinaryIO) -> tuple[BinaryIO, str]:
