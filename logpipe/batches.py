@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import polars as pl
 import pyarrow as pa
 
+from . import arrowpl as _arrowpl
 from .schema import RECORD_SCHEMA, REJECT_SCHEMA
 
 # Several small inputs parsed in one batch (workers._stage_inputs) number their lines k << INPUT_SHIFT
@@ -60,7 +61,7 @@ def split_inputs(batch: ParsedBatch, sources: list[str], reads: list[int]) -> li
     import pyarrow.compute as pc
 
     out = []
-    numbers = [pl.from_arrow(t.column("line_number")) for t in (batch.records, batch.rejects)]
+    numbers = [_arrowpl.series(t.column("line_number")) for t in (batch.records, batch.rejects)]
     for k, (source, read) in enumerate(zip(sources, reads)):
         parts = []
         for table, number in zip((batch.records, batch.rejects), numbers):
@@ -136,7 +137,7 @@ class Counts:
 
 def format_counts(records: pa.RecordBatch | pa.Table) -> dict[str, int]:
     """Rows per ``log_format`` (the layout or encoding that read them)."""
-    return dict(pl.from_arrow(records.column("log_format")).value_counts().iter_rows())
+    return dict(_arrowpl.series(records.column("log_format")).value_counts().iter_rows())
 
 
 FLUSH_ROWS = 122_880  # one Parquet row group (parts.ROW_GROUP_ROWS); ~70 MB of Arrow on Istio lines

@@ -10,6 +10,7 @@ import json
 import polars as pl
 import pyarrow as pa
 
+from . import arrowpl as _arrowpl
 from . import native as _native
 from . import ztunnel as _ztunnel
 from .records import _reject
@@ -123,7 +124,6 @@ def _read_flat(df, keys: tuple[str, ...], stop: tuple[str, ...] = ()):
     """cut.c's reading of ``df["body"]``: ``(read, {key: 0 absent, 1 null, 2 a value, 3 a string "-"
     or ""}, {key: text})`` as polars Series (``read``: Boolean), or None when cut.c is not built, the
     batch is small, or cut.c read no line."""
-    import polars as pl
 
     lib = _native.library()
     buffers = _native.string_buffers(df["body"]) if lib is not None and df.height >= FLAT_MIN_ROWS else None
@@ -143,7 +143,7 @@ def _read_flat(df, keys: tuple[str, ...], stop: tuple[str, ...] = ()):
         return None
 
     def uint8s(buffer, k=0):
-        return pl.from_arrow(pa.Array.from_buffers(pa.uint8(), n, [None, buffer.slice(k * n, n)]))
+        return _arrowpl.series(pa.Array.from_buffers(pa.uint8(), n, [None, buffer.slice(k * n, n)]))
 
     texts = dict(zip(keys, _native.view_columns(lib, views, n, list(sizes), (ctypes.c_void_p * 1)(data.address))))
     return uint8s(ok) == 1, {k: uint8s(present, i) for i, k in enumerate(keys)}, texts

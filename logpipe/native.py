@@ -240,8 +240,8 @@ def view_columns(lib, views, n: int, sizes, bufs, rows: int | None = None, skip=
     k's bytes in texts over 12 bytes), of which the first ``rows`` (default all) are filled; None for
     column k when ``skip[k]``; ``validity[k]``: column k's validity bitmap, if any. Each column's
     long texts are first copied into a buffer of its own (``logpipe_compact``)."""
-    import polars as pl
     import pyarrow as pa
+    from . import arrowpl as _arrowpl
 
     rows = n if rows is None else rows
     width = 16 * n  # an Arrow string view is 16 bytes
@@ -254,7 +254,7 @@ def view_columns(lib, views, n: int, sizes, bufs, rows: int | None = None, skip=
         column, text = views.slice(width * k, 16 * rows), texts.slice(at, max(1, size))
         lib.logpipe_compact(column.address, rows, bufs, text.address)
         bits = validity[k] if validity is not None else None
-        columns.append(pl.from_arrow(pa.Array.from_buffers(pa.string_view(), rows, [bits, column, text])))
+        columns.append(_arrowpl.series(pa.Array.from_buffers(pa.string_view(), rows, [bits, column, text])))
         at += size
     return columns
 
@@ -268,8 +268,8 @@ def dictionary(lib, series, rows: int | None = None, probe: int = 0, ratio: int 
     when it cannot be read so. A null is a text of its own. With ``rows``, of its first ``rows`` only.
     With ``probe``: SPREAD, read no further, when its first ``probe`` rows hold over ``probe / ratio``
     distinct texts."""
-    import polars as pl
     import pyarrow as pa
+    from . import arrowpl as _arrowpl
 
     lines, views, bufs, _, _ = string_views(series)
     n = len(lines) if rows is None else min(rows, len(lines))
@@ -282,7 +282,7 @@ def dictionary(lib, series, rows: int | None = None, probe: int = 0, ratio: int 
                                 codes.address, firsts.address, table.address, cap, probe, ratio)
     if distinct < 0:
         return SPREAD
-    as_series = lambda buf, m: pl.from_arrow(pa.Array.from_buffers(pa.uint32(), m, [None, buf]))  # noqa: E731
+    as_series = lambda buf, m: _arrowpl.series(pa.Array.from_buffers(pa.uint32(), m, [None, buf]))  # noqa: E731
     return as_series(codes, n), as_series(firsts, distinct)
 
 
@@ -304,6 +304,7 @@ def matches(lib, series, tables: tuple):
     cannot be read so (a validity bitmap at a bit offset). ~0.1 µs a text that leaves the DFA at once."""
     import polars as pl
     import pyarrow as pa
+    from . import arrowpl as _arrowpl
 
     texts, views, bufs, _, _ = string_views(series)
     n = len(texts)
@@ -316,7 +317,7 @@ def matches(lib, series, tables: tuple):
                              accept, ncls, first_sink, out.address)
     if not hits:
         return NONE
-    return pl.from_arrow(pa.Array.from_buffers(pa.uint8(), n, [None, out])).cast(pl.Boolean)
+    return _arrowpl.series(pa.Array.from_buffers(pa.uint8(), n, [None, out])).cast(pl.Boolean)
 
 
 def split_last(lib, series, sep: str):
@@ -325,8 +326,8 @@ def split_last(lib, series, sep: str):
     ``series``' own buffers (no copy); a text without ``sep`` is all before it, with nothing after it
     (null), and a null text gives null to both; None when it cannot be read so (a validity bitmap at
     a bit offset)."""
-    import polars as pl
     import pyarrow as pa
+    from . import arrowpl as _arrowpl
 
     texts, views, bufs, _, _ = string_views(series)
     n = len(texts)
@@ -338,8 +339,8 @@ def split_last(lib, series, sep: str):
     lib.logpipe_split_last(views, None if validity is None else validity.address, n, bufs, ord(sep),
                            out.address, out.address + 16 * n, valid.address)
     data = [b if b is not None else pa.allocate_buffer(0) for b in texts.buffers()[2:]]
-    return tuple(pl.from_arrow(pa.Array.from_buffers(pa.string_view(), n, [valid.slice(vb * k, vb),
-                                                                            out.slice(16 * n * k, 16 * n), *data]))
+    return tuple(_arrowpl.series(pa.Array.from_buffers(pa.string_view(), n, [valid.slice(vb * k, vb),
+                                                                  out.slice(16 * n * k, 16 * n), *data]))
                  for k in (0, 1))
 
 
@@ -348,8 +349,8 @@ def lines(lib, body: bytes):
     of views into ``body`` itself (no copy: ~1 ms for 8 MB, read_lines ~3-4 ms), and whether any line
     may be blank (all white space: one that starts with a printable ASCII byte other than a space
     cannot); None when ``body`` is not valid UTF-8 or is too large for views' 32-bit offsets."""
-    import polars as pl
     import pyarrow as pa
+    from . import arrowpl as _arrowpl
 
     if not isinstance(body, bytes) or len(body) > MAX_DATA_BYTES:  # (a bytearray may change under the views)
         return None
@@ -359,7 +360,7 @@ def lines(lib, body: bytes):
     n = lib.logpipe_lines(body, len(body), views.address, cap, ctypes.byref(odd))
     if n < 0:
         return None
-    series = pl.from_arrow(pa.Array.from_buffers(pa.string_view(), n, [None, views, pa.py_buffer(body)]))
+    series = _arrowpl.series(pa.Array.from_buffers(pa.string_view(), n, [None, views, pa.py_buffer(body)]))
     return series.alias("line"), odd.value > 0
 
 

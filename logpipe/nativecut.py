@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 import pyarrow as pa
 
+from . import arrowpl as _arrowpl
 from . import native as _native
 
 if TYPE_CHECKING:
@@ -159,7 +160,7 @@ def _typed_column(nums, valid, n: int, c: int, kind: int, rows: int) -> pl.Serie
     width = 4 if kind == INT32_KIND else 8
     array = pa.Array.from_buffers(type_, rows, [valid.slice((n + 7) // 8 * c, (rows + 7) // 8),
                                                 nums.slice(8 * n * c, width * rows)])
-    return pl.from_arrow(array)
+    return _arrowpl.series(array)
 
 
 @dataclass(frozen=True)
@@ -277,7 +278,7 @@ def run(lib, plans: tuple[SplitPlan, ...], body: pl.Series, checked: bool = Fals
                            views.address, ok.address, sizes, nums.address if nums is not None else None,
                            valid.address, which.address if multi else None, doubt.address if multi else None,
                            mark, len(mark))
-    easy = pl.from_arrow(pa.Array.from_buffers(pa.uint8(), n, [None, ok])).cast(pl.Boolean)
+    easy = _arrowpl.series(pa.Array.from_buffers(pa.uint8(), n, [None, ok])).cast(pl.Boolean)
     validity = [valid.slice((n + 7) // 8 * c, (good + 7) // 8) if v and not typed[c] else None
                 for c, v in enumerate(cut.validity)]
     texts = _native.view_columns(lib, views, n, list(sizes), bufs, good, skip=typed, validity=validity)  # in order
@@ -285,7 +286,7 @@ def run(lib, plans: tuple[SplitPlan, ...], body: pl.Series, checked: bool = Fals
     parts = [(values[at], values[at + 1]) if at is not None else None for at in cut.parts]
     layouts = doubts = None
     if multi:
-        codes = pl.from_arrow(pa.Array.from_buffers(pa.uint8(), good, [None, which]))
+        codes = _arrowpl.series(pa.Array.from_buffers(pa.uint8(), good, [None, which]))
         layouts = pl.Series("log_format", cut.layouts, dtype=pl.String).gather(codes)
-        doubts = pl.from_arrow(pa.Array.from_buffers(pa.uint32(), good, [None, doubt]))
+        doubts = _arrowpl.series(pa.Array.from_buffers(pa.uint32(), good, [None, doubt]))
     return easy, list(cut.tokens), values[:len(cut.tokens)], parts, layouts, doubts

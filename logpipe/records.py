@@ -13,6 +13,7 @@ import functools
 import polars as pl
 import pyarrow as pa
 
+from . import arrowpl as _arrowpl
 from .schema import LIST_COLUMNS, RECORD_SCHEMA, REJECT_SCHEMA, view_schema
 
 INT32_COLUMNS = {f.name for f in RECORD_SCHEMA if f.type == pa.int32()}
@@ -100,7 +101,7 @@ def read_times(text: pl.Series) -> pl.Series:
     February 30), else by polars with TIME_FORMAT: the same times either way."""
     if text.null_count() < text.len() and text.str.contains(ISO_SHAPE).all():
         try:
-            return pl.from_arrow(text.to_arrow().cast(pa.timestamp("us", "UTC"))).alias(text.name)
+            return _arrowpl.series(text.to_arrow().cast(pa.timestamp("us", "UTC"))).alias(text.name)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             pass
     return text.str.to_datetime(TIME_FORMAT, time_unit="us", time_zone="UTC", strict=False)
