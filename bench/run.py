@@ -16,7 +16,11 @@ each one's ratio to `logpipe ingest`. Peak RSS is the whole process tree's (work
   python re, 2 procs    logpipe itself has no hand-written regex; see logpipe/grammar.py)
   lnav / goaccess       when installed (BENCH_INSTALL=1 lets this script apt-get them), else skipped
 
-Environment: BENCH_LINES (default 1000000), BENCH_REPEAT (3), BENCH_LARK_LINES (1000).
+Then start-up, median of BENCH_STARTUP_REPEAT runs: `logpipe --help`, `logpipe parse` of the file's
+first 10 lines (-o ndjson), and, for scale, a Python that imports polars and pyarrow and exits.
+
+Environment: BENCH_LINES (default 1000000), BENCH_REPEAT (3), BENCH_LARK_LINES (1000),
+BENCH_STARTUP_REPEAT (9).
 """
 from __future__ import annotations
 
@@ -37,6 +41,8 @@ BIN = Path(sys.executable).parent
 LINES = int(os.environ.get("BENCH_LINES", "1000000"))
 REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))
 LARK_LINES = int(os.environ.get("BENCH_LARK_LINES", "1000"))
+STARTUP_REPEAT = int(os.environ.get("BENCH_STARTUP_REPEAT", "9"))
+STARTUP_TARGET = 0.5  # seconds (issue 4)
 
 
 def data_file() -> Path:
@@ -345,8 +351,28 @@ def main() -> int:
         ratio = base_rate / rate
         print(f"{r['name']:34} {r['wall']:9.2f} {rate:11,.0f} {mbs:7.1f} {r['rss_kib'] / 1024:8.0f} MiB "
               f"{ratio:15.2f}x")
+    print()
+    startup(logpipe, path, tmp)
     shutil.rmtree(tmp, ignore_errors=True)
     return 0
+
+
+def startup(logpipe: str, path: Path, tmp: Path) -> None:
+    """Start-up of a command that has little to do, whole process, against STARTUP_TARGET."""
+    ten = tmp / "ten.log"
+    with open(path, "rb") as f:
+        ten.write_bytes(b"".join(itertools.islice(f, 10)))
+    rows = [("logpipe --help", [logpipe, "--help"]),
+            ("logpipe parse, 10 lines -o ndjson", [logpipe, "parse", str(ten), "-o", "ndjson"]),
+            ("python: import polars, pyarrow (scale)",
+             [sys.executable, "-c", "import os, polars, pyarrow; os._exit(0)"])]
+    print(f"{'start-up, median of ' + str(STARTUP_REPEAT):40} {'wall s':>7} {'min':>6} {'max':>6}  target")
+    for name, cmd in rows:
+        walls = [run_once(cmd)[0] for _ in range(STARTUP_REPEAT)]
+        med = statistics.median(walls)
+        verdict = "" if name.startswith("python") else \
+            f"< {STARTUP_TARGET} s: {'met' if med < STARTUP_TARGET else 'NOT met'}"
+        print(f"{name:40} {med:7.2f} {min(walls):6.2f} {max(walls):6.2f}  {verdict}")
 
 
 def _lnav_cmd(path: Path, tmp: Path) -> str:

@@ -20,7 +20,11 @@ from json.encoder import encode_basestring_ascii as _json_str  # C-accelerated i
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
+
+from . import arrowpl as _arrowpl
+
+# pyarrow.compute is imported where it is used: with cut.c built, JSON rows are written without it,
+# and its import is ~50 ms of a small `logpipe parse`'s start-up (arrowpl.cast).
 
 
 def _iso_datetime(d: dt.datetime) -> str:
@@ -98,7 +102,7 @@ def columns(batch: pa.RecordBatch) -> Iterator[tuple[pa.Array, str]]:
         if pa.types.is_dictionary(arr.type):  # polars categoricals: dictionary<uint32, string_view>
             values = arr.dictionary
             if pa.types.is_string_view(values.type) or pa.types.is_binary_view(values.type):
-                values = values.cast(pa.string() if pa.types.is_string_view(values.type) else pa.binary())
+                values = _arrowpl.cast(values, pa.string() if pa.types.is_string_view(values.type) else pa.binary())
             arr = values.take(arr.indices)
         yield arr, column_kind(arr.type)
 
@@ -120,10 +124,29 @@ def iso_array(arr: pa.Array) -> pa.Array:
     ~30x faster than ``strftime``; the space becomes ``T`` and ``000`` microseconds are trimmed. A
     year past 9999 or before 1 has more or other digits (``10025-03-01``, ``-0005-03-01``): the
     space is found, not assumed at the 11th character."""
+    import pyarrow.compute as pc
+
     text = arr.cast(pa.timestamp("us"), safe=False).cast(pa.string())
     s = pc.replace_substring(text, pattern=" ", replacement="T", max_replacements=1)
     s = pc.if_else(pc.ends_with(s, pattern="000"), pc.utf8_slice_codeunits(s, start=0, stop=-3), s)
     return pc.binary_join_element_wise(s, const("Z"), const("")) if arr.type.tz is not None else s
+
+
+# Up to this many times are made text by Python (``iso_texts``): a terminal's table of a few rows then
+# needs no pyarrow.compute, whose import is ~50 ms.
+ISO_BY_PYTHON_ROWS = 1000
+
+
+def iso_texts(arr: pa.Array) -> list[str | None]:
+    """``iso_array``'s texts as Python strings (None for a null); a short column of µs times is
+    made so by Python (``_iso_datetime``, the same text: tests/test_render.py), unless a time is out
+    of Python's years."""
+    if len(arr) <= ISO_BY_PYTHON_ROWS and arr.type.unit == "us":
+        try:
+            return [None if v is None else _iso_datetime(v) for v in arr.to_pylist()]
+        except (OverflowError, ValueError):
+            pass
+    return iso_array(arr).to_pylist()
 
 
 # ---- JSON text, column-wise ----------------------------------------------------------------
@@ -132,6 +155,8 @@ def iso_array(arr: pa.Array) -> pa.Array:
 def _json_plain(arr: pa.Array) -> pa.Array | None:
     """JSON string texts of ``arr`` computed in Arrow, or None when some value has a character
     outside printable ASCII (those need ``\\uXXXX`` escapes: Python's C encoder does them)."""
+    import pyarrow.compute as pc
+
     if pc.all(pc.ascii_is_printable(arr)).as_py() is False:  # None: empty or all null
         return None
     for char, escape in (("\\", "\\\\"), ('"', '\\"')):
@@ -142,6 +167,8 @@ def _json_plain(arr: pa.Array) -> pa.Array | None:
 
 def _json_plain_list(arr: pa.Array) -> pa.Array | None:
     """Like ``_json_plain`` for a list of strings whose items need no escape at all."""
+    import pyarrow.compute as pc
+
     if not (pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type)):
         return None
     if not pa.types.is_string(arr.type.value_type):
@@ -170,6 +197,8 @@ def _json_cells(arr: pa.Array, kind: str) -> list[str]:
 def _json_array(arr: pa.Array, kind: str) -> pa.Array:
     """One column → a string array of JSON texts, without nulls. The common column types (ints,
     timestamps, ASCII strings, lists of ASCII strings) never leave Arrow."""
+    import pyarrow.compute as pc
+
     frag = None
     if kind == "null":
         return pa.array(["null"] * len(arr), pa.string())
@@ -204,6 +233,8 @@ def json_line_batches(schema: pa.Schema, batches: Iterable[pa.RecordBatch], end:
             if lines is not None:
                 yield lines
                 continue
+            import pyarrow.compute as pc
+
             parts: list[Any] = []
             for key, (arr, kind) in zip(keys, columns(batch.slice(at, m))):
                 parts += [key, _json_array(arr, kind)]
@@ -212,6 +243,8 @@ def json_line_batches(schema: pa.Schema, batches: Iterable[pa.RecordBatch], end:
 
 
 def join_lines(lines: pa.Array, sep: str) -> str:
+    import pyarrow.compute as pc
+
     offsets = pa.array([0, len(lines)], pa.int32())
     return pc.binary_join(pa.ListArray.from_arrays(offsets, lines), const(sep))[0].as_py()
 
@@ -322,7 +355,7 @@ def _native_column(arr: pa.Array, kind: str, fragment=_json_array) -> tuple:
         arr, native_kind = fragment(arr, kind), JSON_FRAGMENT
     validity = arr.buffers()[0]
     if native_kind in (JSON_FRAGMENT, JSON_STRING):
-        arr = arr.cast(pa.string()) if arr.type != pa.string() else arr
+        arr = _arrowpl.cast(arr, pa.string()) if arr.type != pa.string() else arr
         return (native_kind, arr.buffers()[0], arr.buffers()[1], arr.buffers()[2], arr.offset, None, None, None, 0)
     if native_kind == JSON_STRINGS:
         items = arr.values  # (all of them, from its own offset: the lists' offsets index them)

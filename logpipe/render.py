@@ -34,8 +34,9 @@ from typing import IO, Any
 
 import pyarrow as pa
 
+from . import arrowpl as _arrowpl
 from .errors import UsageError
-from .jsonout import (JSON_TEXT, NativeRows, column_kind, columns, iso_array, join_lines, json_line_batches,
+from .jsonout import (JSON_TEXT, NativeRows, column_kind, columns, iso_texts, join_lines, json_line_batches,
                       text_bounds, to_jsonable)
 
 FORMATS = ("table", "csv", "tsv", "json", "ndjson", "markdown")
@@ -108,9 +109,9 @@ def _text_cells(arr: pa.Array, kind: str) -> list[str | None]:
     if kind == "null":
         return [None] * len(arr)
     if kind == "number":
-        return arr.cast(pa.string()).to_pylist()
+        return _arrowpl.cast(arr, pa.string()).to_pylist()
     if kind == "ts":
-        return iso_array(arr).to_pylist()
+        return iso_texts(arr)
     vals = arr.to_pylist()
     if kind == "str":
         return vals

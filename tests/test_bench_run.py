@@ -41,3 +41,21 @@ def test_tree_rss_counts_the_children_of_every_thread():
                 os.kill(int(child), signal.SIGKILL)
         proc.kill()
         proc.wait()
+
+
+def test_startup_rows_time_help_and_a_ten_line_parse(tmp_path, capsys):
+    """The start-up part of `make bench`: its three rows, each a median of real runs, and a verdict
+    against the issue's 0.5 s for logpipe's two."""
+    run = _bench_run()
+    run.STARTUP_REPEAT = 1
+    log = tmp_path / "in.log"
+    log.write_bytes((ROOT / "sample_logs" / "waypoint-egress-1.23.log").read_bytes())
+    run.startup(str(Path(sys.executable).parent / "logpipe"), log, tmp_path)
+    assert (tmp_path / "ten.log").read_bytes().count(b"\n") == 10
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("start-up, median of 1")
+    rows = {line[:40].strip(): line[40:].split() for line in out[1:]}
+    assert list(rows) == ["logpipe --help", "logpipe parse, 10 lines -o ndjson", "python: import polars, pyarrow (scale)"]
+    for name, cells in rows.items():
+        assert 0 < float(cells[0]) < 30
+        assert (cells[3:6] == ["<", "0.5", "s:"] and cells[6] in ("met", "NOT")) if name.startswith("logpipe") else len(cells) == 3

@@ -301,3 +301,22 @@ def test_inputs_are_listed_once(command, tmp_path, monkeypatch):
     result = CliRunner().invoke(cli, [command, *args])
     assert result.exit_code == 0, result.stderr
     assert calls == [[str(SAMPLES / "scenario")]]
+
+
+@pytest.mark.parametrize("fmt", ["ndjson", "csv", "table"])
+def test_a_small_parse_starts_without_pyarrow_compute(fmt):
+    """pyarrow.compute's import is ~50 ms of `logpipe parse`'s start-up on a small file (its Python
+    module wraps each of Arrow's functions): the parse, its typing and its output do without it
+    (``arrowpl.cast``; times of a short column made text by Python). JSON rows need cut.c for that."""
+    from logpipe import native
+
+    if fmt == "ndjson" and native.library() is None:
+        pytest.skip(f"cut.c not built ({native.why_not}): JSON rows are joined by pyarrow.compute")
+    code = ("import sys; from logpipe import cli; sys.argv = ['logpipe', 'parse', sys.argv[1], '-o', sys.argv[2]]\n"
+            "try:\n    cli.main()\nexcept SystemExit:\n    pass\n"
+            "sys.stderr.write('pyarrow.compute imported: %s\\n' % ('pyarrow.compute' in sys.modules))\n")
+    got = subprocess.run([sys.executable, "-c", code, str(SAMPLES / "waypoint-egress-1.23.log"), fmt],
+                         capture_output=True, text=True, timeout=120)
+    assert got.returncode == 0, got.stderr
+    assert got.stdout.count("httpbin.org") >= 1
+    assert got.stderr.splitlines()[-1] == "pyarrow.compute imported: False"

@@ -599,3 +599,22 @@ def test_delimited_rows_by_cut_c_equal_the_csv_module(monkeypatch, json_rows_by,
                 out.seek(0)
                 got[mode] = out.read()
         assert got["1"] == got["0"]
+
+
+@pytest.mark.parametrize("tz", [None, "UTC", "+05:30"])
+def test_iso_texts_by_python_equal_iso_array(tz, monkeypatch):
+    """A short column of times is made text by Python (no pyarrow.compute for a small table); a long
+    one, or one with a time outside Python's years, by Arrow: the same texts."""
+    from logpipe import jsonout
+
+    us = [0, 1721319238198000, 1721319238000000, 1721319238123456, -1, -62135596800000000,
+          253402300799999999, None, 951782400000000]
+    arr = pa.array(us, pa.timestamp("us", tz))
+    by_arrow = jsonout.iso_array(arr).to_pylist()
+    assert jsonout.iso_texts(arr) == by_arrow
+    assert by_arrow[1] == ("2024-07-18T16:13:58.198Z" if tz else "2024-07-18T16:13:58.198")
+    monkeypatch.setattr(jsonout, "ISO_BY_PYTHON_ROWS", 0)
+    assert jsonout.iso_texts(arr) == by_arrow
+    far = pa.array([253402300799999999 + 10**12, 0], pa.timestamp("us"))  # year 10000: not Python's
+    monkeypatch.setattr(jsonout, "ISO_BY_PYTHON_ROWS", 1000)
+    assert jsonout.iso_texts(far) == jsonout.iso_array(far).to_pylist()
