@@ -59,3 +59,16 @@ def test_startup_rows_time_help_and_a_ten_line_parse(tmp_path, capsys):
     for name, cells in rows.items():
         assert 0 < float(cells[0]) < 30
         assert (cells[3:6] == ["<", "0.5", "s:"] and cells[6] in ("met", "NOT")) if name.startswith("logpipe") else len(cells) == 3
+
+
+def test_the_lalr_baseline_reads_the_layout_it_is_written_for(tmp_path):
+    """`make bench`'s Lark LALR row times real parses: its grammar reads every line of the 1.23
+    waypoint sample (the bench's main layout) and no line of an older layout."""
+    run = _bench_run()
+    script = tmp_path / "lalr.py"
+    script.write_text(run.LARK_LALR)
+    for sample, want in (("waypoint-egress-1.23.log", 26), ("istio-1.1.log", 0)):
+        got = subprocess.run([sys.executable, str(script), str(ROOT / "sample_logs" / sample), "1000"],
+                             capture_output=True, text=True, timeout=120)
+        assert got.returncode == 0, got.stderr
+        assert int(got.stdout) == want
