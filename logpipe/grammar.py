@@ -27,7 +27,7 @@ from pathlib import Path
 
 from . import forest as _forest
 from .errors import LogpipeError
-from .follow import TokenFilter, follow_sets
+from .follow import TokenFilter, follow_sets, follow_strings
 from .resources import resource_dir
 from .ruleregex import SUBFIELD_RULES, RegexBuilder, terminal_regex
 from .schema import COLUMNS
@@ -314,7 +314,12 @@ def _install_token_filter(parser, starts: list[str]) -> TokenFilter | None:
     if not getattr(scanner, "complete_lex", False) or not isinstance(regexps, dict):
         return None
     ignore = [str(t) for t in getattr(parser, "ignore_tokens", ())]
-    token_filter = TokenFilter(follow_sets(parser.rules, starts, ignore), regexps)
+    if ignore:  # (an ignored terminal may come between any two: one terminal deep, with it everywhere)
+        follow = {t: frozenset((n,) for n in names) for t, names in follow_sets(parser.rules, starts, ignore).items()}
+    else:
+        follow = follow_strings(parser.rules, starts)
+    fixed = frozenset(t.name for t in parser.terminals if isinstance(t.pattern, lark.lexer.PatternStr))
+    token_filter = TokenFilter(follow, regexps, fixed)
     scanner.term_matcher = token_filter
     return token_filter
 

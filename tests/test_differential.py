@@ -2,7 +2,7 @@
 polars, and split plans read from it, cut by cut.c) and the exact Lark path (``Parser(fast=False)``: Lark's Earley parser on the same grammar,
 then ``records.type_columns``) give identical records, or both reject, line for line.
 
-The Lark path costs ~15 ms a line (logpipe/follow.py), so it runs in two worker processes, over
+The Lark path costs ~10 ms a line (logpipe/follow.py), so it runs in two worker processes, over
 every line of every sample (~4,200), DIFF_LINES lines of bench/generate.py (default 1,000;
 LOGPIPE_DIFF_LINES=20000 runs more) and ~1,500 hypothesis-fuzzed lines: mutations of sample
 lines, quotes in free text, lines built from field values of every layout.

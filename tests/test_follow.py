@@ -9,7 +9,7 @@ import pytest
 from conftest import read_lines, sample_files
 
 from logpipe import forest, grammar
-from logpipe.follow import END, follow_sets
+from logpipe.follow import END, TokenFilter, follow_sets, follow_strings
 
 
 def _rules(text: str, start: str = "start"):
@@ -24,6 +24,45 @@ def test_follow_sets_of_a_small_grammar():
     assert follow["B"] == {"C"}
     assert follow["C"] == {"D", END}
     assert follow["D"] == {END}
+
+
+def test_follow_strings_two_deep():
+    # FOLLOW_2: what may come after a terminal, two terminals deep; a shorter string ends the text
+    rules = _rules('start: a B? C D?\na: A+\nA: "a"\nB: "b"\nC: "c"\nD: "d"\n')
+    follow = follow_strings(rules, ["start"])
+    assert follow["A"] == {("A", "A"), ("A", "B"), ("A", "C"), ("B", "C"), ("C", "D"), ("C", END)}
+    assert follow["B"] == {("C", "D"), ("C", END)}
+    assert follow["C"] == {("D", END), (END,)}
+    assert follow["D"] == {(END,)}
+    # one deep, they are the FOLLOW sets
+    assert {t: {s[0] for s in strings} for t, strings in follow.items()} == follow_sets(rules, ["start"])
+
+
+def test_free_text_ends_only_where_the_two_terminals_after_it_match():
+    """Quoted free text (``Q T Q S``) may hold quotes: it ends before a quote and a space, not before
+    any quote. The second terminal is checked after a fixed-string first one only, and not where the
+    text ends right after the first (a line that ends early keeps its readings, for Lark's error)."""
+    import re
+
+    rules = _rules('start: Q T? Q S W\nT: /[^\\n]+/\nQ: "\\""\nS: " "\nW: /[a-z]+/\n')
+    regexps = {n: re.compile(p) for n, p in {"T": r"[^\n]+", "Q": '"', "S": " ", "W": "[a-z]+"}.items()}
+    follow = follow_strings(rules, ["start"])
+    assert follow["T"] == {("Q", "S")}
+
+    class Term:
+        name = "T"
+
+    def passes(text: str, end: int, fixed=frozenset({"Q", "S"})) -> bool:
+        f = TokenFilter(follow, regexps, fixed)
+        with f.reading(text):
+            longest = f(Term, text, 1).group(0)  # as Lark's scanner asks: the longest match, from 1,
+            return f(Term, longest[:end - 1]) is not None  # then shorter ones, cut from it (to end at ``end``)
+
+    text = '"a"b" x'
+    assert not passes(text, 2)  # before '"b': a quote, then no space
+    assert passes(text, 4)  # before '" x'
+    assert passes(text, 2, fixed=frozenset())  # a quote of unknown length: one terminal deep
+    assert passes('"a"', 2)  # the text ends after the quote: kept for Lark's error
 
 
 def test_follow_sets_add_ignored_terminals_everywhere():
