@@ -22,6 +22,7 @@ No lark import: the caller passes Lark's rule objects (``origin.name``, ``expans
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 from typing import Iterable
 
@@ -94,44 +95,52 @@ class TokenFilter:
     then once per shorter length with the cut text ``s[:-j]`` (``lark/parsers/xearley.py``, complete
     lexing). The longest match always passes; a shorter one passes only when one of the strings
     that may follow it (``follow``: terminal → tuples of terminal names, ``follow_strings``) matches
-    where it ends: its first terminal there (``regexps``: name → compiled pattern), and its second
-    right after that one when the first is one of ``fixed`` (a fixed string, so its one match says
-    where the second begins; after any other the second is not checked); ``END`` where the text ends.
-    A one-name tuple is that terminal followed by anything. Each parse runs inside
+    where it ends: its first terminal there, and its second right after that one when the first is
+    one of ``fixed`` (a fixed string, so its one match says where the second begins; after any other
+    the second is not checked), or where the text ends right after the first (Lark's error for a line
+    that ends early lists what it expected there, and these tokens are among its readings); ``END``
+    where the text ends. A one-name tuple is that terminal followed by anything. Each terminal's
+    strings are one regex (``_follower``), matched once where a token ends. Each parse runs inside
     ``reading(text)``; outside it every match passes."""
 
     def __init__(self, follow: dict[str, frozenset], regexps: dict, fixed: frozenset = frozenset()):
         self._regexps = regexps  # (Lark's matcher's own patterns, matched here: one call less a token)
-        # A follower without a pattern here (none in Lark today) would make its terminal unfilterable.
+        # terminal → (may it end the text, the regex of what may follow it or None). A terminal whose
+        # followers have no pattern here (none in Lark today), or patterns of other flags, is not filtered.
         self._follow = {}
         for t, strings in follow.items():
             if all(n == END or n in regexps for s in strings for n in s):
-                self._follow[t] = (any(s[0] == END for s in strings), self._checks(strings, regexps, fixed))
-
+                rx = _follower(strings, regexps, fixed)
+                if rx is not False:
+                    self._follow[t] = (any(s[0] == END for s in strings), rx)
+        # Terminals every non-empty prefix of whose match is a match, whole ([…]+): a cut of their
+        # longest match ends where the cut does, so a cut that cannot be followed is dropped unmatched.
+        # Where such a cut may end is found for the whole text at once (``_ends``: a lookahead of the
+        # follower regex at every position).
+        self._closed = frozenset(t for t, rx in regexps.items() if _PREFIX_CLOSED.fullmatch(rx.pattern))
+        self._ahead = {t: re.compile(f"(?=(?:{rule[1].pattern}))", rule[1].flags)
+                       for t, rule in self._follow.items() if t in self._closed and rule[1] is not None}
         self._text: str | None = None
         self._start = 0
         self._seen: dict = {}
+        self._where: dict = {}
         self.lock = threading.Lock()
 
-    @staticmethod
-    def _checks(strings, regexps: dict, fixed: frozenset) -> tuple:
-        """(first pattern, then: None, END, or the second's pattern) for each string but ``(END,)``."""
-        checks = set()
-        for s in strings:
-            if s[0] == END:
-                continue
-            then = None
-            if len(s) > 1 and s[0] in fixed:
-                then = END if s[1] == END else s[1]
-            checks.add((s[0], then))
-        # (a first terminal followed by anything makes its other checks moot)
-        free = {first for first, then in checks if then is None}
-        checks = {(first, then) for first, then in checks if then is None or first not in free}
-        return tuple((regexps[first], then if then in (None, END) else regexps[then]) for first, then in sorted(
-            checks, key=lambda c: (c[0], c[1] or "")))
-
     def begin(self, text: str | None) -> None:
-        self._text, self._start, self._seen = text, 0, {}
+        self._text, self._start, self._seen, self._where = text, 0, {}, {}
+
+    def _ends(self, name) -> "set[int] | None":
+        """Where in the text a cut of terminal ``name`` may end (None: anywhere)."""
+        rule = self._follow.get(name)
+        if rule is None:
+            return None
+        whole = self._text
+        ahead = self._ahead.get(name)
+        ends = {m.start() for m in ahead.finditer(whole)} if ahead is not None else set()
+        ends.discard(len(whole))
+        if rule[0]:
+            ends.add(len(whole))
+        return ends
 
     @contextlib.contextmanager
     def reading(self, text: str):
@@ -144,33 +153,53 @@ class TokenFilter:
                 self.begin(None)
 
     def __call__(self, term, text: str, index: int = 0):
+        name = term.name
         if text is self._text or self._text is None:  # the longest match at ``index``
             self._start = index
-            return self._regexps[term.name].match(text, index)
-        m = self._regexps[term.name].match(text, index)  # a shorter length, cut from the match at ``_start``
+            return self._regexps[name].match(text, index)
+        # a shorter length, cut from the match at ``_start``
+        if index == 0 and text and name in self._closed:  # (it ends where the cut does)
+            ends = self._where.get(name, False)
+            if ends is False:
+                ends = self._where[name] = self._ends(name)
+            if ends is not None and self._start + len(text) not in ends:
+                return None
+            return self._regexps[name].match(text)
+        m = self._regexps[name].match(text, index)
         if m is None:
             return None
         end = self._start + m.end()
-        key = (term.name, end)
+        key = (name, end)
         ok = self._seen.get(key)
         if ok is None:
-            rule = self._follow.get(term.name)
+            rule = self._follow.get(name)
             if rule is None:  # a terminal no rule uses (only %ignore'd), or unfilterable: keep it
                 ok = True
             else:
                 whole = self._text
-                ok = rule[0] if end == len(whole) else any(_follows(whole, end, first, then) for first, then in rule[1])
+                ok = rule[0] if end == len(whole) else rule[1] is not None and rule[1].match(whole, end) is not None
             self._seen[key] = ok
         return m if ok else None
 
 
-def _follows(text: str, at: int, first, then) -> bool:
-    """Whether ``first`` matches ``text`` at ``at``, and ``then`` (None: anything; END: the end) after
-    it. Where the text ends right after ``first``, ``then`` is not asked: Lark's error for a line that
-    ends early lists what it expected there, and these tokens are among its readings."""
-    m = first.match(text, at)
-    if m is None:
+_PREFIX_CLOSED = re.compile(r"\[\^?(?:[^\]\\]|\\.)+\]\+")
+
+
+def _follower(strings, regexps: dict, fixed: frozenset):
+    """One regex for what may follow a terminal (``strings`` but ``(END,)``), matched where it ends:
+    ``first`` alone, ``first`` then the end (``\\Z``), or ``first`` then ``second`` or the end, after a
+    fixed-string ``first``. None when only the end may follow; False when the patterns' flags differ."""
+    alternatives = set()
+    for s in strings:
+        if s[0] == END:
+            continue
+        first = f"(?:{regexps[s[0]].pattern})"
+        if len(s) > 1 and s[0] in fixed:
+            first += r"\Z" if s[1] == END else f"(?:{regexps[s[1]].pattern}|\\Z)"
+        alternatives.add(first)
+    names = {n for s in strings for n in s if n != END}
+    if len({regexps[n].flags for n in names}) > 1:
         return False
-    if then is None or m.end() == len(text):
-        return True
-    return False if then is END else then.match(text, m.end()) is not None
+    if not alternatives:
+        return None
+    return re.compile("|".join(sorted(alternatives)), regexps[min(names)].flags)

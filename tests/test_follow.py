@@ -38,14 +38,17 @@ def test_follow_strings_two_deep():
     assert {t: {s[0] for s in strings} for t, strings in follow.items()} == follow_sets(rules, ["start"])
 
 
-def test_free_text_ends_only_where_the_two_terminals_after_it_match():
+@pytest.mark.parametrize("text_rx", [r"[^\n]+", r"(?:[^\n])+"], ids=["prefix-closed", "matched"])
+def test_free_text_ends_only_where_the_two_terminals_after_it_match(text_rx):
     """Quoted free text (``Q T Q S``) may hold quotes: it ends before a quote and a space, not before
     any quote. The second terminal is checked after a fixed-string first one only, and not where the
-    text ends right after the first (a line that ends early keeps its readings, for Lark's error)."""
+    text ends right after the first (a line that ends early keeps its readings, for Lark's error).
+    A terminal whose every prefix matches whole (``[…]+``) is judged by where its cut ends, without
+    matching it; any other is matched first: the same answers."""
     import re
 
     rules = _rules('start: Q T? Q S W\nT: /[^\\n]+/\nQ: "\\""\nS: " "\nW: /[a-z]+/\n')
-    regexps = {n: re.compile(p) for n, p in {"T": r"[^\n]+", "Q": '"', "S": " ", "W": "[a-z]+"}.items()}
+    regexps = {n: re.compile(p) for n, p in {"T": text_rx, "Q": '"', "S": " ", "W": "[a-z]+"}.items()}
     follow = follow_strings(rules, ["start"])
     assert follow["T"] == {("Q", "S")}
 
@@ -58,6 +61,7 @@ def test_free_text_ends_only_where_the_two_terminals_after_it_match():
             longest = f(Term, text, 1).group(0)  # as Lark's scanner asks: the longest match, from 1,
             return f(Term, longest[:end - 1]) is not None  # then shorter ones, cut from it (to end at ``end``)
 
+    assert ("T" in TokenFilter(follow, regexps)._closed) == (text_rx == r"[^\n]+")
     text = '"a"b" x'
     assert not passes(text, 2)  # before '"b': a quote, then no space
     assert passes(text, 4)  # before '" x'
