@@ -16,31 +16,26 @@ if TYPE_CHECKING:
     import polars as pl
 
 
-class _Array:
-    __slots__ = ("array",)
+class _Capsules:
+    """Only the Arrow C interface of a pyarrow array or chunked array: its ``__arrow_c_array__`` or
+    ``__arrow_c_stream__``, whichever it has (polars asks for them by name)."""
 
-    def __init__(self, array: pa.Array):
-        self.array = array
+    __slots__ = ("of",)
 
-    def __arrow_c_array__(self, requested_schema=None):
-        return self.array.__arrow_c_array__(requested_schema)
+    def __init__(self, of):
+        self.of = of
 
-
-class _Stream:
-    __slots__ = ("array",)
-
-    def __init__(self, array: pa.ChunkedArray):
-        self.array = array
-
-    def __arrow_c_stream__(self, requested_schema=None):
-        return self.array.__arrow_c_stream__(requested_schema)
+    def __getattr__(self, name: str):
+        if name in ("__arrow_c_array__", "__arrow_c_stream__"):
+            return getattr(self.of, name)
+        raise AttributeError(name)
 
 
 def series(array: pa.Array | pa.ChunkedArray, name: str = "") -> "pl.Series":
     """``array`` as a polars Series named ``name``, its buffers shared (``pl.from_arrow``'s dtypes)."""
     import polars as pl  # (here: ``cast`` serves modules that do without polars, jsonout.py)
 
-    got = pl.Series(_Stream(array) if isinstance(array, pa.ChunkedArray) else _Array(array))
+    got = pl.Series(_Capsules(array))
     return got.alias(name) if got.name != name else got
 
 
