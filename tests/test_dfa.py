@@ -283,7 +283,9 @@ def test_exact_says_whether_a_dfa_accepts_all_the_regex_does(pattern, exact):
 
 PREFIXES = ["[pod/waypoint-7d9f8b6c4-x2k8p/istio-proxy] ", "[pod/w-1/istio-proxy] 2024-07-18T16:13:58.198123456Z ",
             "2024-07-18T16:13:58.198Z ", "waypoint-7d9f8b6c4-x2k8p istio-proxy ", "egress  | ", "egress | ",
-            "[pod/W/x] ", "2024-07-18T16:13:58Z  ", "é ", "a\tb ", "x y\n", "[pod/a/b]\n"]
+            "[pod/W/x] ", "2024-07-18T16:13:58Z  ", "é ", "a\tb ", "x y\n", "[pod/a/b]\n",
+            "\x1b[36mwaypoint-7d9f8b6c4-x2k8p\x1b[0m \x1b[32mistio-proxy\x1b[0m ", "\x1b[1;35megress-1  | \x1b[0m",
+            "\x1b[36mw\x1b[0m x ", "\x1b[36m w x ", "\x1b[3xm w x "]
 
 
 def test_a_line_start_is_read_by_cut_c_as_by_polars(parser):

@@ -254,17 +254,23 @@ ACCESS = [x for x in read_lines(SAMPLES / "waypoint-egress-1.23.log") if x.start
 
 
 @FAST
-@given(st.sampled_from(ACCESS), k8s_name, k8s_name, start_time(), st.sampled_from(["kubectl", "timestamps", "both", "stern", "compose"]))
-def test_prefixes_round_trip(line, pod, container, received, kind):
+@given(st.sampled_from(ACCESS), k8s_name, k8s_name, start_time(),
+       st.sampled_from(["kubectl", "timestamps", "both", "stern", "compose", "stern-color", "compose-color"]),
+       st.sampled_from(["36", "1;32", "38;5;208", ""]))
+def test_prefixes_round_trip(line, pod, container, received, kind, color):
     stamp, when = received
     stamp = stamp.replace("Z", "123456Z")  # RFC3339Nano, as kubectl --timestamps writes it
+    on, off = f"\x1b[{color}m", "\x1b[0m"  # (stern and docker compose color the names on a terminal)
     prefix = {
         "kubectl": f"[pod/{pod}/{container}] ",
         "timestamps": f"{stamp} ",
         "both": f"[pod/{pod}/{container}] {stamp} ",
         "stern": f"{pod} {container} ",
         "compose": f"{container}  | ",
+        "stern-color": f"{on}{pod}{off} {on}{container}{off} ",
+        "compose-color": f"{on}{container}  | {off}",
     }[kind]
+    kind = kind.removesuffix("-color")
     (bare,), _, _ = parse_text([line])
     records, rejects, _ = parse_text([prefix + line])
     assert not rejects, rejects
