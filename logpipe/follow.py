@@ -189,7 +189,8 @@ _PREFIX_CLOSED = re.compile(r"\[\^?(?:[^\]\\]|\\.)+\]\+")
 def _follower(strings, regexps: dict, fixed: frozenset):
     """One regex for what may follow a terminal (``strings`` but ``(END,)``), matched where it ends:
     ``first`` alone, ``first`` then the end (``\\Z``), or ``first`` then ``second`` or the end, after a
-    fixed-string ``first``. None when only the end may follow; False when the patterns' flags differ."""
+    fixed-string ``first``. None when only the end may follow; False when they cannot be one regex
+    (patterns of other flags; a named group twice, from a user's grammar): that terminal is not filtered."""
     alternatives = set()
     for s in strings:
         if s[0] == END:
@@ -203,4 +204,7 @@ def _follower(strings, regexps: dict, fixed: frozenset):
         return False
     if not alternatives:
         return None
-    return re.compile("|".join(sorted(alternatives)), regexps[min(names)].flags)
+    try:
+        return re.compile("|".join(sorted(alternatives)), regexps[min(names)].flags)
+    except re.error:
+        return False

@@ -69,6 +69,22 @@ def test_free_text_ends_only_where_the_two_terminals_after_it_match(text_rx):
     assert passes('"a"', 2)  # the text ends after the quote: kept for Lark's error
 
 
+def test_followers_that_cannot_be_one_regex_leave_their_terminal_unfiltered():
+    """A user's terminal with a named group, following another terminal in two ways, cannot join one
+    regex twice: that terminal is then not filtered (slower, as exact), and the grammar still parses."""
+    text = 'start: T " " A | T "\\"" A\nT: /[a-z]+/\nA: /(?P<n>[0-9])x/\n'
+    parser = lark.Lark(text, parser="earley", lexer="dynamic_complete")
+    regexps = parser.parser.parser.term_matcher.__self__.regexps
+    follow = follow_strings(parser.rules, ["start"])
+    fixed = frozenset(t.name for t in parser.terminals if isinstance(t.pattern, lark.lexer.PatternStr))
+    f = TokenFilter(follow, regexps, fixed)
+    assert "T" not in f._follow and "A" in f._follow
+    book = grammar.Rulebook(text, ["start"], source="<test>")
+    book._earley()
+    assert book._filter is not None
+    assert book._lark.parse("ab 1x") is not None and book._lark.parse('ab"1x') is not None
+
+
 def test_follow_sets_add_ignored_terminals_everywhere():
     follow = follow_sets(_rules('start: A B\nA: "a"\nB: "b"\nWS: " "\n%ignore WS\n'), ["start"], ["WS"])
     assert follow["A"] == {"B", "WS"}
