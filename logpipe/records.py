@@ -101,7 +101,7 @@ def read_times(text: pl.Series) -> pl.Series:
     February 30), else by polars with TIME_FORMAT: the same times either way."""
     if text.null_count() < text.len() and text.str.contains(ISO_SHAPE).all():
         try:
-            return _arrowpl.series(_arrowpl.cast(text.to_arrow(), pa.timestamp("us", "UTC"))).alias(text.name)
+            return _arrowpl.series(_arrowpl.cast(text.to_arrow(), pa.timestamp("us", "UTC")), text.name)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             pass
     return text.str.to_datetime(TIME_FORMAT, time_unit="us", time_zone="UTC", strict=False)
