@@ -60,6 +60,10 @@ class Parser:
         # The prefix, then a body that does not start with a space (prefix.lark's header says why).
         self._prefix_rx = f"^(?P<__prefix>{prefix.pattern})[^ ]"
         self._prefix_groups = prefix.groups
+        # A prefix and nothing more (kubectl's, the CRI format's: a blank line of the container's) is blank.
+        self._blank_prefixed_rx = "^" + self.prefix.compile("blank_prefix").pattern + r"\s*$"
+        # A part of a line the container runtime split (CRI tag P): never a row (exact.reject_partial).
+        self._partial_rx = "^" + self.prefix.compile("partial_prefix").pattern
         # fast=False skips the generated regexes: every text line takes the exact Lark path
         # (the differential test and the bench compare the two).
         self.fast = options.get("fast", True)
@@ -157,6 +161,13 @@ class Parser:
         # else after it (lines its regex did not take rarely parse, and noise can be plenty).
         if text.height and self.custom is not None and not self.fast:
             text = self.custom.take_lines(self, text, frames, rejects)
+        if text.height:  # (lines the fast path leaves: a prefix and nothing more is blank)
+            prefixed = text["line"].str.contains(self._blank_prefixed_rx)
+            if prefixed.any():
+                blank += int(prefixed.sum())
+                text = text.filter(~prefixed)
+        if text.height:
+            text = _exact.reject_partial(text, self._partial_rx, rejects)
         if text.height:  # ztunnel lines look like istio-agent log lines to noise.lark: take them first
             text = _ztunnel.take_lines(self, text, frames, rejects)
         if text.height:

@@ -285,7 +285,9 @@ PREFIXES = ["[pod/waypoint-7d9f8b6c4-x2k8p/istio-proxy] ", "[pod/w-1/istio-proxy
             "2024-07-18T16:13:58.198Z ", "waypoint-7d9f8b6c4-x2k8p istio-proxy ", "egress  | ", "egress | ",
             "[pod/W/x] ", "2024-07-18T16:13:58Z  ", "é ", "a\tb ", "x y\n", "[pod/a/b]\n",
             "\x1b[36mwaypoint-7d9f8b6c4-x2k8p\x1b[0m \x1b[32mistio-proxy\x1b[0m ", "\x1b[1;35megress-1  | \x1b[0m",
-            "\x1b[36mw\x1b[0m x ", "\x1b[36m w x ", "\x1b[3xm w x "]
+            "\x1b[36mw\x1b[0m x ", "\x1b[36m w x ", "\x1b[3xm w x ",
+            "2024-07-18T16:13:58.198123456Z stdout F ", "2024-07-18T16:13:58.198123456Z stderr F ",
+            "2024-07-18T16:13:58.198123456Z stdout P ", "2024-07-18T16:13:58Z stdin F "]
 
 
 def test_a_line_start_is_read_by_cut_c_as_by_polars(parser):

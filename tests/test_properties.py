@@ -255,7 +255,8 @@ ACCESS = [x for x in read_lines(SAMPLES / "waypoint-egress-1.23.log") if x.start
 
 @FAST
 @given(st.sampled_from(ACCESS), k8s_name, k8s_name, start_time(),
-       st.sampled_from(["kubectl", "timestamps", "both", "stern", "compose", "stern-color", "compose-color"]),
+       st.sampled_from(["kubectl", "timestamps", "both", "stern", "compose", "stern-color", "compose-color",
+                        "cri", "cri-stderr"]),
        st.sampled_from(["36", "1;32", "38;5;208", ""]))
 def test_prefixes_round_trip(line, pod, container, received, kind, color):
     stamp, when = received
@@ -269,8 +270,10 @@ def test_prefixes_round_trip(line, pod, container, received, kind, color):
         "compose": f"{container}  | ",
         "stern-color": f"{on}{pod}{off} {on}{container}{off} ",
         "compose-color": f"{on}{container}  | {off}",
+        "cri": f"{stamp} stdout F ",  # a node's container log file (containerd, CRI-O)
+        "cri-stderr": f"{stamp} stderr F ",
     }[kind]
-    kind = kind.removesuffix("-color")
+    kind = kind.removesuffix("-color").removesuffix("-stderr")
     (bare,), _, _ = parse_text([line])
     records, rejects, _ = parse_text([prefix + line])
     assert not rejects, rejects
@@ -280,7 +283,7 @@ def test_prefixes_round_trip(line, pod, container, received, kind, color):
         want["pod"] = pod
     if kind in ("kubectl", "both", "stern", "compose"):
         want["container"] = container
-    if kind in ("timestamps", "both"):
+    if kind in ("timestamps", "both", "cri"):
         want["received_at"] = when + dt.timedelta(microseconds=123)  # Arrow keeps microseconds
     assert rec == want
 

@@ -1,0 +1,127 @@
+"""A node's container log files, as containerd and CRI-O write them (the CRI logging format, what
+node log agents tail under /var/log/pods/ and /var/log/containers/): ``<RFC3339Nano> <stream> <tag> <line>``.
+
+The tag is F for a whole line and P for a part of a line the runtime split (over 16 KiB); the
+parts are rejects saying so. A prefix with nothing after it is a blank line, not a reject."""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import gzip
+import io
+import subprocess
+import sys
+
+import pytest
+from conftest import SAMPLES, parse_text, read_lines
+
+from logpipe.exact import PARTIAL, PARTIAL_END
+from logpipe.parse import default_parser
+
+UTC = dt.timezone.utc
+STAMP = "2025-01-30T10:53:24.326000321Z"
+ACCESS = [x for x in read_lines(SAMPLES / "waypoint-egress-1.23.log") if x.startswith("[")][:8]
+
+
+def cri(line: str, stream: str = "stdout", tag: str = "F") -> str:
+    return f"{STAMP} {stream} {tag} {line}"
+
+
+@pytest.mark.parametrize("sample", ["waypoint-egress-1.23.log", "tcp-and-ipv6.log", "istio-json-1.24.log",
+                                    "ztunnel.log", "ztunnel-json.log", "noise-mixed.log", "malformed.log"])
+def test_a_sample_behind_the_cri_prefix_reads_as_without_it(sample):
+    """Every layout, JSON, ztunnel, noise and malformed line: the same records (plus the runtime's
+    time as received_at) and the same rejects (columns shifted by the prefix), the blank lines blank."""
+    lines = read_lines(SAMPLES / sample)
+    bare, bare_rejects, bare_batch = parse_text(lines)
+    records, rejects, batch = parse_text([cri(x, "stderr" if k % 5 == 4 else "stdout") for k, x in enumerate(lines)])
+    assert batch.blank == bare_batch.blank
+    shift = len(cri(""))
+    for r in records:
+        assert r.pop("received_at") == dt.datetime(2025, 1, 30, 10, 53, 24, 326000, tzinfo=UTC)
+    for r in bare:
+        r.pop("received_at")
+    assert records == bare
+    assert [(r["line_number"], r["class"]) for r in rejects] == [(r["line_number"], r["class"]) for r in bare_rejects]
+    for got, want in zip(rejects, bare_rejects):
+        if want["column"] is not None and got["reason"] != want["reason"]:
+            assert got["column"] == want["column"] + shift
+
+
+def test_the_parts_of_a_split_line_are_rejects_that_say_so():
+    """A line over 16 KiB: P parts, then the F part that ends it. Each part is a malformed reject
+    naming the split (never a row, even where a part's cut would read as a shorter layout)."""
+    long = ACCESS[0].replace('"GET /get ', '"GET /get?t=' + "x" * 17000 + " ", 1)
+    assert len(long) > 16384
+    head, mid, tail = long[:16384], long[16384:16390], long[16390:]
+    whole = read_lines(SAMPLES / "envoy-default.log")[0]  # a part that alone reads as a line
+    assert parse_text([whole])[0][0]["log_format"] == "envoy"
+    lines = [cri(ACCESS[2]), cri(head, tag="P"), cri(mid, tag="P"), cri(tail), cri(ACCESS[3]),
+             cri(whole, tag="P"), cri(' "-"'), cri(ACCESS[4])]
+    records, rejects, batch = parse_text(lines)
+    assert [r["line_number"] for r in records] == [1, 5, 8]
+    assert [(r["line_number"], r["class"], r["reason"]) for r in rejects] == [
+        (2, "malformed", PARTIAL), (3, "malformed", PARTIAL), (4, "malformed", PARTIAL_END.format(3)),
+        (6, "malformed", PARTIAL), (7, "malformed", PARTIAL_END.format(6)),
+    ]
+    assert batch.parsed + batch.rejected + batch.blank == len(lines)
+
+
+def test_the_last_part_in_the_next_batch_is_judged_as_any_line():
+    """The parts of a split line in two batches (a stream's slices): the second batch does not know
+    the line before it was a part, so its F part is judged as a line (here: not an access line)."""
+    parser = default_parser()
+    first = parser.parse_batch([cri(ACCESS[0]), cri(ACCESS[1][:60], tag="P")])
+    second = parser.parse_batch([cri(ACCESS[1][60:]), cri(ACCESS[2])], first_line=3)
+    assert first.parsed == 1 and first.rejects.column("reason").to_pylist() == [PARTIAL]
+    assert second.parsed == 1 and second.rejects.column("class").to_pylist() == ["noise"]
+
+
+@pytest.mark.parametrize("prefix", [f"{STAMP} stdout F ", f"{STAMP} stderr F ", f"{STAMP} ", f"{STAMP}  ",
+                                    "[pod/waypoint-7d9f8b6c4-x2k8p/istio-proxy] ",
+                                    f"[pod/waypoint-7d9f8b6c4-x2k8p/istio-proxy] {STAMP} ", "egress-1  | ",
+                                    f"{STAMP} stdout F \t"])
+def test_a_prefix_and_nothing_else_is_a_blank_line(prefix):
+    """A container's blank line, as a collector or the runtime writes it (its prefix, then nothing):
+    blank, as the same line without the prefix is, not a reject."""
+    records, rejects, batch = parse_text([cri(ACCESS[0]), prefix, ACCESS[1]])
+    assert (len(records), rejects, batch.blank) == (2, [], 1)
+
+
+def test_two_words_and_a_space_stay_a_reject():
+    """stern's prefix is two names and a space each: a line of two words and a space could be one,
+    so it is not taken for a blank line (it stays noise, with its reason)."""
+    records, rejects, batch = parse_text(["connection reset ", ACCESS[0]])
+    assert batch.blank == 0 and [r["class"] for r in rejects] == ["noise"]
+
+
+def test_the_sample_node_file_reads_whole():
+    """sample_logs/cri-node.log (a waypoint's istio-proxy container log as containerd writes it:
+    istio-agent on stderr, access lines on stdout, a blank line): every access line a row with the
+    runtime's time, the agent's lines noise."""
+    lines = read_lines(SAMPLES / "cri-node.log")
+    records, rejects, batch = parse_text(lines)
+    assert (batch.parsed, batch.blank) == (sum(" stdout F [" in x for x in lines), 1)
+    assert {r["class"] for r in rejects} == {"noise"}
+    assert all(r["received_at"] > r["start_time"] for r in records)
+
+
+@pytest.mark.parametrize("where", [
+    "var/log/pods/istio-egress_waypoint-7d9f8b6c4-x2k8p_6c7b2f0e-1d2c-4b7a-9f3e-0a1b2c3d4e5f/istio-proxy/0.log",
+    "var/log/pods/istio-egress_waypoint-7d9f8b6c4-x2k8p_6c7b2f0e-1d2c-4b7a-9f3e-0a1b2c3d4e5f/istio-proxy/"
+    "1.log.20250130-105324.gz",
+    "var/log/containers/waypoint-7d9f8b6c4-x2k8p_istio-egress_istio-proxy-" + "3f" * 32 + ".log",
+])
+def test_a_node_log_file_names_the_pod_and_container(tmp_path, where):
+    """Read where kubelet keeps it (or a copy of that tree), a node's container log names its pod and
+    container, which land in every record whose line names none (a kubectl prefix's stay)."""
+    body = "\n".join([cri(ACCESS[0]), "[pod/other-1/app] " + ACCESS[1], ACCESS[2]]) + "\n"
+    path = tmp_path / where
+    path.parent.mkdir(parents=True)
+    path.write_bytes(gzip.compress(body.encode()) if where.endswith(".gz") else body.encode())
+    run = subprocess.run([sys.executable, "-m", "logpipe", "parse", str(path), "-o", "csv"],
+                         capture_output=True, text=True, timeout=120, check=True)
+    rows = list(csv.DictReader(io.StringIO(run.stdout)))
+    assert [(r["pod"], r["container"]) for r in rows] == [
+        ("waypoint-7d9f8b6c4-x2k8p", "istio-proxy"), ("other-1", "app"), ("waypoint-7d9f8b6c4-x2k8p", "istio-proxy")]
+    assert rows[0]["received_at"] and not rows[2]["received_at"]
