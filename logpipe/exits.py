@@ -79,6 +79,8 @@ def fast_exit(main, commands: frozenset) -> None:
                     pass
             if "logging" in sys.modules:
                 sys.modules["logging"].shutdown()
+            if "logpipe.archives" in sys.modules:  # (its atexit step, which os._exit skips)
+                sys.modules["logpipe.archives"].remove_unpacked()
             os._exit(e.code or 0)
         raise
 

@@ -92,10 +92,11 @@ def _type_frame(df: pl.DataFrame, source: str, schema: pa.Schema,
 
 # A node's container log files name their pod and container (kubelet's layout; rotated copies
 # gain a time and may be compressed): /var/log/pods/<namespace>_<pod>_<pod uid>/<container>/<n>.log
-# and its link /var/log/containers/<pod>_<namespace>_<container>-<container id>.log.
-_POD_LOG = re.compile(r"(?:^|/)[a-z0-9-]+_(?P<pod>[a-z0-9][a-z0-9.-]*)_[0-9a-f-]{32,36}/(?P<container>[a-z0-9][a-z0-9-]*)"
+# and its link /var/log/containers/<pod>_<namespace>_<container>-<container id>.log; also as a tar
+# archive's file ("ARCHIVE:MEMBER", logpipe/archives.py), from the tree's root or from inside it.
+_POD_LOG = re.compile(r"(?:^|[/:])[a-z0-9-]+_(?P<pod>[a-z0-9][a-z0-9.-]*)_[0-9a-f-]{32,36}/(?P<container>[a-z0-9][a-z0-9-]*)"
                       r"/[0-9]+\.log(?:\.[0-9]{8}-[0-9]{6})?(?:\.gz)?$")
-_CONTAINER_LOG = re.compile(r"(?:^|/)(?P<pod>[a-z0-9][a-z0-9.-]*)_[a-z0-9-]+_(?P<container>[a-z0-9][a-z0-9-]*)"
+_CONTAINER_LOG = re.compile(r"(?:^|[/:])(?P<pod>[a-z0-9][a-z0-9.-]*)_[a-z0-9-]+_(?P<container>[a-z0-9][a-z0-9-]*)"
                             r"-[0-9a-f]{64}\.log$")
 
 

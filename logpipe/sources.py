@@ -10,23 +10,25 @@ import glob
 import io
 import os
 import sys
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
+from . import archives as _archives
 from . import unpack as _unpack
 from .errors import InputChangedError, InputError
-from .unpack import READ_STEP, detect_compression
+from .unpack import READ_STEP, detect_compression, read_some
 
 CHUNK_BYTES = 8 << 20
 
 
 @dataclass(frozen=True)
 class Input:
-    """One input: a file path, or ``-`` for stdin."""
+    """One input: a file path, or ``-`` for stdin. ``label``: the name it goes by where that is not
+    its path (a tar archive's file, unpacked: ``ARCHIVE:MEMBER``, ``logpipe/archives.py``)."""
 
     path: str
+    label: str | None = None
 
     @property
     def is_stdin(self) -> bool:
@@ -34,10 +36,22 @@ class Input:
 
     @property
     def name(self) -> str:
-        return "<stdin>" if self.is_stdin else self.path
+        return "<stdin>" if self.is_stdin else self.label or self.path
 
     def size(self) -> int | None:
         return None if self.is_stdin else os.path.getsize(self.path)
+
+    def shell_text(self, head: bool = False) -> str:
+        """A shell command that prints this input's text (its first lines, ``head``), for a hint such
+        as "``… | logpipe parse`` says why": a tar archive's file is read out of its archive."""
+        import shlex
+
+        if self.label is not None and ":" in self.label:
+            archive, member = self.label.split(":", 1)
+            return f"tar -xOf {shlex.quote(archive)} {shlex.quote(member)}" + (" | head" if head else "")
+        if self.is_stdin:
+            return "…" + (" | head" if head else "")
+        return ("head " if head else "cat ") + shlex.quote(self.name)
 
 
 PIECE_SCAN = 64 << 10  # FileRange.pieces: where a piece's last newline is looked for
@@ -147,8 +161,9 @@ def iter_file_ranges(inp: Input, skip_bytes: int = 0, chunk_bytes: int = CHUNK_B
 
 
 def expand_inputs(paths: list[str]) -> tuple[list[Input], list[str]]:
-    """Expand files, directories (recursed, sorted) and globs. Returns the inputs and one error
-    message for each path that gives nothing readable."""
+    """Expand files, directories (recursed, sorted), globs and tar archives (their files, each an input:
+    ``logpipe/archives.py``). Returns the inputs and one error message for each path that gives
+    nothing readable (or a damaged archive: its files before the damage are inputs)."""
     inputs: list[Input] = []
     errors: list[str] = []
     for p in paths:
@@ -165,14 +180,26 @@ def expand_inputs(paths: list[str]) -> tuple[list[Input], list[str]]:
                 files = sorted(f for f in path.rglob("*") if f.is_file() and not _hidden(f, path))
                 if not files:
                     errors.append(f"{m}: directory holds no files")
-                inputs.extend(Input(str(f)) for f in files)
+                for f in files:
+                    _add_file(str(f), inputs, errors)
             elif path.is_file():
-                inputs.append(Input(str(path)))
+                _add_file(str(path), inputs, errors)
             elif not path.exists():
                 errors.append(f"{m}: no such file or directory")
             else:
                 errors.append(f"{m}: not a regular file (a pipe or a device; to read stdin, give -)")
     return inputs, errors
+
+
+def _add_file(path: str, inputs: list[Input], errors: list[str]) -> None:
+    """A file as an input, or a tar archive as the files it holds."""
+    if not _archives.is_tar(path):
+        inputs.append(Input(path))
+        return
+    files, error = _archives.unpack_tar(path)
+    inputs.extend(Input(where, label) for where, label in files)
+    if error:
+        errors.append(error)
 
 
 def _hidden(f: Path, root: Path) -> bool:
@@ -243,9 +270,9 @@ def open_binary(inp: Input) -> tuple[BinaryIO, str]:
         try:
             raw = open(inp.path, "rb")
         except PermissionError:
-            raise InputError(f"{inp.path}: permission denied (check the file's mode and owner)") from None
+            raise InputError(f"{inp.name}: permission denied (check the file's mode and owner)") from None
         except OSError as e:
-            raise InputError(f"{inp.path}: cannot open: {e.strerror}") from None
+            raise InputError(f"{inp.name}: cannot open: {e.strerror}") from None
     buffered = raw if hasattr(raw, "peek") else io.BufferedReader(raw)
     return _unpack.unpack(buffered)
 
@@ -280,7 +307,7 @@ def iter_byte_chunks(inp: Input, skip_bytes: int = 0, chunk_bytes: int = CHUNK_B
     """Yield ``(body, end_offset)``: runs of complete lines as bytes (each ending in a newline, but
     the last line of the input may lack one) and the decompressed offset just after them."""
     stream, kind = open_binary(inp)
-    # A plain file is read a chunk a call (no decompression error to stop at: see _read_some)
+    # A plain file is read a chunk a call (no decompression error to stop at: see unpack.read_some)
     step = chunk_bytes if kind == "plain" and not inp.is_stdin else READ_STEP
     offset = 0
     tail = b""
@@ -289,7 +316,7 @@ def iter_byte_chunks(inp: Input, skip_bytes: int = 0, chunk_bytes: int = CHUNK_B
             _skip(stream, skip_bytes, inp)
             offset = skip_bytes
         while True:
-            chunk, error = _read_some(stream, chunk_bytes, step)
+            chunk, error = read_some(stream, chunk_bytes, step)
             if chunk:
                 cut = chunk.rfind(b"\n")
                 if cut < 0:  # no line ends in this chunk (a very long line): read on
@@ -316,30 +343,6 @@ def iter_byte_chunks(inp: Input, skip_bytes: int = 0, chunk_bytes: int = CHUNK_B
             stream.close()
 
 
-
-
-def _read_some(stream: BinaryIO, n: int, step: int = READ_STEP) -> tuple[bytes, BaseException | None]:
-    """Read up to ``n`` bytes in steps of ``step``, so that a decompression error loses nothing that
-    was decoded before it: returns the bytes read (one step's bytes as read, not copied) and the
-    error, if one stopped the reading."""
-    parts: list[bytes] = []
-    size = 0
-    # one step of all n bytes: read them at once (read1 would first return what peek buffered)
-    read = stream.read if step >= n else getattr(stream, "read1", stream.read)
-    while size < n:
-        try:
-            got = read(min(step, n - size))
-        except (OSError, EOFError, zlib.error, ValueError) as e:
-            return b"".join(parts), e
-        except Exception as e:  # zstandard raises its own ZstdError
-            if type(e).__name__ == "ZstdError":
-                return b"".join(parts), e
-            raise
-        if not got:
-            break
-        parts.append(got)
-        size += len(got)
-    return b"".join(parts), None
 
 
 def _corrupt(inp: Input, good_bytes: int, e: BaseException) -> InputError:

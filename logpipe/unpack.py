@@ -10,10 +10,11 @@ import bz2
 import codecs
 import gzip
 import io
+import zlib
 from pathlib import Path
 from typing import BinaryIO
 
-READ_STEP = 1 << 16  # a read's size in a decoded stream (and sources._read_some's step in one or in stdin)
+READ_STEP = 1 << 16  # a read's size in a decoded stream (and read_some's step in one or in stdin)
 
 # Byte-order marks, longest first (UTF-32LE's starts as UTF-16LE's does), and the codec that reads
 # the text after them: Python's codecs of these names read and drop the mark.
@@ -166,3 +167,27 @@ def read_text(path) -> str:
     ``OSError``, or ``UnicodeDecodeError`` (its ``object`` the file's bytes) when it is not such text."""
     raw = Path(path).read_bytes()
     return raw.decode(mark_codec(raw[:4]) or "utf-8")
+
+
+def read_some(stream: BinaryIO, n: int, step: int = READ_STEP) -> tuple[bytes, BaseException | None]:
+    """Read up to ``n`` bytes in steps of ``step``, so that a decompression error loses nothing that
+    was decoded before it: returns the bytes read (one step's bytes as read, not copied) and the
+    error, if one stopped the reading."""
+    parts: list[bytes] = []
+    size = 0
+    # one step of all n bytes: read them at once (read1 would first return what peek buffered)
+    read = stream.read if step >= n else getattr(stream, "read1", stream.read)
+    while size < n:
+        try:
+            got = read(min(step, n - size))
+        except (OSError, EOFError, zlib.error, ValueError) as e:
+            return b"".join(parts), e
+        except Exception as e:  # zstandard raises its own ZstdError
+            if type(e).__name__ == "ZstdError":
+                return b"".join(parts), e
+            raise
+        if not got:
+            break
+        parts.append(got)
+        size += len(got)
+    return b"".join(parts), None

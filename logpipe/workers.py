@@ -103,7 +103,7 @@ def _check_lines(body: "bytes | FileRange", read: int) -> None:
         raise body.changed(f"bytes {body.start:,} to {body.stop:,} hold {read:,} lines now, not {body.lines:,}")
 
 
-def _stage_input(path: str, skip_bytes: int, first_line: int, root: str, prefix: str,
+def _stage_input(path: "str | Input", skip_bytes: int, first_line: int, root: str, prefix: str,
                  flush_rows: int | None = None) -> tuple[list[tuple[StagedBatch, int]], str | None]:
     """A whole input (a small file, plain or compressed) read, parsed and staged by one worker, as
     the in-process path does it, so that the workers parse several small inputs at once. Returns
@@ -111,7 +111,7 @@ def _stage_input(path: str, skip_bytes: int, first_line: int, root: str, prefix:
     corrupt archive (its complete lines before the damage are staged)."""
     from .batches import BatchBuffer
 
-    inp = Input(path)
+    inp = _input(path)
     out: list[tuple[StagedBatch, int]] = []
     buf = BatchBuffer(flush_rows) if flush_rows else BatchBuffer()
     line_no, blank, first, end, error, held = first_line, 0, first_line, skip_bytes, None, 0
@@ -134,8 +134,8 @@ def _stage_input(path: str, skip_bytes: int, first_line: int, root: str, prefix:
     return out, error
 
 
-def _stage_inputs(items: list[tuple[str, int, int, str]], root: str) -> list[tuple[str, object]]:
-    """Small plain inputs ((path, skip_bytes, first_line, prefix) each) read, parsed in one batch and
+def _stage_inputs(items: list[tuple["str | Input", int, int, str]], root: str) -> list[tuple[str, object]]:
+    """Small plain inputs ((input or its path, skip_bytes, first_line, prefix) each) read, parsed in one batch and
     staged each to its own files: a batch costs ~12 ms whatever its size, a 3 MB input's parse ~25 ms.
     Per input, ``("ok", what _stage_input returns)`` or ``("error", the exception it raised)``: an
     input that cannot be read is staged alone (``_stage_input``), its error its own."""
@@ -148,7 +148,7 @@ def _stage_inputs(items: list[tuple[str, int, int, str]], root: str) -> list[tup
     bodies, reads, ends, numbers = [], [], [], []
     try:
         for k, (path, skip, first, _) in enumerate(items):
-            body = b"".join(chunk for chunk, _ in iter_byte_chunks(Input(path), skip_bytes=skip))
+            body = b"".join(chunk for chunk, _ in iter_byte_chunks(_input(path), skip_bytes=skip))
             lines = count_newlines(body, len(body)) + (1 if body and not body.endswith(b"\n") else 0)
             bodies.append(body if body.endswith(b"\n") or not body else body + b"\n")
             reads.append(lines)
@@ -159,12 +159,16 @@ def _stage_inputs(items: list[tuple[str, int, int, str]], root: str) -> list[tup
         return [_caught(_stage_input, path, skip, first, root, prefix) for path, skip, first, prefix in items]
     batch = lane_parser().parse_chunk(b"".join(bodies), "-", 1, views=True, line_numbers=pl.concat(numbers))
     out = []
-    for (path, skip, first, prefix), part, end in zip(items, split_inputs(batch, [Input(p).name for p, *_ in items],
+    for (path, skip, first, prefix), part, end in zip(items, split_inputs(batch, [_input(p).name for p, *_ in items],
                                                                             reads), ends):
         buf = BatchBuffer()
         buf.add(part)
         out.append(("ok", ([(_stage_buffer(buf, part.read, part.blank, root, prefix), end)], None)))
     return out
+
+
+def _input(path: "str | Input") -> Input:
+    return path if isinstance(path, Input) else Input(path)
 
 
 def _caught(fn, *args) -> tuple[str, object]:
@@ -198,14 +202,13 @@ def stage_input_async(pool: "WorkerPool", inp: Input, skip_bytes: int, first_lin
                       flush_rows: int | None = None):
     """Start ``_stage_input`` of ``inp`` in ``pool``; ``staged_result`` of the future is what
     ``parse_input`` would yield for it (in order, then the ``InputError`` of a corrupt archive)."""
-    return pool.executor().submit(_stage_input, inp.path, skip_bytes, first_line, *stage, flush_rows)
+    return pool.executor().submit(_stage_input, inp, skip_bytes, first_line, *stage, flush_rows)
 
 
 def stage_inputs_async(pool: "WorkerPool", items: list[tuple[Input, int, int, str]], stage_root: str) -> list:
     """Start ``_stage_inputs`` of small plain inputs ((input, skip_bytes, first_line, prefix) each) as
     one task; returns a future for each input (``InputPart``), as ``stage_input_async`` does."""
-    group = pool.executor().submit(_stage_inputs, [(i.path, skip, first, prefix) for i, skip, first, prefix in items],
-                                   stage_root)
+    group = pool.executor().submit(_stage_inputs, list(items), stage_root)
     return [InputPart(group, k) for k in range(len(items))]
 
 

@@ -1,0 +1,169 @@
+"""Tar archives of logs (logpipe/archives.py): each file an input named ARCHIVE:MEMBER, read as that
+file alone is, in every command; damaged archives keep what came before the damage; nothing is left
+in $TMPDIR."""
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+import zstandard
+from conftest import SAMPLES
+
+from logpipe.archives import is_tar
+
+POD = "istio-egress_waypoint-7d9f8b6c4-x2k8p_6c7b2f0e-1d2c-4b7a-9f3e-0a1b2c3d4e5f"
+MEMBERS = {
+    f"node-a/var/log/pods/{POD}/istio-proxy/0.log": (SAMPLES / "cri-node.log").read_bytes(),
+    f"node-a/var/log/pods/{POD}/istio-proxy/1.log.20250130-105324.gz":
+        gzip.compress((SAMPLES / "waypoint-egress-1.23.log").read_bytes()),
+    "node-b/sidecar.log": (SAMPLES / "sidecar-outbound-1.22.log").read_bytes(),
+    "node-b/.hidden/skip.log": b"not read\n",
+}
+COMPRESS = {"tar": lambda b: b, "tar.gz": gzip.compress, "tar.bz2": bz2.compress,
+            "tar.zst": lambda b: zstandard.ZstdCompressor().compress(b)}
+# How each writes names over 100 bytes: POSIX ustar's prefix field, GNU's long-name member, pax's path record.
+FORMS = {"tar": tarfile.USTAR_FORMAT, "tar.gz": tarfile.GNU_FORMAT, "tar.bz2": tarfile.PAX_FORMAT,
+         "tar.zst": tarfile.GNU_FORMAT}
+
+
+def make_tar(members: dict[str, bytes], link: bool = True, form: int = tarfile.GNU_FORMAT) -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=form) as tar:
+        d = tarfile.TarInfo("node-a/var")
+        d.type = tarfile.DIRTYPE
+        tar.addfile(d)
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        if link:
+            ln = tarfile.TarInfo("node-a/var/log/containers/waypoint_istio-egress_istio-proxy-x.log")
+            ln.type, ln.linkname = tarfile.SYMTYPE, f"../pods/{POD}/istio-proxy/0.log"
+            tar.addfile(ln)
+    return out.getvalue()
+
+
+def logpipe(*args, env=None, check=True):
+    run = subprocess.run([sys.executable, "-m", "logpipe", *map(str, args)], capture_output=True, text=True,
+                         timeout=120, env=env)
+    assert not check or run.returncode == 0, run.stderr
+    return run
+
+
+@pytest.fixture
+def tmp_env(tmp_path):
+    """The commands' $TMPDIR (where archives are unpacked), to see that nothing is left there."""
+    where = tmp_path / "tmpdir"
+    where.mkdir()
+    return dict(os.environ, TMPDIR=str(where), LOGPIPE_WORKERS="1"), where
+
+
+@pytest.mark.parametrize("kind", sorted(COMPRESS))
+def test_each_file_of_a_tar_reads_as_that_file_alone(tmp_path, tmp_env, kind):
+    """`logpipe parse` of a tar (plain, gzip, bz2, zstd; long names as ustar, GNU and pax write them):
+    each regular file's records and rejects as
+    `logpipe parse` of that file gives them, named ARCHIVE:MEMBER, numbered from its own line 1; links,
+    directories and hidden files left out; a pod log's pod and container from its path in the tree."""
+    env, tmpdir = tmp_env
+    archive = tmp_path / f"logs.{kind}"
+    archive.write_bytes(COMPRESS[kind](make_tar(MEMBERS, form=FORMS[kind])))
+    assert is_tar(str(archive))
+    got = [json.loads(x) for x in logpipe("parse", archive, "-o", "ndjson", env=env).stdout.splitlines()]
+    want = []
+    for name, data in MEMBERS.items():
+        if "/." in name:
+            continue
+        alone = tmp_path / "alone" / name
+        alone.parent.mkdir(parents=True, exist_ok=True)
+        alone.write_bytes(data)
+        for r in map(json.loads, logpipe("parse", alone, "-o", "ndjson", env=env).stdout.splitlines()):
+            assert r["source"] == str(alone)
+            r["source"] = f"{archive}:{name}"
+            if "/pods/" in name:
+                r["pod"], r["container"] = "waypoint-7d9f8b6c4-x2k8p", "istio-proxy"
+            want.append(r)
+    assert got == want
+    assert {r["source"].split(":", 1)[1] for r in got} == {n for n in MEMBERS if "/." not in n}
+    assert not list(tmpdir.iterdir()), "unpacked files left behind"
+
+
+def test_ingest_knows_a_tars_files_by_their_content(tmp_path, tmp_env):
+    """Ingested from a tar, each file is an input of the manifest; the tar again, or the same files
+    unpacked into a directory, are skipped as already ingested."""
+    env, tmpdir = tmp_env
+    archive = tmp_path / "logs.tar.gz"
+    archive.write_bytes(gzip.compress(make_tar(MEMBERS)))
+    data = tmp_path / "data"
+    first = logpipe("ingest", archive, "--data", data, env=env)
+    assert "inputs 3: ingested 3" in first.stderr, first.stderr
+    manifest = json.loads((data / "_manifest.json").read_text())
+    paths = sorted(e["path"] for e in manifest["inputs"])
+    assert paths == sorted(f"{archive}:{n}" for n in MEMBERS if "/." not in n)
+    again = logpipe("ingest", archive, "--data", data, env=env)
+    assert "ingested 0, skipped as already ingested 3" in again.stderr, again.stderr
+    unpacked = tmp_path / "unpacked"
+    with tarfile.open(archive) as tar:
+        tar.extractall(unpacked, filter="data")
+    plain = logpipe("ingest", unpacked, "--data", data, env=env)  # (and the link, to one of them)
+    assert "ingested 0, skipped as already ingested 4" in plain.stderr, plain.stderr
+    assert not list(tmpdir.iterdir())
+
+
+def test_a_damaged_tar_keeps_what_came_before_the_damage(tmp_path, tmp_env):
+    """A tar.gz cut short: the files before the cut are read whole, the one it cuts keeps its complete
+    lines, and the error names the archive and that file (exit 1)."""
+    env, tmpdir = tmp_env
+    big = b"".join((SAMPLES / "waypoint-egress-1.23.log").read_bytes() for _ in range(200))
+    members = {"a/first.log": (SAMPLES / "sidecar-outbound-1.22.log").read_bytes(), "a/second.log": big}
+    whole = make_tar(members, link=False)
+    cut = whole[: whole.index(big[:200]) + len(big) // 2]  # in the middle of second.log
+    archive = tmp_path / "cut.tar.gz"
+    archive.write_bytes(gzip.compress(cut))
+    run = logpipe("parse", archive, "-o", "ndjson", env=env, check=False)
+    assert run.returncode == 1
+    assert f"{archive}: tar archive is corrupt or truncated in {archive}:a/second.log" in run.stderr, run.stderr
+    rows = [json.loads(x) for x in run.stdout.splitlines()]
+    first = [r for r in rows if r["source"].endswith("first.log")]
+    second = [r for r in rows if r["source"].endswith("second.log")]
+    assert len(first) == members["a/first.log"].count(b"\n")  # (every line of it an access line)
+    assert 0 < len(second) < big.count(b"\n")
+    assert not list(tmpdir.iterdir())
+
+
+def test_an_archive_of_no_file_says_so(tmp_path, tmp_env):
+    env, _ = tmp_env
+    archive = tmp_path / "dirs.tar"
+    archive.write_bytes(make_tar({}, link=False))
+    run = logpipe("parse", archive, env=env, check=False)
+    assert run.returncode == 1 and f"{archive}: tar archive holds no files" in run.stderr, run.stderr
+
+
+def test_a_log_is_not_a_tar(tmp_path):
+    """Known by its header (``ustar`` and a checksum that adds up), not by a text that holds the word."""
+    for path in (SAMPLES / "waypoint-egress-1.23.log", SAMPLES / "istio-json-1.24.log"):
+        assert not is_tar(str(path))
+    fake = tmp_path / "fake.log"
+    fake.write_bytes(b"x" * 257 + b"ustar" + b"y" * 600 + b"\n")
+    assert not is_tar(str(fake))
+
+
+def test_the_hint_for_a_tars_file_reads_it_out_of_the_tar(tmp_path, tmp_env):
+    """An archive's file over --max-reject-ratio: the command the error suggests works as written."""
+    env, _ = tmp_env
+    archive = tmp_path / "logs.tar"
+    archive.write_bytes(make_tar({"x/malformed.log": (SAMPLES / "malformed.log").read_bytes()}, link=False))
+    run = logpipe("ingest", archive, "--data", tmp_path / "d", env=env, check=False)
+    assert run.returncode == 1
+    hint = run.stderr.split("check the format with `", 1)[1].split("`", 1)[0]
+    assert hint == f"tar -xOf {archive} x/malformed.log | logpipe parse"
+    shown = subprocess.run(hint.replace("logpipe parse", f"{sys.executable} -m logpipe parse"), shell=True,
+                           capture_output=True, text=True, timeout=60, cwd=Path(tmp_path))
+    assert "malformed" in shown.stderr and shown.returncode == 0
