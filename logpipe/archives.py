@@ -1,13 +1,13 @@
-"""Tar archives of logs (``node-logs.tar.gz``, a copy of a node's ``/var/log/pods``, a support
-bundle) as the files they hold: each regular file becomes an input of its own, named
+"""Tar and zip archives of logs (``node-logs.tar.gz``, a copy of a node's ``/var/log/pods``, a
+support bundle) as the files they hold: each regular file becomes an input of its own, named
 ``ARCHIVE:MEMBER`` (its rows' ``source``), its lines numbered from 1, so that it is ingested,
 skipped or re-read as that file alone would be.
 
-A tar is known by its content (the ``ustar`` header of its first block, after any compression
-``logpipe/unpack.py`` reads), not its name. Its files are unpacked, in one pass over the archive,
-into a private directory under ``$TMPDIR``, removed when the command ends: a member is read like
-any file (compressed members too), and the workers read it by its path. Links, devices and
-hidden files (a name part that starts with ``.``, as in a directory) are left out.
+An archive is known by its content (a tar by the ``ustar`` header of its first block, after any
+compression ``logpipe/unpack.py`` reads; a zip by its first local header), not its name. Its files
+are unpacked, in one pass, into a private directory under ``$TMPDIR``, removed when the command
+ends: a member is read like any file (compressed members too), and the workers read it by its path.
+Links, devices and hidden files (a name part that starts with ``.``, as in a directory) are left out.
 """
 from __future__ import annotations
 
@@ -16,11 +16,28 @@ import os
 import shutil
 import tarfile
 import tempfile
+import zipfile
 from pathlib import PurePosixPath
 
 from . import unpack as _unpack
 
 BLOCK = 512
+
+
+def archive_kind(path: str) -> str | None:
+    """``"tar"``, ``"zip"`` or None (a log, compressed or not), by ``path``'s content."""
+    if is_tar(path):
+        return "tar"
+    try:
+        with open(path, "rb") as f:
+            return "zip" if f.read(4) in (b"PK\x03\x04", b"PK\x05\x06") else None
+    except OSError:
+        return None
+
+
+def unpack_archive(path: str, kind: str) -> tuple[list[tuple[str, str]], str | None]:
+    """The files of the ``kind`` archive at ``path`` (``unpack_tar``, ``unpack_zip``)."""
+    return (unpack_tar if kind == "tar" else unpack_zip)(path)
 
 
 def is_tar(path: str) -> bool:
@@ -41,7 +58,7 @@ def is_tar(path: str) -> bool:
     return stored == sum(head[:148]) + 8 * 32 + sum(head[156:])
 
 
-def unpack_tar(path: str) -> tuple[list[tuple[str, str]], list[str]]:
+def unpack_tar(path: str) -> tuple[list[tuple[str, str]], str | None]:
     """Unpack the regular files of the tar at ``path``: their ``(unpacked path, ARCHIVE:MEMBER name)``
     in archive order, and an error message when the archive is damaged (the files before the damage
     are kept, and the bytes the damaged one held before it: its complete lines are read) or holds
@@ -67,6 +84,39 @@ def unpack_tar(path: str) -> tuple[list[tuple[str, str]], list[str]]:
                  " is read")
     if not out and error is None:
         error = f"{path}: tar archive holds no files"
+    return out, error
+
+
+def unpack_zip(path: str) -> tuple[list[tuple[str, str]], str | None]:
+    """``unpack_tar`` for a zip archive. Its directory is at its end: a zip cut short has none, and
+    nothing is read from it; a member whose data is damaged keeps the bytes before the damage."""
+    where = _private_dir()
+    out: list[tuple[str, str]] = []
+    error = None
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                if info.is_dir() or _hidden(info.filename) or (info.external_attr >> 16) & 0o170000 not in (0, 0o100000):
+                    continue  # (a directory, a hidden file, a link or device stored by a Unix zip)
+                target = os.path.join(where, f"{len(out):06d}")
+                out.append((target, f"{path}:{info.filename}"))
+                with zf.open(info) as member, open(target, "wb") as f:
+                    while True:  # (a read at a time: what one that meets the damage read is lost)
+                        try:
+                            got, damage = _unpack.read_some(member, _unpack.READ_STEP)
+                        except zipfile.BadZipFile as e:  # (its CRC, checked at its end)
+                            got, damage = b"", e
+                        f.write(got)
+                        if damage is not None:
+                            raise _Damaged(f"{type(damage).__name__}: {damage}", True)
+                        if not got:
+                            break
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError, OSError, _Damaged) as e:
+        cut = f" in {out[-1][1]}" if isinstance(e, _Damaged) and out else ""
+        error = (f"{path}: zip archive is corrupt, truncated or unreadable{cut} ({e}); what it held before"
+                 " that point is read" if out else f"{path}: zip archive is corrupt, truncated or unreadable ({e})")
+    if not out and error is None:
+        error = f"{path}: zip archive holds no files"
     return out, error
 
 

@@ -48,7 +48,8 @@ class Input:
 
         if self.label is not None and ":" in self.label:
             archive, member = self.label.split(":", 1)
-            return f"tar -xOf {shlex.quote(archive)} {shlex.quote(member)}" + (" | head" if head else "")
+            read = "unzip -p" if _archives.archive_kind(archive) == "zip" else "tar -xOf"
+            return f"{read} {shlex.quote(archive)} {shlex.quote(member)}" + (" | head" if head else "")
         if self.is_stdin:
             return "…" + (" | head" if head else "")
         return ("head " if head else "cat ") + shlex.quote(self.name)
@@ -161,7 +162,7 @@ def iter_file_ranges(inp: Input, skip_bytes: int = 0, chunk_bytes: int = CHUNK_B
 
 
 def expand_inputs(paths: list[str]) -> tuple[list[Input], list[str]]:
-    """Expand files, directories (recursed, sorted), globs and tar archives (their files, each an input:
+    """Expand files, directories (recursed, sorted), globs and tar or zip archives (their files, each an input:
     ``logpipe/archives.py``). Returns the inputs and one error message for each path that gives
     nothing readable (or a damaged archive: its files before the damage are inputs)."""
     inputs: list[Input] = []
@@ -192,11 +193,12 @@ def expand_inputs(paths: list[str]) -> tuple[list[Input], list[str]]:
 
 
 def _add_file(path: str, inputs: list[Input], errors: list[str]) -> None:
-    """A file as an input, or a tar archive as the files it holds."""
-    if not _archives.is_tar(path):
+    """A file as an input, or a tar or zip archive as the files it holds."""
+    kind = _archives.archive_kind(path)
+    if kind is None:
         inputs.append(Input(path))
         return
-    files, error = _archives.unpack_tar(path)
+    files, error = _archives.unpack_archive(path, kind)
     inputs.extend(Input(where, label) for where, label in files)
     if error:
         errors.append(error)

@@ -167,3 +167,40 @@ def test_the_hint_for_a_tars_file_reads_it_out_of_the_tar(tmp_path, tmp_env):
     shown = subprocess.run(hint.replace("logpipe parse", f"{sys.executable} -m logpipe parse"), shell=True,
                            capture_output=True, text=True, timeout=60, cwd=Path(tmp_path))
     assert "malformed" in shown.stderr and shown.returncode == 0
+
+
+def test_a_zip_reads_as_its_files(tmp_path, tmp_env):
+    """A zip (as Windows and cloud consoles save bundles): each file read as alone, named ARCHIVE:MEMBER;
+    a damaged member keeps what came before the damage; a zip cut short (no directory) is an error;
+    a hint reads a file out of it with unzip."""
+    import zipfile
+
+    env, tmpdir = tmp_env
+    archive = tmp_path / "bundle.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in MEMBERS.items():
+            zf.writestr(name, data)
+        zf.writestr("x/malformed.log", (SAMPLES / "malformed.log").read_bytes())
+    got = [json.loads(x) for x in logpipe("parse", archive, "-o", "ndjson", env=env).stdout.splitlines()]
+    assert {r["source"] for r in got} == {f"{archive}:{n}" for n in MEMBERS if "/." not in n}
+    alone = logpipe("parse", SAMPLES / "cri-node.log", "-o", "ndjson", env=env).stdout.splitlines()
+    mine = [r for r in got if r["source"].endswith("/0.log")]
+    assert [r["line_number"] for r in mine] == [json.loads(x)["line_number"] for x in alone]
+    run = logpipe("ingest", archive, "--data", tmp_path / "d", env=env, check=False)
+    assert f"`unzip -p {archive} x/malformed.log | logpipe parse`" in run.stderr, run.stderr
+    big = b"".join((SAMPLES / "waypoint-egress-1.23.log").read_bytes() for _ in range(300))
+    damaged = tmp_path / "damaged.zip"
+    with zipfile.ZipFile(damaged, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("big.log", big)
+    raw = bytearray(damaged.read_bytes())
+    raw[raw.index(big[:100]) + len(big) // 2] ^= 0x20  # a flipped bit: the CRC at its end does not add up
+    damaged.write_bytes(bytes(raw))
+    run = logpipe("parse", damaged, "-o", "csv", env=env, check=False)
+    assert run.returncode == 1 and f"{damaged}: zip archive is corrupt, truncated or unreadable in {damaged}:big.log" \
+        in run.stderr, run.stderr
+    assert run.stdout.count("\n") > big.count(b"\n") // 2  # (its lines, up to the damage at least)
+    cut = tmp_path / "cut.zip"
+    cut.write_bytes(archive.read_bytes()[:-40])
+    run = logpipe("parse", cut, env=env, check=False)
+    assert run.returncode == 1 and f"{cut}: zip archive is corrupt, truncated or unreadable" in run.stderr
+    assert not list(tmpdir.iterdir())
