@@ -223,8 +223,8 @@ def compact(data_dir, min_files):
 @format_options
 def ingest(paths, data_dir, force, on_error, max_reject_ratio, max_warnings, progress, flush_rows,
            format_string, format_file, grammar_file):
-    """Ingest log archives (files, directories, globs, .gz/.zst/.bz2, tar and zip archives, - for stdin) into the
-    Parquet dataset at --data, once each.
+    """Ingest log archives (files, directories, globs, .gz/.zst/.bz2, tar and zip archives, - for
+    stdin) into the Parquet dataset at --data, once each.
 
     \b
       logpipe ingest /var/log/istio/ --data logpipe-data
