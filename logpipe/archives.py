@@ -49,6 +49,11 @@ def is_tar(path: str) -> bool:
             head = stream.read(BLOCK)
     except Exception:  # noqa: BLE001 - unreadable or damaged: not a tar here; reading it says why
         return False
+    return tar_header(head)
+
+
+def tar_header(head: bytes) -> bool:
+    """Whether ``head`` starts with a POSIX or GNU tar header (``is_tar``)."""
     if len(head) < BLOCK or head[257:262] != b"ustar":
         return False
     try:

@@ -309,6 +309,9 @@ def iter_byte_chunks(inp: Input, skip_bytes: int = 0, chunk_bytes: int = CHUNK_B
     """Yield ``(body, end_offset)``: runs of complete lines as bytes (each ending in a newline, but
     the last line of the input may lack one) and the decompressed offset just after them."""
     stream, kind = open_binary(inp)
+    if inp.is_stdin and hasattr(stream, "peek") and _archives.tar_header(_peek(stream, _archives.BLOCK)):
+        raise InputError("<stdin>: a tar archive: give its path instead (logpipe reads an archive's files"
+                         " from the archive file, not from a pipe)")
     # A plain file is read a chunk a call (no decompression error to stop at: see unpack.read_some)
     step = chunk_bytes if kind == "plain" and not inp.is_stdin else READ_STEP
     offset = 0
@@ -345,6 +348,13 @@ def iter_byte_chunks(inp: Input, skip_bytes: int = 0, chunk_bytes: int = CHUNK_B
             stream.close()
 
 
+
+
+def _peek(stream: BinaryIO, n: int) -> bytes:
+    try:
+        return stream.peek(n)[:n]
+    except Exception:  # noqa: BLE001 - a damaged start: the first read says so
+        return b""
 
 
 def _corrupt(inp: Input, good_bytes: int, e: BaseException) -> InputError:

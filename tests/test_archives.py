@@ -204,3 +204,13 @@ def test_a_zip_reads_as_its_files(tmp_path, tmp_env):
     run = logpipe("parse", cut, env=env, check=False)
     assert run.returncode == 1 and f"{cut}: zip archive is corrupt, truncated or unreadable" in run.stderr
     assert not list(tmpdir.iterdir())
+
+
+def test_a_tar_on_stdin_is_refused_with_the_way_to_read_it(tmp_path, tmp_env):
+    """`cat logs.tar.gz | logpipe parse -`: one clear error (give the path), not its headers as noise."""
+    env, _ = tmp_env
+    data = gzip.compress(make_tar(MEMBERS))
+    run = subprocess.run([sys.executable, "-m", "logpipe", "parse", "-"], input=data, capture_output=True,
+                         timeout=60, env=env)
+    assert run.returncode == 1 and b"<stdin>: a tar archive: give its path instead" in run.stderr, run.stderr
+    assert run.stdout == b""
