@@ -59,6 +59,10 @@ def reject_glued(df: pl.DataFrame, head_rx: str, rejects: list[dict]) -> pl.Data
 PARTIAL = ("part of a line over 16 KiB that the container runtime split (CRI tag P, containerd's"
            " max_container_log_line_size); logpipe does not join the parts")
 PARTIAL_END = "last part of line {}, which the container runtime split (CRI tag P); logpipe does not join the parts"
+# docker's json-file driver splits the same way: each part's "log" text but the last lacks its newline.
+DOCKER_PARTIAL = ("part of a line over 16 KiB that docker split (its json-file entry's log text has no newline);"
+                  " logpipe does not join the parts")
+DOCKER_PARTIAL_END = "last part of line {}, which docker split (json-file); logpipe does not join the parts"
 
 
 def reject_partial(df: pl.DataFrame, partial_rx: str, rejects: list[dict]) -> pl.DataFrame:

@@ -149,11 +149,15 @@ class Parser:
         df = self._split_prefix(df)
         if self.custom is not None:  # a custom line may itself start like a prefix ("%START_TIME% …")
             df = self.custom.keep_prefix(df)
+        rejects: list[dict] = []
         is_json = df["body"].str.starts_with("{")
         any_json = bool(is_json.any())  # (text logs hold none: no filter of every column)
+        if any_json:  # docker's json-file lines: the line each holds
+            df, is_json, more = _jsonlog.unwrap_docker(df, is_json, rejects)
+            blank += more
+            any_json = bool(is_json.any())
         frames: list[pl.DataFrame] = []
         cut: list[tuple] = []  # (frame, its nulled columns): cut with the fast path's nativecut.Types
-        rejects: list[dict] = []
 
         text = df.filter(~is_json) if any_json else df
         text = self.fastpath.take_lines(text, n, cut, frames, rejects)

@@ -1,21 +1,24 @@
 """A node's container log files, as containerd and CRI-O write them (the CRI logging format, what
-node log agents tail under /var/log/pods/ and /var/log/containers/): ``<RFC3339Nano> <stream> <tag> <line>``.
+node log agents tail under /var/log/pods/ and /var/log/containers/): ``<RFC3339Nano> <stream> <tag> <line>``,
+and as docker's json-file driver writes them (``{"log":"<line>\\n","stream":…,"time":…}``).
 
 The tag is F for a whole line and P for a part of a line the runtime split (over 16 KiB); the
-parts are rejects saying so. A prefix with nothing after it is a blank line, not a reject."""
+parts are rejects saying so (docker's parts: a log text without its newline). A prefix with nothing
+after it is a blank line, not a reject."""
 from __future__ import annotations
 
 import csv
 import datetime as dt
 import gzip
 import io
+import json
 import subprocess
 import sys
 
 import pytest
 from conftest import SAMPLES, parse_text, read_lines
 
-from logpipe.exact import PARTIAL, PARTIAL_END
+from logpipe.exact import DOCKER_PARTIAL, DOCKER_PARTIAL_END, PARTIAL, PARTIAL_END
 from logpipe.parse import default_parser
 
 UTC = dt.timezone.utc
@@ -27,16 +30,23 @@ def cri(line: str, stream: str = "stdout", tag: str = "F") -> str:
     return f"{STAMP} {stream} {tag} {line}"
 
 
+def docker(line: str, stream: str = "stdout", end: str = "\n") -> str:
+    return json.dumps({"log": line + end, "stream": stream, "time": STAMP}, separators=(",", ":"))
+
+
+@pytest.mark.parametrize("wrap", ["cri", "docker"])
 @pytest.mark.parametrize("sample", ["waypoint-egress-1.23.log", "tcp-and-ipv6.log", "istio-json-1.24.log",
                                     "ztunnel.log", "ztunnel-json.log", "noise-mixed.log", "malformed.log"])
-def test_a_sample_behind_the_cri_prefix_reads_as_without_it(sample):
-    """Every layout, JSON, ztunnel, noise and malformed line: the same records (plus the runtime's
-    time as received_at) and the same rejects (columns shifted by the prefix), the blank lines blank."""
+def test_a_sample_in_a_node_file_reads_as_without_it(sample, wrap):
+    """Every layout, JSON, ztunnel, noise and malformed line, in a node's file (CRI or docker's
+    json-file): the same records (plus the runtime's time as received_at) and the same rejects (with
+    the CRI prefix, columns shifted by it), the blank lines blank."""
     lines = read_lines(SAMPLES / sample)
     bare, bare_rejects, bare_batch = parse_text(lines)
-    records, rejects, batch = parse_text([cri(x, "stderr" if k % 5 == 4 else "stdout") for k, x in enumerate(lines)])
+    how = cri if wrap == "cri" else docker
+    records, rejects, batch = parse_text([how(x, "stderr" if k % 5 == 4 else "stdout") for k, x in enumerate(lines)])
     assert batch.blank == bare_batch.blank
-    shift = len(cri(""))
+    shift = len(cri("")) if wrap == "cri" else 0
     for r in records:
         assert r.pop("received_at") == dt.datetime(2025, 1, 30, 10, 53, 24, 326000, tzinfo=UTC)
     for r in bare:
@@ -46,6 +56,8 @@ def test_a_sample_behind_the_cri_prefix_reads_as_without_it(sample):
     for got, want in zip(rejects, bare_rejects):
         if want["column"] is not None and got["reason"] != want["reason"]:
             assert got["column"] == want["column"] + shift
+        if wrap == "docker" and not want["raw"].startswith('{"log":'):  # (one wrapper is unwrapped, not two)
+            assert got["reason"] == want["reason"] and got["column"] == want["column"]  # the text's, columns and all
 
 
 def test_the_parts_of_a_split_line_are_rejects_that_say_so():
@@ -65,6 +77,31 @@ def test_the_parts_of_a_split_line_are_rejects_that_say_so():
         (6, "malformed", PARTIAL), (7, "malformed", PARTIAL_END.format(6)),
     ]
     assert batch.parsed + batch.rejected + batch.blank == len(lines)
+
+
+def test_the_parts_of_a_line_docker_split_are_rejects_that_say_so():
+    """docker's json-file: each part but the last has a log text without its newline. The parts are
+    malformed rejects that say so, never rows (a part that alone reads as a line too)."""
+    long = ACCESS[0].replace('"GET /get ', '"GET /get?t=' + "x" * 17000 + " ", 1)
+    whole = read_lines(SAMPLES / "envoy-default.log")[0]
+    lines = [docker(ACCESS[2]), docker(long[:16384], end=""), docker(long[16384:]), docker(ACCESS[3]),
+             docker(whole, end=""), docker(' "-"'), docker(ACCESS[4]), docker("", end="\n")]
+    records, rejects, batch = parse_text(lines)
+    assert [r["line_number"] for r in records] == [1, 4, 7] and batch.blank == 1
+    assert [(r["line_number"], r["class"], r["reason"]) for r in rejects] == [
+        (2, "malformed", DOCKER_PARTIAL), (3, "malformed", DOCKER_PARTIAL_END.format(2)),
+        (5, "malformed", DOCKER_PARTIAL), (6, "malformed", DOCKER_PARTIAL_END.format(5)),
+    ]
+    assert rejects[0]["raw"] == lines[1]  # (a reject keeps the line as written)
+
+
+def test_json_with_a_log_key_that_is_not_docker_s_stays_what_it_was():
+    """Only docker's own entries (a log text, stdout or stderr, a time) are unwrapped."""
+    for line in ('{"log":"[x] y","level":"info","msg":"m"}', '{"log":5,"stream":"stdout","time":"t"}'):
+        _, rejects, _ = parse_text([line])
+        assert rejects[0]["class"] in ("noise", "malformed")
+    _, rejects, _ = parse_text(['{"log":"' + ACCESS[0].replace('"', '\\"') + '","stream":"stdout"}'])  # (no time)
+    assert rejects[0]["reason"] == "docker json-file log wrapper, not an access line"
 
 
 def test_the_last_part_in_the_next_batch_is_judged_as_any_line():
