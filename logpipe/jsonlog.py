@@ -67,24 +67,26 @@ def take_lines(parser, df, rejects: list[dict]) -> list[tuple]:
     return frames
 
 
-def unwrap_docker(df: pl.DataFrame, is_json: pl.Series, rejects: list[dict]) -> tuple[pl.DataFrame, pl.Series, int]:
+# How docker's json-file entries start (its Go encoder writes the keys in this order).
+DOCKER_START = r'^\{"log":'
+
+
+def unwrap_docker(df: pl.DataFrame, maybe: pl.Series, rejects: list[dict]) -> tuple[pl.DataFrame, pl.Series, int]:
     """docker's json-file lines (``{"log":"<line>\\n","stream":"stdout","time":"…"}``, a docker node's
     ``/var/lib/docker/containers/<id>/<id>-json.log``) as the line they hold: its text becomes the
     ``body`` that the layouts read (Istio's JSON encoding inside too), docker's time its
     ``received_at``; ``raw`` stays the line as written, and a reject's column counts in the text. A
     line over 16 KiB is written in parts, each but the last without its newline: the parts are
-    rejects that say so (``exact.DOCKER_PARTIAL``), never rows. Returns the lines (the others as
-    they were), which of them are JSON now, and how many were blank (a blank line's entry: dropped)."""
+    rejects that say so (``exact.DOCKER_PARTIAL``), never rows. ``maybe``: the lines that start as
+    docker's do (``DOCKER_START``). Returns the lines (the others as they were), which of them are
+    JSON now, and how many were blank (a blank line's entry: dropped)."""
     from .exact import DOCKER_PARTIAL, DOCKER_PARTIAL_END
 
-    maybe = is_json & df["body"].str.starts_with('{"log":')
-    if not maybe.any():
-        return df, is_json, 0
     body = df["body"]
     text, stream, time = (body.str.json_path_match(f"$.{k}") for k in ("log", "stream", "time"))
     docker = (maybe & text.is_not_null() & stream.is_in(["stdout", "stderr"]) & time.is_not_null()).fill_null(False)
     if not docker.any():
-        return df, is_json, 0
+        return df, body.str.starts_with("{"), 0
     blank = docker & text.str.contains(r"^\s*$")
     if blank.any():
         df, docker, text, time = (x.filter(~blank) for x in (df, docker, text, time))
