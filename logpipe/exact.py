@@ -56,33 +56,6 @@ def reject_glued(df: pl.DataFrame, head_rx: str, rejects: list[dict]) -> pl.Data
     return df.filter(~glued)
 
 
-PARTIAL = ("part of a line over 16 KiB that the container runtime split (CRI tag P, containerd's"
-           " max_container_log_line_size); logpipe does not join the parts")
-PARTIAL_END = "last part of line {}, which the container runtime split (CRI tag P); logpipe does not join the parts"
-# docker's json-file driver splits the same way: each part's "log" text but the last lacks its newline.
-DOCKER_PARTIAL = ("part of a line over 16 KiB that docker split (its json-file entry's log text has no newline);"
-                  " logpipe does not join the parts")
-DOCKER_PARTIAL_END = "last part of line {}, which docker split (json-file); logpipe does not join the parts"
-
-
-def reject_partial(df: pl.DataFrame, partial_rx: str, rejects: list[dict]) -> pl.DataFrame:
-    """A node's container log file (the CRI format: ``<time> stdout F <line>``) holds a line of over
-    16 KiB as parts: each but the last tagged ``P`` (``partial_prefix`` of prefix.lark; the body after
-    such a prefix is never a layout's, so parts reach this step), the last ``F`` on the next line. Both
-    become rejects saying so; returns the other lines. Where the parts fall in different batches, the
-    last one is judged as any line (noise or malformed)."""
-    partial = df["raw"].str.contains(partial_rx)
-    if not partial.any():
-        return df
-    starts = set(df.filter(partial)["line_number"].to_list())
-    for ln, raw, is_part in zip(df["line_number"].to_list(), df["raw"].to_list(), partial.to_list()):
-        if is_part:
-            rejects.append(_reject(ln, raw, PARTIAL, "malformed"))
-        elif ln - 1 in starts:
-            rejects.append(_reject(ln, raw, PARTIAL_END.format(ln - 1), "malformed"))
-    return df.filter(~partial & ~(pl.col("line_number") - 1).is_in(list(starts)))
-
-
 def classify_noise(df: pl.DataFrame, noise: Sequence[tuple[str, str]], rejects: list[dict]) -> pl.DataFrame:
     """The lines of ``df`` that a noise rule (``noise``: its name in NOISE_RULES and its regex) takes
     become rejects (the first rule that matches names it); returns the others. One query for all

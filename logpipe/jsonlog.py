@@ -67,46 +67,6 @@ def take_lines(parser, df, rejects: list[dict]) -> list[tuple]:
     return frames
 
 
-# How docker's json-file entries start (its Go encoder writes the keys in this order).
-DOCKER_START = r'^\{"log":'
-
-
-def unwrap_docker(df: pl.DataFrame, maybe: pl.Series, rejects: list[dict]) -> tuple[pl.DataFrame, pl.Series, int]:
-    """docker's json-file lines (``{"log":"<line>\\n","stream":"stdout","time":"…"}``, a docker node's
-    ``/var/lib/docker/containers/<id>/<id>-json.log``) as the line they hold: its text becomes the
-    ``body`` that the layouts read (Istio's JSON encoding inside too), docker's time its
-    ``received_at``; ``raw`` stays the line as written, and a reject's column counts in the text. A
-    line over 16 KiB is written in parts, each but the last without its newline: the parts are
-    rejects that say so (``exact.DOCKER_PARTIAL``), never rows. ``maybe``: the lines that start as
-    docker's do (``DOCKER_START``). Returns the lines (the others as they were), which of them are
-    JSON now, and how many were blank (a blank line's entry: dropped)."""
-    from .exact import DOCKER_PARTIAL, DOCKER_PARTIAL_END
-
-    body = df["body"]
-    text, stream, time = (body.str.json_path_match(f"$.{k}") for k in ("log", "stream", "time"))
-    docker = (maybe & text.is_not_null() & stream.is_in(["stdout", "stderr"]) & time.is_not_null()).fill_null(False)
-    if not docker.any():
-        return df, body.str.starts_with("{"), 0
-    blank = docker & text.str.contains(r"^\s*$")
-    if blank.any():
-        df, docker, text, time = (x.filter(~blank) for x in (df, docker, text, time))
-    part = docker & ~text.str.ends_with("\n").fill_null(False)
-    df = df.with_columns(
-        pl.when(docker).then(text.str.strip_suffix("\n")).otherwise(pl.col("body")).alias("body"),
-        pl.when(docker & pl.col("received_at").is_null()).then(time).otherwise(pl.col("received_at")).alias("received_at"),
-        pl.when(docker).then(0).otherwise(pl.col("prefix_len")).alias("prefix_len"),
-    )
-    if part.any():  # a part, and the line after one: rejects
-        starts = set(df.filter(part)["line_number"].to_list())
-        after = docker & ~part & (df["line_number"] - 1).is_in(list(starts))
-        gone = part | after
-        for ln, raw, is_part in df.filter(gone).select("line_number", "raw", part.filter(gone).alias("part")).iter_rows():
-            why = DOCKER_PARTIAL if is_part else DOCKER_PARTIAL_END.format(ln - 1)
-            rejects.append(_reject(ln, raw, why, "malformed"))
-        df = df.filter(~gone)
-    return df, df["body"].str.starts_with("{"), int(blank.sum())
-
-
 def _json_record(obj) -> tuple[str | None, dict | str]:
     if not isinstance(obj, dict):
         return None, "JSON value is not an object"

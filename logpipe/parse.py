@@ -2,7 +2,8 @@
 
 For a batch of lines:
 
-1. kubectl/stern/compose prefixes are split off with the regex compiled from ``prefix.lark``;
+1. kubectl/stern/compose prefixes and a node file's CRI prefix are split off with the regex compiled
+   from ``prefix.lark``, and docker's json-file entries unwrapped (``logpipe/collectors.py``);
 2. JSON bodies (``{…}``) are decoded with the json module and mapped by key (FORMATS.md a.3,
    ``logpipe/jsonlog.py``); addresses and clusters that arrive whole get their sub-fields from the
    same grammar rules (``logpipe/values.py``);
@@ -29,12 +30,12 @@ from typing import Iterable, Iterator, Sequence
 
 import polars as pl
 
+from . import collectors as _collectors
 from . import exact as _exact
 from . import fastpath as _fastpath
 from . import grammar as _grammar
 from . import nativecut as _nativecut
 from . import steps as _steps
-from . import subfields as _subfields
 from . import values as _values
 from . import ztunnel as _ztunnel
 from .batches import ParsedBatch
@@ -56,14 +57,7 @@ class Parser:
         self.access = _grammar.load_builtin("access")
         self.prefix = _grammar.load_builtin("prefix")
         self.noise = _grammar.load_builtin("noise")
-        prefix = self.prefix.compile("line_prefix")
-        # The prefix, then a body that does not start with a space (prefix.lark's header says why).
-        self._prefix_rx = f"^(?P<__prefix>{prefix.pattern})[^ ]"
-        self._prefix_groups = prefix.groups
-        # A prefix and nothing more (kubectl's, the CRI format's: a blank line of the container's) is blank.
-        self._blank_prefixed_rx = "^" + self.prefix.compile("blank_prefix").pattern + r"\s*$"
-        # A part of a line the container runtime split (CRI tag P): never a row (exact.reject_partial).
-        self._partial_rx = "^" + self.prefix.compile("partial_prefix").pattern
+        self.collectors = _collectors.Collectors(self.prefix)
         # fast=False skips the generated regexes: every text line takes the exact Lark path
         # (the differential test and the bench compare the two).
         self.fast = options.get("fast", True)
@@ -146,15 +140,14 @@ class Parser:
         if blank:  # (a filter copies every column, ~0.1 µs a line)
             df = df.filter(~is_blank)
 
-        df = self._split_prefix(df)
+        df = self.collectors.split_prefix(df)
         if self.custom is not None:  # a custom line may itself start like a prefix ("%START_TIME% …")
             df = self.custom.keep_prefix(df)
         rejects: list[dict] = []
         is_json = df["body"].str.starts_with("{")
         any_json = bool(is_json.any())  # (text logs hold none: no filter of every column)
-        maybe = _starts_with(df["body"], _jsonlog.DOCKER_START) if any_json else None  # (cut.c's check: ~0.01 µs a line)
-        if maybe is not None:  # docker's json-file lines: the line each holds
-            df, is_json, more = _jsonlog.unwrap_docker(df, is_json & maybe, rejects)
+        if any_json:  # docker's json-file lines: the line each holds
+            df, is_json, more = _collectors.unwrap_docker(df, is_json, rejects)
             blank += more
             any_json = bool(is_json.any())
         frames: list[pl.DataFrame] = []
@@ -166,13 +159,10 @@ class Parser:
         # else after it (lines its regex did not take rarely parse, and noise can be plenty).
         if text.height and self.custom is not None and not self.fast:
             text = self.custom.take_lines(self, text, frames, rejects)
-        if text.height:  # (lines the fast path leaves: a prefix and nothing more is blank)
-            prefixed = text["line"].str.contains(self._blank_prefixed_rx)
-            if prefixed.any():
-                blank += int(prefixed.sum())
-                text = text.filter(~prefixed)
-        if text.height:
-            text = _exact.reject_partial(text, self._partial_rx, rejects)
+        if text.height:  # (lines the fast path leaves: a prefix and nothing more is blank; a line's parts)
+            text, more = self.collectors.drop_blank(text)
+            blank += more
+            text = self.collectors.reject_partial(text, rejects)
         if text.height:  # ztunnel lines look like istio-agent log lines to noise.lark: take them first
             text = _ztunnel.take_lines(self, text, frames, rejects)
         if text.height:
@@ -195,27 +185,6 @@ class Parser:
         return ParsedBatch(records, _rejects_batch(rejects, source), n, blank)
 
     # ---- steps -------------------------------------------------------------------------------------
-
-    def _split_prefix(self, df: pl.DataFrame) -> pl.DataFrame:
-        has = _starts_with(df["line"], self._prefix_rx)
-        if has is None or not has.any():
-            return df.with_columns(
-                pl.col("line").alias("body"),
-                pl.lit(0, dtype=pl.Int64).alias("prefix_len"),
-                *(pl.lit(None, dtype=pl.String).alias(c) for c in ("pod", "container", "received_at")),
-            )
-        pre = df["line"].str.extract_groups(self._prefix_rx).struct.unnest()
-        outs = [_subfields.coalesce(g).alias(out) for out, g in self._prefix_groups.items()]
-        pre = pre.select(pl.col("__prefix"), *outs)
-        for c in ("pod", "container", "received_at"):
-            if c not in pre.columns:
-                pre = pre.with_columns(pl.lit(None, dtype=pl.String).alias(c))
-        plen = pre["__prefix"].str.len_chars().fill_null(0).cast(pl.Int64)
-        return df.with_columns(
-            pl.col("line").str.slice(plen).alias("body"),
-            plen.alias("prefix_len"),
-            pre["pod"], pre["container"], pre["received_at"],
-        )
 
     def _exact_path(self, df: pl.DataFrame, rejects: list[dict]) -> list[pl.DataFrame]:
         """Lines no fast-path regex took: Lark parses them, or says where they break (``exact.take_lines``)."""
@@ -254,18 +223,6 @@ def _chunk_lines(body: bytes) -> tuple[pl.Series, bool, bool]:
     from .sources import split_lines
 
     return pl.Series(split_lines(body), dtype=pl.String), False, False
-
-
-def _starts_with(lines: pl.Series, regex: str) -> pl.Series | None:
-    """Which of ``lines`` regex ``^R`` matches (``str.contains``), or None when none does: by cut.c
-    when the batch is large and the regex has an exact DFA (``subfields.exact_matches``; of the
-    prefixes' regex, Istio lines leave it at their second byte: ~0.01 µs a line, ~0.14 µs by polars)."""
-    got = None
-    if lines.len() >= _fastpath.SPLIT_MIN_ROWS and regex.startswith("^"):  # any text after R: polars' "$" ends the text
-        got = _subfields.exact_matches(regex + r"(?:[^\n]|\n)*$", lines)
-    if got is None:
-        return lines.str.contains(regex)
-    return None if got is _subfields.NONE else got
 
 
 def _decode(line: bytes) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import re
 
 import polars as pl
 import pyarrow as pa
@@ -61,6 +60,8 @@ def _type_frame(df: pl.DataFrame, source: str, schema: pa.Schema,
     lf = df.lazy().with_columns(nulls)
     typed_df = lf.select("line_number", "raw", *exprs, pl.lit(source, dtype=pl.String).alias("source"),
                          bad.alias("__bad")).collect()
+    from .collectors import node_log_names  # (collectors reaches records through fastpath and exact)
+
     names = node_log_names(source)
     if names is not None and "pod" in typed_df.columns:  # (a line's own prefix wins)
         typed_df = typed_df.with_columns(pl.col("pod").fill_null(names[0]), pl.col("container").fill_null(names[1]))
@@ -88,24 +89,6 @@ def _type_frame(df: pl.DataFrame, source: str, schema: pa.Schema,
             rejects.append(_reject(row["line_number"], row["raw"], why, "malformed"))
         typed_df = typed_df.filter(~bad)
     return typed_df, rejects
-
-
-# A node's container log files name their pod and container (kubelet's layout; rotated copies
-# gain a time and may be compressed): /var/log/pods/<namespace>_<pod>_<pod uid>/<container>/<n>.log
-# and its link /var/log/containers/<pod>_<namespace>_<container>-<container id>.log; also as a tar
-# archive's file ("ARCHIVE:MEMBER", logpipe/archives.py), from the tree's root or from inside it.
-_POD_LOG = re.compile(r"(?:^|[/:])[a-z0-9-]+_(?P<pod>[a-z0-9][a-z0-9.-]*)_[0-9a-f-]{32,36}/(?P<container>[a-z0-9][a-z0-9-]*)"
-                      r"/[0-9]+\.log(?:\.[0-9]{8}-[0-9]{6})?(?:\.gz)?$")
-_CONTAINER_LOG = re.compile(r"(?:^|[/:])(?P<pod>[a-z0-9][a-z0-9.-]*)_[a-z0-9-]+_(?P<container>[a-z0-9][a-z0-9-]*)"
-                            r"-[0-9a-f]{64}\.log$")
-
-
-@functools.lru_cache(maxsize=256)
-def node_log_names(source: str) -> tuple[str, str] | None:
-    """The pod and container a node's container log file is named after (``_POD_LOG``,
-    ``_CONTAINER_LOG``), for lines whose own prefix names none; None for any other path."""
-    m = _POD_LOG.search(source) or _CONTAINER_LOG.search(source)
-    return (m["pod"], m["container"]) if m else None
 
 
 # The times of every record: Envoy's %START_TIME% (UTC, milliseconds), or any ISO-8601 time with its

@@ -18,7 +18,7 @@ import sys
 import pytest
 from conftest import SAMPLES, parse_text, read_lines
 
-from logpipe.exact import DOCKER_PARTIAL, DOCKER_PARTIAL_END, PARTIAL, PARTIAL_END
+from logpipe.collectors import DOCKER_PARTIAL, DOCKER_PARTIAL_END, PARTIAL, PARTIAL_END
 from logpipe.parse import default_parser
 
 UTC = dt.timezone.utc
