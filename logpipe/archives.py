@@ -8,15 +8,14 @@ compression ``logpipe/unpack.py`` reads; a zip by its first local header), not i
 are unpacked, in one pass, into a private directory under ``$TMPDIR``, removed when the command
 ends: a member is read like any file (compressed members too), and the workers read it by its path.
 Links, devices and hidden files (a name part that starts with ``.``, as in a directory) are left out.
+
+Telling an archive from a log needs no module but ``unpack``: tarfile, zipfile, shutil and tempfile
+(~10 ms) are imported only to unpack one, not by every command's start.
 """
 from __future__ import annotations
 
 import atexit
 import os
-import shutil
-import tarfile
-import tempfile
-import zipfile
 from pathlib import PurePosixPath
 
 from . import unpack as _unpack
@@ -95,6 +94,8 @@ def unpack_tar(path: str) -> tuple[list[tuple[str, str]], str | None]:
 def unpack_zip(path: str) -> tuple[list[tuple[str, str]], str | None]:
     """``unpack_tar`` for a zip archive. Its directory is at its end: a zip cut short has none, and
     nothing is read from it; a member whose data is damaged keeps the bytes before the damage."""
+    import zipfile
+
     where = _private_dir()
     out: list[tuple[str, str]] = []
     error = None
@@ -158,6 +159,8 @@ def _copy(stream, size: int, f) -> None:
 def _members(stream):
     """``(name, size)`` of each regular file, in order, ``stream`` then at its data: headers read as
     tar writes them (POSIX ustar, GNU long names, pax ``path`` records); other members skipped."""
+    import tarfile
+
     long_name = None
     while True:
         head, error = _unpack.read_some(stream, BLOCK)
@@ -182,6 +185,8 @@ def _members(stream):
 
 def _long_name(kind: bytes, data: bytes) -> str | None:
     """The next member's name, from a GNU long-name member or a pax header's ``path`` record."""
+    import tarfile
+
     if kind == tarfile.GNUTYPE_LONGNAME:
         return data.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
     for record in data.split(b"\n"):
@@ -202,6 +207,8 @@ _DIRS: list[tuple[str, int]] = []  # (directory, the process that made it)
 def _private_dir() -> str:
     """A directory of this process's own under ``$TMPDIR`` (mode 700), removed at exit by the
     process that made it (worker processes forked after it leave it alone)."""
+    import tempfile
+
     where = tempfile.mkdtemp(prefix="logpipe-tar-")
     if not _DIRS:
         atexit.register(remove_unpacked)
@@ -212,6 +219,8 @@ def _private_dir() -> str:
 def remove_unpacked() -> None:
     """Remove what this process unpacked (at exit: ``logpipe/exits.py`` calls it where it skips
     Python's exit)."""
+    import shutil
+
     while _DIRS:
         where, pid = _DIRS.pop()
         if os.getpid() == pid:
