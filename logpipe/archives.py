@@ -34,9 +34,28 @@ def archive_kind(path: str) -> str | None:
         return None
 
 
-def unpack_archive(path: str, kind: str) -> tuple[list[tuple[str, str]], str | None]:
-    """The files of the ``kind`` archive at ``path`` (``unpack_tar``, ``unpack_zip``)."""
-    return (unpack_tar if kind == "tar" else unpack_zip)(path)
+# An archive's file that is an archive itself (a support bundle of node tarballs) is opened too, to
+# this depth.
+MAX_NESTING = 3
+
+
+def unpack_archive(path: str, kind: str, name: str | None = None,
+                   depth: int = 0) -> tuple[list[tuple[str, str, tuple[str, ...]]], list[str]]:
+    """The files of the ``kind`` archive at ``path`` (``unpack_tar``, ``unpack_zip``), named after
+    ``name`` (its own name: ``path`` unless it is an archive's file itself), those that are archives
+    opened in turn: ``(unpacked path, name, its member names from the outermost archive in)``; and
+    the errors of damaged or empty ones."""
+    files, error = (unpack_tar if kind == "tar" else unpack_zip)(path, name or path)
+    out, errors = [], [error] if error else []
+    for where, label, member in files:
+        inner = archive_kind(where) if depth < MAX_NESTING else None
+        if inner is None:
+            out.append((where, label, (member,)))
+            continue
+        more, more_errors = unpack_archive(where, inner, label, depth + 1)
+        out += [(w, n, (member, *chain)) for w, n, chain in more]
+        errors += more_errors
+    return out, errors
 
 
 def is_tar(path: str) -> bool:
@@ -62,42 +81,45 @@ def tar_header(head: bytes) -> bool:
     return stored == sum(head[:148]) + 8 * 32 + sum(head[156:])
 
 
-def unpack_tar(path: str) -> tuple[list[tuple[str, str]], str | None]:
-    """Unpack the regular files of the tar at ``path``: their ``(unpacked path, ARCHIVE:MEMBER name)``
+def unpack_tar(path: str, name: str | None = None) -> tuple[list[tuple[str, str, str]], str | None]:
+    """Unpack the regular files of the tar at ``path``: their ``(unpacked path, ARCHIVE:MEMBER name, MEMBER)``
     in archive order, and an error message when the archive is damaged (the files before the damage
     are kept, and the bytes the damaged one held before it: its complete lines are read) or holds
     no file. One pass over the archive's blocks (``_members``), not tarfile's reading of a member's
-    data, which drops what a read that meets the damage had already decoded."""
+    data, which drops what a read that meets the damage had already decoded. ``name``: the archive's
+    name in those (its path by default)."""
+    name = name or path
     where = _private_dir()
-    out: list[tuple[str, str]] = []
+    out: list[tuple[str, str, str]] = []
     error = None
     try:
         with open(path, "rb") as raw:
             stream, _kind = _unpack.unpack(raw)
-            for name, size in _members(stream):
-                if _hidden(name):
+            for member, size in _members(stream):
+                if _hidden(member):
                     _copy(stream, size, None)
                     continue
                 target = os.path.join(where, f"{len(out):06d}")
-                out.append((target, f"{path}:{name}"))
+                out.append((target, f"{name}:{member}", member))
                 with open(target, "wb") as f:
                     _copy(stream, size, f)
     except _Damaged as e:
         cut = f" in {out[-1][1]}" if e.in_file and out else f" after {len(out)} file(s)"
-        error = (f"{path}: tar archive is corrupt or truncated{cut} ({e}); what it held before that point"
+        error = (f"{name}: tar archive is corrupt or truncated{cut} ({e}); what it held before that point"
                  " is read")
     if not out and error is None:
-        error = f"{path}: tar archive holds no files"
+        error = f"{name}: tar archive holds no files"
     return out, error
 
 
-def unpack_zip(path: str) -> tuple[list[tuple[str, str]], str | None]:
+def unpack_zip(path: str, name: str | None = None) -> tuple[list[tuple[str, str, str]], str | None]:
     """``unpack_tar`` for a zip archive. Its directory is at its end: a zip cut short has none, and
     nothing is read from it; a member whose data is damaged keeps the bytes before the damage."""
     import zipfile
 
+    name = name or path
     where = _private_dir()
-    out: list[tuple[str, str]] = []
+    out: list[tuple[str, str, str]] = []
     error = None
     try:
         with zipfile.ZipFile(path) as zf:
@@ -105,7 +127,7 @@ def unpack_zip(path: str) -> tuple[list[tuple[str, str]], str | None]:
                 if info.is_dir() or _hidden(info.filename) or (info.external_attr >> 16) & 0o170000 not in (0, 0o100000):
                     continue  # (a directory, a hidden file, a link or device stored by a Unix zip)
                 target = os.path.join(where, f"{len(out):06d}")
-                out.append((target, f"{path}:{info.filename}"))
+                out.append((target, f"{name}:{info.filename}", info.filename))
                 with zf.open(info) as member, open(target, "wb") as f:
                     while True:  # (a read at a time: what one that meets the damage read is lost)
                         try:
@@ -119,10 +141,10 @@ def unpack_zip(path: str) -> tuple[list[tuple[str, str]], str | None]:
                             break
     except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError, OSError, _Damaged) as e:
         cut = f" in {out[-1][1]}" if isinstance(e, _Damaged) and out else ""
-        error = (f"{path}: zip archive is corrupt, truncated or unreadable{cut} ({e}); what it held before"
-                 " that point is read" if out else f"{path}: zip archive is corrupt, truncated or unreadable ({e})")
+        error = (f"{name}: zip archive is corrupt, truncated or unreadable{cut} ({e}); what it held before"
+                 " that point is read" if out else f"{name}: zip archive is corrupt, truncated or unreadable ({e})")
     if not out and error is None:
-        error = f"{path}: zip archive holds no files"
+        error = f"{name}: zip archive holds no files"
     return out, error
 
 

@@ -260,7 +260,7 @@ class _Run:
             return None
         access = counts.access
         share = counts.malformed / access
-        look = f"`{inp.shell_text(head=True)} | logpipe parse`"
+        look = f"`{inp.parse_command(head=True)}`"
         return (f"{inp.name}: {counts.malformed} of its first {access} access lines ({share:.0%}) are malformed; "
                 f"not ingested, not read further. Another format? {look} says why; give "
                 "the format with --format-string or --format-file (--max-reject-ratio 1 ingests it anyway)")
@@ -321,7 +321,7 @@ class _Run:
                 self.ds.abandon_entry(entry, pairs)
                 msg = (f"{inp.name}: {counts.malformed} of {counts.access} lines "
                        f"({ratio:.0%}) are malformed, over --max-reject-ratio {self.max_reject_ratio:g}; not "
-                       f"ingested: check the format with `{_parse_command(inp)}` or raise --max-reject-ratio")
+                       f"ingested: check the format with `{inp.parse_command()}` or raise --max-reject-ratio")
                 print(f"logpipe: error: {msg}", file=self.err)
                 self.ratio_failures.append(msg)
                 self.summary.failed += 1
@@ -497,10 +497,6 @@ class _Stager:
             pass
         self._pool.shutdown(wait=True)
         return self.pairs
-
-
-def _parse_command(inp: Input) -> str:
-    return f"{inp.shell_text()} | logpipe parse" if inp.label is not None else f"logpipe parse {inp.name}"
 
 
 def _iso(t) -> str | None:

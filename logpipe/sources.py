@@ -25,10 +25,12 @@ CHUNK_BYTES = 8 << 20
 @dataclass(frozen=True)
 class Input:
     """One input: a file path, or ``-`` for stdin. ``label``: the name it goes by where that is not
-    its path (a tar archive's file, unpacked: ``ARCHIVE:MEMBER``, ``logpipe/archives.py``)."""
+    its path (an archive's file, unpacked: ``ARCHIVE:MEMBER``, ``logpipe/archives.py``)."""
 
     path: str
     label: str | None = None
+    archive: str | None = None  # (the archive file it came out of)
+    members: tuple[str, ...] = ()  # (its name in that archive, and in each archive within it)
 
     @property
     def is_stdin(self) -> bool:
@@ -41,18 +43,21 @@ class Input:
     def size(self) -> int | None:
         return None if self.is_stdin else os.path.getsize(self.path)
 
-    def shell_text(self, head: bool = False) -> str:
-        """A shell command that prints this input's text (its first lines, ``head``), for a hint such
-        as "``… | logpipe parse`` says why": a tar archive's file is read out of its archive."""
+    def parse_command(self, head: bool = False) -> str:
+        """The command that shows why this input's lines are rejected (its first lines, ``head``),
+        for a hint: ``logpipe parse FILE``, or an archive's file read out of its archive (an
+        archive's file inside an archive: the outer archive's every file)."""
         import shlex
 
-        if self.label is not None and ":" in self.label:
-            archive, member = self.label.split(":", 1)
-            read = "unzip -p" if _archives.archive_kind(archive) == "zip" else "tar -xOf"
-            return f"{read} {shlex.quote(archive)} {shlex.quote(member)}" + (" | head" if head else "")
+        if self.archive is not None and len(self.members) > 1:
+            return f"logpipe parse {shlex.quote(self.archive)}"
+        if self.archive is not None and self.members:
+            read = "unzip -p" if _archives.archive_kind(self.archive) == "zip" else "tar -xOf"
+            text = f"{read} {shlex.quote(self.archive)} {shlex.quote(self.members[0])}"
+            return text + (" | head" if head else "") + " | logpipe parse"
         if self.is_stdin:
-            return "…" + (" | head" if head else "")
-        return ("head " if head else "cat ") + shlex.quote(self.name)
+            return "… | head | logpipe parse" if head else "… | logpipe parse"
+        return f"head {shlex.quote(self.name)} | logpipe parse" if head else f"logpipe parse {shlex.quote(self.name)}"
 
 
 PIECE_SCAN = 64 << 10  # FileRange.pieces: where a piece's last newline is looked for
@@ -198,10 +203,9 @@ def _add_file(path: str, inputs: list[Input], errors: list[str]) -> None:
     if kind is None:
         inputs.append(Input(path))
         return
-    files, error = _archives.unpack_archive(path, kind)
-    inputs.extend(Input(where, label) for where, label in files)
-    if error:
-        errors.append(error)
+    files, trouble = _archives.unpack_archive(path, kind)
+    inputs.extend(Input(where, label, path, members) for where, label, members in files)
+    errors.extend(trouble)
 
 
 def _hidden(f: Path, root: Path) -> bool:

@@ -214,3 +214,27 @@ def test_a_tar_on_stdin_is_refused_with_the_way_to_read_it(tmp_path, tmp_env):
                          timeout=60, env=env)
     assert run.returncode == 1 and b"<stdin>: a tar archive: give its path instead" in run.stderr, run.stderr
     assert run.stdout == b""
+
+
+def test_an_archive_inside_an_archive_is_opened_too(tmp_path, tmp_env):
+    """A support bundle of node tarballs (a tar of a tar.gz and a zip): each inner file is an input
+    named OUTER:INNER:MEMBER; a hint for one of them parses the outer archive."""
+    import zipfile
+
+    env, tmpdir = tmp_env
+    zipped = io.BytesIO()
+    with zipfile.ZipFile(zipped, "w") as zf:
+        zf.writestr("logs/tcp.log", (SAMPLES / "tcp-and-ipv6.log").read_bytes())
+        zf.writestr("logs/bad.log", (SAMPLES / "malformed.log").read_bytes())
+    outer = tmp_path / "bundle.tar"
+    outer.write_bytes(make_tar({"node-a.tar.gz": gzip.compress(make_tar(MEMBERS, link=False)),
+                                "node-b.zip": zipped.getvalue(), "README.txt": b"a bundle\n"}, link=False))
+    got = [json.loads(x) for x in logpipe("parse", outer, "-o", "ndjson", env=env, check=False).stdout.splitlines()]
+    sources = {r["source"] for r in got}
+    assert f"{outer}:node-b.zip:logs/tcp.log" in sources
+    assert f"{outer}:node-a.tar.gz:node-b/sidecar.log" in sources
+    assert any(s.startswith(f"{outer}:node-a.tar.gz:node-a/var/log/pods/") for s in sources)
+    run = logpipe("ingest", outer, "--data", tmp_path / "d", env=env, check=False)
+    assert f"{outer}:node-b.zip:logs/bad.log: " in run.stderr
+    assert f"check the format with `logpipe parse {outer}`" in run.stderr, run.stderr
+    assert not list(tmpdir.iterdir())
