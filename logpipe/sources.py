@@ -38,7 +38,17 @@ class Input:
 
     @property
     def name(self) -> str:
-        return "<stdin>" if self.is_stdin else self.label or self.path
+        """How rows, rejects, the manifest and messages name it: its path (or label), with bytes of a
+        name that are not UTF-8 (a file named on another system) shown as ``\\xNN``, as they are in
+        a line: a path keeps them as surrogates, which no text column or message can hold."""
+        if self.is_stdin:
+            return "<stdin>"
+        name = self.label or self.path
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            return os.fsencode(name).decode("utf-8", "backslashreplace")
+        return name
 
     def size(self) -> int | None:
         return None if self.is_stdin else os.path.getsize(self.path)

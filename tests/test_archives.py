@@ -238,3 +238,25 @@ def test_an_archive_inside_an_archive_is_opened_too(tmp_path, tmp_env):
     assert f"{outer}:node-b.zip:logs/bad.log: " in run.stderr
     assert f"check the format with `logpipe parse {outer}`" in run.stderr, run.stderr
     assert not list(tmpdir.iterdir())
+
+
+def test_a_file_name_that_is_not_utf8_is_shown_as_bytes(tmp_path, tmp_env):
+    """A log named on another system (a Latin-1 é), on disk or in a tar: read, its name in `source`,
+    the manifest and messages as \\xNN (as such bytes are kept in a line), not an internal error."""
+    env, _ = tmp_env
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    name = os.fsdecode(b"caf\xe9.log")
+    (logs / name).write_bytes((SAMPLES / "tcp-and-ipv6.log").read_bytes())
+    archive = tmp_path / "logs.tar"
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT, encoding="utf-8", errors="surrogateescape") as tar:
+        tar.add(logs / name, arcname=name)
+    archive.write_bytes(out.getvalue())
+    for path, want in ((logs, f"{logs}/caf\\xe9.log"), (archive, f"{archive}:caf\\xe9.log")):
+        rows = [json.loads(x) for x in logpipe("parse", path, "-o", "ndjson", env=env).stdout.splitlines()]
+        assert rows and {r["source"] for r in rows} == {want}
+    run = logpipe("ingest", logs, archive, "--data", tmp_path / "d", env=env)
+    assert "ingested 1, skipped as already ingested 1" in run.stderr, run.stderr
+    manifest = json.loads((tmp_path / "d" / "_manifest.json").read_text())
+    assert [e["path"] for e in manifest["inputs"]] == [f"{logs}/caf\\xe9.log"]
