@@ -45,6 +45,10 @@ class Collectors:
         self.blank_rx = "^" + book.compile("blank_prefix").pattern + r"\s*$"
         # A part of a line the container runtime split (CRI tag P): never a row (reject_partial).
         self.partial_rx = "^" + book.compile("partial_prefix").pattern
+        # Each kind of prefix alone (line_prefix's alternatives, in order), for a batch whose prefixed
+        # lines are all of one kind: its regex captures ~3x faster than all of them (split_prefix).
+        self.kinds = [(f"^(?P<__prefix>{kind.pattern})[^ ]", kind.groups)
+                      for kind in map(book.compile, _alternatives(book, "line_prefix"))]
 
     def split_prefix(self, df: pl.DataFrame) -> pl.DataFrame:
         """``df``'s lines (``line``) with their ``body`` after any prefix, its length, and the
@@ -56,8 +60,9 @@ class Collectors:
                 pl.lit(0, dtype=pl.Int64).alias("prefix_len"),
                 *(pl.lit(None, dtype=pl.String).alias(c) for c in PROVENANCE),
             )
-        pre = df["line"].str.extract_groups(self.prefix_rx).struct.unnest()
-        outs = [_subfields.coalesce(g).alias(out) for out, g in self.groups.items()]
+        regex, groups = self._one_kind(df["line"] if has.all() else df["line"].filter(has))
+        pre = df["line"].str.extract_groups(regex).struct.unnest()
+        outs = [_subfields.coalesce(g).alias(out) for out, g in groups.items()]
         pre = pre.select(pl.col("__prefix"), *outs)
         for c in PROVENANCE:
             if c not in pre.columns:
@@ -68,6 +73,19 @@ class Collectors:
             plen.alias("prefix_len"),
             pre["pod"], pre["container"], pre["received_at"],
         )
+
+    def _one_kind(self, prefixed: pl.Series) -> tuple[str, dict]:
+        """The regex and groups that read the prefixes of ``prefixed`` (lines that have one): those of
+        the one kind every line has, when no earlier kind matches any of them (so that each line's
+        reading is the one the whole regex, whose first matching alternative wins, gives); else the
+        whole regex's. A check costs ~0.1–0.2 µs a prefixed line (cut.c walks it to its end); the
+        capture it saves ~0.5 µs."""
+        for regex, groups in self.kinds:
+            hit = starts_with(prefixed, regex)
+            if hit is None or not hit.any():
+                continue
+            return (regex, groups) if hit.all() else (self.prefix_rx, self.groups)
+        return self.prefix_rx, self.groups
 
     def drop_blank(self, text: pl.DataFrame) -> tuple[pl.DataFrame, int]:
         """The lines the layouts left (``text``) but those that are a prefix and nothing more, and
@@ -148,6 +166,20 @@ def node_log_names(source: str) -> tuple[str, str] | None:
     ``_CONTAINER_LOG``), for lines whose own prefix names none; None for any other path."""
     m = _POD_LOG.search(source) or _CONTAINER_LOG.search(source)
     return (m["pod"], m["container"]) if m else None
+
+
+def _alternatives(book, rule: str) -> list[str]:
+    """The rules ``rule`` is a choice of (``a | b | c``, each one rule), in order; [] for any other
+    shape (then no kind is read alone)."""
+    names = []
+    for expansion in book._ebnf[rule].children:
+        items = getattr(expansion, "children", [])
+        value = items[0] if len(items) == 1 and getattr(items[0], "data", None) == "value" else None
+        symbol = value.children[0] if value is not None and len(value.children) == 1 else None
+        if symbol is None or not hasattr(symbol, "is_term") or symbol.is_term:
+            return []
+        names.append(symbol.name)
+    return names
 
 
 def starts_with(lines: pl.Series, regex: str) -> pl.Series | None:

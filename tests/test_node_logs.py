@@ -162,3 +162,27 @@ def test_a_node_log_file_names_the_pod_and_container(tmp_path, where):
     assert [(r["pod"], r["container"]) for r in rows] == [
         ("waypoint-7d9f8b6c4-x2k8p", "istio-proxy"), ("other-1", "app"), ("waypoint-7d9f8b6c4-x2k8p", "istio-proxy")]
     assert rows[0]["received_at"] and not rows[2]["received_at"]
+
+
+@pytest.mark.parametrize("kinds", [("cri",), ("kubectl",), ("both",), ("timestamps",), ("stern",), ("compose",),
+                                   ("cri", "timestamps"), ("kubectl", "cri")])
+def test_a_batch_of_one_kind_of_prefix_reads_as_with_the_whole_regex(kinds, monkeypatch):
+    """A large batch whose prefixed lines are all of one kind is read with that kind's regex alone
+    (``Collectors._one_kind``); the same records as with the regex of every kind, and a batch that
+    mixes kinds (CRI and bare times: a CRI line also starts like a bare time) takes the whole regex."""
+    from logpipe import fastpath
+    from logpipe.collectors import Collectors
+
+    shapes = {"cri": f"{STAMP} stdout F ", "kubectl": "[pod/waypoint-1/istio-proxy] ", "timestamps": f"{STAMP} ",
+              "both": f"[pod/waypoint-1/istio-proxy] {STAMP} ", "stern": "waypoint-1 istio-proxy ",
+              "compose": "egress-1  | "}
+    lines = [shapes[kinds[k % len(kinds)]] + ACCESS[k % len(ACCESS)] for k in range(fastpath.SPLIT_MIN_ROWS + 200)]
+    lines[::7] = ACCESS * (len(lines[::7]) // len(ACCESS)) + ACCESS[: len(lines[::7]) % len(ACCESS)]  # (some bare)
+    chosen = []
+    one_kind = Collectors._one_kind
+    monkeypatch.setattr(Collectors, "_one_kind", lambda self, prefixed: chosen.append(one_kind(self, prefixed)) or chosen[-1])
+    got = default_parser().parse_batch(lines)
+    assert (chosen[0][0] == default_parser().collectors.prefix_rx) == (len(kinds) > 1)  # (one kind: its own regex)
+    monkeypatch.setattr(Collectors, "_one_kind", lambda self, prefixed: (self.prefix_rx, self.groups))
+    want = default_parser().parse_batch(lines)
+    assert got.records.to_pylist() == want.records.to_pylist() and got.rejected == want.rejected == 0
