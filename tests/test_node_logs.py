@@ -186,3 +186,37 @@ def test_a_batch_of_one_kind_of_prefix_reads_as_with_the_whole_regex(kinds, monk
     monkeypatch.setattr(Collectors, "_one_kind", lambda self, prefixed: (self.prefix_rx, self.groups))
     want = default_parser().parse_batch(lines)
     assert got.records.to_pylist() == want.records.to_pylist() and got.rejected == want.rejected == 0
+
+
+def test_docker_entries_are_read_as_json_reads_them():
+    """``collectors._docker_fields`` cuts an entry where its keys are and replaces the escapes an
+    access line has, leaving any other entry or escape to JSON's path queries: on texts of quotes,
+    backslashes, tabs, control characters, & < >, non-ASCII, \\u2028 and "\\u0026" as text, written as
+    docker writes them (Go's HTML-safe escapes), as Python's json writes them, and in other shapes
+    (more keys, another order), the same log text, stream and time as json.loads."""
+    import random
+
+    import polars as pl
+
+    from logpipe import collectors
+
+    rng = random.Random(11)
+    alphabet = ['a', ' ', '"', "\\", "\t", "\r", "&", "<", ">", "/", "é", "€", "\x01", "\u2028", "u", "0", "2", "6",
+                "n", "{", ":", ",", '","stream":"']
+    lines = []
+    for _ in range(3000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 24))) + ("\n" if rng.random() < 0.9 else "")
+        shape = rng.random()
+        if shape < 0.5:  # as docker writes it
+            quoted = json.dumps(text, ensure_ascii=False).replace("&", "\\u0026").replace("<", "\\u003c") \
+                .replace(">", "\\u003e").replace("\u2028", "\\u2028")
+            lines.append('{"log":' + quoted + ',"stream":"stdout","time":"2025-01-30T10:53:24.326000321Z"}')
+        elif shape < 0.8:
+            lines.append(json.dumps({"log": text, "stream": "stderr", "time": "2025-01-30T10:53:24Z"},
+                                    separators=(",", ":"), ensure_ascii=rng.random() < 0.5))
+        else:
+            lines.append(json.dumps({"log": text, "time": "t", "stream": "stdout", "attrs": {"k": "v"}}, separators=(",", ":")))
+    body = pl.Series(lines)
+    text, stream, time = collectors._docker_fields(body, body.str.starts_with('{"log":'))
+    want = [(o["log"], o["stream"], o["time"]) for o in map(json.loads, lines)]
+    assert list(zip(text.to_list(), stream.to_list(), time.to_list())) == want
