@@ -20,6 +20,7 @@ from .errors import InputChangedError, InputError
 from .unpack import READ_STEP, detect_compression, read_some
 
 CHUNK_BYTES = 8 << 20
+UNPACK_NOTE_BYTES = 64 << 20  # an archive this large is said on a terminal as it is unpacked
 
 
 @dataclass(frozen=True)
@@ -213,6 +214,12 @@ def _add_file(path: str, inputs: list[Input], errors: list[str]) -> None:
     if kind is None:
         inputs.append(Input(path))
         return
+    size = os.path.getsize(path)
+    if size >= UNPACK_NOTE_BYTES and sys.stderr.isatty():  # (minutes for a large one: say what is going on)
+        import tempfile
+
+        print(f"logpipe: {Input(path).name}: unpacking a {kind} archive of {size / 1e6:,.0f} MB into"
+              f" {tempfile.gettempdir()} (TMPDIR=…)", file=sys.stderr, flush=True)
     files, trouble = _archives.unpack_archive(path, kind)
     inputs.extend(Input(where, label, path, members) for where, label, members in files)
     errors.extend(trouble)

@@ -260,3 +260,29 @@ def test_a_file_name_that_is_not_utf8_is_shown_as_bytes(tmp_path, tmp_env):
     assert "ingested 1, skipped as already ingested 1" in run.stderr, run.stderr
     manifest = json.loads((tmp_path / "d" / "_manifest.json").read_text())
     assert [e["path"] for e in manifest["inputs"]] == [f"{logs}/caf\\xe9.log"]
+
+
+def test_a_large_archive_is_said_on_a_terminal_as_it_is_unpacked(tmp_path, monkeypatch):
+    """Unpacking a large archive takes a while before any progress bar: on a terminal, one line says
+    so (and where to); not otherwise (scripts, pipes)."""
+    from logpipe import sources
+
+    archive = tmp_path / "logs.tar"
+    archive.write_bytes(make_tar({"a.log": (SAMPLES / "tcp-and-ipv6.log").read_bytes()}, link=False))
+    monkeypatch.setattr(sources, "UNPACK_NOTE_BYTES", 1)
+
+    class Terminal(io.StringIO):
+        def __init__(self, tty):
+            super().__init__()
+            self.tty = tty
+
+        def isatty(self):
+            return self.tty
+
+    for tty in (True, False):
+        err = Terminal(tty)
+        monkeypatch.setattr(sys, "stderr", err)
+        inputs, errors = sources.expand_inputs([str(archive)])
+        assert [i.name for i in inputs] == [f"{archive}:a.log"] and not errors
+        said = err.getvalue()
+        assert (f"logpipe: {archive}: unpacking a tar archive of 0 MB into" in said) == tty, said
