@@ -1,6 +1,7 @@
 """JSON access lines to text columns, by key: Istio's JSON encoding (``accessLogEncoding: JSON``,
 FORMATS.md a.3), ztunnel's ``LOG_FORMAT=json`` (FORMATS.md e), and JSON noise (application logs,
-docker json-file wrappers). Values stay text here; ``logpipe/records.py`` types them.
+wrappers with a ``log`` key that are not docker's own entries: ``logpipe/collectors.py`` reads the
+line those hold). Values stay text here; ``logpipe/records.py`` types them.
 """
 from __future__ import annotations
 
