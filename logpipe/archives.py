@@ -24,14 +24,16 @@ BLOCK = 512
 
 
 def archive_kind(path: str) -> str | None:
-    """``"tar"``, ``"zip"`` or None (a log, compressed or not), by ``path``'s content."""
-    if is_tar(path):
-        return "tar"
+    """``"tar"``, ``"zip"`` or None (a log, compressed or not), by ``path``'s content (one open)."""
     try:
-        with open(path, "rb") as f:
-            return "zip" if f.read(4) in (b"PK\x03\x04", b"PK\x05\x06") else None
-    except OSError:
+        with open(path, "rb") as raw:
+            if raw.peek(4)[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
+                return "zip"
+            stream, _kind = _unpack.unpack(raw)
+            head = stream.read(BLOCK)
+    except Exception:  # noqa: BLE001 - unreadable or damaged: not an archive here; reading it says why
         return None
+    return "tar" if tar_header(head) else None
 
 
 # An archive's file that is an archive itself (a support bundle of node tarballs) is opened too, to
@@ -59,19 +61,13 @@ def unpack_archive(path: str, kind: str, name: str | None = None,
 
 
 def is_tar(path: str) -> bool:
-    """Whether ``path``'s content (decompressed) starts with a POSIX or GNU tar header: ``ustar`` at
-    byte 257 and a header checksum that adds up."""
-    try:
-        with open(path, "rb") as raw:
-            stream, _kind = _unpack.unpack(raw)
-            head = stream.read(BLOCK)
-    except Exception:  # noqa: BLE001 - unreadable or damaged: not a tar here; reading it says why
-        return False
-    return tar_header(head)
+    """Whether ``path``'s content (decompressed) starts with a tar header (``tar_header``)."""
+    return archive_kind(path) == "tar"
 
 
 def tar_header(head: bytes) -> bool:
-    """Whether ``head`` starts with a POSIX or GNU tar header (``is_tar``)."""
+    """Whether ``head`` starts with a POSIX or GNU tar header: ``ustar`` at byte 257 and a header
+    checksum that adds up."""
     if len(head) < BLOCK or head[257:262] != b"ustar":
         return False
     try:

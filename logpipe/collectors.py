@@ -104,13 +104,7 @@ class Collectors:
         partial = df["raw"].str.contains(self.partial_rx)
         if not partial.any():
             return df
-        starts = set(df.filter(partial)["line_number"].to_list())
-        for ln, raw, is_part in zip(df["line_number"].to_list(), df["raw"].to_list(), partial.to_list()):
-            if is_part:
-                rejects.append(_reject(ln, raw, PARTIAL, "malformed"))
-            elif ln - 1 in starts:
-                rejects.append(_reject(ln, raw, PARTIAL_END.format(ln - 1), "malformed"))
-        return df.filter(~partial & ~(pl.col("line_number") - 1).is_in(list(starts)))
+        return _reject_parts(df, partial, pl.repeat(True, df.height, eager=True), PARTIAL, PARTIAL_END, rejects)
 
 
 def unwrap_docker(df: pl.DataFrame, is_json: pl.Series, rejects: list[dict]) -> tuple[pl.DataFrame, pl.Series, int]:
@@ -130,7 +124,7 @@ def unwrap_docker(df: pl.DataFrame, is_json: pl.Series, rejects: list[dict]) -> 
     docker = (is_json & maybe & text.is_not_null() & stream.is_in(["stdout", "stderr"]) & time.is_not_null()).fill_null(False)
     if not docker.any():
         return df, is_json, 0
-    blank = docker & text.str.contains(r"^\s*$")
+    blank = docker & text.str.ends_with("\n") & text.str.contains(r"^\s*$")  # (a part is never blank)
     if blank.any():
         df, docker, text, time = (x.filter(~blank) for x in (df, docker, text, time))
     part = docker & ~text.str.ends_with("\n").fill_null(False)
@@ -139,15 +133,22 @@ def unwrap_docker(df: pl.DataFrame, is_json: pl.Series, rejects: list[dict]) -> 
         pl.when(docker & pl.col("received_at").is_null()).then(time).otherwise(pl.col("received_at")).alias("received_at"),
         pl.when(docker).then(0).otherwise(pl.col("prefix_len")).alias("prefix_len"),
     )
-    if part.any():  # a part, and the line after one: rejects
-        starts = set(df.filter(part)["line_number"].to_list())
-        after = docker & ~part & (df["line_number"] - 1).is_in(list(starts))
-        gone = part | after
-        for ln, raw, is_part in df.filter(gone).select("line_number", "raw", part.filter(gone).alias("part")).iter_rows():
-            why = DOCKER_PARTIAL if is_part else DOCKER_PARTIAL_END.format(ln - 1)
-            rejects.append(_reject(ln, raw, why, "malformed"))
-        df = df.filter(~gone)
+    if part.any():
+        df = _reject_parts(df, part, docker, DOCKER_PARTIAL, DOCKER_PARTIAL_END, rejects)
     return df, df["body"].str.starts_with("{"), int(blank.sum())
+
+
+def _reject_parts(df: pl.DataFrame, part: pl.Series, may_end: pl.Series, why: str, why_end: str,
+                  rejects: list[dict]) -> pl.DataFrame:
+    """The parts of lines a runtime split (``part``: each but the last), and the line right after a
+    part that ends one (one of ``may_end``, not a part itself), as malformed rejects saying so
+    (``why``, ``why_end`` naming the part before it); returns the other lines."""
+    starts = df.filter(part)["line_number"]
+    end = may_end & ~part & (df["line_number"] - 1).is_in(starts.implode())
+    gone = part | end
+    for ln, raw, is_part in df.filter(gone).select("line_number", "raw", part.filter(gone).alias("part")).iter_rows():
+        rejects.append(_reject(ln, raw, why if is_part else why_end.format(ln - 1), "malformed"))
+    return df.filter(~gone)
 
 
 # An entry as docker writes it: {"log":"<text>","stream":"stdout","time":"<time>"}, keys in this
