@@ -224,14 +224,14 @@ def compact(data_dir, min_files):
 def ingest(paths, data_dir, force, on_error, max_reject_ratio, max_warnings, progress, flush_rows,
            format_string, format_file, grammar_file):
     """Ingest log archives (files, directories, globs, .gz/.zst/.bz2, tar and zip archives, - for
-    stdin) into the Parquet dataset at --data, once each.
+    stdin, a pipe such as <(kubectl logs …)) into the Parquet dataset at --data, once each.
 
     \b
       logpipe ingest /var/log/istio/ --data logpipe-data
       duckdb -c "select count(*) from read_parquet('logpipe-data/date=*/*.parquet', hive_partitioning=true)"
 
     An input already ingested (same content, any name) is skipped; one that grew ingests only the
-    new lines; --force replaces its rows (stdin has no identity: each run adds it again). Rejected
+    new lines; --force replaces its rows (stdin or a pipe has no identity: each run adds it again). Rejected
     lines go to DATA/_rejects/, per-input counts to DATA/_manifest.json. The summary is printed on
     stderr. A format given with --format-string/--format-file/--grammar is remembered in the
     manifest and used by later ingests into the same dataset that give none.

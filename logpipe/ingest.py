@@ -94,7 +94,7 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
         print(f"logpipe: error: {e}", file=err)
     summary.failed += len(errors)
     data_root = os.path.realpath(data_dir)
-    inputs = [i for i in inputs if i.is_stdin or not os.path.realpath(i.path).startswith(data_root + os.sep)]
+    inputs = [i for i in inputs if i.is_stream or not os.path.realpath(i.path).startswith(data_root + os.sep)]
     summary.inputs = len(inputs) + len(errors)
     ds = Dataset(data_dir, create=True)
     parser = dataset_parser(ds, parser, err)
@@ -192,9 +192,9 @@ class _Run:
             if looks_binary(inp):
                 raise InputError(f"{inp.name}: binary file (NUL bytes), not a text log; leave it out of the inputs")
             size, full, prefixes, replaces, skip_bytes, first_line, hasher = None, None, {}, [], 0, 1, None
-            if not inp.is_stdin and self.hash_while_read(inp):
+            if not inp.is_stream and self.hash_while_read(inp):
                 size, hasher = inp.size(), InputHash(self.hash_algo)
-            elif not inp.is_stdin:
+            elif not inp.is_stream:
                 size, full, prefixes = fingerprint(inp.path, [e["size"] for e in self.known], self.hash_algo)
                 same = [e for e in self.known if e["size"] == size and e["hash"] == full]
                 grown = [e for e in self.known if 0 < e["size"] < size and prefixes.get(e["size"]) == e["hash"]]
@@ -232,7 +232,7 @@ class _Run:
         entry = {
             "id": entry_id, "prefix": f"part-{entry_id}", "path": inp.name, "size": size, "hash": full,
             "hash_algo": self.hash_algo, "skip_bytes": skip_bytes, "first_line": first_line,
-            "compression": None if inp.is_stdin else compression_of(inp),
+            "compression": None if inp.is_stream else compression_of(inp),
             "format_spec": self.parser.format_spec,
         }
         return _Plan(inp, self.ds.begin_entry(entry) if begin else entry, size, full, replaces, skip_bytes, first_line,
@@ -251,7 +251,7 @@ class _Run:
         malformed, as an input in another format is), or None."""
         if self.max_reject_ratio >= 1:
             return None
-        if not inp.is_stdin and (size - skip_bytes if is_plain(inp) else size) < PROBE_MIN_BYTES:
+        if not inp.is_stream and (size - skip_bytes if is_plain(inp) else size) < PROBE_MIN_BYTES:
             return None  # (skip_bytes is a decompressed offset) stdin, of unknown size, is always probed
         body = read_head(inp, PROBE_BYTES, skip_bytes)
         counts = Counts()
@@ -333,7 +333,7 @@ class _Run:
                          " give it with --format-string or --format-file (`logpipe detect` shows the layouts)")
             if plan.hasher is not None:  # hashed while read: what was read is the input
                 size, full = end, plan.hasher.hexdigest() if plan.hasher.size == end else _prefix_hash(inp, end, self.hash_algo)
-            elif not inp.is_stdin and end != size and not error and entry["compression"] == "plain":
+            elif not inp.is_stream and end != size and not error and entry["compression"] == "plain":
                 # a live log grew while we read it: identify it by what was read
                 pre = _prefix_hash(inp, end, self.hash_algo)
                 if pre is not None:

@@ -61,7 +61,7 @@ def default_workers(inp: Input) -> int:
 
 def is_small(inp: Input) -> bool:
     """A file too small to be split among the workers (it is parsed whole, by one of them or here)."""
-    if inp.is_stdin:
+    if inp.is_stream:
         return False
     try:
         return inp.size() < PARALLEL_MIN_BYTES

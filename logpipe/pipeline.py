@@ -32,7 +32,7 @@ def parse_input(inp: Input, parser: Parser | None = None, *, skip_bytes: int = 0
     if workers is None:
         workers = default_workers(inp)
     staged = stage is not None and workers > 1
-    if workers > 1 and not inp.is_stdin and is_plain(inp):  # workers read their own parts of the file
+    if workers > 1 and not inp.is_stream and is_plain(inp):  # workers read their own parts of the file
         chunks = iter_file_ranges(inp, skip_bytes=skip_bytes, chunk_bytes=_workers.STAGE_TASK_BYTES if staged else CHUNK_BYTES,
                                   hasher=hasher)
     else:  # bytes go to the workers through pipes, held on both sides meanwhile: keep them small

@@ -50,7 +50,7 @@ def _iter_raw_lines(inp: Input) -> Iterator[bytes]:
         if tail:
             yield tail
     finally:
-        if not inp.is_stdin:
+        if not inp.is_stream:
             stream.close()
 
 

@@ -32,10 +32,16 @@ class Input:
     label: str | None = None
     archive: str | None = None  # (the archive file it came out of)
     members: tuple[str, ...] = ()  # (its name in that archive, and in each archive within it)
+    pipe: bool = False  # a named pipe or a device (``<(kubectl logs …)``, /dev/stdin): read once, as stdin is
 
     @property
     def is_stdin(self) -> bool:
         return self.path == "-"
+
+    @property
+    def is_stream(self) -> bool:
+        """Read once, front to back, of unknown size, with no identity to skip it by: stdin or a pipe."""
+        return self.path == "-" or self.pipe
 
     @property
     def name(self) -> str:
@@ -52,7 +58,7 @@ class Input:
         return name
 
     def size(self) -> int | None:
-        return None if self.is_stdin else os.path.getsize(self.path)
+        return None if self.is_stream else os.path.getsize(self.path)
 
     def parse_command(self, head: bool = False) -> str:
         """The command that shows why this input's lines are rejected (its first lines, ``head``),
@@ -66,7 +72,7 @@ class Input:
             read = "unzip -p" if _archives.archive_kind(self.archive) == "zip" else "tar -xOf"
             text = f"{read} {shlex.quote(self.archive)} {shlex.quote(self.members[0])}"
             return text + (" | head" if head else "") + " | logpipe parse"
-        if self.is_stdin:
+        if self.is_stream:  # (its lines are gone: what wrote them can write them again)
             return "… | head | logpipe parse" if head else "… | logpipe parse"
         return f"head {shlex.quote(self.name)} | logpipe parse" if head else f"logpipe parse {shlex.quote(self.name)}"
 
@@ -203,8 +209,10 @@ def expand_inputs(paths: list[str]) -> tuple[list[Input], list[str]]:
                 _add_file(str(path), inputs, errors)
             elif not path.exists():
                 errors.append(f"{m}: no such file or directory")
+            elif _is_pipe(m):  # ``<(kubectl logs …)``, a named pipe, /dev/stdin: read once, as stdin is
+                inputs.append(Input(m, pipe=True))
             else:
-                errors.append(f"{m}: not a regular file (a pipe or a device; to read stdin, give -)")
+                errors.append(f"{m}: not a regular file, a directory or a pipe (a socket or a block device)")
     return inputs, errors
 
 
@@ -223,6 +231,16 @@ def _add_file(path: str, inputs: list[Input], errors: list[str]) -> None:
     files, trouble = _archives.unpack_archive(path, kind)
     inputs.extend(Input(where, label, path, members) for where, label, members in files)
     errors.extend(trouble)
+
+
+def _is_pipe(path: str) -> bool:
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
 
 
 def _hidden(f: Path, root: Path) -> bool:
@@ -252,50 +270,65 @@ class _Taken(io.RawIOBase):
         return len(data)
 
 
-# What read_head took from stdin, and from which stdin (a caller may swap sys.stdin meanwhile).
-_STDIN: dict = {"again": b"", "of": None, "taking": None}
+# Per stream input (stdin, "-", or a pipe's path): what read_head took from it, and from which file
+# (a caller may swap sys.stdin meanwhile). A pipe is opened once and kept open: closing it after
+# read_head would end the program that writes to it.
+_STREAMS: dict[str, dict] = {}
+_PIPES: dict[str, BinaryIO] = {}
 
 
-def _stdin_raw() -> BinaryIO:
-    again = _STDIN["again"] if _STDIN["of"] is sys.stdin.buffer else b""
-    _STDIN["again"], _STDIN["of"] = b"", None
-    if _STDIN["taking"] is None and not again:
+def _stream_base(inp: Input) -> BinaryIO:
+    if inp.is_stdin:
         return sys.stdin.buffer
-    raw = _Taken(sys.stdin.buffer, again, keep=_STDIN["taking"] is not None)
+    if inp.path not in _PIPES:
+        _PIPES[inp.path] = _open(inp)
+    return _PIPES[inp.path]
+
+
+def _stream_raw(inp: Input) -> BinaryIO:
+    state = _STREAMS.setdefault(inp.path, {"again": b"", "of": None, "taking": None})
+    base = _stream_base(inp)
+    again = state["again"] if state["of"] is base else b""
+    state["again"], state["of"] = b"", None
+    if state["taking"] is None and not again:
+        return base
+    raw = _Taken(base, again, keep=state["taking"] is not None)
     if raw.keep:
-        _STDIN["taking"] = raw
+        state["taking"] = raw
     return raw
 
 
 def read_head(inp: Input, size: int, skip_bytes: int = 0) -> bytes:
     """The first lines of ``inp`` after ``skip_bytes`` (about ``size`` decompressed bytes, at least
-    a whole line), without using them up: what it reads of stdin is read again by the next open."""
-    if inp.is_stdin:
-        _STDIN["taking"] = True
+    a whole line), without using them up: what it reads of stdin or a pipe is read again by the next open."""
+    state = _STREAMS.setdefault(inp.path, {"again": b"", "of": None, "taking": None}) if inp.is_stream else None
+    if state is not None:
+        state["taking"] = True
     chunks = iter_byte_chunks(inp, skip_bytes=skip_bytes, chunk_bytes=size)
     try:
         body, _end = next(chunks, (b"", 0))
     finally:
         chunks.close()
-        if inp.is_stdin:
-            taking, _STDIN["taking"] = _STDIN["taking"], None
+        if state is not None:
+            taking, state["taking"] = state["taking"], None
             if isinstance(taking, _Taken):
-                _STDIN["again"], _STDIN["of"] = bytes(taking.taken), taking.rest
+                state["again"], state["of"] = bytes(taking.taken), taking.rest
     return body
+
+
+def _open(inp: Input) -> BinaryIO:
+    try:
+        return open(inp.path, "rb")
+    except PermissionError:
+        raise InputError(f"{inp.name}: permission denied (check the file's mode and owner)") from None
+    except OSError as e:
+        raise InputError(f"{inp.name}: cannot open: {e.strerror}") from None
 
 
 def open_binary(inp: Input) -> tuple[BinaryIO, str]:
     """Open an input for reading decompressed bytes, as UTF-8 text when a byte-order mark says
     otherwise (``detect_compression``); returns the stream and its compression (or codec)."""
-    if inp.is_stdin:
-        raw: BinaryIO = _stdin_raw()
-    else:
-        try:
-            raw = open(inp.path, "rb")
-        except PermissionError:
-            raise InputError(f"{inp.name}: permission denied (check the file's mode and owner)") from None
-        except OSError as e:
-            raise InputError(f"{inp.name}: cannot open: {e.strerror}") from None
+    raw = _stream_raw(inp) if inp.is_stream else _open(inp)
     buffered = raw if hasattr(raw, "peek") else io.BufferedReader(raw)
     return _unpack.unpack(buffered)
 
@@ -303,7 +336,7 @@ def open_binary(inp: Input) -> tuple[BinaryIO, str]:
 def looks_binary(inp: Input) -> bool:
     """A plain (uncompressed) file with NUL bytes at its start is not a text log (UTF-16 text has
     them too, after its byte-order mark: it is not plain)."""
-    if inp.is_stdin:
+    if inp.is_stream:
         return False
     with open(inp.path, "rb") as f:
         head = f.read(8192)
@@ -330,11 +363,11 @@ def iter_byte_chunks(inp: Input, skip_bytes: int = 0, chunk_bytes: int = CHUNK_B
     """Yield ``(body, end_offset)``: runs of complete lines as bytes (each ending in a newline, but
     the last line of the input may lack one) and the decompressed offset just after them."""
     stream, kind = open_binary(inp)
-    if inp.is_stdin and hasattr(stream, "peek") and _archives.tar_header(_peek(stream, _archives.BLOCK)):
-        raise InputError("<stdin>: a tar archive: give its path instead (logpipe reads an archive's files"
+    if inp.is_stream and hasattr(stream, "peek") and _archives.tar_header(_peek(stream, _archives.BLOCK)):
+        raise InputError(f"{inp.name}: a tar archive: give its path instead (logpipe reads an archive's files"
                          " from the archive file, not from a pipe)")
     # A plain file is read a chunk a call (no decompression error to stop at: see unpack.read_some)
-    step = chunk_bytes if kind == "plain" and not inp.is_stdin else READ_STEP
+    step = chunk_bytes if kind == "plain" and not inp.is_stream else READ_STEP
     offset = 0
     tail = b""
     try:
@@ -365,7 +398,7 @@ def iter_byte_chunks(inp: Input, skip_bytes: int = 0, chunk_bytes: int = CHUNK_B
             offset += len(tail)
             yield tail, offset
     finally:
-        if not inp.is_stdin:
+        if not inp.is_stream:
             stream.close()
 
 

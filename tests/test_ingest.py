@@ -436,7 +436,7 @@ def test_stdin_is_probed_and_what_the_probe_read_is_read_again(tmp_path, monkeyp
     assert code == 0, err
     (entry,) = check_consistent(tmp_path / "good")["inputs"]
     assert entry["read"] == 3000 and entry["bytes_read"] == len(good)
-    assert sources._STDIN["again"] == b"" and sources._STDIN["taking"] is None  # read again, all of it
+    assert sources._STREAMS["-"]["again"] == b"" and sources._STREAMS["-"]["taking"] is None  # read again, all of it
     code, _, err = run(monkeypatch, capsys, "ingest", "-", "--data", tmp_path / "bad", stdin=pack(bad))
     assert code == 1 and "<stdin>: " in err and "not read further" in err
     assert check_consistent(tmp_path / "bad")["inputs"] == []

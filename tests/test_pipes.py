@@ -1,0 +1,116 @@
+"""Inputs that are pipes, not files: bash's ``<(kubectl logs …)``, a named pipe, /dev/stdin. Each is
+read once, front to back, as stdin is (``sources.Input.pipe``): the same records as the file, in
+every command; the probe's look at its first lines does not close it; a tar through one, or a
+socket, is a one-line error."""
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shlex
+import socket
+import subprocess
+import sys
+import tarfile
+import threading
+from pathlib import Path
+
+import pytest
+from conftest import SAMPLES
+
+LOGPIPE = f"{shlex.quote(sys.executable)} -m logpipe"
+
+
+def sh(command: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
+    """``command`` run by bash (for its ``<(…)``), logpipe as ``logpipe``."""
+    return subprocess.run(["bash", "-c", command.replace("logpipe ", LOGPIPE + " ")], input=stdin,
+                          capture_output=True, timeout=120)
+
+
+def rows(out: bytes) -> list[dict]:
+    return [{k: v for k, v in json.loads(x).items() if k != "source"} for x in out.splitlines()]
+
+
+def summary(err: bytes) -> str:
+    return err.decode().strip().splitlines()[-1]
+
+
+def big_log(tmp_path: Path) -> Path:
+    """Samples of every kind, repeated past a pipe's buffer (64 KiB) and the probe's head (32 KiB)."""
+    body = b"".join(p.read_bytes() for p in sorted(SAMPLES.glob("*.log")))
+    path = tmp_path / "mixed.log"
+    path.write_bytes(body * 4)
+    return path
+
+
+@pytest.mark.parametrize("feed", ["cat", "gzip -c"])
+def test_process_substitution_reads_as_the_file(tmp_path, feed):
+    log = big_log(tmp_path)
+    file = sh(f"logpipe parse {log} -o ndjson")
+    pipe = sh(f"logpipe parse <({feed} {log}) -o ndjson")
+    assert pipe.returncode == file.returncode == 0, pipe.stderr
+    assert rows(pipe.stdout) == rows(file.stdout) and len(rows(file.stdout)) > 1000
+    assert summary(pipe.stderr) == summary(file.stderr)
+    assert {json.loads(x)["source"] for x in pipe.stdout.splitlines()[:1]} == {"/dev/fd/63"}
+
+
+def test_ingest_of_a_pipe_is_probed_without_closing_it(tmp_path):
+    """ingest probes a stream's first lines (sources.read_head) and reads them again: a pipe stays
+    open meanwhile, so the program writing it is not cut off and every line is counted."""
+    log = big_log(tmp_path)
+    assert log.stat().st_size > 256 << 10
+    a = sh(f"logpipe ingest <(cat {log}) --data {tmp_path / 'a'} --max-reject-ratio 0.5")
+    b = sh(f"logpipe ingest {log} --data {tmp_path / 'b'} --max-reject-ratio 0.5")
+    assert a.returncode == b.returncode == 0, a.stderr
+    lines = lambda err: [x for x in err.decode().splitlines() if x.startswith("lines read")]  # noqa: E731
+    assert lines(a.stderr) == lines(b.stderr) and lines(a.stderr)
+    (entry,) = json.loads((tmp_path / "a" / "_manifest.json").read_text())["inputs"]
+    assert entry["path"] == "/dev/fd/63" and entry["size"] is None and entry["bytes_read"] == log.stat().st_size
+
+
+def test_named_pipe_and_dev_stdin(tmp_path):
+    log = SAMPLES / "tcp-and-ipv6.log"
+    fifo = tmp_path / "live"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_bytes(log.read_bytes()))
+    writer.start()
+    named = sh(f"logpipe parse {fifo} -o ndjson")
+    writer.join(timeout=60)
+    file = sh(f"logpipe parse {log} -o ndjson")
+    assert named.returncode == 0 and rows(named.stdout) == rows(file.stdout), named.stderr
+    dev = sh("logpipe detect /dev/stdin", stdin=log.read_bytes())
+    assert dev.returncode == 0 and dev.stdout.decode().startswith("/dev/stdin\t"), dev.stderr
+
+
+def test_dev_null_is_an_empty_input():
+    done = sh("logpipe parse /dev/null")
+    assert done.returncode == 0 and summary(done.stderr) == "read 0, parsed 0, rejected 0 (noise 0, malformed 0)"
+
+
+def test_a_tar_through_a_pipe_and_a_socket_are_one_line_errors(tmp_path):
+    tar = tmp_path / "logs.tar"
+    with tarfile.open(tar, "w") as t:
+        t.add(SAMPLES / "istio-1.5.log", arcname="istio-1.5.log")
+    piped = sh(f"logpipe parse <(cat {tar})")
+    assert piped.returncode == 1
+    assert piped.stderr.decode().splitlines()[0] == (
+        "logpipe: error: /dev/fd/63: a tar archive: give its path instead (logpipe reads an archive's files"
+        " from the archive file, not from a pipe)")
+    gz = sh(f"logpipe parse <(gzip -c {tar})")
+    assert gz.returncode == 1 and b"a tar archive: give its path" in gz.stderr
+    where = tmp_path / "s"
+    with socket.socket(socket.AF_UNIX) as s:
+        s.bind(str(where))
+        sock = sh(f"logpipe parse {where}")
+    assert sock.returncode == 1 and sock.stderr.decode().splitlines() == [
+        f"logpipe: error: {where}: not a regular file, a directory or a pipe (a socket or a block device)"]
+
+
+def test_a_pipe_with_rejects_hints_at_what_wrote_it(tmp_path):
+    """A pipe's lines cannot be read again by the hint's ``logpipe parse PATH``: it names the stream."""
+    bad = gzip.compress((SAMPLES / "malformed.log").read_bytes())
+    (tmp_path / "m.gz").write_bytes(bad)
+    done = sh(f"logpipe ingest <(zcat {tmp_path / 'm.gz'}) --data {tmp_path / 'd'}")
+    assert done.returncode == 1
+    err = done.stderr.decode()
+    assert "/dev/fd/63" in err and "logpipe parse /dev/fd/63" not in err, err
