@@ -2,8 +2,8 @@
 rows or by seconds.
 
 Parsing yields one ``ParsedBatch`` per chunk of input (a few MiB of lines): its rows, its rejects,
-its blank lines. ``Counts`` keeps the running totals every command prints (``read == parsed + noise
-+ malformed + blank``). Several small inputs parsed as one batch are split back per input
+its blank lines, the parts of split lines it joined. ``Counts`` keeps the running totals every command
+prints (``read == parsed + noise + malformed + blank + joined``). Several small inputs parsed as one batch are split back per input
 (``split_inputs``, by ``INPUT_SHIFT``). A Parquet file per chunk would leave a dataset of thousands
 of small files: ``BatchBuffer`` holds records and rejects until ``rows`` rows are buffered or
 ``seconds`` have passed since the first one (for a live stream), then ``take()`` hands them over as
@@ -31,6 +31,11 @@ def line_in_input(line_number: int) -> int:
     return line_number & ((1 << INPUT_SHIFT) - 1)
 
 
+def same_input(a: int, b: int) -> bool:
+    """Whether two line numbers of a batch are of one input (``INPUT_SHIFT``)."""
+    return a >> INPUT_SHIFT == b >> INPUT_SHIFT
+
+
 # An input whose access lines are over half malformed looks like another format (Counts.mostly_malformed).
 MOSTLY_MALFORMED = 0.5
 
@@ -38,12 +43,19 @@ MOSTLY_MALFORMED = 0.5
 @dataclass
 class ParsedBatch:
     """One batch of input lines, parsed: rows in ``records`` (RECORD_SCHEMA), the rest in
-    ``rejects`` (REJECT_SCHEMA); ``blank`` lines are only counted."""
+    ``rejects`` (REJECT_SCHEMA); ``blank`` lines are only counted, and so are the parts of a line
+    the container runtime split that were joined to its first part's row (``joined_lines``: their
+    line numbers)."""
 
     records: pa.RecordBatch
     rejects: pa.RecordBatch
     read: int
     blank: int
+    joined_lines: tuple[int, ...] = ()
+
+    @property
+    def joined(self) -> int:
+        return len(self.joined_lines)
 
     @property
     def parsed(self) -> int:
@@ -57,7 +69,8 @@ class ParsedBatch:
 def split_inputs(batch: ParsedBatch, sources: list[str], reads: list[int]) -> list[ParsedBatch]:
     """A batch of several inputs' lines (numbered by ``INPUT_SHIFT``) as one batch per input: its
     rows and rejects (in order: both are sorted by line number), their line numbers in the input and
-    its name; ``reads``: each input's lines, of which those neither a row nor a reject were blank."""
+    its name; ``reads``: each input's lines, of which those neither a row nor a reject were blank
+    or joined."""
     import pyarrow.compute as pc
 
     out = []
@@ -74,9 +87,10 @@ def split_inputs(batch: ParsedBatch, sources: list[str], reads: list[int]) -> li
                                    pa.array([source] * (hi - lo), pa.string()).cast(field("source").type))
             parts.append(part)
         records, rejects = parts
-        out.append(ParsedBatch(records, rejects, read, read - records.num_rows - rejects.num_rows))
-    # Every line a row, a reject or blank, in its own input: a count that does not add up is a bug
-    # the split would otherwise hide in an input's blank lines.
+        joined = tuple(line_in_input(n) for n in batch.joined_lines if n >> INPUT_SHIFT == k)
+        out.append(ParsedBatch(records, rejects, read, read - records.num_rows - rejects.num_rows - len(joined), joined))
+    # Every line a row, a reject, blank or joined, in its own input: a count that does not add up is
+    # a bug the split would otherwise hide in an input's blank lines.
     if sum(reads) != batch.read or sum(b.blank for b in out) != batch.blank or min((b.blank for b in out), default=0) < 0:
         raise ValueError(f"split of {batch.read} lines ({batch.blank} blank) into inputs of {reads} lines does not add up")
     return out
@@ -84,7 +98,7 @@ def split_inputs(batch: ParsedBatch, sources: list[str], reads: list[int]) -> li
 
 @dataclass
 class Counts:
-    """Running totals: ``read == parsed + noise + malformed + blank`` always holds."""
+    """Running totals: ``read == parsed + noise + malformed + blank + joined`` always holds."""
 
     read: int = 0
     parsed: int = 0
@@ -92,11 +106,13 @@ class Counts:
     malformed: int = 0
     blank: int = 0
     formats: dict = field(default_factory=dict)
+    joined: int = 0
 
     def add(self, batch: ParsedBatch) -> None:
         self.read += batch.read
         self.parsed += batch.parsed
         self.blank += batch.blank
+        self.joined += batch.joined
         if batch.rejected:
             classes = batch.rejects.column("class").to_pylist()
             self.noise += classes.count("noise")
@@ -111,7 +127,7 @@ class Counts:
         for k, v in other.formats.items():
             formats[k] = formats.get(k, 0) + v
         return Counts(self.read + other.read, self.parsed + other.parsed, self.noise + other.noise,
-                      self.malformed + other.malformed, self.blank + other.blank, formats)
+                      self.malformed + other.malformed, self.blank + other.blank, formats, self.joined + other.joined)
 
     @property
     def rejected(self) -> int:
@@ -132,7 +148,7 @@ class Counts:
             f"read {self.read}, parsed {self.parsed}, rejected {self.rejected} "
             f"(noise {self.noise}, malformed {self.malformed})"
         )
-        return text + (f", blank {self.blank}" if self.blank else "")
+        return text + (f", blank {self.blank}" if self.blank else "") + (f", joined {self.joined}" if self.joined else "")
 
 
 def format_counts(records: pa.RecordBatch | pa.Table) -> dict[str, int]:

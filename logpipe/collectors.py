@@ -8,7 +8,9 @@ line came from (``parse.Parser.parse_series`` calls these before and after the l
 * docker's json-file entries (``{"log":"<line>\\n","stream":…,"time":…}``): the line each holds;
 * kubelet's file names (``/var/log/pods/<namespace>_<pod>_<uid>/<container>/0.log``): the pod and
   container of lines that name none;
-* lines over 16 KiB, which both runtimes write in parts: rejects that say so, never rows.
+* lines over 16 KiB, which both runtimes write in parts: the CRI format's joined into the line
+  (``join_parts``; the file readers keep a line's parts in one batch: ``sources.whole_runs``),
+  docker's rejects that say so, never rows.
 """
 from __future__ import annotations
 
@@ -19,15 +21,15 @@ import polars as pl
 
 from . import fastpath as _fastpath
 from . import subfields as _subfields
+from .batches import same_input
+from .sources import JOIN_LOOKAHEAD
 from .records import _reject
 
 PARTIAL = ("part of a line over 16 KiB that the container runtime split (CRI tag P, containerd's"
-           " max_container_log_line_size); logpipe does not join the parts")
-PARTIAL_END = "last part of line {}, which the container runtime split (CRI tag P); logpipe does not join the parts"
+           " max_container_log_line_size), whose last part (tag F) did not follow it here: not joined")
 # docker's json-file driver splits the same way: each part's "log" text but the last lacks its newline.
-DOCKER_PARTIAL = ("part of a line over 16 KiB that docker split (its json-file entry's log text has no newline);"
-                  " logpipe does not join the parts")
-DOCKER_PARTIAL_END = "last part of line {}, which docker split (json-file); logpipe does not join the parts"
+DOCKER_PARTIAL = ("part of a line over 16 KiB that docker split (its json-file entry's log text has no newline),"
+                  " whose last part did not follow it here: not joined")
 # How docker's json-file entries start (its Go encoder writes the keys in this order).
 DOCKER_START = r'^\{"log":'
 PROVENANCE = ("pod", "container", "received_at")
@@ -43,23 +45,31 @@ class Collectors:
         self.groups = prefix.groups
         # A prefix and nothing more (kubectl's, the CRI format's: a blank line of the container's) is blank.
         self.blank_rx = "^" + book.compile("blank_prefix").pattern + r"\s*$"
-        # A part of a line the container runtime split (CRI tag P): never a row (reject_partial).
-        self.partial_rx = "^" + book.compile("partial_prefix").pattern
+        # A part of a line the container runtime split (CRI tag P): joined with the parts after it
+        # (join_parts), or, when its last part is not in the batch, a reject (reject_partial).
+        partial = book.compile("partial_prefix")
+        self.partial_rx = "^" + partial.pattern
+        self._part = re.compile(self.partial_rx)
+        self._whole = re.compile("^" + book.compile("cri_prefix").pattern)
         # Each kind of prefix alone (line_prefix's alternatives, in order), for a batch whose prefixed
         # lines are all of one kind: its regex captures ~3x faster than all of them (split_prefix).
         self.kinds = [(f"^(?P<__prefix>{kind.pattern})[^ ]", kind.groups)
                       for kind in map(book.compile, _alternatives(book, "line_prefix"))]
 
-    def split_prefix(self, df: pl.DataFrame) -> pl.DataFrame:
+    def split_prefix(self, df: pl.DataFrame) -> tuple[pl.DataFrame, tuple[int, ...]]:
         """``df``'s lines (``line``) with their ``body`` after any prefix, its length, and the
-        prefix's pod, container and time (null where it has none)."""
+        prefix's pod, container and time (null where it has none); the parts of a line the runtime
+        split are joined first (``join_parts``: the line numbers of the parts joined to an earlier one)."""
         has = starts_with(df["line"], self.prefix_rx)
         if has is None or not has.any():
             return df.with_columns(
                 pl.col("line").alias("body"),
                 pl.lit(0, dtype=pl.Int64).alias("prefix_len"),
                 *(pl.lit(None, dtype=pl.String).alias(c) for c in PROVENANCE),
-            )
+            ), ()
+        df, joined = self.join_parts(df)  # (a part's prefix is a prefix too: it starts with a time)
+        if joined:
+            has = starts_with(df["line"], self.prefix_rx)
         regex, groups = self._one_kind(df["line"] if has.all() else df["line"].filter(has))
         pre = df["line"].str.extract_groups(regex).struct.unnest()
         outs = [_subfields.coalesce(g).alias(out) for out, g in groups.items()]
@@ -72,7 +82,62 @@ class Collectors:
             pl.col("line").str.slice(plen).alias("body"),
             plen.alias("prefix_len"),
             pre["pod"], pre["container"], pre["received_at"],
-        )
+        ), joined
+
+    def join_parts(self, df: pl.DataFrame) -> tuple[pl.DataFrame, tuple[int, ...]]:
+        """A node's container log file (the CRI format) holds a line of over 16 KiB as parts: each
+        but the last tagged ``P`` (``partial_prefix``), the last ``F``, the next lines of the same
+        stream (stdout or stderr: the other's lines may come between). Each such line whole, as the
+        container wrote it: on its first part's row (``line_number``), its last part's prefix (its
+        time: when the line was whole) before the parts' texts; ``raw`` is that line too. Returns
+        the lines and the numbers of the parts joined to an earlier one (dropped: counted as joined).
+        Parts whose last part is not in ``df`` (nor within JOIN_LOOKAHEAD lines) stay as they are:
+        ``reject_partial`` says so."""
+        part = starts_with(df["line"], self.partial_rx)
+        if part is None or not part.any():
+            return df, ()
+
+        def tags(rows):
+            return [(True, *tag) if tag is not None else (False, None, False)
+                    for tag in map(self.cri_tag, df["line"].gather(rows).to_list())]
+
+        runs = _runs(part.arg_true().to_list(), df.height, df["line_number"], tags)
+        if not runs:
+            return df, ()
+        texts = iter(df["line"].gather([i for run in runs for i in run]).to_list())
+        whole = []
+        for run in runs:
+            lines = [next(texts) for _ in run]
+            bodies = [x[(self._part.match(x) or self._whole.match(x)).end():] for x in lines]
+            whole.append(lines[-1][:len(lines[-1]) - len(bodies[-1])] + "".join(bodies))
+        at, keep, numbers = _run_rows(df, runs)
+        text = df["line"].scatter(at, pl.Series(whole, dtype=pl.String))
+        return df.with_columns(text.alias("line"), text.alias("raw")).filter(keep), numbers
+
+    @staticmethod
+    def docker_tag(tail: str) -> tuple[str, bool] | None:
+        """A docker json-file entry's stream and whether it is a split line's part (its log text
+        without its newline), from the entry's last ~100 characters; None for any other line."""
+        at = tail.rfind(DOCKER_MIDDLE)
+        if at < 0 or re.match(DOCKER_TAIL, tail[at + len(DOCKER_MIDDLE):]) is None:
+            return None
+        text = tail[:at]
+        escapes = len(text[:-1]) - len(text[:-1].rstrip("\\"))  # (an odd count before "n": the escape \n)
+        return tail[at + len(DOCKER_MIDDLE):at + len(DOCKER_MIDDLE) + 6], not (text.endswith("n") and escapes % 2 == 1)
+
+    def cri_tag(self, line: str) -> tuple[str, bool] | None:
+        """A CRI line's stream and whether it is a split line's part (``partial_prefix``), not a
+        whole line or its last part (``cri_prefix``); None for any other line."""
+        for rx in (self._part, self._whole):
+            if rx.match(line) is not None:
+                return self._stream(line, rx), rx is self._part
+        return None
+
+    @staticmethod
+    def _stream(line: str, rx: re.Pattern) -> str:
+        """Which stream a CRI line is of (its prefix between the time and the tag: `` stdout ``)."""
+        m = rx.match(line)
+        return line[m.end("received_at"):m.end() - 2]  # (the tag and the space after it: prefix.lark)
 
     def _one_kind(self, prefixed: pl.Series) -> tuple[str, dict]:
         """The regex and groups that read the prefixes of ``prefixed`` (lines that have one): those of
@@ -96,46 +161,115 @@ class Collectors:
         return text.filter(~prefixed), int(prefixed.sum())
 
     def reject_partial(self, df: pl.DataFrame, rejects: list[dict]) -> pl.DataFrame:
-        """A node's container log file (the CRI format: ``<time> stdout F <line>``) holds a line of
-        over 16 KiB as parts: each but the last tagged ``P`` (``partial_prefix`` of prefix.lark; the
-        body after such a prefix is never a layout's, so parts reach this step), the last ``F`` on the
-        next line. Both become rejects saying so; returns the other lines. Where the parts fall in
-        different batches, the last one is judged as any line (noise or malformed)."""
+        """The parts of a split line that ``join_parts`` left (its last part is not in the batch: a
+        file cut short, a stream's batch, or past JOIN_LOOKAHEAD lines) become rejects saying so
+        (``partial_prefix`` of prefix.lark; the body after such a prefix is never a layout's, so
+        parts reach this step); returns the other lines. A last part in a later batch is judged as
+        any line (noise or malformed)."""
         partial = df["raw"].str.contains(self.partial_rx)
         if not partial.any():
             return df
-        return _reject_parts(df, partial, pl.repeat(True, df.height, eager=True), PARTIAL, PARTIAL_END, rejects)
+        return _reject_parts(df, partial, pl.repeat(False, df.height, eager=True), PARTIAL, "", rejects)
 
 
-def unwrap_docker(df: pl.DataFrame, is_json: pl.Series, rejects: list[dict]) -> tuple[pl.DataFrame, pl.Series, int]:
+def unwrap_docker(df: pl.DataFrame, is_json: pl.Series, rejects: list[dict]) -> tuple[pl.DataFrame, pl.Series, int, tuple]:
     """docker's json-file lines (``{"log":"<line>\\n","stream":"stdout","time":"…"}``, a docker node's
     ``/var/lib/docker/containers/<id>/<id>-json.log``) as the line they hold: its text becomes the
     ``body`` that the layouts read (Istio's JSON encoding inside too), docker's time its
     ``received_at``; ``raw`` stays the line as written, and a reject's column counts in the text. A
-    line over 16 KiB is written in parts, each but the last without its newline: the parts are
-    rejects that say so (``DOCKER_PARTIAL``), never rows. ``is_json``: the lines whose body is
-    JSON. Returns the lines (the others as they were), which of them are JSON now, and how many were
-    blank (a blank line's entry: dropped)."""
+    line over 16 KiB is written in parts, each but the last without its newline: they are joined
+    (``_join_docker``), or, when its last part is not in the batch, rejects that say so
+    (``DOCKER_PARTIAL``), never rows. ``is_json``: the lines whose body is JSON. Returns the lines
+    (the others as they were), which of them are JSON now, how many were blank (a blank line's
+    entry: dropped), and the line numbers of parts joined to an earlier one (dropped)."""
     maybe = starts_with(df["body"], DOCKER_START)  # (cut.c's check: ~0.02 µs a line)
     if maybe is None:
-        return df, is_json, 0
+        return df, is_json, 0, ()
     body = df["body"]
     text, stream, time = _docker_fields(body, maybe)
     docker = (is_json & maybe & text.is_not_null() & stream.is_in(["stdout", "stderr"]) & time.is_not_null()).fill_null(False)
     if not docker.any():
-        return df, is_json, 0
+        return df, is_json, 0, ()
+    part = docker & ~text.str.ends_with("\n").fill_null(False)
+    joined: tuple[int, ...] = ()
+    if part.any():  # a line over 16 KiB: its parts joined (those whose last part is here; it may be "\n")
+        df, docker, text, stream, time, part, joined = _join_docker(df, docker, text, stream, time, part)
     blank = docker & text.str.ends_with("\n") & text.str.contains(r"^\s*$")  # (a part is never blank)
     if blank.any():
-        df, docker, text, time = (x.filter(~blank) for x in (df, docker, text, time))
-    part = docker & ~text.str.ends_with("\n").fill_null(False)
+        df, docker, text, time, part = (x.filter(~blank) for x in (df, docker, text, time, part))
     df = df.with_columns(
         pl.when(docker).then(text.str.strip_suffix("\n")).otherwise(pl.col("body")).alias("body"),
         pl.when(docker & pl.col("received_at").is_null()).then(time).otherwise(pl.col("received_at")).alias("received_at"),
         pl.when(docker).then(0).otherwise(pl.col("prefix_len")).alias("prefix_len"),
     )
     if part.any():
-        df = _reject_parts(df, part, docker, DOCKER_PARTIAL, DOCKER_PARTIAL_END, rejects)
-    return df, df["body"].str.starts_with("{"), int(blank.sum())
+        df = _reject_parts(df, part, pl.repeat(False, df.height, eager=True), DOCKER_PARTIAL, "", rejects)
+    return df, df["body"].str.starts_with("{"), int(blank.sum()), joined
+
+
+def _join_docker(df, docker, text, stream, time, part):
+    """docker's parts of a line over 16 KiB (``part``: a log text without its newline), each with
+    the next entries of its stream up to the one that ends the line (within JOIN_LOOKAHEAD rows, in
+    its input): that line whole, on the first part's row, with the last part's time; ``raw`` the
+    entry docker would have written for it. The parts joined to an earlier one are dropped; returns
+    the columns without them, which parts are left (no end here), and the dropped rows' line numbers."""
+    import json
+
+    runs = _runs(part.arg_true().to_list(), df.height, df["line_number"], lambda rows: zip(
+        (docker.gather(rows) & stream.gather(rows).is_not_null()).to_list(), stream.gather(rows).to_list(),
+        part.gather(rows).to_list()))
+    if not runs:
+        return df, docker, text, stream, time, part, ()
+    texts = text.gather([i for run in runs for i in run]).to_list()
+    whole, k = [], 0
+    for run in runs:
+        whole.append("".join(texts[k:k + len(run)]))
+        k += len(run)
+    ends = [run[-1] for run in runs]
+    end_time, end_stream = time.gather(ends).to_list(), stream.gather(ends).to_list()
+    raw = [json.dumps({"log": w, "stream": s, "time": t}, ensure_ascii=False, separators=(",", ":"))
+           for w, s, t in zip(whole, end_stream, end_time)]
+    at, keep, numbers = _run_rows(df, runs)
+    df = df.with_columns(df["raw"].scatter(at, pl.Series(raw, dtype=pl.String)).alias("raw")).filter(keep)
+    text = text.scatter(at, pl.Series(whole, dtype=pl.String)).filter(keep)
+    time = time.scatter(at, pl.Series(end_time, dtype=pl.String)).filter(keep)
+    part = part.scatter(at, False).filter(keep)
+    return df, docker.filter(keep), text, stream.filter(keep), time, part, numbers
+
+
+def _run_rows(df: pl.DataFrame, runs: list[list[int]]) -> tuple[pl.Series, pl.Series, tuple[int, ...]]:
+    """Where each joined line goes (its first part's row), which rows stay (all but the later
+    parts), and the later parts' line numbers."""
+    gone = sorted(i for run in runs for i in run[1:])
+    keep = pl.Series([True] * df.height).scatter(pl.Series(gone, dtype=pl.UInt32), False)
+    return pl.Series([run[0] for run in runs], dtype=pl.UInt32), keep, tuple(df["line_number"].gather(gone).to_list())
+
+
+def _runs(starts: list[int], height: int, line_numbers: pl.Series, tags) -> list[list[int]]:
+    """The runs of a split line's parts that end here: from each of ``starts`` (a part's row), the
+    next rows of its stream (each within JOIN_LOOKAHEAD rows of the one before, in its input) while
+    they are parts, then the one that ends it. ``tags(rows)``: per row (whether it is of a runtime's
+    format, its stream, whether it is a part)."""
+    near = sorted({j for i in starts for j in range(i, min(i + JOIN_LOOKAHEAD + 1, height))})
+    tag = dict(zip(near, tags(near)))
+    numbers = dict(zip(near, line_numbers.gather(near).to_list()))
+    runs, taken = [], set()
+    for i in starts:
+        if i in taken:
+            continue
+        run, j, ended = [i], i + 1, False
+        while j in tag and j - run[-1] <= JOIN_LOOKAHEAD and same_input(numbers[j], numbers[i]):
+            ours, stream, is_part = tag[j]
+            if j not in taken and ours and stream == tag[i][1]:
+                run.append(j)
+                if not is_part:
+                    ended = True
+                    break
+            j += 1
+        if ended:
+            taken.update(run)
+            runs.append(run)
+    return runs
 
 
 def _reject_parts(df: pl.DataFrame, part: pl.Series, may_end: pl.Series, why: str, why_end: str,

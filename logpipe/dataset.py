@@ -31,7 +31,8 @@ A manifest entry (one per ingested input, or per appended piece of a grown file)
 ``prefix`` (its files are ``<prefix>-*.parquet``; files never mix inputs, so ``--force`` can delete
 them), ``path``, ``size``, ``hash`` (of those raw bytes) and ``hash_algo`` (``HASH_ALGOS``), ``compression``,
 ``skip_bytes``/``bytes_end``/``bytes_read`` (decompressed offsets), ``first_line``/``line_end``,
-``read``/``parsed``/``noise``/``malformed``/``blank`` (``read`` = the other four), ``parts``,
+``read``/``parsed``/``noise``/``malformed``/``blank``/``joined`` (``read`` = the other five; ``joined``: the
+parts of lines a container runtime split, joined to their first part's row), ``parts``,
 ``rejects``, ``min_time``/``max_time``, ``error`` (damaged archive), ``ends_newline``, ``state``.
 
 Compaction cannot swap several files atomically for a glob reader. It never shows duplicates:

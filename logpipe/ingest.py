@@ -341,7 +341,7 @@ class _Run:
             entry.update(
                 size=size, hash=full, bytes_end=end, bytes_read=end - skip_bytes,
                 line_end=first_line + counts.read - 1, read=counts.read, parsed=counts.parsed,
-                noise=counts.noise, malformed=counts.malformed, blank=counts.blank, rows=rows,
+                noise=counts.noise, malformed=counts.malformed, blank=counts.blank, joined=counts.joined, rows=rows,
                 min_time=_iso(tmin), max_time=_iso(tmax), error=error,
                 ends_newline=_ends_newline(inp, end) if entry["compression"] == "plain" else None,
             )

@@ -258,7 +258,8 @@ def parser_from_spec(spec: str | None):
 
 def detect_layouts(paths: list[str], parser=None) -> list[tuple[str, str, int]]:
     """``(source, layout, lines)`` per input: rows counted by ``log_format``; rejects as
-    ``(noise)`` / ``(malformed)``; blank lines as ``(blank)``."""
+    ``(noise)`` / ``(malformed)``; blank lines as ``(blank)``, the parts of split lines joined to their
+    first part as ``(joined)``."""
     from collections import Counter
 
     from .errors import InputError
@@ -278,5 +279,6 @@ def detect_layouts(paths: list[str], parser=None) -> list[tuple[str, str, int]]:
             counts.update(batch.records.column("log_format").to_pylist())
             counts.update(f"({c})" for c in batch.rejects.column("class").to_pylist())
             counts["(blank)"] += batch.blank
+            counts["(joined)"] += batch.joined
         out += [(inp.name, layout, n) for layout, n in counts.most_common() if n]
     return out

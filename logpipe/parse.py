@@ -22,7 +22,8 @@ For a batch of lines:
    null there and only there, numbers are cast, flags split, times parsed; a value that cannot be
    typed makes the line a reject, never a silent null.
 
-Every line of the batch ends as a row, a reject, or a blank line: ``read = parsed + rejected + blank``.
+Every line of the batch ends as a row, a reject, a blank line, or a part joined to its split line's
+row: ``read = parsed + rejected + blank + joined``.
 """
 from __future__ import annotations
 
@@ -140,15 +141,15 @@ class Parser:
         if blank:  # (a filter copies every column, ~0.1 µs a line)
             df = df.filter(~is_blank)
 
-        df = self.collectors.split_prefix(df)
+        df, joined = self.collectors.split_prefix(df)  # (and a split line's parts joined)
         if self.custom is not None:  # a custom line may itself start like a prefix ("%START_TIME% …")
             df = self.custom.keep_prefix(df)
         rejects: list[dict] = []
         is_json = df["body"].str.starts_with("{")
         any_json = bool(is_json.any())  # (text logs hold none: no filter of every column)
         if any_json:  # docker's json-file lines: the line each holds
-            df, is_json, more = _collectors.unwrap_docker(df, is_json, rejects)
-            blank += more
+            df, is_json, more, parts = _collectors.unwrap_docker(df, is_json, rejects)
+            blank, joined = blank + more, tuple(sorted(joined + parts))
             any_json = bool(is_json.any())
         frames: list[pl.DataFrame] = []
         cut: list[tuple] = []  # (frame, its nulled columns): cut with the fast path's nativecut.Types
@@ -182,7 +183,7 @@ class Parser:
             groups = [(self.custom.prepare(group), nulled) for group, nulled in groups]
         records, more_rejects = type_columns(groups, source, self.schema, views)
         rejects.extend(more_rejects)
-        return ParsedBatch(records, _rejects_batch(rejects, source), n, blank)
+        return ParsedBatch(records, _rejects_batch(rejects, source), n, blank, joined)
 
     # ---- steps -------------------------------------------------------------------------------------
 

@@ -33,8 +33,7 @@ class IngestSummary:
             f"inputs {self.inputs}: ingested {self.ingested}"
             + (f" ({len(self.errors)} only up to the damage)" if self.errors else "")
             + f", skipped as already ingested {self.skipped}" + (f", errors {self.failed}" if self.failed else ""),
-            f"lines read {c.read}, parsed {c.parsed}, rejected {c.rejected} (noise {c.noise}, malformed {c.malformed})"
-            + (f", blank {c.blank}" if c.blank else ""),
+            f"lines {c.summary()}",
             f"rows written {self.rows} in {self.files} files to {self.data}",
         ]
         if self.min_time is not None:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import IO
 
 from .errors import DatasetError
+from .sources import parts_at_end
 from .unpack import BYTE_ORDER_MARKS, mark_codec, text_decoder
 
 READ_BYTES = 1 << 20  # one os.read
@@ -219,14 +220,25 @@ class Streamer:
                     pending_bytes += sum(map(len, item))
                     if deadline is None:
                         deadline = time.monotonic() + self.opts.flush_seconds
-                due = done or pending_bytes >= MAX_BATCH_BYTES or (deadline is not None and time.monotonic() >= deadline)
+                full = pending_bytes >= MAX_BATCH_BYTES or (deadline is not None and time.monotonic() >= deadline)
+                due = done or full
                 if pending and (due or len(pending) >= self.opts.flush_rows):
-                    while pending and (due or len(pending) >= self.opts.flush_rows):  # parts of at most N lines
-                        self._flush(pending[: self.opts.flush_rows])
-                        pending = pending[self.opts.flush_rows :]
+                    # The parts of a line the runtime split (a node's log file, tailed) wait for its
+                    # last part, a flush time at most: then they are flushed, rejects, as they are
+                    held = 0 if done else parts_at_end(pending)
+                    if held == len(pending) and full:
+                        held = 0
+                    while len(pending) > held and (due or len(pending) >= self.opts.flush_rows):  # parts of at most N lines
+                        n = min(self.opts.flush_rows, len(pending) - held)
+                        inner = parts_at_end(pending[:n]) if n < len(pending) else 0
+                        n = n - inner if inner < n else len(pending) - held  # (a split line's parts in one)
+                        self._flush(pending[:n])
+                        pending = pending[n:]
                     pending_bytes = sum(map(len, pending))
                     if not pending:
                         deadline = None
+                    elif held and len(pending) == held:
+                        deadline = time.monotonic() + self.opts.flush_seconds
             reader.join(timeout=1.0)
             if self.gen_parts >= COMPACT_MIN_FILES:
                 self._compact()
@@ -257,13 +269,18 @@ class Streamer:
         self.unstored_from = self.next_line
         # Parsed in slices: the parser's peak memory grows with its batch, a part file should not shrink.
         records, rejects = [], []
-        for start in range(0, len(lines), PARSE_LINES):
-            part = self.parser.parse_batch(lines[start:start + PARSE_LINES], self.opts.source, self.next_line + start)
+        start = 0
+        while start < len(lines):
+            end = start + PARSE_LINES
+            if end < len(lines):  # (a split line's parts in one slice)
+                end -= parts_at_end(lines[start:end]) % PARSE_LINES  # (all parts: as they are)
+            part = self.parser.parse_batch(lines[start:end], self.opts.source, self.next_line + start)
             self.counts.add(part)
             self._warn(part)
             records.append(part.records)
             rejects.append(part.rejects)
             self._check_format()
+            start = end
         self.next_line += len(lines)
         # A custom --format-string may add string columns after RECORD_SCHEMA (not in every slice).
         table = pa.concat_tables([pa.Table.from_batches([b]) for b in records], promote_options="permissive")

@@ -42,6 +42,7 @@ class StagedBatch:
     tmin: object
     tmax: object
     pairs: list
+    joined: int = 0  # (parts of split lines joined to their first part's row: ParsedBatch.joined)
 
     @property
     def rejected(self) -> int:
@@ -86,14 +87,14 @@ def _parse_chunk(body: "bytes | FileRange", source: str, first_line: int) -> "Pa
 def _stage_chunk(body: "bytes | FileRange", source: str, first_line: int, root: str, prefix: str) -> StagedBatch:
     from .batches import BatchBuffer
 
-    buf, line_no, blank = BatchBuffer(), first_line, 0
+    buf, line_no, blank, joined = BatchBuffer(), first_line, 0, 0
     for piece in body.pieces(STAGE_TASK_BYTES) if isinstance(body, FileRange) else _pieces(body, CHUNK_BYTES):
         batch = lane_parser().parse_chunk(piece, source, line_no, views=True)  # (written as they are)
         line_no += batch.read
-        blank += batch.blank
+        blank, joined = blank + batch.blank, joined + batch.joined
         buf.add(batch)
     _check_lines(body, line_no - first_line)
-    return _stage_buffer(buf, line_no - first_line, blank, root, prefix)
+    return _stage_buffer(buf, line_no - first_line, blank, root, prefix, joined)
 
 
 def _check_lines(body: "bytes | FileRange", read: int) -> None:
@@ -114,23 +115,23 @@ def _stage_input(path: "str | Input", skip_bytes: int, first_line: int, root: st
     inp = _input(path)
     out: list[tuple[StagedBatch, int]] = []
     buf = BatchBuffer(flush_rows) if flush_rows else BatchBuffer()
-    line_no, blank, first, end, error, held = first_line, 0, first_line, skip_bytes, None, 0
+    line_no, blank, joined, first, end, error, held = first_line, 0, 0, first_line, skip_bytes, None, 0
     try:
         for body, end in iter_byte_chunks(inp, skip_bytes=skip_bytes):
             if body:
                 batch = lane_parser().parse_chunk(body, inp.name, line_no, views=True)
                 line_no += batch.read
-                blank += batch.blank
+                blank, joined = blank + batch.blank, joined + batch.joined
                 buf.add(batch)
                 held += len(body)
                 # No more than a file-range task holds: a worker stays within ~0.35 GiB
                 if buf.due() or held >= STAGE_TASK_BYTES:
-                    out.append((_stage_buffer(buf, line_no - first, blank, root, prefix), end))
-                    first, blank, held = line_no, 0, 0
+                    out.append((_stage_buffer(buf, line_no - first, blank, root, prefix, joined), end))
+                    first, blank, joined, held = line_no, 0, 0, 0
     except InputError as e:
         error = str(e)
     if line_no > first or not out:
-        out.append((_stage_buffer(buf, line_no - first, blank, root, prefix), end))
+        out.append((_stage_buffer(buf, line_no - first, blank, root, prefix, joined), end))
     return out, error
 
 
@@ -163,7 +164,7 @@ def _stage_inputs(items: list[tuple["str | Input", int, int, str]], root: str) -
                                                                             reads), ends):
         buf = BatchBuffer()
         buf.add(part)
-        out.append(("ok", ([(_stage_buffer(buf, part.read, part.blank, root, prefix), end)], None)))
+        out.append(("ok", ([(_stage_buffer(buf, part.read, part.blank, root, prefix, part.joined), end)], None)))
     return out
 
 
@@ -178,7 +179,7 @@ def _caught(fn, *args) -> tuple[str, object]:
         return "error", e
 
 
-def _stage_buffer(buf, read: int, blank: int, root: str, prefix: str) -> StagedBatch:
+def _stage_buffer(buf, read: int, blank: int, root: str, prefix: str, joined: int = 0) -> StagedBatch:
     """Write what ``buf`` holds to hidden files (``parts.stage_files``): the parent gets the counts."""
     from .parts import stage_files
     from .batches import format_counts
@@ -195,7 +196,7 @@ def _stage_buffer(buf, read: int, blank: int, root: str, prefix: str) -> StagedB
 
         rejects = REJECT_SCHEMA.empty_table()
     return StagedBatch(read, blank, records.num_rows if records is not None else 0, rejects,
-                       formats, undated, tmin, tmax, pairs)
+                       formats, undated, tmin, tmax, pairs, joined)
 
 
 def stage_input_async(pool: "WorkerPool", inp: Input, skip_bytes: int, first_line: int, stage: tuple,

@@ -91,7 +91,7 @@ def check_consistent(data: Path) -> dict:
     m = manifest(data)
     for e in m["inputs"]:
         assert e["state"] == "complete", e
-        assert e["read"] == e["parsed"] + e["noise"] + e["malformed"] + e["blank"], e
+        assert e["read"] == e["parsed"] + e["noise"] + e["malformed"] + e["blank"] + e.get("joined", 0), e
         assert sum(pq.read_metadata(data / p).num_rows for p in e["parts"]) == e["parsed"], e
         assert sum(pq.read_metadata(data / p).num_rows for p in e["rejects"]) == e["noise"] + e["malformed"], e
     listed = {p for e in m["inputs"] for p in e["parts"]}

@@ -3,7 +3,7 @@ node log agents tail under /var/log/pods/ and /var/log/containers/): ``<RFC3339N
 and as docker's json-file driver writes them (``{"log":"<line>\\n","stream":…,"time":…}``).
 
 The tag is F for a whole line and P for a part of a line the runtime split (over 16 KiB); the
-parts are rejects saying so (docker's parts: a log text without its newline). A prefix with nothing
+parts are joined into the line (docker's parts, a log text without its newline, are rejects saying so). A prefix with nothing
 after it is a blank line, not a reject."""
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import sys
 import pytest
 from conftest import SAMPLES, parse_text, read_lines
 
-from logpipe.collectors import DOCKER_PARTIAL, DOCKER_PARTIAL_END, PARTIAL, PARTIAL_END
+from logpipe.collectors import DOCKER_PARTIAL, PARTIAL
 from logpipe.parse import default_parser
 
 UTC = dt.timezone.utc
@@ -60,39 +60,93 @@ def test_a_sample_in_a_node_file_reads_as_without_it(sample, wrap):
             assert got["reason"] == want["reason"] and got["column"] == want["column"]  # the text's, columns and all
 
 
-def test_the_parts_of_a_split_line_are_rejects_that_say_so():
-    """A line over 16 KiB: P parts, then the F part that ends it. Each part is a malformed reject
-    naming the split (never a row, even where a part's cut would read as a shorter layout)."""
+def test_the_parts_of_a_split_line_are_joined_into_one_row():
+    """A line over 16 KiB: P parts, then the F part that ends it, of one stream (the other stream's
+    lines may come between). The line is read whole, on its first part's row, with its last part's
+    time; the other parts count as joined. Parts of a line that alone read as a shorter layout are
+    joined too."""
     long = ACCESS[0].replace('"GET /get ', '"GET /get?t=' + "x" * 17000 + " ", 1)
     assert len(long) > 16384
     head, mid, tail = long[:16384], long[16384:16390], long[16390:]
     whole = read_lines(SAMPLES / "envoy-default.log")[0]  # a part that alone reads as a line
     assert parse_text([whole])[0][0]["log_format"] == "envoy"
-    lines = [cri(ACCESS[2]), cri(head, tag="P"), cri(mid, tag="P"), cri(tail), cri(ACCESS[3]),
-             cri(whole, tag="P"), cri(' "-"'), cri(ACCESS[4])]
+    agent = "2025-01-30T10:53:24.400Z\twarn\tenvoy config\tgRPC config stream closed"
+    last = STAMP.replace("24.326", "25.001")
+    lines = [cri(ACCESS[2]), cri(head, tag="P"), cri(agent, stream="stderr"), cri(mid, tag="P"),
+             cri(tail).replace(STAMP, last), cri(ACCESS[3]), cri(whole, tag="P"), cri(' "-"'), cri(ACCESS[4])]
     records, rejects, batch = parse_text(lines)
-    assert [r["line_number"] for r in records] == [1, 5, 8]
-    assert [(r["line_number"], r["class"], r["reason"]) for r in rejects] == [
-        (2, "malformed", PARTIAL), (3, "malformed", PARTIAL), (4, "malformed", PARTIAL_END.format(3)),
-        (6, "malformed", PARTIAL), (7, "malformed", PARTIAL_END.format(6)),
-    ]
-    assert batch.parsed + batch.rejected + batch.blank == len(lines)
+    bare, _, _ = parse_text([long])
+    assert [r["line_number"] for r in records] == [1, 2, 6, 7, 9]
+    assert [(r["line_number"], r["class"]) for r in rejects] == [(3, "noise")]  # (the agent's line, between)
+    assert batch.joined_lines == (4, 5, 8) and batch.joined == 3
+    got = {k: v for k, v in records[1].items() if k not in ("line_number", "received_at")}
+    assert got == {k: v for k, v in bare[0].items() if k not in ("line_number", "received_at")}
+    assert records[1]["path"].startswith("/get?t=xxx") and len(records[1]["path"]) > 17000
+    assert records[1]["received_at"] == dt.datetime(2025, 1, 30, 10, 53, 25, 1000, tzinfo=UTC)
+    assert batch.parsed + batch.rejected + batch.blank + batch.joined == len(lines)
 
 
-def test_the_parts_of_a_line_docker_split_are_rejects_that_say_so():
-    """docker's json-file: each part but the last has a log text without its newline. The parts are
-    malformed rejects that say so, never rows (a part that alone reads as a line too)."""
+def test_a_split_line_that_does_not_read_is_one_reject_of_the_whole_line():
+    """The joined line is judged whole: a malformed one is one reject, its raw the line as the
+    container wrote it (the last part's prefix, then the parts' texts), judged as that line is."""
+    long = ACCESS[0].replace('"GET /get ', '"GET /get?t=' + "x" * 17000 + " ", 1).replace(" 200 ", " 2OO ", 1)
+    lines = [cri(long[:16384], tag="P"), cri(long[16384:])]
+    records, rejects, batch = parse_text(lines)
+    assert records == [] and batch.joined == 1
+    (r,) = rejects
+    assert (r["line_number"], r["class"], r["raw"]) == (1, "malformed", cri(long))
+    _, (alone,), _ = parse_text([cri(long)])  # the same line, had the runtime not split it
+    assert (r["reason"], r["column"]) == (alone["reason"], alone["column"])
+
+
+def test_parts_are_joined_within_their_stream_and_without_their_last_part_are_rejects():
+    """A part is joined only with its own stream's next lines (the other stream's come between, as
+    lines of their own); parts whose F part is not in the batch (a file cut short) stay rejects
+    naming the split."""
+    long = ACCESS[0].replace('"GET /get ', '"GET /get?t=' + "x" * 17000 + " ", 1)
+    lines = [cri(ACCESS[2]), cri(long[:16384], stream="stderr", tag="P"), cri(ACCESS[3]),
+             cri(long[16384:], stream="stderr"), cri(long[:16384], tag="P")]
+    records, rejects, batch = parse_text(lines)
+    assert [r["line_number"] for r in records] == [1, 2, 3] and batch.joined_lines == (4,)
+    assert len(records[1]["path"]) > 17000
+    assert [(r["line_number"], r["reason"]) for r in rejects] == [(5, PARTIAL)]
+    assert batch.parsed + batch.rejected + batch.blank + batch.joined == len(lines)
+
+
+def test_the_parts_of_a_line_docker_split_are_joined():
+    """docker's json-file: each part but the last has a log text without its newline. The parts of
+    a stream are joined into the line (the last part's time; a reject's raw the entry docker would
+    have written for it whole); parts whose last part is not in the batch are rejects that say so."""
     long = ACCESS[0].replace('"GET /get ', '"GET /get?t=' + "x" * 17000 + " ", 1)
     whole = read_lines(SAMPLES / "envoy-default.log")[0]
-    lines = [docker(ACCESS[2]), docker(long[:16384], end=""), docker(long[16384:]), docker(ACCESS[3]),
-             docker(whole, end=""), docker(' "-"'), docker(ACCESS[4]), docker("", end="\n")]
+    bad = long.replace(" 200 ", " 2OO ", 1)
+    lines = [docker(ACCESS[2]), docker(long[:16384], end=""), docker("agent says hi", stream="stderr"),
+             docker(long[16384:]).replace(STAMP, STAMP.replace("24.326", "25.001")), docker(ACCESS[3]),
+             docker(whole, end=""), docker(' "-"'), docker(ACCESS[4]), docker("", end="\n"),
+             docker(bad[:16384], end=""), docker(bad[16384:]), docker(ACCESS[5][:100], end="")]
     records, rejects, batch = parse_text(lines)
-    assert [r["line_number"] for r in records] == [1, 4, 7] and batch.blank == 1
-    assert [(r["line_number"], r["class"], r["reason"]) for r in rejects] == [
-        (2, "malformed", DOCKER_PARTIAL), (3, "malformed", DOCKER_PARTIAL_END.format(2)),
-        (5, "malformed", DOCKER_PARTIAL), (6, "malformed", DOCKER_PARTIAL_END.format(5)),
-    ]
-    assert rejects[0]["raw"] == lines[1]  # (a reject keeps the line as written)
+    bare, _, _ = parse_text([long])
+    assert [r["line_number"] for r in records] == [1, 2, 5, 6, 8] and batch.blank == 1
+    assert batch.joined_lines == (4, 7, 11)
+    assert {k: v for k, v in records[1].items() if k not in ("line_number", "received_at")} == \
+        {k: v for k, v in bare[0].items() if k not in ("line_number", "received_at")}
+    assert records[1]["received_at"] == dt.datetime(2025, 1, 30, 10, 53, 25, 1000, tzinfo=UTC)
+    assert [(r["line_number"], r["class"]) for r in rejects] == [(3, "noise"), (10, "malformed"), (12, "malformed")]
+    assert json.loads(rejects[1]["raw"]) == {"log": bad + "\n", "stream": "stdout", "time": STAMP}
+    assert rejects[2]["reason"] == DOCKER_PARTIAL and rejects[2]["raw"] == lines[11]
+    assert batch.parsed + batch.rejected + batch.blank + batch.joined == len(lines)
+
+
+@pytest.mark.parametrize("wrap", ["cri", "docker"])
+def test_a_line_of_exactly_16_kib_ends_with_an_empty_last_part(wrap):
+    """A line of exactly 16 KiB: its one part, then a last part with nothing in it (CRI: the prefix
+    alone; docker: an entry of just its newline), which is no blank line but the line's end."""
+    line = ACCESS[1].replace(" HTTP/1.1", "?q=" + "z" * (16384 - len(ACCESS[1]) - 3) + " HTTP/1.1", 1)
+    assert len(line) == 16384
+    lines = [cri(line, tag="P"), cri("")] if wrap == "cri" else [docker(line, end=""), docker("", end="\n")]
+    records, rejects, batch = parse_text(lines + [lines[1]])  # (and then a blank line)
+    assert (len(records), rejects, batch.joined, batch.blank) == (1, [], 1, 1)
+    assert records[0]["path"] == parse_text([line])[0][0]["path"]
 
 
 def test_json_with_a_log_key_that_is_not_docker_s_stays_what_it_was():
@@ -134,11 +188,13 @@ def test_two_words_and_a_space_stay_a_reject():
 
 def test_the_sample_node_file_reads_whole():
     """sample_logs/cri-node.log (a waypoint's istio-proxy container log as containerd writes it:
-    istio-agent on stderr, access lines on stdout, a blank line): every access line a row with the
-    runtime's time, the agent's lines noise."""
+    istio-agent on stderr, access lines on stdout, a blank line, a line of 17 KB in two parts with
+    an agent line between them): every access line a row with the runtime's time, the agent's lines
+    noise."""
     lines = read_lines(SAMPLES / "cri-node.log")
     records, rejects, batch = parse_text(lines)
-    assert (batch.parsed, batch.blank) == (sum(" stdout F [" in x for x in lines), 1)
+    assert (batch.parsed, batch.blank, batch.joined) == (sum(" stdout P [" in x or " stdout F [" in x for x in lines), 1, 1)
+    assert max(len(r["path"] or "") for r in records) > 16384
     assert {r["class"] for r in rejects} == {"noise"}
     assert all(r["received_at"] > r["start_time"] for r in records)
 
@@ -220,3 +276,76 @@ def test_docker_entries_are_read_as_json_reads_them():
     text, stream, time = collectors._docker_fields(body, body.str.starts_with('{"log":'))
     want = [(o["log"], o["stream"], o["time"]) for o in map(json.loads, lines)]
     assert list(zip(text.to_list(), stream.to_list(), time.to_list())) == want
+
+
+def split_node_file(n: int = 400, seed: int = 5, wrap: str = "cri") -> tuple[list[str], int]:
+    """A CRI (or docker json-file) file of ``n`` access lines (stdout) and agent lines (stderr), a
+    fifth of the access lines over 16 KiB and split (1 to 3 parts before the last, stderr lines between
+    some): its lines, and how many parts are joined to an earlier one."""
+    import random
+
+    def cri(line, stream="stdout", tag="F"):
+        return globals()["cri"](line, stream, tag) if wrap == "cri" else docker(line, stream, "" if tag == "P" else "\n")
+
+    rnd, out, joined = random.Random(seed), [], 0
+    agent = "2025-01-30T10:53:24.400Z\twarn\tenvoy config\tgRPC config stream closed"
+    for i in range(n):
+        line = ACCESS[i % len(ACCESS)]
+        if rnd.random() < 0.2:
+            long = line.replace(" HTTP/1.1", "?q=" + "y" * rnd.randrange(16400, 3 * 16384) + " HTTP/1.1", 1)
+            parts = [long[k:k + 16384] for k in range(0, len(long), 16384)]
+            for k, part in enumerate(parts):
+                out.append(cri(part, tag="P" if k < len(parts) - 1 else "F"))
+                if rnd.random() < 0.3 and k < len(parts) - 1:
+                    out.append(cri(agent, stream="stderr"))
+            joined += len(parts) - 1
+        else:
+            out.append(cri(line))
+        if rnd.random() < 0.1:
+            out.append(cri(agent, stream="stderr"))
+    return out, joined
+
+
+@pytest.mark.parametrize("wrap", ["cri", "docker"])
+def test_file_readers_keep_a_split_line_in_one_batch(tmp_path, wrap):
+    """However a file is cut into batches (ranges for the workers, their pieces, chunks of a
+    compressed file or stdin), a split line's parts fall in one: every part is joined, none is a
+    reject, and the counts add up."""
+    from logpipe.sources import Input, iter_byte_chunks, iter_file_ranges
+
+    lines, joined = split_node_file(wrap=wrap)
+    path = tmp_path / "0.log"
+    path.write_text("".join(x + "\n" for x in lines))
+    (tmp_path / "0.log.gz").write_bytes(gzip.compress(path.read_bytes()))
+    parser = default_parser()
+
+    def check(bodies):
+        first, rows, parts = 1, 0, 0
+        for body in bodies:
+            batch = parser.parse_chunk(body, "x", first)
+            first += batch.read
+            rows, parts = rows + batch.parsed, parts + batch.joined
+            assert not {PARTIAL, DOCKER_PARTIAL} & set(batch.rejects.column("reason").to_pylist())
+        assert first - 1 == len(lines) and parts == joined and rows == 400
+
+    assert path.stat().st_size > 2 << 20 - 1
+    for size in (200_000, 300_000, 500_000):  # (a batch holds several split lines: 8 MB or 16 MB as run)
+        check(body for body, _ in iter_byte_chunks(Input(str(path)), chunk_bytes=size))
+        check(body for body, _ in iter_byte_chunks(Input(str(tmp_path / "0.log.gz")), chunk_bytes=size))
+        ranges = [r for r, _ in iter_file_ranges(Input(str(path)), chunk_bytes=size)]
+        assert len(ranges) > 3
+        check(r.read() for r in ranges)
+        check(piece for r in ranges for piece in r.pieces(size // 3))  # (past PIECE_SCAN: the window grows)
+
+
+@pytest.mark.parametrize("wrap", ["cri", "docker"])
+def test_stream_waits_for_a_split_line_s_last_part(tmp_path, wrap):
+    """`tail -F 0.log | logpipe stream`: a batch flushed by rows does not cut a split line."""
+    lines, joined = split_node_file(120, seed=9, wrap=wrap)
+    run = subprocess.run([sys.executable, "-m", "logpipe", "stream", "--data", str(tmp_path / "d"), "--quiet",
+                          "--flush-rows", "7"], input="".join(x + "\n" for x in lines).encode(),
+                         capture_output=True, timeout=120)
+    assert run.returncode == 0, run.stderr.decode()
+    summary = [x for x in run.stderr.decode().splitlines() if x.startswith("lines read")]
+    assert summary and summary[0].startswith(f"lines read {len(lines)}, parsed 120, ")
+    assert summary[0].endswith(f", joined {joined}")

@@ -66,16 +66,18 @@ def test_there_are_samples():
 
 @pytest.mark.parametrize("path", SAMPLES, ids=sample_id)
 def test_every_line_ends_as_a_row_a_reject_or_blank(path):
+    """... or as a part of a split line joined to its first part's row (cri-node.log, docker-json-file.log)."""
     batches, total = parse_sample(path)
     counts = Counts()
     for b in batches:
         counts.add(b)
     assert counts.read == total
-    assert counts.read == counts.parsed + counts.rejected + counts.blank
+    assert counts.read == counts.parsed + counts.rejected + counts.blank + counts.joined
     numbers = [n for b in batches for n in b.records.column("line_number").to_pylist()]
     numbers += [n for b in batches for n in b.rejects.column("line_number").to_pylist()]
-    assert len(numbers) == len(set(numbers)), "a line became two rows/rejects"
-    assert len(numbers) == total - counts.blank
+    joined = [n for b in batches for n in b.joined_lines]
+    assert len(numbers + joined) == len(set(numbers + joined)), "a line became two rows/rejects"
+    assert len(numbers) == total - counts.blank - counts.joined
     assert set(numbers) <= set(range(1, total + 1))
     for b in batches:
         for r in b.rejects.to_pylist():

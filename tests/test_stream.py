@@ -30,7 +30,7 @@ COMPRESSED = (".gz", ".zst", ".bz2")
 PLAIN_SAMPLES = [p for p in sample_files() if not p.name.endswith(COMPRESSED)]  # stdin is read as sent
 LOGPIPE = [sys.executable, "-m", "logpipe"]
 SUMMARY_RE = re.compile(
-    r"lines read (\d+), parsed (\d+), rejected (\d+) \(noise (\d+), malformed (\d+)\)(?:, blank (\d+))?\n"
+    r"lines read (\d+), parsed (\d+), rejected (\d+) \(noise (\d+), malformed (\d+)\)(?:, blank (\d+))?(?:, joined (\d+))?\n"
     r"rows written (\d+) in \d+ part files to "
 )
 
@@ -121,15 +121,15 @@ def summary(err: Path) -> dict:
     text = err.read_text(errors="replace")
     m = SUMMARY_RE.search(text)
     assert m, f"no summary on stderr:\n{text[-2000:]}"
-    read, parsed, rejected, noise, malformed, blank, written = (int(x or 0) for x in m.groups())
+    read, parsed, rejected, noise, malformed, blank, joined, written = (int(x or 0) for x in m.groups())
     return dict(read=read, parsed=parsed, rejected=rejected, noise=noise, malformed=malformed, blank=blank,
-                written=written, text=text)
+                joined=joined, written=written, text=text)
 
 
 def check_nothing_lost(data: Path, err: Path, sent: list[str]) -> dict:
     """The bookkeeping invariants, and every stored line is the line sent under that number."""
     s = summary(err)
-    assert s["read"] == s["parsed"] + s["rejected"] + s["blank"], s["text"][-500:]
+    assert s["read"] == s["parsed"] + s["rejected"] + s["blank"] + s["joined"], s["text"][-500:]
     rows, rejects = dataset_rows(data), dataset_rejects(data)
     n_rows = 0 if rows is None else rows.num_rows
     n_rej = 0 if rejects is None else rejects.num_rows
@@ -512,8 +512,8 @@ def test_every_sample_streams_like_parse(path, tmp_path):
     assert code == 0
     (tmp_path / "err").write_text(err.getvalue())
     s = summary(tmp_path / "err")
-    assert (s["read"], s["parsed"], s["noise"], s["malformed"], s["blank"]) == (
-        want.read, want.parsed, want.noise, want.malformed, want.blank)
+    assert (s["read"], s["parsed"], s["noise"], s["malformed"], s["blank"], s["joined"]) == (
+        want.read, want.parsed, want.noise, want.malformed, want.blank, want.joined)
     assert count_rows(data) == s["parsed"]
     rejects = dataset_rejects(data)
     assert (0 if rejects is None else rejects.num_rows) == s["rejected"]
