@@ -154,28 +154,20 @@ class Parser:
         frames: list[pl.DataFrame] = []
         cut: list[tuple] = []  # (frame, its nulled columns): cut with the fast path's nativecut.Types
 
-        text = df.filter(~is_json) if any_json else df
-        text = self.fastpath.take_lines(text, n, cut, frames, rejects)
-        # A custom layout's exact path: before noise when it stands in for the fast path (fast=False),
-        # else after it (lines its regex did not take rarely parse, and noise can be plenty).
-        if text.height and self.custom is not None and not self.fast:
-            text = self.custom.take_lines(self, text, frames, rejects)
-        if text.height:  # (lines the fast path leaves: a prefix and nothing more is blank; a line's parts)
-            text, more = self.collectors.drop_blank(text)
-            blank += more
-            text = self.collectors.reject_partial(text, rejects)
-        if text.height:  # ztunnel lines look like istio-agent log lines to noise.lark: take them first
-            text = _ztunnel.take_lines(self, text, frames, rejects)
-        if text.height:
-            text = _exact.classify_noise(text, self._noise, rejects)
-        if text.height and self.custom is not None and self.fast:
-            text = self.custom.take_lines(self, text, frames, rejects)
-        if text.height:
-            frames.extend(self._exact_path(text, rejects))
-
-        others = [(f, frozenset()) for f in frames]  # (frame, its nulled columns), as cut's
+        blank += self._take_text(df.filter(~is_json) if any_json else df, n, cut, frames, rejects)
+        json_frames: list[tuple] = []
         if any_json:
-            others.extend(_jsonlog.take_lines(self, df.filter(is_json), rejects))
+            unwrapped: list[tuple] = []
+            json_frames = _jsonlog.take_lines(self, df.filter(is_json), rejects, unwrapped)
+            if unwrapped:  # log collectors' records (Fluent Bit, Vector, …): the lines they hold
+                inner, more = _collectors.envelope_lines(unwrapped)
+                inner_json = inner["body"].str.starts_with("{")
+                if inner_json.any():  # (a docker entry inside: an agent that tailed docker's files as text)
+                    inner, inner_json, most, parts = _collectors.unwrap_docker(inner, inner_json, rejects)
+                    more, joined = more + most, tuple(sorted(joined + parts))
+                blank += more + self._take_text(inner.filter(~inner_json), inner.height, cut, frames, rejects)
+                json_frames += _jsonlog.take_lines(self, inner.filter(inner_json), rejects)
+        others = [(f, frozenset()) for f in frames] + json_frames  # (frame, its nulled columns), as cut's
 
         groups = [(_concat([f for f, _ in cut]), _nulled(cut))] if cut else []
         groups += [(_concat([f for f, _ in others]), _nulled(others))] if others else []
@@ -186,6 +178,28 @@ class Parser:
         return ParsedBatch(records, _rejects_batch(rejects, source), n, blank, joined)
 
     # ---- steps -------------------------------------------------------------------------------------
+
+    def _take_text(self, text: pl.DataFrame, n: int, cut: list, frames: list, rejects: list[dict]) -> int:
+        """The text (not JSON) lines of a batch of ``n`` lines: cut by the fast path (into ``cut``),
+        or read by the other paths (into ``frames``), or rejected; returns how many were blank."""
+        blank = 0
+        text = self.fastpath.take_lines(text, n, cut, frames, rejects)
+        # A custom layout's exact path: before noise when it stands in for the fast path (fast=False),
+        # else after it (lines its regex did not take rarely parse, and noise can be plenty).
+        if text.height and self.custom is not None and not self.fast:
+            text = self.custom.take_lines(self, text, frames, rejects)
+        if text.height:  # (lines the fast path leaves: a prefix and nothing more is blank; a line's parts)
+            text, blank = self.collectors.drop_blank(text)
+            text = self.collectors.reject_partial(text, rejects)
+        if text.height:  # ztunnel lines look like istio-agent log lines to noise.lark: take them first
+            text = _ztunnel.take_lines(self, text, frames, rejects)
+        if text.height:
+            text = _exact.classify_noise(text, self._noise, rejects)
+        if text.height and self.custom is not None and self.fast:
+            text = self.custom.take_lines(self, text, frames, rejects)
+        if text.height:
+            frames.extend(self._exact_path(text, rejects))
+        return blank
 
     def _exact_path(self, df: pl.DataFrame, rejects: list[dict]) -> list[pl.DataFrame]:
         """Lines no fast-path regex took: Lark parses them, or says where they break (``exact.take_lines``)."""

@@ -149,13 +149,17 @@ def test_a_line_of_exactly_16_kib_ends_with_an_empty_last_part(wrap):
     assert records[0]["path"] == parse_text([line])[0][0]["path"]
 
 
-def test_json_with_a_log_key_that_is_not_docker_s_stays_what_it_was():
-    """Only docker's own entries (a log text, stdout or stderr, a time) are unwrapped."""
+def test_json_with_a_log_key_that_is_not_a_record_of_a_line_stays_what_it_was():
+    """docker's own entries (a log text, stdout or stderr, a time) and collectors' records of a line
+    (a log text and a collector's key: here a stream, with no time) are unwrapped; an application's
+    JSON log line with a ``log`` key, or a log that is no text, is not."""
     for line in ('{"log":"[x] y","level":"info","msg":"m"}', '{"log":5,"stream":"stdout","time":"t"}'):
         _, rejects, _ = parse_text([line])
         assert rejects[0]["class"] in ("noise", "malformed")
-    _, rejects, _ = parse_text(['{"log":"' + ACCESS[0].replace('"', '\\"') + '","stream":"stdout"}'])  # (no time)
+    _, rejects, _ = parse_text(['{"log":"' + ACCESS[0].replace('"', '\\"') + '","time":"t"}'])  # (no stream)
     assert rejects[0]["reason"] == "docker json-file log wrapper, not an access line"
+    records, rejects, _ = parse_text(['{"log":"' + ACCESS[0].replace('"', '\\"') + '","stream":"stdout"}'])
+    assert rejects == [] and records[0]["path"] == parse_text([ACCESS[0]])[0][0]["path"]
 
 
 def test_the_last_part_in_the_next_batch_is_judged_as_any_line():
@@ -249,7 +253,8 @@ def test_docker_entries_are_read_as_json_reads_them():
     access line has, leaving any other entry or escape to JSON's path queries: on texts of quotes,
     backslashes, tabs, control characters, & < >, non-ASCII, \\u2028 and "\\u0026" as text, written as
     docker writes them (Go's HTML-safe escapes), as Python's json writes them, and in other shapes
-    (more keys, another order), the same log text, stream and time as json.loads."""
+    (more keys, another order: left to the collectors' records, ``Collectors.envelope``: null here),
+    the same log text, stream and time as json.loads."""
     import random
 
     import polars as pl
@@ -259,7 +264,7 @@ def test_docker_entries_are_read_as_json_reads_them():
     rng = random.Random(11)
     alphabet = ['a', ' ', '"', "\\", "\t", "\r", "&", "<", ">", "/", "é", "€", "\x01", "\u2028", "u", "0", "2", "6",
                 "n", "{", ":", ",", '","stream":"']
-    lines = []
+    lines, other = [], set()
     for _ in range(3000):
         text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 24))) + ("\n" if rng.random() < 0.9 else "")
         shape = rng.random()
@@ -271,11 +276,17 @@ def test_docker_entries_are_read_as_json_reads_them():
             lines.append(json.dumps({"log": text, "stream": "stderr", "time": "2025-01-30T10:53:24Z"},
                                     separators=(",", ":"), ensure_ascii=rng.random() < 0.5))
         else:
+            other.add(len(lines))
             lines.append(json.dumps({"log": text, "time": "t", "stream": "stdout", "attrs": {"k": "v"}}, separators=(",", ":")))
     body = pl.Series(lines)
     text, stream, time = collectors._docker_fields(body, body.str.starts_with('{"log":'))
-    want = [(o["log"], o["stream"], o["time"]) for o in map(json.loads, lines)]
+    want = [(o["log"], o["stream"], o["time"]) if k not in other else (None, None, None)
+            for k, o in enumerate(map(json.loads, lines))]
     assert list(zip(text.to_list(), stream.to_list(), time.to_list())) == want
+    # an entry of another shape is a collector's record of a line: the same line is read from it
+    shaped = docker(ACCESS[2])
+    attrs = json.dumps({"log": ACCESS[2] + "\n", "stream": "stdout", "attrs": {"tag": "istio-proxy"}, "time": STAMP})
+    assert parse_text([attrs])[0] == parse_text([shaped])[0]
 
 
 def split_node_file(n: int = 400, seed: int = 5, wrap: str = "cri") -> tuple[list[str], int]:

@@ -1,0 +1,138 @@
+"""Log collectors' JSON records of a line, as their agents write them to files and object stores
+(an archive of waypoint logs shipped by Fluent Bit, Fluentd, Vector or Filebeat): the line each
+holds is read as the line alone is, in any layout, Istio's JSON encoding or ztunnel's; the
+collector's Kubernetes metadata names the pod and container, its time is ``received_at``; a
+reject keeps the record as written (``collectors.Collectors.envelope``)."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+from conftest import SAMPLES, parse_text, read_lines
+
+from logpipe.parse import Parser
+
+UTC = dt.timezone.utc
+STAMP = "2025-01-30T10:53:24.326000321Z"
+POD, CONTAINER = "waypoint-7d9f8b6c4-x2k8p", "istio-proxy"
+
+
+def fluent_bit(line: str) -> dict:
+    return {"time": STAMP, "stream": "stdout", "_p": "F", "log": line,
+            "kubernetes": {"pod_name": POD, "namespace_name": "istio-egress", "container_name": CONTAINER,
+                           "labels": {"app": "waypoint"}}}
+
+
+def fluentd(line: str) -> dict:
+    return {"log": line + "\n", "stream": "stdout", "docker": {"container_id": "3f9a"}, "time": STAMP,
+            "kubernetes": {"container_name": CONTAINER, "namespace_name": "istio-egress", "pod_name": POD}}
+
+
+def vector(line: str) -> dict:
+    return {"file": "/var/log/pods/x/istio-proxy/0.log", "message": line, "source_type": "kubernetes_logs",
+            "stream": "stdout", "timestamp": STAMP,
+            "kubernetes": {"container_name": CONTAINER, "pod_name": POD, "pod_namespace": "istio-egress"}}
+
+
+def filebeat(line: str) -> dict:
+    return {"@timestamp": STAMP, "message": line, "input": {"type": "container"},
+            "kubernetes": {"pod": {"name": POD}, "container": {"name": CONTAINER}, "namespace": "istio-egress"}}
+
+
+COLLECTORS = {"fluent-bit": fluent_bit, "fluentd": fluentd, "vector": vector, "filebeat": filebeat}
+
+
+@pytest.mark.parametrize("collector", COLLECTORS)
+@pytest.mark.parametrize("sample", ["waypoint-egress-1.23.log", "tcp-and-ipv6.log", "istio-json-1.24.log",
+                                    "ztunnel.log", "ztunnel-json.log", "noise-mixed.log", "malformed.log"])
+def test_a_sample_in_a_collector_s_records_reads_as_without_them(sample, collector):
+    """Every layout, JSON, ztunnel, noise and malformed line in a collector's record: the same
+    records (plus the pod, container and time the record names) and the same rejects (their raw
+    the record as written), the blank lines blank."""
+    lines = read_lines(SAMPLES / sample)
+    bare, bare_rejects, bare_batch = parse_text(lines)
+    wrapped = [json.dumps(COLLECTORS[collector](x), separators=(",", ":")) for x in lines]
+    records, rejects, batch = parse_text(wrapped)
+    assert batch.blank == bare_batch.blank
+    for r in records:
+        assert (r.pop("pod"), r.pop("container")) == (POD, CONTAINER)
+        assert r.pop("received_at") == dt.datetime(2025, 1, 30, 10, 53, 24, 326000, tzinfo=UTC)
+    for r in bare:
+        r.pop("pod"), r.pop("container"), r.pop("received_at")
+    assert records == bare
+    assert [(r["line_number"], r["class"], r["reason"], r["column"]) for r in rejects] == \
+        [(r["line_number"], r["class"], r["reason"], r["column"]) for r in bare_rejects]
+    assert all(r["raw"] == wrapped[r["line_number"] - 1] for r in rejects)
+
+
+def test_the_sample_archive_of_collectors_records():
+    """sample_logs/collector-records.log: Fluent Bit, Fluentd, Vector and Filebeat records of a
+    waypoint's, a sidecar's, ztunnel's and a gateway's lines (access lines, Istio JSON as text,
+    ztunnel, an agent line, an empty line)."""
+    records, rejects, batch = parse_text(read_lines(SAMPLES / "collector-records.log"))
+    got = [(r["line_number"], r["log_format"], r["pod"]) for r in records]
+    assert got == [(2, "istio_1_9", POD), (3, "istio_1_9", POD), (4, "istio_json", POD),
+                   (6, "istio_1_9", "sleep-5b7d8c9f6-h7k2p"), (7, "istio_1_9", "sleep-5b7d8c9f6-h7k2p"),
+                   (8, "ztunnel", "ztunnel-4xk9q"),
+                   (9, "ztunnel", "ztunnel-4xk9q"), (10, "istio_1_9", "egress-gateway-6f7d9c-q2w3e"),
+                   (11, "istio_json", "egress-gateway-6f7d9c-q2w3e")]
+    assert [(r["line_number"], r["class"]) for r in rejects] == [(1, "noise")]
+    assert batch.blank == 1 and all(r["received_at"] is not None for r in records)
+
+
+def test_a_record_s_time_that_is_no_rfc3339_time_is_left_out():
+    """Fluent Bit's epoch ``date`` or a time in another form: no received_at, and no reject."""
+    line = read_lines(SAMPLES / "waypoint-egress-1.23.log")[0]
+    for obj in ({"date": 1738234404.326, "log": line}, {**vector(line), "timestamp": "30/Jan/2025:10:53:24 +0000"}):
+        records, rejects, _ = parse_text([json.dumps(obj)])
+        assert rejects == [] and records[0]["received_at"] is None
+
+
+def test_objects_that_are_no_record_of_a_line_stay_what_they_were():
+    """An access record with a collector's keys merged in (Fluent Bit's Merge_Log) is read as the
+    access record; an application's JSON log line (``message`` but no collector's key) is noise; a
+    JSON format of the operator's own whose keys look like a collector's is read as that format."""
+    json_line = read_lines(SAMPLES / "istio-json-1.24.log")[0]
+    merged = {**json.loads(json_line), "kubernetes": {"pod_name": POD}, "stream": "stdout"}
+    records, rejects, _ = parse_text([json.dumps(merged)])
+    assert rejects == [] and records[0]["log_format"] == "istio_json"
+    _, rejects, _ = parse_text(['{"level":"info","time":"2025-01-30T10:53:24Z","message":"started"}'])
+    assert rejects[0]["class"] == "noise"
+    custom = Parser(custom='json:{"@timestamp":"%START_TIME%","message":"%REQ(:PATH)%","code":"%RESPONSE_CODE%"}')
+    batch = custom.parse_batch(['{"@timestamp":"2025-01-30T10:53:24.085Z","message":"/get","code":200}'])
+    assert batch.rejected == 0 and batch.records.column("path").to_pylist() == ["/get"]
+
+
+def test_records_read_by_polars_as_json_loads_reads_them(monkeypatch):
+    """``Collectors.envelopes`` (polars' json_decode of a batch) claims the records ``envelope``
+    (json.loads, a line at a time) does, with the same line, pod, container and time: objects of
+    collectors' keys in every combination, of other types too (numbers, empty names, a nested
+    object where a text was), one batch each and all in one batch."""
+    import random
+
+    from logpipe.collectors import Collectors
+
+    rng = random.Random(7)
+    inner = read_lines(SAMPLES / "waypoint-egress-1.23.log")[:3] + read_lines(SAMPLES / "istio-json-1.24.log")[:1] + \
+        ["", "started", "x\n"]
+    k8s = [None, {"pod_name": POD, "container_name": CONTAINER}, {"pod_name": "", "pod": {"name": "p2"}},
+           {"pod": {"name": POD}, "container": {"name": CONTAINER}}, {"pod_name": 5}, {}]
+    times = [None, STAMP, "2025-01-30T10:53:24Z", "30/Jan/2025", 17, ""]
+    lines = []
+    for _ in range(160):
+        obj = {}
+        for key, values in (("log", [None, *inner, 5]), ("message", [None, *inner]), ("kubernetes", k8s),
+                            ("stream", [None, "stdout", "stderr", "other"]), ("_p", [None, "F", "X"]),
+                            ("source_type", [None, "kubernetes_logs"]), ("date", [None, 1738234404.3]),
+                            ("time", times), ("timestamp", times), ("@timestamp", times)):
+            value = rng.choice(values)
+            if value is not None or rng.random() < 0.1:
+                obj[key] = value
+        lines.append(json.dumps(obj, separators=(",", ":")))
+    polars_read = [parse_text([x]) for x in lines] + [parse_text(lines)]
+    monkeypatch.setattr(Collectors, "envelopes", lambda self, df: (None, df))
+    python_read = [parse_text([x]) for x in lines] + [parse_text(lines)]
+    for got, want in zip(polars_read, python_read):
+        assert got[0] == want[0] and got[1] == want[1] and got[2].blank == want[2].blank
+    assert sum(len(r) for r, _, _ in python_read[:-1]) > 20  # (some of them are records of an access line)
