@@ -279,14 +279,20 @@ def parse_lines(lines: Iterable[str | bytes], source: str = "-", *, batch_size: 
     """Parse an iterable of lines (str or bytes, with or without line endings) into ``ParsedBatch``
     objects of at most ``batch_size`` input lines: Arrow record batches of RECORD_SCHEMA plus the
     rejects of REJECT_SCHEMA. Line numbers start at 1."""
+    from .sources import JOIN_LOOKAHEAD, parts_at_end
+
     parser = parser or default_parser()
     chunk: list = []
     first = 1
     for line in lines:
         chunk.append(line)
         if len(chunk) >= batch_size:
-            yield parser.parse_batch(chunk, source, first)
-            first += len(chunk)
-            chunk = []
+            held = parts_at_end(chunk)  # (a line a container runtime split: its parts in one batch)
+            if held == len(chunk) and len(chunk) < 2 * batch_size + 4 * JOIN_LOOKAHEAD:
+                continue  # (all parts of unfinished lines: wait for their ends, within bounds)
+            held = held if held < len(chunk) else 0
+            yield parser.parse_batch(chunk[:len(chunk) - held], source, first)
+            first += len(chunk) - held
+            chunk = chunk[len(chunk) - held:]
     if chunk:
         yield parser.parse_batch(chunk, source, first)

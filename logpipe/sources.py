@@ -119,12 +119,13 @@ def _run_start(buf, start: int, cut: int) -> int:
     return min((runs[k] for k in runs), default=cut)
 
 
-def parts_at_end(lines: list[bytes]) -> int:
-    """How many of ``lines``' last lines to hold back so that a split line's parts stay together
-    (``whole_runs``, for a list of lines without their newlines): all of them, when they are all such."""
+def parts_at_end(lines: list) -> int:
+    """How many of ``lines``' last lines (bytes or text, with or without their line ends) to hold
+    back so that a split line's parts stay together (``whole_runs``, for a list of lines): all of
+    them, when they are all such."""
     n = 4 * JOIN_LOOKAHEAD
     while True:
-        last = lines[-n:]
+        last = [(x.encode("utf-8", "surrogateescape") if isinstance(x, str) else x).rstrip(b"\r\n") for x in lines[-n:]]
         body = b"".join((x if len(x) <= 200 else x[:64] + x[-100:]) + b"\n" for x in last)  # (as told: _runtime_tag)
         held = body.count(b"\n", _run_start(body, 0, len(body)))
         if held < len(last) or len(last) == len(lines):

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from logpipe.diagnose import diagnose_line
 from logpipe import fastpath, native, splitplan
 from logpipe.exact import MAX_DIAGNOSE_CHARS
+from logpipe.sources import parts_at_end
 from logpipe.parse import TEXT_LAYOUTS, Parser
 
 DIFF_LINES = int(os.environ.get("LOGPIPE_DIFF_LINES", "1000"))
@@ -83,7 +84,12 @@ def fast():
 def lark_path(pool, lines: list[str], source: str):
     """Parse with Parser(fast=False), split over the workers; returns records and rejects."""
     size = max(1, -(-len(lines) // (WORKERS * 2)))
-    jobs = [(lines[i:i + size], source, i + 1) for i in range(0, len(lines), size)]
+    jobs, i = [], 0
+    while i < len(lines):  # (the parts of a line a container runtime split, in one job: sources.parts_at_end)
+        j = min(i + size, len(lines))
+        j -= parts_at_end(lines[i:j]) % (j - i) if j < len(lines) else 0
+        jobs.append((lines[i:j], source, i + 1))
+        i = j
     records, rejects = [], []
     for recs, rejs in pool.map(_lark_batch, jobs):
         records += recs
@@ -96,8 +102,12 @@ def assert_same(fast, pool, lines: list[str], source: str = "-"):
     f_rec = {r["line_number"]: r for r in batch.records.to_pylist()}
     f_rej = {r["line_number"]: r["class"] for r in batch.rejects.to_pylist()}
     l_rec, l_rej = lark_path(pool, lines, source)
-    l_rec = {r["line_number"]: r for r in l_rec}
-    l_rej = {r["line_number"]: r["class"] for r in l_rej}
+    # A line longer than the exact path reads (MAX_DIAGNOSE_CHARS: Earley's cost; here a line a container
+    # runtime split, joined) is not compared: tests/test_node_logs.py compares it with the line unsplit
+    long = {r["line_number"] for r in l_rej if r["reason"].startswith("matches no access-log layout (")}
+    f_rec, f_rej = ({n: v for n, v in x.items() if n not in long} for x in (f_rec, f_rej))
+    l_rec = {r["line_number"]: r for r in l_rec if r["line_number"] not in long}
+    l_rej = {r["line_number"]: r["class"] for r in l_rej if r["line_number"] not in long}
     for n in sorted(set(f_rec) | set(l_rec)):
         a, b = f_rec.get(n), l_rec.get(n)
         where = f"{source}:{n}: {lines[n - 1][:120]!r}"

@@ -360,3 +360,16 @@ def test_stream_waits_for_a_split_line_s_last_part(tmp_path, wrap):
     summary = [x for x in run.stderr.decode().splitlines() if x.startswith("lines read")]
     assert summary and summary[0].startswith(f"lines read {len(lines)}, parsed 120, ")
     assert summary[0].endswith(f", joined {joined}")
+
+
+@pytest.mark.parametrize("wrap", ["cri", "docker"])
+def test_parse_lines_keeps_a_split_line_in_one_batch(wrap):
+    """The library's ``parse_lines`` in batches of any size: the same rows as one batch."""
+    from logpipe import parse_lines
+
+    lines, joined = split_node_file(60, seed=3, wrap=wrap)
+    whole = parse_text(lines)[0]
+    for size in (1, 2, 5, 17):
+        batches = list(parse_lines([x + "\n" for x in lines], batch_size=size))
+        assert sum(b.joined for b in batches) == joined
+        assert [r for b in batches for r in b.records.to_pylist()] == whole

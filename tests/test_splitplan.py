@@ -977,7 +977,8 @@ def by_layout(parsers):
         batch = whole.parse_batch(lines)
         for ln, name in zip(batch.records.column("line_number").to_pylist(),
                             batch.records.column("log_format").to_pylist()):
-            if not part(lines[ln - 1]):  # (a split line's first part is not the line its row reads)
+            if not part(lines[ln - 1]) and not lines[ln - 1].startswith("{"):  # (the line its row reads: not
+                # a split line's first part, nor a collector's record of a line)
                 found.setdefault(name, []).append(lines[ln - 1])
     return found
 
