@@ -93,3 +93,12 @@ def layout_fields(layout: str) -> list[str]:
 
 def dump_ndjson(rows: list[dict]) -> str:
     return "".join(json.dumps(r, ensure_ascii=False, sort_keys=False) + "\n" for r in rows)
+
+
+def split_part(line: str) -> bool:
+    """Whether ``line`` is a part of a line a container runtime split (CRI tag P, docker's entry
+    without its newline): its row reads the joined line, not this one alone."""
+    from logpipe.parse import default_parser
+
+    collectors = default_parser().collectors
+    return (collectors.cri_tag(line) or collectors.docker_tag(line[-100:]) or ("", False))[1]

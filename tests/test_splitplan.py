@@ -13,7 +13,7 @@ from collections import Counter
 
 import polars as pl
 import pytest
-from conftest import ROOT, read_lines, sample_files
+from conftest import ROOT, read_lines, sample_files, split_part
 
 from logpipe import fastpath, formats, grammar, layouts, native, nativecut, schema, splitplan, steps, subfields
 from logpipe.parse import TEXT_LAYOUTS, Parser
@@ -971,13 +971,11 @@ def test_the_checked_cut_takes_the_layouts_it_can_check(plans_for_every_batch, p
 def by_layout(parsers):
     """The corpora's lines by the layout the whole-line regexes read them as."""
     whole, found = parsers[1], {}
-    part = lambda line: (whole.collectors.cri_tag(line) or whole.collectors.docker_tag(line[-100:])  # noqa: E731
-                         or ("", False))[1]
     for _, lines in _corpora():
         batch = whole.parse_batch(lines)
         for ln, name in zip(batch.records.column("line_number").to_pylist(),
                             batch.records.column("log_format").to_pylist()):
-            if not part(lines[ln - 1]) and not lines[ln - 1].startswith("{"):  # (the line its row reads: not
+            if not split_part(lines[ln - 1]) and not lines[ln - 1].startswith("{"):  # (the line its row reads: not
                 # a split line's first part, nor a collector's record of a line)
                 found.setdefault(name, []).append(lines[ln - 1])
     return found
