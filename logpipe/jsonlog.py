@@ -2,7 +2,7 @@
 FORMATS.md a.3), ztunnel's ``LOG_FORMAT=json`` (FORMATS.md e), and JSON noise (application logs).
 Log collectors' records of a line (Fluent Bit, Vector, Filebeat: ``collectors.Collectors.envelope``)
 are handed back for the parser to read the line they hold, as docker's own entries are
-(``collectors.unwrap_docker``). Values stay text here; ``logpipe/records.py`` types them.
+(``runtimes.unwrap_docker``). Values stay text here; ``logpipe/records.py`` types them.
 """
 from __future__ import annotations
 

@@ -36,6 +36,7 @@ from . import exact as _exact
 from . import fastpath as _fastpath
 from . import grammar as _grammar
 from . import nativecut as _nativecut
+from . import runtimes as _runtimes
 from . import steps as _steps
 from . import values as _values
 from . import ztunnel as _ztunnel
@@ -148,7 +149,7 @@ class Parser:
         is_json = df["body"].str.starts_with("{")
         any_json = bool(is_json.any())  # (text logs hold none: no filter of every column)
         if any_json:  # docker's json-file lines: the line each holds
-            df, is_json, more, parts = _collectors.unwrap_docker(df, is_json, rejects)
+            df, is_json, more, parts = _runtimes.unwrap_docker(df, is_json, rejects)
             blank, joined = blank + more, tuple(sorted(joined + parts))
             any_json = bool(is_json.any())
         frames: list[pl.DataFrame] = []
@@ -163,7 +164,7 @@ class Parser:
                 inner, more = _collectors.envelope_lines(unwrapped)
                 inner_json = inner["body"].str.starts_with("{")
                 if inner_json.any():  # (a docker entry inside: an agent that tailed docker's files as text)
-                    inner, inner_json, most, parts = _collectors.unwrap_docker(inner, inner_json, rejects)
+                    inner, inner_json, most, parts = _runtimes.unwrap_docker(inner, inner_json, rejects)
                     more, joined = more + most, tuple(sorted(joined + parts))
                 blank += more + self._take_text(inner.filter(~inner_json), inner.height, cut, frames, rejects)
                 json_frames += _jsonlog.take_lines(self, inner.filter(inner_json), rejects)
@@ -190,7 +191,7 @@ class Parser:
             text = self.custom.take_lines(self, text, frames, rejects)
         if text.height:  # (lines the fast path leaves: a prefix and nothing more is blank; a line's parts)
             text, blank = self.collectors.drop_blank(text)
-            text = self.collectors.reject_partial(text, rejects)
+            text = self.collectors.cri.reject(text, rejects)
         if text.height:  # ztunnel lines look like istio-agent log lines to noise.lark: take them first
             text = _ztunnel.take_lines(self, text, frames, rejects)
         if text.height:
@@ -279,7 +280,7 @@ def parse_lines(lines: Iterable[str | bytes], source: str = "-", *, batch_size: 
     """Parse an iterable of lines (str or bytes, with or without line endings) into ``ParsedBatch``
     objects of at most ``batch_size`` input lines: Arrow record batches of RECORD_SCHEMA plus the
     rejects of REJECT_SCHEMA. Line numbers start at 1."""
-    from .sources import JOIN_LOOKAHEAD, parts_at_end
+    from .runtimes import JOIN_LOOKAHEAD, parts_at_end
 
     parser = parser or default_parser()
     chunk: list = []

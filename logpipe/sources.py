@@ -80,74 +80,12 @@ class Input:
 PIECE_SCAN = 64 << 10  # FileRange.pieces: where a piece's last newline is looked for
 
 
-# How far after a split line's part its next part may come (the other stream's lines between them):
-# collectors.Collectors.join_parts looks this far, and the readers keep this many lines together.
-JOIN_LOOKAHEAD = 16
+def _runtimes():
+    """``logpipe/runtimes.py`` (``whole_runs``: a split line's parts in one batch), imported when a
+    file is first read: it imports polars."""
+    from . import runtimes
 
-
-def whole_runs(buf, start: int, cut: int) -> int:
-    """``_run_start``, or ``cut`` itself when the parts of unfinished lines are all ``buf[start:cut]`` holds."""
-    at = _run_start(buf, start, cut)
-    return at if at > start else cut
-
-
-def _run_start(buf, start: int, cut: int) -> int:
-    """Where to end the lines of ``buf[start:cut]`` (``cut`` just after a newline) so that the parts
-    of a line a container runtime split (a node's CRI log file: tag ``P``, then the last part ``F``,
-    the other stream's lines maybe between: ``collectors.Collectors.join_parts``) stay in one batch:
-    before the first part of a stream's line whose last part is not before ``cut``; else ``cut``
-    itself (also when such parts are all it holds). Read from ``cut`` back: a stream's last line
-    before it ends its run or is a part; its parts before that one, each within JOIN_LOOKAHEAD lines
-    of the next, are that line's too."""
-    runs: dict[str, int] = {}  # stream -> where its unfinished line starts (none: it ends before cut)
-    last: dict[str, int] = {}  # stream -> how many lines back its last part was seen
-    done: set[str] = set()
-    line_end, back = cut, 0
-    while line_end > start:
-        if back >= JOIN_LOOKAHEAD and all(k in done or back - last[k] > JOIN_LOOKAHEAD for k in runs):
-            break  # (a stream not seen by now, or whose part is this far back, has no part across cut)
-        line_start = buf.rfind(b"\n", start, line_end - 1) + 1 or start
-        tag = _runtime_tag(buf, line_start, line_end - 1)
-        line_end, back = line_start, back + 1
-        if tag is None or tag[0] in done:
-            continue
-        stream, part = tag
-        if not part or (stream in runs and back - last[stream] > JOIN_LOOKAHEAD):
-            done.add(stream)  # a whole line (tag F), or too far back to be joined across
-        else:
-            runs[stream], last[stream] = line_start, back
-    return min((runs[k] for k in runs), default=cut)
-
-
-def parts_at_end(lines: list) -> int:
-    """How many of ``lines``' last lines (bytes or text, with or without their line ends) to hold
-    back so that a split line's parts stay together (``whole_runs``, for a list of lines): all of
-    them, when they are all such."""
-    n = 4 * JOIN_LOOKAHEAD
-    while True:
-        last = [(x.encode("utf-8", "surrogateescape") if isinstance(x, str) else x).rstrip(b"\r\n") for x in lines[-n:]]
-        body = b"".join((x if len(x) <= 200 else x[:64] + x[-100:]) + b"\n" for x in last)  # (as told: _runtime_tag)
-        held = body.count(b"\n", _run_start(body, 0, len(body)))
-        if held < len(last) or len(last) == len(lines):
-            return held
-        n *= 4
-
-
-def _runtime_tag(buf, start: int, end: int) -> tuple[str, bool] | None:
-    """The line ``buf[start:end]``'s stream and whether it is a split line's part, as a container
-    runtime wrote it (a CRI line: tag P, else F; a docker json-file entry: a log text without its
-    newline), or None for any other line. A look at its first bytes first, then the grammar's
-    regexes (``collectors.Collectors.cri_tag``, ``docker_tag``) for the few that pass."""
-    head = buf[start:min(end, start + 64)]
-    if head.startswith(b'{"log":"'):
-        from .collectors import Collectors
-
-        return Collectors.docker_tag(bytes(buf[max(start, end - 100):end]).decode("utf-8", "replace"))
-    if not head[:1].isdigit() or (b" P " not in head and b" F " not in head):
-        return None
-    from .parse import default_parser
-
-    return default_parser().collectors.cri_tag(bytes(head).decode("utf-8", "replace"))
+    return runtimes
 
 
 def _line_end(fd: int, start: int, end: int, stop: int) -> int:
@@ -159,7 +97,7 @@ def _line_end(fd: int, start: int, end: int, stop: int) -> int:
         k = window.rfind(b"\n")
         if k < 0:
             break
-        at = whole_runs(window, 0, k + 1)
+        at = _runtimes().whole_runs(window, 0, k + 1)
         # back to the window's first whole line (a split line's parts may go on before it): look further
         if at == window.find(b"\n") + 1 and at <= k and scan < end - start:
             scan = min(scan * 4, end - start)
@@ -250,7 +188,7 @@ def iter_file_ranges(inp: Input, skip_bytes: int = 0, chunk_bytes: int = CHUNK_B
                 return
             cut = buf.rfind(b"\n", 0, total) + 1
             if cut:
-                cut = whole_runs(buf, 0, cut)
+                cut = _runtimes().whole_runs(buf, 0, cut)
             if cut:
                 yield FileRange(inp.path, start, start + cut, count_newlines(buf, cut)), start + cut
             if hasher is not None:  # (the bytes read, in the file's order: what was held is hashed already)
@@ -459,7 +397,7 @@ def iter_byte_chunks(inp: Input, skip_bytes: int = 0, chunk_bytes: int = CHUNK_B
             if chunk:
                 cut = chunk.rfind(b"\n")
                 if cut >= 0:  # (the parts of a split line read in one batch)
-                    cut = whole_runs(chunk, 0, cut + 1) - 1
+                    cut = _runtimes().whole_runs(chunk, 0, cut + 1) - 1
                 if cut < 0:  # no line ends in this chunk (a very long line): read on
                     tail += chunk
                 elif not tail and cut + 1 == len(chunk):  # whole lines as read (a small file): no copy

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import IO
 
 from .errors import DatasetError
-from .sources import parts_at_end
+from .runtimes import parts_at_end
 from .unpack import BYTE_ORDER_MARKS, mark_codec, text_decoder
 
 READ_BYTES = 1 << 20  # one os.read

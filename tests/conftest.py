@@ -99,6 +99,6 @@ def split_part(line: str) -> bool:
     """Whether ``line`` is a part of a line a container runtime split (CRI tag P, docker's entry
     without its newline): its row reads the joined line, not this one alone."""
     from logpipe.parse import default_parser
+    from logpipe.runtimes import docker_tag
 
-    collectors = default_parser().collectors
-    return (collectors.cri_tag(line) or collectors.docker_tag(line[-100:]) or ("", False))[1]
+    return (default_parser().collectors.cri.tag(line) or docker_tag(line[-100:]) or ("", False))[1]

@@ -270,7 +270,7 @@ def test_includes_equals_the_languages_on_short_texts():
         assert dfa.includes(dfa.compile_token(outer, '" '), dfa.compile_token(inner, '" ')) is want, (outer, inner)
 
 
-# ---- a line's start, by cut.c (collectors.starts_with: kubectl prefixes, JSON bodies) ------------------
+# ---- a line's start, by cut.c (runtimes.starts_with: kubectl prefixes, JSON bodies) ------------------
 
 @pytest.mark.parametrize("pattern, exact", [
     (r"^[0-9]+$", True), (r"^[a-z]{2}(?:x[^ ]|y)*$", True), (r"^é\|$", True), (r"^[^\n]*$", True),
@@ -292,13 +292,13 @@ PREFIXES = ["[pod/waypoint-7d9f8b6c4-x2k8p/istio-proxy] ", "[pod/w-1/istio-proxy
 
 def test_a_line_start_is_read_by_cut_c_as_by_polars(parser):
     """Which lines start with a kubectl/stern/compose prefix (the prefix grammar's regex; and, as a
-    second regex, a JSON brace): cut.c's walk of the regex's DFA (``collectors.starts_with``, batches of SPLIT_MIN_ROWS lines
+    second regex, a JSON brace): cut.c's walk of the regex's DFA (``runtimes.starts_with``, batches of SPLIT_MIN_ROWS lines
     or more) says what polars' ``str.contains`` does, on real lines with every kind of prefix,
     mutated ones (non-ASCII, tabs, quotes) and texts with a newline inside; and a regex whose DFA
     would not be exact (``\\d``) is left to polars."""
     import polars as pl
 
-    from logpipe import collectors
+    from logpipe import runtimes
 
     rng = random.Random(7)
     base = _lines()[:1500]
@@ -310,14 +310,14 @@ def test_a_line_start_is_read_by_cut_c_as_by_polars(parser):
         assert subfields._exact_tables(regex + r"(?:[^\n]|\n)*$") is not None
         want = series.str.contains(regex)
         for part in (series, series.slice(333, 1200)):  # (a slice: views at an offset)
-            got = collectors.starts_with(part, regex)
+            got = runtimes.starts_with(part, regex)
             expected = want.slice(333, 1200) if part.len() == 1200 else want
             assert (got if got is not None else pl.repeat(False, part.len(), eager=True)).to_list() == \
                 expected.to_list()
         assert want.sum() > 20  # (of each kind)
     assert subfields._exact_tables(r"^\d+ (?:[^\n]|\n)*$") is None
-    assert collectors.starts_with(series, r"^\d+ ").to_list() == series.str.contains(r"^\d+ ").to_list()
-    assert collectors.starts_with(pl.Series(["x"] * 3), parser.collectors.prefix_rx).to_list() == [False] * 3  # (small: polars)
+    assert runtimes.starts_with(series, r"^\d+ ").to_list() == series.str.contains(r"^\d+ ").to_list()
+    assert runtimes.starts_with(pl.Series(["x"] * 3), parser.collectors.prefix_rx).to_list() == [False] * 3  # (small: polars)
 
 
 def test_a_large_batch_with_prefixes_parses_as_with_polars_reading_them(parser, monkeypatch):

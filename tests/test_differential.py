@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from logpipe.diagnose import diagnose_line
 from logpipe import fastpath, native, splitplan
 from logpipe.exact import MAX_DIAGNOSE_CHARS
-from logpipe.sources import parts_at_end
+from logpipe.runtimes import parts_at_end
 from logpipe.parse import TEXT_LAYOUTS, Parser
 
 DIFF_LINES = int(os.environ.get("LOGPIPE_DIFF_LINES", "1000"))
@@ -85,7 +85,7 @@ def lark_path(pool, lines: list[str], source: str):
     """Parse with Parser(fast=False), split over the workers; returns records and rejects."""
     size = max(1, -(-len(lines) // (WORKERS * 2)))
     jobs, i = [], 0
-    while i < len(lines):  # (the parts of a line a container runtime split, in one job: sources.parts_at_end)
+    while i < len(lines):  # (the parts of a line a container runtime split, in one job: runtimes.parts_at_end)
         j = min(i + size, len(lines))
         j -= parts_at_end(lines[i:j]) % (j - i) if j < len(lines) else 0
         jobs.append((lines[i:j], source, i + 1))

@@ -18,7 +18,7 @@ import sys
 import pytest
 from conftest import SAMPLES, parse_text, read_lines
 
-from logpipe.collectors import DOCKER_PARTIAL, PARTIAL
+from logpipe.runtimes import DOCKER_PARTIAL, PARTIAL
 from logpipe.parse import default_parser
 
 UTC = dt.timezone.utc
@@ -249,7 +249,7 @@ def test_a_batch_of_one_kind_of_prefix_reads_as_with_the_whole_regex(kinds, monk
 
 
 def test_docker_entries_are_read_as_json_reads_them():
-    """``collectors._docker_fields`` cuts an entry where its keys are and replaces the escapes an
+    """``runtimes._docker_fields`` cuts an entry where its keys are and replaces the escapes an
     access line has, leaving any other entry or escape to JSON's path queries: on texts of quotes,
     backslashes, tabs, control characters, & < >, non-ASCII, \\u2028 and "\\u0026" as text, written as
     docker writes them (Go's HTML-safe escapes), as Python's json writes them, and in other shapes
@@ -259,7 +259,7 @@ def test_docker_entries_are_read_as_json_reads_them():
 
     import polars as pl
 
-    from logpipe import collectors
+    from logpipe import runtimes
 
     rng = random.Random(11)
     alphabet = ['a', ' ', '"', "\\", "\t", "\r", "&", "<", ">", "/", "é", "€", "\x01", "\u2028", "u", "0", "2", "6",
@@ -279,7 +279,7 @@ def test_docker_entries_are_read_as_json_reads_them():
             other.add(len(lines))
             lines.append(json.dumps({"log": text, "time": "t", "stream": "stdout", "attrs": {"k": "v"}}, separators=(",", ":")))
     body = pl.Series(lines)
-    text, stream, time = collectors._docker_fields(body, body.str.starts_with('{"log":'))
+    text, stream, time = runtimes._docker_fields(body, body.str.starts_with('{"log":'))
     want = [(o["log"], o["stream"], o["time"]) if k not in other else (None, None, None)
             for k, o in enumerate(map(json.loads, lines))]
     assert list(zip(text.to_list(), stream.to_list(), time.to_list())) == want
