@@ -120,7 +120,7 @@ def test_records_read_by_polars_as_json_loads_reads_them(monkeypatch):
            {"pod": {"name": POD}, "container": {"name": CONTAINER}}, {"pod_name": 5}, {}]
     times = [None, STAMP, "2025-01-30T10:53:24Z", "30/Jan/2025", 17, ""]
     lines = []
-    for _ in range(160):
+    for _ in range(90):
         obj = {}
         for key, values in (("log", [None, *inner, 5]), ("message", [None, *inner]), ("kubernetes", k8s),
                             ("stream", [None, "stdout", "stderr", "other"]), ("_p", [None, "F", "X"]),

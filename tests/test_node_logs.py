@@ -340,9 +340,9 @@ def test_file_readers_keep_a_split_line_in_one_batch(tmp_path, wrap):
         assert first - 1 == len(lines) and parts == joined and rows == 400
 
     assert path.stat().st_size > 2 << 20 - 1
-    for size in (200_000, 300_000, 500_000):  # (a batch holds several split lines: 8 MB or 16 MB as run)
+    check(body for body, _ in iter_byte_chunks(Input(str(tmp_path / "0.log.gz")), chunk_bytes=300_000))
+    for size in (200_000, 500_000):  # (a batch holds several split lines: 8 MB or 16 MB as run)
         check(body for body, _ in iter_byte_chunks(Input(str(path)), chunk_bytes=size))
-        check(body for body, _ in iter_byte_chunks(Input(str(tmp_path / "0.log.gz")), chunk_bytes=size))
         ranges = [r for r, _ in iter_file_ranges(Input(str(path)), chunk_bytes=size)]
         assert len(ranges) > 3
         check(r.read() for r in ranges)
@@ -369,7 +369,7 @@ def test_parse_lines_keeps_a_split_line_in_one_batch(wrap):
 
     lines, joined = split_node_file(60, seed=3, wrap=wrap)
     whole = parse_text(lines)[0]
-    for size in (1, 2, 5, 17):
+    for size in (1, 5, 17):
         batches = list(parse_lines([x + "\n" for x in lines], batch_size=size))
         assert sum(b.joined for b in batches) == joined
         assert [r for b in batches for r in b.records.to_pylist()] == whole
