@@ -129,11 +129,17 @@ class Collectors:
         text = next((obj[k] for k in ENVELOPE_TEXT if isinstance(obj.get(k), str)), None)
         if text is None or not _signed(obj):
             return None
+        return (text[:-1] if text.endswith("\n") else text, *self.metadata(obj))
+
+    def metadata(self, obj: dict) -> tuple[str | None, str | None, str | None]:
+        """The pod, container and time a collector's record names (``envelope``); also of an access
+        record a collector merged its keys into (Fluent Bit's ``Merge_Log``: Istio's JSON keys beside
+        ``kubernetes``)."""
         k8s = obj.get("kubernetes") if isinstance(obj.get("kubernetes"), dict) else {}
         pod = _name(k8s, "pod_name") or _name(k8s.get("pod"), "name")
         container = _name(k8s, "container_name") or _name(k8s.get("container"), "name")
         time = next((obj[k] for k in ENVELOPE_TIME if isinstance(obj.get(k), str) and self._time.match(obj[k])), None)
-        return text[:-1] if text.endswith("\n") else text, pod, container, time
+        return pod, container, time
 
     def envelopes(self, df: pl.DataFrame) -> tuple[pl.DataFrame | None, pl.DataFrame]:
         """``envelope`` of the JSON lines ``df`` (``body``) in one polars pass (``json_decode`` of

@@ -75,6 +75,9 @@ def take_lines(parser, df, rejects: list[dict], unwrapped: list | None = None) -
         if kind == "noise":
             rejects.append(_reject(ln, raw, fields, "noise"))
             continue
+        if isinstance(obj.get("kubernetes"), dict) and parser.custom is None:  # (a collector merged its keys in)
+            pod, container, received = (mine or theirs for mine, theirs in zip(parser.collectors.metadata(obj),
+                                                                                (pod, container, received)))
         fields.update(line_number=ln, raw=raw, log_format=kind, pod=pod, container=container,
                       received_at=received)
         rows.append(fields)

@@ -90,13 +90,21 @@ def test_a_record_s_time_that_is_no_rfc3339_time_is_left_out():
 
 
 def test_objects_that_are_no_record_of_a_line_stay_what_they_were():
-    """An access record with a collector's keys merged in (Fluent Bit's Merge_Log) is read as the
-    access record; an application's JSON log line (``message`` but no collector's key) is noise; a
-    JSON format of the operator's own whose keys look like a collector's is read as that format."""
+    """An access record with a collector's keys merged in (Fluent Bit's Merge_Log, without the
+    log it was read from) is read as the access record, with the pod, container and time they name;
+    an application's JSON log line (``message`` but no collector's key) is noise; a JSON format of
+    the operator's own whose keys look like a collector's is read as that format."""
     json_line = read_lines(SAMPLES / "istio-json-1.24.log")[0]
-    merged = {**json.loads(json_line), "kubernetes": {"pod_name": POD}, "stream": "stdout"}
+    merged = {**json.loads(json_line), "kubernetes": {"pod_name": POD, "container_name": CONTAINER},
+              "stream": "stdout", "time": STAMP}
     records, rejects, _ = parse_text([json.dumps(merged)])
     assert rejects == [] and records[0]["log_format"] == "istio_json"
+    assert (records[0]["pod"], records[0]["container"]) == (POD, CONTAINER)
+    assert records[0]["received_at"] == dt.datetime(2025, 1, 30, 10, 53, 24, 326000, tzinfo=UTC)
+    records[0].pop("pod"), records[0].pop("container"), records[0].pop("received_at")
+    alone = parse_text([json_line])[0][0]
+    alone.pop("pod"), alone.pop("container"), alone.pop("received_at")
+    assert records[0] == alone
     _, rejects, _ = parse_text(['{"level":"info","time":"2025-01-30T10:53:24Z","message":"started"}'])
     assert rejects[0]["class"] == "noise"
     custom = Parser(custom='json:{"@timestamp":"%START_TIME%","message":"%REQ(:PATH)%","code":"%RESPONSE_CODE%"}')
