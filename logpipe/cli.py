@@ -288,14 +288,18 @@ def _utc_time(ctx, param, value):
               help="Another dataset (older) is the baseline; this one is the window.")
 @click.option("--since", callback=_utc_time, metavar="TIME", help="Window start (ISO time, UTC); before it: baseline.")
 @click.option("--until", callback=_utc_time, metavar="TIME", help="Window end (ISO time, UTC, exclusive).")
-def report(name, data_dir, fmt, out_path, list_only, params, pods_path, baseline_days, baseline_dir, since, until):
-    """Egress inventory or anomaly findings over the dataset.
+@click.option("--input", "inputs", multiple=True, metavar="FILE",
+              help="Report on log FILE(s) parsed in memory instead of a dataset (repeatable; - for stdin).")
+def report(name, data_dir, fmt, out_path, list_only, params, pods_path, baseline_days, baseline_dir, since, until,
+           inputs):
+    """Egress inventory or anomaly findings over the dataset (or over log files: --input).
 
     \b
       logpipe report inventory                       every external destination, every source
       logpipe report anomalies                       last 24 h of the data vs everything before
       logpipe report anomalies --baseline-days 6 -o json
       logpipe report anomalies -o html --out report.html --pods pods.json
+      kubectl logs -n istio-egress deploy/waypoint | logpipe report inventory --input -
 
     Each section is a .sql file in queries/inventory/ or queries/anomalies/; thresholds are their
     parameters (--list shows them, -p KEY VALUE sets them).
@@ -315,13 +319,24 @@ def report(name, data_dir, fmt, out_path, list_only, params, pods_path, baseline
     if fmt is None:
         fmt = ("html" if out_path and out_path.endswith((".html", ".htm"))
                else "text" if sys.stdout.isatty() and not out_path else "json")
-    con, floor = reports.open_report_db(data_dir, baseline_dir=baseline_dir, pods_path=pods_path)
+    tables = None
+    if inputs:  # (as query --input: the logs parsed in memory, their summary on stderr)
+        from .pipeline import parse_to_tables
+
+        records, rejects, counts = parse_to_tables(list(inputs))
+        click.echo(counts.summary(), err=True)
+        tables = {"records": records, "rejects": rejects}
+    con, floor = reports.open_report_db(data_dir, baseline_dir=baseline_dir, pods_path=pods_path, tables=tables)
     try:
         if name == "inventory":  # the inventory covers all the data unless --since/--until narrow it
             window = reports.Window(since, until, None, None)
         else:
             window = reports.resolve_window(con, since=since, until=until, baseline_days=baseline_days,
                                             window_floor=floor)
+            if tables is not None and window.baseline_source == "dataset":
+                import dataclasses
+
+                window = dataclasses.replace(window, baseline_source="the --input logs")
         doc = reports.run_report(con, name, params=dict(params), window=window)
         if fmt == "html":
             from . import html

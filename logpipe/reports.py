@@ -80,9 +80,10 @@ def _rows(con) -> Any:
     return con.sql("SELECT * EXCLUDE (date) FROM access_log").to_arrow_table()
 
 
-def open_report_db(data_dir, *, baseline_dir=None, pods_path=None, settings=None):
-    """A DuckDB connection (logpipe.db) for a report: the dataset, plus the baseline dataset's rows
-    when ``baseline_dir`` is given, plus the pod table when ``pods_path`` is given.
+def open_report_db(data_dir, *, baseline_dir=None, pods_path=None, settings=None, tables=None):
+    """A DuckDB connection (logpipe.db) for a report: the dataset (or ``tables``, logs parsed in
+    memory: ``pipeline.parse_to_tables``), plus the baseline dataset's rows when ``baseline_dir`` is
+    given, plus the pod table when ``pods_path`` is given.
 
     Returns ``(con, window_floor)``: with a baseline dataset, the first record time of ``data_dir``
     (the window starts there and the baseline ends there), else ``None``."""
@@ -92,7 +93,8 @@ def open_report_db(data_dir, *, baseline_dir=None, pods_path=None, settings=None
 
     floor = None
     if baseline_dir is not None:
-        main, base = connect(data_dir, settings=settings), connect(baseline_dir, settings=settings)
+        main = connect(data_dir, settings=settings, tables=tables)
+        base = connect(baseline_dir, settings=settings)
         try:
             main_rows, base_rows = _rows(main), _rows(base)
             floor = main.execute("SELECT min(start_time) FROM access_log").fetchall()[0][0]
@@ -109,7 +111,7 @@ def open_report_db(data_dir, *, baseline_dir=None, pods_path=None, settings=None
         rows = pa.concat_tables([base_rows, main_rows], promote_options="permissive")
         con = connect(tables={"records": rows}, settings=settings)
     else:
-        con = connect(data_dir, settings=settings)
+        con = connect(data_dir, settings=settings, tables=tables)
     if pods_path is not None:
         from .pods import load_pods
 

@@ -275,8 +275,8 @@ def test_pods_file_errors(tmp_path, content, message):
 # ---- CLI -------------------------------------------------------------------------------------------
 
 
-def run(*args):
-    return CliRunner().invoke(cli, list(args))
+def run(*args, input=None):
+    return CliRunner().invoke(cli, list(args), input=input)
 
 
 def test_cli_json_shape(scenario_data):
@@ -300,6 +300,24 @@ def test_cli_inventory_covers_all_data(scenario_data):
     r = run("report", "inventory", "--data", str(scenario_data), "-o", "json")
     doc = json.loads(r.stdout)
     assert sum(d["requests"] for d in doc["destinations"]) > 3000
+
+
+@pytest.mark.parametrize("name", ["inventory", "anomalies"])
+def test_cli_report_on_log_files_equals_the_report_on_their_dataset(scenario_data, name):
+    """``--input FILE`` (a directory, stdin): the logs parsed in memory give the report their
+    dataset gives; the parse's summary on stderr, the baseline named as the logs'."""
+    want = json.loads(run("report", name, "--data", str(scenario_data), "-o", "json").stdout)
+    if name == "anomalies":
+        assert want["baseline"].pop("source") == "dataset"
+    text = "".join(p.read_text(encoding="utf-8") for p in (SCENARIO / "baseline-week.log", SCENARIO / "incident-day.log"))
+    for args, stdin in ((["--input", str(SCENARIO)], None), (["--input", "-"], text)):
+        r = run("report", name, *args, "-o", "json", input=stdin)
+        assert r.exit_code == 0, r.output
+        assert "read 3815, parsed 3815" in r.stderr
+        got = json.loads(r.stdout)
+        if name == "anomalies":
+            assert got["baseline"].pop("source") == "the --input logs"
+        assert got == want
 
 
 def test_cli_list_shows_thresholds():
