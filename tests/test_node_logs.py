@@ -373,3 +373,16 @@ def test_parse_lines_keeps_a_split_line_in_one_batch(wrap):
         batches = list(parse_lines([x + "\n" for x in lines], batch_size=size))
         assert sum(b.joined for b in batches) == joined
         assert [r for b in batches for r in b.records.to_pylist()] == whole
+
+
+def test_tail_s_headers_are_noise_that_says_so():
+    """`tail -f` of several node files (`tail -F /var/log/pods/*/istio-proxy/0.log | logpipe stream`)
+    writes ``==> FILE <==`` when it turns to another file, after a blank line: noise that says what it
+    is, the blank line blank, the lines between read as they are."""
+    lines = ["==> /var/log/pods/istio-egress_waypoint-7d9f8b6c4-x2k8p_6c7b/istio-proxy/0.log <==", cri(ACCESS[0]),
+             "", "==> /var/log/pods/istio-egress_waypoint-7d9f8b6c4-q9w8e_1a2b/istio-proxy/0.log <==", cri(ACCESS[1])]
+    records, rejects, batch = parse_text(lines)
+    assert [r["line_number"] for r in records] == [2, 5] and batch.blank == 1
+    assert [(r["line_number"], r["class"], r["reason"]) for r in rejects] == [
+        (n, "noise", "tail's header of the file it reads next (tail -f of several files), not an access line")
+        for n in (1, 4)]
