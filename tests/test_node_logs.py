@@ -386,3 +386,21 @@ def test_tail_s_headers_are_noise_that_says_so():
     assert [(r["line_number"], r["class"], r["reason"]) for r in rejects] == [
         (n, "noise", "tail's header of the file it reads next (tail -f of several files), not an access line")
         for n in (1, 4)]
+
+
+def test_many_small_node_files_keep_their_joined_parts_per_input(tmp_path):
+    """Small inputs that the workers parse in one batch (``workers._stage_inputs``) are split back per
+    input (``batches.split_inputs``): each input's manifest entry counts its own joined parts."""
+    from logpipe.lanes import PARALLEL_MIN_INPUTS
+
+    logs = tmp_path / "pods"
+    logs.mkdir()
+    body = (SAMPLES / "cri-node.log").read_text()
+    for k in range(PARALLEL_MIN_INPUTS + 2):
+        (logs / f"{k:02d}.log").write_text(body + cri(f"agent line {k}", stream="stderr") + "\n")
+    run = subprocess.run([sys.executable, "-m", "logpipe", "ingest", str(logs), "--data", str(tmp_path / "d")],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    entries = json.loads((tmp_path / "d" / "_manifest.json").read_text())["inputs"]
+    assert len(entries) == PARALLEL_MIN_INPUTS + 2
+    assert {(e["read"], e["parsed"], e["noise"], e["blank"], e["joined"]) for e in entries} == {(23, 13, 8, 1, 1)}
