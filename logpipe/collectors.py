@@ -72,9 +72,10 @@ PROVENANCE = ("pod", "container", "received_at")
 
 
 class Collectors:
-    """The regexes of ``prefix.lark`` (its ``Rulebook``), compiled once for a parser."""
+    """The regexes of ``prefix.lark`` (its ``Rulebook``), compiled once for a parser; ``barrier``:
+    the regex of a line no split line's parts are joined across (``runtimes.CriParts``)."""
 
-    def __init__(self, book) -> None:
+    def __init__(self, book, barrier: str | None = None) -> None:
         prefix = book.compile("line_prefix")
         # The prefix, then a body that does not start with a space (prefix.lark's header says why).
         self.prefix_rx = f"^(?P<__prefix>{prefix.pattern})[^ ]"
@@ -83,7 +84,7 @@ class Collectors:
         self.blank_rx = "^" + book.compile("blank_prefix").pattern + r"\s*$"
         # A part of a line the container runtime split (CRI tag P): joined with the parts after it,
         # or, when its last part is not in the batch, a reject (``runtimes.CriParts``).
-        self.cri = _runtimes.CriParts(book)
+        self.cri = _runtimes.CriParts(book, barrier)
         self._time = re.compile("^" + book.compile("received_at").pattern + "$")  # (an envelope's time)
         # Each kind of prefix alone (line_prefix's alternatives, in order), for a batch whose prefixed
         # lines are all of one kind: its regex captures ~3x faster than all of them (split_prefix).

@@ -59,7 +59,8 @@ class Parser:
         self.access = _grammar.load_builtin("access")
         self.prefix = _grammar.load_builtin("prefix")
         self.noise = _grammar.load_builtin("noise")
-        self.collectors = _collectors.Collectors(self.prefix)
+        # (tail's header: no split line's parts are joined across it)
+        self.collectors = _collectors.Collectors(self.prefix, barrier=self.noise.regex("tail_header"))
         # fast=False skips the generated regexes: every text line takes the exact Lark path
         # (the differential test and the bench compare the two).
         self.fast = options.get("fast", True)

@@ -27,6 +27,10 @@ PARTIAL = ("part of a line over 16 KiB that the container runtime split (CRI tag
 # docker's json-file driver splits the same way: each part's "log" text but the last lacks its newline.
 DOCKER_PARTIAL = ("part of a line over 16 KiB that docker split (its json-file entry's log text has no newline),"
                   " whose last part did not follow it here: not joined")
+# A line no split line's parts are joined across (CriParts' barrier), as the readers tell it, and how
+# much of a line tells it.
+BARRIER = ("", False)
+BARRIER_CHARS = 512
 # How docker's json-file entries start (its Go encoder writes the keys in this order).
 DOCKER_START = r'^\{"log":'
 
@@ -59,6 +63,8 @@ def _run_start(buf, start: int, cut: int) -> int:
         line_start = buf.rfind(b"\n", start, line_end - 1) + 1 or start
         tag = _runtime_tag(buf, line_start, line_end - 1)
         line_end, back = line_start, back + 1
+        if tag is BARRIER:  # (no part before it is joined with a line after it)
+            break
         if tag is None or tag[0] in done:
             continue
         stream, part = tag
@@ -89,6 +95,11 @@ def _runtime_tag(buf, start: int, end: int) -> tuple[str, bool] | None:
     newline), or None for any other line. A look at its first bytes first, then the grammar's
     regexes (``CriParts.tag``, ``docker_tag``) for the few that pass."""
     head = buf[start:min(end, start + 64)]
+    if head.startswith(b"==> "):  # (a look at its start, then the grammar's: CriParts.is_barrier)
+        from .parse import default_parser
+
+        line = bytes(buf[start:min(end, start + BARRIER_CHARS)]).decode("utf-8", "replace")
+        return BARRIER if default_parser().collectors.cri.is_barrier(line) else None
     if head.startswith(b'{"log":"'):
         return docker_tag(bytes(buf[max(start, end - 100):end]).decode("utf-8", "replace"))
     if not head[:1].isdigit() or (b" P " not in head and b" F " not in head):
@@ -100,12 +111,18 @@ def _runtime_tag(buf, start: int, end: int) -> tuple[str, bool] | None:
 
 class CriParts:
     """The parts of lines over 16 KiB in a node's CRI log file (``partial_prefix`` and ``cri_prefix``
-    of prefix.lark: tag P, then the last part's F): told, joined, or rejected."""
+    of prefix.lark: tag P, then the last part's F): told, joined, or rejected. ``barrier``: the
+    regex of a line no part is joined across (noise.lark's ``tail_header``: `tail -f` of several
+    files turns to another file there)."""
 
-    def __init__(self, book) -> None:
+    def __init__(self, book, barrier: str | None = None) -> None:
         self.partial_rx = "^" + book.compile("partial_prefix").pattern
         self._part = re.compile(self.partial_rx)
         self._whole = re.compile("^" + book.compile("cri_prefix").pattern)
+        self._barrier = re.compile(barrier) if barrier else None
+
+    def is_barrier(self, line: str) -> bool:
+        return self._barrier is not None and self._barrier.match(line) is not None
 
     def join(self, df: pl.DataFrame) -> tuple[pl.DataFrame, tuple[int, ...]]:
         """A node's container log file (the CRI format) holds a line of over 16 KiB as parts: each
@@ -121,8 +138,8 @@ class CriParts:
             return df, ()
 
         def tags(rows):  # (from each line's start: a part is ~16 KiB, its start says all)
-            return [(True, *tag) if tag is not None else (False, None, False)
-                    for tag in map(self.tag, df["line"].gather(rows).str.slice(0, 64).to_list())]
+            return [None if self.is_barrier(x) else (True, *tag) if tag is not None else (False, None, False)
+                    for x, tag in ((x, self.tag(x)) for x in df["line"].gather(rows).str.slice(0, BARRIER_CHARS).to_list())]
 
         runs = _runs(part.arg_true().to_list(), df.height, df["line_number"], tags)
         if not runs:
@@ -240,7 +257,8 @@ def _runs(starts: list[int], height: int, line_numbers: pl.Series, tags) -> list
     """The runs of a split line's parts that end here: from each of ``starts`` (a part's row), the
     next rows of its stream (each within JOIN_LOOKAHEAD rows of the one before, in its input) while
     they are parts, then the one that ends it. ``tags(rows)``: per row (whether it is of a runtime's
-    format, its stream, whether it is a part)."""
+    format, its stream, whether it is a part), or None for a line no run goes past (``CriParts``'
+    barrier)."""
     near = sorted({j for i in starts for j in range(i, min(i + JOIN_LOOKAHEAD + 1, height))})
     tag = dict(zip(near, tags(near)))
     numbers = dict(zip(near, line_numbers.gather(near).to_list()))
@@ -249,7 +267,7 @@ def _runs(starts: list[int], height: int, line_numbers: pl.Series, tags) -> list
         if i in taken:
             continue
         run, j, ended = [i], i + 1, False
-        while j in tag and j - run[-1] <= JOIN_LOOKAHEAD and same_input(numbers[j], numbers[i]):
+        while j in tag and tag[j] is not None and j - run[-1] <= JOIN_LOOKAHEAD and same_input(numbers[j], numbers[i]):
             ours, stream, is_part = tag[j]
             if j not in taken and ours and stream == tag[i][1]:
                 run.append(j)

@@ -404,3 +404,18 @@ def test_many_small_node_files_keep_their_joined_parts_per_input(tmp_path):
     entries = json.loads((tmp_path / "d" / "_manifest.json").read_text())["inputs"]
     assert len(entries) == PARALLEL_MIN_INPUTS + 2
     assert {(e["read"], e["parsed"], e["noise"], e["blank"], e["joined"]) for e in entries} == {(23, 13, 8, 1, 1)}
+
+
+def test_no_split_line_is_joined_across_tail_s_header():
+    """`tail -f` of two node files: a part of a line in one file is not joined with the next line of
+    its stream in the other (after tail's header): it stays a reject, the other file's line a row."""
+    from logpipe.runtimes import whole_runs
+
+    long = ACCESS[0].replace('"GET /get ', '"GET /get?t=' + "x" * 17000 + " ", 1)
+    lines = ["==> a/0.log <==", cri(long[:16384], tag="P"), "", "==> b/0.log <==", cri(ACCESS[1]),
+             "", "==> a/0.log <==", cri(long[16384:])]
+    records, rejects, batch = parse_text(lines)
+    assert [r["line_number"] for r in records] == [5] and batch.joined == 0
+    assert (rejects[1]["line_number"], rejects[1]["reason"]) == (2, PARTIAL)
+    body = "".join(x + "\n" for x in lines[:5]).encode()
+    assert whole_runs(body, 0, len(body)) == len(body)  # (the reader need not hold the part back either)
