@@ -1,12 +1,14 @@
 """What collectors and container runtimes put around an access line, and what it says of where the
 line came from (``parse.Parser.parse_series`` calls these before and after the layouts):
 
-* prefixes (``prefix.lark``): ``kubectl logs --prefix/--timestamps``, stern, docker compose, and a
-  node's container log file in the CRI format containerd and CRI-O write (``<time> stdout F ``);
+* prefixes (``prefix.lark``): ``kubectl logs --prefix/--timestamps``, stern, docker compose, Loki's
+  ``logcli query`` (``<time> {<labels>} ``), and a node's container log file in the CRI format
+  containerd and CRI-O write (``<time> stdout F ``);
   their pod, container and time become the ``pod``, ``container`` and ``received_at`` columns, and
   a prefix with nothing after it is a blank line;
-* log collectors' JSON records of a line (Fluent Bit, Fluentd, Vector, Filebeat: ``envelope``):
-  the line each holds, its pod, container and time;
+* log collectors' JSON records of a line (Fluent Bit, Fluentd, Vector, Filebeat; and what
+  ``logcli query -o jsonl`` and ``stern -o json`` print: ``envelope``): the line each holds, its pod,
+  container and time;
 * kubelet's file names (``/var/log/pods/<namespace>_<pod>_<uid>/<container>/0.log``): the pod and
   container of lines that name none.
 
@@ -27,28 +29,62 @@ from .runtimes import starts_with
 # A log collector's JSON record of a line (Collectors.envelope): the key of the line's text, then of
 # its time, in the order tried; an object is a record of a line when it also has one of a collector's
 # own keys (_signed): kubernetes metadata, Vector's source_type, Filebeat's @timestamp, Fluent Bit's
-# CRI tag (_p), a stream, or Fluent Bit's epoch date.
-ENVELOPE_TEXT = ("log", "message")
+# CRI tag (_p), a stream, Fluent Bit's epoch date, Loki's labels (logcli query -o jsonl), stern's
+# podName (stern -o json), or logcli's timestamp beside its line (-o jsonl --no-labels).
+ENVELOPE_TEXT = ("log", "message", "line")
 ENVELOPE_TIME = ("time", "timestamp", "@timestamp")
+# Where a record names the pod and the container, in the order tried: Fluent Bit's and Fluentd's
+# kubernetes filter, Vector's (pod_name, container_name), Filebeat's (pod.name, container.name), Loki's
+# labels as logcli writes them (promtail's and Alloy's pod and container; k8s_pod_name and
+# k8s_container_name when Loki took the logs over OTLP), stern's.
+POD_KEYS = (("kubernetes", "pod_name"), ("kubernetes", "pod", "name"), ("labels", "pod"), ("labels", "k8s_pod_name"),
+            ("podName",))
+CONTAINER_KEYS = (("kubernetes", "container_name"), ("kubernetes", "container", "name"), ("labels", "container"),
+                  ("labels", "k8s_container_name"), ("containerName",))
 
 
 def _signed(obj: dict) -> bool:
     return (isinstance(obj.get("kubernetes"), dict) or obj.get("source_type") is not None
             or obj.get("@timestamp") is not None or obj.get("_p") in ("P", "F") or obj.get("stream") in ("stdout", "stderr")
-            or (isinstance(obj.get("date"), (int, float)) and "log" in obj))
+            or (isinstance(obj.get("date"), (int, float)) and "log" in obj) or isinstance(obj.get("labels"), dict)
+            or isinstance(obj.get("podName"), str) or ("line" in obj and obj.get("timestamp") is not None))
 
 
-def _name(where, key: str) -> str | None:
-    value = where.get(key) if isinstance(where, dict) else None
-    return value if isinstance(value, str) and value else None
+def _named(obj: dict, paths) -> str | None:
+    """The first non-empty text at one of ``paths`` (keys into nested objects) in ``obj``."""
+    for path in paths:
+        value = obj
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def _struct_of(paths) -> dict:
+    """The polars type of the objects ``paths`` go through, texts at their ends (json_decode's)."""
+    tree: dict = {}
+    for path in paths:
+        node = tree
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node[path[-1]] = None
+    typed = lambda node: pl.Struct({k: pl.String if v is None else typed(v) for k, v in node.items()})  # noqa: E731
+    return {f.name: f.dtype for f in typed(tree).fields}
+
+
+def _field(path) -> pl.Expr:
+    expr = pl.col(path[0])
+    for key in path[1:]:
+        expr = expr.struct.field(key)
+    return expr
 
 
 _ENVELOPE_SCHEMA = {"line_number": pl.Int64, "raw": pl.String, "body": pl.String, "pod": pl.String,
                     "container": pl.String, "received_at": pl.String}
 _ENVELOPE_TYPE = pl.Struct({
     **{k: pl.String for k in (*ENVELOPE_TEXT, *ENVELOPE_TIME, "stream", "_p", "source_type")}, "date": pl.Float64,
-    "kubernetes": pl.Struct({"pod_name": pl.String, "container_name": pl.String,
-                             "pod": pl.Struct({"name": pl.String}), "container": pl.Struct({"name": pl.String})}),
+    **_struct_of(POD_KEYS + CONTAINER_KEYS),
 })
 
 
@@ -91,10 +127,11 @@ class Collectors:
         self.kinds = [(f"^(?P<__prefix>{kind.pattern})[^ ]", kind.groups)
                       for kind in map(book.compile, _alternatives(book, "line_prefix"))]
 
-    def split_prefix(self, df: pl.DataFrame) -> tuple[pl.DataFrame, tuple[int, ...]]:
+    def split_prefix(self, df: pl.DataFrame, join: bool = True) -> tuple[pl.DataFrame, tuple[int, ...]]:
         """``df``'s lines (``line``) with their ``body`` after any prefix, its length, and the
         prefix's pod, container and time (null where it has none); the parts of a line the runtime
-        split are joined first (``runtimes.CriParts.join``: the line numbers of the parts joined to an earlier one)."""
+        split are joined first (``runtimes.CriParts.join``: the line numbers of the parts joined to
+        an earlier one), unless not to ``join``."""
         has = starts_with(df["line"], self.prefix_rx)
         if has is None or not has.any():
             return df.with_columns(
@@ -102,7 +139,9 @@ class Collectors:
                 pl.lit(0, dtype=pl.Int64).alias("prefix_len"),
                 *(pl.lit(None, dtype=pl.String).alias(c) for c in PROVENANCE),
             ), ()
-        df, joined = self.cri.join(df)  # (a part's prefix is a prefix too: it starts with a time)
+        joined: tuple[int, ...] = ()
+        if join:
+            df, joined = self.cri.join(df)  # (a part's prefix is a prefix too: it starts with a time)
         if joined:
             has = starts_with(df["line"], self.prefix_rx)
         regex, groups = self._one_kind(df["line"] if has.all() else df["line"].filter(has))
@@ -119,12 +158,31 @@ class Collectors:
             pre["pod"], pre["container"], pre["received_at"],
         ), joined
 
+    def split_held(self, held: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+        """The lines collectors' records held (``envelope_lines``) with their prefixes split off as
+        a line's are (``stern -o json --timestamps``; a node file's line an agent read without its
+        CRI parser), the record's pod, container and time before the prefix's; and how many were a
+        prefix and nothing more (blank, dropped). A part of a split line stays as it is (a reject)."""
+        if not held.height:
+            return held, 0
+        blank = held["body"].str.contains(self.blank_rx)
+        if blank.any():
+            held = held.filter(~blank)
+        has = starts_with(held["body"], self.prefix_rx)
+        if has is None or not has.any():
+            return held, int(blank.sum())
+        split, _ = self.split_prefix(held.select("body").rename({"body": "line"}), join=False)
+        return held.with_columns(split["body"], *(pl.coalesce(held[c], split[c]).alias(c) for c in PROVENANCE)), \
+            int(blank.sum())
+
     def envelope(self, obj: dict) -> tuple[str, str | None, str | None, str | None] | None:
         """A log collector's JSON record of a line (``ENVELOPE_TEXT``, ``_signed``), as an agent
         writes it to a file or an object store: Fluent Bit and Fluentd (``log``, their
         ``kubernetes`` filter's ``pod_name``/``container_name``, ``time``), Vector
         (``message``, ``kubernetes.pod_name``, ``timestamp``), Filebeat and Logstash (``message``,
-        ``kubernetes.pod.name``, ``@timestamp``): ``(the line, pod, container, time)``, the time only
+        ``kubernetes.pod.name``, ``@timestamp``); or as a CLI prints it: Loki's ``logcli query -o
+        jsonl`` (``line``, ``labels.pod``, ``timestamp``), ``stern -o json`` (``message``,
+        ``podName``): ``(the line, pod, container, time)``, the time only
         where it reads as ``received_at`` does; None for any other object. (``jsonlog`` asks only of
         objects that are no access record.)"""
         text = next((obj[k] for k in ENVELOPE_TEXT if isinstance(obj.get(k), str)), None)
@@ -136,9 +194,7 @@ class Collectors:
         """The pod, container and time a collector's record names (``envelope``); also of an access
         record a collector merged its keys into (Fluent Bit's ``Merge_Log``: Istio's JSON keys beside
         ``kubernetes``)."""
-        k8s = obj.get("kubernetes") if isinstance(obj.get("kubernetes"), dict) else {}
-        pod = _name(k8s, "pod_name") or _name(k8s.get("pod"), "name")
-        container = _name(k8s, "container_name") or _name(k8s.get("container"), "name")
+        pod, container = _named(obj, POD_KEYS), _named(obj, CONTAINER_KEYS)
         time = next((obj[k] for k in ENVELOPE_TIME if isinstance(obj.get(k), str) and self._time.match(obj[k])), None)
         return pod, container, time
 
@@ -154,26 +210,25 @@ class Collectors:
             got = body.str.json_decode(_ENVELOPE_TYPE).struct.unnest().with_columns(body.alias("__body"))
         except pl.exceptions.PolarsError:
             return None, df
-        c, k8s = pl.col, pl.col("kubernetes").struct
-        log = c("log").is_not_null()
-        quoted = pl.when(log).then(c("__body").str.contains('"log":"', literal=True)) \
-            .otherwise(c("__body").str.contains('"message":"', literal=True))
+        c = pl.col
+        text_at = {k: c(k).is_not_null() for k in ENVELOPE_TEXT}
+        # (json_decode reads a number as text: the line must be written as one)
+        quoted = pl.coalesce([pl.when(text_at[k]).then(c("__body").str.contains(f'"{k}":"', literal=True))
+                              for k in ENVELOPE_TEXT])
         signed = (c("kubernetes").is_not_null() | c("source_type").is_not_null() | c("@timestamp").is_not_null()
-                  | c("_p").is_in(["P", "F"]) | c("stream").is_in(["stdout", "stderr"]) | (c("date").is_not_null() & log))
-        text = pl.when(log).then(c("log")).otherwise(c("message"))
+                  | c("_p").is_in(["P", "F"]) | c("stream").is_in(["stdout", "stderr"]) | (c("date").is_not_null() & text_at["log"])
+                  | c("labels").is_not_null() | c("podName").is_not_null() | (text_at["line"] & c("timestamp").is_not_null()))
+        text = pl.coalesce([c(k) for k in ENVELOPE_TEXT])
         time = pl.coalesce([pl.when(c(k).str.contains(self._time.pattern)).then(c(k)) for k in ENVELOPE_TIME])
-        named = lambda a, b: pl.coalesce(pl.when(a != "").then(a), pl.when(b != "").then(b))  # noqa: E731
+        named = lambda paths: pl.coalesce([pl.when(_field(p) != "").then(_field(p)) for p in paths])  # noqa: E731
         # A name or time json_decode read from a number is no text to json.loads: that line is read by envelope
         texts = pl.all_horizontal(
-            [value.is_null() | c("__body").str.contains(f'"{key}":"', literal=True) for key, value in (
-                ("pod_name", k8s.field("pod_name")), ("container_name", k8s.field("container_name")),
-                ("name", k8s.field("pod").struct.field("name")), ("name", k8s.field("container").struct.field("name")),
-                *((k, c(k)) for k in ENVELOPE_TIME))])
+            [_field(p).is_null() | c("__body").str.contains(f'"{p[-1]}":"', literal=True) for p in POD_KEYS + CONTAINER_KEYS]
+            + [c(k).is_null() | c("__body").str.contains(f'"{k}":"', literal=True) for k in ENVELOPE_TIME])
         read = got.lazy().select(
             (text.is_not_null() & quoted & signed & texts).fill_null(False).alias("ok"),
             text.str.strip_suffix("\n").alias("body"),
-            named(k8s.field("pod_name"), k8s.field("pod").struct.field("name")).alias("pod"),
-            named(k8s.field("container_name"), k8s.field("container").struct.field("name")).alias("container"),
+            named(POD_KEYS).alias("pod"), named(CONTAINER_KEYS).alias("container"),
             time.alias("received_at")).collect()
         ok = read["ok"]
         if not ok.any():
@@ -194,6 +249,18 @@ class Collectors:
                 continue
             return (regex, groups) if hit.all() else (self.prefix_rx, self.groups)
         return self.prefix_rx, self.groups
+
+    def drop_blank_json(self, df: pl.DataFrame, is_json: pl.Series) -> tuple[pl.DataFrame, pl.Series, int]:
+        """``drop_blank`` of the lines whose body looks like JSON after a prefix (``is_json``): a
+        blank line of logcli's is its labels and nothing more, which a shorter prefix (kubectl's
+        time) leaves as a body ``{…}``; and the rest of ``is_json``."""
+        maybe = is_json & (df["prefix_len"] > 0)
+        if not maybe.any():
+            return df, is_json, 0
+        blank = maybe & df["line"].str.contains(self.blank_rx)
+        if not blank.any():
+            return df, is_json, 0
+        return df.filter(~blank), is_json.filter(~blank), int(blank.sum())
 
     def drop_blank(self, text: pl.DataFrame) -> tuple[pl.DataFrame, int]:
         """The lines the layouts left (``text``) but those that are a prefix and nothing more, and

@@ -143,7 +143,7 @@ def _compile(items: tuple, excluded: str) -> TokenDFA | None:
     try:
         nfa = _NFA()
         start, end = nfa.build(items)
-        return _with_sinks(_determinize(nfa, start, end), _universe(excluded))
+        return _with_sinks(_minimize(_determinize(nfa, start, end)), _universe(excluded))
     except Unsupported:
         return None
 
@@ -369,6 +369,30 @@ def _determinize(nfa: _NFA, start: int, end: int) -> _DFA:
         trans.append(row)
         i += 1
     return _DFA(classes, len(reps), trans, [end in s for s in order])
+
+
+def _minimize(dfa: _DFA) -> _DFA:
+    """``dfa`` with its equivalent states merged (Moore's refinement: states apart only when a byte
+    leads them to states apart), the dead state 0 and the start 1 first. A subset construction can
+    give many states that accept the same texts: prefix.lark's logcli labels, read as four ways to
+    name a pod and a container, gave 1,416 states for the 55 their texts need."""
+    n = len(dfa.trans)
+    block = [int(a) for a in dfa.accepting]
+    count = len(set(block))
+    while True:
+        signature: dict[tuple, int] = {}
+        new = [signature.setdefault((block[s], *(block[t] for t in dfa.trans[s])), len(signature)) for s in range(n)]
+        if len(signature) == count:
+            break
+        block, count = new, len(signature)
+    order = [block[0], block[1]]  # (the dead state's block, then the start's; the start is never dead)
+    order += sorted(set(block) - set(order))
+    number = {b: i for i, b in enumerate(order)}
+    first = {}
+    for s in range(n):
+        first.setdefault(block[s], s)
+    trans = [[number[block[t]] for t in dfa.trans[first[b]]] for b in order]
+    return _DFA(dfa.classes, dfa.nclasses, trans, [dfa.accepting[first[b]] for b in order])
 
 
 @functools.lru_cache(maxsize=8)

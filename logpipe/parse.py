@@ -149,6 +149,9 @@ class Parser:
         rejects: list[dict] = []
         is_json = df["body"].str.starts_with("{")
         any_json = bool(is_json.any())  # (text logs hold none: no filter of every column)
+        if any_json:
+            df, is_json, more = self.collectors.drop_blank_json(df, is_json)
+            blank, any_json = blank + more, bool(is_json.any())
         if any_json:  # docker's json-file lines: the line each holds
             df, is_json, more, parts = _runtimes.unwrap_docker(df, is_json, rejects)
             blank, joined = blank + more, tuple(sorted(joined + parts))
@@ -163,6 +166,8 @@ class Parser:
             json_frames = _jsonlog.take_lines(self, df.filter(is_json), rejects, unwrapped)
             if unwrapped:  # log collectors' records (Fluent Bit, Vector, …): the lines they hold
                 inner, more = _collectors.envelope_lines(unwrapped)
+                inner, most = self.collectors.split_held(inner)
+                more += most
                 inner_json = inner["body"].str.starts_with("{")
                 if inner_json.any():  # (a docker entry inside: an agent that tailed docker's files as text)
                     inner, inner_json, most, parts = _runtimes.unwrap_docker(inner, inner_json, rejects)

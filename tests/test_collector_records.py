@@ -40,7 +40,20 @@ def filebeat(line: str) -> dict:
             "kubernetes": {"pod": {"name": POD}, "container": {"name": CONTAINER}, "namespace": "istio-egress"}}
 
 
-COLLECTORS = {"fluent-bit": fluent_bit, "fluentd": fluentd, "vector": vector, "filebeat": filebeat}
+def logcli(line: str) -> dict:
+    """``logcli query -o jsonl``: the stream's labels, the line, its time in the local zone."""
+    return {"labels": {"container": CONTAINER, "job": "istio-egress/waypoint", "namespace": "istio-egress", "pod": POD},
+            "line": line, "timestamp": "2025-01-30T11:53:24.326000321+01:00"}
+
+
+def stern(line: str) -> dict:
+    """``stern -o json --timestamps``: the time is the message's start, as kubectl's --timestamps."""
+    return {"message": f"{STAMP} {line}", "nodeName": "node-1", "namespace": "istio-egress", "podName": POD,
+            "containerName": CONTAINER}
+
+
+COLLECTORS = {"fluent-bit": fluent_bit, "fluentd": fluentd, "vector": vector, "filebeat": filebeat,
+              "logcli": logcli, "stern": stern}
 
 
 @pytest.mark.parametrize("collector", COLLECTORS)
@@ -69,16 +82,44 @@ def test_a_sample_in_a_collector_s_records_reads_as_without_them(sample, collect
 def test_the_sample_archive_of_collectors_records():
     """sample_logs/collector-records.log: Fluent Bit, Fluentd, Vector and Filebeat records of a
     waypoint's, a sidecar's, ztunnel's and a gateway's lines (access lines, Istio JSON as text,
-    ztunnel, an agent line, an empty line)."""
+    ztunnel, an agent line, an empty line), and what ``logcli query -o jsonl`` and ``stern -o json
+    --timestamps`` print."""
     records, rejects, batch = parse_text(read_lines(SAMPLES / "collector-records.log"))
     got = [(r["line_number"], r["log_format"], r["pod"]) for r in records]
     assert got == [(2, "istio_1_9", POD), (3, "istio_1_9", POD), (4, "istio_json", POD),
                    (6, "istio_1_9", "sleep-5b7d8c9f6-h7k2p"), (7, "istio_1_9", "sleep-5b7d8c9f6-h7k2p"),
                    (8, "ztunnel", "ztunnel-4xk9q"),
                    (9, "ztunnel", "ztunnel-4xk9q"), (10, "istio_1_9", "egress-gateway-6f7d9c-q2w3e"),
-                   (11, "istio_json", "egress-gateway-6f7d9c-q2w3e")]
+                   (11, "istio_json", "egress-gateway-6f7d9c-q2w3e"), (12, "istio_1_9", "waypoint-7d9f8b6c4-m4n5q"),
+                   (13, "istio_1_9", "sleep-5b7d8c9f6-h7k2p")]
     assert [(r["line_number"], r["class"]) for r in rejects] == [(1, "noise")]
     assert batch.blank == 1 and all(r["received_at"] is not None for r in records)
+
+
+@pytest.mark.parametrize("by", ["polars", "python"])
+def test_what_logcli_and_stern_print_without_labels_or_times(by, monkeypatch):
+    """``logcli query -o jsonl --no-labels`` (a line and its time, nothing else), ``stern -o json``
+    without --timestamps (no time), ``logcli -o jsonl`` of OTLP labels: each is the line it holds,
+    with what it names; read alike by polars (a batch, every one of them) and by json.loads
+    (``envelope``)."""
+    from logpipe.collectors import Collectors
+
+    if by == "python":
+        monkeypatch.setattr(Collectors, "envelopes", lambda self, df: (None, df))
+    else:  # (polars reads every one of them: none is left to json.loads)
+        monkeypatch.setattr(Collectors, "envelope", lambda self, obj: pytest.fail(f"polars left {obj}"))
+    line = read_lines(SAMPLES / "waypoint-egress-1.23.log")[0]
+    objs = [{"line": line, "timestamp": "2025-01-30T10:53:24.326000321Z"},
+            {"message": line, "nodeName": "n", "namespace": "istio-egress", "podName": POD, "containerName": CONTAINER},
+            {"labels": {"k8s_container_name": CONTAINER, "k8s_pod_name": POD, "service_name": "waypoint"}, "line": line,
+             "timestamp": "2025-01-30T10:53:24.326000321Z"},
+            {"labels": {}, "line": line, "timestamp": "2025-01-30T10:53:24.326000321Z"}]
+    records, rejects, _ = parse_text([json.dumps(o, separators=(",", ":")) for o in objs])
+    assert rejects == []
+    stamp = dt.datetime(2025, 1, 30, 10, 53, 24, 326000, tzinfo=UTC)
+    assert [(r["pod"], r["container"], r["received_at"]) for r in records] == [
+        (None, None, stamp), (POD, CONTAINER, None), (POD, CONTAINER, stamp), (None, None, stamp)]
+    assert all(r["authority"] == records[0]["authority"] for r in records)
 
 
 def test_a_record_s_time_that_is_no_rfc3339_time_is_left_out():
@@ -126,14 +167,18 @@ def test_records_read_by_polars_as_json_loads_reads_them(monkeypatch):
         ["", "started", "x\n"]
     k8s = [None, {"pod_name": POD, "container_name": CONTAINER}, {"pod_name": "", "pod": {"name": "p2"}},
            {"pod": {"name": POD}, "container": {"name": CONTAINER}}, {"pod_name": 5}, {}]
+    labels = [None, {"pod": POD, "container": CONTAINER, "namespace": "egress"}, {"k8s_pod_name": "p3"}, {},
+              {"container": "", "k8s_container_name": CONTAINER}, {"pod": 7}]
     times = [None, STAMP, "2025-01-30T10:53:24Z", "30/Jan/2025", 17, ""]
     lines = []
-    for _ in range(90):
+    for _ in range(150):
         obj = {}
         for key, values in (("log", [None, *inner, 5]), ("message", [None, *inner]), ("kubernetes", k8s),
                             ("stream", [None, "stdout", "stderr", "other"]), ("_p", [None, "F", "X"]),
                             ("source_type", [None, "kubernetes_logs"]), ("date", [None, 1738234404.3]),
-                            ("time", times), ("timestamp", times), ("@timestamp", times)):
+                            ("time", times), ("timestamp", times), ("@timestamp", times),
+                            ("line", [None, *inner, 5]), ("labels", labels), ("podName", [None, POD, "", 3]),
+                            ("containerName", [None, CONTAINER])):
             value = rng.choice(values)
             if value is not None or rng.random() < 0.1:
                 obj[key] = value

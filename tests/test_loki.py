@@ -1,0 +1,94 @@
+"""Logs read back from Grafana Loki with ``logcli query`` (and ``--tail``): its default output puts
+the entry's time and the stream's labels before each line (``prefix.lark``'s ``logcli_prefix``);
+the labels name the pod and container, the time is ``received_at``. (``-o jsonl`` is a record of a
+line: tests/test_collector_records.py.)"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+from conftest import SAMPLES, parse_text, read_lines
+
+UTC = dt.timezone.utc
+LINE = read_lines(SAMPLES / "waypoint-egress-1.23.log")[0]
+JSON_LINE = read_lines(SAMPLES / "istio-json-1.24.log")[0]
+ZTUNNEL = next(x for x in read_lines(SAMPLES / "ztunnel.log") if "\taccess\t" in x)
+STAMP = "2025-01-30T11:53:24+01:00"  # logcli's RFC3339, in the local zone (here +01:00)
+WHEN = dt.datetime(2025, 1, 30, 10, 53, 24, tzinfo=UTC)
+
+
+def logcli(labels: str, line: str = LINE, width: int = 0, stamp: str = STAMP) -> str:
+    """A line as logcli prints it: time, labels padded to ``width``, line."""
+    return f"{stamp} {labels.ljust(width)} {line}"
+
+
+# labels as logcli prints them (sorted, Go-quoted) -> the pod and container they name
+LABELS = [
+    ('{container="istio-proxy", pod="wp-1"}', "wp-1", "istio-proxy"),
+    ('{app="a", container="istio-proxy", job="istio-egress/waypoint", pod="wp-2", stream="stdout"}', "wp-2", "istio-proxy"),
+    ('{app="a", container="istio-proxy", namespace="istio-egress"}', None, "istio-proxy"),
+    ('{job="x", pod="wp-4"}', "wp-4", None),
+    ('{pod="wp-5"}', "wp-5", None),
+    ('{k8s_container_name="istio-proxy", k8s_pod_name="wp-6", service_name="waypoint"}', "wp-6", "istio-proxy"),
+    ('{app="a \\"quoted\\", pod=\\"not-this\\"", pod="wp-7"}', "wp-7", None),
+    ('{app="x, container=\\"not-this\\""}', None, None),
+    ('{filename="/var/log/pods/istio-egress_wp-9_0d3c/istio-proxy/0.log", pod="wp-9"}', "wp-9", None),
+    ("{}", None, None),
+    ('{pod="Not_A_Pod_Name"}', None, None),
+]
+
+
+@pytest.mark.parametrize("labels,pod,container", LABELS, ids=[x[0][:40] for x in LABELS])
+def test_the_labels_name_the_pod_and_container(labels, pod, container):
+    """Each arrangement of labels (names before, between and after pod and container, OTLP's names,
+    quotes and look-alikes inside a value, none): the line reads as alone, with its pod, container
+    and time (the local zone's time in UTC); padded or not (query pads to the longest labels,
+    --tail does not)."""
+    alone = parse_text([LINE])[0][0]
+    for width in (0, 120):
+        records, rejects, _ = parse_text([logcli(labels, width=width)])
+        assert rejects == []
+        got = records[0]
+        assert (got.pop("pod"), got.pop("container"), got.pop("received_at")) == (pod, container, WHEN)
+        assert got == {k: v for k, v in alone.items() if k not in ("pod", "container", "received_at")}
+
+
+def test_each_kind_of_line_after_the_labels():
+    """Istio's JSON encoding, ztunnel's access line, an agent's log line (noise, its column counted
+    in the whole line), an empty line (the labels and padding alone, or without the padding an editor
+    may strip: blank), in one batch with kubectl's prefixes (one regex for every kind of prefix)."""
+    lines = [logcli('{pod="gw-1"}', JSON_LINE, width=30), logcli('{pod="ztunnel-4xk9q"}', ZTUNNEL, width=30),
+             logcli('{pod="wp-1"}', "2025-01-30T10:53:14.918572Z\tinfo\txdsproxy\tconnected to upstream XDS server",
+                    width=30),
+             logcli('{pod="wp-1"}', "", width=30), f'{STAMP} {{pod="wp-1"}}', f"[pod/wp-2/istio-proxy] {LINE}"]
+    records, rejects, batch = parse_text(lines)
+    assert [(r["line_number"], r["log_format"], r["pod"]) for r in records] == [
+        (1, "istio_json", "gw-1"), (2, "ztunnel", "ztunnel-4xk9q"), (6, "istio_1_9", "wp-2")]
+    assert [(r["line_number"], r["class"], r["raw"]) for r in rejects] == [(3, "noise", lines[2])]
+    assert batch.blank == 2
+
+
+def test_the_sample_of_logcli_output():
+    """sample_logs/loki-logcli.log (``logcli query`` of two namespaces, newest first, +01:00): every
+    access line a row with its pod and container, the agent's and an app's lines noise, an empty
+    line blank."""
+    records, rejects, batch = parse_text(read_lines(SAMPLES / "loki-logcli.log"))
+    assert len(records) == 11 and batch.blank == 1 and [r["class"] for r in rejects] == ["noise", "noise"]
+    assert all(r["pod"] and r["container"] == "istio-proxy" and r["received_at"] for r in records)
+    assert {r["log_format"] for r in records} == {"istio_1_9", "istio_json", "ztunnel"}
+    for r in records:  # logcli's time is the entry's, to the second, after the access line's start
+        assert dt.timedelta(0) <= r["received_at"] - r["start_time"].replace(microsecond=0) < dt.timedelta(seconds=2)
+
+
+def test_logcli_jsonl_and_its_default_output_read_alike():
+    """The same entries as ``-o jsonl`` prints them (Go's RFC3339Nano time): the same records, but
+    for the time's fraction."""
+    entries = [('{container="istio-proxy", pod="wp-1"}', {"container": "istio-proxy", "pod": "wp-1"}, LINE),
+               ('{pod="gw-1"}', {"pod": "gw-1"}, JSON_LINE)]
+    text, _, _ = parse_text([logcli(labels, line, width=40) for labels, _, line in entries])
+    jsonl, _, _ = parse_text([json.dumps({"labels": labels, "line": line, "timestamp": "2025-01-30T11:53:24.5+01:00"})
+                              for _, labels, line in entries])
+    for a, b in zip(text, jsonl):
+        assert b.pop("received_at") - a.pop("received_at") == dt.timedelta(milliseconds=500)
+        assert a == b
