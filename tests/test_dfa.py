@@ -128,6 +128,19 @@ def test_what_a_dfa_cannot_read_exactly_gets_none(pattern):
     assert dfa.compile_token(pattern, '" ') is None
 
 
+def test_equivalent_states_are_merged():
+    """A DFA has one state for each set of texts that can follow (``dfa._minimize``): a regex that
+    says the same texts several ways gets the table its shortest form does, and the prefix grammar
+    (logcli's labels, four ways to name a pod and a container) fits ``cut.c``'s 16-bit table."""
+    same = [(r"^(?:ab|ab|a(?:b))[0-9]+$", r"^ab[0-9]+$"),
+            (r"^(?:x(?:, x)*|x(?:, x)*, y(?:, x)*|y(?:, x)*)$", r"^(?:x, )*(?:x|y)(?:, x)*$")]
+    for long, short in same:
+        a, b = dfa.compile_token(long, '"'), dfa.compile_token(short, '"')
+        assert a.table == b.table and a.accepting == b.accepting and a.first_sink == b.first_sink
+    prefix = Parser().collectors.prefix_rx + r"(?:[^\n]|\n)*$"
+    assert len(dfa.compile_token(prefix, "").table) < 8_000  # (70,564 entries unminimized)
+
+
 def test_a_negated_class_with_a_category_reads_ascii_only():
     r"""``[^\s]`` leaves out Unicode spaces: which non-ASCII characters it holds is not read here, so
     the DFA takes none of them (a subset: such a token goes to the regex)."""
