@@ -18,6 +18,7 @@ in either runtime's file) is ``logpipe/runtimes.py``'s.
 from __future__ import annotations
 
 import functools
+import json
 import re
 
 import polars as pl
@@ -30,24 +31,28 @@ from .runtimes import starts_with
 # its time, in the order tried; an object is a record of a line when it also has one of a collector's
 # own keys (_signed): kubernetes metadata, Vector's source_type, Filebeat's @timestamp, Fluent Bit's
 # CRI tag (_p), a stream, Fluent Bit's epoch date, Loki's labels (logcli query -o jsonl), stern's
-# podName (stern -o json), or logcli's timestamp beside its line (-o jsonl --no-labels).
-ENVELOPE_TEXT = ("log", "message", "line")
+# podName (stern -o json), logcli's timestamp beside its line (-o jsonl --no-labels), or Google Cloud
+# Logging's monitored resource (a LogEntry, as a sink writes it to Cloud Storage: textPayload, or
+# jsonPayload, the object GKE's agent read from a JSON line, ENVELOPE_OBJECT).
+ENVELOPE_TEXT = ("log", "message", "line", "textPayload")
+ENVELOPE_OBJECT = ("jsonPayload",)
 ENVELOPE_TIME = ("time", "timestamp", "@timestamp")
 # Where a record names the pod and the container, in the order tried: Fluent Bit's and Fluentd's
 # kubernetes filter, Vector's (pod_name, container_name), Filebeat's (pod.name, container.name), Loki's
 # labels as logcli writes them (promtail's and Alloy's pod and container; k8s_pod_name and
-# k8s_container_name when Loki took the logs over OTLP), stern's.
+# k8s_container_name when Loki took the logs over OTLP), stern's, a Cloud Logging k8s_container's.
 POD_KEYS = (("kubernetes", "pod_name"), ("kubernetes", "pod", "name"), ("labels", "pod"), ("labels", "k8s_pod_name"),
-            ("podName",))
+            ("podName",), ("resource", "labels", "pod_name"))
 CONTAINER_KEYS = (("kubernetes", "container_name"), ("kubernetes", "container", "name"), ("labels", "container"),
-                  ("labels", "k8s_container_name"), ("containerName",))
+                  ("labels", "k8s_container_name"), ("containerName",), ("resource", "labels", "container_name"))
 
 
 def _signed(obj: dict) -> bool:
     return (isinstance(obj.get("kubernetes"), dict) or obj.get("source_type") is not None
             or obj.get("@timestamp") is not None or obj.get("_p") in ("P", "F") or obj.get("stream") in ("stdout", "stderr")
             or (isinstance(obj.get("date"), (int, float)) and "log" in obj) or isinstance(obj.get("labels"), dict)
-            or isinstance(obj.get("podName"), str) or ("line" in obj and obj.get("timestamp") is not None))
+            or isinstance(obj.get("podName"), str) or ("line" in obj and obj.get("timestamp") is not None)
+            or isinstance(obj.get("resource"), dict))
 
 
 def _named(obj: dict, paths) -> str | None:
@@ -180,12 +185,16 @@ class Collectors:
         writes it to a file or an object store: Fluent Bit and Fluentd (``log``, their
         ``kubernetes`` filter's ``pod_name``/``container_name``, ``time``), Vector
         (``message``, ``kubernetes.pod_name``, ``timestamp``), Filebeat and Logstash (``message``,
-        ``kubernetes.pod.name``, ``@timestamp``); or as a CLI prints it: Loki's ``logcli query -o
-        jsonl`` (``line``, ``labels.pod``, ``timestamp``), ``stern -o json`` (``message``,
-        ``podName``): ``(the line, pod, container, time)``, the time only
+        ``kubernetes.pod.name``, ``@timestamp``); Google Cloud Logging's LogEntry (``textPayload``
+        or ``jsonPayload``, ``resource.labels.pod_name``, ``timestamp``); or as a CLI prints it:
+        Loki's ``logcli query -o jsonl`` (``line``, ``labels.pod``, ``timestamp``), ``stern -o json``
+        (``message``, ``podName``): ``(the line, pod, container, time)``, the time only
         where it reads as ``received_at`` does; None for any other object. (``jsonlog`` asks only of
         objects that are no access record.)"""
         text = next((obj[k] for k in ENVELOPE_TEXT if isinstance(obj.get(k), str)), None)
+        if text is None:  # (a JSON line a collector read into an object: the line, written compact)
+            text = next((json.dumps(obj[k], separators=(",", ":"), ensure_ascii=False) for k in ENVELOPE_OBJECT
+                         if isinstance(obj.get(k), dict)), None)
         if text is None or not _signed(obj):
             return None
         return (text[:-1] if text.endswith("\n") else text, *self.metadata(obj))
@@ -217,14 +226,19 @@ class Collectors:
                               for k in ENVELOPE_TEXT])
         signed = (c("kubernetes").is_not_null() | c("source_type").is_not_null() | c("@timestamp").is_not_null()
                   | c("_p").is_in(["P", "F"]) | c("stream").is_in(["stdout", "stderr"]) | (c("date").is_not_null() & text_at["log"])
-                  | c("labels").is_not_null() | c("podName").is_not_null() | (text_at["line"] & c("timestamp").is_not_null()))
+                  | c("labels").is_not_null() | c("podName").is_not_null() | (text_at["line"] & c("timestamp").is_not_null())
+                  | c("resource").is_not_null())
         text = pl.coalesce([c(k) for k in ENVELOPE_TEXT])
         time = pl.coalesce([pl.when(c(k).str.contains(self._time.pattern)).then(c(k)) for k in ENVELOPE_TIME])
         named = lambda paths: pl.coalesce([pl.when(_field(p) != "").then(_field(p)) for p in paths])  # noqa: E731
-        # A name or time json_decode read from a number is no text to json.loads: that line is read by envelope
-        texts = pl.all_horizontal(
-            [_field(p).is_null() | c("__body").str.contains(f'"{p[-1]}":"', literal=True) for p in POD_KEYS + CONTAINER_KEYS]
-            + [c(k).is_null() | c("__body").str.contains(f'"{k}":"', literal=True) for k in ENVELOPE_TIME])
+        # A name or time json_decode read from a number is no text to json.loads: a line where such a key
+        # (at any depth: "pod_name" is Fluent Bit's and Cloud Logging's) holds anything but a text is
+        # read by envelope
+        by_key: dict[str, list[pl.Expr]] = {}
+        for path in POD_KEYS + CONTAINER_KEYS + tuple((k,) for k in ENVELOPE_TIME):
+            by_key.setdefault(path[-1], []).append(_field(path).is_not_null())
+        texts = pl.all_horizontal([~pl.any_horizontal(found) | ~c("__body").str.contains(rf'"{re.escape(key)}"\s*:\s*[^"\s]')
+                                   for key, found in by_key.items()])
         read = got.lazy().select(
             (text.is_not_null() & quoted & signed & texts).fill_null(False).alias("ok"),
             text.str.strip_suffix("\n").alias("body"),

@@ -52,8 +52,18 @@ def stern(line: str) -> dict:
             "containerName": CONTAINER}
 
 
+def cloud_logging(line: str) -> dict:
+    """A Google Cloud Logging LogEntry of a GKE container's line, as a sink writes it to Cloud Storage."""
+    return {"insertId": "8wz2fsf6x1ad3tq1", "textPayload": line, "logName": "projects/p/logs/stdout",
+            "receiveTimestamp": "2025-01-30T10:53:26.101838451Z", "severity": "INFO", "timestamp": STAMP,
+            "labels": {"k8s-pod/app": "waypoint", "compute.googleapis.com/resource_name": "gke-node-1"},
+            "resource": {"type": "k8s_container", "labels": {
+                "cluster_name": "prod", "container_name": CONTAINER, "location": "europe-west1",
+                "namespace_name": "istio-egress", "pod_name": POD, "project_id": "p"}}}
+
+
 COLLECTORS = {"fluent-bit": fluent_bit, "fluentd": fluentd, "vector": vector, "filebeat": filebeat,
-              "logcli": logcli, "stern": stern}
+              "logcli": logcli, "stern": stern, "cloud-logging": cloud_logging}
 
 
 @pytest.mark.parametrize("collector", COLLECTORS)
@@ -82,8 +92,8 @@ def test_a_sample_in_a_collector_s_records_reads_as_without_them(sample, collect
 def test_the_sample_archive_of_collectors_records():
     """sample_logs/collector-records.log: Fluent Bit, Fluentd, Vector and Filebeat records of a
     waypoint's, a sidecar's, ztunnel's and a gateway's lines (access lines, Istio JSON as text,
-    ztunnel, an agent line, an empty line), and what ``logcli query -o jsonl`` and ``stern -o json
-    --timestamps`` print."""
+    ztunnel, an agent line, an empty line), what ``logcli query -o jsonl`` and ``stern -o json
+    --timestamps`` print, and Cloud Logging entries of a text line and of a JSON line."""
     records, rejects, batch = parse_text(read_lines(SAMPLES / "collector-records.log"))
     got = [(r["line_number"], r["log_format"], r["pod"]) for r in records]
     assert got == [(2, "istio_1_9", POD), (3, "istio_1_9", POD), (4, "istio_json", POD),
@@ -91,7 +101,8 @@ def test_the_sample_archive_of_collectors_records():
                    (8, "ztunnel", "ztunnel-4xk9q"),
                    (9, "ztunnel", "ztunnel-4xk9q"), (10, "istio_1_9", "egress-gateway-6f7d9c-q2w3e"),
                    (11, "istio_json", "egress-gateway-6f7d9c-q2w3e"), (12, "istio_1_9", "waypoint-7d9f8b6c4-m4n5q"),
-                   (13, "istio_1_9", "sleep-5b7d8c9f6-h7k2p")]
+                   (13, "istio_1_9", "sleep-5b7d8c9f6-h7k2p"), (14, "istio_1_9", POD),
+                   (15, "istio_json", "egress-gateway-6f7d9c-q2w3e")]
     assert [(r["line_number"], r["class"]) for r in rejects] == [(1, "noise")]
     assert batch.blank == 1 and all(r["received_at"] is not None for r in records)
 
@@ -120,6 +131,19 @@ def test_what_logcli_and_stern_print_without_labels_or_times(by, monkeypatch):
     assert [(r["pod"], r["container"], r["received_at"]) for r in records] == [
         (None, None, stamp), (POD, CONTAINER, None), (POD, CONTAINER, stamp), (None, None, stamp)]
     assert all(r["authority"] == records[0]["authority"] for r in records)
+
+
+def test_a_cloud_logging_entry_of_a_json_line_reads_as_the_line():
+    """GKE's agent reads a JSON line (Istio's JSON encoding) into the entry's ``jsonPayload``: the
+    record is the line's, with the entry's pod, container and time."""
+    json_line = read_lines(SAMPLES / "istio-json-1.24.log")[0]
+    entry = {k: v for k, v in cloud_logging("").items() if k != "textPayload"}
+    records, rejects, _ = parse_text([json.dumps({**entry, "jsonPayload": json.loads(json_line)}, separators=(",", ":"))])
+    assert rejects == [] and (records[0].pop("pod"), records[0].pop("container")) == (POD, CONTAINER)
+    assert records[0].pop("received_at") == dt.datetime(2025, 1, 30, 10, 53, 24, 326000, tzinfo=UTC)
+    alone = parse_text([json_line])[0][0]
+    alone.pop("pod"), alone.pop("container"), alone.pop("received_at")
+    assert records[0] == alone
 
 
 def test_a_record_s_time_that_is_no_rfc3339_time_is_left_out():
@@ -178,7 +202,10 @@ def test_records_read_by_polars_as_json_loads_reads_them(monkeypatch):
                             ("source_type", [None, "kubernetes_logs"]), ("date", [None, 1738234404.3]),
                             ("time", times), ("timestamp", times), ("@timestamp", times),
                             ("line", [None, *inner, 5]), ("labels", labels), ("podName", [None, POD, "", 3]),
-                            ("containerName", [None, CONTAINER])):
+                            ("containerName", [None, CONTAINER]), ("textPayload", [None, *inner]),
+                            ("jsonPayload", [None, json.loads(inner[3]), {"a": 1}]),
+                            ("resource", [None, {"type": "k8s_container", "labels": {"pod_name": POD}}, {"labels": {}},
+                                          {"labels": {"pod_name": 3, "container_name": CONTAINER}}])):
             value = rng.choice(values)
             if value is not None or rng.random() < 0.1:
                 obj[key] = value
