@@ -3,13 +3,17 @@ opens the files and stdin): gzip, zstd and bz2 archives are decompressed, and te
 a byte-order mark, as Windows tools write it (PowerShell 5's ``>`` writes UTF-16, its
 ``Out-File -Encoding utf8`` UTF-8 with a mark), has the mark dropped and UTF-16 or UTF-32 read as
 UTF-8, in an archive too. A reading error (a damaged archive) is raised by the read that meets it,
-so that the lines before it are kept (``sources.iter_byte_chunks``)."""
+so that the lines before it are kept (``sources.iter_byte_chunks``). A JSON array of records (what
+``gcloud logging read --format=json`` and other CLIs print: ``[``, then objects, indented) is read as
+JSON lines, one line an element (``_JsonArray``)."""
 from __future__ import annotations
 
 import bz2
 import codecs
 import gzip
 import io
+import json
+import re
 import zlib
 from pathlib import Path
 from typing import BinaryIO
@@ -32,7 +36,12 @@ def detect_compression(head: bytes) -> str:
         return "zstd"
     if head[:3] == b"BZh" and head[3:4].isdigit() and head[3:4] != b"0" and head[4:10] == b"1AY&SY":
         return "bz2"
-    return mark_codec(head) or "plain"
+    return mark_codec(head) or ("json-array" if JSON_ARRAY.match(head) else "plain")
+
+
+# A JSON array of objects: "[" and "{" (or "]") with only white space between, in the first bytes; an
+# access line starts "[2025-…", "[pod/…" or "[2025-01-30 08:08:15.071]".
+JSON_ARRAY = re.compile(rb"\[[ \t\r\n]*(?:\{|\]|$)")
 
 
 def mark_codec(head: bytes) -> str | None:
@@ -132,6 +141,67 @@ class _Recoded(_Chunked):
         return self._decoder(data, self._done)
 
 
+class _JsonArray(_Chunked):
+    """A JSON array's elements, each as one line of compact JSON (a record of a line, an access record
+    of Istio's JSON encoding: read as JSON lines are). Read a piece at a time, never whole. Text that
+    does not read as the array's next element (a damaged or cut file, anything after the array) is
+    given as it is, its lines rejects as any line's."""
+
+    LIMIT = 16 << 20  # an element longer than this is no log entry: the text is given as it is
+
+    def __init__(self, raw: BinaryIO):
+        super().__init__(raw)
+        self._decoder = codecs.getincrementaldecoder("utf-8")("backslashreplace")
+        self._json = json.JSONDecoder()
+        self._text, self._pos, self._eof, self._started, self._raw_rest = "", 0, False, False, False
+
+    def _more(self) -> bool:
+        if self._eof:
+            return False
+        data = self.raw.read(READ_STEP)
+        self._eof = not data
+        self._text = self._text[self._pos:] + self._decoder.decode(data, self._eof)
+        self._pos = 0
+        return True
+
+    def _next(self) -> bytes | None:
+        out: list[str] = []
+        while len(out) < 512:  # (elements a piece: the reader asks for ~64 kB at a time)
+            if self._raw_rest:  # (after the array, or where it broke: the text as it is)
+                rest, self._text, self._pos = self._text[self._pos:], "", 0
+                if rest:
+                    out.append(rest)
+                elif out or not self._more():
+                    break
+                continue
+            text, at = self._text, self._pos
+            while at < len(text) and text[at] in " \t\r\n,":
+                at += 1
+            self._pos = at
+            if at == len(text):
+                if out or not self._more():
+                    break
+                continue
+            if not self._started:
+                self._started, self._pos = True, at + 1  # the array's "["
+                continue
+            if text[at] == "]":  # the array's end, and the white space after it
+                self._pos, self._raw_rest = len(text) - len(text[at + 1:].lstrip(" \t\r\n")), True
+                continue
+            try:
+                value, end = self._json.raw_decode(text, at)
+            except ValueError:
+                if out:
+                    break
+                if len(text) - at < self.LIMIT and self._more():
+                    continue  # (the element goes on in the next piece)
+                self._raw_rest = True
+                continue
+            out.append(json.dumps(value, separators=(",", ":"), ensure_ascii=False) + "\n")
+            self._pos = end
+        return "".join(out).encode("utf-8") if out else None
+
+
 def unpack(buffered: BinaryIO) -> tuple[BinaryIO, str]:
     """``buffered`` (a stream with ``peek``, nothing read yet) decompressed and as UTF-8 text; returns
     the stream and its compression, or the codec of its byte-order mark (``detect_compression``)."""
@@ -142,12 +212,16 @@ def unpack(buffered: BinaryIO) -> tuple[BinaryIO, str]:
         stream = bz2.BZ2File(buffered)
     elif kind == "zstd":
         stream = io.BufferedReader(_Zstd(buffered), READ_STEP)
+    elif kind == "json-array":
+        return io.BufferedReader(_JsonArray(buffered), READ_STEP), kind
     else:  # plain text, or text with a byte-order mark
         return _as_utf8(buffered, None if kind == "plain" else kind), kind
-    try:  # an archive of text with a byte-order mark (a Windows tool's log, compressed)
-        head = stream.peek(4)[:4]
+    try:  # an archive of text with a byte-order mark (a Windows tool's log, compressed), or of a JSON array
+        head = stream.peek(10)[:10]
     except Exception as e:  # noqa: BLE001 - damaged from its start: the first read says so, as it would have
         return io.BufferedReader(_Failed(stream, e)), kind
+    if JSON_ARRAY.match(head):
+        return io.BufferedReader(_JsonArray(stream), READ_STEP), kind
     return _as_utf8(stream, mark_codec(head)), kind
 
 
