@@ -29,7 +29,7 @@ from typing import IO
 
 from .errors import DatasetError
 from .runtimes import parts_at_end
-from .unpack import BYTE_ORDER_MARKS, mark_codec, text_decoder
+from .unpack import BYTE_ORDER_MARKS, JSON_ARRAY, JsonArrayLines, mark_codec, text_decoder
 
 READ_BYTES = 1 << 20  # one os.read
 QUEUE_ITEMS = 8  # reads in flight between the threads (≈ 8 MiB, plus any long lines)
@@ -93,11 +93,16 @@ class LineReader(threading.Thread):
                 if first:
                     if len(tail) < 4 and any(mark.startswith(tail) for mark, _ in BYTE_ORDER_MARKS):
                         continue  # (a mark may come in several reads)
+                    if tail == b"[":
+                        continue  # (a JSON array's "[" or an access line's: the next read says which)
                     first, codec = False, mark_codec(tail)
                     if codec == "utf-8-sig":
                         tail = tail[3:]
                     elif codec is not None:
                         decode = text_decoder(codec)
+                        tail = decode(tail)
+                    elif JSON_ARRAY.match(tail):  # (gcloud logging read --format=json: its elements as lines)
+                        decode = JsonArrayLines()
                         tail = decode(tail)
                 cut = tail.rfind(b"\n")
                 if cut >= 0:

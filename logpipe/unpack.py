@@ -141,65 +141,66 @@ class _Recoded(_Chunked):
         return self._decoder(data, self._done)
 
 
-class _JsonArray(_Chunked):
+class JsonArrayLines:
     """A JSON array's elements, each as one line of compact JSON (a record of a line, an access record
-    of Istio's JSON encoding: read as JSON lines are). Read a piece at a time, never whole. Text that
-    does not read as the array's next element (a damaged or cut file, anything after the array) is
-    given as it is, its lines rejects as any line's."""
+    of Istio's JSON encoding: read as JSON lines are), from its bytes fed in pieces of any size:
+    ``feed(data, final) -> the lines of the elements complete so far`` (UTF-8 bytes), as
+    ``text_decoder``'s decode is called (``_JsonArray`` pulls a file through it, ``logpipe stream``
+    feeds it stdin). Text that does not read as the array's next element (a damaged or cut file,
+    anything after the array) is given as it is, its lines rejects as any line's."""
 
     LIMIT = 16 << 20  # an element longer than this is no log entry: the text is given as it is
 
-    def __init__(self, raw: BinaryIO):
-        super().__init__(raw)
+    def __init__(self) -> None:
         self._decoder = codecs.getincrementaldecoder("utf-8")("backslashreplace")
         self._json = json.JSONDecoder()
-        self._text, self._pos, self._eof, self._started, self._raw_rest = "", 0, False, False, False
+        self._text, self._pos, self._started, self._raw_rest = "", 0, False, False
 
-    def _more(self) -> bool:
-        if self._eof:
-            return False
-        data = self.raw.read(READ_STEP)
-        self._eof = not data
-        self._text = self._text[self._pos:] + self._decoder.decode(data, self._eof)
-        self._pos = 0
-        return True
-
-    def _next(self) -> bytes | None:
-        out: list[str] = []
-        while len(out) < 512:  # (elements a piece: the reader asks for ~64 kB at a time)
+    def __call__(self, data: bytes, final: bool = False) -> bytes:
+        text = self._text = self._text[self._pos:] + self._decoder.decode(data, final)
+        at, out = 0, []
+        while at < len(text):
             if self._raw_rest:  # (after the array, or where it broke: the text as it is)
-                rest, self._text, self._pos = self._text[self._pos:], "", 0
-                if rest:
-                    out.append(rest)
-                elif out or not self._more():
-                    break
-                continue
-            text, at = self._text, self._pos
+                out.append(text[at:])
+                at = len(text)
+                break
             while at < len(text) and text[at] in " \t\r\n,":
                 at += 1
-            self._pos = at
             if at == len(text):
-                if out or not self._more():
-                    break
-                continue
+                break
             if not self._started:
-                self._started, self._pos = True, at + 1  # the array's "["
-                continue
-            if text[at] == "]":  # the array's end, and the white space after it
-                self._pos, self._raw_rest = len(text) - len(text[at + 1:].lstrip(" \t\r\n")), True
-                continue
-            try:
-                value, end = self._json.raw_decode(text, at)
-            except ValueError:
-                if out:
-                    break
-                if len(text) - at < self.LIMIT and self._more():
-                    continue  # (the element goes on in the next piece)
-                self._raw_rest = True
-                continue
-            out.append(json.dumps(value, separators=(",", ":"), ensure_ascii=False) + "\n")
-            self._pos = end
-        return "".join(out).encode("utf-8") if out else None
+                self._started, at = True, at + 1  # the array's "["
+            elif text[at] == "]":  # the array's end, and the white space after it
+                self._raw_rest, at = True, len(text) - len(text[at + 1:].lstrip(" \t\r\n"))
+            else:
+                try:
+                    value, at = self._json.raw_decode(text, at)
+                except ValueError:
+                    if not final and len(text) - at < self.LIMIT:
+                        break  # (the element goes on in the next piece)
+                    self._raw_rest = True
+                    continue
+                out.append(json.dumps(value, separators=(",", ":"), ensure_ascii=False) + "\n")
+        self._pos = at
+        return "".join(out).encode("utf-8")
+
+
+class _JsonArray(_Chunked):
+    """A file's JSON array read as the lines of its elements (``JsonArrayLines``), a piece at a
+    time, never whole."""
+
+    def __init__(self, raw: BinaryIO):
+        super().__init__(raw)
+        self._lines, self._done = JsonArrayLines(), False
+
+    def _next(self) -> bytes | None:
+        while not self._done:
+            data = self.raw.read(READ_STEP)
+            self._done = not data
+            got = self._lines(data, self._done)
+            if got:
+                return got
+        return None
 
 
 def unpack(buffered: BinaryIO) -> tuple[BinaryIO, str]:

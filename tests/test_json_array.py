@@ -99,3 +99,20 @@ def test_the_cli_reads_an_array_from_a_file_and_from_stdin(tmp_path):
         assert run.stderr.strip().splitlines()[-1] == "read 2, parsed 2, rejected 0 (noise 0, malformed 0)"
         assert [json.loads(x)["pod"] for x in run.stdout.splitlines()] == \
             ["waypoint-7d9f8b6c4-x2k8p", "egress-gateway-6f7d9c-q2w3e"]
+
+
+def test_stream_reads_an_array_on_its_stdin(tmp_path):
+    """``logpipe stream`` fed an array (its "[" alone in the first read) writes its elements' rows."""
+    import time
+
+    text = json.dumps(RECORDS[-2:], indent=2).encode()
+    proc = subprocess.Popen([sys.executable, "-m", "logpipe", "stream", "--data", str(tmp_path / "d")],
+                            stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=False)
+    proc.stdin.write(text[:1])
+    proc.stdin.flush()
+    time.sleep(0.3)
+    proc.stdin.write(text[1:])
+    proc.stdin.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(60) == 0, err
+    assert "lines read 2, parsed 2, rejected 0 (noise 0, malformed 0)" in err
