@@ -385,7 +385,9 @@ def _minimize(dfa: _DFA) -> _DFA:
         if len(signature) == count:
             break
         block, count = new, len(signature)
-    order = [block[0], block[1]]  # (the dead state's block, then the start's; the start is never dead)
+    if block[1] == block[0]:  # (the start is dead: a regex of no text; left as it was)
+        return dfa
+    order = [block[0], block[1]]  # (the dead state's block, then the start's)
     order += sorted(set(block) - set(order))
     number = {b: i for i, b in enumerate(order)}
     first = {}
