@@ -78,6 +78,19 @@ def _struct_of(paths) -> dict:
     return {f.name: f.dtype for f in typed(tree).fields}
 
 
+ENVELOPE_PART_ROWS = 64  # (Collectors.envelopes: a part this small that polars cannot decode goes to envelope)
+
+
+def _decoded(df: pl.DataFrame) -> pl.DataFrame | None:
+    """``df``'s lines (``body``) decoded as records (``_ENVELOPE_TYPE``'s keys, ``__body`` the line),
+    or None when polars cannot decode one of them with these types."""
+    body = df["body"]
+    try:
+        return body.str.json_decode(_ENVELOPE_TYPE).struct.unnest().with_columns(body.alias("__body"))
+    except pl.exceptions.PolarsError:
+        return None
+
+
 def _field(path) -> pl.Expr:
     expr = pl.col(path[0])
     for key in path[1:]:
@@ -210,15 +223,38 @@ class Collectors:
     def envelopes(self, df: pl.DataFrame) -> tuple[pl.DataFrame | None, pl.DataFrame]:
         """``envelope`` of the JSON lines ``df`` (``body``) in one polars pass (``json_decode`` of
         the keys it reads: ~3 µs a line, against ~25 by json.loads and Python): the records of a
-        line among them, as ``envelope_lines`` takes them, and the other lines. Only where the line
-        is written as a text (``"log":"``, ``"message":"``: json_decode would read a number as
-        text too); None and ``df`` when polars cannot decode them all with these types (another
-        shape of a key: each line is then read by ``envelope``)."""
-        body = df["body"]
-        try:
-            got = body.str.json_decode(_ENVELOPE_TYPE).struct.unnest().with_columns(body.alias("__body"))
-        except pl.exceptions.PolarsError:
-            return None, df
+        line among them, as ``envelope_lines`` takes them (None: none), and the other lines. Only
+        where the line is written as a text (``"log":"``, ``"message":"``: json_decode would read a
+        number as text too). A line polars cannot decode with these types (a record cut short,
+        another shape of a key) fails its whole part: the parts that fail are halved, down to
+        ``ENVELOPE_PART_ROWS`` lines, so that only the lines near it are left to ``envelope``; when
+        every part of a level fails (8 or more: a shape of the batch's own), they all are."""
+        got = _decoded(df)
+        if got is not None:
+            return self._read_envelopes(df, got)
+        mine: list[pl.DataFrame] = []
+        others: list[pl.DataFrame] = []
+        failing, level = [df], 0
+        while failing:
+            level += 1
+            halves = [h for part in failing for h in (part.slice(0, part.height // 2), part.slice(part.height // 2))]
+            failing = []
+            for half in halves:
+                got = _decoded(half) if half.height else None
+                if got is None:
+                    (failing if half.height > ENVELOPE_PART_ROWS else others).append(half)
+                    continue
+                held, rest = self._read_envelopes(half, got)
+                mine += [held] if held is not None else []
+                others.append(rest)
+            if level >= 3 and len(failing) == len(halves):  # (every part fails: for envelope, all of them)
+                others += failing
+                break
+        others = [o for o in others if o.height]
+        return (pl.concat(mine) if mine else None), (pl.concat(others).sort("line_number") if others else df.clear())
+
+    def _read_envelopes(self, df: pl.DataFrame, got: pl.DataFrame) -> tuple[pl.DataFrame | None, pl.DataFrame]:
+        """``envelopes`` of ``df``, which polars decoded (``got``)."""
         c = pl.col
         text_at = {k: c(k).is_not_null() for k in ENVELOPE_TEXT}
         # (json_decode reads a number as text: the line must be written as one)

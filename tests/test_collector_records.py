@@ -146,6 +146,27 @@ def test_a_cloud_logging_entry_of_a_json_line_reads_as_the_line():
     assert records[0] == alone
 
 
+@pytest.mark.parametrize("bad", [[700], [3, 1500], list(range(0, 2000, 97))], ids=["one", "two", "many"])
+def test_a_record_polars_cannot_decode_leaves_only_its_neighbours_to_json_loads(bad, monkeypatch):
+    """A record cut short (or a key of another shape) fails polars' decode of its whole batch: only
+    the part around it, ~64 lines, goes to ``envelope`` (json.loads), the rest stays polars'; with
+    bad records everywhere the batch goes to ``envelope``. The records and rejects are the same."""
+    from logpipe.collectors import Collectors
+
+    lines = read_lines(SAMPLES / "waypoint-egress-1.23.log")
+    records = [json.dumps(fluent_bit(lines[i % len(lines)]), separators=(",", ":")) for i in range(2000)]
+    for i in bad:
+        records[i] = records[i][:90] if i % 2 else json.dumps({"log": {"not": "a text"}, "stream": "stdout"})
+    asked = []
+    real = Collectors.envelope
+    monkeypatch.setattr(Collectors, "envelope", lambda self, obj: asked.append(1) or real(self, obj))
+    got, by_json_loads = parse_text(records), len(asked)
+    monkeypatch.setattr(Collectors, "envelopes", lambda self, df: (None, df))
+    want = parse_text(records)
+    assert got[0] == want[0] and got[1] == want[1] and len(got[0]) == 2000 - len(bad)
+    assert by_json_loads <= (2000 if len(bad) > 8 else 70 * len(bad))
+
+
 def test_a_record_s_time_that_is_no_rfc3339_time_is_left_out():
     """Fluent Bit's epoch ``date`` or a time in another form: no received_at, and no reject."""
     line = read_lines(SAMPLES / "waypoint-egress-1.23.log")[0]
