@@ -270,11 +270,12 @@ class Collectors:
         # A name or time json_decode read from a number is no text to json.loads: a line where such a key
         # (at any depth: "pod_name" is Fluent Bit's and Cloud Logging's) holds anything but a text is
         # read by envelope
-        by_key: dict[str, list[pl.Expr]] = {}
+        by_key: dict[str, pl.Expr] = {}
         for path in POD_KEYS + CONTAINER_KEYS + tuple((k,) for k in ENVELOPE_TIME):
-            by_key.setdefault(path[-1], []).append(_field(path).is_not_null())
-        texts = pl.all_horizontal([~pl.any_horizontal(found) | ~c("__body").str.contains(rf'"{re.escape(key)}"\s*:\s*[^"\s]')
-                                   for key, found in by_key.items()])
+            by_key[path[-1]] = by_key.get(path[-1], pl.lit(False)) | _field(path).is_not_null()
+        present = got.select(*(found.any().alias(key) for key, found in by_key.items())).row(0, named=True)
+        texts = pl.all_horizontal(pl.lit(True), *(
+            ~by_key[key] | ~c("__body").str.contains(rf'"{re.escape(key)}"\s*:\s*[^"\s]') for key in by_key if present[key]))
         read = got.lazy().select(
             (text.is_not_null() & quoted & signed & texts).fill_null(False).alias("ok"),
             text.str.strip_suffix("\n").alias("body"),
