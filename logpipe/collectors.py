@@ -251,7 +251,8 @@ class Collectors:
                 others += failing
                 break
         others = [o for o in others if o.height]
-        return (pl.concat(mine) if mine else None), (pl.concat(others).sort("line_number") if others else df.clear())
+        return (pl.concat(mine).sort("line_number") if mine else None), \
+            (pl.concat(others).sort("line_number") if others else df.clear())
 
     def _read_envelopes(self, df: pl.DataFrame, got: pl.DataFrame) -> tuple[pl.DataFrame | None, pl.DataFrame]:
         """``envelopes`` of ``df``, which polars decoded (``got``)."""
