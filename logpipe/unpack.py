@@ -229,11 +229,17 @@ def unpack(buffered: BinaryIO) -> tuple[BinaryIO, str]:
 def _as_utf8(stream: BinaryIO, codec: str | None) -> BinaryIO:
     """``stream`` (its first bytes not yet read) as UTF-8 text without its byte-order mark, whose
     ``codec`` (``BYTE_ORDER_MARKS``) says how its text is written; None: no mark."""
+    if codec is None:
+        return stream
     if codec == "utf-8-sig":
         stream.read(3)  # the mark is not part of the first line
-    elif codec is not None:  # UTF-16 or UTF-32
-        return io.BufferedReader(_Recoded(stream, codec), READ_STEP)
-    return stream
+    else:  # UTF-16 or UTF-32
+        stream = io.BufferedReader(_Recoded(stream, codec), READ_STEP)
+    try:  # (a JSON array a Windows tool saved: PowerShell's Out-File)
+        head = stream.peek(10)[:10]
+    except Exception:  # noqa: BLE001 - the first read says so, as it would have
+        return stream
+    return io.BufferedReader(_JsonArray(stream), READ_STEP) if JSON_ARRAY.match(head) else stream
 
 
 def read_text(path) -> str:

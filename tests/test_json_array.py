@@ -78,6 +78,15 @@ def test_what_is_not_an_element_is_kept_as_it_is(tmp_path, text, lines):
     assert got == lines
 
 
+@pytest.mark.parametrize("codec", ["utf-8-sig", "utf-16"])
+def test_an_array_with_a_byte_order_mark(tmp_path, codec):
+    """An array PowerShell saved (``Out-File``: UTF-16, or UTF-8 with a mark) reads as its elements."""
+    path = tmp_path / "entries.json"
+    path.write_text(json.dumps(RECORDS[-2:], indent=2), encoding=codec)
+    records, rejects = parse_file(path)
+    assert rejects == [] and [r["line_number"] for r in records] == [1, 2]
+
+
 @pytest.mark.parametrize("head,kind", [
     (b"[\n  {\n", "json-array"), (b'[{"a":1}]', "json-array"), (b"[ ]", "json-array"), (b"[", "json-array"),
     (b"[2025-01-30T10:53:24.085Z] ", "plain"), (b"[pod/wp-1/istio-proxy] ", "plain"),
