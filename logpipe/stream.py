@@ -101,9 +101,10 @@ class LineReader(threading.Thread):
                     elif codec is not None:
                         decode = text_decoder(codec)
                         tail = decode(tail)
-                    elif JSON_ARRAY.match(tail):  # (gcloud logging read --format=json: its elements as lines)
-                        decode = JsonArrayLines()
-                        tail = decode(tail)
+                    if JSON_ARRAY.match(tail):  # (gcloud logging read --format=json: its elements as lines)
+                        array, marked = JsonArrayLines(), decode
+                        decode = array if marked is None else (lambda data, final=False: array(marked(data, final), final))
+                        tail = array(tail)
                 cut = tail.rfind(b"\n")
                 if cut >= 0:
                     lines = tail[:cut].split(b"\n")

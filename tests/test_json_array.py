@@ -110,11 +110,13 @@ def test_the_cli_reads_an_array_from_a_file_and_from_stdin(tmp_path):
             ["waypoint-7d9f8b6c4-x2k8p", "egress-gateway-6f7d9c-q2w3e"]
 
 
-def test_stream_reads_an_array_on_its_stdin(tmp_path):
-    """``logpipe stream`` fed an array (its "[" alone in the first read) writes its elements' rows."""
+@pytest.mark.parametrize("codec", ["utf-8", "utf-16"])
+def test_stream_reads_an_array_on_its_stdin(tmp_path, codec):
+    """``logpipe stream`` fed an array (its "[" alone in the first read; or UTF-16 with its mark, as
+    PowerShell pipes it) writes its elements' rows."""
     import time
 
-    text = json.dumps(RECORDS[-2:], indent=2).encode()
+    text = json.dumps(RECORDS[-2:], indent=2).encode(codec)
     proc = subprocess.Popen([sys.executable, "-m", "logpipe", "stream", "--data", str(tmp_path / "d")],
                             stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=False)
     proc.stdin.write(text[:1])
