@@ -213,29 +213,24 @@ def unpack(buffered: BinaryIO) -> tuple[BinaryIO, str]:
         stream = bz2.BZ2File(buffered)
     elif kind == "zstd":
         stream = io.BufferedReader(_Zstd(buffered), READ_STEP)
-    elif kind == "json-array":
-        return io.BufferedReader(_JsonArray(buffered), READ_STEP), kind
-    else:  # plain text, or text with a byte-order mark
-        return _as_utf8(buffered, None if kind == "plain" else kind), kind
+    else:  # plain text, text with a byte-order mark, a JSON array
+        return _as_text(buffered, mark_codec(buffered.peek(4)[:4])), kind
     try:  # an archive of text with a byte-order mark (a Windows tool's log, compressed), or of a JSON array
-        head = stream.peek(10)[:10]
+        head = stream.peek(4)[:4]
     except Exception as e:  # noqa: BLE001 - damaged from its start: the first read says so, as it would have
         return io.BufferedReader(_Failed(stream, e)), kind
-    if JSON_ARRAY.match(head):
-        return io.BufferedReader(_JsonArray(stream), READ_STEP), kind
-    return _as_utf8(stream, mark_codec(head)), kind
+    return _as_text(stream, mark_codec(head)), kind
 
 
-def _as_utf8(stream: BinaryIO, codec: str | None) -> BinaryIO:
+def _as_text(stream: BinaryIO, codec: str | None) -> BinaryIO:
     """``stream`` (its first bytes not yet read) as UTF-8 text without its byte-order mark, whose
-    ``codec`` (``BYTE_ORDER_MARKS``) says how its text is written; None: no mark."""
-    if codec is None:
-        return stream
+    ``codec`` (``BYTE_ORDER_MARKS``) says how its text is written (None: no mark); a JSON array
+    (``JSON_ARRAY``, after a mark too: PowerShell's ``Out-File``) as its elements' lines."""
     if codec == "utf-8-sig":
         stream.read(3)  # the mark is not part of the first line
-    else:  # UTF-16 or UTF-32
+    elif codec is not None:  # UTF-16 or UTF-32
         stream = io.BufferedReader(_Recoded(stream, codec), READ_STEP)
-    try:  # (a JSON array a Windows tool saved: PowerShell's Out-File)
+    try:
         head = stream.peek(10)[:10]
     except Exception:  # noqa: BLE001 - the first read says so, as it would have
         return stream
