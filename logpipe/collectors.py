@@ -33,18 +33,22 @@ from .runtimes import starts_with
 # CRI tag (_p), a stream, Fluent Bit's epoch date, Loki's labels (logcli query -o jsonl), stern's
 # podName (stern -o json), logcli's timestamp beside its line (-o jsonl --no-labels), or Google Cloud
 # Logging's monitored resource (a LogEntry, as a sink writes it to Cloud Storage: textPayload, or
-# jsonPayload, the object GKE's agent read from a JSON line, ENVELOPE_OBJECT).
-ENVELOPE_TEXT = ("log", "message", "line", "textPayload")
-ENVELOPE_OBJECT = ("jsonPayload",)
-ENVELOPE_TIME = ("time", "timestamp", "@timestamp")
+# jsonPayload, the object GKE's agent read from a JSON line, ENVELOPE_OBJECT), or Azure Monitor's
+# PodName (a ContainerLogV2 row of AKS's Container insights, as a query or a data export gives it:
+# LogMessage, a text, or the object the agent read from a JSON line).
+ENVELOPE_TEXT = ("log", "message", "line", "textPayload", "LogMessage")
+ENVELOPE_OBJECT = ("jsonPayload", "LogMessage")
+ENVELOPE_TIME = ("time", "timestamp", "@timestamp", "TimeGenerated")
 # Where a record names the pod and the container, in the order tried: Fluent Bit's and Fluentd's
 # kubernetes filter, Vector's (pod_name, container_name), Filebeat's (pod.name, container.name), Loki's
 # labels as logcli writes them (promtail's and Alloy's pod and container; k8s_pod_name and
-# k8s_container_name when Loki took the logs over OTLP), stern's, a Cloud Logging k8s_container's.
+# k8s_container_name when Loki took the logs over OTLP), stern's, a Cloud Logging k8s_container's,
+# a ContainerLogV2 row's.
 POD_KEYS = (("kubernetes", "pod_name"), ("kubernetes", "pod", "name"), ("labels", "pod"), ("labels", "k8s_pod_name"),
-            ("podName",), ("resource", "labels", "pod_name"))
+            ("podName",), ("resource", "labels", "pod_name"), ("PodName",))
 CONTAINER_KEYS = (("kubernetes", "container_name"), ("kubernetes", "container", "name"), ("labels", "container"),
-                  ("labels", "k8s_container_name"), ("containerName",), ("resource", "labels", "container_name"))
+                  ("labels", "k8s_container_name"), ("containerName",), ("resource", "labels", "container_name"),
+                  ("ContainerName",))
 
 
 def _signed(obj: dict) -> bool:
@@ -52,7 +56,7 @@ def _signed(obj: dict) -> bool:
             or obj.get("@timestamp") is not None or obj.get("_p") in ("P", "F") or obj.get("stream") in ("stdout", "stderr")
             or (isinstance(obj.get("date"), (int, float)) and "log" in obj) or isinstance(obj.get("labels"), dict)
             or isinstance(obj.get("podName"), str) or ("line" in obj and obj.get("timestamp") is not None)
-            or isinstance(obj.get("resource"), dict))
+            or isinstance(obj.get("resource"), dict) or isinstance(obj.get("PodName"), str))
 
 
 def _named(obj: dict, paths) -> str | None:
@@ -264,7 +268,7 @@ class Collectors:
         signed = (c("kubernetes").is_not_null() | c("source_type").is_not_null() | c("@timestamp").is_not_null()
                   | c("_p").is_in(["P", "F"]) | c("stream").is_in(["stdout", "stderr"]) | (c("date").is_not_null() & text_at["log"])
                   | c("labels").is_not_null() | c("podName").is_not_null() | (text_at["line"] & c("timestamp").is_not_null())
-                  | c("resource").is_not_null())
+                  | c("resource").is_not_null() | c("PodName").is_not_null())
         text = pl.coalesce([c(k) for k in ENVELOPE_TEXT])
         time = pl.coalesce([pl.when(c(k).str.contains(self._time.pattern)).then(c(k)) for k in ENVELOPE_TIME])
         named = lambda paths: pl.coalesce([pl.when(_field(p) != "").then(_field(p)) for p in paths])  # noqa: E731

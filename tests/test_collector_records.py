@@ -62,8 +62,16 @@ def cloud_logging(line: str) -> dict:
                 "namespace_name": "istio-egress", "pod_name": POD, "project_id": "p"}}}
 
 
+def azure_monitor(line: str) -> dict:
+    """A ContainerLogV2 row (AKS's Container insights), as ``az monitor log-analytics query`` or a
+    data export gives it: the time in 100 ns ticks."""
+    return {"TenantId": "0c3f6a8e", "TimeGenerated": "2025-01-30T10:53:24.3260003Z", "Computer": "aks-system-1",
+            "ContainerId": "5b2e0c", "ContainerName": CONTAINER, "PodName": POD, "PodNamespace": "istio-egress",
+            "LogMessage": line, "LogSource": "stdout", "LogLevel": "INFO", "Type": "ContainerLogV2"}
+
+
 COLLECTORS = {"fluent-bit": fluent_bit, "fluentd": fluentd, "vector": vector, "filebeat": filebeat,
-              "logcli": logcli, "stern": stern, "cloud-logging": cloud_logging}
+              "logcli": logcli, "stern": stern, "cloud-logging": cloud_logging, "azure-monitor": azure_monitor}
 
 
 @pytest.mark.parametrize("collector", COLLECTORS)
@@ -93,7 +101,8 @@ def test_the_sample_archive_of_collectors_records():
     """sample_logs/collector-records.log: Fluent Bit, Fluentd, Vector and Filebeat records of a
     waypoint's, a sidecar's, ztunnel's and a gateway's lines (access lines, Istio JSON as text,
     ztunnel, an agent line, an empty line), what ``logcli query -o jsonl`` and ``stern -o json
-    --timestamps`` print, and Cloud Logging entries of a text line and of a JSON line."""
+    --timestamps`` print, Cloud Logging entries of a text line and of a JSON line, and AKS's
+    ContainerLogV2 rows of both."""
     records, rejects, batch = parse_text(read_lines(SAMPLES / "collector-records.log"))
     got = [(r["line_number"], r["log_format"], r["pod"]) for r in records]
     assert got == [(2, "istio_1_9", POD), (3, "istio_1_9", POD), (4, "istio_json", POD),
@@ -102,7 +111,8 @@ def test_the_sample_archive_of_collectors_records():
                    (9, "ztunnel", "ztunnel-4xk9q"), (10, "istio_1_9", "egress-gateway-6f7d9c-q2w3e"),
                    (11, "istio_json", "egress-gateway-6f7d9c-q2w3e"), (12, "istio_1_9", "waypoint-7d9f8b6c4-m4n5q"),
                    (13, "istio_1_9", "sleep-5b7d8c9f6-h7k2p"), (14, "istio_1_9", POD),
-                   (15, "istio_json", "egress-gateway-6f7d9c-q2w3e")]
+                   (15, "istio_json", "egress-gateway-6f7d9c-q2w3e"), (16, "istio_1_9", "sleep-6c8f9d7b5-r4t6y"),
+                   (17, "istio_json", "aks-istio-egressgateway-external-7f9c8d6b4-z8x7w")]
     assert [(r["line_number"], r["class"]) for r in rejects] == [(1, "noise")]
     assert batch.blank == 1 and all(r["received_at"] is not None for r in records)
 
@@ -133,12 +143,15 @@ def test_what_logcli_and_stern_print_without_labels_or_times(by, monkeypatch):
     assert all(r["authority"] == records[0]["authority"] for r in records)
 
 
-def test_a_cloud_logging_entry_of_a_json_line_reads_as_the_line():
-    """GKE's agent reads a JSON line (Istio's JSON encoding) into the entry's ``jsonPayload``: the
-    record is the line's, with the entry's pod, container and time."""
+@pytest.mark.parametrize("collector,key", [(cloud_logging, "textPayload"), (azure_monitor, "LogMessage")],
+                         ids=["cloud-logging", "azure-monitor"])
+def test_an_entry_of_a_json_line_read_into_an_object_reads_as_the_line(collector, key):
+    """GKE's agent reads a JSON line (Istio's JSON encoding) into the entry's ``jsonPayload``, AKS's
+    into ``LogMessage``: the record is the line's, with the entry's pod, container and time."""
     json_line = read_lines(SAMPLES / "istio-json-1.24.log")[0]
-    entry = {k: v for k, v in cloud_logging("").items() if k != "textPayload"}
-    records, rejects, _ = parse_text([json.dumps({**entry, "jsonPayload": json.loads(json_line)}, separators=(",", ":"))])
+    entry = {k: v for k, v in collector("").items() if k != key}
+    into = "jsonPayload" if key == "textPayload" else key
+    records, rejects, _ = parse_text([json.dumps({**entry, into: json.loads(json_line)}, separators=(",", ":"))])
     assert rejects == [] and (records[0].pop("pod"), records[0].pop("container")) == (POD, CONTAINER)
     assert records[0].pop("received_at") == dt.datetime(2025, 1, 30, 10, 53, 24, 326000, tzinfo=UTC)
     alone = parse_text([json_line])[0][0]
@@ -216,7 +229,7 @@ def test_records_read_by_polars_as_json_loads_reads_them(monkeypatch):
               {"container": "", "k8s_container_name": CONTAINER}, {"pod": 7}]
     times = [None, STAMP, "2025-01-30T10:53:24Z", "30/Jan/2025", 17, ""]
     lines = []
-    for _ in range(150):
+    for _ in range(250):
         obj = {}
         for key, values in (("log", [None, *inner, 5]), ("message", [None, *inner]), ("kubernetes", k8s),
                             ("stream", [None, "stdout", "stderr", "other"]), ("_p", [None, "F", "X"]),
@@ -226,7 +239,11 @@ def test_records_read_by_polars_as_json_loads_reads_them(monkeypatch):
                             ("containerName", [None, CONTAINER]), ("textPayload", [None, *inner]),
                             ("jsonPayload", [None, json.loads(inner[3]), {"a": 1}]),
                             ("resource", [None, {"type": "k8s_container", "labels": {"pod_name": POD}}, {"labels": {}},
-                                          {"labels": {"pod_name": 3, "container_name": CONTAINER}}])):
+                                          {"labels": {"pod_name": 3, "container_name": CONTAINER}}]),
+                            # (rarer: a LogMessage polars cannot decode as a text leaves its record to json.loads)
+                            ("LogMessage", [None] * 8 + [*inner, json.loads(inner[3]), 4]),
+                            ("PodName", [None] * 4 + [POD, "", 2]), ("ContainerName", [None] * 4 + [CONTAINER, 6]),
+                            ("TimeGenerated", [None] * 8 + times)):
             value = rng.choice(values)
             if value is not None or rng.random() < 0.1:
                 obj[key] = value
@@ -243,7 +260,7 @@ def test_records_read_by_polars_as_json_loads_reads_them(monkeypatch):
         if held is not None:
             claimed += 1
             assert held.row(0)[2:] == collectors.envelope(json.loads(line)), line
-    assert claimed > 15
+    assert claimed > 15, claimed
     # all in one batch, end to end: the same records, rejects and blank lines
     polars_read = parse_text(lines)
     monkeypatch.setattr(Collectors, "envelopes", lambda self, df: (None, df))
