@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import ast
+import functools
+import importlib.util
 import json
 from pathlib import Path
 
@@ -30,6 +32,26 @@ def sample_files() -> list[Path]:
         p for p in SAMPLES.rglob("*")
         if p.is_file() and not p.name.endswith((".expect.tsv", ".py")) and not p.name.startswith(".")
     )
+
+
+@functools.lru_cache(maxsize=1)
+def _bench_generate():
+    spec = importlib.util.spec_from_file_location("_logpipe_bench_generate", ROOT / "bench" / "generate.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@functools.lru_cache(maxsize=64)
+def _generated(n: int, seed: int) -> tuple[str, ...]:
+    return tuple(_bench_generate().generate_lines(n, seed))
+
+
+def generated_lines(n: int, seed: int) -> list[str]:
+    """``bench/generate.py``'s first ``n`` lines of ``seed`` (deterministic: the bench's mix of
+    layouts, TCP, IPv6, noise), made once per test process: its set-up (~0.4 s: two pools of 65,536
+    request-id halves) costs more than a few thousand lines, and several modules ask for the same."""
+    return list(_generated(n, seed))
 
 
 def sample_id(path: Path) -> str:

@@ -12,7 +12,7 @@ import random
 import re
 
 import pytest
-from conftest import ROOT, read_lines, sample_files
+from conftest import generated_lines, read_lines, sample_files
 
 from logpipe import dfa, native, nativecut, splitplan, subfields
 from logpipe.parse import TEXT_LAYOUTS, Parser, chunk_lines
@@ -34,12 +34,7 @@ def _plan_tokens(parser):
 
 def _lines():
     lines = [x for p in sample_files() if p.suffix == ".log" for x in read_lines(p)]
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("_gen_dfa", ROOT / "bench" / "generate.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return lines + list(mod.generate_lines(2000, 5))
+    return lines + generated_lines(2000, 5)
 
 
 def _mutate(rng: random.Random, text: str) -> str:

@@ -12,11 +12,10 @@ from __future__ import annotations
 import multiprocessing
 import os
 import shutil
-import sys
 from concurrent.futures import ProcessPoolExecutor
 
 import pytest
-from conftest import ROOT, build_line, parse_text, read_lines, sample_files, sample_id
+from conftest import build_line, generated_lines, parse_text, read_lines, sample_files, sample_id
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -129,12 +128,7 @@ def test_fast_and_lark_paths_agree_on_samples(fast, pool, path):
 
 @pytest.mark.slow
 def test_fast_and_lark_paths_agree_on_generated_lines(fast, pool):
-    sys.path.insert(0, str(ROOT))
-    try:
-        generate = pytest.importorskip("bench.generate")
-    finally:
-        sys.path.remove(str(ROOT))
-    lines = list(generate.generate_lines(DIFF_LINES, seed=7))
+    lines = generated_lines(DIFF_LINES, seed=7)
     cut, checked = [], []
     real, real_checked = splitplan.cut, splitplan.cut_layouts
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import bz2
 import gzip
-import importlib.util
 import io
 import json
 import os
@@ -18,6 +17,7 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 import pytest
+from conftest import generated_lines
 
 from logpipe.cli import main
 from logpipe.ingest import AHEAD_INPUTS
@@ -30,21 +30,10 @@ SAMPLE_FILES = sorted(p for p in SAMPLES.iterdir() if p.is_file() and not p.name
 GOOD = SAMPLES / "waypoint-egress-1.23.log"
 
 
-def _generator():
-    path = ROOT / "bench" / "generate.py"
-    if not path.exists():
-        return None
-    spec = importlib.util.spec_from_file_location("_logpipe_bench_generate", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.generate_lines
-
-
 def gen_lines(n: int, seed: int) -> list[str]:
     """Realistic access lines: bench/generate.py when present, else the waypoint sample repeated."""
-    generate = _generator()
-    if generate is not None:
-        return list(generate(n, seed))
+    if (ROOT / "bench" / "generate.py").exists():
+        return generated_lines(n, seed)
     base = [ln for ln in GOOD.read_text().splitlines() if ln.strip()]
     return [base[(i + seed) % len(base)] for i in range(n)]
 
