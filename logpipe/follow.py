@@ -105,7 +105,13 @@ class TokenFilter:
     ``reading(text)``; outside it every match passes."""
 
     def __init__(self, follow: dict[str, frozenset], regexps: dict, fixed: frozenset = frozenset()):
-        self._regexps = regexps  # (Lark's matcher's own patterns, matched here: one call less a token)
+        # (Lark's matcher's own patterns, matched here: one call less a token). Keyed by plain texts:
+        # Lark's names there are its grammar's Tokens, a str subclass whose __eq__ is Python's, and
+        # the scanner asks by plain texts, so every lookup of a key that is not the same object
+        # called it (~5% of a parse).
+        regexps = {str.__str__(t): rx for t, rx in regexps.items()}
+        follow = {str.__str__(t): strings for t, strings in follow.items()}
+        self._regexps = regexps
         # terminal → (may it end the text, the regex of what may follow it or None). A terminal whose
         # followers have no pattern here (none in Lark today), or patterns of other flags, is not filtered.
         self._follow = {}
