@@ -27,28 +27,34 @@ from . import runtimes as _runtimes
 from . import subfields as _subfields
 from .runtimes import starts_with
 
-# A log collector's JSON record of a line (Collectors.envelope): the key of the line's text, then of
-# its time, in the order tried; an object is a record of a line when it also has one of a collector's
-# own keys (_signed): kubernetes metadata, Vector's source_type, Filebeat's @timestamp, Fluent Bit's
+# A log collector's JSON record of a line (Collectors.envelope): where its line's text is, then its
+# time (paths of keys into nested objects), in the order tried; an object is a record of a line when
+# it also has one of a collector's own keys (_signed): kubernetes metadata, Vector's source_type, Filebeat's @timestamp, Fluent Bit's
 # CRI tag (_p), a stream, Fluent Bit's epoch date, Loki's labels (logcli query -o jsonl), stern's
 # podName (stern -o json), logcli's timestamp beside its line (-o jsonl --no-labels), or Google Cloud
 # Logging's monitored resource (a LogEntry, as a sink writes it to Cloud Storage: textPayload, or
 # jsonPayload, the object GKE's agent read from a JSON line, ENVELOPE_OBJECT), or Azure Monitor's
 # PodName (a ContainerLogV2 row of AKS's Container insights, as a query or a data export gives it:
-# LogMessage, a text, or the object the agent read from a JSON line).
-ENVELOPE_TEXT = ("log", "message", "line", "textPayload", "LogMessage")
+# LogMessage, a text, or the object the agent read from a JSON line), or Splunk's result._raw (a
+# search's export: the event's text, its _time, its source the node's log file, SOURCE_KEYS).
+ENVELOPE_TEXT = (("log",), ("message",), ("line",), ("textPayload",), ("LogMessage",), ("result", "_raw"))
 ENVELOPE_OBJECT = ("jsonPayload", "LogMessage")
-ENVELOPE_TIME = ("time", "timestamp", "@timestamp", "TimeGenerated")
+ENVELOPE_TIME = (("time",), ("timestamp",), ("@timestamp",), ("TimeGenerated",), ("result", "_time"))
 # Where a record names the pod and the container, in the order tried: Fluent Bit's and Fluentd's
 # kubernetes filter, Vector's (pod_name, container_name), Filebeat's (pod.name, container.name), Loki's
 # labels as logcli writes them (promtail's and Alloy's pod and container; k8s_pod_name and
 # k8s_container_name when Loki took the logs over OTLP), stern's, a Cloud Logging k8s_container's,
-# a ContainerLogV2 row's.
+# a ContainerLogV2 row's, a Splunk event's fields (the Splunk OpenTelemetry Collector's k8s.pod.name
+# and k8s.container.name; Splunk Connect for Kubernetes' pod and container_name).
 POD_KEYS = (("kubernetes", "pod_name"), ("kubernetes", "pod", "name"), ("labels", "pod"), ("labels", "k8s_pod_name"),
-            ("podName",), ("resource", "labels", "pod_name"), ("PodName",))
+            ("podName",), ("resource", "labels", "pod_name"), ("PodName",), ("result", "k8s.pod.name"),
+            ("result", "pod"))
 CONTAINER_KEYS = (("kubernetes", "container_name"), ("kubernetes", "container", "name"), ("labels", "container"),
                   ("labels", "k8s_container_name"), ("containerName",), ("resource", "labels", "container_name"),
-                  ("ContainerName",))
+                  ("ContainerName",), ("result", "k8s.container.name"), ("result", "container_name"))
+# Where a record names the file its line was read from: a node's container log file names its pod and
+# container (node_log_names), for a record that names neither.
+SOURCE_KEYS = (("result", "source"),)
 
 
 def _signed(obj: dict) -> bool:
@@ -56,15 +62,21 @@ def _signed(obj: dict) -> bool:
             or obj.get("@timestamp") is not None or obj.get("_p") in ("P", "F") or obj.get("stream") in ("stdout", "stderr")
             or (isinstance(obj.get("date"), (int, float)) and "log" in obj) or isinstance(obj.get("labels"), dict)
             or isinstance(obj.get("podName"), str) or ("line" in obj and obj.get("timestamp") is not None)
-            or isinstance(obj.get("resource"), dict) or isinstance(obj.get("PodName"), str))
+            or isinstance(obj.get("resource"), dict) or isinstance(obj.get("PodName"), str)
+            or isinstance(_at(obj, ("result", "_raw")), str))
+
+
+def _at(obj: dict, path):
+    """The value at ``path`` (keys into nested objects) in ``obj``, or None."""
+    for key in path:
+        obj = obj.get(key) if isinstance(obj, dict) else None
+    return obj
 
 
 def _named(obj: dict, paths) -> str | None:
     """The first non-empty text at one of ``paths`` (keys into nested objects) in ``obj``."""
     for path in paths:
-        value = obj
-        for key in path:
-            value = value.get(key) if isinstance(value, dict) else None
+        value = _at(obj, path)
         if isinstance(value, str) and value:
             return value
     return None
@@ -80,6 +92,19 @@ def _struct_of(paths) -> dict:
         node[path[-1]] = None
     typed = lambda node: pl.Struct({k: pl.String if v is None else typed(v) for k, v in node.items()})  # noqa: E731
     return {f.name: f.dtype for f in typed(tree).fields}
+
+
+def _named_by_source(read: pl.DataFrame) -> pl.DataFrame:
+    """``read``'s pod and container, where a record names neither, from the file it names
+    (``SOURCE_KEYS``, ``node_log_names``): a few files a batch, read once each."""
+    unnamed = read["source"].is_not_null() & read["pod"].is_null() & read["container"].is_null()
+    if not unnamed.any():
+        return read
+    names = {s: node_log_names(s) or (None, None) for s in read["source"].filter(unnamed).unique()}
+    return read.with_columns(
+        pl.when(unnamed).then(pl.col("source").replace_strict({s: n[k] for s, n in names.items()}, default=None,
+                                                               return_dtype=pl.String)).otherwise(pl.col(c)).alias(c)
+        for k, c in enumerate(("pod", "container")))
 
 
 ENVELOPE_PART_ROWS = 64  # (Collectors.envelopes: a part this small that polars cannot decode goes to envelope)
@@ -105,8 +130,8 @@ def _field(path) -> pl.Expr:
 _ENVELOPE_SCHEMA = {"line_number": pl.Int64, "raw": pl.String, "body": pl.String, "pod": pl.String,
                     "container": pl.String, "received_at": pl.String}
 _ENVELOPE_TYPE = pl.Struct({
-    **{k: pl.String for k in (*ENVELOPE_TEXT, *ENVELOPE_TIME, "stream", "_p", "source_type")}, "date": pl.Float64,
-    **_struct_of(POD_KEYS + CONTAINER_KEYS),
+    **_struct_of(ENVELOPE_TEXT + ENVELOPE_TIME + (("stream",), ("_p",), ("source_type",)) + POD_KEYS + CONTAINER_KEYS
+                 + SOURCE_KEYS), "date": pl.Float64,
 })
 
 
@@ -208,7 +233,7 @@ class Collectors:
         (``message``, ``podName``): ``(the line, pod, container, time)``, the time only
         where it reads as ``received_at`` does; None for any other object. (``jsonlog`` asks only of
         objects that are no access record.)"""
-        text = next((obj[k] for k in ENVELOPE_TEXT if isinstance(obj.get(k), str)), None)
+        text = next((t for path in ENVELOPE_TEXT if isinstance(t := _at(obj, path), str)), None)
         if text is None:  # (a JSON line a collector read into an object: the line, written compact)
             text = next((json.dumps(obj[k], separators=(",", ":"), ensure_ascii=False) for k in ENVELOPE_OBJECT
                          if isinstance(obj.get(k), dict)), None)
@@ -221,7 +246,9 @@ class Collectors:
         record a collector merged its keys into (Fluent Bit's ``Merge_Log``: Istio's JSON keys beside
         ``kubernetes``)."""
         pod, container = _named(obj, POD_KEYS), _named(obj, CONTAINER_KEYS)
-        time = next((obj[k] for k in ENVELOPE_TIME if isinstance(obj.get(k), str) and self._time.match(obj[k])), None)
+        if pod is None and container is None:
+            pod, container = node_log_names(_named(obj, SOURCE_KEYS) or "") or (None, None)
+        time = next((t for path in ENVELOPE_TIME if isinstance(t := _at(obj, path), str) and self._time.match(t)), None)
         return pod, container, time
 
     def envelopes(self, df: pl.DataFrame) -> tuple[pl.DataFrame | None, pl.DataFrame]:
@@ -261,22 +288,23 @@ class Collectors:
     def _read_envelopes(self, df: pl.DataFrame, got: pl.DataFrame) -> tuple[pl.DataFrame | None, pl.DataFrame]:
         """``envelopes`` of ``df``, which polars decoded (``got``)."""
         c = pl.col
-        text_at = {k: c(k).is_not_null() for k in ENVELOPE_TEXT}
+        text_at = {path: _field(path).is_not_null() for path in ENVELOPE_TEXT}
         # (json_decode reads a number as text: the line must be written as one)
-        quoted = pl.coalesce([pl.when(text_at[k]).then(c("__body").str.contains(f'"{k}":"', literal=True))
-                              for k in ENVELOPE_TEXT])
+        quoted = pl.coalesce([pl.when(text_at[path]).then(c("__body").str.contains(f'"{path[-1]}":"', literal=True))
+                              for path in ENVELOPE_TEXT])
         signed = (c("kubernetes").is_not_null() | c("source_type").is_not_null() | c("@timestamp").is_not_null()
-                  | c("_p").is_in(["P", "F"]) | c("stream").is_in(["stdout", "stderr"]) | (c("date").is_not_null() & text_at["log"])
-                  | c("labels").is_not_null() | c("podName").is_not_null() | (text_at["line"] & c("timestamp").is_not_null())
-                  | c("resource").is_not_null() | c("PodName").is_not_null())
-        text = pl.coalesce([c(k) for k in ENVELOPE_TEXT])
-        time = pl.coalesce([pl.when(c(k).str.contains(self._time.pattern)).then(c(k)) for k in ENVELOPE_TIME])
+                  | c("_p").is_in(["P", "F"]) | c("stream").is_in(["stdout", "stderr"])
+                  | (c("date").is_not_null() & text_at[("log",)]) | c("labels").is_not_null() | c("podName").is_not_null()
+                  | (text_at[("line",)] & c("timestamp").is_not_null()) | c("resource").is_not_null()
+                  | c("PodName").is_not_null() | text_at[("result", "_raw")])
+        text = pl.coalesce([_field(path) for path in ENVELOPE_TEXT])
+        time = pl.coalesce([pl.when(_field(p).str.contains(self._time.pattern)).then(_field(p)) for p in ENVELOPE_TIME])
         named = lambda paths: pl.coalesce([pl.when(_field(p) != "").then(_field(p)) for p in paths])  # noqa: E731
         # A name or time json_decode read from a number is no text to json.loads: a line where such a key
         # (at any depth: "pod_name" is Fluent Bit's and Cloud Logging's) holds anything but a text is
         # read by envelope
         by_key: dict[str, pl.Expr] = {}
-        for path in POD_KEYS + CONTAINER_KEYS + tuple((k,) for k in ENVELOPE_TIME):
+        for path in POD_KEYS + CONTAINER_KEYS + ENVELOPE_TIME + SOURCE_KEYS:
             by_key[path[-1]] = by_key.get(path[-1], pl.lit(False)) | _field(path).is_not_null()
         present = got.select(*(found.any().alias(key) for key, found in by_key.items())).row(0, named=True)
         texts = pl.all_horizontal(pl.lit(True), *(
@@ -285,10 +313,11 @@ class Collectors:
             (text.is_not_null() & quoted & signed & texts).fill_null(False).alias("ok"),
             text.str.strip_suffix("\n").alias("body"),
             named(POD_KEYS).alias("pod"), named(CONTAINER_KEYS).alias("container"),
-            time.alias("received_at")).collect()
+            named(SOURCE_KEYS).alias("source"), time.alias("received_at")).collect()
         ok = read["ok"]
         if not ok.any():
             return None, df
+        read = _named_by_source(read)
         mine = df.filter(ok).select("line_number", "raw", read.filter(ok)["body"],
                                     *(pl.coalesce(read.filter(ok)[c], df.filter(ok)[c]).alias(c) for c in PROVENANCE))
         return mine, df.filter(~ok)

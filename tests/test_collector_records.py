@@ -70,8 +70,22 @@ def azure_monitor(line: str) -> dict:
             "LogMessage": line, "LogSource": "stdout", "LogLevel": "INFO", "Type": "ContainerLogV2"}
 
 
+POD_LOG_FILE = f"/var/log/pods/istio-egress_{POD}_6c7b2f0e-1d2c-4b7a-9f3e-0a1b2c3d4e5f/{CONTAINER}/0.log"
+
+
+def splunk(line: str) -> dict:
+    """A Splunk search's export (``output_mode=json``) of an event the Splunk OpenTelemetry Collector
+    read from the node's file: ``_raw``, ``_time`` with its offset, the file as ``source``."""
+    return {"preview": False, "offset": 0, "result": {
+        "_bkt": "k8s~12~7C1B", "_cd": "12:884213", "_indextime": "1738234405", "_raw": line,
+        "_serial": "0", "_si": ["idx-1", "k8s"], "_sourcetype": "kube:container:istio-proxy",
+        "_time": "2025-01-30T10:53:24.326+00:00", "host": "node-b", "index": "k8s", "linecount": "1",
+        "source": POD_LOG_FILE, "sourcetype": "kube:container:istio-proxy", "splunk_server": "idx-1"}}
+
+
 COLLECTORS = {"fluent-bit": fluent_bit, "fluentd": fluentd, "vector": vector, "filebeat": filebeat,
-              "logcli": logcli, "stern": stern, "cloud-logging": cloud_logging, "azure-monitor": azure_monitor}
+              "logcli": logcli, "stern": stern, "cloud-logging": cloud_logging, "azure-monitor": azure_monitor,
+              "splunk": splunk}
 
 
 @pytest.mark.parametrize("collector", COLLECTORS)
@@ -101,8 +115,8 @@ def test_the_sample_archive_of_collectors_records():
     """sample_logs/collector-records.log: Fluent Bit, Fluentd, Vector and Filebeat records of a
     waypoint's, a sidecar's, ztunnel's and a gateway's lines (access lines, Istio JSON as text,
     ztunnel, an agent line, an empty line), what ``logcli query -o jsonl`` and ``stern -o json
-    --timestamps`` print, Cloud Logging entries of a text line and of a JSON line, and AKS's
-    ContainerLogV2 rows of both."""
+    --timestamps`` print, Cloud Logging entries of a text line and of a JSON line, AKS's
+    ContainerLogV2 rows of both, and Splunk events (named by their file; by their fields)."""
     records, rejects, batch = parse_text(read_lines(SAMPLES / "collector-records.log"))
     got = [(r["line_number"], r["log_format"], r["pod"]) for r in records]
     assert got == [(2, "istio_1_9", POD), (3, "istio_1_9", POD), (4, "istio_json", POD),
@@ -112,7 +126,8 @@ def test_the_sample_archive_of_collectors_records():
                    (11, "istio_json", "egress-gateway-6f7d9c-q2w3e"), (12, "istio_1_9", "waypoint-7d9f8b6c4-m4n5q"),
                    (13, "istio_1_9", "sleep-5b7d8c9f6-h7k2p"), (14, "istio_1_9", POD),
                    (15, "istio_json", "egress-gateway-6f7d9c-q2w3e"), (16, "istio_1_9", "sleep-6c8f9d7b5-r4t6y"),
-                   (17, "istio_json", "aks-istio-egressgateway-external-7f9c8d6b4-z8x7w")]
+                   (17, "istio_json", "aks-istio-egressgateway-external-7f9c8d6b4-z8x7w"), (18, "istio_1_9", POD),
+                   (19, "istio_json", "egress-gateway-6f7d9c-q2w3e")]
     assert [(r["line_number"], r["class"]) for r in rejects] == [(1, "noise")]
     assert batch.blank == 1 and all(r["received_at"] is not None for r in records)
 
@@ -120,7 +135,8 @@ def test_the_sample_archive_of_collectors_records():
 @pytest.mark.parametrize("by", ["polars", "python"])
 def test_what_logcli_and_stern_print_without_labels_or_times(by, monkeypatch):
     """``logcli query -o jsonl --no-labels`` (a line and its time, nothing else), ``stern -o json``
-    without --timestamps (no time), ``logcli -o jsonl`` of OTLP labels: each is the line it holds,
+    without --timestamps (no time), ``logcli -o jsonl`` of OTLP labels, Splunk events named by their
+    file or by their fields: each is the line it holds,
     with what it names; read alike by polars (a batch, every one of them) and by json.loads
     (``envelope``)."""
     from logpipe.collectors import Collectors
@@ -134,12 +150,15 @@ def test_what_logcli_and_stern_print_without_labels_or_times(by, monkeypatch):
             {"message": line, "nodeName": "n", "namespace": "istio-egress", "podName": POD, "containerName": CONTAINER},
             {"labels": {"k8s_container_name": CONTAINER, "k8s_pod_name": POD, "service_name": "waypoint"}, "line": line,
              "timestamp": "2025-01-30T10:53:24.326000321Z"},
-            {"labels": {}, "line": line, "timestamp": "2025-01-30T10:53:24.326000321Z"}]
+            {"labels": {}, "line": line, "timestamp": "2025-01-30T10:53:24.326000321Z"},
+            {"preview": False, "result": {"_raw": line, "_time": "2025-01-30T11:53:24.326+01:00", "source": POD_LOG_FILE}},
+            {"result": {"_raw": line, "k8s.pod.name": POD, "k8s.container.name": CONTAINER, "source": "/var/log/x.log"}}]
     records, rejects, _ = parse_text([json.dumps(o, separators=(",", ":")) for o in objs])
     assert rejects == []
     stamp = dt.datetime(2025, 1, 30, 10, 53, 24, 326000, tzinfo=UTC)
     assert [(r["pod"], r["container"], r["received_at"]) for r in records] == [
-        (None, None, stamp), (POD, CONTAINER, None), (POD, CONTAINER, stamp), (None, None, stamp)]
+        (None, None, stamp), (POD, CONTAINER, None), (POD, CONTAINER, stamp), (None, None, stamp),
+        (POD, CONTAINER, stamp), (POD, CONTAINER, None)]
     assert all(r["authority"] == records[0]["authority"] for r in records)
 
 
@@ -243,7 +262,12 @@ def test_records_read_by_polars_as_json_loads_reads_them(monkeypatch):
                             # (rarer: a LogMessage polars cannot decode as a text leaves its record to json.loads)
                             ("LogMessage", [None] * 8 + [*inner, json.loads(inner[3]), 4]),
                             ("PodName", [None] * 4 + [POD, "", 2]), ("ContainerName", [None] * 4 + [CONTAINER, 6]),
-                            ("TimeGenerated", [None] * 8 + times)):
+                            ("TimeGenerated", [None] * 8 + times),
+                            ("result", [None] * 6 + [
+                                {"_raw": rng.choice(inner), "_time": rng.choice(times), "source": POD_LOG_FILE},
+                                {"_raw": rng.choice(inner), "k8s.pod.name": POD, "k8s.container.name": CONTAINER,
+                                 "source": "/var/log/other.log"},
+                                {"_raw": rng.choice(inner), "pod": POD, "source": 3}, {"_raw": 4}, {}])):
             value = rng.choice(values)
             if value is not None or rng.random() < 0.1:
                 obj[key] = value
