@@ -22,6 +22,7 @@ Without logpipe, the same rows are one line away: DuckDB
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -128,10 +129,29 @@ def view_files() -> list[Path]:
     return sorted(resource_dir("queries").joinpath("views").glob("*.sql"))
 
 
+_CREATES = re.compile(r"\bCREATE\s+(?:OR\s+REPLACE\s+)?(?:TEMP(?:ORARY)?\s+)?(?:VIEW|MACRO)\s+([A-Za-z_]\w*)", re.I)
+
+
+def _in_dependency_order(texts: dict[Path, str]) -> dict[Path, str]:
+    """``texts`` (view files) ordered so that each comes after the files whose views and macros it
+    names, by name where nothing decides (a cycle, or names that are no file's, keep their order)."""
+    defines = {p: set(map(str.lower, _CREATES.findall(sql))) for p, sql in texts.items()}
+    words = {p: set(re.findall(r"[a-z_]\w*", re.sub(r"--[^\n]*", "", sql).lower())) for p, sql in texts.items()}
+    needs = {p: {q for q in texts if q != p and defines[q] & words[p]} for p in texts}
+    ordered: dict[Path, str] = {}
+    while len(ordered) < len(texts):
+        ready = [p for p in texts if p not in ordered and needs[p] <= ordered.keys()]
+        for p in ready or [next(p for p in texts if p not in ordered)]:
+            ordered[p] = texts[p]
+    return ordered
+
+
 def _create_views(con: duckdb.DuckDBPyConnection) -> None:
-    """Run queries/views/*.sql. A view binds when created, so one that uses another (egress uses
-    access_log and the IP macros) may fail the first time round: retry until nothing new succeeds."""
-    pending = {p: p.read_text(encoding="utf-8") for p in view_files()}
+    """Run queries/views/*.sql, each after those it uses (a view binds when created, reading every
+    Parquet file's schema: egress, which uses access_log and the IP macros, failed twice before it
+    bound when the files ran by name). A dependency the order misses (a name written oddly) still
+    works: a file that fails is run again until nothing new succeeds."""
+    pending = _in_dependency_order({p: p.read_text(encoding="utf-8") for p in view_files()})
     while pending:
         failed: dict[Path, Exception] = {}
         for path, sql in pending.items():
@@ -179,6 +199,9 @@ def connect(
     try:
         con.execute("SET TimeZone = 'UTC'")
         con.execute("SET enable_progress_bar = false")  # stderr is for logpipe's own summaries
+        # Each view binds when created, and a query reads the files again: each Parquet file's footer
+        # read once a connection (a connection of the demo's dataset 0.17 → 0.13 s).
+        con.execute("SET parquet_metadata_cache = true")
         read_dirs: list[Path] = []
         data = None
         if tables is not None:

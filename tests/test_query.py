@@ -568,3 +568,40 @@ def test_python_connect_export(dataset):
     assert {"access_log", "egress", "rejects"} <= views
     n_rows = c.execute("SELECT count(*) FROM access_log").fetchone()[0]
     assert n_rows == sum(pq.read_metadata(p).num_rows for p in dataset.glob("date=*/*.parquet"))
+
+
+def test_view_files_run_after_the_views_and_macros_they_use(tmp_path, dataset, monkeypatch):
+    """Each view binds when created (reading every Parquet file's schema): the shipped files run in
+    an order where none fails first; a name in a comment is no dependency; a file whose dependency the
+    order misses (a cycle) still gets created by running it again."""
+    import duckdb
+
+    from logpipe import db
+
+    texts = {p: p.read_text(encoding="utf-8") for p in db.view_files()}
+    order = [p.name for p in db._in_dependency_order(texts)]
+    assert order.index("access_log.sql") < order.index("egress.sql") and order.index("ip_kind.sql") < order.index("egress.sql")
+    assert order.index("ip_value.sql") < order.index("ip_kind.sql") and order.index("egress.sql") < order.index("report_bounds.sql")
+    failed = []
+    real = db._create_views
+
+    def counting(con):
+        class Spy:  # (DuckDB's connection cannot be patched: a proxy that counts the binds that fail)
+            def execute(self, sql, *a):
+                try:
+                    return con.execute(sql, *a)
+                except duckdb.CatalogException:
+                    failed.append(sql[:40])
+                    raise
+        real(Spy())
+    monkeypatch.setattr(db, "_create_views", counting)
+    db.connect(dataset).close()
+    assert failed == []
+    a, b = tmp_path / "a.sql", tmp_path / "b.sql"
+    a.write_text("-- uses b_view in its comment only\nCREATE OR REPLACE VIEW a_view AS SELECT 1 AS x;\n")
+    b.write_text("CREATE OR REPLACE VIEW b_view AS SELECT x FROM a_view;\n")
+    assert list(db._in_dependency_order({b: b.read_text(), a: a.read_text()})) == [a, b]
+    c = tmp_path / "c.sql"
+    c.write_text("CREATE OR REPLACE VIEW c_view AS SELECT x FROM a_view; -- and b_view uses a_view: no cycle\n")
+    cyclic = {a: "CREATE VIEW a_view AS SELECT 1 AS x; SELECT * FROM c_view WHERE false", c: c.read_text()}
+    assert set(db._in_dependency_order(cyclic)) == {a, c}  # (each once, whatever the order)
