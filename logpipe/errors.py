@@ -36,3 +36,17 @@ class QueryError(LogpipeError):
 
 class RejectLimitError(LogpipeError):
     """``--on-error fail`` met a reject, or ``--max-reject-ratio`` was exceeded."""
+
+
+def interrupted(e: BaseException) -> bool:
+    """Whether ``e`` is Ctrl-C: a KeyboardInterrupt, or an error raised while one was on its way. A
+    KeyboardInterrupt that lands in a lock's wait (``threading.Condition.wait``, between its release
+    and its try) leaves the lock released, so the ``with`` around the wait then raises RuntimeError
+    ("cannot release un-acquired lock"), the KeyboardInterrupt as its context."""
+    seen: set[int] = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, KeyboardInterrupt):
+            return True
+        seen.add(id(e))
+        e = e.__context__
+    return False

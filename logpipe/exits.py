@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from .errors import LogpipeError
+from .errors import LogpipeError, interrupted
 
 
 class PipeClosed(Exception):
@@ -43,6 +43,9 @@ def run(group: click.Group) -> int:
         click.echo("logpipe: interrupted", err=True)
         return 130
     except Exception as e:  # a bug: one line, and the way to see more
+        if interrupted(e):  # (Ctrl-C that a lock's wait turned into another error)
+            click.echo("logpipe: interrupted", err=True)
+            return 130
         if debug:
             raise
         click.echo(f"logpipe: internal error: {type(e).__name__}: {e} (run with --debug for the traceback)", err=True)

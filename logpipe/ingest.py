@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from . import batches as _batches
 from .dataset import HASH_ALGO, Dataset, InputHash, fingerprint
-from .errors import DatasetError, InputChangedError, InputError, RejectLimitError, UsageError
+from .errors import DatasetError, InputChangedError, InputError, RejectLimitError, UsageError, interrupted
 from .batches import MOSTLY_MALFORMED, Counts
 from .parse import Parser
 from .progress import IngestProgress, IngestSummary, print_summary
@@ -177,7 +177,7 @@ class _Run:
             self.drain(0)
         except BaseException as e:
             self.drop([*self.ahead, *self.decided])
-            if isinstance(e, KeyboardInterrupt):
+            if interrupted(e):
                 self.bar.__exit__(None, None, None)
                 if self.ahead or self.decided:
                     print(f"logpipe: {len(self.ahead) + len(self.decided)} more input(s) were being read: not ingested "
@@ -349,17 +349,13 @@ class _Run:
                 print(f"logpipe: error: {error}", file=self.err)
             elif first_line > 1:
                 self.bar.note(f"{inp.name}: grew since the last ingest; read lines {first_line} to {entry['line_end']}")
-        except KeyboardInterrupt:
+        except BaseException as e:
             batches.close()  # workers finish their tasks first: then abandon removes all their files
             _wait(plan)
             self.ds.abandon_entry(entry, stager.abandon())
-            self.bar.__exit__(None, None, None)
-            print(f"logpipe: {inp.name}: stopped before its end, not ingested (the next run does it)", file=self.err)
-            raise
-        except BaseException:
-            batches.close()
-            _wait(plan)
-            self.ds.abandon_entry(entry, stager.abandon())
+            if interrupted(e):
+                self.bar.__exit__(None, None, None)
+                print(f"logpipe: {inp.name}: stopped before its end, not ingested (the next run does it)", file=self.err)
             raise
         finally:
             self.bar.finish(task)

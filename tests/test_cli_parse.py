@@ -319,3 +319,46 @@ def test_a_small_parse_starts_without_pyarrow_compute(fmt):
     assert got.returncode == 0, got.stderr
     assert got.stdout.count("httpbin.org") >= 1
     assert got.stderr.splitlines()[-1] == "pyarrow.compute imported: False"
+
+
+def test_ctrl_c_that_a_lock_s_wait_turned_into_another_error_exits_as_interrupted(capsys):
+    """A KeyboardInterrupt that lands in ``threading.Condition.wait`` between its release and its
+    try leaves the lock released; the ``with`` around the wait then raises RuntimeError ("cannot
+    release un-acquired lock"), the interrupt as its context. That is Ctrl-C (exit 130), not an
+    internal error; a RuntimeError of its own still is one."""
+    import threading
+
+    import click
+
+    from logpipe import exits
+    from logpipe.errors import interrupted
+
+    def wait_interrupted():
+        cond = threading.Condition()
+        with cond:
+            cond.release()  # (as the wait had released it when Ctrl-C came)
+            raise KeyboardInterrupt
+
+    @click.group()
+    def group():
+        pass
+
+    @group.command()
+    def waits():
+        wait_interrupted()
+
+    @group.command()
+    def fails():
+        raise RuntimeError("a bug")
+
+    with pytest.raises(RuntimeError, match="un-acquired lock") as caught:
+        wait_interrupted()
+    assert interrupted(caught.value) and not interrupted(RuntimeError("x"))
+    for name, code, said in (("waits", 130, "logpipe: interrupted"), ("fails", 1, "internal error: RuntimeError: a bug")):
+        old = sys.argv
+        sys.argv = ["logpipe", name]
+        try:
+            assert exits.run(group) == code
+        finally:
+            sys.argv = old
+        assert said in capsys.readouterr().err
