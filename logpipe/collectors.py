@@ -6,9 +6,10 @@ line came from (``parse.Parser.parse_series`` calls these before and after the l
   containerd and CRI-O write (``<time> stdout F ``);
   their pod, container and time become the ``pod``, ``container`` and ``received_at`` columns, and
   a prefix with nothing after it is a blank line;
-* log collectors' JSON records of a line (Fluent Bit, Fluentd, Vector, Filebeat; and what
-  ``logcli query -o jsonl`` and ``stern -o json`` print: ``envelope``): the line each holds, its pod,
-  container and time;
+* log collectors' JSON records of a line (Fluent Bit, Fluentd, Vector, Filebeat; what
+  ``logcli query -o jsonl`` and ``stern -o json`` print; Google Cloud Logging's entries, Azure
+  Monitor's ContainerLogV2 rows, a Splunk search's export: ``envelope``): the line each holds, its
+  pod, container and time;
 * kubelet's file names (``/var/log/pods/<namespace>_<pod>_<uid>/<container>/0.log``): the pod and
   container of lines that name none.
 
@@ -28,15 +29,16 @@ from . import subfields as _subfields
 from .runtimes import starts_with
 
 # A log collector's JSON record of a line (Collectors.envelope): where its line's text is, then its
-# time (paths of keys into nested objects), in the order tried; an object is a record of a line when
-# it also has one of a collector's own keys (_signed): kubernetes metadata, Vector's source_type, Filebeat's @timestamp, Fluent Bit's
-# CRI tag (_p), a stream, Fluent Bit's epoch date, Loki's labels (logcli query -o jsonl), stern's
-# podName (stern -o json), logcli's timestamp beside its line (-o jsonl --no-labels), or Google Cloud
-# Logging's monitored resource (a LogEntry, as a sink writes it to Cloud Storage: textPayload, or
-# jsonPayload, the object GKE's agent read from a JSON line, ENVELOPE_OBJECT), or Azure Monitor's
-# PodName (a ContainerLogV2 row of AKS's Container insights, as a query or a data export gives it:
-# LogMessage, a text, or the object the agent read from a JSON line), or Splunk's result._raw (a
-# search's export: the event's text, its _time, its source the node's log file, SOURCE_KEYS).
+# time (paths of keys into nested objects), in the order tried. An object is a record of a line when
+# it also has one of a collector's own keys (_signed): kubernetes metadata, Vector's source_type,
+# Filebeat's @timestamp, Fluent Bit's CRI tag (_p), a stream, Fluent Bit's epoch date, Loki's labels
+# (logcli query -o jsonl), stern's podName (stern -o json), logcli's timestamp beside its line
+# (-o jsonl --no-labels), Google Cloud Logging's monitored resource (a LogEntry, as a sink writes it
+# to Cloud Storage: textPayload, or jsonPayload, the object GKE's agent read from a JSON line,
+# ENVELOPE_OBJECT), Azure Monitor's PodName (a ContainerLogV2 row of AKS's Container insights, as a
+# query or a data export gives it: LogMessage, a text or the object the agent read from a JSON line),
+# or Splunk's result._raw (a search's export: the event's text, its _time, its source the node's log
+# file, SOURCE_KEYS).
 ENVELOPE_TEXT = (("log",), ("message",), ("line",), ("textPayload",), ("LogMessage",), ("result", "_raw"))
 ENVELOPE_OBJECT = ("jsonPayload", "LogMessage")
 ENVELOPE_TIME = (("time",), ("timestamp",), ("@timestamp",), ("TimeGenerated",), ("result", "_time"))
