@@ -6,20 +6,16 @@ line came from (``parse.Parser.parse_series`` calls these before and after the l
   containerd and CRI-O write (``<time> stdout F ``);
   their pod, container and time become the ``pod``, ``container`` and ``received_at`` columns, and
   a prefix with nothing after it is a blank line;
-* log collectors' JSON records of a line (Fluent Bit, Fluentd, Vector, Filebeat; what
-  ``logcli query -o jsonl`` and ``stern -o json`` print; Google Cloud Logging's entries, Azure
-  Monitor's ContainerLogV2 rows, a Splunk search's export: ``envelope``): the line each holds, its
-  pod, container and time;
 * kubelet's file names (``/var/log/pods/<namespace>_<pod>_<uid>/<container>/0.log``): the pod and
   container of lines that name none.
 
 What a container runtime itself writes (docker's json-file entries, the parts of a line over 16 KiB
-in either runtime's file) is ``logpipe/runtimes.py``'s.
+in either runtime's file) is ``logpipe/runtimes.py``'s; log collectors' JSON records of a line
+(Fluent Bit, Vector, Cloud Logging, Splunk, …) are ``logpipe/envelopes.py``'s.
 """
 from __future__ import annotations
 
 import functools
-import json
 import re
 
 import polars as pl
@@ -27,131 +23,6 @@ import polars as pl
 from . import runtimes as _runtimes
 from . import subfields as _subfields
 from .runtimes import starts_with
-
-# A log collector's JSON record of a line (Collectors.envelope): where its line's text is, then its
-# time (paths of keys into nested objects), in the order tried. An object is a record of a line when
-# it also has one of a collector's own keys (_signed): kubernetes metadata, Vector's source_type,
-# Filebeat's @timestamp, Fluent Bit's CRI tag (_p), a stream, Fluent Bit's epoch date, Loki's labels
-# (logcli query -o jsonl), stern's podName (stern -o json), logcli's timestamp beside its line
-# (-o jsonl --no-labels), Google Cloud Logging's monitored resource (a LogEntry, as a sink writes it
-# to Cloud Storage: textPayload, or jsonPayload, the object GKE's agent read from a JSON line,
-# ENVELOPE_OBJECT), Azure Monitor's PodName (a ContainerLogV2 row of AKS's Container insights, as a
-# query or a data export gives it: LogMessage, a text or the object the agent read from a JSON line),
-# or Splunk's result._raw (a search's export: the event's text, its _time, its source the node's log
-# file, SOURCE_KEYS).
-ENVELOPE_TEXT = (("log",), ("message",), ("line",), ("textPayload",), ("LogMessage",), ("result", "_raw"))
-ENVELOPE_OBJECT = ("jsonPayload", "LogMessage")
-ENVELOPE_TIME = (("time",), ("timestamp",), ("@timestamp",), ("TimeGenerated",), ("result", "_time"))
-# Where a record names the pod and the container, in the order tried: Fluent Bit's and Fluentd's
-# kubernetes filter, Vector's (pod_name, container_name), Filebeat's (pod.name, container.name), Loki's
-# labels as logcli writes them (promtail's and Alloy's pod and container; k8s_pod_name and
-# k8s_container_name when Loki took the logs over OTLP), stern's, a Cloud Logging k8s_container's,
-# a ContainerLogV2 row's, a Splunk event's fields (the Splunk OpenTelemetry Collector's k8s.pod.name
-# and k8s.container.name; Splunk Connect for Kubernetes' pod and container_name).
-POD_KEYS = (("kubernetes", "pod_name"), ("kubernetes", "pod", "name"), ("labels", "pod"), ("labels", "k8s_pod_name"),
-            ("podName",), ("resource", "labels", "pod_name"), ("PodName",), ("result", "k8s.pod.name"),
-            ("result", "pod"))
-CONTAINER_KEYS = (("kubernetes", "container_name"), ("kubernetes", "container", "name"), ("labels", "container"),
-                  ("labels", "k8s_container_name"), ("containerName",), ("resource", "labels", "container_name"),
-                  ("ContainerName",), ("result", "k8s.container.name"), ("result", "container_name"))
-# Where a record names the file its line was read from: a node's container log file names its pod and
-# container (node_log_names), for a record that names neither.
-SOURCE_KEYS = (("result", "source"),)
-
-
-def _signed(obj: dict) -> bool:
-    return (isinstance(obj.get("kubernetes"), dict) or obj.get("source_type") is not None
-            or obj.get("@timestamp") is not None or obj.get("_p") in ("P", "F") or obj.get("stream") in ("stdout", "stderr")
-            or (isinstance(obj.get("date"), (int, float)) and "log" in obj) or isinstance(obj.get("labels"), dict)
-            or isinstance(obj.get("podName"), str) or ("line" in obj and obj.get("timestamp") is not None)
-            or isinstance(obj.get("resource"), dict) or isinstance(obj.get("PodName"), str)
-            or isinstance(_at(obj, ("result", "_raw")), str))
-
-
-def _at(obj: dict, path):
-    """The value at ``path`` (keys into nested objects) in ``obj``, or None."""
-    for key in path:
-        obj = obj.get(key) if isinstance(obj, dict) else None
-    return obj
-
-
-def _named(obj: dict, paths) -> str | None:
-    """The first non-empty text at one of ``paths`` (keys into nested objects) in ``obj``."""
-    for path in paths:
-        value = _at(obj, path)
-        if isinstance(value, str) and value:
-            return value
-    return None
-
-
-def _struct_of(paths) -> dict:
-    """The polars type of the objects ``paths`` go through, texts at their ends (json_decode's)."""
-    tree: dict = {}
-    for path in paths:
-        node = tree
-        for key in path[:-1]:
-            node = node.setdefault(key, {})
-        node[path[-1]] = None
-    typed = lambda node: pl.Struct({k: pl.String if v is None else typed(v) for k, v in node.items()})  # noqa: E731
-    return {f.name: f.dtype for f in typed(tree).fields}
-
-
-def _named_by_source(read: pl.DataFrame) -> pl.DataFrame:
-    """``read``'s pod and container, where a record names neither, from the file it names
-    (``SOURCE_KEYS``, ``node_log_names``): a few files a batch, read once each."""
-    unnamed = read["source"].is_not_null() & read["pod"].is_null() & read["container"].is_null()
-    if not unnamed.any():
-        return read
-    names = {s: node_log_names(s) or (None, None) for s in read["source"].filter(unnamed).unique()}
-    return read.with_columns(
-        pl.when(unnamed).then(pl.col("source").replace_strict({s: n[k] for s, n in names.items()}, default=None,
-                                                               return_dtype=pl.String)).otherwise(pl.col(c)).alias(c)
-        for k, c in enumerate(("pod", "container")))
-
-
-ENVELOPE_PART_ROWS = 64  # (Collectors.envelopes: a part this small that polars cannot decode goes to envelope)
-
-
-def _decoded(df: pl.DataFrame) -> pl.DataFrame | None:
-    """``df``'s lines (``body``) decoded as records (``_ENVELOPE_TYPE``'s keys, ``__body`` the line),
-    or None when polars cannot decode one of them with these types."""
-    body = df["body"]
-    try:
-        return body.str.json_decode(_ENVELOPE_TYPE).struct.unnest().with_columns(body.alias("__body"))
-    except pl.exceptions.PolarsError:
-        return None
-
-
-def _field(path) -> pl.Expr:
-    expr = pl.col(path[0])
-    for key in path[1:]:
-        expr = expr.struct.field(key)
-    return expr
-
-
-_ENVELOPE_SCHEMA = {"line_number": pl.Int64, "raw": pl.String, "body": pl.String, "pod": pl.String,
-                    "container": pl.String, "received_at": pl.String}
-_ENVELOPE_TYPE = pl.Struct({
-    **_struct_of(ENVELOPE_TEXT + ENVELOPE_TIME + (("stream",), ("_p",), ("source_type",)) + POD_KEYS + CONTAINER_KEYS
-                 + SOURCE_KEYS), "date": pl.Float64,
-})
-
-
-def envelope_lines(held: list) -> tuple[pl.DataFrame, int]:
-    """The lines that collectors' records held (``Collectors.envelope``: per row its line number,
-    the record as written, its line, pod, container, time; or frames of such rows,
-    ``Collectors.envelopes``) as a batch's lines are: ``body`` the line, ``raw`` and ``line`` the
-    record (a reject keeps it as written, its column counted in the line), with their pod,
-    container and time; and how many held a blank line (dropped)."""
-    rows = [x for x in held if isinstance(x, tuple)]
-    frames = [x.cast(_ENVELOPE_SCHEMA) for x in held if isinstance(x, pl.DataFrame)]
-    if rows:
-        frames.append(pl.DataFrame(rows, schema=_ENVELOPE_SCHEMA, orient="row"))
-    df = frames[0] if len(frames) == 1 else pl.concat(frames).sort("line_number")
-    blank = df["body"].str.contains(r"^\s*$")
-    df = df.filter(~blank) if blank.any() else df
-    return df.with_columns(pl.col("raw").alias("line"), pl.lit(0, dtype=pl.Int64).alias("prefix_len")), int(blank.sum())
-
 
 PROVENANCE = ("pod", "container", "received_at")
 
@@ -170,7 +41,7 @@ class Collectors:
         # A part of a line the container runtime split (CRI tag P): joined with the parts after it,
         # or, when its last part is not in the batch, a reject (``runtimes.CriParts``).
         self.cri = _runtimes.CriParts(book, barrier)
-        self._time = re.compile("^" + book.compile("received_at").pattern + "$")  # (an envelope's time)
+        self.time_rx = re.compile("^" + book.compile("received_at").pattern + "$")  # (a record's time: envelopes.py)
         # Each kind of prefix alone (line_prefix's alternatives, in order), for a batch whose prefixed
         # lines are all of one kind: its regex captures ~3x faster than all of them (split_prefix).
         self.kinds = [(f"^(?P<__prefix>{kind.pattern})[^ ]", kind.groups)
@@ -223,106 +94,6 @@ class Collectors:
         split, _ = self.split_prefix(held.select("body").rename({"body": "line"}), join=False)
         return held.with_columns(split["body"], *(pl.coalesce(held[c], split[c]).alias(c) for c in PROVENANCE)), \
             int(blank.sum())
-
-    def envelope(self, obj: dict) -> tuple[str, str | None, str | None, str | None] | None:
-        """A log collector's JSON record of a line (``ENVELOPE_TEXT``, ``_signed``), as an agent
-        writes it to a file or an object store: Fluent Bit and Fluentd (``log``, their
-        ``kubernetes`` filter's ``pod_name``/``container_name``, ``time``), Vector
-        (``message``, ``kubernetes.pod_name``, ``timestamp``), Filebeat and Logstash (``message``,
-        ``kubernetes.pod.name``, ``@timestamp``); Google Cloud Logging's LogEntry (``textPayload``
-        or ``jsonPayload``, ``resource.labels.pod_name``, ``timestamp``); or as a CLI prints it:
-        Loki's ``logcli query -o jsonl`` (``line``, ``labels.pod``, ``timestamp``), ``stern -o json``
-        (``message``, ``podName``): ``(the line, pod, container, time)``, the time only
-        where it reads as ``received_at`` does; None for any other object. (``jsonlog`` asks only of
-        objects that are no access record.)"""
-        text = next((t for path in ENVELOPE_TEXT if isinstance(t := _at(obj, path), str)), None)
-        if text is None:  # (a JSON line a collector read into an object: the line, written compact)
-            text = next((json.dumps(obj[k], separators=(",", ":"), ensure_ascii=False) for k in ENVELOPE_OBJECT
-                         if isinstance(obj.get(k), dict)), None)
-        if text is None or not _signed(obj):
-            return None
-        return (text[:-1] if text.endswith("\n") else text, *self.metadata(obj))
-
-    def metadata(self, obj: dict) -> tuple[str | None, str | None, str | None]:
-        """The pod, container and time a collector's record names (``envelope``); also of an access
-        record a collector merged its keys into (Fluent Bit's ``Merge_Log``: Istio's JSON keys beside
-        ``kubernetes``)."""
-        pod, container = _named(obj, POD_KEYS), _named(obj, CONTAINER_KEYS)
-        if pod is None and container is None:
-            pod, container = node_log_names(_named(obj, SOURCE_KEYS) or "") or (None, None)
-        time = next((t for path in ENVELOPE_TIME if isinstance(t := _at(obj, path), str) and self._time.match(t)), None)
-        return pod, container, time
-
-    def envelopes(self, df: pl.DataFrame) -> tuple[pl.DataFrame | None, pl.DataFrame]:
-        """``envelope`` of the JSON lines ``df`` (``body``) in one polars pass (``json_decode`` of
-        the keys it reads: ~3 µs a line, against ~25 by json.loads and Python): the records of a
-        line among them, as ``envelope_lines`` takes them (None: none), and the other lines. Only
-        where the line is written as a text (``"log":"``, ``"message":"``: json_decode would read a
-        number as text too). A line polars cannot decode with these types (a record cut short,
-        another shape of a key) fails its whole part: the parts that fail are halved, down to
-        ``ENVELOPE_PART_ROWS`` lines, so that only the lines near it are left to ``envelope``; when
-        every part of a level fails (8 or more: a shape of the batch's own), they all are."""
-        got = _decoded(df)
-        if got is not None:
-            return self._read_envelopes(df, got)
-        mine: list[pl.DataFrame] = []
-        others: list[pl.DataFrame] = []
-        failing, level = [df], 0
-        while failing:
-            level += 1
-            halves = [h for part in failing for h in (part.slice(0, part.height // 2), part.slice(part.height // 2))]
-            failing = []
-            for half in halves:
-                got = _decoded(half) if half.height else None
-                if got is None:
-                    (failing if half.height > ENVELOPE_PART_ROWS else others).append(half)
-                    continue
-                held, rest = self._read_envelopes(half, got)
-                mine += [held] if held is not None else []
-                others.append(rest)
-            if level >= 3 and len(failing) == len(halves):  # (every part fails: for envelope, all of them)
-                others += failing
-                break
-        others = [o for o in others if o.height]
-        return (pl.concat(mine).sort("line_number") if mine else None), \
-            (pl.concat(others).sort("line_number") if others else df.clear())
-
-    def _read_envelopes(self, df: pl.DataFrame, got: pl.DataFrame) -> tuple[pl.DataFrame | None, pl.DataFrame]:
-        """``envelopes`` of ``df``, which polars decoded (``got``)."""
-        c = pl.col
-        text_at = {path: _field(path).is_not_null() for path in ENVELOPE_TEXT}
-        # (json_decode reads a number as text: the line must be written as one)
-        quoted = pl.coalesce([pl.when(text_at[path]).then(c("__body").str.contains(f'"{path[-1]}":"', literal=True))
-                              for path in ENVELOPE_TEXT])
-        signed = (c("kubernetes").is_not_null() | c("source_type").is_not_null() | c("@timestamp").is_not_null()
-                  | c("_p").is_in(["P", "F"]) | c("stream").is_in(["stdout", "stderr"])
-                  | (c("date").is_not_null() & text_at[("log",)]) | c("labels").is_not_null() | c("podName").is_not_null()
-                  | (text_at[("line",)] & c("timestamp").is_not_null()) | c("resource").is_not_null()
-                  | c("PodName").is_not_null() | text_at[("result", "_raw")])
-        text = pl.coalesce([_field(path) for path in ENVELOPE_TEXT])
-        time = pl.coalesce([pl.when(_field(p).str.contains(self._time.pattern)).then(_field(p)) for p in ENVELOPE_TIME])
-        named = lambda paths: pl.coalesce([pl.when(_field(p) != "").then(_field(p)) for p in paths])  # noqa: E731
-        # A name or time json_decode read from a number is no text to json.loads: a line where such a key
-        # (at any depth: "pod_name" is Fluent Bit's and Cloud Logging's) holds anything but a text is
-        # read by envelope
-        by_key: dict[str, pl.Expr] = {}
-        for path in POD_KEYS + CONTAINER_KEYS + ENVELOPE_TIME + SOURCE_KEYS:
-            by_key[path[-1]] = by_key.get(path[-1], pl.lit(False)) | _field(path).is_not_null()
-        present = got.select(*(found.any().alias(key) for key, found in by_key.items())).row(0, named=True)
-        texts = pl.all_horizontal(pl.lit(True), *(
-            ~by_key[key] | ~c("__body").str.contains(rf'"{re.escape(key)}"\s*:\s*[^"\s]') for key in by_key if present[key]))
-        read = got.lazy().select(
-            (text.is_not_null() & quoted & signed & texts).fill_null(False).alias("ok"),
-            text.str.strip_suffix("\n").alias("body"),
-            named(POD_KEYS).alias("pod"), named(CONTAINER_KEYS).alias("container"),
-            named(SOURCE_KEYS).alias("source"), time.alias("received_at")).collect()
-        ok = read["ok"]
-        if not ok.any():
-            return None, df
-        read = _named_by_source(read)
-        mine = df.filter(ok).select("line_number", "raw", read.filter(ok)["body"],
-                                    *(pl.coalesce(read.filter(ok)[c], df.filter(ok)[c]).alias(c) for c in PROVENANCE))
-        return mine, df.filter(~ok)
 
     def _one_kind(self, prefixed: pl.Series) -> tuple[str, dict]:
         """The regex and groups that read the prefixes of ``prefixed`` (lines that have one): those of

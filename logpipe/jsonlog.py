@@ -1,6 +1,6 @@
 """JSON access lines to text columns, by key: Istio's JSON encoding (``accessLogEncoding: JSON``,
 FORMATS.md a.3), ztunnel's ``LOG_FORMAT=json`` (FORMATS.md e), and JSON noise (application logs).
-Log collectors' records of a line (Fluent Bit, Vector, Filebeat: ``collectors.Collectors.envelope``)
+Log collectors' records of a line (Fluent Bit, Vector, Filebeat: ``envelopes.Envelopes.envelope``)
 are handed back for the parser to read the line they hold, as docker's own entries are
 (``runtimes.unwrap_docker``). Values stay text here; ``logpipe/records.py`` types them.
 """
@@ -41,7 +41,7 @@ def take_lines(parser, df, rejects: list[dict], unwrapped: list | None = None) -
     """The records of the JSON lines ``df`` (``parser``'s batch: its custom layout's keys, then
     Istio's encoding, ztunnel's and JSON noise), as (frame, the columns whose "-" and empty text are
     null already); a line that is not JSON, or JSON of no known format, becomes a reject. A log
-    collector's record of a line (``collectors.Collectors.envelope``) goes to ``unwrapped`` (line
+    collector's record of a line (``envelopes.Envelopes.envelope``) goes to ``unwrapped`` (line
     number, the record as written, the line, pod, container, time: rows, or frames of them), for
     the parser to read the line it holds; with no ``unwrapped`` (the lines such records held), it is
     judged as any JSON."""
@@ -50,7 +50,7 @@ def take_lines(parser, df, rejects: list[dict], unwrapped: list | None = None) -
     if taken is not None:
         frames.append((parser.values.split(taken), nulled))
     if unwrapped is not None and parser.custom is None and df.height:  # (a JSON format of one's own first)
-        held, df = parser.collectors.envelopes(df)  # collectors' records, read by polars (~3 µs a line)
+        held, df = parser.envelopes.envelopes(df)  # collectors' records, read by polars (~3 µs a line)
         if held is not None:
             unwrapped.append(held)
     rows = []
@@ -64,7 +64,7 @@ def take_lines(parser, df, rejects: list[dict], unwrapped: list | None = None) -
             continue
         kind, fields = (parser.custom and parser.custom.json_record(obj)) or _json_record(obj)
         if kind in (None, "noise") and unwrapped is not None and isinstance(obj, dict):
-            held = parser.collectors.envelope(obj)
+            held = parser.envelopes.envelope(obj)
             if held is not None:
                 text, *names = held
                 unwrapped.append((ln, raw, text, *(mine or theirs for mine, theirs in zip(names, (pod, container, received)))))
@@ -76,7 +76,7 @@ def take_lines(parser, df, rejects: list[dict], unwrapped: list | None = None) -
             rejects.append(_reject(ln, raw, fields, "noise"))
             continue
         if isinstance(obj.get("kubernetes"), dict) and parser.custom is None:  # (a collector merged its keys in)
-            pod, container, received = (mine or theirs for mine, theirs in zip(parser.collectors.metadata(obj),
+            pod, container, received = (mine or theirs for mine, theirs in zip(parser.envelopes.metadata(obj),
                                                                                 (pod, container, received)))
         fields.update(line_number=ln, raw=raw, log_format=kind, pod=pod, container=container,
                       received_at=received)

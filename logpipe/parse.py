@@ -32,6 +32,7 @@ from typing import Iterable, Iterator, Sequence
 import polars as pl
 
 from . import collectors as _collectors
+from . import envelopes as _envelopes
 from . import exact as _exact
 from . import fastpath as _fastpath
 from . import grammar as _grammar
@@ -61,6 +62,7 @@ class Parser:
         self.noise = _grammar.load_builtin("noise")
         # (tail's header: no split line's parts are joined across it)
         self.collectors = _collectors.Collectors(self.prefix, barrier=self.noise.regex("tail_header"))
+        self.envelopes = _envelopes.Envelopes(self.collectors.time_rx)  # (collectors' JSON records of a line)
         # fast=False skips the generated regexes: every text line takes the exact Lark path
         # (the differential test and the bench compare the two).
         self.fast = options.get("fast", True)
@@ -165,7 +167,7 @@ class Parser:
             unwrapped: list[tuple] = []
             json_frames = _jsonlog.take_lines(self, df.filter(is_json), rejects, unwrapped)
             if unwrapped:  # log collectors' records (Fluent Bit, Vector, …): the lines they hold
-                inner, more = _collectors.envelope_lines(unwrapped)
+                inner, more = _envelopes.envelope_lines(unwrapped)
                 inner, most = self.collectors.split_held(inner)
                 more += most
                 inner_json = inner["body"].str.starts_with("{")

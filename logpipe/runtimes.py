@@ -305,7 +305,7 @@ def _docker_fields(body: pl.Series, maybe: pl.Series) -> tuple[pl.Series, pl.Ser
     a line a key), read by cutting the entry where its keys are (~0.5 µs a line in all); an entry
     whose text holds an escape other than ``_DOCKER_ESCAPES``' and its last newline is read by
     JSON's path queries. An object of another shape (more keys, another order: docker's ``attrs``,
-    a collector's record) is null here: ``Collectors.envelope`` reads the line it holds."""
+    a collector's record) is null here: ``envelopes.Envelopes.envelope`` reads the line it holds."""
     at = body.str.find(DOCKER_MIDDLE, literal=True)  # (in bytes: str.slice counts characters)
     escaped = body.str.slice(8, at - 8)  # (after '{"log":"')
     rest = body.str.slice(at + len(DOCKER_MIDDLE))

@@ -2,7 +2,7 @@
 (an archive of waypoint logs shipped by Fluent Bit, Fluentd, Vector or Filebeat): the line each
 holds is read as the line alone is, in any layout, Istio's JSON encoding or ztunnel's; the
 collector's Kubernetes metadata names the pod and container, its time is ``received_at``; a
-reject keeps the record as written (``collectors.Collectors.envelope``)."""
+reject keeps the record as written (``envelopes.Envelopes.envelope``)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -139,12 +139,12 @@ def test_what_logcli_and_stern_print_without_labels_or_times(by, monkeypatch):
     file or by their fields: each is the line it holds,
     with what it names; read alike by polars (a batch, every one of them) and by json.loads
     (``envelope``)."""
-    from logpipe.collectors import Collectors
+    from logpipe.envelopes import Envelopes
 
     if by == "python":
-        monkeypatch.setattr(Collectors, "envelopes", lambda self, df: (None, df))
+        monkeypatch.setattr(Envelopes, "envelopes", lambda self, df: (None, df))
     else:  # (polars reads every one of them: none is left to json.loads)
-        monkeypatch.setattr(Collectors, "envelope", lambda self, obj: pytest.fail(f"polars left {obj}"))
+        monkeypatch.setattr(Envelopes, "envelope", lambda self, obj: pytest.fail(f"polars left {obj}"))
     line = read_lines(SAMPLES / "waypoint-egress-1.23.log")[0]
     objs = [{"line": line, "timestamp": "2025-01-30T10:53:24.326000321Z"},
             {"message": line, "nodeName": "n", "namespace": "istio-egress", "podName": POD, "containerName": CONTAINER},
@@ -183,17 +183,17 @@ def test_a_record_polars_cannot_decode_leaves_only_its_neighbours_to_json_loads(
     """A record cut short (or a key of another shape) fails polars' decode of its whole batch: only
     the part around it, ~64 lines, goes to ``envelope`` (json.loads), the rest stays polars'; with
     bad records everywhere the batch goes to ``envelope``. The records and rejects are the same."""
-    from logpipe.collectors import Collectors
+    from logpipe.envelopes import Envelopes
 
     lines = read_lines(SAMPLES / "waypoint-egress-1.23.log")
     records = [json.dumps(fluent_bit(lines[i % len(lines)]), separators=(",", ":")) for i in range(2000)]
     for i in bad:
         records[i] = records[i][:90] if i % 2 else json.dumps({"log": {"not": "a text"}, "stream": "stdout"})
     asked = []
-    real = Collectors.envelope
-    monkeypatch.setattr(Collectors, "envelope", lambda self, obj: asked.append(1) or real(self, obj))
+    real = Envelopes.envelope
+    monkeypatch.setattr(Envelopes, "envelope", lambda self, obj: asked.append(1) or real(self, obj))
     got, by_json_loads = parse_text(records), len(asked)
-    monkeypatch.setattr(Collectors, "envelopes", lambda self, df: (None, df))
+    monkeypatch.setattr(Envelopes, "envelopes", lambda self, df: (None, df))
     want = parse_text(records)
     assert got[0] == want[0] and got[1] == want[1] and len(got[0]) == 2000 - len(bad)
     assert by_json_loads <= (2000 if len(bad) > 8 else 70 * len(bad))
@@ -231,13 +231,13 @@ def test_objects_that_are_no_record_of_a_line_stay_what_they_were():
 
 
 def test_records_read_by_polars_as_json_loads_reads_them(monkeypatch):
-    """``Collectors.envelopes`` (polars' json_decode of a batch) claims only records ``envelope``
+    """``Envelopes.envelopes`` (polars' json_decode of a batch) claims only records ``envelope``
     (json.loads, a line at a time) does, with the same line, pod, container and time: objects of
     collectors' keys in every combination, of other types too (numbers, empty names, a nested
     object where a text was), each alone; and all in one batch parse to the same rows."""
     import random
 
-    from logpipe.collectors import Collectors
+    from logpipe.envelopes import Envelopes
 
     rng = random.Random(7)
     inner = read_lines(SAMPLES / "waypoint-egress-1.23.log")[:3] + read_lines(SAMPLES / "istio-json-1.24.log")[:1] + \
@@ -275,19 +275,19 @@ def test_records_read_by_polars_as_json_loads_reads_them(monkeypatch):
     # each record alone: what polars claims, json.loads claims alike (what it leaves, json.loads reads)
     import polars as pl
 
-    collectors, claimed = Parser().collectors, 0
+    envelopes, claimed = Parser().envelopes, 0
     for n, line in enumerate(lines, 1):
         df = pl.DataFrame([(n, line, line, None, None, None)], orient="row", schema={
             "line_number": pl.Int64, "raw": pl.String, "body": pl.String, "pod": pl.String, "container": pl.String,
             "received_at": pl.String})
-        held, _ = collectors.envelopes(df)
+        held, _ = envelopes.envelopes(df)
         if held is not None:
             claimed += 1
-            assert held.row(0)[2:] == collectors.envelope(json.loads(line)), line
+            assert held.row(0)[2:] == envelopes.envelope(json.loads(line)), line
     assert claimed > 15, claimed
     # all in one batch, end to end: the same records, rejects and blank lines
     polars_read = parse_text(lines)
-    monkeypatch.setattr(Collectors, "envelopes", lambda self, df: (None, df))
+    monkeypatch.setattr(Envelopes, "envelopes", lambda self, df: (None, df))
     python_read = parse_text(lines)
     assert polars_read[0] == python_read[0] and polars_read[1] == python_read[1]
     assert polars_read[2].blank == python_read[2].blank and len(python_read[0]) > 20

@@ -253,7 +253,7 @@ def test_docker_entries_are_read_as_json_reads_them():
     access line has, leaving any other entry or escape to JSON's path queries: on texts of quotes,
     backslashes, tabs, control characters, & < >, non-ASCII, \\u2028 and "\\u0026" as text, written as
     docker writes them (Go's HTML-safe escapes), as Python's json writes them, and in other shapes
-    (more keys, another order: left to the collectors' records, ``Collectors.envelope``: null here),
+    (more keys, another order: left to the collectors' records, ``envelopes.Envelopes.envelope``: null here),
     the same log text, stream and time as json.loads."""
     import random
 
