@@ -42,6 +42,9 @@ class Collectors:
         # or, when its last part is not in the batch, a reject (``runtimes.CriParts``).
         self.cri = _runtimes.CriParts(book, barrier)
         self.time_rx = re.compile("^" + book.compile("received_at").pattern + "$")  # (a record's time: envelopes.py)
+        # The OpenTelemetry Collector's debug exporter closes the body it prints with ")", on the
+        # body's line when the body does not end with a newline (prefix.lark's otel_prefix).
+        self.closed_rx = f"^{book.compile('otel_prefix').pattern}.*\\)$"
         # Each kind of prefix alone (line_prefix's alternatives, in order), for a batch whose prefixed
         # lines are all of one kind: its regex captures ~3x faster than all of them (split_prefix).
         self.kinds = [(f"^(?P<__prefix>{kind.pattern})[^ ]", kind.groups)
@@ -72,8 +75,12 @@ class Collectors:
             if c not in pre.columns:
                 pre = pre.with_columns(pl.lit(None, dtype=pl.String).alias(c))
         plen = pre["__prefix"].str.len_chars().fill_null(0).cast(pl.Int64)
+        body = pl.col("line").str.slice(plen)
+        closed = df["line"].str.contains(self.closed_rx)
+        if closed.any():
+            body = pl.when(closed).then(body.str.strip_suffix(")")).otherwise(body)
         return df.with_columns(
-            pl.col("line").str.slice(plen).alias("body"),
+            body.alias("body"),
             plen.alias("prefix_len"),
             pre["pod"], pre["container"], pre["received_at"],
         ), joined

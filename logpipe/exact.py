@@ -24,6 +24,7 @@ NOISE_RULES = {
     "envoy_native_log": "Envoy application log line, not an access line",
     "glog_log": "glog/klog log line, not an access line",
     "tail_header": "tail's header of the file it reads next (tail -f of several files), not an access line",
+    "otel_debug_log": "OpenTelemetry Collector debug exporter's record line, not an access line",
 }
 # Longest line the exact Lark path diagnoses; longer unmatched lines are rejected with a short reason.
 MAX_DIAGNOSE_CHARS = 8192

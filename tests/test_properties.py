@@ -258,7 +258,7 @@ ACCESS = [x for x in read_lines(SAMPLES / "waypoint-egress-1.23.log") if x.start
 @FAST
 @given(st.sampled_from(ACCESS), k8s_name, k8s_name, start_time(),
        st.sampled_from(["kubectl", "timestamps", "both", "stern", "compose", "stern-color", "compose-color",
-                        "cri", "cri-stderr"]),
+                        "cri", "cri-stderr", "otel", "otel-closed"]),
        st.sampled_from(["36", "1;32", "38;5;208", ""]))
 def test_prefixes_round_trip(line, pod, container, received, kind, color):
     stamp, when = received
@@ -274,10 +274,15 @@ def test_prefixes_round_trip(line, pod, container, received, kind, color):
         "compose-color": f"{on}{container}  | {off}",
         "cri": f"{stamp} stdout F ",  # a node's container log file (containerd, CRI-O)
         "cri-stderr": f"{stamp} stderr F ",
+        # the OpenTelemetry Collector's debug exporter: a body that ends with a newline has its ")"
+        # on the next line; one that does not, on its own line
+        "otel": "Body: Str(",
+        "otel-closed": "Body: Str(",
     }[kind]
+    suffix = ")" if kind == "otel-closed" else ""
     kind = kind.removesuffix("-color").removesuffix("-stderr")
     (bare,), _, _ = parse_text([line])
-    records, rejects, _ = parse_text([prefix + line])
+    records, rejects, _ = parse_text([prefix + line + suffix])
     assert not rejects, rejects
     (rec,) = records
     want = dict(bare)
