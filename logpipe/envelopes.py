@@ -29,8 +29,11 @@ from .collectors import PROVENANCE, node_log_names
 # ENVELOPE_OBJECT), Azure Monitor's PodName (a ContainerLogV2 row of AKS's Container insights, as a
 # query or a data export gives it: LogMessage, a text or the object the agent read from a JSON line),
 # or Splunk's result._raw (a search's export: the event's text, its _time, its source the node's log
-# file, SOURCE_KEYS).
-ENVELOPE_TEXT = (("log",), ("message",), ("line",), ("textPayload",), ("LogMessage",), ("result", "_raw"))
+# file, SOURCE_KEYS), or an OpenTelemetry log record (body.stringValue, its resource beside it, as
+# logpipe/otlp.py gives an OTLP/JSON file's records: the resource is a collector's key, as Cloud
+# Logging's is).
+ENVELOPE_TEXT = (("log",), ("message",), ("line",), ("textPayload",), ("LogMessage",), ("result", "_raw"),
+                 ("body", "stringValue"))
 ENVELOPE_OBJECT = ("jsonPayload", "LogMessage")
 ENVELOPE_TIME = (("time",), ("timestamp",), ("@timestamp",), ("TimeGenerated",), ("result", "_time"))
 # Where a record names the pod and the container, in the order tried: Fluent Bit's and Fluentd's
@@ -38,13 +41,15 @@ ENVELOPE_TIME = (("time",), ("timestamp",), ("@timestamp",), ("TimeGenerated",),
 # labels as logcli writes them (promtail's and Alloy's pod and container; k8s_pod_name and
 # k8s_container_name when Loki took the logs over OTLP), stern's, a Cloud Logging k8s_container's,
 # a ContainerLogV2 row's, a Splunk event's fields (the Splunk OpenTelemetry Collector's k8s.pod.name
-# and k8s.container.name; Splunk Connect for Kubernetes' pod and container_name).
+# and k8s.container.name; Splunk Connect for Kubernetes' pod and container_name), an OpenTelemetry
+# record's resource or own attributes (the same names: the collector's k8sattributes processor's).
 POD_KEYS = (("kubernetes", "pod_name"), ("kubernetes", "pod", "name"), ("labels", "pod"), ("labels", "k8s_pod_name"),
             ("podName",), ("resource", "labels", "pod_name"), ("PodName",), ("result", "k8s.pod.name"),
-            ("result", "pod"))
+            ("result", "pod"), ("resource", "k8s.pod.name"), ("attributes", "k8s.pod.name"))
 CONTAINER_KEYS = (("kubernetes", "container_name"), ("kubernetes", "container", "name"), ("labels", "container"),
                   ("labels", "k8s_container_name"), ("containerName",), ("resource", "labels", "container_name"),
-                  ("ContainerName",), ("result", "k8s.container.name"), ("result", "container_name"))
+                  ("ContainerName",), ("result", "k8s.container.name"), ("result", "container_name"),
+                  ("resource", "k8s.container.name"), ("attributes", "k8s.container.name"))
 # Where a record names the file its line was read from: a node's container log file names its pod and
 # container (node_log_names), for a record that names neither.
 SOURCE_KEYS = (("result", "source"),)

@@ -199,10 +199,10 @@ def dataset_parser(ds, parser: Parser | None, err) -> Parser:
 
 
 def compression_of(inp: Input) -> str:
-    from .unpack import detect_compression
+    from .unpack import HEAD_BYTES, detect_compression
 
     with open(inp.path, "rb") as f:
-        return detect_compression(f.read(10))
+        return detect_compression(f.read(HEAD_BYTES))
 
 
 def is_plain(inp: Input) -> bool:

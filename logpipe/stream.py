@@ -29,7 +29,7 @@ from typing import IO
 
 from .errors import DatasetError
 from .runtimes import parts_at_end
-from .unpack import BYTE_ORDER_MARKS, JSON_ARRAY, JsonArrayLines, mark_codec, text_decoder
+from .unpack import BYTE_ORDER_MARKS, HEAD_BYTES, document_lines, mark_codec, text_decoder
 
 READ_BYTES = 1 << 20  # one os.read
 QUEUE_ITEMS = 8  # reads in flight between the threads (≈ 8 MiB, plus any long lines)
@@ -93,18 +93,21 @@ class LineReader(threading.Thread):
                 if first:
                     if len(tail) < 4 and any(mark.startswith(tail) for mark, _ in BYTE_ORDER_MARKS):
                         continue  # (a mark may come in several reads)
-                    if tail == b"[":
-                        continue  # (a JSON array's "[" or an access line's: the next read says which)
+                    if tail == b"[" or (tail.startswith(b"{") and len(tail) < HEAD_BYTES and b"\n" not in tail):
+                        continue  # (a JSON array's "[" or an access line's, an OTLP/JSON request's first
+                        # bytes or a JSON line's: the next read says which)
                     first, codec = False, mark_codec(tail)
                     if codec == "utf-8-sig":
                         tail = tail[3:]
                     elif codec is not None:
                         decode = text_decoder(codec)
                         tail = decode(tail)
-                    if JSON_ARRAY.match(tail):  # (gcloud logging read --format=json: its elements as lines)
-                        array, marked = JsonArrayLines(), decode
-                        decode = array if marked is None else (lambda data, final=False: array(marked(data, final), final))
-                        tail = array(tail)
+                    document = document_lines(tail)  # (gcloud logging read --format=json: its elements as
+                    if document is not None:            # lines; OTLP/JSON: its records)
+                        marked = decode
+                        decode = document if marked is None else \
+                            (lambda data, final=False: document(marked(data, final), final))
+                        tail = document(tail)
                 cut = tail.rfind(b"\n")
                 if cut >= 0:
                     lines = tail[:cut].split(b"\n")

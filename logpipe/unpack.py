@@ -5,7 +5,8 @@ a byte-order mark, as Windows tools write it (PowerShell 5's ``>`` writes UTF-16
 UTF-8, in an archive too. A reading error (a damaged archive) is raised by the read that meets it,
 so that the lines before it are kept (``sources.iter_byte_chunks``). A JSON array of records (what
 ``gcloud logging read --format=json`` and other CLIs print: ``[``, then objects, indented) is read as
-JSON lines, one line an element (``_JsonArray``)."""
+JSON lines, one line an element, and OTLP/JSON (the OpenTelemetry Collector's file exporter:
+``logpipe/otlp.py``) as one line a log record (``DOCUMENTS``, ``_Document``)."""
 from __future__ import annotations
 
 import bz2
@@ -17,6 +18,8 @@ import re
 import zlib
 from pathlib import Path
 from typing import BinaryIO
+
+from .otlp import OTLP_JSON, OtlpLines
 
 READ_STEP = 1 << 16  # a read's size in a decoded stream (and read_some's step in one or in stdin)
 
@@ -36,12 +39,20 @@ def detect_compression(head: bytes) -> str:
         return "zstd"
     if head[:3] == b"BZh" and head[3:4].isdigit() and head[3:4] != b"0" and head[4:10] == b"1AY&SY":
         return "bz2"
-    return mark_codec(head) or ("json-array" if JSON_ARRAY.match(head) else "plain")
+    return mark_codec(head) or next((kind for kind, rx, _ in DOCUMENTS if rx.match(head)), "plain")
 
 
 # A JSON array of objects: "[" and "{" (or "]") with only white space between, in the first bytes; an
 # access line starts "[2025-…", "[pod/…" or "[2025-01-30 08:08:15.071]".
 JSON_ARRAY = re.compile(rb"\[[ \t\r\n]*(?:\{|\]|$)")
+HEAD_BYTES = 32  # (what detect_compression and document_lines need of a file's first bytes)
+
+
+def document_lines(head: bytes):
+    """A reader of the lines a file that starts with ``head`` holds when it is a document of log
+    entries, not lines of them (``DOCUMENTS``: a JSON array, OTLP/JSON), fed its bytes in pieces
+    (``feed(data, final) -> lines``); None for any other file."""
+    return next((lines() for _, rx, lines in DOCUMENTS if rx.match(head)), None)
 
 
 def mark_codec(head: bytes) -> str | None:
@@ -145,7 +156,7 @@ class JsonArrayLines:
     """A JSON array's elements, each as one line of compact JSON (a record of a line, an access record
     of Istio's JSON encoding: read as JSON lines are), from its bytes fed in pieces of any size:
     ``feed(data, final) -> the lines of the elements complete so far`` (UTF-8 bytes), as
-    ``text_decoder``'s decode is called (``_JsonArray`` pulls a file through it, ``logpipe stream``
+    ``text_decoder``'s decode is called (``_Document`` pulls a file through it, ``logpipe stream``
     feeds it stdin). Text that does not read as the array's next element (a damaged or cut file,
     anything after the array) is given as it is, its lines rejects as any line's."""
 
@@ -185,13 +196,18 @@ class JsonArrayLines:
         return "".join(out).encode("utf-8")
 
 
-class _JsonArray(_Chunked):
-    """A file's JSON array read as the lines of its elements (``JsonArrayLines``), a piece at a
-    time, never whole."""
+# Files that are a document of log entries, by their first bytes: the manifest's name for each (its
+# "compression"), and the reader of its entries as lines.
+DOCUMENTS = (("json-array", JSON_ARRAY, JsonArrayLines), ("otlp-json", OTLP_JSON, OtlpLines))
 
-    def __init__(self, raw: BinaryIO):
+
+class _Document(_Chunked):
+    """A document of log entries read as their lines (``document_lines``' reader ``lines``), a piece
+    at a time, never whole."""
+
+    def __init__(self, raw: BinaryIO, lines):
         super().__init__(raw)
-        self._lines, self._done = JsonArrayLines(), False
+        self._lines, self._done = lines, False
 
     def _next(self) -> bytes | None:
         while not self._done:
@@ -206,7 +222,7 @@ class _JsonArray(_Chunked):
 def unpack(buffered: BinaryIO) -> tuple[BinaryIO, str]:
     """``buffered`` (a stream with ``peek``, nothing read yet) decompressed and as UTF-8 text; returns
     the stream and its compression, or the codec of its byte-order mark (``detect_compression``)."""
-    kind = detect_compression(buffered.peek(10)[:10])
+    kind = detect_compression(buffered.peek(HEAD_BYTES)[:HEAD_BYTES])
     if kind == "gzip":
         stream = gzip.GzipFile(fileobj=buffered)
     elif kind == "bz2":
@@ -225,16 +241,18 @@ def unpack(buffered: BinaryIO) -> tuple[BinaryIO, str]:
 def _as_text(stream: BinaryIO, codec: str | None) -> BinaryIO:
     """``stream`` (its first bytes not yet read) as UTF-8 text without its byte-order mark, whose
     ``codec`` (``BYTE_ORDER_MARKS``) says how its text is written (None: no mark); a JSON array
-    (``JSON_ARRAY``, after a mark too: PowerShell's ``Out-File``) as its elements' lines."""
+    (``JSON_ARRAY``, after a mark too: PowerShell's ``Out-File``) as its elements' lines, and OTLP/JSON as
+    its records' (``document_lines``)."""
     if codec == "utf-8-sig":
         stream.read(3)  # the mark is not part of the first line
     elif codec is not None:  # UTF-16 or UTF-32
         stream = io.BufferedReader(_Recoded(stream, codec), READ_STEP)
     try:
-        head = stream.peek(10)[:10]
+        head = stream.peek(HEAD_BYTES)[:HEAD_BYTES]
     except Exception:  # noqa: BLE001 - the first read says so, as it would have
         return stream
-    return io.BufferedReader(_JsonArray(stream), READ_STEP) if JSON_ARRAY.match(head) else stream
+    lines = document_lines(head)
+    return stream if lines is None else io.BufferedReader(_Document(stream, lines), READ_STEP)
 
 
 def read_text(path) -> str:

@@ -83,9 +83,28 @@ def splunk(line: str) -> dict:
         "source": POD_LOG_FILE, "sourcetype": "kube:container:istio-proxy", "splunk_server": "idx-1"}}
 
 
+def otlp(line: str) -> dict:
+    """An OpenTelemetry log record of the line (Istio's envoyOtelAls provider: the line as its body,
+    with its newline) in the OTLP/JSON request the collector's file exporter writes, as
+    ``logpipe/otlp.py`` reads it out: its resource's attributes the collector's k8sattributes
+    processor's, the time it observed the record in nanoseconds."""
+    from logpipe.otlp import records
+
+    kv = lambda k, v: {"key": k, "value": {"stringValue": v}}  # noqa: E731
+    request = {"resourceLogs": [{
+        "resource": {"attributes": [kv("k8s.namespace.name", "istio-egress"), kv("k8s.pod.name", POD),
+                                    kv("k8s.container.name", CONTAINER)]},
+        "scopeLogs": [{"scope": {}, "logRecords": [{
+            "timeUnixNano": "1738234404325000000", "observedTimeUnixNano": "1738234404326000321",
+            "body": {"stringValue": line + "\n"}, "attributes": [{"key": "log_name", "value": {"stringValue": "otel"}}],
+            "traceId": "", "spanId": ""}]}]}]}
+    (record,) = records(request)
+    return record
+
+
 COLLECTORS = {"fluent-bit": fluent_bit, "fluentd": fluentd, "vector": vector, "filebeat": filebeat,
               "logcli": logcli, "stern": stern, "cloud-logging": cloud_logging, "azure-monitor": azure_monitor,
-              "splunk": splunk}
+              "splunk": splunk, "otlp": otlp}
 
 
 @pytest.mark.parametrize("collector", COLLECTORS)
@@ -258,7 +277,8 @@ def test_records_read_by_polars_as_json_loads_reads_them(monkeypatch):
                             ("containerName", [None, CONTAINER]), ("textPayload", [None, *inner]),
                             ("jsonPayload", [None, json.loads(inner[3]), {"a": 1}]),
                             ("resource", [None, {"type": "k8s_container", "labels": {"pod_name": POD}}, {"labels": {}},
-                                          {"labels": {"pod_name": 3, "container_name": CONTAINER}}]),
+                                          {"labels": {"pod_name": 3, "container_name": CONTAINER}},
+                                          {"k8s.pod.name": POD, "k8s.container.name": CONTAINER}]),
                             # (rarer: a LogMessage polars cannot decode as a text leaves its record to json.loads)
                             ("LogMessage", [None] * 8 + [*inner, json.loads(inner[3]), 4]),
                             ("PodName", [None] * 4 + [POD, "", 2]), ("ContainerName", [None] * 4 + [CONTAINER, 6]),
@@ -267,7 +287,12 @@ def test_records_read_by_polars_as_json_loads_reads_them(monkeypatch):
                                 {"_raw": rng.choice(inner), "_time": rng.choice(times), "source": POD_LOG_FILE},
                                 {"_raw": rng.choice(inner), "k8s.pod.name": POD, "k8s.container.name": CONTAINER,
                                  "source": "/var/log/other.log"},
-                                {"_raw": rng.choice(inner), "pod": POD, "source": 3}, {"_raw": 4}, {}])):
+                                {"_raw": rng.choice(inner), "pod": POD, "source": 3}, {"_raw": 4}, {}]),
+                            # (an OpenTelemetry record, as logpipe/otlp.py gives it: its resource above)
+                            ("body", [None] * 6 + [{"stringValue": rng.choice(inner)}, {"stringValue": 5},
+                                                   {"kvlistValue": {"values": []}}, "x"]),
+                            ("attributes", [None] * 6 + [{"k8s.pod.name": POD, "k8s.container.name": CONTAINER},
+                                                         {"k8s.container.name": 3}, {}])):
             value = rng.choice(values)
             if value is not None or rng.random() < 0.1:
                 obj[key] = value

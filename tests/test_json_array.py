@@ -1,5 +1,5 @@
 """A JSON array of records (``gcloud logging read --format=json``, indented; any CLI's array) reads as
-JSON lines, one line an element (``unpack._JsonArray``): the same records, numbered by element."""
+JSON lines, one line an element (``unpack._Document``): the same records, numbered by element."""
 from __future__ import annotations
 
 import gzip

@@ -1,0 +1,140 @@
+"""OTLP/JSON (the OpenTelemetry Collector's file exporter: one ExportLogsServiceRequest a line, many log
+records in each; Istio's envoyOtelAls provider puts an access line in each record's body) reads as
+one line a log record (``logpipe/otlp.py``), numbered by record, with the pod, container and time
+the record's resource and times give."""
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import SAMPLES, parse_text, read_lines
+
+from logpipe import otlp, unpack
+from logpipe.pipeline import parse_input
+from logpipe.sources import Input
+
+UTC = dt.timezone.utc
+SAMPLE = SAMPLES / "otel-collector-file.jsonl"
+ACCESS = read_lines(SAMPLES / "waypoint-egress-1.23.log")
+
+
+def parse_file(path):
+    records, rejects = [], []
+    for batch, _ in parse_input(Input(str(path)), workers=1):
+        records += batch.records.to_pylist()
+        rejects += batch.rejects.to_pylist()
+    return records, rejects
+
+
+def kv(key, value):
+    return {"key": key, "value": value}
+
+
+def request(*resources) -> str:
+    """An ExportLogsServiceRequest line: ``resources`` are (pod, [body texts])."""
+    return json.dumps({"resourceLogs": [
+        {"resource": {"attributes": [kv("k8s.pod.name", {"stringValue": pod})]},
+         "scopeLogs": [{"scope": {}, "logRecords": [{"timeUnixNano": str(1738234404085000000 + k),
+                                                      "body": {"stringValue": body}} for k, body in enumerate(bodies)]}]}
+        for pod, bodies in resources]}, separators=(",", ":"))
+
+
+def test_a_record_s_attributes_and_times():
+    """Attributes become one object of plain values (an int64 is a text in OTLP/JSON), an array or a
+    key-value list stays as written; ``time`` is when the collector observed the record, else its
+    own time, else none (0 is no time)."""
+    got = otlp.records({"resourceLogs": [{
+        "resource": {"attributes": [kv("k8s.pod.name", {"stringValue": "wp-1"}), kv("n", {"intValue": "42"})]},
+        "scopeLogs": [{"logRecords": [
+            {"observedTimeUnixNano": "1738234404326000321", "timeUnixNano": "1738234404085000000",
+             "body": {"stringValue": "a"},
+             "attributes": [kv("ok", {"boolValue": True}), kv("ratio", {"doubleValue": 0.5}),
+                            kv("list", {"arrayValue": {"values": [{"stringValue": "x"}]}}), kv("empty", {})]},
+            {"observedTimeUnixNano": "0", "timeUnixNano": "1738234404085000000", "body": {"stringValue": "b"}},
+            {"body": {"stringValue": "c"}}]}]}]})
+    assert [r.get("time") for r in got] == ["2025-01-30T10:53:24.326000321Z", "2025-01-30T10:53:24.085000000Z", None]
+    assert got[0]["resource"] == {"k8s.pod.name": "wp-1", "n": 42}
+    assert got[0]["attributes"] == {"ok": True, "ratio": 0.5, "list": {"arrayValue": {"values": [{"stringValue": "x"}]}},
+                                    "empty": {}}
+    assert got[2]["attributes"] == {} and got[2]["body"] == {"stringValue": "c"}
+
+
+@pytest.mark.parametrize("obj", [{"resourceLogs": 1}, {"resourceLogs": [1]}, {"resourceLogs": [{"scopeLogs": [2]}]},
+                                 {"resourceLogs": [{"scopeLogs": [{"logRecords": ["x"]}]}]}, [1], "x"])
+def test_what_is_no_request_has_no_records(obj):
+    assert otlp.records(obj) is None
+
+
+def test_the_sample_reads_as_its_access_lines():
+    """Each record is the access line its body holds (its newline not part of it), numbered by
+    record across the file's lines, its pod and container its resource's, its time the observed one."""
+    records, rejects = parse_file(SAMPLE)
+    bodies = [r["body"]["stringValue"].removesuffix("\n") for line in read_lines(SAMPLE)
+              for r in otlp.records(json.loads(line))]
+    bare, _, _ = parse_text(bodies)
+    assert rejects == [] and len(records) == len(bodies) == 7
+    assert [r["line_number"] for r in records] == list(range(1, 8))
+    assert [r["pod"] for r in records] == ["waypoint-7d9f8b6c4-m4n5q"] * 4 + ["waypoint-7d9f8b6c4-x2k9z"] * 3
+    assert {r["container"] for r in records} == {"istio-proxy"}
+    assert records[0]["received_at"] == dt.datetime(2025, 1, 30, 10, 53, 24, 88000, tzinfo=UTC)
+    skip = {"raw", "source", "pod", "container", "received_at"}
+    assert [{k: v for k, v in r.items() if k not in skip} for r in records] == \
+        [{k: v for k, v in r.items() if k not in skip} for r in bare]
+
+
+def test_records_across_the_reader_s_pieces(tmp_path, monkeypatch):
+    """Requests of many records read in pieces far smaller than a line: every record read, once, in order."""
+    monkeypatch.setattr(unpack, "READ_STEP", 97)
+    lines = [request(("wp-1", [ACCESS[0].replace("/get", f"/get/{i}-{k}") for k in range(50)])) for i in range(20)]
+    path = tmp_path / "otlp.json"
+    path.write_text("\n".join(lines), encoding="utf-8")  # (the last line without its newline)
+    records, rejects = parse_file(path)
+    assert rejects == [] and [r["path"] for r in records] == [f"/get/{i}-{k}" for i in range(20) for k in range(50)]
+    assert [r["line_number"] for r in records] == list(range(1, 1001))
+
+
+def test_what_is_no_request_is_kept_as_it_is():
+    """A line cut short, or one that is no request, is given as it is (a reject as any line); a blank
+    line stays blank; a request of no records has no lines."""
+    good = request(("wp-1", ["a", "b"]))
+    text = "\n".join([good, good[:40], "", '{"resourceLogs":[]}', '{"resourceLogs":3}', good]) + "\n"
+    with unpack.unpack(io.BufferedReader(io.BytesIO(text.encode())))[0] as stream:
+        got = stream.read().decode().split("\n")
+    assert [json.loads(x)["body"]["stringValue"] if x.startswith('{"time"') else x for x in got] == \
+        ["a", "b", good[:40], "", '{"resourceLogs":3}', "a", "b", ""]
+
+
+@pytest.mark.parametrize("head,kind", [
+    (b'{"resourceLogs":[{"resource"', "otlp-json"), (b'{ "resourceLogs" : [', "otlp-json"),
+    (b'{"log":"x","resourceLogs":[]}', "plain"), (b'{"resourceSpans":[', "plain"), (b"[2025-01-30T10:53", "plain"),
+])
+def test_a_request_is_told_by_its_first_bytes(head, kind):
+    assert unpack.detect_compression(head) == kind
+
+
+def test_ingest_and_stream_read_the_collector_s_file(tmp_path):
+    """``logpipe ingest`` of the file (its manifest says otlp-json), and ``logpipe stream`` fed it on
+    stdin a few bytes first (a request's first bytes in a read of their own), write its records' rows."""
+    import time
+
+    run = subprocess.run([sys.executable, "-m", "logpipe", "ingest", str(SAMPLE), "--data", str(tmp_path / "d")],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert "lines read 7, parsed 7, rejected 0" in run.stderr
+    (entry,) = json.loads((tmp_path / "d" / "_manifest.json").read_text())["inputs"]
+    assert entry["compression"] == "otlp-json"
+    text = SAMPLE.read_bytes()
+    proc = subprocess.Popen([sys.executable, "-m", "logpipe", "stream", "--data", str(tmp_path / "s")],
+                            stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdin.write(text[:5])
+    proc.stdin.flush()
+    time.sleep(0.3)
+    proc.stdin.write(text[5:])
+    proc.stdin.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(60) == 0, err
+    assert "lines read 7, parsed 7, rejected 0 (noise 0, malformed 0)" in err
