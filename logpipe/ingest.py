@@ -343,7 +343,7 @@ class _Run:
                 line_end=first_line + counts.read - 1, read=counts.read, parsed=counts.parsed,
                 noise=counts.noise, malformed=counts.malformed, blank=counts.blank, joined=counts.joined, rows=rows,
                 min_time=_iso(tmin), max_time=_iso(tmax), error=error,
-                ends_newline=_ends_newline(inp, end) if entry["compression"] == "plain" else None,
+                ends_newline=_last_line_whole(inp, entry["compression"], end, size),
             )
             if error:  # said here, in input order with the other inputs' warnings
                 print(f"logpipe: error: {error}", file=self.err)
@@ -502,6 +502,17 @@ def _iso(t) -> str | None:
 def _prefix_hash(inp: Input, end: int, algo: str) -> str | None:
     """The hash of ``inp``'s first ``end`` bytes, as ``fingerprint`` gives it (None when it is shorter now)."""
     return fingerprint(inp.path, [end], algo)[2].get(end)
+
+
+def _last_line_whole(inp: Input, compression: str, end: int, size: int | None) -> bool | None:
+    """Whether the input's last line read was whole (a grown input is read again whole when it was
+    not): a plain file's byte before ``end``; an OTLP/JSON file's (its lines are its requests) last
+    byte, unless it grew while read; None when it cannot be told."""
+    if compression == "plain":
+        return _ends_newline(inp, end)
+    if compression == "otlp-json" and not inp.is_stream:
+        return inp.size() == size and _ends_newline(inp, size)
+    return None
 
 
 def _ends_newline(inp: Input, end: int) -> bool:

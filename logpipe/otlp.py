@@ -96,9 +96,16 @@ class OtlpLines:
     def __call__(self, data: bytes, final: bool = False) -> bytes:
         lines = (self._rest + self._decoder.decode(data, final)).split("\n")
         self._rest = lines.pop()  # (the text after the last newline: the next piece's, or a last line)
-        if final and self._rest:
-            lines.append(self._rest)
+        text = "".join(x + "\n" for x in self._lines(lines))
+        if final and self._rest:  # a last line without a newline: its lines end without one too, so
+            # that an ingest sees the file's last line cut (it reads a grown file whole again)
+            text += "\n".join(self._lines([self._rest]))
             self._rest = ""
+        return text.encode("utf-8")
+
+    @staticmethod
+    def _lines(lines: list[str]) -> list[str]:
+        """The lines ``lines`` hold: each request's records, any other line itself."""
         out = []
         for line in lines:
             if not line.strip():
@@ -112,4 +119,4 @@ class OtlpLines:
                 out.append(line)
             else:
                 out += [json.dumps(r, separators=(",", ":"), ensure_ascii=False) for r in got]
-        return "".join(x + "\n" for x in out).encode("utf-8")
+        return out

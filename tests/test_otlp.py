@@ -138,3 +138,26 @@ def test_ingest_and_stream_read_the_collector_s_file(tmp_path):
     err = proc.stderr.read().decode()
     assert proc.wait(60) == 0, err
     assert "lines read 7, parsed 7, rejected 0 (noise 0, malformed 0)" in err
+
+
+def test_a_file_the_exporter_is_still_writing_is_read_again_once_grown(tmp_path):
+    """The exporter's last request cut short (being written): that line is a reject, and the input's
+    last line is cut, so once the file has grown it is read again whole: every record once."""
+    path, data = tmp_path / "access.jsonl", tmp_path / "d"
+    first, second = request(("wp-1", ACCESS[:2])), request(("wp-2", ACCESS[2:5]))
+    path.write_text(first + "\n" + second[:100], encoding="utf-8")
+    cli = [sys.executable, "-m", "logpipe", "ingest", str(path), "--data", str(data), "--max-reject-ratio", "1"]
+    run = subprocess.run(cli, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0 and "lines read 3, parsed 2, rejected 1" in run.stderr, run.stderr
+    path.write_text(first + "\n" + second + "\n", encoding="utf-8")
+    run = subprocess.run(cli, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0 and "re-ingesting it whole" in run.stderr, run.stderr
+    import duckdb
+
+    query = f"select pod, count(*) from read_parquet('{data}/date=*/*.parquet') group by pod order by pod"
+    assert duckdb.sql(query).fetchall() == [("wp-1", 2), ("wp-2", 3)]
+    with open(path, "a", encoding="utf-8") as f:  # whole requests added: only they are read
+        f.write(request(("wp-3", ACCESS[5:6])) + "\n")
+    run = subprocess.run(cli, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0 and "grew since the last ingest; read lines 6 to 6" in run.stderr, run.stderr
+    assert duckdb.sql(query).fetchall() == [("wp-1", 2), ("wp-2", 3), ("wp-3", 1)]
