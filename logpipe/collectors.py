@@ -47,8 +47,10 @@ class Collectors:
         self.closed_rx = f"^{book.compile('otel_prefix').pattern}.*\\)$"
         # Each kind of prefix alone (line_prefix's alternatives, in order), for a batch whose prefixed
         # lines are all of one kind: its regex captures ~3x faster than all of them (split_prefix).
-        self.kinds = [(f"^(?P<__prefix>{kind.pattern})[^ ]", kind.groups)
-                      for kind in map(book.compile, _alternatives(book, "line_prefix"))]
+        names = _alternatives(book, "line_prefix")
+        self.kinds = [(f"^(?P<__prefix>{kind.pattern})[^ ]", kind.groups) for kind in map(book.compile, names)]
+        # (the regexes a batch's prefixes may be read with when some are the debug exporter's)
+        self._closing = {self.prefix_rx} | {rx for name, (rx, _) in zip(names, self.kinds) if name == "otel_prefix"}
 
     def split_prefix(self, df: pl.DataFrame, join: bool = True) -> tuple[pl.DataFrame, tuple[int, ...]]:
         """``df``'s lines (``line``) with their ``body`` after any prefix, its length, and the
@@ -76,8 +78,8 @@ class Collectors:
                 pre = pre.with_columns(pl.lit(None, dtype=pl.String).alias(c))
         plen = pre["__prefix"].str.len_chars().fill_null(0).cast(pl.Int64)
         body = pl.col("line").str.slice(plen)
-        closed = df["line"].str.contains(self.closed_rx)
-        if closed.any():
+        closed = df["line"].str.contains(self.closed_rx) if regex in self._closing else None
+        if closed is not None and closed.any():
             body = pl.when(closed).then(body.str.strip_suffix(")")).otherwise(body)
         return df.with_columns(
             body.alias("body"),

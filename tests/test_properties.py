@@ -295,6 +295,17 @@ def test_prefixes_round_trip(line, pod, container, received, kind, color):
     assert rec == want
 
 
+def test_a_debug_exporter_body_closed_on_its_line_among_other_prefixes():
+    """The ")" that closes a debug exporter's body on its line is taken off whichever prefixes the
+    batch's other lines have (each kind of prefix is read alone when a batch has only that kind)."""
+    line = ACCESS[0]
+    (bare,), _, _ = parse_text([line])
+    for batch in (["Body: Str(" + line + ")"], ["[pod/wp-1/istio-proxy] " + line, "Body: Str(" + line + ")"],
+                  ["2025-01-30T10:53:24.326000321Z stdout F " + line, "Body: Str(" + line + ")", "Body: Str(" + line]):
+        records, rejects, _ = parse_text(batch)
+        assert not rejects and [r["route_name"] for r in records] == [bare["route_name"]] * len(batch)
+
+
 @pytest.mark.parametrize("stamp, want", [
     ("2025-01-30T12:10:15Z", dt.datetime(2025, 1, 30, 12, 10, 15, tzinfo=UTC)),
     ("2025-01-30T12:10:15.123456789Z", dt.datetime(2025, 1, 30, 12, 10, 15, 123456, tzinfo=UTC)),
