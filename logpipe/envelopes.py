@@ -226,9 +226,11 @@ class Envelopes:
         """``envelopes`` of ``df``, which polars decoded (``got``)."""
         c = pl.col
         text_at = {path: _field(path).is_not_null() for path in ENVELOPE_TEXT}
-        # (json_decode reads a number as text: the line must be written as one)
+        # (json_decode reads a number as text: the line must be written as one; each search is a pass
+        # over every line, so only for the keys the batch has)
+        has_text = got.select(*(found.any().alias(str(k)) for k, found in enumerate(text_at.values()))).row(0)
         quoted = pl.coalesce([pl.when(text_at[path]).then(c("__body").str.contains(f'"{path[-1]}":"', literal=True))
-                              for path in ENVELOPE_TEXT])
+                              for path, has in zip(ENVELOPE_TEXT, has_text) if has] or [pl.lit(None, pl.Boolean)])
         signed = (c("kubernetes").is_not_null() | c("source_type").is_not_null() | c("@timestamp").is_not_null()
                   | c("_p").is_in(["P", "F"]) | c("stream").is_in(["stdout", "stderr"])
                   | (c("date").is_not_null() & text_at[("log",)]) | c("labels").is_not_null() | c("podName").is_not_null()
