@@ -71,7 +71,8 @@ def records(request) -> list[dict] | None:
     for resource_logs in request["resourceLogs"]:
         if not isinstance(resource_logs, dict):
             return None
-        resource = _attributes((resource_logs.get("resource") or {}).get("attributes"))
+        resource = resource_logs.get("resource")
+        resource = _attributes(resource.get("attributes") if isinstance(resource, dict) else None)
         for scope_logs in resource_logs.get("scopeLogs") or ():
             if not isinstance(scope_logs, dict):
                 return None

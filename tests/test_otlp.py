@@ -67,6 +67,8 @@ def test_a_record_s_attributes_and_times():
                                  {"resourceLogs": [{"scopeLogs": [{"logRecords": ["x"]}]}]}, [1], "x"])
 def test_what_is_no_request_has_no_records(obj):
     assert otlp.records(obj) is None
+    assert otlp.records({"resourceLogs": [{"resource": "x", "scopeLogs": [{"logRecords": [{}]}]}]}) == \
+        [{"attributes": {}, "resource": {}}]
 
 
 def test_the_sample_reads_as_its_access_lines():
