@@ -124,3 +124,35 @@ def split_part(line: str) -> bool:
     from logpipe.runtimes import docker_tag
 
     return (default_parser().collectors.cri.tag(line) or docker_tag(line[-100:]) or ("", False))[1]
+
+
+def stream_in_two_reads(data_dir, text: bytes, first: int) -> str:
+    """``logpipe stream --data DATA_DIR`` fed ``text`` on its stdin in two writes, its first ``first``
+    bytes alone (a read of their own); checks it exits 0 and returns its stderr."""
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "logpipe", "stream", "--data", str(data_dir)],
+                            stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdin.write(text[:first])
+    proc.stdin.flush()
+    time.sleep(0.3)
+    proc.stdin.write(text[first:])
+    proc.stdin.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(60) == 0, err
+    return err
+
+
+def parse_file(path) -> tuple[list[dict], list[dict]]:
+    """Records and rejects of a file as ``logpipe parse`` reads it (by content: an archive, a
+    document of entries), in one process."""
+    from logpipe.pipeline import parse_input
+    from logpipe.sources import Input
+
+    records, rejects = [], []
+    for batch, _ in parse_input(Input(str(path)), workers=1):
+        records += batch.records.to_pylist()
+        rejects += batch.rejects.to_pylist()
+    return records, rejects

@@ -9,22 +9,11 @@ import subprocess
 import sys
 
 import pytest
-from conftest import SAMPLES, parse_text, read_lines
+from conftest import SAMPLES, parse_file, parse_text, read_lines, stream_in_two_reads
 
 from logpipe import unpack
-from logpipe.pipeline import parse_input
-from logpipe.sources import Input
 
 RECORDS = [json.loads(x) for x in read_lines(SAMPLES / "collector-records.log")]
-
-
-def parse_file(path):
-    """Records and rejects of a file as ``logpipe parse`` reads it (by content)."""
-    records, rejects = [], []
-    for batch, _ in parse_input(Input(str(path)), workers=1):
-        records += batch.records.to_pylist()
-        rejects += batch.rejects.to_pylist()
-    return records, rejects
 
 
 def lines_of(objs) -> list[str]:
@@ -115,16 +104,5 @@ def test_the_cli_reads_an_array_from_a_file_and_from_stdin(tmp_path):
 def test_stream_reads_an_array_on_its_stdin(tmp_path, codec):
     """``logpipe stream`` fed an array (its "[" alone in the first read; or UTF-16 with its mark, as
     PowerShell pipes it) writes its elements' rows."""
-    import time
-
-    text = json.dumps(RECORDS[-2:], indent=2).encode(codec)
-    proc = subprocess.Popen([sys.executable, "-m", "logpipe", "stream", "--data", str(tmp_path / "d")],
-                            stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=False)
-    proc.stdin.write(text[:1])
-    proc.stdin.flush()
-    time.sleep(0.3)
-    proc.stdin.write(text[1:])
-    proc.stdin.close()
-    err = proc.stderr.read().decode()
-    assert proc.wait(60) == 0, err
+    err = stream_in_two_reads(tmp_path / "d", json.dumps(RECORDS[-2:], indent=2).encode(codec), 1)
     assert "lines read 2, parsed 2, rejected 0 (noise 0, malformed 0)" in err

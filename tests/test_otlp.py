@@ -11,23 +11,13 @@ import subprocess
 import sys
 
 import pytest
-from conftest import SAMPLES, parse_text, read_lines
+from conftest import SAMPLES, parse_file, parse_text, read_lines, stream_in_two_reads
 
 from logpipe import otlp, unpack
-from logpipe.pipeline import parse_input
-from logpipe.sources import Input
 
 UTC = dt.timezone.utc
 SAMPLE = SAMPLES / "otel-collector-file.jsonl"
 ACCESS = read_lines(SAMPLES / "waypoint-egress-1.23.log")
-
-
-def parse_file(path):
-    records, rejects = [], []
-    for batch, _ in parse_input(Input(str(path)), workers=1):
-        records += batch.records.to_pylist()
-        rejects += batch.rejects.to_pylist()
-    return records, rejects
 
 
 def kv(key, value):
@@ -121,24 +111,13 @@ def test_a_request_is_told_by_its_first_bytes(head, kind):
 def test_ingest_and_stream_read_the_collector_s_file(tmp_path):
     """``logpipe ingest`` of the file (its manifest says otlp-json), and ``logpipe stream`` fed it on
     stdin a few bytes first (a request's first bytes in a read of their own), write its records' rows."""
-    import time
-
     run = subprocess.run([sys.executable, "-m", "logpipe", "ingest", str(SAMPLE), "--data", str(tmp_path / "d")],
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     assert "lines read 7, parsed 7, rejected 0" in run.stderr
     (entry,) = json.loads((tmp_path / "d" / "_manifest.json").read_text())["inputs"]
     assert entry["compression"] == "otlp-json"
-    text = SAMPLE.read_bytes()
-    proc = subprocess.Popen([sys.executable, "-m", "logpipe", "stream", "--data", str(tmp_path / "s")],
-                            stdin=subprocess.PIPE, stderr=subprocess.PIPE)
-    proc.stdin.write(text[:5])
-    proc.stdin.flush()
-    time.sleep(0.3)
-    proc.stdin.write(text[5:])
-    proc.stdin.close()
-    err = proc.stderr.read().decode()
-    assert proc.wait(60) == 0, err
+    err = stream_in_two_reads(tmp_path / "s", SAMPLE.read_bytes(), 5)
     assert "lines read 7, parsed 7, rejected 0 (noise 0, malformed 0)" in err
 
 
