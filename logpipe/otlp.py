@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import codecs
 import datetime as dt
+import functools
 import json
 import re
 
@@ -55,11 +56,18 @@ def _rfc3339(nanos) -> str | None:
     if n <= 0:
         return None
     seconds, frac = divmod(n, 1_000_000_000)
+    second = _second(seconds)
+    return None if second is None else f"{second}.{frac:09d}Z"
+
+
+@functools.lru_cache(maxsize=4096)
+def _second(seconds: int) -> str | None:
+    """``seconds`` since the epoch as RFC 3339's date and time of day in UTC (a request's records
+    share a few seconds: each is formatted once)."""
     try:
-        when = _EPOCH + dt.timedelta(seconds=seconds)
+        return (_EPOCH + dt.timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S")
     except OverflowError:
         return None
-    return when.strftime("%Y-%m-%dT%H:%M:%S") + f".{frac:09d}Z"
 
 
 def records(request) -> list[dict] | None:
@@ -119,5 +127,8 @@ class OtlpLines:
             if got is None:
                 out.append(line)
             else:
-                out += [json.dumps(r, separators=(",", ":"), ensure_ascii=False) for r in got]
+                out += map(_ENCODE, got)
         return out
+
+
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode  # (one encoder, not one a record)
