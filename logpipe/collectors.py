@@ -42,9 +42,12 @@ class Collectors:
         # or, when its last part is not in the batch, a reject (``runtimes.CriParts``).
         self.cri = _runtimes.CriParts(book, barrier)
         self.time_rx = re.compile("^" + book.compile("received_at").pattern + "$")  # (a record's time: envelopes.py)
-        # The OpenTelemetry Collector's debug exporter closes the body it prints with ")", on the
-        # body's line when the body does not end with a newline (prefix.lark's otel_prefix).
-        self.closed_rx = f"^{book.compile('otel_prefix').pattern}.*\\)$"
+        # The OpenTelemetry Collector's debug exporter's "Body: Str(" (prefix.lark's otel_prefix), also
+        # after another prefix (kubectl logs --timestamps of the collector, its node file); it closes
+        # the body with ")", on the body's line when the body does not end with a newline.
+        otel = book.compile("otel_prefix").pattern
+        self.otel_head, self.otel_any = f"^({otel})", otel
+        self.closed_rx = f"^(?:{prefix.pattern})?{otel}.*\\)$"
         # Each kind of prefix alone (line_prefix's alternatives, in order), for a batch whose prefixed
         # lines are all of one kind: its regex captures ~3x faster than all of them (split_prefix).
         names = _alternatives(book, "line_prefix")
@@ -77,14 +80,26 @@ class Collectors:
             if c not in pre.columns:
                 pre = pre.with_columns(pl.lit(None, dtype=pl.String).alias(c))
         plen = pre["__prefix"].str.len_chars().fill_null(0).cast(pl.Int64)
+        pod, container = pre["pod"], pre["container"]
+        # the debug exporter's body after another prefix: the pod and container that one names are
+        # the collector's, not the line's; its time is when the collector printed it
+        # (first a search of the lines for its text: 2.4 ms a 52k-line batch, against 11.7 for reading
+        # each line's text after its prefix)
+        nested = False
+        if df["line"].str.contains(self.otel_any).any():
+            inner = df["line"].str.slice(plen).str.extract(self.otel_head, 1).str.len_chars().fill_null(0).cast(pl.Int64)
+            nested = bool((inner > 0).any())
+            if nested:
+                plen = plen + inner
+                pod, container = (pl.select(pl.when(inner > 0).then(None).otherwise(x)).to_series() for x in (pod, container))
         body = pl.col("line").str.slice(plen)
-        closed = df["line"].str.contains(self.closed_rx) if regex in self._closing else None
+        closed = df["line"].str.contains(self.closed_rx) if regex in self._closing or nested else None
         if closed is not None and closed.any():
             body = pl.when(closed).then(body.str.strip_suffix(")")).otherwise(body)
         return df.with_columns(
             body.alias("body"),
             plen.alias("prefix_len"),
-            pre["pod"], pre["container"], pre["received_at"],
+            pod.alias("pod"), container.alias("container"), pre["received_at"],
         ), joined
 
     def split_held(self, held: pl.DataFrame) -> tuple[pl.DataFrame, int]:

@@ -258,7 +258,7 @@ ACCESS = [x for x in read_lines(SAMPLES / "waypoint-egress-1.23.log") if x.start
 @FAST
 @given(st.sampled_from(ACCESS), k8s_name, k8s_name, start_time(),
        st.sampled_from(["kubectl", "timestamps", "both", "stern", "compose", "stern-color", "compose-color",
-                        "cri", "cri-stderr", "otel", "otel-closed"]),
+                        "cri", "cri-stderr", "otel", "otel-closed", "otel-timestamps", "otel-kubectl"]),
        st.sampled_from(["36", "1;32", "38;5;208", ""]))
 def test_prefixes_round_trip(line, pod, container, received, kind, color):
     stamp, when = received
@@ -278,6 +278,9 @@ def test_prefixes_round_trip(line, pod, container, received, kind, color):
         # on the next line; one that does not, on its own line
         "otel": "Body: Str(",
         "otel-closed": "Body: Str(",
+        # (kubectl logs of the collector, --timestamps or --prefix: its pod is not the line's)
+        "otel-timestamps": f"{stamp} Body: Str(",
+        "otel-kubectl": f"[pod/{pod}/{container}] Body: Str(",
     }[kind]
     suffix = ")" if kind == "otel-closed" else ""
     kind = kind.removesuffix("-color").removesuffix("-stderr")
@@ -290,7 +293,7 @@ def test_prefixes_round_trip(line, pod, container, received, kind, color):
         want["pod"] = pod
     if kind in ("kubectl", "both", "stern", "compose"):
         want["container"] = container
-    if kind in ("timestamps", "both", "cri"):
+    if kind in ("timestamps", "both", "cri", "otel-timestamps"):
         want["received_at"] = when + dt.timedelta(microseconds=123)  # Arrow keeps microseconds
     assert rec == want
 
@@ -301,7 +304,8 @@ def test_a_debug_exporter_body_closed_on_its_line_among_other_prefixes():
     line = ACCESS[0]
     (bare,), _, _ = parse_text([line])
     for batch in (["Body: Str(" + line + ")"], ["[pod/wp-1/istio-proxy] " + line, "Body: Str(" + line + ")"],
-                  ["2025-01-30T10:53:24.326000321Z stdout F " + line, "Body: Str(" + line + ")", "Body: Str(" + line]):
+                  ["2025-01-30T10:53:24.326000321Z stdout F " + line, "Body: Str(" + line + ")", "Body: Str(" + line],
+                  ["2025-01-30T10:53:24.326000321Z Body: Str(" + line + ")", "[pod/wp-1/istio-proxy] " + line]):
         records, rejects, _ = parse_text(batch)
         assert not rejects and [r["route_name"] for r in records] == [bare["route_name"]] * len(batch)
 
