@@ -47,7 +47,7 @@ class Collectors:
         # the body with ")", on the body's line when the body does not end with a newline.
         otel = book.compile("otel_prefix").pattern
         self.otel_head, self.otel_any = f"^({otel})", otel
-        self.closed_rx = f"^(?:{prefix.pattern})?{otel}.*\\)$"
+        self.closed_rx = f"^(?:{prefix.pattern})?{book.compile('otel_typed').pattern}.*\\)$"  # ("Str(", not older ones)
         # Each kind of prefix alone (line_prefix's alternatives, in order), for a batch whose prefixed
         # lines are all of one kind: its regex captures ~3x faster than all of them (split_prefix).
         names = _alternatives(book, "line_prefix")

@@ -258,7 +258,7 @@ ACCESS = [x for x in read_lines(SAMPLES / "waypoint-egress-1.23.log") if x.start
 @FAST
 @given(st.sampled_from(ACCESS), k8s_name, k8s_name, start_time(),
        st.sampled_from(["kubectl", "timestamps", "both", "stern", "compose", "stern-color", "compose-color",
-                        "cri", "cri-stderr", "otel", "otel-closed", "otel-timestamps", "otel-kubectl"]),
+                        "cri", "cri-stderr", "otel", "otel-closed", "otel-timestamps", "otel-kubectl", "otel-old"]),
        st.sampled_from(["36", "1;32", "38;5;208", ""]))
 def test_prefixes_round_trip(line, pod, container, received, kind, color):
     stamp, when = received
@@ -281,6 +281,7 @@ def test_prefixes_round_trip(line, pod, container, received, kind, color):
         # (kubectl logs of the collector, --timestamps or --prefix: its pod is not the line's)
         "otel-timestamps": f"{stamp} Body: Str(",
         "otel-kubectl": f"[pod/{pod}/{container}] Body: Str(",
+        "otel-old": "Body: ",  # (collectors before v0.59: the text as it is)
     }[kind]
     suffix = ")" if kind == "otel-closed" else ""
     kind = kind.removesuffix("-color").removesuffix("-stderr")
