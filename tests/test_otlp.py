@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import re
 import subprocess
 import sys
 
@@ -142,3 +143,33 @@ def test_a_file_the_exporter_is_still_writing_is_read_again_once_grown(tmp_path)
     run = subprocess.run(cli, capture_output=True, text=True, timeout=60)
     assert run.returncode == 0 and "grew since the last ingest; read lines 6 to 6" in run.stderr, run.stderr
     assert duckdb.sql(query).fetchall() == [("wp-1", 2), ("wp-2", 3), ("wp-3", 1)]
+
+
+@pytest.mark.parametrize("sample", ["waypoint-egress-1.23.log", "tcp-and-ipv6.log", "istio-json-1.24.log",
+                                    "istio-json-1.1.log", "ztunnel.log", "ztunnel-json.log", "noise-mixed.log",
+                                    "malformed.log", "envoy-default.log", "kubectl-prefixed.log", "cri-node.log"])
+@pytest.mark.parametrize("names", ["both", "none", "resource-only-pod", "odd-pod"])
+def test_records_as_prefixed_lines_read_as_their_json(sample, names, monkeypatch):
+    """``as_line`` gives most records as kubectl's prefixed lines, the rest as their JSON: every
+    sample line as a record's body, with a pod and container, none, only a pod, or a pod kubectl
+    would not name: the same rows and the same rejects (line, class, reason but its columns) as
+    every record's JSON."""
+    attrs = {"both": [kv("k8s.pod.name", {"stringValue": "wp-1"}), kv("k8s.container.name", {"stringValue": "istio-proxy"})],
+             "none": [], "resource-only-pod": [kv("k8s.pod.name", {"stringValue": "wp-1"})],
+             "odd-pod": [kv("k8s.pod.name", {"stringValue": "WP_1"}), kv("k8s.container.name", {"stringValue": "c"})]}[names]
+    bodies = read_lines(SAMPLES / sample)
+    req = json.dumps({"resourceLogs": [{"resource": {"attributes": attrs}, "scopeLogs": [{"logRecords": [
+        {"observedTimeUnixNano": str(1738234404326000321 + k) if k % 3 else "0", "body": {"stringValue": b + "\n"}}
+        for k, b in enumerate(bodies)]}]}]})
+    lines = otlp.OtlpLines()(req.encode() + b"\n", True).decode().splitlines()
+    fast = parse_text(lines)
+    monkeypatch.setattr(otlp, "as_line", otlp._ENCODE)
+    slow = parse_text(otlp.OtlpLines()(req.encode() + b"\n", True).decode().splitlines())
+    assert fast[0] == slow[0]
+    # (a reject's columns are counted in its line as given: the prefix's length, or the JSON's, before it)
+    said = lambda rejects: [(r["line_number"], r["class"], re.sub(r"column \d+", "column N", r["reason"]))  # noqa: E731
+                            for r in rejects]
+    assert said(fast[1]) == said(slow[1])
+    assert fast[2].blank == slow[2].blank
+    if names in ("both", "none") and sample == "waypoint-egress-1.23.log":
+        assert sum(not x.startswith("{") for x in lines) == len(lines)  # (all as prefixed lines)
