@@ -143,23 +143,34 @@ def _k8s_name(name: str) -> bool:
 
 
 class OtlpLines:
-    """An OTLP/JSON file's log records, each as one line of compact JSON (``records``), from its bytes
-    fed in pieces of any size: ``feed(data, final) -> the lines of the requests complete so far``
-    (UTF-8 bytes), as ``unpack.JsonArrayLines`` is fed. A line that is not a request is given as it is."""
+    """An OTLP/JSON file's log records, each as one line (``as_line``), from its bytes fed in pieces
+    of any size: ``feed(data, final) -> the lines of the requests complete so far`` (UTF-8 bytes), as
+    ``unpack.JsonArrayLines`` is fed. A line that is not a request is given as it is; so is a line
+    longer than ``LIMIT`` (no request is: the collector's batches are a few MB), a piece at a time,
+    never held whole."""
+
+    LIMIT = 64 << 20
 
     def __init__(self) -> None:
         self._decoder = codecs.getincrementaldecoder("utf-8")("backslashreplace")
         self._rest = ""
+        self._long = False  # (in a line longer than LIMIT: given as it is up to its newline)
 
     def __call__(self, data: bytes, final: bool = False) -> bytes:
-        lines = (self._rest + self._decoder.decode(data, final)).split("\n")
+        text, given = self._rest + self._decoder.decode(data, final), ""
+        if self._long:
+            cut = text.find("\n") + 1
+            given, text, self._long = (text, "", True) if cut == 0 else (text[:cut], text[cut:], False)
+        lines = text.split("\n")
         self._rest = lines.pop()  # (the text after the last newline: the next piece's, or a last line)
-        text = "".join(x + "\n" for x in self._lines(lines))
+        given += "".join(x + "\n" for x in self._lines(lines))
         if final and self._rest:  # a last line without a newline: its lines end without one too, so
             # that an ingest sees the file's last line cut (it reads a grown file whole again)
-            text += "\n".join(self._lines([self._rest]))
+            given += "\n".join(self._lines([self._rest]))
             self._rest = ""
-        return text.encode("utf-8")
+        elif len(self._rest) > self.LIMIT:
+            given, self._rest, self._long = given + self._rest, "", True
+        return given.encode("utf-8")
 
     @staticmethod
     def _lines(lines: list[str]) -> list[str]:

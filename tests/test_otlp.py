@@ -173,3 +173,21 @@ def test_records_as_prefixed_lines_read_as_their_json(sample, names, monkeypatch
     assert fast[2].blank == slow[2].blank
     if names in ("both", "none") and sample == "waypoint-egress-1.23.log":
         assert sum(not x.startswith("{") for x in lines) == len(lines)  # (all as prefixed lines)
+
+
+def test_a_line_longer_than_the_limit_is_given_as_it_is_never_held_whole(monkeypatch):
+    """A line longer than ``OtlpLines.LIMIT`` (no request the collector writes) is given as it is, a
+    piece at a time: the reader never holds more than the limit, and the requests after it are read."""
+    monkeypatch.setattr(otlp.OtlpLines, "LIMIT", 1000)
+    good = request(("wp-1", ["a"]))
+    long = '{"resourceLogs":[' + "x" * 5000 + "]}"
+    data = (good + "\n" + long + "\n" + good + "\n").encode()
+    reader, out, held = otlp.OtlpLines(), b"", 0
+    for i in range(0, len(data), 300):
+        out += reader(data[i:i + 300])
+        held = max(held, len(reader._rest))
+    out += reader(b"", True)
+    got = out.decode().split("\n")
+    assert got[1] == long and len(got) == 4 and got[3] == ""
+    assert [json.loads(got[k])["body"]["stringValue"] for k in (0, 2)] == ["a", "a"]
+    assert held <= 1000 + 300
