@@ -19,7 +19,7 @@ from .diagnose import diagnose_line
 from .records import _reject
 
 NOISE_RULES = {
-    "istio_log": "istio-agent/Envoy log line, not an access line",
+    "istio_log": "istio-agent/Envoy log line (or another Go program's: time, level, message), not an access line",
     "tracing_log": "ztunnel/tracing log line, not an access line",
     "envoy_native_log": "Envoy application log line, not an access line",
     "glog_log": "glog/klog log line, not an access line",
