@@ -50,10 +50,8 @@ class Collectors:
         self.closed_rx = f"^(?:{prefix.pattern})?{book.compile('otel_typed').pattern}.*\\)$"  # ("Str(", not older ones)
         # Each kind of prefix alone (line_prefix's alternatives, in order), for a batch whose prefixed
         # lines are all of one kind: its regex captures ~3x faster than all of them (split_prefix).
-        names = _alternatives(book, "line_prefix")
-        self.kinds = [(f"^(?P<__prefix>{kind.pattern})[^ ]", kind.groups) for kind in map(book.compile, names)]
-        # (the regexes a batch's prefixes may be read with when some are the debug exporter's)
-        self._closing = {self.prefix_rx} | {rx for name, (rx, _) in zip(names, self.kinds) if name == "otel_prefix"}
+        self.kinds = [(f"^(?P<__prefix>{kind.pattern})[^ ]", kind.groups)
+                      for kind in map(book.compile, _alternatives(book, "line_prefix"))]
 
     def split_prefix(self, df: pl.DataFrame, join: bool = True) -> tuple[pl.DataFrame, tuple[int, ...]]:
         """``df``'s lines (``line``) with their ``body`` after any prefix, its length, and the
@@ -81,21 +79,20 @@ class Collectors:
                 pre = pre.with_columns(pl.lit(None, dtype=pl.String).alias(c))
         plen = pre["__prefix"].str.len_chars().fill_null(0).cast(pl.Int64)
         pod, container = pre["pod"], pre["container"]
-        # the debug exporter's body after another prefix: the pod and container that one names are
-        # the collector's, not the line's; its time is when the collector printed it
-        # (first a search of the lines for its text: 2.4 ms a 52k-line batch, against 11.7 for reading
-        # each line's text after its prefix)
-        nested = False
+        body = pl.col("line").str.slice(plen)
+        # The debug exporter's lines, found by a search for its text (2.4 ms a 52k-line batch, against
+        # 11.7 for reading each line's text after its prefix): its body after another prefix (the pod
+        # and container that one names are the collector's, not the line's; its time is when the
+        # collector printed it), and the ")" that closes a body on its line.
         if df["line"].str.contains(self.otel_any).any():
             inner = df["line"].str.slice(plen).str.extract(self.otel_head, 1).str.len_chars().fill_null(0).cast(pl.Int64)
-            nested = bool((inner > 0).any())
-            if nested:
+            if (inner > 0).any():
                 plen = plen + inner
+                body = pl.col("line").str.slice(plen)
                 pod, container = (pl.select(pl.when(inner > 0).then(None).otherwise(x)).to_series() for x in (pod, container))
-        body = pl.col("line").str.slice(plen)
-        closed = df["line"].str.contains(self.closed_rx) if regex in self._closing or nested else None
-        if closed is not None and closed.any():
-            body = pl.when(closed).then(body.str.strip_suffix(")")).otherwise(body)
+            closed = df["line"].str.contains(self.closed_rx)
+            if closed.any():
+                body = pl.when(closed).then(body.str.strip_suffix(")")).otherwise(body)
         return df.with_columns(
             body.alias("body"),
             plen.alias("prefix_len"),

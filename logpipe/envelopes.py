@@ -71,11 +71,14 @@ def _at(obj: dict, path):
     return obj
 
 
-def _named(obj: dict, paths) -> str | None:
-    """The first non-empty text at one of ``paths`` (keys into nested objects) in ``obj``."""
+def named_text(obj: dict, paths) -> str | None:
+    """The first non-empty text at one of ``paths`` (keys into nested objects) in ``obj`` (``_at``'s
+    walk written out: ``logpipe/otlp.py`` asks it of every record)."""
     for path in paths:
-        value = _at(obj, path)
-        if isinstance(value, str) and value:
+        value = obj
+        for key in path:
+            value = value.get(key) if type(value) is dict else None  # (JSON's objects: plain dicts)
+        if type(value) is str and value:
             return value
     return None
 
@@ -182,9 +185,9 @@ class Envelopes:
         """The pod, container and time a collector's record names (``envelope``); also of an access
         record a collector merged its keys into (Fluent Bit's ``Merge_Log``: Istio's JSON keys beside
         ``kubernetes``)."""
-        pod, container = _named(obj, POD_KEYS), _named(obj, CONTAINER_KEYS)
+        pod, container = named_text(obj, POD_KEYS), named_text(obj, CONTAINER_KEYS)
         if pod is None and container is None:
-            pod, container = node_log_names(_named(obj, SOURCE_KEYS) or "") or (None, None)
+            pod, container = node_log_names(named_text(obj, SOURCE_KEYS) or "") or (None, None)
         time = next((t for path in ENVELOPE_TIME if isinstance(t := _at(obj, path), str) and self._time.match(t)), None)
         return pod, container, time
 

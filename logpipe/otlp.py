@@ -101,14 +101,14 @@ def as_line(record: dict) -> str:
     ``k8s.container.name``, as kubectl names them) or neither, the line with the prefix
     ``kubectl logs --prefix --timestamps`` writes (``[pod/POD/CONTAINER] TIME ``), read by
     prefix.lark as kubectl's lines are, with no JSON to write and decode again (200k records: ingest
-    in 3.6–3.9 s, against 5.8–6.3 s as JSON lines). Any other record is its JSON line. Both give the
+    in 3.6–4.2 s, against 5.8–6.3 s as JSON lines). Any other record is its JSON line. Both give the
     same rows (tests/test_otlp.py); a reject keeps the line as given."""
     body = record.get("body")
     text = body.get("stringValue") if type(body) is dict and len(body) == 1 else None
     if type(text) is str:
         text = text[:-1] if text.endswith("\n") else text
         if (text[:1] == "{" or text[:1] == "[" and text[1:2].isdigit()) and "\n" not in text and "\r" not in text:
-            pod, container = _named(record, "k8s.pod.name"), _named(record, "k8s.container.name")
+            pod, container = _names(record)
             if pod is None and container is None:
                 head = ""
             elif pod is not None and container is not None and _k8s_name(pod) and _k8s_name(container):
@@ -120,13 +120,22 @@ def as_line(record: dict) -> str:
     return _ENCODE(record)
 
 
-def _named(record: dict, key: str) -> str | None:
-    """The record's resource's ``key``, else its own (envelopes.py's order), when a text that is not empty."""
-    for where in ("resource", "attributes"):
-        value = record.get(where, {}).get(key)
-        if isinstance(value, str) and value:
-            return value
-    return None
+def _names(record: dict) -> tuple[str | None, str | None]:
+    """The pod and container the record names, as envelopes.py reads them from its JSON: the first
+    text of its key tables' paths (the resource's ``k8s.pod.name``, else the record's own, …)."""
+    named_text, pod_paths, container_paths = _paths(tuple(record))
+    return named_text(record, pod_paths), named_text(record, container_paths)
+
+
+@functools.lru_cache(maxsize=64)
+def _paths(keys: tuple) -> tuple:
+    """envelopes.py's reader of names and its pod and container paths that start with one of
+    ``keys`` (a record's top-level keys: the others find nothing in it), in their order. (Imported
+    here, not with this module: unpack imports it, and ingest forks its workers before polars,
+    which envelopes.py imports, is loaded.)"""
+    from .envelopes import CONTAINER_KEYS, POD_KEYS, named_text
+
+    return named_text, tuple(p for p in POD_KEYS if p[0] in keys), tuple(p for p in CONTAINER_KEYS if p[0] in keys)
 
 
 @functools.lru_cache(maxsize=None)
