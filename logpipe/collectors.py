@@ -46,7 +46,15 @@ class Collectors:
         # after another prefix (kubectl logs --timestamps of the collector, its node file); it closes
         # the body with ")", on the body's line when the body does not end with a newline.
         otel = book.compile("otel_prefix").pattern
-        self.otel_head, self.otel_any = f"^({otel})", otel
+        # Its default verbosity's first record of an export, after its logger's "<time>\t<level>\t"
+        # (prefix.lark's zap_prefix): a prefix only before an access line's first character, "[" or
+        # "{"; ztunnel's own lines start the same way (those are no prefix).
+        zap = book.compile("zap_prefix")
+        self.zap_rx, self.zap_access_rx = f"^(?:{zap.pattern})", f"^(?:{zap.pattern})[\\[{{]"
+        # Both found first by one search of a batch's lines for "Body: " or a tab (zap's separator; also
+        # in ztunnel's lines, which are no prefix): ~2.6 ms a 52k-line batch, a prefixed batch's only cost.
+        self.otel_head, self.otel_any = f"^({otel})", f"{otel}|\\t"
+        self.zap_head, self.zap_time = f"^(?P<__zap>{zap.pattern})[\\[{{]", zap.groups["received_at"]
         self.closed_rx = f"^(?:{prefix.pattern})?{book.compile('otel_typed').pattern}.*\\)$"  # ("Str(", not older ones)
         # Each kind of prefix alone (line_prefix's alternatives, in order), for a batch whose prefixed
         # lines are all of one kind: its regex captures ~3x faster than all of them (split_prefix).
@@ -58,7 +66,7 @@ class Collectors:
         prefix's pod, container and time (null where it has none); the parts of a line the runtime
         split are joined first (``runtimes.CriParts.join``: the line numbers of the parts joined to
         an earlier one), unless not to ``join``."""
-        has = starts_with(df["line"], self.prefix_rx)
+        has, marked, not_zap = self._prefixed(df["line"])
         if has is None or not has.any():
             return df.with_columns(
                 pl.col("line").alias("body"),
@@ -69,9 +77,12 @@ class Collectors:
         if join:
             df, joined = self.cri.join(df)  # (a part's prefix is a prefix too: it starts with a time)
         if joined:
-            has = starts_with(df["line"], self.prefix_rx)
+            has, marked, not_zap = self._prefixed(df["line"])
         regex, groups = self._one_kind(df["line"] if has.all() else df["line"].filter(has))
-        pre = df["line"].str.extract_groups(regex).struct.unnest()
+        lines = df["line"]
+        if not_zap is not None and not_zap.any():  # (their start is no prefix: nothing to read)
+            lines = df.select(pl.when(not_zap).then(None).otherwise(pl.col("line"))).to_series()
+        pre = lines.str.extract_groups(regex).struct.unnest()
         outs = [_subfields.coalesce(g).alias(out) for out, g in groups.items()]
         pre = pre.select(pl.col("__prefix"), *outs)
         for c in PROVENANCE:
@@ -80,13 +91,19 @@ class Collectors:
         plen = pre["__prefix"].str.len_chars().fill_null(0).cast(pl.Int64)
         pod, container = pre["pod"], pre["container"]
         body = pl.col("line").str.slice(plen)
-        # The debug exporter's lines, found by a search for its text (2.4 ms a 52k-line batch, against
-        # 11.7 for reading each line's text after its prefix): its body after another prefix (the pod
-        # and container that one names are the collector's, not the line's; its time is when the
-        # collector printed it), and the ")" that closes a body on its line.
-        if df["line"].str.contains(self.otel_any).any():
-            inner = df["line"].str.slice(plen).str.extract(self.otel_head, 1).str.len_chars().fill_null(0).cast(pl.Int64)
+        # The debug exporter's lines, found by the search above (against 11.7 ms a batch for reading each
+        # line's text after its prefix): its body after another prefix (the pod and container that one
+        # names are the collector's, not the line's; its time is when the collector printed it), and the
+        # ")" that closes a body on its line.
+        received_at = pre["received_at"]
+        if marked:
+            rest = df["line"].str.slice(plen)
+            zap = rest.str.extract_groups(self.zap_head).struct.unnest()
+            inner = (rest.str.extract(self.otel_head, 1).str.len_chars().fill_null(0).cast(pl.Int64)
+                     + zap["__zap"].str.len_chars().fill_null(0).cast(pl.Int64))
             if (inner > 0).any():
+                # (the other prefix's time first, as for "Body: Str(": when the line was written)
+                received_at = pl.select(pl.coalesce(received_at, *(zap[g] for g in self.zap_time))).to_series()
                 plen = plen + inner
                 body = pl.col("line").str.slice(plen)
                 pod, container = (pl.select(pl.when(inner > 0).then(None).otherwise(x)).to_series() for x in (pod, container))
@@ -96,8 +113,21 @@ class Collectors:
         return df.with_columns(
             body.alias("body"),
             plen.alias("prefix_len"),
-            pod.alias("pod"), container.alias("container"), pre["received_at"],
+            pod.alias("pod"), container.alias("container"), received_at.alias("received_at"),
         ), joined
+
+    def _prefixed(self, lines: pl.Series) -> tuple:
+        """Which ``lines`` have a prefix (or None: none has); whether the batch may hold the debug
+        exporter's lines (the search for their text); which lines start as zap's do but before no
+        access line (ztunnel's: no prefix), or None."""
+        has = starts_with(lines, self.prefix_rx)
+        marked = has is not None and bool(has.any()) and bool(lines.str.contains(self.otel_any).any())
+        not_zap = starts_with(lines, self.zap_rx) if marked else None
+        if not_zap is not None and not_zap.any():  # (with its caller or not: either reading)
+            access = starts_with(lines, self.zap_access_rx)
+            not_zap = not_zap if access is None else not_zap & ~access
+            has = has & ~not_zap
+        return has, marked, not_zap
 
     def split_held(self, held: pl.DataFrame) -> tuple[pl.DataFrame, int]:
         """The lines collectors' records held (``envelope_lines``) with their prefixes split off as

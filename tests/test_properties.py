@@ -258,7 +258,8 @@ ACCESS = [x for x in read_lines(SAMPLES / "waypoint-egress-1.23.log") if x.start
 @FAST
 @given(st.sampled_from(ACCESS), k8s_name, k8s_name, start_time(),
        st.sampled_from(["kubectl", "timestamps", "both", "stern", "compose", "stern-color", "compose-color",
-                        "cri", "cri-stderr", "otel", "otel-closed", "otel-timestamps", "otel-kubectl", "otel-old"]),
+                        "cri", "cri-stderr", "otel", "otel-closed", "otel-timestamps", "otel-kubectl", "otel-old",
+                        "zap", "zap-caller", "zap-timestamps", "zap-kubectl"]),
        st.sampled_from(["36", "1;32", "38;5;208", ""]))
 def test_prefixes_round_trip(line, pod, container, received, kind, color):
     stamp, when = received
@@ -282,9 +283,15 @@ def test_prefixes_round_trip(line, pod, container, received, kind, color):
         "otel-timestamps": f"{stamp} Body: Str(",
         "otel-kubectl": f"[pod/{pod}/{container}] Body: Str(",
         "otel-old": "Body: ",  # (collectors before v0.59: the text as it is)
+        # its default verbosity (normal): the first record of an export after its logger's time and
+        # level (and caller); after kubectl's prefix the time is the first prefix's, else zap's
+        "zap": f"{stamp}\tinfo\t",
+        "zap-caller": f"{stamp}\tinfo\tdebugexporter@v0.117.0/exporter.go:138\t",
+        "zap-timestamps": f"{stamp} 2031-01-01T00:00:00.000Z\tinfo\t",
+        "zap-kubectl": f"[pod/{pod}/{container}] {stamp}\tinfo\t",
     }[kind]
     suffix = ")" if kind == "otel-closed" else ""
-    kind = kind.removesuffix("-color").removesuffix("-stderr")
+    kind = kind.removesuffix("-color").removesuffix("-stderr").removesuffix("-caller")
     (bare,), _, _ = parse_text([line])
     records, rejects, _ = parse_text([prefix + line + suffix])
     assert not rejects, rejects
@@ -294,7 +301,7 @@ def test_prefixes_round_trip(line, pod, container, received, kind, color):
         want["pod"] = pod
     if kind in ("kubectl", "both", "stern", "compose"):
         want["container"] = container
-    if kind in ("timestamps", "both", "cri", "otel-timestamps"):
+    if kind in ("timestamps", "both", "cri", "otel-timestamps", "zap", "zap-timestamps", "zap-kubectl"):
         want["received_at"] = when + dt.timedelta(microseconds=123)  # Arrow keeps microseconds
     assert rec == want
 
@@ -309,6 +316,27 @@ def test_a_debug_exporter_body_closed_on_its_line_among_other_prefixes():
                   ["2025-01-30T10:53:24.326000321Z Body: Str(" + line + ")", "[pod/wp-1/istio-proxy] " + line]):
         records, rejects, _ = parse_text(batch)
         assert not rejects and [r["route_name"] for r in records] == [bare["route_name"]] * len(batch)
+
+
+def test_the_debug_exporters_first_record_is_read_and_ztunnel_lines_stay_whole():
+    """At the debug exporter's default verbosity an export's first record follows its logger's
+    "<time>\t<level>\t", as every ztunnel line's text does: in one batch, with and without a node
+    file's prefix, each ztunnel line reads as it does alone and the access line as its body does."""
+    line = ACCESS[0]
+    ztunnel = [x for x in read_lines(SAMPLES / "ztunnel.log") if "\taccess\t" in x][:3]
+    alone, alone_rejects, _ = parse_text(ztunnel)
+    (bare,), _, _ = parse_text([line])
+    cri = "2025-01-30T10:53:24.326000321Z stdout F "
+    for before in ("", cri):
+        batch = [before + x for x in ztunnel] + [before + "2025-01-30T10:53:41.002Z\tinfo\t" + line]
+        records, rejects, _ = parse_text(batch)
+        assert len(rejects) == len(alone_rejects)
+        *tunnel, access = records
+        assert [{k: v for k, v in r.items() if k != "received_at"} for r in tunnel] == \
+            [{k: v for k, v in r.items() if k != "received_at"} for r in alone]
+        want = dict(bare, line_number=len(batch), received_at=dt.datetime(2025, 1, 30, 10, 53, 24, 326000, tzinfo=UTC) if before
+                    else dt.datetime(2025, 1, 30, 10, 53, 41, 2000, tzinfo=UTC))
+        assert access == want
 
 
 @pytest.mark.parametrize("stamp, want", [
