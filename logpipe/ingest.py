@@ -24,7 +24,7 @@ from .pipeline import compression_of, dataset_parser, format_reject, is_plain, p
 from .lanes import WorkerPool, ingest_workers, is_small
 from .workers import STAGE_TASK_BYTES, StagedBatch, stage_input_async, stage_inputs_async, staged_result, time_bounds
 from .render import escape_control
-from .sources import CHUNK_BYTES, FileRange, Input, expand_inputs, looks_binary, read_head
+from .sources import CHUNK_BYTES, FileRange, Input, expand_inputs, not_text, read_head
 
 
 # Small inputs parsed by the workers: started in groups of LAUNCH_INPUTS (or LAUNCH_BYTES), at most
@@ -189,8 +189,9 @@ class _Run:
         """Whether and from where to read ``inp``: None (skipped, or it failed), "wait", or its
         plan (its manifest entry begun, unless ``begin`` is false: ``launch`` begins it)."""
         try:
-            if looks_binary(inp):
-                raise InputError(f"{inp.name}: binary file (NUL bytes), not a text log; leave it out of the inputs")
+            why = not_text(inp)
+            if why is not None:
+                raise InputError(f"{inp.name}: {why}")
             size, full, prefixes, replaces, skip_bytes, first_line, hasher = None, None, {}, [], 0, 1, None
             if not inp.is_stream and self.hash_while_read(inp):
                 size, hasher = inp.size(), InputHash(self.hash_algo)

@@ -17,7 +17,7 @@ from typing import BinaryIO, Iterator
 from . import archives as _archives
 from . import unpack as _unpack
 from .errors import InputChangedError, InputError
-from .unpack import READ_STEP, detect_compression, read_some
+from .unpack import OTLP_PROTO_HINT, READ_STEP, detect_compression, read_some
 
 CHUNK_BYTES = 8 << 20
 UNPACK_NOTE_BYTES = 64 << 20  # an archive this large is said on a terminal as it is unpacked
@@ -351,14 +351,19 @@ def open_binary(inp: Input) -> tuple[BinaryIO, str]:
     return _unpack.unpack(buffered)
 
 
-def looks_binary(inp: Input) -> bool:
-    """A plain (uncompressed) file with NUL bytes at its start is not a text log (UTF-16 text has
-    them too, after its byte-order mark: it is not plain)."""
+def not_text(inp: Input) -> str | None:
+    """Why a file is no text log, or None: a plain (uncompressed) file with NUL bytes at its start
+    (UTF-16 text has them too, after its byte-order mark: it is not plain), or OTLP protobuf."""
     if inp.is_stream:
-        return False
+        return None
     with open(inp.path, "rb") as f:
         head = f.read(8192)
-    return detect_compression(head) == "plain" and b"\x00" in head
+    kind = detect_compression(head)
+    if kind == "otlp-proto":
+        return OTLP_PROTO_HINT
+    if kind == "plain" and b"\x00" in head:
+        return "binary file (NUL bytes), not a text log; leave it out of the inputs"
+    return None
 
 
 def iter_chunks(inp: Input, skip_bytes: int = 0) -> Iterator[tuple[list[str], int]]:
@@ -381,6 +386,8 @@ def iter_byte_chunks(inp: Input, skip_bytes: int = 0, chunk_bytes: int = CHUNK_B
     """Yield ``(body, end_offset)``: runs of complete lines as bytes (each ending in a newline, but
     the last line of the input may lack one) and the decompressed offset just after them."""
     stream, kind = open_binary(inp)
+    if kind == "otlp-proto":
+        raise InputError(f"{inp.name}: {OTLP_PROTO_HINT}")
     if inp.is_stream and hasattr(stream, "peek") and _archives.tar_header(_peek(stream, _archives.BLOCK)):
         raise InputError(f"{inp.name}: a tar archive: give its path instead (logpipe reads an archive's files"
                          " from the archive file, not from a pipe)")

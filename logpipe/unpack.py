@@ -35,11 +35,26 @@ def detect_compression(head: bytes) -> str:
     byte-order mark: its codec (``BYTE_ORDER_MARKS``); else plain."""
     if head.startswith(b"\x1f\x8b\x08"):
         return "gzip"
-    if head.startswith(b"\x28\xb5\x2f\xfd"):
+    if head.startswith(ZSTD_MAGIC):
         return "zstd"
     if head[:3] == b"BZh" and head[3:4].isdigit() and head[3:4] != b"0" and head[4:10] == b"1AY&SY":
         return "bz2"
+    if head[:1] == b"\x00" and head[4:8] == ZSTD_MAGIC:  # (a text log never starts with a NUL byte)
+        return "zstd-messages"
+    if head[:1] == b"\x00" and head[4:5] == b"\x0a":
+        return "otlp-proto"
     return mark_codec(head) or next((kind for kind, rx, _ in DOCUMENTS if rx.match(head)), "plain")
+
+
+# The OpenTelemetry Collector's file exporter writes a request a message, each after its length (4 bytes,
+# big-endian; exportMessageAsBuffer in exporter/fileexporter/file_writer.go) where it does not write
+# JSON lines: with `compression: zstd` each message is compressed alone ("zstd-messages": read, each
+# message a line, then OTLP/JSON as any), and `format: proto` is protobuf ("otlp-proto": not read). A
+# request's length is under 16 MiB (gRPC's default limit), so a file of them starts with a NUL byte.
+# (Its newer native compression, behind a feature gate, writes one zstd stream of JSON lines: a .zst.)
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+OTLP_PROTO_HINT = ("OTLP protobuf (the OpenTelemetry Collector's file exporter with format: proto) is not read: "
+                   "set format: json in the exporter")
 
 
 # A JSON array of objects: "[" and "{" (or "]") with only white space between, in the first bytes; an
@@ -115,6 +130,31 @@ class _Zstd(_Chunked):
             out.append(self._frame.decompress(data))
             data = self._frame.unused_data if self._frame.eof else b""
         return b"".join(out)
+
+
+class _Messages(_Chunked):
+    """Length-prefixed zstd messages (``ZSTD_MAGIC``' comment), each decompressed and ended with a
+    newline. A file that ends inside a message (the exporter was writing it) raises ``EOFError``."""
+
+    def __init__(self, raw: BinaryIO):
+        import zstandard
+
+        super().__init__(raw)
+        self._new = zstandard.ZstdDecompressor().decompressobj
+
+    def _next(self) -> bytes | None:
+        size = self.raw.read(4)
+        if not size:
+            return None
+        n = int.from_bytes(size, "big")
+        data = self.raw.read(n) if len(size) == 4 else b""
+        if len(data) < n or len(size) < 4:
+            raise EOFError("the file ended inside a message (the exporter may still be writing it)")
+        frame = self._new()
+        out = frame.decompress(data)
+        if not frame.eof or frame.unused_data:
+            raise EOFError("a message is not one whole zstd frame")
+        return out + b"\n"
 
 
 class _Failed(_Chunked):
@@ -210,8 +250,10 @@ class _Document(_Chunked):
         self._lines, self._done = lines, False
 
     def _next(self) -> bytes | None:
+        # (read1: a reading error, as a message cut short, is raised by the read after the lines before it)
+        read = getattr(self.raw, "read1", self.raw.read)
         while not self._done:
-            data = self.raw.read(READ_STEP)
+            data = read(READ_STEP)
             self._done = not data
             got = self._lines(data, self._done)
             if got:
@@ -229,6 +271,8 @@ def unpack(buffered: BinaryIO) -> tuple[BinaryIO, str]:
         stream = bz2.BZ2File(buffered)
     elif kind == "zstd":
         stream = io.BufferedReader(_Zstd(buffered), READ_STEP)
+    elif kind == "zstd-messages":
+        stream = io.BufferedReader(_Messages(buffered), READ_STEP)
     else:  # plain text, text with a byte-order mark, a JSON array
         return _as_text(buffered, mark_codec(buffered.peek(4)[:4])), kind
     try:  # an archive of text with a byte-order mark (a Windows tool's log, compressed), or of a JSON array

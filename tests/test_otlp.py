@@ -191,3 +191,63 @@ def test_a_line_longer_than_the_limit_is_given_as_it_is_never_held_whole(monkeyp
     assert got[1] == long and len(got) == 4 and got[3] == ""
     assert [json.loads(got[k])["body"]["stringValue"] for k in (0, 2)] == ["a", "a"]
     assert held <= 1000 + 300
+
+
+def messages(*requests: str, cut: int = 0) -> bytes:
+    """The file exporter's file with ``compression: zstd``: each request zstd-compressed alone, after
+    its length (4 bytes, big-endian); the last message ``cut`` bytes short."""
+    import zstandard
+
+    out = b""
+    for text in requests:
+        frame = zstandard.ZstdCompressor().compress(text.encode())
+        out += len(frame).to_bytes(4, "big") + frame
+    return out[:len(out) - cut]
+
+
+def test_zstd_messages_read_as_the_json_lines_they_hold(tmp_path):
+    """``compression: zstd``: the same records and rejects as the same requests as JSON lines."""
+    path = tmp_path / "access.otlp"
+    path.write_bytes(messages(*read_lines(SAMPLE)))
+    assert unpack.detect_compression(path.read_bytes()[:unpack.HEAD_BYTES]) == "zstd-messages"
+    got, want = parse_file(path), parse_file(SAMPLE)
+    strip = lambda rows: [dict(r, source=None) for r in rows]  # noqa: E731
+    assert strip(got[0]) == strip(want[0]) and len(got[0]) == 7 and strip(got[1]) == strip(want[1])
+
+
+def test_zstd_messages_cut_short_keep_the_whole_ones_and_are_read_on_once_grown(tmp_path):
+    """A message the exporter is still writing: the messages before it are read (the input says
+    where it stopped); once the file has grown, the rest is read, every record once."""
+    from click.testing import CliRunner
+    from logpipe.cli import cli
+
+    path, data = tmp_path / "access.otlp", tmp_path / "d"
+    first, second = request(("wp-1", ACCESS[:2])), request(("wp-2", ACCESS[2:5]))
+    path.write_bytes(messages(first, second, cut=10))
+    run = CliRunner().invoke(cli, ["ingest", str(path), "--data", str(data)])
+    assert run.exit_code == 1 and "lines read 2, parsed 2" in run.stderr, run.stderr
+    assert "the file ended inside a message (the exporter may still be writing it)" in run.stderr
+    path.write_bytes(messages(first, second))
+    run = CliRunner().invoke(cli, ["ingest", str(path), "--data", str(data)])
+    assert run.exit_code == 0 and "grew since the last ingest; read lines 3 to 5" in run.stderr, run.stderr
+    import duckdb
+
+    query = f"select pod, count(*) from read_parquet('{data}/date=*/*.parquet') group by pod order by pod"
+    assert duckdb.sql(query).fetchall() == [("wp-1", 2), ("wp-2", 3)]
+
+
+def test_otlp_protobuf_is_refused_with_what_to_set(tmp_path):
+    """``format: proto`` (length-prefixed protobuf) is not read: one line says what to set."""
+    from click.testing import CliRunner
+    from logpipe.cli import cli
+
+    path = tmp_path / "access.otlp"
+    body = b"\x0a\x1c\x0a\x1a" + b"\x00" * 26  # (ExportLogsServiceRequest: field 1, resource_logs)
+    path.write_bytes(len(body).to_bytes(4, "big") + body)
+    assert unpack.detect_compression(path.read_bytes()[:unpack.HEAD_BYTES]) == "otlp-proto"
+    said = f"{path}: OTLP protobuf (the OpenTelemetry Collector's file exporter with format: proto) is not read: " \
+        "set format: json in the exporter"
+    run = CliRunner().invoke(cli, ["parse", str(path)])
+    assert run.exit_code != 0 and said in run.stderr
+    run = CliRunner().invoke(cli, ["ingest", str(path), "--data", str(tmp_path / "d")])  # (not entered as read)
+    assert run.exit_code != 0 and said + "\n" in run.stderr and "ingested 0," in run.stderr, run.stderr

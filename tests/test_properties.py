@@ -339,6 +339,27 @@ def test_the_debug_exporters_first_record_is_read_and_ztunnel_lines_stay_whole()
         assert access == want
 
 
+def test_a_containers_indented_line_after_kubectls_prefix_is_its_noise():
+    """istio-agent logs its "Effective config" as YAML over several lines at every proxy's start: after
+    kubectl's prefix an indented one is the container's line (noise, its reason about the text after
+    the prefix), not an access line that breaks at the prefix's "["; an access line after the
+    prefix and spaces is read; a
+    ztunnel line in tracing's style (two spaces after its time) still reads whole after kubectl's
+    prefix, whose optional time would otherwise take its time."""
+    prefix = "[pod/waypoint-1/istio-proxy] "
+    records, rejects, _ = parse_text([prefix + "  zipkin:", prefix + "    address: zipkin.istio-system:9411"])
+    assert not records and [r["class"] for r in rejects] == ["noise"] * 2
+    assert [r["column"] for r in rejects] == [len(prefix) + 3, len(prefix) + 5]
+    (bare,), _, _ = parse_text([ACCESS[0]])
+    (rec,), rejects, _ = parse_text([prefix + "   " + ACCESS[0]])
+    assert not rejects and rec == dict(bare, pod="waypoint-1", container="istio-proxy")
+    tracing = next(x for x in read_lines(SAMPLES / "ztunnel.log") if "Z  INFO access: " in x)
+    alone, alone_rejects, _ = parse_text([tracing])
+    got, got_rejects, _ = parse_text([prefix + tracing])
+    assert [r["class"] for r in got_rejects] == [r["class"] for r in alone_rejects]
+    assert [dict(r, pod=None, container=None) for r in got] == alone and got[0]["pod"] == "waypoint-1"
+
+
 @pytest.mark.parametrize("stamp, want", [
     ("2025-01-30T12:10:15Z", dt.datetime(2025, 1, 30, 12, 10, 15, tzinfo=UTC)),
     ("2025-01-30T12:10:15.123456789Z", dt.datetime(2025, 1, 30, 12, 10, 15, 123456, tzinfo=UTC)),
