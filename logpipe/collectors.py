@@ -25,6 +25,7 @@ from . import subfields as _subfields
 from .runtimes import starts_with
 
 PROVENANCE = ("pod", "container", "received_at")
+_UNNAMED = re.compile(r"\(\?P<\w+>")  # a named group's opening
 
 
 class Collectors:
@@ -48,26 +49,30 @@ class Collectors:
         otel = book.compile("otel_prefix").pattern
         # Its default verbosity's first record of an export, after its logger's "<time>\t<level>\t"
         # (prefix.lark's zap_prefix): a prefix only before an access line's first character, "[" or
-        # "{"; ztunnel's own lines start the same way (those are no prefix).
+        # "{" (ztunnel's own lines start the same way: check_rx), first or after another prefix. After
+        # one, both are found by a search of the prefixed lines for "Body: " or a tab (zap's separator)
+        # before "[" or "{": ~2.6 ms a 52k-line batch, a prefixed batch's only cost.
         zap = book.compile("zap_prefix")
-        self.zap_rx, self.zap_access_rx = f"^(?:{zap.pattern})", f"^(?:{zap.pattern})[\\[{{]"
-        # Both found first by one search of a batch's lines for "Body: " or a tab (zap's separator; also
-        # in ztunnel's lines, which are no prefix): ~2.6 ms a 52k-line batch, a prefixed batch's only cost.
-        self.otel_head, self.otel_any = f"^({otel})", f"{otel}|\\t"
+        self.otel_head, self.otel_any = f"^({otel})", f"{otel}|\\t[\\[{{]"
         self.zap_head, self.zap_time = f"^(?P<__zap>{zap.pattern})[\\[{{]", zap.groups["received_at"]
         self.closed_rx = f"^(?:{prefix.pattern})?{book.compile('otel_typed').pattern}.*\\)$"  # ("Str(", not older ones)
         # Each kind of prefix alone (line_prefix's alternatives, in order), for a batch whose prefixed
         # lines are all of one kind: its regex captures ~3x faster than all of them (split_prefix).
-        self.kinds = [(f"^(?P<__prefix>{kind.pattern})[^ ]", kind.groups)
-                      for kind in map(book.compile, _alternatives(book, "line_prefix"))]
+        names = _alternatives(book, "line_prefix")
+        self.kinds = [(f"^(?P<__prefix>{kind.pattern})[^ ]", kind.groups) for kind in map(book.compile, names)]
+        # Which lines have a prefix, each kind with what may follow it (one DFA walk a line, as
+        # runtimes.starts_with makes it, so its groups go unnamed): a zap prefix only an access line.
+        follow = {"zap_prefix": "[\\[{]"}
+        self.check_rx = "^(?:" + "|".join(f"(?:{_UNNAMED.sub('(?:', book.compile(n).pattern)}){follow.get(n, '[^ ]')}"
+                                          for n in names) + ")" if names else self.prefix_rx
 
     def split_prefix(self, df: pl.DataFrame, join: bool = True) -> tuple[pl.DataFrame, tuple[int, ...]]:
         """``df``'s lines (``line``) with their ``body`` after any prefix, its length, and the
         prefix's pod, container and time (null where it has none); the parts of a line the runtime
         split are joined first (``runtimes.CriParts.join``: the line numbers of the parts joined to
         an earlier one), unless not to ``join``."""
-        has, marked, not_zap = self._prefixed(df["line"])
-        if has is None or not has.any():
+        has, marked = self._prefixed(df["line"])
+        if has is None:
             return df.with_columns(
                 pl.col("line").alias("body"),
                 pl.lit(0, dtype=pl.Int64).alias("prefix_len"),
@@ -77,11 +82,11 @@ class Collectors:
         if join:
             df, joined = self.cri.join(df)  # (a part's prefix is a prefix too: it starts with a time)
         if joined:
-            has, marked, not_zap = self._prefixed(df["line"])
-        regex, groups = self._one_kind(df["line"] if has.all() else df["line"].filter(has))
-        lines = df["line"]
-        if not_zap is not None and not_zap.any():  # (their start is no prefix: nothing to read)
-            lines = df.select(pl.when(not_zap).then(None).otherwise(pl.col("line"))).to_series()
+            has, marked = self._prefixed(df["line"])
+        whole = bool(has.all())
+        regex, groups = self._one_kind(df["line"] if whole else df["line"].filter(has))
+        # (the lines without a prefix are not read: ztunnel's would read as zap's prefix, whatever follows)
+        lines = df["line"] if whole else df.select(pl.when(has).then(pl.col("line"))).to_series()
         pre = lines.str.extract_groups(regex).struct.unnest()
         outs = [_subfields.coalesce(g).alias(out) for out, g in groups.items()]
         pre = pre.select(pl.col("__prefix"), *outs)
@@ -122,23 +127,16 @@ class Collectors:
         ), joined
 
     def _prefixed(self, lines: pl.Series) -> tuple:
-        """Which ``lines`` have a prefix (or None: none has); the rows that may be the debug
-        exporter's (its text's search found them), or None; which start as zap's lines do but before
-        no access line (ztunnel's: no prefix), or None."""
-        has = starts_with(lines, self.prefix_rx)
+        """Which ``lines`` have a prefix (``check_rx``; None: none has), and the rows among them that may
+        hold the debug exporter's text after another prefix (a search of those), or None."""
+        has = starts_with(lines, self.check_rx)
         if has is None or not has.any():
-            return has, None, None
-        marks = lines.str.contains(self.otel_any)
-        if not marks.any():
-            return has, None, None
-        marked = marks.arg_true()
-        some = lines.gather(marked)
-        # (with its caller or not: either reading that reaches an access line's start is one)
-        other = some.str.contains(self.zap_rx) & ~some.str.contains(self.zap_access_rx)
-        if not other.any():
-            return has, marked, None
-        not_zap = pl.repeat(False, lines.len(), eager=True).scatter(marked, other)
-        return has & ~not_zap, marked, not_zap
+            return None, None
+        whole = bool(has.all())
+        prefixed = None if whole else has.arg_true()
+        marks = (lines if whole else lines.gather(prefixed)).str.contains(self.otel_any)
+        marks = marks.arg_true() if whole else prefixed.filter(marks)
+        return has, marks if marks.len() else None
 
     def split_held(self, held: pl.DataFrame) -> tuple[pl.DataFrame, int]:
         """The lines collectors' records held (``envelope_lines``) with their prefixes split off as
