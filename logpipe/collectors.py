@@ -96,10 +96,9 @@ class Collectors:
         plen = pre["__prefix"].str.len_chars().fill_null(0).cast(pl.Int64)
         pod, container = pre["pod"], pre["container"]
         body = pl.col("line").str.slice(plen)
-        # The debug exporter's lines (the rows the search above found: ~0.5% of a node file's lines are
-        # the proxy's own log lines, with tabs): its body after another prefix (the pod and container
-        # that one names are the collector's, not the line's; its time is when the collector printed
-        # it), and the ")" that closes a body on its line.
+        # The debug exporter's lines (the rows the search found, each read alone): its body after another
+        # prefix (the pod and container that one names are the collector's, not the line's; its time
+        # is when the collector printed it), and the ")" that closes a body on its line.
         received_at = pre["received_at"]
         if marked is not None:
             n, some = df.height, df["line"].gather(marked)
