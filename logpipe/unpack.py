@@ -41,7 +41,7 @@ def detect_compression(head: bytes) -> str:
         return "bz2"
     if head[:1] == b"\x00" and head[4:8] == ZSTD_MAGIC:  # (a text log never starts with a NUL byte)
         return "zstd-messages"
-    if head[:1] == b"\x00" and head[4:5] == b"\x0a":
+    if head[:1] == b"\x00" and _proto_request(head):
         return "otlp-proto"
     return mark_codec(head) or next((kind for kind, rx, _ in DOCUMENTS if rx.match(head)), "plain")
 
@@ -53,6 +53,21 @@ def detect_compression(head: bytes) -> str:
 # request's length is under 16 MiB (gRPC's default limit), so a file of them starts with a NUL byte.
 # (Its newer native compression, behind a feature gate, writes one zstd stream of JSON lines: a .zst.)
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+def _proto_request(head: bytes) -> bool:
+    """Whether ``head`` starts as a length-prefixed ExportLogsServiceRequest does: field 1
+    (resource_logs, length-delimited: 0x0a) whose length fits in the message's."""
+    size, at, length, shift = int.from_bytes(head[:4], "big"), 5, 0, 0
+    if head[4:5] != b"\x0a":
+        return False
+    while at < len(head) and shift < 35:
+        byte = head[at]
+        length |= (byte & 0x7F) << shift
+        at, shift = at + 1, shift + 7
+        if byte < 0x80:
+            return 0 < length <= size - (at - 4)
+    return False
 OTLP_PROTO_HINT = ("OTLP protobuf (the OpenTelemetry Collector's file exporter with format: proto) is not read: "
                    "set format: json in the exporter")
 

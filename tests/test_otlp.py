@@ -104,6 +104,9 @@ def test_what_is_no_request_is_kept_as_it_is():
 @pytest.mark.parametrize("head,kind", [
     (b'{"resourceLogs":[{"resource"', "otlp-json"), (b'{ "resourceLogs" : [', "otlp-json"),
     (b'{"log":"x","resourceLogs":[]}', "plain"), (b'{"resourceSpans":[', "plain"), (b"[2025-01-30T10:53", "plain"),
+    # the file exporter's length-prefixed messages: zstd frames, or protobuf whose first field fits
+    (b"\x00\x00\x01\x2c\x28\xb5\x2f\xfd\x00", "zstd-messages"), (b"\x00\x00\x00\x1e\x0a\x1c\x0a", "otlp-proto"),
+    (b"\x00\x00\x01\x00\x0a\x80\x01\x0a", "otlp-proto"), (b"\x00\x00\x00\x10\x0axyz", "plain"),
 ])
 def test_a_request_is_told_by_its_first_bytes(head, kind):
     assert unpack.detect_compression(head) == kind
