@@ -154,7 +154,7 @@ def _k8s_name(name: str) -> bool:
 class OtlpLines:
     """An OTLP/JSON file's log records, each as one line (``as_line``), from its bytes fed in pieces
     of any size: ``feed(data, final) -> the lines of the requests complete so far`` (UTF-8 bytes), as
-    ``unpack.JsonArrayLines`` is fed. A line that is not a request is given as it is; so is a line
+    ``documents.JsonArrayLines`` is fed. A line that is not a request is given as it is; so is a line
     longer than ``LIMIT`` (no request is: the collector's batches are a few MB), a piece at a time,
     never held whole."""
 

@@ -29,7 +29,8 @@ from typing import IO
 
 from .errors import DatasetError
 from .runtimes import parts_at_end
-from .unpack import BYTE_ORDER_MARKS, HEAD_BYTES, document_lines, mark_codec, text_decoder
+from .documents import document_lines
+from .unpack import BYTE_ORDER_MARKS, HEAD_BYTES, mark_codec, text_decoder
 
 READ_BYTES = 1 << 20  # one os.read
 QUEUE_ITEMS = 8  # reads in flight between the threads (≈ 8 MiB, plus any long lines)

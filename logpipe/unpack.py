@@ -3,23 +3,21 @@ opens the files and stdin): gzip, zstd and bz2 archives are decompressed, and te
 a byte-order mark, as Windows tools write it (PowerShell 5's ``>`` writes UTF-16, its
 ``Out-File -Encoding utf8`` UTF-8 with a mark), has the mark dropped and UTF-16 or UTF-32 read as
 UTF-8, in an archive too. A reading error (a damaged archive) is raised by the read that meets it,
-so that the lines before it are kept (``sources.iter_byte_chunks``). A JSON array of records (what
-``gcloud logging read --format=json`` and other CLIs print: ``[``, then objects, indented) is read as
-JSON lines, one line an element, and OTLP/JSON (the OpenTelemetry Collector's file exporter:
-``logpipe/otlp.py``) as one line a log record (``DOCUMENTS``, ``_Document``)."""
+so that the lines before it are kept (``sources.iter_byte_chunks``). A document of log entries (a
+JSON array of records, OTLP/JSON: ``logpipe/documents.py``) is read as its entries' lines
+(``_Document``), and the OpenTelemetry Collector's file exporter's zstd messages as the OTLP/JSON they
+hold (``_Messages``)."""
 from __future__ import annotations
 
 import bz2
 import codecs
 import gzip
 import io
-import json
-import re
 import zlib
 from pathlib import Path
 from typing import BinaryIO
 
-from .otlp import OTLP_JSON, OtlpLines
+from .documents import DOCUMENTS, document_lines
 
 READ_STEP = 1 << 16  # a read's size in a decoded stream (and read_some's step in one or in stdin)
 
@@ -72,17 +70,7 @@ OTLP_PROTO_HINT = ("OTLP protobuf (the OpenTelemetry Collector's file exporter w
                    "set format: json in the exporter")
 
 
-# A JSON array of objects: "[" and "{" (or "]") with only white space between, in the first bytes; an
-# access line starts "[2025-…", "[pod/…" or "[2025-01-30 08:08:15.071]".
-JSON_ARRAY = re.compile(rb"\[[ \t\r\n]*(?:\{|\]|$)")
 HEAD_BYTES = 32  # (what detect_compression and document_lines need of a file's first bytes)
-
-
-def document_lines(head: bytes):
-    """A reader of the lines a file that starts with ``head`` holds when it is a document of log
-    entries, not lines of them (``DOCUMENTS``: a JSON array, OTLP/JSON), fed its bytes in pieces
-    (``feed(data, final) -> lines``); None for any other file."""
-    return next((lines() for _, rx, lines in DOCUMENTS if rx.match(head)), None)
 
 
 def mark_codec(head: bytes) -> str | None:
@@ -205,55 +193,6 @@ class _Recoded(_Chunked):
         data = self.raw.read(READ_STEP)
         self._done = not data
         return self._decoder(data, self._done)
-
-
-class JsonArrayLines:
-    """A JSON array's elements, each as one line of compact JSON (a record of a line, an access record
-    of Istio's JSON encoding: read as JSON lines are), from its bytes fed in pieces of any size:
-    ``feed(data, final) -> the lines of the elements complete so far`` (UTF-8 bytes), as
-    ``text_decoder``'s decode is called (``_Document`` pulls a file through it, ``logpipe stream``
-    feeds it stdin). Text that does not read as the array's next element (a damaged or cut file,
-    anything after the array) is given as it is, its lines rejects as any line's."""
-
-    LIMIT = 16 << 20  # an element longer than this is no log entry: the text is given as it is
-
-    def __init__(self) -> None:
-        self._decoder = codecs.getincrementaldecoder("utf-8")("backslashreplace")
-        self._json = json.JSONDecoder()
-        self._text, self._pos, self._started, self._raw_rest = "", 0, False, False
-
-    def __call__(self, data: bytes, final: bool = False) -> bytes:
-        text = self._text = self._text[self._pos:] + self._decoder.decode(data, final)
-        at, out = 0, []
-        while at < len(text):
-            if self._raw_rest:  # (after the array, or where it broke: the text as it is)
-                out.append(text[at:])
-                at = len(text)
-                break
-            while at < len(text) and text[at] in " \t\r\n,":
-                at += 1
-            if at == len(text):
-                break
-            if not self._started:
-                self._started, at = True, at + 1  # the array's "["
-            elif text[at] == "]":  # the array's end, and the white space after it
-                self._raw_rest, at = True, len(text) - len(text[at + 1:].lstrip(" \t\r\n"))
-            else:
-                try:
-                    value, at = self._json.raw_decode(text, at)
-                except ValueError:
-                    if not final and len(text) - at < self.LIMIT:
-                        break  # (the element goes on in the next piece)
-                    self._raw_rest = True
-                    continue
-                out.append(json.dumps(value, separators=(",", ":"), ensure_ascii=False) + "\n")
-        self._pos = at
-        return "".join(out).encode("utf-8")
-
-
-# Files that are a document of log entries, by their first bytes: the manifest's name for each (its
-# "compression"), and the reader of its entries as lines.
-DOCUMENTS = (("json-array", JSON_ARRAY, JsonArrayLines), ("otlp-json", OTLP_JSON, OtlpLines))
 
 
 class _Document(_Chunked):
