@@ -11,7 +11,7 @@ from typing import Iterator
 from .errors import InputError, RejectLimitError, UsageError
 from .batches import Counts, ParsedBatch
 from .parse import Parser, default_parser
-from .sources import CHUNK_BYTES, Input, expand_inputs, iter_byte_chunks, iter_file_ranges
+from .sources import CHUNK_BYTES, Input, expand_inputs, iter_byte_chunks, iter_file_ranges, not_text
 from . import workers as _workers
 from .lanes import WorkerPool, default_workers
 from .workers import StagedBatch, parse_parallel
@@ -28,6 +28,9 @@ def parse_input(inp: Input, parser: Parser | None = None, *, skip_bytes: int = 0
     ``pool``: workers already started (``WorkerPool``, shared by the inputs of one ingest).
     ``hasher``: given the bytes read when the workers read a plain file's ranges (``dataset.InputHash``;
     it then holds all of them: its ``size`` is the last offset yielded)."""
+    why = not_text(inp)  # (as ingest says it before it enters the input: one line, no garbage rows)
+    if why is not None:
+        raise InputError(f"{inp.name}: {why}")
     parser = parser or default_parser()
     if workers is None:
         workers = default_workers(inp)

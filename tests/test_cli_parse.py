@@ -208,6 +208,16 @@ def test_an_archive_damaged_from_its_start_says_so(tmp_path, cut):
     assert got.exit_code == 1 and f"{damaged}: archive is corrupt or truncated after 0 bytes" in got.stderr, got.stderr
 
 
+def test_a_binary_file_is_one_error_as_in_ingest(tmp_path):
+    """A binary file among the inputs is one line of error, as ``ingest`` says it, not a reject for
+    each of its "lines"; the other inputs are parsed."""
+    core = tmp_path / "core.bin"
+    core.write_bytes(b"\x7fELF\x00\x00\x01\n" * 100)
+    got = run(core, ACCESS)
+    assert got.exit_code == 1 and f"{core}: binary file (NUL bytes), not a text log; leave it out of the inputs" in got.stderr
+    assert summary(got.stderr)["rejected"] == 0 and summary(got.stderr)["parsed"] == summary(run(ACCESS).stderr)["parsed"]
+
+
 def test_zstd_frames_are_read_in_turn_and_a_cut_one_is_an_error(tmp_path):
     """Concatenated zstd frames (``cat a.zst b.zst``) read as their texts one after the other; an
     archive cut inside a frame keeps the complete lines before the cut and says it is truncated, as
