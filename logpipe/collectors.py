@@ -22,6 +22,7 @@ import polars as pl
 
 from . import runtimes as _runtimes
 from . import subfields as _subfields
+from .otlp import ACCESS_START
 from .runtimes import starts_with
 
 PROVENANCE = ("pod", "container", "received_at")
@@ -48,13 +49,14 @@ class Collectors:
         # the body with ")", on the body's line when the body does not end with a newline.
         otel = book.compile("otel_prefix").pattern
         # Its default verbosity's first record of an export, after its logger's "<time>\t<level>\t"
-        # (prefix.lark's zap_prefix): a prefix only before an access line's first character, "[" or
-        # "{" (ztunnel's own lines start the same way: check_rx), first or after another prefix. After
-        # one, both are found by a search of the prefixed lines for "Body: " or a tab (zap's separator)
-        # before "[" or "{": ~2.6 ms a 52k-line batch, a prefixed batch's only cost.
+        # (prefix.lark's zap_prefix): a prefix only before an access line's start (otlp.ACCESS_START: "["
+        # and a digit, or "{"; ztunnel's own lines start the same way: check_rx), first or after another
+        # prefix. After one, both are found by a search of the prefixed lines for "Body: " or a tab (zap's
+        # separator) before an access line's start: ~2.6 ms a 52k-line batch, a prefixed batch's only cost.
         zap = book.compile("zap_prefix")
-        self.otel_head, self.otel_any = f"^({otel})", f"{otel}|\\t[\\[{{]"
-        self.zap_head, self.zap_time = f"^(?P<__zap>{zap.pattern})[\\[{{]", zap.groups["received_at"]
+        start = f"(?:{ACCESS_START.pattern})"  # (how an access line starts)
+        self.otel_head, self.otel_any = f"^({otel})", f"{otel}|\\t{start}"
+        self.zap_head, self.zap_time = f"^(?P<__zap>{zap.pattern}){start}", zap.groups["received_at"]
         self.closed_rx = f"^(?:{prefix.pattern})?{book.compile('otel_typed').pattern}.*\\)$"  # ("Str(", not older ones)
         # Each kind of prefix alone (line_prefix's alternatives, in order), for a batch whose prefixed
         # lines are all of one kind: its regex captures ~3x faster than all of them (split_prefix).
@@ -62,7 +64,7 @@ class Collectors:
         self.kinds = [(f"^(?P<__prefix>{kind.pattern})[^ ]", kind.groups) for kind in map(book.compile, names)]
         # Which lines have a prefix, each kind with what may follow it (one DFA walk a line, as
         # runtimes.starts_with makes it, so its groups go unnamed): a zap prefix only an access line.
-        follow = {"zap_prefix": "[\\[{]"}
+        follow = {"zap_prefix": start}
         self.check_rx = "^(?:" + "|".join(f"(?:{_UNNAMED.sub('(?:', book.compile(n).pattern)}){follow.get(n, '[^ ]')}"
                                           for n in names) + ")" if names else self.prefix_rx
 

@@ -23,6 +23,10 @@ import re
 
 # An OTLP/JSON request's first bytes (the collector writes its keys compact, resourceLogs first).
 OTLP_JSON = re.compile(rb'\{[ \t]*"resourceLogs"[ \t]*:')
+# How an access line starts: "[" and a digit (Envoy's text layouts, START_TIME first), "{" (Istio's JSON
+# encoding). A record's body that starts so is written as a prefixed line (as_line); the debug
+# exporter's zap prefix is one only before it (logpipe/collectors.py).
+ACCESS_START = re.compile(r"\[[0-9]|\{")
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
@@ -107,7 +111,7 @@ def as_line(record: dict) -> str:
     text = body.get("stringValue") if type(body) is dict and len(body) == 1 else None
     if type(text) is str:
         text = text[:-1] if text.endswith("\n") else text
-        if (text[:1] == "{" or text[:1] == "[" and text[1:2].isdigit()) and "\n" not in text and "\r" not in text:
+        if ACCESS_START.match(text) and "\n" not in text and "\r" not in text:
             pod, container = _names(record)
             if pod is None and container is None:
                 head = ""

@@ -334,6 +334,9 @@ def test_the_debug_exporters_first_record_is_read_and_ztunnel_lines_stay_whole()
         *tunnel, access = records
         assert [{k: v for k, v in r.items() if k != "received_at"} for r in tunnel] == \
             [{k: v for k, v in r.items() if k != "received_at"} for r in alone]
+        go_line = before + "2025-01-30T10:53:41.002Z\tinfo\t[xds] connected to upstream XDS server"
+        (said,) = parse_text([go_line])[1]  # (a Go program's own line whose message starts with "[")
+        assert said["class"] == "noise" and said["reason"].startswith("istio-agent/Envoy log line"), said
         want = dict(bare, line_number=len(batch), received_at=dt.datetime(2025, 1, 30, 10, 53, 24, 326000, tzinfo=UTC) if before
                     else dt.datetime(2025, 1, 30, 10, 53, 41, 2000, tzinfo=UTC))
         assert access == want
