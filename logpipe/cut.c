@@ -494,19 +494,28 @@ int64_t logpipe_cut(const view_t *lines, const uint8_t *const *bufs, const int64
 }
 
 /* Whether data[0:n] is valid UTF-8 (as Python's strict decoder has it: no overlong forms, no
- * surrogates, nothing past U+10FFFF), 16 bytes of ASCII at a time where SSE2 is. */
-static int valid_utf8(const uint8_t *d, int64_t n)
+ * surrogates, nothing past U+10FFFF), 16 bytes of ASCII other than NUL at a time where SSE2 is;
+ * *nul: whether it holds a NUL byte (a hole in the file: parse.py's _holes). */
+static int valid_utf8(const uint8_t *d, int64_t n, int64_t *nul)
 {
     int64_t i = 0;
+#if defined(__SSE2__)
+    const __m128i zero = _mm_setzero_si128();
+#endif
     while (i < n) {
 #if defined(__SSE2__)
-        while (i + 16 <= n && !_mm_movemask_epi8(_mm_loadu_si128((const __m128i *)(d + i))))
+        while (i + 16 <= n) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(d + i));
+            if (_mm_movemask_epi8(_mm_or_si128(v, _mm_cmpeq_epi8(v, zero))))
+                break;
             i += 16;
+        }
         if (i >= n)
             break;
 #endif
         uint8_t c = d[i];
         if (c < 0x80) {
+            *nul |= c == 0;
             i++;
             continue;
         }
@@ -539,11 +548,12 @@ static int valid_utf8(const uint8_t *d, int64_t n)
  * valid UTF-8 (Python decodes it then, keeping the bad bytes visible) or holds more lines than cap.
  * A newline is ASCII, so data is valid UTF-8 exactly when each of its lines is. *odd: the number of
  * lines that do not start with a printable ASCII byte other than a space (only such a line can be
- * blank: all white space). */
-int64_t logpipe_lines(const uint8_t *data, int64_t n, view_t *out, int64_t cap, int64_t *odd)
+ * blank: all white space); *nul: whether data holds a NUL byte. */
+int64_t logpipe_lines(const uint8_t *data, int64_t n, view_t *out, int64_t cap, int64_t *odd, int64_t *nul)
 {
     *odd = 0;
-    if (!valid_utf8(data, n))
+    *nul = 0;
+    if (!valid_utf8(data, n, nul))
         return -1;
     int64_t count = 0, at = 0;
     while (at < n) {

@@ -167,7 +167,8 @@ def _load(path: Path) -> ctypes.CDLL:
     lib.logpipe_dict.restype = ctypes.c_int64
     lib.logpipe_dict.argtypes = [vp, vp, ctypes.c_int64, vp, vp, vp, vp, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64]
     lib.logpipe_lines.restype = ctypes.c_int64
-    lib.logpipe_lines.argtypes = [ctypes.c_char_p, ctypes.c_int64, vp, ctypes.c_int64, ctypes.POINTER(ctypes.c_int64)]
+    lib.logpipe_lines.argtypes = [ctypes.c_char_p, ctypes.c_int64, vp, ctypes.c_int64, ctypes.POINTER(ctypes.c_int64),
+                                  ctypes.POINTER(ctypes.c_int64)]
     lib.logpipe_match.restype = ctypes.c_int64
     lib.logpipe_match.argtypes = [vp, vp, ctypes.c_int64, vp, ctypes.c_char_p, vp, ctypes.c_char_p, ctypes.c_int32,
                                   ctypes.c_int32, vp]
@@ -348,7 +349,8 @@ def lines(lib, body: bytes):
     """``body``'s lines (cut at ``\\n``, as polars' ``read_lines`` cuts them) as a polars string Series
     of views into ``body`` itself (no copy: ~1 ms for 8 MB, read_lines ~3-4 ms), and whether any line
     may be blank (all white space: one that starts with a printable ASCII byte other than a space
-    cannot); None when ``body`` is not valid UTF-8 or is too large for views' 32-bit offsets."""
+    cannot), and whether ``body`` holds a NUL byte; None when ``body`` is not valid UTF-8 or is too
+    large for views' 32-bit offsets."""
     import pyarrow as pa
     from . import arrowpl as _arrowpl
 
@@ -356,12 +358,12 @@ def lines(lib, body: bytes):
         return None
     cap = count_newlines(body, len(body)) + 1
     views = pa.allocate_buffer(16 * cap)
-    odd = ctypes.c_int64(0)
-    n = lib.logpipe_lines(body, len(body), views.address, cap, ctypes.byref(odd))
+    odd, nul = ctypes.c_int64(0), ctypes.c_int64(0)
+    n = lib.logpipe_lines(body, len(body), views.address, cap, ctypes.byref(odd), ctypes.byref(nul))
     if n < 0:
         return None
     series = _arrowpl.series(pa.Array.from_buffers(pa.string_view(), n, [None, views, pa.py_buffer(body)]))
-    return series.alias("line"), odd.value > 0
+    return series.alias("line"), odd.value > 0, nul.value > 0
 
 
 def int32s(values) -> ctypes.Array:

@@ -27,6 +27,7 @@ row: ``read = parsed + rejected + blank + joined``.
 """
 from __future__ import annotations
 
+import re
 from typing import Iterable, Iterator, Sequence
 
 import polars as pl
@@ -43,8 +44,9 @@ from . import values as _values
 from . import ztunnel as _ztunnel
 from .batches import ParsedBatch
 from . import jsonlog as _jsonlog
-from .records import _rejects_batch, type_columns
+from .records import _reject, _rejects_batch, type_columns
 from .schema import RECORD_SCHEMA
+from .sources import HOLE_MIN
 
 # Layouts of access.lark in the order a line is tried: most fields first, so that a longer layout
 # wins over a shorter one whose free-text fields could swallow the extra tokens.
@@ -120,15 +122,17 @@ class Parser:
                     line_numbers: pl.Series | None = None) -> ParsedBatch:
         """Parse a run of whole lines as read from a file (newline-separated, the last newline
         optional); the same as ``parse_batch`` of its lines, with the split done natively."""
-        lines, bare, solid = _chunk_lines(body)
-        return self.parse_series(lines, source, first_line, bare, views, solid, line_numbers)
+        lines, bare, solid, holes = _chunk_lines(body)
+        return self.parse_series(lines, source, first_line, bare, views, solid, line_numbers, holes)
 
     def parse_series(self, raw: pl.Series, source: str = "-", first_line: int = 1, bare: bool = False,
-                     views: bool = False, solid: bool = False, line_numbers: pl.Series | None = None) -> ParsedBatch:
+                     views: bool = False, solid: bool = False, line_numbers: pl.Series | None = None,
+                     holes: bool | None = None) -> ParsedBatch:
         """Parse a batch of lines; ``bare``: none ends in ``\n`` or ``\r`` (nothing to strip, no check);
         ``solid``: none is blank (no check); ``views``: the records' strings as Arrow string views
         (``schema.view_schema``: ingest's lanes write them so), not cast to the schema's strings;
-        ``line_numbers``: each line's, increasing (several inputs: ``batches.INPUT_SHIFT``), not ``first_line`` on."""
+        ``line_numbers``: each line's, increasing (several inputs: ``batches.INPUT_SHIFT``), not ``first_line`` on;
+        ``holes``: whether the lines hold NUL bytes (None: not known, looked for; ``_fill_holes``)."""
         n = raw.len()
         if line_numbers is not None and line_numbers.len() != n:
             raise ValueError(f"{line_numbers.len()} line numbers for {n} lines")
@@ -140,6 +144,9 @@ class Parser:
             df = df.with_columns(pl.col("raw").str.strip_suffix("\n").str.strip_suffix("\r").alias("line"))
         else:  # lines as chunk_lines cuts them: nothing to strip, no copy
             df = df.with_columns(pl.col("raw").alias("line"))
+        rejects: list[dict] = []
+        if holes or holes is None and raw.str.contains(HOLE, literal=True).any():
+            df, solid = _fill_holes(df, rejects), False
         is_blank = None if solid else df["line"].str.contains(r"^\s*$")  # (Unicode White_Space, as strip_chars)
         blank = int(is_blank.sum()) if is_blank is not None else 0
         if blank:  # (a filter copies every column, ~0.1 µs a line)
@@ -148,7 +155,6 @@ class Parser:
         df, joined = self.collectors.split_prefix(df)  # (and a split line's parts joined)
         if self.custom is not None:  # a custom line may itself start like a prefix ("%START_TIME% …")
             df = self.custom.keep_prefix(df)
-        rejects: list[dict] = []
         is_json = df["body"].str.starts_with("{")
         any_json = bool(is_json.any())  # (text logs hold none: no filter of every column)
         if any_json:
@@ -224,29 +230,60 @@ def _nulled(cut: list[tuple]) -> frozenset:
     return frozenset.intersection(*(nulled | (names - set(frame.columns)) for frame, nulled in cut))
 
 
+# A NUL byte is no log text (Envoy refuses it in headers and paths, JSON escapes it): a run of them at a
+# line's start, or of HOLE_MIN or more inside one, is a hole where a file lost its data. logrotate's
+# copytruncate under a writer that does not append (`envoy > access.log`, `kubectl logs -f > f`)
+# leaves one at the file's start, as long as the file was (the readers skip that one:
+# sources.iter_byte_chunks, iter_file_ranges); a crash leaves one where the written data had not
+# reached the disk, before the lines written after it.
+HOLE = "\x00"
+_INNER_HOLE = re.compile(f"\x00{{{HOLE_MIN},}}")
+
+
+def _fill_holes(df: pl.DataFrame, rejects: list[dict]) -> pl.DataFrame:
+    """A hole at a line's start is no part of the line: it is read from after it (its ``raw`` too).
+    A hole after some text cut that line short: a reject that says so (the text after the hole,
+    another line's start, is kept in it). A line that was only a hole is then blank."""
+    nul = df["line"].str.contains(HOLE, literal=True)
+    if not nul.any():
+        return df
+    df = df.with_columns(pl.when(nul).then(pl.col(c).str.strip_chars_start(HOLE)).otherwise(pl.col(c)).alias(c)
+                         for c in ("raw", "line"))
+    inside = nul & df["line"].str.contains(_INNER_HOLE.pattern)
+    if not inside.any():
+        return df
+    for ln, raw, line in df.filter(inside).select("line_number", "raw", "line").iter_rows():
+        at, end = _INNER_HOLE.search(line).span()
+        why = (f"column {at + 1}: a hole of {end - at:,} NUL bytes cuts the line short (data the file lost: a "
+               "crash, or a rewrite while it was written); the text after the hole is kept here")
+        rejects.append(_reject(ln, raw, why, "malformed", at + 1))
+    return df.filter(~inside)
+
+
 def chunk_lines(body: bytes) -> pl.Series:
     r"""The lines of ``body`` as a string Series, without their ``\n`` (a ``\r`` before it is
     kept, as in a list of lines). Invalid UTF-8 is kept visibly (``\\xNN``), never lost."""
     return _chunk_lines(body)[0]
 
 
-def _chunk_lines(body: bytes) -> tuple[pl.Series, bool, bool]:
-    """``chunk_lines``, whether no line ends in ``\r`` (``body`` holds none), and whether no line is
-    blank (``native.lines`` tells: then the check of every line is skipped)."""
+def _chunk_lines(body: bytes) -> tuple[pl.Series, bool, bool, bool | None]:
+    """``chunk_lines``, whether no line ends in ``\r`` (``body`` holds none), whether no line is
+    blank (``native.lines`` tells: then the check of every line is skipped), and whether a line holds
+    a NUL byte (None: not known)."""
     if b"\r" not in body:
         from . import native as _native
 
         lib = _native.library()
         got = _native.lines(lib, body) if lib is not None else None  # views into body: no copy
         if got is not None:
-            return got[0], True, not got[1]
+            return got[0], True, not got[1], got[2]
         try:
-            return pl.read_lines(body)["line"], True, False  # native split; it validates UTF-8
+            return pl.read_lines(body)["line"], True, False, None  # native split; it validates UTF-8
         except pl.exceptions.ComputeError:
             pass
     from .sources import split_lines
 
-    return pl.Series(split_lines(body), dtype=pl.String), False, False
+    return pl.Series(split_lines(body), dtype=pl.String), False, False, None
 
 
 def _decode(line: bytes) -> str:

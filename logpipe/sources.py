@@ -9,6 +9,7 @@ from __future__ import annotations
 import glob
 import io
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,6 +172,7 @@ def iter_file_ranges(inp: Input, skip_bytes: int = 0, chunk_bytes: int = CHUNK_B
 
     buf = bytearray(chunk_bytes)
     start, held = skip_bytes, 0  # held: bytes at the front of buf after the last range's end
+    hole = not skip_bytes  # (NUL bytes at the start: a hole, no line's, hashed but not in a range; parse.HOLE)
     with open(inp.path, "rb", buffering=0) as f:
         if skip_bytes:
             if os.fstat(f.fileno()).st_size < skip_bytes:
@@ -182,6 +184,14 @@ def iter_file_ranges(inp: Input, skip_bytes: int = 0, chunk_bytes: int = CHUNK_B
             with memoryview(buf) as view:
                 got = f.readinto(view[held:])
             total = held + got
+            if hole and got and not buf[0]:  # (held is 0 in the hole)
+                nuls = total - len(buf[:total].lstrip(b"\x00"))
+                if hasher is not None:
+                    with memoryview(buf) as view:
+                        hasher.update(view[:nuls])
+                buf[:total - nuls] = buf[nuls:total]
+                start, total = start + nuls, total - nuls
+            hole = hole and total == 0
             if got == 0:  # end of the file: what is held is its last line, without a newline
                 if held:
                     yield FileRange(inp.path, start, start + held, count_newlines(buf, held) + 1), start + held
@@ -351,19 +361,58 @@ def open_binary(inp: Input) -> tuple[BinaryIO, str]:
     return _unpack.unpack(buffered)
 
 
+# A hole (a run of NUL bytes where a file lost its data: parse.HOLE) is at least this long, or starts a
+# line; shorter runs inside a line are a binary file's (UTF-16 without its byte-order mark: one a
+# character), or, in a line that is otherwise text, that line's text.
+HOLE_MIN = 16
+_NULS = re.compile(rb"\x00+")
+# The NUL bytes at a file's start that not_text reads past before it gives up looking (a longer hole,
+# of zeros written out rather than a sparse one, is taken for one: its text is judged as it is read).
+HOLE_SCAN_BYTES = 64 << 20
+
+
 def not_text(inp: Input) -> str | None:
     """Why a file is no text log, or None: a plain (uncompressed) file with NUL bytes at its start
-    (UTF-16 text has them too, after its byte-order mark: it is not plain), or OTLP protobuf."""
+    that no hole explains (``_binary``; UTF-16 text has them too, after its byte-order mark: it is
+    not plain), or OTLP protobuf. A hole at the start (copytruncate's) is looked past."""
     if inp.is_stream:
         return None
     with open(inp.path, "rb") as f:
         head = f.read(8192)
-    kind = detect_compression(head)
-    if kind == "otlp-proto":
-        return OTLP_PROTO_HINT
-    if kind == "plain" and b"\x00" in head:
+        kind = detect_compression(head)
+        if kind == "otlp-proto":
+            return OTLP_PROTO_HINT
+        if kind != "plain" or b"\x00" not in head:
+            return None
+        if head[:1] == b"\x00":
+            head = _after_hole(f, 8192)
+    if _binary(head):
         return "binary file (NUL bytes), not a text log; leave it out of the inputs"
     return None
+
+
+def _after_hole(f: BinaryIO, size: int) -> bytes:
+    """The first ``size`` bytes of ``f`` after the NUL bytes it starts with (b"" when it is all NULs,
+    or when they run on past HOLE_SCAN_BYTES)."""
+    try:
+        f.seek(os.lseek(f.fileno(), 0, os.SEEK_DATA))  # past a sparse hole's blocks without reading them
+    except (OSError, AttributeError):  # (no data at all: ENXIO; no SEEK_DATA here)
+        f.seek(0)
+    for _ in range(HOLE_SCAN_BYTES >> 20):
+        kept = f.read(1 << 20).lstrip(b"\x00")
+        if kept:
+            return kept[:size] + f.read(max(0, size - len(kept)))
+    return b""
+
+
+def _binary(head: bytes) -> bool:
+    """Whether ``head`` (a file's first bytes, from a line's start) holds NUL bytes that no hole
+    explains: a run shorter than HOLE_MIN after some text, not cut short by the end of ``head``."""
+    for m in _NULS.finditer(head):
+        a, b = m.span()
+        if b - a < HOLE_MIN and a and head[a - 1] != 0x0A and b < len(head):
+            return True
+    return False
 
 
 def iter_chunks(inp: Input, skip_bytes: int = 0) -> Iterator[tuple[list[str], int]]:
@@ -395,12 +444,19 @@ def iter_byte_chunks(inp: Input, skip_bytes: int = 0, chunk_bytes: int = CHUNK_B
     step = chunk_bytes if kind == "plain" and not inp.is_stream else READ_STEP
     offset = 0
     tail = b""
+    hole = not skip_bytes  # (NUL bytes at the start: a hole, no line's; parse.HOLE)
     try:
         if skip_bytes:
             _skip(stream, skip_bytes, inp)
             offset = skip_bytes
         while True:
             chunk, error = read_some(stream, chunk_bytes, step)
+            if hole and chunk:
+                kept = chunk.lstrip(b"\x00")
+                offset, hole = offset + len(chunk) - len(kept), not kept
+                if not kept and error is None:
+                    continue
+                chunk = kept
             if chunk:
                 cut = chunk.rfind(b"\n")
                 if cut >= 0:  # (the parts of a split line read in one batch)

@@ -92,6 +92,9 @@ class LineReader(threading.Thread):
                     break
                 tail += decode(data) if decode is not None else data
                 if first:
+                    tail = tail.lstrip(b"\x00")  # (a hole at the start, copytruncate's: no line's; parse.HOLE)
+                    if not tail:
+                        continue
                     if len(tail) < 4 and any(mark.startswith(tail) for mark, _ in BYTE_ORDER_MARKS):
                         continue  # (a mark may come in several reads)
                     if tail == b"[" or (tail.startswith(b"{") and len(tail) < HEAD_BYTES and b"\n" not in tail):

@@ -331,14 +331,18 @@ def test_lines_cut_as_polars_read_lines_cuts_them(pieces):
     got = native.lines(native.library(), body)
     want = _read_lines(body)
     assert (got[0].to_list() if got is not None else None) == want
-    if got is not None:  # "no line may be blank" only when none is
+    if got is not None:  # "no line may be blank" only when none is; a NUL byte anywhere is told
         assert got[1] or not any(line.strip() == "" for line in want)
+        assert got[2] == (b"\x00" in body)
 
 
 def test_lines_of_a_batch_are_views_into_its_bytes():
     body = "\n".join([LINE, "", "é" * 20, "short"]).encode() + b"\n"
-    got, odd = native.lines(native.library(), body)
-    assert got.to_list() == [LINE, "", "é" * 20, "short"] and got.name == "line" and odd
+    got, odd, nul = native.lines(native.library(), body)
+    assert got.to_list() == [LINE, "", "é" * 20, "short"] and got.name == "line" and odd and not nul
+    # a NUL byte (a hole in the file), whether inside the 16 bytes read at a time or past them
+    for at in (0, 5, 15, 16, 17, len(body) - 2):
+        assert native.lines(native.library(), body[:at] + b"\x00" + body[at:])[2]
     assert native.lines(native.library(), b"ok\n\xff\n") is None
     # a line can be blank only when it starts with white space, a control byte or a non-ASCII one
     assert [native.lines(native.library(), text.encode())[1] for text in

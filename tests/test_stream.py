@@ -385,10 +385,13 @@ def test_eof_keeps_partial_last_line_invalid_utf8_and_a_1mb_line(tmp_path):
       "two\n".encode("utf-16-le")[3:]], [b"one", b"two"]),  # UTF-16, its mark and a character split
     ([b"\xfe\xff" + "one\nt\u00e9\n".encode("utf-16-be"), b"x"], [b"one", "t\u00e9".encode(), b"\\x78"]),  # an odd last byte
     (["one\n".encode("utf-32")], [b"one"]),
+    ([b"\x00" * 5000, b"\x00" * 3, b"one\n\x00two\n"], [b"one", b"\x00two"]),  # a hole at the start: no line's
+    ([b"\x00" * 9, b"\xef\xbb\xbfone\n"], [b"one"]),  # (then a mark)
 ])
 def test_a_byte_order_mark_at_the_start_of_stdin_is_not_part_of_a_line(writes, lines):
     """``logpipe stream``'s reader drops a byte-order mark (a Windows tool's) before the first line,
-    and reads UTF-16 or UTF-32 text as UTF-8, as a file's is read (``unpack.py``), and nothing else."""
+    and reads UTF-16 or UTF-32 text as UTF-8, as a file's is read (``unpack.py``), and nothing else;
+    so it drops a hole (NUL bytes: copytruncate's) at the start, a later line's is the parser's."""
     import queue
 
     from logpipe.stream import LineReader
