@@ -217,15 +217,16 @@ def _first_line(e: Exception) -> str:
     return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
 
 
-def _known_names(con, kind: str) -> list[str]:
+def _owned_names(con, kind: str) -> list[tuple[str, str]]:
+    """(name, the view it is of) of the views (``kind`` "views": each its own) or their columns."""
     try:
         if kind == "views":
-            sql = ("SELECT DISTINCT view_name FROM duckdb_views() WHERE NOT internal "
+            sql = ("SELECT DISTINCT view_name, view_name FROM duckdb_views() WHERE NOT internal "
                    "AND view_name NOT LIKE 'logpipe\\_%' ESCAPE '\\' ORDER BY 1")
         else:
-            sql = ("SELECT DISTINCT column_name FROM duckdb_columns() "
-                   "WHERE table_name IN ('access_log', 'egress', 'rejects') ORDER BY 1")
-        return [r[0] for r in con.execute(sql).fetchall()]
+            sql = ("SELECT DISTINCT column_name, table_name FROM duckdb_columns() "
+                   "WHERE table_name IN ('access_log', 'egress', 'rejects') ORDER BY 2, 1")
+        return [(r[0], r[1]) for r in con.execute(sql).fetchall()]
     except Exception:  # the hint is a courtesy; never hide the real error behind another
         return []
 
@@ -234,8 +235,13 @@ def _hint(con, message: str) -> str:
     for rx, kind in _MISSING_RE:
         m = rx.search(message)
         if m and kind:
-            known = _known_names(con, kind)
-            close = difflib.get_close_matches(m.group(1).split(".")[-1], known, n=3, cutoff=0.6)
+            name = m.group(1).split(".")[-1]
+            owned = _owned_names(con, kind)
+            known = sorted({n for n, _ in owned})
+            owners = [view for n, view in owned if n == name]
+            if owners:  # (a column of another view: rejects keep a line's raw text, rows do not)
+                return f"{name} is a column of {' and '.join(owners)} only"
+            close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
             if close:
                 return f"did you mean {', '.join(close)}?"
             if kind == "views":

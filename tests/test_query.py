@@ -466,6 +466,8 @@ def test_missing_dataset(tmp_path, run_main):
 @pytest.mark.parametrize("sql,message", [
     ("SELECT * FROM egres", "did you mean egress"),
     ("SELECT upstream_clustr FROM access_log", "did you mean upstream_cluster"),
+    ("SELECT raw FROM access_log", "; raw is a column of rejects only$"),  # (not "did you mean raw?")
+    ("SELECT reason, raw FROM egress", "; reason is a column of rejects only$"),
     ("SELEC 1", "Parser Error"),
     ("SELECT 1; SELECT 2", "one SELECT at a time"),
     ("SELECT $nope", "-p nope VALUE"),
