@@ -52,6 +52,7 @@ class ParsedBatch:
     read: int
     blank: int
     joined_lines: tuple[int, ...] = ()
+    header: str | None = None  # (the file of `tail -f`'s header in effect after its last line: tailheads.py)
 
     @property
     def joined(self) -> int:

@@ -40,9 +40,10 @@ from . import grammar as _grammar
 from . import nativecut as _nativecut
 from . import runtimes as _runtimes
 from . import steps as _steps
+from . import tailheads as _tailheads
 from . import values as _values
 from . import ztunnel as _ztunnel
-from .batches import ParsedBatch
+from .batches import INPUT_SHIFT, ParsedBatch
 from . import jsonlog as _jsonlog
 from .records import _reject, _rejects_batch, type_columns
 from .schema import RECORD_SCHEMA
@@ -64,6 +65,7 @@ class Parser:
         self.noise = _grammar.load_builtin("noise")
         # (tail's header: no split line's parts are joined across it)
         self.collectors = _collectors.Collectors(self.prefix, barrier=self.noise.regex("tail_header"))
+        self.tailheads = _tailheads.TailHeads(self.noise)  # (and the pod and container of the lines after it)
         self.envelopes = _envelopes.Envelopes(self.collectors.time_rx)  # (collectors' JSON records of a line)
         # fast=False skips the generated regexes: every text line takes the exact Lark path
         # (the differential test and the bench compare the two).
@@ -114,25 +116,28 @@ class Parser:
 
     # ---- the batch ---------------------------------------------------------------------------------
 
-    def parse_batch(self, lines: Sequence[str | bytes], source: str = "-", first_line: int = 1) -> ParsedBatch:
+    def parse_batch(self, lines: Sequence[str | bytes], source: str = "-", first_line: int = 1,
+                    header: str | None = None) -> ParsedBatch:
         raw = [_decode(x) for x in lines] if lines and not isinstance(lines[0], str) else list(lines)
-        return self.parse_series(pl.Series(raw, dtype=pl.String), source, first_line)
+        return self.parse_series(pl.Series(raw, dtype=pl.String), source, first_line, header=header)
 
     def parse_chunk(self, body: bytes, source: str = "-", first_line: int = 1, views: bool = False,
-                    line_numbers: pl.Series | None = None) -> ParsedBatch:
+                    line_numbers: pl.Series | None = None, header: str | None = None) -> ParsedBatch:
         """Parse a run of whole lines as read from a file (newline-separated, the last newline
         optional); the same as ``parse_batch`` of its lines, with the split done natively."""
         lines, bare, solid, holes = _chunk_lines(body)
-        return self.parse_series(lines, source, first_line, bare, views, solid, line_numbers, holes)
+        return self.parse_series(lines, source, first_line, bare, views, solid, line_numbers, holes, header)
 
     def parse_series(self, raw: pl.Series, source: str = "-", first_line: int = 1, bare: bool = False,
                      views: bool = False, solid: bool = False, line_numbers: pl.Series | None = None,
-                     holes: bool | None = None) -> ParsedBatch:
+                     holes: bool | None = None, header: str | None = None) -> ParsedBatch:
         """Parse a batch of lines; ``bare``: none ends in ``\n`` or ``\r`` (nothing to strip, no check);
         ``solid``: none is blank (no check); ``views``: the records' strings as Arrow string views
         (``schema.view_schema``: ingest's lanes write them so), not cast to the schema's strings;
         ``line_numbers``: each line's, increasing (several inputs: ``batches.INPUT_SHIFT``), not ``first_line`` on;
-        ``holes``: whether the lines hold NUL bytes (None: not known, looked for; ``_fill_holes``)."""
+        ``holes``: whether the lines hold NUL bytes (None: not known, looked for; ``_fill_holes``);
+        ``header``: the file of `tail -f`'s header in effect before the first line (``logpipe/tailheads.py``:
+        the batch's ``header`` is the one after its last line)."""
         n = raw.len()
         if line_numbers is not None and line_numbers.len() != n:
             raise ValueError(f"{line_numbers.len()} line numbers for {n} lines")
@@ -153,6 +158,8 @@ class Parser:
             df = df.filter(~is_blank)
 
         df, joined = self.collectors.split_prefix(df)  # (and a split line's parts joined)
+        groups = None if line_numbers is None else pl.col("line_number") // (1 << INPUT_SHIFT)
+        df, header = self.tailheads.fill(df, header, groups)
         if self.custom is not None:  # a custom line may itself start like a prefix ("%START_TIME% …")
             df = self.custom.keep_prefix(df)
         is_json = df["body"].str.starts_with("{")
@@ -190,7 +197,7 @@ class Parser:
             groups = [(self.custom.prepare(group), nulled) for group, nulled in groups]
         records, more_rejects = type_columns(groups, source, self.schema, views)
         rejects.extend(more_rejects)
-        return ParsedBatch(records, _rejects_batch(rejects, source), n, blank, joined)
+        return ParsedBatch(records, _rejects_batch(rejects, source), n, blank, joined, header)
 
     # ---- steps -------------------------------------------------------------------------------------
 

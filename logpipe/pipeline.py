@@ -11,7 +11,7 @@ from typing import Iterator
 from .errors import InputError, RejectLimitError, UsageError
 from .batches import Counts, ParsedBatch
 from .parse import Parser, default_parser
-from .sources import CHUNK_BYTES, Input, expand_inputs, iter_byte_chunks, iter_file_ranges, not_text
+from .sources import CHUNK_BYTES, Input, expand_inputs, header_at, iter_byte_chunks, iter_file_ranges, not_text
 from . import workers as _workers
 from .lanes import WorkerPool, default_workers
 from .workers import StagedBatch, parse_parallel
@@ -40,19 +40,20 @@ def parse_input(inp: Input, parser: Parser | None = None, *, skip_bytes: int = 0
                                   hasher=hasher)
     else:  # bytes go to the workers through pipes, held on both sides meanwhile: keep them small
         chunks = iter_byte_chunks(inp, skip_bytes=skip_bytes)
+    header = header_at(inp, skip_bytes)  # (`tail -f`'s, where a grown file is read on: logpipe/tailheads.py)
     if workers <= 1:
         line_no = first_line
         for body, end in chunks:
             if body:
-                batch = parser.parse_chunk(body, inp.name, line_no)
+                batch = parser.parse_chunk(body, inp.name, line_no, header=header)
                 yield batch, end
-                line_no += batch.read
+                line_no, header = line_no + batch.read, batch.header
         return
     if pool is not None and pool.workers == workers:
-        yield from parse_parallel(chunks, pool, inp.name, first_line, stage if staged else None)
+        yield from parse_parallel(chunks, pool, inp.name, first_line, stage if staged else None, header)
         return
     with WorkerPool(parser, workers) as own:
-        yield from parse_parallel(chunks, own, inp.name, first_line, stage if staged else None)
+        yield from parse_parallel(chunks, own, inp.name, first_line, stage if staged else None, header)
 
 
 def format_reject(r: dict) -> str:

@@ -122,6 +122,7 @@ class FileRange:
     start: int
     stop: int
     lines: int
+    header: str | None = None  # (`tail -f`'s header line in effect at start: logpipe/tailheads.py)
 
     def read(self) -> bytes:
         with open(self.path, "rb") as f:
@@ -161,18 +162,77 @@ class FileRange:
                 pos = end
 
 
+# `tail -f`'s header lines (logpipe/tailheads.py: the grammar's start of one, which the lane then checks)
+# are looked for in an input only when it starts with one, as tail's output of several files does.
+TAIL_LOOK = b"==> "
+HEADER_SCAN = 1 << 20
+
+
+def last_header(body: "bytes | bytearray", end: int | None = None) -> str | None:
+    """The last line of ``body[:end]`` that starts like `tail -f`'s header (``TAIL_LOOK``), or None."""
+    end = len(body) if end is None else end
+    k = _last_header_start(body, end)
+    if k is None:
+        return None
+    stop = body.find(b"\n", k, end)
+    return bytes(body[k:stop if stop >= 0 else end]).rstrip(b"\r").decode("utf-8", "replace")
+
+
+def _last_header_start(body: "bytes | bytearray", end: int) -> int | None:
+    at = end
+    while (k := body.rfind(TAIL_LOOK, 0, at)) >= 0:
+        if k == 0 or body[k - 1] == 0x0A:
+            return k
+        at = k
+    return None
+
+
+def header_at(inp: Input, offset: int) -> str | None:
+    """The header line of `tail -f` in effect at ``offset`` of a plain file that starts with one (the
+    last before it), or None: where a read on from ``offset`` starts (ingest of a grown file)."""
+    if offset <= 0 or inp.is_stream or detect_compression(_head(inp.path)) != "plain":
+        return None
+    with open(inp.path, "rb") as f:
+        if f.read(len(TAIL_LOOK)) != TAIL_LOOK:
+            return None
+        pos = offset
+        while pos > 0:  # back a block at a time: the lines that start in [lo, pos)
+            lo = max(0, pos - HEADER_SCAN)
+            base = max(0, lo - 1)  # (the byte before tells whether a line starts at lo)
+            f.seek(base)
+            block = f.read(min(offset, pos + len(TAIL_LOOK) - 1) - base)  # (a look that starts before pos, whole)
+            if lo:
+                block = (b"\n" if block[:1] == b"\n" else b"x") + block[1:]
+            k = _last_header_start(block, len(block))
+            while k is not None and base + k >= pos:  # (one the later block holds)
+                k = _last_header_start(block, k)
+            if k is not None:
+                f.seek(base + k)
+                return f.readline().rstrip(b"\r\n").decode("utf-8", "replace")
+            pos = lo
+    return None
+
+
+def _head(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(64)
+
+
 def iter_file_ranges(inp: Input, skip_bytes: int = 0, chunk_bytes: int = CHUNK_BYTES,
                      hasher=None) -> Iterator[tuple[FileRange, int]]:
     """A plain (uncompressed) file as ranges of whole lines (the last line may lack its newline) of
     up to about ``chunk_bytes``: ``(range, end_offset)``. This process reads each byte once, into one
     reused buffer, only to find the ranges' last newlines and count their lines (for the line
     numbers), and gives it to ``hasher.update`` (``dataset.InputHash``) after it has yielded the range
-    that ends in it (a worker starts on it ~10 ms sooner a range); a worker reads its range again itself."""
+    that ends in it (a worker starts on it ~10 ms sooner a range); a worker reads its range again itself.
+    A range of a file that starts with `tail -f`'s header gets the header in effect at its start."""
     from .native import count_newlines
 
     buf = bytearray(chunk_bytes)
     start, held = skip_bytes, 0  # held: bytes at the front of buf after the last range's end
     hole = not skip_bytes  # (NUL bytes at the start: a hole, no line's, hashed but not in a range; parse.HOLE)
+    header = header_at(inp, skip_bytes)
+    track = header is not None  # (else looked at in the first bytes read)
     with open(inp.path, "rb", buffering=0) as f:
         if skip_bytes:
             if os.fstat(f.fileno()).st_size < skip_bytes:
@@ -192,15 +252,18 @@ def iter_file_ranges(inp: Input, skip_bytes: int = 0, chunk_bytes: int = CHUNK_B
                 buf[:total - nuls] = buf[nuls:total]
                 start, total = start + nuls, total - nuls
             hole = hole and total == 0
+            if not skip_bytes and start == 0 and held == 0 and total:
+                track = buf.startswith(TAIL_LOOK)
             if got == 0:  # end of the file: what is held is its last line, without a newline
                 if held:
-                    yield FileRange(inp.path, start, start + held, count_newlines(buf, held) + 1), start + held
+                    yield FileRange(inp.path, start, start + held, count_newlines(buf, held) + 1, header), start + held
                 return
             cut = buf.rfind(b"\n", 0, total) + 1
             if cut:
                 cut = _runtimes().whole_runs(buf, 0, cut)
             if cut:
-                yield FileRange(inp.path, start, start + cut, count_newlines(buf, cut)), start + cut
+                yield FileRange(inp.path, start, start + cut, count_newlines(buf, cut), header), start + cut
+                header = (last_header(buf, cut) or header) if track else None
             if hasher is not None:  # (the bytes read, in the file's order: what was held is hashed already)
                 with memoryview(buf) as view:
                     hasher.update(view[held:total])

@@ -181,6 +181,7 @@ class Streamer:
         self.alert_writer = AlertWriter(out if opts.alerts else None, opts.alerts_format)
         self.stdin_fd = stdin_fd
         self.next_line = 1
+        self.header: str | None = None  # (`tail -f`'s header line in effect after the lines so far)
         self.rows_written = 0
         self.parts_written = 0
         self.gen_parts = 0  # part files of the current prefix (after a compaction: 1 per day)
@@ -287,7 +288,8 @@ class Streamer:
             end = start + PARSE_LINES
             if end < len(lines):  # (a split line's parts in one slice)
                 end -= parts_at_end(lines[start:end]) % PARSE_LINES  # (all parts: as they are)
-            part = self.parser.parse_batch(lines[start:end], self.opts.source, self.next_line + start)
+            part = self.parser.parse_batch(lines[start:end], self.opts.source, self.next_line + start, self.header)
+            self.header = part.header  # (`tail -f`'s header in effect: logpipe/tailheads.py)
             self.counts.add(part)
             self._warn(part)
             records.append(part.records)

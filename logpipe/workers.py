@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Iterator
 
 from .errors import InputError
 from .lanes import WorkerPool, lane_parser
-from .sources import CHUNK_BYTES, FileRange, Input, iter_byte_chunks
+from .sources import CHUNK_BYTES, TAIL_LOOK, FileRange, Input, header_at, iter_byte_chunks, last_header
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -49,7 +49,11 @@ class StagedBatch:
         return self.rejects.num_rows
 
 
-def parse_parallel(chunks, pool: WorkerPool, source: str, first_line: int, stage: tuple | None = None):
+def parse_parallel(chunks, pool: WorkerPool, source: str, first_line: int, stage: tuple | None = None,
+                   header: str | None = None):
+    """``chunks`` (byte ranges of a plain file, or bytes) parsed by the lanes, in order; ``header``:
+    `tail -f`'s header line in effect before the first (a range knows its own; bytes are given the
+    last one before them, looked for only in an input that starts with one: logpipe/tailheads.py)."""
     from collections import deque
     from concurrent.futures import wait
 
@@ -59,11 +63,17 @@ def parse_parallel(chunks, pool: WorkerPool, source: str, first_line: int, stage
     # Tasks in flight: bounded read-ahead, flat memory. One per worker, plus one when neither its
     # input (a file range, not bytes) nor its result (an ingest task's counts) weighs anything.
     light = workers + 1 if stage else workers
+    track = header is not None
     try:
         for body, end in chunks:
-            n = body.lines if isinstance(body, FileRange) else body.count(b"\n") + (0 if body.endswith(b"\n") else 1)
-            task = executor.submit(_stage_chunk, body, source, line_no, *stage) if stage else \
-                executor.submit(_parse_chunk, body, source, line_no)
+            if isinstance(body, FileRange):
+                n, before = body.lines, body.header
+            else:
+                n, before = body.count(b"\n") + (0 if body.endswith(b"\n") else 1), header
+                track = track or (line_no == first_line and body.startswith(TAIL_LOOK))
+                header = (last_header(body) or header) if track else None
+            task = executor.submit(_stage_chunk, body, source, line_no, *stage, before) if stage else \
+                executor.submit(_parse_chunk, body, source, line_no, before)
             pending.append((task, end))
             line_no += n
             while len(pending) > (light if isinstance(body, FileRange) else workers):
@@ -78,19 +88,21 @@ def parse_parallel(chunks, pool: WorkerPool, source: str, first_line: int, stage
         wait([fut for fut, _ in pending if not fut.cancelled()])
 
 
-def _parse_chunk(body: "bytes | FileRange", source: str, first_line: int) -> "ParsedBatch":
-    batch = lane_parser().parse_chunk(body.read() if isinstance(body, FileRange) else body, source, first_line)
+def _parse_chunk(body: "bytes | FileRange", source: str, first_line: int, header: str | None = None) -> "ParsedBatch":
+    batch = lane_parser().parse_chunk(body.read() if isinstance(body, FileRange) else body, source, first_line,
+                                      header=header)
     _check_lines(body, batch.read)
     return batch
 
 
-def _stage_chunk(body: "bytes | FileRange", source: str, first_line: int, root: str, prefix: str) -> StagedBatch:
+def _stage_chunk(body: "bytes | FileRange", source: str, first_line: int, root: str, prefix: str,
+                 header: str | None = None) -> StagedBatch:
     from .batches import BatchBuffer
 
     buf, line_no, blank, joined = BatchBuffer(), first_line, 0, 0
     for piece in body.pieces(STAGE_TASK_BYTES) if isinstance(body, FileRange) else _pieces(body, CHUNK_BYTES):
-        batch = lane_parser().parse_chunk(piece, source, line_no, views=True)  # (written as they are)
-        line_no += batch.read
+        batch = lane_parser().parse_chunk(piece, source, line_no, views=True, header=header)  # (written as they are)
+        line_no, header = line_no + batch.read, batch.header
         blank, joined = blank + batch.blank, joined + batch.joined
         buf.add(batch)
     _check_lines(body, line_no - first_line)
@@ -116,11 +128,12 @@ def _stage_input(path: "str | Input", skip_bytes: int, first_line: int, root: st
     out: list[tuple[StagedBatch, int]] = []
     buf = BatchBuffer(flush_rows) if flush_rows else BatchBuffer()
     line_no, blank, joined, first, end, error, held = first_line, 0, 0, first_line, skip_bytes, None, 0
+    header = header_at(inp, skip_bytes)
     try:
         for body, end in iter_byte_chunks(inp, skip_bytes=skip_bytes):
             if body:
-                batch = lane_parser().parse_chunk(body, inp.name, line_no, views=True)
-                line_no += batch.read
+                batch = lane_parser().parse_chunk(body, inp.name, line_no, views=True, header=header)
+                line_no, header = line_no + batch.read, batch.header
                 blank, joined = blank + batch.blank, joined + batch.joined
                 buf.add(batch)
                 held += len(body)
@@ -147,6 +160,8 @@ def _stage_inputs(items: list[tuple["str | Input", int, int, str]], root: str) -
     from .batches import INPUT_SHIFT, split_inputs
 
     bodies, reads, ends, numbers = [], [], [], []
+    if any(header_at(_input(path), skip) is not None for path, skip, *_ in items):  # (read on under a header)
+        return [_caught(_stage_input, path, skip, first, root, prefix) for path, skip, first, prefix in items]
     try:
         for k, (path, skip, first, _) in enumerate(items):
             body = b"".join(chunk for chunk, _ in iter_byte_chunks(_input(path), skip_bytes=skip))

@@ -1,0 +1,202 @@
+"""`tail -f` of several node log files (``tail -F /var/log/pods/*/istio-proxy/0.log``): each header
+(``==> FILE <==``) names the pod and container of the lines after it, up to the next, however the
+input is cut into batches: one process or the workers' byte ranges, stdin, a stream, a file read on
+where an earlier ingest stopped (logpipe/tailheads.py)."""
+from __future__ import annotations
+
+import io
+import json
+
+import duckdb
+import polars as pl
+import pytest
+from click.testing import CliRunner
+from conftest import SAMPLES, parse_file
+
+from logpipe import ingest, lanes, pipeline, workers
+from logpipe.batches import INPUT_SHIFT
+from logpipe.cli import cli
+from logpipe.parse import Parser
+from logpipe.sources import Input, header_at
+
+ACCESS = [x for x in (SAMPLES / "waypoint-egress-1.23.log").read_text().splitlines() if x.startswith("[")]
+PODS = [("istio-egress", "waypoint-7d9f8b6c4-x2k8p", "0f6a2b3c-1d2e-4f50-8a9b-0c1d2e3f4a5b"),
+        ("default", "sleep-5c4d7f9b8-abcde", "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d")]
+
+
+def header(k: int) -> str:
+    ns, pod, uid = PODS[k]
+    return f"==> /var/log/pods/{ns}_{pod}_{uid}/istio-proxy/0.log <=="
+
+
+def cri(line: str) -> str:
+    return f"2025-01-30T10:53:24.326000321Z stdout F {line}"
+
+
+def capture(sections: list[tuple[int, int]]) -> tuple[str, dict[int, str | None]]:
+    """tail's output: for each (pod k, n lines) its header (a blank line before all but the first)
+    and n CRI lines; and the pod each line number should get (None: no row)."""
+    out, want, i = [], {}, 0
+    for s, (k, n) in enumerate(sections):
+        if s:
+            out.append("")
+        out.append(header(k))
+        for _ in range(n):
+            out.append(cri(ACCESS[i % len(ACCESS)]))
+            want[len(out)] = PODS[k][1]
+            i += 1
+    return "\n".join(out) + "\n", want
+
+
+SECTIONS = [(0, 5), (1, 3), (0, 1), (1, 7)]
+
+
+def pods(records: list[dict]) -> dict[int, str | None]:
+    return {r["line_number"]: r["pod"] for r in records}
+
+
+def test_each_header_names_the_lines_after_it(tmp_path):
+    text, want = capture(SECTIONS)
+    path = tmp_path / "tail.log"
+    path.write_text(text)
+    records, rejects = parse_file(path)
+    assert pods(records) == want
+    assert {r["container"] for r in records} == {"istio-proxy"}
+    assert [r["reason"] for r in rejects].count(
+        "tail's header of the file it reads next (tail -f of several files), not an access line") == 4
+
+
+def test_a_line_s_own_prefix_and_a_file_that_names_no_pod():
+    """kubectl's prefix names its line's pod, whatever the header; a header of another file (not a
+    node's container log) names none; lines before the first header have none."""
+    p = Parser()
+    lines = [cri(ACCESS[0]), header(0), f"[pod/other-1/istio-proxy] {ACCESS[1]}", cri(ACCESS[2]),
+             "==> /tmp/access.log <==", cri(ACCESS[3])]
+    got = pods(p.parse_batch(lines).records.to_pylist())
+    assert got == {1: None, 3: "other-1", 4: PODS[0][1], 6: None}
+
+
+@pytest.mark.parametrize("cut", [1, 2, 7, 9, 12, 15])
+def test_a_header_carries_into_the_next_batches(cut):
+    """A sequential reader gives each batch the header in effect after the last: the same pods as in
+    one batch, wherever the batches are cut (even right after a header, or between its lines)."""
+    text, want = capture(SECTIONS)
+    lines = text.splitlines()
+    p = Parser()
+    first = p.parse_batch(lines[:cut], "x", 1)
+    second = p.parse_batch(lines[cut:], "x", cut + 1, header=first.header)
+    assert pods(first.records.to_pylist() + second.records.to_pylist()) == want
+    assert second.header == header(1)  # (the last of the input)
+
+
+def test_a_header_names_only_its_own_input_s_lines():
+    """Several small inputs parsed in one batch (numbered by INPUT_SHIFT): the header of one names
+    none of the next one's lines."""
+    text, want = capture([(0, 3)])
+    plain = "\n".join(cri(x) for x in ACCESS[:2]) + "\n"
+    body = (text + plain).encode()
+    numbers = pl.Series([1, 2, 3, 4] + [(1 << INPUT_SHIFT) + 1, (1 << INPUT_SHIFT) + 2], dtype=pl.Int64)
+    got = pods(Parser().parse_chunk(body, "-", 1, line_numbers=numbers).records.to_pylist())
+    assert got == {2: PODS[0][1], 3: PODS[0][1], 4: PODS[0][1], (1 << INPUT_SHIFT) + 1: None, (1 << INPUT_SHIFT) + 2: None}
+
+
+def test_workers_ranges_stdin_and_one_process_agree(tmp_path, monkeypatch):
+    """The workers' byte ranges (each gets the header in effect at its start from the parent's
+    reading), a compressed input's chunks, stdin and one process: the same rows."""
+    import gzip
+
+    text, want = capture([(k % 2, 40 + k) for k in range(30)])
+    path = tmp_path / "tail.log"
+    path.write_text(text)
+    packed = tmp_path / "tail.log.gz"
+    packed.write_bytes(gzip.compress(text.encode()))
+    monkeypatch.setattr(lanes, "PARALLEL_MIN_BYTES", 1)
+    for module in (workers, pipeline):
+        monkeypatch.setattr(module, "CHUNK_BYTES", 16 << 10)
+    monkeypatch.setattr(workers, "STAGE_TASK_BYTES", 16 << 10)
+    for log in (path, packed):
+        monkeypatch.setenv("LOGPIPE_WORKERS", "2")
+        data = tmp_path / f"data-{log.name}"
+        summary = ingest.ingest_paths([str(log)], str(data), err=io.StringIO(), progress=False)
+        assert summary.files > 2 or log is packed  # (the workers wrote parts of their own)
+        got = dict(duckdb.sql(f"select line_number, pod from read_parquet('{data}/date=*/*.parquet')").fetchall())
+        assert got == want
+    stdin = CliRunner().invoke(cli, ["parse", "-", "-o", "ndjson"], input=text)
+    assert pods([json.loads(x) for x in stdin.stdout.splitlines()]) == want
+    # bytes (a compressed input's, stdin's) in many chunks to the lanes: the parent gives each the
+    # header before it
+    raw = text.encode()
+    chunks, at = [], 0
+    while at < len(raw):
+        end = raw.index(b"\n", min(at + 3000, len(raw) - 1)) + 1
+        chunks.append((raw[at:end], end))
+        at = end
+    assert len(chunks) > 10
+    with lanes.WorkerPool(Parser(), 2) as pool:
+        got = [b for b, _ in workers.parse_parallel(iter(chunks), pool, "x", 1)]
+    assert pods([r for b in got for r in b.records.to_pylist()]) == want
+
+
+def test_a_grown_capture_is_read_on_under_its_last_header(tmp_path, monkeypatch):
+    """Ingested, then grown: the new lines before any new header are the last header's file's
+    (``sources.header_at`` finds it before where the first ingest stopped), in one process and in
+    the workers alike."""
+    text, want = capture(SECTIONS)
+    more = "\n".join(cri(x) for x in ACCESS[:4]) + "\n"
+    for lanes_ in ("1", "2"):
+        monkeypatch.setenv("LOGPIPE_WORKERS", lanes_)
+        monkeypatch.setattr(lanes, "PARALLEL_MIN_BYTES", 1)
+        path = tmp_path / lanes_ / "tail.log"
+        path.parent.mkdir()
+        path.write_text(text)
+        data = tmp_path / lanes_ / "data"
+        ingest.ingest_paths([str(path)], str(data), err=io.StringIO(), progress=False)
+        assert header_at(Input(str(path)), len(text.encode())) == header(1)
+        with open(path, "a") as f:
+            f.write(more)
+        s = ingest.ingest_paths([str(path)], str(data), err=io.StringIO(), progress=False)
+        assert s.counts.parsed == 4
+        got = dict(duckdb.sql(f"select line_number, pod from read_parquet('{data}/date=*/*.parquet')").fetchall())
+        n = len(text.splitlines())
+        assert got == {**want, **{n + k: PODS[1][1] for k in range(1, 5)}}
+
+
+def test_header_at_looks_back_over_blocks(tmp_path, monkeypatch):
+    from logpipe import sources
+
+    monkeypatch.setattr(sources, "HEADER_SCAN", 64)  # (blocks shorter than a line: a header across two)
+    text, _ = capture(SECTIONS)
+    path = tmp_path / "tail.log"
+    path.write_text(text)
+    raw = text.encode()
+    for end in (i + 1 for i, c in enumerate(raw) if c == 0x0A):  # (byte offsets: some lines are not ASCII)
+        before = [x for x in raw[:end].decode().splitlines() if x.startswith("==> ")]
+        assert header_at(Input(str(path)), end) == before[-1]
+    other = tmp_path / "plain.log"
+    other.write_text("x\n==> /var/log/pods/a_b_c/d/0.log <==\ny\n")  # (not tail's output: it starts otherwise)
+    assert header_at(Input(str(other)), other.stat().st_size) is None
+
+
+def test_stream_carries_a_header_across_its_micro_batches(tmp_path):
+    """``tail -F … | logpipe stream``: a micro-batch that starts between a header's lines gets that
+    header's pod (the stream flushes after each of its two reads here)."""
+    import subprocess
+    import sys
+    import time
+
+    text, want = capture(SECTIONS)
+    raw = text.encode()
+    cut = raw.index(b"\n", raw.index(header(1).encode()) + 200) + 1  # (after the second header's first lines)
+    data = tmp_path / "data"
+    proc = subprocess.Popen([sys.executable, "-m", "logpipe", "stream", "--data", str(data), "--flush-seconds", "0.1"],
+                            stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdin.write(raw[:cut])
+    proc.stdin.flush()
+    time.sleep(1.5)
+    proc.stdin.write(raw[cut:])
+    proc.stdin.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(60) == 0, err
+    assert len(list(data.glob("date=*/*.parquet"))) >= 2, err  # (two micro-batches)
+    got = dict(duckdb.sql(f"select line_number, pod from read_parquet('{data}/date=*/*.parquet')").fetchall())
+    assert got == want
