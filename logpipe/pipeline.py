@@ -79,7 +79,7 @@ class RejectReporter:
         if self.file:
             for r in rows:
                 self.file.write(json.dumps(r, ensure_ascii=False) + "\n")
-        elif self.on_error != "skip":
+        elif self.on_error == "warn":  # (fail: its error names the first; skip: none)
             for r in rows:
                 if self.shown < self.max_warnings:
                     print(format_reject(r), file=sys.stderr)

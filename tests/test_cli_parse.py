@@ -135,6 +135,7 @@ def test_on_error_fail_exits_1_with_the_first_reject():
     assert r.exit_code == 1
     assert "malformed.log:1 was rejected" in str(r.exception)
     summary(r.stderr)  # the counts are still printed
+    assert len(r.stderr.splitlines()) == 1  # (no line for each reject: the error names the first)
 
 
 @pytest.mark.parametrize("args, code, message", [
