@@ -40,7 +40,7 @@ class Departure:
             what = f"expected {step.expects} {self.place}, {got}"
         if not self.got:
             why += f"{', ' if why else ''}{self.fields} of {self.total} fields"
-        why += f"; Lark: {context}" if context else ""
+        why += f"{'; ' if why else ''}Lark: {context}" if context else ""
         return f"column {self.column + shift}: {what}" + (f" ({why})" if why else "")
 
 

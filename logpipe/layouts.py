@@ -97,13 +97,12 @@ class CustomLayout:
             # line) says why only among an input's first LARK_CONTEXT_LINES lines, as for the built-in
             # layouts (exact.py); later ones get the grammar's diagnosis (~0.05 ms), unless it finds
             # nothing or a departure at the start (Lark decides those).
-            if parser.fast and (line_in_input(ln) > LARK_CONTEXT_LINES or not parser.exact):
-                where = diagnose_line(self.rulebook, body, (self.name,))
-                if where is not None and where.column > 1:
-                    col = where.column + (plen or 0)
-                    why = f"does not follow the given format: {where.describe(plen or 0, layout=False)}"
-                    rejects.append(_reject(ln, raw, why, "malformed", col))
-                    continue
+            where = diagnose_line(self.rulebook, body, (self.name,)) if parser.fast else None
+            if where is not None and where.column > 1 and (line_in_input(ln) > LARK_CONTEXT_LINES or not parser.exact):
+                col = where.column + (plen or 0)
+                why = f"does not follow the given format: {where.describe(plen or 0, layout=False)}"
+                rejects.append(_reject(ln, raw, why, "malformed", col))
+                continue
             try:
                 _, fields = self.rulebook.parse(body, self.name)
             except GrammarMismatch as e:
@@ -111,8 +110,11 @@ class CustomLayout:
                     others.append(ln)
                     continue
                 col = (e.column or 0) + (plen or 0)
-                why = f"does not follow the given format: column {col}: {str(e).partition(': ')[2]}"
-                rejects.append(_reject(ln, raw, why, "malformed", col))
+                lark = f"column {col}: {str(e).partition(': ')[2]}"
+                if where is not None and where.column > 1:  # (where the line departs from the format, then Lark's word)
+                    col = where.column + (plen or 0)
+                    lark = where.describe(plen or 0, lark, layout=False)
+                rejects.append(_reject(ln, raw, f"does not follow the given format: {lark}", "malformed", col))
                 continue
             fields.update(line_number=ln, raw=raw, log_format=self.name, pod=pod, container=container,
                           received_at=received)

@@ -201,6 +201,13 @@ def _item_regex(book: Rulebook, t, strict: bool) -> str:
     raise LogpipeError(f"grammar {book.source}: unsupported construct {kind!r} in a layout")
 
 
+def _shown_name(name: str) -> str:
+    """A terminal's name as its grammar wrote it: without the namespace Lark gives a terminal a
+    grammar imports (``access__CLUSTER_PART`` in a given format's grammar, from access.lark)."""
+    space, _, base = name.rpartition("__")
+    return base if space and base and not space.endswith("_") else name
+
+
 def _describe_first(book: Rulebook, item) -> str:
     """What an item can start with, in the grammar's words: terminal names, literal text quoted."""
     seen: list[str] = []
@@ -210,7 +217,7 @@ def _describe_first(book: Rulebook, item) -> str:
             if t.is_term:
                 term = book.terminal(t.name)
                 kind = type(term.pattern).__name__ if term else ""
-                seen.append(repr(term.pattern.value) if kind == "PatternStr" else t.name)
+                seen.append(repr(term.pattern.value) if kind == "PatternStr" else _shown_name(t.name))
                 return False
             return t.name in stack or first(book.rule_tree(t.name), stack + (t.name,))
         kind = t.data

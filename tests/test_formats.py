@@ -66,14 +66,22 @@ def test_builtin_format_strings_compile_to_their_layout(layout):
     got, rejects = rows(mine, [lines[w["line_number"] - 1] for w in want])
     assert rejects == [] and {r["log_format"] for r in got} == {"custom"}
     for w, g in zip(want, got):
-        same = [k for k in COLUMNS if k not in ("log_format", "line_number")]
+        # (not a `tail -f` header's pod and container: the lines here are parsed without it)
+        same = [k for k in COLUMNS if k not in ("log_format", "line_number")
+                and not (k in ("pod", "container") and g["pod"] is None and w["received_at"] is not None)]
         assert {k: g[k] for k in same} == {k: w[k] for k in same}
 
 
 @functools.lru_cache(maxsize=None)
 def all_sample_records():
-    lines = [line for p in sample_files() for line in p.read_text(errors="replace").splitlines()]
-    return lines, [r for r in rows(Parser(), lines)[0] if not split_part(lines[r["line_number"] - 1])]
+    """Every sample's lines, numbered one after the other, and their records, each file parsed
+    alone (a `tail -f` header of one names no other file's lines)."""
+    lines, records, parser = [], [], Parser()
+    for p in sample_files():
+        mine = p.read_text(errors="replace").splitlines()
+        records += parser.parse_batch(mine, "t.log", len(lines) + 1).records.to_pylist()
+        lines += mine
+    return lines, [r for r in records if not split_part(lines[r["line_number"] - 1])]
 
 
 # ---- a dozen realistic custom formats, round-tripped with generated values --------------------------

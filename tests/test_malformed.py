@@ -131,7 +131,9 @@ def test_a_custom_formats_malformed_lines_ask_lark_among_the_first_lines_only(mo
     late = [r for r in bad if r["line_number"] > LARK_CONTEXT_LINES]
     assert late and all(r["reason"] == "does not follow the given format: column 32: response_code expected INT, "
                         "got '2OO'" and r["column"] == 32 for r in late)
-    assert all(r["reason"].startswith("does not follow the given format: column ") for r in early)
+    # the first ones: the same diagnosis (where the line departs from the format), then Lark's word
+    assert all(r["reason"].startswith("does not follow the given format: column 32: response_code expected INT, "
+                                      "got '2OO' (Lark: column ") and r["column"] == 32 for r in early)
     # the same lines in batches of 7: the same reasons
     cut = [r for k in range(0, len(lines), 7)
            for r in parser.parse_batch(lines[k:k + 7], "-", k + 1).rejects.to_pylist()]
