@@ -43,7 +43,7 @@ from . import steps as _steps
 from . import tailheads as _tailheads
 from . import values as _values
 from . import ztunnel as _ztunnel
-from .batches import INPUT_SHIFT, ParsedBatch
+from .batches import ParsedBatch
 from . import jsonlog as _jsonlog
 from .records import _reject, _rejects_batch, type_columns
 from .schema import RECORD_SCHEMA
@@ -136,8 +136,9 @@ class Parser:
         (``schema.view_schema``: ingest's lanes write them so), not cast to the schema's strings;
         ``line_numbers``: each line's, increasing (several inputs: ``batches.INPUT_SHIFT``), not ``first_line`` on;
         ``holes``: whether the lines hold NUL bytes (None: not known, looked for; ``_fill_holes``);
-        ``header``: the file of `tail -f`'s header in effect before the first line (``logpipe/tailheads.py``:
-        the batch's ``header`` is the one after its last line)."""
+        ``header``: `tail -f`'s header line in effect before the first line, "" for none yet, None when
+        the input is no `tail -f` of several files (``logpipe/tailheads.py``: the batch's ``header``
+        is the one after its last line)."""
         n = raw.len()
         if line_numbers is not None and line_numbers.len() != n:
             raise ValueError(f"{line_numbers.len()} line numbers for {n} lines")
@@ -158,8 +159,8 @@ class Parser:
             df = df.filter(~is_blank)
 
         df, joined = self.collectors.split_prefix(df)  # (and a split line's parts joined)
-        groups = None if line_numbers is None else pl.col("line_number") // (1 << INPUT_SHIFT)
-        df, header = self.tailheads.fill(df, header, groups)
+        if header is not None:  # (an input that starts with `tail -f`'s header)
+            df, header = self.tailheads.fill(df, header)
         if self.custom is not None:  # a custom line may itself start like a prefix ("%START_TIME% …")
             df = self.custom.keep_prefix(df)
         is_json = df["body"].str.starts_with("{")

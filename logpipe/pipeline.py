@@ -11,7 +11,8 @@ from typing import Iterator
 from .errors import InputError, RejectLimitError, UsageError
 from .batches import Counts, ParsedBatch
 from .parse import Parser, default_parser
-from .sources import CHUNK_BYTES, Input, expand_inputs, header_at, iter_byte_chunks, iter_file_ranges, not_text
+from .sources import (CHUNK_BYTES, Input, expand_inputs, first_header, header_at, iter_byte_chunks,
+                      iter_file_ranges, not_text)
 from . import workers as _workers
 from .lanes import WorkerPool, default_workers
 from .workers import StagedBatch, parse_parallel
@@ -45,6 +46,7 @@ def parse_input(inp: Input, parser: Parser | None = None, *, skip_bytes: int = 0
         line_no = first_line
         for body, end in chunks:
             if body:
+                header = first_header(body) if line_no == first_line and not skip_bytes else header
                 batch = parser.parse_chunk(body, inp.name, line_no, header=header)
                 yield batch, end
                 line_no, header = line_no + batch.read, batch.header

@@ -168,6 +168,12 @@ TAIL_LOOK = b"==> "
 HEADER_SCAN = 1 << 20
 
 
+def first_header(body: "bytes | bytearray") -> str | None:
+    """"" when ``body``, an input's first bytes, starts like `tail -f`'s header (then its headers
+    name the lines after them: logpipe/tailheads.py), else None."""
+    return "" if body[:len(TAIL_LOOK)] == TAIL_LOOK else None
+
+
 def last_header(body: "bytes | bytearray", end: int | None = None) -> str | None:
     """The last line of ``body[:end]`` that starts like `tail -f`'s header (``TAIL_LOOK``), or None."""
     end = len(body) if end is None else end
@@ -189,7 +195,8 @@ def _last_header_start(body: "bytes | bytearray", end: int) -> int | None:
 
 def header_at(inp: Input, offset: int) -> str | None:
     """The header line of `tail -f` in effect at ``offset`` of a plain file that starts with one (the
-    last before it), or None: where a read on from ``offset`` starts (ingest of a grown file)."""
+    last before it), or None (at the start too: the first bytes tell, ``first_header``): where a
+    read on from ``offset`` starts (ingest of a grown file)."""
     if offset <= 0 or inp.is_stream or detect_compression(_head(inp.path)) != "plain":
         return None
     with open(inp.path, "rb") as f:
@@ -231,8 +238,7 @@ def iter_file_ranges(inp: Input, skip_bytes: int = 0, chunk_bytes: int = CHUNK_B
     buf = bytearray(chunk_bytes)
     start, held = skip_bytes, 0  # held: bytes at the front of buf after the last range's end
     hole = not skip_bytes  # (NUL bytes at the start: a hole, no line's, hashed but not in a range; parse.HOLE)
-    header = header_at(inp, skip_bytes)
-    track = header is not None  # (else looked at in the first bytes read)
+    header = header_at(inp, skip_bytes)  # (None: no `tail -f` output, or looked at in the first bytes read)
     with open(inp.path, "rb", buffering=0) as f:
         if skip_bytes:
             if os.fstat(f.fileno()).st_size < skip_bytes:
@@ -253,7 +259,7 @@ def iter_file_ranges(inp: Input, skip_bytes: int = 0, chunk_bytes: int = CHUNK_B
                 start, total = start + nuls, total - nuls
             hole = hole and total == 0
             if not skip_bytes and start == 0 and held == 0 and total:
-                track = buf.startswith(TAIL_LOOK)
+                header = first_header(buf)
             if got == 0:  # end of the file: what is held is its last line, without a newline
                 if held:
                     yield FileRange(inp.path, start, start + held, count_newlines(buf, held) + 1, header), start + held
@@ -263,7 +269,7 @@ def iter_file_ranges(inp: Input, skip_bytes: int = 0, chunk_bytes: int = CHUNK_B
                 cut = _runtimes().whole_runs(buf, 0, cut)
             if cut:
                 yield FileRange(inp.path, start, start + cut, count_newlines(buf, cut), header), start + cut
-                header = (last_header(buf, cut) or header) if track else None
+                header = (last_header(buf, cut) or header) if header is not None else None
             if hasher is not None:  # (the bytes read, in the file's order: what was held is hashed already)
                 with memoryview(buf) as view:
                     hasher.update(view[held:total])

@@ -29,6 +29,7 @@ from typing import IO
 
 from .errors import DatasetError
 from .runtimes import parts_at_end
+from .sources import first_header
 from .documents import document_lines
 from .unpack import BYTE_ORDER_MARKS, HEAD_BYTES, mark_codec, text_decoder
 
@@ -288,6 +289,8 @@ class Streamer:
             end = start + PARSE_LINES
             if end < len(lines):  # (a split line's parts in one slice)
                 end -= parts_at_end(lines[start:end]) % PARSE_LINES  # (all parts: as they are)
+            if self.next_line == 1 and start == 0:  # (the input's start: `tail -f` of several files?)
+                self.header = first_header(lines[0]) if lines else None
             part = self.parser.parse_batch(lines[start:end], self.opts.source, self.next_line + start, self.header)
             self.header = part.header  # (`tail -f`'s header in effect: logpipe/tailheads.py)
             self.counts.add(part)

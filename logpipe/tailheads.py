@@ -5,8 +5,10 @@ pod and container of those lines, which a CRI line does not name itself:
 
     tail -F /var/log/pods/*/istio-proxy/0.log | logpipe stream
 
-A header names the lines after it in its batch; the header in effect where a batch starts is the
-reader's to carry (``Parser.parse_series(header=)``, ``ParsedBatch.header``): a sequential reader
+Only an input that starts with a header (tail's output of several files does) is read so: its lines
+are numbered and cut into batches as any input's, so a header names the lines after it in its batch,
+and the header in effect where a batch starts is the reader's to carry (``Parser.parse_series(header=)``,
+"" at the input's start, None for any other input; ``ParsedBatch.header``): a sequential reader
 passes each batch's on to the next, the workers' byte ranges get theirs from the parent's reading
 of the file (``sources.iter_file_ranges``), and a file read on from where an earlier ingest stopped
 gets the one before that point (``sources.header_at``). The header line itself is noise, as before.
@@ -37,13 +39,12 @@ class TailHeads:
             return None
         return line[len(self.head):len(line) - len(self.tail)]
 
-    def fill(self, df: pl.DataFrame, header: str | None, groups: pl.Expr | None = None) -> tuple[pl.DataFrame, str | None]:
+    def fill(self, df: pl.DataFrame, header: str) -> tuple[pl.DataFrame, str]:
         """``df``'s lines (``body``) with the pod and container their header's file names where
-        their prefix named none; ``header``: the header line in effect before the first line (None:
-        none; a reader's look, so the grammar is asked here). ``groups``: lines of several inputs
-        (a header names only its own input's lines; ``header`` then names none). Returns the lines
-        and the header line in effect after them."""
-        start = self.file(header) if groups is None else None
+        their prefix named none; ``header``: the header line in effect before the first line ("":
+        none yet; a reader's look, so the grammar is asked here). Returns the lines and the header
+        line in effect after them."""
+        start = self.file(header)
         is_head = df["body"].str.starts_with(self.head)
         if is_head.any():
             is_head = is_head & df["body"].str.contains(self.rx)
@@ -53,9 +54,9 @@ class TailHeads:
                 return df, header
             return df.with_columns(pl.col("pod").fill_null(names[0]), pl.col("container").fill_null(names[1])), header
         file = pl.when(pl.col("__head")).then(pl.col("body").str.slice(len(self.head)).str.head(-len(self.tail)))
-        file = file.forward_fill() if groups is None else file.forward_fill().over(groups)
+        file = file.forward_fill()
         file = file.fill_null(start) if start is not None else file
-        files = df.select("body", "line_number", is_head.alias("__head")).select(file).to_series()
+        files = df.select("body", is_head.alias("__head")).select(file).to_series()
         return _named(df, files), df["body"].filter(is_head)[-1]
 
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Iterator
 
 from .errors import InputError
 from .lanes import WorkerPool, lane_parser
-from .sources import CHUNK_BYTES, TAIL_LOOK, FileRange, Input, header_at, iter_byte_chunks, last_header
+from .sources import CHUNK_BYTES, FileRange, Input, first_header, header_at, iter_byte_chunks, last_header
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -63,15 +63,15 @@ def parse_parallel(chunks, pool: WorkerPool, source: str, first_line: int, stage
     # Tasks in flight: bounded read-ahead, flat memory. One per worker, plus one when neither its
     # input (a file range, not bytes) nor its result (an ingest task's counts) weighs anything.
     light = workers + 1 if stage else workers
-    track = header is not None
     try:
         for body, end in chunks:
             if isinstance(body, FileRange):
                 n, before = body.lines, body.header
             else:
+                if header is None and line_no == first_line == 1:  # (the input's start)
+                    header = first_header(body)
                 n, before = body.count(b"\n") + (0 if body.endswith(b"\n") else 1), header
-                track = track or (line_no == first_line and body.startswith(TAIL_LOOK))
-                header = (last_header(body) or header) if track else None
+                header = (last_header(body) or header) if header is not None else None
             task = executor.submit(_stage_chunk, body, source, line_no, *stage, before) if stage else \
                 executor.submit(_parse_chunk, body, source, line_no, before)
             pending.append((task, end))
@@ -132,6 +132,7 @@ def _stage_input(path: "str | Input", skip_bytes: int, first_line: int, root: st
     try:
         for body, end in iter_byte_chunks(inp, skip_bytes=skip_bytes):
             if body:
+                header = first_header(body) if line_no == first_line and not skip_bytes else header
                 batch = lane_parser().parse_chunk(body, inp.name, line_no, views=True, header=header)
                 line_no, header = line_no + batch.read, batch.header
                 blank, joined = blank + batch.blank, joined + batch.joined
@@ -160,8 +161,6 @@ def _stage_inputs(items: list[tuple["str | Input", int, int, str]], root: str) -
     from .batches import INPUT_SHIFT, split_inputs
 
     bodies, reads, ends, numbers = [], [], [], []
-    if any(header_at(_input(path), skip) is not None for path, skip, *_ in items):  # (read on under a header)
-        return [_caught(_stage_input, path, skip, first, root, prefix) for path, skip, first, prefix in items]
     try:
         for k, (path, skip, first, _) in enumerate(items):
             body = b"".join(chunk for chunk, _ in iter_byte_chunks(_input(path), skip_bytes=skip))
@@ -171,6 +170,9 @@ def _stage_inputs(items: list[tuple["str | Input", int, int, str]], root: str) -
             ends.append(skip + len(body))
             numbers.append(pl.int_range((k << INPUT_SHIFT) + first, (k << INPUT_SHIFT) + first + lines,
                                         dtype=pl.Int64, eager=True))
+        if any(first_header(b) is not None or header_at(_input(path), skip) is not None
+               for b, (path, skip, *_) in zip(bodies, items)):  # (`tail -f` output: each alone, as it is read)
+            raise InputError("")
     except (InputError, OSError):  # one of them: each alone, so that its error is its own
         return [_caught(_stage_input, path, skip, first, root, prefix) for path, skip, first, prefix in items]
     batch = lane_parser().parse_chunk(b"".join(bodies), "-", 1, views=True, line_numbers=pl.concat(numbers))

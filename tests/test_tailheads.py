@@ -8,13 +8,11 @@ import io
 import json
 
 import duckdb
-import polars as pl
 import pytest
 from click.testing import CliRunner
 from conftest import SAMPLES, parse_file
 
 from logpipe import ingest, lanes, pipeline, workers
-from logpipe.batches import INPUT_SHIFT
 from logpipe.cli import cli
 from logpipe.parse import Parser
 from logpipe.sources import Input, header_at
@@ -68,12 +66,14 @@ def test_each_header_names_the_lines_after_it(tmp_path):
 
 def test_a_line_s_own_prefix_and_a_file_that_names_no_pod():
     """kubectl's prefix names its line's pod, whatever the header; a header of another file (not a
-    node's container log) names none; lines before the first header have none."""
+    node's container log) names none; an input that does not start with a header is no `tail -f`
+    of several files: its header-like lines name nothing (header=None, the readers' default)."""
     p = Parser()
-    lines = [cri(ACCESS[0]), header(0), f"[pod/other-1/istio-proxy] {ACCESS[1]}", cri(ACCESS[2]),
+    lines = [header(0), f"[pod/other-1/istio-proxy] {ACCESS[1]}", cri(ACCESS[2]),
              "==> /tmp/access.log <==", cri(ACCESS[3])]
-    got = pods(p.parse_batch(lines).records.to_pylist())
-    assert got == {1: None, 3: "other-1", 4: PODS[0][1], 6: None}
+    got = pods(p.parse_batch(lines, header="").records.to_pylist())
+    assert got == {2: "other-1", 3: PODS[0][1], 5: None}
+    assert pods(p.parse_batch([cri(ACCESS[0])] + lines).records.to_pylist()) == {1: None, 3: "other-1", 4: None, 6: None}
 
 
 @pytest.mark.parametrize("cut", [1, 2, 7, 9, 12, 15])
@@ -83,21 +83,28 @@ def test_a_header_carries_into_the_next_batches(cut):
     text, want = capture(SECTIONS)
     lines = text.splitlines()
     p = Parser()
-    first = p.parse_batch(lines[:cut], "x", 1)
+    first = p.parse_batch(lines[:cut], "x", 1, header="")  # (the reader saw the input start with one)
     second = p.parse_batch(lines[cut:], "x", cut + 1, header=first.header)
     assert pods(first.records.to_pylist() + second.records.to_pylist()) == want
     assert second.header == header(1)  # (the last of the input)
 
 
-def test_a_header_names_only_its_own_input_s_lines():
-    """Several small inputs parsed in one batch (numbered by INPUT_SHIFT): the header of one names
-    none of the next one's lines."""
-    text, want = capture([(0, 3)])
-    plain = "\n".join(cri(x) for x in ACCESS[:2]) + "\n"
-    body = (text + plain).encode()
-    numbers = pl.Series([1, 2, 3, 4] + [(1 << INPUT_SHIFT) + 1, (1 << INPUT_SHIFT) + 2], dtype=pl.Int64)
-    got = pods(Parser().parse_chunk(body, "-", 1, line_numbers=numbers).records.to_pylist())
-    assert got == {2: PODS[0][1], 3: PODS[0][1], 4: PODS[0][1], (1 << INPUT_SHIFT) + 1: None, (1 << INPUT_SHIFT) + 2: None}
+def test_small_inputs_in_the_workers_a_capture_and_a_plain_log(tmp_path, monkeypatch):
+    """Small inputs parsed several in a batch (workers._stage_inputs): a `tail -f` capture among
+    them is read alone, its headers naming its lines; the other input's lines are named by none."""
+    text, want = capture(SECTIONS)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "a-tail.log").write_text(text)
+    (logs / "b-plain.log").write_text("\n".join(cri(x) for x in ACCESS[:5]) + "\n")
+    for k in range(40):  # (enough small inputs for the workers' batches of several)
+        (logs / f"c{k:02}.log").write_text(ACCESS[k % len(ACCESS)] + "\n")
+    monkeypatch.setenv("LOGPIPE_WORKERS", "2")
+    data = tmp_path / "data"
+    ingest.ingest_paths([str(logs)], str(data), err=io.StringIO(), progress=False)
+    got = duckdb.sql(f"select source, line_number, pod from read_parquet('{data}/date=*/*.parquet')").fetchall()
+    assert {n: pod for src, n, pod in got if src.endswith("a-tail.log")} == want
+    assert {pod for src, _, pod in got if not src.endswith("a-tail.log")} == {None}
 
 
 def test_workers_ranges_stdin_and_one_process_agree(tmp_path, monkeypatch):
