@@ -15,20 +15,17 @@ from conftest import GOLDEN, read_lines, sample_files, sample_id
 from logpipe.batches import Counts
 from logpipe.parse import default_parser
 from logpipe.schema import COLUMNS, REJECT_CLASSES
-from logpipe.sources import Input, iter_chunks
+from logpipe.sources import Input
 
 SAMPLES = sample_files()
 
 
 def parse_sample(path):
     """Parse a sample the way `logpipe parse` reads it (decompression included), one batch per chunk."""
-    parser = default_parser()
-    name = sample_id(path)
-    batches, first = [], 1
-    for lines, _end in iter_chunks(Input(str(path))):
-        batches.append(parser.parse_batch(lines, name, first))
-        first += len(lines)
-    return batches, first - 1
+    from logpipe.pipeline import parse_input
+
+    batches = [b for b, _ in parse_input(Input(str(path), label=sample_id(path)), default_parser(), workers=1)]
+    return batches, sum(b.read for b in batches)
 
 
 # Large samples (generated scenarios) keep every reject but only every RECORD_STRIDE-th record in
