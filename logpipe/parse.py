@@ -27,7 +27,6 @@ row: ``read = parsed + rejected + blank + joined``.
 """
 from __future__ import annotations
 
-import re
 from typing import Iterable, Iterator, Sequence
 
 import polars as pl
@@ -37,6 +36,7 @@ from . import envelopes as _envelopes
 from . import exact as _exact
 from . import fastpath as _fastpath
 from . import grammar as _grammar
+from . import holes as _holes
 from . import nativecut as _nativecut
 from . import runtimes as _runtimes
 from . import steps as _steps
@@ -45,9 +45,8 @@ from . import values as _values
 from . import ztunnel as _ztunnel
 from .batches import ParsedBatch
 from . import jsonlog as _jsonlog
-from .records import _reject, _rejects_batch, type_columns
+from .records import _rejects_batch, type_columns
 from .schema import RECORD_SCHEMA
-from .sources import HOLE_MIN
 
 # Layouts of access.lark in the order a line is tried: most fields first, so that a longer layout
 # wins over a shorter one whose free-text fields could swallow the extra tokens.
@@ -135,7 +134,7 @@ class Parser:
         ``solid``: none is blank (no check); ``views``: the records' strings as Arrow string views
         (``schema.view_schema``: ingest's lanes write them so), not cast to the schema's strings;
         ``line_numbers``: each line's, increasing (several inputs: ``batches.INPUT_SHIFT``), not ``first_line`` on;
-        ``holes``: whether the lines hold NUL bytes (None: not known, looked for; ``_fill_holes``);
+        ``holes``: whether the lines hold NUL bytes (None: not known, looked for; ``logpipe/holes.py``);
         ``header``: `tail -f`'s header line in effect before the first line, "" for none yet, None when
         the input is no `tail -f` of several files (``logpipe/tailheads.py``: the batch's ``header``
         is the one after its last line)."""
@@ -151,8 +150,8 @@ class Parser:
         else:  # lines as chunk_lines cuts them: nothing to strip, no copy
             df = df.with_columns(pl.col("raw").alias("line"))
         rejects: list[dict] = []
-        if holes or holes is None and raw.str.contains(HOLE, literal=True).any():
-            df, solid = _fill_holes(df, rejects), False
+        if holes or holes is None and raw.str.contains(_holes.HOLE, literal=True).any():
+            df, solid = _holes.fill(df, rejects), False
         is_blank = None if solid else df["line"].str.contains(r"^\s*$")  # (Unicode White_Space, as strip_chars)
         blank = int(is_blank.sum()) if is_blank is not None else 0
         if blank:  # (a filter copies every column, ~0.1 µs a line)
@@ -236,36 +235,6 @@ def _nulled(cut: list[tuple]) -> frozenset:
     """The columns whose ``-`` and empty text are null in every frame of ``cut`` that has them."""
     names = {c for frame, _ in cut for c in frame.columns}
     return frozenset.intersection(*(nulled | (names - set(frame.columns)) for frame, nulled in cut))
-
-
-# A NUL byte is no log text (Envoy refuses it in headers and paths, JSON escapes it): a run of them at a
-# line's start, or of HOLE_MIN or more inside one, is a hole where a file lost its data. logrotate's
-# copytruncate under a writer that does not append (`envoy > access.log`, `kubectl logs -f > f`)
-# leaves one at the file's start, as long as the file was (the readers skip that one:
-# sources.iter_byte_chunks, iter_file_ranges); a crash leaves one where the written data had not
-# reached the disk, before the lines written after it.
-HOLE = "\x00"
-_INNER_HOLE = re.compile(f"\x00{{{HOLE_MIN},}}")
-
-
-def _fill_holes(df: pl.DataFrame, rejects: list[dict]) -> pl.DataFrame:
-    """A hole at a line's start is no part of the line: it is read from after it (its ``raw`` too).
-    A hole after some text cut that line short: a reject that says so (the text after the hole,
-    another line's start, is kept in it). A line that was only a hole is then blank."""
-    nul = df["line"].str.contains(HOLE, literal=True)
-    if not nul.any():
-        return df
-    df = df.with_columns(pl.when(nul).then(pl.col(c).str.strip_chars_start(HOLE)).otherwise(pl.col(c)).alias(c)
-                         for c in ("raw", "line"))
-    inside = nul & df["line"].str.contains(_INNER_HOLE.pattern)
-    if not inside.any():
-        return df
-    for ln, raw, line in df.filter(inside).select("line_number", "raw", "line").iter_rows():
-        at, end = _INNER_HOLE.search(line).span()
-        why = (f"column {at + 1}: a hole of {end - at:,} NUL bytes cuts the line short (data the file lost: a "
-               "crash, or a rewrite while it was written); the text after the hole is kept here")
-        rejects.append(_reject(ln, raw, why, "malformed", at + 1))
-    return df.filter(~inside)
 
 
 def chunk_lines(body: bytes) -> pl.Series:

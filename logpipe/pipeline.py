@@ -11,8 +11,8 @@ from typing import Iterator
 from .errors import InputError, RejectLimitError, UsageError
 from .batches import Counts, ParsedBatch
 from .parse import Parser, default_parser
-from .sources import (CHUNK_BYTES, Input, expand_inputs, first_header, header_at, iter_byte_chunks,
-                      iter_file_ranges, not_text)
+from .sources import CHUNK_BYTES, Input, expand_inputs, iter_byte_chunks, iter_file_ranges, not_text
+from .tailheads import first_header, header_at
 from . import workers as _workers
 from .lanes import WorkerPool, default_workers
 from .workers import StagedBatch, parse_parallel

@@ -9,13 +9,14 @@ from __future__ import annotations
 import glob
 import io
 import os
-import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from . import archives as _archives
+from . import holes as _holes
+from . import tailheads as _tailheads
 from . import unpack as _unpack
 from .errors import InputChangedError, InputError
 from .unpack import OTLP_PROTO_HINT, READ_STEP, detect_compression, read_some
@@ -162,69 +163,6 @@ class FileRange:
                 pos = end
 
 
-# `tail -f`'s header lines (logpipe/tailheads.py: the grammar's start of one, which the lane then checks)
-# are looked for in an input only when it starts with one, as tail's output of several files does.
-TAIL_LOOK = b"==> "
-HEADER_SCAN = 1 << 20
-
-
-def first_header(body: "bytes | bytearray") -> str | None:
-    """"" when ``body``, an input's first bytes, starts like `tail -f`'s header (then its headers
-    name the lines after them: logpipe/tailheads.py), else None."""
-    return "" if body[:len(TAIL_LOOK)] == TAIL_LOOK else None
-
-
-def last_header(body: "bytes | bytearray", end: int | None = None) -> str | None:
-    """The last line of ``body[:end]`` that starts like `tail -f`'s header (``TAIL_LOOK``), or None."""
-    end = len(body) if end is None else end
-    k = _last_header_start(body, end)
-    if k is None:
-        return None
-    stop = body.find(b"\n", k, end)
-    return bytes(body[k:stop if stop >= 0 else end]).rstrip(b"\r").decode("utf-8", "replace")
-
-
-def _last_header_start(body: "bytes | bytearray", end: int) -> int | None:
-    at = end
-    while (k := body.rfind(TAIL_LOOK, 0, at)) >= 0:
-        if k == 0 or body[k - 1] == 0x0A:
-            return k
-        at = k
-    return None
-
-
-def header_at(inp: Input, offset: int) -> str | None:
-    """The header line of `tail -f` in effect at ``offset`` of a plain file that starts with one (the
-    last before it), or None (at the start too: the first bytes tell, ``first_header``): where a
-    read on from ``offset`` starts (ingest of a grown file)."""
-    if offset <= 0 or inp.is_stream or detect_compression(_head(inp.path)) != "plain":
-        return None
-    with open(inp.path, "rb") as f:
-        if f.read(len(TAIL_LOOK)) != TAIL_LOOK:
-            return None
-        pos = offset
-        while pos > 0:  # back a block at a time: the lines that start in [lo, pos)
-            lo = max(0, pos - HEADER_SCAN)
-            base = max(0, lo - 1)  # (the byte before tells whether a line starts at lo)
-            f.seek(base)
-            block = f.read(min(offset, pos + len(TAIL_LOOK) - 1) - base)  # (a look that starts before pos, whole)
-            if lo:
-                block = (b"\n" if block[:1] == b"\n" else b"x") + block[1:]
-            k = _last_header_start(block, len(block))
-            while k is not None and base + k >= pos:  # (one the later block holds)
-                k = _last_header_start(block, k)
-            if k is not None:
-                f.seek(base + k)
-                return f.readline().rstrip(b"\r\n").decode("utf-8", "replace")
-            pos = lo
-    return None
-
-
-def _head(path: str) -> bytes:
-    with open(path, "rb") as f:
-        return f.read(64)
-
-
 def iter_file_ranges(inp: Input, skip_bytes: int = 0, chunk_bytes: int = CHUNK_BYTES,
                      hasher=None) -> Iterator[tuple[FileRange, int]]:
     """A plain (uncompressed) file as ranges of whole lines (the last line may lack its newline) of
@@ -237,8 +175,8 @@ def iter_file_ranges(inp: Input, skip_bytes: int = 0, chunk_bytes: int = CHUNK_B
 
     buf = bytearray(chunk_bytes)
     start, held = skip_bytes, 0  # held: bytes at the front of buf after the last range's end
-    hole = not skip_bytes  # (NUL bytes at the start: a hole, no line's, hashed but not in a range; parse.HOLE)
-    header = header_at(inp, skip_bytes)  # (None: no `tail -f` output, or looked at in the first bytes read)
+    hole = not skip_bytes  # (NUL bytes at the start: a hole, no line's, hashed but not in a range: holes.py)
+    header = _tailheads.header_at(inp, skip_bytes)  # (None: no `tail -f` output, or looked at in the first bytes read)
     with open(inp.path, "rb", buffering=0) as f:
         if skip_bytes:
             if os.fstat(f.fileno()).st_size < skip_bytes:
@@ -259,7 +197,7 @@ def iter_file_ranges(inp: Input, skip_bytes: int = 0, chunk_bytes: int = CHUNK_B
                 start, total = start + nuls, total - nuls
             hole = hole and total == 0
             if not skip_bytes and start == 0 and held == 0 and total:
-                header = first_header(buf)
+                header = _tailheads.first_header(buf)
             if got == 0:  # end of the file: what is held is its last line, without a newline
                 if held:
                     yield FileRange(inp.path, start, start + held, count_newlines(buf, held) + 1, header), start + held
@@ -269,7 +207,7 @@ def iter_file_ranges(inp: Input, skip_bytes: int = 0, chunk_bytes: int = CHUNK_B
                 cut = _runtimes().whole_runs(buf, 0, cut)
             if cut:
                 yield FileRange(inp.path, start, start + cut, count_newlines(buf, cut), header), start + cut
-                header = (last_header(buf, cut) or header) if header is not None else None
+                header = (_tailheads.last_header(buf, cut) or header) if header is not None else None
             if hasher is not None:  # (the bytes read, in the file's order: what was held is hashed already)
                 with memoryview(buf) as view:
                     hasher.update(view[held:total])
@@ -430,19 +368,9 @@ def open_binary(inp: Input) -> tuple[BinaryIO, str]:
     return _unpack.unpack(buffered)
 
 
-# A hole (a run of NUL bytes where a file lost its data: parse.HOLE) is at least this long, or starts a
-# line; shorter runs inside a line are a binary file's (UTF-16 without its byte-order mark: one a
-# character), or, in a line that is otherwise text, that line's text.
-HOLE_MIN = 16
-_NULS = re.compile(rb"\x00+")
-# The NUL bytes at a file's start that not_text reads past before it gives up looking (a longer hole,
-# of zeros written out rather than a sparse one, is taken for one: its text is judged as it is read).
-HOLE_SCAN_BYTES = 64 << 20
-
-
 def not_text(inp: Input) -> str | None:
     """Why a file is no text log, or None: a plain (uncompressed) file with NUL bytes at its start
-    that no hole explains (``_binary``; UTF-16 text has them too, after its byte-order mark: it is
+    that no hole explains (``holes.binary``; UTF-16 text has them too, after its byte-order mark: it is
     not plain), or OTLP protobuf. A hole at the start (copytruncate's) is looked past."""
     if inp.is_stream:
         return None
@@ -454,34 +382,10 @@ def not_text(inp: Input) -> str | None:
         if kind != "plain" or b"\x00" not in head:
             return None
         if head[:1] == b"\x00":
-            head = _after_hole(f, 8192)
-    if _binary(head):
+            head = _holes.after_hole(f, 8192)
+    if _holes.binary(head):
         return "binary file (NUL bytes), not a text log; leave it out of the inputs"
     return None
-
-
-def _after_hole(f: BinaryIO, size: int) -> bytes:
-    """The first ``size`` bytes of ``f`` after the NUL bytes it starts with (b"" when it is all NULs,
-    or when they run on past HOLE_SCAN_BYTES)."""
-    try:
-        f.seek(os.lseek(f.fileno(), 0, os.SEEK_DATA))  # past a sparse hole's blocks without reading them
-    except (OSError, AttributeError):  # (no data at all: ENXIO; no SEEK_DATA here)
-        f.seek(0)
-    for _ in range(HOLE_SCAN_BYTES >> 20):
-        kept = f.read(1 << 20).lstrip(b"\x00")
-        if kept:
-            return kept[:size] + f.read(max(0, size - len(kept)))
-    return b""
-
-
-def _binary(head: bytes) -> bool:
-    """Whether ``head`` (a file's first bytes, from a line's start) holds NUL bytes that no hole
-    explains: a run shorter than HOLE_MIN after some text, not cut short by the end of ``head``."""
-    for m in _NULS.finditer(head):
-        a, b = m.span()
-        if b - a < HOLE_MIN and a and head[a - 1] != 0x0A and b < len(head):
-            return True
-    return False
 
 
 def iter_chunks(inp: Input, skip_bytes: int = 0) -> Iterator[tuple[list[str], int]]:
@@ -513,7 +417,7 @@ def iter_byte_chunks(inp: Input, skip_bytes: int = 0, chunk_bytes: int = CHUNK_B
     step = chunk_bytes if kind == "plain" and not inp.is_stream else READ_STEP
     offset = 0
     tail = b""
-    hole = not skip_bytes  # (NUL bytes at the start: a hole, no line's; parse.HOLE)
+    hole = not skip_bytes  # (NUL bytes at the start: a hole, no line's: logpipe/holes.py)
     try:
         if skip_bytes:
             _skip(stream, skip_bytes, inp)

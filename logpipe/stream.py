@@ -29,7 +29,7 @@ from typing import IO
 
 from .errors import DatasetError
 from .runtimes import parts_at_end
-from .sources import first_header
+from .tailheads import first_header
 from .documents import document_lines
 from .unpack import BYTE_ORDER_MARKS, HEAD_BYTES, mark_codec, text_decoder
 
@@ -93,7 +93,7 @@ class LineReader(threading.Thread):
                     break
                 tail += decode(data) if decode is not None else data
                 if first:
-                    tail = tail.lstrip(b"\x00")  # (a hole at the start, copytruncate's: no line's; parse.HOLE)
+                    tail = tail.lstrip(b"\x00")  # (a hole at the start, copytruncate's: no line's; logpipe/holes.py)
                     if not tail:
                         continue
                     if len(tail) < 4 and any(mark.startswith(tail) for mark, _ in BYTE_ORDER_MARKS):

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Iterator
 
 from .errors import InputError
 from .lanes import WorkerPool, lane_parser
-from .sources import CHUNK_BYTES, FileRange, Input, first_header, header_at, iter_byte_chunks, last_header
+from .sources import CHUNK_BYTES, FileRange, Input, iter_byte_chunks
+from .tailheads import first_header, header_at, last_header
 
 if TYPE_CHECKING:
     import pyarrow as pa

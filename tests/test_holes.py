@@ -1,4 +1,4 @@
-"""Holes: runs of NUL bytes where a file lost its data (parse.HOLE). logrotate's copytruncate under a
+"""Holes: runs of NUL bytes where a file lost its data (logpipe/holes.py). logrotate's copytruncate under a
 writer that does not append leaves one at the file's start, as long as the file was; a crash leaves
 one where written data had not reached the disk. A hole is no line's text: the lines around it read
 as they would without it, a line it cuts short is a reject that says so, and a file is only called

@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from logpipe.parse import TEXT_LAYOUTS, default_parser
-from logpipe.sources import HOLE_MIN, Input, iter_chunks
+from logpipe.holes import HOLE_MIN
+from logpipe.sources import Input, iter_chunks
 from logpipe.unpack import detect_compression
 
 UTC = dt.timezone.utc
@@ -25,7 +26,7 @@ DETAILS = ["via_upstream", "route_not_found", "direct_response", "filter_chain_n
            "upstream_reset_before_response_started{connection_failure}", "http2.remote_reset",
            "rbac_access_denied_matched_policy[ns[foo]-policy[bar]-rule[0]]", "rbac_access_denied_matched_policy[none]"]
 HOSTS = ["httpbin.org", "api.example.com", "api.github.com", "reviews.default.svc.cluster.local", "db.partner.example"]
-# A value holds no hole: HOLE_MIN NUL bytes in a row are data a file lost, not text (parse.HOLE, sources.HOLE_MIN).
+# A value holds no hole: HOLE_MIN NUL bytes in a row are data a file lost, not text (logpipe/holes.py).
 def no_hole(t: str) -> bool:
     return "\x00" * HOLE_MIN not in t
 
@@ -220,7 +221,7 @@ def test_read_equals_parsed_plus_rejected_plus_blank_for_any_bytes(tmp_path_fact
 ], ids=["letters", "bracket", "access-like", "nul", "json"])
 def test_one_megabyte_lines_end_as_a_row_or_a_reject(line):
     b = default_parser().parse_batch([line, b"", line + b"\r"])
-    hole = not line.strip(b"\x00")  # (NUL bytes only: a hole in a file, no text: parse._fill_holes)
+    hole = not line.strip(b"\x00")  # (NUL bytes only: a hole in a file, no text: logpipe/holes.py)
     assert b.read == 3 and b.blank == (3 if hole else 1)
     assert b.parsed + b.rejected == (0 if hole else 2)
     for r in b.rejects.to_pylist():

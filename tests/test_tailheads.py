@@ -15,7 +15,8 @@ from conftest import SAMPLES, parse_file
 from logpipe import ingest, lanes, pipeline, workers
 from logpipe.cli import cli
 from logpipe.parse import Parser
-from logpipe.sources import Input, header_at
+from logpipe.sources import Input
+from logpipe.tailheads import header_at
 
 ACCESS = [x for x in (SAMPLES / "waypoint-egress-1.23.log").read_text().splitlines() if x.startswith("[")]
 PODS = [("istio-egress", "waypoint-7d9f8b6c4-x2k8p", "0f6a2b3c-1d2e-4f50-8a9b-0c1d2e3f4a5b"),
@@ -146,7 +147,7 @@ def test_workers_ranges_stdin_and_one_process_agree(tmp_path, monkeypatch):
 
 def test_a_grown_capture_is_read_on_under_its_last_header(tmp_path, monkeypatch):
     """Ingested, then grown: the new lines before any new header are the last header's file's
-    (``sources.header_at`` finds it before where the first ingest stopped), in one process and in
+    (``tailheads.header_at`` finds it before where the first ingest stopped), in one process and in
     the workers alike."""
     text, want = capture(SECTIONS)
     more = "\n".join(cri(x) for x in ACCESS[:4]) + "\n"
@@ -169,9 +170,9 @@ def test_a_grown_capture_is_read_on_under_its_last_header(tmp_path, monkeypatch)
 
 
 def test_header_at_looks_back_over_blocks(tmp_path, monkeypatch):
-    from logpipe import sources
+    from logpipe import tailheads
 
-    monkeypatch.setattr(sources, "HEADER_SCAN", 64)  # (blocks shorter than a line: a header across two)
+    monkeypatch.setattr(tailheads, "HEADER_SCAN", 64)  # (blocks shorter than a line: a header across two)
     text, _ = capture(SECTIONS)
     path = tmp_path / "tail.log"
     path.write_text(text)
