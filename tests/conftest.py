@@ -126,18 +126,19 @@ def split_part(line: str) -> bool:
     return (default_parser().collectors.cri.tag(line) or docker_tag(line[-100:]) or ("", False))[1]
 
 
-def stream_in_two_reads(data_dir, text: bytes, first: int) -> str:
-    """``logpipe stream --data DATA_DIR`` fed ``text`` on its stdin in two writes, its first ``first``
-    bytes alone (a read of their own); checks it exits 0 and returns its stderr."""
+def stream_in_two_reads(data_dir, text: bytes, first: int, *args: str, pause: float = 0.3) -> str:
+    """``logpipe stream --data DATA_DIR ARGS`` fed ``text`` on its stdin in two writes, its first ``first``
+    bytes alone (a read of their own, ``pause`` seconds before the rest); checks it exits 0 and
+    returns its stderr."""
     import subprocess
     import sys
     import time
 
-    proc = subprocess.Popen([sys.executable, "-m", "logpipe", "stream", "--data", str(data_dir)],
+    proc = subprocess.Popen([sys.executable, "-m", "logpipe", "stream", "--data", str(data_dir), *args],
                             stdin=subprocess.PIPE, stderr=subprocess.PIPE)
     proc.stdin.write(text[:first])
     proc.stdin.flush()
-    time.sleep(0.3)
+    time.sleep(pause)
     proc.stdin.write(text[first:])
     proc.stdin.close()
     err = proc.stderr.read().decode()

@@ -10,7 +10,7 @@ import json
 import duckdb
 import pytest
 from click.testing import CliRunner
-from conftest import SAMPLES, parse_file
+from conftest import SAMPLES, parse_file, stream_in_two_reads
 
 from logpipe import ingest, lanes, pipeline, workers
 from logpipe.cli import cli
@@ -188,23 +188,11 @@ def test_header_at_looks_back_over_blocks(tmp_path, monkeypatch):
 def test_stream_carries_a_header_across_its_micro_batches(tmp_path):
     """``tail -F … | logpipe stream``: a micro-batch that starts between a header's lines gets that
     header's pod (the stream flushes after each of its two reads here)."""
-    import subprocess
-    import sys
-    import time
-
     text, want = capture(SECTIONS)
     raw = text.encode()
     cut = raw.index(b"\n", raw.index(header(1).encode()) + 200) + 1  # (after the second header's first lines)
     data = tmp_path / "data"
-    proc = subprocess.Popen([sys.executable, "-m", "logpipe", "stream", "--data", str(data), "--flush-seconds", "0.1"],
-                            stdin=subprocess.PIPE, stderr=subprocess.PIPE)
-    proc.stdin.write(raw[:cut])
-    proc.stdin.flush()
-    time.sleep(1.5)
-    proc.stdin.write(raw[cut:])
-    proc.stdin.close()
-    err = proc.stderr.read().decode()
-    assert proc.wait(60) == 0, err
+    err = stream_in_two_reads(data, raw, cut, "--flush-seconds", "0.1", pause=1.5)
     assert len(list(data.glob("date=*/*.parquet"))) >= 2, err  # (two micro-batches)
     got = dict(duckdb.sql(f"select line_number, pod from read_parquet('{data}/date=*/*.parquet')").fetchall())
     assert got == want
