@@ -58,11 +58,18 @@ def reject_glued(df: pl.DataFrame, head_rx: str, rejects: list[dict]) -> pl.Data
     return df.filter(~glued)
 
 
+# The body a line had before parse._trim took the spaces around it (null for the others).
+PADDED = "__padded"
+
+
 def classify_noise(df: pl.DataFrame, noise: Sequence[tuple[str, str]], rejects: list[dict]) -> pl.DataFrame:
     """The lines of ``df`` that a noise rule (``noise``: its name in NOISE_RULES and its regex) takes
     become rejects (the first rule that matches names it); returns the others. One query for all
-    rules: each polars call costs ~0.2 ms, more than the few lines that get here."""
-    which = pl.coalesce([pl.when(pl.col("body").str.contains(rx)).then(pl.lit(k, pl.Int8))
+    rules: each polars call costs ~0.2 ms, more than the few lines that get here. A line the parser
+    tried without the spaces around it is looked at as it was (``PADDED``: noise.lark's rules of the
+    debug exporter's indented lines)."""
+    body = pl.coalesce(PADDED, "body") if PADDED in df.columns else pl.col("body")
+    which = pl.coalesce([pl.when(body.str.contains(rx)).then(pl.lit(k, pl.Int8))
                          for k, (_, rx) in enumerate(noise)]).alias("__noise")
     marked = df.select("line_number", "raw", which)
     for ln, raw, k in marked.filter(pl.col("__noise").is_not_null()).iter_rows():

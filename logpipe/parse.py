@@ -206,6 +206,10 @@ class Parser:
         or read by the other paths (into ``frames``), or rejected; returns how many were blank."""
         blank = 0
         text = self.fastpath.take_lines(text, n, cut, frames, rejects)
+        if text.height:  # (a line pasted with white space around it: again without it)
+            text, trimmed = _trim(text)
+            if trimmed is not None:
+                text = pl.concat([text, self.fastpath.take_lines(trimmed, n, cut, frames, rejects)], how="diagonal")
         # A custom layout's exact path: before noise when it stands in for the fast path (fast=False),
         # else after it (lines its regex did not take rarely parse, and noise can be plenty).
         if text.height and self.custom is not None and not self.fast:
@@ -226,6 +230,26 @@ class Parser:
     def _exact_path(self, df: pl.DataFrame, rejects: list[dict]) -> list[pl.DataFrame]:
         """Lines no fast-path regex took: Lark parses them, or says where they break (``exact.take_lines``)."""
         return _exact.take_lines(self.access, TEXT_LAYOUTS, df, rejects, fast=self.fast, exact=self.exact)
+
+# Spaces and tabs around a line (pasted from a document, a ticket, an editor's): no layout of
+# access.lark starts or ends with them, so a line the layouts did not take as it is is tried again
+# without them (a given format that has them took it already), by the exact path too; the noise
+# rules look at it as it was (exact.PADDED). The ones before it count as its prefix (prefix_len): a
+# reject's column is still the line's own.
+_PADDED = r"^[ \t]|[ \t]$"
+
+
+def _trim(text: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame | None]:
+    """The lines of ``text`` with no space or tab around their body, and those that had, without."""
+    padded = text["body"].str.contains(_PADDED)
+    if not padded.any():
+        return text, None
+    body = pl.col("body").str.strip_chars_start(" \t")
+    trimmed = text.filter(padded).with_columns(
+        (pl.col("prefix_len") + pl.col("body").str.len_chars() - body.str.len_chars()).alias("prefix_len"),
+        body.str.strip_chars_end(" \t").alias("body"), pl.col("body").alias(_exact.PADDED))
+    return text.filter(~padded), trimmed
+
 
 def _concat(frames: list[pl.DataFrame]) -> pl.DataFrame:
     return frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 
 import pytest
 from conftest import SAMPLES, build_line, layout_fields, parse_text, read_lines
@@ -255,6 +256,39 @@ def test_json_key_order_and_spacing_do_not_matter(line, rnd, indent):
     (a,), _, _ = parse_text([line])
     (b,), _, _ = parse_text([shuffled])
     assert a == b
+
+
+# ---- spaces and tabs around a line change nothing but a reject's column ---------------------------
+
+PADDING = st.text(" \t", max_size=4)
+
+
+@FAST
+@given(st.sampled_from([x for x in read_lines(SAMPLES / "waypoint-egress-1.23.log") if x.startswith("[")][:5]
+                       + [x for x in read_lines(SAMPLES / "istio-1.5.log") if x.startswith("[")][:3]),
+       PADDING, PADDING)
+def test_spaces_around_a_line_change_nothing(line, before, after):
+    """A line pasted with spaces or tabs around it (a document's indentation, an editor's trailing
+    blanks) reads as without them (parse._trim); a malformed one is rejected at its own column."""
+    (a,), _, _ = parse_text([line])
+    (b,), rejects, _ = parse_text([before + line + after])
+    assert a == b and not rejects
+    bad = line.replace('" 200 ', '" 2OO ', 1) if '" 200 ' in line else line.replace(" ", " x", 1)
+    _, (r1,), _ = parse_text([bad])
+    _, (r2,), _ = parse_text([before + bad + after])
+    assert r2["column"] == r1["column"] + len(before) and r2["class"] == r1["class"] == "malformed"
+    shifted = re.sub(r"column (\d+)", lambda m: f"column {int(m[1]) + len(before)}", r1["reason"])
+    assert r2["reason"] == shifted  # (the diagnosis's column and Lark's)
+
+
+def test_spaces_around_a_line_read_alike_by_the_lark_path():
+    from logpipe.parse import Parser
+
+    lines = [x for x in read_lines(SAMPLES / "waypoint-egress-1.23.log") if x.startswith("[")][:2]
+    padded = ["  " + lines[0] + "\t", "\t" + lines[1] + "   "]
+    want, _, _ = parse_text(lines)
+    got, rejects, _ = parse_text(padded, parser=Parser(fast=False))
+    assert got == want and not rejects
 
 
 # ---- prefixes add their columns and nothing else --------------------------------------------------
