@@ -6,6 +6,8 @@ Each layout's leading items are the grammar's (``logpipe/steps.py`` reads them f
 """
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -40,8 +42,16 @@ class Departure:
             what = f"expected {step.expects} {self.place}, {got}"
         if not self.got:
             why += f"{', ' if why else ''}{self.fields} of {self.total} fields"
+        at = self.column + shift
+        lark = _LARK_COLUMN.match(context) if context else None
+        if lark and int(lark[1]) > at:  # (Earley let a free-text field take the text from here on)
+            context = f"column {lark[1]}, free text read on past column {at}: {context[lark.end():]}"
         why += f"{'; ' if why else ''}Lark: {context}" if context else ""
-        return f"column {self.column + shift}: {what}" + (f" ({why})" if why else "")
+        return f"column {at}: {what}" + (f" ({why})" if why else "")
+
+
+# Lark's own reason, as the exact path words it: where it stopped first.
+_LARK_COLUMN = re.compile(r"column (\d+): ")
 
 
 def diagnose_line(access: "_grammar.Rulebook", body: str, layouts: Sequence[str]) -> Departure | None:
