@@ -195,9 +195,9 @@ def iter_file_ranges(inp: Input, skip_bytes: int = 0, chunk_bytes: int = CHUNK_B
                         hasher.update(view[:nuls])
                 buf[:total - nuls] = buf[nuls:total]
                 start, total = start + nuls, total - nuls
-            hole = hole and total == 0
-            if not skip_bytes and start == 0 and held == 0 and total:
+            if hole and total:  # (the input's first bytes, after any hole: `tail -f` of several files?)
                 header = _tailheads.first_header(buf)
+            hole = hole and total == 0
             if got == 0:  # end of the file: what is held is its last line, without a newline
                 if held:
                     yield FileRange(inp.path, start, start + held, count_newlines(buf, held) + 1, header), start + held

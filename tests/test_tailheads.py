@@ -196,3 +196,22 @@ def test_stream_carries_a_header_across_its_micro_batches(tmp_path):
     assert len(list(data.glob("date=*/*.parquet"))) >= 2, err  # (two micro-batches)
     got = dict(duckdb.sql(f"select line_number, pod from read_parquet('{data}/date=*/*.parquet')").fetchall())
     assert got == want
+
+
+def test_a_capture_after_a_hole(tmp_path, monkeypatch):
+    """A capture copytruncated under tail (a hole before its first header, logpipe/holes.py): its
+    headers still name its lines, in one process and in the workers' ranges."""
+    text, want = capture([(k % 2, 30) for k in range(12)])
+    path = tmp_path / "tail.log"
+    with open(path, "wb") as f:
+        f.seek(70_000)
+        f.write(text.encode())
+    assert pods(parse_file(path)[0]) == want
+    monkeypatch.setattr(lanes, "PARALLEL_MIN_BYTES", 1)
+    monkeypatch.setattr(workers, "STAGE_TASK_BYTES", 16 << 10)
+    monkeypatch.setattr(workers, "CHUNK_BYTES", 16 << 10)
+    monkeypatch.setenv("LOGPIPE_WORKERS", "2")
+    data = tmp_path / "data"
+    assert ingest.ingest_paths([str(path)], str(data), err=io.StringIO(), progress=False).files > 2
+    got = dict(duckdb.sql(f"select line_number, pod from read_parquet('{data}/date=*/*.parquet')").fetchall())
+    assert got == want
