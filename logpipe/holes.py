@@ -5,7 +5,7 @@ one, is a hole. logrotate's copytruncate under a writer that does not append (`e
 (``sources.iter_byte_chunks``, ``iter_file_ranges``, the stream's reader). A crash leaves one where
 the written data had not reached the disk, before the lines written after it: ``fill`` (in
 ``parse.Parser.parse_series``). A file is only refused as binary for NUL bytes no hole explains
-(``binary``, ``sources.not_text``).
+(``binary``, ``sources.inspect``), and a hole at a file's start is said (``note``).
 
 Polars is imported by ``fill`` alone: the readers import this module before the workers start.
 """
@@ -25,23 +25,33 @@ HOLE = "\x00"
 HOLE_MIN = 16
 _NULS = re.compile(rb"\x00+")
 _INNER_HOLE = re.compile(f"\x00{{{HOLE_MIN},}}")
-# The NUL bytes at a file's start that not_text reads past before it gives up looking (a longer hole,
+# The NUL bytes at a file's start that sources.inspect reads past before it gives up looking (a longer hole,
 # of zeros written out rather than a sparse one, is taken for one: its text is judged as it is read).
 HOLE_SCAN_BYTES = 64 << 20
 
 
-def after_hole(f: BinaryIO, size: int) -> bytes:
-    """The first ``size`` bytes of ``f`` after the NUL bytes it starts with (b"" when it is all NULs,
-    or when they run on past HOLE_SCAN_BYTES)."""
+def after_hole(f: BinaryIO, size: int) -> tuple[int, bytes]:
+    """The NUL bytes ``f`` starts with (how many) and its first ``size`` bytes after them (b"" when it
+    is all NULs, or when they run on past HOLE_SCAN_BYTES)."""
     try:
         f.seek(os.lseek(f.fileno(), 0, os.SEEK_DATA))  # past a sparse hole's blocks without reading them
     except (OSError, AttributeError):  # (no data at all: ENXIO; no SEEK_DATA here)
         f.seek(0)
     for _ in range(HOLE_SCAN_BYTES >> 20):
-        kept = f.read(1 << 20).lstrip(b"\x00")
+        at = f.tell()
+        chunk = f.read(1 << 20)
+        kept = chunk.lstrip(b"\x00")
         if kept:
-            return kept[:size] + f.read(max(0, size - len(kept)))
-    return b""
+            return at + len(chunk) - len(kept), kept[:size] + f.read(max(0, size - len(kept)))
+        if not chunk:
+            return at, b""
+    return f.tell(), b""
+
+
+def note(name: str, size: int) -> str:
+    """What a user is told of a hole of ``size`` bytes at the start of input ``name``."""
+    return (f"{name}: starts with a hole of {size:,} NUL bytes, skipped (logrotate's copytruncate under a writer "
+            "that does not append: the lines written between its copy and its truncation are in neither file)")
 
 
 def binary(head: bytes) -> bool:

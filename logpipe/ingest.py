@@ -24,7 +24,8 @@ from .pipeline import compression_of, dataset_parser, format_reject, is_plain, p
 from .lanes import WorkerPool, ingest_workers, is_small
 from .workers import STAGE_TASK_BYTES, StagedBatch, stage_input_async, stage_inputs_async, staged_result, time_bounds
 from .render import escape_control
-from .sources import CHUNK_BYTES, FileRange, Input, expand_inputs, not_text, read_head
+from . import holes as _holes
+from .sources import CHUNK_BYTES, FileRange, Input, expand_inputs, inspect, read_head
 
 
 # Small inputs parsed by the workers: started in groups of LAUNCH_INPUTS (or LAUNCH_BYTES), at most
@@ -189,7 +190,7 @@ class _Run:
         """Whether and from where to read ``inp``: None (skipped, or it failed), "wait", or its
         plan (its manifest entry begun, unless ``begin`` is false: ``launch`` begins it)."""
         try:
-            why = not_text(inp)
+            why, hole = inspect(inp)
             if why is not None:
                 raise InputError(f"{inp.name}: {why}")
             size, full, prefixes, replaces, skip_bytes, first_line, hasher = None, None, {}, [], 0, 1, None
@@ -219,6 +220,8 @@ class _Run:
                     else:
                         skip_bytes, first_line = last["bytes_end"], last["line_end"] + 1
             wrong = self.probe(inp, size, skip_bytes, first_line)
+            if hole and not skip_bytes and not wrong:
+                self.bar.note(f"logpipe: {_holes.note(inp.name, hole)}")
         except (InputError, OSError) as e:
             msg = str(e) if isinstance(e, InputError) else f"{inp.name}: cannot read: {e.strerror}"
             print(f"logpipe: error: {msg}", file=self.err)

@@ -11,7 +11,8 @@ from typing import Iterator
 from .errors import InputError, RejectLimitError, UsageError
 from .batches import Counts, ParsedBatch
 from .parse import Parser, default_parser
-from .sources import CHUNK_BYTES, Input, expand_inputs, iter_byte_chunks, iter_file_ranges, not_text
+from . import holes as _holes
+from .sources import CHUNK_BYTES, Input, expand_inputs, inspect, iter_byte_chunks, iter_file_ranges
 from .tailheads import first_header, header_at
 from . import workers as _workers
 from .lanes import WorkerPool, default_workers
@@ -20,7 +21,8 @@ from .workers import StagedBatch, parse_parallel
 
 def parse_input(inp: Input, parser: Parser | None = None, *, skip_bytes: int = 0,
                 first_line: int = 1, workers: int | None = None, stage: tuple | None = None,
-                pool: "WorkerPool | None" = None, hasher=None) -> Iterator[tuple["ParsedBatch | StagedBatch", int]]:
+                pool: "WorkerPool | None" = None, hasher=None,
+                say: bool = False) -> Iterator[tuple["ParsedBatch | StagedBatch", int]]:
     """Parse one input; yields each batch, in input order, with the decompressed byte offset it
     ends at. Large inputs are parsed by ``workers`` processes (default: one per core) while this
     process reads ahead a bounded number of chunks, so memory stays flat for any input size.
@@ -28,10 +30,13 @@ def parse_input(inp: Input, parser: Parser | None = None, *, skip_bytes: int = 0
     there and yield ``StagedBatch``es (in-process parsing still yields ``ParsedBatch``es).
     ``pool``: workers already started (``WorkerPool``, shared by the inputs of one ingest).
     ``hasher``: given the bytes read when the workers read a plain file's ranges (``dataset.InputHash``;
-    it then holds all of them: its ``size`` is the last offset yielded)."""
-    why = not_text(inp)  # (as ingest says it before it enters the input: one line, no garbage rows)
+    it then holds all of them: its ``size`` is the last offset yielded). ``say``: a hole the input
+    starts with is said on stderr (``holes.note``; ingest says it with its own notes)."""
+    why, hole = inspect(inp)  # (as ingest says it before it enters the input: one line, no garbage rows)
     if why is not None:
         raise InputError(f"{inp.name}: {why}")
+    if hole and not skip_bytes and say:
+        print(f"logpipe: {_holes.note(inp.name, hole)}", file=sys.stderr)
     parser = parser or default_parser()
     if workers is None:
         workers = default_workers(inp)
@@ -128,7 +133,7 @@ def parse_to_output(paths: list[str], *, fmt: str | None, out_path: str | None, 
     def records():
         for inp in inputs:
             try:
-                for batch, _end in parse_input(inp, parser, pool=pool):
+                for batch, _end in parse_input(inp, parser, pool=pool, say=True):
                     counts.add(batch)
                     reporter.report(batch)
                     if batch.parsed:
@@ -174,7 +179,7 @@ def parse_to_tables(paths: list[str]):
     counts = Counts()
     records, rejects = [], []
     for inp in inputs:
-        for batch, _end in parse_input(inp):
+        for batch, _end in parse_input(inp, say=True):
             counts.add(batch)
             records.append(batch.records)
             rejects.append(batch.rejects)

@@ -368,24 +368,25 @@ def open_binary(inp: Input) -> tuple[BinaryIO, str]:
     return _unpack.unpack(buffered)
 
 
-def not_text(inp: Input) -> str | None:
+def inspect(inp: Input) -> tuple[str | None, int]:
     """Why a file is no text log, or None: a plain (uncompressed) file with NUL bytes at its start
     that no hole explains (``holes.binary``; UTF-16 text has them too, after its byte-order mark: it is
-    not plain), or OTLP protobuf. A hole at the start (copytruncate's) is looked past."""
+    not plain), or OTLP protobuf; and the size of the hole it starts with (copytruncate's), looked past."""
     if inp.is_stream:
-        return None
+        return None, 0
+    hole = 0
     with open(inp.path, "rb") as f:
         head = f.read(8192)
         kind = detect_compression(head)
         if kind == "otlp-proto":
-            return OTLP_PROTO_HINT
+            return OTLP_PROTO_HINT, 0
         if kind != "plain" or b"\x00" not in head:
-            return None
+            return None, 0
         if head[:1] == b"\x00":
-            head = _holes.after_hole(f, 8192)
+            hole, head = _holes.after_hole(f, 8192)
     if _holes.binary(head):
-        return "binary file (NUL bytes), not a text log; leave it out of the inputs"
-    return None
+        return "binary file (NUL bytes), not a text log; leave it out of the inputs", hole
+    return None, hole
 
 
 def iter_chunks(inp: Input, skip_bytes: int = 0) -> Iterator[tuple[list[str], int]]:

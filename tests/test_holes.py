@@ -17,7 +17,7 @@ from logpipe import ingest, lanes, native, pipeline, workers
 from logpipe.cli import cli
 from logpipe.dataset import InputHash
 from logpipe.parse import Parser
-from logpipe.sources import Input, iter_byte_chunks, iter_file_ranges, not_text
+from logpipe.sources import Input, inspect, iter_byte_chunks, iter_file_ranges
 
 GOOD = SAMPLES / "waypoint-egress-1.23.log"
 TEXT = GOOD.read_bytes()
@@ -46,7 +46,7 @@ def test_a_hole_at_the_start_is_no_line(tmp_path, hole):
     file is not "binary"."""
     path = tmp_path / "access.log"
     _sparse(path, hole, TEXT)
-    assert not_text(Input(str(path))) is None
+    assert inspect(Input(str(path))) == (None, hole)
     records, rejects = parse_file(path)
     want, want_rejects = parse_file(GOOD)
     assert _rows(records) == _rows(want) and len(records) > 10
@@ -63,6 +63,11 @@ def test_the_cli_reads_past_a_hole_from_a_file_a_pipe_and_an_archive(tmp_path):
         got = CliRunner().invoke(cli, ["parse", *args, "-o", "ndjson"], input=stdin)
         assert got.exit_code == 0 and _rows(_ndjson(got.stdout)) == _rows(_ndjson(want.stdout)), got.stderr
         assert got.stderr.splitlines()[-1] == want.stderr.splitlines()[-1]  # the same counts
+    # the file says where its hole was (a gzip or a pipe cannot be looked into before it is read)
+    said = CliRunner().invoke(cli, ["parse", str(path), "-o", "ndjson"]).stderr.splitlines()
+    assert said[0] == (f"logpipe: {path}: starts with a hole of 70,000 NUL bytes, skipped (logrotate's copytruncate "
+                       "under a writer that does not append: the lines written between its copy and its truncation "
+                       "are in neither file)") and len(said) == 2
 
 
 def test_a_crash_hole_between_lines_and_inside_one(tmp_path):
@@ -150,7 +155,7 @@ def test_readers_start_after_the_hole_and_count_its_bytes(tmp_path, content, chu
 def test_binary_files_are_told_from_holes(tmp_path, content, binary):
     path = tmp_path / "f"
     path.write_bytes(content)
-    assert (not_text(Input(str(path))) is not None) == binary
+    assert (inspect(Input(str(path)))[0] is not None) == binary
 
 
 def test_ingest_of_a_file_with_a_hole_in_workers_equals_one_process_and_resumes(tmp_path, monkeypatch):
@@ -169,7 +174,9 @@ def test_ingest_of_a_file_with_a_hole_in_workers_equals_one_process_and_resumes(
     got = {}
     for name, log, lanes_ in (("hole", path, "2"), ("plain", plain, "1")):
         monkeypatch.setenv("LOGPIPE_WORKERS", lanes_)
-        s = ingest.ingest_paths([str(log)], str(tmp_path / name), err=io.StringIO(), progress=False)
+        err = io.StringIO()
+        s = ingest.ingest_paths([str(log)], str(tmp_path / name), err=err, progress=False)
+        assert ("starts with a hole of 2,097,152 NUL bytes, skipped" in err.getvalue()) == (name == "hole")
         got[name] = (s.counts.read, s.counts.parsed, s.counts.noise, s.counts.malformed, s.counts.blank)
         assert s.files > 1 or name == "plain"  # (the workers wrote parts of their own)
     assert got["hole"] == got["plain"] and got["hole"][1] > 1000
