@@ -52,7 +52,7 @@ class ParsedBatch:
     read: int
     blank: int
     joined_lines: tuple[int, ...] = ()
-    header: str | None = None  # (the file of `tail -f`'s header in effect after its last line: tailheads.py)
+    header: str | None = None  # (`tail -f`'s header line in effect after its last line: tailheads.py)
 
     @property
     def joined(self) -> int:

@@ -6,8 +6,6 @@ Each layout's leading items are the grammar's (``logpipe/steps.py`` reads them f
 """
 from __future__ import annotations
 
-import re
-
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -29,9 +27,9 @@ class Departure:
     fields: int = 0  # columns matched, of the layout's ``total``
     total: int = 0
 
-    def describe(self, shift: int = 0, context: str = "", layout: bool = True) -> str:
-        """The reason, at ``column + shift``; ``context``: Lark's own; ``layout=False`` for the one
-        layout of a given format (no "closest layout")."""
+    def describe(self, shift: int = 0, context: str = "", layout: bool = True, lark_column: int | None = None) -> str:
+        """The reason, at ``column + shift``; ``context``: Lark's own, which names ``lark_column``;
+        ``layout=False`` for the one layout of a given format (no "closest layout")."""
         got = f"got {self.got!r}" if self.got else "the line ends there"
         step, why = self.step, f"closest layout {self.layout}" if layout else ""
         if step is None:
@@ -43,15 +41,11 @@ class Departure:
         if not self.got:
             why += f"{', ' if why else ''}{self.fields} of {self.total} fields"
         at = self.column + shift
-        lark = _LARK_COLUMN.match(context) if context else None
-        if lark and int(lark[1]) > at:  # (Earley let a free-text field take the text from here on)
-            context = f"column {lark[1]}, free text read on past column {at}: {context[lark.end():]}"
+        if context and lark_column is not None and lark_column > at:  # (Earley let free text take the rest)
+            context = context.replace(f"column {lark_column}:", f"column {lark_column}, free text read on past column {at}:", 1)
         why += f"{'; ' if why else ''}Lark: {context}" if context else ""
         return f"column {at}: {what}" + (f" ({why})" if why else "")
 
-
-# Lark's own reason, as the exact path words it: where it stopped first.
-_LARK_COLUMN = re.compile(r"column (\d+): ")
 
 
 def diagnose_line(access: "_grammar.Rulebook", body: str, layouts: Sequence[str]) -> Departure | None:

@@ -107,7 +107,7 @@ def take_lines(access: "_grammar.Rulebook", layouts: Sequence[str], df: pl.DataF
             if where is None:  # a layout's regex takes the whole line but Lark does not (a bug)
                 reason, col = f"not an access line of any known layout: {lark}", (e.column or 0) + plen
             else:
-                reason, col = where.describe(plen, lark), where.column + plen
+                reason, col = where.describe(plen, lark, lark_column=(e.column or 0) + plen), where.column + plen
             rejects.append(_reject(ln, raw, reason, "malformed", col))
             continue
         fields.update(line_number=ln, raw=raw, log_format=layout, pod=pod, container=container,

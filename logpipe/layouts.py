@@ -112,8 +112,8 @@ class CustomLayout:
                 col = (e.column or 0) + (plen or 0)
                 lark = f"column {col}: {str(e).partition(': ')[2]}"
                 if where is not None and where.column > 1:  # (where the line departs from the format, then Lark's word)
+                    lark = where.describe(plen or 0, lark, layout=False, lark_column=col)
                     col = where.column + (plen or 0)
-                    lark = where.describe(plen or 0, lark, layout=False)
                 rejects.append(_reject(ln, raw, f"does not follow the given format: {lark}", "malformed", col))
                 continue
             fields.update(line_number=ln, raw=raw, log_format=self.name, pod=pod, container=container,

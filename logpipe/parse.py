@@ -62,9 +62,10 @@ class Parser:
         self.access = _grammar.load_builtin("access")
         self.prefix = _grammar.load_builtin("prefix")
         self.noise = _grammar.load_builtin("noise")
-        # (tail's header: no split line's parts are joined across it)
-        self.collectors = _collectors.Collectors(self.prefix, barrier=self.noise.regex("tail_header"))
-        self.tailheads = _tailheads.TailHeads(self.noise)  # (and the pod and container of the lines after it)
+        # `tail -f`'s header: the pod and container of the lines after one; no split line's parts
+        # are joined across it
+        self.tailheads = _tailheads.TailHeads(self.noise)
+        self.collectors = _collectors.Collectors(self.prefix, barrier=self.tailheads.rx)
         self.envelopes = _envelopes.Envelopes(self.collectors.time_rx)  # (collectors' JSON records of a line)
         # fast=False skips the generated regexes: every text line takes the exact Lark path
         # (the differential test and the bench compare the two).

@@ -19,6 +19,7 @@ import polars as pl
 
 from . import fastpath as _fastpath
 from . import subfields as _subfields
+from . import tailheads as _tailheads
 from .batches import same_input
 from .records import _reject
 
@@ -95,7 +96,7 @@ def _runtime_tag(buf, start: int, end: int) -> tuple[str, bool] | None:
     newline), or None for any other line. A look at its first bytes first, then the grammar's
     regexes (``CriParts.tag``, ``docker_tag``) for the few that pass."""
     head = buf[start:min(end, start + 64)]
-    if head.startswith(b"==> "):  # (a look at its start, then the grammar's: CriParts.is_barrier)
+    if head.startswith(_tailheads.LOOK):  # (a look at its start, then the grammar's: CriParts.is_barrier)
         from .parse import default_parser
 
         line = bytes(buf[start:min(end, start + BARRIER_CHARS)]).decode("utf-8", "replace")

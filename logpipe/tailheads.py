@@ -97,7 +97,7 @@ class TailHeads:
     def __init__(self, noise) -> None:
         self.rx = noise.regex("tail_header")
         self.head, self.tail = _literal_ends(noise, "tail_header")
-        assert LOOK.decode() == self.head, "sources' look for a header is the grammar's start of one"
+        assert LOOK.decode() == self.head, "the readers' look for a header is the grammar's start of one"
 
     def file(self, line: str | None) -> str | None:
         """The file header ``line`` names, or None when it is no header (or None)."""
