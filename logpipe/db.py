@@ -6,7 +6,7 @@
   (``DATA/date=*/*.parquet`` with Hive partitions, ``DATA/_rejects/*.parquet``) or Arrow tables;
 * ``logpipe_settings`` (one row: ``cluster_domain``) and ``logpipe_cidrs`` (``cidr, family, first,
   last, kind``): the settings of logpipe/settings.py as tables, filled with bound parameters;
-* every ``queries/views/*.sql`` (``access_log``, ``rejects``, ``egress`` and the IP macros they use),
+* every ``queries/views/*.sql`` (``access_log``, ``rejects``, ``traffic``, ``egress`` and the IP macros they use),
   which an operator can read and change.
 
 Then it locks the connection down: external access is limited to the dataset directory (DuckDB's
@@ -186,7 +186,7 @@ def connect(
     allow_write_paths: list[str] | tuple[str, ...] = (),
     threads: int | None = None,
 ) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with the views ``access_log``, ``rejects`` and ``egress``.
+    """A DuckDB connection with the views ``access_log``, ``rejects``, ``traffic`` and ``egress``.
 
     ``data_dir`` (default ``$LOGPIPE_DATA`` or ``./logpipe-data``) is a dataset written by
     ``logpipe ingest``; ``tables={"records": t, "rejects": r}`` queries Arrow tables instead.

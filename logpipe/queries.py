@@ -225,7 +225,7 @@ def _owned_names(con, kind: str) -> list[tuple[str, str]]:
                    "AND view_name NOT LIKE 'logpipe\\_%' ESCAPE '\\' ORDER BY 1")
         else:
             sql = ("SELECT DISTINCT column_name, table_name FROM duckdb_columns() "
-                   "WHERE table_name IN ('access_log', 'egress', 'rejects') ORDER BY 2, 1")
+                   "WHERE table_name IN ('access_log', 'egress', 'traffic', 'rejects') ORDER BY 2, 1")
         return [(r[0], r[1]) for r in con.execute(sql).fetchall()]
     except Exception:  # the hint is a courtesy; never hide the real error behind another
         return []

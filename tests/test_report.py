@@ -164,6 +164,26 @@ def test_unregistered_egress_service_entry(incident, destination, protocol, reso
     assert (spec["hosts"] == [destination]) if resolution == "DNS" else (spec["addresses"] == [destination])
 
 
+# An inbound sidecar's TCP denial (IPv6, no authority), an HTTP one whose Host is "[v6]:port", and a
+# waypoint's egress denial: each named as the egress view names destinations, its scope said.
+DENIALS = """\
+[2025-03-12T03:15:03.770Z] "- - -" 0 - - rbac_access_denied_matched_policy[none] "-" 64 0 1 - "-" "-" "-" "-" "-" inbound|3306|| - [fd00:10:244::33]:3306 [fd00:10:244::1b]:37585 - -
+[2025-03-12T03:15:04.770Z] "GET /admin HTTP/1.1" 403 - rbac_access_denied_matched_policy[none] - "-" 0 19 0 - "-" "curl/8.7.1" "11111111-dec8-49b5-a301-8b6c40659b3c" "[FD00:10:96::a]:8080" "-" inbound|8080|| - [fd00:10:244::40]:8080 [fd00:10:244::1b]:41000 - default
+[2025-03-12T03:15:05.770Z] "POST /post HTTP/1.1" 403 - rbac_access_denied_matched_policy[ns[istio-egress]-policy[deny-httpbin-post]-rule[0]] - "-" 287 19 0 - "-" "okhttp/4.12.0" "06680fc5-dec8-49b5-a301-8b6c40659b3c" "HTTPBin.org" "-" inbound-vip|80|http|httpbin.org - 240.240.0.2:80 10.244.1.41:37218 - default
+"""
+
+
+def test_authz_denials_name_destinations_as_egress_does_and_say_their_scope(tmp_path):
+    log = tmp_path / "denials.log"
+    log.write_text(DENIALS)
+    doc = anomalies(write_dataset([log], tmp_path / "data"))
+    got = sorted((f["source"], f["destination"], f["evidence"]["scope"], f["evidence"]["ports"])
+                 for f in doc["findings"] if f["kind"] == "authz_denial")
+    assert got == [("10.244.1.41", "httpbin.org", "egress", [80]),
+                   ("fd00:10:244::1b", "fd00:10:244::33", "internal", [3306]),
+                   ("fd00:10:244::1b", "fd00:10:96::a", "internal", [8080])]
+
+
 def test_findings_sorted_by_severity(incident):
     ranks = [reports.SEVERITIES.index(f["severity"]) for f in incident["findings"]]
     assert ranks == sorted(ranks, reverse=True)

@@ -2,7 +2,9 @@
 -- description: Requests refused by an Istio AuthorizationPolicy (Envoy RBAC:
 --   rbac_access_denied_matched_policy[ns[NS]-policy[NAME]-rule[N]], "none" when ALLOW policies
 --   exist and none matched) or by an external authorizer (UAEX / ext_authz_denied), by source,
---   destination and policy. Covers every proxy, not only egress.
+--   destination and policy. Covers every proxy, not only egress: evidence.scope says which a
+--   finding is ('egress', or 'internal': an inbound sidecar's or a *.svc host's denial), and its
+--   source and destination are named as the egress view names them (the traffic view's).
 -- @param since '' window start (ISO time); empty = 24 hours before the data's last record
 -- @param until '' window end (ISO time, exclusive); empty = after the last record
 -- @param baseline_start '' baseline start (ISO time); empty = the data's first record
@@ -20,9 +22,10 @@ WITH bounds AS (
 denied AS (
     SELECT
         a.start_time, a.request_id,
-        a.downstream_remote_address_ip AS source,
-        coalesce(a.upstream_cluster_host, nullif(split_part(a.authority, ':', 1), ''), a.requested_server_name,
-                 a.downstream_local_address) AS destination,
+        a.source_ip AS source,
+        a.destination,
+        a.destination_port AS port,
+        a.egress_kind IS NOT NULL AS is_egress,
         CASE
             WHEN coalesce(a.response_code_details, a.connection_termination_details) LIKE 'rbac_access_denied_matched_policy[%'
                 THEN 'rbac'
@@ -32,7 +35,7 @@ denied AS (
                               'rbac_access_denied_matched_policy\[(.*)\]', 1), '') AS policy,
         a.start_time >= bounds.w0 AND a.start_time < bounds.w1 AS in_window,
         a.start_time >= bounds.b0 AND a.start_time < bounds.b1 AS in_baseline
-    FROM access_log a, bounds
+    FROM traffic a, bounds
     WHERE a.response_code_details LIKE 'rbac_access_denied_matched_policy[%'
        OR a.connection_termination_details LIKE 'rbac_access_denied_matched_policy[%'
        OR list_contains(a.response_flags, 'UAEX')
@@ -49,7 +52,10 @@ SELECT
     w.source,
     w.destination,
     {
+        'scope': CASE WHEN bool_and(w.is_egress) THEN 'egress' WHEN bool_or(w.is_egress) THEN 'egress, internal'
+                      ELSE 'internal' END,
         'denials': count(*),
+        'ports': list_sort(list(DISTINCT w.port) FILTER (WHERE w.port IS NOT NULL)),
         'mechanism': string_agg(DISTINCT w.mechanism, ','),
         'policies': list_sort(list(DISTINCT w.policy) FILTER (WHERE w.policy IS NOT NULL)),
         'first_seen': min(w.start_time),

@@ -1,0 +1,86 @@
+-- traffic: every access_log row with where it went, judged here (DESIGN.md: judgement in SQL, so
+-- read and change it here); the egress view is its rows whose destination is outside the mesh
+-- (egress_kind not null), and reports of every proxy (authz_denial) name destinations by it too.
+-- All access_log columns, plus:
+--   egress_kind          why the row is egress (the first rule that matches), null when it stays in
+--                        the mesh (an inbound sidecar's request, a call to a *.svc host):
+--     'blocked'          BlackHoleCluster (REGISTRY_ONLY, TCP/TLS) or route block_all (plain HTTP
+--                        under REGISTRY_ONLY: 502 direct_response), whatever the address;
+--     'passthrough'      PassthroughCluster / AllowAnyDynamicDNSCluster (ALLOW_ANY) to an address
+--                        that is not internal (FORMATS.md d: unknown in-cluster IPs land there too);
+--     'registered'       outbound|PORT|SUBSET|HOST where HOST is not *.svc.<cluster domain>:
+--                        a ServiceEntry, from a sidecar or gateway;
+--     'waypoint'         inbound-vip|PORT|PROTO|HOST with such a HOST: egress through an ambient
+--                        waypoint (downstream_local_address is the ServiceEntry VIP);
+--     'public_ip'        any other row (not inbound) whose upstream_host is a public address.
+--   destination          host name when known (cluster HOST, else HTTP authority without its port,
+--                        `[v6]:port` as the bare v6,
+--                        else TLS SNI, else ztunnel's dst_service), else destination_ip
+--   destination_ip       upstream_host_ip, else downstream_local_address_ip (what the app dialled);
+--                        IPv4-mapped IPv6 is shown as IPv4
+--   destination_ip_kind  ip_kind(destination_ip): 'internal', 'service_vip', 'public'
+--   destination_port     the cluster's service port, else the port the app dialled
+--   source_ip            downstream_remote_address_ip (the client)
+-- ztunnel rows (log_format ztunnel*) have no cluster: their hop to a waypoint (upstream_host is the
+-- waypoint pod, dst_service the external host) is not counted, so that the waypoint's own line is
+-- the one egress row per request; a ztunnel connection straight to a public address is 'public_ip'.
+-- Settings (logpipe.toml / env / flags): cluster domain in logpipe_settings, ranges in logpipe_cidrs.
+CREATE OR REPLACE VIEW traffic AS
+-- IP judgement once per distinct address, not once per row.
+WITH ips AS (
+    SELECT ip, ip_norm(ip) AS norm, ip_kind(ip) AS kind
+    FROM (
+        SELECT coalesce(upstream_host_ip, downstream_local_address_ip) AS ip FROM access_log
+        UNION
+        SELECT upstream_host_ip FROM access_log
+    )
+    WHERE ip IS NOT NULL
+),
+addressed AS (
+    SELECT
+        a.*,
+        d.norm AS destination_ip,
+        d.kind AS destination_ip_kind,
+        u.kind AS upstream_ip_kind,
+        a.upstream_cluster_direction IN ('outbound', 'inbound-vip') AS has_cluster_host,
+        lower(a.upstream_cluster_host) = 'svc.' || s.cluster_domain
+            OR ends_with(lower(a.upstream_cluster_host), '.svc.' || s.cluster_domain) AS is_cluster_local
+    FROM access_log AS a
+    LEFT JOIN ips AS d ON d.ip = coalesce(a.upstream_host_ip, a.downstream_local_address_ip)
+    LEFT JOIN ips AS u ON u.ip = a.upstream_host_ip
+    CROSS JOIN logpipe_settings AS s
+),
+judged AS (
+    SELECT
+        *,
+        CASE
+            WHEN upstream_cluster = 'BlackHoleCluster' OR route_name = 'block_all' THEN 'blocked'
+            WHEN upstream_cluster IN ('PassthroughCluster', 'AllowAnyDynamicDNSCluster')
+                THEN CASE WHEN destination_ip_kind IS DISTINCT FROM 'internal' THEN 'passthrough' END
+            WHEN upstream_cluster_direction = 'outbound' AND upstream_cluster_host IS NOT NULL
+                AND NOT is_cluster_local THEN 'registered'
+            WHEN upstream_cluster_direction = 'inbound-vip' AND upstream_cluster_host IS NOT NULL
+                AND NOT is_cluster_local THEN 'waypoint'
+            WHEN coalesce(upstream_cluster_direction, '') NOT IN ('inbound', 'inbound-vip', 'outbound')
+                AND coalesce(upstream_cluster, '') NOT LIKE 'InboundPassthroughCluster%'
+                AND upstream_ip_kind = 'public' THEN 'public_ip'
+        END AS egress_kind
+    FROM addressed
+)
+SELECT
+    * EXCLUDE (upstream_ip_kind, has_cluster_host, is_cluster_local),
+    coalesce(
+        CASE WHEN has_cluster_host THEN lower(upstream_cluster_host) END,
+        -- (the port after a name or a [v6]; a bare v6, which HTTP does not allow, stays whole)
+        nullif(trim(lower(regexp_replace(authority, '^(\[[^\]]*\]|[^:]*):[0-9]*$', '\1')), '[]'), ''),
+        lower(requested_server_name),
+        lower(dst_service),
+        destination_ip
+    ) AS destination,
+    coalesce(
+        CASE WHEN has_cluster_host THEN upstream_cluster_port END,
+        downstream_local_address_port,
+        upstream_host_port
+    ) AS destination_port,
+    ip_norm(downstream_remote_address_ip) AS source_ip
+FROM judged;
