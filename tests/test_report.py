@@ -184,6 +184,19 @@ def test_authz_denials_name_destinations_as_egress_does_and_say_their_scope(tmp_
                    ("fd00:10:244::1b", "fd00:10:96::a", "internal", [8080])]
 
 
+def test_direct_ip_egress_reads_v6_authorities(tmp_path):
+    """A Host of `[v6]:port`, and a bare v6 one (HTTP wants brackets; some clients omit them), is a raw
+    IP: authority_host.sql, the one reading of an authority's host the views and queries share."""
+    line = ('[2024-04-09T12:17:33.610Z] "GET /ip HTTP/1.1" 200 - 0 31 187 186 "-" "curl/7.60.0" '
+            '"324cc97a-c981-43be-a58b-ef236dca216{n}" "{host}" "[2001:db8::8{n}]:80" PassthroughCluster '
+            '10.244.1.14:47337 [2001:db8::8{n}]:80 10.244.1.14:60522 -\n')
+    log = tmp_path / "v6.log"
+    log.write_text(line.format(n=0, host="[2001:DB8::80]:8080") + line.format(n=1, host="2001:db8::81"))
+    doc = anomalies(write_dataset([log], tmp_path / "data"))
+    assert sorted(f["destination"] for f in doc["findings"] if f["kind"] == "direct_ip_egress") == [
+        "2001:db8::80", "2001:db8::81"]
+
+
 def test_findings_sorted_by_severity(incident):
     ranks = [reports.SEVERITIES.index(f["severity"]) for f in incident["findings"]]
     assert ranks == sorted(ranks, reverse=True)

@@ -10,7 +10,7 @@ WITH bounds AS (SELECT * FROM report_bounds($since, $until, $baseline_start, $ba
 win AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= w0 AND e.start_time < w1),
 base AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= b0 AND e.start_time < b1),
 named AS (
-    SELECT *, trim(regexp_replace(coalesce(authority, ''), ':[0-9]+$', ''), '[]') AS authority_host
+    SELECT *, authority_host(authority) AS authority_host
     FROM win
 )
 SELECT
@@ -35,7 +35,7 @@ SELECT
         || 'use a DNS name registered with a ServiceEntry, and block raw-IP egress (REGISTRY_ONLY).' AS advice
 FROM named w
 -- ip_value (queries/views/ip_value.sql) is the one test of "is an IP address".
-WHERE ip_value(nullif(w.authority_host, '')) IS NOT NULL
+WHERE ip_value(w.authority_host) IS NOT NULL
    OR ip_value(w.requested_server_name) IS NOT NULL
 GROUP BY w.destination
 ORDER BY count(*) DESC, w.destination

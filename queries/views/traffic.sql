@@ -13,9 +13,9 @@
 --     'waypoint'         inbound-vip|PORT|PROTO|HOST with such a HOST: egress through an ambient
 --                        waypoint (downstream_local_address is the ServiceEntry VIP);
 --     'public_ip'        any other row (not inbound) whose upstream_host is a public address.
---   destination          host name when known (cluster HOST, else HTTP authority without its port,
---                        `[v6]:port` as the bare v6,
---                        else TLS SNI, else ztunnel's dst_service), else destination_ip
+--   destination          host name when known (cluster HOST, else HTTP authority's host without
+--                        its port: authority_host.sql), else TLS SNI, else ztunnel's dst_service,
+--                        else destination_ip
 --   destination_ip       upstream_host_ip, else downstream_local_address_ip (what the app dialled);
 --                        IPv4-mapped IPv6 is shown as IPv4
 --   destination_ip_kind  ip_kind(destination_ip): 'internal', 'service_vip', 'public'
@@ -71,8 +71,7 @@ SELECT
     * EXCLUDE (upstream_ip_kind, has_cluster_host, is_cluster_local),
     coalesce(
         CASE WHEN has_cluster_host THEN lower(upstream_cluster_host) END,
-        -- (the port after a name or a [v6]; a bare v6, which HTTP does not allow, stays whole)
-        nullif(trim(lower(regexp_replace(authority, '^(\[[^\]]*\]|[^:]*):[0-9]*$', '\1')), '[]'), ''),
+        authority_host(authority),
         lower(requested_server_name),
         lower(dst_service),
         destination_ip
