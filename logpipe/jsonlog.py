@@ -54,13 +54,14 @@ def take_lines(parser, df, rejects: list[dict], unwrapped: list | None = None) -
         if held is not None:
             unwrapped.append(held)
     rows = []
-    for ln, raw, body, pod, container, received in df.select(
-        "line_number", "raw", "body", "pod", "container", "received_at"
+    for ln, raw, body, pod, container, received, plen in df.select(
+        "line_number", "raw", "body", "pod", "container", "received_at", "prefix_len"
     ).iter_rows():
         try:
             obj = json.loads(body)
-        except ValueError as e:
-            rejects.append(_reject(ln, raw, f"invalid JSON: {e}", "malformed", getattr(e, "colno", None)))
+        except json.JSONDecodeError as e:  # (where in the line, as a text line's reject says it: after its prefix)
+            col, why = e.pos + 1 + (plen or 0), e.msg[:-3] + " here" if e.msg.endswith(" at") else e.msg
+            rejects.append(_reject(ln, raw, f"column {col}: invalid JSON: {why}", "malformed", col))
             continue
         kind, fields = (parser.custom and parser.custom.json_record(obj)) or _json_record(obj)
         if kind in (None, "noise") and unwrapped is not None and isinstance(obj, dict):

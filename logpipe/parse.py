@@ -175,11 +175,13 @@ class Parser:
         frames: list[pl.DataFrame] = []
         cut: list[tuple] = []  # (frame, its nulled columns): cut with the fast path's nativecut.Types
 
-        blank += self._take_text(df.filter(~is_json) if any_json else df, n, cut, frames, rejects)
+        indented: list[pl.DataFrame] = []  # (JSON lines with blanks before them: _take_text finds them)
+        blank += self._take_text(df.filter(~is_json) if any_json else df, n, cut, frames, rejects, indented)
         json_frames: list[tuple] = []
-        if any_json:
+        if any_json or indented:
             unwrapped: list[tuple] = []
-            json_frames = _jsonlog.take_lines(self, df.filter(is_json), rejects, unwrapped)
+            json_frames = _jsonlog.take_lines(self, _concat(([df.filter(is_json)] if any_json else []) + indented),
+                                              rejects, unwrapped)
             if unwrapped:  # log collectors' records (Fluent Bit, Vector, …): the lines they hold
                 inner, more = _envelopes.envelope_lines(unwrapped)
                 inner, most = self.collectors.split_held(inner)
@@ -188,8 +190,9 @@ class Parser:
                 if inner_json.any():  # (a docker entry inside: an agent that tailed docker's files as text)
                     inner, inner_json, most, parts = _runtimes.unwrap_docker(inner, inner_json, rejects)
                     more, joined = more + most, tuple(sorted(joined + parts))
-                blank += more + self._take_text(inner.filter(~inner_json), inner.height, cut, frames, rejects)
-                json_frames += _jsonlog.take_lines(self, inner.filter(inner_json), rejects)
+                indented = []
+                blank += more + self._take_text(inner.filter(~inner_json), inner.height, cut, frames, rejects, indented)
+                json_frames += _jsonlog.take_lines(self, _concat([inner.filter(inner_json)] + indented), rejects)
         others = [(f, frozenset()) for f in frames] + json_frames  # (frame, its nulled columns), as cut's
 
         groups = [(_concat([f for f, _ in cut]), _nulled(cut))] if cut else []
@@ -202,14 +205,22 @@ class Parser:
 
     # ---- steps -------------------------------------------------------------------------------------
 
-    def _take_text(self, text: pl.DataFrame, n: int, cut: list, frames: list, rejects: list[dict]) -> int:
+    def _take_text(self, text: pl.DataFrame, n: int, cut: list, frames: list, rejects: list[dict],
+                   indented: list) -> int:
         """The text (not JSON) lines of a batch of ``n`` lines: cut by the fast path (into ``cut``),
-        or read by the other paths (into ``frames``), or rejected; returns how many were blank."""
+        or read by the other paths (into ``frames``), or rejected; returns how many were blank. Those
+        that are JSON once the blanks before them are gone go to ``indented`` (a frame), for the
+        JSON path."""
         blank = 0
         text = self.fastpath.take_lines(text, n, cut, frames, rejects)
         if text.height:  # (a line pasted with white space around it: again without it)
             text, trimmed = _trim(text)
             if trimmed is not None:
+                is_json = trimmed["body"].str.starts_with("{")
+                if is_json.any():  # (noise first: the debug exporter's fields, "\t{…}", are its lines)
+                    json_lines = _exact.classify_noise(trimmed.filter(is_json), self._noise, rejects)
+                    indented.append(json_lines.drop(_exact.PADDED))
+                    trimmed = trimmed.filter(~is_json)
                 text = pl.concat([text, self.fastpath.take_lines(trimmed, n, cut, frames, rejects)], how="diagonal")
         # A custom layout's exact path: before noise when it stands in for the fast path (fast=False),
         # else after it (lines its regex did not take rarely parse, and noise can be plenty).
@@ -234,9 +245,9 @@ class Parser:
 
 # Spaces and tabs around a line (pasted from a document, a ticket, an editor's): no layout of
 # access.lark starts or ends with them, so a line the layouts did not take as it is is tried again
-# without them (a given format that has them took it already), by the exact path too; the noise
-# rules look at it as it was (exact.PADDED). The ones before it count as its prefix (prefix_len): a
-# reject's column is still the line's own.
+# without them (a given format that has them took it already), by the exact path too, or by the JSON
+# path when it is a JSON object; the noise rules look at it as it was (exact.PADDED). The ones before
+# it count as its prefix (prefix_len): a reject's column is still the line's own.
 _PADDED = r"^[ \t]|[ \t]$"
 
 

@@ -291,6 +291,32 @@ def test_spaces_around_a_line_read_alike_by_the_lark_path():
     assert got == want and not rejects
 
 
+JSON_LINES = [x for x in read_lines(SAMPLES / "istio-json-1.24.log") if x.startswith("{")][:4]
+
+
+@FAST
+@given(st.sampled_from(JSON_LINES), st.text(" ", min_size=1, max_size=4), PADDING)
+def test_spaces_around_a_json_line_change_nothing(line, before, after):
+    """An Istio JSON line pasted indented reads as without its blanks; a broken one is rejected at its
+    own column. (A tab before "{" is the debug exporter's fields line: noise.lark says so first.)"""
+    (a,), _, _ = parse_text([line])
+    (b,), rejects, _ = parse_text([before + line + after])
+    assert a == b and not rejects
+    bad = line[:len(line) // 2]
+    _, (r1,), _ = parse_text([bad])
+    _, (r2,), _ = parse_text([before + bad + after])
+    assert r2["column"] == r1["column"] + len(before) and r2["class"] == r1["class"] == "malformed"
+    assert r2["reason"].startswith(f"column {r2['column']}: invalid JSON: ")
+
+
+def test_a_json_reject_s_column_is_the_line_s_after_its_prefix():
+    prefix = "2025-01-30T10:54:24.836653621Z stdout F "
+    line = prefix + '{"authority": "x", broken'
+    _, (r,), _ = parse_text([line])
+    assert r["column"] == line.index("broken") + 1
+    assert r["reason"] == f"column {r['column']}: invalid JSON: Expecting property name enclosed in double quotes"
+
+
 # ---- prefixes add their columns and nothing else --------------------------------------------------
 
 k8s_name = st.from_regex(r"\A[a-z0-9][a-z0-9-]{0,20}\Z")
