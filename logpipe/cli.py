@@ -18,12 +18,23 @@ DEFAULT_DATA = "./logpipe-data"
 def format_options(f):
     """--format-string / --format-file / --grammar: the mesh's own layout (logpipe/layouts.py)."""
     f = click.option("--grammar", "grammar_file", type=click.Path(dir_okay=False), metavar="FILE.lark",
-                     help="A Lark grammar with one start rule (e.g. from `logpipe grammar --from-format`).")(f)
-    f = click.option("--format-file", type=click.Path(dir_okay=False), metavar="FILE",
+                     callback=_given, help="A Lark grammar with one start rule (e.g. from `logpipe grammar --from-format`).")(f)
+    f = click.option("--format-file", type=click.Path(dir_okay=False), metavar="FILE", callback=_given,
                      help="File with the format string, or Istio MeshConfig/ConfigMap/Telemetry YAML holding it.")(f)
-    return click.option("--format-string", metavar="FORMAT",
+    return click.option("--format-string", metavar="FORMAT", callback=_given,
                         help="The mesh's Envoy access-log format string (or JSON format object); "
                              "lines are tried against it first, then the built-in layouts.")(f)
+
+
+def _given(ctx, param, value):
+    """An empty format option is an error, not the built-in layouts without a word: it is what
+    ``--format-string "$(cat my-format.txt)"`` passes when the file is missing or empty."""
+    if value is not None and not value.strip():
+        if param.name == "format_string":
+            raise click.BadParameter("it is empty (a $(cat FILE) of a missing or empty file?); give the "
+                                     "mesh's access-log format, or --format-file FILE")
+        raise click.BadParameter("it is empty; give the path of the file")
+    return value
 
 
 def data_option(f):

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from .errors import LogpipeError, UsageError
 from .formatfile import read_format_file
-from .formats import (FormatError, Operator, _flatten, _json_time_spec, _strftime, grammar_from_format, json_columns,
-                      parse_format)
+from .formats import (TIME_SPEC_RX, FormatError, Operator, _flatten, _json_time_spec, _strftime, grammar_from_format,
+                      json_columns, parse_format)
 from .schema import COLUMNS
 
 # ---- a custom layout, as the parser uses it ----------------------------------------------------------
@@ -54,7 +54,13 @@ class CustomLayout:
         if not self.time_format or df is None or "start_time" not in df.columns:
             return df
         col = pl.col("start_time").cast(pl.String)
-        parsed = col.str.to_datetime(self.time_format, strict=False, time_unit="us")
+        text, fmt = col, self.time_format
+        epoch = re.fullmatch(r"%s%([1-9])f", fmt)
+        if epoch:  # epoch milliseconds (%s%3f), which chrono reads only with a dot: 1740823200123 -> 1740823200.123
+            digits = int(epoch[1])
+            text = pl.concat_str(text.str.slice(0, text.str.len_chars() - digits), pl.lit("."), text.str.slice(-digits))
+            fmt = f"%s.%{digits}f"
+        parsed = text.str.to_datetime(fmt, strict=False, time_unit="us")
         if not re.search(r"%:?z", self.time_format):
             parsed = parsed.dt.replace_time_zone("UTC")
         iso = parsed.dt.convert_time_zone("UTC").dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
@@ -76,9 +82,12 @@ class CustomLayout:
             *(pl.when(whole).then(None).otherwise(pl.col(c)).alias(c) for c in ("pod", "container", "received_at")),
         )
 
-    def take_lines(self, parser, df, frames: list, rejects: list):
+    def take_lines(self, parser, df, frames: list, rejects: list, claim: int = 0):
         """The exact (Lark) path of this layout for the lines no fast-path regex took: rows into
-        ``frames``; a line it does not parse is rejected with this grammar's reason."""
+        ``frames``; a line it does not parse is rejected with this grammar's reason. With ``claim``
+        (the fast path's lines, before the noise rules look at them), only the lines that follow
+        this format for ``claim`` fields or more: another program's line that merely starts with a
+        time, as a format ``%START_TIME% …`` does, is left to the noise rules."""
         import polars as pl
 
         from .diagnose import diagnose_line
@@ -90,14 +99,26 @@ class CustomLayout:
         if self.rulebook is None:
             return df
         rows, others = [], []
-        for ln, raw, body, plen, pod, container, received in df.select(
-            "line_number", "raw", "body", "prefix_len", "pod", "container", "received_at"
+        whole_line = pl.col("line") if "line" in df.columns else pl.col("body")
+        for ln, raw, line, body, plen, pod, container, received in df.select(
+            "line_number", "raw", whole_line.alias("__line"), "body", "prefix_len", "pod", "container", "received_at"
         ).iter_rows():
             # With the fast path, these lines are malformed (or another program's): Lark (~0.5 ms a
             # line) says why only among an input's first LARK_CONTEXT_LINES lines, as for the built-in
             # layouts (exact.py); later ones get the grammar's diagnosis (~0.05 ms), unless it finds
             # nothing or a departure at the start (Lark decides those).
-            where = diagnose_line(self.rulebook, body, (self.name,)) if parser.fast else None
+            where = diagnose_line(self.rulebook, body, (self.name,))  # (~0.05 ms; its reason only with the fast path)
+            if plen and line != body and where is not None and where.column <= 1:
+                # The prefix split off (kubectl --timestamps' time) may be this format's own start
+                # (``%START_TIME% …``, keep_prefix): a line that follows it further is read whole.
+                whole = diagnose_line(self.rulebook, line, (self.name,))
+                if whole is None or whole.fields > where.fields:
+                    body, plen, where, pod, container, received = line, 0, whole, None, None, None
+            if claim and where is not None and where.fields < claim:
+                others.append(ln)
+                continue
+            if not parser.fast:
+                where = None
             if where is not None and where.column > 1 and (line_in_input(ln) > LARK_CONTEXT_LINES or not parser.exact):
                 col = where.column + (plen or 0)
                 why = f"does not follow the given format: {where.describe(plen or 0, layout=False)}"
@@ -181,6 +202,9 @@ def layout_from_grammar(text: str, *, source: str, spec: str | None = None, impo
     book.fields = book.fields | frozenset(extra)
     layout = CustomLayout(spec=spec or f"grammar:{text}", name=start, rulebook=book, extra=extra)
     book.compile(start)  # a grammar the fast path cannot take fails now, with the grammar's name
+    time_spec = TIME_SPEC_RX.search(text)  # (one `logpipe grammar --from-format` wrote: its START_TIME's spec)
+    if time_spec:
+        layout.time_format = _strftime(time_spec[1])[1]
     return layout
 
 

@@ -222,18 +222,21 @@ class Parser:
                     indented.append(json_lines.drop(_exact.PADDED))
                     trimmed = trimmed.filter(~is_json)
                 text = pl.concat([text, self.fastpath.take_lines(trimmed, n, cut, frames, rejects)], how="diagonal")
-        # A custom layout's exact path: before noise when it stands in for the fast path (fast=False),
-        # else after it (lines its regex did not take rarely parse, and noise can be plenty).
+        # A custom layout's exact path: when it stands in for the fast path (fast=False) first, else
+        # just before noise (lines its regex did not take rarely parse, and noise can be plenty),
+        # either way for the lines that follow it for CLAIM_FIELDS fields; the others after noise.
         if text.height and self.custom is not None and not self.fast:
-            text = self.custom.take_lines(self, text, frames, rejects)
+            text = self.custom.take_lines(self, text, frames, rejects, claim=CLAIM_FIELDS)
         if text.height:  # (lines the fast path leaves: a prefix and nothing more is blank; a line's parts)
             text, blank = self.collectors.drop_blank(text)
             text = self.collectors.cri.reject(text, rejects)
         if text.height:  # ztunnel lines look like istio-agent log lines to noise.lark: take them first
             text = _ztunnel.take_lines(self, text, frames, rejects)
+        if text.height and self.custom is not None and self.fast:  # (its lines, before noise)
+            text = self.custom.take_lines(self, text, frames, rejects, claim=CLAIM_FIELDS)
         if text.height:
             text = _exact.classify_noise(text, self._noise, rejects)
-        if text.height and self.custom is not None and self.fast:
+        if text.height and self.custom is not None:
             text = self.custom.take_lines(self, text, frames, rejects)
         if text.height:
             frames.extend(self._exact_path(text, rejects))
@@ -242,6 +245,13 @@ class Parser:
     def _exact_path(self, df: pl.DataFrame, rejects: list[dict]) -> list[pl.DataFrame]:
         """Lines no fast-path regex took: Lark parses them, or says where they break (``exact.take_lines``)."""
         return _exact.take_lines(self.access, TEXT_LAYOUTS, df, rejects, fast=self.fast, exact=self.exact)
+
+# A line that follows a given format for this many fields, and then breaks, is that format's
+# malformed line, whatever a noise rule says: a format that starts with an unbracketed %START_TIME%
+# makes its lines look like another program's log line to noise.lark (ISO time, space, a word), and
+# noise does not count towards ingest's --max-reject-ratio, so a wrong format would pass unnoticed.
+# Another program's line matches one field of it, the time, at most.
+CLAIM_FIELDS = 2
 
 # Spaces and tabs around a line (pasted from a document, a ticket, an editor's): no layout of
 # access.lark starts or ends with them, so a line the layouts did not take as it is is tried again

@@ -234,9 +234,67 @@ def test_custom_format_fast_and_exact_paths_agree(fmt):
     ("%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%", "path"),
     ("%REQ(HOST)%", "req_host"),  # `host` is the cluster's sub-rule
     ("%REQ(DURATION)%", "req_duration"),  # never lands in a typed column by accident
+    # header names in any case, as Envoy matches them; Envoy's long names of REQ/RESP; X?Y by X
+    ("%REQ(:authority)%", "authority"),
+    ("%REQ(user-agent)%", "user_agent"),
+    ("%REQUEST_HEADER(X-REQUEST-ID)%", "request_id"),
+    ("%RESPONSE_HEADER(x-envoy-upstream-service-time)%", "upstream_service_time"),
+    ("%REQ(X-FORWARDED-FOR?X-REAL-IP)%", "x_forwarded_for"),
+    ("%REQ(:PATH?X-ENVOY-ORIGINAL-PATH)%", "path"),
+    ("%REQ(x-b3-traceid)%", "x_b3_traceid"),
 ])
 def test_operator_column_names(op, column):
     assert formats.parse_format(f"[%START_TIME%] {op}")[-1].column == column
+
+
+def test_a_second_operator_of_a_column_gets_a_column_of_its_own():
+    """Two operators of one record column (the original and the rewritten path, a cluster's stat name
+    and its raw name): the first fills it, the second is an extra column; neither is lost or mixed."""
+    fmt = ("[%START_TIME%] %REQ(:METHOD)% orig=%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% rewritten=%REQ(:PATH)% "
+           "%RESPONSE_CODE% stat=%UPSTREAM_CLUSTER% raw=%UPSTREAM_CLUSTER_RAW%")
+    line = ("[2025-03-01T10:00:00.123Z] GET orig=/api/v1/users rewritten=/users 200 stat=users-stats "
+            "raw=outbound|8080||users.prod.svc.cluster.local")
+    parser = Parser(custom=layouts.layout_from_format(fmt))
+    (r,) = parser.parse_batch([line]).records.to_pylist()
+    assert (r["path"], r["req_path"]) == ("/api/v1/users", "/users")
+    assert (r["upstream_cluster"], r["upstream_cluster_raw"]) == ("users-stats", "outbound|8080||users.prod.svc.cluster.local")
+    assert r["upstream_cluster_host"] is None and r["upstream_cluster_direction"] is None  # (not the second's)
+
+
+def test_envoy_s_current_default_format_reads_like_the_old_one():
+    """Envoy's docs write its default format with %REQUEST_HEADER(…)% and %RESPONSE_HEADER(…)% now."""
+    new = ('[%START_TIME%] "%REQUEST_HEADER(:METHOD)% %REQUEST_HEADER(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%" '
+           '%RESPONSE_CODE% %RESPONSE_FLAGS% %BYTES_RECEIVED% %BYTES_SENT% %DURATION% '
+           '%RESPONSE_HEADER(X-ENVOY-UPSTREAM-SERVICE-TIME)% "%REQUEST_HEADER(X-FORWARDED-FOR)%" '
+           '"%REQUEST_HEADER(USER-AGENT)%" "%REQUEST_HEADER(X-REQUEST-ID)%" "%REQUEST_HEADER(:AUTHORITY)%" '
+           '"%UPSTREAM_HOST%"')
+    old = new.replace("REQUEST_HEADER(", "REQ(").replace("RESPONSE_HEADER(", "RESP(")
+    rules = lambda fmt: [x for x in formats.grammar_from_format(fmt).splitlines() if not x.startswith("//")]  # noqa: E731
+    assert rules(new) == rules(old)
+
+
+@pytest.mark.parametrize("spec, text, want", [
+    ("%s%3f", "1740823200123", "2025-03-01T10:00:00.123Z"),  # epoch milliseconds, no dot
+    ("%Y %b %e %H:%M:%S", "2025 Mar  1 10:00:00", "2025-03-01T10:00:00.000Z"),  # %e: space-padded day
+    ("%Y-%j %H:%M:%S", "2025-060 10:00:00", "2025-03-01T10:00:00.000Z"),  # %j: day of the year
+])
+def test_start_time_specs(spec, text, want):
+    parser = Parser(custom=layouts.layout_from_format(f"%START_TIME({spec})% %RESPONSE_CODE%"))
+    (r,) = parser.parse_batch([f"{text} 200"]).records.to_pylist()
+    assert r["start_time"].isoformat(timespec="milliseconds").replace("+00:00", "Z") == want
+
+
+@pytest.mark.parametrize("spec, text", [("%s.%3f", "1740823200.123"), ("%d/%b/%Y:%H:%M:%S %z", "01/Mar/2025:11:00:00 +0100")])
+def test_a_grammar_from_a_format_reads_its_times_as_the_format_does(tmp_path, spec, text):
+    """`logpipe grammar --from-format` writes the START_TIME spec into the grammar (a comment line it
+    reads back), so `--grammar` of it reads the times as `--format-string` does."""
+    fmt = f"[%START_TIME({spec})%] %REQ(:METHOD)% %RESPONSE_CODE%"
+    (tmp_path / "g.lark").write_text(formats.grammar_from_format(fmt))
+    by_grammar = layouts.layout_from_options(grammar_file=str(tmp_path / "g.lark"))
+    line = f"[{text}] GET 200"
+    got = [Parser(custom=c).parse_batch([line]).records.to_pylist()[0]["start_time"]
+           for c in (by_grammar, layouts.layout_from_format(fmt))]
+    assert got[0] == got[1] == dt.datetime(2025, 3, 1, 10, 0, 0, 123000 if "3f" in spec else 0, tzinfo=dt.timezone.utc)
 
 
 def test_extra_columns_follow_the_schema():
@@ -452,6 +510,9 @@ def test_cli_grammar_from_format():
     (["parse", "--format-file", "/nonexistent/fmt.txt"], 1, "cannot read format file"),
     (["parse", "--format-string", "just text"], 1, "holds no Envoy command operator"),
     (["parse", "--format-string", "[%START_TIME(%Q)%] %RESPONSE_CODE%"], 1, "%Q is not supported"),
+    (["parse", "--format-string", "[%START_TIME(%b %e %T)%] %RESPONSE_CODE%"], 1, "has no year"),
+    (["parse", "--format-string", ""], 2, "it is empty (a $(cat FILE) of a missing or empty file?)"),
+    (["ingest", "x.log", "--format-file", " "], 2, "'--format-file': it is empty"),
 ])
 def test_cli_format_errors(args, code, needle):
     from logpipe.errors import LogpipeError

@@ -62,3 +62,21 @@ def test_stream_uses_the_format_the_dataset_remembers(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "parsed 1, rejected 0" in r.stderr
     assert [row[4] for row in rows(tmp_path / "ds")] == ["80f198ee56343ba8", "80f198ee56343ba9", "90f198ee56343ba8"]
+
+
+def test_a_wrong_time_first_format_fails_the_ingest_not_passes_as_noise(tmp_path):
+    """A format that starts with an unbracketed %START_TIME% makes its lines look like another
+    program's (time, space, word) and like kubectl --timestamps' prefix: a line that follows it for
+    two fields and then breaks is its malformed line (parse.CLAIM_FIELDS), so a format given with two
+    fields swapped fails --max-reject-ratio; an istio-agent line among them is still noise."""
+    lines = [f"2025-03-01T10:00:0{k}.123Z api.example.com GET 200" for k in range(8)]
+    lines.append("2025-03-01T10:00:09.123456Z\tinfo\tads\tADS: new connection for node:sidecar~10.0.0.1")
+    (tmp_path / "a.log").write_text("\n".join(lines) + "\n")
+    right = "%START_TIME% %REQ(:AUTHORITY)% %REQ(:METHOD)% %RESPONSE_CODE%"
+    r = ingest("--format-string", right, "a.log", "--data", "ok", cwd=tmp_path)
+    assert r.returncode == 0 and "parsed 8, rejected 1 (noise 1, malformed 0)" in r.stderr, r.stderr
+    wrong = "%START_TIME% %REQ(:AUTHORITY)% %RESPONSE_CODE% %REQ(:METHOD)%"
+    r = ingest("--format-string", wrong, "a.log", "--data", "ds", cwd=tmp_path)
+    assert r.returncode == 1, r.stderr
+    assert "rejected 9 (noise 1, malformed 8)" in r.stderr
+    assert "a.log:1: malformed: does not follow the given format: column " in r.stderr
