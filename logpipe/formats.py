@@ -88,7 +88,10 @@ KNOWN: dict[str, tuple[str, str]] = {  # operator (with argument) -> (column, sh
     "ROUTE_NAME": ("route_name", "token"),
 }
 _TEXT_OPERATORS = {"REQ", "RESP", "TRAILER", "DYNAMIC_METADATA", "FILTER_STATE", "CEL", "METADATA",
-                   "UPSTREAM_FILTER_STATE", "CLUSTER_METADATA", "UPSTREAM_METADATA"}
+                   "UPSTREAM_FILTER_STATE", "CLUSTER_METADATA", "UPSTREAM_METADATA", "ENVIRONMENT",
+                   "LOCAL_REPLY_BODY",  # (and certificates' subjects and issuers: "CN=a,O=Example Inc")
+                   "DOWNSTREAM_PEER_SUBJECT", "DOWNSTREAM_PEER_ISSUER", "DOWNSTREAM_LOCAL_SUBJECT",
+                   "UPSTREAM_PEER_SUBJECT", "UPSTREAM_PEER_ISSUER", "UPSTREAM_LOCAL_SUBJECT"}
 _HEADER_OPERATORS = {"REQ": "req", "RESP": "resp", "TRAILER": "trailer"}
 # Envoy's longer names of the header operators (its docs' default format uses them since v1.31)
 _OPERATOR_ALIASES = {"REQUEST_HEADER": "REQ", "RESPONSE_HEADER": "RESP", "RESPONSE_TRAILER": "TRAILER"}
@@ -138,20 +141,36 @@ def parse_format(fmt: str) -> list[str | Operator]:
     fmt = fmt.rstrip("\n")
     if fmt.endswith("\\n"):  # typed on a shell command line: the two characters \ n
         fmt = fmt[:-2]
+    fmt = fmt.replace("\\t", "\t")  # (and \ t for the tab a YAML "\t" makes)
     pieces: list[str | Operator] = []
     used: dict[str, int] = {}
     pos = 0
-    for m in _OPERATOR_RX.finditer(fmt):
-        if m.start() > pos:
-            pieces.append(fmt[pos : m.start()])
-        pieces.append(_operator(m, used))
-        pos = m.end()
-    if pos < len(fmt):
-        pieces.append(fmt[pos:])
+    for m in [*_OPERATOR_RX.finditer(fmt), None]:
+        start = m.start() if m is not None else len(fmt)
+        if start > pos:
+            _no_stray_percent(fmt, pos, start)
+            pieces.append(fmt[pos:start])
+        if m is not None:
+            pieces.append(_operator(m, used))
+            pos = m.end()
     if not any(isinstance(p, Operator) for p in pieces):
         raise FormatError(f"the format {fmt[:60]!r} holds no Envoy command operator such as %START_TIME%;"
                           " pass the access-log format string of the mesh (meshConfig.accessLogFormat)")
     return pieces
+
+
+def _no_stray_percent(fmt: str, start: int, end: int) -> None:
+    """Refuse a ``%`` in fmt[start:end], literal text, as Envoy does: a command operator misspelt or
+    left open (``[%START_TIME] …``). ``%%`` stays literal text."""
+    at = next((i for i in range(start, end) if fmt[i] == "%" and fmt[i - 1:i + 1] != "%%" and fmt[i:i + 2] != "%%"),
+              None)
+    if at is None:
+        return
+    word = re.match(r"%([A-Za-z_][A-Za-z0-9_]*)(\([^)%]*\))?", fmt[at:])
+    hint = (f"operators are upper case: %{word[1].upper()}{word[2] or ''}%" if word and not word[1].isupper()
+            else f"close it: {word[0]}%" if word else "a command operator is %NAME% or %NAME(ARG)%")
+    raise FormatError(f"the format has a % at column {at + 1} that starts no command operator "
+                      f"({fmt[at:at + 24]!r}…; {hint}); Envoy refuses such a format too")
 
 
 def _operator(m: re.Match, used: dict[str, int]) -> Operator:

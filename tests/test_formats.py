@@ -297,6 +297,15 @@ def test_a_grammar_from_a_format_reads_its_times_as_the_format_does(tmp_path, sp
     assert got[0] == got[1] == dt.datetime(2025, 3, 1, 10, 0, 0, 123000 if "3f" in spec else 0, tzinfo=dt.timezone.utc)
 
 
+def test_typed_tabs_and_texts_with_spaces():
+    """A tab typed as \\t on a command line is the tab a YAML "\\t" makes; a certificate's subject
+    holds spaces, and is read as text."""
+    fmt = "%START_TIME%\\t%REQ(:METHOD)%\\t%RESPONSE_CODE% subject=%DOWNSTREAM_PEER_SUBJECT% host=%HOSTNAME%"
+    line = "2025-03-01T10:00:00.123Z\tGET\t200 subject=CN=client,O=Example Inc host=gw"
+    (r,) = Parser(custom=layouts.layout_from_format(fmt)).parse_batch([line]).records.to_pylist()
+    assert (r["method"], r["downstream_peer_subject"], r["hostname"]) == ("GET", "CN=client,O=Example Inc", "gw")
+
+
 def test_extra_columns_follow_the_schema():
     layout = layouts.layout_from_format("[%START_TIME%] %REQ(X-B3-TRACEID)% %DOWNSTREAM_PEER_URI_SAN%")
     assert layout.extra == ["x_b3_traceid", "downstream_peer_uri_san"]
@@ -511,6 +520,9 @@ def test_cli_grammar_from_format():
     (["parse", "--format-string", "just text"], 1, "holds no Envoy command operator"),
     (["parse", "--format-string", "[%START_TIME(%Q)%] %RESPONSE_CODE%"], 1, "%Q is not supported"),
     (["parse", "--format-string", "[%START_TIME(%b %e %T)%] %RESPONSE_CODE%"], 1, "has no year"),
+    (["grammar", "--from-format", "[%START_TIME] %RESPONSE_CODE%"], 1, "% at column 2 that starts no command operator"),
+    (["grammar", "--from-format", "[%START_TIME%] %REQ(:METHOD) %RESPONSE_CODE%"], 1, "close it: %REQ(:METHOD)%"),
+    (["grammar", "--from-format", "%start_time% %RESPONSE_CODE%"], 1, "operators are upper case: %START_TIME%"),
     (["parse", "--format-string", ""], 2, "it is empty (a $(cat FILE) of a missing or empty file?)"),
     (["ingest", "x.log", "--format-file", " "], 2, "'--format-file': it is empty"),
 ])
