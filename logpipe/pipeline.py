@@ -199,6 +199,10 @@ def dataset_parser(ds, parser: Parser | None, err) -> Parser:
     if parser is not None:
         spec = parser.format_spec
         if spec:
+            before = ds.read_manifest().get("format_spec")
+            if before and before != spec:  # (said: later runs that name none read with this one now)
+                print("logpipe: note: the dataset's remembered format is replaced by the one given; its inputs "
+                      "already ingested keep the rows the old one read (--force re-reads an input)", file=err)
             ds.update_manifest(lambda m: m.__setitem__("format_spec", spec))
         return parser
     spec = ds.read_manifest().get("format_spec")

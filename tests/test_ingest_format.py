@@ -80,3 +80,13 @@ def test_a_wrong_time_first_format_fails_the_ingest_not_passes_as_noise(tmp_path
     assert r.returncode == 1, r.stderr
     assert "rejected 9 (noise 1, malformed 8)" in r.stderr
     assert "a.log:1: malformed: does not follow the given format: column " in r.stderr
+
+
+def test_a_new_format_replacing_the_remembered_one_is_said(tmp_path):
+    (tmp_path / "a.log").write_text("\n".join(LINES_A) + "\n")
+    assert ingest("--format-string", FORMAT, "a.log", "--data", "ds", cwd=tmp_path).returncode == 0
+    r = ingest("--format-string", FORMAT, "a.log", "--data", "ds", cwd=tmp_path)
+    assert "remembered format is replaced" not in r.stderr  # (the same one)
+    r = ingest("--format-string", FORMAT + " %BYTES_SENT%", "a.log", "--data", "ds", cwd=tmp_path)
+    assert "note: the dataset's remembered format is replaced by the one given" in r.stderr
+    assert "skipped as already ingested 1" in r.stderr
