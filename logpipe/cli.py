@@ -26,6 +26,16 @@ def format_options(f):
                              "lines are tried against it first, then the built-in layouts.")(f)
 
 
+def _format_parser(format_string, format_file, grammar_file):
+    """The parser of the format options (``layouts.parser_from_options``), the format's notes said."""
+    from .layouts import parser_from_options
+
+    parser = parser_from_options(format_string, format_file, grammar_file)
+    for note in getattr(parser.custom, "notes", None) or ():
+        click.echo(f"logpipe: note: {note}", err=True)
+    return parser
+
+
 def _given(ctx, param, value):
     """An empty format option is an error, not the built-in layouts without a word: it is what
     ``--format-string "$(cat my-format.txt)"`` passes when the file is missing or empty."""
@@ -96,10 +106,9 @@ def parse(files, fmt, out_path, rejects_path, on_error, max_warnings, format_str
     paths = list(files) or ["-"]
     pool, found = boot_pool(paths, ingest=False)  # the workers boot while this process imports polars and pyarrow
     try:
-        from .layouts import parser_from_options
         from .pipeline import parse_to_output
 
-        parser = parser_from_options(format_string, format_file, grammar_file)
+        parser = _format_parser(format_string, format_file, grammar_file)
         _compiler_note()
         parse_to_output(paths, fmt=fmt, out_path=out_path, rejects_path=rejects_path, parser=parser,
                         on_error=on_error, max_warnings=max_warnings, pool=pool, found=found)
@@ -157,11 +166,10 @@ def stream(data_dir, flush_rows, flush_seconds, tee, alerts_format, alerts_out, 
     # The 300 MiB memory bound was measured with 2 polars threads; each thread adds its own buffers
     # (set before polars is first imported; the user's own POLARS_MAX_THREADS wins).
     os.environ.setdefault("POLARS_MAX_THREADS", "2")
-    from .layouts import parser_from_options
     from .stream import StreamOptions, Streamer
 
     custom = format_string or format_file or grammar_file
-    parser = parser_from_options(format_string, format_file, grammar_file) if custom else None
+    parser = _format_parser(format_string, format_file, grammar_file) if custom else None
     _compiler_note()
     if sys.stdin.isatty():
         click.echo("logpipe: reading access-log lines from the terminal; pipe a log in, e.g. "
@@ -186,12 +194,11 @@ def replay(file, speed, max_sleep, format_string, format_file, grammar_file):
     \b
       logpipe replay sample_logs/waypoint-egress-1.23.log --speed 10x | logpipe stream
     """
-    from .layouts import parser_from_options
     from .replay import parse_speed, replay_file
 
     try:
         replay_file(file, sys.stdout.buffer, speed=parse_speed(speed), max_sleep=max(0.0, max_sleep),
-                    parser=parser_from_options(format_string, format_file, grammar_file))
+                    parser=_format_parser(format_string, format_file, grammar_file))
     except BrokenPipeError:  # `| head`: a quiet exit 0 (click would turn EPIPE into exit 1)
         exits.quiet_broken_pipe()
 
@@ -253,11 +260,10 @@ def ingest(paths, data_dir, force, on_error, max_reject_ratio, max_warnings, pro
     _batch_collector()
     pool, found = boot_pool(list(paths))  # the workers boot while this process imports polars and pyarrow
     try:
-        from .layouts import parser_from_options
         from .ingest import ingest_paths
 
         custom = format_string or format_file or grammar_file
-        parser = parser_from_options(format_string, format_file, grammar_file) if custom else None
+        parser = _format_parser(format_string, format_file, grammar_file) if custom else None
         _compiler_note()
         ingest_paths(list(paths), data_dir, force=force, on_error=on_error, max_reject_ratio=max_reject_ratio,
                      max_warnings=max_warnings, progress=progress, flush_rows=flush_rows, parser=parser, pool=pool,
@@ -520,9 +526,9 @@ def formats():
 @format_options
 def detect(files, format_string, format_file, grammar_file):
     """Say which layouts FILES hold (or - for stdin), with line counts per file."""
-    from .layouts import detect_layouts, parser_from_options
+    from .layouts import detect_layouts
 
-    parser = parser_from_options(format_string, format_file, grammar_file)
+    parser = _format_parser(format_string, format_file, grammar_file)
     for source, layout, lines in detect_layouts(list(files), parser):
         click.echo(f"{source}\t{layout}\t{lines}")
 

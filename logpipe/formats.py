@@ -159,6 +159,15 @@ def parse_format(fmt: str) -> list[str | Operator]:
     return pieces
 
 
+def greedy_tail(pieces: list[str | Operator]) -> Operator | None:
+    """The format's last operator when it is unquoted free text with nothing after it: it takes the
+    rest of any line that starts as the format does (a line of another layout in the same input)."""
+    *before, last = [p for p in pieces if not (isinstance(p, str) and not p.strip())]
+    if not isinstance(last, Operator) or last.shape != "text":
+        return None
+    return None if before and isinstance(before[-1], str) and before[-1].endswith('"') else last
+
+
 def _no_stray_percent(fmt: str, start: int, end: int) -> None:
     """Refuse a ``%`` in fmt[start:end], literal text, as Envoy does: a command operator misspelt or
     left open (``[%START_TIME] …``). ``%%`` stays literal text."""

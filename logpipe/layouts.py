@@ -15,7 +15,7 @@ from pathlib import Path
 from .errors import LogpipeError, UsageError
 from .formatfile import read_format_file
 from .formats import (TIME_SPEC_RX, FormatError, Operator, _flatten, _json_time_spec, _strftime, grammar_from_format,
-                      json_columns, parse_format)
+                      greedy_tail, json_columns, parse_format)
 from .schema import COLUMNS
 
 # ---- a custom layout, as the parser uses it ----------------------------------------------------------
@@ -34,6 +34,7 @@ class CustomLayout:
     extra: list[str] = field(default_factory=list)
     time_format: str | None = None  # chrono format of a customised %START_TIME(…)%
     json_keys: dict[str, str] | None = None
+    notes: list[str] = field(default_factory=list)  # what a user of this format should know (the CLI says them)
 
     def __reduce__(self):  # Lark objects do not pickle; the spec rebuilds the layout exactly
         return (layout_from_spec, (self.spec,))
@@ -169,8 +170,14 @@ def layout_from_format(fmt: str) -> CustomLayout:
             return layout_from_json(obj)
     text = grammar_from_format(fmt)
     layout = layout_from_grammar(text, source="<format string>", spec=f"text:{fmt}")
-    spec = next((p.arg for p in parse_format(fmt) if isinstance(p, Operator) and p.shape == "time"), None)
+    pieces = parse_format(fmt)
+    spec = next((p.arg for p in pieces if isinstance(p, Operator) and p.shape == "time"), None)
     layout.time_format = _strftime(spec)[1] if spec else None
+    tail = greedy_tail(pieces)
+    if tail is not None:
+        layout.notes.append(f"the format ends with {tail.text} unquoted, which may hold spaces: it takes the rest "
+                            f"of a line, so a line of Istio's own layouts that starts as this format does reads as "
+                            f"this format, the rest of it in {tail.column} (they are tried after it)")
     return layout
 
 

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import sample_files, sample_id, split_part
+from conftest import SAMPLES, sample_files, sample_id, split_part
 from logpipe import formatfile, formats, layouts
 from logpipe.cli import cli
 from logpipe.parse import Parser
@@ -304,6 +304,20 @@ def test_typed_tabs_and_texts_with_spaces():
     line = "2025-03-01T10:00:00.123Z\tGET\t200 subject=CN=client,O=Example Inc host=gw"
     (r,) = Parser(custom=layouts.layout_from_format(fmt)).parse_batch([line]).records.to_pylist()
     assert (r["method"], r["downstream_peer_subject"], r["hostname"]) == ("GET", "CN=client,O=Example Inc", "gw")
+
+
+def test_a_format_that_ends_in_unquoted_free_text_is_said_to_take_any_line(tmp_path):
+    """Such a format reads a line of Istio's own layouts as its own (tried first, its last field
+    takes the rest): the CLI says so when it compiles it, and not for a format that quotes it."""
+    log = tmp_path / "a.log"
+    log.write_text(next(x for x in (SAMPLES / "waypoint-egress-1.23.log").read_text().splitlines() if x.startswith("[")) + "\n")
+    greedy = '[%START_TIME%] "%REQ(:METHOD)% %REQ(:PATH)% %PROTOCOL%" %RESPONSE_CODE% %REQ(X-B3-TRACEID)%'
+    result = CliRunner().invoke(cli, ["parse", "--format-string", greedy, str(log), "-o", "ndjson"])
+    assert "note: the format ends with %REQ(X-B3-TRACEID)% unquoted" in result.stderr
+    assert json.loads(result.stdout)["log_format"] == "custom"
+    quoted = greedy.replace("%REQ(X-B3-TRACEID)%", '"%REQ(X-B3-TRACEID)%"')
+    result = CliRunner().invoke(cli, ["parse", "--format-string", quoted, str(log), "-o", "ndjson"])
+    assert "note:" not in result.stderr and json.loads(result.stdout)["log_format"] == "istio_1_9"
 
 
 def test_extra_columns_follow_the_schema():
