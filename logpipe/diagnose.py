@@ -6,11 +6,14 @@ Each layout's leading items are the grammar's (``logpipe/steps.py`` reads them f
 """
 from __future__ import annotations
 
+import functools
+import re
 from dataclasses import dataclass
 from typing import Sequence
 
 from . import grammar as _grammar
 from . import steps as _steps
+from .schema import ADDRESS_COLUMNS
 
 
 @dataclass
@@ -26,6 +29,7 @@ class Departure:
     place: str = ""  # "after <column>" or "before <column>", for a separator
     fields: int = 0  # columns matched, of the layout's ``total``
     total: int = 0
+    portless: bool = False  # an address field got an IP or host name with no port
 
     def describe(self, shift: int = 0, context: str = "", layout: bool = True, lark_column: int | None = None) -> str:
         """The reason, at ``column + shift``; ``context``: Lark's own, which names ``lark_column``;
@@ -34,6 +38,8 @@ class Departure:
         step, why = self.step, f"closest layout {self.layout}" if layout else ""
         if step is None:
             what = f"unexpected text after {self.last_field}, the last field, {got}"
+        elif self.portless:  # (where Lark wants the ':' of the port next)
+            what = f"{step.field} expected an address with its port (IP:PORT, [IPv6]:PORT), {got}, no port"
         elif step.field:
             what = f"{step.field} expected {step.expects}, {got}"
         else:
@@ -92,6 +98,13 @@ def diagnose_line(access: "_grammar.Rulebook", body: str, layouts: Sequence[str]
     if step is not None and not step.field:
         opens = k + 1 < len(steps) and steps[k + 1].field  # the quote that opens a field
         place = f"before {step.before}" if opens or not step.after else f"after {step.after}"
+    portless = step is not None and step.field in ADDRESS_COLUMNS and bool(_ip_rx(access).fullmatch(got.strip("[]")))
     return Departure(end + 1, name, step, fields[-1] if fields else None, got, place,
-                     len(fields), _steps.field_count(access, name))
+                     len(fields), _steps.field_count(access, name), portless)
+
+
+@functools.lru_cache(maxsize=16)
+def _ip_rx(access: "_grammar.Rulebook") -> "re.Pattern":
+    """The grammar's ``ip`` rule (an address without its port), as a regex."""
+    return re.compile(access.regex("ip"))
 

@@ -237,3 +237,15 @@ def test_diagnosis_from_shared_steps_equals_each_layout_searched_alone():
     for body in bodies:
         got, want = diagnose.diagnose_line(access, body, TEXT_LAYOUTS), alone(body)
         assert (got and dataclasses.astuple(got)) == (want and dataclasses.astuple(want)), body
+
+
+def test_an_address_without_its_port_is_said_so():
+    from logpipe.parse import Parser
+
+    line = next(x for x in (SAMPLES / "waypoint-egress-1.23.log").read_text().splitlines() if " 10.244.0.18:" in x)
+    port = line.split(" 10.244.0.18:")[1].split(" ")[0]
+    bad = line.replace(f" 10.244.0.18:{port} ", " 10.244.0.18 ", 1)
+    (r,) = Parser().parse_batch([bad]).rejects.to_pylist()
+    col = bad.index(" 10.244.0.18 ") + 2
+    assert r["reason"].startswith(f"column {col}: upstream_local_address expected an address with its port "
+                                  "(IP:PORT, [IPv6]:PORT), got '10.244.0.18', no port (closest layout istio_1_9")
