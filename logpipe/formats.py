@@ -159,6 +159,33 @@ def parse_format(fmt: str) -> list[str | Operator]:
     return pieces
 
 
+# Envoy operators that are spelt like one of KNOWN's but are operators of their own (not typos)
+_NOT_TYPOS = {"RESPONSE_FLAGS_LONG", "UPSTREAM_HOST_NAME", "UPSTREAM_REMOTE_ADDRESS", "UPSTREAM_LOCAL_PORT",
+              "DOWNSTREAM_LOCAL_PORT", "DOWNSTREAM_REMOTE_PORT", "DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT",
+              "DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT", "DOWNSTREAM_DIRECT_REMOTE_ADDRESS",
+              "DOWNSTREAM_DIRECT_LOCAL_ADDRESS", "UPSTREAM_REMOTE_ADDRESS_WITHOUT_PORT", "REQUEST_DURATION",
+              "RESPONSE_DURATION", "REQUEST_TX_DURATION", "RESPONSE_TX_DURATION", "UPSTREAM_CLUSTER_RAW",
+              "BYTES_RECEIVED", "BYTES_SENT", "UPSTREAM_WIRE_BYTES_SENT", "UPSTREAM_WIRE_BYTES_RECEIVED",
+              "DOWNSTREAM_WIRE_BYTES_SENT", "DOWNSTREAM_WIRE_BYTES_RECEIVED", "ROUTE_NAME", "VIRTUAL_CLUSTER_NAME",
+              "REQUESTED_SERVER_NAME", "UPSTREAM_LOCAL_ADDRESS_WITHOUT_PORT", "START_TIME_LOCAL", "EMIT_TIME"}
+
+
+def typo_notes(pieces: list[str | Operator]) -> list[str]:
+    """Operators of no record column spelt almost like one of KNOWN's (``%RESPONSE_CODES%``): a
+    format typed by hand. Envoy knows more operators than logpipe does, so this is a note, not an error."""
+    import difflib
+
+    names = sorted({k.split("(")[0] for k in KNOWN} | set(_HEADER_OPERATORS) | set(_OPERATOR_ALIASES))
+    notes = []
+    for p in pieces:
+        if isinstance(p, Operator) and p.name not in names and p.name not in _NOT_TYPOS and p.name not in _TEXT_OPERATORS:
+            close = difflib.get_close_matches(p.name, names, n=1, cutoff=0.85)
+            if close:
+                notes.append(f"{p.text} is no operator logpipe knows (read into an extra column, {p.column}); "
+                             f"did you mean %{close[0]}%?")
+    return notes
+
+
 def greedy_tail(pieces: list[str | Operator]) -> Operator | None:
     """The format's last operator when it is unquoted free text with nothing after it: it takes the
     rest of any line that starts as the format does (a line of another layout in the same input)."""

@@ -15,7 +15,7 @@ from pathlib import Path
 from .errors import LogpipeError, UsageError
 from .formatfile import read_format_file
 from .formats import (TIME_SPEC_RX, FormatError, Operator, _flatten, _json_time_spec, _strftime, grammar_from_format,
-                      greedy_tail, json_columns, parse_format)
+                      greedy_tail, json_columns, parse_format, typo_notes)
 from .schema import COLUMNS
 
 # ---- a custom layout, as the parser uses it ----------------------------------------------------------
@@ -173,6 +173,7 @@ def layout_from_format(fmt: str) -> CustomLayout:
     pieces = parse_format(fmt)
     spec = next((p.arg for p in pieces if isinstance(p, Operator) and p.shape == "time"), None)
     layout.time_format = _strftime(spec)[1] if spec else None
+    layout.notes += typo_notes(pieces)
     tail = greedy_tail(pieces)
     if tail is not None:
         layout.notes.append(f"the format ends with {tail.text} unquoted, which may hold spaces: it takes the rest "

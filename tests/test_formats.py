@@ -320,6 +320,14 @@ def test_a_format_that_ends_in_unquoted_free_text_is_said_to_take_any_line(tmp_p
     assert "note:" not in result.stderr and json.loads(result.stdout)["log_format"] == "istio_1_9"
 
 
+def test_an_operator_spelt_almost_like_a_known_one_gets_a_note():
+    notes = layouts.layout_from_format("[%START_TIME%] %RESPONSE_CODES% %DURATON% %RESPONSE_FLAGS_LONG% "
+                                       "%DOWNSTREAM_PEER_URI_SAN% %UPSTREAM_REQUEST_ATTEMPT_COUNT%").notes
+    assert notes == ["%RESPONSE_CODES% is no operator logpipe knows (read into an extra column, response_codes); "
+                     "did you mean %RESPONSE_CODE%?",
+                     "%DURATON% is no operator logpipe knows (read into an extra column, duraton); did you mean %DURATION%?"]
+
+
 def test_extra_columns_follow_the_schema():
     layout = layouts.layout_from_format("[%START_TIME%] %REQ(X-B3-TRACEID)% %DOWNSTREAM_PEER_URI_SAN%")
     assert layout.extra == ["x_b3_traceid", "downstream_peer_uri_san"]
