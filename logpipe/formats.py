@@ -84,6 +84,11 @@ KNOWN: dict[str, tuple[str, str]] = {  # operator (with argument) -> (column, sh
     "UPSTREAM_LOCAL_ADDRESS": ("upstream_local_address", "address"),
     "DOWNSTREAM_LOCAL_ADDRESS": ("downstream_local_address", "address"),
     "DOWNSTREAM_REMOTE_ADDRESS": ("downstream_remote_address", "address"),
+    # (an IP alone: the column of its address's IP, which the reports read: the client is the source)
+    "DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT": ("downstream_remote_address_ip", "token"),
+    "DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT": ("downstream_local_address_ip", "token"),
+    "UPSTREAM_LOCAL_ADDRESS_WITHOUT_PORT": ("upstream_local_address_ip", "token"),
+    "UPSTREAM_REMOTE_ADDRESS": ("upstream_host", "address"),  # (the upstream host's address, as ip:port)
     "REQUESTED_SERVER_NAME": ("requested_server_name", "token"),
     "ROUTE_NAME": ("route_name", "token"),
 }
@@ -145,7 +150,12 @@ def parse_format(fmt: str) -> list[str | Operator]:
     pieces: list[str | Operator] = []
     used: dict[str, int] = {}
     pos = 0
-    for m in [*_OPERATOR_RX.finditer(fmt), None]:
+    found = [*_OPERATOR_RX.finditer(fmt)]
+    # An address's IP alone fills its _ip column, unless the address itself is there too (which does)
+    for name in {m.group(1) for m in found}:
+        if name.endswith("_WITHOUT_PORT") and name.removesuffix("_WITHOUT_PORT") in {m.group(1) for m in found}:
+            used[KNOWN.get(name, ("",))[0]] = 0
+    for m in [*found, None]:
         start = m.start() if m is not None else len(fmt)
         if start > pos:
             _no_stray_percent(fmt, pos, start)

@@ -320,6 +320,21 @@ def test_a_format_that_ends_in_unquoted_free_text_is_said_to_take_any_line(tmp_p
     assert "note:" not in result.stderr and json.loads(result.stdout)["log_format"] == "istio_1_9"
 
 
+@pytest.mark.parametrize("fmt, want", [
+    ("[%START_TIME%] %DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT% %UPSTREAM_REMOTE_ADDRESS%",
+     {"downstream_remote_address_ip": "fd00::5", "upstream_host": "[2001:db8::1]:443", "upstream_host_port": 443}),
+    ("[%START_TIME%] %DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT% %DOWNSTREAM_REMOTE_ADDRESS%",
+     {"downstream_remote_address_ip": "2001:db8::1", "downstream_remote_address": "[2001:db8::1]:443",
+      "downstream_remote_address_port": 443, "downstream_remote_address_without_port": "fd00::5"}),
+])
+def test_addresses_without_their_port_fill_the_ip_column(fmt, want):
+    """The reports read a request's source from downstream_remote_address_ip: a format that logs the
+    client's IP alone fills it (unless the whole address is there too, whose IP it is)."""
+    line = "[2025-03-01T10:00:00.123Z] fd00::5 [2001:db8::1]:443"
+    (r,) = Parser(custom=layouts.layout_from_format(fmt)).parse_batch([line]).records.to_pylist()
+    assert {k: r[k] for k in want} == want
+
+
 def test_an_operator_spelt_almost_like_a_known_one_gets_a_note():
     notes = layouts.layout_from_format("[%START_TIME%] %RESPONSE_CODES% %DURATON% %RESPONSE_FLAGS_LONG% "
                                        "%DOWNSTREAM_PEER_URI_SAN% %UPSTREAM_REQUEST_ATTEMPT_COUNT%").notes
