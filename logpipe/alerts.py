@@ -205,11 +205,12 @@ class AlertRules:
             dest, t = row["destination"], row["start_time"]
             recent = self._failures.setdefault(dest, deque(maxlen=self.burst_threshold))
             recent.append(t)
-            if len(recent) < self.burst_threshold or t - recent[0] > self.window:
+            # (the spread of the last N failures' times: several pods' lines come out of time order)
+            if len(recent) < self.burst_threshold or max(recent) - min(recent) > self.window:
                 continue
             if not self._due("failure_burst", dest, t):
                 continue
-            secs = max((t - recent[0]).total_seconds(), 0)
+            secs = (max(recent) - min(recent)).total_seconds()
             msg = f"{len(recent)} failures within {secs:.0f}s; last from {row.get('source_ip') or '?'}, {_request(row)}"
             out.append(Alert("failure_burst", dest, t, msg, len(recent), _evidence(row)))
         return out

@@ -171,6 +171,10 @@ def stream(data_dir, flush_rows, flush_seconds, tee, alerts_format, alerts_out, 
     custom = format_string or format_file or grammar_file
     parser = _format_parser(format_string, format_file, grammar_file) if custom else None
     _compiler_note()
+    if sys.stdin is None:  # (started with stdin closed: `<&-`)
+        from .errors import UsageError
+
+        raise UsageError("stdin is closed: pipe access-log lines in, e.g. kubectl logs -f … | logpipe stream")
     if sys.stdin.isatty():
         click.echo("logpipe: reading access-log lines from the terminal; pipe a log in, e.g. "
                    "kubectl logs -f … | logpipe stream (Ctrl-D ends)", err=True)

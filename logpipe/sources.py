@@ -314,6 +314,8 @@ _PIPES: dict[str, BinaryIO] = {}
 
 def _stream_base(inp: Input) -> BinaryIO:
     if inp.is_stdin:
+        if sys.stdin is None:  # (started with stdin closed: `<&-`)
+            raise InputError("stdin is closed: pipe access-log lines in, or name the files to read")
         return sys.stdin.buffer
     if inp.path not in _PIPES:
         _PIPES[inp.path] = _open(inp)

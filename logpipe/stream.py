@@ -10,7 +10,7 @@ whichever comes first: parse, append to the dataset (atomic part files), alert, 
 Nothing read is lost. On EOF the last line is kept even without a newline. On SIGINT or SIGTERM
 the reader stops reading, hands over everything it has (a partial line included, which then
 becomes a reject), the open batch is flushed, small parts are compacted and the summary printed;
-the exit code is 0 (EOF), 130 (SIGINT) or 143 (SIGTERM). When stdout's reader goes away
+the exit code is 0 (EOF), 130 (SIGINT), 143 (SIGTERM) or 129 (SIGHUP). When stdout's reader goes away
 (``--tee | head``), the batch in hand is still written, then the stream ends quietly (exit 0).
 """
 from __future__ import annotations
@@ -202,7 +202,8 @@ class Streamer:
     def _install_signals(self) -> dict:
         old = {}
         if threading.current_thread() is threading.main_thread():
-            for s in (signal.SIGINT, signal.SIGTERM):
+            # (SIGHUP: the terminal or ssh session closed; its open batch is kept as on SIGTERM)
+            for s in (signal.SIGINT, signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])):
                 old[s] = signal.signal(s, self._on_signal)
         return old
 
@@ -274,6 +275,8 @@ class Streamer:
             return 130
         if self.signal == signal.SIGTERM:
             return 143
+        if self.signal is not None:  # (SIGHUP: 129)
+            return 128 + self.signal
         return 1 if reader.error is not None else 0
 
     def _flush(self, lines: list[bytes]) -> None:

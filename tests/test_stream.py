@@ -305,6 +305,29 @@ def test_alert_dedup_window_is_event_time(gap_seconds, window, alerts):
     assert [a.kind for a in got] == ["blocked_attempt"] * alerts
 
 
+def test_a_failure_burst_is_failures_close_in_event_time_whatever_their_order():
+    """Several pods' lines come out of time order (kubectl logs -l … --prefix): four failures 10 minutes
+    apart from one pod, then four as far apart from another, two hours earlier, are no burst; five
+    within seconds are one, in either order."""
+    from logpipe.alerts import AlertRules
+    from logpipe.parse import default_parser
+
+    failed = next(x for x in (SAMPLES / "scenario" / "incident-day.log").read_text().splitlines()
+                  if '" 503 ' in x and "api.stripe.com" in x)
+    stamp = failed[1:25]
+
+    def at(h, m, s=0):
+        return failed.replace(stamp, f"{stamp[:11]}{h:02d}:{m:02d}:{s:02d}.000Z", 1)
+
+    rules = AlertRules(window_seconds=300, burst_threshold=5)
+    spread = [at(12, m) for m in (0, 10, 20, 30)] + [at(10, m) for m in (0, 10, 20, 30)]
+    assert "failure_burst" not in [a.kind for a in rules.check(default_parser().parse_batch(spread, "<stdin>").records)]
+    close = [at(16, 0, s) for s in (9, 1, 7, 3, 5)]
+    got = [a for a in AlertRules(window_seconds=300, burst_threshold=5).check(
+        default_parser().parse_batch(close, "<stdin>").records) if a.kind == "failure_burst"]
+    assert len(got) == 1 and got[0].message.startswith("5 failures within 8s")
+
+
 def test_dataset_write_failure_is_one_clear_error(tmp_path, monkeypatch):
     import io
 
@@ -331,6 +354,7 @@ def test_dataset_write_failure_is_one_clear_error(tmp_path, monkeypatch):
 @pytest.mark.parametrize("signum, code, seed", [
     (signal.SIGINT, 130, 1),
     (signal.SIGTERM, 143, 2),
+    (signal.SIGHUP, 129, 3),  # (the terminal or ssh session closed)
 ])
 def test_signal_at_a_random_point_loses_no_line(tmp_path, signum, code, seed):
     rng = random.Random(seed)
@@ -685,3 +709,10 @@ def test_a_stream_of_noise_parses_in_whole_slices(tmp_path, monkeypatch):
     code, err = stream_file(path, tmp_path / "data")
     assert code == 0 and "lines read 2500, parsed 0" in err
     assert sizes == [2500] and stream.PARSE_LINES > 2500
+
+
+@pytest.mark.parametrize("args", [["stream", "--data", "d"], ["parse", "-"]])
+def test_closed_stdin_is_one_clear_error(tmp_path, args):
+    r = subprocess.run([sys.executable, "-m", "logpipe", *args], cwd=tmp_path, stdin=subprocess.DEVNULL,
+                       capture_output=True, text=True, preexec_fn=lambda: os.close(0))
+    assert r.returncode in (1, 2) and "stdin is closed" in r.stderr and "internal error" not in r.stderr
