@@ -152,9 +152,10 @@ def parse_format(fmt: str) -> list[str | Operator]:
     pos = 0
     found = [*_OPERATOR_RX.finditer(fmt)]
     # An address's IP alone fills its _ip column, unless the address itself is there too (which does)
-    for name in {m.group(1) for m in found}:
-        if name.endswith("_WITHOUT_PORT") and name.removesuffix("_WITHOUT_PORT") in {m.group(1) for m in found}:
-            used[KNOWN.get(name, ("",))[0]] = 0
+    names = {m.group(1) for m in found}
+    for name in names:
+        if name in KNOWN and name.endswith("_WITHOUT_PORT") and name.removesuffix("_WITHOUT_PORT") in names:
+            used[KNOWN[name][0]] = 0
     for m in [*found, None]:
         start = m.start() if m is not None else len(fmt)
         if start > pos:
@@ -170,14 +171,12 @@ def parse_format(fmt: str) -> list[str | Operator]:
 
 
 # Envoy operators that are spelt like one of KNOWN's but are operators of their own (not typos)
-_NOT_TYPOS = {"RESPONSE_FLAGS_LONG", "UPSTREAM_HOST_NAME", "UPSTREAM_REMOTE_ADDRESS", "UPSTREAM_LOCAL_PORT",
-              "DOWNSTREAM_LOCAL_PORT", "DOWNSTREAM_REMOTE_PORT", "DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT",
-              "DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT", "DOWNSTREAM_DIRECT_REMOTE_ADDRESS",
-              "DOWNSTREAM_DIRECT_LOCAL_ADDRESS", "UPSTREAM_REMOTE_ADDRESS_WITHOUT_PORT", "REQUEST_DURATION",
-              "RESPONSE_DURATION", "REQUEST_TX_DURATION", "RESPONSE_TX_DURATION", "UPSTREAM_CLUSTER_RAW",
-              "BYTES_RECEIVED", "BYTES_SENT", "UPSTREAM_WIRE_BYTES_SENT", "UPSTREAM_WIRE_BYTES_RECEIVED",
-              "DOWNSTREAM_WIRE_BYTES_SENT", "DOWNSTREAM_WIRE_BYTES_RECEIVED", "ROUTE_NAME", "VIRTUAL_CLUSTER_NAME",
-              "REQUESTED_SERVER_NAME", "UPSTREAM_LOCAL_ADDRESS_WITHOUT_PORT", "START_TIME_LOCAL", "EMIT_TIME"}
+_NOT_TYPOS = {"RESPONSE_FLAGS_LONG", "UPSTREAM_HOST_NAME", "UPSTREAM_LOCAL_PORT", "DOWNSTREAM_LOCAL_PORT",
+              "DOWNSTREAM_REMOTE_PORT", "DOWNSTREAM_DIRECT_REMOTE_ADDRESS", "DOWNSTREAM_DIRECT_LOCAL_ADDRESS",
+              "UPSTREAM_REMOTE_ADDRESS_WITHOUT_PORT", "REQUEST_DURATION", "RESPONSE_DURATION", "REQUEST_TX_DURATION",
+              "RESPONSE_TX_DURATION", "UPSTREAM_WIRE_BYTES_SENT", "UPSTREAM_WIRE_BYTES_RECEIVED",
+              "DOWNSTREAM_WIRE_BYTES_SENT", "DOWNSTREAM_WIRE_BYTES_RECEIVED", "VIRTUAL_CLUSTER_NAME",
+              "START_TIME_LOCAL", "EMIT_TIME"}  # (KNOWN's own are no typos either: typo_notes skips them)
 
 
 def typo_notes(pieces: list[str | Operator]) -> list[str]:

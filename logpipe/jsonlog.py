@@ -63,6 +63,9 @@ def take_lines(parser, df, rejects: list[dict], unwrapped: list | None = None) -
             col, why = e.pos + 1 + (plen or 0), e.msg[:-3] + " here" if e.msg.endswith(" at") else e.msg
             rejects.append(_reject(ln, raw, f"column {col}: invalid JSON: {why}", "malformed", col))
             continue
+        except ValueError as e:  # (valid JSON Python will not read: an integer of over 4,300 digits)
+            rejects.append(_reject(ln, raw, f"invalid JSON: {e}", "malformed"))
+            continue
         kind, fields = (parser.custom and parser.custom.json_record(obj)) or _json_record(obj)
         if kind in (None, "noise") and unwrapped is not None and isinstance(obj, dict):
             held = parser.envelopes.envelope(obj)

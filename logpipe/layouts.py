@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .errors import LogpipeError, UsageError
 from .formatfile import read_format_file
-from .formats import (TIME_SPEC_RX, FormatError, Operator, _flatten, _json_time_spec, _strftime, grammar_from_format,
+from .formats import (TIME_SPEC_RX, FormatError, _flatten, _json_time_spec, _strftime, grammar_from_format,
                       greedy_tail, json_columns, parse_format, typo_notes)
 from .schema import COLUMNS
 
@@ -170,9 +170,7 @@ def layout_from_format(fmt: str) -> CustomLayout:
             return layout_from_json(obj)
     text = grammar_from_format(fmt)
     layout = layout_from_grammar(text, source="<format string>", spec=f"text:{fmt}")
-    pieces = parse_format(fmt)
-    spec = next((p.arg for p in pieces if isinstance(p, Operator) and p.shape == "time"), None)
-    layout.time_format = _strftime(spec)[1] if spec else None
+    pieces = parse_format(fmt)  # (its START_TIME spec: layout_from_grammar read it from the grammar's TIME_SPEC_RX line)
     layout.notes += typo_notes(pieces)
     tail = greedy_tail(pieces)
     if tail is not None:

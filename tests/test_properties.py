@@ -309,6 +309,12 @@ def test_spaces_around_a_json_line_change_nothing(line, before, after):
     assert r2["reason"].startswith(f"column {r2['column']}: invalid JSON: ")
 
 
+def test_json_python_will_not_read_is_a_reject_not_a_crash():
+    huge = '{"authority": "x", "bytes_sent": ' + "9" * 5000 + "}"
+    _, (r,), _ = parse_text([huge])
+    assert r["class"] == "malformed" and r["reason"].startswith("invalid JSON: Exceeds the limit")
+
+
 def test_a_json_reject_s_column_is_the_line_s_after_its_prefix():
     prefix = "2025-01-30T10:54:24.836653621Z stdout F "
     line = prefix + '{"authority": "x", broken'
