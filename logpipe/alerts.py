@@ -243,14 +243,15 @@ def known_destinations(data_dir, settings=None) -> set[str]:
     from .errors import DatasetError
     from .queries import run_query
 
-    try:
-        con = db.connect(data_dir, settings=settings)
-    except DatasetError:  # no rows yet: everything is new
-        return set()
-    try:
-        return set(run_query(con, KNOWN_SQL).column(0).to_pylist())
-    finally:
-        con.close()
+    with db.reading(data_dir):
+        try:
+            con = db.connect(data_dir, settings=settings)
+        except DatasetError:  # no rows yet: everything is new
+            return set()
+        try:
+            return set(run_query(con, KNOWN_SQL).column(0).to_pylist())
+        finally:
+            con.close()
 
 
 class AlertWriter:

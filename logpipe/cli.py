@@ -347,33 +347,38 @@ def report(name, data_dir, fmt, out_path, list_only, params, pods_path, baseline
         records, rejects, counts = parse_to_tables(list(inputs))
         click.echo(counts.summary(), err=True)
         tables = {"records": records, "rejects": rejects}
-    con, floor = reports.open_report_db(data_dir, baseline_dir=baseline_dir, pods_path=pods_path, tables=tables)
-    try:
-        if name == "inventory":  # the inventory covers all the data unless --since/--until narrow it
-            window = reports.Window(since, until, None, None)
-        else:
-            window = reports.resolve_window(con, since=since, until=until, baseline_days=baseline_days,
-                                            window_floor=floor)
-            if tables is not None and window.baseline_source == "dataset":
-                import dataclasses
+    from .db import reading
 
-                window = dataclasses.replace(window, baseline_source="the --input logs")
-        doc = reports.run_report(con, name, params=dict(params), window=window)
-        if fmt == "html":
-            from . import html
+    # The datasets' readers' lock (a stream's compaction waits) while their files are read, not
+    # while the report is written out.
+    with reading(*([] if tables is not None else [data_dir]), *([baseline_dir] if baseline_dir else [])):
+        con, floor = reports.open_report_db(data_dir, baseline_dir=baseline_dir, pods_path=pods_path, tables=tables)
+        try:
+            if name == "inventory":  # the inventory covers all the data unless --since/--until narrow it
+                window = reports.Window(since, until, None, None)
+            else:
+                window = reports.resolve_window(con, since=since, until=until, baseline_days=baseline_days,
+                                                window_floor=floor)
+                if tables is not None and window.baseline_source == "dataset":
+                    import dataclasses
 
-            text = html.render_html(doc, name, con=con, window=window)
-        elif fmt == "json":
-            text = reports.to_json(doc)
-        else:
-            import io
+                    window = dataclasses.replace(window, baseline_source="the --input logs")
+            doc = reports.run_report(con, name, params=dict(params), window=window)
+            if fmt == "html":
+                from . import html
 
-            buf = io.StringIO()
-            tty = fmt == "text" and not out_path and sys.stdout.isatty()
-            reports.render_text(doc, name, buf, tty=tty, markdown=fmt == "markdown")
-            text = buf.getvalue()
-    finally:
-        con.close()
+                text = html.render_html(doc, name, con=con, window=window)
+            elif fmt == "json":
+                text = reports.to_json(doc)
+            else:
+                import io
+
+                buf = io.StringIO()
+                tty = fmt == "text" and not out_path and sys.stdout.isatty()
+                reports.render_text(doc, name, buf, tty=tty, markdown=fmt == "markdown")
+                text = buf.getvalue()
+        finally:
+            con.close()
     hint = reports.baseline_hint(doc)
     if hint:
         click.echo(hint, err=True)
@@ -449,7 +454,7 @@ def query(name, sql_text, sql_file, params, list_queries, data_dir, inputs, quer
     else:
         target = sys.stdin.read() if sql_text == "-" else sql_text
 
-    from .db import connect
+    from .db import connect, reading
     from .settings import load_settings
 
     settings = load_settings(data_dir, cluster_domain=cluster_domain, internal_cidrs=internal_cidrs)
@@ -458,13 +463,15 @@ def query(name, sql_text, sql_file, params, list_queries, data_dir, inputs, quer
 
         records, rejects, counts = parse_to_tables(list(inputs))
         click.echo(counts.summary(), err=True)
-        con = connect(settings=settings, tables={"records": records, "rejects": rejects})
-    else:
-        con = connect(data_dir, settings=settings)
-    try:
-        table = run_query(con, target, dict(params))
-    finally:
-        con.close()
+    with reading(*([] if inputs else [data_dir])):
+        if inputs:
+            con = connect(settings=settings, tables={"records": records, "rejects": rejects})
+        else:
+            con = connect(data_dir, settings=settings)
+        try:
+            table = run_query(con, target, dict(params))
+        finally:
+            con.close()
     _write_result(table, fmt, out_path, max_width)
 
 

@@ -9,6 +9,7 @@ Layout (what other engines and the rest of logpipe rely on)::
     DATA/_rejects/<prefix>-<uuid>.parquet          rejected lines (REJECT_SCHEMA)
     DATA/_manifest.json                            one entry per ingested input (see ingest.ingest_paths)
     DATA/_lock                                     flock for manifest updates
+    DATA/_compact.lock                             flock: readers (shared) against compaction (exclusive)
 
 Read rows with ``read_parquet('DATA/date=*/*.parquet', hive_partitioning=true,
 hive_types={'date': VARCHAR})`` (DuckDB) or ``pl.scan_parquet('DATA/date=*/*.parquet',
@@ -37,8 +38,11 @@ parts of lines a container runtime split, joined to their first part's row), ``p
 
 Compaction cannot swap several files atomically for a glob reader. It never shows duplicates:
 the merged file is written hidden, the plan recorded in the manifest, the old files removed, then
-the merged file renamed into place (readers globbing in those milliseconds miss that group's rows,
-never see them twice); ``recover`` finishes an interrupted plan.
+the merged file renamed into place; ``recover`` finishes an interrupted plan. logpipe's own readers
+(``query``, ``report``: ``db.reading``) hold ``_compact.lock`` shared while they read, and compaction
+and ``--force``'s replacement of an input's rows hold it exclusive, so a query run while a stream
+compacts neither misses the merged group's rows nor fails on a file deleted under it. Other readers
+globbing in those milliseconds may miss that group's rows, never see them twice.
 """
 from __future__ import annotations
 
@@ -60,6 +64,7 @@ from .parts import REJECTS_DIR, _write_hidden, hidden_name, stage_files
 
 MANIFEST = "_manifest.json"
 LOCK = "_lock"
+READERS_LOCK = "_compact.lock"
 FORMAT = "logpipe-dataset"
 STALE_TMP_SECONDS = 24 * 3600
 
@@ -225,16 +230,19 @@ class Dataset:
         return self._finish(list(marked.values()))
 
     def _finish(self, entries: list[dict]) -> list[dict]:
-        # Old rows go first: a reader may briefly miss them, never see them twice.
+        # Old rows go first: a glob reader may briefly miss them, never see them twice (logpipe's
+        # readers wait: the readers' lock is held while the rows are swapped).
         gone = {r for entry in entries for r in entry.get("replaces", ())}
-        if gone:
-            for e in self.read_manifest()["inputs"]:
-                if e["id"] in gone:
-                    for rel in e.get("parts", []) + e.get("rejects", []):
-                        _unlink(self.root / rel)
+        with readers_lock(self.root) if gone else contextlib.nullcontext():
+            if gone:
+                for e in self.read_manifest()["inputs"]:
+                    if e["id"] in gone:
+                        for rel in e.get("parts", []) + e.get("rejects", []):
+                            _unlink(self.root / rel)
+            for entry in entries:
+                self.publish([(hidden_name(self.root / rel), self.root / rel) for rel in entry["parts"] + entry["rejects"]])
         done = {}
         for entry in entries:
-            self.publish([(hidden_name(self.root / rel), self.root / rel) for rel in entry["parts"] + entry["rejects"]])
             d = dict(entry, state="complete", finished_at=_now())
             d.pop("replaces", None)
             done[entry["id"]] = d
@@ -273,17 +281,11 @@ class Dataset:
                 stats["dropped"] += 1
         if m.get("compactions"):
             # Under the lock `logpipe compact` and streams hold while merging (stream.compact_dataset):
-            # a plan another process is carrying out right now is left to it.
-            fd = os.open(self.root / "_compact.lock", os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                for plan in self.read_manifest().get("compactions", []):
+            # a plan another process is carrying out right now is left to it (as are readers).
+            with readers_lock(self.root, wait=False) as held:
+                for plan in self.read_manifest().get("compactions", []) if held else ():
                     self._finish_compaction(plan)
                     stats["compactions"] += 1
-            except BlockingIOError:
-                pass
-            finally:
-                os.close(fd)
         cutoff = time.time() - STALE_TMP_SECONDS
         for tmp in self.root.glob("*/.*.tmp"):
             with contextlib.suppress(OSError):
@@ -408,6 +410,38 @@ def _manifest_text(manifest: dict) -> str:
 
 def _ours(name: str) -> bool:
     return name.startswith(("date=", "_", "."))
+
+
+@contextlib.contextmanager
+def readers_lock(root: str | Path, *, shared: bool = False, wait: bool = True) -> Iterator[bool]:
+    """``_compact.lock``: logpipe's readers hold it shared while they read the dataset's files
+    (``db.reading``); whatever deletes files that readers may be reading (compaction, ``--force``)
+    holds it exclusive. Yields whether it is held: not when ``wait`` is false and another process
+    holds it, nor for a reader of a dataset where the lock file cannot be made (read-only: nothing
+    compacts it)."""
+    path = Path(root) / READERS_LOCK
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        if not shared:
+            raise
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            fd = None
+    if fd is None:
+        yield False
+        return
+    try:
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            held = False
+        else:
+            held = True
+        yield held
+    finally:
+        os.close(fd)  # (releases the lock)
 
 
 def _unlink(path: Path) -> None:

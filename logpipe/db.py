@@ -21,10 +21,11 @@ Without logpipe, the same rows are one line away: DuckDB
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 import duckdb
 import pyarrow as pa
@@ -59,6 +60,21 @@ def _missing(data: Path, why: str) -> DatasetError:
         f"{why}; create a dataset with `logpipe ingest PATH --data {data}` "
         "(or query one log file directly with `logpipe query --input FILE`)"
     )
+
+
+@contextlib.contextmanager
+def reading(*data_dirs) -> Iterator[None]:
+    """Hold each dataset's readers' lock shared (logpipe/dataset.py) while a query reads it: a stream
+    compacting, or ``ingest --force`` replacing an input's rows, waits until the query is done, and
+    the query waits for a compaction under way, so it never misses rows or meets a deleted file."""
+    from .dataset import MANIFEST, readers_lock
+
+    with contextlib.ExitStack() as stack:
+        for d in data_dirs:
+            data = resolve_data_dir(d)
+            if (data / MANIFEST).is_file():
+                stack.enter_context(readers_lock(data, shared=True))
+        yield
 
 
 def _dataset_sources(con: duckdb.DuckDBPyConnection, data: Path) -> None:

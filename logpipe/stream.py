@@ -24,7 +24,6 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import IO
 
 from .errors import DatasetError
@@ -45,6 +44,7 @@ FORMAT_CHECK_LINES = 50  # access lines seen before a stream says its format loo
 # Dataset.compact reads a whole group of parts into memory, so the parts of one prefix (a
 # "generation") are capped: past GENERATION_ROWS rows the stream compacts them and starts a new prefix.
 GENERATION_ROWS = 20_000
+FINAL_COMPACT_WAIT = 10.0  # seconds a stream's last compaction waits for queries reading the dataset
 _EOF, _STOPPED = "eof", "stopped"
 SOURCE = "<stdin>"
 
@@ -257,7 +257,7 @@ class Streamer:
                         deadline = time.monotonic() + self.opts.flush_seconds
             reader.join(timeout=1.0)
             if self.gen_parts >= COMPACT_MIN_FILES:
-                self._compact()
+                self._compact(patience=FINAL_COMPACT_WAIT)
         except Exception:
             stop.set()  # the reader stops; what it had read is counted in the summary, not stored
             print(self.summary(), file=self.stderr)
@@ -387,11 +387,21 @@ class Streamer:
             except (OSError, ValueError, AttributeError):
                 pass
 
-    def _compact(self) -> None:
+    def _compact(self, patience: float = 0.0) -> None:
+        """Compact now, unless a query or report is reading the dataset: then the next flush tries
+        again (a stream never waits on a reader), or, at the end, for up to ``patience`` seconds."""
         from .errors import LogpipeError
 
+        give_up = time.monotonic() + patience
         try:
-            self.compacted += compact_dataset(self.dataset)
+            while (removed := compact_dataset(self.dataset, wait=False)) is None:
+                if time.monotonic() >= give_up:
+                    if patience:
+                        print("logpipe: compaction skipped: a query is reading the dataset "
+                              "(`logpipe compact` merges the small parts later)", file=self.stderr)
+                    return
+                time.sleep(0.2)
+            self.compacted += removed
         except (OSError, LogpipeError) as e:  # the parts are safe as they are; compaction can wait
             print(f"logpipe: compaction skipped: {e}", file=self.stderr)
         self.gen_parts = 1
@@ -417,18 +427,15 @@ class Streamer:
         return f"{hidden}lines {self.counts.summary()}\n{rows}\n{end}"
 
 
-def compact_dataset(dataset, *, min_files: int = COMPACT_MIN_FILES) -> int:
-    """``Dataset.compact`` under ``_compact.lock``, so that two logpipe processes (a stream and
-    ``logpipe compact``) never merge the same files at once, which would duplicate rows."""
-    import fcntl
+def compact_dataset(dataset, *, min_files: int = COMPACT_MIN_FILES, wait: bool = True) -> int | None:
+    """``Dataset.compact`` under the readers' lock (``dataset.readers_lock``), held exclusive: two
+    logpipe processes (a stream and ``logpipe compact``) never merge the same files at once, which
+    would duplicate rows, and no ``query`` or ``report`` is reading the files it deletes. None when
+    ``wait`` is false and the lock is taken (a reader, another compaction)."""
+    from .dataset import readers_lock
 
-    fd = os.open(Path(dataset.root) / "_compact.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        return dataset.compact(min_files=min_files)
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
+    with readers_lock(dataset.root, wait=wait) as held:
+        return dataset.compact(min_files=min_files) if held else None
 
 
 def run_stream(data_dir: str, opts: StreamOptions) -> int:

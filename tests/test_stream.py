@@ -561,6 +561,35 @@ def test_stream_compacts_its_small_parts(tmp_path):
     assert len(row_files(data)) <= 2  # 40 parts of 4 lines: merged during the run and on exit
 
 
+def test_stream_never_compacts_under_a_reader(tmp_path, monkeypatch):
+    """While a query reads the dataset (db.reading) the stream leaves its parts; at the end it waits
+    FINAL_COMPACT_WAIT for the reader, then says it left them to `logpipe compact`."""
+    import io
+
+    from logpipe import db, stream
+    from logpipe.stream import StreamOptions, Streamer
+
+    data = tmp_path / "data"
+    stream.Streamer(str(data), StreamOptions(alerts=False), stdin_fd=os.open(os.devnull, os.O_RDONLY),
+                    stderr=io.StringIO()).run()  # (the dataset, so that there is a lock to hold)
+    monkeypatch.setattr(stream, "FINAL_COMPACT_WAIT", 0.3)
+    src = tmp_path / "in.log"
+    src.write_text("".join(access_line(i) + "\n" for i in range(80)))
+    err = io.StringIO()
+    fd = os.open(src, os.O_RDONLY)
+    try:
+        with db.reading(data):
+            code = Streamer(str(data), StreamOptions(alerts=False, flush_rows=4, compact_every=8), stdin_fd=fd,
+                            stderr=err).run()
+    finally:
+        os.close(fd)
+    assert code == 0, err.getvalue()
+    assert "compaction skipped: a query is reading the dataset" in err.getvalue()
+    assert len(row_files(data)) == 20 and count_rows(data) == 80
+    run = subprocess.run([*LOGPIPE, "compact", "--data", str(data)], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0 and len(row_files(data)) == 1 and count_rows(data) == 80
+
+
 def test_compact_merges_parts_and_keeps_rows(tmp_path):
     from logpipe.dataset import Dataset
     from logpipe.parse import default_parser
