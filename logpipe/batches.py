@@ -53,6 +53,7 @@ class ParsedBatch:
     blank: int
     joined_lines: tuple[int, ...] = ()
     header: str | None = None  # (`tail -f`'s header line in effect after its last line: tailheads.py)
+    replayed: int = 0  # lines an earlier stream stored, not stored again (logpipe/replayguard.py)
 
     @property
     def joined(self) -> int:
@@ -99,7 +100,7 @@ def split_inputs(batch: ParsedBatch, sources: list[str], reads: list[int]) -> li
 
 @dataclass
 class Counts:
-    """Running totals: ``read == parsed + noise + malformed + blank + joined`` always holds."""
+    """Running totals: ``read == parsed + noise + malformed + blank + joined + replayed`` always holds."""
 
     read: int = 0
     parsed: int = 0
@@ -108,12 +109,14 @@ class Counts:
     blank: int = 0
     formats: dict = field(default_factory=dict)
     joined: int = 0
+    replayed: int = 0
 
     def add(self, batch: ParsedBatch) -> None:
         self.read += batch.read
         self.parsed += batch.parsed
         self.blank += batch.blank
         self.joined += batch.joined
+        self.replayed += getattr(batch, "replayed", 0)
         if batch.rejected:
             classes = batch.rejects.column("class").to_pylist()
             self.noise += classes.count("noise")
@@ -128,7 +131,8 @@ class Counts:
         for k, v in other.formats.items():
             formats[k] = formats.get(k, 0) + v
         return Counts(self.read + other.read, self.parsed + other.parsed, self.noise + other.noise,
-                      self.malformed + other.malformed, self.blank + other.blank, formats, self.joined + other.joined)
+                      self.malformed + other.malformed, self.blank + other.blank, formats, self.joined + other.joined,
+                      self.replayed + other.replayed)
 
     @property
     def rejected(self) -> int:
@@ -149,7 +153,8 @@ class Counts:
             f"read {self.read}, parsed {self.parsed}, rejected {self.rejected} "
             f"(noise {self.noise}, malformed {self.malformed})"
         )
-        return text + (f", blank {self.blank}" if self.blank else "") + (f", joined {self.joined}" if self.joined else "")
+        return (text + (f", blank {self.blank}" if self.blank else "") + (f", joined {self.joined}" if self.joined else "")
+                + (f", replayed {self.replayed} (stored by an earlier stream)" if self.replayed else ""))
 
 
 def format_counts(records: pa.RecordBatch | pa.Table) -> dict[str, int]:

@@ -151,9 +151,12 @@ def _compiler_note() -> None:
 @click.option("--source", default="<stdin>", show_default=True, help="Source name recorded on each row.")
 @click.option("--max-warnings", type=click.IntRange(min=0), default=20, show_default=True,
               help="Malformed lines shown on stderr (all go to the rejects table).")
+@click.option("--keep-replayed", is_flag=True,
+              help="Store lines an earlier stream into this dataset already stored (what `kubectl logs -f` "
+                   "prints again when restarted); by default they are counted as replayed and skipped.")
 @format_options
 def stream(data_dir, flush_rows, flush_seconds, tee, alerts_format, alerts_out, quiet, window_seconds,
-           burst_threshold, source, max_warnings, format_string, format_file, grammar_file):
+           burst_threshold, source, max_warnings, keep_replayed, format_string, format_file, grammar_file):
     """Watch a live log on stdin: rows into the dataset as they arrive, alerts on stderr.
 
     \b
@@ -180,7 +183,8 @@ def stream(data_dir, flush_rows, flush_seconds, tee, alerts_format, alerts_out, 
                    "kubectl logs -f … | logpipe stream (Ctrl-D ends)", err=True)
     opts = StreamOptions(flush_rows=flush_rows, flush_seconds=flush_seconds, tee=tee, alerts=not quiet,
                          alerts_format=alerts_format, alerts_out=alerts_out, window_seconds=window_seconds,
-                         burst_threshold=burst_threshold, source=source, max_warnings=max_warnings)
+                         burst_threshold=burst_threshold, source=source, max_warnings=max_warnings,
+                         keep_replayed=keep_replayed)
     code = Streamer(data_dir, opts, parser=parser).run()
     if code:
         sys.exit(code)  # 130 SIGINT, 143 SIGTERM (click would swallow an Exit code here)

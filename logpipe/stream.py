@@ -62,6 +62,7 @@ class StreamOptions:
     compact_every: int = 32  # compact this process's parts after this many new part files
     source: str = SOURCE
     max_warnings: int = 20  # malformed lines shown on stderr (all of them go to the rejects table)
+    keep_replayed: bool = False  # store lines an earlier stream into the dataset stored (replayguard.py)
 
 
 class LineReader(threading.Thread):
@@ -169,6 +170,12 @@ class Streamer:
         self.counts = Counts()
         self.format_checked = False  # _check_format
         self.stream_id = uuid.uuid4().hex[:8]
+        from .replayguard import ReplayGuard
+
+        self.guard = ReplayGuard(self.dataset.root, self.stream_id)  # (an earlier stream's lines: not again)
+        if opts.keep_replayed:
+            self.guard.seen = type(self.guard.seen)("Q")
+        self.guard_failed = False
         self.generation = 0
         self.prefix = f"stream{self.stream_id}g0"
         self.rules = None
@@ -286,7 +293,7 @@ class Streamer:
 
         self.unstored_from = self.next_line
         # Parsed in slices: the parser's peak memory grows with its batch, a part file should not shrink.
-        records, rejects = [], []
+        records, rejects, stored = [], [], []
         start = 0
         while start < len(lines):
             end = start + PARSE_LINES
@@ -296,6 +303,7 @@ class Streamer:
                 self.header = first_header(lines[0]) if lines else None
             part = self.parser.parse_batch(lines[start:end], self.opts.source, self.next_line + start, self.header)
             self.header = part.header  # (`tail -f`'s header in effect: logpipe/tailheads.py)
+            part = self._skip_replayed(part, lines[start:end], self.next_line + start, stored)
             self.counts.add(part)
             self._warn(part)
             records.append(part.records)
@@ -314,6 +322,7 @@ class Streamer:
                     f"cannot write to {self.dataset.root} ({e.strerror or e}); lines from {self.unstored_from} on"
                     " were not stored: free space or fix permissions, then run the stream again"
                 ) from None
+            self._remember(stored)
             rows = sum(1 for p in paths if p.parent.name.startswith("date="))
             self.parts_written += rows
             self.gen_parts += rows
@@ -329,6 +338,42 @@ class Streamer:
                 self._compact()
             if self.gen_rows >= GENERATION_ROWS:
                 self._next_generation()
+
+    def _skip_replayed(self, part, lines: list[bytes], first: int, stored: list[int]):
+        """``part`` without the rows (with a time) and rejects of lines an earlier stream stored
+        (logpipe/replayguard.py), counted as ``replayed``; the hashes of the lines it keeps are added
+        to ``stored``."""
+        import dataclasses
+
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        from .replayguard import line_hash
+
+        hashes = [line_hash(line) for line in lines]
+        again = [i for i, seen in enumerate(self.guard.replayed(hashes)) if seen] if self.guard.seen else []
+        records, rejects = part.records, part.rejects
+        if again:
+            numbers = pa.array([first + i for i in again], pa.int64())
+            timed = pc.is_valid(records.column("start_time"))
+            records = records.filter(pc.invert(pc.and_(pc.is_in(records.column("line_number"), value_set=numbers), timed)))
+            rejects = rejects.filter(pc.invert(pc.is_in(rejects.column("line_number"), value_set=numbers)))
+            dropped = part.records.num_rows - records.num_rows + part.rejects.num_rows - rejects.num_rows
+            part = dataclasses.replace(part, records=records, rejects=rejects, replayed=dropped)
+        if records.num_rows:
+            timed = pc.is_valid(records.column("start_time")).to_pylist()
+            stored += [hashes[n - first] for n, t in zip(records.column("line_number").to_pylist(), timed) if t]
+        stored += [hashes[n - first] for n in rejects.column("line_number").to_pylist()]
+        return part
+
+    def _remember(self, stored: list[int]) -> None:
+        try:
+            self.guard.remember(stored)
+        except OSError as e:  # the rows are stored; only a later run's check of them is lost
+            if not self.guard_failed:
+                print(f"logpipe: cannot keep the stored lines' hashes ({e.strerror or e}): a restarted stream"
+                      " would store this run's lines again", file=self.stderr)
+            self.guard_failed = True
 
     def _check_format(self) -> None:
         """Once, after FORMAT_CHECK_LINES access lines: when most are malformed, say the format is

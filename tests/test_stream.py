@@ -30,7 +30,7 @@ COMPRESSED = (".gz", ".zst", ".bz2")
 PLAIN_SAMPLES = [p for p in sample_files() if not p.name.endswith(COMPRESSED)]  # stdin is read as sent
 LOGPIPE = [sys.executable, "-m", "logpipe"]
 SUMMARY_RE = re.compile(
-    r"lines read (\d+), parsed (\d+), rejected (\d+) \(noise (\d+), malformed (\d+)\)(?:, blank (\d+))?(?:, joined (\d+))?\n"
+    r"lines read (\d+), parsed (\d+), rejected (\d+) \(noise (\d+), malformed (\d+)\)(?:, blank (\d+))?(?:, joined (\d+))?(?:, replayed (\d+) \(stored by an earlier stream\))?\n"
     r"rows written (\d+) in \d+ part files to "
 )
 
@@ -121,9 +121,9 @@ def summary(err: Path) -> dict:
     text = err.read_text(errors="replace")
     m = SUMMARY_RE.search(text)
     assert m, f"no summary on stderr:\n{text[-2000:]}"
-    read, parsed, rejected, noise, malformed, blank, joined, written = (int(x or 0) for x in m.groups())
+    read, parsed, rejected, noise, malformed, blank, joined, replayed, written = (int(x or 0) for x in m.groups())
     return dict(read=read, parsed=parsed, rejected=rejected, noise=noise, malformed=malformed, blank=blank,
-                joined=joined, written=written, text=text)
+                joined=joined, replayed=replayed, written=written, text=text)
 
 
 def check_nothing_lost(data: Path, err: Path, sent: list[str]) -> dict:
@@ -274,10 +274,11 @@ def test_planted_run_dedups_and_keeps_internal_traffic_quiet(planted_run):
 
 
 def test_known_destinations_are_not_new_on_the_next_run_and_ndjson_alerts(planted_run, tmp_path):
-    # The first run's dataset knows every destination: a second stream announces none as new.
+    # The first run's dataset knows every destination: a second stream announces none as new. (The
+    # same lines again: --keep-replayed, else they are replayed lines, neither stored nor alerted on.)
     alerts = tmp_path / "alerts.ndjson"
     again = subprocess.run([*LOGPIPE, "stream", "--data", str(planted_run["data"]), "--alerts", "ndjson",
-                            "--alerts-out", str(alerts)],
+                            "--alerts-out", str(alerts), "--keep-replayed"],
                            input="".join(x + "\n" for x in planted_run["lines"]).encode(), capture_output=True,
                            timeout=60)
     assert again.returncode == 0, again.stderr.decode()
@@ -544,6 +545,77 @@ def test_every_sample_streams_like_parse(path, tmp_path):
     assert count_rows(data) == s["parsed"]
     rejects = dataset_rejects(data)
     assert (0 if rejects is None else rejects.num_rows) == s["rejected"]
+
+
+# ---- a restarted stream: lines an earlier one stored (logpipe/replayguard.py) ------------------------
+
+
+def run_stream_on(data: Path, lines: list[str], tmp_path: Path, *args: str) -> dict:
+    err = tmp_path / f"err{len(list(tmp_path.glob('err*')))}"
+    run = subprocess.run([*LOGPIPE, "stream", "--data", str(data), "--quiet", *args],
+                         input="".join(x + "\n" for x in lines).encode(), stdout=subprocess.DEVNULL,
+                         stderr=open(err, "wb"), timeout=60)
+    assert run.returncode == 0, err.read_text()
+    return summary(err)
+
+
+def test_a_restarted_stream_does_not_store_the_replayed_backlog_again(tmp_path):
+    """kubectl logs -f prints the whole log again when restarted: the lines the first run stored
+    (rows, noise, malformed) are counted as replayed; only the new ones are stored."""
+    data = tmp_path / "data"
+    first = mixed_lines(200) + [access_line(999)[:90]]  # (a line cut short: malformed)
+    s1 = run_stream_on(data, first, tmp_path)
+    assert s1["replayed"] == 0 and s1["malformed"] == 1 and s1["noise"] > 0
+    second = first + mixed_lines(100, start=201)  # the backlog again, then new lines
+    s2 = run_stream_on(data, second, tmp_path)
+    assert s2["read"] == s2["parsed"] + s2["rejected"] + s2["blank"] + s2["joined"] + s2["replayed"]
+    assert s2["replayed"] == s1["parsed"] + s1["rejected"]
+    assert s2["parsed"] == sum(1 for x in mixed_lines(100, start=201) if x.startswith("["))
+    rows, rejects = dataset_rows(data), dataset_rejects(data)
+    ids = rows.column("request_id").to_pylist()
+    assert len(ids) == len(set(ids)) == s1["parsed"] + s2["parsed"]
+    assert rejects.num_rows == s1["rejected"] + s2["rejected"]
+    assert len(set(rejects.column("raw").to_pylist())) == rejects.num_rows
+    # a third run, started with --keep-replayed, stores them all again
+    s3 = run_stream_on(data, first[:50], tmp_path, "--keep-replayed")
+    assert s3["replayed"] == 0 and s3["parsed"] > 0
+
+
+def test_a_stream_keeps_its_own_repeated_lines_and_timeless_rows(tmp_path):
+    """Only earlier runs' lines are skipped: a line sent twice in one run is stored twice; and a
+    row with no time (a format without START_TIME: such lines repeat) is stored in every run."""
+    data = tmp_path / "data"
+    line = access_line(7)
+    s1 = run_stream_on(data, [line, line], tmp_path)
+    assert s1["parsed"] == 2
+    fmt = "%REQ(:METHOD)% %REQ(:PATH)% %RESPONSE_CODE%"
+    timeless = ["GET /healthz 200"] * 3
+    other = tmp_path / "timeless"
+    assert run_stream_on(other, timeless, tmp_path, "--format-string", fmt)["parsed"] == 3
+    s = run_stream_on(other, timeless, tmp_path, "--format-string", fmt)
+    assert s["parsed"] == 3 and s["replayed"] == 0
+    assert count_rows(other) == 6
+
+
+def test_replay_guard_files_stay_bounded(tmp_path, monkeypatch):
+    from logpipe import replayguard
+    from logpipe.replayguard import ReplayGuard
+
+    monkeypatch.setattr(replayguard, "KEEP_HASHES", 10)
+    monkeypatch.setattr(replayguard, "KEEP_FILES", 2)
+    g = ReplayGuard(tmp_path, "a")
+    for k in range(5):
+        g.remember(list(range(k * 7, k * 7 + 7)))
+    assert g.path.stat().st_size <= 8 * 20  # rewritten to its last 10 when it doubles
+    assert ReplayGuard(tmp_path, "z").replayed([34, 25, 0]) == [True, True, False]
+    with open(g.path, "ab") as f:
+        f.write(b"\x01\x02\x03")  # a write cut short by a crash: its whole hashes still read
+    assert ReplayGuard(tmp_path, "z").replayed([34]) == [True]
+    for name in "bcd":
+        ReplayGuard(tmp_path, name).remember([100])
+        time.sleep(0.02)
+    ReplayGuard(tmp_path, "e")  # keeps the newest KEEP_FILES files
+    assert len(list((tmp_path / "_stream").glob("*.seen"))) == 2
 
 
 # ---- compact ------------------------------------------------------------------------------------------
