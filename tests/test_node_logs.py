@@ -190,6 +190,17 @@ def test_two_words_and_a_space_stay_a_reject():
     assert batch.blank == 0 and [r["class"] for r in rejects] == ["noise"]
 
 
+def test_the_bracketed_pod_and_container_prefix():
+    """"[<pod> <container>] " (FORMATS.md e), alone, with a time after it, and before nothing (blank);
+    an access line's own "[<time>]" is never taken for it."""
+    lines = ["[waypoint-1 istio-proxy] " + ACCESS[0], f"[waypoint-1 istio-proxy] {STAMP} " + ACCESS[1],
+             "[waypoint-1 istio-proxy] ", ACCESS[2]]
+    records, rejects, batch = parse_text(lines)
+    assert (len(records), rejects, batch.blank) == (3, [], 1)
+    assert [(r["pod"], r["container"]) for r in records] == [("waypoint-1", "istio-proxy")] * 2 + [(None, None)]
+    assert records[0]["received_at"] is None and records[1]["received_at"] is not None
+
+
 def test_the_sample_node_file_reads_whole():
     """sample_logs/cri-node.log (a waypoint's istio-proxy container log as containerd writes it:
     istio-agent on stderr, access lines on stdout, a blank line, a line of 17 KB in two parts with
@@ -224,7 +235,7 @@ def test_a_node_log_file_names_the_pod_and_container(tmp_path, where):
     assert rows[0]["received_at"] and not rows[2]["received_at"]
 
 
-@pytest.mark.parametrize("kinds", [("cri",), ("kubectl",), ("both",), ("timestamps",), ("stern",), ("compose",),
+@pytest.mark.parametrize("kinds", [("cri",), ("kubectl",), ("both",), ("timestamps",), ("stern",), ("compose",), ("bracket",),
                                    ("cri", "timestamps"), ("kubectl", "cri")])
 def test_a_batch_of_one_kind_of_prefix_reads_as_with_the_whole_regex(kinds, monkeypatch):
     """A large batch whose prefixed lines are all of one kind is read with that kind's regex alone
@@ -235,7 +246,7 @@ def test_a_batch_of_one_kind_of_prefix_reads_as_with_the_whole_regex(kinds, monk
 
     shapes = {"cri": f"{STAMP} stdout F ", "kubectl": "[pod/waypoint-1/istio-proxy] ", "timestamps": f"{STAMP} ",
               "both": f"[pod/waypoint-1/istio-proxy] {STAMP} ", "stern": "waypoint-1 istio-proxy ",
-              "compose": "egress-1  | "}
+              "compose": "egress-1  | ", "bracket": "[waypoint-1 istio-proxy] "}
     lines = [shapes[kinds[k % len(kinds)]] + ACCESS[k % len(ACCESS)] for k in range(fastpath.SPLIT_MIN_ROWS + 200)]
     lines[::7] = ACCESS * (len(lines[::7]) // len(ACCESS)) + ACCESS[: len(lines[::7]) % len(ACCESS)]  # (some bare)
     chosen = []

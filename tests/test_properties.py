@@ -332,7 +332,8 @@ ACCESS = [x for x in read_lines(SAMPLES / "waypoint-egress-1.23.log") if x.start
 @FAST
 @given(st.sampled_from(ACCESS), k8s_name, k8s_name, start_time(),
        st.sampled_from(["kubectl", "timestamps", "both", "stern", "compose", "stern-color", "compose-color",
-                        "stern-namespace", "stern-timestamps", "stern-namespace-timestamps", "cri", "cri-stderr", "otel", "otel-closed", "otel-timestamps", "otel-kubectl", "otel-old",
+                        "stern-namespace", "stern-timestamps", "stern-namespace-timestamps", "bracket",
+                        "bracket-timestamps", "cri", "cri-stderr", "otel", "otel-closed", "otel-timestamps", "otel-kubectl", "otel-old",
                         "zap", "zap-caller", "zap-timestamps", "zap-kubectl"]),
        st.sampled_from(["36", "1;32", "38;5;208", ""]))
 def test_prefixes_round_trip(line, pod, container, received, kind, color):
@@ -350,6 +351,8 @@ def test_prefixes_round_trip(line, pod, container, received, kind, color):
         "stern-namespace": f"{on}istio-egress{off} {on}{pod}{off} {on}{container}{off} ",
         "stern-timestamps": f"{pod} {container} {stamp} ",
         "stern-namespace-timestamps": f"istio-egress {pod} {container} {stamp} ",
+        "bracket": f"[{pod} {container}] ",
+        "bracket-timestamps": f"[{pod} {container}] {stamp} ",
         "compose-color": f"{on}{container}  | {off}",
         "cri": f"{stamp} stdout F ",  # a node's container log file (containerd, CRI-O)
         "cri-stderr": f"{stamp} stderr F ",
@@ -369,8 +372,9 @@ def test_prefixes_round_trip(line, pod, container, received, kind, color):
         "zap-kubectl": f"[pod/{pod}/{container}] {stamp}\tinfo\t",
     }[kind]
     suffix = ")" if kind == "otel-closed" else ""
-    stamped = kind.startswith("stern") and kind.endswith("-timestamps")
-    kind = "stern" if kind.startswith("stern") else kind.removesuffix("-color").removesuffix("-stderr").removesuffix("-caller")
+    stamped = kind.startswith(("stern", "bracket")) and kind.endswith("-timestamps")
+    kind = ("stern" if kind.startswith(("stern", "bracket"))
+            else kind.removesuffix("-color").removesuffix("-stderr").removesuffix("-caller"))
     (bare,), _, _ = parse_text([line])
     records, rejects, _ = parse_text([prefix + line + suffix])
     assert not rejects, rejects
