@@ -19,10 +19,14 @@ heavier queries per batch costs up to a second each. So this module keeps that s
 - ``unregistered_egress``  ``egress_kind = 'passthrough'`` (no ServiceEntry, ALLOW_ANY): once per
                            destination per window;
 - ``blocked_attempt``      ``egress_kind = 'blocked'`` (BlackHoleCluster / route block_all): once per
-                           destination per window;
-- ``authz_denial``         a row of authz_denial.sql: once per destination per window;
+                           destination and source per window (another workload trying is news);
+- ``authz_denial``         a row of authz_denial.sql: once per destination and source per window;
 - ``failure_burst``        ``burst_threshold`` failures (5xx or a failure flag) of one egress
-                           destination within the window, by event time: once per window.
+                           destination within the window, by event time: once per window;
+- ``destination_scan``     one source reaching SCAN_DESTINATIONS new destinations within the window
+                           (a scan of IPs, a crawler): once per source per window, and its further
+                           new destinations raise no ``new_destination`` or ``unregistered_egress``
+                           alerts in that window (a scan of 1,000 IPs was 2,000 alerts).
 """
 from __future__ import annotations
 
@@ -35,7 +39,9 @@ from typing import IO, Iterable
 import polars as pl
 import pyarrow as pa
 
-KINDS = ("new_destination", "unregistered_egress", "blocked_attempt", "authz_denial", "failure_burst")
+KINDS = ("new_destination", "unregistered_egress", "blocked_attempt", "authz_denial", "failure_burst",
+         "destination_scan")
+SCAN_DESTINATIONS = 10  # new destinations of one source within the window that make a scan
 EPOCH = "1970-01-01T00:00:00Z"  # as `since` of an anomaly query: the whole micro-batch is the window
 ROWS_SQL = """
 SELECT line_number, start_time, source, destination, destination_port, egress_kind, source_ip,
@@ -123,6 +129,7 @@ class AlertRules:
         self.failure_flags = [f.strip() for f in str(flags).split(",") if f.strip()]
         self._last: dict[tuple[str, str], dt.datetime] = {}
         self._failures: dict[str, deque] = {}
+        self._fresh: dict[str, deque] = {}  # per source: times and names of its last new destinations
         self.raised = 0
 
     def check(self, records: pa.RecordBatch | pa.Table) -> list[Alert]:
@@ -171,20 +178,51 @@ class AlertRules:
         counts = dict(fresh.group_by("destination").len().iter_rows())
         for row in fresh.unique("destination", keep="first", maintain_order=True).iter_rows(named=True):
             dest, n = row["destination"], counts[row["destination"]]
+            scan = self._scan(row, dest)
+            if scan is not None:
+                out += scan
+                continue
             port = f":{row['destination_port']}" if row.get("destination_port") else ""
             msg = (f"first {row['egress_kind']} egress to a destination not seen before{port and ' (port ' + port[1:] + ')'}"
                    f"; {_plural(n, 'request')} from {row.get('source_ip') or '?'}, {_request(row)}")
             out.append(Alert("new_destination", dest, row["start_time"], msg, n, _evidence(row)))
         return out
 
+    def _scan(self, row: dict, dest: str) -> list[Alert] | None:
+        """None when the row's source is not scanning; else the destination_scan alert it raises now
+        (when it has just reached SCAN_DESTINATIONS new destinations in the window), if any."""
+        src, t = row.get("source_ip"), row["start_time"]
+        if not src:  # (a format that logs no client address: one source would be every client)
+            return None
+        recent = self._fresh.setdefault(src, deque(maxlen=SCAN_DESTINATIONS))
+        recent.append((t, dest))
+        if len(recent) < SCAN_DESTINATIONS or max(x for x, _ in recent) - min(x for x, _ in recent) > self.window:
+            return None
+        if not self._due("destination_scan", src, t):
+            return []
+        names = sorted({d for _, d in recent})
+        secs = (max(x for x, _ in recent) - min(x for x, _ in recent)).total_seconds()
+        msg = (f"{src} reached {len(names)} destinations not seen before within {secs:.0f}s "
+               f"({', '.join(names[:5])}{', …' if len(names) > 5 else ''}): a scan? Its further new destinations "
+               f"raise no alert for {self.window.total_seconds():.0f}s")
+        return [Alert("destination_scan", dest, t, msg, len(names), _evidence(row, destinations=names))]
+
+    def _scanning(self, src: str | None, t: dt.datetime) -> bool:
+        last = self._last.get(("destination_scan", src)) if src else None
+        return last is not None and abs(t - last) < self.window
+
     def _once_per_window(self, rows: pl.DataFrame, kind: str) -> list[Alert]:
         if rows.height == 0:
             return []
-        counts = dict(rows.group_by("destination").len().iter_rows())
+        # blocked attempts: per destination and source (another workload trying is news)
+        key = ["destination", "source_ip"] if kind == "blocked_attempt" else ["destination"]
+        counts = {tuple(k): n for *k, n in rows.group_by(key).len().iter_rows()}
         out = []
-        for row in rows.unique("destination", keep="first", maintain_order=True).iter_rows(named=True):
-            dest, t, n = row["destination"], row["start_time"], counts[row["destination"]]
-            if not self._due(kind, dest, t):
+        for row in rows.unique(key, keep="first", maintain_order=True).iter_rows(named=True):
+            dest, t, n = row["destination"], row["start_time"], counts[tuple(row[k] for k in key)]
+            if kind == "unregistered_egress" and self._scanning(row.get("source_ip"), t):
+                continue
+            if not self._due(kind, " ".join(str(row[k]) for k in key), t):
                 continue
             if kind == "blocked_attempt":
                 by = row.get("upstream_cluster") if row.get("upstream_cluster") == "BlackHoleCluster" else (
@@ -221,7 +259,7 @@ class AlertRules:
             ev = f.get("evidence") or {}
             dest = f.get("destination") or "-"
             t = ev.get("first_seen") or now
-            if not self._due("authz_denial", dest, t):
+            if not self._due("authz_denial", f"{dest} {f.get('source')}", t):  # (per source, as blocked attempts)
                 continue
             n = ev.get("denials") or 1
             by = "policy " + ", ".join(ev.get("policies") or []) if ev.get("policies") else ev.get("mechanism", "policy")
@@ -235,6 +273,9 @@ class AlertRules:
             self._last = {k: v for k, v in self._last.items() if newest - v < self.window}
         if len(self._failures) > MAX_STATE:
             self._failures = {k: v for k, v in self._failures.items() if len(v) > 1}
+        if len(self._fresh) > MAX_STATE:
+            newest = max(v[-1][0] for v in self._fresh.values())
+            self._fresh = {k: v for k, v in self._fresh.items() if newest - v[-1][0] < self.window}
 
 
 def known_destinations(data_dir, settings=None) -> set[str]:
