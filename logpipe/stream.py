@@ -41,6 +41,9 @@ PARSE_LINES = 10_000  # lines per parser call: ~3 MB; a call has a fixed cost of
 ALERT_ROWS = 5_000  # rows per alert check (DuckDB's memory grows with the rows it is handed)
 MAX_FLUSH_ROWS = 20_000  # a larger batch would not fit the memory bound (300 MiB, measured)
 FORMAT_CHECK_LINES = 50  # access lines seen before a stream says its format looks wrong (_check_format)
+# Lines, none an access line, before a stream says it may be the wrong log (a proxy's start-up prints
+# ~100 lines of istio-agent's before its first access line, an idle one a few a minute after that).
+NO_ACCESS_LINES = 500
 # Dataset.compact reads a whole group of parts into memory, so the parts of one prefix (a
 # "generation") are capped: past GENERATION_ROWS rows the stream compacts them and starts a new prefix.
 GENERATION_ROWS = 20_000
@@ -169,6 +172,7 @@ class Streamer:
         self.parser = dataset_parser(self.dataset, parser, self.stderr)
         self.counts = Counts()
         self.format_checked = False  # _check_format
+        self.access_checked = False  # (_check_format: no access line at all)
         self.stream_id = uuid.uuid4().hex[:8]
         from .replayguard import ReplayGuard
 
@@ -376,10 +380,18 @@ class Streamer:
             self.guard_failed = True
 
     def _check_format(self) -> None:
-        """Once, after FORMAT_CHECK_LINES access lines: when most are malformed, say the format is
+        """Once, after NO_ACCESS_LINES lines and none an access line: say so (another container's
+        log?). Once, after FORMAT_CHECK_LINES access lines: when most are malformed, say the format is
         likely another one. Such a stream keeps up: past an input's first LARK_CONTEXT_LINES lines
         (logpipe/parse.py), malformed lines get the grammar's diagnosis alone, not Lark's context
         (ms each); every line still ends as a row or a reject."""
+        c = self.counts
+        if not self.access_checked and c.access == 0 and c.noise >= NO_ACCESS_LINES:
+            self.access_checked = True  # (another container's log, or a format not given)
+            from .batches import no_access_warning
+
+            print(no_access_warning(f"no access line among the first {c.noise + c.blank} lines", c,
+                                    "a proxy with no traffic yet logs none"), file=self.stderr)
         if self.format_checked or self.counts.access < FORMAT_CHECK_LINES:
             return
         self.format_checked = True

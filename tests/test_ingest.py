@@ -352,6 +352,17 @@ def test_dataset_inside_the_input_directory_is_not_ingested(tmp_path, monkeypatc
     assert code == 0 and "inputs 1:" in err
 
 
+def test_an_input_with_no_access_line_is_said_so(tmp_path, monkeypatch, capsys):
+    """An application container's log (kubectl logs without -c istio-proxy): ingested, with a warning
+    naming the likely causes, not a silent 0 rows."""
+    log = tmp_path / "app.log"
+    log.write_text("".join(f"2024-07-18T16:13:58.{i:03d}Z INFO handled request id={i}\n" for i in range(30)))
+    code, _, err = run(monkeypatch, capsys, "ingest", log, "--data", tmp_path / "data")
+    assert code == 0
+    assert ("app.log: no access line among its 30 lines (30 not access-log output): Istio's access log is the "
+            "istio-proxy container's (`kubectl logs POD -c istio-proxy`)") in err
+
+
 # ---- reject policies --------------------------------------------------------------------------------
 
 MALFORMED = SAMPLES / "malformed.log"

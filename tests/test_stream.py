@@ -306,6 +306,22 @@ def test_alert_dedup_window_is_event_time(gap_seconds, window, alerts):
     assert [a.kind for a in got] == ["blocked_attempt"] * alerts
 
 
+@pytest.mark.parametrize("access, warned", [(True, False), (False, True)])
+def test_a_stream_with_no_access_line_says_so_once(tmp_path, access, warned):
+    """Another container's log (kubectl logs -f without -c istio-proxy): after NO_ACCESS_LINES lines
+    and not one an access line, one warning; an access line among them (a proxy's start-up prints
+    ~100 lines of istio-agent's first) keeps it quiet."""
+    from logpipe.stream import NO_ACCESS_LINES
+
+    lines = [f"2024-07-18T16:13:58.{i % 1000:03d}Z INFO handled request id={i}" for i in range(NO_ACCESS_LINES + 20)]
+    lines[NO_ACCESS_LINES - 1] = access_line(1) if access else lines[NO_ACCESS_LINES - 1]
+    src = tmp_path / "in.log"
+    src.write_text("".join(x + "\n" for x in lines + lines))
+    code, err = stream_file(src, tmp_path / "data")
+    assert code == 0
+    assert err.count("no access line among the first") == (1 if warned else 0), err
+
+
 def test_a_scan_is_one_alert_not_two_per_address():
     """One pod reaching 40 new IPs through PassthroughCluster within two minutes (four micro-batches)
     was 80 alerts (new_destination and unregistered_egress per IP): now the first few, then one
