@@ -147,23 +147,37 @@ def parse_format(fmt: str) -> list[str | Operator]:
     if fmt.endswith("\\n"):  # typed on a shell command line: the two characters \ n
         fmt = fmt[:-2]
     fmt = fmt.replace("\\t", "\t")  # (and \ t for the tab a YAML "\t" makes)
-    pieces: list[str | Operator] = []
-    used: dict[str, int] = {}
+    # Read as Envoy's parser reads it (SubstitutionFormatParser::parse): left to right, a "%" starts
+    # an operator unless the next character is "%" too, an escaped "%" ("100%%" logs "100%"); the
+    # closing "%" of one operator and the opening of the next ("%REQ(A)%%REQ(B)%") are no escape.
+    tokens: list[str | re.Match] = []
     pos = 0
-    found = [*_OPERATOR_RX.finditer(fmt)]
+    while (at := fmt.find("%", pos)) >= 0:
+        if fmt[at + 1:at + 2] == "%":
+            tokens.append(fmt[pos:at + 1])
+            pos = at + 2
+            continue
+        m = _OPERATOR_RX.match(fmt, at)
+        if m is None:
+            _no_stray_percent(fmt, at)
+        tokens += [fmt[pos:at], m]
+        pos = m.end()
+    tokens.append(fmt[pos:])
+    found = [t for t in tokens if isinstance(t, re.Match)]
+    used: dict[str, int] = {}
     # An address's IP alone fills its _ip column, unless the address itself is there too (which does)
     names = {m.group(1) for m in found}
     for name in names:
         if name in KNOWN and name.endswith("_WITHOUT_PORT") and name.removesuffix("_WITHOUT_PORT") in names:
             used[KNOWN[name][0]] = 0
-    for m in [*found, None]:
-        start = m.start() if m is not None else len(fmt)
-        if start > pos:
-            _no_stray_percent(fmt, pos, start)
-            pieces.append(fmt[pos:start])
-        if m is not None:
-            pieces.append(_operator(m, used))
-            pos = m.end()
+    pieces: list[str | Operator] = []
+    for t in tokens:
+        if isinstance(t, re.Match):
+            pieces.append(_operator(t, used))
+        elif t and pieces and isinstance(pieces[-1], str):
+            pieces[-1] += t  # (text on both sides of an escaped %)
+        elif t:
+            pieces.append(t)
     if not any(isinstance(p, Operator) for p in pieces):
         raise FormatError(f"the format {fmt[:60]!r} holds no Envoy command operator such as %START_TIME%;"
                           " pass the access-log format string of the mesh (meshConfig.accessLogFormat)")
@@ -204,13 +218,9 @@ def greedy_tail(pieces: list[str | Operator]) -> Operator | None:
     return None if before and isinstance(before[-1], str) and before[-1].endswith('"') else last
 
 
-def _no_stray_percent(fmt: str, start: int, end: int) -> None:
-    """Refuse a ``%`` in fmt[start:end], literal text, as Envoy does: a command operator misspelt or
-    left open (``[%START_TIME] …``). ``%%`` stays literal text."""
-    at = next((i for i in range(start, end) if fmt[i] == "%" and fmt[i - 1:i + 1] != "%%" and fmt[i:i + 2] != "%%"),
-              None)
-    if at is None:
-        return
+def _no_stray_percent(fmt: str, at: int) -> None:
+    """Refuse the ``%`` at fmt[at], which starts no operator (nor ``%%``, an escaped ``%``), as Envoy
+    does: a command operator misspelt or left open (``[%START_TIME] …``)."""
     word = re.match(r"%([A-Za-z_][A-Za-z0-9_]*)(\([^)%]*\))?", fmt[at:])
     hint = (f"operators are upper case: %{word[1].upper()}{word[2] or ''}%" if word and not word[1].isupper()
             else f"close it: {word[0]}%" if word else "a command operator is %NAME% or %NAME(ARG)%")

@@ -306,6 +306,18 @@ def test_typed_tabs_and_texts_with_spaces():
     assert (r["method"], r["downstream_peer_subject"], r["hostname"]) == ("GET", "CN=client,O=Example Inc", "gw")
 
 
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_doubled_percent_is_one_percent_sign_as_envoy_writes_it(fast):
+    """Envoy's parser reads "%%" where an operator could start as an escaped "%" (it logs "100%"); the
+    closing "%" of one operator before the next ("%REQ(A)%%REQ(B)%") is no escape."""
+    fmt = "[%START_TIME%] %RESPONSE_CODE% cpu=100%% %BYTES_SENT% %%done"
+    (r,), rej = rows(custom_parser(fmt, fast), ["[2024-07-18T16:13:58.198Z] 200 cpu=100% 52 %done"])
+    assert (r["response_code"], r["bytes_sent"], rej) == (200, 52, [])
+    _, (bad,) = rows(custom_parser(fmt, fast), ["[2024-07-18T16:13:58.198Z] 200 cpu=100%% 52 %done"])
+    assert bad["class"] == "malformed"
+    assert [p for p in formats.parse_format("%REQ(A)% %REQ(B)%%RESPONSE_CODE%") if isinstance(p, str)] == [" "]
+
+
 def test_a_format_that_ends_in_unquoted_free_text_is_said_to_take_any_line(tmp_path):
     """Such a format reads a line of Istio's own layouts as its own (tried first, its last field
     takes the rest): the CLI says so when it compiles it, and not for a format that quotes it."""
