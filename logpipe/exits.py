@@ -17,6 +17,9 @@ class PipeClosed(Exception):
     """stdout's reader went away (`| head`)."""
 
 
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())  # (click 8.2 and later)
+
+
 def run(group: click.Group) -> int:
     """Run the command line's command with ``group``; its exit status (its output written, its
     errors said)."""
@@ -28,6 +31,13 @@ def run(group: click.Group) -> int:
     except click.exceptions.Abort:
         click.echo("logpipe: interrupted", err=True)
         return 130
+    except click.UsageError as e:  # a bad flag or argument: one line, as logpipe's own errors (not click's four)
+        if isinstance(e, _NO_ARGS_IS_HELP):  # (`logpipe` alone: the help)
+            e.show()
+            return e.exit_code
+        where = f"`{e.ctx.command_path} --help`" if e.ctx is not None else "`logpipe --help`"
+        click.echo(f"logpipe: error: {e.format_message().rstrip('.')} (see {where})", err=True)
+        return e.exit_code
     except click.ClickException as e:
         e.show()
         return e.exit_code

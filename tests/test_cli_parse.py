@@ -373,3 +373,20 @@ def test_ctrl_c_that_a_lock_s_wait_turned_into_another_error_exits_as_interrupte
         finally:
             sys.argv = old
         assert said in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, said", [
+    (["stream", "--flush-rows", "abc"], "logpipe: error: Invalid value for '--flush-rows': 'abc' is not a valid integer"
+                                        " (see `logpipe stream --help`)"),
+    (["parse", "--bogus", "x"], "logpipe: error: No such option '--bogus'. Did you mean '--out'? (see `logpipe parse --help`)"),
+    (["ingest"], "logpipe: error: Missing argument 'PATHS...' (see `logpipe ingest --help`)"),
+    (["nosuchcommand"], "logpipe: error: No such command 'nosuchcommand' (see `logpipe --help`)"),
+])
+def test_a_bad_flag_or_argument_is_one_line(args, said, monkeypatch, capsys):
+    """Click's usage errors (usage, a hint, a blank line, the error) are one line, as logpipe's own."""
+    from logpipe import exits
+    from logpipe.cli import cli
+
+    monkeypatch.setattr(sys, "argv", ["logpipe", *args])
+    assert exits.run(cli) == 2
+    assert capsys.readouterr().err == said + "\n"
