@@ -23,14 +23,16 @@ heavier queries per batch costs up to a second each. So this module keeps that s
 - ``authz_denial``         a row of authz_denial.sql: once per destination and source per window;
 - ``failure_burst``        ``burst_threshold`` failures (5xx or a failure flag) of one egress
                            destination within the window, by event time: once per window;
-- ``destination_scan``     one source reaching SCAN_DESTINATIONS new destinations within the window
-                           (a scan of IPs, a crawler): once per source per window, and its further
-                           new destinations raise no ``new_destination`` or ``unregistered_egress``
-                           alerts in that window (a scan of 1,000 IPs was 2,000 alerts).
+- ``destination_scan``     one source reaching SCAN_DESTINATIONS new destinations that are IP addresses
+                           within the window (a scan; blocked ones count): once per source per window,
+                           and its further new destinations raise no ``new_destination``,
+                           ``unregistered_egress`` or ``blocked_attempt`` alerts in that window (a scan of
+                           1,000 IPs was 2,000 alerts).
 """
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import json
 from collections import deque
 from dataclasses import dataclass, field
@@ -41,7 +43,7 @@ import pyarrow as pa
 
 KINDS = ("new_destination", "unregistered_egress", "blocked_attempt", "authz_denial", "failure_burst",
          "destination_scan")
-SCAN_DESTINATIONS = 10  # new destinations of one source within the window that make a scan
+SCAN_DESTINATIONS = 10  # new IP destinations of one source within the window that make a scan
 EPOCH = "1970-01-01T00:00:00Z"  # as `since` of an anomaly query: the whole micro-batch is the window
 ROWS_SQL = """
 SELECT line_number, start_time, source, destination, destination_port, egress_kind, source_ip,
@@ -84,6 +86,15 @@ class Alert:
 
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _name_key(name: str) -> tuple:
+    """Destinations in order: IP addresses by number (203.0.113.2 before 203.0.113.10), then names."""
+    try:
+        ip = ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        return (1, 0, 0, name)
+    return (0, ip.version, int(ip), name)
 
 
 def _request(row: dict) -> str:
@@ -168,19 +179,19 @@ class AlertRules:
         return True
 
     def _new_destinations(self, rows: pl.DataFrame) -> list[Alert]:
-        # Like new_destination.sql: blocked rows do not make a destination new, but do make it known.
         fresh = rows.filter(~pl.col("destination").is_in(list(self.known)) & (pl.col("destination") != "-"))
         self.known.update(fresh["destination"].unique().to_list())
-        fresh = fresh.filter(pl.col("egress_kind") != "blocked")
         out = []
         if fresh.height == 0:
             return out
         counts = dict(fresh.group_by("destination").len().iter_rows())
         for row in fresh.unique("destination", keep="first", maintain_order=True).iter_rows(named=True):
             dest, n = row["destination"], counts[row["destination"]]
-            scan = self._scan(row, dest)
+            scan = self._scan(row, dest)  # (blocked ones too: a scan where the mesh allows only registered hosts)
             if scan is not None:
                 out += scan
+                continue
+            if row["egress_kind"] == "blocked":  # like new_destination.sql: known now, but not new egress
                 continue
             port = f":{row['destination_port']}" if row.get("destination_port") else ""
             msg = (f"first {row['egress_kind']} egress to a destination not seen before{port and ' (port ' + port[1:] + ')'}"
@@ -194,15 +205,17 @@ class AlertRules:
         src, t = row.get("source_ip"), row["start_time"]
         if not src:  # (a format that logs no client address: one source would be every client)
             return None
+        if _name_key(dest)[0]:  # (a host name: a workload calling ten APIs by name is no scan)
+            return None
         recent = self._fresh.setdefault(src, deque(maxlen=SCAN_DESTINATIONS))
         recent.append((t, dest))
         if len(recent) < SCAN_DESTINATIONS or max(x for x, _ in recent) - min(x for x, _ in recent) > self.window:
             return None
         if not self._due("destination_scan", src, t):
             return []
-        names = sorted({d for _, d in recent})
+        names = sorted({d for _, d in recent}, key=_name_key)
         secs = (max(x for x, _ in recent) - min(x for x, _ in recent)).total_seconds()
-        msg = (f"{src} reached {len(names)} destinations not seen before within {secs:.0f}s "
+        msg = (f"{src} reached {len(names)} IP addresses not seen before within {secs:.0f}s "
                f"({', '.join(names[:5])}{', …' if len(names) > 5 else ''}): a scan? Its further new destinations "
                f"raise no alert for {self.window.total_seconds():.0f}s")
         return [Alert("destination_scan", dest, t, msg, len(names), _evidence(row, destinations=names))]
@@ -220,7 +233,7 @@ class AlertRules:
         out = []
         for row in rows.unique(key, keep="first", maintain_order=True).iter_rows(named=True):
             dest, t, n = row["destination"], row["start_time"], counts[tuple(row[k] for k in key)]
-            if kind == "unregistered_egress" and self._scanning(row.get("source_ip"), t):
+            if self._scanning(row.get("source_ip"), t):  # (the scan's alert said it)
                 continue
             if not self._due(kind, " ".join(str(row[k]) for k in key), t):
                 continue

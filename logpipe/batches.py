@@ -157,12 +157,12 @@ class Counts:
                 + (f", replayed {self.replayed} (stored by an earlier stream)" if self.replayed else ""))
 
 
-def no_access_warning(where: str, counts: Counts, aside: str = "") -> str:
+def no_access_warning(where: str, others: int, aside: str = "") -> str:
     """What ingest says of an input, and a stream of its first lines, when not one of its lines is an
     access line (``where``: "app.log: … among its 300 lines", "… among the first 200 lines"): the
     usual causes are another container's log and a format logpipe was not given."""
     aside = f"; {aside}" if aside else ""
-    return (f"logpipe: warning: {where} ({counts.noise} not access-log output{aside}): Istio's access log is the "
+    return (f"logpipe: warning: {where} ({others} not access-log output{aside}): Istio's access log is the "
             "istio-proxy container's (`kubectl logs POD -c istio-proxy`); an access log in another format: "
             "give it with --format-string or --format-file (`logpipe detect` shows the layouts)")
 

@@ -47,6 +47,19 @@ def _given(ctx, param, value):
     return value
 
 
+class _Number(click.FloatRange):
+    """A number of seconds or a ratio: ``nan`` and ``inf`` are refused (they passed FloatRange's
+    bounds, and --window nan was an internal error, --flush-seconds nan a stream that never flushed)."""
+
+    name = "number"
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if number != number or number in (float("inf"), float("-inf")):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
 def data_option(f):
     return click.option(
         "--data", "data_dir", envvar="LOGPIPE_DATA", default=DEFAULT_DATA, show_default=True,
@@ -136,7 +149,7 @@ def _compiler_note() -> None:
 @data_option
 @click.option("--flush-rows", type=int, default=10_000, show_default=True, metavar="N",
               help="Write a part file after N lines (at most 20000)...")
-@click.option("--flush-seconds", type=float, default=2.0, show_default=True, metavar="S",
+@click.option("--flush-seconds", type=_Number(min=0), default=2.0, show_default=True, metavar="S",
               help="...or S seconds after a batch's first line, whichever comes first.")
 @click.option("--tee", is_flag=True, help="Also write the parsed records to stdout as ndjson.")
 @click.option("--alerts", "alerts_format", type=click.Choice(["text", "ndjson"]), default="text", show_default=True,
@@ -144,7 +157,7 @@ def _compiler_note() -> None:
 @click.option("--alerts-out", type=click.Path(dir_okay=False, allow_dash=True), metavar="FILE",
               help="Append alerts to FILE (- for stdout).")
 @click.option("-q", "--quiet", is_flag=True, help="No alerts (the summary is still printed).")
-@click.option("--window", "window_seconds", type=click.FloatRange(min=0), default=300.0, show_default=True, metavar="S",
+@click.option("--window", "window_seconds", type=_Number(min=0), default=300.0, show_default=True, metavar="S",
               help="Dedup window: a repeated alert for one destination waits S seconds (event time).")
 @click.option("--burst", "burst_threshold", type=click.IntRange(min=1), default=5, show_default=True, metavar="N",
               help="Alert when one destination has N 5xx/failure-flag responses within the window.")
@@ -193,7 +206,7 @@ def stream(data_dir, flush_rows, flush_seconds, tee, alerts_format, alerts_out, 
 @cli.command()
 @click.argument("file")
 @click.option("--speed", default="1x", show_default=True, help="Pace factor: 10x is ten times faster; max: no pauses.")
-@click.option("--max-sleep", type=float, default=2.0, show_default=True, metavar="S",
+@click.option("--max-sleep", type=_Number(min=0), default=2.0, show_default=True, metavar="S",
               help="Longest pause between two lines, in seconds after scaling.")
 @format_options
 def replay(file, speed, max_sleep, format_string, format_file, grammar_file):
@@ -222,7 +235,8 @@ def compact(data_dir, min_files):
 
     ds = Dataset(data_dir)
     before = len(ds.row_files())
-    removed = compact_dataset(ds, min_files=max(2, min_files))
+    removed = compact_dataset(ds, min_files=max(2, min_files), waiting=lambda: click.echo(
+        f"logpipe: waiting for the queries reading {data_dir} to finish", err=True))
     after = len(ds.row_files())
     click.echo(f"compacted {data_dir}: {before} row files before, {after} after ({removed} merged)", err=True)
 
@@ -236,7 +250,7 @@ def compact(data_dir, min_files):
 @click.option("--force", is_flag=True, help="Re-ingest inputs already in the dataset, replacing their rows.")
 @click.option("--on-error", type=ON_ERROR, default="warn", show_default=True,
               help="On a malformed line: skip silently, warn on stderr, or fail (stop, exit 1).")
-@click.option("--max-reject-ratio", type=float, default=0.1, show_default=True, metavar="R",
+@click.option("--max-reject-ratio", type=_Number(min=0), default=0.1, show_default=True, metavar="R",
               help="Fail an input (not ingested, exit 1) when more than R of its lines are malformed (noise not counted); "
                    "an input of 4 MB or more (or stdin) whose first lines are mostly malformed fails on those. 1: never.")
 @click.option("--max-warnings", type=int, default=20, show_default=True, help="Cap on malformed-line warnings printed.")

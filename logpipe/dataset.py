@@ -233,7 +233,7 @@ class Dataset:
         # Old rows go first: a glob reader may briefly miss them, never see them twice (logpipe's
         # readers wait: the readers' lock is held while the rows are swapped).
         gone = {r for entry in entries for r in entry.get("replaces", ())}
-        with readers_lock(self.root) if gone else contextlib.nullcontext():
+        with readers_lock(self.root, waiting=self._say_waiting) if gone else contextlib.nullcontext():
             if gone:
                 for e in self.read_manifest()["inputs"]:
                     if e["id"] in gone:
@@ -252,6 +252,12 @@ class Dataset:
 
         self.update_manifest(mark, durable=False)  # lost: still "committing", recover rolls it forward
         return list(done.values())
+
+    def _say_waiting(self) -> None:
+        import sys
+
+        print(f"logpipe: waiting for the queries reading {self.root} to finish, to replace an input's rows",
+              file=sys.stderr)
 
     def abandon_entry(self, entry: dict, pairs: list[tuple[Path, Path]] = ()) -> None:
         """Forget a pending entry and delete its hidden files (also one interrupted mid-write)."""
@@ -413,12 +419,13 @@ def _ours(name: str) -> bool:
 
 
 @contextlib.contextmanager
-def readers_lock(root: str | Path, *, shared: bool = False, wait: bool = True) -> Iterator[bool]:
+def readers_lock(root: str | Path, *, shared: bool = False, wait: bool = True,
+                 waiting: Callable[[], object] | None = None) -> Iterator[bool]:
     """``_compact.lock``: logpipe's readers hold it shared while they read the dataset's files
     (``db.reading``); whatever deletes files that readers may be reading (compaction, ``--force``)
     holds it exclusive. Yields whether it is held: not when ``wait`` is false and another process
     holds it, nor for a reader of a dataset where the lock file cannot be made (read-only: nothing
-    compacts it)."""
+    compacts it). ``waiting`` is called when it must wait (to say so)."""
     path = Path(root) / READERS_LOCK
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -433,12 +440,17 @@ def readers_lock(root: str | Path, *, shared: bool = False, wait: bool = True) -
         yield False
         return
     try:
+        mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
         try:
-            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | (0 if wait else fcntl.LOCK_NB))
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
+            held = True
         except BlockingIOError:
             held = False
-        else:
-            held = True
+            if wait:
+                if waiting is not None:
+                    waiting()
+                fcntl.flock(fd, mode)
+                held = True
         yield held
     finally:
         os.close(fd)  # (releases the lock)

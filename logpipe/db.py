@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
@@ -73,7 +74,8 @@ def reading(*data_dirs) -> Iterator[None]:
         for d in data_dirs:
             data = resolve_data_dir(d)
             if (data / MANIFEST).is_file():
-                stack.enter_context(readers_lock(data, shared=True))
+                stack.enter_context(readers_lock(data, shared=True, waiting=lambda data=data: print(
+                    f"logpipe: waiting for the compaction of {data} under way to finish", file=sys.stderr)))
         yield
 
 

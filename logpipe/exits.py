@@ -23,9 +23,12 @@ _NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())  # (click 
 def run(group: click.Group) -> int:
     """Run the command line's command with ``group``; its exit status (its output written, its
     errors said)."""
-    debug = "--debug" in sys.argv[1:]
+    args = sys.argv[1:]
+    debug = "--debug" in args
+    if debug:  # (an option of the group, taken after the command too: `logpipe stream … --debug`)
+        args = ["--debug", *(a for a in args if a != "--debug")]
     try:
-        group.main(standalone_mode=False, prog_name="logpipe")
+        group.main(args, standalone_mode=False, prog_name="logpipe")
     except click.exceptions.Exit as e:
         return e.exit_code
     except click.exceptions.Abort:
@@ -35,8 +38,11 @@ def run(group: click.Group) -> int:
         if isinstance(e, _NO_ARGS_IS_HELP):  # (`logpipe` alone: the help)
             e.show()
             return e.exit_code
-        where = f"`{e.ctx.command_path} --help`" if e.ctx is not None else "`logpipe --help`"
-        click.echo(f"logpipe: error: {e.format_message().rstrip('.')} (see {where})", err=True)
+        path = e.ctx.command_path if e.ctx is not None else "logpipe"
+        if path == "logpipe":  # (an option's missing value is found before the command's context is made)
+            path = next((f"logpipe {a}" for a in args if a in group.commands), path)
+        said = " ".join(e.format_message().split()).rstrip(".")  # (click's "Choose from:" list on lines of its own)
+        click.echo(f"logpipe: error: {said} (see `{path} --help`)", err=True)
         return e.exit_code
     except click.ClickException as e:
         e.show()

@@ -3,18 +3,24 @@
 ``kubectl logs -f`` prints the container's whole log before it follows it, so a stream that is
 restarted (a dropped connection, a laptop that slept, a new terminal) is handed every line its last
 run stored again. Ingest knows its inputs by their bytes' hash (dataset.py); a stream has no file to
-know, so it knows lines: each stream keeps the 64-bit hashes of the lines it stored (as rows or
-rejects) in ``DATA/_stream/<stream id>.seen`` (little-endian uint64s, appended after each write),
-and a new stream reads the hashes of the streams before it. A line whose bytes hash to one of them
-is counted as ``replayed`` and not stored again; a row without a time is stored whatever (a format
-with no START_TIME has lines that repeat: ``GET /healthz 200``). Lines a run sees twice itself are
-both stored: only earlier runs' hashes are looked up. The line is the one read, prefix included:
-``kubectl logs --timestamps`` or ``--prefix`` given in one run and not the other makes other lines.
+know, so it knows lines: each stream keeps the 64-bit hashes of the lines it stored or found
+replayed in ``DATA/_stream/<stream id>.seen`` (little-endian uint64s, appended after each write),
+and reads the other streams' files, at its start and again before each batch (a stream still
+running when another starts). A line whose bytes hash to one of them is counted as ``replayed``
+and not stored again. Only a line with a time is known so: a row with a start time, a reject whose
+text holds a date and time (``TIMED``). A format with no START_TIME has lines that repeat (``GET
+/healthz 200``), as do the debug exporter's ``ScopeLogs #0`` and istio-agent's YAML: such lines are
+stored in every run. Lines a run sees twice itself are both stored: only other streams' hashes are
+looked up. The line is the one read, prefix included: ``kubectl logs --timestamps`` or ``--prefix``
+given in one run and not the other makes other lines.
 
-Bounds: a stream's file keeps its last KEEP_HASHES hashes (8 bytes each: rewritten when it doubles),
-the newest KEEP_FILES files are read (older ones are deleted), and a lookup is a binary search of one
-sorted array (~1 µs, ~8 MB for a million lines). kubectl replays the current log file, 10 MiB
-(containerd's default containerLogMaxSize, ~30,000 lines) for each container it follows.
+A stream keeps the hashes of the replayed lines too, so the newest streams' files always hold what
+the last restart was handed, and older files can go. Bounds: a stream's file keeps its last
+KEEP_HASHES hashes (8 bytes each: rewritten when it doubles), the newest KEEP_FILES files are read
+(older ones are deleted at a stream's start), and a lookup is a binary search of one sorted array
+(~1 µs, ~8 MB for a million lines) or a set of what other streams stored since. kubectl replays the
+current log file, 10 MiB (containerd's default containerLogMaxSize, ~30,000 lines) for each
+container it follows.
 """
 from __future__ import annotations
 
@@ -23,13 +29,17 @@ import bisect
 import contextlib
 import hashlib
 import os
+import re
 import sys
 from pathlib import Path
 
 DIR = "_stream"
 KEEP_HASHES = 500_000  # per stream: the lines of its last ~160 MB of log
-KEEP_FILES = 8  # earlier streams whose lines are looked up (the newest)
+KEEP_FILES = 8  # other streams whose lines are looked up (the newest)
+MERGE_RECENT = 200_000  # hashes other streams stored since the start, merged into the sorted array past this
 _LITTLE = sys.byteorder == "little"
+# A date and time in a reject's text (an agent's line, kubectl's --timestamps): a line that does not repeat.
+TIMED = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d")
 
 
 def line_hash(line: bytes) -> int:
@@ -37,37 +47,71 @@ def line_hash(line: bytes) -> int:
 
 
 class ReplayGuard:
-    """The hashes of lines earlier streams into ``root`` stored (``seen``), and this stream's file."""
+    """The hashes of lines other streams into ``root`` stored (``seen``, and ``recent``: since this
+    stream started), and this stream's own file. ``look_up=False`` (``--keep-replayed``): none."""
 
-    def __init__(self, root: str | os.PathLike, stream_id: str):
+    def __init__(self, root: str | os.PathLike, stream_id: str, *, look_up: bool = True):
         self.dir = Path(root) / DIR
         self.path = self.dir / f"{stream_id}.seen"
+        self.look_up = look_up
         self.kept = 0  # hashes in this stream's file
+        self.recent: set[int] = set()
+        self._read: dict[Path, tuple[int, int]] = {}  # another stream's file: (inode, bytes read)
         seen = array.array("Q")
-        with contextlib.suppress(FileNotFoundError):
-            files = sorted(self.dir.glob("*.seen"), key=_mtime, reverse=True)
-            for old in files[KEEP_FILES:]:
-                with contextlib.suppress(OSError):
-                    old.unlink()
-            for f in files[:KEEP_FILES]:
-                seen.extend(_read(f))
+        if look_up:
+            with contextlib.suppress(FileNotFoundError):
+                files = sorted(self.dir.glob("*.seen"), key=_mtime, reverse=True)
+                for old in files[KEEP_FILES:]:
+                    with contextlib.suppress(OSError):
+                        old.unlink()
+                for f in files[:KEEP_FILES]:
+                    seen.extend(self._read_new(f))
         self.seen = array.array("Q", sorted(seen))
 
+    def refresh(self) -> None:
+        """Take in what the other streams stored since the last look (a stream still running)."""
+        if not self.look_up:
+            return
+        try:
+            files = [f for f in self.dir.glob("*.seen") if f != self.path]
+        except OSError:
+            return
+        for f in files:
+            self.recent.update(self._read_new(f))
+        if len(self.recent) > MERGE_RECENT:
+            self.seen = array.array("Q", sorted(set(self.seen) | self.recent))
+            self.recent = set()
+
+    def _read_new(self, path: Path) -> array.array:
+        """The hashes of ``path`` not read yet (all of them when it was rewritten since)."""
+        try:
+            st = path.stat()
+        except OSError:
+            return array.array("Q")
+        ino, done = self._read.get(path, (st.st_ino, 0))
+        if ino != st.st_ino or st.st_size < done:
+            done = 0
+        if st.st_size == done:
+            return array.array("Q")
+        data = _read(path, done)
+        self._read[path] = (st.st_ino, done + 8 * len(data))
+        return data
+
     def replayed(self, hashes: list[int]) -> list[bool]:
-        """Per hash, whether an earlier stream stored a line of it."""
-        seen = self.seen
-        if not seen:
+        """Per hash, whether another stream stored (or was handed) a line of it."""
+        seen, recent = self.seen, self.recent
+        if not self.look_up or not (seen or recent):
             return [False] * len(hashes)
         n = len(seen)
         out = []
         for h in hashes:
             i = bisect.bisect_left(seen, h)
-            out.append(i < n and seen[i] == h)
+            out.append((i < n and seen[i] == h) or h in recent)
         return out
 
     def remember(self, hashes: list[int]) -> None:
-        """Add the hashes of lines this stream stored (after they are written: a crash between the
-        two stores them again next time, rather than losing them)."""
+        """Add the hashes of lines this stream stored or found replayed (stored ones after they are
+        written: a crash between the two stores them again next time, rather than losing them)."""
         if not hashes:
             return
         self.dir.mkdir(exist_ok=True)
@@ -91,10 +135,12 @@ def _mtime(path: Path) -> float:
         return 0.0
 
 
-def _read(path: Path) -> array.array:
+def _read(path: Path, start: int = 0) -> array.array:
     data = array.array("Q")
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as f:
+            f.seek(start)
+            raw = f.read()
     except OSError:
         return data
     data.frombytes(raw[: len(raw) - len(raw) % 8])  # (a write cut short by a crash: its whole hashes)

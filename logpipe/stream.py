@@ -176,10 +176,10 @@ class Streamer:
         self.stream_id = uuid.uuid4().hex[:8]
         from .replayguard import ReplayGuard
 
-        self.guard = ReplayGuard(self.dataset.root, self.stream_id)  # (an earlier stream's lines: not again)
-        if opts.keep_replayed:
-            self.guard.seen = type(self.guard.seen)("Q")
+        # (another stream's lines: not again)
+        self.guard = ReplayGuard(self.dataset.root, self.stream_id, look_up=not opts.keep_replayed)
         self.guard_failed = False
+        self.replayed_rows = 0
         self.generation = 0
         self.prefix = f"stream{self.stream_id}g0"
         self.rules = None
@@ -268,7 +268,7 @@ class Streamer:
                         deadline = time.monotonic() + self.opts.flush_seconds
             reader.join(timeout=1.0)
             if self.gen_parts >= COMPACT_MIN_FILES:
-                self._compact(patience=FINAL_COMPACT_WAIT)
+                self._compact(final=True)
         except Exception:
             stop.set()  # the reader stops; what it had read is counted in the summary, not stored
             print(self.summary(), file=self.stderr)
@@ -298,6 +298,7 @@ class Streamer:
         self.unstored_from = self.next_line
         # Parsed in slices: the parser's peak memory grows with its batch, a part file should not shrink.
         records, rejects, stored = [], [], []
+        self.guard.refresh()
         start = 0
         while start < len(lines):
             end = start + PARSE_LINES
@@ -326,13 +327,13 @@ class Streamer:
                     f"cannot write to {self.dataset.root} ({e.strerror or e}); lines from {self.unstored_from} on"
                     " were not stored: free space or fix permissions, then run the stream again"
                 ) from None
-            self._remember(stored)
             rows = sum(1 for p in paths if p.parent.name.startswith("date="))
             self.parts_written += rows
             self.gen_parts += rows
             self.gen_rows += table.num_rows
         self.rows_written += table.num_rows
         self.unstored_from = None
+        self._remember(stored)
         if self.rules is not None and table.num_rows:
             self._alert(table)
         if self.opts.tee and table.num_rows and not self.pipe_closed:
@@ -343,32 +344,37 @@ class Streamer:
             if self.gen_rows >= GENERATION_ROWS:
                 self._next_generation()
 
-    def _skip_replayed(self, part, lines: list[bytes], first: int, stored: list[int]):
-        """``part`` without the rows (with a time) and rejects of lines an earlier stream stored
-        (logpipe/replayguard.py), counted as ``replayed``; the hashes of the lines it keeps are added
-        to ``stored``."""
+    def _skip_replayed(self, part, lines: list[bytes], first: int, known: list[int]):
+        """``part`` without the rows and rejects of lines another stream stored (logpipe/replayguard.py),
+        counted as ``replayed``. Only lines with a time are known so (a row's start time, a date and
+        time in a reject's text): the hashes of those, stored or replayed, are added to ``known``."""
         import dataclasses
 
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        from .replayguard import line_hash
+        from .replayguard import TIMED, line_hash
 
-        hashes = [line_hash(line) for line in lines]
-        again = [i for i, seen in enumerate(self.guard.replayed(hashes)) if seen] if self.guard.seen else []
         records, rejects = part.records, part.rejects
-        if again:
-            numbers = pa.array([first + i for i in again], pa.int64())
-            timed = pc.is_valid(records.column("start_time"))
-            records = records.filter(pc.invert(pc.and_(pc.is_in(records.column("line_number"), value_set=numbers), timed)))
-            rejects = rejects.filter(pc.invert(pc.is_in(rejects.column("line_number"), value_set=numbers)))
-            dropped = part.records.num_rows - records.num_rows + part.rejects.num_rows - rejects.num_rows
-            part = dataclasses.replace(part, records=records, rejects=rejects, replayed=dropped)
-        if records.num_rows:
-            timed = pc.is_valid(records.column("start_time")).to_pylist()
-            stored += [hashes[n - first] for n, t in zip(records.column("line_number").to_pylist(), timed) if t]
-        stored += [hashes[n - first] for n in rejects.column("line_number").to_pylist()]
-        return part
+        timed = [n - first for n, t in zip(records.column("line_number").to_pylist(),
+                                           pc.is_valid(records.column("start_time")).to_pylist()) if t]
+        if rejects.num_rows:
+            timed += [n - first for n, raw in zip(rejects.column("line_number").to_pylist(),
+                                                  rejects.column("raw").to_pylist()) if raw and TIMED.search(raw)]
+        if not timed:
+            return part
+        hashes = [line_hash(lines[i]) for i in timed]
+        known += hashes
+        again = [first + i for i, seen in zip(timed, self.guard.replayed(hashes)) if seen]
+        if not again:
+            return part
+        numbers = pa.array(again, pa.int64())
+        records = records.filter(pc.invert(pc.is_in(records.column("line_number"), value_set=numbers)))
+        rejects = rejects.filter(pc.invert(pc.is_in(rejects.column("line_number"), value_set=numbers)))
+        rows = part.records.num_rows - records.num_rows
+        self.replayed_rows += rows
+        return dataclasses.replace(part, records=records, rejects=rejects,
+                                   replayed=rows + part.rejects.num_rows - rejects.num_rows)
 
     def _remember(self, stored: list[int]) -> None:
         try:
@@ -386,11 +392,12 @@ class Streamer:
         (logpipe/parse.py), malformed lines get the grammar's diagnosis alone, not Lark's context
         (ms each); every line still ends as a row or a reject."""
         c = self.counts
-        if not self.access_checked and c.access == 0 and c.noise >= NO_ACCESS_LINES:
+        others = c.noise + c.replayed  # (not a row among the replayed lines either)
+        if not self.access_checked and c.access == 0 and not self.replayed_rows and others >= NO_ACCESS_LINES:
             self.access_checked = True  # (another container's log, or a format not given)
             from .batches import no_access_warning
 
-            print(no_access_warning(f"no access line among the first {c.noise + c.blank} lines", c,
+            print(no_access_warning(f"no access line among the first {others + c.blank} lines", others,
                                     "a proxy with no traffic yet logs none"), file=self.stderr)
         if self.format_checked or self.counts.access < FORMAT_CHECK_LINES:
             return
@@ -444,16 +451,23 @@ class Streamer:
             except (OSError, ValueError, AttributeError):
                 pass
 
-    def _compact(self, patience: float = 0.0) -> None:
+    def _compact(self, final: bool = False) -> None:
         """Compact now, unless a query or report is reading the dataset: then the next flush tries
-        again (a stream never waits on a reader), or, at the end, for up to ``patience`` seconds."""
+        again (a stream never waits on a reader), or, at the end, for up to FINAL_COMPACT_WAIT seconds
+        (after Ctrl-C, not at all)."""
         from .errors import LogpipeError
 
+        patience = FINAL_COMPACT_WAIT if final and self.signal != signal.SIGINT else 0.0
         give_up = time.monotonic() + patience
         try:
+            told = False
             while (removed := compact_dataset(self.dataset, wait=False)) is None:
+                if patience and not told:
+                    told = True
+                    print(f"logpipe: waiting up to {patience:g} s for the queries reading the dataset, to merge the"
+                          " stream's small parts", file=self.stderr)
                 if time.monotonic() >= give_up:
-                    if patience:
+                    if final:
                         print("logpipe: compaction skipped: a query is reading the dataset "
                               "(`logpipe compact` merges the small parts later)", file=self.stderr)
                     return
@@ -484,14 +498,14 @@ class Streamer:
         return f"{hidden}lines {self.counts.summary()}\n{rows}\n{end}"
 
 
-def compact_dataset(dataset, *, min_files: int = COMPACT_MIN_FILES, wait: bool = True) -> int | None:
+def compact_dataset(dataset, *, min_files: int = COMPACT_MIN_FILES, wait: bool = True, waiting=None) -> int | None:
     """``Dataset.compact`` under the readers' lock (``dataset.readers_lock``), held exclusive: two
     logpipe processes (a stream and ``logpipe compact``) never merge the same files at once, which
     would duplicate rows, and no ``query`` or ``report`` is reading the files it deletes. None when
     ``wait`` is false and the lock is taken (a reader, another compaction)."""
     from .dataset import readers_lock
 
-    with readers_lock(dataset.root, wait=wait) as held:
+    with readers_lock(dataset.root, wait=wait, waiting=waiting) as held:
         return dataset.compact(min_files=min_files) if held else None
 
 

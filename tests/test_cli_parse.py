@@ -381,6 +381,13 @@ def test_ctrl_c_that_a_lock_s_wait_turned_into_another_error_exits_as_interrupte
     (["parse", "--bogus", "x"], "logpipe: error: No such option '--bogus'. Did you mean '--out'? (see `logpipe parse --help`)"),
     (["ingest"], "logpipe: error: Missing argument 'PATHS...' (see `logpipe ingest --help`)"),
     (["nosuchcommand"], "logpipe: error: No such command 'nosuchcommand' (see `logpipe --help`)"),
+    (["report"], "logpipe: error: Missing argument '{inventory|anomalies}'. Choose from: inventory, anomalies"
+                 " (see `logpipe report --help`)"),
+    (["stream", "--flush-rows"], "logpipe: error: Option '--flush-rows' requires an argument (see `logpipe stream --help`)"),
+    (["stream", "--window", "nan", "--debug"], "logpipe: error: Invalid value for '--window': 'nan' is not a finite"
+                                               " number (see `logpipe stream --help`)"),
+    (["replay", "x.log", "--max-sleep", "inf"], "logpipe: error: Invalid value for '--max-sleep': 'inf' is not a"
+                                                " finite number (see `logpipe replay --help`)"),
 ])
 def test_a_bad_flag_or_argument_is_one_line(args, said, monkeypatch, capsys):
     """Click's usage errors (usage, a hint, a blank line, the error) are one line, as logpipe's own."""
