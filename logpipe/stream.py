@@ -30,7 +30,7 @@ from .errors import DatasetError
 from .runtimes import parts_at_end
 from .tailheads import first_header
 from .documents import document_lines
-from .unpack import BYTE_ORDER_MARKS, HEAD_BYTES, mark_codec, text_decoder
+from .unpack import BYTE_ORDER_MARKS, HEAD_BYTES, detect_compression, mark_codec, text_decoder
 
 READ_BYTES = 1 << 20  # one os.read
 QUEUE_ITEMS = 8  # reads in flight between the threads (≈ 8 MiB, plus any long lines)
@@ -68,6 +68,39 @@ class StreamOptions:
     keep_replayed: bool = False  # store lines an earlier stream into the dataset stored (replayguard.py)
 
 
+class _Unzip:
+    """A gzip (several members, as `cat a.gz b.gz` makes) or bz2 stdin (unpack.detect_compression),
+    decompressed as it comes: the standard library reads both so (zstd, which it does not, is
+    refused in one line by Streamer.run)."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self.done = False
+        self._new()
+
+    def _new(self):
+        import bz2
+        import zlib
+
+        self.d = zlib.decompressobj(31) if self.kind == "gzip" else bz2.BZ2Decompressor()
+
+    def take(self, data: bytes) -> bytes:
+        import errno
+        import zlib
+
+        out = b""
+        try:
+            while data:
+                out += self.d.decompress(data)
+                self.done = self.d.eof
+                data = self.d.unused_data if self.d.eof else b""
+                if data:
+                    self._new()
+        except (zlib.error, OSError, EOFError) as e:
+            raise OSError(errno.EIO, f"its {self.kind} data is damaged ({e})") from None
+        return out
+
+
 class LineReader(threading.Thread):
     """Reads ``fd`` until EOF or ``stop``; puts lists of lines (bytes, no newline) on ``out``, then
     ``_EOF`` or ``_STOPPED``. After ``stop`` is set it reads nothing more, so every byte it took from
@@ -77,12 +110,15 @@ class LineReader(threading.Thread):
         super().__init__(name="logpipe-stdin", daemon=True)
         self.fd, self.out, self.stop = fd, out, stop
         self.error: OSError | None = None
+        self.compressed: str | None = None  # "gzip", "bz2": what stdin was (decompressed as it comes)
+        self.cut_short = False  # a compressed stdin that ended inside its stream
 
     def run(self) -> None:
         tail = b""
         end = _STOPPED
         first = True  # a byte-order mark (a Windows tool's) is not part of the first line
         decode = None  # UTF-16 or UTF-32 text (its mark says which) to UTF-8
+        unzip = None  # gzip or bz2 (`cat access.log.gz | logpipe stream`, as `ingest -` reads it)
         try:
             while not self.stop.is_set():
                 try:
@@ -95,11 +131,25 @@ class LineReader(threading.Thread):
                 if not data:
                     end = _EOF
                     break
+                if unzip is not None:
+                    data = unzip.take(data)
                 tail += decode(data) if decode is not None else data
                 if first:
                     tail = tail.lstrip(b"\x00")  # (a hole at the start, copytruncate's: no line's; logpipe/holes.py)
                     if not tail:
                         continue
+                    if unzip is None and len(tail) < 10 and tail[:1] in b"\x1fB\x28" and b"\n" not in tail:
+                        continue  # (a compressed stream's magic may come in several reads)
+                    kind = detect_compression(tail[:HEAD_BYTES]) if unzip is None else None
+                    if kind == "zstd":  # (Streamer.run says so)
+                        self.compressed, end = kind, _EOF
+                        tail = b""
+                        break
+                    if kind in ("gzip", "bz2"):
+                        unzip, self.compressed = _Unzip(kind), kind
+                        tail = unzip.take(tail)
+                        if not tail:
+                            continue
                     if len(tail) < 4 and any(mark.startswith(tail) for mark, _ in BYTE_ORDER_MARKS):
                         continue  # (a mark may come in several reads)
                     if tail == b"[" or (tail.startswith(b"{") and len(tail) < HEAD_BYTES and b"\n" not in tail):
@@ -129,6 +179,8 @@ class LineReader(threading.Thread):
             self.error = e
             end = _EOF
         finally:
+            if unzip is not None and end == _EOF and not unzip.done and self.error is None:
+                self.cut_short = True
             if decode is not None:  # (an odd last byte: kept as \\xNN)
                 tail += decode(b"", True)
             if tail:
@@ -281,6 +333,12 @@ class Streamer:
         if reader.error is not None:
             print(f"logpipe: stdin read error after line {self.next_line - 1}: {reader.error.strerror}",
                   file=self.stderr)
+        if reader.compressed == "zstd":
+            print("logpipe: error: stdin is zstd-compressed, which a stream does not read (text, gzip and bz2 it"
+                  " does); give it `zstdcat FILE | logpipe stream`, or `logpipe ingest -` for an archive", file=self.stderr)
+        elif reader.cut_short:
+            print(f"logpipe: warning: stdin's {reader.compressed} data ended before its end (cut short, or still"
+                  " being written); its lines up to there are read", file=self.stderr)
         print(self.summary(), file=self.stderr)
         if self.signal == signal.SIGINT:
             return 130
@@ -288,7 +346,7 @@ class Streamer:
             return 143
         if self.signal is not None:  # (SIGHUP: 129)
             return 128 + self.signal
-        return 1 if reader.error is not None else 0
+        return 1 if reader.error is not None or reader.compressed == "zstd" else 0
 
     def _flush(self, lines: list[bytes]) -> None:
         import pyarrow as pa

@@ -630,6 +630,31 @@ def test_every_sample_streams_like_parse(path, tmp_path):
     assert (0 if rejects is None else rejects.num_rows) == s["rejected"]
 
 
+def test_a_compressed_stdin_is_read_as_ingest_reads_it(tmp_path):
+    """`cat access.log.gz | logpipe stream`: gzip (two members, as `cat a.gz b.gz` makes) and bz2 are
+    decompressed as they come; a gzip cut short keeps its lines so far, with a warning; zstd, which
+    the standard library does not read, is one clear error."""
+    import bz2
+    import gzip
+
+    text = (SAMPLES / "waypoint-egress-1.23.log").read_bytes()
+    n = text.count(b"\n")
+    for name, data, code, rows, said in [
+        ("two.gz", gzip.compress(text[:2000]) + gzip.compress(text[2000:]), 0, n, None),
+        ("a.bz2", bz2.compress(text), 0, n, None),
+        ("cut.gz", gzip.compress(text)[:600], 0, None, "stdin's gzip data ended before its end"),
+        ("a.zst", b"\x28\xb5\x2f\xfd" + b"\x00" * 40, 1, 0, "stdin is zstd-compressed, which a stream does not read"),
+    ]:
+        src = tmp_path / name
+        src.write_bytes(data)
+        got, err = stream_file(src, tmp_path / f"data-{name}")
+        assert got == code, err
+        if rows is not None:
+            assert count_rows(tmp_path / f"data-{name}") == rows, err
+        assert said is None or said in err, err
+        assert "noise" not in err or "noise 0" in err, err
+
+
 # ---- a restarted stream: lines an earlier one stored (logpipe/replayguard.py) ------------------------
 
 
