@@ -377,6 +377,8 @@ class Streamer:
         # A custom --format-string may add string columns after RECORD_SCHEMA (not in every slice).
         table = pa.concat_tables([pa.Table.from_batches([b]) for b in records], promote_options="permissive")
         rejected = pa.Table.from_batches(rejects, REJECT_SCHEMA)
+        if self.rules is not None and table.num_rows:  # (before the write: a full disk loses no alert)
+            self._alert(table)
         if table.num_rows or rejected.num_rows:
             try:
                 paths = self.dataset.append(table, rejected, prefix=self.prefix)
@@ -392,8 +394,6 @@ class Streamer:
         self.rows_written += table.num_rows
         self.unstored_from = None
         self._remember(stored)
-        if self.rules is not None and table.num_rows:
-            self._alert(table)
         if self.opts.tee and table.num_rows and not self.pipe_closed:
             self._write_safely(lambda: self._tee(table))
         if self.gen_parts >= self.opts.compact_every or self.gen_rows >= GENERATION_ROWS:

@@ -418,10 +418,10 @@ def test_dataset_write_failure_is_one_clear_error(tmp_path, monkeypatch):
     from logpipe.errors import DatasetError
     from logpipe.stream import StreamOptions, Streamer
 
-    fd = os.open(SAMPLES / "istio-1.8.log", os.O_RDONLY)
+    fd = os.open(SAMPLES / "sidecar-outbound-1.22.log", os.O_RDONLY)
     err = io.StringIO()
     try:
-        streamer = Streamer(str(tmp_path / "data"), StreamOptions(alerts=False), stdin_fd=fd, stderr=err)
+        streamer = Streamer(str(tmp_path / "data"), StreamOptions(), stdin_fd=fd, stderr=err)
 
         def full(*_a, **_k):
             raise OSError(28, "No space left on device")
@@ -431,7 +431,9 @@ def test_dataset_write_failure_is_one_clear_error(tmp_path, monkeypatch):
             streamer.run()
     finally:
         os.close(fd)
-    assert "lines read 14, parsed 14" in err.getvalue()  # the summary still says what was read
+    n = len((SAMPLES / "sidecar-outbound-1.22.log").read_text().splitlines())
+    assert f"lines read {n}, parsed {n}" in err.getvalue()  # the summary still says what was read
+    assert "alert " in err.getvalue() and " blocked_attempt " in err.getvalue()  # the alerts are not lost
 
 
 @pytest.mark.slow
