@@ -504,7 +504,7 @@ def test_a_byte_order_mark_at_the_start_of_stdin_is_not_part_of_a_line(writes, l
     so it drops a hole (NUL bytes: copytruncate's) at the start, a later line's is the parser's."""
     import queue
 
-    from logpipe.stream import LineReader
+    from logpipe.linereader import LineReader
 
     r, w = os.pipe()
     got: queue.Queue = queue.Queue()

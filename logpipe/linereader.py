@@ -1,0 +1,140 @@
+"""The stream's stdin reader (``logpipe stream``, logpipe/stream.py): a thread that reads the raw
+bytes of stdin as they come (``select`` + ``os.read``: a line is seen as soon as it is written, not
+when a buffer fills) and puts its complete lines on a bounded queue. Before the first line it takes
+what a log may start with off the text: a hole's NUL bytes, a byte-order mark (and UTF-16/32 to
+UTF-8), gzip or bz2 compression (decompressed as it comes), a JSON document of records
+(logpipe/documents.py).
+"""
+from __future__ import annotations
+
+import os
+import queue
+import select
+import threading
+
+from .documents import document_lines
+from .unpack import BYTE_ORDER_MARKS, HEAD_BYTES, detect_compression, mark_codec, text_decoder
+
+READ_BYTES = 1 << 20  # one os.read
+MAX_LINE_BYTES = 8 << 20  # a longer line is cut into pieces of this size (each a reject)
+_EOF, _STOPPED = "eof", "stopped"
+
+
+class _Unzip:
+    """A gzip (several members, as `cat a.gz b.gz` makes) or bz2 stdin (unpack.detect_compression),
+    decompressed as it comes: the standard library reads both so (zstd, which it does not, is
+    refused in one line by Streamer.run)."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self.done = False
+        self._new()
+
+    def _new(self):
+        import bz2
+        import zlib
+
+        self.d = zlib.decompressobj(31) if self.kind == "gzip" else bz2.BZ2Decompressor()
+
+    def take(self, data: bytes) -> bytes:
+        import errno
+        import zlib
+
+        out = b""
+        try:
+            while data:
+                out += self.d.decompress(data)
+                self.done = self.d.eof
+                data = self.d.unused_data if self.d.eof else b""
+                if data:
+                    self._new()
+        except (zlib.error, OSError, EOFError) as e:
+            raise OSError(errno.EIO, f"its {self.kind} data is damaged ({e})") from None
+        return out
+
+
+class LineReader(threading.Thread):
+    """Reads ``fd`` until EOF or ``stop``; puts lists of lines (bytes, no newline) on ``out``, then
+    ``_EOF`` or ``_STOPPED``. After ``stop`` is set it reads nothing more, so every byte it took from
+    the pipe reaches the queue."""
+
+    def __init__(self, fd: int, out: queue.Queue, stop: threading.Event):
+        super().__init__(name="logpipe-stdin", daemon=True)
+        self.fd, self.out, self.stop = fd, out, stop
+        self.error: OSError | None = None
+        self.compressed: str | None = None  # "gzip", "bz2": what stdin was (decompressed as it comes)
+        self.cut_short = False  # a compressed stdin that ended inside its stream
+
+    def run(self) -> None:
+        tail = b""
+        end = _STOPPED
+        first = True  # a byte-order mark (a Windows tool's) is not part of the first line
+        decode = None  # UTF-16 or UTF-32 text (its mark says which) to UTF-8
+        unzip = None  # gzip or bz2 (`cat access.log.gz | logpipe stream`, as `ingest -` reads it)
+        try:
+            while not self.stop.is_set():
+                try:
+                    ready, _, _ = select.select([self.fd], [], [], 0.1)
+                except (OSError, ValueError):
+                    ready = [self.fd]  # not selectable (rare): just read
+                if not ready:
+                    continue
+                data = os.read(self.fd, READ_BYTES)
+                if not data:
+                    end = _EOF
+                    break
+                if unzip is not None:
+                    data = unzip.take(data)
+                tail += decode(data) if decode is not None else data
+                if first:
+                    tail = tail.lstrip(b"\x00")  # (a hole at the start, copytruncate's: no line's; logpipe/holes.py)
+                    if not tail:
+                        continue
+                    if unzip is None and len(tail) < 10 and tail[:1] in b"\x1fB\x28" and b"\n" not in tail:
+                        continue  # (a compressed stream's magic may come in several reads)
+                    kind = detect_compression(tail[:HEAD_BYTES]) if unzip is None else None
+                    if kind == "zstd":  # (Streamer.run says so)
+                        self.compressed, end = kind, _EOF
+                        tail = b""
+                        break
+                    if kind in ("gzip", "bz2"):
+                        unzip, self.compressed = _Unzip(kind), kind
+                        tail = unzip.take(tail)
+                        if not tail:
+                            continue
+                    if len(tail) < 4 and any(mark.startswith(tail) for mark, _ in BYTE_ORDER_MARKS):
+                        continue  # (a mark may come in several reads)
+                    if tail == b"[" or (tail.startswith(b"{") and len(tail) < HEAD_BYTES and b"\n" not in tail):
+                        continue  # (a JSON array's "[" or an access line's, an OTLP/JSON request's first
+                        # bytes or a JSON line's: the next read says which)
+                    first, codec = False, mark_codec(tail)
+                    if codec == "utf-8-sig":
+                        tail = tail[3:]
+                    elif codec is not None:
+                        decode = text_decoder(codec)
+                        tail = decode(tail)
+                    document = document_lines(tail)  # (gcloud logging read --format=json: its elements as
+                    if document is not None:            # lines; OTLP/JSON: its records)
+                        marked = decode
+                        decode = document if marked is None else \
+                            (lambda data, final=False: document(marked(data, final), final))
+                        tail = document(tail)
+                cut = tail.rfind(b"\n")
+                if cut >= 0:
+                    lines = tail[:cut].split(b"\n")
+                    tail = tail[cut + 1 :]
+                    self.out.put(lines)
+                while len(tail) >= MAX_LINE_BYTES:
+                    self.out.put([tail[:MAX_LINE_BYTES]])
+                    tail = tail[MAX_LINE_BYTES:]
+        except OSError as e:
+            self.error = e
+            end = _EOF
+        finally:
+            if unzip is not None and end == _EOF and not unzip.done and self.error is None:
+                self.cut_short = True
+            if decode is not None:  # (an odd last byte: kept as \\xNN)
+                tail += decode(b"", True)
+            if tail:
+                self.out.put([tail])
+            self.out.put(end)
