@@ -1,0 +1,227 @@
+"""``logpipe report`` and ``logpipe query``: the commands that read a dataset (or logs parsed in
+memory, ``--input``) with DuckDB and write a result. Added to the group in logpipe/cli.py, whose
+conventions they follow (errors in one line, heavy libraries imported inside the commands)."""
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from . import exits
+from .cli import data_option
+
+
+# ---- report -----------------------------------------------------------------------------------------
+
+
+def _utc_time(ctx, param, value):
+    """--since/--until: ISO 8601 (``2025-01-30``, ``2025-01-30T10:00``, ``…Z``); naive means UTC."""
+    if value is None:
+        return None
+    import datetime as dt
+
+    try:
+        t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO time; write e.g. 2025-01-30 or 2025-01-30T10:00Z") from None
+    return t.replace(tzinfo=dt.timezone.utc) if t.tzinfo is None else t.astimezone(dt.timezone.utc)
+
+
+@click.command()
+@click.argument("name", type=click.Choice(["inventory", "anomalies"]))
+@data_option
+@click.option("-o", "--output", "fmt", type=click.Choice(["text", "markdown", "json", "html"]),
+              help="Output format (default: html for --out *.html, text on a terminal, else json).")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
+@click.option("--list", "list_only", is_flag=True, help="List the report's sections and their parameters, then exit.")
+@click.option("-p", "--param", "params", type=(str, str), multiple=True, metavar="KEY VALUE",
+              help="Set a threshold parameter (see --list); repeatable.")
+@click.option("--pods", "pods_path", type=click.Path(dir_okay=False),
+              help="`kubectl get pods -A -o json` output: name sources by workload instead of IP.")
+@click.option("--baseline-days", type=int, metavar="N", help="The first N days of the data are the baseline.")
+@click.option("--baseline", "baseline_dir", type=click.Path(file_okay=False), metavar="DIR",
+              help="Another dataset (older) is the baseline; this one is the window.")
+@click.option("--since", callback=_utc_time, metavar="TIME", help="Window start (ISO time, UTC); before it: baseline.")
+@click.option("--until", callback=_utc_time, metavar="TIME", help="Window end (ISO time, UTC, exclusive).")
+@click.option("--input", "inputs", multiple=True, metavar="FILE",
+              help="Report on log FILE(s) parsed in memory instead of a dataset (repeatable; - for stdin).")
+def report(name, data_dir, fmt, out_path, list_only, params, pods_path, baseline_days, baseline_dir, since, until,
+           inputs):
+    """Egress inventory or anomaly findings over the dataset (or over log files: --input).
+
+    \b
+      logpipe report inventory                       every external destination, every source
+      logpipe report anomalies                       last 24 h of the data vs everything before
+      logpipe report anomalies --baseline-days 6 -o json
+      logpipe report anomalies -o html --out report.html --pods pods.json
+      kubectl logs -n istio-egress deploy/waypoint | logpipe report inventory --input -
+
+    Each section is a .sql file in queries/inventory/ or queries/anomalies/; thresholds are their
+    parameters (--list shows them, -p KEY VALUE sets them).
+    """
+    from . import reports
+    from .errors import UsageError
+
+    if list_only:
+        for section in reports.list_report(name):
+            click.echo(f"{section['name']}: {section['title']}")
+            for p in section["params"]:
+                default = "''" if p["default"] == "" else p["default"]
+                click.echo(f"    -p {p['name']} {default}  {p['help']}".rstrip())
+        return
+    if baseline_dir and (baseline_days is not None):
+        raise UsageError("--baseline DIR and --baseline-days N both choose the baseline; give one of them")
+    if fmt is None:
+        fmt = ("html" if out_path and out_path.endswith((".html", ".htm"))
+               else "text" if sys.stdout.isatty() and not out_path else "json")
+    tables = None
+    if inputs:  # (as query --input: the logs parsed in memory, their summary on stderr)
+        from .pipeline import parse_to_tables
+
+        records, rejects, counts = parse_to_tables(list(inputs))
+        click.echo(counts.summary(), err=True)
+        tables = {"records": records, "rejects": rejects}
+    from .db import reading
+
+    # The datasets' readers' lock (a stream's compaction waits) while their files are read, not
+    # while the report is written out.
+    with reading(*([] if tables is not None else [data_dir]), *([baseline_dir] if baseline_dir else [])):
+        con, floor = reports.open_report_db(data_dir, baseline_dir=baseline_dir, pods_path=pods_path, tables=tables)
+        try:
+            if name == "inventory":  # the inventory covers all the data unless --since/--until narrow it
+                window = reports.Window(since, until, None, None)
+            else:
+                window = reports.resolve_window(con, since=since, until=until, baseline_days=baseline_days,
+                                                window_floor=floor)
+                if tables is not None and window.baseline_source == "dataset":
+                    import dataclasses
+
+                    window = dataclasses.replace(window, baseline_source="the --input logs")
+            doc = reports.run_report(con, name, params=dict(params), window=window)
+            if fmt == "html":
+                from . import html
+
+                text = html.render_html(doc, name, con=con, window=window)
+            elif fmt == "json":
+                text = reports.to_json(doc)
+            else:
+                import io
+
+                buf = io.StringIO()
+                tty = fmt == "text" and not out_path and sys.stdout.isatty()
+                reports.render_text(doc, name, buf, tty=tty, markdown=fmt == "markdown")
+                text = buf.getvalue()
+        finally:
+            con.close()
+    hint = reports.baseline_hint(doc)
+    if hint:
+        click.echo(hint, err=True)
+    if out_path:
+        reports.write_text_atomic(out_path, text)
+        click.echo(f"logpipe: wrote {out_path}", err=True)
+    else:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+
+# ---- query ------------------------------------------------------------------------------------------
+
+QUERY_FORMATS = ["table", "csv", "tsv", "json", "ndjson", "markdown", "parquet"]
+_OUT_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".ndjson": "ndjson", ".jsonl": "ndjson",
+                 ".md": "markdown", ".parquet": "parquet", ".txt": "table"}
+
+
+@click.command()
+@click.argument("name", required=False)
+@click.option("--sql", "sql_text", metavar="SQL", help="Ad-hoc SQL (one SELECT); - reads it from stdin.")
+@click.option("--sql-file", type=click.Path(exists=True, dir_okay=False, allow_dash=True), help="Read the SQL from FILE.")
+@click.option("-p", "--param", "params", type=(str, str), multiple=True, metavar="KEY VALUE",
+              help="Bind $KEY to VALUE (repeatable).")
+@click.option("--list", "list_queries", is_flag=True, help="List the named queries with their titles and parameters.")
+@data_option
+@click.option("--input", "inputs", multiple=True, metavar="FILE",
+              help="Query log FILE(s) parsed in memory instead of a dataset (repeatable; - for stdin).")
+@click.option("--queries", "query_dirs", multiple=True, type=click.Path(file_okay=False), metavar="DIR",
+              help="Also load named queries from DIR (repeatable; or $LOGPIPE_QUERIES).")
+@click.option("-o", "--output", "fmt", type=click.Choice(QUERY_FORMATS),
+              help="Output format (default: table on a terminal, else from --out's suffix, else ndjson).")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), help="Write to FILE (required for parquet).")
+@click.option("--max-width", type=click.IntRange(min=2), default=None, metavar="N",
+              help="Cut table cells to N columns (default 40).")
+@click.option("--cluster-domain", metavar="DOMAIN", help="Cluster domain for the egress view (default cluster.local).")
+@click.option("--internal-cidr", "internal_cidrs", multiple=True, metavar="CIDR",
+              help="Internal range for the egress view (repeatable; replaces the defaults, 'default' adds them back).")
+def query(name, sql_text, sql_file, params, list_queries, data_dir, inputs, query_dirs, fmt, out_path, max_width,
+          cluster_domain, internal_cidrs):
+    """Run SQL over the dataset: a named query (NAME, see --list) or --sql.
+
+    \b
+    Views: access_log (every row), egress (traffic leaving the mesh), rejects.
+      logpipe query --sql "select upstream_cluster_host, count(*) from egress group by 1 order by 2 desc"
+      logpipe query top_destinations -p limit 5 -o markdown
+      logpipe query --input access.log --sql "select count(*) from egress"
+    """
+    from .errors import UsageError
+
+    if list_queries:
+        if name or sql_text or sql_file:
+            raise UsageError("--list takes no query; run `logpipe query --list` alone")
+    elif sum(bool(x) for x in (name, sql_text, sql_file)) != 1:
+        raise UsageError("give one query: a NAME (see `logpipe query --list`), --sql \"SELECT …\" or --sql-file FILE")
+    if "-" in inputs and (sql_text == "-" or sql_file == "-"):
+        raise UsageError("stdin can carry the SQL or the log, not both: put one of them in a file")
+    if fmt is None:
+        suffix = os.path.splitext(out_path)[1].lower() if out_path else ""
+        fmt = _OUT_SUFFIXES.get(suffix) or ("table" if not out_path and sys.stdout.isatty() else "ndjson")
+    if fmt == "parquet" and not out_path:
+        raise UsageError("-o parquet writes a file: add --out FILE.parquet")
+
+    from .queries import find_query, list_table, load_queries, run_query
+
+    if list_queries:
+        _write_result(list_table(load_queries(query_dirs)), fmt, out_path, max_width)
+        return
+    if name:
+        target = find_query(name, load_queries(query_dirs))
+    elif sql_file:
+        target = click.open_file(sql_file, encoding="utf-8").read()
+    else:
+        target = sys.stdin.read() if sql_text == "-" else sql_text
+
+    from .db import connect, reading
+    from .settings import load_settings
+
+    settings = load_settings(data_dir, cluster_domain=cluster_domain, internal_cidrs=internal_cidrs)
+    if inputs:
+        from .pipeline import parse_to_tables
+
+        records, rejects, counts = parse_to_tables(list(inputs))
+        click.echo(counts.summary(), err=True)
+    with reading(*([] if inputs else [data_dir])):
+        if inputs:
+            con = connect(settings=settings, tables={"records": records, "rejects": rejects})
+        else:
+            con = connect(data_dir, settings=settings)
+        try:
+            table = run_query(con, target, dict(params))
+        finally:
+            con.close()
+    _write_result(table, fmt, out_path, max_width)
+
+
+def _write_result(table, fmt: str, out_path: str | None, max_width: int | None) -> None:
+    from . import render
+
+    if fmt == "parquet":
+        render.write_parquet(table, out_path)
+        return
+    if out_path:
+        with open(out_path, "w", encoding="utf-8", newline="") as out:
+            render.render_table(table, fmt, out, max_width=max_width)
+    else:
+        try:
+            render.render_table(table, fmt, sys.stdout, max_width=max_width)
+            sys.stdout.flush()
+        except BrokenPipeError:  # `| head` went away: a quiet, successful exit (click would exit 1)
+            exits.quiet_broken_pipe()
