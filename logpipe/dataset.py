@@ -387,19 +387,30 @@ def fingerprint(path: str | Path, prefix_sizes=(), algo: str = HASH_ALGO) -> tup
     A renamed copy has the same hash; a file that was appended to has an earlier entry's hash as
     one of its prefixes."""
     size = os.path.getsize(path)
-    stops = sorted({s for s in prefix_sizes if 0 < s < size}) + [size]
+    with open(path, "rb") as f:
+        return fingerprint_stream(f, prefix_sizes, algo, size)
+
+
+def fingerprint_stream(f, prefix_sizes=(), algo: str = HASH_ALGO, size: int | None = None
+                       ) -> tuple[int, str, dict[int, str]]:
+    """``fingerprint`` of what ``f`` reads, to ``size`` bytes (a file's, which may shrink while read)
+    or to its end (a decompressed stream: ``ingest``'s content hash of a compressed input)."""
+    stops = sorted({s for s in prefix_sizes if 0 < s and (size is None or s < size)})
+    stops.append(size if size is not None else float("inf"))
     h = InputHash(algo)
     out: dict[int, str] = {}
-    with open(path, "rb") as f:
-        for stop in stops:
-            while h.size < stop:
-                chunk = f.read(min(1 << 20, stop - h.size))
-                if not chunk:
-                    break
-                h.update(chunk)
-            if h.size < stop:  # shrank while we read
+    for stop in stops:
+        while h.size < stop:
+            chunk = f.read(int(min(1 << 20, stop - h.size)))
+            if not chunk:
                 break
-            out[stop] = h.hexdigest()
+            h.update(chunk)
+        if h.size < stop:  # shrank while we read, or (a stream) ended
+            break
+        out[stop] = h.hexdigest()
+    if size is None:
+        out = {n: d for n, d in out.items() if n < h.size}
+        return h.size, h.hexdigest(), out
     return size, out.get(size, h.hexdigest()), out
 
 

@@ -228,6 +228,39 @@ def _zstd(data: bytes) -> bytes:
     return zstandard.ZstdCompressor().compress(data)
 
 
+@pytest.mark.parametrize("first, then, new_lines", [
+    ("a.log", "a.log.1.gz", 0),       # logrotate: the plain file, then the same lines gzipped
+    ("a.log.gz", "copy.log", 0),      # the archive first, then a plain copy of its text
+    ("a.log", "a.log.1.bz2", 0),
+    ("start.log", "a.log.1.gz", 100),  # read while it grew, then rotated and compressed whole
+])
+def test_a_rotated_and_compressed_log_is_known_by_its_text(tmp_path, monkeypatch, capsys, first, then, new_lines):
+    """An input is known by its text, not only its bytes: a gzipped copy of an ingested log (logrotate
+    makes access.log.1.gz of access.log.1) was ingested again, every row twice in every report."""
+    import bz2
+    import gzip
+
+    lines = gen_lines(300, seed=5)
+    data, text = tmp_path / "data", "".join(x + "\n" for x in lines).encode()
+    head = "".join(x + "\n" for x in lines[:200]).encode() if new_lines else text
+
+    def write(name: str, body: bytes) -> Path:
+        packed = gzip.compress(body) if name.endswith(".gz") else bz2.compress(body) if name.endswith(".bz2") else body
+        (tmp_path / name).write_bytes(packed)
+        return tmp_path / name
+
+    assert run(monkeypatch, capsys, "ingest", write(first, head), "--data", data)[0] == 0
+    before = rows(data)
+    code, _, err = run(monkeypatch, capsys, "ingest", write(then, text), "--data", data)
+    assert code == 0, err
+    assert rows(data) == 300 and before == 300 - new_lines
+    if new_lines:
+        assert f"{then}: its first 200 lines are {tmp_path / first}'s, ingested before; read lines 201 to 300" in err
+    else:
+        assert f"{then}: same content as {tmp_path / first}, already ingested; skipped" in err
+    check_consistent(data)
+
+
 def test_a_file_truncated_while_read_is_not_ingested(tmp_path, monkeypatch, capsys):
     """A file that shrinks between being sized and read (logrotate's copytruncate) is no one
     version of itself: not ingested, said in one line, nothing left behind; the next run reads it."""
