@@ -151,6 +151,10 @@ def resolve_window(con, *, since=None, until=None, baseline_days=None, window_fl
     if lo is None:
         lo, hi = con.execute("SELECT min(start_time), max(start_time) FROM access_log").fetchall()[0]
     if lo is None:
+        if con.execute("SELECT count(*) FROM access_log").fetchall()[0][0]:
+            raise DatasetError("the dataset's rows have no start_time (a format without %START_TIME%), and anomalies"
+                               " compare a window of time with a baseline; `logpipe report inventory` and `logpipe"
+                               " query` read such rows")
         raise DatasetError("the dataset holds no records; ingest some logs with `logpipe ingest PATH`")
     end_all = hi + dt.timedelta(seconds=1)
     if since is not None and until is not None and since >= until:

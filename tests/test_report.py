@@ -249,6 +249,23 @@ def test_inventory(scenario_data):
     assert "pastebin.com" in sources[CRON]["destinations"]
 
 
+def test_inventory_counts_rows_without_a_time_unless_a_window_is_given(tmp_path):
+    """A format with no %START_TIME% gives rows without a time: the inventory of all the data holds
+    them (it held none: `start_time >= '-infinity'` is never true of a null); a window cannot place them."""
+    log = tmp_path / "nots.log"
+    log.write_text("GET /a 200 outbound|443||api.stripe.com 10.244.1.5:3333\n")
+    fmt = "%REQ(:METHOD)% %REQ(:PATH)% %RESPONSE_CODE% %UPSTREAM_CLUSTER% %DOWNSTREAM_REMOTE_ADDRESS%"
+    runner = CliRunner()
+    assert runner.invoke(cli, ["ingest", str(log), "--data", str(tmp_path / "d"), "--format-string", fmt]).exit_code == 0
+    whole = json.loads(runner.invoke(cli, ["report", "inventory", "--data", str(tmp_path / "d"), "-o", "json"]).stdout)
+    assert [(d["destination"], d["requests"]) for d in whole["destinations"]] == [("api.stripe.com", 1)]
+    assert [s["source"] for s in whole["sources"]] == ["10.244.1.5"]
+    since = runner.invoke(cli, ["report", "inventory", "--data", str(tmp_path / "d"), "-o", "json", "--since", "2024-01-01"])
+    assert json.loads(since.stdout) == {"destinations": [], "sources": []}
+    anomalies = runner.invoke(cli, ["report", "anomalies", "--data", str(tmp_path / "d")])
+    assert "rows have no start_time" in str(anomalies.exception)  # (CliRunner: the error, not its line)
+
+
 # ---- pods ------------------------------------------------------------------------------------------
 
 

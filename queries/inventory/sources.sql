@@ -17,5 +17,7 @@ SELECT
 FROM egress
 WHERE start_time >= coalesce(CAST(nullif($since, '') AS TIMESTAMPTZ), '-infinity'::TIMESTAMPTZ)
   AND start_time < coalesce(CAST(nullif($until, '') AS TIMESTAMPTZ), 'infinity'::TIMESTAMPTZ)
+   -- rows without a time (a format with no %START_TIME%) belong to no window but the whole data's
+   OR (start_time IS NULL AND coalesce($since, '') = '' AND coalesce($until, '') = '')
 GROUP BY source_ip
 ORDER BY requests DESC, source
