@@ -27,7 +27,7 @@ def archive_kind(path: str) -> str | None:
     """``"tar"``, ``"zip"`` or None (a log, compressed or not), by ``path``'s content (one open)."""
     try:
         with open(path, "rb") as raw:
-            if raw.peek(4)[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
+            if zip_header(raw.peek(4)):
                 return "zip"
             stream, _kind = _unpack.unpack(raw)
             head = stream.read(BLOCK)
@@ -63,6 +63,11 @@ def unpack_archive(path: str, kind: str, name: str | None = None,
 def is_tar(path: str) -> bool:
     """Whether ``path``'s content (decompressed) starts with a tar header (``tar_header``)."""
     return archive_kind(path) == "tar"
+
+
+def zip_header(head: bytes) -> bool:
+    """Whether ``head`` starts a zip archive (its first local header, or an empty one's end record)."""
+    return head[:4] in (b"PK\x03\x04", b"PK\x05\x06")
 
 
 def tar_header(head: bytes) -> bool:

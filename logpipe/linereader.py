@@ -2,7 +2,7 @@
 bytes of stdin as they come (``select`` + ``os.read``: a line is seen as soon as it is written, not
 when a buffer fills) and puts its complete lines on a bounded queue. Before the first line it takes
 what a log may start with off the text: a hole's NUL bytes, a byte-order mark (and UTF-16/32 to
-UTF-8), gzip or bz2 compression (decompressed as it comes), a JSON document of records
+UTF-8), gzip, bz2 or zstd compression (decompressed as it comes), a JSON document of records
 (logpipe/documents.py).
 """
 from __future__ import annotations
@@ -21,9 +21,8 @@ _EOF, _STOPPED = "eof", "stopped"
 
 
 class _Unzip:
-    """A gzip (several members, as `cat a.gz b.gz` makes) or bz2 stdin (unpack.detect_compression),
-    decompressed as it comes: the standard library reads both so (zstd, which it does not, is
-    refused in one line by Streamer.run)."""
+    """A gzip (several members, as `cat a.gz b.gz` makes), bz2 or zstd (several frames) stdin
+    (unpack.detect_compression), decompressed as it comes."""
 
     def __init__(self, kind: str):
         self.kind = kind
@@ -34,11 +33,15 @@ class _Unzip:
         import bz2
         import zlib
 
-        self.d = zlib.decompressobj(31) if self.kind == "gzip" else bz2.BZ2Decompressor()
+        if self.kind == "zstd":
+            import zstandard
+
+            self.d = zstandard.ZstdDecompressor().decompressobj()
+        else:
+            self.d = zlib.decompressobj(31) if self.kind == "gzip" else bz2.BZ2Decompressor()
 
     def take(self, data: bytes) -> bytes:
         import errno
-        import zlib
 
         out = b""
         try:
@@ -48,7 +51,7 @@ class _Unzip:
                 data = self.d.unused_data if self.d.eof else b""
                 if data:
                     self._new()
-        except (zlib.error, OSError, EOFError) as e:
+        except Exception as e:  # noqa: BLE001 - zlib.error, bz2's OSError, zstandard.ZstdError: damaged data
             raise OSError(errno.EIO, f"its {self.kind} data is damaged ({e})") from None
         return out
 
@@ -62,7 +65,7 @@ class LineReader(threading.Thread):
         super().__init__(name="logpipe-stdin", daemon=True)
         self.fd, self.out, self.stop = fd, out, stop
         self.error: OSError | None = None
-        self.compressed: str | None = None  # "gzip", "bz2": what stdin was (decompressed as it comes)
+        self.compressed: str | None = None  # "gzip", "bz2", "zstd": what stdin was (decompressed as it comes)
         self.cut_short = False  # a compressed stdin that ended inside its stream
 
     def run(self) -> None:
@@ -70,7 +73,7 @@ class LineReader(threading.Thread):
         end = _STOPPED
         first = True  # a byte-order mark (a Windows tool's) is not part of the first line
         decode = None  # UTF-16 or UTF-32 text (its mark says which) to UTF-8
-        unzip = None  # gzip or bz2 (`cat access.log.gz | logpipe stream`, as `ingest -` reads it)
+        unzip = None  # gzip, bz2 or zstd (`cat access.log.gz | logpipe stream`, as `ingest -` reads it)
         try:
             while not self.stop.is_set():
                 try:
@@ -93,11 +96,7 @@ class LineReader(threading.Thread):
                     if unzip is None and len(tail) < 10 and tail[:1] in b"\x1fB\x28" and b"\n" not in tail:
                         continue  # (a compressed stream's magic may come in several reads)
                     kind = detect_compression(tail[:HEAD_BYTES]) if unzip is None else None
-                    if kind == "zstd":  # (Streamer.run says so)
-                        self.compressed, end = kind, _EOF
-                        tail = b""
-                        break
-                    if kind in ("gzip", "bz2"):
+                    if kind in ("gzip", "bz2", "zstd"):
                         unzip, self.compressed = _Unzip(kind), kind
                         tail = unzip.take(tail)
                         if not tail:

@@ -413,9 +413,12 @@ def iter_byte_chunks(inp: Input, skip_bytes: int = 0, chunk_bytes: int = CHUNK_B
     stream, kind = open_binary(inp)
     if kind == "otlp-proto":
         raise InputError(f"{inp.name}: {OTLP_PROTO_HINT}")
-    if inp.is_stream and hasattr(stream, "peek") and _archives.tar_header(_peek(stream, _archives.BLOCK)):
-        raise InputError(f"{inp.name}: a tar archive: give its path instead (logpipe reads an archive's files"
-                         " from the archive file, not from a pipe)")
+    if inp.is_stream and hasattr(stream, "peek"):
+        head = _peek(stream, _archives.BLOCK)
+        kind = "tar" if _archives.tar_header(head) else "zip" if _archives.zip_header(head) else None
+        if kind is not None:
+            raise InputError(f"{inp.name}: a {kind} archive: give its path instead (logpipe reads an archive's files"
+                             " from the archive file, not from a pipe)")
     # A plain file is read a chunk a call (no decompression error to stop at: see unpack.read_some)
     step = chunk_bytes if kind == "plain" and not inp.is_stream else READ_STEP
     offset = 0

@@ -208,10 +208,7 @@ class Streamer:
         if reader.error is not None:
             print(f"logpipe: stdin read error after line {self.next_line - 1}: {reader.error.strerror}",
                   file=self.stderr)
-        if reader.compressed == "zstd":
-            print("logpipe: error: stdin is zstd-compressed, which a stream does not read (text, gzip and bz2 it"
-                  " does); give it `zstdcat FILE | logpipe stream`, or `logpipe ingest -` for an archive", file=self.stderr)
-        elif reader.cut_short:
+        if reader.cut_short:
             print(f"logpipe: warning: stdin's {reader.compressed} data ended before its end (cut short, or still"
                   " being written); its lines up to there are read", file=self.stderr)
         print(self.summary(), file=self.stderr)
@@ -221,7 +218,7 @@ class Streamer:
             return 143
         if self.signal is not None:  # (SIGHUP: 129)
             return 128 + self.signal
-        return 1 if reader.error is not None or reader.compressed == "zstd" else 0
+        return 1 if reader.error is not None else 0
 
     def _flush(self, lines: list[bytes]) -> None:
         import pyarrow as pa

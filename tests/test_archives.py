@@ -34,6 +34,16 @@ FORMS = {"tar": tarfile.USTAR_FORMAT, "tar.gz": tarfile.GNU_FORMAT, "tar.bz2": t
          "tar.zst": tarfile.GNU_FORMAT}
 
 
+def make_zip(members: dict[str, bytes]) -> bytes:
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return out.getvalue()
+
+
 def make_tar(members: dict[str, bytes], link: bool = True, form: int = tarfile.GNU_FORMAT) -> bytes:
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w", format=form) as tar:
@@ -206,13 +216,15 @@ def test_a_zip_reads_as_its_files(tmp_path, tmp_env):
     assert not list(tmpdir.iterdir())
 
 
-def test_a_tar_on_stdin_is_refused_with_the_way_to_read_it(tmp_path, tmp_env):
-    """`cat logs.tar.gz | logpipe parse -`: one clear error (give the path), not its headers as noise."""
+@pytest.mark.parametrize("kind", ["tar", "zip"])
+def test_an_archive_on_stdin_is_refused_with_the_way_to_read_it(tmp_path, tmp_env, kind):
+    """`cat logs.tar.gz | logpipe parse -`: one clear error (give the path), not its headers as noise;
+    a zip's was an empty report, exit 0."""
     env, _ = tmp_env
-    data = gzip.compress(make_tar(MEMBERS))
+    data = gzip.compress(make_tar(MEMBERS)) if kind == "tar" else make_zip(MEMBERS)
     run = subprocess.run([sys.executable, "-m", "logpipe", "parse", "-"], input=data, capture_output=True,
                          timeout=60, env=env)
-    assert run.returncode == 1 and b"<stdin>: a tar archive: give its path instead" in run.stderr, run.stderr
+    assert run.returncode == 1 and f"<stdin>: a {kind} archive: give its path instead".encode() in run.stderr, run.stderr
     assert run.stdout == b""
 
 
