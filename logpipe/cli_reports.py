@@ -217,7 +217,7 @@ def _write_result(table, fmt: str, out_path: str | None, max_width: int | None) 
         render.write_parquet(table, out_path)
         return
     if out_path:
-        with open(out_path, "w", encoding="utf-8", newline="") as out:
+        with render.atomic_file(out_path, "x", encoding="utf-8", newline="") as out:
             render.render_table(table, fmt, out, max_width=max_width)
     else:
         try:

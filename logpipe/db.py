@@ -84,14 +84,19 @@ def _dataset_sources(con: duckdb.DuckDBPyConnection, data: Path) -> None:
         raise _missing(data, f"no dataset at {data}")
     if not data.is_dir():
         raise _missing(data, f"{data} is a file, not a dataset directory")
-    if not any(data.glob(ROWS_GLOB)):
+    has_rows, has_rejects = any(data.glob(ROWS_GLOB)), any(data.glob(REJECTS_GLOB))
+    if not has_rows and not has_rejects:
         raise _missing(data, f"{data} holds no logpipe data (no {ROWS_GLOB} files)")
-    rows = _literal(f"{data.as_posix()}/{ROWS_GLOB}")
-    con.execute(
-        f"CREATE VIEW logpipe_rows AS SELECT * FROM read_parquet({rows}, hive_partitioning = true, "
-        "union_by_name = true, hive_types = {'date': VARCHAR})"
-    )
-    if any(data.glob(REJECTS_GLOB)):
+    if has_rows:
+        rows = _literal(f"{data.as_posix()}/{ROWS_GLOB}")
+        con.execute(
+            f"CREATE VIEW logpipe_rows AS SELECT * FROM read_parquet({rows}, hive_partitioning = true, "
+            "union_by_name = true, hive_types = {'date': VARCHAR})"
+        )
+    else:  # only rejects (every line of its inputs malformed or noise): its rejects view is still read
+        con.register("logpipe_rows_arrow", RECORD_SCHEMA.empty_table())
+        con.execute("CREATE VIEW logpipe_rows AS SELECT *, CAST(NULL AS VARCHAR) AS date FROM logpipe_rows_arrow")
+    if has_rejects:
         rejects = _literal(f"{data.as_posix()}/{REJECTS_GLOB}")
         con.execute(f"CREATE VIEW logpipe_rejects AS SELECT * FROM read_parquet({rejects}, union_by_name = true)")
     else:

@@ -129,7 +129,11 @@ def load_queries(extra_dirs: Iterable[str | os.PathLike] = ()) -> dict[str, Quer
     found: dict[str, Query] = {}
     for root in [resource_dir("queries"), *_user_dirs(extra_dirs)]:
         for p in _query_files(root):
-            q = parse_query(p.read_text(encoding="utf-8"), p.stem, p)
+            try:
+                text = p.read_text(encoding="utf-8")
+            except UnicodeDecodeError:
+                raise QueryError(f"{p}: not UTF-8 text; save the query as UTF-8") from None
+            q = parse_query(text, p.stem, p)
             q.extra["group"] = str(p.parent.relative_to(root)) if p.parent != root else ""
             found[q.name] = q
     return dict(sorted(found.items()))

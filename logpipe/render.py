@@ -398,7 +398,15 @@ def atomic_file(path: str | os.PathLike[str], mode: str = "xb", **open_args):
     directory, name = os.path.split(path)
     tmp = os.path.join(directory, f".{name}.{uuid.uuid4().hex[:12]}.tmp")
     try:
-        with open(tmp, mode, **open_args) as f:  # "x": never clobber; honours the umask, unlike mkstemp
+        opened = open(tmp, mode, **open_args)  # "x": never clobber; honours the umask, unlike mkstemp
+    except OSError as e:  # (a directory that is not there, or not writable: the user's --out)
+        from .errors import UsageError
+
+        gone = isinstance(e, FileNotFoundError) and not os.path.isdir(directory or ".")
+        why = "its directory does not exist" if gone else e.strerror or str(e)
+        raise UsageError(f"cannot write {path}: {why}; choose another --out") from None
+    try:
+        with opened as f:
             yield f
             f.flush()
             os.fsync(f.fileno())

@@ -368,8 +368,5 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` to ``path`` through a hidden temporary file and a rename (DESIGN.md: atomic)."""
     from .render import atomic_file
 
-    try:
-        with atomic_file(path, "x", encoding="utf-8", newline="") as f:
-            f.write(text)
-    except FileNotFoundError:
-        raise UsageError(f"cannot write {path}: its directory does not exist; create it or choose another --out") from None
+    with atomic_file(path, "x", encoding="utf-8", newline="") as f:  # (a path it cannot write: one line)
+        f.write(text)

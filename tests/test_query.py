@@ -613,3 +613,29 @@ def test_view_files_run_after_the_views_and_macros_they_use(tmp_path, dataset, m
     c.write_text("CREATE OR REPLACE VIEW c_view AS SELECT x FROM a_view; -- and b_view uses a_view: no cycle\n")
     cyclic = {a: "CREATE VIEW a_view AS SELECT 1 AS x; SELECT * FROM c_view WHERE false", c: c.read_text()}
     assert set(db._in_dependency_order(cyclic)) == {a, c}  # (each once, whatever the order)
+
+
+def test_a_dataset_of_rejects_only_is_queried(tmp_path, run_main):
+    """Every line of its inputs malformed or noise: its rejects view is read (the dataset was
+    refused as holding no data, with a hint to ingest what was ingested already)."""
+    data = tmp_path / "d"
+    assert run_main(["ingest", str(SAMPLES / "malformed.log"), "--data", str(data), "--max-reject-ratio", "1"]).returncode == 0
+    got = run_main(["query", "--data", str(data), "--sql", "select count(*) n from rejects", "-o", "csv"])
+    assert got.returncode == 0 and got.stdout.splitlines()[1] != "0", got.stderr
+    assert run_main(["query", "--data", str(data), "--sql", "select count(*) n from access_log", "-o", "csv"]).stdout \
+        .splitlines() == ["n", "0"]
+
+
+def test_an_output_or_query_file_it_cannot_use_is_one_line(tmp_path, run_main):
+    """--out into a directory that is not there (or one not writable), and a .sql file that is not
+    UTF-8, were internal errors with a traceback's exception name."""
+    data = tmp_path / "d"
+    run_main(["ingest", str(SAMPLES / "waypoint-egress-1.23.log"), "--data", str(data)])
+    for fmt in ("csv", "parquet"):
+        got = run_main(["query", "--data", str(data), "--sql", "select 1", "-o", fmt, "--out", str(tmp_path / "no" / "x")])
+        assert got.returncode == 2 and got.stderr == (f"logpipe: error: cannot write {tmp_path / 'no' / 'x'}: its directory"
+                                                      " does not exist; choose another --out\n")
+    (tmp_path / "q").mkdir()
+    (tmp_path / "q" / "bad.sql").write_bytes("-- title: x\nselect 1\n".encode("utf-16"))
+    got = run_main(["query", "--queries", str(tmp_path / "q"), "--list"])
+    assert got.returncode == 1 and got.stderr == f"logpipe: error: {tmp_path / 'q' / 'bad.sql'}: not UTF-8 text; save the query as UTF-8\n"
