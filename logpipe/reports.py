@@ -196,13 +196,22 @@ def _count(con, start, end) -> int:
 
 
 def _check_params(queries, params: dict[str, str]) -> None:
+    """``-p NAME VALUE`` sets NAME in every section that has it; ``-p SECTION.NAME VALUE`` in that
+    section only (``min_requests`` is five sections' threshold, with three defaults)."""
     known = {k for q in queries for k in q.params}
+    by_name = {q.name: q for q in queries}
     for k in params:
-        if k in WINDOW_PARAMS:
+        section, _, name = k.rpartition(".")
+        if section and (section not in by_name or name not in by_name[section].params):
+            where = f"section {section!r} has no parameter {name!r}" if section in by_name else \
+                f"no report section {section!r} (the sections: {', '.join(by_name)})"
+            raise UsageError(f"-p {k}: {where}; see --list")
+        if name in WINDOW_PARAMS:
             raise UsageError(f"-p {k} is set by --since/--until/--baseline-days/--baseline; use those options")
-        if k not in known:
+        if not section and k not in known:
             names = ", ".join(sorted(known - set(WINDOW_PARAMS)))
-            raise UsageError(f"no report parameter {k!r}; the parameters are: {names} (see --list)")
+            raise UsageError(f"no report parameter {k!r}; the parameters are: {names} (see --list; "
+                             "SECTION.NAME sets one section's)")
 
 
 def run_report(con, name: str, *, params: dict[str, str] | None = None, window: Window | None = None,
@@ -220,6 +229,7 @@ def run_report(con, name: str, *, params: dict[str, str] | None = None, window: 
     sections = []
     for q in queries:
         mine = {k: v for k, v in params.items() if k in q.params}
+        mine.update({k.rpartition(".")[2]: v for k, v in params.items() if k.rpartition(".")[0] == q.name})
         mine.update({k: v for k, v in wparams.items() if k in q.params})
         sections.append((q, run_query(con, q, mine)))
     if name == "inventory":

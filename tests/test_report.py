@@ -249,6 +249,29 @@ def test_inventory(scenario_data):
     assert "pastebin.com" in sources[CRON]["destinations"]
 
 
+def test_a_parameter_for_one_section(scenario_data):
+    """min_requests is five sections' threshold (error_spike's default 10, new_destination's 1):
+    -p new_destination.min_requests sets that section's alone; -p min_requests sets all of them."""
+    con, floor = reports.open_report_db(scenario_data)
+    try:
+        window = reports.resolve_window(con, window_floor=floor)
+
+        def kinds(**params) -> list[str]:
+            return [f["kind"] for f in reports.run_report(con, "anomalies", window=window, params=params)["findings"]]
+
+        base = kinds()
+        one = kinds(**{"new_destination.min_requests": "100000"})
+        assert "new_destination" in base and "new_destination" not in one
+        assert [k for k in one if k != "new_destination"] == [k for k in base if k != "new_destination"]
+        assert kinds(min_requests="100000").count("error_spike") == 0 < base.count("error_spike")
+        for bad, said in (("nosuch.min_requests", "no report section 'nosuch'"),
+                          ("new_destination.nope", "section 'new_destination' has no parameter 'nope'")):
+            with pytest.raises(reports.UsageError, match=said):
+                kinds(**{bad: "1"})
+    finally:
+        con.close()
+
+
 def test_inventory_counts_rows_without_a_time_unless_a_window_is_given(tmp_path):
     """A format with no %START_TIME% gives rows without a time: the inventory of all the data holds
     them (it held none: `start_time >= '-infinity'` is never true of a null); a window cannot place them."""
