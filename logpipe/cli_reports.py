@@ -32,7 +32,7 @@ def _utc_time(ctx, param, value):
 @click.argument("name", type=click.Choice(["inventory", "anomalies"]))
 @data_option
 @click.option("-o", "--output", "fmt", type=click.Choice(["text", "markdown", "json", "html"]),
-              help="Output format (default: html for --out *.html, text on a terminal, else json).")
+              help="Output format (default: from --out's suffix, .html .md .txt .json; else text on a terminal, json).")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
 @click.option("--list", "list_only", is_flag=True, help="List the report's sections and their parameters, then exit.")
 @click.option("-p", "--param", "params", type=(str, str), multiple=True, metavar="KEY VALUE",
@@ -73,8 +73,8 @@ def report(name, data_dir, fmt, out_path, list_only, params, pods_path, baseline
     if baseline_dir and (baseline_days is not None):
         raise UsageError("--baseline DIR and --baseline-days N both choose the baseline; give one of them")
     if fmt is None:
-        fmt = ("html" if out_path and out_path.endswith((".html", ".htm"))
-               else "text" if sys.stdout.isatty() and not out_path else "json")
+        suffix = os.path.splitext(out_path)[1].lower() if out_path else ""
+        fmt = _REPORT_SUFFIXES.get(suffix) or ("text" if sys.stdout.isatty() and not out_path else "json")
     tables = None
     if inputs:  # (as query --input: the logs parsed in memory, their summary on stderr)
         from .pipeline import parse_to_tables
@@ -128,6 +128,7 @@ def report(name, data_dir, fmt, out_path, list_only, params, pods_path, baseline
 # ---- query ------------------------------------------------------------------------------------------
 
 QUERY_FORMATS = ["table", "csv", "tsv", "json", "ndjson", "markdown", "parquet"]
+_REPORT_SUFFIXES = {".html": "html", ".htm": "html", ".md": "markdown", ".txt": "text", ".json": "json"}
 _OUT_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".ndjson": "ndjson", ".jsonl": "ndjson",
                  ".md": "markdown", ".parquet": "parquet", ".txt": "table"}
 

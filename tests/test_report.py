@@ -272,6 +272,15 @@ def test_a_parameter_for_one_section(scenario_data):
         con.close()
 
 
+@pytest.mark.parametrize("name, starts", [("r.md", "# "), ("r.HTML", "<!DOCTYPE html>"), ("r.txt", "Egress inventory"),
+                                          ("r.json", "{")])
+def test_report_out_suffix_gives_the_format(scenario_data, tmp_path, name, starts):
+    """--out r.md wrote JSON (only a lower-case .html chose a format), as query --out q.md wrote markdown."""
+    got = CliRunner().invoke(cli, ["report", "inventory", "--data", str(scenario_data), "--out", str(tmp_path / name)])
+    assert got.exit_code == 0, got.output
+    assert (tmp_path / name).read_text().startswith(starts)
+
+
 def test_inventory_counts_rows_without_a_time_unless_a_window_is_given(tmp_path):
     """A format with no %START_TIME% gives rows without a time: the inventory of all the data holds
     them (it held none: `start_time >= '-infinity'` is never true of a null); a window cannot place them."""
