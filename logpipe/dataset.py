@@ -34,7 +34,10 @@ them), ``path``, ``size``, ``hash`` (of those raw bytes) and ``hash_algo`` (``HA
 ``skip_bytes``/``bytes_end``/``bytes_read`` (decompressed offsets), ``first_line``/``line_end``,
 ``read``/``parsed``/``noise``/``malformed``/``blank``/``joined`` (``read`` = the other five; ``joined``: the
 parts of lines a container runtime split, joined to their first part's row), ``parts``,
-``rejects``, ``min_time``/``max_time``, ``error`` (damaged archive), ``ends_newline``, ``state``.
+``rejects``, ``min_time``/``max_time``, ``error`` (damaged archive), ``ends_newline``, ``state``; a
+compressed input's ``content_size``/``content_hash`` (of its text: a plain copy of it, or a gzipped one
+of a plain input, is the same input), and ``continues`` (the path of the input whose lines it
+starts with, when that is another file's: a log read while it grew, then rotated and compressed).
 
 Compaction cannot swap several files atomically for a glob reader. It never shows duplicates:
 the merged file is written hidden, the plan recorded in the manifest, the old files removed, then
