@@ -177,12 +177,14 @@ def resolve_window(con, *, since=None, until=None, baseline_days=None, window_fl
             raise UsageError(f"--baseline-days {baseline_days} covers all the data ({lo:%Y-%m-%d} to {hi:%Y-%m-%d}); "
                              "give fewer days")
         return Window(since or cut, until or end_all, lo, cut)
+    # (data that starts after the baseline would end: an empty baseline, not one that ends before it starts)
     if since is not None:
-        return Window(since, until or end_all, lo, since)
+        return Window(since, until or end_all, min(lo, since), since)
     if until is not None:
-        return Window(until - dt.timedelta(hours=24), until, lo, until - dt.timedelta(hours=24))
+        start = until - dt.timedelta(hours=24)
+        return Window(start, until, min(lo, start), start)
     start = hi - dt.timedelta(hours=24)
-    return Window(start, end_all, lo, start)
+    return Window(start, end_all, min(lo, start), start)
 
 
 def _count(con, start, end) -> int:
@@ -343,7 +345,8 @@ def render_text(doc: dict[str, Any], name: str, out, *, tty: bool = False, markd
         return
     w, b, findings = doc["window"], doc["baseline"], doc["findings"]
     out.write(f"{h1}{bold('Egress anomalies')}\n\n")
-    out.write(f"window   {_when(w['start'])} to {_when(w['end'])}: {w['requests']} egress requests\n")
+    brk = "  " if markdown else ""  # (a markdown line break: the two lines are one paragraph otherwise)
+    out.write(f"window   {_when(w['start'])} to {_when(w['end'])}: {w['requests']} egress requests{brk}\n")
     out.write(f"baseline {_when(b['start'])} to {_when(b['end'])}: {b['requests']} egress requests ({b['source']})\n")
     if markdown:
         out.write("\n")

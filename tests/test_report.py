@@ -281,6 +281,20 @@ def test_report_out_suffix_gives_the_format(scenario_data, tmp_path, name, start
     assert (tmp_path / name).read_text().startswith(starts)
 
 
+def test_a_short_dataset_has_an_empty_baseline_not_an_inverted_one(tmp_path):
+    """Data of under a day: the window (its last 24 h) holds it all and the baseline is empty; its
+    header read "baseline 2025-03-12 03:14 to 2025-03-11 03:15". The markdown's two header lines are
+    two lines (a line break), not one paragraph."""
+    runner = CliRunner()
+    data = tmp_path / "d"
+    assert runner.invoke(cli, ["ingest", str(ROOT / "sample_logs" / "tcp-and-ipv6.log"), "--data", str(data)]).exit_code == 0
+    doc = json.loads(runner.invoke(cli, ["report", "anomalies", "--data", str(data), "-o", "json"]).stdout)
+    b = doc["baseline"]
+    assert b["start"] <= b["end"] and b["requests"] == 0
+    md = runner.invoke(cli, ["report", "anomalies", "--data", str(data), "-o", "markdown"]).stdout
+    assert "egress requests  \nbaseline " in md
+
+
 def test_inventory_counts_rows_without_a_time_unless_a_window_is_given(tmp_path):
     """A format with no %START_TIME% gives rows without a time: the inventory of all the data holds
     them (it held none: `start_time >= '-infinity'` is never true of a null); a window cannot place them."""
