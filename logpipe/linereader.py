@@ -12,6 +12,7 @@ import queue
 import select
 import threading
 
+from . import archives as _archives
 from .documents import document_lines
 from .unpack import BYTE_ORDER_MARKS, HEAD_BYTES, detect_compression, mark_codec, text_decoder
 
@@ -67,6 +68,7 @@ class LineReader(threading.Thread):
         self.error: OSError | None = None
         self.compressed: str | None = None  # "gzip", "bz2", "zstd": what stdin was (decompressed as it comes)
         self.cut_short = False  # a compressed stdin that ended inside its stream
+        self.archive: str | None = None  # "zip", "tar": stdin was an archive (not read)
 
     def run(self) -> None:
         tail = b""
@@ -101,6 +103,11 @@ class LineReader(threading.Thread):
                         tail = unzip.take(tail)
                         if not tail:
                             continue
+                    archive = "zip" if _archives.zip_header(tail) else \
+                        "tar" if len(tail) >= _archives.BLOCK and _archives.tar_header(tail[:_archives.BLOCK]) else None
+                    if archive is not None:  # (Streamer.run says so: a log's lines, not an archive's files)
+                        self.archive, end, tail = archive, _EOF, b""
+                        break
                     if len(tail) < 4 and any(mark.startswith(tail) for mark, _ in BYTE_ORDER_MARKS):
                         continue  # (a mark may come in several reads)
                     if tail == b"[" or (tail.startswith(b"{") and len(tail) < HEAD_BYTES and b"\n" not in tail):

@@ -6,6 +6,7 @@ and each stored row is the line that was written under its line number.
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import random
@@ -635,13 +636,30 @@ def test_every_sample_streams_like_parse(path, tmp_path):
 def test_a_compressed_stdin_is_read_as_ingest_reads_it(tmp_path):
     """`cat access.log.gz | logpipe stream`: gzip (two members, as `cat a.gz b.gz` makes), bz2 and zstd
     (two frames) are decompressed as they come; a gzip cut short keeps its lines so far, with a
-    warning; damaged data is a read error (exit 1)."""
+    warning; damaged data is a read error (exit 1); a zip or tar is refused (give its path to ingest)."""
     import bz2
     import gzip
+
+    import tarfile
+    import zipfile
 
     import zstandard
 
     zstd = zstandard.ZstdCompressor()
+
+    def zipped(data: bytes) -> bytes:
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w") as zf:
+            zf.writestr("access.log", data)
+        return out.getvalue()
+
+    def tarred(data: bytes) -> bytes:
+        out = io.BytesIO()
+        with tarfile.open(fileobj=out, mode="w") as tar:
+            info = tarfile.TarInfo("access.log")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        return out.getvalue()
 
     text = (SAMPLES / "waypoint-egress-1.23.log").read_bytes()
     n = text.count(b"\n")
@@ -652,6 +670,8 @@ def test_a_compressed_stdin_is_read_as_ingest_reads_it(tmp_path):
         ("two.zst", zstd.compress(text[:2000]) + zstd.compress(text[2000:]), 0, n, None),
         ("cut.zst", zstd.compress(text)[:300], 0, None, "stdin's zstd data ended before its end"),
         ("bad.gz", gzip.compress(text)[:200] + b"garbage" * 40, 1, None, "its gzip data is damaged"),
+        ("a.zip", zipped(text), 1, 0, "stdin is a zip archive, not a log: give its path to `logpipe ingest`"),
+        ("a.tgz", gzip.compress(tarred(text)), 1, 0, "stdin is a tar archive, not a log"),
     ]:
         src = tmp_path / name
         src.write_bytes(data)
