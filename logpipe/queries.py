@@ -209,6 +209,9 @@ def _statement(con, sql: str, where: str):
     if len(statements) > 1:
         raise QueryError(f"{where}: {len(statements)} statements; run one SELECT at a time")
     kind = statements[0].type.name
+    if kind == "LOAD":  # (DuckDB's type of INSTALL and FORCE INSTALL too: name the statement as written)
+        words = [w.upper() for w in statements[0].query.split()[:2]] or ["LOAD"]
+        kind = " ".join(words) if words[0] == "FORCE" else words[0]
     if kind not in READ_STATEMENTS:
         raise QueryError(
             f"{where}: {kind} statements are not allowed; logpipe queries only read (SELECT), "

@@ -516,6 +516,16 @@ def test_usage_errors(args, message, run_main):
     assert r.returncode == 2 and message in r.stderr
 
 
+@pytest.mark.parametrize("sql, named", [("INSTALL httpfs", "INSTALL"), ("force install httpfs", "FORCE INSTALL"),
+                                        ("LOAD httpfs", "LOAD"), ("COPY (SELECT 1) TO 'x.csv'", "COPY")])
+def test_a_refused_statement_is_named_as_written(con, sql, named):
+    """DuckDB types INSTALL as a LOAD statement: the error said "LOAD statements are not allowed"."""
+    from logpipe.queries import run_query
+
+    with pytest.raises(QueryError, match=f"SQL: {named} statements are not allowed"):
+        run_query(con, sql)
+
+
 # ---- safety: DuckDB's file access is limited to the dataset ------------------------------------------
 
 ESCAPES = [
