@@ -197,6 +197,15 @@ def test_direct_ip_egress_reads_v6_authorities(tmp_path):
         "2001:db8::80", "2001:db8::81"]
 
 
+def test_tls_failure_advice_follows_the_reason(incident):
+    """A connection refused before any TLS ("delayed connect error: 111") is not a certificate's fault:
+    its advice was to check the certificate."""
+    (refused,) = found(incident, "tls_failure", destination="api.stripe.com")
+    assert refused["advice"].startswith("Connections to api.stripe.com fail before TLS")
+    (expired,) = found(incident, "tls_failure", destination="legacy-partner.example")
+    assert "check the certificate" in expired["advice"]
+
+
 def test_findings_sorted_by_severity(incident):
     ranks = [reports.SEVERITIES.index(f["severity"]) for f in incident["findings"]]
     assert ranks == sorted(ranks, reverse=True)

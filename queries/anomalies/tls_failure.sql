@@ -29,8 +29,18 @@ SELECT
                         AND b.upstream_transport_failure_reason IS NOT NULL),
         'sample_request_ids': list(w.request_id ORDER BY w.start_time) FILTER (WHERE w.request_id IS NOT NULL)[1:3]
     } AS evidence,
-    'TLS to ' || coalesce(w.destination, 'this destination') || ' fails: check the certificate of the '
-        || 'endpoint (expiry, chain, SAN) and the DestinationRule tls settings (mode, sni, caCertificates).' AS advice
+    CASE
+        -- a connection refused, reset or timed out (errno 111, 104, 110: "delayed connect error: 111")
+        -- before any TLS: the endpoint or the path to it, not a certificate
+        WHEN bool_and(regexp_matches(w.upstream_transport_failure_reason,
+                                     '(connect error|connection (refused|reset|timeout|failure))', 'i')
+                      AND NOT regexp_matches(w.upstream_transport_failure_reason, '(certificate|verify|tls|ssl|handshake)', 'i'))
+        THEN 'Connections to ' || coalesce(w.destination, 'this destination') || ' fail before TLS (refused, reset or'
+            || ' timed out): check that the endpoint listens on the port, and the network path (egress firewall,'
+            || ' NetworkPolicy) to it.'
+        ELSE 'TLS to ' || coalesce(w.destination, 'this destination') || ' fails: check the certificate of the '
+            || 'endpoint (expiry, chain, SAN) and the DestinationRule tls settings (mode, sni, caCertificates).'
+    END AS advice
 FROM win w
 WHERE w.upstream_transport_failure_reason IS NOT NULL
 GROUP BY w.destination
