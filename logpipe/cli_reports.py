@@ -58,7 +58,7 @@ def report(name, data_dir, fmt, out_path, list_only, params, pods_path, baseline
       kubectl logs -n istio-egress deploy/waypoint | logpipe report inventory --input -
 
     Each section is a .sql file in queries/inventory/ or queries/anomalies/; thresholds are their
-    parameters (--list shows them, -p KEY VALUE sets them).
+    parameters (--list shows them, -p KEY VALUE sets them, -p SECTION.KEY VALUE one section's).
     """
     from . import reports
     from .errors import UsageError
@@ -72,6 +72,9 @@ def report(name, data_dir, fmt, out_path, list_only, params, pods_path, baseline
         return
     if baseline_dir and (baseline_days is not None):
         raise UsageError("--baseline DIR and --baseline-days N both choose the baseline; give one of them")
+    if name == "inventory" and (baseline_dir or baseline_days is not None):
+        raise UsageError("the inventory has no baseline (--baseline, --baseline-days are the anomalies'); "
+                         "narrow it with --since/--until")
     if fmt is None:
         suffix = os.path.splitext(out_path)[1].lower() if out_path else ""
         fmt = _REPORT_SUFFIXES.get(suffix) or ("text" if sys.stdout.isatty() and not out_path else "json")

@@ -434,6 +434,7 @@ def test_cli_list_shows_thresholds():
 
 @pytest.mark.parametrize("args,message", [
     (["-p", "no_such", "1"], "no report parameter 'no_such'"),
+    (["inventory", "--baseline-days", "3"], "the inventory has no baseline"),
     (["-p", "since", "2025-01-01"], "use those options"),
     (["-p", "spike_factor", "abc"], "takes a number"),
     (["--baseline-days", "30"], "covers all the data"),
@@ -445,7 +446,8 @@ def test_cli_list_shows_thresholds():
 def test_cli_usage_errors(scenario_data, args, message):
     import logpipe.cli as cli_module
 
-    r = CliRunner().invoke(cli_module.cli, ["report", "anomalies", "--data", str(scenario_data), *args],
+    which = [args.pop(0)] if args[0] == "inventory" else ["anomalies"]
+    r = CliRunner().invoke(cli_module.cli, ["report", *which, "--data", str(scenario_data), *args],
                            standalone_mode=False)
     text = str(r.exception) if r.exception else r.output
     assert message in text
