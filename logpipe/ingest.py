@@ -20,7 +20,8 @@ from .errors import DatasetError, InputChangedError, InputError, RejectLimitErro
 from .batches import MOSTLY_MALFORMED, Counts
 from .parse import Parser
 from .progress import IngestProgress, IngestSummary, print_summary
-from .pipeline import compression_of, dataset_parser, format_reject, is_plain, parse_input
+from .pipeline import (WHOLE_FILE_COMPRESSION, compression_of, dataset_parser, format_reject, is_plain, parse_input,
+                       text_fingerprint)
 from .lanes import WorkerPool, ingest_workers, is_small
 from .workers import STAGE_TASK_BYTES, StagedBatch, stage_input_async, stage_inputs_async, staged_result, time_bounds
 from .render import escape_control
@@ -264,17 +265,9 @@ class _Run:
         its bytes are known already, or when it cannot be read whole (its damage is said when it is
         read). One more pass over its text before it is read (~0.6 s a 100 MB, ~18% of its ingest):
         what it costs to know it, whatever came first, the plain file or the compressed one."""
-        if same or compression_of(inp) not in _WHOLE_FILE_COMPRESSION:
+        if same or compression_of(inp) not in WHOLE_FILE_COMPRESSION:
             return None
-        from .dataset import fingerprint_stream
-        from .sources import open_binary
-
-        try:
-            stream, _ = open_binary(inp)
-            with stream:
-                return fingerprint_stream(stream, sizes, self.hash_algo)
-        except (OSError, EOFError, InputError, ValueError):
-            return None
+        return text_fingerprint(inp, sizes, self.hash_algo)
 
     def hash_while_read(self, inp: Input) -> bool:
         """Whether ``inp`` is hashed as its ranges are read for the workers, rather than before: when
@@ -485,9 +478,6 @@ class _Run:
             while self.ahead and len(group) < AHEAD_INPUTS and (self.ahead[0].future is None or self.ahead[0].future.done()):
                 group.append(self.ahead.popleft())
             self.finish_group(group)
-
-
-_WHOLE_FILE_COMPRESSION = ("gzip", "bz2", "zstd")  # (an archive's files are inputs of their own)
 
 
 def _text_of(e: dict) -> tuple[int | None, str | None]:

@@ -178,13 +178,54 @@ def parse_to_tables(paths: list[str]):
         raise InputError("; ".join(errors))
     counts = Counts()
     records, rejects = [], []
+    seen: dict[tuple, str] = {}
     for inp in inputs:
+        key = _identity(inp)
+        if key is not None and key in seen:  # (as ingest skips it: the same report a dataset gives)
+            print(f"logpipe: {inp.name}: same content as {seen[key]}; read once", file=sys.stderr)
+            continue
+        if key is not None:
+            seen[key] = inp.name
         for batch, _end in parse_input(inp, say=True):
             counts.add(batch)
             records.append(batch.records)
             rejects.append(batch.rejects)
     return (pa.Table.from_batches(records, schema=RECORD_SCHEMA),
             pa.Table.from_batches(rejects, schema=REJECT_SCHEMA), counts)
+
+
+WHOLE_FILE_COMPRESSION = ("gzip", "bz2", "zstd")  # (an archive's files are inputs of their own)
+
+
+def text_fingerprint(inp: Input, sizes=(), algo: str | None = None) -> tuple | None:
+    """``dataset.fingerprint`` of a compressed input's text (decompressed): its size, hash and the
+    hashes of its first ``sizes`` bytes; None when it cannot be read whole (its damage is said when
+    it is read)."""
+    from .dataset import HASH_ALGO, fingerprint_stream
+    from .sources import open_binary
+
+    try:
+        stream, _ = open_binary(inp)
+        with stream:
+            return fingerprint_stream(stream, sizes, algo or HASH_ALGO)
+    except (OSError, EOFError, InputError, ValueError):
+        return None
+
+
+def _identity(inp: Input) -> tuple | None:
+    """An input's text as ingest knows it (a compressed file's decompressed), or None (stdin, a
+    pipe, a file it cannot read whole: read as it comes)."""
+    from .dataset import fingerprint
+
+    if inp.is_stream:
+        return None
+    try:
+        if compression_of(inp) in WHOLE_FILE_COMPRESSION:
+            text = text_fingerprint(inp)
+            return text[:2] if text is not None else None
+        return fingerprint(inp.path)[:2]
+    except OSError:
+        return None
 
 
 # ---- ingest: archives into the dataset -------------------------------------------------------------

@@ -649,3 +649,21 @@ def test_an_output_or_query_file_it_cannot_use_is_one_line(tmp_path, run_main):
     (tmp_path / "q" / "bad.sql").write_bytes("-- title: x\nselect 1\n".encode("utf-16"))
     got = run_main(["query", "--queries", str(tmp_path / "q"), "--list"])
     assert got.returncode == 1 and got.stderr == f"logpipe: error: {tmp_path / 'q' / 'bad.sql'}: not UTF-8 text; save the query as UTF-8\n"
+
+
+def test_inputs_of_the_same_text_are_read_once(tmp_path, run_main):
+    """`--input` reads the logs as ingest would store them: a plain copy of an archive's file, or of
+    a gzipped log, is read once (both were counted, and the report differed from its dataset's)."""
+    import gzip
+    import tarfile
+
+    log = SAMPLES / "tcp-and-ipv6.log"
+    n = sum(1 for x in log.read_text().splitlines() if x.strip())
+    with tarfile.open(tmp_path / "bundle.tgz", "w:gz") as tar:
+        tar.add(log, arcname="tcp-and-ipv6.log")
+    (tmp_path / "a.log.gz").write_bytes(gzip.compress(log.read_bytes()))
+    for other in ("bundle.tgz", "a.log.gz"):
+        got = run_main(["query", "--input", str(tmp_path / other), "--input", str(log), "--sql",
+                        "select count(*) n from access_log", "-o", "csv"])
+        assert got.returncode == 0 and got.stdout.splitlines() == ["n", str(n)], got.stderr
+        assert f"{log}: same content as {tmp_path / other}" in got.stderr
