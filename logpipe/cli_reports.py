@@ -93,7 +93,7 @@ def report(name, data_dir, fmt, out_path, list_only, params, pods_path, baseline
         con, floor = reports.open_report_db(data_dir, baseline_dir=baseline_dir, pods_path=pods_path, tables=tables)
         try:
             if name == "inventory":  # the inventory covers all the data unless --since/--until narrow it
-                window = reports.Window(since, until, None, None)
+                window = reports.inventory_window(con, since, until)
             else:
                 window = reports.resolve_window(con, since=since, until=until, baseline_days=baseline_days,
                                                 window_floor=floor)

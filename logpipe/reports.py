@@ -145,6 +145,26 @@ def attach_pods(con, pods) -> None:
 # ---- window and baseline ---------------------------------------------------------------------------
 
 
+def _check_bounds(lo, hi, since, until) -> None:
+    """--since/--until that leave no record of the data (``lo``..``hi``) in the window: one line."""
+    if since is not None and until is not None and since >= until:
+        raise UsageError("--since must be before --until")
+    if since is not None and hi is not None and since >= hi + dt.timedelta(seconds=1):
+        raise UsageError(f"--since {since:%Y-%m-%dT%H:%M}Z is after the last record ({hi:%Y-%m-%dT%H:%M}Z); "
+                         "choose an earlier time")
+    if until is not None and lo is not None and until <= lo:
+        raise UsageError(f"--until {until:%Y-%m-%dT%H:%M}Z is before the first record ({lo:%Y-%m-%dT%H:%M}Z); "
+                         "choose a later time")
+
+
+def inventory_window(con, since=None, until=None) -> Window:
+    """The inventory's window: all the data, or --since/--until, checked as the anomalies' is."""
+    if since is not None or until is not None:
+        lo, hi = con.execute("SELECT min(start_time), max(start_time) FROM access_log").fetchall()[0]
+        _check_bounds(lo, hi, since, until)
+    return Window(since, until, None, None)
+
+
 def resolve_window(con, *, since=None, until=None, baseline_days=None, window_floor=None) -> Window:
     """Pick the window and baseline from the options (see the module docstring)."""
     lo, hi = con.execute("SELECT min(start_time), max(start_time) FROM egress").fetchall()[0]
@@ -157,14 +177,7 @@ def resolve_window(con, *, since=None, until=None, baseline_days=None, window_fl
                                " query` read such rows")
         raise DatasetError("the dataset holds no records; ingest some logs with `logpipe ingest PATH`")
     end_all = hi + dt.timedelta(seconds=1)
-    if since is not None and until is not None and since >= until:
-        raise UsageError("--since must be before --until")
-    if since is not None and since >= end_all:
-        raise UsageError(f"--since {since:%Y-%m-%dT%H:%M}Z is after the last record ({hi:%Y-%m-%dT%H:%M}Z); "
-                         "choose an earlier time")
-    if until is not None and until <= lo:
-        raise UsageError(f"--until {until:%Y-%m-%dT%H:%M}Z is before the first record ({lo:%Y-%m-%dT%H:%M}Z); "
-                         "choose a later time")
+    _check_bounds(lo, hi, since, until)
     if window_floor is not None:
         start = since or window_floor
         return Window(start, until or end_all, lo, start, baseline_source="baseline dataset")

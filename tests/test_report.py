@@ -435,6 +435,7 @@ def test_cli_list_shows_thresholds():
 @pytest.mark.parametrize("args,message", [
     (["-p", "no_such", "1"], "no report parameter 'no_such'"),
     (["inventory", "--baseline-days", "3"], "the inventory has no baseline"),
+    (["inventory", "--since", "2030-01-01"], "after the last record"),  # (as the anomalies; it was an empty inventory)
     (["-p", "since", "2025-01-01"], "use those options"),
     (["-p", "spike_factor", "abc"], "takes a number"),
     (["--baseline-days", "30"], "covers all the data"),
