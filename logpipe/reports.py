@@ -249,6 +249,7 @@ def run_report(con, name: str, *, params: dict[str, str] | None = None, window: 
         sections.append((q, run_query(con, q, mine)))
     if name == "inventory":
         doc: dict[str, Any] = {q.name: t.to_pylist() for q, t in sections}
+        doc["_window"] = (window.start, window.end)  # (said in text and markdown; JSON keeps its two keys)
     else:
         findings = []
         for q, t in sections:
@@ -348,6 +349,11 @@ def render_text(doc: dict[str, Any], name: str, out, *, tty: bool = False, markd
     bold = (lambda s: f"\x1b[1m{s}\x1b[0m") if tty else (lambda s: s)  # noqa: E731
     if name == "inventory":
         out.write(f"{h1}{bold('Egress inventory')}\n\n")
+        start, end = doc.get("_window", (None, None))
+        if start is None and end is None:
+            out.write("window   all the data\n\n")
+        else:
+            out.write(f"window   {_when(start) if start else 'the start'} to {_when(end) if end else 'the end'}\n\n")
         for _qname, title, table in doc["_sections"]:
             out.write(f"{h2}{bold(title)}\n\n")
             if table.num_rows:

@@ -317,6 +317,12 @@ def test_inventory_counts_rows_without_a_time_unless_a_window_is_given(tmp_path)
     assert [s["source"] for s in whole["sources"]] == ["10.244.1.5"]
     since = runner.invoke(cli, ["report", "inventory", "--data", str(tmp_path / "d"), "-o", "json", "--since", "2024-01-01"])
     assert json.loads(since.stdout) == {"destinations": [], "sources": []}
+    # the text says which window it covers (no format did)
+    text = runner.invoke(cli, ["report", "inventory", "--data", str(tmp_path / "d"), "-o", "text"]).stdout
+    assert text.startswith("Egress inventory\n\nwindow   all the data\n")
+    text = runner.invoke(cli, ["report", "inventory", "--data", str(tmp_path / "d"), "-o", "markdown", "--until",
+                               "2030-01-01"]).stdout
+    assert "window   the start to 2030-01-01 00:00 UTC\n" in text
     anomalies = runner.invoke(cli, ["report", "anomalies", "--data", str(tmp_path / "d")])
     assert "rows have no start_time" in str(anomalies.exception)  # (CliRunner: the error, not its line)
 
