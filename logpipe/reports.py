@@ -94,7 +94,12 @@ def open_report_db(data_dir, *, baseline_dir=None, pods_path=None, settings=None
     floor = None
     if baseline_dir is not None:
         main = connect(data_dir, settings=settings, tables=tables)
-        base = connect(baseline_dir, settings=settings)
+        try:
+            base = connect(baseline_dir, settings=settings)
+        except DatasetError as e:  # (a directory of logs given for a dataset: the hint is another one)
+            main.close()
+            raise DatasetError(f"--baseline {baseline_dir} is not a logpipe dataset ({str(e).split(';')[0]}); give a "
+                               "dataset made by `logpipe ingest LOGS --data DIR`, e.g. of last week's logs") from None
         try:
             main_rows, base_rows = _rows(main), _rows(base)
             floor = main.execute("SELECT min(start_time) FROM access_log").fetchall()[0][0]

@@ -442,6 +442,7 @@ def test_cli_list_shows_thresholds():
     (["-p", "no_such", "1"], "no report parameter 'no_such'"),
     (["inventory", "--baseline-days", "3"], "the inventory has no baseline"),
     (["inventory", "--since", "2030-01-01"], "after the last record"),  # (as the anomalies; it was an empty inventory)
+    (["--baseline", str(SCENARIO)], f"--baseline {SCENARIO} is not a logpipe dataset"),  # (a directory of logs)
     (["-p", "since", "2025-01-01"], "use those options"),
     (["-p", "spike_factor", "abc"], "takes a number"),
     (["--baseline-days", "30"], "covers all the data"),
