@@ -260,11 +260,16 @@ def _hint(con, message: str) -> str:
     return "`logpipe query --sql 'DESCRIBE egress'` lists the columns"
 
 
-def run_query(con, query_or_sql: Query | str, params: dict[str, Any] | None = None):
+# DuckDB's errors of a value, not of the SQL: with a -p value given, the value is the likely cause.
+_VALUE_ERRORS = ("Conversion Error", "Out of Range Error", "Invalid Input Error")
+
+
+def run_query(con, query_or_sql: Query | str, params: dict[str, Any] | None = None, given=None):
     """Run a named Query or ad-hoc SQL on ``con`` (from logpipe.db.connect) → pyarrow.Table.
 
     ``$name`` placeholders are bound by DuckDB from the query's defaults and ``params``; a DuckDB
-    error becomes a QueryError naming the query, its file and line, with a hint."""
+    error becomes a QueryError naming the query, its file and line, with a hint (``given``: the
+    params the user gave, which a value's error names; default all of them)."""
     from .db import Error
 
     query = query_or_sql if isinstance(query_or_sql, Query) else parse_query(query_or_sql, "<sql>")
@@ -281,6 +286,13 @@ def run_query(con, query_or_sql: Query | str, params: dict[str, Any] | None = No
         return con.sql(query.sql, params=used or None).to_arrow_table()
     except Error as e:
         msg = _first_line(e)
+        given = {k: v for k, v in (params or {}).items() if k in names and (given is None or k in given)}
+        if given and msg.startswith(_VALUE_ERRORS):  # (a -p value the query cannot use, not the query's fault)
+            said = ", ".join(f"-p {k} {v}" for k, v in given.items())
+            if query.path is None:
+                raise QueryError(f"SQL error: {msg}; check the value given ({said})") from None
+            raise QueryError(f"query {query.name}: {msg}; check the value given ({said}; `--list` shows each "
+                             "parameter's default)") from None
         if query.path is not None:
             m = _LINE_RE.search(str(e))
             where = f"{query.path}:{m.group(1) if m else query.line}"

@@ -250,8 +250,9 @@ def run_report(con, name: str, *, params: dict[str, str] | None = None, window: 
     for q in queries:
         mine = {k: v for k, v in params.items() if k in q.params}
         mine.update({k.rpartition(".")[2]: v for k, v in params.items() if k.rpartition(".")[0] == q.name})
+        user = set(mine)  # (before the window's: an error of a value names the user's -p only)
         mine.update({k: v for k, v in wparams.items() if k in q.params})
-        sections.append((q, run_query(con, q, mine)))
+        sections.append((q, run_query(con, q, mine, given=user)))
     if name == "inventory":
         doc: dict[str, Any] = {q.name: t.to_pylist() for q, t in sections}
         doc["_window"] = (window.start, window.end)  # (said in text and markdown; JSON keeps its two keys)

@@ -445,6 +445,8 @@ def test_cli_list_shows_thresholds():
     (["--baseline", str(SCENARIO)], f"--baseline {SCENARIO} is not a logpipe dataset"),  # (a directory of logs)
     (["-p", "since", "2025-01-01"], "use those options"),
     (["-p", "spike_factor", "abc"], "takes a number"),
+    (["-p", "bucket_minutes", "0"], "query error_spike: Out of Range Error: Can't bucket using zero days; check the value"
+                                    " given (-p bucket_minutes 0; `--list` shows each parameter's default)"),
     (["--baseline-days", "30"], "covers all the data"),
     (["--baseline-days", "2", "--baseline", "x"], "give one of them"),
     (["--since", "yesterday"], "not an ISO time"),
