@@ -357,6 +357,7 @@ class _Run:
                 self.ratio_failures.append(msg)
                 self.summary.failed += 1
                 self.summary.counts += counts
+                self.summary.refused_lines += counts.read
                 return None
             if counts.parsed == 0 and counts.noise:  # a format mismatch must not pass silently
                 self.bar.note(_batches.no_access_warning(f"{inp.name}: no access line among its {counts.read} lines",

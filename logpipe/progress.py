@@ -26,14 +26,17 @@ class IngestSummary:
     bytes: int = 0
     seconds: float = 0.0
     errors: list = field(default_factory=list)
+    refused_lines: int = 0  # lines read of inputs refused over --max-reject-ratio (counted, not stored)
 
     def lines(self) -> list[str]:
         c = self.counts
+        refused = (f"; {self.refused_lines} of them in inputs not ingested (over --max-reject-ratio), none stored"
+                   if self.refused_lines else "")
         out = [
             f"inputs {self.inputs}: ingested {self.ingested}"
             + (f" ({len(self.errors)} only up to the damage)" if self.errors else "")
             + f", skipped as already ingested {self.skipped}" + (f", errors {self.failed}" if self.failed else ""),
-            f"lines {c.summary()}",
+            f"lines {c.summary()}{refused}",
             f"rows written {self.rows} in {self.files} files to {self.data}",
         ]
         if self.min_time is not None:

@@ -401,6 +401,14 @@ def test_an_input_with_no_access_line_is_said_so(tmp_path, monkeypatch, capsys):
 MALFORMED = SAMPLES / "malformed.log"
 
 
+def test_the_summary_says_which_lines_were_not_stored(tmp_path, monkeypatch, capsys):
+    """An input refused over --max-reject-ratio counts in "lines read", but none of it is stored: the
+    summary says so (its malformed count matched no rejects in the dataset)."""
+    code, _, err = run(monkeypatch, capsys, "ingest", MALFORMED, GOOD, "--data", tmp_path / "d")
+    n = len(MALFORMED.read_text().splitlines())
+    assert code == 1 and f"; {n} of them in inputs not ingested (over --max-reject-ratio), none stored\n" in err
+
+
 @pytest.mark.parametrize(
     "args, code, ingested",
     [
