@@ -201,14 +201,13 @@ class _Run:
             elif not inp.is_stream:
                 sizes = [e["size"] for e in self.known] + [e["content_size"] for e in self.known if e.get("content_size")]
                 size, full, prefixes = fingerprint(inp.path, sizes, self.hash_algo)
-                same = [e for e in self.known if (e["size"], e["hash"]) == (size, full)
-                        or (e.get("content_size"), e.get("content_hash")) == (size, full)]
-                grown = [e for e in self.known if 0 < e["size"] < size and prefixes.get(e["size"]) == e["hash"]
-                         or e.get("content_hash") and 0 < e["content_size"] < size
-                         and prefixes.get(e["content_size"]) == e["content_hash"]]
+                same = [e for e in self.known if (e["size"], e["hash"]) == (size, full)]
+                grown = [e for e in self.known if 0 < e["size"] < size and prefixes.get(e["size"]) == e["hash"]]
                 content = self.content(inp, same, sizes)
-                if content is not None:  # a compressed input: also known by its text (a rotated log, gzipped)
-                    by_text = _content_matches(self.known, *content)
+                # Also known by its text: a compressed input's (a rotated log, gzipped), a plain one's bytes
+                text = content if content is not None else (size, full, prefixes) if is_plain(inp) else None
+                if text is not None:
+                    by_text = _content_matches(self.known, *text)
                     same = same + [e for e in by_text[0] if e not in same]
                     grown = grown + [e for e in by_text[1] if e not in grown]
                 if any(e.get("ahead") for e in same + grown):  # it is, or grew from, an input still

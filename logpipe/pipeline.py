@@ -180,7 +180,7 @@ def parse_to_tables(paths: list[str]):
     records, rejects = [], []
     seen: dict[tuple, str] = {}
     for inp in inputs:
-        key = _identity(inp)
+        key = _identity(inp) if len(inputs) > 1 else None  # (one input: nothing to be the same as)
         if key is not None and key in seen:  # (as ingest skips it: the same report a dataset gives)
             print(f"logpipe: {inp.name}: same content as {seen[key]}; read once", file=sys.stderr)
             continue

@@ -289,8 +289,8 @@ class Streamer:
         from .replayguard import TIMED, line_hash
 
         records, rejects = part.records, part.rejects
-        timed = [n - first for n, t in zip(records.column("line_number").to_pylist(),
-                                           pc.is_valid(records.column("start_time")).to_pylist()) if t]
+        dated = records.filter(pc.is_valid(records.column("start_time"))).column("line_number")
+        timed = [n - first for n in dated.to_pylist()]
         if rejects.num_rows:
             timed += [n - first for n, raw in zip(rejects.column("line_number").to_pylist(),
                                                   rejects.column("raw").to_pylist()) if raw and TIMED.search(raw)]
