@@ -194,6 +194,9 @@ def resolve_window(con, *, since=None, until=None, baseline_days=None, window_fl
         if cut >= hi:
             raise UsageError(f"--baseline-days {baseline_days} covers all the data ({lo:%Y-%m-%d} to {hi:%Y-%m-%d}); "
                              "give fewer days")
+        if since is not None and since < cut:  # (the window's rows would be the baseline's too: nothing new)
+            raise UsageError(f"--since {since:%Y-%m-%d %H:%M} falls inside the baseline's first {baseline_days} "
+                             f"day(s), which end {cut:%Y-%m-%d %H:%M} UTC; give a later --since or fewer --baseline-days")
         return Window(since or cut, until or end_all, lo, cut)
     # (data that starts after the baseline would end: an empty baseline, not one that ends before it starts)
     if since is not None:

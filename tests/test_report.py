@@ -449,6 +449,7 @@ def test_cli_list_shows_thresholds():
                                     " given (-p bucket_minutes 0; `--list` shows each parameter's default)"),
     (["--baseline-days", "30"], "covers all the data"),
     (["--baseline-days", "2", "--baseline", "x"], "give one of them"),
+    (["--baseline-days", "3", "--since", "2025-03-02"], "falls inside the baseline's first 3 day(s)"),
     (["--since", "yesterday"], "not an ISO time"),
     (["--since", "2030-01-01"], "after the last record"),
     (["--until", "2020-01-01"], "before the first record"),
