@@ -1,7 +1,8 @@
 """``logpipe report``: run a folder of named queries (``queries/inventory``, ``queries/anomalies``), one
 section per ``.sql`` file, and shape the results into a stable document.
 
-* inventory → ``{"destinations": [...], "sources": [...]}`` (one key per query of the folder);
+* inventory → ``{"window": {"start", "end"}, "destinations": [...], "sources": [...]}`` (one key per
+  query of the folder; the window's ends null when --since/--until leave them open: all the data);
 * anomalies → ``{"window": {...}, "baseline": {...}, "findings": [{"kind", "severity", "source",
   "destination", "evidence", "advice"}, ...]}``, findings sorted by severity, most severe first.
 
@@ -257,8 +258,8 @@ def run_report(con, name: str, *, params: dict[str, str] | None = None, window: 
         mine.update({k: v for k, v in wparams.items() if k in q.params})
         sections.append((q, run_query(con, q, mine, given=user)))
     if name == "inventory":
-        doc: dict[str, Any] = {q.name: t.to_pylist() for q, t in sections}
-        doc["_window"] = (window.start, window.end)  # (said in text and markdown; JSON keeps its two keys)
+        doc: dict[str, Any] = {"window": {"start": window.start, "end": window.end}}
+        doc.update({q.name: t.to_pylist() for q, t in sections})
     else:
         findings = []
         for q, t in sections:
@@ -358,7 +359,7 @@ def render_text(doc: dict[str, Any], name: str, out, *, tty: bool = False, markd
     bold = (lambda s: f"\x1b[1m{s}\x1b[0m") if tty else (lambda s: s)  # noqa: E731
     if name == "inventory":
         out.write(f"{h1}{bold('Egress inventory')}\n\n")
-        start, end = doc.get("_window", (None, None))
+        start, end = doc["window"]["start"], doc["window"]["end"]
         if start is None and end is None:
             out.write("window   all the data\n\n")
         else:

@@ -243,7 +243,8 @@ def test_inventory(scenario_data):
         doc = reports.public(reports.run_report(con, "inventory", window=reports.Window(None, None, None, None)))
     finally:
         con.close()
-    assert set(doc) == {"destinations", "sources"}
+    assert set(doc) == {"window", "destinations", "sources"}
+    assert doc["window"] == {"start": None, "end": None}  # (all the data)
     by = {(d["destination"], d["egress_kind"]): d for d in doc["destinations"]}
     assert by[("httpbin.org", "waypoint")]["transport"] == "tls-origination"
     assert by[("http-only.example", "waypoint")]["transport"] == "plaintext"
@@ -316,7 +317,8 @@ def test_inventory_counts_rows_without_a_time_unless_a_window_is_given(tmp_path)
     assert [(d["destination"], d["requests"]) for d in whole["destinations"]] == [("api.stripe.com", 1)]
     assert [s["source"] for s in whole["sources"]] == ["10.244.1.5"]
     since = runner.invoke(cli, ["report", "inventory", "--data", str(tmp_path / "d"), "-o", "json", "--since", "2024-01-01"])
-    assert json.loads(since.stdout) == {"destinations": [], "sources": []}
+    assert json.loads(since.stdout) == {"window": {"start": "2024-01-01T00:00:00.000Z", "end": None},
+                                        "destinations": [], "sources": []}
     # the text says which window it covers (no format did)
     text = runner.invoke(cli, ["report", "inventory", "--data", str(tmp_path / "d"), "-o", "text"]).stdout
     assert text.startswith("Egress inventory\n\nwindow   all the data\n")
