@@ -149,7 +149,7 @@ class AlertRules:
 
         if records.num_rows == 0:
             return []
-        con = db.connect(tables={"records": records}, settings=self.settings, threads=1)
+        con = db.connect(tables={"records": records}, settings=self.settings, threads=1, sandbox=True)
         try:
             rows = pl.from_arrow(run_query(con, ROWS_SQL))
             denials = run_query(con, self._authz, {"since": EPOCH}).to_pylist() if denial_candidates(records) else []
@@ -299,7 +299,7 @@ def known_destinations(data_dir, settings=None) -> set[str]:
 
     with db.reading(data_dir):
         try:
-            con = db.connect(data_dir, settings=settings)
+            con = db.connect(data_dir, settings=settings, sandbox=True)
         except DatasetError:  # no rows yet: everything is new
             return set()
         try:

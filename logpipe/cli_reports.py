@@ -204,9 +204,9 @@ def query(name, sql_text, sql_file, params, list_queries, data_dir, inputs, quer
         click.echo(counts.summary(), err=True)
     with reading(*([] if inputs else [data_dir])):
         if inputs:
-            con = connect(settings=settings, tables={"records": records, "rejects": rejects})
+            con = connect(settings=settings, tables={"records": records, "rejects": rejects}, sandbox=True)
         else:
-            con = connect(data_dir, settings=settings)
+            con = connect(data_dir, settings=settings, sandbox=True)
         try:
             table = run_query(con, target, dict(params))
         finally:

@@ -9,11 +9,14 @@
 * every ``queries/views/*.sql`` (``access_log``, ``rejects``, ``traffic``, ``egress`` and the IP macros they use),
   which an operator can read and change.
 
-Then it locks the connection down: external access is limited to the dataset directory (DuckDB's
-``allowed_directories``; views read Parquet lazily, so access cannot simply be switched off) plus
-``allow_write_paths``, and the configuration is locked so a query cannot undo it. ``run_query``
-(logpipe/queries.py) also accepts only read statements, so ``COPY … TO`` cannot write even inside
-the dataset directory.
+With ``sandbox=True`` (the CLI's ``query`` and ``report``, whose SQL may come from a folder of
+someone else's ``.sql`` files, and the stream's alerts) it then locks the connection down: external
+access is limited to the dataset directory (DuckDB's ``allowed_directories``; views read Parquet
+lazily, so access cannot simply be switched off) plus ``allow_write_paths``, and the configuration is
+locked so a query cannot undo it. ``run_query`` (logpipe/queries.py) also accepts only read
+statements, so ``COPY … TO`` cannot write even inside the dataset directory. A library caller's
+connection (the default) is DuckDB's own: it reads and writes files as any DuckDB session does
+(``read_csv`` of a team list to join, ``COPY … TO``).
 
 Without logpipe, the same rows are one line away: DuckDB
 ``read_parquet('DATA/date=*/*.parquet', hive_partitioning=true, union_by_name=true)``, or polars
@@ -206,6 +209,7 @@ def connect(
     *,
     settings: Settings | None = None,
     tables: dict[str, pa.Table] | None = None,
+    sandbox: bool = False,
     allow_write_paths: list[str] | tuple[str, ...] = (),
     threads: int | None = None,
 ) -> duckdb.DuckDBPyConnection:
@@ -214,6 +218,8 @@ def connect(
     ``data_dir`` (default ``$LOGPIPE_DATA`` or ``./logpipe-data``) is a dataset written by
     ``logpipe ingest``; ``tables={"records": t, "rejects": r}`` queries Arrow tables instead.
     ``settings`` (logpipe.settings.Settings) default to ``load_settings(data_dir)``.
+    ``sandbox``: reads only the dataset, writes only the files of ``allow_write_paths`` (exact file
+    paths), and the configuration is locked (the module docstring); otherwise DuckDB's own defaults.
     """
     from .settings import load_settings
 
@@ -237,7 +243,11 @@ def connect(
             settings = load_settings(data if data is not None else data_dir)
         _settings_tables(con, settings)
         _create_views(con)
-        _lock_down(con, read_dirs, list(allow_write_paths))
+        if sandbox:
+            _lock_down(con, read_dirs, list(allow_write_paths))
+        elif allow_write_paths:
+            raise ValueError("allow_write_paths limits a sandboxed connection (sandbox=True); without one "
+                             "every path may be written")
     except BaseException:
         con.close()
         raise

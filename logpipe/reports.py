@@ -94,9 +94,9 @@ def open_report_db(data_dir, *, baseline_dir=None, pods_path=None, settings=None
 
     floor = None
     if baseline_dir is not None:
-        main = connect(data_dir, settings=settings, tables=tables)
+        main = connect(data_dir, settings=settings, tables=tables, sandbox=True)
         try:
-            base = connect(baseline_dir, settings=settings)
+            base = connect(baseline_dir, settings=settings, sandbox=True)
         except DatasetError as e:  # (a directory of logs given for a dataset: the hint is another one)
             main.close()
             raise DatasetError(f"--baseline {baseline_dir} is not a logpipe dataset ({str(e).split(';')[0]}); give a "
@@ -115,9 +115,9 @@ def open_report_db(data_dir, *, baseline_dir=None, pods_path=None, settings=None
             raise DatasetError(f"the baseline dataset {baseline_dir} has no rows before {data_dir} starts; "
                                "give an older dataset to --baseline, or use --baseline-days N")
         rows = pa.concat_tables([base_rows, main_rows], promote_options="permissive")
-        con = connect(tables={"records": rows}, settings=settings)
+        con = connect(tables={"records": rows}, settings=settings, sandbox=True)
     else:
-        con = connect(data_dir, settings=settings, tables=tables)
+        con = connect(data_dir, settings=settings, tables=tables, sandbox=True)
     if pods_path is not None:
         from .pods import load_pods
 

@@ -61,7 +61,7 @@ def dataset(tmp_path_factory, sample_tables) -> Path:
 def con(dataset):
     from logpipe.db import connect
 
-    c = connect(dataset)
+    c = connect(dataset, sandbox=True)  # (as the CLI's query and report open it)
     yield c
     c.close()
 
@@ -571,7 +571,7 @@ def test_allow_write_paths(tmp_path, dataset):
     from logpipe.db import connect
 
     target = tmp_path / "allowed.csv"
-    c = connect(dataset, allow_write_paths=[str(target)])
+    c = connect(dataset, sandbox=True, allow_write_paths=[str(target)])
     c.execute(f"COPY (SELECT 1 AS x) TO '{target}'")
     assert target.read_text().strip().splitlines() == ["x", "1"]
     with pytest.raises(Exception):
@@ -667,3 +667,28 @@ def test_inputs_of_the_same_text_are_read_once(tmp_path, run_main):
                         "select count(*) n from access_log", "-o", "csv"])
         assert got.returncode == 0 and got.stdout.splitlines() == ["n", str(n)], got.stderr
         assert f"{log}: same content as {tmp_path / other}" in got.stderr
+
+
+def test_a_library_connection_reads_and_writes_files_as_duckdb_does(tmp_path, dataset):
+    """``logpipe.connect`` in a notebook is DuckDB's own connection with the views: a team list read
+    to join, a result written out. Only the CLI's (sandbox=True) reads the dataset alone."""
+    import logpipe
+
+    teams = tmp_path / "teams.csv"
+    teams.write_text("ip,team\n10.0.0.1,payments\n")
+    c = logpipe.connect(dataset)
+    try:
+        assert c.sql(f"SELECT team FROM read_csv('{teams}')").fetchall() == [("payments",)]
+        out = tmp_path / "out.csv"
+        c.execute(f"COPY (SELECT count(*) AS n FROM egress) TO '{out}'")
+        assert out.read_text().splitlines()[0] == "n"
+    finally:
+        c.close()
+    with pytest.raises(ValueError, match="sandbox=True"):
+        logpipe.connect(dataset, allow_write_paths=[str(tmp_path / "x.csv")])
+    locked = logpipe.connect(dataset, sandbox=True)
+    try:
+        with pytest.raises(Exception):
+            locked.sql(f"SELECT * FROM read_csv('{teams}')").fetchall()
+    finally:
+        locked.close()
