@@ -47,6 +47,13 @@ def _given(ctx, param, value):
     return value
 
 
+def out_option(help_text: str):
+    """--out FILE, where ``-`` is stdout (as ``stream --alerts-out -``), not a file named ``-``."""
+    return click.option("--out", "out_path", type=click.Path(dir_okay=False, allow_dash=True), metavar="FILE",
+                        callback=lambda ctx, param, value: None if value == "-" else value,
+                        help=f"{help_text} (- is stdout).")
+
+
 class _Number(click.FloatRange):
     """A number of seconds or a ratio: ``nan`` and ``inf`` are refused (they passed FloatRange's
     bounds, and --window nan was an internal error, --flush-seconds nan a stream that never flushed)."""
@@ -101,7 +108,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.argument("files", nargs=-1)
 @click.option("-o", "--output", "fmt", type=click.Choice(["ndjson", "csv", "table", "parquet"]),
               help="Output format (default: table on a terminal, else ndjson).")
-@click.option("--out", "out_path", type=click.Path(dir_okay=False), help="Write to this file (required for parquet).")
+@out_option("Write to this file (required for parquet)")
 @click.option("--rejects", "rejects_path", type=click.Path(dir_okay=False),
               help="Write rejects as ndjson to this file instead of stderr.")
 @click.option("--on-error", type=ON_ERROR, default="warn", show_default=True,

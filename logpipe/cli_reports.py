@@ -9,7 +9,7 @@ import sys
 import click
 
 from . import exits
-from .cli import data_option
+from .cli import data_option, out_option
 
 
 # ---- report -----------------------------------------------------------------------------------------
@@ -33,7 +33,7 @@ def _utc_time(ctx, param, value):
 @data_option
 @click.option("-o", "--output", "fmt", type=click.Choice(["text", "markdown", "json", "html"]),
               help="Output format (default: from --out's suffix, .html .md .txt .json; else text on a terminal, json).")
-@click.option("--out", "out_path", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
+@out_option("Write to this file instead of stdout")
 @click.option("--list", "list_only", is_flag=True, help="List the report's sections and their parameters, then exit.")
 @click.option("-p", "--param", "params", type=(str, str), multiple=True, metavar="KEY VALUE",
               help="Set a threshold parameter (see --list); repeatable.")
@@ -150,7 +150,7 @@ _OUT_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".ndjson": "ndjs
               help="Also load named queries from DIR (repeatable; or $LOGPIPE_QUERIES).")
 @click.option("-o", "--output", "fmt", type=click.Choice(QUERY_FORMATS),
               help="Output format (default: table on a terminal, else from --out's suffix, else ndjson).")
-@click.option("--out", "out_path", type=click.Path(dir_okay=False), help="Write to FILE (required for parquet).")
+@out_option("Write to FILE (required for parquet)")
 @click.option("--max-width", type=click.IntRange(min=2), default=None, metavar="N",
               help="Cut table cells to N columns (default 40).")
 @click.option("--cluster-domain", metavar="DOMAIN", help="Cluster domain for the egress view (default cluster.local).")

@@ -347,9 +347,18 @@ def parse_lines(lines: Iterable[str | bytes], source: str = "-", *, batch_size: 
                 parser: Parser | None = None) -> Iterator[ParsedBatch]:
     """Parse an iterable of lines (str or bytes, with or without line endings) into ``ParsedBatch``
     objects of at most ``batch_size`` input lines: Arrow record batches of RECORD_SCHEMA plus the
-    rejects of REJECT_SCHEMA. Line numbers start at 1."""
+    rejects of REJECT_SCHEMA. Line numbers start at 1. A path (a str, bytes or ``os.PathLike``
+    given where lines belong) is refused: iterated, it would be its characters, each a line."""
+    import os
+
     from .runtimes import JOIN_LOOKAHEAD, parts_at_end
 
+    if isinstance(lines, (str, bytes, bytearray, os.PathLike)):
+        from .errors import UsageError
+
+        raise UsageError(f"parse_lines takes lines (an open file, or a list of str or bytes), not one "
+                         f"{type(lines).__name__} ({str(lines)[:60]}); for a file, pass open(path, 'rb'), "
+                         "and for text, text.splitlines()")
     parser = parser or default_parser()
     chunk: list = []
     first = 1

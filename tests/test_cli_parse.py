@@ -10,6 +10,7 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -397,3 +398,13 @@ def test_a_bad_flag_or_argument_is_one_line(args, said, monkeypatch, capsys):
     monkeypatch.setattr(sys, "argv", ["logpipe", *args])
     assert exits.run(cli) == 2
     assert capsys.readouterr().err == said + "\n"
+
+
+@pytest.mark.parametrize("given", ["sample_logs/waypoint-egress-1.23.log", b"a\nb", Path("x.log")])
+def test_parse_lines_refuses_a_path_or_one_text(given):
+    """A path handed to parse_lines was iterated as its characters: one noise reject per character."""
+    from logpipe import parse_lines
+    from logpipe.errors import UsageError
+
+    with pytest.raises(UsageError, match="takes lines .*open\\(path, 'rb'\\)"):
+        list(parse_lines(given))

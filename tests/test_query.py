@@ -692,3 +692,18 @@ def test_a_library_connection_reads_and_writes_files_as_duckdb_does(tmp_path, da
             locked.sql(f"SELECT * FROM read_csv('{teams}')").fetchall()
     finally:
         locked.close()
+
+
+def test_out_dash_is_stdout(tmp_path, dataset, monkeypatch):
+    """``--out -`` wrote a file named ``-``; it is stdout, as ``stream --alerts-out -`` is."""
+    from click.testing import CliRunner
+
+    from logpipe.cli import cli
+
+    monkeypatch.chdir(tmp_path)
+    for args in (["query", "--data", str(dataset), "--sql", "SELECT 1 AS x", "-o", "csv", "--out", "-"],
+                 ["report", "inventory", "--data", str(dataset), "-o", "json", "--out", "-"]):
+        r = CliRunner().invoke(cli, args)
+        assert r.exit_code == 0, r.output
+        assert r.stdout.startswith("x\n1" if args[0] == "query" else "{")
+    assert not (tmp_path / "-").exists()
