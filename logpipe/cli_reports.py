@@ -9,7 +9,7 @@ import sys
 import click
 
 from . import exits
-from .cli import data_option, out_option
+from .cli import _format_parser, data_option, format_options, out_option
 
 
 # ---- report -----------------------------------------------------------------------------------------
@@ -46,8 +46,9 @@ def _utc_time(ctx, param, value):
 @click.option("--until", callback=_utc_time, metavar="TIME", help="Window end (ISO time, UTC, exclusive).")
 @click.option("--input", "inputs", multiple=True, metavar="FILE",
               help="Report on log FILE(s) parsed in memory instead of a dataset (repeatable; - for stdin).")
+@format_options
 def report(name, data_dir, fmt, out_path, list_only, params, pods_path, baseline_days, baseline_dir, since, until,
-           inputs):
+           inputs, format_string, format_file, grammar_file):
     """Egress inventory or anomaly findings over the dataset (or over log files: --input).
 
     \b
@@ -78,13 +79,7 @@ def report(name, data_dir, fmt, out_path, list_only, params, pods_path, baseline
     if fmt is None:
         suffix = os.path.splitext(out_path)[1].lower() if out_path else ""
         fmt = _REPORT_SUFFIXES.get(suffix) or ("text" if sys.stdout.isatty() and not out_path else "json")
-    tables = None
-    if inputs:  # (as query --input: the logs parsed in memory, their summary on stderr)
-        from .pipeline import parse_to_tables
-
-        records, rejects, counts = parse_to_tables(list(inputs))
-        click.echo(counts.summary(), err=True)
-        tables = {"records": records, "rejects": rejects}
+    tables = _input_tables(inputs, format_string, format_file, grammar_file)
     from .db import reading
 
     # The datasets' readers' lock (a stream's compaction waits) while their files are read, not
@@ -146,6 +141,7 @@ _OUT_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".ndjson": "ndjs
 @data_option
 @click.option("--input", "inputs", multiple=True, metavar="FILE",
               help="Query log FILE(s) parsed in memory instead of a dataset (repeatable; - for stdin).")
+@format_options
 @click.option("--queries", "query_dirs", multiple=True, type=click.Path(file_okay=False), metavar="DIR",
               help="Also load named queries from DIR (repeatable; or $LOGPIPE_QUERIES).")
 @click.option("-o", "--output", "fmt", type=click.Choice(QUERY_FORMATS),
@@ -156,8 +152,8 @@ _OUT_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".ndjson": "ndjs
 @click.option("--cluster-domain", metavar="DOMAIN", help="Cluster domain for the egress view (default cluster.local).")
 @click.option("--internal-cidr", "internal_cidrs", multiple=True, metavar="CIDR",
               help="Internal range for the egress view (repeatable; replaces the defaults, 'default' adds them back).")
-def query(name, sql_text, sql_file, params, list_queries, data_dir, inputs, query_dirs, fmt, out_path, max_width,
-          cluster_domain, internal_cidrs):
+def query(name, sql_text, sql_file, params, list_queries, data_dir, inputs, format_string, format_file, grammar_file,
+          query_dirs, fmt, out_path, max_width, cluster_domain, internal_cidrs):
     """Run SQL over the dataset: a named query (NAME, see --list) or --sql.
 
     \b
@@ -197,14 +193,10 @@ def query(name, sql_text, sql_file, params, list_queries, data_dir, inputs, quer
     from .settings import load_settings
 
     settings = load_settings(data_dir, cluster_domain=cluster_domain, internal_cidrs=internal_cidrs)
-    if inputs:
-        from .pipeline import parse_to_tables
-
-        records, rejects, counts = parse_to_tables(list(inputs))
-        click.echo(counts.summary(), err=True)
+    tables = _input_tables(inputs, format_string, format_file, grammar_file)
     with reading(*([] if inputs else [data_dir])):
-        if inputs:
-            con = connect(settings=settings, tables={"records": records, "rejects": rejects}, sandbox=True)
+        if tables is not None:
+            con = connect(settings=settings, tables=tables, sandbox=True)
         else:
             con = connect(data_dir, settings=settings, sandbox=True)
         try:
@@ -212,6 +204,30 @@ def query(name, sql_text, sql_file, params, list_queries, data_dir, inputs, quer
         finally:
             con.close()
     _write_result(table, fmt, out_path, max_width)
+
+
+def _input_tables(inputs, format_string, format_file, grammar_file) -> dict | None:
+    """``--input`` logs parsed in memory (with the mesh's own format when given), their summary on
+    stderr: the tables for ``db.connect(tables=…)``; None without ``--input`` (the dataset is read)."""
+    from .errors import UsageError
+
+    given = next((f"--{n}" for n, v in (("format-string", format_string), ("format-file", format_file),
+                                       ("grammar", grammar_file)) if v is not None), None)
+    if not inputs:
+        if given:
+            raise UsageError(f"{given} reads --input logs; a dataset's rows were parsed when ingested (with the "
+                             "format given to `logpipe ingest`, which the dataset remembers)")
+        return None
+    from .pipeline import parse_to_tables
+
+    records, rejects, counts = parse_to_tables(list(inputs), _format_parser(format_string, format_file, grammar_file))
+    click.echo(counts.summary(), err=True)
+    if counts.malformed and not counts.parsed:  # (an empty answer, exit 0: say why it is empty)
+        click.echo("logpipe: warning: no line of the --input logs parsed; "
+                   + ("check the format given (`logpipe parse FILE` with it shows each line's reason)" if given else
+                      "if they are your mesh's own format, give it with --format-string or --format-file "
+                      "(`logpipe parse FILE` shows each line's reason)"), err=True)
+    return {"records": records, "rejects": rejects}
 
 
 def _write_result(table, fmt: str, out_path: str | None, max_width: int | None) -> None:

@@ -166,12 +166,15 @@ def parse_to_output(paths: list[str], *, fmt: str | None, out_path: str | None, 
         raise InputError("some inputs could not be read (see above)")
 
 
-def parse_to_tables(paths: list[str]):
+def parse_to_tables(paths: list[str], parser: Parser | None = None):
     """Parse inputs in memory for ``logpipe query --input``: (records, rejects, counts), the two
-    tables in RECORD_SCHEMA and REJECT_SCHEMA, ready for ``db.connect(tables=…)``."""
+    tables in the parser's schema (RECORD_SCHEMA, plus a custom format's extra columns) and
+    REJECT_SCHEMA, ready for ``db.connect(tables=…)``."""
     import pyarrow as pa
 
-    from .schema import RECORD_SCHEMA, REJECT_SCHEMA
+    from .schema import REJECT_SCHEMA
+
+    parser = parser or default_parser()
 
     inputs, errors = expand_inputs(paths)
     if errors:
@@ -186,11 +189,11 @@ def parse_to_tables(paths: list[str]):
             continue
         if key is not None:
             seen[key] = inp.name
-        for batch, _end in parse_input(inp, say=True):
+        for batch, _end in parse_input(inp, parser, say=True):
             counts.add(batch)
             records.append(batch.records)
             rejects.append(batch.rejects)
-    return (pa.Table.from_batches(records, schema=RECORD_SCHEMA),
+    return (pa.Table.from_batches(records, schema=parser.schema),
             pa.Table.from_batches(rejects, schema=REJECT_SCHEMA), counts)
 
 

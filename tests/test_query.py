@@ -707,3 +707,25 @@ def test_out_dash_is_stdout(tmp_path, dataset, monkeypatch):
         assert r.exit_code == 0, r.output
         assert r.stdout.startswith("x\n1" if args[0] == "query" else "{")
     assert not (tmp_path / "-").exists()
+
+
+def test_input_logs_of_the_meshs_own_format(tmp_path):
+    """``query``/``report --input`` take --format-string/--format-file as parse and ingest do: without
+    them a custom format's lines were all malformed, and the answer was empty, exit 0, without a word."""
+    from click.testing import CliRunner
+
+    from logpipe.cli import cli
+
+    fmt = '[%START_TIME%] "%REQ(:METHOD)% %REQ(:PATH)% %PROTOCOL%" %RESPONSE_CODE% "%REQ(:AUTHORITY)%" %UPSTREAM_CLUSTER% %DOWNSTREAM_REMOTE_ADDRESS%'
+    log = tmp_path / "a.log"
+    log.write_text('[2025-03-01T10:00:00.123Z] "GET /a HTTP/1.1" 200 "api.example.com" outbound|443||api.example.com 10.244.0.5:5123\n')
+    runner = CliRunner()
+    r = runner.invoke(cli, ["query", "--input", str(log), "--format-string", fmt, "--sql",
+                            "SELECT authority FROM egress", "-o", "csv"])
+    assert r.exit_code == 0 and r.stdout == "authority\napi.example.com\n", r.output
+    r = runner.invoke(cli, ["report", "inventory", "--input", str(log), "--format-string", fmt, "-o", "json"])
+    assert [d["destination"] for d in json.loads(r.stdout)["destinations"]] == ["api.example.com"]
+    r = runner.invoke(cli, ["query", "--input", str(log), "--sql", "SELECT count(*) AS n FROM access_log", "-o", "csv"])
+    assert r.exit_code == 0 and "give it with --format-string or --format-file" in r.stderr
+    r = runner.invoke(cli, ["query", "--format-string", fmt, "--sql", "SELECT 1"])
+    assert r.exit_code != 0 and "--format-string reads --input logs" in str(r.exception or r.output)
