@@ -20,7 +20,8 @@ connection (the default) is DuckDB's own: it reads and writes files as any DuckD
 
 Without logpipe, the same rows are one line away: DuckDB
 ``read_parquet('DATA/date=*/*.parquet', hive_partitioning=true, union_by_name=true)``, or polars
-``pl.scan_parquet("DATA/date=*/*.parquet", hive_partitioning=True)``.
+``pl.scan_parquet("DATA/date=*/*.parquet", hive_partitioning=True, missing_columns="insert",
+extra_columns="ignore")`` (a custom format's extra columns are in its files only).
 """
 from __future__ import annotations
 

@@ -729,3 +729,31 @@ def test_input_logs_of_the_meshs_own_format(tmp_path):
     assert r.exit_code == 0 and "give it with --format-string or --format-file" in r.stderr
     r = runner.invoke(cli, ["query", "--format-string", fmt, "--sql", "SELECT 1"])
     assert r.exit_code != 0 and "--format-string reads --input logs" in str(r.exception or r.output)
+
+
+def test_readme_lines_read_a_dataset_with_a_custom_formats_extra_columns(tmp_path, monkeypatch):
+    """The README's DuckDB and polars one-liners, run on a dataset where a custom format's files hold an
+    extra column the others lack (as written before, polars failed and DuckDB did not see the column)."""
+    import re
+
+    import duckdb
+    import polars as pl
+    from click.testing import CliRunner
+    from conftest import SAMPLES
+
+    from logpipe.cli import cli
+
+    data = tmp_path / "logpipe-data"
+    log = tmp_path / "c.log"
+    log.write_text('[2025-03-01T10:00:00.123Z] GET /a 200 "trace-1" 192.0.2.1:443\n')
+    runner = CliRunner()
+    assert runner.invoke(cli, ["ingest", str(SAMPLES / "waypoint-egress-1.23.log"), "--data", str(data)]).exit_code == 0
+    assert runner.invoke(cli, ["ingest", str(log), "--data", str(data), "--format-string",
+                               '[%START_TIME%] %REQ(:METHOD)% %REQ(:PATH)% %RESPONSE_CODE% "%REQ(X-B3-TRACEID)%" %UPSTREAM_HOST%']).exit_code == 0
+    readme = (SAMPLES.parent / "README.md").read_text()
+    sql = re.search(r'duckdb -c "(select count\(\*\) from read_parquet\(.*?\))"', readme)[1]
+    polars_call = re.search(r"print\((pl\.scan_parquet\('logpipe-data/.*?\)\.collect\(\))\)", readme)[1]
+    monkeypatch.chdir(tmp_path)
+    rows = duckdb.sql(sql.replace("count(*)", "count(*), count(x_b3_traceid)")).fetchall()
+    assert rows[0][1] == 1 and rows[0][0] > 1
+    assert eval(polars_call, {"pl": pl}).height == rows[0][0]
