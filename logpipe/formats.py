@@ -97,6 +97,19 @@ _TEXT_OPERATORS = {"REQ", "RESP", "TRAILER", "DYNAMIC_METADATA", "FILTER_STATE",
                    "LOCAL_REPLY_BODY",  # (and certificates' subjects and issuers: "CN=a,O=Example Inc")
                    "DOWNSTREAM_PEER_SUBJECT", "DOWNSTREAM_PEER_ISSUER", "DOWNSTREAM_LOCAL_SUBJECT",
                    "UPSTREAM_PEER_SUBJECT", "UPSTREAM_PEER_ISSUER", "UPSTREAM_LOCAL_SUBJECT"}
+# Envoy's operators of no record column whose value is a count (of bytes, ms, attempts) or a port, or
+# "-" (usage.rst: "Renders a numeric value in typed JSON logs", or a byte count, "Not implemented (0)"
+# where it has none): their extra columns' rule is INT | DASH, so the column is a 64-bit int
+# (``layouts.extra_types``), summed in SQL as BYTES_RECEIVED is.
+_COUNT_OPERATORS = {
+    "REQUEST_DURATION", "REQUEST_TX_DURATION", "RESPONSE_DURATION", "RESPONSE_TX_DURATION",
+    "REQUEST_HEADERS_BYTES", "RESPONSE_HEADERS_BYTES", "RESPONSE_TRAILERS_BYTES",
+    "UPSTREAM_WIRE_BYTES_SENT", "UPSTREAM_WIRE_BYTES_RECEIVED", "UPSTREAM_HEADER_BYTES_SENT",
+    "UPSTREAM_HEADER_BYTES_RECEIVED", "DOWNSTREAM_WIRE_BYTES_SENT", "DOWNSTREAM_WIRE_BYTES_RECEIVED",
+    "DOWNSTREAM_HEADER_BYTES_SENT", "DOWNSTREAM_HEADER_BYTES_RECEIVED", "UPSTREAM_REQUEST_ATTEMPT_COUNT",
+    "UPSTREAM_LOCAL_PORT", "UPSTREAM_REMOTE_PORT", "DOWNSTREAM_LOCAL_PORT", "DOWNSTREAM_REMOTE_PORT",
+    "DOWNSTREAM_DIRECT_REMOTE_PORT", "CONNECTION_ID", "UPSTREAM_CONNECTION_ID", "GRPC_STATUS_NUMBER",
+}
 _HEADER_OPERATORS = {"REQ": "req", "RESP": "resp", "TRAILER": "trailer"}
 # Envoy's longer names of the header operators (its docs' default format uses them since v1.31)
 _OPERATOR_ALIASES = {"REQUEST_HEADER": "REQ", "RESPONSE_HEADER": "RESP", "RESPONSE_TRAILER": "TRAILER"}
@@ -239,7 +252,7 @@ def _operator(m: re.Match, used: dict[str, int]) -> Operator:
     elif known is not None and known[0] not in used:
         column, shape = known
     else:  # (an operator of no record column, or a second one of a column taken: an extra column of its own)
-        shape = "text" if name in _TEXT_OPERATORS else "token"
+        shape = "text" if name in _TEXT_OPERATORS else "count" if name in _COUNT_OPERATORS and not arg else "token"
         if name in _HEADER_OPERATORS and arg:
             column = _column_name(arg.split("?")[0])
             if column in COLUMNS or column in _RESERVED or (name != "REQ" and column in used):
@@ -400,13 +413,18 @@ def _wrap(text: str, width: int) -> list[str]:
 
 def json_columns(fmt: dict) -> dict[str, str]:
     """JSON key (dotted for nested objects) -> column, for keys whose value is one operator."""
-    out: dict[str, str] = {}
+    return {key: op.column for key, op in json_operators(fmt).items()}
+
+
+def json_operators(fmt: dict) -> dict[str, Operator]:
+    """JSON key (dotted for nested objects) -> its operator, for keys whose value is one operator."""
+    out: dict[str, Operator] = {}
     used: dict[str, int] = {}
     for key, value in _flatten(fmt).items():
         if isinstance(value, str):
             m = _OPERATOR_RX.fullmatch(value.strip())
             if m:
-                out[key] = _operator(m, used).column
+                out[key] = _operator(m, used)
     if not out:
         raise FormatError("the JSON format maps no key to an Envoy command operator such as %START_TIME%;"
                           " pass the mesh's json_format / logFormat.labels object")

@@ -15,7 +15,7 @@ from pathlib import Path
 from .errors import LogpipeError, UsageError
 from .formatfile import read_format_file
 from .formats import (TIME_SPEC_RX, FormatError, _flatten, _json_time_spec, _strftime, grammar_from_format,
-                      greedy_tail, json_columns, parse_format, typo_notes)
+                      greedy_tail, json_operators, parse_format, typo_notes)
 from .schema import COLUMNS
 
 # ---- a custom layout, as the parser uses it ----------------------------------------------------------
@@ -32,6 +32,7 @@ class CustomLayout:
     name: str
     rulebook: object | None = None  # logpipe.grammar.Rulebook of a text layout
     extra: list[str] = field(default_factory=list)
+    counts: frozenset = frozenset()  # the extra columns that are 64-bit ints (``_count_columns``), the rest text
     time_format: str | None = None  # chrono format of a customised %START_TIME(…)%
     json_keys: dict[str, str] | None = None
     notes: list[str] = field(default_factory=list)  # what a user of this format should know (the CLI says them)
@@ -45,7 +46,8 @@ class CustomLayout:
 
         from .schema import RECORD_SCHEMA
 
-        return pa.schema(list(RECORD_SCHEMA) + [pa.field(c, pa.string()) for c in self.extra])
+        return pa.schema(list(RECORD_SCHEMA) + [pa.field(c, pa.int64() if c in self.counts else pa.string())
+                                                for c in self.extra])
 
     def prepare(self, df):
         """Rewrite a customised START_TIME of this layout's rows as ISO-8601 UTC, which records.py
@@ -181,11 +183,14 @@ def layout_from_format(fmt: str) -> CustomLayout:
 
 
 def layout_from_json(fmt: dict) -> CustomLayout:
-    keys = json_columns(fmt)
+    operators = json_operators(fmt)
+    keys = {key: op.column for key, op in operators.items()}
     time = _json_time_spec(fmt)
     extra = [c for c in dict.fromkeys(keys.values()) if c not in COLUMNS]
+    # (a count operator's value: a number in typed JSON, or "-" / a string of digits in Istio's)
+    counts = frozenset(op.column for op in operators.values() if op.shape == "count" and op.column in extra)
     return CustomLayout(spec="json:" + json.dumps(fmt, separators=(",", ":")), name="custom_json",
-                        extra=extra, time_format=_strftime(time)[1] if time else None, json_keys=keys)
+                        extra=extra, counts=counts, time_format=_strftime(time)[1] if time else None, json_keys=keys)
 
 
 def layout_from_grammar(text: str, *, source: str, spec: str | None = None, import_dir: str | None = None) -> CustomLayout:
@@ -206,12 +211,26 @@ def layout_from_grammar(text: str, *, source: str, spec: str | None = None, impo
                           " does (%import .common (SP, DQ, INT, WORD, TEXT)), see `logpipe grammar --from-format`") from None
     extra = _extra_columns(book, start)
     book.fields = book.fields | frozenset(extra)
-    layout = CustomLayout(spec=spec or f"grammar:{text}", name=start, rulebook=book, extra=extra)
+    layout = CustomLayout(spec=spec or f"grammar:{text}", name=start, rulebook=book, extra=extra,
+                          counts=_count_columns(book, extra))
     book.compile(start)  # a grammar the fast path cannot take fails now, with the grammar's name
     time_spec = TIME_SPEC_RX.search(text)  # (one `logpipe grammar --from-format` wrote: its START_TIME's spec)
     if time_spec:
         layout.time_format = _strftime(time_spec[1])[1]
     return layout
+
+
+def _count_columns(book, extra: list[str]) -> frozenset:
+    """The extra columns whose rule reads a whole number or ``-`` (its terminals INT, and DASH or not:
+    ``formats._COUNT_OPERATORS``' rule ``INT | DASH``): typed as 64-bit ints, as the grammar says they are."""
+    from lark.grammar import Symbol
+
+    def terminals(tree) -> set[str]:
+        if isinstance(tree, Symbol):
+            return {tree.name} if tree.is_term else {"(rule)"}
+        return set().union(*(terminals(c) for c in getattr(tree, "children", ())))
+
+    return frozenset(c for c in extra if "INT" in (found := terminals(book.rule_tree(c))) and found <= {"INT", "DASH"})
 
 
 def _extra_columns(book, start: str) -> list[str]:

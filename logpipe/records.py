@@ -16,8 +16,6 @@ import pyarrow as pa
 from . import arrowpl as _arrowpl
 from .schema import LIST_COLUMNS, RECORD_SCHEMA, REJECT_SCHEMA, view_schema
 
-INT32_COLUMNS = {f.name for f in RECORD_SCHEMA if f.type == pa.int32()}
-INT64_COLUMNS = {f.name for f in RECORD_SCHEMA if f.type == pa.int64()} - {"line_number"}
 TIME_COLUMNS = {f.name for f in RECORD_SCHEMA if pa.types.is_timestamp(f.type)}
 # Times a record may hold: those every reader can (Python's datetime, years 1 to 9999). polars also
 # reads year 0 and signed years ("-2024-…" in a JSON line), which then broke every later step.
@@ -120,8 +118,9 @@ def _typing_exprs(kinds: tuple, schema: pa.Schema, nulled: frozenset = frozenset
     kinds = dict(kinds)
     # A list column keeps its text here: "-" (Envoy's "none") is an empty list, null (a JSON null, an
     # absent key) stays null (unknown), whatever the other lines of the batch carry.
+    ints = {f.name for f in schema if pa.types.is_integer(f.type)} - {"line_number"}  # (a custom format's counts too)
     text_cols = [c for c in kinds if c not in ("line_number", "prefix_len", "raw") and c not in LIST_COLUMNS
-                 and not _typed_already(c, kinds[c]) and not (c in nulled and kinds[c] == pl.String)]
+                 and not _typed_already(c, kinds[c], ints) and not (c in nulled and kinds[c] == pl.String)]
     cols = [pl.col(c).cast(pl.String) if kinds[c] != pl.String else pl.col(c) for c in text_cols]
     nulls = [null_empty(c).alias(name) for c, name in zip(cols, text_cols)]
     exprs, checks, typed_names = [], [], []
@@ -130,16 +129,16 @@ def _typing_exprs(kinds: tuple, schema: pa.Schema, nulled: frozenset = frozenset
         if name in ("line_number", "source") or name not in kinds:
             continue
         col = pl.col(name)
-        if _typed_already(name, kinds[name]):  # (by cut.c: no cast, nothing that could fail to type)
+        if _typed_already(name, kinds[name], ints):  # (by cut.c: no cast, nothing that could fail to type)
             exprs.append(col)
             continue
         if name in TIME_COLUMNS:  # typed after the query (read_times): kept as text here
             exprs.append(col)
             typed_names.append(name)
             continue
-        elif name in INT32_COLUMNS:
+        elif f.type == pa.int32():
             typed = col.cast(pl.Int32, strict=False)
-        elif name in INT64_COLUMNS:
+        elif f.type == pa.int64():
             typed = col.cast(pl.Int64, strict=False)
         elif name in LIST_COLUMNS:  # (a split cannot fail: no check)
             col = col.cast(pl.String)
@@ -162,10 +161,10 @@ def null_empty(text: pl.Expr) -> pl.Expr:
     return pl.when((text == "-") | (text == "")).then(None).otherwise(text)
 
 
-def _typed_already(name: str, dtype: pl.DataType) -> bool:
-    """Whether a column arrives typed (cut.c, ``nativecut.Types``): no text to null or read."""
-    return (name in TIME_COLUMNS and dtype == pl.Datetime("us", "UTC")) or \
-        (name in INT32_COLUMNS | INT64_COLUMNS and dtype.is_integer())
+def _typed_already(name: str, dtype: pl.DataType, ints: set) -> bool:
+    """Whether a column arrives typed (cut.c, ``nativecut.Types``): no text to null or read. ``ints``:
+    the schema's int columns."""
+    return (name in TIME_COLUMNS and dtype == pl.Datetime("us", "UTC")) or (name in ints and dtype.is_integer())
 
 
 def _to_record_batch(df: pl.DataFrame, schema: pa.Schema = RECORD_SCHEMA, out: pa.Schema | None = None) -> pa.RecordBatch:

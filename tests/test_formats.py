@@ -107,6 +107,9 @@ CUSTOM_FORMATS = [
     'upstream=%UPSTREAM_HOST% cluster=%UPSTREAM_CLUSTER% dur=%DURATION%',
     # pipe-delimited
     "%START_TIME%|%REQ(:AUTHORITY)%|%RESPONSE_CODE%|%UPSTREAM_CLUSTER_RAW%|%DOWNSTREAM_REMOTE_ADDRESS%",
+    # Envoy's counts of no record column: extra 64-bit int columns
+    '[%START_TIME%] %RESPONSE_CODE% %REQUEST_DURATION% %RESPONSE_DURATION% "%REQ(:AUTHORITY)%" '
+    '%UPSTREAM_WIRE_BYTES_SENT% %UPSTREAM_REQUEST_ATTEMPT_COUNT% %UPSTREAM_CLUSTER%',
     # bare START_TIME first (looks like a kubectl --timestamps prefix)
     "%START_TIME% %RESPONSE_CODE% %REQ(:AUTHORITY)% %UPSTREAM_HOST% %DURATION%",
     # tab-separated, with operators logpipe has no column for
@@ -359,6 +362,30 @@ def test_extra_columns_follow_the_schema():
     layout = layouts.layout_from_format("[%START_TIME%] %REQ(X-B3-TRACEID)% %DOWNSTREAM_PEER_URI_SAN%")
     assert layout.extra == ["x_b3_traceid", "downstream_peer_uri_san"]
     assert layout.schema.names == COLUMNS + layout.extra
+
+
+def test_extra_counts_are_ints_in_text_json_and_grammar_formats(tmp_path):
+    """Envoy's counts of no record column (%REQUEST_DURATION%, %UPSTREAM_WIRE_BYTES_SENT%, …) are 64-bit
+    int columns, "-" null, as the record's byte counts are: their rule is INT | DASH, and the column's
+    type follows its rule (in a grammar file too). They were text: `sum(request_duration)` failed."""
+    import pyarrow as pa
+
+    layout = layouts.layout_from_format('[%START_TIME%] %REQUEST_DURATION% "%REQ(X-B3-TRACEID)%" %UPSTREAM_WIRE_BYTES_SENT%')
+    assert [(f.name, f.type) for f in layout.schema][-3:] == [
+        ("request_duration", pa.int64()), ("x_b3_traceid", pa.string()), ("upstream_wire_bytes_sent", pa.int64())]
+    got, rejects = rows(Parser(custom=layout), ['[2025-03-01T10:00:00.123Z] 12 "t" -',
+                                                '[2025-03-01T10:00:00.123Z] 1x "t" 5'])
+    assert [(r["request_duration"], r["upstream_wire_bytes_sent"]) for r in got] == [(12, None)]
+    assert "request_duration expected INT or '-', got '1x'" in rejects[0]["reason"]
+    js = layouts.layout_from_format(json.dumps({"ts": "%START_TIME%", "code": "%RESPONSE_CODE%",
+                                                "rd": "%REQUEST_DURATION%", "att": "%UPSTREAM_REQUEST_ATTEMPT_COUNT%"}))
+    got, rejects = rows(Parser(custom=js), ['{"ts": "2025-03-01T10:00:00.123Z", "code": 200, "rd": 7, "att": "2"}',
+                                            '{"ts": "2025-03-01T10:00:00.123Z", "code": 200, "rd": "-", "att": 1}'])
+    assert rejects == [] and [(r["request_duration"], r["upstream_request_attempt_count"]) for r in got] == [(7, 2), (None, 1)]
+    grammar = tmp_path / "g.lark"
+    grammar.write_text('%import .common (SP, INT, DASH, WORD)\ncustom: attempts SP note\nattempts: INT | DASH\nnote: WORD\n')
+    book = layouts.layout_from_grammar(grammar.read_text(), source=str(grammar))
+    assert {f.name: f.type for f in book.schema}["attempts"] == pa.int64() and book.counts == {"attempts"}
 
 
 # ---- ambiguity ---------------------------------------------------------------------------------------
