@@ -16,14 +16,14 @@ win AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= w0 AND e.start_ti
 base AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= b0 AND e.start_time < b1),
 base_p AS (
     SELECT destination, count(*) AS n, quantile_cont(duration, 0.99) AS p99, quantile_cont(duration, 0.5) AS p50
-    FROM base WHERE protocol IS NOT NULL AND egress_kind <> 'blocked' AND duration IS NOT NULL
+    FROM base WHERE request_protocol(protocol, method, authority) IS NOT NULL AND egress_kind <> 'blocked' AND duration IS NOT NULL
     GROUP BY destination
 ),
 win_p AS (
     SELECT destination, count(*) AS n, quantile_cont(duration, 0.99) AS p99, quantile_cont(duration, 0.5) AS p50,
         string_agg(DISTINCT source_ip, ',' ORDER BY source_ip) AS sources,
         list(request_id ORDER BY duration DESC) FILTER (WHERE request_id IS NOT NULL)[1:3] AS ids
-    FROM win WHERE protocol IS NOT NULL AND egress_kind <> 'blocked' AND duration IS NOT NULL
+    FROM win WHERE request_protocol(protocol, method, authority) IS NOT NULL AND egress_kind <> 'blocked' AND duration IS NOT NULL
     GROUP BY destination
 ),
 jumps AS (
@@ -68,7 +68,7 @@ singles AS (
             || CAST(b.p99 AS BIGINT) || ' ms: look it up by request id in the application logs.' AS advice,
         r.duration / greatest(b.p99, 1) AS score
     FROM win r JOIN base_p b USING (destination)
-    WHERE r.protocol IS NOT NULL AND r.egress_kind <> 'blocked'
+    WHERE request_protocol(r.protocol, r.method, r.authority) IS NOT NULL AND r.egress_kind <> 'blocked'
       AND b.n >= CAST($min_requests AS INTEGER)
       AND r.duration >= CAST($single_factor AS DOUBLE) * b.p99
       AND r.duration >= CAST($single_min_ms AS BIGINT)

@@ -20,9 +20,10 @@ SELECT
     w.destination,
     {
         'requests': count(*),
-        'ports': list_sort(list(DISTINCT w.destination_port)),
+        -- (null, not [null], when the format logs no port)
+        'ports': nullif(list_sort(list(DISTINCT w.destination_port) FILTER (WHERE w.destination_port IS NOT NULL)), []),
         'egress_kind': string_agg(DISTINCT w.egress_kind, ','),
-        'bytes_up': CAST(coalesce(sum(w.bytes_received), 0) AS BIGINT),
+        'bytes_up': CAST(sum(w.bytes_received) AS BIGINT),  -- null: the format logs no bytes
         'first_seen': min(w.start_time),
         'last_seen': max(w.start_time),
         'sample_request_ids': list(w.request_id ORDER BY w.start_time) FILTER (WHERE w.request_id IS NOT NULL)[1:3]

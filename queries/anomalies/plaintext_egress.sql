@@ -14,7 +14,7 @@ base AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= b0 AND e.start_t
 SELECT
     'plaintext_egress' AS kind,
     CASE
-        WHEN EXISTS (SELECT 1 FROM base b WHERE b.destination = w.destination AND b.protocol LIKE 'HTTP%'
+        WHEN EXISTS (SELECT 1 FROM base b WHERE b.destination = w.destination AND request_protocol(b.protocol, b.method, b.authority) LIKE 'HTTP%'
                      AND b.requested_server_name IS NULL
                      AND NOT list_contains(CAST(string_split($tls_ports, ',') AS INTEGER[]), b.upstream_host_port))
             THEN 'low'
@@ -27,7 +27,7 @@ SELECT
         'requests': count(*),
         'upstream_ports': list_sort(list(DISTINCT w.upstream_host_port)),
         'methods': list_sort(list(DISTINCT w.method) FILTER (WHERE w.method IS NOT NULL)),
-        'bytes_up': CAST(coalesce(sum(w.bytes_received), 0) AS BIGINT),
+        'bytes_up': CAST(sum(w.bytes_received) AS BIGINT),  -- null: the format logs no bytes
         'first_seen': min(w.start_time),
         'last_seen': max(w.start_time),
         'sample_request_ids': list(w.request_id ORDER BY w.start_time) FILTER (WHERE w.request_id IS NOT NULL)[1:3]
@@ -35,7 +35,7 @@ SELECT
     'Requests to ' || w.destination || ' leave the mesh in clear text: use https, or originate TLS at '
         || 'the egress (ServiceEntry targetPort 443 + DestinationRule tls.mode SIMPLE).' AS advice
 FROM win w
-WHERE w.protocol LIKE 'HTTP%'
+WHERE request_protocol(w.protocol, w.method, w.authority) LIKE 'HTTP%'
   AND w.egress_kind <> 'blocked'
   AND w.upstream_host IS NOT NULL
   AND w.requested_server_name IS NULL

@@ -1,7 +1,11 @@
 -- title: Unregistered egress
 -- description: Traffic that left through PassthroughCluster (outboundTrafficPolicy ALLOW_ANY):
 --   nobody registered these destinations. The advice holds a ServiceEntry that registers each one
---   (hosts, port with protocol, resolution, MESH_EXTERNAL), ready for kubectl apply -f -.
+--   (hosts, port with protocol, resolution, MESH_EXTERNAL), ready for kubectl apply -f -. A format
+--   that logs no port (no %UPSTREAM_CLUSTER% port, %DOWNSTREAM_LOCAL_ADDRESS% or %UPSTREAM_HOST%)
+--   leaves the port null: the ServiceEntry then has a placeholder port 0 (which Istio refuses) with a
+--   comment to set it, and the advice says so. A request with a method or authority is HTTP though
+--   the format has no %PROTOCOL% (request_protocol.sql); bytes a format does not log are null.
 -- @param since '' window start (ISO time); empty = 24 hours before the data's last record
 -- @param until '' window end (ISO time, exclusive); empty = after the last record
 -- @param baseline_start '' baseline start (ISO time); empty = the data's first record
@@ -15,8 +19,8 @@ found AS (
         w.destination,
         w.destination_port AS port,
         CASE
-            WHEN bool_or(w.protocol LIKE 'HTTP/2%') THEN 'HTTP2'
-            WHEN bool_or(w.protocol LIKE 'HTTP%') THEN 'HTTP'
+            WHEN bool_or(request_protocol(w.protocol, w.method, w.authority) LIKE 'HTTP/2%') THEN 'HTTP2'
+            WHEN bool_or(request_protocol(w.protocol, w.method, w.authority) LIKE 'HTTP%') THEN 'HTTP'
             WHEN bool_or(w.requested_server_name IS NOT NULL) THEN 'TLS'
             ELSE 'TCP'
         END AS se_protocol,
@@ -26,7 +30,7 @@ found AS (
         ip_value(w.destination) IS NOT NULL AS is_ip,
         count(*) AS requests,
         string_agg(DISTINCT w.source_ip, ',' ORDER BY w.source_ip) AS sources,
-        CAST(coalesce(sum(w.bytes_received), 0) AS BIGINT) AS bytes_up,
+        CAST(sum(w.bytes_received) AS BIGINT) AS bytes_up,
         min(w.start_time) AS first_seen,
         max(w.start_time) AS last_seen,
         list(w.request_id ORDER BY w.start_time) FILTER (WHERE w.request_id IS NOT NULL)[1:3] AS ids,
@@ -38,7 +42,8 @@ found AS (
 ),
 yaml AS (
     SELECT *,
-        lower(regexp_replace(destination, '[^A-Za-z0-9]+', '-', 'g')) || '-' || port AS se_name,
+        -- (concat_ws, not ||: a port not in the logs leaves it out rather than nulling the name)
+        concat_ws('-', lower(regexp_replace(destination, '[^A-Za-z0-9]+', '-', 'g')), port) AS se_name,
         CASE WHEN is_name THEN destination ELSE 'ip-' || lower(regexp_replace(destination, '[^A-Za-z0-9]+', '-', 'g')) || '.external' END AS se_host
     FROM found
 )
@@ -66,15 +71,19 @@ SELECT
             CASE WHEN is_ip THEN '  addresses:' || chr(10) || '  - ' || destination END,
             '  location: MESH_EXTERNAL',
             '  ports:',
-            '  - number: ' || port,
-            '    name: ' || lower(se_protocol) || '-' || port,
+            '  - number: ' || coalesce(CAST(port AS VARCHAR),
+                                      '0  # the port is not in the logs: set the port the clients call'),
+            '    name: ' || concat_ws('-', lower(se_protocol), port),
             '    protocol: ' || se_protocol,
             '  resolution: ' || CASE WHEN is_ip THEN 'STATIC' ELSE 'DNS' END,
             CASE WHEN is_ip THEN '  endpoints:' || chr(10) || '  - address: ' || destination END) END
     } AS evidence,
     CASE WHEN is_name OR is_ip
-        THEN 'Unregistered egress to ' || CASE WHEN contains(destination, ':') THEN '[' || destination || ']' ELSE destination END || ':' || port || '. If it is legitimate, register it '
-             || '(kubectl apply -f the service_entry in the evidence), then consider '
+        THEN 'Unregistered egress to ' || CASE WHEN contains(destination, ':') THEN '[' || destination || ']' ELSE destination END
+             || coalesce(':' || port || '. If it is legitimate, register it '
+                         || '(kubectl apply -f the service_entry in the evidence), then consider ',
+                         ' (port not in the logs). If it is legitimate, register it (set the port in '
+                         || 'the service_entry in the evidence, then kubectl apply -f it), then consider ')
              || 'outboundTrafficPolicy REGISTRY_ONLY so the next unknown host is blocked.'
         ELSE 'Unregistered egress to a host name that is not a valid DNS name: investigate the client.'
     END AS advice

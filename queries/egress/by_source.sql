@@ -10,7 +10,7 @@ SELECT
     destination_port,
     string_agg(DISTINCT egress_kind, ',' ORDER BY egress_kind) AS kinds,
     count(*) AS requests,
-    coalesce(sum(bytes_received), 0) AS bytes_up,
+    sum(bytes_received) AS bytes_up,  -- null: the format logs no bytes
     min(start_time) AS first_seen,
     max(start_time) AS last_seen
 FROM egress

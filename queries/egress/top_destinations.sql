@@ -1,6 +1,7 @@
 -- title: Top external destinations
 -- description: Hosts (or IPs) outside the mesh by requests, with how they leave (egress_kind),
---   bytes each way, error share (4xx/5xx) and how many clients call them.
+--   bytes each way (null: the format logs no bytes), error share (4xx/5xx) and how many clients
+--   call them.
 -- @param limit 20 rows to show
 -- @param kind '' only this egress_kind (waypoint, registered, passthrough, blocked, public_ip); empty = all
 SELECT
@@ -8,8 +9,8 @@ SELECT
     string_agg(DISTINCT egress_kind, ',' ORDER BY egress_kind) AS kinds,
     count(*) AS requests,
     count(DISTINCT source_ip) AS sources,
-    coalesce(sum(bytes_received), 0) AS bytes_up,
-    coalesce(sum(bytes_sent), 0) AS bytes_down,
+    sum(bytes_received) AS bytes_up,
+    sum(bytes_sent) AS bytes_down,
     round(avg(CASE WHEN response_code >= 400 THEN 1.0 ELSE 0.0 END), 3) AS error_share
 FROM egress
 WHERE $kind = '' OR egress_kind = $kind

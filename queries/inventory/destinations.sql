@@ -3,40 +3,48 @@
 --   way out: waypoint (inbound-vip), registered (ServiceEntry, outbound), passthrough (unregistered,
 --   ALLOW_ANY) or blocked (BlackHoleCluster / block_all). Transport is judged by what leaves the
 --   mesh: an HTTP request whose upstream endpoint port is in tls_ports is TLS origination, not
---   plaintext; a request never forwarded (denied, no upstream) does not count. Error share counts 4xx, 5xx and failure response flags.
+--   plaintext; a request never forwarded (denied, no upstream) does not count, nor an HTTP request
+--   of a format that logs no upstream host (its transport is not known). A request with a method or
+--   authority is HTTP though its format has no %PROTOCOL% (request_protocol.sql). Error share counts
+--   4xx, 5xx and failure response flags. Bytes a format does not log are null (not known), not 0.
 -- @param since '' window start (ISO time); empty = the data's first record
 -- @param until '' window end (ISO time, exclusive); empty = after the last record
 -- @param tls_ports '443,8443' upstream ports that mean the proxy originated TLS for an HTTP request
 -- @param failure_flags 'UF,URX,UH,UO,NR,DC,UT,UC,LR,UR,DF' response flags that count as errors
 WITH win AS (
     SELECT *,
-        CASE
-            WHEN egress_kind = 'blocked' THEN 'blocked'
-            WHEN requested_server_name IS NOT NULL
-                 OR (upstream_cluster_direction = 'inbound-vip' AND upstream_cluster_subset = 'tls') THEN 'tls'
-            WHEN protocol LIKE 'HTTP%' AND upstream_host IS NULL THEN NULL  -- never forwarded: nothing left
-            WHEN protocol LIKE 'HTTP%'
-                 AND list_contains(CAST(string_split($tls_ports, ',') AS INTEGER[]), upstream_host_port) THEN 'tls-origination'
-            WHEN protocol LIKE 'HTTP%' THEN 'plaintext'
-            ELSE 'tcp'
-        END AS transport,
-        response_code >= 400 AND response_code < 500 AS is_4xx,
-        response_code >= 500 AS is_5xx,
-        list_has_any(response_flags, CAST(string_split($failure_flags, ',') AS VARCHAR[])) AS is_flagged
+        request_protocol(protocol, method, authority) AS l7_protocol
     FROM egress
     WHERE start_time >= coalesce(CAST(nullif($since, '') AS TIMESTAMPTZ), '-infinity'::TIMESTAMPTZ)
       AND start_time < coalesce(CAST(nullif($until, '') AS TIMESTAMPTZ), 'infinity'::TIMESTAMPTZ)
        -- rows without a time (a format with no %START_TIME%) belong to no window but the whole data's
        OR (start_time IS NULL AND coalesce($since, '') = '' AND coalesce($until, '') = '')
+),
+judged AS (
+    SELECT *,
+        CASE
+            WHEN egress_kind = 'blocked' THEN 'blocked'
+            WHEN requested_server_name IS NOT NULL
+                 OR (upstream_cluster_direction = 'inbound-vip' AND upstream_cluster_subset = 'tls') THEN 'tls'
+            WHEN l7_protocol LIKE 'HTTP%' AND upstream_host IS NULL THEN NULL  -- never forwarded: nothing left
+            WHEN l7_protocol LIKE 'HTTP%'
+                 AND list_contains(CAST(string_split($tls_ports, ',') AS INTEGER[]), upstream_host_port) THEN 'tls-origination'
+            WHEN l7_protocol LIKE 'HTTP%' THEN 'plaintext'
+            ELSE 'tcp'
+        END AS transport,
+        response_code >= 400 AND response_code < 500 AS is_4xx,
+        response_code >= 500 AS is_5xx,
+        list_has_any(response_flags, CAST(string_split($failure_flags, ',') AS VARCHAR[])) AS is_flagged
+    FROM win
 )
 SELECT
     destination,
     destination_port AS port,
-    mode(coalesce(protocol, CASE WHEN requested_server_name IS NOT NULL THEN 'TLS' ELSE 'TCP' END)) AS protocol,
+    mode(coalesce(l7_protocol, CASE WHEN requested_server_name IS NOT NULL THEN 'TLS' ELSE 'TCP' END)) AS protocol,
     egress_kind,
     count(*) AS requests,
-    CAST(coalesce(sum(bytes_received), 0) AS BIGINT) AS bytes_up,
-    CAST(coalesce(sum(bytes_sent), 0) AS BIGINT) AS bytes_down,
+    CAST(sum(bytes_received) AS BIGINT) AS bytes_up,
+    CAST(sum(bytes_sent) AS BIGINT) AS bytes_down,
     round(avg(CASE WHEN is_4xx OR is_5xx OR is_flagged THEN 1.0 ELSE 0.0 END), 4) AS error_share,
     count(*) FILTER (WHERE is_4xx) AS errors_4xx,
     count(*) FILTER (WHERE is_5xx) AS errors_5xx,
@@ -49,6 +57,6 @@ SELECT
     count(DISTINCT source_ip) AS sources,
     CASE WHEN bool_or(transport = 'plaintext') THEN 'plaintext' ELSE mode(transport) END AS transport,
     string_agg(DISTINCT requested_server_name, ',') AS sni
-FROM win
+FROM judged
 GROUP BY destination, destination_port, egress_kind
 ORDER BY requests DESC, destination, port

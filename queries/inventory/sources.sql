@@ -1,6 +1,7 @@
 -- title: Sources and their destinations
 -- description: Per source workload (its IP, or namespace/owner with --pods), the external
---   destinations it talks to, with requests, bytes up and down, and blocked attempts.
+--   destinations it talks to, with requests, bytes up and down (null: the format logs no bytes),
+--   and blocked attempts.
 -- @param since '' window start (ISO time); empty = the data's first record
 -- @param until '' window end (ISO time, exclusive); empty = after the last record
 SELECT
@@ -8,8 +9,8 @@ SELECT
     count(DISTINCT destination) AS destination_count,
     list_sort(list(DISTINCT destination)) AS destinations,
     count(*) AS requests,
-    CAST(coalesce(sum(bytes_received), 0) AS BIGINT) AS bytes_up,
-    CAST(coalesce(sum(bytes_sent), 0) AS BIGINT) AS bytes_down,
+    CAST(sum(bytes_received) AS BIGINT) AS bytes_up,
+    CAST(sum(bytes_sent) AS BIGINT) AS bytes_down,
     count(*) FILTER (WHERE egress_kind = 'blocked') AS blocked,
     count(*) FILTER (WHERE egress_kind = 'passthrough') AS unregistered,
     min(start_time) AS first_seen,
