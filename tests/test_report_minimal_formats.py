@@ -2,7 +2,9 @@
 bytes, no client address. An HTTP request (it has a method and an authority) is HTTP without
 %PROTOCOL% (queries/views/request_protocol.sql); a port, byte count or client the format never
 logged is null (unknown), not 0 or a guess; the unregistered_egress ServiceEntry stays valid YAML with
-a port placeholder the advice asks to fill in; no finding's advice is null."""
+a port placeholder the advice asks to fill in; no finding's advice is null. And error_share is one
+definition (queries/views/is_error.sql): top_destinations counts a TCP connection that always fails
+(code 0, UF/UH) as the inventory does."""
 from __future__ import annotations
 
 import datetime as dt
@@ -113,3 +115,44 @@ def test_no_advice_is_null_without_a_client_address(tmp_path):
 
 def test_minimal_format_findings_all_have_advice(minimal):
     assert all(f["advice"] for f in report(minimal, "anomalies")["findings"])
+
+
+# ---- error_share: one definition --------------------------------------------------------------------
+
+# A TCP destination that fails every time (code 0, UF/UH, no response), and an HTTP one with a 503
+# and a 200 through PassthroughCluster (Istio's default text format).
+FAILING = """\
+[2025-03-12T03:14:14.724Z] "- - -" 0 UF - - "-" 0 0 5 - "-" "-" "-" "-" "203.0.113.60:5432" PassthroughCluster 10.244.1.27:52240 203.0.113.60:5432 10.244.1.27:34553 - -
+[2025-03-12T03:14:15.724Z] "- - -" 0 UH - - "-" 0 0 0 - "-" "-" "-" "-" "-" PassthroughCluster - 203.0.113.60:5432 10.244.1.27:34554 - -
+[2025-03-12T03:14:16.235Z] "GET /status/503 HTTP/1.1" 503 - via_upstream - "-" 0 19 3 2 "-" "curl/8.7.1" "11111111-dec8-49b5-a301-8b6c40659b3c" "web.example" "198.51.100.7:80" PassthroughCluster 10.244.1.27:41000 198.51.100.7:80 10.244.1.27:41001 - allow_any
+[2025-03-12T03:14:17.235Z] "GET /ok HTTP/1.1" 200 - via_upstream - "-" 0 19 3 2 "-" "curl/8.7.1" "22222222-dec8-49b5-a301-8b6c40659b3c" "web.example" "198.51.100.7:80" PassthroughCluster 10.244.1.27:41002 198.51.100.7:80 10.244.1.27:41003 - allow_any
+"""
+
+
+@pytest.fixture(scope="module")
+def failing(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("failing")
+    (tmp / "f.log").write_text(FAILING)
+    got = CliRunner().invoke(cli, ["ingest", str(tmp / "f.log"), "--data", str(tmp / "data")])
+    assert got.exit_code == 0, got.output
+    return tmp / "data"
+
+
+def test_top_destinations_error_share_is_the_inventorys(failing):
+    """top_destinations counted only response_code >= 400: 0.0 for a TCP destination failing every
+    time, which the inventory called 1.0."""
+    top = {r["destination"]: r["error_share"] for r in query(failing, "top_destinations")}
+    inventory = {d["destination"]: d["error_share"] for d in report(failing, "inventory")["destinations"]}
+    assert top == {"203.0.113.60": 1.0, "web.example": 0.5}
+    assert top == inventory
+    # full-format TCP rows are still TCP (request_protocol reads a method or authority, not their absence)
+    assert {d["destination"]: d["protocol"] for d in report(failing, "inventory")["destinations"]} == {
+        "203.0.113.60": "TCP", "web.example": "HTTP/1.1"}
+
+
+def test_error_share_queries_share_one_default_set_of_failure_flags():
+    """Both declare failure_flags (is_error.sql takes it as a parameter): with the same default."""
+    default = re.compile(r"^-- @param failure_flags (\S+) ", re.M)
+    flags = {p.name: default.findall(p.read_text()) for p in (QUERIES / "inventory" / "destinations.sql",
+                                                              QUERIES / "egress" / "top_destinations.sql")}
+    assert all(len(v) == 1 for v in flags.values()) and len({v[0] for v in flags.values()}) == 1, flags

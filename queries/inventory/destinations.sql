@@ -6,7 +6,8 @@
 --   plaintext; a request never forwarded (denied, no upstream) does not count, nor an HTTP request
 --   of a format that logs no upstream host (its transport is not known). A request with a method or
 --   authority is HTTP though its format has no %PROTOCOL% (request_protocol.sql). Error share counts
---   4xx, 5xx and failure response flags. Bytes a format does not log are null (not known), not 0.
+--   4xx, 5xx and failure response flags (is_error.sql, as top_destinations does). Bytes a format does
+--   not log are null (not known), not 0.
 -- @param since '' window start (ISO time); empty = the data's first record
 -- @param until '' window end (ISO time, exclusive); empty = after the last record
 -- @param tls_ports '443,8443' upstream ports that mean the proxy originated TLS for an HTTP request
@@ -34,7 +35,8 @@ judged AS (
         END AS transport,
         response_code >= 400 AND response_code < 500 AS is_4xx,
         response_code >= 500 AS is_5xx,
-        list_has_any(response_flags, CAST(string_split($failure_flags, ',') AS VARCHAR[])) AS is_flagged
+        list_has_any(response_flags, CAST(string_split($failure_flags, ',') AS VARCHAR[])) AS is_flagged,
+        is_error(response_code, response_flags, $failure_flags) AS is_failed
     FROM win
 )
 SELECT
@@ -45,7 +47,7 @@ SELECT
     count(*) AS requests,
     CAST(sum(bytes_received) AS BIGINT) AS bytes_up,
     CAST(sum(bytes_sent) AS BIGINT) AS bytes_down,
-    round(avg(CASE WHEN is_4xx OR is_5xx OR is_flagged THEN 1.0 ELSE 0.0 END), 4) AS error_share,
+    round(avg(CASE WHEN is_failed THEN 1.0 ELSE 0.0 END), 4) AS error_share,
     count(*) FILTER (WHERE is_4xx) AS errors_4xx,
     count(*) FILTER (WHERE is_5xx) AS errors_5xx,
     count(*) FILTER (WHERE is_flagged) AS flagged,

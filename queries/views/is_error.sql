@@ -1,0 +1,8 @@
+-- is_error(response_code, response_flags, failure_flags): whether a request failed, as every error
+-- share counts it (inventory destinations, top_destinations): a 4xx or 5xx, or one of the response
+-- flags in failure_flags (text, comma-separated, e.g. 'UF,UH'), so that a TCP connection that fails
+-- every time (code 0, UF/UH) is a failure too. False, not null, when nothing of it is logged.
+CREATE OR REPLACE MACRO is_error(response_code, response_flags, failure_flags) AS (
+    coalesce(response_code >= 400, false)
+        OR coalesce(list_has_any(response_flags, CAST(string_split(failure_flags, ',') AS VARCHAR[])), false)
+);
