@@ -247,8 +247,8 @@ def _operator(m: re.Match, used: dict[str, int]) -> Operator:
     known = _known(name, arg)
     if name == "START_TIME" and "start_time" not in used:
         column, shape = "start_time", "time"
-    elif name == "START_TIME":  # a second START_TIME, e.g. in another rendering: an extra column
-        column, shape = "start_time", "token"
+    elif name == "START_TIME":  # a second START_TIME, e.g. in another rendering: an extra column, start_time_2
+        column, shape = "start_time", "text" if arg and re.search(r"\s", arg) else "token"
     elif known is not None and known[0] not in used:
         column, shape = known
     else:  # (an operator of no record column, or a second one of a column taken: an extra column of its own)
@@ -263,7 +263,7 @@ def _operator(m: re.Match, used: dict[str, int]) -> Operator:
                 column = f"envoy_{column}"
     n = used.get(column, 0) + 1
     used[column] = n
-    if n > 1 and column != "start_time":
+    if n > 1:
         column = f"{column}_{n}"
     return Operator(m.group(0), name, arg, column, shape)
 
@@ -442,8 +442,9 @@ def _flatten(obj: dict, prefix: str = "") -> dict:
 
 
 def _json_time_spec(fmt: dict) -> str | None:
+    """The spec of the format's first START_TIME, the one json_columns reads into start_time."""
     for v in _flatten(fmt).values():
         m = isinstance(v, str) and _OPERATOR_RX.fullmatch(v.strip())
-        if m and m.group(1) == "START_TIME" and m.group(2):
+        if m and m.group(1) == "START_TIME":
             return m.group(2)
     return None

@@ -264,6 +264,33 @@ def test_a_second_operator_of_a_column_gets_a_column_of_its_own():
     assert r["upstream_cluster_host"] is None and r["upstream_cluster_direction"] is None  # (not the second's)
 
 
+@pytest.mark.parametrize("fast", [True, False])
+@pytest.mark.parametrize("fmt, line, second", [
+    ("[%START_TIME%] %RESPONSE_CODE% %START_TIME(%s)%", "[2025-03-01T10:00:00.123Z] 200 1740823200", "1740823200"),
+    ("[%START_TIME%] %RESPONSE_CODE% ts=%START_TIME(%s.%3f)%", "[2025-03-01T10:00:00.123Z] 200 ts=1740823200.123",
+     "1740823200.123"),
+    ("[%START_TIME%] %RESPONSE_CODE% %START_TIME(%Y-%m-%d %H:%M:%S)% %BYTES_SENT%",
+     "[2025-03-01T10:00:00.123Z] 200 2025-03-01 10:00:00 17", "2025-03-01 10:00:00"),
+])
+def test_a_second_start_time_is_an_extra_column(fmt, line, second, fast):
+    """A second %START_TIME(…)% (another rendering of the time) is an extra text column, start_time_2,
+    with a rule of its own: the first START_TIME is start_time, read with its own spec."""
+    grammar = formats.grammar_from_format(fmt)
+    assert "start_time: ISO_TIME" in grammar and "\nstart_time_2: " in grammar
+    layout = layouts.layout_from_format(fmt)
+    assert layout.extra == ["start_time_2"] and layout.time_format is None
+    (r,), rejects = rows(Parser(custom=layout, fast=fast), [line])
+    assert rejects == []
+    assert r["start_time"] == dt.datetime(2025, 3, 1, 10, 0, 0, 123000, tzinfo=UTC)
+    assert (r["response_code"], r["start_time_2"]) == (200, second)
+
+
+def test_three_start_times_are_numbered_as_other_duplicates():
+    pieces = formats.parse_format("%START_TIME(%s)% %START_TIME% %START_TIME(%s)% %REQ(A)% %REQ(A)%")
+    assert [p.column for p in pieces if isinstance(p, formats.Operator)] == [
+        "start_time", "start_time_2", "start_time_3", "a", "a_2"]
+
+
 def test_envoy_s_current_default_format_reads_like_the_old_one():
     """Envoy's docs write its default format with %REQUEST_HEADER(…)% and %RESPONSE_HEADER(…)% now."""
     new = ('[%START_TIME%] "%REQUEST_HEADER(:METHOD)% %REQUEST_HEADER(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%" '
@@ -424,6 +451,25 @@ def test_json_format_keys_map_to_columns():
         "upstream": "upstream_host", "cluster": "upstream_cluster", "bytes": "bytes_sent",
         "peer.san": "downstream_peer_uri_san",
     }
+
+
+@pytest.mark.parametrize("fmt, line, want", [
+    ({"@timestamp": "%START_TIME%", "epoch": "%START_TIME(%s)%", "code": "%RESPONSE_CODE%"},
+     {"@timestamp": "2025-03-01T10:00:00.123Z", "epoch": "1740823200", "code": 200},
+     (dt.datetime(2025, 3, 1, 10, 0, 0, 123000, tzinfo=UTC), "1740823200")),
+    ({"epoch": "%START_TIME(%s)%", "@timestamp": "%START_TIME%", "code": "%RESPONSE_CODE%"},
+     {"epoch": "1740823200", "@timestamp": "2025-03-01T10:00:00.123Z", "code": 200},
+     (dt.datetime(2025, 3, 1, 10, 0, 0, tzinfo=UTC), "2025-03-01T10:00:00.123Z")),
+])
+def test_json_format_with_two_start_times(fmt, line, want):
+    """The first START_TIME key is start_time (read with its own spec), the other an extra column:
+    neither key overwrites the other."""
+    first, second = [k for k, v in fmt.items() if "START_TIME" in v]
+    assert formats.json_columns(fmt) == {first: "start_time", second: "start_time_2", "code": "response_code"}
+    parser = layouts.parser_from_options(format_string=json.dumps(fmt))
+    (r,), rejects = rows(parser, [json.dumps(line)])
+    assert rejects == [] and r["response_code"] == 200
+    assert (r["start_time"], r["start_time_2"]) == want
 
 
 @settings(max_examples=30, deadline=None)
