@@ -234,9 +234,10 @@ def greedy_tail(pieces: list[str | Operator]) -> Operator | None:
 def _no_stray_percent(fmt: str, at: int) -> None:
     """Refuse the ``%`` at fmt[at], which starts no operator (nor ``%%``, an escaped ``%``), as Envoy
     does: a command operator misspelt or left open (``[%START_TIME] …``)."""
-    word = re.match(r"%([A-Za-z_][A-Za-z0-9_]*)(\([^)%]*\))?", fmt[at:])
-    hint = (f"operators are upper case: %{word[1].upper()}{word[2] or ''}%" if word and not word[1].isupper()
-            else f"close it: {word[0]}%" if word else "a command operator is %NAME% or %NAME(ARG)%")
+    word = re.match(r"%([A-Za-z_][A-Za-z0-9_]*)(?:\(([^)%]*))?", fmt[at:])  # (an argument closed or left open)
+    arg = f"({word[2].rstrip()})" if word and word[2] is not None else ""
+    hint = (f"operators are upper case: %{word[1].upper()}{arg}%" if word and not word[1].isupper()
+            else f"close it: %{word[1]}{arg}%" if word else "a command operator is %NAME% or %NAME(ARG)%")
     raise FormatError(f"the format has a % at column {at + 1} that starts no command operator "
                       f"({fmt[at:at + 24]!r}…; {hint}); Envoy refuses such a format too")
 
