@@ -126,7 +126,10 @@ _SHAPES = {  # shape -> (rule body bare, rule body inside double quotes)
 }
 # Rule names the generated grammar uses itself; an extra column may not take them.
 _RESERVED = {"custom", "start", "address", "ip_port", "ip", "port", "cluster", "direction", "subset", "host"}
-_OPERATOR_RX = re.compile(r"%([A-Z][A-Z0-9_]*)(?:\(([^)]*)\))?(?::([0-9]+))?%")
+# An operator's argument runs to the first ")" followed by "%" or ":N%" (as Envoy >= 1.31 reads it,
+# envoyproxy/envoy PR #34369: a CEL expression may call functions, %CEL(request.headers["x"].size())%);
+# read an operator with _match_operator, which refuses an argument with a ")" that closes no "(".
+_OPERATOR_RX = re.compile(r"%([A-Z][A-Z0-9_]*)(?:\((.*?)\))?(?::([0-9]+))?%")
 
 # %START_TIME(…)% specifiers -> (format.lark terminals / literals, chrono format for polars)
 _STRF = {
@@ -170,7 +173,7 @@ def parse_format(fmt: str) -> list[str | Operator]:
             tokens.append(fmt[pos:at + 1])
             pos = at + 2
             continue
-        m = _OPERATOR_RX.match(fmt, at)
+        m = _match_operator(fmt, at)
         if m is None:
             _no_stray_percent(fmt, at)
         tokens += [fmt[pos:at], m]
@@ -229,6 +232,21 @@ def greedy_tail(pieces: list[str | Operator]) -> Operator | None:
     if not isinstance(last, Operator) or last.shape != "text":
         return None
     return None if before and isinstance(before[-1], str) and before[-1].endswith('"') else last
+
+
+def _match_operator(text: str, at: int = 0, whole: bool = False) -> re.Match | None:
+    """The operator at text[at] (the whole of text with ``whole``), or None. An argument with a ")" of
+    its own must close a "(" of its own: ``%REQ(:METHOD) %RESPONSE_CODE% %REQ(X)%`` is an operator left
+    open, not one operator whose argument runs to the last ")"."""
+    m = _OPERATOR_RX.match(text, at)
+    if m is None or (whole and m.end() != len(text)):
+        return None
+    depth = 0
+    for c in m.group(2) or "":
+        depth += {"(": 1, ")": -1}.get(c, 0)
+        if depth < 0:
+            return None
+    return m
 
 
 def _no_stray_percent(fmt: str, at: int) -> None:
@@ -423,7 +441,7 @@ def json_operators(fmt: dict) -> dict[str, Operator]:
     used: dict[str, int] = {}
     for key, value in _flatten(fmt).items():
         if isinstance(value, str):
-            m = _OPERATOR_RX.fullmatch(value.strip())
+            m = _match_operator(value.strip(), whole=True)
             if m:
                 out[key] = _operator(m, used)
     if not out:
@@ -445,7 +463,7 @@ def _flatten(obj: dict, prefix: str = "") -> dict:
 def _json_time_spec(fmt: dict) -> str | None:
     """The spec of the format's first START_TIME, the one json_columns reads into start_time."""
     for v in _flatten(fmt).values():
-        m = isinstance(v, str) and _OPERATOR_RX.fullmatch(v.strip())
+        m = isinstance(v, str) and _match_operator(v.strip(), whole=True)
         if m and m.group(1) == "START_TIME":
             return m.group(2)
     return None

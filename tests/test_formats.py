@@ -291,6 +291,30 @@ def test_three_start_times_are_numbered_as_other_duplicates():
         "start_time", "start_time_2", "start_time_3", "a", "a_2"]
 
 
+@pytest.mark.parametrize("fast", [True, False])
+def test_an_operator_argument_may_hold_parentheses(fast):
+    """Envoy >= 1.31 reads an operator's argument to the ")" that is followed by "%" or ":N%"
+    (envoyproxy/envoy PR #34369), so a CEL expression may call functions; operators that touch
+    (%REQ(A)%%REQ(B)%) are still two, and an argument with a ")" that closes nothing is left open."""
+    fmt = ('[%START_TIME%] %RESPONSE_CODE% "%CEL(request.headers["x-foo"].size())%" '
+           '%CEL(size(request.path)):8% %REQ(X-A)%')
+    ops = [p for p in formats.parse_format(fmt) if isinstance(p, formats.Operator)]
+    assert [(p.name, p.arg, p.column) for p in ops[2:]] == [
+        ("CEL", 'request.headers["x-foo"].size()', "cel_request_headers_x_foo_size"),
+        ("CEL", "size(request.path)", "cel_size_request_path"), ("REQ", "X-A", "x_a")]
+    assert ops[3].text == "%CEL(size(request.path)):8%"
+    (r,), rejects = rows(Parser(custom=layouts.layout_from_format(fmt), fast=fast),
+                         ['[2025-03-01T10:00:00.123Z] 200 "3" 11 abc'])
+    assert rejects == []
+    assert (r["cel_request_headers_x_foo_size"], r["cel_size_request_path"], r["x_a"]) == ("3", "11", "abc")
+    assert [p.text for p in formats.parse_format("%REQ(A)%%REQ(B)%") if isinstance(p, formats.Operator)] == [
+        "%REQ(A)%", "%REQ(B)%"]
+    assert formats.json_columns({"n": "%CEL(size(request.path))%", "two": "%REQ(A)% %REQ(B)%"}) == {
+        "n": "cel_size_request_path"}
+    with pytest.raises(formats.FormatError, match=r"close it: %REQ\(:METHOD\)%"):
+        formats.parse_format("[%START_TIME%] %REQ(:METHOD) %RESPONSE_CODE% %REQ(X)%")
+
+
 def test_envoy_s_current_default_format_reads_like_the_old_one():
     """Envoy's docs write its default format with %REQUEST_HEADER(…)% and %RESPONSE_HEADER(…)% now."""
     new = ('[%START_TIME%] "%REQUEST_HEADER(:METHOD)% %REQUEST_HEADER(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%" '
