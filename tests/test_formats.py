@@ -237,6 +237,11 @@ def test_custom_format_fast_and_exact_paths_agree(fmt):
     ("%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%", "path"),
     ("%REQ(HOST)%", "req_host"),  # `host` is the cluster's sub-rule
     ("%REQ(DURATION)%", "req_duration"),  # never lands in a typed column by accident
+    # never takes a column the dataset or the views add (the Hive partition, traffic.sql's)
+    ("%RESP(DATE)%", "resp_date"),
+    ("%REQ(DESTINATION)%", "req_destination"),
+    ("%REQ(source-ip)%", "req_source_ip"),
+    ("%EGRESS_KIND%", "envoy_egress_kind"),
     # header names in any case, as Envoy matches them; Envoy's long names of REQ/RESP; X?Y by X
     ("%REQ(:authority)%", "authority"),
     ("%REQ(user-agent)%", "user_agent"),
@@ -407,6 +412,36 @@ def test_an_operator_spelt_almost_like_a_known_one_gets_a_note():
     assert notes == ["%RESPONSE_CODES% is no operator logpipe knows (read into an extra column, response_codes); "
                      "did you mean %RESPONSE_CODE%?",
                      "%DURATON% is no operator logpipe knows (read into an extra column, duraton); did you mean %DURATION%?"]
+
+
+def test_view_columns_cover_every_column_the_views_add():
+    """formats.VIEW_COLUMNS (names an extra column may not take) holds every column the dataset and
+    the views add to the rows: run the views on an empty dataset and compare."""
+    from logpipe import db
+
+    con = db.connect(tables={})
+    added = set()
+    for (view,) in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall():
+        names = [d[0] for d in con.execute(f'SELECT * FROM "{view}" LIMIT 0').description]
+        if "start_time" in names:  # (a view of the rows, not of the rejects)
+            added |= set(names) - set(COLUMNS)
+    assert "destination" in added and "date" in added
+    assert added <= formats.VIEW_COLUMNS
+
+
+def test_extra_columns_named_like_a_view_s_do_not_shadow_it():
+    """%RESP(DATE)% and %REQ(DESTINATION)% are extra columns of their own, resp_date and
+    req_destination: the partition `date` and the traffic view's `destination` stay what they are."""
+    from logpipe import db
+
+    fmt = "[%START_TIME%] %RESPONSE_CODE% %REQ(:AUTHORITY)% %RESP(DATE)% \"%REQ(DESTINATION)%\""
+    layout = layouts.layout_from_format(fmt)
+    assert layout.extra == ["resp_date", "req_destination"]
+    batch = Parser(custom=layout).parse_batch(
+        ['[2025-03-01T10:00:00.123Z] 200 api.example.com:443 Sat,01-Mar-2025 "other.example.org"'])
+    con = db.connect(tables={"records": batch.records})
+    got = con.execute("SELECT date, resp_date, destination, req_destination FROM traffic").fetchall()
+    assert got == [("2025-03-01", "Sat,01-Mar-2025", "api.example.com", "other.example.org")]
 
 
 def test_extra_columns_follow_the_schema():
