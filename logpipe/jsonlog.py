@@ -74,7 +74,8 @@ def take_lines(parser, df, rejects: list[dict], unwrapped: list | None = None) -
                 unwrapped.append((ln, raw, text, *(mine or theirs for mine, theirs in zip(names, (pod, container, received)))))
                 continue
         if kind is None:
-            rejects.append(_reject(ln, raw, fields, "malformed"))
+            why = parser.custom.json_miss(obj) if parser.custom is not None else None
+            rejects.append(_reject(ln, raw, why or fields, "malformed"))
             continue
         if kind == "noise":
             rejects.append(_reject(ln, raw, fields, "noise"))

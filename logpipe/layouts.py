@@ -7,6 +7,7 @@ A layout's ``spec`` rebuilds it, so a dataset's manifest remembers it.
 """
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -148,16 +149,35 @@ class CustomLayout:
         return df.filter(pl.col("line_number").is_in(others))
 
     def json_record(self, obj) -> tuple[str, dict] | None:
-        """A decoded JSON line as ``(log_format, {column: text})`` when it has this format's keys."""
+        """A decoded JSON line as ``(log_format, {column: text})`` when it has this format's keys: at
+        least half of its operators' keys, or two or more and no key the format lacks (Envoy's
+        ``omit_empty_values`` leaves a TCP connection's line a few keys of the format)."""
         if not self.json_keys or not isinstance(obj, dict):
             return None
         flat = _flatten(obj)
         hits = [k for k in self.json_keys if k in flat]
-        if len(hits) < max(1, len(self.json_keys) // 2):
+        if len(hits) < max(1, len(self.json_keys) // 2) and not (len(hits) >= 2 and flat.keys() <= self.json_format_keys):
             return None
         from .jsonlog import _json_text
 
         return self.name, {self.json_keys[k]: _json_text(flat[k]) for k in hits}
+
+    def json_miss(self, obj) -> str | None:
+        """Why a JSON object that holds some of this format's keys is not read as it (``json_record``)."""
+        flat = _flatten(obj) if self.json_keys and isinstance(obj, dict) else {}
+        hits = [k for k in self.json_keys or () if k in flat]
+        if not hits:
+            return None
+        others = [k for k in flat if k not in self.json_format_keys]
+        return (f"JSON object holds {len(hits)} of the given format's {len(self.json_keys)} keys "
+                f"({', '.join(hits[:6])}{', …' if len(hits) > 6 else ''}) and keys it does not have "
+                f"({', '.join(others[:6])}{', …' if len(others) > 6 else ''}); a line of the format holds half "
+                "of its keys, or only keys of it")
+
+    @functools.cached_property
+    def json_format_keys(self) -> frozenset:
+        """Every key of the JSON format (dotted for nested objects), its literal values' too."""
+        return frozenset(_flatten(json.loads(self.spec.partition(":")[2]))) if self.spec.startswith("json:") else frozenset()
 
 
 def layout_from_format(fmt: str) -> CustomLayout:

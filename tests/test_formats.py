@@ -768,3 +768,22 @@ def test_detect_counts_like_a_parse_without_asking_lark(samples_dir, monkeypatch
     monkeypatch.setattr(grammar.Rulebook, "parse", no_lark)
     got = {(src, layout): n for src, layout, n in layouts.detect_layouts(paths) if layout != "(blank)"}
     assert got == dict(expected) and any(k[1] == "(malformed)" for k in got)
+
+
+def test_json_lines_with_empty_values_omitted_are_the_formats():
+    """Envoy's ``omit_empty_values`` leaves a TCP connection's line a few of the format's keys: a line
+    of two or more keys, all of them the format's, is its line (it needed half of them: rejected as
+    "not an access-log record"). A line with keys the format lacks says which it holds and which not."""
+    parser = json_parser()
+    tcp = {"ts": "2025-03-01T10:00:03.000Z", "status": 0, "cluster": "PassthroughCluster", "constant": "mesh-a"}
+    (record,), rejects = rows(parser, [json.dumps(tcp)])
+    assert rejects == [] and (record["response_code"], record["upstream_cluster"]) == (0, "PassthroughCluster")
+    got, rejects = rows(parser, [json.dumps({"ts": "2025-03-01T10:00:03.000Z", "status": 0, "foo": 1}),
+                                 json.dumps({"ts": "2025-03-01T10:00:03.000Z", "foo": 1})])
+    assert got == [] and rejects[0]["reason"].startswith(
+        "JSON object holds 2 of the given format's 8 keys (ts, status) and keys it does not have (foo)")
+    # many lines (cut.c's reading takes half the keys or more; the rest go to json.loads) read alike
+    lines = [json.dumps({**tcp, "bytes": i} if i % 2 else {**tcp, "host": "a.example", "upstream": "192.0.2.7:443",
+                                                            "trace": "t", "bytes": i}) for i in range(3000)]
+    got, rejects = rows(parser, lines)
+    assert rejects == [] and [r["bytes_sent"] for r in got] == list(range(3000))
