@@ -19,6 +19,21 @@ from .formats import (TIME_SPEC_RX, FormatError, _flatten, _json_time_spec, _str
                       greedy_tail, json_operators, parse_format, typo_notes)
 from .schema import COLUMNS
 
+# %RESPONSE_FLAGS_LONG%'s names and the short codes the record keeps (FORMATS.md c, from Envoy's
+# source/common/stream_info/utility.h): the reports ask for UF, UH, … whichever the mesh logs. A name
+# not here (an extension's own flag) is kept as it is.
+LONG_FLAGS = {
+    "NoHealthyUpstream": "UH", "UpstreamConnectionFailure": "UF", "UpstreamOverflow": "UO", "NoRouteFound": "NR",
+    "UpstreamRetryLimitExceeded": "URX", "NoClusterFound": "NC", "DurationTimeout": "DT",
+    "DownstreamConnectionTermination": "DC", "FailedLocalHealthCheck": "LH", "UpstreamRequestTimeout": "UT",
+    "LocalReset": "LR", "UpstreamRemoteReset": "UR", "UpstreamConnectionTermination": "UC", "DelayInjected": "DI",
+    "FaultInjected": "FI", "RateLimited": "RL", "UnauthorizedExternalService": "UAEX", "RateLimitServiceError": "RLSE",
+    "InvalidEnvoyRequestHeaders": "IH", "StreamIdleTimeout": "SI", "DownstreamProtocolError": "DPE",
+    "UpstreamProtocolError": "UPE", "UpstreamMaxStreamDurationReached": "UMSDR", "OverloadManagerTerminated": "OM",
+    "DnsResolutionFailed": "DF", "ResponseFromCacheFilter": "RFCF", "NoFilterConfigFound": "NFCF", "DropOverload": "DO",
+}
+
+
 # ---- a custom layout, as the parser uses it ----------------------------------------------------------
 
 
@@ -34,6 +49,7 @@ class CustomLayout:
     rulebook: object | None = None  # logpipe.grammar.Rulebook of a text layout
     extra: list[str] = field(default_factory=list)
     counts: frozenset = frozenset()  # the extra columns that are 64-bit ints (``_count_columns``), the rest text
+    long_flags: bool = False  # response_flags logged by %RESPONSE_FLAGS_LONG% (LONG_FLAGS)
     time_format: str | None = None  # chrono format of a customised %START_TIME(…)%
     json_keys: dict[str, str] | None = None
     notes: list[str] = field(default_factory=list)  # what a user of this format should know (the CLI says them)
@@ -52,9 +68,15 @@ class CustomLayout:
 
     def prepare(self, df):
         """Rewrite a customised START_TIME of this layout's rows as ISO-8601 UTC, which records.py
-        types; a value that does not fit the spec is kept as it is and rejected there."""
+        types (a value that does not fit the spec is kept as it is and rejected there), and flags'
+        long names as their short codes (LONG_FLAGS)."""
         import polars as pl
 
+        if self.long_flags and df is not None and "response_flags" in df.columns:
+            flags = pl.col("response_flags").cast(pl.String)
+            short = flags.str.split(",").list.eval(pl.element().replace(LONG_FLAGS)).list.join(",")
+            df = df.with_columns(pl.when(pl.col("log_format") == self.name).then(short).otherwise(flags)
+                                 .alias("response_flags"))
         if not self.time_format or df is None or "start_time" not in df.columns:
             return df
         col = pl.col("start_time").cast(pl.String)
@@ -209,8 +231,10 @@ def layout_from_json(fmt: dict) -> CustomLayout:
     extra = [c for c in dict.fromkeys(keys.values()) if c not in COLUMNS]
     # (a count operator's value: a number in typed JSON, or "-" / a string of digits in Istio's)
     counts = frozenset(op.column for op in operators.values() if op.shape == "count" and op.column in extra)
+    long_flags = any(op.shape == "flags_long" and op.column == "response_flags" for op in operators.values())
     return CustomLayout(spec="json:" + json.dumps(fmt, separators=(",", ":")), name="custom_json",
-                        extra=extra, counts=counts, time_format=_strftime(time)[1] if time else None, json_keys=keys)
+                        extra=extra, counts=counts, long_flags=long_flags,
+                        time_format=_strftime(time)[1] if time else None, json_keys=keys)
 
 
 def layout_from_grammar(text: str, *, source: str, spec: str | None = None, import_dir: str | None = None) -> CustomLayout:
@@ -232,7 +256,9 @@ def layout_from_grammar(text: str, *, source: str, spec: str | None = None, impo
     extra = _extra_columns(book, start)
     book.fields = book.fields | frozenset(extra)
     layout = CustomLayout(spec=spec or f"grammar:{text}", name=start, rulebook=book, extra=extra,
-                          counts=_count_columns(book, extra))
+                          counts=_count_columns(book, extra),
+                          long_flags="response_flags" in book.rule_names()
+                          and "FLAGS_LONG" in _terminals(book.rule_tree("response_flags")))
     book.compile(start)  # a grammar the fast path cannot take fails now, with the grammar's name
     time_spec = TIME_SPEC_RX.search(text)  # (one `logpipe grammar --from-format` wrote: its START_TIME's spec)
     if time_spec:
@@ -243,14 +269,16 @@ def layout_from_grammar(text: str, *, source: str, spec: str | None = None, impo
 def _count_columns(book, extra: list[str]) -> frozenset:
     """The extra columns whose rule reads a whole number or ``-`` (its terminals INT, and DASH or not:
     ``formats._COUNT_OPERATORS``' rule ``INT | DASH``): typed as 64-bit ints, as the grammar says they are."""
+    return frozenset(c for c in extra if "INT" in (found := _terminals(book.rule_tree(c))) and found <= {"INT", "DASH"})
+
+
+def _terminals(tree) -> set[str]:
+    """The terminals a rule's EBNF tree names ("(rule)" for a rule it refers to)."""
     from lark.grammar import Symbol
 
-    def terminals(tree) -> set[str]:
-        if isinstance(tree, Symbol):
-            return {tree.name} if tree.is_term else {"(rule)"}
-        return set().union(*(terminals(c) for c in getattr(tree, "children", ())))
-
-    return frozenset(c for c in extra if "INT" in (found := terminals(book.rule_tree(c))) and found <= {"INT", "DASH"})
+    if isinstance(tree, Symbol):
+        return {tree.name} if tree.is_term else {"(rule)"}
+    return set().union(*(_terminals(c) for c in getattr(tree, "children", ())))
 
 
 def _extra_columns(book, start: str) -> list[str]:

@@ -150,6 +150,10 @@ def value_strategy(op: formats.Operator, quoted: bool):
     if shape == "flags":
         return st.sampled_from(["-", "UF", "UF,URX", "NR", "DC,UH"]).map(
             lambda v: (v, [] if v == "-" else v.split(",")))
+    if shape == "flags_long":  # (stored as the short codes; an extension's own flag as it is)
+        return st.sampled_from([("-", []), ("UpstreamConnectionFailure", ["UF"]), ("NoRouteFound", ["NR"]),
+                                ("UpstreamConnectionFailure,UpstreamRetryLimitExceeded", ["UF", "URX"]),
+                                ("DnsResolutionFailed,MyOwnFlag", ["DF", "MyOwnFlag"])])
     if shape == "address":
         return ADDRESSES.map(lambda v: (v, None if v == "-" else v))
     if shape == "cluster":
@@ -232,7 +236,6 @@ def test_custom_format_fast_and_exact_paths_agree(fmt):
     ("%DYNAMIC_METADATA(istio.mixer:status)%", "dynamic_metadata_istio_mixer_status"),
     ("%ENVIRONMENT(POD_NAME)%", "environment_pod_name"),
     ("%HOSTNAME%", "hostname"),
-    ("%RESPONSE_FLAGS_LONG%", "response_flags_long"),
     ("%UPSTREAM_CLUSTER_RAW%", "upstream_cluster"),
     ("%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%", "path"),
     ("%REQ(HOST)%", "req_host"),  # `host` is the cluster's sub-rule
@@ -787,3 +790,20 @@ def test_json_lines_with_empty_values_omitted_are_the_formats():
                                                             "trace": "t", "bytes": i}) for i in range(3000)]
     got, rejects = rows(parser, lines)
     assert rejects == [] and [r["bytes_sent"] for r in got] == list(range(3000))
+
+
+def test_long_flags_are_stored_as_the_short_codes_the_reports_read():
+    """%RESPONSE_FLAGS_LONG% fills response_flags with the short codes (FORMATS.md c), as the reports
+    ask for them (UF, UH): it was an extra text column, and a failing destination showed no failure."""
+    text = layouts.layout_from_format("[%START_TIME%] %RESPONSE_CODE% %RESPONSE_FLAGS_LONG% %UPSTREAM_CLUSTER%")
+    assert "response_flags_long" not in text.schema.names and text.long_flags
+    got, rejects = rows(Parser(custom=text), [
+        "[2025-03-01T10:00:00.123Z] 503 UpstreamConnectionFailure,UpstreamRetryLimitExceeded outbound|5432||db.example",
+        "[2025-03-01T10:00:00.123Z] 200 - outbound|5432||db.example"])
+    assert rejects == [] and [r["response_flags"] for r in got] == [["UF", "URX"], []]
+    js = layouts.layout_from_format(json.dumps({"ts": "%START_TIME%", "code": "%RESPONSE_CODE%",
+                                                "flags": "%RESPONSE_FLAGS_LONG%", "cl": "%UPSTREAM_CLUSTER%"}))
+    got, _ = rows(Parser(custom=js), ['{"ts": "2025-03-01T10:00:00.123Z", "code": 503, "flags": "NoHealthyUpstream", '
+                                      '"cl": "BlackHoleCluster"}'])
+    assert got[0]["response_flags"] == ["UH"]
+    assert set(layouts.LONG_FLAGS.values()) >= {"UH", "UF", "UO", "NR", "URX", "DC", "UT", "UC", "LR", "UR", "DF", "UAEX"}
