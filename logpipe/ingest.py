@@ -230,7 +230,7 @@ class _Run:
                     else:
                         skip_bytes, first_line = last["bytes_end"], last["line_end"] + 1
                         continues = last["path"]
-            wrong = self.probe(inp, size, skip_bytes, first_line)
+            wrong, probed = self.probe(inp, size, skip_bytes, first_line)
             if hole and not skip_bytes and not wrong:
                 self.bar.note(f"logpipe: {_holes.note(inp.name, hole)}")
         except (InputError, OSError) as e:
@@ -242,6 +242,8 @@ class _Run:
             print(f"logpipe: error: {wrong}", file=self.err)
             self.ratio_failures.append(wrong)
             self.summary.failed += 1
+            self.summary.counts += probed  # (the lines the probe read: counted, none stored)
+            self.summary.refused_lines += probed.read
             return None
         entry_id = uuid.uuid4().hex[:12]
         entry = {
@@ -276,24 +278,24 @@ class _Run:
         size = inp.size()
         return not any(0 < e["size"] <= size or 0 < (e.get("content_size") or 0) <= size for e in self.known)
 
-    def probe(self, inp: Input, size: int | None, skip_bytes: int, first_line: int) -> str | None:
-        """Why a large input is not read at all (``PROBE_BYTES``: its first lines are mostly
-        malformed, as an input in another format is), or None."""
-        if self.max_reject_ratio >= 1:
-            return None
-        if not inp.is_stream and (size - skip_bytes if is_plain(inp) else size) < PROBE_MIN_BYTES:
-            return None  # (skip_bytes is a decompressed offset) stdin, of unknown size, is always probed
-        body = read_head(inp, PROBE_BYTES, skip_bytes)
+    def probe(self, inp: Input, size: int | None, skip_bytes: int, first_line: int) -> tuple[str | None, Counts]:
+        """Why a large input is not read further (``PROBE_BYTES``: its first lines are mostly
+        malformed, as an input in another format is), or None; and the counts of the lines it read."""
         counts = Counts()
+        if self.max_reject_ratio >= 1:
+            return None, counts
+        if not inp.is_stream and (size - skip_bytes if is_plain(inp) else size) < PROBE_MIN_BYTES:
+            return None, counts  # (skip_bytes is a decompressed offset) stdin, of unknown size, is always probed
+        body = read_head(inp, PROBE_BYTES, skip_bytes)
         counts.add(self.parser.parse_chunk(body, inp.name, first_line))
         if not counts.mostly_malformed(PROBE_MIN_LINES, max(MOSTLY_MALFORMED, self.max_reject_ratio)):
-            return None
+            return None, counts
         access = counts.access
         share = counts.malformed / access
         look = f"`{inp.parse_command(head=True)}`"
         return (f"{inp.name}: {counts.malformed} of its first {access} access lines ({share:.0%}) are malformed; "
                 f"not ingested, not read further. Another format? {look} says why; give "
-                "the format with --format-string or --format-file (--max-reject-ratio 1 ingests it anyway)")
+                "the format with --format-string or --format-file (--max-reject-ratio 1 ingests it anyway)"), counts
 
     def finish(self, plan: _Plan):
         """Read ``plan``'s input to its end (or take its worker's result) and check it: None when
@@ -351,7 +353,8 @@ class _Run:
                 self.ds.abandon_entry(entry, pairs)
                 msg = (f"{inp.name}: {counts.malformed} of {counts.access} lines "
                        f"({ratio:.0%}) are malformed, over --max-reject-ratio {self.max_reject_ratio:g}; not "
-                       f"ingested: check the format with `{inp.parse_command()}` or raise --max-reject-ratio")
+                       f"ingested: check the format with `{inp.parse_command()}` (your mesh's own format? give "
+                       "it with --format-string or --format-file), or raise --max-reject-ratio")
                 print(f"logpipe: error: {msg}", file=self.err)
                 self.ratio_failures.append(msg)
                 self.summary.failed += 1

@@ -7,6 +7,7 @@ import gzip
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -484,6 +485,9 @@ def test_stdin_is_probed_and_what_the_probe_read_is_read_again(tmp_path, monkeyp
     code, _, err = run(monkeypatch, capsys, "ingest", "-", "--data", tmp_path / "bad", stdin=pack(bad))
     assert code == 1 and "<stdin>: " in err and "not read further" in err
     assert check_consistent(tmp_path / "bad")["inputs"] == []
+    # the lines the probe read add up in the summary, none stored (it said "lines read 0")
+    read = int(re.search(r"lines read (\d+), parsed 0, rejected (\d+)", err)[1])
+    assert read > 0 and f"rejected {read}" in err and f"{read} of them in inputs not ingested" in err
 
 
 def test_read_head_of_stdin_uses_nothing_up(monkeypatch):
