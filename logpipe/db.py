@@ -92,7 +92,7 @@ def _dataset_sources(con: duckdb.DuckDBPyConnection, data: Path) -> None:
     if not has_rows and not has_rejects:
         raise _missing(data, f"{data} holds no logpipe data (no {ROWS_GLOB} files)")
     if has_rows:
-        rows = _literal(f"{data.as_posix()}/{ROWS_GLOB}")
+        rows = _files(data, ROWS_GLOB)
         con.execute(
             f"CREATE VIEW logpipe_rows AS SELECT * FROM read_parquet({rows}, hive_partitioning = true, "
             "union_by_name = true, hive_types = {'date': VARCHAR})"
@@ -101,10 +101,19 @@ def _dataset_sources(con: duckdb.DuckDBPyConnection, data: Path) -> None:
         con.register("logpipe_rows_arrow", RECORD_SCHEMA.empty_table())
         con.execute("CREATE VIEW logpipe_rows AS SELECT *, CAST(NULL AS VARCHAR) AS date FROM logpipe_rows_arrow")
     if has_rejects:
-        rejects = _literal(f"{data.as_posix()}/{REJECTS_GLOB}")
+        rejects = _files(data, REJECTS_GLOB)
         con.execute(f"CREATE VIEW logpipe_rejects AS SELECT * FROM read_parquet({rejects}, union_by_name = true)")
     else:
         _register(con, "logpipe_rejects", REJECT_SCHEMA.empty_table())
+
+
+def _files(data: Path, pattern: str) -> str:
+    """The SQL for read_parquet of ``data``'s files matching ``pattern``: the glob itself, or, when the
+    dataset's own path holds a character DuckDB's glob reads as a pattern (``logs[1]``, ``a*b``), the
+    list of its files (the glob found none: "No files found that match the pattern")."""
+    if not re.search(r"[*?\[\]{}]", data.as_posix()):
+        return _literal(f"{data.as_posix()}/{pattern}")
+    return "[" + ", ".join(_literal(p.as_posix()) for p in sorted(data.glob(pattern))) + "]"
 
 
 def _register(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> None:

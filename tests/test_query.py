@@ -757,3 +757,21 @@ def test_readme_lines_read_a_dataset_with_a_custom_formats_extra_columns(tmp_pat
     rows = duckdb.sql(sql.replace("count(*)", "count(*), count(x_b3_traceid)")).fetchall()
     assert rows[0][1] == 1 and rows[0][0] > 1
     assert eval(polars_call, {"pl": pl}).height == rows[0][0]
+
+
+@pytest.mark.parametrize("name", ["data[1]", "a*b", "x{y}"])
+def test_a_dataset_whose_path_holds_glob_characters(tmp_path, name):
+    """DuckDB reads a path's ``[``, ``*``, ``{`` as a glob pattern: "No files found", an internal error.
+    Such a dataset's files are listed instead."""
+    from click.testing import CliRunner
+    from conftest import SAMPLES
+
+    from logpipe.cli import cli
+
+    data = tmp_path / name
+    runner = CliRunner()
+    assert runner.invoke(cli, ["ingest", str(SAMPLES / "malformed.log"), str(SAMPLES / "waypoint-egress-1.23.log"),
+                               "--data", str(data), "--max-reject-ratio", "1"]).exit_code == 0
+    r = runner.invoke(cli, ["query", "--data", str(data), "--sql",
+                            "SELECT (SELECT count(*) FROM access_log) AS n, (SELECT count(*) FROM rejects) AS r", "-o", "csv"])
+    assert r.exit_code == 0 and r.stdout.splitlines()[1].split(",")[0] == "26" and r.stdout.splitlines()[1] != "26,0", r.output
