@@ -89,7 +89,9 @@ def _dataset_sources(con: duckdb.DuckDBPyConnection, data: Path) -> None:
     if not data.is_dir():
         raise _missing(data, f"{data} is a file, not a dataset directory")
     has_rows, has_rejects = any(data.glob(ROWS_GLOB)), any(data.glob(REJECTS_GLOB))
-    if not has_rows and not has_rejects:
+    from .dataset import MANIFEST
+
+    if not has_rows and not has_rejects and not (data / MANIFEST).is_file():  # (an empty log's dataset is one)
         raise _missing(data, f"{data} holds no logpipe data (no {ROWS_GLOB} files)")
     if has_rows:
         rows = _files(data, ROWS_GLOB)
@@ -97,7 +99,8 @@ def _dataset_sources(con: duckdb.DuckDBPyConnection, data: Path) -> None:
             f"CREATE VIEW logpipe_rows AS SELECT * FROM read_parquet({rows}, hive_partitioning = true, "
             "union_by_name = true, hive_types = {'date': VARCHAR})"
         )
-    else:  # only rejects (every line of its inputs malformed or noise): its rejects view is still read
+    else:  # only rejects (every line of its inputs malformed or noise), or nothing (an empty log ingested):
+        # its views are still read, empty
         con.register("logpipe_rows_arrow", RECORD_SCHEMA.empty_table())
         con.execute("CREATE VIEW logpipe_rows AS SELECT *, CAST(NULL AS VARCHAR) AS date FROM logpipe_rows_arrow")
     if has_rejects:

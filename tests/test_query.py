@@ -775,3 +775,20 @@ def test_a_dataset_whose_path_holds_glob_characters(tmp_path, name):
     r = runner.invoke(cli, ["query", "--data", str(data), "--sql",
                             "SELECT (SELECT count(*) FROM access_log) AS n, (SELECT count(*) FROM rejects) AS r", "-o", "csv"])
     assert r.exit_code == 0 and r.stdout.splitlines()[1].split(",")[0] == "26" and r.stdout.splitlines()[1] != "26,0", r.output
+
+
+def test_a_dataset_of_an_empty_log_answers_with_no_rows(tmp_path):
+    """An ingested empty log (a quiet pod's) makes a dataset: its queries answer 0 rows. It was "holds no
+    logpipe data …; create a dataset with `logpipe ingest`", the command just run."""
+    from click.testing import CliRunner
+
+    from logpipe.cli import cli
+
+    log = tmp_path / "e.log"
+    log.write_text("")
+    runner = CliRunner()
+    assert runner.invoke(cli, ["ingest", str(log), "--data", str(tmp_path / "d")]).exit_code == 0
+    r = runner.invoke(cli, ["query", "--data", str(tmp_path / "d"), "--sql", "SELECT count(*) AS n FROM egress", "-o", "csv"])
+    assert r.exit_code == 0 and r.stdout == "n\n0\n", r.output
+    r = runner.invoke(cli, ["report", "inventory", "--data", str(tmp_path / "d"), "-o", "json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["destinations"] == []
