@@ -230,6 +230,9 @@ def _input_tables(inputs, format_string, format_file, grammar_file) -> dict | No
     return {"records": records, "rejects": rejects}
 
 
+TTY_ROWS = 200  # rows a query's table shows on a terminal
+
+
 def _write_result(table, fmt: str, out_path: str | None, max_width: int | None) -> None:
     from . import render
 
@@ -240,8 +243,14 @@ def _write_result(table, fmt: str, out_path: str | None, max_width: int | None) 
         with render.atomic_file(out_path, "x", encoding="utf-8", newline="") as out:
             render.render_table(table, fmt, out, max_width=max_width)
     else:
+        more = 0
+        if fmt == "table" and table.num_rows > TTY_ROWS and sys.stdout.isatty():  # (not a terminal flood)
+            more, table = table.num_rows - TTY_ROWS, table.slice(0, TTY_ROWS)
         try:
             render.render_table(table, fmt, sys.stdout, max_width=max_width)
             sys.stdout.flush()
         except BrokenPipeError:  # `| head` went away: a quiet, successful exit (click would exit 1)
             exits.quiet_broken_pipe()
+        if more:
+            click.echo(f"logpipe: … {more} more rows not shown on the terminal (LIMIT them in the SQL, or see "
+                       "them all with -o csv | less, or --out FILE)", err=True)

@@ -792,3 +792,28 @@ def test_a_dataset_of_an_empty_log_answers_with_no_rows(tmp_path):
     assert r.exit_code == 0 and r.stdout == "n\n0\n", r.output
     r = runner.invoke(cli, ["report", "inventory", "--data", str(tmp_path / "d"), "-o", "json"])
     assert r.exit_code == 0 and json.loads(r.stdout)["destinations"] == []
+
+
+def test_a_terminal_is_shown_the_first_rows_and_told_of_the_rest(monkeypatch, capsys):
+    """A query of every row printed all of them to a terminal (6 MB for the demo's 4,219); the table
+    there stops at TTY_ROWS and says how many more, on stderr. A pipe or a file gets every row."""
+    import io
+
+    import pyarrow as pa
+
+    from logpipe import cli_reports
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    table = pa.table({"n": list(range(cli_reports.TTY_ROWS + 5))})
+    shown = Terminal()
+    monkeypatch.setattr(sys, "stdout", shown)
+    cli_reports._write_result(table, "table", None, None)
+    assert shown.getvalue().count("\n") == cli_reports.TTY_ROWS + 2  # (a header and its rule)
+    assert "5 more rows not shown on the terminal" in capsys.readouterr().err
+    piped = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", piped)
+    cli_reports._write_result(table, "table", None, None)
+    assert piped.getvalue().count("\n") == cli_reports.TTY_ROWS + 7
