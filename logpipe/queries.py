@@ -139,6 +139,12 @@ def load_queries(extra_dirs: Iterable[str | os.PathLike] = ()) -> dict[str, Quer
     return dict(sorted(found.items()))
 
 
+def named_query(name: str, extra_dirs: Iterable[str | os.PathLike] = ()) -> Query:
+    """The named query ``name`` (``logpipe query --list``; ``extra_dirs`` as ``--queries``), for
+    ``run_query``."""
+    return find_query(name, load_queries(extra_dirs))
+
+
 def find_query(name: str, queries: dict[str, Query]) -> Query:
     if name in queries:
         return queries[name]
@@ -283,7 +289,7 @@ def run_query(con, query_or_sql: Query | str, params: dict[str, Any] | None = No
         raise QueryError(f"{where}: no value for ${missing[0]}; give one with -p {missing[0]} VALUE")
     used = {k: v for k, v in values.items() if k in names}
     try:
-        return con.sql(query.sql, params=used or None).to_arrow_table()
+        return _whole_numbers(con.sql(query.sql, params=used or None).to_arrow_table())
     except Error as e:
         msg = _first_line(e)
         given = {k: v for k, v in (params or {}).items() if k in names and (given is None or k in given)}
@@ -298,6 +304,20 @@ def run_query(con, query_or_sql: Query | str, params: dict[str, Any] | None = No
             where = f"{query.path}:{m.group(1) if m else query.line}"
             raise QueryError(f"query {query.name} ({where}): {msg}; {_hint(con, str(e))}") from None
         raise QueryError(f"SQL error: {msg}; {_hint(con, str(e))}") from None
+
+
+def _whole_numbers(table):
+    """DuckDB's sums of integers (DECIMAL(38,0), HUGEINT) as 64-bit ints where they fit, as the sums
+    of bytes always do: Python callers got ``Decimal('208389')``, Parquet files a decimal column."""
+    import pyarrow as pa
+
+    for i, f in enumerate(table.schema):
+        if (pa.types.is_decimal(f.type) and f.type.scale == 0) or f.type == pa.decimal128(38, 0):
+            try:
+                table = table.set_column(i, f.name, table.column(i).cast(pa.int64()))
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # (over 2^63: kept as it is)
+                pass
+    return table
 
 
 def list_table(queries: dict[str, Query]):

@@ -817,3 +817,19 @@ def test_a_terminal_is_shown_the_first_rows_and_told_of_the_rest(monkeypatch, ca
     monkeypatch.setattr(sys, "stdout", piped)
     cli_reports._write_result(table, "table", None, None)
     assert piped.getvalue().count("\n") == cli_reports.TTY_ROWS + 7
+
+
+def test_the_python_api_runs_named_and_ad_hoc_queries(dataset):
+    """``logpipe.run_query`` and ``logpipe.named_query`` (the README's lines): sums as ints, not Decimal."""
+    import logpipe
+
+    con = logpipe.connect(dataset)
+    try:
+        top = logpipe.run_query(con, logpipe.named_query("top_destinations"), {"limit": 2})
+        assert top.num_rows == 2 and top.schema.field("bytes_up").type == pa.int64()
+        n = logpipe.run_query(con, "SELECT count(*) AS n FROM egress WHERE response_code >= $code", {"code": 500})
+        assert n.column("n")[0].as_py() >= 0
+    finally:
+        con.close()
+    with pytest.raises(AttributeError, match="it offers parse_lines, connect, run_query"):
+        logpipe.write_dataset  # noqa: B018
