@@ -288,6 +288,11 @@ def run_query(con, query_or_sql: Query | str, params: dict[str, Any] | None = No
     if missing:
         raise QueryError(f"{where}: no value for ${missing[0]}; give one with -p {missing[0]} VALUE")
     used = {k: v for k, v in values.items() if k in names}
+    unused = [k for k in (params or {}) if k not in names and query.path is None]
+    if unused:  # (ad-hoc SQL: a -p it never reads is a typo, or a placeholder the SQL lacks)
+        has = ", ".join(f"${n}" for n in sorted(names)) or "no $placeholder"
+        raise QueryError(f"-p {unused[0]}: the SQL has no ${unused[0]} (it has {has}); write ${unused[0]} where "
+                         "the value goes")
     try:
         return _whole_numbers(con.sql(query.sql, params=used or None).to_arrow_table())
     except Error as e:

@@ -833,3 +833,12 @@ def test_the_python_api_runs_named_and_ad_hoc_queries(dataset):
         con.close()
     with pytest.raises(AttributeError, match="it offers parse_lines, connect, run_query"):
         logpipe.write_dataset  # noqa: B018
+
+
+def test_a_param_the_ad_hoc_sql_never_reads_is_an_error(con):
+    """``--sql "select 1" -p limit 3`` exited 0, the -p unread (a named query refuses unknown ones)."""
+    from logpipe.queries import run_query
+
+    with pytest.raises(QueryError, match=r"-p limit: the SQL has no \$limit \(it has no \$placeholder\)"):
+        run_query(con, "SELECT 1 AS x", {"limit": "3"})
+    assert run_query(con, "SELECT $a AS x", {"a": "3"}).column("x")[0].as_py() == "3"
