@@ -15,8 +15,8 @@ from pathlib import Path
 
 from .errors import LogpipeError, UsageError
 from .formatfile import read_format_file
-from .formats import (TIME_SPEC_RX, FormatError, _flatten, _json_time_spec, _strftime, grammar_from_format,
-                      greedy_tail, json_operators, parse_format, typo_notes)
+from .formats import (TIME_SPEC_RX, FormatError, Operator, _flatten, _json_time_spec, _strftime,
+                      grammar_from_format, greedy_tail, json_operators, parse_format, typo_notes)
 from .schema import COLUMNS
 
 # %RESPONSE_FLAGS_LONG%'s names and the short codes the record keeps (FORMATS.md c, from Envoy's
@@ -232,9 +232,25 @@ def layout_from_json(fmt: dict) -> CustomLayout:
     # (a count operator's value: a number in typed JSON, or "-" / a string of digits in Istio's)
     counts = frozenset(op.column for op in operators.values() if op.shape == "count" and op.column in extra)
     long_flags = any(op.shape == "flags_long" and op.column == "response_flags" for op in operators.values())
-    return CustomLayout(spec="json:" + json.dumps(fmt, separators=(",", ":")), name="custom_json",
-                        extra=extra, counts=counts, long_flags=long_flags,
-                        time_format=_strftime(time)[1] if time else None, json_keys=keys)
+    layout = CustomLayout(spec="json:" + json.dumps(fmt, separators=(",", ":")), name="custom_json",
+                          extra=extra, counts=counts, long_flags=long_flags,
+                          time_format=_strftime(time)[1] if time else None, json_keys=keys)
+    layout.notes += typo_notes(list(operators.values()))
+    mixed = [k for k, v in _flatten(fmt).items() if k not in operators and isinstance(v, str) and "%" in v
+             and any(isinstance(p, Operator) for p in _pieces(v))]
+    if mixed:  # ("%DURATION%.0" is Envoy's own example of one)
+        layout.notes.append(f"the JSON format's key(s) {', '.join(mixed[:5])} hold operators with other text in one "
+                            f"value ({_flatten(fmt)[mixed[0]]!r}); logpipe reads a key whose value is one operator, "
+                            "so these keys are not read: give each operator a key of its own")
+    return layout
+
+
+def _pieces(text: str) -> list:
+    """A JSON format value read as a format string (its operators and text), or [] when it is none."""
+    try:
+        return parse_format(text)
+    except FormatError:
+        return []
 
 
 def layout_from_grammar(text: str, *, source: str, spec: str | None = None, import_dir: str | None = None) -> CustomLayout:

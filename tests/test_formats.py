@@ -807,3 +807,13 @@ def test_long_flags_are_stored_as_the_short_codes_the_reports_read():
                                       '"cl": "BlackHoleCluster"}'])
     assert got[0]["response_flags"] == ["UH"]
     assert set(layouts.LONG_FLAGS.values()) >= {"UH", "UF", "UO", "NR", "URX", "DC", "UT", "UC", "LR", "UR", "DF", "UAEX"}
+
+
+def test_a_json_format_says_what_it_cannot_read():
+    """A JSON value of several operators (``"%REQ(:METHOD)% %REQ(:PATH)%"``, ``"%DURATION%.0"``) is not
+    read, and a typo'd operator in a JSON format is one: both are said (they passed in silence)."""
+    layout = layouts.layout_from_format(json.dumps({"ts": "%START_TIME%", "status": "%RESPONSE_CODES%",
+                                                    "req": "%REQ(:METHOD)% %REQ(:PATH)%", "dur": "%DURATION%.0",
+                                                    "env": "prod"}))
+    assert any("did you mean %RESPONSE_CODE%?" in n for n in layout.notes)
+    assert any(n.startswith("the JSON format's key(s) req, dur hold operators with other text") for n in layout.notes)
