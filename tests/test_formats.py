@@ -817,3 +817,23 @@ def test_a_json_format_says_what_it_cannot_read():
                                                     "env": "prod"}))
     assert any("did you mean %RESPONSE_CODE%?" in n for n in layout.notes)
     assert any(n.startswith("the JSON format's key(s) req, dur hold operators with other text") for n in layout.notes)
+
+
+@pytest.mark.parametrize("select, want", [
+    ("---\nkind: Telemetry\nspec:\n  accessLogging:\n  - providers:\n    - name: envoy\n", "mesh"),
+    ("", "mesh"),  # (an extension provider nothing selects logs nothing: the mesh's own format is the one)
+    ("  defaultProviders:\n    accessLogging: [json]\n", "json"),
+])
+def test_format_file_the_builtin_envoy_provider_and_default_providers(tmp_path, select, want):
+    """The built-in provider ``envoy`` (a Telemetry's, or the default) is meshConfig.accessLogFormat;
+    meshConfig.defaultProviders.accessLogging selects as a Telemetry does. Such files were refused as
+    holding two formats."""
+    mesh_format = "[%START_TIME%] %REQ(:METHOD)% %RESPONSE_CODE%"
+    head, _, telemetry = select.partition("---")
+    text = ("meshConfig:\n" + (head if not telemetry else "") + f"  accessLogFormat: '{mesh_format}'\n"
+            "  extensionProviders:\n  - name: json\n    envoyFileAccessLog:\n      path: /dev/stdout\n"
+            "      logFormat:\n        labels:\n          status: '%RESPONSE_CODE%'\n")
+    path = tmp_path / "mesh.yaml"
+    path.write_text(text + (("---" + telemetry) if telemetry else ""))
+    got = formatfile.read_format_file(str(path))
+    assert got == (mesh_format if want == "mesh" else {"status": "%RESPONSE_CODE%"})
