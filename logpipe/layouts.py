@@ -113,7 +113,9 @@ class CustomLayout:
         ``frames``; a line it does not parse is rejected with this grammar's reason. With ``claim``
         (the fast path's lines, before the noise rules look at them), only the lines that follow
         this format for ``claim`` fields or more: another program's line that merely starts with a
-        time, as a format ``%START_TIME% …`` does, is left to the noise rules."""
+        time, as a format ``%START_TIME% …`` does, is left to the noise rules; one a noise rule takes
+        whole (istio-agent's ``TIME<TAB>info<TAB>…``, whose level a tab-separated format's second field
+        may read) must follow it for one field more."""
         import polars as pl
 
         from .diagnose import diagnose_line
@@ -126,6 +128,10 @@ class CustomLayout:
             return df
         rows, others = [], []
         whole_line = pl.col("line") if "line" in df.columns else pl.col("body")
+        shaped: set = set()
+        if claim and df.height:  # (the lines a noise rule takes: one query, as exact.classify_noise)
+            hit = pl.any_horizontal([pl.col("body").str.contains(rx) for _, rx in parser._noise])
+            shaped = set(df.filter(hit)["line_number"].to_list())
         for ln, raw, line, body, plen, pod, container, received in df.select(
             "line_number", "raw", whole_line.alias("__line"), "body", "prefix_len", "pod", "container", "received_at"
         ).iter_rows():
@@ -140,7 +146,7 @@ class CustomLayout:
                 whole = diagnose_line(self.rulebook, line, (self.name,))
                 if whole is None or whole.fields > where.fields:
                     body, plen, where, pod, container, received = line, 0, whole, None, None, None
-            if claim and where is not None and where.fields < claim:
+            if claim and where is not None and where.fields < claim + (ln in shaped):
                 others.append(ln)
                 continue
             if not parser.fast:

@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import duckdb
+import pytest
 
 FORMAT = ('[%START_TIME%] %REQ(:METHOD)% %REQ(:PATH)% %RESPONSE_CODE% %DURATION% "%REQ(X-B3-TRACEID)%" '
           '%UPSTREAM_CLUSTER% %DOWNSTREAM_REMOTE_ADDRESS%')
@@ -80,6 +81,27 @@ def test_a_wrong_time_first_format_fails_the_ingest_not_passes_as_noise(tmp_path
     assert r.returncode == 1, r.stderr
     assert "rejected 9 (noise 1, malformed 8)" in r.stderr
     assert "a.log:1: malformed: does not follow the given format: column " in r.stderr
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_istio_agent_lines_are_noise_under_a_tab_separated_format(fast):
+    """Under ``%START_TIME%\t%REQ(X-REQUEST-ID)%\t…`` an istio-agent line (time, tab, level, tab)
+    follows the format for two fields, its level read as the request id: it was malformed, counted
+    against --max-reject-ratio. A line a noise rule takes must follow the format for one field more."""
+    from logpipe.layouts import parser_from_options
+
+    parser = parser_from_options("%START_TIME%\t%REQ(X-REQUEST-ID)%\t%RESPONSE_CODE%\t%DURATION%")
+    if not fast:
+        from logpipe.parse import Parser
+
+        parser = Parser(custom=parser.custom, fast=False)
+    batch = parser.parse_batch([
+        "2023-05-01T10:00:00.000000Z\tinfo\txdsproxy connected to upstream XDS server: istiod.istio-system.svc:15012",
+        "2024-07-18T16:13:58.198Z\t8d80cec6\t200\t12",
+        "2024-07-18T16:13:58.198Z\t8d80cec6\t200\tx12",
+    ], "a.log")
+    assert batch.records.column("request_id").to_pylist() == ["8d80cec6"]
+    assert [(r["line_number"], r["class"]) for r in batch.rejects.to_pylist()] == [(1, "noise"), (3, "malformed")]
 
 
 def test_a_new_format_replacing_the_remembered_one_is_said(tmp_path):
