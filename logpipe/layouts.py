@@ -295,11 +295,17 @@ def _count_columns(book, extra: list[str]) -> frozenset:
 
 
 def _terminals(tree) -> set[str]:
-    """The terminals a rule's EBNF tree names ("(rule)" for a rule it refers to)."""
+    """The terminals a rule's EBNF tree names ("(rule)" for a rule it refers to, "(literal)" for a
+    string or regex written in it, "(op)" for an operator such as ``?``)."""
+    from lark import Token, Tree
     from lark.grammar import Symbol
 
     if isinstance(tree, Symbol):
         return {tree.name} if tree.is_term else {"(rule)"}
+    if isinstance(tree, Tree) and tree.data == "literal":
+        return {"(literal)"}
+    if isinstance(tree, Token):
+        return {"(op)"}
     return set().union(*(_terminals(c) for c in getattr(tree, "children", ())))
 
 

@@ -27,7 +27,10 @@ ROW_GROUP_ROWS = 122_880  # DuckDB's row-group size: one row group per thread ta
 
 
 def _record_schema_for(table: pa.Table) -> pa.Schema:
-    extra = [pa.field(n, pa.string()) for n in table.column_names if n not in RECORD_SCHEMA.names]
+    """RECORD_SCHEMA and ``table``'s extra columns after it: text, but a custom format's counts,
+    which stay 64-bit ints (``layouts.CustomLayout.counts``)."""
+    extra = [pa.field(n, pa.int64() if pa.types.is_integer(table.schema.field(n).type) else pa.string())
+             for n in table.column_names if n not in RECORD_SCHEMA.names]
     return pa.schema(list(RECORD_SCHEMA) + extra) if extra else RECORD_SCHEMA
 
 

@@ -472,9 +472,22 @@ def test_extra_counts_are_ints_in_text_json_and_grammar_formats(tmp_path):
                                             '{"ts": "2025-03-01T10:00:00.123Z", "code": 200, "rd": "-", "att": 1}'])
     assert rejects == [] and [(r["request_duration"], r["upstream_request_attempt_count"]) for r in got] == [(7, 2), (None, 1)]
     grammar = tmp_path / "g.lark"
-    grammar.write_text('%import .common (SP, INT, DASH, WORD)\ncustom: attempts SP note\nattempts: INT | DASH\nnote: WORD\n')
+    grammar.write_text('%import .common (SP, INT, DASH, WORD)\ncustom: attempts SP note SP latency SP build\n'
+                       'attempts: INT | DASH\nnote: WORD\nlatency: INT "." INT\nbuild: "v" INT\n')
     book = layouts.layout_from_grammar(grammar.read_text(), source=str(grammar))
+    # (a rule with a literal beside INT reads no whole number: text, as it was)
     assert {f.name: f.type for f in book.schema}["attempts"] == pa.int64() and book.counts == {"attempts"}
+    got, rejects = rows(Parser(custom=book), ["3 x 1.5 v12"])
+    assert rejects == [] and (got[0]["attempts"], got[0]["latency"], got[0]["build"]) == (3, "1.5", "v12")
+    # ingested, the dataset's column is an int too: SQL sums it (it was written as text)
+    log = tmp_path / "r.log"
+    log.write_text("[2025-03-01T10:00:00.123Z] 12\n[2025-03-01T10:00:01.123Z] 30\n[2025-03-01T10:00:02.123Z] -\n")
+    fmt = "[%START_TIME%] %REQUEST_DURATION%"
+    runner = CliRunner()
+    assert runner.invoke(cli, ["ingest", "--format-string", fmt, str(log), "--data", str(tmp_path / "d")]).exit_code == 0
+    r = runner.invoke(cli, ["query", "--data", str(tmp_path / "d"), "-o", "csv", "--sql",
+                            "SELECT sum(request_duration) AS s, any_value(typeof(request_duration)) AS t FROM access_log"])
+    assert r.stdout == "s,t\n42,BIGINT\n", r.output
 
 
 # ---- ambiguity ---------------------------------------------------------------------------------------
