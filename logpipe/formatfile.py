@@ -48,13 +48,20 @@ def read_format_file(path: str) -> str | dict:
     # file says which one the proxies use (istio.io access-log task, Telemetry API).
     # Without a Telemetry, meshConfig.defaultProviders.accessLogging does; the built-in provider
     # `envoy` is meshConfig.accessLogFormat itself.
-    chosen = {p.get("name") for d in docs for p in _telemetry_providers(d)} or set(_default_providers(docs))
+    chosen = {p.get("name") for d in docs for p in _telemetry_providers(d)} or {
+        n for node in _nodes(docs) if isinstance(node.get("defaultProviders"), dict)
+        for n in node["defaultProviders"].get("accessLogging") or () if isinstance(n, str)}
     providers = {name: f for name, f in _providers(docs)}
     mesh: list = []
-    _find_formats(list(_mesh_formats(docs)), mesh)
+    _find_formats([{"accessLogFormat": n["accessLogFormat"]} for n in _nodes(docs) if "accessLogFormat" in n], mesh)
+    mesh = list({json.dumps(f, sort_keys=True): f for f in mesh}.values())  # (an IstioOperator and its ConfigMap)
     if len(mesh) == 1 and "envoy" not in providers:
         providers["envoy"] = mesh[0]
         chosen = chosen or {"envoy"}  # (an extension provider nothing selects logs nothing)
+    elif not mesh and "envoy" in chosen and "envoy" not in providers:
+        raise FormatError(f"{path}: the proxies log with the built-in provider envoy and Istio's default format "
+                          "(no meshConfig.accessLogFormat is set); leave out --format-file: logpipe reads "
+                          "Istio's default layouts itself")
     if chosen & providers.keys():
         found = [providers[n] for n in chosen & providers.keys()]
     found = list({json.dumps(f, sort_keys=True): f for f in found}.values())
@@ -88,43 +95,23 @@ def _telemetry_providers(doc) -> list[dict]:
     return [p for item in logging if isinstance(item, dict) for p in item.get("providers") or [] if isinstance(p, dict)]
 
 
-def _default_providers(node) -> list[str]:
-    """meshConfig.defaultProviders.accessLogging (the providers the proxies log to without a Telemetry)."""
-    import yaml
-
-    if isinstance(node, list):
-        return [n for x in node for n in _default_providers(x)]
-    if not isinstance(node, dict):
-        return []
-    if isinstance(node.get("mesh"), str):  # (istio ConfigMap: data.mesh is YAML text)
-        try:
-            return _default_providers(yaml.safe_load(node["mesh"]))
-        except yaml.YAMLError:
-            return []
-    names = (node.get("defaultProviders") or {}).get("accessLogging") if isinstance(node.get("defaultProviders"), dict) else None
-    if isinstance(names, list):
-        return [n for n in names if isinstance(n, str)]
-    return [n for v in node.values() for n in _default_providers(v)]
-
-
-def _mesh_formats(node):
-    """The ``{"accessLogFormat": …}`` of meshConfig (the built-in provider ``envoy``'s format)."""
+def _nodes(node):
+    """Every mapping in ``node``, the YAML text of an istio ConfigMap's ``data.mesh`` read too."""
     import yaml
 
     if isinstance(node, list):
         for n in node:
-            yield from _mesh_formats(n)
+            yield from _nodes(n)
     elif isinstance(node, dict):
+        yield node
         for key, value in node.items():
-            if key == "accessLogFormat":
-                yield {key: value}
-            elif key == "mesh" and isinstance(value, str):
+            if key == "mesh" and isinstance(value, str):
                 try:
-                    yield from _mesh_formats(yaml.safe_load(value))
+                    yield from _nodes(yaml.safe_load(value))
                 except yaml.YAMLError:
                     pass
             else:
-                yield from _mesh_formats(value)
+                yield from _nodes(value)
 
 
 def _providers(node):

@@ -850,3 +850,19 @@ def test_format_file_the_builtin_envoy_provider_and_default_providers(tmp_path, 
     path.write_text(text + (("---" + telemetry) if telemetry else ""))
     got = formatfile.read_format_file(str(path))
     assert got == (mesh_format if want == "mesh" else {"status": "%RESPONSE_CODE%"})
+
+
+def test_format_file_of_the_default_envoy_provider_and_a_rendered_configmap(tmp_path):
+    """The built-in provider envoy without meshConfig.accessLogFormat is Istio's default format: said,
+    not another provider's format taken. The same accessLogFormat in an IstioOperator and its rendered
+    ConfigMap (istioctl manifest generate) is one format, not two."""
+    fmt = "[%START_TIME%] %REQ(:METHOD)% %RESPONSE_CODE%"
+    provider = ("  extensionProviders:\n  - name: otel-file\n    envoyFileAccessLog:\n      path: /dev/stdout\n"
+                "      logFormat:\n        labels:\n          status: '%RESPONSE_CODE%'\n")
+    path = tmp_path / "a.yaml"
+    path.write_text("meshConfig:\n  accessLogFile: /dev/stdout\n  defaultProviders:\n    accessLogging: [envoy]\n" + provider)
+    with pytest.raises(formats.FormatError, match="built-in provider envoy and Istio's default format"):
+        formatfile.read_format_file(str(path))
+    path.write_text(f"kind: IstioOperator\nspec:\n  meshConfig:\n    accessLogFormat: '{fmt}'\n---\n"
+                    f"kind: ConfigMap\ndata:\n  mesh: |-\n    accessLogFormat: '{fmt}'\n")
+    assert formatfile.read_format_file(str(path)) == fmt
