@@ -54,6 +54,9 @@ def note(name: str, size: int) -> str:
             "that does not append: the lines written between its copy and its truncation are in neither file)")
 
 
+BINARY_HINT = "binary file (NUL bytes), not a text log; leave it out of the inputs"  # (what binary() finds)
+
+
 def binary(head: bytes) -> bool:
     """Whether ``head`` (a file's first bytes, from a line's start) holds NUL bytes that no hole
     explains: a run shorter than HOLE_MIN after some text, not cut short by the end of ``head``."""

@@ -13,6 +13,7 @@ import select
 import threading
 
 from . import archives as _archives
+from . import holes as _holes
 from .documents import document_lines
 from .unpack import BYTE_ORDER_MARKS, HEAD_BYTES, detect_compression, mark_codec, text_decoder
 
@@ -69,6 +70,7 @@ class LineReader(threading.Thread):
         self.compressed: str | None = None  # "gzip", "bz2", "zstd": what stdin was (decompressed as it comes)
         self.cut_short = False  # a compressed stdin that ended inside its stream
         self.archive: str | None = None  # "zip", "tar": stdin was an archive (not read)
+        self.binary = False  # stdin was binary (NUL bytes no hole explains: sources.inspect), not read
 
     def run(self) -> None:
         tail = b""
@@ -114,6 +116,9 @@ class LineReader(threading.Thread):
                         continue  # (a JSON array's "[" or an access line's, an OTLP/JSON request's first
                         # bytes or a JSON line's: the next read says which)
                     first, codec = False, mark_codec(tail)
+                    if codec is None and b"\x00" in tail[:8192] and _holes.binary(tail[:8192]):
+                        self.binary, end, tail = True, _EOF, b""  # (Streamer.run says so, as ingest does)
+                        break
                     if codec == "utf-8-sig":
                         tail = tail[3:]
                     elif codec is not None:

@@ -374,8 +374,9 @@ def inspect(inp: Input) -> tuple[str | None, int]:
     """Why a file is no text log, or None: a plain (uncompressed) file with NUL bytes at its start
     that no hole explains (``holes.binary``; UTF-16 text has them too, after its byte-order mark: it is
     not plain), or OTLP protobuf; and the size of the hole it starts with (copytruncate's), looked past."""
-    if inp.is_stream:
-        return None, 0
+    if inp.is_stream:  # (its first bytes, decompressed, read again later: read_head)
+        head = read_head(inp, 8192)[:8192].lstrip(b"\x00")
+        return (_holes.BINARY_HINT if b"\x00" in head and _holes.binary(head) else None), 0
     hole = 0
     with open(inp.path, "rb") as f:
         head = f.read(8192)
@@ -387,7 +388,7 @@ def inspect(inp: Input) -> tuple[str | None, int]:
         if head[:1] == b"\x00":
             hole, head = _holes.after_hole(f, 8192)
     if _holes.binary(head):
-        return "binary file (NUL bytes), not a text log; leave it out of the inputs", hole
+        return _holes.BINARY_HINT, hole
     return None, hole
 
 

@@ -211,6 +211,10 @@ class Streamer:
         if reader.archive is not None:
             print(f"logpipe: error: stdin is a {reader.archive} archive, not a log: give its path to `logpipe ingest`"
                   " (it reads an archive's files)", file=self.stderr)
+        if reader.binary:
+            print("logpipe: error: stdin is binary (NUL bytes no hole explains), not a text log: check what is piped"
+                  " into `logpipe stream` (an executable, a Parquet file, UTF-16 without its byte-order mark?)",
+                  file=self.stderr)
         elif reader.cut_short:
             print(f"logpipe: warning: stdin's {reader.compressed} data ended before its end (cut short, or still"
                   " being written); its lines up to there are read", file=self.stderr)
@@ -221,7 +225,7 @@ class Streamer:
             return 143
         if self.signal is not None:  # (SIGHUP: 129)
             return 128 + self.signal
-        return 1 if reader.error is not None or reader.archive is not None else 0
+        return 1 if reader.error is not None or reader.archive is not None or reader.binary else 0
 
     def _flush(self, lines: list[bytes]) -> None:
         import pyarrow as pa

@@ -220,6 +220,18 @@ def test_a_binary_file_is_one_error_as_in_ingest(tmp_path):
     assert summary(got.stderr)["rejected"] == 0 and summary(got.stderr)["parsed"] == summary(run(ACCESS).stderr)["parsed"]
 
 
+def test_a_binary_stdin_is_one_error_as_a_binary_file_is(tmp_path):
+    """``parse -`` and ``ingest -`` of binary bytes (a Parquet file, UTF-16 without its byte-order
+    mark) were read as lines, exit 0: stdin's first bytes are looked at as a file's are."""
+    for data in (b"PAR1\x15\x04\x15\x10\x15\x14L\x15\x02\x15\x00\x12\x00\x00" + ACCESS.read_bytes()[:300],
+                 ACCESS.read_text().encode("utf-16-le")):
+        got = run("-", input=data)
+        assert got.exit_code == 1 and "<stdin>: binary file (NUL bytes), not a text log" in got.stderr, got.stderr
+        r = CliRunner().invoke(cli, ["ingest", "-", "--data", str(tmp_path / "d")], input=data)
+        assert r.exit_code == 1 and "<stdin>: binary file (NUL bytes)" in r.stderr
+    assert run("-", input=ACCESS.read_bytes()).exit_code == 0
+
+
 def test_zstd_frames_are_read_in_turn_and_a_cut_one_is_an_error(tmp_path):
     """Concatenated zstd frames (``cat a.zst b.zst``) read as their texts one after the other; an
     archive cut inside a frame keeps the complete lines before the cut and says it is truncated, as

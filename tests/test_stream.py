@@ -672,6 +672,10 @@ def test_a_compressed_stdin_is_read_as_ingest_reads_it(tmp_path):
         ("bad.gz", gzip.compress(text)[:200] + b"garbage" * 40, 1, None, "its gzip data is damaged"),
         ("a.zip", zipped(text), 1, 0, "stdin is a zip archive, not a log: give its path to `logpipe ingest`"),
         ("a.tgz", gzip.compress(tarred(text)), 1, 0, "stdin is a tar archive, not a log"),
+        # binary (it was read as lines: holes and noise rejects, exit 0), as ingest refuses a binary file
+        ("a.parquet", b"PAR1\x15\x04\x15\x10\x15\x14L\x15\x02\x15\x00\x12\x00\x00" + text[:500], 1, 0,
+         "stdin is binary (NUL bytes no hole explains), not a text log"),
+        ("u16.log", text.decode().encode("utf-16-le"), 1, 0, "stdin is binary"),
     ]:
         src = tmp_path / name
         src.write_bytes(data)
