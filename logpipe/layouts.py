@@ -31,6 +31,8 @@ LONG_FLAGS = {
     "InvalidEnvoyRequestHeaders": "IH", "StreamIdleTimeout": "SI", "DownstreamProtocolError": "DPE",
     "UpstreamProtocolError": "UPE", "UpstreamMaxStreamDurationReached": "UMSDR", "OverloadManagerTerminated": "OM",
     "DnsResolutionFailed": "DF", "ResponseFromCacheFilter": "RFCF", "NoFilterConfigFound": "NFCF", "DropOverload": "DO",
+    # (newer than FORMATS.md's table: Envoy's usage.rst and stream_info's CoreResponseFlag)
+    "DownstreamRemoteReset": "DR", "UnconditionalDropOverload": "UDO",
 }
 
 
@@ -214,7 +216,10 @@ def layout_from_format(fmt: str) -> CustomLayout:
     if stripped.startswith("{"):
         try:
             obj = json.loads(stripped)
-        except ValueError:
+        except ValueError as e:
+            if stripped.endswith("}") and re.match(r'\{\s*"', stripped):  # (a JSON format, mistyped)
+                raise FormatError(f"the format is a JSON object that does not read as JSON: {e}; fix it (a comma "
+                                  "after the last key? quotes?), or pass a text format") from None
             obj = None
         if isinstance(obj, dict):
             return layout_from_json(obj)

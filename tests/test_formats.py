@@ -866,3 +866,14 @@ def test_format_file_of_the_default_envoy_provider_and_a_rendered_configmap(tmp_
     path.write_text(f"kind: IstioOperator\nspec:\n  meshConfig:\n    accessLogFormat: '{fmt}'\n---\n"
                     f"kind: ConfigMap\ndata:\n  mesh: |-\n    accessLogFormat: '{fmt}'\n")
     assert formatfile.read_format_file(str(path)) == fmt
+
+
+def test_a_json_format_that_is_not_json_is_an_error():
+    """A JSON format with a trailing comma was read as a text format: every line rejected, exit 0."""
+    with pytest.raises(formats.FormatError, match="a JSON object that does not read as JSON: Expecting property name"):
+        layouts.layout_from_format('{"ts": "%START_TIME%", "code": "%RESPONSE_CODE%",}')
+    text = layouts.layout_from_format("{%START_TIME%} %RESPONSE_CODE%")  # (a text format may start with "{")
+    assert text.json_keys is None
+    long = layouts.layout_from_format("[%START_TIME%] %RESPONSE_FLAGS_LONG%")
+    got, _ = rows(Parser(custom=long), ["[2025-03-01T10:00:00.123Z] DownstreamRemoteReset,UnconditionalDropOverload"])
+    assert got[0]["response_flags"] == ["DR", "UDO"]
