@@ -131,9 +131,13 @@ _SHAPES = {  # shape -> (rule body bare, rule body inside double quotes)
 # of one of these names would be shadowed by it, or shadow it, in queries (test_formats checks the views).
 VIEW_COLUMNS = frozenset({"date", "egress_kind", "destination", "destination_ip", "destination_ip_kind",
                           "destination_port", "source_ip"})
+# Names the shipped SQL gives its own columns beside a row's (``SELECT *, … AS name``: traffic.sql's
+# CTE, inventory/destinations.sql): an extra column of one of them would be read in their place.
+QUERY_ALIASES = frozenset({"upstream_ip_kind", "has_cluster_host", "is_cluster_local", "l7_protocol", "transport",
+                           "is_4xx", "is_5xx", "is_flagged", "is_failed"})
 # Rule names the generated grammar uses itself, and the views' columns; an extra column may not take them.
 _RESERVED = {"custom", "start", "address", "ip_port", "ip", "port", "cluster", "direction", "subset",
-             "host"} | VIEW_COLUMNS
+             "host"} | VIEW_COLUMNS | QUERY_ALIASES
 # An operator's argument runs to the first ")" followed by "%" or ":N%" (as Envoy >= 1.31 reads it,
 # envoyproxy/envoy PR #34369: a CEL expression may call functions, %CEL(request.headers["x"].size())%);
 # read an operator with _match_operator, which refuses an argument with a ")" that closes no "(".

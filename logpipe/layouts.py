@@ -15,8 +15,8 @@ from pathlib import Path
 
 from .errors import LogpipeError, UsageError
 from .formatfile import read_format_file
-from .formats import (TIME_SPEC_RX, FormatError, Operator, _flatten, _json_time_spec, _strftime,
-                      grammar_from_format, greedy_tail, json_operators, parse_format, typo_notes)
+from .formats import (QUERY_ALIASES, TIME_SPEC_RX, VIEW_COLUMNS, FormatError, Operator, _flatten, _json_time_spec,
+                      _strftime, grammar_from_format, greedy_tail, json_operators, parse_format, typo_notes)
 from .schema import COLUMNS
 
 # %RESPONSE_FLAGS_LONG%'s names and the short codes the record keeps (FORMATS.md c, from Envoy's
@@ -281,6 +281,10 @@ def layout_from_grammar(text: str, *, source: str, spec: str | None = None, impo
         raise FormatError(f"{e}; a layout imports its terminals and shared rules as grammars/access.lark"
                           " does (%import .common (SP, DQ, INT, WORD, TEXT)), see `logpipe grammar --from-format`") from None
     extra = _extra_columns(book, start)
+    taken = sorted(set(extra) & (VIEW_COLUMNS | QUERY_ALIASES))
+    if taken:  # (a format string's operator takes its prefix instead: formats._RESERVED)
+        raise FormatError(f"grammar {source}: rule {taken[0]!r} would be an extra column of a name the views or the "
+                          f"reports give a column of their own (date, destination, source_ip, …); rename the rule")
     book.fields = book.fields | frozenset(extra)
     layout = CustomLayout(spec=spec or f"grammar:{text}", name=start, rulebook=book, extra=extra,
                           counts=_count_columns(book, extra),

@@ -877,3 +877,15 @@ def test_a_json_format_that_is_not_json_is_an_error():
     long = layouts.layout_from_format("[%START_TIME%] %RESPONSE_FLAGS_LONG%")
     got, _ = rows(Parser(custom=long), ["[2025-03-01T10:00:00.123Z] DownstreamRemoteReset,UnconditionalDropOverload"])
     assert got[0]["response_flags"] == ["DR", "UDO"]
+
+
+def test_names_the_reports_give_their_own_columns_are_not_extra_columns(tmp_path):
+    """%REQ(TRANSPORT)% was an extra column `transport`, which the inventory's own `transport` (SELECT *,
+    … AS transport) then read: it showed the header. It is req_transport; a grammar file's rule of such a
+    name, or of a view's column (destination, date), is refused."""
+    layout = layouts.layout_from_format("[%START_TIME%] %RESPONSE_CODE% %REQ(TRANSPORT)% %REQ(IS_FAILED)%")
+    assert layout.extra == ["req_transport", "req_is_failed"]
+    for name in ("destination", "transport"):
+        grammar = f'%import .common (SP, WORD, ISO_TIME)\ncustom: start_time SP {name}\nstart_time: ISO_TIME\n{name}: WORD\n'
+        with pytest.raises(formats.FormatError, match=f"rule '{name}' would be an extra column of a name the views"):
+            layouts.layout_from_grammar(grammar, source="g.lark")
