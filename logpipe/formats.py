@@ -279,7 +279,7 @@ def _operator(m: re.Match, used: dict[str, int]) -> Operator:
     if name == "START_TIME" and "start_time" not in used:
         column, shape = "start_time", "time"
     elif name == "START_TIME":  # a second START_TIME, e.g. in another rendering: an extra column, start_time_2
-        column, shape = "start_time", "text" if arg and re.search(r"\s", arg) else "token"
+        column, shape = "start_time", "text" if arg and _renders_space(arg) else "token"
     elif known is not None and known[0] not in used:
         column, shape = known
     else:  # (an operator of no record column, or a second one of a column taken: an extra column of its own)
@@ -297,6 +297,18 @@ def _operator(m: re.Match, used: dict[str, int]) -> Operator:
     if n > 1:
         column = f"{column}_{n}"
     return Operator(m.group(0), name, arg, column, shape)
+
+
+def _renders_space(spec: str) -> bool:
+    """Whether a %START_TIME(spec)% may print a space: one in the spec, or a specifier that pads or
+    joins with one (%e's day, %c, %r, %x in some locales), read as strftime renders a day 1 at 1 AM."""
+    import datetime as dt
+
+    plain = re.sub(r"%[1-9]?f", "0", spec)  # (Envoy's fraction specifiers: digits)
+    try:
+        return any(c.isspace() for c in dt.datetime(2025, 3, 1, 1, 0, 0).strftime(plain))
+    except ValueError:
+        return bool(re.search(r"\s", spec))
 
 
 def _known(name: str, arg: str | None) -> tuple[str, str] | None:

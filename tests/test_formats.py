@@ -889,3 +889,12 @@ def test_names_the_reports_give_their_own_columns_are_not_extra_columns(tmp_path
         grammar = f'%import .common (SP, WORD, ISO_TIME)\ncustom: start_time SP {name}\nstart_time: ISO_TIME\n{name}: WORD\n'
         with pytest.raises(formats.FormatError, match=f"rule '{name}' would be an extra column of a name the views"):
             layouts.layout_from_grammar(grammar, source="g.lark")
+
+
+@pytest.mark.parametrize("spec, text", [("%c", "Sat Mar  1 10:00:00 2025"), ("%e", " 1"), ("%s.%3f", "1740823200.123")])
+def test_a_second_start_time_whose_rendering_holds_a_space(spec, text):
+    """A second %START_TIME(…)% is free text when its spec prints a space (%c, %e pad with one), not
+    only when the spec holds one: `%START_TIME(%c)%`'s lines were all malformed."""
+    layout = layouts.layout_from_format(f"[%START_TIME%] [%START_TIME({spec})%] %RESPONSE_CODE%")
+    got, rejects = rows(Parser(custom=layout), [f"[2025-03-01T10:00:00.123Z] [{text}] 200"])
+    assert rejects == [] and got[0]["start_time_2"] == text and got[0]["response_code"] == 200
