@@ -199,10 +199,12 @@ class CustomLayout:
         if not hits:
             return None
         others = [k for k in flat if k not in self.json_format_keys]
-        return (f"JSON object holds {len(hits)} of the given format's {len(self.json_keys)} keys "
-                f"({', '.join(hits[:6])}{', …' if len(hits) > 6 else ''}) and keys it does not have "
-                f"({', '.join(others[:6])}{', …' if len(others) > 6 else ''}); a line of the format holds half "
-                "of its keys, or only keys of it")
+        held = (f"JSON object holds {len(hits)} of the given format's {len(self.json_keys)} keys "
+                f"({', '.join(hits[:6])}{', …' if len(hits) > 6 else ''})")
+        if not others:  # (only the format's keys, but fewer than two)
+            return f"{held}; a line of the format holds half of its keys, or two or more and only keys of it"
+        return (f"{held} and keys it does not have ({', '.join(others[:6])}{', …' if len(others) > 6 else ''}); "
+                "a line of the format holds half of its keys, or only keys of it")
 
     @functools.cached_property
     def json_format_keys(self) -> frozenset:

@@ -312,12 +312,13 @@ def run_query(con, query_or_sql: Query | str, params: dict[str, Any] | None = No
 
 
 def _whole_numbers(table):
-    """DuckDB's sums of integers (DECIMAL(38,0), HUGEINT) as 64-bit ints where they fit, as the sums
-    of bytes always do: Python callers got ``Decimal('208389')``, Parquet files a decimal column."""
+    """DuckDB's sums of integers (a top-level DECIMAL(38,0) column: its HUGEINT) as 64-bit ints where
+    every value fits, as the sums of bytes do: Python callers got ``Decimal('208389')``, Parquet files
+    a decimal column. A DECIMAL the SQL asks for (``CAST(x AS DECIMAL(10,0))``) stays one."""
     import pyarrow as pa
 
     for i, f in enumerate(table.schema):
-        if (pa.types.is_decimal(f.type) and f.type.scale == 0) or f.type == pa.decimal128(38, 0):
+        if f.type == pa.decimal128(38, 0):
             try:
                 table = table.set_column(i, f.name, table.column(i).cast(pa.int64()))
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # (over 2^63: kept as it is)

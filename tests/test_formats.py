@@ -798,6 +798,9 @@ def test_json_lines_with_empty_values_omitted_are_the_formats():
                                  json.dumps({"ts": "2025-03-01T10:00:03.000Z", "foo": 1})])
     assert got == [] and rejects[0]["reason"].startswith(
         "JSON object holds 2 of the given format's 8 keys (ts, status) and keys it does not have (foo)")
+    _, (one,) = rows(parser, [json.dumps({"ts": "2025-03-01T10:00:03.000Z"})])
+    assert one["reason"] == ("JSON object holds 1 of the given format's 8 keys (ts); a line of the format holds "
+                             "half of its keys, or two or more and only keys of it")
     # many lines (cut.c's reading takes half the keys or more; the rest go to json.loads) read alike
     lines = [json.dumps({**tcp, "bytes": i} if i % 2 else {**tcp, "host": "a.example", "upstream": "192.0.2.7:443",
                                                             "trace": "t", "bytes": i}) for i in range(3000)]
