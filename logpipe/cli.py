@@ -156,7 +156,7 @@ def _compiler_note() -> None:
 @data_option
 @click.option("--flush-rows", type=int, default=10_000, show_default=True, metavar="N",
               help="Write a part file after N lines (at most 20000)...")
-@click.option("--flush-seconds", type=_Number(min=0), default=2.0, show_default=True, metavar="S",
+@click.option("--flush-seconds", type=_Number(min=0, min_open=True), default=2.0, show_default=True, metavar="S",
               help="...or S seconds after a batch's first line, whichever comes first.")
 @click.option("--tee", is_flag=True, help="Also write the parsed records to stdout as ndjson.")
 @click.option("--alerts", "alerts_format", type=click.Choice(["text", "ndjson"]), default="text", show_default=True,
@@ -191,12 +191,14 @@ def stream(data_dir, flush_rows, flush_seconds, tee, alerts_format, alerts_out, 
     os.environ.setdefault("POLARS_MAX_THREADS", "2")
     from .stream import StreamOptions, Streamer
 
+    from .errors import UsageError
+
+    if quiet and alerts_out:
+        raise UsageError("--quiet turns the alerts off, so --alerts-out would stay empty; give one of them")
     custom = format_string or format_file or grammar_file
     parser = _format_parser(format_string, format_file, grammar_file) if custom else None
     _compiler_note()
     if sys.stdin is None:  # (started with stdin closed: `<&-`)
-        from .errors import UsageError
-
         raise UsageError("stdin is closed: pipe access-log lines in, e.g. kubectl logs -f … | logpipe stream")
     if sys.stdin.isatty():
         click.echo("logpipe: reading access-log lines from the terminal; pipe a log in, e.g. "

@@ -85,7 +85,8 @@ class Streamer:
         alerts_to_stdout = opts.alerts and (opts.alerts_out == "-" or (
             opts.alerts_out is None and opts.alerts_format == "ndjson"))
         if opts.tee and alerts_to_stdout:
-            raise UsageError("--tee and ndjson alerts would both write to stdout; send alerts to a file with --alerts-out FILE")
+            raise UsageError("--tee and the alerts (--alerts-out -, or ndjson alerts) would both write to stdout; send "
+                             "the alerts to a file with --alerts-out FILE")
         if (opts.tee or alerts_to_stdout) and self.stdout is None:
             raise UsageError("stdout is closed, so --tee / ndjson alerts have nowhere to go; redirect stdout or drop them")
         self._alerts_file = None
@@ -341,8 +342,10 @@ class Streamer:
         self.format_checked = True
         if self.counts.mostly_malformed(FORMAT_CHECK_LINES):
             c = self.counts
-            print(f"logpipe: warning: {c.malformed} of the first {c.access} access lines are malformed:"
-                  " is the mesh's format another one? Give it with --format-string or --format-file"
+            fix = ("does the format given match the proxies' (`… | head | logpipe parse --format-… -` shows each line's"
+                   " reason)?" if self.parser.custom is not None else
+                   "is the mesh's format another one? Give it with --format-string or --format-file")
+            print(f"logpipe: warning: {c.malformed} of the first {c.access} access lines are malformed: {fix}"
                   " (past the first lines, malformed ones are diagnosed without Lark's context, to keep up)", file=self.stderr)
 
     def _warn(self, part) -> None:

@@ -401,6 +401,11 @@ def test_ctrl_c_that_a_lock_s_wait_turned_into_another_error_exits_as_interrupte
                                                " number (see `logpipe stream --help`)"),
     (["replay", "x.log", "--max-sleep", "inf"], "logpipe: error: Invalid value for '--max-sleep': 'inf' is not a"
                                                 " finite number (see `logpipe replay --help`)"),
+    # (--help said x>=0, and 0 was refused later by the stream)
+    (["stream", "--flush-seconds", "0"], "logpipe: error: Invalid value for '--flush-seconds': 0.0 is not in the"
+                                         " range x>0 (see `logpipe stream --help`)"),
+    (["stream", "-q", "--alerts-out", "-"], "logpipe: error: --quiet turns the alerts off, so --alerts-out would stay"
+                                            " empty; give one of them"),
 ])
 def test_a_bad_flag_or_argument_is_one_line(args, said, monkeypatch, capsys):
     """Click's usage errors (usage, a hint, a blank line, the error) are one line, as logpipe's own."""
