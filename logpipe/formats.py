@@ -482,12 +482,3 @@ def _flatten(obj: dict, prefix: str = "") -> dict:
         else:
             out[f"{prefix}{k}"] = v
     return out
-
-
-def _json_time_spec(fmt: dict) -> str | None:
-    """The spec of the format's first START_TIME, the one json_columns reads into start_time."""
-    for v in _flatten(fmt).values():
-        m = isinstance(v, str) and _match_operator(v.strip(), whole=True)
-        if m and m.group(1) == "START_TIME":
-            return m.group(2)
-    return None

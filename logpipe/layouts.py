@@ -15,8 +15,8 @@ from pathlib import Path
 
 from .errors import LogpipeError, UsageError
 from .formatfile import read_format_file
-from .formats import (QUERY_ALIASES, TIME_SPEC_RX, VIEW_COLUMNS, FormatError, Operator, _flatten, _json_time_spec,
-                      _strftime, grammar_from_format, greedy_tail, json_operators, parse_format, typo_notes)
+from .formats import (QUERY_ALIASES, TIME_SPEC_RX, VIEW_COLUMNS, FormatError, Operator, _flatten, _strftime,
+                      grammar_from_format, greedy_tail, json_operators, parse_format, typo_notes)
 from .schema import COLUMNS
 
 # %RESPONSE_FLAGS_LONG%'s names and the short codes the record keeps (FORMATS.md c, from Envoy's
@@ -182,11 +182,8 @@ class CustomLayout:
         """A decoded JSON line as ``(log_format, {column: text})`` when it has this format's keys: at
         least half of its operators' keys, or two or more and no key the format lacks (Envoy's
         ``omit_empty_values`` leaves a TCP connection's line a few keys of the format)."""
-        if not self.json_keys or not isinstance(obj, dict):
-            return None
-        flat = _flatten(obj)
-        hits = [k for k in self.json_keys if k in flat]
-        if len(hits) < max(1, len(self.json_keys) // 2) and not (len(hits) >= 2 and flat.keys() <= self.json_format_keys):
+        flat, hits = self._json_hits(obj)
+        if not hits or (len(hits) < len(self.json_keys) // 2 and not (len(hits) >= 2 and flat.keys() <= self.json_format_keys)):
             return None
         from .jsonlog import _json_text
 
@@ -194,8 +191,7 @@ class CustomLayout:
 
     def json_miss(self, obj) -> str | None:
         """Why a JSON object that holds some of this format's keys is not read as it (``json_record``)."""
-        flat = _flatten(obj) if self.json_keys and isinstance(obj, dict) else {}
-        hits = [k for k in self.json_keys or () if k in flat]
+        flat, hits = self._json_hits(obj)
         if not hits:
             return None
         others = [k for k in flat if k not in self.json_format_keys]
@@ -205,6 +201,11 @@ class CustomLayout:
             return f"{held}; a line of the format holds half of its keys, or two or more and only keys of it"
         return (f"{held} and keys it does not have ({', '.join(others[:6])}{', …' if len(others) > 6 else ''}); "
                 "a line of the format holds half of its keys, or only keys of it")
+
+    def _json_hits(self, obj) -> tuple[dict, list[str]]:
+        """A decoded JSON line's keys (flattened, dotted) and those of them this format has."""
+        flat = _flatten(obj) if self.json_keys and isinstance(obj, dict) else {}
+        return flat, [k for k in self.json_keys or () if k in flat]
 
     @functools.cached_property
     def json_format_keys(self) -> frozenset:
@@ -240,7 +241,8 @@ def layout_from_format(fmt: str) -> CustomLayout:
 def layout_from_json(fmt: dict) -> CustomLayout:
     operators = json_operators(fmt)
     keys = {key: op.column for key, op in operators.items()}
-    time = _json_time_spec(fmt)
+    first = next((op for op in operators.values() if op.column == "start_time"), None)
+    time = first.arg if first is not None else None  # (the spec of the START_TIME read into start_time)
     extra = [c for c in dict.fromkeys(keys.values()) if c not in COLUMNS]
     # (a count operator's value: a number in typed JSON, or "-" / a string of digits in Istio's)
     counts = frozenset(op.column for op in operators.values() if op.shape == "count" and op.column in extra)

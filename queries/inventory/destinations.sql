@@ -35,7 +35,7 @@ judged AS (
         END AS transport,
         response_code >= 400 AND response_code < 500 AS is_4xx,
         response_code >= 500 AS is_5xx,
-        list_has_any(response_flags, CAST(string_split($failure_flags, ',') AS VARCHAR[])) AS is_flagged,
+        has_failure_flag(response_flags, $failure_flags) AS is_flagged,
         is_error(response_code, response_flags, $failure_flags) AS is_failed
     FROM win
 )

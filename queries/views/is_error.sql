@@ -4,5 +4,5 @@
 -- every time (code 0, UF/UH) is a failure too. False, not null, when nothing of it is logged.
 CREATE OR REPLACE MACRO is_error(response_code, response_flags, failure_flags) AS (
     coalesce(response_code >= 400, false)
-        OR coalesce(list_has_any(response_flags, CAST(string_split(failure_flags, ',') AS VARCHAR[])), false)
+        OR coalesce(has_failure_flag(response_flags, failure_flags), false)
 );
