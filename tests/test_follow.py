@@ -162,7 +162,7 @@ def test_filtered_and_unfiltered_parses_are_the_same():
     lines = [x for p in sample_files() if p.suffix == ".log" for x in read_lines(p)[:40] if x.startswith("[")]
     rnd = random.Random(11)
     mutated = []
-    for _ in range(120):
+    for _ in range(80):  # (each line parses twice with Earley, ~35 ms: 80 keep the test near 8 s)
         line = rnd.choice(lines)
         for _ in range(rnd.randint(1, 3)):
             i, ch = rnd.randint(0, len(line)), rnd.choice(' "-[]|:0aZ')
