@@ -100,14 +100,35 @@ def _dataset_sources(con: duckdb.DuckDBPyConnection, data: Path) -> None:
             "union_by_name = true, hive_types = {'date': VARCHAR})"
         )
     else:  # only rejects (every line of its inputs malformed or noise), or nothing (an empty log ingested):
-        # its views are still read, empty
-        con.register("logpipe_rows_arrow", RECORD_SCHEMA.empty_table())
+        # its views are still read, empty, with the remembered format's extra columns
+        con.register("logpipe_rows_arrow", _remembered_schema(data).empty_table())
         con.execute("CREATE VIEW logpipe_rows AS SELECT *, CAST(NULL AS VARCHAR) AS date FROM logpipe_rows_arrow")
     if has_rejects:
         rejects = _files(data, REJECTS_GLOB)
         con.execute(f"CREATE VIEW logpipe_rejects AS SELECT * FROM read_parquet({rejects}, union_by_name = true)")
     else:
         _register(con, "logpipe_rejects", REJECT_SCHEMA.empty_table())
+
+
+def _remembered_schema(data: Path) -> pa.Schema:
+    """The record's schema with the extra columns of the format the dataset remembers (its manifest's
+    ``format_spec``), for the empty views of a dataset without rows."""
+    import json
+
+    from .dataset import MANIFEST
+
+    try:
+        spec = json.loads((data / MANIFEST).read_text(encoding="utf-8")).get("format_spec")
+    except (OSError, ValueError, AttributeError):
+        spec = None
+    if not spec:
+        return RECORD_SCHEMA
+    from .layouts import parser_from_spec
+
+    try:
+        return parser_from_spec(spec).schema
+    except LogpipeError:
+        return RECORD_SCHEMA
 
 
 def _files(data: Path, pattern: str) -> str:

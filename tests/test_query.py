@@ -792,6 +792,12 @@ def test_a_dataset_of_an_empty_log_answers_with_no_rows(tmp_path):
     assert r.exit_code == 0 and r.stdout == "n\n0\n", r.output
     r = runner.invoke(cli, ["report", "inventory", "--data", str(tmp_path / "d"), "-o", "json"])
     assert r.exit_code == 0 and json.loads(r.stdout)["destinations"] == []
+    # a custom format's empty dataset has its extra columns (a query of one was a Binder error)
+    fmt = '[%START_TIME%] %RESPONSE_CODE% "%REQ(X-B3-TRACEID)%" %REQUEST_DURATION%'
+    assert runner.invoke(cli, ["ingest", str(log), "--data", str(tmp_path / "c"), "--format-string", fmt]).exit_code == 0
+    r = runner.invoke(cli, ["query", "--data", str(tmp_path / "c"), "-o", "csv", "--sql",
+                            "SELECT count(x_b3_traceid) AS n, sum(request_duration) AS s FROM access_log"])
+    assert r.exit_code == 0 and r.stdout == "n,s\n0,\n", r.output
 
 
 def test_a_terminal_is_shown_the_first_rows_and_told_of_the_rest(monkeypatch, capsys):
