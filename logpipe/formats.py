@@ -264,8 +264,10 @@ def _match_operator(text: str, at: int = 0, whole: bool = False) -> re.Match | N
 def _no_stray_percent(fmt: str, at: int) -> None:
     """Refuse the ``%`` at fmt[at], which starts no operator (nor ``%%``, an escaped ``%``), as Envoy
     does: a command operator misspelt or left open (``[%START_TIME] …``)."""
-    word = re.match(r"%([A-Za-z_][A-Za-z0-9_]*)(?:\(([^)%]*))?", fmt[at:])  # (an argument closed or left open)
-    arg = f"({word[2].rstrip()})" if word and word[2] is not None else ""
+    # (an argument closed or left open: to a space or quote, less the "%" or "]" that closed what was around it;
+    # a START_TIME spec holds "%"s of its own)
+    word = re.match(r"%([A-Za-z_][A-Za-z0-9_]*)(?:\(([^)\s\"]*))?", fmt[at:])
+    arg = f"({word[2].rstrip('%]')})" if word and word[2] is not None else ""
     hint = (f"operators are upper case: %{word[1].upper()}{arg}%" if word and not word[1].isupper()
             else f"close it: %{word[1]}{arg}%" if word else "a command operator is %NAME% or %NAME(ARG)%")
     raise FormatError(f"the format has a % at column {at + 1} that starts no command operator "
