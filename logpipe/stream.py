@@ -212,7 +212,7 @@ class Streamer:
         if reader.archive is not None:
             print(f"logpipe: error: stdin is a {reader.archive} archive, not a log: give its path to `logpipe ingest`"
                   " (it reads an archive's files)", file=self.stderr)
-        if reader.binary:
+        elif reader.binary:
             print("logpipe: error: stdin is binary (NUL bytes no hole explains), not a text log: check what is piped"
                   " into `logpipe stream` (an executable, a Parquet file, UTF-16 without its byte-order mark?)",
                   file=self.stderr)
