@@ -2,8 +2,8 @@
 polars, and split plans read from it, cut by cut.c) and the exact Lark path (``Parser(fast=False)``: Lark's Earley parser on the same grammar,
 then ``records.type_columns``) give identical records, or both reject, line for line.
 
-The Lark path costs ~10 ms a line (logpipe/follow.py), so it runs in two worker processes, over
-every line of every sample (~4,200), DIFF_LINES lines of bench/generate.py (default 1,000;
+The Lark path costs ~10 ms a line (logpipe/follow.py), so it runs in two worker processes (in the
+test process itself under pytest-xdist, whose other worker has the other core), over every line of every sample (~4,200), DIFF_LINES lines of bench/generate.py (default 1,000;
 LOGPIPE_DIFF_LINES=20000 runs more) and ~1,500 hypothesis-fuzzed lines: mutations of sample
 lines, quotes in free text, lines built from field values of every layout.
 """
@@ -44,6 +44,11 @@ def _lark_batch(args):
 
 @pytest.fixture(scope="module")
 def pool():
+    """Worker processes for the Lark path; none under pytest-xdist (`make test`: its other worker
+    keeps the second core busy, and each spawned worker's start and the records' pickling are saved)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        yield None
+        return
     with ProcessPoolExecutor(WORKERS, mp_context=multiprocessing.get_context("spawn")) as ex:
         yield ex
 
@@ -90,7 +95,7 @@ def lark_path(pool, lines: list[str], source: str):
         jobs.append((lines[i:j], source, i + 1))
         i = j
     records, rejects = [], []
-    for recs, rejs in pool.map(_lark_batch, jobs):
+    for recs, rejs in (pool.map if pool is not None else map)(_lark_batch, jobs):
         records += recs
         rejects += rejs
     return records, rejects
