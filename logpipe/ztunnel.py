@@ -29,8 +29,8 @@ KEYS = {
     "dst.namespace": "dst_namespace",
     "dst.identity": "dst_identity",
     "direction": "direction",
-    "bytes_sent": "bytes_sent",
-    "bytes_recv": "bytes_received",
+    "bytes_sent": "__sent",  # (the reporting side's workload's: see _bytes)
+    "bytes_recv": "__recv",
     "duration": "duration",
     "error": "error",
 }
@@ -97,14 +97,26 @@ def _unquote(value: pl.Expr) -> pl.Expr:
     return pl.when(value.str.starts_with('"') & value.str.ends_with('"')).then(inner).otherwise(value)
 
 
+# ztunnel's bytes_sent is what the reporting side's own workload sent (src/proxy/metrics.rs "unflips"
+# its counters for the log; src/copy.rs counts downstream→upstream as recv): the client's upload on an
+# outbound line, the server's response on an inbound one. The record's are Envoy's: bytes_received from
+# the client (up), bytes_sent to it (down).
+def _bytes(direction, sent, recv):
+    """(bytes_received, bytes_sent) of the record from a ztunnel line's direction and its two counts."""
+    return (recv, sent) if direction != "outbound" else (sent, recv)
+
+
 def _finish(frame: pl.DataFrame, kind: str) -> pl.DataFrame:
+    outbound = pl.col("direction") == "outbound"
     return frame.with_columns(
+        pl.when(outbound).then(pl.col("__sent")).otherwise(pl.col("__recv")).alias("bytes_received"),
+        pl.when(outbound).then(pl.col("__recv")).otherwise(pl.col("__sent")).alias("bytes_sent"),
         pl.coalesce(pl.col("__hbone"), pl.col("upstream_host")).alias("downstream_local_address"),
         pl.col("duration").str.strip_suffix("ms"),
         pl.lit("0").alias("response_code"),
         pl.lit("-").alias("response_flags"),  # none: an empty list, as on an Envoy line
         pl.lit(kind).alias("log_format"),
-    ).drop("__hbone")
+    ).drop("__hbone", "__sent", "__recv")
 
 
 # ---- LOG_FORMAT=json ---------------------------------------------------------------------------------
@@ -122,6 +134,7 @@ def json_fields(obj: dict) -> dict:
 
     out = {col: _json_text(obj.get(key)) for key, col in KEYS.items()}
     hbone = out.pop("__hbone")
+    out["bytes_received"], out["bytes_sent"] = _bytes(out["direction"], out.pop("__sent"), out.pop("__recv"))
     out["downstream_local_address"] = hbone or out["upstream_host"]
     if out["duration"] and out["duration"].endswith("ms"):
         out["duration"] = out["duration"][:-2]

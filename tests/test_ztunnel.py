@@ -62,7 +62,9 @@ EXPECTED = {
     "downstream_local_address": "240.240.0.2:80", "downstream_local_address_ip": "240.240.0.2",
     "src_workload": "sleep-7656cf8794-r7zb9", "src_namespace": "default",
     "dst_workload": "waypoint-7d9f8b6c4-x2k8p", "dst_namespace": "istio-egress", "dst_service": "httpbin.org",
-    "direction": "outbound", "bytes_sent": 67, "bytes_received": 490, "duration": 2,
+    # (ztunnel's bytes_sent is the reporting side's workload's: on an outbound line the client's upload,
+    # the record's bytes_received; src/proxy/metrics.rs, src/copy.rs)
+    "direction": "outbound", "bytes_received": 67, "bytes_sent": 490, "duration": 2,
     "response_code": 0, "response_flags": [], "error": None,
 }
 
@@ -132,3 +134,24 @@ def test_ztunnel_non_rows(parser, line, cls):
     assert records == [] and reject["class"] == cls
     if cls == "malformed":
         assert "ztunnel access line" in reject["reason"] and reject["column"] > 1
+
+
+def test_ztunnel_bytes_follow_the_reporting_side(parser):
+    """ztunnel logs the bytes its own side's workload sent as bytes_sent: the client's upload on an
+    outbound line, the server's response on an inbound one. The record's are Envoy's (bytes_received
+    from the client, bytes_sent to it), so an outbound line's two swap; the waypoint's line of the
+    same connection (sample_logs) then agrees with it."""
+    out = HEAD_TAB + NEW_FIELDS
+    inbound = out.replace('direction="outbound"', 'direction="inbound"')
+    assert 'direction="inbound"' in inbound
+    records, rejects = parse(parser, [out, inbound])
+    assert rejects == []
+    assert [(r["direction"], r["bytes_received"], r["bytes_sent"]) for r in records] == [
+        ("outbound", 67, 490), ("inbound", 490, 67)]
+    import json as _json
+
+    obj = {"level": "info", "time": "2024-04-12T10:17:40.927495Z", "scope": "access", "message": "connection complete",
+           "src.addr": "10.0.0.1:1", "dst.addr": "10.0.0.2:15008", "direction": "inbound", "bytes_sent": 239,
+           "bytes_recv": 76}
+    (record,), _ = parse(parser, [_json.dumps(obj)])
+    assert (record["bytes_received"], record["bytes_sent"]) == (76, 239)
