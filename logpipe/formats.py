@@ -101,7 +101,7 @@ _TEXT_OPERATORS = {"REQ", "RESP", "TRAILER", "DYNAMIC_METADATA", "FILTER_STATE",
 # Envoy's operators of no record column whose value is a count (of bytes, ms, attempts) or a port, or
 # "-" (usage.rst: "Renders a numeric value in typed JSON logs", or a byte count, "Not implemented (0)"
 # where it has none): their extra columns' rule is INT | DASH, so the column is a 64-bit int
-# (``layouts.extra_types``), summed in SQL as BYTES_RECEIVED is.
+# (``layouts._count_columns`` reads the rule), summed in SQL as BYTES_RECEIVED is.
 _COUNT_OPERATORS = {
     "REQUEST_DURATION", "REQUEST_TX_DURATION", "RESPONSE_DURATION", "RESPONSE_TX_DURATION",
     "REQUEST_HEADERS_BYTES", "RESPONSE_HEADERS_BYTES", "RESPONSE_TRAILERS_BYTES",

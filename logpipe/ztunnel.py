@@ -102,7 +102,8 @@ def _unquote(value: pl.Expr) -> pl.Expr:
 # outbound line, the server's response on an inbound one. The record's are Envoy's: bytes_received from
 # the client (up), bytes_sent to it (down).
 def _bytes(direction, sent, recv):
-    """(bytes_received, bytes_sent) of the record from a ztunnel line's direction and its two counts."""
+    """(bytes_received, bytes_sent) of the record from a JSON line's direction and its two counts
+    (``_finish`` writes the same rule as a polars expression, for a batch of text lines)."""
     return (recv, sent) if direction != "outbound" else (sent, recv)
 
 
