@@ -25,9 +25,14 @@ MALFORMED = SAMPLES / "malformed.log"
 NOISY = SAMPLES / "noise-mixed.log"
 
 
+# Text given on stdin is of unknown size, so `parse -` starts a worker process (in a test, spawned:
+# ~1 s of CPU) that these inputs of a few kB never use: the tests of what is read from stdin run in one.
+ONE_PROCESS = {"LOGPIPE_WORKERS": "1"}
+
+
 def run(*args, input=None):
-    result = CliRunner().invoke(cli, ["parse", *map(str, args)], input=input)
-    return result
+    return CliRunner().invoke(cli, ["parse", *map(str, args)], input=input,
+                              env=ONE_PROCESS if input is not None else None)
 
 
 def summary(stderr: str) -> dict:
@@ -227,7 +232,7 @@ def test_a_binary_stdin_is_one_error_as_a_binary_file_is(tmp_path):
                  ACCESS.read_text().encode("utf-16-le")):
         got = run("-", input=data)
         assert got.exit_code == 1 and "<stdin>: binary file (NUL bytes), not a text log" in got.stderr, got.stderr
-        r = CliRunner().invoke(cli, ["ingest", "-", "--data", str(tmp_path / "d")], input=data)
+        r = CliRunner().invoke(cli, ["ingest", "-", "--data", str(tmp_path / "d")], input=data, env=ONE_PROCESS)
         assert r.exit_code == 1 and "<stdin>: binary file (NUL bytes)" in r.stderr
     assert run("-", input=ACCESS.read_bytes()).exit_code == 0
 

@@ -699,7 +699,9 @@ def test_grammar_file_with_extra_rule(tmp_path):
 
 
 def invoke(*args, input=None):
-    return CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
+    # (one process: a command reading stdin, of unknown size, would start a worker process that these
+    # inputs of a few lines never use; in a test it is spawned, ~1 s of CPU)
+    return CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False, env={"LOGPIPE_WORKERS": "1"})
 
 
 def test_cli_grammar_from_format():
