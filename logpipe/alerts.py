@@ -123,6 +123,17 @@ def denial_candidates(records: pa.RecordBatch | pa.Table) -> bool:
     return bool(df.select(hit.any()).item())
 
 
+def is_failure(failure_flags: list[str]) -> pl.Expr:
+    """Whether an egress row is a failure for ``failure_burst``: error_spike's rule, in polars (the
+    stream's rows are a polars frame, out of reach of a DuckDB macro): queries/views/is_failure.sql
+    (a 5xx, or one of ``failure_flags``, error_spike's default; false, not null, when neither is
+    logged) on a row that is not blocked (error_spike's ``egress_kind <> 'blocked'``: a blocked
+    attempt is blocked_attempt's alert). tests/test_failures.py checks the two agree."""
+    return (pl.col("egress_kind") != "blocked") & (
+        (pl.col("response_code") >= 500).fill_null(False)
+        | pl.col("response_flags").list.eval(pl.element().is_in(failure_flags)).list.any().fill_null(False))
+
+
 class AlertRules:
     """Evaluate the live rules batch after batch. ``known`` holds destinations already in the dataset."""
 
@@ -248,9 +259,7 @@ class AlertRules:
         return out
 
     def _bursts(self, rows: pl.DataFrame) -> list[Alert]:
-        failing = rows.filter((pl.col("egress_kind") != "blocked") & (
-            (pl.col("response_code").fill_null(0) >= 500)
-            | pl.col("response_flags").list.eval(pl.element().is_in(self.failure_flags)).list.any().fill_null(False)))
+        failing = rows.filter(is_failure(self.failure_flags))
         out = []
         for row in failing.iter_rows(named=True):
             dest, t = row["destination"], row["start_time"]

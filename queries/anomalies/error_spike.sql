@@ -2,6 +2,8 @@
 -- description: Per destination and time bucket, the share of requests that failed (5xx, or a
 --   failure response flag such as UF, URX, UH, UO, NR, DC, UT) against that destination's own
 --   baseline share, not a global constant. The worst bucket of each destination is reported.
+--   A failure is is_failure.sql's (the HTML report's error-share chart counts the same), over the
+--   egress that is not blocked (a blocked attempt is blocked_attempt's finding).
 -- @param since '' window start (ISO time); empty = 24 hours before the data's last record
 -- @param until '' window end (ISO time, exclusive); empty = after the last record
 -- @param baseline_start '' baseline start (ISO time); empty = the data's first record
@@ -16,16 +18,13 @@ win AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= w0 AND e.start_ti
 base AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= b0 AND e.start_time < b1),
 marked AS (
     SELECT destination, start_time, request_id, response_code, response_flags,
-        (response_code >= 500
-         OR list_has_any(response_flags, CAST(string_split($failure_flags, ',') AS VARCHAR[]))) AS failed
+        is_failure(response_code, response_flags, $failure_flags) AS failed
     FROM win
     WHERE egress_kind <> 'blocked'
 ),
 base_share AS (
     SELECT destination, count(*) AS base_requests,
-        avg(CASE WHEN response_code >= 500
-                   OR list_has_any(response_flags, CAST(string_split($failure_flags, ',') AS VARCHAR[]))
-            THEN 1.0 ELSE 0.0 END) AS base_share
+        avg(CASE WHEN is_failure(response_code, response_flags, $failure_flags) THEN 1.0 ELSE 0.0 END) AS base_share
     FROM base
     WHERE egress_kind <> 'blocked'
     GROUP BY destination
