@@ -82,15 +82,26 @@ def _bucket(window) -> str:
     return "1 hour" if span <= dt.timedelta(days=3) else "6 hours" if span <= dt.timedelta(days=15) else "1 day"
 
 
+def _failure_flags() -> str:
+    """The response flags that count as failures: error_spike's ``failure_flags`` default, so that
+    the error-share chart and the error_spike finding count the same failures (as the stream's
+    failure_burst alert does, logpipe/alerts.py)."""
+    from .queries import bind_params, load_queries
+
+    return str(bind_params(load_queries()["error_spike"], None)["failure_flags"])
+
+
 def chart_data(con, window) -> dict[str, list[dict]]:
-    """Rows for the four charts, over the baseline and the window together (context matters)."""
+    """Rows for the four charts, over the baseline and the window together (context matters).
+    The error share is error_spike's: failed (queries/views/is_failure.sql, error_spike's failure
+    flags) over the egress that is not blocked (a blocked attempt is policy at work, not a failure)."""
     lo = window.baseline_start if window and window.baseline_start else window.start if window else None
     hi = window.end if window else None
     where = "WHERE start_time >= coalesce($lo, '-infinity'::TIMESTAMPTZ) AND start_time < coalesce($hi, 'infinity'::TIMESTAMPTZ)"
     p = {"lo": lo, "hi": hi}
 
-    def rows(sql: str) -> list[dict]:
-        return con.sql(sql, params=p).to_arrow_table().to_pylist()
+    def rows(sql: str, **more) -> list[dict]:
+        return con.sql(sql, params={**p, **more}).to_arrow_table().to_pylist()
 
     bucket = _bucket(window)
     top = f"""top AS (SELECT destination FROM egress {where} GROUP BY 1 ORDER BY count(*) DESC, 1
@@ -100,11 +111,11 @@ def chart_data(con, window) -> dict[str, list[dict]]:
             SELECT time_bucket(INTERVAL '{bucket}', start_time) AS t, destination, count(*) AS requests
             FROM egress {where} AND destination IN (SELECT destination FROM top) GROUP BY ALL ORDER BY 1, 2"""),
         "errors": rows(f"""SELECT time_bucket(INTERVAL '{bucket}', start_time) AS t,
-                round(avg(CASE WHEN response_code >= 500 OR (egress_kind <> 'blocked'
-                      AND list_has_any(response_flags, ['UF','URX','UH','UO','NR','DC','UT'])) THEN 1.0 ELSE 0.0 END), 4)
+                round(avg(CASE WHEN is_failure(response_code, response_flags, $failure_flags) THEN 1.0 ELSE 0.0 END), 4)
                       AS error_share,
                 count(*) AS requests
-            FROM egress {where} GROUP BY ALL ORDER BY 1"""),
+            FROM egress {where} AND egress_kind <> 'blocked' GROUP BY ALL ORDER BY 1""",
+            failure_flags=_failure_flags()),
         "pairs": rows(f"""WITH {top}
             SELECT coalesce(source_ip, '?') AS source, destination, count(*) AS requests
             FROM egress {where} AND destination IN (SELECT destination FROM top) GROUP BY ALL

@@ -1,0 +1,138 @@
+"""One definition of a failed request for the failure-based reports: queries/views/is_failure.sql (a
+5xx, or a failure response flag; false, not null, when neither is logged), counted over egress that
+is not blocked, by error_spike and the HTML report's error-share chart (with error_spike's
+failure_flags), and by the stream's failure_burst alert in polars (logpipe/alerts.py is_failure).
+The same table of cases goes through all three."""
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+
+import pyarrow as pa
+import pytest
+
+from logpipe.schema import RECORD_SCHEMA
+
+T0 = dt.datetime(2025, 3, 1, 10, 0, tzinfo=dt.timezone.utc)
+CODES = [0, 200, 404, 503, None]
+FLAGS = [[], None, ["UF"], ["UAEX"], ["DC"], ["UC"], ["UAEX", "DC"]]
+FAILURE_FLAGS = {"UF", "DC", "UC"}  # of the cases' flags, those in error_spike's failure_flags
+
+
+def fails(code, flags) -> bool:
+    return (code or 0) >= 500 or bool(set(flags or ()) & FAILURE_FLAGS)
+
+
+CASES = [(code, flags, blocked) for (code, flags), blocked in itertools.product(
+    itertools.product(CODES, FLAGS), (False, True))]
+
+
+def host(i: int) -> str:
+    return f"case{i}.example"
+
+
+def case_records() -> pa.Table:
+    """One egress row per case, each to its own destination: registered through a ServiceEntry, or
+    blocked by the block_all route."""
+    rows = []
+    for i, (code, flags, blocked) in enumerate(CASES):
+        row = {"start_time": T0, "line_number": i + 1, "downstream_remote_address_ip": "10.244.1.5",
+               "response_code": code, "response_flags": flags, "method": "GET", "path": "/"}
+        if blocked:
+            row.update(route_name="block_all", authority=host(i), downstream_local_address_ip="198.51.100.78",
+                       downstream_local_address_port=80)
+        else:
+            row.update(upstream_cluster=f"outbound|443||{host(i)}", upstream_cluster_direction="outbound",
+                       upstream_cluster_port=443, upstream_cluster_host=host(i), upstream_host_ip="192.0.2.45",
+                       upstream_host_port=443, authority=host(i))
+        rows.append(row)
+    return pa.Table.from_pylist([{n: r.get(n) for n in RECORD_SCHEMA.names} for r in rows], schema=RECORD_SCHEMA)
+
+
+def expected() -> set[str]:
+    return {host(i) for i, (code, flags, blocked) in enumerate(CASES) if not blocked and fails(code, flags)}
+
+
+@pytest.fixture(scope="module")
+def con():
+    from logpipe.db import connect
+
+    c = connect(tables={"records": case_records()})
+    yield c
+    c.close()
+
+
+def error_spike_flags() -> str:
+    from logpipe.queries import bind_params, load_queries
+
+    return bind_params(load_queries()["error_spike"], None)["failure_flags"]
+
+
+def test_the_cases_are_egress_of_the_kind_meant(con):
+    got = dict(con.execute("SELECT destination, egress_kind FROM egress").fetchall())
+    assert got == {host(i): "blocked" if blocked else "registered" for i, (_, _, blocked) in enumerate(CASES)}
+
+
+@pytest.mark.parametrize("code,flags", list(itertools.product(CODES, FLAGS)))
+def test_is_failure_macro(con, code, flags):
+    """A 5xx or a flag of the list; a 4xx, UAEX (a denial) or nothing logged is no failure, and false
+    rather than null (so that NOT is_failure(…) keeps the row too)."""
+    got = con.execute("SELECT is_failure($1::INTEGER, $2::VARCHAR[], $3)",
+                      [code, flags, error_spike_flags()]).fetchall()[0][0]
+    assert got is fails(code, flags)
+
+
+def test_is_failure_takes_the_flags_given(con):
+    assert con.execute("SELECT is_failure(403, ['UAEX'], 'UAEX,UF')").fetchall()[0][0] is True
+    assert con.execute("SELECT is_failure(0, ['UF'], 'UH')").fetchall()[0][0] is False
+
+
+def test_error_spike_counts_the_macros_failures(con):
+    """Every non-blocked case's destination is a finding (no baseline, no threshold) whose failures
+    are the macro's; blocked ones are counted by neither side of the share."""
+    from logpipe.queries import load_queries, run_query
+
+    hour = dt.timedelta(hours=1)
+    found = run_query(con, load_queries()["error_spike"], {
+        "since": (T0 - hour).isoformat(), "until": (T0 + hour).isoformat(), "min_requests": 1,
+        "min_error_share": 0.0, "spike_factor": 0.0}).to_pylist()
+    assert {f["destination"] for f in found} == {host(i) for i, (_, _, b) in enumerate(CASES) if not b}
+    assert {f["destination"] for f in found if f["evidence"]["failures"]} == expected()
+    assert all(f["evidence"]["requests"] == 1 for f in found)
+
+
+def test_the_stream_alerts_rule_is_the_macros():
+    """failure_burst (one failure is a burst here) alerts of exactly the destinations error_spike
+    counts as failed: the polars rule and the macro agree, blocked and null alike."""
+    from logpipe.alerts import AlertRules
+
+    rules = AlertRules(burst_threshold=1)
+    assert ",".join(rules.failure_flags) == error_spike_flags()
+    alerts = rules.check(case_records())
+    assert {a.destination for a in alerts if a.kind == "failure_burst"} == expected()
+
+
+def test_the_polars_expression_and_the_macro_agree_row_by_row(con):
+    import polars as pl
+
+    from logpipe.alerts import is_failure
+
+    rows = pl.from_arrow(con.sql("""SELECT destination, egress_kind, response_code, response_flags,
+                                 egress_kind <> 'blocked' AND is_failure(response_code, response_flags, $flags) AS sql
+                          FROM egress""", params={"flags": error_spike_flags()}).to_arrow_table())
+    got = rows.with_columns(is_failure(error_spike_flags().split(",")).alias("polars"))
+    assert got["sql"].null_count() == 0 and got["polars"].null_count() == 0
+    assert got.filter(pl.col("sql") != pl.col("polars")).height == 0
+    assert set(got.filter(pl.col("polars"))["destination"]) == expected()
+
+
+def test_the_html_error_chart_counts_what_error_spike_counts(con):
+    """The chart's share is the macro's failures over the egress that is not blocked, with
+    error_spike's flags (UC was missing from the chart's own list; a blocked 502 counted)."""
+    from logpipe.html import chart_data
+    from logpipe.reports import Window
+
+    hour = dt.timedelta(hours=1)
+    errors = chart_data(con, Window(T0, T0 + hour, T0 - hour, T0))["errors"]
+    requests = sum(1 for _, _, blocked in CASES if not blocked)
+    assert errors == [{"t": T0, "error_share": round(len(expected()) / requests, 4), "requests": requests}]
