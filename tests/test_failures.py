@@ -136,3 +136,22 @@ def test_the_html_error_chart_counts_what_error_spike_counts(con):
     errors = chart_data(con, Window(T0, T0 + hour, T0 - hour, T0))["errors"]
     requests = sum(1 for _, _, blocked in CASES if not blocked)
     assert errors == [{"t": T0, "error_share": round(len(expected()) / requests, 4), "requests": requests}]
+
+
+def test_a_flag_list_with_spaces_reads_as_without(con):
+    """`-p failure_flags='UF, UH'` (spaces after the commas) means UF and UH, as the stream's alerts
+    read the same list (they trim each name)."""
+    assert con.execute("SELECT is_failure(0, ['UH'], 'UF, UH')").fetchall()[0][0] is True
+    assert con.execute("SELECT is_error(0, ['UH'], 'UF , UH ')").fetchall()[0][0] is True
+
+
+def test_every_query_s_failure_flags_default_is_error_spike_s():
+    """The inventory's, top_destinations' and error_spike's `failure_flags` are one list by default:
+    a destination's error share and its spikes count the same flags."""
+    from logpipe.queries import bind_params, load_queries
+
+    queries = load_queries()
+    having = {name: bind_params(q, None)["failure_flags"] for name, q in queries.items()
+              if "failure_flags" in bind_params(q, None)}
+    assert {"error_spike", "destinations", "top_destinations"} <= set(having), sorted(having)
+    assert set(having.values()) == {error_spike_flags()}, having
