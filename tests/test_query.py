@@ -213,6 +213,19 @@ EGRESS_CASES = [
                                         requested_server_name="api.example.com"),
      ("public_ip", "api.example.com", 443)),
     ("no cluster, internal upstream", rec(upstream_host_ip="10.244.0.9"), None),
+    # (Istio before 1.3: plain HTTP to an unknown host under REGISTRY_ONLY is a 404 NR, no cluster)
+    ("no route to a public address", rec(response_code=404, response_flags=["NR"], authority="not-in-registry.example",
+                                         downstream_local_address_ip="198.51.100.90", downstream_local_address_port=80),
+     ("blocked", "not-in-registry.example", 80)),
+    ("no route to an internal address", rec(response_code=404, response_flags=["NR"], authority="reviews",
+                                            downstream_local_address_ip="10.96.0.12", downstream_local_address_port=80),
+     None),
+    ("waypoint over HBONE", rec(upstream_cluster="inbound-vip|80|http|mirror.internal.example",
+                                upstream_cluster_direction="inbound-vip", upstream_cluster_port=80,
+                                upstream_cluster_host="mirror.internal.example",
+                                upstream_host="envoy://connect_originate/10.244.0.31:8080",
+                                upstream_host_ip="10.244.0.31", upstream_host_port=8080,
+                                downstream_local_address_ip="240.240.0.11", downstream_local_address_port=80), None),
     ("ztunnel hop to waypoint", rec(log_format="ztunnel", direction="outbound", upstream_host_ip="10.244.0.18",
                                     downstream_local_address_ip="240.240.0.2", dst_service="httpbin.org"), None),
     ("ztunnel direct to public", rec(log_format="ztunnel", direction="outbound", upstream_host_ip="192.0.2.7",
@@ -248,6 +261,27 @@ def test_egress_cluster_domain(domain, host, is_egress):
     row = rec(upstream_cluster=f"outbound|80||{host}", upstream_cluster_direction="outbound", upstream_cluster_host=host)
     c = connect(tables={"records": records(row)}, settings=Settings(cluster_domain=domain))
     assert run_query(c, "SELECT count(*) AS n FROM egress").column("n")[0].as_py() == int(is_egress)
+
+
+def test_a_host_reached_over_hbone_is_in_the_mesh_on_every_row():
+    """A ServiceEntry host whose waypoint tunnels to its endpoints over HBONE (envoy://connect_originate/)
+    has mesh workloads behind it: none of its rows is egress, its 503 with no upstream included; an
+    external host of the same waypoint (its endpoint dialled directly) stays egress."""
+    from logpipe.db import connect
+    from logpipe.queries import run_query
+
+    vip = dict(upstream_cluster_direction="inbound-vip", upstream_cluster_port=80,
+               downstream_local_address_ip="240.240.0.11", downstream_local_address_port=80)
+    rows = [rec(upstream_cluster="inbound-vip|80|http|mirror.internal.example", upstream_cluster_host="mirror.internal.example",
+                upstream_host="envoy://connect_originate/10.244.0.31:8080", upstream_host_ip="10.244.0.31", **vip),
+            rec(upstream_cluster="inbound-vip|80|http|Mirror.Internal.example", upstream_cluster_host="Mirror.Internal.example",
+                response_code=503, response_flags=["UH"], **vip),
+            rec(upstream_cluster="inbound-vip|80|http|httpbin.org", upstream_cluster_host="httpbin.org",
+                upstream_host="3.234.9.11:80", upstream_host_ip="3.234.9.11", **vip)]
+    c = connect(tables={"records": records(*rows)})
+    got = run_query(c, "SELECT destination, egress_kind FROM traffic ORDER BY 1").to_pylist()
+    assert [(g["destination"], g["egress_kind"]) for g in got] == [
+        ("httpbin.org", "waypoint"), ("mirror.internal.example", None), ("mirror.internal.example", None)]
 
 
 def test_sample_dataset_has_every_egress_kind(con):

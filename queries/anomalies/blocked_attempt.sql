@@ -1,6 +1,6 @@
 -- title: Blocked egress attempts
--- description: Connections refused by REGISTRY_ONLY (BlackHoleCluster) or the block_all route, by
---   source and destination. Many attempts from one source that the baseline did not show look like
+-- description: Connections refused by REGISTRY_ONLY (BlackHoleCluster, the block_all route; or no
+--   route to a public address: a 404 NR of Istio before 1.3), by source and destination. Many attempts from one source that the baseline did not show look like
 --   a probe, a misconfiguration after a release, or malware calling home.
 -- @param since '' window start (ISO time); empty = 24 hours before the data's last record
 -- @param until '' window end (ISO time, exclusive); empty = after the last record
@@ -23,7 +23,7 @@ SELECT
     {
         'attempts': count(*),
         'ports': list_sort(list(DISTINCT w.destination_port)),
-        'blocked_by': string_agg(DISTINCT coalesce(w.upstream_cluster, w.route_name), ','),
+        'blocked_by': string_agg(DISTINCT blocked_by(w.upstream_cluster, w.route_name), ','),
         'first_seen': min(w.start_time),
         'last_seen': max(w.start_time),
         'sample_request_ids': list(w.request_id ORDER BY w.start_time) FILTER (WHERE w.request_id IS NOT NULL)[1:3]

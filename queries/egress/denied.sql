@@ -8,7 +8,7 @@ SELECT
     destination,
     destination_port,
     CASE
-        WHEN egress_kind = 'blocked' THEN 'blocked (' || coalesce(upstream_cluster, route_name) || ')'
+        WHEN egress_kind = 'blocked' THEN 'blocked (' || blocked_by(upstream_cluster, route_name) || ')'
         WHEN list_contains(response_flags, 'UAEX') THEN 'ext_authz'
         WHEN coalesce(response_code_details, connection_termination_details) LIKE 'rbac_access_denied%'
             THEN 'rbac'

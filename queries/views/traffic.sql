@@ -5,13 +5,19 @@
 --   egress_kind          why the row is egress (the first rule that matches), null when it stays in
 --                        the mesh (an inbound sidecar's request, a call to a *.svc host):
 --     'blocked'          BlackHoleCluster (REGISTRY_ONLY, TCP/TLS) or route block_all (plain HTTP
---                        under REGISTRY_ONLY: 502 direct_response), whatever the address;
+--                        under REGISTRY_ONLY: 502 direct_response), whatever the address; or no
+--                        route at all (NR, no cluster: Istio before 1.3 answered plain HTTP to an
+--                        unknown host under REGISTRY_ONLY with 404 NR) to a public address;
 --     'passthrough'      PassthroughCluster / AllowAnyDynamicDNSCluster (ALLOW_ANY) to an address
 --                        that is not internal (FORMATS.md d: unknown in-cluster IPs land there too);
 --     'registered'       outbound|PORT|SUBSET|HOST where HOST is not *.svc.<cluster domain>:
 --                        a ServiceEntry, from a sidecar or gateway;
 --     'waypoint'         inbound-vip|PORT|PROTO|HOST with such a HOST: egress through an ambient
---                        waypoint (downstream_local_address is the ServiceEntry VIP);
+--                        waypoint (downstream_local_address is the ServiceEntry VIP), unless the
+--                        waypoint reaches that HOST's endpoints over HBONE (upstream_host
+--                        envoy://connect_originate/IP:PORT, on any of its rows): they are mesh
+--                        workloads (a ServiceEntry for an in-mesh service), so none of the HOST's
+--                        rows leaves the mesh, its failed ones (no upstream) included;
 --     'public_ip'        any other row (not inbound) whose upstream_host is a public address.
 --   destination          host name when known (cluster HOST, else HTTP authority's host without
 --                        its port: authority_host.sql), else TLS SNI, else ztunnel's dst_service,
@@ -27,7 +33,13 @@
 -- Settings (logpipe.toml / env / flags): cluster domain in logpipe_settings, ranges in logpipe_cidrs.
 CREATE OR REPLACE VIEW traffic AS
 -- IP judgement once per distinct address, not once per row.
-WITH ips AS (
+WITH meshed AS (
+    -- ServiceEntry hosts whose waypoint tunnels to their endpoints over HBONE: mesh workloads
+    SELECT DISTINCT lower(upstream_cluster_host) AS host
+    FROM access_log
+    WHERE upstream_cluster_direction = 'inbound-vip' AND upstream_host LIKE 'envoy://%connect_originate/%'
+),
+ips AS (
     SELECT ip, ip_norm(ip) AS norm, ip_kind(ip) AS kind
     FROM (
         SELECT coalesce(upstream_host_ip, downstream_local_address_ip) AS ip FROM access_log
@@ -44,7 +56,9 @@ addressed AS (
         u.kind AS upstream_ip_kind,
         a.upstream_cluster_direction IN ('outbound', 'inbound-vip') AS has_cluster_host,
         lower(a.upstream_cluster_host) = 'svc.' || s.cluster_domain
-            OR ends_with(lower(a.upstream_cluster_host), '.svc.' || s.cluster_domain) AS is_cluster_local
+            OR ends_with(lower(a.upstream_cluster_host), '.svc.' || s.cluster_domain)
+            OR (a.upstream_cluster_direction = 'inbound-vip'
+                AND lower(a.upstream_cluster_host) IN (SELECT host FROM meshed)) AS stays_in_mesh
     FROM access_log AS a
     LEFT JOIN ips AS d ON d.ip = coalesce(a.upstream_host_ip, a.downstream_local_address_ip)
     LEFT JOIN ips AS u ON u.ip = a.upstream_host_ip
@@ -55,12 +69,14 @@ judged AS (
         *,
         CASE
             WHEN upstream_cluster = 'BlackHoleCluster' OR route_name = 'block_all' THEN 'blocked'
+            WHEN upstream_cluster IS NULL AND list_contains(response_flags, 'NR')
+                AND destination_ip_kind = 'public' THEN 'blocked'
             WHEN upstream_cluster IN ('PassthroughCluster', 'AllowAnyDynamicDNSCluster')
                 THEN CASE WHEN destination_ip_kind IS DISTINCT FROM 'internal' THEN 'passthrough' END
             WHEN upstream_cluster_direction = 'outbound' AND upstream_cluster_host IS NOT NULL
-                AND NOT is_cluster_local THEN 'registered'
+                AND NOT stays_in_mesh THEN 'registered'
             WHEN upstream_cluster_direction = 'inbound-vip' AND upstream_cluster_host IS NOT NULL
-                AND NOT is_cluster_local THEN 'waypoint'
+                AND NOT stays_in_mesh THEN 'waypoint'
             WHEN coalesce(upstream_cluster_direction, '') NOT IN ('inbound', 'inbound-vip', 'outbound')
                 AND coalesce(upstream_cluster, '') NOT LIKE 'InboundPassthroughCluster%'
                 AND upstream_ip_kind = 'public' THEN 'public_ip'
@@ -68,7 +84,7 @@ judged AS (
     FROM addressed
 )
 SELECT
-    * EXCLUDE (upstream_ip_kind, has_cluster_host, is_cluster_local),
+    * EXCLUDE (upstream_ip_kind, has_cluster_host, stays_in_mesh),
     coalesce(
         CASE WHEN has_cluster_host THEN lower(upstream_cluster_host) END,
         authority_host(authority),
