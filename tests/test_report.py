@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import zlib
 from pathlib import Path
 
 import pyarrow as pa
@@ -197,13 +198,68 @@ def test_direct_ip_egress_reads_v6_authorities(tmp_path):
         "2001:db8::80", "2001:db8::81"]
 
 
-def test_tls_failure_advice_follows_the_reason(incident):
-    """A connection refused before any TLS ("delayed connect error: 111") is not a certificate's fault:
-    its advice was to check the certificate."""
-    (refused,) = found(incident, "tls_failure", destination="api.stripe.com")
-    assert refused["advice"].startswith("Connections to api.stripe.com fail before TLS")
-    (expired,) = found(incident, "tls_failure", destination="legacy-partner.example")
+def test_tls_failure_is_the_planted_tls_failures_alone(incident):
+    """tls_failure counts TLS failures: the 29 planted (CERTIFICATE_EXPIRED) to legacy-partner.example.
+    Stripe's 90 refused connects ("delayed connect error: 111", errno ECONNREFUSED, before any TLS)
+    were a second, MEDIUM tls_failure finding of the CRITICAL error_spike's same failures."""
+    assert [f["destination"] for f in found(incident, "tls_failure")] == ["legacy-partner.example"]
+    (expired,) = found(incident, "tls_failure", CRON, "legacy-partner.example")
+    assert expired["severity"] == "high" and expired["evidence"]["failures"] == 29
+    assert expired["evidence"]["reasons"] == [
+        "TLS error: 268436501:SSL routines:OPENSSL_internal:SSLV3_ALERT_CERTIFICATE_EXPIRED"]
     assert "check the certificate" in expired["advice"]
+    assert found(incident, "error_spike", destination="api.stripe.com")[0]["evidence"]["failures"] == 90
+
+
+# A waypoint's 503 UF,URX line (as in sample_logs/waypoint-egress-1.23.log) with its own time, host,
+# code, flags and transport failure reason.
+WAYPOINT_LINE = ('[{t}] "GET /x HTTP/1.1" {code} {flags} {details} - "{reason}" 0 91 {ms} - "-" "Go-http-client/1.1" '
+                 '"{rid}" "{host}" "203.0.113.40:443" inbound-vip|80|http|{host} 10.244.0.18:38818 240.240.0.9:80 '
+                 '10.244.1.21:56180 - default\n')
+DAY = dt.datetime(2025, 3, 8, tzinfo=dt.timezone.utc)
+
+
+def waypoint_lines(host: str, at: dt.datetime, n: int, code: int = 200, flags: str = "-", reason: str = "-") -> list[str]:
+    """n lines to host, a minute apart from at: a 200, or a failure (503 UF,URX) with reason."""
+    details = "via_upstream" if code < 500 else "upstream_reset_before_response_started{connection_failure}"
+    return [WAYPOINT_LINE.format(t=(at + dt.timedelta(minutes=i)).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                                 code=code, flags=flags, details=details, reason=reason, ms=100 + i, host=host,
+                                 rid=f"{zlib.crc32(f'{host} {at}'.encode()):08x}-0000-4000-8000-{i:012x}")
+            for i in range(n)]
+
+
+def test_tls_failure_counts_tls_reasons_alone(tmp_path):
+    """Envoy's transport failure reason is the TLS socket's ("TLS error: …", "TLS_error:|…:TLS_error_end")
+    or a connect's that failed before any TLS (refused, timed out): only the first are tls_failure's,
+    in the window and in the baseline (in_baseline) alike."""
+    refused, immediate, timeout = "delayed connect error: 111", "immediate connect error: 111", "connection timeout"
+    expired = "TLS error: 268436501:SSL routines:OPENSSL_internal:SSLV3_ALERT_CERTIFICATE_EXPIRED"
+    verify = "TLS_error:|268435581:SSL routines:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED:TLS_error_end"
+    plain = "TLS_error:|268435703:SSL routines:OPENSSL_internal:WRONG_VERSION_NUMBER:TLS_error_end"
+    reset = "TLS_error:|33554536:system library:OPENSSL_internal:Connection reset by peer:TLS_error_end"
+    fail = dict(code=503, flags="UF,URX")
+    at, before = DAY + dt.timedelta(hours=10), DAY - dt.timedelta(days=2)
+    lines = (waypoint_lines("refused.example", at, 12, reason=refused, **fail)
+             + waypoint_lines("immediate.example", at, 3, reason=immediate, **fail)
+             + waypoint_lines("timeout.example", at, 3, reason=timeout, **fail)
+             + waypoint_lines("expired.example", at, 2, reason=expired, **fail)
+             + waypoint_lines("verify.example", at, 1, reason=verify, **fail)
+             + waypoint_lines("mixed.example", at, 11, reason=refused, **fail)
+             + waypoint_lines("mixed.example", at + dt.timedelta(hours=1), 2, reason=plain, **fail)
+             + waypoint_lines("reset.example", at, 1, reason=reset, **fail)
+             + waypoint_lines("mixed.example", before, 5, reason=refused, **fail)
+             + waypoint_lines("expired.example", before, 1, reason=expired, **fail)
+             + waypoint_lines("refused.example", before, 20))
+    log = tmp_path / "tls.log"
+    log.write_text("".join(lines))
+    doc = anomalies(write_dataset([log], tmp_path / "data"))
+    got = {f["destination"]: (f["severity"], f["evidence"]["failures"], f["evidence"]["reasons"],
+                              f["evidence"]["in_baseline"])
+           for f in doc["findings"] if f["kind"] == "tls_failure"}
+    assert got == {"expired.example": ("high", 2, [expired], 1),
+                   "verify.example": ("high", 1, [verify], 0),
+                   "mixed.example": ("low", 2, [plain], 0),
+                   "reset.example": ("low", 1, [reset], 0)}
 
 
 def test_findings_sorted_by_severity(incident):
