@@ -262,6 +262,34 @@ def test_tls_failure_counts_tls_reasons_alone(tmp_path):
                    "reset.example": ("low", 1, [reset], 0)}
 
 
+def test_error_spike_severity_is_one_buckets(tmp_path):
+    """critical is >= 90% of >= 50 requests failed in one bucket: an hour of 10/10 and one of 20/60
+    gave critical (the max share of the one, the max requests of the other), though neither is. The
+    worst bucket (evidence, advice) is the one the severity is of: 57/60 beats a smaller 10/10."""
+    fail = dict(code=503, flags="UF,URX", reason="delayed connect error: 111")
+    one, two = DAY + dt.timedelta(hours=10), DAY + dt.timedelta(hours=11)
+    lines = []
+    for host, failed in (("mixed-hours.example", 20), ("critical-hour.example", 57)):
+        lines += (waypoint_lines(host, DAY - dt.timedelta(days=2), 30)
+                  + waypoint_lines(host, one, 10, **fail)
+                  + waypoint_lines(host, two, failed, **fail) + waypoint_lines(host, two + dt.timedelta(seconds=30), 60 - failed))
+    log = tmp_path / "spikes.log"
+    log.write_text("".join(lines))
+    doc = anomalies(write_dataset([log], tmp_path / "data"))
+    got = {f["destination"]: (f["severity"], f["evidence"]) for f in doc["findings"] if f["kind"] == "error_spike"}
+    assert set(got) == {"mixed-hours.example", "critical-hour.example"}
+    severity, ev = got["mixed-hours.example"]
+    assert severity == "high"
+    assert (ev["worst_bucket"], ev["requests"], ev["failures"], ev["failed_share"], ev["spiking_buckets"]) == (
+        one.isoformat(timespec="milliseconds").replace("+00:00", "Z"), 10, 10, 1.0, 2)
+    severity, ev = got["critical-hour.example"]
+    assert severity == "critical"
+    assert (ev["worst_bucket"], ev["requests"], ev["failures"], ev["failed_share"], ev["spiking_buckets"]) == (
+        two.isoformat(timespec="milliseconds").replace("+00:00", "Z"), 60, 57, 0.95, 2)
+    (advice,) = [f["advice"] for f in doc["findings"] if f["destination"] == "critical-hour.example"]
+    assert advice.startswith("Failures to critical-hour.example rose to 95% from a baseline of 0.0%")
+
+
 def test_findings_sorted_by_severity(incident):
     ranks = [reports.SEVERITIES.index(f["severity"]) for f in incident["findings"]]
     assert ranks == sorted(ranks, reverse=True)

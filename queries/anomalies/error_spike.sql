@@ -1,7 +1,10 @@
 -- title: Error and failure spikes
 -- description: Per destination and time bucket, the share of requests that failed (5xx, or a
 --   failure response flag such as UF, URX, UH, UO, NR, DC, UT) against that destination's own
---   baseline share, not a global constant. The worst bucket of each destination is reported.
+--   baseline share, not a global constant. The worst bucket of each destination is reported: the
+--   most severe (critical: >= 90% of >= 50 requests failed, in one bucket; high: >= 50%), then
+--   the highest share, the most requests, the earliest. The severity and the evidence (but
+--   spiking_buckets and response_flags, over all the spiking buckets) are that one bucket's.
 --   A failure is is_failure.sql's (the HTML report's error-share chart counts the same), over the
 --   egress that is not blocked (a blocked attempt is blocked_attempt's finding).
 -- @param since '' window start (ISO time); empty = 24 hours before the data's last record
@@ -46,32 +49,40 @@ spikes AS (
     WHERE k.requests >= CAST($min_requests AS INTEGER)
       AND k.share >= CAST($min_error_share AS DOUBLE)
       AND k.share >= CAST($spike_factor AS DOUBLE) * coalesce(s.base_share, 0)
+),
+ranked AS (
+    SELECT *,
+        CASE WHEN share >= 0.9 AND requests >= 50 THEN 3 WHEN share >= 0.5 THEN 2 ELSE 1 END AS level
+    FROM spikes
+),
+worst AS (
+    SELECT destination,
+        arg_max(k, {'level': level, 'share': share, 'requests': requests, 'earliest': -epoch_us(bucket)}) AS w,
+        count(*) AS spiking_buckets,
+        list_sort(list_distinct(flatten(list(flags)))) AS flags
+    FROM ranked k
+    GROUP BY destination
 )
 SELECT
     'error_spike' AS kind,
-    CASE
-        WHEN max(share) >= 0.9 AND max(requests) >= 50 THEN 'critical'
-        WHEN max(share) >= 0.5 THEN 'high'
-        ELSE 'medium'
-    END AS severity,
+    ['medium', 'high', 'critical'][w.level] AS severity,
     NULL AS source,
     destination,
     {
-        'worst_bucket': arg_max(bucket, share),
+        'worst_bucket': w.bucket,
         'bucket_minutes': CAST($bucket_minutes AS INTEGER),
-        'requests': arg_max(requests, share),
-        'failures': arg_max(failures, share),
-        'failed_share': round(max(share), 4),
-        'baseline_share': round(any_value(base_share), 4),
-        'baseline_requests': any_value(base_requests),
-        'spiking_buckets': count(*),
-        'response_flags': list_sort(list_distinct(flatten(list(flags)))),
-        'sample_request_ids': arg_max(ids, share)
+        'requests': w.requests,
+        'failures': w.failures,
+        'failed_share': round(w.share, 4),
+        'baseline_share': round(w.base_share, 4),
+        'baseline_requests': w.base_requests,
+        'spiking_buckets': spiking_buckets,
+        'response_flags': flags,
+        'sample_request_ids': w.ids
     } AS evidence,
-    'Failures to ' || destination || ' rose to ' || CAST(round(100 * max(share)) AS INTEGER) || '% from a baseline of '
-        || CAST(round(100 * any_value(base_share), 1) AS VARCHAR) || '%: check the provider''s status, '
+    'Failures to ' || destination || ' rose to ' || CAST(round(100 * w.share) AS INTEGER) || '% from a baseline of '
+        || CAST(round(100 * w.base_share, 1) AS VARCHAR) || '%: check the provider''s status, '
         || 'the flags (UF/URX connect failures, UH no healthy endpoint, UO circuit breaker, UT timeouts) '
         || 'and recent DestinationRule/ServiceEntry changes.' AS advice
-FROM spikes
-GROUP BY destination
-ORDER BY max(share) DESC, destination
+FROM worst
+ORDER BY w.level DESC, w.share DESC, destination
