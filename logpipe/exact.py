@@ -3,7 +3,7 @@ glued together, noise (another program's output, ``noise.lark``), and the rest, 
 path parses, or rejects saying where and why the line breaks (``logpipe/diagnose.py`` finds where it
 departs from its closest layout; Lark adds its own context when it is cheap enough to ask).
 
-Every line given to these functions ends as a row or a reject, never dropped."""
+Every line given to these functions ends as a row or a reject, or is returned, never dropped."""
 from __future__ import annotations
 
 import functools
@@ -114,6 +114,35 @@ def take_lines(access: "_grammar.Rulebook", layouts: Sequence[str], df: pl.DataF
                       received_at=received)
         rows.append(fields)
     return [pl.DataFrame(rows, infer_schema_length=None)] if rows else []
+
+
+def take_parsed(books: Sequence[tuple["_grammar.Rulebook", str]], df: pl.DataFrame,
+                frames: list[pl.DataFrame]) -> pl.DataFrame:
+    """``Parser(fast=False)``'s stand-in for the fast path's regexes: the lines of ``df`` that Lark
+    parses whole from a start rule of ``books`` (``(rulebook, start)``, tried in the order the fast
+    path tries their regexes: a custom layout's, then ``access_line``) become rows, a frame per
+    start rule, into ``frames``. Returns the other lines: they take the steps after the fast path's
+    (noise, a custom layout's malformed lines, ``take_lines``), as the lines its regexes leave do.
+    A line longer than MAX_DIAGNOSE_CHARS is left to those steps (Earley's cost)."""
+    taken: set[int] = set()
+    for book, start in books:
+        rows = []
+        for ln, raw, body, pod, container, received in df.select(
+            "line_number", "raw", "body", "pod", "container", "received_at"
+        ).iter_rows():
+            if ln in taken or len(body) > MAX_DIAGNOSE_CHARS:
+                continue
+            try:
+                layout, fields = book.parse(body, start)
+            except _grammar.GrammarMismatch:
+                continue
+            fields.update(line_number=ln, raw=raw, log_format=layout, pod=pod, container=container,
+                          received_at=received)
+            rows.append(fields)
+            taken.add(ln)
+        if rows:
+            frames.append(pl.DataFrame(rows, infer_schema_length=None))
+    return df.filter(~pl.col("line_number").is_in(list(taken))) if taken else df
 
 
 def lark_can_explain(access: "_grammar.Rulebook", layouts: tuple[str, ...], body: str) -> bool:

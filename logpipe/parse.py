@@ -222,17 +222,22 @@ class Parser:
                     indented.append(json_lines.drop(_exact.PADDED))
                     trimmed = trimmed.filter(~is_json)
                 text = pl.concat([text, self.fastpath.take_lines(trimmed, n, cut, frames, rejects)], how="diagonal")
-        # A custom layout's exact path: when it stands in for the fast path (fast=False) first, else
-        # just before noise (lines its regex did not take rarely parse, and noise can be plenty),
-        # either way for the lines that follow it for CLAIM_FIELDS fields; the others after noise.
-        if text.height and self.custom is not None and not self.fast:
-            text = self.custom.take_lines(self, text, frames, rejects, claim=CLAIM_FIELDS)
+        # fast=False: Lark stands in for the fast path's regexes, in their order: the lines the custom
+        # grammar parses, then those a built-in layout parses, are rows; the rest take the steps
+        # below as the lines the regexes leave do. Not the custom layout's whole exact path: a line
+        # of Istio's own layout under a format that starts as it does (`[%START_TIME%] `) follows it
+        # for CLAIM_FIELDS fields, and would be its malformed line, not the built-in layout's row.
+        if text.height and self.custom is not None and self.custom.rulebook is not None and not self.fast:
+            text = _exact.take_parsed([(self.custom.rulebook, self.custom.name), (self.access, "access_line")],
+                                      text, frames)
         if text.height:  # (lines the fast path leaves: a prefix and nothing more is blank; a line's parts)
             text, blank = self.collectors.drop_blank(text)
             text = self.collectors.cri.reject(text, rejects)
         if text.height:  # ztunnel lines look like istio-agent log lines to noise.lark: take them first
             text = _ztunnel.take_lines(self, text, frames, rejects)
-        if text.height and self.custom is not None and self.fast:  # (its lines, before noise)
+        # A custom layout's exact path: just before noise (lines its regex did not take rarely parse,
+        # and noise can be plenty) for the lines that follow it for CLAIM_FIELDS fields; the others after noise.
+        if text.height and self.custom is not None:
             text = self.custom.take_lines(self, text, frames, rejects, claim=CLAIM_FIELDS)
         if text.height:
             text = _exact.classify_noise(text, self._noise, rejects)
