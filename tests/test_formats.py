@@ -226,7 +226,7 @@ def test_custom_format_fast_and_exact_paths_agree(fmt):
     check()
 
 
-SAMPLE_HEAD_LINES = 4  # (of every sample: the exact path costs ~10 ms a line)
+SAMPLE_HEAD_LINES = 2  # (of every sample: the exact path costs ~10 ms a line)
 
 
 @pytest.mark.parametrize("fmt", [
