@@ -1,7 +1,11 @@
 -- title: Denied egress
--- description: Egress the mesh refused: blocked by REGISTRY_ONLY (BlackHoleCluster, block_all),
---   denied by an AuthorizationPolicy (RBAC) or ext_authz (UAEX), or a 403 from the egress path;
---   by source and destination, with the reason as logged.
+-- description: Egress the mesh refused, by source and destination, with the reason as logged:
+--   blocked by REGISTRY_ONLY (BlackHoleCluster, block_all), denied by an AuthorizationPolicy (RBAC:
+--   rbac_access_denied_matched_policy[…] in response_code_details or connection_termination_details)
+--   or ext_authz (flag UAEX, or details ext_authz_denied), or another 403 the mesh may have said: one
+--   whose response_code_details are not via_upstream (unknown, as formats before 1.9 log none, or a
+--   proxy's own answer such as direct_response). A 403 via_upstream is the destination's own answer
+--   (httpbin's /status/403), not a refusal: it is not listed.
 -- @param limit 50 rows to show
 SELECT
     source_ip,
@@ -9,7 +13,7 @@ SELECT
     destination_port,
     CASE
         WHEN egress_kind = 'blocked' THEN 'blocked (' || blocked_by(upstream_cluster, route_name) || ')'
-        WHEN list_contains(response_flags, 'UAEX') THEN 'ext_authz'
+        WHEN list_contains(response_flags, 'UAEX') OR response_code_details = 'ext_authz_denied' THEN 'ext_authz'
         WHEN coalesce(response_code_details, connection_termination_details) LIKE 'rbac_access_denied%'
             THEN 'rbac'
         ELSE 'http ' || response_code
@@ -20,9 +24,10 @@ SELECT
 FROM egress
 WHERE egress_kind = 'blocked'
    OR list_contains(response_flags, 'UAEX')
+   OR response_code_details = 'ext_authz_denied'
    OR response_code_details LIKE 'rbac_access_denied%'
    OR connection_termination_details LIKE 'rbac_access_denied%'
-   OR response_code = 403
+   OR (response_code = 403 AND response_code_details IS DISTINCT FROM 'via_upstream')
 GROUP BY ALL
 ORDER BY attempts DESC, source_ip, destination
 LIMIT $limit
