@@ -5,8 +5,8 @@ each micro-batch (``db.connect(tables=…)``):
 
 - ``queries/views/egress.sql`` gives each egress row its ``destination`` and ``egress_kind``
   (``blocked``, ``passthrough``, ``registered``, ``waypoint``, ``public_ip``);
-- ``queries/anomalies/authz_denial.sql`` finds RBAC / ext_authz denials (run only when a cheap
-  pre-check sees a candidate row in the batch);
+- ``queries/anomalies/authz_denial.sql`` finds RBAC / ext_authz denials and ztunnel's policy
+  rejections (run only when a cheap pre-check sees a candidate row in the batch);
 - ``queries/anomalies/error_spike.sql`` supplies the response flags that count as failures.
 
 The anomaly queries themselves compare a window against a baseline over the whole dataset; a live
@@ -119,7 +119,8 @@ def denial_candidates(records: pa.RecordBatch | pa.Table) -> bool:
     details = pl.concat_str([pl.col("response_code_details").fill_null(""),
                              pl.col("connection_termination_details").fill_null("")], separator=" ")
     hit = details.str.contains("rbac_access_denied", literal=True) | details.str.contains("ext_authz", literal=True) | (
-        pl.col("response_flags").list.contains("UAEX").fill_null(False))
+        pl.col("response_flags").list.contains("UAEX").fill_null(False)) | (
+        pl.col("error").str.contains("(?i)due to policy").fill_null(False))  # (ztunnel_denial.sql decides)
     return bool(df.select(hit.any()).item())
 
 

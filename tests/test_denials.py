@@ -13,10 +13,11 @@ from click.testing import CliRunner
 from logpipe.cli import cli
 
 LOG = Path(__file__).resolve().parent / "logs" / "denials.log"
+SAMPLES = Path(__file__).resolve().parent.parent / "sample_logs"
 
 
-def run(*args) -> list | dict:
-    r = CliRunner().invoke(cli, [*args, "--input", str(LOG), "-o", "json"])
+def run(*args, inputs=(LOG,)) -> list | dict:
+    r = CliRunner().invoke(cli, [*args, *(a for i in inputs for a in ("--input", str(i))), "-o", "json"])
     assert r.exit_code == 0, r.output
     return json.loads(r.stdout)
 
@@ -34,3 +35,89 @@ def test_a_403_the_destination_answered_is_no_refusal(denied):
 def test_a_mesh_403_and_a_403_of_unknown_details_are_refusals(denied):
     assert denied["10.244.1.41", "httpbin.org"]["denied_by"] == "rbac"
     assert denied["10.244.1.23", "api.partner.example"]["denied_by"] == "http 403"  # (1.8: no details logged)
+
+
+# ---- ztunnel's policy rejections ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def con():
+    from logpipe.db import connect
+    from logpipe.schema import RECORD_SCHEMA
+
+    c = connect(tables={"records": RECORD_SCHEMA.empty_table()})
+    yield c
+    c.close()
+
+
+# ztunnel's texts (istio/ztunnel src/proxy.rs: Error, AuthorizationRejectionError), and its others
+@pytest.mark.parametrize("error, denial", [
+    ("connection closed due to policy rejection", True),  # (builds before the reason was given)
+    ("connection closed due to policy rejection: allow policies exist, but none allowed", True),
+    ("connection closed due to policy rejection: explicitly denied by: default/deny-curl", True),
+    ("connection closed due to policy rejection: workload not found", True),
+    ("connection closed due to policy change", True),  # (an open connection a changed policy refuses)
+    ("send: connection closed due to policy rejection", True),
+    ("connection failed: Connection refused (os error 111)", False),
+    ("http status: 503 Service Unavailable", False),
+    ("io error: connection reset by peer", False),
+    ("no healthy upstream: 10.244.2.9:8080", False),
+    ("policy", False),
+    (None, False),
+])
+def test_ztunnel_denial_reads_ztunnels_policy_texts_only(con, error, denial):
+    assert con.execute("SELECT ztunnel_denial($1::VARCHAR)", [error]).fetchall()[0][0] is denial
+
+
+def test_ztunnel_policy_rejections_are_authz_denials():
+    doc = run("report", "anomalies")
+    got = {(f["source"], f["destination"]): f for f in doc["findings"] if f["kind"] == "authz_denial"}
+    assert set(got) == {("10.244.1.41", "httpbin.org"), ("10.244.0.24", "api.partner.example"),
+                        ("10.244.1.12", "httpbin.default.svc.cluster.local")}
+    egress = got["10.244.0.24", "api.partner.example"]
+    assert egress["evidence"]["mechanism"] == "ztunnel policy" and egress["evidence"]["scope"] == "egress"
+    assert egress["evidence"]["policies"] == ["istio-egress/deny-partner"]
+    assert "ztunnel" in egress["advice"] and "istio-egress/deny-partner" in egress["advice"]
+    inbound = got["10.244.1.12", "httpbin.default.svc.cluster.local"]["evidence"]
+    assert inbound["scope"] == "internal" and inbound["denials"] == 2 and inbound["policies"] == ["none"]
+    assert got["10.244.1.41", "httpbin.org"]["evidence"]["mechanism"] == "rbac"
+
+
+def test_ztunnels_sample_denials_are_found():
+    """sample_logs' ztunnel denials: ztunnel-json.log line 5 in the last day; ztunnel.log lines 9 and
+    11 (a "connection failed" early deny) with the whole data as the window."""
+    both = (SAMPLES / "ztunnel.log", SAMPLES / "ztunnel-json.log")
+    last_day = [f for f in run("report", "anomalies", inputs=both)["findings"] if f["kind"] == "authz_denial"]
+    assert [(f["source"], f["destination"], f["evidence"]["denials"]) for f in last_day] == [
+        ("10.244.1.12", "httpbin.default.svc.cluster.local", 1)]
+    whole = run("report", "anomalies", "--since", "2024-01-01", inputs=both)["findings"]
+    [f] = [f for f in whole if f["kind"] == "authz_denial"]
+    assert f["evidence"]["denials"] == 3 and f["evidence"]["policies"] == ["default/deny-curl", "none"]
+
+
+def test_a_ztunnel_rejection_to_a_public_address_is_denied_egress(denied):
+    assert denied["10.244.0.24", "api.partner.example"]["denied_by"] == "ztunnel policy"
+    assert ("10.244.0.24", "api.other.example") not in denied  # (a connection failure is no refusal)
+
+
+def test_a_ztunnel_rejection_is_an_error_in_the_error_shares():
+    """A denied connection is no success: the inventory's and top_destinations' error share count it
+    (is_error.sql), as they count a waypoint's RBAC 403 (a 4xx)."""
+    inventory = run("report", "inventory")["destinations"]
+    [zt] = [d for d in inventory if d["destination"] == "api.partner.example" and d["egress_kind"] == "public_ip"]
+    assert zt["error_share"] == 1.0 and zt["errors_4xx"] == zt["errors_5xx"] == zt["flagged"] == 0
+    top = {d["destination"]: d for d in run("query", "top_destinations")}
+    assert top["api.partner.example"]["error_share"] == 1.0
+
+
+def test_the_stream_alerts_on_a_ztunnel_rejection():
+    from logpipe.alerts import AlertRules, denial_candidates
+    from logpipe.parse import default_parser
+
+    line = next(x for x in LOG.read_text().splitlines() if "explicitly denied by" in x)
+    records = default_parser().parse_batch([line], "<stdin>", 1).records
+    assert denial_candidates(records)
+    alerts = AlertRules(window_seconds=300).check(records)
+    assert [(a.kind, a.destination) for a in alerts if a.kind == "authz_denial"] == [
+        ("authz_denial", "api.partner.example")]
+    assert "istio-egress/deny-partner" in next(a.message for a in alerts if a.kind == "authz_denial")

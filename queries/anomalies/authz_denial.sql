@@ -1,10 +1,14 @@
 -- title: Authorization denials
 -- description: Requests refused by an Istio AuthorizationPolicy (Envoy RBAC:
 --   rbac_access_denied_matched_policy[ns[NS]-policy[NAME]-rule[N]], "none" when ALLOW policies
---   exist and none matched) or by an external authorizer (UAEX / ext_authz_denied), by source,
---   destination and policy. Covers every proxy, not only egress: evidence.scope says which a
---   finding is ('egress', or 'internal': an inbound sidecar's or a *.svc host's denial), and its
---   source and destination are named as the egress view names them (the traffic view's).
+--   exist and none matched), connections ztunnel refused by one (its error "connection closed due
+--   to policy rejection…" or "…policy change": ztunnel_denial.sql; policy NS/NAME of "explicitly
+--   denied by: NS/NAME", "none" of "allow policies exist, but none allowed"), or requests refused by
+--   an external authorizer (UAEX / ext_authz_denied), by source, destination and policy. A 403 the
+--   destination answered itself (via_upstream) is none of these. Covers every proxy, not only
+--   egress: evidence.scope says which a finding is ('egress', or 'internal': an inbound sidecar's,
+--   an inbound ztunnel's or a *.svc host's denial), and its source and destination are named as the
+--   egress view names them (the traffic view's).
 -- @param since '' window start (ISO time); empty = 24 hours before the data's last record
 -- @param until '' window end (ISO time, exclusive); empty = after the last record
 -- @param baseline_start '' baseline start (ISO time); empty = the data's first record
@@ -29,10 +33,16 @@ denied AS (
         CASE
             WHEN coalesce(a.response_code_details, a.connection_termination_details) LIKE 'rbac_access_denied_matched_policy[%'
                 THEN 'rbac'
+            WHEN ztunnel_denial(a.error) THEN 'ztunnel policy'
             ELSE 'ext_authz'
         END AS mechanism,
-        nullif(regexp_extract(coalesce(a.response_code_details, '') || ' ' || coalesce(a.connection_termination_details, ''),
-                              'rbac_access_denied_matched_policy\[(.*)\]', 1), '') AS policy,
+        CASE
+            WHEN ztunnel_denial(a.error) THEN
+                CASE WHEN a.error LIKE '%allow policies exist, but none allowed%' THEN 'none'
+                     ELSE nullif(regexp_extract(a.error, 'explicitly denied by: (\S+)', 1), '') END
+            ELSE nullif(regexp_extract(coalesce(a.response_code_details, '') || ' ' || coalesce(a.connection_termination_details, ''),
+                                       'rbac_access_denied_matched_policy\[(.*)\]', 1), '')
+        END AS policy,
         a.start_time >= bounds.w0 AND a.start_time < bounds.w1 AS in_window,
         a.start_time >= bounds.b0 AND a.start_time < bounds.b1 AS in_baseline
     FROM traffic a, bounds
@@ -40,6 +50,7 @@ denied AS (
        OR a.connection_termination_details LIKE 'rbac_access_denied_matched_policy[%'
        OR list_contains(a.response_flags, 'UAEX')
        OR a.response_code_details = 'ext_authz_denied'
+       OR ztunnel_denial(a.error)
 )
 SELECT
     'authz_denial' AS kind,
@@ -65,6 +76,10 @@ SELECT
     CASE WHEN bool_or(w.mechanism = 'rbac')
         THEN 'Denied by AuthorizationPolicy ' || coalesce(string_agg(DISTINCT w.policy, ', '), '(none matched)')
              || ' (ns[NAMESPACE]-policy[NAME]-rule[INDEX]; "none" means no ALLOW policy matched): if the call is '
+             || 'legitimate, extend the policy (kubectl get authorizationpolicy -A); if not, find out why this client tries.'
+        WHEN bool_or(w.mechanism = 'ztunnel policy')
+        THEN 'Refused by ztunnel (L4 AuthorizationPolicy) ' || coalesce(string_agg(DISTINCT w.policy, ', '), '(not named in its error)')
+             || ' (NAMESPACE/NAME of an explicit DENY; "none" means no ALLOW policy allowed it): if the call is '
              || 'legitimate, extend the policy (kubectl get authorizationpolicy -A); if not, find out why this client tries.'
         ELSE 'Denied by the external authorizer (ext_authz, UAEX): check its decision log for these request ids.'
     END AS advice

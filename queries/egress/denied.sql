@@ -2,10 +2,12 @@
 -- description: Egress the mesh refused, by source and destination, with the reason as logged:
 --   blocked by REGISTRY_ONLY (BlackHoleCluster, block_all), denied by an AuthorizationPolicy (RBAC:
 --   rbac_access_denied_matched_policy[…] in response_code_details or connection_termination_details)
---   or ext_authz (flag UAEX, or details ext_authz_denied), or another 403 the mesh may have said: one
---   whose response_code_details are not via_upstream (unknown, as formats before 1.9 log none, or a
---   proxy's own answer such as direct_response). A 403 via_upstream is the destination's own answer
---   (httpbin's /status/403), not a refusal: it is not listed.
+--   or ext_authz (flag UAEX, or details ext_authz_denied), refused by ztunnel's policy (its error
+--   "connection closed due to policy rejection…" or "…policy change": ztunnel_denial.sql; a ztunnel
+--   connection is egress when it goes straight to a public address), or another 403 the mesh may
+--   have said: one whose response_code_details are not via_upstream (unknown, as formats before 1.9
+--   log none, or a proxy's own answer such as direct_response). A 403 via_upstream is the
+--   destination's own answer (httpbin's /status/403), not a refusal: it is not listed.
 -- @param limit 50 rows to show
 SELECT
     source_ip,
@@ -16,6 +18,7 @@ SELECT
         WHEN list_contains(response_flags, 'UAEX') OR response_code_details = 'ext_authz_denied' THEN 'ext_authz'
         WHEN coalesce(response_code_details, connection_termination_details) LIKE 'rbac_access_denied%'
             THEN 'rbac'
+        WHEN ztunnel_denial(error) THEN 'ztunnel policy'
         ELSE 'http ' || response_code
     END AS denied_by,
     count(*) AS attempts,
@@ -27,6 +30,7 @@ WHERE egress_kind = 'blocked'
    OR response_code_details = 'ext_authz_denied'
    OR response_code_details LIKE 'rbac_access_denied%'
    OR connection_termination_details LIKE 'rbac_access_denied%'
+   OR ztunnel_denial(error)
    OR (response_code = 403 AND response_code_details IS DISTINCT FROM 'via_upstream')
 GROUP BY ALL
 ORDER BY attempts DESC, source_ip, destination

@@ -1,7 +1,8 @@
 -- title: Top external destinations
 -- description: Hosts (or IPs) outside the mesh by requests, with how they leave (egress_kind),
---   bytes each way (null: the format logs no bytes), error share (4xx, 5xx and failure response
---   flags, as the inventory counts it: is_error.sql) and how many clients call them.
+--   bytes each way (null: the format logs no bytes), error share (4xx, 5xx, failure response flags
+--   and ztunnel policy rejections, as the inventory counts it: is_error.sql) and how many clients
+--   call them.
 -- @param limit 20 rows to show
 -- @param kind '' only this egress_kind (waypoint, registered, passthrough, blocked, public_ip); empty = all
 -- @param failure_flags 'UF,URX,UH,UO,NR,DC,UT,UC,LR,UR,DF' response flags that count as errors
@@ -12,7 +13,7 @@ SELECT
     count(DISTINCT source_ip) AS sources,
     sum(bytes_received) AS bytes_up,
     sum(bytes_sent) AS bytes_down,
-    round(avg(CASE WHEN is_error(response_code, response_flags, $failure_flags) THEN 1.0 ELSE 0.0 END), 3) AS error_share
+    round(avg(CASE WHEN is_error(response_code, response_flags, $failure_flags, error) THEN 1.0 ELSE 0.0 END), 3) AS error_share
 FROM egress
 WHERE $kind = '' OR egress_kind = $kind
 GROUP BY destination
