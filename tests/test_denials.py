@@ -121,3 +121,22 @@ def test_the_stream_alerts_on_a_ztunnel_rejection():
     assert [(a.kind, a.destination) for a in alerts if a.kind == "authz_denial"] == [
         ("authz_denial", "api.partner.example")]
     assert "istio-egress/deny-partner" in next(a.message for a in alerts if a.kind == "authz_denial")
+
+
+def test_a_tcp_rbac_denial_counts_in_the_error_share_as_a_ztunnel_rejection_does():
+    """A TCP connection a waypoint's network RBAC filter refused (code 0, no flag, the policy in
+    connection_termination_details) is no success: connection_denied says so, and is_error counts it,
+    as it counts ztunnel's policy rejection and an HTTP RBAC 403."""
+    import pyarrow as pa
+
+    from logpipe.db import connect
+    from logpipe.schema import RECORD_SCHEMA
+
+    con = connect(tables={"records": pa.Table.from_pylist([], schema=RECORD_SCHEMA)})
+    ask = lambda sql: con.execute(sql).fetchall()[0][0]  # noqa: E731
+    assert ask("SELECT connection_denied('rbac_access_denied_matched_policy[none]', NULL)") is True
+    assert ask("SELECT connection_denied(NULL, 'connection closed due to policy rejection')") is True
+    assert ask("SELECT connection_denied(NULL, 'connection failed: connection refused')") is False
+    assert ask("SELECT connection_denied(NULL, NULL)") is False
+    assert ask("SELECT is_error(0, [], 'UF', 'rbac_access_denied_matched_policy[ns[a]-policy[b]-rule[0]]', NULL)") is True
+    assert ask("SELECT is_error(0, [], 'UF', NULL, NULL)") is False

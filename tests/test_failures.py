@@ -142,7 +142,7 @@ def test_a_flag_list_with_spaces_reads_as_without(con):
     """`-p failure_flags='UF, UH'` (spaces after the commas) means UF and UH, as the stream's alerts
     read the same list (they trim each name)."""
     assert con.execute("SELECT is_failure(0, ['UH'], 'UF, UH')").fetchall()[0][0] is True
-    assert con.execute("SELECT is_error(0, ['UH'], 'UF , UH ', NULL)").fetchall()[0][0] is True
+    assert con.execute("SELECT is_error(0, ['UH'], 'UF , UH ', NULL, NULL)").fetchall()[0][0] is True
 
 
 def test_every_query_s_failure_flags_default_is_error_spike_s():

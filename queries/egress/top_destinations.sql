@@ -13,7 +13,7 @@ SELECT
     count(DISTINCT source_ip) AS sources,
     sum(bytes_received) AS bytes_up,
     sum(bytes_sent) AS bytes_down,
-    round(avg(CASE WHEN is_error(response_code, response_flags, $failure_flags, error) THEN 1.0 ELSE 0.0 END), 3) AS error_share
+    round(avg(CASE WHEN is_error(response_code, response_flags, $failure_flags, connection_termination_details, error) THEN 1.0 ELSE 0.0 END), 3) AS error_share
 FROM egress
 WHERE $kind = '' OR egress_kind = $kind
 GROUP BY destination

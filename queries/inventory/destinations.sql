@@ -6,9 +6,10 @@
 --   plaintext; a request never forwarded (denied, no upstream) does not count, nor an HTTP request
 --   of a format that logs no upstream host (its transport is not known). A request with a method or
 --   authority is HTTP though its format has no %PROTOCOL% (request_protocol.sql). Error share counts
---   4xx, 5xx, failure response flags and connections ztunnel refused by policy (is_error.sql, as
---   top_destinations does: a denial is no success, as a waypoint's RBAC 403 is a 4xx); such a
---   refusal is in none of errors_4xx, errors_5xx, flagged. Bytes a format does not log are null (not
+--   4xx, 5xx, failure response flags and connections refused by policy (a TCP RBAC denial at a
+--   waypoint or sidecar, ztunnel's policy rejection: is_error.sql, as top_destinations does: a
+--   denial is no success, as an HTTP RBAC 403 is a 4xx); such a refusal is in none of errors_4xx,
+--   errors_5xx, flagged. Bytes a format does not log are null (not
 --   known), not 0.
 -- @param since '' window start (ISO time); empty = the data's first record
 -- @param until '' window end (ISO time, exclusive); empty = after the last record
@@ -38,7 +39,7 @@ judged AS (
         response_code >= 400 AND response_code < 500 AS is_4xx,
         response_code >= 500 AS is_5xx,
         has_failure_flag(response_flags, $failure_flags) AS is_flagged,
-        is_error(response_code, response_flags, $failure_flags, error) AS is_failed
+        is_error(response_code, response_flags, $failure_flags, connection_termination_details, error) AS is_failed
     FROM win
 )
 SELECT

@@ -1,11 +1,12 @@
--- is_error(response_code, response_flags, failure_flags, error): whether a request failed, as every
--- error share counts it (inventory destinations, top_destinations): a 4xx or 5xx, or one of the
--- response flags in failure_flags (text, comma-separated, e.g. 'UF,UH'), so that a TCP connection
--- that fails every time (code 0, UF/UH) is a failure too, or a connection ztunnel refused by policy
--- (ztunnel_denial of its `error`: code 0, no flags), as a waypoint's RBAC denial is a 403. False, not
--- null, when nothing of it is logged.
-CREATE OR REPLACE MACRO is_error(response_code, response_flags, failure_flags, error) AS (
+-- is_error(response_code, response_flags, failure_flags, connection_termination_details, error):
+-- whether a request failed, as every error share counts it (inventory destinations,
+-- top_destinations): a 4xx or 5xx, or one of the response flags in failure_flags (text,
+-- comma-separated, e.g. 'UF,UH'), so that a TCP connection that fails every time (code 0, UF/UH) is
+-- a failure too, or a connection refused by policy (connection_denied: a waypoint's or sidecar's TCP
+-- RBAC denial, ztunnel's policy rejection; code 0, no flags), as an HTTP request's RBAC denial is a
+-- 403. False, not null, when nothing of it is logged.
+CREATE OR REPLACE MACRO is_error(response_code, response_flags, failure_flags, connection_termination_details, error) AS (
     coalesce(response_code >= 400, false)
         OR coalesce(has_failure_flag(response_flags, failure_flags), false)
-        OR ztunnel_denial(error)
+        OR connection_denied(connection_termination_details, error)
 );
