@@ -82,7 +82,7 @@ def found(doc: dict, kind: str, source: str | None = None, destination: str | No
 
 PLANTED = [
     # kind, source, destination, lowest acceptable severity
-    ("new_destination", REPORTS, "exfil.example", "low"),
+    ("new_destination", REPORTS, "exfil.example", "high"),  # (9.7 MB uploaded to it: upload_high)
     ("new_destination", CRON, "pastebin.com", "medium"),
     ("new_pair", FRONTEND, "api.stripe.com", "low"),
     ("unregistered_egress", CRON, "pastebin.com", "medium"),
@@ -110,6 +110,15 @@ def test_planted_anomaly_is_found(incident, kind, source, destination, at_least)
     assert reports.SEVERITIES.index(f["severity"]) >= reports.SEVERITIES.index(at_least)
     assert set(f) == set(reports.FINDING_KEYS)
     assert f["advice"] and isinstance(f["evidence"], dict)
+
+
+def test_a_new_destination_is_high_only_for_an_upload_of_upload_high(incident):
+    """exfil.example got 9.7 MB from a workload that never called it: high. The other newcomers got
+    at most 160 kB: passthrough ones medium, the rest low."""
+    news = {f["destination"]: (f["severity"], f["evidence"]["bytes_up"]) for f in found(incident, "new_destination")}
+    assert news["exfil.example"][0] == "high" and news["exfil.example"][1] >= 1_000_000
+    assert {d: sev for d, (sev, up) in news.items() if d != "exfil.example"} == {
+        "pastebin.com": "medium", "203.0.113.50": "medium", "203.0.113.9": "medium", "http-only.example": "low"}
 
 
 def test_every_anomaly_query_has_a_planted_finding(incident):

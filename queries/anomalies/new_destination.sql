@@ -1,11 +1,14 @@
 -- title: New destinations
 -- description: External destinations reached in the window that the baseline never reached.
---   Unregistered (passthrough) or raw-IP newcomers rank higher: nobody reviewed them.
+--   Unregistered (passthrough) or raw-IP newcomers rank higher: nobody reviewed them; one that
+--   received an upload of upload_high bytes or more (its bytes_received) ranks high, whatever its
+--   kind: data leaving for a host nobody had called before is how exfiltration looks.
 -- @param since '' window start (ISO time); empty = 24 hours before the data's last record
 -- @param until '' window end (ISO time, exclusive); empty = after the last record
 -- @param baseline_start '' baseline start (ISO time); empty = the data's first record
 -- @param baseline_end '' baseline end (ISO time, exclusive); empty = the window start
 -- @param min_requests 1 fewest window requests for a finding
+-- @param upload_high 1000000 bytes uploaded to the newcomer in the window (bytes_received) that make it high
 WITH bounds AS (SELECT * FROM report_bounds($since, $until, $baseline_start, $baseline_end)),
 win AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= w0 AND e.start_time < w1),
 base AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= b0 AND e.start_time < b1)
@@ -13,6 +16,7 @@ SELECT
     'new_destination' AS kind,
     CASE
         WHEN (SELECT count(*) FROM base) = 0 THEN 'info'
+        WHEN sum(w.bytes_received) >= CAST($upload_high AS BIGINT) THEN 'high'
         WHEN bool_or(w.egress_kind = 'passthrough') THEN 'medium'
         ELSE 'low'
     END AS severity,
