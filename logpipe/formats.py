@@ -133,7 +133,8 @@ VIEW_COLUMNS = frozenset({"date", "egress_kind", "destination", "destination_ip"
                           "destination_port", "source_ip"})
 # Names the shipped SQL gives its own columns beside a row's (``SELECT *, … AS name``: traffic.sql's
 # CTE, inventory/destinations.sql): an extra column of one of them would be read in their place.
-QUERY_ALIASES = frozenset({"upstream_ip_kind", "has_cluster_host", "stays_in_mesh", "l7_protocol", "transport",
+QUERY_ALIASES = frozenset({"upstream_ip_kind", "source_ip_kind", "ztunnel_in_mesh", "has_cluster_host", "stays_in_mesh",
+                           "l7_protocol", "transport",
                            "is_4xx", "is_5xx", "is_flagged", "is_failed"})
 # Rule names the generated grammar uses itself, and the views' columns; an extra column may not take them.
 _RESERVED = {"custom", "start", "address", "ip_port", "ip", "port", "cluster", "direction", "subset",

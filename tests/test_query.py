@@ -220,6 +220,21 @@ EGRESS_CASES = [
     ("no route to an internal address", rec(response_code=404, response_flags=["NR"], authority="reviews",
                                             downstream_local_address_ip="10.96.0.12", downstream_local_address_port=80),
      None),
+    ("no route at an ingress gateway with a public address", rec(
+        response_code=404, response_flags=["NR"], downstream_remote_address_ip="203.0.113.78",
+        downstream_local_address_ip="198.51.100.200", downstream_local_address_port=80), None),
+    ("ztunnel hop to a waypoint on public IPv6", rec(
+        log_format="ztunnel", direction="outbound", upstream_host_ip="2600:1f14:aaa:bb02::18", upstream_host_port=15008,
+        dst_workload="waypoint-7d9f8b6c4-x2k8p", dst_service="httpbin.org"), None),
+    ("ztunnel to a service on a public address", rec(
+        log_format="ztunnel", direction="outbound", upstream_host_ip="2600:1f14:aaa:bb02::19", upstream_host_port=8000,
+        dst_service="httpbin.default.svc.cluster.local"), None),
+    ("ztunnel inbound from a public peer", rec(
+        log_format="ztunnel", direction="inbound", upstream_host_ip="2600:1f14:aaa:bb02::19", upstream_host_port=8000), None),
+    ("wildcard serviceentry", rec(upstream_cluster="outbound|443||*.wikipedia.org", upstream_cluster_direction="outbound",
+                                  upstream_cluster_port=443, upstream_cluster_host="*.wikipedia.org",
+                                  upstream_host_ip="192.0.2.60", upstream_host_port=443,
+                                  requested_server_name="en.wikipedia.org"), ("registered", "en.wikipedia.org", 443)),
     ("waypoint over HBONE", rec(upstream_cluster="inbound-vip|80|http|mirror.internal.example",
                                 upstream_cluster_direction="inbound-vip", upstream_cluster_port=80,
                                 upstream_cluster_host="mirror.internal.example",

@@ -7,7 +7,9 @@
 --     'blocked'          BlackHoleCluster (REGISTRY_ONLY, TCP/TLS) or route block_all (plain HTTP
 --                        under REGISTRY_ONLY: 502 direct_response), whatever the address; or no
 --                        route at all (NR, no cluster: Istio before 1.3 answered plain HTTP to an
---                        unknown host under REGISTRY_ONLY with 404 NR) to a public address;
+--                        unknown host under REGISTRY_ONLY with 404 NR) to a public address from
+--                        a client that is not itself public (an ingress gateway on a public
+--                        address answers the internet's scanners with 404 NR too);
 --     'passthrough'      PassthroughCluster / AllowAnyDynamicDNSCluster (ALLOW_ANY) to an address
 --                        that is not internal (FORMATS.md d: unknown in-cluster IPs land there too);
 --     'registered'       outbound|PORT|SUBSET|HOST where HOST is not *.svc.<cluster domain>:
@@ -27,9 +29,13 @@
 --   destination_ip_kind  ip_kind(destination_ip): 'internal', 'service_vip', 'public'
 --   destination_port     the cluster's service port, else the port the app dialled
 --   source_ip            downstream_remote_address_ip (the client)
--- ztunnel rows (log_format ztunnel*) have no cluster: their hop to a waypoint (upstream_host is the
--- waypoint pod, dst_service the external host) is not counted, so that the waypoint's own line is
--- the one egress row per request; a ztunnel connection straight to a public address is 'public_ip'.
+-- ztunnel rows (log_format ztunnel*) have no cluster: a hop to a mesh workload (dst_workload or
+-- dst_identity logged, or HBONE's port 15008: a waypoint, a pod, a remote network's east-west
+-- gateway), an inbound one, or one to a *.svc service is not counted, whatever its address (pods may
+-- have public IPv6 addresses), so that the waypoint's own line is the one egress row per request; a
+-- ztunnel connection straight to a public address is 'public_ip'.
+-- A wildcard ServiceEntry host (*.example.com) names no destination: the request's authority or SNI
+-- does (en.wikipedia.org, not *.wikipedia.org), so that a new subdomain is a new destination.
 -- Settings (logpipe.toml / env / flags): cluster domain in logpipe_settings, ranges in logpipe_cidrs.
 CREATE OR REPLACE VIEW traffic AS
 -- IP judgement once per distinct address, not once per row.
@@ -45,6 +51,8 @@ ips AS (
         SELECT coalesce(upstream_host_ip, downstream_local_address_ip) AS ip FROM access_log
         UNION
         SELECT upstream_host_ip FROM access_log
+        UNION
+        SELECT downstream_remote_address_ip FROM access_log
     )
     WHERE ip IS NOT NULL
 ),
@@ -54,6 +62,10 @@ addressed AS (
         d.norm AS destination_ip,
         d.kind AS destination_ip_kind,
         u.kind AS upstream_ip_kind,
+        c.kind AS source_ip_kind,
+        a.log_format LIKE 'ztunnel%' AND (a.dst_workload IS NOT NULL OR a.dst_identity IS NOT NULL
+            OR a.upstream_host_port = 15008 OR a.direction = 'inbound'
+            OR ends_with(lower(a.dst_service), '.svc.' || s.cluster_domain)) AS ztunnel_in_mesh,
         a.upstream_cluster_direction IN ('outbound', 'inbound-vip') AS has_cluster_host,
         lower(a.upstream_cluster_host) = 'svc.' || s.cluster_domain
             OR ends_with(lower(a.upstream_cluster_host), '.svc.' || s.cluster_domain)
@@ -62,6 +74,7 @@ addressed AS (
     FROM access_log AS a
     LEFT JOIN ips AS d ON d.ip = coalesce(a.upstream_host_ip, a.downstream_local_address_ip)
     LEFT JOIN ips AS u ON u.ip = a.upstream_host_ip
+    LEFT JOIN ips AS c ON c.ip = a.downstream_remote_address_ip
     CROSS JOIN logpipe_settings AS s
 ),
 judged AS (
@@ -70,7 +83,7 @@ judged AS (
         CASE
             WHEN upstream_cluster = 'BlackHoleCluster' OR route_name = 'block_all' THEN 'blocked'
             WHEN upstream_cluster IS NULL AND list_contains(response_flags, 'NR')
-                AND destination_ip_kind = 'public' THEN 'blocked'
+                AND destination_ip_kind = 'public' AND source_ip_kind IS DISTINCT FROM 'public' THEN 'blocked'
             WHEN upstream_cluster IN ('PassthroughCluster', 'AllowAnyDynamicDNSCluster')
                 THEN CASE WHEN destination_ip_kind IS DISTINCT FROM 'internal' THEN 'passthrough' END
             WHEN upstream_cluster_direction = 'outbound' AND upstream_cluster_host IS NOT NULL
@@ -79,14 +92,15 @@ judged AS (
                 AND NOT stays_in_mesh THEN 'waypoint'
             WHEN coalesce(upstream_cluster_direction, '') NOT IN ('inbound', 'inbound-vip', 'outbound')
                 AND coalesce(upstream_cluster, '') NOT LIKE 'InboundPassthroughCluster%'
+                AND NOT coalesce(ztunnel_in_mesh, false)
                 AND upstream_ip_kind = 'public' THEN 'public_ip'
         END AS egress_kind
     FROM addressed
 )
 SELECT
-    * EXCLUDE (upstream_ip_kind, has_cluster_host, stays_in_mesh),
+    * EXCLUDE (upstream_ip_kind, source_ip_kind, ztunnel_in_mesh, has_cluster_host, stays_in_mesh),
     coalesce(
-        CASE WHEN has_cluster_host THEN lower(upstream_cluster_host) END,
+        CASE WHEN has_cluster_host AND NOT starts_with(upstream_cluster_host, '*') THEN lower(upstream_cluster_host) END,
         authority_host(authority),
         lower(requested_server_name),
         lower(dst_service),
