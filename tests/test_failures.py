@@ -155,3 +155,35 @@ def test_every_query_s_failure_flags_default_is_error_spike_s():
               if "failure_flags" in bind_params(q, None)}
     assert {"error_spike", "destinations", "top_destinations"} <= set(having), sorted(having)
     assert set(having.values()) == {error_spike_flags()}, having
+
+
+def test_an_egress_gateway_s_plaintext_request_is_plaintext_though_it_came_in_over_mtls():
+    """At an egress gateway an HTTP line carries the SNI of the sidecar's mTLS hop into the gateway
+    (outbound_.80_._.istio-egressgateway…), not of what leaves: Istio's own egress-gateway task
+    (edition.cnn.com on port 80) leaves in clear text, and the inventory and plaintext_egress say so
+    (upstream_transport.sql). Upstream port 443 is TLS origination; a TCP line with an SNI is TLS."""
+    from logpipe.db import connect
+    from logpipe.queries import load_queries, run_query
+
+    base = dict(start_time=T0, method="GET", protocol="HTTP/1.1", authority="edition.cnn.com",
+                upstream_cluster_direction="outbound", upstream_cluster_port=80, upstream_cluster_host="edition.cnn.com",
+                downstream_remote_address_ip="10.244.2.10", response_code=200, bytes_received=120)
+    rows = [dict(base, line_number=1, upstream_cluster="outbound|80||edition.cnn.com", upstream_host="151.101.65.67:80",
+                 upstream_host_ip="151.101.65.67", upstream_host_port=80,
+                 requested_server_name="outbound_.80_._.istio-egressgateway.istio-system.svc.cluster.local"),
+            dict(base, line_number=2, upstream_cluster="outbound|80||edition.cnn.com", upstream_host="151.101.65.67:443",
+                 upstream_host_ip="151.101.65.67", upstream_host_port=443, authority="api.cnn.com",
+                 upstream_cluster_host="api.cnn.com", requested_server_name="outbound_.80_._.istio-egressgateway"),
+            dict(start_time=T0, line_number=3, upstream_cluster="outbound|443||tls.cnn.com",
+                 upstream_cluster_direction="outbound", upstream_cluster_port=443, upstream_cluster_host="tls.cnn.com",
+                 upstream_host="151.101.65.68:443", upstream_host_ip="151.101.65.68", upstream_host_port=443,
+                 requested_server_name="tls.cnn.com", downstream_remote_address_ip="10.244.2.10")]
+    table = pa.Table.from_pylist([{n: r.get(n) for n in RECORD_SCHEMA.names} for r in rows], schema=RECORD_SCHEMA)
+    con = connect(tables={"records": table})
+    queries = load_queries()
+    inventory = {r["destination"]: r["transport"] for r in run_query(con, queries["destinations"], {}).to_pylist()}
+    assert inventory == {"edition.cnn.com": "plaintext", "api.cnn.com": "tls-origination", "tls.cnn.com": "tls"}
+    hour = dt.timedelta(hours=1)
+    found = run_query(con, queries["plaintext_egress"], {"since": (T0 - hour).isoformat(),
+                                                         "until": (T0 + hour).isoformat()}).to_pylist()
+    assert [f["destination"] for f in found] == ["edition.cnn.com"]

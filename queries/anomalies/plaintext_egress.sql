@@ -1,8 +1,9 @@
 -- title: Plaintext egress
--- description: HTTP requests that left the mesh unencrypted, judged by what leaves: an HTTP
---   request whose upstream endpoint port is in tls_ports (a ServiceEntry on port 80 with
---   targetPort 443 and a DestinationRule tls.mode SIMPLE: TLS origination) or that carried an SNI
---   is TLS, not plaintext. Blocked requests left nothing.
+-- description: HTTP requests that left the mesh unencrypted, judged by what leaves
+--   (upstream_transport.sql, as the inventory's transport): an HTTP request whose upstream endpoint
+--   port is in tls_ports (a ServiceEntry on port 80 with targetPort 443 and a DestinationRule
+--   tls.mode SIMPLE: TLS origination) is TLS, not plaintext; its SNI is not (at an egress gateway
+--   it is the sidecar's mTLS hop into the gateway). Blocked requests left nothing.
 -- @param since '' window start (ISO time); empty = 24 hours before the data's last record
 -- @param until '' window end (ISO time, exclusive); empty = after the last record
 -- @param baseline_start '' baseline start (ISO time); empty = the data's first record
@@ -14,9 +15,10 @@ base AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= b0 AND e.start_t
 SELECT
     'plaintext_egress' AS kind,
     CASE
-        WHEN EXISTS (SELECT 1 FROM base b WHERE b.destination = w.destination AND request_protocol(b.protocol, b.method, b.authority) LIKE 'HTTP%'
-                     AND b.requested_server_name IS NULL
-                     AND NOT list_contains(CAST(string_split($tls_ports, ',') AS INTEGER[]), b.upstream_host_port))
+        WHEN EXISTS (SELECT 1 FROM base b WHERE b.destination = w.destination AND b.egress_kind <> 'blocked'
+                     AND upstream_transport(request_protocol(b.protocol, b.method, b.authority), b.requested_server_name,
+                                            b.upstream_cluster_direction, b.upstream_cluster_subset, b.upstream_host,
+                                            b.upstream_host_port, $tls_ports) = 'plaintext')
             THEN 'low'
         WHEN sum(w.bytes_received) > 0 THEN 'medium'
         ELSE 'low'
@@ -35,10 +37,9 @@ SELECT
     'Requests to ' || w.destination || ' leave the mesh in clear text: use https, or originate TLS at '
         || 'the egress (ServiceEntry targetPort 443 + DestinationRule tls.mode SIMPLE).' AS advice
 FROM win w
-WHERE request_protocol(w.protocol, w.method, w.authority) LIKE 'HTTP%'
-  AND w.egress_kind <> 'blocked'
-  AND w.upstream_host IS NOT NULL
-  AND w.requested_server_name IS NULL
-  AND NOT coalesce(list_contains(CAST(string_split($tls_ports, ',') AS INTEGER[]), w.upstream_host_port), false)
+WHERE w.egress_kind <> 'blocked'
+  AND upstream_transport(request_protocol(w.protocol, w.method, w.authority), w.requested_server_name,
+                         w.upstream_cluster_direction, w.upstream_cluster_subset, w.upstream_host,
+                         w.upstream_host_port, $tls_ports) = 'plaintext'
 GROUP BY w.destination
 ORDER BY count(*) DESC, w.destination

@@ -28,13 +28,8 @@ judged AS (
     SELECT *,
         CASE
             WHEN egress_kind = 'blocked' THEN 'blocked'
-            WHEN requested_server_name IS NOT NULL
-                 OR (upstream_cluster_direction = 'inbound-vip' AND upstream_cluster_subset = 'tls') THEN 'tls'
-            WHEN l7_protocol LIKE 'HTTP%' AND upstream_host IS NULL THEN NULL  -- never forwarded: nothing left
-            WHEN l7_protocol LIKE 'HTTP%'
-                 AND list_contains(CAST(string_split($tls_ports, ',') AS INTEGER[]), upstream_host_port) THEN 'tls-origination'
-            WHEN l7_protocol LIKE 'HTTP%' THEN 'plaintext'
-            ELSE 'tcp'
+            ELSE upstream_transport(l7_protocol, requested_server_name, upstream_cluster_direction,
+                                    upstream_cluster_subset, upstream_host, upstream_host_port, $tls_ports)
         END AS transport,
         response_code >= 400 AND response_code < 500 AS is_4xx,
         response_code >= 500 AS is_5xx,

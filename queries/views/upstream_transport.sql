@@ -1,0 +1,26 @@
+-- upstream_transport(l7_protocol, requested_server_name, upstream_cluster_direction,
+--                    upstream_cluster_subset, upstream_host, upstream_host_port, tls_ports):
+-- how a request left the proxy that logged it, as the inventory's transport and plaintext_egress
+-- judge it. An HTTP request (l7_protocol: request_protocol.sql) was read by the proxy, so what it
+-- sent on is told by the upstream endpoint's port: one of tls_ports (text, comma-separated) is
+-- 'tls-origination' (a ServiceEntry on port 80 with targetPort 443 and a DestinationRule
+-- tls.mode SIMPLE), any other 'plaintext', and null when it was never forwarded (no upstream host).
+-- Its SNI tells nothing of that leg: it is the SNI of the connection into the proxy (at an egress
+-- gateway, the sidecar's mTLS hop, outbound_.80_._.istio-egressgateway…). A connection the proxy
+-- passed through (TCP) is 'tls' when it carried an SNI or is a waypoint's TLS listener
+-- (inbound-vip|443|tls|HOST), else 'tcp'.
+CREATE OR REPLACE MACRO upstream_transport(l7_protocol, requested_server_name, upstream_cluster_direction,
+                                           upstream_cluster_subset, upstream_host, upstream_host_port, tls_ports) AS (
+    CASE
+        WHEN l7_protocol LIKE 'HTTP%' THEN
+            CASE
+                WHEN upstream_host IS NULL THEN NULL
+                WHEN coalesce(list_contains(CAST(string_split(tls_ports, ',') AS INTEGER[]), upstream_host_port), false)
+                    THEN 'tls-origination'
+                ELSE 'plaintext'
+            END
+        WHEN requested_server_name IS NOT NULL
+             OR (upstream_cluster_direction = 'inbound-vip' AND upstream_cluster_subset = 'tls') THEN 'tls'
+        ELSE 'tcp'
+    END
+);
