@@ -13,6 +13,7 @@ host. An L4 connection has no HTTP response: ``response_code`` is 0, as Envoy lo
 from __future__ import annotations
 
 import functools
+import re
 
 import polars as pl
 
@@ -93,8 +94,30 @@ def _pair_values(lines: pl.DataFrame, pair_rx: str) -> pl.DataFrame:
 
 def _unquote(value: pl.Expr) -> pl.Expr:
     """A Debug-quoted value ("…" with backslash escapes) as its text; bare values as they are."""
-    inner = value.str.slice(1, value.str.len_chars() - 2).str.replace_all(r"\\(.)", "$1")
+    inner = value.str.slice(1, value.str.len_chars() - 2)
+    inner = pl.when(inner.str.contains("\\", literal=True)).then(
+        inner.map_elements(unescape, return_dtype=pl.String, skip_nulls=True)).otherwise(inner)
     return pl.when(value.str.starts_with('"') & value.str.ends_with('"')).then(inner).otherwise(value)
+
+
+# Rust's Debug escapes, as ztunnel's text lines quote a value (its `error` holds other programs' text):
+# \n \r \t \0, \u{…} of any other control, and the quote or backslash itself.
+_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "0": "\0"}
+_ESCAPE = re.compile(r"\\(?:u\{([0-9a-fA-F]{1,6})\}|(.))", re.S)
+
+
+def unescape(text: str) -> str:
+    """A Debug-quoted value's inside as its text: ``line1\\nline2`` is two lines, ``\\u{1b}`` ESC."""
+    if "\\" not in text:
+        return text
+
+    def one(m: re.Match) -> str:
+        if m.group(1) is not None:
+            code = int(m.group(1), 16)
+            return chr(code) if code <= 0x10FFFF and not 0xD800 <= code <= 0xDFFF else m.group(0)
+        return _ESCAPES.get(m.group(2), m.group(2))
+
+    return _ESCAPE.sub(one, text)
 
 
 # ztunnel's bytes_sent is what the reporting side's own workload sent (src/proxy/metrics.rs "unflips"

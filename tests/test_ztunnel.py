@@ -155,3 +155,15 @@ def test_ztunnel_bytes_follow_the_reporting_side(parser):
            "bytes_recv": 76}
     (record,), _ = parse(parser, [_json.dumps(obj)])
     assert (record["bytes_received"], record["bytes_sent"]) == (76, 239)
+
+
+def test_a_quoted_value_reads_rust_s_debug_escapes():
+    """ztunnel quotes a text value as Rust's Debug does: \\n, \\t, \\u{1b} are the characters, \\" and
+    \\\\ the quote and backslash (an error message may hold any of them)."""
+    from logpipe.parse import Parser
+
+    line = ('2024-08-21T15:33:39.862675Z\terror\taccess\tconnection complete\tsrc.addr=10.0.0.1:1 '
+            'dst.addr=10.0.0.2:2 direction="inbound" bytes_sent=5 bytes_recv=6 duration="7ms" '
+            'error="line1\\nline2\\ttab \\u{1b}[0m \\"q\\" back\\\\n \\u{110000}"')
+    (row,) = Parser().parse_batch([line], "z").records.to_pylist()
+    assert row["error"] == 'line1\nline2\ttab \x1b[0m "q" back\\n \\u{110000}'
