@@ -31,6 +31,7 @@ heavier queries per batch costs up to a second each. So this module keeps that s
 """
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import ipaddress
 import json
@@ -54,6 +55,11 @@ ORDER BY line_number
 KNOWN_SQL = "SELECT DISTINCT destination FROM egress WHERE destination IS NOT NULL"
 # Past this many entries the dedup maps forget entries whose window has passed (bounded memory).
 MAX_STATE = 100_000
+# failure_burst keeps each destination's recent failure times, sorted by event time, at most this many
+# (the earliest go first), and at most MAX_FAILURE_TIMES over all destinations (past it, each keeps
+# its latest burst_threshold - 1): memory stays bounded however long the stream runs.
+FAILURE_TIMES = 1_000
+MAX_FAILURE_TIMES = 200_000
 
 
 @dataclass
@@ -151,7 +157,8 @@ class AlertRules:
         flags = bind_params(queries["error_spike"], None)["failure_flags"]
         self.failure_flags = [f.strip() for f in str(flags).split(",") if f.strip()]
         self._last: dict[tuple[str, str], dt.datetime] = {}
-        self._failures: dict[str, deque] = {}
+        self._failures: dict[str, list[dt.datetime]] = {}  # per destination: failure times, sorted
+        self._failure_times = 0  # their total
         self._fresh: dict[str, deque] = {}  # per source: times and names of its last new destinations
         self.raised = 0
 
@@ -262,18 +269,27 @@ class AlertRules:
     def _bursts(self, rows: pl.DataFrame) -> list[Alert]:
         failing = rows.filter(is_failure(self.failure_flags))
         out = []
+        n = self.burst_threshold
         for row in failing.iter_rows(named=True):
             dest, t = row["destination"], row["start_time"]
-            recent = self._failures.setdefault(dest, deque(maxlen=self.burst_threshold))
-            recent.append(t)
-            # (the spread of the last N failures' times: several pods' lines come out of time order)
-            if len(recent) < self.burst_threshold or max(recent) - min(recent) > self.window:
+            times = self._failures.setdefault(dest, [])
+            i = bisect.bisect_right(times, t)
+            times.insert(i, t)
+            self._failure_times += 1
+            if len(times) > FAILURE_TIMES:  # (the earliest event times go first)
+                del times[0]
+                self._failure_times -= 1
+                i -= 1
+            # By event time, whatever order the lines arrived in (several pods' lines interleave): any
+            # n failures within the window that include this one. Earlier arrivals were checked when
+            # they came, so a burst not raised before holds t; at most n groups of n sorted neighbours.
+            group = next((times[j:j + n] for j in range(max(0, i - n + 1), min(i, len(times) - n) + 1)
+                          if times[j + n - 1] - times[j] <= self.window), None)
+            if group is None or not self._due("failure_burst", dest, t):
                 continue
-            if not self._due("failure_burst", dest, t):
-                continue
-            secs = (max(recent) - min(recent)).total_seconds()
-            msg = f"{len(recent)} failures within {secs:.0f}s; last from {row.get('source_ip') or '?'}, {_request(row)}"
-            out.append(Alert("failure_burst", dest, t, msg, len(recent), _evidence(row)))
+            secs = (group[-1] - group[0]).total_seconds()
+            msg = f"{n} failures within {secs:.0f}s; last from {row.get('source_ip') or '?'}, {_request(row)}"
+            out.append(Alert("failure_burst", dest, t, msg, n, _evidence(row)))
         return out
 
     def _denials(self, findings: list[dict], now: dt.datetime) -> list[Alert]:
@@ -294,8 +310,10 @@ class AlertRules:
         if len(self._last) > MAX_STATE:
             newest = max(self._last.values())
             self._last = {k: v for k, v in self._last.items() if newest - v < self.window}
-        if len(self._failures) > MAX_STATE:
-            self._failures = {k: v for k, v in self._failures.items() if len(v) > 1}
+        if len(self._failures) > MAX_STATE or self._failure_times > MAX_FAILURE_TIMES:
+            keep = self.burst_threshold - 1  # (the latest ones: a burst still needs n failures)
+            self._failures = {k: v[-keep:] for k, v in self._failures.items() if len(v) > 1 and keep}
+            self._failure_times = sum(len(v) for v in self._failures.values())
         if len(self._fresh) > MAX_STATE:
             newest = max(v[-1][0] for v in self._fresh.values())
             self._fresh = {k: v for k, v in self._fresh.items() if newest - v[-1][0] < self.window}

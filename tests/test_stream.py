@@ -937,6 +937,55 @@ def test_replay_into_stream_end_to_end(tmp_path):
     assert count_rows(data) == n
 
 
+def stripe_failure(h: int, m: int, s: int, pod: str = "10.244.1.21") -> str:
+    """incident-day's Stripe 503 UF,URX at 2025-03-08 h:m:s, from the pod at ``pod``."""
+    failed = next(x for x in (SAMPLES / "scenario" / "incident-day.log").read_text().splitlines()
+                  if '" 503 ' in x and "api.stripe.com" in x and "10.244.1.21:" in x)
+    stamp = failed[1:25]
+    line = failed.replace(stamp, f"{stamp[:11]}{h:02d}:{m:02d}:{s:02d}.000Z", 1)
+    return line.replace(" 10.244.1.21:", f" {pod}:")
+
+
+@pytest.mark.parametrize("batches", [1, 10])
+def test_a_failure_burst_counts_by_event_time_when_pods_interleave(batches):
+    """Two pods' lines alternating (kubectl logs -l … --prefix): pod a's five failures at 14:01:10–14,
+    pod b's five at 13:01:10–14, one from each in turn. Only the last five to arrive were looked at, so
+    this was no alert at all; grouped per pod it was two. Now both orders give two, in one batch or
+    line by line."""
+    from logpipe.alerts import AlertRules
+    from logpipe.parse import default_parser
+
+    a = [stripe_failure(14, 1, 10 + k, "10.244.1.21") for k in range(5)]
+    b = [stripe_failure(13, 1, 10 + k, "10.244.1.22") for k in range(5)]
+    for lines in ([x for pair in zip(a, b) for x in pair], a + b):
+        rules = AlertRules(window_seconds=300, burst_threshold=5)
+        size = len(lines) // batches
+        got = [al for k in range(0, len(lines), size)
+               for al in rules.check(default_parser().parse_batch(lines[k:k + size], "<stdin>", k + 1).records)
+               if al.kind == "failure_burst"]
+        assert sorted(al.evidence["source_ip"] for al in got) == ["10.244.1.21", "10.244.1.22"], got
+        assert all(al.message.startswith("5 failures within 4s") for al in got)
+
+
+def test_failure_times_stay_bounded(monkeypatch):
+    """A long stream's failures: each destination keeps at most FAILURE_TIMES times, and all of them
+    together at most MAX_FAILURE_TIMES (then each keeps its latest burst_threshold - 1)."""
+    from logpipe import alerts
+    from logpipe.parse import default_parser
+
+    monkeypatch.setattr(alerts, "FAILURE_TIMES", 20)
+    monkeypatch.setattr(alerts, "MAX_FAILURE_TIMES", 30)
+    rules = alerts.AlertRules(window_seconds=1, burst_threshold=5)
+    lines = [stripe_failure(10 + k // 3600, k // 60 % 60, k % 60) for k in range(0, 200, 7)]  # 7 s apart
+    rules.check(default_parser().parse_batch(lines[:25], "<stdin>").records)
+    assert len(rules._failures["api.stripe.com"]) == 20
+    assert max(rules._failures["api.stripe.com"]).second == 48  # (the earliest went, the latest stay)
+    other = [x.replace("api.stripe.com", "api.paypal.com") for x in lines[:15]]
+    rules.check(default_parser().parse_batch(other, "<stdin>", 26).records)  # 35 in all: over 30
+    assert rules._failure_times == 8 and [len(v) for v in rules._failures.values()] == [4, 4]
+    assert max(rules._failures["api.stripe.com"]).second == 48
+
+
 # ---- errors a user can make -----------------------------------------------------------------------------
 
 
