@@ -15,7 +15,9 @@ known, the last alert per rule and destination, recent failures per destination)
 heavier queries per batch costs up to a second each. So this module keeps that state and raises:
 
 - ``new_destination``      an egress destination never seen in the dataset (loaded at start through
-                           the same ``egress`` view) nor earlier in the stream: once;
+                           the same ``egress`` view) nor earlier in the stream: once; as in
+                           new_destination.sql, a blocked row is no new egress and does not make its
+                           destination known (an allowed request to it later is new);
 - ``unregistered_egress``  ``egress_kind = 'passthrough'`` (no ServiceEntry, ALLOW_ANY): once per
                            destination per window;
 - ``blocked_attempt``      ``egress_kind = 'blocked'`` (BlackHoleCluster / route block_all): once per
@@ -160,6 +162,7 @@ class AlertRules:
         self._failures: dict[str, list[dt.datetime]] = {}  # per destination: failure times, sorted
         self._failure_times = 0  # their total
         self._fresh: dict[str, deque] = {}  # per source: times and names of its last new destinations
+        self._tried: set[str] = set()  # destinations new to the dataset that this stream saw only blocked
         self.raised = 0
 
     def check(self, records: pa.RecordBatch | pa.Table) -> list[Alert]:
@@ -198,20 +201,33 @@ class AlertRules:
         return True
 
     def _new_destinations(self, rows: pl.DataFrame) -> list[Alert]:
+        # Like new_destination.sql: a blocked row is not new egress, and does not make its destination
+        # known (an allowed request to it later is new); only the scan counts it (once).
         fresh = rows.filter(~pl.col("destination").is_in(list(self.known)) & (pl.col("destination") != "-"))
-        self.known.update(fresh["destination"].unique().to_list())
         out = []
         if fresh.height == 0:
             return out
-        counts = dict(fresh.group_by("destination").len().iter_rows())
+        allowed = fresh.filter(pl.col("egress_kind") != "blocked")
+        self.known.update(allowed["destination"].unique().to_list())
+        counts = dict(allowed.group_by("destination").len().iter_rows())
+        first = {r["destination"]: r for r in allowed.unique("destination", keep="first", maintain_order=True)
+                 .iter_rows(named=True)}
         for row in fresh.unique("destination", keep="first", maintain_order=True).iter_rows(named=True):
-            dest, n = row["destination"], counts[row["destination"]]
-            scan = self._scan(row, dest)  # (blocked ones too: a scan where the mesh allows only registered hosts)
+            dest = row["destination"]
+            if dest in self._tried:  # (blocked earlier in this stream: no new address for a scan)
+                scan = [] if self._scanning(row.get("source_ip"), row["start_time"]) else None
+            else:
+                scan = self._scan(row, dest)  # (blocked ones too: a scan where the mesh allows only registered hosts)
+                if dest not in first:
+                    self._tried.add(dest)
+            if dest in first:
+                self._tried.discard(dest)  # (known now)
             if scan is not None:
                 out += scan
                 continue
-            if row["egress_kind"] == "blocked":  # like new_destination.sql: known now, but not new egress
+            if dest not in first:  # only blocked rows
                 continue
+            row, n = first[dest], counts[dest]
             port = f":{row['destination_port']}" if row.get("destination_port") else ""
             msg = (f"first {row['egress_kind']} egress to a destination not seen before{port and ' (port ' + port[1:] + ')'}"
                    f"; {_plural(n, 'request')} from {row.get('source_ip') or '?'}, {_request(row)}")

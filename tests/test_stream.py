@@ -986,6 +986,53 @@ def test_failure_times_stay_bounded(monkeypatch):
     assert max(rules._failures["api.stripe.com"]).second == 48
 
 
+def incident_line(needle: str, when: str | None = None) -> str:
+    """The first incident-day line holding ``needle``, at ``when`` (HH:MM:SS) if given."""
+    line = next(x for x in (SAMPLES / "scenario" / "incident-day.log").read_text().splitlines() if needle in x)
+    return line if when is None else line[:12] + when + line[20:]
+
+
+@pytest.mark.parametrize("batches", [1, 2, 6])
+def test_a_destination_tried_blocked_then_reached_is_new(batches):
+    """Three block_all 502s to crypto-miner.example, then three successful waypoint requests to it from
+    another workload: the blocked rows made it known, so the stream raised blocked_attempt alone while
+    `report anomalies` (new_destination.sql: the window's blocked rows are no new egress) raised
+    new_destination. Now the stream raises it too, counting the three allowed requests."""
+    from logpipe.alerts import AlertRules
+    from logpipe.parse import default_parser
+
+    blocked = [incident_line("crypto-miner.example", f"05:01:{10 + k:02d}") for k in range(3)]
+    allowed = [incident_line('"exfil.example"', f"05:02:{10 + k:02d}").replace("exfil.example", "crypto-miner.example")
+               for k in range(3)]
+    lines = blocked + allowed
+    rules = AlertRules(window_seconds=300)
+    size = len(lines) // batches
+    got = [a for k in range(0, len(lines), size)
+           for a in rules.check(default_parser().parse_batch(lines[k:k + size], "<stdin>", k + 1).records)]
+    n = 3 if batches < 6 else 1  # (requests counted in the batch that raises the alert)
+    assert [(a.kind, a.destination, a.count, a.evidence["source_ip"]) for a in got] == [
+        ("blocked_attempt", "crypto-miner.example", n, "10.244.3.15"),
+        ("new_destination", "crypto-miner.example", n, "10.244.1.31")]
+    assert got[1].evidence["line_number"] == 4 and got[1].message.startswith("first waypoint egress")
+
+
+def test_blocked_rows_leave_known_destinations_as_they_are():
+    """A destination the dataset knew at the start stays known; one only ever blocked is never new."""
+    from logpipe.alerts import AlertRules
+    from logpipe.parse import default_parser
+
+    blocked = [incident_line("crypto-miner.example", f"05:01:{10 + k:02d}") for k in range(3)]
+    rules = AlertRules(["crypto-miner.example"], window_seconds=300)
+    allowed = incident_line('"exfil.example"', "05:02:10").replace("exfil.example", "crypto-miner.example")
+    got = rules.check(default_parser().parse_batch(blocked, "<stdin>").records)
+    got += rules.check(default_parser().parse_batch([allowed], "<stdin>", 4).records)
+    assert [a.kind for a in got] == ["blocked_attempt"]
+    rules = AlertRules(window_seconds=300)
+    got = [a for n, line in enumerate(blocked, 1)
+           for a in rules.check(default_parser().parse_batch([line], "<stdin>", n).records)]
+    assert [a.kind for a in got] == ["blocked_attempt"]
+
+
 # ---- errors a user can make -----------------------------------------------------------------------------
 
 
