@@ -113,6 +113,32 @@ def _request(row: dict) -> str:
     return " ".join(str(x) for x in (what, code, flags) if x not in (None, ""))
 
 
+SHOW_SOURCES = 3  # sources named in an alert's text (the rest counted)
+EVIDENCE_SOURCES = 20  # sources, with their requests, in its ndjson evidence
+
+
+def _sources_by(rows: pl.DataFrame, key: str = "destination") -> dict[str, list[tuple[str, int]]]:
+    """Per ``key`` value: its rows' source IPs (``?`` when unlogged) with their rows, most first."""
+    out: dict[str, list[tuple[str, int]]] = {}
+    for k, ip, n in rows.group_by(key, pl.col("source_ip").fill_null("?")).len().iter_rows():
+        out.setdefault(k, []).append((ip, n))
+    for pairs in out.values():
+        pairs.sort(key=lambda p: (-p[1], _name_key(p[0])))  # (10.244.2.9 before 10.244.2.10)
+    return out
+
+
+def _from(sources: list[tuple[str, int]], row: dict) -> tuple[str, dict]:
+    """``from 10.244.2.21, GET /x 200`` for one source; for several, ``from 6 sources (a ×3, b, c and 3
+    more); first from a, GET /x 200``: one line, bounded. And the evidence: every source (up to
+    EVIDENCE_SOURCES) with its requests, and how many there were."""
+    if len(sources) <= 1:
+        return f"from {row.get('source_ip') or '?'}, {_request(row)}", {}
+    names = ", ".join(ip if n == 1 else f"{ip} ×{n}" for ip, n in sources[:SHOW_SOURCES])
+    more = f" and {len(sources) - SHOW_SOURCES} more" if len(sources) > SHOW_SOURCES else ""
+    text = f"from {len(sources)} sources ({names}{more}); first from {row.get('source_ip') or '?'}, {_request(row)}"
+    return text, {"source_count": len(sources), "sources": dict(sources[:EVIDENCE_SOURCES])}
+
+
 def _evidence(row: dict, **more) -> dict:
     keys = ("source", "line_number", "start_time", "source_ip", "destination_port", "egress_kind", "method",
             "path", "response_code", "response_flags", "upstream_cluster", "route_name")
@@ -210,6 +236,7 @@ class AlertRules:
         allowed = fresh.filter(pl.col("egress_kind") != "blocked")
         self.known.update(allowed["destination"].unique().to_list())
         counts = dict(allowed.group_by("destination").len().iter_rows())
+        sources = _sources_by(allowed)
         first = {r["destination"]: r for r in allowed.unique("destination", keep="first", maintain_order=True)
                  .iter_rows(named=True)}
         for row in fresh.unique("destination", keep="first", maintain_order=True).iter_rows(named=True):
@@ -229,9 +256,10 @@ class AlertRules:
                 continue
             row, n = first[dest], counts[dest]
             port = f":{row['destination_port']}" if row.get("destination_port") else ""
+            who, more = _from(sources[dest], row)
             msg = (f"first {row['egress_kind']} egress to a destination not seen before{port and ' (port ' + port[1:] + ')'}"
-                   f"; {_plural(n, 'request')} from {row.get('source_ip') or '?'}, {_request(row)}")
-            out.append(Alert("new_destination", dest, row["start_time"], msg, n, _evidence(row)))
+                   f"; {_plural(n, 'request')} {who}")
+            out.append(Alert("new_destination", dest, row["start_time"], msg, n, _evidence(row, **more)))
         return out
 
     def _scan(self, row: dict, dest: str) -> list[Alert] | None:
@@ -265,6 +293,7 @@ class AlertRules:
         # blocked attempts: per destination and source (another workload trying is news)
         key = ["destination", "source_ip"] if kind == "blocked_attempt" else ["destination"]
         counts = {tuple(k): n for *k, n in rows.group_by(key).len().iter_rows()}
+        sources = _sources_by(rows) if kind == "unregistered_egress" else {}
         out = []
         for row in rows.unique(key, keep="first", maintain_order=True).iter_rows(named=True):
             dest, t, n = row["destination"], row["start_time"], counts[tuple(row[k] for k in key)]
@@ -276,10 +305,11 @@ class AlertRules:
                 by = row.get("upstream_cluster") if row.get("upstream_cluster") == "BlackHoleCluster" else (
                     f"route {row.get('route_name')}")
                 msg = f"{_plural(n, 'attempt')} blocked by {by}; from {row.get('source_ip') or '?'}, {_request(row)}"
-            else:
-                msg = (f"{_plural(n, 'request')} through {row.get('upstream_cluster')} (no ServiceEntry); "
-                       f"from {row.get('source_ip') or '?'}, {_request(row)}")
-            out.append(Alert(kind, dest, t, msg, n, _evidence(row)))
+                more = {}
+            else:  # (per destination: name its sources)
+                who, more = _from(sources[dest], row)
+                msg = f"{_plural(n, 'request')} through {row.get('upstream_cluster')} (no ServiceEntry){' ' if more else '; '}{who}"
+            out.append(Alert(kind, dest, t, msg, n, _evidence(row, **more)))
         return out
 
     def _bursts(self, rows: pl.DataFrame) -> list[Alert]:

@@ -1033,6 +1033,32 @@ def test_blocked_rows_leave_known_destinations_as_they_are():
     assert [a.kind for a in got] == ["blocked_attempt"]
 
 
+def test_new_destination_and_passthrough_name_every_source():
+    """Six pastebin requests from six source IPs in one batch were "6 requests from 10.244.2.21", the
+    first row's source for all six: now the alerts count the sources and name the first few (the
+    rest in the ndjson evidence); one source alone reads as before."""
+    from logpipe.alerts import AlertRules
+    from logpipe.parse import default_parser
+
+    first = incident_line('"pastebin.com"')
+    lines = [first.replace(" 10.244.2.21:44171 ", f" 10.244.2.{21 + k}:44171 ") for k in range(5)] + [
+        first.replace(" 10.244.2.21:44171 ", " 10.244.2.22:44171 ")]
+    got = AlertRules(window_seconds=300).check(default_parser().parse_batch(lines, "<stdin>").records)
+    new, passthrough = (next(a for a in got if a.kind == kind) for kind in ("new_destination", "unregistered_egress"))
+    who = "from 5 sources (10.244.2.22 ×2, 10.244.2.21, 10.244.2.23 and 2 more); first from 10.244.2.21, POST"
+    assert f"; 6 requests {who}" in new.message
+    assert f"6 requests through PassthroughCluster (no ServiceEntry) {who}" in passthrough.message
+    for a in (new, passthrough):
+        assert a.evidence["source_count"] == 5 and a.evidence["source_ip"] == "10.244.2.21"
+        assert a.evidence["sources"] == {"10.244.2.22": 2, "10.244.2.21": 1, "10.244.2.23": 1, "10.244.2.24": 1,
+                                         "10.244.2.25": 1}
+        assert json.loads(a.to_json())["evidence"]["sources"]["10.244.2.22"] == 2
+        assert "\n" not in a.to_text() and a.to_text().endswith("(<stdin>:1)")
+    one = AlertRules(window_seconds=300).check(default_parser().parse_batch([first] * 3, "<stdin>").records)
+    assert "; 3 requests from 10.244.2.21, POST /api/api_post.php 200" in one[0].message
+    assert "sources" not in one[0].evidence
+
+
 # ---- errors a user can make -----------------------------------------------------------------------------
 
 
