@@ -67,6 +67,21 @@ class _Number(click.FloatRange):
         return number
 
 
+class _Window(_Number):
+    """``stream --window``: more than 0. ``--window 0`` deduplicated nothing and turned failure_burst
+    off unsaid (its N failures must fall within the window: they would have to share one timestamp)."""
+
+    def convert(self, value, param, ctx):
+        try:
+            zero = float(value) == 0
+        except (TypeError, ValueError):
+            zero = False
+        if zero:
+            self.fail("0 would turn failure_burst off (the window is also the burst's: its N failures would "
+                      "have to share one timestamp); give a positive number of seconds, e.g. 1", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 def data_option(f):
     return click.option(
         "--data", "data_dir", envvar="LOGPIPE_DATA", default=DEFAULT_DATA, show_default=True,
@@ -164,10 +179,13 @@ def _compiler_note() -> None:
 @click.option("--alerts-out", type=click.Path(dir_okay=False, allow_dash=True), metavar="FILE",
               help="Append alerts to FILE (- for stdout).")
 @click.option("-q", "--quiet", is_flag=True, help="No alerts (the summary is still printed).")
-@click.option("--window", "window_seconds", type=_Number(min=0), default=300.0, show_default=True, metavar="S",
-              help="Dedup window: a repeated alert for one destination waits S seconds (event time).")
+@click.option("--window", "window_seconds", type=_Window(min=0, min_open=True), default=300.0, show_default=True,
+              metavar="S",
+              help="The alerts' window, in event time, for both: a repeated alert for one destination (or "
+                   "source) waits S seconds, and a failure burst (--burst) or a scan is counted within S "
+                   "seconds.")
 @click.option("--burst", "burst_threshold", type=click.IntRange(min=1), default=5, show_default=True, metavar="N",
-              help="Alert when one destination has N 5xx/failure-flag responses within the window.")
+              help="Alert when one destination has N 5xx/failure-flag responses within the window (--window).")
 @click.option("--source", default="<stdin>", show_default=True, help="Source name recorded on each row.")
 @click.option("--max-warnings", type=click.IntRange(min=0), default=20, show_default=True,
               help="Malformed lines shown on stderr (all go to the rejects table).")
@@ -184,7 +202,8 @@ def stream(data_dir, flush_rows, flush_seconds, tee, alerts_format, alerts_out, 
       logpipe replay sample_logs/sidecar-outbound-1.22.log --speed 20x | logpipe stream
 
     Alerts: new destination, passthrough egress, blocked attempts, RBAC/ext_authz denials,
-    5xx/failure bursts. Ctrl-C flushes the open batch, prints the summary and exits 130.
+    5xx/failure bursts, destination scans (one source reaching 10 new IP addresses within the
+    window). Ctrl-C flushes the open batch, prints the summary and exits 130.
     """
     # The 300 MiB memory bound was measured with 2 polars threads; each thread adds its own buffers
     # (set before polars is first imported; the user's own POLARS_MAX_THREADS wins).

@@ -1066,6 +1066,7 @@ def test_new_destination_and_passthrough_name_every_source():
     (["stream", "--flush-rows", "0"], 2, "--flush-rows must be at least 1"),
     (["stream", "--flush-rows", "1000000"], 2, "would hold too much in memory"),
     (["stream", "--tee", "--alerts", "ndjson"], 2, "--alerts-out FILE"),
+    (["stream", "--window", "0"], 2, "0 would turn failure_burst off (the window is also the burst's"),
     (["replay", "no-such.log"], 1, "no such file"),
     (["replay", "sample_logs/istio-1.8.log", "--speed", "fast"], 2, "use a positive factor"),
     (["compact", "--data", "no-such-dataset"], 1, "logpipe ingest"),
@@ -1082,6 +1083,17 @@ def test_user_errors_are_one_line_with_the_fix(args, code, words, tmp_path, monk
     assert exit_.value.code == code, err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("logpipe: error:") and words in lines[0], err
+
+
+def test_stream_help_says_what_window_governs_and_lists_every_alert():
+    """--window is both the dedup wait and the burst's (and scan's) window; --window 0 is refused (it
+    turned failure_burst off unsaid). The help's list of alerts lacked destination_scan."""
+    run = subprocess.run([*LOGPIPE, "stream", "--help"], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "COLUMNS": "200"})
+    text = " ".join(run.stdout.split())
+    assert "destination scans" in text
+    assert "a repeated alert for one destination (or source) waits S seconds, and a failure burst (--burst)" in text
+    assert "[default: 300.0; x>0]" in text
 
 
 def test_a_stream_in_another_format_says_so_once(tmp_path):
