@@ -54,6 +54,12 @@ SELECT line_number, start_time, source, destination, destination_port, egress_ki
 FROM egress
 ORDER BY line_number
 """
+# Where a denial finding's first row is (authz_denial.sql names no line): its alert's `(<stdin>:N)`.
+DENIAL_LINES_SQL = """
+SELECT source_ip, destination, start_time, request_id, source, line_number
+FROM traffic
+ORDER BY line_number
+"""
 KNOWN_SQL = "SELECT DISTINCT destination FROM egress WHERE destination IS NOT NULL"
 # Past this many entries the dedup maps forget entries whose window has passed (bounded memory).
 MAX_STATE = 100_000
@@ -147,6 +153,23 @@ def _evidence(row: dict, **more) -> dict:
     return out
 
 
+def _denial_lines(findings: list[dict], rows: list[dict]) -> None:
+    """Give each authz_denial finding the input and line number of its first denial (``input``,
+    ``line_number``): the row of its source, destination and first_seen time, the one of its first
+    sample request id if several share that time."""
+    at: dict[tuple, list[dict]] = {}
+    for r in rows:
+        at.setdefault((r["source_ip"], r["destination"], r["start_time"]), []).append(r)
+    for f in findings:
+        ev = f.get("evidence") or {}
+        rows_at = at.get((f.get("source"), f.get("destination"), ev.get("first_seen")))
+        if not rows_at:
+            continue
+        ids = ev.get("sample_request_ids") or []
+        row = next((r for r in rows_at if ids and r["request_id"] == ids[0]), rows_at[0])
+        f["input"], f["line_number"] = row["source"], row["line_number"]
+
+
 def denial_candidates(records: pa.RecordBatch | pa.Table) -> bool:
     """Cheap pre-check: could authz_denial.sql find anything in this batch?"""
     df = pl.from_arrow(records)
@@ -201,6 +224,8 @@ class AlertRules:
         try:
             rows = pl.from_arrow(run_query(con, ROWS_SQL))
             denials = run_query(con, self._authz, {"since": EPOCH}).to_pylist() if denial_candidates(records) else []
+            if denials:
+                _denial_lines(denials, run_query(con, DENIAL_LINES_SQL).to_pylist())
         finally:
             con.close()
         now = dt.datetime.now(dt.timezone.utc)
@@ -349,7 +374,10 @@ class AlertRules:
             n = ev.get("denials") or 1
             by = "policy " + ", ".join(ev.get("policies") or []) if ev.get("policies") else ev.get("mechanism", "policy")
             msg = f"{_plural(n, 'request')} from {f.get('source') or '?'} denied by {by}"
-            out.append(Alert("authz_denial", dest, t, msg, n, dict(ev, source_ip=f.get("source"))))
+            # (as the other alerts' evidence: its first line's input and number, then the source IP)
+            where = {"source": f.get("input"), "line_number": f.get("line_number")}
+            evidence = {k: v for k, v in where.items() if v is not None} | {"source_ip": f.get("source")} | ev
+            out.append(Alert("authz_denial", dest, t, msg, n, evidence))
         return out
 
     def _prune(self) -> None:

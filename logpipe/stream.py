@@ -424,7 +424,8 @@ class Streamer:
 
     def summary(self) -> str:
         """Like ingest's: lines, then rows and parts, then alerts and why the stream ended."""
-        rows = f"rows written {self.rows_written} in {self.parts_written} part files to {self.dataset.root}"
+        parts = f"{self.parts_written} part file" + ("" if self.parts_written == 1 else "s")
+        rows = f"rows written {self.rows_written} in {parts} to {self.dataset.root}"
         if self.compacted:
             rows += f" (compacted {self.compacted})"
         end = f"alerts {self.alert_writer.written}" if self.opts.alerts else "alerts off"

@@ -32,7 +32,7 @@ PLAIN_SAMPLES = [p for p in sample_files() if not p.name.endswith(COMPRESSED)]  
 LOGPIPE = [sys.executable, "-m", "logpipe"]
 SUMMARY_RE = re.compile(
     r"lines read (\d+), parsed (\d+), rejected (\d+) \(noise (\d+), malformed (\d+)\)(?:, blank (\d+))?(?:, joined (\d+))?(?:, replayed (\d+) \(stored by an earlier stream\))?\n"
-    r"rows written (\d+) in \d+ part files to "
+    r"rows written (\d+) in \d+ part files? to "
 )
 
 
@@ -1057,6 +1057,34 @@ def test_new_destination_and_passthrough_name_every_source():
     one = AlertRules(window_seconds=300).check(default_parser().parse_batch([first] * 3, "<stdin>").records)
     assert "; 3 requests from 10.244.2.21, POST /api/api_post.php 200" in one[0].message
     assert "sources" not in one[0].evidence
+
+
+def test_an_authz_denial_names_its_line_as_the_other_alerts_do():
+    """authz_denial's text lacked the `(<stdin>:N)` the other alerts end with, and its evidence the
+    input and line number (source, line_number) theirs hold: its first denial's line now."""
+    from logpipe.alerts import AlertRules
+    from logpipe.parse import default_parser
+
+    quiet = incident_line('"pastebin.com"')  # (line 1: no denial)
+    rbac = [incident_line("deny-httpbin-post", f"15:00:{20 + k:02d}") for k in range(2)]
+    ext = incident_line(" 403 UAEX ")
+    got = [a for a in AlertRules(window_seconds=300).check(
+        default_parser().parse_batch([quiet, *rbac, ext], "<stdin>", 1).records) if a.kind == "authz_denial"]
+    assert [(a.kind, a.destination) for a in got] == [("authz_denial", "httpbin.org"), ("authz_denial", "hooks.slack.com")]
+    assert got[0].to_text().endswith("denied by policy ns[istio-egress]-policy[deny-httpbin-post]-rule[0] (<stdin>:2)")
+    assert got[1].to_text().endswith("denied by ext_authz (<stdin>:4)")
+    for a, line in zip(got, (2, 4)):
+        ev = json.loads(a.to_json())["evidence"]
+        assert (ev["source"], ev["line_number"], ev["source_ip"]) == ("<stdin>", line, a.evidence["source_ip"])
+        assert ev["denials"] == a.count and ev["first_seen"]
+
+
+@pytest.mark.parametrize("lines, parts", [(1, "1 part file to"), (0, "0 part files to")])
+def test_the_summary_counts_part_files_in_good_grammar(tmp_path, lines, parts):
+    run = subprocess.run([*LOGPIPE, "stream", "--data", str(tmp_path / "d"), "-q"],
+                         input="".join(access_line(i) + "\n" for i in range(lines)).encode(), capture_output=True,
+                         timeout=60)
+    assert run.returncode == 0 and f"rows written {lines} in {parts} " in run.stderr.decode(), run.stderr.decode()
 
 
 # ---- errors a user can make -----------------------------------------------------------------------------
