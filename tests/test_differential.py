@@ -271,3 +271,16 @@ def test_lark_path_splits_an_ambiguous_line_like_the_fast_path(line):
     exact, rejects_exact, _ = parse_text([line], parser=Parser(fast=False))
     assert not rejects_fast and not rejects_exact
     assert fast == exact
+
+
+UNIX_HOSTS = ["@envoy_admin", "@/tmp/abstract", "/var/run/app.sock", "unix:///var/run/app.sock"]
+
+
+def test_unix_socket_upstream_hosts_are_rows_on_both_paths(fast, pool):
+    """An upstream on a unix socket, as Envoy prints it: its path, @name in the abstract namespace,
+    or after old Envoy's unix:// (the grammar's PIPE): a row on both paths, the address kept whole."""
+    lines = [f'[2024-03-05T06:07:08.123Z] "GET /a HTTP/1.1" 200 - via_upstream - "-" 0 5 1 1 "-" "ua" "rid" "a" '
+             f'"{h}" outbound|80||a 10.0.0.2:1 10.0.0.3:80 10.0.0.4:2 - default' for h in UNIX_HOSTS]
+    assert assert_same(fast, pool, lines) == len(lines)
+    rows = fast.parse_batch(lines, "-").records.to_pylist()
+    assert [(r["upstream_host"], r["upstream_host_ip"]) for r in rows] == [(h, None) for h in UNIX_HOSTS]
