@@ -150,7 +150,7 @@ class CriParts:
         for run in runs:
             lines = [next(texts) for _ in run]
             bodies = [x[(self._part.match(x) or self._whole.match(x)).end():] for x in lines]
-            whole.append(lines[-1][:len(lines[-1]) - len(bodies[-1])] + "".join(bodies))
+            whole.append(lines[-1][:len(lines[-1]) - len(bodies[-1])] + join_split_text(bodies))
         at, keep, numbers = _run_rows(df, runs)
         text = df["line"].scatter(at, pl.Series(whole, dtype=pl.String))
         return df.with_columns(text.alias("line"), text.alias("raw")).filter(keep), numbers
@@ -244,6 +244,34 @@ def _join_docker(df, docker, text, stream, time, part):
     time = time.scatter(at, pl.Series(end_time, dtype=pl.String)).filter(keep)
     part = part.scatter(at, False).filter(keep)
     return df, docker.filter(keep), text, stream.filter(keep), time, part, numbers
+
+
+# A runtime cuts a long line at a byte count (containerd: 16 KiB), so a UTF-8 character may be cut in
+# two: each part, decoded alone, then ends or starts with bytes that are invalid alone, kept as \\xNN
+# (parse._decode, backslashreplace). Joined, they are the character again.
+_CUT_TAIL = re.compile(r"\\x([c-f][0-9a-f])((?:\\x[89ab][0-9a-f]){0,2})$")
+_CUT_HEAD = re.compile(r"\\x[89ab][0-9a-f]")
+
+
+def join_split_text(parts: list[str]) -> str:
+    """The texts of a split line's parts joined, a character cut between two parts whole again."""
+    out = parts[0]
+    for nxt in parts[1:]:
+        tail = _CUT_TAIL.search(out)
+        if tail:  # (a lead byte, maybe continuations, at the end: the rest of its character starts nxt)
+            lead = int(tail.group(1), 16)
+            have = bytes.fromhex(tail.group(0).replace("\\x", ""))
+            need = (2 if lead < 0xE0 else 3 if lead < 0xF0 else 4) - len(have)
+            head = [_CUT_HEAD.match(nxt, 4 * k) for k in range(max(need, 0))]
+            if need > 0 and all(head):
+                try:
+                    char = (have + bytes.fromhex(nxt[:4 * need].replace("\\x", ""))).decode("utf-8")
+                except UnicodeDecodeError:
+                    char = None
+                if char is not None:
+                    out, nxt = out[:tail.start()] + char, nxt[4 * need:]
+        out += nxt
+    return out
 
 
 def _run_rows(df: pl.DataFrame, runs: list[list[int]]) -> tuple[pl.Series, pl.Series, tuple[int, ...]]:

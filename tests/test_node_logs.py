@@ -430,3 +430,22 @@ def test_no_split_line_is_joined_across_tail_s_header():
     assert (rejects[1]["line_number"], rejects[1]["reason"]) == (2, PARTIAL)
     body = "".join(x + "\n" for x in lines[:5]).encode()
     assert whole_runs(body, 0, len(body)) == len(body)  # (the reader need not hold the part back either)
+
+
+@pytest.mark.parametrize("cut_in", [1, 2, 3], ids=["1-byte-in", "2-bytes-in", "3-bytes-in"])
+def test_a_character_cut_between_two_parts_is_whole_again(tmp_path, cut_in):
+    """containerd cuts a long line at 16 KiB whatever the bytes: a UTF-8 character (3 bytes of 日, 4 of
+    an emoji) may fall across two parts, each invalid UTF-8 alone. The joined line holds the character,
+    not its bytes as \\xNN escapes; a literal \\xNN text away from the cut stays as it is."""
+    path_text = "/" + "日本語" * 3000 + "😀" + r"\xe8" + "end"
+    line = (f'[2024-03-05T06:07:08.123Z] "GET {path_text} HTTP/1.1" 200 - via_upstream - "-" 0 5 1 1 "-" "ua" '
+            '"rid" "a" "10.0.0.1:80" outbound|80||a 10.0.0.2:1 10.0.0.3:80 10.0.0.4:2 - default').encode()
+    first = line.index("語".encode()) + cut_in  # (a cut inside 語, then inside the emoji)
+    emoji = line.index("😀".encode()) + min(cut_in, 3)
+    parts = [line[:first], line[first:emoji], line[emoji:]]
+    data = b"".join(b"2025-01-30T10:54:2%d.000000001Z stdout %s %s\n" % (k, b"F" if k == 2 else b"P", p)
+                    for k, p in enumerate(parts))
+    (tmp_path / "0.log").write_bytes(data)
+    batch = default_parser().parse_chunk(data, "x", 1)
+    (row,) = batch.records.to_pylist()
+    assert row["path"] == path_text and batch.joined == 2
