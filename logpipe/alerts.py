@@ -50,7 +50,8 @@ SCAN_DESTINATIONS = 10  # new IP destinations of one source within the window th
 EPOCH = "1970-01-01T00:00:00Z"  # as `since` of an anomaly query: the whole micro-batch is the window
 ROWS_SQL = """
 SELECT line_number, start_time, source, destination, destination_port, egress_kind, source_ip,
-       upstream_cluster, route_name, response_code, response_flags, method, path
+       upstream_cluster, route_name, response_code, response_flags, method, path,
+       blocked_by(upstream_cluster, route_name) AS blocked_by
 FROM egress
 ORDER BY line_number
 """
@@ -60,7 +61,8 @@ SELECT source_ip, destination, start_time, request_id, source, line_number
 FROM traffic
 ORDER BY line_number
 """
-KNOWN_SQL = "SELECT DISTINCT destination FROM egress WHERE destination IS NOT NULL"
+# (a blocked row makes no destination known, as in new_destination.sql: it was not reached)
+KNOWN_SQL = "SELECT DISTINCT destination FROM egress WHERE destination IS NOT NULL AND egress_kind <> 'blocked'"
 # Past this many entries the dedup maps forget entries whose window has passed (bounded memory).
 MAX_STATE = 100_000
 # failure_burst keeps each destination's recent failure times, sorted by event time, at most this many
@@ -327,8 +329,8 @@ class AlertRules:
             if not self._due(kind, " ".join(str(row[k]) for k in key), t):
                 continue
             if kind == "blocked_attempt":
-                by = row.get("upstream_cluster") if row.get("upstream_cluster") == "BlackHoleCluster" else (
-                    f"route {row.get('route_name')}")
+                by = row.get("blocked_by")  # (blocked_by.sql: BlackHoleCluster, a route, or no route)
+                by = f"route {by}" if by is not None and by == row.get("route_name") else by
                 msg = f"{_plural(n, 'attempt')} blocked by {by}; from {row.get('source_ip') or '?'}, {_request(row)}"
                 more = {}
             else:  # (per destination: name its sources)
@@ -388,6 +390,8 @@ class AlertRules:
             keep = self.burst_threshold - 1  # (the latest ones: a burst still needs n failures)
             self._failures = {k: v[-keep:] for k, v in self._failures.items() if len(v) > 1 and keep}
             self._failure_times = sum(len(v) for v in self._failures.values())
+        if len(self._tried) > MAX_STATE:  # (only a scan's count of a blocked address twice is at stake)
+            self._tried.clear()
         if len(self._fresh) > MAX_STATE:
             newest = max(v[-1][0] for v in self._fresh.values())
             self._fresh = {k: v for k, v in self._fresh.items() if newest - v[-1][0] < self.window}

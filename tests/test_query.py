@@ -215,13 +215,19 @@ EGRESS_CASES = [
     ("no cluster, internal upstream", rec(upstream_host_ip="10.244.0.9"), None),
     # (Istio before 1.3: plain HTTP to an unknown host under REGISTRY_ONLY is a 404 NR, no cluster)
     ("no route to a public address", rec(response_code=404, response_flags=["NR"], authority="not-in-registry.example",
-                                         downstream_local_address_ip="198.51.100.90", downstream_local_address_port=80),
+                                         downstream_local_address_ip="198.51.100.90", downstream_local_address_port=80,
+                                         log_format="istio_1_1"),
      ("blocked", "not-in-registry.example", 80)),
+    # (since 1.3 a 404 NR is a VirtualService that matched no route: REGISTRY_ONLY answers 502 block_all)
+    ("no route in a newer layout", rec(response_code=404, response_flags=["NR"], authority="api.example.com",
+                                       response_code_details="route_not_found", log_format="istio_1_9",
+                                       downstream_local_address_ip="198.51.100.90", downstream_local_address_port=80),
+     None),
     ("no route to an internal address", rec(response_code=404, response_flags=["NR"], authority="reviews",
                                             downstream_local_address_ip="10.96.0.12", downstream_local_address_port=80),
      None),
     ("no route at an ingress gateway with a public address", rec(
-        response_code=404, response_flags=["NR"], downstream_remote_address_ip="203.0.113.78",
+        response_code=404, response_flags=["NR"], downstream_remote_address_ip="203.0.113.78", log_format="istio_1_1",
         downstream_local_address_ip="198.51.100.200", downstream_local_address_port=80), None),
     ("ztunnel hop to a waypoint on public IPv6", rec(
         log_format="ztunnel", direction="outbound", upstream_host_ip="2600:1f14:aaa:bb02::18", upstream_host_port=15008,
@@ -292,9 +298,12 @@ def test_a_host_reached_over_hbone_is_in_the_mesh_on_every_row():
             rec(upstream_cluster="inbound-vip|80|http|Mirror.Internal.example", upstream_cluster_host="Mirror.Internal.example",
                 response_code=503, response_flags=["UH"], **vip),
             rec(upstream_cluster="inbound-vip|80|http|httpbin.org", upstream_cluster_host="httpbin.org",
-                upstream_host="3.234.9.11:80", upstream_host_ip="3.234.9.11", **vip)]
+                upstream_host="3.234.9.11:80", upstream_host_ip="3.234.9.11", **vip),
+            # (a cluster of no host over HBONE: no NULL among the meshed hosts, which would void every IN)
+            rec(upstream_cluster="inbound-vip|80|http|", upstream_host="envoy://connect_originate/10.244.0.40:80",
+                upstream_host_ip="10.244.0.40", **vip)]
     c = connect(tables={"records": records(*rows)})
-    got = run_query(c, "SELECT destination, egress_kind FROM traffic ORDER BY 1").to_pylist()
+    got = run_query(c, "SELECT destination, egress_kind FROM traffic WHERE upstream_cluster_host IS NOT NULL ORDER BY 1").to_pylist()
     assert [(g["destination"], g["egress_kind"]) for g in got] == [
         ("httpbin.org", "waypoint"), ("mirror.internal.example", None), ("mirror.internal.example", None)]
 

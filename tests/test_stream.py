@@ -1182,3 +1182,14 @@ def test_closed_stdin_is_one_clear_error(tmp_path, args):
     r = subprocess.run([sys.executable, "-m", "logpipe", *args], cwd=tmp_path, stdin=subprocess.DEVNULL,
                        capture_output=True, text=True, preexec_fn=lambda: os.close(0))
     assert r.returncode in (1, 2) and "stdin is closed" in r.stderr and "internal error" not in r.stderr
+
+
+def test_a_no_route_block_is_named_as_denied_names_it():
+    """Istio before 1.3 answered plain HTTP to an unknown host under REGISTRY_ONLY with 404 NR, no cluster
+    and no route: the alert says "blocked by no route" (blocked_by.sql), not "by route None"."""
+    from logpipe.alerts import AlertRules
+    from logpipe.parse import default_parser
+
+    line = (SAMPLES / "istio-1.1-pre.log").read_text().splitlines()[10]
+    (alert,) = AlertRules(window_seconds=300).check(default_parser().parse_batch([line], "<stdin>", 1).records)
+    assert alert.kind == "blocked_attempt" and "blocked by no route;" in alert.message, alert.message

@@ -2,7 +2,8 @@
 -- description: External destinations reached in the window that the baseline never reached.
 --   Unregistered (passthrough) or raw-IP newcomers rank higher: nobody reviewed them; one that
 --   received an upload of upload_high bytes or more (its bytes_received) ranks high, whatever its
---   kind: data leaving for a host nobody had called before is how exfiltration looks.
+--   kind: data leaving for a host nobody had called before is how exfiltration looks. A destination
+--   the baseline only tried and was blocked from was never reached: it is new when it is reached.
 -- @param since '' window start (ISO time); empty = 24 hours before the data's last record
 -- @param until '' window end (ISO time, exclusive); empty = after the last record
 -- @param baseline_start '' baseline start (ISO time); empty = the data's first record
@@ -36,7 +37,7 @@ SELECT
         || 'ServiceEntry if legitimate, or block it with an AuthorizationPolicy / REGISTRY_ONLY.' AS advice
 FROM win w
 WHERE w.egress_kind <> 'blocked'
-  AND NOT EXISTS (SELECT 1 FROM base b WHERE b.destination = w.destination)
+  AND NOT EXISTS (SELECT 1 FROM base b WHERE b.destination = w.destination AND b.egress_kind <> 'blocked')
 GROUP BY w.destination
 HAVING count(*) >= CAST($min_requests AS INTEGER)
 ORDER BY count(*) DESC, w.destination

@@ -6,8 +6,9 @@
 --                        the mesh (an inbound sidecar's request, a call to a *.svc host):
 --     'blocked'          BlackHoleCluster (REGISTRY_ONLY, TCP/TLS) or route block_all (plain HTTP
 --                        under REGISTRY_ONLY: 502 direct_response), whatever the address; or no
---                        route at all (NR, no cluster: Istio before 1.3 answered plain HTTP to an
---                        unknown host under REGISTRY_ONLY with 404 NR) to a public address from
+--                        route at all (NR, no cluster, in the layouts of Istio before 1.3, which
+--                        answered plain HTTP to an unknown host under REGISTRY_ONLY with 404 NR;
+--                        since then a 404 NR is a VirtualService that matched no route) to a public address from
 --                        a client that is not itself public (an ingress gateway on a public
 --                        address answers the internet's scanners with 404 NR too);
 --     'passthrough'      PassthroughCluster / AllowAnyDynamicDNSCluster (ALLOW_ANY) to an address
@@ -44,15 +45,14 @@ WITH meshed AS (
     SELECT DISTINCT lower(upstream_cluster_host) AS host
     FROM access_log
     WHERE upstream_cluster_direction = 'inbound-vip' AND upstream_host LIKE 'envoy://%connect_originate/%'
+      AND upstream_cluster_host IS NOT NULL  -- (a NULL here would make every IN below NULL)
 ),
 ips AS (
     SELECT ip, ip_norm(ip) AS norm, ip_kind(ip) AS kind
-    FROM (
-        SELECT coalesce(upstream_host_ip, downstream_local_address_ip) AS ip FROM access_log
-        UNION
-        SELECT upstream_host_ip FROM access_log
-        UNION
-        SELECT downstream_remote_address_ip FROM access_log
+    FROM (  -- (the three addresses a row is judged by, in one scan)
+        SELECT DISTINCT unnest([coalesce(upstream_host_ip, downstream_local_address_ip), upstream_host_ip,
+                                downstream_remote_address_ip]) AS ip
+        FROM access_log
     )
     WHERE ip IS NOT NULL
 ),
@@ -63,6 +63,7 @@ addressed AS (
         d.kind AS destination_ip_kind,
         u.kind AS upstream_ip_kind,
         c.kind AS source_ip_kind,
+        c.norm AS source_ip,
         a.log_format LIKE 'ztunnel%' AND (a.dst_workload IS NOT NULL OR a.dst_identity IS NOT NULL
             OR a.upstream_host_port = 15008 OR a.direction = 'inbound'
             OR ends_with(lower(a.dst_service), '.svc.' || s.cluster_domain)) AS ztunnel_in_mesh,
@@ -83,6 +84,7 @@ judged AS (
         CASE
             WHEN upstream_cluster = 'BlackHoleCluster' OR route_name = 'block_all' THEN 'blocked'
             WHEN upstream_cluster IS NULL AND list_contains(response_flags, 'NR')
+                AND log_format IN ('envoy', 'istio_1_1_pre', 'istio_1_1', 'istio_1_2', 'istio_json_1_1')
                 AND destination_ip_kind = 'public' AND source_ip_kind IS DISTINCT FROM 'public' THEN 'blocked'
             WHEN upstream_cluster IN ('PassthroughCluster', 'AllowAnyDynamicDNSCluster')
                 THEN CASE WHEN destination_ip_kind IS DISTINCT FROM 'internal' THEN 'passthrough' END
@@ -98,7 +100,7 @@ judged AS (
     FROM addressed
 )
 SELECT
-    * EXCLUDE (upstream_ip_kind, source_ip_kind, ztunnel_in_mesh, has_cluster_host, stays_in_mesh),
+    * EXCLUDE (upstream_ip_kind, source_ip_kind, source_ip, ztunnel_in_mesh, has_cluster_host, stays_in_mesh),
     coalesce(
         CASE WHEN has_cluster_host AND NOT starts_with(upstream_cluster_host, '*') THEN lower(upstream_cluster_host) END,
         authority_host(authority),
@@ -111,5 +113,5 @@ SELECT
         downstream_local_address_port,
         upstream_host_port
     ) AS destination_port,
-    ip_norm(downstream_remote_address_ip) AS source_ip
+    source_ip
 FROM judged;
