@@ -140,3 +140,22 @@ def test_a_tcp_rbac_denial_counts_in_the_error_share_as_a_ztunnel_rejection_does
     assert ask("SELECT connection_denied(NULL, NULL)") is False
     assert ask("SELECT is_error(0, [], 'UF', 'rbac_access_denied_matched_policy[ns[a]-policy[b]-rule[0]]', NULL)") is True
     assert ask("SELECT is_error(0, [], 'UF', NULL, NULL)") is False
+
+
+def test_a_bare_rbac_access_denied_is_a_denial_everywhere():
+    """Older Envoy wrote rbac_access_denied with no policy: authz_denial, denied and the error share all
+    read it through rbac_denial.sql (authz_denial asked for …_matched_policy[ and missed it)."""
+    import pyarrow as pa
+
+    from logpipe.db import connect
+    from logpipe.schema import RECORD_SCHEMA
+
+    con = connect(tables={"records": pa.Table.from_pylist([], schema=RECORD_SCHEMA)})
+    ask = lambda sql: con.execute(sql).fetchall()[0][0]  # noqa: E731
+    assert ask("SELECT rbac_denial('rbac_access_denied', NULL)") is True
+    assert ask("SELECT rbac_denial(NULL, 'rbac_access_denied_matched_policy[none]')") is True
+    assert ask("SELECT rbac_denial('via_upstream', NULL)") is False
+    assert ask("SELECT rbac_denial(NULL, NULL)") is False
+    assert ask("SELECT ext_authz_denial(['UAEX'], NULL)") is True
+    assert ask("SELECT ext_authz_denial(NULL, 'ext_authz_denied')") is True
+    assert ask("SELECT ext_authz_denial([], 'via_upstream')") is False

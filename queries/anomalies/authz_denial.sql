@@ -31,8 +31,7 @@ denied AS (
         a.destination_port AS port,
         a.egress_kind IS NOT NULL AS is_egress,
         CASE
-            WHEN coalesce(a.response_code_details, a.connection_termination_details) LIKE 'rbac_access_denied_matched_policy[%'
-                THEN 'rbac'
+            WHEN rbac_denial(a.response_code_details, a.connection_termination_details) THEN 'rbac'
             WHEN ztunnel_denial(a.error) THEN 'ztunnel policy'
             ELSE 'ext_authz'
         END AS mechanism,
@@ -46,10 +45,8 @@ denied AS (
         a.start_time >= bounds.w0 AND a.start_time < bounds.w1 AS in_window,
         a.start_time >= bounds.b0 AND a.start_time < bounds.b1 AS in_baseline
     FROM traffic a, bounds
-    WHERE a.response_code_details LIKE 'rbac_access_denied_matched_policy[%'
-       OR a.connection_termination_details LIKE 'rbac_access_denied_matched_policy[%'
-       OR list_contains(a.response_flags, 'UAEX')
-       OR a.response_code_details = 'ext_authz_denied'
+    WHERE rbac_denial(a.response_code_details, a.connection_termination_details)
+       OR ext_authz_denial(a.response_flags, a.response_code_details)
        OR ztunnel_denial(a.error)
 )
 SELECT

@@ -15,9 +15,8 @@ SELECT
     destination_port,
     CASE
         WHEN egress_kind = 'blocked' THEN 'blocked (' || blocked_by(upstream_cluster, route_name) || ')'
-        WHEN list_contains(response_flags, 'UAEX') OR response_code_details = 'ext_authz_denied' THEN 'ext_authz'
-        WHEN coalesce(response_code_details, connection_termination_details) LIKE 'rbac_access_denied%'
-            THEN 'rbac'
+        WHEN ext_authz_denial(response_flags, response_code_details) THEN 'ext_authz'
+        WHEN rbac_denial(response_code_details, connection_termination_details) THEN 'rbac'
         WHEN ztunnel_denial(error) THEN 'ztunnel policy'
         ELSE 'http ' || response_code
     END AS denied_by,
@@ -26,10 +25,8 @@ SELECT
     max(start_time) AS last_seen
 FROM egress
 WHERE egress_kind = 'blocked'
-   OR list_contains(response_flags, 'UAEX')
-   OR response_code_details = 'ext_authz_denied'
-   OR response_code_details LIKE 'rbac_access_denied%'
-   OR connection_termination_details LIKE 'rbac_access_denied%'
+   OR ext_authz_denial(response_flags, response_code_details)
+   OR rbac_denial(response_code_details, connection_termination_details)
    OR ztunnel_denial(error)
    OR (response_code = 403 AND response_code_details IS DISTINCT FROM 'via_upstream')
 GROUP BY ALL

@@ -3,5 +3,5 @@
 -- network RBAC filter (connection_termination_details rbac_access_denied_matched_policy[…], at a
 -- waypoint or sidecar) or ztunnel (ztunnel_denial of its `error`). False, not null, when neither.
 CREATE OR REPLACE MACRO connection_denied(connection_termination_details, error) AS (
-    coalesce(connection_termination_details LIKE 'rbac_access_denied%', false) OR ztunnel_denial(error)
+    rbac_denial(NULL, connection_termination_details) OR ztunnel_denial(error)
 );
