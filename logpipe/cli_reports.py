@@ -100,7 +100,7 @@ def report(name, data_dir, fmt, out_path, list_only, params, pods_path, baseline
             if fmt == "html":
                 from . import html
 
-                text = html.render_html(doc, name, con=con, window=window)
+                text = html.render_html(doc, name, con=con, window=window, params=dict(params))
             elif fmt == "json":
                 text = reports.to_json(doc)
             else:

@@ -82,16 +82,19 @@ def _bucket(window) -> str:
     return "1 hour" if span <= dt.timedelta(days=3) else "6 hours" if span <= dt.timedelta(days=15) else "1 day"
 
 
-def _failure_flags() -> str:
-    """The response flags that count as failures: error_spike's ``failure_flags`` default, so that
-    the error-share chart and the error_spike finding count the same failures (as the stream's
-    failure_burst alert does, logpipe/alerts.py)."""
+def _failure_flags(params: dict[str, str] | None = None) -> str:
+    """The response flags that count as failures: error_spike's ``failure_flags`` as the report ran it
+    (``-p error_spike.failure_flags``, else ``-p failure_flags``, else its default), so that the
+    error-share chart and the error_spike finding count the same failures (as the stream's
+    failure_burst alert does with the default, logpipe/alerts.py)."""
     from .queries import bind_params, load_queries
 
-    return str(bind_params(load_queries()["error_spike"], None)["failure_flags"])
+    params = params or {}
+    given = params.get("error_spike.failure_flags", params.get("failure_flags"))
+    return str(given) if given is not None else str(bind_params(load_queries()["error_spike"], None)["failure_flags"])
 
 
-def chart_data(con, window) -> dict[str, list[dict]]:
+def chart_data(con, window, params: dict[str, str] | None = None) -> dict[str, list[dict]]:
     """Rows for the four charts, over the baseline and the window together (context matters).
     The error share is error_spike's: failed (queries/views/is_failure.sql, error_spike's failure
     flags) over the egress that is not blocked (a blocked attempt is policy at work, not a failure)."""
@@ -115,7 +118,7 @@ def chart_data(con, window) -> dict[str, list[dict]]:
                       AS error_share,
                 count(*) AS requests
             FROM egress {where} AND egress_kind <> 'blocked' GROUP BY ALL ORDER BY 1""",
-            failure_flags=_failure_flags()),
+            failure_flags=_failure_flags(params)),
         "pairs": rows(f"""WITH {top}
             SELECT coalesce(source_ip, '?') AS source, destination, count(*) AS requests
             FROM egress {where} AND destination IN (SELECT destination FROM top) GROUP BY ALL
@@ -206,12 +209,12 @@ def _findings(doc: dict[str, Any]) -> str:
     return f"<h2>Findings ({len(f_all)})</h2><p class=counts>{counts}</p>{table}"
 
 
-def render_html(doc: dict[str, Any], name: str, *, con, window) -> str:
+def render_html(doc: dict[str, Any], name: str, *, con, window, params: dict[str, str] | None = None) -> str:
     """The whole page for report ``name`` (an anomalies page also carries the inventory)."""
     from .reports import _when, run_report
 
     parts = []
-    specs = chart_specs(chart_data(con, window), window)
+    specs = chart_specs(chart_data(con, window, params), window)
     figures = "".join(f"<figure id=chart-{k}><figcaption>{escape(s['description'])}</figcaption>{_svg(s)}</figure>"
                       for k, s in specs.items())
     meta = ""

@@ -138,6 +138,20 @@ def test_the_html_error_chart_counts_what_error_spike_counts(con):
     assert errors == [{"t": T0, "error_share": round(len(expected()) / requests, 4), "requests": requests}]
 
 
+@pytest.mark.parametrize("params", [{"failure_flags": "UC"}, {"error_spike.failure_flags": "UC"}])
+def test_the_html_error_chart_takes_the_failure_flags_the_report_was_given(con, params):
+    """`report anomalies -o html -p failure_flags UC`: the chart counts UC (and 5xx) as error_spike then
+    does, not error_spike's default list."""
+    from logpipe.html import chart_data
+    from logpipe.reports import Window
+
+    hour = dt.timedelta(hours=1)
+    errors = chart_data(con, Window(T0, T0 + hour, T0 - hour, T0), params)["errors"]
+    live = [(code, flags) for code, flags, blocked in CASES if not blocked]
+    failed = sum(1 for code, flags in live if (code or 0) >= 500 or "UC" in (flags or ()))
+    assert errors == [{"t": T0, "error_share": round(failed / len(live), 4), "requests": len(live)}]
+
+
 def test_a_flag_list_with_spaces_reads_as_without(con):
     """`-p failure_flags='UF, UH'` (spaces after the commas) means UF and UH, as the stream's alerts
     read the same list (they trim each name)."""
