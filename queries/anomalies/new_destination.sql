@@ -34,7 +34,12 @@ SELECT
         'sample_request_ids': list(w.request_id ORDER BY w.start_time) FILTER (WHERE w.request_id IS NOT NULL)[1:3]
     } AS evidence,
     'A destination the baseline never saw: confirm the owning team expects it; register it with a '
-        || 'ServiceEntry if legitimate, or block it with an AuthorizationPolicy / REGISTRY_ONLY.' AS advice
+        || 'ServiceEntry if legitimate, or block it with an AuthorizationPolicy / REGISTRY_ONLY.'
+        || CASE WHEN sum(w.bytes_received) >= CAST($upload_high AS BIGINT)
+                THEN ' It received ' || CAST(round(sum(w.bytes_received) / 1e6, 1) AS VARCHAR) || ' MB from '
+                     || string_agg(DISTINCT w.source_ip, ', ' ORDER BY w.source_ip)
+                     || ': find out what was sent (the request ids lead to the application logs).'
+                ELSE '' END AS advice
 FROM win w
 WHERE w.egress_kind <> 'blocked'
   AND NOT EXISTS (SELECT 1 FROM base b WHERE b.destination = w.destination AND b.egress_kind <> 'blocked')
