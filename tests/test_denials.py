@@ -123,39 +123,41 @@ def test_the_stream_alerts_on_a_ztunnel_rejection():
     assert "istio-egress/deny-partner" in next(a.message for a in alerts if a.kind == "authz_denial")
 
 
-def test_a_tcp_rbac_denial_counts_in_the_error_share_as_a_ztunnel_rejection_does():
-    """A TCP connection a waypoint's network RBAC filter refused (code 0, no flag, the policy in
-    connection_termination_details) is no success: connection_denied says so, and is_error counts it,
-    as it counts ztunnel's policy rejection and an HTTP RBAC 403."""
+@pytest.fixture(scope="module")
+def ask():
+    """One value of a SQL expression over the views' macros (a connection of no rows)."""
     import pyarrow as pa
 
     from logpipe.db import connect
     from logpipe.schema import RECORD_SCHEMA
 
     con = connect(tables={"records": pa.Table.from_pylist([], schema=RECORD_SCHEMA)})
-    ask = lambda sql: con.execute(sql).fetchall()[0][0]  # noqa: E731
-    assert ask("SELECT connection_denied('rbac_access_denied_matched_policy[none]', NULL)") is True
-    assert ask("SELECT connection_denied(NULL, 'connection closed due to policy rejection')") is True
-    assert ask("SELECT connection_denied(NULL, 'connection failed: connection refused')") is False
-    assert ask("SELECT connection_denied(NULL, NULL)") is False
-    assert ask("SELECT is_error(0, [], 'UF', 'rbac_access_denied_matched_policy[ns[a]-policy[b]-rule[0]]', NULL)") is True
-    assert ask("SELECT is_error(0, [], 'UF', NULL, NULL)") is False
+    yield lambda sql: con.execute(sql).fetchall()[0][0]
+    con.close()
 
 
-def test_a_bare_rbac_access_denied_is_a_denial_everywhere():
-    """Older Envoy wrote rbac_access_denied with no policy: authz_denial, denied and the error share all
-    read it through rbac_denial.sql (authz_denial asked for …_matched_policy[ and missed it)."""
-    import pyarrow as pa
+# A TCP connection a waypoint's network RBAC filter refused (code 0, no flag, the policy in
+# connection_termination_details) is no success: connection_denied says so, and is_error counts it, as
+# it counts ztunnel's policy rejection and an HTTP RBAC 403. Older Envoy wrote rbac_access_denied with no
+# policy: authz_denial, denied and the error share all read it through rbac_denial.sql (authz_denial
+# asked for …_matched_policy[ and missed it); ext_authz refusals through ext_authz_denial.sql.
+MACRO_CASES = [
+    ("connection_denied('rbac_access_denied_matched_policy[none]', NULL)", True),
+    ("connection_denied(NULL, 'connection closed due to policy rejection')", True),
+    ("connection_denied(NULL, 'connection failed: connection refused')", False),
+    ("connection_denied(NULL, NULL)", False),
+    ("is_error(0, [], 'UF', 'rbac_access_denied_matched_policy[ns[a]-policy[b]-rule[0]]', NULL)", True),
+    ("is_error(0, [], 'UF', NULL, NULL)", False),
+    ("rbac_denial('rbac_access_denied', NULL)", True),
+    ("rbac_denial(NULL, 'rbac_access_denied_matched_policy[none]')", True),
+    ("rbac_denial('via_upstream', NULL)", False),
+    ("rbac_denial(NULL, NULL)", False),
+    ("ext_authz_denial(['UAEX'], NULL)", True),
+    ("ext_authz_denial(NULL, 'ext_authz_denied')", True),
+    ("ext_authz_denial([], 'via_upstream')", False),
+]
 
-    from logpipe.db import connect
-    from logpipe.schema import RECORD_SCHEMA
 
-    con = connect(tables={"records": pa.Table.from_pylist([], schema=RECORD_SCHEMA)})
-    ask = lambda sql: con.execute(sql).fetchall()[0][0]  # noqa: E731
-    assert ask("SELECT rbac_denial('rbac_access_denied', NULL)") is True
-    assert ask("SELECT rbac_denial(NULL, 'rbac_access_denied_matched_policy[none]')") is True
-    assert ask("SELECT rbac_denial('via_upstream', NULL)") is False
-    assert ask("SELECT rbac_denial(NULL, NULL)") is False
-    assert ask("SELECT ext_authz_denial(['UAEX'], NULL)") is True
-    assert ask("SELECT ext_authz_denial(NULL, 'ext_authz_denied')") is True
-    assert ask("SELECT ext_authz_denial([], 'via_upstream')") is False
+@pytest.mark.parametrize("expr,want", MACRO_CASES)
+def test_denial_macros(ask, expr, want):
+    assert ask(f"SELECT {expr}") is want
