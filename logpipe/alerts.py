@@ -199,7 +199,7 @@ class AlertRules:
 
     def __init__(self, known: Iterable[str] = (), *, settings=None, window_seconds: float = 300.0,
                  burst_threshold: int = 5):
-        from .queries import bind_params, load_queries
+        from .queries import failure_flags, load_queries
 
         self.known: set[str] = set(known)
         self.settings = settings
@@ -207,8 +207,7 @@ class AlertRules:
         self.burst_threshold = max(1, burst_threshold)
         queries = load_queries()
         self._authz = queries["authz_denial"]
-        flags = bind_params(queries["error_spike"], None)["failure_flags"]
-        self.failure_flags = [f.strip() for f in str(flags).split(",") if f.strip()]
+        self.failure_flags = failure_flags()
         self._last: dict[tuple[str, str], dt.datetime] = {}
         self._failures: dict[str, list[dt.datetime]] = {}  # per destination: failure times, sorted
         self._failure_times = 0  # their total

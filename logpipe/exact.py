@@ -16,7 +16,7 @@ from . import grammar as _grammar
 from . import steps as _steps
 from .batches import line_in_input
 from .diagnose import diagnose_line
-from .records import _reject
+from .records import _reject, _row
 
 NOISE_RULES = {
     "istio_log": "istio-agent/Envoy log line (or another Go program's: time, level, message), not an access line",
@@ -110,9 +110,7 @@ def take_lines(access: "_grammar.Rulebook", layouts: Sequence[str], df: pl.DataF
                 reason, col = where.describe(plen, lark, lark_column=(e.column or 0) + plen), where.column + plen
             rejects.append(_reject(ln, raw, reason, "malformed", col))
             continue
-        fields.update(line_number=ln, raw=raw, log_format=layout, pod=pod, container=container,
-                      received_at=received)
-        rows.append(fields)
+        rows.append(_row(fields, ln, raw, layout, pod, container, received))
     return [pl.DataFrame(rows, infer_schema_length=None)] if rows else []
 
 
@@ -136,9 +134,7 @@ def take_parsed(books: Sequence[tuple["_grammar.Rulebook", str]], df: pl.DataFra
                 layout, fields = book.parse(body, start)
             except _grammar.GrammarMismatch:
                 continue
-            fields.update(line_number=ln, raw=raw, log_format=layout, pod=pod, container=container,
-                          received_at=received)
-            rows.append(fields)
+            rows.append(_row(fields, ln, raw, layout, pod, container, received))
             taken.add(ln)
         if rows:
             frames.append(pl.DataFrame(rows, infer_schema_length=None))

@@ -82,22 +82,12 @@ def _bucket(window) -> str:
     return "1 hour" if span <= dt.timedelta(days=3) else "6 hours" if span <= dt.timedelta(days=15) else "1 day"
 
 
-def _failure_flags(params: dict[str, str] | None = None) -> str:
-    """The response flags that count as failures: error_spike's ``failure_flags`` as the report ran it
-    (``-p error_spike.failure_flags``, else ``-p failure_flags``, else its default), so that the
-    error-share chart and the error_spike finding count the same failures (as the stream's
-    failure_burst alert does with the default, logpipe/alerts.py)."""
-    from .queries import bind_params, load_queries
-
-    params = params or {}
-    given = params.get("error_spike.failure_flags", params.get("failure_flags"))
-    return str(given) if given is not None else str(bind_params(load_queries()["error_spike"], None)["failure_flags"])
-
-
 def chart_data(con, window, params: dict[str, str] | None = None) -> dict[str, list[dict]]:
     """Rows for the four charts, over the baseline and the window together (context matters).
     The error share is error_spike's: failed (queries/views/is_failure.sql, error_spike's failure
     flags) over the egress that is not blocked (a blocked attempt is policy at work, not a failure)."""
+    from .queries import failure_flags
+
     lo = window.baseline_start if window and window.baseline_start else window.start if window else None
     hi = window.end if window else None
     where = "WHERE start_time >= coalesce($lo, '-infinity'::TIMESTAMPTZ) AND start_time < coalesce($hi, 'infinity'::TIMESTAMPTZ)"
@@ -118,7 +108,7 @@ def chart_data(con, window, params: dict[str, str] | None = None) -> dict[str, l
                       AS error_share,
                 count(*) AS requests
             FROM egress {where} AND egress_kind <> 'blocked' GROUP BY ALL ORDER BY 1""",
-            failure_flags=_failure_flags(params)),
+            failure_flags=",".join(failure_flags(params))),
         "pairs": rows(f"""WITH {top}
             SELECT coalesce(source_ip, '?') AS source, destination, count(*) AS requests
             FROM egress {where} AND destination IN (SELECT destination FROM top) GROUP BY ALL

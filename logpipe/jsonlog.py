@@ -15,7 +15,7 @@ import pyarrow as pa
 from . import arrowpl as _arrowpl
 from . import native as _native
 from . import ztunnel as _ztunnel
-from .records import _reject
+from .records import _reject, _row
 from .schema import DERIVED_FIELDS, LIST_COLUMNS, RECORD_SCHEMA
 
 PROVENANCE = ("log_format", "source", "line_number", "pod", "container", "received_at")
@@ -83,9 +83,7 @@ def take_lines(parser, df, rejects: list[dict], unwrapped: list | None = None) -
         if isinstance(obj.get("kubernetes"), dict) and parser.custom is None:  # (a collector merged its keys in)
             pod, container, received = (mine or theirs for mine, theirs in zip(parser.envelopes.metadata(obj),
                                                                                 (pod, container, received)))
-        fields.update(line_number=ln, raw=raw, log_format=kind, pod=pod, container=container,
-                      received_at=received)
-        rows.append(fields)
+        rows.append(_row(fields, ln, raw, kind, pod, container, received))
     if rows:
         frames.append((parser.values.split(pl.DataFrame(rows, infer_schema_length=None)), frozenset()))
     return frames

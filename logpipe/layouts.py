@@ -124,7 +124,7 @@ class CustomLayout:
         from .grammar import GrammarMismatch
         from .batches import line_in_input
         from .exact import LARK_CONTEXT_LINES
-        from .records import _reject
+        from .records import _reject, _row
 
         if self.rulebook is None:
             return df
@@ -171,9 +171,7 @@ class CustomLayout:
                     col = where.column + (plen or 0)
                 rejects.append(_reject(ln, raw, f"does not follow the given format: {lark}", "malformed", col))
                 continue
-            fields.update(line_number=ln, raw=raw, log_format=self.name, pod=pod, container=container,
-                          received_at=received)
-            rows.append(fields)
+            rows.append(_row(fields, ln, raw, self.name, pod, container, received))
         if rows:
             frames.append(pl.DataFrame(rows, infer_schema_length=None))
         return df.filter(pl.col("line_number").is_in(others))

@@ -191,6 +191,18 @@ def bind_params(query: Query, params: dict[str, Any] | None) -> dict[str, Any]:
     return values
 
 
+def failure_flags(params: dict[str, Any] | None = None) -> list[str]:
+    """The response flags that count as failures: error_spike's ``failure_flags`` as a report runs it
+    (``-p error_spike.failure_flags``, else ``-p failure_flags``, else its default), each name trimmed.
+    The HTML report's error-share chart and the stream's failure_burst alert count the same failures
+    as the error_spike finding (queries/views/is_failure.sql)."""
+    params = params or {}
+    given = params.get("error_spike.failure_flags", params.get("failure_flags"))
+    if given is None:
+        given = bind_params(load_queries()["error_spike"], None)["failure_flags"]
+    return [f.strip() for f in str(given).split(",") if f.strip()]
+
+
 # ---- running ------------------------------------------------------------------------------------
 
 _LINE_RE = re.compile(r"LINE (\d+):")

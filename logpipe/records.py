@@ -194,6 +194,14 @@ def _reject(line_number: int, raw: str, reason: str, cls: str, column: int | Non
     return {"line_number": line_number, "raw": raw, "reason": reason, "class": cls, "column": column}
 
 
+def _row(fields: dict, line_number: int, raw: str, layout: str, pod, container, received_at) -> dict:
+    """A row the exact path read (``fields``, by Lark or json.loads) with its provenance: _reject's
+    counterpart."""
+    fields.update(line_number=line_number, raw=raw, log_format=layout, pod=pod, container=container,
+                  received_at=received_at)
+    return fields
+
+
 def _rejects_batch(rejects: list[dict], source: str) -> pa.RecordBatch:
     rejects.sort(key=lambda r: r["line_number"])
     for r in rejects:
