@@ -126,9 +126,11 @@ def split_part(line: str) -> bool:
     return (default_parser().collectors.cri.tag(line) or docker_tag(line[-100:]) or ("", False))[1]
 
 
-def stream_in_two_reads(data_dir, text: bytes, first: int, *args: str, pause: float = 0.3) -> str:
+def stream_in_two_reads(data_dir, text: bytes, first: int, *args: str, pause: float = 0.3,
+                        until=None) -> str:
     """``logpipe stream --data DATA_DIR ARGS`` fed ``text`` on its stdin in two writes, its first ``first``
-    bytes alone (a read of their own, ``pause`` seconds before the rest); checks it exits 0 and
+    bytes alone (a read of their own, ``pause`` seconds before the rest, or once ``until()`` is true:
+    a busy machine can take longer than any pause to start the stream); checks it exits 0 and
     returns its stderr."""
     import subprocess
     import sys
@@ -139,6 +141,9 @@ def stream_in_two_reads(data_dir, text: bytes, first: int, *args: str, pause: fl
     proc.stdin.write(text[:first])
     proc.stdin.flush()
     time.sleep(pause)
+    deadline = time.monotonic() + 60
+    while until is not None and not until() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
     proc.stdin.write(text[first:])
     proc.stdin.close()
     err = proc.stderr.read().decode()

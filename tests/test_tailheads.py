@@ -192,7 +192,8 @@ def test_stream_carries_a_header_across_its_micro_batches(tmp_path):
     raw = text.encode()
     cut = raw.index(b"\n", raw.index(header(1).encode()) + 200) + 1  # (after the second header's first lines)
     data = tmp_path / "data"
-    err = stream_in_two_reads(data, raw, cut, "--flush-seconds", "0.1", pause=1.5)
+    err = stream_in_two_reads(data, raw, cut, "--flush-seconds", "0.1", pause=0.2,
+                              until=lambda: any(data.glob("date=*/*.parquet")))
     assert len(list(data.glob("date=*/*.parquet"))) >= 2, err  # (two micro-batches)
     got = dict(duckdb.sql(f"select line_number, pod from read_parquet('{data}/date=*/*.parquet')").fetchall())
     assert got == want
