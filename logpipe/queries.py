@@ -212,6 +212,7 @@ _MISSING_RE = [  # DuckDB's message for a missing name → which kind of name it
     (re.compile(r'Table Function with name "?(\w+)"? does not exist'), None),
     (re.compile(r'Scalar Function with name "?(\w+)"? does not exist'), None),
 ]
+_MACRO_CANDIDATES = re.compile(r"^\s+(\w+\(.*\))\s*$", re.M)  # a macro's forms, one a line
 
 
 def _statement(con, sql: str, where: str):
@@ -272,6 +273,9 @@ def _hint(con, message: str) -> str:
             if kind == "views":
                 return f"the views are {', '.join(known)}"
             return "`logpipe query --sql 'DESCRIBE egress'` lists the columns"
+    candidates = _MACRO_CANDIDATES.findall(message) if "does not support the supplied arguments" in message else []
+    if candidates:  # (DuckDB lists a macro's forms on the lines after its first: name them in one)
+        return f"it takes {' or '.join(c.strip() for c in candidates)}"
     if "file system operations are disabled" in message or "Permission Error" in message:
         return ("queries may read only the dataset; to save results use -o FORMAT --out FILE "
                 "(COPY, read_csv and other file access are refused)")

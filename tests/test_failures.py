@@ -87,6 +87,16 @@ def test_is_failure_takes_the_flags_given(con):
     assert con.execute("SELECT is_failure(0, ['UF'], 'UH')").fetchall()[0][0] is False
 
 
+@pytest.mark.parametrize("code,flags", list(itertools.product(CODES, FLAGS)))
+def test_is_error_s_first_form_is_the_whole_one_without_the_policy_columns(con, code, flags):
+    """is_error(response_code, response_flags, failure_flags), as an operator's own SQL called it before
+    the policy columns were added, still runs, and means the five-argument form with those two unknown
+    (a 4xx too, unlike is_failure)."""
+    three, five = con.execute("SELECT is_error($1::INTEGER, $2::VARCHAR[], $3), is_error($1::INTEGER, $2::VARCHAR[], $3, NULL, NULL)",
+                              [code, flags, error_spike_flags()]).fetchall()[0]
+    assert three is five is ((code or 0) >= 400 or bool(set(flags or ()) & FAILURE_FLAGS))
+
+
 def test_error_spike_counts_the_macros_failures(con):
     """Every non-blocked case's destination is a finding (no baseline, no threshold) whose failures
     are the macro's; blocked ones are counted by neither side of the share."""

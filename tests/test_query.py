@@ -535,6 +535,10 @@ def test_missing_dataset(tmp_path, run_main):
     ("SELEC 1", "Parser Error"),
     ("SELECT 1; SELECT 2", "one SELECT at a time"),
     ("SELECT $nope", "-p nope VALUE"),
+    # (a macro called with a number of arguments none of its forms takes: its forms, on one line)
+    ("SELECT is_error(response_code, response_flags, 'UF', error) FROM egress",
+     r"; it takes is_error\(response_code, response_flags, failure_flags, connection_termination_details, error\) "
+     r"or is_error\(response_code, response_flags, failure_flags\)$"),
 ])
 def test_sql_errors(con, sql, message):
     from logpipe.queries import run_query

@@ -5,8 +5,15 @@
 -- a failure too, or a connection refused by policy (connection_denied: a waypoint's or sidecar's TCP
 -- RBAC denial, ztunnel's policy rejection; code 0, no flags), as an HTTP request's RBAC denial is a
 -- 403. False, not null, when nothing of it is logged.
+-- is_error(response_code, response_flags, failure_flags), the form before the policy columns (an
+-- operator's own SQL may call it so), is the same with those two unknown: connection_denied(NULL,
+-- NULL) is false, so it is the code and flag half alone (a DuckDB macro overload; one overload
+-- cannot call another, and tests/test_failures.py checks the two agree).
 CREATE OR REPLACE MACRO is_error(response_code, response_flags, failure_flags, connection_termination_details, error) AS (
     coalesce(response_code >= 400, false)
         OR coalesce(has_failure_flag(response_flags, failure_flags), false)
         OR connection_denied(connection_termination_details, error)
+), (response_code, response_flags, failure_flags) AS (
+    coalesce(response_code >= 400, false)
+        OR coalesce(has_failure_flag(response_flags, failure_flags), false)
 );
