@@ -16,7 +16,7 @@ from logpipe.schema import RECORD_SCHEMA
 T0 = dt.datetime(2025, 3, 1, 10, 0, tzinfo=dt.timezone.utc)
 CODES = [0, 200, 404, 503, None]
 FLAGS = [[], None, ["UF"], ["UAEX"], ["DC"], ["UC"], ["UAEX", "DC"]]
-FAILURE_FLAGS = {"UF", "DC", "UC"}  # of the cases' flags, those in error_spike's failure_flags
+FAILURE_FLAGS = {"UF", "UC"}  # of the cases' flags, those in error_spike's failure_flags (not DC: a client's hang-up)
 
 
 def fails(code, flags) -> bool:
@@ -109,6 +109,53 @@ def test_error_spike_counts_the_macros_failures(con):
     assert {f["destination"] for f in found} == {host(i) for i, (_, _, b) in enumerate(CASES) if not b}
     assert {f["destination"] for f in found if f["evidence"]["failures"]} == expected()
     assert all(f["evidence"]["requests"] == 1 for f in found)
+
+
+def test_a_client_hang_up_is_no_failure_by_default():
+    """DC is Envoy's DownstreamConnectionTermination: the client closed its connection before the
+    response (HTTP only; code 0, response_code_details downstream_remote_disconnect). The destination
+    did not fail, and error_spike's advice sends the operator to the provider: DC is in no default
+    list of failure flags (error_spike, so the stream and the HTML chart; the error shares), and a DC row
+    is no failure for is_failure or is_error with it."""
+    from logpipe.queries import failure_flags
+
+    assert "DC" not in failure_flags()
+    assert set(error_spike_flags().split(",")) == {"UF", "URX", "UH", "UO", "NR", "UT", "UC", "LR", "UR", "DF"}
+
+
+def _spike_advice(rows: list[tuple[str, int | None, list[str]]], flags: str) -> dict[str, str]:
+    """error_spike's advice per destination of ``rows`` (destination, code, flags), one hour, no baseline."""
+    from logpipe.db import connect
+    from logpipe.queries import load_queries, run_query
+
+    records = [{"start_time": T0 + dt.timedelta(seconds=i), "line_number": i + 1, "response_code": code,
+                "response_flags": fl, "downstream_remote_address_ip": "10.244.1.5", "authority": dest,
+                "upstream_cluster": f"outbound|443||{dest}", "upstream_cluster_direction": "outbound",
+                "upstream_cluster_port": 443, "upstream_cluster_host": dest}
+               for i, (dest, code, fl) in enumerate(rows)]
+    table = pa.Table.from_pylist([{n: r.get(n) for n in RECORD_SCHEMA.names} for r in records], schema=RECORD_SCHEMA)
+    hour = dt.timedelta(hours=1)
+    found = run_query(connect(tables={"records": table}), load_queries()["error_spike"], {
+        "since": (T0 - hour).isoformat(), "until": (T0 + hour).isoformat(), "min_requests": 1,
+        "failure_flags": flags}).to_pylist()
+    return {f["destination"]: f["advice"] for f in found}
+
+
+def test_with_dc_given_the_advice_does_not_blame_the_provider_for_clients_hanging_up():
+    """-p failure_flags with DC counts hang-ups; a destination whose failures are all DC is told so (not
+    "check the provider's status"), and one with others too says how many were only the client's."""
+    rows = ([("hangup.example", 0, ["DC"])] * 10 + [("mixed.example", 503, ["UF"])] * 6
+            + [("mixed.example", 0, ["DC"])] * 4)
+    advice = _spike_advice(rows, "UF,DC")
+    assert advice["hangup.example"].startswith("Clients hung up on hangup.example (DC: ")
+    assert "provider" not in advice["hangup.example"]
+    assert advice["mixed.example"].startswith("Failures to mixed.example rose to 100% from a baseline of 0.0%: "
+                                              "check the provider's status")
+    assert advice["mixed.example"].endswith(" 4 of the 10 failures are only DC: there the client hung up, not the "
+                                            "provider (check the clients' timeouts).")
+    without = _spike_advice(rows, "UF")  # (DC left out, as by default: the hang-ups are no failures)
+    assert list(without) == ["mixed.example"] and without["mixed.example"].startswith("Failures to mixed.example rose to 60%")
+    assert "only DC" not in without["mixed.example"]
 
 
 def test_the_stream_alerts_rule_is_the_macros():

@@ -1,7 +1,10 @@
 -- title: Error and failure spikes
 -- description: Per destination and time bucket, the share of requests that failed (5xx, or a
---   failure response flag such as UF, URX, UH, UO, NR, DC, UT) against that destination's own
---   baseline share, not a global constant. The worst bucket of each destination is reported: the
+--   failure response flag such as UF, URX, UH, UO, NR, UT) against that destination's own
+--   baseline share, not a global constant. DC (Envoy's DownstreamConnectionTermination: the client
+--   closed its connection before the response, code 0) is not a failure by default: the client hung
+--   up, the destination did not fail (a slow destination shows in latency_outlier). Given in
+--   -p failure_flags, it counts, and the advice says which failures were only the client's. The worst bucket of each destination is reported: the
 --   most severe (critical: >= 90% of >= 50 requests failed, in one bucket; high: >= 50%), then
 --   the highest share, the most requests, the earliest. The severity and the evidence (but
 --   spiking_buckets and response_flags, over all the spiking buckets) are that one bucket's.
@@ -15,7 +18,7 @@
 -- @param min_requests 10 fewest requests in a bucket for it to count
 -- @param min_error_share 0.2 lowest failed share of a bucket for a finding
 -- @param spike_factor 3.0 how many times its baseline share a bucket must reach
--- @param failure_flags 'UF,URX,UH,UO,NR,DC,UT,UC,LR,UR,DF' response flags that count as failures
+-- @param failure_flags 'UF,URX,UH,UO,NR,UT,UC,LR,UR,DF' response flags that count as failures
 WITH bounds AS (SELECT * FROM report_bounds($since, $until, $baseline_start, $baseline_end)),
 win AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= w0 AND e.start_time < w1),
 base AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= b0 AND e.start_time < b1),
@@ -39,7 +42,10 @@ buckets AS (
         count(*) FILTER (WHERE failed) AS failures,
         avg(CASE WHEN failed THEN 1.0 ELSE 0.0 END) AS share,
         list_distinct(flatten(list(response_flags) FILTER (WHERE failed))) AS flags,
-        list(request_id ORDER BY start_time) FILTER (WHERE failed AND request_id IS NOT NULL)[1:3] AS ids
+        list(request_id ORDER BY start_time) FILTER (WHERE failed AND request_id IS NOT NULL)[1:3] AS ids,
+        -- failures that are failures only by DC: the client hung up
+        count(*) FILTER (WHERE failed AND NOT is_failure(response_code, list_filter(response_flags, lambda f: f <> 'DC'),
+                                                         $failure_flags)) AS hangups
     FROM marked
     GROUP BY ALL
 ),
@@ -80,9 +86,17 @@ SELECT
         'response_flags': flags,
         'sample_request_ids': w.ids
     } AS evidence,
-    'Failures to ' || destination || ' rose to ' || CAST(round(100 * w.share) AS INTEGER) || '% from a baseline of '
-        || CAST(round(100 * w.base_share, 1) AS VARCHAR) || '%: check the provider''s status, '
-        || 'the flags (UF/URX connect failures, UH no healthy endpoint, UO circuit breaker, UT timeouts) '
-        || 'and recent DestinationRule/ServiceEntry changes.' AS advice
+    CASE WHEN w.hangups = w.failures
+        THEN 'Clients hung up on ' || destination || ' (DC: the client closed its connection before the response) in '
+            || CAST(round(100 * w.share) AS INTEGER) || '% of requests, from a baseline of '
+            || CAST(round(100 * w.base_share, 1) AS VARCHAR) || '%: the destination did not fail; compare these '
+            || 'requests'' duration with the clients'' timeouts (a slow destination also shows in latency_outlier).'
+        ELSE 'Failures to ' || destination || ' rose to ' || CAST(round(100 * w.share) AS INTEGER) || '% from a baseline of '
+            || CAST(round(100 * w.base_share, 1) AS VARCHAR) || '%: check the provider''s status, '
+            || 'the flags (UF/URX connect failures, UH no healthy endpoint, UO circuit breaker, UT timeouts, NR no route) '
+            || 'and recent DestinationRule/ServiceEntry/VirtualService changes.'
+            || CASE WHEN w.hangups > 0 THEN ' ' || w.hangups || ' of the ' || w.failures || ' failures are only DC: '
+                    || 'there the client hung up, not the provider (check the clients'' timeouts).' ELSE '' END
+    END AS advice
 FROM worst
 ORDER BY w.level DESC, w.share DESC, destination

@@ -5,7 +5,7 @@
 --   call them.
 -- @param limit 20 rows to show
 -- @param kind '' only this egress_kind (waypoint, registered, passthrough, blocked, public_ip); empty = all
--- @param failure_flags 'UF,URX,UH,UO,NR,DC,UT,UC,LR,UR,DF' response flags that count as errors
+-- @param failure_flags 'UF,URX,UH,UO,NR,UT,UC,LR,UR,DF' response flags that count as errors
 SELECT
     destination,
     string_agg(DISTINCT egress_kind, ',' ORDER BY egress_kind) AS kinds,

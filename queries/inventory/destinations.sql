@@ -14,7 +14,7 @@
 -- @param since '' window start (ISO time); empty = the data's first record
 -- @param until '' window end (ISO time, exclusive); empty = after the last record
 -- @param tls_ports '443,8443' upstream ports that mean the proxy originated TLS for an HTTP request
--- @param failure_flags 'UF,URX,UH,UO,NR,DC,UT,UC,LR,UR,DF' response flags that count as errors
+-- @param failure_flags 'UF,URX,UH,UO,NR,UT,UC,LR,UR,DF' response flags that count as errors
 WITH win AS (
     SELECT *,
         request_protocol(protocol, method, authority) AS l7_protocol
