@@ -83,6 +83,42 @@ def test_ztunnel_policy_rejections_are_authz_denials():
     assert got["10.244.1.41", "httpbin.org"]["evidence"]["mechanism"] == "rbac"
 
 
+def test_a_pair_denied_in_several_ways_is_told_what_denied_each(tmp_path):
+    """One client to one destination: a sidecar's RBAC 403, ztunnel's policy rejection and an ext_authz
+    denial. The advice names each policy with what applied it (it read 'Denied by AuthorizationPolicy
+    ns[default]-policy[deny-admin]-rule[0], istio-egress/deny-partner', ztunnel's policy as if RBAC's,
+    and left the ext_authz denial out)."""
+    ztunnel = next(x for x in LOG.read_text().splitlines() if "explicitly denied by" in x)
+    tail = '"api.partner.example" "-" outbound|443||api.partner.example - 198.51.100.20:443 10.244.0.24:60207 - default'
+    log = tmp_path / "mixed.log"
+    log.write_text("\n".join([
+        ztunnel,
+        '[2025-01-30T10:53:28.000Z] "GET /admin HTTP/1.1" 403 - rbac_access_denied_matched_policy[ns[default]-policy'
+        '[deny-admin]-rule[0]] - "-" 0 19 0 - "-" "curl/8.11.1" "0c4e3d7a-1b2f-4f5e-9a6b-7c8d9e0f1a2b" ' + tail,
+        '[2025-01-30T10:53:29.000Z] "GET /export HTTP/1.1" 403 UAEX ext_authz_denied - "-" 0 0 3 - "-" "curl/8.11.1" '
+        '"5d6e7f80-9a1b-4c2d-8e3f-4a5b6c7d8e9f" ' + tail]) + "\n")
+    [f] = [f for f in run("report", "anomalies", inputs=(log,))["findings"] if f["kind"] == "authz_denial"]
+    assert (f["source"], f["destination"], f["evidence"]["denials"]) == ("10.244.0.24", "api.partner.example", 3)
+    assert f["evidence"]["mechanism"] == "ext_authz,rbac,ztunnel policy"
+    assert f["advice"] == (
+        'Denied by AuthorizationPolicy ns[default]-policy[deny-admin]-rule[0] (ns[NAMESPACE]-policy[NAME]-rule[INDEX]; '
+        '"none" means no ALLOW policy matched); refused by ztunnel (L4 AuthorizationPolicy) istio-egress/deny-partner '
+        '(NAMESPACE/NAME of an explicit DENY; "none" means no ALLOW policy allowed it): if the call is legitimate, '
+        'extend the policy (kubectl get authorizationpolicy -A); if not, find out why this client tries. Denied by the '
+        'external authorizer (ext_authz, UAEX): check its decision log for these request ids.')
+
+
+def test_one_mechanism_s_advice_names_its_policies_alone():
+    """A pair denied one way keeps that way's advice (tests/logs/denials.log)."""
+    got = {(f["source"], f["destination"]): f["advice"] for f in run("report", "anomalies")["findings"]
+           if f["kind"] == "authz_denial"}
+    assert got["10.244.0.24", "api.partner.example"].startswith(
+        "Refused by ztunnel (L4 AuthorizationPolicy) istio-egress/deny-partner (NAMESPACE/NAME")
+    assert got["10.244.1.41", "httpbin.org"].startswith(
+        "Denied by AuthorizationPolicy ns[istio-egress]-policy[deny-httpbin-post]-rule[0] (ns[NAMESPACE]")
+    assert all(a.endswith("find out why this client tries.") for a in got.values())
+
+
 def test_ztunnels_sample_denials_are_found():
     """sample_logs' ztunnel denials: ztunnel-json.log line 5 in the last day; ztunnel.log lines 9 and
     11 (a "connection failed" early deny) with the whole data as the window."""

@@ -64,22 +64,30 @@ SELECT
                       ELSE 'internal' END,
         'denials': count(*),
         'ports': list_sort(list(DISTINCT w.port) FILTER (WHERE w.port IS NOT NULL)),
-        'mechanism': string_agg(DISTINCT w.mechanism, ','),
+        'mechanism': string_agg(DISTINCT w.mechanism, ',' ORDER BY w.mechanism),
         'policies': list_sort(list(DISTINCT w.policy) FILTER (WHERE w.policy IS NOT NULL)),
         'first_seen': min(w.start_time),
         'last_seen': max(w.start_time),
         'sample_request_ids': list(w.request_id ORDER BY w.start_time) FILTER (WHERE w.request_id IS NOT NULL)[1:3]
     } AS evidence,
-    CASE WHEN bool_or(w.mechanism = 'rbac')
-        THEN 'Denied by AuthorizationPolicy ' || coalesce(string_agg(DISTINCT w.policy, ', '), '(none matched)')
-             || ' (ns[NAMESPACE]-policy[NAME]-rule[INDEX]; "none" means no ALLOW policy matched): if the call is '
-             || 'legitimate, extend the policy (kubectl get authorizationpolicy -A); if not, find out why this client tries.'
-        WHEN bool_or(w.mechanism = 'ztunnel policy')
-        THEN 'Refused by ztunnel (L4 AuthorizationPolicy) ' || coalesce(string_agg(DISTINCT w.policy, ', '), '(not named in its error)')
-             || ' (NAMESPACE/NAME of an explicit DENY; "none" means no ALLOW policy allowed it): if the call is '
-             || 'legitimate, extend the policy (kubectl get authorizationpolicy -A); if not, find out why this client tries.'
-        ELSE 'Denied by the external authorizer (ext_authz, UAEX): check its decision log for these request ids.'
-    END AS advice
+    -- each mechanism's own policies: a pair denied by Envoy's RBAC and by ztunnel names each by what denied it
+    concat_ws(' ',
+        nullif(concat_ws('; ',
+            CASE WHEN bool_or(w.mechanism = 'rbac') THEN 'Denied by AuthorizationPolicy '
+                || coalesce(string_agg(DISTINCT w.policy, ', ' ORDER BY w.policy) FILTER (WHERE w.mechanism = 'rbac'),
+                            '(not named in the log)')
+                || ' (ns[NAMESPACE]-policy[NAME]-rule[INDEX]; "none" means no ALLOW policy matched)' END,
+            CASE WHEN bool_or(w.mechanism = 'ztunnel policy')
+                THEN CASE WHEN bool_or(w.mechanism = 'rbac') THEN 'refused' ELSE 'Refused' END
+                || ' by ztunnel (L4 AuthorizationPolicy) '
+                || coalesce(string_agg(DISTINCT w.policy, ', ' ORDER BY w.policy) FILTER (WHERE w.mechanism = 'ztunnel policy'),
+                            '(not named in its error)')
+                || ' (NAMESPACE/NAME of an explicit DENY; "none" means no ALLOW policy allowed it)' END), '')
+            || ': if the call is legitimate, extend the policy (kubectl get authorizationpolicy -A); if not, find out '
+            || 'why this client tries.',
+        CASE WHEN bool_or(w.mechanism = 'ext_authz')
+            THEN 'Denied by the external authorizer (ext_authz, UAEX): check its decision log for these request ids.' END
+    ) AS advice
 FROM denied w
 WHERE w.in_window
 GROUP BY w.source, w.destination
