@@ -283,5 +283,32 @@ def test_a_destination_only_blocked_before_is_new_when_reached_in_the_report_and
     found = run_query(con, load_queries()["new_destination"], {"since": (T0 - dt.timedelta(hours=1)).isoformat(),
                                                                "until": (T0 + dt.timedelta(hours=1)).isoformat()})
     assert [f["destination"] for f in found.to_pylist()] == ["crypto-miner.example"]
+    # (and only new_destination: new_pair is a known destination's new client, and the baseline's
+    # blocked attempts made it no known one; it reported this pair as well)
+    assert run_query(con, load_queries()["new_pair"], {"since": (T0 - dt.timedelta(hours=1)).isoformat(),
+                                                       "until": (T0 + dt.timedelta(hours=1)).isoformat()}).num_rows == 0
     before = pa.Table.from_pylist([{n: r.get(n) for n in RECORD_SCHEMA.names} for r in rows[:2]], schema=RECORD_SCHEMA)
     assert run_query(connect(tables={"records": before}), alerts.KNOWN_SQL).num_rows == 0
+
+
+def test_a_client_blocked_from_a_known_destination_before_is_a_new_pair_when_it_reaches_it():
+    """crypto-miner.example reached by 10.244.1.31 in the baseline (known), 10.244.3.15 only blocked from
+    it then: when 10.244.3.15 reaches it in the window, that is its first call (new_pair), as
+    new_destination reads a blocked attempt (the blocked row counted as the pair's: no finding)."""
+    from logpipe.db import connect
+    from logpipe.queries import load_queries, run_query
+
+    day = dt.timedelta(days=1)
+    blocked = dict(route_name="block_all", response_code=502, authority="crypto-miner.example", method="GET",
+                   downstream_local_address_ip="198.51.100.78", downstream_local_address_port=80,
+                   downstream_remote_address_ip="10.244.3.15")
+    reached = dict(upstream_cluster="inbound-vip|80|http|crypto-miner.example", upstream_cluster_direction="inbound-vip",
+                   upstream_cluster_port=80, upstream_cluster_host="crypto-miner.example", upstream_host="198.51.100.78:80",
+                   upstream_host_ip="198.51.100.78", upstream_host_port=80, response_code=200, method="GET")
+    rows = [dict(blocked, start_time=T0 - 2 * day, line_number=1),
+            dict(reached, start_time=T0 - 2 * day, line_number=2, downstream_remote_address_ip="10.244.1.31"),
+            dict(reached, start_time=T0, line_number=3, downstream_remote_address_ip="10.244.3.15")]
+    table = pa.Table.from_pylist([{n: r.get(n) for n in RECORD_SCHEMA.names} for r in rows], schema=RECORD_SCHEMA)
+    found = run_query(connect(tables={"records": table}), load_queries()["new_pair"], {
+        "since": (T0 - dt.timedelta(hours=1)).isoformat(), "until": (T0 + dt.timedelta(hours=1)).isoformat()})
+    assert [(f["source"], f["destination"]) for f in found.to_pylist()] == [("10.244.3.15", "crypto-miner.example")]

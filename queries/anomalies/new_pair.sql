@@ -1,6 +1,8 @@
 -- title: New source to destination pairs
 -- description: A source calling a known external destination it never called in the baseline
---   (destinations new to everyone are reported as new_destination instead).
+--   (destinations new to everyone are reported as new_destination instead). As there, a blocked
+--   attempt reached nothing: a destination the baseline only tried and was blocked from is no known
+--   one, and a source blocked from it then is calling it for the first time.
 -- @param since '' window start (ISO time); empty = 24 hours before the data's last record
 -- @param until '' window end (ISO time, exclusive); empty = after the last record
 -- @param baseline_start '' baseline start (ISO time); empty = the data's first record
@@ -26,8 +28,9 @@ SELECT
         || '(new release, new feature) and not a compromised or misconfigured pod.' AS advice
 FROM win w
 WHERE w.egress_kind <> 'blocked'
-  AND EXISTS (SELECT 1 FROM base b WHERE b.destination = w.destination)
-  AND NOT EXISTS (SELECT 1 FROM base b WHERE b.destination = w.destination AND b.source_ip = w.source_ip)
+  AND EXISTS (SELECT 1 FROM base b WHERE b.destination = w.destination AND b.egress_kind <> 'blocked')
+  AND NOT EXISTS (SELECT 1 FROM base b WHERE b.destination = w.destination AND b.source_ip = w.source_ip
+                  AND b.egress_kind <> 'blocked')
 GROUP BY w.source_ip, w.destination
 HAVING count(*) >= CAST($min_requests AS INTEGER)
 ORDER BY count(*) DESC, w.destination, source
