@@ -381,7 +381,7 @@ def grammar_from_format(fmt: str, start: str = "custom") -> str:
     if access:
         lines.append(f"%import .access ({', '.join(access)})")
     shared = (["address", "ip_port", "ip", "port"] if "address" in rules.values() else []) + (
-        ["cluster", "direction", "subset", "host"] + ([] if "address" in rules.values() else ["port"])
+        ["cluster", "cluster_name", "direction", "subset", "host"] + ([] if "address" in rules.values() else ["port"])
         if "cluster" in rules.values() else [])
     if shared:  # the address and cluster rules of access.lark, with their sub-rules (ip, port, host, …)
         lines.append(f"%import .access ({', '.join(shared)})")

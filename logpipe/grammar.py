@@ -242,6 +242,8 @@ class Rulebook:
             tied = [alt for alt, key in zip(children, keys) if key == best]
             return tied[0] if len(tied) == 1 else min(tied, key=_spans)
         tree.children = children
+        if getattr(tree.meta, "empty", True):  # (a rule over an ambiguity, e.g. a cluster that is a
+            _span_children(tree)               # name or a DNS SRV key: Lark gave it no positions)
         return tree
 
     def _reading_key(self, tree, text: str) -> tuple:
@@ -252,6 +254,17 @@ class Rulebook:
         leaves = [t for t in nodes if not any(isinstance(c, lark.Tree) for c in t.children)]
         return (tuple(-self._priority.get(str(t.data), 0) for t in nodes),
                 tuple(len(_text(text, t)) or len(text) + 1 for t in leaves))
+
+
+def _span_children(tree) -> None:
+    """Give ``tree`` the positions from its first to its last child that has them (``_text`` reads
+    a rule's text by them)."""
+    spans = [(c.start_pos, c.end_pos) if isinstance(c, lark.Token) else (c.meta.start_pos, c.meta.end_pos)
+             for c in tree.children
+             if isinstance(c, lark.Token) or not getattr(c.meta, "empty", True)]
+    if spans:
+        tree.meta.empty = False
+        tree.meta.start_pos, tree.meta.end_pos = spans[0][0], spans[-1][1]
 
 
 def _spans(tree) -> tuple:

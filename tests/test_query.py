@@ -284,6 +284,36 @@ def test_egress_cluster_domain(domain, host, is_egress):
     assert run_query(c, "SELECT count(*) AS n FROM egress").column("n")[0].as_py() == int(is_egress)
 
 
+# Istio's DNS SRV form of a cluster key, DIRECTION_.PORT_.SUBSET_.HOST (BuildDNSSrvSubsetKey): an
+# AUTO_PASSTHROUGH gateway's cluster (east-west gateway, pods with public IPv6 addresses), and the mTLS SNI
+# a server-side sidecar logs; a key of a host outside the mesh is judged by that host.
+SRV_LINES = [
+    '[2025-03-12T03:15:45.811Z] "- - -" 0 - - - "-" 5120 121 41 - "-" "-" "-" "-" "[2001:db8:1::15]:9080" '
+    'outbound_.9080_.v1_.reviews.default.svc.cluster.local; [2001:db8:1::7]:51234 [2001:db8:1::7]:15443 '
+    '[2001:db8:2::9]:40412 outbound_.9080_.v1_.reviews.default.svc.cluster.local -',
+    '[2025-03-12T03:15:46.811Z] "- - -" 0 - - - "-" 5120 121 41 - "-" "-" "-" "-" "[2001:db8:1::33]:3306" inbound|3306|| '
+    '[::6]:52352 [2001:db8:1::33]:3306 [fd00:10:244::4e]:47147 outbound_.3306_._.mysql.data.svc.cluster.local -',
+    '[2025-03-12T03:15:47.811Z] "- - -" 0 - - - "-" 10 20 41 - "-" "-" "-" "-" "192.0.2.45:443" '
+    'outbound_.443_._.api.example.com 10.244.0.7:51234 10.244.0.7:15443 10.244.1.5:40412 outbound_.443_._.api.example.com -',
+]
+
+
+def test_istio_dns_srv_keys_read_alike_by_lark():
+    """A cluster in DNS SRV form is also a cluster name (CLUSTER_PART): the exact path (Lark) takes the
+    key, as the regex does, and gives the column its whole text."""
+    from conftest import parse_text
+
+    from logpipe.parse import Parser
+
+    fast, _, _ = parse_text(SRV_LINES)
+    exact, rejects, _ = parse_text(SRV_LINES, parser=Parser(fast=False))
+    assert rejects == [] and exact == fast
+    assert [(r["upstream_cluster"], r["upstream_cluster_direction"], r["upstream_cluster_port"],
+             r["upstream_cluster_subset"], r["upstream_cluster_host"]) for r in (exact[0], exact[2])] == [
+        ("outbound_.9080_.v1_.reviews.default.svc.cluster.local", "outbound", 9080, "v1", "reviews.default.svc.cluster.local"),
+        ("outbound_.443_._.api.example.com", "outbound", 443, None, "api.example.com")]
+
+
 def test_a_host_reached_over_hbone_is_in_the_mesh_on_every_row():
     """A ServiceEntry host whose waypoint tunnels to its endpoints over HBONE (envoy://connect_originate/)
     has mesh workloads behind it: none of its rows is egress, its 503 with no upstream included; an
