@@ -150,10 +150,13 @@ _OUT_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".ndjson": "ndjs
 @click.option("--max-width", type=click.IntRange(min=2), default=None, metavar="N",
               help="Cut table cells to N columns (default 40).")
 @click.option("--cluster-domain", metavar="DOMAIN", help="Cluster domain for the egress view (default cluster.local).")
+@click.option("--mesh-domain", "mesh_domains", multiple=True, metavar="DOMAIN",
+              help="Domain whose hosts are in the mesh besides svc.<cluster domain> (repeatable; replaces the "
+                   "default, global; 'default' adds it back).")
 @click.option("--internal-cidr", "internal_cidrs", multiple=True, metavar="CIDR",
               help="Internal range for the egress view (repeatable; replaces the defaults, 'default' adds them back).")
 def query(name, sql_text, sql_file, params, list_queries, data_dir, inputs, format_string, format_file, grammar_file,
-          query_dirs, fmt, out_path, max_width, cluster_domain, internal_cidrs):
+          query_dirs, fmt, out_path, max_width, cluster_domain, mesh_domains, internal_cidrs):
     """Run SQL over the dataset: a named query (NAME, see --list) or --sql.
 
     \b
@@ -192,7 +195,8 @@ def query(name, sql_text, sql_file, params, list_queries, data_dir, inputs, form
     from .db import connect, reading
     from .settings import load_settings
 
-    settings = load_settings(data_dir, cluster_domain=cluster_domain, internal_cidrs=internal_cidrs)
+    settings = load_settings(data_dir, cluster_domain=cluster_domain, mesh_domains=mesh_domains,
+                             internal_cidrs=internal_cidrs)
     tables = _input_tables(inputs, format_string, format_file, grammar_file)
     with reading(*([] if inputs else [data_dir])):
         if tables is not None:

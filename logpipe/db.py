@@ -4,7 +4,7 @@
 
 * ``logpipe_rows`` / ``logpipe_rejects``: the raw sources, either the Parquet dataset
   (``DATA/date=*/*.parquet`` with Hive partitions, ``DATA/_rejects/*.parquet``) or Arrow tables;
-* ``logpipe_settings`` (one row: ``cluster_domain``) and ``logpipe_cidrs`` (``cidr, family, first,
+* ``logpipe_settings`` (one row: ``cluster_domain``, ``mesh_domains``) and ``logpipe_cidrs`` (``cidr, family, first,
   last, kind``): the settings of logpipe/settings.py as tables, filled with bound parameters;
 * every ``queries/views/*.sql`` (``access_log``, ``rejects``, ``traffic``, ``egress`` and the IP macros they use),
   which an operator can read and change.
@@ -171,8 +171,8 @@ def _as_table(t) -> pa.Table:
 
 
 def _settings_tables(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
-    con.execute("CREATE TABLE logpipe_settings (cluster_domain VARCHAR)")
-    con.execute("INSERT INTO logpipe_settings VALUES ($1)", [settings.cluster_domain])
+    con.execute("CREATE TABLE logpipe_settings (cluster_domain VARCHAR, mesh_domains VARCHAR[])")
+    con.execute("INSERT INTO logpipe_settings VALUES ($1, $2)", [settings.cluster_domain, list(settings.mesh_domains)])
     con.execute(
         "CREATE TABLE logpipe_cidrs (cidr VARCHAR, family INTEGER, first UHUGEINT, last UHUGEINT, kind VARCHAR)"
     )

@@ -1,4 +1,4 @@
-"""Settings of the egress judgement: the cluster domain and which IP ranges are inside.
+"""Settings of the egress judgement: the cluster domain, other mesh domains, and which IP ranges are inside.
 
 They are data for the SQL in ``queries/views/egress.sql`` (DESIGN.md: judgement in SQL), never
 constants in code. Each has a default and can be set, later winning, by:
@@ -6,15 +6,20 @@ constants in code. Each has a default and can be set, later winning, by:
 1. ``logpipe.toml`` inside the data directory, else next to it (``DATA/../logpipe.toml``)::
 
        cluster_domain = "cluster.local"
+       mesh_domains = ["default", "internal.corp"]           # "default" expands to DEFAULT_MESH_DOMAINS
        internal_cidrs = ["default", "203.0.113.0/24"]   # "default" expands to DEFAULT_INTERNAL_CIDRS
        service_vip_cidrs = ["240.240.0.0/16", "2001:2::/48"]
 
-2. environment variables ``LOGPIPE_CLUSTER_DOMAIN``, ``LOGPIPE_INTERNAL_CIDRS`` and
-   ``LOGPIPE_SERVICE_VIP_CIDRS`` (comma-separated);
-3. CLI flags ``--cluster-domain`` and ``--internal-cidr`` (repeatable).
+2. environment variables ``LOGPIPE_CLUSTER_DOMAIN``, ``LOGPIPE_MESH_DOMAINS``, ``LOGPIPE_INTERNAL_CIDRS``
+   and ``LOGPIPE_SERVICE_VIP_CIDRS`` (lists comma-separated);
+3. CLI flags ``--cluster-domain``, ``--mesh-domain`` and ``--internal-cidr`` (repeatable).
 
-A CIDR list replaces the one before it; the word ``default`` inside a list stands for the default
-list, so ``--internal-cidr default --internal-cidr 203.0.113.0/24`` adds one range.
+A list replaces the one before it; the word ``default`` inside a list stands for the default
+list, so ``--internal-cidr default --internal-cidr 203.0.113.0/24`` adds one range and
+``--mesh-domain default --mesh-domain internal.corp`` one domain.
+
+Mesh domains are DNS suffixes of hosts inside the mesh besides ``svc.<cluster domain>``: a host
+equal to one or under it (``reviews.default.internal.corp``) is a mesh service, not egress.
 
 Documentation ranges (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24, 2001:db8::/32) are *not*
 internal: logpipe's synthetic logs use them as stand-ins for public addresses (DESIGN.md).
@@ -48,8 +53,14 @@ DEFAULT_INTERNAL_CIDRS = (
 # pilot/pkg/features/pilot.go; FORMATS.md d): "service VIP", neither internal workload nor public.
 DEFAULT_SERVICE_VIP_CIDRS = ("240.240.0.0/16", "2001:2::/48")
 DEFAULT_CLUSTER_DOMAIN = "cluster.local"
+# Istio <= 1.7 multicluster (replicated control planes) named another cluster's services
+# <name>.<namespace>.global, registered as MESH_INTERNAL ServiceEntries (istio.io v1.7
+# docs/setup/install/multicluster/gateways; the suffix is Istio's global.multiCluster.globalDomainSuffix,
+# default "global"): mesh services, not egress. (.global is also a public TLD: a mesh that registers
+# real *.global hosts sets mesh_domains without "default".)
+DEFAULT_MESH_DOMAINS = ("global",)
 TOML_NAME = "logpipe.toml"
-_KEYS = {"cluster_domain", "internal_cidrs", "service_vip_cidrs"}
+_KEYS = {"cluster_domain", "mesh_domains", "internal_cidrs", "service_vip_cidrs"}
 
 
 class SettingsError(LogpipeError):
@@ -59,6 +70,7 @@ class SettingsError(LogpipeError):
 @dataclass(frozen=True)
 class Settings:
     cluster_domain: str = DEFAULT_CLUSTER_DOMAIN
+    mesh_domains: tuple[str, ...] = DEFAULT_MESH_DOMAINS
     internal_cidrs: tuple[str, ...] = DEFAULT_INTERNAL_CIDRS
     service_vip_cidrs: tuple[str, ...] = DEFAULT_SERVICE_VIP_CIDRS
     origin: dict = field(default_factory=dict, compare=False)  # setting → where it came from
@@ -97,6 +109,24 @@ def _cidr_list(value, where: str, defaults: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))
 
 
+def _domain_list(value, where: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        items = value.split(",")
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        raise SettingsError(f"{where} must be a list of DNS domains such as [\"internal.corp\"], not {value!r}")
+    out: list[str] = []
+    for item in items:
+        if isinstance(item, str) and not item.strip():
+            continue
+        if item == "default":
+            out.extend(DEFAULT_MESH_DOMAINS)
+        else:
+            out.append(_domain(item, where))
+    return tuple(dict.fromkeys(out))
+
+
 def _domain(value, where: str) -> str:
     if not isinstance(value, str) or not value.strip(".").strip() or " " in value.strip():
         raise SettingsError(f"{where} must be a DNS domain such as cluster.local, not {value!r}")
@@ -118,6 +148,7 @@ def load_settings(
     data_dir: str | os.PathLike | None = None,
     *,
     cluster_domain: str | None = None,
+    mesh_domains: Iterable[str] | None = None,
     internal_cidrs: Iterable[str] | None = None,
     env: Mapping[str, str] | None = None,
 ) -> Settings:
@@ -140,13 +171,16 @@ def load_settings(
         for k, v in doc.items():
             values[k] = v
             origin[k] = str(path)
-    for key, var in (("cluster_domain", "LOGPIPE_CLUSTER_DOMAIN"), ("internal_cidrs", "LOGPIPE_INTERNAL_CIDRS"),
-                     ("service_vip_cidrs", "LOGPIPE_SERVICE_VIP_CIDRS")):
+    for key, var in (("cluster_domain", "LOGPIPE_CLUSTER_DOMAIN"), ("mesh_domains", "LOGPIPE_MESH_DOMAINS"),
+                     ("internal_cidrs", "LOGPIPE_INTERNAL_CIDRS"), ("service_vip_cidrs", "LOGPIPE_SERVICE_VIP_CIDRS")):
         if env.get(var):
             values[key] = env[var]
             origin[key] = f"${var}"
     if cluster_domain:
         values["cluster_domain"], origin["cluster_domain"] = cluster_domain, "--cluster-domain"
+    mesh_domains = list(mesh_domains or ())
+    if mesh_domains:
+        values["mesh_domains"], origin["mesh_domains"] = mesh_domains, "--mesh-domain"
     internal_cidrs = list(internal_cidrs or ())
     if internal_cidrs:
         values["internal_cidrs"], origin["internal_cidrs"] = internal_cidrs, "--internal-cidr"
@@ -154,6 +188,8 @@ def load_settings(
     kwargs = {}
     if "cluster_domain" in values:
         kwargs["cluster_domain"] = _domain(values["cluster_domain"], f"cluster_domain (from {origin['cluster_domain']})")
+    if "mesh_domains" in values:
+        kwargs["mesh_domains"] = _domain_list(values["mesh_domains"], f"mesh_domains (from {origin['mesh_domains']})")
     for key, defaults in (("internal_cidrs", DEFAULT_INTERNAL_CIDRS), ("service_vip_cidrs", DEFAULT_SERVICE_VIP_CIDRS)):
         if key in values:
             kwargs[key] = _cidr_list(values[key], f"{key} (from {origin[key]})", defaults)

@@ -298,6 +298,25 @@ SRV_LINES = [
 ]
 
 
+def test_istio_dns_srv_keys_are_split_and_judged_by_their_host():
+    from conftest import parse_text
+
+    from logpipe.db import connect
+    from logpipe.queries import run_query
+
+    rows, rejects, _ = parse_text(SRV_LINES)
+    assert rejects == []
+    assert [(r["upstream_cluster_direction"], r["upstream_cluster_port"], r["upstream_cluster_subset"],
+             r["upstream_cluster_host"]) for r in (rows[0], rows[2])] == [
+        ("outbound", 9080, "v1", "reviews.default.svc.cluster.local"), ("outbound", 443, None, "api.example.com")]
+    c = connect(tables={"records": pa.Table.from_pylist(rows, schema=RECORD_SCHEMA)})
+    got = run_query(c, "SELECT destination, destination_port, egress_kind FROM traffic ORDER BY start_time").to_pylist()
+    assert [(g["destination"], g["destination_port"], g["egress_kind"]) for g in got] == [
+        ("reviews.default.svc.cluster.local", 9080, None),  # (was public_ip, named outbound_.9080_.v1_.reviews…)
+        ("mysql.data.svc.cluster.local", 3306, None),
+        ("api.example.com", 443, "registered")]
+
+
 def test_istio_dns_srv_keys_read_alike_by_lark():
     """A cluster in DNS SRV form is also a cluster name (CLUSTER_PART): the exact path (Lark) takes the
     key, as the regex does, and gives the column its whole text."""
@@ -312,6 +331,29 @@ def test_istio_dns_srv_keys_read_alike_by_lark():
              r["upstream_cluster_subset"], r["upstream_cluster_host"]) for r in (exact[0], exact[2])] == [
         ("outbound_.9080_.v1_.reviews.default.svc.cluster.local", "outbound", 9080, "v1", "reviews.default.svc.cluster.local"),
         ("outbound_.443_._.api.example.com", "outbound", 443, None, "api.example.com")]
+
+
+@pytest.mark.parametrize("mesh_domains,host,is_egress", [
+    (None, "httpbin.bar.global", False),  # Istio <= 1.7 multicluster: a service of another cluster
+    (None, "api.internal.corp", True),
+    (("internal.corp",), "api.internal.corp", False),
+    (("internal.corp",), "internal.corp", False),
+    (("internal.corp",), "httpbin.bar.global", True),  # (the list replaces the default)
+    (("default", "internal.corp"), "httpbin.bar.global", False),
+    ((), "httpbin.bar.global", True),
+    (("internal.corp",), "notinternal.corp", True),
+])
+def test_egress_mesh_domains(mesh_domains, host, is_egress):
+    from logpipe.db import connect
+    from logpipe.queries import run_query
+    from logpipe.settings import load_settings
+
+    settings = load_settings(env={}, mesh_domains=mesh_domains) if mesh_domains is None else \
+        load_settings(env={"LOGPIPE_MESH_DOMAINS": ",".join(mesh_domains) or ","})
+    row = rec(upstream_cluster=f"outbound|80||{host}", upstream_cluster_direction="outbound", upstream_cluster_host=host)
+    ztunnel = rec(log_format="ztunnel", dst_service=host, upstream_host_ip="192.0.2.8", upstream_host_port=80)
+    c = connect(tables={"records": records(row, ztunnel)}, settings=settings)
+    assert run_query(c, "SELECT count(*) AS n FROM egress").column("n")[0].as_py() == 2 * int(is_egress)
 
 
 def test_a_host_reached_over_hbone_is_in_the_mesh_on_every_row():
@@ -368,11 +410,18 @@ def test_settings_precedence(tmp_path):
     assert load_settings(data, env={}).cluster_domain == "inside.local"
     (data / "logpipe.toml").write_bytes('cluster_domain = "marked.local"\n'.encode("utf-8-sig"))  # (Notepad's)
     assert load_settings(data, env={}).cluster_domain == "marked.local"
+    (data / "logpipe.toml").write_text('mesh_domains = ["default", "Internal.Corp."]\n')
+    assert load_settings(data, env={}).mesh_domains == ("global", "internal.corp")
+    assert load_settings(data, env={"LOGPIPE_MESH_DOMAINS": "a.example"}).mesh_domains == ("a.example",)
+    assert load_settings(data, env={"LOGPIPE_MESH_DOMAINS": "a.example"}, mesh_domains=["b.example"]).mesh_domains == (
+        "b.example",)
 
 
 @pytest.mark.parametrize("kwargs,toml,message", [
     ({"internal_cidrs": ["10.0.0.0/33"]}, None, "not a CIDR"),
     ({"cluster_domain": "bad domain"}, None, "DNS domain"),
+    ({"mesh_domains": ["bad domain"]}, None, r"mesh_domains \(from --mesh-domain\) must be a DNS domain"),
+    ({}, "mesh_domains = 3\n", "mesh_domains .* must be a list of DNS domains"),
     ({}, 'clusterdomain = "x"\n', "unknown setting clusterdomain"),
     ({}, "cluster_domain = \n", "cannot read"),
     ({}, b'cluster_domain = "caf\xe9.local"\n', "cannot read"),  # not UTF-8: an error, not a traceback
@@ -393,6 +442,18 @@ def test_cli_internal_cidr_flag_changes_egress(dataset):
                  "--internal-cidr", "192.0.2.0/24"])
     assert base.exit_code == 0 and moved.exit_code == 0, base.output + moved.output
     assert int(moved.stdout.split()[1]) > int(base.stdout.split()[1])
+
+
+def test_cli_mesh_domain_flag_keeps_hosts_in_the_mesh(tmp_path):
+    log = tmp_path / "gw.log"
+    log.write_text('[2025-03-12T03:15:47.811Z] "GET /x HTTP/1.1" 200 - via_upstream - "-" 0 10 4 3 "-" "curl/8" "r1" '
+                   '"api.internal.corp" "10.20.0.5:80" outbound|80||api.internal.corp 10.244.1.5:4000 10.20.0.5:80 '
+                   '10.244.1.5:3999 - default\n')
+    sql = "SELECT count(*) AS n FROM egress"
+    base = run(["query", "--input", str(log), "--sql", sql, "-o", "csv"])
+    inside = run(["query", "--input", str(log), "--sql", sql, "-o", "csv", "--mesh-domain", "internal.corp"])
+    assert base.exit_code == 0 and inside.exit_code == 0, base.output + inside.output
+    assert (base.stdout.split()[1], inside.stdout.split()[1]) == ("1", "0")
 
 
 # ---- named queries: files, parameters --------------------------------------------------------------

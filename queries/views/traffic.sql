@@ -13,8 +13,10 @@
 --                        address answers the internet's scanners with 404 NR too);
 --     'passthrough'      PassthroughCluster / AllowAnyDynamicDNSCluster (ALLOW_ANY) to an address
 --                        that is not internal (FORMATS.md d: unknown in-cluster IPs land there too);
---     'registered'       outbound|PORT|SUBSET|HOST where HOST is not *.svc.<cluster domain>:
---                        a ServiceEntry, from a sidecar or gateway;
+--     'registered'       outbound|PORT|SUBSET|HOST (or its DNS SRV form outbound_.PORT_.SUBSET_.HOST,
+--                        an AUTO_PASSTHROUGH gateway's) where HOST is not in the mesh (mesh_host.sql:
+--                        *.svc.<cluster domain>, or under a mesh_domains setting, by default
+--                        Istio <= 1.7 multicluster's *.global): a ServiceEntry, from a sidecar or gateway;
 --     'waypoint'         inbound-vip|PORT|PROTO|HOST with such a HOST: egress through an ambient
 --                        waypoint (downstream_local_address is the ServiceEntry VIP), unless the
 --                        waypoint reaches that HOST's endpoints over HBONE (upstream_host
@@ -23,8 +25,9 @@
 --                        rows leaves the mesh, its failed ones (no upstream) included;
 --     'public_ip'        any other row (not inbound) whose upstream_host is a public address.
 --   destination          host name when known (cluster HOST, else HTTP authority's host without
---                        its port: authority_host.sql), else TLS SNI, else ztunnel's dst_service,
---                        else destination_ip
+--                        its port: authority_host.sql), else TLS SNI (an Istio mTLS SNI,
+--                        outbound_.8000_._.httpbin.foo.svc.cluster.local, by the service it names:
+--                        istio_sni_host.sql), else ztunnel's dst_service, else destination_ip
 --   destination_ip       upstream_host_ip, else downstream_local_address_ip (what the app dialled);
 --                        IPv4-mapped IPv6 is shown as IPv4
 --   destination_ip_kind  ip_kind(destination_ip): 'internal', 'service_vip', 'public'
@@ -32,12 +35,13 @@
 --   source_ip            downstream_remote_address_ip (the client)
 -- ztunnel rows (log_format ztunnel*) have no cluster: a hop to a mesh workload (dst_workload or
 -- dst_identity logged, or HBONE's port 15008: a waypoint, a pod, a remote network's east-west
--- gateway), an inbound one, or one to a *.svc service is not counted, whatever its address (pods may
+-- gateway), an inbound one, or one to a service in the mesh (mesh_host) is not counted, whatever its address (pods may
 -- have public IPv6 addresses), so that the waypoint's own line is the one egress row per request; a
 -- ztunnel connection straight to a public address is 'public_ip'.
 -- A wildcard ServiceEntry host (*.example.com) names no destination: the request's authority or SNI
 -- does (en.wikipedia.org, not *.wikipedia.org), so that a new subdomain is a new destination.
--- Settings (logpipe.toml / env / flags): cluster domain in logpipe_settings, ranges in logpipe_cidrs.
+-- Settings (logpipe.toml / env / flags): cluster domain and mesh domains in logpipe_settings, ranges
+-- in logpipe_cidrs.
 CREATE OR REPLACE VIEW traffic AS
 -- IP judgement once per distinct address, not once per row.
 WITH meshed AS (
@@ -66,10 +70,9 @@ addressed AS (
         c.norm AS source_ip,
         a.log_format LIKE 'ztunnel%' AND (a.dst_workload IS NOT NULL OR a.dst_identity IS NOT NULL
             OR a.upstream_host_port = 15008 OR a.direction = 'inbound'
-            OR ends_with(lower(a.dst_service), '.svc.' || s.cluster_domain)) AS ztunnel_in_mesh,
+            OR mesh_host(a.dst_service, s.cluster_domain, s.mesh_domains)) AS ztunnel_in_mesh,
         a.upstream_cluster_direction IN ('outbound', 'inbound-vip') AS has_cluster_host,
-        lower(a.upstream_cluster_host) = 'svc.' || s.cluster_domain
-            OR ends_with(lower(a.upstream_cluster_host), '.svc.' || s.cluster_domain)
+        mesh_host(a.upstream_cluster_host, s.cluster_domain, s.mesh_domains)
             OR (a.upstream_cluster_direction = 'inbound-vip'
                 AND lower(a.upstream_cluster_host) IN (SELECT host FROM meshed)) AS stays_in_mesh
     FROM access_log AS a
@@ -104,7 +107,7 @@ SELECT
     coalesce(
         CASE WHEN has_cluster_host AND NOT starts_with(upstream_cluster_host, '*') THEN lower(upstream_cluster_host) END,
         authority_host(authority),
-        lower(requested_server_name),
+        coalesce(istio_sni_host(requested_server_name), lower(requested_server_name)),
         lower(dst_service),
         destination_ip
     ) AS destination,
