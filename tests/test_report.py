@@ -299,6 +299,38 @@ def test_error_spike_severity_is_one_buckets(tmp_path):
     assert advice.startswith("Failures to critical-hour.example rose to 95% from a baseline of 0.0%")
 
 
+def test_a_dns_resolution_failure_gets_dns_advice_not_a_service_entry(tmp_path):
+    """Istio's AllowAnyDynamicDNSCluster (a dynamic forward proxy) answers 503 DF when a name does not
+    resolve: registering the name would not help, so the findings that would advise a ServiceEntry say
+    to check the name and DNS instead, and error_spike adds that advice to its own; a host that
+    resolves keeps its ServiceEntry."""
+    line = ('[{t}] "GET /x HTTP/1.1" {code} {flags} {details} - "-" 0 {size} 4 - "-" "curl/8" "{rid}" "{host}" "{up}" '
+            'AllowAnyDynamicDNSCluster {upl} 93.184.216.34:80 10.244.1.5:3998 - allow_any_dynamic_dns\n')
+
+    def lines(host, at, n, ok):
+        return [line.format(t=(at + dt.timedelta(minutes=i)).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                            code=200 if ok else 503, flags="-" if ok else "DF",
+                            details="via_upstream" if ok else "dns_resolution_failure", size=10 if ok else 0,
+                            rid=f"{host}-{i}", host=host, up="192.0.2.9:80" if ok else "-",
+                            upl="10.244.1.5:4000" if ok else "-")
+                for i in range(n)]
+
+    log = tmp_path / "df.log"
+    log.write_text("".join(lines("known.example", DAY - dt.timedelta(days=2), 3, True)
+                           + lines("nx.example.org", DAY + dt.timedelta(hours=10), 12, False)
+                           + lines("ok.example", DAY + dt.timedelta(hours=10), 2, True)))
+    doc = anomalies(write_dataset([log], tmp_path / "data"))
+    by = {(f["kind"], f["destination"]): f for f in doc["findings"]}
+    for kind in ("unregistered_egress", "new_destination", "error_spike"):
+        assert "DNS resolution of nx.example.org failed (response flag DF)" in by[kind, "nx.example.org"]["advice"], kind
+    assert "register it" not in by["unregistered_egress", "nx.example.org"]["advice"]
+    assert by["unregistered_egress", "nx.example.org"]["evidence"]["service_entry"] is None
+    assert "ServiceEntry if legitimate" not in by["new_destination", "nx.example.org"]["advice"]
+    assert "register it" in by["unregistered_egress", "ok.example"]["advice"]
+    assert "hosts:\n  - ok.example" in by["unregistered_egress", "ok.example"]["evidence"]["service_entry"]
+    assert "DNS" not in by["new_destination", "ok.example"]["advice"]
+
+
 def test_findings_sorted_by_severity(incident):
     ranks = [reports.SEVERITIES.index(f["severity"]) for f in incident["findings"]]
     assert ranks == sorted(ranks, reverse=True)

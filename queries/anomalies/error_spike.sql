@@ -7,7 +7,8 @@
 --   -p failure_flags, it counts, and the advice says which failures were only the client's. The worst bucket of each destination is reported: the
 --   most severe (critical: >= 90% of >= 50 requests failed, in one bucket; high: >= 50%), then
 --   the highest share, the most requests, the earliest. The severity and the evidence (but
---   spiking_buckets and response_flags, over all the spiking buckets) are that one bucket's.
+--   spiking_buckets and response_flags, over all the spiking buckets) are that one bucket's. With DF
+--   (DNS resolution failed) among the flags the advice adds DNS advice (dns_failure_advice.sql).
 --   A failure is is_failure.sql's (the HTML report's error-share chart counts the same), over the
 --   egress that is not blocked (a blocked attempt is blocked_attempt's finding).
 -- @param since '' window start (ISO time); empty = 24 hours before the data's last record
@@ -95,6 +96,7 @@ SELECT
             || CAST(round(100 * w.base_share, 1) AS VARCHAR) || '%: check the provider''s status, '
             || 'the flags (UF/URX connect failures, UH no healthy endpoint, UO circuit breaker, UT timeouts, NR no route) '
             || 'and recent DestinationRule/ServiceEntry/VirtualService changes.'
+            || CASE WHEN list_contains(flags, 'DF') THEN ' ' || dns_failure_advice(destination) ELSE '' END
             || CASE WHEN w.hangups > 0 THEN ' ' || w.hangups || ' of the ' || w.failures || ' failures are only DC: '
                     || 'there the client hung up, not the provider (check the clients'' timeouts).' ELSE '' END
     END AS advice

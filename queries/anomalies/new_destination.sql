@@ -4,6 +4,8 @@
 --   received an upload of upload_high bytes or more (its bytes_received) ranks high, whatever its
 --   kind: data leaving for a host nobody had called before is how exfiltration looks. A destination
 --   the baseline only tried and was blocked from was never reached: it is new when it is reached.
+--   One whose every window request failed DNS resolution (flag DF) gets DNS advice
+--   (dns_failure_advice.sql), not a ServiceEntry.
 -- @param since '' window start (ISO time); empty = 24 hours before the data's last record
 -- @param until '' window end (ISO time, exclusive); empty = after the last record
 -- @param baseline_start '' baseline start (ISO time); empty = the data's first record
@@ -33,8 +35,10 @@ SELECT
         'last_seen': max(w.start_time),
         'sample_request_ids': list(w.request_id ORDER BY w.start_time) FILTER (WHERE w.request_id IS NOT NULL)[1:3]
     } AS evidence,
-    'A destination the baseline never saw: confirm the owning team expects it; register it with a '
-        || 'ServiceEntry if legitimate, or block it with an AuthorizationPolicy / REGISTRY_ONLY.'
+    CASE WHEN bool_and(coalesce(list_contains(w.response_flags, 'DF'), false))
+         THEN 'A destination the baseline never saw. ' || dns_failure_advice(w.destination)
+         ELSE 'A destination the baseline never saw: confirm the owning team expects it; register it with a '
+              || 'ServiceEntry if legitimate, or block it with an AuthorizationPolicy / REGISTRY_ONLY.' END
         || CASE WHEN sum(w.bytes_received) >= CAST($upload_high AS BIGINT)
                 THEN ' It received ' || CAST(round(sum(w.bytes_received) / 1e6, 1) AS VARCHAR) || ' MB from '
                      || string_agg(DISTINCT w.source_ip, ', ' ORDER BY w.source_ip)

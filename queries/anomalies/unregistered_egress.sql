@@ -5,7 +5,9 @@
 --   that logs no port (no %UPSTREAM_CLUSTER% port, %DOWNSTREAM_LOCAL_ADDRESS% or %UPSTREAM_HOST%)
 --   leaves the port null: the ServiceEntry then has a placeholder port 0 (which Istio refuses) with a
 --   comment to set it, and the advice says so. A request with a method or authority is HTTP though
---   the format has no %PROTOCOL% (request_protocol.sql); bytes a format does not log are null.
+--   the format has no %PROTOCOL% (request_protocol.sql); bytes a format does not log are null. A
+--   destination whose every request failed DNS resolution (flag DF: AllowAnyDynamicDNSCluster) gets
+--   DNS advice (dns_failure_advice.sql) and no ServiceEntry: registering it would not make it resolve.
 -- @param since '' window start (ISO time); empty = 24 hours before the data's last record
 -- @param until '' window end (ISO time, exclusive); empty = after the last record
 -- @param baseline_start '' baseline start (ISO time); empty = the data's first record
@@ -29,6 +31,7 @@ found AS (
             AND ip_value(w.destination) IS NULL AS is_name,
         ip_value(w.destination) IS NOT NULL AS is_ip,
         count(*) AS requests,
+        bool_and(coalesce(list_contains(w.response_flags, 'DF'), false)) AS dns_failed,
         string_agg(DISTINCT w.source_ip, ',' ORDER BY w.source_ip) AS sources,
         CAST(sum(w.bytes_received) AS BIGINT) AS bytes_up,
         min(w.start_time) AS first_seen,
@@ -60,7 +63,7 @@ SELECT
         'first_seen': first_seen,
         'last_seen': last_seen,
         'sample_request_ids': ids,
-        'service_entry': CASE WHEN is_name OR is_ip THEN concat_ws(chr(10),
+        'service_entry': CASE WHEN (is_name OR is_ip) AND NOT dns_failed THEN concat_ws(chr(10),
             'apiVersion: networking.istio.io/v1',
             'kind: ServiceEntry',
             'metadata:',
@@ -78,7 +81,8 @@ SELECT
             '  resolution: ' || CASE WHEN is_ip THEN 'STATIC' ELSE 'DNS' END,
             CASE WHEN is_ip THEN '  endpoints:' || chr(10) || '  - address: ' || destination END) END
     } AS evidence,
-    CASE WHEN is_name OR is_ip
+    CASE WHEN dns_failed THEN dns_failure_advice(destination)
+        WHEN is_name OR is_ip
         THEN 'Unregistered egress to ' || CASE WHEN contains(destination, ':') THEN '[' || destination || ']' ELSE destination END
              || coalesce(':' || port || '. If it is legitimate, register it '
                          || '(kubectl apply -f the service_entry in the evidence), then consider ',
