@@ -139,9 +139,10 @@ _ENVELOPE_TYPE = pl.Struct({
 def envelope_lines(held: list) -> tuple[pl.DataFrame, int]:
     """The lines that collectors' records held (``Envelopes.envelope``: per row its line number,
     the record as written, its line, pod, container, time; or frames of such rows,
-    ``Envelopes.envelopes``) as a batch's lines are: ``body`` the line, ``raw`` and ``line`` the
-    record (a reject keeps it as written, its column counted in the line), with their pod,
-    container and time; and how many held a blank line (dropped)."""
+    ``Envelopes.envelopes``) as a batch's lines are: ``body`` and ``line`` the line (``line`` keeps
+    it whole when ``Collectors.split_held`` takes a prefix off ``body``), ``raw`` the record (a
+    reject keeps it as written, its column counted in the line), with their pod, container and
+    time; and how many held a blank line (dropped)."""
     rows = [x for x in held if isinstance(x, tuple)]
     frames = [x.cast(_ENVELOPE_SCHEMA) for x in held if isinstance(x, pl.DataFrame)]
     if rows:
@@ -149,7 +150,7 @@ def envelope_lines(held: list) -> tuple[pl.DataFrame, int]:
     df = frames[0] if len(frames) == 1 else pl.concat(frames).sort("line_number")
     blank = df["body"].str.contains(r"^\s*$")
     df = df.filter(~blank) if blank.any() else df
-    return df.with_columns(pl.col("raw").alias("line"), pl.lit(0, dtype=pl.Int64).alias("prefix_len")), int(blank.sum())
+    return df.with_columns(pl.col("body").alias("line"), pl.lit(0, dtype=pl.Int64).alias("prefix_len")), int(blank.sum())
 
 
 class Envelopes:

@@ -25,7 +25,15 @@ NOISE_RULES = {
     "glog_log": "glog/klog log line, not an access line",
     "tail_header": "tail's header of the file it reads next (tail -f of several files), not an access line",
     "otel_debug_log": "OpenTelemetry Collector debug exporter's record line, not an access line",
+    "go_panic": "Go crash dump line (a panic or fatal error and its goroutine traceback), not an access line",
 }
+# Rules also tried on the line past a stern-style prefix's words (WORDS_RULES): stern's prefix is two
+# or three words, so a Go traceback's "goroutine 1 [running]:" reads as one (pod "goroutine", container
+# "1", body "[running]:"), and after stern's own prefix "exit status 2" loses "exit" to it. Not the other
+# rules: the words skipped are pod names, and a rule that could take what follows a collector's prefix
+# (zap's "<time>\t<level>\t" before istio_log's) would make a truncated access line after it noise.
+WORDS_RULES = ("go_panic",)
+WORDS = 3
 # Longest line the exact Lark path diagnoses; longer unmatched lines are rejected with a short reason.
 MAX_DIAGNOSE_CHARS = 8192
 # Lark's Earley parser is cubic where free text meets quotes (a 1,300-character line of '" "'
@@ -62,19 +70,33 @@ def reject_glued(df: pl.DataFrame, head_rx: str, rejects: list[dict]) -> pl.Data
 PADDED = "__padded"
 
 
-def classify_noise(df: pl.DataFrame, noise: Sequence[tuple[str, str]], rejects: list[dict]) -> pl.DataFrame:
+def classify_noise(df: pl.DataFrame, noise: Sequence[tuple[str, str]], rejects: list[dict],
+                   past_words: dict[str, str] | None = None) -> pl.DataFrame:
     """The lines of ``df`` that a noise rule (``noise``: its name in NOISE_RULES and its regex) takes
     become rejects (the first rule that matches names it); returns the others. One query for all
     rules: each polars call costs ~0.2 ms, more than the few lines that get here. A line the parser
     tried without the spaces around it is looked at as it was (``PADDED``: noise.lark's rules of the
-    debug exporter's indented lines)."""
+    debug exporter's indented lines); a rule of ``past_words`` (its name: its regex, ``words_regex``)
+    also at the whole line, past up to WORDS words that a stern prefix could be."""
     body = pl.coalesce(PADDED, "body") if PADDED in df.columns else pl.col("body")
-    which = pl.coalesce([pl.when(body.str.contains(rx)).then(pl.lit(k, pl.Int8))
-                         for k, (_, rx) in enumerate(noise)]).alias("__noise")
+    past_words = past_words if past_words and "line" in df.columns else {}
+
+    def hit(name: str, rx: str) -> pl.Expr:
+        found = body.str.contains(rx)
+        return found | pl.col("line").str.contains(past_words[name]) if name in past_words else found
+
+    which = pl.coalesce([pl.when(hit(name, rx)).then(pl.lit(k, pl.Int8))
+                         for k, (name, rx) in enumerate(noise)]).alias("__noise")
     marked = df.select("line_number", "raw", which)
     for ln, raw, k in marked.filter(pl.col("__noise").is_not_null()).iter_rows():
         rejects.append(_reject(ln, raw, NOISE_RULES[noise[k][0]], "noise"))
     return df.filter(marked["__noise"].is_null())
+
+
+def words_regex(noise: "_grammar.Rulebook", prefix: "_grammar.Rulebook") -> dict[str, str]:
+    """The regexes of WORDS_RULES at the start of a line or past up to WORDS of prefix.lark's names."""
+    name = prefix.compile("pod").pattern
+    return {rule: f"^(?:{name} ){{0,{WORDS}}}{noise.regex(rule)[1:]}" for rule in WORDS_RULES}
 
 
 def take_lines(access: "_grammar.Rulebook", layouts: Sequence[str], df: pl.DataFrame, rejects: list[dict], *,

@@ -75,6 +75,7 @@ class Parser:
         # line: `logpipe detect` counts lines this way, fast on a file in another format.
         self.exact = options.get("exact", True)
         self._noise = [(name, self.noise.regex(name)) for name in _exact.NOISE_RULES]
+        self._noise_words = _exact.words_regex(self.noise, self.prefix)  # (a Go traceback's words read as stern's)
         # Address and cluster values that arrive whole (JSON lines, ztunnel): their sub-fields.
         self.values = _values.WholeValues(self.access)
         # A custom layout (--format-string / --format-file / --grammar, logpipe/layouts.py) is tried
@@ -240,7 +241,7 @@ class Parser:
         if text.height and self.custom is not None:
             text = self.custom.take_lines(self, text, frames, rejects, claim=CLAIM_FIELDS)
         if text.height:
-            text = _exact.classify_noise(text, self._noise, rejects)
+            text = _exact.classify_noise(text, self._noise, rejects, self._noise_words)
         if text.height and self.custom is not None:
             text = self.custom.take_lines(self, text, frames, rejects)
         if text.height:

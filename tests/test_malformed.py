@@ -249,3 +249,45 @@ def test_an_address_without_its_port_is_said_so():
     col = bad.index(" 10.244.0.18 ") + 2
     assert r["reason"].startswith(f"column {col}: upstream_local_address expected an address with its port "
                                   "(IP:PORT, [IPv6]:PORT), got '10.244.0.18', no port (closest layout istio_1_9")
+
+
+# istio-agent's crash on stderr, as Go's runtime prints it (noise.lark's go_panic cites the source);
+# trimmed paths (-trimpath) and GOROOT's, a Go 1.23+ fatal error's header, and a wrapper's exit.
+GO_PANIC = [
+    "panic: runtime error: invalid memory address or nil pointer dereference",
+    "[signal SIGSEGV: segmentation violation code=0x1 addr=0x18 pc=0x1c5b3a4]",
+    "goroutine 1 [running]:",
+    "istio.io/istio/pkg/istio-agent.(*Agent).Run(0xc000a1c000, {0x2d4f1e8, 0xc0004b2140})",
+    "\tistio.io/istio/pkg/istio-agent/agent.go:412 +0x344",
+    "github.com/spf13/cobra.(*Command).execute(0xc000a0e300, {0xc000a0a000, 0xf, 0xf})",
+    "\tgithub.com/spf13/cobra@v1.8.1/command.go:985 +0xaca",
+    "main.main()",
+    "\t/usr/local/go/src/runtime/proc.go:267 +0x1c5",
+    "goroutine 42 [chan receive, 3 minutes]:",
+    "created by istio.io/istio/pkg/istio-agent.(*Agent).Run in goroutine 1",
+    "panic: close of closed channel [recovered]",
+    "\tpanic: close of closed channel",
+    "fatal error: concurrent map writes",
+    "goroutine 7 gp=0xc000102a80 m=4 mp=0xc000100008 [running]:",
+    "...additional frames elided...",
+    "exit status 2",
+]
+PREFIXES = ["", "[pod/egress-7d9f/istio-proxy] ", "2025-02-03T09:15:09.901234567Z ",
+            "2025-02-03T09:15:09.901234567Z stderr F ", "egress-7d9f istio-proxy ",
+            "istio-system egress-7d9f istio-proxy ", "[egress-7d9f istio-proxy] ", "egress-1  | "]
+
+
+@pytest.mark.parametrize("prefix", PREFIXES, ids=repr)
+def test_a_go_panic_dump_is_noise_and_a_truncated_access_line_is_not(prefix):
+    """Every line of a Go crash dump is noise that says so, after any prefix (stern's words included:
+    "goroutine 1 [running]:" reads as one); an access line cut short after the same prefix stays
+    malformed, one that ends in a ")" as a Go frame does too."""
+    from logpipe.exact import NOISE_RULES
+
+    cut = read_lines(LOG)[0]  # truncated
+    paren = ('[2025-02-03T09:15:09.901Z] "GET http://a.example/f(x) HTTP/1.1" 200 - via_upstream - "-" 0 1 2 3 '
+             '"-" "Mozilla/5.0 (X11)')
+    _, rejects, _ = parse_text([prefix + x for x in GO_PANIC + [cut, paren]])
+    got = {r["line_number"]: (r["class"], r["reason"]) for r in rejects}
+    assert [got[n] for n in range(1, len(GO_PANIC) + 1)] == [("noise", NOISE_RULES["go_panic"])] * len(GO_PANIC)
+    assert [got[n][0] for n in (len(GO_PANIC) + 1, len(GO_PANIC) + 2)] == ["malformed", "malformed"]
