@@ -284,3 +284,21 @@ def test_unix_socket_upstream_hosts_are_rows_on_both_paths(fast, pool):
     assert assert_same(fast, pool, lines) == len(lines)
     rows = fast.parse_batch(lines, "-").records.to_pylist()
     assert [(r["upstream_host"], r["upstream_host_ip"]) for r in rows] == [(h, None) for h in UNIX_HOSTS]
+
+
+METHODS = ["get", "PROPFIND", "M-SEARCH", "BASELINE-CONTROL", "X1", "foo.bar", "!#$%&'*+.^_`|~"]
+
+
+def test_any_method_envoy_passes_through_is_a_row_on_both_paths(fast, pool):
+    """%REQ(:METHOD)% is what the client sent, an RFC 9110 token (case-sensitive: "get" is not GET):
+    HTTP/2's :method is checked as a token only, HTTP/1 with allow_custom_methods takes any
+    (access.lark's METHOD cites the sources). Every one is a row on both paths, kept as sent; a lone
+    "-" is still no method, and a method with a character no token has is malformed."""
+    line = ('[2024-03-05T06:07:08.123Z] "{} /a HTTP/1.1" 200 - via_upstream - "-" 0 5 1 1 "-" "ua" "rid" "a" '
+            '"10.0.0.1:80" outbound|80||a 10.0.0.2:1 10.0.0.3:80 10.0.0.4:2 - default')
+    lines = [line.format(m) for m in METHODS]
+    assert assert_same(fast, pool, lines) == len(lines)
+    assert [r["method"] for r in fast.parse_batch(lines, "-").records.to_pylist()] == METHODS
+    bad = [line.format(m) for m in ("GE(T", "GE/T", "GÉT")]
+    assert assert_same(fast, pool, bad + [line.format("-")]) == 1
+    assert [r["class"] for r in fast.parse_batch(bad, "-").rejects.to_pylist()] == ["malformed"] * 3
