@@ -35,6 +35,8 @@ NOISE_RULES = {
 WORDS_RULES = ("go_panic",)
 WORDS = 3
 # Longest line the exact Lark path diagnoses; longer unmatched lines are rejected with a short reason.
+# Not a limit on what it reads: Parser(fast=False) parses a line of any length (take_lines, take_parsed),
+# as the fast path does (a long URL or user agent is a row; Lark takes ~1 s a 30,000-character line).
 MAX_DIAGNOSE_CHARS = 8192
 # Lark's Earley parser is cubic where free text meets quotes (a 1,300-character line of '" "'
 # takes ~35 s). With the fast path on, Lark only adds its context to a reject's reason (the
@@ -109,8 +111,12 @@ def take_lines(access: "_grammar.Rulebook", layouts: Sequence[str], df: pl.DataF
     for ln, raw, body, plen, pod, container, received in df.select(
         "line_number", "raw", "body", "prefix_len", "pod", "container", "received_at"
     ).iter_rows():
-        if len(body) > MAX_DIAGNOSE_CHARS:
-            rejects.append(_reject(ln, raw, f"matches no access-log layout ({len(body)} characters)", "malformed"))
+        if len(body) > MAX_DIAGNOSE_CHARS:  # (Parser(fast=False) reads it: it stands in for the regexes)
+            got = None if fast or not exact else _parse_whole(access, body, "access_line")
+            if got is None:
+                rejects.append(_reject(ln, raw, f"matches no access-log layout ({len(body)} characters)", "malformed"))
+            else:
+                rows.append(_row(got[1], ln, raw, got[0], pod, container, received))
             continue
         plen = plen or 0
         where = diagnose_line(access, body, layouts)
@@ -143,24 +149,30 @@ def take_parsed(books: Sequence[tuple["_grammar.Rulebook", str]], df: pl.DataFra
     path tries their regexes: a custom layout's, then ``access_line``) become rows, a frame per
     start rule, into ``frames``. Returns the other lines: they take the steps after the fast path's
     (noise, a custom layout's malformed lines, ``take_lines``), as the lines its regexes leave do.
-    A line longer than MAX_DIAGNOSE_CHARS is left to those steps (Earley's cost)."""
+    A line of any length: the fast path reads a line longer than MAX_DIAGNOSE_CHARS (a long URL,
+    a line over 16 KiB a container runtime split and logpipe joined), and so does this."""
     taken: set[int] = set()
     for book, start in books:
         rows = []
         for ln, raw, body, pod, container, received in df.select(
             "line_number", "raw", "body", "pod", "container", "received_at"
         ).iter_rows():
-            if ln in taken or len(body) > MAX_DIAGNOSE_CHARS:
+            got = None if ln in taken else _parse_whole(book, body, start)
+            if got is None:
                 continue
-            try:
-                layout, fields = book.parse(body, start)
-            except _grammar.GrammarMismatch:
-                continue
-            rows.append(_row(fields, ln, raw, layout, pod, container, received))
+            rows.append(_row(got[1], ln, raw, got[0], pod, container, received))
             taken.add(ln)
         if rows:
             frames.append(pl.DataFrame(rows, infer_schema_length=None))
     return df.filter(~pl.col("line_number").is_in(list(taken))) if taken else df
+
+
+def _parse_whole(book: "_grammar.Rulebook", body: str, start: str) -> tuple[str, dict] | None:
+    """Lark's reading of ``body`` from ``start`` (the layout, its fields), or None."""
+    try:
+        return book.parse(body, start)
+    except _grammar.GrammarMismatch:
+        return None
 
 
 def lark_can_explain(access: "_grammar.Rulebook", layouts: tuple[str, ...], body: str) -> bool:
