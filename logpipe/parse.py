@@ -263,8 +263,11 @@ CLAIM_FIELDS = 2
 # access.lark starts or ends with them, so a line the layouts did not take as it is is tried again
 # without them (a given format that has them took it already), by the exact path too, or by the JSON
 # path when it is a JSON object; the noise rules look at it as it was (exact.PADDED). The ones before
-# it count as its prefix (prefix_len): a reject's column is still the line's own.
-_PADDED = r"^[ \t]|[ \t]$"
+# it count as its prefix (prefix_len): a reject's column is still the line's own. So does a byte-order
+# mark before it: the reader takes an input's own (unpack.BYTE_ORDER_MARKS), not that of a file `cat`
+# joined to another, which starts a line in the middle of the input.
+_PADDED = "^[ \t\ufeff]|[ \t]$"
+_LEAD = " \t\ufeff"
 
 
 def _trim(text: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame | None]:
@@ -272,7 +275,7 @@ def _trim(text: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame | None]:
     padded = text["body"].str.contains(_PADDED)
     if not padded.any():
         return text, None
-    body = pl.col("body").str.strip_chars_start(" \t")
+    body = pl.col("body").str.strip_chars_start(_LEAD)
     trimmed = text.filter(padded).with_columns(
         (pl.col("prefix_len") + pl.col("body").str.len_chars() - body.str.len_chars()).alias("prefix_len"),
         body.str.strip_chars_end(" \t").alias("body"), pl.col("body").alias(_exact.PADDED))

@@ -294,6 +294,23 @@ def test_spaces_around_a_line_read_alike_by_the_lark_path():
 JSON_LINES = [x for x in read_lines(SAMPLES / "istio-json-1.24.log") if x.startswith("{")][:4]
 
 
+def test_a_byte_order_mark_inside_an_input_reads_as_without_it():
+    """`cat a.log b.log` of files saved with a UTF-8 byte-order mark: the reader takes the input's
+    first (unpack.BYTE_ORDER_MARKS), the second starts a line in the middle; it reads as without it,
+    on both paths, JSON too; a malformed one is rejected at its column in the line as written."""
+    from logpipe.parse import Parser
+
+    lines = [x for x in read_lines(SAMPLES / "waypoint-egress-1.23.log") if x.startswith("[")][:2] + JSON_LINES[:1]
+    want, _, _ = parse_text(lines)
+    for parser in (None, Parser(fast=False)):
+        got, rejects, _ = parse_text(["\ufeff" + x for x in lines], parser=parser)
+        assert got == want and not rejects
+    bad = lines[0].replace('" 200 ', '" 2OO ', 1)
+    _, (r1,), _ = parse_text([bad])
+    _, (r2,), _ = parse_text(["\ufeff" + bad])
+    assert r2["column"] == r1["column"] + 1 and r2["class"] == "malformed"
+
+
 @FAST
 @given(st.sampled_from(JSON_LINES), st.text(" ", min_size=1, max_size=4), PADDING)
 def test_spaces_around_a_json_line_change_nothing(line, before, after):
