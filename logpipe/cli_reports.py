@@ -151,8 +151,8 @@ _OUT_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".ndjson": "ndjs
               help="Cut table cells to N columns (default 40).")
 @click.option("--cluster-domain", metavar="DOMAIN", help="Cluster domain for the egress view (default cluster.local).")
 @click.option("--mesh-domain", "mesh_domains", multiple=True, metavar="DOMAIN",
-              help="Domain whose hosts are in the mesh besides svc.<cluster domain> (repeatable; replaces the "
-                   "default, global; 'default' adds it back).")
+              help="Domain whose hosts are in the mesh besides svc.<cluster domain> (repeatable; none by "
+                   "default; Istio <= 1.7 multicluster: global).")
 @click.option("--internal-cidr", "internal_cidrs", multiple=True, metavar="CIDR",
               help="Internal range for the egress view (repeatable; replaces the defaults, 'default' adds them back).")
 def query(name, sql_text, sql_file, params, list_queries, data_dir, inputs, format_string, format_file, grammar_file,

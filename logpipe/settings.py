@@ -6,7 +6,7 @@ constants in code. Each has a default and can be set, later winning, by:
 1. ``logpipe.toml`` inside the data directory, else next to it (``DATA/../logpipe.toml``)::
 
        cluster_domain = "cluster.local"
-       mesh_domains = ["default", "internal.corp"]           # "default" expands to DEFAULT_MESH_DOMAINS
+       mesh_domains = ["internal.corp"]                 # none by default
        internal_cidrs = ["default", "203.0.113.0/24"]   # "default" expands to DEFAULT_INTERNAL_CIDRS
        service_vip_cidrs = ["240.240.0.0/16", "2001:2::/48"]
 
@@ -15,8 +15,7 @@ constants in code. Each has a default and can be set, later winning, by:
 3. CLI flags ``--cluster-domain``, ``--mesh-domain`` and ``--internal-cidr`` (repeatable).
 
 A list replaces the one before it; the word ``default`` inside a list stands for the default
-list, so ``--internal-cidr default --internal-cidr 203.0.113.0/24`` adds one range and
-``--mesh-domain default --mesh-domain internal.corp`` one domain.
+list, so ``--internal-cidr default --internal-cidr 203.0.113.0/24`` adds one range.
 
 Mesh domains are DNS suffixes of hosts inside the mesh besides ``svc.<cluster domain>``: a host
 equal to one or under it (``reviews.default.internal.corp``) is a mesh service, not egress.
@@ -53,12 +52,13 @@ DEFAULT_INTERNAL_CIDRS = (
 # pilot/pkg/features/pilot.go; FORMATS.md d): "service VIP", neither internal workload nor public.
 DEFAULT_SERVICE_VIP_CIDRS = ("240.240.0.0/16", "2001:2::/48")
 DEFAULT_CLUSTER_DOMAIN = "cluster.local"
-# Istio <= 1.7 multicluster (replicated control planes) named another cluster's services
-# <name>.<namespace>.global, registered as MESH_INTERNAL ServiceEntries (istio.io v1.7
+# None by default. Istio <= 1.7 multicluster (replicated control planes) named another cluster's
+# services <name>.<namespace>.global, registered as MESH_INTERNAL ServiceEntries (istio.io v1.7
 # docs/setup/install/multicluster/gateways; the suffix is Istio's global.multiCluster.globalDomainSuffix,
-# default "global"): mesh services, not egress. (.global is also a public TLD: a mesh that registers
-# real *.global hosts sets mesh_domains without "default".)
-DEFAULT_MESH_DOMAINS = ("global",)
+# default "global"): such a mesh sets mesh_domains = ["global"]. Not the default, because .global is
+# also a public TLD: a real *.global host would silently drop out of the egress inventory, where an
+# old multicluster service listed as registered egress is seen and set right.
+DEFAULT_MESH_DOMAINS: tuple[str, ...] = ()
 TOML_NAME = "logpipe.toml"
 _KEYS = {"cluster_domain", "mesh_domains", "internal_cidrs", "service_vip_cidrs"}
 

@@ -334,12 +334,12 @@ def test_istio_dns_srv_keys_read_alike_by_lark():
 
 
 @pytest.mark.parametrize("mesh_domains,host,is_egress", [
-    (None, "httpbin.bar.global", False),  # Istio <= 1.7 multicluster: a service of another cluster
+    (None, "httpbin.bar.global", True),  # (.global is a public TLD too: a mesh domain only when set)
+    (("global",), "httpbin.bar.global", False),  # Istio <= 1.7 multicluster: a service of another cluster
     (None, "api.internal.corp", True),
     (("internal.corp",), "api.internal.corp", False),
     (("internal.corp",), "internal.corp", False),
-    (("internal.corp",), "httpbin.bar.global", True),  # (the list replaces the default)
-    (("default", "internal.corp"), "httpbin.bar.global", False),
+    (("global",), "api.global.example", True),
     ((), "httpbin.bar.global", True),
     (("internal.corp",), "notinternal.corp", True),
 ])
@@ -411,7 +411,7 @@ def test_settings_precedence(tmp_path):
     (data / "logpipe.toml").write_bytes('cluster_domain = "marked.local"\n'.encode("utf-8-sig"))  # (Notepad's)
     assert load_settings(data, env={}).cluster_domain == "marked.local"
     (data / "logpipe.toml").write_text('mesh_domains = ["default", "Internal.Corp."]\n')
-    assert load_settings(data, env={}).mesh_domains == ("global", "internal.corp")
+    assert load_settings(data, env={}).mesh_domains == ("internal.corp",)
     assert load_settings(data, env={"LOGPIPE_MESH_DOMAINS": "a.example"}).mesh_domains == ("a.example",)
     assert load_settings(data, env={"LOGPIPE_MESH_DOMAINS": "a.example"}, mesh_domains=["b.example"]).mesh_domains == (
         "b.example",)
