@@ -312,3 +312,28 @@ def test_a_client_blocked_from_a_known_destination_before_is_a_new_pair_when_it_
     found = run_query(connect(tables={"records": table}), load_queries()["new_pair"], {
         "since": (T0 - dt.timedelta(hours=1)).isoformat(), "until": (T0 + dt.timedelta(hours=1)).isoformat()})
     assert [(f["source"], f["destination"]) for f in found.to_pylist()] == [("10.244.3.15", "crypto-miner.example")]
+
+
+def test_direct_ip_egress_reached_after_baseline_blocks_is_not_low():
+    """direct_ip_egress is low for a destination the baseline reached; a baseline that was only
+    blocked from it reached nothing (as new_destination and new_pair read it): reaching it now is
+    high (passthrough), as for a destination the baseline never tried."""
+    from logpipe.db import connect
+    from logpipe.queries import load_queries, run_query
+
+    day = dt.timedelta(days=1)
+    ip = dict(authority="198.51.100.78", method="GET", downstream_local_address_ip="198.51.100.78",
+              downstream_local_address_port=80, downstream_remote_address_ip="10.244.3.15")
+    blocked = dict(ip, upstream_cluster="BlackHoleCluster", response_code=502, response_flags=["UH"])
+    reached = dict(ip, upstream_cluster="PassthroughCluster", upstream_host="198.51.100.78:80",
+                   upstream_host_ip="198.51.100.78", upstream_host_port=80, response_code=200)
+
+    def severity(baseline: dict) -> str:
+        rows = [dict(baseline, start_time=T0 - 2 * day, line_number=1), dict(reached, start_time=T0, line_number=2)]
+        table = pa.Table.from_pylist([{n: r.get(n) for n in RECORD_SCHEMA.names} for r in rows], schema=RECORD_SCHEMA)
+        (found,) = run_query(connect(tables={"records": table}), load_queries()["direct_ip_egress"], {
+            "since": (T0 - dt.timedelta(hours=1)).isoformat(), "until": (T0 + dt.timedelta(hours=1)).isoformat()}
+        ).to_pylist()
+        return found["severity"]
+
+    assert (severity(blocked), severity(reached)) == ("high", "low")

@@ -1,7 +1,8 @@
 -- title: Direct-IP egress
 -- description: Requests whose HTTP authority or TLS SNI is a raw IP address instead of a host
 --   name: it bypasses DNS-based policy and registration, and is typical of malware and hard-coded
---   endpoints.
+--   endpoints. Low when the baseline reached that destination already; as new_destination reads
+--   it, a blocked attempt reached nothing, so a baseline of blocked attempts alone leaves it higher.
 -- @param since '' window start (ISO time); empty = 24 hours before the data's last record
 -- @param until '' window end (ISO time, exclusive); empty = after the last record
 -- @param baseline_start '' baseline start (ISO time); empty = the data's first record
@@ -16,7 +17,7 @@ named AS (
 SELECT
     'direct_ip_egress' AS kind,
     CASE
-        WHEN EXISTS (SELECT 1 FROM base b WHERE b.destination = w.destination) THEN 'low'
+        WHEN EXISTS (SELECT 1 FROM base b WHERE b.destination = w.destination AND b.egress_kind <> 'blocked') THEN 'low'
         WHEN bool_or(w.egress_kind = 'passthrough') THEN 'high'
         ELSE 'medium'
     END AS severity,
