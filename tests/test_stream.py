@@ -343,8 +343,8 @@ def test_a_scan_is_one_alert_not_two_per_address():
     kinds = [a.kind for a in got]
     assert kinds.count("destination_scan") == 1
     assert kinds.count("new_destination") == SCAN_DESTINATIONS  # (the scan's first 9, the other pod's 1)
-    # (the scan's passthrough alerts raised before it was seen: how many depends on the micro-batches)
-    assert 1 <= kinds.count("unregistered_egress") <= SCAN_DESTINATIONS
+    # (the scan's first 9, before it was recognised at its 10th, as had they come line by line; the other pod's 1)
+    assert kinds.count("unregistered_egress") == SCAN_DESTINATIONS
     assert len(got) <= 2 * SCAN_DESTINATIONS + 1
     scan = next(a for a in got if a.kind == "destination_scan")
     assert scan.message.startswith(f"10.244.1.12 reached {SCAN_DESTINATIONS} IP addresses not seen before")
@@ -370,6 +370,53 @@ def test_a_blocked_scan_is_one_alert_too():
     assert "new_destination" not in kinds
     scan = next(a for a in got if a.kind == "destination_scan")
     assert "(198.51.100.1, 198.51.100.2, 198.51.100.3, 198.51.100.4, 198.51.100.5, …)" in scan.message
+
+
+def cut_lines() -> list[str]:
+    """A scan of 12 IPs through PassthroughCluster, pastebin from three sources then again past the
+    window, blocked attempts, RBAC denials, one past the window, and a failure burst."""
+    tcp = next(x for x in (SAMPLES / "sidecar-outbound-1.22.log").read_text().splitlines()
+               if "PassthroughCluster" in x and "203.0.113.50:5432" in x)
+    scan = [tcp.replace("203.0.113.50", f"203.0.113.{100 + k}").replace("14:02:20", f"14:02:{20 + k}")
+            for k in range(12)]
+    paste = incident_line('"pastebin.com"')
+    pastes = [paste.replace(" 10.244.2.21:", f" 10.244.2.{21 + k % 2}:") for k in range(3)] + [
+        paste.replace("T11:00:", "T11:10:")]
+    blocked = [incident_line("crypto-miner.example", when) for when in ("05:01:10", "05:01:11", "05:11:00")]
+    denied = [incident_line("deny-httpbin-post", when) for when in ("15:00:20", "15:00:21", "15:10:00")]
+    failed = [incident_line('" 503 ', f"14:03:{10 + k:02d}") for k in range(6)]
+    return [*scan[:6], *pastes[:2], *blocked[:2], *scan[6:], *denied, *failed, pastes[2], blocked[2], pastes[3]]
+
+
+def test_alerts_do_not_depend_on_how_the_lines_are_cut():
+    """The same lines, line by line, in batches of 5 and in one batch, raise the same alerts (kinds,
+    destinations, counts, messages, lines). In one batch, a scan recognised at its 10th address
+    silenced the passthrough alerts of the nine before it (its source was scanning for the whole
+    batch); an alert's count was its batch's rows (a denial 10 minutes after the first, in one batch,
+    was no second alert)."""
+    from logpipe.alerts import SCAN_DESTINATIONS, AlertRules
+    from logpipe.parse import default_parser
+
+    lines = cut_lines()
+    got = {}
+    for size in (1, 5, len(lines)):
+        rules = AlertRules(window_seconds=300)
+        alerts = [a for k in range(0, len(lines), size)
+                  for a in rules.check(default_parser().parse_batch(lines[k:k + size], "<stdin>", k + 1).records)]
+        got[size] = sorted((a.evidence["line_number"], a.kind, a.destination, a.count, a.message) for a in alerts)
+    assert got[1] == got[5] == got[len(lines)]
+    kinds = [k for _, k, *_ in got[1]]
+    assert kinds.count("destination_scan") == 1 and kinds.count("failure_burst") == 1
+    scan_ips = [d for _, k, d, *_ in got[1] if k == "unregistered_egress" and d.startswith("203.0.113.")]
+    assert len(scan_ips) == SCAN_DESTINATIONS - 1
+    # (the second alert of each counts the requests since the first, its own included, and says so)
+    again = {(k, d): (c, m) for _, k, d, c, m in got[1] if " since its last alert (2025-03-08T" in m}
+    assert {key: c for key, (c, _) in again.items()} == {
+        ("unregistered_egress", "pastebin.com"): 3, ("blocked_attempt", "crypto-miner.example"): 2,
+        ("authz_denial", "httpbin.org"): 2}
+    assert again[("unregistered_egress", "pastebin.com")][1].startswith(
+        "3 requests through PassthroughCluster (no ServiceEntry) since its last alert (2025-03-08T11:00:25.297Z) "
+        "from 2 sources (10.244.2.21 ×2, 10.244.2.22)")
 
 
 def test_blocked_attempts_and_denials_are_per_source():
@@ -997,7 +1044,7 @@ def test_a_destination_tried_blocked_then_reached_is_new(batches):
     """Three block_all 502s to crypto-miner.example, then three successful waypoint requests to it from
     another workload: the blocked rows made it known, so the stream raised blocked_attempt alone while
     `report anomalies` (new_destination.sql: the window's blocked rows are no new egress) raised
-    new_destination. Now the stream raises it too, counting the three allowed requests."""
+    new_destination. Now the stream raises it too, at the first allowed request, however the lines are cut."""
     from logpipe.alerts import AlertRules
     from logpipe.parse import default_parser
 
@@ -1009,10 +1056,9 @@ def test_a_destination_tried_blocked_then_reached_is_new(batches):
     size = len(lines) // batches
     got = [a for k in range(0, len(lines), size)
            for a in rules.check(default_parser().parse_batch(lines[k:k + size], "<stdin>", k + 1).records)]
-    n = 3 if batches < 6 else 1  # (requests counted in the batch that raises the alert)
     assert [(a.kind, a.destination, a.count, a.evidence["source_ip"]) for a in got] == [
-        ("blocked_attempt", "crypto-miner.example", n, "10.244.3.15"),
-        ("new_destination", "crypto-miner.example", n, "10.244.1.31")]
+        ("blocked_attempt", "crypto-miner.example", 1, "10.244.3.15"),
+        ("new_destination", "crypto-miner.example", 1, "10.244.1.31")]
     assert got[1].evidence["line_number"] == 4 and got[1].message.startswith("first waypoint egress")
 
 
@@ -1033,30 +1079,34 @@ def test_blocked_rows_leave_known_destinations_as_they_are():
     assert [a.kind for a in got] == ["blocked_attempt"]
 
 
-def test_new_destination_and_passthrough_name_every_source():
+def test_a_passthrough_alert_names_the_sources_it_counts():
     """Six pastebin requests from six source IPs in one batch were "6 requests from 10.244.2.21", the
-    first row's source for all six: now the alerts count the sources and name the first few (the
-    rest in the ndjson evidence); one source alone reads as before."""
+    first row's source for all six. An alert counts the requests since its last alert, its own
+    included (those the window kept quiet, then it): their sources are counted and the first few named
+    (the rest in the ndjson evidence); one source alone reads as before."""
     from logpipe.alerts import AlertRules
     from logpipe.parse import default_parser
 
     first = incident_line('"pastebin.com"')
     lines = [first.replace(" 10.244.2.21:44171 ", f" 10.244.2.{21 + k}:44171 ") for k in range(5)] + [
         first.replace(" 10.244.2.21:44171 ", " 10.244.2.22:44171 ")]
-    got = AlertRules(window_seconds=300).check(default_parser().parse_batch(lines, "<stdin>").records)
-    new, passthrough = (next(a for a in got if a.kind == kind) for kind in ("new_destination", "unregistered_egress"))
-    who = "from 5 sources (10.244.2.22 ×2, 10.244.2.21, 10.244.2.23 and 2 more); first from 10.244.2.21, POST"
-    assert f"; 6 requests {who}" in new.message
-    assert f"6 requests through PassthroughCluster (no ServiceEntry) {who}" in passthrough.message
-    for a in (new, passthrough):
-        assert a.evidence["source_count"] == 5 and a.evidence["source_ip"] == "10.244.2.21"
-        assert a.evidence["sources"] == {"10.244.2.22": 2, "10.244.2.21": 1, "10.244.2.23": 1, "10.244.2.24": 1,
-                                         "10.244.2.25": 1}
-        assert json.loads(a.to_json())["evidence"]["sources"]["10.244.2.22"] == 2
-        assert "\n" not in a.to_text() and a.to_text().endswith("(<stdin>:1)")
+    later = first.replace(" 10.244.2.21:44171 ", " 10.244.2.26:44171 ").replace("T11:00:", "T11:10:")  # (past the window)
+    got = AlertRules(window_seconds=300).check(default_parser().parse_batch(lines + [later], "<stdin>").records)
+    assert [(a.kind, a.count) for a in got] == [("new_destination", 1), ("unregistered_egress", 1),
+                                                ("unregistered_egress", 6)]
+    assert got[1].message.endswith("(no ServiceEntry) from 10.244.2.21, POST /api/api_post.php 200")
+    again = got[2]
+    assert again.message.startswith("6 requests through PassthroughCluster (no ServiceEntry) since its last alert "
+                                    f"({got[1].as_dict()['time']}) from 5 sources (10.244.2.22 ×2, 10.244.2.23, "
+                                    "10.244.2.24 and 2 more); this one from 10.244.2.26, POST")
+    assert again.evidence["source_count"] == 5 and again.evidence["source_ip"] == "10.244.2.26"
+    assert again.evidence["sources"] == {"10.244.2.22": 2, "10.244.2.23": 1, "10.244.2.24": 1, "10.244.2.25": 1,
+                                         "10.244.2.26": 1}
+    assert json.loads(again.to_json())["evidence"]["sources"]["10.244.2.22"] == 2
+    assert "\n" not in again.to_text() and again.to_text().endswith("(<stdin>:7)")
     one = AlertRules(window_seconds=300).check(default_parser().parse_batch([first] * 3, "<stdin>").records)
-    assert "; 3 requests from 10.244.2.21, POST /api/api_post.php 200" in one[0].message
-    assert "sources" not in one[0].evidence
+    assert [(a.kind, a.count) for a in one] == [("new_destination", 1), ("unregistered_egress", 1)]
+    assert "sources" not in one[1].evidence
 
 
 def test_an_authz_denial_names_its_line_as_the_other_alerts_do():
@@ -1071,12 +1121,13 @@ def test_an_authz_denial_names_its_line_as_the_other_alerts_do():
     got = [a for a in AlertRules(window_seconds=300).check(
         default_parser().parse_batch([quiet, *rbac, ext], "<stdin>", 1).records) if a.kind == "authz_denial"]
     assert [(a.kind, a.destination) for a in got] == [("authz_denial", "httpbin.org"), ("authz_denial", "hooks.slack.com")]
-    assert got[0].to_text().endswith("denied by policy ns[istio-egress]-policy[deny-httpbin-post]-rule[0] (<stdin>:2)")
-    assert got[1].to_text().endswith("denied by ext_authz (<stdin>:4)")
+    assert got[0].to_text().endswith("1 request from 10.244.1.41 denied by policy "
+                                     "ns[istio-egress]-policy[deny-httpbin-post]-rule[0]; this one POST /post 403 (<stdin>:2)")
+    assert got[1].to_text().endswith("denied by ext_authz; this one POST /services/T024BE7LD/B07H3J9K2/xoxb 403 UAEX (<stdin>:4)")
     for a, line in zip(got, (2, 4)):
         ev = json.loads(a.to_json())["evidence"]
         assert (ev["source"], ev["line_number"], ev["source_ip"]) == ("<stdin>", line, a.evidence["source_ip"])
-        assert ev["denials"] == a.count and ev["first_seen"]
+        assert a.count == 1 and ev["mechanism"] == ("rbac" if line == 2 else "ext_authz")
 
 
 @pytest.mark.parametrize("lines, parts", [(1, "1 part file to"), (0, "0 part files to")])

@@ -4,7 +4,8 @@
 --   exist and none matched), connections ztunnel refused by one (its error "connection closed due
 --   to policy rejection…" or "…policy change": ztunnel_denial.sql; policy NS/NAME of "explicitly
 --   denied by: NS/NAME", "none" of "allow policies exist, but none allowed"), or requests refused by
---   an external authorizer (UAEX / ext_authz_denied), by source, destination and policy. A 403 the
+--   an external authorizer (UAEX / ext_authz_denied): the denials view's rows (denials.sql, which the
+--   live stream's alert reads too), by source, destination and policy. A 403 the
 --   destination answered itself (via_upstream) is none of these. Covers every proxy, not only
 --   egress: evidence.scope says which a finding is ('egress', or 'internal': an inbound sidecar's,
 --   an inbound ztunnel's or a *.svc host's denial), and its source and destination are named as the
@@ -30,24 +31,11 @@ denied AS (
         a.destination,
         a.destination_port AS port,
         a.egress_kind IS NOT NULL AS is_egress,
-        CASE
-            WHEN rbac_denial(a.response_code_details, a.connection_termination_details) THEN 'rbac'
-            WHEN ztunnel_denial(a.error) THEN 'ztunnel policy'
-            ELSE 'ext_authz'
-        END AS mechanism,
-        CASE
-            WHEN ztunnel_denial(a.error) THEN
-                CASE WHEN a.error LIKE '%allow policies exist, but none allowed%' THEN 'none'
-                     ELSE nullif(regexp_extract(a.error, 'explicitly denied by: (\S+)', 1), '') END
-            ELSE nullif(regexp_extract(coalesce(a.response_code_details, '') || ' ' || coalesce(a.connection_termination_details, ''),
-                                       'rbac_access_denied_matched_policy\[(.*)\]', 1), '')
-        END AS policy,
+        a.mechanism,
+        a.policy,
         a.start_time >= bounds.w0 AND a.start_time < bounds.w1 AS in_window,
         a.start_time >= bounds.b0 AND a.start_time < bounds.b1 AS in_baseline
-    FROM traffic a, bounds
-    WHERE rbac_denial(a.response_code_details, a.connection_termination_details)
-       OR ext_authz_denial(a.response_flags, a.response_code_details)
-       OR ztunnel_denial(a.error)
+    FROM denials a, bounds  -- (denials.sql: one row per denied request, its mechanism and policy)
 )
 SELECT
     'authz_denial' AS kind,

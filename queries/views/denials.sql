@@ -1,0 +1,27 @@
+-- denials: the traffic rows (every proxy, not only egress) refused by an authorization policy, one
+-- row per request: Envoy's RBAC (rbac_denial.sql), ztunnel's policy rejection (ztunnel_denial.sql) or
+-- an external authorizer (ext_authz_denial.sql). The authz_denial report groups them by source and
+-- destination; a live stream's authz_denial alert reads them row by row. All traffic columns, plus:
+--   mechanism  'rbac', 'ztunnel policy' or 'ext_authz'
+--   policy     RBAC's ns[NS]-policy[NAME]-rule[N] ("none": ALLOW policies exist and none matched);
+--              ztunnel's NS/NAME of "explicitly denied by: NS/NAME", "none" of "allow policies
+--              exist, but none allowed"; null when the log names none
+CREATE OR REPLACE VIEW denials AS
+SELECT
+    *,
+    CASE
+        WHEN rbac_denial(response_code_details, connection_termination_details) THEN 'rbac'
+        WHEN ztunnel_denial(error) THEN 'ztunnel policy'
+        ELSE 'ext_authz'
+    END AS mechanism,
+    CASE
+        WHEN ztunnel_denial(error) THEN
+            CASE WHEN error LIKE '%allow policies exist, but none allowed%' THEN 'none'
+                 ELSE nullif(regexp_extract(error, 'explicitly denied by: (\S+)', 1), '') END
+        ELSE nullif(regexp_extract(coalesce(response_code_details, '') || ' ' || coalesce(connection_termination_details, ''),
+                                   'rbac_access_denied_matched_policy\[(.*)\]', 1), '')
+    END AS policy
+FROM traffic
+WHERE rbac_denial(response_code_details, connection_termination_details)
+   OR ext_authz_denial(response_flags, response_code_details)
+   OR ztunnel_denial(error);
