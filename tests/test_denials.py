@@ -197,3 +197,22 @@ MACRO_CASES = [
 @pytest.mark.parametrize("expr,want", MACRO_CASES)
 def test_denial_macros(ask, expr, want):
     assert ask(f"SELECT {expr}") is want
+
+
+def test_a_policy_is_read_from_its_own_field():
+    """The denials view reads RBAC's policy from response_code_details or connection_termination_details,
+    each alone: a policy's own brackets make the match greedy, and over both fields joined it ran from
+    one field's policy to the other's end."""
+    import datetime as dt
+
+    import pyarrow as pa
+
+    from logpipe.db import connect
+    from logpipe.schema import RECORD_SCHEMA
+
+    row = dict(start_time=dt.datetime(2025, 1, 30, tzinfo=dt.timezone.utc), line_number=1, response_code=403,
+               response_code_details="rbac_access_denied_matched_policy[ns[a]-policy[p]-rule[0]]",
+               connection_termination_details="rbac_access_denied_matched_policy[ns[b]-policy[q]-rule[1]]")
+    table = pa.Table.from_pylist([{n: row.get(n) for n in RECORD_SCHEMA.names}], schema=RECORD_SCHEMA)
+    assert connect(tables={"records": table}).sql("SELECT policy FROM denials").fetchall() == [
+        ("ns[a]-policy[p]-rule[0]",)]

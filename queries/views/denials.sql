@@ -18,8 +18,10 @@ SELECT
         WHEN ztunnel_denial(error) THEN
             CASE WHEN error LIKE '%allow policies exist, but none allowed%' THEN 'none'
                  ELSE nullif(regexp_extract(error, 'explicitly denied by: (\S+)', 1), '') END
-        ELSE nullif(regexp_extract(coalesce(response_code_details, '') || ' ' || coalesce(connection_termination_details, ''),
-                                   'rbac_access_denied_matched_policy\[(.*)\]', 1), '')
+        -- (each field alone: the policy's own brackets make the match greedy, and a match over both
+        -- fields joined would run from one field's policy to the other's end)
+        ELSE coalesce(nullif(regexp_extract(response_code_details, 'rbac_access_denied_matched_policy\[(.*)\]', 1), ''),
+                      nullif(regexp_extract(connection_termination_details, 'rbac_access_denied_matched_policy\[(.*)\]', 1), ''))
     END AS policy
 FROM traffic
 WHERE rbac_denial(response_code_details, connection_termination_details)
