@@ -65,6 +65,11 @@ FROM denials
 ORDER BY line_number
 """
 KNOWN_SQL = "SELECT DISTINCT destination FROM egress WHERE destination IS NOT NULL AND egress_kind <> 'blocked'"
+# What applied a denial (denials.sql's mechanism), named in its alert before the policy, as the
+# authz_denial report's advice names each: RBAC's ns[NS]-policy[NAME]-rule[N] and ztunnel's NS/NAME
+# are both AuthorizationPolicies, told apart by what enforced them.
+DENIED_BY = {"rbac": "AuthorizationPolicy (Envoy RBAC)", "ztunnel policy": "AuthorizationPolicy (ztunnel)",
+             "ext_authz": "ext_authz"}
 # Past this many entries the dedup maps forget entries whose window has passed (bounded memory).
 MAX_STATE = 100_000
 # failure_burst keeps each destination's recent failure times, sorted by event time, at most this many
@@ -345,7 +350,7 @@ class AlertRules:
             if due is None:
                 continue
             n, _, since = due
-            by = f"policy {row['policy']}" if row["policy"] else row["mechanism"]
+            by = DENIED_BY[row["mechanism"]] + (f" {row['policy']}" if row["policy"] else "")
             msg = f"{_plural(n, 'request')} from {src or '?'} denied by {by}{since}; this one {_request(row)}"
             out.append(Alert("authz_denial", dest, t, msg, n,
                              _evidence(row, mechanism=row["mechanism"], policy=row["policy"])))

@@ -156,7 +156,8 @@ def test_the_stream_alerts_on_a_ztunnel_rejection():
     alerts = AlertRules(window_seconds=300).check(records)
     assert [(a.kind, a.destination) for a in alerts if a.kind == "authz_denial"] == [
         ("authz_denial", "api.partner.example")]
-    assert "istio-egress/deny-partner" in next(a.message for a in alerts if a.kind == "authz_denial")
+    assert "denied by AuthorizationPolicy (ztunnel) istio-egress/deny-partner;" in next(
+        a.message for a in alerts if a.kind == "authz_denial")
 
 
 @pytest.fixture(scope="module")

@@ -1121,7 +1121,7 @@ def test_an_authz_denial_names_its_line_as_the_other_alerts_do():
     got = [a for a in AlertRules(window_seconds=300).check(
         default_parser().parse_batch([quiet, *rbac, ext], "<stdin>", 1).records) if a.kind == "authz_denial"]
     assert [(a.kind, a.destination) for a in got] == [("authz_denial", "httpbin.org"), ("authz_denial", "hooks.slack.com")]
-    assert got[0].to_text().endswith("1 request from 10.244.1.41 denied by policy "
+    assert got[0].to_text().endswith("1 request from 10.244.1.41 denied by AuthorizationPolicy (Envoy RBAC) "
                                      "ns[istio-egress]-policy[deny-httpbin-post]-rule[0]; this one POST /post 403 (<stdin>:2)")
     assert got[1].to_text().endswith("denied by ext_authz; this one POST /services/T024BE7LD/B07H3J9K2/xoxb 403 UAEX (<stdin>:4)")
     for a, line in zip(got, (2, 4)):
