@@ -71,3 +71,23 @@ def test_named_query_runs_with_defaults(con, path):
     table = run_query(con, q, {})
     assert isinstance(table, pa.Table) and table.num_columns > 0
     assert len(set(table.column_names)) == table.num_columns, "duplicate column names"
+
+
+def test_every_distinct_list_has_an_order():
+    """A DISTINCT aggregate of texts without ORDER BY comes out in any order (DuckDB's hash
+    aggregation): `"waypoint,registered"` one run, `"registered,waypoint"` the next, so a report's
+    JSON changed between runs over the same data."""
+    import re
+
+    def calls(text: str):
+        for start in (m.start() for m in re.finditer(r"string_agg\(DISTINCT ", text)):
+            depth = 0
+            for end in range(start, len(text)):
+                depth += {"(": 1, ")": -1}.get(text[end], 0)
+                if depth == 0 and text[end] == ")":
+                    yield text[start:end + 1]
+                    break
+
+    loose = [f"{p.relative_to(QUERIES)}: {call}" for p in sorted(QUERIES.rglob("*.sql"))
+             for call in calls(p.read_text()) if "ORDER BY" not in call]
+    assert loose == []

@@ -23,7 +23,7 @@ SELECT
     {
         'attempts': count(*),
         'ports': list_sort(list(DISTINCT w.destination_port)),
-        'blocked_by': string_agg(DISTINCT blocked_by(w.upstream_cluster, w.route_name), ','),
+        'blocked_by': string_agg(DISTINCT blocked_by(w.upstream_cluster, w.route_name), ',' ORDER BY blocked_by(w.upstream_cluster, w.route_name)),
         'first_seen': min(w.start_time),
         'last_seen': max(w.start_time),
         'sample_request_ids': list(w.request_id ORDER BY w.start_time) FILTER (WHERE w.request_id IS NOT NULL)[1:3]

@@ -27,7 +27,7 @@ SELECT
         'requests': count(*),
         'authorities': list_sort(list(DISTINCT w.authority) FILTER (WHERE w.authority IS NOT NULL)),
         'sni': list_sort(list(DISTINCT w.requested_server_name) FILTER (WHERE w.requested_server_name IS NOT NULL)),
-        'egress_kind': string_agg(DISTINCT w.egress_kind, ','),
+        'egress_kind': string_agg(DISTINCT w.egress_kind, ',' ORDER BY w.egress_kind),
         'first_seen': min(w.start_time),
         'last_seen': max(w.start_time),
         'sample_request_ids': list(w.request_id ORDER BY w.start_time) FILTER (WHERE w.request_id IS NOT NULL)[1:3]

@@ -29,7 +29,7 @@ SELECT
         'requests': count(*),
         -- (null, not [null], when the format logs no port)
         'ports': nullif(list_sort(list(DISTINCT w.destination_port) FILTER (WHERE w.destination_port IS NOT NULL)), []),
-        'egress_kind': string_agg(DISTINCT w.egress_kind, ','),
+        'egress_kind': string_agg(DISTINCT w.egress_kind, ',' ORDER BY w.egress_kind),
         'bytes_up': CAST(sum(w.bytes_received) AS BIGINT),  -- null: the format logs no bytes
         'first_seen': min(w.start_time),
         'last_seen': max(w.start_time),

@@ -19,7 +19,7 @@ SELECT
     {
         'requests': count(*),
         'ports': list_sort(list(DISTINCT w.destination_port)),
-        'egress_kind': string_agg(DISTINCT w.egress_kind, ','),
+        'egress_kind': string_agg(DISTINCT w.egress_kind, ',' ORDER BY w.egress_kind),
         'first_seen': min(w.start_time),
         'last_seen': max(w.start_time),
         'sample_request_ids': list(w.request_id ORDER BY w.start_time) FILTER (WHERE w.request_id IS NOT NULL)[1:3]

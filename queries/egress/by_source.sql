@@ -5,7 +5,7 @@
 -- @param limit 50 rows to show
 SELECT
     source_ip,
-    string_agg(DISTINCT pod, ',') AS proxy_pods,  -- pods whose proxy logged the line (kubectl prefix)
+    string_agg(DISTINCT pod, ',' ORDER BY pod) AS proxy_pods,  -- pods whose proxy logged the line (kubectl prefix)
     destination,
     destination_port,
     string_agg(DISTINCT egress_kind, ',' ORDER BY egress_kind) AS kinds,

@@ -56,7 +56,7 @@ SELECT
     max(start_time) AS last_seen,
     count(DISTINCT source_ip) AS sources,
     CASE WHEN bool_or(transport = 'plaintext') THEN 'plaintext' ELSE mode(transport) END AS transport,
-    string_agg(DISTINCT requested_server_name, ',') AS sni
+    string_agg(DISTINCT requested_server_name, ',' ORDER BY requested_server_name) AS sni
 FROM judged
 GROUP BY destination, destination_port, egress_kind
 ORDER BY requests DESC, destination, port
