@@ -75,11 +75,23 @@ PADDED = "__padded"
 def classify_noise(df: pl.DataFrame, noise: Sequence[tuple[str, str]], rejects: list[dict],
                    past_words: dict[str, str] | None = None) -> pl.DataFrame:
     """The lines of ``df`` that a noise rule (``noise``: its name in NOISE_RULES and its regex) takes
-    become rejects (the first rule that matches names it); returns the others. One query for all
-    rules: each polars call costs ~0.2 ms, more than the few lines that get here. A line the parser
+    become rejects (the first rule that matches names it, ``noise_hits``); returns the others. One
+    query for all rules: each polars call costs ~0.2 ms, more than the few lines that get here."""
+    which = pl.coalesce([pl.when(hit).then(pl.lit(k, pl.Int8))
+                         for k, hit in enumerate(noise_hits(df, noise, past_words))]).alias("__noise")
+    marked = df.select("line_number", "raw", which)
+    for ln, raw, k in marked.filter(pl.col("__noise").is_not_null()).iter_rows():
+        rejects.append(_reject(ln, raw, NOISE_RULES[noise[k][0]], "noise"))
+    return df.filter(marked["__noise"].is_null())
+
+
+def noise_hits(df: pl.DataFrame, noise: Sequence[tuple[str, str]],
+               past_words: dict[str, str] | None = None) -> list[pl.Expr]:
+    """Whether each rule of ``noise`` takes a line of ``df``, one expression a rule: a line the parser
     tried without the spaces around it is looked at as it was (``PADDED``: noise.lark's rules of the
     debug exporter's indented lines); a rule of ``past_words`` (its name: its regex, ``words_regex``)
-    also at the whole line, past up to WORDS words that a stern prefix could be."""
+    also at the whole line, past up to WORDS words that a stern prefix could be. The one reading of
+    classify_noise and of a custom layout's claim on a line (layouts.CustomLayout.take_lines)."""
     body = pl.coalesce(PADDED, "body") if PADDED in df.columns else pl.col("body")
     past_words = past_words if past_words and "line" in df.columns else {}
 
@@ -87,12 +99,7 @@ def classify_noise(df: pl.DataFrame, noise: Sequence[tuple[str, str]], rejects: 
         found = body.str.contains(rx)
         return found | pl.col("line").str.contains(past_words[name]) if name in past_words else found
 
-    which = pl.coalesce([pl.when(hit(name, rx)).then(pl.lit(k, pl.Int8))
-                         for k, (name, rx) in enumerate(noise)]).alias("__noise")
-    marked = df.select("line_number", "raw", which)
-    for ln, raw, k in marked.filter(pl.col("__noise").is_not_null()).iter_rows():
-        rejects.append(_reject(ln, raw, NOISE_RULES[noise[k][0]], "noise"))
-    return df.filter(marked["__noise"].is_null())
+    return [hit(name, rx) for name, rx in noise]
 
 
 def words_regex(noise: "_grammar.Rulebook", prefix: "_grammar.Rulebook") -> dict[str, str]:

@@ -123,7 +123,7 @@ class CustomLayout:
         from .diagnose import diagnose_line
         from .grammar import GrammarMismatch
         from .batches import line_in_input
-        from .exact import LARK_CONTEXT_LINES
+        from .exact import LARK_CONTEXT_LINES, noise_hits
         from .records import _reject, _row
 
         if self.rulebook is None:
@@ -132,7 +132,7 @@ class CustomLayout:
         whole_line = pl.col("line") if "line" in df.columns else pl.col("body")
         shaped: set = set()
         if claim and df.height:  # (the lines a noise rule takes: one query, as exact.classify_noise)
-            hit = pl.any_horizontal([pl.col("body").str.contains(rx) for _, rx in parser._noise])
+            hit = pl.any_horizontal(noise_hits(df, parser._noise, parser._noise_words))
             shaped = set(df.filter(hit)["line_number"].to_list())
         for ln, raw, line, body, plen, pod, container, received in df.select(
             "line_number", "raw", whole_line.alias("__line"), "body", "prefix_len", "pod", "container", "received_at"

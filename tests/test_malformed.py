@@ -291,3 +291,20 @@ def test_a_go_panic_dump_is_noise_and_a_truncated_access_line_is_not(prefix):
     got = {r["line_number"]: (r["class"], r["reason"]) for r in rejects}
     assert [got[n] for n in range(1, len(GO_PANIC) + 1)] == [("noise", NOISE_RULES["go_panic"])] * len(GO_PANIC)
     assert [got[n][0] for n in (len(GO_PANIC) + 1, len(GO_PANIC) + 2)] == ["malformed", "malformed"]
+
+
+@pytest.mark.parametrize("prefix", PREFIXES, ids=repr)
+def test_a_go_panic_dump_is_noise_under_a_format_that_starts_with_the_method(prefix):
+    """A given format that starts with %REQ(:METHOD)% (any token) reads two fields of a Go frame or
+    "goroutine 1 [running]:" (a method, a path); a line a noise rule takes must follow it for one
+    field more (parse.CLAIM_FIELDS), and go_panic takes these lines past a stern prefix's words: the
+    claim looks at them as the noise rules do (exact.noise_hits), so they stay noise."""
+    from logpipe.exact import NOISE_RULES
+    from logpipe.parse import Parser
+
+    parser = Parser(custom="text:%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL% %RESPONSE_CODE%")
+    rows, rejects, _ = parse_text([prefix + x for x in GO_PANIC] + [prefix + "GET /x HTTP/1.1 2OO"], parser=parser)
+    assert not rows
+    got = {r["line_number"]: (r["class"], r["reason"]) for r in rejects}
+    assert [got[n] for n in range(1, len(GO_PANIC) + 1)] == [("noise", NOISE_RULES["go_panic"])] * len(GO_PANIC)
+    assert got[len(GO_PANIC) + 1][0] == "malformed"
