@@ -337,3 +337,25 @@ def test_direct_ip_egress_reached_after_baseline_blocks_is_not_low():
         return found["severity"]
 
     assert (severity(blocked), severity(reached)) == ("high", "low")
+
+
+def test_a_format_that_logs_no_client_is_one_unknown_client_for_new_pair_and_blocked_attempt():
+    """Envoy's default format logs no %DOWNSTREAM_REMOTE_ADDRESS%: source_ip is null. The same unknown
+    client calling a destination in the baseline and in the window is no new pair, and its blocked
+    attempts then make the window's low (a null compared with = matched nothing: a new pair every time)."""
+    from logpipe.db import connect
+    from logpipe.queries import load_queries, run_query
+
+    day = dt.timedelta(days=1)
+    reached = dict(authority="api.example.com", method="GET", response_code=200, upstream_host="203.0.113.5:443",
+                   upstream_host_ip="203.0.113.5", upstream_host_port=443, log_format="envoy")
+    blocked = dict(upstream_cluster="BlackHoleCluster", response_flags=["UH"], response_code=0,
+                   downstream_local_address_ip="198.51.100.78", downstream_local_address_port=443)
+    rows = [dict(r, start_time=t, line_number=n) for n, (r, t) in enumerate(
+        [(reached, T0 - 2 * day), (reached, T0), (blocked, T0 - 2 * day), (blocked, T0)], 1)]
+    table = pa.Table.from_pylist([{n: r.get(n) for n in RECORD_SCHEMA.names} for r in rows], schema=RECORD_SCHEMA)
+    con = connect(tables={"records": table})
+    window = {"since": (T0 - dt.timedelta(hours=1)).isoformat(), "until": (T0 + dt.timedelta(hours=1)).isoformat()}
+    assert run_query(con, load_queries()["new_pair"], window).num_rows == 0
+    assert [(f["source"], f["destination"], f["severity"]) for f in
+            run_query(con, load_queries()["blocked_attempt"], window).to_pylist()] == [(None, "198.51.100.78", "low")]

@@ -14,7 +14,8 @@ SELECT
     'blocked_attempt' AS kind,
     CASE
         WHEN EXISTS (SELECT 1 FROM base b WHERE b.egress_kind = 'blocked'
-                     AND b.source_ip = w.source_ip AND b.destination = w.destination) THEN 'low'
+                     AND b.source_ip IS NOT DISTINCT FROM w.source_ip
+                     AND b.destination IS NOT DISTINCT FROM w.destination) THEN 'low'
         WHEN count(*) >= CAST($blocked_high AS INTEGER) THEN 'high'
         ELSE 'medium'
     END AS severity,

@@ -29,8 +29,9 @@ SELECT
 FROM win w
 WHERE w.egress_kind <> 'blocked'
   AND EXISTS (SELECT 1 FROM base b WHERE b.destination = w.destination AND b.egress_kind <> 'blocked')
-  AND NOT EXISTS (SELECT 1 FROM base b WHERE b.destination = w.destination AND b.source_ip = w.source_ip
-                  AND b.egress_kind <> 'blocked')
+  -- (a format that logs no client, Envoy's default, leaves source_ip null: the same unknown client)
+  AND NOT EXISTS (SELECT 1 FROM base b WHERE b.destination = w.destination
+                  AND b.source_ip IS NOT DISTINCT FROM w.source_ip AND b.egress_kind <> 'blocked')
 GROUP BY w.source_ip, w.destination
 HAVING count(*) >= CAST($min_requests AS INTEGER)
 ORDER BY count(*) DESC, w.destination, source
