@@ -15,8 +15,8 @@
 --                        that is not internal (FORMATS.md d: unknown in-cluster IPs land there too);
 --     'registered'       outbound|PORT|SUBSET|HOST (or its DNS SRV form outbound_.PORT_.SUBSET_.HOST,
 --                        an AUTO_PASSTHROUGH gateway's) where HOST is not in the mesh (mesh_host.sql:
---                        *.svc.<cluster domain>, or under a mesh_domains setting, by default
---                        Istio <= 1.7 multicluster's *.global): a ServiceEntry, from a sidecar or gateway;
+--                        *.svc.<cluster domain>, or under a mesh_domains setting, none by default;
+--                        Istio <= 1.7 multicluster's is global): a ServiceEntry, from a sidecar or gateway;
 --     'waypoint'         inbound-vip|PORT|PROTO|HOST with such a HOST: egress through an ambient
 --                        waypoint (downstream_local_address is the ServiceEntry VIP), unless the
 --                        waypoint reaches that HOST's endpoints over HBONE (upstream_host
