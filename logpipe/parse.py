@@ -265,9 +265,11 @@ CLAIM_FIELDS = 2
 # path when it is a JSON object; the noise rules look at it as it was (exact.PADDED). The ones before
 # it count as its prefix (prefix_len): a reject's column is still the line's own. So does a byte-order
 # mark before it: the reader takes an input's own (unpack.BYTE_ORDER_MARKS), not that of a file `cat`
-# joined to another, which starts a line in the middle of the input.
-_PADDED = "^[ \t\ufeff]|[ \t]$"
-_LEAD = " \t\ufeff"
+# joined to another, which starts a line in the middle of the input. The noise rules see the line
+# without the mark (it is the file's, not the line's: Envoy's own log line after one is still noise).
+_BOM = "\ufeff"
+_PADDED = f"^[ \t{_BOM}]|[ \t]$"
+_LEAD = " \t" + _BOM
 
 
 def _trim(text: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame | None]:
@@ -278,7 +280,8 @@ def _trim(text: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame | None]:
     body = pl.col("body").str.strip_chars_start(_LEAD)
     trimmed = text.filter(padded).with_columns(
         (pl.col("prefix_len") + pl.col("body").str.len_chars() - body.str.len_chars()).alias("prefix_len"),
-        body.str.strip_chars_end(" \t").alias("body"), pl.col("body").alias(_exact.PADDED))
+        body.str.strip_chars_end(" \t").alias("body"),
+        pl.col("body").str.strip_chars_start(_BOM).alias(_exact.PADDED))  # (a mark is the file's, not the line's)
     return text.filter(~padded), trimmed
 
 

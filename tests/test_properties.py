@@ -311,6 +311,22 @@ def test_a_byte_order_mark_inside_an_input_reads_as_without_it():
     assert r2["column"] == r1["column"] + 1 and r2["class"] == "malformed"
 
 
+def test_another_programs_line_after_a_byte_order_mark_is_the_same_noise():
+    """The mark is the file's: Envoy's own log line, istio-agent's, a Go crash dump's after one are
+    noise of the same rule as without it (the noise rules looked at the line with the mark: no rule
+    matched, and "[2018-… …][16][info]" became a malformed access line)."""
+    from logpipe.exact import NOISE_RULES
+
+    lines = ["[2018-06-07 23:03:32.170][16][info][main] external/envoy/source/server/server.cc:253] initializing epoch 0",
+             "2023-10-12T08:08:15.270118Z\tinfo\txdsproxy connected to upstream XDS server: istiod.istio-system.svc:15012",
+             "[signal SIGSEGV: segmentation violation code=0x1 addr=0x18 pc=0x1c5b3a4]", "goroutine 1 [running]:",
+             "\t/usr/local/go/src/runtime/proc.go:267 +0x1c5"]
+    _, want, _ = parse_text(lines)
+    _, got, _ = parse_text(["\ufeff" + x for x in lines])
+    assert [(r["class"], r["reason"]) for r in got] == [(r["class"], r["reason"]) for r in want]
+    assert {r["reason"] for r in want} <= set(NOISE_RULES.values())
+
+
 @FAST
 @given(st.sampled_from(JSON_LINES), st.text(" ", min_size=1, max_size=4), PADDING)
 def test_spaces_around_a_json_line_change_nothing(line, before, after):
