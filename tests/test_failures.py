@@ -111,6 +111,19 @@ def test_error_spike_counts_the_macros_failures(con):
     assert all(f["evidence"]["requests"] == 1 for f in found)
 
 
+def test_a_bucket_without_failures_is_no_clients_hang_up(con):
+    """With -p min_error_share 0 a bucket of no failure is a finding; its failures (none) are not all
+    the clients' hang-ups: the advice is the one of failures, not 'Clients hung up on …'."""
+    from logpipe.queries import load_queries, run_query
+
+    hour = dt.timedelta(hours=1)
+    found = run_query(con, load_queries()["error_spike"], {
+        "since": (T0 - hour).isoformat(), "until": (T0 + hour).isoformat(), "min_requests": 1,
+        "min_error_share": 0.0, "spike_factor": 0.0, "failure_flags": error_spike_flags() + ",DC"}).to_pylist()
+    none = [f["advice"] for f in found if not f["evidence"]["failures"]]
+    assert none and not any(a.startswith("Clients hung up") for a in none)
+
+
 def test_a_client_hang_up_is_no_failure_by_default():
     """DC is Envoy's DownstreamConnectionTermination: the client closed its connection before the
     response (HTTP only; code 0, response_code_details downstream_remote_disconnect). The destination

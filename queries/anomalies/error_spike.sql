@@ -87,7 +87,7 @@ SELECT
         'response_flags': flags,
         'sample_request_ids': w.ids
     } AS evidence,
-    CASE WHEN w.hangups = w.failures
+    CASE WHEN w.hangups = w.failures AND w.failures > 0  -- (-p min_error_share 0 lets a bucket of none through)
         THEN 'Clients hung up on ' || destination || ' (DC: the client closed its connection before the response) in '
             || CAST(round(100 * w.share) AS INTEGER) || '% of requests, from a baseline of '
             || CAST(round(100 * w.base_share, 1) AS VARCHAR) || '%: the destination did not fail; compare these '
