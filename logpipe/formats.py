@@ -130,14 +130,15 @@ _SHAPES = {  # shape -> (rule body bare, rule body inside double quotes)
 # db.py) and the traffic view's (queries/views/traffic.sql, and egress.sql through it). An extra column
 # of one of these names would be shadowed by it, or shadow it, in queries (test_formats checks the views).
 VIEW_COLUMNS = frozenset({"date", "egress_kind", "destination", "destination_ip", "destination_ip_kind",
-                          "destination_port", "source_ip"})
+                          "destination_port", "source_ip",
+                          "mechanism", "policy"})  # (the denials view's)
 # Names the shipped SQL gives its own columns beside a row's (``SELECT *, … AS name``: traffic.sql's
 # CTE, inventory/destinations.sql): an extra column of one of them would be read in their place.
 QUERY_ALIASES = frozenset({"upstream_ip_kind", "source_ip_kind", "ztunnel_in_mesh", "has_cluster_host", "stays_in_mesh",
                            "l7_protocol", "transport",
                            "is_4xx", "is_5xx", "is_flagged", "is_failed"})
 # Rule names the generated grammar uses itself, and the views' columns; an extra column may not take them.
-_RESERVED = {"custom", "start", "address", "ip_port", "ip", "port", "cluster", "direction", "subset",
+_RESERVED = {"custom", "start", "address", "ip_port", "ip", "port", "cluster", "cluster_name", "direction", "subset",
              "host"} | VIEW_COLUMNS | QUERY_ALIASES
 # An operator's argument runs to the first ")" followed by "%" or ":N%" (as Envoy >= 1.31 reads it,
 # envoyproxy/envoy PR #34369: a CEL expression may call functions, %CEL(request.headers["x"].size())%);
