@@ -316,10 +316,47 @@ def _stream_base(inp: Input) -> BinaryIO:
     if inp.is_stdin:
         if sys.stdin is None:  # (started with stdin closed: `<&-`)
             raise InputError("stdin is closed: pipe access-log lines in, or name the files to read")
-        return sys.stdin.buffer
+        return _terminal(sys.stdin.buffer)
     if inp.path not in _PIPES:
-        _PIPES[inp.path] = _open(inp)
+        _PIPES[inp.path] = _terminal(_open(inp))
     return _PIPES[inp.path]
+
+
+class _TerminalEnd(io.RawIOBase):
+    """A terminal's input, read until its first end: Ctrl-D is one read of nothing there, and the
+    read after it waits for more, so the readers above (which peek, and read on to make sure) took
+    ten Ctrl-D to end `logpipe parse` and never ended `logpipe ingest -`."""
+
+    def __init__(self, tty: BinaryIO):
+        self.tty, self.ended = tty, False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        if self.ended:
+            return 0
+        data = getattr(self.tty, "read1", self.tty.read)(len(b))
+        b[:len(data)] = data
+        self.ended = not data
+        return len(data)
+
+
+_TERMINALS: dict[int, tuple[BinaryIO, BinaryIO]] = {}  # id(a terminal's stream) -> (it, its _TerminalEnd)
+
+
+def _terminal(base: BinaryIO) -> BinaryIO:
+    """``base``, or when it is a terminal, the one reader of it that ends at its first Ctrl-D (said
+    once on stderr: a command given no file waits for lines typed or pasted)."""
+    isatty = getattr(base, "isatty", None)
+    if not (isatty and isatty()):
+        return base
+    known = _TERMINALS.get(id(base))
+    if known is None or known[0] is not base:
+        print("logpipe: reading access-log lines from the terminal (Ctrl-D ends them); to read a log, name its "
+              "file, or pipe it in: kubectl logs … | logpipe …", file=sys.stderr, flush=True)
+        known = _TERMINALS[id(base)] = (base, io.BufferedReader(_TerminalEnd(base), READ_STEP))
+    return known[1]
 
 
 def _stream_raw(inp: Input) -> BinaryIO:

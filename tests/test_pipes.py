@@ -8,6 +8,7 @@ import gzip
 import json
 import os
 import shlex
+import signal
 import socket
 import subprocess
 import sys
@@ -114,3 +115,34 @@ def test_a_pipe_with_rejects_hints_at_what_wrote_it(tmp_path):
     assert done.returncode == 1
     err = done.stderr.decode()
     assert "/dev/fd/63" in err and "logpipe parse /dev/fd/63" not in err, err
+
+
+@pytest.mark.parametrize("command", [["parse", "-o", "ndjson"], ["ingest", "-", "--no-progress"]], ids=["parse", "ingest"])
+def test_lines_typed_or_pasted_on_a_terminal_end_at_one_ctrl_d(tmp_path, command):
+    """stdin a terminal: Ctrl-D there is one read of nothing, and the next read waits for more. The
+    readers peek and read on, so `logpipe parse` took ten Ctrl-D and `ingest -` never ended; the
+    first end is the end now, and a note says what the command waits for."""
+    import pty
+
+    if command[0] == "ingest":
+        command = [*command, "--data", str(tmp_path / "d")]
+    lines = (SAMPLES / "waypoint-egress-1.23.log").read_bytes().splitlines(keepends=True)[:3]
+    main, tty = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "logpipe", *command], stdin=tty, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    os.close(tty)
+    try:
+        os.write(main, b"".join(lines) + b"\x04")  # pasted, then Ctrl-D once
+        out, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # (its worker processes too: they hold its stdout open)
+        proc.communicate()
+        pytest.fail("still reading the terminal after Ctrl-D")
+    finally:
+        os.close(main)
+    assert proc.returncode == 0, err
+    err = err.decode()
+    assert err.startswith("logpipe: reading access-log lines from the terminal (Ctrl-D ends them)"), err
+    assert "parsed 3, rejected 0" in err
+    if command[0] == "parse":
+        assert [json.loads(x)["line_number"] for x in out.splitlines()] == [1, 2, 3]
