@@ -91,7 +91,7 @@ def report(name, data_dir, fmt, out_path, list_only, params, pods_path, baseline
                 window = reports.inventory_window(con, since, until)
             else:
                 window = reports.resolve_window(con, since=since, until=until, baseline_days=baseline_days,
-                                                window_floor=floor)
+                                                window_floor=floor, inputs=tables is not None)
                 if tables is not None and window.baseline_source == "dataset":
                     import dataclasses
 

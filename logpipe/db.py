@@ -63,7 +63,7 @@ def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path:
 def _missing(data: Path, why: str) -> DatasetError:
     return DatasetError(
         f"{why}; create a dataset with `logpipe ingest PATH --data {data}` "
-        "(or query one log file directly with `logpipe query --input FILE`)"
+        "(or read log files without one, with --input FILE)"
     )
 
 

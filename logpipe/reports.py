@@ -171,16 +171,20 @@ def inventory_window(con, since=None, until=None) -> Window:
     return Window(since, until, None, None)
 
 
-def resolve_window(con, *, since=None, until=None, baseline_days=None, window_floor=None) -> Window:
-    """Pick the window and baseline from the options (see the module docstring)."""
+def resolve_window(con, *, since=None, until=None, baseline_days=None, window_floor=None, inputs=False) -> Window:
+    """Pick the window and baseline from the options (see the module docstring). ``inputs``: the rows
+    are ``--input`` logs parsed in memory, not a dataset (the errors say so)."""
     lo, hi = con.execute("SELECT min(start_time), max(start_time) FROM egress").fetchall()[0]
     if lo is None:
         lo, hi = con.execute("SELECT min(start_time), max(start_time) FROM access_log").fetchall()[0]
     if lo is None:
         if con.execute("SELECT count(*) FROM access_log").fetchall()[0][0]:
-            raise DatasetError("the dataset's rows have no start_time (a format without %START_TIME%), and anomalies"
-                               " compare a window of time with a baseline; `logpipe report inventory` and `logpipe"
-                               " query` read such rows")
+            raise DatasetError(f"the {'--input logs' if inputs else 'dataset'}' rows have no start_time (a format"
+                               " without %START_TIME%), and anomalies compare a window of time with a baseline;"
+                               " `logpipe report inventory` and `logpipe query` read such rows")
+        if inputs:
+            raise DatasetError("the --input logs hold no access lines (the summary above counts what they hold); "
+                               "give a proxy's log (kubectl logs … -c istio-proxy)")
         raise DatasetError("the dataset holds no records; ingest some logs with `logpipe ingest PATH`")
     end_all = hi + dt.timedelta(seconds=1)
     _check_bounds(lo, hi, since, until)

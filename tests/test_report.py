@@ -558,6 +558,23 @@ def test_cli_report_on_log_files_equals_the_report_on_their_dataset(scenario_dat
         assert got == want
 
 
+def test_cli_report_with_nothing_to_read_says_what_to_give(tmp_path):
+    """``--input`` logs with no access line are no dataset to ingest into (the error said "ingest some
+    logs with `logpipe ingest PATH`"), and a missing dataset's hint names ``--input``, which the report
+    takes too (it named `logpipe query --input`)."""
+    empty, agent = tmp_path / "empty.log", tmp_path / "agent.log"
+    empty.write_text("")
+    agent.write_text("2025-01-30T10:53:15.757058Z\tinfo\tads\tADS: new connection for node:waypoint-1\n")
+    for log in (empty, agent):
+        r = CliRunner().invoke(cli, ["report", "anomalies", "--input", str(log)], standalone_mode=False)
+        assert str(r.exception).startswith("the --input logs hold no access lines"), r.exception
+        assert "ingest" not in str(r.exception)
+    for name in ("inventory", "anomalies"):
+        r = CliRunner().invoke(cli, ["report", name, "--data", str(tmp_path / "nothing")], standalone_mode=False)
+        assert str(r.exception).startswith(f"no dataset at {tmp_path / 'nothing'}"), r.exception
+        assert str(r.exception).endswith("(or read log files without one, with --input FILE)")
+
+
 def test_cli_list_shows_thresholds():
     r = run("report", "anomalies", "--list")
     assert r.exit_code == 0
