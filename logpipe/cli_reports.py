@@ -28,6 +28,20 @@ def _utc_time(ctx, param, value):
     return t.replace(tzinfo=dt.timezone.utc) if t.tzinfo is None else t.astimezone(dt.timezone.utc)
 
 
+def view_settings_options(f):
+    """--cluster-domain / --mesh-domain / --internal-cidr: the egress view's settings (logpipe/settings.py),
+    which logpipe.toml and $LOGPIPE_CLUSTER_DOMAIN / $LOGPIPE_MESH_DOMAINS / $LOGPIPE_INTERNAL_CIDRS also set;
+    query and report alike."""
+    f = click.option("--internal-cidr", "internal_cidrs", multiple=True, metavar="CIDR",
+                     help="Internal range for the egress view (repeatable; replaces the defaults, 'default' adds "
+                          "them back).")(f)
+    f = click.option("--mesh-domain", "mesh_domains", multiple=True, metavar="DOMAIN",
+                     help="Domain whose hosts are in the mesh besides svc.<cluster domain> (repeatable; none by "
+                          "default; Istio <= 1.7 multicluster: global).")(f)
+    return click.option("--cluster-domain", metavar="DOMAIN",
+                        help="Cluster domain for the egress view (default cluster.local).")(f)
+
+
 @click.command()
 @click.argument("name", type=click.Choice(["inventory", "anomalies"]))
 @data_option
@@ -47,8 +61,9 @@ def _utc_time(ctx, param, value):
 @click.option("--input", "inputs", multiple=True, metavar="FILE",
               help="Report on log FILE(s) parsed in memory instead of a dataset (repeatable; - for stdin).")
 @format_options
+@view_settings_options
 def report(name, data_dir, fmt, out_path, list_only, params, pods_path, baseline_days, baseline_dir, since, until,
-           inputs, format_string, format_file, grammar_file):
+           inputs, format_string, format_file, grammar_file, cluster_domain, mesh_domains, internal_cidrs):
     """Egress inventory or anomaly findings over the dataset (or over log files: --input).
 
     \b
@@ -79,13 +94,18 @@ def report(name, data_dir, fmt, out_path, list_only, params, pods_path, baseline
     if fmt is None:
         suffix = os.path.splitext(out_path)[1].lower() if out_path else ""
         fmt = _REPORT_SUFFIXES.get(suffix) or ("text" if sys.stdout.isatty() and not out_path else "json")
+    from .settings import load_settings
+
+    settings = load_settings(data_dir, cluster_domain=cluster_domain, mesh_domains=mesh_domains,
+                             internal_cidrs=internal_cidrs)
     tables = _input_tables(inputs, format_string, format_file, grammar_file)
     from .db import reading
 
     # The datasets' readers' lock (a stream's compaction waits) while their files are read, not
     # while the report is written out.
     with reading(*([] if tables is not None else [data_dir]), *([baseline_dir] if baseline_dir else [])):
-        con, floor = reports.open_report_db(data_dir, baseline_dir=baseline_dir, pods_path=pods_path, tables=tables)
+        con, floor = reports.open_report_db(data_dir, baseline_dir=baseline_dir, pods_path=pods_path, tables=tables,
+                                            settings=settings)
         try:
             if name == "inventory":  # the inventory covers all the data unless --since/--until narrow it
                 window = reports.inventory_window(con, since, until)
@@ -149,12 +169,7 @@ _OUT_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".ndjson": "ndjs
 @out_option("Write to FILE (required for parquet)")
 @click.option("--max-width", type=click.IntRange(min=2), default=None, metavar="N",
               help="Cut table cells to N columns (default 40).")
-@click.option("--cluster-domain", metavar="DOMAIN", help="Cluster domain for the egress view (default cluster.local).")
-@click.option("--mesh-domain", "mesh_domains", multiple=True, metavar="DOMAIN",
-              help="Domain whose hosts are in the mesh besides svc.<cluster domain> (repeatable; none by "
-                   "default; Istio <= 1.7 multicluster: global).")
-@click.option("--internal-cidr", "internal_cidrs", multiple=True, metavar="CIDR",
-              help="Internal range for the egress view (repeatable; replaces the defaults, 'default' adds them back).")
+@view_settings_options
 def query(name, sql_text, sql_file, params, list_queries, data_dir, inputs, format_string, format_file, grammar_file,
           query_dirs, fmt, out_path, max_width, cluster_domain, mesh_domains, internal_cidrs):
     """Run SQL over the dataset: a named query (NAME, see --list) or --sql.

@@ -575,6 +575,20 @@ def test_cli_report_with_nothing_to_read_says_what_to_give(tmp_path):
         assert str(r.exception).endswith("(or read log files without one, with --input FILE)")
 
 
+def test_cli_report_takes_the_egress_views_settings(scenario_data):
+    """--cluster-domain / --internal-cidr set the egress view for a report as for a query (README: "the
+    cluster domain and internal CIDRs are settings"; report refused them: no such option)."""
+    def destinations(*args):
+        r = run("report", "inventory", "--data", str(scenario_data), "-o", "json", *args)
+        assert r.exit_code == 0, r.output
+        return {d["destination"] for d in json.loads(r.stdout)["destinations"]}
+
+    usual = destinations()
+    assert "details.legacy.svc.cluster.local" not in usual
+    other = destinations("--cluster-domain", "corp.internal", "--internal-cidr", "default")
+    assert other - usual == {"details.legacy.svc.cluster.local", "reviews.legacy.svc.cluster.local"}
+
+
 def test_cli_list_shows_thresholds():
     r = run("report", "anomalies", "--list")
     assert r.exit_code == 0
