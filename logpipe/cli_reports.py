@@ -175,7 +175,8 @@ def query(name, sql_text, sql_file, params, list_queries, data_dir, inputs, form
     """Run SQL over the dataset: a named query (NAME, see --list) or --sql.
 
     \b
-    Views: access_log (every row), egress (traffic leaving the mesh), rejects.
+    Views: access_log (every row), traffic (every row, with where it went), egress (traffic leaving
+    the mesh), rejects.
       logpipe query --sql "select upstream_cluster_host, count(*) from egress group by 1 order by 2 desc"
       logpipe query top_destinations -p limit 5 -o markdown
       logpipe query --input access.log --sql "select count(*) from egress"

@@ -1004,3 +1004,12 @@ def test_a_param_the_ad_hoc_sql_never_reads_is_an_error(con):
     with pytest.raises(QueryError, match=r"-p limit: the SQL has no \$limit \(it has no \$placeholder\)"):
         run_query(con, "SELECT 1 AS x", {"limit": "3"})
     assert run_query(con, "SELECT $a AS x", {"a": "3"}).column("x")[0].as_py() == "3"
+
+
+def test_query_help_names_every_view():
+    """`logpipe query --help` names the views the SQL can read: each .sql file of queries/views/ that
+    the README lists (it left out traffic, the view egress is drawn from)."""
+    text = " ".join(CliRunner().invoke(cli, ["query", "--help"]).output.split())
+    views = text.split("Views: ", 1)[1].split(" logpipe query", 1)[0]
+    named = {name.split(" (")[0] for name in views.rstrip(".").split("), ")}  # "NAME (what it holds)", …
+    assert named == {"access_log", "traffic", "egress", "rejects"}
