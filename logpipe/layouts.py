@@ -397,7 +397,8 @@ def parser_from_spec(spec: str | None):
 def detect_layouts(paths: list[str], parser=None) -> list[tuple[str, str, int]]:
     """``(source, layout, lines)`` per input: rows counted by ``log_format``; rejects as
     ``(noise)`` / ``(malformed)``; blank lines as ``(blank)``, the parts of split lines joined to their
-    first part as ``(joined)``."""
+    first part as ``(joined)``; an input with no line at all as ``(empty)``, 0. An input that is not
+    there is an error before any is read (it was left out unsaid when another one was there)."""
     from collections import Counter
 
     from .errors import InputError
@@ -406,7 +407,7 @@ def detect_layouts(paths: list[str], parser=None) -> list[tuple[str, str, int]]:
     from .sources import expand_inputs
 
     inputs, errors = expand_inputs(paths)
-    if errors and not inputs:
+    if errors:
         raise InputError("; ".join(errors))
     base = parser or default_parser()
     parser = base.with_options(exact=False)  # a count: no reasons, no Lark
@@ -418,5 +419,5 @@ def detect_layouts(paths: list[str], parser=None) -> list[tuple[str, str, int]]:
             counts.update(f"({c})" for c in batch.rejects.column("class").to_pylist())
             counts["(blank)"] += batch.blank
             counts["(joined)"] += batch.joined
-        out += [(inp.name, layout, n) for layout, n in counts.most_common() if n]
+        out += [(inp.name, layout, n) for layout, n in counts.most_common() if n] or [(inp.name, "(empty)", 0)]
     return out

@@ -6,6 +6,7 @@ import datetime as dt
 import functools
 import json
 import pickle
+import re
 
 import pytest
 from click.testing import CliRunner
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 from conftest import SAMPLES, read_lines, sample_files, sample_id, split_part
 from logpipe import formatfile, formats, layouts
 from logpipe.cli import cli
+from logpipe.errors import InputError
 from logpipe.parse import Parser
 from logpipe.runtimes import parts_at_end
 from logpipe.schema import COLUMNS
@@ -804,6 +806,19 @@ def test_cli_detect_counts_layouts(samples_dir):
     counts = {(src.rsplit("/", 1)[-1], layout): int(n) for src, layout, n in table}
     assert counts[("istio-1.8.log", "istio_1_8")] == len((samples_dir / "istio-1.8.log").read_text().splitlines())
     assert counts[("ztunnel.log", "ztunnel")] > 0
+
+
+def test_cli_detect_says_an_empty_input_and_refuses_a_missing_one(samples_dir, tmp_path):
+    """An empty file is a line of its own (it printed nothing), and a file that is not there is an
+    error, exit 1 (it was left out unsaid, exit 0, when another file was given with it)."""
+    empty = tmp_path / "empty.log"
+    empty.write_bytes(b"")
+    result = invoke("detect", str(empty), str(samples_dir / "istio-1.0.log"))
+    assert result.exit_code == 0
+    assert result.stdout.splitlines() == [f"{empty}\t(empty)\t0", f"{samples_dir / 'istio-1.0.log'}\tenvoy\t12"]
+    missing = tmp_path / "nosuch.log"
+    with pytest.raises(InputError, match=f"^{re.escape(str(missing))}: no such file or directory$"):
+        invoke("detect", str(missing), str(samples_dir / "istio-1.0.log"))
 
 
 def test_detect_counts_like_a_parse_without_asking_lark(samples_dir, monkeypatch):
