@@ -77,8 +77,11 @@ class Streamer:
         self.opts = opts
         self.stdout = stdout or sys.stdout
         self.stderr = stderr or sys.stderr
-        if opts.flush_rows < 1 or opts.flush_seconds <= 0:
-            raise UsageError("--flush-rows must be at least 1 and --flush-seconds above 0, e.g. --flush-seconds 2")
+        if opts.flush_rows < 1:
+            raise UsageError(f"--flush-rows must be at least 1, not {opts.flush_rows}: a part file every N lines, "
+                             "e.g. --flush-rows 10000 (the default)")
+        if opts.flush_seconds <= 0:
+            raise UsageError("--flush-seconds must be above 0, e.g. --flush-seconds 2")
         if opts.flush_rows > MAX_FLUSH_ROWS:
             raise UsageError(f"--flush-rows {opts.flush_rows} would hold too much in memory; use at most {MAX_FLUSH_ROWS}"
                              " (`logpipe compact` merges small parts later)")

@@ -1142,7 +1142,8 @@ def test_the_summary_counts_part_files_in_good_grammar(tmp_path, lines, parts):
 
 
 @pytest.mark.parametrize("args, code, words", [
-    (["stream", "--flush-rows", "0"], 2, "--flush-rows must be at least 1"),
+    (["stream", "--flush-rows", "0"], 2, "--flush-rows must be at least 1, not 0: a part file every N lines, e.g. "
+                                         "--flush-rows 10000"),  # (it suggested --flush-seconds 2)
     (["stream", "--flush-rows", "1000000"], 2, "would hold too much in memory"),
     (["stream", "--tee", "--alerts", "ndjson"], 2, "--alerts-out FILE"),
     (["stream", "--window", "0"], 2, "0 would turn failure_burst off (the window is also the burst's"),
