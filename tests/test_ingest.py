@@ -364,6 +364,13 @@ def test_bad_paths_each_get_a_clear_message(tmp_path, monkeypatch, capsys):
     assert "Traceback" not in err
 
 
+def test_an_only_input_that_fails_is_not_everything_else_ingested(tmp_path, monkeypatch, capsys):
+    (tmp_path / "core.bin").write_bytes(b"\x7fELF\x00\x00\x01" * 100)
+    code, _, err = run(monkeypatch, capsys, "ingest", tmp_path / "core.bin", "--data", tmp_path / "data")
+    assert code == 1 and err.strip().splitlines()[-1] == (
+        "logpipe: error: 1 input(s) had errors (see above); nothing was ingested")  # (not "everything else was")
+
+
 def test_only_missing_paths(tmp_path, monkeypatch, capsys):
     code, _, err = run(monkeypatch, capsys, "ingest", tmp_path / "nope", "--data", tmp_path / "data")
     assert code == 1 and err.strip() == f"logpipe: error: {tmp_path / 'nope'}: no such file or directory"
