@@ -6,9 +6,11 @@ corrupt or truncated archive yields every complete line before the damage, then 
 """
 from __future__ import annotations
 
+import contextlib
 import glob
 import io
 import os
+import select
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -325,7 +327,12 @@ def _stream_base(inp: Input) -> BinaryIO:
 class _TerminalEnd(io.RawIOBase):
     """A terminal's input, read until its first end: Ctrl-D is one read of nothing there, and the
     read after it waits for more, so the readers above (which peek, and read on to make sure) took
-    ten Ctrl-D to end `logpipe parse` and never ended `logpipe ingest -`."""
+    ten Ctrl-D to end `logpipe parse` and never ended `logpipe ingest -`.
+
+    It waits for the terminal in steps, so that a Ctrl-C stops the command: the signal may go to a
+    thread of polars', and then this thread's read of the terminal went on waiting (Python runs the
+    handler, KeyboardInterrupt, in this thread between two steps). Only ``read1`` reads ``tty``: its
+    buffer stays empty, so what the terminal has is what ``select`` sees."""
 
     def __init__(self, tty: BinaryIO):
         self.tty, self.ended = tty, False
@@ -336,6 +343,9 @@ class _TerminalEnd(io.RawIOBase):
     def readinto(self, b) -> int:
         if self.ended:
             return 0
+        with contextlib.suppress(OSError, ValueError):  # (no descriptor to wait on: the read waits)
+            while not select.select([self.tty.fileno()], [], [], 0.2)[0]:
+                pass
         data = getattr(self.tty, "read1", self.tty.read)(len(b))
         b[:len(data)] = data
         self.ended = not data

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tarfile
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -146,3 +147,31 @@ def test_lines_typed_or_pasted_on_a_terminal_end_at_one_ctrl_d(tmp_path, command
     assert "parsed 3, rejected 0" in err
     if command[0] == "parse":
         assert [json.loads(x)["line_number"] for x in out.splitlines()] == [1, 2, 3]
+
+
+def test_ctrl_c_stops_a_command_reading_the_terminal(tmp_path):
+    """Ctrl-C (SIGINT to the terminal's process group) while `logpipe parse` waits for lines typed on
+    the terminal: the summary and exit 130, as anywhere else (it went on waiting: a thread of polars'
+    may take the signal, and the read of the terminal was not interrupted)."""
+    import pty
+
+    main, tty = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "logpipe", "parse", "-o", "ndjson"], stdin=tty,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    os.close(tty)
+    guard = threading.Timer(90, os.killpg, (proc.pid, signal.SIGKILL))  # (a hang fails, not waits)
+    guard.start()
+    try:
+        note = proc.stderr.readline().decode()
+        assert note.startswith("logpipe: reading access-log lines from the terminal"), note
+        time.sleep(1)  # (the command waits on the terminal by now)
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        guard.cancel()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+        os.close(main)
+    assert proc.returncode == 130, err
+    assert err.decode().splitlines()[-1] == "logpipe: interrupted"
