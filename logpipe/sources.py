@@ -318,24 +318,25 @@ def _stream_base(inp: Input) -> BinaryIO:
     if inp.is_stdin:
         if sys.stdin is None:  # (started with stdin closed: `<&-`)
             raise InputError("stdin is closed: pipe access-log lines in, or name the files to read")
-        return _terminal(sys.stdin.buffer)
+        return _waiting(sys.stdin.buffer)
     if inp.path not in _PIPES:
-        _PIPES[inp.path] = _terminal(_open(inp))
+        _PIPES[inp.path] = _waiting(_open(inp))
     return _PIPES[inp.path]
 
 
-class _TerminalEnd(io.RawIOBase):
-    """A terminal's input, read until its first end: Ctrl-D is one read of nothing there, and the
-    read after it waits for more, so the readers above (which peek, and read on to make sure) took
-    ten Ctrl-D to end `logpipe parse` and never ended `logpipe ingest -`.
+class _Waiting(io.RawIOBase):
+    """stdin or a pipe, read to its first end, waiting for it in steps.
 
-    It waits for the terminal in steps, so that a Ctrl-C stops the command: the signal may go to a
-    thread of polars', and then this thread's read of the terminal went on waiting (Python runs the
-    handler, KeyboardInterrupt, in this thread between two steps). Only ``read1`` reads ``tty``: its
-    buffer stays empty, so what the terminal has is what ``select`` sees."""
+    The steps, so that Ctrl-C stops a command that waits for its input (a terminal, a pipe whose
+    writer is quiet, a named pipe): the signal may go to another thread (polars'), and then a read
+    that waits in this thread went on waiting (Python runs the handler, KeyboardInterrupt, in this
+    thread between two steps). Only ``read1`` reads ``raw``: its buffer stays empty, so what the
+    input has is what ``select`` sees. The first end: on a terminal, Ctrl-D is one read of nothing,
+    and the read after it waits for more, so the readers above (which peek, and read on to make
+    sure) took ten Ctrl-D to end `logpipe parse`, and `logpipe ingest -` never ended."""
 
-    def __init__(self, tty: BinaryIO):
-        self.tty, self.ended = tty, False
+    def __init__(self, raw: BinaryIO):
+        self.raw, self.ended = raw, False
 
     def readable(self) -> bool:
         return True
@@ -344,28 +345,27 @@ class _TerminalEnd(io.RawIOBase):
         if self.ended:
             return 0
         with contextlib.suppress(OSError, ValueError):  # (no descriptor to wait on: the read waits)
-            while not select.select([self.tty.fileno()], [], [], 0.2)[0]:
+            while not select.select([self.raw.fileno()], [], [], 0.2)[0]:
                 pass
-        data = getattr(self.tty, "read1", self.tty.read)(len(b))
+        data = getattr(self.raw, "read1", self.raw.read)(len(b))
         b[:len(data)] = data
         self.ended = not data
         return len(data)
 
 
-_TERMINALS: dict[int, tuple[BinaryIO, BinaryIO]] = {}  # id(a terminal's stream) -> (it, its _TerminalEnd)
+_WAITING: dict[int, tuple[BinaryIO, BinaryIO]] = {}  # id(stdin's or a pipe's stream) -> (it, its reader)
 
 
-def _terminal(base: BinaryIO) -> BinaryIO:
-    """``base``, or when it is a terminal, the one reader of it that ends at its first Ctrl-D (said
-    once on stderr: a command given no file waits for lines typed or pasted)."""
-    isatty = getattr(base, "isatty", None)
-    if not (isatty and isatty()):
-        return base
-    known = _TERMINALS.get(id(base))
+def _waiting(base: BinaryIO) -> BinaryIO:
+    """The one reader of ``base`` (``_Waiting``); a terminal's is said once on stderr: a command given
+    no file waits for lines typed or pasted."""
+    known = _WAITING.get(id(base))
     if known is None or known[0] is not base:
-        print("logpipe: reading access-log lines from the terminal (Ctrl-D ends them); to read a log, name its "
-              "file, or pipe it in: kubectl logs … | logpipe …", file=sys.stderr, flush=True)
-        known = _TERMINALS[id(base)] = (base, io.BufferedReader(_TerminalEnd(base), READ_STEP))
+        isatty = getattr(base, "isatty", None)
+        if isatty and isatty():
+            print("logpipe: reading access-log lines from the terminal (Ctrl-D ends them); to read a log, name "
+                  "its file, or pipe it in: kubectl logs … | logpipe …", file=sys.stderr, flush=True)
+        known = _WAITING[id(base)] = (base, io.BufferedReader(_Waiting(base), READ_STEP))
     return known[1]
 
 

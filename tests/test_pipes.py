@@ -149,22 +149,33 @@ def test_lines_typed_or_pasted_on_a_terminal_end_at_one_ctrl_d(tmp_path, command
         assert [json.loads(x)["line_number"] for x in out.splitlines()] == [1, 2, 3]
 
 
-def test_ctrl_c_stops_a_command_reading_the_terminal(tmp_path):
+@pytest.mark.parametrize("given", ["terminal", "named pipe"])
+def test_ctrl_c_stops_a_command_waiting_for_its_input(tmp_path, given):
     """Ctrl-C (SIGINT to the terminal's process group) while `logpipe parse` waits for lines typed on
-    the terminal: the summary and exit 130, as anywhere else (it went on waiting: a thread of polars'
-    may take the signal, and the read of the terminal was not interrupted)."""
+    the terminal, or for a named pipe whose writer is quiet: the summary and exit 130, as anywhere
+    else (it went on waiting: a thread of polars' may take the signal, and the read was not
+    interrupted)."""
     import pty
 
-    main, tty = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "logpipe", "parse", "-o", "ndjson"], stdin=tty,
+    if given == "terminal":
+        main, stdin = pty.openpty()
+        args = []
+    else:
+        stdin, fifo = subprocess.DEVNULL, tmp_path / "fifo"
+        os.mkfifo(fifo)
+        args = [str(fifo)]
+    proc = subprocess.Popen([sys.executable, "-m", "logpipe", "parse", "-o", "ndjson", *args], stdin=stdin,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-    os.close(tty)
     guard = threading.Timer(90, os.killpg, (proc.pid, signal.SIGKILL))  # (a hang fails, not waits)
     guard.start()
     try:
-        note = proc.stderr.readline().decode()
-        assert note.startswith("logpipe: reading access-log lines from the terminal"), note
-        time.sleep(1)  # (the command waits on the terminal by now)
+        if given == "terminal":
+            os.close(stdin)
+            note = proc.stderr.readline().decode()
+            assert note.startswith("logpipe: reading access-log lines from the terminal"), note
+        else:
+            main = os.open(fifo, os.O_WRONLY)  # (returns once logpipe opened the pipe to read it)
+        time.sleep(1)  # (the command waits for its input by now)
         os.killpg(proc.pid, signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     finally:
