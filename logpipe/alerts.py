@@ -200,6 +200,13 @@ class AlertRules:
         self._fresh: dict[str, deque] = {}  # per source: times and names of its last new destinations
         self._tried: set[str] = set()  # destinations new to the dataset that this stream saw only blocked
         self.raised = 0
+        self._con = None  # DuckDB connection of the last schema (check)
+        self._con_schema = None
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = self._con_schema = None
 
     def check(self, records: pa.RecordBatch | pa.Table) -> list[Alert]:
         from . import db
@@ -207,12 +214,18 @@ class AlertRules:
 
         if records.num_rows == 0:
             return []
-        con = db.connect(tables={"records": records}, settings=self.settings, threads=1, sandbox=True)
+        # One connection for the batches of one schema (its views made once: ~0.15 s a batch before)
+        if self._con is not None and self._con_schema == records.schema:
+            db.replace_records(self._con, records)
+        else:
+            self.close()
+            self._con = db.connect(tables={"records": records}, settings=self.settings, threads=1, sandbox=True)
+            self._con_schema = records.schema
         try:
-            rows = pl.from_arrow(run_query(con, ROWS_SQL))
-            denials = run_query(con, DENIALS_SQL).to_pylist() if denial_candidates(records) else []
+            rows = pl.from_arrow(run_query(self._con, ROWS_SQL))
+            denials = run_query(self._con, DENIALS_SQL).to_pylist() if denial_candidates(records) else []
         finally:
-            con.close()
+            db.replace_records(self._con, records.schema.empty_table())  # (the batch's memory let go)
         now = dt.datetime.now(dt.timezone.utc)
         alerts: list[Alert] = []
         if rows.height:

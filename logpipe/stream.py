@@ -370,6 +370,7 @@ class Streamer:
                       for a in self.rules.check(table.slice(start, ALERT_ROWS))]
         except LogpipeError as e:  # e.g. an edited queries/views/egress.sql that fails: keep the data flowing
             print(f"logpipe: alerts turned off: {e}", file=self.stderr)
+            self.rules.close()
             self.rules = None
             return
         self._write_safely(lambda: self.alert_writer.write(alerts))

@@ -1245,3 +1245,27 @@ def test_a_no_route_block_is_named_as_denied_names_it():
     line = (SAMPLES / "istio-1.1-pre.log").read_text().splitlines()[10]
     (alert,) = AlertRules(window_seconds=300).check(default_parser().parse_batch([line], "<stdin>", 1).records)
     assert alert.kind == "blocked_attempt" and "blocked by no route;" in alert.message, alert.message
+
+
+def test_alert_rules_keep_one_connection_per_schema():
+    """AlertRules.check makes its DuckDB connection (views and macros, ~0.15 s) once and gives it each
+    micro-batch's rows (db.replace_records); a batch of other columns (a custom format's extra ones)
+    gets a connection of its own, and the rows of each batch are the ones judged."""
+    import pyarrow as pa
+
+    from logpipe.alerts import AlertRules
+    from logpipe.parse import default_parser
+
+    parse = default_parser().parse_batch
+    rules = AlertRules(window_seconds=300)
+    first = rules.check(parse([incident_line('"pastebin.com"')], "<stdin>", 1).records)
+    con = rules._con
+    second = rules.check(parse([incident_line('"exfil.example"')], "<stdin>", 2).records)
+    assert rules._con is con
+    assert [(a.kind, a.destination) for a in first + second] == [
+        ("new_destination", "pastebin.com"), ("unregistered_egress", "pastebin.com"), ("new_destination", "exfil.example")]
+    extra = parse([incident_line('"api.github.com"')], "<stdin>", 3).records
+    extra = pa.Table.from_batches([extra]).append_column("x_custom", pa.array(["v"]))
+    assert [(a.kind, a.destination) for a in rules.check(extra)] == [("new_destination", "api.github.com")]
+    assert rules._con is not con
+    rules.close()
