@@ -273,6 +273,16 @@ def test_an_egress_gateway_s_plaintext_request_is_plaintext_though_it_came_in_ov
     assert [f["destination"] for f in found] == ["edition.cnn.com"]
 
 
+# crypto-miner.example: 10.244.3.15 blocked by a block_all route; reached through the waypoint
+MINER_BLOCKED = dict(route_name="block_all", response_code=502, authority="crypto-miner.example", method="GET",
+                     downstream_local_address_ip="198.51.100.78", downstream_local_address_port=80,
+                     downstream_remote_address_ip="10.244.3.15")
+MINER_REACHED = dict(upstream_cluster="inbound-vip|80|http|crypto-miner.example", upstream_cluster_direction="inbound-vip",
+                     upstream_cluster_port=80, upstream_cluster_host="crypto-miner.example",
+                     upstream_host="198.51.100.78:80", upstream_host_ip="198.51.100.78", upstream_host_port=80,
+                     response_code=200, method="GET")
+
+
 def test_a_destination_only_blocked_before_is_new_when_reached_in_the_report_and_the_stream():
     """Blocked in the baseline (block_all), reached through the waypoint in the window: the report's
     new_destination names it, and the stream's known destinations (alerts.KNOWN_SQL, read from the
@@ -282,13 +292,7 @@ def test_a_destination_only_blocked_before_is_new_when_reached_in_the_report_and
     from logpipe.queries import load_queries, run_query
 
     day = dt.timedelta(days=1)
-    blocked = dict(route_name="block_all", response_code=502, authority="crypto-miner.example", method="GET",
-                   downstream_local_address_ip="198.51.100.78", downstream_local_address_port=80,
-                   downstream_remote_address_ip="10.244.3.15")
-    reached = dict(upstream_cluster="inbound-vip|80|http|crypto-miner.example", upstream_cluster_direction="inbound-vip",
-                   upstream_cluster_port=80, upstream_cluster_host="crypto-miner.example", upstream_host="198.51.100.78:80",
-                   upstream_host_ip="198.51.100.78", upstream_host_port=80, response_code=200, method="GET",
-                   downstream_remote_address_ip="10.244.1.31")
+    blocked, reached = MINER_BLOCKED, dict(MINER_REACHED, downstream_remote_address_ip="10.244.1.31")
     rows = [dict(blocked, start_time=T0 - 2 * day, line_number=1), dict(blocked, start_time=T0 - 2 * day, line_number=2),
             dict(reached, start_time=T0, line_number=3)]
     table = pa.Table.from_pylist([{n: r.get(n) for n in RECORD_SCHEMA.names} for r in rows], schema=RECORD_SCHEMA)
@@ -312,12 +316,7 @@ def test_a_client_blocked_from_a_known_destination_before_is_a_new_pair_when_it_
     from logpipe.queries import load_queries, run_query
 
     day = dt.timedelta(days=1)
-    blocked = dict(route_name="block_all", response_code=502, authority="crypto-miner.example", method="GET",
-                   downstream_local_address_ip="198.51.100.78", downstream_local_address_port=80,
-                   downstream_remote_address_ip="10.244.3.15")
-    reached = dict(upstream_cluster="inbound-vip|80|http|crypto-miner.example", upstream_cluster_direction="inbound-vip",
-                   upstream_cluster_port=80, upstream_cluster_host="crypto-miner.example", upstream_host="198.51.100.78:80",
-                   upstream_host_ip="198.51.100.78", upstream_host_port=80, response_code=200, method="GET")
+    blocked, reached = MINER_BLOCKED, MINER_REACHED
     rows = [dict(blocked, start_time=T0 - 2 * day, line_number=1),
             dict(reached, start_time=T0 - 2 * day, line_number=2, downstream_remote_address_ip="10.244.1.31"),
             dict(reached, start_time=T0, line_number=3, downstream_remote_address_ip="10.244.3.15")]
