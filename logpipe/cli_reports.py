@@ -92,8 +92,7 @@ def report(name, data_dir, fmt, out_path, list_only, params, pods_path, baseline
         raise UsageError("the inventory has no baseline (--baseline, --baseline-days are the anomalies'); "
                          "narrow it with --since/--until")
     if fmt is None:
-        suffix = os.path.splitext(out_path)[1].lower() if out_path else ""
-        fmt = _REPORT_SUFFIXES.get(suffix) or ("text" if sys.stdout.isatty() and not out_path else "json")
+        fmt = _format_of(out_path, _REPORT_SUFFIXES, "text", "json")
     from .settings import load_settings
 
     settings = load_settings(data_dir, cluster_domain=cluster_domain, mesh_domains=mesh_domains,
@@ -146,6 +145,21 @@ def report(name, data_dir, fmt, out_path, list_only, params, pods_path, baseline
 # ---- query ------------------------------------------------------------------------------------------
 
 QUERY_FORMATS = ["table", "csv", "tsv", "json", "ndjson", "markdown", "parquet"]
+def _format_of(out_path: str | None, suffixes: dict[str, str], tty: str, default: str) -> str:
+    """The output format -o leaves to --out's suffix: ``tty`` on a terminal, ``default`` into a pipe
+    or a file of no suffix. A suffix of no format is refused, not written as ``default`` (``--out
+    r.pdf`` held JSON)."""
+    from .errors import UsageError
+
+    if not out_path:
+        return tty if sys.stdout.isatty() else default
+    suffix = os.path.splitext(out_path)[1].lower()
+    if suffix and suffix not in suffixes:
+        raise UsageError(f"--out {out_path}: {suffix} is no format logpipe writes; end the name with "
+                         f"{', '.join(sorted(suffixes))}, or give -o FORMAT")
+    return suffixes.get(suffix, default)
+
+
 _REPORT_SUFFIXES = {".html": "html", ".htm": "html", ".md": "markdown", ".txt": "text", ".json": "json"}
 _OUT_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".ndjson": "ndjson", ".jsonl": "ndjson",
                  ".md": "markdown", ".parquet": "parquet", ".txt": "table"}
@@ -191,8 +205,7 @@ def query(name, sql_text, sql_file, params, list_queries, data_dir, inputs, form
     if "-" in inputs and (sql_text == "-" or sql_file == "-"):
         raise UsageError("stdin can carry the SQL or the log, not both: put one of them in a file")
     if fmt is None:
-        suffix = os.path.splitext(out_path)[1].lower() if out_path else ""
-        fmt = _OUT_SUFFIXES.get(suffix) or ("table" if not out_path and sys.stdout.isatty() else "ndjson")
+        fmt = _format_of(out_path, _OUT_SUFFIXES, "table", "ndjson")
     if fmt == "parquet" and not out_path:
         raise UsageError("-o parquet writes a file: add --out FILE.parquet")
 

@@ -416,6 +416,22 @@ def test_report_out_suffix_gives_the_format(scenario_data, tmp_path, name, start
     assert (tmp_path / name).read_text().startswith(starts)
 
 
+
+@pytest.mark.parametrize("command", [["report", "anomalies"], ["query", "--sql", "SELECT 1 AS a"]])
+def test_an_out_suffix_of_no_format_is_refused(scenario_data, tmp_path, command):
+    """--out r.pdf (or .xlsx) wrote JSON into it and exited 0: a suffix of no format is a one-line usage
+    error that names the suffixes there are; a name of no suffix is still the default (json)."""
+    from logpipe.errors import UsageError
+
+    got = CliRunner().invoke(cli, [*command, "--data", str(scenario_data), "--out", str(tmp_path / "r.pdf")])
+    assert isinstance(got.exception, UsageError) and not (tmp_path / "r.pdf").exists()
+    said = str(got.exception)
+    assert ".pdf is no format logpipe writes; end the name with " in said and ".json" in said
+    assert said.endswith("or give -o FORMAT") and "\n" not in said
+    plain = CliRunner().invoke(cli, [*command, "--data", str(scenario_data), "--out", str(tmp_path / "r")])
+    assert plain.exit_code == 0, plain.output
+    assert (tmp_path / "r").read_text().lstrip().startswith("{")
+
 def test_a_short_dataset_has_an_empty_baseline_not_an_inverted_one(tmp_path):
     """Data of under a day: the window (its last 24 h) holds it all and the baseline is empty; its
     header read "baseline 2025-03-12 03:14 to 2025-03-11 03:15". The markdown's two header lines are
