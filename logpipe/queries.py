@@ -295,7 +295,7 @@ def run_query(con, query_or_sql: Query | str, params: dict[str, Any] | None = No
     from .db import Error
 
     query = query_or_sql if isinstance(query_or_sql, Query) else parse_query(query_or_sql, "<sql>")
-    where = query.where if query.path else "SQL"
+    where = query.where if query.path else "SQL error"  # (ad-hoc SQL: every error of it says so alike)
     statement = _statement(con, query.sql, where)
     values = bind_params(query, params)
     # DuckDB refuses values for placeholders the statement does not have: pass only the ones it names.

@@ -675,7 +675,7 @@ def test_a_refused_statement_is_named_as_written(con, sql, named):
     """DuckDB types INSTALL as a LOAD statement: the error said "LOAD statements are not allowed"."""
     from logpipe.queries import run_query
 
-    with pytest.raises(QueryError, match=f"SQL: {named} statements are not allowed"):
+    with pytest.raises(QueryError, match=f"SQL error: {named} statements are not allowed"):
         run_query(con, sql)
 
 
