@@ -661,3 +661,10 @@ def test_ctrl_c_drops_the_input_in_flight_and_prints_the_summary(tmp_path, kill_
     check_consistent(data)  # no pending entry, no hidden file left behind
     assert subprocess.run(_ingest_cmd(logs, data), env=_env(), capture_output=True).returncode == 0
     assert keys(data) == want
+
+
+def test_the_summary_counts_one_file_as_one(tmp_path, monkeypatch, capsys):
+    """`rows written 12 in 1 files`: one file is `1 file` (the stream says `1 part file`)."""
+    code, _, err = run(monkeypatch, capsys, "ingest", SAMPLES / "istio-1.8.log", "--data", tmp_path / "d")
+    assert code == 0, err
+    assert re.search(r"rows written \d+ in 1 file to ", err), err
