@@ -86,45 +86,42 @@ class Settings:
         return rows
 
 
-def _cidr_list(value, where: str, defaults: tuple[str, ...]) -> tuple[str, ...]:
-    if isinstance(value, str):
-        items = [v.strip() for v in value.split(",")]
-    elif isinstance(value, (list, tuple)):
-        items = [str(v).strip() for v in value]
-    else:
-        raise SettingsError(f"{where} must be a list of CIDRs such as [\"10.0.0.0/8\"], not {value!r}")
-    out: list[str] = []
-    for item in items:
-        if not item:
-            continue
-        if item == "default":
-            out.extend(defaults)
-            continue
-        try:
-            out.append(str(ipaddress.ip_network(item, strict=False)))
-        except ValueError:
-            raise SettingsError(
-                f"{where}: {item!r} is not a CIDR; write ranges like 10.0.0.0/8 or fc00::/7"
-            ) from None
-    return tuple(dict.fromkeys(out))
-
-
-def _domain_list(value, where: str) -> tuple[str, ...]:
+def _setting_list(value, where: str, example: str, defaults: tuple[str, ...], read) -> tuple[str, ...]:
+    """A list setting: a TOML list or comma-separated text; ``default`` stands for ``defaults``,
+    blank items are skipped, each other item is ``read`` (which says what is wrong with it)."""
     if isinstance(value, str):
         items = value.split(",")
     elif isinstance(value, (list, tuple)):
         items = list(value)
     else:
-        raise SettingsError(f"{where} must be a list of DNS domains such as [\"internal.corp\"], not {value!r}")
+        raise SettingsError(f"{where} must be a list of {example}, not {value!r}")
     out: list[str] = []
     for item in items:
-        if isinstance(item, str) and not item.strip():
+        item = item.strip() if isinstance(item, str) else item
+        if item == "":
             continue
         if item == "default":
-            out.extend(DEFAULT_MESH_DOMAINS)
+            out.extend(defaults)
         else:
-            out.append(_domain(item, where))
+            out.append(read(item))
     return tuple(dict.fromkeys(out))
+
+
+def _cidr_list(value, where: str, defaults: tuple[str, ...]) -> tuple[str, ...]:
+    def cidr(item) -> str:
+        try:
+            return str(ipaddress.ip_network(str(item), strict=False))
+        except ValueError:
+            raise SettingsError(
+                f"{where}: {item!r} is not a CIDR; write ranges like 10.0.0.0/8 or fc00::/7"
+            ) from None
+
+    return _setting_list(value, where, 'CIDRs such as ["10.0.0.0/8"]', defaults, cidr)
+
+
+def _domain_list(value, where: str) -> tuple[str, ...]:
+    return _setting_list(value, where, 'DNS domains such as ["internal.corp"]', DEFAULT_MESH_DOMAINS,
+                         lambda item: _domain(item, where))
 
 
 def _domain(value, where: str) -> str:
