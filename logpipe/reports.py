@@ -179,7 +179,8 @@ def resolve_window(con, *, since=None, until=None, baseline_days=None, window_fl
         lo, hi = con.execute("SELECT min(start_time), max(start_time) FROM access_log").fetchall()[0]
     if lo is None:
         if con.execute("SELECT count(*) FROM access_log").fetchall()[0][0]:
-            raise DatasetError(f"the {'--input logs' if inputs else 'dataset'}' rows have no start_time (a format"
+            whose = "the --input logs'" if inputs else "the dataset's"
+            raise DatasetError(f"{whose} rows have no start_time (a format"
                                " without %START_TIME%), and anomalies compare a window of time with a baseline;"
                                " `logpipe report inventory` and `logpipe query` read such rows")
         if inputs:

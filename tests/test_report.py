@@ -467,7 +467,7 @@ def test_inventory_counts_rows_without_a_time_unless_a_window_is_given(tmp_path)
                                "2030-01-01"]).stdout
     assert "window   the start to 2030-01-01 00:00 UTC\n" in text
     anomalies = runner.invoke(cli, ["report", "anomalies", "--data", str(tmp_path / "d")])
-    assert "rows have no start_time" in str(anomalies.exception)  # (CliRunner: the error, not its line)
+    assert "the dataset's rows have no start_time" in str(anomalies.exception)  # (CliRunner: the error, not its line)
 
 
 # ---- pods ------------------------------------------------------------------------------------------
