@@ -48,6 +48,8 @@ from typing import IO, Iterable
 import polars as pl
 import pyarrow as pa
 
+from .batches import plural
+
 KINDS = ("new_destination", "unregistered_egress", "blocked_attempt", "authz_denial", "failure_burst",
          "destination_scan")
 SCAN_DESTINATIONS = 10  # new IP destinations of one source within the window that make a scan
@@ -105,10 +107,6 @@ class Alert:
         ln = self.evidence.get("line_number")
         where = f" ({self.evidence.get('source')}:{ln})" if ln else ""
         return escape_control(f"alert {when} {self.kind} {self.destination}: {self.message}{where}")
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def _stamp(t: dt.datetime) -> str:
@@ -325,11 +323,11 @@ class AlertRules:
         if kind == "blocked_attempt":
             by = row.get("blocked_by")  # (blocked_by.sql: BlackHoleCluster, a route, or no route)
             by = f"route {by}" if by is not None and by == row.get("route_name") else by
-            msg = f"{_plural(n, 'attempt')} blocked by {by}{since}; from {row.get('source_ip') or '?'}, {_request(row)}"
+            msg = f"{plural(n, 'attempt')} blocked by {by}{since}; from {row.get('source_ip') or '?'}, {_request(row)}"
             more = {}
         else:  # (per destination: name its sources)
             who, more = _from(sources, row)
-            msg = f"{_plural(n, 'request')} through {row.get('upstream_cluster')} (no ServiceEntry){since} {who}"
+            msg = f"{plural(n, 'request')} through {row.get('upstream_cluster')} (no ServiceEntry){since} {who}"
         return [Alert(kind, row["destination"], t, msg, n, _evidence(row, **more))]
 
     def _burst(self, row: dict) -> list[Alert]:
@@ -364,7 +362,7 @@ class AlertRules:
                 continue
             n, _, since = due
             by = DENIED_BY[row["mechanism"]] + (f" {row['policy']}" if row["policy"] else "")
-            msg = f"{_plural(n, 'request')} from {src or '?'} denied by {by}{since}; this one {_request(row)}"
+            msg = f"{plural(n, 'request')} from {src or '?'} denied by {by}{since}; this one {_request(row)}"
             out.append(Alert("authz_denial", dest, t, msg, n,
                              _evidence(row, mechanism=row["mechanism"], policy=row["policy"])))
         return out

@@ -20,6 +20,11 @@ import pyarrow as pa
 from . import arrowpl as _arrowpl
 from .schema import RECORD_SCHEMA, REJECT_SCHEMA
 
+
+def plural(n: int, word: str) -> str:
+    """``1 file``, ``2 files``: the summaries' and alerts' counts."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
 # Several small inputs parsed in one batch (workers._stage_inputs) number their lines k << INPUT_SHIFT
 # + n, for the k-th input's line n: the rows keep the inputs' order and each line its number in its
 # input (``line_in_input``), as LARK_CONTEXT_LINES asks.

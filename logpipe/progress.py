@@ -5,7 +5,7 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from .batches import Counts
+from .batches import Counts, plural
 
 
 @dataclass
@@ -37,7 +37,7 @@ class IngestSummary:
             + (f" ({len(self.errors)} only up to the damage)" if self.errors else "")
             + f", skipped as already ingested {self.skipped}" + (f", errors {self.failed}" if self.failed else ""),
             f"lines {c.summary()}{refused}",
-            f"rows written {self.rows} in {self.files} file{'' if self.files == 1 else 's'} to {self.data}",
+            f"rows written {self.rows} in {plural(self.files, 'file')} to {self.data}",
         ]
         if self.min_time is not None:
             out.append(f"date range {self.min_time:%Y-%m-%d %H:%M:%S} to {self.max_time:%Y-%m-%d %H:%M:%S} UTC"

@@ -428,8 +428,9 @@ class Streamer:
 
     def summary(self) -> str:
         """Like ingest's: lines, then rows and parts, then alerts and why the stream ended."""
-        parts = f"{self.parts_written} part file" + ("" if self.parts_written == 1 else "s")
-        rows = f"rows written {self.rows_written} in {parts} to {self.dataset.root}"
+        from .batches import plural
+
+        rows = f"rows written {self.rows_written} in {plural(self.parts_written, 'part file')} to {self.dataset.root}"
         if self.compacted:
             rows += f" (compacted {self.compacted})"
         end = f"alerts {self.alert_writer.written}" if self.opts.alerts else "alerts off"
