@@ -61,8 +61,9 @@ def anomalies(data: Path, **options) -> dict:
     con, floor = reports.open_report_db(data, baseline_dir=options.pop("baseline_dir", None),
                                         pods_path=options.pop("pods_path", None))
     try:
+        params = options.pop("params", None)
         window = reports.resolve_window(con, window_floor=floor, **options)
-        return reports.public(reports.run_report(con, "anomalies", window=window))
+        return reports.public(reports.run_report(con, "anomalies", params=params, window=window))
     finally:
         con.close()
 
@@ -329,6 +330,18 @@ def test_a_dns_resolution_failure_gets_dns_advice_not_a_service_entry(tmp_path):
     assert "register it" in by["unregistered_egress", "ok.example"]["advice"]
     assert "hosts:\n  - ok.example" in by["unregistered_egress", "ok.example"]["evidence"]["service_entry"]
     assert "DNS" not in by["new_destination", "ok.example"]["advice"]
+    # error_spike's DNS advice follows its failure_flags: without DF there, the 503s still fail (a 5xx)
+    # and spike, but DF is no failure of the operator's and the advice says nothing of it (as DC's
+    # hang-up advice needs DC among the flags); the other findings' DNS advice does not read the flags.
+    flags = "UF,URX,UH,UO,NR,UT,UC,LR,UR"
+    doc = anomalies(tmp_path / "data", params={"failure_flags": flags})
+    by = {(f["kind"], f["destination"]): f for f in doc["findings"]}
+    assert by["error_spike", "nx.example.org"]["evidence"]["failures"] == 12
+    assert "DNS" not in by["error_spike", "nx.example.org"]["advice"]
+    assert "DNS resolution of nx.example.org failed" in by["unregistered_egress", "nx.example.org"]["advice"]
+    doc = anomalies(tmp_path / "data", params={"failure_flags": flags + ", DF"})
+    (spike,) = [f for f in doc["findings"] if f["kind"] == "error_spike"]
+    assert "DNS resolution of nx.example.org failed" in spike["advice"]
 
 
 def test_findings_sorted_by_severity(incident):

@@ -8,7 +8,9 @@
 --   most severe (critical: >= 90% of >= 50 requests failed, in one bucket; high: >= 50%), then
 --   the highest share, the most requests, the earliest. The severity and the evidence (but
 --   spiking_buckets and response_flags, over all the spiking buckets) are that one bucket's. With DF
---   (DNS resolution failed) among the flags the advice adds DNS advice (dns_failure_advice.sql).
+--   (DNS resolution failed) among the failed requests' flags and among failure_flags, the advice adds
+--   DNS advice (dns_failure_advice.sql); -p failure_flags without DF leaves it out, as it leaves out
+--   the hang-up advice without DC.
 --   A failure is is_failure.sql's (the HTML report's error-share chart counts the same), over the
 --   egress that is not blocked (a blocked attempt is blocked_attempt's finding).
 -- @param since '' window start (ISO time); empty = 24 hours before the data's last record
@@ -96,7 +98,10 @@ SELECT
             || CAST(round(100 * w.base_share, 1) AS VARCHAR) || '%: check the provider''s status, '
             || 'the flags (UF/URX connect failures, UH no healthy endpoint, UO circuit breaker, UT timeouts, NR no route) '
             || 'and recent DestinationRule/ServiceEntry/VirtualService changes.'
-            || CASE WHEN list_contains(flags, 'DF') THEN ' ' || dns_failure_advice(destination) ELSE '' END
+            -- (DF counted as a failure by failure_flags, as DC's advice needs DC there: given without
+            -- it, a 503 DF still fails as a 5xx, but its DNS is no failure of the operator's)
+            || CASE WHEN list_contains(flags, 'DF') AND has_failure_flag(['DF'], $failure_flags)
+                    THEN ' ' || dns_failure_advice(destination) ELSE '' END
             || CASE WHEN w.hangups > 0 THEN ' ' || w.hangups || ' of the ' || w.failures || ' failures are only DC: '
                     || 'there the client hung up, not the provider (check the clients'' timeouts).' ELSE '' END
     END AS advice
