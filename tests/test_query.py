@@ -1013,3 +1013,42 @@ def test_query_help_names_every_view():
     views = text.split("Views: ", 1)[1].split(" logpipe query", 1)[0]
     named = {name.split(" (")[0] for name in views.rstrip(".").split("), ")}  # "NAME (what it holds)", …
     assert named == {"access_log", "traffic", "egress", "rejects"}
+
+
+@pytest.mark.parametrize("sni,host", [
+    ("outbound_.8000_._.httpbin.foo.svc.cluster.local", "httpbin.foo.svc.cluster.local"),
+    ("outbound_.9080_.v1_.Reviews.default.svc.cluster.local", "reviews.default.svc.cluster.local"),
+    # Envoy >= 1.32 (Istio 1.23.2 on) logs an SNI that is no DNS name with an `invalid:` mark (istio/istio#53426)
+    ("invalid:outbound_.8000_._.httpbin.default.svc.cluster.local", "httpbin.default.svc.cluster.local"),
+    # Istio before 1.1 sent the cluster name itself (istio/istio PR #9672 moved to the DNS SRV form)
+    ("outbound|80||x.svc.cluster.local", "x.svc.cluster.local"),
+    ("outbound|9080|v1|reviews.default.svc.cluster.local", "reviews.default.svc.cluster.local"),
+    ("api.example.com", None), ("invalid:my_host.example", None), ("outbound|80||", None), (None, None),
+])
+def test_istio_sni_host_reads_each_shape_of_istio_s_mtls_sni(sni, host):
+    from logpipe.db import connect
+
+    c = connect(tables={"records": records()})
+    assert c.execute("SELECT istio_sni_host($1)", [sni]).fetchall() == [(host,)]
+
+
+def test_the_inventory_s_sni_is_the_destination_s_not_istio_s_mtls_hop():
+    """An egress gateway's line carries the SNI of the sidecar's mTLS hop into the gateway (Istio's
+    outbound_.80_._.istio-egressgateway…, in each of its shapes): it names the gateway, not what
+    the destination was asked for, so the inventory's sni leaves it out; a client's own SNI stays."""
+    from logpipe.db import connect
+    from logpipe.queries import load_queries, run_query
+
+    def row(n, sni, host="edition.cnn.com", port=80):
+        return rec(line_number=n, upstream_cluster=f"outbound|{port}||{host}", upstream_cluster_direction="outbound",
+                   upstream_cluster_port=port, upstream_cluster_host=host, upstream_host_ip="151.101.65.67",
+                   upstream_host_port=port, requested_server_name=sni)
+
+    c = connect(tables={"records": records(
+        row(1, "outbound_.80_._.istio-egressgateway.istio-system.svc.cluster.local"),
+        row(2, "invalid:outbound_.80_._.istio-egressgateway.istio-system.svc.cluster.local"),
+        row(3, "outbound|80||istio-egressgateway.istio-system.svc.cluster.local"),
+        row(4, "tls.cnn.com", host="tls.cnn.com", port=443),
+        row(5, "invalid:outbound_.443_._.istio-egressgateway.istio-system.svc.cluster.local", host="tls.cnn.com", port=443))})
+    got = {r["destination"]: r["sni"] for r in run_query(c, load_queries()["destinations"], {}).to_pylist()}
+    assert got == {"edition.cnn.com": None, "tls.cnn.com": "tls.cnn.com"}

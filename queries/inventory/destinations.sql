@@ -10,7 +10,8 @@
 --   waypoint or sidecar, ztunnel's policy rejection: is_error.sql, as top_destinations does: a
 --   denial is no success, as an HTTP RBAC 403 is a 4xx); such a refusal is in none of errors_4xx,
 --   errors_5xx, flagged. Bytes a format does not log are null (not
---   known), not 0.
+--   known), not 0. sni lists the TLS server names clients asked for; Istio's own mTLS SNI (the hop
+--   of a sidecar into an egress gateway: outbound_.PORT_.SUBSET_.HOST, istio_sni_host.sql) is none.
 -- @param since '' window start (ISO time); empty = the data's first record
 -- @param until '' window end (ISO time, exclusive); empty = after the last record
 -- @param tls_ports '443,8443' upstream ports that mean the proxy originated TLS for an HTTP request
@@ -56,7 +57,10 @@ SELECT
     max(start_time) AS last_seen,
     count(DISTINCT source_ip) AS sources,
     CASE WHEN bool_or(transport = 'plaintext') THEN 'plaintext' ELSE mode(transport) END AS transport,
-    string_agg(DISTINCT requested_server_name, ',' ORDER BY requested_server_name) AS sni
+    -- (an Istio mTLS SNI, outbound_.80_._.istio-egressgateway…, is the mesh's own hop into the proxy
+    -- that logged the row, not a name the destination was asked for: istio_sni_host.sql)
+    string_agg(DISTINCT requested_server_name, ',' ORDER BY requested_server_name)
+        FILTER (WHERE istio_sni_host(requested_server_name) IS NULL) AS sni
 FROM judged
 GROUP BY destination, destination_port, egress_kind
 ORDER BY requests DESC, destination, port
