@@ -116,6 +116,7 @@ def report(name, data_dir, fmt, out_path, list_only, params, pods_path, baseline
 
                     window = dataclasses.replace(window, baseline_source="the --input logs")
             doc = reports.run_report(con, name, params=dict(params), window=window)
+            hint = reports.empty_note(con, inputs=tables is not None) or reports.baseline_hint(doc)
             if fmt == "html":
                 from . import html
 
@@ -131,7 +132,6 @@ def report(name, data_dir, fmt, out_path, list_only, params, pods_path, baseline
                 text = buf.getvalue()
         finally:
             con.close()
-    hint = reports.baseline_hint(doc)
     if hint:
         click.echo(hint, err=True)
     if out_path:

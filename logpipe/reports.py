@@ -173,20 +173,19 @@ def inventory_window(con, since=None, until=None) -> Window:
 
 def resolve_window(con, *, since=None, until=None, baseline_days=None, window_floor=None, inputs=False) -> Window:
     """Pick the window and baseline from the options (see the module docstring). ``inputs``: the rows
-    are ``--input`` logs parsed in memory, not a dataset (the errors say so)."""
+    are ``--input`` logs parsed in memory, not a dataset (the errors say so). Data of no record has
+    no window: an empty one (every end None), whose report is empty, as the inventory's and a
+    query's answer are (``empty_note`` says why on stderr)."""
     lo, hi = con.execute("SELECT min(start_time), max(start_time) FROM egress").fetchall()[0]
     if lo is None:
         lo, hi = con.execute("SELECT min(start_time), max(start_time) FROM access_log").fetchall()[0]
     if lo is None:
-        if con.execute("SELECT count(*) FROM access_log").fetchall()[0][0]:
-            whose = "the --input logs'" if inputs else "the dataset's"
-            raise DatasetError(f"{whose} rows have no start_time (a format"
-                               " without %START_TIME%), and anomalies compare a window of time with a baseline;"
-                               " `logpipe report inventory` and `logpipe query` read such rows")
-        if inputs:
-            raise DatasetError("the --input logs hold no access lines (the summary above counts what they hold); "
-                               "give a proxy's log (kubectl logs … -c istio-proxy)")
-        raise DatasetError("the dataset holds no records; ingest some logs with `logpipe ingest PATH`")
+        if not _has_records(con):
+            return Window(since, until, None, since)
+        whose = "the --input logs'" if inputs else "the dataset's"
+        raise DatasetError(f"{whose} rows have no start_time (a format"
+                           " without %START_TIME%), and anomalies compare a window of time with a baseline;"
+                           " `logpipe report inventory` and `logpipe query` read such rows")
     end_all = hi + dt.timedelta(seconds=1)
     _check_bounds(lo, hi, since, until)
     if window_floor is not None:
@@ -307,6 +306,24 @@ def severity_counts(findings: list[dict]) -> dict[str, int]:
     for f in findings:
         counts[f["severity"]] += 1
     return counts
+
+
+def _has_records(con) -> bool:
+    return bool(con.execute("SELECT count(*) FROM access_log").fetchall()[0][0])
+
+
+def empty_note(con, inputs: bool = False) -> str | None:
+    """A line for stderr when the data holds no record: its report (inventory and anomalies alike) is
+    empty and exits 0, as a query's empty answer does (nothing failed: an ingested empty log, a quiet
+    pod's), and this says why."""
+    if _has_records(con):
+        return None
+    if not inputs:
+        return ("logpipe: note: the dataset holds no records (its logs were empty, or every line was "
+                "rejected: its rejects view says why), so the report is empty")
+    malformed = con.execute("SELECT count(*) FROM rejects WHERE class = 'malformed'").fetchall()[0][0]
+    return ("logpipe: note: the --input logs hold no access lines (the summary above counts what they hold), "
+            "so the report is empty" + ("" if malformed else "; give a proxy's log (kubectl logs … -c istio-proxy)"))
 
 
 def baseline_hint(doc: dict[str, Any]) -> str | None:

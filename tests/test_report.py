@@ -587,17 +587,32 @@ def test_cli_report_on_log_files_equals_the_report_on_their_dataset(scenario_dat
         assert got == want
 
 
-def test_cli_report_with_nothing_to_read_says_what_to_give(tmp_path):
-    """``--input`` logs with no access line are no dataset to ingest into (the error said "ingest some
-    logs with `logpipe ingest PATH`"), and a missing dataset's hint names ``--input``, which the report
-    takes too (it named `logpipe query --input`)."""
+@pytest.mark.parametrize("name", ["inventory", "anomalies"])
+def test_cli_a_report_of_no_records_is_empty_and_exits_0(tmp_path, name):
+    """Data of no record (an ingested empty log, a quiet pod's; --input logs of no access line) is no
+    error (exit 1 is one: README): both reports answer empty and exit 0, as a query's empty answer
+    does, and say why on stderr. The anomalies exited 1 where the inventory printed (none), and told
+    to `logpipe ingest PATH`, the command just run; --input logs with no access line are no dataset to
+    ingest into either (it said so too)."""
     empty, agent = tmp_path / "empty.log", tmp_path / "agent.log"
     empty.write_text("")
     agent.write_text("2025-01-30T10:53:15.757058Z\tinfo\tads\tADS: new connection for node:waypoint-1\n")
-    for log in (empty, agent):
-        r = CliRunner().invoke(cli, ["report", "anomalies", "--input", str(log)], standalone_mode=False)
-        assert str(r.exception).startswith("the --input logs hold no access lines"), r.exception
-        assert "ingest" not in str(r.exception)
+    assert run("ingest", str(empty), "--data", str(tmp_path / "d")).exit_code == 0
+    empties = {"inventory": {"destinations": [], "sources": []}, "anomalies": {"findings": []}}[name]
+    for args in (["--data", str(tmp_path / "d")], ["--input", str(empty)], ["--input", str(agent)]):
+        r = run("report", name, *args, "-o", "json")
+        assert r.exit_code == 0, r.output
+        assert {k: v for k, v in json.loads(r.stdout).items() if k in empties} == empties
+        whose = "the dataset holds no records" if args[0] == "--data" else "the --input logs hold no access lines"
+        assert f"logpipe: note: {whose}" in r.stderr and "so the report is empty" in r.stderr, r.stderr
+        assert "ingest" not in r.stderr.splitlines()[-1] and "baseline" not in r.stderr
+    r = run("report", name, "--data", str(tmp_path / "d"), "-o", "text")
+    assert r.exit_code == 0 and ("(none)" if name == "inventory" else "0 findings") in r.stdout, r.output
+
+
+def test_cli_report_with_nothing_to_read_says_what_to_give(tmp_path):
+    """A missing dataset's hint names ``--input``, which the report takes too (it named `logpipe query
+    --input`)."""
     for name in ("inventory", "anomalies"):
         r = CliRunner().invoke(cli, ["report", name, "--data", str(tmp_path / "nothing")], standalone_mode=False)
         assert str(r.exception).startswith(f"no dataset at {tmp_path / 'nothing'}"), r.exception
