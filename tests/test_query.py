@@ -180,8 +180,15 @@ EGRESS_CASES = [
      ("passthrough", "2001:db8::25", 25)),
     ("blackhole", rec(upstream_cluster="BlackHoleCluster", downstream_local_address_ip="198.51.100.77",
                       downstream_local_address_port=443), ("blocked", "198.51.100.77", 443)),
-    ("blackhole even internal", rec(upstream_cluster="BlackHoleCluster", downstream_local_address_ip="10.1.1.1",
-                                    downstream_local_address_port=22), ("blocked", "10.1.1.1", 22)),
+    # (as passthrough: a REGISTRY_ONLY block of an internal address is in-cluster traffic a Sidecar's
+    # scope left out, not egress; --internal-cidr narrowed to the cluster's ranges makes it egress)
+    ("blackhole to an internal address is not egress", rec(
+        upstream_cluster="BlackHoleCluster", downstream_local_address_ip="10.1.1.1", downstream_local_address_port=22), None),
+    ("block_all to an internal address is not egress", rec(
+        route_name="block_all", response_code=502, authority="legacy-db", downstream_local_address_ip="10.96.0.40",
+        downstream_local_address_port=80), None),
+    ("blackhole to a service VIP", rec(upstream_cluster="BlackHoleCluster", downstream_local_address_ip="240.240.0.9",
+                                       downstream_local_address_port=443), ("blocked", "240.240.0.9", 443)),
     ("block_all route", rec(route_name="block_all", response_code=502, authority="Crypto-Miner.example",
                             downstream_local_address_ip="198.51.100.78", downstream_local_address_port=80),
      ("blocked", "crypto-miner.example", 80)),
@@ -1052,3 +1059,16 @@ def test_the_inventory_s_sni_is_the_destination_s_not_istio_s_mtls_hop():
         row(5, "invalid:outbound_.443_._.istio-egressgateway.istio-system.svc.cluster.local", host="tls.cnn.com", port=443))})
     got = {r["destination"]: r["sni"] for r in run_query(c, load_queries()["destinations"], {}).to_pylist()}
     assert got == {"edition.cnn.com": None, "tls.cnn.com": "tls.cnn.com"}
+
+
+def test_a_block_of_an_address_outside_the_internal_ranges_set_is_egress():
+    """The internal ranges decide for a REGISTRY_ONLY block as for passthrough: with --internal-cidr set
+    to the cluster's own ranges, a VPC database at 10.1.1.1 is outside them, and its block is egress."""
+    from logpipe.db import connect
+    from logpipe.queries import run_query
+    from logpipe.settings import Settings
+
+    row = rec(upstream_cluster="BlackHoleCluster", downstream_local_address_ip="10.1.1.1", downstream_local_address_port=5432)
+    for cidrs, kinds in ((Settings().internal_cidrs, []), (("10.244.0.0/16", "10.96.0.0/12"), ["blocked"])):
+        c = connect(tables={"records": records(row)}, settings=Settings(internal_cidrs=cidrs))
+        assert run_query(c, "SELECT egress_kind FROM egress").column("egress_kind").to_pylist() == kinds

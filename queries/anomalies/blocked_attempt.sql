@@ -1,6 +1,7 @@
 -- title: Blocked egress attempts
--- description: Connections refused by REGISTRY_ONLY (BlackHoleCluster, the block_all route; or no
---   route to a public address: a 404 NR of Istio before 1.3), by source and destination. Many attempts from one source that the baseline did not show look like
+-- description: Connections refused by REGISTRY_ONLY (BlackHoleCluster, the block_all route, to an
+--   address that is not internal: the egress view's blocked rows; or no route to a public address:
+--   a 404 NR of Istio before 1.3), by source and destination. Many attempts from one source that the baseline did not show look like
 --   a probe, a misconfiguration after a release, or malware calling home.
 -- @param since '' window start (ISO time); empty = 24 hours before the data's last record
 -- @param until '' window end (ISO time, exclusive); empty = after the last record

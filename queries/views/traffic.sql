@@ -5,7 +5,9 @@
 --   egress_kind          why the row is egress (the first rule that matches), null when it stays in
 --                        the mesh (an inbound sidecar's request, a call to a *.svc host):
 --     'blocked'          BlackHoleCluster (REGISTRY_ONLY, TCP/TLS) or route block_all (plain HTTP
---                        under REGISTRY_ONLY: 502 direct_response), whatever the address; or no
+--                        under REGISTRY_ONLY: 502 direct_response) to an address that is not
+--                        internal, as for passthrough (an internal one is in-cluster traffic the
+--                        registry or a Sidecar's scope left out: not egress, and no other kind); or no
 --                        route at all (NR, no cluster, in the layouts of Istio before 1.3, which
 --                        answered plain HTTP to an unknown host under REGISTRY_ONLY with 404 NR;
 --                        since then a 404 NR is a VirtualService that matched no route) to a public address from
@@ -85,7 +87,8 @@ judged AS (
     SELECT
         *,
         CASE
-            WHEN upstream_cluster = 'BlackHoleCluster' OR route_name = 'block_all' THEN 'blocked'
+            WHEN upstream_cluster = 'BlackHoleCluster' OR route_name = 'block_all'
+                THEN CASE WHEN destination_ip_kind IS DISTINCT FROM 'internal' THEN 'blocked' END
             WHEN upstream_cluster IS NULL AND list_contains(response_flags, 'NR')
                 AND log_format IN ('envoy', 'istio_1_1_pre', 'istio_1_1', 'istio_1_2', 'istio_json_1_1')
                 AND destination_ip_kind = 'public' AND source_ip_kind IS DISTINCT FROM 'public' THEN 'blocked'
