@@ -23,7 +23,8 @@ since its last alert, its own row included: those the window kept quiet, then it
                            new_destination.sql, a blocked row is no new egress and does not make its
                            destination known (an allowed request to it later is new);
 - ``unregistered_egress``  ``egress_kind = 'passthrough'`` (no ServiceEntry, ALLOW_ANY): once per
-                           destination per window;
+                           destination per window; a request answered DF (DNS resolution failed)
+                           says so instead of "no ServiceEntry";
 - ``blocked_attempt``      ``egress_kind = 'blocked'`` (BlackHoleCluster / route block_all): once per
                            destination and source per window (another workload trying is news);
 - ``authz_denial``         a row of authz_denial.sql: once per destination and source per window;
@@ -179,6 +180,15 @@ def is_failure(failure_flags: list[str]) -> pl.Expr:
         | pl.col("response_flags").list.eval(pl.element().is_in(failure_flags)).list.any().fill_null(False))
 
 
+def _unregistered(row: dict) -> str:
+    """Why an unregistered_egress row's destination is worth telling: no ServiceEntry registers it, or,
+    for a request AllowAnyDynamicDNSCluster answered DF, its name did not resolve, which no
+    ServiceEntry would change (unregistered_egress.sql's DNS advice, dns_failure_advice.sql)."""
+    if "DF" in (row.get("response_flags") or ()):
+        return "DNS resolution failed, flag DF: a ServiceEntry would not make it resolve"
+    return "no ServiceEntry"
+
+
 class AlertRules:
     """Evaluate the live rules batch after batch. ``known`` holds destinations already in the dataset."""
 
@@ -327,7 +337,7 @@ class AlertRules:
             more = {}
         else:  # (per destination: name its sources)
             who, more = _from(sources, row)
-            msg = f"{plural(n, 'request')} through {row.get('upstream_cluster')} (no ServiceEntry){since} {who}"
+            msg = f"{plural(n, 'request')} through {row.get('upstream_cluster')} ({_unregistered(row)}){since} {who}"
         return [Alert(kind, row["destination"], t, msg, n, _evidence(row, **more))]
 
     def _burst(self, row: dict) -> list[Alert]:

@@ -1269,3 +1269,24 @@ def test_alert_rules_keep_one_connection_per_schema():
     assert [(a.kind, a.destination) for a in rules.check(extra)] == [("new_destination", "api.github.com")]
     assert rules._con is not con
     rules.close()
+
+
+def test_an_unregistered_egress_alert_of_a_name_that_did_not_resolve_says_so():
+    """AllowAnyDynamicDNSCluster answers 503 DF when the name does not resolve: a ServiceEntry would not
+    make it resolve (the report's unregistered_egress gives DNS advice then), so the alert says the
+    name did not resolve, not "(no ServiceEntry)"; a name that resolves keeps its wording."""
+    from logpipe.alerts import AlertRules
+    from logpipe.parse import default_parser
+
+    line = ('[2025-03-08T11:00:{s:02d}.000Z] "GET /x HTTP/1.1" {code} {flags} {details} - "-" 0 0 4 - "-" "curl/8" '
+            '"r{s}" "{host}" "{up}" AllowAnyDynamicDNSCluster {upl} 93.184.216.34:80 10.244.1.5:3998 - allow_any_dynamic_dns')
+    lines = [line.format(s=1, code=503, flags="DF", details="dns_resolution_failure", host="nx.example.org", up="-",
+                         upl="-"),
+             line.format(s=2, code=200, flags="-", details="via_upstream", host="ok.example", up="192.0.2.9:80",
+                         upl="10.244.1.5:4000")]
+    got = {a.destination: a.message for a in AlertRules(window_seconds=300).check(
+        default_parser().parse_batch(lines, "<stdin>").records) if a.kind == "unregistered_egress"}
+    assert got == {
+        "nx.example.org": "1 request through AllowAnyDynamicDNSCluster (DNS resolution failed, flag DF: a ServiceEntry "
+                          "would not make it resolve) from 10.244.1.5, GET /x 503 DF",
+        "ok.example": "1 request through AllowAnyDynamicDNSCluster (no ServiceEntry) from 10.244.1.5, GET /x 200"}
