@@ -227,7 +227,8 @@ class AlertRules:
             db.replace_records(self._con, records)
         else:
             self.close()
-            self._con = db.connect(tables={"records": records}, settings=self.settings, threads=1, sandbox=True)
+            self._con = db.connect(tables={"records": records}, settings=self.settings, threads=1, sandbox=True,
+                                   uses=(ROWS_SQL, DENIALS_SQL))
             self._con_schema = records.schema
         try:
             rows = pl.from_arrow(run_query(self._con, ROWS_SQL))
@@ -402,7 +403,7 @@ def known_destinations(data_dir, settings=None) -> set[str]:
 
     with db.reading(data_dir):
         try:
-            con = db.connect(data_dir, settings=settings, sandbox=True)
+            con = db.connect(data_dir, settings=settings, sandbox=True, uses=(KNOWN_SQL,))
         except DatasetError:  # no rows yet: everything is new
             return set()
         try:

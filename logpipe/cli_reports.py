@@ -104,7 +104,7 @@ def report(name, data_dir, fmt, out_path, list_only, params, pods_path, baseline
     # while the report is written out.
     with reading(*([] if tables is not None else [data_dir]), *([baseline_dir] if baseline_dir else [])):
         con, floor = reports.open_report_db(data_dir, baseline_dir=baseline_dir, pods_path=pods_path, tables=tables,
-                                            settings=settings)
+                                            settings=settings, report=name)
         try:
             if name == "inventory":  # the inventory covers all the data unless --since/--until narrow it
                 window = reports.inventory_window(con, since, until)
@@ -228,10 +228,11 @@ def query(name, sql_text, sql_file, params, list_queries, data_dir, inputs, form
                              internal_cidrs=internal_cidrs)
     tables = _input_tables(inputs, format_string, format_file, grammar_file)
     with reading(*([] if inputs else [data_dir])):
+        uses = [target if isinstance(target, str) else target.sql]
         if tables is not None:
-            con = connect(settings=settings, tables=tables, sandbox=True)
+            con = connect(settings=settings, tables=tables, sandbox=True, uses=uses)
         else:
-            con = connect(data_dir, settings=settings, sandbox=True)
+            con = connect(data_dir, settings=settings, sandbox=True, uses=uses)
         try:
             table = run_query(con, target, dict(params))
         finally:

@@ -26,9 +26,11 @@ extra_columns="ignore")`` (a custom format's extra columns are in its files only
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import sys
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
@@ -198,14 +200,33 @@ def view_files() -> list[Path]:
 
 
 _CREATES = re.compile(r"\bCREATE\s+(?:OR\s+REPLACE\s+)?(?:TEMP(?:ORARY)?\s+)?(?:VIEW|MACRO)\s+([A-Za-z_]\w*)", re.I)
+_WORD = re.compile(r"[a-z_]\w*")
+# Words of a statement that reads DuckDB's catalog (SHOW TABLES, duckdb_views(), …): it is given
+# every view, as it would list them all.
+_CATALOG_WORDS = frozenset({"show", "show_tables", "show_tables_expanded", "information_schema", "pg_catalog",
+                            "duckdb_views", "duckdb_tables", "duckdb_functions", "duckdb_columns", "sqlite_master"})
+
+
+def _words(sql: str) -> set[str]:
+    return set(_WORD.findall(re.sub(r"--[^\n]*", "", sql).lower()))
+
+
+def _definitions(texts: dict[Path, str]) -> dict[Path, set[str]]:
+    """The (lowercase) names of the views and macros each view file of ``texts`` creates."""
+    return {p: set(map(str.lower, _CREATES.findall(sql))) for p, sql in texts.items()}
+
+
+def _view_needs(texts: dict[Path, str]) -> dict[Path, set[Path]]:
+    """For each view file of ``texts``, the other files whose views and macros it names."""
+    defines = _definitions(texts)
+    words = {p: _words(sql) for p, sql in texts.items()}
+    return {p: {q for q in texts if q != p and defines[q] & words[p]} for p in texts}
 
 
 def _in_dependency_order(texts: dict[Path, str]) -> dict[Path, str]:
     """``texts`` (view files) ordered so that each comes after the files whose views and macros it
     names, by name where nothing decides (a cycle, or names that are no file's, keep their order)."""
-    defines = {p: set(map(str.lower, _CREATES.findall(sql))) for p, sql in texts.items()}
-    words = {p: set(re.findall(r"[a-z_]\w*", re.sub(r"--[^\n]*", "", sql).lower())) for p, sql in texts.items()}
-    needs = {p: {q for q in texts if q != p and defines[q] & words[p]} for p in texts}
+    needs = _view_needs(texts)
     ordered: dict[Path, str] = {}
     while len(ordered) < len(texts):
         ready = [p for p in texts if p not in ordered and needs[p] <= ordered.keys()]
@@ -214,17 +235,60 @@ def _in_dependency_order(texts: dict[Path, str]) -> dict[Path, str]:
     return ordered
 
 
-def _create_views(con: duckdb.DuckDBPyConnection) -> None:
-    """Run queries/views/*.sql, each after those it uses (a view binds when created, reading every
-    Parquet file's schema: egress, which uses access_log and the IP macros, failed twice before it
-    bound when the files ran by name). A dependency the order misses (a name written oddly) still
-    works: a file that fails is run again until nothing new succeeds."""
-    pending = _in_dependency_order({p: p.read_text(encoding="utf-8") for p in view_files()})
+class _ViewFiles:
+    """The view files: their texts in dependency order, what each defines and which others it needs."""
+
+    def __init__(self, texts: dict[Path, str]):
+        self.texts = _in_dependency_order(texts)
+        self.defines = _definitions(self.texts)
+        self.needs = _view_needs(self.texts)
+
+    def used_by(self, uses: list[str]) -> dict[Path, str]:
+        """The files the statements ``uses`` need: those defining a name they mention, and the files
+        those name, in turn. A statement that reads the catalog (SHOW TABLES, …) needs them all."""
+        said = set().union(*map(_words, uses))
+        if said & _CATALOG_WORDS:
+            return self.texts
+        todo = [p for p in self.texts if self.defines[p] & said]
+        wanted: set[Path] = set()
+        while todo:
+            p = todo.pop()
+            if p not in wanted:
+                wanted.add(p)
+                todo += self.needs[p]
+        return {p: sql for p, sql in self.texts.items() if p in wanted}
+
+
+# The view files each connection of ``connect`` has run (``uses``: some of them; ``make_views``: more).
+_MADE: "weakref.WeakKeyDictionary[duckdb.DuckDBPyConnection, set[Path]]" = weakref.WeakKeyDictionary()
+
+
+def _view_files() -> _ViewFiles:
+    """The view files, read again only when one changed."""
+    return _read_view_files(tuple((p, p.stat().st_mtime_ns, p.stat().st_size) for p in view_files()))
+
+
+@functools.lru_cache(maxsize=4)
+def _read_view_files(key: tuple) -> _ViewFiles:
+    return _ViewFiles({p: p.read_text(encoding="utf-8") for p, *_ in key})
+
+
+def _create_views(con: duckdb.DuckDBPyConnection, uses: list[str] | None = None) -> None:
+    """Run queries/views/*.sql (those the statements ``uses`` need, or all) that ``con`` has not run
+    yet, each after those it uses (a view binds when created, reading every Parquet file's schema:
+    egress, which uses access_log and the IP macros, failed twice before it bound when the files ran
+    by name). A dependency the order misses (a name written oddly) still works: a file that fails is
+    run again until nothing new succeeds."""
+    made = _MADE.setdefault(con, set())
+    files = _view_files()
+    texts = files.texts if uses is None else files.used_by(uses)
+    pending = {p: sql for p, sql in texts.items() if p not in made}
     while pending:
         failed: dict[Path, Exception] = {}
         for path, sql in pending.items():
             try:
                 con.execute(sql)
+                made.add(path)
             except duckdb.CatalogException as e:
                 failed[path] = e
             except duckdb.Error as e:
@@ -233,6 +297,15 @@ def _create_views(con: duckdb.DuckDBPyConnection) -> None:
             path, e = next(iter(failed.items()))
             raise LogpipeError(f"{path}: {str(e).splitlines()[0]}; fix the view file") from None
         pending = {p: pending[p] for p in failed}
+
+
+def make_views(con, uses: list[str] | None = None) -> None:
+    """Give a connection of ``connect`` the views and macros the statements ``uses`` need that it
+    lacks (``connect(uses=…)`` made only some), or every view (``uses`` None: for the hints of an
+    error, which list the views and their columns). A connection ``connect`` did not make (a
+    caller's own DuckDB) is left as it is. ``run_query`` calls it for each statement."""
+    if con in _MADE:
+        _create_views(con, uses)
 
 
 def _lock_down(con: duckdb.DuckDBPyConnection, read_dirs: list[Path], write_paths: list[str]) -> None:
@@ -254,6 +327,7 @@ def connect(
     sandbox: bool = False,
     allow_write_paths: list[str] | tuple[str, ...] = (),
     threads: int | None = None,
+    uses: list[str] | tuple[str, ...] | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with the views ``access_log``, ``rejects``, ``traffic`` and ``egress``.
 
@@ -262,6 +336,9 @@ def connect(
     ``settings`` (logpipe.settings.Settings) default to ``load_settings(data_dir)``.
     ``sandbox``: reads only the dataset, writes only the files of ``allow_write_paths`` (exact file
     paths), and the configuration is locked (the module docstring); otherwise DuckDB's own defaults.
+    ``uses``: the statements the connection is for (SQL text); only the views and macros they name,
+    and those these use, are made (each view binds when made: ~0.1 s for all of them, most of a
+    connection's cost); ``make_views`` makes more (``run_query`` does, for its statement). Default: all of them.
     """
     from .settings import load_settings
 
@@ -284,7 +361,7 @@ def connect(
         if settings is None:
             settings = load_settings(data if data is not None else data_dir)
         _settings_tables(con, settings)
-        _create_views(con)
+        _create_views(con, None if uses is None else list(uses))
         if sandbox:
             _lock_down(con, read_dirs, list(allow_write_paths))
         elif allow_write_paths:

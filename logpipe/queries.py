@@ -244,8 +244,12 @@ def _first_line(e: Exception) -> str:
 
 
 def _owned_names(con, kind: str) -> list[tuple[str, str]]:
-    """(name, the view it is of) of the views (``kind`` "views": each its own) or their columns."""
+    """(name, the view it is of) of the views (``kind`` "views": each its own) or their columns: all
+    of them, also on a connection made for some statements (``db.connect(uses=…)``)."""
+    from .db import make_views
+
     try:
+        make_views(con)
         if kind == "views":
             sql = ("SELECT DISTINCT view_name, view_name FROM duckdb_views() WHERE NOT internal "
                    "AND view_name NOT LIKE 'logpipe\\_%' ESCAPE '\\' ORDER BY 1")
@@ -296,6 +300,9 @@ def run_query(con, query_or_sql: Query | str, params: dict[str, Any] | None = No
 
     query = query_or_sql if isinstance(query_or_sql, Query) else parse_query(query_or_sql, "<sql>")
     where = query.where if query.path else "SQL error"  # (ad-hoc SQL: every error of it says so alike)
+    from .db import make_views
+
+    make_views(con, [query.sql])  # (a connection made for other statements: the views this one names)
     statement = _statement(con, query.sql, where)
     values = bind_params(query, params)
     # DuckDB refuses values for placeholders the statement does not have: pass only the ones it names.

@@ -81,10 +81,16 @@ def _rows(con) -> Any:
     return con.sql("SELECT * EXCLUDE (date) FROM access_log").to_arrow_table()
 
 
-def open_report_db(data_dir, *, baseline_dir=None, pods_path=None, settings=None, tables=None):
+# The views and macros this module's and html.py's own SQL name (tests/test_report.py checks it):
+# with a report's queries, what a report's connection is made for (``db.connect(uses=…)``).
+REPORT_READS = "access_log egress rejects ip_norm is_failure"
+
+
+def open_report_db(data_dir, *, baseline_dir=None, pods_path=None, settings=None, tables=None, report=None):
     """A DuckDB connection (logpipe.db) for a report: the dataset (or ``tables``, logs parsed in
     memory: ``pipeline.parse_to_tables``), plus the baseline dataset's rows when ``baseline_dir`` is
-    given, plus the pod table when ``pods_path`` is given.
+    given, plus the pod table when ``pods_path`` is given. With ``report`` (its name), only the views
+    its queries and this module read are made; else all of them.
 
     Returns ``(con, window_floor)``: with a baseline dataset, the first record time of ``data_dir``
     (the window starts there and the baseline ends there), else ``None``."""
@@ -92,11 +98,12 @@ def open_report_db(data_dir, *, baseline_dir=None, pods_path=None, settings=None
 
     from .db import connect
 
+    uses = None if report is None else [*(q.sql for q in report_queries(report)), REPORT_READS]
     floor = None
     if baseline_dir is not None:
-        main = connect(data_dir, settings=settings, tables=tables, sandbox=True)
+        main = connect(data_dir, settings=settings, tables=tables, sandbox=True, uses=("access_log",))
         try:
-            base = connect(baseline_dir, settings=settings, sandbox=True)
+            base = connect(baseline_dir, settings=settings, sandbox=True, uses=("access_log",))
         except DatasetError as e:  # (a directory of logs given for a dataset: the hint is another one)
             main.close()
             raise DatasetError(f"--baseline {baseline_dir} is not a logpipe dataset ({str(e).split(';')[0]}); give a "
@@ -115,9 +122,9 @@ def open_report_db(data_dir, *, baseline_dir=None, pods_path=None, settings=None
             raise DatasetError(f"the baseline dataset {baseline_dir} has no rows before {data_dir} starts; "
                                "give an older dataset to --baseline, or use --baseline-days N")
         rows = pa.concat_tables([base_rows, main_rows], promote_options="permissive")
-        con = connect(tables={"records": rows}, settings=settings, sandbox=True)
+        con = connect(tables={"records": rows}, settings=settings, sandbox=True, uses=uses)
     else:
-        con = connect(data_dir, settings=settings, tables=tables, sandbox=True)
+        con = connect(data_dir, settings=settings, tables=tables, sandbox=True, uses=uses)
     if pods_path is not None:
         from .pods import load_pods
 

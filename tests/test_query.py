@@ -763,7 +763,7 @@ def test_view_files_run_after_the_views_and_macros_they_use(tmp_path, dataset, m
     failed = []
     real = db._create_views
 
-    def counting(con):
+    def counting(con, uses=None):
         class Spy:  # (DuckDB's connection cannot be patched: a proxy that counts the binds that fail)
             def execute(self, sql, *a):
                 try:
@@ -771,7 +771,7 @@ def test_view_files_run_after_the_views_and_macros_they_use(tmp_path, dataset, m
                 except duckdb.CatalogException:
                     failed.append(sql[:40])
                     raise
-        real(Spy())
+        real(Spy(), uses)
     monkeypatch.setattr(db, "_create_views", counting)
     db.connect(dataset).close()
     assert failed == []
@@ -783,6 +783,55 @@ def test_view_files_run_after_the_views_and_macros_they_use(tmp_path, dataset, m
     c.write_text("CREATE OR REPLACE VIEW c_view AS SELECT x FROM a_view; -- and b_view uses a_view: no cycle\n")
     cyclic = {a: "CREATE VIEW a_view AS SELECT 1 AS x; SELECT * FROM c_view WHERE false", c: c.read_text()}
     assert set(db._in_dependency_order(cyclic)) == {a, c}  # (each once, whatever the order)
+
+
+def test_a_connection_for_some_statements_makes_only_the_views_they_need(dataset):
+    """``connect(uses=…)`` (the CLI's query, reports and the stream's alerts) makes the views and
+    macros its statements name and those these use (each binds when made, ~0.1 s for them all), and
+    ``make_views`` the rest (``run_query`` those of its statement); a statement that lists the catalog gets them all."""
+    from logpipe import db
+
+    def names(con):
+        return {r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal UNION ALL "
+                                          "SELECT function_name FROM duckdb_functions() WHERE NOT internal").fetchall()}
+
+    every = db.connect(dataset)
+    try:
+        all_names = names(every)
+    finally:
+        every.close()
+    con = db.connect(dataset, uses=["SELECT count(*) FROM access_log -- not egress"], sandbox=True)
+    try:
+        made = names(con)
+        assert "access_log" in made and "egress" not in made and "ip_kind" not in made
+        con_e = db.connect(dataset, uses=["SELECT destination FROM egress"])
+        try:
+            # egress's own dependencies, named in its file and theirs, not by the statement
+            assert {"egress", "traffic", "access_log", "ip_kind", "ip_value"} <= names(con_e) < all_names
+            assert con_e.execute("SELECT count(*) FROM egress").fetchone()[0] > 0
+        finally:
+            con_e.close()
+        db.make_views(con)  # (after the sandbox's lock: views read the dataset, as queries do)
+        assert names(con) == all_names
+    finally:
+        con.close()
+    con = db.connect(dataset, uses=["SHOW TABLES"])
+    try:
+        assert names(con) == all_names
+    finally:
+        con.close()
+
+
+def test_reports_name_the_views_their_own_sql_reads():
+    """A report's connection is made for its queries and ``reports.REPORT_READS``: every view or
+    macro that reports.py or html.py name in their own SQL must be there, or it is not made."""
+    from logpipe import db, html, reports
+
+    defined = {n.lower() for p in db.view_files() for n in db._CREATES.findall(p.read_text(encoding="utf-8"))}
+    named = set()
+    for module in (reports, html):
+        named |= db._words(Path(module.__file__).read_text(encoding="utf-8")) & defined
+    assert named <= set(reports.REPORT_READS.split()), named - set(reports.REPORT_READS.split())
 
 
 def test_a_dataset_of_rejects_only_is_queried(tmp_path, run_main):
