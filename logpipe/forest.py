@@ -7,8 +7,8 @@ parse. When every node of the forest has one derivation, the tree is that deriva
 fields ``Rulebook.parse`` wants from it are the texts its rules span: a rule's tree node spans, from
 its first child that holds text to its last (Lark's ``propagate_positions``), exactly the forest
 node's ``[start, end)`` when the grammar shapes its tree plainly (``plain``: no ``%ignore`` between
-tokens, no ``?rule`` or alias or template renaming a node; the rules named ``_…`` are the ones the
-tree inlines). So ``read`` walks the forest for them; it gives None for a forest with two derivations
+tokens, no ``?rule`` or template renaming a node; the rules named ``_…`` are the ones the tree
+inlines, and an alternative's alias, ``-> name``, names its node: ``_name``). So ``read`` walks the forest for them; it gives None for a forest with two derivations
 anywhere, and the caller builds the tree as Lark would (``grammar._forest_tree``).
 tests/test_follow.py compares the two readings on every sample line and on mutations of them.
 
@@ -27,7 +27,7 @@ def plain(parser) -> bool:
     """Whether Lark's tree of ``parser``'s grammar is the forest's derivation node for node (see the
     module's docstring)."""
     return not getattr(parser, "ignore_tokens", ()) and not any(
-        r.options.expand1 or r.alias or r.options.template_source for r in parser.rules)
+        r.options.expand1 or r.options.template_source for r in parser.rules)
 
 
 def read(root, text: str, start: str, column: str | None, fields, subfields, starts) -> tuple[str, dict] | None:
@@ -69,7 +69,7 @@ def _walk(node, ctx: str | None, text: str, out: dict, fields, subfields) -> Non
     for child in _parts(_derivation(node), []):
         if not _is_rule(child):  # a token
             continue
-        name = child.s.name
+        name = _name(child)
         if ctx and name in subfields:
             out.setdefault(f"{ctx}_{name}", text[child.start:child.end])
             _walk(child, ctx, text, out, fields, subfields)
@@ -92,10 +92,19 @@ def _top(root) -> str | None:
         elif node.s.name.startswith("_"):  # inlined: its symbols stand in the parent's place
             level[:0] = _parts(_derivation(node), [])
         else:
-            rules.append(node.s.name)
+            rules.append(_name(node))
     if len(rules) == 1 and not tokens:
         return rules[0]
     return "" if not rules or len(rules) > 1 else None
+
+
+def _name(node) -> str:
+    """The name of a rule's tree node: its rule's, or the alias of the alternative it derives
+    (lark/parse_tree_builder.py: ``rule.alias or … rule.origin.name``)."""
+    name = node.s.name
+    if name.startswith("_"):  # (inlined: no node of its own)
+        return name
+    return getattr(_derivation(node).rule, "alias", None) or name
 
 
 def _is_rule(node) -> bool:

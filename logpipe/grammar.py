@@ -151,8 +151,8 @@ class Rulebook:
                 if not t.is_term:
                     found.setdefault(t.name)
                 return
-            for c in getattr(t, "children", ()):
-                walk(c)
+            for c in getattr(t, "children", ())[:1] if getattr(t, "data", None) == "alias" else getattr(t, "children", ()):
+                walk(c)  # (an alias's second child names the tree node: no rule it refers to)
 
         walk(tree)
         return list(found)

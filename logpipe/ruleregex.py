@@ -56,8 +56,11 @@ class RegexBuilder:
         if kind == "expansions":
             alts = [self.node(c, ctx, stack) for c in t.children]
             return alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
-        if kind == "alias":
-            return self.node(t.children[0], ctx, stack)
+        if kind == "alias":  # (an alternative "-> name": Lark names its rule's tree node so, as if it were rule name)
+            alias = tree_name(t)
+            if alias is None:
+                return self.node(t.children[0], ctx, stack)
+            return self.named(alias, ctx, lambda c: self.node(t.children[0], c, stack))
         if kind == "expansion":
             return "".join(self.node(c, ctx, stack) for c in t.children)
         if kind == "maybe":
@@ -79,13 +82,23 @@ class RegexBuilder:
     def symbol(self, t, ctx, stack) -> str:
         if t.is_term:
             return f"(?:{self.book._terms[t.name]})"
-        name = t.name
+        return self.named(t.name, ctx, lambda c: self.rule(t.name, c, stack))
+
+    def named(self, name: str, ctx, body) -> str:
+        """The regex ``body(context)`` of a rule's text, captured as what its tree node's ``name`` says."""
         if ctx and name in SUBFIELD_RULES:
-            inner = self.rule(name, ctx, stack)
+            inner = body(ctx)
             return f"(?P<{self.group(f'{ctx}_{name}')}>{inner})" if self.subfields else f"(?:{inner})"
         if name in self.book.fields:
-            return f"(?P<{self.group(name)}>{self.rule(name, name, stack)})"
-        return self.rule(name, ctx, stack)
+            return f"(?P<{self.group(name)}>{body(name)})"
+        return body(ctx)
+
+
+def tree_name(alias) -> str | None:
+    """The name an ``alias`` node of a rule's EBNF tree (an alternative, ``-> name`` or none) gives
+    its rule's tree node, or None when it gives none."""
+    name = alias.children[1] if len(alias.children) > 1 else None
+    return None if name is None else str(getattr(name, "name", name))
 
 
 def terminal_regex(term) -> str:

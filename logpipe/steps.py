@@ -105,7 +105,8 @@ def item_can_hold(book: Rulebook, item, char: str) -> bool:
             if token.startswith('"'):
                 return char in ast.literal_eval(token)
             return _regex_can_hold(literal_regex(token), char)
-        return any(walk(c) for c in t.children if not isinstance(c, str) or isinstance(c, Symbol))
+        kids = t.children[:1] if t.data == "alias" else t.children  # (its second: the name it gives, no item)
+        return any(walk(c) for c in kids if not isinstance(c, str) or isinstance(c, Symbol))
 
     return walk(item)
 

@@ -310,3 +310,43 @@ def test_lines_longer_than_the_diagnosis_reads_are_rows_on_both_paths(fast, pool
     lines = [line.format("x" * 20_000, ""), line.format("", " y" * 5_000), line.format("x" * MAX_DIAGNOSE_CHARS, "")]
     assert all(len(x) > MAX_DIAGNOSE_CHARS for x in lines)
     assert assert_same(fast, pool, lines + [lines[0][:-40]]) == len(lines)
+
+
+# Envoy brackets an IPv6 with its port and prints it bare only without one (%…_WITHOUT_PORT%: an IP's
+# addressAsString(), access.lark's address rules cite the source), an IPv4-mapped one dotted
+BARE_IPV6 = {"upstream_host": "2001:db8::10", "upstream_local_address": "::ffff:192.0.2.1",
+             "downstream_local_address": "fe80::1%2", "downstream_remote_address": "fd00:10:244::12"}
+ADDRESS_VALUES = {
+    "start_time": "2025-03-12T03:14:17.768Z", "method": "GET", "path": "/get", "protocol": "HTTP/1.1",
+    "response_code": "200", "response_flags": "-", "response_code_details": "via_upstream",
+    "connection_termination_details": "-", "upstream_transport_failure_reason": "-", "bytes_received": "0",
+    "bytes_sent": "254", "duration": "140", "upstream_service_time": "139", "x_forwarded_for": "-",
+    "user_agent": "curl/8.11.1", "request_id": "be0e58cb", "authority": "httpbin.org",
+    "upstream_cluster": "outbound|443||httpbin.org", "requested_server_name": "-", "route_name": "default",
+    "upstream_host": "[2001:db8::10]:443", "upstream_local_address": "[fd00:10:244::12]:39338",
+    "downstream_local_address": "[2001:2::f0f0:2]:80", "downstream_remote_address": "[fd00:10:244::1b]:53841",
+}
+
+
+@pytest.mark.parametrize("layout", TEXT_LAYOUTS)
+def test_an_unbracketed_ipv6_is_the_ip_alone_on_both_paths(fast, pool, layout):
+    """An IPv6 without brackets in an address field is the whole IP, with no port, on both paths
+    (not IP "2001:db8:" and port 10), in every layout; the bracketed ones keep their port."""
+    lines = [build_line(layout, ADDRESS_VALUES), build_line(layout, {**ADDRESS_VALUES, **BARE_IPV6})]
+    assert assert_same(fast, pool, lines * 2, layout) == 4
+    plain, bare = fast.parse_batch(lines, layout).records.to_pylist()
+    for column, ip in BARE_IPV6.items():
+        if column in plain and plain[column] is not None:
+            assert (bare[f"{column}_ip"], bare[f"{column}_port"]) == (ip, None)
+            assert plain[f"{column}_ip"] == ADDRESS_VALUES[column][1:].split("]")[0] and plain[f"{column}_port"]
+
+
+def test_an_unbracketed_ipv6_in_a_json_line_is_the_ip_alone_on_both_paths(fast, pool):
+    """The same in Istio's JSON encoding, whose keys a provider may fill with %…_WITHOUT_PORT%."""
+    import json
+
+    line = json.dumps({k: ADDRESS_VALUES[k] for k in ("start_time", "method", "path", "protocol", "response_code")}
+                      | BARE_IPV6)
+    assert assert_same(fast, pool, [line, line]) == 2
+    (row, _) = fast.parse_batch([line, line], "-").records.to_pylist()
+    assert {c: (row[f"{c}_ip"], row[f"{c}_port"]) for c in BARE_IPV6} == {c: (ip, None) for c, ip in BARE_IPV6.items()}

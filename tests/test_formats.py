@@ -448,6 +448,19 @@ def test_addresses_without_their_port_fill_the_ip_column(fmt, want):
     assert {k: r[k] for k in want} == want
 
 
+@pytest.mark.parametrize("fast", [True, False])
+def test_an_unbracketed_ipv6_in_an_address_is_the_ip_alone(fast):
+    """Envoy brackets an IPv6 with its port (``[2001:db8::10]:443``); one without brackets has no port
+    (access.lark's address cites the source): the whole IP, on both paths, not IP 2001:db8: port 10."""
+    fmt = "[%START_TIME%] %DOWNSTREAM_REMOTE_ADDRESS% %UPSTREAM_HOST%"
+    lines = [f"[2025-03-01T10:00:00.123Z] {a} 10.0.0.1:80" for a in
+             ("2001:db8::10", "::ffff:192.0.2.1", "[2001:db8::10]:443", "10.0.0.2:5", "10.0.0.2")]
+    batch = Parser(custom=layouts.layout_from_format(fmt), fast=fast).parse_batch(lines)
+    got = [(r["downstream_remote_address_ip"], r["downstream_remote_address_port"]) for r in batch.records.to_pylist()]
+    assert got == [("2001:db8::10", None), ("::ffff:192.0.2.1", None), ("2001:db8::10", 443), ("10.0.0.2", 5)]
+    assert [r["line_number"] for r in batch.rejects.to_pylist()] == [5]  # (an IPv4 is printed with its port)
+
+
 def test_an_operator_spelt_almost_like_a_known_one_gets_a_note():
     notes = layouts.layout_from_format("[%START_TIME%] %RESPONSE_CODES% %DURATON% %RESPONSE_FLAGS_LONG% "
                                        "%DOWNSTREAM_PEER_URI_SAN% %UPSTREAM_REQUEST_ATTEMPT_COUNT%").notes

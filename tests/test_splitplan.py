@@ -183,7 +183,8 @@ def test_istio_1_9_plan_shape(access):
     (host,) = [t for t in plan.segments[13].left if t.useful]
     assert host.field is None and host.regex.startswith("^") and host.regex.endswith("$")
     assert {name for name, _ in host.groups} == {"upstream_host", "upstream_host_ip", "upstream_host_port"}
-    assert dict(host.groups)["upstream_host_ip"] == ("upstream_host_ip", "upstream_host_ip__2")
+    # (an IPv4 or a name before its port, an IP in brackets, an IPv6 alone)
+    assert dict(host.groups)["upstream_host_ip"] == ("upstream_host_ip", "upstream_host_ip__2", "upstream_host_ip__3")
     # cluster (with its optional ";"), three addresses, SNI, route
     tail = [t for t in plan.segments[14].left if t.useful]
     assert [t.field for t in tail] == [None, None, None, None, "requested_server_name", "route_name"]
@@ -891,7 +892,8 @@ def test_lines_of_twelve_bytes_or_fewer(cut_calls):
 
 @pytest.mark.parametrize("address", ["10.244.0.18:39682", "[2001:db8::10]:443", "httpbin.org:443", "-", "@/tmp/s:80",
                                      "/var/run/x.sock", "envoy://connect_originate/10.0.0.1:80", "10.0.0.1:99999999999",
-                                     "10.0.0.1:2147483648", "10.0.0.1:", "tcp://10.0.0.1:007", "[fe80::1%eth0]:8080"])
+                                     "10.0.0.1:2147483648", "10.0.0.1:", "tcp://10.0.0.1:007", "[fe80::1%eth0]:8080",
+                                     "2001:db8::10", "::ffff:192.0.2.1", "fe80::1%2"])
 def test_addresses_read_by_the_cut(parsers, cut_calls, address):
     """Addresses of every alternative read from their right (``splitplan.Tail``) or by their regex
     (a pipe, "-"), with ports too large for their type: the same records and rejects as the regex."""
