@@ -146,8 +146,10 @@ class CustomLayout:
                 # The prefix split off (kubectl --timestamps' time) may be this format's own start
                 # (``%START_TIME% …``, keep_prefix): a line that follows it further is read whole.
                 whole = diagnose_line(self.rulebook, line, (self.name,))
-                if whole is None or whole.fields > where.fields:
-                    body, plen, where, pod, container, received = line, 0, whole, None, None, None
+                if whole is None or whole.fields > where.fields:  # (the line's own column 1: where it ends what was written)
+                    written = raw.rstrip("\r\n")
+                    plen = len(written) - len(line) if written.endswith(line) else 0  # (a byte-order mark before it)
+                    body, where, pod, container, received = line, whole, None, None, None
             if claim and where is not None and where.fields < claim + (ln in shaped):
                 others.append(ln)
                 continue

@@ -154,7 +154,7 @@ class Parser:
         rejects: list[dict] = []
         if holes or holes is None and raw.str.contains(_holes.HOLE, literal=True).any():
             df, solid = _holes.fill(df, rejects), False
-        is_blank = None if solid else df["line"].str.contains(r"^\s*$")  # (Unicode White_Space, as strip_chars)
+        is_blank = None if solid else df["line"].str.contains(_BLANK)
         blank = int(is_blank.sum()) if is_blank is not None else 0
         if blank:  # (a filter copies every column, ~0.1 µs a line)
             df = df.filter(~is_blank)
@@ -214,8 +214,12 @@ class Parser:
         JSON path."""
         blank = 0
         text = self.fastpath.take_lines(text, n, cut, frames, rejects)
-        if text.height:  # (a line pasted with white space around it: again without it)
+        if text.height:  # (a line after a byte-order mark, or pasted with white space around it: again without them)
+            text, again, blank = self._past_mark(text)
             text, trimmed = _trim(text)
+            if again is not None:  # (its body after its prefix may have white space around it too)
+                again, again_trimmed = _trim(again)
+                trimmed = _concat([f for f in (again, again_trimmed, trimmed) if f is not None])
             if trimmed is not None:
                 is_json = trimmed["body"].str.starts_with("{")
                 if is_json.any():  # (noise first: the debug exporter's fields, "\t{…}", are its lines)
@@ -232,7 +236,8 @@ class Parser:
             text = _exact.take_parsed([(self.custom.rulebook, self.custom.name), (self.access, "access_line")],
                                       text, frames)
         if text.height:  # (lines the fast path leaves: a prefix and nothing more is blank; a line's parts)
-            text, blank = self.collectors.drop_blank(text)
+            text, more = self.collectors.drop_blank(text)
+            blank += more
             text = self.collectors.cri.reject(text, rejects)
         if text.height:  # ztunnel lines look like istio-agent log lines to noise.lark: take them first
             text = _ztunnel.take_lines(self, text, frames, rejects)
@@ -247,6 +252,33 @@ class Parser:
         if text.height:
             frames.extend(self._exact_path(text, rejects))
         return blank
+
+    def _past_mark(self, text: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame | None, int]:
+        """The lines the layouts left (``text``) that start with a byte-order mark (``_BOM``), read past
+        it: a collector's prefix after it is split off (those lines are returned apart, ``again``, for
+        the layouts to try: their ``line`` without the mark, which their prefix's length counts), and a
+        mark with nothing after it but white space, or a collector's blank line, is a blank line; the
+        others stay as they were (``_trim`` reads past the mark). Returns (the other lines, ``again`` or
+        None, how many were blank)."""
+        marked = text["line"].str.starts_with(_BOM)
+        if not marked.any():
+            return text, None, 0
+        past = text.filter(marked)
+        line = past["line"].str.strip_chars_start(_BOM)
+        blank = line.str.contains(_BLANK) | line.str.contains(self.collectors.blank_rx)
+        past, line = past.filter(~blank), line.filter(~blank)
+        split, _ = self.collectors.split_prefix(line.to_frame("line"), join=False)
+        has = split["prefix_len"] > 0
+        if not has.any():
+            return text.filter(~marked).vstack(past), None, int(blank.sum())
+        split, again = split.filter(has), past.filter(has)
+        mark = again["line"].str.len_chars() - split["line"].str.len_chars()
+        again = again.with_columns(split["line"], split["body"], split["prefix_len"],  # (its prefix's pod and container first)
+                                   *(pl.coalesce(split[c], again[c]).alias(c) for c in _collectors.PROVENANCE))
+        if self.custom is not None:  # (as parse_series does: the custom line may itself start like a prefix)
+            again = self.custom.keep_prefix(again)
+        again = again.with_columns(pl.col("prefix_len") + mark)
+        return text.filter(~marked).vstack(past.filter(~has)), again, int(blank.sum())
 
     def _exact_path(self, df: pl.DataFrame, rejects: list[dict]) -> list[pl.DataFrame]:
         """Lines no fast-path regex took: Lark parses them, or says where they break (``exact.take_lines``)."""
@@ -267,7 +299,10 @@ CLAIM_FIELDS = 2
 # mark before it: the reader takes an input's own (unpack.BYTE_ORDER_MARKS), not that of a file `cat`
 # joined to another, which starts a line in the middle of the input. The noise rules see the line
 # without the mark (it is the file's, not the line's: Envoy's own log line after one is still noise).
+# A mark before a collector's prefix (`cat` of `kubectl logs --prefix` or a node's files saved with one) is
+# read past too (Parser._past_mark), and a mark alone is a blank line.
 _BOM = "\ufeff"
+_BLANK = r"^\s*$"  # (Unicode White_Space, as strip_chars)
 _PADDED = f"^[ \t{_BOM}]|[ \t]$"
 _LEAD = " \t" + _BOM
 

@@ -183,6 +183,63 @@ def test_a_prefix_and_nothing_else_is_a_blank_line(prefix):
     assert (len(records), rejects, batch.blank) == (2, [], 1)
 
 
+MARKED_PREFIXES = {"kubectl": "[pod/waypoint-7d9f8b6c4-x2k8p/istio-proxy] ", "cri": f"{STAMP} stdout F ",
+                   "both": f"[pod/waypoint-7d9f8b6c4-x2k8p/istio-proxy] {STAMP} ", "timestamps": f"{STAMP} ",
+                   "stern": "waypoint-7d9f8b6c4-x2k8p istio-proxy ", "compose": "egress-1  | ",
+                   "bracket": "[waypoint-1 istio-proxy] "}
+
+
+@pytest.mark.parametrize("fast", [True, False])
+@pytest.mark.parametrize("kind", [*MARKED_PREFIXES, "docker"])
+def test_a_byte_order_mark_before_a_collector_s_prefix_is_read_past(kind, fast):
+    """`cat` of collectors' files saved with a UTF-8 byte-order mark (`kubectl logs --prefix … > a.log` in
+    Windows PowerShell, a node's files): the second file's mark starts a line in the middle of the input.
+    The line reads as without it, its prefix's pod, container and time too, on both paths; a malformed
+    one is rejected at its column in the line as written."""
+    from logpipe.parse import Parser
+
+    def wrap(line: str) -> str:
+        return docker(line) if kind == "docker" else MARKED_PREFIXES[kind] + line
+
+    parser = None if fast else Parser(fast=False)
+    lines = [wrap(x) for x in ACCESS[:3]]
+    want, _, _ = parse_text(lines, parser=parser)
+    got, rejects, _ = parse_text(["\ufeff" + x for x in lines], parser=parser)
+    assert got == want and not rejects
+    bad = wrap(ACCESS[0].replace('" 200 ', '" 2OO ', 1))
+    _, (r1,), _ = parse_text([bad], parser=parser)
+    _, (r2,), _ = parse_text(["\ufeff" + bad], parser=parser)
+    assert r2["class"] == r1["class"] == "malformed"
+    assert r2["column"] == r1["column"] + (kind != "docker")  # (a docker entry's column is in its log text)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_byte_order_mark_before_a_line_of_a_format_that_starts_like_a_prefix(fast):
+    """A given format that starts with an unbracketed %START_TIME% (kubectl --timestamps' prefix): its
+    line after a mark is its line, and a malformed one is rejected at its column as written."""
+    from logpipe.layouts import parser_from_options
+    from logpipe.parse import Parser
+
+    parser = parser_from_options("%START_TIME% %REQ(:METHOD)% %RESPONSE_CODE%")
+    parser = parser if fast else Parser(custom=parser.custom, fast=False)
+    lines = ["2025-03-01T10:00:00.123Z GET 200", "2025-03-01T10:00:00.123Z GET 2OO"]
+    want, (r1,), _ = parse_text(lines, parser=parser)
+    got, (r2,), _ = parse_text(["\ufeff" + x for x in lines], parser=parser)
+    assert [(r["start_time"], r["method"]) for r in got] == [(r["start_time"], r["method"]) for r in want] != []
+    assert (r2["class"], r2["column"]) == (r1["class"], r1["column"] + 1) == ("malformed", 32)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_byte_order_mark_alone_is_a_blank_line(fast):
+    """A file saved with a byte-order mark and nothing more (or a mark, then a collector's blank line):
+    blank, as the same line without the mark is, not noise."""
+    from logpipe.parse import Parser
+
+    lines = ["\ufeff", "\ufeff  ", "\ufeff\t", "\ufeff[pod/waypoint-1/istio-proxy] ", f"\ufeff{STAMP} stdout F ", ACCESS[0]]
+    records, rejects, batch = parse_text(lines, parser=None if fast else Parser(fast=False))
+    assert (len(records), rejects, batch.blank) == (1, [], 5)
+
+
 def test_two_words_and_a_space_stay_a_reject():
     """stern's prefix is two names and a space each: a line of two words and a space could be one,
     so it is not taken for a blank line (it stays noise, with its reason)."""
