@@ -54,6 +54,14 @@ class Departure:
 
 
 
+def tells(access: "_grammar.Rulebook", where: Departure) -> bool:
+    """Whether the part of a line that follows ``where``'s layout, up to where it departs, tells it
+    from another program's line (``steps.telling_steps``): a line of words is not a given format's
+    because its first fields take any word."""
+    flags = _steps.telling_steps(access, where.layout)
+    return any(flags[:where.step.index if where.step is not None else len(flags)])
+
+
 def diagnose_line(access: "_grammar.Rulebook", body: str, layouts: Sequence[str]) -> Departure | None:
     """The layout of ``layouts`` whose leading items (compiled from the grammar) match ``body``
     furthest (the first of them on a tie: pass them in the order a line is tried, parse.TEXT_LAYOUTS),

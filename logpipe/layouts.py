@@ -120,7 +120,7 @@ class CustomLayout:
         may read) must follow it for one field more."""
         import polars as pl
 
-        from .diagnose import diagnose_line
+        from .diagnose import diagnose_line, tells
         from .grammar import GrammarMismatch
         from .batches import line_in_input
         from .exact import LARK_CONTEXT_LINES, noise_hits
@@ -150,6 +150,12 @@ class CustomLayout:
                     written = raw.rstrip("\r\n")
                     plen = len(written) - len(line) if written.endswith(line) else 0  # (a byte-order mark before it)
                     body, where, pod, container, received = line, whole, None, None, None
+            # A line of words follows a format whose first fields take any word (a method, free text) and
+            # tells nothing of it (diagnose.tells): not this format's line (the layouts', or noise). Not one
+            # with a double quote: its free text may hold it, where the diagnosis stops short (Lark decides).
+            if where is not None and '"' not in body and not tells(self.rulebook, where):
+                others.append(ln)
+                continue
             if claim and where is not None and where.fields < claim + (ln in shaped):
                 others.append(ln)
                 continue

@@ -288,7 +288,8 @@ class Parser:
 # malformed line, whatever a noise rule says: a format that starts with an unbracketed %START_TIME%
 # makes its lines look like another program's log line to noise.lark (ISO time, space, a word), and
 # noise does not count towards ingest's --max-reject-ratio, so a wrong format would pass unnoticed.
-# Another program's line matches one field of it, the time, at most.
+# Another program's line matches one field of it, the time, at most; fields that take any word (a
+# method, free text) tell nothing, and a line that follows only those is not the format's (diagnose.tells).
 CLAIM_FIELDS = 2
 
 # Spaces and tabs around a line (pasted from a document, a ticket, an editor's): no layout of

@@ -180,6 +180,28 @@ def layout_steps(book: Rulebook, start: str, strict: bool = True) -> tuple[Step,
     return tuple(steps)
 
 
+@functools.lru_cache(maxsize=None)
+def telling_steps(book: Rulebook, start: str) -> tuple[bool, ...]:
+    """For each of ``layout_steps(book, start)``, whether the text it matches tells a line of the
+    layout from another program's: a literal other than white space (``[``, ``"``, ``key=``), or a
+    field that does not take every word of letters (a time, a number, a protocol, an address). A
+    method, a token and free text take any: ``listening on :15000`` follows ``%REQ(:METHOD)%
+    %REQ(:PATH)% %PROTOCOL%`` for two fields and tells nothing. A field whose regex logpipe/dfa.py does
+    not read tells (as every field did before)."""
+    from . import dfa as _dfa
+
+    word = _dfa.compile_token("^[A-Za-z]+$", "")
+    out = []
+    for item, step in zip(layout_items(book, start), layout_steps(book, start)):
+        if step.field is None:
+            text = item_literal(book, item)
+            out.append(bool(text and text.strip(" \t")))
+        else:
+            found = _dfa.compile_token(f"^{step.pattern}$", "")
+            out.append(found is None or word is None or not _dfa.includes(found, word))
+    return tuple(out)
+
+
 def _item_regex(book: Rulebook, t, strict: bool) -> str:
     if isinstance(t, Symbol):
         if t.is_term:

@@ -110,7 +110,8 @@ def test_lark_is_asked_about_an_inputs_first_lines_only(monkeypatch):
 def test_a_custom_formats_malformed_lines_ask_lark_among_the_first_lines_only(monkeypatch):
     """The same rule for a given format (layouts.CustomLayout.take_lines): Lark (~0.5 ms a line) for
     malformed lines among the first LARK_CONTEXT_LINES, the format's diagnosis after them, whatever
-    the batches; lines that depart at their start still go to Lark, which hands them back as noise."""
+    the batches; a line that departs at its start, nothing of the format in it (diagnose.tells), is
+    handed back as noise without asking Lark."""
     from logpipe import grammar, layouts
     from logpipe.exact import LARK_CONTEXT_LINES
 
@@ -127,7 +128,7 @@ def test_a_custom_formats_malformed_lines_ask_lark_among_the_first_lines_only(mo
     assert batch.parsed == 2 * LARK_CONTEXT_LINES - 1 and len(bad) == LARK_CONTEXT_LINES
     assert [r["class"] for r in rejects if r["line_number"] == len(lines)] == ["noise"]
     early = [r for r in bad if r["line_number"] <= LARK_CONTEXT_LINES]
-    assert len(calls) == len(early) + 1  # and the noise line
+    assert len(calls) == len(early)
     late = [r for r in bad if r["line_number"] > LARK_CONTEXT_LINES]
     assert late and all(r["reason"] == "does not follow the given format: column 32: response_code expected INT, "
                         "got '2OO'" and r["column"] == 32 for r in late)
@@ -308,3 +309,23 @@ def test_a_go_panic_dump_is_noise_under_a_format_that_starts_with_the_method(pre
     got = {r["line_number"]: (r["class"], r["reason"]) for r in rejects}
     assert [got[n] for n in range(1, len(GO_PANIC) + 1)] == [("noise", NOISE_RULES["go_panic"])] * len(GO_PANIC)
     assert got[len(GO_PANIC) + 1][0] == "malformed"
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_line_of_words_is_noise_under_a_format_that_starts_with_the_method_and_path(fast):
+    """%REQ(:METHOD)% takes any token and %REQ(:PATH)% any text, so any two words follow such a format
+    for two fields (parse.CLAIM_FIELDS): a startup line such as "listening on :15000" was its malformed
+    line. What a line follows of a format must tell it from another program's (a protocol, a number, a
+    time, a literal that is not a space: steps.telling_steps), so those are noise again; an access line
+    of the format cut short (after its protocol, or its response code) is still its malformed line."""
+    from logpipe.parse import Parser
+
+    parser = Parser(custom="text:%REQ(:METHOD)% %REQ(:PATH)% %PROTOCOL% %RESPONSE_CODE% %BYTES_SENT% %DURATION%",
+                    fast=fast)
+    words = ["listening on :15000", "Envoy started", "starting proxy agent", "2024/01/02 10:00:00 starting"]
+    cut = ["GET /x HTTP/1.1 2OO", "GET /api/v1/items?page=2 HTTP/1.1 200 12", "POST /a b HTTP/2",
+           'GET /a"b HTTP/1.1 2OO']  # (a quote: free text may hold it, where the diagnosis stops; Lark decides)
+    rows, rejects, _ = parse_text(words + cut + ["GET /x HTTP/1.1 200 12 5"], parser=parser)
+    assert [r["path"] for r in rows] == ["/x"]
+    got = [(r["class"], r["reason"].split(":")[0]) for r in sorted(rejects, key=lambda r: r["line_number"])]
+    assert got == [("noise", "not an access line")] * len(words) + [("malformed", "does not follow the given format")] * len(cut)
