@@ -1110,6 +1110,48 @@ def test_the_inventory_s_sni_is_the_destination_s_not_istio_s_mtls_hop():
     assert got == {"edition.cnn.com": None, "tls.cnn.com": "tls.cnn.com"}
 
 
+@pytest.mark.parametrize("sni,protocol,transport", [
+    # Istio's egress gateway for TCP traffic: the gateway terminates the sidecar's mTLS (Gateway tls.mode
+    # ISTIO_MUTUAL) and forwards the client's bytes as they came; the only SNI logged is the mTLS hop's
+    ("outbound_.443_.cnn_.istio-egressgateway.istio-system.svc.cluster.local", "TCP", "tcp"),
+    ("invalid:outbound_.443_._.istio-egressgateway.istio-system.svc.cluster.local", "TCP", "tcp"),
+    ("outbound|443||istio-egressgateway.istio-system.svc.cluster.local", "TCP", "tcp"),
+    # a name the client asked the destination for is its TLS
+    ("edition.cnn.com", "TLS", "tls"),
+    (None, "TCP", "tcp"),
+])
+def test_a_tcp_connection_s_protocol_and_transport_read_no_tls_from_istio_s_mtls_sni(sni, protocol, transport):
+    """A TCP row whose only SNI is Istio's own mTLS SNI (istio_sni_host.sql) did not leave as TLS to
+    the destination for it: that SNI is of the hop into the proxy that logged the row, which ended
+    there. The inventory's protocol and transport agree (one rule: upstream_transport.sql)."""
+    from logpipe.db import connect
+    from logpipe.queries import load_queries, run_query
+
+    row = rec(upstream_cluster="outbound|443||edition.cnn.com", upstream_cluster_direction="outbound",
+              upstream_cluster_port=443, upstream_cluster_host="edition.cnn.com", upstream_host="151.101.65.67:443",
+              upstream_host_ip="151.101.65.67", upstream_host_port=443, response_code=0, bytes_received=839,
+              requested_server_name=sni)
+    c = connect(tables={"records": records(row)})
+    got = [(r["destination"], r["protocol"], r["transport"], r["sni"])
+           for r in run_query(c, load_queries()["destinations"], {}).to_pylist()]
+    assert got == [("edition.cnn.com", protocol, transport, sni if protocol == "TLS" else None)]
+
+
+def test_a_waypoint_s_tls_listener_is_tls_in_the_inventory_s_protocol_as_in_its_transport():
+    """A connection through an ambient waypoint's TLS listener (inbound-vip|443|tls|HOST) without a
+    logged SNI: transport tls, and protocol TLS too (it read TCP)."""
+    from logpipe.db import connect
+    from logpipe.queries import load_queries, run_query
+
+    row = rec(upstream_cluster="inbound-vip|443|tls|api.example.com", upstream_cluster_direction="inbound-vip",
+              upstream_cluster_port=443, upstream_cluster_subset="tls", upstream_cluster_host="api.example.com",
+              upstream_host="192.0.2.10:443", upstream_host_ip="192.0.2.10", upstream_host_port=443)
+    c = connect(tables={"records": records(row)})
+    got = [(r["destination"], r["protocol"], r["transport"])
+           for r in run_query(c, load_queries()["destinations"], {}).to_pylist()]
+    assert got == [("api.example.com", "TLS", "tls")]
+
+
 def test_a_block_of_an_address_outside_the_internal_ranges_set_is_egress():
     """The internal ranges decide for a REGISTRY_ONLY block as for passthrough: with --internal-cidr set
     to the cluster's own ranges, a VPC database at 10.1.1.1 is outside them, and its block is egress."""

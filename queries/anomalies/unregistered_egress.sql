@@ -23,7 +23,8 @@ found AS (
         CASE
             WHEN bool_or(request_protocol(w.protocol, w.method, w.authority) LIKE 'HTTP/2%') THEN 'HTTP2'
             WHEN bool_or(request_protocol(w.protocol, w.method, w.authority) LIKE 'HTTP%') THEN 'HTTP'
-            WHEN bool_or(w.requested_server_name IS NOT NULL) THEN 'TLS'
+            WHEN bool_or(connection_protocol(w.requested_server_name, w.upstream_cluster_direction,
+                                             w.upstream_cluster_subset) = 'TLS') THEN 'TLS'
             ELSE 'TCP'
         END AS se_protocol,
         -- A name that can go in YAML unquoted, else an IP (STATIC), else nothing safe to print.

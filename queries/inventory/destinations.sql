@@ -4,7 +4,9 @@
 --   ALLOW_ANY) or blocked (BlackHoleCluster / block_all). Transport is judged by what leaves the
 --   mesh: an HTTP request whose upstream endpoint port is in tls_ports is TLS origination, not
 --   plaintext; a request never forwarded (denied, no upstream) does not count, nor an HTTP request
---   of a format that logs no upstream host (its transport is not known). A request with a method or
+--   of a format that logs no upstream host (its transport is not known). A connection that was not
+--   HTTP is TLS (protocol and transport alike) when its client asked for a server name or it went
+--   through a waypoint's TLS listener, not for Istio's own mTLS SNI (connection_protocol.sql). A request with a method or
 --   authority is HTTP though its format has no %PROTOCOL% (request_protocol.sql). Error share counts
 --   4xx, 5xx, failure response flags and connections refused by policy (a TCP RBAC denial at a
 --   waypoint or sidecar, ztunnel's policy rejection: is_error.sql, as top_destinations does: a
@@ -41,7 +43,8 @@ judged AS (
 SELECT
     destination,
     destination_port AS port,
-    mode(coalesce(l7_protocol, CASE WHEN requested_server_name IS NOT NULL THEN 'TLS' ELSE 'TCP' END)) AS protocol,
+    mode(coalesce(l7_protocol, connection_protocol(requested_server_name, upstream_cluster_direction,
+                                                   upstream_cluster_subset))) AS protocol,
     egress_kind,
     count(*) AS requests,
     CAST(sum(bytes_received) AS BIGINT) AS bytes_up,

@@ -7,8 +7,9 @@
 -- tls.mode SIMPLE), any other 'plaintext', and null when it was never forwarded (no upstream host).
 -- Its SNI tells nothing of that leg: it is the SNI of the connection into the proxy (at an egress
 -- gateway, the sidecar's mTLS hop, outbound_.80_._.istio-egressgateway…). A connection the proxy
--- passed through (TCP) is 'tls' when it carried an SNI or is a waypoint's TLS listener
--- (inbound-vip|443|tls|HOST), else 'tcp'.
+-- passed through (TCP) is 'tls' or 'tcp' as connection_protocol.sql says: TLS when its client asked
+-- for a server name (not Istio's own mTLS SNI, of the hop into the proxy) or it is a waypoint's TLS
+-- listener (inbound-vip|443|tls|HOST).
 CREATE OR REPLACE MACRO upstream_transport(l7_protocol, requested_server_name, upstream_cluster_direction,
                                            upstream_cluster_subset, upstream_host, upstream_host_port, tls_ports) AS (
     CASE
@@ -19,8 +20,6 @@ CREATE OR REPLACE MACRO upstream_transport(l7_protocol, requested_server_name, u
                     THEN 'tls-origination'
                 ELSE 'plaintext'
             END
-        WHEN requested_server_name IS NOT NULL
-             OR (upstream_cluster_direction = 'inbound-vip' AND upstream_cluster_subset = 'tls') THEN 'tls'
-        ELSE 'tcp'
+        ELSE lower(connection_protocol(requested_server_name, upstream_cluster_direction, upstream_cluster_subset))
     END
 );
