@@ -109,11 +109,13 @@ def words_regex(noise: "_grammar.Rulebook", prefix: "_grammar.Rulebook") -> dict
 
 
 def take_lines(access: "_grammar.Rulebook", layouts: Sequence[str], df: pl.DataFrame, rejects: list[dict], *,
-               fast: bool = True, exact: bool = True) -> list[pl.DataFrame]:
+               fast: bool = True, exact: bool = True, custom=None) -> list[pl.DataFrame]:
     """Lines no fast-path regex took: Lark parses them from ``access_line`` (any of ``layouts``, in
     the order a line is tried), or says where they break. ``fast``: the regexes were tried first (so
     Lark only adds context to a reject, see LARK_CONTEXT_LINES); ``exact=False``: no Lark at all, the
-    diagnosis alone classifies a line. Returns the parsed rows as one frame (or none)."""
+    diagnosis alone classifies a line; ``custom``: the given format's layout (layouts.CustomLayout),
+    which left these lines: a line that starts like no built-in layout is said to match neither it
+    nor them (``_noise_reason``). Returns the parsed rows as one frame (or none)."""
     rows = []
     for ln, raw, body, plen, pod, container, received in df.select(
         "line_number", "raw", "body", "prefix_len", "pod", "container", "received_at"
@@ -128,8 +130,8 @@ def take_lines(access: "_grammar.Rulebook", layouts: Sequence[str], df: pl.DataF
         plen = plen or 0
         where = diagnose_line(access, body, layouts)
         if where and where.column == 1:  # starts like no layout: another program's output
-            why = f"not an access line: column {1 + plen}: every layout starts with {where.step.expects}, got {where.got!r}"
-            rejects.append(_reject(ln, raw, why, "noise", 1 + plen))
+            why, col = _noise_reason(where, body, plen, custom)
+            rejects.append(_reject(ln, raw, why, "noise", col))
             continue
         if where and (not exact or fast and (line_in_input(ln) > LARK_CONTEXT_LINES
                                              or not lark_can_explain(access, tuple(layouts), body))):
@@ -147,6 +149,24 @@ def take_lines(access: "_grammar.Rulebook", layouts: Sequence[str], df: pl.DataF
             continue
         rows.append(_row(fields, ln, raw, layout, pod, container, received))
     return [pl.DataFrame(rows, infer_schema_length=None)] if rows else []
+
+
+def _noise_reason(where, body: str, plen: int, custom) -> tuple[str, int]:
+    """The reason and column of a line that starts like none of the built-in layouts (``where``: its
+    departure from them, at column 1). Under a given format (``custom``, which left the line: it does
+    not follow it, or only for fields that take any word, diagnose.tells) it names both: where the line
+    departs from that format and what it expected there, then the layouts' start; the column is the
+    format's. Not "every layout starts with '['" alone: the user gave a format of their own."""
+    layouts = f"column {1 + plen}: every layout starts with {where.step.expects}, got {where.got!r}"
+    if custom is None:
+        return f"not an access line: {layouts}", 1 + plen
+    if custom.rulebook is None:  # (a JSON format: its lines are JSON objects)
+        return f"not an access line: matches neither the given JSON format (a JSON object) nor a built-in layout ({layouts})", 1 + plen
+    mine = diagnose_line(custom.rulebook, body, (custom.name,))
+    if mine is None:  # (the format's regex takes it, Lark does not: Lark's reason was asked of it)
+        return f"not an access line: matches neither the given format nor a built-in layout ({layouts})", 1 + plen
+    return (f"not an access line: matches neither the given format ({mine.describe(plen, layout=False)}) "
+            f"nor a built-in layout ({layouts})", mine.column + plen)
 
 
 def take_parsed(books: Sequence[tuple["_grammar.Rulebook", str]], df: pl.DataFrame,

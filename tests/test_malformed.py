@@ -329,3 +329,58 @@ def test_a_line_of_words_is_noise_under_a_format_that_starts_with_the_method_and
     assert [r["path"] for r in rows] == ["/x"]
     got = [(r["class"], r["reason"].split(":")[0]) for r in sorted(rejects, key=lambda r: r["line_number"])]
     assert got == [("noise", "not an access line")] * len(words) + [("malformed", "does not follow the given format")] * len(cut)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_line_of_no_layout_under_a_given_format_names_where_it_departs_from_that_format(fast):
+    """Under a given format, a line that starts like no built-in layout was said to break where
+    "every layout starts with '['": the built-in layouts' start, not the user's format. Its reason
+    now says where it departs from the given format and what that expected there (its column is the
+    reject's), then the built-in layouts' start; under a JSON format, that a line of it is a JSON object."""
+    from logpipe.parse import Parser
+
+    parser = Parser(custom="text:%REQ(:METHOD)% %REQ(:PATH)% %PROTOCOL% %RESPONSE_CODE%", fast=fast)
+    _, rejects, _ = parse_text(["GET /b", "hello"], parser=parser)
+    got = [(r["class"], r["column"], r["reason"]) for r in sorted(rejects, key=lambda r: r["line_number"])]
+    assert got == [
+        ("noise", 7, "not an access line: matches neither the given format (column 7: expected ' ' before protocol, "
+                     "the line ends there (2 of 4 fields)) nor a built-in layout (column 1: every layout starts with "
+                     "'[', got 'GET /b')"),
+        ("noise", 6, "not an access line: matches neither the given format (column 6: expected ' ' before path, "
+                     "the line ends there (1 of 4 fields)) nor a built-in layout (column 1: every layout starts with "
+                     "'[', got 'hello')")]
+    parser = Parser(custom='json:{"m": "%REQ(:METHOD)%", "c": "%RESPONSE_CODE%"}', fast=fast)
+    _, rejects, _ = parse_text(["GET /b"], parser=parser)
+    assert [r["reason"] for r in rejects] == [
+        "not an access line: matches neither the given JSON format (a JSON object) nor a built-in layout "
+        "(column 1: every layout starts with '[', got 'GET /b')"]
+
+
+def test_a_given_format_s_noise_reason_is_the_same_from_a_format_file_and_a_dataset_s_remembered_format(tmp_path):
+    """--format-file, and a later stream into a dataset that remembers its format (manifest
+    format_spec), say of a line of no layout what --format-string does."""
+    from click.testing import CliRunner
+
+    from logpipe.cli import cli
+
+    fmt = "%REQ(:METHOD)% %REQ(:PATH)% %PROTOCOL% %RESPONSE_CODE%"
+    (tmp_path / "fmt.txt").write_text(fmt + "\n")
+    (tmp_path / "a.log").write_text("GET /a HTTP/1.1 200\nGET /b\n")
+    want = "not an access line: matches neither the given format (column 7:"
+    runner = CliRunner()
+    for args in (["parse", "--format-string", fmt], ["parse", "--format-file", str(tmp_path / "fmt.txt")]):
+        got = runner.invoke(cli, [*args, str(tmp_path / "a.log")])
+        assert got.exit_code == 0, got.output
+        assert f"a.log:2: noise: {want}" in got.stderr
+    data = str(tmp_path / "data")
+    got = runner.invoke(cli, ["ingest", str(tmp_path / "a.log"), "--format-string", fmt, "--data", data])
+    assert got.exit_code == 0, got.output
+    import subprocess
+    import sys
+
+    got = subprocess.run([sys.executable, "-m", "logpipe", "stream", "--data", data], input=b"GET /c HTTP/1.1 200\nGET /b\n",
+                         capture_output=True, timeout=120)
+    assert got.returncode == 0, got.stderr
+    reasons = runner.invoke(cli, ["query", "--data", data, "-o", "csv",
+                                  "--sql", "SELECT reason FROM rejects ORDER BY source, line_number"]).output
+    assert reasons.count(want) == 2, reasons
