@@ -65,6 +65,9 @@ class Collectors:
         # Which lines have a prefix, each kind with what may follow it (one DFA walk a line, as
         # runtimes.starts_with makes it, so its groups go unnamed): a zap prefix only an access line.
         follow = {"zap_prefix": start}
+        # stern's prefix with no time after it: pod and container (and namespace), words and spaces, as
+        # much as another program's line starts with ("listening on :15000"): ``bare_words``.
+        self.words_rx = "^(?:" + _UNNAMED.sub("(?:", book.compile("stern_prefix").pattern) + ")$"
         self.check_rx = "^(?:" + "|".join(f"(?:{_UNNAMED.sub('(?:', book.compile(n).pattern)}){follow.get(n, '[^ ]')}"
                                           for n in names) + ")" if names else self.prefix_rx
 
@@ -126,6 +129,14 @@ class Collectors:
             plen.alias("prefix_len"),
             pod.alias("pod"), container.alias("container"), received_at.alias("received_at"),
         ), joined
+
+    def bare_words(self, df: pl.DataFrame) -> pl.Series:
+        """Which lines of ``df`` (split: ``split_prefix``) had a prefix of words alone split off, stern's
+        pod and container with no time (``words_rx``): another program's line starts so too, so where
+        what follows it starts like no access line the words may be the line's own (exact.take_lines)."""
+        prefix = pl.col("line").str.slice(0, pl.col("line").str.len_chars() - pl.col("body").str.len_chars())
+        words = (pl.col("prefix_len") > 0) & pl.col("received_at").is_null() & prefix.str.contains(self.words_rx)
+        return df.select(words.fill_null(False)).to_series()
 
     def _prefixed(self, lines: pl.Series) -> tuple:
         """Which ``lines`` have a prefix (``check_rx``; None: none has), and the rows among them that may

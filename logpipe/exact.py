@@ -109,16 +109,20 @@ def words_regex(noise: "_grammar.Rulebook", prefix: "_grammar.Rulebook") -> dict
 
 
 def take_lines(access: "_grammar.Rulebook", layouts: Sequence[str], df: pl.DataFrame, rejects: list[dict], *,
-               fast: bool = True, exact: bool = True, custom=None) -> list[pl.DataFrame]:
+               fast: bool = True, exact: bool = True, custom=None, words: pl.Series | None = None) -> list[pl.DataFrame]:
     """Lines no fast-path regex took: Lark parses them from ``access_line`` (any of ``layouts``, in
     the order a line is tried), or says where they break. ``fast``: the regexes were tried first (so
     Lark only adds context to a reject, see LARK_CONTEXT_LINES); ``exact=False``: no Lark at all, the
     diagnosis alone classifies a line; ``custom``: the given format's layout (layouts.CustomLayout),
     which left these lines: a line that starts like no built-in layout is said to match neither it
-    nor them (``_noise_reason``). Returns the parsed rows as one frame (or none)."""
+    nor them (``_noise_reason``); ``words``: which lines had stern's words alone split off as their
+    prefix (collectors.bare_words): where what follows them starts like no layout, another program's
+    line lost its first words to it ("listening on :15000": pod "listening", container "on"), so its
+    reason is of the line as written, from its column 1. Returns the parsed rows as one frame (or none)."""
     rows = []
-    for ln, raw, body, plen, pod, container, received in df.select(
-        "line_number", "raw", "body", "prefix_len", "pod", "container", "received_at"
+    words = pl.lit(False) if words is None else pl.lit(words)
+    for ln, raw, line, body, plen, pod, container, received, worded in df.select(
+        "line_number", "raw", "line", "body", "prefix_len", "pod", "container", "received_at", words.alias("__words")
     ).iter_rows():
         if len(body) > MAX_DIAGNOSE_CHARS:  # (Parser(fast=False) reads it: it stands in for the regexes)
             got = None if fast or not exact else _parse_whole(access, body, "access_line")
@@ -129,6 +133,9 @@ def take_lines(access: "_grammar.Rulebook", layouts: Sequence[str], df: pl.DataF
             continue
         plen = plen or 0
         where = diagnose_line(access, body, layouts)
+        if worded and where and where.column == 1:  # (the words may be the line's own: see above)
+            body, plen = line, as_written(raw, line)
+            where = diagnose_line(access, body, layouts)
         if where and where.column == 1:  # starts like no layout: another program's output
             why, col = _noise_reason(where, body, plen, custom)
             rejects.append(_reject(ln, raw, why, "noise", col))
@@ -149,6 +156,13 @@ def take_lines(access: "_grammar.Rulebook", layouts: Sequence[str], df: pl.DataF
             continue
         rows.append(_row(fields, ln, raw, layout, pod, container, received))
     return [pl.DataFrame(rows, infer_schema_length=None)] if rows else []
+
+
+def as_written(raw: str, line: str) -> int:
+    """Where ``line`` (a line past its byte-order mark) starts in ``raw`` as written, 0-based: the
+    mark's length, so that a column counts from the line's own start."""
+    written = raw.rstrip("\r\n")
+    return len(written) - len(line) if written.endswith(line) else 0
 
 
 def _noise_reason(where, body: str, plen: int, custom) -> tuple[str, int]:

@@ -123,7 +123,7 @@ class CustomLayout:
         from .diagnose import diagnose_line, tells
         from .grammar import GrammarMismatch
         from .batches import line_in_input
-        from .exact import LARK_CONTEXT_LINES, noise_hits
+        from .exact import LARK_CONTEXT_LINES, as_written, noise_hits
         from .records import _reject, _row
 
         if self.rulebook is None:
@@ -147,8 +147,7 @@ class CustomLayout:
                 # (``%START_TIME% …``, keep_prefix): a line that follows it further is read whole.
                 whole = diagnose_line(self.rulebook, line, (self.name,))
                 if whole is None or whole.fields > where.fields:  # (the line's own column 1: where it ends what was written)
-                    written = raw.rstrip("\r\n")
-                    plen = len(written) - len(line) if written.endswith(line) else 0  # (a byte-order mark before it)
+                    plen = as_written(raw, line)  # (a byte-order mark before it)
                     body, where, pod, container, received = line, whole, None, None, None
             # A line of words follows a format whose first fields take any word (a method, free text) and
             # tells nothing of it (diagnose.tells): not this format's line (the layouts', or noise). Not one

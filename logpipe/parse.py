@@ -283,7 +283,7 @@ class Parser:
     def _exact_path(self, df: pl.DataFrame, rejects: list[dict]) -> list[pl.DataFrame]:
         """Lines no fast-path regex took: Lark parses them, or says where they break (``exact.take_lines``)."""
         return _exact.take_lines(self.access, TEXT_LAYOUTS, df, rejects, fast=self.fast, exact=self.exact,
-                                 custom=self.custom)
+                                 custom=self.custom, words=self.collectors.bare_words(df))
 
 # A line that follows a given format for this many fields, and then breaks, is that format's
 # malformed line, whatever a noise rule says: a format that starts with an unbracketed %START_TIME%

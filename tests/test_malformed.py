@@ -384,3 +384,26 @@ def test_a_given_format_s_noise_reason_is_the_same_from_a_format_file_and_a_data
     reasons = runner.invoke(cli, ["query", "--data", data, "-o", "csv",
                                   "--sql", "SELECT reason FROM rejects ORDER BY source, line_number"]).output
     assert reasons.count(want) == 2, reasons
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_line_of_words_is_not_read_past_a_stern_prefix_in_its_reason(fast):
+    """stern's prefix is two words ("<pod> <container> "), so "listening on :15000" read as pod
+    "listening", container "on", and its reason said column 14, got ':15000'. Where what follows such a
+    prefix starts like no access line, the reason is of the line as written, from its column 1 (under a
+    given format too); stern's prefix before an access line that breaks still counts (its column is
+    past it), as does kubectl's before any line."""
+    from logpipe.parse import Parser
+
+    access = '[2025-02-04T17:31:12.958Z] "GET /x HTTP/1.1" 2OO'
+    lines = ["listening on :15000", "waypoint-1 istio-proxy " + access, "[pod/w/c] hello"]
+    _, rejects, _ = parse_text(lines, parser=Parser(fast=fast))
+    got = [(r["class"], r["column"], r["reason"]) for r in sorted(rejects, key=lambda r: r["line_number"])]
+    assert got[0] == ("noise", 1, "not an access line: column 1: every layout starts with '[', got 'listening on :15000'")
+    assert got[1][:2] == ("malformed", len("waypoint-1 istio-proxy ") + access.index("2OO") + 1)
+    assert got[2] == ("noise", 11, "not an access line: column 11: every layout starts with '[', got 'hello'")
+    parser = Parser(custom="text:%REQ(:METHOD)% %REQ(:PATH)% %PROTOCOL% %RESPONSE_CODE%", fast=fast)
+    _, rejects, _ = parse_text(lines[:1], parser=parser)
+    assert [(r["column"], r["reason"]) for r in rejects] == [
+        (14, "not an access line: matches neither the given format (column 14: protocol expected PROTOCOL or '-', "
+             "got ':15000') nor a built-in layout (column 1: every layout starts with '[', got 'listening on :15000')")]
