@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import zstandard
-from conftest import SAMPLES
+from conftest import SAMPLES, run_logpipe
 
 from logpipe.archives import is_tar
 
@@ -62,8 +62,7 @@ def make_tar(members: dict[str, bytes], link: bool = True, form: int = tarfile.G
 
 
 def logpipe(*args, env=None, check=True):
-    run = subprocess.run([sys.executable, "-m", "logpipe", *map(str, args)], capture_output=True, text=True,
-                         timeout=120, env=env)
+    run = run_logpipe(*args, env=env)  # (in this process: conftest.run_logpipe)
     assert not check or run.returncode == 0, run.stderr
     return run
 
