@@ -171,10 +171,10 @@ class Run:
         self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
 
 
-def run_logpipe(*args, env: dict | None = None, input=None, text: bool = True) -> Run:
+def run_logpipe(*args, env: dict | None = None, input=None, text: bool = True, cwd=None) -> Run:
     """``logpipe ARGS`` in this process: the command line's own error mapping and exit status
     (``exits.run``, as ``logpipe.cli.main``), its stdin ``input`` and its stdout and stderr taken by
-    click's CliRunner, ``env`` set for the run (``TMPDIR`` too: the tempfile module's cached
+    click's CliRunner, in ``cwd``, ``env`` set for the run (``TMPDIR`` too: the tempfile module's cached
     directory), without a process's start (~0.5 s of CPU: polars, pyarrow, the grammars). What the
     command registers at exit (logpipe/archives.py: removing what it unpacked) runs at its end, as
     the process's exit would run it. For what a command reads and writes; a test of the process
@@ -191,6 +191,8 @@ def run_logpipe(*args, env: dict | None = None, input=None, text: bool = True) -
     at_exit = []
     with CliRunner().isolation(input=input, env=env) as (out, err, _), pytest.MonkeyPatch.context() as mp:
         mp.setattr(sys, "argv", ["logpipe", *map(str, args)])
+        if cwd is not None:
+            mp.chdir(cwd)
         if env is not None and "TMPDIR" in env:
             mp.setattr(tempfile, "tempdir", env["TMPDIR"])
         mp.setattr(archives, "_DIRS", [])  # (this run's own, as a new process's)

@@ -5,6 +5,7 @@ import sys
 
 import duckdb
 import pytest
+from conftest import run_logpipe
 
 FORMAT = ('[%START_TIME%] %REQ(:METHOD)% %REQ(:PATH)% %RESPONSE_CODE% %DURATION% "%REQ(X-B3-TRACEID)%" '
           '%UPSTREAM_CLUSTER% %DOWNSTREAM_REMOTE_ADDRESS%')
@@ -16,7 +17,7 @@ LINE_B = '[2025-01-30T10:53:26.085Z] GET /x 200 12 "90f198ee56343ba8" outbound|4
 
 
 def ingest(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "logpipe", "ingest", *args], cwd=cwd, capture_output=True, text=True)
+    return run_logpipe("ingest", *args, cwd=cwd)
 
 
 def rows(data):

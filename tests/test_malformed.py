@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLES, parse_text, read_lines
+from conftest import SAMPLES, parse_text, read_lines, run_logpipe
 
 LOG = SAMPLES / "malformed.log"
 EXPECT = Path(__file__).parent / "malformed.expect.tsv"
@@ -196,13 +196,9 @@ def test_times_no_reader_can_hold_are_rejected(line, text):
 
 
 def test_ingest_rejects_year_zero_instead_of_failing(tmp_path):
-    import subprocess
-    import sys
-
     log = tmp_path / "y0.log"
     log.write_text(YEAR_ZERO + "\n")
-    p = subprocess.run([sys.executable, "-m", "logpipe", "ingest", str(log), "--data", str(tmp_path / "d"),
-                        "--max-reject-ratio", "1"], capture_output=True, text=True, timeout=120)
+    p = run_logpipe("ingest", log, "--data", tmp_path / "d", "--max-reject-ratio", "1")
     assert p.returncode == 0 and "internal error" not in p.stderr, p.stderr
     assert "lines read 1, parsed 0, rejected 1 (noise 0, malformed 1)" in p.stderr
 

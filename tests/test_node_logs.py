@@ -16,7 +16,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import SAMPLES, parse_text, read_lines
+from conftest import SAMPLES, parse_text, read_lines, run_logpipe
 
 from logpipe.runtimes import DOCKER_PARTIAL, PARTIAL
 from logpipe.parse import default_parser
@@ -284,8 +284,8 @@ def test_a_node_log_file_names_the_pod_and_container(tmp_path, where):
     path = tmp_path / where
     path.parent.mkdir(parents=True)
     path.write_bytes(gzip.compress(body.encode()) if where.endswith(".gz") else body.encode())
-    run = subprocess.run([sys.executable, "-m", "logpipe", "parse", str(path), "-o", "csv"],
-                         capture_output=True, text=True, timeout=120, check=True)
+    run = run_logpipe("parse", path, "-o", "csv")
+    assert run.returncode == 0, run.stderr
     rows = list(csv.DictReader(io.StringIO(run.stdout)))
     assert [(r["pod"], r["container"]) for r in rows] == [
         ("waypoint-7d9f8b6c4-x2k8p", "istio-proxy"), ("other-1", "app"), ("waypoint-7d9f8b6c4-x2k8p", "istio-proxy")]
@@ -466,8 +466,7 @@ def test_many_small_node_files_keep_their_joined_parts_per_input(tmp_path):
     body = (SAMPLES / "cri-node.log").read_text()
     for k in range(PARALLEL_MIN_INPUTS + 2):
         (logs / f"{k:02d}.log").write_text(body + cri(f"agent line {k}", stream="stderr") + "\n")
-    run = subprocess.run([sys.executable, "-m", "logpipe", "ingest", str(logs), "--data", str(tmp_path / "d")],
-                         capture_output=True, text=True, timeout=120)
+    run = run_logpipe("ingest", logs, "--data", tmp_path / "d")
     assert run.returncode == 0, run.stderr
     entries = json.loads((tmp_path / "d" / "_manifest.json").read_text())["inputs"]
     assert len(entries) == PARALLEL_MIN_INPUTS + 2

@@ -8,11 +8,9 @@ import datetime as dt
 import io
 import json
 import re
-import subprocess
-import sys
 
 import pytest
-from conftest import SAMPLES, parse_file, parse_text, read_lines, stream_in_two_reads
+from conftest import SAMPLES, parse_file, parse_text, read_lines, run_logpipe, stream_in_two_reads
 
 from logpipe import otlp, unpack
 
@@ -115,8 +113,7 @@ def test_a_request_is_told_by_its_first_bytes(head, kind):
 def test_ingest_and_stream_read_the_collector_s_file(tmp_path):
     """``logpipe ingest`` of the file (its manifest says otlp-json), and ``logpipe stream`` fed it on
     stdin a few bytes first (a request's first bytes in a read of their own), write its records' rows."""
-    run = subprocess.run([sys.executable, "-m", "logpipe", "ingest", str(SAMPLE), "--data", str(tmp_path / "d")],
-                         capture_output=True, text=True, timeout=60)
+    run = run_logpipe("ingest", SAMPLE, "--data", tmp_path / "d")
     assert run.returncode == 0, run.stderr
     assert "lines read 7, parsed 7, rejected 0" in run.stderr
     (entry,) = json.loads((tmp_path / "d" / "_manifest.json").read_text())["inputs"]
@@ -131,11 +128,11 @@ def test_a_file_the_exporter_is_still_writing_is_read_again_once_grown(tmp_path)
     path, data = tmp_path / "access.jsonl", tmp_path / "d"
     first, second = request(("wp-1", ACCESS[:2])), request(("wp-2", ACCESS[2:5]))
     path.write_text(first + "\n" + second[:100], encoding="utf-8")
-    cli = [sys.executable, "-m", "logpipe", "ingest", str(path), "--data", str(data), "--max-reject-ratio", "1"]
-    run = subprocess.run(cli, capture_output=True, text=True, timeout=60)
+    cli = ["ingest", path, "--data", data, "--max-reject-ratio", "1"]
+    run = run_logpipe(*cli)
     assert run.returncode == 0 and "lines read 3, parsed 2, rejected 1" in run.stderr, run.stderr
     path.write_text(first + "\n" + second + "\n", encoding="utf-8")
-    run = subprocess.run(cli, capture_output=True, text=True, timeout=60)
+    run = run_logpipe(*cli)
     assert run.returncode == 0 and "re-ingesting it whole" in run.stderr, run.stderr
     import duckdb
 
@@ -143,7 +140,7 @@ def test_a_file_the_exporter_is_still_writing_is_read_again_once_grown(tmp_path)
     assert duckdb.sql(query).fetchall() == [("wp-1", 2), ("wp-2", 3)]
     with open(path, "a", encoding="utf-8") as f:  # whole requests added: only they are read
         f.write(request(("wp-3", ACCESS[5:6])) + "\n")
-    run = subprocess.run(cli, capture_output=True, text=True, timeout=60)
+    run = run_logpipe(*cli)
     assert run.returncode == 0 and "grew since the last ingest; read lines 6 to 6" in run.stderr, run.stderr
     assert duckdb.sql(query).fetchall() == [("wp-1", 2), ("wp-2", 3), ("wp-3", 1)]
 

@@ -1,7 +1,6 @@
 """Ambient egress that bypasses a waypoint is only visible in ztunnel's log: it must reach the
 egress view and the inventory; ztunnel's hop to a waypoint (port 15008) must not be counted twice."""
-import subprocess
-import sys
+from conftest import run_logpipe
 
 BYPASS = ('2024-04-12T10:17:44.080629Z\tinfo\taccess\tconnection complete\tsrc.addr=10.244.0.24:41160 '
           'src.workload=sleep-7656cf8794-r7zb9 src.namespace=default '
@@ -14,7 +13,7 @@ VIA_WAYPOINT = ('2024-04-12T10:17:45.080629Z\tinfo\taccess\tconnection complete\
 
 
 def logpipe(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "logpipe", *args], cwd=cwd, capture_output=True, text=True)
+    return run_logpipe(*args, cwd=cwd)
 
 
 def test_ztunnel_bypass_egress_is_in_the_egress_view_and_inventory(tmp_path):
