@@ -28,6 +28,7 @@ import array
 import bisect
 import contextlib
 import hashlib
+import heapq
 import os
 import re
 import sys
@@ -39,7 +40,12 @@ KEEP_FILES = 8  # other streams whose lines are looked up (the newest)
 MERGE_RECENT = 200_000  # hashes other streams stored since the start, merged into the sorted array past this
 _LITTLE = sys.byteorder == "little"
 # A date and time in a reject's text (an agent's line, kubectl's --timestamps): a line that does not repeat.
-TIMED = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d")
+TIMED_TEXT = r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d"
+TIMED = re.compile(TIMED_TEXT)
+# ... with a fraction of a second (istio-agent's µs, Envoy's own log's ms) and not followed by a space:
+# a line of one event. (Not kubectl --timestamps' time: CRI-O's conmon writes one for all the lines of a
+# read, so two lines alike in one read are alike with it too.)
+TIMED_FINE = re.compile(TIMED_TEXT + r"(?>[.,]\d+(?:Z|[+-]\d\d:?\d\d)?)(?! )")
 
 
 def line_hash(line: bytes) -> int:
@@ -48,7 +54,9 @@ def line_hash(line: bytes) -> int:
 
 class ReplayGuard:
     """The hashes of lines other streams into ``root`` stored (``seen``, and ``recent``: since this
-    stream started), and this stream's own file. ``look_up=False`` (``--keep-replayed``): none."""
+    stream started), this stream's own file, and what this run remembered (``mine`` and
+    ``mine_recent``: its file's last hashes, at most 2 * KEEP_HASHES). ``look_up=False``
+    (``--keep-replayed``): none."""
 
     def __init__(self, root: str | os.PathLike, stream_id: str, *, look_up: bool = True):
         self.dir = Path(root) / DIR
@@ -56,6 +64,8 @@ class ReplayGuard:
         self.look_up = look_up
         self.kept = 0  # hashes in this stream's file
         self.recent: set[int] = set()
+        self.mine = array.array("Q")  # (sorted)
+        self.mine_recent: set[int] = set()
         self._read: dict[Path, tuple[int, int]] = {}  # another stream's file: (inode, bytes read)
         seen = array.array("Q")
         if look_up:
@@ -79,8 +89,7 @@ class ReplayGuard:
         for f in files:
             self.recent.update(self._read_new(f))
         if len(self.recent) > MERGE_RECENT:
-            self.seen = array.array("Q", sorted(set(self.seen) | self.recent))
-            self.recent = set()
+            self.seen, self.recent = _merged(self.seen, self.recent), set()
 
     def _read_new(self, path: Path) -> array.array:
         """The hashes of ``path`` not read yet (all of them when it was rewritten since)."""
@@ -99,15 +108,11 @@ class ReplayGuard:
 
     def replayed(self, hashes: list[int]) -> list[bool]:
         """Per hash, whether another stream stored (or was handed) a line of it."""
-        seen, recent = self.seen, self.recent
-        if not self.look_up or not (seen or recent):
-            return [False] * len(hashes)
-        n = len(seen)
-        out = []
-        for h in hashes:
-            i = bisect.bisect_left(seen, h)
-            out.append((i < n and seen[i] == h) or h in recent)
-        return out
+        return _members(hashes, self.seen, self.recent) if self.look_up else [False] * len(hashes)
+
+    def repeated(self, hashes: list[int]) -> list[bool]:
+        """Per hash, whether this run remembered it already (a line it stored or was handed before)."""
+        return _members(hashes, self.mine, self.mine_recent) if self.look_up else [False] * len(hashes)
 
     def remember(self, hashes: list[int]) -> None:
         """Add the hashes of lines this stream stored or found replayed (stored ones after they are
@@ -122,10 +127,60 @@ class ReplayGuard:
             tmp.write_bytes(_bytes(data))
             os.replace(tmp, self.path)
             self.kept = len(data)
+            if self.look_up:  # (this run's hashes: the file's, as bounded)
+                self.mine, self.mine_recent = _merged(array.array("Q"), data), set()
             return
         with open(self.path, "ab") as f:
             f.write(_bytes(data))
         self.kept += len(hashes)
+        if self.look_up:
+            self.mine_recent.update(hashes)
+            if len(self.mine_recent) > MERGE_RECENT:
+                self.mine, self.mine_recent = _merged(self.mine, self.mine_recent), set()
+
+
+def single_events(rows, fine_layouts: set[str]) -> list[bool]:
+    """Per row (each with a start time), whether its line names one event, so that the same line
+    seen again in a run can only be the log printed again: a start time with a fraction of a second
+    (its layout's times had one in this run: Envoy's %START_TIME% prints milliseconds, also .000;
+    ``fine_layouts`` is updated) and a request id (Envoy makes one per request, FORMATS.md b.4) or,
+    for a line of no HTTP request (TCP, ztunnel), the client's port (one connection's). Two requests
+    in the same millisecond print the same line where the format names neither (two probes of
+    /healthz; Envoy's default format's TCP lines, which hold no client address)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    layouts = rows.column("log_format")
+    fine_layouts.update(v for v in pc.unique(layouts.filter(pc.not_equal(pc.subsecond(rows.column("start_time")), 0)))
+                        .to_pylist() if v is not None)
+    port = pc.fill_null(rows.column("downstream_remote_address_port"), 0)
+    named = pc.or_(pc.is_valid(rows.column("request_id")),
+                   pc.and_(pc.is_null(rows.column("method")), pc.greater(port, 0)))
+    fine = pc.is_in(layouts, value_set=pa.array(sorted(fine_layouts), pa.string()))
+    return pc.fill_null(pc.and_(fine, named), False).to_pylist()
+
+
+def _members(hashes: list[int], ordered: array.array, recent: set[int]) -> list[bool]:
+    """Per hash, whether it is in the sorted array ``ordered`` (a binary search) or in ``recent``."""
+    if not (ordered or recent):
+        return [False] * len(hashes)
+    n = len(ordered)
+    out = []
+    for h in hashes:
+        i = bisect.bisect_left(ordered, h)
+        out.append((i < n and ordered[i] == h) or h in recent)
+    return out
+
+
+def _merged(ordered: array.array, recent) -> array.array:
+    """The sorted array ``ordered`` and the hashes ``recent`` as one sorted array, each hash once (a
+    merge: no Python int per hash of ``ordered``, ~8 MB for a million)."""
+    out, last = array.array("Q"), None
+    for h in heapq.merge(ordered, sorted(recent)):
+        if h != last:
+            out.append(h)
+            last = h
+    return out
 
 
 def _mtime(path: Path) -> float:
