@@ -159,7 +159,7 @@ class Counts:
             f"(noise {self.noise}, malformed {self.malformed})"
         )
         return (text + (f", blank {self.blank}" if self.blank else "") + (f", joined {self.joined}" if self.joined else "")
-                + (f", replayed {self.replayed} (stored by an earlier stream)" if self.replayed else ""))
+                + (f", replayed {self.replayed} (stored already)" if self.replayed else ""))
 
 
 def no_access_warning(where: str, others: int, aside: str = "") -> str:

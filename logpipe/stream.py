@@ -111,6 +111,7 @@ class Streamer:
         self.guard = ReplayGuard(self.dataset.root, self.stream_id, look_up=not opts.keep_replayed)
         self.guard_failed = False
         self.replayed_rows = 0
+        self.fine_layouts: set[str] = set()  # (layouts whose start times had a fraction of a second)
         self.generation = 0
         self.prefix = f"stream{self.stream_id}g0"
         self.rules = None
@@ -238,7 +239,7 @@ class Streamer:
 
         self.unstored_from = self.next_line
         # Parsed in slices: the parser's peak memory grows with its batch, a part file should not shrink.
-        records, rejects, stored = [], [], []
+        records, rejects, stored = [], [], {}
         self.guard.refresh()
         start = 0
         while start < len(lines):
@@ -276,7 +277,7 @@ class Streamer:
             self.gen_rows += table.num_rows
         self.rows_written += table.num_rows
         self.unstored_from = None
-        self._remember(stored)
+        self._remember(list(stored))
         if self.opts.tee and table.num_rows and not self.pipe_closed:
             self._write_safely(lambda: self._tee(table))
         if self.gen_parts >= self.opts.compact_every or self.gen_rows >= GENERATION_ROWS:
@@ -285,28 +286,36 @@ class Streamer:
             if self.gen_rows >= GENERATION_ROWS:
                 self._next_generation()
 
-    def _skip_replayed(self, part, lines: list[bytes], first: int, known: list[int]):
-        """``part`` without the rows and rejects of lines another stream stored (logpipe/replayguard.py),
-        counted as ``replayed``. Only lines with a time are known so (a row's start time, a date and
-        time in a reject's text): the hashes of those, stored or replayed, are added to ``known``."""
+    def _skip_replayed(self, part, lines: list[bytes], first: int, known: dict[int, None]):
+        """``part`` without the rows and rejects of lines stored already (logpipe/replayguard.py),
+        counted as ``replayed``: by another stream, if the line has a time (a row's start time, a date
+        and time in a reject's text); earlier in this run, if it names one event (``single_events``,
+        ``TIMED_FINE``). The hashes of the timed lines this run had not seen are added to ``known``."""
         import dataclasses
 
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        from .replayguard import TIMED, line_hash
+        from .replayguard import TIMED, TIMED_FINE, line_hash, single_events
 
         records, rejects = part.records, part.rejects
-        dated = records.filter(pc.is_valid(records.column("start_time"))).column("line_number")
-        timed = [n - first for n in dated.to_pylist()]
+        dated = records.filter(pc.is_valid(records.column("start_time")))
+        timed = list(zip(dated.column("line_number").to_pylist(), single_events(dated, self.fine_layouts)))
         if rejects.num_rows:
-            timed += [n - first for n, raw in zip(rejects.column("line_number").to_pylist(),
-                                                  rejects.column("raw").to_pylist()) if raw and TIMED.search(raw)]
+            timed += [(n, bool(TIMED_FINE.search(raw))) for n, raw in zip(rejects.column("line_number").to_pylist(),
+                                                                     rejects.column("raw").to_pylist())
+                      if raw and TIMED.search(raw)]
         if not timed:
             return part
-        hashes = [line_hash(lines[i]) for i in timed]
-        known += hashes
-        again = [first + i for i, seen in zip(timed, self.guard.replayed(hashes)) if seen]
+        timed.sort()  # (the first of a line's copies is the one stored)
+        hashes = [line_hash(lines[n - first]) for n, _ in timed]
+        again = []
+        for (n, single), h, other, mine in zip(timed, hashes, self.guard.replayed(hashes), self.guard.repeated(hashes)):
+            mine = mine or h in known
+            if not mine:
+                known[h] = None
+            if other or (mine and single and self.guard.look_up):
+                again.append(n)
         if not again:
             return part
         numbers = pa.array(again, pa.int64())

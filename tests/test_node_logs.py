@@ -419,10 +419,11 @@ def test_file_readers_keep_a_split_line_in_one_batch(tmp_path, wrap):
 
 @pytest.mark.parametrize("wrap", ["cri", "docker"])
 def test_stream_waits_for_a_split_line_s_last_part(tmp_path, wrap):
-    """`tail -F 0.log | logpipe stream`: a batch flushed by rows does not cut a split line."""
+    """`tail -F 0.log | logpipe stream`: a batch flushed by rows does not cut a split line. (The
+    file's lines repeat ACCESS's, each the same request again: --keep-replayed stores them all.)"""
     lines, joined = split_node_file(120, seed=9, wrap=wrap)
     run = subprocess.run([sys.executable, "-m", "logpipe", "stream", "--data", str(tmp_path / "d"), "--quiet",
-                          "--flush-rows", "7"], input="".join(x + "\n" for x in lines).encode(),
+                          "--flush-rows", "7", "--keep-replayed"], input="".join(x + "\n" for x in lines).encode(),
                          capture_output=True, timeout=120)
     assert run.returncode == 0, run.stderr.decode()
     summary = [x for x in run.stderr.decode().splitlines() if x.startswith("lines read")]

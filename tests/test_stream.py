@@ -34,7 +34,7 @@ COMPRESSED = (".gz", ".zst", ".bz2")
 PLAIN_SAMPLES = [p for p in sample_files() if not p.name.endswith(COMPRESSED)]  # stdin is read as sent
 LOGPIPE = [sys.executable, "-m", "logpipe"]
 SUMMARY_RE = re.compile(
-    r"lines read (\d+), parsed (\d+), rejected (\d+) \(noise (\d+), malformed (\d+)\)(?:, blank (\d+))?(?:, joined (\d+))?(?:, replayed (\d+) \(stored by an earlier stream\))?\n"
+    r"lines read (\d+), parsed (\d+), rejected (\d+) \(noise (\d+), malformed (\d+)\)(?:, blank (\d+))?(?:, joined (\d+))?(?:, replayed (\d+) \(stored already\))?\n"
     r"rows written (\d+) in \d+ part files? to "
 )
 
@@ -266,7 +266,10 @@ def planted_lines() -> list[str]:
     waypoint = (SAMPLES / "waypoint-egress-1.23.log").read_text().splitlines()
     denial = next(x for x in waypoint if "rbac_access_denied" in x)
     burst = [access_line(9000 + k, dest="flaky.example", code=503, flags="UF,URX", second=100 + k) for k in range(6)]
-    return base + [blackhole, blackhole, blackhole] + burst + [denial]
+    # (three attempts more, each from another client port: the same line again is the log printed again)
+    again = [blackhole.replace(":51022 ", f":5103{k} ") for k in range(3)]
+    assert again[0] != blackhole
+    return base + again + burst + [denial]
 
 
 @pytest.fixture(scope="module")
@@ -801,13 +804,9 @@ def test_a_restarted_stream_does_not_store_the_replayed_backlog_again(tmp_path):
     assert s3["replayed"] == 0 and s3["parsed"] > 0
 
 
-def test_a_stream_keeps_its_own_repeated_lines_and_timeless_rows(tmp_path):
-    """Only earlier runs' lines are skipped: a line sent twice in one run is stored twice; and a
-    row with no time (a format without START_TIME: such lines repeat) is stored in every run."""
-    data = tmp_path / "data"
-    line = access_line(7)
-    s1 = run_stream_on(data, [line, line], tmp_path)
-    assert s1["parsed"] == 2
+def test_a_stream_keeps_timeless_rows_in_every_run(tmp_path):
+    """A row with no time (a format without START_TIME: such lines repeat) is stored each time it
+    comes, in a run and in every run."""
     fmt = "%REQ(:METHOD)% %REQ(:PATH)% %RESPONSE_CODE%"
     timeless = ["GET /healthz 200"] * 3
     other = tmp_path / "timeless"
@@ -815,6 +814,92 @@ def test_a_stream_keeps_its_own_repeated_lines_and_timeless_rows(tmp_path):
     s = run_stream_on(other, timeless, tmp_path, "--format-string", fmt)
     assert s["parsed"] == 3 and s["replayed"] == 0
     assert count_rows(other) == 6
+
+
+def kubectl_loop(lines: list[str], times: int) -> list[str]:
+    """What `while true; do kubectl logs -f …; done` hands a stream: the log printed again at each
+    reconnect (here with one new line after each)."""
+    out = []
+    for k in range(times):
+        out += lines + [access_line(5000 + k)]
+    return out
+
+
+@pytest.mark.parametrize("flush_rows", [10_000, 7])  # (the copies in one batch, and in many)
+def test_a_stream_stores_the_log_kubectl_prints_again_once(tmp_path, flush_rows):
+    """`while true; do kubectl logs -f …; done | logpipe stream`: each reconnect prints the whole log
+    again; a line that names one event (a start time in milliseconds and a request id, or a TCP
+    line's client port; an agent's line with its µs time) is stored once and the copies are counted
+    as replayed. A time of .000 is in milliseconds too (its layout's other lines say so)."""
+    sample = [x for x in (SAMPLES / "waypoint-egress-1.23.log").read_text().splitlines() if x.strip()]
+    sample += [x for x in (SAMPLES / "tcp-and-ipv6.log").read_text().splitlines() if x.strip()]
+    agent = "2025-01-30T10:53:16.279513Z\tinfo\txdsproxy connected to upstream XDS server"
+    log = sample + [agent, access_line(1000), access_line(1001)[:90]]  # (.000; a line cut short: malformed)
+    data = tmp_path / "data"
+    s = run_stream_on(data, kubectl_loop(log, 3), tmp_path, "--flush-rows", str(flush_rows))
+    assert s["read"] == s["parsed"] + s["rejected"] + s["replayed"]
+    assert s["parsed"] == len(log) - 2 + 3 and s["rejected"] == 2, s["text"]
+    assert s["replayed"] == 2 * len(log), s["text"]
+    rows, rejects = dataset_rows(data), dataset_rejects(data)
+    first_copies = [n for n in range(1, len(log) + 1) if n not in (len(log) - 2, len(log))]  # (but the rejects)
+    assert sorted(rows.column("line_number").to_pylist())[:len(log) - 2] == first_copies
+    assert sorted(rejects.column("raw").to_pylist()) == sorted([log[-3], log[-1]])
+    # the stream's hashes hold each line once, and a restart knows them all
+    assert sum(f.stat().st_size for f in (data / "_stream").glob("*.seen")) == 8 * (len(log) + 3)
+    assert run_stream_on(data, log, tmp_path)["replayed"] == len(log)
+
+
+def test_a_line_that_names_no_one_event_is_stored_each_time_it_comes(tmp_path):
+    """Under a format in whole seconds with no request id, the same line twice is two requests
+    (`GET /healthz 200` of two probes): all are stored, while the default format's lines in the same
+    stream, printed again, are not. So is Envoy's default format's TCP line (no request id, no client
+    address: two connections in one millisecond print it alike), and a line whose only time is kubectl
+    --timestamps' (CRI-O's conmon writes one time for all the lines of a read)."""
+    fmt = "%START_TIME(%Y-%m-%dT%H:%M:%S)% %REQ(:METHOD)% %REQ(:PATH)% %RESPONSE_CODE% %DOWNSTREAM_REMOTE_ADDRESS%"
+    probe = "2025-01-30T10:00:01 GET /healthz 200 10.0.0.1:5000"
+    tcp = '[2025-01-30T10:00:01.250Z] "- - -" 0 - 0 0 0 - "-" "-" "-" "-" "192.0.2.7:443"'
+    yaml = "2025-01-30T12:10:13.682034460Z       typedConfig:"
+    backlog = [access_line(1), access_line(2)]
+    lines = [probe, *backlog, probe, tcp, tcp, yaml, yaml, *backlog, probe]
+    data = tmp_path / "data"
+    s = run_stream_on(data, lines, tmp_path, "--format-string", fmt)
+    assert s["parsed"] == 3 + 2 + 2 and s["noise"] == 2 and s["replayed"] == 2, s["text"]
+    paths = dataset_rows(data).column("path").to_pylist()
+    assert paths.count("/healthz") == 3 and paths.count("/item/1") == 1
+
+
+def test_lines_alike_but_for_their_request_id_or_client_port_are_all_stored(tmp_path):
+    """Two requests in the same millisecond, alike but for their request ids (or two TCP connections
+    but for the client's port), are two events; the same line again is a copy."""
+    a = access_line(3)
+    b = a.replace("req-000000003", "req-000000004")
+    tcp = ('[2025-01-30T10:00:01.250Z] "- - -" 0 - - - "-" 0 0 1 - "-" "-" "-" "-" "192.0.2.7:443" '
+           "outbound|443||db.example 10.244.0.18:39682 192.0.2.7:443 10.244.0.24:45748 - -")
+    tcp2 = tcp.replace(":45748", ":45750")
+    data = tmp_path / "data"
+    s = run_stream_on(data, [a, b, tcp, tcp2, a, b, tcp, tcp2], tmp_path)
+    assert s["parsed"] == 4 and s["replayed"] == 4, s["text"]
+    assert sorted(dataset_rows(data).column("request_id").drop_null().to_pylist()) == ["req-000000003", "req-000000004"]
+
+
+def test_keep_replayed_stores_a_runs_own_copies_too(tmp_path):
+    line = access_line(7)
+    assert run_stream_on(tmp_path / "a", [line, line], tmp_path)["parsed"] == 1
+    s = run_stream_on(tmp_path / "b", [line, line], tmp_path, "--keep-replayed")
+    assert s["parsed"] == 2 and s["replayed"] == 0
+
+
+def test_a_restart_in_a_kubectl_loop_skips_both_kinds_of_copies(tmp_path):
+    """Lines another stream stored are skipped whenever they come (a time is enough); the run's own
+    copies only of lines that name one event; each is counted once as replayed."""
+    data = tmp_path / "data"
+    tcp = '[2025-01-30T10:00:01.250Z] "- - -" 0 - 0 0 0 - "-" "-" "-" "-" "192.0.2.7:443"'  # (names no one event)
+    old = [access_line(1), access_line(2), tcp]
+    assert run_stream_on(data, old, tmp_path)["parsed"] == 3
+    new = [access_line(3), tcp.replace("01.250Z", "02.500Z")]
+    s = run_stream_on(data, old + new + old + new, tmp_path)
+    assert s["parsed"] == 3 and s["replayed"] == 7, s["text"]  # (tcp of the new lines: stored twice)
+    assert run_stream_on(data, old + new, tmp_path)["replayed"] == 5
 
 
 def test_many_restarts_never_store_the_first_backlog_again(tmp_path, monkeypatch):
@@ -884,6 +969,8 @@ def test_replay_guard_files_stay_bounded(tmp_path, monkeypatch):
         g.remember(list(range(k * 7, k * 7 + 7)))
     assert g.path.stat().st_size <= 8 * 20  # rewritten to its last 10 when it doubles
     assert ReplayGuard(tmp_path, "z").replayed([34, 25, 0]) == [True, True, False]
+    assert g.repeated([34, 25, 24, 0]) == [True, True, False, False]  # (the run's own: its file's, as bounded)
+    assert len(g.mine) + len(g.mine_recent) <= 2 * 10
     with open(g.path, "ab") as f:
         f.write(b"\x01\x02\x03")  # a write cut short by a crash: its whole hashes still read
     assert ReplayGuard(tmp_path, "z").replayed([34]) == [True]
