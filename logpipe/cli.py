@@ -190,8 +190,9 @@ def _compiler_note() -> None:
 @click.option("--max-warnings", type=click.IntRange(min=0), default=20, show_default=True,
               help="Malformed lines shown on stderr (all go to the rejects table).")
 @click.option("--keep-replayed", is_flag=True,
-              help="Store lines an earlier stream into this dataset already stored (what `kubectl logs -f` "
-                   "prints again when restarted); by default they are counted as replayed and skipped.")
+              help="Store lines an earlier stream into this dataset, or this one, already stored (what `kubectl "
+                   "logs -f` prints again when restarted or reconnected); by default they are counted as replayed "
+                   "and skipped.")
 @format_options
 def stream(data_dir, flush_rows, flush_seconds, tee, alerts_format, alerts_out, quiet, window_seconds,
            burst_threshold, source, max_warnings, keep_replayed, format_string, format_file, grammar_file):

@@ -1,4 +1,4 @@
-"""A stream's lines that an earlier stream into the same dataset already stored: not stored twice.
+"""A stream's lines that an earlier stream into the dataset, or the stream itself, stored: not stored twice.
 
 ``kubectl logs -f`` prints the container's whole log before it follows it, so a stream that is
 restarted (a dropped connection, a laptop that slept, a new terminal) is handed every line its last
@@ -10,15 +10,25 @@ running when another starts). A line whose bytes hash to one of them is counted 
 and not stored again. Only a line with a time is known so: a row with a start time, a reject whose
 text holds a date and time (``TIMED``). A format with no START_TIME has lines that repeat (``GET
 /healthz 200``), as do the debug exporter's ``ScopeLogs #0`` and istio-agent's YAML: such lines are
-stored in every run. Lines a run sees twice itself are both stored: only other streams' hashes are
-looked up. The line is the one read, prefix included: ``kubectl logs --timestamps`` or ``--prefix``
-given in one run and not the other makes other lines.
+stored in every run. The line is the one read, prefix included: ``kubectl logs --timestamps`` or
+``--prefix`` given in one run and not the other makes other lines.
+
+A run hands itself its log again too: ``while true; do kubectl logs -f …; done | logpipe stream``
+prints the whole log at each reconnect. A line the run remembered already (``repeated``: ``mine``,
+``mine_recent``, and the batch's own) is skipped only when it names one event, so that it can only
+be a copy (``single_events``: a start time with a fraction of a second and a request id, or a TCP
+line's client port; ``TIMED_FINE`` for a reject): under a format in whole seconds or without a
+request id two requests print the same line (``GET /healthz 200`` of two probes), and those are
+stored each time they come. (A rule by the run of copies, a copy of a line stored before the copies
+began, tells nothing: every copy in a run of copies is of a line before it, a request's twin in the
+next line too.)
 
 A stream keeps the hashes of the replayed lines too, so the newest streams' files always hold what
 the last restart was handed, and older files can go. Bounds: a stream's file keeps its last
 KEEP_HASHES hashes (8 bytes each: rewritten when it doubles), the newest KEEP_FILES files are read
 (older ones are deleted at a stream's start), and a lookup is a binary search of one sorted array
-(~1 µs, ~8 MB for a million lines) or a set of what other streams stored since. kubectl replays the
+(~1 µs, ~8 MB for a million lines) or a set of what other streams stored since; likewise for the
+run's own, whose array is its file's last hashes (at most 2 * KEEP_HASHES). kubectl replays the
 current log file, 10 MiB (containerd's default containerLogMaxSize, ~30,000 lines) for each
 container it follows.
 """
