@@ -1163,3 +1163,21 @@ def test_a_block_of_an_address_outside_the_internal_ranges_set_is_egress():
     for cidrs, kinds in ((Settings().internal_cidrs, []), (("10.244.0.0/16", "10.96.0.0/12"), ["blocked"])):
         c = connect(tables={"records": records(row)}, settings=Settings(internal_cidrs=cidrs))
         assert run_query(c, "SELECT egress_kind FROM egress").column("egress_kind").to_pylist() == kinds
+
+
+def test_readme_query_examples_print_what_the_readme_shows(dataset):
+    """The README's "Five questions" (`make demo`'s dataset, which is sample_logs/) print the tables it
+    shows: a figure that a change of judgement moved (DC no longer a failure) is caught here."""
+    import shlex
+
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("Five questions, answered from `make demo`'s dataset:\n\n```\n", 1)[1].split("\n```", 1)[0]
+    examples = [part.split("\n", 1) for part in block.split("$ logpipe ")[1:]]
+    tables = [(cmd, out) for cmd, out in examples if not out.startswith("logpipe: error")]
+    assert len(tables) == 5
+    for cmd, out in tables:
+        args = shlex.split(cmd, comments=True)
+        r = run([*args, "--data", str(dataset), "-o", "table"])
+        assert r.exit_code == 0, r.output
+        assert [line.rstrip() for line in r.stdout.strip().splitlines()] == \
+            [line.rstrip() for line in out.strip().splitlines()], cmd
