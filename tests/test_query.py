@@ -1181,3 +1181,16 @@ def test_readme_query_examples_print_what_the_readme_shows(dataset):
         assert r.exit_code == 0, r.output
         assert [line.rstrip() for line in r.stdout.strip().splitlines()] == \
             [line.rstrip() for line in out.strip().splitlines()], cmd
+
+
+def test_readme_names_every_column_traffic_adds(con):
+    """README's Query section lists the columns the traffic view adds to access_log's: DESCRIBE
+    agrees (destination_ip_kind was left out)."""
+    import re
+
+    cols = {view: [r[0] for r in con.execute(f"DESCRIBE {view}").fetchall()] for view in ("access_log", "traffic")}
+    added = set(cols["traffic"]) - set(cols["access_log"])
+    text = " ".join((ROOT / "README.md").read_text().split())
+    sentence = text.split("`traffic` is every row with where it went: it adds ", 1)[1].split(", which is null", 1)[0]
+    assert set(re.findall(r"`([a-z_]+)`", re.sub(r"\([^()]*\)", "", sentence))) == added  # (not what's in brackets)
+    assert "date" in cols["access_log"] and "partition `date`" in text
