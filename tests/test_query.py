@@ -1194,3 +1194,15 @@ def test_readme_names_every_column_traffic_adds(con):
     sentence = text.split("`traffic` is every row with where it went: it adds ", 1)[1].split(", which is null", 1)[0]
     assert set(re.findall(r"`([a-z_]+)`", re.sub(r"\([^()]*\)", "", sentence))) == added  # (not what's in brackets)
     assert "date" in cols["access_log"] and "partition `date`" in text
+
+
+def test_sql_times_are_utc_whatever_the_machine_s_zone(dataset):
+    """README: a query's times are UTC on a machine in another zone: a literal without an offset, hour()."""
+    import os
+
+    sql = ("SELECT hour(TIMESTAMPTZ '2025-03-08T14:00:00Z') AS h, "
+           "TIMESTAMPTZ '2025-03-08 14:00+01:00' = TIMESTAMPTZ '2025-03-08 13:00' AS same")
+    p = subprocess.run([*LOGPIPE, "query", "--data", str(dataset), "--sql", sql, "-o", "json"], capture_output=True,
+                       text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), "TZ": "America/New_York"})
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout) == [{"h": 14, "same": True}]
