@@ -272,6 +272,15 @@ def test_tls_failure_counts_tls_reasons_alone(tmp_path):
                    "reset.example": ("low", 1, [reset], 0)}
 
 
+def test_error_spike_names_the_clients_whose_requests_failed(incident):
+    """An on-call's first question is who is affected: the finding's source is the clients whose
+    requests failed in the worst bucket (the scenario's two payments pods, 47 and 43 of the 90 UF,URX
+    503s to api.stripe.com between 14:00 and 15:00), not '-'."""
+    (spike,) = [f for f in incident["findings"] if f["kind"] == "error_spike" and f["destination"] == "api.stripe.com"]
+    assert spike["source"] == "10.244.1.21,10.244.1.22"
+    assert spike["evidence"]["failures"] == 90
+
+
 def test_error_spike_severity_is_one_buckets(tmp_path):
     """critical is >= 90% of >= 50 requests failed in one bucket: an hour of 10/10 and one of 20/60
     gave critical (the max share of the one, the max requests of the other), though neither is. The

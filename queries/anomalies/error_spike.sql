@@ -7,7 +7,8 @@
 --   -p failure_flags, it counts, and the advice says which failures were only the client's. The worst bucket of each destination is reported: the
 --   most severe (critical: >= 90% of >= 50 requests failed, in one bucket; high: >= 50%), then
 --   the highest share, the most requests, the earliest. The severity and the evidence (but
---   spiking_buckets and response_flags, over all the spiking buckets) are that one bucket's. With DF
+--   spiking_buckets and response_flags, over all the spiking buckets) are that one bucket's; its
+--   source, the clients whose requests failed in it (who is affected). With DF
 --   (DNS resolution failed) among the failed requests' flags and among failure_flags, the advice adds
 --   DNS advice (dns_failure_advice.sql); -p failure_flags without DF leaves it out, as it leaves out
 --   the hang-up advice without DC.
@@ -26,7 +27,7 @@ WITH bounds AS (SELECT * FROM report_bounds($since, $until, $baseline_start, $ba
 win AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= w0 AND e.start_time < w1),
 base AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= b0 AND e.start_time < b1),
 marked AS (
-    SELECT destination, start_time, request_id, response_code, response_flags,
+    SELECT destination, source_ip, start_time, request_id, response_code, response_flags,
         is_failure(response_code, response_flags, $failure_flags) AS failed
     FROM win
     WHERE egress_kind <> 'blocked'
@@ -46,6 +47,8 @@ buckets AS (
         avg(CASE WHEN failed THEN 1.0 ELSE 0.0 END) AS share,
         list_distinct(flatten(list(response_flags) FILTER (WHERE failed))) AS flags,
         list(request_id ORDER BY start_time) FILTER (WHERE failed AND request_id IS NOT NULL)[1:3] AS ids,
+        -- who is affected: the clients whose requests failed (null where the format logs no client)
+        string_agg(DISTINCT source_ip, ',' ORDER BY source_ip) FILTER (WHERE failed) AS failing_sources,
         -- failures that are failures only by DC: the client hung up
         count(*) FILTER (WHERE failed AND NOT is_failure(response_code, list_filter(response_flags, lambda f: f <> 'DC'),
                                                          $failure_flags)) AS hangups
@@ -75,7 +78,7 @@ worst AS (
 SELECT
     'error_spike' AS kind,
     ['medium', 'high', 'critical'][w.level] AS severity,
-    NULL AS source,
+    w.failing_sources AS source,
     destination,
     {
         'worst_bucket': w.bucket,
