@@ -170,8 +170,8 @@ def _noise_reason(where, body: str, plen: int, custom) -> tuple[str, int]:
     departure from them, at column 1). Under a given format (``custom``, which left the line: it does
     not follow it, or only for fields that take any word, diagnose.tells) it names both: where the line
     departs from that format and what it expected there, then the layouts' start; the column is the
-    format's. Not "every layout starts with '['" alone: the user gave a format of their own."""
-    layouts = f"column {1 + plen}: every layout starts with {where.step.expects}, got {where.got!r}"
+    format's. Not "Envoy's and Istio's text layouts start with '['" alone: the user gave a format of their own."""
+    layouts = f"column {1 + plen}: Envoy's and Istio's text layouts start with {where.step.expects}, got {where.got!r}"
     if custom is None:
         return f"not an access line: {layouts}", 1 + plen
     if custom.rulebook is None:  # (a JSON format: its lines are JSON objects)

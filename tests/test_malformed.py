@@ -164,7 +164,7 @@ def test_lines_that_start_like_no_layout_are_noise(text):
     _, rejects, _ = parse_text([text])
     assert rejects[0]["class"] == "noise"
     assert "not an access line" in rejects[0]["reason"]
-    assert "every layout starts with '['" in rejects[0]["reason"]
+    assert "Envoy's and Istio's text layouts start with '['" in rejects[0]["reason"]
 
 
 @pytest.mark.parametrize("tail", ['" "' * 2000, '"x" ' * 1500, "a" * 3000])
@@ -330,7 +330,7 @@ def test_a_line_of_words_is_noise_under_a_format_that_starts_with_the_method_and
 @pytest.mark.parametrize("fast", [True, False])
 def test_a_line_of_no_layout_under_a_given_format_names_where_it_departs_from_that_format(fast):
     """Under a given format, a line that starts like no built-in layout was said to break where
-    "every layout starts with '['": the built-in layouts' start, not the user's format. Its reason
+    "Envoy's and Istio's text layouts start with '['": the built-in layouts' start, not the user's format. Its reason
     now says where it departs from the given format and what that expected there (its column is the
     reject's), then the built-in layouts' start; under a JSON format, that a line of it is a JSON object."""
     from logpipe.parse import Parser
@@ -340,16 +340,16 @@ def test_a_line_of_no_layout_under_a_given_format_names_where_it_departs_from_th
     got = [(r["class"], r["column"], r["reason"]) for r in sorted(rejects, key=lambda r: r["line_number"])]
     assert got == [
         ("noise", 7, "not an access line: matches neither the given format (column 7: expected ' ' before protocol, "
-                     "the line ends there (2 of 4 fields)) nor a built-in layout (column 1: every layout starts with "
+                     "the line ends there (2 of 4 fields)) nor a built-in layout (column 1: Envoy's and Istio's text layouts start with "
                      "'[', got 'GET /b')"),
         ("noise", 6, "not an access line: matches neither the given format (column 6: expected ' ' before path, "
-                     "the line ends there (1 of 4 fields)) nor a built-in layout (column 1: every layout starts with "
+                     "the line ends there (1 of 4 fields)) nor a built-in layout (column 1: Envoy's and Istio's text layouts start with "
                      "'[', got 'hello')")]
     parser = Parser(custom='json:{"m": "%REQ(:METHOD)%", "c": "%RESPONSE_CODE%"}', fast=fast)
     _, rejects, _ = parse_text(["GET /b"], parser=parser)
     assert [r["reason"] for r in rejects] == [
         "not an access line: matches neither the given JSON format (a JSON object) nor a built-in layout "
-        "(column 1: every layout starts with '[', got 'GET /b')"]
+        "(column 1: Envoy's and Istio's text layouts start with '[', got 'GET /b')"]
 
 
 def test_a_given_format_s_noise_reason_is_the_same_from_a_format_file_and_a_dataset_s_remembered_format(tmp_path):
@@ -395,11 +395,11 @@ def test_a_line_of_words_is_not_read_past_a_stern_prefix_in_its_reason(fast):
     lines = ["listening on :15000", "waypoint-1 istio-proxy " + access, "[pod/w/c] hello"]
     _, rejects, _ = parse_text(lines, parser=Parser(fast=fast))
     got = [(r["class"], r["column"], r["reason"]) for r in sorted(rejects, key=lambda r: r["line_number"])]
-    assert got[0] == ("noise", 1, "not an access line: column 1: every layout starts with '[', got 'listening on :15000'")
+    assert got[0] == ("noise", 1, "not an access line: column 1: Envoy's and Istio's text layouts start with '[', got 'listening on :15000'")
     assert got[1][:2] == ("malformed", len("waypoint-1 istio-proxy ") + access.index("2OO") + 1)
-    assert got[2] == ("noise", 11, "not an access line: column 11: every layout starts with '[', got 'hello'")
+    assert got[2] == ("noise", 11, "not an access line: column 11: Envoy's and Istio's text layouts start with '[', got 'hello'")
     parser = Parser(custom="text:%REQ(:METHOD)% %REQ(:PATH)% %PROTOCOL% %RESPONSE_CODE%", fast=fast)
     _, rejects, _ = parse_text(lines[:1], parser=parser)
     assert [(r["column"], r["reason"]) for r in rejects] == [
         (14, "not an access line: matches neither the given format (column 14: protocol expected PROTOCOL or '-', "
-             "got ':15000') nor a built-in layout (column 1: every layout starts with '[', got 'listening on :15000')")]
+             "got ':15000') nor a built-in layout (column 1: Envoy's and Istio's text layouts start with '[', got 'listening on :15000')")]
