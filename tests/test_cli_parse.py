@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import SAMPLES
+from conftest import SAMPLES, run_logpipe
 
 from logpipe.cli import cli
 from logpipe.schema import COLUMNS, REJECT_SCHEMA
@@ -150,7 +150,7 @@ def test_on_error_fail_exits_1_with_the_first_reject():
     (["parse", str(ACCESS), "-o", "parquet"], 2, "add --out FILE.parquet"),
 ])
 def test_errors_are_one_line_and_an_exit_code(args, code, message):
-    p = subprocess.run([sys.executable, "-m", "logpipe", *args], capture_output=True, text=True, timeout=60)
+    p = run_logpipe(*args)  # (the command line's error mapping and exit status, in this process)
     assert p.returncode == code
     errors = [x for x in p.stderr.splitlines() if x.startswith("logpipe: error:")]
     assert len(errors) == 1 and message in errors[0], p.stderr
@@ -296,13 +296,13 @@ def test_several_inputs_add_up():
 ])
 def test_the_command_exits_quickly_with_everything_written(args, code, tmp_path):
     """The installed command (``cli.entry``) leaves out Python's teardown after a read-only command:
-    its stdout (a pipe or a file), its stderr and its exit status are those of ``main`` run in process."""
+    its stdout (a pipe or a file), its stderr and its exit status are those of the command run in
+    process (``conftest.run_logpipe``: ``exits.run``, as ``main`` runs it)."""
     out = tmp_path / "out"
     with open(out, "wb") as f:
         fast = subprocess.run([sys.executable, "-m", "logpipe", *args], stdout=f, stderr=subprocess.PIPE)
     piped = subprocess.run([sys.executable, "-m", "logpipe", *args], capture_output=True)
-    usual = subprocess.run([sys.executable, "-c", "import sys; from logpipe.cli import main; sys.argv[0] = 'logpipe'; main()",
-                            *args], capture_output=True)
+    usual = run_logpipe(*args, text=False)  # (``main``'s command, run in this process)
     assert fast.returncode == piped.returncode == usual.returncode == code
     assert out.read_bytes() == piped.stdout == usual.stdout
     assert fast.stderr == piped.stderr == usual.stderr
