@@ -5,11 +5,9 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import subprocess
-import sys
 
 import pytest
-from conftest import SAMPLES, parse_file, parse_text, read_lines, stream_in_two_reads
+from conftest import SAMPLES, parse_file, parse_text, read_lines, run_logpipe, stream_in_two_reads
 
 from logpipe import unpack
 
@@ -90,9 +88,9 @@ def test_the_cli_reads_an_array_from_a_file_and_from_stdin(tmp_path):
     path = tmp_path / "gcloud.json"
     entries = [r for r in RECORDS if "insertId" in r]  # (Cloud Logging's)
     path.write_text(json.dumps(entries, indent=2) + "\n", encoding="utf-8")
-    cli = [sys.executable, "-m", "logpipe", "parse", "-o", "ndjson"]
-    by_file = subprocess.run([*cli, str(path)], capture_output=True, text=True, timeout=60)
-    piped = subprocess.run([*cli, "-"], input=path.read_text(), capture_output=True, text=True, timeout=60)
+    # (in this process, conftest.run_logpipe; stdin read in one process, as a small input is)
+    by_file = run_logpipe("parse", "-o", "ndjson", path)
+    piped = run_logpipe("parse", "-o", "ndjson", "-", input=path.read_text(), env={"LOGPIPE_WORKERS": "1"})
     for run in (by_file, piped):
         assert run.returncode == 0, run.stderr
         assert run.stderr.strip().splitlines()[-1] == "read 2, parsed 2, rejected 0 (noise 0, malformed 0)"
