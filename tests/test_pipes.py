@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLES
+from conftest import SAMPLES, run_logpipe
 
 LOGPIPE = f"{shlex.quote(sys.executable)} -m logpipe"
 
@@ -37,18 +37,30 @@ def summary(err: bytes) -> str:
     return err.decode().strip().splitlines()[-1]
 
 
-def big_log(tmp_path: Path) -> Path:
+def here(*args: str) -> subprocess.CompletedProcess:
+    """``logpipe ARGS`` in this process, one lane (conftest.run_logpipe): what the command makes of a
+    file, which a pipe's run is compared with."""
+    done = run_logpipe(*args, env={"LOGPIPE_WORKERS": "1"}, text=False)
+    return subprocess.CompletedProcess(args, done.returncode, done.stdout, done.stderr)
+
+
+@pytest.fixture(scope="module")
+def big_log(tmp_path_factory) -> Path:
     """Samples of every kind, repeated past a pipe's buffer (64 KiB) and the probe's head (32 KiB)."""
     body = b"".join(p.read_bytes() for p in sorted(SAMPLES.glob("*.log")))
-    path = tmp_path / "mixed.log"
+    path = tmp_path_factory.mktemp("pipes") / "mixed.log"
     path.write_bytes(body * 4)
     return path
 
 
+@pytest.fixture(scope="module")
+def big_log_parsed(big_log) -> subprocess.CompletedProcess:
+    return here("parse", big_log, "-o", "ndjson")
+
+
 @pytest.mark.parametrize("feed", ["cat", "gzip -c"])
-def test_process_substitution_reads_as_the_file(tmp_path, feed):
-    log = big_log(tmp_path)
-    file = sh(f"logpipe parse {log} -o ndjson")
+def test_process_substitution_reads_as_the_file(big_log, big_log_parsed, feed):
+    log, file = big_log, big_log_parsed
     pipe = sh(f"logpipe parse <({feed} {log}) -o ndjson")
     assert pipe.returncode == file.returncode == 0, pipe.stderr
     assert rows(pipe.stdout) == rows(file.stdout) and len(rows(file.stdout)) > 1000
@@ -56,13 +68,13 @@ def test_process_substitution_reads_as_the_file(tmp_path, feed):
     assert {json.loads(x)["source"] for x in pipe.stdout.splitlines()[:1]} == {"/dev/fd/63"}
 
 
-def test_ingest_of_a_pipe_is_probed_without_closing_it(tmp_path):
+def test_ingest_of_a_pipe_is_probed_without_closing_it(tmp_path, big_log):
     """ingest probes a stream's first lines (sources.read_head) and reads them again: a pipe stays
     open meanwhile, so the program writing it is not cut off and every line is counted."""
-    log = big_log(tmp_path)
+    log = big_log
     assert log.stat().st_size > 256 << 10
     a = sh(f"logpipe ingest <(cat {log}) --data {tmp_path / 'a'} --max-reject-ratio 0.5")
-    b = sh(f"logpipe ingest {log} --data {tmp_path / 'b'} --max-reject-ratio 0.5")
+    b = here("ingest", log, "--data", tmp_path / "b", "--max-reject-ratio", "0.5")
     assert a.returncode == b.returncode == 0, a.stderr
     lines = lambda err: [x for x in err.decode().splitlines() if x.startswith("lines read")]  # noqa: E731
     assert lines(a.stderr) == lines(b.stderr) and lines(a.stderr)
@@ -78,7 +90,7 @@ def test_named_pipe_and_dev_stdin(tmp_path):
     writer.start()
     named = sh(f"logpipe parse {fifo} -o ndjson")
     writer.join(timeout=60)
-    file = sh(f"logpipe parse {log} -o ndjson")
+    file = here("parse", log, "-o", "ndjson")
     assert named.returncode == 0 and rows(named.stdout) == rows(file.stdout), named.stderr
     dev = sh("logpipe detect /dev/stdin", stdin=log.read_bytes())
     assert dev.returncode == 0 and dev.stdout.decode().startswith("/dev/stdin\t"), dev.stderr
