@@ -110,7 +110,8 @@ def test_small_inputs_in_the_workers_a_capture_and_a_plain_log(tmp_path, monkeyp
 
 def test_workers_ranges_stdin_and_one_process_agree(tmp_path, monkeypatch):
     """The workers' byte ranges (each gets the header in effect at its start from the parent's
-    reading), a compressed input's chunks, stdin and one process: the same rows."""
+    reading), a compressed input's chunks, stdin in one process, and chunks handed to the lanes (as
+    stdin's and a compressed input's are): the same rows."""
     import gzip
 
     text, want = capture([(k % 2, 40 + k) for k in range(30)])
@@ -129,7 +130,7 @@ def test_workers_ranges_stdin_and_one_process_agree(tmp_path, monkeypatch):
         assert summary.files > 2 or log is packed  # (the workers wrote parts of their own)
         got = dict(duckdb.sql(f"select line_number, pod from read_parquet('{data}/date=*/*.parquet')").fetchall())
         assert got == want
-    stdin = CliRunner().invoke(cli, ["parse", "-", "-o", "ndjson"], input=text)
+    stdin = CliRunner().invoke(cli, ["parse", "-", "-o", "ndjson"], input=text, env={"LOGPIPE_WORKERS": "1"})
     assert pods([json.loads(x) for x in stdin.stdout.splitlines()]) == want
     # bytes (a compressed input's, stdin's) in many chunks to the lanes: the parent gives each the
     # header before it
