@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 import pytest
-from conftest import generated_lines
+from conftest import generated_lines, run_logpipe
 
 from logpipe.cli import main
 from logpipe.ingest import AHEAD_INPUTS
@@ -323,6 +323,7 @@ def test_utf16_text_is_ingested_and_grows_as_text(tmp_path, monkeypatch, capsys)
 
 
 def test_stdin(tmp_path, monkeypatch, capsys):
+    """stdin (no size: as large an input as any) in this process, with its workers."""
     data = tmp_path / "data"
     code, _, err = run(monkeypatch, capsys, "ingest", "-", "--data", data, stdin=GOOD.read_bytes())
     assert code == 0, err
@@ -481,6 +482,7 @@ def test_stdin_is_probed_and_what_the_probe_read_is_read_again(tmp_path, monkeyp
     stream loses nothing (plain or compressed); one in another format stops after them."""
     from logpipe import sources
 
+    monkeypatch.setenv("LOGPIPE_WORKERS", "1")  # (stdin has no size: no pool spawned for it; test_stdin has one)
     good = "".join(x + "\n" for x in gen_lines(3000, seed=10)).encode()
     bad = "".join(x + "\n" for x in _other_format(gen_lines(3000, seed=10))).encode()
     pack = gzip.compress if compress else (lambda b: b)
@@ -553,6 +555,12 @@ def _env() -> dict:
     return dict(os.environ, LOGPIPE_WORKERS="1")
 
 
+def _ingest_here(logs: Path, data: Path):
+    """``_ingest_cmd`` run in this process (conftest.run_logpipe): the clean run and the rerun after a
+    kill, whose process is not what is tested (the killed one is)."""
+    return run_logpipe(*_ingest_cmd(logs, data)[3:], env={"LOGPIPE_WORKERS": "1"})
+
+
 def _wait_for(proc, cond, timeout=20.0) -> None:
     end = time.monotonic() + timeout
     while time.monotonic() < end and proc.poll() is None:
@@ -598,7 +606,7 @@ def kill_inputs(tmp_path_factory):
         at = sum(sizes[:i])
         write_log(logs / f"proxy-{i:02}.log", lines[at:at + n])
     clean = base / "clean"
-    subprocess.run(_ingest_cmd(logs, clean), env=_env(), check=True, capture_output=True)
+    assert _ingest_here(logs, clean).returncode == 0
     return logs, clean, keys(clean)
 
 
@@ -621,7 +629,7 @@ def test_kill_9_then_rerun_equals_a_clean_run(tmp_path, kill_inputs, point):
         seen = keys(data)
         assert len(seen) == len(set(seen))
         assert set(seen) <= set(want)
-    done = subprocess.run(_ingest_cmd(logs, data), env=_env(), capture_output=True, text=True)
+    done = _ingest_here(logs, data)
     assert done.returncode == 0, done.stderr
     check_consistent(data)
     assert keys(data) == want
@@ -659,7 +667,7 @@ def test_ctrl_c_drops_the_input_in_flight_and_prints_the_summary(tmp_path, kill_
     assert out == ""
     assert "stopped before its end, not ingested" in err and "rows written" in err
     check_consistent(data)  # no pending entry, no hidden file left behind
-    assert subprocess.run(_ingest_cmd(logs, data), env=_env(), capture_output=True).returncode == 0
+    assert _ingest_here(logs, data).returncode == 0
     assert keys(data) == want
 
 
