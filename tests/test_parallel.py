@@ -210,13 +210,9 @@ def test_default_workers_follow_cores_budget_and_size(tmp_path, monkeypatch):
     ("LOGPIPE_MEMORY", "512", "LOGPIPE_MEMORY='512': expected a size with a unit"),
 ])
 def test_bad_worker_settings_are_a_one_line_usage_error(tmp_path, monkeypatch, name, value, message):
-    import os
-    import subprocess
-    import sys
+    from conftest import run_logpipe
 
-    env = {**os.environ, name: value}
-    result = subprocess.run([sys.executable, "-m", "logpipe", "ingest", str(SAMPLES / "istio-1.8.log"),
-                             "--data", str(tmp_path / "d")], env=env, capture_output=True, text=True)
+    result = run_logpipe("ingest", SAMPLES / "istio-1.8.log", "--data", tmp_path / "d", env={name: value})
     assert result.returncode == 2
     assert result.stderr.startswith(f"logpipe: error: {message}")
     assert len(result.stderr.strip().splitlines()) == 1
