@@ -402,6 +402,8 @@ def known_destinations(data_dir, settings=None) -> set[str]:
     from .queries import run_query
 
     with db.reading(data_dir):
+        if not db.has_rows(data_dir):  # (a new dataset, or rejects only: its egress view is empty)
+            return set()
         try:
             con = db.connect(data_dir, settings=settings, sandbox=True, uses=(KNOWN_SQL,))
         except DatasetError:  # no rows yet: everything is new

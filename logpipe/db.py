@@ -85,17 +85,23 @@ def reading(*data_dirs) -> Iterator[None]:
         yield
 
 
+def has_rows(data_dir: str | os.PathLike | None) -> bool:
+    """Whether the dataset holds row files: without any, its ``access_log`` and every view over it
+    (``egress``, …) are empty, and a caller that only reads them needs no connection (~0.15 s)."""
+    return any(resolve_data_dir(data_dir).glob(ROWS_GLOB))
+
+
 def _dataset_sources(con: duckdb.DuckDBPyConnection, data: Path) -> None:
     if not data.exists():
         raise _missing(data, f"no dataset at {data}")
     if not data.is_dir():
         raise _missing(data, f"{data} is a file, not a dataset directory")
-    has_rows, has_rejects = any(data.glob(ROWS_GLOB)), any(data.glob(REJECTS_GLOB))
+    rows_there, has_rejects = has_rows(data), any(data.glob(REJECTS_GLOB))
     from .dataset import MANIFEST
 
-    if not has_rows and not has_rejects and not (data / MANIFEST).is_file():  # (an empty log's dataset is one)
+    if not rows_there and not has_rejects and not (data / MANIFEST).is_file():  # (an empty log's dataset is one)
         raise _missing(data, f"{data} holds no logpipe data (no {ROWS_GLOB} files)")
-    if has_rows:
+    if rows_there:
         rows = _files(data, ROWS_GLOB)
         con.execute(
             f"CREATE VIEW logpipe_rows AS SELECT * FROM read_parquet({rows}, hive_partitioning = true, "
