@@ -1424,3 +1424,32 @@ def test_known_destinations_of_a_dataset_without_rows_open_no_connection(tmp_pat
     src.write_text("".join(incident_line(n) + "\n" for n in ('"pastebin.com"', "crypto-miner.example")))
     assert stream_file(src, data)[0] == 0
     assert alerts.known_destinations(data) == {"pastebin.com"} and len(calls) == 1
+
+
+def test_a_prepared_statement_reads_each_batch_it_is_given():
+    """The alerts' statements are prepared once per connection (queries.prepare_query) and run on each
+    micro-batch that db.replace_records swaps in: each run reads that batch's rows, not the first's,
+    and a DuckDB error of a run is a QueryError as run_query's (the stream turns alerts off on it)."""
+    from logpipe import db
+    from logpipe.alerts import ROWS_SQL
+    from logpipe.errors import QueryError
+    from logpipe.parse import default_parser
+    from logpipe.queries import prepare_query, run_query
+
+    first, second = (default_parser().parse_batch([incident_line(n)], "<stdin>").records
+                     for n in ('"pastebin.com"', "crypto-miner.example"))
+    con = db.connect(tables={"records": first}, uses=(ROWS_SQL,))
+    try:
+        rows = prepare_query(con, ROWS_SQL)
+        broken = prepare_query(con, "SELECT CAST(source_ip AS INTEGER) FROM egress")
+        got = []
+        for batch in (first, second, first):
+            db.replace_records(con, batch)
+            got.append(rows().to_pylist())
+            assert got[-1] == run_query(con, ROWS_SQL).to_pylist()
+        assert [[r["destination"] for r in g] for g in got] == [["pastebin.com"], ["crypto-miner.example"],
+                                                                 ["pastebin.com"]]
+        with pytest.raises(QueryError, match="^SQL error: Conversion Error"):
+            broken()
+    finally:
+        con.close()
