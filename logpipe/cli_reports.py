@@ -42,6 +42,11 @@ def view_settings_options(f):
                         help="Cluster domain for the egress view (default cluster.local).")(f)
 
 
+# `kubectl get pods -A -o json`: report and query read the clients' IPs as workloads.
+pods_option = click.option("--pods", "pods_path", type=click.Path(dir_okay=False),
+                           help="`kubectl get pods -A -o json` output: name sources by workload instead of IP.")
+
+
 @click.command()
 @click.argument("name", type=click.Choice(["inventory", "anomalies"]))
 @data_option
@@ -51,8 +56,7 @@ def view_settings_options(f):
 @click.option("--list", "list_only", is_flag=True, help="List the report's sections and their parameters, then exit.")
 @click.option("-p", "--param", "params", type=(str, str), multiple=True, metavar="KEY VALUE",
               help="Set a threshold parameter (see --list); repeatable.")
-@click.option("--pods", "pods_path", type=click.Path(dir_okay=False),
-              help="`kubectl get pods -A -o json` output: name sources by workload instead of IP.")
+@pods_option
 @click.option("--baseline-days", type=int, metavar="N", help="The first N days of the data are the baseline.")
 @click.option("--baseline", "baseline_dir", type=click.Path(file_okay=False), metavar="DIR",
               help="Another dataset (older) is the baseline; this one is the window.")
@@ -178,6 +182,7 @@ _OUT_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".ndjson": "ndjs
 @format_options
 @click.option("--queries", "query_dirs", multiple=True, type=click.Path(file_okay=False), metavar="DIR",
               help="Also load named queries from DIR (repeatable; or $LOGPIPE_QUERIES).")
+@pods_option
 @click.option("-o", "--output", "fmt", type=click.Choice(QUERY_FORMATS),
               help="Output format (default: table on a terminal, else from --out's suffix, else ndjson).")
 @out_option("Write to FILE (required for parquet)")
@@ -185,7 +190,7 @@ _OUT_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".ndjson": "ndjs
               help="Cut table cells to N columns (default 40).")
 @view_settings_options
 def query(name, sql_text, sql_file, params, list_queries, data_dir, inputs, format_string, format_file, grammar_file,
-          query_dirs, fmt, out_path, max_width, cluster_domain, mesh_domains, internal_cidrs):
+          query_dirs, pods_path, fmt, out_path, max_width, cluster_domain, mesh_domains, internal_cidrs):
     """Run SQL over the dataset: a named query (NAME, see --list) or --sql.
 
     \b
@@ -221,19 +226,27 @@ def query(name, sql_text, sql_file, params, list_queries, data_dir, inputs, form
     else:
         target = sys.stdin.read() if sql_text == "-" else sql_text
 
+    from . import reports
     from .db import connect, reading
     from .settings import load_settings
 
     settings = load_settings(data_dir, cluster_domain=cluster_domain, mesh_domains=mesh_domains,
                              internal_cidrs=internal_cidrs)
+    pods = None
+    if pods_path is not None:
+        from .pods import load_pods
+
+        pods = load_pods(pods_path)
     tables = _input_tables(inputs, format_string, format_file, grammar_file)
     with reading(*([] if inputs else [data_dir])):
-        uses = [target if isinstance(target, str) else target.sql]
+        uses = [target if isinstance(target, str) else target.sql, *([reports.PODS_READS] if pods is not None else [])]
         if tables is not None:
             con = connect(settings=settings, tables=tables, sandbox=True, uses=uses)
         else:
             con = connect(data_dir, settings=settings, sandbox=True, uses=uses)
         try:
+            if pods is not None:
+                reports.attach_pods(con, pods)
             table = run_query(con, target, dict(params))
         finally:
             con.close()

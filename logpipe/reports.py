@@ -140,6 +140,10 @@ def _materialize_egress(con) -> None:
     con.execute(f'CREATE TEMP TABLE egress AS SELECT * FROM "{db}".main.egress')
 
 
+# What attach_pods reads (for a connection made for some statements: ``db.connect(uses=…)``).
+PODS_READS = "access_log ip_norm"
+
+
 def attach_pods(con, pods) -> None:
     """Shadow ``access_log`` (and through it ``egress``) so that client IPs read as workloads."""
     con.register("logpipe_pods", pods)

@@ -451,6 +451,33 @@ def test_cli_internal_cidr_flag_changes_egress(dataset):
     assert int(moved.stdout.split()[1]) > int(base.stdout.split()[1])
 
 
+def test_cli_query_pods_names_sources_by_workload(tmp_path, run_main):
+    """`query --pods` reads the clients' IPs as workloads, as `report --pods` does: an on-call asks
+    SQL about a namespace (its pods' IPs, by when each pod ran), in egress and access_log alike, from a
+    dataset or --input logs; a pods file that is not there is one clear line."""
+    import json
+
+    scenario = Path(__file__).resolve().parent.parent / "sample_logs" / "scenario" / "incident-day.log"
+    pods = tmp_path / "pods.json"
+    pods.write_text(json.dumps({"kind": "List", "items": [{
+        "kind": "Pod", "metadata": {"name": "payments-api-5d8f7c9b4-aaaaa", "namespace": "payments",
+                                    "labels": {"pod-template-hash": "5d8f7c9b4"},
+                                    "ownerReferences": [{"kind": "ReplicaSet", "name": "payments-api-5d8f7c9b4",
+                                                         "controller": True}]},
+        "spec": {}, "status": {"podIP": "10.244.1.21", "podIPs": [{"ip": "10.244.1.21"}],
+                               "startTime": "2025-02-01T00:00:00Z"}}]}))
+    sql = ("SELECT source_ip, count(*) AS n FROM egress WHERE destination = 'api.stripe.com' "
+           "AND source_ip IN ('payments/payments-api', '10.244.1.21') GROUP BY 1")
+    plain = run_main(["query", "--input", str(scenario), "--sql", sql, "-o", "csv"])
+    named = run_main(["query", "--input", str(scenario), "--pods", str(pods), "--sql", sql, "-o", "csv"])
+    assert plain.returncode == 0 and named.returncode == 0, plain.stderr + named.stderr
+    (ip, n), = [line.split(",") for line in plain.stdout.split()[1:]]
+    (workload, m), = [line.split(",") for line in named.stdout.split()[1:]]
+    assert (ip, workload, n) == ("10.244.1.21", "payments/payments-api", m) and int(n) > 0
+    gone = run_main(["query", "--input", str(scenario), "--pods", str(tmp_path / "none.json"), "--sql", "SELECT 1"])
+    assert gone.returncode == 1 and "pods file" in gone.stderr and "does not exist" in gone.stderr and len(gone.stderr.splitlines()) == 1
+
+
 def test_cli_mesh_domain_flag_keeps_hosts_in_the_mesh(tmp_path):
     log = tmp_path / "gw.log"
     log.write_text('[2025-03-12T03:15:47.811Z] "GET /x HTTP/1.1" 200 - via_upstream - "-" 0 10 4 3 "-" "curl/8" "r1" '
