@@ -121,7 +121,10 @@ class Dataset:
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
         """Exclusive lock for a manifest read-modify-write (between processes)."""
-        fd = os.open(self.root / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.root / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:  # a read-only mount or directory: no dataset can be written there
+            raise DatasetError(f"cannot write to dataset directory {self.root}: {e.strerror}; check the path and permissions") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield

@@ -55,6 +55,22 @@ def test_refuses_a_directory_that_is_not_a_dataset(tmp_path):
         Dataset(tmp_path, create=True)
 
 
+def test_a_read_only_directory_is_one_clear_error(tmp_path, monkeypatch):
+    # An empty directory on a read-only mount (chmod does not stop root, so os.open says it).
+    import os
+
+    real_open = os.open
+
+    def read_only(path, flags, *a):
+        if flags & os.O_CREAT:
+            raise OSError(30, "Read-only file system")
+        return real_open(path, flags, *a)
+
+    monkeypatch.setattr(os, "open", read_only)
+    with pytest.raises(DatasetError, match=f"cannot write to dataset directory {tmp_path}: Read-only file system"):
+        Dataset(tmp_path, create=True)
+
+
 def test_create_then_open(tmp_path):
     Dataset(tmp_path / "d", create=True)
     ds = Dataset(tmp_path / "d")
