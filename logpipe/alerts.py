@@ -55,14 +55,14 @@ KINDS = ("new_destination", "unregistered_egress", "blocked_attempt", "authz_den
          "destination_scan")
 SCAN_DESTINATIONS = 10  # new IP destinations of one source within the window that make a scan
 ROWS_SQL = """
-SELECT line_number, start_time, source, destination, destination_port, egress_kind, source_ip,
+SELECT line_number, start_time, source, pod, destination, destination_port, egress_kind, source_ip,
        upstream_cluster, route_name, response_code, response_flags, method, path,
        blocked_by(upstream_cluster, route_name) AS blocked_by
 FROM egress
 ORDER BY line_number
 """
 DENIALS_SQL = """
-SELECT line_number, start_time, source, source_ip, destination, destination_port, method, path, response_code,
+SELECT line_number, start_time, source, pod, source_ip, destination, destination_port, method, path, response_code,
        response_flags, mechanism, policy
 FROM denials
 ORDER BY line_number
@@ -106,7 +106,8 @@ class Alert:
 
         when = to_jsonable(self.time) if self.time else "-"
         ln = self.evidence.get("line_number")
-        where = f" ({self.evidence.get('source')}:{ln})" if ln else ""
+        pod = self.evidence.get("pod")  # (kubectl --prefix: which of several pods printed the line)
+        where = f" ({self.evidence.get('source')}:{ln}{f', pod {pod}' if pod else ''})" if ln else ""
         return escape_control(f"alert {when} {self.kind} {self.destination}: {self.message}{where}")
 
 
@@ -151,7 +152,7 @@ def _from(sources: Counter, row: dict) -> tuple[str, dict]:
 
 
 def _evidence(row: dict, **more) -> dict:
-    keys = ("source", "line_number", "start_time", "source_ip", "destination_port", "egress_kind", "method",
+    keys = ("source", "line_number", "pod", "start_time", "source_ip", "destination_port", "egress_kind", "method",
             "path", "response_code", "response_flags", "upstream_cluster", "route_name")
     out = {k: row.get(k) for k in keys if row.get(k) not in (None, [], "")}
     out.update(more)

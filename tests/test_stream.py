@@ -1247,6 +1247,24 @@ def test_an_authz_denial_names_its_line_as_the_other_alerts_do():
         assert a.count == 1 and ev["mechanism"] == ("rbac" if line == 2 else "ext_authz")
 
 
+def test_an_alert_names_the_pod_of_a_prefixed_line():
+    """`kubectl logs -f -l … --prefix` interleaves several pods' lines on stdin: `(<stdin>:N)` alone did
+    not say which pod printed the line (evidence had no pod); an egress row's and a denial's now do."""
+    from logpipe.alerts import AlertRules
+    from logpipe.parse import default_parser
+
+    a, b = "[pod/waypoint-7d9f8b6c4-x2k8p/istio-proxy] ", "[pod/waypoint-7d9f8b6c4-q8w2n/istio-proxy] "
+    lines = [a + incident_line('"pastebin.com"'), b + incident_line("deny-httpbin-post"), incident_line(" 403 UAEX ")]
+    got = [x for x in AlertRules(window_seconds=300).check(default_parser().parse_batch(lines, "<stdin>", 1).records)
+           if x.kind != "new_destination"]
+    assert [(x.kind, x.evidence["line_number"], x.evidence.get("pod")) for x in got] == [
+        ("unregistered_egress", 1, "waypoint-7d9f8b6c4-x2k8p"), ("authz_denial", 2, "waypoint-7d9f8b6c4-q8w2n"),
+        ("authz_denial", 3, None)]
+    assert got[0].to_text().endswith("(<stdin>:1, pod waypoint-7d9f8b6c4-x2k8p)")
+    assert json.loads(got[1].to_json())["evidence"]["pod"] == "waypoint-7d9f8b6c4-q8w2n"
+    assert got[-1].to_text().endswith("(<stdin>:3)") and "pod" not in json.loads(got[-1].to_json())["evidence"]
+
+
 @pytest.mark.parametrize("lines, parts", [(1, "1 part file to"), (0, "0 part files to")])
 def test_the_summary_counts_part_files_in_good_grammar(tmp_path, lines, parts):
     run = stream_cli(tmp_path / "d", "-q", input="".join(access_line(i) + "\n" for i in range(lines)).encode())
