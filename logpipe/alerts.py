@@ -73,6 +73,8 @@ KNOWN_SQL = "SELECT DISTINCT destination FROM egress WHERE destination IS NOT NU
 # are both AuthorizationPolicies, told apart by what enforced them.
 DENIED_BY = {"rbac": "AuthorizationPolicy (Envoy RBAC)", "ztunnel policy": "AuthorizationPolicy (ztunnel)",
              "ext_authz": "ext_authz"}
+# Alert times kept per kind and key (by event time): an event near any of them raises none.
+ALERT_TIMES = 64
 # Past this many entries the dedup maps forget entries whose window has passed (bounded memory).
 MAX_STATE = 100_000
 # failure_burst keeps each destination's recent failure times, sorted by event time, at most this many
@@ -202,7 +204,9 @@ class AlertRules:
         self.window = dt.timedelta(seconds=window_seconds)
         self.burst_threshold = max(1, burst_threshold)
         self.failure_flags = failure_flags()
-        self._last: dict[tuple[str, str], dt.datetime] = {}
+        # per (kind, key): the event times of its alerts, sorted, the latest ALERT_TIMES (several pods'
+        # lines arrive out of time order: an event is quiet near any of them, not only the last one)
+        self._alerted: dict[tuple[str, str], list[dt.datetime]] = {}
         self._quiet: dict[tuple[str, str], tuple[int, Counter]] = {}  # rows and sources since a key's last alert
         self._failures: dict[str, list[dt.datetime]] = {}  # per destination: failure times, sorted
         self._failure_times = 0  # their total
@@ -292,18 +296,35 @@ class AlertRules:
                 out += self._burst(row)
         return out
 
-    def _due(self, kind: str, key: str, t: dt.datetime) -> bool:
-        last = self._last.get((kind, key))
-        if last is not None and abs(t - last) < self.window:
+    def _near(self, kind: str, key: str, t: dt.datetime) -> bool:
+        """Whether an alert of ``kind`` for ``key`` was raised for an event within the window of ``t``,
+        before or after it (by event time: a pod's backlog may arrive after another's later lines)."""
+        times = self._alerted.get((kind, key))
+        if not times:
             return False
-        self._last[(kind, key)] = t
+        i = bisect.bisect_left(times, t)
+        return any(abs(times[j] - t) < self.window for j in (i - 1, i) if 0 <= j < len(times))
+
+    def _before(self, kind: str, key: str, t: dt.datetime) -> dt.datetime | None:
+        """The event time of the last alert of ``kind`` for ``key`` before ``t``, if any."""
+        times = self._alerted.get((kind, key))
+        i = bisect.bisect_left(times, t) if times else 0
+        return times[i - 1] if i else None
+
+    def _due(self, kind: str, key: str, t: dt.datetime) -> bool:
+        if self._near(kind, key, t):
+            return False
+        times = self._alerted.setdefault((kind, key), [])
+        bisect.insort(times, t)
+        if len(times) > ALERT_TIMES:  # (the earliest go first)
+            del times[0]
         return True
 
     def _alert_due(self, kind: str, key: str, row: dict, t: dt.datetime, quiet: bool = False):
         """None when an alert of ``kind`` for ``key`` is not due at ``t`` (or ``quiet``: a scan's alert
         said it): the row is counted by the next one. Else the alert's count (the rows of ``key``
         since its last alert, this one included), their sources, and the words that say since when."""
-        last = self._last.get((kind, key))
+        last = self._before(kind, key, t)
         n, sources = self._quiet.pop((kind, key), (0, Counter()))
         sources[row.get("source_ip") or "?"] += 1
         if quiet or not self._due(kind, key, t):
@@ -333,8 +354,7 @@ class AlertRules:
         return [Alert("destination_scan", dest, t, msg, len(names), _evidence(row, destinations=names))]
 
     def _scanning(self, src: str | None, t: dt.datetime) -> bool:
-        last = self._last.get(("destination_scan", src)) if src else None
-        return last is not None and abs(t - last) < self.window
+        return bool(src) and self._near("destination_scan", src, t)
 
     def _once_per_window(self, row: dict, kind: str, key: str) -> list[Alert]:
         t = row["start_time"]
@@ -390,11 +410,11 @@ class AlertRules:
         return out
 
     def _prune(self) -> None:
-        if len(self._last) > MAX_STATE:
-            newest = max(self._last.values())
-            self._last = {k: v for k, v in self._last.items() if newest - v < self.window}
+        if len(self._alerted) > MAX_STATE:
+            newest = max(v[-1] for v in self._alerted.values())
+            self._alerted = {k: v for k, v in self._alerted.items() if newest - v[-1] < self.window}
         if len(self._quiet) > MAX_STATE:  # (the quiet rows of alerts forgotten above, or never raised)
-            self._quiet = {k: v for k, v in self._quiet.items() if k in self._last}
+            self._quiet = {k: v for k, v in self._quiet.items() if k in self._alerted}
         if len(self._failures) > MAX_STATE or self._failure_times > MAX_FAILURE_TIMES:
             keep = self.burst_threshold - 1  # (the latest ones: a burst still needs n failures)
             self._failures = {k: v[-keep:] for k, v in self._failures.items() if len(v) > 1 and keep}
