@@ -261,6 +261,13 @@ def _owned_names(con, kind: str) -> list[tuple[str, str]]:
         return []
 
 
+def _workload_columns() -> set[str]:
+    """ztunnel's columns of both ends' workloads (``src_*``, ``dst_*``): empty on an Envoy line."""
+    from .schema import WORKLOAD_FIELDS
+
+    return {f.name for f in WORKLOAD_FIELDS if f.name.startswith(("src_", "dst_"))}
+
+
 def _hint(con, message: str) -> str:
     for rx, kind in _MISSING_RE:
         m = rx.search(message)
@@ -272,6 +279,9 @@ def _hint(con, message: str) -> str:
             if owners:  # (a column of another view: rejects keep a line's raw text, rows do not)
                 return f"{name} is a column of {' and '.join(owners)} only"
             close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+            if close and kind != "views" and set(close) <= _workload_columns():
+                return (f"did you mean {', '.join(close)}? (ztunnel's: an Envoy line names only IPs; "
+                        "`--pods FILE`, kubectl get pods -A -o json, reads source_ip as namespace/workload)")
             if close:
                 return f"did you mean {', '.join(close)}?"
             if kind == "views":

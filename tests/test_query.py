@@ -656,6 +656,9 @@ def test_missing_dataset(tmp_path, run_main):
     ("SELECT * FROM egres", "did you mean egress"),
     ("SELECT upstream_clustr FROM access_log", "did you mean upstream_cluster"),
     ("SELECT raw FROM access_log", "; raw is a column of rejects only$"),  # (not "did you mean raw?")
+    # (a namespace: ztunnel's columns are the close ones, empty on an Envoy line; --pods is the way)
+    ("SELECT count(*) FROM egress WHERE namespace = 'payments'",
+     r"did you mean src_namespace, dst_namespace\? \(ztunnel's: an Envoy line names only IPs; `--pods FILE`"),
     ("SELECT reason, raw FROM egress", "; reason is a column of rejects only$"),
     ("SELEC 1", "Parser Error"),
     ("SELECT 1; SELECT 2", "one SELECT at a time"),
