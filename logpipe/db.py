@@ -229,10 +229,11 @@ def _view_needs(texts: dict[Path, str]) -> dict[Path, set[Path]]:
     return {p: {q for q in texts if q != p and defines[q] & words[p]} for p in texts}
 
 
-def _in_dependency_order(texts: dict[Path, str]) -> dict[Path, str]:
+def _in_dependency_order(texts: dict[Path, str], needs: dict[Path, set[Path]] | None = None) -> dict[Path, str]:
     """``texts`` (view files) ordered so that each comes after the files whose views and macros it
-    names, by name where nothing decides (a cycle, or names that are no file's, keep their order)."""
-    needs = _view_needs(texts)
+    names (``needs``: ``_view_needs(texts)``), by name where nothing decides (a cycle, or names that
+    are no file's, keep their order)."""
+    needs = _view_needs(texts) if needs is None else needs
     ordered: dict[Path, str] = {}
     while len(ordered) < len(texts):
         ready = [p for p in texts if p not in ordered and needs[p] <= ordered.keys()]
@@ -245,9 +246,9 @@ class _ViewFiles:
     """The view files: their texts in dependency order, what each defines and which others it needs."""
 
     def __init__(self, texts: dict[Path, str]):
-        self.texts = _in_dependency_order(texts)
+        self.needs = _view_needs(texts)
+        self.texts = _in_dependency_order(texts, self.needs)
         self.defines = _definitions(self.texts)
-        self.needs = _view_needs(self.texts)
 
     def used_by(self, uses: list[str]) -> dict[Path, str]:
         """The files the statements ``uses`` need: those defining a name they mention, and the files
