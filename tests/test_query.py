@@ -387,6 +387,33 @@ def test_a_host_reached_over_hbone_is_in_the_mesh_on_every_row():
         ("httpbin.org", "waypoint"), ("mirror.internal.example", None), ("mirror.internal.example", None)]
 
 
+def test_registry_only_lists_every_passthrough_destination_internal_ones_too():
+    """`query registry_only` answers "what would REGISTRY_ONLY break": every PassthroughCluster
+    destination, also one at an internal address (a VPC database), which the egress view and the
+    inventory leave out; a ServiceEntry's traffic is not listed."""
+    from logpipe.db import connect
+    from logpipe.queries import named_query, run_query
+
+    rows = [rec(upstream_cluster="PassthroughCluster", upstream_host_ip="10.20.30.40", upstream_host_port=5432,
+                downstream_local_address_ip="10.20.30.40", downstream_local_address_port=5432, bytes_received=900),
+            rec(upstream_cluster="PassthroughCluster", upstream_host_ip="203.0.113.99", upstream_host_port=443,
+                downstream_local_address_ip="203.0.113.99", downstream_local_address_port=443,
+                requested_server_name="api.newvendor.example", downstream_remote_address_ip="10.244.1.6"),
+            rec(upstream_cluster="PassthroughCluster", upstream_host_ip="203.0.113.99", upstream_host_port=443,
+                downstream_local_address_ip="203.0.113.99", downstream_local_address_port=443,
+                requested_server_name="api.newvendor.example"),
+            rec(upstream_cluster="outbound|443||api.example.com", upstream_cluster_direction="outbound",
+                upstream_cluster_port=443, upstream_cluster_host="api.example.com",
+                upstream_host_ip="192.0.2.45", upstream_host_port=443)]
+    c = connect(tables={"records": records(*rows)})
+    got = run_query(c, named_query("registry_only")).to_pylist()
+    assert [(g["destination"], g["port"], g["protocol"], g["address_kind"], g["requests"], g["sources"], g["sni"])
+            for g in got] == [
+        ("api.newvendor.example", 443, "TLS", "public", 2, ["10.244.1.5", "10.244.1.6"], "api.newvendor.example"),
+        ("10.20.30.40", 5432, "TCP", "internal", 1, ["10.244.1.5"], None)]
+    assert run_query(c, "SELECT count(*) AS n FROM egress WHERE destination = '10.20.30.40'").to_pylist() == [{"n": 0}]
+
+
 def test_sample_dataset_has_every_egress_kind(con):
     from logpipe.queries import run_query
 
