@@ -251,6 +251,21 @@ def query(name, sql_text, sql_file, params, list_queries, data_dir, inputs, form
         finally:
             con.close()
     _write_result(table, fmt, out_path, max_width)
+    if name:
+        _note_default_limit(target, dict(params), table.num_rows)
+
+
+def _note_default_limit(target, params: dict, rows: int) -> None:
+    """A named query whose ``limit`` parameter, left at its default, cut its answer says so on stderr
+    (``denied`` gave 50 of a week's 94 rows, to a csv file too, with no word)."""
+    from .queries import bind_params
+
+    if "limit" not in target.params or "limit" in params:
+        return
+    limit = bind_params(target, {}).get("limit")
+    if isinstance(limit, int) and 0 < limit <= rows:
+        click.echo(f"logpipe: note: {target.name} stopped at {limit} rows, its default limit; there may be more: "
+                   "-p limit N shows up to N", err=True)
 
 
 def _input_tables(inputs, format_string, format_file, grammar_file) -> dict | None:

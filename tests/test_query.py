@@ -566,6 +566,24 @@ def test_cli_named_query_with_params(dataset):
     assert r.exit_code == 0 and json.loads(r.stdout) == []
 
 
+def test_a_named_query_cut_by_its_default_limit_says_so(tmp_path, dataset, run_main):
+    """`query denied -o csv` wrote 50 of a week's 94 rows and said nothing: a named query whose
+    default `limit` its answer reached says so on stderr, one line; not when `-p limit` was given, nor
+    when the answer is shorter."""
+    (tmp_path / "few.sql").write_text("-- Few\n-- @param limit 2 rows to show\n-- @param n 5\n"
+                                      "SELECT * FROM range($n) LIMIT $limit\n")
+    base = ["query", "few", "--data", str(dataset), "--queries", str(tmp_path), "-o", "csv"]
+    cut = run_main(base)
+    assert cut.returncode == 0 and cut.stdout.splitlines() == ["range", "0", "1"]
+    assert cut.stderr == ("logpipe: note: few stopped at 2 rows, its default limit; there may be more: "
+                          "-p limit N shows up to N\n")
+    for more in (["-p", "limit", "2"], ["-p", "n", "1"]):
+        r = run_main(base + more)
+        assert r.returncode == 0 and r.stderr == "", more
+    builtin = run_main(["query", "top_destinations", "--data", str(dataset), "-o", "csv"])
+    assert len(builtin.stdout.splitlines()) == 21 and "top_destinations stopped at 20 rows" in builtin.stderr
+
+
 def test_user_queries_merge_and_override(tmp_path, dataset):
     (tmp_path / "mine.sql").write_text("-- My query\n-- @param n 1\nSELECT $n + 1 AS answer\n")
     (tmp_path / "top_destinations.sql").write_text("-- Replaced\nSELECT 'mine' AS who\n")
