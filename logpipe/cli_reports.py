@@ -47,10 +47,22 @@ pods_option = click.option("--pods", "pods_path", type=click.Path(dir_okay=False
                            help="`kubectl get pods -A -o json` output: name sources by workload instead of IP.")
 
 
+_TABLE_FORMATS = {".csv": "csv", ".tsv": "tsv"}  # (query's, one table: a report is several)
+
+
+class _ReportFormat(click.Choice):
+    """A report's -o: csv and tsv pass to the command, which says how to get its tables so."""
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and value.lower() in _TABLE_FORMATS.values():
+            return value.lower()
+        return super().convert(value, param, ctx)
+
+
 @click.command()
 @click.argument("name", type=click.Choice(["inventory", "anomalies"]))
 @data_option
-@click.option("-o", "--output", "fmt", type=click.Choice(["text", "markdown", "json", "html"]),
+@click.option("-o", "--output", "fmt", type=_ReportFormat(["text", "markdown", "json", "html"]),
               help="Output format (default: from --out's suffix, .html .md .txt .json; else text on a terminal, json).")
 @out_option("Write to this file instead of stdout")
 @click.option("--list", "list_only", is_flag=True, help="List the report's sections and their parameters, then exit.")
@@ -95,6 +107,13 @@ def report(name, data_dir, fmt, out_path, list_only, params, pods_path, baseline
     if name == "inventory" and (baseline_dir or baseline_days is not None):
         raise UsageError("the inventory has no baseline (--baseline, --baseline-days are the anomalies'); "
                          "narrow it with --since/--until")
+    if fmt is None and out_path:
+        fmt = _TABLE_FORMATS.get(os.path.splitext(out_path)[1].lower())
+    if fmt in _TABLE_FORMATS.values():
+        sections = [s["name"] for s in reports.list_report(name)]
+        raise UsageError(f"a report is {len(sections)} tables, not one {fmt}: write a section's table with `logpipe "
+                         f"query SECTION -o {fmt} --out FILE` (SECTION: {', '.join(sections)}; -p since/until for a "
+                         "window), or the whole report with -o json")
     if fmt is None:
         fmt = _format_of(out_path, _REPORT_SUFFIXES, "text", "json")
     from .settings import load_settings

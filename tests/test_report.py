@@ -454,6 +454,25 @@ def test_an_out_suffix_of_no_format_is_refused(scenario_data, tmp_path, command)
     assert plain.exit_code == 0, plain.output
     assert (tmp_path / "r").read_text().lstrip().startswith("{")
 
+
+@pytest.mark.parametrize("how", [["-o", "csv"], ["-o", "TSV"], ["--out", "inv.csv"]])
+def test_a_report_asked_for_csv_says_how_to_get_its_tables_so(scenario_data, tmp_path, how):
+    """`report inventory -o csv` was click's "'csv' is not one of …", and `--out inv.csv` said ".csv is
+    no format logpipe writes", though `logpipe query` writes each section's table as CSV: one line
+    naming the sections to run so."""
+    from logpipe.errors import UsageError
+
+    how = [str(tmp_path / h) if h.endswith(".csv") else h for h in how]
+    got = CliRunner().invoke(cli, ["report", "inventory", "--data", str(scenario_data), *how])
+    assert isinstance(got.exception, UsageError) and not (tmp_path / "inv.csv").exists()
+    said = str(got.exception)
+    fmt = "tsv" if "TSV" in how else "csv"
+    assert said == (f"a report is 2 tables, not one {fmt}: write a section's table with `logpipe query SECTION -o {fmt} "
+                    "--out FILE` (SECTION: destinations, sources; -p since/until for a window), or the whole report "
+                    "with -o json")
+    table = CliRunner().invoke(cli, ["query", "destinations", "--data", str(scenario_data), "-o", fmt])
+    assert table.exit_code == 0 and table.stdout.startswith("destination" + ("," if fmt == "csv" else "\t") + "port")
+
 def test_a_short_dataset_has_an_empty_baseline_not_an_inverted_one(tmp_path):
     """Data of under a day: the window (its last 24 h) holds it all and the baseline is empty; its
     header read "baseline 2025-03-12 03:14 to 2025-03-11 03:15". The markdown's two header lines are
