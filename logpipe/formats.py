@@ -478,11 +478,14 @@ def json_operators(fmt: dict) -> dict[str, Operator]:
     return out
 
 
-def _flatten(obj: dict, prefix: str = "") -> dict:
+def _flatten(obj: dict, prefix: str = "", leaves=frozenset()) -> dict:
+    """Nested objects' keys dotted (``{"req": {"method": …}}``: ``req.method``); an object at a key of
+    ``leaves`` (a JSON format's operator keys) is that key's value whole: typed JSON renders
+    %DYNAMIC_METADATA(…)%, %FILTER_STATE(…)% or %CEL(…)% of a struct as an object (usage.rst)."""
     out = {}
     for k, v in obj.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
+        if isinstance(v, dict) and f"{prefix}{k}" not in leaves:
+            out.update(_flatten(v, f"{prefix}{k}.", leaves))
         else:
             out[f"{prefix}{k}"] = v
     return out

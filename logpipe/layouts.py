@@ -209,7 +209,7 @@ class CustomLayout:
 
     def _json_hits(self, obj) -> tuple[dict, list[str]]:
         """A decoded JSON line's keys (flattened, dotted) and those of them this format has."""
-        flat = _flatten(obj) if self.json_keys and isinstance(obj, dict) else {}
+        flat = _flatten(obj, leaves=self.json_keys) if self.json_keys and isinstance(obj, dict) else {}
         return flat, [k for k in self.json_keys or () if k in flat]
 
     @functools.cached_property

@@ -878,6 +878,24 @@ def test_json_lines_with_empty_values_omitted_are_the_formats():
     assert rejects == [] and [r["bytes_sent"] for r in got] == list(range(3000))
 
 
+def test_a_json_formats_object_value_is_its_json_text():
+    """Typed JSON renders %DYNAMIC_METADATA(ns)% / %FILTER_STATE(…)% of a struct as an object (Envoy's
+    usage.rst): its key's column holds the object as JSON text. It was null: the line's object was
+    flattened into keys the format has not (``rbac.shadow_engine_result``), and so, with
+    omit_empty_values' few keys, the line was a reject naming keys the format "does not have"."""
+    fmt = {"ts": "%START_TIME%", "req": {"status": "%RESPONSE_CODE%"}, "rbac": "%DYNAMIC_METADATA(envoy.filters.http.rbac)%",
+           "peer": "%FILTER_STATE(istio.peer_principal:PLAIN)%", "host": "%REQ(:AUTHORITY)%", "up": "%UPSTREAM_HOST%"}
+    parser = layouts.parser_from_options(format_string=json.dumps(fmt))
+    full = {"ts": "2025-03-01T10:00:00.000Z", "req": {"status": 403}, "rbac": {"shadow_engine_result": "denied"},
+            "peer": "spiffe://cluster.local/ns/a/sa/b", "host": "a.example", "up": "192.0.2.7:443"}
+    few = {"ts": "2025-03-01T10:00:01.000Z", "rbac": {"shadow_effective_policy_id": "ns[a]-policy[p]-rule[0]"}}
+    for n in (1, 100):  # (json.loads' reading, and a batch of jsonlog.FLAT_MIN_ROWS or more: cut.c's, which leaves objects to it)
+        got, rejects = rows(parser, [json.dumps(full)] * n + [json.dumps(few)])
+        assert rejects == [] and len(got) == n + 1
+        assert got[0]["response_code"] == 403 and json.loads(got[0]["dynamic_metadata_envoy_filters_http_rbac"]) == full["rbac"]
+        assert json.loads(got[-1]["dynamic_metadata_envoy_filters_http_rbac"]) == few["rbac"]
+
+
 def test_long_flags_are_stored_as_the_short_codes_the_reports_read():
     """%RESPONSE_FLAGS_LONG% fills response_flags with the short codes (FORMATS.md c), as the reports
     ask for them (UF, UH): it was an extra text column, and a failing destination showed no failure."""
