@@ -140,6 +140,8 @@ def report(name, data_dir, fmt, out_path, list_only, params, pods_path, baseline
                     window = dataclasses.replace(window, baseline_source="the --input logs")
             doc = reports.run_report(con, name, params=dict(params), window=window)
             hint = reports.empty_note(con, inputs=tables is not None) or reports.baseline_hint(doc)
+            # (logs parsed with a format: the format's own note said it, _input_tables)
+            blind = None if tables is not None and (format_string or format_file) else reports.cluster_note(con)
             if fmt == "html":
                 from . import html
 
@@ -155,8 +157,9 @@ def report(name, data_dir, fmt, out_path, list_only, params, pods_path, baseline
                 text = buf.getvalue()
         finally:
             con.close()
-    if hint:
-        click.echo(hint, err=True)
+    for line in (hint, blind):
+        if line:
+            click.echo(line, err=True)
     if out_path:
         reports.write_text_atomic(out_path, text)
         click.echo(f"logpipe: wrote {out_path}", err=True)

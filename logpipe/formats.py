@@ -239,6 +239,21 @@ def typo_notes(pieces: list[str | Operator]) -> list[str]:
     return notes
 
 
+# What the egress reports cannot tell without a cluster (queries/views/traffic.sql judges egress_kind by
+# it: BlackHoleCluster, PassthroughCluster, outbound|…|HOST): said of a format that logs none (cluster_note)
+# and of a report's rows that name none (reports.cluster_note).
+NO_CLUSTER_EFFECT = ("the egress reports cannot tell registered, passthrough (unregistered) and blocked egress apart: "
+                     "a row to a public upstream_host is egress_kind public_ip, and a connection blocked by "
+                     "BlackHoleCluster (no upstream host) is no egress row; add %UPSTREAM_CLUSTER_RAW% to the format")
+
+
+def cluster_note(columns) -> str | None:
+    """A note for a format whose operators (``columns``: the columns they fill) log no upstream cluster."""
+    if "upstream_cluster" in columns:
+        return None
+    return f"the format logs no %UPSTREAM_CLUSTER_RAW% (or %UPSTREAM_CLUSTER%), so {NO_CLUSTER_EFFECT}"
+
+
 def greedy_tail(pieces: list[str | Operator]) -> Operator | None:
     """The format's last operator when it is unquoted free text with nothing after it: it takes the
     rest of any line that starts as the format does (a line of another layout in the same input)."""

@@ -16,7 +16,7 @@ from pathlib import Path
 from .errors import LogpipeError, UsageError
 from .formatfile import read_format_file
 from .formats import (QUERY_ALIASES, TIME_SPEC_RX, VIEW_COLUMNS, FormatError, Operator, _flatten, _strftime,
-                      grammar_from_format, greedy_tail, json_operators, parse_format, typo_notes)
+                      cluster_note, grammar_from_format, greedy_tail, json_operators, parse_format, typo_notes)
 from .schema import COLUMNS
 
 # %RESPONSE_FLAGS_LONG%'s names and the short codes the record keeps (FORMATS.md c, from Envoy's
@@ -235,6 +235,7 @@ def layout_from_format(fmt: str) -> CustomLayout:
     layout = layout_from_grammar(text, source="<format string>", spec=f"text:{fmt}")
     pieces = parse_format(fmt)  # (its START_TIME spec: layout_from_grammar read it from the grammar's TIME_SPEC_RX line)
     layout.notes += typo_notes(pieces)
+    layout.notes += filter(None, [cluster_note({p.column for p in pieces if isinstance(p, Operator)})])
     tail = greedy_tail(pieces)
     if tail is not None:
         layout.notes.append(f"the format ends with {tail.text} unquoted, which may hold spaces: it takes the rest "
@@ -256,6 +257,7 @@ def layout_from_json(fmt: dict) -> CustomLayout:
                           extra=extra, counts=counts, long_flags=long_flags,
                           time_format=_strftime(time)[1] if time else None, json_keys=keys)
     layout.notes += typo_notes(list(operators.values()))
+    layout.notes += filter(None, [cluster_note(set(keys.values()))])
     mixed = [k for k, v in _flatten(fmt).items() if k not in operators and isinstance(v, str) and "%" in v
              and any(isinstance(p, Operator) for p in _pieces(v))]
     if mixed:  # ("%DURATION%.0" is Envoy's own example of one)

@@ -337,6 +337,21 @@ def empty_note(con, inputs: bool = False) -> str | None:
             "so the report is empty" + ("" if malformed else "; give a proxy's log (kubectl logs … -c istio-proxy)"))
 
 
+def cluster_note(con) -> str | None:
+    """A line for stderr when rows of some layout name no upstream cluster at all (a custom format
+    without %UPSTREAM_CLUSTER_RAW%, Envoy's default layout): what the report cannot tell of them.
+    ztunnel's rows have none by nature (traffic.sql judges them by their workloads)."""
+    from .formats import NO_CLUSTER_EFFECT
+
+    blind = [f for (f,) in con.execute(
+        "SELECT log_format FROM access_log WHERE log_format NOT LIKE 'ztunnel%' "
+        "GROUP BY log_format HAVING count(upstream_cluster) = 0 ORDER BY log_format").fetchall()]
+    if not blind:
+        return None
+    return (f"logpipe: note: no row of layout {', '.join(blind)} names an upstream cluster (its format logs no "
+            f"%UPSTREAM_CLUSTER_RAW%), so for those rows {NO_CLUSTER_EFFECT}")
+
+
 def baseline_hint(doc: dict[str, Any]) -> str | None:
     """A line for stderr when the comparison is meaningless."""
     if "baseline" in doc and not doc["baseline"]["requests"]:

@@ -156,3 +156,30 @@ def test_error_share_queries_share_one_default_set_of_failure_flags():
     flags = {p.name: default.findall(p.read_text()) for p in (QUERIES / "inventory" / "destinations.sql",
                                                               QUERIES / "egress" / "top_destinations.sql")}
     assert all(len(v) == 1 for v in flags.values()) and len({v[0] for v in flags.values()}) == 1, flags
+
+
+# No %UPSTREAM_CLUSTER%: egress_kind has only upstream_host to go by.
+NO_CLUSTER = ("%START_TIME(%s.%3f)%\t%REQ(:METHOD)%\t%RESPONSE_CODE%\t%RESPONSE_FLAGS%\t%REQ(:AUTHORITY)%\t"
+              "%UPSTREAM_HOST%\t%DOWNSTREAM_LOCAL_ADDRESS%\t%DOWNSTREAM_REMOTE_ADDRESS%")
+
+
+@pytest.mark.parametrize("fmt, blind", [(NO_CLUSTER, True), (NO_CLUSTER + "\t%UPSTREAM_CLUSTER_RAW%", False)])
+def test_a_format_without_a_cluster_says_what_the_reports_cannot_tell(tmp_path, fmt, blind):
+    """A connection BlackHoleCluster blocked (no upstream host) was in no row of the inventory, and a
+    passthrough call counted as public_ip, in silence: the format's note says so at ingest, and the
+    report's (from the rows, the format aside) at every report of the dataset."""
+    cluster = "\tPassthroughCluster" if not blind else ""
+    lines = [f"1741392000.000\tGET\t200\t-\tpastebin.com\t104.20.1.1:80\t104.20.1.1:80\t10.244.2.21:5000{cluster}",
+             f"1741392001.000\t-\t0\tUH\t-\t-\t198.51.100.77:443\t10.244.1.23:33000{cluster and chr(9) + 'BlackHoleCluster'}"]
+    log, data = tmp_path / "p.log", tmp_path / "data"
+    log.write_text("\n".join(lines) + "\n")
+    got = CliRunner().invoke(cli, ["ingest", "--format-string", fmt, str(log), "--data", str(data)])
+    assert got.exit_code == 0 and got.stdout == ""
+    said = "cannot tell registered, passthrough (unregistered) and blocked egress apart"
+    assert (said in got.stderr) == blind
+    for name in ("inventory", "anomalies"):
+        got = CliRunner().invoke(cli, ["report", name, "--data", str(data), "-o", "json"])
+        assert got.exit_code == 0 and ("no row of layout custom names an upstream cluster" in got.stderr) == blind
+    kinds = {r["destination"]: r["egress_kind"] for r in report(data, "inventory")["destinations"]}
+    assert kinds == ({"pastebin.com": "public_ip"} if blind else
+                     {"pastebin.com": "passthrough", "198.51.100.77": "blocked"})
