@@ -27,6 +27,9 @@ NOISE_RULES = {
     "otel_debug_log": "OpenTelemetry Collector debug exporter's record line, not an access line",
     "go_panic": "Go crash dump line (a panic or fatal error and its goroutine traceback), not an access line",
 }
+# Noise rules of a time and a word (a level) that an access line of a format starting %START_TIME%
+# %REQ(:METHOD)% also follows: under a given format, their reasons say where the line departs from it.
+WORD_AFTER_TIME_RULES = ("istio_log", "tracing_log")
 # Rules also tried on the line past a stern-style prefix's words (WORDS_RULES): stern's prefix is two
 # or three words, so a Go traceback's "goroutine 1 [running]:" reads as one (pod "goroutine", container
 # "1", body "[running]:"), and after stern's own prefix "exit status 2" loses "exit" to it. Not the other
@@ -73,16 +76,30 @@ PADDED = "__padded"
 
 
 def classify_noise(df: pl.DataFrame, noise: Sequence[tuple[str, str]], rejects: list[dict],
-                   past_words: dict[str, str] | None = None) -> pl.DataFrame:
+                   past_words: dict[str, str] | None = None, custom=None) -> pl.DataFrame:
     """The lines of ``df`` that a noise rule (``noise``: its name in NOISE_RULES and its regex) takes
     become rejects (the first rule that matches names it, ``noise_hits``); returns the others. One
-    query for all rules: each polars call costs ~0.2 ms, more than the few lines that get here."""
+    query for all rules: each polars call costs ~0.2 ms, more than the few lines that get here. Under
+    a given text format (``custom``, which left these lines) the reason of a WORD_AFTER_TIME_RULES line
+    says where it departs from that format too: an access line of another format (time, tab, method,
+    tab) reads as istio-agent's, so a wrong format given would be said as noise alone."""
     which = pl.coalesce([pl.when(hit).then(pl.lit(k, pl.Int8))
                          for k, hit in enumerate(noise_hits(df, noise, past_words))]).alias("__noise")
-    marked = df.select("line_number", "raw", which)
-    for ln, raw, k in marked.filter(pl.col("__noise").is_not_null()).iter_rows():
-        rejects.append(_reject(ln, raw, NOISE_RULES[noise[k][0]], "noise"))
+    marked = df.select("line_number", "raw", "body", "prefix_len", which)
+    for ln, raw, body, plen, k in marked.filter(pl.col("__noise").is_not_null()).iter_rows():
+        mine = _departure(custom, body) if noise[k][0] in WORD_AFTER_TIME_RULES else None
+        why = NOISE_RULES[noise[k][0]] + (f" (nor does it follow the given format: {mine.describe(plen or 0, layout=False)})"
+                                          if mine is not None else "")
+        rejects.append(_reject(ln, raw, why, "noise"))
     return df.filter(marked["__noise"].is_null())
+
+
+def _departure(custom, body: str):
+    """Where ``body`` departs from a given text format (``custom``: a CustomLayout) by its grammar's
+    diagnosis, or None (no format, a JSON one, or none found)."""
+    if custom is None or custom.rulebook is None:
+        return None
+    return diagnose_line(custom.rulebook, body, (custom.name,))
 
 
 def noise_hits(df: pl.DataFrame, noise: Sequence[tuple[str, str]],
@@ -176,7 +193,7 @@ def _noise_reason(where, body: str, plen: int, custom) -> tuple[str, int]:
         return f"not an access line: {layouts}", 1 + plen
     if custom.rulebook is None:  # (a JSON format: its lines are JSON objects)
         return f"not an access line: matches neither the given JSON format (a JSON object) nor a built-in layout ({layouts})", 1 + plen
-    mine = diagnose_line(custom.rulebook, body, (custom.name,))
+    mine = _departure(custom, body)
     if mine is None:  # (the format's regex takes it, Lark does not: Lark's reason was asked of it)
         return f"not an access line: matches neither the given format nor a built-in layout ({layouts})", 1 + plen
     return (f"not an access line: matches neither the given format ({mine.describe(plen, layout=False)}) "

@@ -306,7 +306,7 @@ class _Run:
         self.known = [e for e in self.known if e["id"] != entry["id"]]  # its stand-in while in flight (below)
         counts, buf = Counts(), _batches.BatchBuffer(self.flush_rows or _batches.FLUSH_ROWS)
         stager, pairs = _Stager(self.ds, entry["prefix"]), []
-        end, rows, undated, tmin, tmax, error = skip_bytes, 0, 0, None, None, None
+        end, rows, undated, tmin, tmax, error, first = skip_bytes, 0, 0, None, None, None, None
         task = self.bar.start(inp.name, size - skip_bytes if size is not None and is_plain(inp) else None)
         if plan.future is not None:
             batches = staged_result(plan.future)
@@ -319,6 +319,8 @@ class _Run:
                     if isinstance(batch, StagedBatch):  # a worker wrote its files
                         stager.pairs += batch.pairs
                     counts.add(batch)
+                    if first is None and batch.rejected:  # (what the warning of an input of no access line names)
+                        first = batch.rejects.slice(0, 1).to_pylist()[0]
                     self.bar.advance(task, end - skip_bytes, counts.read)
                     if batch.rejected and self.on_error != "skip":
                         bad = [r for r in batch.rejects.to_pylist() if r["class"] == "malformed"]
@@ -364,7 +366,7 @@ class _Run:
                 return None
             if counts.parsed == 0 and counts.noise:  # a format mismatch must not pass silently
                 self.bar.note(_batches.no_access_warning(f"{inp.name}: no access line among its {counts.read} lines",
-                                                         counts.noise))
+                                                         counts.noise, first=first if self.parser.custom else None))
             if plan.hasher is not None:  # hashed while read: what was read is the input
                 size, full = end, plan.hasher.hexdigest() if plan.hasher.size == end else _prefix_hash(inp, end, self.hash_algo)
             elif not inp.is_stream and end != size and not error and entry["compression"] == "plain":

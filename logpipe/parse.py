@@ -246,7 +246,7 @@ class Parser:
         if text.height and self.custom is not None:
             text = self.custom.take_lines(self, text, frames, rejects, claim=CLAIM_FIELDS)
         if text.height:
-            text = _exact.classify_noise(text, self._noise, rejects, self._noise_words)
+            text = _exact.classify_noise(text, self._noise, rejects, self._noise_words, self.custom)
         if text.height and self.custom is not None:
             text = self.custom.take_lines(self, text, frames, rejects)
         if text.height:

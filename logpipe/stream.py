@@ -104,6 +104,7 @@ class Streamer:
         self.counts = Counts()
         self.format_checked = False  # _check_format
         self.access_checked = False  # (_check_format: no access line at all)
+        self.first_reject = None
         self.stream_id = uuid.uuid4().hex[:8]
         from .replayguard import ReplayGuard
 
@@ -252,6 +253,8 @@ class Streamer:
             self.header = part.header  # (`tail -f`'s header in effect: logpipe/tailheads.py)
             part = self._skip_replayed(part, lines[start:end], self.next_line + start, stored)
             self.counts.add(part)
+            if self.first_reject is None and part.rejects.num_rows:  # (what _check_format's warning names)
+                self.first_reject = part.rejects.slice(0, 1).to_pylist()[0]
             self._warn(part)
             records.append(part.records)
             rejects.append(part.rejects)
@@ -348,7 +351,9 @@ class Streamer:
             from .batches import no_access_warning
 
             print(no_access_warning(f"no access line among the first {others + c.blank} lines", others,
-                                    "a proxy with no traffic yet logs none"), file=self.stderr)
+                                    "a proxy with no traffic yet logs none",
+                                    first=self.first_reject if self.parser.custom is not None else None),
+                  file=self.stderr)
         if self.format_checked or self.counts.access < FORMAT_CHECK_LINES:
             return
         self.format_checked = True

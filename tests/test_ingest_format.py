@@ -113,3 +113,23 @@ def test_a_new_format_replacing_the_remembered_one_is_said(tmp_path):
     r = ingest("--format-string", FORMAT + " %BYTES_SENT%", "a.log", "--data", "ds", cwd=tmp_path)
     assert "note: the dataset's remembered format is replaced by the one given" in r.stderr
     assert "skipped as already ingested 1" in r.stderr
+
+
+def test_a_wrong_format_is_said_with_where_its_lines_depart_from_it(tmp_path):
+    """Lines of a tab-separated format read under another format: each noise reject said only
+    "istio-agent/Envoy log line" (time, tab, method as its level, tab), and ingest's warning told the
+    user to give a format with --format-string, which they had. Both now say where the line departs
+    from the format given."""
+    tsv = "%START_TIME%\t%REQ(:METHOD)%\t%RESPONSE_CODE%\t%UPSTREAM_HOST%"
+    (tmp_path / "a.log").write_text("".join(f"2025-01-30T10:53:2{i}.085Z\tGET\t200\t192.0.2.7:443\n" for i in range(3)))
+    r = ingest("--format-string", "ts=%START_TIME% " + tsv, "a.log", "--data", "ds", cwd=tmp_path)
+    assert r.returncode == 0 and "parsed 0, rejected 3 (noise 3" in r.stderr
+    (warning,) = [x for x in r.stderr.splitlines() if "warning" in x]
+    assert warning.startswith("logpipe: warning: a.log: no access line among its 3 lines, none follows the given "
+                              "format; line 1: istio-agent/Envoy log line")
+    assert "(nor does it follow the given format: column 1: expected 'ts=' before start_time, got '2025-" in warning
+    assert "--format-string" not in warning
+    r = run_logpipe("parse", "--format-string", "ts=%START_TIME% " + tsv, "a.log", cwd=tmp_path)
+    assert r.stderr.count("nor does it follow the given format: column 1: expected 'ts='") == 3
+    r = run_logpipe("parse", "--format-string", tsv, "a.log", "-o", "ndjson", cwd=tmp_path)
+    assert "parsed 3, rejected 0" in r.stderr  # (the right format reads them)
