@@ -1500,3 +1500,26 @@ def test_a_prepared_statement_reads_each_batch_it_is_given():
             broken()
     finally:
         con.close()
+
+
+def test_a_stream_under_a_wrong_format_names_where_its_first_line_departs(tmp_path):
+    """Under a format given, the warning of no access line named none of it and asked for
+    --format-string, which was given: it names the first line's reason, which says where the line
+    departs from the format."""
+    import io
+
+    from logpipe import layouts
+    from logpipe.stream import NO_ACCESS_LINES, StreamOptions, Streamer
+
+    src = tmp_path / "in.log"
+    src.write_text("".join(f"2025-03-08T00:00:00.{i % 1000:03d}Z\tGET\t200\n" for i in range(NO_ACCESS_LINES + 20)))
+    parser = layouts.parser_from_options(format_string="ts=%START_TIME%\t%REQ(:METHOD)%\t%RESPONSE_CODE%")
+    err, fd = io.StringIO(), os.open(src, os.O_RDONLY)
+    try:
+        assert Streamer(str(tmp_path / "data"), StreamOptions(alerts=False), parser=parser, stdin_fd=fd, stderr=err).run() == 0
+    finally:
+        os.close(fd)
+    (warning,) = [x for x in err.getvalue().splitlines() if "warning" in x]
+    assert "none follows the given format" in warning and "line 1: istio-agent/Envoy log line" in warning
+    assert "nor does it follow the given format: column 1: expected 'ts=' before start_time" in warning
+    assert "--format-string" not in warning
