@@ -1,7 +1,7 @@
 -- title: Top external destinations
 -- description: Hosts (or IPs) outside the mesh by requests, with how they leave (egress_kind),
 --   bytes each way (null: the format logs no bytes), error share (4xx, 5xx, failure response flags
---   and ztunnel policy rejections, as the inventory counts it: is_error.sql) and how many clients
+--   and ztunnel's policy rejections and failed connections, as the inventory counts it: is_error.sql) and how many clients
 --   call them.
 -- @param limit 20 rows to show
 -- @param kind '' only this egress_kind (waypoint, registered, passthrough, blocked, public_ip); empty = all

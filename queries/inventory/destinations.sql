@@ -10,7 +10,8 @@
 --   authority is HTTP though its format has no %PROTOCOL% (request_protocol.sql). Error share counts
 --   4xx, 5xx, failure response flags and connections refused by policy (a TCP RBAC denial at a
 --   waypoint or sidecar, ztunnel's policy rejection: is_error.sql, as top_destinations does: a
---   denial is no success, as an HTTP RBAC 403 is a 4xx); such a refusal is in none of errors_4xx,
+--   denial is no success, as an HTTP RBAC 403 is a 4xx), and ztunnel's connections that failed
+--   (its `error`: refused, timed out); such a refusal or failure is in none of errors_4xx,
 --   errors_5xx, flagged. Bytes a format does not log are null (not
 --   known), not 0. sni lists the TLS server names clients asked for; Istio's own mTLS SNI (the hop
 --   of a sidecar into an egress gateway: outbound_.PORT_.SUBSET_.HOST, istio_sni_host.sql) is none.
