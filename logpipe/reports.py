@@ -17,7 +17,9 @@ passes to every query as the ``$since``/``$until``/``$baseline_start``/``$baseli
 With ``pods`` (``kubectl get pods -A -o json``, logpipe/pods.py) the connection's ``access_log`` is
 shadowed by a temporary view whose ``downstream_remote_address_ip`` holds the pod's workload
 (``namespace/owner``) when a pod held that IP at that time, so every query, and the ``egress`` view's
-``source_ip``, names workloads without knowing about pods.
+``source_ip``, names workloads without knowing about pods. Without a pod for it, an IP that ztunnel's
+lines name (``src.namespace``/``src.workload`` at ``src.addr``) reads as that ``namespace/pod``: the
+waypoint's line of the same call names its client by IP alone.
 """
 from __future__ import annotations
 
@@ -125,10 +127,12 @@ def open_report_db(data_dir, *, baseline_dir=None, pods_path=None, settings=None
         con = connect(tables={"records": rows}, settings=settings, sandbox=True, uses=uses)
     else:
         con = connect(data_dir, settings=settings, tables=tables, sandbox=True, uses=uses)
+    pods = None
     if pods_path is not None:
         from .pods import load_pods
 
-        attach_pods(con, load_pods(pods_path))
+        pods = load_pods(pods_path)
+    attach_sources(con, pods)
     _materialize_egress(con)
     return con, floor
 
@@ -146,16 +150,60 @@ PODS_READS = "access_log ip_norm"
 
 def attach_pods(con, pods) -> None:
     """Shadow ``access_log`` (and through it ``egress``) so that client IPs read as workloads."""
-    con.register("logpipe_pods", pods)
+    attach_sources(con, pods, ztunnel=False)
+
+
+# Who ztunnel logged at each client IP (its src.addr, src.namespace and src.workload, a pod's name),
+# and when: per IP, each workload holds it from halfway between its first line and the previous
+# holder's last to halfway to the next one's (a line's time is when its connection completed, a
+# waypoint's the request's start, a little before it: the nearest in time is who held the IP).
+ZTUNNEL_SOURCES = """
+    SELECT ip, workload,
+        CASE WHEN lag(last_seen) OVER w IS NOT NULL
+             THEN lag(last_seen) OVER w + (first_seen - lag(last_seen) OVER w) / 2 END AS valid_from,
+        CASE WHEN lead(first_seen) OVER w IS NOT NULL
+             THEN last_seen + (lead(first_seen) OVER w - last_seen) / 2 END AS valid_until
+    FROM (
+        SELECT ip_norm(downstream_remote_address_ip) AS ip,
+            concat_ws('/', src_namespace, src_workload) AS workload,
+            min(start_time) AS first_seen, max(start_time) AS last_seen
+        FROM {access_log}
+        WHERE log_format LIKE 'ztunnel%' AND src_workload IS NOT NULL
+          AND downstream_remote_address_ip IS NOT NULL AND start_time IS NOT NULL
+        GROUP BY ALL
+    )
+    WINDOW w AS (PARTITION BY ip ORDER BY first_seen, workload)"""
+
+
+def attach_sources(con, pods=None, *, ztunnel=True) -> None:
+    """Shadow ``access_log`` (and through it ``egress``) so that client IPs read as workloads: the
+    pod that held the IP then (``pods``, ``--pods FILE``), else the workload ztunnel's lines name at
+    that IP then (``ztunnel``: a waypoint's or sidecar's line names its client by IP alone)."""
     db = con.execute("SELECT current_database()").fetchall()[0][0].replace('"', '""')
+    base = f'"{db}".main.access_log'
+    if ztunnel:
+        ztunnel = con.execute(f"SELECT 1 FROM {base} WHERE log_format LIKE 'ztunnel%' AND src_workload IS NOT NULL"
+                              " LIMIT 1").fetchall() != []
+    if pods is None and not ztunnel:
+        return
+    names, joins = [], []
+    for name, table in (("p", pods is not None and "logpipe_pods"),
+                        ("z", ztunnel and f"({ZTUNNEL_SOURCES.format(access_log=base)})")):
+        if not table:
+            continue
+        names.append(f"{name}.workload")
+        ip = "pod_ip" if name == "p" else "ip"
+        joins.append(f"""LEFT JOIN {table} {name}
+          ON {name}.{ip} = ip_norm(a.downstream_remote_address_ip)
+         AND a.start_time >= coalesce({name}.valid_from, '-infinity'::TIMESTAMPTZ)
+         AND a.start_time < coalesce({name}.valid_until, 'infinity'::TIMESTAMPTZ)""")
+    if pods is not None:
+        con.register("logpipe_pods", pods)
     con.execute(
         f"""CREATE OR REPLACE TEMP VIEW access_log AS
-        SELECT a.* REPLACE (coalesce(p.workload, a.downstream_remote_address_ip) AS downstream_remote_address_ip)
-        FROM "{db}".main.access_log a
-        LEFT JOIN logpipe_pods p
-          ON p.pod_ip = ip_norm(a.downstream_remote_address_ip)
-         AND a.start_time >= coalesce(p.valid_from, '-infinity'::TIMESTAMPTZ)
-         AND a.start_time < coalesce(p.valid_until, 'infinity'::TIMESTAMPTZ)"""
+        SELECT a.* REPLACE (coalesce({", ".join(names)}, a.downstream_remote_address_ip) AS downstream_remote_address_ip)
+        FROM {base} a
+        {" ".join(joins)}"""
     )
 
 

@@ -50,3 +50,44 @@ def test_a_ztunnel_connection_that_failed_counts_in_the_error_share(tmp_path):
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines()[1].endswith(",0.5"), r.stdout
 
+
+# The same call in the egress waypoint's log: it names the client by IP alone.
+WAYPOINT = ('[2024-04-12T10:17:45.070Z] "GET /get HTTP/1.1" 200 - via_upstream - "-" 0 254 3 2 "-" "curl/8.11.1" '
+            '"6f2ed0e3-3f07-4cfc-9d0e-d9560f48b1e9" "httpbin.org" "192.0.2.10:80" inbound-vip|80|http|httpbin.org '
+            '10.244.0.18:39682 240.240.0.2:80 10.244.0.24:41162 - default')
+# Later, the IP is another pod's (pods come and go; ztunnel logs who held it then).
+LATER = ('2024-04-12T12:00:00.000000Z\tinfo\taccess\tconnection complete\tsrc.addr=10.244.0.24:50000 '
+         'src.workload="batch-5d8f7c6b9-x1y2z" src.namespace="jobs" dst.addr=10.244.0.18:15008 '
+         'dst.hbone_addr=240.240.0.2:80 dst.service="httpbin.org" direction="outbound" bytes_sent=67 '
+         'bytes_recv=490 duration="3ms"')
+WAYPOINT_LATER = WAYPOINT.replace("10:17:45.070Z", "11:59:59.990Z").replace(":41162", ":50000")
+
+
+def test_reports_name_a_waypoint_s_client_by_the_workload_ztunnel_logged_for_its_ip(tmp_path):
+    (tmp_path / "zt.log").write_text("\n".join([VIA_WAYPOINT, LATER, BYPASS]) + "\n")
+    (tmp_path / "waypoint.log").write_text(WAYPOINT + "\n" + WAYPOINT_LATER + "\n")
+    r = logpipe("ingest", "zt.log", "waypoint.log", "--data", "ds", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    r = logpipe("report", "inventory", "--data", "ds", "-o", "json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    sources = {s["source"]: s["destinations"] for s in json.loads(r.stdout)["sources"]}
+    assert sources == {"default/sleep-7656cf8794-r7zb9": ["api.partner.example", "httpbin.org"],
+                       "jobs/batch-5d8f7c6b9-x1y2z": ["httpbin.org"]}
+    r = logpipe("report", "anomalies", "--data", "ds", "-o", "json", "--since", "2024-04-12T00:00:00Z", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    found = {(f["kind"], f["source"], f["destination"]) for f in json.loads(r.stdout)["findings"]}
+    assert ("plaintext_egress", "default/sleep-7656cf8794-r7zb9,jobs/batch-5d8f7c6b9-x1y2z", "httpbin.org") in found, found
+
+
+def test_pods_name_a_source_before_ztunnel_does(tmp_path):
+    (tmp_path / "zt.log").write_text(VIA_WAYPOINT + "\n")
+    (tmp_path / "waypoint.log").write_text(WAYPOINT + "\n")
+    (tmp_path / "pods.json").write_text(json.dumps({"kind": "List", "items": [{
+        "metadata": {"name": "sleep-7656cf8794-r7zb9", "namespace": "default", "labels": {"pod-template-hash": "7656cf8794"},
+                     "ownerReferences": [{"kind": "ReplicaSet", "name": "sleep-7656cf8794", "controller": True}]},
+        "spec": {}, "status": {"podIP": "10.244.0.24", "startTime": "2024-04-12T00:00:00Z"}}]}))
+    r = logpipe("ingest", "zt.log", "waypoint.log", "--data", "ds", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    r = logpipe("report", "inventory", "--data", "ds", "-o", "json", "--pods", "pods.json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert [s["source"] for s in json.loads(r.stdout)["sources"]] == ["default/sleep"]
