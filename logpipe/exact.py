@@ -14,11 +14,13 @@ import polars as pl
 
 from . import grammar as _grammar
 from . import steps as _steps
+from . import ztunnel as _ztunnel
 from .batches import line_in_input
 from .diagnose import diagnose_line
 from .records import _reject, _row
 
 NOISE_RULES = {
+    "ztunnel_opened": _ztunnel.OPENED,
     "istio_log": "istio-agent/Envoy log line (or another Go program's: time, level, message), not an access line",
     "tracing_log": "ztunnel/tracing log line, not an access line",
     "envoy_native_log": "Envoy application log line, not an access line",

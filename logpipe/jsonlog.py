@@ -105,6 +105,8 @@ def _json_record(obj) -> tuple[str | None, dict | str]:
         if fields.get("method") is not None and fields.get("method") == fields.get("start_time"):
             fields["method"] = None  # Istio 1.1 mapped `method` to %START_TIME% (FORMATS.md a.3)
         return kind, fields
+    if _ztunnel.is_opened_event(obj):
+        return "noise", _ztunnel.OPENED
     if "log" in obj and ("stream" in obj or "time" in obj):
         return "noise", "docker json-file log wrapper, not an access line"
     if "level" in obj and ({"msg", "message", "scope", "instance"} & obj.keys()):

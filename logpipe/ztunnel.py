@@ -36,6 +36,9 @@ KEYS = {
     "error": "error",
 }
 MESSAGES = ("connection complete", "connection failed")
+# The reason a `connection opened` line (debug level) is noise, text (noise.lark) or JSON alike.
+OPENED = ("ztunnel's connection opened line (debug level), not an access line: "
+          "the same connection's connection complete line is its record")
 
 
 @functools.lru_cache(maxsize=None)
@@ -151,6 +154,11 @@ def is_access_event(obj: dict) -> bool:
     target = obj.get("scope", obj.get("target"))
     message = obj.get("message", obj.get("msg"))
     return target == "access" and message in MESSAGES and ("src.addr" in obj or "dst.addr" in obj)
+
+
+def is_opened_event(obj: dict) -> bool:
+    """A ztunnel JSON line of the ``access`` target that opens a connection (debug level: ``OPENED``)."""
+    return obj.get("scope", obj.get("target")) == "access" and obj.get("message", obj.get("msg")) == "connection opened"
 
 
 def json_fields(obj: dict) -> dict:

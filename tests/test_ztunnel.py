@@ -136,6 +136,20 @@ def test_ztunnel_non_rows(parser, line, cls):
         assert "ztunnel access line" in reject["reason"] and reject["column"] > 1
 
 
+@pytest.mark.parametrize("line", [
+    "2024-04-12T10:17:52.261192Z\tdebug\taccess\tconnection opened\tsrc.addr=10.244.0.24:50436 dst.addr=10.244.2.9:15008",
+    "2024-04-11T15:38:42.182974Z  DEBUG access: connection opened src.addr=10.244.0.24:46238 dst.addr=10.244.0.42:15008",
+    json.dumps({"level": "debug", "time": "2024-06-20T14:02:15.000001Z", "scope": "access", "message": "connection opened",
+                "src.addr": "10.244.0.24:41160", "dst.addr": "10.244.0.18:15008", "direction": "outbound"}),
+], ids=["tab", "tracing", "json"])
+def test_a_connection_opened_line_is_noise_that_says_why(parser, line):
+    """ztunnel's debug `connection opened` precedes the connection's `connection complete` (its row):
+    the reason says so, not that it is istio-agent's or a Go program's line."""
+    records, (reject,) = parse(parser, [line])
+    assert records == [] and reject["class"] == "noise"
+    assert reject["reason"].startswith("ztunnel's connection opened line (debug level)"), reject["reason"]
+
+
 def test_ztunnel_bytes_follow_the_reporting_side(parser):
     """ztunnel logs the bytes its own side's workload sent as bytes_sent: the client's upload on an
     outbound line, the server's response on an inbound one. The record's are Envoy's (bytes_received
