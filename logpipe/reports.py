@@ -388,7 +388,7 @@ def empty_note(con, inputs: bool = False) -> str | None:
 def cluster_note(con) -> str | None:
     """A line for stderr when rows of some layout name no upstream cluster at all (a custom format
     without %UPSTREAM_CLUSTER_RAW%, Envoy's default layout): what the report cannot tell of them.
-    ztunnel's rows have none by nature (traffic.sql judges them by their workloads)."""
+    ztunnel's rows have none by nature (the egress judgement reads them by their workloads)."""
     from .formats import NO_CLUSTER_EFFECT
 
     blind = [f for (f,) in con.execute(

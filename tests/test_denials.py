@@ -72,13 +72,15 @@ def test_ztunnel_denial_reads_ztunnels_policy_texts_only(con, error, denial):
 def test_ztunnel_policy_rejections_are_authz_denials():
     doc = run("report", "anomalies")
     got = {(f["source"], f["destination"]): f for f in doc["findings"] if f["kind"] == "authz_denial"}
-    assert set(got) == {("10.244.1.41", "httpbin.org"), ("10.244.0.24", "api.partner.example"),
-                        ("10.244.1.12", "httpbin.default.svc.cluster.local")}
-    egress = got["10.244.0.24", "api.partner.example"]
+    # (a ztunnel row's client reads as the workload its line names: reports.attach_sources)
+    sleep, curl = "default/sleep-7656cf8794-r7zb9", "default/curl-5b7d8c9f6-h7k2p"
+    assert set(got) == {("10.244.1.41", "httpbin.org"), (sleep, "api.partner.example"),
+                        (curl, "httpbin.default.svc.cluster.local")}
+    egress = got[sleep, "api.partner.example"]
     assert egress["evidence"]["mechanism"] == "ztunnel policy" and egress["evidence"]["scope"] == "egress"
     assert egress["evidence"]["policies"] == ["istio-egress/deny-partner"]
     assert "ztunnel" in egress["advice"] and "istio-egress/deny-partner" in egress["advice"]
-    inbound = got["10.244.1.12", "httpbin.default.svc.cluster.local"]["evidence"]
+    inbound = got[curl, "httpbin.default.svc.cluster.local"]["evidence"]
     assert inbound["scope"] == "internal" and inbound["denials"] == 2 and inbound["policies"] == ["none"]
     assert got["10.244.1.41", "httpbin.org"]["evidence"]["mechanism"] == "rbac"
 
@@ -98,7 +100,9 @@ def test_a_pair_denied_in_several_ways_is_told_what_denied_each(tmp_path):
         '[2025-01-30T10:53:29.000Z] "GET /export HTTP/1.1" 403 UAEX ext_authz_denied - "-" 0 0 3 - "-" "curl/8.11.1" '
         '"5d6e7f80-9a1b-4c2d-8e3f-4a5b6c7d8e9f" ' + tail]) + "\n")
     [f] = [f for f in run("report", "anomalies", inputs=(log,))["findings"] if f["kind"] == "authz_denial"]
-    assert (f["source"], f["destination"], f["evidence"]["denials"]) == ("10.244.0.24", "api.partner.example", 3)
+    # (all three of the client: the workload ztunnel's line names at its IP, reports.attach_sources)
+    assert (f["source"], f["destination"], f["evidence"]["denials"]) == ("default/sleep-7656cf8794-r7zb9",
+                                                                         "api.partner.example", 3)
     assert f["evidence"]["mechanism"] == "ext_authz,rbac,ztunnel policy"
     assert f["advice"] == (
         'Denied by AuthorizationPolicy ns[default]-policy[deny-admin]-rule[0] (ns[NAMESPACE]-policy[NAME]-rule[INDEX]; '
@@ -112,7 +116,7 @@ def test_one_mechanism_s_advice_names_its_policies_alone():
     """A pair denied one way keeps that way's advice (tests/logs/denials.log)."""
     got = {(f["source"], f["destination"]): f["advice"] for f in run("report", "anomalies")["findings"]
            if f["kind"] == "authz_denial"}
-    assert got["10.244.0.24", "api.partner.example"].startswith(
+    assert got["default/sleep-7656cf8794-r7zb9", "api.partner.example"].startswith(
         "Refused by ztunnel (L4 AuthorizationPolicy) istio-egress/deny-partner (NAMESPACE/NAME")
     assert got["10.244.1.41", "httpbin.org"].startswith(
         "Denied by AuthorizationPolicy ns[istio-egress]-policy[deny-httpbin-post]-rule[0] (ns[NAMESPACE]")
@@ -125,7 +129,7 @@ def test_ztunnels_sample_denials_are_found():
     both = (SAMPLES / "ztunnel.log", SAMPLES / "ztunnel-json.log")
     last_day = [f for f in run("report", "anomalies", inputs=both)["findings"] if f["kind"] == "authz_denial"]
     assert [(f["source"], f["destination"], f["evidence"]["denials"]) for f in last_day] == [
-        ("10.244.1.12", "httpbin.default.svc.cluster.local", 1)]
+        ("default/curl-5b7d8c9f6-h7k2p", "httpbin.default.svc.cluster.local", 1)]  # (ztunnel's src.workload)
     whole = run("report", "anomalies", "--since", "2024-01-01", inputs=both)["findings"]
     [f] = [f for f in whole if f["kind"] == "authz_denial"]
     assert f["evidence"]["denials"] == 3 and f["evidence"]["policies"] == ["default/deny-curl", "none"]
