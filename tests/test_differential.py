@@ -282,6 +282,33 @@ def test_unix_socket_upstream_hosts_are_rows_on_both_paths(fast, pool):
     assert [(r["upstream_host"], r["upstream_host_ip"]) for r in rows] == [(h, None) for h in UNIX_HOSTS]
 
 
+SRV_KEYS = {  # Istio's DNS SRV cluster key (BuildDNSSrvSubsetKey) -> (subset, host)
+    "outbound_.80_.v1_.httpbin.default.svc.cluster.local": ("v1", "httpbin.default.svc.cluster.local"),
+    "outbound_.9080_._.reviews.default.svc.cluster.local": (None, "reviews.default.svc.cluster.local"),
+    # "_." in the host: the subset (a DNS-1123 label) ends at the first one, as Istio's ParseSubsetKey cuts
+    "outbound_.80_.v1_.x_.httpbin.default.svc.cluster.local": ("v1", "x_.httpbin.default.svc.cluster.local"),
+    "outbound_.80_.a_.b_.c_.h.example": ("a", "b_.c_.h.example"),
+    "outbound_.80_._._.h.example": (None, "_.h.example"),
+    "outbound_.80_.v_1_.h.example": ("v_1", "h.example"),
+}
+
+
+def test_dns_srv_cluster_keys_split_alike_on_both_paths(fast, pool):
+    """A cluster key in DNS SRV form whose host holds "_." reads one way on both paths (the regex
+    took the last "_." as the subset's end, Lark the first), in a text line and in a JSON line."""
+    import json
+
+    line = ('[2024-03-05T06:07:08.123Z] "GET /a HTTP/1.1" 200 - via_upstream - "-" 0 5 1 1 "-" "ua" "rid" "a" '
+            '"10.0.0.1:80" {} 10.0.0.2:1 10.0.0.3:80 10.0.0.4:2 - default')
+    head = {k: ADDRESS_VALUES[k] for k in ("start_time", "method", "path", "protocol", "response_code")}
+    lines = [line.format(k) for k in SRV_KEYS] + [json.dumps(head | {"upstream_cluster": k}) for k in SRV_KEYS]
+    assert assert_same(fast, pool, lines) == len(lines)
+    rows = fast.parse_batch(lines, "-").records.to_pylist()
+    assert [(r["upstream_cluster_direction"], r["upstream_cluster_port"], r["upstream_cluster_subset"],
+             r["upstream_cluster_host"]) for r in rows] == [("outbound", int(k.split("_.")[1]), *v)
+                                                           for k, v in SRV_KEYS.items()] * 2
+
+
 METHODS = ["get", "PROPFIND", "M-SEARCH", "BASELINE-CONTROL", "X1", "foo.bar", "!#$%&'*+.^_`|~"]
 
 
