@@ -9,7 +9,8 @@
 -- (istio/istio PR #9672 moved to the DNS SRV form). It names a mesh service (or the gateway the
 -- hop goes into), not a host on the internet: traffic.sql names a destination by it, and the
 -- inventory's sni column leaves it out (queries/inventory/destinations.sql). (The same key as a
--- cluster name, an AUTO_PASSTHROUGH gateway's, is split by the grammar: grammars/access.lark, cluster.)
+-- cluster name, an AUTO_PASSTHROUGH gateway's, is split by the grammar: grammars/access.lark, cluster;
+-- as there, the subset, a DNS-1123 label, ends at the first "_." and the host keeps any later one.)
 CREATE OR REPLACE MACRO istio_sni_host(sni) AS (
-    nullif(lower(regexp_extract(sni, '^(?:invalid:)?(?:outbound|inbound)(?:_\.[0-9]+_\.[^|; ]*_\.|\|[0-9]+\|[^|; ]*\|)([^|; ]+)$', 1)), '')
+    nullif(lower(regexp_extract(sni, '^(?:invalid:)?(?:outbound|inbound)(?:_\.[0-9]+_\.[^|; ]*?_\.|\|[0-9]+\|[^|; ]*\|)([^|; ]+)$', 1)), '')
 );
