@@ -303,7 +303,7 @@ CLAIM_FIELDS = 2
 # without the mark (it is the file's, not the line's: Envoy's own log line after one is still noise).
 # A mark before a collector's prefix (`cat` of `kubectl logs --prefix` or a node's files saved with one) is
 # read past too (Parser._past_mark), and a mark alone is a blank line.
-_BOM = "\ufeff"
+_BOM = _runtimes.BOM
 _BLANK = r"^\s*$"  # (Unicode White_Space, as strip_chars)
 _PADDED = f"^[ \t{_BOM}]|[ \t]$"
 _LEAD = " \t" + _BOM

@@ -32,6 +32,9 @@ DOCKER_PARTIAL = ("part of a line over 16 KiB that docker split (its json-file e
 # much of a line tells it.
 BARRIER = ("", False)
 BARRIER_CHARS = 512
+# A byte-order mark (the file's, not the line's: parse.py reads past one) before a split line's part.
+BOM = "\ufeff"
+_MARK_BYTES = BOM.encode()
 # How docker's json-file entries start (its Go encoder writes the keys in this order).
 DOCKER_START = r'^\{"log":'
 
@@ -95,6 +98,8 @@ def _runtime_tag(buf, start: int, end: int) -> tuple[str, bool] | None:
     runtime wrote it (a CRI line: tag P, else F; a docker json-file entry: a log text without its
     newline), or None for any other line. A look at its first bytes first, then the grammar's
     regexes (``CriParts.tag``, ``docker_tag``) for the few that pass."""
+    if buf[start:start + 3] == _MARK_BYTES and start + 3 <= end:  # (a part after a byte-order mark is one: CriParts.join)
+        start += 3
     head = buf[start:min(end, start + 64)]
     if head.startswith(_tailheads.LOOK):  # (a look at its start, then the grammar's: CriParts.is_barrier)
         from .parse import default_parser
@@ -118,6 +123,7 @@ class CriParts:
 
     def __init__(self, book, barrier: str | None = None) -> None:
         self.partial_rx = "^" + book.compile("partial_prefix").pattern
+        self.marked_rx = f"^{BOM}?" + self.partial_rx[1:]  # (or after a byte-order mark: join)
         self._part = re.compile(self.partial_rx)
         self._whole = re.compile("^" + book.compile("cri_prefix").pattern)
         self._barrier = re.compile(barrier) if barrier else None
@@ -133,10 +139,14 @@ class CriParts:
         time: when the line was whole) before the parts' texts; ``raw`` is that line too. Returns
         the lines and the numbers of the parts joined to an earlier one (dropped: counted as joined).
         Parts whose last part is not in ``df`` (nor within JOIN_LOOKAHEAD lines) stay as they are:
-        ``reject`` says so."""
-        part = starts_with(df["line"], self.partial_rx)
+        ``reject`` says so. A part after a byte-order mark (a file's first line, `cat` of files saved
+        with one) is a part: its ``line`` without the mark (the file's, not the line's: parse._BOM)."""
+        part = starts_with(df["line"], self.marked_rx)
         if part is None or not part.any():
             return df, ()
+        marked = part & df["line"].str.starts_with(BOM)
+        if marked.any():
+            df = df.with_columns(pl.when(marked).then(pl.col("line").str.strip_prefix(BOM)).otherwise(pl.col("line")))
 
         def tags(rows):  # (from each line's start: a part is ~16 KiB, its start says all)
             return [None if self.is_barrier(x) else (True, *tag) if tag is not None else (False, None, False)
@@ -175,7 +185,7 @@ class CriParts:
         (``partial_prefix`` of prefix.lark; the body after such a prefix is never a layout's, so
         parts reach this step); returns the other lines. A last part in a later batch is judged as
         any line (noise or malformed)."""
-        partial = df["raw"].str.contains(self.partial_rx)
+        partial = df["raw"].str.contains(self.marked_rx)
         if not partial.any():
             return df
         return _reject_parts(df, partial, PARTIAL, rejects)
