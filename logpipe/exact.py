@@ -56,6 +56,16 @@ LARK_CONTEXT_EXTRA_QUOTES = 4
 # batches (ingest's workers, a stream's slices). A line with no diagnosis always goes to Lark: only
 # Lark can say why it fails.
 LARK_CONTEXT_LINES = 100
+# Parser(fast=False) has Lark read every line, and Lark's time grows steeply with the places where
+# a quoted field may end, '" "' (a quote, a space, a quote: free text may hold them, each one more
+# reading of the line): ~0.1-0.2 s a line with 16 of them, ~1 s with 32, ~8 s with 80, over 5 minutes
+# with 500 (a header value of '" " " …'). So it reads a line with at most LARK_EXTRA_BREAKS more than
+# its layouts' quoted fields allow (overlapping: '" " "' is two); one with more is a malformed reject
+# naming the limit (lark_limit), which the fast path's regexes read in linear time. A quote without a
+# space after it costs no more (a user agent of 8,000 '"': ~0.2 s).
+LARK_EXTRA_BREAKS = 12
+BREAK = '" "'
+_BREAKS = re.compile('"(?= ")')
 
 
 def reject_glued(df: pl.DataFrame, head_rx: str, rejects: list[dict]) -> pl.DataFrame:
@@ -143,10 +153,11 @@ def take_lines(access: "_grammar.Rulebook", layouts: Sequence[str], df: pl.DataF
     for ln, raw, line, body, plen, pod, container, received, worded in df.select(
         "line_number", "raw", "line", "body", "prefix_len", "pod", "container", "received_at", words.alias("__words")
     ).iter_rows():
+        limit = None if fast or not exact else lark_limit(access, tuple(layouts), body)
         if len(body) > MAX_DIAGNOSE_CHARS:  # (Parser(fast=False) reads it: it stands in for the regexes)
-            got = None if fast or not exact else _parse_whole(access, body, "access_line")
+            got = None if fast or not exact or limit else _parse_whole(access, body, "access_line")
             if got is None:
-                rejects.append(_reject(ln, raw, f"matches no access-log layout ({len(body)} characters)", "malformed"))
+                rejects.append(_reject(ln, raw, limit or f"matches no access-log layout ({len(body)} characters)", "malformed"))
             else:
                 rows.append(_row(got[1], ln, raw, got[0], pod, container, received))
             continue
@@ -158,6 +169,9 @@ def take_lines(access: "_grammar.Rulebook", layouts: Sequence[str], df: pl.DataF
         if where and where.column == 1:  # starts like no layout: another program's output
             why, col = _noise_reason(where, body, plen, custom)
             rejects.append(_reject(ln, raw, why, "noise", col))
+            continue
+        if limit is not None:
+            rejects.append(_reject(ln, raw, limit, "malformed"))
             continue
         if where and (not exact or fast and (line_in_input(ln) > LARK_CONTEXT_LINES
                                              or not lark_can_explain(access, tuple(layouts), body))):
@@ -202,22 +216,23 @@ def _noise_reason(where, body: str, plen: int, custom) -> tuple[str, int]:
             f"nor a built-in layout ({layouts})", mine.column + plen)
 
 
-def take_parsed(books: Sequence[tuple["_grammar.Rulebook", str]], df: pl.DataFrame,
+def take_parsed(books: Sequence[tuple["_grammar.Rulebook", str, tuple[str, ...]]], df: pl.DataFrame,
                 frames: list[pl.DataFrame]) -> pl.DataFrame:
     """``Parser(fast=False)``'s stand-in for the fast path's regexes: the lines of ``df`` that Lark
-    parses whole from a start rule of ``books`` (``(rulebook, start)``, tried in the order the fast
-    path tries their regexes: a custom layout's, then ``access_line``) become rows, a frame per
+    parses whole from a start rule of ``books`` (``(rulebook, start, its layouts)``, tried in the order
+    the fast path tries their regexes: a custom layout's, then ``access_line``) become rows, a frame per
     start rule, into ``frames``. Returns the other lines: they take the steps after the fast path's
     (noise, a custom layout's malformed lines, ``take_lines``), as the lines its regexes leave do.
     A line of any length: the fast path reads a line longer than MAX_DIAGNOSE_CHARS (a long URL,
-    a line over 16 KiB a container runtime split and logpipe joined), and so does this."""
+    a line over 16 KiB a container runtime split and logpipe joined), and so does this; not one past
+    ``lark_limit`` (those steps reject it)."""
     taken: set[int] = set()
-    for book, start in books:
+    for book, start, layouts in books:
         rows = []
         for ln, raw, body, pod, container, received in df.select(
             "line_number", "raw", "body", "pod", "container", "received_at"
         ).iter_rows():
-            got = None if ln in taken else _parse_whole(book, body, start)
+            got = None if ln in taken or lark_limit(book, layouts, body) else _parse_whole(book, body, start)
             if got is None:
                 continue
             rows.append(_row(got[1], ln, raw, got[0], pod, container, received))
@@ -244,6 +259,15 @@ def lark_can_explain(access: "_grammar.Rulebook", layouts: tuple[str, ...], body
 def _max_quotes(access: "_grammar.Rulebook", layouts: tuple[str, ...]) -> int:
     """The most double quotes a line of one of ``layouts`` has."""
     return max(sum(1 for s in _steps.layout_steps(access, name) if s.expects == "'\"'") for name in layouts)
+
+
+def lark_limit(book: "_grammar.Rulebook", layouts: tuple[str, ...], body: str) -> str | None:
+    """Why the exact path does not ask Lark to read ``body`` (see LARK_EXTRA_BREAKS), or None."""
+    n, limit = len(_BREAKS.findall(body)), _max_quotes(book, layouts) // 2 + LARK_EXTRA_BREAKS
+    if n <= limit:
+        return None
+    return (f"not read by the exact path: {n} '{BREAK}' (a quote, a space, a quote), more than its limit"
+            f" of {limit} (Lark's time grows steeply with them; the fast path reads such a line)")
 
 
 def _shift_column(message: str, old: int | None, new: int) -> str:

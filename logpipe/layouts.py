@@ -123,7 +123,7 @@ class CustomLayout:
         from .diagnose import diagnose_line, tells
         from .grammar import GrammarMismatch
         from .batches import line_in_input
-        from .exact import LARK_CONTEXT_LINES, as_written, noise_hits
+        from .exact import LARK_CONTEXT_LINES, as_written, lark_limit, noise_hits
         from .records import _reject, _row
 
         if self.rulebook is None:
@@ -160,6 +160,10 @@ class CustomLayout:
                 continue
             if not parser.fast:
                 where = None
+                why = lark_limit(self.rulebook, (self.name,), body)
+                if why is not None:
+                    rejects.append(_reject(ln, raw, why, "malformed"))
+                    continue
             if where is not None and where.column > 1 and (line_in_input(ln) > LARK_CONTEXT_LINES or not parser.exact):
                 col = where.column + (plen or 0)
                 why = f"does not follow the given format: {where.describe(plen or 0, layout=False)}"

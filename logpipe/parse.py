@@ -233,8 +233,8 @@ class Parser:
         # of Istio's own layout under a format that starts as it does (`[%START_TIME%] `) follows it
         # for CLAIM_FIELDS fields, and would be its malformed line, not the built-in layout's row.
         if text.height and self.custom is not None and self.custom.rulebook is not None and not self.fast:
-            text = _exact.take_parsed([(self.custom.rulebook, self.custom.name), (self.access, "access_line")],
-                                      text, frames)
+            text = _exact.take_parsed([(self.custom.rulebook, self.custom.name, (self.custom.name,)),
+                                       (self.access, "access_line", TEXT_LAYOUTS)], text, frames)
         if text.height:  # (lines the fast path leaves: a prefix and nothing more is blank; a line's parts)
             text, more = self.collectors.drop_blank(text)
             blank += more

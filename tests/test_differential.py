@@ -339,6 +339,30 @@ def test_lines_longer_than_the_diagnosis_reads_are_rows_on_both_paths(fast, pool
     assert assert_same(fast, pool, lines + [lines[0][:-40]]) == len(lines)
 
 
+def test_the_exact_path_reads_a_bounded_number_of_quoted_field_ends(fast, pool):
+    """Lark's time grows steeply with the '" "' of a line (a quote, a space, a quote: where a quoted
+    field may end; Envoy prints header values unescaped): a user agent of '" " " …' took minutes a line
+    on Parser(fast=False). The exact path reads a line with up to its limit of them, the same row as the
+    fast path, and rejects one with more saying so (the fast path reads it: a row), whatever its length;
+    a run of '"' alone is no such place, a row on both paths at 8,000 characters."""
+    from logpipe.exact import lark_limit
+
+    line = ('[2024-03-05T06:07:08.123Z] "GET /a HTTP/1.1" 200 - via_upstream - "-" 0 5 1 1 "-" "{}" "rid" '
+            '"a" "10.0.0.1:80" outbound|80||a 10.0.0.2:1 10.0.0.3:80 10.0.0.4:2 - default')
+    slow = Parser(fast=False)
+    most = max(k for k in range(64) if lark_limit(slow.access, TEXT_LAYOUTS, line.format('" "' * k)) is None)
+    over = [line.format('" "' * (most + 8))] + [line.format('" ' * (n // 2)) for n in (2000, 4000, 8000)]
+    for text in over:  # (the first: ~1 s a line for Lark, the others: hours)
+        (r,) = slow.parse_batch([text], "-").rejects.to_pylist()
+        assert r["class"] == "malformed" and r["reason"].startswith("not read by the exact path: ")
+        assert f"more than its limit of {most + 4} " in r["reason"]  # (4: the line's own '" "')
+    assert fast.parse_batch(over, "-").records.num_rows == len(over)
+    assert assert_same(fast, pool, [line.format('" "' * most), line.format('"' * 8000)]) == 2
+    custom = Parser(custom='text:%REQ(:METHOD)% "%REQ(USER-AGENT)%" "%REQ(:AUTHORITY)%"', fast=False)
+    (r,) = custom.parse_batch(['GET "' + '" "' * 40 + '" "a"'], "-").rejects.to_pylist()
+    assert r["reason"].startswith("not read by the exact path: ")
+
+
 # Envoy brackets an IPv6 with its port and prints it bare only without one (%…_WITHOUT_PORT%: an IP's
 # addressAsString(), access.lark's address rules cite the source), an IPv4-mapped one dotted
 BARE_IPV6 = {"upstream_host": "2001:db8::10", "upstream_local_address": "::ffff:192.0.2.1",
