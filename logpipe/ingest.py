@@ -145,6 +145,8 @@ class _Run:
         self.known = [e for e in ds.entries() if e.get("hash")]  # this process is the only ingest (lock)
         # the algorithm of the dataset's entries (those before hash_algo was recorded: blake2b)
         self.hash_algo = next((e.get("hash_algo", "blake2b-128") for e in self.known), HASH_ALGO)
+        # the format option a hint's `logpipe parse` repeats, so that it reads the lines as this run did
+        self.format_option = parser.custom.option if parser.custom is not None else ""
         self.shown = 0  # malformed lines met (at most max_warnings printed)
         self.ratio_failures: list[str] = []
         self.decided: list[_Plan] = []
@@ -293,10 +295,11 @@ class _Run:
             return None, counts
         access = counts.access
         share = counts.malformed / access
-        look = f"`{inp.parse_command(head=True)}`"
+        look = f"`{inp.parse_command(head=True, option=self.format_option)}`"
+        fix = (f"Is the format the proxies'? {look} says why" if self.format_option else
+               f"Another format? {look} says why; give the format with --format-string or --format-file")
         return (f"{inp.name}: {counts.malformed} of its first {access} access lines ({share:.0%}) are malformed; "
-                f"not ingested, not read further. Another format? {look} says why; give "
-                "the format with --format-string or --format-file (--max-reject-ratio 1 ingests it anyway)"), counts
+                f"not ingested, not read further. {fix} (--max-reject-ratio 1 ingests it anyway)"), counts
 
     def finish(self, plan: _Plan):
         """Read ``plan``'s input to its end (or take its worker's result) and check it: None when
@@ -356,8 +359,10 @@ class _Run:
                 self.ds.abandon_entry(entry, pairs)
                 msg = (f"{inp.name}: {counts.malformed} of {counts.access} lines "
                        f"({ratio:.0%}) are malformed, over --max-reject-ratio {self.max_reject_ratio:g}; not "
-                       f"ingested: check the format with `{inp.parse_command()}` (your mesh's own format? give "
-                       "it with --format-string or --format-file), or raise --max-reject-ratio")
+                       f"ingested: check the format with `{inp.parse_command(option=self.format_option)}` "
+                       + ("(is the format the proxies'?)" if self.format_option else
+                          "(your mesh's own format? give it with --format-string or --format-file)")
+                       + ", or raise --max-reject-ratio")
                 print(f"logpipe: error: {msg}", file=self.err)
                 self.ratio_failures.append(msg)
                 self.summary.failed += 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,9 +56,20 @@ class CustomLayout:
     time_format: str | None = None  # chrono format of a customised %START_TIME(…)%
     json_keys: dict[str, str] | None = None
     notes: list[str] = field(default_factory=list)  # what a user of this format should know (the CLI says them)
+    given: str | None = None  # the CLI option that gave it (``--format-file PATH``), shell-quoted (``option``)
 
     def __reduce__(self):  # Lark objects do not pickle; the spec rebuilds the layout exactly
         return (layout_from_spec, (self.spec,))
+
+    @property
+    def option(self) -> str:
+        """The format option that gives this layout to another command, shell-quoted, for a hint to
+        paste (``head FILE | logpipe parse OPTION``): the one the user gave, else (a format the dataset
+        remembers) ``--format-string`` of the format itself; a remembered grammar has no file to name."""
+        if self.given:
+            return self.given
+        kind, _, body = self.spec.partition(":")
+        return f"--format-string {shlex.quote(body)}" if kind in ("text", "json") else "--grammar FILE.lark"
 
     @property
     def schema(self):
@@ -375,18 +387,21 @@ def layout_from_options(format_string: str | None = None, format_file: str | Non
                             ("--grammar", grammar_file)) if v]
     if len(given) > 1:
         raise UsageError(f"{' and '.join(given)} each give the layout; use only one of them")
+    if not given:
+        return None
     if format_string:
-        return layout_from_format(format_string)
-    if format_file:
+        layout = layout_from_format(format_string)
+    elif format_file:
         fmt = read_format_file(format_file)
-        return layout_from_json(fmt) if isinstance(fmt, dict) else layout_from_format(fmt)
-    if grammar_file:
+        layout = layout_from_json(fmt) if isinstance(fmt, dict) else layout_from_format(fmt)
+    else:
         try:
             text = Path(grammar_file).read_text(encoding="utf-8")
         except OSError as e:
             raise FormatError(f"cannot read grammar {grammar_file}: {e.strerror}; check the path") from None
-        return layout_from_grammar(text, source=grammar_file, import_dir=str(Path(grammar_file).resolve().parent))
-    return None
+        layout = layout_from_grammar(text, source=grammar_file, import_dir=str(Path(grammar_file).resolve().parent))
+    layout.given = f"{given[0]} {shlex.quote(format_string or format_file or grammar_file)}"
+    return layout
 
 
 def parser_from_options(format_string: str | None = None, format_file: str | None = None,

@@ -64,21 +64,23 @@ class Input:
     def size(self) -> int | None:
         return None if self.is_stream else os.path.getsize(self.path)
 
-    def parse_command(self, head: bool = False) -> str:
+    def parse_command(self, head: bool = False, option: str = "") -> str:
         """The command that shows why this input's lines are rejected (its first lines, ``head``),
         for a hint: ``logpipe parse FILE``, or an archive's file read out of its archive (an
-        archive's file inside an archive: the outer archive's every file)."""
+        archive's file inside an archive: the outer archive's every file). ``option``: the format
+        option it was read with (``CustomLayout.option``, shell-quoted), which the command repeats."""
         import shlex
 
+        parse = f"logpipe parse {option}" if option else "logpipe parse"
         if self.archive is not None and len(self.members) > 1:
-            return f"logpipe parse {shlex.quote(self.archive)}"
+            return f"{parse} {shlex.quote(self.archive)}"
         if self.archive is not None and self.members:
             read = "unzip -p" if _archives.archive_kind(self.archive) == "zip" else "tar -xOf"
             text = f"{read} {shlex.quote(self.archive)} {shlex.quote(self.members[0])}"
-            return text + (" | head" if head else "") + " | logpipe parse"
+            return text + (" | head" if head else "") + f" | {parse}"
         if self.is_stream:  # (its lines are gone: what wrote them can write them again)
-            return "… | head | logpipe parse" if head else "… | logpipe parse"
-        return f"head {shlex.quote(self.name)} | logpipe parse" if head else f"logpipe parse {shlex.quote(self.name)}"
+            return f"… | head | {parse}" if head else f"… | {parse}"
+        return f"head {shlex.quote(self.name)} | {parse}" if head else f"{parse} {shlex.quote(self.name)}"
 
 
 PIECE_SCAN = 64 << 10  # FileRange.pieces: where a piece's last newline is looked for

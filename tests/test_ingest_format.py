@@ -133,3 +133,42 @@ def test_a_wrong_format_is_said_with_where_its_lines_depart_from_it(tmp_path):
     assert r.stderr.count("nor does it follow the given format: column 1: expected 'ts='") == 3
     r = run_logpipe("parse", "--format-string", tsv, "a.log", "-o", "ndjson", cwd=tmp_path)
     assert "parsed 3, rejected 0" in r.stderr  # (the right format reads them)
+
+
+@pytest.mark.parametrize("how", ["--format-string", "--format-file", "remembered"])
+def test_the_hint_of_a_format_over_the_reject_ratio_repeats_the_format(tmp_path, how):
+    """Over --max-reject-ratio under a format given, the error's `logpipe parse a.log` read the lines
+    with the built-in layouts, not the format (pasted, it showed other reasons than the ingest's).
+    The hint repeats the format option given (shell-quoted), or the format the dataset remembers, and
+    pasted as written it reads the lines as the ingest did."""
+    import shlex
+
+    fmt = '[%START_TIME%] %REQ(:METHOD)% %RESPONSE_CODE% "%REQ(USER-AGENT)%" it\'s'
+    (tmp_path / "f.txt").write_text(fmt + "\n")
+    (tmp_path / "a.log").write_text('[2025-01-30T10:53:21.085Z] GET 2OO "curl/8.5.0" it\'s\n')
+    option = ["--format-file", "f.txt"] if how == "--format-file" else ["--format-string", fmt]
+    if how == "remembered":
+        (tmp_path / "ok.log").write_text('[2025-01-30T10:53:20.085Z] GET 200 "curl/8.5.0" it\'s\n')
+        assert ingest(*option, "ok.log", "--data", "ds", cwd=tmp_path).returncode == 0
+        option = []
+    r = ingest(*option, "a.log", "--data", "ds", cwd=tmp_path)
+    assert r.returncode == 1, r.stderr
+    hint = r.stderr.split("check the format with `", 1)[1].split("`", 1)[0]
+    given = "--format-file f.txt" if how == "--format-file" else f"--format-string {shlex.quote(fmt)}"
+    assert hint == f"logpipe parse {given} a.log"
+    assert "(is the format the proxies'?), or raise --max-reject-ratio" in r.stderr
+    shown = subprocess.run(hint.replace("logpipe parse", f"{sys.executable} -m logpipe parse"), shell=True,
+                           capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert "a.log:1: malformed: does not follow the given format: column 32: response_code expected INT" \
+        in shown.stderr, shown.stderr
+
+
+def test_the_hint_of_a_stdin_probe_under_a_format_repeats_it(tmp_path):
+    """stdin whose first lines are mostly malformed under the format given: its hint's `logpipe parse`
+    repeats the format (it said "give the format with --format-string", which the user had)."""
+    fmt = "%START_TIME%\t%REQ(:METHOD)%\t%RESPONSE_CODE%"
+    r = run_logpipe("ingest", "--format-string", fmt, "-", "--data", "ds", cwd=tmp_path,
+                    input="2025-01-30T10:53:21.085Z\tGET\t2OO\n" * 300)
+    assert r.returncode == 1, r.stderr
+    assert ("not read further. Is the format the proxies'? `… | head | logpipe parse --format-string "
+            "'%START_TIME%\t%REQ(:METHOD)%\t%RESPONSE_CODE%'` says why (--max-reject-ratio 1") in r.stderr, r.stderr
