@@ -308,7 +308,8 @@ def _operator(m: re.Match, used: dict[str, int]) -> Operator:
             if column in COLUMNS or column in _RESERVED or (name != "REQ" and column in used):
                 column = f"{_HEADER_OPERATORS[name]}_{column}"
         else:
-            column = _column_name(f"{name}_{arg}" if arg else name)
+            named = _filter_state_key(arg) if name in _FILTER_STATE_OPERATORS and arg else arg
+            column = _column_name(f"{name}_{named}" if named else name)
             if column in COLUMNS or column in _RESERVED:
                 column = f"envoy_{column}"
     n = used.get(column, 0) + 1
@@ -316,6 +317,20 @@ def _operator(m: re.Match, used: dict[str, int]) -> Operator:
     if n > 1:
         column = f"{column}_{n}"
     return Operator(m.group(0), name, arg, column, shape)
+
+
+# %FILTER_STATE(KEY:F:FIELD)%: F says how the object is serialized, PLAIN or TYPED (the default), or
+# FIELD, one field of it, named after it (envoyproxy/envoy source/common/formatter/stream_info_formatter.cc,
+# FilterStateFormatter::create; usage.rst %FILTER_STATE(KEY:F):Z%)
+_FILTER_STATE_OPERATORS = {"FILTER_STATE", "UPSTREAM_FILTER_STATE"}
+
+
+def _filter_state_key(arg: str) -> str:
+    """What a %FILTER_STATE(…)%'s column is named by: its key (and the field FIELD reads), not the
+    serialization it is logged in (``istio.peer_principal:PLAIN`` is ``istio.peer_principal``)."""
+    key, _, rest = arg.partition(":")
+    how, _, field = rest.partition(":")
+    return f"{key}:{field}" if how == "FIELD" and field else key if how in ("", "PLAIN", "TYPED") else arg
 
 
 def _renders_space(spec: str) -> bool:

@@ -273,6 +273,15 @@ def test_custom_format_fast_and_exact_paths_agree_on_samples(fmt):
     ("%RESP(CONTENT-TYPE)%", "content_type"),
     ("%TRAILER(GRPC-STATUS)%", "grpc_status"),
     ("%DYNAMIC_METADATA(istio.mixer:status)%", "dynamic_metadata_istio_mixer_status"),
+    ("%DYNAMIC_METADATA(envoy.filters.http.rbac):25%", "dynamic_metadata_envoy_filters_http_rbac"),
+    # a filter state's column is its key's: PLAIN/TYPED is how Envoy serializes it, not a key (usage.rst
+    # %FILTER_STATE(KEY:F):Z%); FIELD reads one field of it, which names it too
+    ("%FILTER_STATE(istio.peer_principal:PLAIN)%", "filter_state_istio_peer_principal"),
+    ("%FILTER_STATE(istio.peer_principal:TYPED):64%", "filter_state_istio_peer_principal"),
+    ("%FILTER_STATE(istio.peer_principal)%", "filter_state_istio_peer_principal"),
+    ("%UPSTREAM_FILTER_STATE(envoy.upstream.dynamic_host:PLAIN)%", "upstream_filter_state_envoy_upstream_dynamic_host"),
+    ("%FILTER_STATE(envoy.filters.listener.original_dst.local_ip:FIELD:ip)%",
+     "filter_state_envoy_filters_listener_original_dst_local_ip_ip"),
     ("%ENVIRONMENT(POD_NAME)%", "environment_pod_name"),
     ("%HOSTNAME%", "hostname"),
     ("%UPSTREAM_CLUSTER_RAW%", "upstream_cluster"),
@@ -309,6 +318,17 @@ def test_a_second_operator_of_a_column_gets_a_column_of_its_own():
     assert (r["path"], r["req_path"]) == ("/api/v1/users", "/users")
     assert (r["upstream_cluster"], r["upstream_cluster_raw"]) == ("users-stats", "outbound|8080||users.prod.svc.cluster.local")
     assert r["upstream_cluster_host"] is None and r["upstream_cluster_direction"] is None  # (not the second's)
+
+
+def test_one_filter_state_logged_twice_gets_a_column_each():
+    """The same filter state in two serializations names one key: the second is the key's column `_2`."""
+    fmt = '[%START_TIME%] "%FILTER_STATE(istio.peer_principal:PLAIN)%" %FILTER_STATE(istio.peer_principal:TYPED)%'
+    layout = layouts.layout_from_format(fmt)
+    assert layout.extra == ["filter_state_istio_peer_principal", "filter_state_istio_peer_principal_2"]
+    line = '[2025-03-01T10:00:00.123Z] "spiffe://cluster.local/ns/a/sa/b" "spiffe://cluster.local/ns/a/sa/b"'
+    (r,) = Parser(custom=layout).parse_batch([line]).records.to_pylist()
+    assert r["filter_state_istio_peer_principal"] == "spiffe://cluster.local/ns/a/sa/b"
+    assert r["filter_state_istio_peer_principal_2"] == '"spiffe://cluster.local/ns/a/sa/b"'
 
 
 @pytest.mark.parametrize("fast", [True, False])
