@@ -55,14 +55,16 @@ KINDS = ("new_destination", "unregistered_egress", "blocked_attempt", "authz_den
          "destination_scan")
 SCAN_DESTINATIONS = 10  # new IP destinations of one source within the window that make a scan
 ROWS_SQL = """
-SELECT line_number, start_time, source, pod, destination, destination_port, egress_kind, source_ip,
+SELECT line_number, start_time, source, pod, destination_named(destination) AS destination,
+       destination IS NULL AS unnamed, destination_port, egress_kind, source_ip,
        upstream_cluster, route_name, response_code, response_flags, method, path,
        blocked_by(upstream_cluster, route_name) AS blocked_by
 FROM egress
 ORDER BY line_number
 """
 DENIALS_SQL = """
-SELECT line_number, start_time, source, pod, source_ip, destination, destination_port, method, path, response_code,
+SELECT line_number, start_time, source, pod, source_ip, destination_named(destination) AS destination,
+       destination_port, method, path, response_code,
        response_flags, mechanism, policy
 FROM denials
 ORDER BY line_number
@@ -253,8 +255,7 @@ class AlertRules:
         now = dt.datetime.now(dt.timezone.utc)
         alerts: list[Alert] = []
         if rows.height:
-            alerts += self._rows(rows.with_columns(pl.col("start_time").fill_null(now),
-                                                   pl.col("destination").fill_null("-")))
+            alerts += self._rows(rows.with_columns(pl.col("start_time").fill_null(now)))
         alerts += self._denials(denials, now)
         alerts.sort(key=lambda a: (a.time or now, KINDS.index(a.kind)))
         self.raised += len(alerts)
@@ -273,7 +274,7 @@ class AlertRules:
         out: list[Alert] = []
         for row in rows.iter_rows(named=True):
             dest, kind, src, t = row["destination"], row["egress_kind"], row["source_ip"], row["start_time"]
-            if dest != "-" and dest not in self.known:
+            if not row["unnamed"] and dest not in self.known:
                 # Like new_destination.sql: a blocked row is not new egress, and does not make its
                 # destination known (an allowed request to it later is new); the scan counts it once.
                 if dest not in self._tried:
@@ -398,7 +399,7 @@ class AlertRules:
     def _denials(self, rows: list[dict], now: dt.datetime) -> list[Alert]:
         out = []
         for row in rows:
-            dest, src, t = row["destination"] or "-", row["source_ip"], row["start_time"] or now
+            dest, src, t = row["destination"], row["source_ip"], row["start_time"] or now
             due = self._alert_due("authz_denial", f"{dest} {src}", row, t)  # (per source, as blocked attempts)
             if due is None:
                 continue

@@ -117,6 +117,27 @@ def test_minimal_format_findings_all_have_advice(minimal):
     assert all(f["advice"] for f in report(minimal, "anomalies")["findings"])
 
 
+def test_a_blocked_connection_of_no_logged_destination_is_named_so(tmp_path):
+    """A format with a cluster but neither %DOWNSTREAM_LOCAL_ADDRESS% nor an upstream host, authority or
+    SNI: a BlackHoleCluster row has no destination. The inventory's cell was empty, its source's
+    destinations ended in a comma, and the finding read "-> -" and "wants this address"; each now says
+    the destination is not in the logs (destination_named.sql), the advice what to log to see it."""
+    fmt = "[%START_TIME%] %RESPONSE_CODE% %RESPONSE_FLAGS% %UPSTREAM_CLUSTER_RAW% %DOWNSTREAM_REMOTE_ADDRESS%"
+    lines = [f"[{_t(i)}] 200 - outbound|443||api.stripe.com 10.244.0.24:45748" for i in range(5)]
+    lines += [f"[{_t(2000 + i)}] 0 UH BlackHoleCluster 10.244.0.24:45748" for i in range(3)]
+    data = ingest(tmp_path, lines, fmt)
+    unnamed = "(destination not in the logs)"
+    doc = report(data, "inventory")
+    assert {(d["destination"], d["egress_kind"]) for d in doc["destinations"]} == {
+        ("api.stripe.com", "registered"), (unnamed, "blocked")}
+    assert [s["destinations"] for s in doc["sources"]] == [["api.stripe.com", unnamed]]
+    (f,) = [f for f in report(data, "anomalies")["findings"] if f["kind"] == "blocked_attempt"]
+    assert f["destination"] == unnamed and f["evidence"]["attempts"] == 3
+    assert "wants the address it dialled (the format logs none: add %DOWNSTREAM_LOCAL_ADDRESS% to see it)" in f["advice"]
+    text = CliRunner().invoke(cli, ["report", "anomalies", "--data", str(data), "-o", "text"]).stdout
+    assert f"10.244.0.24 -> {unnamed}\n" in text
+
+
 # ---- error_share: one definition --------------------------------------------------------------------
 
 # A TCP destination that fails every time (code 0, UF/UH, no response), and an HTTP one with a 503

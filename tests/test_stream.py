@@ -1407,6 +1407,23 @@ def test_a_no_route_block_is_named_as_denied_names_it():
     assert alert.kind == "blocked_attempt" and "blocked by no route;" in alert.message, alert.message
 
 
+def test_a_blocked_attempt_of_a_format_with_no_destination_says_it_is_not_in_the_logs():
+    """A custom format with %UPSTREAM_CLUSTER_RAW% but neither %DOWNSTREAM_LOCAL_ADDRESS% nor an upstream
+    host: a BlackHoleCluster row has no destination, and its alert read "blocked_attempt -:". It names
+    what is missing as the reports do (destination_named.sql), and is no new destination."""
+    from logpipe.alerts import AlertRules
+    from logpipe.layouts import parser_from_options
+
+    parser = parser_from_options("[%START_TIME%] %RESPONSE_CODE% %RESPONSE_FLAGS% %UPSTREAM_CLUSTER_RAW% "
+                                 "%DOWNSTREAM_REMOTE_ADDRESS%")
+    records = parser.parse_batch(["[2025-01-30T10:53:10.085Z] 0 UH BlackHoleCluster 10.244.0.24:45748"],
+                                 "<stdin>", 1).records
+    (alert,) = AlertRules(window_seconds=300).check(records)
+    assert alert.kind == "blocked_attempt" and alert.destination == "(destination not in the logs)"
+    assert alert.to_text().startswith("alert 2025-01-30T10:53:10.085Z blocked_attempt (destination not in the logs): "
+                                      "1 attempt blocked by BlackHoleCluster; from 10.244.0.24, TCP UH"), alert.to_text()
+
+
 def test_alert_rules_keep_one_connection_per_schema():
     """AlertRules.check makes its DuckDB connection (views and macros, ~0.15 s) once and gives it each
     micro-batch's rows (db.replace_records); a batch of other columns (a custom format's extra ones)

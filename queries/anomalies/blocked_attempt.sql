@@ -21,7 +21,7 @@ SELECT
         ELSE 'medium'
     END AS severity,
     w.source_ip AS source,
-    w.destination,
+    destination_named(w.destination) AS destination,
     {
         'attempts': count(*),
         'ports': list_sort(list(DISTINCT w.destination_port)),
@@ -30,7 +30,8 @@ SELECT
         'last_seen': max(w.start_time),
         'sample_request_ids': list(w.request_id ORDER BY w.start_time) FILTER (WHERE w.request_id IS NOT NULL)[1:3]
     } AS evidence,
-    'The mesh blocked these calls. Find out why this workload wants ' || coalesce(w.destination, 'this address')
+    'The mesh blocked these calls. Find out why this workload wants ' || coalesce(w.destination,
+        'the address it dialled (the format logs none: add %DOWNSTREAM_LOCAL_ADDRESS% to see it)')
         || ': register the host with a ServiceEntry if it is needed, otherwise treat the pod as suspect.' AS advice
 FROM win w
 WHERE w.egress_kind = 'blocked'

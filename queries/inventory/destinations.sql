@@ -42,7 +42,7 @@ judged AS (
     FROM win
 )
 SELECT
-    destination,
+    destination_named(destination) AS destination,
     destination_port AS port,
     mode(coalesce(l7_protocol, connection_protocol(requested_server_name, upstream_cluster_direction,
                                                    upstream_cluster_subset))) AS protocol,

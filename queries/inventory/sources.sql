@@ -7,7 +7,7 @@
 SELECT
     source_ip AS source,
     count(DISTINCT destination) AS destination_count,
-    list_sort(list(DISTINCT destination)) AS destinations,
+    list_transform(list_sort(list(DISTINCT destination), 'ASC', 'NULLS LAST'), lambda d: destination_named(d)) AS destinations,
     count(*) AS requests,
     CAST(sum(bytes_received) AS BIGINT) AS bytes_up,
     CAST(sum(bytes_sent) AS BIGINT) AS bytes_down,
