@@ -28,7 +28,8 @@ since its last alert, its own row included: those the window kept quiet, then it
 - ``blocked_attempt``      ``egress_kind = 'blocked'`` (BlackHoleCluster / route block_all): once per
                            destination and source per window (another workload trying is news);
 - ``authz_denial``         a row of authz_denial.sql: once per destination and source per window;
-- ``failure_burst``        ``burst_threshold`` failures (5xx or a failure flag) of one egress
+- ``failure_burst``        ``burst_threshold`` failures (error_spike's: a 5xx, a failure flag, or a
+                           connection ztunnel logged with an error not a policy's) of one egress
                            destination within the window, by event time: once per window;
 - ``destination_scan``     one source reaching SCAN_DESTINATIONS new destinations that are IP addresses
                            within the window (a scan; blocked ones count): once per source per window,
@@ -54,11 +55,15 @@ from .batches import plural
 KINDS = ("new_destination", "unregistered_egress", "blocked_attempt", "authz_denial", "failure_burst",
          "destination_scan")
 SCAN_DESTINATIONS = 10  # new IP destinations of one source within the window that make a scan
+# failing: a failure for failure_burst, error_spike's rule (queries/views/is_failure.sql, with the
+# same failure_flags, on a row that is not blocked: a blocked attempt is blocked_attempt's alert);
+# tests/test_failures.py runs the same cases through both.
 ROWS_SQL = """
 SELECT line_number, start_time, source, pod, destination_named(destination) AS destination,
        destination IS NULL AS unnamed, destination_port, egress_kind, source_ip,
-       upstream_cluster, route_name, response_code, response_flags, method, path,
-       blocked_by(upstream_cluster, route_name) AS blocked_by
+       upstream_cluster, route_name, response_code, response_flags, method, path, error,
+       blocked_by(upstream_cluster, route_name) AS blocked_by,
+       egress_kind <> 'blocked' AND is_failure(response_code, response_flags, $failure_flags, error) AS failing
 FROM egress
 ORDER BY line_number
 """
@@ -131,11 +136,13 @@ def _name_key(name: str) -> tuple:
 
 
 def _request(row: dict) -> str:
-    """``GET /ip 200 UF,URX`` or ``TCP 0 UH``: what the line says happened."""
+    """``GET /ip 200 UF,URX``, ``TCP UH`` or ``TCP error "io error: deadline has elapsed"``: what the
+    line says happened (ztunnel says it in its ``error``: no code or flag)."""
     what = f"{row['method']} {row.get('path') or ''}".strip() if row.get("method") else "TCP"
     flags = ",".join(row.get("response_flags") or [])
     code = row.get("response_code") or None  # 0 on TCP lines
-    return " ".join(str(x) for x in (what, code, flags) if x not in (None, ""))
+    error = f'error "{row["error"]}"' if row.get("error") else None
+    return " ".join(str(x) for x in (what, code, flags, error) if x not in (None, ""))
 
 
 SHOW_SOURCES = 3  # sources named in an alert's text (the rest counted)
@@ -172,17 +179,6 @@ def denial_candidates(records: pa.RecordBatch | pa.Table) -> bool:
         pl.col("response_flags").list.contains("UAEX").fill_null(False)) | (
         pl.col("error").str.contains("(?i)due to policy").fill_null(False))  # (ztunnel_denial.sql decides)
     return bool(df.select(hit.any()).item())
-
-
-def is_failure(failure_flags: list[str]) -> pl.Expr:
-    """Whether an egress row is a failure for ``failure_burst``: error_spike's rule, in polars (the
-    stream's rows are a polars frame, out of reach of a DuckDB macro): queries/views/is_failure.sql
-    (a 5xx, or one of ``failure_flags``, error_spike's default; false, not null, when neither is
-    logged) on a row that is not blocked (error_spike's ``egress_kind <> 'blocked'``: a blocked
-    attempt is blocked_attempt's alert). tests/test_failures.py checks the two agree."""
-    return (pl.col("egress_kind") != "blocked") & (
-        (pl.col("response_code") >= 500).fill_null(False)
-        | pl.col("response_flags").list.eval(pl.element().is_in(failure_flags)).list.any().fill_null(False))
 
 
 def _unregistered(row: dict) -> str:
@@ -225,13 +221,13 @@ class AlertRules:
             self._con = self._con_schema = None
             self._queries = {}
 
-    def _run(self, sql: str) -> pa.Table:
+    def _run(self, sql: str, params: dict | None = None) -> pa.Table:
         """``sql`` on the batch: prepared once per connection (its checks, views and binding: ~15 ms of
         each batch's ~50 ms). DENIALS_SQL's view is made at its first batch with a candidate row."""
         from .queries import prepare_query
 
         if sql not in self._queries:
-            self._queries[sql] = prepare_query(self._con, sql)
+            self._queries[sql] = prepare_query(self._con, sql, params)
         return self._queries[sql]()
 
     def check(self, records: pa.RecordBatch | pa.Table) -> list[Alert]:
@@ -248,7 +244,7 @@ class AlertRules:
                                    uses=(ROWS_SQL,))
             self._con_schema = records.schema
         try:
-            rows = pl.from_arrow(self._run(ROWS_SQL))
+            rows = pl.from_arrow(self._run(ROWS_SQL, {"failure_flags": ",".join(self.failure_flags)}))
             denials = self._run(DENIALS_SQL).to_pylist() if denial_candidates(records) else []
         finally:
             db.replace_records(self._con, records.schema.empty_table())  # (the batch's memory let go)
@@ -268,7 +264,7 @@ class AlertRules:
         """The rules, row after row in line order, so that the alerts do not depend on how the lines
         were cut into micro-batches (a scan recognised at its 10th address quiets only what follows)."""
         # (only the rows a rule may act on go through Python: most go to known, registered hosts)
-        rows = rows.with_columns(is_failure(self.failure_flags).alias("failing")).filter(
+        rows = rows.filter(
             pl.col("failing") | pl.col("egress_kind").is_in(["passthrough", "blocked"])
             | ~pl.col("destination").is_in(list(self.known)))
         out: list[Alert] = []

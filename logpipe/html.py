@@ -104,7 +104,7 @@ def chart_data(con, window, params: dict[str, str] | None = None) -> dict[str, l
             SELECT time_bucket(INTERVAL '{bucket}', start_time) AS t, destination, count(*) AS requests
             FROM egress {where} AND destination IN (SELECT destination FROM top) GROUP BY ALL ORDER BY 1, 2"""),
         "errors": rows(f"""SELECT time_bucket(INTERVAL '{bucket}', start_time) AS t,
-                round(avg(CASE WHEN is_failure(response_code, response_flags, $failure_flags) THEN 1.0 ELSE 0.0 END), 4)
+                round(avg(CASE WHEN is_failure(response_code, response_flags, $failure_flags, error) THEN 1.0 ELSE 0.0 END), 4)
                       AS error_share,
                 count(*) AS requests
             FROM egress {where} AND egress_kind <> 'blocked' GROUP BY ALL ORDER BY 1""",

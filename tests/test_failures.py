@@ -1,8 +1,8 @@
 """One definition of a failed request for the failure-based reports: queries/views/is_failure.sql (a
-5xx, or a failure response flag; false, not null, when neither is logged), counted over egress that
-is not blocked, by error_spike and the HTML report's error-share chart (with error_spike's
-failure_flags), and by the stream's failure_burst alert in polars (logpipe/alerts.py is_failure).
-The same table of cases goes through all three."""
+5xx, a failure response flag, or a connection ztunnel logged with an error that is not a policy's;
+false, not null, when none is logged), counted over egress that is not blocked, by error_spike, the
+HTML report's error-share chart (with error_spike's failure_flags) and the stream's failure_burst
+alert (logpipe/alerts.py ROWS_SQL). The same table of cases goes through all of them."""
 from __future__ import annotations
 
 import datetime as dt
@@ -25,10 +25,25 @@ def fails(code, flags) -> bool:
 
 CASES = [(code, flags, blocked) for (code, flags), blocked in itertools.product(
     itertools.product(CODES, FLAGS), (False, True))]
+# ztunnel's `error` on a connection it made straight to a public address (no flag, no code says it
+# failed: istio/ztunnel src/proxy/metrics.rs access_log!, src/proxy.rs Error); a policy's refusal is
+# authz_denial's, not a failure (as an RBAC 403 is none)
+ZTUNNEL_ERRORS = [None, "io error: Connection refused (os error 111)", "io error: deadline has elapsed",
+                  "http status: 503 Service Unavailable", "no healthy upstream: 203.0.113.7:443",
+                  "connection closed due to policy rejection: allow policies exist, but none allowed",
+                  "connection closed due to policy change"]
+
+
+def ztunnel_fails(error) -> bool:
+    return error is not None and "due to policy" not in error
 
 
 def host(i: int) -> str:
     return f"case{i}.example"
+
+
+def zt_host(i: int) -> str:
+    return f"zt{i}.example"
 
 
 def case_records() -> pa.Table:
@@ -46,11 +61,23 @@ def case_records() -> pa.Table:
                        upstream_cluster_port=443, upstream_cluster_host=host(i), upstream_host_ip="192.0.2.45",
                        upstream_host_port=443, authority=host(i))
         rows.append(row)
+    for i, error in enumerate(ZTUNNEL_ERRORS):  # (ztunnel alone: no waypoint, a public address)
+        rows.append({"start_time": T0, "line_number": len(CASES) + i + 1, "log_format": "ztunnel",
+                     "downstream_remote_address_ip": "10.244.1.5", "direction": "outbound", "response_code": 0,
+                     "dst_service": zt_host(i), "upstream_host_ip": "203.0.113.7", "upstream_host_port": 443,
+                     "error": error})
     return pa.Table.from_pylist([{n: r.get(n) for n in RECORD_SCHEMA.names} for r in rows], schema=RECORD_SCHEMA)
 
 
 def expected() -> set[str]:
-    return {host(i) for i, (code, flags, blocked) in enumerate(CASES) if not blocked and fails(code, flags)}
+    return ({host(i) for i, (code, flags, blocked) in enumerate(CASES) if not blocked and fails(code, flags)}
+            | {zt_host(i) for i, error in enumerate(ZTUNNEL_ERRORS) if ztunnel_fails(error)})
+
+
+def live() -> set[str]:
+    """The destinations of the cases not blocked: both sides of a failed share."""
+    return ({host(i) for i, (_, _, blocked) in enumerate(CASES) if not blocked}
+            | {zt_host(i) for i in range(len(ZTUNNEL_ERRORS))})
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +97,8 @@ def error_spike_flags() -> str:
 
 def test_the_cases_are_egress_of_the_kind_meant(con):
     got = dict(con.execute("SELECT destination, egress_kind FROM egress").fetchall())
-    assert got == {host(i): "blocked" if blocked else "registered" for i, (_, _, blocked) in enumerate(CASES)}
+    assert got == ({host(i): "blocked" if blocked else "registered" for i, (_, _, blocked) in enumerate(CASES)}
+                   | {zt_host(i): "public_ip" for i in range(len(ZTUNNEL_ERRORS))})
 
 
 @pytest.mark.parametrize("code,flags", list(itertools.product(CODES, FLAGS)))
@@ -80,6 +108,26 @@ def test_is_failure_macro(con, code, flags):
     got = con.execute("SELECT is_failure($1::INTEGER, $2::VARCHAR[], $3)",
                       [code, flags, error_spike_flags()]).fetchall()[0][0]
     assert got is fails(code, flags)
+
+
+@pytest.mark.parametrize("error", ZTUNNEL_ERRORS)
+@pytest.mark.parametrize("code,flags", [(0, []), (None, None), (503, []), (0, ["UF"])])
+def test_is_failure_counts_ztunnel_s_errors_but_a_policy_s(con, code, flags, error):
+    """The four-argument form adds ztunnel's `error`: a connection it could not make (refused, timed
+    out, an HBONE 503) failed; a policy's refusal is authz_denial's (ztunnel_denial.sql), not a failure."""
+    got = con.execute("SELECT is_failure($1::INTEGER, $2::VARCHAR[], $3, $4::VARCHAR)",
+                      [code, flags, error_spike_flags(), error]).fetchall()[0][0]
+    assert got is (fails(code, flags) or ztunnel_fails(error))
+
+
+@pytest.mark.parametrize("code,flags", list(itertools.product(CODES, FLAGS)))
+def test_is_failure_s_first_form_is_the_whole_one_without_the_error(con, code, flags):
+    """is_failure(response_code, response_flags, failure_flags), as an operator's own SQL called it
+    before `error` was added, still runs, and means the four-argument form with `error` unknown."""
+    three, four = con.execute("SELECT is_failure($1::INTEGER, $2::VARCHAR[], $3), "
+                              "is_failure($1::INTEGER, $2::VARCHAR[], $3, NULL)",
+                              [code, flags, error_spike_flags()]).fetchall()[0]
+    assert three is four is fails(code, flags)
 
 
 def test_is_failure_takes_the_flags_given(con):
@@ -106,9 +154,11 @@ def test_error_spike_counts_the_macros_failures(con):
     found = run_query(con, load_queries()["error_spike"], {
         "since": (T0 - hour).isoformat(), "until": (T0 + hour).isoformat(), "min_requests": 1,
         "min_error_share": 0.0, "spike_factor": 0.0}).to_pylist()
-    assert {f["destination"] for f in found} == {host(i) for i, (_, _, b) in enumerate(CASES) if not b}
+    assert {f["destination"] for f in found} == live()
     assert {f["destination"] for f in found if f["evidence"]["failures"]} == expected()
     assert all(f["evidence"]["requests"] == 1 for f in found)
+    errors = {f["destination"]: f["evidence"]["errors"] for f in found if f["evidence"]["errors"]}
+    assert errors == {zt_host(i): [e] for i, e in enumerate(ZTUNNEL_ERRORS) if ztunnel_fails(e)}
 
 
 def test_a_bucket_without_failures_is_no_clients_hang_up(con):
@@ -173,7 +223,7 @@ def test_with_dc_given_the_advice_does_not_blame_the_provider_for_clients_hangin
 
 def test_the_stream_alerts_rule_is_the_macros():
     """failure_burst (one failure is a burst here) alerts of exactly the destinations error_spike
-    counts as failed: the polars rule and the macro agree, blocked and null alike."""
+    counts as failed (ROWS_SQL asks the macro), blocked, null and ztunnel's errors alike."""
     from logpipe.alerts import AlertRules
 
     rules = AlertRules(burst_threshold=1)
@@ -182,18 +232,14 @@ def test_the_stream_alerts_rule_is_the_macros():
     assert {a.destination for a in alerts if a.kind == "failure_burst"} == expected()
 
 
-def test_the_polars_expression_and_the_macro_agree_row_by_row(con):
-    import polars as pl
+def test_the_stream_s_failing_rows_are_the_macro_s(con):
+    """The stream's rows (alerts.ROWS_SQL's `failing`) are failed as error_spike's: no copy of the rule."""
+    from logpipe import alerts
 
-    from logpipe.alerts import is_failure
-
-    rows = pl.from_arrow(con.sql("""SELECT destination, egress_kind, response_code, response_flags,
-                                 egress_kind <> 'blocked' AND is_failure(response_code, response_flags, $flags) AS sql
-                          FROM egress""", params={"flags": error_spike_flags()}).to_arrow_table())
-    got = rows.with_columns(is_failure(error_spike_flags().split(",")).alias("polars"))
-    assert got["sql"].null_count() == 0 and got["polars"].null_count() == 0
-    assert got.filter(pl.col("sql") != pl.col("polars")).height == 0
-    assert set(got.filter(pl.col("polars"))["destination"]) == expected()
+    assert "is_failure(response_code, response_flags, $failure_flags, error)" in alerts.ROWS_SQL
+    rows = con.sql(alerts.ROWS_SQL, params={"failure_flags": error_spike_flags()}).to_arrow_table().to_pylist()
+    assert all(r["failing"] is not None for r in rows)
+    assert {r["destination"] for r in rows if r["failing"]} == expected()
 
 
 def test_the_html_error_chart_counts_what_error_spike_counts(con):
@@ -204,7 +250,7 @@ def test_the_html_error_chart_counts_what_error_spike_counts(con):
 
     hour = dt.timedelta(hours=1)
     errors = chart_data(con, Window(T0, T0 + hour, T0 - hour, T0))["errors"]
-    requests = sum(1 for _, _, blocked in CASES if not blocked)
+    requests = len(live())
     assert errors == [{"t": T0, "error_share": round(len(expected()) / requests, 4), "requests": requests}]
 
 
@@ -217,9 +263,9 @@ def test_the_html_error_chart_takes_the_failure_flags_the_report_was_given(con, 
 
     hour = dt.timedelta(hours=1)
     errors = chart_data(con, Window(T0, T0 + hour, T0 - hour, T0), params)["errors"]
-    live = [(code, flags) for code, flags, blocked in CASES if not blocked]
-    failed = sum(1 for code, flags in live if (code or 0) >= 500 or "UC" in (flags or ()))
-    assert errors == [{"t": T0, "error_share": round(failed / len(live), 4), "requests": len(live)}]
+    failed = (sum(1 for code, flags, blocked in CASES if not blocked and ((code or 0) >= 500 or "UC" in (flags or ())))
+              + sum(map(ztunnel_fails, ZTUNNEL_ERRORS)))
+    assert errors == [{"t": T0, "error_share": round(failed / len(live()), 4), "requests": len(live())}]
 
 
 def test_a_flag_list_with_spaces_reads_as_without(con):

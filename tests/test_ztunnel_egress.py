@@ -91,3 +91,62 @@ def test_pods_name_a_source_before_ztunnel_does(tmp_path):
     r = logpipe("report", "inventory", "--data", "ds", "-o", "json", "--pods", "pods.json", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert [s["source"] for s in json.loads(r.stdout)["sources"]] == ["default/sleep"]
+
+
+def ztunnel_lines(start: str, n: int, error: str | None) -> str:
+    """``n`` connections a second apart from ``start`` (an ISO time, seconds), ztunnel's alone to
+    203.0.113.7:443 (api.partner.example): complete (info), or failed with ``error`` (level error)."""
+    import datetime as dt
+
+    t0 = dt.datetime.fromisoformat(start)
+    out = []
+    for i in range(n):
+        t = (t0 + dt.timedelta(seconds=i)).strftime("%Y-%m-%dT%H:%M:%S.080629Z")
+        level, tail = ("error", f'bytes_sent=0 bytes_recv=0 duration="10001ms" error="{error}"') if error else (
+            "info", 'bytes_sent=67 bytes_recv=490 duration="2ms"')
+        out.append(f'{t}\t{level}\taccess\tconnection complete\tsrc.addr=10.244.0.24:{41200 + i} '
+                   'src.workload="sleep-7656cf8794-r7zb9" src.namespace="default" dst.addr=203.0.113.7:443 '
+                   f'dst.service="api.partner.example" direction="outbound" {tail}\n')
+    return "".join(out)
+
+
+def test_a_ztunnel_only_destination_whose_connections_fail_is_an_error_spike(tmp_path):
+    """A public address reached through ztunnel alone that answered in the baseline and timed out
+    every time today: error_spike names it (its failures had no flag or code, only ztunnel's error);
+    a policy's refusals are authz_denial's, not failures (the spike's 12 of 24)."""
+    (tmp_path / "zt.log").write_text(
+        ztunnel_lines("2024-04-10T10:00:00", 20, None)
+        + ztunnel_lines("2024-04-12T10:00:00", 12, "io error: deadline has elapsed")
+        + ztunnel_lines("2024-04-12T10:30:00", 12,
+                        "connection closed due to policy rejection: explicitly denied by: default/deny-partner"))
+    r = logpipe("ingest", "zt.log", "--data", "ds", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    r = logpipe("report", "anomalies", "--data", "ds", "-o", "json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    findings = json.loads(r.stdout)["findings"]
+    (spike,) = [f for f in findings if f["kind"] == "error_spike"]
+    assert (spike["destination"], spike["source"]) == ("api.partner.example", "default/sleep-7656cf8794-r7zb9")
+    ev = spike["evidence"]
+    assert (ev["requests"], ev["failures"], ev["baseline_share"], ev["response_flags"], ev["errors"]) == (
+        24, 12, 0.0, [], ["io error: deadline has elapsed"])
+    assert spike["advice"].endswith(' ztunnel logged "io error: deadline has elapsed" (evidence.errors).')
+    assert [f["evidence"]["denials"] for f in findings if f["kind"] == "authz_denial"] == [12]
+
+
+def test_a_stream_of_ztunnel_s_failed_connections_raises_a_failure_burst(tmp_path):
+    """The stream's failure_burst counts what error_spike counts: five connections ztunnel could not
+    make (refused) within the window are a burst, named by ztunnel's error; five it refused by
+    policy are denials, not failures."""
+    lines = (ztunnel_lines("2024-04-12T10:00:00", 5, "io error: Connection refused (os error 111)")
+             + ztunnel_lines("2024-04-12T11:00:00", 5, "connection closed due to policy rejection: "
+                                                       "allow policies exist, but none allowed"))
+    from test_stream import stream_cli
+
+    r = stream_cli(tmp_path / "ds", "--alerts", "ndjson", "--alerts-out", "-", input=lines.encode())
+    assert r.returncode == 0, r.stderr
+    alerts = [json.loads(x) for x in r.stdout.splitlines()]
+    (burst,) = [a for a in alerts if a["kind"] == "failure_burst"]
+    assert (burst["destination"], burst["count"], burst["evidence"]["line_number"]) == ("api.partner.example", 5, 5)
+    assert burst["message"] == ('5 failures within 4s; last from 10.244.0.24, TCP error "io error: Connection refused '
+                                '(os error 111)"')
+    assert [a["kind"] for a in alerts].count("authz_denial") == 1

@@ -1,13 +1,14 @@
 -- title: Error and failure spikes
--- description: Per destination and time bucket, the share of requests that failed (5xx, or a
---   failure response flag such as UF, URX, UH, UO, NR, UT) against that destination's own
+-- description: Per destination and time bucket, the share of requests that failed (5xx, a
+--   failure response flag such as UF, URX, UH, UO, NR, UT, or a connection ztunnel logged with an
+--   error other than a policy's: refused, timed out) against that destination's own
 --   baseline share, not a global constant. DC (Envoy's DownstreamConnectionTermination: the client
 --   closed its connection before the response, code 0) is not a failure by default: the client hung
 --   up, the destination did not fail (a slow destination shows in latency_outlier). Given in
 --   -p failure_flags, it counts, and the advice says which failures were only the client's. The worst bucket of each destination is reported: the
 --   most severe (critical: >= 90% of >= 50 requests failed, in one bucket; high: >= 50%), then
 --   the highest share, the most requests, the earliest. The severity and the evidence (but
---   spiking_buckets and response_flags, over all the spiking buckets) are that one bucket's; its
+--   spiking_buckets, response_flags and ztunnel's errors, up to 5, over all the spiking buckets) are that one bucket's; its
 --   source, the clients whose requests failed in it (who is affected). With DF
 --   (DNS resolution failed) among the failed requests' flags and among failure_flags, the advice adds
 --   DNS advice (dns_failure_advice.sql); -p failure_flags without DF leaves it out, as it leaves out
@@ -27,14 +28,14 @@ WITH bounds AS (SELECT * FROM report_bounds($since, $until, $baseline_start, $ba
 win AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= w0 AND e.start_time < w1),
 base AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= b0 AND e.start_time < b1),
 marked AS (
-    SELECT destination, source_ip, start_time, request_id, response_code, response_flags,
-        is_failure(response_code, response_flags, $failure_flags) AS failed
+    SELECT destination, source_ip, start_time, request_id, response_code, response_flags, error,
+        is_failure(response_code, response_flags, $failure_flags, error) AS failed
     FROM win
     WHERE egress_kind <> 'blocked'
 ),
 base_share AS (
     SELECT destination, count(*) AS base_requests,
-        avg(CASE WHEN is_failure(response_code, response_flags, $failure_flags) THEN 1.0 ELSE 0.0 END) AS base_share
+        avg(CASE WHEN is_failure(response_code, response_flags, $failure_flags, error) THEN 1.0 ELSE 0.0 END) AS base_share
     FROM base
     WHERE egress_kind <> 'blocked'
     GROUP BY destination
@@ -46,12 +47,13 @@ buckets AS (
         count(*) FILTER (WHERE failed) AS failures,
         avg(CASE WHEN failed THEN 1.0 ELSE 0.0 END) AS share,
         list_distinct(flatten(list(response_flags) FILTER (WHERE failed))) AS flags,
+        list_distinct(list(error) FILTER (WHERE failed AND error IS NOT NULL)) AS errors,
         list(request_id ORDER BY start_time) FILTER (WHERE failed AND request_id IS NOT NULL)[1:3] AS ids,
         -- who is affected: the clients whose requests failed (null where the format logs no client)
         string_agg(DISTINCT source_ip, ',' ORDER BY source_ip) FILTER (WHERE failed) AS failing_sources,
         -- failures that are failures only by DC: the client hung up
         count(*) FILTER (WHERE failed AND NOT is_failure(response_code, list_filter(response_flags, lambda f: f <> 'DC'),
-                                                         $failure_flags)) AS hangups
+                                                         $failure_flags, error)) AS hangups
     FROM marked
     GROUP BY ALL
 ),
@@ -71,7 +73,8 @@ worst AS (
     SELECT destination,
         arg_max(k, {'level': level, 'share': share, 'requests': requests, 'earliest': -epoch_us(bucket)}) AS w,
         count(*) AS spiking_buckets,
-        list_sort(list_distinct(flatten(list(flags)))) AS flags
+        list_sort(list_distinct(flatten(list(flags)))) AS flags,
+        list_sort(list_distinct(flatten(list(errors)))) AS errors
     FROM ranked k
     GROUP BY destination
 )
@@ -90,6 +93,7 @@ SELECT
         'baseline_requests': w.base_requests,
         'spiking_buckets': spiking_buckets,
         'response_flags': flags,
+        'errors': errors[1:5],
         'sample_request_ids': w.ids
     } AS evidence,
     CASE WHEN w.hangups = w.failures AND w.failures > 0  -- (-p min_error_share 0 lets a bucket of none through)
@@ -101,6 +105,9 @@ SELECT
             || CAST(round(100 * w.base_share, 1) AS VARCHAR) || '%: check the provider''s status, '
             || 'the flags (UF/URX connect failures, UH no healthy endpoint, UO circuit breaker, UT timeouts, NR no route) '
             || 'and recent DestinationRule/ServiceEntry/VirtualService changes.'
+            -- (ztunnel's failed connections carry no flag: its error says what failed)
+            || CASE WHEN len(errors) > 0 THEN ' ztunnel logged ' || CASE WHEN len(errors) > 1 THEN 'e.g. ' ELSE '' END
+                    || '"' || errors[1] || '" (evidence.errors).' ELSE '' END
             -- (DF counted as a failure by failure_flags, as DC's advice needs DC there: given without
             -- it, a 503 DF still fails as a 5xx, but its DNS is no failure of the operator's)
             || CASE WHEN list_contains(flags, 'DF') AND has_failure_flag(['DF'], $failure_flags)
