@@ -21,6 +21,8 @@ from .records import _reject, _row
 
 NOISE_RULES = {
     "ztunnel_opened": _ztunnel.OPENED,
+    "ztunnel_log": "ztunnel's own log line (time, level, its Rust target such as xds::client or proxy::inbound), "
+                   "not an access line",
     "istio_log": "istio-agent/Envoy log line (or another Go program's: time, level, message), not an access line",
     "tracing_log": "ztunnel/tracing log line, not an access line",
     "envoy_native_log": "Envoy application log line, not an access line",
@@ -28,10 +30,12 @@ NOISE_RULES = {
     "tail_header": "tail's header of the file it reads next (tail -f of several files), not an access line",
     "otel_debug_log": "OpenTelemetry Collector debug exporter's record line, not an access line",
     "go_panic": "Go crash dump line (a panic or fatal error and its goroutine traceback), not an access line",
+    "yaml_line": "YAML line (key: value, or - item) of a config dump (ztunnel's after 'running with config:', "
+                 "istio-agent's after 'Effective config:'), not an access line",
 }
 # Noise rules of a time and a word (a level) that an access line of a format starting %START_TIME%
 # %REQ(:METHOD)% also follows: under a given format, their reasons say where the line departs from it.
-WORD_AFTER_TIME_RULES = ("istio_log", "tracing_log")
+WORD_AFTER_TIME_RULES = ("ztunnel_log", "istio_log", "tracing_log")
 # Rules also tried on the line past a stern-style prefix's words (WORDS_RULES): stern's prefix is two
 # or three words, so a Go traceback's "goroutine 1 [running]:" reads as one (pod "goroutine", container
 # "1", body "[running]:"), and after stern's own prefix "exit status 2" loses "exit" to it. Not the other

@@ -374,7 +374,8 @@ GRAMMAR_FILES = {
     "access": ["istio_1_9", "istio_1_3", "istio_1_2", "istio_1_8", "istio_1_1", "istio_1_1_pre", "envoy",
                "address_value", "cluster_value", "access_line"],
     "prefix": ["line_prefix", "partial_prefix", "blank_prefix"],
-    "noise": ["ztunnel_opened", "istio_log", "tracing_log", "envoy_native_log", "glog_log", "tail_header", "otel_debug_log", "noise_line"],
+    "noise": ["ztunnel_opened", "ztunnel_log", "istio_log", "tracing_log", "envoy_native_log", "glog_log", "tail_header",
+              "otel_debug_log", "yaml_line", "noise_line"],
 }
 
 

@@ -181,3 +181,63 @@ def test_a_quoted_value_reads_rust_s_debug_escapes():
             'error="line1\\nline2\\ttab \\u{1b}[0m \\"q\\" back\\\\n \\u{110000}"')
     (row,) = Parser().parse_batch([line], "z").records.to_pylist()
     assert row["error"] == 'line1\nline2\ttab \x1b[0m "q" back\\n \\u{110000}'
+
+
+# ztunnel's own (non-access) lines, as its IstioFormat writes them (istio/ztunnel src/telemetry.rs: the
+# target without "ztunnel::", its spans as ":name{fields}", a tab after the message even with no fields)
+ZTUNNEL_OWN = [
+    "2025-03-08T10:00:00.123456Z\tinfo\txds::client:xds{id=1}\treceived response\ttype_url=\"type.googleapis.com/istio.workload.Address\" size=118 removes=0",
+    "2025-03-08T10:00:00.123457Z\tinfo\txds:xds{id=1}\thandling RBAC update allow-agents-to-mcp\t",
+    "2025-03-08T10:00:00.123458Z\tinfo\tproxy::inbound\tlistener established\taddress=[::]:15008 component=\"inbound\" transparent=true",
+    "2025-03-08T10:00:00.123459Z\tinfo\tinpod::statemanager\tpod received, starting proxy\tuid=\"ec7115b2\" name=\"accounts-db-0\"",
+    "2025-03-08T10:00:00.123460Z\tinfo\tdns::server\tstarting local DNS server\taddress=localhost:15053 component=\"dns\"",
+    "2024-04-12T10:17:53.889846Z\twarn\tztunnel::proxy\tfailed to fetch workload\tpod_ip=10.244.3.77 error=\"not found\"",
+    "2025-03-08T10:00:00.123461Z\tinfo\tztunnel\tset file descriptor limits from 1048576 to 1048576\t",
+    "2025-03-08T10:00:00.123462Z\tinfo\thyper_util\tlistener established\taddress=[::]:15021 component=\"readiness\"",
+    "2025-03-08T10:00:00.123463Z\tinfo\treadiness\tTask 'proxy' complete (1.339208ms), still awaiting 2 tasks\t",
+    "2025-03-08T10:00:00.123464Z\tinfo\tztunnel\trunning with config: proxy: true",
+]
+# ztunnel's start-up config dump, after its `running with config:` line (serde_yaml's block style)
+ZTUNNEL_CONFIG = ["dnsProxy: true", "poolUnusedReleaseTimeout:", "  secs: 300", "adminAddr: !Localhost", "- true",
+                  "- 15000", "statsAddr: !SocketAddr '[::]:15020'", "network: ''", "  CLUSTER_ID: Kubernetes",
+                  "  ENABLE_HBONE: 'true'", "  - istio-system.svc.cluster.local", "  - socket_addr: 10.96.0.10:53",
+                  "    protocol: udp", "avoid_local_udp_ports: []", "caAddress: https://istiod.istio-system.svc:15012"]
+# istio-agent's (Go: Istio's logger writes no tab after a message without fields) stay its own
+ISTIO_AGENT = ["2025-02-03T08:08:14.918572Z\tinfo\tFLAG: --concurrency=\"2\"",
+               "2025-02-03T08:08:15.059336Z\tinfo\tcache\tgenerated new workload certificate\tlatency=112.631044ms ttl=23h59m59.08s",
+               "2025-02-03T08:08:15.099336Z\tinfo\tdns\tStarting local udp DNS server on 127.0.0.1:15053",
+               "2025-02-03T08:08:14.999890Z\tinfo\txdsproxy\tInitializing with upstream address \"istiod.istio-system.svc:15012\""]
+
+
+@pytest.mark.parametrize("line", ZTUNNEL_OWN)
+def test_ztunnel_s_own_log_line_is_named_ztunnel_s(parser, line):
+    """A ztunnel line of another target than `access` (its xDS client, proxies, DNS, in-pod manager) is
+    noise named ztunnel's: it read as istio-agent's or another Go program's, though ztunnel is Rust."""
+    records, (reject,) = parse(parser, [line])
+    assert records == [] and reject["class"] == "noise"
+    assert reject["reason"].startswith("ztunnel's own log line (time, level, its Rust target"), reject["reason"]
+
+
+@pytest.mark.parametrize("line", ISTIO_AGENT)
+def test_istio_agent_s_log_line_is_still_istio_agent_s(parser, line):
+    records, (reject,) = parse(parser, [line])
+    assert records == [] and reject["class"] == "noise"
+    assert reject["reason"].startswith("istio-agent/Envoy log line"), reject["reason"]
+
+
+def test_ztunnel_s_config_dump_is_yaml_noise(parser):
+    """ztunnel logs its config at start-up as ~130 lines of YAML: each is noise that says it is YAML of
+    a config dump, not that Envoy's and Istio's layouts start with '['."""
+    records, rejects = parse(parser, [ZTUNNEL_OWN[-1], *ZTUNNEL_CONFIG])
+    assert records == [] and len(rejects) == 1 + len(ZTUNNEL_CONFIG)
+    assert {r["class"] for r in rejects} == {"noise"}
+    assert [r["reason"].split(" (")[0] for r in rejects[1:]] == ["YAML line"] * len(ZTUNNEL_CONFIG), rejects
+
+
+@pytest.mark.parametrize("line", ["Error: unable to connect", "error: failed: connection refused", "panic: oops",
+                                  "[2025-02-03T08:08:16.727Z] \"GET /ip HTTP/1.1\" 200 - via_upstream - \"-\" 0 285"])
+def test_a_line_of_words_or_an_access_line_is_no_yaml(parser, line):
+    """A capitalised word and a colon, a value with ": " in it (plain YAML holds none), a Go panic, or
+    an access line cut short are not said to be YAML."""
+    _, rejects = parse(parser, [line])
+    assert all("YAML" not in r["reason"] for r in rejects), rejects
