@@ -35,8 +35,9 @@ BARRIER_CHARS = 512
 # A byte-order mark (the file's, not the line's: parse.py reads past one) before a split line's part.
 BOM = "\ufeff"
 _MARK_BYTES = BOM.encode()
-# How docker's json-file entries start (its Go encoder writes the keys in this order).
-DOCKER_START = r'^\{"log":'
+# How docker's json-file entries start (its Go encoder writes the keys in this order), or after a
+# byte-order mark (unwrap_docker).
+DOCKER_START = f'^{BOM}?\\{{"log":'
 
 # How far after a split line's part its next part may come (the other stream's lines between them):
 # CriParts.join and _join_docker look this far, and the readers keep this many lines together.
@@ -200,10 +201,16 @@ def unwrap_docker(df: pl.DataFrame, is_json: pl.Series, rejects: list[dict]) -> 
     (``_join_docker``), or, when its last part is not in the batch, rejects that say so
     (``DOCKER_PARTIAL``), never rows. ``is_json``: the lines whose body is JSON. Returns the lines
     (the others as they were), which of them are JSON now, how many were blank (a blank line's
-    entry: dropped), and the line numbers of parts joined to an earlier one (dropped)."""
+    entry: dropped), and the line numbers of parts joined to an earlier one (dropped). An entry after a
+    byte-order mark (`cat` of files saved with one) is one: its ``body`` without the mark (the file's, not
+    the line's: parse._BOM), so that a split line's first part there is joined as ``CriParts.join`` does."""
     maybe = starts_with(df["body"], DOCKER_START)  # (cut.c's check: ~0.02 µs a line)
     if maybe is None:
         return df, is_json, 0, ()
+    marked = maybe & ~is_json  # (one that starts so, not with "{": after a mark)
+    if marked.any():
+        df = df.with_columns(pl.when(marked).then(pl.col("body").str.strip_prefix(BOM)).otherwise(pl.col("body")))
+        is_json = is_json | marked
     body = df["body"]
     text, stream, time = _docker_fields(body, maybe)
     docker = (is_json & maybe & text.is_not_null() & stream.is_in(["stdout", "stderr"]) & time.is_not_null()).fill_null(False)
