@@ -162,17 +162,17 @@ class Counts:
                 + (f", replayed {self.replayed} (stored already)" if self.replayed else ""))
 
 
-def no_access_warning(where: str, others: int, aside: str = "", first: dict | None = None) -> str:
+def no_access_warning(where: str, others: int, aside: str = "", first: dict | None = None, look: str = "") -> str:
     """What ingest says of an input, and a stream of its first lines, when not one of its lines is an
     access line (``where``: "app.log: … among its 300 lines", "… among the first 200 lines"): the
     usual causes are another container's log and a format logpipe was not given. Under a given format
     (``first``: the first of the lines' rejects) it names where that line departs from it, and asks
-    whether the format is the proxies', rather than to give one."""
+    whether the format is the proxies', rather than to give one; ``look``: the `logpipe parse` command
+    with that format's option (``Input.parse_command``) that shows each line's reason."""
     aside = f"; {aside}" if aside else ""
     if first is not None:
         return (f"logpipe: warning: {where}, none follows the given format{aside}; line {first['line_number']}: "
-                f"{first['reason']}. Is the format the proxies'? `logpipe parse` with the same format option shows "
-                "each line's reason")
+                f"{first['reason']}. Is the format the proxies'? `{look}` shows each line's reason")
     return (f"logpipe: warning: {where} ({others} not access-log output{aside}): Istio's access log is the "
             "istio-proxy container's (`kubectl logs POD -c istio-proxy`); an access log in another format: "
             "give it with --format-string or --format-file (`logpipe detect` shows the layouts)")

@@ -371,7 +371,8 @@ class _Run:
                 return None
             if counts.parsed == 0 and counts.noise:  # a format mismatch must not pass silently
                 self.bar.note(_batches.no_access_warning(f"{inp.name}: no access line among its {counts.read} lines",
-                                                         counts.noise, first=first if self.parser.custom else None))
+                                                         counts.noise, first=first if self.parser.custom else None,
+                                                         look=inp.parse_command(option=self.format_option)))
             if plan.hasher is not None:  # hashed while read: what was read is the input
                 size, full = end, plan.hasher.hexdigest() if plan.hasher.size == end else _prefix_hash(inp, end, self.hash_algo)
             elif not inp.is_stream and end != size and not error and entry["compression"] == "plain":

@@ -352,18 +352,26 @@ class Streamer:
 
             print(no_access_warning(f"no access line among the first {others + c.blank} lines", others,
                                     "a proxy with no traffic yet logs none",
-                                    first=self.first_reject if self.parser.custom is not None else None),
+                                    first=self.first_reject if self.parser.custom is not None else None,
+                                    look=self._parse_hint()),
                   file=self.stderr)
         if self.format_checked or self.counts.access < FORMAT_CHECK_LINES:
             return
         self.format_checked = True
         if self.counts.mostly_malformed(FORMAT_CHECK_LINES):
             c = self.counts
-            fix = ("does the format given match the proxies' (`… | head | logpipe parse --format-… -` shows each line's"
-                   " reason)?" if self.parser.custom is not None else
+            fix = (f"does the format given match the proxies' (`{self._parse_hint()}` shows each line's reason)?"
+                   if self.parser.custom is not None else
                    "is the mesh's format another one? Give it with --format-string or --format-file")
             print(f"logpipe: warning: {c.malformed} of the first {c.access} access lines are malformed: {fix}"
                   " (past the first lines, malformed ones are diagnosed without Lark's context, to keep up)", file=self.stderr)
+
+    def _parse_hint(self) -> str:
+        """The `logpipe parse` of a hint under a custom format (given, or the one the dataset remembers):
+        with its option, shell-quoted, so that pasted it reads the stream's lines as the stream does ("": none)."""
+        from .sources import Input
+
+        return Input("-").parse_command(head=True, option=self.parser.custom.option) if self.parser.custom is not None else ""
 
     def _warn(self, part) -> None:
         """The first malformed lines on stderr, as `logpipe parse` shows them (noise is only counted)."""

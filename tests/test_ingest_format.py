@@ -128,7 +128,9 @@ def test_a_wrong_format_is_said_with_where_its_lines_depart_from_it(tmp_path):
     assert warning.startswith("logpipe: warning: a.log: no access line among its 3 lines, none follows the given "
                               "format; line 1: istio-agent/Envoy log line")
     assert "(nor does it follow the given format: column 1: expected 'ts=' before start_time, got '2025-" in warning
-    assert "--format-string" not in warning
+    # (the `logpipe parse` it names repeats the format given, shell-quoted: it said "with the same format option")
+    assert warning.endswith("Is the format the proxies'? `logpipe parse --format-string "
+                            "'ts=%START_TIME% %START_TIME%\t%REQ(:METHOD)%\t%RESPONSE_CODE%\t%UPSTREAM_HOST%' a.log` shows each line's reason")
     r = run_logpipe("parse", "--format-string", "ts=%START_TIME% " + tsv, "a.log", cwd=tmp_path)
     assert r.stderr.count("nor does it follow the given format: column 1: expected 'ts='") == 3
     r = run_logpipe("parse", "--format-string", tsv, "a.log", "-o", "ndjson", cwd=tmp_path)

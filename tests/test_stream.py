@@ -1540,4 +1540,26 @@ def test_a_stream_under_a_wrong_format_names_where_its_first_line_departs(tmp_pa
     (warning,) = [x for x in err.getvalue().splitlines() if "warning" in x]
     assert "none follows the given format" in warning and "line 1: istio-agent/Envoy log line" in warning
     assert "nor does it follow the given format: column 1: expected 'ts=' before start_time" in warning
-    assert "--format-string" not in warning
+    assert warning.endswith("Is the format the proxies'? `… | head | logpipe parse --format-string "
+                            "'ts=%START_TIME%\t%REQ(:METHOD)%\t%RESPONSE_CODE%'` shows each line's reason")
+
+
+def test_a_stream_s_mostly_malformed_lines_under_a_format_name_the_format_s_parse(tmp_path):
+    """Under a format given, the warning that most of the first access lines are malformed showed
+    `logpipe parse --format-… -`, for the user to fill in: it repeats the format given, shell-quoted."""
+    import io
+
+    from logpipe import layouts
+    from logpipe.stream import FORMAT_CHECK_LINES, StreamOptions, Streamer
+
+    src = tmp_path / "in.log"
+    src.write_text("".join(f"2025-03-08T00:00:00.{i:03d}Z\tGET it's\t2OO\n" for i in range(FORMAT_CHECK_LINES + 20)))
+    parser = layouts.parser_from_options(format_string="%START_TIME%\t%REQ(:METHOD)% it's\t%RESPONSE_CODE%")
+    err, fd = io.StringIO(), os.open(src, os.O_RDONLY)
+    try:
+        Streamer(str(tmp_path / "data"), StreamOptions(alerts=False), parser=parser, stdin_fd=fd, stderr=err).run()
+    finally:
+        os.close(fd)
+    (warning,) = [x for x in err.getvalue().splitlines() if "access lines are malformed" in x]
+    assert ("does the format given match the proxies' (`… | head | logpipe parse --format-string "
+            "'%START_TIME%\t%REQ(:METHOD)% it'\"'\"'s\t%RESPONSE_CODE%'` shows each line's reason)?") in warning, warning
