@@ -108,9 +108,14 @@ def test_no_advice_is_null_without_a_client_address(tmp_path):
     lines = [f"[{_t(60 * i)}] POST /upload 200 1000 storage.example outbound|443||storage.example" for i in range(200)]
     lines += [f"[{_t(12000 + j)}] POST /upload 200 60000000 storage.example outbound|443||storage.example"
               for j in range(3)]
-    doc = report(ingest(tmp_path, lines, NO_CLIENT), "anomalies")
-    assert any(f["kind"] == "volume_outlier" for f in doc["findings"])
+    data = ingest(tmp_path, lines, NO_CLIENT)
+    doc = report(data, "anomalies")
+    (f,) = [f for f in doc["findings"] if f["kind"] == "volume_outlier"]
+    assert f["advice"].startswith("A client (its address is not in the logs) uploaded ")
     assert all(f["advice"] for f in doc["findings"]), [f for f in doc["findings"] if not f["advice"]]
+    # the inventory's source of those rows was an empty cell: it is named as the finding names it (client_named.sql)
+    assert [(s["source"], s["destination_count"], s["destinations"]) for s in report(data, "inventory")["sources"]] == [
+        ("A client (its address is not in the logs)", 1, ["storage.example"])]
 
 
 def test_minimal_format_findings_all_have_advice(minimal):
@@ -130,7 +135,8 @@ def test_a_blocked_connection_of_no_logged_destination_is_named_so(tmp_path):
     doc = report(data, "inventory")
     assert {(d["destination"], d["egress_kind"]) for d in doc["destinations"]} == {
         ("api.stripe.com", "registered"), (unnamed, "blocked")}
-    assert [s["destinations"] for s in doc["sources"]] == [["api.stripe.com", unnamed]]
+    # (its count counts the destination not in the logs, as its list lists it: it said 1 beside these 2)
+    assert [(s["destination_count"], s["destinations"]) for s in doc["sources"]] == [(2, ["api.stripe.com", unnamed])]
     (f,) = [f for f in report(data, "anomalies")["findings"] if f["kind"] == "blocked_attempt"]
     assert f["destination"] == unnamed and f["evidence"]["attempts"] == 3
     assert "wants the address it dialled (the format logs none: add %DOWNSTREAM_LOCAL_ADDRESS% to see it)" in f["advice"]

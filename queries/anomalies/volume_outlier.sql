@@ -51,7 +51,7 @@ SELECT
         'last_seen': w.last_seen,
         'sample_request_ids': w.ids
     } AS evidence,
-    coalesce(w.source_ip, 'A client (its address is not in the logs)') || ' uploaded ' || CAST(round(w.bytes_up / 1e6, 1) AS VARCHAR) || ' MB to ' || w.destination
+    client_named(w.source_ip) || ' uploaded ' || CAST(round(w.bytes_up / 1e6, 1) AS VARCHAR) || ' MB to ' || w.destination
         || ': confirm this transfer is expected (backup, export); if not, isolate the pod and '
         || 'check what it sent (request ids in the evidence).' AS advice
 FROM win_pair w

@@ -1,12 +1,13 @@
 -- title: Sources and their destinations
 -- description: Per source workload (its IP, or namespace/owner with --pods), the external
 --   destinations it talks to, with requests, bytes up and down (null: the format logs no bytes),
---   and blocked attempts.
+--   and blocked attempts. The clients of a format that logs no client address are one row, named so.
 -- @param since '' window start (ISO time); empty = the data's first record
 -- @param until '' window end (ISO time, exclusive); empty = after the last record
 SELECT
-    source_ip AS source,
-    count(DISTINCT destination) AS destination_count,
+    client_named(source_ip) AS source,
+    -- (each destination listed, the one not in the logs too)
+    count(DISTINCT destination_named(destination)) AS destination_count,
     list_transform(list_sort(list(DISTINCT destination), 'ASC', 'NULLS LAST'), lambda d: destination_named(d)) AS destinations,
     count(*) AS requests,
     CAST(sum(bytes_received) AS BIGINT) AS bytes_up,
