@@ -1,7 +1,8 @@
 -- title: Unregistered egress
 -- description: Traffic that left through PassthroughCluster (outboundTrafficPolicy ALLOW_ANY):
 --   nobody registered these destinations. The advice holds a ServiceEntry that registers each one
---   (hosts, port with protocol, resolution, MESH_EXTERNAL), ready for kubectl apply -f -. A format
+--   (hosts, port with protocol, resolution, MESH_EXTERNAL: service_entry_yaml.sql, as registry_only
+--   prints it for the whole data), ready for kubectl apply -f -. A format
 --   that logs no port (no %UPSTREAM_CLUSTER% port, %DOWNSTREAM_LOCAL_ADDRESS% or %UPSTREAM_HOST%)
 --   leaves the port null: the ServiceEntry then has a placeholder port 0 (which Istio refuses) with a
 --   comment to set it, and the advice says so. A request with a method or authority is HTTP though
@@ -20,17 +21,8 @@ found AS (
     SELECT
         w.destination,
         w.destination_port AS port,
-        CASE
-            WHEN bool_or(request_protocol(w.protocol, w.method, w.authority) LIKE 'HTTP/2%') THEN 'HTTP2'
-            WHEN bool_or(request_protocol(w.protocol, w.method, w.authority) LIKE 'HTTP%') THEN 'HTTP'
-            WHEN bool_or(connection_protocol(w.requested_server_name, w.upstream_cluster_direction,
-                                             w.upstream_cluster_subset) = 'TLS') THEN 'TLS'
-            ELSE 'TCP'
-        END AS se_protocol,
-        -- A name that can go in YAML unquoted, else an IP (STATIC), else nothing safe to print.
-        regexp_full_match(w.destination, '[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?')
-            AND ip_value(w.destination) IS NULL AS is_name,
-        ip_value(w.destination) IS NOT NULL AS is_ip,
+        service_entry_protocol(w.protocol, w.method, w.authority, w.requested_server_name,
+                               w.upstream_cluster_direction, w.upstream_cluster_subset) AS se_protocol,
         count(*) AS requests,
         bool_and(coalesce(list_contains(w.response_flags, 'DF'), false)) AS dns_failed,
         string_agg(DISTINCT w.source_ip, ',' ORDER BY w.source_ip) AS sources,
@@ -44,13 +36,8 @@ found AS (
     GROUP BY w.destination, w.destination_port
     HAVING count(*) >= CAST($min_requests AS INTEGER)
 ),
-yaml AS (
-    SELECT *,
-        -- (concat_ws, not ||: a port not in the logs leaves it out rather than nulling the name)
-        concat_ws('-', lower(regexp_replace(destination, '[^A-Za-z0-9]+', '-', 'g')), port) AS se_name,
-        CASE WHEN is_name THEN destination ELSE 'ip-' || lower(regexp_replace(destination, '[^A-Za-z0-9]+', '-', 'g')) || '.external' END AS se_host
-    FROM found
-)
+-- (null for a name not safe in YAML, which is no DNS name, and for a DNS failure: service_entry_yaml.sql)
+registering AS (SELECT *, service_entry_yaml(destination, port, se_protocol, dns_failed) AS se FROM found)
 SELECT
     'unregistered_egress' AS kind,
     CASE WHEN known THEN 'low' ELSE 'medium' END AS severity,
@@ -64,26 +51,10 @@ SELECT
         'first_seen': first_seen,
         'last_seen': last_seen,
         'sample_request_ids': ids,
-        'service_entry': CASE WHEN (is_name OR is_ip) AND NOT dns_failed THEN concat_ws(chr(10),
-            'apiVersion: networking.istio.io/v1',
-            'kind: ServiceEntry',
-            'metadata:',
-            '  name: ' || se_name,
-            'spec:',
-            '  hosts:',
-            '  - ' || se_host,
-            CASE WHEN is_ip THEN '  addresses:' || chr(10) || '  - ' || destination END,
-            '  location: MESH_EXTERNAL',
-            '  ports:',
-            '  - number: ' || coalesce(CAST(port AS VARCHAR),
-                                      '0  # the port is not in the logs: set the port the clients call'),
-            '    name: ' || concat_ws('-', lower(se_protocol), port),
-            '    protocol: ' || se_protocol,
-            '  resolution: ' || CASE WHEN is_ip THEN 'STATIC' ELSE 'DNS' END,
-            CASE WHEN is_ip THEN '  endpoints:' || chr(10) || '  - address: ' || destination END) END
+        'service_entry': se
     } AS evidence,
     CASE WHEN dns_failed THEN dns_failure_advice(destination)
-        WHEN is_name OR is_ip
+        WHEN se IS NOT NULL
         THEN 'Unregistered egress to ' || CASE WHEN contains(destination, ':') THEN '[' || destination || ']' ELSE destination END
              || coalesce(':' || port || '. If it is legitimate, register it '
                          || '(kubectl apply -f the service_entry in the evidence), then consider ',
@@ -92,5 +63,5 @@ SELECT
              || 'outboundTrafficPolicy REGISTRY_ONLY so the next unknown host is blocked.'
         ELSE 'Unregistered egress to a host name that is not a valid DNS name: investigate the client.'
     END AS advice
-FROM yaml
+FROM registering
 ORDER BY requests DESC, destination

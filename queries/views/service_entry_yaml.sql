@@ -1,0 +1,44 @@
+-- service_entry_yaml(destination, port, protocol, dns_failed): the ServiceEntry (networking.istio.io/v1)
+-- that registers a destination reached through PassthroughCluster, as YAML ready for kubectl apply -f:
+-- a host name (resolution DNS), or an IP under a made-up host ip-….external with the IP as its address
+-- and endpoint (resolution STATIC); location MESH_EXTERNAL, one port named for its protocol
+-- (service_entry_protocol.sql: HTTP2, HTTP, TLS or TCP). A port the format does not log is a
+-- placeholder 0 (Istio accepts 1..65535) with a comment to set it. Null when nothing safe can be
+-- written: a destination that is neither an IP nor a name of letters, digits, dots and dashes (it
+-- would need YAML quoting, and is no DNS name), or one whose every request failed DNS resolution
+-- (dns_failed: flag DF, dns_failure_advice.sql), which a ServiceEntry would not make resolve.
+-- MESH_EXTERNAL is Istio's "external to the mesh" (istio/api networking/v1alpha3/service_entry.proto,
+-- Location; MESH_INTERNAL is for workloads added to the mesh, VMs with a proxy): right for a host
+-- outside the mesh at an internal address too (a VPC database, an on-premises server), so such an
+-- address (ip_kind 'internal') keeps its ServiceEntry, under a comment saying that a pod or Service
+-- of the cluster reached through PassthroughCluster wants the proxy's view of it fixed instead.
+-- The unregistered_egress finding and the registry_only query print it alike.
+CREATE OR REPLACE MACRO service_entry_yaml(destination, port, protocol, dns_failed) AS (
+    CASE WHEN NOT coalesce(dns_failed, false)
+              AND (ip_value(destination) IS NOT NULL
+                   OR regexp_full_match(destination, '[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?'))
+    THEN concat_ws(chr(10),
+        CASE WHEN ip_kind(destination) = 'internal'
+             THEN '# ' || destination || ' is an internal address: register it only if it is a host outside '
+                  || 'the mesh; a pod or Service of the cluster reached through PassthroughCluster is out of the '
+                  || 'proxy''s view (a Sidecar''s egress hosts, exportTo): fix that instead' END,
+        'apiVersion: networking.istio.io/v1',
+        'kind: ServiceEntry',
+        'metadata:',
+        -- (concat_ws, not ||: a port not in the logs leaves it out rather than nulling the name)
+        '  name: ' || concat_ws('-', lower(regexp_replace(destination, '[^A-Za-z0-9]+', '-', 'g')), port),
+        'spec:',
+        '  hosts:',
+        '  - ' || CASE WHEN ip_value(destination) IS NULL THEN destination
+                       ELSE 'ip-' || lower(regexp_replace(destination, '[^A-Za-z0-9]+', '-', 'g')) || '.external' END,
+        CASE WHEN ip_value(destination) IS NOT NULL THEN '  addresses:' || chr(10) || '  - ' || destination END,
+        '  location: MESH_EXTERNAL',
+        '  ports:',
+        '  - number: ' || coalesce(CAST(port AS VARCHAR),
+                                  '0  # the port is not in the logs: set the port the clients call'),
+        '    name: ' || concat_ws('-', lower(protocol), port),
+        '    protocol: ' || protocol,
+        '  resolution: ' || CASE WHEN ip_value(destination) IS NOT NULL THEN 'STATIC' ELSE 'DNS' END,
+        CASE WHEN ip_value(destination) IS NOT NULL THEN '  endpoints:' || chr(10) || '  - address: ' || destination END)
+    END
+);
