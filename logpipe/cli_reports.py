@@ -170,7 +170,7 @@ def report(name, data_dir, fmt, out_path, list_only, params, pods_path, baseline
 
 # ---- query ------------------------------------------------------------------------------------------
 
-QUERY_FORMATS = ["table", "csv", "tsv", "json", "ndjson", "markdown", "parquet"]
+QUERY_FORMATS = ["table", "csv", "tsv", "json", "ndjson", "markdown", "yaml", "parquet"]
 def _format_of(out_path: str | None, suffixes: dict[str, str], tty: str, default: str) -> str:
     """The output format -o leaves to --out's suffix: ``tty`` on a terminal, ``default`` into a pipe
     or a file of no suffix. A suffix of no format is refused, not written as ``default`` (``--out
@@ -188,7 +188,8 @@ def _format_of(out_path: str | None, suffixes: dict[str, str], tty: str, default
 
 _REPORT_SUFFIXES = {".html": "html", ".htm": "html", ".md": "markdown", ".txt": "text", ".json": "json"}
 _OUT_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".ndjson": "ndjson", ".jsonl": "ndjson",
-                 ".md": "markdown", ".parquet": "parquet", ".txt": "table"}
+                 ".md": "markdown", ".parquet": "parquet", ".txt": "table",
+                 ".yaml": "yaml", ".yml": "yaml"}
 
 
 @click.command()
@@ -221,6 +222,7 @@ def query(name, sql_text, sql_file, params, list_queries, data_dir, inputs, form
       logpipe query --sql "select upstream_cluster_host, count(*) from egress group by 1 order by 2 desc"
       logpipe query top_destinations -p limit 5 -o markdown
       logpipe query --input access.log --sql "select count(*) from egress"
+      logpipe query service_entries --out service-entries.yaml   (review, then kubectl apply -f)
     """
     from .errors import UsageError
 

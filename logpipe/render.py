@@ -1,4 +1,5 @@
-"""Turn Arrow data into output: an aligned terminal table, CSV, TSV, JSON, NDJSON, Markdown, Parquet.
+"""Turn Arrow data into output: an aligned terminal table, CSV, TSV, JSON, NDJSON, Markdown, Parquet,
+and the YAML documents a query wrote (``yaml``: service_entries' ServiceEntries, one file for kubectl).
 
 Input is a ``pyarrow.Table``, a ``RecordBatch``, a ``RecordBatchReader``, anything exporting an Arrow
 C stream (a polars DataFrame, a DuckDB result), or an iterable of RecordBatches plus ``schema=``.
@@ -39,7 +40,8 @@ from .errors import UsageError
 from .jsonout import (JSON_TEXT, NativeRows, column_kind, columns, iso_texts, join_lines, json_line_batches,
                       text_bounds, to_jsonable)
 
-FORMATS = ("table", "csv", "tsv", "json", "ndjson", "markdown")
+FORMATS = ("table", "csv", "tsv", "json", "ndjson", "markdown")  # each writes any table
+# … and yaml, which writes the YAML documents of a one-column result (``_write_yaml``)
 DEFAULT_MAX_WIDTH = 40
 CHUNK_ROWS = 4096  # rows per write + flush
 WIDTH_SAMPLE_ROWS = 1000  # the table format sizes its columns from the first rows, then streams
@@ -350,6 +352,24 @@ def _write_markdown(schema, batches, out, *, max_width, **_):
         out.flush()
 
 
+# ---- YAML documents --------------------------------------------------------------------------
+
+
+def _write_yaml(schema, batches, out, **_):
+    """yaml: a result of one text column whose values are YAML documents (the query wrote them:
+    service_entries' ServiceEntries) as one multi-document stream, each document after ``---``, as
+    ``kubectl apply -f`` reads a file; null values are no document. Rows of other results are no YAML
+    this writer could vouch for (it does not serialize values), so they are refused, before any output."""
+    if len(schema) != 1 or column_kind(_value_type(schema[0].type)) not in ("str", "null"):
+        shape = f"{len(schema)} columns" if len(schema) != 1 else f"a column of {schema[0].type}"
+        raise UsageError(f"-o yaml writes the YAML documents of a query of one text column (as `logpipe query "
+                         f"service_entries` gives them); this result has {shape}: use -o json, or -o ndjson")
+    for batch in batches:
+        docs = [d for d in batch.column(0).to_pylist() if d is not None]
+        out.write("".join(f"---\n{d}" if d.endswith("\n") else f"---\n{d}\n" for d in docs))
+        out.flush()
+
+
 # ---- public entry points ---------------------------------------------------------------------
 
 _WRITERS = {
@@ -359,6 +379,7 @@ _WRITERS = {
     "json": _write_json,
     "ndjson": _write_ndjson,
     "markdown": _write_markdown,
+    "yaml": _write_yaml,
 }
 
 
@@ -371,7 +392,8 @@ def render_table(
     tty: bool | None = None,
     schema: pa.Schema | None = None,
 ) -> None:
-    """Write ``table`` to the text stream ``out`` in ``fmt`` (one of ``FORMATS``).
+    """Write ``table`` to the text stream ``out`` in ``fmt`` (one of ``FORMATS``, or ``yaml`` for a
+    table of one text column of YAML documents).
 
     ``max_width`` caps each column of ``table`` output (default 40; also cuts ``markdown`` cells
     when given). ``tty`` (default: ``out.isatty()``) makes the ``table`` header bold.
@@ -379,7 +401,7 @@ def render_table(
     """
     writer = _WRITERS.get(fmt)
     if writer is None:
-        raise UsageError(f"unknown output format {fmt!r}: use one of {', '.join(FORMATS)}")
+        raise UsageError(f"unknown output format {fmt!r}: use one of {', '.join(_WRITERS)}")
     if tty is None:
         isatty = getattr(out, "isatty", None)
         tty = bool(isatty and isatty())

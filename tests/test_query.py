@@ -414,6 +414,90 @@ def test_registry_only_lists_every_passthrough_destination_internal_ones_too():
     assert run_query(c, "SELECT count(*) AS n FROM egress WHERE destination = '10.20.30.40'").to_pylist() == [{"n": 0}]
 
 
+# Passthrough rows of every kind a ServiceEntry is written for, or not: an HTTP host, an internal
+# address (a VPC database), a TLS host by SNI, a name every request of which failed DNS resolution, and
+# an authority that is no DNS name.
+PASSTHROUGH_ROWS = [
+    rec(upstream_cluster="PassthroughCluster", upstream_host_ip="192.0.2.80", upstream_host_port=80,
+        downstream_local_address_ip="192.0.2.80", downstream_local_address_port=80, authority="ifconfig.me",
+        method="GET", protocol="HTTP/1.1", request_id="r1"),
+    rec(upstream_cluster="PassthroughCluster", upstream_host_ip="10.20.30.40", upstream_host_port=5432,
+        downstream_local_address_ip="10.20.30.40", downstream_local_address_port=5432),
+    rec(upstream_cluster="PassthroughCluster", upstream_host_ip="203.0.113.99", upstream_host_port=443,
+        downstream_local_address_ip="203.0.113.99", downstream_local_address_port=443,
+        requested_server_name="api.newvendor.example"),
+    rec(upstream_cluster="AllowAnyDynamicDNSCluster", downstream_local_address_ip="93.184.216.34",
+        downstream_local_address_port=80, authority="nx.example.org", method="GET", protocol="HTTP/1.1",
+        response_code=503, response_flags=["DF"]),
+    rec(upstream_cluster="PassthroughCluster", upstream_host_ip="192.0.2.81", upstream_host_port=80,
+        downstream_local_address_ip="192.0.2.81", downstream_local_address_port=80, authority="bad_name.example",
+        method="GET", protocol="HTTP/1.1"),
+]
+
+
+def test_registry_only_gives_each_destination_the_service_entry_unregistered_egress_gives():
+    """registry_only's service_entry is the unregistered_egress finding's (one macro,
+    queries/views/service_entry_yaml.sql), for any window; null for a DNS failure and a name that is no DNS
+    name; an internal address's is written too, MESH_EXTERNAL, under a comment saying when it is the
+    wrong fix (unregistered_egress never sees one: the egress view leaves internal addresses out)."""
+    import yaml
+
+    from logpipe.db import connect
+    from logpipe.queries import named_query, run_query
+
+    c = connect(tables={"records": records(*PASSTHROUGH_ROWS)})
+    got = {g["destination"]: g["service_entry"] for g in run_query(c, named_query("registry_only")).to_pylist()}
+    assert set(got) == {"ifconfig.me", "10.20.30.40", "api.newvendor.example", "nx.example.org", "bad_name.example"}
+    assert got["nx.example.org"] is None and got["bad_name.example"] is None
+    found = run_query(c, named_query("unregistered_egress"), {"since": "2000-01-01"}).to_pylist()
+    finding = {f["destination"]: f["evidence"]["service_entry"] for f in found}
+    assert finding["ifconfig.me"] == got["ifconfig.me"]
+    assert finding["api.newvendor.example"] == got["api.newvendor.example"]
+    assert "10.20.30.40" not in finding
+    tls = yaml.safe_load(got["api.newvendor.example"])
+    assert tls["spec"]["ports"] == [{"number": 443, "name": "tls-443", "protocol": "TLS"}]
+    internal = got["10.20.30.40"]
+    assert internal.startswith("# 10.20.30.40 is an internal address: register it only if it is a host outside the mesh")
+    se = yaml.safe_load(internal)
+    assert se["metadata"] == {"name": "10-20-30-40-5432"}
+    assert se["spec"] == {"hosts": ["ip-10-20-30-40.external"], "addresses": ["10.20.30.40"],
+                          "location": "MESH_EXTERNAL", "ports": [{"number": 5432, "name": "tcp-5432", "protocol": "TCP"}],
+                          "resolution": "STATIC", "endpoints": [{"address": "10.20.30.40"}]}
+
+
+def test_service_entries_writes_one_yaml_file_to_apply(tmp_path, run_main):
+    """`logpipe query service_entries --out FILE.yaml` (-o yaml; .yml too) writes every ServiceEntry
+    registry_only gives as one multi-document YAML file, as kubectl apply -f reads one: each document
+    after `---`, the most requested first, none for a destination without one."""
+    import yaml
+
+    data = write_dataset(tmp_path / "data", records(*PASSTHROUGH_ROWS, PASSTHROUGH_ROWS[0]))
+    out = tmp_path / "service-entries.yaml"
+    r = run_main(["query", "service_entries", "--data", str(data), "--out", str(out)])
+    assert r.returncode == 0, r.stderr
+    text = out.read_text()
+    assert text.startswith("---\napiVersion: networking.istio.io/v1\n") and text.count("\n---\n") == 2
+    docs = list(yaml.safe_load_all(text))
+    assert [d["spec"]["hosts"] for d in docs] == [["ifconfig.me"], ["ip-10-20-30-40.external"],
+                                                   ["api.newvendor.example"]]
+    assert all(list(d) == ["apiVersion", "kind", "metadata", "spec"] and d["kind"] == "ServiceEntry" for d in docs)
+    stdout = run_main(["query", "service_entries", "--data", str(data), "-o", "yaml"]).stdout
+    assert stdout == text
+    r = run_main(["query", "service_entries", "--data", str(data), "-p", "since", "2099-01-01", "--out",
+                  str(tmp_path / "none.yml")])
+    assert r.returncode == 0 and (tmp_path / "none.yml").read_text() == ""
+
+
+def test_yaml_output_refuses_rows_it_cannot_write_as_documents(tmp_path, run_main):
+    """-o yaml writes documents a query wrote, one text column; other rows are refused in one line,
+    pointing to service_entries, and no file is left behind."""
+    data = write_dataset(tmp_path / "data", records(*PASSTHROUGH_ROWS))
+    out = tmp_path / "rows.yaml"
+    r = run_main(["query", "registry_only", "--data", str(data), "--out", str(out)])
+    assert r.returncode == 2 and not out.exists() and r.stdout == ""
+    assert r.stderr.count("\n") == 1 and "13 columns" in r.stderr and "logpipe query service_entries" in r.stderr
+
+
 def test_sample_dataset_has_every_egress_kind(con):
     from logpipe.queries import run_query
 

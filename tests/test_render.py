@@ -622,3 +622,15 @@ def test_iso_texts_by_python_equal_iso_array(tz, monkeypatch):
     far = pa.array([253402300799999999 + 10**12, 0], pa.timestamp("us"))  # year 10000: not Python's
     monkeypatch.setattr(jsonout, "ISO_BY_PYTHON_ROWS", 1000)
     assert jsonout.iso_texts(far) == jsonout.iso_array(far).to_pylist()
+
+
+def test_yaml_writes_a_columns_documents_one_after_another():
+    """-o yaml: each value of a one-column text result is a YAML document, after `---` (a document
+    that ends in a newline gets no second one); nulls are no document; other results are refused."""
+    docs = pa.table({"doc": ["a: 1", None, "b:\n  - 2\n", "c: 3"]})
+    assert render(docs, "yaml") == "---\na: 1\n---\nb:\n  - 2\n---\nc: 3\n"
+    assert render(docs.slice(1, 1), "yaml") == ""
+    with pytest.raises(UsageError, match="2 columns"):
+        render(pa.table({"a": ["x"], "b": ["y"]}), "yaml")
+    with pytest.raises(UsageError, match="a column of int64"):
+        render(pa.table({"n": [1]}), "yaml")

@@ -1,0 +1,34 @@
+-- passthrough_destinations(since, until): every destination the proxies reached through
+-- PassthroughCluster or AllowAnyDynamicDNSCluster (outboundTrafficPolicy ALLOW_ANY: no Service or
+-- ServiceEntry names it, and REGISTRY_ONLY would block it), per destination and port, from `traffic`
+-- (internal addresses included, which `egress` leaves out), between since and until (ISO times; empty:
+-- the whole data, rows without a time too). The rows of the named queries registry_only (all of
+-- them) and service_entries (the service_entry column as a YAML file).
+CREATE OR REPLACE MACRO passthrough_destinations(since, until) AS TABLE
+SELECT
+    destination,
+    destination_port AS port,
+    mode(coalesce(request_protocol(protocol, method, authority),
+                  connection_protocol(requested_server_name, upstream_cluster_direction,
+                                      upstream_cluster_subset))) AS protocol,
+    string_agg(DISTINCT destination_ip_kind, ',' ORDER BY destination_ip_kind) AS address_kind,
+    count(*) AS requests,
+    CAST(sum(bytes_received) AS BIGINT) AS bytes_up,
+    CAST(sum(bytes_sent) AS BIGINT) AS bytes_down,
+    min(start_time) AS first_seen,
+    max(start_time) AS last_seen,
+    count(DISTINCT source_ip) AS source_count,
+    list_sort(list(DISTINCT source_ip)) AS sources,
+    string_agg(DISTINCT requested_server_name, ',' ORDER BY requested_server_name)
+        FILTER (WHERE istio_sni_host(requested_server_name) IS NULL) AS sni,
+    service_entry_yaml(destination, destination_port,
+                  service_entry_protocol(protocol, method, authority, requested_server_name,
+                                         upstream_cluster_direction, upstream_cluster_subset),
+                  bool_and(coalesce(list_contains(response_flags, 'DF'), false))) AS service_entry
+FROM traffic
+WHERE upstream_cluster IN ('PassthroughCluster', 'AllowAnyDynamicDNSCluster')
+  AND (start_time >= coalesce(CAST(nullif(since, '') AS TIMESTAMPTZ), '-infinity'::TIMESTAMPTZ)
+       AND start_time < coalesce(CAST(nullif(until, '') AS TIMESTAMPTZ), 'infinity'::TIMESTAMPTZ)
+       -- rows without a time (a format with no %START_TIME%) belong to no window but the whole data's
+       OR (start_time IS NULL AND coalesce(since, '') = '' AND coalesce(until, '') = ''))
+GROUP BY destination, destination_port
