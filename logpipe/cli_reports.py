@@ -233,21 +233,24 @@ def query(name, sql_text, sql_file, params, list_queries, data_dir, inputs, form
         raise UsageError("give one query: a NAME (see `logpipe query --list`), --sql \"SELECT …\" or --sql-file FILE")
     if "-" in inputs and (sql_text == "-" or sql_file == "-"):
         raise UsageError("stdin can carry the SQL or the log, not both: put one of them in a file")
-    if fmt is None:
-        fmt = _format_of(out_path, _OUT_SUFFIXES, "table", "ndjson")
+    from .queries import find_query, list_table, load_queries, run_query
+
+    target = find_query(name, load_queries(query_dirs)) if name and not list_queries else None
+    if fmt is None:  # (a named query's own `-- output:` where --out's suffix does not choose: service_entries)
+        own = target.extra.get("output") if target is not None else None
+        fmt = _format_of(out_path, _OUT_SUFFIXES, own or "table", own or "ndjson")
+        if fmt not in QUERY_FORMATS:
+            raise UsageError(f"query {name} asks for output {fmt!r}, which logpipe does not write; give -o "
+                             f"({', '.join(QUERY_FORMATS)})")
     if fmt == "parquet" and not out_path:
         raise UsageError("-o parquet writes a file: add --out FILE.parquet")
-
-    from .queries import find_query, list_table, load_queries, run_query
 
     if list_queries:
         _write_result(list_table(load_queries(query_dirs)), fmt, out_path, max_width)
         return
-    if name:
-        target = find_query(name, load_queries(query_dirs))
-    elif sql_file:
+    if sql_file:
         target = click.open_file(sql_file, encoding="utf-8").read()
-    else:
+    elif not name:
         target = sys.stdin.read() if sql_text == "-" else sql_text
 
     from . import reports
@@ -277,6 +280,10 @@ def query(name, sql_text, sql_file, params, list_queries, data_dir, inputs, form
     _write_result(table, fmt, out_path, max_width)
     if name:
         _note_default_limit(target, dict(params), table.num_rows)
+    if fmt == "yaml" and not any(table.column(0).drop_null().to_pylist()):  # (`kubectl apply -f` of it: "no objects")
+        click.echo("logpipe: note: the query gave no YAML document" + (f", so {out_path} is empty" if out_path else "")
+                   + (" (no destination reached through PassthroughCluster in the window)" if name == "service_entries"
+                      else ""), err=True)
 
 
 def _note_default_limit(target, params: dict, rows: int) -> None:

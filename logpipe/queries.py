@@ -14,7 +14,9 @@ A query file starts with a block of ``--`` comment lines, then one SQL statement
     GROUP BY ALL ORDER BY requests DESC
     LIMIT $limit
 
-The ``title:`` and ``description:`` labels are optional. In ``-- @param NAME DEFAULT [HELP]`` NAME
+The ``title:`` and ``description:`` labels are optional. A line ``-- output: FORMAT`` (one of
+``logpipe query``'s ``-o`` formats) sets the query's output when neither ``-o`` nor ``--out``'s suffix
+does (``service_entries``: YAML documents, on a terminal and into ``kubectl apply -f -`` alike). In ``-- @param NAME DEFAULT [HELP]`` NAME
 is an identifier and DEFAULT one word or a single-quoted string (``''`` inside it for a quote; ``''``
 alone is the empty string); ``null`` or no default means NULL; the rest of the line is help text
 shown by ``--list``. A bare default's spelling types the parameter: an integer default makes an
@@ -75,7 +77,7 @@ def parse_query(text: str, name: str, path: Path | None = None) -> Query:
     """A Query from the text of a query file (see the module docstring for the syntax)."""
     lines = text.splitlines()
     title, desc, params, helps, quoted = "", [], {}, {}, set()
-    first = None
+    first = output = None
     for i, raw in enumerate(lines, 1):
         s = raw.strip()
         if not s:
@@ -94,13 +96,15 @@ def parse_query(text: str, name: str, path: Path | None = None) -> Query:
             helps[m.group(1)] = help_
             if is_quoted:
                 quoted.add(m.group(1))
+        elif body.lower().startswith("output:"):
+            output = body[len("output:"):].strip().lower()
         elif not title:
             title = body[len("title:"):].strip() if body.lower().startswith("title:") else body
         elif body or desc:
             desc.append(body[len("description:"):].strip() if not desc and body.lower().startswith("description:") else body)
     q = Query(name=name, title=title or name, description="\n".join(desc).strip(), params=params,
               sql=text, path=path, line=first or 1)
-    q.extra.update(param_help=helps, quoted=quoted)
+    q.extra.update(param_help=helps, quoted=quoted, output=output)
     return q
 
 

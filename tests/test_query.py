@@ -465,6 +465,23 @@ def test_registry_only_gives_each_destination_the_service_entry_unregistered_egr
                           "resolution": "STATIC", "endpoints": [{"address": "10.20.30.40"}]}
 
 
+def test_a_service_entry_s_ipv6_address_reads_as_text():
+    """An IP is quoted in the ServiceEntry: YAML 1.1 (PyYAML, kubectl's sigs.k8s.io/yaml) reads an
+    unquoted all-decimal IPv6 such as 2001:1:2:3:4:5:6:7 as a base-60 number (5601567610962367)."""
+    import yaml
+
+    from logpipe.db import connect
+    from logpipe.queries import named_query, run_query
+
+    row = rec(upstream_cluster="PassthroughCluster", upstream_host_ip="2001:1:2:3:4:5:6:7", upstream_host_port=443,
+              downstream_local_address_ip="2001:1:2:3:4:5:6:7", downstream_local_address_port=443)
+    c = connect(tables={"records": records(row)})
+    [got] = run_query(c, named_query("registry_only")).to_pylist()
+    se = yaml.safe_load(got["service_entry"])
+    assert se["spec"]["addresses"] == ["2001:1:2:3:4:5:6:7"]
+    assert se["spec"]["endpoints"] == [{"address": "2001:1:2:3:4:5:6:7"}]
+
+
 def test_service_entries_writes_one_yaml_file_to_apply(tmp_path, run_main):
     """`logpipe query service_entries --out FILE.yaml` (-o yaml; .yml too) writes every ServiceEntry
     registry_only gives as one multi-document YAML file, as kubectl apply -f reads one: each document
@@ -483,9 +500,14 @@ def test_service_entries_writes_one_yaml_file_to_apply(tmp_path, run_main):
     assert all(list(d) == ["apiVersion", "kind", "metadata", "spec"] and d["kind"] == "ServiceEntry" for d in docs)
     stdout = run_main(["query", "service_entries", "--data", str(data), "-o", "yaml"]).stdout
     assert stdout == text
+    # (its `-- output: yaml`: YAML into a pipe too, `| kubectl apply -f -`, where other queries give ndjson)
+    assert run_main(["query", "service_entries", "--data", str(data)]).stdout == text
+    assert run_main(["query", "service_entries", "--data", str(data), "-o", "ndjson"]).stdout.startswith(
+        '{"service_entry":"apiVersion')
     r = run_main(["query", "service_entries", "--data", str(data), "-p", "since", "2099-01-01", "--out",
                   str(tmp_path / "none.yml")])
     assert r.returncode == 0 and (tmp_path / "none.yml").read_text() == ""
+    assert "note: the query gave no YAML document" in r.stderr and "none.yml is empty" in r.stderr
 
 
 def test_yaml_output_refuses_rows_it_cannot_write_as_documents(tmp_path, run_main):

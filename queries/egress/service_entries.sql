@@ -2,9 +2,11 @@
 -- description: The ServiceEntry of each destination registry_only lists (one YAML document a row,
 --   the most requested first), to write as one file to review and kubectl apply -f before switching
 --   outboundTrafficPolicy to REGISTRY_ONLY: `logpipe query service_entries --out service-entries.yaml`
---   (or -o yaml). A destination without one (a name that is no DNS name; every request failed DNS
---   resolution) is left out: registry_only shows it, its service_entry null. Review each before
---   applying: an internal address's carries a comment saying when it is the wrong fix.
+--   (YAML on a terminal and into a pipe too, its `output:`; -o ndjson for its rows). A destination
+--   without one (a name that is no DNS name; every request failed DNS resolution) is left out:
+--   registry_only shows it, its service_entry null. Review each before applying: an internal
+--   address's carries a comment saying when it is the wrong fix.
+-- output: yaml
 -- @param since '' window start (ISO time); empty = the data's first record
 -- @param until '' window end (ISO time, exclusive); empty = after the last record
 SELECT service_entry

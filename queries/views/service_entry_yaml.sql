@@ -31,7 +31,8 @@ CREATE OR REPLACE MACRO service_entry_yaml(destination, port, protocol, dns_fail
         '  hosts:',
         '  - ' || CASE WHEN ip_value(destination) IS NULL THEN destination
                        ELSE 'ip-' || lower(regexp_replace(destination, '[^A-Za-z0-9]+', '-', 'g')) || '.external' END,
-        CASE WHEN ip_value(destination) IS NOT NULL THEN '  addresses:' || chr(10) || '  - ' || destination END,
+        -- (an IP quoted: YAML 1.1 reads an unquoted 2001:1:2:3:4:5:6:7 as a base-60 number)
+        CASE WHEN ip_value(destination) IS NOT NULL THEN '  addresses:' || chr(10) || '  - "' || destination || '"' END,
         '  location: MESH_EXTERNAL',
         '  ports:',
         '  - number: ' || coalesce(CAST(port AS VARCHAR),
@@ -39,6 +40,6 @@ CREATE OR REPLACE MACRO service_entry_yaml(destination, port, protocol, dns_fail
         '    name: ' || concat_ws('-', lower(protocol), port),
         '    protocol: ' || protocol,
         '  resolution: ' || CASE WHEN ip_value(destination) IS NOT NULL THEN 'STATIC' ELSE 'DNS' END,
-        CASE WHEN ip_value(destination) IS NOT NULL THEN '  endpoints:' || chr(10) || '  - address: ' || destination END)
+        CASE WHEN ip_value(destination) IS NOT NULL THEN '  endpoints:' || chr(10) || '  - address: "' || destination || '"' END)
     END
 );
