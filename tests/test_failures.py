@@ -31,11 +31,14 @@ CASES = [(code, flags, blocked) for (code, flags), blocked in itertools.product(
 ZTUNNEL_ERRORS = [None, "io error: Connection refused (os error 111)", "io error: deadline has elapsed",
                   "http status: 503 Service Unavailable", "no healthy upstream: 203.0.113.7:443",
                   "connection closed due to policy rejection: allow policies exist, but none allowed",
-                  "connection closed due to policy change"]
+                  "connection closed due to policy change",
+                  # the client's own hang-up (Error::ClientDisconnected): Envoy's DC, no failure by default
+                  "client disconnected before all data was written",
+                  "send: client disconnected before all data was written"]
 
 
 def ztunnel_fails(error) -> bool:
-    return error is not None and "due to policy" not in error
+    return error is not None and "due to policy" not in error and "client disconnected" not in error
 
 
 def host(i: int) -> str:
@@ -128,6 +131,16 @@ def test_is_failure_s_first_form_is_the_whole_one_without_the_error(con, code, f
                               "is_failure($1::INTEGER, $2::VARCHAR[], $3, NULL)",
                               [code, flags, error_spike_flags()]).fetchall()[0]
     assert three is four is fails(code, flags)
+
+
+def test_ztunnel_s_client_disconnect_is_a_failure_as_dc_is(con):
+    """ztunnel's "client disconnected before all data was written" is the client hanging up, Envoy's
+    DC: a failure (and an error in the error shares) only when failure_flags names DC."""
+    hangup = "client disconnected before all data was written"
+    for macro in ("is_failure(0, [], $1, $2)", "is_error(0, [], $1, NULL, $2)"):
+        assert con.execute(f"SELECT {macro}", [error_spike_flags(), hangup]).fetchall()[0][0] is False
+        assert con.execute(f"SELECT {macro}", [error_spike_flags() + ",DC", hangup]).fetchall()[0][0] is True
+        assert con.execute(f"SELECT {macro}", ["UF", "io error: deadline has elapsed"]).fetchall()[0][0] is True
 
 
 def test_is_failure_takes_the_flags_given(con):

@@ -51,9 +51,11 @@ buckets AS (
         list(request_id ORDER BY start_time) FILTER (WHERE failed AND request_id IS NOT NULL)[1:3] AS ids,
         -- who is affected: the clients whose requests failed (null where the format logs no client)
         string_agg(DISTINCT source_ip, ',' ORDER BY source_ip) FILTER (WHERE failed) AS failing_sources,
-        -- failures that are failures only by DC: the client hung up
+        -- failures that are failures only by DC (or ztunnel's client disconnect, ztunnel_failed): the
+        -- client hung up
         count(*) FILTER (WHERE failed AND NOT is_failure(response_code, list_filter(response_flags, lambda f: f <> 'DC'),
-                                                         $failure_flags, error)) AS hangups
+            array_to_string(list_filter(string_split($failure_flags, ','), lambda f: trim(f) <> 'DC'), ','),
+            error)) AS hangups
     FROM marked
     GROUP BY ALL
 ),

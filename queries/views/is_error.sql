@@ -7,8 +7,9 @@
 -- 403, or any other connection ztunnel logged with an `error` (istio/ztunnel src/proxy/metrics.rs:
 -- a connection that did not complete is logged at level error with `error="io error: Connection
 -- refused (os error 111)"`, `"io error: deadline has elapsed"`, `"http status: 503 …"`, and no flag
--- or code says so; `error` is null on every other proxy's rows). False, not null, when nothing of
--- it is logged.
+-- or code says so; `error` is null on every other proxy's rows; the client's own hang-up is Envoy's
+-- DC, counted only when failure_flags names DC: ztunnel_failed). False, not null, when nothing of it
+-- is logged.
 -- is_error(response_code, response_flags, failure_flags), the form before the policy columns (an
 -- operator's own SQL may call it so), is the same with those two unknown: connection_denied(NULL,
 -- NULL) is false, so it is the code and flag half alone (a DuckDB macro overload; one overload
@@ -17,7 +18,7 @@ CREATE OR REPLACE MACRO is_error(response_code, response_flags, failure_flags, c
     coalesce(response_code >= 400, false)
         OR coalesce(has_failure_flag(response_flags, failure_flags), false)
         OR connection_denied(connection_termination_details, error)
-        OR error IS NOT NULL
+        OR ztunnel_failed(error, failure_flags)
 ), (response_code, response_flags, failure_flags) AS (
     coalesce(response_code >= 400, false)
         OR coalesce(has_failure_flag(response_flags, failure_flags), false)

@@ -6,7 +6,7 @@
 -- `error` that is not a policy's (istio/ztunnel src/proxy/metrics.rs: a connection that did not
 -- complete is logged at level error with `error="io error: Connection refused (os error 111)"`,
 -- `"io error: deadline has elapsed"`, `"http status: 503 …"`, and no flag or code says so; `error`
--- is null on every other proxy's rows). A 4xx is the destination's answer, not its failure, and a
+-- is null on every other proxy's rows; the client's own hang-up is Envoy's DC: ztunnel_failed). A 4xx is the destination's answer, not its failure, and a
 -- policy's refusal (ztunnel_denial, as an RBAC 403) is authz_denial's finding, not a failure; the
 -- error shares (is_error) count both. False, not null, when nothing of it is logged. Each caller
 -- counts it over egress rows that are not blocked (egress_kind <> 'blocked': a blocked attempt is
@@ -17,7 +17,7 @@
 CREATE OR REPLACE MACRO is_failure(response_code, response_flags, failure_flags, error) AS (
     coalesce(response_code >= 500, false)
         OR coalesce(has_failure_flag(response_flags, failure_flags), false)
-        OR (error IS NOT NULL AND NOT ztunnel_denial(error))
+        OR ztunnel_failed(error, failure_flags)
 ), (response_code, response_flags, failure_flags) AS (
     coalesce(response_code >= 500, false)
         OR coalesce(has_failure_flag(response_flags, failure_flags), false)
