@@ -114,28 +114,36 @@ def test_parts_are_joined_within_their_stream_and_without_their_last_part_are_re
 
 
 @pytest.mark.parametrize("fast", [True, False])
-def test_a_split_line_s_part_after_a_byte_order_mark_is_joined(fast):
+@pytest.mark.parametrize("runtime", ["cri", "docker"])
+def test_a_split_line_s_part_after_a_byte_order_mark_is_joined(runtime, fast):
     """A node's file saved with a UTF-8 byte-order mark (the library given its first line with the mark,
     or `cat` of such files: the second one's mark in the middle of the input): the part right after the
     mark is a part (the mark is the file's, not the line's), joined with its last part into the row it is
-    without the mark, on both paths. Without its last part it is a reject naming the split, not noise,
-    and the readers keep it in one batch with what follows (``parts_at_end`` holds it back)."""
+    without the mark, on both paths, CRI's `P` line and docker's json-file entry alike (docker's was a
+    malformed reject, its last part noise). Without its last part it is a reject naming the split, not
+    noise, and the readers keep it in one batch with what follows (``parts_at_end`` holds it back)."""
     from logpipe.parse import Parser
     from logpipe.runtimes import parts_at_end
 
     parser = None if fast else Parser(fast=False)
     long = ACCESS[0].replace('"GET /get ', '"GET /get?t=' + "x" * 17000 + " ", 1)
-    lines = [cri(long[:16384], tag="P"), cri(long[16384:]), cri(ACCESS[1])]
+    if runtime == "cri":
+        wrap, partial = cri, PARTIAL
+        lines = [cri(long[:16384], tag="P"), cri(long[16384:]), cri(ACCESS[1])]
+    else:
+        wrap, partial = docker, DOCKER_PARTIAL
+        lines = [docker(long[:16384], end=""), docker(long[16384:]), docker(ACCESS[1])]
     want, _, _ = parse_text(lines, parser=parser)
     assert len(want) == 2 and len(want[0]["path"]) > 17000
-    for before in ([], [cri(ACCESS[2])]):  # the input's first line, or the first of a second file `cat` joined
+    for before in ([], [wrap(ACCESS[2])]):  # the input's first line, or the first of a second file `cat` joined
         records, rejects, batch = parse_text(before + ["\ufeff" + lines[0]] + lines[1:], parser=parser)
         assert not rejects and batch.joined == 1
         assert [{k: v for k, v in r.items() if k != "line_number"} for r in records[len(before):]] == [
             {k: v for k, v in r.items() if k != "line_number"} for r in want]
-    _, rejects, _ = parse_text([cri(ACCESS[2]), "\ufeff" + lines[0]], parser=parser)
-    assert [(r["line_number"], r["class"], r["reason"]) for r in rejects] == [(2, "malformed", PARTIAL)]
-    assert parts_at_end([cri(ACCESS[2]), "\ufeff" + lines[0]]) == 1
+    _, rejects, _ = parse_text([wrap(ACCESS[2]), "\ufeff" + lines[0]], parser=parser)
+    assert [(r["line_number"], r["class"], r["reason"]) for r in rejects] == [(2, "malformed", partial)]
+    assert rejects[0]["raw"] == "\ufeff" + lines[0]
+    assert parts_at_end([wrap(ACCESS[2]), "\ufeff" + lines[0]]) == 1
 
 
 def test_the_parts_of_a_line_docker_split_are_joined():
@@ -160,32 +168,6 @@ def test_the_parts_of_a_line_docker_split_are_joined():
     assert json.loads(rejects[1]["raw"]) == {"log": bad + "\n", "stream": "stdout", "time": STAMP}
     assert rejects[2]["reason"] == DOCKER_PARTIAL and rejects[2]["raw"] == lines[11]
     assert batch.parsed + batch.rejected + batch.blank + batch.joined == len(lines)
-
-
-@pytest.mark.parametrize("fast", [True, False])
-def test_a_docker_split_line_s_part_after_a_byte_order_mark_is_joined(fast):
-    """docker's json-file entries saved with a UTF-8 byte-order mark (the library given a file's first
-    line with the mark, or `cat` of such files): a split line's first entry right after the mark is a
-    part, joined with its last part into the row it is without the mark, on both paths (it was a
-    malformed reject, its last part noise). Without its last part it is the reject naming the split,
-    and the readers keep it in one batch with what follows (``parts_at_end`` holds it back)."""
-    from logpipe.parse import Parser
-    from logpipe.runtimes import parts_at_end
-
-    parser = None if fast else Parser(fast=False)
-    long = ACCESS[0].replace('"GET /get ', '"GET /get?t=' + "x" * 17000 + " ", 1)
-    lines = [docker(long[:16384], end=""), docker(long[16384:]), docker(ACCESS[1])]
-    want, _, _ = parse_text(lines, parser=parser)
-    assert len(want) == 2 and len(want[0]["path"]) > 17000
-    for before in ([], [docker(ACCESS[2])]):  # the input's first line, or the first of a second file `cat` joined
-        records, rejects, batch = parse_text(before + ["\ufeff" + lines[0]] + lines[1:], parser=parser)
-        assert not rejects and batch.joined == 1
-        assert [{k: v for k, v in r.items() if k != "line_number"} for r in records[len(before):]] == [
-            {k: v for k, v in r.items() if k != "line_number"} for r in want]
-    _, rejects, _ = parse_text([docker(ACCESS[2]), "\ufeff" + lines[0]], parser=parser)
-    assert [(r["line_number"], r["class"], r["reason"]) for r in rejects] == [(2, "malformed", DOCKER_PARTIAL)]
-    assert rejects[0]["raw"] == "\ufeff" + lines[0]
-    assert parts_at_end([docker(ACCESS[2]), "\ufeff" + lines[0]]) == 1
 
 
 @pytest.mark.parametrize("wrap", ["cri", "docker"])
