@@ -85,7 +85,7 @@ def _rows(con) -> Any:
 
 # The views and macros this module's and html.py's own SQL name (tests/test_report.py checks it):
 # with a report's queries, what a report's connection is made for (``db.connect(uses=…)``).
-REPORT_READS = "access_log egress rejects ip_norm is_failure"
+REPORT_READS = "access_log client_named egress rejects ip_norm is_failure"
 
 
 def open_report_db(data_dir, *, baseline_dir=None, pods_path=None, settings=None, tables=None, report=None):

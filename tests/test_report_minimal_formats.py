@@ -112,6 +112,7 @@ def test_no_advice_is_null_without_a_client_address(tmp_path):
     doc = report(data, "anomalies")
     (f,) = [f for f in doc["findings"] if f["kind"] == "volume_outlier"]
     assert f["advice"].startswith("A client (its address is not in the logs) uploaded ")
+    assert f["source"] == "A client (its address is not in the logs)"  # (it was null, '-' in the text)
     assert all(f["advice"] for f in doc["findings"]), [f for f in doc["findings"] if not f["advice"]]
     # the inventory's source of those rows was an empty cell: it is named as the finding names it (client_named.sql)
     assert [(s["source"], s["destination_count"], s["destinations"]) for s in report(data, "inventory")["sources"]] == [
@@ -210,3 +211,63 @@ def test_a_format_without_a_cluster_says_what_the_reports_cannot_tell(tmp_path, 
     kinds = {r["destination"]: r["egress_kind"] for r in report(data, "inventory")["destinations"]}
     assert kinds == ({"pastebin.com": "public_ip"} if blind else
                      {"pastebin.com": "passthrough", "198.51.100.77": "blocked"})
+
+
+# ---- a format without a client address: the unknown client is named wherever clients are ----------
+
+NAMED_CLIENT = "A client (its address is not in the logs)"  # queries/views/client_named.sql
+# Istio's text format without %DOWNSTREAM_REMOTE_ADDRESS%: every row's source_ip is null.
+NO_CLIENT_FULL = ('[%START_TIME%] "%REQ(:METHOD)% %REQ(:PATH)% %PROTOCOL%" %RESPONSE_CODE% %RESPONSE_FLAGS% '
+                  '"%UPSTREAM_TRANSPORT_FAILURE_REASON%" %BYTES_RECEIVED% %BYTES_SENT% %DURATION% "%REQ(:AUTHORITY)%" '
+                  '"%UPSTREAM_HOST%" %UPSTREAM_CLUSTER% %DOWNSTREAM_LOCAL_ADDRESS%')
+
+
+@pytest.fixture(scope="module")
+def clientless(tmp_path_factory) -> Path:
+    """A week of calls to api.stripe.com, then a day with plaintext HTTP to an unregistered host,
+    a request to a bare IP, TLS handshakes that fail and blocked calls, none of them with a client
+    address."""
+    ok = '200 - "-" 0 100 20 "api.stripe.com" "52.1.2.3:443" outbound|443||api.stripe.com 52.1.2.3:443'
+    lines = [f'[{_t(40 * i)}] "GET /v1/charges HTTP/1.1" {ok}' for i in range(300)]
+    lines += [f'[{_t(12000 + j)}] "GET /page HTTP/1.1" 200 - "-" 0 100 20 "web.example" "198.51.100.7:80" '
+              'PassthroughCluster 198.51.100.7:80' for j in range(3)]
+    lines += [f'[{_t(12010 + j)}] "GET /x HTTP/1.1" 200 - "-" 0 100 20 "203.0.113.9" "203.0.113.9:80" '
+              'PassthroughCluster 203.0.113.9:80' for j in range(2)]
+    lines += [f'[{_t(12020 + j / 10)}] "GET /pay HTTP/1.1" 503 UF "TLS_error:CERTIFICATE_VERIFY_FAILED" 0 0 5 '
+              '"api.bank.example" "198.51.100.9:443" outbound|443||api.bank.example 198.51.100.9:443' for j in range(12)]
+    lines += [f'[{_t(12030 + j)}] "GET /b HTTP/1.1" 502 - "-" 0 0 0 "evil.example" "-" BlackHoleCluster '
+              '198.51.100.66:80' for j in range(2)]
+    return ingest(tmp_path_factory.mktemp("clientless"), lines, NO_CLIENT_FULL)
+
+
+def test_findings_name_the_client_of_no_address(clientless):
+    """The findings that list their sources (string_agg of source_ip, which skips nulls) had a null
+    source when no client was logged, the text report '-'; each names the client as the inventory
+    and volume_outlier's advice do (client_named.sql)."""
+    doc = report(clientless, "anomalies")
+    kinds = {f["kind"] for f in doc["findings"]}
+    assert {"new_destination", "plaintext_egress", "unregistered_egress", "direct_ip_egress", "tls_failure",
+            "error_spike", "blocked_attempt"} <= kinds, kinds
+    assert [(f["kind"], f["destination"]) for f in doc["findings"] if f["source"] != NAMED_CLIENT] == []
+    text = CliRunner().invoke(cli, ["report", "anomalies", "--data", str(clientless), "-o", "text"]).stdout
+    assert f"{NAMED_CLIENT} -> web.example\n" in text and " - -> " not in text
+
+
+def test_inventory_destinations_count_the_client_of_no_address(clientless):
+    """A destination reached only by clients with no logged address said sources 0 beside its
+    requests; it counts them as the one source the sources table lists."""
+    doc = report(clientless, "inventory")
+    assert [s["source"] for s in doc["sources"]] == [NAMED_CLIENT]
+    assert {d["destination"]: d["sources"] for d in doc["destinations"]} == {
+        "api.stripe.com": 1, "web.example": 1, "203.0.113.9": 1, "api.bank.example": 1, "evil.example": 1}
+
+
+def test_html_pair_chart_names_the_client_of_no_address(clientless, tmp_path):
+    """The pair chart labelled such a client '?'."""
+    out = tmp_path / "r.html"
+    got = CliRunner().invoke(cli, ["report", "anomalies", "--data", str(clientless), "-o", "html", "--out", str(out)])
+    assert got.exit_code == 0, got.output
+    block = re.search(r"<script type=application/json id=chart-specs>(.*?)</script>", out.read_text(encoding="utf-8"),
+                      re.S).group(1)
+    pairs = json.loads(block)["pairs"]["data"]["values"]
+    assert pairs and {p["source"] for p in pairs} == {NAMED_CLIENT}

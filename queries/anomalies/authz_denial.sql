@@ -27,7 +27,7 @@ WITH bounds AS (
 denied AS (
     SELECT
         a.start_time, a.request_id,
-        a.source_ip AS source,
+        client_named(a.source_ip) AS source,
         a.destination,
         a.destination_port AS port,
         a.egress_kind IS NOT NULL AS is_egress,

@@ -20,7 +20,7 @@ SELECT
         WHEN count(*) >= CAST($blocked_high AS INTEGER) THEN 'high'
         ELSE 'medium'
     END AS severity,
-    w.source_ip AS source,
+    client_named(w.source_ip) AS source,
     destination_named(w.destination) AS destination,
     {
         'attempts': count(*),

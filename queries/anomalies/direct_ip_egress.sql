@@ -21,7 +21,7 @@ SELECT
         WHEN bool_or(w.egress_kind = 'passthrough') THEN 'high'
         ELSE 'medium'
     END AS severity,
-    string_agg(DISTINCT w.source_ip, ',' ORDER BY w.source_ip) AS source,
+    string_agg(DISTINCT client_named(w.source_ip), ',' ORDER BY client_named(w.source_ip)) AS source,
     w.destination,
     {
         'requests': count(*),

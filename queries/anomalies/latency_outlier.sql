@@ -21,7 +21,7 @@ base_p AS (
 ),
 win_p AS (
     SELECT destination, count(*) AS n, quantile_cont(duration, 0.99) AS p99, quantile_cont(duration, 0.5) AS p50,
-        string_agg(DISTINCT source_ip, ',' ORDER BY source_ip) AS sources,
+        string_agg(DISTINCT client_named(source_ip), ',' ORDER BY client_named(source_ip)) AS sources,
         list(request_id ORDER BY duration DESC) FILTER (WHERE request_id IS NOT NULL)[1:3] AS ids
     FROM win WHERE request_protocol(protocol, method, authority) IS NOT NULL AND egress_kind <> 'blocked' AND duration IS NOT NULL
     GROUP BY destination
@@ -54,7 +54,7 @@ singles AS (
     SELECT
         'latency_outlier' AS kind,
         'low' AS severity,
-        r.source_ip AS source,
+        client_named(r.source_ip) AS source,
         r.destination,
         {
             'what': 'single_request',

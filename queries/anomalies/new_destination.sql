@@ -23,7 +23,7 @@ SELECT
         WHEN bool_or(w.egress_kind = 'passthrough') THEN 'medium'
         ELSE 'low'
     END AS severity,
-    string_agg(DISTINCT w.source_ip, ',' ORDER BY w.source_ip) AS source,
+    string_agg(DISTINCT client_named(w.source_ip), ',' ORDER BY client_named(w.source_ip)) AS source,
     w.destination,
     {
         'requests': count(*),
@@ -41,7 +41,7 @@ SELECT
               || 'ServiceEntry if legitimate, or block it with an AuthorizationPolicy / REGISTRY_ONLY.' END
         || CASE WHEN sum(w.bytes_received) >= CAST($upload_high AS BIGINT)
                 THEN ' It received ' || CAST(round(sum(w.bytes_received) / 1e6, 1) AS VARCHAR) || ' MB from '
-                     || string_agg(DISTINCT w.source_ip, ', ' ORDER BY w.source_ip)
+                     || string_agg(DISTINCT client_named(w.source_ip), ', ' ORDER BY client_named(w.source_ip))
                      || ': find out what was sent (the request ids lead to the application logs).'
                 ELSE '' END AS advice
 FROM win w

@@ -14,7 +14,7 @@ base AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= b0 AND e.start_t
 SELECT
     'new_pair' AS kind,
     CASE WHEN bool_or(w.egress_kind = 'passthrough') THEN 'medium' ELSE 'low' END AS severity,
-    w.source_ip AS source,
+    client_named(w.source_ip) AS source,
     w.destination,
     {
         'requests': count(*),

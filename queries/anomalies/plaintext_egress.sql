@@ -23,7 +23,7 @@ SELECT
         WHEN sum(w.bytes_received) > 0 THEN 'medium'
         ELSE 'low'
     END AS severity,
-    string_agg(DISTINCT w.source_ip, ',' ORDER BY w.source_ip) AS source,
+    string_agg(DISTINCT client_named(w.source_ip), ',' ORDER BY client_named(w.source_ip)) AS source,
     w.destination,
     {
         'requests': count(*),

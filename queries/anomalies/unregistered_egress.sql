@@ -25,7 +25,7 @@ found AS (
                                w.upstream_cluster_direction, w.upstream_cluster_subset) AS se_protocol,
         count(*) AS requests,
         bool_and(coalesce(list_contains(w.response_flags, 'DF'), false)) AS dns_failed,
-        string_agg(DISTINCT w.source_ip, ',' ORDER BY w.source_ip) AS sources,
+        string_agg(DISTINCT client_named(w.source_ip), ',' ORDER BY client_named(w.source_ip)) AS sources,
         CAST(sum(w.bytes_received) AS BIGINT) AS bytes_up,
         min(w.start_time) AS first_seen,
         max(w.start_time) AS last_seen,

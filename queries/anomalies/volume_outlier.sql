@@ -39,7 +39,7 @@ win_pair AS (
 SELECT
     'volume_outlier' AS kind,
     CASE WHEN w.bytes_up >= CAST($high_bytes AS BIGINT) THEN 'high' ELSE 'medium' END AS severity,
-    w.source_ip AS source,
+    client_named(w.source_ip) AS source,
     w.destination,
     {
         'bytes_up': CAST(w.bytes_up AS BIGINT),

@@ -59,7 +59,7 @@ SELECT
     CAST(quantile_cont(duration, 0.99) AS BIGINT) AS p99_ms,
     min(start_time) AS first_seen,
     max(start_time) AS last_seen,
-    count(DISTINCT source_ip) AS sources,
+    count(DISTINCT client_named(source_ip)) AS sources,
     CASE WHEN bool_or(transport = 'plaintext') THEN 'plaintext' ELSE mode(transport) END AS transport,
     -- (an Istio mTLS SNI, outbound_.80_._.istio-egressgateway…, is the mesh's own hop into the proxy
     -- that logged the row, not a name the destination was asked for: istio_sni_host.sql)
