@@ -61,15 +61,15 @@ SCAN_DESTINATIONS = 10  # new IP destinations of one source within the window th
 ROWS_SQL = """
 SELECT line_number, start_time, source, pod, destination_named(destination) AS destination,
        destination IS NULL AS unnamed, destination_port, egress_kind, source_ip,
-       upstream_cluster, route_name, response_code, response_flags, method, path, error,
+       client_named(source_ip) AS client, upstream_cluster, route_name, response_code, response_flags, method, path, error,
        blocked_by(upstream_cluster, route_name) AS blocked_by,
        egress_kind <> 'blocked' AND is_failure(response_code, response_flags, $failure_flags, error) AS failing
 FROM egress
 ORDER BY line_number
 """
 DENIALS_SQL = """
-SELECT line_number, start_time, source, pod, source_ip, destination_named(destination) AS destination,
-       destination_port, method, path, response_code,
+SELECT line_number, start_time, source, pod, source_ip, client_named(source_ip) AS client,
+       destination_named(destination) AS destination, destination_port, method, path, response_code,
        response_flags, mechanism, policy
 FROM denials
 ORDER BY line_number
@@ -149,16 +149,23 @@ SHOW_SOURCES = 3  # sources named in an alert's text (the rest counted)
 EVIDENCE_SOURCES = 20  # sources, with their requests, in its ndjson evidence
 
 
+def _client(row: dict) -> str:
+    """The row's client as an alert's sentence names it: its IP (or workload), or, when the format logs
+    none, the reports' wording (client_named.sql), begun in lower case mid-sentence."""
+    name = row["client"]
+    return name[:1].lower() + name[1:]
+
+
 def _from(sources: Counter, row: dict) -> tuple[str, dict]:
     """``from 10.244.2.21, GET /x 200`` for one source; for several, ``from 6 sources (a ×3, b, c and 3
     more); this one from a, GET /x 200``: one line, bounded. And the evidence: every source (up to
     EVIDENCE_SOURCES) with its requests, and how many there were."""
     if len(sources) <= 1:
-        return f"from {row.get('source_ip') or '?'}, {_request(row)}", {}
+        return f"from {_client(row)}, {_request(row)}", {}
     pairs = sorted(sources.items(), key=lambda p: (-p[1], _name_key(p[0])))  # (10.244.2.9 before 10.244.2.10)
     names = ", ".join(ip if n == 1 else f"{ip} ×{n}" for ip, n in pairs[:SHOW_SOURCES])
     more = f" and {len(pairs) - SHOW_SOURCES} more" if len(pairs) > SHOW_SOURCES else ""
-    text = f"from {len(pairs)} sources ({names}{more}); this one from {row.get('source_ip') or '?'}, {_request(row)}"
+    text = f"from {len(pairs)} sources ({names}{more}); this one from {_client(row)}, {_request(row)}"
     return text, {"source_count": len(pairs), "sources": dict(pairs[:EVIDENCE_SOURCES])}
 
 
@@ -283,7 +290,7 @@ class AlertRules:
                     if not self._scanning(src, t):  # (the scan's alert said it)
                         port = f" (port {row['destination_port']})" if row.get("destination_port") else ""
                         msg = (f"first {kind} egress to a destination not seen before{port}; "
-                               f"from {src or '?'}, {_request(row)}")
+                               f"from {_client(row)}, {_request(row)}")
                         out.append(Alert("new_destination", dest, t, msg, 1, _evidence(row)))
             if kind == "passthrough":
                 out += self._once_per_window(row, "unregistered_egress", dest)
@@ -323,7 +330,7 @@ class AlertRules:
         since its last alert, this one included), their sources, and the words that say since when."""
         last = self._before(kind, key, t)
         n, sources = self._quiet.pop((kind, key), (0, Counter()))
-        sources[row.get("source_ip") or "?"] += 1
+        sources[_client(row)] += 1
         if quiet or not self._due(kind, key, t):
             self._quiet[(kind, key)] = (n + 1, sources)
             return None
@@ -362,7 +369,7 @@ class AlertRules:
         if kind == "blocked_attempt":
             by = row.get("blocked_by")  # (blocked_by.sql: BlackHoleCluster, a route, or no route)
             by = f"route {by}" if by is not None and by == row.get("route_name") else by
-            msg = f"{plural(n, 'attempt')} blocked by {by}{since}; from {row.get('source_ip') or '?'}, {_request(row)}"
+            msg = f"{plural(n, 'attempt')} blocked by {by}{since}; from {_client(row)}, {_request(row)}"
             more = {}
         else:  # (per destination: name its sources)
             who, more = _from(sources, row)
@@ -389,7 +396,7 @@ class AlertRules:
         if group is None or not self._due("failure_burst", dest, t):
             return []
         secs = (group[-1] - group[0]).total_seconds()
-        msg = f"{n} failures within {secs:.0f}s; last from {row.get('source_ip') or '?'}, {_request(row)}"
+        msg = f"{n} failures within {secs:.0f}s; last from {_client(row)}, {_request(row)}"
         return [Alert("failure_burst", dest, t, msg, n, _evidence(row))]
 
     def _denials(self, rows: list[dict], now: dt.datetime) -> list[Alert]:
@@ -401,7 +408,7 @@ class AlertRules:
                 continue
             n, _, since = due
             by = DENIED_BY[row["mechanism"]] + (f" {row['policy']}" if row["policy"] else "")
-            msg = f"{plural(n, 'request')} from {src or '?'} denied by {by}{since}; this one {_request(row)}"
+            msg = f"{plural(n, 'request')} from {_client(row)} denied by {by}{since}; this one {_request(row)}"
             out.append(Alert("authz_denial", dest, t, msg, n,
                              _evidence(row, mechanism=row["mechanism"], policy=row["policy"])))
         return out

@@ -429,4 +429,5 @@ def test_a_format_that_logs_no_client_is_one_unknown_client_for_new_pair_and_blo
     window = {"since": (T0 - dt.timedelta(hours=1)).isoformat(), "until": (T0 + dt.timedelta(hours=1)).isoformat()}
     assert run_query(con, load_queries()["new_pair"], window).num_rows == 0
     assert [(f["source"], f["destination"], f["severity"]) for f in
-            run_query(con, load_queries()["blocked_attempt"], window).to_pylist()] == [(None, "198.51.100.78", "low")]
+            run_query(con, load_queries()["blocked_attempt"], window).to_pylist()] == [
+        ("A client (its address is not in the logs)", "198.51.100.78", "low")]  # (client_named.sql)
