@@ -404,6 +404,14 @@ def test_inventory(scenario_data):
     sources = {s["source"]: s for s in doc["sources"]}
     assert sources[WORKER]["blocked"] == 24
     assert "pastebin.com" in sources[CRON]["destinations"]
+    # one naming in both tables: NAME_count counts what the list NAMEs lists (a destination's `sources`
+    # was a count beside the sources table's `destinations` list)
+    assert stripe["sources"] == ["10.244.1.21", "10.244.1.22", "10.244.1.41"] and stripe["source_count"] == 3
+    for d in doc["destinations"]:
+        assert d["source_count"] == len(d["sources"]) == len(set(d["sources"]))
+        assert all(d["destination"] in sources[s]["destinations"] for s in d["sources"])
+    for s in doc["sources"]:
+        assert s["destination_count"] == len(s["destinations"])
 
 
 def test_a_parameter_for_one_section(scenario_data):

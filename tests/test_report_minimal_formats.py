@@ -115,8 +115,12 @@ def test_no_advice_is_null_without_a_client_address(tmp_path):
     assert f["source"] == "A client (its address is not in the logs)"  # (it was null, '-' in the text)
     assert all(f["advice"] for f in doc["findings"]), [f for f in doc["findings"] if not f["advice"]]
     # the inventory's source of those rows was an empty cell: it is named as the finding names it (client_named.sql)
-    assert [(s["source"], s["destination_count"], s["destinations"]) for s in report(data, "inventory")["sources"]] == [
+    inventory = report(data, "inventory")
+    assert [(s["source"], s["destination_count"], s["destinations"]) for s in inventory["sources"]] == [
         ("A client (its address is not in the logs)", 1, ["storage.example"])]
+    # and the destination's source_count counts that client (it was 0), as its sources list it
+    assert [(d["source_count"], d["sources"]) for d in inventory["destinations"]] == [
+        (1, ["A client (its address is not in the logs)"])]
 
 
 def test_minimal_format_findings_all_have_advice(minimal):
