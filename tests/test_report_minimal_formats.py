@@ -121,6 +121,7 @@ def test_no_advice_is_null_without_a_client_address(tmp_path):
     # and the destination's source_count counts that client (it was 0), as its sources list it
     assert [(d["source_count"], d["sources"]) for d in inventory["destinations"]] == [
         (1, ["A client (its address is not in the logs)"])]
+    assert [r["source_count"] for r in query(data, "top_destinations")] == [1]  # (it was `sources`, 0)
 
 
 def test_minimal_format_findings_all_have_advice(minimal):
