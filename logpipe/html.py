@@ -35,6 +35,7 @@ th{background:#f9fafb;position:sticky;top:0}td.num{text-align:right;font-variant
 .sev{white-space:nowrap;display:inline-block;border-radius:4px;color:#fff;padding:0 6px;font-weight:600;font-size:11px}
 pre{background:#f3f4f6;padding:6px;border-radius:4px;white-space:pre-wrap;margin:4px 0}
 .counts span{margin-right:12px}.wide{overflow-x:auto}
+.legend{color:#4b5563;font-size:12.5px;margin-bottom:12px}.legend dd{margin:0 0 4px 16px}
 """
 
 
@@ -179,6 +180,14 @@ def _table(table) -> str:
     return f"<div class=wide><table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
 
 
+def _legend(legend: list[tuple[str, str]]) -> str:
+    """What the table's columns mean (its query's ``-- @column`` lines), folded under it."""
+    if not legend:
+        return ""
+    items = "".join(f"<dt><code>{escape(c)}</code></dt><dd>{escape(m)}</dd>" for c, m in legend)
+    return f"<details class=legend><summary>Columns</summary><dl>{items}</dl></details>"
+
+
 def _findings(doc: dict[str, Any]) -> str:
     from .reports import _evidence_text, severity_counts
 
@@ -219,8 +228,8 @@ def render_html(doc: dict[str, Any], name: str, *, con, window, params: dict[str
         inventory = run_report(con, "inventory", window=Window(window.baseline_start, window.end, None, None))
     else:
         inventory = doc
-    for _qname, title, table in inventory["_sections"]:
-        parts.append(f"<h2>{escape(title)}</h2>{_table(table)}")
+    for _qname, title, table, legend in inventory["_sections"]:
+        parts.append(f"<h2>{escape(title)}</h2>{_table(table)}{_legend(legend) if table.num_rows else ''}")
     title = "Egress anomalies" if name == "anomalies" else "Egress inventory"
     return (
         "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"

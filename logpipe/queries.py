@@ -14,8 +14,10 @@ A query file starts with a block of ``--`` comment lines, then one SQL statement
     GROUP BY ALL ORDER BY requests DESC
     LIMIT $limit
 
-The ``title:`` and ``description:`` labels are optional. A line ``-- output: FORMAT`` (one of
-``logpipe query``'s ``-o`` formats) sets the query's output when neither ``-o`` nor ``--out``'s suffix
+The ``title:`` and ``description:`` labels are optional. ``-- @column NAME MEANING`` says what a
+column of the result means (lines indented further go on with it): a report prints the meanings of
+its section's columns under the table (``column_legend``), the one place they are written.
+A line ``-- output: FORMAT`` (one of ``logpipe query``'s ``-o`` formats) sets the query's output when neither ``-o`` nor ``--out``'s suffix
 does (``service_entries``: YAML documents, on a terminal and into ``kubectl apply -f -`` alike). In ``-- @param NAME DEFAULT [HELP]`` NAME
 is an identifier and DEFAULT one word or a single-quoted string (``''`` inside it for a quote; ``''``
 alone is the empty string); ``null`` or no default means NULL; the rest of the line is help text
@@ -39,6 +41,7 @@ from .errors import QueryError, UsageError
 from .resources import resource_dir
 
 _PARAM_RE = re.compile(r"^@param\s+([A-Za-z_][A-Za-z0-9_]*)(?:\s+(.*?))?\s*$")
+_COLUMN_RE = re.compile(r"^@column\s+([A-Za-z_][A-Za-z0-9_]*)\s+(\S.*?)\s*$")
 _INT_RE = re.compile(r"^[+-]?\d+$")
 _FLOAT_RE = re.compile(r"^[+-]?(\d+\.\d*|\.\d+)([eE][+-]?\d+)?$")
 VIEWS_DIR = "views"
@@ -76,8 +79,8 @@ def _split_default(rest: str) -> tuple[str | None, bool, str]:
 def parse_query(text: str, name: str, path: Path | None = None) -> Query:
     """A Query from the text of a query file (see the module docstring for the syntax)."""
     lines = text.splitlines()
-    title, desc, params, helps, quoted = "", [], {}, {}, set()
-    first = output = None
+    title, desc, params, helps, quoted, columns = "", [], {}, {}, set(), {}
+    first = output = column = None
     for i, raw in enumerate(lines, 1):
         s = raw.strip()
         if not s:
@@ -86,7 +89,18 @@ def parse_query(text: str, name: str, path: Path | None = None) -> Query:
             first = i
             break
         body = s[2:].strip()
-        if body.startswith("@"):
+        if column and s[2:].startswith("  ") and body and not body.startswith("@"):
+            columns[column] += " " + body  # (an indented line goes on with the @column above)
+            continue
+        column = None
+        if body.startswith("@column"):
+            m = _COLUMN_RE.match(body)
+            if not m:
+                where = f"{path}:{i}" if path else f"line {i}"
+                raise QueryError(f"{where}: cannot read {body!r}; write a column's meaning as `-- @column NAME MEANING`")
+            column = m.group(1)
+            columns[column] = m.group(2)
+        elif body.startswith("@"):
             m = _PARAM_RE.match(body)
             if not m:
                 where = f"{path}:{i}" if path else f"line {i}"
@@ -104,8 +118,15 @@ def parse_query(text: str, name: str, path: Path | None = None) -> Query:
             desc.append(body[len("description:"):].strip() if not desc and body.lower().startswith("description:") else body)
     q = Query(name=name, title=title or name, description="\n".join(desc).strip(), params=params,
               sql=text, path=path, line=first or 1)
-    q.extra.update(param_help=helps, quoted=quoted, output=output)
+    q.extra.update(param_help=helps, quoted=quoted, output=output, columns=columns)
     return q
+
+
+def column_legend(query: Query, columns: Iterable[str]) -> list[tuple[str, str]]:
+    """(column, meaning) for each of ``columns`` (a result's, in its order) that ``query``'s
+    ``-- @column`` lines explain."""
+    meanings = query.extra.get("columns", {})
+    return [(c, meanings[c]) for c in columns if c in meanings]
 
 
 def _query_files(root: Path) -> Iterable[Path]:

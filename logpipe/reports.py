@@ -305,8 +305,9 @@ def run_report(con, name: str, *, params: dict[str, str] | None = None, window: 
                extra_dirs=()) -> dict[str, Any]:
     """Run report ``name`` on ``con`` and return its document (dicts and lists of plain values,
     datetimes included; ``to_json`` makes JSON of it). ``sections`` keeps the Arrow tables and
-    titles for the renderers under the key ``_sections``."""
-    from .queries import run_query
+    titles for the renderers under the key ``_sections``, with each section's legend: the meaning of
+    each of its columns that its query's ``-- @column`` lines give."""
+    from .queries import column_legend, run_query
 
     queries = report_queries(name, extra_dirs)
     params = dict(params or {})
@@ -345,7 +346,7 @@ def run_report(con, name: str, *, params: dict[str, str] | None = None, window: 
                          "requests": _count(con, window.baseline_start, window.baseline_end)},
             "findings": findings,
         }
-    doc["_sections"] = [(q.name, q.title, t) for q, t in sections]
+    doc["_sections"] = [(q.name, q.title, t, column_legend(q, t.column_names)) for q, t in sections]
     return doc
 
 
@@ -442,6 +443,25 @@ def _findings_table(findings: list[dict]):
     }, schema=pa.schema([(n, pa.string()) for n in ("severity", "kind", "source", "destination", "evidence", "advice")]))
 
 
+LEGEND_WIDTH = 100
+
+
+def _legend_text(legend: list[tuple[str, str]], markdown: bool) -> str:
+    """What a section's columns mean (its query's ``-- @column`` lines): under its table, so a reader
+    needs not the README to know what ``flagged`` counts or what ``tls-origination`` is."""
+    import textwrap
+
+    from .render import escape_control
+
+    if markdown:
+        return "Columns:\n\n" + "".join(f"- `{c}`: {escape_control(m)}\n" for c, m in legend)
+    pad = max(len(c) for c, _ in legend) + 2
+    return "Columns:\n" + "".join(
+        textwrap.fill(escape_control(m), LEGEND_WIDTH, initial_indent=f"  {c:<{pad}}",
+                      subsequent_indent=" " * (pad + 2), break_on_hyphens=False) + "\n"
+        for c, m in legend)
+
+
 def _when(t) -> str:
     return t.strftime("%Y-%m-%d %H:%M UTC") if t is not None else "-"
 
@@ -460,10 +480,12 @@ def render_text(doc: dict[str, Any], name: str, out, *, tty: bool = False, markd
             out.write("window   all the data\n\n")
         else:
             out.write(f"window   {_when(start) if start else 'the start'} to {_when(end) if end else 'the end'}\n\n")
-        for _qname, title, table in doc["_sections"]:
+        for _qname, title, table, legend in doc["_sections"]:
             out.write(f"{h2}{bold(title)}\n\n")
             if table.num_rows:
                 render_table(table, "markdown" if markdown else "table", out, tty=tty)
+                if legend:
+                    out.write("\n" + _legend_text(legend, markdown))
             else:
                 out.write("(none)\n")
             out.write("\n")

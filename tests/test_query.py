@@ -651,6 +651,19 @@ def test_parse_query_bad_param_line():
         parse_query("-- t\n-- @parm x 1\nSELECT 1", "t")
 
 
+def test_parse_query_columns():
+    """``-- @column NAME MEANING`` (indented lines go on with it): what a report's legend prints, for
+    the columns a result has, in its order."""
+    from logpipe.queries import column_legend, parse_query
+
+    q = parse_query("-- t\n-- description: d\n-- @column b what b is,\n--   said on.\n-- @param x 1\n"
+                    "-- @column a what a is\nSELECT 1 AS a, 2 AS b", "t")
+    assert q.extra["columns"] == {"b": "what b is, said on.", "a": "what a is"} and q.description == "d"
+    assert column_legend(q, ["a", "c", "b"]) == [("a", "what a is"), ("b", "what b is, said on.")]
+    with pytest.raises(QueryError, match="@column NAME MEANING"):
+        parse_query("-- t\n-- @column lonely\nSELECT 1", "t")
+
+
 INJECTIONS = ["x' OR '1'='1", "'; DROP VIEW egress; --", "api.stripe.com' --", "$limit"]
 
 

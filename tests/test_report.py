@@ -599,6 +599,55 @@ def test_cli_text_and_markdown(scenario_data, fmt, expect):
     assert "MESH_EXTERNAL" in r.stdout
 
 
+# What a reader of the inventory cannot guess: each value of these columns is named in the legend.
+CODED = {"egress_kind": {"waypoint", "registered", "passthrough", "blocked", "public_ip"},
+         "transport": {"plaintext", "tls-origination", "tls", "tcp", "blocked"}}
+
+
+@pytest.mark.parametrize("fmt", ["text", "markdown"])
+def test_inventory_says_what_its_columns_mean(scenario_data, fmt, tmp_path, monkeypatch):
+    """Under each table a legend of its columns (its query's `-- @column` lines, the one place they are
+    written): flagged, the transport and egress_kind values, the _count columns; none for a column the
+    table lacks (a user's query of fewer columns)."""
+    from logpipe.queries import load_queries
+
+    text = run("report", "inventory", "--data", str(scenario_data), "-o", fmt).stdout
+    flat = " ".join(text.split())
+    doc = json.loads(run("report", "inventory", "--data", str(scenario_data), "-o", "json").stdout)
+    queries = load_queries()
+    assert text.count("Columns:") == 2
+    for section, cols in (("destinations", ["egress_kind", "flagged", "transport", "source_count"]),
+                          ("sources", ["destination_count", "blocked", "unregistered"])):
+        meanings = queries[section].extra["columns"]
+        for c in cols:
+            said = f"- `{c}`: {meanings[c]}" if fmt == "markdown" else f"{c} {meanings[c]}"
+            assert said in flat, c
+    for col, values in CODED.items():
+        meaning = queries["destinations"].extra["columns"][col]
+        assert {d[col] for d in doc["destinations"]} - {None} <= values
+        assert all(f"{v} (" in meaning for v in values), (col, meaning)
+    mine = tmp_path / "q" / "inventory"
+    mine.mkdir(parents=True)
+    sql = (ROOT / "queries" / "inventory" / "destinations.sql").read_text()
+    (mine / "destinations.sql").write_text(sql.split("SELECT\n", 1)[0] + "SELECT destination, count(*) AS flagged\n"
+                                           "FROM egress WHERE $since = $since AND $until = $until GROUP BY 1")
+    monkeypatch.setenv("LOGPIPE_QUERIES", str(tmp_path / "q"))
+    text = run("report", "inventory", "--data", str(scenario_data), "-o", fmt).stdout
+    mine_legend = text.split("Columns:", 1)[1].split("Sources and their destinations")[0]
+    assert "flagged" in mine_legend and "egress_kind" not in mine_legend and "transport" not in mine_legend
+
+
+def test_readme_demo_inventory_lines_are_the_reports(scenario_data):
+    """README's abridged `make demo` output: the inventory's lines it shows whole (not cut with …) are
+    lines the report prints, its legend's among them."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("-o text\nEgress inventory\n", 1)[1].split("\nEgress anomalies\n", 1)[0]
+    shown = [line for line in block.splitlines() if line.strip() and "…" not in line]
+    out = run("report", "inventory", "--data", str(scenario_data), "-o", "text").stdout.splitlines()
+    assert any(line.startswith("  transport ") for line in shown)
+    assert [line for line in shown if line not in out] == []
+
+
 def test_cli_inventory_covers_all_data(scenario_data):
     r = run("report", "inventory", "--data", str(scenario_data), "-o", "json")
     doc = json.loads(r.stdout)

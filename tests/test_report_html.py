@@ -2,6 +2,7 @@
 (charts visible, no console message)."""
 from __future__ import annotations
 
+import html
 import json
 import re
 import shutil
@@ -58,6 +59,16 @@ def test_log_values_are_escaped(hostile_html):
 def test_self_contained(hostile_html):
     assert not re.search(r"""<(link|img|iframe)\b|\bsrc\s*=|@import|url\(\s*['"]?https?:""", hostile_html, re.I)
     assert hostile_html.count("<svg") == 4
+
+
+def test_inventory_legend_folded_under_its_table(hostile_html):
+    """The inventory's tables carry their columns' meanings (their queries' `-- @column` lines) in a
+    <details> under each, escaped as every value is."""
+    from logpipe.queries import load_queries
+
+    assert hostile_html.count("<details class=legend><summary>Columns</summary>") == 2
+    transport = load_queries()["destinations"].extra["columns"]["transport"]
+    assert f"<dt><code>transport</code></dt><dd>{html.escape(transport)}</dd>" in hostile_html
 
 
 # ---- a real browser --------------------------------------------------------------------------------

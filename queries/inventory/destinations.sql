@@ -1,7 +1,6 @@
 -- title: External destinations
 -- description: One row per external destination (host, or the IP when no name is known), port and
---   way out: waypoint (inbound-vip), registered (ServiceEntry, outbound), passthrough (unregistered,
---   ALLOW_ANY) or blocked (BlackHoleCluster / block_all). Transport is judged by what leaves the
+--   way out (egress_kind). Transport is judged by what leaves the
 --   mesh: an HTTP request whose upstream endpoint port is in tls_ports is TLS origination, not
 --   plaintext; a request never forwarded (denied, no upstream) does not count, nor an HTTP request
 --   of a format that logs no upstream host (its transport is not known). A connection that was not
@@ -15,6 +14,20 @@
 --   errors_5xx, flagged. Bytes a format does not log are null (not
 --   known), not 0. sni lists the TLS server names clients asked for; Istio's own mTLS SNI (the hop
 --   of a sidecar into an egress gateway: outbound_.PORT_.SUBSET_.HOST, istio_sni_host.sql) is none.
+-- @column egress_kind how it leaves the mesh: waypoint (through an ambient egress
+--   waypoint), registered (a ServiceEntry, from a sidecar or gateway), passthrough (no ServiceEntry:
+--   PassthroughCluster under ALLOW_ANY), blocked (BlackHoleCluster or route block_all under
+--   REGISTRY_ONLY: nothing left), public_ip (no cluster says which: a public upstream address)
+-- @column error_share share of its requests that failed or were refused: 4xx, 5xx, a failure response
+--   flag, a connection refused by policy or one that ztunnel logged as failed
+-- @column flagged requests with a failure response flag (failure_flags: the proxy could not complete
+--   the request, e.g. UF connect failure, UH no healthy host, UT timeout, DF DNS failure)
+-- @column source_count clients that called it (sources lists them: IPs, or workloads)
+-- @column transport what left the mesh: plaintext (HTTP sent on in clear, by any of its requests),
+--   tls-origination (HTTP the proxy sent on over TLS: an upstream port in tls_ports), tls (a
+--   connection whose client asked for a TLS server name), tcp (a connection with no TLS seen), blocked
+--   (nothing left); empty: not known (never forwarded, or the format logs no upstream host)
+-- @column sni TLS server names the clients asked for (not Istio's own mTLS SNI)
 -- @param since '' window start (ISO time); empty = the data's first record
 -- @param until '' window end (ISO time, exclusive); empty = after the last record
 -- @param tls_ports '443,8443' upstream ports that mean the proxy originated TLS for an HTTP request

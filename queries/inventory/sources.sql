@@ -2,6 +2,10 @@
 -- description: Per source workload (its IP, or namespace/owner with --pods), the external
 --   destinations it talks to, with requests, bytes up and down (null: the format logs no bytes),
 --   and blocked attempts. The clients of a format that logs no client address are one row, named so.
+-- @column source the client: its IP, or its workload (namespace/owner with --pods, or as ztunnel logs it)
+-- @column destination_count destinations it called (destinations lists them), one not in the logs too
+-- @column blocked its requests that were blocked (egress_kind blocked: BlackHoleCluster or block_all)
+-- @column unregistered its requests through PassthroughCluster (egress_kind passthrough: no ServiceEntry)
 -- @param since '' window start (ISO time); empty = the data's first record
 -- @param until '' window end (ISO time, exclusive); empty = after the last record
 SELECT
