@@ -263,8 +263,8 @@ def test_inventory_destinations_count_the_client_of_no_address(clientless):
     requests; it counts them as the one source the sources table lists."""
     doc = report(clientless, "inventory")
     assert [s["source"] for s in doc["sources"]] == [NAMED_CLIENT]
-    assert {d["destination"]: d["sources"] for d in doc["destinations"]} == {
-        "api.stripe.com": 1, "web.example": 1, "203.0.113.9": 1, "api.bank.example": 1, "evil.example": 1}
+    assert {d["destination"]: (d["source_count"], d["sources"]) for d in doc["destinations"]} == {
+        d: (1, [NAMED_CLIENT]) for d in ("api.stripe.com", "web.example", "203.0.113.9", "api.bank.example", "evil.example")}
 
 
 def test_html_pair_chart_names_the_client_of_no_address(clientless, tmp_path):
