@@ -150,3 +150,91 @@ def test_a_stream_of_ztunnel_s_failed_connections_raises_a_failure_burst(tmp_pat
     assert burst["message"] == ('5 failures within 4s; last from 10.244.0.24, TCP error "io error: Connection refused '
                                 '(os error 111)"')
     assert [a["kind"] for a in alerts].count("authz_denial") == 1
+
+
+# ztunnel's hop to an egress waypoint (istio/ztunnel src/proxy/outbound.rs: dst.addr the waypoint on
+# HBONE's 15008, dst.hbone_addr the ServiceEntry VIP the client dialled, dst.service its host,
+# dst.workload the waypoint's pod), ended with `error` and no byte moved.
+def hop(t: str, port: int, error: str, *, service: str = "s3.amazonaws.com", hbone: str = "240.240.0.6:443",
+        sent: int = 0, recv: int = 0) -> str:
+    return (f'2024-04-12T{t}Z\terror\taccess\tconnection complete\tsrc.addr=10.244.1.35:{port} '
+            'src.workload="ci-runner-6b8d9f7c4-m4j2w" src.namespace="ci" '
+            'src.identity="spiffe://cluster.local/ns/ci/sa/ci-runner" dst.addr=10.244.0.18:15008 '
+            f'dst.hbone_addr={hbone} dst.service="{service}" dst.workload="waypoint-7d9f8b6c4-x2k8p" '
+            'dst.namespace="istio-egress" dst.identity="spiffe://cluster.local/ns/istio-egress/sa/waypoint" '
+            f'direction="outbound" bytes_sent={sent} bytes_recv={recv} duration="3ms" error="{error}"')
+
+
+REFUSED = "io error: Connection refused (os error 111)"
+# the same call through the waypoint, complete: ztunnel's hop (in the mesh) and the waypoint's line
+S3_VIA_WAYPOINT = ('2024-04-12T10:17:49.905234Z\tinfo\taccess\tconnection complete\tsrc.addr=10.244.1.35:38124 '
+                   'src.workload=ci-runner-6b8d9f7c4-m4j2w src.namespace=ci dst.addr=10.244.0.18:15008 '
+                   'dst.hbone_addr=240.240.0.6:443 dst.service=s3.amazonaws.com dst.workload=waypoint-7d9f8b6c4-x2k8p '
+                   'direction=outbound bytes_sent=2310 bytes_recv=18830 duration="1209ms"')
+S3_WAYPOINT = ('[2024-04-12T10:17:48.696Z] "- - -" 0 - - - "-" 2310 18830 1208 - "-" "-" "-" "-" "198.51.100.31:443" '
+               'inbound-vip|443|tls|s3.amazonaws.com 10.244.0.18:54788 240.240.0.6:443 10.244.1.35:38124 s3.amazonaws.com -')
+
+
+def test_a_failed_hop_to_an_egress_waypoint_is_egress_to_its_host(tmp_path):
+    """The waypoint logs nothing for a connection ztunnel could not bring to it: ztunnel's line is the
+    attempt's one egress row (waypoint, to dst.service), counted as failed; a hop the waypoint
+    answered ("http status: …"), one that moved bytes, one to a mesh service and one straight to a
+    workload (the dialled address is the hop's) stay in the mesh."""
+    (tmp_path / "zt.log").write_text("\n".join([
+        S3_VIA_WAYPOINT,
+        hop("10:18:00.000001", 40001, REFUSED),
+        hop("10:18:01.000001", 40002, "connection timed out, maybe a NetworkPolicy is blocking HBONE port 15008: "
+                                      "deadline has elapsed"),
+        hop("10:18:02.000001", 40003, "io error: deadline has elapsed"),
+        hop("10:18:03.000001", 40004, "http status: 503 Service Unavailable"),
+        hop("10:18:04.000001", 40005, "io error: Connection reset by peer (os error 104)", sent=517, recv=0),
+        hop("10:18:05.000001", 40006, REFUSED, service="httpbin.default.svc.cluster.local", hbone="240.240.0.9:80"),
+        hop("10:18:06.000001", 40007, REFUSED, service="legacy.partner.example", hbone="10.244.0.18:8080"),
+    ]) + "\n")
+    (tmp_path / "waypoint.log").write_text(S3_WAYPOINT + "\n")
+    r = logpipe("ingest", "zt.log", "waypoint.log", "--data", "ds", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    r = logpipe("query", "--data", "ds", "-o", "csv", "--sql",
+                "select log_format, egress_kind, destination, destination_port, error from egress "
+                "order by start_time", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[1:] == [
+        "istio_1_9,waypoint,s3.amazonaws.com,443,",
+        f"ztunnel,waypoint,s3.amazonaws.com,443,{REFUSED}",
+        'ztunnel,waypoint,s3.amazonaws.com,443,"connection timed out, maybe a NetworkPolicy is blocking HBONE port '
+        '15008: deadline has elapsed"',
+        "ztunnel,waypoint,s3.amazonaws.com,443,io error: deadline has elapsed"]
+    r = logpipe("report", "inventory", "--data", "ds", "-o", "json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    [dest] = json.loads(r.stdout)["destinations"]
+    assert (dest["destination"], dest["egress_kind"], dest["requests"], dest["error_share"]) == (
+        "s3.amazonaws.com", "waypoint", 4, 0.75)
+
+
+def test_failed_hops_to_an_egress_waypoint_are_an_error_spike_and_a_failure_burst(tmp_path):
+    """S3 answered through the waypoint in the baseline; today the waypoint refuses ztunnel's
+    connections: error_spike and the stream's failure_burst name s3.amazonaws.com by ztunnel's error."""
+    import datetime as dt
+
+    base = dt.datetime(2024, 4, 10, 10, 0, 0)
+    waypoint = [S3_WAYPOINT.replace("2024-04-12T10:17:48.696Z", (base + dt.timedelta(seconds=i)).strftime(
+        "%Y-%m-%dT%H:%M:%S.696Z")) for i in range(20)]
+    hops = [hop(f"10:00:{i:02d}.000001", 41000 + i, REFUSED) for i in range(12)]
+    (tmp_path / "waypoint.log").write_text("\n".join(waypoint) + "\n")
+    (tmp_path / "zt.log").write_text("\n".join(hops) + "\n")
+    r = logpipe("ingest", "waypoint.log", "zt.log", "--data", "ds", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    r = logpipe("report", "anomalies", "--data", "ds", "-o", "json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    (spike,) = [f for f in json.loads(r.stdout)["findings"] if f["kind"] == "error_spike"]
+    assert (spike["destination"], spike["source"]) == ("s3.amazonaws.com", "ci/ci-runner-6b8d9f7c4-m4j2w")
+    ev = spike["evidence"]
+    assert (ev["requests"], ev["failures"], ev["baseline_share"], ev["errors"]) == (12, 12, 0.0, [REFUSED])
+
+    from test_stream import stream_cli
+
+    r = stream_cli(tmp_path / "live", "--alerts", "ndjson", "--alerts-out", "-",
+                   input=("\n".join(hops[:5]) + "\n").encode())
+    assert r.returncode == 0, r.stderr
+    (burst,) = [a for a in map(json.loads, r.stdout.splitlines()) if a["kind"] == "failure_burst"]
+    assert (burst["destination"], burst["count"]) == ("s3.amazonaws.com", 5)

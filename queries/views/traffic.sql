@@ -24,7 +24,9 @@
 --                        waypoint reaches that HOST's endpoints over HBONE (upstream_host
 --                        envoy://connect_originate/IP:PORT, on any of its rows): they are mesh
 --                        workloads (a ServiceEntry for an in-mesh service), so none of the HOST's
---                        rows leaves the mesh, its failed ones (no upstream) included;
+--                        rows leaves the mesh, its failed ones (no upstream) included; also
+--                        ztunnel's failed hop to the waypoint, which the waypoint never logged
+--                        (waypoint_unreached, below);
 --     'public_ip'        any other row (not inbound) whose upstream_host is a public address.
 --   destination          host name when known (cluster HOST, else HTTP authority's host without
 --                        its port: authority_host.sql), else TLS SNI (an Istio mTLS SNI,
@@ -39,7 +41,17 @@
 -- dst_identity logged, or HBONE's port 15008: a waypoint, a pod, a remote network's east-west
 -- gateway), an inbound one, or one to a service in the mesh (mesh_host) is not counted, whatever its address (pods may
 -- have public IPv6 addresses), so that the waypoint's own line is the one egress row per request; a
--- ztunnel connection straight to a public address is 'public_ip'.
+-- ztunnel connection straight to a public address is 'public_ip'. But a ztunnel hop that failed
+-- (ztunnel_hop_failed: refused, timed out, its tunnel's TLS or HTTP/2 set-up failed) and moved no
+-- byte, outbound to port 15008 with a dst_service outside the mesh (and not a ServiceEntry host of
+-- mesh workloads, as for 'waypoint') and a dialled address (dst.hbone_addr, the ServiceEntry VIP)
+-- other than the hop's (dst.addr, the waypoint; a hop straight to a workload dials the workload) is
+-- 'waypoint' too: the waypoint never had the connection and logged nothing, so that row is the one
+-- egress row of the attempt (istio/ztunnel src/proxy/outbound.rs: to a service's waypoint, dst.addr
+-- is the waypoint on 15008, dst.hbone_addr the address dialled, dst.service the ServiceEntry host,
+-- dst.workload the waypoint). Its destination is that host and port, its destination_ip the
+-- waypoint's. A failure the waypoint answered ("http status: 503 …") stays ztunnel's hop: the
+-- waypoint had the connection and its own line tells.
 -- A wildcard ServiceEntry host (*.example.com) names no destination: the request's authority or SNI
 -- does (en.wikipedia.org, not *.wikipedia.org), so that a new subdomain is a new destination.
 -- Settings (logpipe.toml / env / flags): cluster domain and mesh domains in logpipe_settings, ranges
@@ -73,6 +85,13 @@ addressed AS (
         a.log_format LIKE 'ztunnel%' AND (a.dst_workload IS NOT NULL OR a.dst_identity IS NOT NULL
             OR a.upstream_host_port = 15008 OR a.direction = 'inbound'
             OR mesh_host(a.dst_service, s.cluster_domain, s.mesh_domains)) AS ztunnel_in_mesh,
+        a.log_format LIKE 'ztunnel%' AND a.direction = 'outbound' AND a.upstream_host_port = 15008
+            AND a.downstream_local_address_ip IS DISTINCT FROM a.upstream_host_ip
+            AND a.downstream_local_address_ip IS NOT NULL
+            AND NOT coalesce(mesh_host(a.dst_service, s.cluster_domain, s.mesh_domains), true)
+            AND lower(a.dst_service) NOT IN (SELECT host FROM meshed)
+            AND coalesce(a.bytes_received, 0) = 0 AND coalesce(a.bytes_sent, 0) = 0
+            AND ztunnel_hop_failed(a.error) AS waypoint_unreached,
         a.upstream_cluster_direction IN ('outbound', 'inbound-vip') AS has_cluster_host,
         mesh_host(a.upstream_cluster_host, s.cluster_domain, s.mesh_domains)
             OR (a.upstream_cluster_direction = 'inbound-vip'
@@ -98,6 +117,7 @@ judged AS (
                 AND NOT stays_in_mesh THEN 'registered'
             WHEN upstream_cluster_direction = 'inbound-vip' AND upstream_cluster_host IS NOT NULL
                 AND NOT stays_in_mesh THEN 'waypoint'
+            WHEN waypoint_unreached THEN 'waypoint'
             WHEN coalesce(upstream_cluster_direction, '') NOT IN ('inbound', 'inbound-vip', 'outbound')
                 AND coalesce(upstream_cluster, '') NOT LIKE 'InboundPassthroughCluster%'
                 AND NOT coalesce(ztunnel_in_mesh, false)
@@ -106,7 +126,8 @@ judged AS (
     FROM addressed
 )
 SELECT
-    * EXCLUDE (upstream_ip_kind, source_ip_kind, source_ip, ztunnel_in_mesh, has_cluster_host, stays_in_mesh),
+    * EXCLUDE (upstream_ip_kind, source_ip_kind, source_ip, ztunnel_in_mesh, waypoint_unreached, has_cluster_host,
+               stays_in_mesh),
     coalesce(
         CASE WHEN has_cluster_host AND NOT starts_with(upstream_cluster_host, '*') THEN lower(upstream_cluster_host) END,
         authority_host(authority),
