@@ -65,17 +65,30 @@ def tells(access: "_grammar.Rulebook", where: Departure) -> bool:
 def diagnose_line(access: "_grammar.Rulebook", body: str, layouts: Sequence[str]) -> Departure | None:
     """The layout of ``layouts`` whose leading items (compiled from the grammar) match ``body``
     furthest (the first of them on a tie: pass them in the order a line is tried, parse.TEXT_LAYOUTS),
-    and what it expected where they stop; None when a layout matches the whole line."""
+    and what it expected where they stop; None when a layout matches the whole line. A tab-separated
+    layout's free text may hold a tab (Envoy logs a header's as it is), but a line that breaks is
+    diagnosed as read with none there: else a free-text field takes the tabs after it, and the reason
+    names a later column than the one that broke (``2OO`` under ``%REQ(:PATH)%<TAB>%RESPONSE_CODE%``)."""
+    best = _closest(access, body, layouts, False)
+    if best is None or not any(_steps.tab_separated(access, name) for name in layouts):
+        return best and _departure(access, body, *best)
+    return _departure(access, body, *_closest(access, body, layouts, True))
+
+
+def _closest(access: "_grammar.Rulebook", body: str, layouts: Sequence[str], tabless: bool) -> tuple | None:
+    """``diagnose_line``'s layout, as ``(name, end, k, steps)``: ``steps`` (``tabless``: those of
+    ``steps.layout_steps`` for a tab-separated layout) match ``body[:end]`` for k of them; None when a
+    layout's match the whole line."""
     best: tuple | None = None
     tried: list[tuple[str, int, int]] = []
     for name in layouts:
-        steps = _steps.layout_steps(access, name)
+        steps = _steps.layout_steps(access, name, tabless=tabless and _steps.tab_separated(access, name))
         # Layouts share their leading steps (Istio's, most of a line): what a layout tried before
         # found there holds for this one. Where it stopped within them, this one stops; else they
         # match, and the search goes on from their end (a malformed line: ~2.5x fewer regex runs).
         known, same = 0, None
         for other, k, end in tried:
-            shared = _steps.shared_steps(access, other, name)
+            shared = _steps.shared_steps(access, other, name, tabless)
             if k < shared:
                 same = (k, end)
                 break
@@ -86,7 +99,11 @@ def diagnose_line(access: "_grammar.Rulebook", body: str, layouts: Sequence[str]
             return None
         if best is None or (end, k) > (best[1], best[2]):
             best = (name, end, k, steps)
-    name, end, k, steps = best
+    return best
+
+
+def _departure(access: "_grammar.Rulebook", body: str, name: str, end: int, k: int, steps: tuple) -> Departure:
+    """Where ``body`` departs from layout ``name`` whose first k ``steps`` match ``body[:end]``."""
     step = steps[k] if k < len(steps) else None
     prev = steps[k - 1] if k else None
     if step is not None and not step.field and prev is not None and prev.field:
@@ -94,13 +111,13 @@ def diagnose_line(access: "_grammar.Rulebook", body: str, layouts: Sequence[str]
         # matched lazily; "2OO" read as "2"). Take the field as far as it goes, then judge.
         start = _steps.match_steps(steps[: k - 1], body, k - 1)[1]  # (they match: one regex run for their end)
         greedy = _steps.greedy_match(prev.pattern, body, start)
-        token = body[start:].split(" ", 1)[0]
+        token = _word(body[start:])
         if greedy > end:
             end = greedy
         elif body[end:end + 1] not in ("", " ", '"'):
             return Departure(start + 1, name, prev, None, token[:40])
     rest = body[end:]
-    got = (rest.split(" ", 1)[0][:40] or rest[:16]) if step is not None and step.field and rest else rest[:24]
+    got = (_word(rest)[:40] or rest[:16]) if step is not None and step.field and rest else rest[:24]
     fields = [s.field for s in steps[:k] if s.field]
     place = ""
     if step is not None and not step.field:
@@ -109,6 +126,11 @@ def diagnose_line(access: "_grammar.Rulebook", body: str, layouts: Sequence[str]
     portless = step is not None and step.field in ADDRESS_COLUMNS and bool(_ip_rx(access).fullmatch(got.strip("[]")))
     return Departure(end + 1, name, step, fields[-1] if fields else None, got, place,
                      len(fields), _steps.field_count(access, name), portless)
+
+
+def _word(text: str) -> str:
+    """``text`` up to its first space or tab (what a field's reason shows it got)."""
+    return re.match("[^ \t]*", text).group()
 
 
 @functools.lru_cache(maxsize=16)

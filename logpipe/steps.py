@@ -162,17 +162,18 @@ def _regex_can_hold(pattern: str, char: str) -> bool:
 
 
 @functools.lru_cache(maxsize=None)
-def layout_steps(book: Rulebook, start: str, strict: bool = True) -> tuple[Step, ...]:
+def layout_steps(book: Rulebook, start: str, strict: bool = True, tabless: bool = False) -> tuple[Step, ...]:
     """The items of layout ``start`` in order, helper rules (``head``, ``counters``, …) inlined down
     to column rules, terminals and literals, each with the regex of the layout's first k items.
     A malformed line is diagnosed by the longest prefix it matches. ``strict`` keeps free text
     (TEXT… terminals) from crossing a double quote, so that a quoted field does not swallow the
-    next fields and the diagnosis points where the line first departs from the layout."""
+    next fields and the diagnosis points where the line first departs from the layout; ``tabless``
+    (with ``strict``) keeps it from crossing a tab too (a tab-separated layout, ``tab_separated``)."""
     items = layout_items(book, start)
     names = [item_field(book, i) for i in items]
     steps, prefix = [], ""
     for k, item in enumerate(items):
-        pattern = _item_regex(book, item, strict)
+        pattern = _item_regex(book, item, strict, tabless)
         prefix += pattern
         after = next((n for n in reversed(names[:k]) if n), None)
         before = next((n for n in names[k:] if n), None)
@@ -202,23 +203,29 @@ def telling_steps(book: Rulebook, start: str) -> tuple[bool, ...]:
     return tuple(out)
 
 
-def _item_regex(book: Rulebook, t, strict: bool) -> str:
+@functools.lru_cache(maxsize=None)
+def tab_separated(book: Rulebook, start: str) -> bool:
+    """Whether a separator of layout ``start`` (a literal between its columns) holds a tab."""
+    return any("\t" in (item_literal(book, i) or "") for i in layout_items(book, start) if item_field(book, i) is None)
+
+
+def _item_regex(book: Rulebook, t, strict: bool, tabless: bool = False) -> str:
     if isinstance(t, Symbol):
         if t.is_term:
             pattern = book.terminal_regex(t.name)
             if strict and t.name.startswith("TEXT") and pattern.startswith("[^"):
-                pattern = '[^"' + pattern[2:]
+                pattern = ('[^"\t' if tabless else '[^"') + pattern[2:]
             return f"(?:{pattern})"
-        return f"(?:{_item_regex(book, book.rule_tree(t.name), strict)})"
+        return f"(?:{_item_regex(book, book.rule_tree(t.name), strict, tabless)})"
     kind = t.data
     if kind == "expansions":
-        return "(?:" + "|".join(_item_regex(book, c, strict) for c in t.children) + ")"
+        return "(?:" + "|".join(_item_regex(book, c, strict, tabless) for c in t.children) + ")"
     if kind == "expansion":
-        return "".join(_item_regex(book, c, strict) for c in t.children)
+        return "".join(_item_regex(book, c, strict, tabless) for c in t.children)
     if kind in ("value", "alias"):
-        return _item_regex(book, t.children[0], strict)
+        return _item_regex(book, t.children[0], strict, tabless)
     if kind == "maybe" or (kind == "expr" and str(t.children[1]) == "?"):
-        return f"(?:{_item_regex(book, t.children[0], strict)})?"
+        return f"(?:{_item_regex(book, t.children[0], strict, tabless)})?"
     if kind == "literal":
         return f"(?:{literal_regex(str(t.children[0]))})"
     raise LogpipeError(f"grammar {book.source}: unsupported construct {kind!r} in a layout")
@@ -296,9 +303,10 @@ def field_count(book: Rulebook, start: str) -> int:
 
 
 @functools.lru_cache(maxsize=None)
-def shared_steps(book: Rulebook, first: str, second: str) -> int:
+def shared_steps(book: Rulebook, first: str, second: str, tabless: bool = False) -> int:
     """How many leading steps layouts ``first`` and ``second`` share: the same prefix regexes."""
-    a, b = layout_steps(book, first), layout_steps(book, second)
+    a = layout_steps(book, first, tabless=tabless and tab_separated(book, first))
+    b = layout_steps(book, second, tabless=tabless and tab_separated(book, second))
     return next((k for k, (x, y) in enumerate(zip(a, b)) if x.prefix != y.prefix), min(len(a), len(b)))
 
 

@@ -428,6 +428,29 @@ def test_typed_tabs_and_texts_with_spaces():
 
 
 @pytest.mark.parametrize("fast", [True, False])
+def test_a_tab_separated_line_that_breaks_is_diagnosed_with_no_tab_in_free_text(fast):
+    """Free text may hold a tab (Envoy logs a header's as it is), and such a line still parses; but a
+    line that breaks is diagnosed as read with no tab in free text: the path took the tabs after it,
+    and the reason named a later field and column than the response code that broke (column 55:
+    response_flags expected FLAGS or '-', got '120\tapi.stripe.com')."""
+    from logpipe.exact import LARK_CONTEXT_LINES
+
+    fmt = ("[%START_TIME%]\t%REQ(:METHOD)%\t%REQ(:PATH)%\t%RESPONSE_CODE%\t%RESPONSE_FLAGS%\t%BYTES_SENT%"
+           "\t%DURATION%\t%REQ(:AUTHORITY)%\t%REQ(USER-AGENT)%")
+    line = "[2025-01-30T10:53:21.085Z]\tGET\t/v1/charges\t{}\t-\t1534\t120\tapi.stripe.com\tcurl/8.5.0"
+    tabbed = line.format(200).replace("curl/8.5.0", "Mozilla/5.0\t(X11)")
+    got, rejects = rows(custom_parser(fmt, fast), [tabbed])
+    assert (rejects, [r["user_agent"] for r in got]) == ([], ["Mozilla/5.0\t(X11)"])
+    if fast:  # (Parser(fast=False) gives Lark's reason alone)
+        bad = line.format("2OO")
+        (early,) = rows(custom_parser(fmt), [bad])[1]  # (with Lark's context; the diagnosis alone past its lines)
+        (late,) = rows(custom_parser(fmt), [tabbed] * LARK_CONTEXT_LINES + [bad])[1]
+        assert "(Lark: " in early["reason"] and "(Lark: " not in late["reason"]
+        for r in (early, late):
+            assert r["column"] == 44 and "column 44: response_code expected INT, got '2OO'" in r["reason"], r
+
+
+@pytest.mark.parametrize("fast", [True, False])
 def test_a_doubled_percent_is_one_percent_sign_as_envoy_writes_it(fast):
     """Envoy's parser reads "%%" where an operator could start as an escaped "%" (it logs "100%"); the
     closing "%" of one operator before the next ("%REQ(A)%%REQ(B)%") is no escape."""
