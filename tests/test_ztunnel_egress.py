@@ -238,3 +238,29 @@ def test_failed_hops_to_an_egress_waypoint_are_an_error_spike_and_a_failure_burs
     assert r.returncode == 0, r.stderr
     (burst,) = [a for a in map(json.loads, r.stdout.splitlines()) if a["kind"] == "failure_burst"]
     assert (burst["destination"], burst["count"]) == ("s3.amazonaws.com", 5)
+
+
+def test_ztunnel_s_failed_connections_claim_no_protocol_or_transport(tmp_path):
+    """A connection ztunnel logged as failed that moved no byte carried nothing: of a host reached only
+    so, the inventory knows neither protocol nor transport (null); beside the waypoint's TLS line, the
+    failed hops (more of them) do not outvote it; a public address ztunnel reached once and failed to
+    reach once reads TCP, as its connection that moved bytes does."""
+    (tmp_path / "zt.log").write_text("\n".join([
+        hop("10:18:00.000001", 40001, REFUSED),
+        hop("10:18:01.000001", 40002, REFUSED),
+        hop("10:18:02.000001", 40003, REFUSED, service="only-failed.partner.example", hbone="240.240.0.7:443"),
+        TIMED_OUT,
+        BYPASS.replace("dst.addr=203.0.113.7:443 dst.service=api.partner.example dst.service=api.partner.example",
+                       "dst.addr=203.0.113.8:443 dst.service=ok.partner.example"),
+        TIMED_OUT.replace("203.0.113.7", "203.0.113.8").replace("api.partner", "ok.partner"),
+    ]) + "\n")
+    (tmp_path / "waypoint.log").write_text(S3_WAYPOINT + "\n")
+    r = logpipe("ingest", "zt.log", "waypoint.log", "--data", "ds", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    r = logpipe("report", "inventory", "--data", "ds", "-o", "json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    got = {d["destination"]: (d["requests"], d["protocol"], d["transport"]) for d in json.loads(r.stdout)["destinations"]}
+    assert got == {"s3.amazonaws.com": (3, "TLS", "tls"),
+                   "only-failed.partner.example": (1, None, None),
+                   "api.partner.example": (1, None, None),
+                   "ok.partner.example": (2, "TCP", "tcp")}

@@ -5,7 +5,10 @@
 --   plaintext; a request never forwarded (denied, no upstream) does not count, nor an HTTP request
 --   of a format that logs no upstream host (its transport is not known). A connection that was not
 --   HTTP is TLS (protocol and transport alike) when its client asked for a server name or it went
---   through a waypoint's TLS listener, not for Istio's own mTLS SNI (connection_protocol.sql). A request with a method or
+--   through a waypoint's TLS listener, not for Istio's own mTLS SNI (connection_protocol.sql). A
+--   connection ztunnel logged as failed that moved no byte (its failed hop to an egress waypoint, or
+--   one straight to a public address, refused or timed out) carried nothing, so it tells neither
+--   (ztunnel_carried_nothing.sql): a destination of such rows alone has neither. A request with a method or
 --   authority is HTTP though its format has no %PROTOCOL% (request_protocol.sql). Error share counts
 --   4xx, 5xx, failure response flags and connections refused by policy (a TCP RBAC denial at a
 --   waypoint or sidecar, ztunnel's policy rejection: is_error.sql, as top_destinations does: a
@@ -14,6 +17,10 @@
 --   errors_5xx, flagged. Bytes a format does not log are null (not
 --   known), not 0. sni lists the TLS server names clients asked for; Istio's own mTLS SNI (the hop
 --   of a sidecar into an egress gateway: outbound_.PORT_.SUBSET_.HOST, istio_sni_host.sql) is none.
+-- @column protocol what it carried, the most common among its rows: the HTTP version (HTTP when the
+--   format logs none), TLS (a connection whose client asked for a TLS server name, or through a
+--   waypoint's TLS listener), TCP (a connection with no TLS seen); empty: not known (ztunnel's failed
+--   connections, which carried nothing)
 -- @column egress_kind how it leaves the mesh: waypoint (through an ambient egress
 --   waypoint), registered (a ServiceEntry, from a sidecar or gateway), passthrough (no ServiceEntry:
 --   PassthroughCluster under ALLOW_ANY), blocked (BlackHoleCluster or route block_all under
@@ -26,7 +33,8 @@
 -- @column transport what left the mesh: plaintext (HTTP sent on in clear, by any of its requests),
 --   tls-origination (HTTP the proxy sent on over TLS: an upstream port in tls_ports), tls (a
 --   connection whose client asked for a TLS server name), tcp (a connection with no TLS seen), blocked
---   (nothing left); empty: not known (never forwarded, or the format logs no upstream host)
+--   (nothing left); empty: not known (never forwarded, the format logs no upstream host, or a
+--   connection ztunnel logged as failed, which carried nothing)
 -- @column sni TLS server names the clients asked for (not Istio's own mTLS SNI)
 -- @param since '' window start (ISO time); empty = the data's first record
 -- @param until '' window end (ISO time, exclusive); empty = after the last record
@@ -43,8 +51,14 @@ WITH win AS (
 ),
 judged AS (
     SELECT *,
+        -- (a connection ztunnel logged as failed that moved no byte tells neither: not known)
+        CASE WHEN NOT ztunnel_carried_nothing(error, bytes_received, bytes_sent)
+            THEN coalesce(l7_protocol, connection_protocol(requested_server_name, upstream_cluster_direction,
+                                                           upstream_cluster_subset))
+        END AS row_protocol,
         CASE
             WHEN egress_kind = 'blocked' THEN 'blocked'
+            WHEN ztunnel_carried_nothing(error, bytes_received, bytes_sent) THEN NULL
             ELSE upstream_transport(l7_protocol, requested_server_name, upstream_cluster_direction,
                                     upstream_cluster_subset, upstream_host, upstream_host_port, $tls_ports)
         END AS transport,
@@ -57,8 +71,7 @@ judged AS (
 SELECT
     destination_named(destination) AS destination,
     destination_port AS port,
-    mode(coalesce(l7_protocol, connection_protocol(requested_server_name, upstream_cluster_direction,
-                                                   upstream_cluster_subset))) AS protocol,
+    mode(row_protocol) AS protocol,
     egress_kind,
     count(*) AS requests,
     CAST(sum(bytes_received) AS BIGINT) AS bytes_up,

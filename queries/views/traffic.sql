@@ -90,7 +90,7 @@ addressed AS (
             AND a.downstream_local_address_ip IS NOT NULL
             AND NOT coalesce(mesh_host(a.dst_service, s.cluster_domain, s.mesh_domains), true)
             AND lower(a.dst_service) NOT IN (SELECT host FROM meshed)
-            AND coalesce(a.bytes_received, 0) = 0 AND coalesce(a.bytes_sent, 0) = 0
+            AND ztunnel_carried_nothing(a.error, a.bytes_received, a.bytes_sent)
             AND ztunnel_hop_failed(a.error) AS waypoint_unreached,
         a.upstream_cluster_direction IN ('outbound', 'inbound-vip') AS has_cluster_host,
         mesh_host(a.upstream_cluster_host, s.cluster_domain, s.mesh_domains)
