@@ -90,7 +90,8 @@ def report(name, data_dir, fmt, out_path, list_only, params, pods_path, baseline
       kubectl logs -n istio-egress deploy/waypoint | logpipe report inventory --input -
 
     Each section is a .sql file in queries/inventory/ or queries/anomalies/; thresholds are their
-    parameters (--list shows them, -p KEY VALUE sets them, -p SECTION.KEY VALUE one section's).
+    parameters (--list shows them, -p KEY VALUE sets them, -p SECTION.KEY VALUE one section's);
+    `logpipe query SECTION --list` says what a section does and what its columns mean.
     """
     from . import reports
     from .errors import UsageError
@@ -98,9 +99,7 @@ def report(name, data_dir, fmt, out_path, list_only, params, pods_path, baseline
     if list_only:
         for section in reports.list_report(name):
             click.echo(f"{section['name']}: {section['title']}")
-            for p in section["params"]:
-                default = "''" if p["default"] == "" else p["default"]
-                click.echo(f"    -p {p['name']} {default}  {p['help']}".rstrip())
+            _echo_params(section["params"])
         return
     if baseline_dir and (baseline_days is not None):
         raise UsageError("--baseline DIR and --baseline-days N both choose the baseline; give one of them")
@@ -168,6 +167,30 @@ def report(name, data_dir, fmt, out_path, list_only, params, pods_path, baseline
         sys.stdout.flush()
 
 
+def _echo_params(params: list[dict]) -> None:
+    """``--list``'s lines of parameters: ``    -p NAME DEFAULT  HELP``."""
+    for p in params:
+        default = "''" if p["default"] == "" else p["default"]
+        click.echo(f"    -p {p['name']} {default}  {p['help']}".rstrip())
+
+
+def _describe_query(q) -> None:
+    """``logpipe query NAME --list``: what the query does (its title and description), its
+    parameters, and what its columns mean (its ``-- @column`` lines, as a report's legend says)."""
+    import textwrap
+
+    from . import reports
+
+    click.echo(f"{q.name}: {q.title}")
+    if q.description:
+        click.echo(textwrap.fill(" ".join(q.description.split()), reports.LEGEND_WIDTH, initial_indent="  ",
+                                 subsequent_indent="  ", break_on_hyphens=False))
+    _echo_params(reports.query_params(q))
+    legend = list(q.extra.get("columns", {}).items())
+    if legend:
+        click.echo(reports.legend_text(legend, False), nl=False)
+
+
 # ---- query ------------------------------------------------------------------------------------------
 
 QUERY_FORMATS = ["table", "csv", "tsv", "json", "ndjson", "markdown", "yaml", "parquet"]
@@ -198,7 +221,9 @@ _OUT_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".ndjson": "ndjs
 @click.option("--sql-file", type=click.Path(exists=True, dir_okay=False, allow_dash=True), help="Read the SQL from FILE.")
 @click.option("-p", "--param", "params", type=(str, str), multiple=True, metavar="KEY VALUE",
               help="Bind $KEY to VALUE (repeatable).")
-@click.option("--list", "list_queries", is_flag=True, help="List the named queries with their titles and parameters.")
+@click.option("--list", "list_queries", is_flag=True,
+              help="List the named queries with their titles and parameters; with a NAME, what that query does, "
+                   "its parameters and what its columns mean.")
 @data_option
 @click.option("--input", "inputs", multiple=True, metavar="FILE",
               help="Query log FILE(s) parsed in memory instead of a dataset (repeatable; - for stdin).")
@@ -223,18 +248,23 @@ def query(name, sql_text, sql_file, params, list_queries, data_dir, inputs, form
       logpipe query top_destinations -p limit 5 -o markdown
       logpipe query --input access.log --sql "select count(*) from egress"
       logpipe query service_entries --out service-entries.yaml   (review, then kubectl apply -f)
+      logpipe query destinations --list   (what it does, its parameters, what its columns mean)
     """
     from .errors import UsageError
 
     if list_queries:
-        if name or sql_text or sql_file:
-            raise UsageError("--list takes no query; run `logpipe query --list` alone")
+        if sql_text or sql_file:
+            raise UsageError("--list lists the named queries (NAME --list describes one), not SQL: "
+                             "drop --sql/--sql-file")
     elif sum(bool(x) for x in (name, sql_text, sql_file)) != 1:
         raise UsageError("give one query: a NAME (see `logpipe query --list`), --sql \"SELECT …\" or --sql-file FILE")
     if "-" in inputs and (sql_text == "-" or sql_file == "-"):
         raise UsageError("stdin can carry the SQL or the log, not both: put one of them in a file")
     from .queries import find_query, list_table, load_queries, run_query
 
+    if list_queries and name:
+        _describe_query(find_query(name, load_queries(query_dirs)))
+        return
     target = find_query(name, load_queries(query_dirs)) if name and not list_queries else None
     if fmt is None:  # (a named query's own `-- output:` where --out's suffix does not choose: service_entries)
         own = target.extra.get("output") if target is not None else None

@@ -27,7 +27,7 @@ import datetime as dt
 import json
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable
 
 from .errors import DatasetError, UsageError
 
@@ -67,13 +67,14 @@ def report_queries(name: str, extra_dirs=()) -> list:
 
 def list_report(name: str, extra_dirs=()) -> list[dict[str, Any]]:
     """What ``--list`` prints: each section with its title and parameters (name, default, help)."""
-    rows = []
-    for q in report_queries(name, extra_dirs):
-        helps = q.extra.get("param_help", {})
-        params = [{"name": k, "default": v, "help": helps.get(k, "")}
-                  for k, v in q.params.items() if k not in WINDOW_PARAMS]
-        rows.append({"name": q.name, "title": q.title, "description": q.description, "params": params})
-    return rows
+    return [{"name": q.name, "title": q.title, "description": q.description, "params": query_params(q, WINDOW_PARAMS)}
+            for q in report_queries(name, extra_dirs)]
+
+
+def query_params(q, hide: Iterable[str] = ()) -> list[dict[str, Any]]:
+    """``q``'s parameters but ``hide``, each as a ``--list`` shows it (name, default, help)."""
+    helps = q.extra.get("param_help", {})
+    return [{"name": k, "default": v, "help": helps.get(k, "")} for k, v in q.params.items() if k not in hide]
 
 
 # ---- the connection --------------------------------------------------------------------------------
@@ -446,7 +447,7 @@ def _findings_table(findings: list[dict]):
 LEGEND_WIDTH = 100
 
 
-def _legend_text(legend: list[tuple[str, str]], markdown: bool) -> str:
+def legend_text(legend: list[tuple[str, str]], markdown: bool) -> str:
     """What a section's columns mean (its query's ``-- @column`` lines): under its table, so a reader
     needs not the README to know what ``flagged`` counts or what ``tls-origination`` is."""
     import textwrap
@@ -485,7 +486,7 @@ def render_text(doc: dict[str, Any], name: str, out, *, tty: bool = False, markd
             if table.num_rows:
                 render_table(table, "markdown" if markdown else "table", out, tty=tty)
                 if legend:
-                    out.write("\n" + _legend_text(legend, markdown))
+                    out.write("\n" + legend_text(legend, markdown))
             else:
                 out.write("(none)\n")
             out.write("\n")

@@ -727,6 +727,27 @@ def test_cli_list(tmp_path):
     assert top["title"] == "Top external destinations" and "limit=20" in top["parameters"]
 
 
+def test_cli_list_with_a_name_describes_that_query():
+    """`logpipe query NAME --list`: its title, description, parameters with their help and the
+    meaning of each column its `-- @column` lines explain (a report's legend, without running it);
+    a query of no such lines prints no legend."""
+    from logpipe.queries import load_queries
+
+    r = run(["query", "destinations", "--list"])
+    assert r.exit_code == 0, r.output
+    q = load_queries()["destinations"]
+    flat = " ".join(r.stdout.split())
+    assert r.stdout.startswith("destinations: External destinations\n")
+    assert " ".join(q.description.split()) in flat
+    assert "-p tls_ports 443,8443 upstream ports that mean the proxy originated TLS" in flat
+    assert set(q.extra["columns"]) >= {"protocol", "egress_kind", "transport"}
+    for column, meaning in q.extra["columns"].items():
+        assert f"{column} {meaning}" in flat, column
+    r = run(["query", "top_destinations", "--list"])
+    assert r.exit_code == 0 and "-p limit 20 rows to show" in " ".join(r.stdout.split())
+    assert "Columns:" not in r.stdout
+
+
 # ---- output -----------------------------------------------------------------------------------------
 
 SQL = "SELECT destination, count(*) AS n FROM egress GROUP BY 1 ORDER BY n DESC, destination LIMIT 3"
@@ -863,7 +884,7 @@ def test_sql_given_as_a_name_points_to_sql(dataset, run_main):
     (["query"], "give one query"),
     (["query", "denied", "--sql", "select 1"], "give one query"),
     (["query", "--sql", "select 1", "-o", "parquet"], "--out FILE.parquet"),
-    (["query", "--list", "denied"], "--list takes no query"),
+    (["query", "--list", "--sql", "select 1"], "--list lists the named queries (NAME --list describes one), not SQL"),
 ])
 def test_usage_errors(args, message, run_main):
     r = run_main(args)
