@@ -122,7 +122,9 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
     if summary.failed:
         if run.ratio_failures and summary.failed == len(run.ratio_failures):
             raise RejectLimitError(f"{len(run.ratio_failures)} input(s) had too many malformed lines (see above)")
-        rest = "everything else was ingested" if summary.failed < summary.inputs else "nothing was ingested"
+        rest = ("everything else was ingested" if summary.failed < summary.inputs
+                else "the complete lines before the damage were ingested" if summary.errors  # (a damaged archive's)
+                else "nothing was ingested")
         raise InputError(f"{summary.failed} input(s) had errors (see above); {rest}")
     return summary
 

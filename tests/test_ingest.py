@@ -372,6 +372,15 @@ def test_an_only_input_that_fails_is_not_everything_else_ingested(tmp_path, monk
         "logpipe: error: 1 input(s) had errors (see above); nothing was ingested")  # (not "everything else was")
 
 
+def test_an_only_input_damaged_says_its_lines_before_the_damage_were_ingested(tmp_path, monkeypatch, capsys):
+    packed = gzip.compress("".join(x + "\n" for x in gen_lines(20000, seed=5)).encode())
+    (tmp_path / "a.log.gz").write_bytes(packed[: len(packed) // 2])
+    code, _, err = run(monkeypatch, capsys, "ingest", tmp_path / "a.log.gz", "--data", tmp_path / "data")
+    assert code == 1 and rows(tmp_path / "data") > 0
+    assert err.strip().splitlines()[-1] == (  # (it said "nothing was ingested", rows written)
+        "logpipe: error: 1 input(s) had errors (see above); the complete lines before the damage were ingested")
+
+
 def test_only_missing_paths(tmp_path, monkeypatch, capsys):
     code, _, err = run(monkeypatch, capsys, "ingest", tmp_path / "nope", "--data", tmp_path / "data")
     assert code == 1 and err.strip() == f"logpipe: error: {tmp_path / 'nope'}: no such file or directory"
