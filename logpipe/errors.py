@@ -4,6 +4,9 @@ The CLI turns each into one line on stderr and an exit code; ``--debug`` shows t
 """
 from __future__ import annotations
 
+import errno
+import os
+
 
 class LogpipeError(Exception):
     """Something the user can fix; the message is one sentence with the fix."""
@@ -36,6 +39,14 @@ class QueryError(LogpipeError):
 
 class RejectLimitError(LogpipeError):
     """``--on-error fail`` met a reject, or ``--max-reject-ratio`` was exceeded."""
+
+
+def no_space(e: BaseException) -> str | None:
+    """What a write that found the disk, or the user's quota, full says (``No space left on device``),
+    else None. (pyarrow's own text of it is longer: ``Error writing bytes to file. Detail: …``.)"""
+    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return os.strerror(e.errno)
+    return None
 
 
 def interrupted(e: BaseException) -> bool:

@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from .errors import LogpipeError, interrupted
+from .errors import LogpipeError, interrupted, no_space
 
 
 class PipeClosed(Exception):
@@ -64,6 +64,9 @@ def run(group: click.Group) -> int:
             return 130
         if debug:
             raise
+        if full := no_space(e):  # (a disk that filled up under a write no command names better: not a bug)
+            click.echo(f"logpipe: error: {full}; free space, then run the command again", err=True)
+            return 1
         click.echo(f"logpipe: internal error: {type(e).__name__}: {e} (run with --debug for the traceback)", err=True)
         return 1
     return 0

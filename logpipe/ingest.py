@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from . import batches as _batches
 from .dataset import HASH_ALGO, Dataset, InputHash, fingerprint
-from .errors import DatasetError, InputChangedError, InputError, RejectLimitError, UsageError, interrupted
+from .errors import DatasetError, InputChangedError, InputError, RejectLimitError, UsageError, interrupted, no_space
 from .batches import MOSTLY_MALFORMED, Counts
 from .parse import Parser
 from .progress import IngestProgress, IngestSummary, print_summary
@@ -112,11 +112,15 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
                    max_reject_ratio=max_reject_ratio, max_warnings=max_warnings, flush_rows=flush_rows)
         try:
             run.ingest(inputs)
-        except BaseException:  # (Ctrl-C reaches the workers too: a task may end after its plan was dropped)
+        except BaseException as e:  # (Ctrl-C reaches the workers too: a task may end after its plan was dropped)
             if pool is not None:
                 pool.close()  # every task over, its files written: then what this run left pending goes
             with contextlib.suppress(Exception):
                 ds.recover()
+            if full := no_space(e):  # (a nightly job's disk filled up: what was committed stays, the summary says what)
+                print_summary(summary, started, run.shown, max_warnings, ds, err)
+                raise DatasetError(f"cannot write to dataset directory {data_dir}: {full}; free space (or move --data),"
+                                   " then run the ingest again: it reads what was not ingested") from None
             raise
     print_summary(summary, started, run.shown, max_warnings, ds, err)
     if summary.failed:

@@ -36,7 +36,7 @@ from typing import IO, Any
 import pyarrow as pa
 
 from . import arrowpl as _arrowpl
-from .errors import UsageError
+from .errors import LogpipeError, UsageError, no_space
 from .jsonout import (JSON_TEXT, NativeRows, column_kind, columns, iso_texts, join_lines, json_line_batches,
                       text_bounds, to_jsonable)
 
@@ -422,8 +422,6 @@ def atomic_file(path: str | os.PathLike[str], mode: str = "xb", **open_args):
     try:
         opened = open(tmp, mode, **open_args)  # "x": never clobber; honours the umask, unlike mkstemp
     except OSError as e:  # (a directory that is not there, or not writable: the user's --out)
-        from .errors import UsageError
-
         gone = isinstance(e, FileNotFoundError) and not os.path.isdir(directory or ".")
         why = "its directory does not exist" if gone else e.strerror or str(e)
         raise UsageError(f"cannot write {path}: {why}; choose another --out") from None
@@ -433,11 +431,13 @@ def atomic_file(path: str | os.PathLike[str], mode: str = "xb", **open_args):
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if full := no_space(e):  # (a disk that filled up as it was written: not a bug; the old file stays)
+            raise LogpipeError(f"cannot write {path}: {full}; free space or choose another --out") from None
         raise
 
 

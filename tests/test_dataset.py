@@ -266,6 +266,31 @@ def test_compact_merges_one_writers_parts(tmp_path, parts, min_files, removed):
     assert sum(n.startswith("other-") for n in names) == 1
 
 
+def test_compact_on_a_full_disk_is_one_error_and_keeps_the_parts(tmp_path, monkeypatch, capsys):
+    """A disk full under a write no command names better (compact, stream) was `logpipe: internal error:
+    OSError: [Errno 28] …`: it is the user's to fix, said in one line (exits.run)."""
+    import errno
+    import sys
+
+    from logpipe import dataset
+    from logpipe.cli import main
+
+    ds = Dataset(tmp_path / "d", create=True)
+    for _ in range(8):
+        ds.append(records([t(1)]), prefix="stream")
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "Error writing bytes to file. Detail: [errno 28] No space left on device")
+
+    monkeypatch.setattr(dataset, "_write_hidden", full)
+    monkeypatch.setattr(sys, "argv", ["logpipe", "compact", "--data", str(ds.root)])
+    with pytest.raises(SystemExit) as e:
+        main()
+    assert e.value.code == 1
+    assert capsys.readouterr().err == "logpipe: error: No space left on device; free space, then run the command again\n"
+    assert len(ds.row_files()) == 8 and count_rows(ds) == 8
+
+
 def test_compact_updates_manifest_parts_of_an_entry(tmp_path):
     ds = Dataset(tmp_path / "d", create=True)
     entry = ds.begin_entry({"id": "e1", "prefix": "part-e1", "path": "a.log"})

@@ -381,6 +381,37 @@ def test_an_only_input_damaged_says_its_lines_before_the_damage_were_ingested(tm
         "logpipe: error: 1 input(s) had errors (see above); the complete lines before the damage were ingested")
 
 
+def test_a_full_disk_is_one_error_after_the_summary_and_the_next_run_reads_on(tmp_path, monkeypatch, capsys):
+    """A nightly job's disk fills up: one line that says so (not "internal error: OSError"), exit 1, the
+    summary of what was committed before it; the run after it, with room, ingests the rest."""
+    import errno
+
+    from logpipe import parts
+
+    data, logs = tmp_path / "data", tmp_path / "logs"
+    logs.mkdir()
+    shutil.copy(GOOD, logs / "a.log")
+    code, _, err = run(monkeypatch, capsys, "ingest", logs, "--data", data)
+    assert code == 0
+    shutil.copy(SAMPLES / "sidecar-outbound-1.22.log", logs / "b.log")
+    write = parts._write_hidden
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "Error writing bytes to file. Detail: [errno 28] No space left on device")
+
+    monkeypatch.setattr(parts, "_write_hidden", full)
+    monkeypatch.setenv("LOGPIPE_WORKERS", "1")
+    code, _, err = run(monkeypatch, capsys, "ingest", logs, "--data", data)
+    assert code == 1 and "inputs 2: ingested 0, skipped as already ingested 1" in err
+    assert err.strip().splitlines()[-1] == (
+        f"logpipe: error: cannot write to dataset directory {data}: No space left on device; free space (or move"
+        " --data), then run the ingest again: it reads what was not ingested")
+    monkeypatch.setattr(parts, "_write_hidden", write)
+    code, _, err = run(monkeypatch, capsys, "ingest", logs, "--data", data)
+    assert code == 0 and "inputs 2: ingested 1, skipped as already ingested 1" in err
+    check_consistent(data)
+
+
 def test_only_missing_paths(tmp_path, monkeypatch, capsys):
     code, _, err = run(monkeypatch, capsys, "ingest", tmp_path / "nope", "--data", tmp_path / "data")
     assert code == 1 and err.strip() == f"logpipe: error: {tmp_path / 'nope'}: no such file or directory"

@@ -1075,6 +1075,29 @@ def test_an_output_or_query_file_it_cannot_use_is_one_line(tmp_path, run_main):
     assert got.returncode == 1 and got.stderr == f"logpipe: error: {tmp_path / 'q' / 'bad.sql'}: not UTF-8 text; save the query as UTF-8\n"
 
 
+def test_an_output_on_a_full_disk_is_one_line_and_the_old_file_stays(tmp_path, run_main, monkeypatch):
+    """A nightly `report --out` or `query --out` whose disk fills up was `internal error: OSError: [Errno 28]`;
+    each format, the report's too, says what to do, and the file of the night before stays as it was."""
+    import errno
+    import os
+
+    data = tmp_path / "d"
+    run_main(["ingest", str(SAMPLES / "waypoint-egress-1.23.log"), "--data", str(data)])
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    out = tmp_path / "x"
+    out.write_text("yesterday's\n")
+    for args in (["query", "--sql", "select 1", "-o", "csv"], ["query", "--sql", "select 1", "-o", "parquet"],
+                 ["report", "anomalies", "-o", "html"]):
+        got = run_main([*args, "--data", str(data), "--out", str(out)])
+        assert got.returncode == 1 and got.stderr.splitlines()[-1] == (
+            f"logpipe: error: cannot write {out}: No space left on device; free space or choose another --out"), args
+    assert out.read_text() == "yesterday's\n" and sorted(os.listdir(tmp_path)) == ["d", "x"]
+
+
 def test_inputs_of_the_same_text_are_read_once(tmp_path, run_main):
     """`--input` reads the logs as ingest would store them: a plain copy of an archive's file, or of
     a gzipped log, is read once (both were counted, and the report differed from its dataset's)."""
