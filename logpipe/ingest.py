@@ -8,6 +8,7 @@ reports, and commits.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import sys
 import uuid
@@ -25,6 +26,7 @@ from .pipeline import (WHOLE_FILE_COMPRESSION, compression_of, dataset_parser, f
 from .lanes import WorkerPool, ingest_workers, is_small
 from .workers import STAGE_TASK_BYTES, StagedBatch, stage_input_async, stage_inputs_async, staged_result, time_bounds
 from .render import escape_control
+from .reports import DEFAULT_WINDOW
 from . import holes as _holes
 from .sources import CHUNK_BYTES, FileRange, Input, expand_inputs, inspect, read_head
 
@@ -123,6 +125,8 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
                                    " then run the ingest again: it reads what was not ingested") from None
             raise
     print_summary(summary, started, run.shown, max_warnings, ds, err)
+    if run.late_parts and (note := _late_note(ds, run.late_parts, run.cutoff)):
+        print(note, file=err)
     if summary.failed:
         if run.ratio_failures and summary.failed == len(run.ratio_failures):
             raise RejectLimitError(f"{len(run.ratio_failures)} input(s) had too many malformed lines (see above)")
@@ -148,7 +152,13 @@ class _Run:
         self.ds, self.parser, self.pool, self.bar, self.summary, self.err = ds, parser, pool, bar, summary, err
         self.started, self.force, self.on_error = started, force, on_error
         self.max_reject_ratio, self.max_warnings, self.flush_rows = max_reject_ratio, max_warnings, flush_rows
-        self.known = [e for e in ds.entries() if e.get("hash")]  # this process is the only ingest (lock)
+        entries = ds.entries()
+        self.known = [e for e in entries if e.get("hash")]  # this process is the only ingest (lock)
+        # rows before ``cutoff`` (a day before the dataset's newest one so far) are in no default
+        # anomalies window from now on: the parts of the inputs that added some (``_late_note``)
+        last = max((e["max_time"] for e in entries if e.get("max_time")), default=None, key=_parse_time)
+        self.cutoff = _parse_time(last) - DEFAULT_WINDOW if last else None
+        self.late_parts: list[str] = []
         # the algorithm of the dataset's entries (those before hash_algo was recorded: blake2b)
         self.hash_algo = next((e.get("hash_algo", "blake2b-128") for e in self.known), HASH_ALGO)
         # the format option a hint's `logpipe parse` repeats, so that it reads the lines as this run did
@@ -419,6 +429,8 @@ class _Run:
             self.summary.files += len(done["parts"])
             self.summary.undated += undated
             self.summary.bytes += end - skip_bytes
+            if tmin is not None and self.cutoff is not None and tmin < self.cutoff:
+                self.late_parts += done["parts"]
             if tmin is not None:
                 self.summary.min_time = tmin if self.summary.min_time is None else min(self.summary.min_time, tmin)
                 self.summary.max_time = tmax if self.summary.max_time is None else max(self.summary.max_time, tmax)
@@ -562,6 +574,38 @@ class _Stager:
 
 def _iso(t) -> str | None:
     return None if t is None else t.isoformat()
+
+
+def _parse_time(iso: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(iso)
+
+
+def _late_note(ds, parts: list[str], cutoff) -> str | None:
+    """The note on this run's rows before ``cutoff`` (in ``parts``, the files of the inputs whose
+    earliest row is): the default anomalies window, the data's last 24 h, never holds them. Counted
+    in the start_time column of those files whose day is not after the cutoff's."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    n, lo, hi = 0, None, None
+    for rel in parts:
+        day = rel.split("/", 1)[0].removeprefix("date=")
+        if day == "unknown" or day > f"{cutoff:%Y-%m-%d}":
+            continue
+        for batch in pq.ParquetFile(ds.root / rel).iter_batches(columns=["start_time"]):
+            old = pc.filter(batch.column(0), pc.less(batch.column(0), pa.scalar(cutoff, batch.column(0).type)))
+            if len(old):
+                n += len(old)
+                a, b = pc.min_max(old).values()
+                lo = a.as_py() if lo is None else min(lo, a.as_py())
+                hi = b.as_py() if hi is None else max(hi, b.as_py())
+    if not n:
+        return None
+    until = hi.replace(second=0, microsecond=0) + dt.timedelta(minutes=1)
+    return (f"logpipe: note: {n} of this run's rows ({lo:%Y-%m-%d %H:%M} to {hi:%Y-%m-%d %H:%M} UTC) are older than"
+            " the dataset's last day before it; the default anomalies window (the data's last 24 h) leaves them"
+            f" out: report them with --since {lo:%Y-%m-%dT%H:%MZ} --until {until:%Y-%m-%dT%H:%MZ}")
 
 
 def _prefix_hash(inp: Input, end: int, algo: str) -> str | None:

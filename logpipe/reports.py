@@ -31,6 +31,9 @@ from typing import Any, Iterable
 
 from .errors import DatasetError, UsageError
 
+# The default anomalies window: the data's last 24 h (``logpipe ingest`` says when a run's rows fall before it).
+DEFAULT_WINDOW = dt.timedelta(hours=24)
+
 REPORTS = ("inventory", "anomalies")
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 FINDING_KEYS = ("kind", "severity", "source", "destination", "evidence", "advice")
@@ -267,9 +270,9 @@ def resolve_window(con, *, since=None, until=None, baseline_days=None, window_fl
     if since is not None:
         return Window(since, until or end_all, min(lo, since), since)
     if until is not None:
-        start = until - dt.timedelta(hours=24)
+        start = until - DEFAULT_WINDOW
         return Window(start, until, min(lo, start), start)
-    start = hi - dt.timedelta(hours=24)
+    start = hi - DEFAULT_WINDOW
     return Window(start, end_all, min(lo, start), start)
 
 

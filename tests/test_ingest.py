@@ -716,3 +716,41 @@ def test_the_summary_counts_one_file_as_one(tmp_path, monkeypatch, capsys):
     code, _, err = run(monkeypatch, capsys, "ingest", SAMPLES / "istio-1.8.log", "--data", tmp_path / "d")
     assert code == 0, err
     assert re.search(r"rows written \d+ in 1 file to ", err), err
+
+
+def test_rows_older_than_the_datasets_last_day_are_said_with_the_window_that_reports_them(tmp_path, monkeypatch, capsys):
+    """A pod's log shipped days late lands before the default anomalies window (the data's last
+    24 h): the ingest says how many of its rows, and the --since/--until that report them; an
+    input that straddles that day's start counts only its rows before it. A next day's ingest says nothing."""
+    import datetime as dt
+
+    from test_report import waypoint_lines
+
+    def log(name: str, host: str, at: dt.datetime, n: int) -> Path:
+        (tmp_path / name).write_text("".join(waypoint_lines(host, at, n)))
+        return tmp_path / name
+
+    utc, data = dt.timezone.utc, tmp_path / "d"
+    code, _, err = run(monkeypatch, capsys, "ingest", log("d4.log", "api.example.com", dt.datetime(2025, 3, 4, tzinfo=utc), 60),
+                       log("d5.log", "api.example.com", dt.datetime(2025, 3, 5, tzinfo=utc), 60), "--data", data)
+    assert code == 0 and "note" not in err  # (the last row: 03-05 00:59; a day before it: 03-04 00:59)
+    late = log("late.log", "late.example.net", dt.datetime(2025, 3, 2, tzinfo=utc), 400)  # 00:00 to 06:39
+    straddles = log("span.log", "api.example.com", dt.datetime(2025, 3, 3, 23, 30, tzinfo=utc), 120)  # 89 rows before
+    code, _, err = run(monkeypatch, capsys, "ingest", late, straddles, "--data", data)
+    assert code == 0
+    notes = [ln for ln in err.splitlines() if "note" in ln]
+    assert notes == ["logpipe: note: 489 of this run's rows (2025-03-02 00:00 to 2025-03-04 00:58 UTC) are older than"
+                     " the dataset's last day before it; the default anomalies window (the data's last 24 h) leaves them"
+                     " out: report them with --since 2025-03-02T00:00Z --until 2025-03-04T00:59Z"]
+
+    def late_findings(*window: str) -> list:
+        code, out, _ = run(monkeypatch, capsys, "report", "anomalies", "--data", data, "-o", "json", *window)
+        assert code == 0
+        return [f for f in json.loads(out)["findings"] if f["destination"] == "late.example.net"]
+
+    assert late_findings() == []  # what the note is about
+    found = late_findings(*notes[0].split("report them with ")[1].split())
+    assert [(f["kind"], f["evidence"]["requests"]) for f in found] == [("new_destination", 400)]
+    code, _, err = run(monkeypatch, capsys, "ingest", log("d6.log", "api.example.com", dt.datetime(2025, 3, 6, tzinfo=utc), 60),
+                       "--data", data)
+    assert code == 0 and "note" not in err
