@@ -25,7 +25,7 @@ import uuid
 from dataclasses import dataclass
 from typing import IO
 
-from .errors import DatasetError
+from .errors import DatasetError, no_space
 from .linereader import _EOF, _STOPPED, LineReader
 from .runtimes import parts_at_end
 from .tailheads import first_header
@@ -271,7 +271,7 @@ class Streamer:
                 paths = self.dataset.append(table, rejected, prefix=self.prefix)
             except OSError as e:  # disk full, permissions: stop and say from where lines are missing
                 raise DatasetError(
-                    f"cannot write to {self.dataset.root} ({e.strerror or e}); lines from {self.unstored_from} on"
+                    f"cannot write to {self.dataset.root} ({no_space(e) or e.strerror or e}); lines from {self.unstored_from} on"
                     " were not stored: free space or fix permissions, then run the stream again"
                 ) from None
             rows = sum(1 for p in paths if p.parent.name.startswith("date="))

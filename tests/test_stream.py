@@ -1563,3 +1563,24 @@ def test_a_stream_s_mostly_malformed_lines_under_a_format_name_the_format_s_pars
     (warning,) = [x for x in err.getvalue().splitlines() if "access lines are malformed" in x]
     assert ("does the format given match the proxies' (`… | head | logpipe parse --format-string "
             "'%START_TIME%\t%REQ(:METHOD)% it'\"'\"'s\t%RESPONSE_CODE%'` shows each line's reason)?") in warning, warning
+
+
+def test_a_full_disk_is_said_in_the_system_s_words(tmp_path, monkeypatch):
+    """A disk that fills up under the stream's write: pyarrow's OSError carries ENOSPC under a longer
+    text ('Error writing bytes to file. Detail: [errno 28] …'); the one-line error says the system's
+    'No space left on device' (errors.no_space), and from which line the lines were not stored."""
+    import errno
+
+    from logpipe import dataset
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "Error writing bytes to file. Detail: [errno 28] No space left on device")
+
+    monkeypatch.setattr(dataset.Dataset, "append", full)
+    line = (SAMPLES / "waypoint-egress-1.23.log").read_text(encoding="utf-8").splitlines()[0]
+    from logpipe.errors import DatasetError
+
+    with pytest.raises(DatasetError) as e:  # (exits.run prints it as one line, exit 1)
+        stream_cli(tmp_path / "d", "--quiet", input=(line + "\n").encode())
+    assert str(e.value) == (f"cannot write to {tmp_path / 'd'} (No space left on device); lines from 1 on were not "
+                            "stored: free space or fix permissions, then run the stream again")
