@@ -465,6 +465,20 @@ def test_registry_only_gives_each_destination_the_service_entry_unregistered_egr
                           "resolution": "STATIC", "endpoints": [{"address": "10.20.30.40"}]}
 
 
+def test_registry_only_counts_and_lists_a_client_of_no_logged_address():
+    """A client whose address the format does not log is one source of registry_only, counted and listed
+    last as the inventory names it (client_named.sql), not left out of both (count 1 beside 2 rows)."""
+    from logpipe.db import connect
+    from logpipe.queries import named_query, run_query
+
+    row = dict(upstream_cluster="PassthroughCluster", upstream_host_ip="192.0.2.80", downstream_local_address_ip="192.0.2.80",
+               downstream_local_address_port=80, authority="ifconfig.me:80")
+    c = connect(tables={"records": records(rec(**row), rec(**row, downstream_remote_address_ip=None))})
+    [got] = run_query(c, named_query("registry_only")).to_pylist()
+    assert (got["requests"], got["source_count"]) == (2, 2)
+    assert got["sources"] == ["10.244.1.5", "A client (its address is not in the logs)"]
+
+
 def test_a_service_entry_s_ipv6_address_reads_as_text():
     """An IP is quoted in the ServiceEntry: YAML 1.1 (PyYAML, kubectl's sigs.k8s.io/yaml) reads an
     unquoted all-decimal IPv6 such as 2001:1:2:3:4:5:6:7 as a base-60 number (5601567610962367)."""

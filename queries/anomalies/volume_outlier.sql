@@ -21,7 +21,7 @@ base_pair AS (
 base_dest AS (
     SELECT destination, quantile_cont(bytes_received, 0.99) AS p99,
         sum(bytes_received) / greatest(date_diff('second', min(start_time), max(start_time)) / 86400.0, 1.0)
-            / greatest(count(DISTINCT source_ip), 1) AS daily_per_source
+            / greatest(count(DISTINCT client_named(source_ip)), 1) AS daily_per_source
     FROM base WHERE egress_kind <> 'blocked'
     GROUP BY destination
 ),

@@ -87,7 +87,7 @@ SELECT
     max(start_time) AS last_seen,
     -- (each client listed, one that is not in the logs too: client_named.sql)
     count(DISTINCT client_named(source_ip)) AS source_count,
-    list_transform(list_sort(list(DISTINCT source_ip), 'ASC', 'NULLS LAST'), lambda s: client_named(s)) AS sources,
+    clients_named(list(DISTINCT source_ip)) AS sources,
     CASE WHEN bool_or(transport = 'plaintext') THEN 'plaintext' ELSE mode(transport) END AS transport,
     -- (an Istio mTLS SNI, outbound_.80_._.istio-egressgateway…, is the mesh's own hop into the proxy
     -- that logged the row, not a name the destination was asked for: istio_sni_host.sql)
