@@ -590,8 +590,9 @@ def _late_note(ds, parts: list[str], cutoff) -> str | None:
 
     n, lo, hi = 0, None, None
     for rel in parts:
-        day = rel.split("/", 1)[0].removeprefix("date=")
-        if day == "unknown" or day > f"{cutoff:%Y-%m-%d}":
+        folder = rel.split("/", 1)[0]
+        day = folder.removeprefix("date=")
+        if folder == day or day == "unknown" or day > f"{cutoff:%Y-%m-%d}":  # (rows' files only: not _rejects/)
             continue
         for batch in pq.ParquetFile(ds.root / rel).iter_batches(columns=["start_time"]):
             old = pc.filter(batch.column(0), pc.less(batch.column(0), pa.scalar(cutoff, batch.column(0).type)))

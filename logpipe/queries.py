@@ -16,9 +16,10 @@ A query file starts with a block of ``--`` comment lines, then one SQL statement
 
 The ``title:`` and ``description:`` labels are optional. ``-- @column NAME MEANING`` says what a
 column of the result means (lines indented further go on with it): a report prints the meanings of
-its section's columns under the table (``column_legend``), the one place they are written.
-A line ``-- output: FORMAT`` (one of ``logpipe query``'s ``-o`` formats) sets the query's output when neither ``-o`` nor ``--out``'s suffix
-does (``service_entries``: YAML documents, on a terminal and into ``kubectl apply -f -`` alike). In ``-- @param NAME DEFAULT [HELP]`` NAME
+its section's columns under the table (``column_legend``), the one place they are written. A line
+``-- output: FORMAT`` (one word: one of ``logpipe query``'s ``-o`` formats) sets the query's output
+where neither ``-o`` nor ``--out``'s suffix does (``service_entries``: YAML documents, on a terminal
+and into ``kubectl apply -f -`` alike). In ``-- @param NAME DEFAULT [HELP]`` NAME
 is an identifier and DEFAULT one word or a single-quoted string (``''`` inside it for a quote; ``''``
 alone is the empty string); ``null`` or no default means NULL; the rest of the line is help text
 shown by ``--list``. A bare default's spelling types the parameter: an integer default makes an
@@ -42,6 +43,7 @@ from .resources import resource_dir
 
 _PARAM_RE = re.compile(r"^@param\s+([A-Za-z_][A-Za-z0-9_]*)(?:\s+(.*?))?\s*$")
 _COLUMN_RE = re.compile(r"^@column\s+([A-Za-z_][A-Za-z0-9_]*)\s+(\S.*?)\s*$")
+_OUTPUT_RE = re.compile(r"^output:\s*([A-Za-z]+)$", re.IGNORECASE)
 _INT_RE = re.compile(r"^[+-]?\d+$")
 _FLOAT_RE = re.compile(r"^[+-]?(\d+\.\d*|\.\d+)([eE][+-]?\d+)?$")
 VIEWS_DIR = "views"
@@ -110,8 +112,8 @@ def parse_query(text: str, name: str, path: Path | None = None) -> Query:
             helps[m.group(1)] = help_
             if is_quoted:
                 quoted.add(m.group(1))
-        elif body.lower().startswith("output:"):
-            output = body[len("output:"):].strip().lower()
+        elif _OUTPUT_RE.match(body):  # (one word: a description's line that starts "Output: …" stays its text)
+            output = _OUTPUT_RE.match(body).group(1).lower()
         elif not title:
             title = body[len("title:"):].strip() if body.lower().startswith("title:") else body
         elif body or desc:

@@ -665,6 +665,16 @@ def test_parse_query_bad_param_line():
         parse_query("-- t\n-- @parm x 1\nSELECT 1", "t")
 
 
+def test_parse_query_output_is_one_word_line():
+    """`-- output: FORMAT` is a line of one word; a description's line that starts "Output: …" stays
+    the description's text and sets no output."""
+    from logpipe.queries import parse_query
+
+    q = parse_query("-- title: t\n-- description: d\n--   Output: the rows below\nSELECT 1", "x")
+    assert q.extra["output"] is None and q.description == "d\nOutput: the rows below"
+    assert parse_query("-- title: t\n-- output: YAML\nSELECT 1", "x").extra["output"] == "yaml"
+
+
 def test_parse_query_columns():
     """``-- @column NAME MEANING`` (indented lines go on with it): what a report's legend prints, for
     the columns a result has, in its order."""
