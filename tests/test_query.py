@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -494,6 +495,41 @@ def test_a_service_entry_s_ipv6_address_reads_as_text():
     se = yaml.safe_load(got["service_entry"])
     assert se["spec"]["addresses"] == ["2001:1:2:3:4:5:6:7"]
     assert se["spec"]["endpoints"] == [{"address": "2001:1:2:3:4:5:6:7"}]
+
+
+def test_service_entries_of_destinations_that_read_alike_have_names_of_their_own():
+    """Each ServiceEntry has a metadata.name of its own (kubectl apply would let the second of two
+    documents of one name overwrite the first), the same in every run: a host of dashes beside one of
+    dots (a-b.example, a.b.example), IPv6 addresses whose dashed forms match (2001:db8::1:2,
+    2001:db8:1::2; their made-up hosts too); a plain host name or IPv4 address keeps its readable name,
+    and every name and made-up host is a valid DNS label (2001:db8:3:: ends in no dash)."""
+    import yaml
+
+    from logpipe.db import connect
+    from logpipe.queries import named_query, run_query
+
+    def passthrough(ip, port, **kw):
+        return rec(upstream_cluster="PassthroughCluster", upstream_host_ip=ip, upstream_host_port=port,
+                   downstream_local_address_ip=ip, downstream_local_address_port=port, **kw)
+
+    rows = [passthrough("198.51.100.61", 443, authority="a-b.example", method="GET", protocol="HTTP/1.1"),
+            passthrough("198.51.100.62", 443, authority="a.b.example", method="GET", protocol="HTTP/1.1"),
+            passthrough("2001:db8::1:2", 25), passthrough("2001:db8:1::2", 25), passthrough("2001:db8:3::", 25),
+            passthrough("192.0.2.7", 25)]
+    docs = {}
+    for _ in range(2):
+        c = connect(tables={"records": records(*rows)})
+        got = [yaml.safe_load(g["service_entry"]) for g in run_query(c, named_query("service_entries")).to_pylist()]
+        assert docs in ({}, {d["spec"]["hosts"][0]: d["metadata"]["name"] for d in got})
+        docs = {d["spec"]["hosts"][0]: d["metadata"]["name"] for d in got}
+    names = list(docs.values())
+    assert len(docs) == 6 and len(set(names)) == 6, docs
+    assert docs["a.b.example"] == "a-b-example-443" and docs["ip-192-0-2-7.external"] == "192-0-2-7-25"
+    assert docs["a-b.example"] == "a-b-example-4fe49c65-443"
+    label = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+    made_up = [h.removesuffix(".external") for h in docs if h.startswith("ip-2001")]
+    assert len(set(made_up)) == 3 and all(re.fullmatch(label, h) for h in made_up), made_up
+    assert all(re.fullmatch(label, n) for n in names), names
 
 
 def test_service_entries_writes_one_yaml_file_to_apply(tmp_path, run_main):

@@ -26,11 +26,12 @@ CREATE OR REPLACE MACRO service_entry_yaml(destination, port, protocol, dns_fail
         'kind: ServiceEntry',
         'metadata:',
         -- (concat_ws, not ||: a port not in the logs leaves it out rather than nulling the name)
-        '  name: ' || concat_ws('-', lower(regexp_replace(destination, '[^A-Za-z0-9]+', '-', 'g')), port),
+        -- (a name of its own per destination: service_entry_slug.sql)
+        '  name: ' || concat_ws('-', service_entry_slug(destination), port),
         'spec:',
         '  hosts:',
         '  - ' || CASE WHEN ip_value(destination) IS NULL THEN destination
-                       ELSE 'ip-' || lower(regexp_replace(destination, '[^A-Za-z0-9]+', '-', 'g')) || '.external' END,
+                       ELSE 'ip-' || service_entry_slug(destination) || '.external' END,
         -- (an IP quoted: YAML 1.1 reads an unquoted 2001:1:2:3:4:5:6:7 as a base-60 number)
         CASE WHEN ip_value(destination) IS NOT NULL THEN '  addresses:' || chr(10) || '  - "' || destination || '"' END,
         '  location: MESH_EXTERNAL',
