@@ -97,6 +97,9 @@ def report(name, data_dir, fmt, out_path, list_only, params, pods_path, baseline
     from .errors import UsageError
 
     if list_only:
+        if fmt or out_path:  # (they were ignored: the text on stdout, no file written)
+            raise UsageError(f"`logpipe report {name} --list` lists the sections and their parameters in text, which "
+                             "-o/--out do not change: drop them")
         for section in reports.list_report(name):
             click.echo(f"{section['name']}: {section['title']}")
             _echo_params(section["params"])
@@ -256,6 +259,9 @@ def query(name, sql_text, sql_file, params, list_queries, data_dir, inputs, form
         if sql_text or sql_file:
             raise UsageError("--list lists the named queries (NAME --list describes one), not SQL: "
                              "drop --sql/--sql-file")
+        if name and (fmt or out_path):  # (they were ignored: the text on stdout, no file written)
+            raise UsageError(f"`logpipe query {name} --list` describes the query in text, which -o/--out do not "
+                             "change: drop them (they format the query's rows, and `logpipe query --list`'s table)")
     elif sum(bool(x) for x in (name, sql_text, sql_file)) != 1:
         raise UsageError("give one query: a NAME (see `logpipe query --list`), --sql \"SELECT …\" or --sql-file FILE")
     if "-" in inputs and (sql_text == "-" or sql_file == "-"):
@@ -276,7 +282,16 @@ def query(name, sql_text, sql_file, params, list_queries, data_dir, inputs, form
         raise UsageError("-o parquet writes a file: add --out FILE.parquet")
 
     if list_queries:
-        _write_result(list_table(load_queries(query_dirs)), fmt, out_path, max_width)
+        listing = list_table(load_queries(query_dirs))
+        _write_result(listing, fmt, out_path, max_width)
+        from .render import DEFAULT_MAX_WIDTH, display_width
+
+        # (a table cuts cells: the anomalies' thresholds, after their four window parameters, were
+        # `since='' until='' baseline_start='' bas…` with no word of where to read them)
+        if fmt == "table" and any(display_width(p) > (max_width or DEFAULT_MAX_WIDTH)
+                                  for p in listing.column("parameters").to_pylist()):
+            click.echo("logpipe: note: parameters cut to fit (--max-width N widens them); `logpipe query NAME --list` "
+                       "shows one query's in full, with their help", err=True)
         return
     if sql_file:
         target = click.open_file(sql_file, encoding="utf-8").read()

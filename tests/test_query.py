@@ -787,6 +787,19 @@ def test_cli_list(tmp_path):
     assert top["title"] == "Top external destinations" and "limit=20" in top["parameters"]
 
 
+def test_cli_list_as_a_table_says_where_cut_parameters_are_read_in_full(run_main):
+    """A table (the terminal's) cuts the parameters column: the anomalies' thresholds, after their four
+    window parameters, did not show, and nothing said where they are; a table wide enough, or csv, has
+    no note."""
+    r = run_main(["query", "--list", "-o", "table"])
+    assert r.returncode == 0 and "baseline_start='' bas…" in r.stdout
+    assert r.stderr == ("logpipe: note: parameters cut to fit (--max-width N widens them); `logpipe query NAME "
+                        "--list` shows one query's in full, with their help\n")
+    for args in (["-o", "table", "--max-width", "300"], ["-o", "csv"]):
+        r = run_main(["query", "--list", *args])
+        assert r.returncode == 0 and "spike_factor=3.0" in r.stdout and r.stderr == "", args
+
+
 def test_cli_list_with_a_name_describes_that_query():
     """`logpipe query NAME --list`: its title, description, parameters with their help and the
     meaning of each column its `-- @column` lines explain (a report's legend, without running it);
@@ -945,10 +958,15 @@ def test_sql_given_as_a_name_points_to_sql(dataset, run_main):
     (["query", "denied", "--sql", "select 1"], "give one query"),
     (["query", "--sql", "select 1", "-o", "parquet"], "--out FILE.parquet"),
     (["query", "--list", "--sql", "select 1"], "--list lists the named queries (NAME --list describes one), not SQL"),
+    # (-o/--out were ignored: the text on stdout, exit 0, no file)
+    (["query", "destinations", "--list", "-o", "json"], "`logpipe query destinations --list` describes the query in "
+                                                        "text, which -o/--out do not change: drop them"),
+    (["query", "denied", "--list", "--out", "never-written.csv"], "`logpipe query denied --list` describes the query"),
 ])
 def test_usage_errors(args, message, run_main):
     r = run_main(args)
     assert r.returncode == 2 and message in r.stderr
+    assert len(r.stderr.splitlines()) == 1 and not Path("never-written.csv").exists()
 
 
 @pytest.mark.parametrize("sql, named", [("INSTALL httpfs", "INSTALL"), ("force install httpfs", "FORCE INSTALL"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sys
 import zlib
 from pathlib import Path
 
@@ -723,6 +724,21 @@ def test_cli_list_shows_thresholds():
     assert r.exit_code == 0
     for text in ("error_spike: Error and failure spikes", "-p spike_factor 3.0", "-p tls_ports 443,8443"):
         assert text in r.stdout
+
+
+@pytest.mark.parametrize("args", [["-o", "json"], ["--out", "sections.html"]])
+def test_cli_list_refuses_an_output_it_would_not_write(tmp_path, args, monkeypatch, capsys):
+    """`report NAME --list` prints text: -o/--out are refused in one line (they were ignored, exit 0)."""
+    from logpipe.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["logpipe", "report", "inventory", "--list", *args])
+    with pytest.raises(SystemExit) as exc:
+        main()
+    out, err = capsys.readouterr()
+    assert exc.value.code == 2 and out == "" and not (tmp_path / "sections.html").exists()
+    assert err == ("logpipe: error: `logpipe report inventory --list` lists the sections and their "
+                   "parameters in text, which -o/--out do not change: drop them\n")
 
 
 @pytest.mark.parametrize("args,message", [
