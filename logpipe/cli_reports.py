@@ -172,8 +172,10 @@ def report(name, data_dir, fmt, out_path, list_only, params, pods_path, baseline
 
 def _echo_params(params: list[dict]) -> None:
     """``--list``'s lines of parameters: ``    -p NAME DEFAULT  HELP``."""
+    from .queries import default_text
+
     for p in params:
-        default = "''" if p["default"] == "" else p["default"]
+        default = "''" if p["default"] == "" else default_text(p["default"])
         click.echo(f"    -p {p['name']} {default}  {p['help']}".rstrip())
 
 

@@ -408,13 +408,19 @@ def _whole_numbers(table):
     return table
 
 
+def default_text(value: Any) -> str:
+    """A bare ``@param`` default as the file spells it (and ``-p`` takes it): ``null``, ``true``,
+    ``false``, ``20`` (``--list`` said Python's ``None``, ``True``)."""
+    return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def list_table(queries: dict[str, Query]):
     """``logpipe query --list``: one row per query (name, group, title, parameters with defaults)."""
     import pyarrow as pa
 
     def shown(q: Query) -> str:
         return " ".join(f"{k}={'' if v is None else v!r}" if k in q.extra.get("quoted", ())
-                        else f"{k}={'null' if v is None else v}" for k, v in q.params.items())
+                        else f"{k}={default_text(v)}" for k, v in q.params.items())
 
     qs = list(queries.values())
     return pa.table({

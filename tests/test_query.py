@@ -800,6 +800,16 @@ def test_cli_list_as_a_table_says_where_cut_parameters_are_read_in_full(run_main
         assert r.returncode == 0 and "spike_factor=3.0" in r.stdout and r.stderr == "", args
 
 
+def test_cli_list_spells_a_default_as_the_query_file_does(tmp_path, run_main):
+    """A parameter of no default, or a true/false one, is listed as its file writes it and -p takes it
+    (`-p x null`, `on=true`), not as Python's None and True."""
+    (tmp_path / "mine.sql").write_text("-- title: Mine\n-- @param x\n-- @param on true  a switch\nselect $x, $on\n")
+    r = run_main(["query", "mine", "--list", "--queries", str(tmp_path)])
+    assert r.stdout == "mine: Mine\n    -p x null\n    -p on true  a switch\n", r.stdout
+    r = run_main(["query", "--list", "--queries", str(tmp_path), "-o", "csv"])
+    assert "mine,,Mine,x=null on=true" in r.stdout.splitlines()
+
+
 def test_cli_list_with_a_name_describes_that_query():
     """`logpipe query NAME --list`: its title, description, parameters with their help and the
     meaning of each column its `-- @column` lines explain (a report's legend, without running it);
