@@ -828,7 +828,26 @@ def test_cli_list_with_a_name_describes_that_query():
         assert f"{column} {meaning}" in flat, column
     r = run(["query", "top_destinations", "--list"])
     assert r.exit_code == 0 and "-p limit 20 rows to show" in " ".join(r.stdout.split())
+    r = run(["query", "denied", "--list"])
+    assert r.exit_code == 0 and "-p limit 50 rows to show" in " ".join(r.stdout.split())
     assert "Columns:" not in r.stdout
+
+
+@pytest.mark.parametrize("name", ["top_destinations", "by_source"])
+def test_the_kinds_column_has_a_legend(dataset, name):
+    """`kinds` (the egress_kinds of a row, comma-separated) is explained by the query's `-- @column`
+    line, which `query NAME --list` prints under Columns: (it had none: `registered,waypoint` read
+    unexplained)."""
+    from logpipe.queries import column_legend, load_queries
+
+    r = run(["query", name, "--data", str(dataset), "-o", "json"])
+    assert r.exit_code == 0 and "kinds" in json.loads(r.stdout)[0]
+    [(column, meaning)] = column_legend(load_queries()[name], ["kinds"])
+    assert meaning.startswith("the ways its requests left the mesh, each an egress_kind (comma-separated")
+    for kind in ("waypoint", "registered", "passthrough", "blocked", "public_ip"):
+        assert f"{kind} (" in meaning, kind
+    r = run(["query", name, "--list"])
+    assert r.exit_code == 0 and "Columns:\n  kinds  the ways its requests left the mesh" in r.stdout
 
 
 # ---- output -----------------------------------------------------------------------------------------

@@ -1,6 +1,11 @@
 -- title: Egress by source
 -- description: Which clients (source IP; proxy_pods: the pods whose logs carried the lines) call which
 --   external destinations, how often and how much they send.
+-- @column kinds the ways its requests left the mesh, each an egress_kind (comma-separated when more
+--   than one): waypoint (an ambient egress waypoint), registered (a ServiceEntry), passthrough (no
+--   ServiceEntry: PassthroughCluster under ALLOW_ANY), blocked (BlackHoleCluster or route block_all
+--   under REGISTRY_ONLY: nothing left), public_ip (no cluster says which: a public upstream address);
+--   `logpipe query destinations --list` says more of each
 -- @param destination '' only this destination; empty = all
 -- @param limit 50 rows to show
 SELECT

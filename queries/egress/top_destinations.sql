@@ -3,6 +3,11 @@
 --   bytes each way (null: the format logs no bytes), error share (4xx, 5xx, failure response flags
 --   and ztunnel's policy rejections and failed connections, as the inventory counts it: is_error.sql) and how many clients
 --   call them (source_count, a client not in the logs too: client_named.sql).
+-- @column kinds the ways its requests left the mesh, each an egress_kind (comma-separated when more
+--   than one): waypoint (an ambient egress waypoint), registered (a ServiceEntry), passthrough (no
+--   ServiceEntry: PassthroughCluster under ALLOW_ANY), blocked (BlackHoleCluster or route block_all
+--   under REGISTRY_ONLY: nothing left), public_ip (no cluster says which: a public upstream address);
+--   `logpipe query destinations --list` says more of each
 -- @param limit 20 rows to show
 -- @param kind '' only this egress_kind (waypoint, registered, passthrough, blocked, public_ip); empty = all
 -- @param failure_flags 'UF,URX,UH,UO,NR,UT,UC,LR,UR,DF' response flags that count as errors
