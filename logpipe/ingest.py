@@ -455,10 +455,24 @@ class _Run:
                 self.ds.abandon_entry(plan.entry)
 
     def finish_group(self, plans: list) -> None:
-        items, k = [], 0
+        """Finish ``plans`` and commit those checked, together. A full disk (``errors.no_space``) fails
+        the input whose files it stopped (each input's files are its own, a worker task of several
+        too: ``workers._stage_inputs``): the others whose files are written commit, those not read
+        yet are not read, and then the run stops with it. Any other error commits none of them."""
+        items, k, full = [], 0, None
         try:
             for k, plan in enumerate(plans):
-                got = self.finish(plan)
+                if full is not None and plan.future is None:  # not read yet (no worker read it): not now
+                    self.drop([plan])
+                    continue
+                try:
+                    got = self.finish(plan)
+                except OSError as e:
+                    if not no_space(e):
+                        raise
+                    full = full or e  # (the input dropped itself)
+                    self.summary.failed += 1
+                    continue
                 if got is not None:
                     items.append(got)
         except BaseException:
@@ -468,6 +482,8 @@ class _Run:
             raise
         for (*_, after), done in zip(items, self.ds.commit_entries([item[:3] for item in items])):
             after(done)
+        if full is not None:
+            raise full
 
     def launch(self) -> None:
         """Begin the entries of ``decided`` (one manifest write) and start their worker tasks (with

@@ -157,7 +157,6 @@ def _stage_inputs(items: list[tuple["str | Input", int, int, str]], root: str) -
     input that cannot be read is staged alone (``_stage_input``), its error its own."""
     import polars as pl
 
-    from .batches import BatchBuffer
     from .native import count_newlines
     from .batches import INPUT_SHIFT, split_inputs
 
@@ -177,13 +176,18 @@ def _stage_inputs(items: list[tuple["str | Input", int, int, str]], root: str) -
     except (InputError, OSError):  # one of them: each alone, so that its error is its own
         return [_caught(_stage_input, path, skip, first, root, prefix) for path, skip, first, prefix in items]
     batch = lane_parser().parse_chunk(b"".join(bodies), "-", 1, views=True, line_numbers=pl.concat(numbers))
-    out = []
-    for (path, skip, first, prefix), part, end in zip(items, split_inputs(batch, [_input(p).name for p, *_ in items],
-                                                                            reads), ends):
-        buf = BatchBuffer()
-        buf.add(part)
-        out.append(("ok", ([(_stage_buffer(buf, part.read, part.blank, root, prefix, part.joined), end)], None)))
-    return out
+    parts = split_inputs(batch, [_input(p).name for p, *_ in items], reads)
+    # Each input's files written on their own: a write that fails (a full disk) fails its input alone
+    return [_caught(_stage_part, part, end, root, prefix) for (*_, prefix), part, end in zip(items, parts, ends)]
+
+
+def _stage_part(part, end: int, root: str, prefix: str) -> tuple[list[tuple[StagedBatch, int]], None]:
+    """One input's part of a batch of several (``_stage_inputs``) staged, as ``_stage_input`` returns it."""
+    from .batches import BatchBuffer
+
+    buf = BatchBuffer()
+    buf.add(part)
+    return [(_stage_buffer(buf, part.read, part.blank, root, prefix, part.joined), end)], None
 
 
 def _input(path: "str | Input") -> Input:

@@ -402,7 +402,7 @@ def test_a_full_disk_is_one_error_after_the_summary_and_the_next_run_reads_on(tm
     monkeypatch.setattr(parts, "_write_hidden", full)
     monkeypatch.setenv("LOGPIPE_WORKERS", "1")
     code, _, err = run(monkeypatch, capsys, "ingest", logs, "--data", data)
-    assert code == 1 and "inputs 2: ingested 0, skipped as already ingested 1" in err
+    assert code == 1 and "inputs 2: ingested 0, skipped as already ingested 1, errors 1\n" in err  # (b.log's write)
     assert err.strip().splitlines()[-1] == (
         f"logpipe: error: cannot write to dataset directory {data}: No space left on device; free space (or move"
         " --data), then run the ingest again: it reads what was not ingested")
@@ -410,6 +410,43 @@ def test_a_full_disk_is_one_error_after_the_summary_and_the_next_run_reads_on(tm
     code, _, err = run(monkeypatch, capsys, "ingest", logs, "--data", data)
     assert code == 0 and "inputs 2: ingested 1, skipped as already ingested 1" in err
     check_consistent(data)
+
+
+def test_a_full_disk_fails_only_the_input_it_stopped_in_a_group_of_small_inputs(tmp_path, monkeypatch):
+    """Small inputs go to the workers together (one task: workers._stage_inputs) and commit together:
+    a write that finds the disk full fails the input it was writing, not the group. The others' files
+    were written: they commit before the run stops; the next run, with room, reads the one left."""
+    import errno
+
+    from logpipe import ingest, lanes, parts
+    from logpipe.errors import DatasetError
+
+    data, logs = tmp_path / "data", tmp_path / "logs"
+    for k in range(4):
+        write_log(logs / f"p{k}.log", gen_lines(60, seed=k))
+    write = parts._write_hidden
+
+    def full(table, final):
+        if table.column("source")[0].as_py().endswith("p2.log"):
+            raise OSError(errno.ENOSPC, "Error writing bytes to file. Detail: [errno 28] No space left on device")
+        return write(table, final)
+
+    monkeypatch.setattr(parts, "_write_hidden", full)
+    tasks, real = [], ingest.stage_inputs_async
+    monkeypatch.setattr(ingest, "stage_inputs_async", lambda pool, items, root: tasks.append(len(items)) or
+                        real(pool, items, root))
+    err = io.StringIO()
+    with pytest.raises(DatasetError, match="No space left on device"):  # (one lane: the tasks run in this process)
+        ingest.ingest_paths([str(logs)], str(data), err=err, progress=False, pool=lanes.WorkerPool(None, 1))
+    assert tasks == [4]  # one group
+    assert "inputs 4: ingested 3, skipped as already ingested 0, errors 1\nlines read 180," in err.getvalue()
+    m = check_consistent(data)
+    assert sorted(Path(e["path"]).name for e in m["inputs"]) == ["p0.log", "p1.log", "p3.log"]
+    monkeypatch.setattr(parts, "_write_hidden", write)
+    summary = ingest.ingest_paths([str(logs)], str(data), err=io.StringIO(), progress=False,
+                                  pool=lanes.WorkerPool(None, 1))
+    assert (summary.ingested, summary.skipped, summary.failed, summary.counts.read) == (1, 3, 0, 60)
+    assert [e["read"] for e in check_consistent(data)["inputs"]] == [60] * 4  # every line a row or a reject, once
 
 
 def test_only_missing_paths(tmp_path, monkeypatch, capsys):
