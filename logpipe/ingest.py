@@ -131,7 +131,7 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
         if run.ratio_failures and summary.failed == len(run.ratio_failures):
             raise RejectLimitError(f"{len(run.ratio_failures)} input(s) had too many malformed lines (see above)")
         rest = ("everything else was ingested" if summary.failed < summary.inputs
-                else "the complete lines before the damage were ingested" if summary.errors  # (a damaged archive's)
+                else "the complete lines before the damage were ingested" if summary.errors or summary.damaged
                 else "nothing was ingested")
         raise InputError(f"{summary.failed} input(s) had errors (see above); {rest}")
     return summary
@@ -236,8 +236,13 @@ class _Run:
                     was = same[0]["path"]
                     if was != inp.name:  # same path: the summary's count says it
                         self.bar.note(f"{inp.name}: same content as {was}, already ingested; skipped (--force re-ingests)")
-                    if same[0].get("error"):
-                        self.bar.note(f"{inp.name}: already ingested up to its damage ({same[0]['read']} lines); skipped")
+                    if damaged := [e for e in same if e.get("error") and e["hash"] == full]:  # (these bytes: not a copy
+                        # of its text before the damage) said each run as an error, so a nightly job's exit status says it
+                        print(f"logpipe: error: {inp.name}: damaged archive, ingested before up to its damage "
+                              f"({damaged[0]['read']} lines), the rest unreadable: replace it with an intact copy (its lines"
+                              " after the damage are read then), or move it out of the inputs", file=self.err)
+                        self.summary.failed += 1
+                        self.summary.damaged += 1
                     return None
                 if self.force:
                     replaces = [e["id"] for e in same + grown]
@@ -396,6 +401,11 @@ class _Run:
                 pre = _prefix_hash(inp, end, self.hash_algo)
                 if pre is not None:
                     size, full = end, pre
+            if error and entry["compression"] in WHOLE_FILE_COMPRESSION and not inp.is_stream:
+                # its text up to the damage: an intact copy put in its place is known by it to start with
+                # those lines (decide's ``grown``), and only the lines after them are read
+                if (text := text_fingerprint(inp, (), self.hash_algo, end)) is not None:
+                    entry["content_size"], entry["content_hash"] = text[:2]
             entry.update(
                 size=size, hash=full, bytes_end=end, bytes_read=end - skip_bytes,
                 line_end=first_line + counts.read - 1, read=counts.read, parsed=counts.parsed,

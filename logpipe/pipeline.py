@@ -200,19 +200,22 @@ def parse_to_tables(paths: list[str], parser: Parser | None = None):
 WHOLE_FILE_COMPRESSION = ("gzip", "bz2", "zstd")  # (an archive's files are inputs of their own)
 
 
-def text_fingerprint(inp: Input, sizes=(), algo: str | None = None) -> tuple | None:
-    """``dataset.fingerprint`` of a compressed input's text (decompressed): its size, hash and the
-    hashes of its first ``sizes`` bytes; None when it cannot be read whole (its damage is said when
-    it is read)."""
+def text_fingerprint(inp: Input, sizes=(), algo: str | None = None, size: int | None = None) -> tuple | None:
+    """``dataset.fingerprint`` of a compressed input's text (decompressed; its first ``size`` bytes when
+    given): its size, hash and the hashes of its first ``sizes`` bytes; None when it cannot be read
+    whole (its damage is said when it is read)."""
     from .dataset import HASH_ALGO, fingerprint_stream
     from .sources import open_binary
+    from .unpack import is_damage
 
     try:
         stream, _ = open_binary(inp)
         with stream:
-            return fingerprint_stream(stream, sizes, algo or HASH_ALGO)
-    except (OSError, EOFError, InputError, ValueError):
-        return None
+            return fingerprint_stream(stream, sizes, algo or HASH_ALGO, size)
+    except Exception as e:  # noqa: BLE001 - what is not damage is raised
+        if isinstance(e, InputError) or is_damage(e):
+            return None
+        raise
 
 
 def _identity(inp: Input) -> tuple | None:

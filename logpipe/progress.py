@@ -27,6 +27,7 @@ class IngestSummary:
     seconds: float = 0.0
     errors: list = field(default_factory=list)
     refused_lines: int = 0  # lines read of inputs refused over --max-reject-ratio (counted, not stored)
+    damaged: int = 0  # of those skipped, damaged archives ingested before up to the damage (errors too)
 
     def lines(self) -> list[str]:
         c = self.counts
@@ -35,7 +36,9 @@ class IngestSummary:
         out = [
             f"inputs {self.inputs}: ingested {self.ingested}"
             + (f" ({len(self.errors)} only up to the damage)" if self.errors else "")
-            + f", skipped as already ingested {self.skipped}" + (f", errors {self.failed}" if self.failed else ""),
+            + f", skipped as already ingested {self.skipped}"
+            + (f" ({self.damaged} only up to the damage)" if self.damaged else "")
+            + (f", errors {self.failed}" if self.failed else ""),
             f"lines {c.summary()}{refused}",
             f"rows written {self.rows} in {plural(self.files, 'file')} to {self.data}",
         ]

@@ -261,6 +261,12 @@ def read_text(path) -> str:
     return raw.decode(mark_codec(raw[:4]) or "utf-8")
 
 
+def is_damage(e: BaseException) -> bool:
+    """Whether ``e`` is what a read of damaged data raises: a cut archive's ``EOFError``, ``zlib.error``
+    (gzip's "invalid block type"), bz2's ``OSError``, zstandard's own ``ZstdError``, a ``ValueError``."""
+    return isinstance(e, (OSError, EOFError, zlib.error, ValueError)) or type(e).__name__ == "ZstdError"
+
+
 def read_some(stream: BinaryIO, n: int, step: int = READ_STEP) -> tuple[bytes, BaseException | None]:
     """Read up to ``n`` bytes in steps of ``step``, so that a decompression error loses nothing that
     was decoded before it: returns the bytes read (one step's bytes as read, not copied) and the
@@ -272,12 +278,10 @@ def read_some(stream: BinaryIO, n: int, step: int = READ_STEP) -> tuple[bytes, B
     while size < n:
         try:
             got = read(min(step, n - size))
-        except (OSError, EOFError, zlib.error, ValueError) as e:
+        except Exception as e:  # noqa: BLE001 - what is not damage is raised
+            if not is_damage(e):
+                raise
             return b"".join(parts), e
-        except Exception as e:  # zstandard raises its own ZstdError
-            if type(e).__name__ == "ZstdError":
-                return b"".join(parts), e
-            raise
         if not got:
             break
         parts.append(got)

@@ -331,24 +331,49 @@ def test_stdin(tmp_path, monkeypatch, capsys):
     assert rows(data, "source = '<stdin>'") == m["inputs"][0]["parsed"] > 0
 
 
-def test_corrupt_gzip_keeps_lines_before_the_damage_and_continues(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("damage", ["truncated", "corrupt"])
+def test_corrupt_gzip_keeps_lines_before_the_damage_and_continues(tmp_path, monkeypatch, capsys, damage):
+    """A damaged archive keeps its complete lines before the damage, and the others go on (exit 1); each
+    later run says it again (exit 1: a nightly job's status is not 0 while the dataset lacks its rest),
+    until an intact copy takes its place: then its lines after the damage are read, none twice."""
+    import zlib
+
     data, logs = tmp_path / "data", tmp_path / "logs"
     lines = gen_lines(20000, seed=5)
     packed = gzip.compress("".join(x + "\n" for x in lines).encode())
+    half = len(packed) // 2
+    broken = packed[:half] if damage == "truncated" else packed[:half] + b"\xff" * 200 + packed[half + 200:]
+    with pytest.raises(EOFError if damage == "truncated" else zlib.error):  # (zlib's "invalid block type")
+        gzip.decompress(broken)
     logs.mkdir()
-    (logs / "a-broken.log.gz").write_bytes(packed[: len(packed) // 2])
+    (logs / "a-broken.log.gz").write_bytes(broken)
     shutil.copy(GOOD, logs / "b-good.log")
     code, _, err = run(monkeypatch, capsys, "ingest", logs, "--data", data)
     assert code == 1
     errors = [ln for ln in err.splitlines() if ln.startswith("logpipe: error:")]
-    assert any("a-broken.log.gz" in ln and "corrupt or truncated" in ln and "lines read" in ln for ln in errors)
+    assert any("a-broken.log.gz" in ln and "corrupt or truncated" in ln and "lines read" in ln for ln in errors), err
     m = check_consistent(data)
-    broken = next(e for e in m["inputs"] if e["path"].endswith("a-broken.log.gz"))
-    assert 0 < broken["read"] < len(lines) and broken["error"]
+    entry = next(e for e in m["inputs"] if e["path"].endswith("a-broken.log.gz"))
+    assert 0 < entry["read"] < len(lines) and entry["error"]
     assert rows(data, "source like '%b-good.log'") > 0
-    assert rows(data, "source like '%a-broken%'") == broken["parsed"] > 0
-    code, _, err = run(monkeypatch, capsys, "ingest", logs, "--data", data)  # nothing new, and it says why
-    assert code == 0 and "already ingested up to its damage" in err and "skipped as already ingested 2" in err
+    assert rows(data, "source like '%a-broken%'") == entry["parsed"] > 0
+    code, _, err = run(monkeypatch, capsys, "ingest", logs, "--data", data)  # nothing new: the damage is said again
+    assert code == 1 and err.splitlines()[0] == (
+        f"logpipe: error: {logs / 'a-broken.log.gz'}: damaged archive, ingested before up to its damage"
+        f" ({entry['read']} lines), the rest unreadable: replace it with an intact copy (its lines after the damage are"
+        " read then), or move it out of the inputs")
+    assert "inputs 2: ingested 0, skipped as already ingested 2 (1 only up to the damage), errors 1\n" in err
+    assert err.splitlines()[-1] == "logpipe: error: 1 input(s) had errors (see above); everything else was ingested"
+    code, _, err = run(monkeypatch, capsys, "ingest", logs / "a-broken.log.gz", "--data", data)
+    assert code == 1 and err.splitlines()[-1] == (  # (alone: not "nothing was ingested")
+        "logpipe: error: 1 input(s) had errors (see above); the complete lines before the damage were ingested")
+    (logs / "a-broken.log.gz").write_bytes(packed)  # an intact copy in its place
+    code, _, err = run(monkeypatch, capsys, "ingest", logs, "--data", data)
+    assert code == 0 and f"read lines {entry['read'] + 1} to {len(lines)}" in err, err
+    m = check_consistent(data)  # (each line once)
+    assert sum(e["read"] for e in m["inputs"] if e["path"].endswith("a-broken.log.gz")) == len(lines)
+    code, _, err = run(monkeypatch, capsys, "ingest", logs, "--data", data)
+    assert code == 0 and "skipped as already ingested 2\n" in err
 
 
 def test_bad_paths_each_get_a_clear_message(tmp_path, monkeypatch, capsys):
