@@ -120,6 +120,8 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
             with contextlib.suppress(Exception):
                 ds.recover()
             if full := no_space(e):  # (a nightly job's disk filled up: what was committed stays, the summary says what)
+                done = summary.ingested + summary.skipped + summary.failed - len(summary.errors) - summary.damaged
+                summary.unread = summary.inputs - done  # (those counted twice: ingested or skipped, and errors)
                 print_summary(summary, started, run.shown, max_warnings, ds, err)
                 raise DatasetError(f"cannot write to dataset directory {data_dir}: {full}; free space (or move --data),"
                                    " then run the ingest again: it reads what was not ingested") from None

@@ -28,6 +28,7 @@ class IngestSummary:
     errors: list = field(default_factory=list)
     refused_lines: int = 0  # lines read of inputs refused over --max-reject-ratio (counted, not stored)
     damaged: int = 0  # of those skipped, damaged archives ingested before up to the damage (errors too)
+    unread: int = 0  # inputs not read when a full disk stopped the run (the next run reads them)
 
     def lines(self) -> list[str]:
         c = self.counts
@@ -38,7 +39,7 @@ class IngestSummary:
             + (f" ({len(self.errors)} only up to the damage)" if self.errors else "")
             + f", skipped as already ingested {self.skipped}"
             + (f" ({self.damaged} only up to the damage)" if self.damaged else "")
-            + (f", errors {self.failed}" if self.failed else ""),
+            + (f", errors {self.failed}" if self.failed else "") + (f", not read {self.unread}" if self.unread else ""),
             f"lines {c.summary()}{refused}",
             f"rows written {self.rows} in {plural(self.files, 'file')} to {self.data}",
         ]

@@ -419,6 +419,7 @@ def test_a_full_disk_is_one_error_after_the_summary_and_the_next_run_reads_on(tm
     code, _, err = run(monkeypatch, capsys, "ingest", logs, "--data", data)
     assert code == 0
     shutil.copy(SAMPLES / "sidecar-outbound-1.22.log", logs / "b.log")
+    shutil.copy(SAMPLES / "sidecar-inbound-1.22.log", logs / "c.log")
     write = parts._write_hidden
 
     def full(*args, **kwargs):
@@ -427,13 +428,14 @@ def test_a_full_disk_is_one_error_after_the_summary_and_the_next_run_reads_on(tm
     monkeypatch.setattr(parts, "_write_hidden", full)
     monkeypatch.setenv("LOGPIPE_WORKERS", "1")
     code, _, err = run(monkeypatch, capsys, "ingest", logs, "--data", data)
-    assert code == 1 and "inputs 2: ingested 0, skipped as already ingested 1, errors 1\n" in err  # (b.log's write)
+    # b.log's write failed; c.log (in-process: read after it) is not read: every input counted
+    assert code == 1 and "inputs 3: ingested 0, skipped as already ingested 1, errors 1, not read 1\n" in err
     assert err.strip().splitlines()[-1] == (
         f"logpipe: error: cannot write to dataset directory {data}: No space left on device; free space (or move"
         " --data), then run the ingest again: it reads what was not ingested")
     monkeypatch.setattr(parts, "_write_hidden", write)
     code, _, err = run(monkeypatch, capsys, "ingest", logs, "--data", data)
-    assert code == 0 and "inputs 2: ingested 1, skipped as already ingested 1" in err
+    assert code == 0 and "inputs 3: ingested 2, skipped as already ingested 1\n" in err
     check_consistent(data)
 
 
