@@ -238,11 +238,12 @@ class _Run:
                     was = same[0]["path"]
                     if was != inp.name:  # same path: the summary's count says it
                         self.bar.note(f"{inp.name}: same content as {was}, already ingested; skipped (--force re-ingests)")
-                    if damaged := [e for e in same if e.get("error") and e["hash"] == full]:  # (these bytes: not a copy
-                        # of its text before the damage) said each run as an error, so a nightly job's exit status says it
+                    # A damaged archive (these bytes, not a copy of its text up to the damage) is said each run as an
+                    # error, so that a nightly job's exit status says it for as long as the dataset lacks the rest
+                    if damaged := [e for e in same if e.get("error") and e["hash"] == full]:
                         print(f"logpipe: error: {inp.name}: damaged archive, ingested before up to its damage "
-                              f"({damaged[0]['read']} lines), the rest unreadable: replace it with an intact copy (its lines"
-                              " after the damage are read then), or move it out of the inputs", file=self.err)
+                              f"({damaged[0]['line_end']} lines), the rest unreadable: replace it with an intact copy (its"
+                              " lines after the damage are read then), or move it out of the inputs", file=self.err)
                         self.summary.failed += 1
                         self.summary.damaged += 1
                     return None

@@ -376,6 +376,22 @@ def test_corrupt_gzip_keeps_lines_before_the_damage_and_continues(tmp_path, monk
     assert code == 0 and "skipped as already ingested 2\n" in err
 
 
+def test_a_damaged_archive_read_on_from_an_earlier_damage_says_all_its_lines_before_its_own(tmp_path, monkeypatch,
+                                                                                         capsys):
+    """A truncated archive replaced by a longer copy, truncated too: the second run reads on from the
+    first damage to the second; the run after says how many lines are in before the damage, all of them."""
+    data, log = tmp_path / "data", tmp_path / "a.log.gz"
+    packed = gzip.compress("".join(x + "\n" for x in gen_lines(20000, seed=5)).encode())
+    for cut in (len(packed) // 4, len(packed) // 2):
+        log.write_bytes(packed[:cut])
+        code, _, err = run(monkeypatch, capsys, "ingest", log, "--data", data)
+        assert code == 1 and "corrupt or truncated" in err
+    first, second = manifest(data)["inputs"]
+    assert second["first_line"] == first["line_end"] + 1 and second["read"] < second["line_end"]
+    code, _, err = run(monkeypatch, capsys, "ingest", log, "--data", data)
+    assert code == 1 and f"ingested before up to its damage ({second['line_end']} lines)" in err
+
+
 def test_bad_paths_each_get_a_clear_message(tmp_path, monkeypatch, capsys):
     data, logs = tmp_path / "data", tmp_path / "logs"
     logs.mkdir()
