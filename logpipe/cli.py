@@ -256,15 +256,16 @@ def replay(file, speed, max_sleep, format_string, format_file, grammar_file):
 @cli.command()
 @data_option
 @click.option("--min-files", type=int, default=8, show_default=True, metavar="N",
-              help="Merge a writer's parts in one day directory when it has at least N.")
+              help="Merge a day directory's small part files (under 122,880 rows) when it holds at least N.")
 def compact(data_dir, min_files):
-    """Merge the many small part files a stream leaves into fewer, larger ones."""
-    from .dataset import Dataset
-    from .stream import compact_dataset
+    """Merge the many small part files that streams and ingests of many small inputs leave into
+    fewer, larger ones (whichever input or stream wrote them; `ingest --force` still replaces one
+    input's rows)."""
+    from .dataset import Dataset, compact_dataset
 
     ds = Dataset(data_dir)
     before = len(ds.row_files())
-    removed = compact_dataset(ds, min_files=max(2, min_files), waiting=lambda: click.echo(
+    removed = compact_dataset(ds, min_files=max(2, min_files), across=True, waiting=lambda: click.echo(
         f"logpipe: waiting for the queries reading {data_dir} to finish", err=True))
     after = len(ds.row_files())
     click.echo(f"compacted {data_dir}: {before} row files before, {after} after ({removed} merged)", err=True)

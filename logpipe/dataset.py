@@ -5,6 +5,7 @@ visible, durably and atomically, and keeps the manifest.
 Layout (what other engines and the rest of logpipe rely on)::
 
     DATA/date=YYYY-MM-DD/<prefix>-<uuid>.parquet   rows (RECORD_SCHEMA), by UTC day of start_time
+    DATA/date=YYYY-MM-DD/merged-<uuid>.parquet     rows of several inputs, merged (``Dataset.compact``)
     DATA/date=unknown/<prefix>-<uuid>.parquet      rows without a start_time (none are dropped)
     DATA/_rejects/<prefix>-<uuid>.parquet          rejected lines (REJECT_SCHEMA)
     DATA/_manifest.json                            one entry per ingested input (see ingest.ingest_paths)
@@ -29,8 +30,7 @@ at any moment the dataset holds whole inputs only (an input caught between its f
 rename shows part of its rows until the next run completes it), never a row twice.
 
 A manifest entry (one per ingested input, or per appended piece of a grown file): ``id``,
-``prefix`` (its files are ``<prefix>-*.parquet``; files never mix inputs, so ``--force`` can delete
-them), ``path``, ``size``, ``hash`` (of those raw bytes) and ``hash_algo`` (``HASH_ALGOS``), ``compression``,
+``prefix`` (its files are ``<prefix>-*.parquet``, until merged), ``path``, ``size``, ``hash`` (of those raw bytes) and ``hash_algo`` (``HASH_ALGOS``), ``compression``,
 ``skip_bytes``/``bytes_end``/``bytes_read`` (decompressed offsets), ``first_line``/``line_end``,
 ``read``/``parsed``/``noise``/``malformed``/``blank``/``joined`` (``read`` = the other five; ``joined``: the
 parts of lines a container runtime split, joined to their first part's row), ``parts``,
@@ -38,11 +38,18 @@ parts of lines a container runtime split, joined to their first part's row), ``p
 compressed input's ``content_size``/``content_hash`` (of its text: a plain copy of it, or a gzipped one
 of a plain input, is the same input), and ``continues`` (the path of the input whose lines it
 starts with, when that is another file's: a log read while it grew, then rotated and compressed).
+``parts`` lists the row files that hold the input's rows: its own, deleted whole by ``--force``, and
+the merged files of several inputs' rows it has rows in (``shared``: ``{file: [[entry id, rows], …]}``,
+each input's rows together, in that order; id null: a stream's rows), which ``--force`` rewrites
+without its rows.
 
 Compaction cannot swap several files atomically for a glob reader. It never shows duplicates:
-the merged file is written hidden, the plan recorded in the manifest, the old files removed, then
-the merged file renamed into place; ``recover`` finishes an interrupted plan. logpipe's own readers
-(``query``, ``report``: ``db.reading``) hold ``_compact.lock`` shared while they read, and compaction
+the merged file is written hidden, the plan recorded in the manifest (with whose rows it holds), the
+old files removed, then the merged file renamed into place; ``recover`` finishes an interrupted plan,
+and so does the next compaction or ``--force`` (a plan in the manifest under the readers' lock is a
+killed process's). ``--force``'s rewrite of a merged file without an input's rows is such a plan.
+logpipe's own readers (``query``, ``report``: ``db.reading``) hold ``_compact.lock`` shared while
+they read, and compaction
 and ``--force``'s replacement of an input's rows hold it exclusive, so a query run while a stream
 compacts neither misses the merged group's rows nor fails on a file deleted under it. Other readers
 globbing in those milliseconds may miss that group's rows, never see them twice.
@@ -63,13 +70,19 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .errors import DatasetError
-from .parts import REJECTS_DIR, _write_hidden, hidden_name, stage_files
+from .parts import REJECTS_DIR, ROW_GROUP_ROWS, hidden_name, stage_files, write_hidden_pieces
 
 MANIFEST = "_manifest.json"
 LOCK = "_lock"
 READERS_LOCK = "_compact.lock"
 FORMAT = "logpipe-dataset"
 STALE_TMP_SECONDS = 24 * 3600
+# Compaction (``Dataset.compact``): a day directory's small files are merged once it holds this many.
+COMPACT_MIN_FILES = 8
+# Rows of a file merged across inputs, at most: it is built in memory (~200 MB at this size, measured
+# by `logpipe compact`'s peak RSS), and 4 of DuckDB's row groups are 4 tasks a query can run at once.
+MERGE_ROWS = 4 * ROW_GROUP_ROWS
+MERGED_PREFIX = "merged"  # the name of a file merged across inputs (or rewritten by --force): merged-<uuid>
 
 
 class Dataset:
@@ -241,10 +254,7 @@ class Dataset:
         gone = {r for entry in entries for r in entry.get("replaces", ())}
         with readers_lock(self.root, waiting=self._say_waiting) if gone else contextlib.nullcontext():
             if gone:
-                for e in self.read_manifest()["inputs"]:
-                    if e["id"] in gone:
-                        for rel in e.get("parts", []) + e.get("rejects", []):
-                            _unlink(self.root / rel)
+                self._drop_inputs(gone)
             for entry in entries:
                 self.publish([(hidden_name(self.root / rel), self.root / rel) for rel in entry["parts"] + entry["rejects"]])
         done = {}
@@ -255,6 +265,8 @@ class Dataset:
 
         def mark(m: dict) -> None:
             m["inputs"] = [done.get(e["id"], e) for e in m["inputs"] if e["id"] not in gone]
+            if gone and m.get("shared"):  # (a shared file of dropped entries' rows only was deleted)
+                m["shared"] = {rel: rows for rel, rows in m["shared"].items() if any(r[0] not in gone for r in rows)}
 
         self.update_manifest(mark, durable=False)  # lost: still "committing", recover rolls it forward
         return list(done.values())
@@ -292,7 +304,7 @@ class Dataset:
                 self.abandon_entry(e)
                 stats["dropped"] += 1
         if m.get("compactions"):
-            # Under the lock `logpipe compact` and streams hold while merging (stream.compact_dataset):
+            # Under the lock `logpipe compact` and streams hold while merging (compact_dataset):
             # a plan another process is carrying out right now is left to it (as are readers).
             with readers_lock(self.root, wait=False) as held:
                 for plan in self.read_manifest().get("compactions", []) if held else ():
@@ -307,52 +319,141 @@ class Dataset:
 
     # ---- compaction -------------------------------------------------------------------------------
 
-    def compact(self, min_files: int = 8) -> int:
-        """Merge part files of one writer (same name prefix: one ingest input, or one stream prefix) in
-        one day directory into one file when there are at least ``min_files``. Parts of different
-        inputs are never mixed (``--force`` deletes an input's files). Returns files removed."""
+    def compact(self, min_files: int = COMPACT_MIN_FILES, *, across: bool = False) -> int:
+        """Merge small part files in each day directory; returns the files removed. ``across`` false
+        (a stream's own compaction): the parts of one writer (same name prefix) once it has at least
+        ``min_files``. ``across`` (``logpipe compact``, ``ingest``): every file of fewer than
+        ``ROW_GROUP_ROWS`` rows, whoever wrote it, once the directory holds at least ``min_files``
+        of them, into files of at most ``MERGE_ROWS`` rows. A merged file keeps each input's rows
+        together, and the manifest records how many rows of it are whose (``shared``), so ``--force``
+        can take one input's rows out of it (``_drop_inputs``). Call it under the readers' lock
+        (``compact_dataset``): a plan left in the manifest is then a killed process's, finished first."""
+        for plan in self.read_manifest().get("compactions", []):
+            self._finish_compaction(plan)
         removed = 0
         for day_dir in sorted(self.root.glob("date=*")):
-            groups: dict[str, list[Path]] = {}
-            for f in sorted(day_dir.glob("*.parquet")):
-                groups.setdefault(f.name.rsplit("-", 1)[0], []).append(f)
-            for prefix, files in groups.items():
-                if len(files) < min_files:
+            files = sorted(day_dir.glob("*.parquet"))
+            if len(files) < min_files:
+                continue
+            # Read after listing: a file visible then was published under an entry this manifest holds.
+            owners = self._owners(self.read_manifest(), files)
+            files = [f for f in files if self.rel(f) in owners]
+            if across:
+                sized = [(f, pq.read_metadata(f).num_rows) for f in files]
+                small = sorted(((f, n) for f, n in sized if n < ROW_GROUP_ROWS), key=lambda fn: _owner_key(owners[self.rel(fn[0])]))
+                if len(small) < min_files:
                     continue
-                table = pa.concat_tables([pq.read_table(f) for f in files], promote_options="permissive")
-                if "start_time" in table.column_names:
-                    table = table.sort_by([("start_time", "ascending")])
-                final = day_dir / f"{prefix}-{uuid.uuid4().hex}.parquet"
-                _write_hidden(table, final)
-                plan = {"olds": [self.rel(f) for f in files], "new": self.rel(final)}
-
-                def add(m: dict, plan=plan) -> None:
-                    m.setdefault("compactions", []).append(plan)
-
-                self.update_manifest(add)
-                self._finish_compaction(plan)
-                removed += len(files)
+                groups, rows = [[]], 0
+                for f, n in small:
+                    if groups[-1] and rows + n > MERGE_ROWS:
+                        groups.append([])
+                        rows = 0
+                    groups[-1].append(f)
+                    rows += n
+            else:
+                by_writer: dict[str, list[Path]] = {}
+                for f in files:
+                    by_writer.setdefault(f.name.rsplit("-", 1)[0], []).append(f)
+                groups = [g for p, g in by_writer.items() if len(g) >= min_files and p != MERGED_PREFIX]
+            for group in groups:
+                if len(group) >= 2:
+                    prefix = MERGED_PREFIX if across else group[0].name.rsplit("-", 1)[0]
+                    self._merge(group, [owners[self.rel(f)] for f in group], day_dir / f"{prefix}-{uuid.uuid4().hex}.parquet")
+                    removed += len(group)
         return removed
+
+    def _owners(self, m: dict, files: list[Path]) -> dict[str, list]:
+        """Whose rows each of ``files`` holds, as ``[[entry id or None (a stream's), rows], …]`` (rows
+        None: all of the file's): a shared file's by the manifest, another's by the complete entry
+        listing it. Files of an entry not complete (being committed, or dropped) are left out."""
+        listed: dict[str, list] = {}
+        busy, prefixes = set(), []
+        for e in m["inputs"]:
+            if e.get("state") == "complete":
+                listed.update((rel, [[e["id"], None]]) for rel in e.get("parts", []))
+            else:
+                busy.update(e.get("parts", []))
+                prefixes += [f"{e['prefix']}-"] if e.get("prefix") else []
+        listed.update(m.get("shared", {}))
+        return {rel: listed.get(rel, [[None, None]]) for f in files
+                if (rel := self.rel(f)) not in busy and not f.name.startswith(tuple(prefixes))}
+
+    def _merge(self, files: list[Path], owners: list[list], final: Path) -> None:
+        """Write ``files``' rows as ``final`` (each file's rows of one owner sorted by time), and swap it in."""
+        rows: list[list] = []
+
+        def pieces() -> Iterator[pa.Table]:
+            for f, held in zip(files, owners):
+                for owner, piece in _pieces(f, held):
+                    if rows and rows[-1][0] == owner:
+                        rows[-1][1] += piece.num_rows
+                    else:
+                        rows.append([owner, piece.num_rows])
+                    yield piece.sort_by([("start_time", "ascending")]) if "start_time" in piece.column_names else piece
+
+        schema = pa.unify_schemas([pq.read_schema(f) for f in files], promote_options="permissive")
+        self._swap_in([self.rel(f) for f in files], pieces(), schema, rows, final)
+
+    def _swap_in(self, olds: list[str], pieces: Iterator[pa.Table], schema: pa.Schema, rows: list, final: Path) -> None:
+        """Write ``pieces`` hidden as ``final``, record the plan (``olds`` out, ``final`` in, whose ``rows``
+        it holds: known once ``pieces`` are written), then carry it out (``_finish_compaction``;
+        ``recover`` finishes it after a crash)."""
+        try:
+            write_hidden_pieces(pieces, schema, final)
+        except BaseException:
+            _unlink(hidden_name(final))
+            raise
+        plan = {"olds": olds, "new": self.rel(final), "rows": rows}
+        self.update_manifest(lambda m: m.setdefault("compactions", []).append(plan))
+        self._finish_compaction(plan)
+
+    def _drop_inputs(self, gone: set) -> None:
+        """Delete the rows of entries ``gone`` (``--force``), under the readers' lock: their own files,
+        and their rows of the shared files they are merged into (each rewritten without them, as a
+        compaction is: ``_swap_in``)."""
+        for plan in self.read_manifest().get("compactions", []):  # a killed process's (the lock is ours)
+            self._finish_compaction(plan)
+        m = self.read_manifest()
+        shared = m.get("shared", {})
+        rewrite = set()
+        for e in m["inputs"]:
+            if e["id"] in gone:
+                for rel in e.get("parts", []) + e.get("rejects", []):
+                    if rel in shared:
+                        rewrite.add(rel)
+                    else:
+                        _unlink(self.root / rel)
+        for rel in sorted(rewrite):
+            rows = shared[rel]
+            kept = [r for r in rows if r[0] not in gone]
+            if len(kept) == len(rows):
+                continue  # (already rewritten: a run killed after it redoes this)
+            if not kept:
+                _unlink(self.root / rel)  # (its manifest record goes with the entries: _finish)
+                continue
+            pieces = (piece for owner, piece in _pieces(self.root / rel, rows) if owner not in gone)
+            final = (self.root / rel).parent / f"{MERGED_PREFIX}-{uuid.uuid4().hex}.parquet"
+            self._swap_in([rel], pieces, pq.read_schema(self.root / rel), kept, final)
 
     def _finish_compaction(self, plan: dict) -> None:
         new = self.root / plan["new"]
-        if hidden_name(new).exists() or new.exists():
+        made = hidden_name(new).exists() or new.exists()
+        if made:
             for rel in plan["olds"]:
                 _unlink(self.root / rel)
             self.publish([(hidden_name(new), new)])
-            olds = set(plan["olds"])
-
-            def swap(e: dict) -> dict:
-                if olds & set(e.get("parts", [])):
-                    kept = [p for p in e["parts"] if p not in olds]
-                    e = dict(e, parts=kept + [plan["new"]])
-                return e
-        else:  # the merged file never made it: keep the olds
-            def swap(e: dict) -> dict:
-                return e
+        olds = set(plan["olds"])
 
         def done(m: dict) -> None:
-            m["inputs"] = [swap(e) for e in m["inputs"]]
+            if made:  # (else the merged file never made it: the olds stay)
+                rows = plan.get("rows")
+                ids = ({r[0] for r in rows} if rows is not None
+                       else {e["id"] for e in m["inputs"] if olds & set(e.get("parts", []))})
+                m["inputs"] = [_swap_parts(e, olds, plan["new"] if e["id"] in ids else None) for e in m["inputs"]]
+                shared = {rel: r for rel, r in m.get("shared", {}).items() if rel not in olds}
+                if rows is not None and len(rows) > 1:  # (one owner's file is its own: --force deletes it)
+                    shared[plan["new"]] = rows
+                m["shared"] = shared
             m["compactions"] = [p for p in m.get("compactions", []) if p != plan]
 
         self.update_manifest(done)
@@ -421,14 +522,53 @@ def fingerprint_stream(f, prefix_sizes=(), algo: str = HASH_ALGO, size: int | No
 
 
 def _manifest_text(manifest: dict) -> str:
-    """One input entry per line: greppable, diffable, and fast to write for thousands of inputs."""
-    head = {k: v for k, v in manifest.items() if k not in ("inputs", "compactions")}
+    """One input entry (or shared file) per line: greppable, diffable, and fast to write for thousands of inputs."""
+    head = {k: v for k, v in manifest.items() if k not in ("inputs", "compactions", "shared")}
     parts = [json.dumps(head, sort_keys=True)[:-1]]
-    for key in ("inputs", "compactions"):
+    for key in ("inputs", "compactions", "shared"):
         items = manifest.get(key, [])
-        body = ",\n  ".join(json.dumps(e, sort_keys=True) for e in items)
-        parts.append(f'"{key}": [' + (f"\n  {body}\n" if items else "") + "]")
+        if key == "shared" and key not in manifest:
+            continue
+        lines = (json.dumps(e, sort_keys=True) for e in items) if isinstance(items, list) else \
+            (f"{json.dumps(k)}: {json.dumps(v)}" for k, v in sorted(items.items()))
+        body = ",\n  ".join(lines)
+        ends = "[]" if isinstance(items, list) else "{}"
+        parts.append(f'"{key}": {ends[0]}' + (f"\n  {body}\n" if items else "") + ends[1])
     return ",\n ".join(parts) + "\n}\n"
+
+
+def _swap_parts(entry: dict, olds: set, new: str | None) -> dict:
+    """``entry`` with the files ``olds`` out of its parts, and ``new`` in (when it holds rows of its)."""
+    if not olds & set(entry.get("parts", [])):
+        return entry
+    return dict(entry, parts=[p for p in entry["parts"] if p not in olds] + ([new] if new else []))
+
+
+def _pieces(path: Path, rows: list) -> Iterator[tuple[str | None, pa.Table]]:
+    """A row file's rows by owner, as ``rows`` (``[[owner, n], …]``; n None: the rest) says: ``(owner, rows)``…"""
+    table, at = pq.read_table(path), 0
+    for owner, n in rows:
+        n = table.num_rows - at if n is None else n
+        yield owner, table.slice(at, n)
+        at += n
+    if at != table.num_rows:
+        raise DatasetError(f"{path} holds {table.num_rows} rows, the manifest says {at}; "
+                           "restore the manifest, or re-ingest into a new --data directory")
+
+
+def _owner_key(rows: list) -> str:
+    """A file's first owner, to sort files so that an input's end up merged together."""
+    return rows[0][0] or ""
+
+
+def compact_dataset(dataset: Dataset, *, min_files: int = COMPACT_MIN_FILES, across: bool = False, wait: bool = True,
+                    waiting=None) -> int | None:
+    """``Dataset.compact`` under the readers' lock (``readers_lock``), held exclusive: two logpipe
+    processes (a stream and ``logpipe compact``) never merge the same files at once, which would
+    duplicate rows, and no ``query`` or ``report`` is reading the files it deletes. None when
+    ``wait`` is false and the lock is taken (a reader, another compaction)."""
+    with readers_lock(dataset.root, wait=wait, waiting=waiting) as held:
+        return dataset.compact(min_files=min_files, across=across) if held else None
 
 
 def _ours(name: str) -> bool:

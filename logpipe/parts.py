@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import uuid
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -115,24 +115,50 @@ def _delta_coded(field: pa.Field) -> bool:
     return field.name in UNIQUE_COLUMNS and (pa.types.is_integer(field.type) or pa.types.is_timestamp(field.type))
 
 
+def _write_options(schema: pa.Schema) -> dict:
+    """``pq.ParquetWriter``'s options for a part of ``schema``."""
+    # Min/max statistics where they prune row groups (times, numbers); text columns go without.
+    # No Arrow schema in the file: its Parquet types read back as the record's (RECORD_SCHEMA's
+    # strings, lists, times in UTC) whether the rows were strings or string views (ingest's lanes).
+    return dict(compression="zstd", store_schema=False, use_dictionary=[n for n in schema.names if n not in UNIQUE_COLUMNS],
+                write_statistics=[f.name for f in schema if not _text(f.type)],
+                column_encoding={f.name: _encoding(f) for f in schema if _encoding(f)})
+
+
 def _write_hidden(table: pa.Table, final: Path) -> Path:
     """Write ``table`` to ``.<final name>.tmp`` next to ``final`` (fsynced); returns that path."""
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{final.name}.tmp")
-    names = table.column_names
-    # Min/max statistics where they prune row groups (times, numbers); text columns go without.
-    stats = [f.name for f in table.schema if not _text(f.type)]
-    # No Arrow schema in the file: its Parquet types read back as the record's (RECORD_SCHEMA's
-    # strings, lists, times in UTC) whether the rows were strings or string views (ingest's lanes).
-    pq.write_table(table, tmp, compression="zstd", row_group_size=ROW_GROUP_ROWS, store_schema=False,
-                   use_dictionary=[n for n in names if n not in UNIQUE_COLUMNS], write_statistics=stats,
-                   column_encoding={f.name: _encoding(f) for f in table.schema if _encoding(f)})
-    fd = os.open(tmp, os.O_RDONLY)
+    tmp = hidden_name(final)
+    pq.write_table(table, tmp, row_group_size=ROW_GROUP_ROWS, **_write_options(table.schema))
+    _fsync(tmp)
+    return tmp
+
+
+def write_hidden_pieces(pieces: Iterable[pa.Table], schema: pa.Schema, final: Path) -> Path:
+    """``_write_hidden`` of the tables ``pieces`` one after another, each cast to ``schema``: a merge of
+    many files (``Dataset.compact``) holds one row group of their rows in memory at a time."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = hidden_name(final)
+    with pq.ParquetWriter(tmp, schema, **_write_options(schema)) as writer:
+        held: list[pa.Table] = []
+        for piece in pieces:
+            held.append(_as_table(piece, schema))
+            while sum(t.num_rows for t in held) >= ROW_GROUP_ROWS:
+                rows = pa.concat_tables(held)
+                writer.write_table(rows.slice(0, ROW_GROUP_ROWS), row_group_size=ROW_GROUP_ROWS)
+                held = [rows.slice(ROW_GROUP_ROWS)]
+        if held:
+            writer.write_table(pa.concat_tables(held), row_group_size=ROW_GROUP_ROWS)
+    _fsync(tmp)
+    return tmp
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
-    return tmp
 
 
 def stage_files(root: Path, records: pa.Table | pa.RecordBatch | None,

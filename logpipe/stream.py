@@ -32,7 +32,6 @@ from .tailheads import first_header
 
 QUEUE_ITEMS = 8  # reads in flight between the threads (≈ 8 MiB, plus any long lines)
 MAX_BATCH_BYTES = 8 << 20  # a batch is flushed early past this many bytes
-COMPACT_MIN_FILES = 8
 PARSE_LINES = 10_000  # lines per parser call: ~3 MB; a call has a fixed cost of ~10 ms (1,000 took 3x as long)
 ALERT_ROWS = 5_000  # rows per alert check (DuckDB's memory grows with the rows it is handed)
 MAX_FLUSH_ROWS = 20_000  # a larger batch would not fit the memory bound (300 MiB, measured)
@@ -69,7 +68,7 @@ class Streamer:
     def __init__(self, data_dir: str, opts: StreamOptions, *, parser=None, stdin_fd: int = 0,
                  stdout: IO[str] | None = None, stderr: IO[str] | None = None):
         from .alerts import AlertRules, AlertWriter, known_destinations
-        from .dataset import Dataset
+        from .dataset import COMPACT_MIN_FILES, Dataset
         from .errors import UsageError
         from .batches import Counts
         from .pipeline import dataset_parser
@@ -132,6 +131,7 @@ class Streamer:
         self.gen_parts = 0  # part files of the current prefix (after a compaction: 1 per day)
         self.gen_rows = 0
         self.compacted = 0
+        self.compact_min_files = COMPACT_MIN_FILES
         self.signal: int | None = None
         self.pipe_closed = False
         self.unstored_from: int | None = None  # first line of a batch being written
@@ -200,7 +200,7 @@ class Streamer:
                     elif held and len(pending) == held:
                         deadline = time.monotonic() + self.opts.flush_seconds
             reader.join(timeout=1.0)
-            if self.gen_parts >= COMPACT_MIN_FILES:
+            if self.gen_parts >= self.compact_min_files:
                 self._compact(final=True)
         except Exception:
             stop.set()  # the reader stops; what it had read is counted in the summary, not stored
@@ -284,7 +284,7 @@ class Streamer:
         if self.opts.tee and table.num_rows and not self.pipe_closed:
             self._write_safely(lambda: self._tee(table))
         if self.gen_parts >= self.opts.compact_every or self.gen_rows >= GENERATION_ROWS:
-            if self.gen_parts >= COMPACT_MIN_FILES:
+            if self.gen_parts >= self.compact_min_files:
                 self._compact()
             if self.gen_rows >= GENERATION_ROWS:
                 self._next_generation()
@@ -421,6 +421,7 @@ class Streamer:
         """Compact now, unless a query or report is reading the dataset: then the next flush tries
         again (a stream never waits on a reader), or, at the end, for up to FINAL_COMPACT_WAIT seconds
         (after Ctrl-C, not at all)."""
+        from .dataset import compact_dataset
         from .errors import LogpipeError
 
         patience = FINAL_COMPACT_WAIT if final and self.signal != signal.SIGINT else 0.0
@@ -464,17 +465,6 @@ class Streamer:
         hidden = (f"… {more} more malformed lines not shown (raise --max-warnings; all are in the dataset's "
                   "rejects table)\n") if more > 0 else ""
         return f"{hidden}lines {self.counts.summary()}\n{rows}\n{end}"
-
-
-def compact_dataset(dataset, *, min_files: int = COMPACT_MIN_FILES, wait: bool = True, waiting=None) -> int | None:
-    """``Dataset.compact`` under the readers' lock (``dataset.readers_lock``), held exclusive: two
-    logpipe processes (a stream and ``logpipe compact``) never merge the same files at once, which
-    would duplicate rows, and no ``query`` or ``report`` is reading the files it deletes. None when
-    ``wait`` is false and the lock is taken (a reader, another compaction)."""
-    from .dataset import readers_lock
-
-    with readers_lock(dataset.root, wait=wait, waiting=waiting) as held:
-        return dataset.compact(min_files=min_files) if held else None
 
 
 def run_stream(data_dir: str, opts: StreamOptions) -> int:

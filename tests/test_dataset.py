@@ -282,7 +282,7 @@ def test_compact_on_a_full_disk_is_one_error_and_keeps_the_parts(tmp_path, monke
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "Error writing bytes to file. Detail: [errno 28] No space left on device")
 
-    monkeypatch.setattr(dataset, "_write_hidden", full)
+    monkeypatch.setattr(dataset, "write_hidden_pieces", full)
     monkeypatch.setattr(sys, "argv", ["logpipe", "compact", "--data", str(ds.root)])
     with pytest.raises(SystemExit) as e:
         main()
@@ -317,12 +317,169 @@ def test_recover_finishes_an_interrupted_compaction_without_duplicates(tmp_path)
     assert ds.read_manifest()["compactions"] == []
 
 
+# ---- compaction across inputs -------------------------------------------------------------------------
+
+
+def commit_inputs(ds: Dataset, n: int, days=(1, 2), rows: int = 3) -> None:
+    """``n`` small inputs ``e0``…, each its own source ``in<i>.log``, with ``rows`` rows on each day of ``days``."""
+    for i in range(n):
+        entry = ds.begin_entry({"id": f"e{i}", "prefix": f"part-e{i}", "path": f"in{i}.log"})
+        ds.commit_entry(entry, ds.stage(records([t(d, h) for d in days for h in range(rows)], f"in{i}.log"),
+                                        prefix=f"part-e{i}"))
+
+
+def all_rows(ds: Dataset) -> list[tuple]:
+    return duckdb.sql(f"select source, line_number, start_time from read_parquet('{ds.row_glob()}') "
+                      "order by all").fetchall()
+
+
+def rows_by_input(ds: Dataset) -> dict[str, int]:
+    """Each complete entry's rows by the manifest (its own files whole, its share of a shared file),
+    after checking that every shared file's rows of an input are that input's (its source)."""
+    m = ds.read_manifest()
+    shared = m.get("shared", {})
+    paths = {e["id"]: e["path"] for e in m["inputs"]}
+    for rel, owners in shared.items():
+        sources = pq.read_table(ds.root / rel, columns=["source"]).column(0).to_pylist()
+        assert len(sources) == sum(n for _, n in owners), rel
+        at = 0
+        for owner, n in owners:
+            assert set(sources[at:at + n]) <= {paths.get(owner)} | ({"stream.log"} if owner is None else set()), rel
+            at += n
+    listed = {p for e in m["inputs"] for p in e["parts"]}
+    assert listed <= {ds.rel(f) for f in ds.row_files()}
+    return {e["id"]: sum(sum(n for o, n in shared[p] if o == e["id"]) if p in shared
+                         else pq.read_metadata(ds.root / p).num_rows for p in e["parts"])
+            for e in m["inputs"] if e["state"] == "complete"}
+
+
+def test_compact_across_inputs_leaves_few_files_with_the_same_rows(tmp_path):
+    ds = Dataset(tmp_path / "d", create=True)
+    commit_inputs(ds, 12)
+    ds.append(records([t(1)] * 2, "stream.log"), prefix="stream")  # a stream's rows: no manifest entry
+    before = all_rows(ds)
+    assert len(ds.row_files()) == 25
+    assert ds.compact(min_files=8) == 0  # one writer's parts only: none has 8
+    assert ds.compact(min_files=8, across=True) == 25
+    assert len(ds.row_files()) == 2  # one a day
+    assert all_rows(ds) == before
+    assert rows_by_input(ds) == {f"e{i}": 6 for i in range(12)}
+    assert len(ds.read_manifest()["shared"]) == 2
+    # merged again with new small files: the shared file's inputs stay whole
+    for i in range(12, 20):
+        entry = ds.begin_entry({"id": f"e{i}", "prefix": f"part-e{i}", "path": f"in{i}.log"})
+        ds.commit_entry(entry, ds.stage(records([t(1, i % 24)], f"in{i}.log"), prefix=f"part-e{i}"))
+    assert ds.compact(min_files=8, across=True) == 9
+    assert len(ds.row_files()) == 2
+    assert rows_by_input(ds) == {**{f"e{i}": 6 for i in range(12)}, **{f"e{i}": 1 for i in range(12, 20)}}
+
+
+def test_compact_across_inputs_caps_a_merged_file_and_skips_large_files(tmp_path, monkeypatch):
+    from logpipe import dataset
+
+    monkeypatch.setattr(dataset, "MERGE_ROWS", 10)
+    monkeypatch.setattr(dataset, "ROW_GROUP_ROWS", 4)
+    ds = Dataset(tmp_path / "d", create=True)
+    commit_inputs(ds, 9, days=(1,))  # 9 files of 3 rows: 3 merged files of 9 rows
+    ds.append(records([t(1)] * 4, "stream.log"), prefix="stream")  # not small: left as it is
+    assert ds.compact(min_files=8, across=True) == 9
+    sizes = sorted(pq.read_metadata(f).num_rows for f in ds.row_files())
+    assert sizes == [4, 9, 9, 9]
+    assert rows_by_input(ds) == {f"e{i}": 3 for i in range(9)}
+
+
+@pytest.mark.parametrize("gone", [["e3"], ["e3", "e7"], [f"e{i}" for i in range(12)]])
+def test_force_after_compaction_across_inputs_replaces_exactly_that_inputs_rows(tmp_path, gone):
+    ds = Dataset(tmp_path / "d", create=True)
+    commit_inputs(ds, 12)
+    ds.append(records([t(1)] * 2, "stream.log"), prefix="stream")
+    ds.compact(min_files=8, across=True)
+    before = all_rows(ds)
+    new = ds.begin_entry({"id": "new", "prefix": "part-new", "path": "in3.log"})
+    ds.commit_entry(new, ds.stage(records([t(1, 20)] * 5, "again.log"), prefix="part-new"), replaces=gone)
+    paths = {f"in{g[1:]}.log" for g in gone}
+    assert all_rows(ds) == sorted([r for r in before if r[0] not in paths] + [("again.log", i, t(1, 20))
+                                                                             for i in range(1, 6)])
+    assert rows_by_input(ds) == {**{f"e{i}": 6 for i in range(12) if f"e{i}" not in gone}, "new": 5}
+    m = ds.read_manifest()
+    assert not any(o in gone for owners in m["shared"].values() for o, _ in owners)
+    assert m["compactions"] == [] and not list(ds.root.rglob("*.tmp"))
+
+
+class Killed(Exception):
+    pass
+
+
+def kill_at(monkeypatch, name: str, call: int) -> None:
+    """A kill -9 at the ``call``-th call of dataset.py's ``name`` (``_unlink``: before it removes a
+    file; ``publish``: after it renamed one into place): the process stops there, nothing after runs."""
+    from logpipe import dataset
+
+    real, calls = getattr(dataset, name, None) or getattr(Dataset, name), [0]
+
+    def killed(*args, **kwargs):
+        calls[0] += 1
+        if name == "publish":
+            real(*args, **kwargs)
+        if calls[0] == call:
+            raise Killed(f"killed at {name} #{call}")
+        if name != "publish":
+            return real(*args, **kwargs)
+
+    if name == "publish":
+        monkeypatch.setattr(Dataset, name, killed)
+    else:
+        monkeypatch.setattr(dataset, name, killed)
+
+
+# killed after the plan was recorded, after one old file's removal, after the merged file's rename
+@pytest.mark.parametrize("name, call", [("_unlink", 1), ("_unlink", 2), ("publish", 1)])
+def test_a_crash_in_a_compaction_across_inputs_then_recover_loses_and_doubles_nothing(tmp_path, monkeypatch,
+                                                                                     name, call):
+    ds = Dataset(tmp_path / "d", create=True)
+    commit_inputs(ds, 10, days=(1,))
+    before = all_rows(ds)
+    with monkeypatch.context() as mp:
+        kill_at(mp, name, call)
+        with pytest.raises(Killed):
+            ds.compact(min_files=8, across=True)
+    seen = all_rows(ds)
+    assert len(seen) == len(set(seen)) and set(seen) <= set(before)  # a glob reader: never a row twice
+    assert len(ds.read_manifest()["compactions"]) == 1
+    assert ds.recover()["compactions"] == 1
+    assert all_rows(ds) == before and len(ds.row_files()) == 1
+    assert rows_by_input(ds) == {f"e{i}": 3 for i in range(10)}
+
+
+# killed after the rewritten shared file's plan was recorded, after its rename, after the new input's first file's
+@pytest.mark.parametrize("name, call", [("_unlink", 1), ("publish", 1), ("publish", 2)])
+def test_a_crash_in_force_after_compaction_across_inputs_then_recover_loses_and_doubles_nothing(tmp_path, monkeypatch,
+                                                                                               name, call):
+    ds = Dataset(tmp_path / "d", create=True)
+    commit_inputs(ds, 10, days=(1,))
+    ds.compact(min_files=8, across=True)
+    before = all_rows(ds)
+    new = ds.begin_entry({"id": "new", "prefix": "part-new", "path": "in3.log"})
+    pairs = ds.stage(records([t(1, 20)] * 5, "again.log"), prefix="part-new")
+    with monkeypatch.context() as mp:
+        kill_at(mp, name, call)
+        with pytest.raises(Killed):
+            ds.commit_entry(new, pairs, replaces=["e3"])
+    seen = all_rows(ds)
+    assert len(seen) == len(set(seen))
+    assert ds.recover()["rolled_forward"] == 1
+    want = sorted([r for r in before if r[0] != "in3.log"] + [("again.log", i, t(1, 20)) for i in range(1, 6)])
+    assert all_rows(ds) == want
+    assert rows_by_input(ds) == {**{f"e{i}": 3 for i in range(10) if i != 3}, "new": 5}
+    assert ds.read_manifest()["compactions"] == []
+
+
 # ---- readers against compaction (the readers' lock) ---------------------------------------------------
 
 
 def test_compaction_waits_for_a_reader_and_a_reader_for_compaction(tmp_path):
     from logpipe import db
-    from logpipe.stream import compact_dataset
+    from logpipe.dataset import compact_dataset
 
     ds = Dataset(tmp_path / "d", create=True)
     for _ in range(9):
@@ -354,19 +511,22 @@ def test_force_replacement_waits_for_a_reader(tmp_path):
     assert not swap.is_alive() and count_rows(ds) == 5
 
 
-def test_queries_during_compactions_never_miss_or_double_rows(tmp_path):
+@pytest.mark.parametrize("across", [False, True])
+def test_queries_during_compactions_never_miss_or_double_rows(tmp_path, across):
     """A writer appends parts and compacts them over and over (a stream) while queries read through
     db.reading, as `logpipe query` does: every count is the rows appended so far, never fewer (a group
-    deleted before its merged file is in place) or more, and no query meets a deleted file."""
+    deleted before its merged file is in place) or more, and no query meets a deleted file. ``across``:
+    the parts are ingested inputs' too, merged across inputs (`logpipe compact`, ingest), and one
+    input's rows are replaced (--force) in the shared file each round."""
     import threading
     import time
 
     from logpipe import db
     from logpipe.queries import run_query
-    from logpipe.stream import compact_dataset
+    from logpipe.dataset import compact_dataset
 
     ds = Dataset(tmp_path / "d", create=True)
-    ds.append(records([t(1)] * 4), prefix="seed")
+    ds.append(records([t(1)] * 4, "stream.log"), prefix="seed")
     appended = [4]
     stop = threading.Event()
     failures: list[str] = []
@@ -374,11 +534,18 @@ def test_queries_during_compactions_never_miss_or_double_rows(tmp_path):
     def write() -> None:
         k = 0
         while not stop.is_set():
-            for _ in range(8):
-                ds.append(records([t(1)] * 4), prefix=f"stream{k}")
+            for i in range(8):
+                if across and i % 2:  # an ingested input (--force of the one before it: same rows)
+                    entry = ds.begin_entry({"id": f"k{k}i{i}", "prefix": f"part-k{k}i{i}", "path": f"{k}.log"})
+                    ds.commit_entry(entry, ds.stage(records([t(1)] * 4, f"{k}.log"), prefix=f"part-k{k}i{i}"),
+                                    replaces=[f"k{k - 1}i{i}"] if k and i == 1 else [])
+                    if k and i == 1:
+                        continue
+                else:
+                    ds.append(records([t(1)] * 4, "stream.log"), prefix=f"stream{k}")
                 appended[0] += 4
             k += 1
-            compact_dataset(ds, min_files=8)
+            compact_dataset(ds, min_files=8, across=across)
 
     writer = threading.Thread(target=write)
     writer.start()
@@ -404,6 +571,10 @@ def test_queries_during_compactions_never_miss_or_double_rows(tmp_path):
         writer.join(timeout=30)
     assert not failures, failures
     assert reads >= 3
+    assert count_rows(ds) == appended[0]
+    if across:
+        assert ds.read_manifest()["shared"] and len(ds.row_files()) < 8
+        assert sum(rows_by_input(ds).values()) == 4 * len(ds.entries())
 
 
 # ---- identity --------------------------------------------------------------------------------------

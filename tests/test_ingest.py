@@ -77,13 +77,18 @@ def keys(data: Path) -> list[tuple[str, int]]:
 
 
 def check_consistent(data: Path) -> dict:
-    """Every entry complete, read = parsed + rejected + blank, its part files hold exactly its parsed
-    rows, the dataset holds exactly the manifest's parsed rows, each (source, line) once."""
+    """Every entry complete, read = parsed + rejected + blank, its part files (its share of a shared
+    one) hold exactly its parsed rows, the dataset holds exactly the manifest's parsed rows, each
+    (source, line) once."""
     m = manifest(data)
+    shared = m.get("shared", {})  # files merged across inputs: how many rows of each are whose
+    for rel, owners in shared.items():
+        assert pq.read_metadata(data / rel).num_rows == sum(n for _, n in owners), rel
     for e in m["inputs"]:
         assert e["state"] == "complete", e
         assert e["read"] == e["parsed"] + e["noise"] + e["malformed"] + e["blank"] + e.get("joined", 0), e
-        assert sum(pq.read_metadata(data / p).num_rows for p in e["parts"]) == e["parsed"], e
+        assert sum(sum(n for o, n in shared[p] if o == e["id"]) if p in shared else pq.read_metadata(data / p).num_rows
+                   for p in e["parts"]) == e["parsed"], e
         assert sum(pq.read_metadata(data / p).num_rows for p in e["rejects"]) == e["noise"] + e["malformed"], e
     listed = {p for e in m["inputs"] for p in e["parts"]}
     assert {str(p.relative_to(data)) for p in data.glob("date=*/*.parquet")} == listed
@@ -218,6 +223,58 @@ def test_force_on_a_grown_file_replaces_every_earlier_piece(tmp_path, monkeypatc
     assert code == 0
     (entry,) = check_consistent(data)["inputs"]
     assert entry["read"] == 150 and rows(data) == entry["parsed"]
+
+
+def per_pod_logs(tmp_path: Path, pods: int, lines: int = 40, seed: int = 21) -> list[Path]:
+    every = gen_lines(pods * lines, seed=seed)
+    return [write_log(tmp_path / "logs" / f"pod-{i:02}.log", every[i * lines:(i + 1) * lines]) for i in range(pods)]
+
+
+def test_many_small_inputs_are_merged_into_few_files_and_force_still_replaces_one(tmp_path, monkeypatch, capsys):
+    """A file per input and day costs queries (600 files: count(*) ~7x slower than one file): ingest
+    merges a day directory's small files across inputs once it holds 8, and --force of one input
+    still replaces exactly its rows, taken out of the merged file."""
+    data = tmp_path / "data"
+    logs = per_pod_logs(tmp_path, 12)
+    code, _, err = run(monkeypatch, capsys, "ingest", *logs[:7], "--data", data)
+    assert code == 0 and "merged" not in err  # 7 files a day: left as they are
+    code, _, err = run(monkeypatch, capsys, "ingest", *logs[7:], "--data", data)
+    assert code == 0 and re.search(r"^merged 12 small part files into 1$", err, re.M), err
+    days = {p.parent for p in data.glob("date=*/*.parquet")}
+    assert len(list(data.glob("date=*/*.parquet"))) == len(days)
+    m = check_consistent(data)
+    assert len(m["inputs"]) == 12 and m["shared"]
+    want = keys(data)
+    old_id = next(e["id"] for e in m["inputs"] if e["path"] == str(logs[3]))
+    code, _, err = run(monkeypatch, capsys, "ingest", logs[3], "--data", data, "--force")
+    assert code == 0 and "merged" not in err, err
+    m = check_consistent(data)
+    assert keys(data) == want and len(m["inputs"]) == 12
+    assert old_id not in {o for owners in m["shared"].values() for o, _ in owners}
+    (new,) = [e for e in m["inputs"] if e["path"] == str(logs[3])]
+    assert not set(new["parts"]) & set(m["shared"])  # its rows are in its own file again
+    # every input again: the merged file held only their rows, and goes; the new files are merged
+    code, _, err = run(monkeypatch, capsys, "ingest", *logs, "--data", data, "--force")
+    assert code == 0 and "merged 12 small part files into 1" in err, err
+    m = check_consistent(data)
+    assert keys(data) == want and len(m["inputs"]) == 12 and len(m["shared"]) == len(days)
+
+
+def test_a_compaction_that_fails_leaves_the_ingested_rows_and_says_so(tmp_path, monkeypatch, capsys):
+    import errno
+
+    from logpipe import dataset
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "Error writing bytes to file. Detail: [errno 28] No space left on device")
+
+    monkeypatch.setattr(dataset, "write_hidden_pieces", full)
+    data = tmp_path / "data"
+    code, _, err = run(monkeypatch, capsys, "ingest", *per_pod_logs(tmp_path, 9), "--data", data)
+    assert code == 0
+    assert err.splitlines()[-1] == ("logpipe: compaction skipped: No space left on device; the rows are stored"
+                                    " (`logpipe compact` merges the small part files later)")
+    assert len(check_consistent(data)["inputs"]) == 9 and len(list(data.glob("date=*/*.parquet"))) >= 9
 
 
 # ---- inputs -------------------------------------------------------------------------------------------
