@@ -546,7 +546,7 @@ def _swap_parts(entry: dict, olds: set, new: str | None) -> dict:
 
 def _pieces(path: Path, rows: list) -> Iterator[tuple[str | None, pa.Table]]:
     """A row file's rows by owner, as ``rows`` (``[[owner, n], …]``; n None: the rest) says: ``(owner, rows)``…"""
-    table, at = pq.read_table(path), 0
+    table, at = pq.ParquetFile(path).read(use_threads=False), 0  # (small files: ~2x faster than read_table's)
     for owner, n in rows:
         n = table.num_rows - at if n is None else n
         yield owner, table.slice(at, n)
