@@ -643,8 +643,8 @@ def _late_note(ds, parts: list[str], cutoff) -> str | None:
 def _compact(ds, err) -> None:
     """Merge the small part files of day directories that hold many (``COMPACT_MIN_FILES``), whichever
     inputs wrote them (``Dataset.compact``): a run of many small inputs (per-pod logs, daily tarballs)
-    leaves a file per input and day, and a query reads 600 files ~7x slower than one. After the note
-    on late rows, which reads this run's files."""
+    leaves a file per input and day, and a query reads 600 files ~3x slower than the same rows in a
+    few (README, Ingest). After the note on late rows, which reads this run's files."""
     from .dataset import compact_dataset
     from .errors import LogpipeError
 

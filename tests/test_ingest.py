@@ -260,6 +260,24 @@ def test_many_small_inputs_are_merged_into_few_files_and_force_still_replaces_on
     assert keys(data) == want and len(m["inputs"]) == 12 and len(m["shared"]) == len(days)
 
 
+def test_the_merge_at_an_ingests_end_waits_for_a_query_and_says_so(tmp_path):
+    from logpipe import db
+    from logpipe.dataset import Dataset
+
+    data = tmp_path / "data"
+    Dataset(data, create=True)  # (its readers' lock, to hold)
+    logs = per_pod_logs(tmp_path, 9)
+    with db.reading(data):
+        proc = subprocess.Popen([sys.executable, "-m", "logpipe", "ingest", *map(str, logs), "--data", str(data)],
+                                stderr=subprocess.PIPE, text=True, env=_env())
+        said = next((line for line in proc.stderr if "waiting" in line), "")
+        assert said == f"logpipe: waiting for the queries reading {data} to finish, to merge small part files\n"
+        assert proc.poll() is None and len(check_consistent(data)["inputs"]) == 9  # committed, merged once we are done
+    rest = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 0 and "merged 9 small part files into 1" in rest, rest
+    check_consistent(data)
+
+
 def test_a_compaction_that_fails_leaves_the_ingested_rows_and_says_so(tmp_path, monkeypatch, capsys):
     import errno
 
