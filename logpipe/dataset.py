@@ -303,13 +303,16 @@ class Dataset:
             elif e.get("state") == "pending":
                 self.abandon_entry(e)
                 stats["dropped"] += 1
-        if m.get("compactions"):
-            # Under the lock `logpipe compact` and streams hold while merging (compact_dataset):
-            # a plan another process is carrying out right now is left to it (as are readers).
+        # Under the lock `logpipe compact` and streams hold while merging (compact_dataset): a plan
+        # another process is carrying out right now is left to it (as are readers).
+        merging = list(self.root.glob(f"date=*/.{MERGED_PREFIX}-*.tmp"))
+        if m.get("compactions") or merging:
             with readers_lock(self.root, wait=False) as held:
                 for plan in self.read_manifest().get("compactions", []) if held else ():
                     self._finish_compaction(plan)
                     stats["compactions"] += 1
+                for tmp in merging if held else ():  # a merge killed before its plan was recorded
+                    _unlink(tmp)
         cutoff = time.time() - STALE_TMP_SECONDS
         for tmp in self.root.glob("*/.*.tmp"):
             with contextlib.suppress(OSError):

@@ -784,6 +784,7 @@ KILL_POINTS = {
     "second-input-committed": lambda d: (d / "_manifest.json").exists()
     and sum(e["state"] == "complete" for e in manifest(d)["inputs"]) >= 2,
     "0.2s-into-the-first-input": None,
+    "merging-small-files": lambda d: bool(list(d.glob("date=*/.merged-*.tmp"))),  # (at the end: ingest's merge)
 }
 
 
