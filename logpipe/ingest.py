@@ -130,7 +130,7 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
     if run.late_parts and (note := _late_note(ds, run.late_parts, run.cutoff)):
         print(note, file=err)
     if summary.ingested:
-        _compact(ds, err)
+        _compact(ds, err, run.days)
     if summary.failed:
         if run.ratio_failures and summary.failed == len(run.ratio_failures):
             raise RejectLimitError(f"{len(run.ratio_failures)} input(s) had too many malformed lines (see above)")
@@ -163,6 +163,7 @@ class _Run:
         last = max((e["max_time"] for e in entries if e.get("max_time")), default=None, key=_parse_time)
         self.cutoff = _parse_time(last) - DEFAULT_WINDOW if last else None
         self.late_parts: list[str] = []
+        self.days: set[str] = set()  # the day directories this run wrote rows to (``_compact``)
         # the algorithm of the dataset's entries (those before hash_algo was recorded: blake2b)
         self.hash_algo = next((e.get("hash_algo", "blake2b-128") for e in self.known), HASH_ALGO)
         # the format option a hint's `logpipe parse` repeats, so that it reads the lines as this run did
@@ -442,6 +443,7 @@ class _Run:
             self.summary.ingested += 1
             self.summary.rows += rows
             self.summary.files += len(done["parts"])
+            self.days.update(p.split("/", 1)[0] for p in done["parts"])
             self.summary.undated += undated
             self.summary.bytes += end - skip_bytes
             if tmin is not None and self.cutoff is not None and tmin < self.cutoff:
@@ -640,17 +642,18 @@ def _late_note(ds, parts: list[str], cutoff) -> str | None:
             f" out: report them with --since {lo:%Y-%m-%dT%H:%MZ} --until {until:%Y-%m-%dT%H:%MZ}")
 
 
-def _compact(ds, err) -> None:
-    """Merge the small part files of day directories that hold many (``COMPACT_MIN_FILES``), whichever
-    inputs wrote them (``Dataset.compact``): a run of many small inputs (per-pod logs, daily tarballs)
-    leaves a file per input and day, and a query reads 600 files ~3x slower than the same rows in a
-    few (README, Ingest). After the note on late rows, which reads this run's files."""
-    from .dataset import compact_dataset
+def _compact(ds, err, days: set[str]) -> None:
+    """Merge the small part files (``INGEST_SMALL_ROWS``) of the day directories this run wrote to
+    (``days``) that hold many (``COMPACT_MIN_FILES``), whichever inputs wrote them (``Dataset.compact``):
+    a run of many small inputs (per-pod logs, daily tarballs) leaves a file per input and day, and a
+    query reads 600 files ~3x slower than the same rows in a few (README, Ingest). After the note on
+    late rows, which reads this run's files."""
+    from .dataset import INGEST_SMALL_ROWS, compact_dataset
     from .errors import LogpipeError
 
     before = len(ds.row_files())
     try:
-        removed = compact_dataset(ds, across=True, waiting=lambda: print(
+        removed = compact_dataset(ds, across=True, small_rows=INGEST_SMALL_ROWS, days=days, waiting=lambda: print(
             f"logpipe: waiting for the queries reading {ds.root} to finish, to merge small part files", file=err))
     except (OSError, LogpipeError) as e:  # the rows are stored as they are; merging can wait
         why = no_space(e) or (e.strerror if isinstance(e, OSError) and e.strerror else str(e))

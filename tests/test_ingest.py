@@ -3,6 +3,7 @@ corrupt inputs, bad paths, reject policies, and a real kill -9 test."""
 from __future__ import annotations
 
 import bz2
+import datetime as dt
 import gzip
 import io
 import json
@@ -258,6 +259,35 @@ def test_many_small_inputs_are_merged_into_few_files_and_force_still_replaces_on
     assert code == 0 and "merged 12 small part files into 1" in err, err
     m = check_consistent(data)
     assert keys(data) == want and len(m["inputs"]) == 12 and len(m["shared"]) == len(days)
+
+
+def test_the_merge_at_an_ingests_end_takes_only_small_files_of_the_days_it_wrote(tmp_path, monkeypatch, capsys):
+    """An ingest merges files under INGEST_SMALL_ROWS rows (a large input's ~52k-row parts read as fast
+    as merged ones: merging them would double its ingest) in the day directories it wrote to (not
+    every file's footer of a long-lived dataset); `logpipe compact` merges every file under a row
+    group, of every day."""
+    import pyarrow as pa
+
+    from logpipe import dataset
+    from logpipe.dataset import Dataset
+
+    data = tmp_path / "data"
+    ds = Dataset(data, create=True)
+    old_day = pa.table({"start_time": pa.array([dt.datetime(2020, 1, 1, 12, tzinfo=dt.timezone.utc)] * 3,
+                                               pa.timestamp("ms", tz="UTC")), "source_file": ["s.log"] * 3})
+    for i in range(8):  # another day's small files, of 8 streams (a stream merges only its own)
+        ds.append(old_day, prefix=f"stream{i}")
+    monkeypatch.setattr(dataset, "INGEST_SMALL_ROWS", 30)
+    code, _, err = run(monkeypatch, capsys, "ingest", *per_pod_logs(tmp_path, 9, lines=40), "--data", data)
+    assert code == 0 and "merged" not in err, err  # 40-line files: not small here; 2020-01-01 not written
+    assert len(list(data.glob("date=2020-01-01/*.parquet"))) == 8
+    code, _, err = run(monkeypatch, capsys, "ingest", *per_pod_logs(tmp_path / "b", 9, lines=20, seed=5),
+                       "--data", data)
+    assert code == 0 and re.search(r"^merged 9 small part files into 1$", err, re.M), err
+    assert len(list(data.glob("date=2020-01-01/*.parquet"))) == 8
+    code, _, err = run(monkeypatch, capsys, "compact", "--data", data)
+    (merged,) = data.glob("date=2020-01-01/*.parquet")
+    assert code == 0 and pq.read_metadata(merged).num_rows == 24, err
 
 
 def test_the_merge_at_an_ingests_end_waits_for_a_query_and_says_so(tmp_path):
