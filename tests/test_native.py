@@ -111,22 +111,34 @@ def test_without_a_compiler_polars_cuts(monkeypatch, tmp_path):
     assert Parser().parse_batch([LINE] * 3).records.to_pylist() == with_native
 
 
-def test_build_into_the_cache(monkeypatch, tmp_path):
+@pytest.fixture(scope="module")
+def fresh_build(tmp_path_factory):
+    """cut.c built once into an empty $LOGPIPE_CACHE of its own (a compile is the costly part of these
+    tests): (that directory, the library). A test that changes the directory works on a copy."""
+    cache = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LOGPIPE_CACHE", str(cache))
+        built = native._build()
+    return cache, built
+
+
+def test_build_into_the_cache(monkeypatch, tmp_path, fresh_build):
     """The library is built into $LOGPIPE_CACHE, named by a hash of cut.c, and found there next time."""
+    cache, built = fresh_build
+    assert built.parent == cache and built.name.startswith("cut-") and built.suffix == ".so"
+    assert [p.name for p in cache.iterdir()] == [built.name]  # no temporary file left
+    shutil.copytree(cache, tmp_path, dirs_exist_ok=True)
+    built = tmp_path / built.name
     monkeypatch.setenv("LOGPIPE_CACHE", str(tmp_path))
-    built = native._build()
-    assert built.parent == tmp_path and built.name.startswith("cut-") and built.suffix == ".so"
-    assert [p.name for p in tmp_path.iterdir()] == [built.name]  # no temporary file left
+    with monkeypatch.context() as mp:
+        mp.setenv("CC", "no-such-cc")  # found in the cache: no compiler needed
+        assert native._build() == built
+        assert native._load(built).logpipe_cut is not None
     (tmp_path / "cut-0123456789abcdef.so").write_bytes(b"an earlier build")
     monkeypatch.setattr(native, "SOURCE", tmp_path / "cut.c")  # a changed cut.c: built anew, the old one goes
     (tmp_path / "cut.c").write_text(native.Path(native.__file__).with_name("cut.c").read_text() + "\n")
     rebuilt = native._build()
     assert rebuilt != built and sorted(p.name for p in tmp_path.glob("*.so")) == [rebuilt.name]
-    monkeypatch.setattr(native, "SOURCE", native.Path(native.__file__).with_name("cut.c"))
-    built = native._build()
-    monkeypatch.setenv("CC", "no-such-cc")  # found in the cache: no compiler needed
-    assert native._build() == built
-    assert native._load(built).logpipe_cut is not None
 
 
 def test_disabled(monkeypatch):
@@ -160,9 +172,10 @@ def plan_shaped(draw):
 ANY_LINE = st.one_of(st.text(alphabet=' "-[]|:.aZ09é路\t', max_size=160), plan_shaped())
 
 
-# (~3,000 lines either way: 120 batches of up to 50, not 300 of up to 20; a cut's cost is mostly per batch)
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(ANY_LINE, min_size=1, max_size=50))
+# (~3,000 lines either way: 60 batches of up to 100, not 120 of up to 50 nor 300 of up to 20; a cut's
+# cost is mostly per batch)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(ANY_LINE, min_size=1, max_size=100))
 def test_arbitrary_lines_are_cut_safely(plan, monkeypatch, lines):
     """Any text (cut.c is only given lines a layout's regex accepts, but must be safe on any): a
     line is cut only when it holds the plan's number of quotes, and every token is a piece of it."""
@@ -198,11 +211,10 @@ def test_count_newlines(monkeypatch, size):
     assert native.count_newlines(buf, len(buf)) == buf.count(b"\n")
 
 
-def test_a_library_in_a_directory_others_can_write_is_not_loaded(monkeypatch, tmp_path):
+def test_a_library_in_a_directory_others_can_write_is_not_loaded(monkeypatch, tmp_path, fresh_build):
     """A library is code this process runs: one in a directory other users can write (a shared
     /tmp) could have been planted there, so it is neither loaded nor built there."""
-    monkeypatch.setenv("LOGPIPE_CACHE", str(tmp_path / "private"))
-    built = native._build()
+    _cache, built = fresh_build
     assert oct(built.stat().st_mode & 0o777) == "0o700"
     shared = tmp_path / "shared"
     shared.mkdir()
