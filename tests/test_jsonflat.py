@@ -137,10 +137,11 @@ VALUES = st.one_of(SCALARS, st.lists(SCALARS, max_size=2), st.dictionaries(st.te
 KEYS = st.sampled_from([*jsonlog.FLAT_KEYS, *jsonlog.STOP_KEYS, "level", "log", "stream", "x", "time"])
 
 
-# (~1,000 objects either way: 100 batches of up to 18, not 300 of up to 6, as a parse costs ~25 ms a
-# batch whatever its size; and larger batches mix more kinds of line)
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(objs=st.lists(st.dictionaries(KEYS, VALUES, max_size=8), min_size=1, max_size=18),
+# (~1,000 objects either way: 50 batches of up to 36, not 100 of up to 18 nor 300 of up to 6, as a
+# parse costs ~25 ms a batch whatever its size, twice an example; and larger batches mix more kinds
+# of line)
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(objs=st.lists(st.dictionaries(KEYS, VALUES, max_size=8), min_size=1, max_size=36),
        seed=st.integers(0, 2**16))
 def test_generated_objects_read_the_same(parser, objs, seed, monkeypatch):
     rng = random.Random(seed)
