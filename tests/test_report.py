@@ -4,6 +4,7 @@ and the CLI's options and errors behave."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import sys
 import zlib
@@ -366,17 +367,22 @@ def test_baseline_dataset_gives_the_same_findings(incident, incident_data, basel
     assert key(doc) == key(incident)
 
 
-@pytest.mark.parametrize("path", ANOMALY_FILES, ids=lambda p: p.stem)
-def test_anomaly_query_runs_alone_with_its_defaults(scenario_data, path):
-    """`logpipe query NAME` runs these too: without report options they must work on the views."""
+@pytest.fixture(scope="module")
+def scenario_con(scenario_data):
+    """A connection to the scenario's dataset as `logpipe query` makes one, for queries that only read."""
     from logpipe.db import connect
-    from logpipe.queries import load_queries
 
     con = connect(scenario_data)
-    try:
-        table = run_query(con, load_queries()[path.stem])
-    finally:
-        con.close()
+    yield con
+    con.close()
+
+
+@pytest.mark.parametrize("path", ANOMALY_FILES, ids=lambda p: p.stem)
+def test_anomaly_query_runs_alone_with_its_defaults(scenario_con, path):
+    """`logpipe query NAME` runs these too: without report options they must work on the views."""
+    from logpipe.queries import load_queries
+
+    table = run_query(scenario_con, load_queries()[path.stem])
     assert table.column_names[:6] == list(reports.FINDING_KEYS)
     assert set(table["kind"].to_pylist()) <= {path.stem}
     assert set(table["severity"].to_pylist()) <= set(reports.SEVERITIES)
@@ -583,8 +589,22 @@ def run(*args, input=None):
     return CliRunner().invoke(cli, list(args), input=input)
 
 
+def run_once(*args):
+    """``run(*args)`` of a report or query that only reads (the scenario's dataset, which no test
+    changes), run once for every test that asks for the same (with the same LOGPIPE_* settings): a
+    report's run is most of their time."""
+    import os
+
+    return _run_once(tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("LOGPIPE"))), *args)
+
+
+@functools.lru_cache(maxsize=None)
+def _run_once(_env, *args):
+    return run(*args)
+
+
 def test_cli_json_shape(scenario_data):
-    r = run("report", "anomalies", "--data", str(scenario_data), "-o", "json")
+    r = run_once("report", "anomalies", "--data", str(scenario_data), "-o", "json")
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
     assert list(doc) == ["window", "baseline", "findings"]
@@ -612,9 +632,9 @@ def test_inventory_says_what_its_columns_mean(scenario_data, fmt, tmp_path, monk
     table lacks (a user's query of fewer columns)."""
     from logpipe.queries import load_queries
 
-    text = run("report", "inventory", "--data", str(scenario_data), "-o", fmt).stdout
+    text = run_once("report", "inventory", "--data", str(scenario_data), "-o", fmt).stdout
     flat = " ".join(text.split())
-    doc = json.loads(run("report", "inventory", "--data", str(scenario_data), "-o", "json").stdout)
+    doc = json.loads(run_once("report", "inventory", "--data", str(scenario_data), "-o", "json").stdout)
     queries = load_queries()
     assert text.count("Columns:") == 2
     for section, cols in (("destinations", ["egress_kind", "flagged", "transport", "source_count"]),
@@ -644,13 +664,13 @@ def test_readme_demo_inventory_lines_are_the_reports(scenario_data):
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     block = readme.split("-o text\nEgress inventory\n", 1)[1].split("\nEgress anomalies\n", 1)[0]
     shown = [line for line in block.splitlines() if line.strip() and "…" not in line]
-    out = run("report", "inventory", "--data", str(scenario_data), "-o", "text").stdout.splitlines()
+    out = run_once("report", "inventory", "--data", str(scenario_data), "-o", "text").stdout.splitlines()
     assert any(line.startswith("  transport ") for line in shown)
     assert [line for line in shown if line not in out] == []
 
 
 def test_cli_inventory_covers_all_data(scenario_data):
-    r = run("report", "inventory", "--data", str(scenario_data), "-o", "json")
+    r = run_once("report", "inventory", "--data", str(scenario_data), "-o", "json")
     doc = json.loads(r.stdout)
     assert sum(d["requests"] for d in doc["destinations"]) > 3000
 
@@ -659,7 +679,7 @@ def test_cli_inventory_covers_all_data(scenario_data):
 def test_cli_report_on_log_files_equals_the_report_on_their_dataset(scenario_data, name):
     """``--input FILE`` (a directory, stdin): the logs parsed in memory give the report their
     dataset gives; the parse's summary on stderr, the baseline named as the logs'."""
-    want = json.loads(run("report", name, "--data", str(scenario_data), "-o", "json").stdout)
+    want = json.loads(run_once("report", name, "--data", str(scenario_data), "-o", "json").stdout)
     if name == "anomalies":
         assert want["baseline"].pop("source") == "dataset"
     text = "".join(p.read_text(encoding="utf-8") for p in (SCENARIO / "baseline-week.log", SCENARIO / "incident-day.log"))
@@ -709,7 +729,7 @@ def test_cli_report_takes_the_egress_views_settings(scenario_data):
     """--cluster-domain / --internal-cidr set the egress view for a report as for a query (README: "the
     cluster domain and internal CIDRs are settings"; report refused them: no such option)."""
     def destinations(*args):
-        r = run("report", "inventory", "--data", str(scenario_data), "-o", "json", *args)
+        r = run_once("report", "inventory", "--data", str(scenario_data), "-o", "json", *args)
         assert r.exit_code == 0, r.output
         return {d["destination"] for d in json.loads(r.stdout)["destinations"]}
 
