@@ -332,10 +332,9 @@ SRV_LINES = [
 ]
 
 
-def test_istio_dns_srv_keys_are_split_and_judged_by_their_host():
+def test_istio_dns_srv_keys_are_split_and_judged_by_their_host(judge):
     from conftest import parse_text
 
-    from logpipe.db import connect
     from logpipe.queries import run_query
 
     rows, rejects, _ = parse_text(SRV_LINES)
@@ -343,7 +342,7 @@ def test_istio_dns_srv_keys_are_split_and_judged_by_their_host():
     assert [(r["upstream_cluster_direction"], r["upstream_cluster_port"], r["upstream_cluster_subset"],
              r["upstream_cluster_host"]) for r in (rows[0], rows[2])] == [
         ("outbound", 9080, "v1", "reviews.default.svc.cluster.local"), ("outbound", 443, None, "api.example.com")]
-    c = connect(tables={"records": pa.Table.from_pylist(rows, schema=RECORD_SCHEMA)})
+    c = judge(*rows)
     got = run_query(c, "SELECT destination, destination_port, egress_kind FROM traffic ORDER BY start_time").to_pylist()
     assert [(g["destination"], g["destination_port"], g["egress_kind"]) for g in got] == [
         ("reviews.default.svc.cluster.local", 9080, None),  # (was public_ip, named outbound_.9080_.v1_.reviews…)
@@ -389,11 +388,10 @@ def test_egress_mesh_domains(judge, mesh_domains, host, is_egress):
     assert run_query(c, "SELECT count(*) AS n FROM egress").column("n")[0].as_py() == 2 * int(is_egress)
 
 
-def test_a_host_reached_over_hbone_is_in_the_mesh_on_every_row():
+def test_a_host_reached_over_hbone_is_in_the_mesh_on_every_row(judge):
     """A ServiceEntry host whose waypoint tunnels to its endpoints over HBONE (envoy://connect_originate/)
     has mesh workloads behind it: none of its rows is egress, its 503 with no upstream included; an
     external host of the same waypoint (its endpoint dialled directly) stays egress."""
-    from logpipe.db import connect
     from logpipe.queries import run_query
 
     vip = dict(upstream_cluster_direction="inbound-vip", upstream_cluster_port=80,
@@ -407,17 +405,16 @@ def test_a_host_reached_over_hbone_is_in_the_mesh_on_every_row():
             # (a cluster of no host over HBONE: no NULL among the meshed hosts, which would void every IN)
             rec(upstream_cluster="inbound-vip|80|http|", upstream_host="envoy://connect_originate/10.244.0.40:80",
                 upstream_host_ip="10.244.0.40", **vip)]
-    c = connect(tables={"records": records(*rows)})
+    c = judge(*rows)
     got = run_query(c, "SELECT destination, egress_kind FROM traffic WHERE upstream_cluster_host IS NOT NULL ORDER BY 1").to_pylist()
     assert [(g["destination"], g["egress_kind"]) for g in got] == [
         ("httpbin.org", "waypoint"), ("mirror.internal.example", None), ("mirror.internal.example", None)]
 
 
-def test_registry_only_lists_every_passthrough_destination_internal_ones_too():
+def test_registry_only_lists_every_passthrough_destination_internal_ones_too(judge):
     """`query registry_only` answers "what would REGISTRY_ONLY break": every PassthroughCluster
     destination, also one at an internal address (a VPC database), which the egress view and the
     inventory leave out; a ServiceEntry's traffic is not listed."""
-    from logpipe.db import connect
     from logpipe.queries import named_query, run_query
 
     rows = [rec(upstream_cluster="PassthroughCluster", upstream_host_ip="10.20.30.40", upstream_host_port=5432,
@@ -431,7 +428,7 @@ def test_registry_only_lists_every_passthrough_destination_internal_ones_too():
             rec(upstream_cluster="outbound|443||api.example.com", upstream_cluster_direction="outbound",
                 upstream_cluster_port=443, upstream_cluster_host="api.example.com",
                 upstream_host_ip="192.0.2.45", upstream_host_port=443)]
-    c = connect(tables={"records": records(*rows)})
+    c = judge(*rows)
     got = run_query(c, named_query("registry_only")).to_pylist()
     assert [(g["destination"], g["port"], g["protocol"], g["address_kind"], g["requests"], g["sources"], g["sni"])
             for g in got] == [
@@ -461,17 +458,16 @@ PASSTHROUGH_ROWS = [
 ]
 
 
-def test_registry_only_gives_each_destination_the_service_entry_unregistered_egress_gives():
+def test_registry_only_gives_each_destination_the_service_entry_unregistered_egress_gives(judge):
     """registry_only's service_entry is the unregistered_egress finding's (one macro,
     queries/views/service_entry_yaml.sql), for any window; null for a DNS failure and a name that is no DNS
     name; an internal address's is written too, MESH_EXTERNAL, under a comment saying when it is the
     wrong fix (unregistered_egress never sees one: the egress view leaves internal addresses out)."""
     import yaml
 
-    from logpipe.db import connect
     from logpipe.queries import named_query, run_query
 
-    c = connect(tables={"records": records(*PASSTHROUGH_ROWS)})
+    c = judge(*PASSTHROUGH_ROWS)
     got = {g["destination"]: g["service_entry"] for g in run_query(c, named_query("registry_only")).to_pylist()}
     assert set(got) == {"ifconfig.me", "10.20.30.40", "api.newvendor.example", "nx.example.org", "bad_name.example"}
     assert got["nx.example.org"] is None and got["bad_name.example"] is None
@@ -491,31 +487,29 @@ def test_registry_only_gives_each_destination_the_service_entry_unregistered_egr
                           "resolution": "STATIC", "endpoints": [{"address": "10.20.30.40"}]}
 
 
-def test_registry_only_counts_and_lists_a_client_of_no_logged_address():
+def test_registry_only_counts_and_lists_a_client_of_no_logged_address(judge):
     """A client whose address the format does not log is one source of registry_only, counted and listed
     last as the inventory names it (client_named.sql), not left out of both (count 1 beside 2 rows)."""
-    from logpipe.db import connect
     from logpipe.queries import named_query, run_query
 
     row = dict(upstream_cluster="PassthroughCluster", upstream_host_ip="192.0.2.80", downstream_local_address_ip="192.0.2.80",
                downstream_local_address_port=80, authority="ifconfig.me:80")
-    c = connect(tables={"records": records(rec(**row), rec(**row, downstream_remote_address_ip=None))})
+    c = judge(rec(**row), rec(**row, downstream_remote_address_ip=None))
     [got] = run_query(c, named_query("registry_only")).to_pylist()
     assert (got["requests"], got["source_count"]) == (2, 2)
     assert got["sources"] == ["10.244.1.5", "A client (its address is not in the logs)"]
 
 
-def test_a_service_entry_s_ipv6_address_reads_as_text():
+def test_a_service_entry_s_ipv6_address_reads_as_text(judge):
     """An IP is quoted in the ServiceEntry: YAML 1.1 (PyYAML, kubectl's sigs.k8s.io/yaml) reads an
     unquoted all-decimal IPv6 such as 2001:1:2:3:4:5:6:7 as a base-60 number (5601567610962367)."""
     import yaml
 
-    from logpipe.db import connect
     from logpipe.queries import named_query, run_query
 
     row = rec(upstream_cluster="PassthroughCluster", upstream_host_ip="2001:1:2:3:4:5:6:7", upstream_host_port=443,
               downstream_local_address_ip="2001:1:2:3:4:5:6:7", downstream_local_address_port=443)
-    c = connect(tables={"records": records(row)})
+    c = judge(row)
     [got] = run_query(c, named_query("registry_only")).to_pylist()
     se = yaml.safe_load(got["service_entry"])
     assert se["spec"]["addresses"] == ["2001:1:2:3:4:5:6:7"]
@@ -1457,11 +1451,10 @@ def test_istio_sni_host_reads_each_shape_of_istio_s_mtls_sni(mem, sni, host):
     assert mem.execute("SELECT istio_sni_host($1)", [sni]).fetchall() == [(host,)]
 
 
-def test_the_inventory_s_sni_is_the_destination_s_not_istio_s_mtls_hop():
+def test_the_inventory_s_sni_is_the_destination_s_not_istio_s_mtls_hop(judge):
     """An egress gateway's line carries the SNI of the sidecar's mTLS hop into the gateway (Istio's
     outbound_.80_._.istio-egressgateway…, in each of its shapes): it names the gateway, not what
     the destination was asked for, so the inventory's sni leaves it out; a client's own SNI stays."""
-    from logpipe.db import connect
     from logpipe.queries import load_queries, run_query
 
     def row(n, sni, host="edition.cnn.com", port=80):
@@ -1469,12 +1462,12 @@ def test_the_inventory_s_sni_is_the_destination_s_not_istio_s_mtls_hop():
                    upstream_cluster_port=port, upstream_cluster_host=host, upstream_host_ip="151.101.65.67",
                    upstream_host_port=port, requested_server_name=sni)
 
-    c = connect(tables={"records": records(
+    c = judge(
         row(1, "outbound_.80_._.istio-egressgateway.istio-system.svc.cluster.local"),
         row(2, "invalid:outbound_.80_._.istio-egressgateway.istio-system.svc.cluster.local"),
         row(3, "outbound|80||istio-egressgateway.istio-system.svc.cluster.local"),
         row(4, "tls.cnn.com", host="tls.cnn.com", port=443),
-        row(5, "invalid:outbound_.443_._.istio-egressgateway.istio-system.svc.cluster.local", host="tls.cnn.com", port=443))})
+        row(5, "invalid:outbound_.443_._.istio-egressgateway.istio-system.svc.cluster.local", host="tls.cnn.com", port=443))
     got = {r["destination"]: r["sni"] for r in run_query(c, load_queries()["destinations"], {}).to_pylist()}
     assert got == {"edition.cnn.com": None, "tls.cnn.com": "tls.cnn.com"}
 
@@ -1505,16 +1498,15 @@ def test_a_tcp_connection_s_protocol_and_transport_read_no_tls_from_istio_s_mtls
     assert got == [("edition.cnn.com", protocol, transport, sni if protocol == "TLS" else None)]
 
 
-def test_a_waypoint_s_tls_listener_is_tls_in_the_inventory_s_protocol_as_in_its_transport():
+def test_a_waypoint_s_tls_listener_is_tls_in_the_inventory_s_protocol_as_in_its_transport(judge):
     """A connection through an ambient waypoint's TLS listener (inbound-vip|443|tls|HOST) without a
     logged SNI: transport tls, and protocol TLS too (it read TCP)."""
-    from logpipe.db import connect
     from logpipe.queries import load_queries, run_query
 
     row = rec(upstream_cluster="inbound-vip|443|tls|api.example.com", upstream_cluster_direction="inbound-vip",
               upstream_cluster_port=443, upstream_cluster_subset="tls", upstream_cluster_host="api.example.com",
               upstream_host="192.0.2.10:443", upstream_host_ip="192.0.2.10", upstream_host_port=443)
-    c = connect(tables={"records": records(row)})
+    c = judge(row)
     got = [(r["destination"], r["protocol"], r["transport"])
            for r in run_query(c, load_queries()["destinations"], {}).to_pylist()]
     assert got == [("api.example.com", "TLS", "tls")]
