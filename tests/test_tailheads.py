@@ -133,14 +133,17 @@ def test_workers_ranges_stdin_and_one_process_agree(tmp_path, monkeypatch):
     stdin = CliRunner().invoke(cli, ["parse", "-", "-o", "ndjson"], input=text, env={"LOGPIPE_WORKERS": "1"})
     assert pods([json.loads(x) for x in stdin.stdout.splitlines()]) == want
     # bytes (a compressed input's, stdin's) in many chunks to the lanes: the parent gives each the
-    # header before it
+    # header before it. (Chunks of ~10 kB, not smaller: each costs a parser call, ~10 ms; the sections
+    # are 18-31 kB, so chunks still start mid-section, and some hold no header, after one that holds none.)
     raw = text.encode()
     chunks, at = [], 0
     while at < len(raw):
-        end = raw.index(b"\n", min(at + 3000, len(raw) - 1)) + 1
+        end = raw.index(b"\n", min(at + 10_000, len(raw) - 1)) + 1
         chunks.append((raw[at:end], end))
         at = end
     assert len(chunks) > 10
+    headless = [b"\n==> " not in b"\n" + body for body, _ in chunks]
+    assert any(a and b for a, b in zip(headless, headless[1:]))  # (a header carried over two chunks)
     with lanes.WorkerPool(Parser(), 2) as pool:
         got = [b for b, _ in workers.parse_parallel(iter(chunks), pool, "x", 1)]
     assert pods([r for b in got for r in b.records.to_pylist()]) == want
