@@ -4,6 +4,7 @@ every command; the probe's look at its first lines does not close it; a tar thro
 socket, is a one-line error."""
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
@@ -21,6 +22,9 @@ import pytest
 from conftest import SAMPLES, run_logpipe
 
 LOGPIPE = f"{shlex.quote(sys.executable)} -m logpipe"
+# For a run whose workers are not what is tested (an error, an empty input): a pipe has no size, so
+# the command would start a worker process for it (~0.5 s of CPU, spawned in this process).
+ONE_LANE = {"LOGPIPE_WORKERS": "1"}
 
 
 def sh(command: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
@@ -44,6 +48,46 @@ def here(*args: str) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(args, done.returncode, done.stdout, done.stderr)
 
 
+def here_streams(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``logpipe ARGS`` in this process (conftest.run_logpipe), of a pipe, a named pipe or a character
+    device: it keeps such an input open for the run (``sources._PIPES``, by its path: /dev/fd/N is
+    another pipe in another test), so the run gets fresh tables and its pipes are closed after it,
+    as a process's exit would close them."""
+    from logpipe import sources
+
+    with pytest.MonkeyPatch.context() as mp:
+        for name in ("_PIPES", "_STREAMS", "_WAITING"):
+            mp.setattr(sources, name, {})
+        try:
+            done = run_logpipe(*args, env=env, text=False)
+        finally:
+            for base, reader in sources._WAITING.values():
+                reader.close()
+                base.close()
+    return subprocess.CompletedProcess(args, done.returncode, done.stdout, done.stderr)
+
+
+def through_pipe(data: bytes, *args: str, env: dict | None = None) -> tuple[subprocess.CompletedProcess, str]:
+    """``here_streams(ARGS)``, each ``{}`` in them the path of a pipe (/dev/fd/N, as bash's ``<(…)``
+    names one) that a thread writes ``data`` into, then closes: what a command makes of a pipe it is
+    given, without bash's and a process's start (~0.8 s of CPU). Returns the run and the pipe's path."""
+    r, w = os.pipe()
+
+    def write() -> None:
+        with open(w, "wb") as f, contextlib.suppress(BrokenPipeError):  # (a command that stops reading)
+            f.write(data)
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    path = f"/dev/fd/{r}"
+    try:
+        done = here_streams(*(path if a == "{}" else a for a in args), env=env)
+    finally:
+        os.close(r)
+        writer.join(60)
+    return done, path
+
+
 @pytest.fixture(scope="module")
 def big_log(tmp_path_factory) -> Path:
     """Samples of every kind, repeated past a pipe's buffer (64 KiB) and the probe's head (32 KiB)."""
@@ -60,12 +104,15 @@ def big_log_parsed(big_log) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("feed", ["cat", "gzip -c"])
 def test_process_substitution_reads_as_the_file(big_log, big_log_parsed, feed):
+    """``logpipe parse <(cat LOG)``, ``<(gzip -c LOG)``: a pipe's path, read in this process
+    (test_ingest_of_a_pipe_is_probed_without_closing_it runs bash's own)."""
     log, file = big_log, big_log_parsed
-    pipe = sh(f"logpipe parse <({feed} {log}) -o ndjson")
+    pipe, path = through_pipe(gzip.compress(log.read_bytes()) if feed == "gzip -c" else log.read_bytes(),
+                              "parse", "{}", "-o", "ndjson")
     assert pipe.returncode == file.returncode == 0, pipe.stderr
     assert rows(pipe.stdout) == rows(file.stdout) and len(rows(file.stdout)) > 1000
     assert summary(pipe.stderr) == summary(file.stderr)
-    assert {json.loads(x)["source"] for x in pipe.stdout.splitlines()[:1]} == {"/dev/fd/63"}
+    assert {json.loads(x)["source"] for x in pipe.stdout.splitlines()[:1]} == {path}
 
 
 def test_ingest_of_a_pipe_is_probed_without_closing_it(tmp_path, big_log):
@@ -88,7 +135,7 @@ def test_named_pipe_and_dev_stdin(tmp_path):
     os.mkfifo(fifo)
     writer = threading.Thread(target=lambda: fifo.write_bytes(log.read_bytes()))
     writer.start()
-    named = sh(f"logpipe parse {fifo} -o ndjson")
+    named = here_streams("parse", fifo, "-o", "ndjson")
     writer.join(timeout=60)
     file = here("parse", log, "-o", "ndjson")
     assert named.returncode == 0 and rows(named.stdout) == rows(file.stdout), named.stderr
@@ -97,7 +144,7 @@ def test_named_pipe_and_dev_stdin(tmp_path):
 
 
 def test_dev_null_is_an_empty_input():
-    done = sh("logpipe parse /dev/null")
+    done = here_streams("parse", "/dev/null", env=ONE_LANE)
     assert done.returncode == 0 and summary(done.stderr) == "read 0, parsed 0, rejected 0 (noise 0, malformed 0)"
 
 
@@ -105,29 +152,28 @@ def test_a_tar_through_a_pipe_and_a_socket_are_one_line_errors(tmp_path):
     tar = tmp_path / "logs.tar"
     with tarfile.open(tar, "w") as t:
         t.add(SAMPLES / "istio-1.5.log", arcname="istio-1.5.log")
-    piped = sh(f"logpipe parse <(cat {tar})")
+    piped, path = through_pipe(tar.read_bytes(), "parse", "{}", env=ONE_LANE)
     assert piped.returncode == 1
     assert piped.stderr.decode().splitlines()[0] == (
-        "logpipe: error: /dev/fd/63: a tar archive: give its path instead (logpipe reads an archive's files"
+        f"logpipe: error: {path}: a tar archive: give its path instead (logpipe reads an archive's files"
         " from the archive file, not from a pipe)")
-    gz = sh(f"logpipe parse <(gzip -c {tar})")
+    gz, _ = through_pipe(gzip.compress(tar.read_bytes()), "parse", "{}", env=ONE_LANE)
     assert gz.returncode == 1 and b"a tar archive: give its path" in gz.stderr
     where = tmp_path / "s"
     with socket.socket(socket.AF_UNIX) as s:
         s.bind(str(where))
-        sock = sh(f"logpipe parse {where}")
+        sock = here_streams("parse", where, env=ONE_LANE)
     assert sock.returncode == 1 and sock.stderr.decode().splitlines() == [
         f"logpipe: error: {where}: not a regular file, a directory or a pipe (a socket or a block device)"]
 
 
 def test_a_pipe_with_rejects_hints_at_what_wrote_it(tmp_path):
     """A pipe's lines cannot be read again by the hint's ``logpipe parse PATH``: it names the stream."""
-    bad = gzip.compress((SAMPLES / "malformed.log").read_bytes())
-    (tmp_path / "m.gz").write_bytes(bad)
-    done = sh(f"logpipe ingest <(zcat {tmp_path / 'm.gz'}) --data {tmp_path / 'd'}")
+    done, path = through_pipe((SAMPLES / "malformed.log").read_bytes(), "ingest", "{}", "--data", tmp_path / "d",
+                              env=ONE_LANE)
     assert done.returncode == 1
     err = done.stderr.decode()
-    assert "/dev/fd/63" in err and "logpipe parse /dev/fd/63" not in err, err
+    assert path in err and f"logpipe parse {path}" not in err, err
 
 
 @pytest.mark.parametrize("command", [["parse", "-o", "ndjson"], ["ingest", "-", "--no-progress"]], ids=["parse", "ingest"])
