@@ -114,7 +114,7 @@ def test_workers_ranges_stdin_and_one_process_agree(tmp_path, monkeypatch):
     stdin's and a compressed input's are): the same rows."""
     import gzip
 
-    text, want = capture([(k % 2, 40 + k) for k in range(30)])
+    text, want = capture([(k % 2, 40 + k) for k in range(16)])  # (~250 kB: ~16 ranges of 16 kB, each a task)
     path = tmp_path / "tail.log"
     path.write_text(text)
     packed = tmp_path / "tail.log.gz"
@@ -134,7 +134,7 @@ def test_workers_ranges_stdin_and_one_process_agree(tmp_path, monkeypatch):
     assert pods([json.loads(x) for x in stdin.stdout.splitlines()]) == want
     # bytes (a compressed input's, stdin's) in many chunks to the lanes: the parent gives each the
     # header before it. (Chunks of ~10 kB, not smaller: each costs a parser call, ~10 ms; the sections
-    # are 18-31 kB, so chunks still start mid-section, and some hold no header, after one that holds none.)
+    # are 13-18 kB, so chunks still start mid-section, and some hold no header, after one that holds none.)
     raw = text.encode()
     chunks, at = [], 0
     while at < len(raw):
