@@ -668,8 +668,8 @@ def test_parse_shares_one_pool_among_its_large_inputs(mixed_log, tmp_path, monke
 
     from logpipe.cli import cli
 
-    copy = tmp_path / "copy.log"
-    copy.write_bytes(mixed_log.read_bytes())
+    copy = tmp_path / "copy.log"  # (its first ~200 kB: a second large input, read four times)
+    copy.write_bytes(mixed_log.read_bytes()[:200_000].rsplit(b"\n", 1)[0] + b"\n")
     monkeypatch.setattr(lanes_mod, "PARALLEL_MIN_BYTES", 64 << 10)
     monkeypatch.setattr(pipeline, "CHUNK_BYTES", 64 << 10)
     pools = []
@@ -682,7 +682,7 @@ def test_parse_shares_one_pool_among_its_large_inputs(mixed_log, tmp_path, monke
 
     serial, parallel = parse("1"), parse("2")
     assert parallel.exit_code == serial.exit_code == 0, parallel.output
-    assert parallel.stdout == serial.stdout and serial.stdout.count("\n") > 3_000
+    assert parallel.stdout == serial.stdout and serial.stdout.count("\n") > 1_900  # (~2,000 rows)
     assert parallel.stderr.splitlines()[-1] == serial.stderr.splitlines()[-1]
     assert pools == [(None, 2)]
 
