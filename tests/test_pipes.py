@@ -75,7 +75,7 @@ def through_pipe(data: bytes, *args: str, env: dict | None = None) -> tuple[subp
     r, w = os.pipe()
 
     def write() -> None:
-        with open(w, "wb") as f, contextlib.suppress(BrokenPipeError):  # (a command that stops reading)
+        with contextlib.suppress(BrokenPipeError), open(w, "wb") as f:  # (a command that stops reading)
             f.write(data)
 
     writer = threading.Thread(target=write, daemon=True)
