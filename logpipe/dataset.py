@@ -37,7 +37,8 @@ parts of lines a container runtime split, joined to their first part's row), ``p
 ``rejects``, ``min_time``/``max_time``, ``error`` (damaged archive), ``ends_newline``, ``state``; a
 compressed input's ``content_size``/``content_hash`` (of its text: a plain copy of it, or a gzipped one
 of a plain input, is the same input), and ``continues`` (the path of the input whose lines it
-starts with, when that is another file's: a log read while it grew, then rotated and compressed).
+starts with, when that is another file's: a log read while it grew, then rotated and compressed),
+``mends`` (the path of the damaged archive whose lines up to its damage it starts with: an intact copy).
 ``parts`` lists the row files that hold the input's rows: its own, deleted whole by ``--force``, and
 the merged files of several inputs' rows it has rows in (``shared``: ``{file: [[entry id, rows], …]}``,
 each input's rows together, in that order; id null: a stream's rows), which ``--force`` rewrites

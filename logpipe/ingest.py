@@ -220,6 +220,7 @@ class _Run:
                 raise InputError(f"{inp.name}: {why}")
             size, full, prefixes, replaces, skip_bytes, first_line, hasher = None, None, {}, [], 0, 1, None
             content = continues = None
+            mends = False
             if not inp.is_stream and self.hash_while_read(inp):
                 size, hasher = inp.size(), InputHash(self.hash_algo)
             elif not inp.is_stream:
@@ -260,6 +261,7 @@ class _Run:
                     else:
                         skip_bytes, first_line = last["bytes_end"], last["line_end"] + 1
                         continues = last["path"]
+                        mends = bool(last.get("error"))  # (an intact copy of a damaged archive)
             wrong, probed = self.probe(inp, size, skip_bytes, first_line)
             if hole and not skip_bytes and not wrong:
                 self.bar.note(f"logpipe: {_holes.note(inp.name, hole)}")
@@ -286,6 +288,8 @@ class _Run:
             entry["content_size"], entry["content_hash"] = content[0], content[1]
         if continues is not None and continues != inp.name:  # (a rotated copy of a log read before)
             entry["continues"] = continues
+        if mends:
+            entry["mends"] = continues
         return _Plan(inp, self.ds.begin_entry(entry) if begin else entry, size, full, replaces, skip_bytes, first_line,
                      hasher=hasher)
 
@@ -421,6 +425,10 @@ class _Run:
             )
             if error:  # said here, in input order with the other inputs' warnings
                 print(f"logpipe: error: {error}", file=self.err)
+            elif first_line > 1 and entry.get("mends"):
+                was = "intact now" if entry["mends"] == inp.name else f"an intact copy of the damaged archive {entry['mends']}"
+                self.bar.note(f"{inp.name}: {was}, ingested before up to its damage; read lines {first_line} to"
+                              f" {entry['line_end']}")
             elif first_line > 1 and entry.get("continues"):
                 self.bar.note(f"{inp.name}: its first {first_line - 1} lines are {entry['continues']}'s, ingested"
                               f" before; read lines {first_line} to {entry['line_end']}")
