@@ -44,16 +44,10 @@ the merged files of several inputs' rows it has rows in (``shared``: ``{file: [[
 each input's rows together, in that order; id null: a stream's rows), which ``--force`` rewrites
 without its rows.
 
-Compaction cannot swap several files atomically for a glob reader. It never shows duplicates:
-the merged file is written hidden, the plan recorded in the manifest (with whose rows it holds), the
-old files removed, then the merged file renamed into place; ``recover`` finishes an interrupted plan,
-and so does the next compaction or ``--force`` (a plan in the manifest under the readers' lock is a
-killed process's). ``--force``'s rewrite of a merged file without an input's rows is such a plan.
-logpipe's own readers (``query``, ``report``: ``db.reading``) hold ``_compact.lock`` shared while
-they read, and compaction
-and ``--force``'s replacement of an input's rows hold it exclusive, so a query run while a stream
-compacts neither misses the merged group's rows nor fails on a file deleted under it. Other readers
-globbing in those milliseconds may miss that group's rows, never see them twice.
+Compaction (small part files merged into fewer, and ``--force``'s rewrite of a merged file without
+an input's rows) is ``logpipe/compaction.py``'s, with how it never shows a glob reader a row twice;
+this module keeps the lock it runs under, which logpipe's own readers hold shared
+(``readers_lock``, ``compact_dataset``), and ``recover`` finishes a plan a killed process left.
 """
 from __future__ import annotations
 
@@ -63,34 +57,20 @@ import hashlib
 import json
 import os
 import time
-import uuid
 from pathlib import Path
 from typing import Callable, Iterator
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from .compaction import COMPACT_MIN_FILES, MERGED_PREFIX, compact_parts, drop_inputs, finish_compaction
 from .errors import DatasetError
-from .parts import REJECTS_DIR, ROW_GROUP_ROWS, hidden_name, stage_files, write_hidden_pieces
+from .parts import REJECTS_DIR, _unlink, hidden_name, stage_files
 
 MANIFEST = "_manifest.json"
 LOCK = "_lock"
 READERS_LOCK = "_compact.lock"
 FORMAT = "logpipe-dataset"
 STALE_TMP_SECONDS = 24 * 3600
-# Compaction (``Dataset.compact``): a day directory's small files are merged once it holds this many.
-COMPACT_MIN_FILES = 8
-# Rows of a file merged across inputs, at most: it is built in memory (~200 MB at this size, measured
-# by `logpipe compact`'s peak RSS), and 4 of DuckDB's row groups are 4 tasks a query can run at once.
-MERGE_ROWS = 4 * ROW_GROUP_ROWS
-# The files an ingest merges at its end are smaller still. A query pays ~5 ms a file whatever its size
-# (600 files of ~1,000 rows: 4.8 s against 1.6 s merged; the 20 ~52k-row parts of a 1M-line input read
-# as fast as 2 merged files), and merging costs ~5-9 µs a row (measured on busy cores): a file of
-# 1,000 rows repays its merge at the first query or two, one of 8,192 after ~10, one of 52k rows
-# hardly ever (and would double a large input's ingest). `logpipe compact` merges every file under a
-# row group (``ROW_GROUP_ROWS``).
-INGEST_SMALL_ROWS = 8_192
-MERGED_PREFIX = "merged"  # the name of a file merged across inputs (or rewritten by --force): merged-<uuid>
 
 
 class Dataset:
@@ -262,7 +242,7 @@ class Dataset:
         gone = {r for entry in entries for r in entry.get("replaces", ())}
         with readers_lock(self.root, waiting=self._say_waiting) if gone else contextlib.nullcontext():
             if gone:
-                self._drop_inputs(gone)
+                drop_inputs(self, gone)
             for entry in entries:
                 self.publish([(hidden_name(self.root / rel), self.root / rel) for rel in entry["parts"] + entry["rejects"]])
         done = {}
@@ -317,7 +297,7 @@ class Dataset:
         if m.get("compactions") or merging:
             with readers_lock(self.root, wait=False) as held:
                 for plan in self.read_manifest().get("compactions", []) if held else ():
-                    self._finish_compaction(plan)
+                    finish_compaction(self, plan)
                     stats["compactions"] += 1
                 for tmp in merging if held else ():  # a merge killed before its plan was recorded
                     _unlink(tmp)
@@ -328,150 +308,13 @@ class Dataset:
                     tmp.unlink()
         return stats
 
-    # ---- compaction -------------------------------------------------------------------------------
+    # ---- compaction (``compaction.py``) -----------------------------------------------------------
 
     def compact(self, min_files: int = COMPACT_MIN_FILES, *, across: bool = False, small_rows: int | None = None,
                 days: "set[str] | None" = None) -> int:
-        """Merge small part files in each day directory; returns the files removed. ``across`` false
-        (a stream's own compaction): the parts of one writer (same name prefix) once it has at least
-        ``min_files``. ``across`` (``logpipe compact``, ``ingest``): every file of fewer than
-        ``small_rows`` rows (default ``ROW_GROUP_ROWS``), whoever wrote it, once the directory holds at
-        least ``min_files`` of them, into files of at most ``MERGE_ROWS`` rows. ``days``: only these
-        day directories (``date=…``; an ingest's, not every file's footer of a dataset). A merged file keeps each input's rows
-        together, and the manifest records how many rows of it are whose (``shared``), so ``--force``
-        can take one input's rows out of it (``_drop_inputs``). Call it under the readers' lock
-        (``compact_dataset``): a plan left in the manifest is then a killed process's, finished first."""
-        for plan in self.read_manifest().get("compactions", []):
-            self._finish_compaction(plan)
-        removed = 0
-        for day_dir in sorted(self.root.glob("date=*")):
-            if days is not None and day_dir.name not in days:
-                continue
-            files = sorted(day_dir.glob("*.parquet"))
-            if len(files) < min_files:
-                continue
-            # Read after listing: a file visible then was published under an entry this manifest holds.
-            owners = self._owners(self.read_manifest(), files)
-            files = [f for f in files if self.rel(f) in owners]
-            if across:
-                sized = [(f, pq.read_metadata(f).num_rows) for f in files]
-                small = sorted(((f, n) for f, n in sized if n < (small_rows or ROW_GROUP_ROWS)), key=lambda fn: _owner_key(owners[self.rel(fn[0])]))
-                if len(small) < min_files:
-                    continue
-                groups, rows = [[]], 0
-                for f, n in small:
-                    if groups[-1] and rows + n > MERGE_ROWS:
-                        groups.append([])
-                        rows = 0
-                    groups[-1].append(f)
-                    rows += n
-            else:
-                by_writer: dict[str, list[Path]] = {}
-                for f in files:
-                    by_writer.setdefault(f.name.rsplit("-", 1)[0], []).append(f)
-                groups = [g for p, g in by_writer.items() if len(g) >= min_files and p != MERGED_PREFIX]
-            for group in groups:
-                if len(group) >= 2:
-                    prefix = MERGED_PREFIX if across else group[0].name.rsplit("-", 1)[0]
-                    self._merge(group, [owners[self.rel(f)] for f in group], day_dir / f"{prefix}-{uuid.uuid4().hex}.parquet")
-                    removed += len(group)
-        return removed
-
-    def _owners(self, m: dict, files: list[Path]) -> dict[str, list]:
-        """Whose rows each of ``files`` holds, as ``[[entry id or None (a stream's), rows], …]`` (rows
-        None: all of the file's): a shared file's by the manifest, another's by the complete entry
-        listing it. Files of an entry not complete (being committed, or dropped) are left out."""
-        listed: dict[str, list] = {}
-        busy, prefixes = set(), []
-        for e in m["inputs"]:
-            if e.get("state") == "complete":
-                listed.update((rel, [[e["id"], None]]) for rel in e.get("parts", []))
-            else:
-                busy.update(e.get("parts", []))
-                prefixes += [f"{e['prefix']}-"] if e.get("prefix") else []
-        listed.update(m.get("shared", {}))
-        return {rel: listed.get(rel, [[None, None]]) for f in files
-                if (rel := self.rel(f)) not in busy and not f.name.startswith(tuple(prefixes))}
-
-    def _merge(self, files: list[Path], owners: list[list], final: Path) -> None:
-        """Write ``files``' rows as ``final`` (each file's rows of one owner sorted by time), and swap it in."""
-        rows: list[list] = []
-
-        def pieces() -> Iterator[pa.Table]:
-            for f, held in zip(files, owners):
-                for owner, piece in _pieces(f, held):
-                    if rows and rows[-1][0] == owner:
-                        rows[-1][1] += piece.num_rows
-                    else:
-                        rows.append([owner, piece.num_rows])
-                    yield piece.sort_by([("start_time", "ascending")]) if "start_time" in piece.column_names else piece
-
-        schema = pa.unify_schemas([pq.read_schema(f) for f in files], promote_options="permissive")
-        self._swap_in([self.rel(f) for f in files], pieces(), schema, rows, final)
-
-    def _swap_in(self, olds: list[str], pieces: Iterator[pa.Table], schema: pa.Schema, rows: list, final: Path) -> None:
-        """Write ``pieces`` hidden as ``final``, record the plan (``olds`` out, ``final`` in, whose ``rows``
-        it holds: known once ``pieces`` are written), then carry it out (``_finish_compaction``;
-        ``recover`` finishes it after a crash)."""
-        try:
-            write_hidden_pieces(pieces, schema, final)
-        except BaseException:
-            _unlink(hidden_name(final))
-            raise
-        plan = {"olds": olds, "new": self.rel(final), "rows": rows}
-        self.update_manifest(lambda m: m.setdefault("compactions", []).append(plan))
-        self._finish_compaction(plan)
-
-    def _drop_inputs(self, gone: set) -> None:
-        """Delete the rows of entries ``gone`` (``--force``), under the readers' lock: their own files,
-        and their rows of the shared files they are merged into (each rewritten without them, as a
-        compaction is: ``_swap_in``)."""
-        for plan in self.read_manifest().get("compactions", []):  # a killed process's (the lock is ours)
-            self._finish_compaction(plan)
-        m = self.read_manifest()
-        shared = m.get("shared", {})
-        rewrite = set()
-        for e in m["inputs"]:
-            if e["id"] in gone:
-                for rel in e.get("parts", []) + e.get("rejects", []):
-                    if rel in shared:
-                        rewrite.add(rel)
-                    else:
-                        _unlink(self.root / rel)
-        for rel in sorted(rewrite):
-            rows = shared[rel]
-            kept = [r for r in rows if r[0] not in gone]
-            if len(kept) == len(rows):
-                continue  # (already rewritten: a run killed after it redoes this)
-            if not kept:
-                _unlink(self.root / rel)  # (its manifest record goes with the entries: _finish)
-                continue
-            pieces = (piece for owner, piece in _pieces(self.root / rel, rows) if owner not in gone)
-            final = (self.root / rel).parent / f"{MERGED_PREFIX}-{uuid.uuid4().hex}.parquet"
-            self._swap_in([rel], pieces, pq.read_schema(self.root / rel), kept, final)
-
-    def _finish_compaction(self, plan: dict) -> None:
-        new = self.root / plan["new"]
-        made = hidden_name(new).exists() or new.exists()
-        if made:
-            for rel in plan["olds"]:
-                _unlink(self.root / rel)
-            self.publish([(hidden_name(new), new)])
-        olds = set(plan["olds"])
-
-        def done(m: dict) -> None:
-            if made:  # (else the merged file never made it: the olds stay)
-                rows = plan.get("rows")
-                ids = ({r[0] for r in rows} if rows is not None
-                       else {e["id"] for e in m["inputs"] if olds & set(e.get("parts", []))})
-                m["inputs"] = [_swap_parts(e, olds, plan["new"] if e["id"] in ids else None) for e in m["inputs"]]
-                shared = {rel: r for rel, r in m.get("shared", {}).items() if rel not in olds}
-                if rows is not None and len(rows) > 1:  # (one owner's file is its own: --force deletes it)
-                    shared[plan["new"]] = rows
-                m["shared"] = shared
-            m["compactions"] = [p for p in m.get("compactions", []) if p != plan]
-
-        self.update_manifest(done)
+        """Merge small part files in each day directory; returns the files removed (``compaction.compact_parts``).
+        Call it under the readers' lock (``compact_dataset``)."""
+        return compact_parts(self, min_files, across=across, small_rows=small_rows, days=days)
 
 
 # ---- input identity ---------------------------------------------------------------------------------
@@ -552,30 +395,6 @@ def _manifest_text(manifest: dict) -> str:
     return ",\n ".join(parts) + "\n}\n"
 
 
-def _swap_parts(entry: dict, olds: set, new: str | None) -> dict:
-    """``entry`` with the files ``olds`` out of its parts, and ``new`` in (when it holds rows of its)."""
-    if not olds & set(entry.get("parts", [])):
-        return entry
-    return dict(entry, parts=[p for p in entry["parts"] if p not in olds] + ([new] if new else []))
-
-
-def _pieces(path: Path, rows: list) -> Iterator[tuple[str | None, pa.Table]]:
-    """A row file's rows by owner, as ``rows`` (``[[owner, n], …]``; n None: the rest) says: ``(owner, rows)``…"""
-    table, at = pq.ParquetFile(path).read(use_threads=False), 0  # (small files: ~2x faster than read_table's)
-    for owner, n in rows:
-        n = table.num_rows - at if n is None else n
-        yield owner, table.slice(at, n)
-        at += n
-    if at != table.num_rows:
-        raise DatasetError(f"{path} holds {table.num_rows} rows, the manifest says {at}; "
-                           "restore the manifest, or re-ingest into a new --data directory")
-
-
-def _owner_key(rows: list) -> str:
-    """A file's first owner, to sort files so that an input's end up merged together."""
-    return rows[0][0] or ""
-
-
 def compact_dataset(dataset: Dataset, *, min_files: int = COMPACT_MIN_FILES, across: bool = False, wait: bool = True,
                     waiting=None, **which) -> int | None:
     """``Dataset.compact`` under the readers' lock (``readers_lock``), held exclusive: two logpipe
@@ -627,11 +446,6 @@ def readers_lock(root: str | Path, *, shared: bool = False, wait: bool = True,
         yield held
     finally:
         os.close(fd)  # (releases the lock)
-
-
-def _unlink(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
 
 
 def _fsync_dir(path: Path) -> None:

@@ -656,7 +656,8 @@ def _compact(ds, err, days: set[str]) -> None:
     a run of many small inputs (per-pod logs, daily tarballs) leaves a file per input and day, and a
     query reads 600 files ~3x slower than the same rows in a few (README, Ingest). After the note on
     late rows, which reads this run's files."""
-    from .dataset import INGEST_SMALL_ROWS, compact_dataset
+    from .compaction import INGEST_SMALL_ROWS
+    from .dataset import compact_dataset
     from .errors import LogpipeError
 
     before = len(ds.row_files())

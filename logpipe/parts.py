@@ -10,6 +10,7 @@ times and ids that do not (``UNIQUE_COLUMNS``), and min/max statistics where the
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from pathlib import Path
@@ -180,3 +181,9 @@ def stage_files(root: Path, records: pa.Table | pa.RecordBatch | None,
 
 def hidden_name(final: Path) -> Path:
     return final.with_name(f".{final.name}.tmp")
+
+
+def _unlink(path: Path) -> None:
+    """Delete ``path``; one already gone is fine (a rerun of a plan, a file a crash left half-handled)."""
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()

@@ -68,7 +68,8 @@ class Streamer:
     def __init__(self, data_dir: str, opts: StreamOptions, *, parser=None, stdin_fd: int = 0,
                  stdout: IO[str] | None = None, stderr: IO[str] | None = None):
         from .alerts import AlertRules, AlertWriter, known_destinations
-        from .dataset import COMPACT_MIN_FILES, Dataset
+        from .compaction import COMPACT_MIN_FILES
+        from .dataset import Dataset
         from .errors import UsageError
         from .batches import Counts
         from .pipeline import dataset_parser

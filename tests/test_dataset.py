@@ -1,4 +1,4 @@
-"""dataset.py: partitions, schema, atomic files, manifest entries, recovery after a crash, compaction."""
+"""dataset.py: partitions, schema, atomic files, manifest entries, recovery after a crash; compaction.py."""
 from __future__ import annotations
 
 import datetime as dt
@@ -272,7 +272,7 @@ def test_compact_on_a_full_disk_is_one_error_and_keeps_the_parts(tmp_path, monke
     import errno
     import sys
 
-    from logpipe import dataset
+    from logpipe import compaction
     from logpipe.cli import main
 
     ds = Dataset(tmp_path / "d", create=True)
@@ -282,7 +282,7 @@ def test_compact_on_a_full_disk_is_one_error_and_keeps_the_parts(tmp_path, monke
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "Error writing bytes to file. Detail: [errno 28] No space left on device")
 
-    monkeypatch.setattr(dataset, "write_hidden_pieces", full)
+    monkeypatch.setattr(compaction, "write_hidden_pieces", full)
     monkeypatch.setattr(sys, "argv", ["logpipe", "compact", "--data", str(ds.root)])
     with pytest.raises(SystemExit) as e:
         main()
@@ -375,10 +375,10 @@ def test_compact_across_inputs_leaves_few_files_with_the_same_rows(tmp_path):
 
 
 def test_compact_across_inputs_caps_a_merged_file_and_skips_large_files(tmp_path, monkeypatch):
-    from logpipe import dataset
+    from logpipe import compaction
 
-    monkeypatch.setattr(dataset, "MERGE_ROWS", 10)
-    monkeypatch.setattr(dataset, "ROW_GROUP_ROWS", 4)
+    monkeypatch.setattr(compaction, "MERGE_ROWS", 10)
+    monkeypatch.setattr(compaction, "ROW_GROUP_ROWS", 4)
     ds = Dataset(tmp_path / "d", create=True)
     commit_inputs(ds, 9, days=(1,))  # 9 files of 3 rows: 3 merged files of 9 rows
     ds.append(records([t(1)] * 4, "stream.log"), prefix="stream")  # not small: left as it is
@@ -411,11 +411,12 @@ class Killed(Exception):
 
 
 def kill_at(monkeypatch, name: str, call: int) -> None:
-    """A kill -9 at the ``call``-th call of dataset.py's ``name`` (``_unlink``: before it removes a
-    file; ``publish``: after it renamed one into place): the process stops there, nothing after runs."""
-    from logpipe import dataset
+    """A kill -9 at the ``call``-th call of compaction.py's ``name`` (``_unlink``: before it removes a
+    file) or the dataset's (``publish``: after it renamed one into place): the process stops there,
+    nothing after runs."""
+    from logpipe import compaction
 
-    real, calls = getattr(dataset, name, None) or getattr(Dataset, name), [0]
+    real, calls = getattr(compaction, name, None) or getattr(Dataset, name), [0]
 
     def killed(*args, **kwargs):
         calls[0] += 1
@@ -429,7 +430,7 @@ def kill_at(monkeypatch, name: str, call: int) -> None:
     if name == "publish":
         monkeypatch.setattr(Dataset, name, killed)
     else:
-        monkeypatch.setattr(dataset, name, killed)
+        monkeypatch.setattr(compaction, name, killed)
 
 
 # killed after the plan was recorded, after one old file's removal, after the merged file's rename

@@ -276,7 +276,7 @@ def test_the_merge_at_an_ingests_end_takes_only_small_files_of_the_days_it_wrote
     group, of every day."""
     import pyarrow as pa
 
-    from logpipe import dataset
+    from logpipe import compaction
     from logpipe.dataset import Dataset
 
     data = tmp_path / "data"
@@ -285,7 +285,7 @@ def test_the_merge_at_an_ingests_end_takes_only_small_files_of_the_days_it_wrote
                                                pa.timestamp("ms", tz="UTC")), "source_file": ["s.log"] * 3})
     for i in range(8):  # another day's small files, of 8 streams (a stream merges only its own)
         ds.append(old_day, prefix=f"stream{i}")
-    monkeypatch.setattr(dataset, "INGEST_SMALL_ROWS", 30)
+    monkeypatch.setattr(compaction, "INGEST_SMALL_ROWS", 30)
     code, _, err = run(monkeypatch, capsys, "ingest", *per_pod_logs(tmp_path, 9, lines=40), "--data", data)
     assert code == 0 and "merged" not in err, err  # 40-line files: not small here; 2020-01-01 not written
     assert len(list(data.glob("date=2020-01-01/*.parquet"))) == 8
@@ -319,12 +319,12 @@ def test_the_merge_at_an_ingests_end_waits_for_a_query_and_says_so(tmp_path):
 def test_a_compaction_that_fails_leaves_the_ingested_rows_and_says_so(tmp_path, monkeypatch, capsys):
     import errno
 
-    from logpipe import dataset
+    from logpipe import compaction
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "Error writing bytes to file. Detail: [errno 28] No space left on device")
 
-    monkeypatch.setattr(dataset, "write_hidden_pieces", full)
+    monkeypatch.setattr(compaction, "write_hidden_pieces", full)
     data = tmp_path / "data"
     code, _, err = run(monkeypatch, capsys, "ingest", *per_pod_logs(tmp_path, 9), "--data", data)
     assert code == 0
