@@ -87,10 +87,13 @@ def test_lark_is_asked_about_an_inputs_first_lines_only(monkeypatch):
     """Lark's context costs ~5 ms a line: only malformed lines among an input's first
     LARK_CONTEXT_LINES lines get it, however the input is cut into batches; every other one is still
     a malformed reject with its diagnosis."""
-    from logpipe import grammar
-    from logpipe.exact import LARK_CONTEXT_LINES
+    from logpipe import exact, grammar
     from logpipe.parse import default_parser
 
+    # (a limit of 20, not exact.py's 100: the rule is the same, read at each batch, and each line
+    # below it asks Lark twice, ~5 ms a time; 20 is not a multiple of the batches of 7 below either)
+    LARK_CONTEXT_LINES = 20
+    monkeypatch.setattr(exact, "LARK_CONTEXT_LINES", LARK_CONTEXT_LINES)
     calls = []
     real = grammar.Rulebook.parse
     monkeypatch.setattr(grammar.Rulebook, "parse", lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
@@ -112,9 +115,10 @@ def test_a_custom_formats_malformed_lines_ask_lark_among_the_first_lines_only(mo
     malformed lines among the first LARK_CONTEXT_LINES, the format's diagnosis after them, whatever
     the batches; a line that departs at its start, nothing of the format in it (diagnose.tells), is
     handed back as noise without asking Lark."""
-    from logpipe import grammar, layouts
-    from logpipe.exact import LARK_CONTEXT_LINES
+    from logpipe import exact, grammar, layouts
 
+    LARK_CONTEXT_LINES = 20  # (not exact.py's 100, as in the test above)
+    monkeypatch.setattr(exact, "LARK_CONTEXT_LINES", LARK_CONTEXT_LINES)
     parser = layouts.parser_from_spec("text:[%START_TIME%] %REQ(:METHOD)% %RESPONSE_CODE% \"%REQ(X-B3-TRACEID)%\"")
     calls = []
     real = grammar.Rulebook.parse
