@@ -6,6 +6,7 @@ diff (``git diff tests/golden``) before committing: a changed line is a changed 
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 
@@ -20,8 +21,10 @@ from logpipe.sources import Input
 SAMPLES = sample_files()
 
 
+@functools.lru_cache(maxsize=None)
 def parse_sample(path):
-    """Parse a sample the way `logpipe parse` reads it (decompression included), one batch per chunk."""
+    """Parse a sample the way `logpipe parse` reads it (decompression included), one batch per chunk;
+    once for the three tests of each sample (they only read the batches)."""
     from logpipe.pipeline import parse_input
 
     batches = [b for b, _ in parse_input(Input(str(path), label=sample_id(path)), default_parser(), workers=1)]
