@@ -26,8 +26,14 @@ TEXT_LAYOUTS = [n for n, (_v, f) in formats.BUILTIN_LAYOUTS.items() if "%START_T
 
 
 @functools.lru_cache(maxsize=None)
+def custom_layout(fmt: str) -> layouts.CustomLayout:
+    """The format's layout, compiled once (~60 ms: its grammar's) for its fast and exact parsers."""
+    return layouts.layout_from_format(fmt)
+
+
+@functools.lru_cache(maxsize=None)
 def custom_parser(fmt: str, fast: bool = True) -> Parser:
-    return Parser(custom=layouts.layout_from_format(fmt), fast=fast)
+    return Parser(custom=custom_layout(fmt), fast=fast)
 
 
 def rows(parser: Parser, lines: list[str], source: str = "t.log"):
