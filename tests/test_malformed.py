@@ -376,11 +376,9 @@ def test_a_given_format_s_noise_reason_is_the_same_from_a_format_file_and_a_data
     data = str(tmp_path / "data")
     got = runner.invoke(cli, ["ingest", str(tmp_path / "a.log"), "--format-string", fmt, "--data", data])
     assert got.exit_code == 0, got.output
-    import subprocess
-    import sys
+    from test_stream import stream_cli  # (in this process: the stream's reading of the dataset's format)
 
-    got = subprocess.run([sys.executable, "-m", "logpipe", "stream", "--data", data], input=b"GET /c HTTP/1.1 200\nGET /b\n",
-                         capture_output=True, timeout=120)
+    got = stream_cli(tmp_path / "data", input=b"GET /c HTTP/1.1 200\nGET /b\n")
     assert got.returncode == 0, got.stderr
     reasons = runner.invoke(cli, ["query", "--data", data, "-o", "csv",
                                   "--sql", "SELECT reason FROM rejects ORDER BY source, line_number"]).output
