@@ -244,12 +244,17 @@ class _Run:
                         self.bar.note(f"{inp.name}: same content as {was}, already ingested; skipped (--force re-ingests)")
                     # A damaged archive (these bytes, not a copy of its text up to the damage) is said each run as an
                     # error, so that a nightly job's exit status says it for as long as the dataset lacks the rest
-                    if damaged := [e for e in same if e.get("error") and e["hash"] == full]:
+                    # (not a file of OTLP messages that ended inside one: its exporter may still be writing it)
+                    if damaged := [e for e in same if e.get("error") and e["hash"] == full
+                                   and e.get("compression") in WHOLE_FILE_COMPRESSION]:
                         print(f"logpipe: error: {inp.name}: damaged archive, ingested before up to its damage "
                               f"({damaged[0]['line_end']} lines), the rest unreadable: replace it with an intact copy (its"
                               " lines after the damage are read then), or move it out of the inputs", file=self.err)
                         self.summary.failed += 1
                         self.summary.damaged += 1
+                    elif cut := [e for e in same if e.get("error")]:
+                        self.bar.note(f"{inp.name}: already ingested up to where it stopped ({cut[0]['line_end']} lines);"
+                                      " skipped")
                     return None
                 if self.force:
                     replaces = [e["id"] for e in same + grown]
@@ -261,7 +266,8 @@ class _Run:
                     else:
                         skip_bytes, first_line = last["bytes_end"], last["line_end"] + 1
                         continues = last["path"]
-                        mends = bool(last.get("error"))  # (an intact copy of a damaged archive)
+                        # (an intact copy of a damaged archive: not an exporter's file that grew)
+                        mends = bool(last.get("error")) and last.get("compression") in WHOLE_FILE_COMPRESSION
             wrong, probed = self.probe(inp, size, skip_bytes, first_line)
             if hole and not skip_bytes and not wrong:
                 self.bar.note(f"logpipe: {_holes.note(inp.name, hole)}")

@@ -227,6 +227,9 @@ def test_zstd_messages_cut_short_keep_the_whole_ones_and_are_read_on_once_grown(
     run = CliRunner().invoke(cli, ["ingest", str(path), "--data", str(data)])
     assert run.exit_code == 1 and "lines read 2, parsed 2" in run.stderr, run.stderr
     assert "the file ended inside a message (the exporter may still be writing it)" in run.stderr
+    run = CliRunner().invoke(cli, ["ingest", str(path), "--data", str(data)])  # not grown yet: no damaged archive
+    assert run.exit_code == 0 and "access.otlp: already ingested up to where it stopped (2 lines); skipped" in run.stderr, \
+        run.stderr
     path.write_bytes(messages(first, second))
     run = CliRunner().invoke(cli, ["ingest", str(path), "--data", str(data)])
     assert run.exit_code == 0 and "grew since the last ingest; read lines 3 to 5" in run.stderr, run.stderr
