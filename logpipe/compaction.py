@@ -31,8 +31,8 @@ if TYPE_CHECKING:
 
 # A day directory's small files are merged once it holds this many.
 COMPACT_MIN_FILES = 8
-# Rows of a file merged across inputs, at most: it is built in memory (~200 MB at this size, measured
-# by `logpipe compact`'s peak RSS), and 4 of DuckDB's row groups are 4 tasks a query can run at once.
+# Rows of a file merged across inputs, at most: 4 of DuckDB's row groups, 4 tasks a query can run at
+# once (it is written a row group at a time: parts.write_hidden_pieces).
 MERGE_ROWS = 4 * ROW_GROUP_ROWS
 # The files an ingest merges at its end are smaller still. A query pays ~5 ms a file whatever its size
 # (600 files of ~1,000 rows: 4.8 s against 1.6 s merged; the 20 ~52k-row parts of a 1M-line input read
@@ -45,9 +45,10 @@ MERGED_PREFIX = "merged"  # the name of a file merged across inputs (or rewritte
 
 
 def compact_parts(ds: Dataset, min_files: int = COMPACT_MIN_FILES, *, across: bool = False, small_rows: int | None = None,
-                  days: "set[str] | None" = None) -> int:
+                  days: "set[str] | None" = None, writer: str | None = None) -> int:
     """Merge small part files in each day directory; returns the files removed. ``across`` false
-    (a stream's own compaction): the parts of one writer (same name prefix) once it has at least
+    (a stream's own compaction): the parts of one writer (same name prefix; ``writer``: that one
+    only, not another's, e.g. a large ingested input's ~52k-row parts) once it has at least
     ``min_files``. ``across`` (``logpipe compact``, ``ingest``): every file of fewer than
     ``small_rows`` rows (default ``ROW_GROUP_ROWS``), whoever wrote it, once the directory holds at
     least ``min_files`` of them, into files of at most ``MERGE_ROWS`` rows. ``days``: only these
@@ -85,7 +86,8 @@ def compact_parts(ds: Dataset, min_files: int = COMPACT_MIN_FILES, *, across: bo
             by_writer: dict[str, list[Path]] = {}
             for f in files:
                 by_writer.setdefault(f.name.rsplit("-", 1)[0], []).append(f)
-            groups = [g for p, g in by_writer.items() if len(g) >= min_files and p != MERGED_PREFIX]
+            groups = [g for p, g in by_writer.items() if len(g) >= min_files and p != MERGED_PREFIX
+                      and writer in (None, p)]
         for group in groups:
             if len(group) >= 2:
                 prefix = MERGED_PREFIX if across else group[0].name.rsplit("-", 1)[0]

@@ -311,10 +311,10 @@ class Dataset:
     # ---- compaction (``compaction.py``) -----------------------------------------------------------
 
     def compact(self, min_files: int = COMPACT_MIN_FILES, *, across: bool = False, small_rows: int | None = None,
-                days: "set[str] | None" = None) -> int:
+                days: "set[str] | None" = None, writer: str | None = None) -> int:
         """Merge small part files in each day directory; returns the files removed (``compaction.compact_parts``).
         Call it under the readers' lock (``compact_dataset``)."""
-        return compact_parts(self, min_files, across=across, small_rows=small_rows, days=days)
+        return compact_parts(self, min_files, across=across, small_rows=small_rows, days=days, writer=writer)
 
 
 # ---- input identity ---------------------------------------------------------------------------------
@@ -401,7 +401,7 @@ def compact_dataset(dataset: Dataset, *, min_files: int = COMPACT_MIN_FILES, acr
     processes (a stream and ``logpipe compact``) never merge the same files at once, which would
     duplicate rows, and no ``query`` or ``report`` is reading the files it deletes. None when
     ``wait`` is false and the lock is taken (a reader, another compaction). ``which``: ``Dataset.compact``'s
-    ``small_rows`` and ``days``."""
+    ``small_rows``, ``days`` and ``writer``."""
     with readers_lock(dataset.root, wait=wait, waiting=waiting) as held:
         return dataset.compact(min_files=min_files, across=across, **which) if held else None
 

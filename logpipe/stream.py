@@ -429,7 +429,7 @@ class Streamer:
         give_up = time.monotonic() + patience
         try:
             told = False
-            while (removed := compact_dataset(self.dataset, wait=False)) is None:
+            while (removed := compact_dataset(self.dataset, wait=False, writer=self.prefix)) is None:  # (its own)
                 if patience and not told:
                     told = True
                     print(f"logpipe: waiting up to {patience:g} s for the queries reading the dataset, to merge the"

@@ -374,6 +374,19 @@ def test_compact_across_inputs_leaves_few_files_with_the_same_rows(tmp_path):
     assert rows_by_input(ds) == {**{f"e{i}": 6 for i in range(12)}, **{f"e{i}": 1 for i in range(12, 20)}}
 
 
+def test_a_writers_compaction_merges_its_own_parts_only(tmp_path):
+    """A stream compacts its own parts (``writer``), not another writer's (an ingested input's parts,
+    ~52k rows each, which a query reads as fast as merged ones); without ``writer``, every writer's."""
+    ds = Dataset(tmp_path / "d", create=True)
+    for prefix in ("streamAg0", "part-e1"):
+        for _ in range(8):
+            ds.append(records([t(1)]), prefix=prefix)
+    assert ds.compact(min_files=8, writer="streamAg0") == 8
+    names = sorted(f.name.rsplit("-", 1)[0] for f in ds.row_files())
+    assert names == ["part-e1"] * 8 + ["streamAg0"]
+    assert ds.compact(min_files=8) == 8 and len(ds.row_files()) == 2
+
+
 def test_compact_across_inputs_caps_a_merged_file_and_skips_large_files(tmp_path, monkeypatch):
     from logpipe import compaction
 

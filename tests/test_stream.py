@@ -1060,6 +1060,28 @@ def test_stream_compacts_its_small_parts(tmp_path):
     assert len(row_files(data)) <= 2  # 40 parts of 4 lines: merged during the run and on exit
 
 
+def test_the_stream_compacts_only_its_own_parts(tmp_path, monkeypatch):
+    """The stream's compaction names its own writer (its parts' prefix): another writer's parts in the
+    dataset (an ingested input's) are left to `logpipe compact` and ingest (test_dataset)."""
+    import io
+
+    from logpipe import dataset
+    from logpipe.stream import StreamOptions, Streamer
+
+    asked, real = [], dataset.compact_dataset
+    monkeypatch.setattr(dataset, "compact_dataset", lambda ds, **kw: asked.append(kw.get("writer")) or real(ds, **kw))
+    src = tmp_path / "in.log"
+    src.write_text("".join(access_line(i) + "\n" for i in range(40)))
+    fd = os.open(src, os.O_RDONLY)
+    try:
+        streamer = Streamer(str(tmp_path / "data"), StreamOptions(alerts=False, flush_rows=4, compact_every=8),
+                            stdin_fd=fd, stderr=io.StringIO())
+        assert streamer.run() == 0
+    finally:
+        os.close(fd)
+    assert asked and set(asked) == {streamer.prefix}
+
+
 def test_stream_never_compacts_under_a_reader(tmp_path, monkeypatch):
     """While a query reads the dataset (db.reading) the stream leaves its parts; at the end it waits
     FINAL_COMPACT_WAIT for the reader, then says it left them to `logpipe compact`."""
