@@ -185,7 +185,7 @@ def run_logpipe(*args, env: dict | None = None, input=None, text: bool = True, c
 
     from click.testing import CliRunner
 
-    from logpipe import archives, exits
+    from logpipe import archives, exits, sources
     from logpipe.cli import cli
 
     at_exit = []
@@ -196,6 +196,8 @@ def run_logpipe(*args, env: dict | None = None, input=None, text: bool = True, c
         if env is not None and "TMPDIR" in env:
             mp.setattr(tempfile, "tempdir", env["TMPDIR"])
         mp.setattr(archives, "_DIRS", [])  # (this run's own, as a new process's)
+        for name in ("_PIPES", "_STREAMS", "_WAITING"):  # the pipes it opens and their leftovers: its own too
+            mp.setattr(sources, name, {})
         mp.setattr(archives, "atexit", types.SimpleNamespace(register=lambda f, *a: at_exit.append((f, a))))
         try:
             code = exits.run(cli)
@@ -203,6 +205,9 @@ def run_logpipe(*args, env: dict | None = None, input=None, text: bool = True, c
             code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
         for f, a in reversed(at_exit):
             f(*a)
+        for base, reader in sources._WAITING.values():  # closed, as a process's exit would close them
+            reader.close()
+            base.close()
         sys.stdout.flush()
         sys.stderr.flush()
         got = out.getvalue(), err.getvalue()

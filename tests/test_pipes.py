@@ -50,20 +50,9 @@ def here(*args: str) -> subprocess.CompletedProcess:
 
 def here_streams(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     """``logpipe ARGS`` in this process (conftest.run_logpipe), of a pipe, a named pipe or a character
-    device: it keeps such an input open for the run (``sources._PIPES``, by its path: /dev/fd/N is
-    another pipe in another test), so the run gets fresh tables and its pipes are closed after it,
-    as a process's exit would close them."""
-    from logpipe import sources
-
-    with pytest.MonkeyPatch.context() as mp:
-        for name in ("_PIPES", "_STREAMS", "_WAITING"):
-            mp.setattr(sources, name, {})
-        try:
-            done = run_logpipe(*args, env=env, text=False)
-        finally:
-            for base, reader in sources._WAITING.values():
-                reader.close()
-                base.close()
+    device: the run gets its own tables of the pipes it keeps open (``sources._PIPES``, by path: /dev/fd/N
+    is another pipe in another test), and they are closed after it, as a process's exit would close them."""
+    done = run_logpipe(*args, env=env, text=False)
     return subprocess.CompletedProcess(args, done.returncode, done.stdout, done.stderr)
 
 
