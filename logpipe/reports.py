@@ -42,13 +42,16 @@ WINDOW_PARAMS = ("since", "until", "baseline_start", "baseline_end")
 
 @dataclass
 class Window:
-    """The window under judgement and the baseline it is compared with (UTC, end exclusive)."""
+    """The window under judgement and the baseline it is compared with (UTC, end exclusive).
+    ``baseline_last``: a baseline dataset's last record, which the report shows as the baseline's end
+    (its bound, the window's start, is later: the other dataset's first record)."""
 
     start: dt.datetime | None
     end: dt.datetime | None
     baseline_start: dt.datetime | None
     baseline_end: dt.datetime | None
     baseline_source: str = "dataset"
+    baseline_last: dt.datetime | None = None
 
     def params(self) -> dict[str, str]:
         iso = lambda t: t.isoformat() if t is not None else ""  # noqa: E731
@@ -239,8 +242,10 @@ def resolve_window(con, *, since=None, until=None, baseline_days=None, window_fl
     are ``--input`` logs parsed in memory, not a dataset (the errors say so). Data of no record has
     no window: an empty one (every end None), whose report is empty, as the inventory's and a
     query's answer are (``empty_note`` says why on stderr)."""
+    table = "egress"
     lo, hi = con.execute("SELECT min(start_time), max(start_time) FROM egress").fetchall()[0]
     if lo is None:
+        table = "access_log"
         lo, hi = con.execute("SELECT min(start_time), max(start_time) FROM access_log").fetchall()[0]
     if lo is None:
         if not _has_records(con):
@@ -253,7 +258,8 @@ def resolve_window(con, *, since=None, until=None, baseline_days=None, window_fl
     _check_bounds(lo, hi, since, until)
     if window_floor is not None:
         start = since or window_floor
-        return Window(start, until or end_all, lo, start, baseline_source="baseline dataset")
+        last = con.execute(f"SELECT max(start_time) FROM {table} WHERE start_time < $1", [start]).fetchall()[0][0]
+        return Window(start, until or end_all, lo, start, baseline_source="baseline dataset", baseline_last=last)
     if baseline_days is not None:
         if baseline_days <= 0:
             raise UsageError("--baseline-days takes a positive number of days, e.g. --baseline-days 6")
@@ -345,7 +351,7 @@ def run_report(con, name: str, *, params: dict[str, str] | None = None, window: 
         doc = {
             "window": {"start": window.start, "end": window.end,
                        "requests": _count(con, window.start, window.end)},
-            "baseline": {"start": window.baseline_start, "end": window.baseline_end,
+            "baseline": {"start": window.baseline_start, "end": window.baseline_last or window.baseline_end,
                          "source": window.baseline_source,
                          "requests": _count(con, window.baseline_start, window.baseline_end)},
             "findings": findings,

@@ -367,6 +367,17 @@ def test_baseline_dataset_gives_the_same_findings(incident, incident_data, basel
     assert key(doc) == key(incident)
 
 
+def test_a_baseline_dataset_is_labelled_by_its_own_first_and_last_record(incident_data, baseline_data):
+    """Its end read the window's start (the other dataset's first record, 2025-03-08 00:02), though the
+    baseline week's last egress request is at 2025-03-07 23:32:35."""
+    doc = anomalies(incident_data, baseline_dir=baseline_data)
+    assert doc["baseline"]["start"] == "2025-03-01T00:14:24.252Z"
+    assert doc["baseline"]["end"] == "2025-03-07T23:32:35.603Z"
+    assert doc["window"]["start"] == "2025-03-08T00:02:11.224Z"
+    r = run("report", "anomalies", "--data", str(incident_data), "--baseline", str(baseline_data), "-o", "text")
+    assert "baseline 2025-03-01 00:14 UTC to 2025-03-07 23:32 UTC: 2475 egress requests (baseline dataset)" in r.stdout
+
+
 @pytest.fixture(scope="module")
 def scenario_con(scenario_data):
     """A connection to the scenario's dataset as `logpipe query` makes one, for queries that only read."""
