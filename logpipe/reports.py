@@ -43,8 +43,9 @@ WINDOW_PARAMS = ("since", "until", "baseline_start", "baseline_end")
 @dataclass
 class Window:
     """The window under judgement and the baseline it is compared with (UTC, end exclusive).
-    ``baseline_last``: a baseline dataset's last record, which the report shows as the baseline's end
-    (its bound, the window's start, is later: the other dataset's first record)."""
+    What the report shows as an end that is no bound the user gave: ``last``, the data's last record
+    (the window's bound is a second past it, so that the record is in it), and ``baseline_last``, a
+    baseline dataset's last record (its bound, the window's start, is later: the other dataset's first)."""
 
     start: dt.datetime | None
     end: dt.datetime | None
@@ -52,6 +53,7 @@ class Window:
     baseline_end: dt.datetime | None
     baseline_source: str = "dataset"
     baseline_last: dt.datetime | None = None
+    last: dt.datetime | None = None
 
     def params(self) -> dict[str, str]:
         iso = lambda t: t.isoformat() if t is not None else ""  # noqa: E731
@@ -254,12 +256,13 @@ def resolve_window(con, *, since=None, until=None, baseline_days=None, window_fl
         raise DatasetError(f"{whose} rows have no start_time (a format"
                            " without %START_TIME%), and anomalies compare a window of time with a baseline;"
                            " `logpipe report inventory` and `logpipe query` read such rows")
-    end_all = hi + dt.timedelta(seconds=1)
+    # (no --until: the window ends a second past the last record, which it includes, and shows that record)
+    end, last = (until, None) if until is not None else (hi + dt.timedelta(seconds=1), hi)
     _check_bounds(lo, hi, since, until)
     if window_floor is not None:
         start = since or window_floor
-        last = con.execute(f"SELECT max(start_time) FROM {table} WHERE start_time < $1", [start]).fetchall()[0][0]
-        return Window(start, until or end_all, lo, start, baseline_source="baseline dataset", baseline_last=last)
+        base_last = con.execute(f"SELECT max(start_time) FROM {table} WHERE start_time < $1", [start]).fetchall()[0][0]
+        return Window(start, end, lo, start, baseline_source="baseline dataset", baseline_last=base_last, last=last)
     if baseline_days is not None:
         if baseline_days <= 0:
             raise UsageError("--baseline-days takes a positive number of days, e.g. --baseline-days 6")
@@ -271,15 +274,15 @@ def resolve_window(con, *, since=None, until=None, baseline_days=None, window_fl
         if since is not None and since < cut:  # (the window's rows would be the baseline's too: nothing new)
             raise UsageError(f"--since {since:%Y-%m-%d %H:%M} falls inside the baseline's first {baseline_days} "
                              f"day(s), which end {cut:%Y-%m-%d %H:%M} UTC; give a later --since or fewer --baseline-days")
-        return Window(since or cut, until or end_all, lo, cut)
+        return Window(since or cut, end, lo, cut, last=last)
     # (data that starts after the baseline would end: an empty baseline, not one that ends before it starts)
     if since is not None:
-        return Window(since, until or end_all, min(lo, since), since)
+        return Window(since, end, min(lo, since), since, last=last)
     if until is not None:
         start = until - DEFAULT_WINDOW
         return Window(start, until, min(lo, start), start)
     start = hi - DEFAULT_WINDOW
-    return Window(start, end_all, min(lo, start), start)
+    return Window(start, end, min(lo, start), start, last=last)
 
 
 def _count(con, start, end) -> int:
@@ -349,7 +352,7 @@ def run_report(con, name: str, *, params: dict[str, str] | None = None, window: 
         findings.sort(key=lambda f: (-SEVERITIES.index(f["severity"]), f["kind"], str(f["destination"]),
                                      str(f["source"])))
         doc = {
-            "window": {"start": window.start, "end": window.end,
+            "window": {"start": window.start, "end": window.last or window.end,
                        "requests": _count(con, window.start, window.end)},
             "baseline": {"start": window.baseline_start, "end": window.baseline_last or window.baseline_end,
                          "source": window.baseline_source,

@@ -274,6 +274,7 @@ def test_tls_failure_counts_tls_reasons_alone(tmp_path):
                    "reset.example": ("low", 1, [reset], 0)}
 
 
+
 def test_error_spike_names_the_clients_whose_requests_failed(incident):
     """An on-call's first question is who is affected: the finding's source is the clients whose
     requests failed in the worst bucket (the scenario's two payments pods, 47 and 43 of the 90 UF,URX
@@ -376,6 +377,21 @@ def test_a_baseline_dataset_is_labelled_by_its_own_first_and_last_record(inciden
     assert doc["window"]["start"] == "2025-03-08T00:02:11.224Z"
     r = run("report", "anomalies", "--data", str(incident_data), "--baseline", str(baseline_data), "-o", "text")
     assert "baseline 2025-03-01 00:14 UTC to 2025-03-07 23:32 UTC: 2475 egress requests (baseline dataset)" in r.stdout
+
+
+
+def test_the_default_window_ends_at_the_last_record_which_it_counts(incident, scenario_con, scenario_data):
+    """The window's end read a second past the last record (2025-03-08T23:58:43.799Z: the exclusive
+    bound that keeps the record in it); it shows the record's time, 24 h after the start, and counts it."""
+    last, = scenario_con.execute("SELECT max(start_time) FROM egress").fetchall()[0]
+    assert incident["window"]["end"] == "2025-03-08T23:58:42.799Z" == last.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    assert incident["window"]["start"] == "2025-03-07T23:58:42.799Z"
+    at_last = scenario_con.execute("SELECT count(*) FROM egress WHERE start_time = $1", [last]).fetchall()[0][0]
+    before = scenario_con.execute("SELECT count(*) FROM egress WHERE start_time >= $1 AND start_time < $2",
+                                  [last - dt.timedelta(hours=24), last]).fetchall()[0][0]
+    assert at_last >= 1 and incident["window"]["requests"] == before + at_last == 687
+    r = run("report", "anomalies", "--data", str(scenario_data), "--until", "2025-03-08T12:00", "-o", "json")
+    assert json.loads(r.stdout)["window"]["end"] == "2025-03-08T12:00:00.000Z"  # (a given --until is shown as given)
 
 
 @pytest.fixture(scope="module")
