@@ -275,6 +275,24 @@ def test_tls_failure_counts_tls_reasons_alone(tmp_path):
 
 
 
+def test_volume_outlier_averages_a_baseline_upload_over_the_baselines_days(tmp_path):
+    """baseline_daily_bytes is a pair's baseline upload over the baseline's days (first to last record:
+    5 here), not over the pair's own first-to-last span (one minute, floored at a day): 12 MB uploaded
+    on one day of five is 2.4 MB a day, so a 30 MB upload in the window is ten times that (it read
+    12 MB a day, and the upload no finding)."""
+    upload = lambda lines, size: [x.replace('" 0 91 ', f'" {size} 91 ') for x in lines]  # noqa: E731
+    lines = (waypoint_lines("filler.example", DAY - dt.timedelta(days=6), 1)
+             + waypoint_lines("filler.example", DAY - dt.timedelta(days=1), 1)
+             + upload(waypoint_lines("up.example", DAY - dt.timedelta(days=3), 2), 6_000_000)
+             + upload(waypoint_lines("up.example", DAY + dt.timedelta(hours=10), 1), 30_000_000))
+    log = tmp_path / "uploads.log"
+    log.write_text("".join(lines))
+    doc = anomalies(write_dataset([log], tmp_path / "data"))
+    (f,) = found(doc, "volume_outlier")
+    assert (f["destination"], f["severity"]) == ("up.example", "medium")
+    assert f["evidence"]["baseline_daily_bytes"] == 2_400_000
+
+
 def test_error_spike_names_the_clients_whose_requests_failed(incident):
     """An on-call's first question is who is affected: the finding's source is the clients whose
     requests failed in the worst bucket (the scenario's two payments pods, 47 and 43 of the 90 UF,URX

@@ -1,7 +1,8 @@
 -- title: Volume outliers (uploads)
 -- description: Unusually large uploads per source and destination: bytes_received is what the
 --   client sent, i.e. data leaving the mesh, a data-exfiltration signal. Compared with the pair's
---   (else the destination's) baseline per-request p99 and daily upload.
+--   (else the destination's) baseline per-request p99 and daily upload (its bytes over the baseline's
+--   days, first to last record).
 -- @param since '' window start (ISO time); empty = 24 hours before the data's last record
 -- @param until '' window end (ISO time, exclusive); empty = after the last record
 -- @param baseline_start '' baseline start (ISO time); empty = the data's first record
@@ -12,17 +13,18 @@
 WITH bounds AS (SELECT * FROM report_bounds($since, $until, $baseline_start, $baseline_end)),
 win AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= w0 AND e.start_time < w1),
 base AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= b0 AND e.start_time < b1),
+-- The baseline's days, its first to its last record (at least one), that its daily uploads average
+-- over: a pair's own first-to-last span made a pair seen on two days of seven a two-day average.
+base_days AS (SELECT greatest(date_diff('second', min(start_time), max(start_time)) / 86400.0, 1.0) AS days FROM base),
 base_pair AS (
-    SELECT source_ip, destination,
-        sum(bytes_received) / greatest(date_diff('second', min(start_time), max(start_time)) / 86400.0, 1.0) AS daily
-    FROM base WHERE egress_kind <> 'blocked'
-    GROUP BY ALL
+    SELECT source_ip, destination, sum(bytes_received) / any_value(days) AS daily
+    FROM base, base_days WHERE egress_kind <> 'blocked'
+    GROUP BY source_ip, destination
 ),
 base_dest AS (
     SELECT destination, quantile_cont(bytes_received, 0.99) AS p99,
-        sum(bytes_received) / greatest(date_diff('second', min(start_time), max(start_time)) / 86400.0, 1.0)
-            / greatest(count(DISTINCT client_named(source_ip)), 1) AS daily_per_source
-    FROM base WHERE egress_kind <> 'blocked'
+        sum(bytes_received) / any_value(days) / greatest(count(DISTINCT client_named(source_ip)), 1) AS daily_per_source
+    FROM base, base_days WHERE egress_kind <> 'blocked'
     GROUP BY destination
 ),
 win_pair AS (
