@@ -100,6 +100,7 @@ def report(name, data_dir, fmt, out_path, list_only, params, pods_path, baseline
         if fmt or out_path:  # (they were ignored: the text on stdout, no file written)
             raise UsageError(f"`logpipe report {name} --list` lists the sections and their parameters in text, which "
                              "-o/--out do not change: drop them")
+        _refuse_with_list(f"logpipe report {name}", params, inputs)
         for section in reports.list_report(name):
             click.echo(f"{section['name']}: {section['title']}")
             _echo_params(section["params"])
@@ -199,6 +200,16 @@ def _describe_query(q) -> None:
 # ---- query ------------------------------------------------------------------------------------------
 
 QUERY_FORMATS = ["table", "csv", "tsv", "json", "ndjson", "markdown", "yaml", "parquet"]
+def _refuse_with_list(command: str, params, inputs) -> None:
+    """-p and --input with --list: it runs no query on any rows, so they were ignored (exit 0)."""
+    from .errors import UsageError
+
+    given = [o for o, v in (("-p", params), ("--input", inputs)) if v]
+    if given:
+        raise UsageError(f"`{command} --list` runs no query and reads no logs, so {' and '.join(given)} would be "
+                         f"ignored: drop {'them' if len(given) > 1 else 'it'}, or run it without --list")
+
+
 def _format_of(out_path: str | None, suffixes: dict[str, str], tty: str, default: str) -> str:
     """The output format -o leaves to --out's suffix: ``tty`` on a terminal, ``default`` into a pipe
     or a file of no suffix. A suffix of no format is refused, not written as ``default`` (``--out
@@ -264,6 +275,7 @@ def query(name, sql_text, sql_file, params, list_queries, data_dir, inputs, form
         if name and (fmt or out_path):  # (they were ignored: the text on stdout, no file written)
             raise UsageError(f"`logpipe query {name} --list` describes the query in text, which -o/--out do not "
                              "change: drop them (they format the query's rows, and `logpipe query --list`'s table)")
+        _refuse_with_list(f"logpipe query{' ' + name if name else ''}", params, inputs)
     elif sum(bool(x) for x in (name, sql_text, sql_file)) != 1:
         raise UsageError("give one query: a NAME (see `logpipe query --list`), --sql \"SELECT …\" or --sql-file FILE")
     if "-" in inputs and (sql_text == "-" or sql_file == "-"):

@@ -806,6 +806,26 @@ def test_cli_list_refuses_an_output_it_would_not_write(tmp_path, args, monkeypat
                    "parameters in text, which -o/--out do not change: drop them\n")
 
 
+
+@pytest.mark.parametrize("command,args,given", [
+    (["report", "anomalies"], ["-p", "spike_factor", "2"], "-p would be ignored: drop it"),
+    (["report", "inventory"], ["--input", "-"], "--input would be ignored: drop it"),
+    (["query", "destinations"], ["-p", "tls_ports", "443", "--input", "x.log"], "-p and --input would be ignored: drop them"),
+    (["query"], ["-p", "limit", "3"], "-p would be ignored: drop it"),
+])
+def test_cli_list_refuses_parameters_and_inputs_it_would_ignore(command, args, given, monkeypatch, capsys):
+    """--list runs nothing: -p and --input were ignored (exit 0, the listing on stdout); now refused in one line."""
+    from logpipe.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["logpipe", *command, "--list", *args])
+    with pytest.raises(SystemExit) as exc:
+        main()
+    out, err = capsys.readouterr()
+    assert exc.value.code == 2 and out == ""
+    assert err == (f"logpipe: error: `logpipe {' '.join(command)} --list` runs no query and reads no logs, so "
+                   f"{given}, or run it without --list\n")
+
+
 @pytest.mark.parametrize("args,message", [
     (["-p", "no_such", "1"], "no report parameter 'no_such'"),
     (["inventory", "--baseline-days", "3"], "the inventory has no baseline"),
