@@ -551,6 +551,36 @@ def test_service_entries_of_destinations_that_read_alike_have_names_of_their_own
     assert all(re.fullmatch(label, n) for n in names), names
 
 
+
+def test_service_entry_names_of_long_hosts_fit_kubernetes_253_characters():
+    """metadata.name is a DNS subdomain name, at most 253 characters (kubernetes.io, Object Names and
+    IDs): a 300-character host read as a 304-character name (its port after it), which the API server
+    refuses. A long host keeps its first 238 characters and its hash, so two of one prefix differ; a
+    short one keeps its name (a 247-character plain host and its port: 253)."""
+    import yaml
+
+    from logpipe.db import connect
+    from logpipe.queries import named_query, run_query
+
+    def passthrough(ip, host):
+        return rec(upstream_cluster="PassthroughCluster", upstream_host_ip=ip, upstream_host_port=65535,
+                   downstream_local_address_ip=ip, downstream_local_address_port=65535, authority=host,
+                   method="GET", protocol="HTTP/1.1")
+
+    label = "a" * 60 + "."
+    long_a, long_b = label * 4 + "a" * 56 + ".example", label * 4 + "b" * 56 + ".example"  # 308 characters
+    dashed = label.replace("a", "A-", 2) * 5 + "example"  # capitals and dashes: hashed, and long
+    fits = label * 3 + "b" * 56 + ".example"  # 247 characters
+    rows = [passthrough(f"198.51.100.{i}", h) for i, h in enumerate((long_a, long_b, dashed, fits), 1)]
+    got = run_query(connect(tables={"records": records(*rows)}), named_query("service_entries")).to_pylist()
+    names = {yaml.safe_load(g["service_entry"])["spec"]["hosts"][0]: yaml.safe_load(g["service_entry"])["metadata"]["name"]
+             for g in got}
+    assert len(set(names.values())) == 4 and max(map(len, names.values())) <= 253, names
+    assert all(re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", n) for n in names.values())
+    assert names[fits] == fits.replace(".", "-") + "-65535" and len(names[fits]) == 253
+    assert names[long_a].startswith("a" * 60 + "-" + "a" * 60) and len(names[long_a]) == 253
+
+
 def test_service_entries_writes_one_yaml_file_to_apply(tmp_path, run_main):
     """`logpipe query service_entries --out FILE.yaml` (-o yaml; .yml too) writes every ServiceEntry
     registry_only gives as one multi-document YAML file, as kubectl apply -f reads one: each document

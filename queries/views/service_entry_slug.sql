@@ -8,8 +8,13 @@
 -- a-b-example, 1::2:3 and 1:2::3 both 1-2-3), so the first 8 hex digits of its MD5 follow
 -- (a-b-example-4fe49c65): two documents never share a name, which kubectl apply would let the second
 -- overwrite, and a destination's name is the same in every run and window, whatever else the data holds.
+-- A name is at most 253 characters (Kubernetes' DNS subdomain names, kubernetes.io "Object Names and
+-- IDs"), the port and its dash included: a host of more than 247 characters (a hashed one's of more
+-- than 238) keeps its first 238 and the hash (238 + 9, and 6 for "-65535"), so that two long hosts of
+-- one prefix keep names of their own.
 CREATE OR REPLACE MACRO service_entry_slug(destination) AS (
-    trim(lower(regexp_replace(destination, '[^A-Za-z0-9]+', '-', 'g')), '-')
-    || CASE WHEN NOT regexp_full_match(destination, '[a-z0-9]+(\.[a-z0-9]+)*')
-            THEN '-' || left(md5(destination), 8) ELSE '' END
+    CASE WHEN regexp_full_match(destination, '[a-z0-9]+(\.[a-z0-9]+)*') AND length(destination) <= 247
+         THEN replace(destination, '.', '-')
+         ELSE rtrim(left(trim(lower(regexp_replace(destination, '[^A-Za-z0-9]+', '-', 'g')), '-'), 238), '-')
+              || '-' || left(md5(destination), 8) END
 );
