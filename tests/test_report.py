@@ -703,6 +703,26 @@ def test_inventory_says_what_its_columns_mean(scenario_data, fmt, tmp_path, monk
     assert "flagged" in mine_legend and "egress_kind" not in mine_legend and "transport" not in mine_legend
 
 
+
+def test_the_transport_legend_is_true_of_a_destination_whose_every_connection_failed(tmp_path):
+    """A connection that failed to connect (UF,URX: nothing reached pg.partner.example) reads tcp, as the
+    proxy sent it on; the legend said "what left the mesh", which nothing did. It says a failed one
+    reads as one that got through, and error_share (1.0 here) counts them."""
+    from logpipe.queries import load_queries
+
+    log = tmp_path / "failed.log"
+    log.write_text('[2025-03-12T03:14:39.286Z] "- - -" 0 UF,URX - - "-" 0 0 1003 - "-" "-" "-" "-" '
+                   '"[2001:db8::5432]:5432" outbound|5432||pg.partner.example - [2001:2::f0f0:12]:5432 '
+                   '[fd00:10:244::1b]:60524 - -\n')
+    doc = json.loads(run("report", "inventory", "--input", str(log), "-o", "json").stdout)
+    [row] = doc["destinations"]
+    assert (row["destination"], row["transport"], row["error_share"], row["flagged"]) == ("pg.partner.example", "tcp", 1.0, 1)
+    meaning = load_queries()["destinations"].extra["columns"]["transport"]
+    assert "left the mesh" not in meaning
+    assert meaning.startswith("how the proxy sent it on or tried to (a request or connection that failed, which "
+                              "error_share and flagged count, reads as one that got through)")
+
+
 def test_readme_demo_inventory_lines_are_the_reports(scenario_data):
     """README's abridged `make demo` output: the inventory's lines it shows whole (not cut with …) are
     lines the report prints, its legend's among them."""

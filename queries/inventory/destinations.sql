@@ -1,7 +1,7 @@
 -- title: External destinations
 -- description: One row per external destination (host, or the IP when no name is known), port and
---   way out (egress_kind). Transport is judged by what leaves the
---   mesh: an HTTP request whose upstream endpoint port is in tls_ports is TLS origination, not
+--   way out (egress_kind). Transport is judged by the leg that leaves the
+--   mesh (or would have: a request that failed is judged alike): an HTTP request whose upstream endpoint port is in tls_ports is TLS origination, not
 --   plaintext; a request never forwarded (denied, no upstream) does not count, nor an HTTP request
 --   of a format that logs no upstream host (its transport is not known). A connection that was not
 --   HTTP is TLS (protocol and transport alike) when its client asked for a server name or it went
@@ -30,11 +30,11 @@
 -- @column flagged requests with a failure response flag (failure_flags: the proxy could not complete
 --   the request, e.g. UF connect failure, UH no healthy host, UT timeout, DF DNS failure)
 -- @column source_count clients that called it (sources lists them: IPs, or workloads)
--- @column transport what left the mesh: plaintext (HTTP sent on in clear, by any of its requests),
---   tls-origination (HTTP the proxy sent on over TLS: an upstream port in tls_ports), tls (a
---   connection whose client asked for a TLS server name), tcp (a connection with no TLS seen), blocked
---   (nothing left); empty: not known (never forwarded, the format logs no upstream host, or a
---   connection ztunnel logged as failed, which carried nothing)
+-- @column transport how the proxy sent it on or tried to (a request or connection that failed, which
+--   error_share and flagged count, reads as one that got through): plaintext (HTTP sent on in clear, by any of its requests), tls-origination (HTTP the proxy sent on over TLS: an upstream port
+--   in tls_ports), tls (a connection whose client asked for a TLS server name), tcp (a connection with
+--   no TLS seen), blocked (nothing left); empty: not known (never forwarded, the format logs no
+--   upstream host, or a connection ztunnel logged as failed, which carried nothing)
 -- @column sni TLS server names the clients asked for (not Istio's own mTLS SNI)
 -- @param since '' window start (ISO time); empty = the data's first record
 -- @param until '' window end (ISO time, exclusive); empty = after the last record
