@@ -100,7 +100,9 @@ def report(name, data_dir, fmt, out_path, list_only, params, pods_path, baseline
         if fmt or out_path:  # (they were ignored: the text on stdout, no file written)
             raise UsageError(f"`logpipe report {name} --list` lists the sections and their parameters in text, which "
                              "-o/--out do not change: drop them")
-        _refuse_with_list(f"logpipe report {name}", params, inputs)
+        _refuse_with_list(f"logpipe report {name}", {"-p": params, "--input": inputs, "--pods": pods_path,
+                                                     "--baseline": baseline_dir, "--baseline-days": baseline_days,
+                                                     "--since": since, "--until": until})
         for section in reports.list_report(name):
             click.echo(f"{section['name']}: {section['title']}")
             _echo_params(section["params"])
@@ -200,14 +202,18 @@ def _describe_query(q) -> None:
 # ---- query ------------------------------------------------------------------------------------------
 
 QUERY_FORMATS = ["table", "csv", "tsv", "json", "ndjson", "markdown", "yaml", "parquet"]
-def _refuse_with_list(command: str, params, inputs) -> None:
-    """-p and --input with --list: it runs no query on any rows, so they were ignored (exit 0)."""
+
+
+def _refuse_with_list(command: str, given: dict[str, object]) -> None:
+    """Options that choose rows or shape a run (``given``: each one's name and value) with --list: it
+    runs no query and reads no logs, so they were ignored (exit 0)."""
     from .errors import UsageError
 
-    given = [o for o, v in (("-p", params), ("--input", inputs)) if v]
-    if given:
-        raise UsageError(f"`{command} --list` runs no query and reads no logs, so {' and '.join(given)} would be "
-                         f"ignored: drop {'them' if len(given) > 1 else 'it'}, or run it without --list")
+    named = [o for o, v in given.items() if v not in (None, (), "", False)]
+    if named:
+        listed = named[0] if len(named) == 1 else f"{', '.join(named[:-1])} and {named[-1]}"
+        raise UsageError(f"`{command} --list` runs no query and reads no logs, so {listed} would be "
+                         f"ignored: drop {'them' if len(named) > 1 else 'it'}, or run it without --list")
 
 
 def _format_of(out_path: str | None, suffixes: dict[str, str], tty: str, default: str) -> str:
@@ -275,7 +281,8 @@ def query(name, sql_text, sql_file, params, list_queries, data_dir, inputs, form
         if name and (fmt or out_path):  # (they were ignored: the text on stdout, no file written)
             raise UsageError(f"`logpipe query {name} --list` describes the query in text, which -o/--out do not "
                              "change: drop them (they format the query's rows, and `logpipe query --list`'s table)")
-        _refuse_with_list(f"logpipe query{' ' + name if name else ''}", params, inputs)
+        _refuse_with_list(f"logpipe query{' ' + name if name else ''}",
+                          {"-p": params, "--input": inputs, "--pods": pods_path, "--max-width": max_width})
     elif sum(bool(x) for x in (name, sql_text, sql_file)) != 1:
         raise UsageError("give one query: a NAME (see `logpipe query --list`), --sql \"SELECT …\" or --sql-file FILE")
     if "-" in inputs and (sql_text == "-" or sql_file == "-"):

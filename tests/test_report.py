@@ -826,15 +826,20 @@ def test_cli_list_refuses_an_output_it_would_not_write(tmp_path, args, monkeypat
                    "parameters in text, which -o/--out do not change: drop them\n")
 
 
-
 @pytest.mark.parametrize("command,args,given", [
     (["report", "anomalies"], ["-p", "spike_factor", "2"], "-p would be ignored: drop it"),
     (["report", "inventory"], ["--input", "-"], "--input would be ignored: drop it"),
     (["query", "destinations"], ["-p", "tls_ports", "443", "--input", "x.log"], "-p and --input would be ignored: drop them"),
     (["query"], ["-p", "limit", "3"], "-p would be ignored: drop it"),
+    (["report", "anomalies"], ["--since", "2025-03-08", "--baseline-days", "3", "--pods", "pods.json"],
+     "--pods, --baseline-days and --since would be ignored: drop them"),
+    (["report", "anomalies"], ["--baseline", "old-data", "--until", "2025-03-09"],
+     "--baseline and --until would be ignored: drop them"),
+    (["query", "top_destinations"], ["--max-width", "20"], "--max-width would be ignored: drop it"),
 ])
 def test_cli_list_refuses_parameters_and_inputs_it_would_ignore(command, args, given, monkeypatch, capsys):
-    """--list runs nothing: -p and --input were ignored (exit 0, the listing on stdout); now refused in one line."""
+    """--list runs nothing: -p, --input and the options that choose a report's rows or shape a query's table
+    were ignored (exit 0, the listing on stdout); now refused in one line."""
     from logpipe.cli import main
 
     monkeypatch.setattr(sys, "argv", ["logpipe", *command, "--list", *args])
