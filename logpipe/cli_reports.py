@@ -281,8 +281,8 @@ def query(name, sql_text, sql_file, params, list_queries, data_dir, inputs, form
         if name and (fmt or out_path):  # (they were ignored: the text on stdout, no file written)
             raise UsageError(f"`logpipe query {name} --list` describes the query in text, which -o/--out do not "
                              "change: drop them (they format the query's rows, and `logpipe query --list`'s table)")
-        _refuse_with_list(f"logpipe query{' ' + name if name else ''}",
-                          {"-p": params, "--input": inputs, "--pods": pods_path, "--max-width": max_width})
+        _refuse_with_list(f"logpipe query{' ' + name if name else ''}",  # (`query --list` is a table: --max-width cuts it)
+                          {"-p": params, "--input": inputs, "--pods": pods_path, "--max-width": max_width if name else None})
     elif sum(bool(x) for x in (name, sql_text, sql_file)) != 1:
         raise UsageError("give one query: a NAME (see `logpipe query --list`), --sql \"SELECT …\" or --sql-file FILE")
     if "-" in inputs and (sql_text == "-" or sql_file == "-"):
