@@ -258,17 +258,20 @@ def replay(file, speed, max_sleep, format_string, format_file, grammar_file):
 @click.option("--min-files", type=int, default=8, show_default=True, metavar="N",
               help="Merge a day directory's small part files (under 122,880 rows) when it holds at least N.")
 def compact(data_dir, min_files):
-    """Merge the many small part files that streams and ingests of many small inputs leave into
-    fewer, larger ones (whichever input or stream wrote them; `ingest --force` still replaces one
-    input's rows)."""
+    """Merge the many small part files (and reject files) that streams and ingests of many small
+    inputs leave into fewer, larger ones (whichever input or stream wrote them; `ingest --force`
+    still replaces one input's rows)."""
     from .dataset import Dataset, compact_dataset
 
     ds = Dataset(data_dir)
-    before = len(ds.row_files())
-    removed = compact_dataset(ds, min_files=max(2, min_files), across=True, waiting=lambda: click.echo(
+    before, rejects_before, merged = len(ds.row_files()), len(ds.reject_files()), {}
+    compact_dataset(ds, min_files=max(2, min_files), across=True, merged=merged, waiting=lambda: click.echo(
         f"logpipe: waiting for the queries reading {data_dir} to finish", err=True))
-    after = len(ds.row_files())
-    click.echo(f"compacted {data_dir}: {before} row files before, {after} after ({removed} merged)", err=True)
+    said = (f"compacted {data_dir}: {before} row files before, {len(ds.row_files())} after "
+            f"({merged.get('parts', [0])[0]} merged)")
+    if rejects_before:
+        said += f"; {rejects_before} reject files before, {len(ds.reject_files())} after"
+    click.echo(said, err=True)
 
 
 # ---- ingest -----------------------------------------------------------------------------------------

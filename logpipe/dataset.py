@@ -8,6 +8,7 @@ Layout (what other engines and the rest of logpipe rely on)::
     DATA/date=YYYY-MM-DD/merged-<uuid>.parquet     rows of several inputs, merged (``Dataset.compact``)
     DATA/date=unknown/<prefix>-<uuid>.parquet      rows without a start_time (none are dropped)
     DATA/_rejects/<prefix>-<uuid>.parquet          rejected lines (REJECT_SCHEMA)
+    DATA/_rejects/merged-<uuid>.parquet            rejected lines of several inputs, merged
     DATA/_manifest.json                            one entry per ingested input (see ingest.ingest_paths)
     DATA/_lock                                     flock for manifest updates
     DATA/_compact.lock                             flock: readers (shared) against compaction (exclusive)
@@ -42,7 +43,7 @@ starts with, when that is another file's: a log read while it grew, then rotated
 ``parts`` lists the row files that hold the input's rows: its own, deleted whole by ``--force``, and
 the merged files of several inputs' rows it has rows in (``shared``: ``{file: [[entry id, rows], …]}``,
 each input's rows together, in that order; id null: a stream's rows), which ``--force`` rewrites
-without its rows.
+without its rows. ``rejects`` likewise lists its reject files, its own and merged ones (``shared`` too).
 
 Compaction (small part files merged into fewer, and ``--force``'s rewrite of a merged file without
 an input's rows) is ``logpipe/compaction.py``'s, with how it never shows a glob reader a row twice;
@@ -293,7 +294,7 @@ class Dataset:
                 stats["dropped"] += 1
         # Under the lock `logpipe compact` and streams hold while merging (compact_dataset): a plan
         # another process is carrying out right now is left to it (as are readers).
-        merging = list(self.root.glob(f"date=*/.{MERGED_PREFIX}-*.tmp"))
+        merging = list(self.root.glob(f"*/.{MERGED_PREFIX}-*.tmp"))  # (date=*/ and _rejects/)
         if m.get("compactions") or merging:
             with readers_lock(self.root, wait=False) as held:
                 for plan in self.read_manifest().get("compactions", []) if held else ():
@@ -311,10 +312,11 @@ class Dataset:
     # ---- compaction (``compaction.py``) -----------------------------------------------------------
 
     def compact(self, min_files: int = COMPACT_MIN_FILES, *, across: bool = False, small_rows: int | None = None,
-                days: "set[str] | None" = None, writer: str | None = None) -> int:
-        """Merge small part files in each day directory; returns the files removed (``compaction.compact_parts``).
-        Call it under the readers' lock (``compact_dataset``)."""
-        return compact_parts(self, min_files, across=across, small_rows=small_rows, days=days, writer=writer)
+                days: "set[str] | None" = None, writer: str | None = None, merged: dict | None = None) -> int:
+        """Merge small part files in each day directory, and small reject files; returns the files removed
+        (``compaction.compact_parts``). Call it under the readers' lock (``compact_dataset``)."""
+        return compact_parts(self, min_files, across=across, small_rows=small_rows, days=days, writer=writer,
+                             merged=merged)
 
 
 # ---- input identity ---------------------------------------------------------------------------------
@@ -401,7 +403,7 @@ def compact_dataset(dataset: Dataset, *, min_files: int = COMPACT_MIN_FILES, acr
     processes (a stream and ``logpipe compact``) never merge the same files at once, which would
     duplicate rows, and no ``query`` or ``report`` is reading the files it deletes. None when
     ``wait`` is false and the lock is taken (a reader, another compaction). ``which``: ``Dataset.compact``'s
-    ``small_rows``, ``days`` and ``writer``."""
+    ``small_rows``, ``days``, ``writer`` and ``merged``."""
     with readers_lock(dataset.root, wait=wait, waiting=waiting) as held:
         return dataset.compact(min_files=min_files, across=across, **which) if held else None
 

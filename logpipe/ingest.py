@@ -163,7 +163,7 @@ class _Run:
         last = max((e["max_time"] for e in entries if e.get("max_time")), default=None, key=_parse_time)
         self.cutoff = _parse_time(last) - DEFAULT_WINDOW if last else None
         self.late_parts: list[str] = []
-        self.days: set[str] = set()  # the day directories this run wrote rows to (``_compact``)
+        self.days: set[str] = set()  # the day directories this run wrote rows to, and _rejects (``_compact``)
         # the algorithm of the dataset's entries (those before hash_algo was recorded: blake2b)
         self.hash_algo = next((e.get("hash_algo", "blake2b-128") for e in self.known), HASH_ALGO)
         # the format option a hint's `logpipe parse` repeats, so that it reads the lines as this run did
@@ -457,7 +457,7 @@ class _Run:
             self.summary.ingested += 1
             self.summary.rows += rows
             self.summary.files += len(done["parts"])
-            self.days.update(p.split("/", 1)[0] for p in done["parts"])
+            self.days.update(p.split("/", 1)[0] for p in done["parts"] + done["rejects"])  # (and _rejects)
             self.summary.undated += undated
             self.summary.bytes += end - skip_bytes
             if tmin is not None and self.cutoff is not None and tmin < self.cutoff:
@@ -661,22 +661,28 @@ def _compact(ds, err, days: set[str]) -> None:
     (``days``) that hold many (``COMPACT_MIN_FILES``), whichever inputs wrote them (``Dataset.compact``):
     a run of many small inputs (per-pod logs, daily tarballs) leaves a file per input and day, and a
     query reads 600 files ~3x slower than the same rows in a few (README, Ingest). After the note on
-    late rows, which reads this run's files."""
+    late rows, which reads this run's files. Its small reject files likewise (``_rejects`` in ``days``)."""
     from .compaction import INGEST_SMALL_ROWS
     from .dataset import compact_dataset
     from .errors import LogpipeError
 
-    before = len(ds.row_files())
+    merged: dict = {}
     try:
-        removed = compact_dataset(ds, across=True, small_rows=INGEST_SMALL_ROWS, days=days, waiting=lambda: print(
+        compact_dataset(ds, across=True, small_rows=INGEST_SMALL_ROWS, days=days, merged=merged, waiting=lambda: print(
             f"logpipe: waiting for the queries reading {ds.root} to finish, to merge small part files", file=err))
     except (OSError, LogpipeError) as e:  # the rows are stored as they are; merging can wait
         why = no_space(e) or (e.strerror if isinstance(e, OSError) and e.strerror else str(e))
         print(f"logpipe: compaction skipped: {why}; the rows are stored (`logpipe compact` merges the small part"
               " files later)", file=err)
         return
-    if removed:
-        print(f"merged {removed} small part files into {len(ds.row_files()) - before + removed}", file=err)
+    print_merged(merged, err)
+
+
+def print_merged(merged: dict, err) -> None:
+    """``merged 600 small part files into 2`` (and the reject files' line) of a compaction's ``merged``."""
+    for kind, what in (("parts", "part"), ("rejects", "reject")):
+        if kind in merged:
+            print(f"merged {merged[kind][0]} small {what} files into {merged[kind][1]}", file=err)
 
 
 def _prefix_hash(inp: Input, end: int, algo: str) -> str | None:

@@ -40,7 +40,8 @@ FORMAT_CHECK_LINES = 50  # access lines seen before a stream says its format loo
 # ~100 lines of istio-agent's before its first access line, an idle one a few a minute after that).
 NO_ACCESS_LINES = 500
 # Dataset.compact reads a whole group of parts into memory, so the parts of one prefix (a
-# "generation") are capped: past GENERATION_ROWS rows the stream compacts them and starts a new prefix.
+# "generation") are capped: past GENERATION_ROWS rows (and rejects: its reject files are merged too)
+# the stream compacts them and starts a new prefix.
 GENERATION_ROWS = 20_000
 FINAL_COMPACT_WAIT = 10.0  # seconds a stream's last compaction waits for queries reading the dataset
 SOURCE = "<stdin>"
@@ -130,7 +131,8 @@ class Streamer:
         self.rows_written = 0
         self.parts_written = 0
         self.gen_parts = 0  # part files of the current prefix (after a compaction: 1 per day)
-        self.gen_rows = 0
+        self.gen_rejects = 0  # reject files of the current prefix (after a compaction: 1)
+        self.gen_rows = 0  # rows and rejects of the current prefix
         self.compacted = 0
         self.compact_min_files = COMPACT_MIN_FILES
         self.signal: int | None = None
@@ -201,7 +203,7 @@ class Streamer:
                     elif held and len(pending) == held:
                         deadline = time.monotonic() + self.opts.flush_seconds
             reader.join(timeout=1.0)
-            if self.gen_parts >= self.compact_min_files:
+            if max(self.gen_parts, self.gen_rejects) >= self.compact_min_files:
                 self._compact(final=True)
         except Exception:
             stop.set()  # the reader stops; what it had read is counted in the summary, not stored
@@ -278,14 +280,16 @@ class Streamer:
             rows = sum(1 for p in paths if p.parent.name.startswith("date="))
             self.parts_written += rows
             self.gen_parts += rows
-            self.gen_rows += table.num_rows
+            self.gen_rejects += len(paths) - rows
+            self.gen_rows += table.num_rows + rejected.num_rows  # (a merged reject file is capped too)
         self.rows_written += table.num_rows
         self.unstored_from = None
         self._remember(list(stored))
         if self.opts.tee and table.num_rows and not self.pipe_closed:
             self._write_safely(lambda: self._tee(table))
-        if self.gen_parts >= self.opts.compact_every or self.gen_rows >= GENERATION_ROWS:
-            if self.gen_parts >= self.compact_min_files:
+        files = max(self.gen_parts, self.gen_rejects)
+        if files >= self.opts.compact_every or self.gen_rows >= GENERATION_ROWS:
+            if files >= self.compact_min_files:
                 self._compact()
             if self.gen_rows >= GENERATION_ROWS:
                 self._next_generation()
@@ -429,7 +433,8 @@ class Streamer:
         give_up = time.monotonic() + patience
         try:
             told = False
-            while (removed := compact_dataset(self.dataset, wait=False, writer=self.prefix)) is None:  # (its own)
+            merged: dict = {}
+            while compact_dataset(self.dataset, wait=False, writer=self.prefix, merged=merged) is None:  # (its own)
                 if patience and not told:
                     told = True
                     print(f"logpipe: waiting up to {patience:g} s for the queries reading the dataset, to merge the"
@@ -440,15 +445,16 @@ class Streamer:
                               "(`logpipe compact` merges the small parts later)", file=self.stderr)
                     return
                 time.sleep(0.2)
-            self.compacted += removed
+            self.compacted += merged.get("parts", [0])[0]  # (part files, as the summary counts them)
         except (OSError, LogpipeError) as e:  # the parts are safe as they are; compaction can wait
             print(f"logpipe: compaction skipped: {e}", file=self.stderr)
         self.gen_parts = 1
+        self.gen_rejects = min(self.gen_rejects, 1)
 
     def _next_generation(self) -> None:
         self.generation += 1
         self.prefix = f"stream{self.stream_id}g{self.generation}"
-        self.gen_parts = self.gen_rows = 0
+        self.gen_parts = self.gen_rejects = self.gen_rows = 0
 
     def summary(self) -> str:
         """Like ingest's: lines, then rows and parts, then alerts and why the stream ended."""

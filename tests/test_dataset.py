@@ -320,12 +320,17 @@ def test_recover_finishes_an_interrupted_compaction_without_duplicates(tmp_path)
 # ---- compaction across inputs -------------------------------------------------------------------------
 
 
-def commit_inputs(ds: Dataset, n: int, days=(1, 2), rows: int = 3) -> None:
-    """``n`` small inputs ``e0``…, each its own source ``in<i>.log``, with ``rows`` rows on each day of ``days``."""
+def commit_inputs(ds: Dataset, n: int, days=(1, 2), rows: int = 3, n_rejects: int = 0) -> None:
+    """``n`` small inputs ``e0``…, each its own source ``in<i>.log``, with ``rows`` rows on each day of ``days``
+    (and ``n_rejects`` rejects)."""
     for i in range(n):
         entry = ds.begin_entry({"id": f"e{i}", "prefix": f"part-e{i}", "path": f"in{i}.log"})
         ds.commit_entry(entry, ds.stage(records([t(d, h) for d in days for h in range(rows)], f"in{i}.log"),
-                                        prefix=f"part-e{i}"))
+                                        rejects(n_rejects, f"in{i}.log") if n_rejects else None, prefix=f"part-e{i}"))
+
+
+def all_rejects(ds: Dataset) -> list[tuple]:
+    return duckdb.sql(f"select source, line_number from read_parquet('{ds.rejects_glob()}') order by all").fetchall()
 
 
 def all_rows(ds: Dataset) -> list[tuple]:
@@ -333,9 +338,10 @@ def all_rows(ds: Dataset) -> list[tuple]:
                       "order by all").fetchall()
 
 
-def rows_by_input(ds: Dataset) -> dict[str, int]:
+def rows_by_input(ds: Dataset, key: str = "parts") -> dict[str, int]:
     """Each complete entry's rows by the manifest (its own files whole, its share of a shared file),
-    after checking that every shared file's rows of an input are that input's (its source)."""
+    after checking that every shared file's rows of an input are that input's (its source). ``key``
+    "rejects": its rejects, likewise."""
     m = ds.read_manifest()
     shared = m.get("shared", {})
     paths = {e["id"]: e["path"] for e in m["inputs"]}
@@ -346,10 +352,10 @@ def rows_by_input(ds: Dataset) -> dict[str, int]:
         for owner, n in owners:
             assert set(sources[at:at + n]) <= {paths.get(owner)} | ({"stream.log"} if owner is None else set()), rel
             at += n
-    listed = {p for e in m["inputs"] for p in e["parts"]}
-    assert listed <= {ds.rel(f) for f in ds.row_files()}
+    listed = {p for e in m["inputs"] for p in e[key]}
+    assert listed <= {ds.rel(f) for f in (ds.row_files() if key == "parts" else ds.reject_files())}
     return {e["id"]: sum(sum(n for o, n in shared[p] if o == e["id"]) if p in shared
-                         else pq.read_metadata(ds.root / p).num_rows for p in e["parts"])
+                         else pq.read_metadata(ds.root / p).num_rows for p in e[key])
             for e in m["inputs"] if e["state"] == "complete"}
 
 
@@ -419,6 +425,42 @@ def test_force_after_compaction_across_inputs_replaces_exactly_that_inputs_rows(
     assert m["compactions"] == [] and not list(ds.root.rglob("*.tmp"))
 
 
+def test_compact_across_inputs_merges_reject_files_and_force_takes_out_exactly_that_inputs(tmp_path):
+    """Each input with a reject writes its own reject file (and every connection binds them all): they
+    are merged as part files are, owned alike, and --force of one input rewrites the merged file
+    without its rejects."""
+    ds = Dataset(tmp_path / "d", create=True)
+    commit_inputs(ds, 12, n_rejects=2)
+    ds.append(None, rejects(3, "stream.log"), prefix="stream")  # a stream's rejects: no manifest entry
+    before = all_rejects(ds)
+    merged: dict = {}
+    assert ds.compact(min_files=8, across=True, merged=merged) == 24 + 13
+    assert merged == {"parts": [24, 2], "rejects": [13, 1]}
+    (file,) = ds.reject_files()
+    assert all_rejects(ds) == before and len(ds.row_files()) == 2
+    assert rows_by_input(ds, "rejects") == {f"e{i}": 2 for i in range(12)}
+    assert all(e["rejects"] == [ds.rel(file)] for e in ds.entries())
+    new = ds.begin_entry({"id": "new", "prefix": "part-new", "path": "in3.log"})
+    ds.commit_entry(new, ds.stage(records([t(1)], "again.log"), rejects(1, "again.log"), prefix="part-new"),
+                    replaces=["e3"])
+    assert all_rejects(ds) == sorted([r for r in before if r[0] != "in3.log"] + [("again.log", 1)])
+    assert rows_by_input(ds, "rejects") == {**{f"e{i}": 2 for i in range(12) if i != 3}, "new": 1}
+    assert not any(o == "e3" for owners in ds.read_manifest()["shared"].values() for o, _ in owners)
+
+
+def test_a_writers_compaction_merges_its_own_reject_files(tmp_path):
+    ds = Dataset(tmp_path / "d", create=True)
+    for prefix in ("streamAg0", "streamBg0"):
+        for _ in range(8):
+            ds.append(records([t(1)]), rejects(2, f"{prefix}.log"), prefix=prefix)
+    before = all_rejects(ds)
+    merged: dict = {}
+    assert ds.compact(min_files=8, writer="streamAg0", merged=merged) == 16
+    assert merged == {"parts": [8, 1], "rejects": [8, 1]}
+    assert sorted(f.name.rsplit("-", 1)[0] for f in ds.reject_files()) == ["streamAg0"] + ["streamBg0"] * 8
+    assert all_rejects(ds) == before
+
+
 class Killed(Exception):
     pass
 
@@ -463,6 +505,48 @@ def test_a_crash_in_a_compaction_across_inputs_then_recover_loses_and_doubles_no
     assert ds.recover()["compactions"] == 1
     assert all_rows(ds) == before and len(ds.row_files()) == 1
     assert rows_by_input(ds) == {f"e{i}": 3 for i in range(10)}
+
+
+# killed after the plan was recorded, after one old reject file's removal, after the merged file's rename
+@pytest.mark.parametrize("name, call", [("_unlink", 1), ("_unlink", 2), ("publish", 1)])
+def test_a_crash_in_a_compaction_of_reject_files_then_recover_loses_and_doubles_nothing(tmp_path, monkeypatch,
+                                                                                       name, call):
+    ds = Dataset(tmp_path / "d", create=True)
+    commit_inputs(ds, 10, days=(1,), rows=0, n_rejects=2)  # (inputs of rejects only: the kill comes in their merge)
+    before = all_rejects(ds)
+    with monkeypatch.context() as mp:
+        kill_at(mp, name, call)
+        with pytest.raises(Killed):
+            ds.compact(min_files=8, across=True)
+    seen = all_rejects(ds)
+    assert len(seen) == len(set(seen)) and set(seen) <= set(before)  # a glob reader: never a reject twice
+    assert len(ds.read_manifest()["compactions"]) == 1
+    assert ds.recover()["compactions"] == 1
+    assert all_rejects(ds) == before and len(ds.reject_files()) == 1
+    assert rows_by_input(ds, "rejects") == {f"e{i}": 2 for i in range(10)}
+
+
+# killed after the rewritten shared reject file's plan was recorded, after its rename, after the new input's file's
+@pytest.mark.parametrize("name, call", [("_unlink", 1), ("publish", 1), ("publish", 2)])
+def test_a_crash_in_force_after_merging_reject_files_then_recover_loses_and_doubles_nothing(tmp_path, monkeypatch,
+                                                                                          name, call):
+    ds = Dataset(tmp_path / "d", create=True)
+    commit_inputs(ds, 10, days=(1,), rows=0, n_rejects=2)  # (inputs of rejects only)
+    ds.compact(min_files=8, across=True)
+    assert len(ds.reject_files()) == 1 and not ds.row_files()
+    before = all_rejects(ds)
+    new = ds.begin_entry({"id": "new", "prefix": "part-new", "path": "in3.log"})
+    pairs = ds.stage(None, rejects(1, "again.log"), prefix="part-new")
+    with monkeypatch.context() as mp:
+        kill_at(mp, name, call)
+        with pytest.raises(Killed):
+            ds.commit_entry(new, pairs, replaces=["e3"])
+    seen = all_rejects(ds)
+    assert len(seen) == len(set(seen))
+    assert ds.recover()["rolled_forward"] == 1
+    assert all_rejects(ds) == sorted([r for r in before if r[0] != "in3.log"] + [("again.log", 1)])
+    assert rows_by_input(ds, "rejects") == {**{f"e{i}": 2 for i in range(10) if i != 3}, "new": 1}
+    assert ds.read_manifest()["compactions"] == []
 
 
 # killed after the rewritten shared file's plan was recorded, after its rename, after the new input's first file's

@@ -85,25 +85,39 @@ def keys(data: Path) -> list[tuple[str, int]]:
     return duckdb.sql(sql).fetchall()
 
 
+def reject_keys(data: Path) -> list[tuple[str, int]]:
+    if not list(data.glob("_rejects/*.parquet")):
+        return []
+    return duckdb.sql(f"select source, line_number from read_parquet('{data}/_rejects/*.parquet') order by all").fetchall()
+
+
 def check_consistent(data: Path) -> dict:
     """Every entry complete, read = parsed + rejected + blank, its part files (its share of a shared
-    one) hold exactly its parsed rows, the dataset holds exactly the manifest's parsed rows, each
-    (source, line) once."""
+    one) hold exactly its parsed rows and its reject files (likewise) its rejects, the dataset holds
+    exactly the manifest's parsed rows and rejects, each (source, line) once."""
     m = manifest(data)
     shared = m.get("shared", {})  # files merged across inputs: how many rows of each are whose
     for rel, owners in shared.items():
         assert pq.read_metadata(data / rel).num_rows == sum(n for _, n in owners), rel
+
+    def held(e: dict, files: list[str]) -> int:
+        return sum(sum(n for o, n in shared[p] if o == e["id"]) if p in shared else pq.read_metadata(data / p).num_rows
+                   for p in files)
+
     for e in m["inputs"]:
         assert e["state"] == "complete", e
         assert e["read"] == e["parsed"] + e["noise"] + e["malformed"] + e["blank"] + e.get("joined", 0), e
-        assert sum(sum(n for o, n in shared[p] if o == e["id"]) if p in shared else pq.read_metadata(data / p).num_rows
-                   for p in e["parts"]) == e["parsed"], e
-        assert sum(pq.read_metadata(data / p).num_rows for p in e["rejects"]) == e["noise"] + e["malformed"], e
+        assert held(e, e["parts"]) == e["parsed"], e
+        assert held(e, e["rejects"]) == e["noise"] + e["malformed"], e
     listed = {p for e in m["inputs"] for p in e["parts"]}
     assert {str(p.relative_to(data)) for p in data.glob("date=*/*.parquet")} == listed
+    assert {str(p.relative_to(data)) for p in data.glob("_rejects/*.parquet")} == {p for e in m["inputs"]
+                                                                                  for p in e["rejects"]}
     assert rows(data) == sum(e["parsed"] for e in m["inputs"])
     k = keys(data)
     assert len(k) == len(set(k))
+    k = reject_keys(data)
+    assert len(k) == len(set(k)) == sum(e["noise"] + e["malformed"] for e in m["inputs"])
     assert not list(data.rglob("*.tmp"))
     return m
 
@@ -267,6 +281,38 @@ def test_many_small_inputs_are_merged_into_few_files_and_force_still_replaces_on
     assert code == 0 and "merged 12 small part files into 1" in err, err
     m = check_consistent(data)
     assert keys(data) == want and len(m["inputs"]) == 12 and len(m["shared"]) == len(days)
+
+
+def test_the_reject_files_of_many_small_inputs_are_merged_and_force_still_replaces_one_inputs(tmp_path, monkeypatch,
+                                                                                              capsys):
+    """Each input with a reject (a noise line) writes its own reject file, and every connection binds
+    them all (2,000: a query's connection ~0.2 s slower): an ingest merges them as it merges its part
+    files, and --force of one input takes exactly its rejects out of the merged file."""
+    data = tmp_path / "data"
+    noise = "2024-07-18T16:13:58.198412Z\tinfo\tads\tADS: new connection for node:sleep-{}"
+    logs = [write_log(log, [noise.format(i), *log.read_text().splitlines()])
+            for i, log in enumerate(per_pod_logs(tmp_path, 12))]
+    code, _, err = run(monkeypatch, capsys, "ingest", *logs[:7], "--data", data)
+    assert code == 0 and "merged" not in err and len(list(data.glob("_rejects/*.parquet"))) == 7
+    code, _, err = run(monkeypatch, capsys, "ingest", *logs[7:], "--data", data)
+    assert code == 0 and re.search(r"^merged 12 small reject files into 1$", err, re.M), err
+    assert re.search(r"^merged 12 small part files into 1$", err, re.M), err
+    (merged,) = data.glob("_rejects/*.parquet")
+    m = check_consistent(data)
+    assert ds_rel(data, merged) in m["shared"] and all(e["rejects"] == [ds_rel(data, merged)] for e in m["inputs"])
+    want = reject_keys(data)
+    assert len({source for source, _ in want}) == 12  # (an input of the generated lines may have more)
+    code, _, err = run(monkeypatch, capsys, "ingest", logs[3], "--data", data, "--force")
+    assert code == 0, err
+    m = check_consistent(data)
+    assert reject_keys(data) == want and len(list(data.glob("_rejects/*.parquet"))) == 2
+    (new,) = [e for e in m["inputs"] if e["path"] == str(logs[3])]
+    assert not set(new["rejects"]) & set(m["shared"])  # its reject in its own file again
+    assert [o for owners in m["shared"].values() for o, _ in owners].count(new["id"]) == 0
+
+
+def ds_rel(data: Path, path: Path) -> str:
+    return str(path.relative_to(data))
 
 
 def test_the_merge_at_an_ingests_end_takes_only_small_files_of_the_days_it_wrote(tmp_path, monkeypatch, capsys):

@@ -1082,6 +1082,35 @@ def test_the_stream_compacts_only_its_own_parts(tmp_path, monkeypatch):
     assert asked and set(asked) == {streamer.prefix}
 
 
+@pytest.mark.parametrize("every", [4, 1])  # a malformed line in each flush of 4 lines; every line malformed
+def test_the_stream_merges_its_reject_files_too(tmp_path, every):
+    """Each flush with a reject writes a reject file, and every connection binds them all: the stream
+    merges them as it merges its part files, also when no line is an access line (no part file at all);
+    its summary counts part files merged only."""
+    import io
+
+    from logpipe.stream import StreamOptions, Streamer
+
+    data, src = tmp_path / "data", tmp_path / "in.log"
+    sent = [access_line(i) if i % every else f"garbage line {i} that is no access log" for i in range(1, 41)]
+    src.write_text("".join(x + "\n" for x in sent))
+    err = io.StringIO()
+    fd = os.open(src, os.O_RDONLY)
+    try:
+        code = Streamer(str(data), StreamOptions(alerts=False, flush_rows=4, compact_every=8), stdin_fd=fd,
+                        stderr=err).run()
+    finally:
+        os.close(fd)
+    assert code == 0, err.getvalue()
+    # 10 reject files: the first 8 merged into 1 (compact_every 8; the 2 after them are too few to merge)
+    assert len(list((data / "_rejects").glob("*.parquet"))) <= 3
+    assert sorted(dataset_rejects(data).column("line_number").to_pylist()) == [
+        i for i in range(1, 41) if i % every == 0]
+    assert count_rows(data) == 40 - 40 // every
+    said = re.search(r"in (\d+) part files to \S+(?: \(compacted (\d+)\))?", err.getvalue())
+    assert said and int(said[2] or 0) <= int(said[1]), err.getvalue()
+
+
 def test_stream_never_compacts_under_a_reader(tmp_path, monkeypatch):
     """While a query reads the dataset (db.reading) the stream leaves its parts; at the end it waits
     FINAL_COMPACT_WAIT for the reader, then says it left them to `logpipe compact`."""
