@@ -256,7 +256,7 @@ def replay(file, speed, max_sleep, format_string, format_file, grammar_file):
 @cli.command()
 @data_option
 @click.option("--min-files", type=int, default=8, show_default=True, metavar="N",
-              help="Merge a day directory's small part files (under 122,880 rows) when it holds at least N.")
+              help="Merge a day directory's (or _rejects/') small files (under 122,880 rows) when it holds at least N.")
 def compact(data_dir, min_files):
     """Merge the many small part files (and reject files) that streams and ingests of many small
     inputs leave into fewer, larger ones (whichever input or stream wrote them; `ingest --force`
