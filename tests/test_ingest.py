@@ -870,6 +870,7 @@ KILL_POINTS = {
     and sum(e["state"] == "complete" for e in manifest(d)["inputs"]) >= 2,
     "0.2s-into-the-first-input": None,
     "merging-small-files": lambda d: bool(list(d.glob("date=*/.merged-*.tmp"))),  # (at the end: ingest's merge)
+    "merging-reject-files": lambda d: bool(list(d.glob("_rejects/.merged-*.tmp"))),  # (after the part files')
 }
 
 
@@ -914,6 +915,7 @@ def test_kill_9_then_rerun_equals_a_clean_run(tmp_path, kill_inputs, point):
     assert done.returncode == 0, done.stderr
     check_consistent(data)
     assert keys(data) == want
+    assert reject_keys(data) == reject_keys(_clean)
 
 
 @pytest.mark.slow
