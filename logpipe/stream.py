@@ -39,9 +39,10 @@ FORMAT_CHECK_LINES = 50  # access lines seen before a stream says its format loo
 # Lines, none an access line, before a stream says it may be the wrong log (a proxy's start-up prints
 # ~100 lines of istio-agent's before its first access line, an idle one a few a minute after that).
 NO_ACCESS_LINES = 500
-# Dataset.compact reads a whole group of parts into memory, so the parts of one prefix (a
-# "generation") are capped: past GENERATION_ROWS rows (and rejects: its reject files are merged too)
-# the stream compacts them and starts a new prefix.
+# Each compaction of a stream merges its prefix's files again, the file its last compaction made
+# among them, so the parts of one prefix (a "generation") are capped: past GENERATION_ROWS rows (and
+# rejects: its reject files are merged too) the stream compacts them and starts a new prefix; a
+# compaction then rewrites at most that many rows, not everything the stream wrote so far.
 GENERATION_ROWS = 20_000
 FINAL_COMPACT_WAIT = 10.0  # seconds a stream's last compaction waits for queries reading the dataset
 SOURCE = "<stdin>"
