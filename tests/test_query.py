@@ -554,9 +554,11 @@ def test_service_entries_of_destinations_that_read_alike_have_names_of_their_own
 
 def test_service_entry_names_of_long_hosts_fit_kubernetes_253_characters():
     """metadata.name is a DNS subdomain name, at most 253 characters (kubernetes.io, Object Names and
-    IDs): a 300-character host read as a 304-character name (its port after it), which the API server
-    refuses. A long host keeps its first 238 characters and its hash, so two of one prefix differ; a
-    short one keeps its name (a 247-character plain host and its port: 253)."""
+    IDs): a 253-character host read as a 259-character name (its port, 65535, after it), which the API
+    server refuses. A long host keeps its first 238 characters and its hash, so two of one prefix differ;
+    a short one keeps its name (a 247-character plain host and its port: 253). A host Istio would refuse
+    (over 255 characters, or over 63 between dots) is no DNS name: no ServiceEntry, as for one that
+    needs YAML quoting."""
     import yaml
 
     from logpipe.db import connect
@@ -568,17 +570,22 @@ def test_service_entry_names_of_long_hosts_fit_kubernetes_253_characters():
                    method="GET", protocol="HTTP/1.1")
 
     label = "a" * 60 + "."
-    long_a, long_b = label * 4 + "a" * 56 + ".example", label * 4 + "b" * 56 + ".example"  # 308 characters
-    dashed = label.replace("a", "A-", 2) * 5 + "example"  # capitals and dashes: hashed, and long
+    long_a, long_b = label * 4 + "a.example", label * 4 + "b.example"  # 253 characters
+    dashed = ("A-" + "a" * 58 + ".") * 4 + "example"  # capitals and dashes: hashed, and long (251)
     fits = label * 3 + "b" * 56 + ".example"  # 247 characters
-    rows = [passthrough(f"198.51.100.{i}", h) for i, h in enumerate((long_a, long_b, dashed, fits), 1)]
-    got = run_query(connect(tables={"records": records(*rows)}), named_query("service_entries")).to_pylist()
-    names = {yaml.safe_load(g["service_entry"])["spec"]["hosts"][0]: yaml.safe_load(g["service_entry"])["metadata"]["name"]
-             for g in got}
+    too_long, long_label = label * 4 + "a" * 56 + ".example", "a" * 64 + ".example"  # 308; a label of 64
+    hosts = (long_a, long_b, dashed, fits, too_long, long_label)
+    rows = [passthrough(f"198.51.100.{i}", h) for i, h in enumerate(hosts, 1)]
+    got = {g["destination"]: g["service_entry"] for g in run_query(connect(tables={"records": records(*rows)}),
+                                                                    named_query("registry_only")).to_pylist()}
+    hosts = tuple(h.lower() for h in hosts)  # (a destination is its host in lower case)
+    assert set(got) == set(hosts) and got[too_long] is None and got[long_label] is None
+    names = dict(zip(("a", "b", "dashed", "fits"), (yaml.safe_load(got[h])["metadata"]["name"] for h in hosts[:4])))
     assert len(set(names.values())) == 4 and max(map(len, names.values())) <= 253, names
     assert all(re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", n) for n in names.values())
-    assert names[fits] == fits.replace(".", "-") + "-65535" and len(names[fits]) == 253
-    assert names[long_a].startswith("a" * 60 + "-" + "a" * 60) and len(names[long_a]) == 253
+    assert names["fits"] == fits.replace(".", "-") + "-65535" and len(names["fits"]) == 253
+    assert names["a"].startswith("a" * 60 + "-" + "a" * 60) and len(names["a"]) == 253
+    assert len(names["dashed"]) == 253 and names["dashed"].startswith("a-a" + "a" * 57)
 
 
 def test_service_entries_writes_one_yaml_file_to_apply(tmp_path, run_main):

@@ -5,7 +5,9 @@
 -- (service_entry_protocol.sql: HTTP2, HTTP, TLS or TCP). A port the format does not log is a
 -- placeholder 0 (Istio accepts 1..65535) with a comment to set it. Null when nothing safe can be
 -- written: a destination that is neither an IP nor a name of letters, digits, dots and dashes (it
--- would need YAML quoting, and is no DNS name), or one whose every request failed DNS resolution
+-- would need YAML quoting, and is no DNS name) of at most 255 characters and 63 between dots (Istio's
+-- validation of a host refuses longer ones: istio/istio pkg/config/validation, checkDNS1123Preconditions
+-- and its DNS-1123 labels), or one whose every request failed DNS resolution
 -- (dns_failed: flag DF, dns_failure_advice.sql), which a ServiceEntry would not make resolve.
 -- MESH_EXTERNAL is Istio's "external to the mesh" (istio/api networking/v1alpha3/service_entry.proto,
 -- Location; MESH_INTERNAL is for workloads added to the mesh, VMs with a proxy): right for a host
@@ -16,7 +18,8 @@
 CREATE OR REPLACE MACRO service_entry_yaml(destination, port, protocol, dns_failed) AS (
     CASE WHEN NOT coalesce(dns_failed, false)
               AND (ip_value(destination) IS NOT NULL
-                   OR regexp_full_match(destination, '[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?'))
+                   OR (regexp_full_match(destination, '[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?')
+                       AND length(destination) <= 255 AND NOT regexp_matches(destination, '[^.]{64}')))
     THEN concat_ws(chr(10),
         CASE WHEN ip_kind(destination) = 'internal'
              THEN '# ' || destination || ' is an internal address: register it only if it is a host outside '
