@@ -166,6 +166,8 @@ def hop(t: str, port: int, error: str, *, service: str = "s3.amazonaws.com", hbo
 
 
 REFUSED = "io error: Connection refused (os error 111)"
+# ztunnel could not get its certificate (its CA did not answer), which the tunnel's connection needs first
+IDENTITY = "identity error: signing gRPC error (The service is currently unavailable): transport error"
 # the same call through the waypoint, complete: ztunnel's hop (in the mesh) and the waypoint's line
 S3_VIA_WAYPOINT = ('2024-04-12T10:17:49.905234Z\tinfo\taccess\tconnection complete\tsrc.addr=10.244.1.35:38124 '
                    'src.workload=ci-runner-6b8d9f7c4-m4j2w src.namespace=ci dst.addr=10.244.0.18:15008 '
@@ -177,7 +179,8 @@ S3_WAYPOINT = ('[2024-04-12T10:17:48.696Z] "- - -" 0 - - - "-" 2310 18830 1208 -
 
 def test_a_failed_hop_to_an_egress_waypoint_is_egress_to_its_host(tmp_path):
     """The waypoint logs nothing for a connection ztunnel could not bring to it: ztunnel's line is the
-    attempt's one egress row (waypoint, to dst.service), counted as failed; a hop the waypoint
+    attempt's one egress row (waypoint, to dst.service), counted as failed (also when ztunnel had no
+    certificate for the tunnel, or its pool refused the connection); a hop the waypoint
     answered ("http status: …"), one that moved bytes, one to a mesh service and one straight to a
     workload (the dialled address is the hop's) stay in the mesh."""
     (tmp_path / "zt.log").write_text("\n".join([
@@ -190,6 +193,8 @@ def test_a_failed_hop_to_an_egress_waypoint_is_egress_to_its_host(tmp_path):
         hop("10:18:04.000001", 40005, "io error: Connection reset by peer (os error 104)", sent=517, recv=0),
         hop("10:18:05.000001", 40006, REFUSED, service="httpbin.default.svc.cluster.local", hbone="240.240.0.9:80"),
         hop("10:18:06.000001", 40007, REFUSED, service="legacy.partner.example", hbone="10.244.0.18:8080"),
+        hop("10:18:07.000001", 40008, IDENTITY),
+        hop("10:18:08.000001", 40009, "pool draining"),
     ]) + "\n")
     (tmp_path / "waypoint.log").write_text(S3_WAYPOINT + "\n")
     r = logpipe("ingest", "zt.log", "waypoint.log", "--data", "ds", cwd=tmp_path)
@@ -203,12 +208,14 @@ def test_a_failed_hop_to_an_egress_waypoint_is_egress_to_its_host(tmp_path):
         f"ztunnel,waypoint,s3.amazonaws.com,443,{REFUSED}",
         'ztunnel,waypoint,s3.amazonaws.com,443,"connection timed out, maybe a NetworkPolicy is blocking HBONE port '
         '15008: deadline has elapsed"',
-        "ztunnel,waypoint,s3.amazonaws.com,443,io error: deadline has elapsed"]
+        "ztunnel,waypoint,s3.amazonaws.com,443,io error: deadline has elapsed",
+        f"ztunnel,waypoint,s3.amazonaws.com,443,{IDENTITY}",
+        "ztunnel,waypoint,s3.amazonaws.com,443,pool draining"]
     r = logpipe("report", "inventory", "--data", "ds", "-o", "json", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     [dest] = json.loads(r.stdout)["destinations"]
     assert (dest["destination"], dest["egress_kind"], dest["requests"], dest["error_share"]) == (
-        "s3.amazonaws.com", "waypoint", 4, 0.75)
+        "s3.amazonaws.com", "waypoint", 6, 0.8333)  # (error_share: 4 decimals)
 
 
 def test_failed_hops_to_an_egress_waypoint_are_an_error_spike_and_a_failure_burst(tmp_path):
