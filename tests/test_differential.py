@@ -3,7 +3,8 @@ polars, and split plans read from it, cut by cut.c) and the exact Lark path (``P
 then ``records.type_columns``) give identical records, or both reject, line for line.
 
 The Lark path costs ~10 ms a line (logpipe/follow.py), so it runs in two worker processes (in the
-test process itself under pytest-xdist, whose other worker has the other core), over every line of every sample (~4,200), DIFF_LINES lines of bench/generate.py (default 1,000;
+test process itself under pytest-xdist, whose other worker has the other core), over every line of every sample (~4,200; a large one in parts of PART_LINES, several tests that the
+xdist workers share), DIFF_LINES lines of bench/generate.py (default 1,000;
 LOGPIPE_DIFF_LINES=20000 runs more) and ~1,500 hypothesis-fuzzed lines: mutations of sample
 lines, quotes in free text, lines built from field values of every layout.
 """
@@ -85,15 +86,23 @@ def fast():
     return parser
 
 
-def lark_path(pool, lines: list[str], source: str):
-    """Parse with Parser(fast=False), split over the workers; returns records and rejects."""
-    size = max(1, -(-len(lines) // (WORKERS * 2)))
-    jobs, i = [], 0
-    while i < len(lines):  # (the parts of a line a container runtime split, in one job: runtimes.parts_at_end)
+def spans(lines: list[str], parts: int) -> list[tuple[int, int]]:
+    """``lines`` cut into ``parts`` runs of about the same length, as (start, end) indexes; the parts
+    of a line a container runtime split stay in one run (runtimes.parts_at_end)."""
+    size = max(1, -(-len(lines) // parts))
+    out, i = [], 0
+    while i < len(lines):
         j = min(i + size, len(lines))
         j -= parts_at_end(lines[i:j]) % (j - i) if j < len(lines) else 0
-        jobs.append((lines[i:j], source, i + 1))
+        out.append((i, j))
         i = j
+    return out
+
+
+def lark_path(pool, lines: list[str], source: str, first: int = 1):
+    """Parse with Parser(fast=False), split over the workers; returns records and rejects (the
+    lines numbered from ``first``)."""
+    jobs = [(lines[i:j], source, first + i) for i, j in spans(lines, WORKERS * 2)]
     records, rejects = [], []
     for recs, rejs in (pool.map if pool is not None else map)(_lark_batch, jobs):
         records += recs
@@ -101,11 +110,15 @@ def lark_path(pool, lines: list[str], source: str):
     return records, rejects
 
 
-def assert_same(fast, pool, lines: list[str], source: str = "-"):
+def assert_same(fast, pool, lines: list[str], source: str = "-", part: tuple[int, int] = (0, 1)):
+    """The fast path's records and rejects of ``lines`` (parsed in one batch) are Lark's, line for
+    line; ``part`` (k, n): only those of the k-th of ``spans(lines, n)`` (a sample too slow for Lark
+    in one test, in several: pytest-xdist shares them between its workers)."""
+    lo, hi = spans(lines, part[1])[part[0]]
     batch = fast.parse_batch(lines, source)
-    f_rec = {r["line_number"]: r for r in batch.records.to_pylist()}
-    f_rej = {r["line_number"]: r["class"] for r in batch.rejects.to_pylist()}
-    l_rec, l_rej = lark_path(pool, lines, source)
+    f_rec = {r["line_number"]: r for r in batch.records.to_pylist() if lo < r["line_number"] <= hi}
+    f_rej = {r["line_number"]: r["class"] for r in batch.rejects.to_pylist() if lo < r["line_number"] <= hi}
+    l_rec, l_rej = lark_path(pool, lines[lo:hi], source, lo + 1)
     l_rec = {r["line_number"]: r for r in l_rec}
     l_rej = {r["line_number"]: r["class"] for r in l_rej}
     for n in sorted(set(f_rec) | set(l_rec)):
@@ -119,12 +132,22 @@ def assert_same(fast, pool, lines: list[str], source: str = "-"):
 
 
 TEXT_SAMPLES = [p for p in sample_files() if not p.name.endswith((".gz", ".zst", ".bz2"))]
+PART_LINES = 800  # (~8 s of Lark: scenario/baseline-week.log's 3,051 lines are four tests)
+
+
+def sample_parts() -> list:
+    out = []
+    for path in TEXT_SAMPLES:
+        n = -(-len(read_lines(path)) // PART_LINES) or 1
+        out += [pytest.param(path, (k, n), id=sample_id(path) + (f"-part{k + 1}of{n}" if n > 1 else ""))
+                for k in range(n)]
+    return out
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("path", TEXT_SAMPLES, ids=sample_id)
-def test_fast_and_lark_paths_agree_on_samples(fast, pool, path):
-    assert_same(fast, pool, read_lines(path), sample_id(path))
+@pytest.mark.parametrize("path, part", sample_parts())
+def test_fast_and_lark_paths_agree_on_samples(fast, pool, path, part):
+    assert_same(fast, pool, read_lines(path), sample_id(path), part)
 
 
 @pytest.mark.slow
