@@ -232,8 +232,7 @@ def test_an_archive_on_stdin_is_refused_with_the_way_to_read_it(tmp_path, tmp_en
     a zip's was an empty report, exit 0."""
     env, _ = tmp_env
     data = gzip.compress(make_tar(MEMBERS)) if kind == "tar" else make_zip(MEMBERS)
-    run = subprocess.run([sys.executable, "-m", "logpipe", "parse", "-"], input=data, capture_output=True,
-                         timeout=60, env=env)
+    run = run_logpipe("parse", "-", input=data, env=env, text=False)  # (stdin's bytes: no process needed)
     assert run.returncode == 1 and f"<stdin>: a {kind} archive: give its path instead".encode() in run.stderr, run.stderr
     assert run.stdout == b""
 
