@@ -59,10 +59,11 @@ def test_without_the_format_the_lines_are_malformed(tmp_path):
 def test_stream_uses_the_format_the_dataset_remembers(tmp_path):
     (tmp_path / "a.log").write_text("\n".join(LINES_A) + "\n")
     assert ingest("--format-string", FORMAT, "a.log", "--data", "ds", cwd=tmp_path).returncode == 0
-    r = subprocess.run([sys.executable, "-m", "logpipe", "stream", "--data", "ds", "--quiet"], cwd=tmp_path,
-                       input=LINE_B + "\n", capture_output=True, text=True)
+    from test_stream import stream_cli
+
+    r = stream_cli(tmp_path / "ds", "--quiet", input=(LINE_B + "\n").encode())  # (in this process)
     assert r.returncode == 0, r.stderr
-    assert "parsed 1, rejected 0" in r.stderr
+    assert b"parsed 1, rejected 0" in r.stderr
     assert [row[4] for row in rows(tmp_path / "ds")] == ["80f198ee56343ba8", "80f198ee56343ba9", "90f198ee56343ba8"]
 
 
