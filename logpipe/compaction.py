@@ -9,7 +9,7 @@ Compaction cannot swap several files atomically for a glob reader. It never show
 the merged file is written hidden, the plan recorded in the manifest (with whose rows it holds), the
 old files removed, then the merged file renamed into place; ``recover`` finishes an interrupted plan,
 and so does the next compaction or ``--force`` (a plan in the manifest under the readers' lock is a
-killed process's). ``--force``'s rewrite of a merged file without an input's rows is such a plan.
+killed process's, as is a hidden merged file whose plan was never recorded: deleted, ``finish_plans``). ``--force``'s rewrite of a merged file without an input's rows is such a plan.
 logpipe's own readers (``query``, ``report``: ``db.reading``) hold ``_compact.lock`` shared while
 they read, and compaction and ``--force``'s replacement of an input's rows hold it exclusive, so a
 query run while a stream compacts neither misses the merged group's rows nor fails on a file deleted
@@ -59,8 +59,7 @@ def compact_parts(ds: Dataset, min_files: int = COMPACT_MIN_FILES, *, across: bo
     ``rejects``) are merged the same way, as one more directory (``days``: ``_rejects`` among them).
     ``merged``: filled with ``{"parts" or "rejects": [files removed, files made]}``. Call it under the
     readers' lock (``compact_dataset``): a plan left in the manifest is then a killed process's, finished first."""
-    for plan in ds.read_manifest().get("compactions", []):
-        finish_compaction(ds, plan)
+    finish_plans(ds)
     removed = 0
     # _rejects/ too: every connection binds all its files (2,000 reject files of a few lines: a query's
     # connection 0.37-0.58 s instead of 0.15-0.31 s; 18,000, a month of nightly ingests of 600 pod logs:
@@ -161,8 +160,7 @@ def drop_inputs(ds: Dataset, gone: set) -> None:
     """Delete the rows of entries ``gone`` (``--force``), under the readers' lock: their own files,
     and their rows of the shared files they are merged into (each rewritten without them, as a
     compaction is: ``_swap_in``)."""
-    for plan in ds.read_manifest().get("compactions", []):  # a killed process's (the lock is ours)
-        finish_compaction(ds, plan)
+    finish_plans(ds)
     m = ds.read_manifest()
     shared = m.get("shared", {})
     rewrite = set()
@@ -184,6 +182,19 @@ def drop_inputs(ds: Dataset, gone: set) -> None:
         pieces = (piece for owner, piece in _pieces(ds.root / rel, rows) if owner not in gone)
         final = (ds.root / rel).parent / f"{MERGED_PREFIX}-{uuid.uuid4().hex}.parquet"
         _swap_in(ds, [rel], pieces, pq.read_schema(ds.root / rel), kept, final)
+
+
+def finish_plans(ds: Dataset) -> int:
+    """What killed compactions (and ``--force`` rewrites) left, finished under the readers' lock held
+    exclusive (no merge is under way then: every one runs under it): the plans recorded in the manifest
+    carried out, and the merged files written before their plan was recorded (hidden
+    ``.merged-….tmp``, as large as a merge) deleted. Returns how many plans were finished."""
+    plans = ds.read_manifest().get("compactions", [])
+    for plan in plans:
+        finish_compaction(ds, plan)
+    for tmp in ds.root.glob(f"*/.{MERGED_PREFIX}-*.tmp"):  # (date=*/ and _rejects/)
+        _unlink(tmp)
+    return len(plans)
 
 
 def finish_compaction(ds: Dataset, plan: dict) -> None:

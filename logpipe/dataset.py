@@ -63,7 +63,7 @@ from typing import Callable, Iterator
 
 import pyarrow as pa
 
-from .compaction import COMPACT_MIN_FILES, MERGED_PREFIX, compact_parts, drop_inputs, finish_compaction
+from .compaction import COMPACT_MIN_FILES, MERGED_PREFIX, compact_parts, drop_inputs, finish_plans
 from .errors import DatasetError
 from .parts import REJECTS_DIR, _unlink, hidden_name, stage_files
 
@@ -294,14 +294,9 @@ class Dataset:
                 stats["dropped"] += 1
         # Under the lock `logpipe compact` and streams hold while merging (compact_dataset): a plan
         # another process is carrying out right now is left to it (as are readers).
-        merging = list(self.root.glob(f"*/.{MERGED_PREFIX}-*.tmp"))  # (date=*/ and _rejects/)
-        if m.get("compactions") or merging:
+        if m.get("compactions") or any(self.root.glob(f"*/.{MERGED_PREFIX}-*.tmp")):  # (date=*/ and _rejects/)
             with readers_lock(self.root, wait=False) as held:
-                for plan in self.read_manifest().get("compactions", []) if held else ():
-                    finish_compaction(self, plan)
-                    stats["compactions"] += 1
-                for tmp in merging if held else ():  # a merge killed before its plan was recorded
-                    _unlink(tmp)
+                stats["compactions"] += finish_plans(self) if held else 0
         cutoff = time.time() - STALE_TMP_SECONDS
         for tmp in self.root.glob("*/.*.tmp"):
             with contextlib.suppress(OSError):

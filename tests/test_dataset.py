@@ -526,6 +526,35 @@ def test_a_crash_in_a_compaction_of_reject_files_then_recover_loses_and_doubles_
     assert rows_by_input(ds, "rejects") == {f"e{i}": 2 for i in range(10)}
 
 
+# A merge killed after it wrote its file, before it recorded its plan, left that hidden file (as large as a
+# merge) until an ingest's recover, which a stream's dataset never runs: the next compaction or --force deletes it.
+@pytest.mark.parametrize("then", ["compact", "force"])
+def test_a_merge_killed_before_its_plan_was_recorded_leaves_no_hidden_file(tmp_path, monkeypatch, then):
+    from logpipe.dataset import compact_dataset
+
+    ds = Dataset(tmp_path / "d", create=True)
+    commit_inputs(ds, 10, days=(1,), n_rejects=1)
+    before, rejected = all_rows(ds), all_rejects(ds)
+
+    def killed(*args, **kwargs):
+        raise Killed("killed before the plan was recorded")
+
+    with monkeypatch.context() as mp:
+        mp.setattr(Dataset, "update_manifest", killed)
+        with pytest.raises(Killed):
+            ds.compact(min_files=8, across=True)
+    assert len(list(ds.root.glob("date=*/.merged-*.tmp"))) == 1 and all_rows(ds) == before
+    if then == "compact":
+        compact_dataset(ds, min_files=8, across=True)
+        assert len(ds.row_files()) == len(ds.reject_files()) == 1
+    else:
+        new = ds.begin_entry({"id": "new", "prefix": "part-new", "path": "in3.log"})
+        again = ds.stage(records([t(1, h) for h in range(3)], "in3.log"), rejects(1, "in3.log"), prefix="part-new")
+        ds.commit_entry(new, again, replaces=["e3"])  # (the same rows again)
+    assert not list(ds.root.rglob("*.tmp"))
+    assert all_rows(ds) == before and all_rejects(ds) == rejected
+
+
 # killed after the rewritten shared reject file's plan was recorded, after its rename, after the new input's file's
 @pytest.mark.parametrize("name, call", [("_unlink", 1), ("publish", 1), ("publish", 2)])
 def test_a_crash_in_force_after_merging_reject_files_then_recover_loses_and_doubles_nothing(tmp_path, monkeypatch,
