@@ -292,11 +292,7 @@ class Dataset:
             elif e.get("state") == "pending":
                 self.abandon_entry(e)
                 stats["dropped"] += 1
-        # Under the lock `logpipe compact` and streams hold while merging (compact_dataset): a plan
-        # another process is carrying out right now is left to it (as are readers).
-        if m.get("compactions") or any(self.root.glob(f"*/.{MERGED_PREFIX}-*.tmp")):  # (date=*/ and _rejects/)
-            with readers_lock(self.root, wait=False) as held:
-                stats["compactions"] += finish_plans(self) if held else 0
+        stats["compactions"] = self.finish_compactions()
         cutoff = time.time() - STALE_TMP_SECONDS
         for tmp in self.root.glob("*/.*.tmp"):
             with contextlib.suppress(OSError):
@@ -305,6 +301,16 @@ class Dataset:
         return stats
 
     # ---- compaction (``compaction.py``) -----------------------------------------------------------
+
+    def finish_compactions(self) -> int:
+        """Finish what a killed compaction left (``compaction.finish_plans``): ``recover``, and a stream
+        as it starts (a stream killed while it merged its parts, restarted, may write too few to merge).
+        Under the lock `logpipe compact` and streams hold while merging (``compact_dataset``): a plan
+        another process is carrying out right now is left to it (as are readers). Returns the plans finished."""
+        if not (self.read_manifest().get("compactions") or any(self.root.glob(f"*/.{MERGED_PREFIX}-*.tmp"))):
+            return 0  # (date=*/ and _rejects/)
+        with readers_lock(self.root, wait=False) as held:
+            return finish_plans(self) if held else 0
 
     def compact(self, min_files: int = COMPACT_MIN_FILES, *, across: bool = False, small_rows: int | None = None,
                 days: "set[str] | None" = None, writer: str | None = None, merged: dict | None = None) -> int:

@@ -101,6 +101,10 @@ class Streamer:
             except OSError as e:
                 raise UsageError(f"cannot open --alerts-out {opts.alerts_out}: {e.strerror}; check the path") from None
         self.dataset = Dataset(data_dir, create=True)
+        try:  # a stream killed while it merged its parts left some of their rows hidden: shown again now
+            self.dataset.finish_compactions()
+        except (OSError, DatasetError) as e:  # (its own compactions say so too, and go on)
+            print(f"logpipe: compaction skipped: {e}", file=self.stderr)
         # The dataset's remembered format when none is given; a given one is remembered (as ingest does).
         self.parser = dataset_parser(self.dataset, parser, self.stderr)
         self.counts = Counts()

@@ -1111,6 +1111,45 @@ def test_the_stream_merges_its_reject_files_too(tmp_path, every):
     assert said and int(said[2] or 0) <= int(said[1]), err.getvalue()
 
 
+def test_a_restarted_stream_finishes_the_compaction_a_killed_one_left(tmp_path, monkeypatch):
+    """A stream killed while it merged its parts (the plan recorded, an old file removed, the merged
+    file still hidden) left those rows out of every query until a compaction finished the plan; the next
+    stream, which may write too few parts to compact, finishes it as it starts."""
+    import io
+
+    from logpipe import compaction
+    from logpipe.stream import StreamOptions, Streamer
+
+    class Killed(BaseException):  # (not an error the stream handles: it stops there)
+        pass
+
+    def stream(lines: list[str]) -> None:
+        src = tmp_path / "in.log"
+        src.write_text("".join(x + "\n" for x in lines))
+        fd = os.open(src, os.O_RDONLY)
+        try:
+            Streamer(str(data), StreamOptions(alerts=False, flush_rows=4, compact_every=8), stdin_fd=fd,
+                     stderr=io.StringIO()).run()
+        finally:
+            os.close(fd)
+
+    data, real, calls = tmp_path / "data", compaction._unlink, []
+
+    def killed(path):
+        calls.append(path)
+        if len(calls) == 2:
+            raise Killed
+        real(path)
+
+    with monkeypatch.context() as mp:
+        mp.setattr(compaction, "_unlink", killed)
+        with pytest.raises(Killed):
+            stream([access_line(i) for i in range(32)])  # 8 parts of 4 rows: merged
+    assert count_rows(data) == 28  # (one part removed, the merged file hidden)
+    stream([access_line(i) for i in range(100, 102)])  # a part of 2 rows: nothing to merge
+    assert count_rows(data) == 34 and json.loads((data / "_manifest.json").read_text())["compactions"] == []
+
+
 def test_stream_never_compacts_under_a_reader(tmp_path, monkeypatch):
     """While a query reads the dataset (db.reading) the stream leaves its parts; at the end it waits
     FINAL_COMPACT_WAIT for the reader, then says it left them to `logpipe compact`."""
