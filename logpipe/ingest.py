@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import itertools
 import os
 import sys
 import uuid
@@ -127,7 +128,7 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
                                    " then run the ingest again: it reads what was not ingested") from None
             raise
     print_summary(summary, started, run.shown, max_warnings, ds, err)
-    if run.late_parts and (note := _late_note(ds, run.late_parts, run.cutoff)):
+    if run.late_inputs and (note := _late_note(ds, run.late_inputs, run.cutoff)):
         print(note, file=err)
     if summary.ingested:
         _compact(ds, err, run.days)
@@ -159,10 +160,10 @@ class _Run:
         entries = ds.entries()
         self.known = [e for e in entries if e.get("hash")]  # this process is the only ingest (lock)
         # rows before ``cutoff`` (a day before the dataset's newest one so far) are in no default
-        # anomalies window from now on: the parts of the inputs that added some (``_late_note``)
+        # anomalies window from now on: the inputs (entry ids) that added some (``_late_note``)
         last = max((e["max_time"] for e in entries if e.get("max_time")), default=None, key=_parse_time)
         self.cutoff = _parse_time(last) - DEFAULT_WINDOW if last else None
-        self.late_parts: list[str] = []
+        self.late_inputs: set[str] = set()
         self.days: set[str] = set()  # the day directories this run wrote rows to, and _rejects (``_compact``)
         # the algorithm of the dataset's entries (those before hash_algo was recorded: blake2b)
         self.hash_algo = next((e.get("hash_algo", "blake2b-128") for e in self.known), HASH_ALGO)
@@ -461,7 +462,7 @@ class _Run:
             self.summary.undated += undated
             self.summary.bytes += end - skip_bytes
             if tmin is not None and self.cutoff is not None and tmin < self.cutoff:
-                self.late_parts += done["parts"]
+                self.late_inputs.add(done["id"])
             if tmin is not None:
                 self.summary.min_time = tmin if self.summary.min_time is None else min(self.summary.min_time, tmin)
                 self.summary.max_time = tmax if self.summary.max_time is None else max(self.summary.max_time, tmax)
@@ -627,27 +628,39 @@ def _parse_time(iso: str) -> dt.datetime:
     return dt.datetime.fromisoformat(iso)
 
 
-def _late_note(ds, parts: list[str], cutoff) -> str | None:
-    """The note on this run's rows before ``cutoff`` (in ``parts``, the files of the inputs whose
-    earliest row is): the default anomalies window, the data's last 24 h, never holds them. Counted
-    in the start_time column of those files whose day is not after the cutoff's."""
+def _late_note(ds, inputs: set[str], cutoff) -> str | None:
+    """The note on this run's rows before ``cutoff`` (of ``inputs``, the entries whose earliest row
+    is): the default anomalies window, the data's last 24 h, never holds them. Counted in the
+    start_time column of their files whose day is not after the cutoff's (their own rows of a merged
+    one), under the readers' lock: a `logpipe compact` run meanwhile may have merged the files they
+    were committed with (and deleted those), and may not while they are read."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
+    from .dataset import readers_lock
+
     n, lo, hi = 0, None, None
-    for rel in parts:
-        folder = rel.split("/", 1)[0]
-        day = folder.removeprefix("date=")
-        if folder == day or day == "unknown" or day > f"{cutoff:%Y-%m-%d}":  # (rows' files only: not _rejects/)
-            continue
-        for batch in pq.ParquetFile(ds.root / rel).iter_batches(columns=["start_time"]):
-            old = pc.filter(batch.column(0), pc.less(batch.column(0), pa.scalar(cutoff, batch.column(0).type)))
-            if len(old):
-                n += len(old)
-                a, b = pc.min_max(old).values()
-                lo = a.as_py() if lo is None else min(lo, a.as_py())
-                hi = b.as_py() if hi is None else max(hi, b.as_py())
+    with readers_lock(ds.root, shared=True):
+        m = ds.read_manifest()
+        shared = m.get("shared", {})
+        for e in m["inputs"]:
+            for rel in e["parts"] if e["id"] in inputs else ():
+                folder = rel.split("/", 1)[0]
+                day = folder.removeprefix("date=")
+                if folder == day or day == "unknown" or day > f"{cutoff:%Y-%m-%d}":  # (rows' files only: not _rejects/)
+                    continue
+                column = pq.ParquetFile(ds.root / rel).read(columns=["start_time"]).column(0)
+                if rel in shared:  # (its rows of it: shared says how many rows of it are whose, in order)
+                    ends = list(itertools.accumulate(k for _, k in shared[rel]))
+                    column = pa.chunked_array([c for (owner, k), end in zip(shared[rel], ends) if owner == e["id"]
+                                               for c in column.slice(end - k, k).chunks], column.type)
+                old = pc.filter(column, pc.less(column, pa.scalar(cutoff, column.type)))
+                if len(old):
+                    n += len(old)
+                    a, b = pc.min_max(old).values()
+                    lo = a.as_py() if lo is None else min(lo, a.as_py())
+                    hi = b.as_py() if hi is None else max(hi, b.as_py())
     if not n:
         return None
     until = hi.replace(second=0, microsecond=0) + dt.timedelta(minutes=1)

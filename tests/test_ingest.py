@@ -964,6 +964,39 @@ def test_ctrl_c_drops_the_input_in_flight_and_prints_the_summary(tmp_path, kill_
     assert keys(data) == want
 
 
+def test_the_note_on_late_rows_counts_them_after_a_compaction_merged_the_runs_files(tmp_path, monkeypatch, capsys):
+    """`logpipe compact` run while an ingest runs may merge (and delete) the files of the inputs it
+    committed before the ingest's note on late rows reads them: that ingest ended with an internal
+    error (FileNotFoundError), exit 1, its own compaction not done. The note counts the inputs' own
+    rows of the merged files (not the other inputs' there)."""
+    import datetime as dt
+
+    from logpipe import ingest
+    from logpipe.dataset import Dataset, compact_dataset
+    from test_report import waypoint_lines
+
+    def log(name: str, at: dt.datetime, n: int) -> Path:
+        (tmp_path / name).write_text("".join(waypoint_lines("api.example.com", at, n)))
+        return tmp_path / name
+
+    utc, data = dt.timezone.utc, tmp_path / "d"
+    days = [log(f"d{d}.log", dt.datetime(2025, 3, d, 12, tzinfo=utc), 30) for d in (1, 2, 5)]  # (2 files of 03-01, 03-02)
+    code, _, err = run(monkeypatch, capsys, "ingest", *days, "--data", data)
+    assert code == 0, err
+    real = ingest.print_summary
+
+    def then_compact(*args, **kwargs):  # (after the commits, before the note: as `logpipe compact` meanwhile)
+        real(*args, **kwargs)
+        compact_dataset(Dataset(data), min_files=2, across=True)
+
+    monkeypatch.setattr(ingest, "print_summary", then_compact)
+    late = [log(f"late{d}.log", dt.datetime(2025, 3, d, tzinfo=utc), 20) for d in (1, 2)]  # 00:00 to 00:19
+    code, _, err = run(monkeypatch, capsys, "ingest", *late, "--data", data)
+    assert code == 0, err
+    assert len(list(data.glob("date=2025-03-0[12]/*.parquet"))) == 2  # (each day's files merged: 2 inputs' rows in each)
+    assert "logpipe: note: 40 of this run's rows (2025-03-01 00:00 to 2025-03-02 00:19 UTC)" in err, err
+
+
 def test_the_summary_counts_one_file_as_one(tmp_path, monkeypatch, capsys):
     """`rows written 12 in 1 files`: one file is `1 file` (the stream says `1 part file`)."""
     code, _, err = run(monkeypatch, capsys, "ingest", SAMPLES / "istio-1.8.log", "--data", tmp_path / "d")
