@@ -145,15 +145,22 @@ def _merge(ds: Dataset, files: list[Path], owners: list[list], final: Path, meta
 def _swap_in(ds: Dataset, olds: list[str], pieces: Iterator[pa.Table], schema: pa.Schema, rows: list, final: Path) -> None:
     """Write ``pieces`` hidden as ``final``, record the plan (``olds`` out, ``final`` in, whose ``rows``
     it holds: known once ``pieces`` are written), then carry it out (``finish_compaction``;
-    ``recover`` finishes it after a crash)."""
+    ``recover`` finishes it after a crash, and a Ctrl-C here before it stops)."""
     try:
         write_hidden_pieces(pieces, schema, final)
     except BaseException:
         _unlink(hidden_name(final))
         raise
     plan = {"olds": olds, "new": ds.rel(final), "rows": rows}
-    ds.update_manifest(lambda m: m.setdefault("compactions", []).append(plan))
-    finish_compaction(ds, plan)
+    try:
+        ds.update_manifest(lambda m: m.setdefault("compactions", []).append(plan))
+        finish_compaction(ds, plan)
+    except KeyboardInterrupt:  # Ctrl-C mid-swap: finished first (ms), not left with rows hidden till the next writer
+        if plan in ds.read_manifest().get("compactions", []):
+            finish_compaction(ds, plan)
+        else:  # (not recorded, or finished already)
+            _unlink(hidden_name(final))
+        raise
 
 
 def drop_inputs(ds: Dataset, gone: set) -> None:

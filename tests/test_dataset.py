@@ -526,6 +526,35 @@ def test_a_crash_in_a_compaction_of_reject_files_then_recover_loses_and_doubles_
     assert rows_by_input(ds, "rejects") == {f"e{i}": 2 for i in range(10)}
 
 
+# Ctrl-C as the plan is recorded, as it removes the first old file, the second, as it renames the merged one in
+@pytest.mark.parametrize("name, call", [("update_manifest", 1), ("_unlink", 1), ("_unlink", 2), ("publish", 1)])
+def test_ctrl_c_in_a_compactions_swap_finishes_it_first(tmp_path, monkeypatch, name, call):
+    """A `logpipe compact` (or an ingest's merge) stopped by Ctrl-C in the milliseconds it swaps a merged
+    file in left the plan to the next writer, and the rows of the files it had removed out of every
+    query until then; it finishes the swap, then stops."""
+    from logpipe import compaction
+
+    ds = Dataset(tmp_path / "d", create=True)
+    commit_inputs(ds, 10, days=(1,))
+    before = all_rows(ds)
+    real, calls = getattr(compaction, name, None) or getattr(Dataset, name), [0]
+
+    def interrupted(*args, **kwargs):
+        calls[0] += 1
+        done = real(*args, **kwargs) if name == "update_manifest" else None  # (Ctrl-C once the manifest is written)
+        if calls[0] == call:
+            raise KeyboardInterrupt
+        return done if name == "update_manifest" else real(*args, **kwargs)
+
+    with monkeypatch.context() as mp:
+        mp.setattr(Dataset if name in ("publish", "update_manifest") else compaction, name, interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            ds.compact(min_files=8, across=True)
+    assert ds.read_manifest()["compactions"] == [] and not list(ds.root.rglob("*.tmp"))
+    assert all_rows(ds) == before and len(ds.row_files()) == 1
+    assert rows_by_input(ds) == {f"e{i}": 3 for i in range(10)}
+
+
 # A merge killed after it wrote its file, before it recorded its plan, left that hidden file (as large as a
 # merge) until an ingest's recover, which a stream's dataset never runs: the next compaction or --force deletes it.
 @pytest.mark.parametrize("then", ["compact", "force"])
