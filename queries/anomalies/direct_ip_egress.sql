@@ -10,9 +10,24 @@
 WITH bounds AS (SELECT * FROM report_bounds($since, $until, $baseline_start, $baseline_end)),
 win AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= w0 AND e.start_time < w1),
 base AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= b0 AND e.start_time < b1),
+-- Whether each authority and server name of the window is a raw IP, judged once per distinct value
+-- (ip_value, queries/views/ip_value.sql, is the one test of "is an IP address", and it is lists and
+-- lambdas), as traffic.sql judges addresses: a value's judgement is joined to its rows (a filter on it
+-- alone would be pushed under DISTINCT, onto every row).
+authorities AS (
+    SELECT authority, ip_value(authority_host(authority)) IS NOT NULL AS is_ip
+    FROM (SELECT DISTINCT authority FROM win WHERE authority IS NOT NULL)
+),
+snis AS (
+    SELECT requested_server_name, ip_value(requested_server_name) IS NOT NULL AS is_ip
+    FROM (SELECT DISTINCT requested_server_name FROM win WHERE requested_server_name IS NOT NULL)
+),
 named AS (
-    SELECT *, authority_host(authority) AS authority_host
-    FROM win
+    SELECT w.*
+    FROM win w
+    LEFT JOIN authorities a ON a.authority = w.authority
+    LEFT JOIN snis s ON s.requested_server_name = w.requested_server_name
+    WHERE coalesce(a.is_ip, false) OR coalesce(s.is_ip, false)
 )
 SELECT
     'direct_ip_egress' AS kind,
@@ -35,8 +50,5 @@ SELECT
     'Clients call ' || w.destination || ' by IP address: find the hard-coded address in the workload, '
         || 'use a DNS name registered with a ServiceEntry, and block raw-IP egress (REGISTRY_ONLY).' AS advice
 FROM named w
--- ip_value (queries/views/ip_value.sql) is the one test of "is an IP address".
-WHERE ip_value(w.authority_host) IS NOT NULL
-   OR ip_value(w.requested_server_name) IS NOT NULL
 GROUP BY w.destination
 ORDER BY count(*) DESC, w.destination
