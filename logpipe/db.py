@@ -316,6 +316,19 @@ def make_views(con, uses: list[str] | None = None) -> None:
         _create_views(con, uses)
 
 
+def columns_named(uses: list[str], columns: list[str], past: str) -> list[str]:
+    """Of ``columns`` (view ``past``'s), those that the statements ``uses`` name, or the view files
+    they need beyond ``past`` and the files ``past`` needs: what those statements can read of a table
+    that stands in for view ``past`` (a report's connection materializes ``traffic`` so). A statement
+    that reads the catalog (SHOW TABLES, …) can read them all."""
+    files = _view_files()
+    before = files.used_by([past])
+    said = set().union(*map(_words, uses), *(_words(sql) for p, sql in files.used_by(uses).items() if p not in before))
+    if said & _CATALOG_WORDS:
+        return list(columns)
+    return [c for c in columns if c.lower() in said]
+
+
 def _lock_down(con: duckdb.DuckDBPyConnection, read_dirs: list[Path], write_paths: list[str]) -> None:
     dirs = [d.resolve().as_posix().rstrip("/") + "/" for d in read_dirs]
     paths = [Path(p).resolve().as_posix() for p in write_paths]

@@ -897,3 +897,50 @@ def test_text_colours_only_on_a_tty_and_escapes_log_values(tty):
     assert "\x1b[2J" not in text and "\u202e" not in text
     assert "10.0.0.1\\x1b[2J" in text and "evil\\u202e.example" in text
     assert ("\x1b[1;31mHIGH" in text) is tty and ("\x1b[" in text) is tty
+
+
+def test_a_report_keeps_the_rows_and_columns_its_queries_read(tmp_path, monkeypatch):
+    """A report computes the traffic view once, into a temporary table that egress and denials read:
+    its egress rows and (for authz_denial) its denials, an inbound sidecar's too, in the columns the
+    report's SQL names (a row of every column took twice the time and memory). A query of the user's
+    ($LOGPIPE_QUERIES) gets every column (its SELECT * of egress is whole), and every row when it
+    names traffic."""
+    from logpipe import db
+
+    scenario_data = write_dataset([*sorted(SCENARIO.glob("*.log")), ROOT / "sample_logs" / "sidecar-inbound-1.22.log"],
+                                  tmp_path / "d")
+
+    def kept(report):
+        con, _ = reports.open_report_db(scenario_data, report=report)
+        try:
+            return ({r[0] for r in con.execute("DESCRIBE temp.main.traffic").fetchall()},
+                    con.execute("SELECT count(*), count(*) FILTER (WHERE egress_kind IS NULL) FROM temp.main.traffic")
+                    .fetchall()[0])
+        finally:
+            con.close()
+
+    con = db.connect(scenario_data)
+    try:
+        every = {r[0] for r in con.execute("DESCRIBE traffic").fetchall()}
+        rows, egress, denied = con.execute("SELECT (SELECT count(*) FROM traffic), (SELECT count(*) FROM egress), "
+                                           "(SELECT count(*) FROM denials WHERE egress_kind IS NULL)").fetchall()[0]
+    finally:
+        con.close()
+    assert 0 < denied and egress + denied < rows
+    inventory, anomalies = kept("inventory"), kept("anomalies")
+    assert inventory[1] == (egress, 0) and anomalies[1] == (egress + denied, denied)
+    assert {"user_agent", "x_forwarded_for", "path"}.isdisjoint(inventory[0] | anomalies[0])
+    assert {"destination", "egress_kind", "duration"} <= inventory[0] < every
+    mine = tmp_path / "q" / "inventory"
+    mine.mkdir(parents=True)
+    (mine / "zz_rows.sql").write_text("-- title: rows\n-- @param since ''\n-- @param until ''\n"
+                                      "SELECT * FROM egress WHERE $since = $since AND $until = $until LIMIT 1")
+    monkeypatch.setenv("LOGPIPE_QUERIES", str(tmp_path / "q"))
+    assert kept("inventory") == (every, (egress, 0))
+    doc = json.loads(run("report", "inventory", "--data", str(scenario_data), "-o", "json").stdout)
+    assert set(doc["zz_rows"][0]) == every
+    (mine / "zz_rows.sql").write_text("-- title: rows\n-- @param since ''\n-- @param until ''\n"
+                                      "SELECT count(*) AS n FROM traffic WHERE $since = $since AND $until = $until")
+    assert kept("inventory") == (every, (rows, rows - egress))
+    assert json.loads(run("report", "inventory", "--data", str(scenario_data), "-o", "json").stdout)["zz_rows"] == \
+        [{"n": rows}]

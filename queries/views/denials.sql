@@ -1,6 +1,6 @@
 -- denials: the traffic rows (every proxy, not only egress) refused by an authorization policy, one
 -- row per request: Envoy's RBAC (rbac_denial.sql), ztunnel's policy rejection (ztunnel_denial.sql) or
--- an external authorizer (ext_authz_denial.sql). The authz_denial report groups them by source and
+-- an external authorizer (ext_authz_denial.sql): authz_denied.sql. The authz_denial report groups them by source and
 -- destination; a live stream's authz_denial alert reads them row by row. All traffic columns, plus:
 --   mechanism  'rbac', 'ztunnel policy' or 'ext_authz'
 --   policy     RBAC's ns[NS]-policy[NAME]-rule[N] ("none": ALLOW policies exist and none matched);
@@ -24,6 +24,4 @@ SELECT
                       nullif(regexp_extract(connection_termination_details, 'rbac_access_denied_matched_policy\[(.*)\]', 1), ''))
     END AS policy
 FROM traffic
-WHERE rbac_denial(response_code_details, connection_termination_details)
-   OR ext_authz_denial(response_flags, response_code_details)
-   OR ztunnel_denial(error);
+WHERE authz_denied(response_code_details, connection_termination_details, response_flags, error);
