@@ -1603,3 +1603,29 @@ def test_sql_times_are_utc_whatever_the_machine_s_zone(dataset):
                        text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), "TZ": "America/New_York"})
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout) == [{"h": 14, "same": True}]
+
+
+def test_a_connection_spills_to_the_temp_dir_within_logpipe_memory(dataset, monkeypatch, tmp_path, run_main):
+    """What does not fit in memory (a report's temporary table of millions of rows) spills under the
+    system's temporary directory, not DuckDB's default ./.tmp in the working directory; LOGPIPE_MEMORY
+    bounds the memory DuckDB holds, as it bounds an ingest's workers; a value it cannot read is one line."""
+    from logpipe import db
+
+    def setting(name):
+        con = db.connect(dataset, sandbox=True)
+        try:
+            return con.execute("SELECT current_setting($1)", [name]).fetchall()[0][0]
+        finally:
+            con.close()
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr("tempfile.tempdir", None)  # (read $TMPDIR again)
+    monkeypatch.delenv("LOGPIPE_MEMORY", raising=False)
+    assert Path(setting("temp_directory")).parent == tmp_path
+    default = setting("memory_limit")
+    monkeypatch.setenv("LOGPIPE_MEMORY", "300M")
+    assert setting("memory_limit") == "300.0 MiB" != default
+    monkeypatch.setenv("LOGPIPE_MEMORY", "lots")
+    got = run_main(["query", "--data", str(dataset), "--sql", "select 1 AS n"])
+    assert got.returncode == 2 and got.stderr.strip().splitlines() == [
+        "logpipe: error: LOGPIPE_MEMORY='lots': expected a size with a unit, such as 1G or 1500M"], got.stderr
