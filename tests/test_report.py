@@ -293,6 +293,17 @@ def test_volume_outlier_averages_a_baseline_upload_over_the_baselines_days(tmp_p
     assert f["evidence"]["baseline_daily_bytes"] == 2_400_000
 
 
+
+def test_volume_outlier_samples_the_earliest_of_equal_uploads(tmp_path):
+    """Its sample request ids are the largest uploads; of equal ones, the earliest (they were any of
+    them, so one dataset's report differed from run to run: 1M bench rows, uploads of 4,974 bytes)."""
+    lines = [x.replace('" 0 91 ', '" 3000000 91 ') for x in waypoint_lines("up.example", DAY + dt.timedelta(hours=1), 5)]
+    log = tmp_path / "uploads.log"
+    log.write_text("".join(reversed(lines)))
+    (f,) = found(anomalies(write_dataset([log], tmp_path / "data")), "volume_outlier")
+    ids = [x.split('" "')[2] for x in lines]
+    assert f["evidence"]["sample_request_ids"] == ids[:3], (ids, f["evidence"])
+
 def test_error_spike_names_the_clients_whose_requests_failed(incident):
     """An on-call's first question is who is affected: the finding's source is the clients whose
     requests failed in the worst bucket (the scenario's two payments pods, 47 and 43 of the 90 UF,URX

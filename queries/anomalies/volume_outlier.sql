@@ -34,7 +34,7 @@ win_pair AS (
         max(bytes_received) AS largest,
         sum(bytes_received) / greatest(date_diff('second', min(start_time), max(start_time)) / 86400.0, 1.0) AS daily,
         min(start_time) AS first_seen, max(start_time) AS last_seen,
-        list(request_id ORDER BY bytes_received DESC) FILTER (WHERE request_id IS NOT NULL)[1:3] AS ids
+        list(request_id ORDER BY bytes_received DESC, start_time, request_id) FILTER (WHERE request_id IS NOT NULL)[1:3] AS ids
     FROM win WHERE egress_kind <> 'blocked'
     GROUP BY ALL
 )
