@@ -488,42 +488,26 @@ def kill_at(monkeypatch, name: str, call: int) -> None:
         monkeypatch.setattr(compaction, name, killed)
 
 
-# killed after the plan was recorded, after one old file's removal, after the merged file's rename
+# killed after the plan was recorded, after one old file's removal, after the merged file's rename: a merge
+# of row files, and one of reject files (inputs of rejects only: the kill comes in their merge)
+@pytest.mark.parametrize("kind", ["parts", "rejects"])
 @pytest.mark.parametrize("name, call", [("_unlink", 1), ("_unlink", 2), ("publish", 1)])
 def test_a_crash_in_a_compaction_across_inputs_then_recover_loses_and_doubles_nothing(tmp_path, monkeypatch,
-                                                                                     name, call):
+                                                                                     name, call, kind):
     ds = Dataset(tmp_path / "d", create=True)
-    commit_inputs(ds, 10, days=(1,))
-    before = all_rows(ds)
+    rows, files, each = (all_rows, ds.row_files, 3) if kind == "parts" else (all_rejects, ds.reject_files, 2)
+    commit_inputs(ds, 10, days=(1,), **({} if kind == "parts" else {"rows": 0, "n_rejects": 2}))
+    before = rows(ds)
     with monkeypatch.context() as mp:
         kill_at(mp, name, call)
         with pytest.raises(Killed):
             ds.compact(min_files=8, across=True)
-    seen = all_rows(ds)
+    seen = rows(ds)
     assert len(seen) == len(set(seen)) and set(seen) <= set(before)  # a glob reader: never a row twice
     assert len(ds.read_manifest()["compactions"]) == 1
     assert ds.recover()["compactions"] == 1
-    assert all_rows(ds) == before and len(ds.row_files()) == 1
-    assert rows_by_input(ds) == {f"e{i}": 3 for i in range(10)}
-
-
-# killed after the plan was recorded, after one old reject file's removal, after the merged file's rename
-@pytest.mark.parametrize("name, call", [("_unlink", 1), ("_unlink", 2), ("publish", 1)])
-def test_a_crash_in_a_compaction_of_reject_files_then_recover_loses_and_doubles_nothing(tmp_path, monkeypatch,
-                                                                                       name, call):
-    ds = Dataset(tmp_path / "d", create=True)
-    commit_inputs(ds, 10, days=(1,), rows=0, n_rejects=2)  # (inputs of rejects only: the kill comes in their merge)
-    before = all_rejects(ds)
-    with monkeypatch.context() as mp:
-        kill_at(mp, name, call)
-        with pytest.raises(Killed):
-            ds.compact(min_files=8, across=True)
-    seen = all_rejects(ds)
-    assert len(seen) == len(set(seen)) and set(seen) <= set(before)  # a glob reader: never a reject twice
-    assert len(ds.read_manifest()["compactions"]) == 1
-    assert ds.recover()["compactions"] == 1
-    assert all_rejects(ds) == before and len(ds.reject_files()) == 1
-    assert rows_by_input(ds, "rejects") == {f"e{i}": 2 for i in range(10)}
+    assert rows(ds) == before and len(files()) == 1
+    assert rows_by_input(ds, kind) == {f"e{i}": each for i in range(10)}
 
 
 # Ctrl-C as the plan is recorded, as it removes the first old file, the second, as it renames the merged one in
