@@ -293,12 +293,18 @@ class Dataset:
                 self.abandon_entry(e)
                 stats["dropped"] += 1
         stats["compactions"] = self.finish_compactions()
+        self.sweep_stale()
+        return stats
+
+    def sweep_stale(self, pattern: str = "*/.*.tmp") -> None:
+        """Delete the hidden files (``pattern``) older than STALE_TMP_SECONDS: what a killed writer left
+        half-written. ``recover`` sweeps every writer's; a stream, which holds no ingest lock, its own
+        kind's (``.stream…``: no stream writes one for a day, and an ingest's are not named so)."""
         cutoff = time.time() - STALE_TMP_SECONDS
-        for tmp in self.root.glob("*/.*.tmp"):
+        for tmp in self.root.glob(pattern):
             with contextlib.suppress(OSError):
                 if tmp.stat().st_mtime < cutoff:
                     tmp.unlink()
-        return stats
 
     # ---- compaction (``compaction.py``) -----------------------------------------------------------
 

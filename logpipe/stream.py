@@ -44,6 +44,7 @@ NO_ACCESS_LINES = 500
 # rejects: its reject files are merged too) the stream compacts them and starts a new prefix; a
 # compaction then rewrites at most that many rows, not everything the stream wrote so far.
 GENERATION_ROWS = 20_000
+STREAM_PREFIX = "stream"  # its part files' names: stream<id>g<generation>-<uuid>.parquet
 FINAL_COMPACT_WAIT = 10.0  # seconds a stream's last compaction waits for queries reading the dataset
 SOURCE = "<stdin>"
 
@@ -105,6 +106,8 @@ class Streamer:
             self.dataset.finish_compactions()
         except (OSError, DatasetError) as e:  # (its own compactions say so too, and go on)
             print(f"logpipe: compaction skipped: {e}", file=self.stderr)
+        # and one killed while it wrote a part left its hidden file, which no ingest may come to sweep
+        self.dataset.sweep_stale(f"*/.{STREAM_PREFIX}*.tmp")
         # The dataset's remembered format when none is given; a given one is remembered (as ingest does).
         self.parser = dataset_parser(self.dataset, parser, self.stderr)
         self.counts = Counts()
@@ -120,7 +123,7 @@ class Streamer:
         self.replayed_rows = 0
         self.fine_layouts: set[str] = set()  # (layouts whose start times had a fraction of a second)
         self.generation = 0
-        self.prefix = f"stream{self.stream_id}g0"
+        self.prefix = f"{STREAM_PREFIX}{self.stream_id}g0"
         self.rules = None
         if opts.alerts:
             from .settings import load_settings
@@ -458,7 +461,7 @@ class Streamer:
 
     def _next_generation(self) -> None:
         self.generation += 1
-        self.prefix = f"stream{self.stream_id}g{self.generation}"
+        self.prefix = f"{STREAM_PREFIX}{self.stream_id}g{self.generation}"
         self.gen_parts = self.gen_rejects = self.gen_rows = 0
 
     def summary(self) -> str:

@@ -1150,6 +1150,30 @@ def test_a_restarted_stream_finishes_the_compaction_a_killed_one_left(tmp_path, 
     assert count_rows(data) == 34 and json.loads((data / "_manifest.json").read_text())["compactions"] == []
 
 
+def test_a_stream_sweeps_the_hidden_part_a_killed_stream_left(tmp_path):
+    """kill -9 while a stream wrote a part left its hidden file, which only an ingest's recover swept (a
+    stream's dataset may see none): a stream sweeps a stream's that is over a day old as it starts, not
+    a fresher one (a running stream's) nor an ingest's (ingest's recover is its sweeper)."""
+    import io
+    import time
+
+    from logpipe.dataset import STALE_TMP_SECONDS
+    from logpipe.stream import StreamOptions, Streamer
+
+    data = tmp_path / "data"
+    day = data / "date=2024-07-18"
+    day.mkdir(parents=True)
+    old = time.time() - STALE_TMP_SECONDS - 60
+    left = {name: day / f".{name}-0a1b.parquet.tmp" for name in ("streamdead0001g0", "streamlive0002g0", "part-e1")}
+    for name, path in left.items():
+        path.write_bytes(b"PAR1")
+        if name != "streamlive0002g0":
+            os.utime(path, (old, old))
+    Streamer(str(data), StreamOptions(alerts=False), stdin_fd=os.open(os.devnull, os.O_RDONLY),
+             stderr=io.StringIO()).run()
+    assert sorted(p.name for p in day.glob(".*.tmp")) == [".part-e1-0a1b.parquet.tmp", ".streamlive0002g0-0a1b.parquet.tmp"]
+
+
 def test_stream_never_compacts_under_a_reader(tmp_path, monkeypatch):
     """While a query reads the dataset (db.reading) the stream leaves its parts; at the end it waits
     FINAL_COMPACT_WAIT for the reader, then says it left them to `logpipe compact`."""
