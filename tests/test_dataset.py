@@ -568,49 +568,35 @@ def test_a_merge_killed_before_its_plan_was_recorded_leaves_no_hidden_file(tmp_p
     assert all_rows(ds) == before and all_rejects(ds) == rejected
 
 
-# killed after the rewritten shared reject file's plan was recorded, after its rename, after the new input's file's
-@pytest.mark.parametrize("name, call", [("_unlink", 1), ("publish", 1), ("publish", 2)])
-def test_a_crash_in_force_after_merging_reject_files_then_recover_loses_and_doubles_nothing(tmp_path, monkeypatch,
-                                                                                          name, call):
-    ds = Dataset(tmp_path / "d", create=True)
-    commit_inputs(ds, 10, days=(1,), rows=0, n_rejects=2)  # (inputs of rejects only)
-    ds.compact(min_files=8, across=True)
-    assert len(ds.reject_files()) == 1 and not ds.row_files()
-    before = all_rejects(ds)
-    new = ds.begin_entry({"id": "new", "prefix": "part-new", "path": "in3.log"})
-    pairs = ds.stage(None, rejects(1, "again.log"), prefix="part-new")
-    with monkeypatch.context() as mp:
-        kill_at(mp, name, call)
-        with pytest.raises(Killed):
-            ds.commit_entry(new, pairs, replaces=["e3"])
-    seen = all_rejects(ds)
-    assert len(seen) == len(set(seen))
-    assert ds.recover()["rolled_forward"] == 1
-    assert all_rejects(ds) == sorted([r for r in before if r[0] != "in3.log"] + [("again.log", 1)])
-    assert rows_by_input(ds, "rejects") == {**{f"e{i}": 2 for i in range(10) if i != 3}, "new": 1}
-    assert ds.read_manifest()["compactions"] == []
-
-
-# killed after the rewritten shared file's plan was recorded, after its rename, after the new input's first file's
+# killed after the rewritten shared file's plan was recorded, after its rename, after the new input's first
+# file's: a file of rows merged across inputs, and one of reject files (inputs of rejects only)
+@pytest.mark.parametrize("kind", ["parts", "rejects"])
 @pytest.mark.parametrize("name, call", [("_unlink", 1), ("publish", 1), ("publish", 2)])
 def test_a_crash_in_force_after_compaction_across_inputs_then_recover_loses_and_doubles_nothing(tmp_path, monkeypatch,
-                                                                                               name, call):
+                                                                                               name, call, kind):
     ds = Dataset(tmp_path / "d", create=True)
-    commit_inputs(ds, 10, days=(1,))
+    if kind == "parts":
+        commit_inputs(ds, 10, days=(1,))
+        rows, each, staged = all_rows, 3, (records([t(1, 20)] * 5, "again.log"),)
+        again = [("again.log", i, t(1, 20)) for i in range(1, 6)]
+    else:
+        commit_inputs(ds, 10, days=(1,), rows=0, n_rejects=2)
+        rows, each, staged, again = all_rejects, 2, (None, rejects(1, "again.log")), [("again.log", 1)]
     ds.compact(min_files=8, across=True)
-    before = all_rows(ds)
+    if kind == "rejects":
+        assert len(ds.reject_files()) == 1 and not ds.row_files()
+    before = rows(ds)
     new = ds.begin_entry({"id": "new", "prefix": "part-new", "path": "in3.log"})
-    pairs = ds.stage(records([t(1, 20)] * 5, "again.log"), prefix="part-new")
+    pairs = ds.stage(*staged, prefix="part-new")
     with monkeypatch.context() as mp:
         kill_at(mp, name, call)
         with pytest.raises(Killed):
             ds.commit_entry(new, pairs, replaces=["e3"])
-    seen = all_rows(ds)
+    seen = rows(ds)
     assert len(seen) == len(set(seen))
     assert ds.recover()["rolled_forward"] == 1
-    want = sorted([r for r in before if r[0] != "in3.log"] + [("again.log", i, t(1, 20)) for i in range(1, 6)])
-    assert all_rows(ds) == want
-    assert rows_by_input(ds) == {**{f"e{i}": 3 for i in range(10) if i != 3}, "new": 5}
+    assert rows(ds) == sorted([r for r in before if r[0] != "in3.log"] + again)
+    assert rows_by_input(ds, kind) == {**{f"e{i}": each for i in range(10) if i != 3}, "new": len(again)}
     assert ds.read_manifest()["compactions"] == []
 
 
