@@ -23,6 +23,14 @@ stored each time they come. (A rule by the run of copies, a copy of a line store
 began, tells nothing: every copy in a run of copies is of a line before it, a request's twin in the
 next line too.)
 
+A batch's files and its lines' hashes are stored in two steps, and a stream killed between them
+(after its row file is shown, before its reject file is, or before it remembered the hashes) would
+store the batch again when restarted, or lose its rejects. So before it shows a batch's files the
+stream writes what it is about to do to ``_stream/<stream id>.pending`` (the hidden and final names,
+then the hashes), locked while it exists, and removes it once both steps are done; a stream that
+starts finishes a pending file whose stream is gone (``finish_publishes``: the hidden files shown, the
+hashes remembered), before it reads what the streams stored.
+
 A stream keeps the hashes of the replayed lines too, so the newest streams' files always hold what
 the last restart was handed, and older files can go. Bounds: a stream's file keeps its last
 KEEP_HASHES hashes (8 bytes each: rewritten when it doubles), the newest KEEP_FILES files are read
@@ -37,9 +45,12 @@ from __future__ import annotations
 import array
 import bisect
 import contextlib
+import fcntl
 import hashlib
 import heapq
+import json
 import os
+import time
 import re
 import sys
 from pathlib import Path
@@ -124,6 +135,10 @@ class ReplayGuard:
         """Per hash, whether this run remembered it already (a line it stored or was handed before)."""
         return _members(hashes, self.mine, self.mine_recent) if self.look_up else [False] * len(hashes)
 
+    def publishing(self, root: Path, pairs: list[tuple[Path, Path]], hashes: list[int]) -> Publishing:
+        """The record of a batch about to be shown (``Publishing``): call ``done`` after ``remember``."""
+        return Publishing(self, Path(root), pairs, hashes)
+
     def remember(self, hashes: list[int]) -> None:
         """Add the hashes of lines this stream stored or found replayed (stored ones after they are
         written: a crash between the two stores them again next time, rather than losing them)."""
@@ -147,6 +162,91 @@ class ReplayGuard:
             self.mine_recent.update(hashes)
             if len(self.mine_recent) > MERGE_RECENT:
                 self.mine, self.mine_recent = _merged(self.mine, self.mine_recent), set()
+
+
+PENDING_TMP_SECONDS = 3600  # an unlocked ``.<id>.pending.tmp`` this old is a killed stream's
+
+
+class Publishing:
+    """A batch being shown (``ReplayGuard.publishing``): its files' hidden and final names and its
+    lines' hashes in ``_stream/<id>.pending``, which exists, locked, from before the first rename
+    until the hashes are remembered."""
+
+    def __init__(self, guard: "ReplayGuard", root: Path, pairs: list[tuple[Path, Path]], hashes: list[int]):
+        self.pending = guard.dir / f"{guard.path.stem}.pending"
+        guard.dir.mkdir(exist_ok=True)
+        tmp = guard.dir / f".{self.pending.name}.tmp"
+        self.file = open(tmp, "w+b")
+        try:
+            fcntl.flock(self.file, fcntl.LOCK_EX)  # (before it is visible: a visible one is always locked)
+            head = {"pairs": [[str(h.relative_to(root)), str(f.relative_to(root))] for h, f in pairs]}
+            self.file.write(json.dumps(head).encode() + b"\n" + _bytes(array.array("Q", hashes)))
+            self.file.flush()
+            os.replace(tmp, self.pending)
+        except BaseException:
+            self.file.close()
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+
+    def done(self) -> None:
+        with contextlib.suppress(OSError):
+            self.pending.unlink()
+        self.file.close()
+
+
+def finish_publishes(root: str | os.PathLike) -> int:
+    """Finish the batches that killed streams were showing (``Publishing``): each pending file whose
+    lock is free has its hidden files renamed to their final names and, when all of its files are
+    there, its hashes added to its stream's file; then it is removed. Returns the batches finished.
+    (A batch whose hidden file is gone, swept a day later, is not remembered: its lines are stored
+    again rather than lost.)"""
+    root = Path(root)
+    d = root / DIR
+    finished = 0
+    try:
+        names = list(d.iterdir())
+    except OSError:
+        return 0
+    for p in names:
+        if p.name.endswith(".pending.tmp"):  # killed while it wrote one: nothing was shown
+            with contextlib.suppress(OSError):
+                if p.stat().st_mtime < time.time() - PENDING_TMP_SECONDS:
+                    p.unlink()
+            continue
+        if not p.name.endswith(".pending"):
+            continue
+        try:
+            f = open(p, "rb")
+        except OSError:
+            continue
+        with f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:  # its stream is alive and showing it now
+                continue
+            try:
+                if os.fstat(f.fileno()).st_ino != os.stat(p).st_ino:
+                    continue  # (done and removed by its stream while we opened it)
+            except OSError:
+                continue
+            head, _, rest = f.read().partition(b"\n")
+            try:
+                pairs = json.loads(head)["pairs"]
+            except (ValueError, KeyError, TypeError):
+                pairs = None
+            shown = pairs is not None
+            for hidden, final in pairs or ():
+                with contextlib.suppress(FileNotFoundError):
+                    os.replace(root / hidden, root / final)
+                shown = shown and (root / final).exists()
+            if shown and rest:
+                with open(d / (p.name[: -len(".pending")] + ".seen"), "ab") as seen:
+                    seen.write(_bytes(_hashes(rest)))
+            with contextlib.suppress(OSError):
+                p.unlink()
+            finished += 1
+    return finished
 
 
 def single_events(rows, fine_layouts: set[str]) -> list[bool]:
@@ -201,13 +301,17 @@ def _mtime(path: Path) -> float:
 
 
 def _read(path: Path, start: int = 0) -> array.array:
-    data = array.array("Q")
     try:
         with open(path, "rb") as f:
             f.seek(start)
             raw = f.read()
     except OSError:
-        return data
+        return array.array("Q")
+    return _hashes(raw)
+
+
+def _hashes(raw: bytes) -> array.array:
+    data = array.array("Q")
     data.frombytes(raw[: len(raw) - len(raw) % 8])  # (a write cut short by a crash: its whole hashes)
     if not _LITTLE:
         data.byteswap()

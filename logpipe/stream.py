@@ -106,6 +106,15 @@ class Streamer:
             self.dataset.finish_compactions()
         except (OSError, DatasetError) as e:  # (its own compactions say so too, and go on)
             print(f"logpipe: compaction skipped: {e}", file=self.stderr)
+        # one killed while it showed a batch's files: the batch shown and its lines remembered now
+        from .replayguard import ReplayGuard, finish_publishes
+
+        try:
+            if finished := finish_publishes(self.dataset.root):
+                print(f"logpipe: finished storing {finished} batch(es) that a stopped stream was writing",
+                      file=self.stderr)
+        except OSError as e:
+            print(f"logpipe: could not finish a stopped stream's batch: {e.strerror or e}", file=self.stderr)
         # and one killed while it wrote a part left its hidden file, which no ingest may come to sweep
         self.dataset.sweep_stale(f"*/.{STREAM_PREFIX}*.tmp")
         # The dataset's remembered format when none is given; a given one is remembered (as ingest does).
@@ -115,8 +124,6 @@ class Streamer:
         self.access_checked = False  # (_check_format: no access line at all)
         self.first_reject = None
         self.stream_id = uuid.uuid4().hex[:8]
-        from .replayguard import ReplayGuard
-
         # (another stream's lines: not again)
         self.guard = ReplayGuard(self.dataset.root, self.stream_id, look_up=not opts.keep_replayed)
         self.guard_failed = False
@@ -277,9 +284,14 @@ class Streamer:
         rejected = pa.Table.from_batches(rejects, REJECT_SCHEMA)
         if self.rules is not None and table.num_rows:  # (before the write: a full disk loses no alert)
             self._alert(table)
+        shown = None
         if table.num_rows or rejected.num_rows:
             try:
-                paths = self.dataset.append(table, rejected, prefix=self.prefix)
+                pairs = self.dataset.stage(table, rejected, prefix=self.prefix)
+                # (what it shows and remembers, recorded first: a stream killed in between is finished
+                # by the next one, not stored twice: replayguard.finish_publishes)
+                shown = self.guard.publishing(self.dataset.root, pairs, list(stored))
+                paths = self.dataset.publish(pairs)
             except OSError as e:  # disk full, permissions: stop and say from where lines are missing
                 raise DatasetError(
                     f"cannot write to {self.dataset.root} ({no_space(e) or e.strerror or e}); lines from {self.unstored_from} on"
@@ -293,6 +305,8 @@ class Streamer:
         self.rows_written += table.num_rows
         self.unstored_from = None
         self._remember(list(stored))
+        if shown is not None:
+            shown.done()
         if self.opts.tee and table.num_rows and not self.pipe_closed:
             self._write_safely(lambda: self._tee(table))
         files = max(self.gen_parts, self.gen_rejects)

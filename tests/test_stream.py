@@ -544,7 +544,7 @@ def test_dataset_write_failure_is_one_clear_error(tmp_path, monkeypatch):
         def full(*_a, **_k):
             raise OSError(28, "No space left on device")
 
-        monkeypatch.setattr(streamer.dataset, "append", full)
+        monkeypatch.setattr(streamer.dataset, "stage", full)  # (its files written before they are shown)
         with pytest.raises(DatasetError, match="No space left on device.*lines from 1 on were not stored"):
             streamer.run()
     finally:
@@ -1726,7 +1726,7 @@ def test_a_full_disk_is_said_in_the_system_s_words(tmp_path, monkeypatch):
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "Error writing bytes to file. Detail: [errno 28] No space left on device")
 
-    monkeypatch.setattr(dataset.Dataset, "append", full)
+    monkeypatch.setattr(dataset.Dataset, "stage", full)
     line = (SAMPLES / "waypoint-egress-1.23.log").read_text(encoding="utf-8").splitlines()[0]
     from logpipe.errors import DatasetError
 
