@@ -190,7 +190,8 @@ class _Run:
                     # In flight, it stands in for its entry: a later copy of it, or a later input
                     # that grew from it, waits for it to be committed (decide).
                     self.known.append({"id": plan.entry["id"], "path": inp.name, "size": plan.size,
-                                       "hash": plan.full, "ahead": True})
+                                       "hash": plan.full, "ahead": True,
+                                       **{k: plan.entry[k] for k in _TEXT_KEYS if k in plan.entry}})
                     self.decided.append(plan)
                     if len(self.decided) >= LAUNCH_INPUTS or sum(p.size or 0 for p in self.decided) >= LAUNCH_BYTES:
                         self.launch()
@@ -563,6 +564,10 @@ def _text_of(e: dict) -> tuple[int | None, str | None]:
     if e.get("content_hash"):
         return e.get("content_size"), e["content_hash"]
     return (e["size"], e["hash"]) if e.get("compression") == "plain" else (None, None)
+
+
+# What an entry in flight (``_Run.ingest``'s stand-in) is known by besides its bytes: its text.
+_TEXT_KEYS = ("compression", "content_size", "content_hash")
 
 
 def _content_matches(known: list[dict], size: int, full: str, prefixes: dict) -> tuple[list, list]:

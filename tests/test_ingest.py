@@ -422,6 +422,21 @@ def test_a_rotated_and_compressed_log_is_known_by_its_text(tmp_path, monkeypatch
     check_consistent(data)
 
 
+@pytest.mark.parametrize("names", [("a.log", "a.log.1.gz"), ("a.log.gz", "copy.log")])
+def test_a_log_and_its_compressed_copy_in_one_run_are_one_input(tmp_path, monkeypatch, capsys, names):
+    """Both small, in one run: the second is decided while the first is still being read, and waits for
+    it (its stand-in is known by its text too), then is skipped as the same content."""
+    text = "".join(x + "\n" for x in gen_lines(50, seed=6)).encode()
+    paths = [tmp_path / n for n in names]
+    for p in paths:
+        p.write_bytes(gzip.compress(text) if p.suffix == ".gz" else text)
+    code, _, err = run(monkeypatch, capsys, "ingest", *paths, "--data", tmp_path / "data")
+    assert code == 0, err
+    assert f"{paths[1]}: same content as {paths[0]}, already ingested; skipped" in err
+    (entry,) = check_consistent(tmp_path / "data")["inputs"]
+    assert rows(tmp_path / "data") == entry["parsed"]
+
+
 def test_a_file_truncated_while_read_is_not_ingested(tmp_path, monkeypatch, capsys):
     """A file that shrinks between being sized and read (logrotate's copytruncate) is no one
     version of itself: not ingested, said in one line, nothing left behind; the next run reads it."""
