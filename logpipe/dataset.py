@@ -39,7 +39,9 @@ parts of lines a container runtime split, joined to their first part's row), ``p
 compressed input's ``content_size``/``content_hash`` (of its text: a plain copy of it, or a gzipped one
 of a plain input, is the same input), and ``continues`` (the path of the input whose lines it
 starts with, when that is another file's: a log read while it grew, then rotated and compressed),
-``mends`` (the path of the damaged archive whose lines up to its damage it starts with: an intact copy).
+``mends`` (the path of the damaged archive whose lines up to its damage it starts with: an intact copy),
+``heads`` (``head_hashes`` of its text: how an earlier capture of the same log, ingested after it, is
+found; entries written before logpipe recorded them have none).
 ``parts`` lists the row files that hold the input's rows: its own, deleted whole by ``--force``, and
 the merged files of several inputs' rows it has rows in (``shared``: ``{file: [[entry id, rows], …]}``,
 each input's rows together, in that order; id null: a stream's rows), which ``--force`` rewrites
@@ -386,6 +388,32 @@ def fingerprint_stream(f, prefix_sizes=(), algo: str = HASH_ALGO, size: int | No
         out = {n: d for n, d in out.items() if n < h.size}
         return h.size, h.hexdigest(), out
     return size, out.get(size, h.hexdigest()), out
+
+
+# An input's ``heads`` (its manifest entry's): the hashes of its text's first bytes up to a few line ends
+# in its first HEAD_BYTES: its first line's, and the last within its first HEAD_ENDS bytes each (the first
+# HEAD_BYTES themselves when no line ends there). An earlier capture of the same log, a text T that is
+# another's first bytes, has the same hashes at each of those ends that lies within T (the line ends
+# before T's end are the same), so an ingest finds the entries that may hold T by them, without
+# reading any file (``ingest._holders``): their heads within T are T's own.
+HEAD_BYTES = 4096
+HEAD_ENDS = (512, HEAD_BYTES)
+
+
+def head_hashes(head: bytes, algo: str = HASH_ALGO) -> list[list]:
+    """``[[n, hash of its first n bytes], ...]`` of a text whose first HEAD_BYTES (or all of it, when
+    shorter) are ``head``, at the ends ``HEAD_ENDS`` says; [] for an empty text."""
+    head = head[:HEAD_BYTES]
+    ends = {head.find(b"\n") + 1} | {head.rfind(b"\n", 0, k) + 1 for k in HEAD_ENDS}
+    ends.discard(0)  # (no line end there)
+    if not ends and len(head) == HEAD_BYTES:
+        ends = {HEAD_BYTES}
+    out = []
+    for n in sorted(ends):
+        h = InputHash(algo)
+        h.update(head[:n])
+        out.append([n, h.hexdigest()])
+    return out
 
 
 def _manifest_text(manifest: dict) -> str:

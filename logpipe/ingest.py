@@ -17,7 +17,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from . import batches as _batches
-from .dataset import HASH_ALGO, Dataset, InputHash, fingerprint
+from .dataset import HASH_ALGO, HEAD_BYTES, Dataset, InputHash, fingerprint, fingerprint_stream, head_hashes
 from .errors import DatasetError, InputChangedError, InputError, RejectLimitError, UsageError, interrupted, no_space
 from .batches import MOSTLY_MALFORMED, Counts
 from .parse import Parser
@@ -45,6 +45,12 @@ LAUNCH_INPUTS, LAUNCH_BYTES, AHEAD_INPUTS, AHEAD_BYTES = 16, 16 << 20, 64, 64 <<
 # --max-reject-ratio; PROBE_MIN_LINES of them at least), it is not read further. ~15 ms per probed
 # input; --max-reject-ratio 1 turns the probe off.
 PROBE_MIN_BYTES, PROBE_BYTES, PROBE_MIN_LINES = 4 << 20, 32 << 10, 20
+
+# An input whose text is the start of an ingested input's (an earlier capture of the same log, ingested
+# after the later one) is skipped once that input's file, read again, proves it (``_Run.holder``): at
+# most HOLDERS_READ such files are read for it (entries whose ``heads`` say they may hold it: almost
+# always the one that does).
+HOLDERS_READ = 4
 
 
 @dataclass
@@ -76,7 +82,8 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
 
     An input is known by the hash of its bytes (``dataset.HASH_ALGO``): the same content (a renamed copy too) is
     skipped; a file whose first bytes are an ingested input's (it grew) ingests only the lines after
-    that input's end; ``force`` re-ingests and removes the rows of every such earlier entry. Each
+    that input's end; one whose text is an ingested input's first bytes (an earlier capture of a log,
+    after the later one) is skipped, once that input's file proves it (``_Run.holder``); ``force`` re-ingests and removes the rows of every such earlier entry. Each
     input's files stay hidden until its manifest entry commits (``Dataset.commit_entry``), so a
     kill at any moment leaves whole inputs or nothing, and the next run redoes the rest.
     Problems with one input are reported on ``err`` and the others continue; at the end an
@@ -171,6 +178,7 @@ class _Run:
         self.format_option = parser.custom.option if parser.custom is not None else ""
         self.shown = 0  # malformed lines met (at most max_warnings printed)
         self.ratio_failures: list[str] = []
+        self.files: dict[str, Input] = {}  # an entry's id: this run's input that is it (``holder`` reads it)
         self.decided: list[_Plan] = []
         self.ahead: deque = deque()
 
@@ -223,7 +231,8 @@ class _Run:
             size, full, prefixes, replaces, skip_bytes, first_line, hasher = None, None, {}, [], 0, 1, None
             content = continues = None
             mends = False
-            if not inp.is_stream and self.hash_while_read(inp):
+            heads = [] if inp.is_stream else _text_heads(inp, self.hash_algo)
+            if not inp.is_stream and self.hash_while_read(inp, heads):
                 size, hasher = inp.size(), InputHash(self.hash_algo)
             elif not inp.is_stream:
                 sizes = [e["size"] for e in self.known] + [e["content_size"] for e in self.known if e.get("content_size")]
@@ -241,6 +250,9 @@ class _Run:
                     return "wait"  # in flight: decide again once that one is committed (as one by one)
                 if same and not self.force:
                     self.summary.skipped += 1
+                    for e in same:  # (those it is: an earlier capture of it later in this run is read in them)
+                        self.files.setdefault(e["id"], inp)
+                        e.setdefault("heads", heads)  # (an entry from before heads were recorded: this run knows them)
                     was = same[0]["path"]
                     if was != inp.name:  # same path: the summary's count says it
                         self.bar.note(f"{inp.name}: same content as {was}, already ingested; skipped (--force re-ingests)")
@@ -258,6 +270,18 @@ class _Run:
                         self.bar.note(f"{inp.name}: already ingested up to where it stopped ({cut[0]['line_end']} lines);"
                                       " skipped")
                     return None
+                if not same and text is not None and heads:  # the start of a longer text ingested before?
+                    holders = self.holders(text[0], heads)
+                    if any(e.get("ahead") for e in holders):
+                        return "wait"
+                    if (holder := self.holder(holders, *text[:2])) is not None:
+                        self.summary.skipped += 1
+                        cut = " (its last line, cut short, is whole there)" if content is None \
+                            and not _ends_newline(inp, size) else ""
+                        again = f" even with --force: --force {holder['path']} re-reads them" if self.force else ""
+                        self.bar.note(f"{inp.name}: its lines are the start of {holder['path']}{cut}, already ingested;"
+                                      f" skipped{again}")
+                        return None
                 if self.force:
                     replaces = [e["id"] for e in same + grown]
                 elif grown:
@@ -298,6 +322,8 @@ class _Run:
             entry["continues"] = continues
         if mends:
             entry["mends"] = continues
+        if heads:
+            entry["heads"] = heads
         return _Plan(inp, self.ds.begin_entry(entry) if begin else entry, size, full, replaces, skip_bytes, first_line,
                      hasher=hasher)
 
@@ -312,13 +338,54 @@ class _Run:
             return None
         return text_fingerprint(inp, sizes, self.hash_algo)
 
-    def hash_while_read(self, inp: Input) -> bool:
+    def hash_while_read(self, inp: Input, heads: list) -> bool:
         """Whether ``inp`` is hashed as its ranges are read for the workers, rather than before: when
-        no input ingested before can be it or its start (none is as small), nothing waits for its hash."""
+        no input ingested before can be it or its start (none is as small), nor start with it (by its
+        ``heads``), nothing waits for its hash."""
         if self.pool is None or not is_plain(inp) or is_small(inp):
             return False
         size = inp.size()
-        return not any(0 < e["size"] <= size or 0 < (e.get("content_size") or 0) <= size for e in self.known)
+        return not any(0 < e["size"] <= size or 0 < (e.get("content_size") or 0) <= size for e in self.known) \
+            and not self.holders(size, heads)
+
+    def holders(self, size: int, heads: list) -> list[dict]:
+        """The entries whose text may start with a text of ``size`` bytes and ``heads``
+        (``dataset.head_hashes``): longer, and their heads within its first ``size`` bytes are its own.
+        No file is read: a new log, no one's start, costs a look at each entry's heads."""
+        mine = {tuple(h) for h in heads}
+        return [e for e in self.known if e.get("heads") and tuple(e["heads"][0]) in mine  # (its first line's: mine)
+                and (_text_of(e)[0] or 0) > size and {tuple(h) for h in e["heads"] if h[0] <= size} <= mine]
+
+    def holder(self, holders: list[dict], size: int, full: str) -> dict | None:
+        """The first of ``holders`` whose text starts with the ``size`` bytes hashed ``full``, proved by
+        its file (this run's input that is it, or the file at its recorded path) read again to the end
+        of the text it was ingested with: that file still holds that text, and its first ``size`` bytes
+        hash to ``full``. None when none does or no file is left to prove it (then it is ingested: the
+        manifest records no hash of its every line end)."""
+        tried: set = set()
+        for e in sorted(holders, key=lambda e: _text_of(e)[0]):
+            m, text = _text_of(e)
+            if (m, text) in tried or len(tried) >= HOLDERS_READ:
+                continue
+            tried.add((m, text))
+            inp = self.files.get(e["id"])
+            if inp is None and e["path"] != "<stdin>" and os.path.isfile(e["path"]):
+                inp = Input(e["path"])
+            if inp is None:
+                continue
+            try:
+                if is_plain(inp):
+                    with open(inp.path, "rb") as f:
+                        got = fingerprint_stream(f, [size], self.hash_algo, m)
+                elif compression_of(inp) in WHOLE_FILE_COMPRESSION:
+                    got = text_fingerprint(inp, [size], self.hash_algo, m)
+                else:
+                    got = None
+            except (OSError, InputError):  # (gone, or unreadable now: it proves nothing)
+                continue
+            if got is not None and got[1] == text and got[2].get(size) == full:
+                return e
+        return None
 
     def probe(self, inp: Input, size: int | None, skip_bytes: int, first_line: int) -> tuple[str | None, Counts]:
         """Why a large input is not read further (``PROBE_BYTES``: its first lines are mostly
@@ -418,6 +485,8 @@ class _Run:
                 # a live log grew while we read it: identify it by what was read
                 pre = _prefix_hash(inp, end, self.hash_algo)
                 if pre is not None:
+                    if size < HEAD_BYTES and (heads := _text_heads(inp, self.hash_algo, end)):  # (of what was read)
+                        entry["heads"] = heads
                     size, full = end, pre
             if error and entry["compression"] in WHOLE_FILE_COMPRESSION and not inp.is_stream:
                 # its text up to the damage: an intact copy put in its place is known by it to start with
@@ -455,6 +524,7 @@ class _Run:
 
         def after(done: dict) -> None:
             self.known = [e for e in self.known if e["id"] not in replaces] + ([done] if done.get("hash") else [])
+            self.files[done["id"]] = inp
             self.summary.counts += counts
             self.summary.ingested += 1
             self.summary.rows += rows
@@ -566,8 +636,26 @@ def _text_of(e: dict) -> tuple[int | None, str | None]:
     return (e["size"], e["hash"]) if e.get("compression") == "plain" else (None, None)
 
 
-# What an entry in flight (``_Run.ingest``'s stand-in) is known by besides its bytes: its text.
-_TEXT_KEYS = ("compression", "content_size", "content_hash")
+# What an entry in flight (``_Run.ingest``'s stand-in) is known by besides its bytes: its text and heads.
+_TEXT_KEYS = ("compression", "content_size", "content_hash", "heads")
+
+
+def _text_heads(inp: Input, algo: str, limit: int = HEAD_BYTES) -> list:
+    """``dataset.head_hashes`` of an input's text (a compressed one's decompressed, as ``text_fingerprint``
+    reads it), of its first ``limit`` bytes at most; [] for other inputs (OTLP files, UTF-16 text) or
+    when it cannot be read."""
+    from .sources import open_binary
+    from .unpack import read_some
+
+    try:
+        kind = compression_of(inp)
+        if kind != "plain" and kind not in WHOLE_FILE_COMPRESSION:
+            return []
+        with open(inp.path, "rb") if kind == "plain" else open_binary(inp)[0] as f:
+            head, _ = read_some(f, min(limit, HEAD_BYTES))  # (a damaged archive: its text before the damage)
+    except (OSError, InputError):
+        return []
+    return head_hashes(head, algo)
 
 
 def _content_matches(known: list[dict], size: int, full: str, prefixes: dict) -> tuple[list, list]:
