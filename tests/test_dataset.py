@@ -743,7 +743,7 @@ def test_a_blake2b_dataset_keeps_finding_its_inputs(tmp_path, monkeypatch):
             '"httpbin.org" "3.234.9.11:80" outbound|80||httpbin.org 10.0.0.1:1 3.234.9.11:80 10.0.0.2:2 - default\n')
     a, b, data = tmp_path / "a.log", tmp_path / "b.log", tmp_path / "ds"
     a.write_text(line * 3)
-    b.write_text(line * 2)
+    b.write_text(line.replace('"id"', '"id2"') * 2)  # (another log: not a.log's first lines, which are skipped)
     with monkeypatch.context() as m:
         m.setattr(ingest, "HASH_ALGO", "blake2b-128")
         ingest.ingest_paths([str(a)], str(data), err=io.StringIO(), progress=False)
