@@ -195,10 +195,13 @@ def _settings_tables(con: duckdb.DuckDBPyConnection, settings: Settings) -> None
     )
     rows = settings.cidr_rows()
     if rows:
-        # UHUGEINT parameters travel as text: Python ints above 2**64 do not bind directly.
-        con.executemany(
-            "INSERT INTO logpipe_cidrs VALUES ($1, $2, CAST($3 AS UHUGEINT), CAST($4 AS UHUGEINT), $5)",
-            [(c, f, str(lo), str(hi), k) for c, f, lo, hi, k in rows],
+        # UHUGEINT parameters travel as text: Python ints above 2**64 do not bind directly. One
+        # statement of a list per column (executemany's statement a row: ~12 ms a connection, ~2 ms).
+        columns = [list(c) for c in zip(*[(c, f, str(lo), str(hi), k) for c, f, lo, hi, k in rows])]
+        con.execute(
+            "INSERT INTO logpipe_cidrs SELECT unnest($1), unnest($2), CAST(unnest($3) AS UHUGEINT), "
+            "CAST(unnest($4) AS UHUGEINT), unnest($5)",
+            columns,
         )
 
 
