@@ -71,6 +71,12 @@ def test_named_query_runs_with_defaults(con, path):
     table = run_query(con, q, {})
     assert isinstance(table, pa.Table) and table.num_columns > 0
     assert len(set(table.column_names)) == table.num_columns, "duplicate column names"
+    if q.extra.get("group") == "anomalies":  # (`logpipe query NAME` runs these too, without a report's options)
+        from logpipe import reports
+
+        assert table.column_names[:6] == list(reports.FINDING_KEYS)
+        assert set(table["kind"].to_pylist()) <= {path.stem}
+        assert set(table["severity"].to_pylist()) <= set(reports.SEVERITIES)
 
 
 def test_every_distinct_list_has_an_order():

@@ -3,6 +3,7 @@ yields nothing high, the inventory judges transport by what leaves, --pods names
 and the CLI's options and errors behave."""
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import json
@@ -21,7 +22,6 @@ from logpipe import reports
 from logpipe.cli import cli
 from logpipe.parse import parse_lines
 from logpipe.pods import load_pods, pods_from_json
-from logpipe.queries import run_query
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIO = ROOT / "sample_logs" / "scenario"
@@ -59,20 +59,43 @@ def incident_data(tmp_path_factory) -> Path:
     return write_dataset([SCENARIO / "incident-day.log"], tmp_path_factory.mktemp("incident"))
 
 
-def anomalies(data: Path, **options) -> dict:
-    con, floor = reports.open_report_db(data, baseline_dir=options.pop("baseline_dir", None),
-                                        pods_path=options.pop("pods_path", None))
+def anomalies(data: Path | tuple, **options) -> dict:
+    """The anomalies report of dataset ``data`` (or of ``data``, a connection of ``report_db``, kept
+    open: opening one is ~0.3 s of a report's ~1 s) with ``options`` (resolve_window's, params,
+    baseline_dir, pods_path)."""
+    if isinstance(data, tuple):
+        return _anomalies(data, **options)
+    with report_db(data, baseline_dir=options.pop("baseline_dir", None), pods_path=options.pop("pods_path", None)) as db:
+        return _anomalies(db, **options)
+
+
+def _anomalies(db: tuple, **options) -> dict:
+    con, floor = db
+    params = options.pop("params", None)
+    window = reports.resolve_window(con, window_floor=floor, **options)
+    return reports.public(reports.run_report(con, "anomalies", params=params, window=window))
+
+
+@contextlib.contextmanager
+def report_db(data: Path, **options):
+    """``reports.open_report_db(data, **options)``'s (connection, window floor), closed at the end."""
+    con, floor = reports.open_report_db(data, **options)
     try:
-        params = options.pop("params", None)
-        window = reports.resolve_window(con, window_floor=floor, **options)
-        return reports.public(reports.run_report(con, "anomalies", params=params, window=window))
+        yield con, floor
     finally:
         con.close()
 
 
 @pytest.fixture(scope="session")
-def incident(scenario_data) -> dict:
-    return anomalies(scenario_data)
+def scenario_db(scenario_data):
+    """The scenario's report connection, for the tests that only read it (each with its own window and params)."""
+    with report_db(scenario_data) as db:
+        yield db
+
+
+@pytest.fixture(scope="session")
+def incident(scenario_db) -> dict:
+    return anomalies(scenario_db)
 
 
 def found(doc: dict, kind: str, source: str | None = None, destination: str | None = None) -> list[dict]:
@@ -135,15 +158,21 @@ def test_tls_origination_is_not_plaintext(incident, destination):
     assert not found(incident, "plaintext_egress", destination=destination)
 
 
-def test_clean_baseline_has_no_high_finding(baseline_data):
-    doc = anomalies(baseline_data)
+@pytest.fixture(scope="module")
+def baseline_db(baseline_data):
+    with report_db(baseline_data) as db:
+        yield db
+
+
+def test_clean_baseline_has_no_high_finding(baseline_db):
+    doc = anomalies(baseline_db)
     assert doc["baseline"]["requests"] > 1000 and doc["window"]["requests"] > 100
     bad = [f for f in doc["findings"] if f["severity"] in ("high", "critical")]
     assert bad == []
 
 
-def test_clean_baseline_days_split_has_no_high_finding(baseline_data):
-    doc = anomalies(baseline_data, baseline_days=4)
+def test_clean_baseline_days_split_has_no_high_finding(baseline_db):
+    doc = anomalies(baseline_db, baseline_days=4)
     assert [f for f in doc["findings"] if f["severity"] in ("high", "critical")] == []
 
 
@@ -361,28 +390,29 @@ def test_a_dns_resolution_failure_gets_dns_advice_not_a_service_entry(tmp_path):
     log.write_text("".join(lines("known.example", DAY - dt.timedelta(days=2), 3, True)
                            + lines("nx.example.org", DAY + dt.timedelta(hours=10), 12, False)
                            + lines("ok.example", DAY + dt.timedelta(hours=10), 2, True)))
-    doc = anomalies(write_dataset([log], tmp_path / "data"))
-    by = {(f["kind"], f["destination"]): f for f in doc["findings"]}
-    for kind in ("unregistered_egress", "new_destination", "error_spike"):
-        assert "DNS resolution of nx.example.org failed (response flag DF)" in by[kind, "nx.example.org"]["advice"], kind
-    assert "register it" not in by["unregistered_egress", "nx.example.org"]["advice"]
-    assert by["unregistered_egress", "nx.example.org"]["evidence"]["service_entry"] is None
-    assert "ServiceEntry if legitimate" not in by["new_destination", "nx.example.org"]["advice"]
-    assert "register it" in by["unregistered_egress", "ok.example"]["advice"]
-    assert "hosts:\n  - ok.example" in by["unregistered_egress", "ok.example"]["evidence"]["service_entry"]
-    assert "DNS" not in by["new_destination", "ok.example"]["advice"]
-    # error_spike's DNS advice follows its failure_flags: without DF there, the 503s still fail (a 5xx)
-    # and spike, but DF is no failure of the operator's and the advice says nothing of it (as DC's
-    # hang-up advice needs DC among the flags); the other findings' DNS advice does not read the flags.
-    flags = "UF,URX,UH,UO,NR,UT,UC,LR,UR"
-    doc = anomalies(tmp_path / "data", params={"failure_flags": flags})
-    by = {(f["kind"], f["destination"]): f for f in doc["findings"]}
-    assert by["error_spike", "nx.example.org"]["evidence"]["failures"] == 12
-    assert "DNS" not in by["error_spike", "nx.example.org"]["advice"]
-    assert "DNS resolution of nx.example.org failed" in by["unregistered_egress", "nx.example.org"]["advice"]
-    doc = anomalies(tmp_path / "data", params={"failure_flags": flags + ", DF"})
-    (spike,) = [f for f in doc["findings"] if f["kind"] == "error_spike"]
-    assert "DNS resolution of nx.example.org failed" in spike["advice"]
+    with report_db(write_dataset([log], tmp_path / "data")) as db:  # (its three reports on one connection)
+        doc = anomalies(db)
+        by = {(f["kind"], f["destination"]): f for f in doc["findings"]}
+        for kind in ("unregistered_egress", "new_destination", "error_spike"):
+            assert "DNS resolution of nx.example.org failed (response flag DF)" in by[kind, "nx.example.org"]["advice"], kind
+        assert "register it" not in by["unregistered_egress", "nx.example.org"]["advice"]
+        assert by["unregistered_egress", "nx.example.org"]["evidence"]["service_entry"] is None
+        assert "ServiceEntry if legitimate" not in by["new_destination", "nx.example.org"]["advice"]
+        assert "register it" in by["unregistered_egress", "ok.example"]["advice"]
+        assert "hosts:\n  - ok.example" in by["unregistered_egress", "ok.example"]["evidence"]["service_entry"]
+        assert "DNS" not in by["new_destination", "ok.example"]["advice"]
+        # error_spike's DNS advice follows its failure_flags: without DF there, the 503s still fail (a 5xx)
+        # and spike, but DF is no failure of the operator's and the advice says nothing of it (as DC's
+        # hang-up advice needs DC among the flags); the other findings' DNS advice does not read the flags.
+        flags = "UF,URX,UH,UO,NR,UT,UC,LR,UR"
+        doc = anomalies(db, params={"failure_flags": flags})
+        by = {(f["kind"], f["destination"]): f for f in doc["findings"]}
+        assert by["error_spike", "nx.example.org"]["evidence"]["failures"] == 12
+        assert "DNS" not in by["error_spike", "nx.example.org"]["advice"]
+        assert "DNS resolution of nx.example.org failed" in by["unregistered_egress", "nx.example.org"]["advice"]
+        doc = anomalies(db, params={"failure_flags": flags + ", DF"})
+        (spike,) = [f for f in doc["findings"] if f["kind"] == "error_spike"]
+        assert "DNS resolution of nx.example.org failed" in spike["advice"]
 
 
 def test_findings_sorted_by_severity(incident):
@@ -390,17 +420,24 @@ def test_findings_sorted_by_severity(incident):
     assert ranks == sorted(ranks, reverse=True)
 
 
-def test_baseline_dataset_gives_the_same_findings(incident, incident_data, baseline_data):
-    doc = anomalies(incident_data, baseline_dir=baseline_data)
+@pytest.fixture(scope="module")
+def incident_on_baseline(incident_data, baseline_data) -> dict:
+    """The incident day's anomalies against the baseline week's dataset (--baseline)."""
+    return anomalies(incident_data, baseline_dir=baseline_data)
+
+
+def test_baseline_dataset_gives_the_same_findings(incident, incident_on_baseline):
+    doc = incident_on_baseline
     assert doc["baseline"]["source"] == "baseline dataset" and doc["baseline"]["requests"] > 1000
     key = lambda d: sorted((f["kind"], f["destination"], f["severity"]) for f in d["findings"])  # noqa: E731
     assert key(doc) == key(incident)
 
 
-def test_a_baseline_dataset_is_labelled_by_its_own_first_and_last_record(incident_data, baseline_data):
+def test_a_baseline_dataset_is_labelled_by_its_own_first_and_last_record(incident_data, baseline_data,
+                                                                         incident_on_baseline):
     """Its end read the window's start (the other dataset's first record, 2025-03-08 00:02), though the
     baseline week's last egress request is at 2025-03-07 23:32:35."""
-    doc = anomalies(incident_data, baseline_dir=baseline_data)
+    doc = incident_on_baseline
     assert doc["baseline"]["start"] == "2025-03-01T00:14:24.252Z"
     assert doc["baseline"]["end"] == "2025-03-07T23:32:35.603Z"
     assert doc["window"]["start"] == "2025-03-08T00:02:11.224Z"
@@ -409,9 +446,10 @@ def test_a_baseline_dataset_is_labelled_by_its_own_first_and_last_record(inciden
 
 
 
-def test_the_default_window_ends_at_the_last_record_which_it_counts(incident, scenario_con, scenario_data):
+def test_the_default_window_ends_at_the_last_record_which_it_counts(incident, scenario_db):
     """The window's end read a second past the last record (2025-03-08T23:58:43.799Z: the exclusive
     bound that keeps the record in it); it shows the record's time, 24 h after the start, and counts it."""
+    scenario_con = scenario_db[0]
     last, = scenario_con.execute("SELECT max(start_time) FROM egress").fetchall()[0]
     assert incident["window"]["end"] == "2025-03-08T23:58:42.799Z" == last.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
     assert incident["window"]["start"] == "2025-03-07T23:58:42.799Z"
@@ -419,40 +457,16 @@ def test_the_default_window_ends_at_the_last_record_which_it_counts(incident, sc
     before = scenario_con.execute("SELECT count(*) FROM egress WHERE start_time >= $1 AND start_time < $2",
                                   [last - dt.timedelta(hours=24), last]).fetchall()[0][0]
     assert at_last >= 1 and incident["window"]["requests"] == before + at_last == 687
-    r = run("report", "anomalies", "--data", str(scenario_data), "--until", "2025-03-08T12:00", "-o", "json")
-    assert json.loads(r.stdout)["window"]["end"] == "2025-03-08T12:00:00.000Z"  # (a given --until is shown as given)
-
-
-@pytest.fixture(scope="module")
-def scenario_con(scenario_data):
-    """A connection to the scenario's dataset as `logpipe query` makes one, for queries that only read."""
-    from logpipe.db import connect
-
-    con = connect(scenario_data)
-    yield con
-    con.close()
-
-
-@pytest.mark.parametrize("path", ANOMALY_FILES, ids=lambda p: p.stem)
-def test_anomaly_query_runs_alone_with_its_defaults(scenario_con, path):
-    """`logpipe query NAME` runs these too: without report options they must work on the views."""
-    from logpipe.queries import load_queries
-
-    table = run_query(scenario_con, load_queries()[path.stem])
-    assert table.column_names[:6] == list(reports.FINDING_KEYS)
-    assert set(table["kind"].to_pylist()) <= {path.stem}
-    assert set(table["severity"].to_pylist()) <= set(reports.SEVERITIES)
+    until = dt.datetime(2025, 3, 8, 12, tzinfo=dt.timezone.utc)
+    assert anomalies(scenario_db, until=until)["window"]["end"] == "2025-03-08T12:00:00.000Z"  # (--until shown as given)
 
 
 # ---- inventory -------------------------------------------------------------------------------------
 
 
-def test_inventory(scenario_data):
-    con, _ = reports.open_report_db(scenario_data)
-    try:
-        doc = reports.public(reports.run_report(con, "inventory", window=reports.Window(None, None, None, None)))
-    finally:
-        con.close()
+def test_inventory(scenario_db):
+    con, _ = scenario_db
+    doc = reports.public(reports.run_report(con, "inventory", window=reports.Window(None, None, None, None)))
     assert set(doc) == {"window", "destinations", "sources"}
     assert doc["window"] == {"start": None, "end": None}  # (all the data)
     by = {(d["destination"], d["egress_kind"]): d for d in doc["destinations"]}
@@ -477,43 +491,39 @@ def test_inventory(scenario_data):
         assert s["destination_count"] == len(s["destinations"])
 
 
-def test_a_parameter_for_one_section(scenario_data):
+def test_a_parameter_for_one_section(scenario_db, incident):
     """min_requests is five sections' threshold (error_spike's default 10, new_destination's 1):
     -p new_destination.min_requests sets that section's alone; -p min_requests sets all of them."""
-    con, floor = reports.open_report_db(scenario_data)
-    try:
-        window = reports.resolve_window(con, window_floor=floor)
+    def kinds(**params) -> list[str]:
+        return [f["kind"] for f in anomalies(scenario_db, params=params)["findings"]]
 
-        def kinds(**params) -> list[str]:
-            return [f["kind"] for f in reports.run_report(con, "anomalies", window=window, params=params)["findings"]]
-
-        base = kinds()
-        one = kinds(**{"new_destination.min_requests": "100000"})
-        assert "new_destination" in base and "new_destination" not in one
-        assert [k for k in one if k != "new_destination"] == [k for k in base if k != "new_destination"]
-        assert kinds(min_requests="100000").count("error_spike") == 0 < base.count("error_spike")
-        for bad, said in (("nosuch.min_requests", "no report section 'nosuch'"),
-                          ("new_destination.nope", "section 'new_destination' has no parameter 'nope'")):
-            with pytest.raises(reports.UsageError, match=said):
-                kinds(**{bad: "1"})
-    finally:
-        con.close()
+    base = [f["kind"] for f in incident["findings"]]  # (no params)
+    one = kinds(**{"new_destination.min_requests": "100000"})
+    assert "new_destination" in base and "new_destination" not in one
+    assert [k for k in one if k != "new_destination"] == [k for k in base if k != "new_destination"]
+    assert kinds(min_requests="100000").count("error_spike") == 0 < base.count("error_spike")
+    for bad, said in (("nosuch.min_requests", "no report section 'nosuch'"),
+                      ("new_destination.nope", "section 'new_destination' has no parameter 'nope'")):
+        with pytest.raises(reports.UsageError, match=said):
+            kinds(**{bad: "1"})
 
 
 @pytest.mark.parametrize("name, starts", [("r.md", "# "), ("r.HTML", "<!DOCTYPE html>"), ("r.txt", "Egress inventory"),
                                           ("r.json", "{")])
-def test_report_out_suffix_gives_the_format(scenario_data, tmp_path, name, starts):
-    """--out r.md wrote JSON (only a lower-case .html chose a format), as query --out q.md wrote markdown."""
-    got = CliRunner().invoke(cli, ["report", "inventory", "--data", str(scenario_data), "--out", str(tmp_path / name)])
+def test_report_out_suffix_gives_the_format(incident_data, tmp_path, name, starts):
+    """--out r.md wrote JSON (only a lower-case .html chose a format), as query --out q.md wrote markdown.
+    (Of the incident day's data: the week's made the HTML's charts of eight days.)"""
+    got = CliRunner().invoke(cli, ["report", "inventory", "--data", str(incident_data), "--out", str(tmp_path / name)])
     assert got.exit_code == 0, got.output
     assert (tmp_path / name).read_text().startswith(starts)
 
 
 
-@pytest.mark.parametrize("command", [["report", "anomalies"], ["query", "--sql", "SELECT 1 AS a"]])
+@pytest.mark.parametrize("command", [["report", "inventory"], ["query", "--sql", "SELECT 1 AS a"]])
 def test_an_out_suffix_of_no_format_is_refused(scenario_data, tmp_path, command):
     """--out r.pdf (or .xlsx) wrote JSON into it and exited 0: a suffix of no format is a one-line usage
-    error that names the suffixes there are; a name of no suffix is still the default (json)."""
+    error that names the suffixes there are; a name of no suffix is still the default (json). (Both
+    reports' --out is the one option of `logpipe report`: the inventory's run is the cheaper.)"""
     from logpipe.errors import UsageError
 
     got = CliRunner().invoke(cli, [*command, "--data", str(scenario_data), "--out", str(tmp_path / "r.pdf")])
@@ -548,14 +558,17 @@ def test_a_short_dataset_has_an_empty_baseline_not_an_inverted_one(tmp_path):
     """Data of under a day: the window (its last 24 h) holds it all and the baseline is empty; its
     header read "baseline 2025-03-12 03:14 to 2025-03-11 03:15". The markdown's two header lines are
     two lines (a line break), not one paragraph."""
-    runner = CliRunner()
+    import io
+
     data = tmp_path / "d"
-    assert runner.invoke(cli, ["ingest", str(ROOT / "sample_logs" / "tcp-and-ipv6.log"), "--data", str(data)]).exit_code == 0
-    doc = json.loads(runner.invoke(cli, ["report", "anomalies", "--data", str(data), "-o", "json"]).stdout)
-    b = doc["baseline"]
+    assert CliRunner().invoke(cli, ["ingest", str(ROOT / "sample_logs" / "tcp-and-ipv6.log"), "--data", str(data)]).exit_code == 0
+    with report_db(data, report="anomalies") as (con, floor):  # (as `logpipe report anomalies` opens it)
+        doc = reports.run_report(con, "anomalies", window=reports.resolve_window(con, window_floor=floor))
+    b = reports.public(doc)["baseline"]  # (-o json's document)
     assert b["start"] <= b["end"] and b["requests"] == 0
-    md = runner.invoke(cli, ["report", "anomalies", "--data", str(data), "-o", "markdown"]).stdout
-    assert "egress requests  \nbaseline " in md
+    md = io.StringIO()
+    reports.render_text(doc, "anomalies", md, markdown=True)  # (-o markdown's)
+    assert "egress requests  \nbaseline " in md.getvalue()
 
 
 def test_inventory_counts_rows_without_a_time_unless_a_window_is_given(tmp_path):
@@ -564,22 +577,32 @@ def test_inventory_counts_rows_without_a_time_unless_a_window_is_given(tmp_path)
     log = tmp_path / "nots.log"
     log.write_text("GET /a 200 outbound|443||api.stripe.com 10.244.1.5:3333\n")
     fmt = "%REQ(:METHOD)% %REQ(:PATH)% %RESPONSE_CODE% %UPSTREAM_CLUSTER% %DOWNSTREAM_REMOTE_ADDRESS%"
-    runner = CliRunner()
-    assert runner.invoke(cli, ["ingest", str(log), "--data", str(tmp_path / "d"), "--format-string", fmt]).exit_code == 0
-    whole = json.loads(runner.invoke(cli, ["report", "inventory", "--data", str(tmp_path / "d"), "-o", "json"]).stdout)
-    assert [(d["destination"], d["requests"]) for d in whole["destinations"]] == [("api.stripe.com", 1)]
-    assert [s["source"] for s in whole["sources"]] == ["10.244.1.5"]
-    since = runner.invoke(cli, ["report", "inventory", "--data", str(tmp_path / "d"), "-o", "json", "--since", "2024-01-01"])
-    assert json.loads(since.stdout) == {"window": {"start": "2024-01-01T00:00:00.000Z", "end": None},
-                                        "destinations": [], "sources": []}
-    # the text says which window it covers (no format did)
-    text = runner.invoke(cli, ["report", "inventory", "--data", str(tmp_path / "d"), "-o", "text"]).stdout
-    assert text.startswith("Egress inventory\n\nwindow   all the data\n")
-    text = runner.invoke(cli, ["report", "inventory", "--data", str(tmp_path / "d"), "-o", "markdown", "--until",
-                               "2030-01-01"]).stdout
-    assert "window   the start to 2030-01-01 00:00 UTC\n" in text
-    anomalies = runner.invoke(cli, ["report", "anomalies", "--data", str(tmp_path / "d")])
-    assert "the dataset's rows have no start_time" in str(anomalies.exception)  # (CliRunner: the error, not its line)
+    import io
+
+    from logpipe.errors import DatasetError
+
+    assert CliRunner().invoke(cli, ["ingest", str(log), "--data", str(tmp_path / "d"), "--format-string", fmt]).exit_code == 0
+    utc = dt.timezone.utc
+    with report_db(tmp_path / "d") as (con, _):  # (the reports of `logpipe report`, each of its own window)
+        def inventory(fmt=None, since=None, until=None):
+            doc = reports.run_report(con, "inventory", window=reports.inventory_window(con, since, until))
+            if fmt is None:  # (-o json's document)
+                return json.loads(reports.to_json(doc))
+            out = io.StringIO()
+            reports.render_text(doc, "inventory", out, markdown=fmt == "markdown")
+            return out.getvalue()
+
+        whole = inventory()
+        assert [(d["destination"], d["requests"]) for d in whole["destinations"]] == [("api.stripe.com", 1)]
+        assert [s["source"] for s in whole["sources"]] == ["10.244.1.5"]
+        assert inventory(since=dt.datetime(2024, 1, 1, tzinfo=utc)) == {
+            "window": {"start": "2024-01-01T00:00:00.000Z", "end": None}, "destinations": [], "sources": []}
+        # the text says which window it covers (no format did)
+        assert inventory("text").startswith("Egress inventory\n\nwindow   all the data\n")
+        text = inventory("markdown", until=dt.datetime(2030, 1, 1, tzinfo=utc))
+        assert "window   the start to 2030-01-01 00:00 UTC\n" in text
+        with pytest.raises(DatasetError, match="the dataset's rows have no start_time"):  # (the anomalies')
+            reports.resolve_window(con)
 
 
 # ---- pods ------------------------------------------------------------------------------------------
@@ -751,22 +774,23 @@ def test_cli_inventory_covers_all_data(scenario_data):
     assert sum(d["requests"] for d in doc["destinations"]) > 3000
 
 
-@pytest.mark.parametrize("name", ["inventory", "anomalies"])
-def test_cli_report_on_log_files_equals_the_report_on_their_dataset(scenario_data, name):
+@pytest.mark.parametrize("name, how", [("inventory", "-"), ("anomalies", "dir")])
+def test_cli_report_on_log_files_equals_the_report_on_their_dataset(scenario_data, name, how):
     """``--input FILE`` (a directory, stdin): the logs parsed in memory give the report their
-    dataset gives; the parse's summary on stderr, the baseline named as the logs'."""
+    dataset gives; the parse's summary on stderr, the baseline named as the logs'. (How the logs are
+    read is the report's alike: each report reads them one way, the other report the other.)"""
     want = json.loads(run_once("report", name, "--data", str(scenario_data), "-o", "json").stdout)
     if name == "anomalies":
         assert want["baseline"].pop("source") == "dataset"
     text = "".join(p.read_text(encoding="utf-8") for p in (SCENARIO / "baseline-week.log", SCENARIO / "incident-day.log"))
-    for args, stdin in ((["--input", str(SCENARIO)], None), (["--input", "-"], text)):
-        r = run("report", name, *args, "-o", "json", input=stdin)
-        assert r.exit_code == 0, r.output
-        assert "read 3815, parsed 3815" in r.stderr
-        got = json.loads(r.stdout)
-        if name == "anomalies":
-            assert got["baseline"].pop("source") == "the --input logs"
-        assert got == want
+    args, stdin = (["--input", str(SCENARIO)], None) if how == "dir" else (["--input", "-"], text)
+    r = run("report", name, *args, "-o", "json", input=stdin)
+    assert r.exit_code == 0, r.output
+    assert "read 3815, parsed 3815" in r.stderr
+    got = json.loads(r.stdout)
+    if name == "anomalies":
+        assert got["baseline"].pop("source") == "the --input logs"
+    assert got == want
 
 
 @pytest.mark.parametrize("name", ["inventory", "anomalies"])
@@ -921,14 +945,17 @@ def test_a_report_keeps_the_rows_and_columns_its_queries_read(tmp_path, monkeypa
     scenario_data = write_dataset([*sorted(SCENARIO.glob("*.log")), ROOT / "sample_logs" / "sidecar-inbound-1.22.log"],
                                   tmp_path / "d")
 
+    inventories = []
+
     def kept(report):
-        con, _ = reports.open_report_db(scenario_data, report=report)
-        try:
+        """The columns and (rows, non-egress rows) of the report's traffic table (and, of the inventory,
+        its document as `logpipe report inventory -o json` prints it, into ``inventories``)."""
+        with report_db(scenario_data, report=report) as (con, _):
+            if report == "inventory":
+                inventories.append(reports.public(reports.run_report(con, report, window=reports.inventory_window(con))))
             return ({r[0] for r in con.execute("DESCRIBE temp.main.traffic").fetchall()},
                     con.execute("SELECT count(*), count(*) FILTER (WHERE egress_kind IS NULL) FROM temp.main.traffic")
                     .fetchall()[0])
-        finally:
-            con.close()
 
     con = db.connect(scenario_data)
     try:
@@ -948,10 +975,8 @@ def test_a_report_keeps_the_rows_and_columns_its_queries_read(tmp_path, monkeypa
                                       "SELECT * FROM egress WHERE $since = $since AND $until = $until LIMIT 1")
     monkeypatch.setenv("LOGPIPE_QUERIES", str(tmp_path / "q"))
     assert kept("inventory") == (every, (egress, 0))
-    doc = json.loads(run("report", "inventory", "--data", str(scenario_data), "-o", "json").stdout)
-    assert set(doc["zz_rows"][0]) == every
+    assert set(inventories[-1]["zz_rows"][0]) == every
     (mine / "zz_rows.sql").write_text("-- title: rows\n-- @param since ''\n-- @param until ''\n"
                                       "SELECT count(*) AS n FROM traffic WHERE $since = $since AND $until = $until")
     assert kept("inventory") == (every, (rows, rows - egress))
-    assert json.loads(run("report", "inventory", "--data", str(scenario_data), "-o", "json").stdout)["zz_rows"] == \
-        [{"n": rows}]
+    assert inventories[-1]["zz_rows"] == [{"n": rows}]
