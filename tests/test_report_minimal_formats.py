@@ -8,7 +8,6 @@ definition (queries/views/is_error.sql): top_destinations counts a TCP connectio
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import json
 import re
 from pathlib import Path
@@ -43,29 +42,57 @@ def ingest(tmp_path: Path, lines: list[str], fmt: str) -> Path:
     return data
 
 
-def report(data: Path, name: str) -> dict:
-    got = CliRunner().invoke(cli, ["report", name, "--data", str(data), "-o", "json"])
-    assert got.exit_code == 0, got.output
-    return json.loads(got.stdout)
-
-
 def query(data: Path, name: str) -> list[dict]:
     got = CliRunner().invoke(cli, ["query", name, "--data", str(data), "-o", "json"])
     assert got.exit_code == 0, got.output
     return json.loads(got.stdout)
 
 
-@functools.lru_cache(maxsize=None)
-def _shared_report(data: Path, name: str) -> str:
-    got = CliRunner().invoke(cli, ["report", name, "--data", str(data), "-o", "json"])
-    assert got.exit_code == 0, got.output
-    return got.stdout
+_MADE: dict[tuple[Path, str], tuple] = {}
+
+
+def made(data: Path, name: str) -> tuple:
+    """Report ``name`` of ``data`` (a dataset no test changes) made once, as `logpipe report NAME`
+    makes it: (its connection, window, document), kept open for the module's tests to write out (a
+    report's run is most of their time; writing it out is not)."""
+    from logpipe import reports
+
+    if (data, name) not in _MADE:
+        con, floor = reports.open_report_db(data, report=name)
+        window = reports.inventory_window(con) if name == "inventory" else reports.resolve_window(con, window_floor=floor)
+        _MADE[data, name] = con, window, reports.run_report(con, name, window=window)
+    return _MADE[data, name]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close_made():
+    yield
+    for con, _, _ in _MADE.values():
+        con.close()
+    _MADE.clear()
+
+
+def rendered(data: Path, name: str, fmt: str) -> str:
+    """``made(data, name)``'s report written as `-o FMT` writes it: json, text or html."""
+    import io
+
+    from logpipe import reports
+
+    con, window, doc = made(data, name)
+    if fmt == "json":
+        return reports.to_json(doc)
+    if fmt == "html":
+        from logpipe.html import render_html
+
+        return render_html(doc, name, con=con, window=window)
+    out = io.StringIO()
+    reports.render_text(doc, name, out)
+    return out.getvalue()
 
 
 def shared_report(data: Path, name: str) -> dict:
-    """``report(data, name)`` of a module's dataset (one no test changes), run once for the tests
-    that read it: a report's run is most of these tests' time."""
-    return json.loads(_shared_report(data, name))
+    """The JSON document of ``made(data, name)``, as `logpipe report NAME -o json` prints it."""
+    return json.loads(rendered(data, name, "json"))
 
 
 @pytest.fixture(scope="module")
@@ -101,8 +128,7 @@ def test_unregistered_egress_without_protocol_or_port(minimal):
 def test_new_destination_says_the_port_and_bytes_are_unknown(minimal):
     (f,) = findings(shared_report(minimal, "anomalies"), "new_destination", "pastebin.com")
     assert f["evidence"]["ports"] is None and f["evidence"]["bytes_up"] is None  # were [null] and 0
-    text = CliRunner().invoke(cli, ["report", "anomalies", "--data", str(minimal), "-o", "text"]).stdout
-    assert "None" not in text
+    assert "None" not in rendered(minimal, "anomalies", "text")
 
 
 def test_inventory_without_protocol_or_bytes(minimal):
@@ -123,13 +149,13 @@ def test_no_advice_is_null_without_a_client_address(tmp_path):
     lines += [f"[{_t(12000 + j)}] POST /upload 200 60000000 storage.example outbound|443||storage.example"
               for j in range(3)]
     data = ingest(tmp_path, lines, NO_CLIENT)
-    doc = report(data, "anomalies")
+    doc = shared_report(data, "anomalies")
     (f,) = [f for f in doc["findings"] if f["kind"] == "volume_outlier"]
     assert f["advice"].startswith("A client (its address is not in the logs) uploaded ")
     assert f["source"] == "A client (its address is not in the logs)"  # (it was null, '-' in the text)
     assert all(f["advice"] for f in doc["findings"]), [f for f in doc["findings"] if not f["advice"]]
     # the inventory's source of those rows was an empty cell: it is named as the finding names it (client_named.sql)
-    inventory = report(data, "inventory")
+    inventory = shared_report(data, "inventory")
     assert [(s["source"], s["destination_count"], s["destinations"]) for s in inventory["sources"]] == [
         ("A client (its address is not in the logs)", 1, ["storage.example"])]
     # and the destination's source_count counts that client (it was 0), as its sources list it
@@ -152,16 +178,15 @@ def test_a_blocked_connection_of_no_logged_destination_is_named_so(tmp_path):
     lines += [f"[{_t(2000 + i)}] 0 UH BlackHoleCluster 10.244.0.24:45748" for i in range(3)]
     data = ingest(tmp_path, lines, fmt)
     unnamed = "(destination not in the logs)"
-    doc = report(data, "inventory")
+    doc = shared_report(data, "inventory")
     assert {(d["destination"], d["egress_kind"]) for d in doc["destinations"]} == {
         ("api.stripe.com", "registered"), (unnamed, "blocked")}
     # (its count counts the destination not in the logs, as its list lists it: it said 1 beside these 2)
     assert [(s["destination_count"], s["destinations"]) for s in doc["sources"]] == [(2, ["api.stripe.com", unnamed])]
-    (f,) = [f for f in report(data, "anomalies")["findings"] if f["kind"] == "blocked_attempt"]
+    (f,) = [f for f in shared_report(data, "anomalies")["findings"] if f["kind"] == "blocked_attempt"]
     assert f["destination"] == unnamed and f["evidence"]["attempts"] == 3
     assert "wants the address it dialled (the format logs none: add %DOWNSTREAM_LOCAL_ADDRESS% to see it)" in f["advice"]
-    text = CliRunner().invoke(cli, ["report", "anomalies", "--data", str(data), "-o", "text"]).stdout
-    assert f"10.244.0.24 -> {unnamed}\n" in text
+    assert f"10.244.0.24 -> {unnamed}\n" in rendered(data, "anomalies", "text")
 
 
 # ---- error_share: one definition --------------------------------------------------------------------
@@ -270,7 +295,7 @@ def test_findings_name_the_client_of_no_address(clientless):
     assert {"new_destination", "plaintext_egress", "unregistered_egress", "direct_ip_egress", "tls_failure",
             "error_spike", "blocked_attempt"} <= kinds, kinds
     assert [(f["kind"], f["destination"]) for f in doc["findings"] if f["source"] != NAMED_CLIENT] == []
-    text = CliRunner().invoke(cli, ["report", "anomalies", "--data", str(clientless), "-o", "text"]).stdout
+    text = rendered(clientless, "anomalies", "text")
     assert f"{NAMED_CLIENT} -> web.example\n" in text and " - -> " not in text
 
 
@@ -283,12 +308,9 @@ def test_inventory_destinations_count_the_client_of_no_address(clientless):
         d: (1, [NAMED_CLIENT]) for d in ("api.stripe.com", "web.example", "203.0.113.9", "api.bank.example", "evil.example")}
 
 
-def test_html_pair_chart_names_the_client_of_no_address(clientless, tmp_path):
+def test_html_pair_chart_names_the_client_of_no_address(clientless):
     """The pair chart labelled such a client '?'."""
-    out = tmp_path / "r.html"
-    got = CliRunner().invoke(cli, ["report", "anomalies", "--data", str(clientless), "-o", "html", "--out", str(out)])
-    assert got.exit_code == 0, got.output
-    block = re.search(r"<script type=application/json id=chart-specs>(.*?)</script>", out.read_text(encoding="utf-8"),
+    block = re.search(r"<script type=application/json id=chart-specs>(.*?)</script>", rendered(clientless, "anomalies", "html"),
                       re.S).group(1)
     pairs = json.loads(block)["pairs"]["data"]["values"]
     assert pairs and {p["source"] for p in pairs} == {NAMED_CLIENT}
