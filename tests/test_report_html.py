@@ -39,11 +39,19 @@ def render(data: Path, out: Path, *args: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def hostile_html(tmp_path_factory) -> str:
+def hostile_page(tmp_path_factory) -> Path:
+    """The anomalies' HTML report of the scenario's baseline week and HOSTILE's lines the next day,
+    written once: for the tests that read it, and the one a browser draws."""
     tmp = tmp_path_factory.mktemp("hostile")
     log = tmp / "hostile.log"
     log.write_text((SCENARIO / "baseline-week.log").read_text(encoding="utf-8") + "\n".join(HOSTILE) + "\n")
-    return render(write_dataset([log], tmp / "data"), tmp / "report.html")
+    render(write_dataset([log], tmp / "data"), tmp / "report.html")
+    return tmp / "report.html"
+
+
+@pytest.fixture(scope="module")
+def hostile_html(hostile_page) -> str:
+    return hostile_page.read_text(encoding="utf-8")
 
 
 def test_log_values_are_escaped(hostile_html):
@@ -138,10 +146,8 @@ def test_console_check_can_fail(tmp_path):
 @pytest.mark.browser
 @pytest.mark.slow
 @needs_chromium
-def test_report_draws_in_chromium(tmp_path):
-    data = write_dataset([SCENARIO / "baseline-week.log", SCENARIO / "incident-day.log"], tmp_path / "data")
-    page = tmp_path / "report.html"
-    render(data, page)
+def test_report_draws_in_chromium(tmp_path, hostile_page):
+    page = hostile_page  # (a report of the scenario's week, with markup in its values)
     shot = tmp_path / "report.png"  # (one run: the DOM it dumps and its screenshot)
     dom = chromium(page, tmp_path, "--dump-dom", f"--screenshot={shot}", "--window-size=1280,2000")
     assert dom.returncode == 0 and shot.exists(), dom.stderr[-2000:]
