@@ -4,6 +4,7 @@ error shares' is_error.sql), on tests/logs/denials.log: a waypoint's 403 that ht
 ztunnel's lines (text and JSON) with a policy rejection, a policy change and a connection failure."""
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -17,9 +18,16 @@ SAMPLES = Path(__file__).resolve().parent.parent / "sample_logs"
 
 
 def run(*args, inputs=(LOG,)) -> list | dict:
+    """``logpipe ARGS --input INPUTS -o json``'s answer, each command run once for the tests that ask
+    for it (its inputs are files no test changes: a report's run is most of these tests' time)."""
+    return json.loads(_run(args, tuple(inputs)))
+
+
+@functools.lru_cache(maxsize=None)
+def _run(args: tuple, inputs: tuple) -> str:
     r = CliRunner().invoke(cli, [*args, *(a for i in inputs for a in ("--input", str(i))), "-o", "json"])
     assert r.exit_code == 0, r.output
-    return json.loads(r.stdout)
+    return r.stdout
 
 
 @pytest.fixture(scope="module")
