@@ -1254,7 +1254,7 @@ def test_an_output_on_a_full_disk_is_one_line_and_the_old_file_stays(tmp_path, r
     out = tmp_path / "x"
     out.write_text("yesterday's\n")
     for args in (["query", "--sql", "select 1", "-o", "csv"], ["query", "--sql", "select 1", "-o", "parquet"],
-                 ["report", "anomalies", "-o", "html"]):
+                 ["report", "inventory", "-o", "html"]):  # (the inventory: both reports' --out is one writer)
         got = run_main([*args, "--data", str(data), "--out", str(out)])
         assert got.returncode == 1 and got.stderr.splitlines()[-1] == (
             f"logpipe: error: cannot write {out}: No space left on device; free space or choose another --out"), args
@@ -1616,7 +1616,7 @@ def test_a_connection_spills_to_the_temp_dir_within_logpipe_memory(dataset, monk
     from logpipe import db
 
     def setting(name):
-        con = db.connect(dataset, sandbox=True)
+        con = db.connect(dataset, sandbox=True, uses=())  # (no view: these are the connection's own settings)
         try:
             return con.execute("SELECT current_setting($1)", [name]).fetchall()[0][0]
         finally:
