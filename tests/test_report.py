@@ -49,6 +49,15 @@ def _record_batches(path: Path, _mtime: int) -> tuple:
 
 
 @pytest.fixture(scope="session")
+def empty_data(tmp_path_factory) -> Path:
+    """The dataset of an ingested empty log (a quiet pod's): no record."""
+    tmp = tmp_path_factory.mktemp("empty")
+    (tmp / "empty.log").write_text("")
+    assert CliRunner().invoke(cli, ["ingest", str(tmp / "empty.log"), "--data", str(tmp / "d")]).exit_code == 0
+    return tmp / "d"
+
+
+@pytest.fixture(scope="session")
 def scenario_data(tmp_path_factory) -> Path:
     return write_dataset([SCENARIO / "baseline-week.log", SCENARIO / "incident-day.log"],
                          tmp_path_factory.mktemp("scenario"))
@@ -515,10 +524,10 @@ def test_a_parameter_for_one_section(scenario_db, incident):
 
 @pytest.mark.parametrize("name, starts", [("r.md", "# "), ("r.HTML", "<!DOCTYPE html>"), ("r.txt", "Egress inventory"),
                                           ("r.json", "{")])
-def test_report_out_suffix_gives_the_format(incident_data, tmp_path, name, starts):
+def test_report_out_suffix_gives_the_format(empty_data, tmp_path, name, starts):
     """--out r.md wrote JSON (only a lower-case .html chose a format), as query --out q.md wrote markdown.
-    (Of the incident day's data: the week's made the HTML's charts of eight days.)"""
-    got = CliRunner().invoke(cli, ["report", "inventory", "--data", str(incident_data), "--out", str(tmp_path / name)])
+    (Of a dataset of no record: the format is the point, and the HTML draws no chart.)"""
+    got = CliRunner().invoke(cli, ["report", "inventory", "--data", str(empty_data), "--out", str(tmp_path / name)])
     assert got.exit_code == 0, got.output
     assert (tmp_path / name).read_text().startswith(starts)
 
@@ -799,7 +808,7 @@ def test_cli_report_on_log_files_equals_the_report_on_their_dataset(scenario_dat
 
 
 @pytest.mark.parametrize("name", ["inventory", "anomalies"])
-def test_cli_a_report_of_no_records_is_empty_and_exits_0(tmp_path, name):
+def test_cli_a_report_of_no_records_is_empty_and_exits_0(tmp_path, empty_data, name):
     """Data of no record (an ingested empty log, a quiet pod's; --input logs of no access line) is no
     error (exit 1 is one: README): both reports answer empty and exit 0, as a query's empty answer
     does, and say why on stderr. The anomalies exited 1 where the inventory printed (none), and told
@@ -809,16 +818,15 @@ def test_cli_a_report_of_no_records_is_empty_and_exits_0(tmp_path, name):
     empty, agent = tmp_path / "empty.log", tmp_path / "agent.log"
     empty.write_text("")
     agent.write_text("2025-01-30T10:53:15.757058Z\tinfo\tads\tADS: new connection for node:waypoint-1\n")
-    assert run("ingest", str(empty), "--data", str(tmp_path / "d")).exit_code == 0
     empties = {"inventory": {"destinations": [], "sources": []}, "anomalies": {"findings": []}}[name]
-    for args in (["--data", str(tmp_path / "d")], ["--input", str(empty if name == "inventory" else agent)]):
+    for args in (["--data", str(empty_data)], ["--input", str(empty if name == "inventory" else agent)]):
         r = run("report", name, *args, "-o", "json")
         assert r.exit_code == 0, r.output
         assert {k: v for k, v in json.loads(r.stdout).items() if k in empties} == empties
         whose = "the dataset holds no records" if args[0] == "--data" else "the --input logs hold no access lines"
         assert f"logpipe: note: {whose}" in r.stderr and "so the report is empty" in r.stderr, r.stderr
         assert "ingest" not in r.stderr.splitlines()[-1] and "baseline" not in r.stderr
-    r = run("report", name, "--data", str(tmp_path / "d"), "-o", "text")
+    r = run("report", name, "--data", str(empty_data), "-o", "text")
     assert r.exit_code == 0 and ("(none)" if name == "inventory" else "0 findings") in r.stdout, r.output
 
 
