@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import threading
+import time
 
 import duckdb
 import pytest
 from click.testing import CliRunner
-from conftest import SAMPLES, parse_file, stream_in_two_reads
+from conftest import SAMPLES, parse_file
 
 from logpipe import ingest, lanes, pipeline, workers
 from logpipe.cli import cli
@@ -54,6 +57,24 @@ def pods(records: list[dict]) -> dict[int, str | None]:
     return {r["line_number"]: r["pod"] for r in records}
 
 
+class KeptPool(lanes.WorkerPool):
+    """A pool of two lanes that an ingest's end (``close``) leaves running: the module's ingests in
+    the workers share its worker process, booted once (~0.5 s of CPU each), not one per ingest."""
+
+    def close(self) -> None:
+        pass
+
+    def shut(self) -> None:
+        super().close()
+
+
+@pytest.fixture(scope="module")
+def pool():
+    kept = KeptPool(None, 2)
+    yield kept
+    kept.shut()
+
+
 def test_each_header_names_the_lines_after_it(tmp_path):
     text, want = capture(SECTIONS)
     path = tmp_path / "tail.log"
@@ -90,7 +111,7 @@ def test_a_header_carries_into_the_next_batches(cut):
     assert second.header == header(1)  # (the last of the input)
 
 
-def test_small_inputs_in_the_workers_a_capture_and_a_plain_log(tmp_path, monkeypatch):
+def test_small_inputs_in_the_workers_a_capture_and_a_plain_log(tmp_path, monkeypatch, pool):
     """Small inputs parsed several in a batch (workers._stage_inputs): a `tail -f` capture among
     them is read alone, its headers naming its lines; the other input's lines are named by none."""
     text, want = capture(SECTIONS)
@@ -102,13 +123,13 @@ def test_small_inputs_in_the_workers_a_capture_and_a_plain_log(tmp_path, monkeyp
         (logs / f"c{k:02}.log").write_text(ACCESS[k % len(ACCESS)] + "\n")
     monkeypatch.setenv("LOGPIPE_WORKERS", "2")
     data = tmp_path / "data"
-    ingest.ingest_paths([str(logs)], str(data), err=io.StringIO(), progress=False)
+    ingest.ingest_paths([str(logs)], str(data), err=io.StringIO(), progress=False, pool=pool)
     got = duckdb.sql(f"select source, line_number, pod from read_parquet('{data}/date=*/*.parquet')").fetchall()
     assert {n: pod for src, n, pod in got if src.endswith("a-tail.log")} == want
     assert {pod for src, _, pod in got if not src.endswith("a-tail.log")} == {None}
 
 
-def test_workers_ranges_stdin_and_one_process_agree(tmp_path, monkeypatch):
+def test_workers_ranges_stdin_and_one_process_agree(tmp_path, monkeypatch, pool):
     """The workers' byte ranges (each gets the header in effect at its start from the parent's
     reading), a compressed input's chunks, stdin in one process, and chunks handed to the lanes (as
     stdin's and a compressed input's are): the same rows."""
@@ -126,7 +147,7 @@ def test_workers_ranges_stdin_and_one_process_agree(tmp_path, monkeypatch):
     for log in (path, packed):
         monkeypatch.setenv("LOGPIPE_WORKERS", "2")
         data = tmp_path / f"data-{log.name}"
-        summary = ingest.ingest_paths([str(log)], str(data), err=io.StringIO(), progress=False)
+        summary = ingest.ingest_paths([str(log)], str(data), err=io.StringIO(), progress=False, pool=pool)
         assert summary.files > 2 or log is packed  # (the workers wrote parts of their own)
         got = dict(duckdb.sql(f"select line_number, pod from read_parquet('{data}/date=*/*.parquet')").fetchall())
         assert got == want
@@ -144,12 +165,11 @@ def test_workers_ranges_stdin_and_one_process_agree(tmp_path, monkeypatch):
     assert len(chunks) > 10
     headless = [b"\n==> " not in b"\n" + body for body, _ in chunks]
     assert any(a and b for a, b in zip(headless, headless[1:]))  # (a header carried over two chunks)
-    with lanes.WorkerPool(Parser(), 2) as pool:
-        got = [b for b, _ in workers.parse_parallel(iter(chunks), pool, "x", 1)]
+    got = [b for b, _ in workers.parse_parallel(iter(chunks), pool.use(Parser()), "x", 1)]
     assert pods([r for b in got for r in b.records.to_pylist()]) == want
 
 
-def test_a_grown_capture_is_read_on_under_its_last_header(tmp_path, monkeypatch):
+def test_a_grown_capture_is_read_on_under_its_last_header(tmp_path, monkeypatch, pool):
     """Ingested, then grown: the new lines before any new header are the last header's file's
     (``tailheads.header_at`` finds it before where the first ingest stopped), in one process and in
     the workers alike."""
@@ -162,11 +182,12 @@ def test_a_grown_capture_is_read_on_under_its_last_header(tmp_path, monkeypatch)
         path.parent.mkdir()
         path.write_text(text)
         data = tmp_path / lanes_ / "data"
-        ingest.ingest_paths([str(path)], str(data), err=io.StringIO(), progress=False)
+        given = pool if lanes_ == "2" else None
+        ingest.ingest_paths([str(path)], str(data), err=io.StringIO(), progress=False, pool=given)
         assert header_at(Input(str(path)), len(text.encode())) == header(1)
         with open(path, "a") as f:
             f.write(more)
-        s = ingest.ingest_paths([str(path)], str(data), err=io.StringIO(), progress=False)
+        s = ingest.ingest_paths([str(path)], str(data), err=io.StringIO(), progress=False, pool=given)
         assert s.counts.parsed == 4
         got = dict(duckdb.sql(f"select line_number, pod from read_parquet('{data}/date=*/*.parquet')").fetchall())
         n = len(text.splitlines())
@@ -189,6 +210,34 @@ def test_header_at_looks_back_over_blocks(tmp_path, monkeypatch):
     assert header_at(Input(str(other)), other.stat().st_size) is None
 
 
+def stream_in_two_writes(data, raw: bytes, first: int) -> str:
+    """A stream run in this process (``Streamer``; alerts off: not what is tested), its stdin a pipe
+    written twice: ``raw``'s first ``first`` bytes, then, once they are in a part file (a micro-batch of
+    their own), the rest. Checks it exits 0 and returns its stderr."""
+    from logpipe.stream import StreamOptions, Streamer
+
+    r, w = os.pipe()
+
+    def feed() -> None:
+        with open(w, "wb", buffering=0) as f:
+            f.write(raw[:first])
+            deadline = time.monotonic() + 60
+            while not any(data.glob("date=*/*.parquet")) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            f.write(raw[first:])
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    err = io.StringIO()
+    try:
+        code = Streamer(str(data), StreamOptions(alerts=False, flush_seconds=0.1), stdin_fd=r, stderr=err).run()
+    finally:
+        writer.join(60)
+        os.close(r)
+    assert code == 0, err.getvalue()
+    return err.getvalue()
+
+
 def test_stream_carries_a_header_across_its_micro_batches(tmp_path):
     """``tail -F … | logpipe stream``: a micro-batch that starts between a header's lines gets that
     header's pod (the stream flushes after each of its two reads here)."""
@@ -196,14 +245,13 @@ def test_stream_carries_a_header_across_its_micro_batches(tmp_path):
     raw = text.encode()
     cut = raw.index(b"\n", raw.index(header(1).encode()) + 200) + 1  # (after the second header's first lines)
     data = tmp_path / "data"
-    err = stream_in_two_reads(data, raw, cut, "--flush-seconds", "0.1", pause=0.2,
-                              until=lambda: any(data.glob("date=*/*.parquet")))
+    err = stream_in_two_writes(data, raw, cut)
     assert len(list(data.glob("date=*/*.parquet"))) >= 2, err  # (two micro-batches)
     got = dict(duckdb.sql(f"select line_number, pod from read_parquet('{data}/date=*/*.parquet')").fetchall())
     assert got == want
 
 
-def test_a_capture_after_a_hole(tmp_path, monkeypatch):
+def test_a_capture_after_a_hole(tmp_path, monkeypatch, pool):
     """A capture copytruncated under tail (a hole before its first header, logpipe/holes.py): its
     headers still name its lines, in one process and in the workers' ranges."""
     text, want = capture([(k % 2, 30) for k in range(12)])
@@ -217,6 +265,6 @@ def test_a_capture_after_a_hole(tmp_path, monkeypatch):
     monkeypatch.setattr(workers, "CHUNK_BYTES", 16 << 10)
     monkeypatch.setenv("LOGPIPE_WORKERS", "2")
     data = tmp_path / "data"
-    assert ingest.ingest_paths([str(path)], str(data), err=io.StringIO(), progress=False).files > 2
+    assert ingest.ingest_paths([str(path)], str(data), err=io.StringIO(), progress=False, pool=pool).files > 2
     got = dict(duckdb.sql(f"select line_number, pod from read_parquet('{data}/date=*/*.parquet')").fetchall())
     assert got == want
