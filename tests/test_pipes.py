@@ -27,10 +27,10 @@ LOGPIPE = f"{shlex.quote(sys.executable)} -m logpipe"
 ONE_LANE = {"LOGPIPE_WORKERS": "1"}
 
 
-def sh(command: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
-    """``command`` run by bash (for its ``<(…)``), logpipe as ``logpipe``."""
+def sh(command: str, stdin: bytes | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``command`` run by bash (for its ``<(…)``), logpipe as ``logpipe``, ``env`` added to the environment."""
     return subprocess.run(["bash", "-c", command.replace("logpipe ", LOGPIPE + " ")], input=stdin,
-                          capture_output=True, timeout=120)
+                          capture_output=True, timeout=120, env={**os.environ, **(env or {})})
 
 
 def rows(out: bytes) -> list[dict]:
@@ -95,8 +95,10 @@ def big_log_parsed(big_log) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("feed", ["cat", "gzip -c"])
 def test_process_substitution_reads_as_the_file(big_log, big_log_parsed, feed):
+    """(One lane: the pipe is read the same way by the lanes, whose chunks test_tailheads and the
+    ingest of a pipe below give to the workers.)"""
     log, file = big_log, big_log_parsed
-    pipe = sh(f"logpipe parse <({feed} {log}) -o ndjson")
+    pipe = sh(f"logpipe parse <({feed} {log}) -o ndjson", env=ONE_LANE)
     assert pipe.returncode == file.returncode == 0, pipe.stderr
     assert rows(pipe.stdout) == rows(file.stdout) and len(rows(file.stdout)) > 700
     assert summary(pipe.stderr) == summary(file.stderr)
@@ -118,16 +120,17 @@ def test_ingest_of_a_pipe_is_probed_without_closing_it(tmp_path, big_log):
 
 
 def test_named_pipe_and_dev_stdin(tmp_path):
+    """A named pipe read in this process (here_streams, one lane); /dev/stdin by a process of its own."""
     log = SAMPLES / "tcp-and-ipv6.log"
     fifo = tmp_path / "live"
     os.mkfifo(fifo)
-    writer = threading.Thread(target=lambda: fifo.write_bytes(log.read_bytes()))
+    writer = threading.Thread(target=lambda: fifo.write_bytes(log.read_bytes()), daemon=True)
     writer.start()
-    named = sh(f"logpipe parse {fifo} -o ndjson")
+    named = here_streams("parse", fifo, "-o", "ndjson", env=ONE_LANE)
     writer.join(timeout=60)
     file = here("parse", log, "-o", "ndjson")
     assert named.returncode == 0 and rows(named.stdout) == rows(file.stdout), named.stderr
-    dev = sh("logpipe detect /dev/stdin", stdin=log.read_bytes())
+    dev = sh("logpipe detect /dev/stdin", stdin=log.read_bytes(), env=ONE_LANE)  # (else a pipe's detect boots a worker)
     assert dev.returncode == 0 and dev.stdout.decode().startswith("/dev/stdin\t"), dev.stderr
 
 
@@ -176,8 +179,8 @@ def test_lines_typed_or_pasted_on_a_terminal_end_at_one_ctrl_d(tmp_path, command
     lines = (SAMPLES / "waypoint-egress-1.23.log").read_bytes().splitlines(keepends=True)[:3]
     main, tty = pty.openpty()
     proc = subprocess.Popen([sys.executable, "-m", "logpipe", *command], stdin=tty, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, start_new_session=True)
-    os.close(tty)
+                            stderr=subprocess.PIPE, start_new_session=True, env={**os.environ, **ONE_LANE})
+    os.close(tty)  # (one lane: stdin is read the same way for the workers, whose boot is not what is tested)
     try:
         os.write(main, b"".join(lines) + b"\x04")  # pasted, then Ctrl-D once
         out, err = proc.communicate(timeout=60)
