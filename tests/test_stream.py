@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import ROOT, SAMPLES, run_logpipe, sample_files, sample_id
+from logpipe.alerts import AlertRules
 from logpipe.errors import UsageError
 from logpipe.exact import LARK_CONTEXT_LINES
 from logpipe.replay import parse_speed, replay_file
@@ -69,6 +70,43 @@ def mixed_lines(n: int, start: int = 1) -> list[str]:
 def many_mixed_lines(n: int) -> tuple[str, ...]:
     """``mixed_lines(n)``, made once for the tests that feed a stream that many (read only: ~0.25 s each)."""
     return tuple(mixed_lines(n))
+
+
+class SharedRules(AlertRules):
+    """``AlertRules`` for the tests that judge rows in this process, whose DuckDB connection (its
+    views, macros and prepared statements: ~0.25 s of CPU, most of such a test's) is made once per
+    records' schema in this module, not once per test (``_SHARED``). It keeps nothing of a test's:
+    each check swaps in its rows and empties the table after (``db.replace_records``), and the rules'
+    state is their own, in Python. (test_alert_rules_keep_one_connection_per_schema checks AlertRules's
+    own connection; a stream makes its own.)"""
+
+    def check(self, records):
+        if self.settings is None and records.num_rows and self._con_schema != records.schema:
+            shared = _SHARED.get(records.schema)
+            if shared is not None:
+                self.close()
+                self._con, self._con_schema, self._queries = shared[0], records.schema, shared[1]
+        got = super().check(records)
+        if self.settings is None and self._con is not None:
+            _SHARED.setdefault(self._con_schema, (self._con, self._queries))
+        return got
+
+    def close(self) -> None:  # (the shared connection stays open for the next test)
+        if self._con is not None and _SHARED.get(self._con_schema, (None,))[0] is not self._con:
+            self._con.close()
+        self._con = self._con_schema = None
+        self._queries = {}
+
+
+_SHARED: dict = {}  # records' schema -> (a DuckDB connection of AlertRules, its prepared statements)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close_shared_connections():
+    yield
+    for con, _ in _SHARED.values():
+        con.close()
+    _SHARED.clear()
 
 
 def start_stream(data: Path, *args: str, stdout=subprocess.DEVNULL, err: Path) -> subprocess.Popen:
@@ -335,13 +373,12 @@ def test_known_destinations_are_not_new_on_the_next_run_and_ndjson_alerts(plante
 
 @pytest.mark.parametrize("gap_seconds, window, alerts", [(10, 300, 1), (400, 300, 2), (10, 5, 2)])
 def test_alert_dedup_window_is_event_time(gap_seconds, window, alerts):
-    from logpipe.alerts import AlertRules
     from logpipe.parse import default_parser
 
     blackhole = next(x for x in (SAMPLES / "sidecar-outbound-1.22.log").read_text().splitlines()
                      if "BlackHoleCluster" in x and "198.51.100.77" in x)
     later = blackhole.replace("14:04:56", f"14:{4 + (56 + gap_seconds) // 60:02d}:{(56 + gap_seconds) % 60:02d}")
-    rules = AlertRules(window_seconds=window)
+    rules = SharedRules(window_seconds=window)
     got = []
     for n, line in enumerate([blackhole, later], 1):  # two micro-batches
         got += rules.check(default_parser().parse_batch([line], "<stdin>", n).records)
@@ -368,7 +405,7 @@ def test_a_scan_is_one_alert_not_two_per_address():
     """One pod reaching 40 new IPs through PassthroughCluster within two minutes (four micro-batches)
     was 80 alerts (new_destination and unregistered_egress per IP): now the first few, then one
     destination_scan, then quiet for the window; another pod's new destination is still alerted on."""
-    from logpipe.alerts import SCAN_DESTINATIONS, AlertRules
+    from logpipe.alerts import SCAN_DESTINATIONS
     from logpipe.parse import default_parser
 
     tcp = next(x for x in (SAMPLES / "sidecar-outbound-1.22.log").read_text().splitlines()
@@ -376,7 +413,7 @@ def test_a_scan_is_one_alert_not_two_per_address():
     lines = [tcp.replace("203.0.113.50", f"203.0.113.{100 + k}").replace("14:02:20", f"14:02:{20 + k}")
              for k in range(40)]
     other = lines[-1].replace("203.0.113.139", "198.51.100.9").replace("10.244.1.12:45987", "10.244.1.99:45987")
-    rules = AlertRules(window_seconds=300)
+    rules = SharedRules(window_seconds=300)
     got = []
     for k in range(0, 40, 4):
         got += rules.check(default_parser().parse_batch(lines[k:k + 4], "<stdin>", k + 1).records)
@@ -395,14 +432,14 @@ def test_a_scan_is_one_alert_not_two_per_address():
 def test_a_blocked_scan_is_one_alert_too():
     """A mesh that allows only registered hosts blocks a scan (BlackHoleCluster): it was one
     blocked_attempt per address and no destination_scan; the scan message lists IPs by number."""
-    from logpipe.alerts import SCAN_DESTINATIONS, AlertRules
+    from logpipe.alerts import SCAN_DESTINATIONS
     from logpipe.parse import default_parser
 
     blackhole = next(x for x in (SAMPLES / "sidecar-outbound-1.22.log").read_text().splitlines()
                      if "BlackHoleCluster" in x and "198.51.100.77" in x)
     lines = [blackhole.replace("198.51.100.77", f"198.51.100.{k}").replace("14:04:56", f"14:04:{10 + k}")
              for k in range(1, 26)]
-    rules = AlertRules(window_seconds=300)
+    rules = SharedRules(window_seconds=300)
     got = []
     for k in range(0, 25, 5):
         got += rules.check(default_parser().parse_batch(lines[k:k + 5], "<stdin>", k + 1).records)
@@ -437,7 +474,6 @@ def test_two_pods_backlogs_one_after_the_other_raise_no_more_alerts():
     last alert (T)" names an alert before it, never a later one."""
     from collections import Counter
 
-    from logpipe.alerts import AlertRules
     from logpipe.parse import default_parser
 
     lines = (SAMPLES / "scenario" / "incident-day.log").read_text(encoding="utf-8").splitlines()
@@ -445,7 +481,7 @@ def test_two_pods_backlogs_one_after_the_other_raise_no_more_alerts():
             ((0, "q8w2n"), (1, "x2k8p"))]
 
     def alerts(order):  # (in batches of 200, not 50: the alerts do not depend on the cut, tested below; a
-        rules = AlertRules(window_seconds=300)  # batch costs ~50 ms whatever its size; 4291e1a^ fails either way)
+        rules = SharedRules(window_seconds=300)  # batch costs ~50 ms whatever its size; 4291e1a^ fails either way)
         return [a for k in range(0, len(order), 200)
                 for a in rules.check(default_parser().parse_batch(order[k:k + 200], "<stdin>", k + 1).records)]
 
@@ -464,14 +500,14 @@ def test_alerts_do_not_depend_on_how_the_lines_are_cut():
     silenced the passthrough alerts of the nine before it (its source was scanning for the whole
     batch); an alert's count was its batch's rows (a denial 10 minutes after the first, in one batch,
     was no second alert)."""
-    from logpipe.alerts import SCAN_DESTINATIONS, AlertRules
+    from logpipe.alerts import SCAN_DESTINATIONS
     from logpipe.parse import default_parser
 
     lines = cut_lines()
     records = default_parser().parse_batch(lines, "<stdin>", 1).records  # (the rows cut, not the lines: a parse each costs ~15 ms)
     got = {}
     for size in (1, 5, len(lines)):
-        rules = AlertRules(window_seconds=300)
+        rules = SharedRules(window_seconds=300)
         alerts = [a for k in range(0, len(lines), size) for a in rules.check(records.slice(k, size))]
         got[size] = sorted((a.evidence["line_number"], a.kind, a.destination, a.count, a.message) for a in alerts)
     assert got[1] == got[5] == got[len(lines)]
@@ -492,14 +528,13 @@ def test_alerts_do_not_depend_on_how_the_lines_are_cut():
 def test_blocked_attempts_and_denials_are_per_source():
     """A second workload trying a blocked destination within the window is alerted on (it was folded
     into the first workload's alert); the same workload again is not."""
-    from logpipe.alerts import AlertRules
     from logpipe.parse import default_parser
 
     blackhole = next(x for x in (SAMPLES / "sidecar-outbound-1.22.log").read_text().splitlines()
                      if "BlackHoleCluster" in x and "198.51.100.77" in x)
     again = blackhole.replace("14:04:56", "14:05:10")
     other = again.replace("10.244.1.12:51022", "10.244.2.40:51022")
-    rules = AlertRules(window_seconds=300)
+    rules = SharedRules(window_seconds=300)
     got = []
     for n, line in enumerate([blackhole, again, other], 1):
         got += rules.check(default_parser().parse_batch([line], "<stdin>", n).records)
@@ -511,7 +546,6 @@ def test_a_failure_burst_is_failures_close_in_event_time_whatever_their_order():
     """Several pods' lines come out of time order (kubectl logs -l … --prefix): four failures 10 minutes
     apart from one pod, then four as far apart from another, two hours earlier, are no burst; five
     within seconds are one, in either order."""
-    from logpipe.alerts import AlertRules
     from logpipe.parse import default_parser
 
     failed = next(x for x in (SAMPLES / "scenario" / "incident-day.log").read_text().splitlines()
@@ -521,11 +555,11 @@ def test_a_failure_burst_is_failures_close_in_event_time_whatever_their_order():
     def at(h, m, s=0):
         return failed.replace(stamp, f"{stamp[:11]}{h:02d}:{m:02d}:{s:02d}.000Z", 1)
 
-    rules = AlertRules(window_seconds=300, burst_threshold=5)
+    rules = SharedRules(window_seconds=300, burst_threshold=5)
     spread = [at(12, m) for m in (0, 10, 20, 30)] + [at(10, m) for m in (0, 10, 20, 30)]
     assert "failure_burst" not in [a.kind for a in rules.check(default_parser().parse_batch(spread, "<stdin>").records)]
     close = [at(16, 0, s) for s in (9, 1, 7, 3, 5)]
-    got = [a for a in AlertRules(window_seconds=300, burst_threshold=5).check(
+    got = [a for a in SharedRules(window_seconds=300, burst_threshold=5).check(
         default_parser().parse_batch(close, "<stdin>").records) if a.kind == "failure_burst"]
     assert len(got) == 1 and got[0].message.startswith("5 failures within 8s")
 
@@ -761,7 +795,6 @@ def test_every_sample_passes_the_alert_rules():
     slices of ALERT_ROWS as the stream's micro-batches are (``Streamer._alert``): no error (the stream
     would turn alerts off on one). The rows of one schema together: a check costs ~50 ms whatever its
     rows, a connection (another schema's) ~0.15 s."""
-    from logpipe.alerts import AlertRules
     from logpipe.pipeline import parse_input
     from logpipe.sources import Input
     from logpipe.stream import ALERT_ROWS
@@ -770,7 +803,7 @@ def test_every_sample_passes_the_alert_rules():
     for path in PLAIN_SAMPLES:
         for batch, _end in parse_input(Input(str(path))):
             by_schema.setdefault(batch.records.schema, []).append(batch.records)
-    rules = AlertRules(window_seconds=300)
+    rules = SharedRules(window_seconds=300)
     try:
         alerts, rows = [], 0
         for batches in by_schema.values():
@@ -1298,13 +1331,12 @@ def test_a_failure_burst_counts_by_event_time_when_pods_interleave(batches):
     pod b's five at 13:01:10–14, one from each in turn. Only the last five to arrive were looked at, so
     this was no alert at all; grouped per pod it was two. Now both orders give two, in one batch or
     line by line."""
-    from logpipe.alerts import AlertRules
     from logpipe.parse import default_parser
 
     a = [stripe_failure(14, 1, 10 + k, "10.244.1.21") for k in range(5)]
     b = [stripe_failure(13, 1, 10 + k, "10.244.1.22") for k in range(5)]
     for lines in ([x for pair in zip(a, b) for x in pair], a + b):
-        rules = AlertRules(window_seconds=300, burst_threshold=5)
+        rules = SharedRules(window_seconds=300, burst_threshold=5)
         size = len(lines) // batches
         records = default_parser().parse_batch(lines, "<stdin>", 1).records  # (cut as rows: one parse)
         got = [al for k in range(0, len(lines), size) for al in rules.check(records.slice(k, size))
@@ -1321,7 +1353,7 @@ def test_failure_times_stay_bounded(monkeypatch):
 
     monkeypatch.setattr(alerts, "FAILURE_TIMES", 20)
     monkeypatch.setattr(alerts, "MAX_FAILURE_TIMES", 30)
-    rules = alerts.AlertRules(window_seconds=1, burst_threshold=5)
+    rules = SharedRules(window_seconds=1, burst_threshold=5)
     lines = [stripe_failure(10 + k // 3600, k // 60 % 60, k % 60) for k in range(0, 200, 7)]  # 7 s apart
     rules.check(default_parser().parse_batch(lines[:25], "<stdin>").records)
     assert len(rules._failures["api.stripe.com"]) == 20
@@ -1344,14 +1376,13 @@ def test_a_destination_tried_blocked_then_reached_is_new(batches):
     another workload: the blocked rows made it known, so the stream raised blocked_attempt alone while
     `report anomalies` (new_destination.sql: the window's blocked rows are no new egress) raised
     new_destination. Now the stream raises it too, at the first allowed request, however the lines are cut."""
-    from logpipe.alerts import AlertRules
     from logpipe.parse import default_parser
 
     blocked = [incident_line("crypto-miner.example", f"05:01:{10 + k:02d}") for k in range(3)]
     allowed = [incident_line('"exfil.example"', f"05:02:{10 + k:02d}").replace("exfil.example", "crypto-miner.example")
                for k in range(3)]
     lines = blocked + allowed
-    rules = AlertRules(window_seconds=300)
+    rules = SharedRules(window_seconds=300)
     size = len(lines) // batches
     got = [a for k in range(0, len(lines), size)
            for a in rules.check(default_parser().parse_batch(lines[k:k + size], "<stdin>", k + 1).records)]
@@ -1363,16 +1394,15 @@ def test_a_destination_tried_blocked_then_reached_is_new(batches):
 
 def test_blocked_rows_leave_known_destinations_as_they_are():
     """A destination the dataset knew at the start stays known; one only ever blocked is never new."""
-    from logpipe.alerts import AlertRules
     from logpipe.parse import default_parser
 
     blocked = [incident_line("crypto-miner.example", f"05:01:{10 + k:02d}") for k in range(3)]
-    rules = AlertRules(["crypto-miner.example"], window_seconds=300)
+    rules = SharedRules(["crypto-miner.example"], window_seconds=300)
     allowed = incident_line('"exfil.example"', "05:02:10").replace("exfil.example", "crypto-miner.example")
     got = rules.check(default_parser().parse_batch(blocked, "<stdin>").records)
     got += rules.check(default_parser().parse_batch([allowed], "<stdin>", 4).records)
     assert [a.kind for a in got] == ["blocked_attempt"]
-    rules = AlertRules(window_seconds=300)
+    rules = SharedRules(window_seconds=300)
     got = [a for n, line in enumerate(blocked, 1)
            for a in rules.check(default_parser().parse_batch([line], "<stdin>", n).records)]
     assert [a.kind for a in got] == ["blocked_attempt"]
@@ -1383,14 +1413,13 @@ def test_a_passthrough_alert_names_the_sources_it_counts():
     first row's source for all six. An alert counts the requests since its last alert, its own
     included (those the window kept quiet, then it): their sources are counted and the first few named
     (the rest in the ndjson evidence); one source alone reads as before."""
-    from logpipe.alerts import AlertRules
     from logpipe.parse import default_parser
 
     first = incident_line('"pastebin.com"')
     lines = [first.replace(" 10.244.2.21:44171 ", f" 10.244.2.{21 + k}:44171 ") for k in range(5)] + [
         first.replace(" 10.244.2.21:44171 ", " 10.244.2.22:44171 ")]
     later = first.replace(" 10.244.2.21:44171 ", " 10.244.2.26:44171 ").replace("T11:00:", "T11:10:")  # (past the window)
-    got = AlertRules(window_seconds=300).check(default_parser().parse_batch(lines + [later], "<stdin>").records)
+    got = SharedRules(window_seconds=300).check(default_parser().parse_batch(lines + [later], "<stdin>").records)
     assert [(a.kind, a.count) for a in got] == [("new_destination", 1), ("unregistered_egress", 1),
                                                 ("unregistered_egress", 6)]
     assert got[1].message.endswith("(no ServiceEntry) from 10.244.2.21, POST /api/api_post.php 200")
@@ -1403,7 +1432,7 @@ def test_a_passthrough_alert_names_the_sources_it_counts():
                                          "10.244.2.26": 1}
     assert json.loads(again.to_json())["evidence"]["sources"]["10.244.2.22"] == 2
     assert "\n" not in again.to_text() and again.to_text().endswith("(<stdin>:7)")
-    one = AlertRules(window_seconds=300).check(default_parser().parse_batch([first] * 3, "<stdin>").records)
+    one = SharedRules(window_seconds=300).check(default_parser().parse_batch([first] * 3, "<stdin>").records)
     assert [(a.kind, a.count) for a in one] == [("new_destination", 1), ("unregistered_egress", 1)]
     assert "sources" not in one[1].evidence
 
@@ -1411,13 +1440,12 @@ def test_a_passthrough_alert_names_the_sources_it_counts():
 def test_an_authz_denial_names_its_line_as_the_other_alerts_do():
     """authz_denial's text lacked the `(<stdin>:N)` the other alerts end with, and its evidence the
     input and line number (source, line_number) theirs hold: its first denial's line now."""
-    from logpipe.alerts import AlertRules
     from logpipe.parse import default_parser
 
     quiet = incident_line('"pastebin.com"')  # (line 1: no denial)
     rbac = [incident_line("deny-httpbin-post", f"15:00:{20 + k:02d}") for k in range(2)]
     ext = incident_line(" 403 UAEX ")
-    got = [a for a in AlertRules(window_seconds=300).check(
+    got = [a for a in SharedRules(window_seconds=300).check(
         default_parser().parse_batch([quiet, *rbac, ext], "<stdin>", 1).records) if a.kind == "authz_denial"]
     assert [(a.kind, a.destination) for a in got] == [("authz_denial", "httpbin.org"), ("authz_denial", "hooks.slack.com")]
     assert got[0].to_text().endswith("1 request from 10.244.1.41 denied by AuthorizationPolicy (Envoy RBAC) "
@@ -1432,12 +1460,11 @@ def test_an_authz_denial_names_its_line_as_the_other_alerts_do():
 def test_an_alert_names_the_pod_of_a_prefixed_line():
     """`kubectl logs -f -l … --prefix` interleaves several pods' lines on stdin: `(<stdin>:N)` alone did
     not say which pod printed the line (evidence had no pod); an egress row's and a denial's now do."""
-    from logpipe.alerts import AlertRules
     from logpipe.parse import default_parser
 
     a, b = "[pod/waypoint-7d9f8b6c4-x2k8p/istio-proxy] ", "[pod/waypoint-7d9f8b6c4-q8w2n/istio-proxy] "
     lines = [a + incident_line('"pastebin.com"'), b + incident_line("deny-httpbin-post"), incident_line(" 403 UAEX ")]
-    got = [x for x in AlertRules(window_seconds=300).check(default_parser().parse_batch(lines, "<stdin>", 1).records)
+    got = [x for x in SharedRules(window_seconds=300).check(default_parser().parse_batch(lines, "<stdin>", 1).records)
            if x.kind != "new_destination"]
     assert [(x.kind, x.evidence["line_number"], x.evidence.get("pod")) for x in got] == [
         ("unregistered_egress", 1, "waypoint-7d9f8b6c4-x2k8p"), ("authz_denial", 2, "waypoint-7d9f8b6c4-q8w2n"),
@@ -1552,11 +1579,10 @@ def test_closed_stdin_is_one_clear_error(tmp_path, args):
 def test_a_no_route_block_is_named_as_denied_names_it():
     """Istio before 1.3 answered plain HTTP to an unknown host under REGISTRY_ONLY with 404 NR, no cluster
     and no route: the alert says "blocked by no route" (blocked_by.sql), not "by route None"."""
-    from logpipe.alerts import AlertRules
     from logpipe.parse import default_parser
 
     line = (SAMPLES / "istio-1.1-pre.log").read_text().splitlines()[10]
-    (alert,) = AlertRules(window_seconds=300).check(default_parser().parse_batch([line], "<stdin>", 1).records)
+    (alert,) = SharedRules(window_seconds=300).check(default_parser().parse_batch([line], "<stdin>", 1).records)
     assert alert.kind == "blocked_attempt" and "blocked by no route;" in alert.message, alert.message
 
 
@@ -1564,14 +1590,13 @@ def test_a_blocked_attempt_of_a_format_with_no_destination_says_it_is_not_in_the
     """A custom format with %UPSTREAM_CLUSTER_RAW% but neither %DOWNSTREAM_LOCAL_ADDRESS% nor an upstream
     host: a BlackHoleCluster row has no destination, and its alert read "blocked_attempt -:". It names
     what is missing as the reports do (destination_named.sql), and is no new destination."""
-    from logpipe.alerts import AlertRules
     from logpipe.layouts import parser_from_options
 
     parser = parser_from_options("[%START_TIME%] %RESPONSE_CODE% %RESPONSE_FLAGS% %UPSTREAM_CLUSTER_RAW% "
                                  "%DOWNSTREAM_REMOTE_ADDRESS%")
     records = parser.parse_batch(["[2025-01-30T10:53:10.085Z] 0 UH BlackHoleCluster 10.244.0.24:45748"],
                                  "<stdin>", 1).records
-    (alert,) = AlertRules(window_seconds=300).check(records)
+    (alert,) = SharedRules(window_seconds=300).check(records)
     assert alert.kind == "blocked_attempt" and alert.destination == "(destination not in the logs)"
     assert alert.to_text().startswith("alert 2025-01-30T10:53:10.085Z blocked_attempt (destination not in the logs): "
                                       "1 attempt blocked by BlackHoleCluster; from 10.244.0.24, TCP UH"), alert.to_text()
@@ -1605,7 +1630,6 @@ def test_an_unregistered_egress_alert_of_a_name_that_did_not_resolve_says_so():
     """AllowAnyDynamicDNSCluster answers 503 DF when the name does not resolve: a ServiceEntry would not
     make it resolve (the report's unregistered_egress gives DNS advice then), so the alert says the
     name did not resolve, not "(no ServiceEntry)"; a name that resolves keeps its wording."""
-    from logpipe.alerts import AlertRules
     from logpipe.parse import default_parser
 
     line = ('[2025-03-08T11:00:{s:02d}.000Z] "GET /x HTTP/1.1" {code} {flags} {details} - "-" 0 0 4 - "-" "curl/8" '
@@ -1614,7 +1638,7 @@ def test_an_unregistered_egress_alert_of_a_name_that_did_not_resolve_says_so():
                          upl="-"),
              line.format(s=2, code=200, flags="-", details="via_upstream", host="ok.example", up="192.0.2.9:80",
                          upl="10.244.1.5:4000")]
-    got = {a.destination: a.message for a in AlertRules(window_seconds=300).check(
+    got = {a.destination: a.message for a in SharedRules(window_seconds=300).check(
         default_parser().parse_batch(lines, "<stdin>").records) if a.kind == "unregistered_egress"}
     assert got == {
         "nx.example.org": "1 request through AllowAnyDynamicDNSCluster (DNS resolution failed, flag DF: a ServiceEntry "
