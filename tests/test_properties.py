@@ -64,27 +64,36 @@ word = st.one_of(
 ).map(lambda w: (w, nullable(w)))
 
 
+FREE_TEXTS = {empty: st.text(NO_NEWLINE, min_size=0 if empty else 1, max_size=30) for empty in (False, True)}
+
+
 @st.composite
 def free_text(draw, allow_empty=True):
     """A quoted field's inside: spaces and quotes allowed, but no '" ' (it would end the field early
     in a way no parser could undo), no trailing quote, and no leading ' "' (quoted, that starts with
     the '" "' between two quoted fields: the line then has two readings, and logpipe takes the one
     that gives the earlier field the text, README "What it reads"), and no hole (no_hole)."""
-    t = draw(st.text(NO_NEWLINE, min_size=0 if allow_empty else 1, max_size=30))
+    t = draw(FREE_TEXTS[allow_empty])
     assume('" ' not in t and not t.endswith('"') and not t.startswith(' "') and no_hole(t))
     return t, nullable(t)
 
 
+PATH_TEXTS = st.text(st.characters(blacklist_characters='"\n\r', blacklist_categories=("Cs",)), min_size=1, max_size=30)
+
+
 @st.composite
 def path_text(draw):
-    t = draw(st.text(st.characters(blacklist_characters='"\n\r', blacklist_categories=("Cs",)), min_size=1, max_size=30))
+    t = draw(PATH_TEXTS)
     assume(no_hole(t))
     return t, nullable(t)
 
 
+DATETIMES = st.datetimes(dt.datetime(2000, 1, 1), dt.datetime(2099, 12, 31))
+
+
 @st.composite
 def start_time(draw):
-    d = draw(st.datetimes(dt.datetime(2000, 1, 1), dt.datetime(2099, 12, 31)))
+    d = draw(DATETIMES)
     d = d.replace(microsecond=d.microsecond // 1000 * 1000, tzinfo=UTC)
     return d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{d.microsecond // 1000:03d}Z", d
 
@@ -93,50 +102,59 @@ count = maybe_dash(st.integers(0, 2**40).map(lambda n: (str(n), n)))
 flags = maybe_dash(st.lists(st.sampled_from(FLAGS), min_size=1, max_size=3).map(lambda f: (",".join(f), f)))
 
 
+# (strategies drawn from in the composites below, built once: not again at every draw)
+SCHEMES = {s: st.sampled_from(s) for s in (("", "envoy://connect_originate/"), ("tcp://", "envoy://connect_originate/"), ("",))}
+ADDRESS_KINDS = st.sampled_from(["v4", "v6", "scheme", "internal", "dash"])
+PORTS, OCTETS = st.integers(0, 65535), st.integers(0, 255)
+IPV6 = st.sampled_from(["2001:db8::1", "2001:db8:1::7", "fd00:10:244::1b", "2001:2::f0f0:2"])
+CLUSTER_KINDS = st.sampled_from(["outbound", "inbound-vip", "inbound", "named", "dash"])
+SEMI, CLUSTER_PORTS, HOST_NAMES = st.sampled_from(["", ";"]), st.integers(1, 65535), st.sampled_from(HOSTS)
+NAMED_CLUSTERS = st.sampled_from(["PassthroughCluster", "BlackHoleCluster", "InboundPassthroughCluster"])
+SUBSETS = st.sampled_from(["", "v1", "http", "tls"])
+
+
 @st.composite
 def address(draw, schemes=("", "envoy://connect_originate/")):
-    kind = draw(st.sampled_from(["v4", "v6", "scheme", "internal", "dash"]))
-    port = draw(st.integers(0, 65535))
+    kind = draw(ADDRESS_KINDS)
+    port = draw(PORTS)
     if kind == "dash":
         return "-", None, {}
     if kind == "internal":
         return "envoy://internal_client_address/", "envoy://internal_client_address/", {}
     if kind == "v6":
-        ip = draw(st.sampled_from(["2001:db8::1", "2001:db8:1::7", "fd00:10:244::1b", "2001:2::f0f0:2"]))
+        ip = draw(IPV6)
         text = f"[{ip}]:{port}"
     else:
-        ip = ".".join(str(draw(st.integers(0, 255))) for _ in range(4))
+        ip = ".".join(str(draw(OCTETS)) for _ in range(4))
         text = f"{ip}:{port}"
     if kind == "scheme":
-        text = draw(st.sampled_from(schemes)) + text
+        text = draw(SCHEMES.get(schemes) or st.sampled_from(schemes)) + text
     return text, text, {"ip": ip, "port": port}
 
 
 @st.composite
 def cluster(draw):
-    kind = draw(st.sampled_from(["outbound", "inbound-vip", "inbound", "named", "dash"]))
-    semi = draw(st.sampled_from(["", ";"]))
-    port = draw(st.integers(1, 65535))
-    host = draw(st.sampled_from(HOSTS))
+    kind = draw(CLUSTER_KINDS)
+    semi = draw(SEMI)
+    port = draw(CLUSTER_PORTS)
+    host = draw(HOST_NAMES)
     if kind == "dash":
         return "-", None, {}
     if kind == "named":
-        name = draw(st.sampled_from(["PassthroughCluster", "BlackHoleCluster", "InboundPassthroughCluster"]))
+        name = draw(NAMED_CLUSTERS)
         return name + semi, name, {}
     if kind == "inbound":
         text = f"inbound|{port}||"
         return text + semi, text, {"direction": "inbound", "port": port}
-    subset = draw(st.sampled_from(["", "v1", "http", "tls"]))
+    subset = draw(SUBSETS)
     text = f"{kind}|{port}|{subset}|{host}"
     return text + semi, text, {"direction": kind, "port": port, "subset": subset or None, "host": host}
 
 
-@st.composite
-def access_record(draw, layout):
-    """Column texts for ``layout`` and the record logpipe must make of them."""
-    fields = layout_fields(layout)
-    tcp = draw(st.booleans())
-    gen = {
+def _column_strategies(tcp: bool) -> dict:
+    """Each column's strategy, built once (a strategy built inside a draw is built and validated
+    again at every draw: most of an example's cost)."""
+    return {
         "start_time": start_time(),
         "method": st.just(("-", None)) if tcp else st.sampled_from(["GET", "POST", "PUT", "DELETE", "CONNECT"]).map(lambda m: (m, m)),
         "path": st.just(("-", None)) if tcp else path_text(),
@@ -147,20 +165,32 @@ def access_record(draw, layout):
         "requested_server_name": word, "route_name": word,
         "bytes_received": count, "bytes_sent": count, "duration": count, "upstream_service_time": count,
     }
+
+
+BOOLEANS = st.booleans()
+COLUMN_STRATEGIES = {tcp: _column_strategies(tcp) for tcp in (False, True)}
+UPSTREAM_HOST, OTHER_ADDRESS = address(("tcp://", "envoy://connect_originate/")), address(("",))
+CLUSTER, FREE_TEXT = cluster(), free_text()
+
+
+@st.composite
+def access_record(draw, layout):
+    """Column texts for ``layout`` and the record logpipe must make of them."""
+    fields = layout_fields(layout)
+    gen = COLUMN_STRATEGIES[draw(BOOLEANS)]  # (TCP or HTTP)
     values, expected, derived = {}, {}, {}
     for f in fields:
         if f in gen:
             values[f], expected[f] = draw(gen[f])
         elif f in ("upstream_host", "upstream_local_address", "downstream_local_address", "downstream_remote_address"):
-            schemes = ("tcp://", "envoy://connect_originate/") if f == "upstream_host" else ("",)
-            values[f], expected[f], parts = draw(address(schemes))
+            values[f], expected[f], parts = draw(UPSTREAM_HOST if f == "upstream_host" else OTHER_ADDRESS)
             derived[f"{f}_ip"], derived[f"{f}_port"] = parts.get("ip"), parts.get("port")
         elif f == "upstream_cluster":
-            values[f], expected[f], parts = draw(cluster())
+            values[f], expected[f], parts = draw(CLUSTER)
             for p in ("direction", "port", "subset", "host"):
                 derived[f"upstream_cluster_{p}"] = parts.get(p)
         else:  # quoted free text (failure reason, mixer status, client headers)
-            values[f], expected[f] = draw(free_text())
+            values[f], expected[f] = draw(FREE_TEXT)
     if "response_flags" in expected and expected["response_flags"] is None:
         expected["response_flags"] = []
     expected.pop("mixer_status", None)
@@ -170,19 +200,25 @@ def access_record(draw, layout):
 # ---- round trips --------------------------------------------------------------------------------
 
 
+# (lines are drawn a batch at a time: 15 batches of up to 12 lines, ~60, more than FAST's 40 examples
+# of one, at under half the parses' fixed cost, ~25 ms a batch whatever its size)
+BATCHES = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+BATCH_LINES = 12
+
+
 @pytest.mark.parametrize("layout", TEXT_LAYOUTS)
 def test_lines_built_from_field_values_round_trip(layout):
-    @FAST
-    @given(access_record(layout))
-    def check(case):
-        values, expected, derived = case
-        line = build_line(layout, values)
-        records, rejects, _ = parse_text([line])
-        assert not rejects, (line, rejects)
-        (rec,) = records
-        assert rec["log_format"] == layout
-        for k, v in {**expected, **derived}.items():
-            assert rec[k] == v, (k, line)
+    @BATCHES
+    @given(st.lists(access_record(layout), min_size=1, max_size=BATCH_LINES))
+    def check(cases):
+        lines = [build_line(layout, values) for values, _expected, _derived in cases]
+        records, rejects, _ = parse_text(lines)
+        assert not rejects, rejects
+        assert len(records) == len(lines)
+        for (_values, expected, derived), line, rec in zip(cases, lines, records):
+            assert rec["log_format"] == layout
+            for k, v in {**expected, **derived}.items():
+                assert rec[k] == v, (k, line)
 
     check()
 
@@ -261,16 +297,21 @@ JSON_LINES = [x for name in ("istio-json-1.24.log", "istio-json-1.5.log", "istio
               for x in read_lines(SAMPLES / name) if x.startswith("{")]
 
 
-@FAST
-@given(st.sampled_from(JSON_LINES), st.randoms(use_true_random=False), st.sampled_from([None, 0, 2]))
-def test_json_key_order_and_spacing_do_not_matter(line, rnd, indent):
-    obj = json.loads(line)
-    keys = list(obj)
-    rnd.shuffle(keys)
-    shuffled = json.dumps({k: obj[k] for k in keys}, indent=indent).replace("\n", " ")
-    (a,), _ = parsed_alone(line)
-    (b,), _, _ = parse_text([shuffled])
-    assert a == b
+@BATCHES
+@given(st.lists(st.tuples(st.sampled_from(JSON_LINES), st.randoms(use_true_random=False), st.sampled_from([None, 0, 2])),
+                min_size=1, max_size=BATCH_LINES))
+def test_json_key_order_and_spacing_do_not_matter(cases):
+    shuffled = []
+    for line, rnd, indent in cases:
+        obj = json.loads(line)
+        keys = list(obj)
+        rnd.shuffle(keys)
+        shuffled.append(json.dumps({k: obj[k] for k in keys}, indent=indent).replace("\n", " "))
+    got, rejects, _ = parse_text(shuffled)
+    assert not rejects and len(got) == len(cases)
+    for n, ((line, _rnd, _indent), b) in enumerate(zip(cases, got), 1):
+        (a,), _ = parsed_alone(line)
+        assert dict(a, line_number=n) == b
 
 
 # ---- spaces and tabs around a line change nothing but a reject's column ---------------------------
@@ -278,22 +319,38 @@ def test_json_key_order_and_spacing_do_not_matter(line, rnd, indent):
 PADDING = st.text(" \t", max_size=4)
 
 
-@FAST
-@given(st.sampled_from([x for x in read_lines(SAMPLES / "waypoint-egress-1.23.log") if x.startswith("[")][:5]
-                       + [x for x in read_lines(SAMPLES / "istio-1.5.log") if x.startswith("[")][:3]),
-       PADDING, PADDING)
-def test_spaces_around_a_line_change_nothing(line, before, after):
+def assert_padded_alike(cases, bad_of, reason=None):
+    """``cases`` (line, before, after) padded and parsed in one batch read as each line alone does,
+    line by line; each line made bad (``bad_of``), padded, is rejected at its own column shifted by
+    ``before`` (its reason checked by ``reason(r2)``, or the diagnosis's and Lark's columns
+    shifted)."""
+    got, rejects, _ = parse_text([before + line + after for line, before, after in cases])
+    assert not rejects and len(got) == len(cases)
+    for n, ((line, _before, _after), b) in enumerate(zip(cases, got), 1):
+        (a,), _ = parsed_alone(line)
+        assert dict(a, line_number=n) == b
+    bads = [bad_of(line) for line, _before, _after in cases]
+    got, rejects, _ = parse_text([before + bad + after for bad, (_line, before, after) in zip(bads, cases)])
+    assert not got and [r["line_number"] for r in rejects] == list(range(1, len(cases) + 1))
+    for bad, (_line, before, _after), r2 in zip(bads, cases, rejects):
+        _, (r1,) = parsed_alone(bad)
+        assert r2["column"] == r1["column"] + len(before) and r2["class"] == r1["class"] == "malformed"
+        if reason is None:
+            shifted = re.sub(r"column (\d+)", lambda m: f"column {int(m[1]) + len(before)}", r1["reason"])
+            assert r2["reason"] == shifted  # (the diagnosis's column and Lark's)
+        else:
+            reason(r2)
+
+
+@BATCHES
+@given(st.lists(st.tuples(st.sampled_from([x for x in read_lines(SAMPLES / "waypoint-egress-1.23.log") if x.startswith("[")][:5]
+                                          + [x for x in read_lines(SAMPLES / "istio-1.5.log") if x.startswith("[")][:3]),
+                          PADDING, PADDING), min_size=1, max_size=BATCH_LINES))
+def test_spaces_around_a_line_change_nothing(cases):
     """A line pasted with spaces or tabs around it (a document's indentation, an editor's trailing
     blanks) reads as without them (parse._trim); a malformed one is rejected at its own column."""
-    (a,), _ = parsed_alone(line)
-    (b,), rejects, _ = parse_text([before + line + after])
-    assert a == b and not rejects
-    bad = line.replace('" 200 ', '" 2OO ', 1) if '" 200 ' in line else line.replace(" ", " x", 1)
-    _, (r1,) = parsed_alone(bad)
-    _, (r2,), _ = parse_text([before + bad + after])
-    assert r2["column"] == r1["column"] + len(before) and r2["class"] == r1["class"] == "malformed"
-    shifted = re.sub(r"column (\d+)", lambda m: f"column {int(m[1]) + len(before)}", r1["reason"])
-    assert r2["reason"] == shifted  # (the diagnosis's column and Lark's)
+    assert_padded_alike(cases, lambda line: line.replace('" 200 ', '" 2OO ', 1) if '" 200 ' in line
+                        else line.replace(" ", " x", 1))
 
 
 def test_spaces_around_a_line_read_alike_by_the_lark_path():
@@ -342,19 +399,16 @@ def test_another_programs_line_after_a_byte_order_mark_is_the_same_noise():
     assert {r["reason"] for r in want} <= set(NOISE_RULES.values())
 
 
-@FAST
-@given(st.sampled_from(JSON_LINES), st.text(" ", min_size=1, max_size=4), PADDING)
-def test_spaces_around_a_json_line_change_nothing(line, before, after):
+@BATCHES
+@given(st.lists(st.tuples(st.sampled_from(JSON_LINES), st.text(" ", min_size=1, max_size=4), PADDING),
+                min_size=1, max_size=BATCH_LINES))
+def test_spaces_around_a_json_line_change_nothing(cases):
     """An Istio JSON line pasted indented reads as without its blanks; a broken one is rejected at its
     own column. (A tab before "{" is the debug exporter's fields line: noise.lark says so first.)"""
-    (a,), _ = parsed_alone(line)
-    (b,), rejects, _ = parse_text([before + line + after])
-    assert a == b and not rejects
-    bad = line[:len(line) // 2]
-    _, (r1,) = parsed_alone(bad)
-    _, (r2,), _ = parse_text([before + bad + after])
-    assert r2["column"] == r1["column"] + len(before) and r2["class"] == r1["class"] == "malformed"
-    assert r2["reason"].startswith(f"column {r2['column']}: invalid JSON: ")
+    def reason(r2):
+        assert r2["reason"].startswith(f"column {r2['column']}: invalid JSON: ")
+
+    assert_padded_alike(cases, lambda line: line[:len(line) // 2], reason)
 
 
 def test_json_python_will_not_read_is_a_reject_not_a_crash():
