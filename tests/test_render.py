@@ -442,16 +442,21 @@ def test_broken_pipe_propagates(fmt):
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_output_is_flushed_while_streaming(fmt):
+def test_output_is_flushed_while_streaming(fmt, monkeypatch):
     class Counting(io.StringIO):
         flushes = 0
 
         def flush(self):
             self.flushes += 1
 
+    # (chunks of 256 rows, not CHUNK_ROWS' 4096: the same chunks of a sixteenth of the rows; more
+    # rows than the table format sizes its columns from, WIDTH_SAMPLE_ROWS)
+    monkeypatch.setattr(render_module, "CHUNK_ROWS", 256)
+    rows = pa.concat_tables([sample_table()] * 400).combine_chunks()
+    assert rows.num_rows > render_module.WIDTH_SAMPLE_ROWS
     out = Counting()
-    render_table(pa.concat_tables([sample_table()] * 5000).combine_chunks(), fmt, out)
-    assert out.flushes >= 4  # one batch of 20k rows: several chunks, each flushed
+    render_table(rows, fmt, out)
+    assert out.flushes >= 4  # one batch of 1,600 rows: several chunks, each flushed
 
 
 def test_unknown_format():
