@@ -5,6 +5,7 @@ layout's number of quotes. The plan must give exactly what the whole-line captur
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -77,8 +78,10 @@ def routed(calls, layout: str | None = None) -> int:
     return sum(n for name, n in calls if layout is None or name == layout)
 
 
-def assert_same(split: Parser, whole: Parser, lines: list[str], source: str = "t.log"):
-    a, b = split.parse_batch(lines, source), whole.parse_batch(lines, source)
+def assert_same(split: Parser, whole: Parser, lines: list[str], source: str = "t.log", b=None):
+    """``split``'s batch of ``lines``, checked against ``whole``'s (or ``b``: its batch already made)."""
+    a = split.parse_batch(lines, source)
+    b = b if b is not None else whole.parse_batch(lines, source)
     if not a.records.equals(b.records):  # (Arrow's compare; a row-by-row one of dicts costs ~1 s a 10k rows)
         got, want = a.records.to_pylist(), b.records.to_pylist()
         assert len(got) == len(want)
@@ -88,6 +91,13 @@ def assert_same(split: Parser, whole: Parser, lines: list[str], source: str = "t
     assert a.rejects.to_pylist() == b.rejects.to_pylist()
     assert (a.read, a.blank) == (b.read, b.blank)
     return a
+
+
+@functools.lru_cache(maxsize=None)
+def custom_layout(fmt: str) -> layouts.CustomLayout:
+    """The layout of format string ``fmt`` (``--format-string``), compiled once (~60 ms: its grammar's)
+    for the module's parsers of it, with and without split plans, in both runs."""
+    return layouts.layout_from_spec(f"text:{fmt}")
 
 
 def custom_book(text: str, start: str = "custom") -> grammar.Rulebook:
@@ -363,6 +373,20 @@ def _corpora():
     return out
 
 
+_WHOLE: dict = {}
+
+
+def whole_corpus(whole: Parser, source: str, lines: list[str]):
+    """``whole``'s batch of a corpus (``_corpora``), made once per ``subfields.DEDUPE_ROWS`` for the
+    module: the whole-line regexes read alike with cut.c and without it (only the split plans'
+    cut differs between this module's two runs), so both runs' splits, and ``by_layout``, are
+    checked against one reading."""
+    key = (source, subfields.DEDUPE_ROWS)
+    if key not in _WHOLE:
+        _WHOLE[key] = whole.parse_batch(lines, source)
+    return _WHOLE[key]
+
+
 def test_samples_include_the_scenario_folder():
     names = {p.relative_to(ROOT / "sample_logs").as_posix() for p in sample_files()}
     assert {"scenario/baseline-week.log", "scenario/incident-day.log"} <= names
@@ -379,7 +403,7 @@ def test_split_equals_whole_line_regex_on_samples_and_generated_lines(parsers, c
     text_rows, layouts = 0, Counter()
     for source, lines in _corpora():
         before = routed(cut_calls)
-        batch = assert_same(split, whole, lines, source)
+        batch = assert_same(split, whole, lines, source, whole_corpus(whole, source, lines))
         if len(lines) < subfields.DEDUPE_ROWS:
             SAME_WITHOUT_DEDUPE.add((plans_for_every_batch, source))
         kinds = batch.records.column("log_format").to_pylist()
@@ -541,8 +565,8 @@ CUSTOM_LINES = {
 
 @pytest.mark.parametrize("fmt", list(CUSTOM_LINES), ids=["b3_peer", "peers", "key_value", "epoch", "clf_time"])
 def test_custom_format_split_equals_whole_line_regex(fmt, cut_calls):
-    split = Parser(custom=layouts.layout_from_spec(f"text:{fmt}"))
-    whole = Parser(custom=layouts.layout_from_spec(f"text:{fmt}"), split=False)
+    split = Parser(custom=custom_layout(fmt))
+    whole = Parser(custom=custom_layout(fmt), split=False)
     lines = CUSTOM_LINES[fmt]
     batch = assert_same(split, whole, lines)
     assert batch.rejected == 0 and batch.parsed == len(lines)
@@ -558,7 +582,7 @@ def test_custom_format_split_equals_whole_line_regex(fmt, cut_calls):
 
 def test_custom_extra_columns_through_the_plan(cut_calls):
     """Unquoted extra columns (%REQ(X-B3-TRACEID)%, %DOWNSTREAM_PEER_URI_SAN%) come out of the plan."""
-    layout = layouts.layout_from_spec(f"text:{B3_PEER}")
+    layout = custom_layout(B3_PEER)
     assert layout.extra == ["x_b3_traceid", "downstream_peer_uri_san"]
     split = Parser(custom=layout)
     tail = plans(split)["custom"].segments[-1]
@@ -573,7 +597,7 @@ def test_custom_extra_columns_through_the_plan(cut_calls):
     assert recs[1]["path"] == "/a b" and recs[2]["user_agent"] == 'say "hi"'
     assert routed(cut_calls, "custom") == 2 and routed(cut_calls, "istio_1_9") == 1
 
-    peers = Parser(custom=layouts.layout_from_spec(f"text:{PEERS}"))
+    peers = Parser(custom=custom_layout(PEERS))
     recs = peers.parse_batch(CUSTOM_LINES[PEERS]).records.to_pylist()
     assert [r["downstream_peer_uri_san"] for r in recs] == [SAN, None, SAN]
     assert [r["upstream_peer_uri_san"] for r in recs] == ["spiffe://cluster.local/ns/a/sa/b", None, None]
@@ -590,8 +614,8 @@ REWRITE = ('[%START_TIME%] "%REQ(:METHOD)% %REQ(:PATH)% %PROTOCOL%" %RESPONSE_CO
 
 def test_column_printed_twice_takes_the_first_value_as_the_regex_does():
     lines = ['[2025-03-01T00:00:00.000Z] "GET /v2/rewritten HTTP/1.1" 200 "/api/original"']
-    split = Parser(custom=layouts.layout_from_spec(f"text:{REWRITE}"))
-    whole = Parser(custom=layouts.layout_from_spec(f"text:{REWRITE}"), split=False)
+    split = Parser(custom=custom_layout(REWRITE))
+    whole = Parser(custom=custom_layout(REWRITE), split=False)
     assert whole.parse_batch(lines).records.to_pylist()[0]["path"] == "/v2/rewritten"
     assert_same(split, whole, lines)
 
@@ -616,7 +640,7 @@ def test_dedupe_of_token_values_changes_nothing(parsers, monkeypatch, rows, plan
     split, whole = parsers
     for source, lines in _corpora():
         if len(lines) >= rows or (plans_for_every_batch, source) not in SAME_WITHOUT_DEDUPE:
-            assert_same(split, whole, lines, source)
+            assert_same(split, whole, lines, source, whole_corpus(whole, source, lines))
 
 
 def test_small_batches_take_the_capture_regex(monkeypatch, cut_calls):
@@ -734,7 +758,7 @@ def test_tail_reads_what_the_token_regex_reads(parsers, monkeypatch):
 def test_custom_formats_are_cut_with_their_tokens_checked(fmt):
     """A format you give gets token DFAs too (logpipe/dfa.py): its lines skip its whole-line regex,
     and the checked cut takes exactly the lines that regex matches (with the plan's quotes)."""
-    split = Parser(custom=layouts.layout_from_spec(f"text:{fmt}"))
+    split = Parser(custom=custom_layout(fmt))
     plan = split.fastpath.split_plan("custom")
     assert nativecut.checks(plan) is not None
     lines = CUSTOM_LINES[fmt]
@@ -885,7 +909,7 @@ def test_text_columns_nulled_by_the_cut(parsers, cut_calls):
     assert (recs[2]["method"], recs[3]["authority"], recs[4]["route_name"]) == (None, None, None)
     assert routed(cut_calls) == len(lines)
     fmt = '%REQ(:PATH)% "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%" %RESPONSE_CODE%'
-    split, whole = (Parser(custom=layouts.layout_from_spec(f"text:{fmt}"), split=s) for s in (True, False))
+    split, whole = (Parser(custom=custom_layout(fmt), split=s) for s in (True, False))
     got = assert_same(split, whole, ['- "/b" 200', '/a "-" 200', '- "-" 200'])
     assert [r["path"] for r in got.records.to_pylist()] == [None, "/a", None]
 
@@ -893,7 +917,7 @@ def test_text_columns_nulled_by_the_cut(parsers, cut_calls):
 def test_lines_of_twelve_bytes_or_fewer(cut_calls):
     """Arrow keeps a text of at most 12 bytes inside its view: cut.c reads such lines there."""
     fmt = "%RESPONSE_CODE% %BYTES_SENT% %PROTOCOL%"
-    split, whole = (Parser(custom=layouts.layout_from_spec(f"text:{fmt}"), split=s) for s in (True, False))
+    split, whole = (Parser(custom=custom_layout(fmt), split=s) for s in (True, False))
     lines = ["200 5 -", "404 - HTTP/2", "503 12345 -", "200 123456789 HTTP/1.1", "x y z"]
     got = assert_same(split, whole, lines)
     assert [r["bytes_sent"] for r in got.records.to_pylist()] == [5, None, 12345, 123456789]
@@ -975,8 +999,8 @@ def test_the_checked_cut_takes_the_layouts_it_can_check(plans_for_every_batch, p
 def by_layout(parsers):
     """The corpora's lines by the layout the whole-line regexes read them as."""
     whole, found = parsers[1], {}
-    for _, lines in _corpora():
-        batch = whole.parse_batch(lines)
+    for source, lines in _corpora():
+        batch = whole_corpus(whole, source, lines)
         for ln, name in zip(batch.records.column("line_number").to_pylist(),
                             batch.records.column("log_format").to_pylist()):
             if not split_part(lines[ln - 1]) and not lines[ln - 1].startswith("{"):  # (the line its row reads: not
@@ -1032,7 +1056,7 @@ def test_a_line_an_earlier_layout_may_take_goes_back_to_its_regex(cut_calls):
     """A custom layout (tried first) with one quote and free text after it: an Istio line has more
     quotes, so cut.c cuts it by istio_1_9's plan with a doubt; the custom layout's regex then takes
     those it matches (GET), as without the cut."""
-    fmt = layouts.layout_from_spec('text:[%START_TIME%] "GET %REQ(USER-AGENT)%')
+    fmt = custom_layout('[%START_TIME%] "GET %REQ(USER-AGENT)%')
     split, whole = Parser(custom=fmt), Parser(custom=fmt, split=False)
     split.fastpath.checked = 2
     istio = ('[2024-07-18T16:13:58.198Z] "{} /get HTTP/1.1" 200 - via_upstream - "-" 0 252 260 259 "-" "curl/8.7.1" '
@@ -1045,7 +1069,7 @@ def test_a_line_an_earlier_layout_may_take_goes_back_to_its_regex(cut_calls):
         # (cut.c cut three by istio_1_9's plan; the custom layout's regex took the GET line back)
         assert sorted((name, n) for name, n in cut_calls if n) == [("custom", 1), ("istio_1_9", 3)]
     # a custom layout whose free text takes any line: every line the cut gave istio_1_9 goes back
-    anything = layouts.layout_from_spec("text:[%START_TIME%] %REQ(USER-AGENT)%")
+    anything = custom_layout("[%START_TIME%] %REQ(USER-AGENT)%")
     split, whole = Parser(custom=anything), Parser(custom=anything, split=False)
     split.fastpath.checked = 2
     batch = assert_same(split, whole, lines)
