@@ -164,7 +164,8 @@ def test_records_as_prefixed_lines_read_as_their_json(sample, names, monkeypatch
     lines = otlp.OtlpLines()(req.encode() + b"\n", True).decode().splitlines()
     fast = parse_text(lines)
     monkeypatch.setattr(otlp, "as_line", otlp._ENCODE)
-    slow = parse_text(otlp.OtlpLines()(req.encode() + b"\n", True).decode().splitlines())
+    as_json = otlp.OtlpLines()(req.encode() + b"\n", True).decode().splitlines()
+    slow = fast if as_json == lines else parse_text(as_json)  # (the same lines, every record's JSON: read once)
     assert fast[0] == slow[0]
     # (a reject's columns are counted in its line as given: the prefix's length, or the JSON's, before it)
     said = lambda rejects: [(r["line_number"], r["class"], re.sub(r"column \d+", "column N", r["reason"]))  # noqa: E731
