@@ -137,11 +137,11 @@ VALUES = st.one_of(SCALARS, st.lists(SCALARS, max_size=2), st.dictionaries(st.te
 KEYS = st.sampled_from([*jsonlog.FLAT_KEYS, *jsonlog.STOP_KEYS, "level", "log", "stream", "x", "time"])
 
 
-# (~1,000 objects either way: 50 batches of up to 36, not 100 of up to 18 nor 300 of up to 6, as a
-# parse costs ~25 ms a batch whatever its size, twice an example; and larger batches mix more kinds
-# of line)
-@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(objs=st.lists(st.dictionaries(KEYS, VALUES, max_size=8), min_size=1, max_size=36),
+# (25 batches of 8 to 36 objects, ~400 in all: 50 batches of up to 36 gave ~250, hypothesis' lists
+# averaging ~5 elements unless their minimum is raised; a parse costs ~25 ms a batch whatever its
+# size, twice an example; and larger batches mix more kinds of line)
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(objs=st.lists(st.dictionaries(KEYS, VALUES, max_size=8), min_size=8, max_size=36),
        seed=st.integers(0, 2**16))
 def test_generated_objects_read_the_same(parser, objs, seed, monkeypatch):
     rng = random.Random(seed)
@@ -241,8 +241,9 @@ ADDRESSES = st.one_of(
 )
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(st.tuples(ADDRESSES, ADDRESSES, ADDRESSES, ADDRESSES), min_size=1, max_size=40))
+# (15 batches of 8 to 40 lines, ~230 in all: 30 of 1 to 40 gave ~170; three parses an example)
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(ADDRESSES, ADDRESSES, ADDRESSES, ADDRESSES), min_size=8, max_size=40))
 def test_json_addresses_read_from_the_right_as_their_regex_reads_them(parser, monkeypatch, rows):
     """A JSON value's address sub-fields (ip, port) are read as the text layouts read an address
     token (its Tail: split at the last ':', natively, then the head's and port's regexes), not by the
