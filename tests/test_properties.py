@@ -128,7 +128,7 @@ def address(draw, schemes=("", "envoy://connect_originate/")):
         ip = ".".join(str(draw(OCTETS)) for _ in range(4))
         text = f"{ip}:{port}"
     if kind == "scheme":
-        text = draw(SCHEMES.get(schemes) or st.sampled_from(schemes)) + text
+        text = draw(SCHEMES[schemes] if schemes in SCHEMES else st.sampled_from(schemes)) + text
     return text, text, {"ip": ip, "port": port}
 
 
