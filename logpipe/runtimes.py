@@ -205,7 +205,7 @@ def unwrap_docker(df: pl.DataFrame, is_json: pl.Series, rejects: list[dict]) -> 
     byte-order mark (`cat` of files saved with one) is one: its ``body`` without the mark (the file's, not
     the line's: parse._BOM), so that a split line's first part there is joined as ``CriParts.join`` does."""
     maybe = starts_with(df["body"], DOCKER_START)  # (cut.c's check: ~0.02 µs a line)
-    if maybe is None:
+    if maybe is None or not maybe.any():  # (polars' search of a small batch says False for each line)
         return df, is_json, 0, ()
     marked = maybe & ~is_json  # (one that starts so, not with "{": after a mark)
     if marked.any():

@@ -324,3 +324,22 @@ def test_records_read_by_polars_as_json_loads_reads_them(monkeypatch):
     python_read = parse_text(lines)
     assert polars_read[0] == python_read[0] and polars_read[1] == python_read[1]
     assert polars_read[2].blank == python_read[2].blank and len(python_read[0]) > 20
+
+
+def test_a_small_batch_without_a_docker_entry_is_not_cut_for_docker_s_fields(monkeypatch):
+    """A stream's micro-batch (below SPLIT_MIN_ROWS: polars' search of the lines, not cut.c's) of JSON
+    lines none of which starts as docker's json-file entry is not cut for docker's keys:
+    ``runtimes.unwrap_docker`` returns them as they are when no line starts as one, as it did when cut.c's
+    search of a large batch found none (None). A batch with entries is cut, and reads them."""
+    from logpipe import runtimes
+
+    istio = read_lines(SAMPLES / "istio-json-1.24.log")[:3]
+    cut = []
+    real = runtimes._docker_fields
+    monkeypatch.setattr(runtimes, "_docker_fields", lambda *a: cut.append(1) or real(*a))
+    records, rejects, _ = parse_text(istio)
+    assert [r["log_format"] for r in records] == ["istio_json"] * 3 and not rejects and cut == []
+    entries = [x for x in read_lines(SAMPLES / "docker-json-file.log") if x.startswith('{"log":')]
+    records, rejects, _ = parse_text(entries)
+    assert cut == [1] and {r["log_format"] for r in records} == {"istio_1_9", "istio_json"}  # (the lines they hold)
+    assert all(r["received_at"] is not None for r in records) and {r["class"] for r in rejects} == {"noise"}
