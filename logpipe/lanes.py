@@ -85,13 +85,55 @@ def boot_pool(paths: list[str], ingest: bool = True) -> "tuple[WorkerPool | None
     calls this first thing, so that they import polars and pyarrow (~0.3 s) while it does too; it
     gives them the parser later (``WorkerPool.use``). None when it will parse in this process alone.
     With them, ``paths`` expanded (``sources.expand_inputs``: inputs and errors), which the command
-    then reads: the inputs the pool was sized for, not a second listing of the directories."""
+    then reads: the inputs the pool was sized for, not a second listing of the directories.
+    Not started when the ingest (not --force) is a rerun, its dataset (``--data``) having every input
+    already (``ingested_before``): it starts at its first task, if any."""
     from .sources import expand_inputs
 
     found = expand_inputs(paths)
     inputs = found[0]
     workers = ingest_workers(inputs) if ingest else max((default_workers(i) for i in inputs), default=1)
-    return (WorkerPool(None, workers).start() if workers > 1 else None), found
+    pool = WorkerPool(None, workers) if workers > 1 else None
+    if pool is not None and not (ingest and ingested_before(inputs, _manifest_entries(_rerun_data_dir()))):
+        pool.start()
+    return pool, found
+
+
+def _rerun_data_dir() -> str | None:
+    """The dataset of the ``logpipe ingest`` that calls ``boot_pool`` (its ``--data``, from click's
+    context), or None: no such command, or ``--force`` (it reads every input again)."""
+    import click
+
+    ctx = click.get_current_context(silent=True)
+    params = ctx.params if ctx is not None else {}
+    return None if params.get("force") else params.get("data_dir")
+
+
+def ingested_before(inputs: list[Input], entries: list[dict]) -> bool:
+    """Whether every one of ``inputs`` is a file that a complete entry of ``entries`` (a dataset's
+    manifest) recorded under its name at its present size: a rerun, which most likely reads nothing,
+    so its workers need not boot (~0.5 s of CPU: a process importing polars and pyarrow) unless an
+    input turns out to be new after all (``WorkerPool.executor`` starts them at its first task)."""
+    done = {(e.get("path"), e.get("size")) for e in entries if e.get("state") == "complete"}
+    try:
+        return bool(inputs) and all(not i.is_stream and (i.name, i.size()) in done for i in inputs)
+    except OSError:
+        return False
+
+
+def _manifest_entries(data_dir: str | None) -> list[dict]:
+    """The entries of the manifest at ``data_dir`` (``dataset.MANIFEST``), read without importing
+    ``logpipe.dataset`` (pyarrow); none when there is none (yet) or it cannot be read."""
+    import json
+
+    if data_dir is None:
+        return []
+    try:
+        with open(os.path.join(data_dir, "_manifest.json"), "rb") as f:
+            entries = json.load(f).get("inputs", [])
+    except (OSError, ValueError, AttributeError):
+        return []
+    return entries if isinstance(entries, list) else []
 
 
 def memory_workers(budget: str | None = None) -> int:

@@ -596,6 +596,37 @@ def test_ingest_boots_its_workers_before_it_imports_polars(tmp_path):
     assert done.stdout.split() == ["False", "False", "2", "1", "fork", "True"]
 
 
+def test_a_rerun_of_inputs_all_ingested_boots_no_worker_process(tmp_path, monkeypatch):
+    """An ingest whose dataset has every input already (a nightly job's rerun: the same names, the
+    same sizes) starts no worker process (~0.5 s of CPU: polars, pyarrow), neither the command
+    (lanes.boot_pool) nor ingest_paths; when an input's content changed all the same, they start at
+    its first task and read it; --force reads every input again: it starts them first thing."""
+    from conftest import run_logpipe
+
+    monkeypatch.setattr(lanes_mod, "PARALLEL_MIN_INPUTS", 3)  # (as many small inputs as take the workers)
+    boots = []
+    real = lanes_mod._Lanes.__init__
+    monkeypatch.setattr(lanes_mod._Lanes, "__init__", lambda self, *a: boots.append(a[2]) or real(self, *a))
+    lines = (SAMPLES / "waypoint-egress-1.23.log").read_text(encoding="utf-8").splitlines(keepends=True)
+    logs, data = tmp_path / "logs", tmp_path / "d"
+    logs.mkdir()
+    for k in range(3):
+        (logs / f"pod-{k}.log").write_text("".join(lines[k:k + 4]), encoding="utf-8")
+    two = {"LOGPIPE_WORKERS": "2"}
+    assert run_logpipe("ingest", logs, "--data", data, env={"LOGPIPE_WORKERS": "1"}).returncode == 0
+    again = run_logpipe("ingest", logs, "--data", data, env=two)
+    assert again.returncode == 0 and "inputs 3: ingested 0, skipped as already ingested 3" in again.stderr
+    monkeypatch.setenv("LOGPIPE_WORKERS", "2")
+    assert ingest.ingest_paths([str(logs)], str(data), err=io.StringIO(), progress=False).skipped == 3
+    assert boots == []
+    (logs / "pod-1.log").write_text("".join(lines[4:0:-1]), encoding="utf-8")  # (the same size, another content)
+    changed = run_logpipe("ingest", logs, "--data", data, env=two)
+    assert changed.returncode == 0 and "inputs 3: ingested 1, skipped as already ingested 2" in changed.stderr
+    assert "rows written 4 " in changed.stderr and boots == [2]
+    forced = run_logpipe("ingest", logs, "--data", data, "--force", env=two)
+    assert forced.returncode == 0 and "inputs 3: ingested 3," in forced.stderr and boots == [2, 2]
+
+
 def test_a_prepared_parser_builds_nothing_at_its_first_large_batch(monkeypatch):
     """A worker prepares the default parser while it boots (Parser.prepare): the parser its parent
     sends is rebuilt from the same grammars, and its first large batch builds no split plan."""
