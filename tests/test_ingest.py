@@ -23,7 +23,7 @@ import pytest
 from conftest import generated_lines, run_logpipe
 
 from logpipe.cli import main
-from logpipe.ingest import AHEAD_INPUTS
+from logpipe.ingest import AHEAD_INPUTS, LAUNCH_INPUTS
 from logpipe.batches import Counts
 from logpipe.parse import parse_lines
 from logpipe.unpack import unpack
@@ -852,8 +852,18 @@ def test_second_ingest_on_the_same_dataset_waits_its_turn(tmp_path, monkeypatch,
 # ---- kill -9 --------------------------------------------------------------------------------------------
 
 
+# The killed ingest (`logpipe ingest`, as `python -m logpipe` runs it) with smaller groups of small
+# inputs than a user's (ingest.LAUNCH_INPUTS, AHEAD_INPUTS: 16, 64): the same run, its groups begun,
+# parsed and committed while later inputs are still to be read, of 21 inputs rather than 69 (a small
+# input costs ~35 ms of fixed work, in the killed run or its rerun, the rows what they hold).
+_SMALL_GROUPS = (4, 16)
+_KILLED = ("import sys\nfrom logpipe import ingest\n"
+           f"ingest.LAUNCH_INPUTS, ingest.AHEAD_INPUTS = {_SMALL_GROUPS}\n"
+           "from logpipe.cli import entry\nentry()\n")
+
+
 def _ingest_cmd(logs: Path, data: Path) -> list[str]:
-    return [sys.executable, "-m", "logpipe", "ingest", str(logs), "--data", str(data), "--flush-rows", "3000"]
+    return [sys.executable, "-c", _KILLED, "ingest", str(logs), "--data", str(data), "--flush-rows", "3000"]
 
 
 def _env() -> dict:
@@ -903,12 +913,12 @@ KILL_POINTS = {
 def kill_inputs(tmp_path_factory):
     base = tmp_path_factory.mktemp("kill")
     logs = base / "logs"
-    # More small inputs than ingest keeps in flight (ingest.AHEAD_INPUTS): the first group of them is
-    # committed while the rest are still to be read, so that every kill point falls mid-run, not in
-    # the moments between the last commit and the exit. The first three are written in several parts.
-    lines = gen_lines(3 * 4000 + 66 * 100, seed=10)
-    sizes = [4000] * 3 + [100] * 66
-    assert len(sizes) > AHEAD_INPUTS
+    # More small inputs than the killed ingest keeps in flight (its AHEAD_INPUTS): the first group of
+    # them is committed while the rest are still to be read, so that every kill point falls mid-run,
+    # not in the moments between the last commit and the exit. The first three are written in several parts.
+    lines = gen_lines(3 * 4000 + 18 * 100, seed=10)
+    sizes = [4000] * 3 + [100] * 18
+    assert len(sizes) > _SMALL_GROUPS[1] and _SMALL_GROUPS[1] // _SMALL_GROUPS[0] == AHEAD_INPUTS // LAUNCH_INPUTS
     for i, n in enumerate(sizes):
         at = sum(sizes[:i])
         write_log(logs / f"proxy-{i:02}.log", lines[at:at + n])
@@ -952,7 +962,8 @@ def test_ctrl_c_in_a_terminal_stops_the_workers_quietly(tmp_path):
     for i in range(40):  # 32 small inputs or more: the pool's lanes parse them; each its own content
         write_log(logs / f"pod-{i:02}.log", lines[i * 75:] + lines[:i * 75])
     data = tmp_path / "data"
-    proc = subprocess.Popen(_ingest_cmd(logs, data), env=dict(os.environ, LOGPIPE_WORKERS="2"), text=True,
+    cmd = [sys.executable, "-m", "logpipe", *_ingest_cmd(logs, data)[3:]]  # (its workers forked first thing)
+    proc = subprocess.Popen(cmd, env=dict(os.environ, LOGPIPE_WORKERS="2"), text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     _wait_for(proc, lambda: _committed(data) >= 4)  # the worker process is at work by then
     os.killpg(proc.pid, signal.SIGINT)
