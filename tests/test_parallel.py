@@ -32,6 +32,34 @@ def mixed_log(tmp_path_factory) -> Path:
     return path
 
 
+class _KeptPool(lanes_mod.WorkerPool):
+    """A pool of two lanes booted once for the module (a worker process importing polars and
+    pyarrow: ~0.5-1 s of CPU a boot), for the tests of what workers read and write, not of how a
+    pool starts or stops: its ``close`` (ingest_paths', at its end or on an error) waits for every
+    task, as a pool's does, and keeps the worker process for the next test; ``stop`` ends it."""
+
+    def close(self) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        lanes = self._executor
+        if lanes is not None:
+            lanes._threads.shutdown(wait=True, cancel_futures=True)
+            lanes._roles = iter(range(lanes.lanes))
+            lanes._threads = ThreadPoolExecutor(lanes.lanes, thread_name_prefix="logpipe-lane", initializer=lanes._role)
+
+    def stop(self) -> None:
+        super().close()
+
+
+@pytest.fixture(scope="module")
+def pool2():
+    from logpipe.parse import default_parser
+
+    pool = _KeptPool(default_parser(), 2).start()
+    yield pool
+    pool.stop()
+
+
 def _read(files: list[Path]) -> list[dict]:
     if not files:
         return []
@@ -68,12 +96,12 @@ def test_parallel_ingest_equals_in_process(mixed_log, tmp_path, monkeypatch, com
     assert two.files > 2  # the workers wrote parts of their own
 
 
-def test_parallel_parse_equals_in_process(mixed_log, monkeypatch):
+def test_parallel_parse_equals_in_process(mixed_log, monkeypatch, pool2):
     monkeypatch.setattr(pipeline, "CHUNK_BYTES", 64 << 10)
 
     def batches(workers: int):
         records, rejects = [], []
-        for batch, _end in pipeline.parse_input(Input(str(mixed_log)), workers=workers):
+        for batch, _end in pipeline.parse_input(Input(str(mixed_log)), workers=workers, pool=pool2):
             records.append(batch.records)
             rejects.append(batch.rejects)
         return (pa.Table.from_batches(records).to_pylist(), pa.Table.from_batches(rejects).to_pylist())
@@ -245,7 +273,7 @@ def small_inputs(mixed_log, tmp_path) -> Path:
     return d
 
 
-def _ingest_dir(d: Path, data: Path, workers: str | None, monkeypatch, **kw) -> tuple:
+def _ingest_dir(d: Path, data: Path, workers: str | None, monkeypatch, pool=None, **kw) -> tuple:
     from logpipe.dataset import Dataset
 
     if workers is None:
@@ -254,7 +282,8 @@ def _ingest_dir(d: Path, data: Path, workers: str | None, monkeypatch, **kw) -> 
         monkeypatch.setenv("LOGPIPE_WORKERS", workers)
     err = io.StringIO()
     try:
-        summary = ingest.ingest_paths([str(d)], str(data), err=err, progress=False, **kw)
+        summary = ingest.ingest_paths([str(d)], str(data), err=err, progress=False, pool=pool if workers != "1" else None,
+                                      **kw)
     except Exception as e:  # noqa: BLE001 - compared below
         summary = e
     rows = _read(sorted(data.glob("date=*/*.parquet")))
@@ -268,12 +297,12 @@ def _ingest_dir(d: Path, data: Path, workers: str | None, monkeypatch, **kw) -> 
     return summary, rows, rejects, entries, notes
 
 
-def test_small_inputs_in_workers_equal_one_by_one(small_inputs, tmp_path, monkeypatch):
+def test_small_inputs_in_workers_equal_one_by_one(small_inputs, tmp_path, monkeypatch, pool2):
     monkeypatch.setattr(lanes_mod, "PARALLEL_MIN_BYTES", SMALL_MIN_BYTES)  # every part is small, together large
     assert all(lanes_mod.is_small(i) for i in ingest.expand_inputs([str(small_inputs)])[0])
     _, rows1, rejects1, entries1, notes1 = _ingest_dir(small_inputs, tmp_path / "one", "1", monkeypatch,
                                                        max_reject_ratio=1)
-    _, rows2, rejects2, entries2, notes2 = _ingest_dir(small_inputs, tmp_path / "two", None, monkeypatch,
+    _, rows2, rejects2, entries2, notes2 = _ingest_dir(small_inputs, tmp_path / "two", None, monkeypatch, pool2,
                                                        max_reject_ratio=1)
     assert lanes_mod.ingest_workers(ingest.expand_inputs([str(small_inputs)])[0]) == 2
     assert len(entries1) == 9  # 10 files, the copy skipped
@@ -285,11 +314,11 @@ def test_small_inputs_in_workers_equal_one_by_one(small_inputs, tmp_path, monkey
     assert rows2 == rows1 and len(rows2) > 375  # (~405: every sample once)
     assert rejects2 == rejects1
     # and again: everything is known
-    again, *_ = _ingest_dir(small_inputs, tmp_path / "two", None, monkeypatch, max_reject_ratio=1)
+    again, *_ = _ingest_dir(small_inputs, tmp_path / "two", None, monkeypatch, pool2, max_reject_ratio=1)
     assert (again.ingested, again.skipped) == (0, 10)
 
 
-def test_small_inputs_failures_stay_per_input(small_inputs, tmp_path, monkeypatch):
+def test_small_inputs_failures_stay_per_input(small_inputs, tmp_path, monkeypatch, pool2):
     """A corrupt archive keeps its lines before the damage, an input over --max-reject-ratio is left
     out, a --force run replaces: the others are ingested, as one by one."""
     monkeypatch.setattr(lanes_mod, "PARALLEL_MIN_BYTES", SMALL_MIN_BYTES)
@@ -299,8 +328,8 @@ def test_small_inputs_failures_stay_per_input(small_inputs, tmp_path, monkeypatc
     (small_inputs / "p09-bad.log").write_text("not an access line at all\n" * 5 + "[2024-01-01T00:00:00Z] x\n" * 10)
     got = {}
     for workers, name in (("1", "one"), (None, "two")):
-        s1, rows, rejects, entries, notes = _ingest_dir(small_inputs, tmp_path / name, workers, monkeypatch)
-        s2, rows_f, _, entries_f, _ = _ingest_dir(small_inputs, tmp_path / name, workers, monkeypatch,
+        s1, rows, rejects, entries, notes = _ingest_dir(small_inputs, tmp_path / name, workers, monkeypatch, pool2)
+        s2, rows_f, _, entries_f, _ = _ingest_dir(small_inputs, tmp_path / name, workers, monkeypatch, pool2,
                                                  force=True, max_reject_ratio=1)
         got[name] = (type(s1), str(s1), rows, rejects, entries, notes, type(s2), rows_f, entries_f)
     assert got["two"] == got["one"]
@@ -382,7 +411,7 @@ def test_a_split_into_inputs_that_does_not_add_up_is_an_error():
         batches.split_inputs(batch, ["a.log", "b.log"], [4, 5])
 
 
-def test_small_plain_inputs_go_to_the_workers_together(small_inputs, tmp_path, monkeypatch):
+def test_small_plain_inputs_go_to_the_workers_together(small_inputs, tmp_path, monkeypatch, pool2):
     """ingest hands the workers its small plain inputs several to a task (``_stage_inputs``, up to
     STAGE_TASK_BYTES), the gzip part alone; a smaller --flush-rows keeps them one to a task."""
     monkeypatch.setattr(lanes_mod, "PARALLEL_MIN_BYTES", SMALL_MIN_BYTES)
@@ -394,18 +423,18 @@ def test_small_plain_inputs_go_to_the_workers_together(small_inputs, tmp_path, m
                         real_group(pool, items, root))
     monkeypatch.setattr(ingest, "stage_input_async", lambda pool, inp, *a: tasks.append(inp.name) or
                         real_one(pool, inp, *a))
-    summary, rows, *_ = _ingest_dir(small_inputs, tmp_path / "d", "2", monkeypatch, max_reject_ratio=1)
+    summary, rows, *_ = _ingest_dir(small_inputs, tmp_path / "d", "2", monkeypatch, pool2, max_reject_ratio=1)
     assert summary.ingested == 9 and len(rows) > 375
     assert max(t for t in tasks if isinstance(t, int)) > 1, tasks  # (where launches cut them: decide)
     assert [t for t in tasks if isinstance(t, str)] == [str(small_inputs / "p03.log.gz")]
     assert sum(t for t in tasks if isinstance(t, int)) == 8
     tasks.clear()
-    _ingest_dir(small_inputs, tmp_path / "e", "2", monkeypatch, max_reject_ratio=1, flush_rows=100)
+    _ingest_dir(small_inputs, tmp_path / "e", "2", monkeypatch, pool2, max_reject_ratio=1, flush_rows=100)
     assert len(tasks) == 9 and all(isinstance(t, str) for t in tasks)
 
 
 @pytest.mark.parametrize("workers", ["1", None], ids=["in-process", "workers"])
-def test_many_small_inputs_share_manifest_writes(tmp_path, monkeypatch, workers):
+def test_many_small_inputs_share_manifest_writes(tmp_path, monkeypatch, workers, pool2):
     """The manifest is rewritten whole: thousands of small inputs must not each rewrite it three
     times (O(inputs²)); they are begun and committed in groups, and every one is still there."""
     from logpipe.dataset import Dataset
@@ -418,7 +447,7 @@ def test_many_small_inputs_share_manifest_writes(tmp_path, monkeypatch, workers)
     writes = []
     real = Dataset._write_manifest
     monkeypatch.setattr(Dataset, "_write_manifest", lambda self, m, durable=True: (writes.append(1), real(self, m, durable)))
-    summary, rows, _, entries, _ = _ingest_dir(d, tmp_path / "data", workers, monkeypatch)
+    summary, rows, _, entries, _ = _ingest_dir(d, tmp_path / "data", workers, monkeypatch, pool2)
     assert summary.ingested + summary.skipped == 60 and summary.ingested == len(entries)
     assert len(rows) == summary.counts.parsed > 0
     assert len(writes) <= 30  # one input at a time: 3 per input, 180
@@ -536,7 +565,7 @@ def test_file_ranges_of_a_file_shorter_than_skip(tmp_path):
         list(iter_file_ranges(Input(str(path)), skip_bytes=10))
 
 
-def test_a_new_large_input_is_hashed_while_its_ranges_are_read(mixed_log, tmp_path, monkeypatch):
+def test_a_new_large_input_is_hashed_while_its_ranges_are_read(mixed_log, tmp_path, monkeypatch, pool2):
     """A large plain input that no earlier entry can be (or start) is hashed in the pass that cuts
     it into the workers' ranges, not before: its entry gets the same hash, so a second ingest skips
     it, a renamed copy is known, and the file grown is read from where it ended."""
@@ -553,7 +582,7 @@ def test_a_new_large_input_is_hashed_while_its_ranges_are_read(mixed_log, tmp_pa
 
     def run(*paths):
         return ingest.ingest_paths([str(p) for p in paths], str(data), err=io.StringIO(), progress=False,
-                                   max_reject_ratio=1)
+                                   max_reject_ratio=1, pool=pool2)
 
     first = run(log)
     (entry,) = dataset.Dataset(data).entries()
