@@ -60,6 +60,14 @@ def pool2():
     pool.stop()
 
 
+@pytest.fixture
+def own_pool2(pool2, monkeypatch):
+    """The pool of two lanes that parse_input starts for an input it is given no pool for (a small
+    one with LOGPIPE_WORKERS=2: ingest's own pool is for inputs it starts workers for) is ``pool2``."""
+    monkeypatch.setattr(pipeline, "WorkerPool", lambda parser, workers: pool2.use(parser) if workers == 2
+                        else lanes_mod.WorkerPool(parser, workers))
+
+
 def _read(files: list[Path]) -> list[dict]:
     if not files:
         return []
@@ -76,7 +84,7 @@ def _ingest(log: Path, data: Path, workers: str, monkeypatch) -> tuple:
 
 
 @pytest.mark.parametrize("compressed", [False, True], ids=["plain", "gzip"])
-def test_parallel_ingest_equals_in_process(mixed_log, tmp_path, monkeypatch, compressed):
+def test_parallel_ingest_equals_in_process(mixed_log, tmp_path, monkeypatch, compressed, own_pool2):
     log = mixed_log
     if compressed:
         log = tmp_path / "mixed.log.gz"
@@ -96,12 +104,12 @@ def test_parallel_ingest_equals_in_process(mixed_log, tmp_path, monkeypatch, com
     assert two.files > 2  # the workers wrote parts of their own
 
 
-def test_parallel_parse_equals_in_process(mixed_log, monkeypatch, pool2):
+def test_parallel_parse_equals_in_process(mixed_log, monkeypatch, own_pool2):
     monkeypatch.setattr(pipeline, "CHUNK_BYTES", 64 << 10)
 
     def batches(workers: int):
         records, rejects = [], []
-        for batch, _end in pipeline.parse_input(Input(str(mixed_log)), workers=workers, pool=pool2):
+        for batch, _end in pipeline.parse_input(Input(str(mixed_log)), workers=workers):
             records.append(batch.records)
             rejects.append(batch.rejects)
         return (pa.Table.from_batches(records).to_pylist(), pa.Table.from_batches(rejects).to_pylist())
@@ -111,7 +119,7 @@ def test_parallel_parse_equals_in_process(mixed_log, monkeypatch, pool2):
     assert parallel[1] == serial[1]
 
 
-def test_parallel_ingest_failure_leaves_no_files(mixed_log, tmp_path, monkeypatch):
+def test_parallel_ingest_failure_leaves_no_files(mixed_log, tmp_path, monkeypatch, own_pool2):
     """--on-error fail stops at the first malformed line: the input is not ingested, and nothing
     the workers wrote (visible or hidden) stays behind, tasks still running included."""
     from logpipe.dataset import Dataset
@@ -688,7 +696,8 @@ def test_workers_are_spawned_once_polars_is_loaded():
 
 
 @pytest.mark.parametrize("change", ["truncate", "rewrite"])
-def test_a_file_changed_after_its_ranges_were_counted_is_not_ingested(mixed_log, tmp_path, monkeypatch, change):
+def test_a_file_changed_after_its_ranges_were_counted_is_not_ingested(mixed_log, tmp_path, monkeypatch, change,
+                                                                     own_pool2):
     """The workers read their ranges after this process counted their lines: a file truncated or
     rewritten meanwhile gives a worker fewer bytes or other lines. The input is not ingested (none of
     what was read is one version of it), with one clear line, and no file is left behind."""
