@@ -855,11 +855,19 @@ def test_second_ingest_on_the_same_dataset_waits_its_turn(tmp_path, monkeypatch,
 # The killed ingest (`logpipe ingest`, as `python -m logpipe` runs it) with smaller groups of small
 # inputs than a user's (ingest.LAUNCH_INPUTS, AHEAD_INPUTS: 16, 64): the same run, its groups begun,
 # parsed and committed while later inputs are still to be read, of 21 inputs rather than 69 (a small
-# input costs ~35 ms of fixed work, in the killed run or its rerun, the rows what they hold).
+# input costs ~35 ms of fixed work, in the killed run or its rerun, the rows what they hold). A
+# group's files are made visible a few ms apart (Dataset.publish), as long as a 64 inputs' group
+# takes, so that a kill falls between its first and its last (first-visible-part).
 _SMALL_GROUPS = (4, 16)
-_KILLED = ("import sys\nfrom logpipe import ingest\n"
-           f"ingest.LAUNCH_INPUTS, ingest.AHEAD_INPUTS = {_SMALL_GROUPS}\n"
-           "from logpipe.cli import entry\nentry()\n")
+_KILLED = f"""
+import time
+from logpipe import dataset, ingest
+ingest.LAUNCH_INPUTS, ingest.AHEAD_INPUTS = {_SMALL_GROUPS}
+publish = dataset.Dataset.publish
+dataset.Dataset.publish = lambda self, pairs: [publish(self, [p])[0] for p in pairs if time.sleep(0.004) is None]
+from logpipe.cli import entry
+entry()
+"""
 
 
 def _ingest_cmd(logs: Path, data: Path) -> list[str]:
