@@ -313,7 +313,8 @@ def ingest(paths, data_dir, force, on_error, max_reject_ratio, max_warnings, pro
 
     alloc.setup(this_process=True)  # before polars and pyarrow are imported: this process parses too
     _batch_collector()
-    pool, found = boot_pool(list(paths))  # the workers boot while this process imports polars and pyarrow
+    # the workers boot while this process imports polars and pyarrow (not for a rerun: ingested_before)
+    pool, found = boot_pool(list(paths), rerun_of=None if force else data_dir)
     try:
         from .ingest import ingest_paths
 

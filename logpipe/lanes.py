@@ -80,33 +80,23 @@ def ingest_workers(inputs: list[Input]) -> int:
     return max(counts, default=1)
 
 
-def boot_pool(paths: list[str], ingest: bool = True) -> "tuple[WorkerPool | None, tuple[list, list[str]]]":
+def boot_pool(paths: list[str], ingest: bool = True, rerun_of: str | None = None) -> "tuple[WorkerPool | None, tuple[list, list[str]]]":
     """The workers an ingest (or ``logpipe parse``) of ``paths`` will use, started now: a command
     calls this first thing, so that they import polars and pyarrow (~0.3 s) while it does too; it
     gives them the parser later (``WorkerPool.use``). None when it will parse in this process alone.
     With them, ``paths`` expanded (``sources.expand_inputs``: inputs and errors), which the command
     then reads: the inputs the pool was sized for, not a second listing of the directories.
-    Not started when the ingest (not --force) is a rerun, its dataset (``--data``) having every input
-    already (``ingested_before``): it starts at its first task, if any."""
+    Not started when the ingest is a rerun, the dataset ``rerun_of`` (its ``--data``; None with
+    ``--force``) having every input already (``ingested_before``): it starts at its first task, if any."""
     from .sources import expand_inputs
 
     found = expand_inputs(paths)
     inputs = found[0]
     workers = ingest_workers(inputs) if ingest else max((default_workers(i) for i in inputs), default=1)
     pool = WorkerPool(None, workers) if workers > 1 else None
-    if pool is not None and not (ingest and ingested_before(inputs, _manifest_entries(_rerun_data_dir()))):
+    if pool is not None and not (ingest and ingested_before(inputs, _manifest_entries(rerun_of))):
         pool.start()
     return pool, found
-
-
-def _rerun_data_dir() -> str | None:
-    """The dataset of the ``logpipe ingest`` that calls ``boot_pool`` (its ``--data``, from click's
-    context), or None: no such command, or ``--force`` (it reads every input again)."""
-    import click
-
-    ctx = click.get_current_context(silent=True)
-    params = ctx.params if ctx is not None else {}
-    return None if params.get("force") else params.get("data_dir")
 
 
 def ingested_before(inputs: list[Input], entries: list[dict]) -> bool:
