@@ -50,9 +50,9 @@ import hashlib
 import heapq
 import json
 import os
-import time
 import re
 import sys
+import time
 from pathlib import Path
 
 DIR = "_stream"
