@@ -1048,3 +1048,24 @@ def test_a_second_start_time_whose_rendering_holds_a_space(spec, text):
     layout = layouts.layout_from_format(f"[%START_TIME%] [%START_TIME({spec})%] %RESPONSE_CODE%")
     got, rejects = rows(Parser(custom=layout), [f"[2025-03-01T10:00:00.123Z] [{text}] 200"])
     assert rejects == [] and got[0]["start_time_2"] == text and got[0]["response_code"] == 200
+
+
+def test_detect_starts_no_worker_process(samples_dir, tmp_path, monkeypatch):
+    """detect counts in this process, a large file or stdin alike (stdin has no size: it took a
+    worker process, ~0.5 s of CPU importing polars and pyarrow, for a few lines)."""
+    import io
+    import sys
+
+    from logpipe import lanes, pipeline
+
+    def no_pool(*_a, **_k):
+        raise AssertionError("detect started a worker pool")
+
+    monkeypatch.setattr(pipeline, "WorkerPool", no_pool)
+    monkeypatch.setattr(lanes, "PARALLEL_MIN_BYTES", 1)  # every file is a large one
+    monkeypatch.setenv("LOGPIPE_WORKERS", "2")
+    log = samples_dir / "istio-1.8.log"
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(log.read_bytes())))
+    got = layouts.detect_layouts([str(log), "-"])
+    lines = len(log.read_text().splitlines())
+    assert got == [(str(log), "istio_1_8", lines), ("<stdin>", "istio_1_8", lines)]
