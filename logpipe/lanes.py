@@ -42,11 +42,16 @@ _SIZE_UNITS = {"K": 1 / 1024, "M": 1, "G": 1024, "T": 1024 * 1024}
 
 def default_workers(inp: Input) -> int:
     """Worker processes for ``inp``: none (1) for a small file, else one per core, as many as fit in
-    the memory budget (``memory_workers``); ``LOGPIPE_WORKERS`` overrides."""
+    the memory budget (``memory_workers``); ``LOGPIPE_WORKERS`` overrides. None for stdin when it is
+    closed (``<&-``): its reader only says so (``sources``), so no worker process boots before that."""
+    import sys
+
     env = os.environ.get("LOGPIPE_WORKERS", "").strip()
+    if env and (not env.isdigit() or int(env) < 1):
+        raise UsageError(f"LOGPIPE_WORKERS={env!r}: expected a whole number of worker processes, 1 or more")
+    if inp.is_stdin and sys.stdin is None:
+        return 1
     if env:
-        if not env.isdigit() or int(env) < 1:
-            raise UsageError(f"LOGPIPE_WORKERS={env!r}: expected a whole number of worker processes, 1 or more")
         return int(env)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     workers = min(cores, memory_workers())

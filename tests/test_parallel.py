@@ -789,3 +789,23 @@ def test_no_process_outlives_a_run_with_workers(tmp_path, command):
     args += ["--data", str(tmp_path / "d")] if command == "ingest" else ["-o", "ndjson"]
     result = subprocess.run([sys.executable, "-c", _REAPER, *args], capture_output=True, text=True, cwd=ROOT)
     assert result.stdout.split() == ["0", "0"], (result.stdout, result.stderr)
+
+
+def test_a_closed_stdin_boots_no_worker_process(monkeypatch, tmp_path):
+    """`logpipe parse -` (or `ingest -`) started with stdin closed (`<&-`) only says so: stdin, of
+    no size, took a worker process (~0.4 s of CPU importing polars and pyarrow) before that error."""
+    from logpipe.errors import InputError
+
+    starts = []
+    monkeypatch.setattr(lanes_mod.WorkerPool, "start", lambda self: starts.append(self.workers) or self)
+    monkeypatch.setenv("LOGPIPE_WORKERS", "2")
+    monkeypatch.setattr(sys, "stdin", None)
+    for whole in (False, True):  # (parse, ingest)
+        pool, (inputs, errors) = lanes_mod.boot_pool(["-"], ingest=whole)
+        assert pool is None and [i.name for i in inputs] == ["<stdin>"] and errors == []  # (said when read)
+    err = io.StringIO()
+    with pytest.raises(InputError):  # (ingest_paths sizes its own pool when given none)
+        ingest.ingest_paths(["-"], str(tmp_path / "d"), err=err, progress=False)
+    assert "stdin is closed" in err.getvalue() and starts == []
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    assert lanes_mod.boot_pool(["-"], ingest=False)[0].workers == 2 and starts == [2]
