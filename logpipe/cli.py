@@ -246,9 +246,11 @@ def replay(file, speed, max_sleep, format_string, format_file, grammar_file):
     """
     from .replay import parse_speed, replay_file
 
+    # (no default parser here: --speed max reads no times, so it imports neither polars nor pyarrow)
+    custom = format_string or format_file or grammar_file
     try:
         replay_file(file, sys.stdout.buffer, speed=parse_speed(speed), max_sleep=max(0.0, max_sleep),
-                    parser=_format_parser(format_string, format_file, grammar_file))
+                    parser=_format_parser(format_string, format_file, grammar_file) if custom else None)
     except BrokenPipeError:  # `| head`: a quiet exit 0 (click would turn EPIPE into exit 1)
         exits.quiet_broken_pipe()
 

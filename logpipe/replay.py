@@ -56,14 +56,16 @@ def _iter_raw_lines(inp: Input) -> Iterator[bytes]:
 
 def replay_file(path: str, out: BinaryIO, *, speed: float | None = 1.0, max_sleep: float = 2.0,
                 sleep: Callable[[float], None] = time.sleep, parser=None) -> int:
-    """Write ``path`` to ``out`` at its original pace divided by ``speed``; returns lines written."""
-    from .parse import default_parser
-
+    """Write ``path`` to ``out`` at its original pace divided by ``speed``; returns lines written.
+    ``speed`` None (``--speed max``): no pauses, so no times read and no parser (nor polars) needed."""
     if path != "-" and not os.path.isfile(path):
         what = "is a directory" if os.path.isdir(path) else "no such file"
         raise InputError(f"{path}: {what}; give a log file, e.g. sample_logs/waypoint-egress-1.23.log")
     inp = Input(path)
-    parser = parser or default_parser()
+    if parser is None and speed is not None:
+        from .parse import default_parser
+
+        parser = default_parser()
     written = 0
     previous = None
     batch: list[bytes] = []

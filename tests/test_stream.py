@@ -1315,6 +1315,24 @@ def test_replay_into_stream_end_to_end(tmp_path):
     assert count_rows(data) == n
 
 
+def test_replay_at_max_speed_imports_no_parser():
+    """`replay --speed max` makes no pauses, so it reads no times: it imports neither logpipe.parse
+    nor polars nor pyarrow (`-X importtime` lists the imports on stderr; ~0.3-0.5 s of CPU), and
+    writes the file's bytes as they are. A paced replay reads the times with the parser."""
+    sample = SAMPLES / "sidecar-outbound-1.22.log"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    fast = subprocess.run([sys.executable, "-X", "importtime", "-m", "logpipe", "replay", str(sample), "--speed", "max"],
+                          capture_output=True, cwd=ROOT, env=env, timeout=60)
+    assert fast.returncode == 0, fast.stderr
+    assert fast.stdout == sample.read_bytes()
+    imported = set(re.findall(r"^import time:.*\|\s+(\S+)$", fast.stderr.decode(), re.MULTILINE))
+    assert "logpipe.replay" in imported and not imported & {"logpipe.parse", "polars", "pyarrow"}
+    paced = subprocess.run([sys.executable, "-X", "importtime", "-m", "logpipe", "replay", str(sample), "--speed",
+                            "1000000x"], capture_output=True, cwd=ROOT, env=env, timeout=60)
+    assert paced.returncode == 0 and paced.stdout == fast.stdout
+    assert {"logpipe.parse", "polars"} <= set(re.findall(r"\|\s+(\S+)$", paced.stderr.decode(), re.MULTILINE))
+
+
 def stripe_failure(h: int, m: int, s: int, pod: str = "10.244.1.21") -> str:
     """incident-day's Stripe 503 UF,URX at 2025-03-08 h:m:s, from the pod at ``pod``."""
     failed = next(x for x in (SAMPLES / "scenario" / "incident-day.log").read_text().splitlines()
