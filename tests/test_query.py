@@ -833,6 +833,43 @@ def test_user_queries_merge_and_override(tmp_path, dataset):
     assert r.stdout.splitlines() == ["answer", "42"]
 
 
+def test_load_queries_reads_a_file_again_only_when_it_changed(tmp_path, monkeypatch):
+    """load_queries runs for each query and report (and a library's long-lived process calls it again and
+    again): a file is parsed once while its mtime and size stay, and again, as it now is, when either
+    changes; a new file is found, a removed one gone; a caller that changes the Query it got changes
+    no other call's."""
+    import os
+
+    from logpipe import queries
+
+    parsed = []
+    real = queries.parse_query
+    monkeypatch.setattr(queries, "parse_query", lambda text, name, path=None: parsed.append(name) or real(text, name, path))
+    mine = tmp_path / "mine.sql"
+    mine.write_text("-- First\nSELECT 1 AS x\n")
+    assert queries.load_queries([tmp_path])["mine"].title == "First"
+    assert "mine" in parsed
+    parsed.clear()
+    got = queries.load_queries([tmp_path])
+    assert parsed == [] and got["mine"].title == "First"
+    got["mine"].params["n"] = "1"
+    got["mine"].extra["columns"]["x"] = "changed"
+    again = queries.load_queries([tmp_path])["mine"]
+    assert again.params == {} and again.extra["columns"] == {} and again.extra["group"] == ""
+    st = mine.stat()
+    mine.write_text("-- Other\nSELECT 1 AS x\n")  # (the same size)
+    os.utime(mine, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    assert queries.load_queries([tmp_path])["mine"].title == "Other" and parsed == ["mine"]
+    mine.write_text("-- Longer title\nSELECT 1 AS x\n")
+    os.utime(mine, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))  # (the same mtime)
+    assert queries.load_queries([tmp_path])["mine"].title == "Longer title"
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "new.sql").write_text("-- New\nSELECT 2\n")
+    mine.unlink()
+    qs = queries.load_queries([tmp_path])
+    assert "mine" not in qs and qs["new"].title == "New" and qs["new"].extra["group"] == "sub"
+
+
 def test_cli_list(tmp_path):
     r = run(["query", "--list", "-o", "ndjson"])
     assert r.exit_code == 0, r.output
