@@ -37,7 +37,7 @@ import pyarrow as pa
 
 from . import arrowpl as _arrowpl
 from .errors import LogpipeError, UsageError, no_space
-from .jsonout import (JSON_TEXT, NativeRows, column_kind, columns, iso_texts, join_lines, json_line_batches,
+from .jsonout import (JSON_TEXT, NativeRows, column_kind, columns, iso_texts, json_line_batches,
                       text_bounds, to_jsonable)
 
 FORMATS = ("table", "csv", "tsv", "json", "ndjson", "markdown")  # each writes any table
@@ -171,12 +171,13 @@ def _write_ndjson(schema, batches, out, **_):
         out.flush()
 
 
-def _write_text_array(arr: pa.Array, out: IO[str]) -> None:
-    """Write the values of a string array back to back: its data buffer is that text already."""
+def _write_text_array(arr: pa.Array, out: IO[str], cut: int = 0) -> None:
+    """Write the values of a string array back to back: its data buffer is that text already (but
+    the last ``cut`` bytes, of ASCII text)."""
     if len(arr) == 0:
         return
     first, last = text_bounds(arr)
-    data = memoryview(arr.buffers()[2])[first:last]
+    data = memoryview(arr.buffers()[2])[first:last - cut]
     binary = getattr(out, "buffer", None)
     if binary is not None:
         out.flush()
@@ -186,9 +187,13 @@ def _write_text_array(arr: pa.Array, out: IO[str]) -> None:
 
 
 def _write_json(schema, batches, out, **_):
+    """json: an array of the rows' objects, each written with its ``,\n`` by ``json_line_batches``
+    and the lines back to back, the comma after a piece's last left to the next piece (joining them
+    in Arrow imported pyarrow.compute, ~50 ms of a small query's start-up)."""
     sep = "[\n"
-    for lines in json_line_batches(schema, batches, rows=CHUNK_ROWS):
-        out.write(sep + join_lines(lines, ",\n"))
+    for lines in json_line_batches(schema, batches, end="},\n", rows=CHUNK_ROWS):
+        out.write(sep)
+        _write_text_array(lines, out, cut=len(",\n"))
         out.flush()
         sep = ",\n"
     out.write("[]\n" if sep == "[\n" else "\n]\n")

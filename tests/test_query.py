@@ -1646,6 +1646,26 @@ def test_sql_times_are_utc_whatever_the_machine_s_zone(dataset):
     assert "| logpipe.db\n" in p.stderr and "pyarrow.compute" not in p.stderr
 
 
+def test_query_as_json_does_not_import_pyarrow_compute(dataset):
+    """Nor does `query -o json` (with cut.c built), nor a query summing integers (DuckDB's HUGEINT, cast
+    to int64): the rows' objects are joined by writing them back to back, a float or a boolean column
+    is made text without it (top_destinations: sums of bytes, error_share; destinations: more)."""
+    import os
+
+    from logpipe import native
+
+    if native.library() is None:
+        pytest.skip(f"cut.c not built ({native.why_not}): JSON is assembled by pyarrow.compute")
+    for name in ("top_destinations", "destinations"):
+        p = subprocess.run([sys.executable, "-X", "importtime", "-m", "logpipe", "query", name, "--data", str(dataset),
+                            "-o", "json"], capture_output=True, text=True, cwd=ROOT,
+                           env={**os.environ, "PYTHONPATH": str(ROOT)})
+        assert p.returncode == 0, p.stderr
+        rows = json.loads(p.stdout)
+        assert rows and isinstance(rows[0]["requests"], int), name
+        assert "| logpipe.render\n" in p.stderr and "pyarrow.compute" not in p.stderr, name
+
+
 def test_a_connection_spills_to_the_temp_dir_within_logpipe_memory(dataset, monkeypatch, tmp_path, run_main):
     """What does not fit in memory (a report's temporary table of millions of rows) spills under the
     system's temporary directory, not DuckDB's default ./.tmp in the working directory; LOGPIPE_MEMORY
