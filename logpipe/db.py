@@ -270,13 +270,16 @@ class _ViewFiles:
         return {p: sql for p, sql in self.texts.items() if p in wanted}
 
 
-# The view files each connection of ``connect`` has run (``uses``: some of them; ``make_views``: more).
+# The view files each connection of ``connect`` has run (``uses``: some of them; ``make_views``: more),
+# and the view files it was made with: its later views (``make_views``, for each run_query) are made
+# from the same texts, without listing and stating the files again (~0.7 ms each time).
 _MADE: "weakref.WeakKeyDictionary[duckdb.DuckDBPyConnection, set[Path]]" = weakref.WeakKeyDictionary()
+_FILES: "weakref.WeakKeyDictionary[duckdb.DuckDBPyConnection, _ViewFiles]" = weakref.WeakKeyDictionary()
 
 
 def _view_files() -> _ViewFiles:
     """The view files, read again only when one changed."""
-    return _read_view_files(tuple((p, p.stat().st_mtime_ns, p.stat().st_size) for p in view_files()))
+    return _read_view_files(tuple((p, st.st_mtime_ns, st.st_size) for p in view_files() for st in [p.stat()]))
 
 
 @functools.lru_cache(maxsize=4)
@@ -291,7 +294,9 @@ def _create_views(con: duckdb.DuckDBPyConnection, uses: list[str] | None = None)
     by name). A dependency the order misses (a name written oddly) still works: a file that fails is
     run again until nothing new succeeds."""
     made = _MADE.setdefault(con, set())
-    files = _view_files()
+    files = _FILES.get(con)
+    if files is None:
+        files = _FILES[con] = _view_files()
     texts = files.texts if uses is None else files.used_by(uses)
     pending = {p: sql for p, sql in texts.items() if p not in made}
     while pending:

@@ -1646,6 +1646,31 @@ def test_sql_times_are_utc_whatever_the_machine_s_zone(dataset):
     assert "| logpipe.db\n" in p.stderr and "pyarrow.compute" not in p.stderr
 
 
+def test_a_connection_lists_the_view_files_once_and_a_new_one_sees_a_change(tmp_path, dataset, monkeypatch):
+    """A report runs a dozen statements on a connection, each making the views it names (make_views): the
+    view files are listed and stated once a connection, not once a statement; a connection made after
+    an operator changed or added a view file makes it as it now is."""
+    import shutil
+
+    from logpipe import db, queries
+
+    shutil.copytree(queries.resource_dir("queries"), tmp_path / "queries")
+    monkeypatch.setattr(db, "resource_dir", lambda name: tmp_path / name)
+    listed = []
+    real = db.view_files
+    monkeypatch.setattr(db, "view_files", lambda: listed.append(1) or real())
+    con = db.connect(dataset, uses=())
+    for sql in ("SELECT count(*) FROM egress", "SELECT count(*) FROM access_log", "SELECT count(*) FROM traffic"):
+        queries.run_query(con, sql)
+    db.make_views(con)
+    assert len(listed) == 1
+    (tmp_path / "queries" / "views" / "extra.sql").write_text("CREATE OR REPLACE VIEW extra_view AS SELECT 42 AS x;\n")
+    other = db.connect(dataset, uses=["SELECT x FROM extra_view"])
+    assert queries.run_query(other, "SELECT x FROM extra_view").to_pylist() == [{"x": 42}] and len(listed) == 2
+    con.close()
+    other.close()
+
+
 def test_query_as_json_does_not_import_pyarrow_compute(dataset):
     """Nor does `query -o json` (with cut.c built), nor a query summing integers (DuckDB's HUGEINT, cast
     to int64): the rows' objects are joined by writing them back to back, a float or a boolean column
