@@ -283,7 +283,8 @@ class Dataset:
 
     def recover(self) -> dict:
         """Finish what a killed writer left: roll ``committing`` entries and compactions forward, drop
-        ``pending`` entries and their hidden files, remove stale hidden files. Call with no other
+        ``pending`` entries and their hidden files, show a killed stream's batch
+        (``replayguard.finish_publishes``), remove stale hidden files. Call with no other
         ingest running (``ingest.ingest_paths`` holds ``_ingest.lock``)."""
         m = self.read_manifest()
         stats = {"rolled_forward": 0, "dropped": 0, "compactions": 0}
@@ -295,6 +296,10 @@ class Dataset:
                 self.abandon_entry(e)
                 stats["dropped"] += 1
         stats["compactions"] = self.finish_compactions()
+        # a stream killed while it showed a batch: finished here too, before its hidden files are swept
+        from .replayguard import finish_publishes
+
+        stats["stream_batches"] = finish_publishes(self.root)
         self.sweep_stale()
         return stats
 

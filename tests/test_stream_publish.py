@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from conftest import run_logpipe
 from test_stream import stream_cli
 
 from logpipe import replayguard
@@ -129,3 +130,20 @@ def test_a_record_whose_hidden_file_is_gone_is_not_remembered(tmp_path):
     assert replayguard.finish_publishes(root) == 1
     assert not (root / replayguard.DIR / "dead.seen").exists()
     assert not (root / replayguard.DIR / "dead.pending").exists()
+
+
+def test_an_ingest_into_the_dataset_finishes_a_killed_streams_batch(tmp_path):
+    """A dataset no stream writes again: an ingest's recover shows the killed stream's batch (its
+    reject file too) before the hidden files could be swept a day later."""
+    data = tmp_path / "data"
+    killed = subprocess.run([sys.executable, "-c", KILLED, "between-renames", str(data)], input=TEXT, text=True,
+                            capture_output=True, timeout=120)
+    assert killed.returncode == 9, killed.stderr
+    assert not list((data / "_rejects").glob("*.parquet"))  # (the rejects still hidden)
+    log = tmp_path / "other.log"
+    log.write_text(LINES[0].replace("req-000000001", "req-other") + "\n")
+    got = run_logpipe("ingest", log, "--data", data)
+    assert got.returncode == 0, got.stderr
+    assert sorted(r["line_number"] for r in _rows(data, "_rejects/*.parquet")) == [ACCESS + 1, ACCESS + 2]
+    assert not list((data / replayguard.DIR).glob("*.pending"))
+    assert list(replayguard._read(next((data / replayguard.DIR).glob("*.seen"))))  # (its lines known)
