@@ -7,7 +7,8 @@ know, so it knows lines: each stream keeps the 64-bit hashes of the lines it sto
 replayed in ``DATA/_stream/<stream id>.seen`` (little-endian uint64s, appended after each write),
 and reads the other streams' files, at its start and again before each batch (a stream still
 running when another starts). A line whose bytes hash to one of them is counted as ``replayed``
-and not stored again. Only a line with a time is known so: a row with a start time, a reject whose
+and not stored again (lines an ingest stored, which keeps no hashes, are looked up in its files:
+logpipe/ingested.py). Only a line with a time is known so: a row with a start time, a reject whose
 text holds a date and time (``TIMED``). A format with no START_TIME has lines that repeat (``GET
 /healthz 200``), as do the debug exporter's ``ScopeLogs #0`` and istio-agent's YAML: such lines are
 stored in every run. The line is the one read, prefix included: ``kubectl logs --timestamps`` or

@@ -127,6 +127,12 @@ class Streamer:
         # (another stream's lines: not again)
         self.guard = ReplayGuard(self.dataset.root, self.stream_id, look_up=not opts.keep_replayed)
         self.guard_failed = False
+        # (and the lines an ingest stored: looked up in its files, logpipe/ingested.py)
+        self.ingested = None
+        if not opts.keep_replayed:
+            from .ingested import Ingested
+
+            self.ingested = Ingested(self.dataset)
         self.replayed_rows = 0
         self.fine_layouts: set[str] = set()  # (layouts whose start times had a fraction of a second)
         self.generation = 0
@@ -260,6 +266,8 @@ class Streamer:
         # Parsed in slices: the parser's peak memory grows with its batch, a part file should not shrink.
         records, rejects, stored = [], [], {}
         self.guard.refresh()
+        if self.ingested is not None:
+            self.ingested.refresh()
         start = 0
         while start < len(lines):
             end = start + PARSE_LINES
@@ -319,8 +327,9 @@ class Streamer:
     def _skip_replayed(self, part, lines: list[bytes], first: int, known: dict[int, None]):
         """``part`` without the rows and rejects of lines stored already (logpipe/replayguard.py),
         counted as ``replayed``: by another stream, if the line has a time (a row's start time, a date
-        and time in a reject's text); earlier in this run, if it names one event (``single_events``,
-        ``TIMED_FINE``). The hashes of the timed lines this run had not seen are added to ``known``."""
+        and time in a reject's text); earlier in this run, or by an ingest (logpipe/ingested.py), if it
+        names one event (``single_events``, ``TIMED_FINE``). The hashes of the timed lines this run had
+        not seen are added to ``known`` (those an ingest stored too: the next restart needs no look-up)."""
         import dataclasses
 
         import pyarrow as pa
@@ -331,20 +340,25 @@ class Streamer:
         records, rejects = part.records, part.rejects
         dated = records.filter(pc.is_valid(records.column("start_time")))
         timed = list(zip(dated.column("line_number").to_pylist(), single_events(dated, self.fine_layouts)))
+        texts = {}  # (a timed reject's line number: its text)
         if rejects.num_rows:
-            timed += [(n, bool(TIMED_FINE.search(raw))) for n, raw in zip(rejects.column("line_number").to_pylist(),
-                                                                     rejects.column("raw").to_pylist())
-                      if raw and TIMED.search(raw)]
+            for n, raw in zip(rejects.column("line_number").to_pylist(), rejects.column("raw").to_pylist()):
+                if raw and TIMED.search(raw):
+                    timed.append((n, bool(TIMED_FINE.search(raw))))
+                    texts[n] = raw
         if not timed:
             return part
         timed.sort()  # (the first of a line's copies is the one stored)
         hashes = [line_hash(lines[n - first]) for n, _ in timed]
+        others, mines = self.guard.replayed(hashes), self.guard.repeated(hashes)
+        ingested = self._ingested(dated, [n for (n, single), h, other, mine in zip(timed, hashes, others, mines)
+                                          if single and not (other or mine or h in known)], texts)
         again = []
-        for (n, single), h, other, mine in zip(timed, hashes, self.guard.replayed(hashes), self.guard.repeated(hashes)):
+        for (n, single), h, other, mine in zip(timed, hashes, others, mines):
             mine = mine or h in known
             if not mine:
                 known[h] = None
-            if other or (mine and single and self.guard.look_up):
+            if other or (mine and single and self.guard.look_up) or n in ingested:
                 again.append(n)
         if not again:
             return part
@@ -355,6 +369,30 @@ class Streamer:
         self.replayed_rows += rows
         return dataclasses.replace(part, records=records, rejects=rejects,
                                    replayed=rows + part.rejects.num_rows - rejects.num_rows)
+
+    def _ingested(self, dated, numbers: list[int], texts: dict[int, str]) -> set[int]:
+        """Of the lines ``numbers`` (rows of ``dated``, or rejects with their ``texts``), those an
+        ingest stored (logpipe/ingested.py). A look-up that fails (a damaged file) is said once, and
+        the lines are stored, as before ingests were looked up."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if self.ingested is None or not numbers:
+            return set()
+        from .errors import LogpipeError
+        from .ingested import lookup_errors
+
+        rows = dated.filter(pc.is_in(dated.column("line_number"), value_set=pa.array(numbers, pa.int64())))
+        asked = [n for n in numbers if n in texts]
+        try:
+            found = {n for n, yes in zip(rows.column("line_number").to_pylist(), self.ingested.stored(rows)) if yes}
+            found.update(n for n, yes in zip(asked, self.ingested.rejected([texts[n] for n in asked])) if yes)
+        except (LogpipeError, *lookup_errors()) as e:
+            print(f"logpipe: cannot look up the lines an ingest stored ({e}): the stream stores them again",
+                  file=self.stderr)
+            self.ingested = None
+            return set()
+        return found
 
     def _remember(self, stored: list[int]) -> None:
         try:
