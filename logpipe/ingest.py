@@ -24,7 +24,7 @@ from .parse import Parser
 from .progress import IngestProgress, IngestSummary, print_summary
 from .pipeline import (WHOLE_FILE_COMPRESSION, compression_of, dataset_parser, format_reject, is_plain, parse_input,
                        text_fingerprint)
-from .lanes import WorkerPool, ingest_workers, ingested_before, is_small
+from .lanes import WorkerPool, boots_now, ingest_workers, ingested_before, is_small
 from .workers import STAGE_TASK_BYTES, StagedBatch, stage_input_async, stage_inputs_async, staged_result, time_bounds
 from .render import escape_control
 from .reports import DEFAULT_WINDOW
@@ -117,7 +117,8 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
     with _ingest_lock(ds), bar, (pool or contextlib.nullcontext()):
         if pool is not None:
             pool.use(parser)
-            if force or not ingested_before(inputs, ds.entries()):  # (else at its first task, if any: a rerun)
+            # (else at its first task, if any: a rerun, or a pipe whose second chunk is not there yet)
+            if not pool.started and (force or not ingested_before(inputs, ds.entries())) and boots_now(inputs):
                 pool.start()  # (booting since boot_pool, or from now on: while the first input is hashed)
         ds.recover()
         run = _Run(ds, parser, pool, bar, summary, err, started, force=force, on_error=on_error,

@@ -402,6 +402,37 @@ def read_head(inp: Input, size: int, skip_bytes: int = 0) -> bytes:
     return body
 
 
+def holds_more(inp: Input, size: int, wait: float) -> bool | None:
+    """Whether stream ``inp`` holds more than ``size`` bytes (as sent: a compressed pipe's text holds
+    more), read ahead for at most ``wait`` seconds and read again by the next open (as ``read_head``'s);
+    None when that is not known by then (a writer slower than that, a terminal, stdin closed)."""
+    import time
+
+    state = _STREAMS.setdefault(inp.path, {"again": b"", "of": None, "taking": None})
+    try:
+        base = _stream_base(inp)
+        fd = base.raw.raw.fileno()  # (the BufferedReader of _Waiting of the stream: _waiting)
+    except (InputError, AttributeError, OSError, ValueError):
+        return None
+    held = bytearray(state["again"] if state["of"] is base else b"")
+    deadline, known = time.monotonic() + wait, None
+    try:
+        while len(held) <= size:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                break
+            data = base.read1(size + 1 - len(held))
+            if not data:
+                known = False
+                break
+            held += data
+        else:
+            known = True
+    finally:
+        state["again"], state["of"] = bytes(held), base
+    return known
+
+
 def _open(inp: Input) -> BinaryIO:
     try:
         return open(inp.path, "rb")
@@ -480,6 +511,7 @@ def iter_byte_chunks(inp: Input, skip_bytes: int = 0, chunk_bytes: int = CHUNK_B
             offset = skip_bytes
         while True:
             chunk, error = read_some(stream, chunk_bytes, step)
+            end = error is None and len(chunk) < chunk_bytes  # (read_some stops short at the input's end only)
             if hole and chunk:
                 kept = chunk.lstrip(b"\x00")
                 offset, hole = offset + len(chunk) - len(kept), not kept
@@ -488,7 +520,9 @@ def iter_byte_chunks(inp: Input, skip_bytes: int = 0, chunk_bytes: int = CHUNK_B
                 chunk = kept
             if chunk:
                 cut = chunk.rfind(b"\n")
-                if cut >= 0:  # (the parts of a split line read in one batch)
+                if end:  # its last line, with or without a newline, with those before it (one task of a small pipe, not two)
+                    cut = len(chunk) - 1
+                elif cut >= 0:  # (the parts of a split line read in one batch)
                     cut = _runtimes().whole_runs(chunk, 0, cut + 1) - 1
                 if cut < 0:  # no line ends in this chunk (a very long line): read on
                     tail += chunk

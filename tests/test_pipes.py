@@ -105,6 +105,49 @@ def test_process_substitution_reads_as_the_file(big_log, big_log_parsed, feed):
     assert {json.loads(x)["source"] for x in pipe.stdout.splitlines()[:1]} == {"/dev/fd/63"}
 
 
+@pytest.mark.parametrize("end", ["\n", ""], ids=["newline", "no-newline"])
+@pytest.mark.parametrize("command", ["parse", "ingest"])
+def test_a_small_pipe_boots_no_worker_process(tmp_path, command, end):
+    """A pipe has no size: its workers would boot for 10 lines (~0.2 CPU-s). They start only when
+    a second chunk of it is there; its one chunk (a last line without a newline in it too) is parsed
+    in this process, into the same records as the file's."""
+    from logpipe import lanes
+
+    lines = (SAMPLES / "waypoint-egress-1.23.log").read_bytes().splitlines(keepends=True)[:10]
+    data = b"".join(lines).rstrip(b"\n") + end.encode()
+    log = tmp_path / "small.log"
+    log.write_bytes(data)
+    args = lambda src, data: ["parse", src, "-o", "ndjson"] if command == "parse" else ["ingest", src, "--data", data]  # noqa: E731
+    before = lanes.started_processes
+    done, _ = through_pipe(data, *args("{}", tmp_path / "d"), env={"LOGPIPE_WORKERS": "2"})
+    assert done.returncode == 0, done.stderr
+    assert lanes.started_processes == before
+    file = here(*args(log, tmp_path / "f"))
+    if command == "parse":
+        assert rows(done.stdout) == rows(file.stdout) and len(rows(file.stdout)) == 10
+    lines_read = lambda err: [x for x in err.decode().splitlines() if x.startswith(("read ", "lines read"))]  # noqa: E731
+    assert lines_read(done.stderr) == lines_read(file.stderr) and lines_read(file.stderr)
+
+
+@pytest.mark.parametrize("known", ["read ahead", "second chunk"])
+def test_a_big_pipe_is_parsed_by_the_workers(big_log, big_log_parsed, monkeypatch, known):
+    """A pipe of several chunks (of 64 kB here) starts the workers: at once when it holds more than a
+    chunk within lanes.PIPE_WAIT (read ahead, before the command imports polars), else when its
+    second chunk is there. The records are the file's, in order."""
+    from logpipe import lanes, pipeline
+
+    monkeypatch.setattr(pipeline, "CHUNK_BYTES", 64 << 10)
+    monkeypatch.setattr(lanes, "CHUNK_BYTES", 64 << 10)
+    if known == "second chunk":
+        monkeypatch.setattr(lanes, "PIPE_WAIT", 0)  # (not known at the start: a slow writer's)
+    before = lanes.started_processes
+    done, _ = through_pipe(big_log.read_bytes(), "parse", "{}", "-o", "ndjson", env={"LOGPIPE_WORKERS": "2"})
+    assert done.returncode == 0, done.stderr
+    assert lanes.started_processes == before + 1
+    assert rows(done.stdout) == rows(big_log_parsed.stdout) and len(rows(done.stdout)) > 700
+    assert summary(done.stderr) == summary(big_log_parsed.stderr)
+
+
 def test_ingest_of_a_pipe_is_probed_without_closing_it(tmp_path, big_log):
     """ingest probes a stream's first lines (sources.read_head) and reads them again: a pipe stays
     open meanwhile, so the program writing it is not cut off and every line is counted."""
