@@ -24,7 +24,7 @@ from .parse import Parser
 from .progress import IngestProgress, IngestSummary, print_summary
 from .pipeline import (WHOLE_FILE_COMPRESSION, compression_of, dataset_parser, format_reject, is_plain, parse_input,
                        text_fingerprint)
-from .lanes import WorkerPool, boots_now, ingest_workers, ingested_before, is_small
+from .lanes import WorkerPool, boots_now, default_workers, ingest_workers, ingested_before, is_small
 from .workers import STAGE_TASK_BYTES, StagedBatch, stage_input_async, stage_inputs_async, staged_result, time_bounds
 from .render import escape_control
 from .reports import DEFAULT_WINDOW
@@ -114,20 +114,27 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
     if pool is None:
         workers = ingest_workers(inputs)
         pool = WorkerPool(None, workers) if workers > 1 else None
-    with _ingest_lock(ds), bar, (pool or contextlib.nullcontext()):
+    # Small inputs that LOGPIPE_WORKERS gives lanes to, without the run's pool (too few for it): each
+    # is parsed in those lanes (parse_input), all by this one pool, started at its first task; not a
+    # pool per input (three small inputs: 0.92 s, 1.03 CPU-s with three worker boots; 0.52, 0.58 with one).
+    spare = None if pool is not None else _spare_pool(inputs)
+    with _ingest_lock(ds), bar, (pool or contextlib.nullcontext()), (spare or contextlib.nullcontext()):
         if pool is not None:
             pool.use(parser)
             # (else at its first task, if any: a rerun, or a pipe whose second chunk is not there yet)
             if not pool.started and (force or not ingested_before(inputs, ds.entries())) and boots_now(inputs):
                 pool.start()  # (booting since boot_pool, or from now on: while the first input is hashed)
+        if spare is not None:
+            spare.use(parser)
         ds.recover()
         run = _Run(ds, parser, pool, bar, summary, err, started, force=force, on_error=on_error,
-                   max_reject_ratio=max_reject_ratio, max_warnings=max_warnings, flush_rows=flush_rows)
+                   max_reject_ratio=max_reject_ratio, max_warnings=max_warnings, flush_rows=flush_rows, spare=spare)
         try:
             run.ingest(inputs)
         except BaseException as e:  # (Ctrl-C reaches the workers too: a task may end after its plan was dropped)
-            if pool is not None:
-                pool.close()  # every task over, its files written: then what this run left pending goes
+            for lanes in (pool, spare):
+                if lanes is not None:
+                    lanes.close()  # every task over, its files written: then what this run left pending goes
             with contextlib.suppress(Exception):
                 ds.recover()
             if full := no_space(e):  # (a nightly job's disk filled up: what was committed stays, the summary says what)
@@ -152,6 +159,13 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
     return summary
 
 
+def _spare_pool(inputs: list[Input]) -> WorkerPool | None:
+    """The pool ``parse_input`` parses small ``inputs`` in when ``LOGPIPE_WORKERS`` gives them lanes
+    (``default_workers``) and the run has no pool; not started (at its first task)."""
+    workers = max((default_workers(i) for i in inputs), default=1)
+    return WorkerPool(None, workers) if workers > 1 else None
+
+
 class _Run:
     """One ingest's inputs, in order, into ``ds``: whether and from where to read each (``decide``),
     reading and checking it (``finish``), committing (``finish_group``).
@@ -163,8 +177,10 @@ class _Run:
     whole: a write per input would make thousands of small inputs cost O(inputs²)."""
 
     def __init__(self, ds, parser: Parser, pool, bar, summary: IngestSummary, err, started: float, *,
-                 force: bool, on_error: str, max_reject_ratio: float, max_warnings: int, flush_rows: int | None):
+                 force: bool, on_error: str, max_reject_ratio: float, max_warnings: int, flush_rows: int | None,
+                 spare: WorkerPool | None = None):
         self.ds, self.parser, self.pool, self.bar, self.summary, self.err = ds, parser, pool, bar, summary, err
+        self.spare = spare  # (parse_input's lanes when there is no pool: ingest_paths)
         self.started, self.force, self.on_error = started, force, on_error
         self.max_reject_ratio, self.max_warnings, self.flush_rows = max_reject_ratio, max_warnings, flush_rows
         entries = ds.entries()
@@ -424,7 +440,8 @@ class _Run:
             batches = staged_result(plan.future)
         else:
             batches = parse_input(inp, self.parser, skip_bytes=skip_bytes, first_line=first_line,
-                                  stage=(str(self.ds.root), entry["prefix"]), pool=self.pool, hasher=plan.hasher)
+                                  stage=(str(self.ds.root), entry["prefix"]), pool=self.pool or self.spare,
+                                  hasher=plan.hasher)
         try:
             try:
                 for batch, end in batches:

@@ -62,10 +62,14 @@ def pool2():
 
 @pytest.fixture
 def own_pool2(pool2, monkeypatch):
-    """The pool of two lanes that parse_input starts for an input it is given no pool for (a small
-    one with LOGPIPE_WORKERS=2: ingest's own pool is for inputs it starts workers for) is ``pool2``."""
-    monkeypatch.setattr(pipeline, "WorkerPool", lambda parser, workers: pool2.use(parser) if workers == 2
-                        else lanes_mod.WorkerPool(parser, workers))
+    """The pool of two lanes that parse_input starts for an input it is given no pool for, and the one
+    an ingest gives it for its small inputs with LOGPIPE_WORKERS=2 (``ingest._spare_pool``: its own
+    pool is for inputs it starts workers for), is ``pool2``."""
+    def pool(parser, workers):
+        return pool2.use(parser) if workers == 2 else lanes_mod.WorkerPool(parser, workers)
+
+    monkeypatch.setattr(pipeline, "WorkerPool", pool)
+    monkeypatch.setattr(ingest, "WorkerPool", pool)
 
 
 def _read(files: list[Path]) -> list[dict]:
@@ -133,6 +137,27 @@ def test_parallel_ingest_failure_leaves_no_files(mixed_log, tmp_path, monkeypatc
     left = [p for p in data.rglob("*") if p.is_file() and p.name not in ("_manifest.json", "_ingest.lock", "_lock")]
     assert left == []
     assert Dataset(data).entries(state=None) == []
+
+
+def test_small_inputs_given_lanes_boot_one_pool_a_run(tmp_path, monkeypatch):
+    """LOGPIPE_WORKERS=2 and three small inputs (too few for the run's pool): each is parsed in two
+    lanes, by one pool for the run, not one each (three worker boots: 0.92 s, 0.52 s with one); the
+    same rows as in one process."""
+    logs = []
+    for k, name in enumerate(("istio-1.5.log", "envoy-default.log", "tcp-and-ipv6.log")):
+        logs.append(tmp_path / f"{k}.log")
+        logs[-1].write_bytes((SAMPLES / name).read_bytes())
+    monkeypatch.setenv("LOGPIPE_WORKERS", "2")
+    before = lanes_mod.started_processes
+    two = ingest.ingest_paths([str(p) for p in logs], str(tmp_path / "two"), err=io.StringIO(), progress=False,
+                              max_reject_ratio=1)
+    assert lanes_mod.started_processes == before + 1
+    monkeypatch.setenv("LOGPIPE_WORKERS", "1")
+    one = ingest.ingest_paths([str(p) for p in logs], str(tmp_path / "one"), err=io.StringIO(), progress=False,
+                              max_reject_ratio=1)
+    assert two.ingested == one.ingested == 3 and two.counts.parsed == one.counts.parsed > 0
+    assert _read(sorted((tmp_path / "two").glob("date=*/*.parquet"))) == \
+        _read(sorted((tmp_path / "one").glob("date=*/*.parquet")))
 
 
 def test_the_pool_works_in_this_process_and_in_worker_processes():
