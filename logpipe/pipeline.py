@@ -4,6 +4,7 @@
 lanes that parse on every core are ``logpipe/lanes.py``, their tasks ``logpipe/workers.py``."""
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from itertools import islice
@@ -206,17 +207,22 @@ def parse_to_tables(paths: list[str], parser: Parser | None = None):
     counts = Counts()
     records, rejects = [], []
     seen: dict[tuple, str] = {}
-    for inp in inputs:
-        key = _identity(inp) if len(inputs) > 1 else None  # (one input: nothing to be the same as)
-        if key is not None and key in seen:  # (as ingest skips it: the same report a dataset gives)
-            print(f"logpipe: {inp.name}: same content as {seen[key]}; read once", file=sys.stderr)
-            continue
-        if key is not None:
-            seen[key] = inp.name
-        for batch, _end in parse_input(inp, parser, say=True):
-            counts.add(batch)
-            records.append(batch.records)
-            rejects.append(batch.rejects)
+    # One pool for the inputs that take workers, started at the first task of one: not a pool (a
+    # worker process's boot, ~0.3 CPU-s) per input, as parse_input starts when it is given none.
+    workers = max((default_workers(inp) for inp in inputs), default=1)
+    pool = WorkerPool(parser, workers) if workers > 1 else None
+    with pool or contextlib.nullcontext():
+        for inp in inputs:
+            key = _identity(inp) if len(inputs) > 1 else None  # (one input: nothing to be the same as)
+            if key is not None and key in seen:  # (as ingest skips it: the same report a dataset gives)
+                print(f"logpipe: {inp.name}: same content as {seen[key]}; read once", file=sys.stderr)
+                continue
+            if key is not None:
+                seen[key] = inp.name
+            for batch, _end in parse_input(inp, parser, say=True, pool=pool):
+                counts.add(batch)
+                records.append(batch.records)
+                rejects.append(batch.rejects)
     return (pa.Table.from_batches(records, schema=parser.schema),
             pa.Table.from_batches(rejects, schema=REJECT_SCHEMA), counts)
 

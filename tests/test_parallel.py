@@ -835,3 +835,23 @@ def test_a_closed_stdin_boots_no_worker_process(monkeypatch, tmp_path):
     monkeypatch.setattr(sys, "stdin", io.StringIO(""))
     # (an open stdin: sized for, started at its second chunk; this one holds none: lanes.boots_now)
     assert lanes_mod.boot_pool(["-"], ingest=False)[0].workers == 2 and starts == []
+
+
+def test_inputs_read_in_memory_share_one_pool(tmp_path, monkeypatch):
+    """`query --input`/`report --input` (``parse_to_tables``) of several inputs that take workers boot
+    one pool for them all, not one each (parse_input's own, when it is given none); the same rows as
+    in one process."""
+    logs = []
+    for k, name in enumerate(("istio-1.5.log", "envoy-default.log", "tcp-and-ipv6.log")):
+        logs.append(tmp_path / f"{k}.log")
+        logs[-1].write_bytes((SAMPLES / name).read_bytes())
+    monkeypatch.setenv("LOGPIPE_WORKERS", "2")
+    before = lanes_mod.started_processes
+    records, rejects, counts = pipeline.parse_to_tables([str(p) for p in logs])
+    assert lanes_mod.started_processes == before + 1
+    monkeypatch.setenv("LOGPIPE_WORKERS", "1")
+    records1, rejects1, counts1 = pipeline.parse_to_tables([str(p) for p in logs])
+    assert lanes_mod.started_processes == before + 1
+    assert records.num_rows == records1.num_rows > 0 and counts.read == counts1.read
+    assert records.sort_by([("source", "ascending"), ("line_number", "ascending")]).to_pylist() == \
+        records1.sort_by([("source", "ascending"), ("line_number", "ascending")]).to_pylist()
