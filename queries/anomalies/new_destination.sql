@@ -14,7 +14,10 @@
 -- @param upload_high 1000000 bytes uploaded to the newcomer in the window (bytes_received) that make it high
 WITH bounds AS (SELECT * FROM report_bounds($since, $until, $baseline_start, $baseline_end)),
 win AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= w0 AND e.start_time < w1),
-base AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= b0 AND e.start_time < b1)
+base AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= b0 AND e.start_time < b1),
+-- (the baseline's destinations once each: NOT EXISTS over every baseline row built a hash table of
+-- them all)
+base_destinations AS (SELECT DISTINCT destination FROM base WHERE egress_kind <> 'blocked')
 SELECT
     'new_destination' AS kind,
     CASE
@@ -46,7 +49,7 @@ SELECT
                 ELSE '' END AS advice
 FROM win w
 WHERE w.egress_kind <> 'blocked'
-  AND NOT EXISTS (SELECT 1 FROM base b WHERE b.destination = w.destination AND b.egress_kind <> 'blocked')
+  AND NOT EXISTS (SELECT 1 FROM base_destinations b WHERE b.destination = w.destination)
 GROUP BY w.destination
 HAVING count(*) >= CAST($min_requests AS INTEGER)
 ORDER BY count(*) DESC, w.destination
