@@ -389,17 +389,25 @@ SCRATCH = "logpipe_scratch"
 def _attach_scratch(con: duckdb.DuckDBPyConnection) -> None:
     """Attach an empty DuckDB database file as ``SCRATCH``, in ``spill_dir()``: its name is removed at
     once (DuckDB keeps the file open, and writes no WAL beside it), so nothing is left behind, even by
-    a killed process."""
+    a killed process. Where no file can be made there (a read-only $TMPDIR), none is attached:
+    ``has_scratch`` says so, and the caller keeps its table in memory, as before."""
     import tempfile
 
-    where = spill_dir()
-    where.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd, path = tempfile.mkstemp(prefix="report-", suffix=".duckdb", dir=where)
-    os.close(fd)
-    os.unlink(path)  # (DuckDB creates it: an empty file is no database)
-    con.execute(f"ATTACH {_literal(path)} AS {SCRATCH} (RECOVERY_MODE no_wal_writes)")
+    try:
+        where = spill_dir()
+        where.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd, path = tempfile.mkstemp(prefix="report-", suffix=".duckdb", dir=where)
+        os.close(fd)
+        os.unlink(path)  # (DuckDB creates it: an empty file is no database)
+        con.execute(f"ATTACH {_literal(path)} AS {SCRATCH} (RECOVERY_MODE no_wal_writes)")
+    except (OSError, duckdb.IOException):
+        return
     with contextlib.suppress(OSError):
         os.unlink(path)
+
+
+def has_scratch(con: duckdb.DuckDBPyConnection) -> bool:
+    return bool(con.execute("SELECT 1 FROM duckdb_databases() WHERE database_name = $1", [SCRATCH]).fetchall())
 
 
 def connect(

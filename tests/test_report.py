@@ -994,3 +994,26 @@ def test_a_report_keeps_the_rows_and_columns_its_queries_read(tmp_path, monkeypa
                                       "SELECT count(*) AS n FROM traffic WHERE $since = $since AND $until = $until")
     assert kept("inventory") == (every, (rows, rows - egress))
     assert inventories[-1]["zz_rows"] == [{"n": rows}]
+
+
+def test_report_rows_in_a_scratch_file_left_nowhere(scenario_data, tmp_path, monkeypatch):
+    """A report's rows are kept in a DuckDB file of its own (compressed: 10M rows 2.6 → 0.33 GB),
+    whose name is gone as soon as it is attached: no file is left in the spill directory, during
+    the report or after. Where no file can be made there, the rows stay in memory and the report
+    is the same."""
+    from logpipe import db
+
+    spill = tmp_path / "spill"
+    monkeypatch.setattr(db, "spill_dir", lambda: spill)
+    with report_db(scenario_data, report="anomalies") as (con, floor):
+        assert db.has_scratch(con)
+        assert con.execute("SELECT table_catalog FROM information_schema.tables WHERE table_name = 'traffic' "
+                           "AND table_type = 'BASE TABLE'").fetchall() == [(db.SCRATCH,)]
+        assert list(spill.iterdir()) == []
+        kept = _anomalies((con, floor))
+    assert list(spill.iterdir()) == []
+    (tmp_path / "file").write_text("")
+    monkeypatch.setattr(db, "spill_dir", lambda: tmp_path / "file" / "spill")  # (no directory can be made)
+    with report_db(scenario_data, report="anomalies") as (con, floor):
+        assert not db.has_scratch(con)
+        assert _anomalies((con, floor)) == kept
