@@ -99,11 +99,15 @@ REPORT_READS = ("access_log authz_denied client_named denials egress rejects ip_
                 "start_time destination source_ip egress_kind response_code response_flags error bytes_received bytes_sent")
 
 
-def open_report_db(data_dir, *, baseline_dir=None, pods_path=None, settings=None, tables=None, report=None):
+def open_report_db(data_dir, *, baseline_dir=None, pods_path=None, settings=None, tables=None, report=None,
+                   keep_rows=True):
     """A DuckDB connection (logpipe.db) for a report: the dataset (or ``tables``, logs parsed in
     memory: ``pipeline.parse_to_tables``), plus the baseline dataset's rows when ``baseline_dir`` is
     given, plus the pod table when ``pods_path`` is given. With ``report`` (its name), only the views
-    its queries and this module read are made; else all of them.
+    its queries and this module read are made; else all of them. ``keep_rows`` False: the traffic
+    view is not kept in a table (_materialize_traffic), each statement computes it, reading only
+    the columns it needs: cheaper for a statement or two (the inventory's two sections, without the
+    HTML page's charts: 10M rows 7.0 → 5.7 s, 0.70 → 0.47 GB peak RSS), dearer for more.
 
     Returns ``(con, window_floor)``: with a baseline dataset, the first record time of ``data_dir``
     (the window starts there and the baseline ends there), else ``None``."""
@@ -145,7 +149,8 @@ def open_report_db(data_dir, *, baseline_dir=None, pods_path=None, settings=None
 
         pods = load_pods(pods_path)
     attach_sources(con, pods)
-    _materialize_traffic(con, queries)
+    if keep_rows:
+        _materialize_traffic(con, queries)
     return con, floor
 
 
