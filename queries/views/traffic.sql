@@ -74,10 +74,10 @@ hosts AS (
 ),
 ips AS (
     SELECT ip, ip_norm(ip) AS norm, ip_kind(ip) AS kind
-    FROM (  -- (the three addresses a row is judged by, in one scan)
-        SELECT DISTINCT unnest([coalesce(upstream_host_ip, downstream_local_address_ip), upstream_host_ip,
-                                downstream_remote_address_ip]) AS ip
-        FROM access_log
+    FROM (  -- (the three addresses a row is judged by, in one scan: each combination of them once)
+        SELECT DISTINCT unnest([coalesce(u, d), u, r]) AS ip
+        FROM (SELECT DISTINCT upstream_host_ip AS u, downstream_local_address_ip AS d,
+                     downstream_remote_address_ip AS r FROM access_log)
     )
     WHERE ip IS NOT NULL
 ),
