@@ -370,8 +370,9 @@ def spill_dir() -> Path:
 
 def _bound_memory(con: duckdb.DuckDBPyConnection) -> None:
     """Spill to ``spill_dir()``, and hold at most ``$LOGPIPE_MEMORY`` in memory when it is set
-    (DuckDB's own default: 80% of the machine's memory). A report keeps its rows in a temporary
-    table (logpipe/reports.py): tens of millions of them spill rather than fill the machine."""
+    (DuckDB's own default: 80% of the machine's memory). A report keeps its rows in a table
+    (logpipe/reports.py), in a file of its own (``SCRATCH``) or in memory: past the bound, DuckDB
+    drops the file's blocks from memory (read again when needed), or spills the in-memory table's."""
     con.execute("SET temp_directory = $1", [spill_dir().as_posix()])
     budget = os.environ.get("LOGPIPE_MEMORY", "").strip()
     if budget:
