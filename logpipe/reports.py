@@ -140,9 +140,9 @@ def open_report_db(data_dir, *, baseline_dir=None, pods_path=None, settings=None
             raise DatasetError(f"the baseline dataset {baseline_dir} has no rows before {data_dir} starts; "
                                "give an older dataset to --baseline, or use --baseline-days N")
         rows = pa.concat_tables([base_rows, main_rows], promote_options="permissive")
-        con = connect(tables={"records": rows}, settings=settings, sandbox=True, uses=uses, scratch=True)
+        con = connect(tables={"records": rows}, settings=settings, sandbox=True, uses=uses, scratch=keep_rows)
     else:
-        con = connect(data_dir, settings=settings, tables=tables, sandbox=True, uses=uses, scratch=True)
+        con = connect(data_dir, settings=settings, tables=tables, sandbox=True, uses=uses, scratch=keep_rows)
     pods = None
     if pods_path is not None:
         from .pods import load_pods
