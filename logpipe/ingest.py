@@ -52,6 +52,14 @@ PROBE_MIN_BYTES, PROBE_BYTES, PROBE_MIN_LINES = 4 << 20, 32 << 10, 20
 # always the one that does).
 HOLDERS_READ = 4
 
+# An input whose first lines are the end of an ingested input's (hourly `kubectl logs --since=2h`
+# captures: each starts with the previous one's last hour) is read from the first line after them
+# (``_Run.overlap``): the first line of its first OVERLAP_HEAD bytes (OVERLAP_FIRST first) that names
+# one event (``replayguard.single_events``) is looked up among the ingested rows (``Ingested.stored``);
+# only when an input's time range holds it is a file read. The overlap is then read on in chunks of
+# OVERLAP_CHUNK bytes, parsed here, until a line that names one event is not stored.
+OVERLAP_FIRST, OVERLAP_HEAD, OVERLAP_CHUNK = 4 << 10, 64 << 10, 1 << 20
+
 
 @dataclass
 class _Plan:
@@ -185,6 +193,7 @@ class _Run:
         self.max_reject_ratio, self.max_warnings, self.flush_rows = max_reject_ratio, max_warnings, flush_rows
         entries = ds.entries()
         self.known = [e for e in entries if e.get("hash")]  # this process is the only ingest (lock)
+        self.timed = any(e.get("max_time") for e in entries)  # (rows an input may overlap: ``overlap``)
         # rows before ``cutoff`` (a day before the dataset's newest one so far) are in no default
         # anomalies window from now on: the inputs (entry ids) that added some (``_late_note``)
         last = max((e["max_time"] for e in entries if e.get("max_time")), default=None, key=_parse_time)
@@ -198,6 +207,7 @@ class _Run:
         self.shown = 0  # malformed lines met (at most max_warnings printed)
         self.ratio_failures: list[str] = []
         self.files: dict[str, Input] = {}  # an entry's id: this run's input that is it (``holder`` reads it)
+        self.ingested = None  # (``ingested.Ingested``: made at the first ``overlap`` check that needs it)
         self.decided: list[_Plan] = []
         self.ahead: deque = deque()
 
@@ -313,6 +323,17 @@ class _Run:
                         continues = last["path"]
                         # (an intact copy of a damaged archive: not an exporter's file that grew)
                         mends = bool(last.get("error")) and last.get("compression") in WHOLE_FILE_COMPRESSION
+            overlaps = None
+            if not self.force and not skip_bytes and not replaces and not inp.is_stream \
+                    and (over := self.overlap(inp)) is not None:
+                skip_bytes, first_line, overlaps = over
+                if skip_bytes >= (content[0] if content is not None else size or 0) > 0:  # all of it
+                    self.summary.skipped += 1
+                    self.bar.note(f"{inp.name}: its lines were ingested already (with {overlaps}); skipped")
+                    return None
+                if hasher is not None:  # (hashed while read: from skip_bytes on, not whole)
+                    size, full, _ = fingerprint(inp.path, (), self.hash_algo)
+                    hasher = None
             wrong, probed = self.probe(inp, size, skip_bytes, first_line)
             if hole and not skip_bytes and not wrong:
                 self.bar.note(f"logpipe: {_holes.note(inp.name, hole)}")
@@ -341,6 +362,8 @@ class _Run:
             entry["continues"] = continues
         if mends:
             entry["mends"] = continues
+        if overlaps is not None:
+            entry["overlaps"] = overlaps
         if heads:
             entry["heads"] = heads
         return _Plan(inp, self.ds.begin_entry(entry) if begin else entry, size, full, replaces, skip_bytes, first_line,
@@ -405,6 +428,118 @@ class _Run:
             if got is not None and got[1] == text and got[2].get(size) == full:
                 return e
         return None
+
+    def overlap(self, inp: Input) -> tuple[int, int, str] | None:
+        """Where ``inp`` is read from when its first lines are the end of an ingested input's (a
+        capture of a log whose first part an earlier capture holds): ``(skip_bytes, first_line, the
+        path of that input)``, or None. Its first line that names one event must be stored already
+        (``Ingested.stored``); the overlap then ends at the last line before the first one that names
+        one event and is not stored (or starts after the latest time of the inputs whose range holds
+        that first line: none of them holds it); the lines between (noise, a TCP line without id) were
+        stored with them. No file is read when no ingested input's time range holds its first event."""
+        from .ingested import Ingested, lookup_errors
+        from .replayguard import single_events
+
+        if self.ingested is None:
+            if not (self.timed or any(e.get("max_time") for e in self.known)):
+                return None  # (a new dataset: nothing to overlap, no file read)
+            self.ingested = Ingested(self.ds)
+        ing = self.ingested
+        ing.refresh()
+        kind = compression_of(inp)
+        if ing.lo is None or (kind != "plain" and kind not in WHOLE_FILE_COMPRESSION):
+            return None
+        head = read_head(inp, OVERLAP_HEAD)
+        cut = head.rfind(b"\n", 0, OVERLAP_FIRST) + 1
+        for body in ((head[:cut], head) if 0 < cut < len(head) else (head,)):
+            rows = self.parser.parse_chunk(body, inp.name).records
+            first = next((i for i, yes in enumerate(single_events(rows, set())) if yes), None)
+            if first is not None:
+                break
+        else:
+            return None
+        t = rows.column("start_time")[first].as_py()
+        holding = [e for (a, b, _), e in zip(ing.spans, ing.entries) if a <= t <= b]
+        try:
+            if not holding or not ing.stored(rows.slice(first, 1))[0]:
+                return None
+            return self._overlap_end(inp, ing, holding)
+        except lookup_errors():  # (a dataset file damaged: the input is read whole, as before)
+            return None
+
+    def _overlap_end(self, inp: Input, ing, holding: list[dict]) -> tuple[int, int, str] | None:
+        """``overlap``'s end, once ``inp``'s first event is stored by one of ``holding``."""
+        from .replayguard import single_events
+        from .sources import iter_byte_chunks
+
+        was = max(holding, key=lambda e: e["max_time"])
+        hi = max(_parse_time(e["max_time"]) for e in holding)
+        fine: set = set()
+        start = 0
+        if compression_of(inp) == "plain":  # (a compressed one is read from its start)
+            start = self._overlap_near(inp, ing, hi)
+        last = end = None  # the overlap's last line and the byte after it
+        line, over = 1 + (_count_lines(inp.path, start) if start else 0), False
+        chunks = iter_byte_chunks(inp, skip_bytes=start, chunk_bytes=OVERLAP_CHUNK)
+        try:
+            for body, stop in chunks:
+                batch = self.parser.parse_chunk(body, inp.name, line)
+                rows = batch.records
+                numbers = rows.column("line_number").to_pylist()
+                asked = sorted((i for i, yes in enumerate(single_events(rows, fine)) if yes), key=numbers.__getitem__)
+                times = rows.column("start_time").to_pylist()
+                inside = [i for i in asked if times[i] <= hi]
+                have = dict(zip(inside, ing.stored(rows.take(inside)))) if inside else {}
+                was_last = last
+                for i in asked:
+                    if not have.get(i):
+                        over = True
+                        break
+                    last = numbers[i]
+                if last != was_last:
+                    joined = set(batch.joined_lines)
+                    while last + 1 in joined:  # (the parts of its line the runtime split: its row's)
+                        last += 1
+                    end = _line_end(body, stop - len(body), last - line + 1)
+                line += batch.read
+                if over:
+                    break
+        finally:
+            chunks.close()
+        if last is None:
+            return None
+        return end, last + 1, was["path"]
+
+    def _overlap_near(self, inp: Input, ing, hi) -> int:
+        """A plain input's line start in its overlap at most OVERLAP_CHUNK bytes before the overlap's
+        end, found by bisection: the overlap is a prefix, so the first line that names one event after an
+        offset is stored (``Ingested.stored``) if and only if the offset is in the overlap (or that line
+        is the overlap's last, or no such line is found: then the reading on from ``low`` decides). A probe parses OVERLAP_FIRST bytes (OVERLAP_HEAD when no line of those
+        names one event) and looks one row up: a 100 MB capture's overlap is found in ~14 probes, not
+        by parsing all of it."""
+        from .replayguard import single_events
+
+        low, high = 0, inp.size()
+        with open(inp.path, "rb") as f:
+            while high - low > OVERLAP_CHUNK:
+                mid = (low + high) // 2
+                f.seek(mid)
+                window = f.read(OVERLAP_HEAD)
+                begin = window.find(b"\n") + 1  # (the first line that starts after mid)
+                stored = False
+                for size in (OVERLAP_FIRST, OVERLAP_HEAD):
+                    cut = window.rfind(b"\n", begin, begin + size) + 1
+                    if cut <= begin:
+                        continue
+                    rows = self.parser.parse_chunk(window[begin:cut], inp.name).records
+                    if (first := next((i for i, yes in enumerate(single_events(rows, set())) if yes), None)) is not None:
+                        stored = rows.column("start_time")[first].as_py() <= hi and ing.stored(rows.slice(first, 1))[0]
+                        break
+                if stored:
+                    low = mid + begin
+                else:
+                    high = mid
+        return low
 
     def probe(self, inp: Input, size: int | None, skip_bytes: int, first_line: int) -> tuple[str | None, Counts]:
         """Why a large input is not read further (``PROBE_BYTES``: its first lines are mostly
@@ -529,6 +664,9 @@ class _Run:
             elif first_line > 1 and entry.get("continues"):
                 self.bar.note(f"{inp.name}: its first {first_line - 1} lines are {entry['continues']}'s, ingested"
                               f" before; read lines {first_line} to {entry['line_end']}")
+            elif first_line > 1 and entry.get("overlaps"):
+                self.bar.note(f"{inp.name}: its first {first_line - 1} lines were ingested already (the end of"
+                              f" {entry['overlaps']}); read from line {first_line}")
             elif first_line > 1:
                 self.bar.note(f"{inp.name}: grew since the last ingest; read lines {first_line} to {entry['line_end']}")
         except BaseException as e:
@@ -683,6 +821,26 @@ def _content_matches(known: list[dict], size: int, full: str, prefixes: dict) ->
     same = [e for e in known if _text_of(e) == (size, full)]
     grown = [e for e in known if (t := _text_of(e))[0] and 0 < t[0] < size and prefixes.get(t[0]) == t[1]]
     return same, grown
+
+
+def _count_lines(path: str, end: int) -> int:
+    """The newlines in a file's first ``end`` bytes."""
+    n = 0
+    with open(path, "rb") as f:
+        while end > 0 and (block := f.read(min(end, OVERLAP_CHUNK * 8))):
+            n += block.count(b"\n")
+            end -= len(block)
+    return n
+
+
+def _line_end(body: bytes, offset: int, k: int) -> int:
+    """The input offset just after the ``k``-th line of ``body`` (which starts at ``offset``)."""
+    at = -1
+    for _ in range(k):
+        at = body.find(b"\n", at + 1)
+        if at < 0:
+            return offset + len(body)
+    return offset + at + 1
 
 
 def _wait(plan: _Plan) -> None:

@@ -46,6 +46,7 @@ class Ingested:
         self.dataset = dataset
         self._stat: tuple | None = None
         self.spans: list[tuple[dt.datetime, dt.datetime, list[str]]] = []  # an input's time range, its row files
+        self.entries: list[dict] = []  # (the manifest entries of ``spans``, in order)
         self.lo = self.hi = None  # (the earliest and latest ingested start time)
         self.reject_files: frozenset[str] = frozenset()
         self._reject_hashes = None  # (polars Series: loaded on the first ask, for ``_loaded_rejects``)
@@ -63,9 +64,9 @@ class Ingested:
         entries = self.dataset.entries()
         self._stat = stat
         root = self.dataset.root
+        self.entries = [e for e in entries if e.get("min_time") and e.get("max_time") and e.get("parts")]
         self.spans = [(dt.datetime.fromisoformat(e["min_time"]), dt.datetime.fromisoformat(e["max_time"]),
-                       [str(root / p) for p in e["parts"]])
-                      for e in entries if e.get("min_time") and e.get("max_time") and e.get("parts")]
+                       [str(root / p) for p in e["parts"]]) for e in self.entries]
         self.lo = min((s[0] for s in self.spans), default=None)
         self.hi = max((s[1] for s in self.spans), default=None)
         self.reject_files = frozenset(str(root / p) for e in entries for p in e.get("rejects") or ())

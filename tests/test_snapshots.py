@@ -133,24 +133,28 @@ def test_an_entry_without_heads_still_works(tmp_path):
     err = ingest_ok(later, earlier, "--data", data)
     assert f"{earlier}: its lines are the start of {later}" in err and "skipped as already ingested 2" in err
     assert len(check_consistent(data)["inputs"]) == 1
-    err = ingest_ok(earlier, "--data", data)
-    assert "ingested 1, skipped as already ingested 0" in err  # (nothing proves it here: read as before)
+    err = ingest_ok(earlier, "--data", data)  # (nothing proves it here: its rows are found ingested, _Run.overlap)
+    assert f"{earlier}: its lines were ingested already (with {later}); skipped" in err
+    assert "ingested 0, skipped as already ingested 1" in err and len(check_consistent(data)["inputs"]) == 1
 
 
 def test_an_earlier_capture_is_ingested_when_nothing_proves_it(tmp_path):
     """An entry's heads only say which files to read: when the later capture's file changed since,
-    or moved away, the earlier capture is ingested (as before); once an input that starts with it is
-    found again, it proves a still earlier one."""
+    or moved away, nothing proves the earlier capture is its start: its rows are found ingested
+    (``_Run.overlap``: it is skipped all the same); an earlier capture of a log ingested with its rows
+    looked up only (--force) proves a still earlier one once found again."""
     data, data2 = tmp_path / "data", tmp_path / "data2"
     later, earlier = captures(tmp_path)
     text = later.read_bytes()
     ingest_ok(later, "--data", data)
     later.write_bytes(text[:-10] + b"0123456789")  # (its last line changed: not the text ingested)
-    assert "ingested 1, skipped as already ingested 0" in ingest_ok(earlier, "--data", data)
+    err = ingest_ok(earlier, "--data", data)
+    assert f"{earlier}: its lines were ingested already (with {later}); skipped" in err
     later.write_bytes(text)
     ingest_ok(later, "--data", data2)
     shutil.move(later, tmp_path / "moved.log")
-    assert "ingested 1, skipped as already ingested 0" in ingest_ok(earlier, "--data", data2)
+    assert "its lines were ingested already" in ingest_ok(earlier, "--data", data2)
+    ingest_ok(earlier, "--data", data2, "--force")
     first = write_log(tmp_path / "snap-09h.log", gen_lines(120, seed=11)[:50])
     assert f"{first}: its lines are the start of {earlier}, already" in ingest_ok(first, "--data", data2)
 
