@@ -443,14 +443,15 @@ class _Run:
         if self.ingested is None:
             if not (self.timed or any(e.get("max_time") for e in self.known)):
                 return None  # (a new dataset: nothing to overlap, no file read)
-            self.ingested = Ingested(self.ds)
+            self.ingested = Ingested(self.ds)  # (then this run's commits are added: ``finish``'s ``after``)
         ing = self.ingested
-        ing.refresh()
         kind = compression_of(inp)
         if ing.lo is None or (kind != "plain" and kind not in WHOLE_FILE_COMPRESSION):
             return None
         head = read_head(inp, OVERLAP_HEAD)
         cut = head.rfind(b"\n", 0, OVERLAP_FIRST) + 1
+        if not ing.may_hold(head[:cut] or head):  # (no time of its first lines in an ingested input's range: not parsed)
+            return None
         for body in ((head[:cut], head) if 0 < cut < len(head) else (head,)):
             rows = self.parser.parse_chunk(body, inp.name).records
             first = next((i for i, yes in enumerate(single_events(rows, set())) if yes), None)
@@ -683,6 +684,8 @@ class _Run:
         def after(done: dict) -> None:
             self.known = [e for e in self.known if e["id"] not in replaces] + ([done] if done.get("hash") else [])
             self.files[done["id"]] = inp
+            if self.ingested is not None:
+                self.ingested.add(done)
             self.summary.counts += counts
             self.summary.ingested += 1
             self.summary.rows += rows

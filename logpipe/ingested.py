@@ -48,6 +48,7 @@ class Ingested:
         self.spans: list[tuple[dt.datetime, dt.datetime, list[str]]] = []  # an input's time range, its row files
         self.entries: list[dict] = []  # (the manifest entries of ``spans``, in order)
         self.lo = self.hi = None  # (the earliest and latest ingested start time)
+        self._union: list[list] = []
         self.reject_files: frozenset[str] = frozenset()
         self._reject_hashes = None  # (polars Series: loaded on the first ask, for ``_loaded_rejects``)
         self._loaded_rejects: frozenset[str] | None = None
@@ -67,9 +68,64 @@ class Ingested:
         self.entries = [e for e in entries if e.get("min_time") and e.get("max_time") and e.get("parts")]
         self.spans = [(dt.datetime.fromisoformat(e["min_time"]), dt.datetime.fromisoformat(e["max_time"]),
                        [str(root / p) for p in e["parts"]]) for e in self.entries]
+        self._ranges()
+        self.reject_files = frozenset(str(root / p) for e in entries for p in e.get("rejects") or ())
+
+    def _ranges(self) -> None:
         self.lo = min((s[0] for s in self.spans), default=None)
         self.hi = max((s[1] for s in self.spans), default=None)
-        self.reject_files = frozenset(str(root / p) for e in entries for p in e.get("rejects") or ())
+        self._union = []  # (the spans' union: sorted, disjoint ranges, for ``may_hold``)
+        for a, b, _ in self.spans:
+            self._merge(a, b)
+
+    def _merge(self, a, b) -> None:
+        """``[a, b]`` into ``_union``, kept sorted and disjoint."""
+        import bisect
+
+        u = self._union
+        i = bisect.bisect_left(u, a, key=lambda r: r[0])
+        if i > 0 and u[i - 1][1] >= a:
+            i -= 1
+            a, b = u[i][0], max(b, u[i][1])
+        j = i
+        while j < len(u) and u[j][0] <= b:
+            b = max(b, u[j][1])
+            j += 1
+        u[i:j] = [[a, b]]
+
+    def add(self, entry: dict) -> None:
+        """An entry the caller (an ingest: it holds the ingest lock) committed since: taken in without
+        reading the manifest again (a run of 600 small inputs commits it 38 times)."""
+        if entry.get("min_time") and entry.get("max_time") and entry.get("parts"):
+            self.entries.append(entry)
+            self.spans.append((dt.datetime.fromisoformat(entry["min_time"]), dt.datetime.fromisoformat(entry["max_time"]),
+                               [str(self.dataset.root / p) for p in entry["parts"]]))
+            a, b = self.spans[-1][:2]
+            self.lo, self.hi = min(self.lo or a, a), max(self.hi or b, b)
+            self._merge(a, b)
+
+    def may_hold(self, text: bytes) -> bool:
+        """Whether a row of ``text`` (lines not parsed yet) may be stored: it holds a date and time
+        (ISO 8601, UTC unless it says its offset, as the parser reads a start time) in an ingested
+        input's time range, or none that can be read. Without parsing (~15 ms for any few lines:
+        the parser's set-up), a new input is told apart by its times (~0.1 ms for 64 KB)."""
+        import bisect
+        import re
+
+        found = False
+        for m in re.finditer(rb"(\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?)(Z|[+-]\d\d:?\d\d)?", text):
+            try:
+                t = dt.datetime.fromisoformat(m.group(1).replace(b",", b".").decode()[:26])
+                if m.group(2) not in (None, b"Z"):
+                    t = t.replace(tzinfo=dt.datetime.fromisoformat("2000-01-01T00:00:00" + m.group(2).decode()).tzinfo)
+            except ValueError:
+                return True
+            t = t.astimezone(dt.timezone.utc) if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+            found = True
+            k = bisect.bisect_right(self._union, t, key=lambda r: r[0]) - 1
+            if k >= 0 and t <= self._union[k][1]:
+                return True
+        return not found
 
     def stored(self, rows) -> list[bool]:
         """Per row of ``rows`` (records, each with a start time), whether an ingest stored a row with
