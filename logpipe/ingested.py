@@ -74,7 +74,7 @@ class Ingested:
     def _ranges(self) -> None:
         self.lo = min((s[0] for s in self.spans), default=None)
         self.hi = max((s[1] for s in self.spans), default=None)
-        self._union = []  # (the spans' union: sorted, disjoint ranges, for ``may_hold``)
+        self._union = []  # (the spans' union: sorted, disjoint ranges, for ``holders``)
         for a, b, _ in self.spans:
             self._merge(a, b)
 
@@ -104,42 +104,44 @@ class Ingested:
             self.lo, self.hi = min(self.lo or a, a), max(self.hi or b, b)
             self._merge(a, b)
 
-    def may_hold(self, text: bytes) -> bool:
-        """Whether a row of ``text`` (lines not parsed yet) may be stored: it holds a date and time
-        (ISO 8601, UTC unless it says its offset, as the parser reads a start time) in an ingested
-        input's time range, or none that can be read. Without parsing (~15 ms for any few lines:
-        the parser's set-up), a new input is told apart by its times (~0.1 ms for 64 KB)."""
+    def holders(self, text: bytes) -> int | None:
+        """How many ingested inputs' time ranges hold a date and time of ``text`` (lines not parsed yet;
+        ISO 8601, UTC unless it says its offset, as the parser reads a start time): the most for any of
+        its times, 0 when none does; None when it holds none that can be read. Without parsing (~15 ms
+        for any few lines: the parser's set-up), a new input is told apart by its times (~0.1 ms for 64 KB)."""
         import bisect
         import re
 
-        found = False
+        most = None
         for m in re.finditer(rb"(\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?)(Z|[+-]\d\d:?\d\d)?", text):
             try:
                 t = dt.datetime.fromisoformat(m.group(1).replace(b",", b".").decode()[:26])
                 if m.group(2) not in (None, b"Z"):
                     t = t.replace(tzinfo=dt.datetime.fromisoformat("2000-01-01T00:00:00" + m.group(2).decode()).tzinfo)
             except ValueError:
-                return True
+                return None
             t = t.astimezone(dt.timezone.utc) if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
-            found = True
             k = bisect.bisect_right(self._union, t, key=lambda r: r[0]) - 1
-            if k >= 0 and t <= self._union[k][1]:
-                return True
-        return not found
+            held = sum(1 for a, b, _ in self.spans if a <= t <= b) if k >= 0 and t <= self._union[k][1] else 0
+            most = max(most or 0, held)
+        return most
 
-    def stored(self, rows) -> list[bool]:
+    def stored(self, rows, entry: dict | None = None) -> list[bool]:
         """Per row of ``rows`` (records, each with a start time), whether an ingest stored a row with
-        its values in every ``CONTENT_COLUMNS``. A file gone meanwhile (merged by a compaction): the
-        manifest is read again and the look-up made again."""
+        its values in every ``CONTENT_COLUMNS`` (with ``entry``, a manifest entry: in its files). A file
+        gone meanwhile (merged by a compaction): the manifest is read again and the look-up made again."""
         if self.lo is None or not rows.num_rows:
             return [False] * rows.num_rows
+        only = None if entry is None else {str(self.dataset.root / p) for p in entry.get("parts") or ()}
         try:
-            return self._stored(rows)
+            return self._stored(rows, only)
         except lookup_errors():
+            if only is not None:
+                raise
             self.refresh(force=True)
             return self._stored(rows)
 
-    def _stored(self, rows) -> list[bool]:
+    def _stored(self, rows, only: set[str] | None = None) -> list[bool]:
         import polars as pl
 
         asked = pl.from_arrow(rows.select(CONTENT_COLUMNS))
@@ -148,7 +150,8 @@ class Ingested:
         if not inside.any():  # (a live stream's rows: after the ingests' last)
             return [False] * rows.num_rows
         lo, hi = times.filter(inside).min(), times.filter(inside).max()
-        files = sorted({f for a, b, parts in self.spans if a <= hi and b >= lo for f in parts})
+        files = sorted({f for a, b, parts in self.spans if a <= hi and b >= lo for f in parts
+                        if only is None or f in only})
         if not files:
             return [False] * rows.num_rows
         key = pl.struct(CONTENT_COLUMNS).hash()  # (both sides hashed by this process: the same values, the same hash)
