@@ -139,14 +139,19 @@ def test_parallel_ingest_failure_leaves_no_files(mixed_log, tmp_path, monkeypatc
     assert Dataset(data).entries(state=None) == []
 
 
-def test_small_inputs_given_lanes_boot_one_pool_a_run(tmp_path, monkeypatch):
-    """LOGPIPE_WORKERS=2 and three small inputs (too few for the run's pool): each is parsed in two
-    lanes, by one pool for the run, not one each (three worker boots: 0.92 s, 0.52 s with one); the
-    same rows as in one process."""
+def _three_small_logs(tmp_path: Path) -> list[Path]:
     logs = []
     for k, name in enumerate(("istio-1.5.log", "envoy-default.log", "tcp-and-ipv6.log")):
         logs.append(tmp_path / f"{k}.log")
         logs[-1].write_bytes((SAMPLES / name).read_bytes())
+    return logs
+
+
+def test_small_inputs_given_lanes_boot_one_pool_a_run(tmp_path, monkeypatch):
+    """LOGPIPE_WORKERS=2 and three small inputs (too few for the run's pool): each is parsed in two
+    lanes, by one pool for the run, not one each (three worker boots: 0.92 s, 0.52 s with one); the
+    same rows as in one process."""
+    logs = _three_small_logs(tmp_path)
     monkeypatch.setenv("LOGPIPE_WORKERS", "2")
     before = lanes_mod.started_processes
     two = ingest.ingest_paths([str(p) for p in logs], str(tmp_path / "two"), err=io.StringIO(), progress=False,
@@ -843,10 +848,7 @@ def test_inputs_read_in_memory_share_one_pool(tmp_path, monkeypatch):
     """`query --input`/`report --input` (``parse_to_tables``) of several inputs that take workers boot
     one pool for them all, not one each (parse_input's own, when it is given none); the same rows as
     in one process."""
-    logs = []
-    for k, name in enumerate(("istio-1.5.log", "envoy-default.log", "tcp-and-ipv6.log")):
-        logs.append(tmp_path / f"{k}.log")
-        logs[-1].write_bytes((SAMPLES / name).read_bytes())
+    logs = _three_small_logs(tmp_path)
     monkeypatch.setenv("LOGPIPE_WORKERS", "2")
     before = lanes_mod.started_processes
     records, rejects, counts = pipeline.parse_to_tables([str(p) for p in logs])
