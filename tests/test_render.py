@@ -639,3 +639,32 @@ def test_yaml_writes_a_columns_documents_one_after_another():
         render(pa.table({"a": ["x"], "b": ["y"]}), "yaml")
     with pytest.raises(UsageError, match="a column of int64"):
         render(pa.table({"n": [1]}), "yaml")
+
+
+def test_parquet_is_written_behind_its_batches(tmp_path, monkeypatch):
+    """The writes run on a thread of their own while the next rows are made (``_write_behind``), in
+    order; a write that fails is raised here, and the file is not left."""
+    import threading
+
+    import logpipe.render as render_mod
+
+    monkeypatch.setattr(render_mod, "ROW_GROUP_ROWS", 3)
+    writers, real = [], pq.ParquetWriter.write_table
+
+    def write_table(self, table, *args, **kwargs):
+        writers.append(threading.current_thread().name)
+        if table.num_rows == 2:  # (the second file's)
+            raise OSError("the disk went away")
+        return real(self, table, *args, **kwargs)
+
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", write_table)
+    table = pa.concat_tables([sample_table()] * 10)
+    path = tmp_path / "x.parquet"
+    write_parquet(iter(table.to_batches(max_chunksize=3)), path)
+    assert pq.read_table(path).equals(table)
+    assert len(writers) > 2 and set(writers) == {"logpipe-parquet-writer"}
+
+    with pytest.raises(OSError, match="the disk went away"):
+        write_parquet(iter([*table.to_batches(max_chunksize=3)[:3], table.slice(0, 2).to_batches()[0]]),
+                      tmp_path / "y.parquet")
+    assert os.listdir(tmp_path) == ["x.parquet"]
