@@ -128,6 +128,12 @@ def _write_options(schema: pa.Schema) -> dict:
                 column_encoding={f.name: _encoding(f) for f in schema if _encoding(f)})
 
 
+def parquet_options(schema: pa.Schema) -> dict:
+    """``_write_options`` for a file of ``schema`` that is not a part (``logpipe parse -o parquet``):
+    the same encodings, its Arrow schema kept, as before (its readers get parse's types and metadata)."""
+    return {**_write_options(schema), "store_schema": True}
+
+
 def _write_hidden(table: pa.Table, final: Path) -> Path:
     """Write ``table`` to ``.<final name>.tmp`` next to ``final`` (fsynced); returns that path."""
     final.parent.mkdir(parents=True, exist_ok=True)

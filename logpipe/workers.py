@@ -5,6 +5,7 @@ them. Stage 1 on every core.
 """
 from __future__ import annotations
 
+import multiprocessing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator
 
@@ -93,7 +94,36 @@ def _parse_chunk(body: "bytes | FileRange", source: str, first_line: int, header
     batch = lane_parser().parse_chunk(body.read() if isinstance(body, FileRange) else body, source, first_line,
                                       header=header)
     _check_lines(body, batch.read)
+    if multiprocessing.parent_process() is not None:  # (a worker process: the rows are pickled to the parent)
+        batch.records = _Shipped(batch.records)
     return batch
+
+
+class _Shipped:
+    """A worker process's rows as they are pickled to the parent: one Arrow IPC stream, read there
+    without a copy (``_unship``), not pyarrow's pickle of each array's buffers. An 8 MB task of
+    Istio lines (26k rows, 15 MB pickled): 7 ms to write, not ~30 ms to pickle. `parse -o parquet` of
+    the bench's 1M lines, 5 alternating pairs under load: wall 3.89 against 4.12 s, CPU 4.12 against 4.27 s.
+    (An IPC file in /dev/shm that the parent maps saved ~5% more, but leaves files behind a killed
+    parent and needs a /dev/shm larger than a container's default 64 MB can be.)"""
+
+    def __init__(self, rows: "pa.RecordBatch") -> None:
+        self.rows = rows
+
+    def __reduce__(self):
+        import pyarrow as pa
+
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, self.rows.schema) as writer:
+            writer.write_batch(self.rows)
+        return _unship, (sink.getvalue(),)
+
+
+def _unship(stream: "pa.Buffer") -> "pa.RecordBatch":
+    """The rows of a ``_Shipped`` stream (unpickled in the parent)."""
+    import pyarrow as pa
+
+    return pa.ipc.open_stream(stream).read_next_batch()
 
 
 def _stage_chunk(body: "bytes | FileRange", source: str, first_line: int, root: str, prefix: str,

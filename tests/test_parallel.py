@@ -87,6 +87,42 @@ def _ingest(log: Path, data: Path, workers: str, monkeypatch) -> tuple:
     return summary, rows, rejects
 
 
+def test_parallel_parse_to_parquet_equals_in_process(mixed_log, tmp_path, monkeypatch, own_pool2):
+    """`logpipe parse -o parquet` of a file of many tasks: the worker process's rows (handed back as
+    Arrow IPC streams, ``workers._Shipped``) give the same file as one process: rows in order, the
+    schema and its metadata; the columns encoded as ingest's parts are (``parts.parquet_options``)."""
+    monkeypatch.setattr(pipeline, "CHUNK_BYTES", 64 << 10)
+    shipped = []
+    real = workers_mod._unship
+    monkeypatch.setattr(workers_mod, "_unship", lambda stream: shipped.append(1) or real(stream))
+
+    def parse(workers: str) -> Path:
+        monkeypatch.setenv("LOGPIPE_WORKERS", workers)
+        out = tmp_path / f"{workers}.parquet"
+        pipeline.parse_to_output([str(mixed_log)], fmt="parquet", out_path=str(out), rejects_path=None,
+                                 on_error="warn", max_warnings=0)
+        return out
+
+    one, two = pq.read_table(parse("1")), pq.read_table(parse("2"))
+    assert shipped  # (the worker process's tasks came back so)
+    assert two.schema.equals(one.schema, check_metadata=True)
+    assert two.num_rows == one.num_rows > 750 and two.equals(one)
+    column = pq.ParquetFile(tmp_path / "2.parquet").metadata.row_group(0).column(one.schema.get_field_index("start_time"))
+    assert "DELTA_BINARY_PACKED" in column.encodings
+
+
+def test_shipped_rows_cross_as_they_were():
+    """A worker's rows pickled as an IPC stream unpickle as the same batch, schema metadata and all."""
+    import pickle
+
+    from logpipe.parse import default_parser
+
+    rows = default_parser().parse_chunk((SAMPLES / "istio-1.12.log").read_bytes(), "x").records
+    back = pickle.loads(pickle.dumps(workers_mod._Shipped(rows)))
+    assert isinstance(back, pa.RecordBatch) and back.num_rows > 0
+    assert back.equals(rows) and back.schema.equals(rows.schema, check_metadata=True)
+
+
 @pytest.mark.parametrize("compressed", [False, True], ids=["plain", "gzip"])
 def test_parallel_ingest_equals_in_process(mixed_log, tmp_path, monkeypatch, compressed, own_pool2):
     log = mixed_log
