@@ -325,11 +325,14 @@ def lane_parser() -> "Parser | None":
 
 _WORKER_PARSER: "Parser | None" = None  # a worker process's parser (_in_worker), and its pickle
 _WORKER_PICKLED: bytes | None = None
+IN_WORKER = False  # this process is a pool's worker process (its tasks' results are pickled to the parent)
 
 
 def _init_worker() -> None:
     import importlib
 
+    global IN_WORKER
+    IN_WORKER = True
     alloc.setup(this_process=True)  # (a forked worker has its parent's glibc malloc, not the environment's)
 
     parse = importlib.import_module(".parse", __package__)  # polars, pyarrow: while booting, not at the first task

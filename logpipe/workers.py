@@ -5,11 +5,11 @@ them. Stage 1 on every core.
 """
 from __future__ import annotations
 
-import multiprocessing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator
 
 from .errors import InputError
+from . import lanes as _lanes
 from .lanes import WorkerPool, lane_parser
 from .sources import CHUNK_BYTES, FileRange, Input, iter_byte_chunks
 from .tailheads import first_header, header_at, last_header
@@ -94,7 +94,7 @@ def _parse_chunk(body: "bytes | FileRange", source: str, first_line: int, header
     batch = lane_parser().parse_chunk(body.read() if isinstance(body, FileRange) else body, source, first_line,
                                       header=header)
     _check_lines(body, batch.read)
-    if multiprocessing.parent_process() is not None:  # (a worker process: the rows are pickled to the parent)
+    if _lanes.IN_WORKER:  # (a pool's worker process: the rows are pickled to the parent; not any child process)
         batch.records = _Shipped(batch.records)
     return batch
 

@@ -123,6 +123,23 @@ def test_shipped_rows_cross_as_they_were():
     assert back.equals(rows) and back.schema.equals(rows.schema, check_metadata=True)
 
 
+def _lane_rows_type_in_a_child() -> str:
+    """(In a child process that is no pool's worker: its own lane's rows, as ``_parse_chunk`` returns them.)"""
+    from logpipe.parse import default_parser
+
+    lanes_mod._LANE.parser = default_parser()
+    return type(workers_mod._parse_chunk((SAMPLES / "istio-1.12.log").read_bytes(), "x", 1).records).__name__
+
+
+def test_only_a_pools_worker_ships_its_rows():
+    """logpipe run by a program inside a child process of its own (multiprocessing, not logpipe's pool)
+    parses in its own lane, whose rows are a RecordBatch, not the IPC wrapper a pool's worker pickles."""
+    import multiprocessing
+
+    with multiprocessing.get_context("fork").Pool(1) as child:
+        assert child.apply(_lane_rows_type_in_a_child) == "RecordBatch"
+
+
 @pytest.mark.parametrize("compressed", [False, True], ids=["plain", "gzip"])
 def test_parallel_ingest_equals_in_process(mixed_log, tmp_path, monkeypatch, compressed, own_pool2):
     log = mixed_log
