@@ -154,9 +154,13 @@ def _manifest_entries(data_dir: str | None) -> list[dict]:
 
 def memory_workers(budget: str | None = None) -> int:
     """How many workers fit in ``budget`` (``LOGPIPE_MEMORY``, default 1G) beside the parent."""
+    return max(1, int((budget_mib(budget) - PARENT_MIB) // WORKER_MIB))
+
+
+def budget_mib(budget: str | None = None) -> float:
+    """``budget``, else ``$LOGPIPE_MEMORY``, else DEFAULT_MEMORY, in MiB."""
     text = (budget if budget is not None else os.environ.get("LOGPIPE_MEMORY", "")).strip() or DEFAULT_MEMORY
-    mib = parse_size_mib(text, "LOGPIPE_MEMORY")
-    return max(1, int((mib - PARENT_MIB) // WORKER_MIB))
+    return parse_size_mib(text, "LOGPIPE_MEMORY")
 
 
 def parse_size_mib(text: str, name: str) -> float:

@@ -1694,7 +1694,9 @@ def test_query_as_json_does_not_import_pyarrow_compute(dataset):
 def test_a_connection_spills_to_the_temp_dir_within_logpipe_memory(dataset, monkeypatch, tmp_path, run_main):
     """What does not fit in memory (a report's temporary table of millions of rows) spills under the
     system's temporary directory, not DuckDB's default ./.tmp in the working directory; LOGPIPE_MEMORY
-    bounds the memory DuckDB holds, as it bounds an ingest's workers; a value it cannot read is one line."""
+    bounds the memory DuckDB holds, as it bounds an ingest's workers: by default too (not DuckDB's own
+    80% of the machine's), less what the Python side holds (db.PYTHON_MIB, 256 MiB; half of a budget
+    under 512 MiB); a value it cannot read is one line."""
     from logpipe import db
 
     def setting(name):
@@ -1708,9 +1710,11 @@ def test_a_connection_spills_to_the_temp_dir_within_logpipe_memory(dataset, monk
     monkeypatch.setattr("tempfile.tempdir", None)  # (read $TMPDIR again)
     monkeypatch.delenv("LOGPIPE_MEMORY", raising=False)
     assert Path(setting("temp_directory")).parent == tmp_path
-    default = setting("memory_limit")
+    assert setting("memory_limit") == "768.0 MiB"
+    monkeypatch.setenv("LOGPIPE_MEMORY", "4G")
+    assert setting("memory_limit") == "3.7 GiB"
     monkeypatch.setenv("LOGPIPE_MEMORY", "300M")
-    assert setting("memory_limit") == "300.0 MiB" != default
+    assert setting("memory_limit") == "150.0 MiB"
     monkeypatch.setenv("LOGPIPE_MEMORY", "lots")
     got = run_main(["query", "--data", str(dataset), "--sql", "select 1 AS n"])
     assert got.returncode == 2 and got.stderr.strip().splitlines() == [
