@@ -49,6 +49,22 @@ def no_space(e: BaseException) -> str | None:
     return None
 
 
+def out_of_memory(e: BaseException) -> str | None:
+    """What DuckDB's "Out of Memory Error" (its memory limit reached: db._bound_memory) says to the
+    user, else None: DuckDB's own text (several lines, ``SET memory_limit``) names settings a logpipe
+    user does not set."""
+    import sys
+
+    duckdb = sys.modules.get("duckdb")  # (not imported for it: a command that ran no DuckDB raised none)
+    if duckdb is None or not isinstance(e, duckdb.OutOfMemoryException):
+        return None
+    from .lanes import DEFAULT_MEMORY
+
+    given = os.environ.get("LOGPIPE_MEMORY", "").strip()
+    budget = f"LOGPIPE_MEMORY={given}" if given else f"LOGPIPE_MEMORY's default of {DEFAULT_MEMORY}"
+    return f"DuckDB ran out of memory within {budget}; give it more, e.g. LOGPIPE_MEMORY=4G"
+
+
 def interrupted(e: BaseException) -> bool:
     """Whether ``e`` is Ctrl-C: a KeyboardInterrupt, or an error raised while one was on its way. A
     KeyboardInterrupt that lands in a lock's wait (``threading.Condition.wait``, between its release

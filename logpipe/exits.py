@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from .errors import LogpipeError, interrupted, no_space
+from .errors import LogpipeError, interrupted, no_space, out_of_memory
 
 
 class PipeClosed(Exception):
@@ -66,6 +66,9 @@ def run(group: click.Group) -> int:
             raise
         if full := no_space(e):  # (a disk that filled up under a write no command names better: not a bug)
             click.echo(f"logpipe: error: {full}; free space, then run the command again", err=True)
+            return 1
+        if memory := out_of_memory(e):  # (a report's table or sort past DuckDB's bound: not a bug either)
+            click.echo(f"logpipe: error: {memory}", err=True)
             return 1
         click.echo(f"logpipe: internal error: {type(e).__name__}: {e} (run with --debug for the traceback)", err=True)
         return 1

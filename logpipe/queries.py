@@ -405,7 +405,12 @@ def prepare_query(con, query_or_sql: Query | str, params: dict[str, Any] | None 
 
 def _query_error(con, query: Query, e: Exception, given: dict[str, Any]) -> QueryError:
     """The QueryError of DuckDB's error ``e`` running ``query`` (``given``: the -p values it names)."""
+    from .errors import out_of_memory
+
     msg = _first_line(e)
+    if memory := out_of_memory(e):  # (the query is right: the hint of a wrong name would mislead)
+        where = f"query {query.name}" if query.path is not None else "SQL"
+        return QueryError(f"{where}: {memory}")
     if given and msg.startswith(_VALUE_ERRORS):  # (a -p value the query cannot use, not the query's fault)
         said = ", ".join(f"-p {k} {v}" for k, v in given.items())
         if query.path is None:
