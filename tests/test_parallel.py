@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -123,21 +124,34 @@ def test_shipped_rows_cross_as_they_were():
     assert back.equals(rows) and back.schema.equals(rows.schema, check_metadata=True)
 
 
-def _lane_rows_type_in_a_child() -> str:
-    """(In a child process that is no pool's worker: its own lane's rows, as ``_parse_chunk`` returns them.)"""
+_CHILD = """
+import multiprocessing, sys
+
+def rows_type():
+    from logpipe import lanes, workers
     from logpipe.parse import default_parser
 
-    lanes_mod._LANE.parser = default_parser()
-    return type(workers_mod._parse_chunk((SAMPLES / "istio-1.12.log").read_bytes(), "x", 1).records).__name__
+    lanes._LANE.parser = default_parser()  # (its own lane, as a command's in-process parse has)
+    with open(sys.argv[1], "rb") as f:
+        return type(workers._parse_chunk(f.read(), "x", 1).records).__name__
+
+if __name__ == "__main__":
+    with multiprocessing.get_context("spawn").Pool(1) as child:
+        print(child.apply(rows_type))
+"""
 
 
-def test_only_a_pools_worker_ships_its_rows():
+def test_only_a_pools_worker_ships_its_rows(tmp_path):
     """logpipe run by a program inside a child process of its own (multiprocessing, not logpipe's pool)
-    parses in its own lane, whose rows are a RecordBatch, not the IPC wrapper a pool's worker pickles."""
-    import multiprocessing
-
-    with multiprocessing.get_context("fork").Pool(1) as child:
-        assert child.apply(_lane_rows_type_in_a_child) == "RecordBatch"
+    parses in its own lane, whose rows are a RecordBatch, not the IPC wrapper a pool's worker pickles.
+    (A script of its own, spawned: a fork of a test process with threads can hang.)"""
+    script = tmp_path / "child.py"
+    script.write_text(_CHILD)
+    env = {**os.environ, "PYTHONPATH": str(Path(workers_mod.__file__).resolve().parent.parent)}
+    done = subprocess.run([sys.executable, str(script), str(SAMPLES / "istio-1.12.log")], capture_output=True,
+                          text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "RecordBatch"
 
 
 @pytest.mark.parametrize("compressed", [False, True], ids=["plain", "gzip"])
