@@ -143,11 +143,15 @@ class Ingested:
 
     def _stored(self, rows, only: set[str] | None = None) -> list[bool]:
         import polars as pl
+        import pyarrow.compute as pc
 
+        span = pc.min_max(rows.column("start_time")).as_py()  # (a live stream's every batch: after the ingests' last)
+        if span["max"] is None or span["max"] < self.lo or span["min"] > self.hi:
+            return [False] * rows.num_rows
         asked = pl.from_arrow(rows.select(CONTENT_COLUMNS))
         times = asked.get_column("start_time")
         inside = times.is_between(self.lo, self.hi)
-        if not inside.any():  # (a live stream's rows: after the ingests' last)
+        if not inside.any():  # (rows before and after the ingests' times, none within)
             return [False] * rows.num_rows
         lo, hi = times.filter(inside).min(), times.filter(inside).max()
         files = sorted({f for a, b, parts in self.spans if a <= hi and b >= lo for f in parts
