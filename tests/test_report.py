@@ -715,7 +715,7 @@ def test_cli_text_and_markdown(scenario_data, fmt, expect):
 
 # What a reader of the inventory cannot guess: each value of these columns is named in the legend.
 CODED = {"egress_kind": {"waypoint", "registered", "passthrough", "blocked", "public_ip"},
-         "transport": {"plaintext", "tls-origination", "tls", "tcp", "blocked"}}
+         "transport": {"plaintext", "tls-origination", "tls", "tcp", "not-connected", "blocked"}}
 
 
 @pytest.mark.parametrize("fmt", ["text", "markdown"])
@@ -753,9 +753,9 @@ def test_inventory_says_what_its_columns_mean(scenario_data, fmt, tmp_path, monk
 
 
 def test_the_transport_legend_is_true_of_a_destination_whose_every_connection_failed(tmp_path):
-    """A connection that failed to connect (UF,URX: nothing reached pg.partner.example) reads tcp, as the
-    proxy sent it on; the legend said "what left the mesh", which nothing did. It says a failed one
-    reads as one that got through, and error_share (1.0 here) counts them."""
+    """A connection that failed to connect (UF,URX, no byte either way: nothing reached
+    pg.partner.example) reads not-connected (it read tcp, as one that got through); the legend said
+    "what left the mesh", which nothing did. It names not-connected, and error_share (1.0 here) counts them."""
     from logpipe.queries import load_queries
 
     log = tmp_path / "failed.log"
@@ -764,11 +764,11 @@ def test_the_transport_legend_is_true_of_a_destination_whose_every_connection_fa
                    '[fd00:10:244::1b]:60524 - -\n')
     doc = json.loads(run("report", "inventory", "--input", str(log), "-o", "json").stdout)
     [row] = doc["destinations"]
-    assert (row["destination"], row["transport"], row["error_share"], row["flagged"]) == ("pg.partner.example", "tcp", 1.0, 1)
+    assert (row["destination"], row["transport"], row["error_share"], row["flagged"]) == ("pg.partner.example", "not-connected", 1.0, 1)
     meaning = load_queries()["destinations"].extra["columns"]["transport"]
     assert "left the mesh" not in meaning
-    assert meaning.startswith("how the proxy sent it on or tried to (a request or connection that failed, which "
-                              "error_share and flagged count, reads as one that got through)")
+    assert meaning.startswith("how the proxy sent it on, judged by its requests that connected upstream")
+    assert "not-connected (none connected: each failed with a response flag that means no upstream connection" in meaning
 
 
 def test_readme_demo_inventory_lines_are_the_reports(scenario_data):

@@ -3,7 +3,8 @@
 --   (upstream_transport.sql, as the inventory's transport): an HTTP request whose upstream endpoint
 --   port is in tls_ports (a ServiceEntry on port 80 with targetPort 443 and a DestinationRule
 --   tls.mode SIMPLE: TLS origination) is TLS, not plaintext; its SNI is not (at an egress gateway
---   it is the sidecar's mTLS hop into the gateway). Blocked requests left nothing.
+--   it is the sidecar's mTLS hop into the gateway). Blocked requests left nothing, nor did one the
+--   proxy made no upstream connection for (a 503 UF, UH or DF: upstream_not_connected.sql).
 -- @param since '' window start (ISO time); empty = 24 hours before the data's last record
 -- @param until '' window end (ISO time, exclusive); empty = after the last record
 -- @param baseline_start '' baseline start (ISO time); empty = the data's first record
@@ -18,7 +19,8 @@ SELECT
         WHEN EXISTS (SELECT 1 FROM base b WHERE b.destination = w.destination AND b.egress_kind <> 'blocked'
                      AND upstream_transport(request_protocol(b.protocol, b.method, b.authority), b.requested_server_name,
                                             b.upstream_cluster_direction, b.upstream_cluster_subset, b.upstream_host,
-                                            b.upstream_host_port, $tls_ports) = 'plaintext')
+                                            b.upstream_host_port, $tls_ports,
+                                            b.response_flags, b.bytes_received, b.bytes_sent) = 'plaintext')
             THEN 'low'
         WHEN sum(w.bytes_received) > 0 THEN 'medium'
         ELSE 'low'
@@ -40,6 +42,7 @@ FROM win w
 WHERE w.egress_kind <> 'blocked'
   AND upstream_transport(request_protocol(w.protocol, w.method, w.authority), w.requested_server_name,
                          w.upstream_cluster_direction, w.upstream_cluster_subset, w.upstream_host,
-                         w.upstream_host_port, $tls_ports) = 'plaintext'
+                         w.upstream_host_port, $tls_ports,
+                         w.response_flags, w.bytes_received, w.bytes_sent) = 'plaintext'
 GROUP BY w.destination
 ORDER BY count(*) DESC, w.destination

@@ -1,9 +1,10 @@
 -- title: External destinations
 -- description: One row per external destination (host, or the IP when no name is known), port and
 --   way out (egress_kind). Transport is judged by the leg that leaves the
---   mesh (or would have: a request that failed is judged alike): an HTTP request whose upstream endpoint port is in tls_ports is TLS origination, not
---   plaintext; a request never forwarded (denied, no upstream) does not count, nor an HTTP request
---   of a format that logs no upstream host (its transport is not known). A connection that was not
+--   mesh: an HTTP request whose upstream endpoint port is in tls_ports is TLS origination, not
+--   plaintext; one the proxy made no upstream connection for (UF, UH, DF, …: upstream_not_connected.sql)
+--   is not-connected, as nothing of it left; a request never forwarded (denied, no upstream) does not
+--   count, nor an HTTP request of a format that logs no upstream host (its transport is not known). A connection that was not
 --   HTTP is TLS (protocol and transport alike) when its client asked for a server name or it went
 --   through a waypoint's TLS listener, not for Istio's own mTLS SNI (connection_protocol.sql). A
 --   connection ztunnel logged as failed that moved no byte (its failed hop to an egress waypoint, or
@@ -30,11 +31,15 @@
 -- @column flagged requests with a failure response flag (failure_flags: the proxy could not complete
 --   the request, e.g. UF connect failure, UH no healthy host, UT timeout, DF DNS failure)
 -- @column source_count clients that called it (sources lists them: IPs, or workloads)
--- @column transport how the proxy sent it on or tried to (a request or connection that failed, which
---   error_share and flagged count, reads as one that got through): plaintext (HTTP sent on in clear, by any of its requests), tls-origination (HTTP the proxy sent on over TLS: an upstream port
---   in tls_ports), tls (a connection whose client asked for a TLS server name), tcp (a connection with
---   no TLS seen), blocked (nothing left); empty: not known (never forwarded, the format logs no
---   upstream host, or a connection ztunnel logged as failed, which carried nothing)
+-- @column transport how the proxy sent it on, judged by its requests that connected upstream:
+--   plaintext (HTTP sent on in clear, by any of them), tls-origination (HTTP the proxy sent on over
+--   TLS: an upstream port in tls_ports), tls (a connection whose client asked for a TLS server name),
+--   tcp (a connection with no TLS seen), else the most common of these; not-connected (none connected:
+--   each failed with a response flag that means no upstream connection was made, UF connect failure,
+--   UH no healthy upstream, NC, NR, DF DNS failure or DO, which error_share and flagged count; a TCP
+--   connection that moved bytes did connect), blocked (nothing left); empty: not known (never
+--   forwarded, the format logs no upstream host, or a connection ztunnel logged as failed, which
+--   carried nothing)
 -- @column sni TLS server names the clients asked for (not Istio's own mTLS SNI)
 -- @param since '' window start (ISO time); empty = the data's first record
 -- @param until '' window end (ISO time, exclusive); empty = after the last record
@@ -60,7 +65,8 @@ judged AS (
             WHEN egress_kind = 'blocked' THEN 'blocked'
             WHEN ztunnel_carried_nothing(error, bytes_received, bytes_sent) THEN NULL
             ELSE upstream_transport(l7_protocol, requested_server_name, upstream_cluster_direction,
-                                    upstream_cluster_subset, upstream_host, upstream_host_port, $tls_ports)
+                                    upstream_cluster_subset, upstream_host, upstream_host_port, $tls_ports,
+                                    response_flags, bytes_received, bytes_sent)
         END AS transport,
         response_code >= 400 AND response_code < 500 AS is_4xx,
         response_code >= 500 AS is_5xx,
@@ -88,7 +94,10 @@ SELECT
     -- (each client listed, one that is not in the logs too: client_named.sql)
     count(DISTINCT client_named(source_ip)) AS source_count,
     clients_named(list(DISTINCT source_ip)) AS sources,
-    CASE WHEN bool_or(transport = 'plaintext') THEN 'plaintext' ELSE mode(transport) END AS transport,
+    -- (plaintext when any request left in clear text; else the most common way its rows that connected
+    -- went; not-connected only when none did: a destination reached over TLS once is no failed one)
+    CASE WHEN bool_or(transport = 'plaintext') THEN 'plaintext'
+        ELSE coalesce(mode(transport) FILTER (WHERE transport <> 'not-connected'), mode(transport)) END AS transport,
     -- (an Istio mTLS SNI, outbound_.80_._.istio-egressgateway…, is the mesh's own hop into the proxy
     -- that logged the row, not a name the destination was asked for: istio_sni_host.sql)
     string_agg(DISTINCT requested_server_name, ',' ORDER BY requested_server_name)

@@ -1,7 +1,11 @@
 -- upstream_transport(l7_protocol, requested_server_name, upstream_cluster_direction,
---                    upstream_cluster_subset, upstream_host, upstream_host_port, tls_ports):
+--                    upstream_cluster_subset, upstream_host, upstream_host_port, tls_ports,
+--                    response_flags, bytes_received, bytes_sent):
 -- how a request left the proxy that logged it, as the inventory's transport and plaintext_egress
--- judge it. An HTTP request (l7_protocol: request_protocol.sql) was read by the proxy, so what it
+-- judge it. One for which the proxy made no upstream connection (a response flag such as UF, UH or
+-- DF: upstream_not_connected.sql) is 'not-connected': nothing of it left, in clear text or not, though
+-- the attempt is a fact (a 503 UF to a plaintext port read 'plaintext', and was plaintext_egress). An
+-- HTTP request (l7_protocol: request_protocol.sql) was read by the proxy, so what it
 -- sent on is told by the upstream endpoint's port: one of tls_ports (text, comma-separated) is
 -- 'tls-origination' (a ServiceEntry on port 80 with targetPort 443 and a DestinationRule
 -- tls.mode SIMPLE), any other 'plaintext', and null when it was never forwarded (no upstream host).
@@ -11,8 +15,10 @@
 -- for a server name (not Istio's own mTLS SNI, of the hop into the proxy) or it is a waypoint's TLS
 -- listener (inbound-vip|443|tls|HOST).
 CREATE OR REPLACE MACRO upstream_transport(l7_protocol, requested_server_name, upstream_cluster_direction,
-                                           upstream_cluster_subset, upstream_host, upstream_host_port, tls_ports) AS (
+                                           upstream_cluster_subset, upstream_host, upstream_host_port, tls_ports,
+                                           response_flags, bytes_received, bytes_sent) AS (
     CASE
+        WHEN upstream_not_connected(response_flags, l7_protocol, bytes_received, bytes_sent) THEN 'not-connected'
         WHEN l7_protocol LIKE 'HTTP%' THEN
             CASE
                 WHEN upstream_host IS NULL THEN NULL

@@ -1,0 +1,22 @@
+-- upstream_not_connected(response_flags, l7_protocol, bytes_received, bytes_sent): whether the proxy
+-- that logged a request or connection made no upstream connection for it, as its response flags say
+-- (FORMATS.md c, Envoy's ResponseFlagUtils and usage.rst): UF (UpstreamConnectionFailure: the connect
+-- was refused or timed out), UH (NoHealthyUpstream: no endpoint to connect to), NC (NoClusterFound),
+-- NR (NoRouteFound: no route, or no filter chain), DF (DnsResolutionFailed: the name gave no address,
+-- AllowAnyDynamicDNSCluster's 503) and DO (DropOverload: dropped before it was sent). Envoy's router
+-- sets a flag once, when it gives up (router.cc, onUpstreamAbort): the attempt that failed was the
+-- last. Not these: URX (retries exhausted: the last attempt may have connected and been answered 5xx;
+-- with UF it is UF's), UO (a circuit breaker's overflow, also set when a retry overflowed after an
+-- attempt that connected), UT, UC, UR, LR (a timeout or reset of a request that may have been sent).
+-- A connection the proxy passed through (TCP, not HTTP) that moved a byte either way did connect:
+-- tcp_proxy sets UF on each failed connect attempt and may connect on the next (max_connect_attempts,
+-- tcp_proxy.cc onUpstreamEvent), and reads nothing from its client before it connects (unless told
+-- to receive before connect), so it is not one. An HTTP
+-- request's bytes tell nothing of it: bytes_received is the body the proxy read from its client
+-- (buffered while it connects) and bytes_sent counts its own reply (the 91 bytes of "upstream connect
+-- error or disconnect/reset before headers. reset reason: connection failure").
+-- The inventory's transport 'not-connected' and plaintext_egress read it (upstream_transport.sql).
+CREATE OR REPLACE MACRO upstream_not_connected(response_flags, l7_protocol, bytes_received, bytes_sent) AS (
+    coalesce(list_has_any(response_flags, ['UF', 'UH', 'NC', 'NR', 'DF', 'DO']), false)
+    AND (l7_protocol LIKE 'HTTP%' OR coalesce(bytes_received, 0) + coalesce(bytes_sent, 0) = 0)
+);

@@ -1,0 +1,121 @@
+"""Egress that failed before it left: a request or connection for which the proxy made no upstream
+connection (a response flag UF, UH, DF, …: queries/views/upstream_not_connected.sql) is listed in the
+inventory with transport `not-connected`, not as plaintext or TLS that left, and is no plaintext_egress."""
+from __future__ import annotations
+
+import datetime as dt
+
+from test_report import DAY, anomalies, found, report_db, write_dataset
+
+from logpipe import reports
+
+# An ambient egress waypoint's HTTP line (istio 1.9+ text format): a 200 with an upstream connection, or
+# a failure whose flags say none was made (the upstream host is the endpoint it tried, "-" for UH/DF).
+WAYPOINT = ('[{t}] "GET /x HTTP/1.1" {code} {flags} {details} - "{reason}" {rx} {tx} 12 - "-" "curl/8" "{rid}" '
+            '"{host}" "{up}" inbound-vip|80|http|{host} {upl} 240.240.0.9:80 10.244.1.21:56180 - default\n')
+# A sidecar's TCP line through PassthroughCluster (ALLOW_ANY) with the client's SNI.
+PASSTHROUGH = ('[{t}] "- - -" 0 {flags} - - "{reason}" {rx} {tx} 40 - "-" "-" "-" "-" "{up}" PassthroughCluster '
+               '{upl} {up} 10.244.2.21:58550 {sni} -\n')
+# Istio's AllowAnyDynamicDNSCluster (dynamic forward proxy under ALLOW_ANY): 503 DF when the name does not resolve.
+DYNAMIC_DNS = ('[{t}] "GET /x HTTP/1.1" {code} {flags} {details} - "-" 0 {tx} 4 - "-" "curl/8" "{rid}" "{host}" "{up}" '
+               'AllowAnyDynamicDNSCluster {upl} 93.184.216.34:80 10.244.1.5:3998 - allow_any_dynamic_dns\n')
+AT, BEFORE = DAY + dt.timedelta(hours=10), DAY - dt.timedelta(days=2)
+REFUSED = dict(code=503, flags="UF,URX", details="upstream_reset_before_response_started{connection_failure}",
+               reason="delayed connect error: 111", tx=91, upl="-")
+
+
+def _t(at: dt.datetime, i: int) -> str:
+    return (at + dt.timedelta(minutes=i)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def waypoint(host: str, at: dt.datetime, n: int, port: int = 80, rx: int = 0, **failure) -> list[str]:
+    """n requests to host a minute apart from at: 200s sent on to upstream port port, or ``failure``."""
+    fields = dict(code=200, flags="-", details="via_upstream", reason="-", tx=120, upl="10.244.0.18:38818",
+                  up=f"203.0.113.40:{port}") | failure
+    return [WAYPOINT.format(t=_t(at, i), rx=rx, rid=f"{host}-{at:%d%H}-{i}", host=host, **fields) for i in range(n)]
+
+
+def passthrough(sni: str, at: dt.datetime, n: int, rx: int, tx: int, **failure) -> list[str]:
+    fields = dict(flags="-", reason="-", upl="10.244.2.21:60757") | failure
+    return [PASSTHROUGH.format(t=_t(at, i), rx=rx, tx=tx, up="203.0.113.60:443", sni=sni, **fields) for i in range(n)]
+
+
+def dynamic_dns(host: str, at: dt.datetime, n: int, resolved: bool) -> list[str]:
+    fields = (dict(code=200, flags="-", details="via_upstream", tx=10, up="192.0.2.9:80", upl="10.244.1.5:4000") if resolved
+              else dict(code=503, flags="DF", details="dns_resolution_failure", tx=0, up="-", upl="-"))
+    return [DYNAMIC_DNS.format(t=_t(at, i), rid=f"{host}-{i}", host=host, **fields) for i in range(n)]
+
+
+def dataset(tmp_path, lines: list[str]):
+    log = tmp_path / "egress.log"
+    log.write_text("".join(lines))
+    return write_dataset([log], tmp_path / "data")
+
+
+def inventory(db) -> dict[str, dict]:
+    con, _ = db
+    doc = reports.public(reports.run_report(con, "inventory", window=reports.Window(None, None, None, None)))
+    return {d["destination"]: d for d in doc["destinations"]}
+
+
+def test_a_request_that_never_connected_is_listed_not_connected_and_is_no_plaintext_egress(tmp_path):
+    """A 503 UF (the waypoint's connect to the endpoint was refused) sent no byte upstream: it read
+    `plaintext` (its endpoint's port 80) and was plaintext_egress. It is still in the inventory (the
+    attempt is a fact: requests, flagged), its transport not-connected; a UH 503 (no endpoint, no
+    upstream host logged) too (it read empty). The same destination's requests that connected are
+    plaintext as before, and plaintext_egress counts those alone (it counted 7: the 5 refused too)."""
+    lines = (waypoint("known.example", BEFORE, 3)
+             + waypoint("down.example", AT, 12, **REFUSED)
+             + waypoint("nohost.example", AT, 3, code=503, flags="UH", details="no_healthy_upstream", tx=19, up="-", upl="-")
+             + waypoint("mixed.example", AT, 5, **REFUSED) + waypoint("mixed.example", AT + dt.timedelta(hours=1), 2, rx=300))
+    with report_db(dataset(tmp_path, lines)) as db:
+        inv = inventory(db)
+        got = {d: (inv[d]["transport"], inv[d]["requests"], inv[d]["flagged"]) for d in ("down.example", "nohost.example", "mixed.example")}
+        assert got == {"down.example": ("not-connected", 12, 12), "nohost.example": ("not-connected", 3, 3),
+                       "mixed.example": ("plaintext", 7, 5)}
+        doc = anomalies(db)
+    plain = {f["destination"]: f for f in found(doc, "plaintext_egress")}
+    assert set(plain) == {"mixed.example"}
+    assert (plain["mixed.example"]["evidence"]["requests"], plain["mixed.example"]["evidence"]["bytes_up"]) == (2, 600)
+
+
+def test_a_destination_that_connected_once_reads_how_it_connected(tmp_path):
+    """not-connected only when none of a destination's requests connected: 6 UH 503s and 2 requests the
+    waypoint sent on over TLS (upstream port 443) read tls-origination, not the failures' most common value."""
+    lines = (waypoint("flaky.example", AT, 6, code=503, flags="UH", details="no_healthy_upstream", tx=19, up="-", upl="-")
+             + waypoint("flaky.example", AT + dt.timedelta(hours=1), 2, port=443))
+    with report_db(dataset(tmp_path, lines)) as db:
+        assert inventory(db)["flaky.example"]["transport"] == "tls-origination"
+
+
+def test_plaintext_egress_s_baseline_is_of_requests_that_left(tmp_path):
+    """A baseline of refused requests only (503 UF) sent nothing in clear text, so the window's first
+    plaintext upload to the destination is medium (it was low: the refusals read as plaintext before)."""
+    lines = waypoint("late.example", BEFORE, 4, **REFUSED) + waypoint("late.example", AT, 3, rx=500)
+    (f,) = found(anomalies(dataset(tmp_path, lines)), "plaintext_egress")
+    assert (f["destination"], f["severity"], f["evidence"]["requests"]) == ("late.example", "medium", 3)
+
+
+def test_a_connection_that_moved_bytes_did_connect(tmp_path):
+    """A TCP connection through PassthroughCluster with UF and no byte either way never connected:
+    not-connected (it read tls, from its client's SNI). One with UF that moved bytes connected on a later
+    attempt (tcp_proxy sets UF on each failed connect attempt and retries): its tls stays."""
+    refused = dict(flags="UF,URX", reason="delayed connect error: 111", upl="-")
+    lines = (passthrough("refused.example", AT, 3, 0, 0, **refused)
+             + passthrough("retried.example", AT, 2, 517, 4300, flags="UF"))
+    with report_db(dataset(tmp_path, lines)) as db:
+        inv = inventory(db)
+    assert {d: (r["transport"], r["sni"]) for d, r in inv.items()} == {
+        "refused.example": ("not-connected", "refused.example"), "retried.example": ("tls", "retried.example")}
+
+
+def test_a_dynamic_dns_failure_is_not_connected(tmp_path):
+    """AllowAnyDynamicDNSCluster answers 503 DF when the name does not resolve: nothing connected (the
+    inventory's transport read empty, as for a request never forwarded), and it is no plaintext_egress;
+    a name that resolves keeps its plaintext."""
+    lines = (dynamic_dns("known.example", BEFORE, 3, True) + dynamic_dns("nx.example.org", AT, 12, False)
+             + dynamic_dns("ok.example", AT, 2, True))
+    with report_db(dataset(tmp_path, lines)) as db:
+        inv = inventory(db)
+        assert (inv["nx.example.org"]["transport"], inv["ok.example"]["transport"]) == ("not-connected", "plaintext")
+        assert [f["destination"] for f in found(anomalies(db), "plaintext_egress")] == ["ok.example"]
