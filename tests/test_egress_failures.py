@@ -1,6 +1,7 @@
 """Egress that failed before it left: a request or connection for which the proxy made no upstream
 connection (a response flag UF, UH, DF, …: queries/views/upstream_not_connected.sql) is listed in the
-inventory with transport `not-connected`, not as plaintext or TLS that left, and is no plaintext_egress."""
+inventory with transport `not-connected`, not as plaintext or TLS that left, and is no plaintext_egress;
+a DNS failure of AllowAnyDynamicDNSCluster (503 DF) gets DNS advice, not a ServiceEntry's leads."""
 from __future__ import annotations
 
 import datetime as dt
@@ -119,3 +120,26 @@ def test_a_dynamic_dns_failure_is_not_connected(tmp_path):
         inv = inventory(db)
         assert (inv["nx.example.org"]["transport"], inv["ok.example"]["transport"]) == ("not-connected", "plaintext")
         assert [f["destination"] for f in found(anomalies(db), "plaintext_egress")] == ["ok.example"]
+
+
+def test_a_spike_of_dns_failures_gets_the_dns_advice_alone(tmp_path):
+    """error_spike's advice of a bucket whose every failure is DF (the name did not resolve) is the DNS
+    advice, not the provider's status, the connect flags and recent ServiceEntry changes to check with
+    the DNS advice after them: neither the provider nor a ServiceEntry is the lead."""
+    lines = dynamic_dns("known.example", BEFORE, 3, True) + dynamic_dns("nx.example.org", AT, 12, False)
+    (spike,) = found(anomalies(dataset(tmp_path, lines)), "error_spike", destination="nx.example.org")
+    assert spike["advice"] == (
+        "Failures to nx.example.org rose to 100% from a baseline of 0.0%. DNS resolution of nx.example.org failed "
+        "(response flag DF): check the name for a typo or a retired host, and that the proxy's resolver answers "
+        "for it; a ServiceEntry would not make it resolve.")
+
+
+def test_a_spike_of_dns_and_connect_failures_keeps_both_leads(tmp_path):
+    """A bucket with a refused connect (UF) among its DNS failures keeps the general advice, and the
+    DNS advice after it."""
+    lines = (dynamic_dns("half.example", BEFORE, 3, True) + dynamic_dns("half.example", AT, 10, False)
+             + [x.replace("503 DF dns_resolution_failure", "503 UF upstream_reset_before_response_started{connection_failure}")
+                for x in dynamic_dns("half.example", AT + dt.timedelta(minutes=20), 2, False)])
+    (spike,) = found(anomalies(dataset(tmp_path, lines)), "error_spike", destination="half.example")
+    assert "check the provider's status" in spike["advice"]
+    assert "DNS resolution of half.example failed (response flag DF)" in spike["advice"]

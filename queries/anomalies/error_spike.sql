@@ -11,8 +11,9 @@
 --   spiking_buckets, response_flags and ztunnel's errors, up to 5, over all the spiking buckets) are that one bucket's; its
 --   source, the clients whose requests failed in it (who is affected). With DF
 --   (DNS resolution failed) among the failed requests' flags and among failure_flags, the advice adds
---   DNS advice (dns_failure_advice.sql); -p failure_flags without DF leaves it out, as it leaves out
---   the hang-up advice without DC.
+--   DNS advice (dns_failure_advice.sql), and is that alone when every failure of the worst bucket is
+--   DF (the name did not resolve: the provider's status and ServiceEntry changes are no lead);
+--   -p failure_flags without DF leaves it out, as it leaves out the hang-up advice without DC.
 --   A failure is is_failure.sql's (the HTML report's error-share chart counts the same), over the
 --   egress that is not blocked (a blocked attempt is blocked_attempt's finding).
 -- @param since '' window start (ISO time); empty = 24 hours before the data's last record
@@ -49,6 +50,7 @@ buckets AS (
         list_distinct(flatten(list(response_flags) FILTER (WHERE failed))) AS flags,
         list_distinct(list(error) FILTER (WHERE failed AND error IS NOT NULL)) AS errors,
         list(request_id ORDER BY start_time) FILTER (WHERE failed AND request_id IS NOT NULL)[1:3] AS ids,
+        count(*) FILTER (WHERE failed AND coalesce(list_contains(response_flags, 'DF'), false)) AS dns_failures,
         -- who is affected: the clients whose requests failed (one unknown client where the format logs none)
         string_agg(DISTINCT client_named(source_ip), ',' ORDER BY client_named(source_ip)) FILTER (WHERE failed) AS failing_sources,
         -- failures that are failures only by DC (or ztunnel's client disconnect, ztunnel_failed): the
@@ -103,6 +105,11 @@ SELECT
             || CAST(round(100 * w.share) AS INTEGER) || '% of requests, from a baseline of '
             || CAST(round(100 * w.base_share, 1) AS VARCHAR) || '%: the destination did not fail; compare these '
             || 'requests'' duration with the clients'' timeouts (a slow destination also shows in latency_outlier).'
+        -- (every failure a DNS failure: the name did not resolve, so the provider's status, the connect
+        -- flags and a ServiceEntry change are no lead; DF counted as a failure, as below)
+        WHEN w.dns_failures = w.failures AND w.failures > 0 AND has_failure_flag(['DF'], $failure_flags)
+        THEN 'Failures to ' || destination || ' rose to ' || CAST(round(100 * w.share) AS INTEGER) || '% from a baseline of '
+            || CAST(round(100 * w.base_share, 1) AS VARCHAR) || '%. ' || dns_failure_advice(destination)
         ELSE 'Failures to ' || destination || ' rose to ' || CAST(round(100 * w.share) AS INTEGER) || '% from a baseline of '
             || CAST(round(100 * w.base_share, 1) AS VARCHAR) || '%: check the provider''s status, '
             || 'the flags (UF/URX connect failures, UH no healthy endpoint, UO circuit breaker, UT timeouts, NR no route) '
