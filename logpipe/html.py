@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import html as _html
 import json
+import re
 from typing import Any
 
 from .errors import LogpipeError
@@ -75,6 +76,29 @@ def _svg(spec: dict) -> str:
     return svg
 
 
+# The ids Vega's SVG renderer gives a legend's gradient and a clipped mark's clip path, and the
+# references to them: numbered by counters of the renderer's process (the second page one process
+# draws says gradient_1 where the first said gradient_0).
+_SVG_ID = re.compile(r'(?<=id=")(?:gradient_|clip)\d+(?=")|(?<="url\(#)(?:gradient_|clip)\d+(?=\)")')
+
+
+def _page_ids(svg: str) -> str:
+    """The page's charts' SVG with its renderer ids numbered by their first use in the page: the
+    same data gives the same bytes however many charts the process drew before (distinct ids stay
+    distinct: inline SVGs share the page's ids)."""
+    ids: dict[str, str] = {}
+
+    def number(m: re.Match) -> str:
+        old = m.group(0)
+        if old not in ids:
+            ids[old] = f"{'gradient_' if old.startswith('gradient_') else 'clip'}{len(ids)}"
+        return ids[old]
+
+    # (in tags alone: a label's text keeps a `"` as it is, and a log value may read id="clip3"; an
+    # attribute's `<`, `>` and `"` are escaped, so a tag is all that lies between a `<` and a `>`)
+    return re.sub(r"<[^<>]*>", lambda tag: _SVG_ID.sub(number, tag.group(0)), svg)
+
+
 # ---- chart data: presentation aggregates over the egress view ------------------------------------
 
 
@@ -86,7 +110,11 @@ def _bucket(window) -> str:
 def chart_data(con, window, params: dict[str, str] | None = None) -> dict[str, list[dict]]:
     """Rows for the four charts, over the baseline and the window together (context matters).
     The error share is error_spike's: failed (queries/views/is_failure.sql, error_spike's failure
-    flags) over the egress that is not blocked (a blocked attempt is policy at work, not a failure)."""
+    flags) over the egress that is not blocked (a blocked attempt is policy at work, not a failure).
+    Each chart's rows come in a total order (its key columns break every tie), so the same data gives
+    the same SVG, byte for byte: the bytes chart had no ORDER BY and the pairs chart's ties (and so
+    which of them its LIMIT kept) none, so they followed DuckDB's hash tables: the scenario's logs,
+    shuffled, drew the bytes chart's bars in another order."""
     from .queries import failure_flags
 
     lo = window.baseline_start if window and window.baseline_start else window.start if window else None
@@ -113,10 +141,11 @@ def chart_data(con, window, params: dict[str, str] | None = None) -> dict[str, l
         "pairs": rows(f"""WITH {top}
             SELECT client_named(source_ip) AS source, destination, count(*) AS requests
             FROM egress {where} AND destination IN (SELECT destination FROM top) GROUP BY ALL
-            ORDER BY requests DESC LIMIT 200"""),
+            ORDER BY requests DESC, source, destination LIMIT 200"""),
         "bytes": rows(f"""SELECT destination, 'up (sent)' AS direction, CAST(sum(bytes_received) AS BIGINT) AS bytes
             FROM egress {where} GROUP BY 1
-            UNION ALL SELECT destination, 'down (received)', CAST(sum(bytes_sent) AS BIGINT) FROM egress {where} GROUP BY 1"""),
+            UNION ALL SELECT destination, 'down (received)', CAST(sum(bytes_sent) AS BIGINT) FROM egress {where} GROUP BY 1
+            ORDER BY destination, direction DESC"""),
     }
 
 
@@ -214,8 +243,8 @@ def render_html(doc: dict[str, Any], name: str, *, con, window, params: dict[str
 
     parts = []
     specs = chart_specs(chart_data(con, window, params), window)
-    figures = "".join(f"<figure id=chart-{k}><figcaption>{escape(s['description'])}</figcaption>{_svg(s)}</figure>"
-                      for k, s in specs.items())
+    figures = _page_ids("".join(f"<figure id=chart-{k}><figcaption>{escape(s['description'])}</figcaption>"
+                                f"{_svg(s)}</figure>" for k, s in specs.items()))
     meta = ""
     if name == "anomalies":
         w, b = doc["window"], doc["baseline"]
