@@ -205,16 +205,32 @@ def _describe_query(q) -> None:
 QUERY_FORMATS = ["table", "csv", "tsv", "json", "ndjson", "markdown", "yaml", "parquet"]
 
 
-def _refuse_with_list(command: str, given: dict[str, object]) -> None:
-    """Options that choose rows or shape a run (``given``: each one's name and value) with --list: it
-    runs no query and reads no logs, so they were ignored (exit 0)."""
+def _refuse_ignored(given: dict[str, object], because: str, other: str = "") -> None:
+    """Options given (``given``: each one's name and value) that this run would ignore, refused in
+    one line (usage error, exit 2) that says ``because`` and, in ``other``, what else to do: they
+    were ignored, exit 0, and the user who typed them believed them applied."""
     from .errors import UsageError
 
     named = [o for o, v in given.items() if v not in (None, (), "", False)]
     if named:
         listed = named[0] if len(named) == 1 else f"{', '.join(named[:-1])} and {named[-1]}"
-        raise UsageError(f"`{command} --list` runs no query and reads no logs, so {listed} would be "
-                         f"ignored: drop {'them' if len(named) > 1 else 'it'}, or run it without --list")
+        raise UsageError(f"{because}, so {listed} would be ignored: drop {'them' if len(named) > 1 else 'it'}"
+                         + (f", or {other}" if other else ""))
+
+
+def _refuse_with_list(command: str, given: dict[str, object]) -> None:
+    """Options that choose rows or shape a run (``given``) with --list: it runs no query and reads no
+    logs. The egress view's settings, a format for --input and an explicit --data are among them (a
+    $LOGPIPE_DATA is the environment's, not the user's word for this run)."""
+    ctx = click.get_current_context()
+    explicit = ctx.params["data_dir"] if (ctx.get_parameter_source("data_dir")
+                                          == click.core.ParameterSource.COMMANDLINE) else None
+    p = ctx.params
+    _refuse_ignored({**given, "--data": explicit, "--format-string": p["format_string"],
+                     "--format-file": p["format_file"], "--grammar": p["grammar_file"],
+                     "--cluster-domain": p["cluster_domain"], "--mesh-domain": p["mesh_domains"],
+                     "--internal-cidr": p["internal_cidrs"]},
+                    f"`{command} --list` runs no query and reads no logs", "run it without --list")
 
 
 def _format_of(out_path: str | None, suffixes: dict[str, str], tty: str, default: str) -> str:
@@ -286,6 +302,9 @@ def query(name, sql_text, sql_file, params, list_queries, data_dir, inputs, form
                           {"-p": params, "--input": inputs, "--pods": pods_path, "--max-width": max_width if name else None})
     elif sum(bool(x) for x in (name, sql_text, sql_file)) != 1:
         raise UsageError("give one query: a NAME (see `logpipe query --list`), --sql \"SELECT …\" or --sql-file FILE")
+    elif not name:  # (--queries DIR loads named queries, which SQL of one's own does not read)
+        _refuse_ignored({"--queries": query_dirs}, f"--{'sql' if sql_text else 'sql-file'} runs the SQL given, "
+                        "not a named query", "give a NAME of a query in DIR instead of the SQL")
     if "-" in inputs and (sql_text == "-" or sql_file == "-"):
         raise UsageError("stdin can carry the SQL or the log, not both: put one of them in a file")
     from .queries import find_query, list_table, load_queries, run_query
@@ -302,6 +321,9 @@ def query(name, sql_text, sql_file, params, list_queries, data_dir, inputs, form
                              f"({', '.join(QUERY_FORMATS)})")
     if fmt == "parquet" and not out_path:
         raise UsageError("-o parquet writes a file: add --out FILE.parquet")
+    if fmt not in ("table", "markdown"):  # (the other formats write each value whole: csv, json, …)
+        _refuse_ignored({"--max-width": max_width}, f"--max-width cuts table and markdown cells, and {fmt} writes "
+                        "each value whole", "give -o table or -o markdown")
 
     if list_queries:
         listing = list_table(load_queries(query_dirs))

@@ -1,11 +1,12 @@
-"""Report and query CLI polish: the HTML page is the same bytes for the same data."""
+"""Report and query CLI polish: the HTML page is the same bytes for the same data, options a run
+would ignore are refused in one line."""
 from __future__ import annotations
 
 import datetime as dt
 import random
 
 import pytest
-from conftest import run_logpipe
+from conftest import SAMPLES, run_logpipe
 
 from logpipe import html, reports
 
@@ -83,6 +84,62 @@ def test_each_charts_rows_come_in_a_total_order(tmp_path):
         keys = [_sort_key(chart, r) for r in rows]
         assert keys == sorted(keys), chart
         assert len(set(keys)) == len(keys), chart
+
+
+# ---- options a run would ignore ------------------------------------------------------------------------
+
+
+def _refused(r, text: str) -> None:
+    assert r.returncode == 2 and r.stdout == "", r.stdout
+    assert r.stderr == f"logpipe: error: {text}\n", r.stderr
+
+
+@pytest.mark.parametrize("command,args,given", [
+    (["query"], ["--cluster-domain", "corp.internal"], "--cluster-domain would be ignored: drop it"),
+    (["report", "inventory"], ["--mesh-domain", "global", "--internal-cidr", "default"],
+     "--mesh-domain and --internal-cidr would be ignored: drop them"),
+    (["query", "destinations"], ["--format-string", "%START_TIME%"], "--format-string would be ignored: drop it"),
+    (["report", "anomalies"], ["--grammar", "x.lark", "--data", "some-data"],
+     "--data and --grammar would be ignored: drop them"),
+])
+def test_list_refuses_the_settings_formats_and_data_it_would_ignore(command, args, given):
+    """--list runs nothing: the egress view's settings, a format for --input and a --data were
+    ignored (exit 0, the listing on stdout), as -p and --input were before them."""
+    r = run_logpipe(*command, "--list", *args)
+    _refused(r, f"`logpipe {' '.join(command)} --list` runs no query and reads no logs, so {given}, or run it "
+                "without --list")
+
+
+def test_list_takes_logpipe_data_from_the_environment(tmp_path):
+    """$LOGPIPE_DATA is the environment's, for every command: --list is no reason to unset it."""
+    r = run_logpipe("query", "--list", "-o", "csv", env={"LOGPIPE_DATA": str(tmp_path / "d")})
+    assert r.returncode == 0 and r.stdout.startswith("name,"), r.stderr
+
+
+@pytest.mark.parametrize("args,fmt", [(["-o", "csv"], "csv"), (["--out", "rows.json"], "json"),
+                                      (["-o", "ndjson"], "ndjson")])
+def test_max_width_is_refused_where_nothing_is_cut(tmp_path, args, fmt):
+    """--max-width cuts table and markdown cells; csv, json, … write each value whole: it was ignored."""
+    r = run_logpipe("query", "--input", SAMPLES / "waypoint-egress-1.23.log", "--sql", "SELECT 'abcdefgh' AS x",
+                    "--max-width", "4", *args, cwd=tmp_path)
+    _refused(r, f"--max-width cuts table and markdown cells, and {fmt} writes each value whole, so --max-width "
+                "would be ignored: drop it, or give -o table or -o markdown")
+    assert not (tmp_path / "rows.json").exists()
+    r = run_logpipe("query", "--list", "-o", "csv", "--max-width", "4")  # (the listing's table too)
+    assert r.returncode == 2 and "csv writes each value whole" in r.stderr
+    r = run_logpipe("query", "--input", SAMPLES / "waypoint-egress-1.23.log", "--sql", "SELECT 'abcdefgh' AS x",
+                    "--max-width", "4", "-o", "markdown")
+    assert r.returncode == 0 and "| abc… |" in r.stdout, r.stdout
+
+
+@pytest.mark.parametrize("how", ["--sql", "--sql-file"])
+def test_queries_dir_is_refused_with_ones_own_sql(tmp_path, how):
+    """--queries DIR loads named queries; SQL of one's own reads none of them: it was ignored."""
+    sql = tmp_path / "q.sql"
+    sql.write_text("SELECT 1 AS x\n")
+    r = run_logpipe("query", how, "SELECT 1 AS x" if how == "--sql" else sql, "--queries", tmp_path, "-o", "csv")
+    _refused(r, f"{how} runs the SQL given, not a named query, so --queries would be ignored: drop it, or give "
+                "a NAME of a query in DIR instead of the SQL")
 
 
 def test_page_ids_are_numbered_by_their_first_use_and_stay_distinct():
