@@ -391,7 +391,7 @@ def _note_default_limit(target, params: dict, rows: int) -> None:
 def _input_tables(inputs, format_string, format_file, grammar_file) -> dict | None:
     """``--input`` logs parsed in memory (with the mesh's own format when given), their summary on
     stderr: the tables for ``db.connect(tables=…)``; None without ``--input`` (the dataset is read)."""
-    from .errors import UsageError
+    from .errors import InputError, UsageError
 
     given = next((f"--{n}" for n, v in (("format-string", format_string), ("format-file", format_file),
                                        ("grammar", grammar_file)) if v is not None), None)
@@ -404,11 +404,14 @@ def _input_tables(inputs, format_string, format_file, grammar_file) -> dict | No
 
     records, rejects, counts = parse_to_tables(list(inputs), _format_parser(format_string, format_file, grammar_file))
     click.echo(counts.summary(), err=True)
-    if counts.malformed and not counts.parsed:  # (an empty answer, exit 0: say why it is empty)
-        click.echo("logpipe: warning: no line of the --input logs parsed; "
-                   + ("check the format given (`logpipe parse FILE` with it shows each line's reason)" if given else
-                      "if they are your mesh's own format, give it with --format-string or --format-file "
-                      "(`logpipe parse FILE` shows each line's reason)"), err=True)
+    # Access lines of which none parsed are logs this run cannot read, an error (exit 1) as ingest's
+    # over --max-reject-ratio is: they gave an empty answer, exit 0, and a nightly job wrote an empty
+    # report each night. Logs of no access line (a quiet pod's, noise alone) are an empty answer, exit 0.
+    if counts.malformed and not counts.parsed:
+        raise InputError(f"no line of the --input logs parsed ({counts.malformed} malformed); "
+                         + ("check the format given (`logpipe parse FILE` with it shows each line's reason)" if given else
+                            "if they are your mesh's own format, give it with --format-string or --format-file "
+                            "(`logpipe parse FILE` shows each line's reason)"))
     return {"records": records, "rejects": rejects}
 
 

@@ -1,8 +1,9 @@
 """Report and query CLI polish: the HTML page is the same bytes for the same data, options a run
-would ignore are refused in one line."""
+would ignore are refused in one line, and the exit codes of empty and unusable data."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import random
 
 import pytest
@@ -140,6 +141,39 @@ def test_queries_dir_is_refused_with_ones_own_sql(tmp_path, how):
     r = run_logpipe("query", how, "SELECT 1 AS x" if how == "--sql" else sql, "--queries", tmp_path, "-o", "csv")
     _refused(r, f"{how} runs the SQL given, not a named query, so --queries would be ignored: drop it, or give "
                 "a NAME of a query in DIR instead of the SQL")
+
+
+# ---- empty and unusable data: exit 0 and exit 1 --------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", [["report", "inventory"], ["report", "anomalies"],
+                                     ["query", "--sql", "SELECT count(*) AS n FROM access_log"]])
+def test_input_logs_that_all_fail_to_parse_are_an_error(command):
+    """Access lines none of which parsed (a mesh's own format, not given) are logs the run cannot
+    read: exit 1 and one line, as ingest's over its reject ratio (they gave an empty answer, exit 0,
+    with a warning: a nightly report of them was empty each night)."""
+    r = run_logpipe(*command, "--input", SAMPLES / "malformed.log", "-o", "json")
+    assert r.returncode == 1 and r.stdout == "", r.stdout
+    assert r.stderr.splitlines()[-1] == (
+        "logpipe: error: no line of the --input logs parsed (16 malformed); if they are your mesh's own "
+        "format, give it with --format-string or --format-file (`logpipe parse FILE` shows each line's reason)")
+
+
+@pytest.mark.parametrize("name", ["inventory", "anomalies"])
+def test_data_of_no_egress_is_an_empty_report_exit_0(name):
+    """Records that are all internal traffic (a sidecar's inbound log): the inventory is empty and
+    the anomalies have only internal traffic's findings; both exit 0, as for data of no record (an
+    empty window is no error for a cron job). Noise around access lines is no error either."""
+    for log in ("sidecar-inbound-1.22.log", "noise-mixed.log"):
+        r = run_logpipe("report", name, "--input", SAMPLES / log, "-o", "json")
+        assert r.returncode == 0, r.stderr
+        doc = json.loads(r.stdout)
+        if log.startswith("sidecar"):
+            if name == "inventory":
+                assert doc["destinations"] == [] and doc["sources"] == []
+            else:
+                assert doc["window"]["requests"] == 0
+                assert {f["evidence"].get("scope") for f in doc["findings"]} <= {"internal"}
 
 
 def test_page_ids_are_numbered_by_their_first_use_and_stay_distinct():
