@@ -151,8 +151,7 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
             with contextlib.suppress(Exception):
                 ds.recover()
             if full := no_space(e):  # (a nightly job's disk filled up: what was committed stays, the summary says what)
-                done = summary.ingested + summary.skipped + summary.failed - len(summary.errors) - summary.damaged
-                summary.unread = summary.inputs - done  # (those counted twice: ingested or skipped, and errors)
+                summary.unread = _unread(summary)
                 print_summary(summary, started, run.shown, max_warnings, ds, err)
                 raise DatasetError(f"cannot write to dataset directory {data_dir}: {full}; free space (or move --data),"
                                    " then run the ingest again: it reads what was not ingested") from None
@@ -170,6 +169,12 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
                 else "nothing was ingested")
         raise InputError(f"{summary.failed} input(s) had errors (see above); {rest}")
     return summary
+
+
+def _unread(summary: IngestSummary) -> int:
+    """The inputs a run that stopped (a full disk, Ctrl-C) did not finish: neither ingested, skipped
+    nor failed (a damaged archive is counted twice: ingested or skipped, and an error)."""
+    return summary.inputs - (summary.ingested + summary.skipped + summary.failed - len(summary.errors) - summary.damaged)
 
 
 def _spare_pool(inputs: list[Input]) -> WorkerPool | None:
@@ -211,6 +216,7 @@ class _Run:
         self.format_option = parser.custom.option if parser.custom is not None else ""
         self.shown = 0  # malformed lines met (at most max_warnings printed)
         self.ratio_failures: list[str] = []
+        self.stopped: str | None = None  # the input a Ctrl-C stopped in ``finish`` (said there)
         self.files: dict[str, Input] = {}  # an entry's id: this run's input that is it (``holder`` reads it)
         self.ingested = None  # (``ingested.Ingested``: made at the first ``overlap`` check that needs it)
         self.decided: list[_Plan] = []
@@ -249,9 +255,10 @@ class _Run:
             self.drop([*self.ahead, *self.decided])
             if interrupted(e):
                 self.bar.__exit__(None, None, None)
-                if self.ahead or self.decided:
-                    print(f"logpipe: {len(self.ahead) + len(self.decided)} more input(s) were being read: not ingested "
-                          "(the next run does them)", file=self.err)
+                # every input not finished: those in flight, and those not reached yet (not only the first)
+                self.summary.unread = _unread(self.summary)
+                if more := self.summary.unread - (self.stopped is not None):  # (besides the one said: finish)
+                    print(f"logpipe: {more} more input(s) not ingested (the next run does them)", file=self.err)
                 print_summary(self.summary, self.started, self.shown, self.max_warnings, self.ds, self.err)
             raise
 
@@ -580,7 +587,7 @@ class _Run:
         counts, buf = Counts(), _batches.BatchBuffer(self.flush_rows or _batches.FLUSH_ROWS)
         stager, pairs = _Stager(self.ds, entry["prefix"]), []
         end, rows, undated, tmin, tmax, error, first = skip_bytes, 0, 0, None, None, None, None
-        task = self.bar.start(inp.name, size - skip_bytes if size is not None and is_plain(inp) else None)
+        task = self.bar.start(inp.name, size - skip_bytes if size is not None and entry["compression"] == "plain" else None)
         if plan.future is not None:
             batches = staged_result(plan.future)
         else:
@@ -617,11 +624,17 @@ class _Run:
                         if buf.due():
                             stager.submit(*buf.take())
             except InputChangedError as e:  # none of it is one version of the file: keep nothing
-                return self.fail_changed(plan, stager, str(e))
+                return self.fail_unread(plan, stager, str(e))
             except InputError as e:  # corrupt archive: keep what came before the damage
+                if (why := _cannot_open(inp)) is not None:  # (no archive: a file gone, as below, said by its reader)
+                    return self.fail_unread(plan, stager, f"{inp.name}: cannot read: {why}")
                 error = f"{e} ({counts.read} lines read)"
+            except OSError as e:  # its file gone since it was decided on (a pod's log rotated away): it alone fails
+                if e.filename != inp.path:  # (not the input's: the dataset's, raised as before)
+                    raise
+                return self.fail_unread(plan, stager, f"{inp.name}: cannot read: {e.strerror}")
             if size is not None and end < size and not error and entry["compression"] == "plain":
-                return self.fail_changed(plan, stager, FileRange(inp.path, skip_bytes, size, 0).shorter(end))
+                return self.fail_unread(plan, stager, FileRange(inp.path, skip_bytes, size, 0).shorter(end))
             stager.submit(*buf.take())
             pairs = stager.finish()
             rows = counts.parsed
@@ -686,6 +699,7 @@ class _Run:
             if interrupted(e):
                 self.bar.__exit__(None, None, None)
                 print(f"logpipe: {inp.name}: stopped before its end, not ingested (the next run does it)", file=self.err)
+                self.stopped = inp.name
             raise
         finally:
             self.bar.finish(task)
@@ -713,8 +727,9 @@ class _Run:
 
         return entry, pairs, replaces, after
 
-    def fail_changed(self, plan: _Plan, stager, error) -> None:
-        """``plan``'s input changed while it was read (``InputChangedError``): not ingested."""
+    def fail_unread(self, plan: _Plan, stager, error) -> None:
+        """``plan``'s input changed while it was read (``InputChangedError``), or its file could not be
+        read any more: not ingested, none of it kept; the run goes on with the other inputs."""
         self.ds.abandon_entry(plan.entry, stager.abandon())
         print(f"logpipe: error: {error}", file=self.err)
         self.summary.failed += 1
@@ -753,8 +768,9 @@ class _Run:
                 self.ds.abandon_entry(entry, pairs)
             self.drop(plans[k + 1:])  # (the one that failed dropped itself)
             raise
-        for (*_, after), done in zip(items, self.ds.commit_entries([item[:3] for item in items])):
-            after(done)
+        with _interrupt_after():  # (what is in the manifest is what the summary counts)
+            for (*_, after), done in zip(items, self.ds.commit_entries([item[:3] for item in items])):
+                after(done)
         if full is not None:
             raise full
 
@@ -797,6 +813,29 @@ class _Run:
             while self.ahead and len(group) < AHEAD_INPUTS and (self.ahead[0].future is None or self.ahead[0].future.done()):
                 group.append(self.ahead.popleft())
             self.finish_group(group)
+
+
+@contextlib.contextmanager
+def _interrupt_after():
+    """A Ctrl-C while inputs are committed (two manifest writes) and counted is raised once they are:
+    one meanwhile left them committed (``Dataset.recover`` rolls a commit forward) and not counted,
+    and the summary and its `N more input(s) not ingested` line said one too few ingested, one too
+    many not. Only where Python's own handler is this thread's to replace (the main thread's)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() \
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
+        return
+    got: list = []
+    signal.signal(signal.SIGINT, lambda *_: got.append(True))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if got:
+        raise KeyboardInterrupt
 
 
 def _text_of(e: dict) -> tuple[int | None, str | None]:
@@ -853,6 +892,17 @@ def _line_end(body: bytes, offset: int, k: int) -> int:
         if at < 0:
             return offset + len(body)
     return offset + at + 1
+
+
+def _cannot_open(inp: Input) -> str | None:
+    """Why ``inp``'s file cannot be opened now (its reader's error was not damage then), or None."""
+    if inp.is_stream:
+        return None
+    try:
+        open(inp.path, "rb").close()
+    except OSError as e:
+        return e.strerror or str(e)
+    return None
 
 
 def _wait(plan: _Plan) -> None:

@@ -61,11 +61,25 @@ def parse_input(inp: Input, parser: Parser | None = None, *, skip_bytes: int = 0
                 yield batch, end
                 line_no, header = line_no + batch.read, batch.header
         return
+    stopped: list = []  # (the error that ended the reading: raised once the chunks read before it are yielded)
+    chunks = _until_error(chunks, stopped)
     if pool is not None and pool.workers == workers:
         yield from parse_parallel(chunks, pool, inp.name, first_line, stage if staged else None, header)
-        return
-    with WorkerPool(parser, workers) as own:
-        yield from parse_parallel(chunks, own, inp.name, first_line, stage if staged else None, header)
+    else:
+        with WorkerPool(parser, workers) as own:
+            yield from parse_parallel(chunks, own, inp.name, first_line, stage if staged else None, header)
+    if stopped:
+        raise stopped[0]
+
+
+def _until_error(chunks, stopped: list) -> Iterator:
+    """``chunks`` until reading them fails (a damaged archive), the error put in ``stopped``: the lanes
+    still hold the chunks before it (as many as they parse at once), which a damaged archive keeps
+    (``ingest``: its complete lines before the damage); raised at once, it dropped them."""
+    try:
+        yield from chunks
+    except Exception as e:  # noqa: BLE001 - raised by parse_input, after the results of the chunks before it
+        stopped.append(e)
 
 
 def _ahead(chunks) -> tuple[Iterator, bool]:

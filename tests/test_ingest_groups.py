@@ -1,0 +1,124 @@
+"""logpipe ingest of several inputs in one run: one that fails (gone before it is read, a damaged
+archive parsed by the lanes) costs no other input anything, and a Ctrl-C's summary says exactly
+which inputs were left unread."""
+from __future__ import annotations
+
+import gzip
+import os
+import signal
+
+import pytest
+from test_ingest import check_consistent, gen_lines, manifest, rows, run, write_log
+
+from logpipe import ingest
+
+
+def _logs(tmp_path, n: int):
+    logs = tmp_path / "logs"
+    lines = gen_lines(40 * n, seed=7)
+    return logs, [write_log(logs / f"pod-{i:02}.log", lines[i * 40:(i + 1) * 40]) for i in range(n)]
+
+
+@pytest.mark.parametrize("workers, n", [("1", 4), ("2", 4), ("2", 40)],
+                         ids=["in-process", "lanes", "worker-tasks"])
+def test_an_input_gone_before_it_is_read_fails_alone(tmp_path, monkeypatch, capsys, workers, n):
+    """A file decided on and then gone before it is read (kubelet rotated a pod's log away meanwhile)
+    is its own one-line error: the others of its commit group, and those after it, are ingested,
+    whoever reads them (this process, its lanes, or worker tasks of several inputs: 32 or more);
+    the next run reads it once it is back."""
+    monkeypatch.setenv("LOGPIPE_WORKERS", workers)
+    data = tmp_path / "data"
+    logs, paths = _logs(tmp_path, n)
+    gone = paths[1]
+    launch = ingest._Run.launch
+
+    def rotated_away(self):
+        if any(p.inp.path == str(gone) for p in self.decided):
+            gone.rename(gone.with_suffix(".away"))
+        return launch(self)
+
+    monkeypatch.setattr(ingest._Run, "launch", rotated_away)
+    code, _, err = run(monkeypatch, capsys, "ingest", logs, "--data", data)
+    assert code == 1, err
+    assert f"logpipe: error: {gone}: cannot read: No such file or directory\n" in err
+    assert f"inputs {n}: ingested {n - 1}, skipped as already ingested 0, errors 1\n" in err
+    assert err.splitlines()[-1] == "logpipe: error: 1 input(s) had errors (see above); everything else was ingested"
+    m = check_consistent(data)
+    assert sorted(e["path"] for e in m["inputs"]) == sorted(str(p) for p in paths if p != gone)
+    monkeypatch.setattr(ingest._Run, "launch", launch)
+    gone.with_suffix(".away").rename(gone)
+    code, _, err = run(monkeypatch, capsys, "ingest", logs, "--data", data)
+    assert code == 0 and f"inputs {n}: ingested 1, skipped as already ingested {n - 1}\n" in err, err
+    assert len(check_consistent(data)["inputs"]) == n
+
+
+def test_a_damaged_archive_parsed_by_the_lanes_keeps_its_lines_before_the_damage(tmp_path, monkeypatch, capsys):
+    """The lanes parse chunks ahead of the one being read: when reading one fails (a truncated gzip),
+    those before it are still the input's lines before the damage, as when this process alone parses
+    it (they were dropped: `the complete lines before that point were kept (0 lines read)`)."""
+    logs = tmp_path / "logs"
+    text = "".join(ln + "\n" for ln in gen_lines(3000, seed=9)).encode()
+    packed = gzip.compress(text)
+    logs.mkdir()
+    (logs / "a-cut.log.gz").write_bytes(packed[:len(packed) // 2])
+    write_log(logs / "b-good.log", gen_lines(50, seed=11))
+    got = {}
+    for workers in ("1", "2"):  # (2: small inputs each parsed in the lanes, parse_input's pool)
+        monkeypatch.setenv("LOGPIPE_WORKERS", workers)
+        data = tmp_path / f"data-{workers}"
+        code, _, err = run(monkeypatch, capsys, "ingest", logs, "--data", data)
+        assert code == 1 and "inputs 2: ingested 2 (1 only up to the damage), skipped as already ingested 0" in err
+        entry = next(e for e in check_consistent(data)["inputs"] if e["path"].endswith("a-cut.log.gz"))
+        assert f"the complete lines before that point were kept ({entry['read']} lines read)" in err
+        got[workers] = entry["read"], rows(data, "source like '%a-cut%'")
+    assert got["2"] == got["1"] and 0 < got["1"][0] < 3000
+
+
+def test_ctrl_c_says_every_input_left_unread(tmp_path, monkeypatch, capsys):
+    """A Ctrl-C's `N more input(s) not ingested` counts every input not ingested besides the one it
+    stopped: those of its commit group and those not reached yet, as the summary's `not read` does
+    (it counted only those in flight after the group: 1 of 2); the next run reads them."""
+    monkeypatch.setenv("LOGPIPE_WORKERS", "1")
+    monkeypatch.setattr(ingest, "LAUNCH_INPUTS", 1)  # groups of two: a and b commit, then c, d; e is not reached
+    monkeypatch.setattr(ingest, "AHEAD_INPUTS", 2)
+    data = tmp_path / "data"
+    logs, paths = _logs(tmp_path, 5)
+    parse_input = ingest.parse_input
+
+    def ctrl_c_in_c(inp, *args, **kwargs):
+        if inp.path == str(paths[2]):
+            raise KeyboardInterrupt
+        yield from parse_input(inp, *args, **kwargs)
+
+    monkeypatch.setattr(ingest, "parse_input", ctrl_c_in_c)
+    code, _, err = run(monkeypatch, capsys, "ingest", logs, "--data", data)
+    assert code == 130, err
+    assert f"logpipe: {paths[2]}: stopped before its end, not ingested (the next run does it)\n" \
+           "logpipe: 2 more input(s) not ingested (the next run does them)\n" in err
+    assert "inputs 5: ingested 2, skipped as already ingested 0, not read 3\n" in err
+    assert sorted(e["path"] for e in check_consistent(data)["inputs"]) == [str(p) for p in paths[:2]]
+    monkeypatch.setattr(ingest, "parse_input", parse_input)
+    code, _, err = run(monkeypatch, capsys, "ingest", logs, "--data", data)
+    assert code == 0 and "inputs 5: ingested 3, skipped as already ingested 2\n" in err, err
+
+
+def test_ctrl_c_while_inputs_commit_is_raised_once_they_are_counted(tmp_path, monkeypatch, capsys):
+    """A Ctrl-C during a group's commit waits for it: the inputs committed are counted as ingested
+    (they were committed, and the summary said `ingested 0, … not read 3`)."""
+    from logpipe.dataset import Dataset
+
+    monkeypatch.setenv("LOGPIPE_WORKERS", "1")
+    data = tmp_path / "data"
+    logs, paths = _logs(tmp_path, 3)
+    commit = Dataset.commit_entries
+
+    def ctrl_c_meanwhile(self, items):
+        done = commit(self, items)
+        os.kill(os.getpid(), signal.SIGINT)
+        return done
+
+    monkeypatch.setattr(Dataset, "commit_entries", ctrl_c_meanwhile)
+    code, _, err = run(monkeypatch, capsys, "ingest", logs, "--data", data)
+    assert code == 130 and "logpipe: interrupted" in err, err
+    assert "inputs 3: ingested 3, skipped as already ingested 0\n" in err and "more input(s)" not in err
+    assert len(manifest(data)["inputs"]) == 3
