@@ -4,6 +4,8 @@
 
 * ``logpipe_rows`` / ``logpipe_rejects``: the raw sources, either the Parquet dataset
   (``DATA/date=*/*.parquet`` with Hive partitions, ``DATA/_rejects/*.parquet``) or Arrow tables;
+  with a baseline dataset (``report anomalies --baseline``), ``logpipe_rows`` is its rows before the
+  first of those (``logpipe_data_rows``), then those;
 * ``logpipe_settings`` (one row: ``cluster_domain``, ``mesh_domains``) and ``logpipe_cidrs`` (``cidr, family, first,
   last, kind``): the settings of logpipe/settings.py as tables, filled with bound parameters;
 * every ``queries/views/*.sql`` (``access_log``, ``rejects``, ``traffic``, ``egress`` and the IP macros they use),
@@ -11,8 +13,8 @@
 
 With ``sandbox=True`` (the CLI's ``query`` and ``report``, whose SQL may come from a folder of
 someone else's ``.sql`` files, and the stream's alerts) it then locks the connection down: external
-access is limited to the dataset directory (DuckDB's ``allowed_directories``; views read Parquet
-lazily, so access cannot simply be switched off) plus ``allow_write_paths``, and the configuration is
+access is limited to the dataset directory, and a baseline dataset's (DuckDB's ``allowed_directories``;
+views read Parquet lazily, so access cannot simply be switched off), plus ``allow_write_paths``, and the configuration is
 locked so a query cannot undo it. ``run_query`` (logpipe/queries.py) also accepts only read
 statements, so ``COPY … TO`` cannot write even inside the dataset directory. A library caller's
 connection (the default) is DuckDB's own: it reads and writes files as any DuckDB session does
@@ -91,7 +93,10 @@ def has_rows(data_dir: str | os.PathLike | None) -> bool:
     return any(resolve_data_dir(data_dir).glob(ROWS_GLOB))
 
 
-def _dataset_sources(con: duckdb.DuckDBPyConnection, data: Path) -> None:
+def _dataset_sources(con: duckdb.DuckDBPyConnection, data: Path, rows_view: str = "logpipe_rows",
+                     rejects: bool = True) -> None:
+    """Views ``rows_view`` (``logpipe_rows``) over the dataset ``data``'s row files and, with
+    ``rejects``, ``logpipe_rejects`` over its rejects."""
     if not data.exists():
         raise _missing(data, f"no dataset at {data}")
     if not data.is_dir():
@@ -104,13 +109,15 @@ def _dataset_sources(con: duckdb.DuckDBPyConnection, data: Path) -> None:
     if rows_there:
         rows = _files(data, ROWS_GLOB)
         con.execute(
-            f"CREATE VIEW logpipe_rows AS SELECT * FROM read_parquet({rows}, hive_partitioning = true, "
+            f"CREATE VIEW {rows_view} AS SELECT * FROM read_parquet({rows}, hive_partitioning = true, "
             "union_by_name = true, hive_types = {'date': VARCHAR})"
         )
     else:  # only rejects (every line of its inputs malformed or noise), or nothing (an empty log ingested):
         # its views are still read, empty, with the remembered format's extra columns
-        con.register("logpipe_rows_arrow", _remembered_schema(data).empty_table())
-        con.execute("CREATE VIEW logpipe_rows AS SELECT *, CAST(NULL AS VARCHAR) AS date FROM logpipe_rows_arrow")
+        con.register(f"{rows_view}_arrow", _remembered_schema(data).empty_table())
+        con.execute(f"CREATE VIEW {rows_view} AS SELECT *, CAST(NULL AS VARCHAR) AS date FROM {rows_view}_arrow")
+    if not rejects:
+        return
     if has_rejects:  # (bound now, each file's footer read: ~1 ms for one file, ~7 ms for 30, ~0.4 s for 2,000;
         # compaction.py merges the small ones, so that a connection that reads no rejects pays ~1 ms)
         rejects = _files(data, REJECTS_GLOB)
@@ -154,7 +161,7 @@ def _register(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> Non
     con.execute(f"CREATE VIEW {name} AS SELECT * FROM {name}_arrow")
 
 
-def _table_sources(con: duckdb.DuckDBPyConnection, tables: dict) -> None:
+def _table_sources(con: duckdb.DuckDBPyConnection, tables: dict, rows_view: str = "logpipe_rows") -> None:
     unknown = set(tables) - {"records", "access_log", "rejects"}
     if unknown:
         raise ValueError(f"connect(tables=…) takes keys 'records' and 'rejects', not {sorted(unknown)}")
@@ -162,13 +169,53 @@ def _table_sources(con: duckdb.DuckDBPyConnection, tables: dict) -> None:
     records = RECORD_SCHEMA.empty_table() if records is None else _as_table(records)
     rejects = tables.get("rejects")
     rejects = REJECT_SCHEMA.empty_table() if rejects is None else _as_table(rejects)
-    con.register("logpipe_rows_arrow", records)
+    con.register(f"{rows_view}_arrow", records)
     # Same columns as the dataset: the Hive partition `date` is the UTC day of start_time as text,
     # 'unknown' without one (logpipe/dataset.py).
     date = ("coalesce(strftime(timezone('UTC', start_time), '%Y-%m-%d'), 'unknown')"
             if "start_time" in records.schema.names else "'unknown'")
-    con.execute(f"CREATE VIEW logpipe_rows AS SELECT *, {date} AS date FROM logpipe_rows_arrow")
+    con.execute(f"CREATE VIEW {rows_view} AS SELECT *, {date} AS date FROM {rows_view}_arrow")
     _register(con, "logpipe_rejects", rejects)
+
+
+# With a baseline (``connect(baseline=…)``), each connection's window floor: its own data's first
+# record time, before which the baseline's rows are read (``window_floor``).
+_FLOORS: "weakref.WeakKeyDictionary[duckdb.DuckDBPyConnection, object]" = weakref.WeakKeyDictionary()
+
+
+def _baseline_sources(con: duckdb.DuckDBPyConnection, baseline: str | os.PathLike, data_start: str) -> None:
+    """``logpipe_rows``: the baseline dataset's rows before the first record of the connection's own
+    rows (view ``logpipe_data_rows``), then those, UNION ALL BY NAME (a custom format's extra columns
+    of either, null in the other's rows; ``date`` last, as in a dataset's view). DuckDB reads both
+    datasets' files as it reads one's, within its memory bound: rows of both were read into Arrow
+    in the Python process, outside it (two datasets of 2M rows each: see README's ``--baseline``).
+    ``data_start``: the start of the connection's own rows as an error names it."""
+    try:
+        _dataset_sources(con, Path(baseline), "logpipe_baseline_rows", rejects=False)
+    except DatasetError as e:  # (a directory of logs given for a dataset: the hint is another one)
+        raise DatasetError(f"--baseline {baseline} is not a logpipe dataset ({str(e).split(';')[0]}); give a "
+                           "dataset made by `logpipe ingest LOGS --data DIR`, e.g. of last week's logs") from None
+    floor = _FLOORS[con] = con.execute("SELECT min(start_time) FROM logpipe_data_rows").fetchall()[0][0]
+    # (a literal, not a subquery: DuckDB pushes it into the baseline's read_parquet, EXPLAIN's
+    # "Filters:", where the files' statistics skip row groups past it)
+    before = "" if floor is None else f"WHERE start_time < {_timestamp(floor)}"
+    if not con.execute(f"SELECT count(*) FROM (SELECT 1 FROM logpipe_baseline_rows {before} LIMIT 1)").fetchall()[0][0]:
+        raise DatasetError(f"the baseline dataset {baseline} has no rows before {data_start}; "
+                           "give an older dataset to --baseline, or use --baseline-days N")
+    con.execute(f"CREATE VIEW logpipe_rows AS SELECT * EXCLUDE (date), date FROM (SELECT * FROM logpipe_baseline_rows "
+                f"{before} UNION ALL BY NAME SELECT * FROM logpipe_data_rows)")
+
+
+def _timestamp(t) -> str:
+    """A SQL literal of DuckDB's value ``t`` (a TIMESTAMP WITH TIME ZONE: an aware datetime)."""
+    return f"CAST({_literal(t.isoformat())} AS {'TIMESTAMPTZ' if t.tzinfo is not None else 'TIMESTAMP'})"
+
+
+def window_floor(con: duckdb.DuckDBPyConnection):
+    """Of a connection made with a baseline (``connect(baseline=…)``), its own data's first record
+    time (the window starts there and the baseline's rows end before it; None without a record);
+    None without a baseline."""
+    return _FLOORS.get(con)
 
 
 def replace_records(con: duckdb.DuckDBPyConnection, records) -> None:
@@ -435,6 +482,7 @@ def connect(
     threads: int | None = None,
     uses: list[str] | tuple[str, ...] | None = None,
     scratch: bool = False,
+    baseline: str | os.PathLike | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with the views ``access_log``, ``rejects``, ``traffic`` and ``egress``.
 
@@ -448,6 +496,9 @@ def connect(
     connection's cost); ``make_views`` makes more (``run_query`` does, for its statement). Default: all of them.
     ``scratch``: a database ``SCRATCH`` (a file of its own, in ``spill_dir()``) for tables the
     connection makes (a report's rows), which a sandboxed connection cannot attach once locked.
+    ``baseline``: another dataset (older) whose rows before the first record of ``data_dir`` (or of
+    ``tables``) come first in ``access_log`` (``report anomalies --baseline``; ``window_floor`` gives
+    that first record's time).
     """
     from .settings import load_settings
 
@@ -462,12 +513,16 @@ def connect(
         _bound_memory(con)
         read_dirs: list[Path] = []
         data = None
+        rows_view = "logpipe_rows" if baseline is None else "logpipe_data_rows"
         if tables is not None:
-            _table_sources(con, tables)
+            _table_sources(con, tables, rows_view)
         else:
             data = resolve_data_dir(data_dir)
-            _dataset_sources(con, data)
+            _dataset_sources(con, data, rows_view)
             read_dirs.append(data)
+        if baseline is not None:
+            _baseline_sources(con, baseline, "the --input logs start" if data is None else f"{data_dir or data} starts")
+            read_dirs.append(Path(baseline))
         if settings is None:
             settings = load_settings(data if data is not None else data_dir)
         _settings_tables(con, settings)

@@ -88,10 +88,6 @@ def query_params(q, hide: Iterable[str] = ()) -> list[dict[str, Any]]:
 # ---- the connection --------------------------------------------------------------------------------
 
 
-def _rows(con) -> Any:
-    return con.sql("SELECT * EXCLUDE (date) FROM access_log").to_arrow_table()
-
-
 # The views and macros this module's and html.py's own SQL name (tests/test_query.py checks it), and the
 # egress columns it reads: with a report's queries, what a report's connection is made for
 # (``db.connect(uses=…)``) and what of the traffic view it keeps (_materialize_traffic).
@@ -102,8 +98,8 @@ REPORT_READS = ("access_log authz_denied client_named denials egress rejects ip_
 def open_report_db(data_dir, *, baseline_dir=None, pods_path=None, settings=None, tables=None, report=None,
                    keep_rows=True):
     """A DuckDB connection (logpipe.db) for a report: the dataset (or ``tables``, logs parsed in
-    memory: ``pipeline.parse_to_tables``), plus the baseline dataset's rows when ``baseline_dir`` is
-    given, plus the pod table when ``pods_path`` is given. With ``report`` (its name), only the views
+    memory: ``pipeline.parse_to_tables``), plus the baseline dataset's rows before its first record when
+    ``baseline_dir`` is given (``db.connect(baseline=…)``: DuckDB reads both datasets' files), plus the pod table when ``pods_path`` is given. With ``report`` (its name), only the views
     its queries and this module read are made; else all of them. ``keep_rows`` False: the traffic
     view is not kept in a table (_materialize_traffic), each statement computes it, reading only
     the columns it needs: cheaper for a statement or two (the inventory's two sections, without the
@@ -111,38 +107,13 @@ def open_report_db(data_dir, *, baseline_dir=None, pods_path=None, settings=None
 
     Returns ``(con, window_floor)``: with a baseline dataset, the first record time of ``data_dir``
     (the window starts there and the baseline ends there), else ``None``."""
-    import pyarrow as pa
-
-    from .db import connect
+    from .db import connect, window_floor
 
     queries = [q for name in ([report] if report else REPORTS) for q in report_queries(name)]
     uses = None if report is None else [*(q.sql for q in queries), REPORT_READS]
-    floor = None
-    if baseline_dir is not None:
-        main = connect(data_dir, settings=settings, tables=tables, sandbox=True, uses=("access_log",))
-        try:
-            base = connect(baseline_dir, settings=settings, sandbox=True, uses=("access_log",))
-        except DatasetError as e:  # (a directory of logs given for a dataset: the hint is another one)
-            main.close()
-            raise DatasetError(f"--baseline {baseline_dir} is not a logpipe dataset ({str(e).split(';')[0]}); give a "
-                               "dataset made by `logpipe ingest LOGS --data DIR`, e.g. of last week's logs") from None
-        try:
-            main_rows, base_rows = _rows(main), _rows(base)
-            floor = main.execute("SELECT min(start_time) FROM access_log").fetchall()[0][0]
-        finally:
-            main.close()
-            base.close()
-        if floor is not None:
-            import pyarrow.compute as pc
-
-            base_rows = base_rows.filter(pc.less(base_rows["start_time"], pa.scalar(floor, base_rows["start_time"].type)))
-        if base_rows.num_rows == 0:
-            raise DatasetError(f"the baseline dataset {baseline_dir} has no rows before {data_dir} starts; "
-                               "give an older dataset to --baseline, or use --baseline-days N")
-        rows = pa.concat_tables([base_rows, main_rows], promote_options="permissive")
-        con = connect(tables={"records": rows}, settings=settings, sandbox=True, uses=uses, scratch=keep_rows)
-    else:
-        con = connect(data_dir, settings=settings, tables=tables, sandbox=True, uses=uses, scratch=keep_rows)
+    con = connect(data_dir, settings=settings, tables=tables, sandbox=True, uses=uses, scratch=keep_rows,
+                  baseline=baseline_dir)
+    floor = window_floor(con)
     pods = None
     if pods_path is not None:
         from .pods import load_pods
