@@ -25,7 +25,7 @@ SELECT
     service_entry_yaml(destination, destination_port,
                   service_entry_protocol(protocol, method, authority, requested_server_name,
                                          upstream_cluster_direction, upstream_cluster_subset),
-                  bool_and(coalesce(list_contains(response_flags, 'DF'), false))) AS service_entry
+                  all_dns_failed(response_flags)) AS service_entry
 FROM traffic
 WHERE upstream_cluster IN ('PassthroughCluster', 'AllowAnyDynamicDNSCluster')
   AND (start_time >= coalesce(CAST(nullif(since, '') AS TIMESTAMPTZ), '-infinity'::TIMESTAMPTZ)
