@@ -3,6 +3,9 @@
 --   name: it bypasses DNS-based policy and registration, and is typical of malware and hard-coded
 --   endpoints. Low when the baseline reached that destination already; as new_destination reads
 --   it, a blocked attempt reached nothing, so a baseline of blocked attempts alone leaves it higher.
+--   The advice fits how it left: registered alone (a ServiceEntry admits the address, through an
+--   egress waypoint or not), use the name it registers and review it; else register a name and block
+--   raw-IP egress.
 -- @param since '' window start (ISO time); empty = 24 hours before the data's last record
 -- @param until '' window end (ISO time, exclusive); empty = after the last record
 -- @param baseline_start '' baseline start (ISO time); empty = the data's first record
@@ -48,7 +51,11 @@ SELECT
         'sample_request_ids': list(w.request_id ORDER BY w.start_time) FILTER (WHERE w.request_id IS NOT NULL)[1:3]
     } AS evidence,
     'Clients call ' || w.destination || ' by IP address: find the hard-coded address in the workload, '
-        || 'use a DNS name registered with a ServiceEntry, and block raw-IP egress (REGISTRY_ONLY).' AS advice
+        -- (registered alone: a ServiceEntry admits the address already, and REGISTRY_ONLY would not block it)
+        || CASE WHEN bool_and(w.egress_kind IN ('registered', 'waypoint'))
+                THEN 'use the DNS name its ServiceEntry registers, and review the ServiceEntry that admits the raw '
+                     || 'address (its hosts and addresses: kubectl get serviceentry -A).'
+                ELSE 'use a DNS name registered with a ServiceEntry, and block raw-IP egress (REGISTRY_ONLY).' END AS advice
 FROM named w
 GROUP BY w.destination
 ORDER BY count(*) DESC, w.destination

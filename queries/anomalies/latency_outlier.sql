@@ -1,7 +1,9 @@
 -- title: Latency outliers
 -- description: HTTP destinations whose p99 duration in the window jumped against their own
 --   baseline p99, and single requests far beyond their destination's normal (TCP rows are left
---   out: a connection's duration is its lifetime, not a latency).
+--   out: a connection's duration is its lifetime, not a latency). A jump's advice suggests a
+--   DestinationRule, and for a destination some of whose requests left unregistered (passthrough,
+--   public_ip) a ServiceEntry first, without which no DestinationRule applies to it.
 -- @param since '' window start (ISO time); empty = 24 hours before the data's last record
 -- @param until '' window end (ISO time, exclusive); empty = after the last record
 -- @param baseline_start '' baseline start (ISO time); empty = the data's first record
@@ -22,7 +24,10 @@ base_p AS (
 win_p AS (
     SELECT destination, count(*) AS n, quantile_cont(duration, 0.99) AS p99, quantile_cont(duration, 0.5) AS p50,
         string_agg(DISTINCT client_named(source_ip), ',' ORDER BY client_named(source_ip)) AS sources,
-        list(request_id ORDER BY duration DESC) FILTER (WHERE request_id IS NOT NULL)[1:3] AS ids
+        list(request_id ORDER BY duration DESC) FILTER (WHERE request_id IS NOT NULL)[1:3] AS ids,
+        -- (a DestinationRule applies only to a host in the registry: Istio's analyzer IST0174 asks for a
+        -- ServiceEntry for a host outside the mesh)
+        bool_or(egress_kind IN ('passthrough', 'public_ip')) AS unregistered
     FROM win WHERE request_protocol(protocol, method, authority) IS NOT NULL AND egress_kind <> 'blocked' AND duration IS NOT NULL
     GROUP BY destination
 ),
@@ -43,7 +48,9 @@ jumps AS (
         'p99 latency to ' || w.destination || ' went from ' || CAST(b.p99 AS BIGINT) || ' ms to '
             || CAST(w.p99 AS BIGINT) || ' ms: check the provider''s status and the upstream_service_time '
             || 'column (slow upstream) against duration (slow network or client); consider a timeout '
-            || 'and outlier detection in the DestinationRule.' AS advice,
+            || 'and outlier detection in the DestinationRule'
+            || CASE WHEN w.unregistered THEN ' (it is not registered: a DestinationRule applies only to a host a '
+                    || 'ServiceEntry registers, so register it first)' ELSE '' END || '.' AS advice,
         w.p99 / greatest(b.p99, 1) AS score
     FROM win_p w JOIN base_p b USING (destination)
     WHERE w.n >= CAST($min_requests AS INTEGER) AND b.n >= CAST($min_requests AS INTEGER)

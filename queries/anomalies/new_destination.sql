@@ -1,11 +1,20 @@
 -- title: New destinations
 -- description: External destinations reached in the window that the baseline never reached.
---   Unregistered (passthrough) or raw-IP newcomers rank higher: nobody reviewed them; one that
---   received an upload of upload_high bytes or more (its bytes_received) ranks high, whatever its
---   kind: data leaving for a host nobody had called before is how exfiltration looks. A destination
---   the baseline only tried and was blocked from was never reached: it is new when it is reached.
---   One whose every window request failed DNS resolution (flag DF) gets DNS advice
---   (dns_failure_advice.sql), not a ServiceEntry.
+--   Unregistered (passthrough) or raw-IP (public_ip) newcomers rank higher: nobody reviewed them; one
+--   that received an upload of upload_high bytes or more (its bytes_received, of the requests the
+--   proxy sent on) ranks high, whatever its kind: data leaving for a host nobody had called before is
+--   how exfiltration looks. A destination the baseline only tried and was blocked from was never
+--   reached: it is new when it is reached. The advice fits how it left (egress_kind): not registered
+--   (passthrough: register it or block it), a raw IP address that nothing registers (public_ip, or
+--   passthrough to an address: find the hard-coded address), registered (a ServiceEntry admits it,
+--   through an egress waypoint or not: confirm the owning team expects it, and review what admits
+--   it), or both registered and not (a ServiceEntry that leaves some of its ports or clients out).
+--   One whose every window request failed DNS resolution (flag DF: dns_failed.sql) gets DNS advice
+--   (dns_failure_advice.sql), not a ServiceEntry. One for whose every window request the proxy made
+--   no upstream connection (UF, UH, NC, NR, DF, DO: upstream_not_connected.sql) sent nothing out:
+--   it keeps its finding and its kind's severity, as a blocked attempt keeps blocked_attempt's (a
+--   workload tried a host nobody called before, which is the news), and its advice says that nothing
+--   left; its upload, never sent on, does not make it high.
 -- @param since '' window start (ISO time); empty = 24 hours before the data's last record
 -- @param until '' window end (ISO time, exclusive); empty = after the last record
 -- @param baseline_start '' baseline start (ISO time); empty = the data's first record
@@ -13,7 +22,12 @@
 -- @param min_requests 1 fewest window requests for a finding
 -- @param upload_high 1000000 bytes uploaded to the newcomer in the window (bytes_received) that make it high
 WITH bounds AS (SELECT * FROM report_bounds($since, $until, $baseline_start, $baseline_end)),
-win AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= w0 AND e.start_time < w1),
+win AS (
+    SELECT e.*,
+        upstream_not_connected(e.response_flags, request_protocol(e.protocol, e.method, e.authority),
+                               e.bytes_received, e.bytes_sent) AS not_connected
+    FROM egress e, bounds WHERE e.start_time >= w0 AND e.start_time < w1
+),
 base AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= b0 AND e.start_time < b1),
 -- (the baseline's destinations once each: NOT EXISTS over every baseline row built a hash table of
 -- them all)
@@ -22,8 +36,9 @@ SELECT
     'new_destination' AS kind,
     CASE
         WHEN (SELECT count(*) FROM base) = 0 THEN 'info'
-        WHEN sum(w.bytes_received) >= CAST($upload_high AS BIGINT) THEN 'high'
-        WHEN bool_or(w.egress_kind = 'passthrough') THEN 'medium'
+        -- (bytes of a request the proxy made no upstream connection for never left)
+        WHEN sum(w.bytes_received) FILTER (WHERE NOT w.not_connected) >= CAST($upload_high AS BIGINT) THEN 'high'
+        WHEN bool_or(w.egress_kind IN ('passthrough', 'public_ip')) THEN 'medium'
         ELSE 'low'
     END AS severity,
     string_agg(DISTINCT client_named(w.source_ip), ',' ORDER BY client_named(w.source_ip)) AS source,
@@ -38,13 +53,37 @@ SELECT
         'last_seen': max(w.start_time),
         'sample_request_ids': list(w.request_id ORDER BY w.start_time) FILTER (WHERE w.request_id IS NOT NULL)[1:3]
     } AS evidence,
-    CASE WHEN bool_and(coalesce(list_contains(w.response_flags, 'DF'), false))
-         THEN 'A destination the baseline never saw. ' || dns_failure_advice(w.destination)
-         ELSE 'A destination the baseline never saw: confirm the owning team expects it; register it with a '
-              || 'ServiceEntry if legitimate, or block it with an AuthorizationPolicy / REGISTRY_ONLY.' END
-        || CASE WHEN sum(w.bytes_received) >= CAST($upload_high AS BIGINT)
-                THEN ' It received ' || CAST(round(sum(w.bytes_received) / 1e6, 1) AS VARCHAR) || ' MB from '
-                     || string_agg(DISTINCT client_named(w.source_ip), ', ' ORDER BY client_named(w.source_ip))
+    'A destination the baseline never saw'
+    || CASE WHEN all_dns_failed(w.response_flags) THEN '. ' || dns_failure_advice(w.destination)
+        ELSE CASE WHEN bool_and(w.not_connected)
+                 THEN ', tried but never reached: the proxy made no upstream connection for any request (response flags '
+                      || array_to_string(list_sort(list_distinct(flatten(list(w.response_flags)))), ',')
+                      || '), so nothing left; still, a workload tries a host nobody called before. '
+                 ELSE ': ' END
+            || CASE
+                -- (registered and not: a ServiceEntry that covers some ports or clients, not all)
+                WHEN bool_or(w.egress_kind IN ('registered', 'waypoint')) AND bool_or(w.egress_kind IN ('passthrough', 'public_ip'))
+                THEN 'some requests went through a ServiceEntry and some through none (egress_kind and ports in the evidence): '
+                     || 'confirm the owning team expects it, then check which ports and clients the ServiceEntry '
+                     || 'leaves out (its ports, exportTo; a Sidecar''s egress hosts) and register or block the rest.'
+                WHEN bool_or(w.egress_kind IN ('registered', 'waypoint'))
+                THEN 'it is registered (a ServiceEntry admits it' || CASE WHEN bool_or(w.egress_kind = 'waypoint')
+                         THEN ', through an egress waypoint' ELSE '' END
+                     || '): confirm the owning team expects it, and review the ServiceEntry and any AuthorizationPolicy '
+                     || 'that admit it (kubectl get serviceentry,authorizationpolicy -A).'
+                WHEN ip_value(w.destination) IS NOT NULL OR bool_and(w.egress_kind = 'public_ip')
+                THEN 'a raw IP address that no ServiceEntry registers: confirm the owning team expects it; find the '
+                     || 'hard-coded address in the workload and use a DNS name registered with a ServiceEntry, or block it '
+                     || 'with an AuthorizationPolicy / REGISTRY_ONLY.'
+                ELSE 'it is not registered (PassthroughCluster: no ServiceEntry): confirm the owning team expects it; '
+                     || 'register it with a ServiceEntry if legitimate (unregistered_egress gives one), or block it with '
+                     || 'an AuthorizationPolicy / REGISTRY_ONLY.'
+            END
+        END
+        || CASE WHEN sum(w.bytes_received) FILTER (WHERE NOT w.not_connected) >= CAST($upload_high AS BIGINT)
+                THEN ' It received ' || CAST(round(sum(w.bytes_received) FILTER (WHERE NOT w.not_connected) / 1e6, 1) AS VARCHAR)
+                     || ' MB from ' || string_agg(DISTINCT client_named(w.source_ip), ', ' ORDER BY client_named(w.source_ip))
+                                           FILTER (WHERE NOT w.not_connected)
                      || ': find out what was sent (the request ids lead to the application logs).'
                 ELSE '' END AS advice
 FROM win w

@@ -9,6 +9,10 @@
 --   the format has no %PROTOCOL% (request_protocol.sql); bytes a format does not log are null. A
 --   destination whose every request failed DNS resolution (flag DF: AllowAnyDynamicDNSCluster) gets
 --   DNS advice (dns_failure_advice.sql) and no ServiceEntry: registering it would not make it resolve.
+--   One for whose every window request the proxy made no upstream connection (UF, UH, NC, NR, DO:
+--   upstream_not_connected.sql) sent nothing out: its advice says so before the ServiceEntry, and it
+--   keeps its severity, as a blocked attempt keeps blocked_attempt's: a workload tried to reach a host
+--   nobody registered, and under REGISTRY_ONLY it would have been blocked.
 -- @param since '' window start (ISO time); empty = 24 hours before the data's last record
 -- @param until '' window end (ISO time, exclusive); empty = after the last record
 -- @param baseline_start '' baseline start (ISO time); empty = the data's first record
@@ -24,7 +28,10 @@ found AS (
         service_entry_protocol(w.protocol, w.method, w.authority, w.requested_server_name,
                                w.upstream_cluster_direction, w.upstream_cluster_subset) AS se_protocol,
         count(*) AS requests,
-        bool_and(coalesce(list_contains(w.response_flags, 'DF'), false)) AS dns_failed,
+        all_dns_failed(w.response_flags) AS dns_failed,
+        bool_and(upstream_not_connected(w.response_flags, request_protocol(w.protocol, w.method, w.authority),
+                                        w.bytes_received, w.bytes_sent)) AS not_connected,
+        list_sort(list_distinct(flatten(list(w.response_flags)))) AS flags,
         string_agg(DISTINCT client_named(w.source_ip), ',' ORDER BY client_named(w.source_ip)) AS sources,
         CAST(sum(w.bytes_received) AS BIGINT) AS bytes_up,
         min(w.start_time) AS first_seen,
@@ -56,10 +63,15 @@ SELECT
     CASE WHEN dns_failed THEN dns_failure_advice(destination)
         WHEN se IS NOT NULL
         THEN 'Unregistered egress to ' || CASE WHEN contains(destination, ':') THEN '[' || destination || ']' ELSE destination END
-             || coalesce(':' || port || '. If it is legitimate, register it '
-                         || '(kubectl apply -f the service_entry in the evidence), then consider ',
-                         ' (port not in the logs). If it is legitimate, register it (set the port in '
-                         || 'the service_entry in the evidence, then kubectl apply -f it), then consider ')
+             || coalesce(':' || port, ' (port not in the logs)')
+             -- (nothing left, but the attempt is the news: see the description)
+             || CASE WHEN not_connected
+                     THEN ' that never connected (the proxy made no upstream connection for any request: response flags '
+                          || array_to_string(flags, ',') || '; nothing left, but a workload tried it)' ELSE '' END
+             || '. If it is legitimate, register it '
+             || CASE WHEN port IS NULL THEN '(set the port in the service_entry in the evidence, then kubectl apply -f it)'
+                     ELSE '(kubectl apply -f the service_entry in the evidence)' END
+             || ', then consider '
              || 'outboundTrafficPolicy REGISTRY_ONLY so the next unknown host is blocked.'
         ELSE 'Unregistered egress to a host name that is not a valid DNS name: investigate the client.'
     END AS advice
