@@ -24,7 +24,7 @@ base_p AS (
 win_p AS (
     SELECT destination, count(*) AS n, quantile_cont(duration, 0.99) AS p99, quantile_cont(duration, 0.5) AS p50,
         string_agg(DISTINCT client_named(source_ip), ',' ORDER BY client_named(source_ip)) AS sources,
-        list(request_id ORDER BY duration DESC) FILTER (WHERE request_id IS NOT NULL)[1:3] AS ids,
+        list(request_id ORDER BY duration DESC, start_time, request_id) FILTER (WHERE request_id IS NOT NULL)[1:3] AS ids,
         -- (a DestinationRule applies only to a host in the registry: Istio's analyzer IST0174 asks for a
         -- ServiceEntry for a host outside the mesh)
         bool_or(egress_kind IN ('passthrough', 'public_ip')) AS unregistered
@@ -82,4 +82,5 @@ singles AS (
       AND r.destination NOT IN (SELECT destination FROM jumps)
 )
 SELECT * EXCLUDE (score) FROM (SELECT * FROM jumps UNION ALL SELECT * FROM singles)
-ORDER BY score DESC, destination
+-- (a destination's single requests of one duration, the same score, by time, source and request id)
+ORDER BY score DESC, destination, evidence.start_time, source, evidence.sample_request_ids

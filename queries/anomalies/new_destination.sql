@@ -51,7 +51,7 @@ SELECT
         'bytes_up': CAST(sum(w.bytes_received) AS BIGINT),  -- null: the format logs no bytes
         'first_seen': min(w.start_time),
         'last_seen': max(w.start_time),
-        'sample_request_ids': list(w.request_id ORDER BY w.start_time) FILTER (WHERE w.request_id IS NOT NULL)[1:3]
+        'sample_request_ids': list(w.request_id ORDER BY w.start_time, w.request_id) FILTER (WHERE w.request_id IS NOT NULL)[1:3]
     } AS evidence,
     'A destination the baseline never saw'
     || CASE WHEN all_dns_failed(w.response_flags) THEN '. ' || dns_failure_advice(w.destination)

@@ -25,7 +25,7 @@ SELECT
         'egress_kind': string_agg(DISTINCT w.egress_kind, ',' ORDER BY w.egress_kind),
         'first_seen': min(w.start_time),
         'last_seen': max(w.start_time),
-        'sample_request_ids': list(w.request_id ORDER BY w.start_time) FILTER (WHERE w.request_id IS NOT NULL)[1:3]
+        'sample_request_ids': list(w.request_id ORDER BY w.start_time, w.request_id) FILTER (WHERE w.request_id IS NOT NULL)[1:3]
     } AS evidence,
     'This workload started calling ' || w.destination || ': check it is a planned change '
         || '(new release, new feature) and not a compromised or misconfigured pod.' AS advice

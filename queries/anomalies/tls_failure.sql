@@ -34,7 +34,7 @@ SELECT
         'first_seen': min(w.start_time),
         'last_seen': max(w.start_time),
         'in_baseline': (SELECT count(*) FROM base b WHERE b.destination = w.destination),
-        'sample_request_ids': list(w.request_id ORDER BY w.start_time) FILTER (WHERE w.request_id IS NOT NULL)[1:3]
+        'sample_request_ids': list(w.request_id ORDER BY w.start_time, w.request_id) FILTER (WHERE w.request_id IS NOT NULL)[1:3]
     } AS evidence,
     'TLS to ' || coalesce(w.destination, 'this destination') || ' fails: check the certificate of the '
         || 'endpoint (expiry, chain, SAN) and the DestinationRule tls settings (mode, sni, caCertificates).' AS advice

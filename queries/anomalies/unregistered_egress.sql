@@ -36,7 +36,7 @@ found AS (
         CAST(sum(w.bytes_received) AS BIGINT) AS bytes_up,
         min(w.start_time) AS first_seen,
         max(w.start_time) AS last_seen,
-        list(w.request_id ORDER BY w.start_time) FILTER (WHERE w.request_id IS NOT NULL)[1:3] AS ids,
+        list(w.request_id ORDER BY w.start_time, w.request_id) FILTER (WHERE w.request_id IS NOT NULL)[1:3] AS ids,
         EXISTS (SELECT 1 FROM base b WHERE b.destination = w.destination AND b.egress_kind = 'passthrough') AS known
     FROM win w
     WHERE w.egress_kind = 'passthrough' AND w.destination IS NOT NULL
@@ -76,4 +76,4 @@ SELECT
         ELSE 'Unregistered egress to a host name that is not a valid DNS name: investigate the client.'
     END AS advice
 FROM registering
-ORDER BY requests DESC, destination
+ORDER BY requests DESC, destination, port

@@ -61,4 +61,4 @@ LEFT JOIN base_pair bp ON bp.source_ip IS NOT DISTINCT FROM w.source_ip AND bp.d
 LEFT JOIN base_dest bd ON bd.destination = w.destination
 WHERE w.bytes_up >= CAST($min_bytes AS BIGINT)
   AND w.daily >= CAST($volume_factor AS DOUBLE) * coalesce(bp.daily, bd.daily_per_source, 0)
-ORDER BY w.bytes_up DESC, w.destination
+ORDER BY w.bytes_up DESC, w.destination, source

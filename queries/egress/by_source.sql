@@ -21,5 +21,5 @@ SELECT
 FROM egress
 WHERE $destination = '' OR destination = $destination
 GROUP BY source_ip, destination, destination_port
-ORDER BY requests DESC, source_ip, destination
+ORDER BY requests DESC, source_ip, destination, destination_port
 LIMIT $limit

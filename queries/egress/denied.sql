@@ -30,5 +30,5 @@ WHERE egress_kind = 'blocked'
    OR ztunnel_denial(error)
    OR (response_code = 403 AND response_code_details IS DISTINCT FROM 'via_upstream')
 GROUP BY ALL
-ORDER BY attempts DESC, source_ip, destination
+ORDER BY attempts DESC, source_ip, destination, destination_port, denied_by
 LIMIT $limit

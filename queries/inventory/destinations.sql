@@ -77,7 +77,7 @@ judged AS (
 SELECT
     destination_named(destination) AS destination,
     destination_port AS port,
-    mode(row_protocol) AS protocol,
+    most_common(row_protocol) AS protocol,  -- (ties to the least: most_common.sql)
     egress_kind,
     count(*) AS requests,
     CAST(sum(bytes_received) AS BIGINT) AS bytes_up,
@@ -97,11 +97,11 @@ SELECT
     -- (plaintext when any request left in clear text; else the most common way its rows that connected
     -- went; not-connected only when none did: a destination reached over TLS once is no failed one)
     CASE WHEN bool_or(transport = 'plaintext') THEN 'plaintext'
-        ELSE coalesce(mode(transport) FILTER (WHERE transport <> 'not-connected'), mode(transport)) END AS transport,
+        ELSE coalesce(most_common(CASE WHEN transport <> 'not-connected' THEN transport END), most_common(transport)) END AS transport,
     -- (an Istio mTLS SNI, outbound_.80_._.istio-egressgateway…, is the mesh's own hop into the proxy
     -- that logged the row, not a name the destination was asked for: istio_sni_host.sql)
     string_agg(DISTINCT requested_server_name, ',' ORDER BY requested_server_name)
         FILTER (WHERE istio_sni_host(requested_server_name) IS NULL) AS sni
 FROM judged
 GROUP BY destination, destination_port, egress_kind
-ORDER BY requests DESC, destination, port
+ORDER BY requests DESC, destination, port, egress_kind

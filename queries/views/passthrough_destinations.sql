@@ -8,7 +8,7 @@ CREATE OR REPLACE MACRO passthrough_destinations(since, until) AS TABLE
 SELECT
     destination,
     destination_port AS port,
-    mode(coalesce(request_protocol(protocol, method, authority),
+    most_common(coalesce(request_protocol(protocol, method, authority),
                   connection_protocol(requested_server_name, upstream_cluster_direction,
                                       upstream_cluster_subset))) AS protocol,
     string_agg(DISTINCT destination_ip_kind, ',' ORDER BY destination_ip_kind) AS address_kind,
