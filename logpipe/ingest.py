@@ -25,7 +25,8 @@ from .progress import IngestProgress, IngestSummary, print_summary
 from .pipeline import (WHOLE_FILE_COMPRESSION, compression_of, dataset_parser, format_reject, is_plain, parse_input,
                        text_fingerprint)
 from .lanes import WorkerPool, boots_now, default_workers, ingest_workers, ingested_before, is_small
-from .workers import STAGE_TASK_BYTES, StagedBatch, stage_input_async, stage_inputs_async, staged_result, time_bounds
+from .workers import (STAGE_TASK_BYTES, StagedBatch, stage_input_async, stage_inputs_async, staged_result, time_bounds,
+                      unopened)
 from .render import escape_control
 from .reports import DEFAULT_WINDOW
 from . import holes as _holes
@@ -626,8 +627,8 @@ class _Run:
             except InputChangedError as e:  # none of it is one version of the file: keep nothing
                 return self.fail_unread(plan, stager, str(e))
             except InputError as e:  # corrupt archive: keep what came before the damage
-                if (why := _cannot_open(inp)) is not None:  # (no archive: a file gone, as below, said by its reader)
-                    return self.fail_unread(plan, stager, f"{inp.name}: cannot read: {why}")
+                if (cause := unopened(e, inp)) is not None:  # (no archive: its file could not be opened, as below)
+                    return self.fail_unread(plan, stager, f"{inp.name}: cannot read: {cause.strerror}")
                 error = f"{e} ({counts.read} lines read)"
             except OSError as e:  # its file gone since it was decided on (a pod's log rotated away): it alone fails
                 if e.filename != inp.path:  # (not the input's: the dataset's, raised as before)
@@ -892,17 +893,6 @@ def _line_end(body: bytes, offset: int, k: int) -> int:
         if at < 0:
             return offset + len(body)
     return offset + at + 1
-
-
-def _cannot_open(inp: Input) -> str | None:
-    """Why ``inp``'s file cannot be opened now (its reader's error was not damage then), or None."""
-    if inp.is_stream:
-        return None
-    try:
-        open(inp.path, "rb").close()
-    except OSError as e:
-        return e.strerror or str(e)
-    return None
 
 
 def _wait(plan: _Plan) -> None:

@@ -152,7 +152,9 @@ def _stage_input(path: "str | Input", skip_bytes: int, first_line: int, root: st
     """A whole input (a small file, plain or compressed) read, parsed and staged by one worker, as
     the in-process path does it, so that the workers parse several small inputs at once. Returns
     ``(staged, offset)`` for each flush, and the message of the ``InputError`` that stopped a
-    corrupt archive (its complete lines before the damage are staged)."""
+    corrupt archive (its complete lines before the damage are staged). A file that cannot be opened
+    raises its ``OSError`` (``unopened``), which crosses to the parent whole (errno, filename): it is
+    no damage, and the parent need not open the file again to tell (it may be back by then)."""
     from .batches import BatchBuffer
 
     inp = _input(path)
@@ -174,6 +176,8 @@ def _stage_input(path: "str | Input", skip_bytes: int, first_line: int, root: st
                     out.append((_stage_buffer(buf, line_no - first, blank, root, prefix, joined), end))
                     first, blank, joined, held = line_no, 0, 0, 0
     except InputError as e:
+        if (cause := unopened(e, inp)) is not None:
+            raise cause from None
         error = str(e)
     if line_no > first or not out:
         out.append((_stage_buffer(buf, line_no - first, blank, root, prefix, joined), end))
@@ -218,6 +222,16 @@ def _stage_part(part, end: int, root: str, prefix: str) -> tuple[list[tuple[Stag
     buf = BatchBuffer()
     buf.add(part)
     return [(_stage_buffer(buf, part.read, part.blank, root, prefix, part.joined), end)], None
+
+
+def unopened(e: InputError, inp: Input) -> OSError | None:
+    """The ``OSError`` of opening ``inp``'s file that ``e`` reports (``sources._open``'s `cannot open`,
+    `permission denied`: raised while handling it), or None: ``e`` is about its content (a damaged
+    archive). A pipe's is None, as before (it is read as it comes, its error said as its reader's)."""
+    cause = e.__context__
+    if inp.is_stream or not isinstance(cause, OSError) or cause.filename != inp.path:
+        return None
+    return cause
 
 
 def _input(path: "str | Input") -> Input:

@@ -10,7 +10,7 @@ import signal
 import pytest
 from test_ingest import check_consistent, gen_lines, manifest, rows, run, write_log
 
-from logpipe import ingest
+from logpipe import ingest, sources
 
 
 def _logs(tmp_path, n: int):
@@ -52,6 +52,72 @@ def test_an_input_gone_before_it_is_read_fails_alone(tmp_path, monkeypatch, caps
     assert len(check_consistent(data)["inputs"]) == n
 
 
+@pytest.mark.parametrize("workers, n, packed", [("1", 4, False), ("2", 40, False), ("2", 40, True)],
+                         ids=["in-process", "worker-tasks", "worker-task-gz"])
+def test_a_file_that_cannot_be_opened_when_read_is_no_damaged_archive_though_it_opens_after(
+        tmp_path, monkeypatch, capsys, workers, n, packed):
+    """Whoever reads an input (this process, or a worker process: a task of several inputs, or a
+    compressed one's own), a file that cannot be opened when it is read fails alone as `cannot read`,
+    by the error its reader met: here a directory in its place then (root opens any mode's file),
+    the file back before the reader's error reaches ``finish``. (The parent opened the file again to
+    tell: it opened, so it was committed as a damaged archive of 0 lines, skipped by later runs.)"""
+    monkeypatch.setenv("LOGPIPE_WORKERS", workers)
+    data = tmp_path / "data"
+    logs, paths = _logs(tmp_path, n)
+    odd = paths[1]
+    if packed:
+        odd = odd.with_name(odd.name + ".gz")
+        odd.write_bytes(gzip.compress(paths[1].read_bytes()))
+        paths[1].unlink()
+        paths[1] = odd
+    away = odd.with_name(odd.name + ".away")
+
+    def swap():
+        odd.rename(away)
+        odd.mkdir()
+
+    def restore():
+        odd.rmdir()
+        away.rename(odd)
+
+    launch, finish, open_ = ingest._Run.launch, ingest._Run.finish, sources._open
+
+    def when_launched(self):  # a worker task reads it: a directory there from now on
+        if self.pool is not None and any(p.inp.path == str(odd) for p in self.decided):
+            swap()
+        return launch(self)
+
+    def when_finished(self, plan):  # its task ended (its reader failed): the file is back
+        if plan.inp.path == str(odd) and plan.future is not None:
+            plan.future.exception()
+            restore()
+        return finish(self, plan)
+
+    def when_opened(inp):  # read here, after inspect() opened it: a directory for its open alone
+        if inp.path != str(odd) or away.exists():
+            return open_(inp)
+        swap()
+        try:
+            return open_(inp)
+        finally:
+            restore()
+
+    monkeypatch.setattr(ingest._Run, "launch", when_launched)
+    monkeypatch.setattr(ingest._Run, "finish", when_finished)
+    monkeypatch.setattr(sources, "_open", when_opened)
+    code, _, err = run(monkeypatch, capsys, "ingest", logs, "--data", data)
+    assert code == 1, err
+    assert f"logpipe: error: {odd}: cannot read: Is a directory\n" in err
+    assert "damage" not in err and "corrupt" not in err
+    assert f"inputs {n}: ingested {n - 1}, skipped as already ingested 0, errors 1\n" in err
+    assert sorted(e["path"] for e in check_consistent(data)["inputs"]) == sorted(str(p) for p in paths if p != odd)
+    for name, was in (("launch", launch), ("finish", finish)):
+        monkeypatch.setattr(ingest._Run, name, was)
+    monkeypatch.setattr(sources, "_open", open_)
+    code, _, err = run(monkeypatch, capsys, "ingest", logs, "--data", data)
+    assert code == 0 and f"inputs {n}: ingested 1, skipped as already ingested {n - 1}\n" in err, err
+
+
 def test_a_damaged_archive_parsed_by_the_lanes_keeps_its_lines_before_the_damage(tmp_path, monkeypatch, capsys):
     """The lanes parse chunks ahead of the one being read: when reading one fails (a truncated gzip),
     those before it are still the input's lines before the damage, as when this process alone parses
@@ -72,6 +138,44 @@ def test_a_damaged_archive_parsed_by_the_lanes_keeps_its_lines_before_the_damage
         assert f"the complete lines before that point were kept ({entry['read']} lines read)" in err
         got[workers] = entry["read"], rows(data, "source like '%a-cut%'")
     assert got["2"] == got["1"] and 0 < got["1"][0] < 3000
+
+
+@pytest.mark.parametrize("workers, n", [("1", 2), ("2", 40)], ids=["in-process", "worker-task"])
+def test_a_damaged_archive_deleted_after_its_damage_was_met_keeps_its_lines(tmp_path, monkeypatch, capsys, workers, n):
+    """A damaged archive is one by what its reader met, whatever became of the file since (rotated
+    away before its error reached ``finish``): its lines before the damage are kept. (The parent
+    opened the file again to tell: gone, it said `cannot read: No such file or directory`, nothing kept.)"""
+    monkeypatch.setenv("LOGPIPE_WORKERS", workers)
+    logs, _ = _logs(tmp_path, n - 1)
+    text = "".join(ln + "\n" for ln in gen_lines(3000, seed=9)).encode()
+    packed = gzip.compress(text)
+    cut = logs / "a-cut.log.gz"
+    cut.write_bytes(packed[:len(packed) // 2])
+    finish, parse_input = ingest._Run.finish, ingest.parse_input
+
+    def deleted_when_met(inp, *args, **kwargs):  # read here: deleted as its error leaves the reader
+        try:
+            yield from parse_input(inp, *args, **kwargs)
+        except Exception:
+            if inp.path == str(cut):
+                cut.unlink()
+            raise
+
+    def deleted_after_its_task(self, plan):  # read by a worker task: deleted once it ended
+        if plan.inp.path == str(cut) and plan.future is not None:
+            plan.future.exception()
+            cut.unlink()
+        return finish(self, plan)
+
+    monkeypatch.setattr(ingest, "parse_input", deleted_when_met)
+    monkeypatch.setattr(ingest._Run, "finish", deleted_after_its_task)
+    data = tmp_path / "data"
+    code, _, err = run(monkeypatch, capsys, "ingest", logs, "--data", data)
+    assert code == 1 and not cut.exists(), err
+    assert f"inputs {n}: ingested {n} (1 only up to the damage), skipped as already ingested 0, errors 1\n" in err
+    entry = next(e for e in check_consistent(data)["inputs"] if e["path"] == str(cut))
+    assert f"{cut}: archive is corrupt or truncated" in err and "cannot read" not in err
+    assert 0 < entry["read"] < 3000 and f"were kept ({entry['read']} lines read)" in err
 
 
 def test_ctrl_c_says_every_input_left_unread(tmp_path, monkeypatch, capsys):
