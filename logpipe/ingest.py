@@ -132,32 +132,42 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
     # is parsed in those lanes (parse_input), all by this one pool, started at its first task; not a
     # pool per input (three small inputs: 0.92 s, 1.03 CPU-s with three worker boots; 0.52, 0.58 with one).
     spare = None if pool is not None else _spare_pool(inputs)
-    with _ingest_lock(ds), bar, (pool or contextlib.nullcontext()), (spare or contextlib.nullcontext()):
-        if pool is not None:
-            pool.use(parser)
-            # (else at its first task, if any: a rerun, or a pipe whose second chunk is not there yet)
-            if not pool.started and (force or not ingested_before(inputs, ds.entries())) and boots_now(inputs):
-                pool.start()  # (booting since boot_pool, or from now on: while the first input is hashed)
-        if spare is not None:
-            spare.use(parser)
-        ds.recover()
-        run = _Run(ds, parser, pool, bar, summary, err, started, force=force, on_error=on_error,
-                   max_reject_ratio=max_reject_ratio, max_warnings=max_warnings, flush_rows=flush_rows, spare=spare)
-        try:
-            run.ingest(inputs)
-        except BaseException as e:  # (Ctrl-C reaches the workers too: a task may end after its plan was dropped)
-            for lanes in (pool, spare):
-                if lanes is not None:
-                    lanes.close()  # every task over, its files written: then what this run left pending goes
-            with contextlib.suppress(Exception):
-                ds.recover()
-            if full := no_space(e):  # (a nightly job's disk filled up: what was committed stays, the summary says what)
-                summary.unread = _unread(summary)
-                print_summary(summary, started, run.shown, max_warnings, ds, err)
-                raise DatasetError(f"cannot write to dataset directory {data_dir}: {full}; free space (or move --data),"
-                                   " then run the ingest again: it reads what was not ingested") from None
-            raise
-    print_summary(summary, started, run.shown, max_warnings, ds, err)
+    done = False
+    try:
+        with _ingest_lock(ds), bar, (pool or contextlib.nullcontext()), (spare or contextlib.nullcontext()):
+            if pool is not None:
+                pool.use(parser)
+                # (else at its first task, if any: a rerun, or a pipe whose second chunk is not there yet)
+                if not pool.started and (force or not ingested_before(inputs, ds.entries())) and boots_now(inputs):
+                    pool.start()  # (booting since boot_pool, or from now on: while the first input is hashed)
+            if spare is not None:
+                spare.use(parser)
+            ds.recover()
+            run = _Run(ds, parser, pool, bar, summary, err, started, force=force, on_error=on_error,
+                       max_reject_ratio=max_reject_ratio, max_warnings=max_warnings, flush_rows=flush_rows, spare=spare)
+            try:
+                run.ingest(inputs)
+            except BaseException as e:  # (Ctrl-C reaches the workers too: a task may end after its plan was dropped)
+                for lanes in (pool, spare):
+                    if lanes is not None:
+                        lanes.close()  # every task over, its files written: then what this run left pending goes
+                with contextlib.suppress(Exception):
+                    ds.recover()
+                if full := no_space(e):  # (a nightly job's disk filled up: what was committed stays, the summary says what)
+                    summary.unread = _unread(summary)
+                    print_summary(summary, started, run.shown, max_warnings, ds, err)
+                    raise DatasetError(f"cannot write to dataset directory {data_dir}: {full}; free space (or move --data),"
+                                       " then run the ingest again: it reads what was not ingested") from None
+                raise
+            done = True  # every input finished: the lanes end now (the with's exit: WorkerPool.close)
+    except BaseException as e:
+        # A Ctrl-C while they end (a worker slow to exit under load, or stuck: killed, not waited for)
+        # comes after every input was committed or failed: the summary says so, then exit 130.
+        if done and interrupted(e):
+            print_summary(summary, started, run.shown, max_warnings, ds, err)
+        raise
+    with _interrupt_after():  # (the summary whole: a Ctrl-C meanwhile is raised after it)
+        print_summary(summary, started, run.shown, max_warnings, ds, err)
     if run.late_inputs and (note := _late_note(ds, run.late_inputs, run.cutoff)):
         print(note, file=err)
     if summary.ingested:

@@ -229,9 +229,17 @@ class WorkerPool:
         return self
 
     def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._executor = None
+        """Shut the lanes down, their tasks in flight ended first. A Ctrl-C while it waits (a worker
+        process slow to end under load, or stuck) ends the wait: the worker processes are killed
+        (``_Lanes.kill``), not waited for, here or at exit, and the Ctrl-C is raised."""
+        if self._executor is None:
+            return
+        lanes, self._executor = self._executor, None
+        try:
+            lanes.shutdown(wait=True, cancel_futures=True)
+        except BaseException:
+            lanes.kill()
+            raise
 
     def __enter__(self) -> "WorkerPool":
         return self
@@ -320,6 +328,20 @@ class _Lanes:
         self._threads.shutdown(wait=wait, cancel_futures=cancel_futures)
         if self.procs is not None:
             self.procs.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+    def kill(self) -> None:
+        """Stop now: the worker processes killed (a task of theirs is lost), nothing waited for. The
+        executor's thread then sees them gone and ends, so Python's exit does not wait for them."""
+        self._threads.shutdown(wait=False, cancel_futures=True)
+        if self.procs is None:
+            return
+        # (Python 3.14's ProcessPoolExecutor.kill_workers; before it, its _processes: pid -> Process)
+        if hasattr(self.procs, "kill_workers"):
+            self.procs.kill_workers()
+        else:
+            for proc in list((getattr(self.procs, "_processes", None) or {}).values()):
+                proc.kill()
+        self.procs.shutdown(wait=False, cancel_futures=True)
 
 
 def lane_parser() -> "Parser | None":

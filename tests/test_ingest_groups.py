@@ -6,6 +6,10 @@ from __future__ import annotations
 import gzip
 import os
 import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 from test_ingest import check_consistent, gen_lines, manifest, rows, run, write_log
@@ -226,3 +230,86 @@ def test_ctrl_c_while_inputs_commit_is_raised_once_they_are_counted(tmp_path, mo
     assert code == 130 and "logpipe: interrupted" in err, err
     assert "inputs 3: ingested 3, skipped as already ingested 0\n" in err and "more input(s)" not in err
     assert len(manifest(data)["inputs"]) == 3
+
+
+# `logpipe ingest` with a worker process stuck in a task as the pool shuts down, the inputs all done:
+# it says so in the file MARKER once it is stuck (a spawned script of its own: no multiprocessing in
+# the pytest process, which may be an xdist worker).
+_STUCK_AT_SHUTDOWN = """
+import os, sys, time
+
+def stuck(marker):
+    open(marker, "w").close()
+    time.sleep(3600)
+
+if __name__ == "__main__":
+    from logpipe import cli, lanes
+
+    shutdown = lanes._Lanes.shutdown
+
+    def stuck_then_shutdown(self, *args, **kwargs):
+        if self.procs is not None and not getattr(lanes, "stuck", False):
+            lanes.stuck = True
+            self.procs.submit(stuck, os.environ["MARKER"])
+        return shutdown(self, *args, **kwargs)
+
+    lanes._Lanes.shutdown = stuck_then_shutdown
+    sys.argv = ["logpipe", *sys.argv[1:]]
+    cli.main()
+"""
+
+
+def test_ctrl_c_while_the_workers_end_prints_the_summary_and_waits_for_no_stuck_worker(tmp_path):
+    """A Ctrl-C after every input is committed, while the pool shuts down (a worker slow to end under
+    load; here stuck), prints the summary of what was committed and exits 130 at once: the worker
+    processes are killed, and none outlives the run. (It raised out of the pool's shutdown before the
+    summary, then waited for the stuck worker forever: in the CLI's own close and at exit.)"""
+    logs, _ = _logs(tmp_path, 40)  # (worker tasks: the run's own pool)
+    script, marker = tmp_path / "stuck.py", tmp_path / "stuck"
+    script.write_text(_STUCK_AT_SHUTDOWN)
+    root = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, LOGPIPE_WORKERS="2", MARKER=str(marker), PYTHONPATH=str(root))
+    proc = subprocess.Popen([sys.executable, str(script), "ingest", str(logs), "--data", str(tmp_path / "data")],
+                            env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert marker.exists(), proc.communicate(timeout=60)[1]
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert "inputs 40: ingested 40, skipped as already ingested 0\n" in err
+    assert err.rstrip().endswith("logpipe: interrupted") and "Traceback" not in err, err
+    assert len(check_consistent(tmp_path / "data")["inputs"]) == 40
+    for _ in range(100):  # every process of its group (the workers, the resource tracker) gone
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("a process of the run outlived it")
+
+
+def test_ctrl_c_while_the_summary_prints_is_raised_after_it(tmp_path, monkeypatch, capsys):
+    """A Ctrl-C that comes as the summary starts to print waits for it: the whole summary, then exit 130
+    (it was cut off where it came: no summary at all)."""
+    from logpipe import progress
+
+    monkeypatch.setenv("LOGPIPE_WORKERS", "1")
+    logs, _ = _logs(tmp_path, 3)
+    said = progress.print_summary
+
+    def ctrl_c_first(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)
+        return said(*args, **kwargs)
+
+    monkeypatch.setattr(ingest, "print_summary", ctrl_c_first)
+    code, _, err = run(monkeypatch, capsys, "ingest", logs, "--data", tmp_path / "data")
+    assert code == 130 and "inputs 3: ingested 3, skipped as already ingested 0\n" in err, err
+    assert err.rstrip().endswith("logpipe: interrupted")
