@@ -4,7 +4,7 @@ section per ``.sql`` file, and shape the results into a stable document.
 * inventory → ``{"window": {"start", "end"}, "destinations": [...], "sources": [...]}`` (one key per
   query of the folder; the window's ends null when --since/--until leave them open: all the data);
 * anomalies → ``{"window": {...}, "baseline": {...}, "findings": [{"kind", "severity", "source",
-  "destination", "evidence", "advice"}, ...]}``, findings sorted by severity, most severe first.
+  "destination", "evidence", "advice"}, ...]}``, findings most severe first, in a total order (_finding_order).
 
 The judgement lives in the SQL; this module only chooses the time window and the baseline, which it
 passes to every query as the ``$since``/``$until``/``$baseline_start``/``$baseline_end`` parameters:
@@ -357,8 +357,7 @@ def run_report(con, name: str, *, params: dict[str, str] | None = None, window: 
             if f["severity"] not in SEVERITIES:
                 raise UsageError(f"query {f['kind']} returned severity {f['severity']!r}; "
                                  f"use one of {', '.join(SEVERITIES)}")
-        findings.sort(key=lambda f: (-SEVERITIES.index(f["severity"]), f["kind"], str(f["destination"]),
-                                     str(f["source"])))
+        findings.sort(key=_finding_order)
         doc = {
             "window": {"start": window.start, "end": window.last or window.end,
                        "requests": _count(con, window.start, window.end)},
@@ -369,6 +368,18 @@ def run_report(con, name: str, *, params: dict[str, str] | None = None, window: 
         }
     doc["_sections"] = [(q.name, q.title, t, column_legend(q, t.column_names)) for q, t in sections]
     return doc
+
+
+def _finding_order(f: dict[str, Any]) -> tuple:
+    """The findings' order, a total one: most severe first, then kind, destination and source, then
+    the evidence (its JSON text) and the advice, so that findings tied on the first four (one kind's
+    rows of a source and destination, two sections' of the same pair) are listed alike however the
+    queries' rows came (a report is diffed and committed; its JSON and text are the same bytes for
+    the same data)."""
+    from .jsonout import to_jsonable
+
+    return (-SEVERITIES.index(f["severity"]), f["kind"], str(f["destination"]), str(f["source"]),
+            json.dumps(to_jsonable(f["evidence"]), sort_keys=True, ensure_ascii=True), str(f["advice"]))
 
 
 def public(doc: dict[str, Any]) -> dict[str, Any]:
