@@ -145,7 +145,7 @@ def report(name, data_dir, fmt, out_path, list_only, params, pods_path, baseline
 
                     window = dataclasses.replace(window, baseline_source="the --input logs")
             doc = reports.run_report(con, name, params=dict(params), window=window)
-            hint = reports.empty_note(con, inputs=tables is not None) or reports.baseline_hint(doc)
+            hint = reports.empty_note(con, doc, inputs=tables is not None)
             # (logs parsed with a format: the format's own note said it, _input_tables)
             blind = None if tables is not None and (format_string or format_file) else reports.cluster_note(con)
             if fmt == "html":

@@ -113,15 +113,19 @@ def open_report_db(data_dir, *, baseline_dir=None, pods_path=None, settings=None
     uses = None if report is None else [*(q.sql for q in queries), REPORT_READS]
     con = connect(data_dir, settings=settings, tables=tables, sandbox=True, uses=uses, scratch=keep_rows,
                   baseline=baseline_dir)
-    floor = window_floor(con)
-    pods = None
-    if pods_path is not None:
-        from .pods import load_pods
+    try:  # (a step that fails after connect, a --pods file that is no pod list, closes it: the caller has none)
+        floor = window_floor(con)
+        pods = None
+        if pods_path is not None:
+            from .pods import load_pods
 
-        pods = load_pods(pods_path)
-    attach_sources(con, pods)
-    if keep_rows:
-        _materialize_traffic(con, queries)
+            pods = load_pods(pods_path)
+        attach_sources(con, pods)
+        if keep_rows:
+            _materialize_traffic(con, queries)
+    except BaseException:
+        con.close()
+        raise
     return con, floor
 
 
@@ -404,18 +408,88 @@ def _has_records(con) -> bool:
     return bool(con.execute("SELECT count(*) FROM access_log").fetchall()[0][0])
 
 
-def empty_note(con, inputs: bool = False) -> str | None:
-    """A line for stderr when the data holds no record: its report (inventory and anomalies alike) is
-    empty and exits 0, as a query's empty answer does (nothing failed: an ingested empty log, a quiet
-    pod's), and this says why."""
-    if _has_records(con):
-        return None
-    if not inputs:
-        return ("logpipe: note: the dataset holds no records (its logs were empty, or every line was "
+def empty_note(con, doc: dict[str, Any], inputs: bool = False) -> str | None:
+    """A line for stderr when the report (``doc``, inventory or anomalies) has no egress to show, or
+    the anomalies' comparison is meaningless, that says why: the data holds no record; it holds
+    records but none is egress (what they are instead: _no_egress_note); the window holds no egress
+    request; the anomalies' baseline holds none. The report is written all the same, exit 0 (README:
+    the reports' exit codes), as a query's empty answer is. Only an empty report reads the data again."""
+    whose = "the --input logs'" if inputs else "the dataset's"
+    if not _has_records(con):
+        return ("logpipe: note: the --input logs hold no access lines (the summary above counts what they hold), so the "
+                "report is empty; give a proxy's log (kubectl logs … -c istio-proxy)" if inputs else
+                "logpipe: note: the dataset holds no records (its logs were empty, or every line was "
                 "rejected: its rejects view says why), so the report is empty")
-    malformed = con.execute("SELECT count(*) FROM rejects WHERE class = 'malformed'").fetchall()[0][0]
-    return ("logpipe: note: the --input logs hold no access lines (the summary above counts what they hold), "
-            "so the report is empty" + ("" if malformed else "; give a proxy's log (kubectl logs … -c istio-proxy)"))
+    if "baseline" not in doc:  # the inventory
+        if any(t.num_rows for _, _, t, _ in doc["_sections"]):
+            return None
+        span = _egress_span(con)
+        if span is None:
+            return _no_egress_note(con, whose)
+        return (f"logpipe: note: no egress request falls in the window; {whose} egress runs from {_when(span[0])} "
+                f"to {_when(span[1])}: give --since/--until that take in some of it")
+    window, baseline = doc["window"]["requests"], doc["baseline"]["requests"]
+    if window and baseline:
+        return None
+    span = _egress_span(con) if not window else None
+    if not window and span is None:
+        return _no_egress_note(con, whose)
+    if not window:
+        if doc["baseline"]["source"] == "baseline dataset":
+            fix = "the window is this dataset, which holds none: `logpipe report inventory` of it says what it holds"
+        else:
+            fix = (f"{whose} egress runs from {_when(span[0])} to {_when(span[1])}: give --since/--until that take in "
+                   "some of it")
+        return (f"logpipe: note: the window holds no egress requests (the baseline holds {baseline}), so no finding "
+                f"of egress comes of it; {fix}")
+    return ("logpipe: note: the baseline holds no egress requests, so everything looks new; "
+            "widen it with --baseline-days N, --since, or --baseline DIR")
+
+
+def _egress_span(con) -> tuple | None:
+    """The first and last egress request's times, None when no row is egress."""
+    n, lo, hi = con.execute("SELECT count(*), min(start_time), max(start_time) FROM egress").fetchall()[0]
+    return (lo, hi) if n else None
+
+
+# A row that is no egress (traffic.sql's egress_kind null) by where it went: into the proxy's own
+# workload (a sidecar's inbound cluster, InboundPassthroughCluster; ztunnel's inbound), to a service
+# of the mesh (an outbound or waypoint cluster whose host is in the mesh; ztunnel's hop in the mesh),
+# else to an internal address, or nowhere (no upstream: 404 NR).
+_NOT_EGRESS = """
+    SELECT went, sum(n)::BIGINT,
+        (list(destination ORDER BY n DESC, destination) FILTER (WHERE destination IS NOT NULL))[1:4]
+    FROM (
+        SELECT CASE
+                WHEN upstream_cluster_direction = 'inbound' OR upstream_cluster LIKE 'InboundPassthroughCluster%'
+                    OR (log_format LIKE 'ztunnel%' AND direction = 'inbound') THEN 'inbound'
+                WHEN upstream_cluster_direction IN ('outbound', 'inbound-vip') OR log_format LIKE 'ztunnel%' THEN 'mesh'
+                ELSE 'other' END AS went,
+            destination, count(*) AS n
+        FROM "{db}".main.traffic WHERE egress_kind IS NULL
+        GROUP BY ALL
+    )
+    GROUP BY went"""
+
+
+def _no_egress_note(con, whose: str) -> str:
+    """Data of records of which none is egress: what they are (inbound, to the mesh's services, to
+    internal addresses), and what would show egress: the logs of a proxy it leaves by, or settings
+    that count the user's external hosts as such."""
+    db = con.execute("SELECT current_database()").fetchall()[0][0].replace('"', '""')
+    rows = {went: (n, dests or []) for went, n, dests in con.execute(_NOT_EGRESS.format(db=db)).fetchall()}
+    total = sum(n for n, _ in rows.values())
+    what = {"inbound": "inbound, into the proxy's own workload", "mesh": "to services of the mesh",
+            "other": "to internal addresses or to no upstream"}
+    parts = []
+    for went in ("inbound", "mesh", "other"):
+        if went in rows:
+            n, dests = rows[went]
+            shown = f": {', '.join(dests[:3])}{', …' if len(dests) > 3 else ''}" if dests and went != "inbound" else ""
+            parts.append(f"{n} {what[went]}{shown}")
+    return (f"logpipe: note: none of {whose} {total} records is egress ({'; '.join(parts)}), so there is no egress "
+            "to report; egress is in the logs of a proxy it leaves by (an egress gateway's or waypoint's, a sidecar's "
+            "outbound requests), and --mesh-domain, --internal-cidr and --cluster-domain set what counts as inside")
 
 
 def cluster_note(con) -> str | None:
@@ -431,15 +505,6 @@ def cluster_note(con) -> str | None:
         return None
     return (f"logpipe: note: no row of layout {', '.join(blind)} names an upstream cluster (its format logs no "
             f"%UPSTREAM_CLUSTER_RAW%), so for those rows {NO_CLUSTER_EFFECT}")
-
-
-def baseline_hint(doc: dict[str, Any]) -> str | None:
-    """A line for stderr when the comparison is meaningless."""
-    if "baseline" in doc and not doc["baseline"]["requests"]:
-        return ("logpipe: note: the baseline holds no egress requests, so everything looks new; "
-                "widen it with --baseline-days N, --since, or --baseline DIR")
-    return None
-
 
 
 # ---- text and markdown ---------------------------------------------------------------------------
