@@ -355,13 +355,19 @@ def query(name, sql_text, sql_file, params, list_queries, data_dir, inputs, form
         pods = load_pods(pods_path)
     tables = _input_tables(inputs, format_string, format_file, grammar_file)
     with reading(*([] if inputs else [data_dir])):
-        uses = [target if isinstance(target, str) else target.sql, *([reports.PODS_READS] if pods is not None else [])]
+        # (a named query names clients as the reports do, by --pods, else by ztunnel's lines in the data:
+        # `query destinations` is the inventory's section, and gave IPs where the inventory gave
+        # workloads; SQL of one's own reads the clients' IPs as logged, unless --pods asks for names)
+        named = pods is not None or bool(name)
+        uses = [target if isinstance(target, str) else target.sql, *([reports.PODS_READS] if named else [])]
         if tables is not None:
             con = connect(settings=settings, tables=tables, sandbox=True, uses=uses)
         else:
             con = connect(data_dir, settings=settings, sandbox=True, uses=uses)
         try:
-            if pods is not None:
+            if name:
+                reports.attach_sources(con, pods)
+            elif pods is not None:
                 reports.attach_pods(con, pods)
             table = run_query(con, target, dict(params))
         finally:

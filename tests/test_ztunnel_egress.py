@@ -79,6 +79,28 @@ def test_reports_name_a_waypoint_s_client_by_the_workload_ztunnel_logged_for_its
     assert ("plaintext_egress", "default/sleep-7656cf8794-r7zb9,jobs/batch-5d8f7c6b9-x1y2z", "httpbin.org") in found, found
 
 
+def test_named_queries_name_clients_as_the_reports_do_and_sql_of_one_s_own_reads_ips(tmp_path):
+    """`logpipe query destinations` (and sources) is the inventory's section: its clients are named as
+    the inventory names them, by the workload ztunnel logged at the IP (they were IPs there, workloads
+    in the report); SQL of one's own reads source_ip as logged (a WHERE on an IP keeps working)."""
+    (tmp_path / "zt.log").write_text("\n".join([VIA_WAYPOINT, LATER, BYPASS]) + "\n")
+    (tmp_path / "waypoint.log").write_text(WAYPOINT + "\n" + WAYPOINT_LATER + "\n")
+    r = logpipe("ingest", "zt.log", "waypoint.log", "--data", "ds", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    r = logpipe("report", "inventory", "--data", "ds", "-o", "json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    for section in ("destinations", "sources"):
+        r = logpipe("query", section, "--data", "ds", "-o", "json", cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout) == report[section], section
+    assert {s["source"] for s in report["sources"]} == {"default/sleep-7656cf8794-r7zb9", "jobs/batch-5d8f7c6b9-x1y2z"}
+    r = logpipe("query", "--data", "ds", "-o", "csv", "--sql",
+                "select distinct source_ip from egress order by 1", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["source_ip", "10.244.0.24"]
+
+
 def test_pods_name_a_source_before_ztunnel_does(tmp_path):
     (tmp_path / "zt.log").write_text(VIA_WAYPOINT + "\n")
     (tmp_path / "waypoint.log").write_text(WAYPOINT + "\n")
