@@ -6,7 +6,7 @@ skipped or re-read as that file alone would be.
 An archive is known by its content (a tar by the ``ustar`` header of its first block, after any
 compression ``logpipe/unpack.py`` reads; a zip by its first local header), not its name. Its files
 are unpacked, in one pass, into a private directory under ``$TMPDIR``, removed when the command
-ends: a member is read like any file (compressed members too), and the workers read it by its path.
+ends (and, when a killed run left it, by the next run that unpacks an archive: ``_remove_abandoned``): a member is read like any file (compressed members too), and the workers read it by its path.
 Links, devices and hidden files (a name part that starts with ``.``, as in a directory) are left out.
 
 Telling an archive from a log needs no module but ``unpack``: tarfile, zipfile, shutil and tempfile
@@ -226,17 +226,92 @@ def _hidden(name: str) -> bool:
 
 _DIRS: list[tuple[str, int]] = []  # (directory, the process that made it)
 
+# A private directory's name: its process's pid, start time (clock ticks after boot: /proc/PID/stat's
+# field 22, so that the pid used again by another process is not taken for it) and pid namespace (the
+# inode of /proc/self/ns/pid: a pid means that process only in its own), then mkdtemp's 8 characters.
+# A killed run (kill -9, the OOM killer, a reset with a persistent /tmp) leaves its directory behind,
+# gigabytes for days of logs: the next run that unpacks an archive removes those whose process is gone
+# (``_remove_abandoned``).
+_PREFIX = "logpipe-tar-"
+_OWNED = r"logpipe-tar-(\d+)-(\d+)-(\d+)-[a-z0-9_]{8}"
+_UNOWNED = r"logpipe-tar-[a-z0-9_]{8}"  # (logpipe's before the owner was named; /proc missing)
+# A directory whose owner cannot be checked here (unnamed, or of another pid namespace: another
+# container sharing $TMPDIR) is removed when nothing was written in it for this long: its files are
+# written in one pass at an archive's unpacking and read by that command's ingest or query, not a day on.
+ABANDONED_AFTER = 24 * 3600
+
 
 def _private_dir() -> str:
     """A directory of this process's own under ``$TMPDIR`` (mode 700), removed at exit by the
-    process that made it (worker processes forked after it leave it alone)."""
+    process that made it (worker processes forked after it leave it alone); the first one of a
+    run removes those of killed runs first (``_remove_abandoned``)."""
     import tempfile
 
-    where = tempfile.mkdtemp(prefix="logpipe-tar-")
+    owner = _owner()
+    if not _DIRS:
+        _remove_abandoned(tempfile.gettempdir(), owner)
+    where = tempfile.mkdtemp(prefix=_PREFIX + (f"{owner[0]}-{owner[1]}-{owner[2]}-" if owner else ""))
     if not _DIRS:
         atexit.register(remove_unpacked)
     _DIRS.append((where, os.getpid()))
     return where
+
+
+def _owner() -> tuple[int, int, int] | None:
+    """This process's pid, start time and pid namespace, or None where /proc does not say them."""
+    try:
+        namespace = int(os.readlink("/proc/self/ns/pid").partition("[")[2].rstrip("]"))
+    except (OSError, ValueError):
+        return None
+    start = _started(os.getpid())
+    return None if start is None else (os.getpid(), start, namespace)
+
+
+def _started(pid: int) -> int | None:
+    """When process ``pid`` started (/proc/PID/stat's field 22), None when there is no such process."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+        return int(stat.rpartition(b")")[2].split()[19])  # (field 3 on, after the command's name in parentheses)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _remove_abandoned(tmp: str, owner: tuple[int, int, int] | None) -> None:
+    """Remove the private directories in ``tmp`` that killed runs left: named as ``_private_dir``
+    names them, directories (not links to one) of this user, whose process is gone, or (its owner not
+    checkable here) untouched for ``ABANDONED_AFTER``. None of them without /proc (``owner`` None).
+    Only a run that unpacks looks (one listing of ``tmp``: ~0.4 ms for /tmp's 78 entries here), not
+    every command's start."""
+    import re
+    import shutil
+    import stat
+    import time
+
+    if owner is None:
+        return
+    try:
+        entries = [e.name for e in os.scandir(tmp) if e.name.startswith(_PREFIX)]
+    except OSError:
+        return
+    for name in entries:
+        named = re.fullmatch(_OWNED, name)
+        if named is None and re.fullmatch(_UNOWNED, name) is None:
+            continue
+        path = os.path.join(tmp, name)
+        try:
+            st = os.lstat(path)
+        except OSError:
+            continue
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+            continue
+        if named and int(named[3]) == owner[2]:
+            pid, start = int(named[1]), int(named[2])
+            gone = _started(pid) != start
+        else:
+            gone = time.time() - st.st_mtime > ABANDONED_AFTER
+        if gone:
+            shutil.rmtree(path, ignore_errors=True)  # (it removes no link's target: it checks what it opens)
 
 
 def remove_unpacked() -> None:

@@ -307,3 +307,57 @@ def test_a_large_archive_is_said_on_a_terminal_as_it_is_unpacked(tmp_path, monke
         assert [i.name for i in inputs] == [f"{archive}:a.log"] and not errors
         said = err.getvalue()
         assert (f"logpipe: {archive}: unpacking a tar archive of 0 MB into" in said) == tty, said
+
+
+def _dead_pid() -> tuple[int, int]:
+    """The pid and start time of a process that has ended (and been reaped)."""
+    from logpipe.archives import _started
+
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    start = _started(proc.pid)
+    proc.communicate(b"")
+    assert start is not None and _started(proc.pid) is None
+    return proc.pid, start
+
+
+def _left(where: Path, name: str) -> Path:
+    d = where / name
+    d.mkdir(mode=0o700)
+    (d / "000000").write_bytes(b"gigabytes of a node's logs\n")
+    return d
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="owners are checked in /proc")
+def test_what_a_killed_run_unpacked_is_removed_by_the_next_unpacking(tmp_path, tmp_env):
+    """A run killed while it held an archive's files (kill -9, the OOM killer) left its private
+    directory in $TMPDIR forever; the next run that unpacks an archive removes it, and those of other
+    processes gone, but not one of a live process (this one), of an unknown one touched within the
+    day, another program's, or a link named like one."""
+    from logpipe.archives import _owner
+
+    env, tmpdir = tmp_env
+    me, my_start, ns = _owner()
+    dead, dead_start = _dead_pid()
+    killed = _left(tmpdir, f"logpipe-tar-{dead}-{dead_start}-{ns}-k1ll3d_9")
+    reused = _left(tmpdir, f"logpipe-tar-{me}-{my_start + 1}-{ns}-r3us3d00")  # (its pid a new process's now)
+    live = _left(tmpdir, f"logpipe-tar-{me}-{my_start}-{ns}-l1v3abcd")
+    elsewhere = _left(tmpdir, f"logpipe-tar-{dead}-{dead_start}-{ns + 1}-0th3rns0")  # (another container's)
+    unowned_new, unowned_old = _left(tmpdir, "logpipe-tar-n3wabcd_"), _left(tmpdir, "logpipe-tar-0ldabcd_")
+    elsewhere_old = _left(tmpdir, f"logpipe-tar-{dead}-{dead_start}-{ns + 1}-0th3rns1")
+    for old in (unowned_old, elsewhere_old):
+        os.utime(old, (os.stat(old).st_mtime - 2 * 86400,) * 2)
+    others = _left(tmpdir, f"logpipe-tar-{dead}-{dead_start}-{ns}-k1ll3d_9x")  # (not logpipe's naming)
+    target = _left(tmp_path, "kept")  # a link named as a dead run's directory: neither it nor its target removed
+    link = tmpdir / f"logpipe-tar-{dead + 1}-{dead_start}-{ns}-l1nk0000"
+    link.symlink_to(target, target_is_directory=True)
+    old_link = tmpdir / "logpipe-tar-l1nk0000"
+    old_link.symlink_to(target, target_is_directory=True)
+    os.utime(old_link, (0, 0), follow_symlinks=False)
+    logpipe("parse", SAMPLES / "cri-node.log", env=env)  # (no archive: nothing looked at)
+    assert killed.exists()
+    archive = tmp_path / "node.tar"
+    archive.write_bytes(make_tar(MEMBERS))
+    logpipe("parse", archive, env=env)
+    assert not killed.exists() and not reused.exists() and not unowned_old.exists() and not elsewhere_old.exists()
+    assert {p.name for p in tmpdir.iterdir()} == {p.name for p in (live, elsewhere, unowned_new, others, link, old_link)}
+    assert (target / "000000").exists() and (live / "000000").exists()
