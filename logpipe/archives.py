@@ -261,20 +261,21 @@ def _owner() -> tuple[int, int, int] | None:
     """This process's pid, start time and pid namespace, or None where /proc does not say them."""
     try:
         namespace = int(os.readlink("/proc/self/ns/pid").partition("[")[2].rstrip("]"))
-    except (OSError, ValueError):
+        start = _started(os.getpid())
+    except (OSError, ValueError, IndexError):
         return None
-    start = _started(os.getpid())
     return None if start is None else (os.getpid(), start, namespace)
 
 
 def _started(pid: int) -> int | None:
-    """When process ``pid`` started (/proc/PID/stat's field 22), None when there is no such process."""
+    """When process ``pid`` started (/proc/PID/stat's field 22), None when there is no such process
+    (an error when /proc does not say: the process is not taken for gone)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()
-        return int(stat.rpartition(b")")[2].split()[19])  # (field 3 on, after the command's name in parentheses)
-    except (OSError, ValueError, IndexError):
+    except (FileNotFoundError, ProcessLookupError):
         return None
+    return int(stat.rpartition(b")")[2].split()[19])  # (field 3 on, after the command's name in parentheses)
 
 
 def _remove_abandoned(tmp: str, owner: tuple[int, int, int] | None) -> None:
@@ -306,8 +307,10 @@ def _remove_abandoned(tmp: str, owner: tuple[int, int, int] | None) -> None:
         if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
             continue
         if named and int(named[3]) == owner[2]:
-            pid, start = int(named[1]), int(named[2])
-            gone = _started(pid) != start
+            try:
+                gone = _started(int(named[1])) != int(named[2])
+            except (OSError, ValueError, IndexError):  # (/proc hides it: not known to be gone)
+                continue
         else:
             gone = time.time() - st.st_mtime > ABANDONED_AFTER
         if gone:

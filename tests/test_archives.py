@@ -361,3 +361,24 @@ def test_what_a_killed_run_unpacked_is_removed_by_the_next_unpacking(tmp_path, t
     assert not killed.exists() and not reused.exists() and not unowned_old.exists() and not elsewhere_old.exists()
     assert {p.name for p in tmpdir.iterdir()} == {p.name for p in (live, elsewhere, unowned_new, others, link, old_link)}
     assert (target / "000000").exists() and (live / "000000").exists()
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="owners are checked in /proc")
+def test_a_process_proc_does_not_show_is_not_taken_for_gone(tmp_path, monkeypatch):
+    """/proc mounted hidepid, or its file unreadable: the owner is not known to be gone, and its
+    directory is kept (only a process /proc has no entry for is gone)."""
+    from logpipe import archives
+
+    me, start, ns = archives._owner()
+    dead, dead_start = _dead_pid()
+    hidden = _left(tmp_path, f"logpipe-tar-{dead}-{dead_start}-{ns}-h1dd3n00")
+
+    def unreadable(path, *a, **k):
+        raise PermissionError(13, "Permission denied", path)
+
+    monkeypatch.setattr(archives, "open", unreadable, raising=False)
+    archives._remove_abandoned(str(tmp_path), (me, start, ns))
+    assert hidden.exists()
+    monkeypatch.undo()
+    archives._remove_abandoned(str(tmp_path), (me, start, ns))
+    assert not hidden.exists()
