@@ -92,8 +92,13 @@ def run_main(capsys, monkeypatch):
     def go(args):
         monkeypatch.setattr(sys, "argv", ["logpipe", *args])
         capsys.readouterr()
-        with pytest.raises(SystemExit) as exc:
-            main()
+        try:
+            with pytest.raises(SystemExit) as exc:
+                main()
+        finally:  # (what a process's exit removes: an archive's unpacked files, not left for pytest's)
+            from logpipe.archives import remove_unpacked
+
+            remove_unpacked()
         out, err = capsys.readouterr()
         return Result(exc.value.code, out, err)
 
