@@ -640,7 +640,8 @@ class _Run:
                 if (cause := unopened(e, inp)) is not None:  # (no archive: its file could not be opened, as below)
                     return self.fail_unread(plan, stager, f"{inp.name}: cannot read: {cause.strerror}")
                 error = f"{e} ({counts.read} lines read)"
-            except OSError as e:  # its file gone since it was decided on (a pod's log rotated away): it alone fails
+            except OSError as e:  # its file gone since it was decided on (a pod's log rotated away), or a read
+                # of it failed (EIO, ESTALE: sources.reading names it; no damage): it alone fails, none of it kept
                 if e.filename != inp.path:  # (not the input's: the dataset's, raised as before)
                     raise
                 return self.fail_unread(plan, stager, f"{inp.name}: cannot read: {e.strerror}")

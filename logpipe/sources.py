@@ -130,7 +130,7 @@ class FileRange:
     header: str | None = None  # (`tail -f`'s header line in effect at start: logpipe/tailheads.py)
 
     def read(self) -> bytes:
-        with open(self.path, "rb") as f:
+        with reading(self.path), open(self.path, "rb") as f:
             f.seek(self.start)
             body = f.read(self.stop - self.start)
         if len(body) < self.stop - self.start:
@@ -154,7 +154,7 @@ class FileRange:
         """The range as runs of whole lines of about ``size`` bytes, each read from the file once:
         the last newline before a piece's end is found in its last PIECE_SCAN bytes, read first (a
         slice of one large read would copy every byte again: ~4% of a worker's time)."""
-        with open(self.path, "rb", buffering=0) as f:
+        with reading(self.path), open(self.path, "rb", buffering=0) as f:
             fd, pos = f.fileno(), self.start
             while pos < self.stop:
                 end = min(pos + size, self.stop)
@@ -181,7 +181,7 @@ def iter_file_ranges(inp: Input, skip_bytes: int = 0, chunk_bytes: int = CHUNK_B
     start, held = skip_bytes, 0  # held: bytes at the front of buf after the last range's end
     hole = not skip_bytes  # (NUL bytes at the start: a hole, no line's, hashed but not in a range: holes.py)
     header = _tailheads.header_at(inp, skip_bytes)  # (None: no `tail -f` output, or looked at in the first bytes read)
-    with open(inp.path, "rb", buffering=0) as f:
+    with reading(inp.path), open(inp.path, "rb", buffering=0) as f:
         if skip_bytes:
             if os.fstat(f.fileno()).st_size < skip_bytes:
                 raise InputError(f"{inp.name}: shorter than the {skip_bytes} bytes already ingested")
@@ -267,7 +267,11 @@ def _add_file(path: str, inputs: list[Input], errors: list[str]) -> None:
 
         print(f"logpipe: {Input(path).name}: unpacking a {kind} archive of {size / 1e6:,.0f} MB into"
               f" {tempfile.gettempdir()} (TMPDIR=…)", file=sys.stderr, flush=True)
-    files, trouble = _archives.unpack_archive(path, kind)
+    try:
+        files, trouble = _archives.unpack_archive(path, kind)
+    except OSError as e:  # a read of it failed (EIO: unpack.read_failure), no damage: none of it is read
+        errors.append(f"{Input(path).name}: cannot read: {e.strerror or e}")
+        return
     inputs.extend(Input(where, label, path, members) for where, label, members in files)
     errors.extend(trouble)
 
@@ -433,6 +437,21 @@ def holds_more(inp: Input, size: int, wait: float) -> bool | None:
     return known
 
 
+@contextlib.contextmanager
+def reading(path: str):
+    """A read of ``path``'s file that fails (``unpack.read_failure``: EIO of a failing disk, NFS's
+    ESTALE…) raises an ``OSError`` that names it, as a failed open's does: ingest fails that input
+    alone (`cannot read: Input/output error`), keeps none of it, and the next run reads it again; a
+    worker's crosses to the parent whole (errno, filename). Never damage: a read of a damaged archive
+    keeps its lines before the damage, and later runs skip it (``unpack.is_damage``)."""
+    try:
+        yield
+    except OSError as e:
+        if not _unpack.read_failure(e) or e.filename is not None:
+            raise
+        raise OSError(e.errno, e.strerror, path) from e
+
+
 def _open(inp: Input) -> BinaryIO:
     try:
         return open(inp.path, "rb")
@@ -458,7 +477,7 @@ def inspect(inp: Input) -> tuple[str | None, int]:
         head = read_head(inp, 8192)[:8192].lstrip(b"\x00")
         return (_holes.BINARY_HINT if b"\x00" in head and _holes.binary(head) else None), 0
     hole = 0
-    with open(inp.path, "rb") as f:
+    with reading(inp.path), open(inp.path, "rb") as f:
         head = f.read(8192)
         kind = detect_compression(head)
         if kind == "otlp-proto":
@@ -491,6 +510,11 @@ def split_lines(body: bytes) -> list[str]:
 def iter_byte_chunks(inp: Input, skip_bytes: int = 0, chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[bytes, int]]:
     """Yield ``(body, end_offset)``: runs of complete lines as bytes (each ending in a newline, but
     the last line of the input may lack one) and the decompressed offset just after them."""
+    with reading(inp.path):
+        yield from _byte_chunks(inp, skip_bytes, chunk_bytes)
+
+
+def _byte_chunks(inp: Input, skip_bytes: int, chunk_bytes: int) -> Iterator[tuple[bytes, int]]:
     stream, kind = open_binary(inp)
     if kind == "otlp-proto":
         raise InputError(f"{inp.name}: {OTLP_PROTO_HINT}")

@@ -261,9 +261,20 @@ def read_text(path) -> str:
     return raw.decode(mark_codec(raw[:4]) or "utf-8")
 
 
+def read_failure(e: BaseException) -> bool:
+    """Whether ``e`` is a failure of the read itself, not of the data read: an ``OSError`` the system
+    raised, with an errno (EIO of a failing disk, an NFS mount's ESTALE, ENXIO…). The file may read
+    whole next time: it is no damage. (The formats' own errors carry no errno: gzip's
+    ``BadGzipFile``, bz2's ``OSError("Invalid data stream")``.)"""
+    return isinstance(e, OSError) and e.errno is not None
+
+
 def is_damage(e: BaseException) -> bool:
     """Whether ``e`` is what a read of damaged data raises: a cut archive's ``EOFError``, ``zlib.error``
-    (gzip's "invalid block type"), bz2's ``OSError``, zstandard's own ``ZstdError``, a ``ValueError``."""
+    (gzip's "invalid block type"), gzip's ``BadGzipFile`` and bz2's ``OSError`` (no errno: not a
+    ``read_failure``), zstandard's own ``ZstdError``, a ``ValueError``."""
+    if read_failure(e):
+        return False
     return isinstance(e, (OSError, EOFError, zlib.error, ValueError)) or type(e).__name__ == "ZstdError"
 
 
@@ -278,7 +289,7 @@ def read_some(stream: BinaryIO, n: int, step: int = READ_STEP) -> tuple[bytes, B
     while size < n:
         try:
             got = read(min(step, n - size))
-        except Exception as e:  # noqa: BLE001 - what is not damage is raised
+        except Exception as e:  # noqa: BLE001 - what is not damage (a read_failure too) is raised
             if not is_damage(e):
                 raise
             return b"".join(parts), e

@@ -153,8 +153,9 @@ def _stage_input(path: "str | Input", skip_bytes: int, first_line: int, root: st
     the in-process path does it, so that the workers parse several small inputs at once. Returns
     ``(staged, offset)`` for each flush, and the message of the ``InputError`` that stopped a
     corrupt archive (its complete lines before the damage are staged). A file that cannot be opened
-    raises its ``OSError`` (``unopened``), which crosses to the parent whole (errno, filename): it is
-    no damage, and the parent need not open the file again to tell (it may be back by then)."""
+    raises its ``OSError`` (``unopened``), as one whose read fails does (EIO: ``sources.reading``),
+    which crosses to the parent whole (errno, filename): it is no damage, and the parent need not
+    open the file again to tell (it may be back by then)."""
     from .batches import BatchBuffer
 
     inp = _input(path)

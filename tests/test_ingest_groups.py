@@ -122,6 +122,153 @@ def test_a_file_that_cannot_be_opened_when_read_is_no_damaged_archive_though_it_
     assert code == 0 and f"inputs {n}: ingested 1, skipped as already ingested {n - 1}\n" in err, err
 
 
+@pytest.mark.parametrize("workers, n, packed", [("1", 4, False), ("1", 4, True), ("2", 4, False), ("2", 40, False),
+                                                ("2", 40, True)],
+                         ids=["in-process", "in-process-gz", "lanes", "worker-tasks", "worker-task-gz"])
+def test_a_file_whose_read_fails_with_eio_is_no_damaged_archive_and_is_read_again(
+        tmp_path, monkeypatch, capsys, workers, n, packed):
+    """A read that fails (EIO: a failing disk, an NFS hiccup) is no damage of the file's content,
+    whoever reads it (this process, or a worker process: a task of several inputs, a .gz's own task):
+    the input alone fails as `cannot read`, none of it is recorded, and the next run reads it. The
+    EIO is the kernel's: the file, after it was decided on, is a link to /proc/self/mem, whose read at
+    offset 0 (no page mapped there) fails with EIO in whichever process reads it. (It stopped the
+    whole run: `internal error: OSError: [Errno 5] Input/output error`, the other inputs not ingested.)"""
+    monkeypatch.setenv("LOGPIPE_WORKERS", workers)
+    data = tmp_path / "data"
+    logs, paths = _logs(tmp_path, n)
+    odd = paths[1]
+    if packed:
+        odd = odd.with_name(odd.name + ".gz")
+        odd.write_bytes(gzip.compress(paths[1].read_bytes()))
+        paths[1].unlink()
+        paths[1] = odd
+    away = odd.with_name(odd.name + ".away")
+    launch = ingest._Run.launch
+
+    def failing_disk(self):  # decided on (its head read, hashed): its reads fail from now on
+        if any(p.inp.path == str(odd) for p in self.decided):
+            odd.rename(away)
+            odd.symlink_to("/proc/self/mem")
+        return launch(self)
+
+    monkeypatch.setattr(ingest._Run, "launch", failing_disk)
+    code, _, err = run(monkeypatch, capsys, "ingest", logs, "--data", data)
+    assert code == 1, err
+    assert f"logpipe: error: {odd}: cannot read: Input/output error\n" in err
+    assert "damage" not in err and "corrupt" not in err
+    assert f"inputs {n}: ingested {n - 1}, skipped as already ingested 0, errors 1\n" in err
+    assert err.splitlines()[-1] == "logpipe: error: 1 input(s) had errors (see above); everything else was ingested"
+    assert sorted(e["path"] for e in check_consistent(data)["inputs"]) == sorted(str(p) for p in paths if p != odd)
+    monkeypatch.setattr(ingest._Run, "launch", launch)
+    odd.unlink()
+    away.rename(odd)
+    code, _, err = run(monkeypatch, capsys, "ingest", logs, "--data", data)
+    assert code == 0 and f"inputs {n}: ingested 1, skipped as already ingested {n - 1}\n" in err, err
+    assert sum(e["read"] for e in check_consistent(data)["inputs"]) == 40 * n
+
+
+def test_an_archive_whose_read_fails_midway_keeps_nothing_and_is_read_again(tmp_path, monkeypatch, capsys):
+    """A .gz whose read fails with EIO half-way (after lines of it were parsed and staged) keeps none
+    of them and is not recorded: the next run reads it whole. (Its lines before the EIO were kept as a
+    damaged archive's, and later runs skipped it: its other half never ingested.)"""
+    import errno
+    import io
+
+    monkeypatch.setenv("LOGPIPE_WORKERS", "1")
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    text = "".join(ln + "\n" for ln in gen_lines(3000, seed=9)).encode()
+    packed = gzip.compress(text)
+    gz = logs / "a.log.gz"
+    gz.write_bytes(packed)
+    open_ = sources._open
+
+    class Failing(io.RawIOBase):  # the file's bytes, then the disk fails half-way
+        def __init__(self, f):
+            self.f = f
+
+        def readable(self):
+            return True
+
+        def readinto(self, b):
+            if self.f.tell() >= len(packed) // 2:
+                raise OSError(errno.EIO, os.strerror(errno.EIO))
+            return self.f.readinto(b)
+
+        def close(self):
+            self.f.close()
+            super().close()
+
+    def failing(inp):
+        f = open_(inp)
+        return Failing(f) if inp.path == str(gz) else f
+
+    monkeypatch.setattr(sources, "_open", failing)
+    data = tmp_path / "data"
+    code, _, err = run(monkeypatch, capsys, "ingest", logs, "--data", data, "--flush-rows", "500")
+    assert code == 1, err
+    assert f"logpipe: error: {gz}: cannot read: Input/output error\n" in err and "corrupt" not in err
+    assert "inputs 1: ingested 0, skipped as already ingested 0, errors 1\n" in err
+    assert check_consistent(data)["inputs"] == [] and rows(data) == 0
+    monkeypatch.setattr(sources, "_open", open_)
+    code, _, err = run(monkeypatch, capsys, "ingest", logs, "--data", data)
+    assert code == 0 and "inputs 1: ingested 1, skipped as already ingested 0\n" in err, err
+    assert [e["read"] for e in check_consistent(data)["inputs"]] == [3000]
+
+
+def test_a_tar_whose_read_fails_midway_is_no_damaged_archive(tmp_path, monkeypatch, capsys):
+    """A tar archive whose read fails with EIO half-way through its bytes: `cannot read`, none of its
+    files ingested, and the next run reads them all. (It was `tar archive is corrupt or truncated`,
+    its files before the EIO ingested, the one it cut up to there.)"""
+    import errno
+    import io
+    import tarfile
+
+    from logpipe import unpack
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        for k in range(2):
+            body = "".join(ln + "\n" for ln in gen_lines(500, seed=k)).encode()
+            info = tarfile.TarInfo(f"pod-{k}.log")
+            info.size = len(body)
+            tar.addfile(info, io.BytesIO(body))
+    packed = out.getvalue()
+    bundle = logs / "bundle.tar"
+    bundle.write_bytes(packed)
+    real = unpack.unpack
+
+    class Failing(io.RawIOBase):  # the tar's bytes, then the disk fails half-way
+        def __init__(self, f):
+            self.f = f
+
+        def readable(self):
+            return True
+
+        def readinto(self, b):
+            if self.f.tell() >= len(packed) // 2:
+                raise OSError(errno.EIO, os.strerror(errno.EIO))
+            return self.f.readinto(b[:4096])
+
+    def failing(raw):
+        if getattr(raw, "name", None) == str(bundle):
+            raw = io.BufferedReader(Failing(raw))
+        return real(raw)
+
+    monkeypatch.setattr(unpack, "unpack", failing)
+    data = tmp_path / "data"
+    code, _, err = run(monkeypatch, capsys, "ingest", logs, "--data", data)
+    assert code == 1, err
+    assert f"logpipe: error: {bundle}: cannot read: Input/output error\n" in err and "corrupt" not in err
+    assert rows(data) == 0
+    monkeypatch.setattr(unpack, "unpack", real)
+    code, _, err = run(monkeypatch, capsys, "ingest", logs, "--data", data)
+    assert code == 0 and "inputs 2: ingested 2, skipped as already ingested 0\n" in err, err
+    assert sum(e["read"] for e in check_consistent(data)["inputs"]) == 1000
+
+
 def test_a_damaged_archive_parsed_by_the_lanes_keeps_its_lines_before_the_damage(tmp_path, monkeypatch, capsys):
     """The lanes parse chunks ahead of the one being read: when reading one fails (a truncated gzip),
     those before it are still the input's lines before the damage, as when this process alone parses
