@@ -91,12 +91,15 @@ def data_option(f):
 
 class _Group(click.Group):
     # click maps a broken pipe to exit 1 inside its own main(); lift it out first so that
-    # `logpipe … | head` is a quiet exit 0 (DESIGN.md: Unix manners).
+    # `logpipe … | head` is a quiet exit 0 (DESIGN.md: Unix manners). Ctrl-C likewise: click's main
+    # writes a blank line before `logpipe: interrupted` (exits.Interrupted).
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except BrokenPipeError:
             raise exits.PipeClosed() from None
+        except KeyboardInterrupt:
+            raise exits.Interrupted() from None
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

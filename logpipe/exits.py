@@ -17,6 +17,13 @@ class PipeClosed(Exception):
     """stdout's reader went away (`| head`)."""
 
 
+class Interrupted(Exception):
+    """Ctrl-C, lifted out of the command before click's main sees it: click writes a blank line on
+    stderr for a KeyboardInterrupt (to end a terminal's ``^C`` echo), before `logpipe: interrupted`,
+    on a terminal or not; an interrupted ingest's summary, or its progress bar's clean-up on a
+    terminal (which erases the ``^C`` with the bar), has ended that line already."""
+
+
 _NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())  # (click 8.2 and later)
 
 
@@ -55,7 +62,7 @@ def run(group: click.Group) -> int:
     except (BrokenPipeError, PipeClosed):
         quiet_broken_pipe()
         return 0
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Interrupted):
         click.echo("logpipe: interrupted", err=True)
         return 130
     except Exception as e:  # a bug: one line, and the way to see more

@@ -357,6 +357,27 @@ def test_ctrl_c_says_every_input_left_unread(tmp_path, monkeypatch, capsys):
     assert code == 0 and "inputs 5: ingested 3, skipped as already ingested 2\n" in err, err
 
 
+def test_ctrl_c_s_last_line_follows_the_summary_with_no_blank_line(tmp_path, monkeypatch, capsys):
+    """`logpipe: interrupted` comes right after the summary. (click's main wrote a blank line before
+    it for any KeyboardInterrupt, to end a terminal's `^C` echo, on a terminal or not: here the
+    summary has ended that line, and on a terminal the progress bar's clean-up erases the `^C`.)"""
+    monkeypatch.setenv("LOGPIPE_WORKERS", "1")
+    logs, paths = _logs(tmp_path, 2)
+    parse_input = ingest.parse_input
+
+    def ctrl_c_in_the_second(inp, *args, **kwargs):
+        if inp.path == str(paths[1]):
+            raise KeyboardInterrupt
+        yield from parse_input(inp, *args, **kwargs)
+
+    monkeypatch.setattr(ingest, "parse_input", ctrl_c_in_the_second)
+    code, _, err = run(monkeypatch, capsys, "ingest", logs, "--data", tmp_path / "data")
+    assert code == 130, err
+    last = err.splitlines()[-2:]
+    assert last[0].endswith(" MB/s") and last[1] == "logpipe: interrupted", err
+    assert "\n\n" not in err
+
+
 def test_ctrl_c_while_inputs_commit_is_raised_once_they_are_counted(tmp_path, monkeypatch, capsys):
     """A Ctrl-C during a group's commit waits for it: the inputs committed are counted as ingested
     (they were committed, and the summary said `ingested 0, … not read 3`)."""
