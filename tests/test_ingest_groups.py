@@ -3,7 +3,9 @@ archive parsed by the lanes) costs no other input anything, and a Ctrl-C's summa
 which inputs were left unread."""
 from __future__ import annotations
 
+import errno
 import gzip
+import io
 import os
 import signal
 import subprocess
@@ -15,6 +17,26 @@ import pytest
 from test_ingest import check_consistent, gen_lines, manifest, rows, run, write_log
 
 from logpipe import ingest, sources
+
+
+class _FailingDisk(io.RawIOBase):
+    """File ``f``'s bytes, read 4 kB at a time, until its offset reaches ``at``: then every read
+    fails with EIO, as a failing disk's does."""
+
+    def __init__(self, f, at: int):
+        self.f, self.at = f, at
+
+    def readable(self):
+        return True
+
+    def readinto(self, b):
+        if self.f.tell() >= self.at:
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        return self.f.readinto(memoryview(b)[:4096])
+
+    def close(self):
+        self.f.close()
+        super().close()
 
 
 def _logs(tmp_path, n: int):
@@ -171,9 +193,6 @@ def test_an_archive_whose_read_fails_midway_keeps_nothing_and_is_read_again(tmp_
     """A .gz whose read fails with EIO half-way (after lines of it were parsed and staged) keeps none
     of them and is not recorded: the next run reads it whole. (Its lines before the EIO were kept as a
     damaged archive's, and later runs skipped it: its other half never ingested.)"""
-    import errno
-    import io
-
     monkeypatch.setenv("LOGPIPE_WORKERS", "1")
     logs = tmp_path / "logs"
     logs.mkdir()
@@ -183,25 +202,9 @@ def test_an_archive_whose_read_fails_midway_keeps_nothing_and_is_read_again(tmp_
     gz.write_bytes(packed)
     open_ = sources._open
 
-    class Failing(io.RawIOBase):  # the file's bytes, then the disk fails half-way
-        def __init__(self, f):
-            self.f = f
-
-        def readable(self):
-            return True
-
-        def readinto(self, b):
-            if self.f.tell() >= len(packed) // 2:
-                raise OSError(errno.EIO, os.strerror(errno.EIO))
-            return self.f.readinto(b)
-
-        def close(self):
-            self.f.close()
-            super().close()
-
     def failing(inp):
         f = open_(inp)
-        return Failing(f) if inp.path == str(gz) else f
+        return _FailingDisk(f, len(packed) // 2) if inp.path == str(gz) else f
 
     monkeypatch.setattr(sources, "_open", failing)
     data = tmp_path / "data"
@@ -220,8 +223,6 @@ def test_a_tar_whose_read_fails_midway_is_no_damaged_archive(tmp_path, monkeypat
     """A tar archive whose read fails with EIO half-way through its bytes: `cannot read`, none of its
     files ingested, and the next run reads them all. (It was `tar archive is corrupt or truncated`,
     its files before the EIO ingested, the one it cut up to there.)"""
-    import errno
-    import io
     import tarfile
 
     from logpipe import unpack
@@ -240,21 +241,9 @@ def test_a_tar_whose_read_fails_midway_is_no_damaged_archive(tmp_path, monkeypat
     bundle.write_bytes(packed)
     real = unpack.unpack
 
-    class Failing(io.RawIOBase):  # the tar's bytes, then the disk fails half-way
-        def __init__(self, f):
-            self.f = f
-
-        def readable(self):
-            return True
-
-        def readinto(self, b):
-            if self.f.tell() >= len(packed) // 2:
-                raise OSError(errno.EIO, os.strerror(errno.EIO))
-            return self.f.readinto(b[:4096])
-
     def failing(raw):
         if getattr(raw, "name", None) == str(bundle):
-            raw = io.BufferedReader(Failing(raw))
+            raw = io.BufferedReader(_FailingDisk(raw, len(packed) // 2))
         return real(raw)
 
     monkeypatch.setattr(unpack, "unpack", failing)
