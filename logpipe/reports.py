@@ -268,6 +268,14 @@ def resolve_window(con, *, since=None, until=None, baseline_days=None, window_fl
         raise DatasetError(f"{whose} rows have no start_time (a format"
                            " without %START_TIME%), and anomalies compare a window of time with a baseline;"
                            " `logpipe report inventory` and `logpipe query` read such rows")
+    if window_floor is not None:
+        # (the window is this dataset's rows, from its first record, window_floor, on: its last egress,
+        # else its last record; the last egress of both could be the baseline's, before the window)
+        hi = con.execute("SELECT coalesce((SELECT max(start_time) FROM egress WHERE start_time >= $1), "
+                         "(SELECT max(start_time) FROM access_log WHERE start_time >= $1))", [window_floor]).fetchall()[0][0]
+        if until is not None and since is None and until <= window_floor:
+            raise UsageError(f"--until {until:%Y-%m-%dT%H:%M}Z is before this dataset's first record "
+                             f"({window_floor:%Y-%m-%dT%H:%M}Z), where the window starts with --baseline; choose a later time")
     # (no --until: the window ends a second past the last record, which it includes, and shows that record)
     end, last = (until, None) if until is not None else (hi + dt.timedelta(seconds=1), hi)
     _check_bounds(lo, hi, since, until)
@@ -433,7 +441,9 @@ def empty_note(con, doc: dict[str, Any], inputs: bool = False) -> str | None:
         return None
     span = _egress_span(con) if not window else None
     if not window and span is None:
-        return _no_egress_note(con, whose)
+        from .db import window_floor
+
+        return _no_egress_note(con, whose, window_floor(con))
     if not window:
         if doc["baseline"]["source"] == "baseline dataset":
             fix = "the window is this dataset, which holds none: `logpipe report inventory` of it says what it holds"
@@ -455,7 +465,8 @@ def _egress_span(con) -> tuple | None:
 # A row that is no egress (traffic.sql's egress_kind null) by where it went: into the proxy's own
 # workload (a sidecar's inbound cluster, InboundPassthroughCluster; ztunnel's inbound), to a service
 # of the mesh (an outbound or waypoint cluster whose host is in the mesh; ztunnel's hop in the mesh),
-# else to an internal address, or nowhere (no upstream: 404 NR).
+# else to an internal address, or nowhere (no upstream: 404 NR). $1: a baseline dataset's window floor
+# (_no_egress_note), or null; the baseline's rows are those before it, so a row of no time is this dataset's.
 _NOT_EGRESS = """
     SELECT went, sum(n)::BIGINT,
         (list(destination ORDER BY n DESC, destination) FILTER (WHERE destination IS NOT NULL))[1:4]
@@ -466,18 +477,20 @@ _NOT_EGRESS = """
                 WHEN upstream_cluster_direction IN ('outbound', 'inbound-vip') OR log_format LIKE 'ztunnel%' THEN 'mesh'
                 ELSE 'other' END AS went,
             destination, count(*) AS n
-        FROM "{db}".main.traffic WHERE egress_kind IS NULL
+        FROM "{db}".main.traffic WHERE egress_kind IS NULL AND coalesce(start_time >= $1, true)
         GROUP BY ALL
     )
     GROUP BY went"""
 
 
-def _no_egress_note(con, whose: str) -> str:
+def _no_egress_note(con, whose: str, floor=None) -> str:
     """Data of records of which none is egress: what they are (inbound, to the mesh's services, to
     internal addresses), and what would show egress: the logs of a proxy it leaves by, or settings
-    that count the user's external hosts as such."""
+    that count the user's external hosts as such. ``floor``: with a baseline dataset, this dataset's
+    first record time (db.window_floor): the records told of are this dataset's, from it on, not the
+    baseline's before it."""
     db = con.execute("SELECT current_database()").fetchall()[0][0].replace('"', '""')
-    rows = {went: (n, dests or []) for went, n, dests in con.execute(_NOT_EGRESS.format(db=db)).fetchall()}
+    rows = {went: (n, dests or []) for went, n, dests in con.execute(_NOT_EGRESS.format(db=db), [floor]).fetchall()}
     total = sum(n for n, _ in rows.values())
     what = {"inbound": "inbound, into the proxy's own workload", "mesh": "to services of the mesh",
             "other": "to internal addresses or to no upstream"}

@@ -10,11 +10,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-from test_report import PAY, SCENARIO, UPLOADER, _record_batches, anomalies, pod, report_db, write_dataset
+from test_report import PAY, ROOT, SCENARIO, UPLOADER, _record_batches, anomalies, pod, report_db, write_dataset
 
 from logpipe import reports
 from logpipe.cli import cli
-from logpipe.errors import DatasetError
+from logpipe.errors import DatasetError, UsageError
+
+LOGS = ROOT / "sample_logs"
 
 # The scenario's incident day against its baseline week (--baseline): what the rows read into Arrow
 # and registered with DuckDB gave, finding by finding.
@@ -177,3 +179,54 @@ def test_input_logs_before_no_baseline_row_are_named_so(pair, tmp_path):
     assert isinstance(r.exception, DatasetError)
     assert str(r.exception) == (f"the baseline dataset {incident} has no rows before the --input logs start; give an "
                                 "older dataset to --baseline, or use --baseline-days N")
+
+
+@pytest.fixture(scope="module")
+def no_egress(tmp_path_factory):
+    """(a dataset of calls to the mesh's services alone, 2024-11-18; a baseline of egress and inbound
+    records, 2024-09-03 and 2024-10-07; a baseline of inbound records alone, 2024-09-03) as datasets."""
+    tmp = tmp_path_factory.mktemp("no-egress")
+    mesh = tmp / "mesh.log"
+    mesh.write_text("".join(line for line in (LOGS / "sidecar-outbound-1.22.log").open(encoding="utf-8")
+                            if " outbound|" in line and "svc.cluster.local" in line), encoding="utf-8")
+    return (write_dataset([mesh], tmp / "mesh"),
+            write_dataset([LOGS / "istio-1.5.log", LOGS / "sidecar-inbound-1.22.log"], tmp / "egress"),
+            write_dataset([LOGS / "sidecar-inbound-1.22.log"], tmp / "inbound"))
+
+
+def test_a_window_of_no_egress_is_this_datasets_time_beside_a_baseline_of_egress(no_egress):
+    """This dataset holds no egress, the baseline some: the window is this dataset's first to last
+    record (it ended at the last egress of both, the baseline's: 2024-11-18 14:02 to 2024-10-07 11:03)."""
+    mesh, egress, _ = no_egress
+    doc = anomalies(mesh, baseline_dir=egress)
+    assert {k: doc[k] for k in ("window", "baseline")} == {
+        "window": {"start": "2024-11-18T14:02:13.764Z", "end": "2024-11-18T14:05:27.205Z", "requests": 0},
+        "baseline": {"start": "2024-10-07T11:02:27.849Z", "end": "2024-10-07T11:03:12.263Z",
+                     "source": "baseline dataset", "requests": 8}}
+    r = CliRunner().invoke(cli, ["report", "anomalies", "--data", str(mesh), "--baseline", str(egress), "-o", "text"])
+    assert r.exit_code == 0, r.output
+    assert "window   2024-11-18 14:02 UTC to 2024-11-18 14:05 UTC: 0 egress requests" in r.stdout
+
+
+def test_a_note_of_no_egress_counts_this_datasets_records(no_egress):
+    """Neither dataset holds egress: the note tells of this dataset's 6 records (it counted the
+    baseline's 20 inbound ones too: 26)."""
+    mesh, _, inbound = no_egress
+    r = CliRunner().invoke(cli, ["report", "anomalies", "--data", str(mesh), "--baseline", str(inbound), "-o", "json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["window"] == {"start": "2024-11-18T14:02:13.764Z", "end": "2024-11-18T14:05:27.205Z",
+                                              "requests": 0}
+    assert r.stderr.startswith("logpipe: note: none of the dataset's 6 records is egress (6 to services of the mesh: "
+                               "reviews.default.svc.cluster.local, ratings.default.svc.cluster.local), so there is "
+                               "no egress to report;"), r.stderr
+
+
+def test_until_before_this_datasets_first_record_is_an_error(no_egress):
+    """With --baseline the window starts at this dataset's first record: an --until before it left a
+    window that ended before it started (the bound checked was the baseline's first record)."""
+    mesh, egress, _ = no_egress
+    r = CliRunner().invoke(cli, ["report", "anomalies", "--data", str(mesh), "--baseline", str(egress),
+                                 "--until", "2024-11-01T00:00:00Z"], standalone_mode=False)
+    assert isinstance(r.exception, UsageError)
+    assert str(r.exception) == ("--until 2024-11-01T00:00Z is before this dataset's first record (2024-11-18T14:02Z), "
+                                "where the window starts with --baseline; choose a later time")
