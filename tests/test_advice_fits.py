@@ -126,3 +126,39 @@ def test_latency_outlier_asks_a_passthrough_host_for_a_service_entry_before_a_de
         "outlier detection in the DestinationRule (it is not registered: a DestinationRule applies only to a host "
         "a ServiceEntry registers, so register it first).")
     assert got["slowse.example"][1].endswith("outlier detection in the DestinationRule.")
+
+
+def test_a_destination_the_baseline_never_connected_to_is_new_when_reached(tmp_path):
+    """A baseline that only tried tried.example (503 UF,URX: no upstream connection for any request)
+    never reached it, as one blocked from it did not: 200s to it in the window are new_destination
+    (it counted as known: no finding). A source that reached a known destination in the baseline only
+    through refused connects calls it for the first time (new_pair); a raw IP the baseline only tried
+    so is no known one (direct_ip_egress not low). Tried again without connecting, each is no news:
+    no finding, and direct_ip_egress low, as before."""
+    other = lambda lines: [line.replace("10.244.1.21:56180", "10.244.1.22:56180") for line in lines]  # noqa: E731
+    uf = lambda lines: [line.replace(" 200 - via_upstream ", " 503 UF upstream_reset_before_response_started"  # noqa: E731
+                                     "{connection_failure} ") for line in lines]
+    lines = (waypoint("known.example", BEFORE, 2) + other(waypoint("known.example", BEFORE, 2, **REFUSED))
+             + waypoint("tried.example", BEFORE, 3, **REFUSED) + waypoint("still.example", BEFORE, 3, **REFUSED)
+             + http("203.0.113.41", "outbound|80||se.example", BEFORE, 2)
+             + uf(http("203.0.113.42", "outbound|80||se2.example", BEFORE, 2))
+             + uf(http("203.0.113.43", "outbound|80||se3.example", BEFORE, 2))
+             + waypoint("tried.example", AT, 2) + other(waypoint("known.example", AT, 2))
+             + waypoint("still.example", AT, 2, **REFUSED)
+             + http("203.0.113.41", "outbound|80||se.example", AT, 1)
+             + http("203.0.113.42", "outbound|80||se2.example", AT, 1)
+             + uf(http("203.0.113.43", "outbound|80||se3.example", AT, 1)))
+    doc = anomalies(dataset(tmp_path, lines))
+    assert set(_advice(doc, "new_destination")) == {"tried.example", "se2.example"}
+    assert [(f["source"], f["destination"]) for f in found(doc, "new_pair")] == [("10.244.1.22", "known.example")]
+    assert {d: severity for d, (severity, _) in _advice(doc, "direct_ip_egress").items()} == {
+        "se.example": "low", "se2.example": "medium", "se3.example": "low"}
+
+
+def test_a_pair_the_baseline_never_connected_is_no_news_tried_again(tmp_path):
+    """A source whose baseline requests to a known destination all failed to connect, failing again
+    in the window: no new_pair (it is no first call)."""
+    other = lambda lines: [line.replace("10.244.1.21:56180", "10.244.1.22:56180") for line in lines]  # noqa: E731
+    lines = (waypoint("known.example", BEFORE, 2) + other(waypoint("known.example", BEFORE, 2, **REFUSED))
+             + other(waypoint("known.example", AT, 2, **REFUSED)))
+    assert found(anomalies(dataset(tmp_path, lines)), "new_pair") == []

@@ -3,12 +3,14 @@
 --   Unregistered (passthrough) or raw-IP (public_ip) newcomers rank higher: nobody reviewed them; one
 --   that received an upload of upload_high bytes or more (its bytes_received, of the requests the
 --   proxy sent on) ranks high, whatever its kind: data leaving for a host nobody had called before is
---   how exfiltration looks. A destination the baseline only tried and was blocked from was never
---   reached: it is new when it is reached. The advice fits how it left (egress_kind): not registered
---   (passthrough: register it or block it), a raw IP address that nothing registers (public_ip, or
---   passthrough to an address: find the hard-coded address), registered (a ServiceEntry admits it,
---   through an egress waypoint or not: confirm the owning team expects it, and review what admits
---   it), or both registered and not (a ServiceEntry that leaves some of its ports or clients out).
+--   how exfiltration looks. A destination the baseline only tried, and was blocked from or never
+--   connected to (no upstream connection for any of its requests: upstream_not_connected.sql), was
+--   never reached: it is new when it is reached (tried again without connecting, it is no news). The
+--   advice fits how it left (egress_kind): not registered (passthrough: register it or block it), a
+--   raw IP address that nothing registers (public_ip, or passthrough to an address: find the
+--   hard-coded address), registered (a ServiceEntry admits it, through an egress waypoint or not:
+--   confirm the owning team expects it, and review what admits it), or both registered and not (a
+--   ServiceEntry that leaves some of its ports or clients out).
 --   One whose every window request failed DNS resolution (flag DF: dns_failed.sql) gets DNS advice
 --   (dns_failure_advice.sql), not a ServiceEntry. One for whose every window request the proxy made
 --   no upstream connection (UF, UH, NC, NR, DF, DO: upstream_not_connected.sql) sent nothing out:
@@ -30,8 +32,14 @@ win AS (
 ),
 base AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= b0 AND e.start_time < b1),
 -- (the baseline's destinations once each: NOT EXISTS over every baseline row built a hash table of
--- them all)
-base_destinations AS (SELECT DISTINCT destination FROM base WHERE egress_kind <> 'blocked')
+-- them all), not blocked, and whether it reached each: connected to it once
+base_destinations AS (
+    SELECT destination,
+        bool_or(NOT upstream_not_connected(response_flags, request_protocol(protocol, method, authority),
+                                           bytes_received, bytes_sent)) AS reached
+    FROM base WHERE egress_kind <> 'blocked'
+    GROUP BY destination
+)
 SELECT
     'new_destination' AS kind,
     CASE
@@ -87,8 +95,10 @@ SELECT
                      || ': find out what was sent (the request ids lead to the application logs).'
                 ELSE '' END AS advice
 FROM win w
-WHERE w.egress_kind <> 'blocked'
-  AND NOT EXISTS (SELECT 1 FROM base_destinations b WHERE b.destination = w.destination)
+LEFT JOIN base_destinations b ON b.destination = w.destination
+WHERE w.egress_kind <> 'blocked' AND b.reached IS NOT TRUE
 GROUP BY w.destination
 HAVING count(*) >= CAST($min_requests AS INTEGER)
+    -- (one the baseline only tried without connecting: new once reached, no news when tried again so)
+    AND (count(b.destination) = 0 OR NOT bool_and(w.not_connected))
 ORDER BY count(*) DESC, w.destination

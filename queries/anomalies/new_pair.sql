@@ -1,19 +1,31 @@
 -- title: New source to destination pairs
 -- description: A source calling a known external destination it never called in the baseline
 --   (destinations new to everyone are reported as new_destination instead). As there, a blocked
---   attempt reached nothing: a destination the baseline only tried and was blocked from is no known
---   one, and a source blocked from it then is calling it for the first time.
+--   attempt, or one the proxy made no upstream connection for (upstream_not_connected.sql), reached
+--   nothing: a destination the baseline only tried so is no known one, and a source that only tried
+--   it so then is calling it for the first time when it reaches it (tried again so, it is no news).
 -- @param since '' window start (ISO time); empty = 24 hours before the data's last record
 -- @param until '' window end (ISO time, exclusive); empty = after the last record
 -- @param baseline_start '' baseline start (ISO time); empty = the data's first record
 -- @param baseline_end '' baseline end (ISO time, exclusive); empty = the window start
 -- @param min_requests 1 fewest window requests for a finding
 WITH bounds AS (SELECT * FROM report_bounds($since, $until, $baseline_start, $baseline_end)),
-win AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= w0 AND e.start_time < w1),
+win AS (
+    SELECT e.*,
+        upstream_not_connected(e.response_flags, request_protocol(e.protocol, e.method, e.authority),
+                               e.bytes_received, e.bytes_sent) AS not_connected
+    FROM egress e, bounds WHERE e.start_time >= w0 AND e.start_time < w1
+),
 base AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= b0 AND e.start_time < b1),
 -- (the baseline's pairs once each: EXISTS over every baseline row built a hash table of them all,
--- 0.45 GB of 10M rows)
-base_pairs AS (SELECT DISTINCT destination, source_ip FROM base WHERE egress_kind <> 'blocked')
+-- 0.45 GB of 10M rows), not blocked, and whether each reached it: connected to it once
+base_pairs AS (
+    SELECT destination, source_ip,
+        bool_or(NOT upstream_not_connected(response_flags, request_protocol(protocol, method, authority),
+                                           bytes_received, bytes_sent)) AS reached
+    FROM base WHERE egress_kind <> 'blocked'
+    GROUP BY destination, source_ip
+)
 SELECT
     'new_pair' AS kind,
     CASE WHEN bool_or(w.egress_kind = 'passthrough') THEN 'medium' ELSE 'low' END AS severity,
@@ -30,11 +42,13 @@ SELECT
     'This workload started calling ' || w.destination || ': check it is a planned change '
         || '(new release, new feature) and not a compromised or misconfigured pod.' AS advice
 FROM win w
+-- (a format that logs no client, Envoy's default, leaves source_ip null: the same unknown client)
+LEFT JOIN base_pairs p ON p.destination = w.destination AND p.source_ip IS NOT DISTINCT FROM w.source_ip
 WHERE w.egress_kind <> 'blocked'
-  AND EXISTS (SELECT 1 FROM base_pairs b WHERE b.destination = w.destination)
-  -- (a format that logs no client, Envoy's default, leaves source_ip null: the same unknown client)
-  AND NOT EXISTS (SELECT 1 FROM base_pairs b WHERE b.destination = w.destination
-                  AND b.source_ip IS NOT DISTINCT FROM w.source_ip)
+  AND EXISTS (SELECT 1 FROM base_pairs b WHERE b.destination = w.destination AND b.reached)
+  AND p.reached IS NOT TRUE
 GROUP BY w.source_ip, w.destination
 HAVING count(*) >= CAST($min_requests AS INTEGER)
+    -- (a pair the baseline only tried without connecting: new once it connects, no news when tried again so)
+    AND (count(p.destination) = 0 OR NOT bool_and(w.not_connected))
 ORDER BY count(*) DESC, w.destination, source
