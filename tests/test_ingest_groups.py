@@ -45,6 +45,19 @@ def _logs(tmp_path, n: int):
     return logs, [write_log(logs / f"pod-{i:02}.log", lines[i * 40:(i + 1) * 40]) for i in range(n)]
 
 
+def _odd_input(tmp_path, n: int, packed: bool):
+    """``_logs`` and the one whose reading a test troubles (the second: gzipped when ``packed``), and
+    the name it is moved to meanwhile."""
+    logs, paths = _logs(tmp_path, n)
+    odd = paths[1]
+    if packed:
+        odd = odd.with_name(odd.name + ".gz")
+        odd.write_bytes(gzip.compress(paths[1].read_bytes()))
+        paths[1].unlink()
+        paths[1] = odd
+    return logs, paths, odd, odd.with_name(odd.name + ".away")
+
+
 @pytest.mark.parametrize("workers, n", [("1", 4), ("2", 4), ("2", 40)],
                          ids=["in-process", "lanes", "worker-tasks"])
 def test_an_input_gone_before_it_is_read_fails_alone(tmp_path, monkeypatch, capsys, workers, n):
@@ -89,14 +102,7 @@ def test_a_file_that_cannot_be_opened_when_read_is_no_damaged_archive_though_it_
     tell: it opened, so it was committed as a damaged archive of 0 lines, skipped by later runs.)"""
     monkeypatch.setenv("LOGPIPE_WORKERS", workers)
     data = tmp_path / "data"
-    logs, paths = _logs(tmp_path, n)
-    odd = paths[1]
-    if packed:
-        odd = odd.with_name(odd.name + ".gz")
-        odd.write_bytes(gzip.compress(paths[1].read_bytes()))
-        paths[1].unlink()
-        paths[1] = odd
-    away = odd.with_name(odd.name + ".away")
+    logs, paths, odd, away = _odd_input(tmp_path, n, packed)
 
     def swap():
         odd.rename(away)
@@ -157,14 +163,7 @@ def test_a_file_whose_read_fails_with_eio_is_no_damaged_archive_and_is_read_agai
     whole run: `internal error: OSError: [Errno 5] Input/output error`, the other inputs not ingested.)"""
     monkeypatch.setenv("LOGPIPE_WORKERS", workers)
     data = tmp_path / "data"
-    logs, paths = _logs(tmp_path, n)
-    odd = paths[1]
-    if packed:
-        odd = odd.with_name(odd.name + ".gz")
-        odd.write_bytes(gzip.compress(paths[1].read_bytes()))
-        paths[1].unlink()
-        paths[1] = odd
-    away = odd.with_name(odd.name + ".away")
+    logs, paths, odd, away = _odd_input(tmp_path, n, packed)
     launch = ingest._Run.launch
 
     def failing_disk(self):  # decided on (its head read, hashed): its reads fail from now on
@@ -321,7 +320,8 @@ def test_a_damaged_archive_deleted_after_its_damage_was_met_keeps_its_lines(tmp_
 def test_ctrl_c_says_every_input_left_unread(tmp_path, monkeypatch, capsys):
     """A Ctrl-C's `N more input(s) not ingested` counts every input not ingested besides the one it
     stopped: those of its commit group and those not reached yet, as the summary's `not read` does
-    (it counted only those in flight after the group: 1 of 2); the next run reads them."""
+    (it counted only those in flight after the group: 1 of 2); the next run reads them. Its last
+    line, `logpipe: interrupted`, follows the summary."""
     monkeypatch.setenv("LOGPIPE_WORKERS", "1")
     monkeypatch.setattr(ingest, "LAUNCH_INPUTS", 1)  # groups of two: a and b commit, then c, d; e is not reached
     monkeypatch.setattr(ingest, "AHEAD_INPUTS", 2)
@@ -340,31 +340,15 @@ def test_ctrl_c_says_every_input_left_unread(tmp_path, monkeypatch, capsys):
     assert f"logpipe: {paths[2]}: stopped before its end, not ingested (the next run does it)\n" \
            "logpipe: 2 more input(s) not ingested (the next run does them)\n" in err
     assert "inputs 5: ingested 2, skipped as already ingested 0, not read 3\n" in err
+    # `logpipe: interrupted` right after the summary (click's main wrote a blank line before it for
+    # any KeyboardInterrupt, to end a terminal's `^C` echo, on a terminal or not: here the summary has
+    # ended that line, and on a terminal the progress bar's clean-up erases the `^C`)
+    last = err.splitlines()[-2:]
+    assert last[0].endswith(" MB/s") and last[1] == "logpipe: interrupted" and "\n\n" not in err, err
     assert sorted(e["path"] for e in check_consistent(data)["inputs"]) == [str(p) for p in paths[:2]]
     monkeypatch.setattr(ingest, "parse_input", parse_input)
     code, _, err = run(monkeypatch, capsys, "ingest", logs, "--data", data)
     assert code == 0 and "inputs 5: ingested 3, skipped as already ingested 2\n" in err, err
-
-
-def test_ctrl_c_s_last_line_follows_the_summary_with_no_blank_line(tmp_path, monkeypatch, capsys):
-    """`logpipe: interrupted` comes right after the summary. (click's main wrote a blank line before
-    it for any KeyboardInterrupt, to end a terminal's `^C` echo, on a terminal or not: here the
-    summary has ended that line, and on a terminal the progress bar's clean-up erases the `^C`.)"""
-    monkeypatch.setenv("LOGPIPE_WORKERS", "1")
-    logs, paths = _logs(tmp_path, 2)
-    parse_input = ingest.parse_input
-
-    def ctrl_c_in_the_second(inp, *args, **kwargs):
-        if inp.path == str(paths[1]):
-            raise KeyboardInterrupt
-        yield from parse_input(inp, *args, **kwargs)
-
-    monkeypatch.setattr(ingest, "parse_input", ctrl_c_in_the_second)
-    code, _, err = run(monkeypatch, capsys, "ingest", logs, "--data", tmp_path / "data")
-    assert code == 130, err
-    last = err.splitlines()[-2:]
-    assert last[0].endswith(" MB/s") and last[1] == "logpipe: interrupted", err
-    assert "\n\n" not in err
 
 
 def test_ctrl_c_while_inputs_commit_is_raised_once_they_are_counted(tmp_path, monkeypatch, capsys):
