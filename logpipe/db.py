@@ -198,8 +198,12 @@ def _baseline_sources(con: duckdb.DuckDBPyConnection, baseline: str | os.PathLik
     floor = _FLOORS[con] = con.execute("SELECT min(start_time) FROM logpipe_data_rows").fetchall()[0][0]
     # (a literal, not a subquery: DuckDB pushes it into the baseline's read_parquet, EXPLAIN's
     # "Filters:", where the files' statistics skip row groups past it)
-    before = "" if floor is None else f"WHERE start_time < {_timestamp(floor)}"
-    if not con.execute(f"SELECT count(*) FROM (SELECT 1 FROM logpipe_baseline_rows {before} LIMIT 1)").fetchall()[0][0]:
+    # (no timed record of its own, an empty dataset's: the window holds nothing, and so no baseline row
+    # is read, as the report of the empty dataset alone is empty; all of them were, and the baseline's
+    # last 24 hours were judged as if they were the window)
+    before = "WHERE false" if floor is None else f"WHERE start_time < {_timestamp(floor)}"
+    if floor is not None and not con.execute(
+            f"SELECT count(*) FROM (SELECT 1 FROM logpipe_baseline_rows {before} LIMIT 1)").fetchall()[0][0]:
         raise DatasetError(f"the baseline dataset {baseline} has no rows before {data_start}; "
                            "give an older dataset to --baseline, or use --baseline-days N")
     con.execute(f"CREATE VIEW logpipe_rows AS SELECT * EXCLUDE (date), date FROM (SELECT * FROM logpipe_baseline_rows "

@@ -230,3 +230,19 @@ def test_until_before_this_datasets_first_record_is_an_error(no_egress):
     assert isinstance(r.exception, UsageError)
     assert str(r.exception) == ("--until 2024-11-01T00:00Z is before this dataset's first record (2024-11-18T14:02Z), "
                                 "where the window starts with --baseline; choose a later time")
+
+
+def test_an_empty_dataset_against_a_baseline_is_an_empty_report(pair, tmp_path):
+    """A dataset of no record (an empty log ingested) beside a baseline dataset: the window holds
+    nothing, so the report is empty, as the empty dataset's alone is (the baseline's rows were all
+    read as the data, and its last 24 hours judged as the window: 12 findings of last week's)."""
+    _, week, _ = pair
+    (tmp_path / "empty.log").write_text("")
+    r = CliRunner().invoke(cli, ["ingest", str(tmp_path / "empty.log"), "--data", str(tmp_path / "empty")])
+    assert r.exit_code == 0, r.output
+    args = ["report", "anomalies", "--data", str(tmp_path / "empty"), "-o", "json"]
+    alone, beside = CliRunner().invoke(cli, args), CliRunner().invoke(cli, [*args, "--baseline", str(week)])
+    assert alone.exit_code == beside.exit_code == 0, beside.output
+    doc = json.loads(beside.stdout)
+    assert doc["findings"] == [] and doc["window"]["requests"] == 0, doc["window"]
+    assert beside.stdout == alone.stdout and "the dataset holds no records" in beside.stderr
