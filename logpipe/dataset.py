@@ -83,6 +83,8 @@ class Dataset:
     def __init__(self, root: str | Path, create: bool = False):
         self.root = Path(root)
         self.manifest_path = self.root / MANIFEST
+        self._texts: dict = {}  # (the manifest's entries' texts as this process last wrote them: _manifest_text)
+        self._held: dict | None = None  # (the manifest as this process last wrote it: update_manifest)
         if self.manifest_path.is_file():
             self._check_manifest()
             return
@@ -154,7 +156,7 @@ class Dataset:
         manifest["generation"] = manifest.get("generation", 0) + 1
         tmp = self.root / f".{MANIFEST}.tmp"
         with open(tmp, "w", encoding="utf-8") as f:
-            f.write(_manifest_text(manifest))
+            f.write(_manifest_text(manifest, self._texts))
             if durable:
                 f.flush()
                 os.fsync(f.fileno())
@@ -167,10 +169,29 @@ class Dataset:
         ``durable=False`` skips fsync where losing the write to a power cut is harmless (``recover``
         redoes it); a ``kill -9`` never loses a write either way."""
         with self.locked():
-            m = self.read_manifest()
-            result = change(m)
-            self._write_manifest(m, durable)
+            m = self._held_manifest()
+            before = list(m["inputs"])  # (alive till _own has looked: no new entry takes an old one's id)
+            try:
+                result = change(m)
+                _own(m, {id(e) for e in before})
+                self._write_manifest(m, durable)
+            except BaseException:
+                self._held = None
+                raise
+            self._held = m
             return result
+
+    def _held_manifest(self) -> dict:
+        """The manifest as this process last wrote it, when no other process has written it since (its
+        generation, on its first line, is still the one written), else as read. A commit of a few
+        inputs read the whole manifest of every input ever ingested, and then wrote it whole (18,000
+        entries, a month of nightly ingests of 600 pod logs: 14 MB, ~0.15 s to read, ~0.3 s to write;
+        three such writes a group of inputs: 100 small inputs ingested in 17.5 s, against 4 s into a new
+        dataset); ``_entry_texts`` saves most of the write."""
+        held, self._held = self._held, None
+        if held is not None and _generation(self.manifest_path) == held.get("generation"):
+            return held
+        return self.read_manifest()
 
     def entries(self, state: str | None = "complete") -> list[dict]:
         return [e for e in self.read_manifest()["inputs"] if state is None or e.get("state") == state]
@@ -421,20 +442,75 @@ def head_hashes(head: bytes, algo: str = HASH_ALGO) -> list[list]:
     return out
 
 
-def _manifest_text(manifest: dict) -> str:
-    """One input entry (or shared file) per line: greppable, diffable, and fast to write for thousands of inputs."""
+def _manifest_text(manifest: dict, texts: dict | None = None) -> str:
+    """One input entry (or shared file) per line: greppable, diffable, and fast to write for thousands of inputs.
+
+    ``texts``: an input entry's text as the last call wrote it, by its id, with a private copy of what
+    it said (``{id: (entry, text)}``; updated here). An entry equal to that copy is written as that text
+    again: a commit changes a few entries of a manifest that holds every input the dataset ever
+    ingested, and serializing them all was most of a commit's time (18,000 entries, a month of nightly
+    ingests of 600 pod logs: a 14 MB manifest, ~0.3 s a write, 100 small inputs' ingest 17.5 s
+    against 4 s into a new dataset)."""
     head = {k: v for k, v in manifest.items() if k not in ("inputs", "compactions", "shared")}
     parts = [json.dumps(head, sort_keys=True)[:-1]]
     for key in ("inputs", "compactions", "shared"):
         items = manifest.get(key, [])
         if key == "shared" and key not in manifest:
             continue
-        lines = (json.dumps(e, sort_keys=True) for e in items) if isinstance(items, list) else \
-            (f"{json.dumps(k)}: {json.dumps(v)}" for k, v in sorted(items.items()))
+        if key == "inputs" and texts is not None:
+            lines = _entry_texts(items, texts)
+        else:
+            lines = (json.dumps(e, sort_keys=True) for e in items) if isinstance(items, list) else \
+                (f"{json.dumps(k)}: {json.dumps(v)}" for k, v in sorted(items.items()))
         body = ",\n  ".join(lines)
         ends = "[]" if isinstance(items, list) else "{}"
         parts.append(f'"{key}": {ends[0]}' + (f"\n  {body}\n" if items else "") + ends[1])
     return ",\n ".join(parts) + "\n}\n"
+
+
+def _generation(path: Path) -> int | None:
+    """A manifest's generation, from its first line (``_manifest_text``'s head: ``{"format": …,
+    "generation": N, …,``), without reading the rest; None when that line does not say."""
+    try:
+        with open(path, "rb") as f:
+            head = f.readline(1 << 16)
+        return json.loads(head.rstrip().rstrip(b",") + b"}").get("generation")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _own(manifest: dict, held: set[int]) -> None:
+    """``manifest`` holding no object that is not its own: an input entry that is not one of ``held``
+    (those it held: ids), and its compactions and shared files, as copies. A caller keeps what it put
+    there (``begin_entries``' entries, ``_finish``'s), and changed it later, the manifest
+    ``update_manifest`` keeps would change with it, unwritten."""
+    from copy import deepcopy
+
+    manifest["inputs"] = [e if id(e) in held else deepcopy(e) for e in manifest["inputs"]]
+    for key in ("compactions", "shared"):
+        if key in manifest:
+            manifest[key] = deepcopy(manifest[key])
+
+
+def _entry_texts(entries: list, texts: dict) -> list[str]:
+    """Each entry's JSON text: ``texts``' when the entry equals its copy there (a dict comparison, ~20x
+    cheaper than ``json.dumps``), else made anew and kept (with its copy, read back from the text, so
+    that no caller holds it); ``texts`` keeps the entries of this manifest alone."""
+    out, kept = [], {}
+    for e in entries:
+        key = e.get("id")
+        held = texts.get(key)
+        if held is not None and held[0] == e:
+            text = held[1]
+        else:
+            text = json.dumps(e, sort_keys=True)
+            held = (json.loads(text), text)
+        if key is not None:
+            kept[key] = held
+        out.append(text)
+    texts.clear()
+    texts.update(kept)
+    return out
 
 
 def compact_dataset(dataset: Dataset, *, min_files: int = COMPACT_MIN_FILES, across: bool = False, wait: bool = True,

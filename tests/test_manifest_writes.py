@@ -1,0 +1,84 @@
+"""The manifest's writes cost what a commit changes, not the dataset's whole history: an entry that did
+not change is written as the text it had (no json.dumps of every entry of every input ever ingested),
+and an update reads the manifest only when another process wrote it since. What is written is what a
+whole read-modify-write wrote."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from logpipe import dataset
+from logpipe.dataset import Dataset, _manifest_text
+
+
+def _entry(i: int) -> dict:
+    return {"id": f"{i:012x}", "path": f"/var/log/pods/ns_pod-{i}/c/0.log", "hash": f"{i:032x}", "size": 1000 + i,
+            "heads": [[303, f"{i:032x}"]], "parts": [f"date=2024-01-01/part-{i:012x}-x.parquet"], "rejects": [],
+            "state": "complete"}
+
+
+@pytest.fixture
+def ds(tmp_path):
+    d = Dataset(tmp_path / "ds", create=True)
+    d.update_manifest(lambda m: m["inputs"].extend(_entry(i) for i in range(200)))
+    return d
+
+
+def _on_disk(d: Dataset) -> str:
+    return d.manifest_path.read_text(encoding="utf-8")
+
+
+def test_a_write_serializes_only_the_entries_it_changed(ds, monkeypatch):
+    dumped = []
+
+    class CountingJson:  # (logpipe.dataset's json, counting the entries it serializes)
+        def __getattr__(self, name):
+            return getattr(json, name)
+
+        def dumps(self, obj, **kw):
+            dumped.append(obj)
+            return json.dumps(obj, **kw)
+
+    monkeypatch.setattr(dataset, "json", CountingJson())
+    ds.update_manifest(lambda m: m["inputs"].append(_entry(200)))
+    ds.update_manifest(lambda m: m.__setitem__("inputs", [dict(e, state="x") if e["id"] == _entry(7)["id"] else e
+                                                           for e in m["inputs"]]))
+    entries = [o for o in dumped if isinstance(o, dict) and "id" in o]
+    assert [e["id"] for e in entries] == [_entry(200)["id"], _entry(7)["id"]]
+    m = json.loads(_on_disk(ds))
+    assert len(m["inputs"]) == 201 and m["inputs"][7]["state"] == "x" and m["inputs"][200] == _entry(200)
+    assert _on_disk(ds) == _manifest_text(m)  # (the text a whole serialization gives)
+
+
+def test_another_writer_s_changes_are_read_not_overwritten(ds):
+    other = Dataset(ds.root)
+    other.update_manifest(lambda m: m["inputs"].append(_entry(500)))
+    ds.update_manifest(lambda m: m["inputs"].append(_entry(501)))
+    ids = [e["id"] for e in json.loads(_on_disk(ds))["inputs"]]
+    assert ids[-2:] == [_entry(500)["id"], _entry(501)["id"]] and len(ids) == 202
+
+
+def test_what_a_caller_keeps_and_changes_later_is_not_written(ds):
+    begun = ds.begin_entries([_entry(300)])[0]
+    begun["path"] = "changed by the caller, after"
+    begun["parts"].append("not written")
+    ds.update_manifest(lambda m: None)
+    written = next(e for e in json.loads(_on_disk(ds))["inputs"] if e["id"] == _entry(300)["id"])
+    assert written["path"] == _entry(300)["path"] and written["parts"] == []
+
+
+def test_an_entry_changed_in_place_is_written_and_a_failed_change_writes_nothing(ds):
+    ds.update_manifest(lambda m: m["inputs"][3].__setitem__("path", "moved"))
+    assert json.loads(_on_disk(ds))["inputs"][3]["path"] == "moved"
+    before = _on_disk(ds)
+
+    def half_done(m):
+        m["inputs"][4]["path"] = "half"
+        raise RuntimeError("stopped")
+
+    with pytest.raises(RuntimeError):
+        ds.update_manifest(half_done)
+    assert _on_disk(ds) == before
+    ds.update_manifest(lambda m: None)  # (the half-done change is not kept for the next write either)
+    assert json.loads(_on_disk(ds))["inputs"][4]["path"] == _entry(4)["path"]
