@@ -13,21 +13,7 @@
 -- @param baseline_start '' baseline start (ISO time); empty = the data's first record
 -- @param baseline_end '' baseline end (ISO time, exclusive); empty = the window start
 WITH bounds AS (SELECT * FROM report_bounds($since, $until, $baseline_start, $baseline_end)),
-win AS (
-    SELECT e.*,
-        upstream_not_connected(e.response_flags, request_protocol(e.protocol, e.method, e.authority),
-                               e.bytes_received, e.bytes_sent) AS not_connected
-    FROM egress e, bounds WHERE e.start_time >= w0 AND e.start_time < w1
-),
-base AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= b0 AND e.start_time < b1),
--- (as new_destination's: the baseline's destinations, not blocked, and whether it connected to each once)
-base_destinations AS (
-    SELECT destination,
-        bool_or(NOT upstream_not_connected(response_flags, request_protocol(protocol, method, authority),
-                                           bytes_received, bytes_sent)) AS reached
-    FROM base WHERE egress_kind <> 'blocked'
-    GROUP BY destination
-),
+win AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= w0 AND e.start_time < w1),
 -- Whether each authority and server name of the window is a raw IP, judged once per distinct value
 -- (ip_value, queries/views/ip_value.sql, is the one test of "is an IP address", and it is lists and
 -- lambdas), as traffic.sql judges addresses: a value's judgement is joined to its rows (a filter on it
@@ -50,7 +36,7 @@ named AS (
 SELECT
     'direct_ip_egress' AS kind,
     CASE
-        WHEN bool_or(b.reached) OR (count(b.destination) > 0 AND bool_and(w.not_connected)) THEN 'low'
+        WHEN bool_or(b.reached) OR (count(b.destination) > 0 AND bool_and(NOT w.upstream_connected)) THEN 'low'
         WHEN bool_or(w.egress_kind = 'passthrough') THEN 'high'
         ELSE 'medium'
     END AS severity,
@@ -72,6 +58,6 @@ SELECT
                      || 'address (its hosts and addresses: kubectl get serviceentry -A).'
                 ELSE 'use a DNS name registered with a ServiceEntry, and block raw-IP egress (REGISTRY_ONLY).' END AS advice
 FROM named w
-LEFT JOIN base_destinations b ON b.destination = w.destination
+LEFT JOIN baseline_destinations($since, $until, $baseline_start, $baseline_end) b ON b.destination = w.destination
 GROUP BY w.destination
 ORDER BY count(*) DESC, w.destination

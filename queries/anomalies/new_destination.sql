@@ -24,28 +24,14 @@
 -- @param min_requests 1 fewest window requests for a finding
 -- @param upload_high 1000000 bytes uploaded to the newcomer in the window (bytes_received) that make it high
 WITH bounds AS (SELECT * FROM report_bounds($since, $until, $baseline_start, $baseline_end)),
-win AS (
-    SELECT e.*,
-        upstream_not_connected(e.response_flags, request_protocol(e.protocol, e.method, e.authority),
-                               e.bytes_received, e.bytes_sent) AS not_connected
-    FROM egress e, bounds WHERE e.start_time >= w0 AND e.start_time < w1
-),
+win AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= w0 AND e.start_time < w1),
 base AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= b0 AND e.start_time < b1),
--- (the baseline's destinations once each: NOT EXISTS over every baseline row built a hash table of
--- them all), not blocked, and whether it reached each: connected to it once
-base_destinations AS (
-    SELECT destination,
-        bool_or(NOT upstream_not_connected(response_flags, request_protocol(protocol, method, authority),
-                                           bytes_received, bytes_sent)) AS reached
-    FROM base WHERE egress_kind <> 'blocked'
-    GROUP BY destination
-)
 SELECT
     'new_destination' AS kind,
     CASE
         WHEN (SELECT count(*) FROM base) = 0 THEN 'info'
         -- (bytes of a request the proxy made no upstream connection for never left)
-        WHEN sum(w.bytes_received) FILTER (WHERE NOT w.not_connected) >= CAST($upload_high AS BIGINT) THEN 'high'
+        WHEN sum(w.bytes_received) FILTER (WHERE w.upstream_connected) >= CAST($upload_high AS BIGINT) THEN 'high'
         WHEN bool_or(w.egress_kind IN ('passthrough', 'public_ip')) THEN 'medium'
         ELSE 'low'
     END AS severity,
@@ -63,7 +49,7 @@ SELECT
     } AS evidence,
     'A destination the baseline never saw'
     || CASE WHEN all_dns_failed(w.response_flags) THEN '. ' || dns_failure_advice(w.destination)
-        ELSE CASE WHEN bool_and(w.not_connected)
+        ELSE CASE WHEN bool_and(NOT w.upstream_connected)
                  THEN ', tried but never reached: the proxy made no upstream connection for any request (response flags '
                       || array_to_string(list_sort(list_distinct(flatten(list(w.response_flags)))), ',')
                       || '), so nothing left; still, a workload tries a host nobody called before. '
@@ -88,17 +74,17 @@ SELECT
                      || 'an AuthorizationPolicy / REGISTRY_ONLY.'
             END
         END
-        || CASE WHEN sum(w.bytes_received) FILTER (WHERE NOT w.not_connected) >= CAST($upload_high AS BIGINT)
-                THEN ' It received ' || CAST(round(sum(w.bytes_received) FILTER (WHERE NOT w.not_connected) / 1e6, 1) AS VARCHAR)
+        || CASE WHEN sum(w.bytes_received) FILTER (WHERE w.upstream_connected) >= CAST($upload_high AS BIGINT)
+                THEN ' It received ' || CAST(round(sum(w.bytes_received) FILTER (WHERE w.upstream_connected) / 1e6, 1) AS VARCHAR)
                      || ' MB from ' || string_agg(DISTINCT client_named(w.source_ip), ', ' ORDER BY client_named(w.source_ip))
-                                           FILTER (WHERE NOT w.not_connected)
+                                           FILTER (WHERE w.upstream_connected)
                      || ': find out what was sent (the request ids lead to the application logs).'
                 ELSE '' END AS advice
 FROM win w
-LEFT JOIN base_destinations b ON b.destination = w.destination
+LEFT JOIN baseline_destinations($since, $until, $baseline_start, $baseline_end) b ON b.destination = w.destination
 WHERE w.egress_kind <> 'blocked' AND b.reached IS NOT TRUE
 GROUP BY w.destination
 HAVING count(*) >= CAST($min_requests AS INTEGER)
     -- (one the baseline only tried without connecting: new once reached, no news when tried again so)
-    AND (count(b.destination) = 0 OR NOT bool_and(w.not_connected))
+    AND (count(b.destination) = 0 OR bool_or(w.upstream_connected))
 ORDER BY count(*) DESC, w.destination

@@ -10,19 +10,13 @@
 -- @param baseline_end '' baseline end (ISO time, exclusive); empty = the window start
 -- @param min_requests 1 fewest window requests for a finding
 WITH bounds AS (SELECT * FROM report_bounds($since, $until, $baseline_start, $baseline_end)),
-win AS (
-    SELECT e.*,
-        upstream_not_connected(e.response_flags, request_protocol(e.protocol, e.method, e.authority),
-                               e.bytes_received, e.bytes_sent) AS not_connected
-    FROM egress e, bounds WHERE e.start_time >= w0 AND e.start_time < w1
-),
+win AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= w0 AND e.start_time < w1),
 base AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= b0 AND e.start_time < b1),
 -- (the baseline's pairs once each: EXISTS over every baseline row built a hash table of them all,
 -- 0.45 GB of 10M rows), not blocked, and whether each reached it: connected to it once
 base_pairs AS (
     SELECT destination, source_ip,
-        bool_or(NOT upstream_not_connected(response_flags, request_protocol(protocol, method, authority),
-                                           bytes_received, bytes_sent)) AS reached
+        bool_or(upstream_connected) AS reached
     FROM base WHERE egress_kind <> 'blocked'
     GROUP BY destination, source_ip
 )
@@ -50,5 +44,5 @@ WHERE w.egress_kind <> 'blocked'
 GROUP BY w.source_ip, w.destination
 HAVING count(*) >= CAST($min_requests AS INTEGER)
     -- (a pair the baseline only tried without connecting: new once it connects, no news when tried again so)
-    AND (count(p.destination) = 0 OR NOT bool_and(w.not_connected))
+    AND (count(p.destination) = 0 OR bool_or(w.upstream_connected))
 ORDER BY count(*) DESC, w.destination, source

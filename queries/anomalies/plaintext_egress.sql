@@ -19,8 +19,7 @@ SELECT
         WHEN EXISTS (SELECT 1 FROM base b WHERE b.destination = w.destination AND b.egress_kind <> 'blocked'
                      AND upstream_transport(request_protocol(b.protocol, b.method, b.authority), b.requested_server_name,
                                             b.upstream_cluster_direction, b.upstream_cluster_subset, b.upstream_host,
-                                            b.upstream_host_port, $tls_ports,
-                                            b.response_flags, b.bytes_received, b.bytes_sent) = 'plaintext')
+                                            b.upstream_host_port, $tls_ports, b.upstream_connected) = 'plaintext')
             THEN 'low'
         WHEN sum(w.bytes_received) > 0 THEN 'medium'
         ELSE 'low'
@@ -42,7 +41,6 @@ FROM win w
 WHERE w.egress_kind <> 'blocked'
   AND upstream_transport(request_protocol(w.protocol, w.method, w.authority), w.requested_server_name,
                          w.upstream_cluster_direction, w.upstream_cluster_subset, w.upstream_host,
-                         w.upstream_host_port, $tls_ports,
-                         w.response_flags, w.bytes_received, w.bytes_sent) = 'plaintext'
+                         w.upstream_host_port, $tls_ports, w.upstream_connected) = 'plaintext'
 GROUP BY w.destination
 ORDER BY count(*) DESC, w.destination

@@ -66,7 +66,7 @@ judged AS (
             WHEN ztunnel_carried_nothing(error, bytes_received, bytes_sent) THEN NULL
             ELSE upstream_transport(l7_protocol, requested_server_name, upstream_cluster_direction,
                                     upstream_cluster_subset, upstream_host, upstream_host_port, $tls_ports,
-                                    response_flags, bytes_received, bytes_sent)
+                                    upstream_connected)
         END AS transport,
         response_code >= 400 AND response_code < 500 AS is_4xx,
         response_code >= 500 AS is_5xx,

@@ -37,6 +37,10 @@
 --   destination_ip_kind  ip_kind(destination_ip): 'internal', 'service_vip', 'public'
 --   destination_port     the cluster's service port, else the port the app dialled
 --   source_ip            downstream_remote_address_ip (the client)
+--   upstream_connected   false when the proxy made no upstream connection for the row, as its
+--                        response flags say (UF, UH, NC, NR, DF, DO; a TCP row only when it moved
+--                        no byte: upstream_not_connected.sql), else true: it connected, or nothing
+--                        says it did not. Queries read this, not the flags, for whether anything left.
 -- ztunnel rows (log_format ztunnel*) have no cluster: a hop to a mesh workload (dst_workload or
 -- dst_identity logged, or HBONE's port 15008: a waypoint, a pod, a remote network's east-west
 -- gateway), an inbound one, or one to a service in the mesh (mesh_host) is not counted, whatever its address (pods may
@@ -151,5 +155,7 @@ SELECT
         downstream_local_address_port,
         upstream_host_port
     ) AS destination_port,
-    source_ip
+    source_ip,
+    NOT upstream_not_connected(response_flags, request_protocol(protocol, method, authority),
+                               bytes_received, bytes_sent) AS upstream_connected
 FROM judged;

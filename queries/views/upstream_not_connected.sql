@@ -15,7 +15,8 @@
 -- request's bytes tell nothing of it: bytes_received is the body the proxy read from its client
 -- (buffered while it connects) and bytes_sent counts its own reply (the 91 bytes of "upstream connect
 -- error or disconnect/reset before headers. reset reason: connection failure").
--- The inventory's transport 'not-connected' and plaintext_egress read it (upstream_transport.sql).
+-- The traffic view judges it once per row, as its column upstream_connected (traffic.sql), which the
+-- queries read (the inventory's transport 'not-connected', upstream_transport.sql; the anomalies).
 CREATE OR REPLACE MACRO upstream_not_connected(response_flags, l7_protocol, bytes_received, bytes_sent) AS (
     coalesce(list_has_any(response_flags, ['UF', 'UH', 'NC', 'NR', 'DF', 'DO']), false)
     AND (l7_protocol LIKE 'HTTP%' OR coalesce(bytes_received, 0) + coalesce(bytes_sent, 0) = 0)

@@ -1,9 +1,9 @@
 -- upstream_transport(l7_protocol, requested_server_name, upstream_cluster_direction,
 --                    upstream_cluster_subset, upstream_host, upstream_host_port, tls_ports,
---                    response_flags, bytes_received, bytes_sent):
+--                    upstream_connected):
 -- how a request left the proxy that logged it, as the inventory's transport and plaintext_egress
 -- judge it. One for which the proxy made no upstream connection (a response flag such as UF, UH or
--- DF: upstream_not_connected.sql) is 'not-connected': nothing of it left, in clear text or not, though
+-- DF: the traffic view's upstream_connected, upstream_not_connected.sql) is 'not-connected': nothing of it left, in clear text or not, though
 -- the attempt is a fact (a 503 UF to a plaintext port read 'plaintext', and was plaintext_egress). An
 -- HTTP request (l7_protocol: request_protocol.sql) was read by the proxy, so what it
 -- sent on is told by the upstream endpoint's port: one of tls_ports (text, comma-separated) is
@@ -16,9 +16,9 @@
 -- listener (inbound-vip|443|tls|HOST).
 CREATE OR REPLACE MACRO upstream_transport(l7_protocol, requested_server_name, upstream_cluster_direction,
                                            upstream_cluster_subset, upstream_host, upstream_host_port, tls_ports,
-                                           response_flags, bytes_received, bytes_sent) AS (
+                                           upstream_connected) AS (
     CASE
-        WHEN upstream_not_connected(response_flags, l7_protocol, bytes_received, bytes_sent) THEN 'not-connected'
+        WHEN NOT upstream_connected THEN 'not-connected'
         WHEN l7_protocol LIKE 'HTTP%' THEN
             CASE
                 WHEN upstream_host IS NULL THEN NULL
