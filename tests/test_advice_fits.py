@@ -162,3 +162,13 @@ def test_a_pair_the_baseline_never_connected_is_no_news_tried_again(tmp_path):
     lines = (waypoint("known.example", BEFORE, 2) + other(waypoint("known.example", BEFORE, 2, **REFUSED))
              + other(waypoint("known.example", AT, 2, **REFUSED)))
     assert found(anomalies(dataset(tmp_path, lines)), "new_pair") == []
+
+
+def test_a_destination_the_baseline_reached_over_a_retried_connect_is_known(tmp_path):
+    """A TCP connection with UF that moved bytes connected on a later attempt (test_egress_failures): a
+    baseline of such connections reached the destination, so the window's connections to it are no
+    new_destination (they were: its reached was null, neither connected nor not)."""
+    lines = (waypoint("known.example", BEFORE, 2)
+             + passthrough("retried.example", BEFORE, 2, 517, 4300, flags="UF")
+             + passthrough("retried.example", AT, 2, 517, 4300) + passthrough("fresh.example", AT, 1, 517, 4300))
+    assert set(_advice(anomalies(dataset(tmp_path, lines)), "new_destination")) == {"fresh.example"}

@@ -8,6 +8,7 @@ import datetime as dt
 
 from test_report import DAY, anomalies, found, report_db, write_dataset
 
+import logpipe
 from logpipe import reports
 
 # An ambient egress waypoint's HTTP line (istio 1.9+ text format): a 200 with an upstream connection, or
@@ -108,6 +109,24 @@ def test_a_connection_that_moved_bytes_did_connect(tmp_path):
         inv = inventory(db)
     assert {d: (r["transport"], r["sni"]) for d, r in inv.items()} == {
         "refused.example": ("not-connected", "refused.example"), "retried.example": ("tls", "retried.example")}
+
+
+def test_the_egress_view_says_whether_each_row_connected(tmp_path):
+    """egress.upstream_connected, from the flags once per row (upstream_not_connected.sql): a 503 UF
+    did not connect (false), a 200 did (true); a TCP connection with UF that moved bytes connected on a
+    later attempt (true: it was null, as its l7 protocol is, and so neither); one that moved none did
+    not. The same in a report's connection, whose traffic is a table of the columns its queries name
+    (reports._materialize_traffic). (The column is new: there is no old code for it to fail on.)"""
+    lines = (waypoint("down.example", AT, 1, **REFUSED) + waypoint("up.example", AT, 1)
+             + passthrough("retried.example", AT, 1, 517, 4300, flags="UF")
+             + passthrough("refused.example", AT, 1, 0, 0, flags="UF,URX", reason="delayed connect error: 111", upl="-"))
+    want = {"down.example": False, "up.example": True, "retried.example": True, "refused.example": False}
+    data = dataset(tmp_path, lines)
+    sql = "SELECT destination, upstream_connected FROM egress"
+    with logpipe.connect(data) as con:
+        assert dict(con.execute(sql).fetchall()) == want
+    with report_db(data) as (con, _):
+        assert dict(con.execute(sql).fetchall()) == want
 
 
 def test_a_dynamic_dns_failure_is_not_connected(tmp_path):

@@ -15,9 +15,12 @@
 -- request's bytes tell nothing of it: bytes_received is the body the proxy read from its client
 -- (buffered while it connects) and bytes_sent counts its own reply (the 91 bytes of "upstream connect
 -- error or disconnect/reset before headers. reset reason: connection failure").
+-- Never null: a TCP row has no l7_protocol (null LIKE … is null), and a null here made such a row that
+-- moved bytes neither connected nor not (the baseline's reached left it out: a destination reached so
+-- was new_destination again when the window reached it).
 -- The traffic view judges it once per row, as its column upstream_connected (traffic.sql), which the
 -- queries read (the inventory's transport 'not-connected', upstream_transport.sql; the anomalies).
 CREATE OR REPLACE MACRO upstream_not_connected(response_flags, l7_protocol, bytes_received, bytes_sent) AS (
     coalesce(list_has_any(response_flags, ['UF', 'UH', 'NC', 'NR', 'DF', 'DO']), false)
-    AND (l7_protocol LIKE 'HTTP%' OR coalesce(bytes_received, 0) + coalesce(bytes_sent, 0) = 0)
+    AND (coalesce(l7_protocol LIKE 'HTTP%', false) OR coalesce(bytes_received, 0) + coalesce(bytes_sent, 0) = 0)
 );
