@@ -35,6 +35,11 @@ class _Scans:
         mine = {tuple(h) for h in heads}
         return [e for e in self.known if e.get("heads") and tuple(e["heads"][0]) in mine]
 
+    def prefix_sizes(self, heads):
+        mine = {tuple(h) for h in heads}
+        return {n for e in self.known if not heads or not e.get("heads") or tuple(e["heads"][0]) in mine
+                for n in [e["size"]] + ([e["content_size"]] if e.get("content_size") else [])}
+
     def any_upto(self, size):
         return any(0 < e["size"] <= size or 0 < (e.get("content_size") or 0) <= size for e in self.known)
 
@@ -72,6 +77,8 @@ def _same(known: _Known, ref: _Scans, rnd: random.Random) -> None:
             assert ids(got) == ids(want)
         heads = [[rnd.choice([5, 6]), rnd.choice("xy")] for _ in range(2)]
         assert ids(known.by_head(heads)) == ids(ref.by_head(heads))
+        for some in (heads, []):
+            assert set(known.prefix_sizes(some)) == ref.prefix_sizes(some)
         assert known.any_upto(size) == ref.any_upto(size)
 
 
@@ -108,4 +115,4 @@ def test_known_is_empty_of_removed_entries():
     known = _Known(entries)
     known.gain_heads(entries[0], [[5, "x"]])
     known.remove([e["id"] for e in entries])
-    assert not known.entries and not (known.bytes or known.text or known.head) and not known.keys and not known.sizes and known.timed == 0
+    assert not known.entries and not (known.bytes or known.text or known.head) and not known.keys and not known.sizes and not known.headless and known.timed == 0
