@@ -30,7 +30,7 @@ demo: compiled
 	$(BIN)/logpipe report anomalies --data logpipe-scenario -o text
 	$(BIN)/logpipe report anomalies --data logpipe-scenario -o html --out report.html
 
-# Two test processes (pytest-xdist): ~2–2.5 minutes on this two-core machine, by the window (README Tests).
+# Two test processes (pytest-xdist): ~2–4 minutes on this two-core machine, by the window (README Tests).
 test: compiled
 	$(BIN)/python -m pytest -n 2
 
