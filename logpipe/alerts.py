@@ -21,7 +21,10 @@ since its last alert, its own row included: those the window kept quiet, then it
 - ``new_destination``      an egress destination never seen in the dataset (loaded at start through
                            the same ``egress`` view) nor earlier in the stream: once; as in
                            new_destination.sql, a blocked row is no new egress and does not make its
-                           destination known (an allowed request to it later is new);
+                           destination known (an allowed request to it later is new), nor does one
+                           the proxy made no upstream connection for (``upstream_connected`` false:
+                           UF, UH, DF, …): its first such row is told once, as tried and never
+                           reached, and its first connected row after it again, as reached;
 - ``unregistered_egress``  ``egress_kind = 'passthrough'`` (no ServiceEntry, ALLOW_ANY): once per
                            destination per window; a request answered DF (DNS resolution failed)
                            says so instead of "no ServiceEntry";
@@ -63,7 +66,8 @@ SELECT line_number, start_time, source, pod, destination_named(destination) AS d
        destination IS NULL AS unnamed, destination_port, egress_kind, source_ip,
        client_named(source_ip) AS client, upstream_cluster, route_name, response_code, response_flags, method, path, error,
        blocked_by(upstream_cluster, route_name) AS blocked_by,
-       egress_kind <> 'blocked' AND is_failure(response_code, response_flags, $failure_flags, error) AS failing
+       egress_kind <> 'blocked' AND is_failure(response_code, response_flags, $failure_flags, error) AS failing,
+       upstream_connected
 FROM egress
 ORDER BY line_number
 """
@@ -74,7 +78,10 @@ SELECT line_number, start_time, source, pod, source_ip, client_named(source_ip) 
 FROM denials
 ORDER BY line_number
 """
-KNOWN_SQL = "SELECT DISTINCT destination FROM egress WHERE destination IS NOT NULL AND egress_kind <> 'blocked'"
+# The dataset's destinations (but those only blocked), and whether it reached each (a destination only
+# tried without an upstream connection is not known: new_destination.sql's baseline_destinations)
+KNOWN_SQL = ("SELECT destination, bool_or(upstream_connected) AS reached FROM egress"
+             " WHERE destination IS NOT NULL AND egress_kind <> 'blocked' GROUP BY destination")
 # What applied a denial (denials.sql's mechanism), named in its alert before the policy, as the
 # authz_denial report's advice names each: RBAC's ns[NS]-policy[NAME]-rule[N] and ztunnel's NS/NAME
 # are both AuthorizationPolicies, told apart by what enforced them.
@@ -198,10 +205,11 @@ def _unregistered(row: dict) -> str:
 
 
 class AlertRules:
-    """Evaluate the live rules batch after batch. ``known`` holds destinations already in the dataset."""
+    """Evaluate the live rules batch after batch. ``known`` holds destinations already in the dataset,
+    ``unreached`` those it only tried without an upstream connection (``seen_destinations``)."""
 
-    def __init__(self, known: Iterable[str] = (), *, settings=None, window_seconds: float = 300.0,
-                 burst_threshold: int = 5):
+    def __init__(self, known: Iterable[str] = (), *, unreached: Iterable[str] = (), settings=None,
+                 window_seconds: float = 300.0, burst_threshold: int = 5):
         from .queries import failure_flags
 
         self.known: set[str] = set(known)
@@ -216,7 +224,10 @@ class AlertRules:
         self._failures: dict[str, list[dt.datetime]] = {}  # per destination: failure times, sorted
         self._failure_times = 0  # their total
         self._fresh: dict[str, deque] = {}  # per source: times and names of its last new destinations
-        self._tried: set[str] = set()  # destinations new to the dataset that this stream saw only blocked
+        self._tried: set[str] = set()  # destinations new to the dataset that this stream saw only blocked or unreached
+        # those of them told as tried and never reached (new_destination), or the dataset's so
+        self._unreached: set[str] = set(unreached)
+        self._tried |= self._unreached
         self.raised = 0
         self._con = None  # DuckDB connection of the last schema (check)
         self._con_schema = None
@@ -282,16 +293,25 @@ class AlertRules:
                 # destination known (an allowed request to it later is new); the scan counts it once.
                 if dest not in self._tried:
                     out += self._scan(row, dest)  # (blocked ones too: a scan where the mesh allows only registered hosts)
+                port = f" (port {row['destination_port']})" if row.get("destination_port") else ""
                 if kind == "blocked":
                     self._tried.add(dest)
+                elif row.get("upstream_connected") is False:  # (tried, nothing left: told once, not known)
+                    self._tried.add(dest)
+                    if dest not in self._unreached and not self._scanning(src, t):
+                        self._unreached.add(dest)
+                        msg = (f"first {kind} egress attempt to a destination not seen before{port}, never reached: "
+                               f"the proxy made no upstream connection; from {_client(row)}, {_request(row)}")
+                        out.append(Alert("new_destination", dest, t, msg, 1, _evidence(row)))
                 else:
                     self._tried.discard(dest)
                     self.known.add(dest)
                     if not self._scanning(src, t):  # (the scan's alert said it)
-                        port = f" (port {row['destination_port']})" if row.get("destination_port") else ""
-                        msg = (f"first {kind} egress to a destination not seen before{port}; "
+                        tried = " (tried before without connecting)" if dest in self._unreached else ""
+                        msg = (f"first {kind} egress to a destination not seen before{port}{tried}; "
                                f"from {_client(row)}, {_request(row)}")
                         out.append(Alert("new_destination", dest, t, msg, 1, _evidence(row)))
+                    self._unreached.discard(dest)
             if kind == "passthrough":
                 out += self._once_per_window(row, "unregistered_egress", dest)
             elif kind == "blocked":  # per destination and source (another workload trying is news)
@@ -425,28 +445,37 @@ class AlertRules:
             self._failure_times = sum(len(v) for v in self._failures.values())
         if len(self._tried) > MAX_STATE:  # (only a scan's count of a blocked address twice is at stake)
             self._tried.clear()
+        if len(self._unreached) > MAX_STATE:  # (an unreached destination's attempt told again at worst)
+            self._unreached.clear()
         if len(self._fresh) > MAX_STATE:
             newest = max(v[-1][0] for v in self._fresh.values())
             self._fresh = {k: v for k, v in self._fresh.items() if newest - v[-1][0] < self.window}
 
 
 def known_destinations(data_dir, settings=None) -> set[str]:
-    """Egress destinations already in the dataset (the ``egress`` view's ``destination``)."""
+    """Egress destinations the dataset reached (the ``egress`` view's ``destination``)."""
+    return seen_destinations(data_dir, settings)[0]
+
+
+def seen_destinations(data_dir, settings=None) -> tuple[set[str], set[str]]:
+    """The dataset's egress destinations (but those only blocked): those it reached, and those it only
+    tried without an upstream connection (``AlertRules``' ``known`` and ``unreached``)."""
     from . import db
     from .errors import DatasetError
     from .queries import run_query
 
     with db.reading(data_dir):
         if not db.has_rows(data_dir):  # (a new dataset, or rejects only: its egress view is empty)
-            return set()
+            return set(), set()
         try:
             con = db.connect(data_dir, settings=settings, sandbox=True, uses=(KNOWN_SQL,))
         except DatasetError:  # no rows yet: everything is new
-            return set()
+            return set(), set()
         try:
-            return set(run_query(con, KNOWN_SQL).column(0).to_pylist())
+            rows = run_query(con, KNOWN_SQL).to_pylist()
         finally:
             con.close()
+    return {r["destination"] for r in rows if r["reached"]}, {r["destination"] for r in rows if not r["reached"]}
 
 
 class AlertWriter:

@@ -70,7 +70,7 @@ class Streamer:
 
     def __init__(self, data_dir: str, opts: StreamOptions, *, parser=None, stdin_fd: int = 0,
                  stdout: IO[str] | None = None, stderr: IO[str] | None = None):
-        from .alerts import AlertRules, AlertWriter, known_destinations
+        from .alerts import AlertRules, AlertWriter, seen_destinations
         from .compaction import COMPACT_MIN_FILES
         from .dataset import Dataset
         from .errors import UsageError
@@ -142,7 +142,8 @@ class Streamer:
             from .settings import load_settings
 
             settings = load_settings(data_dir)
-            self.rules = AlertRules(known_destinations(data_dir, settings), settings=settings,
+            known, unreached = seen_destinations(data_dir, settings)
+            self.rules = AlertRules(known, unreached=unreached, settings=settings,
                                     window_seconds=opts.window_seconds, burst_threshold=opts.burst_threshold)
         out = self.stdout if alerts_to_stdout else (self._alerts_file or self.stderr)
         self.alert_writer = AlertWriter(out if opts.alerts else None, opts.alerts_format)

@@ -1778,3 +1778,52 @@ def test_a_full_disk_is_said_in_the_system_s_words(tmp_path, monkeypatch):
         stream_cli(tmp_path / "d", "--quiet", input=(line + "\n").encode())
     assert str(e.value) == (f"cannot write to {tmp_path / 'd'} (No space left on device); lines from 1 on were not "
                             "stored: free space or fix permissions, then run the stream again")
+
+
+def _tried_and_reached(host: str) -> list[str]:
+    """Two 503 UF,URX requests to ``host`` (legacy-partner.example's, renamed: the proxy made no
+    upstream connection), then one that connected (a 200 of its)."""
+    failed = [incident_line("UF,URX", f"05:01:{10 + k:02d}").replace("legacy-partner.example", host) for k in range(2)]
+    ok = incident_line('"legacy-partner.example"', "05:02:10").replace("legacy-partner.example", host)
+    assert " 200 " in ok and " 503 UF" in failed[0]
+    return failed + [ok]
+
+
+@pytest.mark.parametrize("batches", [1, 3])
+def test_a_destination_tried_without_connecting_then_reached_is_told_each_once(batches):
+    """As new_destination.sql reads it: a destination tried without an upstream connection (503 UF) was
+    never reached, so it is not known: its first attempt is told as such (a workload tries a host nobody
+    called), its next attempt is no news, and its first connected request is new (it was known after the
+    first attempt, and the connection raised nothing), however the lines are cut."""
+    from logpipe.parse import default_parser
+
+    lines = _tried_and_reached("fresh.example")
+    rules = SharedRules(window_seconds=300)
+    size = -(-len(lines) // batches)
+    got = [a for k in range(0, len(lines), size)
+           for a in rules.check(default_parser().parse_batch(lines[k:k + size], "<stdin>", k + 1).records)
+           if a.kind == "new_destination"]
+    assert [(a.destination, a.evidence["line_number"]) for a in got] == [("fresh.example", 1), ("fresh.example", 3)]
+    assert "never reached: the proxy made no upstream connection" in got[0].message
+    assert "(tried before without connecting)" in got[1].message
+
+
+def test_a_destination_the_dataset_only_tried_is_not_known_to_the_next_stream(tmp_path):
+    """A dataset whose every request to a destination failed to connect: the next stream's further
+    attempt is no news, and its first connected request is a new destination (the dataset's attempts
+    made it known: no alert)."""
+    from logpipe import alerts
+
+    data = tmp_path / "data"
+    failed, ok = _tried_and_reached("fresh.example")[:2], _tried_and_reached("fresh.example")[2]
+    src = tmp_path / "in.log"
+    src.write_text("".join(x + "\n" for x in failed))
+    assert stream_file(src, data)[0] == 0
+    known, unreached = alerts.seen_destinations(data)
+    assert "fresh.example" in unreached and "fresh.example" not in known
+    from logpipe.parse import default_parser
+
+    rules = SharedRules(known, unreached=unreached, window_seconds=300)
+    later = [failed[0].replace("05:01:10", "06:01:10"), ok.replace("05:02:10", "06:02:10")]
+    got = [a for a in rules.check(default_parser().parse_batch(later, "<stdin>", 1).records) if a.kind == "new_destination"]
+    assert [(a.destination, a.evidence["line_number"]) for a in got] == [("fresh.example", 2)]
