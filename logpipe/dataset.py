@@ -148,8 +148,13 @@ class Dataset:
             raise DatasetError(f"{self.manifest_path} is not valid JSON ({e}); restore it or re-ingest into a new --data directory") from None
 
     def _check_manifest(self) -> None:
+        """That the manifest is a logpipe dataset's: its first line says so (``_manifest_text``'s head),
+        else a read of it whole says what is wrong. (Read whole at every open, a 14 MB manifest of
+        18,000 inputs cost each command ~0.12 s before it did anything.)"""
+        if _head(self.manifest_path).get("format") == FORMAT:
+            return
         m = self.read_manifest()
-        if m.get("format") != FORMAT:
+        if not isinstance(m, dict) or m.get("format") != FORMAT:  # (JSON, but an array, …: an internal error)
             raise DatasetError(f"{self.manifest_path} is not a logpipe manifest; point --data at a logpipe dataset")
 
     def _write_manifest(self, manifest: dict, durable: bool = True) -> None:
@@ -468,15 +473,20 @@ def _manifest_text(manifest: dict, texts: dict | None = None) -> str:
     return ",\n ".join(parts) + "\n}\n"
 
 
-def _generation(path: Path) -> int | None:
-    """A manifest's generation, from its first line (``_manifest_text``'s head: ``{"format": …,
-    "generation": N, …,``), without reading the rest; None when that line does not say."""
+def _head(path: Path) -> dict:
+    """A manifest's head, from its first line (``_manifest_text``'s: ``{"format": …, "generation": N,
+    …,``), without reading the rest; {} when that line is not one."""
     try:
         with open(path, "rb") as f:
-            head = f.readline(1 << 16)
-        return json.loads(head.rstrip().rstrip(b",") + b"}").get("generation")
-    except (OSError, ValueError, AttributeError):
-        return None
+            head = json.loads(f.readline(1 << 16).rstrip().rstrip(b",") + b"}")
+    except (OSError, ValueError):
+        return {}
+    return head if isinstance(head, dict) else {}
+
+
+def _generation(path: Path) -> int | None:
+    """A manifest's generation (``_head``), None when its first line does not say."""
+    return _head(path).get("generation")
 
 
 def _own(manifest: dict, held: set[int]) -> None:
