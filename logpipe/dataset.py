@@ -327,6 +327,10 @@ class Dataset:
 
         stats["stream_batches"] = finish_publishes(self.root)
         self.sweep_stale()
+        # A manifest write killed before its rename (kill -9, the OOM killer): its writer held the lock
+        # till the rename, so one there now is a killed one's; a run that wrote no manifest left it.
+        with self.locked():
+            _unlink(self.root / f".{MANIFEST}.tmp")
         return stats
 
     def sweep_stale(self, pattern: str = "*/.*.tmp") -> None:

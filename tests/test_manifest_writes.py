@@ -98,3 +98,18 @@ def test_a_damaged_or_foreign_manifest_is_one_line(ds, tmp_path, damage, said):
     r = run_logpipe("ingest", "a.log", "--data", str(ds.root), cwd=tmp_path)
     assert r.returncode == 1 and r.stderr.splitlines()[-1].startswith("logpipe: error: ") and said in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_a_manifest_write_a_kill_cut_short_is_removed_by_the_next_ingest(ds, tmp_path):
+    """A manifest write killed before its rename leaves ``._manifest.json.tmp``; the next ingest removes
+    it, though it writes no manifest (its input ingested already). It stayed: test_ingest's kill -9 at
+    the reject files' merge found it there now and then (check_consistent)."""
+    from conftest import run_logpipe
+
+    (tmp_path / "a.log").write_text("")
+    assert run_logpipe("ingest", "a.log", "--data", str(ds.root), cwd=tmp_path).returncode == 0
+    cut = ds.root / "._manifest.json.tmp"
+    cut.write_text(_on_disk(ds)[:100])
+    r = run_logpipe("ingest", "a.log", "--data", str(ds.root), cwd=tmp_path)
+    assert r.returncode == 0 and "skipped as already ingested 1" in r.stderr, r.stderr
+    assert not cut.exists()
