@@ -67,7 +67,7 @@ SELECT line_number, start_time, source, pod, destination_named(destination) AS d
        client_named(source_ip) AS client, upstream_cluster, route_name, response_code, response_flags, method, path, error,
        blocked_by(upstream_cluster, route_name) AS blocked_by,
        egress_kind <> 'blocked' AND is_failure(response_code, response_flags, $failure_flags, error) AS failing,
-       upstream_connected
+       upstream_connected, dns_failed(response_flags) AS dns_failed
 FROM egress
 ORDER BY line_number
 """
@@ -199,7 +199,7 @@ def _unregistered(row: dict) -> str:
     """Why an unregistered_egress row's destination is worth telling: no ServiceEntry registers it, or,
     for a request AllowAnyDynamicDNSCluster answered DF, its name did not resolve, which no
     ServiceEntry would change (unregistered_egress.sql's DNS advice, dns_failure_advice.sql)."""
-    if "DF" in (row.get("response_flags") or ()):
+    if row.get("dns_failed"):  # (dns_failed.sql, as the report's)
         return "DNS resolution failed, flag DF: a ServiceEntry would not make it resolve"
     return "no ServiceEntry"
 
