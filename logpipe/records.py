@@ -170,16 +170,18 @@ def _typed_already(name: str, dtype: pl.DataType, ints: set) -> bool:
 def _to_record_batch(df: pl.DataFrame, schema: pa.Schema = RECORD_SCHEMA, out: pa.Schema | None = None) -> pa.RecordBatch:
     """``df``'s columns of ``schema`` as an Arrow batch of ``out`` (``schema``'s types, or its view types)."""
     out = out or schema
-    missing = [f for f in schema if f.name not in df.columns]
-    if missing:
-        df = df.with_columns(pl.lit(None).alias(f.name) for f in missing)
     # polars hands out string views without copying; one cast to the schema's types is then ~8x
     # cheaper than polars' own conversion to large strings followed by a cast.
-    table = df.select(schema.names).to_arrow(compat_level=pl.CompatLevel.newest())
+    present = [n for n in schema.names if n in df.columns]
+    table = df.select(present).to_arrow(compat_level=pl.CompatLevel.newest())
     if not table.num_rows:
         return _empty_records(out)
-    # (the columns already of their type are not cast: ~30 µs each of a batch's fixed cost)
-    columns = [c if c.type == f.type else _arrowpl.cast(c, f.type) for c, f in zip(table.columns, out)]
+    # The schema's columns the lines did not have are Arrow's null arrays of their type (polars'
+    # with_columns of null literals cost ~2-5 ms a 52k-line batch for the 9 a waypoint line lacks).
+    # The columns already of their type are not cast: ~30 µs each of a batch's fixed cost.
+    have = dict(zip(present, table.columns))
+    columns = [pa.nulls(table.num_rows, f.type) if f.name not in have
+               else have[f.name] if have[f.name].type == f.type else _arrowpl.cast(have[f.name], f.type) for f in out]
     return pa.Table.from_arrays(columns, schema=out).combine_chunks().to_batches()[0]
 
 

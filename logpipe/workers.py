@@ -325,8 +325,8 @@ def _pieces(body: bytes, size: int) -> Iterator[bytes]:
 
 def time_bounds(records) -> tuple[int, object, object]:
     """Rows without a start_time, and the earliest and latest start_time."""
-    import pyarrow.compute as pc
+    from .arrowpl import compute
 
     st = records.column("start_time")
-    mm = pc.min_max(st)
+    mm = compute("min_max", st)
     return st.null_count, mm["min"].as_py(), mm["max"].as_py()
