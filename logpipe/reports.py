@@ -273,14 +273,17 @@ def resolve_window(con, *, since=None, until=None, baseline_days=None, window_fl
         # else its last record; the last egress of both could be the baseline's, before the window)
         hi = con.execute("SELECT coalesce((SELECT max(start_time) FROM egress WHERE start_time >= $1), "
                          "(SELECT max(start_time) FROM access_log WHERE start_time >= $1))", [window_floor]).fetchall()[0][0]
-        if until is not None and since is None and until <= window_floor:
+        if until is not None and until <= window_floor:
             raise UsageError(f"--until {until:%Y-%m-%dT%H:%M}Z is before this dataset's first record "
                              f"({window_floor:%Y-%m-%dT%H:%M}Z), where the window starts with --baseline; choose a later time")
     # (no --until: the window ends a second past the last record, which it includes, and shows that record)
     end, last = (until, None) if until is not None else (hi + dt.timedelta(seconds=1), hi)
     _check_bounds(lo, hi, since, until)
     if window_floor is not None:
-        start = since or window_floor
+        # (a --since before the floor, as a nightly `--since yesterday` on a log that starts after
+        # midnight: the window is still this dataset's rows, from its first record; the rows before
+        # it are the baseline dataset's, which it read as the window's)
+        start = max(since, window_floor) if since is not None else window_floor
         base_last = con.execute(f"SELECT max(start_time) FROM {table} WHERE start_time < $1", [start]).fetchall()[0][0]
         return Window(start, end, lo, start, baseline_source="baseline dataset", baseline_last=base_last, last=last)
     if baseline_days is not None:

@@ -246,3 +246,25 @@ def test_an_empty_dataset_against_a_baseline_is_an_empty_report(pair, tmp_path):
     doc = json.loads(beside.stdout)
     assert doc["findings"] == [] and doc["window"]["requests"] == 0, doc["window"]
     assert beside.stdout == alone.stdout and "the dataset holds no records" in beside.stderr
+
+
+def test_since_before_this_datasets_first_record_starts_the_window_there(pair):
+    """--since before this dataset's first record (a nightly `--since yesterday` on a log that starts
+    after midnight): the window is still this dataset's rows, from that record on, and the baseline
+    all of the baseline dataset's rows before it: the report without --since. (The window started at
+    --since: the week's last day was read as the window's, 1,044 egress requests with the day's, and
+    judged against the six days before it, 22 findings.)"""
+    incident, week, _ = pair
+    args = ["report", "anomalies", "--data", str(incident), "--baseline", str(week), "-o", "json"]
+    r = CliRunner().invoke(cli, [*args, "--since", "2025-03-07T00:00:00Z"])
+    assert r.exit_code == 0, r.output
+    assert _summary(json.loads(r.stdout)) == (WANT_HEADER, WANT_FINDINGS)
+    # (with --until too, the window is this dataset's first record to --until)
+    r = CliRunner().invoke(cli, [*args, "--since", "2025-03-07T00:00:00Z", "--until", "2025-03-08T12:00:00Z"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["window"]["start"] == WANT_HEADER["window"]["start"]
+    # an --until before that record, with a --since, is the error it is without one
+    r = CliRunner().invoke(cli, [*args, "--since", "2025-03-06T00:00:00Z", "--until", "2025-03-07T12:00:00Z"],
+                           standalone_mode=False)
+    assert isinstance(r.exception, UsageError), r.output
+    assert str(r.exception).startswith("--until 2025-03-07T12:00Z is before this dataset's first record (2025-03-08T00:02Z)")
