@@ -213,7 +213,7 @@ class _Run:
         self.started, self.force, self.on_error = started, force, on_error
         self.max_reject_ratio, self.max_warnings, self.flush_rows = max_reject_ratio, max_warnings, flush_rows
         entries = ds.entries()
-        self.known = _Known(e for e in entries if e.get("hash"))  # this process is the only ingest (lock)
+        self.known = _Known((e for e in entries if e.get("hash")), str(ds.manifest_path))  # this process is the only ingest (lock)
         self.timed = any(e.get("max_time") for e in entries)  # (rows an input may overlap: ``overlap``)
         # rows before ``cutoff`` (a day before the dataset's newest one so far) are in no default
         # anomalies window from now on: the inputs (entry ids) that added some (``_late_note``)
@@ -887,7 +887,8 @@ class _Known:
     ~8 s of it in the scans. Each look-up gives what a scan of the list gives: entries in that order.
     An entry's indexed keys must not change while it is here, but for ``gain_heads``."""
 
-    def __init__(self, entries=()):
+    def __init__(self, entries=(), where: str = "the manifest"):
+        self.where = where  # (the manifest's path, for the error of an id it lists twice)
         self.entries: dict[str, dict] = {}  # id: entry, in the order they came
         self.seq: dict[str, int] = {}  # id: its place in that order
         self.keys: dict[str, list] = {}  # id: its (index, key) pairs (as when indexed)
@@ -909,8 +910,9 @@ class _Known:
         return len(self.entries)
 
     def add(self, e: dict) -> None:
-        if e["id"] in self.entries:
-            raise ValueError(f"entry {e['id']} is known already")
+        if e["id"] in self.entries:  # (a manifest edited or joined by hand: logpipe writes each id once)
+            raise DatasetError(f"{self.where} lists input {e['id']} twice (edited or joined by hand?); remove one of"
+                               " the two entries of that id, or restore the manifest")
         self.entries[e["id"]] = e
         self.seq[e["id"]] = next(self.count)
         self._file(e)

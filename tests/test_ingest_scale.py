@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import random
 
+from conftest import SAMPLES
+
 from logpipe.ingest import _Known, _text_of
 
 
@@ -116,3 +118,30 @@ def test_known_is_empty_of_removed_entries():
     known.gain_heads(entries[0], [[5, "x"]])
     known.remove([e["id"] for e in entries])
     assert not known.entries and not (known.bytes or known.text or known.head) and not known.keys and not known.sizes and not known.headless and known.timed == 0
+
+
+def test_a_manifest_that_lists_an_input_twice_is_a_clear_error(tmp_path):
+    """A manifest edited or joined by hand that lists one input's entry twice: ingest says so and
+    how to mend it (it was an internal error, a ValueError of the index), and writes nothing."""
+    import json
+
+    from click.testing import CliRunner
+
+    from logpipe.cli import cli
+    from logpipe.errors import DatasetError
+
+    log = tmp_path / "a.log"
+    log.write_text((SAMPLES / "waypoint-egress-1.23.log").read_text())
+    data = tmp_path / "data"
+    assert CliRunner().invoke(cli, ["ingest", str(log), "--data", str(data)]).exit_code == 0
+    manifest = data / "_manifest.json"
+    doc = json.loads(manifest.read_text())
+    doc["inputs"].append(dict(doc["inputs"][0]))
+    manifest.write_text(json.dumps(doc))
+    other = tmp_path / "b.log"
+    other.write_text(log.read_text() + log.read_text())
+    r = CliRunner().invoke(cli, ["ingest", str(other), "--data", str(data)], standalone_mode=False)
+    assert isinstance(r.exception, DatasetError), r.output  # (exit 1, the message on one line: exits.run)
+    assert str(r.exception) == (f"{manifest} lists input {doc['inputs'][0]['id']} twice (edited or joined by hand?);"
+                                " remove one of the two entries of that id, or restore the manifest")
+    assert json.loads(manifest.read_text()) == doc
