@@ -718,15 +718,19 @@ def test_fingerprint_prefix_hashes_match_hashes_of_prefixes(tmp_path):
 
 
 def test_fingerprint_algorithms(tmp_path):
-    """New datasets hash inputs with SHA-256 (128 bits of it); blake2b-128 stays readable."""
+    """New datasets hash inputs with BLAKE3 (128 bits of it); sha256-128 and blake2b-128 stay readable."""
     import hashlib
+
+    import blake3
 
     from logpipe.dataset import HASH_ALGO
 
     f = tmp_path / "f"
     f.write_bytes(b"line 1\nline 2\n")
-    assert HASH_ALGO == "sha256-128"
-    assert fingerprint(f)[1] == hashlib.sha256(b"line 1\nline 2\n").hexdigest()[:32]
+    assert HASH_ALGO == "blake3-128"
+    assert fingerprint(f)[1] == blake3.blake3(b"line 1\nline 2\n").hexdigest(length=16)
+    assert fingerprint(f, [7])[2][7] == blake3.blake3(b"line 1\n").hexdigest(length=16)
+    assert fingerprint(f, algo="sha256-128")[1] == hashlib.sha256(b"line 1\nline 2\n").hexdigest()[:32]
     assert fingerprint(f, algo="blake2b-128")[1] == hashlib.blake2b(b"line 1\nline 2\n", digest_size=16).hexdigest()
     size, full, prefixes = fingerprint(f, [7], algo="blake2b-128")
     assert prefixes[7] == hashlib.blake2b(b"line 1\n", digest_size=16).hexdigest()
