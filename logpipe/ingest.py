@@ -595,6 +595,7 @@ class _Run:
         self.known.remove([entry["id"]])  # its stand-in while in flight (below)
         counts, buf = Counts(), _batches.BatchBuffer(self.flush_rows or _batches.FLUSH_ROWS)
         stager, pairs = _Stager(self.ds, entry["prefix"]), []
+        held: list = []  # the workers' rejects (StagedBatch), written together: FLUSH_ROWS at a time
         end, rows, undated, tmin, tmax, error, first = skip_bytes, 0, 0, None, None, None, None
         task = self.bar.start(inp.name, size - skip_bytes if size is not None and entry["compression"] == "plain" else None)
         if plan.future is not None:
@@ -606,8 +607,13 @@ class _Run:
         try:
             try:
                 for batch, end in batches:
-                    if isinstance(batch, StagedBatch):  # a worker wrote its files
+                    if isinstance(batch, StagedBatch):  # a worker wrote its rows' files; its rejects are written here
                         stager.pairs += batch.pairs
+                        if batch.rejected:
+                            held.append(batch.rejects)
+                            if sum(t.num_rows for t in held) >= (self.flush_rows or _batches.FLUSH_ROWS):
+                                stager.submit(None, _rejects_table(held))
+                                held = []
                     counts.add(batch)
                     if first is None and batch.rejected:  # (what the warning of an input of no access line names)
                         first = batch.rejects.slice(0, 1).to_pylist()[0]
@@ -646,6 +652,8 @@ class _Run:
             if size is not None and end < size and not error and entry["compression"] == "plain":
                 return self.fail_unread(plan, stager, FileRange(inp.path, skip_bytes, size, 0).shorter(end))
             stager.submit(*buf.take())
+            if held:
+                stager.submit(None, _rejects_table(held))
             pairs = stager.finish()
             rows = counts.parsed
             ratio = counts.malformed / max(counts.access, 1)
@@ -1075,6 +1083,13 @@ class _Stager:
             pass
         self._pool.shutdown(wait=True)
         return self.pairs
+
+
+def _rejects_table(tables: list):
+    """Workers' rejects (``StagedBatch.rejects``, in line order) as one table to stage."""
+    import pyarrow as pa
+
+    return pa.concat_tables(pa.Table.from_batches([t]) if isinstance(t, pa.RecordBatch) else t for t in tables)
 
 
 def _iso(t) -> str | None:

@@ -32,8 +32,11 @@ STAGE_TASK_BYTES = 16 << 20
 
 @dataclass
 class StagedBatch:
-    """A task that an ingest worker parsed and wrote to hidden files itself (``Dataset.stage``):
-    the counts, rejects (few), time bounds and files the parent needs, not the rows."""
+    """A task that an ingest worker parsed and whose rows it wrote to hidden files itself
+    (``Dataset.stage``): the counts, time bounds and files the parent needs, not the rows; and its
+    rejects (few), which the parent writes, an input's together (``ingest._Run.finish``): a file
+    each task made a 16 MB task's ~250 rejects a file of their own (~2 ms a task in the lanes) and
+    left ~20 small files for a 320 MB input, merged at the run's end (~40 ms, one core idle)."""
 
     read: int
     blank: int
@@ -247,7 +250,8 @@ def _caught(fn, *args) -> tuple[str, object]:
 
 
 def _stage_buffer(buf, read: int, blank: int, root: str, prefix: str, joined: int = 0) -> StagedBatch:
-    """Write what ``buf`` holds to hidden files (``parts.stage_files``): the parent gets the counts."""
+    """Write the rows ``buf`` holds to hidden files (``parts.stage_files``): the parent gets the
+    counts and the rejects (``StagedBatch``)."""
     from .parts import stage_files
     from .batches import format_counts
 
@@ -257,7 +261,7 @@ def _stage_buffer(buf, read: int, blank: int, root: str, prefix: str, joined: in
     if records is not None:
         formats = format_counts(records)
         undated, tmin, tmax = time_bounds(records)
-    pairs = stage_files(root, records, rejects, prefix=prefix)
+    pairs = stage_files(root, records, None, prefix=prefix)
     if rejects is None:
         from .schema import REJECT_SCHEMA
 

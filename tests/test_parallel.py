@@ -173,6 +173,25 @@ def test_parallel_ingest_equals_in_process(mixed_log, tmp_path, monkeypatch, com
     assert rows2 == rows1
     assert rejects2 == rejects1 and len(rejects1) == one.counts.noise + one.counts.malformed
     assert two.files > 2  # the workers wrote parts of their own
+    # its rejects, of many tasks, in one file of its own: the workers hand them to the parent, which
+    # writes an input's together (a file a task was merged at the run's end: merged-….parquet)
+    files = sorted((tmp_path / "two").glob("_rejects/*.parquet"))
+    assert len(files) == 1 and not files[0].name.startswith("merged-"), files
+
+
+def test_an_inputs_rejects_are_written_a_flush_at_a_time(mixed_log, tmp_path, monkeypatch, own_pool2):
+    """The workers' rejects the parent holds are written when they reach --flush-rows (bounded
+    memory for a file of many rejects), in line order, every reject once."""
+    monkeypatch.setattr(workers_mod, "STAGE_TASK_BYTES", 96 << 10)
+    monkeypatch.setenv("LOGPIPE_WORKERS", "2")
+    summary = ingest.ingest_paths([str(mixed_log)], str(tmp_path / "d"), err=io.StringIO(), progress=False,
+                                  max_reject_ratio=1, flush_rows=40)
+    files = sorted((tmp_path / "d").glob("_rejects/*.parquet"))
+    tables = [pq.read_table(f) for f in files]
+    assert 1 < len(files) < summary.counts.noise + summary.counts.malformed
+    assert all(t["line_number"].to_pylist() == sorted(t["line_number"].to_pylist()) for t in tables)
+    got = sorted(n for t in tables for n in t["line_number"].to_pylist())
+    assert len(got) == len(set(got)) == summary.counts.noise + summary.counts.malformed
 
 
 def test_parallel_parse_equals_in_process(mixed_log, monkeypatch, own_pool2):
@@ -449,8 +468,8 @@ def test_small_inputs_failures_stay_per_input(small_inputs, tmp_path, monkeypatc
 def test_small_inputs_parsed_in_one_batch_equal_each_alone(tmp_path, monkeypatch):
     """workers._stage_inputs parses several small inputs in one batch (their lines numbered by
     batches.INPUT_SHIFT): each input's files hold what ``_stage_input`` of it alone writes, row for row
-    (its line numbers and name), its rejects too (Lark's context for a malformed line among its first
-    100 lines, whichever input it is), and the same counts: blank lines, a last line without a
+    (its line numbers and name), its rejects too (which it gives the parent to write: Lark's context
+    for a malformed line among its first 100 lines, whichever input it is), and the same counts: blank lines, a last line without a
     newline, an empty input, an input read from where an earlier ingest stopped."""
     from logpipe import lanes, parse
 
@@ -478,8 +497,9 @@ def test_small_inputs_parsed_in_one_batch_equal_each_alone(tmp_path, monkeypatch
             for hidden, final in batch.pairs:
                 final.parent.mkdir(parents=True, exist_ok=True)
                 hidden.rename(final)
-            rows = _read([f for f in files if "_rejects" not in str(f)])
-            rejects = _read([f for f in files if "_rejects" in str(f)])
+            assert not any("_rejects" in str(f) for f in files)  # (the parent writes an input's rejects)
+            rows = _read(files)
+            rejects = batch.rejects.to_pylist()
             out.append((batch.read, batch.blank, batch.parsed, batch.rejected, batch.formats, batch.undated,
                         batch.tmin, batch.tmax, end, rows, rejects))
         return out
