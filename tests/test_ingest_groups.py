@@ -391,7 +391,13 @@ if __name__ == "__main__":
     def stuck_then_shutdown(self, *args, **kwargs):
         if self.procs is not None and not getattr(lanes, "stuck", False):
             lanes.stuck = True
-            self.procs.submit(stuck, os.environ["MARKER"])
+            task = self.procs.submit(stuck, os.environ["MARKER"])
+            # Handed to the worker process before the shutdown: until the executor's thread queues it
+            # for one (running), the shutdown's cancel_futures (WorkerPool.close's) cancels it, and the
+            # run ended with no worker stuck (3 runs in 20).
+            deadline = time.monotonic() + 60
+            while not task.running() and time.monotonic() < deadline:
+                time.sleep(0.001)
         return shutdown(self, *args, **kwargs)
 
     lanes._Lanes.shutdown = stuck_then_shutdown
