@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from conftest import ROOT
@@ -26,12 +25,14 @@ def test_tree_rss_counts_the_children_of_every_thread():
     code = ("import subprocess, sys, threading, time\n"
             "kids = []\n"
             "t = threading.Thread(target=lambda: kids.append(subprocess.Popen([sys.executable, '-c', "
-            "'import time; x = bytearray(64 << 20); x[::4096] = b\"1\" * len(x[::4096]); time.sleep(30)'])))\n"
+            "'import time; x = bytearray(64 << 20); x[::4096] = b\"1\" * len(x[::4096]); "
+            "print(\"touched\", flush=True); time.sleep(30)'])))\n"
             "t.start(); t.join(); print('ok', flush=True); time.sleep(30)\n")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
-        assert proc.stdout.readline().strip() == "ok"
-        time.sleep(1.0)  # (the grandchild touches its 64 MiB)
+        # the child's line and the grandchild's (on the same pipe, once it has touched its 64 MiB: a
+        # second's sleep waited for that before)
+        assert {proc.stdout.readline().strip() for _ in range(2)} == {"ok", "touched"}
         fast, scan = run._tree_rss_kib(proc.pid), run._tree_rss_kib_scan(proc.pid)
         assert fast >= 64 << 10
         assert abs(fast - scan) < 4 << 10
