@@ -59,6 +59,7 @@ import fcntl
 import hashlib
 import json
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Callable, Iterator
@@ -84,8 +85,8 @@ class Dataset:
     def __init__(self, root: str | Path, create: bool = False):
         self.root = Path(root)
         self.manifest_path = self.root / MANIFEST
-        self._texts: dict = {}  # (the manifest's entries' texts as this process last wrote them: _manifest_text)
-        self._held: dict | None = None  # (the manifest as this process last wrote it: update_manifest)
+        self._held: dict | None = None  # the manifest as last read or written, shared (``read_manifest``)
+        self._held_key: tuple | None = None  # (which file that is: ``_file_key``)
         if self.manifest_path.is_file():
             self._check_manifest()
             return
@@ -140,13 +141,27 @@ class Dataset:
             os.close(fd)
 
     def read_manifest(self) -> dict:
+        """The manifest as its file says now, parsed once while no process writes it: every reader of this
+        ``Dataset`` gets the same objects, which are read-only (``_Held``: ``update_manifest`` changes the
+        manifest; ``dict(e)`` is a copy to change). An ingest into a dataset of 18,000 inputs (a month of
+        nightly ingests of 600 pod logs: a 14 MB manifest, ~42 MB parsed) parsed it seven times, ~0.15 s
+        each, and held five of them at once with its indexes: ~350 MB of its ~500 MB peak."""
+        key = _file_key(self.manifest_path)
+        if self._held is not None and key == self._held_key:
+            return self._held
         try:
-            with open(self.manifest_path, encoding="utf-8") as f:
-                return json.load(f)
+            with open(self.manifest_path, "rb") as f:
+                st = os.fstat(f.fileno())  # (of the file read: another process may replace it meanwhile)
+                data = f.read()
+            m = json.loads(data.decode("utf-8"), object_pairs_hook=_Held)
         except FileNotFoundError:
             raise DatasetError(f"{self.manifest_path} is missing; re-create the dataset with `logpipe ingest`") from None
         except ValueError as e:
             raise DatasetError(f"{self.manifest_path} is not valid JSON ({e}); restore it or re-ingest into a new --data directory") from None
+        if isinstance(m, dict):
+            head = _head_of(data[:1 << 16].split(b"\n", 1)[0])
+            self._held, self._held_key = m, (st.st_ino, st.st_size, st.st_mtime_ns, head.get("generation"))
+        return m
 
     def _check_manifest(self) -> None:
         """That the manifest is a logpipe dataset's: its first line says so (``_manifest_text``'s head),
@@ -160,44 +175,44 @@ class Dataset:
 
     def _write_manifest(self, manifest: dict, durable: bool = True) -> None:
         manifest["generation"] = manifest.get("generation", 0) + 1
+        pieces, held = _manifest_held(manifest)
         tmp = self.root / f".{MANIFEST}.tmp"
+        self._held = None  # (until it is the file's)
         with open(tmp, "w", encoding="utf-8") as f:
-            f.write(_manifest_text(manifest, self._texts))
+            f.writelines(pieces)  # (not joined first: a second 14 MB a write)
+            f.flush()
             if durable:
-                f.flush()
                 os.fsync(f.fileno())
+            st = os.fstat(f.fileno())
         os.replace(tmp, self.manifest_path)
         if durable:
             _fsync_dir(self.root)
+        self._held, self._held_key = held, (st.st_ino, st.st_size, st.st_mtime_ns, held.get("generation"))
 
     def update_manifest(self, change: Callable[[dict], object], durable: bool = True) -> object:
         """Locked read-modify-write: ``change(manifest)`` edits it in place; its result is returned.
         ``durable=False`` skips fsync where losing the write to a power cut is harmless (``recover``
-        redoes it); a ``kill -9`` never loses a write either way."""
+        redoes it); a ``kill -9`` never loses a write either way.
+
+        ``change`` gets the manifest as read (``read_manifest``: no read when this process wrote it last)
+        with lists and dicts of its own at the top (``inputs``, ``compactions``, ``shared``): it adds,
+        removes and replaces entries, or sets an entry's keys (written: ``_Held``), never edits a list
+        within an entry or a compaction in place (those are every reader's). What it puts there is
+        written and then held as a copy (``_manifest_held``): the caller's objects stay the caller's."""
         with self.locked():
-            m = self._held_manifest()
-            before = list(m["inputs"])  # (alive till _own has looked: no new entry takes an old one's id)
+            held = self.read_manifest()
+            m = dict(held)
+            for key, items in m.items():
+                if key in ("inputs", "compactions", "shared") and isinstance(items, (list, dict)):
+                    m[key] = list(items) if isinstance(items, list) else dict(items)
             try:
-                result = change(m)
-                _own(m, {id(e) for e in before})
+                with _changing():
+                    result = change(m)
                 self._write_manifest(m, durable)
             except BaseException:
-                self._held = None
+                self._held = None  # (an entry it changed in place, unwritten: read again)
                 raise
-            self._held = m
             return result
-
-    def _held_manifest(self) -> dict:
-        """The manifest as this process last wrote it, when no other process has written it since (its
-        generation, on its first line, is still the one written), else as read. A commit of a few
-        inputs read the whole manifest of every input ever ingested, and then wrote it whole (18,000
-        entries, a month of nightly ingests of 600 pod logs: 14 MB, ~0.15 s to read, ~0.3 s to write;
-        three such writes a group of inputs: 100 small inputs ingested in 17.5 s, against 4 s into a new
-        dataset); ``_entry_texts`` saves most of the write."""
-        held, self._held = self._held, None
-        if held is not None and _generation(self.manifest_path) == held.get("generation"):
-            return held
-        return self.read_manifest()
 
     def entries(self, state: str | None = "complete") -> list[dict]:
         return [e for e in self.read_manifest()["inputs"] if state is None or e.get("state") == state]
@@ -459,30 +474,112 @@ def head_hashes(head: bytes, algo: str = HASH_ALGO) -> list[list]:
     return out
 
 
-def _manifest_text(manifest: dict, texts: dict | None = None) -> str:
-    """One input entry (or shared file) per line: greppable, diffable, and fast to write for thousands of inputs.
+def _manifest_text(manifest: dict) -> str:
+    """One input entry (or shared file) per line: greppable, diffable, and fast to write for thousands of inputs."""
+    return "".join(_manifest_held(manifest)[0])
 
-    ``texts``: an input entry's text as the last call wrote it, by its id, with a private copy of what
-    it said (``{id: (entry, text)}``; updated here). An entry equal to that copy is written as that text
-    again: a commit changes a few entries of a manifest that holds every input the dataset ever
-    ingested, and serializing them all was most of a commit's time (18,000 entries, a month of nightly
-    ingests of 600 pod logs: a 14 MB manifest, ~0.3 s a write, 100 small inputs' ingest 17.5 s
-    against 4 s into a new dataset)."""
+
+def _manifest_held(manifest: dict) -> tuple[list[str], dict]:
+    """``_manifest_text`` (in pieces, to write), and the manifest it says as ``read_manifest`` would parse it (``_Held``), to be
+    held: the entries that were ``_Held`` already as they are, copies of the others (read back from
+    their text: no caller holds them). An entry's text is made once (``_entry_text``)."""
     head = {k: v for k, v in manifest.items() if k not in ("inputs", "compactions", "shared")}
-    parts = [json.dumps(head, sort_keys=True)[:-1]]
+    head_text = json.dumps(head, sort_keys=True)
+    held = json.loads(head_text, object_pairs_hook=_Held)
+    pieces = [head_text[:-1]]
     for key in ("inputs", "compactions", "shared"):
         items = manifest.get(key, [])
         if key == "shared" and key not in manifest:
             continue
-        if key == "inputs" and texts is not None:
-            lines = _entry_texts(items, texts)
+        if key == "inputs":
+            kept = [_entry_text(e) for e in items]
+            lines = [e._text for e in kept]
         else:
-            lines = (json.dumps(e, sort_keys=True) for e in items) if isinstance(items, list) else \
-                (f"{json.dumps(k)}: {json.dumps(v)}" for k, v in sorted(items.items()))
-        body = ",\n  ".join(lines)
+            lines = [json.dumps(e, sort_keys=True) for e in items] if isinstance(items, list) else \
+                [f"{json.dumps(k)}: {json.dumps(v)}" for k, v in sorted(items.items())]
+            ends = "[]" if isinstance(items, list) else "{}"
+            kept = json.loads(ends[0] + ",".join(lines) + ends[1], object_pairs_hook=_Held)
+        dict.__setitem__(held, key, kept)
         ends = "[]" if isinstance(items, list) else "{}"
-        parts.append(f'"{key}": {ends[0]}' + (f"\n  {body}\n" if items else "") + ends[1])
-    return ",\n ".join(parts) + "\n}\n"
+        pieces.append(f',\n "{key}": {ends[0]}')
+        if items:
+            pieces.append("\n  ")
+            for k, line in enumerate(lines):
+                pieces.extend((",\n  ", line) if k else (line,))
+            pieces.append("\n")
+        pieces.append(ends[1])
+    pieces.append("\n}\n")
+    return pieces, held
+
+
+class _Held(dict):
+    """A dict of the manifest as ``read_manifest`` parsed it (or ``_manifest_held`` kept it), which every
+    reader of the dataset shares: read-only (a ``TypeError`` says so), but in ``update_manifest``'s
+    ``change``, where a key set in place marks it changed. ``_text``: its JSON text, once written
+    (unset: parsed, not written yet; None: changed): an entry that did not change is written again as
+    that text. A commit changes a few entries of a manifest that holds every input ever ingested, and
+    serializing them all was most of its time (18,000 entries: ~0.2-0.3 s a write, three writes a group
+    of inputs: 100 small inputs' ingest took 17.5 s against 4 s into a new dataset)."""
+
+    __slots__ = ("_text",)
+
+    def __reduce__(self):  # (a copy, or a pickle, is a plain dict)
+        return dict, (dict(self),)
+
+
+def _edit(name: str):
+    method = getattr(dict, name)
+
+    def edit(self, *args, **kwargs):
+        if not getattr(_CHANGING, "on", False):
+            raise TypeError("a manifest as read is shared, read-only: change it with Dataset.update_manifest,"
+                            " or change a copy (dict(entry))")
+        self._text = None
+        return method(self, *args, **kwargs)
+
+    edit.__name__ = name
+    return edit
+
+
+for _name in ("__setitem__", "__delitem__", "__ior__", "update", "pop", "popitem", "setdefault", "clear"):
+    setattr(_Held, _name, _edit(_name))
+_CHANGING = threading.local()  # (``update_manifest``'s change is running in this thread)
+
+
+@contextlib.contextmanager
+def _changing() -> Iterator[None]:
+    was = getattr(_CHANGING, "on", False)
+    _CHANGING.on = True
+    try:
+        yield
+    finally:
+        _CHANGING.on = was
+
+
+def _entry_text(e: dict) -> _Held:
+    """``e`` as held, with its text: itself when it is ``_Held`` and unchanged, else a copy read back from
+    its text."""
+    if isinstance(e, _Held):
+        text = getattr(e, "_text", False)
+        if text:
+            return e
+        if text is False:  # (as parsed: its text is made once)
+            e._text = json.dumps(e, sort_keys=True)
+            return e
+    text = json.dumps(e, sort_keys=True)
+    e = json.loads(text, object_pairs_hook=_Held)
+    e._text = text
+    return e
+
+
+def _file_key(path: Path) -> tuple | None:
+    """Which manifest file ``path`` is now: its inode, size, modification time and generation (each
+    logpipe write makes a new file of the next generation); None when it cannot be read."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns, _generation(path)
 
 
 def _head(path: Path) -> dict:
@@ -490,8 +587,16 @@ def _head(path: Path) -> dict:
     …,``), without reading the rest; {} when that line is not one."""
     try:
         with open(path, "rb") as f:
-            head = json.loads(f.readline(1 << 16).rstrip().rstrip(b",") + b"}")
-    except (OSError, ValueError):
+            return _head_of(f.readline(1 << 16))
+    except OSError:
+        return {}
+
+
+def _head_of(line: bytes) -> dict:
+    """``_head`` of a manifest whose first line (its first 64 KiB at most) is ``line``."""
+    try:
+        head = json.loads(line.rstrip().rstrip(b",") + b"}")
+    except ValueError:
         return {}
     return head if isinstance(head, dict) else {}
 
@@ -499,40 +604,6 @@ def _head(path: Path) -> dict:
 def _generation(path: Path) -> int | None:
     """A manifest's generation (``_head``), None when its first line does not say."""
     return _head(path).get("generation")
-
-
-def _own(manifest: dict, held: set[int]) -> None:
-    """``manifest`` holding no object that is not its own: an input entry that is not one of ``held``
-    (those it held: ids), and its compactions and shared files, as copies. A caller keeps what it put
-    there (``begin_entries``' entries, ``_finish``'s), and changed it later, the manifest
-    ``update_manifest`` keeps would change with it, unwritten."""
-    from copy import deepcopy
-
-    manifest["inputs"] = [e if id(e) in held else deepcopy(e) for e in manifest["inputs"]]
-    for key in ("compactions", "shared"):
-        if key in manifest:
-            manifest[key] = deepcopy(manifest[key])
-
-
-def _entry_texts(entries: list, texts: dict) -> list[str]:
-    """Each entry's JSON text: ``texts``' when the entry equals its copy there (a dict comparison, ~20x
-    cheaper than ``json.dumps``), else made anew and kept (with its copy, read back from the text, so
-    that no caller holds it); ``texts`` keeps the entries of this manifest alone."""
-    out, kept = [], {}
-    for e in entries:
-        key = e.get("id")
-        held = texts.get(key)
-        if held is not None and held[0] == e:
-            text = held[1]
-        else:
-            text = json.dumps(e, sort_keys=True)
-            held = (json.loads(text), text)
-        if key is not None:
-            kept[key] = held
-        out.append(text)
-    texts.clear()
-    texts.update(kept)
-    return out
 
 
 def compact_dataset(dataset: Dataset, *, min_files: int = COMPACT_MIN_FILES, across: bool = False, wait: bool = True,
