@@ -45,6 +45,9 @@ class _Scans:
     def any_upto(self, size):
         return any(0 < e["size"] <= size or 0 < (e.get("content_size") or 0) <= size for e in self.known)
 
+    def gain_heads(self, e, heads):
+        self.known = [dict(x, heads=heads) if x is e and "heads" not in x else x for x in self.known]
+
     def timed(self):
         return any(e.get("max_time") for e in self.known)
 
@@ -105,8 +108,11 @@ def test_known_finds_what_scans_found_in_their_order():
                 e = rnd.choice(ref.known)
                 heads = [[rnd.choice([5, 6]), rnd.choice("xy")]] if rnd.random() < 0.8 else []
                 had = e.get("heads", "none")
-                known.gain_heads(e, heads)  # (the entry is the list's too: ``ref.gain_heads`` would do nothing)
-                assert e["heads"] is (heads if had == "none" else had)
+                known.gain_heads(e, heads)
+                ref.gain_heads(e, heads)
+                # (a copy of it gains them: the entry is the manifest's, which is read-only and not written so)
+                assert known.entries[e["id"]]["heads"] is (heads if had == "none" else had)
+                assert e.get("heads", "none") is had
             _same(known, ref, rnd)
 
 
@@ -117,7 +123,7 @@ def test_known_is_empty_of_removed_entries():
     known = _Known(entries)
     known.gain_heads(entries[0], [[5, "x"]])
     known.remove([e["id"] for e in entries])
-    assert not known.entries and not (known.bytes or known.text or known.head) and not known.keys and not known.sizes and not known.headless and known.timed == 0
+    assert not known.entries and not (known.bytes or known.text or known.head) and not known.sizes and not known.headless and known.timed == 0
 
 
 def test_a_manifest_that_lists_an_input_twice_is_a_clear_error(tmp_path):
@@ -145,3 +151,17 @@ def test_a_manifest_that_lists_an_input_twice_is_a_clear_error(tmp_path):
     assert str(r.exception) == (f"{manifest} lists input {doc['inputs'][0]['id']} twice (edited or joined by hand?);"
                                 " remove one of the two entries of that id, or restore the manifest")
     assert json.loads(manifest.read_text()) == doc
+
+
+def test_an_entry_of_the_manifest_gains_heads_as_a_copy(tmp_path):
+    """``_Known`` holds the manifest's entries as ``Dataset.read_manifest`` shares them (read-only): an
+    entry found by heads it had none of gains them in a copy, and the manifest's stays as written."""
+    from logpipe.dataset import Dataset
+
+    ds = Dataset(tmp_path / "d", create=True)
+    ds.update_manifest(lambda m: m["inputs"].append({"id": "e1", "path": "a.log", "size": 10, "hash": "a",
+                                                     "compression": "plain", "state": "complete"}))
+    known = _Known(ds.entries())
+    (e,) = known.same_grown(known.bytes, 10, "a", {})[0]
+    known.gain_heads(e, [[5, "x"]])
+    assert [x["id"] for x in known.by_head([[5, "x"]])] == ["e1"] and "heads" not in ds.entries()[0]
