@@ -216,13 +216,14 @@ class BatchBuffer:
 
     def take(self) -> tuple[pa.Table | None, pa.Table | None]:
         """The buffered rows and rejects as one table each (``None`` when empty); empties the buffer."""
-        records = _concat(self._records, RECORD_SCHEMA)
-        rejects = _concat(self._rejects, REJECT_SCHEMA)
+        records = concat_batches(self._records, RECORD_SCHEMA)
+        rejects = concat_batches(self._rejects, REJECT_SCHEMA)
         self._records, self._rejects, self.rows, self._since = [], [], 0, None
         return records, rejects
 
 
-def _concat(batches: list[pa.RecordBatch], schema: pa.Schema) -> pa.Table | None:
+def concat_batches(batches: list[pa.RecordBatch], schema: pa.Schema) -> pa.Table | None:
+    """``batches`` as one table (None when there are none), in ``schema`` when they all are in it."""
     if not batches:
         return None
     # Custom formats may add extra string columns: unify by name, keep RECORD_SCHEMA's order first.

@@ -31,6 +31,7 @@ from .render import escape_control
 from .reports import DEFAULT_WINDOW
 from . import holes as _holes
 from .sources import CHUNK_BYTES, FileRange, Input, expand_inputs, inspect, read_head
+from .schema import REJECT_SCHEMA
 
 
 # Small inputs parsed by the workers: started in groups of LAUNCH_INPUTS (or LAUNCH_BYTES), at most
@@ -609,10 +610,10 @@ class _Run:
                 for batch, end in batches:
                     if isinstance(batch, StagedBatch):  # a worker wrote its rows' files; its rejects are written here
                         stager.pairs += batch.pairs
-                        if batch.rejected:
-                            held.append(batch.rejects)
-                            if sum(t.num_rows for t in held) >= (self.flush_rows or _batches.FLUSH_ROWS):
-                                stager.submit(None, _rejects_table(held))
+                        if batch.rejected:  # (a table: _stage_buffer's BatchBuffer.take)
+                            held.extend(batch.rejects.to_batches())
+                            if sum(b.num_rows for b in held) >= (self.flush_rows or _batches.FLUSH_ROWS):
+                                stager.submit(None, _batches.concat_batches(held, REJECT_SCHEMA))
                                 held = []
                     counts.add(batch)
                     if first is None and batch.rejected:  # (what the warning of an input of no access line names)
@@ -653,7 +654,7 @@ class _Run:
                 return self.fail_unread(plan, stager, FileRange(inp.path, skip_bytes, size, 0).shorter(end))
             stager.submit(*buf.take())
             if held:
-                stager.submit(None, _rejects_table(held))
+                stager.submit(None, _batches.concat_batches(held, REJECT_SCHEMA))
             pairs = stager.finish()
             rows = counts.parsed
             ratio = counts.malformed / max(counts.access, 1)
@@ -1104,13 +1105,6 @@ class _Stager:
             pass
         self._pool.shutdown(wait=True)
         return self.pairs
-
-
-def _rejects_table(tables: list):
-    """Workers' rejects (``StagedBatch.rejects``, in line order) as one table to stage."""
-    import pyarrow as pa
-
-    return pa.concat_tables(pa.Table.from_batches([t]) if isinstance(t, pa.RecordBatch) else t for t in tables)
 
 
 def _iso(t) -> str | None:

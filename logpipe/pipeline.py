@@ -28,8 +28,8 @@ def parse_input(inp: Input, parser: Parser | None = None, *, skip_bytes: int = 0
     """Parse one input; yields each batch, in input order, with the decompressed byte offset it
     ends at. Large inputs are parsed by ``workers`` processes (default: one per core) while this
     process reads ahead a bounded number of chunks, so memory stays flat for any input size.
-    ``stage=(dataset root, file prefix)``: workers also write their rows and rejects to hidden files
-    there and yield ``StagedBatch``es (in-process parsing still yields ``ParsedBatch``es).
+    ``stage=(dataset root, file prefix)``: workers also write their rows to hidden files there (the
+    caller writes the rejects they hand back) and yield ``StagedBatch``es (in-process parsing still yields ``ParsedBatch``es).
     ``pool``: workers already started (``WorkerPool``, shared by the inputs of one ingest).
     ``hasher``: given the bytes read when the workers read a plain file's ranges (``dataset.InputHash``;
     it then holds all of them: its ``size`` is the last offset yielded). ``say``: a hole the input
