@@ -783,6 +783,32 @@ def test_a_rerun_of_inputs_all_ingested_boots_no_worker_process(tmp_path, monkey
     assert forced.returncode == 0 and "inputs 3: ingested 3," in forced.stderr and boots == [2, 2]
 
 
+def test_a_new_input_is_known_as_no_rerun_without_parsing_the_manifest(tmp_path, monkeypatch):
+    """lanes.boot_pool's rerun check parses a dataset's manifest (18,000 entries: ~0.15 s, +84 MB,
+    before the workers start) only when every input's name is in its text: a new input is not a
+    rerun, known from a search of its bytes. A name in it (unicode too, as json.dumps writes it)
+    is still checked against its parsed entries."""
+    import json
+
+    from logpipe.sources import Input
+
+    data = tmp_path / "d"
+    data.mkdir()
+    old, new = tmp_path / "pod-\u00e9.log", tmp_path / "pod-new.log"
+    old.write_text("x\n", encoding="utf-8")
+    new.write_text("y\n", encoding="utf-8")
+    entry = {"path": str(old), "size": 2, "state": "complete"}
+    (data / "_manifest.json").write_text(json.dumps({"inputs": [entry]}, sort_keys=True), encoding="utf-8")
+    parsed = []
+    real = json.loads
+    monkeypatch.setattr(json, "loads", lambda *a, **k: parsed.append(1) or real(*a, **k))
+    assert lanes_mod._manifest_entries(str(data), [Input(str(new))]) == [] and parsed == []
+    assert lanes_mod._manifest_entries(str(data), [Input(str(old)), Input(str(new))]) == [] and parsed == []
+    assert lanes_mod._manifest_entries(str(data), [Input("-")]) == [] and parsed == []
+    assert lanes_mod._manifest_entries(str(data), [Input(str(old))]) == [entry] and parsed == [1]
+    assert lanes_mod.ingested_before([Input(str(old))], lanes_mod._manifest_entries(str(data), [Input(str(old))]))
+
+
 def test_a_prepared_parser_builds_nothing_at_its_first_large_batch(monkeypatch):
     """A worker prepares the default parser while it boots (Parser.prepare): the parser its parent
     sends is rebuilt from the same grammars, and its first large batch builds no split plan."""
