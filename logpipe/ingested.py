@@ -45,11 +45,14 @@ class Ingested:
     def __init__(self, dataset):
         self.dataset = dataset
         self._stat: tuple | None = None
-        self.spans: list[tuple[dt.datetime, dt.datetime, list[str]]] = []  # an input's time range, its row files
+        # an input's time range, its row files as the manifest names them (under the dataset's root: a
+        # path is joined only for the files a look-up reads; 18,000 entries' ~0.1 s of pathlib joins
+        # on every refresh before)
+        self.spans: list[tuple[dt.datetime, dt.datetime, list[str]]] = []
         self.entries: list[dict] = []  # (the manifest entries of ``spans``, in order)
         self.lo = self.hi = None  # (the earliest and latest ingested start time)
         self._union: list[list] = []
-        self.reject_files: frozenset[str] = frozenset()
+        self.reject_files: frozenset[str] = frozenset()  # (as the manifest names them, as ``spans``' files)
         self._reject_hashes = None  # (polars Series: loaded on the first ask, for ``_loaded_rejects``)
         self._loaded_rejects: frozenset[str] | None = None
         self.refresh()
@@ -64,19 +67,24 @@ class Ingested:
             return
         entries = self.dataset.entries()
         self._stat = stat
-        root = self.dataset.root
         self.entries = [e for e in entries if e.get("min_time") and e.get("max_time") and e.get("parts")]
-        self.spans = [(dt.datetime.fromisoformat(e["min_time"]), dt.datetime.fromisoformat(e["max_time"]),
-                       [str(root / p) for p in e["parts"]]) for e in self.entries]
+        self.spans = [(dt.datetime.fromisoformat(e["min_time"]), dt.datetime.fromisoformat(e["max_time"]), e["parts"])
+                      for e in self.entries]
         self._ranges()
-        self.reject_files = frozenset(str(root / p) for e in entries for p in e.get("rejects") or ())
+        self.reject_files = frozenset(p for e in entries for p in e.get("rejects") or ())
 
     def _ranges(self) -> None:
-        self.lo = min((s[0] for s in self.spans), default=None)
-        self.hi = max((s[1] for s in self.spans), default=None)
-        self._union = []  # (the spans' union: sorted, disjoint ranges, for ``holders``)
-        for a, b, _ in self.spans:
-            self._merge(a, b)
+        """``lo``, ``hi`` and ``_union`` of ``spans``: sorted once and swept (18,000 spans ~15 ms; a
+        ``_merge`` each took ~40)."""
+        union: list[list] = []  # (the spans' union: sorted, disjoint ranges, for ``holders``)
+        for a, b in sorted((s[0], s[1]) for s in self.spans):
+            if union and a <= union[-1][1]:
+                union[-1][1] = max(union[-1][1], b)
+            else:
+                union.append([a, b])
+        self._union = union
+        self.lo = union[0][0] if union else None
+        self.hi = union[-1][1] if union else None
 
     def _merge(self, a, b) -> None:
         """``[a, b]`` into ``_union``, kept sorted and disjoint."""
@@ -99,7 +107,7 @@ class Ingested:
         if entry.get("min_time") and entry.get("max_time") and entry.get("parts"):
             self.entries.append(entry)
             self.spans.append((dt.datetime.fromisoformat(entry["min_time"]), dt.datetime.fromisoformat(entry["max_time"]),
-                               [str(self.dataset.root / p) for p in entry["parts"]]))
+                               entry["parts"]))
             a, b = self.spans[-1][:2]
             self.lo, self.hi = min(self.lo or a, a), max(self.hi or b, b)
             self._merge(a, b)
@@ -132,7 +140,7 @@ class Ingested:
         gone meanwhile (merged by a compaction): the manifest is read again and the look-up made again."""
         if self.lo is None or not rows.num_rows:
             return [False] * rows.num_rows
-        only = None if entry is None else {str(self.dataset.root / p) for p in entry.get("parts") or ()}
+        only = None if entry is None else set(entry.get("parts") or ())
         try:
             return self._stored(rows, only)
         except lookup_errors():
@@ -154,7 +162,7 @@ class Ingested:
         if not inside.any():  # (rows before and after the ingests' times, none within)
             return [False] * rows.num_rows
         lo, hi = times.filter(inside).min(), times.filter(inside).max()
-        files = sorted({f for a, b, parts in self.spans if a <= hi and b >= lo for f in parts
+        files = sorted({str(self.dataset.root / f) for a, b, parts in self.spans if a <= hi and b >= lo for f in parts
                         if only is None or f in only})
         if not files:
             return [False] * rows.num_rows
@@ -185,7 +193,7 @@ class Ingested:
     def _load_rejects(self) -> None:
         import polars as pl
 
-        files = sorted(self.reject_files)
+        files = sorted(str(self.dataset.root / p) for p in self.reject_files)
         self._reject_hashes = (pl.scan_parquet(files).select("raw").filter(pl.col("raw").str.contains(FINE_TIME))
                                .select(pl.col("raw").hash()).collect().to_series().unique())
         self._loaded_rejects = self.reject_files

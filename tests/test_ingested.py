@@ -1,0 +1,36 @@
+"""logpipe/ingested.py: the index of what ingests stored, which a stream (and an ingest's overlap
+check) asks whether rows or times were stored already."""
+from __future__ import annotations
+
+import datetime as dt
+import random
+
+from logpipe.ingested import Ingested
+
+
+def _bare(spans) -> Ingested:
+    known = Ingested.__new__(Ingested)
+    known.spans, known._union, known.lo, known.hi = list(spans), [], None, None
+    return known
+
+
+def test_the_union_of_spans_swept_at_once_equals_the_one_merged_span_by_span():
+    """``_ranges`` (a refresh: every entry's span, sorted and swept) and ``_merge`` (an entry added
+    by an ingest, span by span) give the same sorted, disjoint union, lo and hi: spans that overlap,
+    touch, nest, repeat, or stand apart, in any order."""
+    rng = random.Random(7)
+    t0 = dt.datetime(2024, 7, 18, tzinfo=dt.timezone.utc)
+    for _ in range(300):
+        spans = []
+        for _ in range(rng.randint(0, 12)):
+            a = t0 + dt.timedelta(seconds=rng.randint(0, 60))
+            spans.append((a, a + dt.timedelta(seconds=rng.choice([0, 0, 1, 3, 10, 30])), ["p.parquet"]))
+        swept = _bare(spans)
+        swept._ranges()
+        merged = _bare(spans)
+        for a, b, _ in spans:
+            merged._merge(a, b)
+        assert swept._union == merged._union
+        assert (swept.lo, swept.hi) == (min((s[0] for s in spans), default=None), max((s[1] for s in spans), default=None))
+        for lo_hi, nxt in zip(swept._union, swept._union[1:]):
+            assert lo_hi[1] < nxt[0]  # (disjoint, not touching: a touch is merged)
