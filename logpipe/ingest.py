@@ -609,7 +609,7 @@ class _Run:
             try:
                 for batch, end in batches:
                     if isinstance(batch, StagedBatch):  # a worker wrote its rows' files; its rejects are written here
-                        stager.pairs += batch.pairs
+                        stager.staged(batch.pairs)
                         if batch.rejected:  # (a table: _stage_buffer's BatchBuffer.take)
                             held.extend(batch.rejects.to_batches())
                             if sum(b.num_rows for b in held) >= (self.flush_rows or _batches.FLUSH_ROWS):
@@ -1077,7 +1077,30 @@ class _Stager:
         self._ds, self._prefix = ds, prefix
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="logpipe-write")
         self._pending = None
+        self._syncing: list = []  # (fsyncs of files the lanes wrote: ``staged``)
+        self._syncer = None
         self.pairs: list = []
+
+    def staged(self, pairs: list) -> None:
+        """Files a lane wrote and did not fsync (``workers._stage_buffer``): fsynced on a thread of
+        their own while the lanes go on; ``finish`` waits for them."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from .parts import fsync_file
+
+        self.pairs += pairs
+        if self._syncer is None:
+            self._syncer = ThreadPoolExecutor(1, thread_name_prefix="logpipe-fsync")
+        self._syncing += [self._syncer.submit(fsync_file, hidden) for hidden, _ in pairs]
+
+    def _synced(self) -> None:
+        syncing, self._syncing = self._syncing, []
+        try:
+            for done in syncing:
+                done.result()
+        finally:
+            if self._syncer is not None:
+                self._syncer.shutdown(wait=True)
 
     def submit(self, records, rejects) -> None:
         self._collect()
@@ -1095,6 +1118,7 @@ class _Stager:
             self._collect()
         finally:
             self._pool.shutdown(wait=True)
+            self._synced()
         return self.pairs
 
     def abandon(self) -> list:
@@ -1104,6 +1128,8 @@ class _Stager:
         except Exception:  # noqa: BLE001 - its hidden files are swept as stale by recover()
             pass
         self._pool.shutdown(wait=True)
+        with contextlib.suppress(Exception):
+            self._synced()
         return self.pairs
 
 

@@ -137,12 +137,14 @@ def parquet_options(schema: pa.Schema) -> dict:
     return {**_write_options(schema), "store_schema": True}
 
 
-def _write_hidden(table: pa.Table, final: Path) -> Path:
-    """Write ``table`` to ``.<final name>.tmp`` next to ``final`` (fsynced); returns that path."""
+def _write_hidden(table: pa.Table, final: Path, sync: bool = True) -> Path:
+    """Write ``table`` to ``.<final name>.tmp`` next to ``final`` (fsynced, unless ``sync`` is false:
+    then its caller's, before the commit); returns that path."""
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = hidden_name(final)
     pq.write_table(table, tmp, row_group_size=ROW_GROUP_ROWS, **_write_options(table.schema))
-    _fsync(tmp)
+    if sync:
+        fsync_file(tmp)
     return tmp
 
 
@@ -161,11 +163,12 @@ def write_hidden_pieces(pieces: Iterable[pa.Table], schema: pa.Schema, final: Pa
                 held = [rows.slice(ROW_GROUP_ROWS)]
         if held:
             writer.write_table(pa.concat_tables(held), row_group_size=ROW_GROUP_ROWS)
-    _fsync(tmp)
+    fsync_file(tmp)
     return tmp
 
 
-def _fsync(path: Path) -> None:
+def fsync_file(path: Path) -> None:
+    """Flush ``path``'s data to its disk (whichever process wrote it)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -174,18 +177,20 @@ def _fsync(path: Path) -> None:
 
 
 def stage_files(root: Path, records: pa.Table | pa.RecordBatch | None,
-                rejects: pa.Table | pa.RecordBatch | None = None, *, prefix: str = "part") -> list[tuple[Path, Path]]:
-    """``Dataset.stage`` without opening the dataset (ingest's worker processes call it)."""
+                rejects: pa.Table | pa.RecordBatch | None = None, *, prefix: str = "part",
+                sync: bool = True) -> list[tuple[Path, Path]]:
+    """``Dataset.stage`` without opening the dataset (ingest's lanes call it, with ``sync`` false:
+    the files are not fsynced, which their caller must do before they are committed)."""
     root = Path(root)
     pairs: list[tuple[Path, Path]] = []
     if records is not None:
         table = _as_table(records)
         for day, rows in day_partitions(table):
             final = root / f"date={day}" / f"{prefix}-{uuid.uuid4().hex}.parquet"
-            pairs.append((_write_hidden(rows, final), final))
+            pairs.append((_write_hidden(rows, final, sync), final))
     if rejects is not None and rejects.num_rows:
         final = root / REJECTS_DIR / f"{prefix}-{uuid.uuid4().hex}.parquet"
-        pairs.append((_write_hidden(_as_table(rejects, REJECT_SCHEMA), final), final))
+        pairs.append((_write_hidden(_as_table(rejects, REJECT_SCHEMA), final, sync), final))
     return pairs
 
 
