@@ -32,10 +32,12 @@ then the hashes), locked while it exists, and removes it once both steps are don
 starts finishes a pending file whose stream is gone (``finish_publishes``: the hidden files shown, the
 hashes remembered), before it reads what the streams stored.
 
-A stream keeps the hashes of the replayed lines too, so the newest streams' files always hold what
-the last restart was handed, and older files can go. Bounds: a stream's file keeps its last
-KEEP_HASHES hashes (8 bytes each: rewritten when it doubles), the newest KEEP_FILES files are read
-(older ones are deleted at a stream's start), and a lookup is a binary search of one sorted array
+A stream keeps the hashes of the replayed lines too, so the newest file of a source's streams holds
+what its last restart was handed. A dataset's streams may watch several sources (a stream per pod, per
+node's ztunnel), so an older file may be another source's newest. Bounds: a stream's file keeps its last
+KEEP_HASHES hashes (8 bytes each: rewritten when it doubles), the newest KEEP_FILES files are read,
+the older ones merged into one of them at a stream's start (their newest KEEP_HASHES hashes; they were
+deleted, and a ninth source's restart stored its backlog again), and a lookup is a binary search of one sorted array
 (~1 µs, ~8 MB for a million lines) or a set of what other streams stored since; likewise for the
 run's own, whose array is its file's last hashes (at most 2 * KEEP_HASHES). kubectl replays the
 current log file, 10 MiB (containerd's default containerLogMaxSize, ~30,000 lines) for each
@@ -93,10 +95,9 @@ class ReplayGuard:
         if look_up:
             with contextlib.suppress(FileNotFoundError):
                 files = sorted(self.dir.glob("*.seen"), key=_mtime, reverse=True)
-                for old in files[KEEP_FILES:]:
-                    with contextlib.suppress(OSError):
-                        old.unlink()
-                for f in files[:KEEP_FILES]:
+                if len(files) > KEEP_FILES:  # (the older ones: one file, not deleted)
+                    files = files[:KEEP_FILES - 1] + [_merge_older(self.dir, stream_id, files[KEEP_FILES - 1:])]
+                for f in files:
                     seen.extend(self._read_new(f))
         self.seen = array.array("Q", sorted(seen))
 
@@ -163,6 +164,33 @@ class ReplayGuard:
             self.mine_recent.update(hashes)
             if len(self.mine_recent) > MERGE_RECENT:
                 self.mine, self.mine_recent = _merged(self.mine, self.mine_recent), set()
+
+
+def _merge_older(d: Path, stream_id: str, older: list[Path]) -> Path:
+    """The hashes of the files ``older`` (newest first: other streams', past the newest KEEP_FILES - 1)
+    in one file, ``older-<stream_id>.seen``, at most KEEP_HASHES (those of the newest files first);
+    then ``older`` are removed. Each source's stream keeps its own backlog known only in its own
+    files, so a file deleted for being old made that source's next restart store its backlog again
+    (a ninth stream into the dataset: a ztunnel per node, a stream per pod, test runs)."""
+    merged: set[int] = set()
+    for f in older:
+        if len(merged) >= KEEP_HASHES:
+            break
+        data = _read(f)
+        merged.update(data[max(0, len(data) - (KEEP_HASHES - len(merged))):])  # (a file's last ones are its newest)
+    path = d / f"older-{stream_id}.seen"
+    tmp = d / f".{path.name}.tmp"
+    try:
+        tmp.write_bytes(_bytes(array.array("Q", sorted(merged))))
+        os.replace(tmp, path)
+    except OSError:  # (the older files stay as they are; read now, merged by the next stream)
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        return older[0]
+    for f in older:  # (after the merged file is in place: a stream starting meanwhile reads either)
+        with contextlib.suppress(OSError):
+            f.unlink()
+    return path
 
 
 PENDING_TMP_SECONDS = 3600  # an unlocked ``.<id>.pending.tmp`` this old is a killed stream's

@@ -1081,6 +1081,22 @@ def test_replay_guard_files_stay_bounded(tmp_path, monkeypatch):
     assert len(list((tmp_path / "_stream").glob("*.seen"))) == 2
 
 
+def test_a_ninth_sources_backlog_stays_known(tmp_path):
+    """Streams of several sources into one dataset (a stream per pod, a ztunnel per node): past
+    KEEP_FILES streams' files, the oldest was deleted, so that source's restart stored its whole
+    backlog again. Now the older files are merged into one, which every later stream reads."""
+    from logpipe.replayguard import KEEP_FILES, ReplayGuard
+
+    sources = KEEP_FILES + 3
+    for k in range(sources):  # (each source's lines, oldest first)
+        g = ReplayGuard(tmp_path, f"pod{k}")
+        g.remember([1000 * k + j for j in range(5)])
+        os.utime(g.path, (1_700_000_000 + k, 1_700_000_000 + k))
+    for k in range(sources):  # each source restarted: its backlog is known
+        assert ReplayGuard(tmp_path, f"again{k}").replayed([1000 * k, 1000 * k + 4]) == [True, True], k
+    assert len(list((tmp_path / "_stream").glob("*.seen"))) <= KEEP_FILES
+
+
 # ---- compact ------------------------------------------------------------------------------------------
 
 
