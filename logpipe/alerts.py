@@ -87,8 +87,13 @@ KNOWN_SQL = ("SELECT destination, bool_or(upstream_connected) AS reached FROM eg
 # are both AuthorizationPolicies, told apart by what enforced them.
 DENIED_BY = {"rbac": "AuthorizationPolicy (Envoy RBAC)", "ztunnel policy": "AuthorizationPolicy (ztunnel)",
              "ext_authz": "ext_authz"}
-# Alert times kept per kind and key (by event time): an event near any of them raises none.
-ALERT_TIMES = 64
+# Alert spans kept per kind and key (by event time): an event near any alert raises none. Alerts less
+# than two windows apart are one span (every event between them is within the window of one of them),
+# so steady traffic is one span however long the stream runs. Past ALERT_SPANS spans the two closest
+# are joined (the events of the gap between them quiet, counted by the next alert), none forgotten:
+# the earliest of 64 alert times was forgotten, so a pod's backlog that came after another pod's 7 hours
+# of passthrough lines raised an alert at each event near a forgotten time (96, one a minute; now none).
+ALERT_SPANS = 64
 # Past this many entries the dedup maps forget entries whose window has passed (bounded memory).
 MAX_STATE = 100_000
 # failure_burst keeps each destination's recent failure times, sorted by event time, at most this many
@@ -125,6 +130,14 @@ class Alert:
         pod = self.evidence.get("pod")  # (kubectl --prefix: which of several pods printed the line)
         where = f" ({self.evidence.get('source')}:{ln}{f', pod {pod}' if pod else ''})" if ln else ""
         return escape_control(f"alert {when} {self.kind} {self.destination}: {self.message}{where}")
+
+
+def _first(span: list) -> dt.datetime:
+    return span[0]
+
+
+def _last(span: list) -> dt.datetime:
+    return span[1]
 
 
 def _stamp(t: dt.datetime) -> str:
@@ -217,9 +230,10 @@ class AlertRules:
         self.window = dt.timedelta(seconds=window_seconds)
         self.burst_threshold = max(1, burst_threshold)
         self.failure_flags = failure_flags()
-        # per (kind, key): the event times of its alerts, sorted, the latest ALERT_TIMES (several pods'
-        # lines arrive out of time order: an event is quiet near any of them, not only the last one)
-        self._alerted: dict[tuple[str, str], list[dt.datetime]] = {}
+        # per (kind, key): the spans of event time of its alerts ([first, last] alert of each), sorted,
+        # at most ALERT_SPANS (several pods' lines arrive out of time order: an event is quiet near any
+        # alert, not only the last one)
+        self._alerted: dict[tuple[str, str], list[list[dt.datetime]]] = {}
         self._quiet: dict[tuple[str, str], tuple[int, Counter]] = {}  # rows and sources since a key's last alert
         self._failures: dict[str, list[dt.datetime]] = {}  # per destination: failure times, sorted
         self._failure_times = 0  # their total
@@ -323,25 +337,37 @@ class AlertRules:
     def _near(self, kind: str, key: str, t: dt.datetime) -> bool:
         """Whether an alert of ``kind`` for ``key`` was raised for an event within the window of ``t``,
         before or after it (by event time: a pod's backlog may arrive after another's later lines)."""
-        times = self._alerted.get((kind, key))
-        if not times:
+        spans = self._alerted.get((kind, key))
+        if not spans:
             return False
-        i = bisect.bisect_left(times, t)
-        return any(abs(times[j] - t) < self.window for j in (i - 1, i) if 0 <= j < len(times))
+        i = bisect.bisect_right(spans, t, key=_first)  # (spans[i - 1] starts at or before t, spans[i] after)
+        return (i > 0 and t - spans[i - 1][1] < self.window) or (i < len(spans) and spans[i][0] - t < self.window)
 
     def _before(self, kind: str, key: str, t: dt.datetime) -> dt.datetime | None:
-        """The event time of the last alert of ``kind`` for ``key`` before ``t``, if any."""
-        times = self._alerted.get((kind, key))
-        i = bisect.bisect_left(times, t) if times else 0
-        return times[i - 1] if i else None
+        """The event time of the last alert of ``kind`` for ``key`` before ``t``, if any (``t`` due:
+        in no span, so the last alert before it ends a span)."""
+        spans = self._alerted.get((kind, key))
+        i = bisect.bisect_left(spans, t, key=_last) if spans else 0
+        return spans[i - 1][1] if i else None
 
     def _due(self, kind: str, key: str, t: dt.datetime) -> bool:
         if self._near(kind, key, t):
             return False
-        times = self._alerted.setdefault((kind, key), [])
-        bisect.insort(times, t)
-        if len(times) > ALERT_TIMES:  # (the earliest go first)
-            del times[0]
+        spans = self._alerted.setdefault((kind, key), [])
+        i = bisect.bisect_right(spans, t, key=_first)
+        join = 2 * self.window  # (alerts closer than this: every event between is near one)
+        if i > 0 and t - spans[i - 1][1] < join:
+            i -= 1
+            spans[i][1] = t
+        elif i < len(spans) and spans[i][0] - t < join:
+            spans[i][0] = t
+        else:
+            spans.insert(i, [t, t])
+        if i + 1 < len(spans) and spans[i + 1][0] - spans[i][1] < join:
+            spans[i][1] = spans.pop(i + 1)[1]
+        if len(spans) > ALERT_SPANS:  # (the two closest joined: the least time made quiet)
+            j = min(range(len(spans) - 1), key=lambda j: spans[j + 1][0] - spans[j][1])
+            spans[j][1] = spans.pop(j + 1)[1]
         return True
 
     def _alert_due(self, kind: str, key: str, row: dict, t: dt.datetime, quiet: bool = False):
@@ -435,8 +461,8 @@ class AlertRules:
 
     def _prune(self) -> None:
         if len(self._alerted) > MAX_STATE:
-            newest = max(v[-1] for v in self._alerted.values())
-            self._alerted = {k: v for k, v in self._alerted.items() if newest - v[-1] < self.window}
+            newest = max(v[-1][1] for v in self._alerted.values())
+            self._alerted = {k: v for k, v in self._alerted.items() if newest - v[-1][1] < self.window}
         if len(self._quiet) > MAX_STATE:  # (the quiet rows of alerts forgotten above, or never raised)
             self._quiet = {k: v for k, v in self._quiet.items() if k in self._alerted}
         if len(self._failures) > MAX_STATE or self._failure_times > MAX_FAILURE_TIMES:

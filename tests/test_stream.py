@@ -494,6 +494,41 @@ def test_two_pods_backlogs_one_after_the_other_raise_no_more_alerts():
         assert m is None or m.group(1) < a.time.isoformat(timespec="milliseconds").replace("+00:00", "Z"), a.message
 
 
+def passthrough_at(minutes: list[int], pod: str) -> list[str]:
+    """pastebin.com through PassthroughCluster at these minutes of 2025-03-08, as ``pod`` printed it."""
+    import datetime as dt
+
+    line = incident_line('"pastebin.com"')
+    start = dt.datetime(2025, 3, 8)
+    return [f"[pod/waypoint-{pod}/istio-proxy] [{start + dt.timedelta(minutes=m):%Y-%m-%dT%H:%M:%S}.{k % 1000:03d}Z"
+            + line[25:] for k, m in enumerate(minutes)]
+
+
+@pytest.mark.parametrize("every", [1, 15])  # (steady traffic; an alert each time, each its own span)
+def test_a_long_backlog_after_another_pods_raises_no_alert_again(every):
+    """Two pods' 17 hours of passthrough lines, one pod's after the other's (`kubectl logs -l …
+    --prefix`): the second pod's events are all near the first pod's alerts. Only the latest 64 alert
+    times of a key were kept, the earliest forgotten, so the second pod's early events alerted again:
+    with traffic each minute, at every event (an alert a minute; its own time was the earliest, so
+    forgotten at once). Now steady traffic is one span, and past ALERT_SPANS spans the closest two
+    are joined: none is forgotten."""
+    from logpipe.alerts import ALERT_SPANS
+    from logpipe.parse import default_parser
+
+    minutes = list(range(0, 17 * 60, every))
+    assert every == 1 or len(minutes) > ALERT_SPANS
+    a, b = passthrough_at(minutes, "a"), passthrough_at(minutes, "b")
+    rules = SharedRules(window_seconds=300)
+    got = [x for k in range(0, 2 * len(minutes), 500)
+           for x in rules.check(default_parser().parse_batch((a + b)[k:k + 500], "<stdin>", k + 1).records)]
+    assert [x.evidence["pod"] for x in got if x.evidence["pod"] != "waypoint-a"] == []
+    unregistered = [x for x in got if x.kind == "unregistered_egress"]
+    assert len(unregistered) == (17 * 12 if every == 1 else len(minutes))
+    since = [re.search(r"since its last alert \(([^)]+)\)", x.message) for x in unregistered]
+    assert since[0] is None and [m.group(1) for m in since[1:]] == [
+        x.time.isoformat(timespec="milliseconds").replace("+00:00", "Z") for x in unregistered[:-1]]
+
+
 def test_alerts_do_not_depend_on_how_the_lines_are_cut():
     """The same lines, line by line, in batches of 5 and in one batch, raise the same alerts (kinds,
     destinations, counts, messages, lines). In one batch, a scan recognised at its 10th address
