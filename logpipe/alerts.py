@@ -208,6 +208,15 @@ def denial_candidates(records: pa.RecordBatch | pa.Table) -> bool:
     return bool(df.select(hit.any()).item())
 
 
+def _policy(policy: str | None) -> str:
+    """The policy a denial names, after what applied it: RBAC's ns[NS]-policy[NAME]-rule[N], ztunnel's
+    NS/NAME, or, for denials.sql's "none" (RBAC's ``matched_policy[none]``, ztunnel's "allow policies
+    exist, but none allowed"), what it means: it read as a policy named "none"."""
+    if policy == "none":
+        return ": ALLOW policies exist and none matched"
+    return f" {policy}" if policy else ""
+
+
 def _unregistered(row: dict) -> str:
     """Why an unregistered_egress row's destination is worth telling: no ServiceEntry registers it, or,
     for a request AllowAnyDynamicDNSCluster answered DF, its name did not resolve, which no
@@ -453,7 +462,7 @@ class AlertRules:
             if due is None:
                 continue
             n, _, since = due
-            by = DENIED_BY[row["mechanism"]] + (f" {row['policy']}" if row["policy"] else "")
+            by = DENIED_BY[row["mechanism"]] + _policy(row["policy"])
             msg = f"{plural(n, 'request')} from {_client(row)} denied by {by}{since}; this one {_request(row)}"
             out.append(Alert("authz_denial", dest, t, msg, n,
                              _evidence(row, mechanism=row["mechanism"], policy=row["policy"])))

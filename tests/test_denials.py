@@ -234,3 +234,24 @@ def test_a_policy_is_read_from_its_own_field():
     table = pa.Table.from_pylist([{n: row.get(n) for n in RECORD_SCHEMA.names}], schema=RECORD_SCHEMA)
     assert connect(tables={"records": table}).sql("SELECT policy FROM denials").fetchall() == [
         ("ns[a]-policy[p]-rule[0]",)]
+
+
+@pytest.mark.parametrize("line", [
+    '[2025-03-12T03:15:03.770Z] "- - -" 0 - - rbac_access_denied_matched_policy[none] "-" 64 0 1 - "-" "-" "-" "-" "-"'
+    " inbound|3306|| - [fd00:10:244::33]:3306 [fd00:10:244::1b]:37585 - -",
+    '2025-03-12T03:15:03.770Z\tinfo\taccess\tconnection complete\tsrc.addr=10.244.1.12:40000 src.workload="curl"'
+    ' dst.addr=10.244.2.9:15008 dst.service="db.default.svc.cluster.local" direction="inbound"'
+    ' error="connection closed due to policy rejection: allow policies exist, but none allowed"',
+])
+def test_a_denial_no_allow_policy_matched_is_said_so(line):
+    """RBAC's matched_policy[none] and ztunnel's "allow policies exist, but none allowed" (denials.sql's
+    policy "none") read "denied by AuthorizationPolicy (Envoy RBAC) none", as if a policy were named
+    "none"; the evidence keeps the report's value."""
+    from logpipe.alerts import AlertRules
+    from logpipe.parse import default_parser
+
+    records = default_parser().parse_batch([line], "<stdin>", 1).records
+    [denial] = [a for a in AlertRules(window_seconds=300).check(records) if a.kind == "authz_denial"]
+    assert ": ALLOW policies exist and none matched; this one TCP" in denial.message, denial.message
+    assert denial.message.split(" denied by ")[1].startswith("AuthorizationPolicy (")
+    assert denial.evidence["policy"] == "none"
