@@ -11,7 +11,8 @@ Nothing read is lost. On EOF the last line is kept even without a newline. On SI
 the reader stops reading, hands over everything it has (a partial line included, which then
 becomes a reject), the open batch is flushed, small parts are compacted and the summary printed;
 the exit code is 0 (EOF), 130 (SIGINT), 143 (SIGTERM) or 129 (SIGHUP). When stdout's reader goes away
-(``--tee | head``), the batch in hand is still written, then the stream ends quietly (exit 0).
+(``--tee | head``), or the --alerts-out file's (``>(notify)``), the batch in hand is still written,
+then the stream ends with its summary (exit 0).
 """
 from __future__ import annotations
 
@@ -159,6 +160,7 @@ class Streamer:
         self.compact_min_files = COMPACT_MIN_FILES
         self.signal: int | None = None
         self.pipe_closed = False
+        self.closed_out = "stdout"  # (what pipe_closed says went away: stdout, or the --alerts-out file)
         self.unstored_from: int | None = None  # first line of a batch being written
         self.warned = 0
 
@@ -317,7 +319,7 @@ class Streamer:
         if shown is not None:
             shown.done()
         if self.opts.tee and table.num_rows and not self.pipe_closed:
-            self._write_safely(lambda: self._tee(table))
+            self._write_safely(lambda: self._tee(table), self.stdout)
         files = max(self.gen_parts, self.gen_rejects)
         if files >= self.opts.compact_every or self.gen_rows >= GENERATION_ROWS:
             if files >= self.compact_min_files:
@@ -461,7 +463,7 @@ class Streamer:
             self.rules.close()
             self.rules = None
             return
-        self._write_safely(lambda: self.alert_writer.write(alerts))
+        self._write_safely(lambda: self.alert_writer.write(alerts), self.alert_writer.out)
 
     def _tee(self, records) -> None:
         from .render import iter_json_lines
@@ -469,16 +471,20 @@ class Streamer:
         self.stdout.write("".join(line + "\n" for line in iter_json_lines(records)))
         self.stdout.flush()
 
-    def _write_safely(self, write) -> None:
+    def _write_safely(self, write, out) -> None:
         try:
             write()
         except BrokenPipeError:
-            # stdout's reader went away (`--tee | head`): keep writing the dataset until the reader has
-            # handed over what it read, then end quietly; later writes to stdout go to /dev/null.
+            # the reader of ``out`` went away (`--tee | head`, `--alerts-out >(…)`): keep writing the
+            # dataset until the reader has handed over what it read, then end with the summary; later
+            # writes to ``out`` go to /dev/null (so does what its buffer holds: closing the
+            # --alerts-out file flushed it, raised BrokenPipeError again and lost the summary).
             self.pipe_closed = True
+            if out is self._alerts_file:
+                self.closed_out = f"--alerts-out {self.opts.alerts_out}"
             try:
                 devnull = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(devnull, self.stdout.fileno())
+                os.dup2(devnull, out.fileno())
                 os.close(devnull)
             except (OSError, ValueError, AttributeError):
                 pass
@@ -528,7 +534,7 @@ class Streamer:
         if self.signal is not None:
             end += f"; stopped by {signal.Signals(self.signal).name}"
         elif self.pipe_closed:
-            end += "; stopped: stdout closed"
+            end += f"; stopped: {self.closed_out} closed"
         more = self.counts.malformed - self.warned
         hidden = (f"… {more} more malformed lines not shown (raise --max-warnings; all are in the dataset's "
                   "rejects table)\n") if more > 0 else ""

@@ -738,6 +738,25 @@ def test_tee_into_head_ends_quietly_after_flushing(tmp_path):
     assert "Traceback" not in s["text"] and "Broken pipe" not in s["text"]
 
 
+def test_alerts_out_whose_reader_went_away_ends_with_the_summary(tmp_path):
+    """`--alerts-out >(notify)` whose reader exits: the stream stores what it read and ends as `--tee |
+    head` does, with its summary naming what closed. It ended with no summary at all (closing the
+    file flushed the alerts it held into the closed pipe again: BrokenPipeError) and said nothing."""
+    lines = (SAMPLES / "scenario" / "incident-day.log").read_text(encoding="utf-8").splitlines()[:100]
+    r, w = os.pipe()
+    os.close(r)  # (its reader gone before the first alert)
+    try:
+        run = stream_cli(tmp_path / "data", "--alerts-out", f"/dev/fd/{w}",
+                         input="".join(x + "\n" for x in lines).encode())
+    finally:
+        os.close(w)
+    err = tmp_path / "err"
+    err.write_bytes(run.stderr)
+    s = summary(err)
+    assert run.returncode == 0 and f"; stopped: --alerts-out /dev/fd/{w} closed" in s["text"], s["text"]
+    assert s["read"] == s["parsed"] and s["parsed"] == count_rows(tmp_path / "data") > 0
+
+
 def vm_kib(pid: int, field: str = "VmRSS") -> int | None:
     """A memory field of a process from /proc (VmRSS, VmHWM, RssAnon …), in KiB."""
     try:
