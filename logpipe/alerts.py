@@ -522,9 +522,8 @@ class AlertWriter:
         self.written = 0
 
     def write(self, alerts: list[Alert]) -> None:
-        self.written += len(alerts)
-        if self.out is None or not alerts:
-            return
-        render = Alert.to_json if self.fmt == "ndjson" else Alert.to_text
-        self.out.write("".join(render(a) + "\n" for a in alerts))
-        self.out.flush()
+        if self.out is not None and alerts:
+            render = Alert.to_json if self.fmt == "ndjson" else Alert.to_text
+            self.out.write("".join(render(a) + "\n" for a in alerts))
+            self.out.flush()
+        self.written += len(alerts)  # (after the write: a write that failed, a full disk, counts none)

@@ -237,7 +237,10 @@ class Streamer:
             for s, handler in old.items():
                 signal.signal(s, handler)
             if self._alerts_file:
-                self._alerts_file.close()
+                try:  # (each write is flushed: what it holds now is a failed write's, said already)
+                    self._alerts_file.close()
+                except OSError:
+                    pass
         if reader.error is not None:
             print(f"logpipe: stdin read error after line {self.next_line - 1}: {reader.error.strerror}",
                   file=self.stderr)
@@ -463,7 +466,15 @@ class Streamer:
             self.rules.close()
             self.rules = None
             return
-        self._write_safely(lambda: self.alert_writer.write(alerts), self.alert_writer.out)
+        try:
+            self._write_safely(lambda: self.alert_writer.write(alerts), self.alert_writer.out)
+        except OSError as e:  # (a full disk: as the dataset's write says it, not a bare "No space left")
+            if self._alerts_file is None or self.alert_writer.out is not self._alerts_file:
+                raise
+            raise DatasetError(
+                f"cannot write the alerts to --alerts-out {self.opts.alerts_out} ({no_space(e) or e.strerror or e});"
+                f" lines from {self.unstored_from} on were not stored: free space, then run the stream again"
+            ) from None
 
     def _tee(self, records) -> None:
         from .render import iter_json_lines

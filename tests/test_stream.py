@@ -623,6 +623,23 @@ def test_dataset_write_failure_is_one_clear_error(tmp_path, monkeypatch):
     assert "alert " in err.getvalue() and " blocked_attempt " in err.getvalue()  # the alerts are not lost
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
+def test_an_alerts_out_file_on_a_full_disk_is_one_clear_error(tmp_path):
+    """`--alerts-out FILE` on a full disk: one error naming the file and from which line nothing was
+    stored, as the dataset's own write says it. It was `No space left on device; free space, then run
+    the command again` (closing the file failed the same way again, and that error was the one
+    shown), and the summary counted the alerts never written."""
+    run = subprocess.run([*LOGPIPE, "stream", "--data", str(tmp_path / "data"), "--alerts-out", "/dev/full"],
+                         input=(SAMPLES / "waypoint-egress-1.23.log").read_bytes(), capture_output=True, cwd=ROOT,
+                         timeout=120)
+    err = run.stderr.decode()
+    assert run.returncode == 1
+    assert err.rstrip().splitlines()[-1] == (
+        "logpipe: error: cannot write the alerts to --alerts-out /dev/full (No space left on device); lines from 1"
+        " on were not stored: free space, then run the stream again"), err
+    assert "\nalerts 0\n" in err and count_rows(tmp_path / "data") == 0
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("signum, code, flush_rows, seed", [
     # (a part size each: the seeds' random choice among the three had given all three 50, and a
