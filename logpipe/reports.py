@@ -579,6 +579,15 @@ def _when(t) -> str:
     return t.strftime("%Y-%m-%d %H:%M UTC") if t is not None else "-"
 
 
+def inventory_span(doc: dict[str, Any]) -> str:
+    """What the inventory ``doc`` covers, as its text and HTML say it: all the data, or the window
+    --since/--until give (an end they leave open: the start, the end)."""
+    start, end = doc["window"]["start"], doc["window"]["end"]
+    if start is None and end is None:
+        return "all the data"
+    return f"{_when(start) if start else 'the start'} to {_when(end) if end else 'the end'}"
+
+
 def render_text(doc: dict[str, Any], name: str, out, *, tty: bool = False, markdown: bool = False) -> None:
     """Sections with headings and aligned tables (``markdown``: Markdown tables); anomaly severities
     are coloured on a TTY only. Every value from the logs passes through the renderer's escaping."""
@@ -588,11 +597,7 @@ def render_text(doc: dict[str, Any], name: str, out, *, tty: bool = False, markd
     bold = (lambda s: f"\x1b[1m{s}\x1b[0m") if tty else (lambda s: s)  # noqa: E731
     if name == "inventory":
         out.write(f"{h1}{bold('Egress inventory')}\n\n")
-        start, end = doc["window"]["start"], doc["window"]["end"]
-        if start is None and end is None:
-            out.write("window   all the data\n\n")
-        else:
-            out.write(f"window   {_when(start) if start else 'the start'} to {_when(end) if end else 'the end'}\n\n")
+        out.write(f"window   {inventory_span(doc)}\n\n")
         for _qname, title, table, legend in doc["_sections"]:
             out.write(f"{h2}{bold(title)}\n\n")
             if table.num_rows:

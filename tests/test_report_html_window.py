@@ -1,0 +1,57 @@
+"""The HTML inventory says which window it covers, and its time charts' buckets fit the data's
+span when --since/--until leave an end open (all the data)."""
+from __future__ import annotations
+
+import datetime as dt
+import io
+
+import pytest
+
+from logpipe import html, reports
+
+from test_report import SCENARIO, report_db, write_dataset
+
+pytest.importorskip("vl_convert")
+
+UTC = dt.timezone.utc
+
+
+@pytest.fixture(scope="module")
+def inventory_db(tmp_path_factory):
+    data = write_dataset([SCENARIO / "baseline-week.log", SCENARIO / "incident-day.log"], tmp_path_factory.mktemp("d"))
+    with report_db(data, report="inventory") as (con, _floor):
+        yield con
+
+
+def _times(data: dict) -> set[dt.datetime]:
+    return {r["t"] for chart in ("requests", "errors") for r in data[chart]}
+
+
+def test_the_inventorys_charts_of_all_the_data_bucket_by_its_span(inventory_db):
+    """The scenario's 8 days, all the data (no window end): 6-hour buckets, as its anomalies page
+    (baseline and window, the same 8 days) draws them. An open end was taken for a day's span:
+    hourly, 947 points in the requests chart where the anomalies page had 220."""
+    data = html.chart_data(inventory_db, reports.inventory_window(inventory_db))
+    times = _times(data)
+    assert {t.hour % 6 for t in times} == {0} and len({t.hour for t in times}) == 4, sorted(times)[:6]
+    assert len(data["requests"]) == 220
+    # --since alone: the span is from it to the last egress request (a day and a bit: hourly)
+    since = dt.datetime(2025, 3, 7, 12, tzinfo=UTC)
+    data = html.chart_data(inventory_db, reports.inventory_window(inventory_db, since=since))
+    assert len({t.hour for t in _times(data)}) == 24 and min(_times(data)) == since
+
+
+@pytest.mark.parametrize("since,until,says", [
+    (None, None, "Window all the data."),
+    (dt.datetime(2025, 3, 8, tzinfo=UTC), None, "Window 2025-03-08 00:00 UTC to the end."),
+    (None, dt.datetime(2025, 3, 8, 12, tzinfo=UTC), "Window the start to 2025-03-08 12:00 UTC."),
+])
+def test_the_html_inventory_says_its_window(inventory_db, since, until, says):
+    """As the text and JSON do: a page of --since 2025-03-08 said nothing of it, and read as all the data."""
+    window = reports.inventory_window(inventory_db, since, until)
+    doc = reports.run_report(inventory_db, "inventory", window=window)
+    page = html.render_html(doc, "inventory", con=inventory_db, window=window)
+    assert f"<p class=meta>{says}</p>" in page
+    out = io.StringIO()  # (the text's words, from the same place)
+    reports.render_text(doc, "inventory", out)
+    assert f"window   {says[len('Window '):-1]}\n" in out.getvalue()
