@@ -231,16 +231,29 @@ def attach_sources(con, pods=None, *, ztunnel=True) -> None:
 # ---- window and baseline ---------------------------------------------------------------------------
 
 
-def _check_bounds(lo, hi, since, until) -> None:
-    """--since/--until that leave no record of the data (``lo``..``hi``) in the window: one line."""
+def _apart(*times: dt.datetime) -> list[str]:
+    """``times`` (UTC) as ISO text to the minute (``2025-03-08T14:02Z``), or to the second or
+    millisecond where the minute would show two of them alike: an --until of 00:10 was "before the
+    first record (2025-03-01T00:10Z)", which was at 00:10:40."""
+    for fmt in ("%Y-%m-%dT%H:%MZ", "%Y-%m-%dT%H:%M:%SZ"):
+        texts = [t.strftime(fmt) for t in times]
+        if len(set(texts)) == len(texts):
+            return texts
+    return [t.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z" for t in times]
+
+
+def _check_bounds(lo, hi, since, until, what: str = "record") -> None:
+    """--since/--until that leave no record of the data (``lo``..``hi``) in the window: one line.
+    ``what`` the bounds are the times of: the anomalies' are the egress requests' (their window ends
+    at the last), not every record's."""
     if since is not None and until is not None and since >= until:
         raise UsageError("--since must be before --until")
     if since is not None and hi is not None and since >= hi + dt.timedelta(seconds=1):
-        raise UsageError(f"--since {since:%Y-%m-%dT%H:%M}Z is after the last record ({hi:%Y-%m-%dT%H:%M}Z); "
-                         "choose an earlier time")
+        given, last = _apart(since, hi)
+        raise UsageError(f"--since {given} is after the last {what} ({last}); choose an earlier time")
     if until is not None and lo is not None and until <= lo:
-        raise UsageError(f"--until {until:%Y-%m-%dT%H:%M}Z is before the first record ({lo:%Y-%m-%dT%H:%M}Z); "
-                         "choose a later time")
+        given, first = _apart(until, lo)
+        raise UsageError(f"--until {given} is before the first {what} ({first}); choose a later time")
 
 
 def inventory_window(con, since=None, until=None) -> Window:
@@ -274,11 +287,12 @@ def resolve_window(con, *, since=None, until=None, baseline_days=None, window_fl
         hi = con.execute("SELECT coalesce((SELECT max(start_time) FROM egress WHERE start_time >= $1), "
                          "(SELECT max(start_time) FROM access_log WHERE start_time >= $1))", [window_floor]).fetchall()[0][0]
         if until is not None and until <= window_floor:
-            raise UsageError(f"--until {until:%Y-%m-%dT%H:%M}Z is before this dataset's first record "
-                             f"({window_floor:%Y-%m-%dT%H:%M}Z), where the window starts with --baseline; choose a later time")
+            given, first = _apart(until, window_floor)
+            raise UsageError(f"--until {given} is before this dataset's first record ({first}), where the window "
+                             "starts with --baseline; choose a later time")
     # (no --until: the window ends a second past the last record, which it includes, and shows that record)
     end, last = (until, None) if until is not None else (hi + dt.timedelta(seconds=1), hi)
-    _check_bounds(lo, hi, since, until)
+    _check_bounds(lo, hi, since, until, "egress request" if table == "egress" else "record")
     if window_floor is not None:
         # (a --since before the floor, as a nightly `--since yesterday` on a log that starts after
         # midnight: the window is still this dataset's rows, from its first record; the rows before

@@ -913,8 +913,8 @@ def test_cli_list_refuses_parameters_and_inputs_it_would_ignore(command, args, g
     (["--baseline-days", "2", "--baseline", "x"], "give one of them"),
     (["--baseline-days", "3", "--since", "2025-03-02"], "falls inside the baseline's first 3 day(s)"),
     (["--since", "yesterday"], "not an ISO time"),
-    (["--since", "2030-01-01"], "after the last record"),
-    (["--until", "2020-01-01"], "before the first record"),
+    (["--since", "2030-01-01"], "after the last egress request"),
+    (["--until", "2020-01-01"], "before the first egress request"),
 ])
 def test_cli_usage_errors(scenario_data, args, message):
     import logpipe.cli as cli_module
@@ -924,6 +924,27 @@ def test_cli_usage_errors(scenario_data, args, message):
                            standalone_mode=False)
     text = str(r.exception) if r.exception else r.output
     assert message in text
+
+
+@pytest.mark.parametrize("args,message", [
+    # The anomalies' bounds are the egress requests' (the scenario's first record, 00:10:40, is a call
+    # inside the mesh): it said "before the first record (2025-03-01T00:14Z)", which was not.
+    (["anomalies", "--until", "2025-03-01T00:12"],
+     "--until 2025-03-01T00:12Z is before the first egress request (2025-03-01T00:14Z); choose a later time"),
+    # Times alike to the minute are told apart: "00:10Z is before the first record (…00:10Z)".
+    (["inventory", "--until", "2025-03-01T00:10"],
+     "--until 2025-03-01T00:10:00Z is before the first record (2025-03-01T00:10:40Z); choose a later time"),
+    (["anomalies", "--until", "2025-03-01T00:14:24"],
+     "--until 2025-03-01T00:14:24.000Z is before the first egress request (2025-03-01T00:14:24.252Z); choose a later time"),
+    (["anomalies", "--since", "2025-03-08T23:58:44"],
+     "--since 2025-03-08T23:58:44Z is after the last egress request (2025-03-08T23:58:42Z); choose an earlier time"),
+])
+def test_a_window_bound_outside_the_data_names_what_it_is_outside_of(scenario_data, args, message):
+    import logpipe.cli as cli_module
+
+    r = CliRunner().invoke(cli_module.cli, ["report", args[0], "--data", str(scenario_data), *args[1:]],
+                           standalone_mode=False)
+    assert str(r.exception) == message
 
 
 def test_cli_param_changes_result(scenario_data):
