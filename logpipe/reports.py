@@ -311,6 +311,9 @@ def resolve_window(con, *, since=None, until=None, baseline_days=None, window_fl
         if since is not None and since < cut:  # (the window's rows would be the baseline's too: nothing new)
             raise UsageError(f"--since {since:%Y-%m-%d %H:%M} falls inside the baseline's first {baseline_days} "
                              f"day(s), which end {cut:%Y-%m-%d %H:%M} UTC; give a later --since or fewer --baseline-days")
+        if until is not None and until <= cut:  # (a window from the cut to an --until before it: it ended before it began)
+            raise UsageError(f"--until {until:%Y-%m-%d %H:%M} leaves no window after the baseline's first {baseline_days} "
+                             f"day(s), which end {cut:%Y-%m-%d %H:%M} UTC; give a later --until or fewer --baseline-days")
         return Window(since or cut, end, lo, cut, last=last)
     # (data that starts after the baseline would end: an empty baseline, not one that ends before it starts)
     if since is not None:

@@ -912,6 +912,11 @@ def test_cli_list_refuses_parameters_and_inputs_it_would_ignore(command, args, g
     (["--baseline-days", "30"], "covers all the data"),
     (["--baseline-days", "2", "--baseline", "x"], "give one of them"),
     (["--baseline-days", "3", "--since", "2025-03-02"], "falls inside the baseline's first 3 day(s)"),
+    # (the window ran from the baseline's end to an --until before it: "window 2025-03-04 00:00 UTC to
+    # 2025-03-03 00:00 UTC: 0 egress requests", exit 0, and a note to give --since/--until)
+    (["--baseline-days", "3", "--until", "2025-03-03"], "--until 2025-03-03 00:00 leaves no window after the "
+                                                        "baseline's first 3 day(s), which end 2025-03-04 00:00 UTC"),
+    (["--baseline-days", "3", "--until", "2025-03-04"], "leaves no window after the baseline's first 3 day(s)"),
     (["--since", "yesterday"], "not an ISO time"),
     (["--since", "2030-01-01"], "after the last egress request"),
     (["--until", "2020-01-01"], "before the first egress request"),
