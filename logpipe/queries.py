@@ -238,7 +238,14 @@ def bind_params(query: Query, params: dict[str, Any] | None) -> dict[str, Any]:
         raise QueryError(f"query {query.name} has no parameter {unknown[0]!r}; its parameters: {known}")
     values = {}
     for k, default in query.params.items():
-        values[k] = _typed(k, params.get(k, default), default, k in query.extra.get("quoted", ()))
+        try:
+            values[k] = _typed(k, params.get(k, default), default, k in query.extra.get("quoted", ()))
+        except QueryError as e:
+            if query.path is None:
+                raise
+            # (a report's -p NAME sets NAME in every section that has it, each of its own default:
+            # `-p min_requests abc` said "(default 10)", error_spike's, where new_destination's is 1)
+            raise QueryError(f"query {query.name}: {e}") from None
     for k in unknown:  # ad-hoc SQL: every -p is a parameter
         values[k] = params[k]
     return values

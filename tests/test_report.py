@@ -907,6 +907,10 @@ def test_cli_list_refuses_parameters_and_inputs_it_would_ignore(command, args, g
     (["--baseline", str(SCENARIO)], f"--baseline {SCENARIO} is not a logpipe dataset"),  # (a directory of logs)
     (["-p", "since", "2025-01-01"], "use those options"),
     (["-p", "spike_factor", "abc"], "takes a number"),
+    # (min_requests is five sections' threshold, of three defaults: the message named error_spike's alone)
+    (["-p", "min_requests", "abc"], "query error_spike: parameter min_requests takes an integer (default 10), not 'abc'"),
+    (["-p", "new_destination.min_requests", "abc"],
+     "query new_destination: parameter min_requests takes an integer (default 1), not 'abc'"),
     (["-p", "bucket_minutes", "0"], "query error_spike: Out of Range Error: Can't bucket using zero days; check the value"
                                     " given (-p bucket_minutes 0; `--list` shows each parameter's default)"),
     (["--baseline-days", "30"], "covers all the data"),
