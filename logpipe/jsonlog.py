@@ -222,9 +222,14 @@ def _take_custom(df, name: str, json_keys: dict[str, str]):
     ok, has, texts = read
     hits = pl.select(pl.sum_horizontal(*((has[k] > 0).cast(pl.Int32) for k in keys))).to_series()
     mine = ok & (hits >= max(1, len(keys) // 2))
+    # Two or more of its keys but under half (Envoy's omit_empty_values): json_record takes such a
+    # line when it holds no key the format lacks, which cut.c's reading does not tell; json.loads
+    # decides, as in a small batch. (Given to _take_istio, a line with Istio's key names was read as
+    # Istio's encoding, its format's other keys dropped.)
+    few = ok & ~mine & (hits >= 2)
     # Lines read cleanly that are not this format's: json_record gives way to _json_record there.
-    istio, rest = _take_istio(df.filter(ok & ~mine))
-    left = pl.concat([rest, df.filter(~ok)]) if istio is not None else df.filter(~mine)
+    istio, rest = _take_istio(df.filter(ok & ~mine & ~few))
+    left = pl.concat([rest, df.filter(few | ~ok)]) if istio is not None else df.filter(~mine)
     if not mine.any():
         return istio, left
     has = {k: v.filter(mine) for k, v in has.items()}

@@ -221,6 +221,25 @@ def test_a_json_format_is_taken_natively(custom_parser, monkeypatch):
     assert set(batch.records.column("log_format").to_pylist()) == {"custom_json"}
 
 
+def test_a_json_formats_few_keys_with_istios_names_are_its_line_in_any_batch(parser, monkeypatch):
+    """A JSON format that names its keys as Istio's encoding does, and Envoy's omit_empty_values: a TCP
+    line holds two or more of the format's keys but under half of them. cut.c's reading gave it to
+    the Istio reading (start_time and response_code), as istio_json_1_8 with the format's own keys
+    (bytes, client) dropped; json.loads, in a small batch, read it as the format's."""
+    from logpipe import layouts
+
+    fmt = {"start_time": "%START_TIME%", "response_code": "%RESPONSE_CODE%", "upstream_cluster": "%UPSTREAM_CLUSTER%",
+           "bytes": "%BYTES_SENT%", "client": "%DOWNSTREAM_REMOTE_ADDRESS%", "trace": "%REQ(X-B3-TRACEID)%",
+           "method": "%REQ(:METHOD)%", "path": "%REQ(:PATH)%", "ua": "%REQ(USER-AGENT)%", "dur": "%DURATION%",
+           "up": "%UPSTREAM_HOST%", "flags": "%RESPONSE_FLAGS%"}
+    custom = layouts.parser_from_options(format_string=json.dumps(fmt))
+    tcp = json.dumps({"start_time": "2025-01-30T10:53:24.085Z", "response_code": 0,
+                      "upstream_cluster": "PassthroughCluster", "bytes": 5, "client": "10.0.0.1:1234"})
+    records, rejects = both(custom, [tcp] * 3, monkeypatch)
+    assert rejects == [] and {(r["log_format"], r["bytes_sent"], r["downstream_remote_address_ip"])
+                              for r in records} == {("custom_json", 5, "10.0.0.1")}
+
+
 def test_a_missing_list_key_is_null_whatever_the_batch(parser, monkeypatch):
     """response_flags: "-" is Envoy's "none", an empty list; an absent key or a JSON null is unknown,
     null, in any batch (it was [] when another line of the batch had the key)."""
