@@ -153,6 +153,7 @@ _STRF = {
     "s": (["STRF_EPOCH"], "%s"), "f": (["STRF_FRAC9"], "%9f"), "z": (["STRF_OFFSET"], "%z"),
     "b": (["STRF_NAME"], "%b"), "h": (["STRF_NAME"], "%b"), "B": (["STRF_NAME"], "%B"),
     "a": (["STRF_NAME"], "%a"), "A": (["STRF_NAME"], "%A"), "p": (["STRF_AMPM"], "%p"),
+    "I": (["STRF_2DIGITS"], "%I"),  # (the 12-hour clock %p goes with: "%I:%M:%S %p")
     "%": (['"%"'], "%%"),
 }
 _STRF_ALIASES = {"T": "%H:%M:%S", "F": "%Y-%m-%d", "D": "%m/%d/%y", "R": "%H:%M"}

@@ -414,6 +414,8 @@ def test_envoy_s_current_default_format_reads_like_the_old_one():
     ("%s%3f", "1740823200123", "2025-03-01T10:00:00.123Z"),  # epoch milliseconds, no dot
     ("%Y %b %e %H:%M:%S", "2025 Mar  1 10:00:00", "2025-03-01T10:00:00.000Z"),  # %e: space-padded day
     ("%Y-%j %H:%M:%S", "2025-060 10:00:00", "2025-03-01T10:00:00.000Z"),  # %j: day of the year
+    ("%Y-%m-%d %I:%M:%S %p", "2025-03-01 10:00:00 PM", "2025-03-01T22:00:00.000Z"),  # %I: the 12-hour clock of %p
+    ("%Y-%m-%d %I:%M:%S %p", "2025-03-01 12:05:00 AM", "2025-03-01T00:05:00.000Z"),
 ])
 def test_start_time_specs(spec, text, want):
     parser = Parser(custom=layouts.layout_from_format(f"%START_TIME({spec})% %RESPONSE_CODE%"))
