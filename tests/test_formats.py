@@ -423,6 +423,18 @@ def test_start_time_specs(spec, text, want):
     assert r["start_time"].isoformat(timespec="milliseconds").replace("+00:00", "Z") == want
 
 
+@pytest.mark.parametrize("end", ["\r", "\r\n", "\\n\r\n"])
+def test_a_format_saved_with_windows_line_ends_reads_its_lines(end):
+    """`--format-string "$(cat fmt.txt)"` of a file saved with CRLF line ends keeps the "\r" (the shell
+    strips the "\n" only): it was a literal of the format, and every line a reject ("expected '\r'
+    after upstream_cluster"). Envoy would log it before the "\n", where the lines are read without it."""
+    fmt = "[%START_TIME%] %RESPONSE_CODE% %UPSTREAM_CLUSTER%"
+    assert formats.parse_format(fmt + end) == formats.parse_format(fmt)
+    got, rejects = rows(Parser(custom=layouts.layout_from_format(fmt + end)),
+                        ["[2025-03-01T10:00:00.123Z] 200 outbound|80||a.example"])
+    assert rejects == [] and got[0]["upstream_cluster_host"] == "a.example"
+
+
 @pytest.mark.parametrize("spec, text", [("%s.%3f", "1740823200.123"), ("%d/%b/%Y:%H:%M:%S %z", "01/Mar/2025:11:00:00 +0100")])
 def test_a_grammar_from_a_format_reads_its_times_as_the_format_does(tmp_path, spec, text):
     """`logpipe grammar --from-format` writes the START_TIME spec into the grammar (a comment line it
