@@ -213,7 +213,7 @@ class Parser:
         that are JSON once the blanks before them are gone go to ``indented`` (a frame), for the
         JSON path."""
         blank = 0
-        text = self.fastpath.take_lines(text, n, cut, frames, rejects)
+        text = self._take_layouts(text, n, cut, frames, rejects)
         if text.height:  # (a line after a byte-order mark, or pasted with white space around it: again without them)
             text, again, blank = self._past_mark(text)
             text, trimmed = _trim(text)
@@ -226,15 +226,7 @@ class Parser:
                     json_lines = _exact.classify_noise(trimmed.filter(is_json), self._noise, rejects)
                     indented.append(json_lines.drop(_exact.PADDED))
                     trimmed = trimmed.filter(~is_json)
-                text = pl.concat([text, self.fastpath.take_lines(trimmed, n, cut, frames, rejects)], how="diagonal")
-        # fast=False: Lark stands in for the fast path's regexes, in their order: the lines the custom
-        # grammar parses, then those a built-in layout parses, are rows; the rest take the steps
-        # below as the lines the regexes leave do. Not the custom layout's whole exact path: a line
-        # of Istio's own layout under a format that starts as it does (`[%START_TIME%] `) follows it
-        # for CLAIM_FIELDS fields, and would be its malformed line, not the built-in layout's row.
-        if text.height and self.custom is not None and self.custom.rulebook is not None and not self.fast:
-            text = _exact.take_parsed([(self.custom.rulebook, self.custom.name, (self.custom.name,)),
-                                       (self.access, "access_line", TEXT_LAYOUTS)], text, frames)
+                text = pl.concat([text, self._take_layouts(trimmed, n, cut, frames, rejects)], how="diagonal")
         if text.height:  # (lines the fast path leaves: a prefix and nothing more is blank; a line's parts)
             text, more = self.collectors.drop_blank(text)
             blank += more
@@ -252,6 +244,21 @@ class Parser:
         if text.height:
             frames.extend(self._exact_path(text, rejects))
         return blank
+
+    def _take_layouts(self, text: pl.DataFrame, n: int, cut: list, frames: list, rejects: list[dict]) -> pl.DataFrame:
+        """The lines of ``text`` the fast path's regexes take (``_take_text``: as written, then those
+        padded or after a mark again without it); returns the others. With fast=False, Lark stands in
+        for the regexes, in their order: the lines the custom grammar parses, then those a built-in
+        layout parses, are rows; the rest take the steps after as the lines the regexes leave do.
+        Not the custom layout's whole exact path: a line of Istio's own layout under a format that
+        starts as it does (`[%START_TIME%] `) follows it for CLAIM_FIELDS fields, and would be its
+        malformed line, not the built-in layout's row. (Lark read a padded line only without its
+        white space: a format ending in unquoted free text lost the trailing space the regex keeps.)"""
+        text = self.fastpath.take_lines(text, n, cut, frames, rejects)
+        if text.height and self.custom is not None and self.custom.rulebook is not None and not self.fast:
+            text = _exact.take_parsed([(self.custom.rulebook, self.custom.name, (self.custom.name,)),
+                                       (self.access, "access_line", TEXT_LAYOUTS)], text, frames)
+        return text
 
     def _past_mark(self, text: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame | None, int]:
         """The lines the layouts left (``text``) that start with a byte-order mark (``_BOM``), read past

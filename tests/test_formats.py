@@ -244,6 +244,17 @@ def test_custom_format_fast_and_exact_paths_agree(fmt):
     check()
 
 
+def test_a_trailing_space_of_free_text_that_ends_the_format_is_kept_on_both_paths():
+    """A format ending in unquoted free text takes the rest of the line, a header's trailing space too,
+    as the line is written (a line no layout takes as it is is tried again without its white space):
+    the fast path kept it; Parser(fast=False) read only the line without it ('abc', '"')."""
+    fmt = '[%START_TIME%] %RESPONSE_CODE% "%UPSTREAM_TRANSPORT_FAILURE_REASON%" %REQ(X-B3-TRACEID)%'
+    lines = ['[2025-03-01T10:00:00.123Z] 0 "-" abc ', '[2025-03-01T10:00:00.123Z] 0 "-" " ', '  [2025-03-01T10:00:00.123Z] 0 "-" x']
+    for parser in (custom_parser(fmt), custom_parser(fmt, fast=False)):
+        got, rejects = rows(parser, lines)
+        assert rejects == [] and [r["x_b3_traceid"] for r in got] == ["abc ", '" ', "x"]
+
+
 SAMPLE_HEAD_LINES = 2  # (of every sample: the exact path costs ~10 ms a line)
 
 
