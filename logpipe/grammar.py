@@ -187,7 +187,8 @@ class Rulebook:
             if not isinstance(col, int) or col < 1:
                 col = len(text) + 1
             expected = tuple(sorted({str(t) for t in getattr(e, "allowed", None) or getattr(e, "expected", None) or ()}))
-            raise GrammarMismatch(_describe(e, text, col, expected), col, expected) from None
+            shown = tuple(dict.fromkeys(shown_terminal(t, self.terminal(t)) for t in expected))
+            raise GrammarMismatch(_describe(e, text, col, shown), col, expected) from None
         if self._tree_class is not None:  # the forest: its fields read from it when it has one reading
             got = _forest.read(tree, text, start, column, self.fields, SUBFIELD_RULES, self.starts)
             if got is not None:
@@ -359,13 +360,48 @@ def _text(line: str, tree) -> str:
 
 
 def _describe(e, text: str, col: int, expected: tuple[str, ...]) -> str:
+    """Lark's reason, ``expected`` as the user reads them (``shown_terminal``)."""
     got = text[col - 1 : col + 11]
     where = f"column {col}"
     what = f"unexpected {got!r}" if got else "line ends early"
     if expected:
-        shown = ", ".join(expected[:6]) + (", …" if len(expected) > 6 else "")
+        shown = " or ".join(expected[:6]) + (" or …" if len(expected) > 6 else "")
         return f"{where}: {what}, expected {shown}"
     return f"{where}: {what}"
+
+
+# What a %START_TIME(…)% specifier's terminal (grammars/format.lark) reads, in a reason.
+_STRF_WORDS = {
+    "STRF_YEAR": "a year (4 digits)", "STRF_2DIGITS": "2 digits", "STRF_SPACE_DIGIT": "a day of the month (2 digits, space-padded)",
+    "STRF_DAY_OF_YEAR": "a day of the year (3 digits)", "STRF_EPOCH": "seconds since the epoch",
+    "STRF_OFFSET": "a UTC offset (+HHMM, +HH:MM or Z)", "STRF_ZONE": "a time zone name (as UTC)",
+    "STRF_NAME": "a month or weekday name (as Jan)", "STRF_AMPM": "AM or PM",
+    **{f"STRF_FRAC{n}": f"a fraction of a second ({n} digit{'s' if n > 1 else ''})" for n in range(1, 10)},
+}
+
+
+def shown_terminal(name: str, term) -> str:
+    """Terminal ``name`` (Lark's definition ``term``, or None) as a reason names what it expects: a
+    fixed text as that text quoted (``']'``, not ``RSQB``; ``'_.'``, not ``__ANON_0``), a time
+    specifier's as what it reads (``a year (4 digits)``, not ``STRF_YEAR``), another anonymous one
+    by its regex; else its name as the grammar wrote it (``INT``, ``ISO_TIME``, ``FLAGS``: the
+    grammar's words, FORMATS.md), without the namespace Lark gives a terminal a grammar imports."""
+    kind = type(term.pattern).__name__ if term is not None else ""
+    if kind == "PatternStr":
+        return repr(term.pattern.value)
+    base = _plain_name(name)
+    if base in _STRF_WORDS:
+        return _STRF_WORDS[base]
+    if base.startswith("__ANON") and kind == "PatternRE":
+        return f"/{term.pattern.value}/"
+    return base
+
+
+def _plain_name(name: str) -> str:
+    """A terminal's name as its grammar wrote it: without the namespace Lark gives a terminal a
+    grammar imports (``access__CLUSTER_PART`` in a given format's grammar, from access.lark)."""
+    space, _, base = name.rpartition("__")
+    return base if space and base and not space.endswith("_") else name
 
 
 # ---- the built-in grammars ----------------------------------------------------------------------

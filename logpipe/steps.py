@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 
 from .errors import LogpipeError
-from .grammar import Rulebook, Symbol
+from .grammar import Rulebook, Symbol, shown_terminal
 from .ruleregex import literal_regex
 
 
@@ -231,23 +231,15 @@ def _item_regex(book: Rulebook, t, strict: bool, tabless: bool = False) -> str:
     raise LogpipeError(f"grammar {book.source}: unsupported construct {kind!r} in a layout")
 
 
-def _shown_name(name: str) -> str:
-    """A terminal's name as its grammar wrote it: without the namespace Lark gives a terminal a
-    grammar imports (``access__CLUSTER_PART`` in a given format's grammar, from access.lark)."""
-    space, _, base = name.rpartition("__")
-    return base if space and base and not space.endswith("_") else name
-
-
 def _describe_first(book: Rulebook, item) -> str:
-    """What an item can start with, in the grammar's words: terminal names, literal text quoted."""
+    """What an item can start with, as a reason names it (``grammar.shown_terminal``): literal text
+    quoted, a time specifier's terminal as what it reads, others by name."""
     seen: list[str] = []
 
     def first(t, stack=()) -> bool:  # returns True when t can be empty
         if isinstance(t, Symbol):
             if t.is_term:
-                term = book.terminal(t.name)
-                kind = type(term.pattern).__name__ if term else ""
-                seen.append(repr(term.pattern.value) if kind == "PatternStr" else _shown_name(t.name))
+                seen.append(shown_terminal(t.name, book.terminal(t.name)))
                 return False
             return t.name in stack or first(book.rule_tree(t.name), stack + (t.name,))
         kind = t.data

@@ -81,6 +81,8 @@ def test_malformed_text_lines_keep_lark_context(rejects, line):
     if r["raw"].startswith("[") and "closest layout" in r["reason"]:
         assert re.search(r"closest layout istio_1_9\b", r["reason"])
         assert "Lark: column" in r["reason"]
+        # What Lark expected, as the line reads it: "expected ']'", not "expected RSQB" (nor DQ, SP).
+        assert not re.search(r"\b(RSQB|DQ|SP)\b", r["reason"]), r["reason"]
 
 
 def test_lark_is_asked_about_an_inputs_first_lines_only(monkeypatch):
