@@ -47,7 +47,8 @@ class Departure:
         if not self.got:
             why += f"{', ' if why else ''}{self.fields} of {self.total} fields"
         at = self.column + shift
-        if context and lark_column is not None and lark_column > at:  # (Earley let free text take the rest)
+        # Past the word it got: Earley let free text take the rest (within it: the field read its start).
+        if context and lark_column is not None and lark_column > at and lark_column >= at + len(self.got):
             context = context.replace(f"column {lark_column}:", f"column {lark_column}, free text read on past column {at}:", 1)
         why += f"{'; ' if why else ''}Lark: {context}" if context else ""
         return f"column {at}: {what}" + (f" ({why})" if why else "")
@@ -70,9 +71,9 @@ def diagnose_line(access: "_grammar.Rulebook", body: str, layouts: Sequence[str]
     diagnosed as read with none there: else a free-text field takes the tabs after it, and the reason
     names a later column than the one that broke (``2OO`` under ``%REQ(:PATH)%<TAB>%RESPONSE_CODE%``)."""
     best = _closest(access, body, layouts, False)
-    if best is None or not any(_steps.tab_separated(access, name) for name in layouts):
-        return best and _departure(access, body, *best)
-    return _departure(access, body, *_closest(access, body, layouts, True))
+    if best is not None and any(_steps.tab_separated(access, name) for name in layouts):
+        best = _closest(access, body, layouts, True)
+    return best and _one_bad_field(access, body, best[0], best[3], _departure(access, body, *best))
 
 
 def _closest(access: "_grammar.Rulebook", body: str, layouts: Sequence[str], tabless: bool) -> tuple | None:
@@ -106,16 +107,21 @@ def _departure(access: "_grammar.Rulebook", body: str, name: str, end: int, k: i
     """Where ``body`` departs from layout ``name`` whose first k ``steps`` match ``body[:end]``."""
     step = steps[k] if k < len(steps) else None
     prev = steps[k - 1] if k else None
-    if step is not None and not step.field and prev is not None and prev.field:
-        # A separator failed right after a field: the field may have stopped short (free text
-        # matched lazily; "2OO" read as "2"). Take the field as far as it goes, then judge.
+    if (step is None or not step.field) and prev is not None and prev.field:
+        # A separator failed right after a field, or text is left after the last one: the field may
+        # have stopped short (free text matched lazily; "2OO" read as "2"). Take the field as far as
+        # it goes, then judge: a token it matched only the start of is the field's fault, at its start.
         start = _steps.match_steps(steps[: k - 1], body, k - 1)[1]  # (they match: one regex run for their end)
         greedy = _steps.greedy_match(prev.pattern, body, start)
         token = _word(body[start:])
         if greedy > end:
             end = greedy
-        elif body[end:end + 1] not in ("", " ", '"'):
-            return Departure(start + 1, name, prev, None, token[:40])
+        elif body[end:end + 1] not in ("", " ", "\t", '"'):
+            # (``fields``: the field counts, as far as the line follows the format: it started as the
+            # field does; a noise rule's line must follow a given format for that many, layouts.py.)
+            matched = sum(1 for s in steps[:k] if s.field)
+            return Departure(start + 1, name, prev, None, token[:40], fields=matched,
+                             total=_steps.field_count(access, name))
     rest = body[end:]
     got = (_word(rest)[:40] or rest[:16]) if step is not None and step.field and rest else rest[:24]
     fields = [s.field for s in steps[:k] if s.field]
@@ -126,6 +132,27 @@ def _departure(access: "_grammar.Rulebook", body: str, name: str, end: int, k: i
     portless = step is not None and step.field in ADDRESS_COLUMNS and bool(_ip_rx(access).fullmatch(got.strip("[]")))
     return Departure(end + 1, name, step, fields[-1] if fields else None, got, place,
                      len(fields), _steps.field_count(access, name), portless)
+
+
+def _one_bad_field(access: "_grammar.Rulebook", body: str, name: str, steps: tuple, where: Departure) -> Departure:
+    """``where``, or an earlier field's departure when the line is the layout but for that one field's
+    word: a field after free text that can hold a space (an unquoted ``%REQ(:PATH)%``) whose word, taken
+    as any word, lets the rest of the line follow the layout to its end. Else the free text took the
+    word that broke (``/x 2OO`` as the path under ``%REQ(:PATH)% %RESPONSE_CODE% %DURATION%``) and the
+    reason named a later field, shifted a word along (``duration expected INT or '-', got '"abc"'``).
+    The earliest such field, its free text as short as the line allows (lazy: the tab fix's reading)."""
+    stop = where.step.index if where.step is not None else len(steps)
+    spaced = _steps.spaced_steps(access, name)
+    first = next((i for i, s in enumerate(spaced) if s), stop)
+    found = None
+    for j in range(first + 1, stop):
+        if not steps[j].field:
+            continue
+        rest = "".join(s.pattern for s in steps[j + 1:])
+        m = _steps.compiled(f"{steps[j - 1].prefix}([^ \t\"]*){rest}").fullmatch(body)
+        if m and m.start(1) + 1 < where.column and (found is None or m.start(1) < found[1]):
+            found = (j, m.start(1))
+    return where if found is None else _departure(access, body, name, found[1], found[0], steps)
 
 
 def _word(text: str) -> str:

@@ -271,6 +271,16 @@ def _prefix_re(pattern: str) -> re.Pattern:
     return re.compile(pattern)
 
 
+compiled = _prefix_re  # (a regex of a layout's steps, compiled once: diagnose.py's too)
+
+
+@functools.lru_cache(maxsize=None)
+def spaced_steps(book: Rulebook, start: str) -> tuple[bool, ...]:
+    """For each of ``layout_steps(book, start)``, whether it is a field of free text that can hold a
+    space (an unquoted header or path): the words after it may be its own."""
+    return tuple(item_field(book, i) is not None and item_can_hold(book, i, " ") for i in layout_items(book, start))
+
+
 def match_steps(steps: tuple[Step, ...], text: str, known: int = 0) -> tuple[int, int]:
     """How far ``text`` follows a layout: ``(k, end)`` where the first k steps match ``text[:end]``
     (k == len(steps) when all do); the first ``known`` steps are known to match. Binary search: a

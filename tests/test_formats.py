@@ -1094,3 +1094,75 @@ def test_detect_starts_no_worker_process(samples_dir, tmp_path, monkeypatch):
     got = layouts.detect_layouts([str(log), "-"])
     lines = len(log.read_text().splitlines())
     assert got == [(str(log), "istio_1_8", lines), ("<stdin>", "istio_1_8", lines)]
+
+
+SPACED = ('%REQ(:METHOD)% %REQ(:PATH)% %PROTOCOL% %RESPONSE_CODE% %RESPONSE_FLAGS% %DURATION% "%REQ(X-B3-TRACEID)%"'
+          ' %UPSTREAM_CLUSTER%')
+
+
+@pytest.mark.parametrize("fmt, line, reason", [
+    ('[%START_TIME%] %REQ(:METHOD)% %REQ(:PATH)% %RESPONSE_CODE% %DURATION% "%REQ(X-B3-TRACEID)%" %UPSTREAM_CLUSTER%'
+     ' %DOWNSTREAM_REMOTE_ADDRESS%', '[2025-01-30T10:53:24.085Z] GET /x 2OO 12 "abc" outbound|443||x.com 10.0.0.1:443',
+     "column 35: response_code expected INT, got '2OO'"),
+    (SPACED, 'GET /x HTTP/1.1 2OO - 12 "abc" outbound|443||x.com', "column 17: response_code expected INT, got '2OO'"),
+    # The path holds a space: it is the path's (the rest of the line follows the format only so).
+    (SPACED, 'GET /a b HTTP/1.1 2OO - 12 "abc" outbound|443||x.com', "column 19: response_code expected INT, got '2OO'"),
+    (SPACED, 'GET /a b HTTP/1.1 200 - 1x2 "abc" outbound|443||x.com', "column 25: duration expected INT or '-', got '1x2'"),
+])
+def test_a_space_separated_line_that_breaks_is_diagnosed_at_the_word_that_broke(fmt, line, reason):
+    """Unquoted free text (a path) can hold a space, and the path took the word that broke: the reason
+    named the next field a word along ("column 42: duration expected INT or '-', got '\\"abc\\"'"; under
+    SPACED "column 26: response_flags …"). It names the field whose word, taken as any, leaves the
+    rest of the line following the format; with Lark's context and without it (past its lines)."""
+    from logpipe.exact import LARK_CONTEXT_LINES
+
+    good = line.replace("2OO", "200").replace("1x2", "12")
+    assert rows(custom_parser(fmt), [good])[1] == []
+    (early,) = rows(custom_parser(fmt), [line])[1]
+    (late,) = rows(custom_parser(fmt), [good] * LARK_CONTEXT_LINES + [line])[1]
+    assert "(Lark: " in early["reason"] and "(Lark: " not in late["reason"]
+    for r in (early, late):
+        assert reason in r["reason"] and r["column"] == int(reason.split()[1][:-1]), r
+
+
+def test_a_last_field_that_reads_the_start_of_its_word_is_the_fault():
+    """A typed last field that matched the start of its word ('2' of '2OO') was said to leave text
+    after it ("unexpected text after response_code, the last field, got 'OO'"): the fault is the field,
+    at its start; and Lark, which stopped within that word, read on past no free text. Text after
+    the field's whole word is still text after the last field."""
+    fmt = "%START_TIME(%s.%3f)% method=%REQ(:METHOD)% code=%RESPONSE_CODE%"
+    (r,) = rows(custom_parser(fmt), ["1527590590.123 method=GET code=2OO"])[1]
+    assert r["column"] == 32 and "column 32: response_code expected INT, got '2OO'" in r["reason"], r
+    assert "free text" not in r["reason"] and "(Lark: column 33: unexpected 'OO')" in r["reason"], r
+    (r,) = rows(custom_parser(fmt), ["1527590590.123 method=GET code=200 extra"])[1]
+    assert "column 35: unexpected text after response_code, the last field, got ' extra'" in r["reason"], r
+
+
+@pytest.mark.parametrize("fmt, line, phrases", [
+    ("[%START_TIME(%s.%3f)%] %RESPONSE_CODE%", "[1527590590,123] 200",
+     ["start_time expected seconds since the epoch, got '1527590590,123]'", "(Lark: column 12: unexpected ',123] 200', expected '.')"]),
+    ("[%START_TIME(%Y-%m-%d)%] %RESPONSE_CODE%", "[25-01-30] 200", ["start_time expected a year (4 digits), got '25-01-30]'"]),
+    ("[%START_TIME%] %RESPONSE_CODE%", "[2025-01-30T10:53:24.085Z 200", ["expected ']' after start_time", "expected ']')"]),
+    ("%RESPONSE_CODE% %UPSTREAM_CLUSTER% %DURATION%", "200 outbound|443 1", ["expected '|')"]),
+])
+def test_a_reason_names_what_it_expected_as_the_user_reads_it(fmt, line, phrases):
+    """Not the grammar's terminal names (DOT, RSQB, VBAR, STRF_EPOCH, STRF_YEAR): a fixed text as
+    that text, a time specifier's as what it reads."""
+    (r,) = rows(custom_parser(fmt), [line])[1]
+    for phrase in phrases:
+        assert phrase in r["reason"], r
+    assert not re.search(r"\b(DOT|RSQB|VBAR|SP|DQ|STRF_\w+|__ANON_\d+)\b", r["reason"]), r
+
+
+def test_shown_terminal_names_a_terminal_as_the_user_reads_it():
+    from lark.lexer import PatternRE, PatternStr, TerminalDef
+
+    from logpipe.grammar import shown_terminal
+
+    assert shown_terminal("SEMICOLON", TerminalDef("SEMICOLON", PatternStr(";"))) == "';'"
+    assert shown_terminal("__ANON_0", TerminalDef("__ANON_0", PatternStr("_."))) == "'_.'"
+    assert shown_terminal("__ANON_1", TerminalDef("__ANON_1", PatternRE("[a-z]+"))) == "/[a-z]+/"
+    assert shown_terminal("format__STRF_FRAC3", TerminalDef("format__STRF_FRAC3", PatternRE("[0-9]{3}"))) \
+        == "a fraction of a second (3 digits)"
+    assert shown_terminal("access__CLUSTER_PART", TerminalDef("access__CLUSTER_PART", PatternRE("[^|]+"))) == "CLUSTER_PART"
+    assert shown_terminal("INT", None) == "INT"
