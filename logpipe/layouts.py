@@ -135,7 +135,7 @@ class CustomLayout:
         from .diagnose import diagnose_line, tells
         from .grammar import GrammarMismatch
         from .batches import line_in_input
-        from .exact import LARK_CONTEXT_LINES, as_written, lark_limit, noise_hits
+        from .exact import LARK_CONTEXT_LINES, as_written, lark_can_explain, lark_limit, noise_hits
         from .records import _reject, _row
 
         if self.rulebook is None:
@@ -176,7 +176,8 @@ class CustomLayout:
                 if why is not None:
                     rejects.append(_reject(ln, raw, why, "malformed"))
                     continue
-            if where is not None and where.column > 1 and (line_in_input(ln) > LARK_CONTEXT_LINES or not parser.exact):
+            if where is not None and where.column > 1 and (line_in_input(ln) > LARK_CONTEXT_LINES or not parser.exact
+                                                           or not lark_can_explain(self.rulebook, (self.name,), body, True)):
                 col = where.column + (plen or 0)
                 why = f"does not follow the given format: {where.describe(plen or 0, layout=False)}"
                 rejects.append(_reject(ln, raw, why, "malformed", col))

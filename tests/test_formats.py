@@ -1166,3 +1166,22 @@ def test_shown_terminal_names_a_terminal_as_the_user_reads_it():
         == "a fraction of a second (3 digits)"
     assert shown_terminal("access__CLUSTER_PART", TerminalDef("access__CLUSTER_PART", PatternRE("[^|]+"))) == "CLUSTER_PART"
     assert shown_terminal("INT", None) == "INT"
+
+
+def test_a_long_line_of_a_format_with_unquoted_free_text_is_diagnosed_without_lark(monkeypatch):
+    """A given format's unquoted free text makes Lark's Earley parser cubic in a line's spaces (a
+    malformed 6 KB line of 1,200 words took ~17 s among an input's first lines, where Lark adds its
+    context): past LARK_CONTEXT_SPACES spaces the line gets the grammar's diagnosis alone, as a
+    built-in layout's line past LARK_CONTEXT_CHARS does; a shorter one still gets Lark's context."""
+    from logpipe import grammar
+    from logpipe.exact import LARK_CONTEXT_SPACES
+
+    fmt = "%REQ(:METHOD)% %REQ(:PATH)% %REQ(USER-AGENT)% %RESPONSE_CODE% %DURATION% %REQ(X-A)% %BYTES_SENT%"
+    asked = []
+    real = grammar.Rulebook.parse
+    monkeypatch.setattr(grammar.Rulebook, "parse", lambda self, text, *a, **k: asked.append(len(text)) or real(self, text, *a, **k))
+    words = " ".join(f"w{i}" for i in range(LARK_CONTEXT_SPACES + 1))
+    (long,) = rows(custom_parser(fmt), [f"GET /x {words} 2OO 12 abc 1x"])[1]
+    assert asked == [] and "(Lark: " not in long["reason"] and "duration expected INT" in long["reason"], long
+    (short,) = rows(custom_parser(fmt), ["GET /x a b c 2OO 12 abc 1x"])[1]
+    assert asked and "(Lark: " in short["reason"], short
