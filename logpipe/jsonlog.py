@@ -2,7 +2,8 @@
 FORMATS.md a.3), ztunnel's ``LOG_FORMAT=json`` (FORMATS.md e), and JSON noise (application logs).
 Log collectors' records of a line (Fluent Bit, Vector, Filebeat: ``envelopes.Envelopes.envelope``)
 are handed back for the parser to read the line they hold, as docker's own entries are
-(``runtimes.unwrap_docker``). Values stay text here; ``logpipe/records.py`` types them.
+(``runtimes.unwrap_docker``). Values stay text here, checked by the rules a text line's fields
+follow (``values.WholeValues.check``); ``logpipe/records.py`` types them.
 """
 from __future__ import annotations
 
@@ -46,9 +47,12 @@ def take_lines(parser, df, rejects: list[dict], unwrapped: list | None = None) -
     the parser to read the line it holds; with no ``unwrapped`` (the lines such records held), it is
     judged as any JSON."""
     frames = []
+    custom = parser.custom if getattr(parser.custom, "json_keys", None) else None  # (a JSON format)
+    check = dict(keys={"log_format": custom.name, **{c: k for k, c in reversed(custom.json_keys.items())}},
+                 counts=custom.counts, skip=frozenset({"response_flags"} if custom.long_flags else ())) if custom else {}
     taken, df, nulled = take_flat(df, parser.custom)  # read natively when it can; the rest line by line below
     if taken is not None:
-        frames.append((parser.values.split(taken), nulled))
+        frames.append((parser.values.check(parser.values.split(taken), rejects, **check), nulled))
     if unwrapped is not None and parser.custom is None and df.height:  # (a JSON format of one's own first)
         held, df = parser.envelopes.envelopes(df)  # collectors' records, read by polars (~3 µs a line)
         if held is not None:
@@ -85,7 +89,8 @@ def take_lines(parser, df, rejects: list[dict], unwrapped: list | None = None) -
                                                                                 (pod, container, received)))
         rows.append(_row(fields, ln, raw, kind, pod, container, received))
     if rows:
-        frames.append((parser.values.split(pl.DataFrame(rows, infer_schema_length=None)), frozenset()))
+        rows = parser.values.split(pl.DataFrame(rows, infer_schema_length=None))
+        frames.append((parser.values.check(rows, rejects, **check), frozenset()))
     return frames
 
 
