@@ -284,8 +284,12 @@ def read_some(stream: BinaryIO, n: int, step: int = READ_STEP) -> tuple[bytes, B
     error, if one stopped the reading."""
     parts: list[bytes] = []
     size = 0
-    # one step of all n bytes: read them at once (read1 would first return what peek buffered)
-    read = stream.read if step >= n else getattr(stream, "read1", stream.read)
+    # A plain file's one step of all n bytes is read at once (read1 would first return what peek
+    # buffered: a copy of them all to join). A decoder's is not: its read of n bytes that meets the
+    # damage drops all it decoded before (a BufferedReader's read over GzipFile's, ZipExtFile's: a
+    # small damaged gzip on stdin lost all its lines to the 8 KB look at its head), read1 at most a step.
+    plain = step >= n and isinstance(getattr(stream, "raw", None), io.FileIO)
+    read = stream.read if plain else getattr(stream, "read1", stream.read)
     while size < n:
         try:
             got = read(min(step, n - size))
