@@ -115,38 +115,74 @@ def unpack_tar(path: str, name: str | None = None) -> tuple[list[tuple[str, str,
 
 def unpack_zip(path: str, name: str | None = None) -> tuple[list[tuple[str, str, str]], str | None]:
     """``unpack_tar`` for a zip archive. Its directory is at its end: a zip cut short has none, and
-    nothing is read from it; a member whose data is damaged keeps the bytes before the damage."""
+    nothing is read from it. Its files are stored apart, each found by the directory: a file whose
+    data is damaged keeps its bytes before the damage (all of them when only its CRC is wrong, as a
+    gzip's are), and the files after it are read (one that cannot be opened at all, encrypted or of
+    a compression zipfile lacks, is left out); each is said. A read that fails (EIO: no damage,
+    ``unpack.read_failure``) raises, none of its files read, as a tar's does."""
     import zipfile
 
     name = name or path
     where = _private_dir()
     out: list[tuple[str, str, str]] = []
-    error = None
+    errors: list[str] = []
     try:
         with zipfile.ZipFile(path) as zf:
             for info in zf.infolist():
                 if info.is_dir() or _hidden(info.filename) or (info.external_attr >> 16) & 0o170000 not in (0, 0o100000):
                     continue  # (a directory, a hidden file, a link or device stored by a Unix zip)
+                label = f"{name}:{info.filename}"
+                try:
+                    member = zf.open(info)
+                except (zipfile.BadZipFile, NotImplementedError, RuntimeError) as e:  # (no byte of it read)
+                    errors.append(f"{label}: encrypted, not read (the archive's other files are): extract it with its"
+                                  " password (`unzip -P …`) and give the file" if info.flag_bits & 0x1 else
+                                  f"{name}: zip archive is corrupt, truncated or unreadable in {label} ({e}); not"
+                                  " read, the archive's other files are")
+                    continue
                 target = os.path.join(where, f"{len(out):06d}")
-                out.append((target, f"{name}:{info.filename}", info.filename))
-                with zf.open(info) as member, open(target, "wb") as f:
-                    while True:  # (a read at a time: what one that meets the damage read is lost)
-                        try:
-                            got, damage = _unpack.read_some(member, _unpack.READ_STEP)
-                        except zipfile.BadZipFile as e:  # (its CRC, checked at its end)
-                            got, damage = b"", e
-                        f.write(got)
-                        if damage is not None:
-                            raise _Damaged(f"{type(damage).__name__}: {damage}", True)
-                        if not got:
-                            break
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError, OSError, _Damaged) as e:
-        cut = f" in {out[-1][1]}" if isinstance(e, _Damaged) and out else ""
-        error = (f"{name}: zip archive is corrupt, truncated or unreadable{cut} ({e}); what it held before"
-                 " that point is read" if out else f"{name}: zip archive is corrupt, truncated or unreadable ({e})")
-    if not out and error is None:
-        error = f"{name}: zip archive holds no files"
-    return out, error
+                out.append((target, label, info.filename))
+                with member, open(target, "wb") as f:
+                    if (damage := _copy_member(member, f, info)) is not None:
+                        errors.append(f"{name}: zip archive is corrupt, truncated or unreadable in {label}"
+                                      f" ({damage}); what it held before that point is read, and the archive's"
+                                      " other files")
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError, OSError) as e:
+        if _unpack.read_failure(e):  # (EIO, a full $TMPDIR: `cannot read`, sources._add_file)
+            raise
+        errors.append(f"{name}: zip archive is corrupt, truncated or unreadable ({e})"
+                      + ("; what it held before that point is read" if out else ""))
+    if not out and not errors:
+        errors.append(f"{name}: zip archive holds no files")
+    return out, "; ".join(errors) or None
+
+
+def _copy_member(member, f, info) -> str | None:
+    """A zip file's bytes from ``member`` (``ZipFile.open``) into ``f``, a read at a time; what damage
+    stopped it (``type: text``), or None. Its CRC is checked here, after its bytes are written:
+    zipfile's own check raises from the read that decodes its last bytes, which drops them (all of a
+    small file's). (``_expected_crc`` is zipfile's own, private: without it, zipfile checks as before.)"""
+    import zipfile
+    import zlib
+
+    expected, crc, lines = getattr(member, "_expected_crc", None), 0, _Lines(f)
+    if expected is not None:
+        member._expected_crc = None
+    while True:
+        try:
+            got, damage = _unpack.read_some(member, _unpack.READ_STEP)
+        except zipfile.BadZipFile as e:  # (zipfile's check, if it still makes it)
+            got, damage = b"", e
+        lines.write(got)
+        crc = zlib.crc32(got, crc)
+        if damage is not None:
+            lines.cut()
+            return f"{type(damage).__name__}: {damage}"
+        if not got:
+            break
+    if expected is not None and crc != expected:
+        return f"BadZipFile: Bad CRC-32 for file {info.filename!r}"
+    return None
 
 
 class _Damaged(Exception):
@@ -164,16 +200,36 @@ def _read(stream, n: int, in_file: bool = False) -> bytes:
     return got
 
 
+class _Lines:
+    """Writes a damaged file's bytes into ``f`` (None: nowhere) and ``cut``s them after their last
+    newline: the line the damage cut short is no line of the file (read, it was a malformed reject),
+    as a damaged gzip's complete lines alone are kept (``sources._byte_chunks``)."""
+
+    def __init__(self, f):
+        self.f, self.size, self.whole = f, 0, 0
+
+    def write(self, got: bytes) -> None:
+        if self.f is not None:
+            self.f.write(got)
+        if (k := got.rfind(b"\n")) >= 0:
+            self.whole = self.size + k + 1
+        self.size += len(got)
+
+    def cut(self) -> None:
+        if self.f is not None:
+            self.f.truncate(self.whole)
+
+
 def _copy(stream, size: int, f) -> None:
     """A member's ``size`` bytes (and the padding to its block's end) from ``stream`` into ``f`` (None:
-    skipped); on damage, the bytes read before it are in ``f`` first."""
-    left = size
+    skipped); on damage, its complete lines read before it are in ``f`` first (``_Lines.cut``)."""
+    left, lines = size, _Lines(f)
     while left:
         got, error = _unpack.read_some(stream, min(left, 1 << 20))
-        if f is not None:
-            f.write(got)
+        lines.write(got)
         left -= len(got)
         if error is not None or (left and not got):
+            lines.cut()
             raise _Damaged(f"{type(error).__name__}: {error}" if error is not None else "unexpected end of data", True)
     if size % BLOCK:
         _read(stream, BLOCK - size % BLOCK)

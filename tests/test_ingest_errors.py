@@ -3,8 +3,10 @@ comes (a file, stdin), each error one line naming the input, and the dataset con
 from __future__ import annotations
 
 import gzip
+import io
+import zipfile
 
-from test_ingest import GOOD, check_consistent, rows, run
+from test_ingest import GOOD, check_consistent, gen_lines, manifest, rows, run
 
 
 def _bad_crc(data: bytes) -> bytes:
@@ -33,3 +35,125 @@ def test_a_gzip_with_a_bad_crc_on_stdin_keeps_its_lines_as_the_file_does(tmp_pat
         assert f"the complete lines before that point were kept ({lines} lines read)" in err, err
         assert rows(data) == lines and check_consistent(data)["inputs"][0]["error"]
 
+
+def _zip(path, members: dict[str, bytes], method=zipfile.ZIP_DEFLATED) -> None:
+    with zipfile.ZipFile(path, "w", method) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+
+
+def test_a_zip_member_with_a_bad_crc_keeps_its_lines_and_the_files_after_it(tmp_path, monkeypatch, capsys):
+    """A zip's file whose CRC is wrong keeps its bytes (as a gzip's are kept: every byte decoded, the
+    check at the end failed), said; the zip's files after it are read, and a second run adds nothing.
+    (zipfile's check raised from the read that decoded the file's last bytes, which dropped them: all
+    of a small file's, recorded as an empty input; and the files after it were never read.)"""
+    monkeypatch.setenv("LOGPIPE_WORKERS", "1")
+    first, second = gen_lines(300, seed=5), gen_lines(200, seed=6)
+    bundle = tmp_path / "bundle.zip"
+    _zip(bundle, {"a.log": "".join(ln + "\n" for ln in first).encode(),
+                  "b.log": "".join(ln + "\n" for ln in second).encode()})
+    crc = zipfile.ZipFile(bundle).getinfo("a.log").CRC.to_bytes(4, "little")
+    bundle.write_bytes(bundle.read_bytes().replace(crc, bytes(b ^ 0xFF for b in crc)))  # (local and central headers)
+    data = tmp_path / "data"
+    for again in (False, True):
+        code, _, err = run(monkeypatch, capsys, "ingest", bundle, "--data", data)
+        assert code == 1, err
+        assert (f"logpipe: error: {bundle}: zip archive is corrupt, truncated or unreadable in {bundle}:a.log"
+                " (BadZipFile: Bad CRC-32 for file 'a.log'); what it held before that point is read, and the archive's"
+                " other files\n") in err, err
+        assert ("ingested 0, skipped as already ingested 2" if again else "ingested 2, skipped") in err, err
+        assert {e["path"]: e["read"] for e in check_consistent(data)["inputs"]} == \
+            {f"{bundle}:a.log": 300, f"{bundle}:b.log": 200}
+
+
+def test_an_encrypted_zip_member_is_said_and_the_others_are_read(tmp_path, monkeypatch, capsys):
+    """A zip's encrypted file is one error that says so and how to read it; the zip's other files are
+    ingested. (It ended the zip's reading, the files after it unread, and left a name of no file among
+    the inputs: `bundle.zip:a.log: cannot read: No such file or directory`.)"""
+    monkeypatch.setenv("LOGPIPE_WORKERS", "1")
+    bundle = tmp_path / "bundle.zip"
+    _zip(bundle, {"a.log": GOOD.read_bytes(), "b.log": GOOD.read_bytes() + b"\n"})
+    raw = bytearray(bundle.read_bytes())
+    raw[raw.index(b"PK\x03\x04") + 6] |= 1  # a.log's "encrypted" flag, in its local header and in the directory
+    raw[raw.index(b"PK\x01\x02") + 8] |= 1
+    bundle.write_bytes(bytes(raw))
+    data = tmp_path / "data"
+    code, _, err = run(monkeypatch, capsys, "ingest", bundle, "--data", data)
+    assert code == 1, err
+    assert (f"logpipe: error: {bundle}:a.log: encrypted, not read (the archive's other files are): extract it with its"
+            " password (`unzip -P …`) and give the file\n") in err, err
+    assert "No such file" not in err and "inputs 2: ingested 1, skipped as already ingested 0, errors 1\n" in err, err
+    assert [e["path"] for e in check_consistent(data)["inputs"]] == [f"{bundle}:b.log"]
+
+
+def test_a_zip_whose_read_fails_is_no_damaged_archive(tmp_path, monkeypatch, capsys):
+    """A zip whose read fails with EIO (a failing disk, NFS: no damage of its bytes): `cannot read`,
+    none of its files ingested, the next run reads them all, as a tar's (test_ingest_groups). (It was
+    `zip archive is corrupt, truncated or unreadable (…Input/output error)`, its files before it kept.)"""
+    import errno
+    import os
+
+    monkeypatch.setenv("LOGPIPE_WORKERS", "1")
+    bundle = tmp_path / "bundle.zip"
+    _zip(bundle, {"a.log": GOOD.read_bytes(), "b.log": "".join(ln + "\n" for ln in gen_lines(100, seed=5)).encode()})
+
+    def failing(real):
+        def read(self, n=-1):
+            if self.name == "b.log":
+                raise OSError(errno.EIO, os.strerror(errno.EIO))
+            return real(self, n)
+        return read
+
+    for method in ("read", "read1"):
+        monkeypatch.setattr(zipfile.ZipExtFile, method, failing(getattr(zipfile.ZipExtFile, method)))
+    data = tmp_path / "data"
+    code, _, err = run(monkeypatch, capsys, "ingest", bundle, "--data", data)
+    assert code == 1, err
+    assert f"logpipe: error: {bundle}: cannot read: Input/output error\n" in err and "corrupt" not in err, err
+    assert rows(data) == 0 and (not (data / "_manifest.json").exists() or manifest(data)["inputs"] == [])
+    monkeypatch.undo()
+    monkeypatch.setenv("LOGPIPE_WORKERS", "1")
+    code, _, err = run(monkeypatch, capsys, "ingest", bundle, "--data", data)
+    assert code == 0 and "inputs 2: ingested 2, skipped as already ingested 0\n" in err, err
+
+
+def test_a_damaged_archive_file_keeps_its_complete_lines_alone(tmp_path, monkeypatch, capsys):
+    """A tar.gz cut inside a file's line, and a zip whose file is damaged inside one: the file keeps
+    its complete lines before the damage, not the line cut short (a malformed reject that was no line
+    of the log, counted against --max-reject-ratio), as a damaged .gz keeps them; the intact archive
+    in its place then adds only the lines after them. (The whole file was read again instead.)"""
+    import tarfile
+
+    monkeypatch.setenv("LOGPIPE_WORKERS", "1")
+    lines = gen_lines(2000, seed=8)
+    text = "".join(ln + "\n" for ln in lines).encode()
+    middle = len(text) // 2
+    kept = text[:middle].count(b"\n")
+    assert text[middle - 1:middle] != b"\n"
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        info = tarfile.TarInfo("pod.log")
+        info.size = len(text)
+        tar.addfile(info, io.BytesIO(text))
+    whole = out.getvalue()
+    archive = tmp_path / "bundle.tar.gz"
+    archive.write_bytes(gzip.compress(whole[:whole.index(text[:100]) + middle]))
+    data = tmp_path / "data"
+    code, _, err = run(monkeypatch, capsys, "ingest", archive, "--data", data)
+    assert code == 1 and "malformed" not in err.replace("malformed 0", ""), err
+    assert f"lines read {kept}, " in err and "malformed 0)\n" in err, err
+    archive.write_bytes(gzip.compress(whole))
+    code, _, err = run(monkeypatch, capsys, "ingest", archive, "--data", data)
+    assert code == 0 and f"read lines {kept + 1} to 2000\n" in err, err
+    assert sum(e["read"] for e in check_consistent(data)["inputs"]) == 2000
+
+    bundle = tmp_path / "bundle.zip"  # its deflated data made garbage half-way: zlib's "invalid …" there
+    _zip(bundle, {"pod.log": text})
+    raw = bytearray(bundle.read_bytes())
+    at = raw.index(b"pod.log") + 7 + len(raw) // 4
+    raw[at:at + 64] = b"\xff" * 64
+    bundle.write_bytes(bytes(raw))
+    code, _, err = run(monkeypatch, capsys, "ingest", bundle, "--data", tmp_path / "zdata")
+    assert code == 1 and f"in {bundle}:pod.log (error: Error -3 while decompressing data" in err, err
+    read = manifest(tmp_path / "zdata")["inputs"][0]["read"]
+    assert "malformed 0)" in err and 0 < read < 2000, err
