@@ -31,6 +31,7 @@ from .render import escape_control
 from .reports import DEFAULT_WINDOW
 from . import holes as _holes
 from .sources import CHUNK_BYTES, FileRange, Input, expand_inputs, inspect, read_head
+from .unpack import read_failure
 from .schema import REJECT_SCHEMA
 
 
@@ -597,7 +598,7 @@ class _Run:
         counts, buf = Counts(), _batches.BatchBuffer(self.flush_rows or _batches.FLUSH_ROWS)
         stager, pairs = _Stager(self.ds, entry["prefix"]), []
         held: list = []  # the workers' rejects (StagedBatch), written together: FLUSH_ROWS at a time
-        end, rows, undated, tmin, tmax, error, first = skip_bytes, 0, 0, None, None, None, None
+        end, rows, undated, tmin, tmax, error, first, text = skip_bytes, 0, 0, None, None, None, None, None
         task = self.bar.start(inp.name, size - skip_bytes if size is not None and entry["compression"] == "plain" else None)
         if plan.future is not None:
             batches = staged_result(plan.future)
@@ -645,6 +646,15 @@ class _Run:
                 if (cause := unopened(e, inp)) is not None:  # (no archive: its file could not be opened, as below)
                     return self.fail_unread(plan, stager, f"{inp.name}: cannot read: {cause.strerror}")
                 error = f"{e} ({counts.read} lines read)"
+                if entry["compression"] in WHOLE_FILE_COMPRESSION and not inp.is_stream:
+                    # its text up to the damage: an intact copy put in its place is known by it to start with
+                    # those lines (decide's ``grown``), and only the lines after them are read
+                    try:
+                        text = text_fingerprint(inp, (), self.hash_algo, end)
+                    except OSError as failed:  # a read of it that fails now (EIO): as one in the loop, below
+                        if not read_failure(failed):  # (it was an internal error that named no file, the run ended)
+                            raise
+                        return self.fail_unread(plan, stager, f"{inp.name}: cannot read: {failed.strerror}")
             except OSError as e:  # its file gone since it was decided on (a pod's log rotated away), or a read
                 # of it failed (EIO, ESTALE: sources.reading names it; no damage): it alone fails, none of it kept
                 if e.filename != inp.path:  # (not the input's: the dataset's, raised as before)
@@ -685,11 +695,8 @@ class _Run:
                     if size < HEAD_BYTES and (heads := _text_heads(inp, self.hash_algo, end)):  # (of what was read)
                         entry["heads"] = heads
                     size, full = end, pre
-            if error and entry["compression"] in WHOLE_FILE_COMPRESSION and not inp.is_stream:
-                # its text up to the damage: an intact copy put in its place is known by it to start with
-                # those lines (decide's ``grown``), and only the lines after them are read
-                if (text := text_fingerprint(inp, (), self.hash_algo, end)) is not None:
-                    entry["content_size"], entry["content_hash"] = text[:2]
+            if text is not None:  # (a damaged archive's: above)
+                entry["content_size"], entry["content_hash"] = text[:2]
             entry.update(
                 size=size, hash=full, bytes_end=end, bytes_read=end - skip_bytes,
                 line_end=first_line + counts.read - 1, read=counts.read, parsed=counts.parsed,

@@ -157,3 +157,41 @@ def test_a_damaged_archive_file_keeps_its_complete_lines_alone(tmp_path, monkeyp
     assert code == 1 and f"in {bundle}:pod.log (error: Error -3 while decompressing data" in err, err
     read = manifest(tmp_path / "zdata")["inputs"][0]["read"]
     assert "malformed 0)" in err and 0 < read < 2000, err
+
+
+def test_a_read_that_fails_after_an_archives_damage_names_it_and_the_run_goes_on(tmp_path, monkeypatch, capsys):
+    """A damaged .gz's text is read again up to the damage (to know an intact copy by it): a read that
+    fails there (EIO) is that input's `cannot read`, none of it kept, as one that fails while its lines
+    are read; the other inputs are ingested, and the next run reads it. (It was `logpipe: internal error:
+    OSError: [Errno 5] Input/output error`, naming no file, and the run ended there.)"""
+    import errno
+    import os
+
+    from logpipe import dataset
+
+    monkeypatch.setenv("LOGPIPE_WORKERS", "1")
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    cut = logs / "a.log.gz"
+    cut.write_bytes(gzip.compress(GOOD.read_bytes() * 50)[:3000])
+    other = logs / "b.log"
+    other.write_text("".join(ln + "\n" for ln in gen_lines(50, seed=5)))
+    real = dataset.fingerprint_stream
+
+    def failing(stream, sizes, algo, size=None):
+        if size is not None and isinstance(stream, gzip.GzipFile):  # (the reread up to the damage)
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        return real(stream, sizes, algo, size)
+
+    monkeypatch.setattr(dataset, "fingerprint_stream", failing)
+    data = tmp_path / "data"
+    code, _, err = run(monkeypatch, capsys, "ingest", logs, "--data", data)
+    assert code == 1 and f"logpipe: error: {cut}: cannot read: Input/output error\n" in err, err
+    assert "internal error" not in err and "inputs 2: ingested 1, skipped as already ingested 0, errors 1\n" in err, err
+    assert [e["path"] for e in check_consistent(data)["inputs"]] == [str(other)]
+    monkeypatch.setattr(dataset, "fingerprint_stream", real)
+    code, _, err = run(monkeypatch, capsys, "ingest", logs, "--data", data)
+    assert code == 1 and f"logpipe: error: {cut}: archive is corrupt or truncated after" in err, err
+    assert "inputs 2: ingested 1 (1 only up to the damage), skipped as already ingested 1, errors 1\n" in err, err
+    assert check_consistent(data)["inputs"][-1]["content_hash"]
+
