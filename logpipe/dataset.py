@@ -126,13 +126,18 @@ class Dataset:
 
     # ---- manifest ---------------------------------------------------------------------------------
 
+    def lock_file(self, name: str) -> int:
+        """The descriptor of lock file ``name`` (made if missing), opened to write: a writer's first
+        write to the dataset, so where it cannot be written that is one clear error."""
+        try:
+            return os.open(self.root / name, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:  # a read-only mount or directory (or lock file): no dataset can be written there
+            raise DatasetError(f"cannot write to dataset directory {self.root}: {e.strerror}; check the path and permissions") from None
+
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
         """Exclusive lock for a manifest read-modify-write (between processes)."""
-        try:
-            fd = os.open(self.root / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as e:  # a read-only mount or directory: no dataset can be written there
-            raise DatasetError(f"cannot write to dataset directory {self.root}: {e.strerror}; check the path and permissions") from None
+        fd = self.lock_file(LOCK)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield

@@ -49,6 +49,15 @@ def no_space(e: BaseException) -> str | None:
     return None
 
 
+def denied(e: BaseException, under: str) -> str | None:
+    """What a write under directory ``under`` that its permissions (or a read-only mount) refused says
+    (``Permission denied``, ``Read-only file system``), else None."""
+    if isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EPERM, errno.EROFS) \
+            and str(e.filename or "").startswith(os.path.join(str(under), "")):
+        return os.strerror(e.errno)
+    return None
+
+
 def out_of_memory(e: BaseException) -> str | None:
     """What DuckDB's "Out of Memory Error" (its memory limit reached: db._bound_memory) says to the
     user, else None: DuckDB's own text (several lines, ``SET memory_limit``) names settings a logpipe

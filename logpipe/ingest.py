@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 from . import batches as _batches
 from .dataset import HASH_ALGO, HEAD_BYTES, Dataset, InputHash, fingerprint, fingerprint_stream, head_hashes
-from .errors import DatasetError, InputChangedError, InputError, RejectLimitError, UsageError, interrupted, no_space
+from .errors import (DatasetError, InputChangedError, InputError, RejectLimitError, UsageError, denied, interrupted,
+                     no_space)
 from .batches import MOSTLY_MALFORMED, Counts
 from .parse import Parser
 from .progress import IngestProgress, IngestSummary, print_summary
@@ -155,10 +156,13 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
                         lanes.close()  # every task over, its files written: then what this run left pending goes
                 with contextlib.suppress(Exception):
                     ds.recover()
-                if full := no_space(e):  # (a nightly job's disk filled up: what was committed stays, the summary says what)
+                # (a nightly job's disk filled up, or the directory was made read-only: what was committed
+                # stays, the summary says what)
+                if full := no_space(e) or denied(e, str(ds.root)):
                     summary.unread = _unread(summary)
                     print_summary(summary, started, run.shown, max_warnings, ds, err)
-                    raise DatasetError(f"cannot write to dataset directory {data_dir}: {full}; free space (or move --data),"
+                    fix = "free space (or move --data)" if no_space(e) else "check the path and permissions"
+                    raise DatasetError(f"cannot write to dataset directory {data_dir}: {full}; {fix},"
                                        " then run the ingest again: it reads what was not ingested") from None
                 raise
             done = True  # every input finished: the lanes end now (the with's exit: WorkerPool.close)
@@ -1252,7 +1256,7 @@ class _ingest_lock:
     def __enter__(self):
         import fcntl
 
-        self.fd = os.open(self.ds.root / "_ingest.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        self.fd = self.ds.lock_file("_ingest.lock")  # (an existing dataset read-only now: one clear error)
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -195,3 +195,49 @@ def test_a_read_that_fails_after_an_archives_damage_names_it_and_the_run_goes_on
     assert "inputs 2: ingested 1 (1 only up to the damage), skipped as already ingested 1, errors 1\n" in err, err
     assert check_consistent(data)["inputs"][-1]["content_hash"]
 
+
+def test_a_dataset_that_cannot_be_written_now_is_one_clear_error(tmp_path, monkeypatch, capsys):
+    """An existing dataset on a mount made read-only since (its lock files exist, so the open of the
+    first one to write fails), or whose directory was made read-only (the manifest's write fails): one
+    line that names it and what to do, the dataset as it was. (Both were `logpipe: internal error:
+    PermissionError: …` or `OSError: [Errno 30] …`. chmod does not stop root: the errors are made.)"""
+    import errno
+    import os
+
+    from logpipe import dataset
+
+    monkeypatch.setenv("LOGPIPE_WORKERS", "1")
+    data = tmp_path / "data"
+    code, _, err = run(monkeypatch, capsys, "ingest", GOOD, "--data", data)
+    assert code == 0, err
+    before = (data / "_manifest.json").read_bytes()
+    other = tmp_path / "other.log"
+    other.write_text("".join(ln + "\n" for ln in gen_lines(50, seed=5)))
+    real_open = os.open
+
+    def read_only_mount(path, flags, *a):
+        if flags & (os.O_RDWR | os.O_WRONLY | os.O_CREAT) and str(path).startswith(str(data)):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return real_open(path, flags, *a)
+
+    monkeypatch.setattr(os, "open", read_only_mount)
+    code, _, err = run(monkeypatch, capsys, "ingest", other, "--data", data)
+    assert code == 1 and err == (f"logpipe: error: cannot write to dataset directory {data}: Read-only file system;"
+                                 " check the path and permissions\n"), err
+    monkeypatch.setattr(os, "open", real_open)
+
+    def read_only_directory(path, *a, **k):
+        if str(path).endswith(".tmp"):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+        return open(path, *a, **k)
+
+    monkeypatch.setattr(dataset, "open", read_only_directory, raising=False)
+    code, _, err = run(monkeypatch, capsys, "ingest", other, "--data", data)
+    assert code == 1 and "internal error" not in err, err
+    assert err.endswith(f"logpipe: error: cannot write to dataset directory {data}: Permission denied; check the path"
+                        " and permissions, then run the ingest again: it reads what was not ingested\n"), err
+    assert (data / "_manifest.json").read_bytes() == before
+    monkeypatch.delattr(dataset, "open")
+    code, _, err = run(monkeypatch, capsys, "ingest", other, "--data", data)
+    assert code == 0 and "inputs 1: ingested 1" in err, err
+    assert len(check_consistent(data)["inputs"]) == 2
