@@ -22,13 +22,18 @@ MAX_LINE_BYTES = 8 << 20  # a longer line is cut into pieces of this size (each 
 _EOF, _STOPPED = "eof", "stopped"
 
 
+PIECE_BYTES = 1 << 14  # _Unzip feeds its decompressor this much at a time: damage loses a piece's text at most
+
+
 class _Unzip:
     """A gzip (several members, as `cat a.gz b.gz` makes), bz2 or zstd (several frames) stdin
-    (unpack.detect_compression), decompressed as it comes."""
+    (unpack.detect_compression), decompressed as it comes. Damaged data ends it, its text before the
+    damage given first (``damage``: the error, raised by the reader after those lines)."""
 
     def __init__(self, kind: str):
         self.kind = kind
         self.done = False
+        self.damage: OSError | None = None
         self._new()
 
     def _new(self):
@@ -43,19 +48,45 @@ class _Unzip:
             self.d = zlib.decompressobj(31) if self.kind == "gzip" else bz2.BZ2Decompressor()
 
     def take(self, data: bytes) -> bytes:
+        """``data``'s text, up to the damage if it meets one (then ``damage`` is set, and later data
+        is not read). A decompressor's call that fails drops all it decoded: it is fed a piece at a
+        time, and a gzip's piece that fails is fed again a byte at a time from a copy of it before
+        (a gzip's CRC is checked after all its text is out: `cat bad-crc.gz | logpipe stream` lost
+        all of a small one's lines, and its compressed bytes were read as a line)."""
         import errno
 
-        out = b""
-        try:
-            while data:
-                out += self.d.decompress(data)
+        out = []
+        view = memoryview(data)
+        for at in range(0, len(view), PIECE_BYTES):
+            piece = view[at:at + PIECE_BYTES]
+            while piece and self.damage is None:
+                before = self.d.copy() if self.kind == "gzip" else None
+                try:
+                    out.append(self.d.decompress(piece))
+                except Exception as e:  # noqa: BLE001 - zlib.error, bz2's OSError, zstandard.ZstdError: damaged data
+                    if before is not None:
+                        out.append(_before_damage(before, piece))
+                    # (EIO: what the stream says of a failed read of stdin; its text says damage)
+                    self.damage = OSError(errno.EIO, f"its {self.kind} data is damaged ({e})")
+                    break
                 self.done = self.d.eof
-                data = self.d.unused_data if self.d.eof else b""
-                if data:
+                piece = self.d.unused_data if self.d.eof else b""
+                if piece:
                     self._new()
-        except Exception as e:  # noqa: BLE001 - zlib.error, bz2's OSError, zstandard.ZstdError: damaged data
-            raise OSError(errno.EIO, f"its {self.kind} data is damaged ({e})") from None
-        return out
+            if self.damage is not None:
+                break
+        return b"".join(out)
+
+
+def _before_damage(d, piece) -> bytes:
+    """What ``piece`` decodes to in zlib decompressor ``d`` up to the byte that fails."""
+    out = []
+    for k in range(len(piece)):
+        try:
+            out.append(d.decompress(piece[k:k + 1]))
+        except Exception:  # noqa: BLE001 - the damage itself: ``take`` says it
+            break
+    return b"".join(out)
 
 
 class LineReader(threading.Thread):
@@ -80,6 +111,8 @@ class LineReader(threading.Thread):
         unzip = None  # gzip, bz2 or zstd (`cat access.log.gz | logpipe stream`, as `ingest -` reads it)
         try:
             while not self.stop.is_set():
+                if unzip is not None and unzip.damage is not None:  # (its lines before it are out)
+                    raise unzip.damage
                 try:
                     ready, _, _ = select.select([self.fd], [], [], 0.1)
                 except (OSError, ValueError):
@@ -141,6 +174,8 @@ class LineReader(threading.Thread):
         except OSError as e:
             self.error = e
             end = _EOF
+            if unzip is not None and e is unzip.damage:
+                tail = b""  # (the line the damage cut short is no line, as ingest keeps a damaged archive's whole lines)
         finally:
             if unzip is not None and end == _EOF and not unzip.done and self.error is None:
                 self.cut_short = True

@@ -1,0 +1,64 @@
+"""The stream's stdin reader (logpipe/linereader.py) on damaged compressed data: the lines before the
+damage are read, none after, the line it cuts short is none, and the damage is its error."""
+from __future__ import annotations
+
+import bz2
+import gzip
+import os
+import queue
+import threading
+
+import pytest
+from test_ingest import GOOD, gen_lines
+
+from logpipe.linereader import _EOF, LineReader
+
+
+def read_lines(data: bytes) -> tuple[list[bytes], LineReader]:
+    """``data`` through a pipe into a LineReader: the lines it put, and the reader (its error)."""
+    r, w = os.pipe()
+    writer = threading.Thread(target=lambda: (os.write(w, data) if len(data) < 60_000 else
+                                              [os.write(w, data[k:k + 4096]) for k in range(0, len(data), 4096)],
+                                              os.close(w)))
+    writer.start()
+    out: queue.Queue = queue.Queue()
+    reader = LineReader(r, out, threading.Event())
+    reader.start()
+    lines = []
+    while (got := out.get(timeout=30)) != _EOF:
+        lines.extend(got)
+    writer.join()
+    os.close(r)
+    return lines, reader
+
+
+def _bad_crc(data: bytes) -> bytes:
+    packed = bytearray(gzip.compress(data))
+    packed[-8] ^= 0xFF
+    return bytes(packed)
+
+
+@pytest.mark.parametrize("size", ["small", "large"])
+def test_a_gzip_with_a_bad_crc_keeps_its_lines(size):
+    """`cat bad-crc.gz | logpipe stream`: every line is read (they all decoded; the check at the end
+    failed), then the damage is the error. (A small one's lines were all lost, and its compressed bytes
+    read as one line: a noise reject.)"""
+    text = GOOD.read_bytes() if size == "small" else "".join(ln + "\n" for ln in gen_lines(3000, seed=5)).encode()
+    lines, reader = read_lines(_bad_crc(text))
+    assert lines == text.split(b"\n")[:-1]
+    assert reader.error is not None and "its gzip data is damaged" in reader.error.strerror
+    assert not reader.cut_short
+
+
+def test_damage_after_some_data_keeps_the_whole_lines_before_it():
+    """A gzip (or bz2) whose second member (stream) is damaged at its start, its first ending inside a
+    line (`cat a.gz bad.gz`): the first one's whole lines are read, not the line the damage cuts short,
+    and no compressed byte is read as a line. (The read that met the damage lost all it had decoded.)"""
+    text = "".join(ln + "\n" for ln in gen_lines(6000, seed=6)).encode()
+    first = text[:len(text) // 2]
+    lines, reader = read_lines(gzip.compress(first) + b"\x1f\x8b\x08\x00" + b"\x00" * 6 + b"\xff" * 200)
+    assert lines == first.split(b"\n")[:-1] and first[-1:] != b"\n"  # (its last line, cut short, is none)
+    assert "its gzip data is damaged" in reader.error.strerror
+    lines, reader = read_lines(bz2.compress(first) + b"BZh91AY&SY" + b"\xff" * 200)
+    assert lines == first.split(b"\n")[:-1]
+    assert "its bz2 data is damaged" in reader.error.strerror
