@@ -150,8 +150,13 @@ def unpack_zip(path: str, name: str | None = None) -> tuple[list[tuple[str, str,
     except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError, OSError) as e:
         if _unpack.read_failure(e):  # (EIO, a full $TMPDIR: `cannot read`, sources._add_file)
             raise
-        errors.append(f"{name}: zip archive is corrupt, truncated or unreadable ({e})"
-                      + ("; what it held before that point is read" if out else ""))
+        import shlex
+
+        # (no directory, a zip cut short: zip -FF scans it for its files' own headers instead)
+        errors.append(f"{name}: zip archive is corrupt, truncated or unreadable ({e})" + (
+            "; what it held before that point is read" if out else
+            f"; none of its files read: `zip -FF {shlex.quote(name)} --out fixed.zip` recovers those before the"
+            " damage, then ingest fixed.zip"))
     if not out and not errors:
         errors.append(f"{name}: zip archive holds no files")
     return out, "; ".join(errors) or None

@@ -241,3 +241,17 @@ def test_a_dataset_that_cannot_be_written_now_is_one_clear_error(tmp_path, monke
     code, _, err = run(monkeypatch, capsys, "ingest", other, "--data", data)
     assert code == 0 and "inputs 1: ingested 1" in err, err
     assert len(check_consistent(data)["inputs"]) == 2
+
+
+def test_a_zip_cut_short_says_how_to_recover_its_files(tmp_path, monkeypatch, capsys):
+    """A zip cut short has no directory, so none of its files is read: the error says so and how to
+    get those before the cut (`zip -FF`, which scans for the files' own headers)."""
+    monkeypatch.setenv("LOGPIPE_WORKERS", "1")
+    bundle = tmp_path / "bundle.zip"
+    _zip(bundle, {"a.log": GOOD.read_bytes(), "b.log": "".join(ln + "\n" for ln in gen_lines(100, seed=5)).encode()})
+    bundle.write_bytes(bundle.read_bytes()[:-40])
+    code, _, err = run(monkeypatch, capsys, "ingest", bundle, "--data", tmp_path / "data")
+    assert code == 1 and err.startswith(
+        f"logpipe: error: {bundle}: zip archive is corrupt, truncated or unreadable (File is not a zip file); none of"
+        f" its files read: `zip -FF {bundle} --out fixed.zip` recovers those before the damage, then ingest"
+        " fixed.zip\n"), err
