@@ -47,8 +47,8 @@ def unpack_archive(path: str, kind: str, name: str | None = None,
     ``name`` (its own name: ``path`` unless it is an archive's file itself), those that are archives
     opened in turn: ``(unpacked path, name, its member names from the outermost archive in)``; and
     the errors of damaged or empty ones."""
-    files, error = (unpack_tar if kind == "tar" else unpack_zip)(path, name or path)
-    out, errors = [], [error] if error else []
+    files, errors = (unpack_tar if kind == "tar" else unpack_zip)(path, name or path)
+    out = []
     for where, label, member in files:
         inner = archive_kind(where) if depth < MAX_NESTING else None
         if inner is None:
@@ -82,9 +82,9 @@ def tar_header(head: bytes) -> bool:
     return stored == sum(head[:148]) + 8 * 32 + sum(head[156:])
 
 
-def unpack_tar(path: str, name: str | None = None) -> tuple[list[tuple[str, str, str]], str | None]:
+def unpack_tar(path: str, name: str | None = None) -> tuple[list[tuple[str, str, str]], list[str]]:
     """Unpack the regular files of the tar at ``path``: their ``(unpacked path, ARCHIVE:MEMBER name, MEMBER)``
-    in archive order, and an error message when the archive is damaged (the files before the damage
+    in archive order, and the error message (a list of it) when the archive is damaged (the files before the damage
     are kept, and the bytes the damaged one held before it: its complete lines are read) or holds
     no file. One pass over the archive's blocks (``_members``), not tarfile's reading of a member's
     data, which drops what a read that meets the damage had already decoded. ``name``: the archive's
@@ -110,15 +110,15 @@ def unpack_tar(path: str, name: str | None = None) -> tuple[list[tuple[str, str,
                  " is read")
     if not out and error is None:
         error = f"{name}: tar archive holds no files"
-    return out, error
+    return out, [error] if error else []
 
 
-def unpack_zip(path: str, name: str | None = None) -> tuple[list[tuple[str, str, str]], str | None]:
+def unpack_zip(path: str, name: str | None = None) -> tuple[list[tuple[str, str, str]], list[str]]:
     """``unpack_tar`` for a zip archive. Its directory is at its end: a zip cut short has none, and
     nothing is read from it. Its files are stored apart, each found by the directory: a file whose
     data is damaged keeps its bytes before the damage (all of them when only its CRC is wrong, as a
     gzip's are), and the files after it are read (one that cannot be opened at all, encrypted or of
-    a compression zipfile lacks, is left out); each is said. A read that fails (EIO: no damage,
+    a compression zipfile lacks, is left out); each is said, an error of its own. A read that fails (EIO: no damage,
     ``unpack.read_failure``) raises, none of its files read, as a tar's does."""
     import zipfile
 
@@ -159,7 +159,7 @@ def unpack_zip(path: str, name: str | None = None) -> tuple[list[tuple[str, str,
             " damage, then ingest fixed.zip"))
     if not out and not errors:
         errors.append(f"{name}: zip archive holds no files")
-    return out, "; ".join(errors) or None
+    return out, errors
 
 
 def _copy_member(member, f, info) -> str | None:

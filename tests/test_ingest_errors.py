@@ -255,3 +255,21 @@ def test_a_zip_cut_short_says_how_to_recover_its_files(tmp_path, monkeypatch, ca
         f"logpipe: error: {bundle}: zip archive is corrupt, truncated or unreadable (File is not a zip file); none of"
         f" its files read: `zip -FF {bundle} --out fixed.zip` recovers those before the damage, then ingest"
         " fixed.zip\n"), err
+
+
+def test_each_damaged_file_of_a_zip_is_an_error_of_its_own(tmp_path, monkeypatch, capsys):
+    """Two damaged files in a zip: two errors, each on its line and counted, as two damaged archives'
+    are (they were one line of two sentences, one error)."""
+    monkeypatch.setenv("LOGPIPE_WORKERS", "1")
+    bundle = tmp_path / "bundle.zip"
+    logs = {f"{k}.log": "".join(ln + "\n" for ln in gen_lines(50, seed=5 + k)).encode() for k in range(3)}
+    _zip(bundle, logs)
+    raw = bundle.read_bytes()
+    for name in ("0.log", "2.log"):
+        crc = zipfile.ZipFile(bundle).getinfo(name).CRC.to_bytes(4, "little")
+        raw = raw.replace(crc, bytes(b ^ 0xFF for b in crc))
+    bundle.write_bytes(raw)
+    code, _, err = run(monkeypatch, capsys, "ingest", bundle, "--data", tmp_path / "data")
+    said = [ln for ln in err.splitlines() if "zip archive is corrupt" in ln]
+    assert code == 1 and [f"{bundle}:{n} (BadZipFile" in ln for n, ln in zip(("0.log", "2.log"), said)] == [True, True]
+    assert "inputs 5: ingested 3, skipped as already ingested 0, errors 2\n" in err, err
