@@ -239,8 +239,9 @@ def expand_inputs(paths: list[str]) -> tuple[list[Input], list[str]]:
         for m in matches:
             path = Path(m)
             if path.is_dir():
-                files = sorted(f for f in path.rglob("*") if f.is_file() and not _hidden(f, path))
-                if not files:
+                files, unlisted = _dir_files(path)
+                errors += unlisted
+                if not files and not unlisted:
                     errors.append(f"{m}: directory holds no files")
                 for f in files:
                     _add_file(str(f), inputs, errors)
@@ -276,6 +277,24 @@ def _add_file(path: str, inputs: list[Input], errors: list[str]) -> None:
     errors.extend(trouble)
 
 
+def _dir_files(root: Path) -> tuple[list[Path], list[str]]:
+    """The files under directory ``root`` (recursed, sorted; not in hidden directories, nor through
+    links to directories), and an error for each directory that cannot be listed: ``Path.rglob``
+    skipped one without a word (a node's log directory of mode 700, another user's), its files
+    never read, exit 0; a ``root`` that could not be listed was said to hold no files."""
+    files: list[Path] = []
+    unlisted: list[str] = []
+
+    def refused(e: OSError) -> None:
+        unlisted.append(f"{Input(e.filename).name}: cannot list its files: {e.strerror} (check the directory's mode and"
+                        " owner); none of them read")
+
+    for where, dirs, names in os.walk(root, onerror=refused):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        files += (Path(where, n) for n in names if not n.startswith(".") and os.path.isfile(os.path.join(where, n)))
+    return sorted(files), unlisted
+
+
 def _is_pipe(path: str) -> bool:
     import stat
 
@@ -284,10 +303,6 @@ def _is_pipe(path: str) -> bool:
     except OSError:
         return False
     return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
-
-
-def _hidden(f: Path, root: Path) -> bool:
-    return any(part.startswith(".") for part in f.relative_to(root).parts)
 
 
 class _Taken(io.RawIOBase):

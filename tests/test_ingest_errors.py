@@ -273,3 +273,36 @@ def test_each_damaged_file_of_a_zip_is_an_error_of_its_own(tmp_path, monkeypatch
     said = [ln for ln in err.splitlines() if "zip archive is corrupt" in ln]
     assert code == 1 and [f"{bundle}:{n} (BadZipFile" in ln for n, ln in zip(("0.log", "2.log"), said)] == [True, True]
     assert "inputs 5: ingested 3, skipped as already ingested 0, errors 2\n" in err, err
+
+
+def test_a_directory_that_cannot_be_listed_is_said_not_skipped(tmp_path, monkeypatch, capsys):
+    """A directory among the inputs' that cannot be listed (mode 700, another user's) is an error that
+    names it, its files unread; the others are ingested; given itself, it is that error, not `holds no
+    files`. (It was skipped without a word, exit 0. chmod does not stop root: the refusal is made.)"""
+    import errno
+    import os
+
+    monkeypatch.setenv("LOGPIPE_WORKERS", "1")
+    logs = tmp_path / "logs"
+    (logs / "node-a").mkdir(parents=True)
+    (logs / "node-b").mkdir()
+    (logs / "node-a" / "a.log").write_bytes(GOOD.read_bytes())
+    (logs / "node-b" / "b.log").write_text("".join(ln + "\n" for ln in gen_lines(50, seed=5)))
+    real = os.scandir
+
+    def scandir(path="."):
+        if os.fspath(path) in (str(logs / "node-b"), str(tmp_path / "locked")):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fspath(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    data = tmp_path / "data"
+    code, _, err = run(monkeypatch, capsys, "ingest", logs, "--data", data)
+    assert code == 1, err
+    assert (f"logpipe: error: {logs / 'node-b'}: cannot list its files: Permission denied (check the directory's mode"
+            " and owner); none of them read\n") in err, err
+    assert "inputs 2: ingested 1, skipped as already ingested 0, errors 1\n" in err, err
+    assert [e["path"] for e in check_consistent(data)["inputs"]] == [str(logs / "node-a" / "a.log")]
+    (tmp_path / "locked").mkdir()
+    code, _, err = run(monkeypatch, capsys, "ingest", tmp_path / "locked", "--data", data)
+    assert code == 1 and "cannot list its files: Permission denied" in err and "holds no files" not in err, err
