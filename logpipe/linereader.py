@@ -60,6 +60,8 @@ class _Unzip:
         for at in range(0, len(view), PIECE_BYTES):
             piece = view[at:at + PIECE_BYTES]
             while piece and self.damage is None:
+                if self.d.eof:  # the next member (frame, stream) starts here (bz2's and zstd's refuse more data)
+                    self._new()
                 before = self.d.copy() if self.kind == "gzip" else None
                 try:
                     out.append(self.d.decompress(piece))
@@ -71,8 +73,6 @@ class _Unzip:
                     break
                 self.done = self.d.eof
                 piece = self.d.unused_data if self.d.eof else b""
-                if piece:
-                    self._new()
             if self.damage is not None:
                 break
         return b"".join(out)

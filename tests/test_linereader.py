@@ -62,3 +62,36 @@ def test_damage_after_some_data_keeps_the_whole_lines_before_it():
     lines, reader = read_lines(bz2.compress(first) + b"BZh91AY&SY" + b"\xff" * 200)
     assert lines == first.split(b"\n")[:-1]
     assert "its bz2 data is damaged" in reader.error.strerror
+
+
+@pytest.mark.parametrize("kind", ["gzip", "bz2", "zstd"])
+def test_a_second_member_read_on_its_own_is_read(kind):
+    """`(cat a.bz2; sleep 1; cat b.bz2) | logpipe stream`: a member (stream, frame) that ends where a
+    read of the pipe ends, the next one in a later read, is read on. (bz2's and zstd's decompressor
+    refuses data after its end: the second was `its bz2 data is damaged (End of stream already
+    reached)`, zstd's `(cannot use a decompressobj multiple times)`.)"""
+    import time
+
+    import zstandard
+
+    compress = {"gzip": gzip.compress, "bz2": bz2.compress, "zstd": zstandard.ZstdCompressor().compress}[kind]
+    text = GOOD.read_bytes()
+    r, w = os.pipe()
+
+    def write():
+        os.write(w, compress(text))
+        time.sleep(0.4)  # (the reader has read the first by now: its read ends where it ends)
+        os.write(w, compress(text))
+        os.close(w)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    out: queue.Queue = queue.Queue()
+    reader = LineReader(r, out, threading.Event())
+    reader.start()
+    lines = []
+    while (got := out.get(timeout=30)) != _EOF:
+        lines.extend(got)
+    writer.join()
+    os.close(r)
+    assert reader.error is None and lines == text.split(b"\n")[:-1] * 2
