@@ -68,7 +68,7 @@ import blake3
 import pyarrow as pa
 
 from .compaction import COMPACT_MIN_FILES, MERGED_PREFIX, compact_parts, drop_inputs, finish_plans
-from .errors import DatasetError
+from .errors import DatasetError, denied
 from .parts import REJECTS_DIR, _unlink, hidden_name, stage_files
 
 MANIFEST = "_manifest.json"
@@ -618,8 +618,14 @@ def compact_dataset(dataset: Dataset, *, min_files: int = COMPACT_MIN_FILES, acr
     duplicate rows, and no ``query`` or ``report`` is reading the files it deletes. None when
     ``wait`` is false and the lock is taken (a reader, another compaction). ``which``: ``Dataset.compact``'s
     ``small_rows``, ``days``, ``writer`` and ``merged``."""
-    with readers_lock(dataset.root, wait=wait, waiting=waiting) as held:
-        return dataset.compact(min_files=min_files, across=across, **which) if held else None
+    try:
+        with readers_lock(dataset.root, wait=wait, waiting=waiting) as held:
+            return dataset.compact(min_files=min_files, across=across, **which) if held else None
+    except OSError as e:  # (a read-only mount or directory: `logpipe compact` said `internal error: PermissionError`)
+        if refused := denied(e):
+            raise DatasetError(f"cannot write to dataset directory {dataset.root}: {refused}; check the path and"
+                               " permissions") from None
+        raise
 
 
 def _ours(name: str) -> bool:

@@ -49,11 +49,12 @@ def no_space(e: BaseException) -> str | None:
     return None
 
 
-def denied(e: BaseException, under: str) -> str | None:
-    """What a write under directory ``under`` that its permissions (or a read-only mount) refused says
-    (``Permission denied``, ``Read-only file system``), else None."""
+def denied(e: BaseException, under: str | None = None) -> str | None:
+    """What a write that permissions (or a read-only mount) refused says (``Permission denied``,
+    ``Read-only file system``), else None; given ``under``, only of a file under that directory.
+    (pyarrow's error of it names its file in its text alone: ``Failed to open local file …``.)"""
     if isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EPERM, errno.EROFS) \
-            and str(e.filename or "").startswith(os.path.join(str(under), "")):
+            and (under is None or str(e.filename or "").startswith(os.path.join(str(under), ""))):
         return os.strerror(e.errno)
     return None
 

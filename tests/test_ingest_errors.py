@@ -306,3 +306,26 @@ def test_a_directory_that_cannot_be_listed_is_said_not_skipped(tmp_path, monkeyp
     (tmp_path / "locked").mkdir()
     code, _, err = run(monkeypatch, capsys, "ingest", tmp_path / "locked", "--data", data)
     assert code == 1 and "cannot list its files: Permission denied" in err and "holds no files" not in err, err
+
+
+def test_compact_of_a_dataset_that_cannot_be_written_is_one_clear_error(tmp_path, monkeypatch, capsys):
+    """`logpipe compact` of a dataset on a read-only mount: one line that names it and what to do, not
+    `internal error: PermissionError` (OSError [Errno 30] here: chmod does not stop root)."""
+    import errno
+    import os
+
+    monkeypatch.setenv("LOGPIPE_WORKERS", "1")
+    data = tmp_path / "data"
+    code, _, err = run(monkeypatch, capsys, "ingest", GOOD, "--data", data)
+    assert code == 0, err
+    real_open = os.open
+
+    def read_only_mount(path, flags, *a):
+        if flags & (os.O_RDWR | os.O_WRONLY | os.O_CREAT) and str(path).startswith(str(data)):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return real_open(path, flags, *a)
+
+    monkeypatch.setattr(os, "open", read_only_mount)
+    code, _, err = run(monkeypatch, capsys, "compact", "--data", data)
+    assert code == 1 and err == (f"logpipe: error: cannot write to dataset directory {data}: Read-only file system;"
+                                 " check the path and permissions\n"), err
