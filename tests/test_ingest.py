@@ -654,10 +654,10 @@ def test_a_full_disk_fails_only_the_input_it_stopped_in_a_group_of_small_inputs(
         write_log(logs / f"p{k}.log", gen_lines(60, seed=k))
     write = parts._write_hidden
 
-    def full(table, final):
+    def full(table, final, *more):
         if table.column("source")[0].as_py().endswith("p2.log"):
             raise OSError(errno.ENOSPC, "Error writing bytes to file. Detail: [errno 28] No space left on device")
-        return write(table, final)
+        return write(table, final, *more)
 
     monkeypatch.setattr(parts, "_write_hidden", full)
     tasks, real = [], ingest.stage_inputs_async
