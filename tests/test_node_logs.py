@@ -267,9 +267,10 @@ def test_a_byte_order_mark_before_a_line_of_a_format_that_starts_like_a_prefix(f
     want, (r1,), _ = parse_text(lines, parser=parser)
     got, (r2,), _ = parse_text(["\ufeff" + x for x in lines], parser=parser)
     assert [(r["start_time"], r["method"]) for r in got] == [(r["start_time"], r["method"]) for r in want] != []
-    # (the column of '2OO', the field that broke, at its start: diagnose.py reads a last field that
-    # matched only the start of its word, '2', as that field's fault)
-    assert (r2["class"], r2["column"]) == (r1["class"], r1["column"] + 1) == ("malformed", 31)
+    # (the fast path's: the column of '2OO', the field that broke, at its start (diagnose.py reads a
+    # last field that matched only the start of its word, '2', as that field's fault); the exact
+    # path's is Lark's own, where it stopped: at 'OO')
+    assert (r2["class"], r2["column"]) == (r1["class"], r1["column"] + 1) == ("malformed", 31 if fast else 32)
 
 
 @pytest.mark.parametrize("fast", [True, False])
