@@ -420,8 +420,23 @@ def render_table(
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike[str], mode: str = "xb", **open_args):
     """Open a hidden temporary file next to ``path`` and rename it over ``path`` when the block
-    ends, fsynced; on any error or Ctrl-C the temporary file goes and the old ``path`` stays."""
+    ends, fsynced; on any error or Ctrl-C the temporary file goes and the old ``path`` stays. A
+    ``path`` that is a link to a file: that file is replaced, the link stays. One that is not a file
+    (``/dev/stdout``, ``/dev/null``, a pipe: ``--out >(gzip > r.json.gz)``) is written to as it is:
+    the rename replaced it with a file (as root, ``--out /dev/stdout`` replaced the link in /dev)."""
+    import stat
+
     path = os.fspath(path)
+    try:
+        kind = os.stat(path).st_mode  # (through links: /dev/stdout's to the process's own descriptor)
+    except OSError:
+        kind = None
+    if kind is not None and not stat.S_ISREG(kind):
+        with open(path, mode.replace("x", "w"), **open_args) as f:
+            yield f
+        return
+    if kind is not None and os.path.islink(path):
+        path = os.path.realpath(path)
     directory, name = os.path.split(path)
     tmp = os.path.join(directory, f".{name}.{uuid.uuid4().hex[:12]}.tmp")
     try:

@@ -668,3 +668,31 @@ def test_parquet_is_written_behind_its_batches(tmp_path, monkeypatch):
         write_parquet(iter([*table.to_batches(max_chunksize=3)[:3], table.slice(0, 2).to_batches()[0]]),
                       tmp_path / "y.parquet")
     assert os.listdir(tmp_path) == ["x.parquet"]
+
+
+def test_an_out_path_that_is_no_file_is_written_through_and_a_link_stays(tmp_path):
+    """``--out`` through render.atomic_file: a pipe (``--out >(gzip > r.gz)``, /dev/stdout, /dev/null)
+    is written to as it is, not replaced by a file renamed over it (as root, ``--out /dev/stdout``
+    replaced the link in /dev with a file); a link to a file keeps being a link, its file replaced."""
+    import os
+    import stat
+    import threading
+
+    from logpipe.render import atomic_file
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(open(fifo, "rb").read()), daemon=True)
+    reader.start()
+    with atomic_file(fifo, "x", encoding="utf-8") as f:
+        f.write("through\n")
+    reader.join(timeout=10)
+    assert got == [b"through\n"] and stat.S_ISFIFO(os.stat(fifo).st_mode)
+    real, link = tmp_path / "real.json", tmp_path / "link.json"
+    real.write_text("old\n")
+    link.symlink_to(real)
+    with atomic_file(link, "x", encoding="utf-8") as f:
+        f.write("new\n")
+    assert link.is_symlink() and real.read_text() == "new\n" and link.read_text() == "new\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.json", "pipe", "real.json"]
