@@ -347,6 +347,36 @@ def test_volume_outlier_samples_the_earliest_of_equal_uploads(tmp_path):
     ids = [x.split('" "')[2] for x in lines]
     assert f["evidence"]["sample_request_ids"] == ids[:3], (ids, f["evidence"])
 
+
+def _sized(lines: list[str], field: str, sizes: list[int]) -> list[str]:
+    """``lines`` (waypoint_lines') with their upload (``field`` "rx") or duration ("ms") set, one each."""
+    old = {"rx": lambda x: '" 0 91 ', "ms": lambda x: f" 91 {x.split(' 91 ')[1].split(' ')[0]} "}[field]
+    new = {"rx": lambda n: f'" {n} 91 ', "ms": lambda n: f" 91 {n} "}[field]
+    return [x.replace(old(x), new(n), 1) for x, n in zip(lines, sizes)]
+
+
+def test_sample_request_ids_are_the_largest_first_then_the_earliest(tmp_path):
+    """volume_outlier's sample ids are the largest uploads, latency_outlier's (a p99 jump) the slowest
+    requests, each the earliest of equal ones: the first three of all, in that order (min_by with a key
+    that negates the size; a key without the minus, or without the time, gives other ids)."""
+    rid = lambda line: line.split('" "')[2]  # noqa: E731
+    first = lambda line: line.replace(rid(line), "0" + rid(line)[1:])  # noqa: E731  (the least id, a later time)
+    ups = waypoint_lines("up.example", DAY + dt.timedelta(hours=1), 5)
+    ups[3] = first(ups[3])
+    slow = waypoint_lines("slow.example", DAY + dt.timedelta(hours=2), 20)
+    slow[18] = first(slow[18])
+    lines = (_sized(ups, "rx", [3_000_000, 9_000_000, 5_000_000, 9_000_000, 1_000_000])
+             + waypoint_lines("slow.example", DAY - dt.timedelta(days=1), 20)
+             + _sized(slow, "ms", [900] * 16 + [4000, 7000, 4000, 2000]))
+    log = tmp_path / "sizes.log"
+    log.write_text("".join(reversed(lines)))
+    doc = anomalies(write_dataset([log], tmp_path / "data"))
+    (f,) = found(doc, "volume_outlier")
+    assert f["evidence"]["sample_request_ids"] == [rid(ups[1]), rid(ups[3]), rid(ups[2])], f["evidence"]
+    (f,) = found(doc, "latency_outlier", destination="slow.example")
+    assert f["evidence"]["what"] == "p99_jump", f["evidence"]
+    assert f["evidence"]["sample_request_ids"] == [rid(slow[17]), rid(slow[16]), rid(slow[18])], f["evidence"]
+
 def test_error_spike_names_the_clients_whose_requests_failed(incident):
     """An on-call's first question is who is affected: the finding's source is the clients whose
     requests failed in the worst bucket (the scenario's two payments pods, 47 and 43 of the 90 UF,URX

@@ -35,7 +35,8 @@ found AS (
         CAST(sum(w.bytes_received) AS BIGINT) AS bytes_up,
         min(w.start_time) AS first_seen,
         max(w.start_time) AS last_seen,
-        list(w.request_id ORDER BY w.start_time, w.request_id) FILTER (WHERE w.request_id IS NOT NULL)[1:3] AS ids,
+        -- (the earliest, then the least id: min_by keeps the first three of its key as it reads, not sorting every row)
+        min_by(w.request_id, (w.start_time, w.request_id), 3) FILTER (WHERE w.request_id IS NOT NULL) AS ids,
         EXISTS (SELECT 1 FROM base b WHERE b.destination = w.destination AND b.egress_kind = 'passthrough') AS known
     FROM win w
     WHERE w.egress_kind = 'passthrough' AND w.destination IS NOT NULL
