@@ -25,6 +25,18 @@ _EOF, _STOPPED = "eof", "stopped"
 PIECE_BYTES = 1 << 14  # _Unzip feeds its decompressor this much at a time: damage loses a piece's text at most
 
 
+class Damage(OSError):
+    """A compressed stdin's damaged data (``kind``: gzip, bz2, zstd; ``detail``: its decompressor's
+    words), met after its text before it was read: the stream says it as damage, not as a failed read."""
+
+    def __init__(self, kind: str, detail: str):
+        import errno
+
+        # (EIO: what the stream says of a failed read of stdin; its text says damage)
+        super().__init__(errno.EIO, f"its {kind} data is damaged ({detail})")
+        self.kind, self.detail = kind, detail
+
+
 class _Unzip:
     """A gzip (several members, as `cat a.gz b.gz` makes), bz2 or zstd (several frames) stdin
     (unpack.detect_compression), decompressed as it comes. Damaged data ends it, its text before the
@@ -33,7 +45,7 @@ class _Unzip:
     def __init__(self, kind: str):
         self.kind = kind
         self.done = False
-        self.damage: OSError | None = None
+        self.damage: Damage | None = None
         self._new()
 
     def _new(self):
@@ -53,8 +65,6 @@ class _Unzip:
         time, and a gzip's piece that fails is fed again a byte at a time from a copy of it before
         (a gzip's CRC is checked after all its text is out: `cat bad-crc.gz | logpipe stream` lost
         all of a small one's lines, and its compressed bytes were read as a line)."""
-        import errno
-
         out = []
         view = memoryview(data)
         for at in range(0, len(view), PIECE_BYTES):
@@ -68,8 +78,7 @@ class _Unzip:
                 except Exception as e:  # noqa: BLE001 - zlib.error, bz2's OSError, zstandard.ZstdError: damaged data
                     if before is not None:
                         out.append(_before_damage(before, piece))
-                    # (EIO: what the stream says of a failed read of stdin; its text says damage)
-                    self.damage = OSError(errno.EIO, f"its {self.kind} data is damaged ({e})")
+                    self.damage = Damage(self.kind, str(e))
                     break
                 self.done = self.d.eof
                 piece = self.d.unused_data if self.d.eof else b""

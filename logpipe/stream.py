@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import IO
 
 from .errors import DatasetError, no_space
-from .linereader import _EOF, _STOPPED, LineReader
+from .linereader import _EOF, _STOPPED, Damage, LineReader
 from .runtimes import parts_at_end
 from .tailheads import first_header
 
@@ -241,7 +241,10 @@ class Streamer:
                     self._alerts_file.close()
                 except OSError:
                     pass
-        if reader.error is not None:
+        if isinstance(reader.error, Damage):  # (not a failed read: the data read is damaged)
+            print(f"logpipe: error: stdin: its {reader.error.kind} data is damaged after line {self.next_line - 1}"
+                  f" ({reader.error.detail}); the lines before it were stored", file=self.stderr)
+        elif reader.error is not None:
             print(f"logpipe: stdin read error after line {self.next_line - 1}: {reader.error.strerror}",
                   file=self.stderr)
         if reader.archive is not None:

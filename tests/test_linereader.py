@@ -95,3 +95,20 @@ def test_a_second_member_read_on_its_own_is_read(kind):
     writer.join()
     os.close(r)
     assert reader.error is None and lines == text.split(b"\n")[:-1] * 2
+
+
+def test_the_stream_says_damaged_stdin_as_damage_not_as_a_read_error(tmp_path):
+    """`cat a.gz bad.gz | logpipe stream`: one error line that says the damage, after which line, and
+    that the lines before it were stored (exit 1, those rows written). It said `stdin read error after
+    line N: its gzip data is damaged (…)`, as of a failed read of the pipe."""
+    from test_stream import count_rows, stream_file
+
+    text = GOOD.read_bytes()
+    n = text.count(b"\n")
+    src = tmp_path / "bad.gz"
+    src.write_bytes(gzip.compress(text) + b"\x1f\x8b\x08\x00" + b"\x00" * 6 + b"\xff" * 200)
+    code, err = stream_file(src, tmp_path / "data")
+    assert code == 1 and count_rows(tmp_path / "data") == n, err
+    assert (f"logpipe: error: stdin: its gzip data is damaged after line {n} (Error -3 while decompressing data:"
+            " invalid block type); the lines before it were stored\n") in err, err
+    assert "read error" not in err, err
