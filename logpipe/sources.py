@@ -229,12 +229,17 @@ def expand_inputs(paths: list[str]) -> tuple[list[Input], list[str]]:
     inputs: list[Input] = []
     errors: list[str] = []
     for p in paths:
-        if p == "-":
-            inputs.append(Input("-"))
+        if p == "-":  # (given twice, `ingest - -`, it is read once: the second read nothing, an empty input)
+            if not any(i.is_stdin for i in inputs):
+                inputs.append(Input("-"))
             continue
         matches = sorted(glob.glob(p, recursive=True)) if glob.has_magic(p) else [p]
+        if glob.has_magic(p):  # (glob skips a directory it cannot list without a word)
+            unlisted = _unlisted(p)
+            errors += unlisted
+            if not matches and not unlisted:
+                errors.append(f"{p}: no file matches this pattern")
         if not matches:
-            errors.append(f"{p}: no file matches this pattern")
             continue
         for m in matches:
             path = Path(m)
@@ -285,14 +290,46 @@ def _dir_files(root: Path) -> tuple[list[Path], list[str]]:
     files: list[Path] = []
     unlisted: list[str] = []
 
-    def refused(e: OSError) -> None:
-        unlisted.append(f"{Input(e.filename).name}: cannot list its files: {e.strerror} (check the directory's mode and"
-                        " owner); none of them read")
-
-    for where, dirs, names in os.walk(root, onerror=refused):
+    for where, dirs, names in os.walk(root, onerror=lambda e: unlisted.append(_cannot_list(e))):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
         files += (Path(where, n) for n in names if not n.startswith(".") and os.path.isfile(os.path.join(where, n)))
     return sorted(files), unlisted
+
+
+def _cannot_list(e: OSError) -> str:
+    """The error of a directory whose listing ``e`` refused."""
+    return (f"{Input(os.path.normpath(e.filename)).name}: cannot list its files: {e.strerror} (check the directory's mode and owner);"
+            " none of them read")
+
+
+def _unlisted(pattern: str) -> list[str]:
+    """An error for each directory that glob ``pattern`` looks into and cannot list: glob skips one
+    without a word (`logpipe ingest 'logs/*.log'` of a directory of mode 700, another user's, said `no
+    file matches this pattern`). Each part with a wildcard lists the directories its parts before
+    match (``**``: those and every directory under them, hidden ones left out, as glob does)."""
+    parts = Path(pattern).parts
+    errors: dict[str, str] = {}
+
+    def refused(e: OSError) -> None:
+        if not isinstance(e, (FileNotFoundError, NotADirectoryError)):  # (a match that is a file, or gone)
+            errors.setdefault(os.path.normpath(e.filename), _cannot_list(e))  # (`d/**/*.log` lists d twice)
+
+    for k, part in enumerate(parts):
+        if not glob.has_magic(part):
+            continue
+        base = os.path.join(*parts[:k]) if k else os.curdir
+        for where in sorted(glob.glob(base, recursive=True)) if glob.has_magic(base) else [base]:
+            if not os.path.isdir(where):
+                continue
+            if part == "**":
+                for _, dirs, _ in os.walk(where, onerror=refused):
+                    dirs[:] = [d for d in dirs if not d.startswith(".")]
+                continue
+            try:
+                os.scandir(where).close()
+            except OSError as e:
+                refused(e)
+    return list(errors.values())
 
 
 def _is_pipe(path: str) -> bool:
@@ -467,11 +504,18 @@ def reading(path: str):
         raise OSError(e.errno, e.strerror, path) from e
 
 
-def _open(inp: Input) -> BinaryIO:
+def _open_file(inp: Input) -> BinaryIO:
+    """``inp``'s file, opened to read; a permission refused is one error with the fix (the open of
+    ``inspect``, ingest's first, said `cannot read: Permission denied` without it)."""
     try:
         return open(inp.path, "rb")
     except PermissionError:
         raise InputError(f"{inp.name}: permission denied (check the file's mode and owner)") from None
+
+
+def _open(inp: Input) -> BinaryIO:
+    try:
+        return _open_file(inp)
     except OSError as e:
         raise InputError(f"{inp.name}: cannot open: {e.strerror}") from None
 
@@ -492,7 +536,7 @@ def inspect(inp: Input) -> tuple[str | None, int]:
         head = read_head(inp, 8192)[:8192].lstrip(b"\x00")
         return (_holes.BINARY_HINT if b"\x00" in head and _holes.binary(head) else None), 0
     hole = 0
-    with reading(inp.path), open(inp.path, "rb") as f:
+    with reading(inp.path), _open_file(inp) as f:
         head = f.read(8192)
         kind = detect_compression(head)
         if kind == "otlp-proto":

@@ -329,3 +329,69 @@ def test_compact_of_a_dataset_that_cannot_be_written_is_one_clear_error(tmp_path
     code, _, err = run(monkeypatch, capsys, "compact", "--data", data)
     assert code == 1 and err == (f"logpipe: error: cannot write to dataset directory {data}: Read-only file system;"
                                  " check the path and permissions\n"), err
+
+
+def test_a_file_that_cannot_be_read_and_a_glob_into_a_directory_that_cannot_be_listed_say_why(
+        tmp_path, monkeypatch, capsys):
+    """A file its mode keeps from this user is `permission denied (check the file's mode and owner)`,
+    as its open for `logpipe parse` says (ingest's first open, to look at its head, said `cannot read:
+    Permission denied`, no fix); a glob into a directory that cannot be listed names that directory
+    (it was `no file matches this pattern`: glob skips it without a word), and its other matches are
+    read. (chmod does not stop root: the refusals are made.)"""
+    import builtins
+    import errno
+    import os
+
+    from logpipe import sources
+
+    monkeypatch.setenv("LOGPIPE_WORKERS", "1")
+    logs = tmp_path / "logs"
+    for node in ("node-a", "node-b"):
+        (logs / node).mkdir(parents=True)
+        (logs / node / "x.log").write_text("".join(ln + "\n" for ln in gen_lines(20, seed=5 if node == "node-a" else 6)))
+    locked = tmp_path / "locked.log"
+    locked.write_bytes(GOOD.read_bytes())
+
+    def refused(path):
+        return PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fspath(path))
+
+    def open_(path, *a, **k):
+        if os.fspath(path) == str(locked):
+            raise refused(path)
+        return builtins.open(path, *a, **k)
+
+    real = os.scandir
+
+    def scandir(path="."):
+        if os.fspath(path).rstrip("/") == str(logs / "node-b"):
+            raise refused(path)
+        return real(path)
+
+    monkeypatch.setattr(sources, "open", open_, raising=False)
+    monkeypatch.setattr(os, "scandir", scandir)
+    data = tmp_path / "data"
+    code, _, err = run(monkeypatch, capsys, "ingest", locked, "--data", data)
+    assert code == 1 and f"logpipe: error: {locked}: permission denied (check the file's mode and owner)\n" in err, err
+    said = (f"logpipe: error: {logs / 'node-b'}: cannot list its files: Permission denied (check the directory's mode"
+            " and owner); none of them read\n")
+    for k, pattern in enumerate((logs / "node-b" / "*.log", logs / "*" / "*.log", logs / "**" / "*.log")):
+        code, _, err = run(monkeypatch, capsys, "ingest", pattern, "--data", tmp_path / f"data{k}")
+        assert code == 1 and said in err and "no file matches" not in err, err
+        assert k == 0 or "inputs 2: ingested 1, skipped as already ingested 0, errors 1\n" in err, err  # (node-a's)
+    code, _, err = run(monkeypatch, capsys, "ingest", tmp_path / "none" / "*.log", "--data", data)
+    assert code == 1 and f"{tmp_path / 'none' / '*.log'}: no file matches this pattern" in err, err
+
+
+def test_stdin_given_twice_is_one_input_and_an_empty_stdin_is_an_empty_input(tmp_path, monkeypatch, capsys):
+    """`logpipe ingest - -` reads stdin once: one input, as a file named twice is one (its second read
+    found nothing: `inputs 2: ingested 2`, an empty `<stdin>` entry in the manifest). An empty stdin
+    (`< /dev/null`) is an input of no lines, as an empty file is: ingested, nothing written."""
+    monkeypatch.setenv("LOGPIPE_WORKERS", "1")
+    text = GOOD.read_bytes()
+    data = tmp_path / "data"
+    code, _, err = run(monkeypatch, capsys, "ingest", "-", "-", "--data", data, stdin=text)
+    assert code == 0 and "inputs 1: ingested 1, skipped as already ingested 0\n" in err, err
+    assert [(e["path"], e["rows"]) for e in check_consistent(data)["inputs"]] == [("<stdin>", text.count(b"\n"))]
+    code, _, err = run(monkeypatch, capsys, "ingest", "-", "--data", tmp_path / "empty", stdin=b"")
+    assert code == 0 and "inputs 1: ingested 1, skipped as already ingested 0\n" in err, err
+    assert "lines read 0, parsed 0" in err and rows(tmp_path / "empty") == 0, err
