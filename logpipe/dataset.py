@@ -132,7 +132,7 @@ class Dataset:
         try:
             return os.open(self.root / name, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as e:  # a read-only mount or directory (or lock file): no dataset can be written there
-            raise DatasetError(f"cannot write to dataset directory {self.root}: {e.strerror}; check the path and permissions") from None
+            raise _cannot_write(self.root, e.strerror) from None
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
@@ -332,7 +332,18 @@ class Dataset:
         """Finish what a killed writer left: roll ``committing`` entries and compactions forward, drop
         ``pending`` entries and their hidden files, show a killed stream's batch
         (``replayguard.finish_publishes``), remove stale hidden files. Call with no other
-        ingest running (``ingest.ingest_paths`` holds ``_ingest.lock``)."""
+        ingest running (``ingest.ingest_paths`` holds ``_ingest.lock``). A dataset that cannot be written
+        now (a read-only mount or directory, what a killed run left in it to finish) is one error
+        (``DatasetError``, as ``lock_file``'s): it was `internal error: PermissionError` on the
+        manifest's write."""
+        try:
+            return self._recover()
+        except OSError as e:
+            if refused := denied(e, str(self.root)):
+                raise _cannot_write(self.root, refused) from None
+            raise
+
+    def _recover(self) -> dict:
         m = self.read_manifest()
         stats = {"rolled_forward": 0, "dropped": 0, "compactions": 0}
         for e in m["inputs"]:
@@ -623,9 +634,14 @@ def compact_dataset(dataset: Dataset, *, min_files: int = COMPACT_MIN_FILES, acr
             return dataset.compact(min_files=min_files, across=across, **which) if held else None
     except OSError as e:  # (a read-only mount or directory: `logpipe compact` said `internal error: PermissionError`)
         if refused := denied(e):
-            raise DatasetError(f"cannot write to dataset directory {dataset.root}: {refused}; check the path and"
-                               " permissions") from None
+            raise _cannot_write(dataset.root, refused) from None
         raise
+
+
+def _cannot_write(root, why: str) -> DatasetError:
+    """The one error of a dataset that cannot be written (``why``: ``Read-only file system``, ``Permission
+    denied``)."""
+    return DatasetError(f"cannot write to dataset directory {root}: {why}; check the path and permissions")
 
 
 def _ours(name: str) -> bool:

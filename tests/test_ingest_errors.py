@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import re
 import zipfile
 
 from test_ingest import GOOD, check_consistent, gen_lines, manifest, rows, run
@@ -395,3 +396,48 @@ def test_stdin_given_twice_is_one_input_and_an_empty_stdin_is_an_empty_input(tmp
     code, _, err = run(monkeypatch, capsys, "ingest", "-", "--data", tmp_path / "empty", stdin=b"")
     assert code == 0 and "inputs 1: ingested 1, skipped as already ingested 0\n" in err, err
     assert "lines read 0, parsed 0" in err and rows(tmp_path / "empty") == 0, err
+
+
+def test_recover_of_a_dataset_that_cannot_be_written_now_is_one_clear_error(tmp_path, monkeypatch, capsys):
+    """A killed run left an entry to finish (pending) in a dataset whose directory is read-only now:
+    `Dataset.recover`, which an ingest calls first, is the one line of any dataset that cannot be
+    written, the manifest as it was. (It was `internal error: PermissionError: … ._manifest.json.tmp`.
+    chmod does not stop root: the refusal is made.)"""
+    import errno
+    import json
+    import os
+
+    import pytest
+
+    from logpipe import dataset
+    from logpipe.errors import DatasetError
+
+    monkeypatch.setenv("LOGPIPE_WORKERS", "1")
+    data = tmp_path / "data"
+    code, _, err = run(monkeypatch, capsys, "ingest", GOOD, "--data", data)
+    assert code == 0, err
+    m = json.loads((data / "_manifest.json").read_text())
+    m["inputs"][0]["state"] = "pending"  # (as a run killed before its commit leaves it: its files hidden)
+    for part in m["inputs"][0]["parts"] + m["inputs"][0]["rejects"]:
+        (data / part).rename((data / part).with_name(f".{(data / part).name}.tmp"))
+    (data / "_manifest.json").write_text(json.dumps(m))
+    before = (data / "_manifest.json").read_bytes()
+
+    def read_only_directory(path, *a, **k):
+        if str(path).endswith(".tmp"):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+        return open(path, *a, **k)
+
+    monkeypatch.setattr(dataset, "open", read_only_directory, raising=False)
+    said = f"cannot write to dataset directory {data}: Permission denied; check the path and permissions"
+    with pytest.raises(DatasetError, match="^" + re.escape(said) + "$"):
+        dataset.Dataset(data).recover()
+    other = tmp_path / "other.log"
+    other.write_text("".join(ln + "\n" for ln in gen_lines(50, seed=5)))
+    code, _, err = run(monkeypatch, capsys, "ingest", other, "--data", data)
+    assert code == 1 and err == f"logpipe: error: {said}\n", err
+    assert (data / "_manifest.json").read_bytes() == before
+    monkeypatch.delattr(dataset, "open")
+    code, _, err = run(monkeypatch, capsys, "ingest", other, "--data", data)
+    assert code == 0 and "inputs 1: ingested 1" in err, err
+    assert [e["path"] for e in check_consistent(data)["inputs"]] == [str(other)]  # (the pending one dropped)
