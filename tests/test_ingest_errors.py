@@ -197,6 +197,23 @@ def test_a_read_that_fails_after_an_archives_damage_names_it_and_the_run_goes_on
     assert check_consistent(data)["inputs"][-1]["content_hash"]
 
 
+def _read_only_mount(monkeypatch, data):
+    """``os.open`` as on a read-only mount for files under ``data`` (chmod does not stop root); returns
+    the real ``os.open``."""
+    import errno
+    import os
+
+    real_open = os.open
+
+    def read_only_mount(path, flags, *a):
+        if flags & (os.O_RDWR | os.O_WRONLY | os.O_CREAT) and str(path).startswith(str(data)):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return real_open(path, flags, *a)
+
+    monkeypatch.setattr(os, "open", read_only_mount)
+    return real_open
+
+
 def test_a_dataset_that_cannot_be_written_now_is_one_clear_error(tmp_path, monkeypatch, capsys):
     """An existing dataset on a mount made read-only since (its lock files exist, so the open of the
     first one to write fails), or whose directory was made read-only (the manifest's write fails): one
@@ -214,14 +231,7 @@ def test_a_dataset_that_cannot_be_written_now_is_one_clear_error(tmp_path, monke
     before = (data / "_manifest.json").read_bytes()
     other = tmp_path / "other.log"
     other.write_text("".join(ln + "\n" for ln in gen_lines(50, seed=5)))
-    real_open = os.open
-
-    def read_only_mount(path, flags, *a):
-        if flags & (os.O_RDWR | os.O_WRONLY | os.O_CREAT) and str(path).startswith(str(data)):
-            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
-        return real_open(path, flags, *a)
-
-    monkeypatch.setattr(os, "open", read_only_mount)
+    real_open = _read_only_mount(monkeypatch, data)
     code, _, err = run(monkeypatch, capsys, "ingest", other, "--data", data)
     assert code == 1 and err == (f"logpipe: error: cannot write to dataset directory {data}: Read-only file system;"
                                  " check the path and permissions\n"), err
@@ -312,21 +322,11 @@ def test_a_directory_that_cannot_be_listed_is_said_not_skipped(tmp_path, monkeyp
 def test_compact_of_a_dataset_that_cannot_be_written_is_one_clear_error(tmp_path, monkeypatch, capsys):
     """`logpipe compact` of a dataset on a read-only mount: one line that names it and what to do, not
     `internal error: PermissionError` (OSError [Errno 30] here: chmod does not stop root)."""
-    import errno
-    import os
-
     monkeypatch.setenv("LOGPIPE_WORKERS", "1")
     data = tmp_path / "data"
     code, _, err = run(monkeypatch, capsys, "ingest", GOOD, "--data", data)
     assert code == 0, err
-    real_open = os.open
-
-    def read_only_mount(path, flags, *a):
-        if flags & (os.O_RDWR | os.O_WRONLY | os.O_CREAT) and str(path).startswith(str(data)):
-            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
-        return real_open(path, flags, *a)
-
-    monkeypatch.setattr(os, "open", read_only_mount)
+    _read_only_mount(monkeypatch, data)
     code, _, err = run(monkeypatch, capsys, "compact", "--data", data)
     assert code == 1 and err == (f"logpipe: error: cannot write to dataset directory {data}: Read-only file system;"
                                  " check the path and permissions\n"), err

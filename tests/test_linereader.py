@@ -17,9 +17,13 @@ from logpipe.linereader import _EOF, LineReader
 def read_lines(data: bytes) -> tuple[list[bytes], LineReader]:
     """``data`` through a pipe into a LineReader: the lines it put, and the reader (its error)."""
     r, w = os.pipe()
-    writer = threading.Thread(target=lambda: (os.write(w, data) if len(data) < 60_000 else
-                                              [os.write(w, data[k:k + 4096]) for k in range(0, len(data), 4096)],
-                                              os.close(w)))
+    return _read_from(r, lambda: (os.write(w, data) if len(data) < 60_000 else
+                                  [os.write(w, data[k:k + 4096]) for k in range(0, len(data), 4096)], os.close(w)))
+
+
+def _read_from(r: int, write) -> tuple[list[bytes], LineReader]:
+    """The lines a LineReader put from pipe ``r`` while ``write`` (on a thread) wrote into it and closed it."""
+    writer = threading.Thread(target=write)
     writer.start()
     out: queue.Queue = queue.Queue()
     reader = LineReader(r, out, threading.Event())
@@ -84,16 +88,7 @@ def test_a_second_member_read_on_its_own_is_read(kind):
         os.write(w, compress(text))
         os.close(w)
 
-    writer = threading.Thread(target=write)
-    writer.start()
-    out: queue.Queue = queue.Queue()
-    reader = LineReader(r, out, threading.Event())
-    reader.start()
-    lines = []
-    while (got := out.get(timeout=30)) != _EOF:
-        lines.extend(got)
-    writer.join()
-    os.close(r)
+    lines, reader = _read_from(r, write)
     assert reader.error is None and lines == text.split(b"\n")[:-1] * 2
 
 
