@@ -284,3 +284,21 @@ def test_a_denial_no_allow_policy_matched_is_said_so(line):
     assert ": ALLOW policies exist and none matched; this one TCP" in denial.message, denial.message
     assert denial.message.split(" denied by ")[1].startswith("AuthorizationPolicy (")
     assert denial.evidence["policy"] == "none"
+
+
+def test_a_section_run_alone_takes_the_reports_window(tmp_path):
+    """`logpipe query SECTION` alone, its window left empty, judges the window `report anomalies`
+    gives it (report_bounds.sql: the last 24 h of the egress requests): authz_denial's was the last
+    24 h of every record, so an internal denial two days after the last egress request was its only
+    finding, where the report's was the egress denial before it. Data of no egress: every record's."""
+    lines = LOG.read_text().splitlines()
+    log = tmp_path / "late.log"  # (the waypoint's RBAC 403, then ztunnel's inbound denial two days on)
+    log.write_text(lines[1] + "\n" + lines[4].replace("2025-01-30T10:53:29", "2025-02-01T10:53:29") + "\n")
+    ztunnel = (SAMPLES / "ztunnel.log", SAMPLES / "ztunnel-json.log")  # (no egress: all internal)
+    for inputs in ((log,), ztunnel):
+        report = run("report", "anomalies", inputs=inputs)["findings"]
+        for section in sorted({f["kind"] for f in report} | {"authz_denial"}):
+            alone = run("query", section, inputs=inputs)
+            assert alone == [f for f in report if f["kind"] == section], (inputs, section)
+    assert [(f["kind"], f["destination"]) for f in run("query", "authz_denial", inputs=(log,))] == [
+        ("authz_denial", "httpbin.org")]

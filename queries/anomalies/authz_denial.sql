@@ -10,20 +10,12 @@
 --   egress: evidence.scope says which a finding is ('egress', or 'internal': an inbound sidecar's,
 --   an inbound ztunnel's or a *.svc host's denial), and its source and destination are named as the
 --   egress view names them (the traffic view's).
--- @param since '' window start (ISO time); empty = 24 hours before the data's last record
--- @param until '' window end (ISO time, exclusive); empty = after the last record
--- @param baseline_start '' baseline start (ISO time); empty = the data's first record
+-- @param since '' window start (ISO time); empty = 24 hours before the last egress request (the last record where none is egress)
+-- @param until '' window end (ISO time, exclusive); empty = after the last egress request (the last record where none is egress)
+-- @param baseline_start '' baseline start (ISO time); empty = the first egress request (the first record where none is egress)
 -- @param baseline_end '' baseline end (ISO time, exclusive); empty = the window start
 -- @param denial_high 20 window denials of one source to one destination (new to the baseline) that make it high
-WITH bounds AS (
-    SELECT
-        coalesce(CAST(nullif($since, '') AS TIMESTAMPTZ), max(start_time) - INTERVAL 24 HOUR) AS w0,
-        coalesce(CAST(nullif($until, '') AS TIMESTAMPTZ), max(start_time) + INTERVAL 1 SECOND) AS w1,
-        coalesce(CAST(nullif($baseline_start, '') AS TIMESTAMPTZ), min(start_time)) AS b0,
-        coalesce(CAST(nullif($baseline_end, '') AS TIMESTAMPTZ),
-                 CAST(nullif($since, '') AS TIMESTAMPTZ), max(start_time) - INTERVAL 24 HOUR) AS b1
-    FROM access_log
-),
+WITH bounds AS (SELECT * FROM report_bounds($since, $until, $baseline_start, $baseline_end)),  -- (the report's window: egress's)
 denied AS (
     SELECT
         a.start_time, a.request_id,

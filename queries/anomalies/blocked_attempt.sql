@@ -3,9 +3,9 @@
 --   address that is not internal: the egress view's blocked rows; or no route to a public address:
 --   a 404 NR of Istio before 1.3), by source and destination. Many attempts from one source that the baseline did not show look like
 --   a probe, a misconfiguration after a release, or malware calling home.
--- @param since '' window start (ISO time); empty = 24 hours before the data's last record
--- @param until '' window end (ISO time, exclusive); empty = after the last record
--- @param baseline_start '' baseline start (ISO time); empty = the data's first record
+-- @param since '' window start (ISO time); empty = 24 hours before the last egress request (the last record where none is egress)
+-- @param until '' window end (ISO time, exclusive); empty = after the last egress request (the last record where none is egress)
+-- @param baseline_start '' baseline start (ISO time); empty = the first egress request (the first record where none is egress)
 -- @param baseline_end '' baseline end (ISO time, exclusive); empty = the window start
 -- @param blocked_high 20 window attempts by one source to one destination that make it high
 WITH bounds AS (SELECT * FROM report_bounds($since, $until, $baseline_start, $baseline_end)),

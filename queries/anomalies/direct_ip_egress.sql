@@ -8,9 +8,9 @@
 --   The advice fits how it left: registered alone (a ServiceEntry admits the address, through an
 --   egress waypoint or not), use the name it registers and review it; else register a name and block
 --   raw-IP egress.
--- @param since '' window start (ISO time); empty = 24 hours before the data's last record
--- @param until '' window end (ISO time, exclusive); empty = after the last record
--- @param baseline_start '' baseline start (ISO time); empty = the data's first record
+-- @param since '' window start (ISO time); empty = 24 hours before the last egress request (the last record where none is egress)
+-- @param until '' window end (ISO time, exclusive); empty = after the last egress request (the last record where none is egress)
+-- @param baseline_start '' baseline start (ISO time); empty = the first egress request (the first record where none is egress)
 -- @param baseline_end '' baseline end (ISO time, exclusive); empty = the window start
 WITH bounds AS (SELECT * FROM report_bounds($since, $until, $baseline_start, $baseline_end)),
 win AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= w0 AND e.start_time < w1),

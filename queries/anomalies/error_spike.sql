@@ -16,9 +16,9 @@
 --   -p failure_flags without DF leaves it out, as it leaves out the hang-up advice without DC.
 --   A failure is is_failure.sql's (the HTML report's error-share chart counts the same), over the
 --   egress that is not blocked (a blocked attempt is blocked_attempt's finding).
--- @param since '' window start (ISO time); empty = 24 hours before the data's last record
--- @param until '' window end (ISO time, exclusive); empty = after the last record
--- @param baseline_start '' baseline start (ISO time); empty = the data's first record
+-- @param since '' window start (ISO time); empty = 24 hours before the last egress request (the last record where none is egress)
+-- @param until '' window end (ISO time, exclusive); empty = after the last egress request (the last record where none is egress)
+-- @param baseline_start '' baseline start (ISO time); empty = the first egress request (the first record where none is egress)
 -- @param baseline_end '' baseline end (ISO time, exclusive); empty = the window start
 -- @param bucket_minutes 60 length of a time bucket in minutes
 -- @param min_requests 10 fewest requests in a bucket for it to count

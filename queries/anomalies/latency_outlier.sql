@@ -4,9 +4,9 @@
 --   out: a connection's duration is its lifetime, not a latency). A jump's advice suggests a
 --   DestinationRule, and for a destination some of whose requests left unregistered (passthrough,
 --   public_ip) a ServiceEntry first, without which no DestinationRule applies to it.
--- @param since '' window start (ISO time); empty = 24 hours before the data's last record
--- @param until '' window end (ISO time, exclusive); empty = after the last record
--- @param baseline_start '' baseline start (ISO time); empty = the data's first record
+-- @param since '' window start (ISO time); empty = 24 hours before the last egress request (the last record where none is egress)
+-- @param until '' window end (ISO time, exclusive); empty = after the last egress request (the last record where none is egress)
+-- @param baseline_start '' baseline start (ISO time); empty = the first egress request (the first record where none is egress)
 -- @param baseline_end '' baseline end (ISO time, exclusive); empty = the window start
 -- @param p99_factor 3.0 window p99 over baseline p99 that makes a jump
 -- @param min_requests 20 fewest window and baseline requests for a p99 comparison

@@ -17,9 +17,9 @@
 --   it keeps its finding and its kind's severity, as a blocked attempt keeps blocked_attempt's (a
 --   workload tried a host nobody called before, which is the news), and its advice says that nothing
 --   left; its upload, never sent on, does not make it high.
--- @param since '' window start (ISO time); empty = 24 hours before the data's last record
--- @param until '' window end (ISO time, exclusive); empty = after the last record
--- @param baseline_start '' baseline start (ISO time); empty = the data's first record
+-- @param since '' window start (ISO time); empty = 24 hours before the last egress request (the last record where none is egress)
+-- @param until '' window end (ISO time, exclusive); empty = after the last egress request (the last record where none is egress)
+-- @param baseline_start '' baseline start (ISO time); empty = the first egress request (the first record where none is egress)
 -- @param baseline_end '' baseline end (ISO time, exclusive); empty = the window start
 -- @param min_requests 1 fewest window requests for a finding
 -- @param upload_high 1000000 bytes uploaded to the newcomer in the window (bytes_received) that make it high

@@ -4,9 +4,9 @@
 --   attempt, or one the proxy made no upstream connection for (upstream_not_connected.sql), reached
 --   nothing: a destination the baseline only tried so is no known one, and a source that only tried
 --   it so then is calling it for the first time when it reaches it (tried again so, it is no news).
--- @param since '' window start (ISO time); empty = 24 hours before the data's last record
--- @param until '' window end (ISO time, exclusive); empty = after the last record
--- @param baseline_start '' baseline start (ISO time); empty = the data's first record
+-- @param since '' window start (ISO time); empty = 24 hours before the last egress request (the last record where none is egress)
+-- @param until '' window end (ISO time, exclusive); empty = after the last egress request (the last record where none is egress)
+-- @param baseline_start '' baseline start (ISO time); empty = the first egress request (the first record where none is egress)
 -- @param baseline_end '' baseline end (ISO time, exclusive); empty = the window start
 -- @param min_requests 1 fewest window requests for a finding
 WITH bounds AS (SELECT * FROM report_bounds($since, $until, $baseline_start, $baseline_end)),

@@ -5,9 +5,9 @@
 --   tls.mode SIMPLE: TLS origination) is TLS, not plaintext; its SNI is not (at an egress gateway
 --   it is the sidecar's mTLS hop into the gateway). Blocked requests left nothing, nor did one the
 --   proxy made no upstream connection for (a 503 UF, UH or DF: upstream_not_connected.sql).
--- @param since '' window start (ISO time); empty = 24 hours before the data's last record
--- @param until '' window end (ISO time, exclusive); empty = after the last record
--- @param baseline_start '' baseline start (ISO time); empty = the data's first record
+-- @param since '' window start (ISO time); empty = 24 hours before the last egress request (the last record where none is egress)
+-- @param until '' window end (ISO time, exclusive); empty = after the last egress request (the last record where none is egress)
+-- @param baseline_start '' baseline start (ISO time); empty = the first egress request (the first record where none is egress)
 -- @param baseline_end '' baseline end (ISO time, exclusive); empty = the window start
 -- @param tls_ports '443,8443' upstream ports that mean the proxy originated TLS
 WITH bounds AS (SELECT * FROM report_bounds($since, $until, $baseline_start, $baseline_end)),

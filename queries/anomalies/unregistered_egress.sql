@@ -13,9 +13,9 @@
 --   upstream_not_connected.sql) sent nothing out: its advice says so before the ServiceEntry, and it
 --   keeps its severity, as a blocked attempt keeps blocked_attempt's: a workload tried to reach a host
 --   nobody registered, and under REGISTRY_ONLY it would have been blocked.
--- @param since '' window start (ISO time); empty = 24 hours before the data's last record
--- @param until '' window end (ISO time, exclusive); empty = after the last record
--- @param baseline_start '' baseline start (ISO time); empty = the data's first record
+-- @param since '' window start (ISO time); empty = 24 hours before the last egress request (the last record where none is egress)
+-- @param until '' window end (ISO time, exclusive); empty = after the last egress request (the last record where none is egress)
+-- @param baseline_start '' baseline start (ISO time); empty = the first egress request (the first record where none is egress)
 -- @param baseline_end '' baseline end (ISO time, exclusive); empty = the window start
 -- @param min_requests 1 fewest window requests for a finding
 WITH bounds AS (SELECT * FROM report_bounds($since, $until, $baseline_start, $baseline_end)),

@@ -3,9 +3,9 @@
 --   client sent, i.e. data leaving the mesh, a data-exfiltration signal. Compared with the pair's
 --   (else the destination's) baseline per-request p99 and daily upload (its bytes over the baseline's
 --   days, first to last record).
--- @param since '' window start (ISO time); empty = 24 hours before the data's last record
--- @param until '' window end (ISO time, exclusive); empty = after the last record
--- @param baseline_start '' baseline start (ISO time); empty = the data's first record
+-- @param since '' window start (ISO time); empty = 24 hours before the last egress request (the last record where none is egress)
+-- @param until '' window end (ISO time, exclusive); empty = after the last egress request (the last record where none is egress)
+-- @param baseline_start '' baseline start (ISO time); empty = the first egress request (the first record where none is egress)
 -- @param baseline_end '' baseline end (ISO time, exclusive); empty = the window start
 -- @param min_bytes 10000000 smallest window upload (bytes) of a pair worth a finding
 -- @param volume_factor 10.0 how many times its baseline daily upload a pair must reach
