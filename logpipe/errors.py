@@ -37,6 +37,12 @@ class QueryError(LogpipeError):
     """SQL that DuckDB refused, or a named query that does not exist."""
 
 
+class ParamError(UsageError, QueryError):
+    """A ``-p NAME VALUE`` the query cannot take: a parameter it does not have, or a value its
+    parameter's type or DuckDB refuses (``-p limit abc``, ``-p since yesterday``). A bad option, so a
+    usage error (exit 2), as a report's unknown ``-p`` was; a QueryError still, as it was before."""
+
+
 class RejectLimitError(LogpipeError):
     """``--on-error fail`` met a reject, or ``--max-reject-ratio`` was exceeded."""
 

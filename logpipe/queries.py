@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from .errors import QueryError, UsageError
+from .errors import ParamError, QueryError, UsageError
 from .resources import resource_dir
 
 _PARAM_RE = re.compile(r"^@param\s+([A-Za-z_][A-Za-z0-9_]*)(?:\s+(.*?))?\s*$")
@@ -216,16 +216,16 @@ def _typed(name: str, value: Any, default: str | None, quoted: bool = False) -> 
     if _INT_RE.match(default):
         if _INT_RE.match(value.strip()):
             return int(value)
-        raise QueryError(f"parameter {name} takes an integer (default {default}), not {value!r}")
+        raise ParamError(f"parameter {name} takes an integer (default {default}), not {value!r}")
     if _FLOAT_RE.match(default):
         try:
             return float(value)
         except ValueError:
-            raise QueryError(f"parameter {name} takes a number (default {default}), not {value!r}") from None
+            raise ParamError(f"parameter {name} takes a number (default {default}), not {value!r}") from None
     if default.lower() in ("true", "false"):
         if value.lower() in ("true", "false", "1", "0", "yes", "no"):
             return value.lower() in ("true", "1", "yes")
-        raise QueryError(f"parameter {name} takes true or false (default {default}), not {value!r}")
+        raise ParamError(f"parameter {name} takes true or false (default {default}), not {value!r}")
     return value
 
 
@@ -235,17 +235,17 @@ def bind_params(query: Query, params: dict[str, Any] | None) -> dict[str, Any]:
     unknown = [k for k in params if k not in query.params]
     if unknown and query.path is not None:
         known = ", ".join(query.params) or "none"
-        raise QueryError(f"query {query.name} has no parameter {unknown[0]!r}; its parameters: {known}")
+        raise ParamError(f"query {query.name} has no parameter {unknown[0]!r}; its parameters: {known}")
     values = {}
     for k, default in query.params.items():
         try:
             values[k] = _typed(k, params.get(k, default), default, k in query.extra.get("quoted", ()))
-        except QueryError as e:
+        except ParamError as e:
             if query.path is None:
                 raise
             # (a report's -p NAME sets NAME in every section that has it, each of its own default:
             # `-p min_requests abc` said "(default 10)", error_spike's, where new_destination's is 1)
-            raise QueryError(f"query {query.name}: {e}") from None
+            raise ParamError(f"query {query.name}: {e}") from None
     for k in unknown:  # ad-hoc SQL: every -p is a parameter
         values[k] = params[k]
     return values
@@ -393,7 +393,7 @@ def prepare_query(con, query_or_sql: Query | str, params: dict[str, Any] | None 
     unused = [k for k in (params or {}) if k not in names and query.path is None]
     if unused:  # (ad-hoc SQL: a -p it never reads is a typo, or a placeholder the SQL lacks)
         has = ", ".join(f"${n}" for n in sorted(names)) or "no $placeholder"
-        raise QueryError(f"-p {unused[0]}: the SQL has no ${unused[0]} (it has {has}); write ${unused[0]} where "
+        raise ParamError(f"-p {unused[0]}: the SQL has no ${unused[0]} (it has {has}); write ${unused[0]} where "
                          "the value goes")
     shown = {k: v for k, v in (params or {}).items() if k in names and (given is None or k in given)}
     try:
@@ -421,8 +421,8 @@ def _query_error(con, query: Query, e: Exception, given: dict[str, Any]) -> Quer
     if given and msg.startswith(_VALUE_ERRORS):  # (a -p value the query cannot use, not the query's fault)
         said = ", ".join(f"-p {k} {v}" for k, v in given.items())
         if query.path is None:
-            return QueryError(f"SQL error: {msg}; check the value given ({said})")
-        return QueryError(f"query {query.name}: {msg}; check the value given ({said}; `--list` shows each "
+            return ParamError(f"SQL error: {msg}; check the value given ({said})")
+        return ParamError(f"query {query.name}: {msg}; check the value given ({said}; `--list` shows each "
                           "parameter's default)")
     if query.path is not None:
         m = _LINE_RE.search(str(e))

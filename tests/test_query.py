@@ -1725,3 +1725,33 @@ def test_a_connection_spills_to_the_temp_dir_within_logpipe_memory(dataset, monk
     got = run_main(["query", "--data", str(dataset), "--sql", "select 1 AS n"])
     assert got.returncode == 2 and got.stderr.strip().splitlines() == [
         "logpipe: error: LOGPIPE_MEMORY='lots': expected a size with a unit, such as 1G or 1500M"], got.stderr
+
+
+@pytest.mark.parametrize("args, said", [
+    (["query", "registry_only", "-p", "since", "yesterday"],
+     'query registry_only: Conversion Error: invalid timestamp field format: "yesterday"'),
+    (["query", "top_destinations", "-p", "limit", "abc"],
+     "query top_destinations: parameter limit takes an integer (default 20), not 'abc'"),
+    (["query", "top_destinations", "-p", "since", "2025-03-01"], "query top_destinations has no parameter 'since'"),
+    (["query", "--sql", "SELECT $x::INTEGER AS x", "-p", "x", "abc"], "SQL error: Conversion Error: "),
+    (["query", "--sql", "SELECT 1 AS x", "-p", "x", "1"], "-p x: the SQL has no $x"),
+    (["report", "anomalies", "-p", "min_requests", "abc", "-o", "json"],
+     "query error_spike: parameter min_requests takes an integer (default 10), not 'abc'"),
+])
+def test_a_bad_p_is_a_usage_error(run_main, dataset, args, said):
+    """A -p the query cannot take, its name or its value, is a bad option: exit 2, as a report's
+    unknown -p and click's bad option values (README: exit codes), one line; it was 1, a runtime
+    error's, whatever -p was wrong. The library's callers still catch it as a QueryError."""
+    r = run_main([*args, "--data", str(dataset)])
+    assert (r.returncode, r.stdout) == (2, ""), r.stderr
+    assert r.stderr.startswith(f"logpipe: error: {said}") and r.stderr.count("\n") == 1, r.stderr
+    from logpipe.errors import ParamError
+
+    assert issubclass(ParamError, QueryError)
+
+
+def test_a_querys_own_error_with_a_p_given_stays_exit_1(run_main, dataset):
+    """A value the query is right to refuse is the user's; the query's own error, a -p given or not,
+    stays a runtime error (exit 1)."""
+    r = run_main(["query", "--sql", "SELECT nosuch FROM egress WHERE $x = 1", "-p", "x", "1", "--data", str(dataset)])
+    assert r.returncode == 1 and r.stderr.startswith("logpipe: error: SQL error: Binder Error"), r.stderr
