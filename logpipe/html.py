@@ -263,6 +263,11 @@ def render_html(doc: dict[str, Any], name: str, *, con, window, params: dict[str
         from .reports import Window
 
         inventory = run_report(con, "inventory", window=Window(window.baseline_start, window.end, None, None))
+        # (its tables are of the baseline and the window together, as the charts are, which they did not
+        # say: they read as the window's alone; the ends as the header shows them)
+        span = inventory_span({"window": {"start": b["start"], "end": w["end"]}})
+        parts.append(f"<h2>Inventory</h2><p class=meta>The tables below cover the baseline and the window "
+                     f"together, as the charts do: {escape(span)}.</p>")
     else:
         # (the window, as the text says it: a page of --since/--until read as one of all the data)
         meta = f"<p class=meta>Window {escape(inventory_span(doc))}.</p>"

@@ -55,3 +55,27 @@ def test_the_html_inventory_says_its_window(inventory_db, since, until, says):
     out = io.StringIO()  # (the text's words, from the same place)
     reports.render_text(doc, "inventory", out)
     assert f"window   {says[len('Window '):-1]}\n" in out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def anomalies_db(tmp_path_factory):
+    data = write_dataset([SCENARIO / "baseline-week.log", SCENARIO / "incident-day.log"], tmp_path_factory.mktemp("d"))
+    with report_db(data, report="anomalies") as (con, _floor):
+        yield con
+
+
+@pytest.mark.parametrize("options, says", [
+    ({}, "2025-03-01 00:14 UTC to 2025-03-08 23:58 UTC"),  # (the header's: the first and last egress request)
+    ({"since": dt.datetime(2025, 3, 8, 12, tzinfo=UTC), "until": dt.datetime(2025, 3, 8, 18, tzinfo=UTC)},
+     "2025-03-01 00:14 UTC to 2025-03-08 18:00 UTC"),
+])
+def test_the_anomalies_pages_inventory_says_it_covers_the_baseline_too(anomalies_db, options, says):
+    """The anomalies page's inventory tables are of the baseline and the window together (as its
+    charts), from the baseline's start to the window's end as the header shows them. They said nothing
+    of it and read as the window's, under a header that names the window and the baseline apart."""
+    window = reports.resolve_window(anomalies_db, **options)
+    doc = reports.run_report(anomalies_db, "anomalies", window=window)
+    page = html.render_html(doc, "anomalies", con=anomalies_db, window=window)
+    assert (f"<h2>Inventory</h2><p class=meta>The tables below cover the baseline and the window together, as the "
+            f"charts do: {says}.</p>") in page
+    assert page.index("<h2>Inventory</h2>") < page.index("<h2>External destinations</h2>")
