@@ -302,3 +302,23 @@ def test_a_section_run_alone_takes_the_reports_window(tmp_path):
             assert alone == [f for f in report if f["kind"] == section], (inputs, section)
     assert [(f["kind"], f["destination"]) for f in run("query", "authz_denial", inputs=(log,))] == [
         ("authz_denial", "httpbin.org")]
+
+
+def test_a_reports_times_are_to_the_millisecond_ztunnels_too():
+    """ztunnel logs microseconds, Envoy milliseconds (its %START_TIME%): a finding's evidence said
+    ``first_seen=…26.375Z last_seen=…27.080629Z`` (api.partner.example, denied by a sidecar and by
+    ztunnel), and the header a ztunnel line's time to the µs. Every time of the report is to the
+    millisecond now (queries/views/evidence_time.sql), ztunnel's cut, not rounded, in JSON and text."""
+    import re
+
+    doc = run("report", "anomalies")
+    times = [doc[part][end] for part in ("window", "baseline") for end in ("start", "end")]
+    times += [f["evidence"][k] for f in doc["findings"] for k in ("first_seen", "last_seen", "start_time")
+              if f["evidence"].get(k) is not None]
+    assert len(times) > 10 and all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", t) for t in times), times
+    assert doc["window"]["end"] == "2025-01-30T10:53:31.080Z"  # (ztunnel's 10:53:31.080629Z, the last egress)
+    [zt] = [f for f in doc["findings"] if f["kind"] == "authz_denial" and f["destination"] == "api.partner.example"]
+    assert (zt["evidence"]["first_seen"], zt["evidence"]["last_seen"]) == (
+        "2025-01-30T10:53:27.080Z", "2025-01-30T10:53:27.080Z")
+    text = CliRunner().invoke(cli, ["report", "anomalies", "--input", str(LOG), "-o", "text"]).stdout
+    assert "first_seen=2025-01-30T10:53:26.375Z last_seen=2025-01-30T10:53:27.080Z " in text, text

@@ -46,8 +46,8 @@ SELECT
         'ports': list_sort(list(DISTINCT w.port) FILTER (WHERE w.port IS NOT NULL)),
         'mechanism': string_agg(DISTINCT w.mechanism, ',' ORDER BY w.mechanism),
         'policies': list_sort(list(DISTINCT w.policy) FILTER (WHERE w.policy IS NOT NULL)),
-        'first_seen': min(w.start_time),
-        'last_seen': max(w.start_time),
+        'first_seen': evidence_time(min(w.start_time)),
+        'last_seen': evidence_time(max(w.start_time)),
         -- (the earliest, then the least id: min_by keeps the first three of its key as it reads, not sorting every row)
         'sample_request_ids': min_by(w.request_id, (w.start_time, w.request_id), 3) FILTER (WHERE w.request_id IS NOT NULL)
     } AS evidence,

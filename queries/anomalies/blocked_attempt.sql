@@ -26,8 +26,8 @@ SELECT
         'attempts': count(*),
         'ports': list_sort(list(DISTINCT w.destination_port)),
         'blocked_by': string_agg(DISTINCT blocked_by(w.upstream_cluster, w.route_name), ',' ORDER BY blocked_by(w.upstream_cluster, w.route_name)),
-        'first_seen': min(w.start_time),
-        'last_seen': max(w.start_time),
+        'first_seen': evidence_time(min(w.start_time)),
+        'last_seen': evidence_time(max(w.start_time)),
         -- (the earliest, then the least id: min_by keeps the first three of its key as it reads, not sorting every row)
         'sample_request_ids': min_by(w.request_id, (w.start_time, w.request_id), 3) FILTER (WHERE w.request_id IS NOT NULL)
     } AS evidence,

@@ -47,8 +47,8 @@ SELECT
         'authorities': list_sort(list(DISTINCT w.authority) FILTER (WHERE w.authority IS NOT NULL)),
         'sni': list_sort(list(DISTINCT w.requested_server_name) FILTER (WHERE w.requested_server_name IS NOT NULL)),
         'egress_kind': string_agg(DISTINCT w.egress_kind, ',' ORDER BY w.egress_kind),
-        'first_seen': min(w.start_time),
-        'last_seen': max(w.start_time),
+        'first_seen': evidence_time(min(w.start_time)),
+        'last_seen': evidence_time(max(w.start_time)),
         -- (the earliest, then the least id: min_by keeps the first three of its key as it reads, not sorting every row)
         'sample_request_ids': min_by(w.request_id, (w.start_time, w.request_id), 3) FILTER (WHERE w.request_id IS NOT NULL)
     } AS evidence,

@@ -69,7 +69,7 @@ singles AS (
             'window_p99_ms': NULL::BIGINT, 'baseline_p99_ms': CAST(b.p99 AS BIGINT),
             'window_p50_ms': NULL::BIGINT, 'baseline_p50_ms': CAST(b.p50 AS BIGINT),
             'window_requests': 1::BIGINT, 'baseline_requests': b.n,
-            'duration_ms': r.duration, 'start_time': r.start_time,
+            'duration_ms': r.duration, 'start_time': evidence_time(r.start_time),
             'sample_request_ids': [r.request_id]
         } AS evidence,
         'One request to ' || r.destination || ' took ' || r.duration || ' ms against a normal p99 of '

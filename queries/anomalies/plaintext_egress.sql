@@ -31,8 +31,8 @@ SELECT
         'upstream_ports': list_sort(list(DISTINCT w.upstream_host_port)),
         'methods': list_sort(list(DISTINCT w.method) FILTER (WHERE w.method IS NOT NULL)),
         'bytes_up': CAST(sum(w.bytes_received) AS BIGINT),  -- null: the format logs no bytes
-        'first_seen': min(w.start_time),
-        'last_seen': max(w.start_time),
+        'first_seen': evidence_time(min(w.start_time)),
+        'last_seen': evidence_time(max(w.start_time)),
         -- (the earliest, then the least id: min_by keeps the first three of its key as it reads, not sorting every row)
         'sample_request_ids': min_by(w.request_id, (w.start_time, w.request_id), 3) FILTER (WHERE w.request_id IS NOT NULL)
     } AS evidence,

@@ -31,8 +31,8 @@ SELECT
         'failures': count(*),
         'reasons': list_sort(list(DISTINCT w.upstream_transport_failure_reason)),
         'ports': list_sort(list(DISTINCT w.destination_port)),
-        'first_seen': min(w.start_time),
-        'last_seen': max(w.start_time),
+        'first_seen': evidence_time(min(w.start_time)),
+        'last_seen': evidence_time(max(w.start_time)),
         'in_baseline': (SELECT count(*) FROM base b WHERE b.destination = w.destination),
         -- (the earliest, then the least id: min_by keeps the first three of its key as it reads, not sorting every row)
         'sample_request_ids': min_by(w.request_id, (w.start_time, w.request_id), 3) FILTER (WHERE w.request_id IS NOT NULL)

@@ -55,8 +55,8 @@ SELECT
         'port': port,
         'protocol': se_protocol,
         'bytes_up': bytes_up,
-        'first_seen': first_seen,
-        'last_seen': last_seen,
+        'first_seen': evidence_time(first_seen),
+        'last_seen': evidence_time(last_seen),
         'sample_request_ids': ids,
         'service_entry': se
     } AS evidence,

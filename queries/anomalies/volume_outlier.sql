@@ -51,8 +51,8 @@ SELECT
         'largest_request_bytes': w.largest,
         'baseline_daily_bytes': CAST(coalesce(bp.daily, bd.daily_per_source, 0) AS BIGINT),
         'baseline_request_p99_bytes': CAST(bd.p99 AS BIGINT),
-        'first_seen': w.first_seen,
-        'last_seen': w.last_seen,
+        'first_seen': evidence_time(w.first_seen),
+        'last_seen': evidence_time(w.last_seen),
         'sample_request_ids': w.ids
     } AS evidence,
     client_named(w.source_ip) || ' uploaded ' || CAST(round(w.bytes_up / 1e6, 1) AS VARCHAR) || ' MB to ' || w.destination
