@@ -18,6 +18,8 @@ import re
 import polars as pl
 
 from .collectors import PROVENANCE, node_log_names
+from .jsonlog import _json_record as json_record
+from .runtimes import docker_tag
 
 # A log collector's JSON record of a line (Envelopes.envelope): where its line's text is, then its
 # time (paths of keys into nested objects), in the order tried. An object is a record of a line when
@@ -53,6 +55,11 @@ CONTAINER_KEYS = (("kubernetes", "container_name"), ("kubernetes", "container", 
 # Where a record names the file its line was read from: a node's container log file names its pod and
 # container (node_log_names), for a record that names neither.
 SOURCE_KEYS = (("result", "source"),)
+
+
+# The keys _signed reads, as a record's JSON text names them (Envelopes._read_envelopes: a line that
+# may itself be such a record).
+_NESTED_KEYS = r'"(?:kubernetes|source_type|@timestamp|_p|stream|date|labels|podName|timestamp|resource|PodName|result)"\s*:'
 
 
 def _signed(obj: dict) -> bool:
@@ -180,7 +187,27 @@ class Envelopes:
                          if isinstance(obj.get(k), dict)), None)
         if text is None or not _signed(obj):
             return None
-        return (text[:-1] if text.endswith("\n") else text, *self.metadata(obj))
+        text = text[:-1] if text.endswith("\n") else text
+        inner = self._nested(text)
+        if inner is not None:  # (its names and time first: the record nearer the line; ours where it has none)
+            return (inner[0], *(mine or theirs for mine, theirs in zip(inner[1:], self.metadata(obj))))
+        return (text, *self.metadata(obj))
+
+    def _nested(self, text: str) -> tuple[str, str | None, str | None, str | None] | None:
+        """``envelope`` of the line a record holds when that line is itself a collector's record of a
+        line (Fluent Bit's loki output writes its record as the line, as JSON, by default: ``logcli
+        query -o jsonl`` gives it back inside Loki's), else None: an access record (Istio's JSON
+        encoding, ztunnel's) and docker's own entries (``runtimes.unwrap_docker`` reads them, joining a
+        split line's parts) stay the line."""
+        if not text.startswith("{") or docker_tag(text[-100:]) is not None:
+            return None
+        try:
+            obj = json.loads(text)
+        except (ValueError, RecursionError):
+            return None
+        if not isinstance(obj, dict) or json_record(obj)[0] not in (None, "noise"):
+            return None
+        return self.envelope(obj)
 
     def metadata(self, obj: dict) -> tuple[str | None, str | None, str | None]:
         """The pod, container and time a collector's record names (``envelope``); also of an access
@@ -241,6 +268,9 @@ class Envelopes:
                   | (text_at[("line",)] & c("timestamp").is_not_null()) | c("resource").is_not_null()
                   | c("PodName").is_not_null() | text_at[("result", "_raw")])
         text = pl.coalesce([_field(path) for path in ENVELOPE_TEXT])
+        # A line that may be a collector's record itself (a JSON object with one of _signed's keys) is
+        # read by envelope (_nested): an Istio JSON line or ztunnel's has none of these keys
+        nested = text.str.starts_with("{") & text.str.contains(_NESTED_KEYS)
         time = pl.coalesce([pl.when(_field(p).str.contains(self._time.pattern)).then(_field(p)) for p in ENVELOPE_TIME])
         named = lambda paths: pl.coalesce([pl.when(_field(p) != "").then(_field(p)) for p in paths])  # noqa: E731
         # A name or time json_decode read from a number is no text to json.loads: a line where such a key
@@ -253,7 +283,7 @@ class Envelopes:
         texts = pl.all_horizontal(pl.lit(True), *(
             ~by_key[key] | ~c("__body").str.contains(rf'"{re.escape(key)}"\s*:\s*[^"\s]') for key in by_key if present[key]))
         read = got.lazy().select(
-            (text.is_not_null() & quoted & signed & texts).fill_null(False).alias("ok"),
+            (text.is_not_null() & quoted & signed & texts & ~nested).fill_null(False).alias("ok"),
             text.str.strip_suffix("\n").alias("body"),
             named(POD_KEYS).alias("pod"), named(CONTAINER_KEYS).alias("container"),
             named(SOURCE_KEYS).alias("source"), time.alias("received_at")).collect()

@@ -92,3 +92,37 @@ def test_logcli_jsonl_and_its_default_output_read_alike():
     for a, b in zip(text, jsonl):
         assert b.pop("received_at") - a.pop("received_at") == dt.timedelta(milliseconds=500)
         assert a == b
+
+
+def _compact(obj) -> str:
+    return json.dumps(obj, separators=(",", ":"))
+
+
+def test_fluent_bit_records_as_loki_lines_read_as_the_lines_they_hold():
+    """Fluent Bit's loki output writes each record as the entry's line, as JSON (``line_format json``,
+    its default), so ``logcli query -o jsonl`` prints a record inside a record: read as the line the
+    inner one holds, its pod, container and time first, Loki's labels and time where it names none, as
+    logcli's default output of the same entries is read (it was a noise reject: "docker json-file log
+    wrapper"). An agent's line inside is noise for what it is."""
+    kubernetes = {"pod_name": "wp-1", "namespace_name": "istio-egress", "container_name": "istio-proxy"}
+    inner = [_compact({"time": "2025-01-30T10:53:24.326000321Z", "stream": "stdout", "_p": "F", "log": LINE,
+                       "kubernetes": kubernetes}),
+             _compact({"stream": "stdout", "_p": "F", "log": JSON_LINE}),
+             _compact({"time": "2025-01-30T10:53:24.326000321Z", "stream": "stderr", "_p": "F",
+                       "log": "2025-01-30T10:53:14.918572Z\tinfo\txdsproxy\tconnected to upstream XDS server",
+                       "kubernetes": kubernetes})]
+    labels = {"job": "fluent-bit", "pod": "wp-2", "container": "istio-proxy"}
+    jsonl = [_compact({"labels": labels, "line": x, "timestamp": "2025-01-30T11:53:24.5+01:00"}) for x in inner]
+    records, rejects, _ = parse_text(jsonl)
+    assert [(r["line_number"], r["log_format"], r["pod"], r["container"], r["received_at"]) for r in records] == [
+        (1, "istio_1_9", "wp-1", "istio-proxy", dt.datetime(2025, 1, 30, 10, 53, 24, 326000, tzinfo=UTC)),
+        (2, "istio_json", "wp-2", "istio-proxy", dt.datetime(2025, 1, 30, 10, 53, 24, 500000, tzinfo=UTC))]
+    assert [(r["line_number"], r["class"], r["raw"]) for r in rejects] == [(3, "noise", jsonl[2])]
+    assert "istio-agent" in rejects[0]["reason"]
+    bare, _, _ = parse_text([LINE, JSON_LINE])
+    for a, b in zip(records, bare):  # (the access line read as it is alone)
+        assert {k: v for k, v in a.items() if k not in ("pod", "container", "received_at")} == \
+            {k: v for k, v in b.items() if k not in ("pod", "container", "received_at")}
+    text, _, _ = parse_text([logcli('{container="istio-proxy", job="fluent-bit", pod="wp-2"}', x, stamp=STAMP)
+                             for x in inner[:1]])
+    assert [(r["pod"], r["received_at"]) for r in text] == [(r["pod"], r["received_at"]) for r in records[:1]]
