@@ -53,8 +53,13 @@ CONTAINER_KEYS = (("kubernetes", "container_name"), ("kubernetes", "container", 
                   ("ContainerName",), ("result", "k8s.container.name"), ("result", "container_name"),
                   ("resource", "k8s.container.name"), ("attributes", "k8s.container.name"))
 # Where a record names the file its line was read from: a node's container log file names its pod and
-# container (node_log_names), for a record that names neither.
-SOURCE_KEYS = (("result", "source"),)
+# container (node_log_names), for a record that names neither: a Splunk event's source, Vector's file
+# (its file source's, and kubernetes_logs' for a pod gone before Vector read its metadata), Filebeat's
+# log.file.path (without its add_kubernetes_metadata processor). The polars pass reads the first two
+# (_POLARS_SOURCE_KEYS): its "log" is the line's text, so a Filebeat record, whose "log" is an object,
+# is read by envelope.
+SOURCE_KEYS = (("result", "source"), ("file",), ("log", "file", "path"))
+_POLARS_SOURCE_KEYS = SOURCE_KEYS[:2]
 
 
 # The keys _signed reads, as a record's JSON text names them (Envelopes._read_envelopes: a line that
@@ -104,7 +109,7 @@ def _struct_of(paths) -> dict:
 
 def _named_by_source(read: pl.DataFrame) -> pl.DataFrame:
     """``read``'s pod and container, where a record names neither, from the file it names
-    (``SOURCE_KEYS``, ``node_log_names``): a few files a batch, read once each."""
+    (``_POLARS_SOURCE_KEYS``, ``node_log_names``): a few files a batch, read once each."""
     unnamed = read["source"].is_not_null() & read["pod"].is_null() & read["container"].is_null()
     if not unnamed.any():
         return read
@@ -139,7 +144,7 @@ _ENVELOPE_SCHEMA = {"line_number": pl.Int64, "raw": pl.String, "body": pl.String
                     "container": pl.String, "received_at": pl.String}
 _ENVELOPE_TYPE = pl.Struct({
     **_struct_of(ENVELOPE_TEXT + ENVELOPE_TIME + (("stream",), ("_p",), ("source_type",)) + POD_KEYS + CONTAINER_KEYS
-                 + SOURCE_KEYS), "date": pl.Float64,
+                 + _POLARS_SOURCE_KEYS), "date": pl.Float64,
 })
 
 
@@ -277,7 +282,7 @@ class Envelopes:
         # (at any depth: "pod_name" is Fluent Bit's and Cloud Logging's) holds anything but a text is
         # read by envelope
         by_key: dict[str, pl.Expr] = {}
-        for path in POD_KEYS + CONTAINER_KEYS + ENVELOPE_TIME + SOURCE_KEYS:
+        for path in POD_KEYS + CONTAINER_KEYS + ENVELOPE_TIME + _POLARS_SOURCE_KEYS:
             by_key[path[-1]] = by_key.get(path[-1], pl.lit(False)) | _field(path).is_not_null()
         present = got.select(*(found.any().alias(key) for key, found in by_key.items())).row(0, named=True)
         texts = pl.all_horizontal(pl.lit(True), *(
@@ -286,7 +291,7 @@ class Envelopes:
             (text.is_not_null() & quoted & signed & texts & ~nested).fill_null(False).alias("ok"),
             text.str.strip_suffix("\n").alias("body"),
             named(POD_KEYS).alias("pod"), named(CONTAINER_KEYS).alias("container"),
-            named(SOURCE_KEYS).alias("source"), time.alias("received_at")).collect()
+            named(_POLARS_SOURCE_KEYS).alias("source"), time.alias("received_at")).collect()
         ok = read["ok"]
         if not ok.any():
             return None, df

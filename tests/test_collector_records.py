@@ -300,7 +300,9 @@ def test_records_read_by_polars_as_json_loads_reads_them(monkeypatch):
                             ("body", [None] * 6 + [{"stringValue": rng.choice(inner)}, {"stringValue": 5},
                                                    {"kvlistValue": {"values": []}}, "x"]),
                             ("attributes", [None] * 6 + [{"k8s.pod.name": POD, "k8s.container.name": CONTAINER},
-                                                         {"k8s.container.name": 3}, {}])):
+                                                         {"k8s.container.name": 3}, {}]),
+                            # (the node's file the line was read from: Vector's file, Filebeat's log.file.path)
+                            ("file", [None] * 4 + [POD_LOG_FILE, "/var/log/other.log", 3, {"path": POD_LOG_FILE}])):
             value = rng.choice(values)
             if value is not None or rng.random() < 0.1:
                 obj[key] = value
@@ -343,3 +345,25 @@ def test_a_small_batch_without_a_docker_entry_is_not_cut_for_docker_s_fields(mon
     records, rejects, _ = parse_text(entries)
     assert cut == [1] and {r["log_format"] for r in records} == {"istio_1_9", "istio_json"}  # (the lines they hold)
     assert all(r["received_at"] is not None for r in records) and {r["class"] for r in rejects} == {"noise"}
+
+
+@pytest.mark.parametrize("compact", [True, False])
+def test_a_record_that_names_no_pod_names_the_node_file_it_was_read_from(compact):
+    """A record with no Kubernetes metadata that names the node's container log file its line was
+    read from (Vector's ``file``: its file source's, or kubernetes_logs' for a pod gone before Vector
+    read its metadata; Filebeat's ``log.file.path`` without add_kubernetes_metadata) has the pod and
+    container that file is named after, as a Splunk event's ``source`` does (they were null); its
+    own metadata wins where it has it. Compact (polars' pass) and with spaces (json.loads)."""
+    line = read_lines(SAMPLES / "waypoint-egress-1.23.log")[0]
+    pods = "/var/log/pods/istio-egress_wp-1_6c7b2f0e-1d2c-4b7a-9f3e-0a1b2c3d4e5f/istio-proxy/0.log"
+    containers = "/var/log/containers/wp-2_istio-egress_istio-proxy-" + "3f9a" * 16 + ".log"
+    records = [{"file": pods, "host": "node-1", "message": line, "source_type": "file", "timestamp": STAMP},
+               {**vector(line), "file": pods, "kubernetes": {"pod_name": POD, "container_name": CONTAINER}},
+               {"@timestamp": STAMP, "message": line, "input": {"type": "container"}, "stream": "stdout",
+                "log": {"offset": 2048, "file": {"path": containers}}},
+               {**filebeat(line), "log": {"offset": 2048, "file": {"path": containers}}}]
+    got, rejects, _ = parse_text([json.dumps(r, separators=(",", ":") if compact else None) for r in records])
+    assert rejects == []
+    when = dt.datetime(2025, 1, 30, 10, 53, 24, 326000, tzinfo=UTC)
+    assert [(r["pod"], r["container"], r["received_at"]) for r in got] == [
+        ("wp-1", CONTAINER, when), (POD, CONTAINER, when), ("wp-2", CONTAINER, when), (POD, CONTAINER, when)]
