@@ -1,7 +1,8 @@
 """Files that are a document of log entries, not lines of them, read as their entries' lines: a JSON
 array of records (what ``gcloud logging read --format=json`` and other CLIs print: ``[``, then
-objects, indented) as one line an element, and OTLP/JSON (the OpenTelemetry Collector's file
-exporter: ``logpipe/otlp.py``) as one line a log record (``DOCUMENTS``). ``logpipe/unpack.py`` tells
+objects, indented) as one line an element, OTLP/JSON (the OpenTelemetry Collector's file
+exporter: ``logpipe/otlp.py``) as one line a log record, and Loki's query API responses as one line
+an entry (``DOCUMENTS``). ``logpipe/unpack.py`` tells
 a file of them by its first bytes and pulls it through its reader a piece at a time; ``logpipe
 stream`` feeds the reader its stdin."""
 from __future__ import annotations
@@ -10,7 +11,7 @@ import codecs
 import json
 import re
 
-from .otlp import OTLP_JSON, OtlpLines
+from .otlp import _ENCODE, OTLP_JSON, OtlpLines, _rfc3339
 
 # A JSON array of objects: "[" and "{" (or "]") with only white space between, in the first bytes; an
 # access line starts "[2025-…", "[pod/…" or "[2025-01-30 08:08:15.071]".
@@ -68,6 +69,54 @@ class JsonArrayLines:
         return "".join(out).encode("utf-8")
 
 
+# Loki's query API response (/loki/api/v1/query_range, /query: what `curl` of it saves), compact as Loki
+# writes it: {"status":"success","data":{"resultType":"streams","result":[{"stream":{<labels>},
+# "values":[["<ns since the epoch>","<line>"],…]},…],"stats":{…}}}, one a line.
+LOKI_RESPONSE = re.compile(rb'\{[ \t]*"status"[ \t]*:[ \t]*"success"[ \t]*,[ \t]*"data"[ \t]*:')
+
+
+class LokiLines(OtlpLines):
+    """Loki's query API responses (``LOKI_RESPONSE``), one a line, as their log entries: each the line
+    ``logcli query -o jsonl`` prints for it (``{"labels":{…},"line":"…","timestamp":"…"}``, read as
+    a record of a line: its stream's labels name the pod and container, its time is ``received_at``),
+    in the response's order (its streams', each stream's entries in the query's direction). Fed as
+    ``OtlpLines`` is; a line that is no such response (a metric query's matrix, an error) is given as
+    it is."""
+
+    @staticmethod
+    def _lines(lines: list[str]) -> list[str]:
+        out = []
+        for line in lines:
+            try:
+                got = _entries(json.loads(line)) if line.strip() else None
+            except (ValueError, RecursionError):
+                got = None
+            out += [line] if got is None else got
+        return out
+
+
+def _entries(response) -> list[str] | None:
+    """The entries of a Loki query API response (parsed JSON) as ``logcli query -o jsonl`` lines, or
+    None when it is no response of log streams. (An entry's third item, the structured metadata
+    Loki 3 adds, is not read.)"""
+    data = response.get("data") if isinstance(response, dict) else None
+    if not isinstance(data, dict) or data.get("resultType") != "streams" or not isinstance(data.get("result"), list):
+        return None
+    out = []
+    for stream in data["result"]:
+        labels = stream.get("stream") if isinstance(stream, dict) else None
+        values = stream.get("values") if isinstance(stream, dict) else None
+        if not isinstance(labels, dict) or not isinstance(values, list):
+            return None
+        for value in values:
+            if not isinstance(value, list) or len(value) < 2 or not isinstance(value[1], str):
+                return None
+            when = _rfc3339(value[0])
+            out.append(_ENCODE({"labels": labels, "line": value[1], **({"timestamp": when} if when else {})}))
+    return out
+
+
 # Files that are a document of log entries, by their first bytes: the manifest's name for each (its
 # "compression"), and the reader of its entries as lines.
-DOCUMENTS = (("json-array", JSON_ARRAY, JsonArrayLines), ("otlp-json", OTLP_JSON, OtlpLines))
+DOCUMENTS = (("json-array", JSON_ARRAY, JsonArrayLines), ("otlp-json", OTLP_JSON, OtlpLines),
+             ("loki-json", LOKI_RESPONSE, LokiLines))

@@ -8,7 +8,7 @@ import datetime as dt
 import json
 
 import pytest
-from conftest import SAMPLES, parse_text, read_lines
+from conftest import SAMPLES, parse_file, parse_text, read_lines, run_logpipe, stream_in_two_reads
 
 UTC = dt.timezone.utc
 LINE = read_lines(SAMPLES / "waypoint-egress-1.23.log")[0]
@@ -126,3 +126,50 @@ def test_fluent_bit_records_as_loki_lines_read_as_the_lines_they_hold():
     text, _, _ = parse_text([logcli('{container="istio-proxy", job="fluent-bit", pod="wp-2"}', x, stamp=STAMP)
                              for x in inner[:1]])
     assert [(r["pod"], r["received_at"]) for r in text] == [(r["pod"], r["received_at"]) for r in records[:1]]
+
+
+def loki_response(*streams, status: str = "success") -> str:
+    """A Loki query API response of log streams, as Loki writes it (compact): (labels, values) each."""
+    return _compact({"status": status, "data": {"resultType": "streams", "result": [
+        {"stream": labels, "values": values} for labels, values in streams], "stats": {"summary": {"totalLinesProcessed": 4}}}})
+
+
+def test_a_loki_query_api_response_reads_as_its_entries(tmp_path):
+    """``curl …/loki/api/v1/query_range`` saved: each response (one a line) is its entries, each read as
+    ``logcli query -o jsonl`` prints it: its stream's labels name the pod and container, its time (ns
+    since the epoch) is ``received_at``; numbered by entry, in the response's order (it was one
+    malformed reject of the whole response: "JSON object is not an access-log record"). An entry's
+    third item (Loki 3's structured metadata) is left alone; a response of no log streams (a metric
+    query's) stays a line, a reject as before. From a file, gzip'd on stdin, ``ingest`` (the manifest
+    says loki-json) and ``stream``."""
+    agent = "2025-01-30T10:53:14.918572Z\tinfo\txdsproxy\tconnected to upstream XDS server"
+    first = loki_response(
+        ({"container": "istio-proxy", "namespace": "istio-egress", "pod": "wp-1"},
+         [["1738234404326000321", LINE], ["1738234403000000000", agent, {"structuredMetadata": {"trace_id": "x"}}]]),
+        ({"container": "istio-proxy", "pod": "gw-1"}, [["1738234404500000000", JSON_LINE], ["1738234404000000000", ""]]))
+    matrix = _compact({"status": "success", "data": {"resultType": "matrix", "result": []}})
+    path = tmp_path / "loki.json"
+    path.write_text(first + "\n" + loki_response(({"pod": "wp-2"}, [["1738234405000000000", LINE]])) + "\n" + matrix + "\n")
+    records, rejects = parse_file(path)
+    assert [(r["line_number"], r["log_format"], r["pod"], r["container"], r["received_at"]) for r in records] == [
+        (1, "istio_1_9", "wp-1", "istio-proxy", dt.datetime(2025, 1, 30, 10, 53, 24, 326000, tzinfo=UTC)),
+        (3, "istio_json", "gw-1", "istio-proxy", dt.datetime(2025, 1, 30, 10, 53, 24, 500000, tzinfo=UTC)),
+        (5, "istio_1_9", "wp-2", None, dt.datetime(2025, 1, 30, 10, 53, 25, tzinfo=UTC))]
+    assert [(r["line_number"], r["class"]) for r in rejects] == [(2, "noise"), (6, "malformed")]
+    assert json.loads(rejects[0]["raw"]) == {"labels": {"container": "istio-proxy", "namespace": "istio-egress",
+                                                        "pod": "wp-1"}, "line": agent,
+                                             "timestamp": "2025-01-30T10:53:23.000000000Z"}
+    bare, _, _ = parse_text([LINE, JSON_LINE])
+    for a, b in zip(records, bare):  # (the access line read as it is alone)
+        assert {k: v for k, v in a.items() if k not in ("pod", "container", "received_at", "line_number", "source")} == \
+            {k: v for k, v in b.items() if k not in ("pod", "container", "received_at", "line_number", "source")}
+    import gzip
+
+    run = run_logpipe("parse", "-", "-o", "ndjson", input=gzip.compress(path.read_bytes()), text=False)
+    assert b"read 6, parsed 3, rejected 2 (noise 1, malformed 1), blank 1" in run.stderr
+    run = run_logpipe("ingest", path, "--data", tmp_path / "d", "--max-reject-ratio", "1")  # (the matrix's line)
+    assert run.returncode == 0 and "lines read 6, parsed 3, rejected 2" in run.stderr, run.stderr
+    (entry,) = json.loads((tmp_path / "d" / "_manifest.json").read_text())["inputs"]
+    assert entry["compression"] == "loki-json"
+    err = stream_in_two_reads(tmp_path / "s", path.read_bytes(), 5)
+    assert "lines read 6, parsed 3, rejected 2 (noise 1, malformed 1), blank 1" in err
