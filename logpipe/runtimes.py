@@ -241,9 +241,13 @@ def _join_docker(df, docker, text, stream, time, part):
     the columns without them, which parts are left (no end here), and the dropped rows' line numbers."""
     import json
 
-    runs = _runs(part.arg_true().to_list(), df.height, df["line_number"], lambda rows: zip(
-        (docker.gather(rows) & stream.gather(rows).is_not_null()).to_list(), stream.gather(rows).to_list(),
-        part.gather(rows).to_list()))
+    def tags(rows):  # (None for `tail -f`'s header, as CriParts.join's: the lines after it are another file's)
+        heads = df["line"].gather(rows).str.slice(0, BARRIER_CHARS).to_list()
+        return [None if head.startswith(_HEADER_LOOK) and _barrier(head) else tag for head, tag in zip(heads, zip(
+            (docker.gather(rows) & stream.gather(rows).is_not_null()).to_list(), stream.gather(rows).to_list(),
+            part.gather(rows).to_list()))]
+
+    runs = _runs(part.arg_true().to_list(), df.height, df["line_number"], tags)
     if not runs:
         return df, docker, text, stream, time, part, ()
     texts = text.gather([i for run in runs for i in run]).to_list()
@@ -261,6 +265,16 @@ def _join_docker(df, docker, text, stream, time, part):
     time = time.scatter(at, pl.Series(end_time, dtype=pl.String)).filter(keep)
     part = part.scatter(at, False).filter(keep)
     return df, docker.filter(keep), text, stream.filter(keep), time, part, numbers
+
+
+_HEADER_LOOK = _tailheads.LOOK.decode()
+
+
+def _barrier(line: str) -> bool:
+    """Whether ``line`` is one no split line's parts are joined across (``CriParts.is_barrier``)."""
+    from .parse import default_parser
+
+    return default_parser().collectors.cri.is_barrier(line)
 
 
 # A runtime cuts a long line at a byte count (containerd: 16 KiB), so a UTF-8 character may be cut in

@@ -554,3 +554,18 @@ def test_a_character_cut_between_two_parts_is_whole_again(tmp_path, cut_in):
     batch = default_parser().parse_chunk(data, "x", 1)
     (row,) = batch.records.to_pylist()
     assert row["path"] == path_text and batch.joined == 2
+
+
+def test_no_docker_split_line_is_joined_across_tail_s_header():
+    """As a CRI file's part (test_no_split_line_is_joined_across_tail_s_header), docker's part of a line
+    (its log text without its newline) is not joined with the next entry of its stream after `tail -f`'s
+    header, the next file's (it was: one malformed reject of both, "two lines glued together", the other
+    file's line lost): the part a reject that says so, the other file's entry a row."""
+    long = ACCESS[0].replace('"GET /get ', '"GET /get?t=' + "x" * 17000 + " ", 1)
+    lines = ["==> a/0.log <==", docker(long[:16384], end=""), "", "==> b/0.log <==", docker(ACCESS[1])]
+    records, rejects, batch = parse_text(lines)
+    assert [r["line_number"] for r in records] == [5] and batch.joined == 0
+    assert [(r["line_number"], r["class"]) for r in rejects] == [(1, "noise"), (2, "malformed"), (4, "noise")]
+    assert rejects[1]["reason"] == DOCKER_PARTIAL
+    joined, _, batch = parse_text(lines[1:2] + [docker(long[16384:])])  # (without the header: joined)
+    assert [r["line_number"] for r in joined] == [1] and batch.joined == 1
