@@ -186,6 +186,8 @@ class Envelopes:
         (``message``, ``podName``): ``(the line, pod, container, time)``, the time only
         where it reads as ``received_at`` does; None for any other object. (``jsonlog`` asks only of
         objects that are no access record.)"""
+        if isinstance(obj.get("_source"), dict) and isinstance(obj.get("_index"), str):
+            return self._hit(obj["_source"])
         text = next((t for path in ENVELOPE_TEXT if isinstance(t := _at(obj, path), str)), None)
         if text is None:  # (a JSON line a collector read into an object: the line, written compact)
             text = next((json.dumps(obj[k], separators=(",", ":"), ensure_ascii=False) for k in ENVELOPE_OBJECT
@@ -197,6 +199,15 @@ class Envelopes:
         if inner is not None:  # (its names and time first: the record nearer the line; ours where it has none)
             return (inner[0], *(mine or theirs for mine, theirs in zip(inner[1:], self.metadata(obj))))
         return (text, *self.metadata(obj))
+
+    def _hit(self, doc: dict) -> tuple[str, str | None, str | None, str | None] | None:
+        """An Elasticsearch search hit's document (``_source``, beside ``_index``: elasticdump writes
+        an index's hits one a line): a collector's record of a line (``envelope``), or an access record
+        a collector stored as an object (Istio's JSON encoding, its keys beside Filebeat's or Fluent
+        Bit's: the record, written compact, as the line) with the pod, container and time it names."""
+        if json_record(doc)[0] not in (None, "noise"):
+            return (json.dumps(doc, separators=(",", ":"), ensure_ascii=False), *self.metadata(doc))
+        return self.envelope(doc)
 
     def _nested(self, text: str) -> tuple[str, str | None, str | None, str | None] | None:
         """``envelope`` of the line a record holds when that line is itself a collector's record of a

@@ -367,3 +367,29 @@ def test_a_record_that_names_no_pod_names_the_node_file_it_was_read_from(compact
     when = dt.datetime(2025, 1, 30, 10, 53, 24, 326000, tzinfo=UTC)
     assert [(r["pod"], r["container"], r["received_at"]) for r in got] == [
         ("wp-1", CONTAINER, when), (POD, CONTAINER, when), ("wp-2", CONTAINER, when), (POD, CONTAINER, when)]
+
+
+def test_elasticsearch_hits_read_as_the_document_they_hold():
+    """An Elasticsearch index's hits as elasticdump writes them, one a line (``{"_index":…,"_id":…,
+    "_source":{…}}``): the document under ``_source`` is read as it would be alone: a collector's record
+    of a line (Filebeat's, Fluent Bit's), or an access record stored as an object (Istio's JSON keys
+    beside Fluent Bit's kubernetes metadata: Merge_Log) with the pod, container and time it names (each
+    was a malformed reject, "JSON object is not an access-log record (keys: _index, …)"). A reject keeps
+    the hit as written; a document of none of these stays a reject."""
+    line = read_lines(SAMPLES / "waypoint-egress-1.23.log")[0]
+    access = json.loads(read_lines(SAMPLES / "istio-json-1.24.log")[0])
+    agent = "2025-01-30T10:53:14.918572Z\tinfo\txdsproxy\tconnected to upstream XDS server"
+    hit = lambda doc: json.dumps({"_index": "filebeat-8.15.0-2025.01.30", "_id": "kx3QtpQBz", "_score": 1,  # noqa: E731
+                                  "_source": doc}, separators=(",", ":"))
+    merged = {**access, "time": STAMP, "stream": "stdout", "kubernetes": fluent_bit("")["kubernetes"]}
+    lines = [hit(filebeat(line)), hit(fluent_bit(line)), hit(merged), hit(fluent_bit(agent)), hit({"user": "x"})]
+    records, rejects, _ = parse_text(lines)
+    when = dt.datetime(2025, 1, 30, 10, 53, 24, 326000, tzinfo=UTC)
+    assert [(r["line_number"], r["log_format"], r["pod"], r["container"], r["received_at"]) for r in records] == [
+        (1, "istio_1_9", POD, CONTAINER, when), (2, "istio_1_9", POD, CONTAINER, when),
+        (3, "istio_json", POD, CONTAINER, when)]
+    assert [(r["line_number"], r["class"], r["raw"]) for r in rejects] == [(4, "noise", lines[3]), (5, "malformed", lines[4])]
+    bare, _, _ = parse_text([line, line, json.dumps(access)])
+    drop = ("pod", "container", "received_at", "line_number")
+    assert [{k: v for k, v in r.items() if k not in drop} for r in records] == \
+        [{k: v for k, v in r.items() if k not in drop} for r in bare]
