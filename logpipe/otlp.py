@@ -86,7 +86,9 @@ def records(request) -> list[dict] | None:
             return None
         resource = resource_logs.get("resource")
         resource = _attributes(resource.get("attributes") if isinstance(resource, dict) else None)
-        for scope_logs in resource_logs.get("scopeLogs") or ():
+        # (instrumentationLibraryLogs: its name before OTLP 0.15, 2022, which collectors of then wrote;
+        # a JSON receiver reads it where scopeLogs is not set, opentelemetry-proto's logs.proto says)
+        for scope_logs in resource_logs.get("scopeLogs") or resource_logs.get("instrumentationLibraryLogs") or ():
             if not isinstance(scope_logs, dict):
                 return None
             for record in scope_logs.get("logRecords") or ():

@@ -255,3 +255,20 @@ def test_otlp_protobuf_is_refused_with_what_to_set(tmp_path):
     assert run.exit_code != 0 and said in run.stderr
     run = CliRunner().invoke(cli, ["ingest", str(path), "--data", str(tmp_path / "d")])  # (not entered as read)
     assert run.exit_code != 0 and said + "\n" in run.stderr and "ingested 0," in run.stderr, run.stderr
+
+
+def test_a_request_of_an_older_collector_names_its_scopes_instrumentation_library_logs(tmp_path):
+    """OTLP/JSON before 0.15 (collectors of early 2022 wrote it) holds a resource's records under
+    ``instrumentationLibraryLogs``, which a JSON receiver reads where ``scopeLogs`` is not set
+    (opentelemetry-proto's logs.proto): the same records as under ``scopeLogs`` (the request's line
+    gave no line at all: its records were lost, neither rows nor rejects)."""
+    new = request(("wp-1", [ACCESS[0], ACCESS[1] + "\n"]), ("wp-2", ["started"]))
+    old = new.replace('"scopeLogs":', '"instrumentationLibraryLogs":').replace('"scope":{},', '"instrumentationLibrary":{},')
+    assert "scopeLogs" not in old
+    assert otlp.records(json.loads(old)) == otlp.records(json.loads(new))
+    (tmp_path / "old.jsonl").write_text(old + "\n")
+    (tmp_path / "new.jsonl").write_text(new + "\n")
+    got, want = parse_file(tmp_path / "old.jsonl"), parse_file(tmp_path / "new.jsonl")
+    assert [len(x) for x in want] == [2, 1]
+    for a, b in zip(got, want):
+        assert [{k: v for k, v in r.items() if k != "source"} for r in a] == [{k: v for k, v in r.items() if k != "source"} for r in b]
