@@ -1077,3 +1077,19 @@ def test_report_rows_in_a_scratch_file_left_nowhere(scenario_data, tmp_path, mon
     with report_db(scenario_data, report="anomalies") as (con, floor):
         assert not db.has_scratch(con)
         assert _anomalies((con, floor)) == kept
+
+
+def test_the_inventorys_and_egress_queries_times_are_to_the_millisecond_ztunnels_too(tmp_path):
+    """first_seen/last_seen of the inventory (destinations, sources) and of the egress queries
+    (by_source, denied) to the millisecond, as a finding's evidence (queries/views/evidence_time.sql):
+    a destination ztunnel alone reached said ``…44.080629Z``, one a waypoint reached ``…44.080Z``."""
+    from test_ztunnel_egress import BYPASS
+
+    from conftest import run_logpipe
+
+    (tmp_path / "zt.log").write_text(BYPASS + "\n")
+    assert run_logpipe("ingest", "zt.log", "--data", "ds", cwd=tmp_path).returncode == 0
+    for args in (("report", "inventory"), ("query", "destinations"), ("query", "sources"), ("query", "by_source")):
+        r = run_logpipe(*args, "--data", "ds", "-o", "json", cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+        assert '"2024-04-12T10:17:44.080Z"' in r.stdout and "080629" not in r.stdout, (args, r.stdout)

@@ -16,8 +16,8 @@ SELECT
     string_agg(DISTINCT egress_kind, ',' ORDER BY egress_kind) AS kinds,
     count(*) AS requests,
     sum(bytes_received) AS bytes_up,  -- null: the format logs no bytes
-    min(start_time) AS first_seen,
-    max(start_time) AS last_seen
+    evidence_time(min(start_time)) AS first_seen,
+    evidence_time(max(start_time)) AS last_seen
 FROM egress
 WHERE $destination = '' OR destination = $destination
 GROUP BY source_ip, destination, destination_port

@@ -21,8 +21,8 @@ SELECT
         ELSE 'http ' || response_code
     END AS denied_by,
     count(*) AS attempts,
-    min(start_time) AS first_seen,
-    max(start_time) AS last_seen
+    evidence_time(min(start_time)) AS first_seen,
+    evidence_time(max(start_time)) AS last_seen
 FROM egress
 WHERE egress_kind = 'blocked'
    OR ext_authz_denial(response_flags, response_code_details)

@@ -89,8 +89,8 @@ SELECT
     CAST(quantile_cont(duration, 0.50) AS BIGINT) AS p50_ms,
     CAST(quantile_cont(duration, 0.95) AS BIGINT) AS p95_ms,
     CAST(quantile_cont(duration, 0.99) AS BIGINT) AS p99_ms,
-    min(start_time) AS first_seen,
-    max(start_time) AS last_seen,
+    evidence_time(min(start_time)) AS first_seen,
+    evidence_time(max(start_time)) AS last_seen,
     -- (each client listed, one that is not in the logs too: client_named.sql)
     count(DISTINCT client_named(source_ip)) AS source_count,
     clients_named(list(DISTINCT source_ip)) AS sources,

@@ -18,8 +18,8 @@ SELECT
     CAST(sum(bytes_sent) AS BIGINT) AS bytes_down,
     count(*) FILTER (WHERE egress_kind = 'blocked') AS blocked,
     count(*) FILTER (WHERE egress_kind = 'passthrough') AS unregistered,
-    min(start_time) AS first_seen,
-    max(start_time) AS last_seen
+    evidence_time(min(start_time)) AS first_seen,
+    evidence_time(max(start_time)) AS last_seen
 FROM egress
 WHERE start_time >= coalesce(CAST(nullif($since, '') AS TIMESTAMPTZ), '-infinity'::TIMESTAMPTZ)
   AND start_time < coalesce(CAST(nullif($until, '') AS TIMESTAMPTZ), 'infinity'::TIMESTAMPTZ)
