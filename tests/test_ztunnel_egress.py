@@ -282,3 +282,28 @@ def test_ztunnel_s_failed_connections_claim_no_protocol_or_transport(tmp_path):
                    "only-failed.partner.example": (1, None, None),
                    "api.partner.example": (1, None, None),
                    "ok.partner.example": (2, "TCP", "tcp")}
+
+
+def test_a_ztunnel_connection_that_never_came_up_reached_nothing(tmp_path):
+    """ztunnel logs no response flag: its error says a connection never came up (refused, timed
+    out), so upstream_connected is false for it, as for a UF. A baseline in which the waypoint's host
+    and a raw address were only tried so never reached them: reached today, both are new
+    destinations (they were not: the failed tries counted as reached)."""
+    (tmp_path / "zt.log").write_text("\n".join(
+        [hop(f"10:00:{i:02d}.000001", 41000 + i, REFUSED).replace("2024-04-12", "2024-04-10") for i in range(3)]
+        + [TIMED_OUT.replace("2024-04-12", "2024-04-10"), BYPASS]) + "\n")
+    (tmp_path / "waypoint.log").write_text(S3_WAYPOINT + "\n")
+    r = logpipe("ingest", "zt.log", "waypoint.log", "--data", "ds", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    r = logpipe("query", "--data", "ds", "-o", "csv", "--sql",
+                "select cast(start_time as date) d, log_format, egress_kind, destination, upstream_connected "
+                "from egress order by start_time", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[1:] == ["2024-04-10,ztunnel,waypoint,s3.amazonaws.com,false"] * 3 + [
+        "2024-04-10,ztunnel,public_ip,api.partner.example,false",
+        "2024-04-12,ztunnel,public_ip,api.partner.example,true",
+        "2024-04-12,istio_1_9,waypoint,s3.amazonaws.com,true"]
+    r = logpipe("report", "anomalies", "--data", "ds", "-o", "json", "--since", "2024-04-12T00:00:00Z", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    new = {f["destination"]: f["severity"] for f in json.loads(r.stdout)["findings"] if f["kind"] == "new_destination"}
+    assert new == {"s3.amazonaws.com": "low", "api.partner.example": "medium"}, new

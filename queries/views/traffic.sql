@@ -26,7 +26,7 @@
 --                        workloads (a ServiceEntry for an in-mesh service), so none of the HOST's
 --                        rows leaves the mesh, its failed ones (no upstream) included; also
 --                        ztunnel's failed hop to the waypoint, which the waypoint never logged
---                        (waypoint_unreached, below);
+--                        (waypoint_hop and ztunnel_unconnected, below);
 --     'public_ip'        any other row (not inbound) whose upstream_host is a public address.
 --   destination          host name when known (cluster HOST, else HTTP authority's host without
 --                        its port: authority_host.sql), else TLS SNI (an Istio mTLS SNI,
@@ -39,7 +39,10 @@
 --   source_ip            downstream_remote_address_ip (the client)
 --   upstream_connected   false when the proxy made no upstream connection for the row, as its
 --                        response flags say (UF, UH, NC, NR, DF, DO; a TCP row only when it moved
---                        no byte: upstream_not_connected.sql), else true: it connected, or nothing
+--                        no byte: upstream_not_connected.sql), or, on a ztunnel row, when its error
+--                        says its connection never came up and it moved no byte (ztunnel_hop_failed,
+--                        ztunnel_carried_nothing: refused, timed out, its tunnel's TLS or HTTP/2
+--                        set-up failed; ztunnel logs no flag), else true: it connected, or nothing
 --                        says it did not. Queries read this, not the flags, for whether anything left.
 -- ztunnel rows (log_format ztunnel*) have no cluster: a hop to a mesh workload (dst_workload or
 -- dst_identity logged, or HBONE's port 15008: a waypoint, a pod, a remote network's east-west
@@ -55,7 +58,8 @@
 -- is the waypoint on 15008, dst.hbone_addr the address dialled, dst.service the ServiceEntry host,
 -- dst.workload the waypoint). Its destination is that host and port, its destination_ip the
 -- waypoint's. A failure the waypoint answered ("http status: 503 …") stays ztunnel's hop: the
--- waypoint had the connection and its own line tells.
+-- waypoint had the connection and its own line tells. Such a hop, as any ztunnel connection that
+-- never came up, is not upstream_connected.
 -- A wildcard ServiceEntry host (*.example.com) names no destination: the request's authority or SNI
 -- does (en.wikipedia.org, not *.wikipedia.org), so that a new subdomain is a new destination.
 -- Settings (logpipe.toml / env / flags): cluster domain and mesh domains in logpipe_settings, ranges
@@ -99,13 +103,16 @@ addressed AS (
         CASE WHEN a.log_format LIKE 'ztunnel%' THEN a.dst_workload IS NOT NULL OR a.dst_identity IS NOT NULL
             OR a.upstream_host_port = 15008 OR a.direction = 'inbound'
             OR mesh_host(a.dst_service, s.cluster_domain, s.mesh_domains) ELSE false END AS ztunnel_in_mesh,
+        -- (a hop to an egress waypoint: outbound to 15008, dialling another address, a ServiceEntry
+        -- host outside the mesh; 'waypoint' when it also never came up, ztunnel_unconnected)
         CASE WHEN a.log_format LIKE 'ztunnel%' THEN a.direction = 'outbound' AND a.upstream_host_port = 15008
             AND a.downstream_local_address_ip IS DISTINCT FROM a.upstream_host_ip
             AND a.downstream_local_address_ip IS NOT NULL
             AND NOT coalesce(mesh_host(a.dst_service, s.cluster_domain, s.mesh_domains), true)
-            AND lower(a.dst_service) NOT IN (SELECT host FROM meshed)
-            AND ztunnel_carried_nothing(a.error, a.bytes_received, a.bytes_sent)
-            AND ztunnel_hop_failed(a.error) ELSE false END AS waypoint_unreached,
+            AND lower(a.dst_service) NOT IN (SELECT host FROM meshed) ELSE false END AS waypoint_hop,
+        -- (a ztunnel connection that never came up: its upstream_connected is false, as a UF's is)
+        CASE WHEN a.log_format LIKE 'ztunnel%' THEN ztunnel_carried_nothing(a.error, a.bytes_received, a.bytes_sent)
+            AND ztunnel_hop_failed(a.error) ELSE false END AS ztunnel_unconnected,
         a.upstream_cluster_direction IN ('outbound', 'inbound-vip') AS has_cluster_host,
         h.in_mesh
             OR (a.upstream_cluster_direction = 'inbound-vip'
@@ -132,7 +139,7 @@ judged AS (
                 AND NOT stays_in_mesh THEN 'registered'
             WHEN upstream_cluster_direction = 'inbound-vip' AND upstream_cluster_host IS NOT NULL
                 AND NOT stays_in_mesh THEN 'waypoint'
-            WHEN waypoint_unreached THEN 'waypoint'
+            WHEN waypoint_hop AND ztunnel_unconnected THEN 'waypoint'
             WHEN coalesce(upstream_cluster_direction, '') NOT IN ('inbound', 'inbound-vip', 'outbound')
                 AND coalesce(upstream_cluster, '') NOT LIKE 'InboundPassthroughCluster%'
                 AND NOT coalesce(ztunnel_in_mesh, false)
@@ -141,7 +148,8 @@ judged AS (
     FROM addressed
 )
 SELECT
-    * EXCLUDE (upstream_ip_kind, source_ip_kind, source_ip, ztunnel_in_mesh, waypoint_unreached, has_cluster_host,
+    * EXCLUDE (upstream_ip_kind, source_ip_kind, source_ip, ztunnel_in_mesh, waypoint_hop, ztunnel_unconnected,
+               has_cluster_host,
                stays_in_mesh),
     coalesce(
         CASE WHEN has_cluster_host AND NOT starts_with(upstream_cluster_host, '*') THEN lower(upstream_cluster_host) END,
@@ -156,6 +164,7 @@ SELECT
         upstream_host_port
     ) AS destination_port,
     source_ip,
-    NOT upstream_not_connected(response_flags, request_protocol(protocol, method, authority),
-                               bytes_received, bytes_sent) AS upstream_connected
+    NOT (upstream_not_connected(response_flags, request_protocol(protocol, method, authority),
+                                bytes_received, bytes_sent)
+         OR ztunnel_unconnected) AS upstream_connected
 FROM judged;

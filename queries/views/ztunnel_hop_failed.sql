@@ -13,7 +13,8 @@
 -- CONNECT itself), "h2 failed: …", "send: …", "receive: …" (the tunnel was up: the waypoint had the
 -- connection), a policy's refusal (ztunnel_denial) and the client's hang-up (ztunnel_failed). False
 -- for a null error. traffic.sql counts such a failed hop to a waypoint as the egress row it
--- stands for.
+-- stands for, and any ztunnel connection whose error is one of these and that moved no byte as not
+-- upstream_connected (a direct one too: its connect fails with the same "io error: …").
 CREATE OR REPLACE MACRO ztunnel_hop_failed(error) AS (
     coalesce(regexp_matches(error, '^(io error: |connection timed out, maybe a NetworkPolicy is blocking HBONE port 15008|tls error: |http2 handshake failed: '
                          '|identity error: |pool draining$|pool is already connecting$|connection streams maxed out$)'), false)
