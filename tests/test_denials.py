@@ -322,3 +322,30 @@ def test_a_reports_times_are_to_the_millisecond_ztunnels_too():
         "2025-01-30T10:53:27.080Z", "2025-01-30T10:53:27.080Z")
     text = CliRunner().invoke(cli, ["report", "anomalies", "--input", str(LOG), "-o", "text"]).stdout
     assert "first_seen=2025-01-30T10:53:26.375Z last_seen=2025-01-30T10:53:27.080Z " in text, text
+
+
+def test_a_destination_only_denied_in_the_baseline_was_never_reached(tmp_path):
+    """An HTTP request the proxy's RBAC or ext_authz filter denied (403, no flag; UAEX) was answered by
+    the proxy and never sent on: upstream_connected is false, as for a UF. A baseline that only tried
+    a host through the egress waypoint and was denied every time never reached it: allowed today, it is
+    a new destination (it was none: the denials counted as reached)."""
+    def line(t, path, code, flags, details, host, up):
+        return (f'[{t}] "POST {path} HTTP/1.1" {code} {flags} {details} - "-" 0 19 1 - "-" "curl/8.11.1" '
+                f'"7c81b4da-552f-49ab-a717-2f5e0dc7547{path[-1]}" "{host}" "{up}" inbound-vip|80|http|{host} - '
+                '240.240.0.2:80 10.244.0.24:59784 - default')
+    log = tmp_path / "waypoint.log"
+    log.write_text("\n".join([
+        line("2025-01-28T10:00:00.000Z", "/p1", 403, "-",
+             "rbac_access_denied_matched_policy[ns[istio-egress]-policy[deny-post]-rule[0]]", "paste.example", "-"),
+        line("2025-01-28T10:00:01.000Z", "/p2", 403, "UAEX", "ext_authz_denied", "drop.example", "-"),
+        line("2025-01-30T10:00:00.000Z", "/p3", 200, "-", "via_upstream", "paste.example", "192.0.2.10:80"),
+        line("2025-01-30T10:00:01.000Z", "/p4", 200, "-", "via_upstream", "drop.example", "192.0.2.11:80"),
+    ]) + "\n")
+    rows = run("query", "--sql", "select destination, response_code, upstream_connected from egress order by start_time",
+               inputs=(log,))
+    assert [(r["destination"], r["response_code"], r["upstream_connected"]) for r in rows] == [
+        ("paste.example", 403, False), ("drop.example", 403, False),
+        ("paste.example", 200, True), ("drop.example", 200, True)]
+    findings = run("report", "anomalies", "--since", "2025-01-30T00:00:00Z", inputs=(log,))["findings"]
+    assert sorted(f["destination"] for f in findings if f["kind"] == "new_destination") == [
+        "drop.example", "paste.example"]

@@ -38,8 +38,11 @@
 --   destination_port     the cluster's service port, else the port the app dialled
 --   source_ip            downstream_remote_address_ip (the client)
 --   upstream_connected   false when the proxy made no upstream connection for the row, as its
---                        response flags say (UF, UH, NC, NR, DF, DO; a TCP row only when it moved
---                        no byte: upstream_not_connected.sql), or, on a ztunnel row, when its error
+--                        response flags say (UF, UH, NC, NR, DF, DO, UAEX; a TCP row only when it
+--                        moved no byte: upstream_not_connected.sql), or its HTTP RBAC filter denied
+--                        it (a 403 rbac_access_denied…, no flag: the filter answers before the
+--                        router; not a TCP connection's, which network RBAC may deny after tcp_proxy
+--                        connected, on its first bytes), or, on a ztunnel row, when its error
 --                        says its connection never came up and it moved no byte (ztunnel_hop_failed,
 --                        ztunnel_carried_nothing: refused, timed out, its tunnel's TLS or HTTP/2
 --                        set-up failed; ztunnel logs no flag), else true: it connected, or nothing
@@ -166,5 +169,5 @@ SELECT
     source_ip,
     NOT (upstream_not_connected(response_flags, request_protocol(protocol, method, authority),
                                 bytes_received, bytes_sent)
-         OR ztunnel_unconnected) AS upstream_connected
+         OR rbac_denial(response_code_details, NULL) OR ztunnel_unconnected) AS upstream_connected
 FROM judged;

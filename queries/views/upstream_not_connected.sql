@@ -3,7 +3,8 @@
 -- (FORMATS.md c, Envoy's ResponseFlagUtils and usage.rst): UF (UpstreamConnectionFailure: the connect
 -- was refused or timed out), UH (NoHealthyUpstream: no endpoint to connect to), NC (NoClusterFound),
 -- NR (NoRouteFound: no route, or no filter chain), DF (DnsResolutionFailed: the name gave no address,
--- AllowAnyDynamicDNSCluster's 503) and DO (DropOverload: dropped before it was sent). Envoy's router
+-- AllowAnyDynamicDNSCluster's 503), DO (DropOverload: dropped before it was sent) and UAEX
+-- (UnauthorizedExternalService: the ext_authz filter denied it, before the router). Envoy's router
 -- sets a flag once, when it gives up (router.cc, onUpstreamAbort): the attempt that failed was the
 -- last. Not these: URX (retries exhausted: the last attempt may have connected and been answered 5xx;
 -- with UF it is UF's), UO (a circuit breaker's overflow, also set when a retry overflowed after an
@@ -21,6 +22,6 @@
 -- The traffic view judges it once per row, as its column upstream_connected (traffic.sql), which the
 -- queries read (the inventory's transport 'not-connected', upstream_transport.sql; the anomalies).
 CREATE OR REPLACE MACRO upstream_not_connected(response_flags, l7_protocol, bytes_received, bytes_sent) AS (
-    coalesce(list_has_any(response_flags, ['UF', 'UH', 'NC', 'NR', 'DF', 'DO']), false)
+    coalesce(list_has_any(response_flags, ['UF', 'UH', 'NC', 'NR', 'DF', 'DO', 'UAEX']), false)
     AND (coalesce(l7_protocol LIKE 'HTTP%', false) OR coalesce(bytes_received, 0) + coalesce(bytes_sent, 0) = 0)
 );
