@@ -162,3 +162,21 @@ def test_a_spike_of_dns_and_connect_failures_keeps_both_leads(tmp_path):
     (spike,) = found(anomalies(dataset(tmp_path, lines)), "error_spike", destination="half.example")
     assert "check the provider's status" in spike["advice"]
     assert "DNS resolution of half.example failed (response flag DF)" in spike["advice"]
+
+
+def test_a_request_the_proxy_answered_itself_did_not_connect(tmp_path):
+    """REGISTRY_ONLY answers plain HTTP to an unregistered host with its route block_all's 502
+    direct_response, no flag (Istio 1.3 on; response_code_details from 1.9): nothing was sent on, as
+    for its TCP twin, BlackHoleCluster's UH, so upstream_connected is false (it was true: no flag said
+    so). A redirect or a VirtualService directResponse (details direct_response) is the proxy's too."""
+    blocked = ('[{t}] "GET /x HTTP/1.1" 502 - {details} - "-" 0 0 0 - "-" "curl/8" "{rid}" "{host}" "-" - - '
+               '203.0.113.63:80 10.244.1.6:41005 - {route}\n')
+    lines = [blocked.format(t=_t(AT, 0), details="direct_response", rid="b1", host="blocked.example", route="block_all"),
+             blocked.format(t=_t(AT, 1), details="-", rid="b2", host="blocked-1-8.example", route="block_all"),
+             blocked.format(t=_t(AT, 2), details="direct_response", rid="b3", host="moved.example",
+                            route="redirect-moved").replace(' 502 ', ' 301 ')
+             .replace(' - - 203.0.113.63:80', ' outbound|80||moved.example - 203.0.113.63:80')]
+    data = dataset(tmp_path, lines)
+    with logpipe.connect(data) as con:
+        got = dict(con.execute("SELECT destination, upstream_connected FROM egress").fetchall())
+    assert got == {"blocked.example": False, "blocked-1-8.example": False, "moved.example": False}, got

@@ -42,7 +42,9 @@
 --                        moved no byte: upstream_not_connected.sql), or its HTTP RBAC filter denied
 --                        it (a 403 rbac_access_denied…, no flag: the filter answers before the
 --                        router; not a TCP connection's, which network RBAC may deny after tcp_proxy
---                        connected, on its first bytes), or, on a ztunnel row, when its error
+--                        connected, on its first bytes), or the proxy answered it itself (route
+--                        block_all's 502, as BlackHoleCluster's UH; a redirect or directResponse:
+--                        details direct_response), or, on a ztunnel row, when its error
 --                        says its connection never came up and it moved no byte (ztunnel_hop_failed,
 --                        ztunnel_carried_nothing: refused, timed out, its tunnel's TLS or HTTP/2
 --                        set-up failed; ztunnel logs no flag), else true: it connected, or nothing
@@ -169,5 +171,6 @@ SELECT
     source_ip,
     NOT (upstream_not_connected(response_flags, request_protocol(protocol, method, authority),
                                 bytes_received, bytes_sent)
-         OR rbac_denial(response_code_details, NULL) OR ztunnel_unconnected) AS upstream_connected
+         OR rbac_denial(response_code_details, NULL) OR ztunnel_unconnected
+         OR coalesce(route_name = 'block_all' OR response_code_details = 'direct_response', false)) AS upstream_connected
 FROM judged;
