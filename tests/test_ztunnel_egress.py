@@ -307,3 +307,33 @@ def test_a_ztunnel_connection_that_never_came_up_reached_nothing(tmp_path):
     assert r.returncode == 0, r.stderr
     new = {f["destination"]: f["severity"] for f in json.loads(r.stdout)["findings"] if f["kind"] == "new_destination"}
     assert new == {"s3.amazonaws.com": "low", "api.partner.example": "medium"}, new
+
+
+# istiod gives ztunnel a ServiceEntry's endpoints as workloads named after the ServiceEntry (istio/istio
+# pilot/pkg/serviceregistry/kube/controller/ambient/workloads.go, serviceEntryWorkloadBuilder: Name
+# se.Name, also for a DNS ServiceEntry's implicit endpoint), and ztunnel logs the endpoint's workload
+# as dst.workload (src/proxy/metrics.rs): its plain TCP connection to the external host, no waypoint.
+SE_ENDPOINT = ('2024-04-12T10:17:50.080629Z\tinfo\taccess\tconnection complete\tsrc.addr=10.244.0.24:41180 '
+               'src.workload="sleep-7656cf8794-r7zb9" src.namespace="default" dst.addr=203.0.113.7:443 '
+               'dst.service="api.partner.example" dst.workload="partner-api" dst.namespace="default" '
+               'direction="outbound" bytes_sent=67 bytes_recv=490 duration="2ms"')
+
+
+def test_a_connection_to_a_service_entry_s_endpoint_is_egress(tmp_path):
+    """ztunnel straight to a ServiceEntry's endpoint logs it as dst.workload (the ServiceEntry's name):
+    that workload is outside the mesh, so the row is egress as the same line without it is (it was
+    none: any dst.workload read as a mesh workload). A pod's workload stays in the mesh, reached by its
+    address (no dst.service) or as a service of the mesh, public IPv6 address or not."""
+    pod = SE_ENDPOINT.replace("dst.addr=203.0.113.7:443", "dst.addr=[2600:1f18::7]:8080").replace(
+        'dst.workload="partner-api"', 'dst.workload="reviews-v1-5fd6d4f8f8-knbht"')
+    (tmp_path / "zt.log").write_text("\n".join([
+        SE_ENDPOINT,
+        pod.replace('dst.service="api.partner.example" ', ""),
+        pod.replace('dst.service="api.partner.example"', 'dst.service="reviews.default.svc.cluster.local"'),
+    ]) + "\n")
+    r = logpipe("ingest", "zt.log", "--data", "ds", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    r = logpipe("query", "--data", "ds", "-o", "csv", "--sql",
+                "select egress_kind, destination, destination_ip, destination_port from egress", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[1:] == ["public_ip,api.partner.example,203.0.113.7,443"]

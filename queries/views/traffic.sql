@@ -53,7 +53,12 @@
 -- dst_identity logged, or HBONE's port 15008: a waypoint, a pod, a remote network's east-west
 -- gateway), an inbound one, or one to a service in the mesh (mesh_host) is not counted, whatever its address (pods may
 -- have public IPv6 addresses), so that the waypoint's own line is the one egress row per request; a
--- ztunnel connection straight to a public address is 'public_ip'. But a ztunnel hop that failed
+-- ztunnel connection straight to a public address is 'public_ip'. A ServiceEntry's endpoint is no
+-- mesh workload, though ztunnel logs one as dst_workload: istiod hands ztunnel a ServiceEntry's
+-- endpoints (a DNS one's implicit endpoint too) as workloads named after the ServiceEntry (istio/istio
+-- pilot/pkg/serviceregistry/kube/controller/ambient/workloads.go, serviceEntryWorkloadBuilder), so a
+-- dst_workload counts only with no dst_service, or one of the mesh (mesh_host, or a ServiceEntry host
+-- of mesh workloads, as for 'waypoint'); plain TCP to it logs no dst_identity (mTLS only). But a ztunnel hop that failed
 -- (ztunnel_hop_failed: refused, timed out, its tunnel's TLS or HTTP/2 set-up failed) and moved no
 -- byte, outbound to port 15008 with a dst_service outside the mesh (and not a ServiceEntry host of
 -- mesh workloads, as for 'waypoint') and a dialled address (dst.hbone_addr, the ServiceEntry VIP)
@@ -105,9 +110,13 @@ addressed AS (
         -- (ztunnel's columns judged on its rows only: a CASE evaluates its branch for the rows that
         -- take it, where AND evaluated mesh_host's list and lambda, and the error's patterns, on every
         -- row; false elsewhere, which both columns' readers take their null for)
-        CASE WHEN a.log_format LIKE 'ztunnel%' THEN a.dst_workload IS NOT NULL OR a.dst_identity IS NOT NULL
+        CASE WHEN a.log_format LIKE 'ztunnel%' THEN a.dst_identity IS NOT NULL
             OR a.upstream_host_port = 15008 OR a.direction = 'inbound'
-            OR mesh_host(a.dst_service, s.cluster_domain, s.mesh_domains) ELSE false END AS ztunnel_in_mesh,
+            OR mesh_host(a.dst_service, s.cluster_domain, s.mesh_domains)
+            -- (a workload, but not a ServiceEntry's endpoint: its dst_service is the entry's host)
+            OR (a.dst_workload IS NOT NULL
+                AND (a.dst_service IS NULL OR lower(a.dst_service) IN (SELECT host FROM meshed)))
+            ELSE false END AS ztunnel_in_mesh,
         -- (a hop to an egress waypoint: outbound to 15008, dialling another address, a ServiceEntry
         -- host outside the mesh; 'waypoint' when it also never came up, ztunnel_unconnected)
         CASE WHEN a.log_format LIKE 'ztunnel%' THEN a.direction = 'outbound' AND a.upstream_host_port = 15008
