@@ -109,7 +109,7 @@ def error_spike_flags() -> str:
 def test_the_cases_are_egress_of_the_kind_meant(con):
     got = dict(con.execute("SELECT destination, egress_kind FROM egress").fetchall())
     assert got == ({host(i): "blocked" if blocked else "registered" for i, (_, _, blocked) in enumerate(CASES)}
-                   | {zt_host(i): "public_ip" for i in range(len(ZTUNNEL_ERRORS))})
+                   | {zt_host(i): "registered" for i in range(len(ZTUNNEL_ERRORS))})
 
 
 @pytest.mark.parametrize("code,flags", list(itertools.product(CODES, FLAGS)))

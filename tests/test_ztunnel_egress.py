@@ -25,7 +25,7 @@ def test_ztunnel_bypass_egress_is_in_the_egress_view_and_inventory(tmp_path):
     r = logpipe("query", "--data", "ds", "-o", "csv", "--sql",
                 "select log_format, egress_kind, destination, destination_port, source_ip from egress", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.splitlines()[1:] == ["ztunnel,public_ip,api.partner.example,443,10.244.0.24"]
+    assert r.stdout.splitlines()[1:] == ["ztunnel,registered,api.partner.example,443,10.244.0.24"]
     r = logpipe("report", "inventory", "--data", "ds", "-o", "json", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "api.partner.example" in r.stdout and "httpbin.org" not in r.stdout
@@ -300,13 +300,13 @@ def test_a_ztunnel_connection_that_never_came_up_reached_nothing(tmp_path):
                 "from egress order by start_time", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines()[1:] == ["2024-04-10,ztunnel,waypoint,s3.amazonaws.com,false"] * 3 + [
-        "2024-04-10,ztunnel,public_ip,api.partner.example,false",
-        "2024-04-12,ztunnel,public_ip,api.partner.example,true",
+        "2024-04-10,ztunnel,registered,api.partner.example,false",
+        "2024-04-12,ztunnel,registered,api.partner.example,true",
         "2024-04-12,istio_1_9,waypoint,s3.amazonaws.com,true"]
     r = logpipe("report", "anomalies", "--data", "ds", "-o", "json", "--since", "2024-04-12T00:00:00Z", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     new = {f["destination"]: f["severity"] for f in json.loads(r.stdout)["findings"] if f["kind"] == "new_destination"}
-    assert new == {"s3.amazonaws.com": "low", "api.partner.example": "medium"}, new
+    assert new == {"s3.amazonaws.com": "low", "api.partner.example": "low"}, new
 
 
 # istiod gives ztunnel a ServiceEntry's endpoints as workloads named after the ServiceEntry (istio/istio
@@ -322,12 +322,16 @@ SE_ENDPOINT = ('2024-04-12T10:17:50.080629Z\tinfo\taccess\tconnection complete\t
 def test_a_connection_to_a_service_entry_s_endpoint_is_egress(tmp_path):
     """ztunnel straight to a ServiceEntry's endpoint logs it as dst.workload (the ServiceEntry's name):
     that workload is outside the mesh, so the row is egress as the same line without it is (it was
-    none: any dst.workload read as a mesh workload). A pod's workload stays in the mesh, reached by its
-    address (no dst.service) or as a service of the mesh, public IPv6 address or not."""
+    none: any dst.workload read as a mesh workload); registered, as a sidecar's outbound|…|HOST is,
+    whatever its address: an on-prem host on 10.x is egress too (it was none, not public). A pod's
+    workload stays in the mesh, reached by its address (no dst.service) or as a service of the mesh,
+    public IPv6 address or not."""
     pod = SE_ENDPOINT.replace("dst.addr=203.0.113.7:443", "dst.addr=[2600:1f18::7]:8080").replace(
         'dst.workload="partner-api"', 'dst.workload="reviews-v1-5fd6d4f8f8-knbht"')
     (tmp_path / "zt.log").write_text("\n".join([
         SE_ENDPOINT,
+        SE_ENDPOINT.replace("203.0.113.7:443", "10.50.0.10:5432").replace("api.partner.example", "db.onprem.corp")
+        .replace("partner-api", "onprem-db"),
         pod.replace('dst.service="api.partner.example" ', ""),
         pod.replace('dst.service="api.partner.example"', 'dst.service="reviews.default.svc.cluster.local"'),
     ]) + "\n")
@@ -336,4 +340,5 @@ def test_a_connection_to_a_service_entry_s_endpoint_is_egress(tmp_path):
     r = logpipe("query", "--data", "ds", "-o", "csv", "--sql",
                 "select egress_kind, destination, destination_ip, destination_port from egress", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.splitlines()[1:] == ["public_ip,api.partner.example,203.0.113.7,443"]
+    assert r.stdout.splitlines()[1:] == ["registered,api.partner.example,203.0.113.7,443",
+                                         "registered,db.onprem.corp,10.50.0.10,5432"]

@@ -19,6 +19,7 @@
 --                        an AUTO_PASSTHROUGH gateway's) where HOST is not in the mesh (mesh_host.sql:
 --                        *.svc.<cluster domain>, or under a mesh_domains setting, none by default;
 --                        Istio <= 1.7 multicluster's is global): a ServiceEntry, from a sidecar or gateway;
+--                        and ztunnel's connection straight to such a HOST, its dst_service (below);
 --     'waypoint'         inbound-vip|PORT|PROTO|HOST with such a HOST: egress through an ambient
 --                        waypoint (downstream_local_address is the ServiceEntry VIP), unless the
 --                        waypoint reaches that HOST's endpoints over HBONE (upstream_host
@@ -53,7 +54,10 @@
 -- dst_identity logged, or HBONE's port 15008: a waypoint, a pod, a remote network's east-west
 -- gateway), an inbound one, or one to a service in the mesh (mesh_host) is not counted, whatever its address (pods may
 -- have public IPv6 addresses), so that the waypoint's own line is the one egress row per request; a
--- ztunnel connection straight to a public address is 'public_ip'. A ServiceEntry's endpoint is no
+-- ztunnel connection straight to a ServiceEntry host (a dst_service outside the mesh; no dst.hbone_addr
+-- other than dst.addr, which a hop to a waypoint has) is 'registered', whatever its address (a
+-- sidecar's outbound|…|HOST is, an on-prem 10.x host too), and one to a public address that names
+-- no dst_service is 'public_ip'. A ServiceEntry's endpoint is no
 -- mesh workload, though ztunnel logs one as dst_workload: istiod hands ztunnel a ServiceEntry's
 -- endpoints (a DNS one's implicit endpoint too) as workloads named after the ServiceEntry (istio/istio
 -- pilot/pkg/serviceregistry/kube/controller/ambient/workloads.go, serviceEntryWorkloadBuilder), so a
@@ -154,6 +158,9 @@ judged AS (
             WHEN upstream_cluster_direction = 'inbound-vip' AND upstream_cluster_host IS NOT NULL
                 AND NOT stays_in_mesh THEN 'waypoint'
             WHEN waypoint_hop AND ztunnel_unconnected THEN 'waypoint'
+            WHEN log_format LIKE 'ztunnel%' AND dst_service IS NOT NULL AND NOT coalesce(ztunnel_in_mesh, false)
+                AND (downstream_local_address_ip IS NULL OR downstream_local_address_ip = upstream_host_ip)
+                THEN 'registered'
             WHEN coalesce(upstream_cluster_direction, '') NOT IN ('inbound', 'inbound-vip', 'outbound')
                 AND coalesce(upstream_cluster, '') NOT LIKE 'InboundPassthroughCluster%'
                 AND NOT coalesce(ztunnel_in_mesh, false)
