@@ -13,7 +13,7 @@
 --   ServiceEntry that leaves some of its ports or clients out).
 --   One whose every window request failed DNS resolution (flag DF: dns_failed.sql) gets DNS advice
 --   (dns_failure_advice.sql), not a ServiceEntry. One for whose every window request the proxy made
---   no upstream connection (UF, UH, NC, NR, DF, DO: upstream_not_connected.sql) sent nothing out:
+--   no upstream connection (UF, UH, NC, NR, DF, DO, UAEX, an RBAC 403, ztunnel's failed connection: traffic.sql's upstream_connected) sent nothing out:
 --   it keeps its finding and its kind's severity, as a blocked attempt keeps blocked_attempt's (a
 --   workload tried a host nobody called before, which is the news), and its advice says that nothing
 --   left; its upload, never sent on, does not make it high.

@@ -23,7 +23,7 @@
 --   waypoint's TLS listener), TCP (a connection with no TLS seen); empty: not known (ztunnel's failed
 --   connections, which carried nothing)
 -- @column egress_kind how it leaves the mesh: waypoint (through an ambient egress
---   waypoint), registered (a ServiceEntry, from a sidecar or gateway), passthrough (no ServiceEntry:
+--   waypoint), registered (a ServiceEntry, from a sidecar, a gateway or ztunnel), passthrough (no ServiceEntry:
 --   PassthroughCluster under ALLOW_ANY), blocked (BlackHoleCluster or route block_all under
 --   REGISTRY_ONLY: nothing left), public_ip (no cluster says which: a public upstream address)
 -- @column error_share share of its requests that failed or were refused: 4xx, 5xx, a failure response
