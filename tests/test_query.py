@@ -1623,6 +1623,22 @@ def test_readme_query_examples_print_what_the_readme_shows(dataset):
             [line.rstrip() for line in out.strip().splitlines()], cmd
 
 
+def test_readme_registry_only_example_prints_what_the_readme_shows(dataset):
+    """The README's `logpipe query registry_only --max-width 24` (`make demo`'s dataset) prints the
+    rows it shows, in order, before its `…`: its second row's sources read `10.244.1.12,10.244.1.19…`
+    after named queries began to name a client by the workload ztunnel's lines give its IP."""
+    import shlex
+
+    readme = (ROOT / "README.md").read_text()
+    cmd = "logpipe query registry_only --max-width 24"
+    out = readme.split(f"```\n$ {cmd}\n", 1)[1].split("\n```", 1)[0]
+    shown = [line.rstrip() for line in out.splitlines()]
+    assert shown[-1] == "…" and len(shown) == 5
+    r = run([*shlex.split(cmd)[1:], "--data", str(dataset), "-o", "table"])
+    assert r.exit_code == 0, r.output
+    assert [line.rstrip() for line in r.stdout.splitlines()][:4] == shown[:-1]
+
+
 def test_readme_names_every_column_traffic_adds(con):
     """README's Query section lists the columns the traffic view adds to access_log's: DESCRIBE
     agrees (destination_ip_kind was left out)."""

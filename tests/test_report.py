@@ -812,6 +812,25 @@ def test_readme_demo_inventory_lines_are_the_reports(scenario_data):
     assert [line for line in shown if line not in out] == []
 
 
+def test_readme_demo_anomalies_lines_are_the_reports(scenario_data):
+    """README's abridged `make demo` output of the anomalies: each line it shows is one the report
+    prints, in the report's order, whole or cut with … after its start (a `…` alone leaves lines out).
+    It showed `… with the ServiceEntry that would register it, ready for kubectl apply`, a line the
+    report never printed."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("\nEgress anomalies\n", 1)[1].split("\nlogpipe: wrote report.html\n", 1)[0]
+    shown = [line.rstrip() for line in block.splitlines() if line.strip() and line.strip() != "…"]
+    out = run_once("report", "anomalies", "--data", str(scenario_data), "-o", "text").stdout.splitlines()
+    at = 0
+    for line in shown:
+        start, cut, _ = line.partition("…")
+        assert not cut or start.strip(), f"README shows no start of the report's line: {line!r}"
+        found = [i for i in range(at, len(out)) if (out[i].startswith(start) if cut else out[i].rstrip() == line)]
+        assert found, f"README shows a line the report does not print (in this order): {line!r}"
+        at = found[0] + 1
+    assert "22 findings: 1 critical, 7 high, 10 medium, 4 low" in shown and len(shown) == 14
+
+
 def test_cli_inventory_covers_all_data(scenario_data):
     r = run_once("report", "inventory", "--data", str(scenario_data), "-o", "json")
     doc = json.loads(r.stdout)
