@@ -168,6 +168,7 @@ class Streamer:
         self.gen_rejects = 0  # reject files of the current prefix (after a compaction: 1)
         self.gen_rows = 0  # rows and rejects of the current prefix
         self.compacted = 0
+        self._merged_file = False  # (this generation's parts merged once already: the merged file is one of them)
         self.compact_min_files = COMPACT_MIN_FILES
         self.signal: int | None = None
         self.pipe_closed = False
@@ -578,7 +579,11 @@ class Streamer:
                               "(`logpipe compact` merges the small parts later)", file=self.stderr)
                     return
                 time.sleep(0.2)
-            self.compacted += merged.get("parts", [0])[0]  # (part files, as the summary counts them)
+            # (part files, as the summary counts them: an earlier round's merged file, merged again, is none
+            # of them: the summary said "in 62 part files … (compacted 63)")
+            n = merged.get("parts", [0])[0]
+            self.compacted += max(0, n - self._merged_file)
+            self._merged_file = self._merged_file or n > 0
         except (OSError, LogpipeError) as e:  # the parts are safe as they are; compaction can wait
             print(f"logpipe: compaction skipped: {e}", file=self.stderr)
         self.gen_parts = 1
@@ -588,6 +593,7 @@ class Streamer:
         self.generation += 1
         self.prefix = f"{STREAM_PREFIX}{self.stream_id}g{self.generation}"
         self.gen_parts = self.gen_rejects = self.gen_rows = 0
+        self._merged_file = False
 
     def summary(self) -> str:
         """Like ingest's: lines, then rows and parts, then alerts and why the stream ended."""
