@@ -63,7 +63,7 @@ class _ReportFormat(click.Choice):
 @click.argument("name", type=click.Choice(["inventory", "anomalies"]))
 @data_option
 @click.option("-o", "--output", "fmt", type=_ReportFormat(["text", "markdown", "json", "html"]),
-              help="Output format (default: from --out's suffix, .html .md .txt .json; else text on a terminal, json).")
+              help="Output format (default: from --out's suffix, .html .htm .md .txt .json; else text on a terminal, else json).")
 @out_option("Write to this file instead of stdout")
 @click.option("--list", "list_only", is_flag=True, help="List the report's sections and their parameters, then exit.")
 @click.option("-p", "--param", "params", type=(str, str), multiple=True, metavar="KEY VALUE",
