@@ -393,3 +393,60 @@ def test_elasticsearch_hits_read_as_the_document_they_hold():
     drop = ("pod", "container", "received_at", "line_number")
     assert [{k: v for k, v in r.items() if k not in drop} for r in records] == \
         [{k: v for k, v in r.items() if k not in drop} for r in bare]
+
+
+FLUENT_TAG = f"kube.var.log.containers.{POD}_istio-egress_{CONTAINER}-{'3f9a' * 16}.log"
+
+
+def fluent_bit_file(record: dict) -> str:
+    """A line of Fluent Bit's ``file`` output in its default format (out_file: plugins/out_file/file.c,
+    ``"%s: [%f, %s]"``): the tag, the event's time in seconds since the epoch, the record as JSON."""
+    return f"{FLUENT_TAG}: [1738234404.326000, {json.dumps(record, separators=(',', ':'))}]"
+
+
+def fluentd_file(record: dict) -> str:
+    """A line of Fluentd's ``file`` output in its default format (the out_file formatter): the event's
+    time (ISO 8601, in the local zone), the tag, the record as JSON, tab-separated."""
+    return f"2025-01-30T11:53:24+01:00\t{FLUENT_TAG}\t{json.dumps(record, separators=(',', ':'))}"
+
+
+@pytest.mark.parametrize("output", [fluent_bit_file, fluentd_file], ids=["fluent-bit", "fluentd"])
+@pytest.mark.parametrize("sample", ["waypoint-egress-1.23.log", "istio-json-1.24.log", "ztunnel.log",
+                                    "noise-mixed.log", "malformed.log"])
+def test_fluent_bit_s_and_fluentd_s_file_outputs_read_as_the_records_they_hold(sample, output):
+    """Each line of Fluent Bit's or Fluentd's ``file`` output (the default out_file format) is the
+    record it holds, read as that record alone is (the same rows, the same rejects, their raw the
+    line as written; a record of an agent's line is noise, an empty line blank); each was a noise
+    reject ("not an access line")."""
+    lines = read_lines(SAMPLES / sample)
+    make = fluent_bit if output is fluent_bit_file else fluentd
+    bare = parse_text([json.dumps(make(x), separators=(",", ":")) for x in lines])
+    written = [output(make(x)) for x in lines]
+    records, rejects, batch = parse_text(written)
+    assert records == bare[0] and batch.blank == bare[2].blank and len(records) + len(rejects) + batch.blank == len(lines)
+    assert [(r["line_number"], r["class"], r["reason"], r["column"]) for r in rejects] == \
+        [(r["line_number"], r["class"], r["reason"], r["column"]) for r in bare[1]]
+    assert all(r["raw"] == written[r["line_number"] - 1] for r in rejects)
+
+
+def test_the_file_outputs_times_are_received_at_where_a_record_s_would_be():
+    """The record's own time first; where it has none (Fluentd's parsers take the time key out of the
+    record by default), Fluentd's event time (ISO 8601, local: read in UTC) is received_at, as a
+    record's text ``time`` is; Fluent Bit's (seconds since the epoch) is not, as a record's epoch
+    ``date`` is not. A Fluent Bit event in a batch of other lines too (another prefix's, none) loses
+    its ``]`` as well; a line of neither output's shape (no record after the prefix) stays noise."""
+    line = read_lines(SAMPLES / "waypoint-egress-1.23.log")[0]
+    timeless = {k: v for k, v in fluentd(line).items() if k != "time"}
+    lines = [fluentd_file(fluentd(line)), fluentd_file(timeless), fluent_bit_file(timeless),
+             fluent_bit_file(fluent_bit(line)), f"{STAMP} stdout F {line}", line,
+             f"{FLUENT_TAG}: [1738234404.326000, \"{line}\"]", f"2025-01-30T11:53:24+01:00\t{FLUENT_TAG}\t{line}"]
+    records, rejects, _ = parse_text(lines)
+    when = dt.datetime(2025, 1, 30, 10, 53, 24, 326000, tzinfo=UTC)
+    assert [(r["line_number"], r["pod"], r["received_at"]) for r in records] == [
+        (1, POD, when), (2, POD, when.replace(microsecond=0)), (3, POD, None), (4, POD, when), (5, None, when),
+        (6, None, None)]
+    assert [(r["line_number"], r["class"]) for r in rejects] == [(7, "noise"), (8, "noise")]
+    alone = parse_text([line])[0][0]
+    drop = ("pod", "container", "received_at", "line_number")
+    assert all({k: v for k, v in r.items() if k not in drop} == {k: v for k, v in alone.items() if k not in drop}
+               for r in records)
