@@ -58,9 +58,12 @@ def no_space(e: BaseException) -> str | None:
 def denied(e: BaseException, under: str | None = None) -> str | None:
     """What a write that permissions (or a read-only mount) refused says (``Permission denied``,
     ``Read-only file system``), else None; given ``under``, only of a file under that directory.
-    (pyarrow's error of it names its file in its text alone: ``Failed to open local file …``.)"""
-    if isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EPERM, errno.EROFS) \
-            and (under is None or str(e.filename or "").startswith(os.path.join(str(under), ""))):
+    (pyarrow's error of it names its file in its text alone: ``Failed to open local file …``.) Both
+    paths are made absolute first: under ``--data .`` a file's name is ``._manifest.json.tmp``, not
+    ``./…`` (its refusal was an internal error)."""
+    if isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EPERM, errno.EROFS) and (under is None or (
+            e.filename is not None
+            and os.path.abspath(str(e.filename)).startswith(os.path.join(os.path.abspath(str(under)), "")))):
         return os.strerror(e.errno)
     return None
 

@@ -254,6 +254,36 @@ def test_a_dataset_that_cannot_be_written_now_is_one_clear_error(tmp_path, monke
     assert len(check_consistent(data)["inputs"]) == 2
 
 
+def test_a_dataset_in_the_current_directory_that_cannot_be_written_is_one_clear_error(tmp_path, monkeypatch, capsys):
+    """`--data .`: the manifest's temporary file is named ``._manifest.json.tmp``, without the ``./``
+    the directory check looked for, so its refusal was `internal error: PermissionError`."""
+    import errno
+    import os
+
+    from logpipe import dataset
+
+    monkeypatch.setenv("LOGPIPE_WORKERS", "1")
+    data = tmp_path / "data"
+    code, _, err = run(monkeypatch, capsys, "ingest", GOOD, "--data", data)
+    assert code == 0, err
+    before = (data / "_manifest.json").read_bytes()
+    other = tmp_path / "other.log"
+    other.write_text("".join(ln + "\n" for ln in gen_lines(50, seed=5)))
+    monkeypatch.chdir(data)
+
+    def read_only_directory(path, *a, **k):
+        if str(path).endswith(".tmp"):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+        return open(path, *a, **k)
+
+    monkeypatch.setattr(dataset, "open", read_only_directory, raising=False)
+    code, _, err = run(monkeypatch, capsys, "ingest", other, "--data", ".")
+    assert code == 1 and "internal error" not in err, err
+    assert err.endswith("logpipe: error: cannot write to dataset directory .: Permission denied; check the path"
+                        " and permissions, then run the ingest again: it reads what was not ingested\n"), err
+    assert (data / "_manifest.json").read_bytes() == before
+
+
 def test_a_zip_cut_short_says_how_to_recover_its_files(tmp_path, monkeypatch, capsys):
     """A zip cut short has no directory, so none of its files is read: the error says so and how to
     get those before the cut (`zip -FF`, which scans for the files' own headers)."""
