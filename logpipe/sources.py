@@ -228,6 +228,15 @@ def expand_inputs(paths: list[str]) -> tuple[list[Input], list[str]]:
     nothing readable (or a damaged archive: its files before the damage are inputs)."""
     inputs: list[Input] = []
     errors: list[str] = []
+    said: set[str] = set()
+
+    def unsaid(unlisted: list[str]) -> list[str]:
+        """Of the directories that cannot be listed, those not said yet: one under two inputs (`logs/**`
+        matches logs and each directory under it, each walked) was said, and counted, once each."""
+        new = [e for e in unlisted if e not in said]
+        said.update(new)
+        return new
+
     for p in paths:
         if p == "-":  # (given twice, `ingest - -`, it is read once: the second read nothing, an empty input)
             if not any(i.is_stdin for i in inputs):
@@ -236,7 +245,7 @@ def expand_inputs(paths: list[str]) -> tuple[list[Input], list[str]]:
         matches = sorted(glob.glob(p, recursive=True)) if glob.has_magic(p) else [p]
         if glob.has_magic(p):  # (glob skips a directory it cannot list without a word)
             unlisted = _unlisted(p)
-            errors += unlisted
+            errors += unsaid(unlisted)
             if not matches and not unlisted:
                 errors.append(f"{p}: no file matches this pattern")
         if not matches:
@@ -245,7 +254,7 @@ def expand_inputs(paths: list[str]) -> tuple[list[Input], list[str]]:
             path = Path(m)
             if path.is_dir():
                 files, unlisted = _dir_files(path)
-                errors += unlisted
+                errors += unsaid(unlisted)
                 if not files and not unlisted:
                     errors.append(f"{m}: directory holds no files")
                 for f in files:

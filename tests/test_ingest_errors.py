@@ -413,6 +413,33 @@ def test_a_file_that_cannot_be_read_and_a_glob_into_a_directory_that_cannot_be_l
     assert code == 1 and f"{tmp_path / 'none' / '*.log'}: no file matches this pattern" in err, err
 
 
+def test_a_directory_that_cannot_be_listed_under_two_inputs_is_said_once(tmp_path, monkeypatch, capsys):
+    """`logs/**` matches logs and each directory under it, and each is walked, as are a directory and
+    its subdirectories given together: one that cannot be listed was said, and counted, once for each
+    (`logs/**`: three errors for one directory). (chmod does not stop root: the refusal is made.)"""
+    import errno
+    import os
+
+    monkeypatch.setenv("LOGPIPE_WORKERS", "1")
+    logs = tmp_path / "logs"
+    for node in ("node-a", "node-b"):
+        (logs / node).mkdir(parents=True)
+        (logs / node / "x.log").write_text("".join(ln + "\n" for ln in gen_lines(20, seed=5 if node == "node-a" else 6)))
+    real = os.scandir
+
+    def scandir(path="."):
+        if os.fspath(path).rstrip("/") == str(logs / "node-b"):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fspath(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    said = (f"logpipe: error: {logs / 'node-b'}: cannot list its files: Permission denied (check the directory's mode"
+            " and owner); none of them read\n")
+    for k, args in enumerate(([logs / "**"], [logs, logs / "*"])):
+        code, _, err = run(monkeypatch, capsys, "ingest", *args, "--data", tmp_path / f"data{k}")
+        assert code == 1 and err.count(said) == 1 and ", errors 1\n" in err, err
+
+
 def test_stdin_given_twice_is_one_input_and_an_empty_stdin_is_an_empty_input(tmp_path, monkeypatch, capsys):
     """`logpipe ingest - -` reads stdin once: one input, as a file named twice is one (its second read
     found nothing: `inputs 2: ingested 2`, an empty `<stdin>` entry in the manifest). An empty stdin
