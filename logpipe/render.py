@@ -435,6 +435,12 @@ def atomic_file(path: str | os.PathLike[str], mode: str = "xb", **open_args):
         with open(path, mode.replace("x", "w"), **open_args) as f:
             yield f
         return
+    if kind is not None and _names_descriptor(path):
+        # (/dev/stdout of `>> FILE` or `> FILE`: the shell's file, written to as it is, appended to: its
+        # link followed, FILE was replaced, what `>>` had gathered in it lost; "w" would truncate it)
+        with open(path, mode.replace("x", "a"), **open_args) as f:
+            yield f
+        return
     if kind is not None and os.path.islink(path):
         path = os.path.realpath(path)
     directory, name = os.path.split(path)
@@ -459,6 +465,19 @@ def atomic_file(path: str | os.PathLike[str], mode: str = "xb", **open_args):
         if full := no_space(e):  # (a disk that filled up as it was written: not a bug; the old file stays)
             raise LogpipeError(f"cannot write {path}: {full}; free space or choose another --out") from None
         raise
+
+
+def _names_descriptor(path: str) -> bool:
+    """Whether ``path`` is, or links through, a process's open descriptor (``/dev/stdout``,
+    ``/dev/fd/N``, ``/proc/self/fd/N``) rather than naming a file."""
+    path = os.path.abspath(path)
+    for _ in range(40):  # (the links' chain: /dev/stdout -> /proc/self/fd/1 -> the shell's file)
+        if path.startswith(("/proc/", "/dev/fd/")):
+            return True
+        if not os.path.islink(path):
+            return False
+        path = os.path.join(os.path.dirname(path), os.readlink(path))
+    return False
 
 
 def write_parquet(table: Any, path: str | os.PathLike[str], *, schema: pa.Schema | None = None,

@@ -696,3 +696,24 @@ def test_an_out_path_that_is_no_file_is_written_through_and_a_link_stays(tmp_pat
         f.write("new\n")
     assert link.is_symlink() and real.read_text() == "new\n" and link.read_text() == "new\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["link.json", "pipe", "real.json"]
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="descriptors as paths: /proc/self/fd")
+def test_an_out_path_that_names_a_descriptor_of_a_file_is_written_to_as_it_is(tmp_path):
+    """``--out /dev/stdout >> FILE``: /dev/stdout links to /proc/self/fd/1, which links to FILE, a
+    file: the links were followed and FILE replaced, what ``>>`` had gathered in it lost (and the
+    shell's descriptor left on the old file). It is written to as it is, appended to."""
+    from logpipe.render import atomic_file
+
+    shell = tmp_path / "gathered.txt"
+    shell.write_text("earlier\n")
+    fd = os.open(shell, os.O_WRONLY | os.O_APPEND)  # (the shell's `>> gathered.txt`)
+    try:
+        inode = os.stat(shell).st_ino
+        for path in (f"/proc/self/fd/{fd}", f"/dev/fd/{fd}"):
+            with atomic_file(path, "x", encoding="utf-8") as f:
+                f.write(f"from {path}\n")
+    finally:
+        os.close(fd)
+    assert shell.read_text() == f"earlier\nfrom /proc/self/fd/{fd}\nfrom /dev/fd/{fd}\n"
+    assert os.stat(shell).st_ino == inode and sorted(p.name for p in tmp_path.iterdir()) == ["gathered.txt"]
