@@ -431,14 +431,19 @@ def atomic_file(path: str | os.PathLike[str], mode: str = "xb", **open_args):
         kind = os.stat(path).st_mode  # (through links: /dev/stdout's to the process's own descriptor)
     except OSError:
         kind = None
+    through = None  # (the mode of a path written to as it is)
     if kind is not None and not stat.S_ISREG(kind):
-        with open(path, mode.replace("x", "w"), **open_args) as f:
-            yield f
-        return
-    if kind is not None and _names_descriptor(path):
+        through = mode.replace("x", "w")
+    elif kind is not None and _names_descriptor(path):
         # (/dev/stdout of `>> FILE` or `> FILE`: the shell's file, written to as it is, appended to: its
         # link followed, FILE was replaced, what `>>` had gathered in it lost; "w" would truncate it)
-        with open(path, mode.replace("x", "a"), **open_args) as f:
+        through = mode.replace("x", "a")
+    if through is not None:
+        try:
+            opened = open(path, through, **open_args)
+        except OSError as e:  # (/dev/stdout of a socket, a service's journal: ENXIO was an internal error)
+            raise UsageError(f"cannot write {path}: {e.strerror or e}; choose another --out") from None
+        with opened as f:
             yield f
         return
     if kind is not None and os.path.islink(path):

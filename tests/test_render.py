@@ -717,3 +717,19 @@ def test_an_out_path_that_names_a_descriptor_of_a_file_is_written_to_as_it_is(tm
         os.close(fd)
     assert shell.read_text() == f"earlier\nfrom /proc/self/fd/{fd}\nfrom /dev/fd/{fd}\n"
     assert os.stat(shell).st_ino == inode and sorted(p.name for p in tmp_path.iterdir()) == ["gathered.txt"]
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="descriptors as paths: /proc/self/fd")
+def test_an_out_path_that_cannot_be_opened_as_it_is_is_one_clear_error():
+    """``--out /dev/stdout`` where stdout is a socket (a service's journal): Linux opens no socket by
+    its path (ENXIO), which was `internal error: OSError`; it is a usage error that says so."""
+    import socket
+
+    from logpipe.render import atomic_file
+
+    a, b = socket.socketpair()
+    path = f"/proc/self/fd/{a.fileno()}"
+    with a, b, pytest.raises(UsageError) as e:
+        with atomic_file(path, "x", encoding="utf-8") as f:
+            f.write("never\n")
+    assert str(e.value) == f"cannot write {path}: No such device or address; choose another --out"
