@@ -188,7 +188,10 @@ class LineReader(threading.Thread):
         finally:
             if unzip is not None and end == _EOF and not unzip.done and self.error is None:
                 self.cut_short = True
-            if decode is not None:  # (an odd last byte: kept as \\xNN)
+            # (an odd last byte: kept as \\xNN; a document's last entry. Not where damage cut them short:
+            # a JSON array's element it cut was a malformed reject, `Unterminated string`)
+            damaged = unzip is not None and unzip.damage is not None and self.error is unzip.damage
+            if decode is not None and not damaged:
                 tail += decode(b"", True)
             if tail:
                 self.out.put([tail])

@@ -107,3 +107,19 @@ def test_the_stream_says_damaged_stdin_as_damage_not_as_a_read_error(tmp_path):
     assert (f"logpipe: error: stdin: its gzip data is damaged after line {n} (Error -3 while decompressing data:"
             " invalid block type); the lines before it were stored\n") in err, err
     assert "read error" not in err, err
+
+
+def test_damage_inside_a_documents_entry_keeps_the_whole_entries_before_it():
+    """A gzip of a JSON array (`gcloud logging read --format=json | gzip`) damaged inside an element:
+    the whole elements before it are lines, not the element it cuts short (the reader's last flush gave
+    it, a malformed reject `invalid JSON: Unterminated string`), as a text line's."""
+    import json
+
+    from logpipe.documents import JsonArrayLines
+
+    text = json.dumps([{"n": k, "log": ln} for k, ln in enumerate(gen_lines(400, seed=7))], indent=2).encode()
+    first = text[:len(text) // 2]
+    lines, reader = read_lines(gzip.compress(first) + b"\x1f\x8b\x08\x00" + b"\x00" * 6 + b"\xff" * 200)
+    whole = JsonArrayLines()(first).split(b"\n")[:-1]
+    assert lines == whole and len(whole) > 100 and all(json.loads(ln)["log"] for ln in lines)
+    assert "its gzip data is damaged" in reader.error.strerror
