@@ -142,17 +142,55 @@ def _one_bad_field(access: "_grammar.Rulebook", body: str, name: str, steps: tup
     reason named a later field, shifted a word along (``duration expected INT or '-', got '"abc"'``).
     The earliest such field, its free text as short as the line allows (lazy: the tab fix's reading)."""
     stop = where.step.index if where.step is not None else len(steps)
-    spaced = _steps.spaced_steps(access, name)
-    first = next((i for i, s in enumerate(spaced) if s), stop)
     found = None
-    for j in range(first + 1, stop):
-        if not steps[j].field:
-            continue
-        rest = "".join(s.pattern for s in steps[j + 1:])
-        m = _steps.compiled(f"{steps[j - 1].prefix}([^ \t\"]*){rest}").fullmatch(body)
+    for j in _reachable(steps, _steps.spaced_steps(access, name)):
+        if j >= stop:
+            break
+        m = _any_word_at(steps, j).fullmatch(body)
         if m and m.start(1) + 1 < where.column and (found is None or m.start(1) < found[1]):
             found = (j, m.start(1))
     return where if found is None else _departure(access, body, name, found[1], found[0], steps)
+
+
+# _any_word_at's regexes, by the steps' identity (a layout's steps are built once: steps.layout_steps)
+# and the field's index, with the steps they are of. A regex's text is ~1-2 KB: joined and hashed for each
+# field of each malformed line, it cost ~45 µs a line (2% truncated lines: +0.4 ms a 16 MB task's ~150).
+_ANY_WORD: dict[tuple[int, int], tuple[tuple, re.Pattern]] = {}
+
+
+def _reachable(steps: tuple, spaced: tuple) -> list[int]:
+    """The fields of ``steps`` whose word a free text before them (``spaced``: a field that can hold a
+    space) may have taken: after it, with no quote between (a quoted field's free text ends at its
+    quote: a built-in layout's fields after its path are its protocol alone, not the ~13 fields a
+    truncated line tried, each a regex of the whole line)."""
+    got = _REACHABLE.get(id(steps))
+    if got is None or got[0] is not steps:
+        out, free = [], False
+        for j, step in enumerate(steps):
+            if step.field and free:
+                out.append(j)
+            if j < len(spaced) and spaced[j]:
+                free = True
+            elif not step.field and step.expects == "'\"'":
+                free = False
+        if len(_REACHABLE) > 4096:
+            _REACHABLE.clear()
+        got = _REACHABLE[id(steps)] = (steps, out)
+    return got[1]
+
+
+_REACHABLE: dict[int, tuple[tuple, list[int]]] = {}
+
+
+def _any_word_at(steps: tuple, j: int) -> re.Pattern:
+    """The regex of a whole line that follows ``steps`` but has any word as field ``j``."""
+    got = _ANY_WORD.get((id(steps), j))
+    if got is None or got[0] is not steps:
+        if len(_ANY_WORD) > 4096:  # (custom formats' steps come and go: bounded)
+            _ANY_WORD.clear()
+        rest = "".join(s.pattern for s in steps[j + 1:])
+        got = _ANY_WORD[(id(steps), j)] = (steps, _steps.compiled(f"{steps[j - 1].prefix}([^ \t\"]*){rest}"))
+    return got[1]
 
 
 def _word(text: str) -> str:

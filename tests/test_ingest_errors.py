@@ -214,12 +214,26 @@ def _read_only_mount(monkeypatch, data):
     return real_open
 
 
+def _read_only_directory(monkeypatch) -> None:
+    """``dataset``'s ``open`` as in a read-only directory: its temporary files (``.tmp``) refused."""
+    import errno
+    import os
+
+    from logpipe import dataset
+
+    def read_only_directory(path, *a, **k):
+        if str(path).endswith(".tmp"):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+        return open(path, *a, **k)
+
+    monkeypatch.setattr(dataset, "open", read_only_directory, raising=False)
+
+
 def test_a_dataset_that_cannot_be_written_now_is_one_clear_error(tmp_path, monkeypatch, capsys):
     """An existing dataset on a mount made read-only since (its lock files exist, so the open of the
     first one to write fails), or whose directory was made read-only (the manifest's write fails): one
     line that names it and what to do, the dataset as it was. (Both were `logpipe: internal error:
     PermissionError: …` or `OSError: [Errno 30] …`. chmod does not stop root: the errors are made.)"""
-    import errno
     import os
 
     from logpipe import dataset
@@ -237,12 +251,7 @@ def test_a_dataset_that_cannot_be_written_now_is_one_clear_error(tmp_path, monke
                                  " check the path and permissions\n"), err
     monkeypatch.setattr(os, "open", real_open)
 
-    def read_only_directory(path, *a, **k):
-        if str(path).endswith(".tmp"):
-            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
-        return open(path, *a, **k)
-
-    monkeypatch.setattr(dataset, "open", read_only_directory, raising=False)
+    _read_only_directory(monkeypatch)
     code, _, err = run(monkeypatch, capsys, "ingest", other, "--data", data)
     assert code == 1 and "internal error" not in err, err
     assert err.endswith(f"logpipe: error: cannot write to dataset directory {data}: Permission denied; check the path"
@@ -257,11 +266,6 @@ def test_a_dataset_that_cannot_be_written_now_is_one_clear_error(tmp_path, monke
 def test_a_dataset_in_the_current_directory_that_cannot_be_written_is_one_clear_error(tmp_path, monkeypatch, capsys):
     """`--data .`: the manifest's temporary file is named ``._manifest.json.tmp``, without the ``./``
     the directory check looked for, so its refusal was `internal error: PermissionError`."""
-    import errno
-    import os
-
-    from logpipe import dataset
-
     monkeypatch.setenv("LOGPIPE_WORKERS", "1")
     data = tmp_path / "data"
     code, _, err = run(monkeypatch, capsys, "ingest", GOOD, "--data", data)
@@ -271,12 +275,7 @@ def test_a_dataset_in_the_current_directory_that_cannot_be_written_is_one_clear_
     other.write_text("".join(ln + "\n" for ln in gen_lines(50, seed=5)))
     monkeypatch.chdir(data)
 
-    def read_only_directory(path, *a, **k):
-        if str(path).endswith(".tmp"):
-            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
-        return open(path, *a, **k)
-
-    monkeypatch.setattr(dataset, "open", read_only_directory, raising=False)
+    _read_only_directory(monkeypatch)
     code, _, err = run(monkeypatch, capsys, "ingest", other, "--data", ".")
     assert code == 1 and "internal error" not in err, err
     assert err.endswith("logpipe: error: cannot write to dataset directory .: Permission denied; check the path"
@@ -460,9 +459,7 @@ def test_recover_of_a_dataset_that_cannot_be_written_now_is_one_clear_error(tmp_
     `Dataset.recover`, which an ingest calls first, is the one line of any dataset that cannot be
     written, the manifest as it was. (It was `internal error: PermissionError: … ._manifest.json.tmp`.
     chmod does not stop root: the refusal is made.)"""
-    import errno
     import json
-    import os
 
     import pytest
 
@@ -480,12 +477,7 @@ def test_recover_of_a_dataset_that_cannot_be_written_now_is_one_clear_error(tmp_
     (data / "_manifest.json").write_text(json.dumps(m))
     before = (data / "_manifest.json").read_bytes()
 
-    def read_only_directory(path, *a, **k):
-        if str(path).endswith(".tmp"):
-            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
-        return open(path, *a, **k)
-
-    monkeypatch.setattr(dataset, "open", read_only_directory, raising=False)
+    _read_only_directory(monkeypatch)
     said = f"cannot write to dataset directory {data}: Permission denied; check the path and permissions"
     with pytest.raises(DatasetError, match="^" + re.escape(said) + "$"):
         dataset.Dataset(data).recover()
