@@ -214,6 +214,17 @@ def _read_only_mount(monkeypatch, data):
     return real_open
 
 
+def _a_dataset_and_a_new_log(tmp_path, monkeypatch, capsys):
+    """A dataset of GOOD (one lane), its manifest's bytes, and a log it has not ingested."""
+    monkeypatch.setenv("LOGPIPE_WORKERS", "1")
+    data = tmp_path / "data"
+    code, _, err = run(monkeypatch, capsys, "ingest", GOOD, "--data", data)
+    assert code == 0, err
+    other = tmp_path / "other.log"
+    other.write_text("".join(ln + "\n" for ln in gen_lines(50, seed=5)))
+    return data, (data / "_manifest.json").read_bytes(), other
+
+
 def _read_only_directory(monkeypatch) -> None:
     """``dataset``'s ``open`` as in a read-only directory: its temporary files (``.tmp``) refused."""
     import errno
@@ -238,13 +249,7 @@ def test_a_dataset_that_cannot_be_written_now_is_one_clear_error(tmp_path, monke
 
     from logpipe import dataset
 
-    monkeypatch.setenv("LOGPIPE_WORKERS", "1")
-    data = tmp_path / "data"
-    code, _, err = run(monkeypatch, capsys, "ingest", GOOD, "--data", data)
-    assert code == 0, err
-    before = (data / "_manifest.json").read_bytes()
-    other = tmp_path / "other.log"
-    other.write_text("".join(ln + "\n" for ln in gen_lines(50, seed=5)))
+    data, before, other = _a_dataset_and_a_new_log(tmp_path, monkeypatch, capsys)
     real_open = _read_only_mount(monkeypatch, data)
     code, _, err = run(monkeypatch, capsys, "ingest", other, "--data", data)
     assert code == 1 and err == (f"logpipe: error: cannot write to dataset directory {data}: Read-only file system;"
@@ -266,13 +271,7 @@ def test_a_dataset_that_cannot_be_written_now_is_one_clear_error(tmp_path, monke
 def test_a_dataset_in_the_current_directory_that_cannot_be_written_is_one_clear_error(tmp_path, monkeypatch, capsys):
     """`--data .`: the manifest's temporary file is named ``._manifest.json.tmp``, without the ``./``
     the directory check looked for, so its refusal was `internal error: PermissionError`."""
-    monkeypatch.setenv("LOGPIPE_WORKERS", "1")
-    data = tmp_path / "data"
-    code, _, err = run(monkeypatch, capsys, "ingest", GOOD, "--data", data)
-    assert code == 0, err
-    before = (data / "_manifest.json").read_bytes()
-    other = tmp_path / "other.log"
-    other.write_text("".join(ln + "\n" for ln in gen_lines(50, seed=5)))
+    data, before, other = _a_dataset_and_a_new_log(tmp_path, monkeypatch, capsys)
     monkeypatch.chdir(data)
 
     _read_only_directory(monkeypatch)
