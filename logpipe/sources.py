@@ -267,7 +267,11 @@ def expand_inputs(paths: list[str]) -> tuple[list[Input], list[str]]:
                 inputs.append(Input(m, pipe=True))
             else:
                 errors.append(f"{m}: not a regular file, a directory or a pipe (a socket or a block device)")
-    return inputs, errors
+    # A file given twice (`logs logs/a.log`, or `'logs/**'`, which matches logs and each directory
+    # under it, each walked) is one input, where it came first: it was an input each time, the later
+    # ones "skipped as already ingested" (`inputs 3` for two files).
+    seen: set[str] = set()
+    return [i for i in inputs if i.is_stdin or not (i.name in seen or seen.add(i.name))], errors
 
 
 def _add_file(path: str, inputs: list[Input], errors: list[str]) -> None:

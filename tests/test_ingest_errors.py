@@ -7,7 +7,7 @@ import io
 import re
 import zipfile
 
-from test_ingest import GOOD, check_consistent, gen_lines, manifest, rows, run
+from test_ingest import GOOD, check_consistent, gen_lines, manifest, rows, run, write_log
 
 
 def _bad_crc(data: bytes) -> bytes:
@@ -451,6 +451,21 @@ def test_stdin_given_twice_is_one_input_and_an_empty_stdin_is_an_empty_input(tmp
     code, _, err = run(monkeypatch, capsys, "ingest", "-", "--data", tmp_path / "empty", stdin=b"")
     assert code == 0 and "inputs 1: ingested 1, skipped as already ingested 0\n" in err, err
     assert "lines read 0, parsed 0" in err and rows(tmp_path / "empty") == 0, err
+
+
+def test_a_file_given_twice_is_one_input(tmp_path, monkeypatch, capsys):
+    """A file named twice (`logs logs/b.log`), or reached twice by one glob (`'logs/**'` matches logs and
+    each directory under it, each walked), is one input, where it came first: it was an input each
+    time, the later ones `skipped as already ingested` (`inputs 3` for two files)."""
+    monkeypatch.setenv("LOGPIPE_WORKERS", "1")
+    logs = tmp_path / "logs"
+    (logs / "a").mkdir(parents=True)
+    write_log(logs / "a" / "x.log", gen_lines(20, seed=1))
+    write_log(logs / "b.log", gen_lines(20, seed=2))
+    for k, args in enumerate(([str(logs / "**")], [str(logs), str(logs / "b.log")])):
+        code, _, err = run(monkeypatch, capsys, "ingest", *args, "--data", tmp_path / f"d{k}")
+        assert code == 0 and "inputs 2: ingested 2, skipped as already ingested 0\n" in err, (args, err)
+        assert len(check_consistent(tmp_path / f"d{k}")["inputs"]) == 2
 
 
 def test_recover_of_a_dataset_that_cannot_be_written_now_is_one_clear_error(tmp_path, monkeypatch, capsys):
