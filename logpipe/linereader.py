@@ -70,11 +70,17 @@ class _Unzip:
         for at in range(0, len(view), PIECE_BYTES):
             piece = view[at:at + PIECE_BYTES]
             while piece and self.damage is None:
+                if self.d.eof and self.kind == "gzip":  # (zeros after a member are padding, as gzip's module reads them)
+                    piece = piece[len(bytes(piece)) - len(bytes(piece).lstrip(b"\0")):]
+                    if not piece:
+                        break
                 if self.d.eof:  # the next member (frame, stream) starts here (bz2's and zstd's refuse more data)
                     self._new()
                 before = self.d.copy() if self.kind == "gzip" else None
                 try:
                     out.append(self.d.decompress(piece))
+                except MemoryError:  # (not the data's damage)
+                    raise
                 except Exception as e:  # noqa: BLE001 - zlib.error, bz2's OSError, zstandard.ZstdError: damaged data
                     if before is not None:
                         out.append(_before_damage(before, piece))

@@ -123,3 +123,14 @@ def test_damage_inside_a_documents_entry_keeps_the_whole_entries_before_it():
     whole = JsonArrayLines()(first).split(b"\n")[:-1]
     assert lines == whole and len(whole) > 100 and all(json.loads(ln)["log"] for ln in lines)
     assert "its gzip data is damaged" in reader.error.strerror
+
+
+def test_zeros_after_a_gzip_member_are_padding_not_damage():
+    """Zero bytes after a gzip member (a tape's or a block device's padding) are skipped, as Python's
+    gzip module (ingest's reader of a .gz file) skips them, before another member too: the stream
+    called them damage (`incorrect header check`)."""
+    text = GOOD.read_bytes()
+    for data in (gzip.compress(text) + b"\0" * 3000, gzip.compress(text) + b"\0" * 40_000 + gzip.compress(text)):
+        assert gzip.decompress(data).count(b"\n") in (text.count(b"\n"), 2 * text.count(b"\n"))
+        lines, reader = read_lines(data)
+        assert reader.error is None and lines == gzip.decompress(data).split(b"\n")[:-1], reader.error
