@@ -27,6 +27,7 @@ adds reject files): 8 bytes a reject, in memory.
 """
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import os
 
@@ -52,6 +53,8 @@ class Ingested:
         self.entries: list[dict] = []  # (the manifest entries of ``spans``, in order)
         self.lo = self.hi = None  # (the earliest and latest ingested start time)
         self._union: list[list] = []
+        self._starts: list = []  # (the spans' starts, and their ends, each sorted: ``holders``)
+        self._ends: list = []
         self.reject_files: frozenset[str] = frozenset()  # (as the manifest names them, as ``spans``' files)
         self._reject_hashes = None  # (polars Series: loaded on the first ask, for ``_loaded_rejects``)
         self._loaded_rejects: frozenset[str] | None = None
@@ -85,11 +88,12 @@ class Ingested:
         self._union = union
         self.lo = union[0][0] if union else None
         self.hi = union[-1][1] if union else None
+        # (the spans' starts and ends, each sorted: how many hold a time, by two bisections, ``holders``)
+        self._starts = sorted(s[0] for s in self.spans if s[0] <= s[1])
+        self._ends = sorted(s[1] for s in self.spans if s[0] <= s[1])
 
     def _merge(self, a, b) -> None:
         """``[a, b]`` into ``_union``, kept sorted and disjoint."""
-        import bisect
-
         u = self._union
         i = bisect.bisect_left(u, a, key=lambda r: r[0])
         if i > 0 and u[i - 1][1] >= a:
@@ -111,13 +115,15 @@ class Ingested:
             a, b = self.spans[-1][:2]
             self.lo, self.hi = min(self.lo or a, a), max(self.hi or b, b)
             self._merge(a, b)
+            if a <= b:
+                bisect.insort(self._starts, a)
+                bisect.insort(self._ends, b)
 
     def holders(self, text: bytes) -> int | None:
         """How many ingested inputs' time ranges hold a date and time of ``text`` (lines not parsed yet;
         ISO 8601, UTC unless it says its offset, as the parser reads a start time): the most for any of
         its times, 0 when none does; None when it holds none that can be read. Without parsing (~15 ms
         for any few lines: the parser's set-up), a new input is told apart by its times (~0.1 ms for 64 KB)."""
-        import bisect
         import re
 
         most = None
@@ -129,8 +135,10 @@ class Ingested:
             except ValueError:
                 return None
             t = t.astimezone(dt.timezone.utc) if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
-            k = bisect.bisect_right(self._union, t, key=lambda r: r[0]) - 1
-            held = sum(1 for a, b, _ in self.spans if a <= t <= b) if k >= 0 and t <= self._union[k][1] else 0
+            # (the spans that start at or before t, less those that ended before it, which all started
+            # before it: each span's start is not after its end. A sum over every span took ~18,000
+            # comparisons a time, ~200 times a 64 KB head)
+            held = bisect.bisect_right(self._starts, t) - bisect.bisect_left(self._ends, t)
             most = max(most or 0, held)
         return most
 

@@ -11,6 +11,7 @@ from logpipe.ingested import Ingested
 def _bare(spans) -> Ingested:
     known = Ingested.__new__(Ingested)
     known.spans, known._union, known.lo, known.hi = list(spans), [], None, None
+    known.entries, known._starts, known._ends = [], [], []
     return known
 
 
@@ -34,3 +35,26 @@ def test_the_union_of_spans_swept_at_once_equals_the_one_merged_span_by_span():
         assert (swept.lo, swept.hi) == (min((s[0] for s in spans), default=None), max((s[1] for s in spans), default=None))
         for lo_hi, nxt in zip(swept._union, swept._union[1:]):
             assert lo_hi[1] < nxt[0]  # (disjoint, not touching: a touch is merged)
+
+
+def test_how_many_spans_hold_a_time_by_two_bisections_equals_a_count_of_them():
+    """``holders``' count of the spans that hold a time (the spans that start at or before it, less
+    those that ended before it), as spans come from a refresh (``_ranges``) and one by one (``add``):
+    a count over every span took ~18,000 comparisons a time at a long history's 18,000 entries."""
+    rng = random.Random(11)
+    t0 = dt.datetime(2024, 7, 18, tzinfo=dt.timezone.utc)
+    for _ in range(200):
+        spans = []
+        for _ in range(rng.randint(0, 15)):
+            a = t0 + dt.timedelta(seconds=rng.randint(0, 60))
+            spans.append((a, a + dt.timedelta(seconds=rng.choice([0, 1, 5, 20])), ["p.parquet"]))
+        swept = _bare(spans)
+        swept._ranges()
+        added = _bare([])
+        for a, b, parts in spans:
+            added.add({"min_time": a.isoformat(), "max_time": b.isoformat(), "parts": parts})
+        for s in range(-2, 90):
+            t = t0 + dt.timedelta(seconds=s)
+            text = t.strftime("%Y-%m-%dT%H:%M:%S.000Z").encode()
+            want = sum(1 for a, b, _ in spans if a <= t <= b)
+            assert swept.holders(text) == added.holders(text) == want, (spans, t)
