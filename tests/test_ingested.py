@@ -15,17 +15,26 @@ def _bare(spans) -> Ingested:
     return known
 
 
+T0 = dt.datetime(2024, 7, 18, tzinfo=dt.timezone.utc)
+
+
+def _random_spans(rng, most: int, lengths: list[int]) -> list[tuple]:
+    """Up to ``most`` spans within T0's first 90 s, each of one of ``lengths`` seconds: overlapping,
+    touching, nested, repeated or apart."""
+    spans = []
+    for _ in range(rng.randint(0, most)):
+        a = T0 + dt.timedelta(seconds=rng.randint(0, 60))
+        spans.append((a, a + dt.timedelta(seconds=rng.choice(lengths)), ["p.parquet"]))
+    return spans
+
+
 def test_the_union_of_spans_swept_at_once_equals_the_one_merged_span_by_span():
     """``_ranges`` (a refresh: every entry's span, sorted and swept) and ``_merge`` (an entry added
     by an ingest, span by span) give the same sorted, disjoint union, lo and hi: spans that overlap,
     touch, nest, repeat, or stand apart, in any order."""
     rng = random.Random(7)
-    t0 = dt.datetime(2024, 7, 18, tzinfo=dt.timezone.utc)
     for _ in range(300):
-        spans = []
-        for _ in range(rng.randint(0, 12)):
-            a = t0 + dt.timedelta(seconds=rng.randint(0, 60))
-            spans.append((a, a + dt.timedelta(seconds=rng.choice([0, 0, 1, 3, 10, 30])), ["p.parquet"]))
+        spans = _random_spans(rng, 12, [0, 0, 1, 3, 10, 30])
         swept = _bare(spans)
         swept._ranges()
         merged = _bare(spans)
@@ -42,19 +51,15 @@ def test_how_many_spans_hold_a_time_by_two_bisections_equals_a_count_of_them():
     those that ended before it), as spans come from a refresh (``_ranges``) and one by one (``add``):
     a count over every span took ~18,000 comparisons a time at a long history's 18,000 entries."""
     rng = random.Random(11)
-    t0 = dt.datetime(2024, 7, 18, tzinfo=dt.timezone.utc)
     for _ in range(200):
-        spans = []
-        for _ in range(rng.randint(0, 15)):
-            a = t0 + dt.timedelta(seconds=rng.randint(0, 60))
-            spans.append((a, a + dt.timedelta(seconds=rng.choice([0, 1, 5, 20])), ["p.parquet"]))
+        spans = _random_spans(rng, 15, [0, 1, 5, 20])
         swept = _bare(spans)
         swept._ranges()
         added = _bare([])
         for a, b, parts in spans:
             added.add({"min_time": a.isoformat(), "max_time": b.isoformat(), "parts": parts})
         for s in range(-2, 90):
-            t = t0 + dt.timedelta(seconds=s)
+            t = T0 + dt.timedelta(seconds=s)
             text = t.strftime("%Y-%m-%dT%H:%M:%S.000Z").encode()
             want = sum(1 for a, b, _ in spans if a <= t <= b)
             assert swept.holders(text) == added.holders(text) == want, (spans, t)
