@@ -39,7 +39,7 @@ class Departure:
         if step is None:
             what = f"unexpected text after {self.last_field}, the last field, {got}"
         elif self.portless:  # (where Lark wants the ':' of the port next)
-            what = f"{step.field} expected an address with its port (IP:PORT, [IPv6]:PORT), {got}, no port"
+            what = f"{step.field} expected {_steps.ADDRESS_EXPECTS}, {got}, no port"
         elif step.field:
             what = f"{step.field} expected {step.expects}, {got}"
         else:
@@ -152,10 +152,21 @@ def _one_bad_field(access: "_grammar.Rulebook", body: str, name: str, steps: tup
     return where if found is None else _departure(access, body, name, found[1], found[0], steps)
 
 
-# _any_word_at's regexes, by the steps' identity (a layout's steps are built once: steps.layout_steps)
-# and the field's index, with the steps they are of. A regex's text is ~1-2 KB: joined and hashed for each
-# field of each malformed line, it cost ~45 µs a line (2% truncated lines: +0.4 ms a 16 MB task's ~150).
-_ANY_WORD: dict[tuple[int, int], tuple[tuple, re.Pattern]] = {}
+# What _one_bad_field derives from a layout's steps (the fields a free text reaches, a regex per field),
+# by the steps' identity (a layout's steps are built once: steps.layout_steps) with the steps they are
+# of. Built for each field of each malformed line, a regex's ~1-2 KB text joined and hashed cost ~45 µs
+# a line (2% truncated lines: +0.4 ms a 16 MB task's ~150).
+_OF_STEPS: dict[tuple[int, object], tuple[tuple, object]] = {}
+
+
+def _of_steps(steps: tuple, key, make):
+    """``make()`` for ``steps`` and ``key``, made once."""
+    got = _OF_STEPS.get((id(steps), key))
+    if got is None or got[0] is not steps:
+        if len(_OF_STEPS) > 4096:  # (custom formats' steps come and go: bounded)
+            _OF_STEPS.clear()
+        got = _OF_STEPS[(id(steps), key)] = (steps, make())
+    return got[1]
 
 
 def _reachable(steps: tuple, spaced: tuple) -> list[int]:
@@ -163,8 +174,7 @@ def _reachable(steps: tuple, spaced: tuple) -> list[int]:
     space) may have taken: after it, with no quote between (a quoted field's free text ends at its
     quote: a built-in layout's fields after its path are its protocol alone, not the ~13 fields a
     truncated line tried, each a regex of the whole line)."""
-    got = _REACHABLE.get(id(steps))
-    if got is None or got[0] is not steps:
+    def make() -> list[int]:
         out, free = [], False
         for j, step in enumerate(steps):
             if step.field and free:
@@ -173,24 +183,15 @@ def _reachable(steps: tuple, spaced: tuple) -> list[int]:
                 free = True
             elif not step.field and step.expects == "'\"'":
                 free = False
-        if len(_REACHABLE) > 4096:
-            _REACHABLE.clear()
-        got = _REACHABLE[id(steps)] = (steps, out)
-    return got[1]
+        return out
 
-
-_REACHABLE: dict[int, tuple[tuple, list[int]]] = {}
+    return _of_steps(steps, "reachable", make)
 
 
 def _any_word_at(steps: tuple, j: int) -> re.Pattern:
     """The regex of a whole line that follows ``steps`` but has any word as field ``j``."""
-    got = _ANY_WORD.get((id(steps), j))
-    if got is None or got[0] is not steps:
-        if len(_ANY_WORD) > 4096:  # (custom formats' steps come and go: bounded)
-            _ANY_WORD.clear()
-        rest = "".join(s.pattern for s in steps[j + 1:])
-        got = _ANY_WORD[(id(steps), j)] = (steps, _steps.compiled(f"{steps[j - 1].prefix}([^ \t\"]*){rest}"))
-    return got[1]
+    return _of_steps(steps, j, lambda: _steps.compiled(
+        f"{steps[j - 1].prefix}([^ \t\"]*){''.join(s.pattern for s in steps[j + 1:])}"))
 
 
 def _word(text: str) -> str:

@@ -177,7 +177,7 @@ def layout_steps(book: Rulebook, start: str, strict: bool = True, tabless: bool 
         prefix += pattern
         after = next((n for n in reversed(names[:k]) if n), None)
         before = next((n for n in names[k:] if n), None)
-        steps.append(Step(k, prefix, pattern, names[k], _describe_first(book, item), after, before))
+        steps.append(Step(k, prefix, pattern, names[k], describe_first(book, item), after, before))
     return tuple(steps)
 
 
@@ -231,7 +231,12 @@ def _item_regex(book: Rulebook, t, strict: bool, tabless: bool = False) -> str:
     raise LogpipeError(f"grammar {book.source}: unsupported construct {kind!r} in a layout")
 
 
-def _describe_first(book: Rulebook, item) -> str:
+# What an address field expects where a line (or a JSON value) gives an IP or host with no port, in a
+# reason: diagnose.py's for a text line, values.py's for a JSON value.
+ADDRESS_EXPECTS = "an address with its port (IP:PORT, [IPv6]:PORT)"
+
+
+def describe_first(book: Rulebook, item) -> str:
     """What an item can start with, as a reason names it (``grammar.shown_terminal``): literal text
     quoted, a time specifier's terminal as what it reads, others by name."""
     seen: list[str] = []

@@ -87,12 +87,11 @@ class WholeValues:
         column: a count's) and what it expects, in the words of a text line's reason."""
         if self._shapes is None:
             from .grammar import rule_symbol
-            from .steps import _describe_first
+            from .steps import ADDRESS_EXPECTS, describe_first
 
             rules = {c: "address_value" if c in ADDRESS_COLUMNS else c for c in SHAPED}
             self._shapes = {c: (f"^{self.access.compile(rule, c if rule != c else None).pattern}$",
-                                "an address with its port (IP:PORT, [IPv6]:PORT)" if c in ADDRESS_COLUMNS
-                                else _describe_first(self.access, rule_symbol(rule)))
+                                ADDRESS_EXPECTS if c in ADDRESS_COLUMNS else describe_first(self.access, rule_symbol(rule)))
                             for c, rule in rules.items()}
         return self._shapes.get(column) or self._shapes["bytes_received"]  # (a count: INT or '-')
 
