@@ -170,6 +170,7 @@ class Operator:
     arg: str | None  # X-B3-TRACEID
     column: str
     shape: str
+    limit: int | None = None  # the N of %REQ(X):N%: Envoy truncates the value to N characters
 
 
 def parse_format(fmt: str) -> list[str | Operator]:
@@ -319,7 +320,7 @@ def _operator(m: re.Match, used: dict[str, int]) -> Operator:
     used[column] = n
     if n > 1:
         column = f"{column}_{n}"
-    return Operator(m.group(0), name, arg, column, shape)
+    return Operator(m.group(0), name, arg, column, shape, int(m.group(3)) if m.group(3) else None)
 
 
 # %FILTER_STATE(KEY:F:FIELD)%: F says how the object is serialized, PLAIN or TYPED (the default), or
@@ -408,6 +409,9 @@ def grammar_from_format(fmt: str, start: str = "custom") -> str:
     time_spec = next((p.arg for p in pieces if isinstance(p, Operator) and p.shape == "time" and p.arg), None)
     if time_spec:  # (--grammar reads the times with it: TIME_SPEC_RX)
         lines.append(f"// %START_TIME({time_spec})%: start_time is read with this spec")
+    for p in pieces:  # (--grammar reads them back: LIMIT_RX)
+        if isinstance(p, Operator) and p.limit is not None and p.shape in ("text", "token"):
+            lines.append(f"// {p.text}: {p.column} is at most {p.limit} characters")
     lines += [
         "",
         f"%import .common ({', '.join(common)})",
@@ -428,6 +432,8 @@ def grammar_from_format(fmt: str, start: str = "custom") -> str:
 
 # The line of a generated grammar that says how its start_time reads (grammar_from_format)
 TIME_SPEC_RX = re.compile(r"^// %START_TIME\((.+)\)%: start_time is read with this spec$", re.M)
+# The lines that say how long a truncated text column's values are at most (``%REQ(USER-AGENT):10%``)
+LIMIT_RX = re.compile(r"^// (%.+%): ([a-z][a-z0-9_]*) is at most ([0-9]+) characters$", re.M)
 
 
 def _literal_items(text: str) -> list[str]:
@@ -447,16 +453,25 @@ def _strftime(spec: str) -> tuple[list[str], str]:
         spec = spec.replace(f"%{alias}", expansion)
     items, chrono, i = [], "", 0
     while i < len(spec):
-        m = re.match(r"%(E([0-9*])S|([1-9])f|Ez|.)", spec[i:])
+        m = re.match(r"%(E([0-9]|\*)S|([1-9])f|Ez|.)", spec[i:])
         if not m:
             items.extend(_literal_items(spec[i]))
             chrono += spec[i]
             i += 1
             continue
-        if m.group(2):  # %E3S: seconds with 3 fractional digits (absl); %E*S: as many as there are
+        if m.group(2):  # %E3S: seconds with 3 fractional digits (absl's FormatTime, which Envoy renders with)
             digits = m.group(2)
-            items += ["STRF_2DIGITS", '"."', "STRF_EPOCH" if digits == "*" else f"STRF_FRAC{digits}"]
-            chrono += "%S%.f" if digits == "*" else f"%S%.{digits}f"
+            if digits == "*":  # as many as there are, trailing zeros dropped, and no "." at all for a whole
+                # second (absl cctz's time_zone_format_test.cc: "%E*S" of 5 s is "05", of 5.006007008 s
+                # "05.006007008"); chrono's "%.f" reads the fraction and its dot, or none
+                items += ["STRF_2DIGITS", '("." STRF_FRACTION)?']
+                chrono += "%S%.f"
+            elif digits == "0":  # (no fraction: "05")
+                items.append("STRF_2DIGITS")
+                chrono += "%S"
+            else:
+                items += ["STRF_2DIGITS", '"."', f"STRF_FRAC{digits}"]
+                chrono += f"%S%.{digits}f"
         elif m.group(3):
             items.append(f"STRF_FRAC{m.group(3)}")
             chrono += f"%{m.group(3)}f"

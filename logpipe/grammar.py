@@ -375,7 +375,7 @@ _STRF_WORDS = {
     "STRF_YEAR": "a year (4 digits)", "STRF_2DIGITS": "2 digits", "STRF_SPACE_DIGIT": "a day of the month (2 digits, space-padded)",
     "STRF_DAY_OF_YEAR": "a day of the year (3 digits)", "STRF_EPOCH": "seconds since the epoch",
     "STRF_OFFSET": "a UTC offset (+HHMM, +HH:MM or Z)", "STRF_ZONE": "a time zone name (as UTC)",
-    "STRF_NAME": "a month or weekday name (as Jan)", "STRF_AMPM": "AM or PM",
+    "STRF_NAME": "a month or weekday name (as Jan)", "STRF_AMPM": "AM or PM", "STRF_FRACTION": "a fraction of a second",
     **{f"STRF_FRAC{n}": f"a fraction of a second ({n} digit{'s' if n > 1 else ''})" for n in range(1, 10)},
 }
 
