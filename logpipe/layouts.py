@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .errors import LogpipeError, UsageError
 from .formatfile import read_format_file
-from .formats import (QUERY_ALIASES, TIME_SPEC_RX, VIEW_COLUMNS, FormatError, Operator, _flatten, _strftime,
+from .formats import (LIMIT_RX, QUERY_ALIASES, TIME_SPEC_RX, VIEW_COLUMNS, FormatError, Operator, _flatten, _strftime,
                       cluster_note, grammar_from_format, greedy_tail, json_operators, parse_format, typo_notes)
 from .schema import COLUMNS
 
@@ -54,6 +54,8 @@ class CustomLayout:
     counts: frozenset = frozenset()  # the extra columns that are 64-bit ints (``_count_columns``), the rest text
     long_flags: bool = False  # response_flags logged by %RESPONSE_FLAGS_LONG% (LONG_FLAGS)
     time_format: str | None = None  # chrono format of a customised %START_TIME(…)%
+    # column -> (its operator, N): a text operator truncated to N characters (%REQ(USER-AGENT):10%)
+    limits: dict[str, tuple[str, int]] = field(default_factory=dict)
     json_keys: dict[str, str] | None = None
     notes: list[str] = field(default_factory=list)  # what a user of this format should know (the CLI says them)
     given: str | None = None  # the CLI option that gave it (``--format-file PATH``), shell-quoted (``option``)
@@ -80,12 +82,15 @@ class CustomLayout:
         return pa.schema(list(RECORD_SCHEMA) + [pa.field(c, pa.int64() if c in self.counts else pa.string())
                                                 for c in self.extra])
 
-    def prepare(self, df):
+    def prepare(self, df, rejects: list | None = None):
         """Rewrite a customised START_TIME of this layout's rows as ISO-8601 UTC, which records.py
         types (a value that does not fit the spec is kept as it is and rejected there), and flags'
-        long names as their short codes (LONG_FLAGS)."""
+        long names as their short codes (LONG_FLAGS). A row whose value of a truncated column
+        (``limits``) is longer than Envoy truncates it to is no line of this format: to ``rejects``."""
         import polars as pl
 
+        if self.limits and df is not None and rejects is not None:
+            df = self._over_limits(df, rejects)
         if self.long_flags and df is not None and "response_flags" in df.columns:
             flags = pl.col("response_flags").cast(pl.String)
             short = flags.str.split(",").list.eval(pl.element().replace(LONG_FLAGS)).list.join(",")
@@ -106,6 +111,31 @@ class CustomLayout:
         iso = parsed.dt.convert_time_zone("UTC").dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
         mine = pl.col("log_format") == self.name
         return df.with_columns(pl.when(mine).then(pl.coalesce(iso, col)).otherwise(col).alias("start_time"))
+
+    def _over_limits(self, df, rejects: list):
+        """``df`` without this layout's rows whose value of a ``limits`` column is longer than its N,
+        each a malformed reject naming the column, its operator and the length."""
+        import polars as pl
+
+        from .records import _reject
+
+        mine = pl.col("log_format") == self.name
+        names = [c for c in self.limits if c in df.columns]
+        over = {c: mine & (pl.col(c).cast(pl.String).str.len_chars() > self.limits[c][1]) for c in names}
+        if not names:
+            return df
+        flags = df.select(*(e.fill_null(False).alias(c) for c, e in over.items()))
+        bad = pl.any_horizontal(flags)
+        if not flags.select(bad.any()).item():
+            return df
+        for i in flags.select(pl.int_range(pl.len()).filter(bad)).to_series().to_list():
+            c = next(c for c in names if flags[c][i])
+            value = str(df[c][i])
+            op, n = self.limits[c]
+            rejects.append(_reject(df["line_number"][i], df["raw"][i],
+                                   f"invalid value: {c}: {len(value)} characters, longer than the {n} {op} "
+                                   f"truncates it to ({value[:40]!r})", "malformed"))
+        return df.filter(~flags.select(bad).to_series())
 
     def keep_prefix(self, df):
         """Undo the split of a collector prefix (kubectl --timestamps, …) where the whole line, not
@@ -322,13 +352,29 @@ def layout_from_grammar(text: str, *, source: str, spec: str | None = None, impo
     time_spec = TIME_SPEC_RX.search(text)  # (one `logpipe grammar --from-format` wrote: its START_TIME's spec)
     if time_spec:
         layout.time_format = _strftime(time_spec[1])[1]
+    layout.limits = {c: (op, int(n)) for op, c, n in LIMIT_RX.findall(text) if c in book.fields}
     return layout
 
 
 def _count_columns(book, extra: list[str]) -> frozenset:
     """The extra columns whose rule reads a whole number or ``-`` (its terminals INT, and DASH or not:
     ``formats._COUNT_OPERATORS``' rule ``INT | DASH``): typed as 64-bit ints, as the grammar says they are."""
-    return frozenset(c for c in extra if "INT" in (found := _terminals(book.rule_tree(c))) and found <= {"INT", "DASH"})
+    return frozenset(c for c in extra if "INT" in _terminals(tree := book.rule_tree(c)) and _count_or_dash(tree))
+
+
+def _count_or_dash(tree) -> bool:
+    """Whether each choice of a rule's EBNF tree is INT or DASH alone: a count or '-'. A choice of
+    both in a row (``DASH INT``) reads "-1", which no Envoy count is: its column is text."""
+    from lark import Tree
+    from lark.grammar import Symbol
+
+    if isinstance(tree, Symbol):
+        return tree.is_term and tree.name in ("INT", "DASH")
+    if not isinstance(tree, Tree):
+        return False
+    if tree.data == "expansions":
+        return all(_count_or_dash(c) for c in tree.children)
+    return tree.data in ("expansion", "value") and len(tree.children) == 1 and _count_or_dash(tree.children[0])
 
 
 def _terminals(tree) -> set[str]:

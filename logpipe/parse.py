@@ -199,7 +199,7 @@ class Parser:
         groups = [(_concat([f for f, _ in cut]), _nulled(cut))] if cut else []
         groups += [(_concat([f for f, _ in others]), _nulled(others))] if others else []
         if self.custom is not None:
-            groups = [(self.custom.prepare(group), nulled) for group, nulled in groups]
+            groups = [(self.custom.prepare(group, rejects), nulled) for group, nulled in groups]
         records, more_rejects = type_columns(groups, source, self.schema, views)
         rejects.extend(more_rejects)
         return ParsedBatch(records, _rejects_batch(rejects, source), n, blank, joined, header)
