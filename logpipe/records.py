@@ -83,7 +83,12 @@ def _type_frame(df: pl.DataFrame, source: str, schema: pa.Schema,
         texts = lf.filter(bad).collect()
         for row, text in zip(typed_df.filter(bad).iter_rows(named=True), texts.iter_rows(named=True)):
             name = next(n for n in typed_names if text[n] is not None and row[n] is None)
-            why = f"invalid value: {name}: cannot read {str(text[name])[:40]}"
+            value = str(text[name])
+            why = f"invalid value: {name}: cannot read {value[:40]}"
+            if value.isascii() and value.isdigit() and typed_df[name].dtype.is_integer():  # (a count past its type's range)
+                kind = typed_df[name].dtype
+                why = (f"invalid value: {name}: {value[:40]} is out of range (at most {kind.max()}: the column "
+                       f"is a {str(kind)[3:]}-bit int)")
             rejects.append(_reject(row["line_number"], row["raw"], why, "malformed"))
         typed_df = typed_df.filter(~bad)
     return typed_df, rejects
