@@ -106,12 +106,16 @@ def _closest(access: "_grammar.Rulebook", body: str, layouts: Sequence[str], tab
 def _departure(access: "_grammar.Rulebook", body: str, name: str, end: int, k: int, steps: tuple) -> Departure:
     """Where ``body`` departs from layout ``name`` whose first k ``steps`` match ``body[:end]``."""
     step = steps[k] if k < len(steps) else None
-    prev = steps[k - 1] if k else None
+    j = k - 1  # the field before the step that failed, past the optional items after it (the cluster's ";"?):
+    while j > 0 and not steps[j].field and _optional(steps[j]):  # a name read as the cluster's "outbound" of
+        j -= 1  # "outbound|443|_", then ";"? and ' ' failed at '|': the cluster's fault, not the separator's
+    prev = steps[j] if k else None
     if (step is None or not step.field) and prev is not None and prev.field:
         # A separator failed right after a field, or text is left after the last one: the field may
         # have stopped short (free text matched lazily; "2OO" read as "2"). Take the field as far as
         # it goes, then judge: a token it matched only the start of is the field's fault, at its start.
-        start = _steps.match_steps(steps[: k - 1], body, k - 1)[1]  # (they match: one regex run for their end)
+        k = j + 1
+        start = _steps.match_steps(steps[:j], body, j)[1]  # (they match: one regex run for their end)
         greedy = _steps.greedy_match(prev.pattern, body, start)
         token = _word(body[start:])
         if greedy > end:
@@ -132,6 +136,11 @@ def _departure(access: "_grammar.Rulebook", body: str, name: str, end: int, k: i
     portless = step is not None and step.field in ADDRESS_COLUMNS and bool(_ip_rx(access).fullmatch(got.strip("[]")))
     return Departure(end + 1, name, step, fields[-1] if fields else None, got, place,
                      len(fields), _steps.field_count(access, name), portless)
+
+
+def _optional(step: "_steps.Step") -> bool:
+    """Whether a layout's item may match no text (an optional: the cluster's ``";"?``)."""
+    return _of_steps((step,), "optional", lambda: _steps.compiled(step.pattern).fullmatch("") is not None)
 
 
 def _one_bad_field(access: "_grammar.Rulebook", body: str, name: str, steps: tuple, where: Departure) -> Departure:
