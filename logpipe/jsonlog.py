@@ -49,7 +49,7 @@ def take_lines(parser, df, rejects: list[dict], unwrapped: list | None = None) -
     frames = []
     custom = parser.custom if getattr(parser.custom, "json_keys", None) else None  # (a JSON format)
     check = dict(keys={"log_format": custom.name, **{c: k for k, c in reversed(custom.json_keys.items())}},
-                 counts=custom.counts, skip=frozenset({"response_flags"} if custom.long_flags else ())) if custom else {}
+                 counts=custom.counts, long_flags=custom.long_flags) if custom else {}
     taken, df, nulled = take_flat(df, parser.custom)  # read natively when it can; the rest line by line below
     if taken is not None:
         frames.append((parser.values.check(parser.values.split(taken), rejects, **check), nulled))

@@ -12,13 +12,18 @@ from . import subfields as _subfields
 from .records import _reject
 from .schema import ADDRESS_COLUMNS
 
-# The columns whose value has a shape of Envoy's (a count, the comma-joined short flags, an address
-# with its port): a JSON line's value of one must have it as a text line's must, by the same rule of
-# access.lark, or be null, "-" or empty. polars' cast reads "-1" and "+5" as counts, and the flags'
-# split and the address's regex kept "UF, URX" (flag ' URX'), "uf" and "10.0.0.1" (no _ip), which
-# the text layouts reject.
-SHAPED = ("response_code", "response_flags", "bytes_received", "bytes_sent", "duration", "upstream_service_time",
-          *ADDRESS_COLUMNS)
+# The columns whose value has a shape of Envoy's (a method, a protocol, a count, the comma-joined short
+# flags, an address with its port): a JSON line's value of one must have it as a text line's must, by
+# the same rule of access.lark, or be null, "-" or empty. polars' cast reads "-1" and "+5" as counts,
+# and the flags' split and the address's regex kept "UF, URX" (flag ' URX'), "uf" and "10.0.0.1" (no
+# _ip), a method "GET /x" and a protocol "http 1.1", which the text layouts reject.
+SHAPED = ("method", "protocol", "response_code", "response_flags", "bytes_received", "bytes_sent", "duration",
+          "upstream_service_time", *ADDRESS_COLUMNS)
+# The columns whose values are words: each distinct one's regex tells (no cheaper test tells most).
+_WORDS = ("method", "protocol", "response_flags")
+# A JSON format's %RESPONSE_FLAGS_LONG% (its flags' long names, comma-joined): the rule a text format's
+# line follows (formats._SHAPES' "flags_long"), of format.lark's terminal.
+_LONG_FLAGS_RULE = "%import .format (FLAGS_LONG)\n%import .common (DASH)\nresponse_flags_long: FLAGS_LONG | DASH\n"
 
 
 def _not_digits(text: pl.Expr) -> pl.Expr:
@@ -38,13 +43,14 @@ class WholeValues:
         self._shapes: dict[str, tuple[str, str]] | None = None  # (_shape: built at first use)
 
     def check(self, frame: pl.DataFrame, rejects: list[dict], keys: dict[str, str] | None = None,
-              counts: frozenset = frozenset(), skip: frozenset = frozenset()) -> pl.DataFrame:
+              counts: frozenset = frozenset(), skip: frozenset = frozenset(), long_flags: bool = False) -> pl.DataFrame:
         """``frame`` (JSON lines' text columns, ``split``) without the lines whose value of a SHAPED
         column, or of a count column of ``counts`` (a JSON format's extra ones), has not its shape:
         those go to ``rejects``, malformed, the reason naming the key (``keys``: a column's key in the
         lines of a JSON format, whose ``log_format`` is ``keys["log_format"]``) and the value. Columns
         in ``skip`` are not checked; nor are ztunnel's lines (read from its own fields, as its text
-        lines are)."""
+        lines are). ``long_flags``: the format logs %RESPONSE_FLAGS_LONG%, whose names its
+        response_flags must have (the layout's ``prepare`` makes them the short codes after)."""
         # (in SHAPED's order: a line's reason names the same key whichever reading read it)
         names = [c for c in (*SHAPED, *sorted(counts)) if c in frame.columns and c not in skip]
         if not names or not frame.height:
@@ -55,7 +61,7 @@ class WholeValues:
         # JSON lines, ten columns a line; this ~7 ms, of a parse's ~100.)
         unsure = frame.select(*(
             (pl.col(c).is_not_null() & (pl.col(f"{c}_ip").is_null() if c in ADDRESS_COLUMNS else
-                                        ~pl.col(c).cast(pl.String).is_in(["-", ""]) if c == "response_flags" else
+                                        ~pl.col(c).cast(pl.String).is_in(["-", ""]) if c in _WORDS else
                                         _not_digits(pl.col(c).cast(pl.String)))).alias(c) for c in names))
         theirs = frame["log_format"] == "ztunnel_json" if "log_format" in frame.columns else None
         miss = {}
@@ -66,7 +72,8 @@ class WholeValues:
             if rows.len():
                 texts = frame[c].cast(pl.String).gather(rows)
                 distinct = texts.unique()  # (flags and an upstream's envoy:// address repeat: ~14k texts, ~300 distinct)
-                fits = distinct.str.contains(self._shape(c)[0]) | distinct.is_in(["-", ""])
+                shape = self._shape("response_flags_long" if long_flags and c == "response_flags" else c)
+                fits = distinct.str.contains(shape[0]) | distinct.is_in(["-", ""])
                 miss[c] = set(rows.filter(~texts.is_in(distinct.filter(fits).implode())).to_list())
         bad_rows = sorted(set().union(*miss.values()))
         if not bad_rows:
@@ -77,8 +84,9 @@ class WholeValues:
             c = next(c for c in names if i in miss.get(c, ()))
             key = keys.get(c, c) if row.get("log_format") == keys.get("log_format") else c
             what = f'key "{key}"' + (f" ({c})" if key != c else "")
+            shape = self._shape("response_flags_long" if long_flags and c == "response_flags" else c)
             rejects.append(_reject(row["line_number"], row["raw"],
-                                   f"invalid value: {what} expected {self._shape(c)[1]}, got {str(row[c])[:40]!r}",
+                                   f"invalid value: {what} expected {shape[1]}, got {str(row[c])[:40]!r}",
                                    "malformed"))
         return frame.filter(~pl.int_range(frame.height).is_in(bad_rows))
 
@@ -93,6 +101,13 @@ class WholeValues:
             self._shapes = {c: (f"^{self.access.compile(rule, c if rule != c else None).pattern}$",
                                 ADDRESS_EXPECTS if c in ADDRESS_COLUMNS else describe_first(self.access, rule_symbol(rule)))
                             for c, rule in rules.items()}
+            from .grammar import Rulebook
+            from .resources import resource_dir
+
+            book = Rulebook(_LONG_FLAGS_RULE, ["response_flags_long"], source="<response_flags_long>",
+                            import_paths=[str(resource_dir("grammars"))])
+            self._shapes["response_flags_long"] = (f"^{book.compile('response_flags_long').pattern}$",
+                                                   describe_first(book, rule_symbol("response_flags_long")))
         return self._shapes.get(column) or self._shapes["bytes_received"]  # (a count: INT or '-')
 
     def split(self, frame: pl.DataFrame) -> pl.DataFrame:
