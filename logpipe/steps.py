@@ -177,7 +177,8 @@ def layout_steps(book: Rulebook, start: str, strict: bool = True, tabless: bool 
         prefix += pattern
         after = next((n for n in reversed(names[:k]) if n), None)
         before = next((n for n in names[k:] if n), None)
-        steps.append(Step(k, prefix, pattern, names[k], describe_first(book, item), after, before))
+        expects = FIELD_EXPECTS.get(names[k]) or describe_first(book, item)
+        steps.append(Step(k, prefix, pattern, names[k], expects, after, before))
     return tuple(steps)
 
 
@@ -234,6 +235,10 @@ def _item_regex(book: Rulebook, t, strict: bool, tabless: bool = False) -> str:
 # What an address field expects where a line (or a JSON value) gives an IP or host with no port, in a
 # reason: diagnose.py's for a text line, values.py's for a JSON value.
 ADDRESS_EXPECTS = "an address with its port (IP:PORT, [IPv6]:PORT)"
+# What a field whose grammar words say little to a reader expects, in a reason: the cluster's rule
+# starts with CLUSTER_DIRECTION or CLUSTER_PART ("upstream_cluster expected CLUSTER_DIRECTION or
+# CLUSTER_PART, got 'outbound|443|_'" told no one what a cluster looks like).
+FIELD_EXPECTS = {"upstream_cluster": "a cluster name (outbound|PORT|SUBSET|HOST, inbound-vip|PORT|PROTOCOL|HOST, or one name)"}
 
 
 def describe_first(book: Rulebook, item) -> str:

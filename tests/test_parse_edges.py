@@ -72,7 +72,7 @@ def test_a_malformed_cluster_is_the_cluster_s_fault(cluster, got):
     """A cluster whose start reads as a name ("outbound") broke at its '|': the reason blamed the
     separator after it (expected ' ' before upstream_local_address, got '|443|_ …')."""
     _, (reason,) = parsed(Parser(), [LINE.format(sent=5, cluster=cluster)])
-    assert reason.startswith("column 125: upstream_cluster expected ") and f"got {got!r}" in reason
+    assert reason.startswith("column 125: upstream_cluster expected a cluster name (") and f"got {got!r}" in reason
 
 
 def test_json_method_protocol_and_long_flags_have_their_text_shapes():
