@@ -205,7 +205,7 @@ def denial_candidates(records: pa.RecordBatch | pa.Table) -> pa.Table:
                              pl.col("connection_termination_details").fill_null("")], separator=" ")
     hit = details.str.contains("rbac_access_denied", literal=True) | details.str.contains("ext_authz", literal=True) | (
         pl.col("response_flags").list.contains("UAEX").fill_null(False)) | (
-        pl.col("error").str.contains("(?i)due to policy").fill_null(False))  # (ztunnel_denial.sql decides)
+        pl.col("error").str.contains("(?i)due to policy|^http status: 401").fill_null(False))  # (ztunnel_denial.sql decides)
     table = records if isinstance(records, pa.Table) else pa.Table.from_batches([records])
     return table.filter(df.select(hit).to_series().to_arrow())
 

@@ -351,3 +351,65 @@ def test_a_destination_only_denied_in_the_baseline_was_never_reached(tmp_path):
     findings = run("report", "anomalies", "--since", "2025-01-30T00:00:00Z", inputs=(log,))["findings"]
     assert sorted(f["destination"] for f in findings if f["kind"] == "new_destination") == [
         "drop.example", "paste.example"]
+
+
+# ---- ztunnel's refusals on the client's side ---------------------------------------------------------
+# The client's ztunnel logs its outbound line with "http status: 401 Unauthorized" when the destination's
+# ztunnel refused the HBONE CONNECT by policy (istio/ztunnel src/proxy/inbound.rs answers assert_rbac's
+# refusal, and only it, with 401; istio/ztunnel#691) or its own node-local fast path's policy refused it
+# (older builds, src/proxy/outbound.rs).
+@pytest.mark.parametrize("error, denial, refused", [
+    ("http status: 401 Unauthorized", True, True),
+    ("connection closed due to policy rejection: explicitly denied by: default/deny-curl", True, True),
+    ("connection closed due to policy rejection", True, True),
+    ("connection closed due to policy change", True, False),  # (it was open: it connected)
+    ("send: connection closed due to policy rejection", True, False),  # (bytes had flowed)
+    ("http status: 503 Service Unavailable", False, False),
+    ("http status: 4010", False, False),
+    ("io error: Connection refused (os error 111)", False, False),
+    (None, False, False),
+])
+def test_ztunnel_s_401_to_the_client_is_a_policy_refusal_before_the_connection_came_up(con, error, denial, refused):
+    assert con.execute("SELECT ztunnel_denial($1::VARCHAR), ztunnel_refused($1::VARCHAR)", [error]).fetchall() == [
+        (denial, refused)]
+
+
+def _zt_client(t: str, port: int, error: str, *, sent: int = 0, recv: int = 0) -> str:
+    """curl's ztunnel's outbound line to httpbin's pod over HBONE, ended with ``error``."""
+    return (f'2025-01-30T10:{t}Z\terror\taccess\tconnection complete\tsrc.addr=10.244.1.12:{port} '
+            'src.workload="curl-5b7d8c9f6-h7k2p" src.namespace="default" '
+            'src.identity="spiffe://cluster.local/ns/default/sa/curl" dst.addr=10.244.2.9:15008 '
+            'dst.hbone_addr=10.244.2.9:8080 dst.service="httpbin.default.svc.cluster.local" '
+            'dst.workload="httpbin-868cdd659c-nl9j4" dst.namespace="default" '
+            'dst.identity="spiffe://cluster.local/ns/default/sa/httpbin" direction="outbound" '
+            f'bytes_sent={sent} bytes_recv={recv} duration="1ms" error="{error}"')
+
+
+def test_an_outbound_ztunnel_refusal_is_a_denial_and_not_connected(tmp_path):
+    """The client's ztunnel line of a connection the destination's ztunnel refused by policy ("http
+    status: 401 Unauthorized") is a denial as the destination's own line is (it was none: a 401 read
+    as an error, and upstream_connected true), in the denials view, authz_denial and the stream's
+    alert; it and a policy rejection never came up (upstream_connected false, as for an RBAC 403); a
+    connection a changed policy closed after it moved bytes did connect."""
+    log = tmp_path / "ztunnel-client.log"
+    log.write_text("\n".join([
+        _zt_client("53:40.000001", 47100, "http status: 401 Unauthorized"),
+        _zt_client("53:41.000001", 47101, "http status: 401 Unauthorized"),
+        _zt_client("53:42.000001", 47102, "connection closed due to policy rejection: explicitly denied by: default/deny-curl"),
+        _zt_client("53:43.000001", 47103, "connection closed due to policy change", sent=517, recv=2048),
+    ]) + "\n")
+    rows = run("query", "--sql", "select t.error, t.upstream_connected, d.mechanism, d.policy from traffic t "
+               "left join denials d using (start_time) order by start_time", inputs=(log,))
+    assert [(r["upstream_connected"], r["mechanism"], r["policy"]) for r in rows] == [
+        (False, "ztunnel policy", None), (False, "ztunnel policy", None),
+        (False, "ztunnel policy", "default/deny-curl"), (True, "ztunnel policy", None)]
+    [f] = [f for f in run("report", "anomalies", inputs=(log,))["findings"] if f["kind"] == "authz_denial"]
+    assert (f["source"], f["destination"], f["evidence"]["denials"], f["evidence"]["mechanism"],
+            f["evidence"]["scope"]) == ("default/curl-5b7d8c9f6-h7k2p", "httpbin.default.svc.cluster.local", 4,
+                                        "ztunnel policy", "internal")
+    from test_stream import stream_cli
+
+    r = stream_cli(tmp_path / "ds", "--alerts", "ndjson", "--alerts-out", "-",
+                   input=(_zt_client("53:40.000001", 47100, "http status: 401 Unauthorized") + "\n").encode())
+    assert r.returncode == 0, r.stderr
+    assert [json.loads(x)["kind"] for x in r.stdout.splitlines()] == ["authz_denial"]

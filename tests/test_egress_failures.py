@@ -180,3 +180,17 @@ def test_a_request_the_proxy_answered_itself_did_not_connect(tmp_path):
     with logpipe.connect(data) as con:
         got = dict(con.execute("SELECT destination, upstream_connected FROM egress").fetchall())
     assert got == {"blocked.example": False, "blocked-1-8.example": False, "moved.example": False}, got
+
+
+def test_a_retried_request_is_judged_by_its_last_attempt(tmp_path):
+    """Envoy logs an HTTP request it retried once, with its last attempt's upstream fields and flags
+    (each attempt gives the stream a new upstream info; the router sets UF and URX when it gives up):
+    503 UF,URX is not connected, though %UPSTREAM_HOST% names the endpoint the last attempt tried and
+    an earlier attempt (not logged) may have been answered; 503 URX alone (retries on 5xx ran out, the
+    last attempt answered, via_upstream) connected."""
+    gave_up = REFUSED | dict(up="203.0.113.40:80")  # (the host the last attempt tried; no local address)
+    answered = dict(code=503, flags="URX", details="via_upstream", reason="-", tx=19)
+    lines = waypoint("gave-up.example", AT, 1, **gave_up) + waypoint("answered.example", AT, 1, **answered)
+    with logpipe.connect(dataset(tmp_path, lines)) as con:
+        got = con.execute("SELECT destination, upstream_host, upstream_connected FROM egress ORDER BY 1").fetchall()
+    assert got == [("answered.example", "203.0.113.40:80", True), ("gave-up.example", "203.0.113.40:80", False)]

@@ -342,3 +342,26 @@ def test_a_connection_to_a_service_entry_s_endpoint_is_egress(tmp_path):
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines()[1:] == ["registered,api.partner.example,203.0.113.7,443",
                                          "registered,db.onprem.corp,10.50.0.10,5432"]
+
+
+def test_connections_the_destination_s_ztunnel_refused_are_denials_not_failures(tmp_path):
+    """The client's ztunnel logs "http status: 401 Unauthorized" for a connection the destination's
+    ztunnel refused by policy (istio/ztunnel src/proxy/inbound.rs: its one 401): an authz_denial, as
+    the destination's own "policy rejection" line is, not an error_spike (it was one: any other error
+    is a failure), and nothing of it left (upstream_connected false; it was true)."""
+    (tmp_path / "zt.log").write_text(
+        ztunnel_lines("2024-04-10T10:00:00", 20, None)
+        + ztunnel_lines("2024-04-12T10:00:00", 12, "http status: 401 Unauthorized"))
+    r = logpipe("ingest", "zt.log", "--data", "ds", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    r = logpipe("query", "--data", "ds", "-o", "csv", "--sql",
+                "select error, upstream_connected, count(*) n from egress group by all order by n desc", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[1:] == [",true,20", "http status: 401 Unauthorized,false,12"]
+    r = logpipe("report", "anomalies", "--data", "ds", "-o", "json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    findings = json.loads(r.stdout)["findings"]
+    assert [f["kind"] for f in findings if f["kind"] == "error_spike"] == []
+    [denial] = [f for f in findings if f["kind"] == "authz_denial"]
+    assert (denial["destination"], denial["evidence"]["denials"], denial["evidence"]["mechanism"],
+            denial["evidence"]["scope"]) == ("api.partner.example", 12, "ztunnel policy", "egress")

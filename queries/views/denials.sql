@@ -1,11 +1,12 @@
 -- denials: the traffic rows (every proxy, not only egress) refused by an authorization policy, one
--- row per request: Envoy's RBAC (rbac_denial.sql), ztunnel's policy rejection (ztunnel_denial.sql) or
+-- row per request: Envoy's RBAC (rbac_denial.sql), ztunnel's policy rejection (ztunnel_denial.sql: the
+-- destination's ztunnel's line, or the client's ztunnel's outbound "http status: 401 Unauthorized") or
 -- an external authorizer (ext_authz_denial.sql): authz_denied.sql. The authz_denial report groups them by source and
 -- destination; a live stream's authz_denial alert reads them row by row. All traffic columns, plus:
 --   mechanism  'rbac', 'ztunnel policy' or 'ext_authz'
 --   policy     RBAC's ns[NS]-policy[NAME]-rule[N] ("none": ALLOW policies exist and none matched);
 --              ztunnel's NS/NAME of "explicitly denied by: NS/NAME", "none" of "allow policies
---              exist, but none allowed"; null when the log names none
+--              exist, but none allowed"; null when the log names none (the client's 401 never does)
 CREATE OR REPLACE VIEW denials AS
 SELECT
     *,

@@ -48,8 +48,22 @@
 --                        details direct_response), or, on a ztunnel row, when its error
 --                        says its connection never came up and it moved no byte (ztunnel_hop_failed,
 --                        ztunnel_carried_nothing: refused, timed out, its tunnel's TLS or HTTP/2
---                        set-up failed; ztunnel logs no flag), else true: it connected, or nothing
---                        says it did not. Queries read this, not the flags, for whether anything left.
+--                        set-up failed; ztunnel logs no flag), or when an authorization policy
+--                        refused it before it came up (ztunnel_refused: the destination's ztunnel's
+--                        "connection closed due to policy rejection…", and the client's outbound
+--                        line for it, "http status: 401 Unauthorized"), else true: it connected, or
+--                        nothing says it did not. Of an HTTP request Envoy retried, the line tells
+--                        the last attempt only (each attempt replaces the stream's upstream info:
+--                        %UPSTREAM_HOST% and %UPSTREAM_LOCAL_ADDRESS% are the last's, and the router
+--                        sets UF once, when it gives up), so UF,URX is not connected: the last
+--                        attempt failed to connect and the retries ran out; an earlier attempt that
+--                        connected and was answered with a retriable 503 (Istio's default retry_on has
+--                        retriable-status-codes beside connect-failure) is not in the log, and a
+--                        %UPSTREAM_HOST% on the line is the host the last attempt tried, not one it
+--                        reached. URX without UF (the last attempt was answered) connected. A TCP
+--                        connection's UF,URX (tcp_proxy's max_connect_attempts ran out; it stops
+--                        retrying once connected) never connected, and moved no byte.
+--                        Queries read this, not the flags, for whether anything left.
 -- ztunnel rows (log_format ztunnel*) have no cluster: a hop to a mesh workload (dst_workload or
 -- dst_identity logged, or HBONE's port 15008: a waypoint, a pod, a remote network's east-west
 -- gateway), an inbound one, or one to a service in the mesh (mesh_host) is not counted, whatever its address (pods may
@@ -187,6 +201,6 @@ SELECT
     source_ip,
     NOT (upstream_not_connected(response_flags, request_protocol(protocol, method, authority),
                                 bytes_received, bytes_sent)
-         OR rbac_denial(response_code_details, NULL) OR ztunnel_unconnected
+         OR rbac_denial(response_code_details, NULL) OR ztunnel_unconnected OR ztunnel_refused(error)
          OR coalesce(route_name = 'block_all' OR response_code_details = 'direct_response', false)) AS upstream_connected
 FROM judged;

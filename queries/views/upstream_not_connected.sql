@@ -6,9 +6,14 @@
 -- AllowAnyDynamicDNSCluster's 503), DO (DropOverload: dropped before it was sent) and UAEX
 -- (UnauthorizedExternalService: the ext_authz filter denied it, before the router). Envoy's router
 -- sets a flag once, when it gives up (router.cc, onUpstreamAbort): the attempt that failed was the
--- last. Not these: URX (retries exhausted: the last attempt may have connected and been answered 5xx;
--- with UF it is UF's), UO (a circuit breaker's overflow, also set when a retry overflowed after an
--- attempt that connected), UT, UC, UR, LR (a timeout or reset of a request that may have been sent).
+-- last, and the line's upstream fields are that attempt's too (each attempt's UpstreamRequest gives the
+-- stream a new upstream info: %UPSTREAM_HOST% is the host it tried, %UPSTREAM_LOCAL_ADDRESS% "-" when
+-- it never connected). Not these: URX (retries exhausted, router.cc on RetryStatus::NoRetryLimitExceeded:
+-- alone, the last attempt connected and was answered 5xx; with UF it is UF's: the last attempt did not
+-- connect. An earlier attempt is not logged: one answered with a retriable 503 did connect, and the
+-- line cannot show it; a %UPSTREAM_HOST% beside UF,URX is no sign of it), UO (a circuit breaker's
+-- overflow, also set when a retry overflowed after an attempt that connected), UT, UC, UR, LR (a
+-- timeout or reset of a request that may have been sent).
 -- A connection the proxy passed through (TCP, not HTTP) that moved a byte either way did connect:
 -- tcp_proxy sets UF on each failed connect attempt and may connect on the next (max_connect_attempts,
 -- tcp_proxy.cc onUpstreamEvent), and reads nothing from its client before it connects (unless told
