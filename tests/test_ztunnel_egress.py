@@ -185,7 +185,7 @@ S3_VIA_WAYPOINT = ('2024-04-12T10:17:49.905234Z\tinfo\taccess\tconnection comple
                    'dst.hbone_addr=240.240.0.6:443 dst.service=s3.amazonaws.com dst.workload=waypoint-7d9f8b6c4-x2k8p '
                    'direction=outbound bytes_sent=2310 bytes_recv=18830 duration="1209ms"')
 S3_WAYPOINT = ('[2024-04-12T10:17:48.696Z] "- - -" 0 - - - "-" 2310 18830 1208 - "-" "-" "-" "-" "198.51.100.31:443" '
-               'inbound-vip|443|tls|s3.amazonaws.com 10.244.0.18:54788 240.240.0.6:443 10.244.1.35:38124 s3.amazonaws.com -')
+               'inbound-vip|443|tcp|s3.amazonaws.com 10.244.0.18:54788 240.240.0.6:443 10.244.1.35:38124 s3.amazonaws.com -')
 
 
 def test_a_failed_hop_to_an_egress_waypoint_is_egress_to_its_host(tmp_path):
