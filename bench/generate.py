@@ -154,7 +154,7 @@ def _build(rng: random.Random) -> dict[str, list[tuple]]:
 
     def wp_tls(semi=False):
         host, vip, ups = ch(TLS_HOSTS)
-        cluster = f"inbound-vip|443|tls|{host}" + (";" if semi else "")
+        cluster = f"inbound-vip|443|tcp|{host}" + (";" if semi else "")
         return ('"- - -" 0 - - - "-" ', _tcp_sizes(rng), ' "-" "-" "', False,
                 f'" "-" "{ch(ups)}:443" {cluster} {ch(WAYPOINTS)}:', f" {vip}:443 {ch(SOURCES)}:",
                 f" {host} -")
