@@ -100,9 +100,11 @@ def _scalar_text(v: Any) -> str:
         return "true" if v else "false"
     if isinstance(v, float):
         return _float_text(v)
-    if isinstance(v, (dict, list, tuple)):
-        return JSON_TEXT(to_jsonable(v))
+    # (by what to_jsonable makes of it: DuckDB's INTERVAL, pyarrow's MonthDayNano, is a tuple, and was
+    # written as the JSON of its duration, quotes and all: `"P0M386DT18696.597S"` in a table, tripled in csv)
     j = to_jsonable(v)
+    if isinstance(j, (dict, list)):
+        return JSON_TEXT(j)
     return j if isinstance(j, str) else str(j)
 
 

@@ -733,3 +733,19 @@ def test_an_out_path_that_cannot_be_opened_as_it_is_is_one_clear_error():
         with atomic_file(path, "x", encoding="utf-8") as f:
             f.write("never\n")
     assert str(e.value) == f"cannot write {path}: No such device or address; choose another --out"
+
+
+@pytest.mark.parametrize("fmt", ["csv", "tsv", "table", "markdown"])
+def test_an_interval_is_its_duration_as_text_not_the_json_of_it(fmt):
+    """DuckDB's INTERVAL (``max(start_time) - min(start_time)``) comes to Python as pa.MonthDayNano, a
+    tuple: its text cells were the JSON of its duration, quotes and all (`"P0M3DT1.5S"`, tripled in csv)."""
+    span = pa.MonthDayNano([0, 3, 1_500_000_000])
+    table = pa.table({"span": pa.array([span], pa.month_day_nano_interval()),
+                      "spans": pa.array([[span, span]], pa.list_(pa.month_day_nano_interval()))})
+    buf = io.StringIO()
+    render_table(table, fmt, buf)
+    if fmt in ("csv", "tsv"):
+        rows = list(csv.reader(io.StringIO(buf.getvalue()), delimiter="," if fmt == "csv" else "\t"))
+        assert rows[1] == ["P0M3DT1.5S", "P0M3DT1.5S,P0M3DT1.5S"]
+    else:
+        assert '"' not in buf.getvalue() and buf.getvalue().count("P0M3DT1.5S") == 3
