@@ -292,7 +292,7 @@ def query(name, sql_text, sql_file, params, list_queries, data_dir, inputs, form
     from .errors import UsageError
 
     if list_queries:
-        if sql_text or sql_file:
+        if sql_text is not None or sql_file:
             raise UsageError("--list lists the named queries (NAME --list describes one), not SQL: "
                              "drop --sql/--sql-file")
         if name and (fmt or out_path):  # (they were ignored: the text on stdout, no file written)
@@ -300,10 +300,10 @@ def query(name, sql_text, sql_file, params, list_queries, data_dir, inputs, form
                              "change: drop them (they format the query's rows, and `logpipe query --list`'s table)")
         _refuse_with_list(f"logpipe query{' ' + name if name else ''}",  # (`query --list` is a table: --max-width cuts it)
                           {"-p": params, "--input": inputs, "--pods": pods_path, "--max-width": max_width if name else None})
-    elif sum(bool(x) for x in (name, sql_text, sql_file)) != 1:
+    elif sum(x is not None for x in (name, sql_text, sql_file)) != 1:  # (`--sql ""`: given, empty, and said so)
         raise UsageError("give one query: a NAME (see `logpipe query --list`), --sql \"SELECT …\" or --sql-file FILE")
     elif not name:  # (--queries DIR loads named queries, which SQL of one's own does not read)
-        _refuse_ignored({"--queries": query_dirs}, f"--{'sql' if sql_text else 'sql-file'} runs the SQL given, "
+        _refuse_ignored({"--queries": query_dirs}, f"--{'sql' if sql_text is not None else 'sql-file'} runs the SQL given, "
                         "not a named query", "give a NAME of a query in DIR instead of the SQL")
     if "-" in inputs and (sql_text == "-" or sql_file == "-"):
         raise UsageError("stdin can carry the SQL or the log, not both: put one of them in a file")
@@ -337,10 +337,8 @@ def query(name, sql_text, sql_file, params, list_queries, data_dir, inputs, form
             click.echo("logpipe: note: parameters cut to fit (--max-width N widens them); `logpipe query NAME --list` "
                        "shows one query's in full, with their help", err=True)
         return
-    if sql_file:
-        target = click.open_file(sql_file, encoding="utf-8").read()
-    elif not name:
-        target = sys.stdin.read() if sql_text == "-" else sql_text
+    if not name:
+        target = _sql_given(sql_text, sql_file)
 
     from . import reports
     from .db import connect, reading
@@ -379,6 +377,28 @@ def query(name, sql_text, sql_file, params, list_queries, data_dir, inputs, form
         click.echo("logpipe: note: the query gave no YAML document" + (f", so {out_path} is empty" if out_path else "")
                    + (" (no destination reached through PassthroughCluster in the window)" if name == "service_entries"
                       else ""), err=True)
+
+
+def _sql_given(sql_text: str | None, sql_file: str | None) -> str:
+    """The SQL of ``--sql`` (``-``: stdin) or ``--sql-file`` (``-``: stdin too), read as UTF-8 (a
+    byte-order mark dropped). SQL that is not UTF-8 (a file saved as Latin-1 or UTF-16) is a bad option,
+    one line, exit 2: it was an internal error, a UnicodeDecodeError of the file, or DuckDB's TypeError
+    at the surrogates that an argument's or stdin's bytes decode to."""
+    from .errors import UsageError
+
+    if sql_file is None and sql_text != "-":
+        where, data = "--sql", os.fsencode(sql_text)  # (the argument's own bytes, surrogates undone)
+    elif "-" in (sql_file, sql_text):
+        where, data = "the SQL on stdin", sys.stdin.buffer.read()
+    else:
+        where = f"--sql-file {sql_file}"
+        with open(sql_file, "rb") as f:
+            data = f.read()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise UsageError(f"{where} is not UTF-8 text (byte {data[e.start]:#04x} at offset {e.start}); "
+                         "logpipe reads SQL as UTF-8 (iconv -t UTF-8 converts it)") from None
 
 
 def _note_default_limit(target, params: dict, rows: int) -> None:

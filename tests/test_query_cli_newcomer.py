@@ -1,0 +1,61 @@
+"""A newcomer's `logpipe query` (and the commands around it) on a fresh dataset: what each mistake
+says, in one line, with its exit status."""
+from __future__ import annotations
+
+import pytest
+
+from conftest import SAMPLES, run_logpipe
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hf3") / "data"
+    r = run_logpipe("ingest", SAMPLES / "istio-1.5.log", "--data", root)
+    assert r.returncode == 0, r.stderr
+    return root
+
+
+# ---- SQL that is not UTF-8 --------------------------------------------------------------------------
+
+
+def test_an_sql_file_that_is_not_utf8_is_one_line_not_an_internal_error(data, tmp_path):
+    sql = tmp_path / "latin1.sql"
+    sql.write_bytes("select 1 AS n -- café\n".encode("latin-1"))
+    r = run_logpipe("query", "--data", data, "--sql-file", sql)
+    assert r.returncode == 2
+    assert r.stderr == (f"logpipe: error: --sql-file {sql} is not UTF-8 text (byte 0xe9 at offset 20); "
+                        "logpipe reads SQL as UTF-8 (iconv -t UTF-8 converts it)\n")
+
+
+@pytest.mark.parametrize("option", ["--sql", "--sql-file"])
+def test_sql_on_stdin_that_is_not_utf8_is_one_line(data, option):
+    r = run_logpipe("query", "--data", data, option, "-", input=b"select 1 \xff", text=True)
+    assert r.returncode == 2
+    assert r.stderr.startswith("logpipe: error: the SQL on stdin is not UTF-8 text (byte 0xff at offset 9)")
+
+
+def test_an_sql_argument_that_is_not_utf8_is_one_line(data):
+    # (an argument's bytes that are not UTF-8 reach Python as surrogates: DuckDB raised a TypeError at them)
+    r = run_logpipe("query", "--data", data, "--sql", "select 1 -- caf\udce9")
+    assert r.returncode == 2
+    assert r.stderr.startswith("logpipe: error: --sql is not UTF-8 text (byte 0xe9 at offset 15)")
+
+
+def test_utf8_sql_with_a_byte_order_mark_still_runs(data, tmp_path):
+    sql = tmp_path / "bom.sql"
+    sql.write_bytes("\ufeffselect 'é' AS e".encode("utf-8"))
+    r = run_logpipe("query", "--data", data, "--sql-file", sql, "-o", "csv")
+    assert (r.returncode, r.stdout) == (0, "e\né\n"), r.stderr
+
+
+# ---- an empty --sql ---------------------------------------------------------------------------------
+
+
+def test_an_empty_sql_is_said_so_not_asked_for_again(data):
+    """`--sql "$(cat missing.sql)"` passes ''; it was told to give --sql, which it had."""
+    r = run_logpipe("query", "--data", data, "--sql", "")
+    assert (r.returncode, r.stderr) == (1, "logpipe: error: SQL error: no SQL statement to run; write a SELECT\n")
+    r = run_logpipe("query", "--data", data, "--sql", "", "--queries", data)
+    assert r.returncode == 2 and r.stderr.startswith("logpipe: error: --sql runs the SQL given"), r.stderr
+    r = run_logpipe("query", "--list", "--sql", "")
+    assert r.returncode == 2 and "drop --sql/--sql-file" in r.stderr, r.stderr
