@@ -131,7 +131,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
               help="Write rejects as ndjson to this file instead of stderr.")
 @click.option("--on-error", type=ON_ERROR, default="warn", show_default=True,
               help="On a rejected line: skip silently, warn on stderr, or fail (exit 1).")
-@click.option("--max-warnings", type=int, default=20, show_default=True, help="Cap on reject warnings printed.")
+@click.option("--max-warnings", type=click.IntRange(min=0), default=20, show_default=True, help="Cap on reject warnings printed.")
 @format_options
 def parse(files, fmt, out_path, rejects_path, on_error, max_warnings, format_string, format_file, grammar_file):
     """Parse access-log lines (FILES, or - for stdin) into records on stdout.
@@ -291,7 +291,7 @@ def compact(data_dir, min_files):
 @click.option("--max-reject-ratio", type=_Number(min=0), default=0.1, show_default=True, metavar="R",
               help="Fail an input (not ingested, exit 1) when more than R of its lines are malformed (noise not counted); "
                    "an input of 4 MB or more (or stdin) whose first lines are mostly malformed fails on those. 1: never.")
-@click.option("--max-warnings", type=int, default=20, show_default=True, help="Cap on malformed-line warnings printed.")
+@click.option("--max-warnings", type=click.IntRange(min=0), default=20, show_default=True, help="Cap on malformed-line warnings printed.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: only when stderr is a terminal).")
 @click.option("--flush-rows", type=click.IntRange(min=1), default=122_880, show_default=True, metavar="N",
               help="An input parsed whole (a file under 48 MB, or any with LOGPIPE_WORKERS=1): write a part "

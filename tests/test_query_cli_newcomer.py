@@ -59,3 +59,18 @@ def test_an_empty_sql_is_said_so_not_asked_for_again(data):
     assert r.returncode == 2 and r.stderr.startswith("logpipe: error: --sql runs the SQL given"), r.stderr
     r = run_logpipe("query", "--list", "--sql", "")
     assert r.returncode == 2 and "drop --sql/--sql-file" in r.stderr, r.stderr
+
+
+# ---- --max-warnings ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["parse", "ingest"])
+def test_a_negative_max_warnings_is_a_bad_option(command, tmp_path):
+    """It was taken: ingest's `--max-warnings -3` said `… 3 more malformed lines not shown` of a log of
+    noise alone (32 noise lines, none malformed), and parse's showed none, as 0 does, exit 0."""
+    args = ["--data", tmp_path / "d"] if command == "ingest" else []
+    r = run_logpipe(command, SAMPLES / "noise-mixed.log", *args, "--max-warnings", "-3")
+    assert r.returncode == 2
+    assert r.stderr == ("logpipe: error: Invalid value for '--max-warnings': -3 is not in the range x>=0 "
+                        f"(see `logpipe {command} --help`)\n")
+    assert not (tmp_path / "d").exists()
