@@ -91,13 +91,11 @@ class Dataset:
             self._check_manifest()
             return
         if not create:
-            raise DatasetError(
-                f"{self.root} is not a logpipe dataset (no {MANIFEST}); run `logpipe ingest LOGS --data {self.root}`"
-                " first, or point --data / $LOGPIPE_DATA at an existing dataset"
-            )
+            raise DatasetError(f"{self.root} is not a logpipe dataset (no {MANIFEST}); {how_to_make(self.root)}, or "
+                               "point --data / $LOGPIPE_DATA at an existing dataset")
         if self.root.exists() and not self.root.is_dir():
             raise DatasetError(f"{self.root} exists and is not a directory; choose another --data path")
-        if self.root.is_dir() and any(p for p in self.root.iterdir() if not _ours(p.name)):
+        if _holds_others(self.root):
             raise DatasetError(
                 f"{self.root} already holds files that are not a logpipe dataset; choose an empty or new --data directory"
             )
@@ -646,6 +644,23 @@ def _cannot_write(root, why: str) -> DatasetError:
 
 def _ours(name: str) -> bool:
     return name.startswith(("date=", "_", "."))
+
+
+def _holds_others(root: Path) -> bool:
+    """Whether the directory ``root`` holds files no dataset has (``_ours``): a dataset is not made there."""
+    return root.is_dir() and any(not _ours(p.name) for p in root.iterdir())
+
+
+def how_to_make(root: str | Path) -> str:
+    """What makes a dataset at ``--data root``, which holds none (the advice of the commands that read
+    one): ``logpipe ingest`` into it, or, where it holds other files (a directory of logs given as the
+    dataset), into another directory, since ingest refuses that one (the advice was to ingest into it)."""
+    root = Path(root)
+    if root.exists() and not root.is_dir():
+        return "give --data a dataset's directory"
+    if _holds_others(root):
+        return f"it holds other files: if they are logs, make a dataset of them with `logpipe ingest {root} --data NEW_DIR`"
+    return f"create a dataset with `logpipe ingest PATH --data {root}`"
 
 
 @contextlib.contextmanager

@@ -74,3 +74,27 @@ def test_a_negative_max_warnings_is_a_bad_option(command, tmp_path):
     assert r.stderr == ("logpipe: error: Invalid value for '--max-warnings': -3 is not in the range x>=0 "
                         f"(see `logpipe {command} --help`)\n")
     assert not (tmp_path / "d").exists()
+
+
+# ---- --data a directory of logs ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", [["query", "--sql", "select 1"], ["report", "inventory"], ["compact"]])
+def test_data_that_is_a_directory_of_logs_is_not_advised_to_be_ingested_into(command, tmp_path):
+    """The advice was `logpipe ingest PATH --data LOGS_DIR`, which ingest refuses (`already holds files
+    that are not a logpipe dataset`): the logs are ingested into a directory of their own."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "access.log").write_bytes((SAMPLES / "istio-1.5.log").read_bytes())
+    r = run_logpipe(*command, "--data", logs)
+    assert r.returncode == 1
+    assert f"it holds other files: if they are logs, make a dataset of them with `logpipe ingest {logs} --data " \
+           "NEW_DIR`" in r.stderr
+    assert f"--data {logs}`" not in r.stderr and r.stderr.count("\n") == 1
+    assert run_logpipe("ingest", logs, "--data", tmp_path / "new").returncode == 0  # (as advised)
+
+
+@pytest.mark.parametrize("command", [["query", "--sql", "select 1"], ["compact"]])
+def test_an_empty_data_directory_is_still_advised_to_be_ingested_into(command, tmp_path):
+    r = run_logpipe(*command, "--data", tmp_path)
+    assert r.returncode == 1 and f"create a dataset with `logpipe ingest PATH --data {tmp_path}`" in r.stderr, r.stderr
