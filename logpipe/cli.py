@@ -13,6 +13,7 @@ from . import alloc, exits
 
 ON_ERROR = click.Choice(["skip", "warn", "fail"])
 DEFAULT_DATA = "./logpipe-data"
+PARQUET_DASH = "- is stdout, which takes -o parquet into a pipe or a redirect only"  # (render.parquet_out)
 
 
 def format_options(f):
@@ -47,11 +48,11 @@ def _given(ctx, param, value):
     return value
 
 
-def out_option(help_text: str):
+def out_option(help_text: str, dash: str = "- is stdout"):
     """--out FILE, where ``-`` is stdout (as ``stream --alerts-out -``), not a file named ``-``."""
     return click.option("--out", "out_path", type=click.Path(dir_okay=False, allow_dash=True), metavar="FILE",
                         callback=lambda ctx, param, value: None if value == "-" else value,
-                        help=f"{help_text} (- is stdout).")
+                        help=f"{help_text} ({dash}).")
 
 
 class _Number(click.FloatRange):
@@ -126,7 +127,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.argument("files", nargs=-1)
 @click.option("-o", "--output", "fmt", type=click.Choice(["ndjson", "csv", "table", "parquet"]),
               help="Output format (default: table on a terminal, else ndjson).")
-@out_option("Write to this file (required for parquet)")
+@out_option("Write to this file", PARQUET_DASH)
 @click.option("--rejects", "rejects_path", type=click.Path(dir_okay=False),
               help="Write rejects as ndjson to this file instead of stderr.")
 @click.option("--on-error", type=ON_ERROR, default="warn", show_default=True,

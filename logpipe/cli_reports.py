@@ -9,7 +9,7 @@ import sys
 import click
 
 from . import exits
-from .cli import _format_parser, data_option, format_options, out_option
+from .cli import PARQUET_DASH, _format_parser, data_option, format_options, out_option
 
 
 # ---- report -----------------------------------------------------------------------------------------
@@ -271,8 +271,8 @@ _OUT_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".ndjson": "ndjs
               help="Also load named queries from DIR (repeatable; or $LOGPIPE_QUERIES).")
 @pods_option
 @click.option("-o", "--output", "fmt", type=click.Choice(QUERY_FORMATS),
-              help="Output format (default: table on a terminal, else from --out's suffix, else ndjson).")
-@out_option("Write to FILE (required for parquet)")
+              help="Output format (default: from --out's suffix; without --out, table on a terminal, else ndjson).")
+@out_option("Write to FILE", PARQUET_DASH)
 @click.option("--max-width", type=click.IntRange(min=2), default=None, metavar="N",
               help="Cut table cells to N columns (default 40).")
 @view_settings_options
@@ -319,8 +319,10 @@ def query(name, sql_text, sql_file, params, list_queries, data_dir, inputs, form
         if fmt not in QUERY_FORMATS:
             raise UsageError(f"query {name} asks for output {fmt!r}, which logpipe does not write; give -o "
                              f"({', '.join(QUERY_FORMATS)})")
-    if fmt == "parquet" and not out_path:
-        raise UsageError("-o parquet writes a file: add --out FILE.parquet")
+    if fmt == "parquet":
+        from .render import parquet_out
+
+        parquet_out(out_path)
     if fmt not in ("table", "markdown"):  # (the other formats write each value whole: csv, json, …)
         _refuse_ignored({"--max-width": max_width}, f"--max-width cuts table and markdown cells, and {fmt} writes "
                         "each value whole", "give -o table or -o markdown")

@@ -10,7 +10,7 @@ import sys
 from itertools import islice
 from typing import Iterator
 
-from .errors import InputError, RejectLimitError, UsageError
+from .errors import InputError, RejectLimitError
 from .batches import Counts, ParsedBatch
 from .parse import Parser, default_parser
 from . import holes as _holes
@@ -163,8 +163,8 @@ def parse_to_output(paths: list[str], *, fmt: str | None, out_path: str | None, 
     if fmt is None:
         fmt = "parquet" if out_path and out_path.endswith(".parquet") else (
             "table" if sys.stdout.isatty() and not out_path else "ndjson")
-    if fmt == "parquet" and not out_path:
-        raise UsageError("-o parquet writes a file: add --out FILE.parquet")
+    if fmt == "parquet":
+        render.parquet_out(out_path)
     counts = Counts()
     reporter = RejectReporter(on_error, max_warnings, rejects_path)
     state = {"failed": bool(errors)}

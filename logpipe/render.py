@@ -28,6 +28,7 @@ import itertools
 import math
 import os
 import re
+import sys
 import unicodedata
 import uuid
 from collections.abc import Iterable, Iterator
@@ -487,16 +488,30 @@ def _names_descriptor(path: str) -> bool:
     return False
 
 
-def write_parquet(table: Any, path: str | os.PathLike[str], *, schema: pa.Schema | None = None,
+def parquet_out(path: str | os.PathLike[str] | None) -> None:
+    """Refuse ``-o parquet`` to stdout (``path`` None: no ``--out``, or ``--out -``) on a terminal;
+    into a pipe or a redirect it is written there (``write_parquet``). It was refused everywhere, with
+    ``add --out FILE.parquet`` to a user who had given ``--out -``, which ``--help`` calls stdout."""
+    if path is None and sys.stdout.isatty():
+        raise UsageError("-o parquet is binary, not for the terminal: give --out FILE.parquet, or redirect "
+                         "stdout (> FILE.parquet, | …)")
+
+
+def write_parquet(table: Any, path: str | os.PathLike[str] | None, *, schema: pa.Schema | None = None,
                   options: dict | None = None) -> None:
-    """Write ``table`` to ``path`` as zstd Parquet, atomically (``atomic_file``); ``options``:
-    ``pq.ParquetWriter``'s, else zstd and its defaults."""
+    """Write ``table`` to ``path`` as zstd Parquet, atomically (``atomic_file``), or to stdout (``path``
+    None: Parquet is written front to back, a pipe takes it); ``options``: ``pq.ParquetWriter``'s,
+    else zstd and its defaults."""
     import pyarrow.parquet as pq  # (here: ~15 ms of every command's start otherwise)
 
-    with atomic_file(path, "xb") as f:
+    if path is None:
+        sys.stdout.flush()
+    with atomic_file(path, "xb") if path is not None else contextlib.nullcontext(sys.stdout.buffer) as f:
         schema, batches = _open_batches(table, schema)
         with pq.ParquetWriter(f, schema, **(options or {"compression": "zstd"})) as writer:
             _write_behind(writer, _row_groups(batches, schema))
+        if path is None:
+            f.flush()
 
 
 def _row_groups(batches: Iterable[pa.RecordBatch], schema: pa.Schema) -> Iterator[pa.Table]:

@@ -149,7 +149,6 @@ def test_on_error_fail_exits_1_with_the_first_reject():
 @pytest.mark.parametrize("args, code, message", [
     (["parse", str(MALFORMED), "--on-error", "fail"], 1, "was rejected (column 86"),
     (["parse", "no-such-file.log"], 1, "no-such-file.log: no such file or directory"),
-    (["parse", str(ACCESS), "-o", "parquet"], 2, "add --out FILE.parquet"),
 ])
 def test_errors_are_one_line_and_an_exit_code(args, code, message):
     p = run_logpipe(*args)  # (the command line's error mapping and exit status, in this process)

@@ -98,3 +98,36 @@ def test_data_that_is_a_directory_of_logs_is_not_advised_to_be_ingested_into(com
 def test_an_empty_data_directory_is_still_advised_to_be_ingested_into(command, tmp_path):
     r = run_logpipe(*command, "--data", tmp_path)
     assert r.returncode == 1 and f"create a dataset with `logpipe ingest PATH --data {tmp_path}`" in r.stderr, r.stderr
+
+
+# ---- -o parquet to stdout ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", [["query", "--sql", "select count(*) AS n FROM access_log"],
+                                     ["parse", str(SAMPLES / "istio-1.5.log")]])
+@pytest.mark.parametrize("out", [[], ["--out", "-"]])
+def test_parquet_to_stdout_that_is_no_terminal_is_written_there(command, out, data):
+    """`-o parquet --out -` was refused with `add --out FILE.parquet`, though --help says `- is stdout`;
+    Parquet is written front to back, so a pipe or a redirect takes it."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    args = ["--data", data] if command[0] == "query" else []
+    r = run_logpipe(*command, *args, "-o", "parquet", *out, text=False)
+    assert r.returncode == 0, r.stderr
+    table = pq.read_table(io.BytesIO(r.stdout))
+    assert table.to_pylist() == [{"n": 14}] if command[0] == "query" else table.num_rows == 14
+
+
+def test_parquet_to_a_terminal_is_refused(monkeypatch):
+    import sys
+    import types
+
+    from logpipe import render
+    from logpipe.errors import UsageError
+
+    monkeypatch.setattr(sys, "stdout", types.SimpleNamespace(isatty=lambda: True))
+    with pytest.raises(UsageError, match=r"^-o parquet is binary, not for the terminal: give --out FILE.parquet"):
+        render.parquet_out(None)
+    render.parquet_out("x.parquet")  # (a file: written there)
