@@ -1083,7 +1083,6 @@ def test_sql_given_as_a_name_points_to_sql(dataset, run_main):
 @pytest.mark.parametrize("args,message", [
     (["query"], "give one query"),
     (["query", "denied", "--sql", "select 1"], "give one query"),
-    (["query", "--sql", "select 1", "-o", "parquet"], "--out FILE.parquet"),
     (["query", "--list", "--sql", "select 1"], "--list lists the named queries (NAME --list describes one), not SQL"),
     # (-o/--out were ignored: the text on stdout, exit 0, no file)
     (["query", "destinations", "--list", "-o", "json"], "`logpipe query destinations --list` describes the query in "
