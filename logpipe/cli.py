@@ -261,7 +261,7 @@ def replay(file, speed, max_sleep, format_string, format_file, grammar_file):
 
 @cli.command()
 @data_option
-@click.option("--min-files", type=int, default=8, show_default=True, metavar="N",
+@click.option("--min-files", type=click.IntRange(min=1), default=8, show_default=True, metavar="N",
               help="Merge a day directory's (or _rejects/') small files (under 122,880 rows) when it holds at least N.")
 def compact(data_dir, min_files):
     """Merge the many small part files (and reject files) that streams and ingests of many small

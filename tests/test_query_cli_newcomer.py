@@ -131,3 +131,10 @@ def test_parquet_to_a_terminal_is_refused(monkeypatch):
     with pytest.raises(UsageError, match=r"^-o parquet is binary, not for the terminal: give --out FILE.parquet"):
         render.parquet_out(None)
     render.parquet_out("x.parquet")  # (a file: written there)
+
+
+@pytest.mark.parametrize("n", ["0", "-5"])
+def test_compact_min_files_below_one_is_a_bad_option(n, data):
+    # (it was taken as 2 without a word, as 1 still is: a merge takes two files)
+    r = run_logpipe("compact", "--data", data, "--min-files", n)
+    assert r.returncode == 2 and "--min-files" in r.stderr and len(r.stderr.splitlines()) == 1, r.stderr
