@@ -71,8 +71,10 @@ class JsonArrayLines:
 
 # Loki's query API response (/loki/api/v1/query_range, /query: what `curl` of it saves), compact as Loki
 # writes it: {"status":"success","data":{"resultType":"streams","result":[{"stream":{<labels>},
-# "values":[["<ns since the epoch>","<line>"],…]},…],"stats":{…}}}, one a line.
-LOKI_RESPONSE = re.compile(rb'\{[ \t]*"status"[ \t]*:[ \t]*"success"[ \t]*,[ \t]*"data"[ \t]*:')
+# "values":[["<ns since the epoch>","<line>"],…]},…],"stats":{…}}}, one a line; or indented, as `jq .`
+# and `python -m json.tool` print it ("{", then "  \"status\": \"success\",", …, "}"), whose "data" may
+# start past a file's first 32 bytes (unpack.HEAD_BYTES): the head then ends in its white space or name.
+LOKI_RESPONSE = re.compile(rb'\{\s*"status"\s*:\s*"success"\s*,\s*(?:"data"\s*:|"?d?a?t?a?"?\s*\Z)')
 
 
 class LokiLines(OtlpLines):
@@ -81,18 +83,56 @@ class LokiLines(OtlpLines):
     a record of a line: its stream's labels name the pod and container, its time is ``received_at``),
     in the response's order (its streams', each stream's entries in the query's direction). Fed as
     ``OtlpLines`` is; a line that is no such response (a metric query's matrix, an error) is given as
-    it is."""
+    it is. An indented response (a line ``{``, its keys' lines, a line ``}``) is read as one; held
+    lines that are none (cut short, no JSON, over ``LIMIT``) are given as they are, the response of no
+    log streams as one line of compact JSON."""
 
-    @staticmethod
-    def _lines(lines: list[str]) -> list[str]:
+    def __init__(self) -> None:
+        super().__init__()
+        self._held: list[str] | None = None  # (the lines of an indented response so far)
+        self._size = 0
+
+    def __call__(self, data: bytes, final: bool = False) -> bytes:
+        cut = final and (not data.endswith(b"\n") if data else bool(self._rest))  # (the text ends without a newline)
+        given = super().__call__(data, final)
+        if final and self._held is not None:  # (cut short: its lines as they are, the last as it ended)
+            held, self._held = self._held, None
+            given += ("\n".join(held) + ("" if cut else "\n")).encode("utf-8")
+        return given
+
+    def _lines(self, lines: list[str]) -> list[str]:
         out = []
         for line in lines:
+            if self._held is not None:
+                self._held.append(line)
+                self._size += len(line) + 1
+                if line.rstrip() == "}":  # (the response's last line: its "}" unindented)
+                    out += self._indented(self._held)
+                    self._held = None
+                elif self._size > self.LIMIT:
+                    out += self._held
+                    self._held = None
+                continue
+            if line.rstrip() == "{":
+                self._held, self._size = [line], len(line) + 1
+                continue
             try:
                 got = _entries(json.loads(line)) if line.strip() else None
             except (ValueError, RecursionError):
                 got = None
             out += [line] if got is None else got
         return out
+
+    @staticmethod
+    def _indented(lines: list[str]) -> list[str]:
+        """The entries of an indented response's ``lines``; a response of no log streams as one compact
+        line; text that is no JSON as its lines."""
+        try:
+            response = json.loads("\n".join(lines))
+        except (ValueError, RecursionError):
+            return lines
+        got = _entries(response)
+        return [_ENCODE(response)] if got is None else got
 
 
 def _entries(response) -> list[str] | None:

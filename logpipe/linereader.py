@@ -160,9 +160,10 @@ class LineReader(threading.Thread):
                         break
                     if len(tail) < 4 and any(mark.startswith(tail) for mark, _ in BYTE_ORDER_MARKS):
                         continue  # (a mark may come in several reads)
-                    if tail == b"[" or (tail.startswith(b"{") and len(tail) < HEAD_BYTES and b"\n" not in tail):
+                    if tail == b"[" or (tail.startswith(b"{") and len(tail) < HEAD_BYTES and b"\n" not in tail[1:].lstrip()):
                         continue  # (a JSON array's "[" or an access line's, an OTLP/JSON request's first
-                        # bytes or a JSON line's: the next read says which)
+                        # bytes or a JSON line's, an indented Loki response's "{" and first key: the next
+                        # read says which)
                     first, codec = False, mark_codec(tail)
                     if codec is None and b"\x00" in tail[:8192] and _holes.binary(tail[:8192]):
                         self.binary, end, tail = True, _EOF, b""  # (Streamer.run says so, as ingest does)

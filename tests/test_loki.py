@@ -173,3 +173,35 @@ def test_a_loki_query_api_response_reads_as_its_entries(tmp_path):
     assert entry["compression"] == "loki-json"
     err = stream_in_two_reads(tmp_path / "s", path.read_bytes(), 5)
     assert "lines read 6, parsed 3, rejected 2 (noise 1, malformed 1), blank 1" in err
+
+
+def test_an_indented_loki_response_reads_as_its_entries(tmp_path):
+    """A response as ``curl … | jq .`` (2 spaces) or ``python -m json.tool`` (4) saves it, whose ``"data"``
+    starts past the file's first 32 bytes: read as the compact one is (it was one reject a line of it,
+    "not an access line"); a metric query's is one reject, its compact JSON; an indented response cut
+    short (the file's end) is its lines as they are, rejects, none lost. From a file, and ``stream``
+    fed its first bytes alone (the "{" and its first key: the next read says what the file is)."""
+    streams = ({"container": "istio-proxy", "pod": "wp-1"}, [["1738234404326000321", LINE], ["1738234404500000000", JSON_LINE]])
+    compact = loki_response(streams)
+    matrix = {"status": "success", "data": {"resultType": "matrix", "result": []}}
+    for indent in (2, 4):
+        pretty = json.dumps(json.loads(compact), indent=indent)
+        path = tmp_path / f"loki{indent}.json"
+        path.write_text(pretty + "\n" + json.dumps(matrix, indent=indent) + "\n" + compact + "\n")
+        records, rejects = parse_file(path)
+        assert [(r["line_number"], r["log_format"], r["pod"], r["container"]) for r in records] == [
+            (1, "istio_1_9", "wp-1", "istio-proxy"), (2, "istio_json", "wp-1", "istio-proxy"),
+            (4, "istio_1_9", "wp-1", "istio-proxy"), (5, "istio_json", "wp-1", "istio-proxy")]
+        assert records[0]["received_at"] == dt.datetime(2025, 1, 30, 10, 53, 24, 326000, tzinfo=UTC)
+        assert [(r["line_number"], json.loads(r["raw"])) for r in rejects] == [(3, matrix)]
+        cut = pretty.split("\n")[:-3]  # (its last lines not written yet)
+        path.write_text(compact + "\n" + "\n".join(cut) + "\n")
+        records, rejects = parse_file(path)
+        assert [r["line_number"] for r in records] == [1, 2]
+        assert [r["raw"] for r in rejects] == cut
+        path.write_text("\n".join(cut))  # (no newline after the last line)
+        _, rejects = parse_file(path)
+        assert [r["raw"] for r in rejects] == cut
+    pretty = json.dumps(json.loads(compact), indent=2) + "\n"
+    err = stream_in_two_reads(tmp_path / "s", pretty.encode(), 14, pause=2)  # (a read of its own: the stream started)
+    assert "lines read 2, parsed 2" in err, err
