@@ -184,7 +184,8 @@ class Parser:
             json_frames = _jsonlog.take_lines(self, _concat(([df.filter(is_json)] if any_json else []) + indented),
                                               rejects, unwrapped)
             if unwrapped:  # log collectors' records (Fluent Bit, Vector, …): the lines they hold
-                inner, more = _envelopes.envelope_lines(unwrapped)
+                inner, more, parts = _envelopes.envelope_lines(unwrapped, rejects)  # (a split line's parts joined)
+                joined = tuple(sorted(joined + parts))
                 inner, most = self.collectors.split_held(inner)
                 more += most
                 inner_json = inner["body"].str.starts_with("{")
