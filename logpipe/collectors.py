@@ -224,19 +224,23 @@ class Collectors:
 
 # A node's container log files name their pod and container (kubelet's layout; rotated copies
 # gain a time and may be compressed): /var/log/pods/<namespace>_<pod>_<pod uid>/<container>/<n>.log
-# and its link /var/log/containers/<pod>_<namespace>_<container>-<container id>.log; also as a tar
+# and its link /var/log/containers/<pod>_<namespace>_<container>-<container id>.log (which an agent's tag,
+# and a CloudWatch log stream EKS's Fluent Bit names after it, write "var.log.containers.<file>"); also as a tar
 # archive's file ("ARCHIVE:MEMBER", logpipe/archives.py), from the tree's root or from inside it.
 _POD_LOG = re.compile(r"(?:^|[/:])[a-z0-9-]+_(?P<pod>[a-z0-9][a-z0-9.-]*)_[0-9a-f-]{32,36}/(?P<container>[a-z0-9][a-z0-9-]*)"
                       r"/[0-9]+\.log(?:\.[0-9]{8}-[0-9]{6})?(?:\.gz)?$")
-_CONTAINER_LOG = re.compile(r"(?:^|[/:])(?P<pod>[a-z0-9][a-z0-9.-]*)_[a-z0-9-]+_(?P<container>[a-z0-9][a-z0-9-]*)"
-                            r"-[0-9a-f]{64}\.log$")
+_CONTAINER_FILE = r"(?P<pod>[a-z0-9][a-z0-9.-]*)_[a-z0-9-]+_(?P<container>[a-z0-9][a-z0-9-]*)-[0-9a-f]{64}\.log"
+_CONTAINER_LOG = re.compile(r"(?:^|[/:])" + _CONTAINER_FILE + "$")
+# (first: a pod's name may hold dots; also a CloudWatch Logs export's object, <prefix>/<task>/<stream>/000000.gz)
+_CONTAINER_TAG = re.compile(r"var\.log\.containers\." + _CONTAINER_FILE + r"(?:/[0-9]+\.gz)?$")
 
 
 @functools.lru_cache(maxsize=256)
 def node_log_names(source: str) -> tuple[str, str] | None:
     """The pod and container a node's container log file is named after (``_POD_LOG``,
-    ``_CONTAINER_LOG``), for lines whose own prefix names none; None for any other path."""
-    m = _POD_LOG.search(source) or _CONTAINER_LOG.search(source)
+    ``_CONTAINER_LOG``, or as a tag writes it: ``_CONTAINER_TAG``), for lines whose own prefix names
+    none; None for any other path."""
+    m = _POD_LOG.search(source) or _CONTAINER_TAG.search(source) or _CONTAINER_LOG.search(source)
     return (m["pod"], m["container"]) if m else None
 
 

@@ -1,8 +1,8 @@
 """Files that are a document of log entries, not lines of them, read as their entries' lines: a JSON
 array of records (what ``gcloud logging read --format=json`` and other CLIs print: ``[``, then
 objects, indented) as one line an element, OTLP/JSON (the OpenTelemetry Collector's file
-exporter: ``logpipe/otlp.py``) as one line a log record, and Loki's query API responses as one line
-an entry (``DOCUMENTS``). ``logpipe/unpack.py`` tells
+exporter: ``logpipe/otlp.py``) as one line a log record, Loki's query API responses and CloudWatch
+Logs' events as ``aws logs`` prints them as one line an entry (``DOCUMENTS``). ``logpipe/unpack.py`` tells
 a file of them by its first bytes and pulls it through its reader a piece at a time; ``logpipe
 stream`` feeds the reader its stdin."""
 from __future__ import annotations
@@ -53,9 +53,15 @@ class JsonArrayLines:
             if at == len(text):
                 break
             if not self._started:
-                self._started, at = True, at + 1  # the array's "["
-            elif text[at] == "]":  # the array's end, and the white space after it
-                self._raw_rest, at = True, len(text) - len(text[at + 1:].lstrip(" \t\r\n"))
+                opened = self._open(text, at, final)
+                if opened is None:
+                    break  # (the next piece says)
+                self._started, at = True, opened
+            elif text[at] == "]":  # the array's end
+                closed = self._close(text, at + 1, final)
+                if closed is None:
+                    break
+                at = closed
             else:
                 try:
                     value, at = self._json.raw_decode(text, at)
@@ -64,9 +70,23 @@ class JsonArrayLines:
                         break  # (the element goes on in the next piece)
                     self._raw_rest = True
                     continue
-                out.append(json.dumps(value, separators=(",", ":"), ensure_ascii=False) + "\n")
+                out.append(self._line(value) + "\n")
         self._pos = at
         return "".join(out).encode("utf-8")
+
+    def _open(self, text: str, at: int, final: bool) -> int | None:
+        """Where the array's elements start, its opening at ``text[at]`` (None: the next piece says)."""
+        return at + 1  # the array's "["
+
+    def _close(self, text: str, at: int, final: bool) -> int | None:
+        """Where the text after the array (from ``at``) goes on (None: the next piece says): here all of
+        it, but its white space, is given as it is."""
+        self._raw_rest = True
+        return len(text) - len(text[at:].lstrip(" \t\r\n"))
+
+    def _line(self, value) -> str:
+        """An element as its line."""
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 # Loki's query API response (/loki/api/v1/query_range, /query: what `curl` of it saves), compact as Loki
@@ -156,7 +176,55 @@ def _entries(response) -> list[str] | None:
     return out
 
 
+# What `aws logs filter-log-events` prints (CloudWatch Logs' FilterLogEvents response; the CLI's JSON output,
+# indented, its pages as one): {"events":[{"logStreamName":…,"timestamp":<ms since the epoch>,"message":…,
+# "ingestionTime":…,"eventId":…},…],"searchedLogStreams":[…],"nextToken":…}; `get-log-events` prints the same
+# events without their stream's name, then nextForwardToken and nextBackwardToken.
+CLOUDWATCH_EVENTS = re.compile(rb'\{\s*"events"\s*:\s*\[')
+_EVENTS_OPEN = re.compile(r'\{\s*"events"\s*:\s*\[')
+# The response's other keys after its events: texts, lists of texts (searchedLogStreams' objects too), null.
+_TEXT = r'"(?:[^"\\]|\\.)*"'
+_EVENTS_TAIL = re.compile(rf'\s*(?:,\s*{_TEXT}\s*:\s*(?:{_TEXT}|null|true|false|-?[0-9]+|\[[^\]]*\]))*\s*\}}')
+
+
+class CloudWatchLines(JsonArrayLines):
+    """CloudWatch Logs' events as ``aws logs filter-log-events`` (and ``get-log-events``) prints them
+    (``CLOUDWATCH_EVENTS``), one line an event, in order: ``{"logStreamName":…,"message":…,"timestamp":…}``
+    (its time as RFC 3339), which ``logpipe/envelopes.py`` reads as a record of a line: the message is
+    the line, a stream named after a node's container log file (EKS's Fluent Bit names it
+    ``<node>-application.var.log.containers.<pod>_<namespace>_<container>-<id>.log``) names its pod and
+    container. Fed as ``JsonArrayLines`` is; the response's other keys are no entries (dropped); several
+    responses one after another are read alike; text that is no such response is given as it is."""
+
+    def _open(self, text: str, at: int, final: bool) -> int | None:
+        m = _EVENTS_OPEN.match(text, at)
+        if m is not None:
+            return m.end()
+        if not final and len(text) - at < 64:  # (its "events" may come in the next piece)
+            return None
+        self._raw_rest = True
+        return at
+
+    def _close(self, text: str, at: int, final: bool) -> int | None:
+        m = _EVENTS_TAIL.match(text, at)
+        if m is not None:
+            self._started = False  # (another response may follow)
+            return m.end()
+        if not final and len(text) - at < self.LIMIT:
+            return None
+        self._raw_rest = True
+        return at
+
+    def _line(self, value) -> str:
+        if not isinstance(value, dict) or not isinstance(value.get("message"), str):
+            return super()._line(value)
+        ms = value.get("timestamp")
+        when = _rfc3339(ms * 1_000_000) if type(ms) is int else None
+        return _ENCODE({"logStreamName": value.get("logStreamName") or "", "message": value["message"],
+                        **({"timestamp": when} if when else {})})
+
+
 # Files that are a document of log entries, by their first bytes: the manifest's name for each (its
 # "compression"), and the reader of its entries as lines.
 DOCUMENTS = (("json-array", JSON_ARRAY, JsonArrayLines), ("otlp-json", OTLP_JSON, OtlpLines),
-             ("loki-json", LOKI_RESPONSE, LokiLines))
+             ("loki-json", LOKI_RESPONSE, LokiLines), ("cloudwatch-json", CLOUDWATCH_EVENTS, CloudWatchLines))

@@ -58,16 +58,17 @@ CONTAINER_KEYS = (("kubernetes", "container_name"), ("kubernetes", "container", 
 # Where a record names the file its line was read from: a node's container log file names its pod and
 # container (node_log_names), for a record that names neither: a Splunk event's source, Vector's file
 # (its file source's, and kubernetes_logs' for a pod gone before Vector read its metadata), Filebeat's
-# log.file.path (without its add_kubernetes_metadata processor). The polars pass reads the first two
+# log.file.path (without its add_kubernetes_metadata processor), a CloudWatch Logs event's stream (EKS's
+# Fluent Bit names it after the file: "<node>-application.var.log.containers.<file>"). The polars pass reads the first three
 # (_POLARS_SOURCE_KEYS): its "log" is the line's text, so a Filebeat record, whose "log" is an object,
 # is read by envelope.
-SOURCE_KEYS = (("result", "source"), ("file",), ("log", "file", "path"))
-_POLARS_SOURCE_KEYS = SOURCE_KEYS[:2]
+SOURCE_KEYS = (("result", "source"), ("file",), ("logStreamName",), ("log", "file", "path"))
+_POLARS_SOURCE_KEYS = SOURCE_KEYS[:3]
 
 
 # The keys _signed reads, as a record's JSON text names them (Envelopes._read_envelopes: a line that
 # may itself be such a record).
-_NESTED_KEYS = r'"(?:kubernetes|source_type|@timestamp|_p|stream|date|labels|podName|timestamp|resource|PodName|result|container_id)"\s*:'
+_NESTED_KEYS = r'"(?:kubernetes|source_type|@timestamp|_p|stream|date|labels|podName|timestamp|resource|PodName|result|container_id|logStreamName)"\s*:'
 
 
 def _signed(obj: dict) -> bool:
@@ -77,7 +78,8 @@ def _signed(obj: dict) -> bool:
             or isinstance(obj.get("podName"), str) or ("line" in obj and obj.get("timestamp") is not None)
             or isinstance(obj.get("resource"), dict) or isinstance(obj.get("PodName"), str)
             or isinstance(_at(obj, ("result", "_raw")), str)
-            or (isinstance(obj.get("container_id"), str) and obj.get("source") in ("stdout", "stderr")))
+            or (isinstance(obj.get("container_id"), str) and obj.get("source") in ("stdout", "stderr"))
+            or isinstance(obj.get("logStreamName"), str))
 
 
 def _at(obj: dict, path):
@@ -363,7 +365,7 @@ class Envelopes:
                   | c("_p").is_in(["P", "F"]) | c("stream").is_in(["stdout", "stderr"])
                   | (c("date").is_not_null() & text_at[("log",)]) | c("labels").is_not_null() | c("podName").is_not_null()
                   | (text_at[("line",)] & c("timestamp").is_not_null()) | c("resource").is_not_null()
-                  | c("PodName").is_not_null() | text_at[("result", "_raw")])
+                  | c("PodName").is_not_null() | text_at[("result", "_raw")] | c("logStreamName").is_not_null())
         text = pl.coalesce([_field(path) for path in ENVELOPE_TEXT])
         # A line that may be a collector's record itself (a JSON object with one of _signed's keys) is
         # read by envelope (_nested): an Istio JSON line or ztunnel's has none of these keys
