@@ -4,7 +4,8 @@ line came from (``parse.Parser.parse_series`` calls these before and after the l
 * prefixes (``prefix.lark``): ``kubectl logs --prefix/--timestamps``, stern, docker compose, Loki's
   ``logcli query`` (``<time> {<labels>} ``), a node's container log file in the CRI format
   containerd and CRI-O write (``<time> stdout F ``), and Fluent Bit's and Fluentd's file outputs
-  (``<tag>: [<time>, `` and ``<time>\t<tag>\t``: a record of a line after them, ``envelopes.py``'s);
+  and Fluentd's stdout (``<tag>: [<time>, ``, ``<time>\t<tag>\t``, ``<time> <tag>: ``: a record of a line
+  after them, ``envelopes.py``'s);
   their pod, container and time become the ``pod``, ``container`` and ``received_at`` columns, and
   a prefix with nothing after it is a blank line;
 * kubelet's file names (``/var/log/pods/<namespace>_<pod>_<uid>/<container>/0.log``): the pod and
@@ -65,8 +66,9 @@ class Collectors:
         self.kinds = [(f"^(?P<__prefix>{kind.pattern})[^ ]", kind.groups) for kind in map(book.compile, names)]
         # Which lines have a prefix, each kind with what may follow it (one DFA walk a line, as
         # runtimes.starts_with makes it, so its groups go unnamed): a zap prefix only an access line,
-        # Fluent Bit's and Fluentd's file outputs' only a record (their JSON: envelopes.py reads it).
-        follow = {"zap_prefix": start, "fluent_bit_prefix": r"\{", "fluentd_prefix": r"\{"}
+        # Fluent Bit's and Fluentd's file outputs' and Fluentd's stdout's only a record (their JSON:
+        # envelopes.py reads it).
+        follow = {"zap_prefix": start, "fluent_bit_prefix": r"\{", "fluentd_prefix": r"\{", "fluentd_stdout_prefix": r"\{"}
         # Fluent Bit's closes its event with "]" after the record: taken off the body (split_prefix);
         # bracket_kind: the regex of a batch of that kind alone (_one_kind).
         closing = "fluent_bit_prefix"

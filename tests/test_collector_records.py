@@ -410,7 +410,14 @@ def fluentd_file(record: dict) -> str:
     return f"2025-01-30T11:53:24+01:00\t{FLUENT_TAG}\t{json.dumps(record, separators=(',', ':'))}"
 
 
-@pytest.mark.parametrize("output", [fluent_bit_file, fluentd_file], ids=["fluent-bit", "fluentd"])
+def fluentd_stdout(record: dict) -> str:
+    """A line of Fluentd's ``stdout`` output (out_stdout, its stdout formatter): the event's time
+    (``%Y-%m-%d %H:%M:%S.%N %z``, the local zone), the tag and ": ", the record as JSON."""
+    return f"2025-01-30 11:53:24.326000321 +0100 {FLUENT_TAG}: {json.dumps(record, separators=(',', ':'))}"
+
+
+@pytest.mark.parametrize("output", [fluent_bit_file, fluentd_file, fluentd_stdout],
+                         ids=["fluent-bit", "fluentd", "fluentd-stdout"])
 @pytest.mark.parametrize("sample", ["waypoint-egress-1.23.log", "istio-json-1.24.log", "ztunnel.log",
                                     "noise-mixed.log", "malformed.log"])
 def test_fluent_bit_s_and_fluentd_s_file_outputs_read_as_the_records_they_hold(sample, output):
@@ -450,3 +457,23 @@ def test_the_file_outputs_times_are_received_at_where_a_record_s_would_be():
     drop = ("pod", "container", "received_at", "line_number")
     assert all({k: v for k, v in r.items() if k not in drop} == {k: v for k, v in alone.items() if k not in drop}
                for r in records)
+
+
+def test_fluentd_s_stdout_time_is_no_received_at_and_fluent_bit_s_stdout_is_not_read():
+    """Fluentd's stdout output: its time (no ISO 8601 time) is not received_at, the record's is; v0.12's
+    time without a fraction reads alike; only a record after the tag. Fluent Bit's stdout output in its
+    default format prints the record's texts unescaped (msgpack-c's msgpack_object_print), its line's own
+    quotes in them: a reject, as before (malformed: "[0]" starts as an access line does); its json_lines
+    format's lines are records."""
+    line = read_lines(SAMPLES / "waypoint-egress-1.23.log")[0]
+    timeless = {k: v for k, v in fluentd(line).items() if k != "time"}
+    printed = ", ".join(f'"{k}"=>"{v}"' for k, v in fluent_bit(line).items() if isinstance(v, str))
+    lines = [fluentd_stdout(fluentd(line)), fluentd_stdout(timeless),
+             f"2015-05-02 12:12:17 +0900 {FLUENT_TAG}: {json.dumps(timeless)}", f"2015-05-02 12:12:17 +0900 {FLUENT_TAG}: {line}",
+             f"[0] {FLUENT_TAG}: [[1738234404.326000321, {{}}], {{{printed}}}]",
+             json.dumps({"date": 1738234404.326, **fluent_bit(line)})]
+    records, rejects, _ = parse_text(lines)
+    when = dt.datetime(2025, 1, 30, 10, 53, 24, 326000, tzinfo=UTC)
+    assert [(r["line_number"], r["pod"], r["received_at"]) for r in records] == [
+        (1, POD, when), (2, POD, None), (3, POD, None), (6, POD, when)]
+    assert [(r["line_number"], r["class"]) for r in rejects] == [(4, "noise"), (5, "malformed")]
