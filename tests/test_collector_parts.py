@@ -110,3 +110,15 @@ def test_the_summary_counts_the_joined_parts(tmp_path):
                                fluent_bit(SHORT, "F", 3)]) + "\n")
     run = run_logpipe("parse", path, "-o", "ndjson")
     assert "read 4, parsed 2, rejected 0 (noise 0, malformed 0), joined 2" in run.stderr, run.stderr
+
+
+def test_a_split_istio_json_line_is_joined_and_read_as_json():
+    """A line of Istio's JSON encoding over 16 KiB: its first part starts as a record would (``{``), and
+    is no record of its own (half an object); joined, it is read as Istio's encoding (each part was a
+    reject: invalid JSON)."""
+    obj = json.loads(read_lines(SAMPLES / "istio-json-1.24.log")[0])
+    obj["path"] = "/get?q=" + "a" * 20000
+    parts = cut(json.dumps(obj))
+    records, rejects, batch = parse_text([fluent_bit(parts[0], "P"), fluent_bit(parts[1], "F", 1)])
+    assert [(r["line_number"], r["log_format"], r["path"]) for r in records] == [(1, "istio_json", obj["path"])]
+    assert rejects == [] and batch.joined == 1
