@@ -64,7 +64,7 @@ SCAN_DESTINATIONS = 10  # new IP destinations of one source within the window th
 ROWS_SQL = """
 SELECT line_number, start_time, source, pod, destination_named(destination) AS destination,
        destination IS NULL AS unnamed, destination_port, egress_kind, source_ip,
-       client_named(source_ip) AS client, upstream_cluster, route_name, response_code, response_flags, method, path, error,
+       client_named(source_workload, source_ip) AS client, upstream_cluster, route_name, response_code, response_flags, method, path, error,
        blocked_by(upstream_cluster, route_name) AS blocked_by,
        egress_kind <> 'blocked' AND is_failure(response_code, response_flags, $failure_flags, error) AS failing,
        upstream_connected, dns_failed(response_flags) AS dns_failed
@@ -72,7 +72,7 @@ FROM egress
 ORDER BY line_number
 """
 DENIALS_SQL = """
-SELECT line_number, start_time, source, pod, source_ip, client_named(source_ip) AS client,
+SELECT line_number, start_time, source, pod, source_ip, client_named(source_workload, source_ip) AS client,
        destination_named(destination) AS destination, destination_port, method, path, response_code,
        response_flags, mechanism, policy
 FROM denials

@@ -42,9 +42,9 @@ def view_settings_options(f):
                         help="Cluster domain for the egress view (default cluster.local).")(f)
 
 
-# `kubectl get pods -A -o json`: report and query read the clients' IPs as workloads.
+# `kubectl get pods -A -o json`: report and query name the clients' workloads (source_workload).
 pods_option = click.option("--pods", "pods_path", type=click.Path(dir_okay=False),
-                           help="`kubectl get pods -A -o json` output: name sources by workload instead of IP.")
+                           help="`kubectl get pods -A -o json` output: name sources by workload (source_workload) where known.")
 
 
 _TABLE_FORMATS = {".csv": "csv", ".tsv": "tsv"}  # (query's, one table: a report is several)
@@ -355,20 +355,15 @@ def query(name, sql_text, sql_file, params, list_queries, data_dir, inputs, form
         pods = load_pods(pods_path)
     tables = _input_tables(inputs, format_string, format_file, grammar_file)
     with reading(*([] if inputs else [data_dir])):
-        # (a named query names clients as the reports do, by --pods, else by ztunnel's lines in the data:
-        # `query destinations` is the inventory's section, and gave IPs where the inventory gave
-        # workloads; SQL of one's own reads the clients' IPs as logged, unless --pods asks for names)
-        named = pods is not None or bool(name)
-        uses = [target if isinstance(target, str) else target.sql, *([reports.PODS_READS] if named else [])]
+        # (every query, named or one's own, has the clients' workloads as the reports do: source_workload,
+        # by --pods, else by ztunnel's lines in the data, beside source_ip, the IP as logged)
+        uses = [target if isinstance(target, str) else target.sql, reports.PODS_READS]
         if tables is not None:
             con = connect(settings=settings, tables=tables, sandbox=True, uses=uses)
         else:
             con = connect(data_dir, settings=settings, sandbox=True, uses=uses)
         try:
-            if name:
-                reports.attach_sources(con, pods)
-            elif pods is not None:
-                reports.attach_pods(con, pods)
+            reports.attach_sources(con, pods)
             table = run_query(con, target, dict(params))
         finally:
             con.close()

@@ -147,7 +147,7 @@ def chart_data(con, window, params: dict[str, str] | None = None) -> dict[str, l
             FROM egress {where} AND egress_kind <> 'blocked' GROUP BY ALL ORDER BY 1""",
             failure_flags=",".join(failure_flags(params))),
         "pairs": rows(f"""WITH {top}
-            SELECT client_named(source_ip) AS source, destination, count(*) AS requests
+            SELECT client_named(source_workload, source_ip) AS source, destination, count(*) AS requests
             FROM egress {where} AND destination IN (SELECT destination FROM top) GROUP BY ALL
             ORDER BY requests DESC, source, destination LIMIT 200"""),
         "bytes": rows(f"""SELECT destination, 'up (sent)' AS direction, CAST(sum(bytes_received) AS BIGINT) AS bytes

@@ -341,7 +341,7 @@ def _hint(con, message: str) -> str:
             close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
             if close and kind != "views" and set(close) <= _workload_columns():
                 return (f"did you mean {', '.join(close)}? (ztunnel's: an Envoy line names only IPs; "
-                        "`--pods FILE`, kubectl get pods -A -o json, reads source_ip as namespace/workload)")
+                        "egress's source_workload is a client's workload, by ztunnel's lines or `--pods FILE`, kubectl get pods -A -o json)")
             if close:
                 return f"did you mean {', '.join(close)}?"
             if kind == "views":

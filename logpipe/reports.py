@@ -4,7 +4,8 @@ section per ``.sql`` file, and shape the results into a stable document.
 * inventory → ``{"window": {"start", "end"}, "destinations": [...], "sources": [...]}`` (one key per
   query of the folder; the window's ends null when --since/--until leave them open: all the data);
 * anomalies → ``{"window": {...}, "baseline": {...}, "findings": [{"kind", "severity", "source",
-  "destination", "evidence", "advice"}, ...]}``, findings most severe first, in a total order (_finding_order).
+  "destination", "evidence", "advice"}, ...]}`` (and ``source_ips`` of a finding of one client),
+  findings most severe first, in a total order (_finding_order).
 
 The judgement lives in the SQL; this module only chooses the time window and the baseline, which it
 passes to every query as the ``$since``/``$until``/``$baseline_start``/``$baseline_end`` parameters:
@@ -14,12 +15,12 @@ passes to every query as the ``$since``/``$until``/``$baseline_start``/``$baseli
 * ``since``/``until``: that window, everything before ``since`` the baseline;
 * ``baseline_dir``: another dataset is the baseline (its rows before the window), this one the window.
 
-With ``pods`` (``kubectl get pods -A -o json``, logpipe/pods.py) the connection's ``access_log`` is
-shadowed by a temporary view whose ``downstream_remote_address_ip`` holds the pod's workload
-(``namespace/owner``) when a pod held that IP at that time, so every query, and the ``egress`` view's
-``source_ip``, names workloads without knowing about pods. Without a pod for it, an IP that ztunnel's
-lines name (``src.namespace``/``src.workload`` at ``src.addr``) reads as that ``namespace/pod``: the
-waypoint's line of the same call names its client by IP alone.
+With ``pods`` (``kubectl get pods -A -o json``, logpipe/pods.py) the connection's ``client_workloads``
+names the pod's workload (``namespace/owner``) where a pod held an IP at a time, which the ``egress``
+view gives as ``source_workload`` beside the client's ``source_ip`` (an IP, always). Without a pod for
+it, an IP that ztunnel's lines name (``src.namespace``/``src.workload`` at ``src.addr``) is that
+``namespace/pod``: the waypoint's line of the same call names its client by IP alone. The queries
+name a client by both (client_named.sql): its workload where known, else its IP.
 """
 from __future__ import annotations
 
@@ -37,6 +38,9 @@ DEFAULT_WINDOW = dt.timedelta(hours=24)
 REPORTS = ("inventory", "anomalies")
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 FINDING_KEYS = ("kind", "severity", "source", "destination", "evidence", "advice")
+# A finding's or an inventory row's client IPs (client_ips.sql), beside ``source`` (its workload where
+# known, else its IP) where it has one client: in the JSON only, as the text and HTML show ``source``.
+CLIENT_IPS = "source_ips"
 WINDOW_PARAMS = ("since", "until", "baseline_start", "baseline_end")
 
 
@@ -91,8 +95,8 @@ def query_params(q, hide: Iterable[str] = ()) -> list[dict[str, Any]]:
 # The views and macros this module's and html.py's own SQL name (tests/test_query.py checks it), and the
 # egress columns it reads: with a report's queries, what a report's connection is made for
 # (``db.connect(uses=…)``) and what of the traffic view it keeps (_materialize_traffic).
-REPORT_READS = ("access_log authz_denied client_named denials egress rejects ip_norm is_failure traffic "
-                "start_time destination source_ip egress_kind response_code response_flags error bytes_received bytes_sent")
+REPORT_READS = ("access_log authz_denied client_ips client_named client_workloads denials egress rejects ip_norm is_failure traffic "
+                "start_time destination source_ip source_workload egress_kind response_code response_flags error bytes_received bytes_sent")
 
 
 def open_report_db(data_dir, *, baseline_dir=None, pods_path=None, settings=None, tables=None, report=None,
@@ -132,7 +136,7 @@ def open_report_db(data_dir, *, baseline_dir=None, pods_path=None, settings=None
 def _materialize_traffic(con, queries) -> None:
     """Compute the ``traffic`` view once, into a table of the connection's scratch database (db.SCRATCH)
     and a temporary view of the same name over it that the ``egress`` and ``denials`` views then read
-    (a temporary name shadows a view's, as attach_sources' access_log does): each report query reads egress several times (window, baseline, comparisons), and the
+    (a temporary name shadows a view's, as attach_sources' client_workloads does): each report query reads egress several times (window, baseline, comparisons), and the
     judgement of a row is not free. It keeps the rows a report reads, egress, and denials (every
     proxy's) when a query reads them (authz_denial), all of them when a query names traffic; and the columns that
     ``queries`` (the report's), the views they read past traffic and REPORT_READS name, all of them
@@ -165,13 +169,8 @@ def _quoted(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-# What attach_pods reads (for a connection made for some statements: ``db.connect(uses=…)``).
+# What attach_sources reads (for a connection made for some statements: ``db.connect(uses=…)``).
 PODS_READS = "access_log ip_norm"
-
-
-def attach_pods(con, pods) -> None:
-    """Shadow ``access_log`` (and through it ``egress``) so that client IPs read as workloads."""
-    attach_sources(con, pods, ztunnel=False)
 
 
 # Who ztunnel logged at each client IP (its src.addr, src.namespace and src.workload, a pod's name),
@@ -195,11 +194,33 @@ ZTUNNEL_SOURCES = """
     )
     WINDOW w AS (PARTITION BY ip ORDER BY first_seen, workload)"""
 
+# A pod holds its IP from its start on (pods.py: each pod until the next one's start, the last for
+# good), so --pods names the IPs it knows from their first pod's start (from any time: a pod of no
+# start), and ztunnel's names an IP before that, or where no pod held it: one interval per IP and
+# time, so that a row of traffic matches one at most.
+_POD_AND_ZTUNNEL_SOURCES = """
+    WITH z AS ({ztunnel}),
+    held AS (SELECT pod_ip AS ip, bool_or(valid_from IS NULL) AS always, min(valid_from) AS first
+             FROM logpipe_pods GROUP BY ALL)
+    SELECT pod_ip AS ip, workload, valid_from, valid_until FROM logpipe_pods
+    UNION ALL
+    SELECT z.ip, z.workload, z.valid_from,
+        CASE WHEN h.ip IS NULL THEN z.valid_until
+             ELSE least(coalesce(z.valid_until, 'infinity'::TIMESTAMPTZ), h.first) END
+    FROM z LEFT JOIN held h ON h.ip = z.ip
+    WHERE h.ip IS NULL OR (NOT h.always AND coalesce(z.valid_from, '-infinity'::TIMESTAMPTZ) < h.first)"""
+
 
 def attach_sources(con, pods=None, *, ztunnel=True) -> None:
-    """Shadow ``access_log`` (and through it ``egress``) so that client IPs read as workloads: the
-    pod that held the IP then (``pods``, ``--pods FILE``), else the workload ztunnel's lines name at
-    that IP then (``ztunnel``: a waypoint's or sidecar's line names its client by IP alone)."""
+    """Fill the connection's ``client_workloads`` (queries/views/client_workloads.sql, empty as made),
+    whose workloads the traffic view gives as ``source_workload`` beside the client's ``source_ip``:
+    the pod that held the IP then (``pods``, ``--pods FILE``), else the workload ztunnel's lines name
+    at that IP then (``ztunnel``: a waypoint's or sidecar's line names its client by IP alone). A
+    temporary view of that name shadows the connection's. A connection whose views do not read it
+    (``db.connect(uses=…)`` made only others) is left as it is."""
+    if not con.execute("SELECT 1 FROM duckdb_views() WHERE view_name = 'client_workloads' AND NOT temporary"
+                       ).fetchall():
+        return
     db = con.execute("SELECT current_database()").fetchall()[0][0].replace('"', '""')
     base = f'"{db}".main.access_log'
     if ztunnel:
@@ -207,25 +228,15 @@ def attach_sources(con, pods=None, *, ztunnel=True) -> None:
                               " LIMIT 1").fetchall() != []
     if pods is None and not ztunnel:
         return
-    names, joins = [], []
-    for name, table in (("p", pods is not None and "logpipe_pods"),
-                        ("z", ztunnel and f"({ZTUNNEL_SOURCES.format(access_log=base)})")):
-        if not table:
-            continue
-        names.append(f"{name}.workload")
-        ip = "pod_ip" if name == "p" else "ip"
-        joins.append(f"""LEFT JOIN {table} {name}
-          ON {name}.{ip} = ip_norm(a.downstream_remote_address_ip)
-         AND a.start_time >= coalesce({name}.valid_from, '-infinity'::TIMESTAMPTZ)
-         AND a.start_time < coalesce({name}.valid_until, 'infinity'::TIMESTAMPTZ)""")
     if pods is not None:
         con.register("logpipe_pods", pods)
-    con.execute(
-        f"""CREATE OR REPLACE TEMP VIEW access_log AS
-        SELECT a.* REPLACE (coalesce({", ".join(names)}, a.downstream_remote_address_ip) AS downstream_remote_address_ip)
-        FROM {base} a
-        {" ".join(joins)}"""
-    )
+    if pods is None:
+        sql = ZTUNNEL_SOURCES.format(access_log=base)
+    elif not ztunnel:
+        sql = "SELECT pod_ip AS ip, workload, valid_from, valid_until FROM logpipe_pods"
+    else:
+        sql = _POD_AND_ZTUNNEL_SOURCES.format(ztunnel=ZTUNNEL_SOURCES.format(access_log=base))
+    con.execute(f"CREATE OR REPLACE TEMP VIEW client_workloads AS {sql}")
 
 
 # ---- window and baseline ---------------------------------------------------------------------------
@@ -384,7 +395,9 @@ def run_report(con, name: str, *, params: dict[str, str] | None = None, window: 
             if missing:
                 raise UsageError(f"{q.where}: an anomaly query must return the columns {', '.join(FINDING_KEYS)}; "
                                  f"{', '.join(missing)} missing")
-            findings += [{k: row[k] for k in FINDING_KEYS} for row in t.to_pylist()]
+            findings += [{**{k: row[k] for k in FINDING_KEYS},
+                          **({CLIENT_IPS: row[CLIENT_IPS]} if row.get(CLIENT_IPS) is not None else {})}
+                         for row in t.to_pylist()]
         for f in findings:
             if f["severity"] not in SEVERITIES:
                 raise UsageError(f"query {f['kind']} returned severity {f['severity']!r}; "
@@ -398,7 +411,9 @@ def run_report(con, name: str, *, params: dict[str, str] | None = None, window: 
                          "requests": _count(con, window.baseline_start, window.baseline_end)},
             "findings": findings,
         }
-    doc["_sections"] = [(q.name, q.title, t, column_legend(q, t.column_names)) for q, t in sections]
+    # (the text's and HTML's tables without the client IPs, which the JSON's rows carry)
+    shown = [(q, t.drop_columns([CLIENT_IPS]) if CLIENT_IPS in t.column_names else t) for q, t in sections]
+    doc["_sections"] = [(q.name, q.title, t, column_legend(q, t.column_names)) for q, t in shown]
     return doc
 
 

@@ -32,7 +32,7 @@ def _run(args: tuple, inputs: tuple) -> str:
 
 @pytest.fixture(scope="module")
 def denied() -> dict:
-    return {(row["source_ip"], row["destination"]): row for row in run("query", "denied")}
+    return {(row["source"], row["destination"]): row for row in run("query", "denied")}
 
 
 # 10.244.0.24 as the named queries name it, as the reports do: the workload ztunnel logged at the IP

@@ -696,9 +696,11 @@ def test_cli_internal_cidr_flag_changes_egress(dataset):
 
 
 def test_cli_query_pods_names_sources_by_workload(tmp_path, run_main):
-    """`query --pods` reads the clients' IPs as workloads, as `report --pods` does: an on-call asks
-    SQL about a namespace (its pods' IPs, by when each pod ran), in egress and access_log alike, from a
-    dataset or --input logs; a pods file that is not there is one clear line."""
+    """`query --pods` names the clients' workloads, as `report --pods` does, in source_workload (by each
+    pod's IP and start time), of traffic and egress, from a dataset or --input logs; source_ip stays the
+    IP with --pods or without (it held the workload's name with --pods, so that a query on IPs changed
+    meaning with it), as access_log's downstream_remote_address_ip does; a pods file that is not there
+    is one clear line."""
     import json
 
     scenario = Path(__file__).resolve().parent.parent / "sample_logs" / "scenario" / "incident-day.log"
@@ -710,14 +712,22 @@ def test_cli_query_pods_names_sources_by_workload(tmp_path, run_main):
                                                          "controller": True}]},
         "spec": {}, "status": {"podIP": "10.244.1.21", "podIPs": [{"ip": "10.244.1.21"}],
                                "startTime": "2025-02-01T00:00:00Z"}}]}))
-    sql = ("SELECT source_ip, count(*) AS n FROM egress WHERE destination = 'api.stripe.com' "
-           "AND source_ip IN ('payments/payments-api', '10.244.1.21') GROUP BY 1")
+    sql = ("SELECT source_ip, source_workload, count(*) AS n FROM egress WHERE destination = 'api.stripe.com' "
+           "AND source_ip = '10.244.1.21' GROUP BY ALL")
     plain = run_main(["query", "--input", str(scenario), "--sql", sql, "-o", "csv"])
     named = run_main(["query", "--input", str(scenario), "--pods", str(pods), "--sql", sql, "-o", "csv"])
     assert plain.returncode == 0 and named.returncode == 0, plain.stderr + named.stderr
-    (ip, n), = [line.split(",") for line in plain.stdout.split()[1:]]
-    (workload, m), = [line.split(",") for line in named.stdout.split()[1:]]
-    assert (ip, workload, n) == ("10.244.1.21", "payments/payments-api", m) and int(n) > 0
+    assert plain.stdout.split()[1:] == [line.replace("payments/payments-api", "") for line in named.stdout.split()[1:]]
+    (ip, workload, n), = [line.split(",") for line in named.stdout.split()[1:]]
+    assert (ip, workload) == ("10.244.1.21", "payments/payments-api") and int(n) > 0
+    # (the README's example: a namespace's egress by the workload column)
+    readme = ("SELECT destination, count(*) AS n FROM egress WHERE source_workload LIKE 'payments/%' GROUP BY 1 "
+              "ORDER BY 1")
+    by_name = run_main(["query", "--input", str(scenario), "--pods", str(pods), "--sql", readme, "-o", "csv"])
+    assert by_name.returncode == 0 and by_name.stdout.split()[1:] == [f"api.stripe.com,{n}"], by_name.stdout
+    raw = "SELECT DISTINCT downstream_remote_address_ip AS ip FROM access_log WHERE downstream_remote_address_ip LIKE 'payments%'"
+    logged = run_main(["query", "--input", str(scenario), "--pods", str(pods), "--sql", raw, "-o", "csv"])
+    assert logged.returncode == 0 and logged.stdout.split() == ["ip"], logged.stdout
     gone = run_main(["query", "--input", str(scenario), "--pods", str(tmp_path / "none.json"), "--sql", "SELECT 1"])
     assert gone.returncode == 1 and "pods file" in gone.stderr and "does not exist" in gone.stderr and len(gone.stderr.splitlines()) == 1
 
@@ -1043,7 +1053,7 @@ def test_missing_dataset(tmp_path, run_main):
     ("SELECT raw FROM access_log", "; raw is a column of rejects only$"),  # (not "did you mean raw?")
     # (a namespace: ztunnel's columns are the close ones, empty on an Envoy line; --pods is the way)
     ("SELECT count(*) FROM egress WHERE namespace = 'payments'",
-     r"did you mean src_namespace, dst_namespace\? \(ztunnel's: an Envoy line names only IPs; `--pods FILE`"),
+     r"did you mean src_namespace, dst_namespace\? \(ztunnel's: an Envoy line names only IPs; egress's source_workload is a client's workload, by ztunnel's lines or `--pods FILE`"),
     ("SELECT reason, raw FROM egress", "; reason is a column of rejects only$"),
     ("SELEC 1", "Parser Error"),
     ("SELECT 1; SELECT 2", "one SELECT at a time"),

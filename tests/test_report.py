@@ -148,7 +148,7 @@ def test_planted_anomaly_is_found(incident, kind, source, destination, at_least)
     assert hits, f"{kind} {source}->{destination} not found; got {[(f['kind'], f['destination']) for f in incident['findings']]}"
     f = hits[0]
     assert reports.SEVERITIES.index(f["severity"]) >= reports.SEVERITIES.index(at_least)
-    assert set(f) == set(reports.FINDING_KEYS)
+    assert set(reports.FINDING_KEYS) <= set(f) <= {*reports.FINDING_KEYS, reports.CLIENT_IPS}
     assert f["advice"] and isinstance(f["evidence"], dict)
 
 
@@ -681,8 +681,22 @@ def test_pods_name_sources_by_time(scenario_data, tmp_path):
     ]}))
     doc = anomalies(scenario_data, pods_path=pods)
     upload = found(doc, "volume_outlier", destination="storage.example")[0]
-    assert upload["source"] == "shop/uploader"
+    # (the finding names the workload, and gives the IP beside it: `source` held the name alone)
+    assert (upload["source"], upload["source_ips"]) == ("shop/uploader", [UPLOADER])
     assert found(doc, "latency_outlier", CI, "api.github.com")  # still an IP
+
+
+def test_pods_name_the_inventory_s_sources_beside_their_ips(scenario_data, tmp_path):
+    """`report inventory --pods -o json`: a source row has the workload (`source`) and its IPs
+    (`source_ips`); the text shows `source` alone, as before."""
+    pods = tmp_path / "pods.json"
+    pods.write_text(json.dumps({"kind": "List", "items": [pod("uploader-5d8f7c9b4-aaaaa", UPLOADER, "2025-02-01T00:00:00Z")]}))
+    r = CliRunner().invoke(cli, ["report", "inventory", "--data", str(scenario_data), "--pods", str(pods), "-o", "json"])
+    assert r.exit_code == 0, r.output
+    rows = {s["source"]: s["source_ips"] for s in json.loads(r.stdout)["sources"]}
+    assert rows["shop/uploader"] == [UPLOADER] and rows[CI] == [CI]
+    text = CliRunner().invoke(cli, ["report", "inventory", "--data", str(scenario_data), "--pods", str(pods), "-o", "text"])
+    assert text.exit_code == 0 and "shop/uploader" in text.stdout and "source_ips" not in text.stdout
 
 
 @pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16"])

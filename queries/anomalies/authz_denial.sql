@@ -19,7 +19,8 @@ WITH bounds AS (SELECT * FROM report_bounds($since, $until, $baseline_start, $ba
 denied AS (
     SELECT
         a.start_time, a.request_id,
-        client_named(a.source_ip) AS source,
+        client_named(a.source_workload, a.source_ip) AS source,
+        a.source_ip,
         a.destination,
         a.destination_port AS port,
         a.egress_kind IS NOT NULL AS is_egress,
@@ -68,7 +69,8 @@ SELECT
             || 'why this client tries.',
         CASE WHEN bool_or(w.mechanism = 'ext_authz')
             THEN 'Denied by the external authorizer (ext_authz, UAEX): check its decision log for these request ids.' END
-    ) AS advice
+    ) AS advice,
+    client_ips(w.source_ip) AS source_ips
 FROM denied w
 WHERE w.in_window
 GROUP BY w.source, w.destination

@@ -15,12 +15,12 @@ SELECT
     'blocked_attempt' AS kind,
     CASE
         WHEN EXISTS (SELECT 1 FROM base b WHERE b.egress_kind = 'blocked'
-                     AND b.source_ip IS NOT DISTINCT FROM w.source_ip
+                     AND client_named(b.source_workload, b.source_ip) = client_named(w.source_workload, w.source_ip)
                      AND b.destination IS NOT DISTINCT FROM w.destination) THEN 'low'
         WHEN count(*) >= CAST($blocked_high AS INTEGER) THEN 'high'
         ELSE 'medium'
     END AS severity,
-    client_named(w.source_ip) AS source,
+    client_named(w.source_workload, w.source_ip) AS source,
     destination_named(w.destination) AS destination,
     {
         'attempts': count(*),
@@ -33,8 +33,9 @@ SELECT
     } AS evidence,
     'The mesh blocked these calls. Find out why this workload wants ' || coalesce(w.destination,
         'the address it dialled (the format logs none: add %DOWNSTREAM_LOCAL_ADDRESS% to see it)')
-        || ': register the host with a ServiceEntry if it is needed, otherwise treat the pod as suspect.' AS advice
+        || ': register the host with a ServiceEntry if it is needed, otherwise treat the pod as suspect.' AS advice,
+    client_ips(w.source_ip) AS source_ips
 FROM win w
 WHERE w.egress_kind = 'blocked'
-GROUP BY w.source_ip, w.destination
+GROUP BY client_named(w.source_workload, w.source_ip), w.destination
 ORDER BY count(*) DESC, w.destination, source

@@ -40,7 +40,7 @@ SELECT
         WHEN bool_or(w.egress_kind = 'passthrough') THEN 'high'
         ELSE 'medium'
     END AS severity,
-    string_agg(DISTINCT client_named(w.source_ip), ',' ORDER BY client_named(w.source_ip)) AS source,
+    string_agg(DISTINCT client_named(w.source_workload, w.source_ip), ',' ORDER BY client_named(w.source_workload, w.source_ip)) AS source,
     w.destination,
     {
         'requests': count(*),

@@ -29,7 +29,7 @@ WITH bounds AS (SELECT * FROM report_bounds($since, $until, $baseline_start, $ba
 win AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= w0 AND e.start_time < w1),
 base AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= b0 AND e.start_time < b1),
 marked AS (
-    SELECT destination, source_ip, start_time, request_id, response_code, response_flags, error,
+    SELECT destination, source_workload, source_ip, start_time, request_id, response_code, response_flags, error,
         is_failure(response_code, response_flags, $failure_flags, error) AS failed
     FROM win
     WHERE egress_kind <> 'blocked'
@@ -53,7 +53,7 @@ buckets AS (
         min_by(request_id, (start_time, request_id), 3) FILTER (WHERE failed AND request_id IS NOT NULL) AS ids,
         count(*) FILTER (WHERE failed AND dns_failed(response_flags)) AS dns_failures,
         -- who is affected: the clients whose requests failed (one unknown client where the format logs none)
-        string_agg(DISTINCT client_named(source_ip), ',' ORDER BY client_named(source_ip)) FILTER (WHERE failed) AS failing_sources,
+        string_agg(DISTINCT client_named(source_workload, source_ip), ',' ORDER BY client_named(source_workload, source_ip)) FILTER (WHERE failed) AS failing_sources,
         -- failures that are failures only by DC (or ztunnel's client disconnect, ztunnel_failed): the
         -- client hung up
         count(*) FILTER (WHERE failed AND NOT is_failure(response_code, list_filter(response_flags, lambda f: f <> 'DC'),

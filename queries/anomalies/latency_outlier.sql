@@ -23,7 +23,7 @@ base_p AS (
 ),
 win_p AS (
     SELECT destination, count(*) AS n, quantile_cont(duration, 0.99) AS p99, quantile_cont(duration, 0.5) AS p50,
-        string_agg(DISTINCT client_named(source_ip), ',' ORDER BY client_named(source_ip)) AS sources,
+        string_agg(DISTINCT client_named(source_workload, source_ip), ',' ORDER BY client_named(source_workload, source_ip)) AS sources,
         -- (the slowest, then the earliest: min_by keeps the first three of its key as it reads, not sorting every row)
         min_by(request_id, (-duration, start_time, request_id), 3) FILTER (WHERE request_id IS NOT NULL) AS ids,
         -- (a DestinationRule applies only to a host in the registry: Istio's analyzer IST0174 asks for a
@@ -52,6 +52,7 @@ jumps AS (
             || 'and outlier detection in the DestinationRule'
             || CASE WHEN w.unregistered THEN ' (it is not registered: a DestinationRule applies only to a host a '
                     || 'ServiceEntry registers, so register it first)' ELSE '' END || '.' AS advice,
+        CAST(NULL AS VARCHAR[]) AS source_ips,  -- (its clients are several: source lists them)
         w.p99 / greatest(b.p99, 1) AS score
     FROM win_p w JOIN base_p b USING (destination)
     WHERE w.n >= CAST($min_requests AS INTEGER) AND b.n >= CAST($min_requests AS INTEGER)
@@ -62,7 +63,7 @@ singles AS (
     SELECT
         'latency_outlier' AS kind,
         'low' AS severity,
-        client_named(r.source_ip) AS source,
+        client_named(r.source_workload, r.source_ip) AS source,
         r.destination,
         {
             'what': 'single_request',
@@ -74,6 +75,7 @@ singles AS (
         } AS evidence,
         'One request to ' || r.destination || ' took ' || r.duration || ' ms against a normal p99 of '
             || CAST(b.p99 AS BIGINT) || ' ms: look it up by request id in the application logs.' AS advice,
+        list_filter([r.source_ip], lambda ip: ip IS NOT NULL) AS source_ips,
         r.duration / greatest(b.p99, 1) AS score
     FROM win r JOIN base_p b USING (destination)
     WHERE request_protocol(r.protocol, r.method, r.authority) IS NOT NULL AND r.egress_kind <> 'blocked'

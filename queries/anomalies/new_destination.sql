@@ -35,7 +35,7 @@ SELECT
         WHEN bool_or(w.egress_kind IN ('passthrough', 'public_ip')) THEN 'medium'
         ELSE 'low'
     END AS severity,
-    string_agg(DISTINCT client_named(w.source_ip), ',' ORDER BY client_named(w.source_ip)) AS source,
+    string_agg(DISTINCT client_named(w.source_workload, w.source_ip), ',' ORDER BY client_named(w.source_workload, w.source_ip)) AS source,
     w.destination,
     {
         'requests': count(*),
@@ -77,7 +77,7 @@ SELECT
         END
         || CASE WHEN sum(w.bytes_received) FILTER (WHERE w.upstream_connected) >= CAST($upload_high AS BIGINT)
                 THEN ' It received ' || CAST(round(sum(w.bytes_received) FILTER (WHERE w.upstream_connected) / 1e6, 1) AS VARCHAR)
-                     || ' MB from ' || string_agg(DISTINCT client_named(w.source_ip), ', ' ORDER BY client_named(w.source_ip))
+                     || ' MB from ' || string_agg(DISTINCT client_named(w.source_workload, w.source_ip), ', ' ORDER BY client_named(w.source_workload, w.source_ip))
                                            FILTER (WHERE w.upstream_connected)
                      || ': find out what was sent (the request ids lead to the application logs).'
                 ELSE '' END AS advice

@@ -15,15 +15,15 @@ base AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= b0 AND e.start_t
 -- (the baseline's pairs once each: EXISTS over every baseline row built a hash table of them all,
 -- 0.45 GB of 10M rows), not blocked, and whether each reached it: connected to it once
 base_pairs AS (
-    SELECT destination, source_ip,
+    SELECT destination, client_named(source_workload, source_ip) AS client,
         bool_or(upstream_connected) AS reached
     FROM base WHERE egress_kind <> 'blocked'
-    GROUP BY destination, source_ip
+    GROUP BY ALL
 )
 SELECT
     'new_pair' AS kind,
     CASE WHEN bool_or(w.egress_kind = 'passthrough') THEN 'medium' ELSE 'low' END AS severity,
-    client_named(w.source_ip) AS source,
+    client_named(w.source_workload, w.source_ip) AS source,
     w.destination,
     {
         'requests': count(*),
@@ -35,14 +35,16 @@ SELECT
         'sample_request_ids': min_by(w.request_id, (w.start_time, w.request_id), 3) FILTER (WHERE w.request_id IS NOT NULL)
     } AS evidence,
     'This workload started calling ' || w.destination || ': check it is a planned change '
-        || '(new release, new feature) and not a compromised or misconfigured pod.' AS advice
+        || '(new release, new feature) and not a compromised or misconfigured pod.' AS advice,
+    client_ips(w.source_ip) AS source_ips
 FROM win w
--- (a format that logs no client, Envoy's default, leaves source_ip null: the same unknown client)
-LEFT JOIN base_pairs p ON p.destination = w.destination AND p.source_ip IS NOT DISTINCT FROM w.source_ip
+-- (by the client as the finding names it: a workload of several pods' IPs is one; a format that logs no
+-- client, Envoy's default, leaves source_ip null: the same unknown client)
+LEFT JOIN base_pairs p ON p.destination = w.destination AND p.client = client_named(w.source_workload, w.source_ip)
 WHERE w.egress_kind <> 'blocked'
   AND EXISTS (SELECT 1 FROM base_pairs b WHERE b.destination = w.destination AND b.reached)
   AND p.reached IS NOT TRUE
-GROUP BY w.source_ip, w.destination
+GROUP BY client_named(w.source_workload, w.source_ip), w.destination
 HAVING count(*) >= CAST($min_requests AS INTEGER)
     -- (a pair the baseline only tried without connecting: new once it connects, no news when tried again so)
     AND (count(p.destination) = 0 OR bool_or(w.upstream_connected))

@@ -24,7 +24,7 @@ SELECT
         WHEN sum(w.bytes_received) > 0 THEN 'medium'
         ELSE 'low'
     END AS severity,
-    string_agg(DISTINCT client_named(w.source_ip), ',' ORDER BY client_named(w.source_ip)) AS source,
+    string_agg(DISTINCT client_named(w.source_workload, w.source_ip), ',' ORDER BY client_named(w.source_workload, w.source_ip)) AS source,
     w.destination,
     {
         'requests': count(*),

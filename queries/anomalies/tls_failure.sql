@@ -25,7 +25,7 @@ SELECT
         WHEN count(*) >= 10 THEN 'medium'
         ELSE 'low'
     END AS severity,
-    string_agg(DISTINCT client_named(w.source_ip), ',' ORDER BY client_named(w.source_ip)) AS source,
+    string_agg(DISTINCT client_named(w.source_workload, w.source_ip), ',' ORDER BY client_named(w.source_workload, w.source_ip)) AS source,
     w.destination,
     {
         'failures': count(*),

@@ -31,7 +31,7 @@ found AS (
         all_dns_failed(w.response_flags) AS dns_failed,
         bool_and(NOT w.upstream_connected) AS not_connected,
         list_sort(list_distinct(flatten(list(w.response_flags)))) AS flags,
-        string_agg(DISTINCT client_named(w.source_ip), ',' ORDER BY client_named(w.source_ip)) AS sources,
+        string_agg(DISTINCT client_named(w.source_workload, w.source_ip), ',' ORDER BY client_named(w.source_workload, w.source_ip)) AS sources,
         CAST(sum(w.bytes_received) AS BIGINT) AS bytes_up,
         min(w.start_time) AS first_seen,
         max(w.start_time) AS last_seen,

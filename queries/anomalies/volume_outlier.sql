@@ -17,18 +17,19 @@ base AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= b0 AND e.start_t
 -- over: a pair's own first-to-last span made a pair seen on two days of seven a two-day average.
 base_days AS (SELECT greatest(date_diff('second', min(start_time), max(start_time)) / 86400.0, 1.0) AS days FROM base),
 base_pair AS (
-    SELECT source_ip, destination, sum(bytes_received) / any_value(days) AS daily
+    SELECT client_named(source_workload, source_ip) AS client, destination, sum(bytes_received) / any_value(days) AS daily
     FROM base, base_days WHERE egress_kind <> 'blocked'
-    GROUP BY source_ip, destination
+    GROUP BY ALL
 ),
 base_dest AS (
     SELECT destination, quantile_cont(bytes_received, 0.99) AS p99,
-        sum(bytes_received) / any_value(days) / greatest(count(DISTINCT client_named(source_ip)), 1) AS daily_per_source
+        sum(bytes_received) / any_value(days) / greatest(count(DISTINCT client_named(source_workload, source_ip)), 1) AS daily_per_source
     FROM base, base_days WHERE egress_kind <> 'blocked'
     GROUP BY destination
 ),
 win_pair AS (
-    SELECT source_ip, destination,
+    SELECT client_named(source_workload, source_ip) AS client, destination,
+        client_ips(source_ip) AS source_ips,
         count(*) AS requests,
         sum(bytes_received) AS bytes_up,
         max(bytes_received) AS largest,
@@ -43,7 +44,7 @@ win_pair AS (
 SELECT
     'volume_outlier' AS kind,
     CASE WHEN w.bytes_up >= CAST($high_bytes AS BIGINT) THEN 'high' ELSE 'medium' END AS severity,
-    client_named(w.source_ip) AS source,
+    w.client AS source,
     w.destination,
     {
         'bytes_up': CAST(w.bytes_up AS BIGINT),
@@ -55,11 +56,12 @@ SELECT
         'last_seen': evidence_time(w.last_seen),
         'sample_request_ids': w.ids
     } AS evidence,
-    client_named(w.source_ip) || ' uploaded ' || CAST(round(w.bytes_up / 1e6, 1) AS VARCHAR) || ' MB to ' || w.destination
+    w.client || ' uploaded ' || CAST(round(w.bytes_up / 1e6, 1) AS VARCHAR) || ' MB to ' || w.destination
         || ': confirm this transfer is expected (backup, export); if not, isolate the pod and '
-        || 'check what it sent (request ids in the evidence).' AS advice
+        || 'check what it sent (request ids in the evidence).' AS advice,
+    w.source_ips
 FROM win_pair w
-LEFT JOIN base_pair bp ON bp.source_ip IS NOT DISTINCT FROM w.source_ip AND bp.destination = w.destination
+LEFT JOIN base_pair bp ON bp.client = w.client AND bp.destination = w.destination
 LEFT JOIN base_dest bd ON bd.destination = w.destination
 WHERE w.bytes_up >= CAST($min_bytes AS BIGINT)
   AND w.daily >= CAST($volume_factor AS DOUBLE) * coalesce(bp.daily, bd.daily_per_source, 0)

@@ -1,5 +1,6 @@
 -- title: Egress by source
--- description: Which clients (source IP; proxy_pods: the pods whose logs carried the lines) call which
+-- description: Which clients (source: its workload where known, else its IP; source_ips: its IPs;
+--   proxy_pods: the pods whose logs carried the lines) call which
 --   external destinations, how often and how much they send.
 -- @column kinds the ways its requests left the mesh, each an egress_kind (comma-separated when more
 --   than one): waypoint (an ambient egress waypoint), registered (a ServiceEntry), passthrough (no
@@ -9,7 +10,8 @@
 -- @param destination '' only this destination; empty = all
 -- @param limit 50 rows to show
 SELECT
-    source_ip,
+    client_named(source_workload, source_ip) AS source,
+    client_ips(source_ip) AS source_ips,
     string_agg(DISTINCT pod, ',' ORDER BY pod) AS proxy_pods,  -- pods whose proxy logged the line (kubectl prefix)
     destination,
     destination_port,
@@ -20,6 +22,6 @@ SELECT
     evidence_time(max(start_time)) AS last_seen
 FROM egress
 WHERE $destination = '' OR destination = $destination
-GROUP BY source_ip, destination, destination_port
-ORDER BY requests DESC, source_ip, destination, destination_port
+GROUP BY client_named(source_workload, source_ip), destination, destination_port
+ORDER BY requests DESC, source, destination, destination_port
 LIMIT $limit

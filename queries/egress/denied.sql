@@ -10,7 +10,7 @@
 --   destination's own answer (httpbin's /status/403), not a refusal: it is not listed.
 -- @param limit 50 rows to show
 SELECT
-    source_ip,
+    client_named(source_workload, source_ip) AS source,
     destination,
     destination_port,
     CASE
@@ -22,7 +22,8 @@ SELECT
     END AS denied_by,
     count(*) AS attempts,
     evidence_time(min(start_time)) AS first_seen,
-    evidence_time(max(start_time)) AS last_seen
+    evidence_time(max(start_time)) AS last_seen,
+    client_ips(source_ip) AS source_ips
 FROM egress
 WHERE egress_kind = 'blocked'
    OR ext_authz_denial(response_flags, response_code_details)
@@ -30,5 +31,5 @@ WHERE egress_kind = 'blocked'
    OR ztunnel_denial(error)
    OR (response_code = 403 AND response_code_details IS DISTINCT FROM 'via_upstream')
 GROUP BY ALL
-ORDER BY attempts DESC, source_ip, destination, destination_port, denied_by
+ORDER BY attempts DESC, source, destination, destination_port, denied_by
 LIMIT $limit

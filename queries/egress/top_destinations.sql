@@ -15,7 +15,7 @@ SELECT
     destination,
     string_agg(DISTINCT egress_kind, ',' ORDER BY egress_kind) AS kinds,
     count(*) AS requests,
-    count(DISTINCT client_named(source_ip)) AS source_count,
+    count(DISTINCT client_named(source_workload, source_ip)) AS source_count,
     sum(bytes_received) AS bytes_up,
     sum(bytes_sent) AS bytes_down,
     round(avg(CASE WHEN is_error(response_code, response_flags, $failure_flags, connection_termination_details, error) THEN 1.0 ELSE 0.0 END), 3) AS error_share

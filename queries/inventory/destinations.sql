@@ -92,8 +92,8 @@ SELECT
     evidence_time(min(start_time)) AS first_seen,
     evidence_time(max(start_time)) AS last_seen,
     -- (each client listed, one that is not in the logs too: client_named.sql)
-    count(DISTINCT client_named(source_ip)) AS source_count,
-    clients_named(list(DISTINCT source_ip)) AS sources,
+    count(DISTINCT client_named(source_workload, source_ip)) AS source_count,
+    clients_named(list(DISTINCT client_named(source_workload, source_ip))) AS sources,
     -- (plaintext when any request left in clear text; else the most common way its rows that connected
     -- went; not-connected only when none did: a destination reached over TLS once is no failed one)
     CASE WHEN bool_or(transport = 'plaintext') THEN 'plaintext'

@@ -18,8 +18,8 @@ SELECT
     min(start_time) AS first_seen,
     max(start_time) AS last_seen,
     -- (a client that is not in the logs counted and listed too: client_named.sql)
-    count(DISTINCT client_named(source_ip)) AS source_count,
-    clients_named(list(DISTINCT source_ip)) AS sources,
+    count(DISTINCT client_named(source_workload, source_ip)) AS source_count,
+    clients_named(list(DISTINCT client_named(source_workload, source_ip))) AS sources,
     string_agg(DISTINCT requested_server_name, ',' ORDER BY requested_server_name)
         FILTER (WHERE istio_sni_host(requested_server_name) IS NULL) AS sni,
     service_entry_yaml(destination, destination_port,

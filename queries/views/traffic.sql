@@ -37,7 +37,9 @@
 --                        IPv4-mapped IPv6 is shown as IPv4
 --   destination_ip_kind  ip_kind(destination_ip): 'internal', 'service_vip', 'public'
 --   destination_port     the cluster's service port, else the port the app dialled
---   source_ip            downstream_remote_address_ip (the client)
+--   source_ip            downstream_remote_address_ip (the client's IP, always); IPv4-mapped IPv6 as IPv4
+--   source_workload      the workload that held source_ip at start_time (client_workloads.sql:
+--                        namespace/owner by --pods, else as ztunnel's lines name it), else null
 --   upstream_connected   false when the proxy made no upstream connection for the row, as its
 --                        response flags say (UF, UH, NC, NR, DF, DO, UAEX; a TCP row only when it
 --                        moved no byte: upstream_not_connected.sql), or its HTTP RBAC filter denied
@@ -125,6 +127,7 @@ addressed AS (
         u.kind AS upstream_ip_kind,
         c.kind AS source_ip_kind,
         c.norm AS source_ip,
+        w.workload AS source_workload,
         -- (ztunnel's columns judged on its rows only: a CASE evaluates its branch for the rows that
         -- take it, where AND evaluated mesh_host's list and lambda, and the error's patterns, on every
         -- row; false elsewhere, which both columns' readers take their null for)
@@ -153,6 +156,9 @@ addressed AS (
     LEFT JOIN ips AS d ON d.ip = coalesce(a.upstream_host_ip, a.downstream_local_address_ip)
     LEFT JOIN ips AS u ON u.ip = a.upstream_host_ip
     LEFT JOIN ips AS c ON c.ip = a.downstream_remote_address_ip
+    LEFT JOIN client_workloads AS w ON w.ip = c.norm
+         AND a.start_time >= coalesce(w.valid_from, '-infinity'::TIMESTAMPTZ)
+         AND a.start_time < coalesce(w.valid_until, 'infinity'::TIMESTAMPTZ)
     LEFT JOIN hosts AS h ON h.host = a.upstream_cluster_host
     CROSS JOIN logpipe_settings AS s
 ),
@@ -183,7 +189,7 @@ judged AS (
     FROM addressed
 )
 SELECT
-    * EXCLUDE (upstream_ip_kind, source_ip_kind, source_ip, ztunnel_in_mesh, waypoint_hop, ztunnel_unconnected,
+    * EXCLUDE (upstream_ip_kind, source_ip_kind, source_ip, source_workload, ztunnel_in_mesh, waypoint_hop, ztunnel_unconnected,
                has_cluster_host,
                stays_in_mesh),
     coalesce(
@@ -199,6 +205,7 @@ SELECT
         upstream_host_port
     ) AS destination_port,
     source_ip,
+    source_workload,
     NOT (upstream_not_connected(response_flags, request_protocol(protocol, method, authority),
                                 bytes_received, bytes_sent)
          OR rbac_denial(response_code_details, NULL) OR ztunnel_unconnected OR ztunnel_refused(error)
