@@ -84,12 +84,17 @@ def pods_from_json(doc: Any) -> pa.Table:
                          "service_account": spec.get("serviceAccountName") or spec.get("serviceAccount"),
                          "owner_kind": kind, "owner": owner, "workload": workload,
                          "valid_from": start, "valid_until": None})
-    # Each IP belongs to a pod from its start until the next pod with that IP started.
+    # Each IP belongs to a pod from its start until the next pod with that IP started. Two pods of an
+    # IP that started alike (or with no time at all) cannot both hold it: the one listed last does,
+    # the other's interval is empty. (Both were open, and traffic's join on them gave each of the IP's
+    # rows twice: its counts doubled with --pods.)
     epoch = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
     rows.sort(key=lambda r: (r["pod_ip"], r["valid_from"] or epoch))
     for a, b in zip(rows, rows[1:]):
         if a["pod_ip"] == b["pod_ip"]:
-            a["valid_until"] = b["valid_from"]
+            a["valid_until"] = b["valid_from"] or epoch
+            if a["valid_from"] is None:
+                a["valid_from"] = epoch  # ([epoch, epoch): empty, where [null, null) reads as always)
     return pa.Table.from_pylist(rows, schema=POD_SCHEMA)
 
 

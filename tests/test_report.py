@@ -1126,3 +1126,22 @@ def test_the_inventorys_and_egress_queries_times_are_to_the_millisecond_ztunnels
         r = run_logpipe(*args, "--data", "ds", "-o", "json", cwd=tmp_path)
         assert r.returncode == 0, r.stderr
         assert '"2024-04-12T10:17:44.080Z"' in r.stdout and "080629" not in r.stdout, (args, r.stdout)
+
+
+def test_pods_of_one_ip_that_started_alike_do_not_double_its_rows(scenario_data, tmp_path):
+    """Two pods of one IP with no start time (or the same one) each got an open interval, and the
+    traffic view's join on them gave every row of the IP twice with --pods: the last listed holds it."""
+    pods = tmp_path / "pods.json"
+    undated = [pod("uploader-5d8f7c9b4-aaaaa", UPLOADER, None), pod("batch-x", UPLOADER, None, owner=("Job", "batch"), ns="jobs"),
+               pod("twin-1", CI, "2025-02-01T00:00:00Z", owner=("ReplicaSet", "twin-1")),
+               pod("twin-2", CI, "2025-02-01T00:00:00Z", owner=("ReplicaSet", "twin-2"))]
+    for p in undated[:2]:
+        del p["status"]["startTime"]
+    pods.write_text(json.dumps({"kind": "List", "items": undated}))
+    sql = "select source_ip, source_workload, count(*) AS n from egress where source_ip in ('%s', '%s') group by all order by 1" % (UPLOADER, CI)
+    plain = CliRunner().invoke(cli, ["query", "--data", str(scenario_data), "--sql", sql, "-o", "json"])
+    named = CliRunner().invoke(cli, ["query", "--data", str(scenario_data), "--pods", str(pods), "--sql", sql, "-o", "json"])
+    assert plain.exit_code == 0 and named.exit_code == 0, named.output
+    before, after = json.loads(plain.stdout), json.loads(named.stdout)
+    assert [(r["source_ip"], r["n"]) for r in after] == [(r["source_ip"], r["n"]) for r in before]
+    assert {r["source_workload"] for r in after} == {"jobs/batch", "shop/twin-2"}
