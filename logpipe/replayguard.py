@@ -37,7 +37,9 @@ what its last restart was handed. A dataset's streams may watch several sources 
 node's ztunnel), so an older file may be another source's newest. Bounds: a stream's file keeps its last
 KEEP_HASHES hashes (8 bytes each: rewritten when it doubles), the newest KEEP_FILES files are read,
 the older ones merged into one of them at a stream's start (their newest KEEP_HASHES hashes; they were
-deleted, and a ninth source's restart stored its backlog again), and a lookup is a binary search of one sorted array
+deleted, and a ninth source's restart stored its backlog again), but for a running stream's: each
+stream holds a lock on its file while it runs (an idle one's file is old too: merged, it came back to
+that stream as another's, so its own lines were judged replays), and a lookup is a binary search of one sorted array
 (~1 µs, ~8 MB for a million lines) or a set of what other streams stored since; likewise for the
 run's own, whose array is its file's last hashes (at most 2 * KEEP_HASHES). kubectl replays the
 current log file, 10 MiB (containerd's default containerLogMaxSize, ~30,000 lines) for each
@@ -98,12 +100,13 @@ class ReplayGuard:
         self.mine = array.array("Q")  # (sorted)
         self.mine_recent: set[int] = set()
         self._read: dict[Path, tuple[int, int]] = {}  # another stream's file: (inode, bytes read)
+        self._file = None  # this stream's file, open and locked while the stream runs (_merge_older)
         seen = array.array("Q")
         if look_up:
             with contextlib.suppress(FileNotFoundError):
                 files = sorted(self.dir.glob("*.seen"), key=_mtime, reverse=True)
-                if len(files) > KEEP_FILES:  # (the older ones: one file, not deleted)
-                    files = files[:KEEP_FILES - 1] + [_merge_older(self.dir, stream_id, files[KEEP_FILES - 1:])]
+                if len(files) > KEEP_FILES:  # (the older ones: one file, not deleted; running streams' as they are)
+                    files = files[:KEEP_FILES - 1] + _merge_older(self.dir, stream_id, files[KEEP_FILES - 1:])
                 for f in files:
                     seen.extend(self._read_new(f))
         self.seen = array.array("Q", sorted(seen))
@@ -158,46 +161,98 @@ class ReplayGuard:
         if self.kept + len(hashes) > 2 * KEEP_HASHES:  # the last KEEP_HASHES only, written whole
             data = (_read(self.path) + data)[-KEEP_HASHES:]
             tmp = self.path.with_name(f".{self.path.name}.tmp")
-            tmp.write_bytes(_bytes(data))
-            os.replace(tmp, self.path)
+            f = _locked(tmp, "wb")  # (locked before it is shown: a running stream's file always is)
+            try:
+                f.write(_bytes(data))
+                f.flush()
+                os.replace(tmp, self.path)
+            except BaseException:
+                f.close()
+                raise
+            self.close()
+            self._file = f
             self.kept = len(data)
             if self.look_up:  # (this run's hashes: the file's, as bounded)
                 self.mine, self.mine_recent = _merged(array.array("Q"), data), set()
             return
-        with open(self.path, "ab") as f:
-            f.write(_bytes(data))
+        if self._file is None:
+            self._file = _locked(self.path, "ab")
+        self._file.write(_bytes(data))
+        self._file.flush()
         self.kept += len(hashes)
         if self.look_up:
             self.mine_recent.update(hashes)
             if len(self.mine_recent) > MERGE_RECENT:
                 self.mine, self.mine_recent = _merged(self.mine, self.mine_recent), set()
 
+    def close(self) -> None:
+        """Release this stream's file (its end): a later stream may merge it (``_merge_older``)."""
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                self._file.close()
+            self._file = None
 
-def _merge_older(d: Path, stream_id: str, older: list[Path]) -> Path:
+
+def _locked(path: Path, mode: str):
+    """``path`` opened, with the lock that tells a running stream's file (``_merge_older``). (A new
+    file, open and not yet locked, is the newest: never one of the older files merged.)"""
+    f = open(path, mode)
+    try:
+        fcntl.flock(f, fcntl.LOCK_SH)
+    except BaseException:
+        f.close()
+        raise
+    return f
+
+
+def _merge_older(d: Path, stream_id: str, older: list[Path]) -> list[Path]:
     """The hashes of the files ``older`` (newest first: other streams', past the newest KEEP_FILES - 1)
     in one file, ``older-<stream_id>.seen``, at most KEEP_HASHES (those of the newest files first);
-    then ``older`` are removed. Each source's stream keeps its own backlog known only in its own
+    then those files are removed. Each source's stream keeps its own backlog known only in its own
     files, so a file deleted for being old made that source's next restart store its backlog again
-    (a ninth stream into the dataset: a ztunnel per node, a stream per pod, test runs)."""
+    (a ninth stream into the dataset: a ztunnel per node, a stream per pod, test runs). A running
+    stream's file (locked: ``_locked``) is left as it is, however old (an idle stream): merged, the
+    stream would read its own hashes back as another stream's, and append to a file of its own name
+    anew. Returns the files to read: the merged one and the running streams'."""
     merged: set[int] = set()
-    for f in older:
-        if len(merged) >= KEEP_HASHES:
-            break
-        data = _read(f)
-        merged.update(data[max(0, len(data) - (KEEP_HASHES - len(merged))):])  # (a file's last ones are its newest)
-    path = d / f"older-{stream_id}.seen"
-    tmp = d / f".{path.name}.tmp"
+    taken, running = [], []  # (taken: each file open, locked, until it is removed)
     try:
-        tmp.write_bytes(_bytes(array.array("Q", sorted(merged))))
-        os.replace(tmp, path)
-    except OSError:  # (the older files stay as they are; read now, merged by the next stream)
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        return older[0]
-    for f in older:  # (after the merged file is in place: a stream starting meanwhile reads either)
-        with contextlib.suppress(OSError):
-            f.unlink()
-    return path
+        for f in older:
+            try:
+                h = open(f, "rb")
+            except OSError:
+                continue
+            try:
+                fcntl.flock(h, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                same = os.fstat(h.fileno()).st_ino == os.stat(f).st_ino  # (not rewritten since it was opened)
+            except OSError:  # a running stream's (or another stream's start merges it now)
+                same = False
+            if not same:
+                h.close()
+                running.append(f)
+                continue
+            taken.append((f, h))
+            if len(merged) < KEEP_HASHES:
+                data = _read(f)
+                merged.update(data[max(0, len(data) - (KEEP_HASHES - len(merged))):])  # (a file's last ones are its newest)
+        if not taken:
+            return running
+        path = d / f"older-{stream_id}.seen"
+        tmp = d / f".{path.name}.tmp"
+        try:
+            tmp.write_bytes(_bytes(array.array("Q", sorted(merged))))
+            os.replace(tmp, path)
+        except OSError:  # (the older files stay as they are; read now, merged by the next stream)
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            return [f for f, _ in taken] + running
+        for f, _ in taken:  # (after the merged file is in place: a stream starting meanwhile reads either)
+            with contextlib.suppress(OSError):
+                f.unlink()
+        return [path] + running
+    finally:
+        for _, h in taken:
+            h.close()
 
 
 PENDING_TMP_SECONDS = 3600  # an unlocked ``.<id>.pending.tmp`` this old is a killed stream's

@@ -261,6 +261,7 @@ class Streamer:
         finally:
             for s, handler in old.items():
                 signal.signal(s, handler)
+            self.guard.close()  # (its hashes' file: a later stream's start may merge it now)
             if self._alerts_file:
                 try:  # (each write is flushed: what it holds now is a failed write's, said already)
                     self._alerts_file.close()

@@ -1192,6 +1192,7 @@ def test_replay_guard_files_stay_bounded(tmp_path, monkeypatch):
     with open(g.path, "ab") as f:
         f.write(b"\x01\x02\x03")  # a write cut short by a crash: its whole hashes still read
     assert ReplayGuard(tmp_path, "z").replayed([34]) == [True]
+    g.close()  # (its stream ended: a running stream's file is never merged, test_replayguard.py)
     for name in "bcd":
         ReplayGuard(tmp_path, name).remember([100])
         time.sleep(0.02)

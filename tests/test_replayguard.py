@@ -1,0 +1,54 @@
+"""The replay guard's hash files (logpipe/replayguard.py) with streams that run while others start."""
+from __future__ import annotations
+
+import os
+
+from logpipe import replayguard
+from logpipe.replayguard import ReplayGuard
+
+OLD = 1_700_000_000  # (an mtime: an idle stream's file, older than every other)
+
+
+def _ended_streams(root, n: int) -> None:
+    """``n`` streams that stored a line each and ended, their files newer than OLD."""
+    for k in range(n):
+        g = ReplayGuard(root, f"ended{k}")
+        g.remember([100 + k])
+        g.close()
+        os.utime(g.path, (OLD + 100 + k,) * 2)
+
+
+def test_an_idle_running_streams_file_is_not_merged_into_another_streams(tmp_path):
+    """A stream still running but idle has the oldest file: a stream that started merged it into its
+    ``older-<id>.seen`` and deleted it, so the idle stream read its own hashes back as another stream's
+    (its next copies of lines it stored judged replays) and appended to a new file of its name."""
+    live = ReplayGuard(tmp_path, "live")
+    live.remember([1, 2])
+    os.utime(live.path, (OLD, OLD))
+    _ended_streams(tmp_path, replayguard.KEEP_FILES)
+    new = ReplayGuard(tmp_path, "new")  # (past KEEP_FILES files: the older ones merged)
+    assert new.replayed([1, 2, 100]) == [True, True, True]  # (the running stream's file read as it is)
+    assert live.path.exists() and not (tmp_path / "_stream" / "ended0.seen").exists()
+    live.refresh()
+    assert live.replayed([1, 2]) == [False, False]
+    assert live.repeated([1, 2]) == [True, True]
+    live.close()  # (ended: the next stream's start merges it)
+    ReplayGuard(tmp_path, "next")
+    assert not live.path.exists()
+    assert ReplayGuard(tmp_path, "last").replayed([1, 2, 100]) == [True, True, True]
+
+
+def test_a_running_streams_rewritten_file_stays_its_own(tmp_path, monkeypatch):
+    """A stream's file is rewritten to its last KEEP_HASHES when it doubles: the new file is the
+    running stream's too, not merged by a stream that starts."""
+    monkeypatch.setattr(replayguard, "KEEP_HASHES", 4)
+    live = ReplayGuard(tmp_path, "live")
+    for k in range(4):
+        live.remember([10 * k, 10 * k + 1, 10 * k + 2])
+    assert live.path.stat().st_size <= 8 * 8  # (rewritten)
+    os.utime(live.path, (OLD, OLD))
+    _ended_streams(tmp_path, replayguard.KEEP_FILES)
+    ReplayGuard(tmp_path, "new")
+    assert live.path.exists()
+    live.refresh()
+    assert live.replayed([30, 31, 32]) == [False, False, False]
