@@ -123,6 +123,16 @@ class ReplayGuard:
             self.recent.update(self._read_new(f))
         if len(self.recent) > MERGE_RECENT:
             self.seen, self.recent = _merged(self.seen, self.recent), set()
+            # What the other streams hold is their files' (each its last KEEP_HASHES, as a stream that
+            # starts reads them); merged as they come, a stream kept every hash any stream stored while
+            # it ran (a file rewritten is read again whole): a stream per pod for a week, ~1.3 GB each
+            # (10 pods, 30 lines/s). Read again from the files once it holds twice as many as they do
+            # (as a start reads them: 1M hashes ~3 s on a shared core, then not before the others store as
+            # many again; the merges, each as long as what it holds, stay as short as the files).
+            held = sum(self._read[f][1] for f in files if f in self._read) // 8
+            if len(self.seen) > 2 * held + MERGE_RECENT:
+                self._read = {}
+                self.seen = array.array("Q", sorted(x for f in files for x in self._read_new(f)))
 
     def _read_new(self, path: Path) -> array.array:
         """The hashes of ``path`` not read yet (all of them when it was rewritten since)."""

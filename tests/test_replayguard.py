@@ -52,3 +52,19 @@ def test_a_running_streams_rewritten_file_stays_its_own(tmp_path, monkeypatch):
     assert live.path.exists()
     live.refresh()
     assert live.replayed([30, 31, 32]) == [False, False, False]
+
+
+def test_a_running_streams_memory_of_the_others_is_their_files(tmp_path, monkeypatch):
+    """A stream that runs while another stores lines for days takes in what the other's file holds,
+    its last KEEP_HASHES (what a stream that starts reads), not every hash it ever stored: it kept
+    them all, ~8 bytes each per line any stream stored while it ran."""
+    monkeypatch.setattr(replayguard, "KEEP_HASHES", 100)
+    monkeypatch.setattr(replayguard, "MERGE_RECENT", 50)
+    watcher, busy = ReplayGuard(tmp_path, "watcher"), ReplayGuard(tmp_path, "busy")
+    for k in range(300):
+        busy.remember(list(range(10 * k, 10 * k + 10)))
+        watcher.refresh()
+        assert len(watcher.seen) + len(watcher.recent) <= 2 * 2 * 100 + 2 * 50, k
+    kept = list(replayguard._read(busy.path))
+    assert watcher.replayed(kept) == [True] * len(kept)  # (what the busy stream's file holds: known)
+    assert ReplayGuard(tmp_path, "new").replayed(kept) == [True] * len(kept)
