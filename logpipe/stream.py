@@ -13,11 +13,12 @@ Nothing read is lost. On EOF the last line is kept even without a newline. On SI
 the reader stops reading, hands over everything it has (a partial line included, which then
 becomes a reject), the open batch is flushed, small parts are compacted and the summary printed;
 the exit code is 0 (EOF), 130 (SIGINT), 143 (SIGTERM) or 129 (SIGHUP). When stdout's reader goes away
-(``--tee | head``), or the --alerts-out file's (``>(notify)``), the batch in hand is still written,
-then the stream ends with its summary (exit 0).
+(``--tee | head``), the --alerts-out file's (``>(notify)``) or stderr's (``2>&1 | head``), the batch in
+hand is still written, then the stream ends with its summary (exit 0).
 """
 from __future__ import annotations
 
+import errno
 import os
 import queue
 import signal
@@ -91,7 +92,11 @@ class Streamer:
 
         self.opts = opts
         self.stdout = stdout or sys.stdout
-        self.stderr = stderr or sys.stderr
+        self._stderr = stderr or sys.stderr
+        self.stderr = _Said(self._stderr, self._closed)  # (what it says: a reader gone ends the stream)
+        self.pipe_closed = False
+        self.closed_out = "stdout"  # (what pipe_closed says went away: stdout, stderr, or the --alerts-out file)
+        self._alerts_file = None
         if opts.flush_rows < 1:
             raise UsageError(f"--flush-rows must be at least 1, not {opts.flush_rows}: a part file every N lines, "
                              "e.g. --flush-rows 10000 (the default)")
@@ -107,7 +112,6 @@ class Streamer:
                              "the alerts to a file with --alerts-out FILE")
         if (opts.tee or alerts_to_stdout) and self.stdout is None:
             raise UsageError("stdout is closed, so --tee / ndjson alerts have nowhere to go; redirect stdout or drop them")
-        self._alerts_file = None
         if opts.alerts and opts.alerts_out and not alerts_to_stdout:
             try:
                 self._alerts_file = open(opts.alerts_out, "a", encoding="utf-8")
@@ -157,7 +161,7 @@ class Streamer:
             known, unreached = seen_destinations(data_dir, settings)
             self.rules = AlertRules(known, unreached=unreached, settings=settings,
                                     window_seconds=opts.window_seconds, burst_threshold=opts.burst_threshold)
-        out = self.stdout if alerts_to_stdout else (self._alerts_file or self.stderr)
+        out = self.stdout if alerts_to_stdout else (self._alerts_file or self._stderr)
         self.alert_writer = AlertWriter(out if opts.alerts else None, opts.alerts_format)
         self.stdin_fd = stdin_fd
         self.next_line = 1
@@ -171,8 +175,6 @@ class Streamer:
         self._merged_file = False  # (this generation's parts merged once already: the merged file is one of them)
         self.compact_min_files = COMPACT_MIN_FILES
         self.signal: int | None = None
-        self.pipe_closed = False
-        self.closed_out = "stdout"  # (what pipe_closed says went away: stdout, or the --alerts-out file)
         self.unstored_from: int | None = None  # first line of a batch being written
         self.warned = 0
 
@@ -542,20 +544,27 @@ class Streamer:
     def _write_safely(self, write, out) -> None:
         try:
             write()
-        except BrokenPipeError:
-            # the reader of ``out`` went away (`--tee | head`, `--alerts-out >(…)`): keep writing the
-            # dataset until the reader has handed over what it read, then end with the summary; later
-            # writes to ``out`` go to /dev/null (so does what its buffer holds: closing the
-            # --alerts-out file flushed it, raised BrokenPipeError again and lost the summary).
-            self.pipe_closed = True
-            if out is self._alerts_file:
-                self.closed_out = f"--alerts-out {self.opts.alerts_out}"
-            try:
-                devnull = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(devnull, out.fileno())
-                os.close(devnull)
-            except (OSError, ValueError, AttributeError):
-                pass
+        except OSError as e:
+            if not _gone(e):
+                raise
+            self._closed(out)
+
+    def _closed(self, out) -> None:
+        """The reader of ``out`` went away (`--tee | head`, `--alerts-out >(…)`, `2>&1 | head`): keep
+        writing the dataset until the reader has handed over what it read, then end with the summary;
+        later writes to ``out`` go to /dev/null (so does what its buffer holds: closing the --alerts-out
+        file flushed it, raised BrokenPipeError again and lost the summary)."""
+        self.pipe_closed = True
+        if out is self._alerts_file:
+            self.closed_out = f"--alerts-out {self.opts.alerts_out}"
+        elif out is self._stderr:
+            self.closed_out = "stderr"
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, out.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):
+            pass
 
     def _compact(self, final: bool = False) -> None:
         """Compact now, unless a query or report is reading the dataset: then the next flush tries
@@ -612,6 +621,40 @@ class Streamer:
         hidden = (f"… {more} more malformed lines not shown (raise --max-warnings; all are in the dataset's "
                   "rejects table)\n") if more > 0 else ""
         return f"{hidden}lines {self.counts.summary()}\n{rows}\n{end}"
+
+
+class _Said:
+    """The stream's stderr for what it says (a malformed line, a warning, the summary): a write its
+    reader went away from (`2>&1 | head`) ends the stream as a closed stdout does (``_closed``). It
+    raised BrokenPipeError from the middle of a batch: the batch in hand and every later line were not
+    stored, and the writer (kubectl) got a broken pipe; likewise a terminal that hung up (EIO), whose
+    SIGHUP's batch was lost so, exit 1."""
+
+    def __init__(self, out, closed):
+        self.out, self._closed = out, closed
+
+    def write(self, text: str) -> int:
+        try:
+            return self.out.write(text)
+        except OSError as e:
+            if not _gone(e):
+                raise
+            self._closed(self.out)
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self.out.flush()
+        except OSError as e:
+            if not _gone(e):
+                raise
+            self._closed(self.out)
+
+
+def _gone(e: OSError) -> bool:
+    """Whether a write failed because its reader went away: a pipe's (EPIPE), or a terminal's that hung
+    up (EIO: the ssh session closed, whose SIGHUP the stream ends on after storing its batch)."""
+    return isinstance(e, BrokenPipeError) or e.errno == errno.EIO
 
 
 def run_stream(data_dir: str, opts: StreamOptions) -> int:

@@ -809,6 +809,62 @@ def test_alerts_out_whose_reader_went_away_ends_with_the_summary(tmp_path):
     assert s["read"] == s["parsed"] and s["parsed"] == count_rows(tmp_path / "data") > 0
 
 
+
+def test_stderr_whose_reader_went_away_ends_the_stream_as_stdout_does(tmp_path):
+    """`kubectl logs -f … | logpipe stream 2>&1 | head`: a malformed line's warning into a stderr
+    whose reader left raised BrokenPipeError from the middle of a batch, so that batch and every later
+    line were not stored (and kubectl got a broken pipe). Now the stream stores what it read and ends
+    (0), as when the reader of its alerts or --tee goes away."""
+    from logpipe.stream import StreamOptions, Streamer
+
+    sent = [access_line(i)[:120] if i % 37 == 0 else access_line(i) for i in range(1, 401)]  # (cut short: malformed)
+    log = tmp_path / "in.log"
+    log.write_text("".join(x + "\n" for x in sent))
+    r, w = os.pipe()
+    os.close(r)  # (its reader gone before the first warning)
+    err = open(w, "w", encoding="utf-8", buffering=1)  # (as sys.stderr: line-buffered)
+    fd = os.open(log, os.O_RDONLY)
+    try:
+        s = Streamer(str(tmp_path / "data"), StreamOptions(alerts=False, flush_rows=50), stdin_fd=fd, stderr=err)
+        code = s.run()
+    finally:
+        os.close(fd)
+        err.close()
+    c = s.counts
+    assert code == 0 and s.pipe_closed and s.closed_out == "stderr"
+    assert c.read == c.parsed + c.rejected + c.blank and c.malformed > 0
+    assert s.rows_written == c.parsed == count_rows(tmp_path / "data") > 0
+    assert dataset_rejects(tmp_path / "data").num_rows == c.rejected
+
+
+
+def test_a_terminal_that_hung_up_ends_the_stream_with_its_lines_stored(tmp_path):
+    """The ssh session closed: the stream's SIGHUP stores its open batch, but its stderr is a terminal
+    that hung up, where a write fails with EIO (not EPIPE): a malformed line's message raised it from
+    the batch, which was lost, exit 1. Now it ends as for a closed pipe."""
+    import errno
+
+    from logpipe.stream import StreamOptions, Streamer
+
+    class HungUp(io.StringIO):
+        def write(self, text):
+            raise OSError(errno.EIO, "Input/output error")
+
+    sent = [access_line(i)[:120] if i % 37 == 0 else access_line(i) for i in range(1, 201)]
+    log = tmp_path / "in.log"
+    log.write_text("".join(x + "\n" for x in sent))
+    fd = os.open(log, os.O_RDONLY)
+    try:
+        s = Streamer(str(tmp_path / "data"), StreamOptions(flush_rows=50), stdin_fd=fd, stderr=HungUp())
+        code = s.run()  # (the alerts too go to stderr: text, the default)
+    finally:
+        os.close(fd)
+    c = s.counts
+    assert code == 0 and s.pipe_closed and s.closed_out == "stderr" and c.malformed > 0
+    assert s.rows_written == c.parsed == count_rows(tmp_path / "data") > 0
+    assert dataset_rejects(tmp_path / "data").num_rows == c.rejected
+
+
 def vm_kib(pid: int, field: str = "VmRSS") -> int | None:
     """A memory field of a process from /proc (VmRSS, VmHWM, RssAnon …), in KiB."""
     try:
