@@ -2,7 +2,10 @@
 
 The gap between two lines is the gap between their ``start_time`` values (read by the parser, so
 every layout logpipe reads replays), divided by the speed and capped, so an overnight gap does not
-stall a demo. Lines without a time (noise, malformed lines) go out at once. Lines are written as
+stall a demo. Envoy logs a request when it ends, with the time it started, so a long request's line
+comes after lines of later times: it goes out at once, and the next pause is from the latest time so
+far (it was from the line's own start: a 30 s request's line added a pause of 30 s, up to
+--max-sleep, at --speed 1x). Lines without a time (noise, malformed lines) go out at once. Lines are written as
 the bytes they were, invalid UTF-8 included, and stdout is flushed before every pause so that a
 reader such as ``logpipe stream`` sees each line when it is "written".
 """
@@ -84,7 +87,7 @@ def replay_file(path: str, out: BinaryIO, *, speed: float | None = 1.0, max_slee
                     if delay > 0:
                         out.flush()
                         sleep(delay)
-                previous = t
+                previous = t if previous is None else max(previous, t)  # (the latest time written)
             out.write(line)
         out.flush()
 

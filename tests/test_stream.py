@@ -1487,6 +1487,20 @@ def test_replay_pace_is_scaled_and_capped(tmp_path):
     assert [round(s, 2) for s in sleeps] == [1.0, 2.0]
 
 
+
+def test_replay_paces_a_long_requests_line_by_the_latest_time(tmp_path):
+    """Envoy logs a request when it ends, with its start time: a 30 s request's line comes after a
+    line 10 s later. It goes out at once, and the next pause is from the latest time written (10 s),
+    not from its own start: 11 - 10 = 1 s, not 11 - (-20) = 31 s."""
+    import io
+
+    log = tmp_path / "late.log"
+    log.write_text("\n".join([access_line(1, second=20), access_line(2, second=30), access_line(3, second=0),
+                              access_line(4, second=31)]) + "\n")
+    sleeps: list[float] = []
+    replay_file(str(log), io.BytesIO(), speed=1.0, max_sleep=100.0, sleep=sleeps.append)
+    assert [round(s, 2) for s in sleeps] == [10.0, 1.0]
+
 @pytest.mark.parametrize("text, want", [("10x", 10.0), ("10", 10.0), ("0.5x", 0.5), ("max", None), ("1X", 1.0)])
 def test_parse_speed(text, want):
     assert parse_speed(text) == want
