@@ -413,3 +413,86 @@ def test_an_outbound_ztunnel_refusal_is_a_denial_and_not_connected(tmp_path):
                    input=(_zt_client("53:40.000001", 47100, "http status: 401 Unauthorized") + "\n").encode())
     assert r.returncode == 0, r.stderr
     assert [json.loads(x)["kind"] for x in r.stdout.splitlines()] == ["authz_denial"]
+
+
+# ---- one refused connection, both nodes' ztunnel logs read ----------------------------------------------
+# The destination's ztunnel logs its inbound refusal (naming the policy) and the client's ztunnel its
+# outbound "http status: 401 Unauthorized" for the same connection: one denial, the inbound line's
+# (denials.sql). The inbound line's src.addr is the client pod's IP on the HBONE connection's port, not
+# the app's; both lines log the address dialled, dst.hbone_addr (istio/ztunnel src/proxy/inbound.rs).
+
+
+def _zt_server(t: str, port: int, error: str, *, client: str = "10.244.1.12", dialled: str = "10.244.2.9:8080") -> str:
+    """httpbin's ztunnel's inbound line of a connection from curl (``client``) to ``dialled``."""
+    return (f'2025-01-30T10:{t}Z\terror\taccess\tconnection complete\tsrc.addr={client}:{port} '
+            'src.workload="curl-5b7d8c9f6-h7k2p" src.namespace="default" '
+            'src.identity="spiffe://cluster.local/ns/default/sa/curl" dst.addr=10.244.2.9:15008 '
+            f'dst.hbone_addr={dialled} dst.service="httpbin.default.svc.cluster.local" '
+            'dst.workload="httpbin-868cdd659c-nl9j4" dst.namespace="default" '
+            'dst.identity="spiffe://cluster.local/ns/default/sa/httpbin" direction="inbound" '
+            f'bytes_sent=0 bytes_recv=0 duration="0ms" error="{error}"')
+
+
+DENY = "connection closed due to policy rejection: explicitly denied by: default/deny-curl"
+UNAUTHORIZED = "http status: 401 Unauthorized"
+
+
+def test_a_refused_connection_logged_by_both_nodes_ztunnels_is_one_denial(tmp_path):
+    """Each 401 whose inbound refusal is in the data (same client IP, same address dialled, within
+    2 s of it either way: the two nodes' clocks) is no second denial; the inbound line, which names the
+    policy, is the one. It counted twice (denials=4 for these two connections, the 401s naming no
+    policy). Neither line connected."""
+    log = tmp_path / "ztunnel-both-nodes.log"
+    log.write_text("\n".join([
+        _zt_client("53:40.000001", 47100, UNAUTHORIZED),
+        _zt_server("53:39.400001", 51234, DENY),  # (the other node's clock 0.6 s behind)
+        _zt_client("53:50.000001", 47102, UNAUTHORIZED),
+        _zt_server("53:51.900001", 51234, DENY),  # (1.9 s ahead; the same pooled HBONE connection)
+    ]) + "\n")
+    rows = run("query", "--sql", "select direction, error, upstream_connected from traffic order by start_time",
+               inputs=(log,))
+    assert [r["upstream_connected"] for r in rows] == [False] * 4
+    denials = run("query", "--sql", "select direction, mechanism, policy from denials order by start_time",
+                  inputs=(log,))
+    assert [(r["direction"], r["mechanism"], r["policy"]) for r in denials] == [
+        ("inbound", "ztunnel policy", "default/deny-curl")] * 2
+    [f] = [f for f in run("report", "anomalies", inputs=(log,))["findings"] if f["kind"] == "authz_denial"]
+    assert (f["source"], f["destination"], f["evidence"]["denials"], f["evidence"]["policies"]) == (
+        "default/curl-5b7d8c9f6-h7k2p", "httpbin.default.svc.cluster.local", 2, ["default/deny-curl"])
+    [q] = run("query", "authz_denial", inputs=(log,))
+    assert q["evidence"]["denials"] == 2
+
+
+def test_a_401_without_its_inbound_refusal_in_the_data_stays_a_denial(tmp_path):
+    """A 401 stays the denial when no inbound refusal matches it: only the client's node's logs, an
+    inbound refusal over 2 s away, of another client IP, or to another port or address dialled."""
+    log = tmp_path / "ztunnel-unmatched.log"
+    log.write_text("\n".join([
+        _zt_client("53:40.000001", 47100, UNAUTHORIZED),
+        _zt_server("53:42.100001", 51234, DENY),  # (2.1 s later: another connection)
+        _zt_client("54:00.000001", 47101, UNAUTHORIZED),
+        _zt_server("54:00.000001", 51234, DENY, client="10.244.1.13"),
+        _zt_client("54:20.000001", 47102, UNAUTHORIZED),
+        _zt_server("54:20.000001", 51234, DENY, dialled="10.244.2.9:9090"),
+        _zt_client("54:40.000001", 47103, UNAUTHORIZED),
+        _zt_server("54:40.000001", 51234, DENY, dialled="10.244.2.10:8080"),
+        _zt_client("55:00.000001", 47104, UNAUTHORIZED),  # (alone)
+    ]) + "\n")
+    denials = run("query", "--sql", "select direction from denials", inputs=(log,))
+    assert sorted(r["direction"] for r in denials) == ["inbound"] * 4 + ["outbound"] * 5
+
+
+def test_the_stream_alerts_once_on_a_refusal_both_nodes_ztunnels_logged(tmp_path):
+    """The stream's alert reads the denials view (alerts.py: DENIALS_SQL), so one refused connection is
+    one request denied, named by the inbound line's policy (it was 2 requests, the alert raised at
+    the 401, which names none)."""
+    from test_stream import stream_cli
+
+    lines = [_zt_client("53:40.000001", 47100, UNAUTHORIZED), _zt_server("53:39.400001", 51234, DENY),
+             _zt_client("53:45.000001", 47101, UNAUTHORIZED), _zt_server("53:45.300001", 51234, DENY)]
+    r = stream_cli(tmp_path / "ds", "--alerts", "ndjson", "--alerts-out", "-", "--window", "1",
+                   input=("\n".join(lines) + "\n").encode())
+    assert r.returncode == 0, r.stderr
+    alerts = [json.loads(x) for x in r.stdout.splitlines()]
+    assert [(a["kind"], a["count"]) for a in alerts] == [("authz_denial", 1), ("authz_denial", 1)]
+    assert all("from 10.244.1.12 denied by AuthorizationPolicy (ztunnel) default/deny-curl" in a["message"] for a in alerts)
