@@ -353,6 +353,11 @@ def _hint(con, message: str) -> str:
     if "file system operations are disabled" in message or "Permission Error" in message:
         return ("queries may read only the dataset; to save results use -o FORMAT --out FILE "
                 "(COPY, read_csv and other file access are refused)")
+    if message.startswith(_VALUE_ERRORS):  # (a value the SQL wrote, or a cast of a column, not a name)
+        if "timestamp" in message.split("\n", 1)[0]:
+            return ("write a time as '2025-03-08 14:00' (UTC; '2025-03-08 14:00+01:00' in another zone), or "
+                    "relative to now: now() - INTERVAL 1 DAY")
+        return "a value does not fit its type: `logpipe query --sql 'DESCRIBE egress'` gives each column's type"
     return "`logpipe query --sql 'DESCRIBE egress'` lists the columns"
 
 

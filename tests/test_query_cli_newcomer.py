@@ -138,3 +138,14 @@ def test_compact_min_files_below_one_is_a_bad_option(n, data):
     # (it was taken as 2 without a word, as 1 still is: a merge takes two files)
     r = run_logpipe("compact", "--data", data, "--min-files", n)
     assert r.returncode == 2 and "--min-files" in r.stderr and len(r.stderr.splitlines()) == 1, r.stderr
+
+
+@pytest.mark.parametrize("where,hint", [
+    ("start_time > 'yesterday'", "write a time as '2025-03-08 14:00' (UTC; "),
+    ("response_code = 'abc'", "a value does not fit its type: `logpipe query --sql 'DESCRIBE egress'` gives each column's type"),
+])
+def test_a_value_that_does_not_convert_is_hinted_at_as_a_value_not_a_column(data, where, hint):
+    # (the hint was "`DESCRIBE egress` lists the columns", for a query whose columns were all right)
+    r = run_logpipe("query", "--data", data, "--sql", f"select count(*) from egress where {where}")
+    assert r.returncode == 1 and "Conversion Error" in r.stderr and hint in r.stderr, r.stderr
+    assert "lists the columns" not in r.stderr and len(r.stderr.splitlines()) == 1
