@@ -23,21 +23,24 @@ def read_format_file(path: str) -> str | dict:
         raise FormatError(f"format file {path} is not UTF-8 text (byte {e.start + 1} is {e.object[e.start:e.start + 1]!r});"
                           " save it as UTF-8") from None
     stripped = text.strip()
+    docs = None
     if stripped.startswith("{"):
         try:
             obj = json.loads(stripped)
             if isinstance(obj, dict):
-                return obj
+                if not _holds_formats(obj):
+                    return obj
+                docs = [obj]  # (JSON indented with tabs is no YAML)
         except ValueError:
             pass
     import yaml
 
-    if "%" in stripped and "\n" not in stripped:  # one line with operators: the format string itself,
-        one = _one_line_yaml(stripped)  # unless it is a YAML key that holds one (accessLogFormat: "…")
+    if docs is None and "%" in stripped and "\n" not in stripped:  # one line with operators: the format
+        one = _one_line_yaml(stripped)  # string itself, unless a YAML key holds one (accessLogFormat: "…")
         return stripped if one is None else one
 
     try:
-        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+        docs = docs or [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError as e:
         raise FormatError(f"{path} is neither a format string nor valid YAML ({str(e).splitlines()[0]});"
                           " put the format string alone in the file") from None
@@ -72,6 +75,17 @@ def read_format_file(path: str) -> str | dict:
         raise FormatError(f"{path} holds {len(found)} different access-log formats; put the one to use in a"
                           " file of its own or pass it with --format-string")
     return found[0]
+
+
+def _holds_formats(obj: dict) -> bool:
+    """Whether a JSON object is a document that holds formats (``kubectl get configmap istio -o json``,
+    a Telemetry or IstioOperator as JSON, an Envoy config), read as its YAML is, not a format object
+    itself: none of its own values is an operator's text, and a format key inside it holds one."""
+    if any(isinstance(v, str) and _OPERATOR_RX.search(v) for v in obj.values()):
+        return False
+    found: list = []
+    _find_formats(obj, found)
+    return bool(found)
 
 
 def _one_line_yaml(line: str) -> str | dict | None:

@@ -252,9 +252,15 @@ NO_CLUSTER_EFFECT = ("the egress reports cannot tell registered, passthrough (un
 
 
 def cluster_note(columns) -> str | None:
-    """A note for a format whose operators (``columns``: the columns they fill) log no upstream cluster."""
+    """A note for a format whose operators (``columns``: the columns they fill) log no upstream cluster.
+    Without the upstream host too, traffic.sql has nothing to judge egress by (its last rule, public_ip,
+    reads upstream_host_ip): no row of the format is egress, however public its authority or SNI."""
     if "upstream_cluster" in columns:
         return None
+    if "upstream_host" not in columns:
+        return ("the format logs neither %UPSTREAM_CLUSTER_RAW% (or %UPSTREAM_CLUSTER%) nor %UPSTREAM_HOST%, so "
+                "the egress reports find no egress in its lines (they judge it by the cluster, else by a public "
+                "upstream host); add %UPSTREAM_CLUSTER_RAW% and %UPSTREAM_HOST% to the format")
     return f"the format logs no %UPSTREAM_CLUSTER_RAW% (or %UPSTREAM_CLUSTER%), so {NO_CLUSTER_EFFECT}"
 
 
