@@ -90,6 +90,8 @@ KNOWN: dict[str, tuple[str, str]] = {  # operator (with argument) -> (column, sh
     "DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT": ("downstream_local_address_ip", "token"),
     "UPSTREAM_LOCAL_ADDRESS_WITHOUT_PORT": ("upstream_local_address_ip", "token"),
     "UPSTREAM_REMOTE_ADDRESS": ("upstream_host", "address"),  # (the upstream host's address, as ip:port)
+    "UPSTREAM_REMOTE_ADDRESS_WITHOUT_PORT": ("upstream_host_ip", "token"),  # (an extra text column, it hid
+    # the upstream's IP from the reports, which judge a row with no cluster by it: public_ip)
     "REQUESTED_SERVER_NAME": ("requested_server_name", "token"),
     "ROUTE_NAME": ("route_name", "token"),
 }
@@ -200,9 +202,11 @@ def parse_format(fmt: str) -> list[str | Operator]:
     found = [t for t in tokens if isinstance(t, re.Match)]
     used: dict[str, int] = {}
     # An address's IP alone fills its _ip column, unless the address itself is there too (which does)
+    # (%UPSTREAM_HOST% fills upstream_host as %UPSTREAM_REMOTE_ADDRESS% does: either takes its _IP's column)
     names = {m.group(1) for m in found}
+    addresses = {KNOWN[n][0] for n in names if n in KNOWN and KNOWN[n][1] == "address"}
     for name in names:
-        if name in KNOWN and name.endswith("_WITHOUT_PORT") and name.removesuffix("_WITHOUT_PORT") in names:
+        if name in KNOWN and name.endswith("_WITHOUT_PORT") and KNOWN[name][0].removesuffix("_ip") in addresses:
             used[KNOWN[name][0]] = 0
     pieces: list[str | Operator] = []
     for t in tokens:
@@ -221,7 +225,7 @@ def parse_format(fmt: str) -> list[str | Operator]:
 # Envoy operators that are spelt like one of KNOWN's but are operators of their own (not typos)
 _NOT_TYPOS = {"UPSTREAM_HOST_NAME", "UPSTREAM_LOCAL_PORT", "DOWNSTREAM_LOCAL_PORT",
               "DOWNSTREAM_REMOTE_PORT", "DOWNSTREAM_DIRECT_REMOTE_ADDRESS", "DOWNSTREAM_DIRECT_LOCAL_ADDRESS",
-              "UPSTREAM_REMOTE_ADDRESS_WITHOUT_PORT", "REQUEST_DURATION", "RESPONSE_DURATION", "REQUEST_TX_DURATION",
+              "REQUEST_DURATION", "RESPONSE_DURATION", "REQUEST_TX_DURATION",
               "RESPONSE_TX_DURATION", "UPSTREAM_WIRE_BYTES_SENT", "UPSTREAM_WIRE_BYTES_RECEIVED",
               "DOWNSTREAM_WIRE_BYTES_SENT", "DOWNSTREAM_WIRE_BYTES_RECEIVED", "VIRTUAL_CLUSTER_NAME",
               "START_TIME_LOCAL", "EMIT_TIME"}  # (KNOWN's own are no typos either: typo_notes skips them)
@@ -257,7 +261,7 @@ def cluster_note(columns) -> str | None:
     reads upstream_host_ip): no row of the format is egress, however public its authority or SNI."""
     if "upstream_cluster" in columns:
         return None
-    if "upstream_host" not in columns:
+    if "upstream_host" not in columns and "upstream_host_ip" not in columns:
         return ("the format logs neither %UPSTREAM_CLUSTER_RAW% (or %UPSTREAM_CLUSTER%) nor %UPSTREAM_HOST%, so "
                 "the egress reports find no egress in its lines (they judge it by the cluster, else by a public "
                 "upstream host); add %UPSTREAM_CLUSTER_RAW% and %UPSTREAM_HOST% to the format")

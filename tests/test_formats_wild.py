@@ -182,3 +182,25 @@ def test_a_format_without_cluster_or_upstream_host_says_its_lines_are_no_egress(
     with_host = CFGM.replace("%BYTES_SENT%", "%BYTES_SENT%|%UPSTREAM_HOST%")
     got = run_logpipe("parse", "-o", "ndjson", "--format-string", with_host, log)
     assert "logs no %UPSTREAM_CLUSTER_RAW% (or %UPSTREAM_CLUSTER%), so the egress reports cannot tell" in got.stderr
+
+
+def test_upstream_remote_address_without_port_is_the_upstream_s_ip(tmp_path):
+    """%UPSTREAM_REMOTE_ADDRESS_WITHOUT_PORT% (Envoy's IP of the upstream host alone) fills upstream_host_ip,
+    as the downstream ones fill theirs, so a format without the cluster is judged by it (public_ip); it
+    was an extra text column, and the format's lines no egress at all. Beside %UPSTREAM_HOST% (which
+    fills upstream_host_ip itself) it stays a column of its own."""
+    fmt = "%START_TIME% %REQ(:AUTHORITY)% %UPSTREAM_REMOTE_ADDRESS_WITHOUT_PORT% %RESPONSE_CODE%"
+    log, data = tmp_path / "a.log", tmp_path / "data"
+    log.write_text("2025-03-08T10:00:00.000Z api.example.com 203.0.113.7 200\n"
+                   "2025-03-08T10:00:01.000Z db.internal 10.0.0.9 200\n")
+    got = run_logpipe("ingest", "--format-string", fmt, log, "--data", data)
+    assert got.returncode == 0 and "nor %UPSTREAM_HOST%" not in got.stderr, got.stderr
+    got = run_logpipe("query", "--data", data, "-o", "json", "--sql",
+                      "select egress_kind, destination, destination_ip from egress")
+    assert json.loads(got.stdout) == [{"egress_kind": "public_ip", "destination": "api.example.com",
+                                       "destination_ip": "203.0.113.7"}], got.stderr
+    both = fmt.replace("%RESPONSE_CODE%", '"%UPSTREAM_HOST%"')
+    log.write_text('2025-03-08T10:00:00.000Z api.example.com 203.0.113.7 "203.0.113.8:443"\n')
+    got = run_logpipe("parse", "-o", "ndjson", "--format-string", both, log)
+    row = json.loads(got.stdout)
+    assert (row["upstream_host_ip"], row["upstream_remote_address_without_port"]) == ("203.0.113.8", "203.0.113.7"), row
