@@ -40,6 +40,10 @@ LONG_FLAGS = {
 # ---- a custom layout, as the parser uses it ----------------------------------------------------------
 
 
+# A byte of a line that is no UTF-8, as the line's text has it (backslashreplace's "\\xc3", parse.py)
+_ESCAPED_BYTE = re.compile(r"\\x[0-9a-f]{2}")
+
+
 @dataclass
 class CustomLayout:
     """One custom layout: a text grammar (from a format string or a file) or a JSON key mapping.
@@ -121,7 +125,10 @@ class CustomLayout:
 
         mine = pl.col("log_format") == self.name
         names = [c for c in self.limits if c in df.columns]
-        over = {c: mine & (pl.col(c).cast(pl.String).str.len_chars() > self.limits[c][1]) for c in names}
+        # Envoy cuts a value to N bytes (a std::string's), maybe within a character; the line's bytes that
+        # are no UTF-8 read as backslashreplace's "\\xNN" (parse.py): one byte each, not four characters
+        over = {c: mine & (pl.col(c).cast(pl.String).str.replace_all(_ESCAPED_BYTE.pattern, "?").str.len_bytes()
+                           > self.limits[c][1]) for c in names}
         if not names:
             return df
         flags = df.select(*(e.fill_null(False).alias(c) for c, e in over.items()))
@@ -133,7 +140,7 @@ class CustomLayout:
             value = str(df[c][i])
             op, n = self.limits[c]
             rejects.append(_reject(df["line_number"][i], df["raw"][i],
-                                   f"invalid value: {c}: {len(value)} characters, longer than the {n} {op} "
+                                   f"invalid value: {c}: {len(_ESCAPED_BYTE.sub('?', value).encode())} bytes, longer than the {n} {op} "
                                    f"truncates it to ({value[:40]!r})", "malformed"))
         return df.filter(~flags.select(bad).to_series())
 

@@ -49,8 +49,13 @@ def test_a_truncated_text_is_never_longer_than_its_n(tmp_path, fast):
         got, rejects = parsed(Parser(custom=layout, fast=fast),
                               ['200 "curl/8.1" -:5', '200 "Mozilla/5.0 (X11)" -:5', '200 "-" -:5'])
         assert [r["user_agent"] for r in got] == ["curl/8.1", None]
-        assert rejects == ["invalid value: user_agent: 17 characters, longer than the 10 %REQ(USER-AGENT):10% "
+        assert rejects == ["invalid value: user_agent: 17 bytes, longer than the 10 %REQ(USER-AGENT):10% "
                            "truncates it to ('Mozilla/5.0 (X11)')"]
+        # Envoy cuts N bytes, maybe within a character, whose byte reads as backslashreplace's \xc3
+        # (4 characters, 1 byte); 6 two-byte characters are 12 bytes, which :10 never logs
+        got, rejects = parsed(Parser(custom=layout, fast=fast), ['200 "curl/8.1\\xc3" -:5', '200 "éééééé" -:5'])
+        assert [r["user_agent"] for r in got] == ["curl/8.1\\xc3"]
+        assert [r.split(",")[0] for r in rejects] == ["invalid value: user_agent: 12 bytes"]
 
 
 @pytest.mark.parametrize("fast", [True, False])
