@@ -186,6 +186,11 @@ RECORD_PART = f'{_OWN_KEY}(?:_p|logtag)"\\s*:\\s*"P"|{_OWN_KEY}partial_last"\\s*
 RECORD_LAST = f'{_OWN_KEY}(?:_p|logtag)"\\s*:\\s*"F"|{_OWN_KEY}partial_last"\\s*:\\s*"true"'
 _PART_LOOK = '"P"|partial_last"'  # (what each RECORD_PART holds)
 _RECORD_STREAM = f'{_OWN_KEY}(?:stream|source)"\\s*:\\s*"(stdout|stderr)"'  # (docker's driver: "source")
+# (docker's driver names no pod or container that its records' reader sees, only its container_id:
+# two containers' parts that interleave in one stream are told apart by it, where pod, container and
+# stream alone glued them into one reject, "a second access line starts here", and left a part of
+# each a reject)
+_RECORD_CONTAINER_ID = f'{_OWN_KEY}container_id"\\s*:\\s*"([^"\\\\]*)"'
 RECORD_PARTIAL = ("part of a line over 16 KiB that the container runtime split, in a collector's record of it"
                   " (Fluent Bit's _p or Fluentd's logtag P, docker's partial_last false), whose last part did not"
                   " follow it here: not joined")
@@ -194,7 +199,7 @@ RECORD_PARTIAL = ("part of a line over 16 KiB that the container runtime split, 
 def join_record_parts(df: pl.DataFrame, rejects: list[dict]) -> tuple[pl.DataFrame, tuple[int, ...]]:
     """The records of a split line's parts (``RECORD_PART``) in ``df`` (``envelope_lines``' rows) joined,
     as ``runtimes.CriParts.join`` joins a node file's: each with the next records of its pod, container
-    and stream up to the one that ends the line (``RECORD_LAST``, within ``runtimes.JOIN_LOOKAHEAD``
+    (docker's driver: its container_id) and stream up to the one that ends the line (``RECORD_LAST``, within ``runtimes.JOIN_LOOKAHEAD``
     rows, in its input), on its first part's row, with the last part's time; ``raw`` the last part's
     record holding the whole line (or the line, after a file output's prefix). Parts with no last
     part here become rejects saying so (``RECORD_PARTIAL``). Returns the rows and the line numbers of
@@ -209,10 +214,10 @@ def join_record_parts(df: pl.DataFrame, rejects: list[dict]) -> tuple[pl.DataFra
     if not part.any():
         return df, ()
 
-    def tags(rows):  # (whether it is a part's record or the last's, whose stream, whether a part)
+    def tags(rows):  # (whether it is a part's record or the last's, whose stream (and container_id), whether a part)
         raws = df["raw"].gather(rows)
         keys = zip(df["pod"].gather(rows).to_list(), df["container"].gather(rows).to_list(),
-                   raws.str.extract(_RECORD_STREAM, 1).to_list())
+                   raws.str.extract(_RECORD_STREAM, 1).to_list(), raws.str.extract(_RECORD_CONTAINER_ID, 1).to_list())
         return list(zip((part.gather(rows) | raws.str.contains(RECORD_LAST)).to_list(), keys, part.gather(rows).to_list()))
 
     runs = _runtimes._runs(part.arg_true().to_list(), df.height, df["line_number"], tags)

@@ -77,6 +77,25 @@ def test_fluentd_s_cri_and_docker_driver_records_of_a_split_line_are_joined():
     assert batch.joined == 4
 
 
+def test_two_containers_docker_driver_parts_that_interleave_are_joined_each_to_its_own():
+    """docker's fluentd log driver names no pod or container a record's reader sees (pod and container
+    null), so two containers' parts of one stream were one run: the first line's first part, the
+    other's, then the first's last glued into one reject ("a second access line starts here"), the
+    other's last part a reject too, 4 records counted as joined. Each record names its container_id."""
+    parts = cut(LONG)
+
+    def driver(cid: str, k: int, pid: str) -> str:
+        return json.dumps({"container_id": cid * 16, "container_name": "/" + cid, "source": "stdout", "log": parts[k],
+                           "partial_message": "true", "partial_id": pid, "partial_ordinal": str(k + 1),
+                           "partial_last": str(k == len(parts) - 1).lower()})
+
+    lines = [driver(cid, k, pid) for k in range(len(parts)) for cid, pid in (("3f9a", "9c1e"), ("77bb", "1d2f"))]
+    records, rejects, batch = parse_text(lines)
+    assert rejects == []
+    assert [r["line_number"] for r in records] == [1, 2] and batch.joined == 4
+    assert all({k: v for k, v in r.items() if k in alone(LONG)} == alone(LONG) for r in records)
+
+
 def test_a_part_whose_last_part_is_not_there_is_one_reject_saying_so():
     """A split line's first parts at a batch's end (the agent still writing, a file cut short): each one
     malformed reject saying so, as the record was written; a part of another pod's or stream's line is
