@@ -175,22 +175,30 @@ PODS_READS = "access_log ip_norm"
 
 # Who ztunnel logged at each client IP (its src.addr, src.namespace and src.workload, a pod's name),
 # and when: per IP, each workload holds it from halfway between its first line and the previous
-# holder's last to halfway to the next one's (a line's time is when its connection completed, a
+# holders' last to halfway to the next one's (a line's time is when its connection completed, a
 # waypoint's the request's start, a little before it: the nearest in time is who held the IP).
+# "The previous holders' last" is the latest of all the workloads seen first before it, not the one
+# just before it: so the boundaries only grow and the intervals cannot overlap where an IP's
+# workloads' lines interleave (a 10..100 s, b 20..30 s, c 40..50 s: with the one before's, a held it
+# until 60 s and c from 35 s, and traffic's join gave each row between twice).
 ZTUNNEL_SOURCES = """
     SELECT ip, workload,
-        CASE WHEN lag(last_seen) OVER w IS NOT NULL
-             THEN lag(last_seen) OVER w + (first_seen - lag(last_seen) OVER w) / 2 END AS valid_from,
+        CASE WHEN before IS NOT NULL THEN before + (first_seen - before) / 2 END AS valid_from,
         CASE WHEN lead(first_seen) OVER w IS NOT NULL
-             THEN last_seen + (lead(first_seen) OVER w - last_seen) / 2 END AS valid_until
+             THEN upto + (lead(first_seen) OVER w - upto) / 2 END AS valid_until
     FROM (
-        SELECT ip_norm(downstream_remote_address_ip) AS ip,
-            concat_ws('/', src_namespace, src_workload) AS workload,
-            min(start_time) AS first_seen, max(start_time) AS last_seen
-        FROM {access_log}
-        WHERE log_format LIKE 'ztunnel%' AND src_workload IS NOT NULL
-          AND downstream_remote_address_ip IS NOT NULL AND start_time IS NOT NULL
-        GROUP BY ALL
+        SELECT *, max(last_seen) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS before,
+            max(last_seen) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS upto
+        FROM (
+            SELECT ip_norm(downstream_remote_address_ip) AS ip,
+                concat_ws('/', src_namespace, src_workload) AS workload,
+                min(start_time) AS first_seen, max(start_time) AS last_seen
+            FROM {access_log}
+            WHERE log_format LIKE 'ztunnel%' AND src_workload IS NOT NULL
+              AND downstream_remote_address_ip IS NOT NULL AND start_time IS NOT NULL
+            GROUP BY ALL
+        )
+        WINDOW w AS (PARTITION BY ip ORDER BY first_seen, workload)
     )
     WINDOW w AS (PARTITION BY ip ORDER BY first_seen, workload)"""
 

@@ -1145,3 +1145,22 @@ def test_pods_of_one_ip_that_started_alike_do_not_double_its_rows(scenario_data,
     before, after = json.loads(plain.stdout), json.loads(named.stdout)
     assert [(r["source_ip"], r["n"]) for r in after] == [(r["source_ip"], r["n"]) for r in before]
     assert {r["source_workload"] for r in after} == {"jobs/batch", "shop/twin-2"}
+
+
+def test_ztunnels_workloads_of_one_ip_whose_lines_interleave_do_not_double_its_rows(tmp_path):
+    """Per IP, ztunnel's workloads hold it between boundaries halfway from the previous holders' last
+    line to the next one's first: taken from the workload just before (lag), a workload seen 10..100 s
+    held the IP until 60 s and one seen 40..50 s from 35 s, and traffic's join on client_workloads
+    gave every row of the IP between them twice (8 rows of 6)."""
+    line = ("2024-04-12T10:{t}.000000Z\tinfo\taccess\tconnection complete\tsrc.addr=10.244.0.24:4116{i} "
+            "src.workload={w} src.namespace=default dst.addr=1.2.3.4:443 dst.service=example.com "
+            'direction="outbound" bytes_sent=67 bytes_recv=490 duration="2ms"')
+    seen = [("00:10", "a"), ("00:20", "b"), ("00:30", "b"), ("00:40", "c"), ("00:50", "c"), ("01:40", "a")]
+    log = tmp_path / "zt.log"
+    log.write_text("".join(line.format(t=t, i=i, w=w + "-pod") + "\n" for i, (t, w) in enumerate(seen)))
+    r = CliRunner().invoke(cli, ["query", "--input", str(log), "-o", "json", "--sql",
+                                 "select start_time, source_workload from traffic order by 1, 2"])
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.stdout)
+    assert len(rows) == len(seen)
+    assert all(w["source_workload"] for w in rows)
