@@ -204,9 +204,11 @@ class ReplayGuard:
 
 
 def _locked(path: Path, mode: str):
-    """``path`` opened, with the lock that tells a running stream's file (``_merge_older``). (A new
-    file, open and not yet locked, is the newest: never one of the older files merged.)"""
-    f = open(path, mode)
+    """``path`` opened (``mode`` and for reading too: NFS takes flock for a POSIX lock of the whole file,
+    and a shared one, a read lock, of a file open for writing alone fails, EBADF: every store failed),
+    with the lock that tells a running stream's file (``_merge_older``). (A new file, open and not yet
+    locked, is the newest: never one of the older files merged.)"""
+    f = open(path, mode + "+")
     try:
         fcntl.flock(f, fcntl.LOCK_SH)
     except BaseException:
@@ -228,9 +230,12 @@ def _merge_older(d: Path, stream_id: str, older: list[Path]) -> list[Path]:
     taken, running = [], []  # (taken: each file open, locked, until it is removed)
     try:
         for f in older:
-            try:
-                h = open(f, "rb")
-            except OSError:
+            try:  # (for writing too: NFS's exclusive lock, a write lock, needs it; "rb" never had it there)
+                h = open(f, "r+b")
+            except FileNotFoundError:
+                continue
+            except OSError:  # (a file this user cannot write: not merged, nor deleted, but read)
+                running.append(f)
                 continue
             try:
                 fcntl.flock(h, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -68,3 +68,39 @@ def test_a_running_streams_memory_of_the_others_is_their_files(tmp_path, monkeyp
     kept = list(replayguard._read(busy.path))
     assert watcher.replayed(kept) == [True] * len(kept)  # (what the busy stream's file holds: known)
     assert ReplayGuard(tmp_path, "new").replayed(kept) == [True] * len(kept)
+
+
+def _nfs_flock(real):
+    """flock as an NFS client takes it (flock(2): a POSIX lock of the whole file): a shared lock of a
+    file not open for reading, or an exclusive one of a file not open for writing, fails (EBADF)."""
+    import errno
+    import fcntl
+
+    def flock(f, op):
+        mode = fcntl.fcntl(f.fileno(), fcntl.F_GETFL) & os.O_ACCMODE
+        if (op & fcntl.LOCK_SH and mode == os.O_WRONLY) or (op & fcntl.LOCK_EX and mode == os.O_RDONLY):
+            raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+        return real(f, op)
+    return flock
+
+
+def test_the_locks_work_on_nfs(tmp_path, monkeypatch):
+    """On NFS a stream's file, open to append alone, could not take its shared lock: every store of
+    its hashes failed (the stream said it cannot keep them, and a restart stored its lines again); and
+    an older file, open to read alone, could not take the exclusive lock: none was ever merged."""
+    import fcntl
+
+    monkeypatch.setattr(replayguard.fcntl, "flock", _nfs_flock(fcntl.flock))
+    keep = replayguard.KEEP_HASHES
+    monkeypatch.setattr(replayguard, "KEEP_HASHES", 4)  # (the file rewritten: its tmp file locked too)
+    g = ReplayGuard(tmp_path, "one")
+    g.remember([1, 2])
+    g.remember([3, 4, 5, 6, 7, 8, 9])
+    assert replayguard._read(g.path).tolist() == [6, 7, 8, 9]
+    g.close()
+    monkeypatch.setattr(replayguard, "KEEP_HASHES", keep)
+    os.utime(g.path, (OLD, OLD))
+    _ended_streams(tmp_path, replayguard.KEEP_FILES)
+    new = ReplayGuard(tmp_path, "new")
+    assert new.replayed([6, 9, 100, 10]) == [True, True, True, False]
+    assert not g.path.exists() and (tmp_path / "_stream" / "older-new.seen").exists()
