@@ -37,6 +37,15 @@ th{background:#f9fafb;position:sticky;top:0}td.num{text-align:right;font-variant
 pre{background:#f3f4f6;padding:6px;border-radius:4px;white-space:pre-wrap;margin:4px 0}
 .counts span{margin-right:12px}.wide{overflow-x:auto}
 .legend{color:#4b5563;font-size:12.5px;margin-bottom:12px}.legend dd{margin:0 0 4px 16px}
+.nw{white-space:nowrap}.kv{margin:0}.kv dt{display:inline;color:#4b5563}.kv dd{display:inline;margin:0}
+figure svg{max-width:100%;height:auto}
+@media (max-width:900px){.grid{grid-template-columns:1fr}}
+@media (max-width:700px){.findings thead{display:none}.findings tr,.findings td{display:block}
+.findings tr{border-bottom:1px solid #e5e7eb;padding:4px 0}.findings td{border:0;padding:2px 6px}
+.findings td.ev{min-width:0}.findings td[data-label]::before{content:attr(data-label) ": ";color:#4b5563}}
+@media print{@page{size:landscape;margin:10mm}body{margin:0;max-width:none;padding:0;font-size:11px}
+.grid{grid-template-columns:1fr 1fr}figure,.wide{overflow:visible}figure,tr{break-inside:avoid}
+th{position:static}table{font-size:9.5px}td,th{overflow-wrap:break-word;padding:3px 4px}td.ev{min-width:0}}
 """
 
 
@@ -157,6 +166,12 @@ def chart_data(con, window, params: dict[str, str] | None = None) -> dict[str, l
     }
 
 
+# The time charts' x: a UTC scale, as the page's other times are. A temporal field's default scale is
+# local time, the renderer's process's (TZ): a report made under TZ=America/New_York drew its ticks and
+# the window-start rule's day 5 hours off the header's UTC times, and was another file.
+TIME_AXIS = {"field": "t", "type": "temporal", "scale": {"type": "utc"}, "title": "time (UTC)"}
+
+
 def chart_specs(data: dict[str, list[dict]], window) -> dict[str, dict]:
     from .jsonout import to_jsonable
 
@@ -165,7 +180,7 @@ def chart_specs(data: dict[str, list[dict]], window) -> dict[str, dict]:
     rule = []
     if window and window.start:
         rule = [{"mark": {"type": "rule", "strokeDash": [4, 3], "color": "#6b7280"},
-                 "data": {"values": [{"t": to_jsonable(window.start)}]}, "encoding": {"x": {"field": "t", "type": "temporal"}}}]
+                 "data": {"values": [{"t": to_jsonable(window.start)}]}, "encoding": {"x": TIME_AXIS}}]
     totals: dict[str, int] = {}
     for r in data["bytes"]:
         totals[r["destination"]] = totals.get(r["destination"], 0) + (r["bytes"] or 0)
@@ -173,13 +188,13 @@ def chart_specs(data: dict[str, list[dict]], window) -> dict[str, dict]:
     return {
         "requests": {**base, "description": "Requests per destination over time (dashed: window start)", "layer": [
             {"mark": {"type": "line", "point": True}, "data": {"values": to_jsonable(data["requests"])},
-             "encoding": {"x": {"field": "t", "type": "temporal", "title": None},
+             "encoding": {"x": TIME_AXIS,
                           "y": {"field": "requests", "type": "quantitative"},
                           "color": {"field": "destination", "type": "nominal"}}}, *rule]},
         "errors": {**base, "description": "Error share over time (5xx and failure flags)", "layer": [
             {"mark": {"type": "area", "line": True, "color": "#dc2626", "opacity": 0.5},
              "data": {"values": to_jsonable(data["errors"])},
-             "encoding": {"x": {"field": "t", "type": "temporal", "title": None},
+             "encoding": {"x": TIME_AXIS,
                           "y": {"field": "error_share", "type": "quantitative", "axis": {"format": "%"},
                                 "title": "error share"}}}, *rule]},
         "pairs": {**base, "description": "Source → destination (requests)", "height": {"step": 18},
@@ -190,14 +205,44 @@ def chart_specs(data: dict[str, list[dict]], window) -> dict[str, dict]:
                                "tooltip": [{"field": "source"}, {"field": "destination"}, {"field": "requests"}]}},
         "bytes": {**base, "description": "Top destinations by bytes", "height": {"step": 20}, "width": 300,
                   "data": {"values": to_jsonable([r for r in data["bytes"] if r["destination"] in top_bytes])},
-                  "mark": "bar",
+                  "mark": "bar", "transform": [{"calculate": "datum.bytes / 1e6", "as": "MB"}],
+                  # (in MB, as the text's advice and the ingest's summary say sizes: the axis read
+                  # 600,000,000 bytes, its ticks nine digits long)
                   "encoding": {"y": {"field": "destination", "type": "nominal", "sort": top_bytes, "title": None},
-                               "x": {"field": "bytes", "type": "quantitative", "stack": "zero"},
+                               "x": {"field": "MB", "type": "quantitative", "stack": "zero",
+                                     "title": "MB (10⁶ bytes)"},
                                "color": {"field": "direction", "type": "nominal"}}},
     }
 
 
 # ---- the page --------------------------------------------------------------------------------------
+
+
+_ISO_TIME = re.compile(r"(\d{4}-\d\d-\d\dT)(\d\d:\d\d:\d\d(?:\.\d+)?Z)")
+
+
+def is_bytes(name: str) -> bool:
+    """A column or evidence key that counts bytes (bytes_up, largest_request_bytes, …)."""
+    return name.startswith("bytes_") or name.endswith("_bytes")
+
+
+def size(n: int | float) -> str:
+    """Bytes in decimal units with one decimal, as the advice and the ingest's summary say them: 531.7 MB."""
+    for unit, d in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if abs(n) >= d:
+            return f"{n / d:,.1f}\u00a0{unit}"  # (no-break space: a narrow column broke 208.4 over kB)
+    return f"{n:g}\u00a0B"
+
+
+def _value(v: Any, key: str = "") -> str:
+    """A JSON-ready value (of evidence ``key``) as escaped HTML: bytes in MB, the exact count beside
+    them; an ISO time breakable only at its T; a list joined by ``, ``.
+    (A table of 9-digit byte counts read as noise, and a time wrapped at its hyphens, ``2025-03-``
+    over ``01T02:36:01.132Z``.)"""
+    if isinstance(v, (int, float)) and not isinstance(v, bool) and is_bytes(key):
+        return f"{size(v)} ({v} bytes)" if abs(v) >= 1000 else size(v)
+    text = escape(v)
+    return _ISO_TIME.sub(r"<span class=nw>\1</span><wbr><span class=nw>\2</span>", text)
 
 
 def _table(table) -> str:
@@ -208,12 +253,20 @@ def _table(table) -> str:
     import pyarrow as pa
 
     numeric = [pa.types.is_integer(f.type) or pa.types.is_floating(f.type) for f in table.schema]
-    head = "".join(f"<th>{escape(n)}</th>" for n in table.column_names)
+    # (<wbr>: a narrow column's name breaks after its underscores, error_<wbr>share, not anywhere)
+    head = "".join(f"<th scope=col>{escape(n).replace('_', '_<wbr>')}</th>" for n in table.column_names)
     body = []
     for row in table.to_pylist():
-        cells = "".join(f"<td class=num>{escape(to_jsonable(v))}</td>" if num else f"<td>{escape(v)}</td>"
-                        for v, num in zip(row.values(), numeric))
-        body.append(f"<tr>{cells}</tr>")
+        cells = []
+        for (name, v), num in zip(row.items(), numeric):
+            v = to_jsonable(v)
+            if num and v is not None and is_bytes(name):
+                cells.append(f"<td class=num title='{v} bytes'>{size(v)}</td>")
+            elif num:
+                cells.append(f"<td class=num>{f'{v:,}' if isinstance(v, int) else escape(v)}</td>")
+            else:
+                cells.append(f"<td>{_value(v)}</td>")
+        body.append(f"<tr>{''.join(cells)}</tr>")
     return f"<div class=wide><table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
 
 
@@ -225,8 +278,20 @@ def _legend(legend: list[tuple[str, str]]) -> str:
     return f"<details class=legend><summary>Columns</summary><dl>{items}</dl></details>"
 
 
+def _evidence(evidence: Any) -> str:
+    """A finding's evidence, a line for each key: as one run of ``key=value`` words it wrapped
+    anywhere, a time or a request id broken over two lines."""
+    from .jsonout import to_jsonable
+    from .reports import evidence_items
+
+    if not isinstance(evidence, dict):
+        return escape(to_jsonable(evidence))
+    return "<dl class=kv>" + "".join(f"<div><dt>{escape(k)}</dt> <dd>{_value(v, k)}</dd></div>"
+                                     for k, v in evidence_items(evidence)) + "</dl>"
+
+
 def _findings(doc: dict[str, Any]) -> str:
-    from .reports import _evidence_text, severity_counts
+    from .reports import severity_counts
 
     f_all = doc["findings"]
     counts = "".join(f'<span><span class=sev style="background:{PALETTE[s]}">{s}</span> {n}</span>'
@@ -235,12 +300,15 @@ def _findings(doc: dict[str, Any]) -> str:
     for f in f_all:
         yaml = f["evidence"].get("service_entry") if isinstance(f["evidence"], dict) else None
         extra = f"<pre>{escape(yaml)}</pre>" if yaml else ""
+        # (data-label: a narrow window shows each finding as a block of lines, headed so: no header row)
         rows.append(
             f'<tr><td><span class=sev style="background:{PALETTE[f["severity"]]}">{escape(f["severity"])}</span></td>'
-            f"<td>{escape(f['kind'])}</td><td>{escape(f['source'])}</td><td>{escape(f['destination'])}</td>"
-            f"<td class=ev>{escape(_evidence_text(f['evidence']))}</td><td>{escape(f['advice'])}{extra}</td></tr>")
-    table = ("<table><thead><tr><th>severity</th><th>kind</th><th>source</th><th>destination</th>"
-             f"<th>evidence</th><th>advice</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+            f"<td>{escape(f['kind'])}</td><td data-label=source>{escape(f['source'])}</td>"
+            f"<td data-label=destination>{escape(f['destination'])}</td>"
+            f"<td class=ev>{_evidence(f['evidence'])}</td><td>{escape(f['advice'])}{extra}</td></tr>")
+    table = ("<table class=findings><thead><tr><th scope=col>severity</th><th scope=col>kind</th>"
+             "<th scope=col>source</th><th scope=col>destination</th><th scope=col>evidence</th>"
+             f"<th scope=col>advice</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
              if rows else "<p>No findings.</p>")
     return f"<h2>Findings ({len(f_all)})</h2><p class=counts>{counts}</p>{table}"
 

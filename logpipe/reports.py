@@ -576,18 +576,20 @@ _COLOURS = {"critical": "\x1b[1;97;41m", "high": "\x1b[1;31m", "medium": "\x1b[3
             "info": "\x1b[2m"}
 
 
+def evidence_items(evidence: dict) -> list[tuple[str, Any]]:
+    """The evidence's keys and JSON-ready values a report shows: not the empty ones, nor the
+    ServiceEntry (shown under the advice)."""
+    from .jsonout import to_jsonable
+
+    return [(k, to_jsonable(v)) for k, v in evidence.items() if not (v is None or k == "service_entry" or v == [])]
+
+
 def _evidence_text(evidence: Any) -> str:
     from .jsonout import to_jsonable
 
     if not isinstance(evidence, dict):
         return str(to_jsonable(evidence))
-    parts = []
-    for k, v in evidence.items():
-        if v is None or k == "service_entry" or v == []:
-            continue
-        v = to_jsonable(v)
-        parts.append(f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}")
-    return " ".join(parts)
+    return " ".join(f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}" for k, v in evidence_items(evidence))
 
 
 def _findings_table(findings: list[dict]):

@@ -165,3 +165,109 @@ def test_report_draws_in_chromium(tmp_path, hostile_page):
     inked = [p for p in pixels if min(p) < 200]
     assert len(inked) > 0.03 * len(pixels)
     assert len({p for p in inked if max(p) - min(p) > 60}) > 20  # coloured marks, not just text
+
+
+# ---- as an on-call engineer reads it -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def scenario_page(tmp_path_factory) -> Path:
+    """The anomalies' HTML report of the scenario's week and incident day (22 findings)."""
+    tmp = tmp_path_factory.mktemp("scenario")
+    data = write_dataset([SCENARIO / "baseline-week.log", SCENARIO / "incident-day.log"], tmp / "data")
+    render(data, tmp / "report.html")
+    return tmp / "report.html"
+
+
+def test_the_charts_times_are_utc_whatever_the_machines_time_zone(tmp_path, scenario_page):
+    """The time charts draw on a UTC scale, as the header's times are: the renderer's default is its
+    process's local time, so under TZ=Asia/Kolkata the ticks and the window-start rule moved 5.5 hours
+    off the header's UTC times, and the same data gave another file."""
+    import os
+    import sys
+
+    data = scenario_page.parent / "data"
+    out = tmp_path / "kolkata.html"
+    env = {**os.environ, "TZ": "Asia/Kolkata", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    r = subprocess.run([sys.executable, "-m", "logpipe", "report", "anomalies", "--data", str(data), "-o", "html",
+                        "--out", str(out)], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    page = scenario_page.read_text(encoding="utf-8")
+    assert out.read_text(encoding="utf-8") == page
+    assert page.count("X-axis titled 'time (UTC)' for a utc scale") == 2
+
+
+def test_bytes_read_as_mb(scenario_page):
+    """Byte counts in decimal units, as the advice says them (531.7 MB): the bytes chart's axis read
+    600,000,000 and the tables' cells 586161601; the evidence keeps the exact count beside."""
+    page = scenario_page.read_text(encoding="utf-8")
+    specs = json.loads(re.search(r"id=chart-specs>(.*?)</script>", page, re.S).group(1))
+    assert specs["bytes"]["encoding"]["x"]["field"] == "MB"
+    assert "600,000,000" not in page and ">600</text>" in page
+    assert "<td class=num title='586161601 bytes'>586.2\u00a0MB</td>" in page
+    assert "<dt>largest_request_bytes</dt> <dd>524.3\u00a0MB (524288000 bytes)</dd>" in page
+    assert "<dt>bytes_up</dt> <dd>0\u00a0B</dd>" in page
+
+
+def test_evidence_is_a_line_for_each_key(scenario_page):
+    """Not one run of key=value words, wrapped anywhere (a time over two lines): a line for each key,
+    a time breakable at its T alone."""
+    page = scenario_page.read_text(encoding="utf-8")
+    ev = re.search(r"<td class=ev>(.*?)</td>", page, re.S).group(1)  # (the first: error_spike's)
+    assert ev.startswith("<dl class=kv><div><dt>worst_bucket</dt> <dd><span class=nw>2025-03-08T</span><wbr>"
+                         "<span class=nw>14:00:00.000Z</span></dd></div><div><dt>bucket_minutes</dt> <dd>60</dd>")
+    assert "worst_bucket=" not in page
+
+
+# What runs past the window's right edge (a box the page scrolls sideways in, the findings, a chart,
+# the page itself), and which boxes clip what they hold (a scrolled box: print shows only its view).
+MEASURE = """<script>
+const w = document.documentElement.clientWidth, past = [], clipped = [];
+for (const el of document.querySelectorAll(".wide, table.findings, figure, figure svg")) {
+  const r = el.getBoundingClientRect();
+  if (r.right > w + 1) past.push(el.tagName + " " + Math.round(r.right));
+  if (getComputedStyle(el).overflowX !== "visible" && el.scrollWidth > el.clientWidth + 1) clipped.push(el.tagName);
+}
+if (document.documentElement.scrollWidth > w + 1) past.push("page " + document.documentElement.scrollWidth);
+document.body.insertAdjacentHTML("beforeend", "<pre id=overflow>" + JSON.stringify({past, clipped}) + "</pre>");
+</script>"""
+
+
+def overflow(page: str, tmp: Path, width: int) -> dict[str, list[str]]:
+    """What of ``page`` runs past a ``width`` px window in Chromium, and what is clipped (MEASURE)."""
+    probe = tmp / "probe.html"
+    probe.write_text(page.replace("</body>", MEASURE + "</body>"), encoding="utf-8")
+    dom = chromium(probe, tmp, "--dump-dom", "--hide-scrollbars", f"--window-size={width},2000")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    return json.loads(html.unescape(re.search(r'<pre id="overflow">(.*?)</pre>', dom.stdout, re.S).group(1)))
+
+
+@pytest.mark.browser
+@needs_chromium
+def test_a_narrow_window_shows_the_findings_and_charts_whole(tmp_path, scenario_page):
+    """At a phone's 400 px the charts take a column of their own and shrink to it, and each finding
+    is a block of lines: the page ran sideways 1,000 px, the findings' evidence and advice off the
+    screen, each chart cut in a scrolled box of half the width."""
+    page = scenario_page.read_text(encoding="utf-8")
+    assert overflow(page, tmp_path, 400)["past"] == []
+    assert overflow(page, tmp_path, 1400) == {"past": [], "clipped": ["DIV"]}  # (the 20 columns of destinations scroll)
+
+
+@pytest.mark.browser
+@needs_chromium
+def test_the_printed_page_holds_every_column_and_chart_whole(tmp_path, scenario_page):
+    """Printed (or saved as PDF for the incident's ticket), a scrolled box prints what it shows: the
+    destinations table lost its last 8 of 20 columns (last_seen, sources, transport, sni, …) and two
+    charts their legends. The page's print rules (a landscape page, ~980 px wide within its margins)
+    applied to a window of that width: no box clips what it holds. (What is wider than the page,
+    Chromium's print shrinks to fit: the destinations table, ~1,100 px, prints whole.)"""
+    page = scenario_page.read_text(encoding="utf-8")
+    start = page.index("@media print{")
+    depth, end = 0, start
+    for end in range(start, len(page)):
+        depth += {"{": 1, "}": -1}.get(page[end], 0)
+        if depth == 0 and page[end] == "}":
+            break
+    rules = re.sub(r"@page\{[^}]*\}", "", page[start + len("@media print{"):end])
+    assert "size:landscape" in page[start:end]
+    assert overflow(page.replace("</style>", rules + "</style>", 1), tmp_path, 980)["clipped"] == []
