@@ -3,7 +3,9 @@
 --   baseline p99, and single requests far beyond their destination's normal (TCP rows are left
 --   out: a connection's duration is its lifetime, not a latency). A jump's advice suggests a
 --   DestinationRule, and for a destination some of whose requests left unregistered (passthrough,
---   public_ip) a ServiceEntry first, without which no DestinationRule applies to it.
+--   public_ip) a ServiceEntry first, without which no DestinationRule applies to it. A destination's
+--   single requests far beyond normal are one finding: the slowest's duration and time, how many
+--   (window_requests) and the slowest three's ids.
 -- @param since '' window start (ISO time); empty = 24 hours before the last egress request (the last record where none is egress)
 -- @param until '' window end (ISO time, exclusive); empty = after the last egress request (the last record where none is egress)
 -- @param baseline_start '' baseline start (ISO time); empty = the first egress request (the first record where none is egress)
@@ -59,31 +61,43 @@ jumps AS (
       AND w.p99 >= CAST($p99_factor AS DOUBLE) * b.p99
       AND w.p99 - b.p99 >= CAST($min_jump_ms AS DOUBLE)
 ),
-singles AS (
-    SELECT
-        'latency_outlier' AS kind,
-        'low' AS severity,
-        client_named(r.source_workload, r.source_ip) AS source,
-        r.destination,
-        {
-            'what': 'single_request',
-            'window_p99_ms': NULL::BIGINT, 'baseline_p99_ms': CAST(b.p99 AS BIGINT),
-            'window_p50_ms': NULL::BIGINT, 'baseline_p50_ms': CAST(b.p50 AS BIGINT),
-            'window_requests': 1::BIGINT, 'baseline_requests': b.n,
-            'duration_ms': r.duration, 'start_time': evidence_time(r.start_time),
-            'sample_request_ids': [r.request_id]
-        } AS evidence,
-        'One request to ' || r.destination || ' took ' || r.duration || ' ms against a normal p99 of '
-            || CAST(b.p99 AS BIGINT) || ' ms: look it up by request id in the application logs.' AS advice,
-        list_filter([r.source_ip], lambda ip: ip IS NOT NULL) AS source_ips,
-        r.duration / greatest(b.p99, 1) AS score
+-- Single requests far beyond their destination's normal, one finding per destination: a provider's
+-- slow minutes gave a finding per request (8 requests of 15 s: 8 findings, under the 1% of the
+-- window's requests that would move its p99). Its evidence is the slowest request's (the earliest of
+-- equal ones); window_requests counts them, sample_request_ids the slowest three.
+slow AS (
+    SELECT r.*, b.p99 AS base_p99, b.p50 AS base_p50, b.n AS base_n
     FROM win r JOIN base_p b USING (destination)
     WHERE request_protocol(r.protocol, r.method, r.authority) IS NOT NULL AND r.egress_kind <> 'blocked'
       AND b.n >= CAST($min_requests AS INTEGER)
       AND r.duration >= CAST($single_factor AS DOUBLE) * b.p99
       AND r.duration >= CAST($single_min_ms AS BIGINT)
       AND r.destination NOT IN (SELECT destination FROM jumps)
+),
+singles AS (
+    SELECT
+        'latency_outlier' AS kind,
+        'low' AS severity,
+        string_agg(DISTINCT client_named(source_workload, source_ip), ',' ORDER BY client_named(source_workload, source_ip)) AS source,
+        destination,
+        {
+            'what': 'single_request',
+            'window_p99_ms': NULL::BIGINT, 'baseline_p99_ms': CAST(any_value(base_p99) AS BIGINT),
+            'window_p50_ms': NULL::BIGINT, 'baseline_p50_ms': CAST(any_value(base_p50) AS BIGINT),
+            'window_requests': count(*), 'baseline_requests': any_value(base_n),
+            'duration_ms': max(duration), 'start_time': evidence_time(min_by(start_time, (-duration, start_time, request_id))),
+            -- (the slowest, then the earliest: min_by keeps the first three of its key as it reads)
+            'sample_request_ids': min_by(request_id, (-duration, start_time, request_id), 3)
+        } AS evidence,
+        CASE WHEN count(*) = 1 THEN 'One request to ' || destination || ' took ' || max(duration) || ' ms'
+             ELSE count(*) || ' requests to ' || destination || ' took ' || min(duration) || ' to ' || max(duration) || ' ms'
+        END || ' against a normal p99 of ' || CAST(any_value(base_p99) AS BIGINT) || ' ms: look '
+            || CASE WHEN count(*) = 1 THEN 'it' ELSE 'them' END || ' up by request id in the application logs.' AS advice,
+        -- (one client's IPs, as a finding of one client carries them; several clients: source lists them)
+        CASE WHEN count(DISTINCT client_named(source_workload, source_ip)) = 1 THEN client_ips(source_ip) END AS source_ips,
+        max(duration) / greatest(any_value(base_p99), 1) AS score
+    FROM slow
+    GROUP BY destination
 )
 SELECT * EXCLUDE (score) FROM (SELECT * FROM jumps UNION ALL SELECT * FROM singles)
--- (a destination's single requests of one duration, the same score, by time, source and request id)
 ORDER BY score DESC, destination, evidence.start_time, source, evidence.sample_request_ids

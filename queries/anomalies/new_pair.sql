@@ -4,6 +4,8 @@
 --   attempt, or one the proxy made no upstream connection for (upstream_not_connected.sql), reached
 --   nothing: a destination the baseline only tried so is no known one, and a source that only tried
 --   it so then is calling it for the first time when it reaches it (tried again so, it is no news).
+--   A client is known by its workload (client_workload.sql): a Deployment's new pods after a deploy,
+--   a CronJob's next run, call what their workload called, and are no new pair.
 -- @param since '' window start (ISO time); empty = 24 hours before the last egress request (the last record where none is egress)
 -- @param until '' window end (ISO time, exclusive); empty = after the last egress request (the last record where none is egress)
 -- @param baseline_start '' baseline start (ISO time); empty = the first egress request (the first record where none is egress)
@@ -13,9 +15,11 @@ WITH bounds AS (SELECT * FROM report_bounds($since, $until, $baseline_start, $ba
 win AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= w0 AND e.start_time < w1),
 base AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= b0 AND e.start_time < b1),
 -- (the baseline's pairs once each: EXISTS over every baseline row built a hash table of them all,
--- 0.45 GB of 10M rows), not blocked, and whether each reached it: connected to it once
+-- 0.45 GB of 10M rows), not blocked, and whether each reached it: connected to it once; by workload
+-- (ztunnel names a pod: each deploy's pods were new pairs of every destination, 5 findings a day of
+-- tests/test_anomaly_quality.py's quiet traffic)
 base_pairs AS (
-    SELECT destination, client_named(source_workload, source_ip) AS client,
+    SELECT destination, client_workload(client_named(source_workload, source_ip)) AS client,
         bool_or(upstream_connected) AS reached
     FROM base WHERE egress_kind <> 'blocked'
     GROUP BY ALL
@@ -40,7 +44,7 @@ SELECT
 FROM win w
 -- (by the client as the finding names it: a workload of several pods' IPs is one; a format that logs no
 -- client, Envoy's default, leaves source_ip null: the same unknown client)
-LEFT JOIN base_pairs p ON p.destination = w.destination AND p.client = client_named(w.source_workload, w.source_ip)
+LEFT JOIN base_pairs p ON p.destination = w.destination AND p.client = client_workload(client_named(w.source_workload, w.source_ip))
 WHERE w.egress_kind <> 'blocked'
   AND EXISTS (SELECT 1 FROM base_pairs b WHERE b.destination = w.destination AND b.reached)
   AND p.reached IS NOT TRUE

@@ -2,7 +2,8 @@
 -- description: Unusually large uploads per source and destination: bytes_received is what the
 --   client sent, i.e. data leaving the mesh, a data-exfiltration signal. Compared with the pair's
 --   (else the destination's) baseline per-request p99 and daily upload (its bytes over the baseline's
---   days, first to last record).
+--   days, first to last record). The pair's baseline is its client's workload's (client_workload.sql):
+--   a Deployment's new pod, a CronJob's next run, uploads as its workload did.
 -- @param since '' window start (ISO time); empty = 24 hours before the last egress request (the last record where none is egress)
 -- @param until '' window end (ISO time, exclusive); empty = after the last egress request (the last record where none is egress)
 -- @param baseline_start '' baseline start (ISO time); empty = the first egress request (the first record where none is egress)
@@ -16,14 +17,18 @@ base AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= b0 AND e.start_t
 -- The baseline's days, its first to its last record (at least one), that its daily uploads average
 -- over: a pair's own first-to-last span made a pair seen on two days of seven a two-day average.
 base_days AS (SELECT greatest(date_diff('second', min(start_time), max(start_time)) / 86400.0, 1.0) AS days FROM base),
+-- (by workload: a nightly CronJob's run is a new pod each night, so its pair had no baseline, and the
+-- destination's per source was spread over every night's pod: 50 MB a night flagged on day 15)
 base_pair AS (
-    SELECT client_named(source_workload, source_ip) AS client, destination, sum(bytes_received) / any_value(days) AS daily
+    SELECT client_workload(client_named(source_workload, source_ip)) AS client, destination,
+        sum(bytes_received) / any_value(days) AS daily
     FROM base, base_days WHERE egress_kind <> 'blocked'
     GROUP BY ALL
 ),
 base_dest AS (
     SELECT destination, quantile_cont(bytes_received, 0.99) AS p99,
-        sum(bytes_received) / any_value(days) / greatest(count(DISTINCT client_named(source_workload, source_ip)), 1) AS daily_per_source
+        sum(bytes_received) / any_value(days)
+            / greatest(count(DISTINCT client_workload(client_named(source_workload, source_ip))), 1) AS daily_per_source
     FROM base, base_days WHERE egress_kind <> 'blocked'
     GROUP BY destination
 ),
@@ -61,7 +66,7 @@ SELECT
         || 'check what it sent (request ids in the evidence).' AS advice,
     w.source_ips
 FROM win_pair w
-LEFT JOIN base_pair bp ON bp.client = w.client AND bp.destination = w.destination
+LEFT JOIN base_pair bp ON bp.client = client_workload(w.client) AND bp.destination = w.destination
 LEFT JOIN base_dest bd ON bd.destination = w.destination
 WHERE w.bytes_up >= CAST($min_bytes AS BIGINT)
   AND w.daily >= CAST($volume_factor AS DOUBLE) * coalesce(bp.daily, bd.daily_per_source, 0)

@@ -1,0 +1,15 @@
+-- client_workload(client): the workload a client (as client_named names it) is a pod or run of, for
+-- judging whether a client is known: a pod's name as ztunnel logs it (namespace/pod) without the
+-- suffixes Kubernetes generates, so that a Deployment's next pods (a deploy, a restart: a new
+-- pod-template hash and random suffix, `shop/payments-5f7c9d8b6-q8r2t` → `shop/payments`), a CronJob's
+-- next run (`ops/backup-29078747-qk5qf`, and --pods' Job `ops/backup-29078747` → `ops/backup`) and a
+-- DaemonSet's or Job's pods (`-x7k2p`) are the workload the baseline knows. The generated parts are
+-- Kubernetes' random strings (its alphabet has no vowels and no 0, 1 or 3) and a CronJob's scheduled
+-- time in minutes (8 digits and more); a StatefulSet's `web-0` and a name of words stay as they are,
+-- and so do an IP (no '/') and the unknown client. The findings still name the client itself.
+CREATE OR REPLACE MACRO client_workload(client) AS (
+    CASE WHEN contains(client, '/')
+        THEN regexp_replace(client,
+            '-(([0-9]{8,}|[bcdfghjklmnpqrstvwxz2456789]{6,10})-[bcdfghjklmnpqrstvwxz2456789]{5}|[bcdfghjklmnpqrstvwxz2456789]{5}|[0-9]{8,})$', '')
+        ELSE client END
+);

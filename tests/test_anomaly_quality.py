@@ -1,0 +1,310 @@
+"""Do the anomaly findings hold up on realistic traffic? A seeded generator of days of egress
+through an ambient mesh's egress waypoint (Istio 1.23 waypoint lines, as sample_logs/waypoint-egress-1.23.log,
+with the client nodes' ztunnel lines that name the pods), with daily and weekly cycles, deploys that
+rotate pods and their IPs, a nightly CronJob, a monthly batch job, low-volume destinations, a
+provider's 5xx blip with retries and a planned release; and incidents planted into it. The tests
+check what a platform team would read each morning: how many findings a day of no incident gives,
+and whether each incident is found, with its severity."""
+from __future__ import annotations
+
+import datetime as dt
+import random
+from dataclasses import dataclass, field
+
+import pytest
+from test_report import anomalies, found, write_dataset
+
+UTC = dt.timezone.utc
+START = dt.datetime(2025, 3, 3, tzinfo=UTC)  # a Monday
+WAYPOINT = "10.244.0.18"
+_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # (Kubernetes' generated-name alphabet: no vowels, no 0, 1, 3)
+
+# host -> (VIP of its ServiceEntry, endpoint IP): registered, through the waypoint
+HOSTS = {
+    "api.stripe.com": ("240.240.0.5", "192.0.2.45"),
+    "httpbin.org": ("240.240.0.2", "192.0.2.10"),
+    "hooks.slack.com": ("240.240.0.7", "198.51.100.40"),
+    "api.github.com": ("240.240.0.3", "198.51.100.20"),
+    "storage.example": ("240.240.0.14", "203.0.113.60"),
+    "partner-api.example": ("240.240.0.9", "203.0.113.40"),
+    "api.sendgrid.com": ("240.240.0.11", "198.51.100.60"),
+}
+
+
+def _ts(t: dt.datetime) -> str:
+    return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _zts(t: dt.datetime) -> str:
+    return t.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class Pod:
+    namespace: str
+    name: str
+    ip: str
+
+
+@dataclass
+class Traffic:
+    """The lines of a run of days, generated in time order per call and sorted at the end."""
+    seed: int = 1
+    lines: list = field(default_factory=list)
+    ids: int = 0
+
+    def __post_init__(self):
+        self.rnd = random.Random(self.seed)
+        self.next_ip = 10
+
+    def new_ip(self) -> str:
+        self.next_ip += 1
+        return f"10.244.{1 + self.next_ip // 250}.{self.next_ip % 250 + 2}"
+
+    def pod(self, namespace: str, workload: str, kind: str = "Deployment") -> Pod:
+        r = self.rnd
+        rand = lambda n: "".join(r.choice(_ALPHABET) for _ in range(n))  # noqa: E731
+        suffix = {"Deployment": f"{rand(r.choice((9, 10)))}-{rand(5)}",
+                  "CronJob": f"{29_000_000 + r.randrange(1_000_000)}-{rand(5)}"}[kind]
+        return Pod(namespace, f"{workload}-{suffix}", self.new_ip())
+
+    def request(self, t: dt.datetime, pod: Pod, host: str, *, method: str = "GET", path: str = "/x", code: int = 200,
+                flags: str = "-", up: int = 0, down: int = 500, ms: int = 120, vip: str | None = None,
+                upstream: str | None = None, cluster: str | None = None, proto: str = "HTTP/1.1",
+                authority: str | None = None, ztunnel: bool = True, upstream_port: int = 443,
+                details: str | None = None) -> None:
+        """One egress request of ``pod`` to ``host`` through the waypoint (its ServiceEntry's VIP), with
+        the client node's ztunnel line of its connection to the waypoint (which names the pod)."""
+        self.ids += 1
+        rid = f"{self.seed:08x}-{self.ids >> 16:04x}-4000-8000-{self.ids:012x}"
+        se_vip, endpoint = HOSTS.get(host, (vip, upstream))
+        vip = vip or se_vip
+        cluster = cluster or f"inbound-vip|80|http|{host}"
+        details = details or ("via_upstream" if flags == "-" else "upstream_reset_before_response_started{connection_failure}")
+        port = self.rnd.randrange(32768, 60999)
+        self.lines.append((t, f'[{_ts(t)}] "{method} {path} {proto}" {code} {flags} {details} - "-" {up} {down} {ms} '
+                              f'{max(ms - 2, 0) if flags == "-" else "-"} "-" "Go-http-client/1.1" "{rid}" '
+                              f'"{authority or host}" "{endpoint}:{upstream_port}" {cluster} {WAYPOINT}:{port} {vip}:80 '
+                              f'{pod.ip}:{port + 1} - default\n'))
+        if ztunnel:
+            z = t + dt.timedelta(milliseconds=ms + 5)
+            self.lines.append((z, f'{_zts(z)}\tinfo\taccess\tconnection complete\tsrc.addr={pod.ip}:{port + 1} '
+                                  f'src.workload="{pod.name}" src.namespace="{pod.namespace}" '
+                                  f'src.identity="spiffe://cluster.local/ns/{pod.namespace}/sa/default" '
+                                  f'dst.addr={WAYPOINT}:15008 dst.hbone_addr={vip}:80 dst.service={host} '
+                                  f'direction="outbound" bytes_sent={up + 200} bytes_recv={down + 200} '
+                                  f'duration="{ms}ms"\n'))
+
+    def direct(self, t: dt.datetime, pod: Pod, address: str, *, up: int = 300, down: int = 2000, ms: int = 80) -> None:
+        """A connection ztunnel carried straight out to ``address`` (ip:port): no ServiceEntry, no waypoint."""
+        self.lines.append((t, f'{_zts(t)}\tinfo\taccess\tconnection complete\tsrc.addr={pod.ip}:{self.rnd.randrange(32768, 60999)} '
+                              f'src.workload="{pod.name}" src.namespace="{pod.namespace}" '
+                              f'src.identity="spiffe://cluster.local/ns/{pod.namespace}/sa/default" dst.addr={address} '
+                              f'direction="outbound" bytes_sent={up} bytes_recv={down} duration="{ms}ms"\n'))
+
+    def text(self) -> str:
+        return "".join(line for _, line in sorted(self.lines, key=lambda x: x[0]))
+
+
+def _rate(t: dt.datetime, peak: float) -> float:
+    """Requests an hour at hour ``t``: business hours (08-18 UTC) on weekdays at ``peak``, evenings a
+    quarter, nights and weekends a twentieth (a few)."""
+    weekend = t.weekday() >= 5
+    if 8 <= t.hour < 18:
+        share = 0.1 if weekend else 1.0
+    elif 6 <= t.hour < 22:
+        share = 0.05 if weekend else 0.25
+    else:
+        share = 0.03
+    return peak * share
+
+
+def quiet_days(days: int, *, seed: int = 1, start: dt.datetime = START, blip_day: int | None = 2,
+               release_day: int | None = None, ztunnel: bool = True) -> Traffic:
+    """``days`` days of ordinary egress from ``start``: no incident.
+
+    payments (2 pods) -> api.stripe.com, POST, peaks of 120 an hour; retries a 5xx twice;
+    frontend (2 pods) -> httpbin.org, GET, peaks of 60 an hour;
+    notifications (1 pod) -> hooks.slack.com, POST, peaks of 20 an hour (and api.sendgrid.com from
+      ``release_day`` on, a planned release);
+    ci-runner (1 pod) -> api.github.com, weekdays only, peaks of 30 an hour;
+    reports (1 pod) -> partner-api.example, 3 calls at 09:00 on Mondays and Thursdays only;
+    backup (a CronJob: a new pod, a new IP, every night) -> storage.example, 01:00, 20 PUTs of ~2.5 MB;
+    billing (a CronJob, monthly: the 1st at 03:00) -> storage.example, 40 PUTs of ~5 MB.
+    Every day at 14:00 payments and frontend are deployed: new pods (names and IPs).
+    ``blip_day``: api.stripe.com answers 503 UF for 4 minutes at 15:00 that day."""
+    tr = Traffic(seed)
+    r = tr.rnd
+    pods = {w: [tr.pod("shop", w) for _ in range(n)] for w, n in
+            (("payments", 2), ("frontend", 2), ("notifications", 1), ("ci-runner", 1), ("reports", 1))}
+    for day in range(days):
+        d0 = start + dt.timedelta(days=day)
+        for hour in range(24):
+            h0 = d0 + dt.timedelta(hours=hour)
+            if hour == 14:  # the daily deploy: new pods, new IPs
+                for w in ("payments", "frontend"):
+                    pods[w] = [tr.pod("shop", w) for _ in pods[w]]
+            flows = [("payments", "api.stripe.com", 120, "POST", (300, 2000)),
+                     ("frontend", "httpbin.org", 60, "GET", (0, 0)),
+                     ("notifications", "hooks.slack.com", 20, "POST", (200, 900))]
+            if release_day is not None and day >= release_day:
+                flows.append(("notifications", "api.sendgrid.com", 10, "POST", (500, 3000)))
+            if h0.weekday() < 5:
+                flows.append(("ci-runner", "api.github.com", 30, "GET", (0, 0)))
+            for w, host, peak, method, (lo, hi) in flows:
+                n = max(1, int(r.gauss(_rate(h0, peak), 1 + _rate(h0, peak) ** 0.5 / 2)))
+                for _ in range(n):
+                    t = h0 + dt.timedelta(seconds=r.uniform(0, 3599))
+                    pod = r.choice(pods[w])
+                    blip = (host == "api.stripe.com" and day == blip_day and hour == 15
+                            and t.minute < 4)
+                    ms = max(20, int(r.lognormvariate(5, 0.4)))
+                    if blip:
+                        for k in range(3):  # the call and the client's two retries, all failing
+                            tr.request(t + dt.timedelta(milliseconds=300 * k), pod, host, method=method, code=503,
+                                       flags="UF", up=r.randint(lo, hi), down=91, ms=30, ztunnel=ztunnel)
+                        continue
+                    tr.request(t, pod, host, method=method, up=r.randint(lo, hi), down=r.randint(200, 4000), ms=ms,
+                               ztunnel=ztunnel)
+            if hour == 9 and h0.weekday() in (0, 3):
+                for k in range(3):
+                    tr.request(h0 + dt.timedelta(minutes=k), pods["reports"][0], "partner-api.example",
+                               ms=r.randint(200, 900), ztunnel=ztunnel)
+            if hour == 1:
+                backup = tr.pod("ops", "backup", "CronJob")
+                for k in range(20):
+                    tr.request(h0 + dt.timedelta(seconds=30 * k), backup, "storage.example", method="PUT",
+                               up=r.randint(2_300_000, 2_700_000), down=300, ms=r.randint(2000, 4000), ztunnel=ztunnel)
+            if hour == 3 and h0.day == 1:
+                billing = tr.pod("billing", "billing", "CronJob")
+                for k in range(40):
+                    tr.request(h0 + dt.timedelta(seconds=30 * k), billing, "storage.example", method="PUT",
+                               up=r.randint(4_500_000, 5_500_000), down=300, ms=r.randint(3000, 6000), ztunnel=ztunnel)
+    tr.pods = pods  # (the last day's)
+    return tr
+
+
+def _report(tmp_path, tr: Traffic, **options) -> dict:
+    log = tmp_path / "egress.log"
+    log.write_text(tr.text())
+    return anomalies(write_dataset([log], tmp_path / "data"), **options)
+
+
+def _summary(doc) -> list[tuple]:
+    return [(f["severity"], f["kind"], f["source"], f["destination"]) for f in doc["findings"]]
+
+
+@pytest.fixture(scope="module")
+def quiet_week(tmp_path_factory) -> dict:
+    """Eight quiet days' report (the last day the window, the week before it the baseline): two deploys
+    of new pods a day, a nightly CronJob's new pod, a provider blip on the Wednesday."""
+    return _report(tmp_path_factory.mktemp("quiet"), quiet_days(8))
+
+
+def test_a_quiet_day_gives_no_finding(quiet_week):
+    """A day of ordinary traffic gives no finding. ztunnel names a client by its pod: each deploy's
+    new pods (shop/payments-b2glfbh6c9-lr29z) and each night's backup run (ops/backup-29078747-qk5qf)
+    were new pairs of the destinations their workload calls every day: 5 low new_pair findings,
+    every day, with nothing new."""
+    assert quiet_week["window"]["requests"] > 2000 and quiet_week["baseline"]["requests"] > 10000
+    assert _summary(quiet_week) == []
+
+
+def test_a_nightly_cronjobs_upload_is_no_volume_outlier(tmp_path):
+    """A CronJob's run is a new pod each night: its pair had no baseline of its own, and the
+    destination's upload per source was spread over every night's pod, so on the 15th day the same
+    50 MB as every night was ten times '3.6 MB a day' (a medium volume_outlier). Its baseline is its
+    workload's, ops/backup's."""
+    doc = _report(tmp_path, quiet_days(15, start=dt.datetime(2025, 3, 2, tzinfo=UTC), blip_day=None))
+    assert _summary(doc) == []
+
+
+def test_a_new_workload_calling_a_known_destination_is_still_a_new_pair(tmp_path):
+    """A workload's pods are one client for new_pair, not the whole namespace: a pod of a workload that
+    never called the destination is a new pair, named by its pod."""
+    tr = quiet_days(8, blip_day=None)
+    reports_pod = tr.pods["reports"][0]
+    tr.request(START + dt.timedelta(days=7, hours=10), reports_pod, "api.stripe.com", method="POST", up=500)
+    doc = _report(tmp_path, tr)
+    assert _summary(doc) == [("low", "new_pair", f"shop/{reports_pod.name}", "api.stripe.com")]
+
+
+@pytest.fixture(scope="module")
+def incidents(tmp_path_factory) -> dict:
+    """The quiet week with incidents planted into its last day (the window)."""
+    tr = quiet_days(8, blip_day=None)
+    last = START + dt.timedelta(days=7)
+    frontend, payments, notifications = tr.pods["frontend"][0], tr.pods["payments"][0], tr.pods["notifications"][0]
+    # a new destination at 3 a.m., by raw IP, 20 kB up
+    tr.direct(last + dt.timedelta(hours=3, minutes=2), frontend, "198.51.100.201:443", up=20_000)
+    # a compromised pod calling a raw IP once an hour
+    for h in range(24):
+        tr.direct(last + dt.timedelta(hours=h, minutes=13), notifications, "192.0.2.99:8080", up=200)
+    # a TLS downgrade: api.stripe.com's endpoint on port 80, GETs (no body: the API key is a header)
+    for k in range(5):
+        tr.request(last + dt.timedelta(hours=11, minutes=k), payments, "api.stripe.com", upstream_port=80)
+    # a burst of denials
+    for k in range(30):
+        tr.request(last + dt.timedelta(hours=16, seconds=10 * k), frontend, "hooks.slack.com", method="POST", code=403,
+                   details="rbac_access_denied_matched_policy[ns[shop]-policy[deny-slack]-rule[0]]", down=19, ms=1)
+    # a provider's slow minutes: 8 requests of 15 s (too few to move the day's p99)
+    for k in range(8):
+        tr.request(last + dt.timedelta(hours=15, seconds=20 * k), tr.pods["payments"][k % 2], "api.stripe.com",
+                   method="POST", code=504, flags="UT", ms=15000, up=500)
+    return _report(tmp_path_factory.mktemp("incidents"), tr)
+
+
+@pytest.mark.parametrize("severity, kind, destination", [
+    ("high", "authz_denial", "hooks.slack.com"),
+    ("medium", "new_destination", "198.51.100.201"),
+    ("medium", "new_destination", "192.0.2.99"),
+])
+def test_planted_incident_is_found_with_its_severity(incidents, severity, kind, destination):
+    assert [f["severity"] for f in found(incidents, kind, destination=destination)] == [severity]
+
+
+def test_a_tls_downgrade_is_high(incidents):
+    """api.stripe.com left with TLS (originated at the waypoint) all week; on the last day 5 GETs left
+    in clear text, their bodies empty (the API key is a header). It was low, as a destination that
+    was always plaintext and sent no body is."""
+    (f,) = found(incidents, "plaintext_egress", destination="api.stripe.com")
+    assert (f["severity"], f["evidence"]["requests"], f["evidence"]["bytes_up"]) == ("high", 5, 0)
+    assert "which the baseline reached with TLS alone" in f["advice"] and "rotate any credential" in f["advice"]
+
+
+def test_a_destinations_slow_requests_are_one_finding(incidents):
+    """8 requests of 15 s to api.stripe.com (381 ms its baseline p99) were 8 single_request findings."""
+    (f,) = found(incidents, "latency_outlier", destination="api.stripe.com")
+    ev = f["evidence"]
+    assert (f["severity"], ev["what"], ev["window_requests"], ev["duration_ms"], ev["start_time"]) == (
+        "low", "single_request", 8, 15000, "2025-03-10T15:00:00.000Z")
+    assert len(ev["sample_request_ids"]) == 3 and "source_ips" not in f  # (two pods: source names both)
+    assert len(f["source"].split(",")) == 2
+    assert f["advice"].startswith("8 requests to api.stripe.com took 15000 to 15000 ms against a normal p99 of ")
+
+
+def test_incidents_make_no_other_finding(incidents):
+    """Nothing else: no noise beside the incidents (the denied calls are a new pair too: the pod never
+    called hooks.slack.com before)."""
+    assert sorted((f["kind"], f["destination"]) for f in incidents["findings"]) == sorted([
+        ("authz_denial", "hooks.slack.com"), ("new_destination", "198.51.100.201"),
+        ("new_destination", "192.0.2.99"), ("plaintext_egress", "api.stripe.com"),
+        ("latency_outlier", "api.stripe.com"), ("new_pair", "hooks.slack.com")])
+
+
+def test_client_workload_strips_the_names_kubernetes_generates():
+    import duckdb
+
+    from logpipe.resources import resource_dir
+
+    con = duckdb.connect()
+    con.execute((resource_dir("queries") / "views" / "client_workload.sql").read_text())
+    names = {"shop/payments-5f7c9d8b6-q8r2t": "shop/payments",  # a Deployment's pod
+             "ops/backup-29078747-qk5qf": "ops/backup",  # a CronJob's run's pod
+             "ops/backup-29078747": "ops/backup",  # --pods' owner of it: the Job
+             "monitoring/node-exporter-x7k2p": "monitoring/node-exporter",  # a DaemonSet's pod
+             "db/postgres-0": "db/postgres-0",  # a StatefulSet's: stable
+             "shop/frontend": "shop/frontend", "shop/redis-cache": "shop/redis-cache",
+             "10.244.1.21": "10.244.1.21", "fd00::21": "fd00::21",
+             "A client (its address is not in the logs)": "A client (its address is not in the logs)"}
+    assert {n: con.execute("SELECT client_workload(?)", [n]).fetchone()[0] for n in names} == names
