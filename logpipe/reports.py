@@ -174,8 +174,18 @@ PODS_READS = "access_log ip_norm"
 
 
 # Who ztunnel logged at each client IP (its src.addr, src.namespace and src.workload, a pod's name),
-# and when: per IP, each workload holds it from halfway between its first line and the previous
-# holders' last to halfway to the next one's (a line's time is when its connection completed, a
+# first and last: one row per IP and workload (a stream keeps these of the lines it has seen, alerts.py).
+ZTUNNEL_SEEN = """
+        SELECT ip_norm(downstream_remote_address_ip) AS ip,
+            concat_ws('/', src_namespace, src_workload) AS workload,
+            min(start_time) AS first_seen, max(start_time) AS last_seen
+        FROM {access_log}
+        WHERE log_format LIKE 'ztunnel%' AND src_workload IS NOT NULL
+          AND downstream_remote_address_ip IS NOT NULL AND start_time IS NOT NULL
+        GROUP BY ALL"""
+
+# And when each held its IP: per IP, each workload holds it from halfway between its first line and the
+# previous holders' last to halfway to the next one's (a line's time is when its connection completed, a
 # waypoint's the request's start, a little before it: the nearest in time is who held the IP).
 # "The previous holders' last" is the latest of all the workloads seen first before it, not the one
 # just before it: so the boundaries only grow and the intervals cannot overlap where an IP's
@@ -189,15 +199,7 @@ ZTUNNEL_SOURCES = """
     FROM (
         SELECT *, max(last_seen) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS before,
             max(last_seen) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS upto
-        FROM (
-            SELECT ip_norm(downstream_remote_address_ip) AS ip,
-                concat_ws('/', src_namespace, src_workload) AS workload,
-                min(start_time) AS first_seen, max(start_time) AS last_seen
-            FROM {access_log}
-            WHERE log_format LIKE 'ztunnel%' AND src_workload IS NOT NULL
-              AND downstream_remote_address_ip IS NOT NULL AND start_time IS NOT NULL
-            GROUP BY ALL
-        )
+        FROM ({seen})
         WINDOW w AS (PARTITION BY ip ORDER BY first_seen, workload)
     )
     WINDOW w AS (PARTITION BY ip ORDER BY first_seen, workload)"""
@@ -219,31 +221,37 @@ _POD_AND_ZTUNNEL_SOURCES = """
     WHERE h.ip IS NULL OR (NOT h.always AND coalesce(z.valid_from, '-infinity'::TIMESTAMPTZ) < h.first)"""
 
 
-def attach_sources(con, pods=None, *, ztunnel=True) -> None:
+def attach_sources(con, pods=None, *, ztunnel=True, seen: str | None = None) -> None:
     """Fill the connection's ``client_workloads`` (queries/views/client_workloads.sql, empty as made),
     whose workloads the traffic view gives as ``source_workload`` beside the client's ``source_ip``:
     the pod that held the IP then (``pods``, ``--pods FILE``), else the workload ztunnel's lines name
     at that IP then (``ztunnel``: a waypoint's or sidecar's line names its client by IP alone). A
     temporary view of that name shadows the connection's. A connection whose views do not read it
-    (``db.connect(uses=…)`` made only others) is left as it is."""
+    (``db.connect(uses=…)`` made only others) is left as it is. ``seen``: the name of a relation of
+    ZTUNNEL_SEEN's rows to read ztunnel's lines from instead of the connection's ``access_log`` (a
+    stream's: those of the dataset and of the lines it has read, which change from batch to batch);
+    the view reads it then, however few rows it holds now."""
     if not con.execute("SELECT 1 FROM duckdb_views() WHERE view_name = 'client_workloads' AND NOT temporary"
                        ).fetchall():
         return
-    db = con.execute("SELECT current_database()").fetchall()[0][0].replace('"', '""')
-    base = f'"{db}".main.access_log'
-    if ztunnel:
-        ztunnel = con.execute(f"SELECT 1 FROM {base} WHERE log_format LIKE 'ztunnel%' AND src_workload IS NOT NULL"
-                              " LIMIT 1").fetchall() != []
-    if pods is None and not ztunnel:
+    if seen is not None:
+        seen = f"SELECT * FROM {seen}"
+    elif ztunnel:
+        db = con.execute("SELECT current_database()").fetchall()[0][0].replace('"', '""')
+        base = f'"{db}".main.access_log'
+        if con.execute(f"SELECT 1 FROM {base} WHERE log_format LIKE 'ztunnel%' AND src_workload IS NOT NULL"
+                       " LIMIT 1").fetchall():
+            seen = ZTUNNEL_SEEN.format(access_log=base)
+    if pods is None and seen is None:
         return
     if pods is not None:
         con.register("logpipe_pods", pods)
     if pods is None:
-        sql = ZTUNNEL_SOURCES.format(access_log=base)
-    elif not ztunnel:
+        sql = ZTUNNEL_SOURCES.format(seen=seen)
+    elif seen is None:
         sql = "SELECT pod_ip AS ip, workload, valid_from, valid_until FROM logpipe_pods"
     else:
-        sql = _POD_AND_ZTUNNEL_SOURCES.format(ztunnel=ZTUNNEL_SOURCES.format(access_log=base))
+        sql = _POD_AND_ZTUNNEL_SOURCES.format(ztunnel=ZTUNNEL_SOURCES.format(seen=seen))
     con.execute(f"CREATE OR REPLACE TEMP VIEW client_workloads AS {sql}")
 
 
