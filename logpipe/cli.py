@@ -171,6 +171,11 @@ def _compiler_note() -> None:
 # ---- stream, replay, compact ------------------------------------------------------------------------
 
 
+# `kubectl get pods -A -o json`: report, query and stream name the clients' workloads (source_workload).
+pods_option = click.option("--pods", "pods_path", type=click.Path(dir_okay=False),
+                           help="`kubectl get pods -A -o json` output: name sources by workload (source_workload) where known.")
+
+
 @cli.command()
 @data_option
 @click.option("--flush-rows", type=int, default=10_000, show_default=True, metavar="N",
@@ -197,9 +202,10 @@ def _compiler_note() -> None:
               help="Store lines an earlier stream into this dataset, or this one, already stored (what `kubectl "
                    "logs -f` prints again when restarted or reconnected); by default they are counted as replayed "
                    "and skipped.")
+@pods_option
 @format_options
 def stream(data_dir, flush_rows, flush_seconds, tee, alerts_format, alerts_out, quiet, window_seconds,
-           burst_threshold, source, max_warnings, keep_replayed, format_string, format_file, grammar_file):
+           burst_threshold, source, max_warnings, keep_replayed, pods_path, format_string, format_file, grammar_file):
     """Watch a live log on stdin: rows into the dataset as they arrive, alerts on stderr.
 
     \b
@@ -219,6 +225,8 @@ def stream(data_dir, flush_rows, flush_seconds, tee, alerts_format, alerts_out, 
 
     if quiet and alerts_out:
         raise UsageError("--quiet turns the alerts off, so --alerts-out would stay empty; give one of them")
+    if quiet and pods_path:
+        raise UsageError("--quiet turns the alerts off, so --pods would name no alert's client; give one of them")
     custom = format_string or format_file or grammar_file
     parser = _format_parser(format_string, format_file, grammar_file) if custom else None
     _compiler_note()
@@ -230,7 +238,7 @@ def stream(data_dir, flush_rows, flush_seconds, tee, alerts_format, alerts_out, 
     opts = StreamOptions(flush_rows=flush_rows, flush_seconds=flush_seconds, tee=tee, alerts=not quiet,
                          alerts_format=alerts_format, alerts_out=alerts_out, window_seconds=window_seconds,
                          burst_threshold=burst_threshold, source=source, max_warnings=max_warnings,
-                         keep_replayed=keep_replayed)
+                         keep_replayed=keep_replayed, pods=pods_path)
     code = Streamer(data_dir, opts, parser=parser).run()
     if code:
         sys.exit(code)  # 130 SIGINT, 143 SIGTERM (click would swallow an Exit code here)

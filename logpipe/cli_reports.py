@@ -9,7 +9,7 @@ import sys
 import click
 
 from . import exits
-from .cli import PARQUET_DASH, _format_parser, data_option, format_options, out_option
+from .cli import PARQUET_DASH, _format_parser, data_option, format_options, out_option, pods_option
 
 
 # ---- report -----------------------------------------------------------------------------------------
@@ -40,11 +40,6 @@ def view_settings_options(f):
                           "default; Istio <= 1.7 multicluster: global).")(f)
     return click.option("--cluster-domain", metavar="DOMAIN",
                         help="Cluster domain for the egress view (default cluster.local).")(f)
-
-
-# `kubectl get pods -A -o json`: report and query name the clients' workloads (source_workload).
-pods_option = click.option("--pods", "pods_path", type=click.Path(dir_okay=False),
-                           help="`kubectl get pods -A -o json` output: name sources by workload (source_workload) where known.")
 
 
 _TABLE_FORMATS = {".csv": "csv", ".tsv": "tsv"}  # (query's, one table: a report is several)

@@ -76,6 +76,7 @@ class StreamOptions:
     source: str = SOURCE
     max_warnings: int = 20  # malformed lines shown on stderr (all of them go to the rejects table)
     keep_replayed: bool = False  # store lines an earlier stream into the dataset stored (replayguard.py)
+    pods: str | None = None  # --pods FILE (kubectl get pods -A -o json): read once, names the alerts' clients
 
 
 class Streamer:
@@ -83,7 +84,7 @@ class Streamer:
 
     def __init__(self, data_dir: str, opts: StreamOptions, *, parser=None, stdin_fd: int = 0,
                  stdout: IO[str] | None = None, stderr: IO[str] | None = None):
-        from .alerts import AlertRules, AlertWriter, seen_destinations
+        from .alerts import AlertRules, AlertWriter, seen_in_dataset
         from .compaction import COMPACT_MIN_FILES
         from .dataset import Dataset
         from .errors import UsageError
@@ -112,6 +113,11 @@ class Streamer:
                              "the alerts to a file with --alerts-out FILE")
         if (opts.tee or alerts_to_stdout) and self.stdout is None:
             raise UsageError("stdout is closed, so --tee / ndjson alerts have nowhere to go; redirect stdout or drop them")
+        pods = None
+        if opts.alerts and opts.pods is not None:  # (before anything is made: a bad file is one error)
+            from .pods import load_pods
+
+            pods = load_pods(opts.pods)
         if opts.alerts and opts.alerts_out and not alerts_to_stdout:
             try:
                 self._alerts_file = open(opts.alerts_out, "a", encoding="utf-8")
@@ -158,9 +164,9 @@ class Streamer:
             from .settings import load_settings
 
             settings = load_settings(data_dir)
-            known, unreached = seen_destinations(data_dir, settings)
-            self.rules = AlertRules(known, unreached=unreached, settings=settings,
-                                    window_seconds=opts.window_seconds, burst_threshold=opts.burst_threshold)
+            known, unreached, seen = seen_in_dataset(data_dir, settings)
+            self.rules = AlertRules(known, unreached=unreached, settings=settings, window_seconds=opts.window_seconds,
+                                    burst_threshold=opts.burst_threshold, pods=pods, seen=seen)
         out = self.stdout if alerts_to_stdout else (self._alerts_file or self._stderr)
         self.alert_writer = AlertWriter(out if opts.alerts else None, opts.alerts_format)
         self.stdin_fd = stdin_fd

@@ -495,4 +495,6 @@ def test_the_stream_alerts_once_on_a_refusal_both_nodes_ztunnels_logged(tmp_path
     assert r.returncode == 0, r.stderr
     alerts = [json.loads(x) for x in r.stdout.splitlines()]
     assert [(a["kind"], a["count"]) for a in alerts] == [("authz_denial", 1), ("authz_denial", 1)]
-    assert all("from 10.244.1.12 denied by AuthorizationPolicy (ztunnel) default/deny-curl" in a["message"] for a in alerts)
+    # (named as report anomalies' authz_denial names it: the workload its ztunnel lines name at 10.244.1.12)
+    assert all("from default/curl-5b7d8c9f6-h7k2p denied by AuthorizationPolicy (ztunnel) default/deny-curl" in a["message"]
+               and (a["source"], a["source_ips"]) == ("default/curl-5b7d8c9f6-h7k2p", ["10.244.1.12"]) for a in alerts)
