@@ -74,6 +74,8 @@ class WholeValues:
                 distinct = texts.unique()  # (flags and an upstream's envoy:// address repeat: ~14k texts, ~300 distinct)
                 shape = self._shape("response_flags_long" if long_flags and c == "response_flags" else c)
                 fits = distinct.str.contains(shape[0]) | distinct.is_in(["-", ""])
+                if fits.all():  # (the usual batch: every method, protocol, flags… fits; no look-up of each row)
+                    continue
                 miss[c] = set(rows.filter(~texts.is_in(distinct.filter(fits).implode())).to_list())
         bad_rows = sorted(set().union(*miss.values()))
         if not bad_rows:
