@@ -124,3 +124,15 @@ def test_stream_examples(here):
         assert_shows(cmd, logpipe(f"logpipe stream --data {data} -q", here, input=log + three).stderr.decode())
     cmd = "(for i in 1 2 3; do cat sample_logs/waypoint-egress-1.23.log; done) | logpipe stream --data loop -q"
     assert_shows(cmd, logpipe("logpipe stream --data loop -q", here, input=log * 3).stderr.decode())
+
+
+def test_the_anomalies_json_keys_are_the_ones_the_readme_names(here):
+    """README's stable JSON of the anomalies names each key a finding has: `source_ips` (a finding of
+    one client's IPs, beside its `source`) was left out of it."""
+    text = " ".join(README.split())
+    shape = text.split("`json` (stable: `{", 1)[1].split(" inventory `{", 1)[0]
+    named = set(re.findall(r'"([a-z_]+)"', shape)) | set(re.findall(r"`([a-z_]+)` in a finding", shape))
+    r = logpipe("logpipe report anomalies --input sample_logs/scenario/ -o json", here)
+    doc = json.loads(r.stdout)
+    keys = set(doc) | {key for finding in doc["findings"] for key in finding}
+    assert "source_ips" in keys and keys - named == set()
