@@ -190,9 +190,9 @@ pods_option = click.option("--pods", "pods_path", type=click.Path(dir_okay=False
 @click.option("-q", "--quiet", is_flag=True, help="No alerts (the summary is still printed).")
 @click.option("--window", "window_seconds", type=_Window(min=0, min_open=True), default=300.0, show_default=True,
               metavar="S",
-              help="The alerts' window, in event time, for both: a repeated alert for one destination (or "
-                   "source) waits S seconds, and a failure burst (--burst) or a scan is counted within S "
-                   "seconds.")
+              help="The alerts' window, in event time, for both: a repeated alert for one destination (one "
+                   "destination and client for blocked_attempt and authz_denial, one source for a scan) waits "
+                   "S seconds, and a failure burst (--burst) or a scan is counted within S seconds.")
 @click.option("--burst", "burst_threshold", type=click.IntRange(min=1), default=5, show_default=True, metavar="N",
               help="Alert when one destination has N 5xx/failure-flag responses within the window (--window).")
 @click.option("--source", default="<stdin>", show_default=True, help="Source name recorded on each row.")
