@@ -43,7 +43,7 @@
 -- @column sni TLS server names the clients asked for (not Istio's own mTLS SNI)
 -- @param since '' window start (ISO time); empty = the data's first record
 -- @param until '' window end (ISO time, exclusive); empty = after the last record
--- @param tls_ports '443,8443' upstream ports that mean the proxy originated TLS for an HTTP request
+-- @param tls_ports '443,8443' upstream ports that mean the proxy originated TLS for an HTTP request, and that a CONNECT tunnel carried TLS
 -- @param failure_flags 'UF,URX,UH,UO,NR,UT,UC,LR,UR,DF' response flags that count as errors
 WITH win AS (
     SELECT *,
@@ -59,14 +59,15 @@ judged AS (
         -- (a connection ztunnel logged as failed that moved no byte tells neither: not known)
         CASE WHEN NOT ztunnel_carried_nothing(error, bytes_received, bytes_sent)
             THEN coalesce(l7_protocol, connection_protocol(requested_server_name, upstream_cluster_direction,
-                                                           upstream_cluster_subset))
+                                                           upstream_cluster_subset, method := method,
+                                                           authority := authority, tls_ports := $tls_ports))
         END AS row_protocol,
         CASE
             WHEN egress_kind = 'blocked' THEN 'blocked'
             WHEN ztunnel_carried_nothing(error, bytes_received, bytes_sent) THEN NULL
             ELSE upstream_transport(l7_protocol, requested_server_name, upstream_cluster_direction,
                                     upstream_cluster_subset, upstream_host, upstream_host_port, $tls_ports,
-                                    upstream_connected)
+                                    upstream_connected, method := method, authority := authority)
         END AS transport,
         response_code >= 400 AND response_code < 500 AS is_4xx,
         response_code >= 500 AS is_5xx,

@@ -10,7 +10,7 @@ SELECT
     destination_port AS port,
     most_common(coalesce(request_protocol(protocol, method, authority),
                   connection_protocol(requested_server_name, upstream_cluster_direction,
-                                      upstream_cluster_subset))) AS protocol,
+                                      upstream_cluster_subset, method := method, authority := authority))) AS protocol,
     string_agg(DISTINCT destination_ip_kind, ',' ORDER BY destination_ip_kind) AS address_kind,
     count(*) AS requests,
     CAST(sum(bytes_received) AS BIGINT) AS bytes_up,

@@ -29,14 +29,21 @@
 --                        ztunnel's failed hop to the waypoint, which the waypoint never logged
 --                        (waypoint_hop and ztunnel_unconnected, below);
 --     'public_ip'        any other row (not inbound) whose upstream_host is a public address.
---   destination          host name when known (cluster HOST, else HTTP authority's host without
---                        its port: authority_host.sql), else TLS SNI (an Istio mTLS SNI,
+--                        A CONNECT the proxy refused itself (connect_refused, connect_tunnel.sql: 403, 407, no upstream
+--                        host; not an authorization policy's, which authz_denial counts as any policy's
+--                        refusal) is 'blocked' when its authority's host is not in the mesh (mesh_host)
+--                        nor an internal address: nothing left, as for BlackHoleCluster.
+--   destination          host name when known (a CONNECT's authority's host, the tunnel's end: the
+--                        proxy's cluster may be the next proxy's; else cluster HOST, else HTTP
+--                        authority's host without its port: authority_host.sql), else TLS SNI (an Istio mTLS SNI,
 --                        outbound_.8000_._.httpbin.foo.svc.cluster.local, by the service it names:
 --                        istio_sni_host.sql), else ztunnel's dst_service, else destination_ip
---   destination_ip       upstream_host_ip, else downstream_local_address_ip (what the app dialled);
+--   destination_ip       upstream_host_ip, else downstream_local_address_ip (what the app dialled; not a
+--                        CONNECT's, which dialled the proxy);
 --                        IPv4-mapped IPv6 is shown as IPv4
 --   destination_ip_kind  ip_kind(destination_ip): 'internal', 'service_vip', 'public'
---   destination_port     the cluster's service port, else the port the app dialled
+--   destination_port     a CONNECT's authority's port, else the cluster's service port, else the port
+--                        the app dialled
 --   source_ip            downstream_remote_address_ip (the client's IP, always); IPv4-mapped IPv6 as IPv4
 --   source_workload      the workload that held source_ip at start_time (client_workloads.sql:
 --                        namespace/owner by --pods, else as ztunnel's lines name it), else null
@@ -47,7 +54,9 @@
 --                        router; not a TCP connection's, which network RBAC may deny after tcp_proxy
 --                        connected, on its first bytes), or the proxy answered it itself (route
 --                        block_all's 502, as BlackHoleCluster's UH; a redirect or directResponse:
---                        details direct_response), or, on a ztunnel row, when its error
+--                        details direct_response), or it refused a CONNECT (connect_refused, connect_tunnel.sql; a
+--                        CONNECT's flags tell as an HTTP request's do: the 91 bytes of a 503 UF
+--                        are Envoy's own reply), or, on a ztunnel row, when its error
 --                        says its connection never came up and it moved no byte (ztunnel_hop_failed,
 --                        ztunnel_carried_nothing: refused, timed out, its tunnel's TLS or HTTP/2
 --                        set-up failed; ztunnel logs no flag), or when an authorization policy
@@ -148,12 +157,20 @@ addressed AS (
         -- (a ztunnel connection that never came up: its upstream_connected is false, as a UF's is)
         CASE WHEN a.log_format LIKE 'ztunnel%' THEN ztunnel_carried_nothing(a.error, a.bytes_received, a.bytes_sent)
             AND ztunnel_hop_failed(a.error) ELSE false END AS ztunnel_unconnected,
+        -- (a refused CONNECT: whether its authority's host is outside the mesh and not an internal
+        -- address, as a BlackHoleCluster row's address must be; null for any other row)
+        CASE WHEN connect_refused(a.method, a.response_code, a.upstream_host)
+            AND NOT authz_denied(a.response_code_details, a.connection_termination_details, a.response_flags, a.error)
+            THEN NOT coalesce(mesh_host(authority_host(a.authority), s.cluster_domain, s.mesh_domains), true)
+                 AND ip_kind(authority_host(a.authority)) IS DISTINCT FROM 'internal' END AS connect_blocked,
         a.upstream_cluster_direction IN ('outbound', 'inbound-vip') AS has_cluster_host,
         h.in_mesh
             OR (a.upstream_cluster_direction = 'inbound-vip'
                 AND lower(a.upstream_cluster_host) IN (SELECT host FROM meshed)) AS stays_in_mesh
     FROM access_log AS a
-    LEFT JOIN ips AS d ON d.ip = coalesce(a.upstream_host_ip, a.downstream_local_address_ip)
+    -- (a CONNECT dialled the proxy: its destination is the tunnel's end, not downstream_local_address)
+    LEFT JOIN ips AS d ON d.ip = coalesce(a.upstream_host_ip,
+                                          CASE WHEN NOT connect_tunnel(a.method) THEN a.downstream_local_address_ip END)
     LEFT JOIN ips AS u ON u.ip = a.upstream_host_ip
     LEFT JOIN ips AS c ON c.ip = a.downstream_remote_address_ip
     LEFT JOIN client_workloads AS w ON w.ip = c.norm
@@ -168,6 +185,7 @@ judged AS (
         CASE
             WHEN upstream_cluster = 'BlackHoleCluster' OR route_name = 'block_all'
                 THEN CASE WHEN destination_ip_kind IS DISTINCT FROM 'internal' THEN 'blocked' END
+            WHEN connect_blocked IS NOT NULL THEN CASE WHEN connect_blocked THEN 'blocked' END
             WHEN upstream_cluster IS NULL AND list_contains(response_flags, 'NR')
                 AND log_format IN ('envoy', 'istio_1_1_pre', 'istio_1_1', 'istio_1_2', 'istio_json_1_1')
                 AND destination_ip_kind = 'public' AND source_ip_kind IS DISTINCT FROM 'public' THEN 'blocked'
@@ -190,9 +208,10 @@ judged AS (
 )
 SELECT
     * EXCLUDE (upstream_ip_kind, source_ip_kind, source_ip, source_workload, ztunnel_in_mesh, waypoint_hop, ztunnel_unconnected,
-               has_cluster_host,
+               has_cluster_host, connect_blocked,
                stays_in_mesh),
     coalesce(
+        CASE WHEN connect_tunnel(method) THEN authority_host(authority) END,
         CASE WHEN has_cluster_host AND NOT starts_with(upstream_cluster_host, '*') THEN lower(upstream_cluster_host) END,
         authority_host(authority),
         coalesce(istio_sni_host(requested_server_name), lower(requested_server_name)),
@@ -200,14 +219,17 @@ SELECT
         destination_ip
     ) AS destination,
     coalesce(
+        CASE WHEN connect_tunnel(method) THEN authority_port(authority) END,
         CASE WHEN has_cluster_host THEN upstream_cluster_port END,
         downstream_local_address_port,
         upstream_host_port
     ) AS destination_port,
     source_ip,
     source_workload,
-    NOT (upstream_not_connected(response_flags, request_protocol(protocol, method, authority),
+    NOT (upstream_not_connected(response_flags,
+                                CASE WHEN connect_tunnel(method) THEN 'HTTP' ELSE request_protocol(protocol, method, authority) END,
                                 bytes_received, bytes_sent)
+         OR connect_refused(method, response_code, upstream_host)
          OR rbac_denial(response_code_details, NULL) OR ztunnel_unconnected OR ztunnel_refused(error)
          OR coalesce(route_name = 'block_all' OR response_code_details = 'direct_response', false)) AS upstream_connected
 FROM judged;

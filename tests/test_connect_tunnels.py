@@ -1,0 +1,150 @@
+"""HTTP CONNECT tunnels through an egress proxy (Envoy's upgrade_configs CONNECT, an Istio egress
+gateway, gardener's VPN seed server: tests/test_formats_wild.py's first format): a line
+`"CONNECT - HTTP/1.1" 200 …` whose authority is host:port, bytes the tunnel's, duration its life. Its
+destination is the authority's host and port; what it carried is the client's own stream, TLS to a
+port of tls_ports, else TCP (queries/views/connect_tunnel.sql, connection_protocol.sql), never
+plaintext or TLS origination (the proxy read no HTTP inside); a CONNECT the proxy refused (403, 407,
+no upstream host) is a blocked attempt, as BlackHoleCluster's is, unless an authorization policy
+refused it (authz_denial's, as any policy's refusal)."""
+from __future__ import annotations
+
+import json
+
+from conftest import run_logpipe
+
+# Envoy's default format with literal rx, tx and ms (gardener's VPN seed server's CONNECT proxy)
+ENVOY = ('[%START_TIME%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%" %RESPONSE_CODE% '
+         '%RESPONSE_FLAGS% %BYTES_RECEIVED% rx %BYTES_SENT% tx %DURATION%ms "%DOWNSTREAM_REMOTE_ADDRESS%" '
+         '"%REQ(X-REQUEST-ID)%" "%REQ(:AUTHORITY)%" "%UPSTREAM_HOST%"')
+ENVOY_LINES = [
+    # a tunnel to a TLS port that carried bytes, one to SSH's port, one to an IPv6 upstream
+    '[2024-05-02T10:00:01.123Z] "CONNECT - HTTP/1.1" 200 - 18231 rx 90211 tx 60012ms "10.250.0.5:41234" "-" "api.example.com:443" "93.184.216.34:443"',
+    '[2024-05-02T10:00:02.000Z] "CONNECT - HTTP/1.1" 200 - 3100 rx 4200 tx 900000ms "10.250.0.5:41240" "-" "git.example.com:22" "203.0.113.22:22"',
+    '[2024-05-02T10:00:03.210Z] "CONNECT - HTTP/1.1" 200 - 512 rx 2048 tx 1200ms "[fd00:10::5]:40000" "-" "[2001:db8::7]:8443" "[2001:db8::7]:8443"',
+    # the connect failed: the 91 bytes are Envoy's own 503 reply, not the tunnel's
+    '[2024-05-02T10:00:04.004Z] "CONNECT - HTTP/1.1" 503 UF,URX 0 rx 91 tx 5001ms "10.250.0.6:50312" "-" "down.example.net:443" "198.51.100.9:443"',
+    # refused: a 403 (CONNECT not allowed there) and a 407 (proxy authentication required), no upstream
+    '[2024-05-02T10:00:05.000Z] "CONNECT - HTTP/1.1" 403 - 0 rx 0 tx 0ms "10.250.0.8:1000" "-" "evil.example.org:443" "-"',
+    '[2024-05-02T10:00:06.000Z] "CONNECT - HTTP/1.1" 407 - 0 rx 0 tx 0ms "10.250.0.8:1001" "-" "evil.example.org:443" "-"',
+    # refused, to a Service and to an internal address: in-cluster, no egress (as BlackHoleCluster's)
+    '[2024-05-02T10:00:07.000Z] "CONNECT - HTTP/1.1" 403 - 0 rx 0 tx 0ms "10.250.0.8:1002" "-" "kube-apiserver.kube-system.svc.cluster.local:443" "-"',
+    '[2024-05-02T10:00:08.000Z] "CONNECT - HTTP/1.1" 403 - 0 rx 0 tx 0ms "10.250.0.8:1003" "-" "10.96.0.1:443" "-"',
+]
+
+# Istio's default text format (1.23), at an egress gateway that terminates CONNECT: the cluster is the
+# ServiceEntry's, the downstream local address the gateway's own listener (what the client dialled)
+ISTIO = ('[%START_TIME%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%" %RESPONSE_CODE% '
+         '%RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS% %CONNECTION_TERMINATION_DETAILS% '
+         '"%UPSTREAM_TRANSPORT_FAILURE_REASON%" %BYTES_RECEIVED% %BYTES_SENT% %DURATION% '
+         '%RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% "%REQ(X-FORWARDED-FOR)%" "%REQ(USER-AGENT)%" "%REQ(X-REQUEST-ID)%" '
+         '"%REQ(:AUTHORITY)%" "%UPSTREAM_HOST%" %UPSTREAM_CLUSTER_RAW% %UPSTREAM_LOCAL_ADDRESS% '
+         '%DOWNSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_REMOTE_ADDRESS% %REQUESTED_SERVER_NAME% %ROUTE_NAME%')
+ISTIO_LINES = [
+    '[2025-03-08T10:00:00.000Z] "CONNECT - HTTP/1.1" 200 - via_upstream - "-" 5120 40960 30000 - "-" "curl/8.5.0" "c-1" '
+    '"api.example.com:443" "93.184.216.34:443" outbound|443||api.example.com 10.244.0.30:51000 10.244.0.30:8080 '
+    '10.244.1.5:40000 - connect',
+    '[2025-03-08T10:01:00.000Z] "CONNECT - HTTP/1.1" 200 - via_upstream - "-" 800 1200 45000 - "-" "psql" "c-2" '
+    '"db.example.com:5432" "198.51.100.40:5432" outbound|5432||db.example.com 10.244.0.30:51002 10.244.0.30:8080 '
+    '10.244.1.5:40002 - connect',
+    # Envoy's own 403 to a CONNECT its route does not allow (upgrade_failed): no cluster, no upstream
+    '[2025-03-08T10:02:00.000Z] "CONNECT - HTTP/1.1" 403 - upgrade_failed - "-" 0 0 0 - "-" "curl/8.5.0" "c-3" '
+    '"evil.example.org:443" "-" - - 10.244.0.30:8080 10.244.1.6:40004 - -',
+    # an AuthorizationPolicy's 403: authz_denial's, not a blocked attempt as well
+    '[2025-03-08T10:01:30.000Z] "CONNECT - HTTP/1.1" 403 - rbac_access_denied_matched_policy[none] - "-" 0 19 0 - "-" '
+    '"curl/8.5.0" "c-4" "denied.example.org:443" "-" - - 10.244.0.30:8080 10.244.1.7:40006 - -',
+]
+
+
+def _ingest(tmp_path, fmt: str, lines: list[str]):
+    log, data = tmp_path / "a.log", tmp_path / "data"
+    log.write_text("\n".join(lines) + "\n")
+    got = run_logpipe("ingest", "--format-string", fmt, log, "--data", data)
+    assert got.returncode == 0, got.stderr
+    return data
+
+
+def _egress(data) -> list[dict]:
+    got = run_logpipe("query", "--data", data, "-o", "json", "--sql",
+                      "select destination, destination_port, destination_ip, egress_kind, upstream_connected "
+                      "from egress order by start_time")
+    assert got.returncode == 0, got.stderr
+    return json.loads(got.stdout)
+
+
+def _report(data, name: str) -> dict:
+    got = run_logpipe("report", name, "--data", data, "-o", "json")
+    assert got.returncode == 0, got.stderr
+    return json.loads(got.stdout)
+
+
+def _inventory(data) -> dict[str, dict]:
+    return {d["destination"]: d for d in _report(data, "inventory")["destinations"]}
+
+
+def test_a_tunnel_is_its_authority_s_host_and_port_and_a_refused_one_is_a_blocked_attempt(tmp_path):
+    """Envoy's default format: the refused CONNECTs (403, 407, no upstream host) were no egress row at
+    all, so no inventory row and no blocked_attempt; now they are 'blocked' to evil.example.org:443,
+    not connected, and the refused ones to a Service or an internal address stay in-cluster."""
+    data = _ingest(tmp_path, ENVOY, ENVOY_LINES)
+    assert _egress(data) == [
+        {"destination": "api.example.com", "destination_port": 443, "destination_ip": "93.184.216.34",
+         "egress_kind": "public_ip", "upstream_connected": True},
+        {"destination": "git.example.com", "destination_port": 22, "destination_ip": "203.0.113.22",
+         "egress_kind": "public_ip", "upstream_connected": True},
+        {"destination": "2001:db8::7", "destination_port": 8443, "destination_ip": "2001:db8::7",
+         "egress_kind": "public_ip", "upstream_connected": True},
+        {"destination": "down.example.net", "destination_port": 443, "destination_ip": "198.51.100.9",
+         "egress_kind": "public_ip", "upstream_connected": False},
+        {"destination": "evil.example.org", "destination_port": 443, "destination_ip": None,
+         "egress_kind": "blocked", "upstream_connected": False},
+        {"destination": "evil.example.org", "destination_port": 443, "destination_ip": None,
+         "egress_kind": "blocked", "upstream_connected": False},
+    ]
+
+
+def test_a_tunnel_carries_tls_to_a_tls_port_else_tcp_and_is_no_plaintext(tmp_path):
+    """The inventory read a CONNECT as HTTP/1.1 that the proxy sent on: tls-origination to 443, and
+    plaintext (with a plaintext_egress finding) to 22; the client speaks TLS inside the tunnel and the
+    proxy sends its bytes on as TCP. The protocol is TLS to a port of tls_ports, else TCP, and
+    -p tls_ports decides it. The 503 UF's 91 bytes are Envoy's reply: it still did not connect."""
+    data = _ingest(tmp_path, ENVOY, ENVOY_LINES)
+    inv = _inventory(data)
+    got = {d: (r["port"], r["protocol"], r["egress_kind"], r["transport"]) for d, r in inv.items()}
+    assert got == {"api.example.com": (443, "TLS", "public_ip", "tls"),
+                   "git.example.com": (22, "TCP", "public_ip", "tcp"),
+                   "2001:db8::7": (8443, "TLS", "public_ip", "tls"),
+                   "down.example.net": (443, "TLS", "public_ip", "not-connected"),
+                   "evil.example.org": (443, "TLS", "blocked", "blocked")}, got
+    assert inv["evil.example.org"]["requests"] == 2
+    got = run_logpipe("query", "destinations", "--data", data, "-o", "json", "-p", "tls_ports", "22")
+    rows = {r["destination"]: (r["protocol"], r["transport"]) for r in json.loads(got.stdout)}
+    assert rows["git.example.com"] == ("TLS", "tls") and rows["api.example.com"] == ("TCP", "tcp")
+    doc = _report(data, "anomalies")
+    kinds = {(f["kind"], f["destination"]) for f in doc["findings"]}
+    assert not any(k == "plaintext_egress" for k, _ in kinds), kinds
+    assert ("blocked_attempt", "evil.example.org") in kinds, kinds
+
+
+def test_istio_s_format_at_an_egress_gateway(tmp_path):
+    """Istio's format: a CONNECT through the ServiceEntry's cluster was tls-origination (443) and
+    plaintext (5432, a plaintext_egress finding), and Envoy's own 403 (upgrade_failed) no egress; the
+    destination's IP was the gateway's own listener when nothing connected. An AuthorizationPolicy's
+    403 stays authz_denial's alone."""
+    data = _ingest(tmp_path, ISTIO, ISTIO_LINES)
+    assert _egress(data) == [
+        {"destination": "api.example.com", "destination_port": 443, "destination_ip": "93.184.216.34",
+         "egress_kind": "registered", "upstream_connected": True},
+        {"destination": "db.example.com", "destination_port": 5432, "destination_ip": "198.51.100.40",
+         "egress_kind": "registered", "upstream_connected": True},
+        {"destination": "evil.example.org", "destination_port": 443, "destination_ip": None,
+         "egress_kind": "blocked", "upstream_connected": False},
+    ]
+    inv = _inventory(data)
+    got = {d: (r["port"], r["protocol"], r["transport"]) for d, r in inv.items()}
+    assert got == {"api.example.com": (443, "TLS", "tls"), "db.example.com": (5432, "TCP", "tcp"),
+                   "evil.example.org": (443, "TLS", "blocked")}, got
+    doc = _report(data, "anomalies")
+    kinds = {(f["kind"], f["destination"]) for f in doc["findings"]}
+    assert not any(k == "plaintext_egress" for k, _ in kinds), kinds
+    assert ("blocked_attempt", "evil.example.org") in kinds, kinds
+    assert ("authz_denial", "denied.example.org") in kinds and ("blocked_attempt", "denied.example.org") not in kinds, kinds
