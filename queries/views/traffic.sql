@@ -29,7 +29,7 @@
 --                        ztunnel's failed hop to the waypoint, which the waypoint never logged
 --                        (waypoint_hop and ztunnel_unconnected, below);
 --     'public_ip'        any other row (not inbound) whose upstream_host is a public address.
---                        A CONNECT the proxy refused itself (connect_refused, connect_tunnel.sql: 403, 407, no upstream
+--                        A CONNECT the proxy refused itself (connect_refused.sql: 403, 407, no upstream
 --                        host; not an authorization policy's, which authz_denial counts as any policy's
 --                        refusal) is 'blocked' when its authority's host is not in the mesh (mesh_host)
 --                        nor an internal address: nothing left, as for BlackHoleCluster.
@@ -54,7 +54,7 @@
 --                        router; not a TCP connection's, which network RBAC may deny after tcp_proxy
 --                        connected, on its first bytes), or the proxy answered it itself (route
 --                        block_all's 502, as BlackHoleCluster's UH; a redirect or directResponse:
---                        details direct_response), or it refused a CONNECT (connect_refused, connect_tunnel.sql; a
+--                        details direct_response), or it refused a CONNECT (connect_refused.sql; a
 --                        CONNECT's flags tell as an HTTP request's do: the 91 bytes of a 503 UF
 --                        are Envoy's own reply), or, on a ztunnel row, when its error
 --                        says its connection never came up and it moved no byte (ztunnel_hop_failed,
