@@ -8,6 +8,7 @@ and whether each incident is found, with its severity."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import random
 from dataclasses import dataclass, field
 
@@ -101,6 +102,13 @@ class Traffic:
                               f'src.workload="{pod.name}" src.namespace="{pod.namespace}" '
                               f'src.identity="spiffe://cluster.local/ns/{pod.namespace}/sa/default" dst.addr={address} '
                               f'direction="outbound" bytes_sent={up} bytes_recv={down} duration="{ms}ms"\n'))
+
+    def blocked(self, t: dt.datetime, pod: Pod, address: str) -> None:
+        """A connection of ``pod``'s sidecar that REGISTRY_ONLY refused (BlackHoleCluster) to ``address``
+        (ip:port), as sample_logs/sidecar-outbound-1.22.log logs one: no ztunnel line (a sidecar's pod is
+        no ambient one), so it is named by --pods."""
+        self.lines.append((t, f'[{_ts(t)}] "- - -" 0 UH - - "-" 0 0 0 - "-" "-" "-" "-" "-" BlackHoleCluster - '
+                              f'{address} {pod.ip}:{self.rnd.randrange(32768, 60999)} - -\n'))
 
     def text(self) -> str:
         return "".join(line for _, line in sorted(self.lines, key=lambda x: x[0]))
@@ -284,12 +292,12 @@ def test_a_destinations_slow_requests_are_one_finding(incidents):
 
 
 def test_incidents_make_no_other_finding(incidents):
-    """Nothing else: no noise beside the incidents (the denied calls are a new pair too: the pod never
-    called hooks.slack.com before)."""
+    """Nothing else: no noise beside the incidents. The denied calls are authz_denial's alone: the pod
+    never called hooks.slack.com before, and they were a low new_pair of it too, one event two findings."""
     assert sorted((f["kind"], f["destination"]) for f in incidents["findings"]) == sorted([
         ("authz_denial", "hooks.slack.com"), ("new_destination", "198.51.100.201"),
         ("new_destination", "192.0.2.99"), ("plaintext_egress", "api.stripe.com"),
-        ("latency_outlier", "api.stripe.com"), ("new_pair", "hooks.slack.com")])
+        ("latency_outlier", "api.stripe.com")])
 
 
 def test_client_workload_strips_the_names_kubernetes_generates():
@@ -308,3 +316,73 @@ def test_client_workload_strips_the_names_kubernetes_generates():
              "10.244.1.21": "10.244.1.21", "fd00::21": "fd00::21",
              "A client (its address is not in the logs)": "A client (its address is not in the logs)"}
     assert {n: con.execute("SELECT client_workload(?)", [n]).fetchone()[0] for n in names} == names
+
+
+def test_calls_refused_by_policy_are_only_an_authz_denial(tmp_path):
+    """A request an authorization policy refused never connected: it is authz_denial's finding alone.
+    reports' calls to api.stripe.com that the waypoint's RBAC denied were a low new_pair too, and calls
+    to a host nobody called before that ext_authz denied (UAEX) a low new_destination too."""
+    tr = quiet_days(8, blip_day=None)
+    last = START + dt.timedelta(days=7)
+    reports_pod, frontend = tr.pods["reports"][0], tr.pods["frontend"][0]
+    for k in range(5):
+        tr.request(last + dt.timedelta(hours=10, minutes=k), reports_pod, "api.stripe.com", method="POST", code=403,
+                   details="rbac_access_denied_matched_policy[ns[shop]-policy[stripe-payments-only]-rule[0]]",
+                   up=500, down=19, ms=1)
+        tr.request(last + dt.timedelta(hours=11, minutes=k), frontend, "tracker.example", code=403, flags="UAEX",
+                   details="ext_authz_denied", vip="240.240.0.30", upstream="203.0.113.80", down=0, ms=3)
+    doc = _report(tmp_path, tr)
+    assert sorted(_summary(doc)) == [("medium", "authz_denial", f"shop/{frontend.name}", "tracker.example"),
+                                     ("medium", "authz_denial", f"shop/{reports_pod.name}", "api.stripe.com")]
+
+
+def test_a_denial_the_workload_had_before_a_deploy_is_low(tmp_path):
+    """authz_denial's "the baseline shows it" is by workload, as new_pair's: frontend's calls to
+    hooks.slack.com, denied every day of the week, were medium again on the last day, its pods new."""
+    tr = quiet_days(8, blip_day=None)
+    denied = "rbac_access_denied_matched_policy[ns[shop]-policy[deny-slack]-rule[0]]"
+    for day in range(8):
+        pod = tr.pods["frontend"][0] if day == 7 else tr.pod("shop", "frontend")  # (that day's pod)
+        for k in range(3):
+            tr.request(START + dt.timedelta(days=day, hours=16, minutes=k), pod, "hooks.slack.com", method="POST",
+                       code=403, details=denied, down=19, ms=1)
+    doc = _report(tmp_path, tr)
+    assert _summary(doc) == [("low", "authz_denial", f"shop/{tr.pods['frontend'][0].name}", "hooks.slack.com")]
+
+
+def test_a_blocked_call_of_a_cronjobs_every_run_is_low(tmp_path):
+    """blocked_attempt's "the baseline shows it" is by workload: a CronJob with a sidecar whose every
+    nightly run tries an address REGISTRY_ONLY blocks (--pods names each run by its Job,
+    ops/telemetry-29xxxxxx) was a medium blocked_attempt every night."""
+    tr = quiet_days(8, blip_day=None)
+    items = []
+    for day in range(8):
+        pod = tr.pod("ops", "telemetry", "CronJob")
+        t = START + dt.timedelta(days=day, hours=2)
+        tr.blocked(t + dt.timedelta(seconds=5), pod, "198.51.100.77:443")
+        job = pod.name.rsplit("-", 1)[0]
+        items.append({"kind": "Pod", "metadata": {"name": pod.name, "namespace": "ops",
+                                                  "ownerReferences": [{"kind": "Job", "name": job, "controller": True}]},
+                      "spec": {"serviceAccountName": "default"},
+                      "status": {"podIP": pod.ip, "startTime": _ts(t).replace(".000", "")}})
+    pods = tmp_path / "pods.json"
+    pods.write_text(json.dumps({"kind": "List", "items": items}))
+    doc = _report(tmp_path, tr, pods_path=pods)
+    assert _summary(doc) == [("low", "blocked_attempt", f"ops/{job}", "198.51.100.77")]
+
+
+def test_a_new_pairs_large_upload_is_high(tmp_path):
+    """A workload that never called storage.example uploading 200 MB to it (a bucket's host that the
+    nightly backup uses: a shared host can hold anyone's bucket) was a low new_pair, as any new pair
+    is; a new destination of 1 MB up (upload_high) is high, and so is a new pair now."""
+    tr = quiet_days(8, blip_day=None)
+    reports_pod = tr.pods["reports"][0]
+    for k in range(40):
+        tr.request(START + dt.timedelta(days=7, hours=4, seconds=30 * k), reports_pod, "storage.example", method="PUT",
+                   up=5_000_000, down=300, ms=3000)
+    doc = _report(tmp_path, tr)
+    assert _summary(doc) == [("high", "new_pair", f"shop/{reports_pod.name}", "storage.example")]  # (no volume_outlier)
+    (f,) = found(doc, "new_pair")
+    assert f["evidence"]["bytes_up"] == 200_000_000
+    assert f["advice"].endswith(" It sent 200.0 MB there: find out what was sent (the request ids lead to the "
+                                "application logs).")

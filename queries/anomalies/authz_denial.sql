@@ -9,7 +9,10 @@
 --   destination answered itself (via_upstream) is none of these. Covers every proxy, not only
 --   egress: evidence.scope says which a finding is ('egress', or 'internal': an inbound sidecar's,
 --   an inbound ztunnel's or a *.svc host's denial), and its source and destination are named as the
---   egress view names them (the traffic view's).
+--   egress view names them (the traffic view's). Low when the baseline shows the same client denied
+--   the same destination, the client known by its workload as new_pair knows it (client_workload.sql):
+--   a Deployment's pods after a deploy, a CronJob's next run, repeat what their workload was denied,
+--   and were medium or high again after each deploy.
 -- @param since '' window start (ISO time); empty = 24 hours before the last egress request (the last record where none is egress)
 -- @param until '' window end (ISO time, exclusive); empty = after the last egress request (the last record where none is egress)
 -- @param baseline_start '' baseline start (ISO time); empty = the first egress request (the first record where none is egress)
@@ -20,6 +23,7 @@ denied AS (
     SELECT
         a.start_time, a.request_id,
         client_named(a.source_workload, a.source_ip) AS source,
+        client_workload(client_named(a.source_workload, a.source_ip)) AS client,
         a.source_ip,
         a.destination,
         a.destination_port AS port,
@@ -33,7 +37,7 @@ denied AS (
 SELECT
     'authz_denial' AS kind,
     CASE
-        WHEN EXISTS (SELECT 1 FROM denied b WHERE b.in_baseline AND b.source IS NOT DISTINCT FROM w.source
+        WHEN EXISTS (SELECT 1 FROM denied b WHERE b.in_baseline AND b.client = client_workload(w.source)
                      AND b.destination IS NOT DISTINCT FROM w.destination) THEN 'low'
         WHEN count(*) >= CAST($denial_high AS INTEGER) THEN 'high'
         ELSE 'medium'

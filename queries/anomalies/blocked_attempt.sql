@@ -2,7 +2,11 @@
 -- description: Connections refused by REGISTRY_ONLY (BlackHoleCluster, the block_all route, to an
 --   address that is not internal: the egress view's blocked rows; or no route to a public address:
 --   a 404 NR of Istio before 1.3), by source and destination. Many attempts from one source that the baseline did not show look like
---   a probe, a misconfiguration after a release, or malware calling home.
+--   a probe, a misconfiguration after a release, or malware calling home. Low when the baseline
+--   shows the same destination blocked for the same client, known by its workload as new_pair knows
+--   it (client_workload.sql): a CronJob's next run (--pods names its Job, `ops/backup-29078747`),
+--   a Deployment's pods after a deploy (as ztunnel names them) repeat what their workload tried, and
+--   were medium or high again each run.
 -- @param since '' window start (ISO time); empty = 24 hours before the last egress request (the last record where none is egress)
 -- @param until '' window end (ISO time, exclusive); empty = after the last egress request (the last record where none is egress)
 -- @param baseline_start '' baseline start (ISO time); empty = the first egress request (the first record where none is egress)
@@ -10,12 +14,17 @@
 -- @param blocked_high 20 window attempts by one source to one destination that make it high
 WITH bounds AS (SELECT * FROM report_bounds($since, $until, $baseline_start, $baseline_end)),
 win AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= w0 AND e.start_time < w1),
-base AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= b0 AND e.start_time < b1)
+base AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= b0 AND e.start_time < b1),
+-- (the baseline's blocked pairs once each, by workload)
+base_blocked AS (
+    SELECT DISTINCT client_workload(client_named(source_workload, source_ip)) AS client, destination
+    FROM base WHERE egress_kind = 'blocked'
+)
 SELECT
     'blocked_attempt' AS kind,
     CASE
-        WHEN EXISTS (SELECT 1 FROM base b WHERE b.egress_kind = 'blocked'
-                     AND client_named(b.source_workload, b.source_ip) = client_named(w.source_workload, w.source_ip)
+        WHEN EXISTS (SELECT 1 FROM base_blocked b
+                     WHERE b.client = client_workload(client_named(w.source_workload, w.source_ip))
                      AND b.destination IS NOT DISTINCT FROM w.destination) THEN 'low'
         WHEN count(*) >= CAST($blocked_high AS INTEGER) THEN 'high'
         ELSE 'medium'

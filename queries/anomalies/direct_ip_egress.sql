@@ -8,6 +8,12 @@
 --   The advice fits how it left: registered alone (a ServiceEntry admits the address, through an
 --   egress waypoint or not), use the name it registers and review it; else register a name and block
 --   raw-IP egress.
+--   A connection that carries no name at all is none of these: plain TCP (no SNI, no authority),
+--   and every ztunnel line (ztunnel logs neither: its access fields, istio/ztunnel
+--   src/telemetry.rs, FORMATS.md e). The address it dialled may be the one a name resolved to, as
+--   every connection's is, so it tells no hard-coded address from a looked-up one, and every
+--   connection ztunnel carries straight out to a public address (public_ip) would be a finding,
+--   each day; a raw-IP destination new to the baseline is new_destination's (public_ip: medium).
 -- @param since '' window start (ISO time); empty = 24 hours before the last egress request (the last record where none is egress)
 -- @param until '' window end (ISO time, exclusive); empty = after the last egress request (the last record where none is egress)
 -- @param baseline_start '' baseline start (ISO time); empty = the first egress request (the first record where none is egress)

@@ -13,10 +13,14 @@
 --   ServiceEntry that leaves some of its ports or clients out).
 --   One whose every window request failed DNS resolution (flag DF: dns_failed.sql) gets DNS advice
 --   (dns_failure_advice.sql), not a ServiceEntry. One for whose every window request the proxy made
---   no upstream connection (UF, UH, NC, NR, DF, DO, UAEX, an RBAC 403, ztunnel's failed connection: traffic.sql's upstream_connected) sent nothing out:
+--   no upstream connection (UF, UH, NC, NR, DF, DO, ztunnel's failed connection: traffic.sql's upstream_connected; a policy's refusal, below, is no request of it) sent nothing out:
 --   it keeps its finding and its kind's severity, as a blocked attempt keeps blocked_attempt's (a
 --   workload tried a host nobody called before, which is the news), and its advice says that nothing
 --   left; its upload, never sent on, does not make it high.
+--   A request an authorization policy refused (authz_denied.sql: an RBAC 403, ext_authz's UAEX,
+--   ztunnel's policy rejection: the denials view's rows) is authz_denial's finding, not this one's, as
+--   a blocked attempt is blocked_attempt's: one event, one finding (authz_denial rates a pair the
+--   baseline did not deny medium, or high from denial_high denials, as this would a newcomer).
 -- @param since '' window start (ISO time); empty = 24 hours before the last egress request (the last record where none is egress)
 -- @param until '' window end (ISO time, exclusive); empty = after the last egress request (the last record where none is egress)
 -- @param baseline_start '' baseline start (ISO time); empty = the first egress request (the first record where none is egress)
@@ -24,7 +28,9 @@
 -- @param min_requests 1 fewest window requests for a finding
 -- @param upload_high 1000000 bytes uploaded to the newcomer in the window (bytes_received) that make it high
 WITH bounds AS (SELECT * FROM report_bounds($since, $until, $baseline_start, $baseline_end)),
-win AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= w0 AND e.start_time < w1),
+-- (not a refused request: authz_denial's)
+win AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= w0 AND e.start_time < w1
+        AND NOT authz_denied(e.response_code_details, e.connection_termination_details, e.response_flags, e.error)),
 base AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= b0 AND e.start_time < b1),
 SELECT
     'new_destination' AS kind,

@@ -6,13 +6,24 @@
 --   it so then is calling it for the first time when it reaches it (tried again so, it is no news).
 --   A client is known by its workload (client_workload.sql): a Deployment's new pods after a deploy,
 --   a CronJob's next run, call what their workload called, and are no new pair.
+--   A request an authorization policy refused (authz_denied.sql: an RBAC 403, ext_authz's UAEX,
+--   ztunnel's policy rejection: the denials view's rows) is authz_denial's finding, not this one's, as
+--   a blocked attempt is blocked_attempt's: one event, one finding (a pair whose window requests were
+--   all denied was a low new_pair beside a high authz_denial of the same calls).
+--   A pair that received upload_high bytes or more in the window (its bytes_received, of the requests
+--   the proxy sent on) is high, as a new destination is: a workload that never called a known host
+--   uploading there (a shared one, a storage bucket's, can hold anyone's bucket) is how exfiltration
+--   looks; else medium when reached unregistered (passthrough), else low.
 -- @param since '' window start (ISO time); empty = 24 hours before the last egress request (the last record where none is egress)
 -- @param until '' window end (ISO time, exclusive); empty = after the last egress request (the last record where none is egress)
 -- @param baseline_start '' baseline start (ISO time); empty = the first egress request (the first record where none is egress)
 -- @param baseline_end '' baseline end (ISO time, exclusive); empty = the window start
 -- @param min_requests 1 fewest window requests for a finding
+-- @param upload_high 1000000 bytes the pair uploaded in the window (bytes_received) that make it high
 WITH bounds AS (SELECT * FROM report_bounds($since, $until, $baseline_start, $baseline_end)),
-win AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= w0 AND e.start_time < w1),
+-- (not a refused request: authz_denial's)
+win AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= w0 AND e.start_time < w1
+        AND NOT authz_denied(e.response_code_details, e.connection_termination_details, e.response_flags, e.error)),
 base AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= b0 AND e.start_time < b1),
 -- (the baseline's pairs once each: EXISTS over every baseline row built a hash table of them all,
 -- 0.45 GB of 10M rows), not blocked, and whether each reached it: connected to it once; by workload
@@ -26,20 +37,30 @@ base_pairs AS (
 )
 SELECT
     'new_pair' AS kind,
-    CASE WHEN bool_or(w.egress_kind = 'passthrough') THEN 'medium' ELSE 'low' END AS severity,
+    CASE
+        -- (bytes of a request the proxy made no upstream connection for never left)
+        WHEN sum(w.bytes_received) FILTER (WHERE w.upstream_connected) >= CAST($upload_high AS BIGINT) THEN 'high'
+        WHEN bool_or(w.egress_kind = 'passthrough') THEN 'medium'
+        ELSE 'low'
+    END AS severity,
     client_named(w.source_workload, w.source_ip) AS source,
     w.destination,
     {
         'requests': count(*),
         'ports': list_sort(list(DISTINCT w.destination_port)),
         'egress_kind': string_agg(DISTINCT w.egress_kind, ',' ORDER BY w.egress_kind),
+        'bytes_up': CAST(sum(w.bytes_received) AS BIGINT),  -- null: the format logs no bytes
         'first_seen': evidence_time(min(w.start_time)),
         'last_seen': evidence_time(max(w.start_time)),
         -- (the earliest, then the least id: min_by keeps the first three of its key as it reads, not sorting every row)
         'sample_request_ids': min_by(w.request_id, (w.start_time, w.request_id), 3) FILTER (WHERE w.request_id IS NOT NULL)
     } AS evidence,
     'This workload started calling ' || w.destination || ': check it is a planned change '
-        || '(new release, new feature) and not a compromised or misconfigured pod.' AS advice,
+        || '(new release, new feature) and not a compromised or misconfigured pod.'
+        || CASE WHEN sum(w.bytes_received) FILTER (WHERE w.upstream_connected) >= CAST($upload_high AS BIGINT)
+                THEN ' It sent ' || CAST(round(sum(w.bytes_received) FILTER (WHERE w.upstream_connected) / 1e6, 1) AS VARCHAR)
+                     || ' MB there: find out what was sent (the request ids lead to the application logs).'
+                ELSE '' END AS advice,
     client_ips(w.source_ip) AS source_ips
 FROM win w
 -- (by the client as the finding names it: a workload of several pods' IPs is one; a format that logs no
