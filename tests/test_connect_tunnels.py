@@ -148,3 +148,16 @@ def test_istio_s_format_at_an_egress_gateway(tmp_path):
     assert not any(k == "plaintext_egress" for k, _ in kinds), kinds
     assert ("blocked_attempt", "evil.example.org") in kinds, kinds
     assert ("authz_denial", "denied.example.org") in kinds and ("blocked_attempt", "denied.example.org") not in kinds, kinds
+
+
+def test_a_destination_the_baseline_tunnelled_to_with_tls_is_a_downgrade_when_it_leaves_in_clear(tmp_path):
+    """plaintext_egress's baseline judged a CONNECT to 443 without its method and authority: `tcp`, so
+    a later GET in clear text to the same host was no downgrade (low, its body 0 bytes), where the
+    inventory calls the tunnel `tls`."""
+    tunnels = [ISTIO_LINES[0].replace("2025-03-08T10:00", f"2025-03-0{d}T10:00") for d in range(1, 7)]
+    clear = ('[2025-03-08T11:00:00.000Z] "GET /v1/keys HTTP/1.1" 200 - via_upstream - "-" 0 512 40 38 "-" "curl/8.5.0" '
+             '"p-1" "api.example.com" "93.184.216.34:80" outbound|80||api.example.com 10.244.0.30:51010 '
+             '10.244.0.30:8080 10.244.1.5:40010 - default')
+    data = _ingest(tmp_path, ISTIO, tunnels + [clear])
+    found = [f for f in _report(data, "anomalies")["findings"] if f["kind"] == "plaintext_egress"]
+    assert [(f["destination"], f["severity"]) for f in found] == [("api.example.com", "high")], found

@@ -22,7 +22,8 @@ base_transport AS (
     FROM (SELECT destination,
               upstream_transport(request_protocol(protocol, method, authority), requested_server_name,
                                  upstream_cluster_direction, upstream_cluster_subset, upstream_host,
-                                 upstream_host_port, $tls_ports, upstream_connected) AS t
+                                 upstream_host_port, $tls_ports, upstream_connected,
+                                 method := method, authority := authority) AS t  -- (a CONNECT to 443: tls)
           FROM base WHERE egress_kind <> 'blocked')
     GROUP BY destination
 )
