@@ -72,7 +72,8 @@ SELECT line_number, start_time, source, pod, destination_named(destination) AS d
        client_named(source_workload, source_ip) AS client, upstream_cluster, route_name, response_code, response_flags, method, path, error,
        blocked_by(upstream_cluster, route_name) AS blocked_by,
        egress_kind <> 'blocked' AND is_failure(response_code, response_flags, $failure_flags, error) AS failing,
-       upstream_connected, dns_failed(response_flags) AS dns_failed
+       upstream_connected, dns_failed(response_flags) AS dns_failed,
+       authz_denied(response_code_details, connection_termination_details, response_flags, error) AS denied
 FROM egress
 ORDER BY line_number
 """
@@ -397,9 +398,11 @@ class AlertRules:
         out: list[Alert] = []
         for row in rows.iter_rows(named=True):
             dest, kind, src, t = row["destination"], row["egress_kind"], row["source_ip"], row["start_time"]
-            if not row["unnamed"] and dest not in self.known:
+            if not row["unnamed"] and dest not in self.known and not row["denied"]:
                 # Like new_destination.sql: a blocked row is not new egress, and does not make its
                 # destination known (an allowed request to it later is new); the scan counts it once.
+                # A request a policy refused is authz_denial's alert alone (as new_destination.sql
+                # leaves it out: one event, one finding), nor a try of the destination.
                 if dest not in self._tried:
                     out += self._scan(row, dest)  # (blocked ones too: a scan where the mesh allows only registered hosts)
                 port = f" (port {row['destination_port']})" if row.get("destination_port") else ""

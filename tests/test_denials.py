@@ -499,3 +499,23 @@ def test_the_stream_alerts_once_on_a_refusal_both_nodes_ztunnels_logged(tmp_path
     # (named as report anomalies' authz_denial names it: the workload its ztunnel lines name at 10.244.1.12)
     assert all("from default/curl-5b7d8c9f6-h7k2p denied by AuthorizationPolicy (ztunnel) default/deny-curl" in a["message"]
                and (a["source"], a["source_ips"]) == ("default/curl-5b7d8c9f6-h7k2p", ["10.244.1.12"]) for a in alerts)
+
+
+def test_the_stream_raises_no_new_destination_for_a_request_a_policy_refused(tmp_path):
+    """A new host's requests RBAC denied are authz_denial's alert alone, as new_destination.sql leaves
+    them to authz_denial's finding (one event, one finding); the stream also said 'first … egress
+    attempt to a destination not seen before, never reached'. A later allowed request to it is new."""
+    from test_stream import stream_cli
+
+    denied = ('[2025-03-08T15:00:20.303Z] "POST /post HTTP/1.1" 403 - rbac_access_denied_matched_policy[ns[istio-egress]-'
+              'policy[deny-post]-rule[0]] - "-" 287 19 0 - "-" "okhttp/4.12.0" "06680fc5-dec8-49b5-a301-8b6c40659b3c" '
+              '"new.example.com" "-" inbound-vip|80|http|new.example.com - 240.240.0.2:80 10.244.1.41:37218 - default')
+    allowed = ('[2025-03-08T15:10:20.303Z] "GET /get HTTP/1.1" 200 - via_upstream - "-" 0 250 80 79 "-" "okhttp/4.12.0" '
+               '"16680fc5-dec8-49b5-a301-8b6c40659b3c" "new.example.com" "3.2.1.4:80" inbound-vip|80|http|new.example.com '
+               '10.244.0.24:41160 240.240.0.2:80 10.244.1.41:37219 - default')
+    r = stream_cli(tmp_path / "ds", "--alerts", "ndjson", "--alerts-out", "-", input=(f"{denied}\n{allowed}\n").encode())
+    assert r.returncode == 0, r.stderr
+    alerts = [json.loads(x) for x in r.stdout.splitlines()]
+    assert [(a["kind"], a["destination"]) for a in alerts] == [("authz_denial", "new.example.com"),
+                                                               ("new_destination", "new.example.com")], alerts
+    assert "never reached" not in alerts[1]["message"]

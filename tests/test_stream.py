@@ -1743,7 +1743,8 @@ def test_stream_help_says_what_window_governs_and_lists_every_alert():
                          env={**os.environ, "COLUMNS": "200"})
     text = " ".join(run.stdout.split())
     assert "destination scans" in text
-    assert "a repeated alert for one destination (or source) waits S seconds, and a failure burst (--burst)" in text
+    assert ("a repeated alert for one destination (one destination and client for blocked_attempt and authz_denial, "
+            "one source for a scan) waits S seconds, and a failure burst (--burst)") in text
     assert "[default: 300.0; x>0]" in text
 
 
