@@ -235,14 +235,25 @@ _CONTAINER_FILE = r"(?P<pod>[a-z0-9][a-z0-9.-]*)_[a-z0-9-]+_(?P<container>[a-z0-
 _CONTAINER_LOG = re.compile(r"(?:^|[/:])" + _CONTAINER_FILE + "$")
 # (first: a pod's name may hold dots; also a CloudWatch Logs export's object, <prefix>/<task>/<stream>/000000.gz)
 _CONTAINER_TAG = re.compile(r"var\.log\.containers\." + _CONTAINER_FILE + r"(?:/[0-9]+\.gz)?$")
+# Support bundles name them too, in a directory or as an archive's file: OpenShift's `oc adm must-gather`
+# (`oc adm inspect`: namespaces/<namespace>/pods/<pod>/<container>/<container>/logs/current.log, and
+# previous.log: `kubectl logs --previous`; .insecure.log when fetched without TLS checks) and `istioctl
+# bug-report` (proxies/<namespace>/<pod>/istio-proxy.log: the proxy's container, sidecar, gateway,
+# waypoint or ztunnel, is named istio-proxy in each; istio/istio/tools/bug-report, archive.ProxyOutputPath).
+_NAME = r"[a-z0-9][a-z0-9.-]*"
+_BUNDLE_LOG = re.compile(rf"(?:^|[/:])namespaces/[a-z0-9-]+/pods/(?P<pod>{_NAME})/(?P<container>[a-z0-9][a-z0-9-]*)/"
+                         r"(?P=container)/logs/(?:current|previous)(?:\.insecure)?\.log$"
+                         rf"|(?:^|[/:])proxies/[a-z0-9-]+/(?P<proxy_pod>{_NAME})/(?P<proxy>istio-proxy)\.log$")
 
 
 @functools.lru_cache(maxsize=256)
 def node_log_names(source: str) -> tuple[str, str] | None:
     """The pod and container a node's container log file is named after (``_POD_LOG``,
-    ``_CONTAINER_LOG``, or as a tag writes it: ``_CONTAINER_TAG``), for lines whose own prefix names
-    none; None for any other path."""
+    ``_CONTAINER_LOG``, or as a tag writes it: ``_CONTAINER_TAG``), or a support bundle's file of a
+    container's log (``_BUNDLE_LOG``), for lines whose own prefix names none; None for any other path."""
     m = _POD_LOG.search(source) or _CONTAINER_TAG.search(source) or _CONTAINER_LOG.search(source)
+    if m is None and (m := _BUNDLE_LOG.search(source)) is not None:
+        return (m["pod"], m["container"]) if m["pod"] else (m["proxy_pod"], m["proxy"])
     return (m["pod"], m["container"]) if m else None
 
 
