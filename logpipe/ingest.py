@@ -31,7 +31,7 @@ from .workers import (STAGE_TASK_BYTES, StagedBatch, stage_input_async, stage_in
 from .render import escape_control
 from .reports import DEFAULT_WINDOW
 from . import holes as _holes
-from .sources import CHUNK_BYTES, FileRange, Input, expand_inputs, inspect, read_head
+from .sources import CHUNK_BYTES, FileRange, Input, document_of, expand_inputs, inspect, read_head
 from .unpack import read_failure
 from .schema import REJECT_SCHEMA
 
@@ -191,7 +191,8 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
 def _unread(summary: IngestSummary) -> int:
     """The inputs a run that stopped (a full disk, Ctrl-C) did not finish: neither ingested, skipped
     nor failed (a damaged archive is counted twice: ingested or skipped, and an error)."""
-    return summary.inputs - (summary.ingested + summary.skipped + summary.failed - len(summary.errors) - summary.damaged)
+    return summary.inputs - (summary.ingested + summary.skipped + len(summary.documents) + summary.failed
+                             - len(summary.errors) - summary.damaged)
 
 
 def _spare_pool(inputs: list[Input]) -> WorkerPool | None:
@@ -286,6 +287,9 @@ class _Run:
             why, hole = inspect(inp)
             if why is not None:
                 raise InputError(f"{inp.name}: {why}")
+            if (kind := document_of(inp)) is not None:  # (a bundle's resource: said once for all, in the summary)
+                self.summary.documents.append((inp.name, kind))
+                return None
             size, full, prefixes, replaces, skip_bytes, first_line, hasher = None, None, {}, [], 0, 1, None
             content = continues = None
             mends = False

@@ -29,16 +29,24 @@ class IngestSummary:
     refused_lines: int = 0  # lines read of inputs refused over --max-reject-ratio (counted, not stored)
     damaged: int = 0  # of those skipped, damaged archives ingested before up to the damage (errors too)
     unread: int = 0  # inputs not read when a full disk stopped the run (the next run reads them)
+    documents: list = field(default_factory=list)  # (name, kind) of inputs left out as no log (sources.document_of)
 
     def lines(self) -> list[str]:
         c = self.counts
         refused = (f"; {self.refused_lines} of them in inputs not ingested (over --max-reject-ratio), none stored"
                    if self.refused_lines else "")
-        out = [
+        out = []
+        if self.documents:  # (a bundle holds hundreds: one line, not one each)
+            name, kind = self.documents[0]
+            more = f" and {len(self.documents) - 1} more" if len(self.documents) > 1 else ""
+            out.append(f"left out {plural(len(self.documents), 'input')} that hold no log lines (a bundle's resources and"
+                       f" config dumps: indented JSON, Kubernetes YAML): {name} ({kind}){more}")
+        out += [
             f"inputs {self.inputs}: ingested {self.ingested}"
             + (f" ({len(self.errors)} only up to the damage)" if self.errors else "")
             + f", skipped as already ingested {self.skipped}"
             + (f" ({self.damaged} only up to the damage)" if self.damaged else "")
+            + (f", not logs {len(self.documents)}" if self.documents else "")
             + (f", errors {self.failed}" if self.failed else "") + (f", not read {self.unread}" if self.unread else ""),
             f"lines {c.summary()}{refused}",
             f"rows written {self.rows} in {plural(self.files, 'file')} to {self.data}",

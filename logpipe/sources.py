@@ -10,6 +10,7 @@ import contextlib
 import glob
 import io
 import os
+import re
 import select
 import sys
 from dataclasses import dataclass
@@ -561,6 +562,34 @@ def inspect(inp: Input) -> tuple[str | None, int]:
     if _holes.binary(head):
         return _holes.BINARY_HINT, hole
     return None, hole
+
+
+# What a support bundle (`kubectl cluster-info dump`, `oc adm must-gather`, `istioctl bug-report`) holds beside
+# its logs: resources and config dumps, printed as indented JSON (`{` alone on the first line, a key on the
+# next) or as Kubernetes YAML (`apiVersion:` and `kind:` at the top level, after any `---`). Each read as
+# lines was hundreds of malformed rejects and an error (over --max-reject-ratio): 22 errors, exit 1, for a
+# cluster-info dump of three namespaces. No log starts so; a document of log entries (a JSON array, Loki's
+# or CloudWatch's response, indented) is read as its entries' lines before this looks (``unpack``).
+_JSON_DOCUMENT = re.compile(rb"\A\s*\{[ \t\r]*\n(?:[ \t\r]*\n)*[ \t]+\"")
+_YAML_START = re.compile(rb"\A(?:\s*#[^\n]*\n)*\s*(?:---[ \t\r]*\n(?:\s*#[^\n]*\n)*\s*)?(?:apiVersion|kind):[ \t]+\S")
+_YAML_KEY = re.compile(rb"^(apiVersion|kind):[ \t]+\S", re.M)
+
+
+def document_of(inp: Input) -> str | None:
+    """What ``inp`` is when it is a resource document that a support bundle holds beside its logs
+    (``_JSON_DOCUMENT``, ``_YAML_START``), by its first 8 KB of text; None for any other input (stdin
+    and pipes are not looked at: given on purpose)."""
+    if inp.is_stream:
+        return None
+    try:
+        head = read_head(inp, 8192)[:8192]
+    except (OSError, InputError):  # (reading it says why)
+        return None
+    if _JSON_DOCUMENT.match(head):
+        return "indented JSON"
+    if _YAML_START.match(head) and {m[1] for m in _YAML_KEY.finditer(head)} == {b"apiVersion", b"kind"}:
+        return "Kubernetes YAML"
+    return None
 
 
 def iter_chunks(inp: Input, skip_bytes: int = 0) -> Iterator[tuple[list[str], int]]:

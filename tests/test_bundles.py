@@ -69,3 +69,42 @@ def test_other_paths_name_no_pod(path):
     from logpipe.collectors import node_log_names
 
     assert node_log_names(path) is None
+
+
+def test_a_bundle_s_resources_are_left_out_in_one_line(tmp_path):
+    """`kubectl cluster-info dump --output-directory` writes each namespace's resources as indented JSON
+    beside its pods' logs.txt, must-gather and bug-report YAML and config dumps: read as lines they were
+    hundreds of malformed rejects, an error each over --max-reject-ratio (exit 1); they are left out,
+    counted, said in one line, and the logs are read as before."""
+    items = {"kind": "EventList", "apiVersion": "v1", "metadata": {"resourceVersion": "1"},
+             "items": [{"metadata": {"name": f"e{i}"}, "message": "Started container istio-proxy"} for i in range(30)]}
+    pod_yaml = ("---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: w\nspec:\n  containers:\n  - name: istio-proxy\n"
+                "    env:\n    - name: ISTIO_META_POD_PORTS\n      value: |-\n        [\n        ]\n")
+    root = tmp_path / "dump"
+    _write(root, {
+        "nodes.json": json.dumps({"kind": "NodeList", "items": []}, indent=4),
+        **{f"istio-egress/{kind}.json": json.dumps(dict(items, kind=kind), indent=4) for kind in ("events", "pods")},
+        f"istio-egress/{POD}/logs.txt": "\n".join(WAYPOINT) + "\n",
+        f"{MUST_GATHER}/{POD}.yaml": pod_yaml,
+        "bug-report/proxies/istio-egress/w/config_dump": '{\n "configs": [\n  {\n   "@type": "x"\n  }\n ]\n}\n',
+    })
+    run = run_logpipe("ingest", root, "--data", tmp_path / "d")
+    assert run.returncode == 0, run.stderr
+    said = [x for x in run.stderr.splitlines() if x.startswith("left out")]
+    assert said == ["left out 5 inputs that hold no log lines (a bundle's resources and config dumps: indented JSON,"
+                    f" Kubernetes YAML): {root}/bug-report/proxies/istio-egress/w/config_dump (indented JSON) and 4 more"]
+    assert "inputs 6: ingested 1, skipped as already ingested 0, not logs 5" in run.stderr
+    assert f"lines read {len(WAYPOINT)}, parsed {len(WAYPOINT)}, rejected 0" in run.stderr
+
+
+@pytest.mark.parametrize("text", [
+    '{"kind": "Pod", "apiVersion": "v1"}\n',  # (one line of JSON: read as a line)
+    "[\n  {\n    \"log\": \"x\"\n  }\n]\n",  # (a JSON array: its elements' lines)
+    "kind: Pod\nmetadata: {}\n",  # (no apiVersion)
+    "[2025-01-30T10:53:24.085Z] \"GET / HTTP/1.1\" 200\napiVersion: v1\nkind: Pod\n",
+])
+def test_other_inputs_are_no_resource_document(tmp_path, text):
+    from logpipe.sources import Input, document_of
+
+    (tmp_path / "f").write_text(text)
+    assert document_of(Input(str(tmp_path / "f"))) is None
