@@ -39,8 +39,10 @@ class IngestSummary:
         if self.documents:  # (a bundle holds hundreds: one line, not one each)
             name, kind = self.documents[0]
             more = f" and {len(self.documents) - 1} more" if len(self.documents) > 1 else ""
-            out.append(f"left out {plural(len(self.documents), 'input')} that hold no log lines (a bundle's resources and"
-                       f" config dumps: indented JSON, Kubernetes YAML): {name} ({kind}){more}")
+            holds = "holds" if len(self.documents) == 1 else "hold"  # (records printed indented, jq's: not read)
+            out.append(f"left out {plural(len(self.documents), 'input')} that {holds} no log lines (a bundle's resources and"
+                       f" config dumps: indented JSON, Kubernetes YAML; log records printed indented read one a line,"
+                       f" `jq -c .`): {name} ({kind}){more}")
         out += [
             f"inputs {self.inputs}: ingested {self.ingested}"
             + (f" ({len(self.errors)} only up to the damage)" if self.errors else "")
