@@ -226,6 +226,12 @@ def is_bytes(name: str) -> bool:
     return name.startswith("bytes_") or name.endswith("_bytes")
 
 
+def is_port(name: str) -> bool:
+    """A column that holds a port (the inventory's port, destination_port, …): a number that names,
+    not counts, shown as logged: 8443, not 8,443."""
+    return name == "port" or name.endswith("_port")
+
+
 def size(n: int | float) -> str:
     """Bytes in decimal units with one decimal, as the advice and the ingest's summary say them: 531.7 MB."""
     for unit, d in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
@@ -263,7 +269,7 @@ def _table(table) -> str:
             if num and v is not None and is_bytes(name):
                 cells.append(f"<td class=num title='{v} bytes'>{size(v)}</td>")
             elif num:
-                cells.append(f"<td class=num>{f'{v:,}' if isinstance(v, int) else escape(v)}</td>")
+                cells.append(f"<td class=num>{f'{v:,}' if isinstance(v, int) and not is_port(name) else escape(v)}</td>")
             else:
                 cells.append(f"<td>{_value(v)}</td>")
         body.append(f"<tr>{''.join(cells)}</tr>")

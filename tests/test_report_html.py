@@ -271,3 +271,15 @@ def test_the_printed_page_holds_every_column_and_chart_whole(tmp_path, scenario_
     rules = re.sub(r"@page\{[^}]*\}", "", page[start + len("@media print{"):end])
     assert "size:landscape" in page[start:end]
     assert overflow(page.replace("</style>", rules + "</style>", 1), tmp_path, 980)["clipped"] == []
+
+
+def test_a_port_is_shown_as_logged_a_count_grouped():
+    """A count reads 12,345; a port is a name, not a count: the inventory's port column read 8,443
+    and 15,021 (tls_ports' own 8443)."""
+    import pyarrow as pa
+
+    from logpipe.html import _table
+
+    page = _table(pa.table({"destination": ["api.example.com"], "port": [8443], "destination_port": [15021],
+                            "requests": [12345]}))
+    assert "<td class=num>8443</td><td class=num>15021</td><td class=num>12,345</td>" in page
