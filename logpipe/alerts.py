@@ -427,7 +427,7 @@ class AlertRules:
             if kind == "passthrough":
                 out += self._once_per_window(row, "unregistered_egress", dest)
             elif kind == "blocked":  # per destination and client (another workload trying is news)
-                out += self._once_per_window(row, "blocked_attempt", f"{dest} {row['client']}")
+                out += self._once_per_window(row, "blocked_attempt", self._client_key("blocked_attempt", row))
             if row["failing"]:
                 out += self._burst(row)
         return out
@@ -508,6 +508,29 @@ class AlertRules:
     def _scanning(self, src: str | None, t: dt.datetime) -> bool:
         return bool(src) and self._near("destination_scan", src, t)
 
+    def _client_key(self, kind: str, row: dict) -> str:
+        """The key of a per-destination-and-client alert (blocked_attempt, authz_denial) of ``row``. A
+        client ztunnel's line names only once it has been read (its connection's line comes when the
+        connection closes: after the waypoint's or sidecar's lines of its requests, a new pod's first
+        ones) was keyed by its IP until then: the windows and quiet rows of that key become its name's,
+        so that its next attempt in the window is counted, not a second alert of the same pod."""
+        dest, client, ip = row["destination"], row["client"], row.get("source_ip")
+        key = f"{dest} {client}"
+        if ip and client != ip and (kind, f"{dest} {ip}") in self._alerted:
+            spans = sorted(self._alerted.pop((kind, f"{dest} {ip}")) + self._alerted.get((kind, key), []), key=_first)
+            joined: list[list[dt.datetime]] = []
+            for first, last in spans:  # (overlapping or touching spans as one, as _due keeps them)
+                if joined and first - joined[-1][1] < 2 * self.window:
+                    joined[-1][1] = max(joined[-1][1], last)
+                else:
+                    joined.append([first, last])
+            self._alerted[(kind, key)] = joined[-ALERT_SPANS:]
+            if (kind, f"{dest} {ip}") in self._quiet:
+                n, sources, ips = self._quiet.pop((kind, f"{dest} {ip}"))
+                m, more, more_ips = self._quiet.pop((kind, key), (0, Counter(), set()))
+                self._quiet[(kind, key)] = (n + m, sources + more, ips | more_ips)
+        return key
+
     def _once_per_window(self, row: dict, kind: str, key: str) -> list[Alert]:
         t = row["start_time"]
         due = self._alert_due(kind, key, row, t, quiet=self._scanning(row.get("source_ip"), t))
@@ -550,7 +573,7 @@ class AlertRules:
         out = []
         for row in rows:
             dest, client, t = row["destination"], row["client"], row["start_time"] or now
-            due = self._alert_due("authz_denial", f"{dest} {client}", row, t)  # (per client, as blocked attempts)
+            due = self._alert_due("authz_denial", self._client_key("authz_denial", row), row, t)  # (per client, as blocked attempts)
             if due is None:
                 continue
             n, _, ips, since = due

@@ -130,3 +130,20 @@ def test_a_pods_file_that_is_no_pod_list_or_is_given_with_quiet_is_one_line(tmp_
     run = run_logpipe("stream", "--data", "ds", "--pods", "bad.json", "-q", input="", cwd=tmp_path)
     assert run.returncode == 2 and run.stderr.strip().splitlines() == [
         "logpipe: error: --quiet turns the alerts off, so --pods would name no alert's client; give one of them"]
+
+
+def test_a_client_named_after_its_first_alert_is_not_alerted_again_in_the_window():
+    """ztunnel's line of a connection comes when it closes, after the sidecar's or waypoint's lines of
+    its requests: a new pod's first blocked attempt is alerted by its IP. Its next attempt 60 s later,
+    once ztunnel's line named it, is the same client's within the window: counted by the next alert,
+    not a second alert (it was one, keyed by the name instead of the IP); past the window, one alert
+    that counts both."""
+    rules = AlertRules(window_seconds=300)
+    try:
+        got = check(rules, [BLOCKED], [ZTUNNEL_12], [BLOCKED.replace("14:04:56", "14:05:56")],
+                    [BLOCKED.replace("14:04:56", "14:20:56")])
+        assert [(a.kind, a.source, a.count) for a in got] == [
+            ("blocked_attempt", "10.244.1.12", 1), ("blocked_attempt", MINER, 2)]
+        assert "2 attempts blocked by BlackHoleCluster since its last alert (2024-11-18T14:04:56.898Z)" in got[1].message
+    finally:
+        rules.close()
