@@ -19,6 +19,9 @@ UTC = dt.timezone.utc
 START = dt.datetime(2025, 3, 3, tzinfo=UTC)  # a Monday
 WAYPOINT = "10.244.0.18"
 _ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # (Kubernetes' generated-name alphabet: no vowels, no 0, 1, 3)
+# A pod-template hash's characters: a 32-bit hash's decimal digits, each mapped into _ALPHABET by its
+# code mod 27 (SafeEncodeString): 0-9 are 4-9, b, c, d, f
+_HASH = "".join(_ALPHABET[ord(d) % 27] for d in "0123456789")
 
 # host -> (VIP of its ServiceEntry, endpoint IP): registered, through the waypoint
 HOSTS = {
@@ -65,7 +68,9 @@ class Traffic:
     def pod(self, namespace: str, workload: str, kind: str = "Deployment") -> Pod:
         r = self.rnd
         rand = lambda n: "".join(r.choice(_ALPHABET) for _ in range(n))  # noqa: E731
-        suffix = {"Deployment": f"{rand(r.choice((9, 10)))}-{rand(5)}",
+        # (the hash drawn as the random part is, then mapped onto _HASH: the same draws, the same days)
+        hashed = lambda n: "".join(_HASH[_ALPHABET.index(c) % 10] for c in rand(n))  # noqa: E731
+        suffix = {"Deployment": f"{hashed(r.choice((9, 10)))}-{rand(5)}",
                   "CronJob": f"{29_000_000 + r.randrange(1_000_000)}-{rand(5)}"}[kind]
         return Pod(namespace, f"{workload}-{suffix}", self.new_ip())
 
@@ -211,7 +216,7 @@ def quiet_week(tmp_path_factory) -> dict:
 
 def test_a_quiet_day_gives_no_finding(quiet_week):
     """A day of ordinary traffic gives no finding. ztunnel names a client by its pod: each deploy's
-    new pods (shop/payments-b2glfbh6c9-lr29z) and each night's backup run (ops/backup-29078747-qk5qf)
+    new pods (shop/payments-65cf9b7d84-lr29z) and each night's backup run (ops/backup-29078747-qk5qf)
     were new pairs of the destinations their workload calls every day: 5 low new_pair findings,
     every day, with nothing new."""
     assert quiet_week["window"]["requests"] > 2000 and quiet_week["baseline"]["requests"] > 10000
@@ -311,6 +316,7 @@ def test_client_workload_strips_the_names_kubernetes_generates():
              "ops/backup-29078747-qk5qf": "ops/backup",  # a CronJob's run's pod
              "ops/backup-29078747": "ops/backup",  # --pods' owner of it: the Job
              "monitoring/node-exporter-x7k2p": "monitoring/node-exporter",  # a DaemonSet's pod
+             "shop/app-grpcws-x7k2p": "shop/app-grpcws",  # a DaemonSet app-grpcws's pod: no hash, no `shop/app`
              "db/postgres-0": "db/postgres-0",  # a StatefulSet's: stable
              "shop/frontend": "shop/frontend", "shop/redis-cache": "shop/redis-cache",
              "10.244.1.21": "10.244.1.21", "fd00::21": "fd00::21",

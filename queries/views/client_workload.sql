@@ -4,12 +4,14 @@
 -- pod-template hash and random suffix, `shop/payments-5f7c9d8b6-q8r2t` → `shop/payments`), a CronJob's
 -- next run (`ops/backup-29078747-qk5qf`, and --pods' Job `ops/backup-29078747` → `ops/backup`) and a
 -- DaemonSet's or Job's pods (`-x7k2p`) are the workload the baseline knows. The generated parts are
--- Kubernetes' random strings (its alphabet has no vowels and no 0, 1 or 3) and a CronJob's scheduled
--- time in minutes (8 digits and more); a StatefulSet's `web-0` and a name of words stay as they are,
+-- Kubernetes' random strings (its alphabet has no vowels and no 0, 1 or 3), a Deployment's
+-- pod-template hash (a 32-bit hash's decimal digits, each one of `456789bcdf`: SafeEncodeString maps a
+-- character by its code mod 27 into that alphabet, so `-grpcws-x7k2p`, a DaemonSet `app-grpcws`'s pod,
+-- is no Deployment `app`'s) and a CronJob's scheduled time in minutes (8 digits and more); a StatefulSet's `web-0` and a name of words stay as they are,
 -- and so do an IP (no '/') and the unknown client. The findings still name the client itself.
 CREATE OR REPLACE MACRO client_workload(client) AS (
     CASE WHEN contains(client, '/')
         THEN regexp_replace(client,
-            '-(([0-9]{8,}|[bcdfghjklmnpqrstvwxz2456789]{6,10})-[bcdfghjklmnpqrstvwxz2456789]{5}|[bcdfghjklmnpqrstvwxz2456789]{5}|[0-9]{8,})$', '')
+            '-(([0-9]{8,}|[4-9bcdf]{6,10})-[bcdfghjklmnpqrstvwxz2456789]{5}|[bcdfghjklmnpqrstvwxz2456789]{5}|[0-9]{8,})$', '')
         ELSE client END
 );
