@@ -3,8 +3,8 @@ polars, and split plans read from it, cut by cut.c) and the exact Lark path (``P
 then ``records.type_columns``) give identical records, or both reject, line for line.
 
 The Lark path costs ~10 ms a line (logpipe/follow.py), so it runs in two worker processes (in the
-test process itself under pytest-xdist, whose other worker has the other core), over every line of every sample (~4,200; a large one in parts of PART_LINES, several tests that the
-xdist workers share), DIFF_LINES lines of bench/generate.py (default 1,000;
+test process itself under pytest-xdist, whose other worker has the other core), over every line of every sample (~4,200; a large one in parts of PART_LINES, several tests, none
+long), DIFF_LINES lines of bench/generate.py (default 1,000;
 LOGPIPE_DIFF_LINES=20000 runs more) and ~1,500 hypothesis-fuzzed lines: mutations of sample
 lines, quotes in free text, lines built from field values of every layout.
 """
@@ -113,7 +113,7 @@ def lark_path(pool, lines: list[str], source: str, first: int = 1):
 def assert_same(fast, pool, lines: list[str], source: str = "-", part: tuple[int, int] = (0, 1)):
     """The fast path's records and rejects of ``lines`` (parsed in one batch) are Lark's, line for
     line; ``part`` (k, n): only those of the k-th of ``spans(lines, n)`` (a sample too slow for Lark
-    in one test, in several: pytest-xdist shares them between its workers)."""
+    in one test, in several: `make test` runs this file in one xdist worker, --dist loadfile)."""
     lo, hi = spans(lines, part[1])[part[0]]
     batch = fast.parse_batch(lines, source)
     f_rec = {r["line_number"]: r for r in batch.records.to_pylist() if lo < r["line_number"] <= hi}
