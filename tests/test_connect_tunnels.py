@@ -71,6 +71,12 @@ def _egress(data) -> list[dict]:
     return json.loads(got.stdout)
 
 
+def _row(destination: str, port: int, ip: str | None, kind: str, connected: bool) -> dict:
+    """An egress row as _egress gives it."""
+    return {"destination": destination, "destination_port": port, "destination_ip": ip, "egress_kind": kind,
+            "upstream_connected": connected}
+
+
 def _report(data, name: str) -> dict:
     got = run_logpipe("report", name, "--data", data, "-o", "json")
     assert got.returncode == 0, got.stderr
@@ -87,18 +93,12 @@ def test_a_tunnel_is_its_authority_s_host_and_port_and_a_refused_one_is_a_blocke
     not connected, and the refused ones to a Service or an internal address stay in-cluster."""
     data = _ingest(tmp_path, ENVOY, ENVOY_LINES)
     assert _egress(data) == [
-        {"destination": "api.example.com", "destination_port": 443, "destination_ip": "93.184.216.34",
-         "egress_kind": "public_ip", "upstream_connected": True},
-        {"destination": "git.example.com", "destination_port": 22, "destination_ip": "203.0.113.22",
-         "egress_kind": "public_ip", "upstream_connected": True},
-        {"destination": "2001:db8::7", "destination_port": 8443, "destination_ip": "2001:db8::7",
-         "egress_kind": "public_ip", "upstream_connected": True},
-        {"destination": "down.example.net", "destination_port": 443, "destination_ip": "198.51.100.9",
-         "egress_kind": "public_ip", "upstream_connected": False},
-        {"destination": "evil.example.org", "destination_port": 443, "destination_ip": None,
-         "egress_kind": "blocked", "upstream_connected": False},
-        {"destination": "evil.example.org", "destination_port": 443, "destination_ip": None,
-         "egress_kind": "blocked", "upstream_connected": False},
+        _row("api.example.com", 443, "93.184.216.34", "public_ip", True),
+        _row("git.example.com", 22, "203.0.113.22", "public_ip", True),
+        _row("2001:db8::7", 8443, "2001:db8::7", "public_ip", True),
+        _row("down.example.net", 443, "198.51.100.9", "public_ip", False),
+        _row("evil.example.org", 443, None, "blocked", False),
+        _row("evil.example.org", 443, None, "blocked", False),
     ]
 
 
@@ -132,12 +132,9 @@ def test_istio_s_format_at_an_egress_gateway(tmp_path):
     403 stays authz_denial's alone."""
     data = _ingest(tmp_path, ISTIO, ISTIO_LINES)
     assert _egress(data) == [
-        {"destination": "api.example.com", "destination_port": 443, "destination_ip": "93.184.216.34",
-         "egress_kind": "registered", "upstream_connected": True},
-        {"destination": "db.example.com", "destination_port": 5432, "destination_ip": "198.51.100.40",
-         "egress_kind": "registered", "upstream_connected": True},
-        {"destination": "evil.example.org", "destination_port": 443, "destination_ip": None,
-         "egress_kind": "blocked", "upstream_connected": False},
+        _row("api.example.com", 443, "93.184.216.34", "registered", True),
+        _row("db.example.com", 5432, "198.51.100.40", "registered", True),
+        _row("evil.example.org", 443, None, "blocked", False),
     ]
     inv = _inventory(data)
     got = {d: (r["port"], r["protocol"], r["transport"]) for d, r in inv.items()}
