@@ -95,7 +95,7 @@ def query_params(q, hide: Iterable[str] = ()) -> list[dict[str, Any]]:
 # The views and macros this module's and html.py's own SQL name (tests/test_query.py checks it), and the
 # egress columns it reads: with a report's queries, what a report's connection is made for
 # (``db.connect(uses=…)``) and what of the traffic view it keeps (_materialize_traffic).
-REPORT_READS = ("access_log authz_denied client_ips client_named client_workloads denials egress rejects ip_norm is_failure traffic "
+REPORT_READS = ("access_log authz_denied client_ips client_named client_workload client_workloads denials egress rejects ip_norm is_failure traffic "
                 "start_time destination source_ip source_workload egress_kind response_code response_flags error bytes_received bytes_sent")
 
 
@@ -170,7 +170,7 @@ def _quoted(name: str) -> str:
 
 
 # What attach_sources reads (for a connection made for some statements: ``db.connect(uses=…)``).
-PODS_READS = "access_log ip_norm"
+PODS_READS = "access_log ip_norm client_workload"
 
 
 # Who ztunnel logged at each client IP (its src.addr, src.namespace and src.workload, a pod's name),
@@ -192,7 +192,7 @@ ZTUNNEL_SEEN = """
 # workloads' lines interleave (a 10..100 s, b 20..30 s, c 40..50 s: with the one before's, a held it
 # until 60 s and c from 35 s, and traffic's join gave each row between twice).
 ZTUNNEL_SOURCES = """
-    SELECT ip, workload,
+    SELECT ip, workload, client_workload(workload) AS owner,
         CASE WHEN before IS NOT NULL THEN before + (first_seen - before) / 2 END AS valid_from,
         CASE WHEN lead(first_seen) OVER w IS NOT NULL
              THEN upto + (lead(first_seen) OVER w - upto) / 2 END AS valid_until
@@ -208,13 +208,19 @@ ZTUNNEL_SOURCES = """
 # good), so --pods names the IPs it knows from their first pod's start (from any time: a pod of no
 # start), and ztunnel's names an IP before that, or where no pod held it: one interval per IP and
 # time, so that a row of traffic matches one at most.
+# The pods' rows (--pods): the workload that judges a client (its owner, client_workloads.sql) is the
+# pod's owner as named, but a CronJob's run, a Job named after its CronJob and its scheduled minute
+# (`ops/backup-29078747`: each night's a new Job), is its CronJob's. (client_workload.sql's stripping of
+# generated names is for pods' names, ztunnel's; an owner's name is its owner's choice: `ns/proxy-https`.)
+_POD_ROWS = ("SELECT pod_ip AS ip, workload, CASE WHEN owner_kind = 'Job' THEN regexp_replace(workload, '-[0-9]{8,}$', '')"
+             " ELSE workload END AS owner, valid_from, valid_until FROM logpipe_pods")
 _POD_AND_ZTUNNEL_SOURCES = """
     WITH z AS ({ztunnel}),
     held AS (SELECT pod_ip AS ip, bool_or(valid_from IS NULL) AS always, min(valid_from) AS first
              FROM logpipe_pods GROUP BY ALL)
-    SELECT pod_ip AS ip, workload, valid_from, valid_until FROM logpipe_pods
+    """ + _POD_ROWS.replace("{", "{{").replace("}", "}}") + """
     UNION ALL
-    SELECT z.ip, z.workload, z.valid_from,
+    SELECT z.ip, z.workload, z.owner, z.valid_from,
         CASE WHEN h.ip IS NULL THEN z.valid_until
              ELSE least(coalesce(z.valid_until, 'infinity'::TIMESTAMPTZ), h.first) END
     FROM z LEFT JOIN held h ON h.ip = z.ip
@@ -249,7 +255,7 @@ def attach_sources(con, pods=None, *, ztunnel=True, seen: str | None = None) -> 
     if pods is None:
         sql = ZTUNNEL_SOURCES.format(seen=seen)
     elif seen is None:
-        sql = "SELECT pod_ip AS ip, workload, valid_from, valid_until FROM logpipe_pods"
+        sql = _POD_ROWS
     else:
         sql = _POD_AND_ZTUNNEL_SOURCES.format(ztunnel=ZTUNNEL_SOURCES.format(seen=seen))
     con.execute(f"CREATE OR REPLACE TEMP VIEW client_workloads AS {sql}")

@@ -392,3 +392,29 @@ def test_a_new_pairs_large_upload_is_high(tmp_path):
     assert f["evidence"]["bytes_up"] == 200_000_000
     assert f["advice"].endswith(" It sent 200.0 MB there: find out what was sent (the request ids lead to the "
                                 "application logs).")
+
+
+def test_a_pods_owner_name_is_not_cut_as_a_generated_one(tmp_path):
+    """client_workload cuts the parts Kubernetes generates from a pod's name (ztunnel's); it cut an
+    owner's name --pods gives too: a Deployment `shop/proxy-https` ends in five characters of the
+    generated-name alphabet and was judged as `shop/proxy`, so its first call of a host `shop/proxy` calls
+    was no new pair. An owner's name is judged as it is (source_owner)."""
+    from test_report import pod
+
+    from conftest import SAMPLES, run_logpipe
+
+    data = tmp_path / "d"
+    assert run_logpipe("ingest", SAMPLES / "scenario", "--data", data).returncode == 0
+    pods = tmp_path / "pods.json"
+    pods.write_text(json.dumps({"kind": "List", "items": [
+        pod("proxy-6c7d8f9b5-aaaaa", "10.244.1.21", "2025-02-01T00:00:00Z", owner=("ReplicaSet", "proxy-6c7d8f9b5"), hash_="6c7d8f9b5"),
+        pod("proxy-6c7d8f9b5-bbbbb", "10.244.1.22", "2025-02-01T00:00:00Z", owner=("ReplicaSet", "proxy-6c7d8f9b5"), hash_="6c7d8f9b5"),
+        pod("proxy-https-5d8f7c9b4-ccccc", "10.244.1.41", "2025-02-01T00:00:00Z", owner=("ReplicaSet", "proxy-https-5d8f7c9b4"),
+            hash_="5d8f7c9b4")]}))
+    r = run_logpipe("report", "anomalies", "--data", data, "--pods", pods, "-o", "json")
+    assert r.returncode == 0, r.stderr
+    pairs = [(f["source"], f["destination"]) for f in json.loads(r.stdout)["findings"] if f["kind"] == "new_pair"]
+    assert ("shop/proxy-https", "api.stripe.com") in pairs, pairs
+    got = run_logpipe("query", "--data", data, "--pods", pods, "-o", "json", "--sql",
+                      "select distinct source_workload, source_owner from egress where source_ip = '10.244.1.41'")
+    assert json.loads(got.stdout) == [{"source_workload": "shop/proxy-https", "source_owner": "shop/proxy-https"}]

@@ -23,7 +23,7 @@ denied AS (
     SELECT
         a.start_time, a.request_id,
         client_named(a.source_workload, a.source_ip) AS source,
-        client_workload(client_named(a.source_workload, a.source_ip)) AS client,
+        client_named(a.source_owner, a.source_ip) AS client,
         a.source_ip,
         a.destination,
         a.destination_port AS port,
@@ -37,7 +37,7 @@ denied AS (
 SELECT
     'authz_denial' AS kind,
     CASE
-        WHEN EXISTS (SELECT 1 FROM denied b WHERE b.in_baseline AND b.client = client_workload(w.source)
+        WHEN EXISTS (SELECT 1 FROM denied b WHERE b.in_baseline AND b.client = w.client
                      AND b.destination IS NOT DISTINCT FROM w.destination) THEN 'low'
         WHEN count(*) >= CAST($denial_high AS INTEGER) THEN 'high'
         ELSE 'medium'
@@ -77,5 +77,5 @@ SELECT
     client_ips(w.source_ip) AS source_ips
 FROM denied w
 WHERE w.in_window
-GROUP BY w.source, w.destination
+GROUP BY w.source, w.client, w.destination  -- (client: source's owner, one a source)
 ORDER BY count(*) DESC, w.destination, w.source

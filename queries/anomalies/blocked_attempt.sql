@@ -17,14 +17,14 @@ win AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= w0 AND e.start_ti
 base AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= b0 AND e.start_time < b1),
 -- (the baseline's blocked pairs once each, by workload)
 base_blocked AS (
-    SELECT DISTINCT client_workload(client_named(source_workload, source_ip)) AS client, destination
+    SELECT DISTINCT client_named(source_owner, source_ip) AS client, destination
     FROM base WHERE egress_kind = 'blocked'
 )
 SELECT
     'blocked_attempt' AS kind,
     CASE
         WHEN EXISTS (SELECT 1 FROM base_blocked b
-                     WHERE b.client = client_workload(client_named(w.source_workload, w.source_ip))
+                     WHERE b.client = client_named(w.source_owner, w.source_ip)
                      AND b.destination IS NOT DISTINCT FROM w.destination) THEN 'low'
         WHEN count(*) >= CAST($blocked_high AS INTEGER) THEN 'high'
         ELSE 'medium'
@@ -46,5 +46,5 @@ SELECT
     client_ips(w.source_ip) AS source_ips
 FROM win w
 WHERE w.egress_kind = 'blocked'
-GROUP BY client_named(w.source_workload, w.source_ip), w.destination
+GROUP BY client_named(w.source_workload, w.source_ip), client_named(w.source_owner, w.source_ip), w.destination
 ORDER BY count(*) DESC, w.destination, source

@@ -30,7 +30,7 @@ base AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= b0 AND e.start_t
 -- (ztunnel names a pod: each deploy's pods were new pairs of every destination, 5 findings a day of
 -- tests/test_anomaly_quality.py's quiet traffic)
 base_pairs AS (
-    SELECT destination, client_workload(client_named(source_workload, source_ip)) AS client,
+    SELECT destination, client_named(source_owner, source_ip) AS client,
         bool_or(upstream_connected) AS reached
     FROM base WHERE egress_kind <> 'blocked'
     GROUP BY ALL
@@ -65,7 +65,7 @@ SELECT
 FROM win w
 -- (by the client as the finding names it: a workload of several pods' IPs is one; a format that logs no
 -- client, Envoy's default, leaves source_ip null: the same unknown client)
-LEFT JOIN base_pairs p ON p.destination = w.destination AND p.client = client_workload(client_named(w.source_workload, w.source_ip))
+LEFT JOIN base_pairs p ON p.destination = w.destination AND p.client = client_named(w.source_owner, w.source_ip)
 WHERE w.egress_kind <> 'blocked'
   AND EXISTS (SELECT 1 FROM base_pairs b WHERE b.destination = w.destination AND b.reached)
   AND p.reached IS NOT TRUE

@@ -20,7 +20,7 @@ base_days AS (SELECT greatest(date_diff('second', min(start_time), max(start_tim
 -- (by workload: a nightly CronJob's run is a new pod each night, so its pair had no baseline, and the
 -- destination's per source was spread over every night's pod: 50 MB a night flagged on day 15)
 base_pair AS (
-    SELECT client_workload(client_named(source_workload, source_ip)) AS client, destination,
+    SELECT client_named(source_owner, source_ip) AS client, destination,
         sum(bytes_received) / any_value(days) AS daily
     FROM base, base_days WHERE egress_kind <> 'blocked'
     GROUP BY ALL
@@ -28,13 +28,13 @@ base_pair AS (
 base_dest AS (
     SELECT destination, quantile_cont(bytes_received, 0.99) AS p99,
         sum(bytes_received) / any_value(days)
-            / greatest(count(DISTINCT client_workload(client_named(source_workload, source_ip))), 1) AS daily_per_source
+            / greatest(count(DISTINCT client_named(source_owner, source_ip)), 1) AS daily_per_source
     FROM base, base_days WHERE egress_kind <> 'blocked'
     GROUP BY destination
 ),
 win_pair AS (
-    SELECT client_named(source_workload, source_ip) AS client, destination,
-        client_ips(source_ip) AS source_ips,
+    SELECT client_named(source_workload, source_ip) AS client, client_named(source_owner, source_ip) AS owner,
+        destination, client_ips(source_ip) AS source_ips,
         count(*) AS requests,
         sum(bytes_received) AS bytes_up,
         max(bytes_received) AS largest,
@@ -66,7 +66,7 @@ SELECT
         || 'check what it sent (request ids in the evidence).' AS advice,
     w.source_ips
 FROM win_pair w
-LEFT JOIN base_pair bp ON bp.client = client_workload(w.client) AND bp.destination = w.destination
+LEFT JOIN base_pair bp ON bp.client = w.owner AND bp.destination = w.destination
 LEFT JOIN base_dest bd ON bd.destination = w.destination
 WHERE w.bytes_up >= CAST($min_bytes AS BIGINT)
   AND w.daily >= CAST($volume_factor AS DOUBLE) * coalesce(bp.daily, bd.daily_per_source, 0)

@@ -47,6 +47,9 @@
 --   source_ip            downstream_remote_address_ip (the client's IP, always); IPv4-mapped IPv6 as IPv4
 --   source_workload      the workload that held source_ip at start_time (client_workloads.sql:
 --                        namespace/owner by --pods, else as ztunnel's lines name it), else null
+--   source_owner         the workload the anomaly reports judge the client by (whether the baseline
+--                        knew it): --pods' namespace/owner as it is, ztunnel's pod name without the
+--                        parts Kubernetes generates (client_workload.sql); null with source_workload
 --   upstream_connected   false when the proxy made no upstream connection for the row, as its
 --                        response flags say (UF, UH, NC, NR, DF, DO, UAEX; a TCP row only when it
 --                        moved no byte: upstream_not_connected.sql), or its HTTP RBAC filter denied
@@ -137,6 +140,7 @@ addressed AS (
         c.kind AS source_ip_kind,
         c.norm AS source_ip,
         w.workload AS source_workload,
+        w.owner AS source_owner,
         -- (ztunnel's columns judged on its rows only: a CASE evaluates its branch for the rows that
         -- take it, where AND evaluated mesh_host's list and lambda, and the error's patterns, on every
         -- row; false elsewhere, which both columns' readers take their null for)
@@ -207,7 +211,7 @@ judged AS (
     FROM addressed
 )
 SELECT
-    * EXCLUDE (upstream_ip_kind, source_ip_kind, source_ip, source_workload, ztunnel_in_mesh, waypoint_hop, ztunnel_unconnected,
+    * EXCLUDE (upstream_ip_kind, source_ip_kind, source_ip, source_workload, source_owner, ztunnel_in_mesh, waypoint_hop, ztunnel_unconnected,
                has_cluster_host, connect_blocked,
                stays_in_mesh),
     coalesce(
@@ -226,6 +230,7 @@ SELECT
     ) AS destination_port,
     source_ip,
     source_workload,
+    source_owner,
     NOT (upstream_not_connected(response_flags,
                                 CASE WHEN connect_tunnel(method) THEN 'HTTP' ELSE request_protocol(protocol, method, authority) END,
                                 bytes_received, bytes_sent)
