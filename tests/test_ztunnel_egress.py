@@ -189,6 +189,17 @@ S3_WAYPOINT = ('[2024-04-12T10:17:48.696Z] "- - -" 0 - - - "-" 2310 18830 1208 -
                'inbound-vip|443|tcp|s3.amazonaws.com 10.244.0.18:54788 240.240.0.6:443 10.244.1.35:38124 s3.amazonaws.com -')
 
 
+def _beside_the_waypoint(tmp_path, columns: str) -> list[str]:
+    """tmp_path's zt.log ingested with the S3 waypoint's line: egress's ``columns`` as csv rows, by time."""
+    (tmp_path / "waypoint.log").write_text(S3_WAYPOINT + "\n")
+    r = logpipe("ingest", "zt.log", "waypoint.log", "--data", "ds", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    r = logpipe("query", "--data", "ds", "-o", "csv", "--sql", f"select {columns} from egress order by start_time",
+                cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.splitlines()[1:]
+
+
 def test_a_failed_hop_to_an_egress_waypoint_is_egress_to_its_host(tmp_path):
     """The waypoint logs nothing for a connection ztunnel could not bring to it: ztunnel's line is the
     attempt's one egress row (waypoint, to dst.service), counted as failed (also when ztunnel had no
@@ -208,14 +219,7 @@ def test_a_failed_hop_to_an_egress_waypoint_is_egress_to_its_host(tmp_path):
         hop("10:18:07.000001", 40008, IDENTITY),
         hop("10:18:08.000001", 40009, "pool draining"),
     ]) + "\n")
-    (tmp_path / "waypoint.log").write_text(S3_WAYPOINT + "\n")
-    r = logpipe("ingest", "zt.log", "waypoint.log", "--data", "ds", cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
-    r = logpipe("query", "--data", "ds", "-o", "csv", "--sql",
-                "select log_format, egress_kind, destination, destination_port, error from egress "
-                "order by start_time", cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.splitlines()[1:] == [
+    assert _beside_the_waypoint(tmp_path, "log_format, egress_kind, destination, destination_port, error") == [
         "istio_1_9,waypoint,s3.amazonaws.com,443,",
         f"ztunnel,waypoint,s3.amazonaws.com,443,{REFUSED}",
         'ztunnel,waypoint,s3.amazonaws.com,443,"connection timed out, maybe a NetworkPolicy is blocking HBONE port '
@@ -293,14 +297,8 @@ def test_a_ztunnel_connection_that_never_came_up_reached_nothing(tmp_path):
     (tmp_path / "zt.log").write_text("\n".join(
         [hop(f"10:00:{i:02d}.000001", 41000 + i, REFUSED).replace("2024-04-12", "2024-04-10") for i in range(3)]
         + [TIMED_OUT.replace("2024-04-12", "2024-04-10"), BYPASS]) + "\n")
-    (tmp_path / "waypoint.log").write_text(S3_WAYPOINT + "\n")
-    r = logpipe("ingest", "zt.log", "waypoint.log", "--data", "ds", cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
-    r = logpipe("query", "--data", "ds", "-o", "csv", "--sql",
-                "select cast(start_time as date) d, log_format, egress_kind, destination, upstream_connected "
-                "from egress order by start_time", cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.splitlines()[1:] == ["2024-04-10,ztunnel,waypoint,s3.amazonaws.com,false"] * 3 + [
+    columns = "cast(start_time as date) d, log_format, egress_kind, destination, upstream_connected"
+    assert _beside_the_waypoint(tmp_path, columns) == ["2024-04-10,ztunnel,waypoint,s3.amazonaws.com,false"] * 3 + [
         "2024-04-10,ztunnel,registered,api.partner.example,false",
         "2024-04-12,ztunnel,registered,api.partner.example,true",
         "2024-04-12,istio_1_9,waypoint,s3.amazonaws.com,true"]
