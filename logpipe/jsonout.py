@@ -302,7 +302,7 @@ class NativeRows:
         """csv/tsv rows, each ending in a newline: fields separated by ``delimiter`` (one ASCII
         character), quoted when they hold a byte ``quoted`` marks; ``cells(arr, kind)`` gives the
         text of the columns C does not write (None for a null). None as for ``of``."""
-        lib, parts = _native_parts(batch, lambda arr, kind: pa.array(cells(arr, kind), pa.string()))
+        lib, parts = _native_parts(batch, lambda arr, kind: pa.array(cells(arr, kind), pa.string()), null_items=False)
         if parts is None:
             return None
         return cls(lib, parts, lib.logpipe_delimited_lines, (ord(delimiter), quoted))
@@ -324,7 +324,7 @@ class NativeRows:
         return pa.Array.from_buffers(pa.string(), n, [None, offs, out.slice(0, max(written, 1))])
 
 
-def _native_parts(batch: pa.RecordBatch, fragment) -> tuple:
+def _native_parts(batch: pa.RecordBatch, fragment, null_items: bool = True) -> tuple:
     """(the library, ``batch``'s columns as ``_native_column`` reads them), or (None, None) when
     there is no library, no column or no row, or a column over 2 GiB of text."""
     from . import native
@@ -333,18 +333,20 @@ def _native_parts(batch: pa.RecordBatch, fragment) -> tuple:
     if lib is None or not batch.num_columns or not batch.num_rows:
         return None, None
     try:
-        return lib, [_native_column(arr, kind, fragment) for arr, kind in columns(batch)]
+        return lib, [_native_column(arr, kind, fragment, null_items) for arr, kind in columns(batch)]
     except (pa.ArrowInvalid, pa.ArrowCapacityError):  # a column over 2 GiB of text
         return None, None
 
 
-def _native_column(arr: pa.Array, kind: str, fragment=_json_array) -> tuple:
+def _native_column(arr: pa.Array, kind: str, fragment=_json_array, null_items: bool = True) -> tuple:
     """A column as ``logpipe_json_lines`` (and ``logpipe_delimited_lines``) reads it: (its kind
     there; validity, offsets and data buffers and first row; its items' validity, offsets and data
     buffers and first item (lists of strings)). A column C does not write is made text first by
-    ``fragment(arr, kind)``."""
+    ``fragment(arr, kind)``; so is a list with a null item unless ``null_items`` (C's csv writes one
+    empty, render.NULL_ITEM is Python's: its items, all of them, are looked at, not the slice's)."""
     native_kind = _NATIVE_KINDS.get((kind, arr.type.id), _NATIVE_KINDS.get(kind))
-    if native_kind == JSON_STRINGS and (arr.type != pa.list_(pa.string()) or arr.buffers()[1] is None):
+    if native_kind == JSON_STRINGS and (arr.type != pa.list_(pa.string()) or arr.buffers()[1] is None
+                                        or not null_items and arr.values.null_count):
         native_kind = None
     if native_kind in (JSON_INT32, JSON_INT64, JSON_TIME) and arr.buffers()[1] is None:  # (all null)
         native_kind = None

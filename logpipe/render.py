@@ -47,6 +47,9 @@ DEFAULT_MAX_WIDTH = 40
 CHUNK_ROWS = 4096  # rows per write + flush
 WIDTH_SAMPLE_ROWS = 1000  # the table format sizes its columns from the first rows, then streams
 ROW_GROUP_ROWS = 32 * 1024  # Parquet row group target when writing streamed batches (bounds memory)
+# A null item of a list cell in table, csv, tsv and markdown, as a struct cell's null reads (its JSON):
+# it was an empty item, ['a', None, ''] written `a,,` like ['a', '', ''] (a null cell stays empty)
+NULL_ITEM = "null"
 
 # ---- escaping ------------------------------------------------------------------------------
 
@@ -94,7 +97,7 @@ def _float_text(v: float) -> str:
 def _scalar_text(v: Any) -> str:
     """A value inside a list/struct cell, as text for csv/table."""
     if v is None:
-        return ""
+        return NULL_ITEM
     if isinstance(v, str):
         return v
     if isinstance(v, bool):

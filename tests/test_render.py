@@ -499,6 +499,19 @@ def test_parquet_failure_leaves_old_file_and_no_temp(tmp_path):
     assert pq.read_table(path).equals(sample_table())
 
 
+def test_null_item_of_a_list_reads_null_in_human_and_delimited_formats():
+    """A list's null item is `null` (as a struct cell's null reads), not an empty item that reads as
+    an empty string's: ['a', None, ''] was `a,,` like ['a', '', '']; a null cell stays empty. In a
+    batch of two columns or more, which cut.c writes when built, as in one that Python does."""
+    lists = pa.array([["a", None, ""], ["a", "", ""], None, [None]], pa.list_(pa.string()))
+    table = pa.table({"l": lists, "n": [1, 2, 3, 4]})
+    assert render(table, "csv").splitlines() == ["l,n", "\"a,null,\",1", "\"a,,\",2", ",3", "null,4"]
+    assert render(table.select(["l"]), "csv").splitlines() == ["l", "\"a,null,\"", "\"a,,\"", '""', "null"]
+    assert render(table, "tsv").splitlines()[1:] == ["a,null,\t1", "a,,\t2", "\t3", "null\t4"]
+    assert [line.split()[0] for line in render(table, "table").splitlines()[2:]] == ["a,null,", "a,,", "3", "null"]
+    assert markdown_cells(render(table, "markdown"))[1:] == [["a,null,", "1"], ["a,,", "2"], ["", "3"], ["null", "4"]]
+
+
 def test_float_text_in_human_formats():
     text = render(pa.table({"f": [1.5, math.nan, None], "n": [1, 2, 3]}), "csv")
     assert text.splitlines() == ["f,n", "1.5,1", "nan,2", ",3"]
