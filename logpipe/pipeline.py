@@ -196,12 +196,11 @@ def parse_to_output(paths: list[str], *, fmt: str | None, out_path: str | None, 
             # the file ~13% smaller (51 against 59 MB).
             render.write_parquet(records(), out_path, schema=schema, options=parquet_options(schema))
         else:
-            out = open(out_path, "w", encoding="utf-8", newline="") if out_path else sys.stdout
-            try:
+            # (--out through a temporary file renamed over it when complete, as Parquet's: opened "w",
+            # a run that failed, --on-error fail's first reject, left the file emptied or half written)
+            with render.atomic_file(out_path, "x", encoding="utf-8", newline="") if out_path else \
+                    contextlib.nullcontext(sys.stdout) as out:
                 render.render_table(records(), fmt, out, schema=schema)
-            finally:
-                if out is not sys.stdout:
-                    out.close()
     finally:
         reporter.close()
         print(counts.summary(), file=sys.stderr)

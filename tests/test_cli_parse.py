@@ -131,6 +131,23 @@ def test_rejects_file_holds_them_as_ndjson(tmp_path):
     assert len(r.stderr.splitlines()) == 1, "rejects went to the file, only the summary to stderr"
 
 
+@pytest.mark.parametrize("fmt", ["ndjson", "csv", "table"])
+def test_out_file_is_written_whole_or_not_at_all(tmp_path, fmt):
+    """``--out FILE`` in a text format goes through a temporary file beside FILE, renamed over it
+    when complete, as Parquet's does: a run that fails (``--on-error fail``'s first reject) leaves
+    an old FILE as it was (it was opened "w", so emptied), and no temporary file."""
+    out = tmp_path / "records.out"
+    out.write_text("old\n", encoding="utf-8")
+    r = run(MALFORMED, "--on-error", "fail", "-o", fmt, "--out", out)
+    assert r.exit_code == 1 and "--on-error is fail" in str(r.exception)
+    assert out.read_text(encoding="utf-8") == "old\n"
+    assert os.listdir(tmp_path) == ["records.out"]
+    r = run(ACCESS, "-o", fmt, "--out", out)
+    assert r.exit_code == 0, r.stderr
+    assert out.read_text(encoding="utf-8") == run(ACCESS, "-o", fmt).stdout
+    assert os.listdir(tmp_path) == ["records.out"]
+
+
 def test_on_error_skip_is_quiet_but_counts():
     r = run(NOISY, "--on-error", "skip")
     assert r.exit_code == 0
