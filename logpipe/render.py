@@ -83,7 +83,9 @@ _MD_RE = re.compile(
 )
 
 
-def _escape_markdown(s: str) -> str:
+def escape_markdown(s: str) -> str:
+    """``s`` as Markdown text (a table's cell, a heading) that renders as ``s``: control characters
+    as ``escape_control`` shows them, then markup escaped (``_MD_RE``)."""
     return _MD_RE.sub(lambda m: "\\" + m.group(), escape_control(s))
 
 
@@ -261,14 +263,13 @@ def _utf8_or_text(out) -> bool:
 _UNSAFE_KINDS = {"str", "bytes", "list", "other"}  # kinds whose text may carry control characters
 
 
-def _display_cells(batch: pa.RecordBatch, escape) -> list[list[str]]:
+def _display_cells(batch: pa.RecordBatch, escape, plain=lambda c: c) -> list[list[str]]:
+    """Each column's cells as text: ``escape`` of a text's, ``plain`` of a number's or a time's."""
     cols = []
     for arr, kind in columns(batch):
         cells = _text_cells(arr, kind)
-        if kind in _UNSAFE_KINDS:
-            cols.append([escape(c) if c is not None else "" for c in cells])
-        else:
-            cols.append([c if c is not None else "" for c in cells])
+        shown = escape if kind in _UNSAFE_KINDS else plain
+        cols.append([shown(c) if c is not None else "" for c in cells])
     return cols
 
 
@@ -350,16 +351,22 @@ def _write_table(schema, batches, out, *, max_width, tty, **_):
 
 
 def _write_markdown(schema, batches, out, *, max_width, **_):
+    # (--max-width cuts a cell's text, then it is escaped: cut after, `abc|defg` to 5 was `abc\…`,
+    # its `\|` cut in two, and read `abc\…`, a backslash the value has not)
+    def cut(c: str) -> str:
+        return _cut(c, max_width) if max_width else c
+
+    def escape(c: str) -> str:
+        return escape_markdown(cut(escape_control(c)))
+
     def row(cells: Iterable[str]) -> str:
-        if max_width:
-            cells = (_cut(c, max_width) for c in cells)
         return "| " + " | ".join(cells) + " |\n"
 
-    out.write(row(_escape_markdown(n) for n in schema.names))
+    out.write(row(escape(n) for n in schema.names))
     out.write(row("---:" if _is_number(f.type) else "---" for f in schema))
     out.flush()
     for batch in batches:
-        out.write("".join(map(row, zip(*_display_cells(batch, _escape_markdown)))))
+        out.write("".join(map(row, zip(*_display_cells(batch, escape, cut)))))
         out.flush()
 
 

@@ -654,7 +654,7 @@ def inventory_span(doc: dict[str, Any]) -> str:
 def render_text(doc: dict[str, Any], name: str, out, *, tty: bool = False, markdown: bool = False) -> None:
     """Sections with headings and aligned tables (``markdown``: Markdown tables); anomaly severities
     are coloured on a TTY only. Every value from the logs passes through the renderer's escaping."""
-    from .render import escape_control, render_table
+    from .render import escape_control, escape_markdown, render_table
 
     h1, h2 = ("# ", "## ") if markdown else ("", "")
     bold = (lambda s: f"\x1b[1m{s}\x1b[0m") if tty else (lambda s: s)  # noqa: E731
@@ -687,7 +687,7 @@ def render_text(doc: dict[str, Any], name: str, out, *, tty: bool = False, markd
         for f in findings:
             yaml = f["evidence"].get("service_entry") if isinstance(f["evidence"], dict) else None
             if yaml:
-                out.write(f"\n{h2}ServiceEntry for {escape_control(str(f['destination']))}\n\n```yaml\n"
+                out.write(f"\n{h2}ServiceEntry for {escape_markdown(str(f['destination']))}\n\n```yaml\n"
                           f"{escape_control(yaml).replace(chr(92) + 'n', chr(10)).replace('```', '')}\n```\n")
         return
     for f in findings:

@@ -288,6 +288,34 @@ def test_markdown_cell_renders_as_its_value(value):
     assert "<script>" not in html and "\u202e" not in html
 
 
+@pytest.mark.parametrize("value", ["abc|defg", "abc<defg", "ab\\|cdefg", "a`b`cdefg", "&#x202e;x"])
+def test_markdown_cell_cut_by_max_width_is_cut_then_escaped(value):
+    """--max-width cuts a cell's text, then escapes it: `abc|defg` cut to 5 is `abcd…`, read so; it
+    was escaped first, `abc\\|defg`, then cut to `abc\\…`, which read `abc\\…`, a backslash it has not."""
+    text = render(pa.table({"v": [value]}), "markdown", max_width=5)
+    assert markdown_cells(text)[1] == [value[:4] + "…"]
+
+
+def test_markdown_report_service_entry_heading_is_escaped():
+    """The anomalies report's markdown heads a ServiceEntry with its destination, a log value: it is
+    escaped as a table's cell is (it had control characters escaped alone: a host of `<img …>` was
+    raw HTML, `[x](…)` a link)."""
+    from logpipe.reports import render_text
+
+    host = "<img src=x onerror=alert(1)>[x](https://evil.example)*y*"
+    finding = {"severity": "high", "kind": "unregistered_egress", "source": "shop/web", "destination": host,
+               "evidence": {"requests": 3, "service_entry": "kind: ServiceEntry\n"}, "advice": "register it"}
+    doc = {"window": {"start": None, "end": None, "requests": 3},
+           "baseline": {"start": None, "end": None, "requests": 0, "source": "none"}, "findings": [finding]}
+    out = io.StringIO()
+    render_text(doc, "anomalies", out, markdown=True)
+    tokens = markdown_parser().parse(out.getvalue())
+    headings = [tokens[i + 1] for i, t in enumerate(tokens) if t.type == "heading_open" and t.tag == "h2"]
+    assert [h.content for h in headings] and [
+        "".join(c.content for c in h.children if c.type == "text") for h in headings] == [f"ServiceEntry for {host}"]
+    assert "<img" not in markdown_parser().render(out.getvalue())
+
+
 # ---- csv / tsv -------------------------------------------------------------------------------
 
 
