@@ -38,7 +38,7 @@ pre{background:#f3f4f6;padding:6px;border-radius:4px;white-space:pre-wrap;margin
 .counts span{margin-right:12px}.wide{overflow-x:auto}
 .legend{color:#4b5563;font-size:12.5px;margin-bottom:12px}.legend dd{margin:0 0 4px 16px}
 .nw{white-space:nowrap}.kv{margin:0}.kv dt{display:inline;color:#4b5563}.kv dd{display:inline;margin:0}
-figure svg{max-width:100%;height:auto}
+figure svg{max-width:100%;height:auto}.summary{color:#4b5563;font-size:12.5px;margin:4px 0 0}
 @media (max-width:900px){.grid{grid-template-columns:1fr}}
 @media (max-width:700px){.findings thead{display:none}.findings tr,.findings td{display:block}
 .findings tr{border-bottom:1px solid #e5e7eb;padding:4px 0}.findings td{border:0;padding:2px 6px}
@@ -172,11 +172,25 @@ def chart_data(con, window, params: dict[str, str] | None = None) -> dict[str, l
 TIME_AXIS = {"field": "t", "type": "temporal", "scale": {"type": "utc"}, "title": "time (UTC)"}
 
 
+def log_ticks(values: list[int]) -> list[int]:
+    """The pairs chart's legend values on its log scale: 1, 2, 5, 10, 20, 50, … within the counts, and
+    their least and greatest. Left to Vega, a log scale's legend ticks only its powers of ten: counts of
+    3 to 80 had one tick, 10."""
+    lo, hi = min(values, default=1), max(values, default=1)
+    steps = sorted({m * 10**e for e in range(len(str(hi)) + 1) for m in (1, 2, 5)} | {lo, hi})
+    ticks = [v for v in steps if lo <= v <= hi]
+    if len(ticks) > 6:  # (five or six ticks read; more crowd the legend): powers of ten, and the ends
+        ticks = sorted({lo, hi} | {v for v in ticks if str(v).strip("0") == "1"})
+    return ticks
+
+
 def chart_specs(data: dict[str, list[dict]], window) -> dict[str, dict]:
     from .jsonout import to_jsonable
 
     base = {"$schema": "https://vega.github.io/schema/vega-lite/v5.json", "width": 400, "height": 220,
-            "config": {"font": "sans-serif", "axis": {"labelLimit": 180}}}
+            # (aria off: Vega labelled each point, bar and cell, 276 aria-labels on the scenario's page;
+            # a chart is one figure, labelled by its caption, its numbers in the text beside it)
+            "config": {"font": "sans-serif", "axis": {"labelLimit": 180}, "aria": False}}
     rule = []
     if window and window.start:
         rule = [{"mark": {"type": "rule", "strokeDash": [4, 3], "color": "#6b7280"},
@@ -201,7 +215,8 @@ def chart_specs(data: dict[str, list[dict]], window) -> dict[str, dict]:
                   "data": {"values": to_jsonable(data["pairs"])}, "mark": "rect",
                   "encoding": {"x": {"field": "destination", "type": "nominal", "axis": {"labelAngle": -35}},
                                "y": {"field": "source", "type": "nominal"},
-                               "color": {"field": "requests", "type": "quantitative", "scale": {"type": "log"}},
+                               "color": {"field": "requests", "type": "quantitative", "scale": {"type": "log"},
+                                         "legend": {"values": log_ticks([r["requests"] for r in data["pairs"]])}},
                                "tooltip": [{"field": "source"}, {"field": "destination"}, {"field": "requests"}]}},
         "bytes": {**base, "description": "Top destinations by bytes", "height": {"step": 20}, "width": 300,
                   "data": {"values": to_jsonable([r for r in data["bytes"] if r["destination"] in top_bytes])},
@@ -213,6 +228,43 @@ def chart_specs(data: dict[str, list[dict]], window) -> dict[str, dict]:
                                      "title": "MB (10⁶ bytes)"},
                                "color": {"field": "direction", "type": "nominal"}}},
     }
+
+
+def chart_summaries(data: dict[str, list[dict]], top: int = 5) -> dict[str, str]:
+    """Each chart's numbers in a line of text (escaped HTML), its alternative for a screen reader and a
+    printed page: the busiest destinations, the error share's peak, the busiest pairs, the most bytes."""
+    def counted(totals: dict, shown=lambda v: f"{v:,}") -> str:
+        best = sorted(totals.items(), key=lambda kv: (-kv[1], str(kv[0])))[:top]
+        return "; ".join(f"{escape(k)} {shown(v)}" for k, v in best) or "none"
+
+    requests: dict = {}
+    for r in data["requests"]:
+        requests[r["destination"]] = requests.get(r["destination"], 0) + r["requests"]
+    errors = data["errors"]
+    total = sum(r["requests"] for r in errors)
+    if total:
+        peak = max(errors, key=lambda r: (r["error_share"], r["requests"]))
+        failed = sum(r["error_share"] * r["requests"] for r in errors)
+        error_text = (f"{percent(failed / total)} of {total:,} requests failed; the most in one interval "
+                      f"{percent(peak['error_share'])}, at {escape(_when_utc(peak['t']))}.")
+    else:
+        error_text = "No requests."
+    pairs = {f"{r['source']} \u2192 {r['destination']}": r["requests"] for r in data["pairs"]}
+    sizes: dict = {}
+    for r in data["bytes"]:
+        sizes[r["destination"]] = sizes.get(r["destination"], 0) + (r["bytes"] or 0)
+    return {
+        "requests": f"Requests in all, the busiest destinations: {counted(requests)}.",
+        "errors": error_text,
+        "pairs": f"The busiest pairs: {counted(pairs)}.",
+        "bytes": f"Bytes up and down, the most: {counted(sizes, size)}.",
+    }
+
+
+def _when_utc(t) -> str:
+    from .reports import _when
+
+    return _when(t) if isinstance(t, dt.datetime) else str(t)
 
 
 # ---- the page --------------------------------------------------------------------------------------
@@ -232,6 +284,16 @@ def is_port(name: str) -> bool:
     return name == "port" or name.endswith("_port")
 
 
+def is_share(name: str) -> bool:
+    """A column that holds a share of 0 to 1 (the inventory's error_share): shown as a percentage."""
+    return name.endswith("_share")
+
+
+def percent(v: float) -> str:
+    """A share as a percentage, one decimal: 0.2345 is 23.5%, as the error chart's axis says it."""
+    return f"{v:.1%}"
+
+
 def size(n: int | float) -> str:
     """Bytes in decimal units with one decimal, as the advice and the ingest's summary say them: 531.7 MB."""
     for unit, d in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
@@ -247,6 +309,8 @@ def _value(v: Any, key: str = "") -> str:
     over ``01T02:36:01.132Z``.)"""
     if isinstance(v, (int, float)) and not isinstance(v, bool) and is_bytes(key):
         return f"{size(v)} ({v} bytes)" if abs(v) >= 1000 else size(v)
+    if isinstance(v, (int, float)) and not isinstance(v, bool) and is_share(key):
+        return percent(v)
     text = escape(v)
     return _ISO_TIME.sub(r"<span class=nw>\1</span><wbr><span class=nw>\2</span>", text)
 
@@ -268,6 +332,8 @@ def _table(table) -> str:
             v = to_jsonable(v)
             if num and v is not None and is_bytes(name):
                 cells.append(f"<td class=num title='{v} bytes'>{size(v)}</td>")
+            elif num and v is not None and is_share(name):  # (0.2345 read as a count, not 23.5%)
+                cells.append(f"<td class=num title='{v}'>{percent(v)}</td>")
             elif num:
                 cells.append(f"<td class=num>{f'{v:,}' if isinstance(v, int) and not is_port(name) else escape(v)}</td>")
             else:
@@ -324,9 +390,16 @@ def render_html(doc: dict[str, Any], name: str, *, con, window, params: dict[str
     from .reports import _when, inventory_span, run_report
 
     parts = []
-    specs = chart_specs(chart_data(con, window, params), window)
-    figures = _page_ids("".join(f"<figure id=chart-{k}><figcaption>{escape(s['description'])}</figcaption>"
-                                f"{_svg(s)}</figure>" for k, s in specs.items()))
+    data = chart_data(con, window, params)
+    specs = chart_specs(data, window)
+    said = chart_summaries(data)
+    # (each chart one figure, named by its caption, its numbers said in the text under it; the SVG
+    # hidden from the accessibility tree, which had a label for every point of it)
+    figures = _page_ids("".join(
+        f"<figure id=chart-{k} aria-labelledby=chart-{k}-caption aria-describedby=chart-{k}-summary>"
+        f"<figcaption id=chart-{k}-caption>{escape(s['description'])}</figcaption>"
+        f"{_svg(s).replace('<svg', '<svg aria-hidden=true', 1)}"
+        f"<p class=summary id=chart-{k}-summary>{said[k]}</p></figure>" for k, s in specs.items()))
     meta = ""
     if name == "anomalies":
         w, b = doc["window"], doc["baseline"]
