@@ -84,10 +84,14 @@ def parts_at_end(lines: list) -> int:
     """How many of ``lines``' last lines (bytes or text, with or without their line ends) to hold
     back so that a split line's parts stay together (``whole_runs``, for a list of lines): all of
     them, when they are all such."""
+    from .envelopes import RECORD_LOOK  # (envelopes imports this module)
+
     n = 4 * JOIN_LOOKAHEAD
     while True:
         last = [(x.encode("utf-8", "surrogateescape") if isinstance(x, str) else x).rstrip(b"\r\n") for x in lines[-n:]]
-        body = b"".join((x if len(x) <= 200 else x[:64] + x[-100:]) + b"\n" for x in last)  # (as told: _runtime_tag)
+        # (as told: _runtime_tag; a collector's record of a part whole, its tags and names anywhere in it)
+        body = b"".join((x if len(x) <= 200 or any(k in x for k in RECORD_LOOK) else x[:64] + x[-100:]) + b"\n"
+                        for x in last)
         held = body.count(b"\n", _run_start(body, 0, len(body)))
         if held < len(last) or len(last) == len(lines):
             return held
@@ -108,9 +112,13 @@ def _runtime_tag(buf, start: int, end: int) -> tuple[str, bool] | None:
         line = bytes(buf[start:min(end, start + BARRIER_CHARS)]).decode("utf-8", "replace")
         return BARRIER if default_parser().collectors.cri.is_barrier(line) else None
     if head.startswith(b'{"log":"'):
-        return docker_tag(bytes(buf[max(start, end - 100):end]).decode("utf-8", "replace"))
+        tag = docker_tag(bytes(buf[max(start, end - 100):end]).decode("utf-8", "replace"))
+        if tag is not None:
+            return tag
     if not head[:1].isdigit() or (b" P " not in head and b" F " not in head):
-        return None
+        from .envelopes import record_tag  # (a collector's record of a part: Fluent Bit's _p, Fluentd's logtag…)
+
+        return record_tag(buf, start, end)
     from .parse import default_parser
 
     return default_parser().collectors.cri.tag(bytes(head).decode("utf-8", "replace"))

@@ -141,3 +141,79 @@ def test_a_split_istio_json_line_is_joined_and_read_as_json():
     records, rejects, batch = parse_text([fluent_bit(parts[0], "P"), fluent_bit(parts[1], "F", 1)])
     assert [(r["line_number"], r["log_format"], r["path"]) for r in records] == [(1, "istio_json", obj["path"])]
     assert rejects == [] and batch.joined == 1
+
+
+def _across(kind: str) -> list[str]:
+    """Short records, a split line's records (the other stream's record between its parts), short
+    records, of ``kind``: Fluent Bit's ``_p``, Fluentd's ``logtag``, docker's fluentd driver's ``partial_last``."""
+    parts = cut(LONG)
+
+    def record(text: str, k: int, last: bool, stream: str = "stdout") -> str:
+        if kind == "fluent_bit":
+            return fluent_bit(text, "F" if last else "P", k, stream=stream)
+        if kind == "fluentd":
+            return json.dumps({"stream": stream, "logtag": "F" if last else "P", "log": text, "time": times(k),
+                               "kubernetes": {"pod_name": POD, "container_name": CONTAINER}})
+        return json.dumps({"container_id": "3f9a" * 16, "container_name": "/istio-proxy", "source": stream, "log": text,
+                           "partial_id": "9c1e", "partial_last": str(last).lower()})
+
+    return [record(SHORT, k, True) for k in range(3)] + [
+        record(parts[0], 3, False), record("agent says hi", 4, True, "stderr"), record(parts[1], 5, False),
+        record(parts[2], 6, True)] + [record(SHORT, k, True) for k in range(7, 9)]
+
+
+def test_a_split_line_s_records_across_a_batch_s_end_are_joined(tmp_path, monkeypatch):
+    """The readers keep a split line's records in one batch, as a node file's parts (parse_lines' batches
+    of each size, ingest's chunks of a plain and of a compressed file, `logpipe stream`'s batches of 2
+    lines): joined, where each part across a batch's end was a reject ("column 16385: …", RECORD_PARTIAL)."""
+    import gzip
+    import io
+    import subprocess
+    import sys
+
+    import duckdb
+
+    from logpipe import ingest, pipeline
+    from logpipe.parse import parse_lines
+
+    for kind in ("fluent_bit", "fluentd", "docker"):
+        lines = _across(kind)
+        for size in range(1, len(lines) + 1):
+            batches = list(parse_lines(lines, batch_size=size))
+            assert [sum(getattr(b, k) for b in batches) for k in ("joined", "read")] == [2, 9], (kind, size)
+            assert sum(b.records.num_rows for b in batches) == 6 and sum(b.rejects.num_rows for b in batches) == 1
+    text = "\n".join(_across("fluent_bit")) + "\n"
+    (tmp_path / "fb.log").write_text(text)
+    (tmp_path / "fb.log.gz").write_bytes(gzip.compress(text.encode()))
+    monkeypatch.setattr(pipeline, "CHUNK_BYTES", 24 << 10)  # (the parts end at ~35 and ~52 KB)
+    monkeypatch.setenv("LOGPIPE_WORKERS", "1")
+    for name in ("fb.log", "fb.log.gz"):
+        data = tmp_path / f"data-{name}"
+        summary = ingest.ingest_paths([str(tmp_path / name)], str(data), err=io.StringIO(), progress=False)
+        assert (summary.counts.joined, summary.rows, summary.counts.malformed) == (2, 6, 0), name
+        assert duckdb.sql(f"select max(length(path)) from read_parquet('{data}/date=*/*.parquet')").fetchall()[0][0] > 36000
+    run = subprocess.run([sys.executable, "-m", "logpipe", "stream", "--data", str(tmp_path / "s"), "--flush-rows", "2",
+                          "-q"], input=text, capture_output=True, text=True, timeout=120)  # (stream reads fd 0)
+    assert "lines read 9, parsed 6, rejected 1 (noise 1, malformed 0), joined 2" in run.stderr, run.stderr
+
+
+def test_a_split_line_s_records_with_no_last_part_are_one_reject_each_whatever_the_batches():
+    """Parts whose last part never comes (the input ends) are each one reject saying so, whatever the
+    batch size; a run of parts longer than a batch is held back within bounds (parse_lines: two batches
+    and 64 lines), then given as rejects, not held to the input's end."""
+    from logpipe.parse import parse_lines
+
+    parts = cut(LONG)
+    lines = [fluent_bit(SHORT, "F", 0), fluent_bit(parts[0], "P", 1), fluent_bit(parts[1], "P", 2)]
+    for size in (1, 2, 3):
+        rejects = [r for b in parse_lines(lines, batch_size=size) for r in b.rejects.to_pylist()]
+        assert [(r["line_number"], r["reason"]) for r in rejects] == [(2, RECORD_PARTIAL), (3, RECORD_PARTIAL)]
+    taken = []
+
+    def endless():
+        for k in range(10_000):
+            taken.append(k)
+            yield fluent_bit(parts[0], "P", k)
+
+    first = next(parse_lines(endless(), batch_size=10))
+    assert first.rejects.num_rows > 0 and len(taken) <= 2 * 10 + 64 + 1
