@@ -285,6 +285,24 @@ def _whole_record(raw: str, text: str) -> str:
     return text if key is None else json.dumps({**obj, key: text}, separators=(",", ":"), ensure_ascii=False)
 
 
+# docker's fluentd log driver's record names its container as docker does ("container_name", after a "/"),
+# and under dockershim (the kubelet's docker runtime, before Kubernetes 1.24) that name is the kubelet's:
+# k8s_<container>_<pod>_<namespace>_<pod uid>_<attempt> (dockershim's naming.go; "_" is in none of
+# Kubernetes' names). The pod and container columns take its pod's and container's names (the namespace
+# has no column: node_log_names leaves a node file's out too).
+_DOCKERSHIM_NAME = re.compile(r"/?k8s_([^_]+)_([^_]+)_([^_]+)_[^_]+_[0-9]+")
+
+
+def docker_names(obj: dict) -> tuple[str, str] | None:
+    """The pod and container that docker's fluentd log driver's record ``obj`` (``container_id`` beside
+    its ``container_name``) names in a dockershim container's name (``_DOCKERSHIM_NAME``), or None."""
+    name = obj.get("container_name")
+    if not isinstance(obj.get("container_id"), str) or not isinstance(name, str):
+        return None
+    m = _DOCKERSHIM_NAME.fullmatch(name)
+    return None if m is None else (m[2], m[1])
+
+
 class Envelopes:
     """The records of a line, read for a parser whose ``received_at`` rule reads a time as
     ``time_rx`` does (``collectors.Collectors.time_rx``: a record's time is kept only where it
@@ -351,7 +369,7 @@ class Envelopes:
         ``kubernetes``)."""
         pod, container = named_text(obj, POD_KEYS), named_text(obj, CONTAINER_KEYS)
         if pod is None and container is None:
-            pod, container = node_log_names(named_text(obj, SOURCE_KEYS) or "") or (None, None)
+            pod, container = node_log_names(named_text(obj, SOURCE_KEYS) or "") or docker_names(obj) or (None, None)
         time = next((t for path in ENVELOPE_TIME if isinstance(t := _at(obj, path), str) and self._time.match(t)), None)
         return pod, container, time
 

@@ -477,3 +477,21 @@ def test_fluentd_s_stdout_time_is_no_received_at_and_fluent_bit_s_stdout_is_not_
     assert [(r["line_number"], r["pod"], r["received_at"]) for r in records] == [
         (1, POD, when), (2, POD, None), (3, POD, None), (6, POD, when)]
     assert [(r["line_number"], r["class"]) for r in rejects] == [(4, "noise"), (5, "malformed")]
+
+
+def test_docker_s_fluentd_driver_names_a_dockershim_container_s_pod_and_container():
+    """docker's fluentd log driver's record names no pod, only docker's name of its container: under
+    dockershim, ``/k8s_<container>_<pod>_<namespace>_<pod uid>_<attempt>``, read as the pod and container
+    (they were null); another name (a container docker ran itself) names neither; a record's own
+    kubernetes metadata comes first."""
+    line = read_lines(SAMPLES / "waypoint-egress-1.23.log")[0]
+
+    def driver(name: str, **more) -> str:
+        return json.dumps({"container_id": "3f9a" * 16, "container_name": name, "source": "stdout", "log": line,
+                           **more})
+
+    shim = f"/k8s_{CONTAINER}_{POD}_istio-egress_0c1d2e3f-1111-2222-3333-444455556666_1"
+    records, rejects, _ = parse_text([driver(shim), driver("/istio-proxy"), driver("/k8s_POD_x"),
+                                      driver(shim, kubernetes={"pod_name": "wp-2", "container_name": "c"})])
+    assert rejects == []
+    assert [(r["pod"], r["container"]) for r in records] == [(POD, CONTAINER), (None, None), (None, None), ("wp-2", "c")]
