@@ -459,14 +459,26 @@ def _time_items(spec: str | None) -> str:
 
 def _strftime(spec: str) -> tuple[list[str], str]:
     """A START_TIME spec as format.lark terminals and literals, and as a chrono format for polars."""
+    parts = _spec_parts(spec)
+    items = [item for _, its, _ in parts for item in its]
+    chrono = "".join(ch for _, _, ch in parts)
+    if not re.search(r"%[Yys]", chrono.replace("%%", "")):
+        raise FormatError(f"START_TIME({spec}) has no year (%Y, %y) and is no epoch time (%s): its times cannot"
+                          " be placed in a year; logpipe reads only formats that carry one")
+    return items, chrono
+
+
+def _spec_parts(spec: str) -> list[tuple[str | None, list[str], str]]:
+    """A START_TIME spec's parts in order, each ``(specifier, format.lark items, chrono format)``: the
+    specifier's letter (``"m"``, ``"E3S"``), or None for literal text."""
     for alias, expansion in _STRF_ALIASES.items():
         spec = spec.replace(f"%{alias}", expansion)
-    items, chrono, i = [], "", 0
+    parts: list[tuple[str | None, list[str], str]] = []
+    i = 0
     while i < len(spec):
         m = re.match(r"%(E([0-9]|\*)S|([1-9])f|Ez|.)", spec[i:])
         if not m:
-            items.extend(_literal_items(spec[i]))
-            chrono += spec[i]
+            parts.append((None, _literal_items(spec[i]), spec[i]))
             i += 1
             continue
         if m.group(2):  # %E3S: seconds with 3 fractional digits (absl's FormatTime, which Envoy renders with)
@@ -474,32 +486,49 @@ def _strftime(spec: str) -> tuple[list[str], str]:
             if digits == "*":  # as many as there are, trailing zeros dropped, and no "." at all for a whole
                 # second (absl cctz's time_zone_format_test.cc: "%E*S" of 5 s is "05", of 5.006007008 s
                 # "05.006007008"); chrono's "%.f" reads the fraction and its dot, or none
-                items += ["STRF_2DIGITS", '("." STRF_FRACTION)?']
-                chrono += "%S%.f"
+                items, chrono = ["STRF_2DIGITS", '("." STRF_FRACTION)?'], "%S%.f"
             elif digits == "0":  # (no fraction: "05")
-                items.append("STRF_2DIGITS")
-                chrono += "%S"
+                items, chrono = ["STRF_2DIGITS"], "%S"
             else:
-                items += ["STRF_2DIGITS", '"."', f"STRF_FRAC{digits}"]
-                chrono += f"%S%.{digits}f"
+                items, chrono = ["STRF_2DIGITS", '"."', f"STRF_FRAC{digits}"], f"%S%.{digits}f"
         elif m.group(3):
-            items.append(f"STRF_FRAC{m.group(3)}")
-            chrono += f"%{m.group(3)}f"
+            items, chrono = [f"STRF_FRAC{m.group(3)}"], f"%{m.group(3)}f"
         elif m.group(1) == "Ez":
-            items.append("STRF_OFFSET")
-            chrono += "%:z"
+            items, chrono = ["STRF_OFFSET"], "%:z"
         elif m.group(1) in _STRF:
-            terms, ch = _STRF[m.group(1)]
-            items += terms
-            chrono += ch
+            items, chrono = _STRF[m.group(1)]
         else:
             raise FormatError(f"START_TIME specifier %{m.group(1)} is not supported; use %Y %m %d %H %M %S %s"
                               " %z or %3f-style fractions (Envoy's usage.rst lists them)")
+        parts.append((m.group(1) if m.group(1) != "%" else None, list(items), chrono))
         i += m.end()
-    if not re.search(r"%[Yys]", chrono.replace("%%", "")):
-        raise FormatError(f"START_TIME({spec}) has no year (%Y, %y) and is no epoch time (%s): its times cannot"
-                          " be placed in a year; logpipe reads only formats that carry one")
-    return items, chrono
+    return parts
+
+
+# The numbers of a %START_TIME(…)% spec's specifiers (strftime's): what each is, and the values it takes
+# (a second's 60 too: a leap second, which strftime may print). A time one of them has not is no time.
+STRF_RANGES = {"m": ("month", 1, 12), "d": ("day", 1, 31), "e": ("day", 1, 31), "H": ("hour", 0, 23),
+               "I": ("hour", 1, 12), "M": ("minute", 0, 59), "S": ("second", 0, 60), "j": ("day of the year", 1, 366)}
+
+
+def time_grammar(spec: str) -> tuple[str, dict[str, str]]:
+    """A grammar of the times a %START_TIME(spec)% renders (rule ``time``), each of the spec's
+    specifiers a rule of its own (``part_3``, read as a column), and those rules' specifiers: what
+    names the part of a time that is wrong (layouts.time_fault)."""
+    items, rules, letters = [], [], {}
+    for k, (letter, its, _) in enumerate(_spec_parts(spec)):
+        if letter is None:
+            items += its
+            continue
+        letters[f"part_{k}"] = letter
+        items.append(f"part_{k}")
+        rules.append(f"part_{k}: {' '.join(its)}")
+    body = " ".join(items + rules)
+    common = [t for t in ("SP", "DQ", "TAB") if re.search(rf"\b{t}\b", body)]
+    strf = sorted(set(re.findall(r"\bSTRF_[A-Z0-9_]+\b", body)))
+    lines = [f"%import .common ({', '.join(common)})"] if common else []
+    lines += [f"%import .format ({', '.join(strf)})"] if strf else []
+    return "\n".join(lines + [f"time: {' '.join(items)}"] + rules) + "\n", letters
 
 
 def _wrap(text: str, width: int) -> list[str]:

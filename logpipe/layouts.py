@@ -58,8 +58,12 @@ class CustomLayout:
     counts: frozenset = frozenset()  # the extra columns that are 64-bit ints (``_count_columns``), the rest text
     long_flags: bool = False  # response_flags logged by %RESPONSE_FLAGS_LONG% (LONG_FLAGS)
     time_format: str | None = None  # chrono format of a customised %START_TIME(…)%
+    time_spec: str | None = None  # and its spec (``time_fault`` names the part of a time that is wrong)
     # column -> (its operator, N): a text operator truncated to N characters (%REQ(USER-AGENT):10%)
     limits: dict[str, tuple[str, int]] = field(default_factory=dict)
+    # the columns of metadata operators (%DYNAMIC_METADATA(…)%, …: ``_METADATA_OPERATORS``), whose string
+    # values Envoy before 1.19 wrote JSON-quoted ("abc"), as ``unquote_metadata`` reads them
+    metadata: frozenset = frozenset()
     json_keys: dict[str, str] | None = None
     notes: list[str] = field(default_factory=list)  # what a user of this format should know (the CLI says them)
     given: str | None = None  # the CLI option that gave it (``--format-file PATH``), shell-quoted (``option``)
@@ -90,11 +94,14 @@ class CustomLayout:
         """Rewrite a customised START_TIME of this layout's rows as ISO-8601 UTC, which records.py
         types (a value that does not fit the spec is kept as it is and rejected there), and flags'
         long names as their short codes (LONG_FLAGS). A row whose value of a truncated column
-        (``limits``) is longer than Envoy truncates it to is no line of this format: to ``rejects``."""
+        (``limits``) is longer than Envoy truncates it to is no line of this format: to ``rejects``; so
+        is one whose time has a part no time has (month 13: ``time_fault`` names it)."""
         import polars as pl
 
         if self.limits and df is not None and rejects is not None:
             df = self._over_limits(df, rejects)
+        if self.metadata and df is not None:
+            df = self._unquote_metadata(df)
         if self.long_flags and df is not None and "response_flags" in df.columns:
             flags = pl.col("response_flags").cast(pl.String)
             short = flags.str.split(",").list.eval(pl.element().replace(LONG_FLAGS)).list.join(",")
@@ -114,7 +121,53 @@ class CustomLayout:
             parsed = parsed.dt.replace_time_zone("UTC")
         iso = parsed.dt.convert_time_zone("UTC").dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
         mine = pl.col("log_format") == self.name
+        if self.time_spec and rejects is not None:
+            df = self._bad_times(df, parsed.is_null() & mine & ~col.is_in(["-", ""]) & col.is_not_null(), rejects)
         return df.with_columns(pl.when(mine).then(pl.coalesce(iso, col)).otherwise(col).alias("start_time"))
+
+    def _unquote_metadata(self, df):
+        """``df`` with this layout's metadata values that are one JSON string (``"abc"``) as that string
+        (``abc``): Envoy's MetadataFormatter wrote a string value as JSON until 1.19, which writes it as
+        it is (envoyproxy/envoy PR #16736, runtime guard ``unquote_log_string_values``); an object or a
+        list stays its JSON text, in the text and the JSON formats alike."""
+        import polars as pl
+
+        mine = pl.col("log_format") == self.name
+        for c in (c for c in self.metadata if c in df.columns):
+            text = pl.col(c).cast(pl.String)
+            quoted = df.select(pl.int_range(pl.len()).filter(mine & text.str.starts_with('"') & text.str.ends_with('"')
+                                                               & (text.str.len_chars() > 1))).to_series().to_list()
+            if not quoted:
+                continue
+            values = df[c].cast(pl.String).to_list()
+            for i in quoted:
+                values[i] = _json_string(values[i])
+            df = df.with_columns(pl.Series(c, values, dtype=pl.String))
+        return df
+
+    def _bad_times(self, df, unread, rejects: list):
+        """``df`` without the rows of ``unread`` (their time did not read with the spec) whose time has
+        a part no time has: each a malformed reject naming that part, at its column of the line. Any
+        other row is kept, for records.py's reason (a time that does not fit the spec at all)."""
+        import polars as pl
+
+        from .records import _reject
+
+        rows = df.select(pl.int_range(pl.len()).filter(unread)).to_series().to_list()
+        bad = []
+        for i in rows:
+            value = str(df["start_time"][i])
+            fault = time_fault(self.time_spec, value)
+            if fault is None:
+                continue
+            at, why = fault
+            raw = df["raw"][i]
+            col = raw.find(value) + at + 1 if value in raw else None
+            spec = f"%START_TIME({self.time_spec})%"
+            rejects.append(_reject(df["line_number"][i], raw,
+                                   f"invalid value: start_time: {why} in {value[:40]!r}, read with {spec}", "malformed", col))
+            bad.append(i)
+        return df.filter(~pl.int_range(pl.len()).is_in(bad)) if bad else df
 
     def _over_limits(self, df, rejects: list):
         """``df`` without this layout's rows whose value of a ``limits`` column is longer than its N,
@@ -289,6 +342,7 @@ def layout_from_format(fmt: str) -> CustomLayout:
     layout = layout_from_grammar(text, source="<format string>", spec=f"text:{fmt}")
     pieces = parse_format(fmt)  # (its START_TIME spec: layout_from_grammar read it from the grammar's TIME_SPEC_RX line)
     layout.notes += typo_notes(pieces)
+    layout.metadata = _metadata_columns(pieces)
     layout.notes += filter(None, [cluster_note({p.column for p in pieces if isinstance(p, Operator)})])
     tail = greedy_tail(pieces)
     if tail is not None:
@@ -309,7 +363,8 @@ def layout_from_json(fmt: dict) -> CustomLayout:
     long_flags = any(op.shape == "flags_long" and op.column == "response_flags" for op in operators.values())
     layout = CustomLayout(spec="json:" + json.dumps(fmt, separators=(",", ":")), name="custom_json",
                           extra=extra, counts=counts, long_flags=long_flags,
-                          time_format=_strftime(time)[1] if time else None, json_keys=keys)
+                          time_format=_strftime(time)[1] if time else None, time_spec=time, json_keys=keys,
+                          metadata=_metadata_columns(operators.values()))
     layout.notes += typo_notes(list(operators.values()))
     layout.notes += filter(None, [cluster_note(set(keys.values()))])
     mixed = [k for k, v in _flatten(fmt).items() if k not in operators and isinstance(v, str) and "%" in v
@@ -358,9 +413,79 @@ def layout_from_grammar(text: str, *, source: str, spec: str | None = None, impo
     book.compile(start)  # a grammar the fast path cannot take fails now, with the grammar's name
     time_spec = TIME_SPEC_RX.search(text)  # (one `logpipe grammar --from-format` wrote: its START_TIME's spec)
     if time_spec:
-        layout.time_format = _strftime(time_spec[1])[1]
+        layout.time_format, layout.time_spec = _strftime(time_spec[1])[1], time_spec[1]
     layout.limits = {c: (op, int(n)) for op, c, n in LIMIT_RX.findall(text) if c in book.fields}
     return layout
+
+
+# Envoy's operators whose value its MetadataFormatter writes (source/common/formatter/stream_info_formatter.cc)
+_METADATA_OPERATORS = frozenset({"DYNAMIC_METADATA", "CLUSTER_METADATA", "UPSTREAM_METADATA", "METADATA"})
+
+
+def _metadata_columns(operators) -> frozenset:
+    """The columns of a format's metadata operators (``CustomLayout.metadata``)."""
+    return frozenset(op.column for op in operators if isinstance(op, Operator) and op.name in _METADATA_OPERATORS)
+
+
+def _json_string(text: str) -> str:
+    """A value that is one JSON string (``"a\\"b"``) as the string it is (``a"b``); else as it is."""
+    try:
+        got = json.loads(text)
+    except ValueError:
+        return text
+    return got if isinstance(got, str) else text
+
+
+def time_fault(spec: str, value: str) -> tuple[int, str] | None:
+    """Where a time that a %START_TIME(spec)% did not read is wrong, and how: ``(offset in value,
+    "month 13 (%m) is not 01-12")`` for the first specifier whose number no time has (or a day past its
+    month's end); None when the value is not of the spec's shape or no part is out of range."""
+    import calendar
+
+    from .formats import STRF_RANGES
+
+    rx, groups, letters = _time_reader(spec)
+    m = rx.fullmatch(value)
+    if m is None:
+        return None
+    got = {}
+    for rule, letter in letters.items():
+        group = next((g for g in groups.get(rule, ()) if m.group(g) is not None), None)
+        if group is None:
+            continue
+        text, at = m.group(group), m.start(group)
+        key = "S" if letter.startswith("E") else letter  # (%E3S: the seconds, then their fraction)
+        if key not in STRF_RANGES:
+            got[key] = (text, at)
+            continue
+        number = int(text[:2] if key == "S" else text)
+        what, low, high = STRF_RANGES[key]
+        if not low <= number <= high:
+            width = 3 if key == "j" else 2
+            return at, f"{what} {number:0{width}} (%{letter}) is not {low:0{width}}-{high:0{width}}"
+        got[key] = (text, at)
+    if {"Y", "m", "d"} <= got.keys() or {"Y", "m", "e"} <= got.keys():
+        day, at = got.get("d") or got["e"]
+        year, month = int(got["Y"][0]), int(got["m"][0])
+        if 1 <= year and int(day) > calendar.monthrange(year, month)[1]:
+            return at, (f"day {day.strip()} (%{'d' if 'd' in got else 'e'}) is past the end of {year:04}-{month:02}, "
+                        f"which has {calendar.monthrange(year, month)[1]} days")
+    return None
+
+
+@functools.lru_cache(maxsize=16)
+def _time_reader(spec: str):
+    """``time_fault``'s reading of a spec's times, a group per specifier: its regex, the rules' groups
+    and the rules' specifiers, from the spec's grammar (formats.time_grammar)."""
+    from . import grammar as _grammar
+    from .formats import time_grammar
+    from .resources import resource_dir
+
+    text, letters = time_grammar(spec)
+    book = _grammar.Rulebook(text, ["time"], source=f"<%START_TIME({spec})%>", import_paths=[str(resource_dir("grammars"))])
+    book.fields = book.fields | frozenset(letters)
+    compiled = book.compile("time")
+    return re.compile(compiled.pattern), compiled.groups, letters
 
 
 def _count_columns(book, extra: list[str]) -> frozenset:

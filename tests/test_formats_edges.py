@@ -1,0 +1,80 @@
+"""Edge cases of custom formats as Envoy renders them: the part of a customised %START_TIME(…)% that is
+wrong, metadata values, and other operators' values as Envoy's source writes them."""
+from __future__ import annotations
+
+import functools
+
+import pytest
+
+from logpipe import layouts
+from logpipe.parse import Parser
+
+
+@functools.lru_cache(maxsize=None)
+def parser(fmt: str, fast: bool = True) -> Parser:
+    return Parser(custom=layouts.layout_from_format(fmt), fast=fast)
+
+
+def rows(p: Parser, lines: list[str]):
+    batch = p.parse_batch(lines, "t.log")
+    return batch.records.to_pylist(), batch.rejects.to_pylist()
+
+
+# ---- a time that is no time: the part that is wrong -----------------------------------------------------
+
+@pytest.mark.parametrize("fast", [True, False])
+@pytest.mark.parametrize("spec, text, column, why", [
+    ("%Y-%m-%dT%H:%M:%S", "2024-13-45T10:00:00", 7, "month 13 (%m) is not 01-12"),
+    ("%Y-%m-%dT%H:%M:%S", "2024-04-31T10:00:00", 10, "day 31 (%d) is past the end of 2024-04, which has 30 days"),
+    ("%Y-%m-%dT%H:%M:%S", "2023-02-29T10:00:00", 10, "day 29 (%d) is past the end of 2023-02, which has 28 days"),
+    ("%d/%b/%Y:%H:%M:%S %z", "01/Mar/2025:24:00:00 +0000", 14, "hour 24 (%H) is not 00-23"),
+    ("%Y-%m-%dT%H:%M:%E3S", "2025-03-01T10:61:00.123", 16, "minute 61 (%M) is not 00-59"),
+])
+def test_a_time_with_a_part_no_time_has_is_rejected_naming_that_part(fast, spec, text, column, why):
+    """A customised %START_TIME(…)% whose month is 13 was rejected as 'start_time: cannot read
+    2024-13-45T10:00:00', no column: which part is wrong was left to the reader. The reason names it
+    and the specifier that printed it, and the reject's column is that part's in the line."""
+    fmt = f"[%START_TIME({spec})%] %RESPONSE_CODE%"
+    got, rejects = rows(parser(fmt, fast), [f"[{text}] 200"])
+    assert got == [] and len(rejects) == 1
+    assert rejects[0]["reason"] == f"invalid value: start_time: {why} in {text!r}, read with %START_TIME({spec})%"
+    assert rejects[0]["column"] == column
+    assert rejects[0]["raw"][column - 1:].startswith(text[column - 2:column])
+
+
+def test_a_json_format_s_time_names_its_wrong_part_too():
+    fmt = '{"t":"%START_TIME(%Y-%m-%d %H:%M:%S)%","c":"%RESPONSE_CODE%"}'
+    line = '{"t":"2024-13-05 10:00:00","c":200}'
+    got, rejects = rows(parser(fmt), [line, '{"t":"2024-12-05 10:00:00","c":200}'])
+    assert len(got) == 1 and [r["line_number"] for r in rejects] == [1]
+    assert rejects[0]["reason"].startswith("invalid value: start_time: month 13 (%m) is not 01-12 in")
+    assert rejects[0]["column"] == line.index("13") + 1
+
+
+def test_a_time_that_does_not_fit_its_spec_at_all_keeps_its_reason():
+    """A time of no part out of range that still does not read (an epoch past any year) is left to
+    records.py's 'cannot read'."""
+    _, rejects = rows(parser("[%START_TIME(%s)%] %RESPONSE_CODE%"), ["[99999999999999999] 200"])
+    assert len(rejects) == 1 and "start_time: cannot read 99999999999999999" in rejects[0]["reason"]
+
+
+# ---- metadata: a string value as Envoy meant it ----------------------------------------------------------
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_metadata_string_value_is_stored_without_envoy_s_old_json_quotes(fast):
+    """Envoy before 1.19 wrote a %DYNAMIC_METADATA(NS:KEY)% string value as JSON ("abc"), since then as
+    it is (abc: envoyproxy/envoy PR #16736); the column held '"abc"' for the first. An object stays JSON."""
+    fmt = '[%START_TIME%] %RESPONSE_CODE% %DYNAMIC_METADATA(ns:key)% "%UPSTREAM_METADATA(istio:x)%"'
+    lines = ['[2024-01-05T10:00:00.000Z] 200 "abc" ""v1""', '[2024-01-05T10:00:00.000Z] 200 abc "v1"',
+             '[2024-01-05T10:00:00.000Z] 200 "a\\"b" "-"', '[2024-01-05T10:00:00.000Z] 200 {"a":"b"} "{}"']
+    got, rejects = rows(parser(fmt, fast), lines)
+    assert rejects == []
+    assert [(r["dynamic_metadata_ns_key"], r["upstream_metadata_istio_x"]) for r in got] == [
+        ("abc", "v1"), ("abc", "v1"), ('a"b', None), ('{"a":"b"}', "{}")]
+
+
+def test_a_json_format_s_metadata_string_value_loses_its_quotes_too():
+    """Envoy before 1.19's json_format wrote the JSON-quoted string as a JSON string ("\\"abc\\"")."""
+    fmt = '{"t":"%START_TIME%","c":"%RESPONSE_CODE%","k":"%DYNAMIC_METADATA(ns:key)%","h":"%REQ(X-Q)%"}'
+    got, _ = rows(parser(fmt), ['{"t":"2024-01-05T10:00:00.000Z","c":200,"k":"\\"abc\\"","h":"\\"q\\""}'])
+    assert got[0]["dynamic_metadata_ns_key"] == "abc" and got[0]["x_q"] == '"q"'  # (a header's quotes are its own)
