@@ -133,7 +133,7 @@ _SHAPES = {  # shape -> (rule body bare, rule body inside double quotes)
 # of one of these names would be shadowed by it, or shadow it, in queries (test_formats checks the views).
 VIEW_COLUMNS = frozenset({"date", "egress_kind", "destination", "destination_ip", "destination_ip_kind",
                           "destination_port", "source_ip", "source_workload", "source_owner", "upstream_connected",
-                          "mechanism", "policy"})  # (the denials view's)
+                          "mechanism", "policy", "denied_at"})  # (the denials view's)
 # Names the shipped SQL gives its own columns beside a row's (``SELECT *, … AS name``: traffic.sql's
 # CTE, inventory/destinations.sql): an extra column of one of them would be read in their place.
 QUERY_ALIASES = frozenset({"upstream_ip_kind", "source_ip_kind", "ztunnel_in_mesh", "has_cluster_host", "stays_in_mesh",

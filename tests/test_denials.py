@@ -519,3 +519,48 @@ def test_the_stream_raises_no_new_destination_for_a_request_a_policy_refused(tmp
     assert [(a["kind"], a["destination"]) for a in alerts] == [("authz_denial", "new.example.com"),
                                                                ("new_destination", "new.example.com")], alerts
     assert "never reached" not in alerts[1]["message"]
+
+
+def test_each_inbound_refusal_absorbs_one_401_the_nearest(tmp_path):
+    """Three 401s within 2 s of one inbound refusal are three refused connections: the nearest 401 (0.1 s)
+    pairs with it, the other two stay denials (all three were dropped, one denial left). Two inbound
+    lines near two 401s pair one to one, each with its nearest."""
+    log = tmp_path / "ztunnel-many-401s.log"
+    log.write_text("\n".join([
+        _zt_client("53:40.000001", 47100, UNAUTHORIZED),
+        _zt_client("53:40.500001", 47101, UNAUTHORIZED),
+        _zt_server("53:40.600001", 51234, DENY),
+        _zt_client("53:41.000001", 47102, UNAUTHORIZED),
+        _zt_client("54:00.000001", 47103, UNAUTHORIZED),
+        _zt_client("54:00.900001", 47104, UNAUTHORIZED),
+        _zt_server("54:00.200001", 51234, DENY),
+        _zt_server("54:01.000001", 51234, DENY),
+    ]) + "\n")
+    denials = run("query", "--sql", "select direction, start_time, denied_at from denials order by start_time",
+                  inputs=(log,))
+    assert [(r["direction"], r["start_time"][14:23], r["denied_at"][14:23]) for r in denials] == [
+        ("outbound", "53:40.000", "53:40.000"), ("inbound", "53:40.600", "53:40.500"),
+        ("outbound", "53:41.000", "53:41.000"),
+        ("inbound", "54:00.200", "54:00.000"), ("inbound", "54:01.000", "54:00.900")]
+    [f] = [f for f in run("report", "anomalies", inputs=(log,))["findings"] if f["kind"] == "authz_denial"]
+    assert f["evidence"]["denials"] == 5
+
+
+def test_a_pair_across_the_windows_edge_counts_once(tmp_path):
+    """A pair is judged over the whole data and counted at its first line's time (denials.sql's
+    denied_at): a 401 inside the window whose inbound line is past the window's end counted nowhere (the
+    401 dropped for it, the inbound line outside); a pair across the window's start counts in the
+    baseline alone, not in both."""
+    log = tmp_path / "ztunnel-edge.log"
+    log.write_text("\n".join([
+        _zt_client("53:59.500001", 47100, UNAUTHORIZED),
+        _zt_server("54:00.500001", 51234, DENY),  # (past --until 10:54:00)
+        _zt_server("52:59.500001", 51235, DENY),
+        _zt_client("53:00.500001", 47101, UNAUTHORIZED),  # (after --since 10:53:00)
+    ]) + "\n")
+    window = ("--since", "2025-01-30T10:53:00Z", "--until", "2025-01-30T10:54:00Z")
+    [q] = run("query", "authz_denial", "-p", "since", window[1], "-p", "until", window[3], inputs=(log,))
+    assert (q["evidence"]["denials"], q["evidence"]["first_seen"], q["severity"]) == (
+        1, "2025-01-30T10:53:59.500Z", "low")  # (low: the baseline's pair, the same client and destination)
+    [f] = [f for f in run("report", "anomalies", *window, inputs=(log,))["findings"] if f["kind"] == "authz_denial"]
+    assert f["evidence"]["denials"] == 1

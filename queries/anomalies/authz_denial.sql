@@ -21,7 +21,7 @@
 WITH bounds AS (SELECT * FROM report_bounds($since, $until, $baseline_start, $baseline_end)),  -- (the report's window: egress's)
 denied AS (
     SELECT
-        a.start_time, a.request_id,
+        a.denied_at AS start_time, a.request_id,  -- (a pair of ztunnel's lines: its first line's time, denials.sql)
         client_named(a.source_workload, a.source_ip) AS source,
         client_named(a.source_owner, a.source_ip) AS client,
         a.source_ip,
@@ -30,8 +30,8 @@ denied AS (
         a.egress_kind IS NOT NULL AS is_egress,
         a.mechanism,
         a.policy,
-        a.start_time >= bounds.w0 AND a.start_time < bounds.w1 AS in_window,
-        a.start_time >= bounds.b0 AND a.start_time < bounds.b1 AS in_baseline
+        a.denied_at >= bounds.w0 AND a.denied_at < bounds.w1 AS in_window,
+        a.denied_at >= bounds.b0 AND a.denied_at < bounds.b1 AS in_baseline
     FROM denials a, bounds  -- (denials.sql: one row per denied request, its mechanism and policy)
 )
 SELECT
