@@ -564,3 +564,23 @@ def test_a_pair_across_the_windows_edge_counts_once(tmp_path):
         1, "2025-01-30T10:53:59.500Z", "low")  # (low: the baseline's pair, the same client and destination)
     [f] = [f for f in run("report", "anomalies", *window, inputs=(log,))["findings"] if f["kind"] == "authz_denial"]
     assert f["evidence"]["denials"] == 1
+
+
+def test_a_request_a_policy_refused_is_authz_denials_finding_alone(tmp_path):
+    """A sidecar's RBAC 403 to a raw IP through PassthroughCluster (ALLOW_ANY) and an ext_authz 403 to
+    another: one event, one finding, authz_denial's; they were direct_ip_egress and unregistered_egress
+    findings too. The allowed request beside them stays both."""
+    tail = ' - "-" 0 19 0 - "-" "curl/8.11.1" "{id}" "{ip}" "-" PassthroughCluster - {ip}:80 10.244.0.24:{port} - allow_any'
+    log = tmp_path / "raw-ip.log"
+    log.write_text("\n".join([
+        '[2025-01-30T10:53:28.000Z] "POST /upload HTTP/1.1" 403 - rbac_access_denied_matched_policy[ns[istio-egress]-'
+        'policy[deny-raw-ip]-rule[0]]' + tail.format(id="r-1", ip="203.0.113.7", port=60207),
+        '[2025-01-30T10:53:29.000Z] "POST /upload HTTP/1.1" 403 UAEX ext_authz_denied' + tail.format(
+            id="r-2", ip="203.0.113.8", port=60208),
+        '[2025-01-30T10:53:30.000Z] "GET / HTTP/1.1" 200 - via_upstream - "-" 0 512 3 2 "-" "curl/8.11.1" "r-3" '
+        '"203.0.113.9" "203.0.113.9:80" PassthroughCluster 10.244.0.24:41000 203.0.113.9:80 10.244.0.24:60209 - allow_any',
+    ]) + "\n")
+    got = sorted((f["kind"], f["destination"]) for f in run("report", "anomalies", inputs=(log,))["findings"])
+    assert [k for k in got if k[0] in ("authz_denial", "direct_ip_egress", "unregistered_egress")] == [
+        ("authz_denial", "203.0.113.7"), ("authz_denial", "203.0.113.8"),
+        ("direct_ip_egress", "203.0.113.9"), ("unregistered_egress", "203.0.113.9")], got

@@ -19,7 +19,10 @@
 -- @param baseline_start '' baseline start (ISO time); empty = the first egress request (the first record where none is egress)
 -- @param baseline_end '' baseline end (ISO time, exclusive); empty = the window start
 WITH bounds AS (SELECT * FROM report_bounds($since, $until, $baseline_start, $baseline_end)),
-win AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= w0 AND e.start_time < w1),
+-- (a request an authorization policy refused is authz_denial's finding alone: one event, one finding; an RBAC
+-- 403 to a raw IP through PassthroughCluster was direct_ip_egress, unregistered_egress and authz_denial)
+win AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= w0 AND e.start_time < w1
+        AND NOT authz_denied(e.response_code_details, e.connection_termination_details, e.response_flags, e.error)),
 -- Whether each authority and server name of the window is a raw IP, judged once per distinct value
 -- (ip_value, queries/views/ip_value.sql, is the one test of "is an IP address", and it is lists and
 -- lambdas), as traffic.sql judges addresses: a value's judgement is joined to its rows (a filter on it

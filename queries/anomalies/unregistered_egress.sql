@@ -19,7 +19,10 @@
 -- @param baseline_end '' baseline end (ISO time, exclusive); empty = the window start
 -- @param min_requests 1 fewest window requests for a finding
 WITH bounds AS (SELECT * FROM report_bounds($since, $until, $baseline_start, $baseline_end)),
-win AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= w0 AND e.start_time < w1),
+-- (a request an authorization policy refused is authz_denial's finding alone: one event, one finding; an RBAC
+-- 403 to a raw IP through PassthroughCluster was direct_ip_egress, unregistered_egress and authz_denial)
+win AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= w0 AND e.start_time < w1
+        AND NOT authz_denied(e.response_code_details, e.connection_termination_details, e.response_flags, e.error)),
 base AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= b0 AND e.start_time < b1),
 found AS (
     SELECT
