@@ -151,7 +151,7 @@ class Alert:
         when = to_jsonable(self.time) if self.time else "-"
         ln = self.evidence.get("line_number")
         pod = self.evidence.get("pod")  # (kubectl --prefix: which of several pods printed the line)
-        where = f" ({self.evidence.get('source')}:{ln}{f', pod {pod}' if pod else ''})" if ln else ""
+        where = f" ({self.evidence.get('input')}:{ln}{f', pod {pod}' if pod else ''})" if ln else ""
         return escape_control(f"alert {when} {self.kind} {self.destination}: {self.message}{where}")
 
 
@@ -213,9 +213,13 @@ def _from(sources: Counter, row: dict) -> tuple[str, dict]:
 
 
 def _evidence(row: dict, **more) -> dict:
-    keys = ("source", "line_number", "pod", "start_time", "source_ip", "destination_port", "egress_kind", "method",
+    """The alert's row: the input it came from (the row's ``source`` column, ``--source``: ``<stdin>``) as
+    ``input``, since an alert's ``source`` is its client (blocked_attempt, authz_denial: the evidence's
+    ``source`` was the input beside it), its line number, pod, and what it says."""
+    keys = ("line_number", "pod", "start_time", "source_ip", "destination_port", "egress_kind", "method",
             "path", "response_code", "response_flags", "upstream_cluster", "route_name")
-    out = {k: row.get(k) for k in keys if row.get(k) not in (None, [], "")}
+    out = {"input": row.get("source")} if row.get("source") not in (None, "") else {}
+    out.update((k, row.get(k)) for k in keys if row.get(k) not in (None, [], ""))
     out.update(more)
     return out
 

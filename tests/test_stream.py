@@ -1668,7 +1668,7 @@ def test_a_passthrough_alert_names_the_sources_it_counts():
 
 def test_an_authz_denial_names_its_line_as_the_other_alerts_do():
     """authz_denial's text lacked the `(<stdin>:N)` the other alerts end with, and its evidence the
-    input and line number (source, line_number) theirs hold: its first denial's line now."""
+    input and line number (input, line_number) theirs hold: its first denial's line now."""
     from logpipe.parse import default_parser
 
     quiet = incident_line('"pastebin.com"')  # (line 1: no denial)
@@ -1682,7 +1682,7 @@ def test_an_authz_denial_names_its_line_as_the_other_alerts_do():
     assert got[1].to_text().endswith("denied by ext_authz; this one POST /services/T024BE7LD/B07H3J9K2/xoxb 403 UAEX (<stdin>:4)")
     for a, line in zip(got, (2, 4)):
         ev = json.loads(a.to_json())["evidence"]
-        assert (ev["source"], ev["line_number"], ev["source_ip"]) == ("<stdin>", line, a.evidence["source_ip"])
+        assert (ev["input"], ev["line_number"], ev["source_ip"]) == ("<stdin>", line, a.evidence["source_ip"])
         assert a.count == 1 and ev["mechanism"] == ("rbac" if line == 2 else "ext_authz")
 
 

@@ -109,6 +109,22 @@ def test_pods_name_the_clients_and_a_workloads_pods_are_one_alert(tmp_path):
         ("10.244.1.12", ["10.244.1.12"], 1), ("10.244.1.13", ["10.244.1.13"], 1), ("10.244.1.12", ["10.244.1.12"], 1)]
 
 
+def test_the_evidence_names_the_input_as_input_not_source(tmp_path):
+    """A blocked_attempt's ndjson had two `source`s: the client at the top and the input (`<stdin>`, a
+    --source name) in its evidence. The evidence names the input `input`, in every kind of alert; the
+    text's `(NAME:N)` still names it."""
+    denial = incident_line("deny-httpbin-post", "15:00:20")
+    run = stream_cli(tmp_path / "ds", "--alerts", "ndjson", "--source", "pod-a.log",
+                     input="".join(x + "\n" for x in (BLOCKED, denial, incident_line('"pastebin.com"'))).encode())
+    got = ndjson(run)
+    assert {a["kind"] for a in got} == {"blocked_attempt", "authz_denial", "new_destination", "unregistered_egress"}
+    assert all(a["evidence"]["input"] == "pod-a.log" and "source" not in a["evidence"] for a in got), got
+    [blocked] = [a for a in got if a["kind"] == "blocked_attempt"]
+    assert (blocked["source"], blocked["evidence"]["line_number"]) == ("10.244.1.12", 1)
+    text = stream_cli(tmp_path / "ds2", "--source", "pod-a.log", input=(BLOCKED + "\n").encode())
+    assert "(pod-a.log:1)" in text.stderr.decode(), text.stderr.decode()
+
+
 def test_pods_name_a_client_before_ztunnel_does():
     """As in the reports (reports.attach_sources): a pod that held the IP names it, ztunnel's line only
     where no pod did."""
