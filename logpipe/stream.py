@@ -12,7 +12,9 @@ then each written as before.
 Nothing read is lost. On EOF the last line is kept even without a newline. On SIGINT or SIGTERM
 the reader stops reading, hands over everything it has (a partial line included, which then
 becomes a reject), the open batch is flushed, small parts are compacted and the summary printed;
-the exit code is 0 (EOF), 130 (SIGINT), 143 (SIGTERM) or 129 (SIGHUP). When stdout's reader goes away
+the exit code is 0 (EOF), 130 (SIGINT), 143 (SIGTERM) or 129 (SIGHUP). A SIGINT meanwhile (Ctrl-C
+again, while a backlog read ahead is stored) ends it at once, saying from which line on nothing was
+stored (exit 130). When stdout's reader goes away
 (``--tee | head``), the --alerts-out file's (``>(notify)``) or stderr's (``2>&1 | head``), the batch in
 hand is still written, then the stream ends with its summary (exit 0).
 """
@@ -182,6 +184,9 @@ class Streamer:
         self.compact_min_files = COMPACT_MIN_FILES
         self.signal: int | None = None
         self.unstored_from: int | None = None  # first line of a batch being written
+        # first line neither stored nor being shown (what a batch being shown holds is finished by the
+        # next stream if this one is killed: replayguard.Publishing): what a second Ctrl-C loses
+        self.stored_to = 1
         self.warned = 0
 
     # ---- signals ------------------------------------------------------------------------------------
@@ -189,6 +194,30 @@ class Streamer:
     def _on_signal(self, signum, _frame) -> None:
         if self.signal is None:
             self.signal = signum
+            if signum == signal.SIGINT:  # (what was read ahead, a backlog's 8 MiB, takes seconds to store)
+                self._say_now("logpipe: Ctrl-C: storing the lines read so far, then stopping (Ctrl-C again"
+                              " stops at once, without them)")
+        elif signum == signal.SIGINT:  # (Ctrl-C again, while it stores what it read: now)
+            self._stop_now()
+
+    def _stop_now(self) -> None:
+        """End the process at once, saying from which line on nothing was stored (exit 130). As a
+        `kill -9` there: a batch being shown is finished by the next stream (replayguard.finish_publishes),
+        a merge being swapped in by the next compaction; the alerts and --tee are flushed at each write."""
+        self._say_now(f"logpipe: stopped at once by a second Ctrl-C: lines from {self.stored_to} on were not"
+                      " stored (a restarted stream stores them when it is handed them again)")
+        os._exit(130)
+
+    def _say_now(self, text: str) -> None:
+        """``text`` on stderr from a signal handler: written to its descriptor, not through the file
+        object, whose write the handler may have interrupted (a reentrant write raises RuntimeError)."""
+        try:
+            os.write(self._stderr.fileno(), (text + "\n").encode())
+        except (OSError, ValueError, AttributeError):  # (no descriptor: a test's StringIO)
+            try:
+                self._stderr.write(text + "\n")
+            except (OSError, ValueError, RuntimeError):
+                pass
 
     def _install_signals(self) -> dict:
         old = {}
@@ -313,9 +342,10 @@ class Streamer:
         tables = [table for _, table, _, _ in parsed if table.num_rows]
         if self.rules is not None and tables:
             self._alert(tables)
-        for first, table, rejected, stored in parsed:
+        ends = [first for first, *_ in parsed[1:]] + [self.next_line]
+        for (first, table, rejected, stored), end in zip(parsed, ends):
             self.unstored_from = first
-            self._store(table, rejected, stored)
+            self._store(table, rejected, stored, end)
 
     def _parse(self, lines: list[bytes], known: dict[int, None]):
         """The rows and rejects of ``lines`` that are to be stored (``_skip_replayed``: the hashes of
@@ -352,8 +382,8 @@ class Streamer:
         table = pa.concat_tables([pa.Table.from_batches([b]) for b in records], promote_options="permissive")
         return table, pa.Table.from_batches(rejects, REJECT_SCHEMA)
 
-    def _store(self, table, rejected, stored: list[int]) -> None:
-        """Write a batch's rows and rejects, remember its lines' hashes, tee, compact."""
+    def _store(self, table, rejected, stored: list[int], end: int) -> None:
+        """Write a batch's rows and rejects (its lines up to ``end``), remember its lines' hashes, tee, compact."""
         shown = None
         if table.num_rows or rejected.num_rows:
             try:
@@ -361,6 +391,7 @@ class Streamer:
                 # (what it shows and remembers, recorded first: a stream killed in between is finished
                 # by the next one, not stored twice: replayguard.finish_publishes)
                 shown = self.guard.publishing(self.dataset.root, pairs, stored)
+                self.stored_to = end
                 paths = self.dataset.publish(pairs)
             except OSError as e:  # disk full, permissions: stop and say from where lines are missing
                 raise DatasetError(
@@ -374,6 +405,7 @@ class Streamer:
             self.gen_rows += table.num_rows + rejected.num_rows  # (a merged reject file is capped too)
         self.rows_written += table.num_rows
         self.unstored_from = None
+        self.stored_to = end
         self._remember(stored)
         if shown is not None:
             shown.done()

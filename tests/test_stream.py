@@ -711,6 +711,43 @@ def test_signal_at_a_random_point_loses_no_line(tmp_path, signum, code, flush_ro
     assert "Traceback" not in s["text"]
 
 
+def test_a_second_ctrl_c_stops_at_once_and_says_what_was_not_stored(tmp_path):
+    """The first Ctrl-C stores what was read ahead (a backlog in 50-row parts: seconds), and says so; a
+    second one was ignored. Now it ends the stream at once (130), saying from which line on nothing was
+    stored; the dataset holds every line before it, none after (once the next stream has finished a
+    batch that was being shown), and each line under its number."""
+    data, err = tmp_path / "data", tmp_path / "err"
+    sent = many_mixed_lines(100_000)
+    proc = start_stream(data, "--flush-rows", "50", "--flush-seconds", "0.3", err=err)
+    writer = Writer(proc, sent, pause=0)
+    writer.start()
+    try:
+        assert wait_for(lambda: row_files(data), 20), "nothing landed"
+        proc.send_signal(signal.SIGINT)
+        assert wait_for(lambda: "Ctrl-C again stops at once" in err.read_text(), 10), err.read_text()
+        proc.send_signal(signal.SIGINT)
+        t0 = time.monotonic()
+        assert finish(proc, timeout=20) == 130
+        took = time.monotonic() - t0
+    finally:
+        writer.stop.set()
+        if proc.poll() is None:
+            proc.kill()
+    writer.join(5)
+    text = err.read_text()
+    m = re.search(r"logpipe: stopped at once by a second Ctrl-C: lines from (\d+) on were not stored", text)
+    assert m and took < 3, (took, text[-1000:])
+    assert "Traceback" not in text and not SUMMARY_RE.search(text)
+    assert stream_cli(data, "-q", input=b"").returncode == 0  # (finishes a batch being shown: replayguard)
+    rows, rejects = dataset_rows(data), dataset_rejects(data)
+    stored = dict(zip(rows.column("line_number").to_pylist(), rows.column("request_id").to_pylist()))
+    assert all(f'"{rid}"' in sent[n - 1] for n, rid in stored.items())
+    numbers = set(stored) | set(rejects.column("line_number").to_pylist() if rejects is not None else [])
+    first = int(m.group(1))
+    assert numbers | {i + 1 for i in range(first - 1) if not sent[i].strip()} == set(range(1, first))
+    assert first - 1 < writer.sent  # (lines were read and not stored: the second Ctrl-C's loss)
+
+
 def test_eof_keeps_partial_last_line_invalid_utf8_and_a_1mb_line(tmp_path):
     data = tmp_path / "data"
     bad_utf8 = access_line(2).encode().replace(b"curl/8.11.1", b"curl/\xff\xfe8.11.1")
