@@ -217,6 +217,23 @@ def _locked(path: Path, mode: str):
     return f
 
 
+def _append_locked(path: Path, data: bytes) -> None:
+    """Append ``data`` to a stopped stream's file, holding the lock a running stream's holds
+    (``_locked``): a stream's start merging that file meanwhile (``_merge_older``, which then removes
+    it) waits for it, or is waited for and the file made anew. (Appended without the lock, after such
+    a merge had read the file and before it removed it, the hashes were lost with the file: the
+    restart stored the batch again.)"""
+    while True:
+        with _locked(path, "ab") as f:
+            try:
+                same = os.fstat(f.fileno()).st_ino == os.stat(path).st_ino  # (not merged and removed meanwhile)
+            except FileNotFoundError:
+                same = False
+            if same:
+                f.write(data)
+                return
+
+
 def _merge_older(d: Path, stream_id: str, older: list[Path]) -> list[Path]:
     """The hashes of the files ``older`` (newest first: other streams', past the newest KEEP_FILES - 1)
     in one file, ``older-<stream_id>.seen``, at most KEEP_HASHES (those of the newest files first);
@@ -347,8 +364,7 @@ def finish_publishes(root: str | os.PathLike) -> int:
                     os.replace(root / hidden, root / final)
                 shown = shown and (root / final).exists()
             if shown and rest:
-                with open(d / (p.name[: -len(".pending")] + ".seen"), "ab") as seen:
-                    seen.write(_bytes(_hashes(rest)))
+                _append_locked(d / (p.name[: -len(".pending")] + ".seen"), _bytes(_hashes(rest)))
             with contextlib.suppress(OSError):
                 p.unlink()
             finished += 1

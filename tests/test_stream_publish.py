@@ -119,6 +119,35 @@ def test_a_killed_streams_pending_record_is_finished_once(tmp_path):
     assert replayguard.finish_publishes(root) == 0
 
 
+def test_finishing_a_batch_appends_its_hashes_under_the_streams_lock(tmp_path):
+    """A stream's start merging the dead stream's `.seen` (``_merge_older``: locked, read, then removed)
+    while another's start finished that stream's batch: the hashes were appended without the lock, into
+    the file about to be removed, and lost (a restart stored the batch again). Now the append waits for
+    the merge and makes the file anew."""
+    import fcntl
+    import threading
+
+    root = tmp_path / "data"
+    (root / "date=2025-01-30").mkdir(parents=True)
+    hidden, final = root / "date=2025-01-30" / ".streamx.parquet.tmp", root / "date=2025-01-30" / "streamx.parquet"
+    hidden.write_bytes(b"rows")
+    guard = replayguard.ReplayGuard(root, "dead")
+    guard.remember([1, 2])
+    guard.close()
+    guard.publishing(root, [(hidden, final)], [7, 8]).file.close()
+    seen = guard.path
+    with open(seen, "r+b") as merging:  # (as _merge_older holds it: read, merged elsewhere, then removed)
+        fcntl.flock(merging, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finish = threading.Thread(target=replayguard.finish_publishes, args=(root,))
+        finish.start()
+        finish.join(0.5)
+        assert finish.is_alive(), "appended while the file was being merged"
+        seen.unlink()
+    finish.join(10)
+    assert not finish.is_alive()
+    assert replayguard._read(seen).tolist() == [7, 8]  # (made anew: 1 and 2 are in the merge's file)
+
+
 def test_a_record_whose_hidden_file_is_gone_is_not_remembered(tmp_path):
     """A batch whose hidden file was swept (a day later) is not shown: its lines are not remembered,
     so a stream handed them again stores them, rather than losing them."""
