@@ -5,8 +5,11 @@ ndjson has the client (`source`) and its IPs (`source_ips`) as a report's findin
 the IP alone, and a workload's pods were an alert each, while the report named `shop/…` once."""
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
+
+import pyarrow as pa
 
 from conftest import SAMPLES, run_logpipe
 from logpipe.alerts import AlertRules
@@ -123,6 +126,29 @@ def test_the_evidence_names_the_input_as_input_not_source(tmp_path):
     assert (blocked["source"], blocked["evidence"]["line_number"]) == ("10.244.1.12", 1)
     text = stream_cli(tmp_path / "ds2", "--source", "pod-a.log", input=(BLOCKED + "\n").encode())
     assert "(pod-a.log:1)" in text.stderr.decode(), text.stderr.decode()
+
+
+def test_the_sightings_kept_are_bounded_the_latest_kept(monkeypatch):
+    """ztunnel's sightings (IP -> pod) grew with every pod a stream saw (pod churn: a CronJob's), each
+    check with a ztunnel line aggregating them all again. Past SEEN_ROWS those last seen longest ago go
+    (to 3/4 of it): a client they named is named by its IP again, the latest ones still name theirs."""
+    from logpipe import alerts
+
+    monkeypatch.setattr(alerts, "SEEN_ROWS", 4)
+    sightings = [ZTUNNEL_12.replace("10.244.1.12:", f"10.244.1.{100 + k}:").replace("14:00:00.", f"14:00:0{k}.")
+                 .replace("abcde", f"pod{k}") for k in range(1, 7)]
+    rules = AlertRules(window_seconds=300)
+    try:
+        check(rules, sightings[:3], sightings[3:])
+        assert sorted(rules.seen.column("ip").to_pylist()) == ["10.244.1.104", "10.244.1.105", "10.244.1.106"]
+        got = check(rules, [BLOCKED.replace("10.244.1.12:", f"10.244.1.{ip}:") for ip in (101, 106)])
+        assert [a.source for a in got] == ["10.244.1.101", "shop/miner-6c9d8f7b5-pod6"]
+    finally:
+        rules.close()
+    # and those the dataset's lines give at the start
+    seen = pa.Table.from_pylist([{"ip": f"10.0.0.{k}", "workload": f"a/p{k}", "first_seen": dt.datetime(2025, 1, 1, k, tzinfo=dt.timezone.utc),
+                                  "last_seen": dt.datetime(2025, 1, 1, k, tzinfo=dt.timezone.utc)} for k in range(6)])
+    assert AlertRules(seen=seen).seen.column("workload").to_pylist() == ["a/p5", "a/p4", "a/p3"]
 
 
 def test_pods_name_a_client_before_ztunnel_does():
