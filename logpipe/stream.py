@@ -14,7 +14,7 @@ the reader stops reading, hands over everything it has (a partial line included,
 becomes a reject), the open batch is flushed, small parts are compacted and the summary printed;
 the exit code is 0 (EOF), 130 (SIGINT), 143 (SIGTERM) or 129 (SIGHUP). A SIGINT meanwhile (Ctrl-C
 again, while a backlog read ahead is stored) ends it at once, saying from which line on nothing was
-stored (exit 130). When stdout's reader goes away
+stored (exit 130). A signal it was started ignoring (nohup's SIGHUP) stays ignored. When stdout's reader goes away
 (``--tee | head``), the --alerts-out file's (``>(notify)``) or stderr's (``2>&1 | head``), the batch in
 hand is still written, then the stream ends with its summary (exit 0).
 """
@@ -224,6 +224,10 @@ class Streamer:
         if threading.current_thread() is threading.main_thread():
             # (SIGHUP: the terminal or ssh session closed; its open batch is kept as on SIGTERM)
             for s in (signal.SIGINT, signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])):
+                # A signal it was started ignoring stays ignored: `nohup logpipe stream … &`'s SIGHUP (the
+                # stream was stopped by the logout it was to outlive), a script's `… &` job's SIGINT.
+                if signal.getsignal(s) == signal.SIG_IGN:
+                    continue
                 old[s] = signal.signal(s, self._on_signal)
         return old
 

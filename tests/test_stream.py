@@ -114,8 +114,10 @@ def _close_shared_connections():
 
 
 def start_stream(data: Path, *args: str, stdout=subprocess.DEVNULL, err: Path) -> subprocess.Popen:
+    # (SIGINT as by default: a suite run as a script's `… &` job has it ignored, which a stream keeps)
     return subprocess.Popen([*LOGPIPE, "stream", "--data", str(data), *args], stdin=subprocess.PIPE,
-                            stdout=stdout, stderr=open(err, "wb"))
+                            stdout=stdout, stderr=open(err, "wb"),
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def row_files(data: Path) -> list[Path]:
@@ -746,6 +748,30 @@ def test_a_second_ctrl_c_stops_at_once_and_says_what_was_not_stored(tmp_path):
     first = int(m.group(1))
     assert numbers | {i + 1 for i in range(first - 1) if not sent[i].strip()} == set(range(1, first))
     assert first - 1 < writer.sent  # (lines were read and not stored: the second Ctrl-C's loss)
+
+
+def test_nohup_keeps_a_stream_running_through_the_hangup(tmp_path):
+    """`nohup … | nohup logpipe stream … &` ignores SIGHUP, so that the stream outlives the logout; the
+    stream put its own handler in its place and stopped on it (129). A signal it was started ignoring
+    stays ignored: the lines after the hangup are stored, and EOF ends it (0)."""
+    data, err = tmp_path / "data", tmp_path / "err"
+    proc = subprocess.Popen([*LOGPIPE, "stream", "--data", str(data), "-q", "--flush-seconds", "0.2"],
+                            stdin=subprocess.PIPE, stderr=open(err, "wb"),
+                            preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))  # (as nohup does)
+    try:
+        proc.stdin.write((access_line(1) + "\n").encode())
+        proc.stdin.flush()
+        assert wait_for(lambda: count_rows(data) == 1, 20), err.read_text()
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        assert proc.poll() is None, err.read_text()
+        proc.stdin.write((access_line(2) + "\n").encode())
+        proc.stdin.close()
+        assert finish(proc) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert summary(err)["written"] == 2 and "stopped by" not in err.read_text()
 
 
 def test_eof_keeps_partial_last_line_invalid_utf8_and_a_1mb_line(tmp_path):
