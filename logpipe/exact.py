@@ -28,6 +28,12 @@ NOISE_RULES = {
     "envoy_native_log": "Envoy application log line, not an access line",
     "glog_log": "glog/klog log line, not an access line",
     "tail_header": "tail's header of the file it reads next (tail -f of several files), not an access line",
+    "kubectl_log_mark": "kubectl cluster-info dump's mark of where a container's log starts or ends "
+                        "(==== START/END logs for container C of pod NAMESPACE/POD ====), not an access line",
+    "kubectl_log_error": "kubectl cluster-info dump's error getting a container's log (Create log request error, "
+                         "Request log error), not an access line",
+    "fluent_bit_msgpack": "Fluent Bit stdout output's event in its default msgpack format ([0] TAG: [TIME, {...}]), "
+                          "no JSON: give the stdout output format json_lines to read the log lines it holds",
     "otel_debug_log": "OpenTelemetry Collector debug exporter's record line, not an access line",
     "go_panic": "Go crash dump line (a panic or fatal error and its goroutine traceback), not an access line",
     "yaml_line": "YAML line (key: value, or - item) of a config dump (ztunnel's after 'running with config:', "

@@ -411,6 +411,7 @@ GRAMMAR_FILES = {
                "address_value", "cluster_value", "access_line"],
     "prefix": ["line_prefix", "partial_prefix", "blank_prefix"],
     "noise": ["ztunnel_opened", "ztunnel_log", "istio_log", "tracing_log", "envoy_native_log", "glog_log", "tail_header",
+              "kubectl_log_mark", "kubectl_log_error", "fluent_bit_msgpack",
               "otel_debug_log", "yaml_line", "noise_line"],
 }
 

@@ -161,7 +161,7 @@ class Parser:
 
         df, joined = self.collectors.split_prefix(df)  # (and a split line's parts joined)
         if header is not None:  # (an input that starts with `tail -f`'s header)
-            df, header = self.tailheads.fill(df, header)
+            df, header = self.tailheads.fill(df, header, rejects)
         if self.custom is not None:  # a custom line may itself start like a prefix ("%START_TIME% …")
             df = self.custom.keep_prefix(df)
         is_json = df["body"].str.starts_with("{")

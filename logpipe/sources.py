@@ -586,10 +586,25 @@ def document_of(inp: Input) -> str | None:
     except (OSError, InputError):  # (reading it says why)
         return None
     if _JSON_DOCUMENT.match(head):
-        return "indented JSON"
+        return None if _tailheads.DUMP_START.match(head) and _log_sections(inp) else "indented JSON"
     if _YAML_START.match(head) and {m[1] for m in _YAML_KEY.finditer(head)} == {b"apiVersion", b"kind"}:
         return "Kubernetes YAML"
     return None
+
+
+_START_MARK = re.compile(rb"^" + re.escape(_tailheads.START_LOOK), re.M)
+
+
+def _log_sections(inp: Input) -> bool:
+    """Whether ``inp``, a file that starts as `kubectl cluster-info dump`'s output does (its nodes'
+    JSON), holds a container's log (a line ``==== START logs for container …``): its stdout, saved,
+    is read (logpipe/tailheads.py: its resource JSON noise), its --output-directory's nodes.json is
+    left out. Looked for from the start to the first: the dump writes a namespace's resources before
+    its pods' logs (kube-system's first), a few MB of JSON in a large cluster's dump."""
+    try:
+        return any(_START_MARK.search(body) for body, _end in iter_byte_chunks(inp))
+    except (OSError, InputError):  # (reading it says why)
+        return False
 
 
 def iter_chunks(inp: Input, skip_bytes: int = 0) -> Iterator[tuple[list[str], int]]:

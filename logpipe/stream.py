@@ -369,7 +369,7 @@ class Streamer:
             if end < len(lines):  # (a split line's parts in one slice)
                 end -= parts_at_end(lines[start:end]) % PARSE_LINES  # (all parts: as they are)
             if self.next_line == 1 and start == 0:  # (the input's start: `tail -f` of several files?)
-                self.header = first_header(lines[0]) if lines else None
+                self.header = first_header(b"\n".join(lines[:2])) if lines else None  # (a dump's {, then its "kind")
             part = self.parser.parse_batch(lines[start:end], self.opts.source, self.next_line + start, self.header)
             self.header = part.header  # (`tail -f`'s header in effect: logpipe/tailheads.py)
             part = self._skip_replayed(part, lines[start:end], self.next_line + start, known)

@@ -13,12 +13,23 @@ passes each batch's on to the next, the workers' byte ranges get theirs from the
 of the file (``sources.iter_file_ranges``), and a file read on from where an earlier ingest stopped
 gets the one before that point (``header_at``). The header line itself is noise, as before.
 
+`kubectl cluster-info dump` is read so too (noise.lark's ``kubectl_log_mark``): on stdout, and in
+``--output-directory``'s ``NAMESPACE/POD/logs.txt``, it writes ``==== START logs for container C of pod
+NAMESPACE/POD ====`` before a container's log and ``==== END logs for container … ====`` after it
+(kubernetes/kubectl pkg/cmd/clusterinfo/clusterinfo_dump.go), so its marks are headers: a START names
+the pod and container of the lines after it, an END names none. An input that starts with a START, or
+with the dump's first document (``DUMP_START``: its nodes, indented JSON), is read so; there the lines
+under no START (before the first, after an END) are the dump's resource JSON, noise (``RESOURCES``).
+The marks, like tail's headers, are noise rejects (their own reasons), so a dump's every line is a row,
+a reject or a blank one.
+
 The readers' part (bytes: ``first_header``, ``last_header``, ``header_at``) imports no polars: the
 parent reads inputs before its workers start.
 """
 from __future__ import annotations
 
 import ast
+import re
 from typing import TYPE_CHECKING
 
 from .unpack import detect_compression
@@ -29,19 +40,30 @@ if TYPE_CHECKING:
     from .sources import Input
 
 # What a reader of bytes looks for (the grammar's start of a header, TailHeads checks it): an input
-# is looked at only when it starts with one, as tail's output of several files does.
+# is looked at only when it starts with one, as tail's output of several files does, or with
+# `kubectl cluster-info dump`'s first document (DUMP_START).
 LOOK = b"==> "
+START_LOOK, END_LOOK = b"==== START logs for container ", b"==== END logs for container "
+LOOKS = (LOOK, START_LOOK, END_LOOK)
+# The dump's first document on stdout: its nodes, as kubectl's JSON printer writes them ({, then
+# "kind": "NodeList" first, indented); its --output-directory's nodes.json starts so too, but holds no
+# START (sources.document_of leaves such a file out).
+DUMP_START = re.compile(rb'[ \t\r\n]*\{[ \t\r\n]*"kind"[ \t]*:[ \t]*"NodeList"')
 HEADER_SCAN = 1 << 20
+# The reason of a dump's line under no START (noise: its nodes, events, pods, … as indented JSON)
+RESOURCES = ("kubectl cluster-info dump's resource JSON (outside its ==== START/END logs for container ==== "
+             "sections), not an access line")
 
 
 def first_header(body: "bytes | bytearray") -> str | None:
-    """"" when ``body``, an input's first bytes, starts like `tail -f`'s header (then its headers
-    name the lines after them: ``TailHeads``), else None."""
-    return "" if body[:len(LOOK)] == LOOK else None
+    """"" when ``body``, an input's first bytes, starts like `tail -f`'s header or `kubectl
+    cluster-info dump`'s output (then its headers name the lines after them: ``TailHeads``), else None."""
+    head = bytes(body[:len(START_LOOK)])
+    return "" if head.startswith(LOOK) or head == START_LOOK or DUMP_START.match(body) else None
 
 
 def last_header(body: "bytes | bytearray", end: int | None = None) -> str | None:
-    """The last line of ``body[:end]`` that starts like `tail -f`'s header (``LOOK``), or None."""
+    """The last line of ``body[:end]`` that starts like a header (``LOOKS``), or None."""
     end = len(body) if end is None else end
     k = _last_header_start(body, end)
     if k is None:
@@ -51,29 +73,33 @@ def last_header(body: "bytes | bytearray", end: int | None = None) -> str | None
 
 
 def _last_header_start(body: "bytes | bytearray", end: int) -> int | None:
-    at = end
-    while (k := body.rfind(LOOK, 0, at)) >= 0:
-        if k == 0 or body[k - 1] == 0x0A:
-            return k
-        at = k
-    return None
+    found = None
+    for look in LOOKS:
+        at = end
+        while (k := body.rfind(look, 0, at)) >= 0:
+            if k == 0 or body[k - 1] == 0x0A:
+                found = k if found is None else max(found, k)
+                break
+            at = k
+    return found
 
 
 def header_at(inp: "Input", offset: int) -> str | None:
-    """The header line of `tail -f` in effect at ``offset`` of a plain file that starts with one (the
-    last before it), or None (at the start too: the first bytes tell, ``first_header``): where a
-    read on from ``offset`` starts (ingest of a grown file)."""
+    """The header line in effect at ``offset`` of a plain file read with its headers (``first_header``:
+    the last before it; "" for none: a dump's resource JSON before its first START), or None (at the
+    start too: the first bytes tell, ``first_header``): where a read on from ``offset`` starts (ingest
+    of a grown file)."""
     if offset <= 0 or inp.is_stream or detect_compression(_head(inp.path)) != "plain":
         return None
     with open(inp.path, "rb") as f:
-        if f.read(len(LOOK)) != LOOK:
+        if first_header(f.read(256)) is None:
             return None
         pos = offset
         while pos > 0:  # back a block at a time: the lines that start in [lo, pos)
             lo = max(0, pos - HEADER_SCAN)
             base = max(0, lo - 1)  # (the byte before tells whether a line starts at lo)
             f.seek(base)
-            block = f.read(min(offset, pos + len(LOOK) - 1) - base)  # (a look that starts before pos, whole)
+            block = f.read(min(offset, pos + len(START_LOOK) - 1) - base)  # (a look that starts before pos, whole)
             if lo:
                 block = (b"\n" if block[:1] == b"\n" else b"x") + block[1:]
             k = _last_header_start(block, len(block))
@@ -83,7 +109,7 @@ def header_at(inp: "Input", offset: int) -> str | None:
                 f.seek(base + k)
                 return f.readline().rstrip(b"\r\n").decode("utf-8", "replace")
             pos = lo
-    return None
+    return ""
 
 
 def _head(path: str) -> bytes:
@@ -92,12 +118,16 @@ def _head(path: str) -> bytes:
 
 
 class TailHeads:
-    """The headers of ``noise`` (a Rulebook with ``tail_header``): which lines they name."""
+    """The headers of ``noise`` (a Rulebook with ``tail_header`` and ``kubectl_log_mark``): which
+    lines they name."""
 
     def __init__(self, noise) -> None:
         self.rx = noise.regex("tail_header")
         self.head, self.tail = _literal_ends(noise, "tail_header")
+        self.mark_rx = noise.regex("kubectl_log_mark")
         assert LOOK.decode() == self.head, "the readers' look for a header is the grammar's start of one"
+        assert all(re.match(self.mark_rx, f"{m.decode()}c of pod n/p ====") for m in LOOKS[1:]), \
+            "the readers' looks for a dump's marks are the grammar's start of one"
 
     def file(self, line: str | None) -> str | None:
         """The file header ``line`` names, or None when it is no header (or None)."""
@@ -107,42 +137,66 @@ class TailHeads:
             return None
         return line[len(self.head):len(line) - len(self.tail)]
 
-    def fill(self, df: "pl.DataFrame", header: str) -> "tuple[pl.DataFrame, str]":
-        """``df``'s lines (``body``) with the pod and container their header's file names where
-        their prefix named none; ``header``: the header line in effect before the first line ("":
+    def _section(self, mark: str) -> "tuple[tuple[str, str] | None, bool]":
+        """The pod and container the header ``mark`` names (or None), and whether the lines under it
+        are a dump's resource JSON: under no header yet ("") or after a dump's END."""
+        if mark == "" or mark.startswith(END_LOOK.decode()):
+            return None, True
+        if mark.startswith(START_LOOK.decode()):  # (its words, as kubectl_log_mark took them: no space in a name)
+            words = mark.split(" ")
+            return (words[8].split("/", 1)[1], words[5]), False
+        file = self.file(mark)
+        return (_names(file) if file is not None else None), False
+
+    def fill(self, df: "pl.DataFrame", header: str, rejects: list[dict]) -> "tuple[pl.DataFrame, str]":
+        """``df``'s lines (``body``) with the pod and container their header names where their
+        prefix named none, but those under no header (a dump's resource JSON: ``RESOURCES``), which
+        become noise ``rejects``; ``header``: the header line in effect before the first line ("":
         none yet; a reader's look, so the grammar is asked here). Returns the lines and the header
         line in effect after them."""
         import polars as pl
 
-        start = self.file(header)
-        is_head = df["body"].str.starts_with(self.head)
+        body = df["body"]
+        is_head = body.str.starts_with(self.head) | body.str.starts_with("==== ")
         if is_head.any():
-            is_head = is_head & df["body"].str.contains(self.rx)
+            is_head = is_head & (body.str.contains(self.rx) | body.str.contains(self.mark_rx))
         if not is_head.any():
-            names = _names(start) if start is not None else None
+            names, outside = self._section(header)
+            if outside:
+                return _resources(df, rejects), header
             if names is None:
                 return df, header
             return df.with_columns(pl.col("pod").fill_null(names[0]), pl.col("container").fill_null(names[1])), header
-        file = pl.when(pl.col("__head")).then(pl.col("body").str.slice(len(self.head)).str.head(-len(self.tail)))
-        file = file.forward_fill()
-        file = file.fill_null(start) if start is not None else file
-        files = df.select("body", is_head.alias("__head")).select(file).to_series()
-        return _named(df, files), df["body"].filter(is_head)[-1]
+        marks = pl.select(pl.when(is_head).then(body).forward_fill().fill_null(header)).to_series()
+        sections = {m: self._section(m) for m in marks.unique().to_list()}
+        outside = ~is_head & marks.is_in([m for m, (_, out) in sections.items() if out])
+        if outside.any():
+            df, marks = _resources(df, rejects, outside), marks.filter(~outside)
+        return _named(df, marks, {m: names for m, (names, _) in sections.items()}), body.filter(is_head)[-1]
 
 
-def _named(df: "pl.DataFrame", files: "pl.Series") -> "pl.DataFrame":
-    """``df`` with each line's pod and container those its file (``files``) names, where it had none."""
+def _resources(df: "pl.DataFrame", rejects: list[dict], which: "pl.Series | None" = None) -> "pl.DataFrame":
+    """``df`` but its lines ``which`` (all: None), a dump's resource JSON, each a noise reject."""
+    from .records import _reject
+
+    taken = df if which is None else df.filter(which)
+    rejects.extend(_reject(ln, raw, RESOURCES, "noise") for ln, raw in taken.select("line_number", "raw").iter_rows())
+    return df.clear() if which is None else df.filter(~which)
+
+
+def _named(df: "pl.DataFrame", marks: "pl.Series", named: "dict[str, tuple[str, str] | None]") -> "pl.DataFrame":
+    """``df`` with each line's pod and container those its header (``marks``) names (``named``),
+    where it had none."""
     import polars as pl
 
-    named = {f: _names(f) for f in files.unique().drop_nulls().to_list()}
-    keys = [f for f, n in named.items() if n is not None]
+    keys = [m for m, n in named.items() if n is not None]
     if not keys:
         return df
-    pods = pl.Series([named[f][0] for f in keys], dtype=pl.String)
-    containers = pl.Series([named[f][1] for f in keys], dtype=pl.String)
+    pods = pl.Series([named[m][0] for m in keys], dtype=pl.String)
+    containers = pl.Series([named[m][1] for m in keys], dtype=pl.String)
     return df.with_columns(
-        pl.coalesce(pl.col("pod"), files.replace_strict(keys, pods, default=None)).alias("pod"),
-        pl.coalesce(pl.col("container"), files.replace_strict(keys, containers, default=None)).alias("container"),
+        pl.coalesce(pl.col("pod"), marks.replace_strict(keys, pods, default=None)).alias("pod"),
+        pl.coalesce(pl.col("container"), marks.replace_strict(keys, containers, default=None)).alias("container"),
     )
 
 

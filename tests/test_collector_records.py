@@ -463,20 +463,25 @@ def test_fluentd_s_stdout_time_is_no_received_at_and_fluent_bit_s_stdout_is_not_
     """Fluentd's stdout output: its time (no ISO 8601 time) is not received_at, the record's is; v0.12's
     time without a fraction reads alike; only a record after the tag. Fluent Bit's stdout output in its
     default format prints the record's texts unescaped (msgpack-c's msgpack_object_print), its line's own
-    quotes in them: a reject, as before (malformed: "[0]" starts as an access line does); its json_lines
-    format's lines are records."""
+    quotes in them: noise that says so and names json_lines (it was malformed: "[0]" starts as an access
+    line does), v2.1's [[TIME, METADATA], RECORD] and older versions' [TIME, RECORD] alike; its
+    json_lines format's lines are records."""
+    from logpipe.exact import NOISE_RULES
+
     line = read_lines(SAMPLES / "waypoint-egress-1.23.log")[0]
     timeless = {k: v for k, v in fluentd(line).items() if k != "time"}
     printed = ", ".join(f'"{k}"=>"{v}"' for k, v in fluent_bit(line).items() if isinstance(v, str))
     lines = [fluentd_stdout(fluentd(line)), fluentd_stdout(timeless),
              f"2015-05-02 12:12:17 +0900 {FLUENT_TAG}: {json.dumps(timeless)}", f"2015-05-02 12:12:17 +0900 {FLUENT_TAG}: {line}",
              f"[0] {FLUENT_TAG}: [[1738234404.326000321, {{}}], {{{printed}}}]",
-             json.dumps({"date": 1738234404.326, **fluent_bit(line)})]
+             json.dumps({"date": 1738234404.326, **fluent_bit(line)}),
+             f"[1] {FLUENT_TAG}: [1738234404.326000321, {{{printed}}}]", "[12] cpu.0: [1475898721, {\"cpu_p\"=>0.500000}]"]
     records, rejects, _ = parse_text(lines)
     when = dt.datetime(2025, 1, 30, 10, 53, 24, 326000, tzinfo=UTC)
     assert [(r["line_number"], r["pod"], r["received_at"]) for r in records] == [
         (1, POD, when), (2, POD, None), (3, POD, None), (6, POD, when)]
-    assert [(r["line_number"], r["class"]) for r in rejects] == [(4, "noise"), (5, "malformed")]
+    assert [(r["line_number"], r["class"]) for r in rejects] == [(4, "noise"), (5, "noise"), (7, "noise"), (8, "noise")]
+    assert {r["reason"] for r in rejects if r["line_number"] >= 5} == {NOISE_RULES["fluent_bit_msgpack"]}
 
 
 def test_docker_s_fluentd_driver_names_a_dockershim_container_s_pod_and_container():

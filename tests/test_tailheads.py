@@ -268,3 +268,154 @@ def test_a_capture_after_a_hole(tmp_path, monkeypatch, pool):
     assert ingest.ingest_paths([str(path)], str(data), err=io.StringIO(), progress=False, pool=pool).files > 2
     got = dict(duckdb.sql(f"select line_number, pod from read_parquet('{data}/date=*/*.parquet')").fetchall())
     assert got == want
+
+
+# ---- kubectl cluster-info dump ------------------------------------------------------------------
+# As kubectl writes it (pkg/cmd/clusterinfo/clusterinfo_dump.go): the nodes, then for each namespace its
+# resources (indented JSON), then each pod's containers' logs between START and END marks, an error
+# line where it got no log.
+
+def _resources(kind: str, items: list[dict]) -> list[str]:
+    return json.dumps({"kind": kind, "apiVersion": "v1", "metadata": {"resourceVersion": "770"}, "items": items},
+                      indent=4).splitlines()
+
+
+def _pod(ns: str, name: str, containers: list[str]) -> dict:
+    return {"metadata": {"name": name, "namespace": ns, "labels": {"app": name.split("-")[0]}},
+            "spec": {"containers": [{"name": c, "image": f"docker.io/istio/{c}:1.23.0"} for c in containers]},
+            "status": {"phase": "Running", "podIP": "10.244.0.18"}}
+
+
+def _section(ns: str, pod: str, container: str, lines: list[str]) -> list[str]:
+    return ([f"==== START logs for container {container} of pod {ns}/{pod} ===="] + lines
+            + [f"==== END logs for container {container} of pod {ns}/{pod} ===="])
+
+
+WAYPOINT, SLEEP = PODS[0][1], PODS[1][1]
+REQUEST_ERROR = ('Request log error: the server rejected our request for an unknown reason '
+                 '(get pods sleep-5c4d7f9b8-abcde)')
+
+
+def cluster_dump(extra: int = 0) -> tuple[str, dict[int, tuple[str, str]], dict[str, int]]:
+    """A saved `kubectl cluster-info dump`: its text, the pod and container each access line should
+    get, and how many lines of each kind of noise it holds."""
+    out: list[str] = _resources("NodeList", [{"metadata": {"name": "kind-control-plane"}, "status": {"nodeInfo": {
+        "kubeletVersion": "v1.31.0", "containerRuntimeVersion": "containerd://1.7.18"}}}])
+    out += _resources("EventList", [])
+    out += _resources("PodList", [_pod("kube-system", "kube-proxy-x7k2p", ["kube-proxy"])])
+    out += _section("kube-system", "kube-proxy-x7k2p", "kube-proxy",
+                    ['I0130 10:53:20.123456       1 server_linux.go:66] "Using iptables proxy"'])
+    out += _resources("EventList", [])
+    out += _resources("PodList", [_pod("istio-egress", WAYPOINT, ["istio-proxy"])])
+    want, i = {}, 0
+    access = []
+    for _ in range(3 + extra):
+        access.append(ACCESS[i % len(ACCESS)])
+        i += 1
+    start = len(out) + 2
+    out += _section("istio-egress", WAYPOINT, "istio-proxy",
+                    ["2025-01-30T10:53:20.270118Z\tinfo\txdsproxy connected to upstream XDS server"] + access)
+    want.update({start + 1 + k: (WAYPOINT, "istio-proxy") for k in range(len(access))})
+    out += _resources("PodList", [_pod("default", SLEEP, ["sleep", "istio-proxy"])])
+    out += _section("default", SLEEP, "sleep", [REQUEST_ERROR])
+    start = len(out) + 2
+    out += _section("default", SLEEP, "istio-proxy", [ACCESS[(i + k) % len(ACCESS)] for k in range(2 + extra)])
+    want.update({start + k: (SLEEP, "istio-proxy") for k in range(2 + extra)})
+    text = "\n".join(out) + "\n"
+    marks = sum(x.startswith("==== ") for x in out)
+    resources = sum(1 for x in out if x[:1] in "{} " or x.startswith('"'))
+    return text, want, {"marks": marks, "resources": resources}
+
+
+def _named(records: list[dict]) -> dict[int, tuple[str, str]]:
+    return {r["line_number"]: (r["pod"], r["container"]) for r in records}
+
+
+def test_a_cluster_info_dump_names_its_sections_lines(tmp_path):
+    """A saved dump (stdout): each START names the pod and container of the lines after it, up to its
+    END; the marks are noise as tail's headers are, the error line too, and the resource JSON around
+    the sections is noise with a reason of its own: every line is a row or a reject."""
+    from logpipe.exact import NOISE_RULES
+    from logpipe.tailheads import RESOURCES
+
+    text, want, n = cluster_dump()
+    path = tmp_path / "cluster-info.dump"
+    path.write_text(text)
+    records, rejects = parse_file(path)
+    assert _named(records) == want
+    reasons = [r["reason"] for r in rejects]
+    assert {r["class"] for r in rejects} == {"noise"}
+    assert reasons.count(NOISE_RULES["kubectl_log_mark"]) == n["marks"] == 8
+    assert reasons.count(NOISE_RULES["kubectl_log_error"]) == 1
+    assert reasons.count(RESOURCES) == n["resources"]
+    assert len(records) + len(rejects) == len(text.splitlines())  # (no blank, no joined line)
+
+
+@pytest.mark.parametrize("cut", [1, 40, 95, 97, 104, 120])
+def test_a_dump_s_sections_carry_into_the_next_batch(cut):
+    """Cut anywhere (in the resource JSON, right after a START, between a section's lines, after an
+    END), a sequential reader's batches read the dump as one batch does."""
+    text, want, _ = cluster_dump()
+    lines = text.splitlines()
+    assert cut < len(lines)
+    p = Parser()
+    first = p.parse_batch(lines[:cut], "x", 1, header="")
+    second = p.parse_batch(lines[cut:], "x", cut + 1, header=first.header)
+    assert _named(first.records.to_pylist() + second.records.to_pylist()) == want
+    whole = p.parse_batch(lines, "x", 1, header="")
+    assert (sorted(first.rejects.to_pylist() + second.rejects.to_pylist(), key=lambda r: r["line_number"])
+            == sorted(whole.rejects.to_pylist(), key=lambda r: r["line_number"]))
+
+
+def test_ingest_reads_a_dump_and_its_output_directory(tmp_path, monkeypatch, pool):
+    """`ingest` of a saved dump reads it (it starts as its nodes.json does: indented JSON, which is
+    left out), in one process and in the workers' ranges; of a dump's --output-directory, each pod's
+    logs.txt (its sections alone) is read and its resource files left out."""
+    text, want, _ = cluster_dump(extra=60)  # (~30 kB: ranges of 4 kB start in sections and JSON alike)
+    path = tmp_path / "dump" / "cluster-info.dump"
+    path.parent.mkdir()
+    path.write_text(text)
+    nodes = tmp_path / "dir" / "nodes.json"
+    nodes.parent.mkdir()
+    nodes.write_text("\n".join(_resources("NodeList", [{"metadata": {"name": "kind-control-plane"}}])) + "\n")
+    logs = tmp_path / "dir" / "istio-egress" / WAYPOINT / "logs.txt"
+    logs.parent.mkdir(parents=True)
+    logs.write_text("\n".join(_section("istio-egress", WAYPOINT, "istio-proxy", ACCESS[:4])) + "\n")
+    monkeypatch.setattr(lanes, "PARALLEL_MIN_BYTES", 1)
+    for module in (workers, pipeline):
+        monkeypatch.setattr(module, "CHUNK_BYTES", 4 << 10)
+    monkeypatch.setattr(workers, "STAGE_TASK_BYTES", 4 << 10)
+    for lanes_ in ("1", "2"):
+        monkeypatch.setenv("LOGPIPE_WORKERS", lanes_)
+        data = tmp_path / f"data-{lanes_}"
+        s = ingest.ingest_paths([str(path)], str(data), err=io.StringIO(), progress=False,
+                                pool=pool if lanes_ == "2" else None)
+        assert s.counts.malformed == 0 and s.counts.parsed == len(want)
+        assert lanes_ == "1" or s.files > 2  # (the workers' ranges)
+        got = duckdb.sql(f"select line_number, pod, container from read_parquet('{data}/date=*/*.parquet')").fetchall()
+        assert {n: (p, c) for n, p, c in got} == want
+    err = io.StringIO()
+    data = tmp_path / "data-dir"
+    s = ingest.ingest_paths([str(tmp_path / "dir")], str(data), err=err, progress=False)
+    assert "nodes.json (indented JSON)" in err.getvalue()
+    got = duckdb.sql(f"select line_number, pod, container from read_parquet('{data}/date=*/*.parquet')").fetchall()
+    assert {n: (p, c) for n, p, c in got} == {k: (WAYPOINT, "istio-proxy") for k in range(2, 6)}
+
+
+def test_a_grown_dump_is_read_on_in_its_section(tmp_path):
+    """A dump ingested while kubectl wrote it, then read on: the lines after where the first ingest
+    stopped are of the section open there (``header_at``), or resource JSON before the first."""
+    text, want, _ = cluster_dump()
+    lines = text.splitlines(keepends=True)
+    cut = max(want) - 2  # (lines before the last two access lines: in the sleep pod's istio-proxy section)
+    path = tmp_path / "cluster-info.dump"
+    path.write_text("".join(lines[:cut]))
+    data = tmp_path / "data"
+    ingest.ingest_paths([str(path)], str(data), err=io.StringIO(), progress=False)
+    with open(path, "a") as f:
+        f.write("".join(lines[cut:]))
+    s = ingest.ingest_paths([str(path)], str(data), err=io.StringIO(), progress=False)
+    assert s.counts.malformed == 0 and s.counts.parsed == 2
+    got = duckdb.sql(f"select line_number, pod, container from read_parquet('{data}/date=*/*.parquet')").fetchall()
+    assert {n: (p, c) for n, p, c in got} == want
+    assert header_at(Input(str(path)), 10) == ""  # (in the nodes' JSON: under no section)
