@@ -599,8 +599,9 @@ def _log_sections(inp: Input) -> bool:
     """Whether ``inp``, a file that starts as `kubectl cluster-info dump`'s output does (its nodes'
     JSON), holds a container's log (a line ``==== START logs for container …``): its stdout, saved,
     is read (logpipe/tailheads.py: its resource JSON noise), its --output-directory's nodes.json is
-    left out. Looked for from the start to the first: the dump writes a namespace's resources before
-    its pods' logs (kube-system's first), a few MB of JSON in a large cluster's dump."""
+    left out. Looked for from the start up to the first: the dump writes each namespace's resources
+    before its pods' logs, kube-system's first, so a dump's first START follows its nodes' and
+    kube-system's resources; a nodes.json is read whole."""
     try:
         return any(_START_MARK.search(body) for body, _end in iter_byte_chunks(inp))
     except (OSError, InputError):  # (reading it says why)

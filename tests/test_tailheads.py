@@ -419,3 +419,15 @@ def test_a_grown_dump_is_read_on_in_its_section(tmp_path):
     got = duckdb.sql(f"select line_number, pod, container from read_parquet('{data}/date=*/*.parquet')").fetchall()
     assert {n: (p, c) for n, p, c in got} == want
     assert header_at(Input(str(path)), 10) == ""  # (in the nodes' JSON: under no section)
+
+
+def test_stream_reads_a_dump_piped_to_it(tmp_path):
+    """`kubectl cluster-info dump | logpipe stream`: its first lines ({, then "kind": "NodeList") say
+    it is a dump, and a micro-batch that starts in a section gets that section's pod."""
+    text, want, _ = cluster_dump()
+    raw = text.encode()
+    cut = raw.index(b"\n", raw.index(b"==== START logs for container istio-proxy of pod istio-egress") + 400) + 1
+    data = tmp_path / "data"
+    stream_in_two_writes(data, raw, cut)
+    got = duckdb.sql(f"select line_number, pod, container from read_parquet('{data}/date=*/*.parquet')").fetchall()
+    assert {n: (p, c) for n, p, c in got} == want
