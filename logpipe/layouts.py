@@ -436,6 +436,11 @@ def _json_string(text: str) -> str:
     return got if isinstance(got, str) else text
 
 
+# The times of the built-in layouts (Envoy's %START_TIME%: 2024-05-03T09:12:40.747Z), JSON lines' and a
+# collector's (received_at), as a spec ``time_fault`` reads: any fraction, "Z" or an offset (common.lark ISO_TIME)
+ISO_TIME_SPEC = "%Y-%m-%dT%H:%M:%E*S%Ez"
+
+
 def time_fault(spec: str, value: str) -> tuple[int, str] | None:
     """Where a time that a %START_TIME(spec)% did not read is wrong, and how: ``(offset in value,
     "month 13 (%m) is not 01-12")`` for the first specifier whose number no time has (or a day past its
@@ -454,7 +459,8 @@ def time_fault(spec: str, value: str) -> tuple[int, str] | None:
         if group is None:
             continue
         text, at = m.group(group), m.start(group)
-        key = "S" if letter.startswith("E") else letter  # (%E3S: the seconds, then their fraction)
+        key = "S" if letter.startswith("E") and letter.endswith("S") else letter  # (%E3S: the seconds, then
+        # their fraction; %Ez, an offset, is no number)
         if key not in STRF_RANGES:
             got[key] = (text, at)
             continue

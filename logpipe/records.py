@@ -84,12 +84,19 @@ def _type_frame(df: pl.DataFrame, source: str, schema: pa.Schema,
         for row, text in zip(typed_df.filter(bad).iter_rows(named=True), texts.iter_rows(named=True)):
             name = next(n for n in typed_names if text[n] is not None and row[n] is None)
             value = str(text[name])
-            why = f"invalid value: {name}: cannot read {value[:40]}"
+            why, column = f"invalid value: {name}: cannot read {value[:40]}", None
+            if name in TIME_COLUMNS:  # (an ISO-8601 time with a part no time has: month 13, February 30)
+                from .layouts import ISO_TIME_SPEC, time_fault
+
+                fault = time_fault(ISO_TIME_SPEC, value)
+                if fault is not None:
+                    why = f"invalid value: {name}: {fault[1]} in {value[:40]!r}, read as ISO-8601 ({ISO_TIME_SPEC})"
+                    column = row["raw"].find(value) + fault[0] + 1 if value in row["raw"] else None
             if value.isascii() and value.isdigit() and typed_df[name].dtype.is_integer():  # (a count past its type's range)
                 kind = typed_df[name].dtype
                 why = (f"invalid value: {name}: {value[:40]} is out of range (at most {kind.max()}: the column "
                        f"is a {str(kind)[3:]}-bit int)")
-            rejects.append(_reject(row["line_number"], row["raw"], why, "malformed"))
+            rejects.append(_reject(row["line_number"], row["raw"], why, "malformed", column))
         typed_df = typed_df.filter(~bad)
     return typed_df, rejects
 
