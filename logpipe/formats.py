@@ -347,6 +347,15 @@ def _filter_state_key(arg: str) -> str:
     return f"{key}:{field}" if how == "FIELD" and field else key if how in ("", "PLAIN", "TYPED") else arg
 
 
+def filter_state_json(op: Operator) -> bool:
+    """Whether a %FILTER_STATE(KEY)% (or KEY:TYPED) writes its object as JSON: its serializeAsProto's
+    message through MessageToJsonString, a string value "abc" with its quotes; KEY:PLAIN writes
+    serializeAsString's text and KEY:FIELD:NAME the field's, as they are (FilterStateFormatter::format)."""
+    if op.name not in _FILTER_STATE_OPERATORS or not op.arg:
+        return False
+    return op.arg.partition(":")[2].partition(":")[0] in ("", "TYPED")
+
+
 def _renders_space(spec: str) -> bool:
     """Whether a %START_TIME(spec)% may print a space: one in the spec, or a specifier that pads or
     joins with one (%e's day, %c, %r, %x in some locales), read as strftime renders a day 1 at 1 AM."""

@@ -17,7 +17,7 @@ from pathlib import Path
 from .errors import LogpipeError, UsageError
 from .formatfile import read_format_file
 from .formats import (LIMIT_RX, QUERY_ALIASES, TIME_SPEC_RX, VIEW_COLUMNS, FormatError, Operator, _flatten, _strftime,
-                      cluster_note, grammar_from_format, greedy_tail, json_operators, parse_format, typo_notes)
+                      cluster_note, filter_state_json, grammar_from_format, greedy_tail, json_operators, parse_format, typo_notes)
 from .schema import COLUMNS
 
 # %RESPONSE_FLAGS_LONG%'s names and the short codes the record keeps (FORMATS.md c, from Envoy's
@@ -423,8 +423,11 @@ _METADATA_OPERATORS = frozenset({"DYNAMIC_METADATA", "CLUSTER_METADATA", "UPSTRE
 
 
 def _metadata_columns(operators) -> frozenset:
-    """The columns of a format's metadata operators (``CustomLayout.metadata``)."""
-    return frozenset(op.column for op in operators if isinstance(op, Operator) and op.name in _METADATA_OPERATORS)
+    """The columns of a format's metadata operators (``CustomLayout.metadata``), and of its
+    %FILTER_STATE(KEY)%s that Envoy writes as JSON (``formats.filter_state_json``): a string value
+    "abc" is abc, as a metadata value is."""
+    return frozenset(op.column for op in operators if isinstance(op, Operator)
+                     and (op.name in _METADATA_OPERATORS or filter_state_json(op)))
 
 
 def _json_string(text: str) -> str:

@@ -99,3 +99,22 @@ def test_a_built_in_layout_s_time_names_its_wrong_part_at_its_column(fast, time,
     assert rejects[0]["reason"] == (f"invalid value: start_time: {why} in {time!r}, read as ISO-8601 "
                                     "(%Y-%m-%dT%H:%M:%E*S%Ez)")
     assert rejects[0]["column"] == column
+
+
+# ---- filter state: a value as Envoy serialized it ---------------------------------------------------------
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_typed_filter_state_s_json_string_is_stored_as_the_string_plain_as_it_is(fast):
+    """%FILTER_STATE(KEY)% and KEY:TYPED write the object's proto as JSON (MessageToJsonString: a string
+    "abc" with its quotes), KEY:PLAIN its serializeAsString text and KEY:FIELD:F the field's, as they
+    are (Envoy's FilterStateFormatter::format). The typed columns held '"abc"'; a plain value's own
+    quotes are its own."""
+    fmt = ('[%START_TIME%] %FILTER_STATE(a)% %FILTER_STATE(b:TYPED)% "%FILTER_STATE(c:PLAIN)%" '
+           '%UPSTREAM_FILTER_STATE(d)% %FILTER_STATE(e:FIELD:ip)%')
+    lines = ['[2024-01-05T10:00:00.000Z] "x" "spiffe://a/b" ""q"" "h" "10.0.0.1"',
+             '[2024-01-05T10:00:00.000Z] {"k":"v"} - "q" 7 -']
+    got, rejects = rows(parser(fmt, fast), lines)
+    assert rejects == []
+    cols = ["filter_state_a", "filter_state_b", "filter_state_c", "upstream_filter_state_d", "filter_state_e_ip"]
+    assert [[r[c] for c in cols] for r in got] == [["x", "spiffe://a/b", '"q"', "h", '"10.0.0.1"'],
+                                                  ['{"k":"v"}', None, "q", "7", None]]
