@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from .formats import _OPERATOR_RX, FormatError, _flatten
+from .formats import _OPERATOR_RX, FormatError, OmittingFormat, _flatten
 from .unpack import read_text
 
 _YAML_KEYS = "accessLogFormat, envoyFileAccessLog.logFormat (text or labels), text_format, json_format"
@@ -153,6 +153,8 @@ def _find_formats(node, found: list) -> None:
         return
     if not isinstance(node, dict):
         return
+    # (Envoy's SubstitutionFormatString: omit_empty_values beside its text_format / text_format_source)
+    text = OmittingFormat if node.get("omit_empty_values") is True else str
     for key, value in node.items():
         if key == "mesh" and isinstance(value, str):  # istio ConfigMap: data.mesh is YAML text
             try:
@@ -161,9 +163,9 @@ def _find_formats(node, found: list) -> None:
                 pass
         elif key in ("accessLogFormat", "text_format", "format") and isinstance(value, str) and "%" in value:
             stripped = value.strip()
-            found.append(json.loads(stripped) if stripped.startswith("{") and _is_json(stripped) else value)
+            found.append(json.loads(stripped) if stripped.startswith("{") and _is_json(stripped) else text(value))
         elif key == "text_format_source" and isinstance(value, dict) and "inline_string" in value:
-            found.append(value["inline_string"])
+            found.append(text(value["inline_string"]))
         elif key in ("json_format", "typed_json_format", "labels") and isinstance(value, dict) \
                 and any(isinstance(v, str) and _OPERATOR_RX.search(v) for v in _flatten(value).values()):
             found.append(value)  # (metadata.labels of any Kubernetes object hold no operator)

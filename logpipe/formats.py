@@ -165,6 +165,13 @@ class FormatError(LogpipeError):
     """A format string, JSON format or format file logpipe cannot use."""
 
 
+class OmittingFormat(str):
+    """A text format string Envoy logs with ``omit_empty_values: true`` (SubstitutionFormatString, beside
+    its text_format / text_format_source): an absent value is printed as empty text, not ``-``
+    (FormatterImpl::format appends ``value_or(empty_value_string_)``, "" with it). A value an operator
+    prints itself (a ``-`` of its own, RESPONSE_FLAGS' none) is as without it."""
+
+
 @dataclass(frozen=True)
 class Operator:
     text: str  # as written, e.g. %REQ(X-B3-TRACEID):16%
@@ -400,9 +407,11 @@ def check_ambiguity(pieces: list[str | Operator]) -> None:
 
 
 def grammar_from_format(fmt: str, start: str = "custom") -> str:
-    """A Lark grammar (house style of grammars/access.lark) for an Envoy text format string."""
+    """A Lark grammar (house style of grammars/access.lark) for an Envoy text format string; of an
+    ``OmittingFormat``, each column but start_time (which Envoy always has) may be absent: empty text."""
     pieces = parse_format(fmt)
     check_ambiguity(pieces)
+    omit = isinstance(fmt, OmittingFormat)
     items: list[str] = []
     rules: dict[str, str] = {}
     for i, p in enumerate(pieces):
@@ -411,7 +420,8 @@ def grammar_from_format(fmt: str, start: str = "custom") -> str:
             continue
         prev, nxt = pieces[i - 1] if i else "", pieces[i + 1] if i + 1 < len(pieces) else ""
         quoted = isinstance(prev, str) and prev.endswith('"') and isinstance(nxt, str) and nxt.startswith('"')
-        items.append(p.column + (' ";"?' if p.shape == "cluster" else ""))
+        absent = "?" if omit and p.shape != "time" else ""  # (the column null: an empty text's too, records.py)
+        items.append(p.column + absent + (' ";"?' if p.shape == "cluster" else ""))
         if p.column not in rules:
             rules[p.column] = _time_items(p.arg) if p.shape == "time" else _SHAPES[p.shape][quoted]
     body = " ".join(items) + " " + " ".join(rules.values())
@@ -425,6 +435,8 @@ def grammar_from_format(fmt: str, start: str = "custom") -> str:
         "// Rules named like a column of logpipe/schema.py capture that column; other rules that hold only",
         "// terminals are extra columns, named after their operator. \"-\" becomes null in logpipe/records.py.",
     ]
+    if omit:  # (for its reader: the optional columns say it to the parser)
+        lines.append(OMIT_LINE)
     time_spec = next((p.arg for p in pieces if isinstance(p, Operator) and p.shape == "time" and p.arg), None)
     if time_spec:  # (--grammar reads the times with it: TIME_SPEC_RX)
         lines.append(f"// %START_TIME({time_spec})%: start_time is read with this spec")
@@ -449,6 +461,8 @@ def grammar_from_format(fmt: str, start: str = "custom") -> str:
     return "\n".join(lines) + "\n"
 
 
+# The line of a generated grammar of an OmittingFormat
+OMIT_LINE = "// omit_empty_values: true: an absent value is empty text, not \"-\""
 # The line of a generated grammar that says how its start_time reads (grammar_from_format)
 TIME_SPEC_RX = re.compile(r"^// %START_TIME\((.+)\)%: start_time is read with this spec$", re.M)
 # The lines that say how long a truncated text column's values are at most (``%REQ(USER-AGENT):10%``)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .errors import LogpipeError, UsageError
 from .formatfile import read_format_file
-from .formats import (LIMIT_RX, QUERY_ALIASES, TIME_SPEC_RX, VIEW_COLUMNS, FormatError, Operator, _flatten, _strftime,
+from .formats import (LIMIT_RX, QUERY_ALIASES, TIME_SPEC_RX, VIEW_COLUMNS, FormatError, OmittingFormat, Operator, _flatten, _strftime,
                       cluster_note, filter_state_json, grammar_from_format, greedy_tail, json_operators, parse_format, typo_notes)
 from .schema import COLUMNS
 
@@ -79,6 +79,8 @@ class CustomLayout:
         if self.given:
             return self.given
         kind, _, body = self.spec.partition(":")
+        if kind == "text_omit":  # (omit_empty_values is said in a format file only)
+            return "--format-file FILE.yaml"
         return f"--format-string {shlex.quote(body)}" if kind in ("text", "json") else "--grammar FILE.lark"
 
     @property
@@ -339,7 +341,8 @@ def layout_from_format(fmt: str) -> CustomLayout:
         if isinstance(obj, dict):
             return layout_from_json(obj)
     text = grammar_from_format(fmt)
-    layout = layout_from_grammar(text, source="<format string>", spec=f"text:{fmt}")
+    kind = "text_omit" if isinstance(fmt, OmittingFormat) else "text"  # (layout_from_spec rebuilds it so)
+    layout = layout_from_grammar(text, source="<format string>", spec=f"{kind}:{fmt}")
     pieces = parse_format(fmt)  # (its START_TIME spec: layout_from_grammar read it from the grammar's TIME_SPEC_RX line)
     layout.notes += typo_notes(pieces)
     layout.metadata = _metadata_columns(pieces)
@@ -559,11 +562,13 @@ def layout_from_spec(spec: str) -> CustomLayout:
     kind, _, body = spec.partition(":")
     if kind == "text":
         return layout_from_format(body)
+    if kind == "text_omit":
+        return layout_from_format(OmittingFormat(body))
     if kind == "json":
         return layout_from_json(json.loads(body))
     if kind == "grammar":
         return layout_from_grammar(body, source="<grammar from a dataset manifest>", spec=spec)
-    raise FormatError(f"unknown format spec {spec[:40]!r}; expected text:, json: or grammar:")
+    raise FormatError(f"unknown format spec {spec[:40]!r}; expected text:, text_omit:, json: or grammar:")
 
 
 # ---- the parser for the CLI's format options --------------------------------------------------------

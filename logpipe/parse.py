@@ -378,7 +378,7 @@ def _custom_layout(custom):
     from . import layouts
 
     if isinstance(custom, str):  # a spec as Parser.format_spec gives it, or a Lark grammar's text
-        if custom.startswith(("text:", "json:", "grammar:")):
+        if custom.startswith(("text:", "text_omit:", "json:", "grammar:")):
             return layouts.layout_from_spec(custom)
         return layouts.layout_from_grammar(custom, source="<grammar>")
     raise TypeError(f"Parser(custom=…) takes a layouts.CustomLayout or grammar text, not {type(custom).__name__}")
