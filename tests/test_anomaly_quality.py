@@ -374,7 +374,38 @@ def test_a_blocked_call_of_a_cronjobs_every_run_is_low(tmp_path):
     pods = tmp_path / "pods.json"
     pods.write_text(json.dumps({"kind": "List", "items": items}))
     doc = _report(tmp_path, tr, pods_path=pods)
-    assert _summary(doc) == [("low", "blocked_attempt", f"ops/{job}", "198.51.100.77")]
+    assert _summary(doc) == [("low", "blocked_attempt", "ops/telemetry", "198.51.100.77")]
+
+
+def test_a_cronjobs_run_is_named_by_its_cronjob(tmp_path):
+    """--pods names a CronJob's run's pod by its owner, the night's Job (`ops/telemetry-29xxxxxx`); the
+    judgement took it as its CronJob's (reports._POD_ROWS), and the findings name it so too, in the
+    JSON, the text and the HTML: they named the last night's Job."""
+    from conftest import run_logpipe
+
+    tr = quiet_days(8, blip_day=None)
+    items = []
+    for day in range(8):
+        pod = tr.pod("ops", "telemetry", "CronJob")
+        t = START + dt.timedelta(days=day, hours=2)
+        tr.blocked(t + dt.timedelta(seconds=5), pod, "198.51.100.77:443")
+        items.append({"kind": "Pod", "metadata": {"name": pod.name, "namespace": "ops", "ownerReferences": [
+                          {"kind": "Job", "name": pod.name.rsplit("-", 1)[0], "controller": True}]},
+                      "spec": {"serviceAccountName": "default"},
+                      "status": {"podIP": pod.ip, "startTime": _ts(t).replace(".000", "")}})
+    (tmp_path / "egress.log").write_text(tr.text())
+    data = write_dataset([tmp_path / "egress.log"], tmp_path / "data")
+    pods = tmp_path / "pods.json"
+    pods.write_text(json.dumps({"kind": "List", "items": items}))
+    job = items[-1]["metadata"]["ownerReferences"][0]["name"]
+    out = {}
+    for fmt in ("json", "text", "html"):
+        r = run_logpipe("report", "anomalies", "--data", data, "--pods", pods, "-o", fmt)
+        assert r.returncode == 0, r.stderr
+        out[fmt] = r.stdout
+    assert [f["source"] for f in json.loads(out["json"])["findings"]] == ["ops/telemetry"]
+    assert "blocked_attempt     ops/telemetry -> 198.51.100.77" in out["text"]
+    assert "ops/telemetry" in out["html"] and all(job not in out[fmt] for fmt in out)
 
 
 def test_a_new_pairs_large_upload_is_high(tmp_path):
