@@ -449,3 +449,47 @@ def test_a_pods_owner_name_is_not_cut_as_a_generated_one(tmp_path):
     got = run_logpipe("query", "--data", data, "--pods", pods, "-o", "json", "--sql",
                       "select distinct source_workload, source_owner from egress where source_ip = '10.244.1.41'")
     assert json.loads(got.stdout) == [{"source_workload": "shop/proxy-https", "source_owner": "shop/proxy-https"}]
+
+
+def test_a_steady_daily_upload_that_began_recently_is_a_volume_outlier(tmp_path):
+    """reports, which uploads nothing, started uploading 5 MB a night to storage.example (a bucket's
+    host the backup uses) on the fifth day: a high new_pair that day, and nothing after, as its pair's
+    baseline was its own upload. On the last day it has sent 20 MB since it began, against the 0 MB a
+    day it uploads elsewhere: a volume_outlier, medium."""
+    tr = quiet_days(8, blip_day=None)
+    reports_pod = tr.pods["reports"][0]
+    for day in range(4, 8):
+        for k in range(10):
+            tr.request(START + dt.timedelta(days=day, hours=2, seconds=30 * k), reports_pod, "storage.example",
+                       method="PUT", up=500_000, down=300, ms=900)
+    doc = _report(tmp_path, tr)
+    assert _summary(doc) == [("medium", "volume_outlier", f"shop/{reports_pod.name}", "storage.example")]
+    (f,) = found(doc, "volume_outlier")
+    ev = f["evidence"]
+    assert (ev["bytes_up"], ev["bytes_up_since_first_seen"], ev["client_other_daily_bytes"], ev["pair_first_seen"]) == (
+        5_000_000, 20_000_000, 0, "2025-03-07T02:00:00.000Z")
+    assert f["advice"].startswith(f"shop/{reports_pod.name} uploaded 5.0 MB to storage.example in the window, 20.0 MB "
+                                  "since it first called it (2025-03-07 02:00 UTC), against 0.0 MB a day to its other "
+                                  "destinations: a steady upload that began recently is how slow exfiltration looks")
+
+
+def test_a_volume_outliers_rate_is_stated(tmp_path):
+    """volume_outlier judges a pair by its window upload a day (over its first to last request in the
+    window, a day at least) against its baseline's a day; the finding said the window's total alone,
+    which over a window of 3 days is no day's. A payments pod uploads 60 MB to api.stripe.com in an hour of
+    a 3-day window (--since): its rate, daily_bytes, is its upload over its requests' days (its first the
+    burst's, its last the window's last day's: 1.8 days)."""
+    tr = quiet_days(8, blip_day=None)
+    for k in range(60):
+        tr.request(START + dt.timedelta(days=6, hours=4, seconds=30 * k), tr.pods["payments"][0], "api.stripe.com",
+                   method="POST", up=1_000_000, down=300, ms=900)
+    doc = _report(tmp_path, tr, since=START + dt.timedelta(days=5))
+    (f,) = found(doc, "volume_outlier")
+    ev = f["evidence"]
+    seen = [dt.datetime.fromisoformat(ev[k].replace("Z", "+00:00")) for k in ("first_seen", "last_seen")]
+    days = (seen[1] - seen[0]).total_seconds() / 86400
+    assert 1.5 < days < 3 and ev["bytes_up"] > 60_000_000 and abs(ev["daily_bytes"] - ev["bytes_up"] / days) < 2
+    assert f["advice"].startswith(f"{f['source']} uploaded {ev['bytes_up'] / 1e6:.1f} MB to api.stripe.com "
+                                  f"({ev['daily_bytes'] / 1e6:.1f} MB a day over its first to last request in the "
+                                  f"window, a day at least, against {ev['baseline_daily_bytes'] / 1e6:.1f} MB a day "
+                                  "in the baseline): confirm")

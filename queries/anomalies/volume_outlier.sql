@@ -4,26 +4,46 @@
 --   (else the destination's) baseline per-request p99 and daily upload (its bytes over the baseline's
 --   days, first to last record). The pair's baseline is its client's workload's (client_workload.sql):
 --   a Deployment's new pod, a CronJob's next run, uploads as its workload did.
+--   A pair's window rate is its window upload over its own first to last request in the window, a
+--   day at least (a burst in a window of days counts at its own rate): the evidence's daily_bytes.
+--   A slow upload spread over days is flagged too: a pair that first appeared in the baseline after
+--   its first day and within recent_days of the window (it began recently: a pair of the baseline's
+--   first day may be old) and uploads in the window is flagged when its upload since it first appeared
+--   (bytes_up_since_first_seen, the baseline's and the window's) is min_bytes or more and
+--   volume_factor times or more the client's baseline daily upload to its other destinations. A
+--   client that started uploading 5 MB a day to a known host was a new_pair its first day and nothing
+--   after (its pair's baseline was its own upload): tests/test_anomaly_quality.py.
 -- @param since '' window start (ISO time); empty = 24 hours before the last egress request (the last record where none is egress)
 -- @param until '' window end (ISO time, exclusive); empty = after the last egress request (the last record where none is egress)
 -- @param baseline_start '' baseline start (ISO time); empty = the first egress request (the first record where none is egress)
 -- @param baseline_end '' baseline end (ISO time, exclusive); empty = the window start
 -- @param min_bytes 10000000 smallest window upload (bytes) of a pair worth a finding
 -- @param volume_factor 10.0 how many times its baseline daily upload a pair must reach
--- @param high_bytes 100000000 window upload (bytes) of a pair that makes it high
+-- @param high_bytes 100000000 window upload (bytes) of a pair that makes it high (of a recent pair: its upload since it first appeared)
+-- @param recent_days 7 days before the window within which a pair that first appeared in the baseline is judged by its upload since
 WITH bounds AS (SELECT * FROM report_bounds($since, $until, $baseline_start, $baseline_end)),
 win AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= w0 AND e.start_time < w1),
 base AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= b0 AND e.start_time < b1),
 -- The baseline's days, its first to its last record (at least one), that its daily uploads average
 -- over: a pair's own first-to-last span made a pair seen on two days of seven a two-day average.
-base_days AS (SELECT greatest(date_diff('second', min(start_time), max(start_time)) / 86400.0, 1.0) AS days FROM base),
+base_days AS (SELECT greatest(date_diff('second', min(start_time), max(start_time)) / 86400.0, 1.0) AS days,
+                      min(start_time) AS first FROM base),
 -- (by workload: a nightly CronJob's run is a new pod each night, so its pair had no baseline, and the
 -- destination's per source was spread over every night's pod: 50 MB a night flagged on day 15)
 base_pair AS (
     SELECT client_named(source_owner, source_ip) AS client, destination,
-        sum(bytes_received) / any_value(days) AS daily
+        sum(bytes_received) / any_value(days) AS daily, sum(bytes_received) AS bytes, min(start_time) AS first_seen
     FROM base, base_days WHERE egress_kind <> 'blocked'
-    GROUP BY ALL
+    GROUP BY client, destination
+),
+-- (a client's baseline daily upload to all its destinations: less a pair's, its usual to the others)
+base_client AS (SELECT client, sum(daily) AS daily FROM base_pair GROUP BY client),
+-- (a pair that began recently: after the baseline's first day, within recent_days of the window)
+recent AS (
+    SELECT bp.client, bp.destination, bp.first_seen, bp.bytes, bc.daily - bp.daily AS other_daily
+    FROM base_pair bp JOIN base_client bc USING (client), base_days, bounds
+    WHERE bp.first_seen >= base_days.first + INTERVAL 1 DAY
+      AND bp.first_seen >= w0 - to_days(CAST($recent_days AS INTEGER))
 ),
 base_dest AS (
     SELECT destination, quantile_cont(bytes_received, 0.99) AS p99,
@@ -48,7 +68,8 @@ win_pair AS (
 )
 SELECT
     'volume_outlier' AS kind,
-    CASE WHEN w.bytes_up >= CAST($high_bytes AS BIGINT) THEN 'high' ELSE 'medium' END AS severity,
+    CASE WHEN w.bytes_up >= CAST($high_bytes AS BIGINT) OR w.since >= CAST($high_bytes AS BIGINT) THEN 'high'
+         ELSE 'medium' END AS severity,
     w.client AS source,
     w.destination,
     {
@@ -57,17 +78,38 @@ SELECT
         'largest_request_bytes': w.largest,
         'baseline_daily_bytes': CAST(coalesce(bp.daily, bd.daily_per_source, 0) AS BIGINT),
         'baseline_request_p99_bytes': CAST(bd.p99 AS BIGINT),
+        'daily_bytes': CAST(w.daily AS BIGINT),
+        -- (a pair that began recently: its upload since, and the client's baseline daily upload elsewhere)
+        'pair_first_seen': evidence_time(w.pair_first_seen),
+        'bytes_up_since_first_seen': CAST(w.since AS BIGINT),
+        'client_other_daily_bytes': CAST(w.other_daily AS BIGINT),
         'first_seen': evidence_time(w.first_seen),
         'last_seen': evidence_time(w.last_seen),
         'sample_request_ids': w.ids
     } AS evidence,
     w.client || ' uploaded ' || CAST(round(w.bytes_up / 1e6, 1) AS VARCHAR) || ' MB to ' || w.destination
+        || CASE WHEN w.since IS NOT NULL
+                THEN ' in the window, ' || CAST(round(w.since / 1e6, 1) AS VARCHAR) || ' MB since it first called it ('
+                     || strftime(w.pair_first_seen AT TIME ZONE 'UTC', '%Y-%m-%d %H:%M UTC') || '), against '
+                     || CAST(round(w.other_daily / 1e6, 1) AS VARCHAR) || ' MB a day to its other destinations: '
+                     || 'a steady upload that began recently is how slow exfiltration looks'
+                -- (the rate it was judged by, and over what: a window of days' total is no day's)
+                ELSE ' (' || CAST(round(w.daily / 1e6, 1) AS VARCHAR) || ' MB a day over its first to last request in '
+                     || 'the window, a day at least, against ' || CAST(round(coalesce(bp.daily, bd.daily_per_source, 0) / 1e6, 1) AS VARCHAR)
+                     || ' MB a day in the baseline)' END
         || ': confirm this transfer is expected (backup, export); if not, isolate the pod and '
         || 'check what it sent (request ids in the evidence).' AS advice,
     w.source_ips
-FROM win_pair w
+FROM (
+    -- (a recent pair's upload since it first appeared, when it makes the finding)
+    SELECT w.*, r.first_seen AS pair_first_seen, r.bytes + w.bytes_up AS since, r.other_daily
+    FROM win_pair w LEFT JOIN recent r ON r.client = w.owner AND r.destination = w.destination
+        AND w.bytes_up > 0 AND r.bytes + w.bytes_up >= CAST($min_bytes AS BIGINT)
+        AND r.bytes + w.bytes_up >= CAST($volume_factor AS DOUBLE) * r.other_daily
+) w
 LEFT JOIN base_pair bp ON bp.client = w.owner AND bp.destination = w.destination
 LEFT JOIN base_dest bd ON bd.destination = w.destination
-WHERE w.bytes_up >= CAST($min_bytes AS BIGINT)
-  AND w.daily >= CAST($volume_factor AS DOUBLE) * coalesce(bp.daily, bd.daily_per_source, 0)
+WHERE w.since IS NOT NULL
+   OR (w.bytes_up >= CAST($min_bytes AS BIGINT)
+       AND w.daily >= CAST($volume_factor AS DOUBLE) * coalesce(bp.daily, bd.daily_per_source, 0))
 ORDER BY w.bytes_up DESC, w.destination, source
