@@ -34,6 +34,10 @@ from .errors import DatasetError, UsageError
 
 # The default anomalies window: the data's last 24 h (``logpipe ingest`` says when a run's rows fall before it).
 DEFAULT_WINDOW = dt.timedelta(hours=24)
+# A baseline of fewer days (UTC dates of egress) has not seen every day of the week: a client that calls
+# on weekdays only, a weekly job, looks new in a window of a day it did not cover (a 2-day baseline of
+# a weekend made Monday's traffic new pairs), and the report says so (_short_baseline).
+BASELINE_MIN_DAYS = 7
 
 REPORTS = ("inventory", "anomalies")
 SEVERITIES = ("info", "low", "medium", "high", "critical")
@@ -361,10 +365,28 @@ def resolve_window(con, *, since=None, until=None, baseline_days=None, window_fl
 
 
 def _count(con, start, end) -> int:
+    return _span(con, start, end)[0]
+
+
+def _span(con, start, end) -> tuple[int, int]:
+    """The egress requests from ``start`` until ``end``: how many, and the UTC dates they fall on, first
+    to last (0 of none)."""
     if start is None or end is None or start >= end:
-        return 0
-    return con.execute("SELECT count(*) FROM egress WHERE start_time >= $1 AND start_time < $2",
-                       [start, end]).fetchall()[0][0]
+        return 0, 0
+    n, days = con.execute("SELECT count(*), date_diff('day', CAST(timezone('UTC', min(start_time)) AS DATE), "
+                          "CAST(timezone('UTC', max(start_time)) AS DATE)) + 1 FROM egress "
+                          "WHERE start_time >= $1 AND start_time < $2", [start, end]).fetchall()[0]
+    return n, days or 0
+
+
+def _short_baseline(requests: int, days: int) -> str | None:
+    """The anomalies' line on a baseline of egress on fewer than BASELINE_MIN_DAYS dates, or None (a
+    baseline of none has empty_note's)."""
+    if not requests or days >= BASELINE_MIN_DAYS:
+        return None
+    return (f"the baseline covers {days} day{'s' if days != 1 else ''} (UTC dates of egress), under "
+            f"{BASELINE_MIN_DAYS}: traffic of some days of the week only (weekday clients, weekly jobs) looks new; "
+            f"give a baseline of {BASELINE_MIN_DAYS} days or more (--since, --baseline-days, --baseline DIR)")
 
 
 # ---- running ---------------------------------------------------------------------------------------
@@ -427,12 +449,13 @@ def run_report(con, name: str, *, params: dict[str, str] | None = None, window: 
                 raise UsageError(f"query {f['kind']} returned severity {f['severity']!r}; "
                                  f"use one of {', '.join(SEVERITIES)}")
         findings.sort(key=_finding_order)
+        base_requests, base_days = _span(con, window.baseline_start, window.baseline_end)
         doc = {
             "window": {"start": _ms(window.start), "end": _ms(window.last or window.end),
                        "requests": _count(con, window.start, window.end)},
             "baseline": {"start": _ms(window.baseline_start), "end": _ms(window.baseline_last or window.baseline_end),
-                         "source": window.baseline_source,
-                         "requests": _count(con, window.baseline_start, window.baseline_end)},
+                         "source": window.baseline_source, "requests": base_requests, "days": base_days,
+                         "note": _short_baseline(base_requests, base_days)},
             "findings": findings,
         }
     # (the text's and HTML's tables without the client IPs, which the JSON's rows carry)
@@ -677,7 +700,8 @@ def render_text(doc: dict[str, Any], name: str, out, *, tty: bool = False, markd
     out.write(f"{h1}{bold('Egress anomalies')}\n\n")
     brk = "  " if markdown else ""  # (a markdown line break: the two lines are one paragraph otherwise)
     out.write(f"window   {_when(w['start'])} to {_when(w['end'])}: {w['requests']} egress requests{brk}\n")
-    out.write(f"baseline {_when(b['start'])} to {_when(b['end'])}: {b['requests']} egress requests ({b['source']})\n")
+    out.write(f"baseline {_when(b['start'])} to {_when(b['end'])}: {b['requests']} egress requests ({b['source']})"
+              + (f"{brk}\nnote     {b['note']}\n" if b.get("note") else "\n"))
     if markdown:
         out.write("\n")
     counts = ", ".join(f"{n} {s}" for s, n in severity_counts(findings).items() if n)

@@ -493,3 +493,19 @@ def test_a_volume_outliers_rate_is_stated(tmp_path):
                                   f"({ev['daily_bytes'] / 1e6:.1f} MB a day over its first to last request in the "
                                   f"window, a day at least, against {ev['baseline_daily_bytes'] / 1e6:.1f} MB a day "
                                   "in the baseline): confirm")
+
+
+def test_a_short_baseline_is_said(tmp_path, quiet_week):
+    """A weekend's baseline (2 days) has not seen weekday traffic: Monday's ci-runner calls are new.
+    The report says the baseline is short, in a line of the text and in the JSON; a week's is not."""
+    from conftest import run_logpipe
+
+    doc = _report(tmp_path, quiet_days(3, start=dt.datetime(2025, 3, 1, tzinfo=UTC), blip_day=None))
+    assert ("new_destination", "api.github.com") in [(f["kind"], f["destination"]) for f in doc["findings"]]
+    note = ("the baseline covers 2 days (UTC dates of egress), under 7: traffic of some days of the week only "
+            "(weekday clients, weekly jobs) looks new; give a baseline of 7 days or more (--since, --baseline-days, "
+            "--baseline DIR)")
+    assert (doc["baseline"]["days"], doc["baseline"]["note"]) == (2, note)
+    r = run_logpipe("report", "anomalies", "--data", tmp_path / "data", "-o", "text")
+    assert r.returncode == 0 and r.stdout.splitlines()[4] == f"note     {note}", r.stdout[:600]
+    assert (quiet_week["baseline"]["days"], quiet_week["baseline"]["note"]) == (7, None)

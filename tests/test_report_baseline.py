@@ -47,7 +47,7 @@ WANT_FINDINGS = [
 WANT_HEADER = {
     "window": {"start": "2025-03-08T00:02:11.224Z", "end": "2025-03-08T23:58:42.799Z", "requests": 687},
     "baseline": {"start": "2025-03-01T00:14:24.252Z", "end": "2025-03-07T23:32:35.603Z", "source": "baseline dataset",
-                 "requests": 2475},
+                 "requests": 2475, "days": 7, "note": None},
 }
 
 
@@ -202,7 +202,10 @@ def test_a_window_of_no_egress_is_this_datasets_time_beside_a_baseline_of_egress
     assert {k: doc[k] for k in ("window", "baseline")} == {
         "window": {"start": "2024-11-18T14:02:13.764Z", "end": "2024-11-18T14:05:27.205Z", "requests": 0},
         "baseline": {"start": "2024-10-07T11:02:27.849Z", "end": "2024-10-07T11:03:12.263Z",
-                     "source": "baseline dataset", "requests": 8}}
+                     "source": "baseline dataset", "requests": 8, "days": 1,
+                     "note": "the baseline covers 1 day (UTC dates of egress), under 7: traffic of some days of the week "
+                             "only (weekday clients, weekly jobs) looks new; give a baseline of 7 days or more (--since, "
+                             "--baseline-days, --baseline DIR)"}}
     r = CliRunner().invoke(cli, ["report", "anomalies", "--data", str(mesh), "--baseline", str(egress), "-o", "text"])
     assert r.exit_code == 0, r.output
     assert "window   2024-11-18 14:02 UTC to 2024-11-18 14:05 UTC: 0 egress requests" in r.stdout
