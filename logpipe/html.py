@@ -406,6 +406,8 @@ def render_html(doc: dict[str, Any], name: str, *, con, window, params: dict[str
         meta = (f"<p class=meta>Window {escape(_when(w['start']))} to {escape(_when(w['end']))} ({w['requests']} egress "
                 f"requests), compared with the baseline {escape(_when(b['start']))} to {escape(_when(b['end']))} "
                 f"({b['requests']} requests, {escape(b['source'])}).</p>")
+        if b.get("note"):  # (a short baseline: the text's and the JSON's note, reports._short_baseline)
+            meta += f"<p class=meta><strong>Note:</strong> {escape(b['note'])}.</p>"
         parts.append(_findings(doc))
         from .reports import Window
 

@@ -508,4 +508,6 @@ def test_a_short_baseline_is_said(tmp_path, quiet_week):
     assert (doc["baseline"]["days"], doc["baseline"]["note"]) == (2, note)
     r = run_logpipe("report", "anomalies", "--data", tmp_path / "data", "-o", "text")
     assert r.returncode == 0 and r.stdout.splitlines()[4] == f"note     {note}", r.stdout[:600]
+    page = run_logpipe("report", "anomalies", "--data", tmp_path / "data", "-o", "html")
+    assert page.returncode == 0 and f"<strong>Note:</strong> {note}." in page.stdout
     assert (quiet_week["baseline"]["days"], quiet_week["baseline"]["note"]) == (7, None)
