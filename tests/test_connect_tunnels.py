@@ -3,9 +3,9 @@ gateway, gardener's VPN seed server: tests/test_formats_wild.py's first format):
 `"CONNECT - HTTP/1.1" 200 …` whose authority is host:port, bytes the tunnel's, duration its life. Its
 destination is the authority's host and port; what it carried is the client's own stream, TLS to a
 port of tls_ports, else TCP (queries/views/connect_tunnel.sql, connection_protocol.sql), never
-plaintext or TLS origination (the proxy read no HTTP inside); a CONNECT the proxy refused (403, 407,
-no upstream host) is a blocked attempt, as BlackHoleCluster's is, unless an authorization policy
-refused it (authz_denial's, as any policy's refusal)."""
+plaintext or TLS origination (the proxy read no HTTP inside); a CONNECT the proxy refused (403, 404,
+407, no upstream host) is blocked egress, as BlackHoleCluster's is, and a blocked attempt unless an
+authorization policy refused it (then authz_denial's finding alone, as any policy's refusal)."""
 from __future__ import annotations
 
 import json
@@ -129,17 +129,18 @@ def test_istio_s_format_at_an_egress_gateway(tmp_path):
     """Istio's format: a CONNECT through the ServiceEntry's cluster was tls-origination (443) and
     plaintext (5432, a plaintext_egress finding), and Envoy's own 403 (upgrade_failed) no egress; the
     destination's IP was the gateway's own listener when nothing connected. An AuthorizationPolicy's
-    403 stays authz_denial's alone."""
+    403 is blocked egress too (it was no egress row), and authz_denial's finding alone."""
     data = _ingest(tmp_path, ISTIO, ISTIO_LINES)
     assert _egress(data) == [
         _row("api.example.com", 443, "93.184.216.34", "registered", True),
         _row("db.example.com", 5432, "198.51.100.40", "registered", True),
+        _row("denied.example.org", 443, None, "blocked", False),
         _row("evil.example.org", 443, None, "blocked", False),
     ]
     inv = _inventory(data)
     got = {d: (r["port"], r["protocol"], r["transport"]) for d, r in inv.items()}
     assert got == {"api.example.com": (443, "TLS", "tls"), "db.example.com": (5432, "TCP", "tcp"),
-                   "evil.example.org": (443, "TLS", "blocked")}, got
+                   "denied.example.org": (443, "TLS", "blocked"), "evil.example.org": (443, "TLS", "blocked")}, got
     doc = _report(data, "anomalies")
     kinds = {(f["kind"], f["destination"]) for f in doc["findings"]}
     assert not any(k == "plaintext_egress" for k, _ in kinds), kinds
@@ -158,3 +159,57 @@ def test_a_destination_the_baseline_tunnelled_to_with_tls_is_a_downgrade_when_it
     data = _ingest(tmp_path, ISTIO, tunnels + [clear])
     found = [f for f in _report(data, "anomalies")["findings"] if f["kind"] == "plaintext_egress"]
     assert [(f["destination"], f["severity"]) for f in found] == [("api.example.com", "high")], found
+
+
+# Istio's format at an egress gateway: each way the proxy refuses a CONNECT itself, no upstream host
+REFUSED_LINES = [
+    # an AuthorizationPolicy (RBAC): Envoy resolved the route, so the cluster is logged too
+    '[2025-03-08T10:00:00.000Z] "CONNECT - HTTP/1.1" 403 - rbac_access_denied_matched_policy[ns[egress]-policy[deny-ext]-rule[0]] '
+    '- "-" 0 19 0 - "-" "curl/8.5.0" "r-1" "denied.example.org:443" "-" outbound|443||denied.example.org - '
+    '10.244.0.30:8080 10.244.1.7:40006 - connect',
+    # an external authorizer's refusal (CUSTOM policy): UAEX, ext_authz_denied
+    '[2025-03-08T10:00:10.000Z] "CONNECT - HTTP/1.1" 403 UAEX ext_authz_denied - "-" 0 0 3 - "-" "curl/8.5.0" "r-2" '
+    '"vault.example.org:443" "-" - - 10.244.0.30:8080 10.244.1.7:40008 - connect',
+    # no route matched the CONNECT: the router's 404 NR, route_not_found
+    '[2025-03-08T10:00:20.000Z] "CONNECT - HTTP/1.1" 404 NR route_not_found - "-" 0 0 0 - "-" "curl/8.5.0" "r-3" '
+    '"noroute.example.org:443" "-" - - 10.244.0.30:8080 10.244.1.8:40010 - -',
+    # the route matched but does not enable CONNECT: the connection manager's 403 upgrade_failed
+    '[2025-03-08T10:00:30.000Z] "CONNECT - HTTP/1.1" 403 - upgrade_failed - "-" 0 0 0 - "-" "curl/8.5.0" "r-4" '
+    '"noupgrade.example.org:443" "-" - - 10.244.0.30:8080 10.244.1.8:40012 - default',
+    # proxy authentication required
+    '[2025-03-08T10:00:40.000Z] "CONNECT - HTTP/1.1" 407 - - - "-" 0 0 0 - "-" "curl/8.5.0" "r-5" '
+    '"auth.example.org:443" "-" - - 10.244.0.30:8080 10.244.1.8:40014 - -',
+]
+
+
+def test_a_connect_refused_by_policy_is_blocked_egress_judged_once_and_each_refusal_names_its_reason(tmp_path):
+    """A CONNECT an authorization policy refused was no egress (traffic.sql left policy refusals out of
+    connect_blocked): authz_denial counted it with scope internal and `query denied` did not list it.
+    It is blocked egress now, authz_denial's finding alone (no blocked_attempt beside it), listed by
+    `query denied` as the mechanism's. The router's 404 NR to a CONNECT was no egress at all, and
+    blocked_by said `no route` for every refused CONNECT (or the route's name): each says its reason."""
+    data = _ingest(tmp_path, ISTIO, REFUSED_LINES)
+    hosts = ["denied.example.org", "vault.example.org", "noroute.example.org", "noupgrade.example.org",
+             "auth.example.org"]
+    assert _egress(data) == [_row(h, 443, None, "blocked", False) for h in hosts]
+    got = run_logpipe("query", "--data", data, "-o", "json", "--sql",
+                      "select destination, blocked_by(upstream_cluster, route_name, method, response_code, "
+                      "response_code_details, response_flags) as by from egress order by start_time")
+    assert got.returncode == 0, got.stderr
+    assert [(r["destination"], r["by"]) for r in json.loads(got.stdout)] == [
+        ("denied.example.org", "authorization policy"), ("vault.example.org", "authorization policy"),
+        ("noroute.example.org", "no route"), ("noupgrade.example.org", "CONNECT not enabled"),
+        ("auth.example.org", "proxy authentication")]
+    got = run_logpipe("query", "denied", "--data", data, "-o", "json")
+    assert got.returncode == 0, got.stderr
+    assert sorted((r["destination"], r["denied_by"]) for r in json.loads(got.stdout)) == [
+        ("auth.example.org", "blocked (proxy authentication)"), ("denied.example.org", "rbac"),
+        ("noroute.example.org", "blocked (no route)"), ("noupgrade.example.org", "blocked (CONNECT not enabled)"),
+        ("vault.example.org", "ext_authz")]
+    findings = _report(data, "anomalies")["findings"]
+    got = sorted((f["kind"], f["destination"], f["evidence"].get("scope") or f["evidence"].get("blocked_by"))
+                 for f in findings if f["kind"] in ("authz_denial", "blocked_attempt"))
+    assert got == [("authz_denial", "denied.example.org", "egress"), ("authz_denial", "vault.example.org", "egress"),
+                   ("blocked_attempt", "auth.example.org", "proxy authentication"),
+                   ("blocked_attempt", "noroute.example.org", "no route"),
+                   ("blocked_attempt", "noupgrade.example.org", "CONNECT not enabled")], got

@@ -29,10 +29,13 @@
 --                        ztunnel's failed hop to the waypoint, which the waypoint never logged
 --                        (waypoint_hop and ztunnel_unconnected, below);
 --     'public_ip'        any other row (not inbound) whose upstream_host is a public address.
---                        A CONNECT the proxy refused itself (connect_refused.sql: 403, 407, no upstream
---                        host; not an authorization policy's, which authz_denial counts as any policy's
---                        refusal) is 'blocked' when its authority's host is not in the mesh (mesh_host)
---                        nor an internal address: nothing left, as for BlackHoleCluster.
+--                        A CONNECT the proxy refused itself (connect_refused.sql: 403, 404, 407, no
+--                        upstream host; an authorization policy's too: authz_denial's finding alone, of
+--                        scope egress, as blocked_attempt leaves it out) is 'blocked' when its
+--                        authority's host is not in the mesh (mesh_host) nor an internal address: nothing
+--                        left, as for BlackHoleCluster. It comes before the cluster rules: Envoy logs the
+--                        route's cluster (outbound|443||HOST) on a CONNECT it refused after routing it
+--                        (RBAC's 403, upgrade_failed's), which was 'registered' as if it had gone out.
 --   destination          host name when known (a CONNECT's authority's host, the tunnel's end: the
 --                        proxy's cluster may be the next proxy's; else cluster HOST, else HTTP
 --                        authority's host without its port: authority_host.sql), else TLS SNI (an Istio mTLS SNI,
@@ -164,7 +167,6 @@ addressed AS (
         -- (a refused CONNECT: whether its authority's host is outside the mesh and not an internal
         -- address, as a BlackHoleCluster row's address must be; null for any other row)
         CASE WHEN connect_refused(a.method, a.response_code, a.upstream_host)
-            AND NOT authz_denied(a.response_code_details, a.connection_termination_details, a.response_flags, a.error)
             THEN NOT coalesce(mesh_host(authority_host(a.authority), s.cluster_domain, s.mesh_domains), true)
                  AND ip_kind(authority_host(a.authority)) IS DISTINCT FROM 'internal' END AS connect_blocked,
         a.upstream_cluster_direction IN ('outbound', 'inbound-vip') AS has_cluster_host,
