@@ -213,3 +213,24 @@ def test_a_connect_refused_by_policy_is_blocked_egress_judged_once_and_each_refu
                    ("blocked_attempt", "auth.example.org", "proxy authentication"),
                    ("blocked_attempt", "noroute.example.org", "no route"),
                    ("blocked_attempt", "noupgrade.example.org", "CONNECT not enabled")], got
+
+
+def test_the_streams_alerts_judge_a_refused_connect_as_the_reports_do(tmp_path):
+    """The stream's alerts of the refused CONNECTs: a policy's refusal is authz_denial's alert alone (it was
+    a blocked_attempt too), and a blocked_attempt names its refusal's reason as blocked_by.sql does for
+    the reports (it said "blocked by outbound|443||…" or the route's name: alerts.ROWS_SQL passed two of
+    blocked_by's arguments)."""
+    from test_stream import stream_cli
+
+    r = stream_cli(tmp_path / "ds", "--format-string", ISTIO, "--alerts", "ndjson", "--alerts-out", "-",
+                   input=("\n".join(REFUSED_LINES) + "\n").encode())
+    assert r.returncode == 0, r.stderr
+    alerts = [json.loads(x) for x in r.stdout.splitlines()]
+    got = sorted((a["kind"], a["destination"]) for a in alerts if a["kind"] in ("authz_denial", "blocked_attempt"))
+    assert got == [("authz_denial", "denied.example.org"), ("authz_denial", "vault.example.org"),
+                   ("blocked_attempt", "auth.example.org"), ("blocked_attempt", "noroute.example.org"),
+                   ("blocked_attempt", "noupgrade.example.org")], got
+    said = {a["destination"]: a["message"] for a in alerts if a["kind"] == "blocked_attempt"}
+    assert "blocked by proxy authentication" in said["auth.example.org"], said
+    assert "blocked by no route" in said["noroute.example.org"], said
+    assert "blocked by CONNECT not enabled" in said["noupgrade.example.org"], said

@@ -9,10 +9,9 @@
 -- %RESPONSE_CODE_DETAILS%, Envoy's default, does not say whose 403 it was); else 'no route' (a 404
 -- NR: Istio before 1.3, plain HTTP to an unknown host). Envoy logs the route's cluster and name on a
 -- CONNECT it refused after routing it, so neither names such a refusal. denied and blocked_attempt
--- name the block by it. (The last four arguments default to null for a caller that passes the first
--- two alone: a CONNECT's refusal is then named as any other row's block.)
-CREATE OR REPLACE MACRO blocked_by(upstream_cluster, route_name, method := NULL, response_code := NULL,
-                                   response_code_details := NULL, response_flags := NULL) AS (
+-- name the block by it, as the stream's blocked_attempt alert does (alerts.ROWS_SQL).
+CREATE OR REPLACE MACRO blocked_by(upstream_cluster, route_name, method, response_code,
+                                   response_code_details, response_flags) AS (
     CASE
         WHEN upstream_cluster = 'BlackHoleCluster' THEN upstream_cluster
         WHEN route_name = 'block_all' THEN route_name
