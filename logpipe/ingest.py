@@ -31,6 +31,7 @@ from .workers import (STAGE_TASK_BYTES, StagedBatch, stage_input_async, stage_in
 from .render import escape_control
 from .reports import DEFAULT_WINDOW
 from . import holes as _holes
+from . import tailheads as _tailheads
 from .sources import CHUNK_BYTES, FileRange, Input, document_of, expand_inputs, inspect, read_head
 from .unpack import read_failure
 from .schema import REJECT_SCHEMA
@@ -586,7 +587,10 @@ class _Run:
         if not inp.is_stream and (size - skip_bytes if is_plain(inp) else size) < PROBE_MIN_BYTES:
             return None, counts  # (skip_bytes is a decompressed offset) stdin, of unknown size, is always probed
         body = read_head(inp, PROBE_BYTES, skip_bytes)
-        counts.add(self.parser.parse_chunk(body, inp.name, first_line))
+        # (with the header in effect, as the read's: a `kubectl cluster-info dump`'s first 32 KiB, its
+        # nodes' JSON, are noise under it, malformed without: every dump of 4 MB or more was refused)
+        header = _tailheads.first_header(body) if not skip_bytes else _tailheads.header_at(inp, skip_bytes)
+        counts.add(self.parser.parse_chunk(body, inp.name, first_line, header=header))
         if not counts.mostly_malformed(PROBE_MIN_LINES, max(MOSTLY_MALFORMED, self.max_reject_ratio)):
             return None, counts
         access = counts.access

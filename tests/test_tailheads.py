@@ -402,6 +402,33 @@ def test_ingest_reads_a_dump_and_its_output_directory(tmp_path, monkeypatch, poo
     assert {n: (p, c) for n, p, c in got} == {k: (WAYPOINT, "istio-proxy") for k in range(2, 6)}
 
 
+def test_ingest_s_probe_of_a_large_dump_reads_it_with_its_sections(tmp_path, monkeypatch):
+    """An input of PROBE_MIN_BYTES or more (a real dump is: its resource JSON alone) is probed first:
+    the probe reads its first lines as the ingest does, its nodes' JSON noise under no section, not
+    malformed (it was refused: "N of its first N access lines (100%) are malformed"); so is a grown
+    dump read on in its resource JSON (``header_at``)."""
+    monkeypatch.setattr(ingest, "PROBE_MIN_BYTES", 1)
+    text, want, _ = cluster_dump(extra=60)
+    nodes = _resources("NodeList", [_pod("", f"node-{k}", ["kubelet"]) for k in range(40)])  # (its 600 lines first)
+    lines = [x + "\n" for x in nodes] + text.splitlines(keepends=True)
+    want = {n + len(nodes): names for n, names in want.items()}
+    path = tmp_path / "cluster-info.dump"
+    cut = next(k for k, x in enumerate(lines) if x.startswith("==== END")) + 1  # (then resource JSON)
+    path.write_text("".join(lines[:cut]))
+    data = tmp_path / "data"
+    err = io.StringIO()
+    s = ingest.ingest_paths([str(path)], str(data), err=err, progress=False)
+    assert "are malformed" not in err.getvalue() and s.counts.malformed == 0 and s.counts.read == cut
+    with open(path, "a") as f:
+        f.write("".join(lines[cut:]))
+    s = ingest.ingest_paths([str(path)], str(data), err=err, progress=False)
+    assert "are malformed" not in err.getvalue() and s.counts.malformed == 0 and s.counts.parsed == len(want)
+    got = duckdb.sql(f"select line_number, pod, container from read_parquet('{data}/date=*/*.parquet')").fetchall()
+    assert {n: (p, c) for n, p, c in got} == want
+    s = ingest.ingest_paths([str(path)], str(tmp_path / "fresh"), err=err, progress=False)
+    assert "are malformed" not in err.getvalue() and s.counts.parsed == len(want)
+
+
 def test_a_grown_dump_is_read_on_in_its_section(tmp_path):
     """A dump ingested while kubectl wrote it, then read on: the lines after where the first ingest
     stopped are of the section open there (``header_at``), or resource JSON before the first."""
