@@ -153,7 +153,7 @@ class CustomLayout:
         other row is kept, for records.py's reason (a time that does not fit the spec at all)."""
         import polars as pl
 
-        from .records import _reject
+        from .records import AT, _reject
 
         rows = df.select(pl.int_range(pl.len()).filter(unread)).to_series().to_list()
         bad = []
@@ -163,11 +163,9 @@ class CustomLayout:
             if fault is None:
                 continue
             at, why = fault
-            raw = df["raw"][i]
-            col = raw.find(value) + at + 1 if value in raw else None
             spec = f"%START_TIME({self.time_spec})%"
-            rejects.append(_reject(df["line_number"][i], raw,
-                                   f"invalid value: start_time: {why} in {value[:40]!r}, read with {spec}", "malformed", col))
+            rejects.append(_reject(df["line_number"][i], df["raw"][i], f"invalid value: start_time: {why} in "
+                                   f"{value[:40]!r}, read with {spec}", "malformed") | {AT: (value, at)})
             bad.append(i)
         return df.filter(~pl.int_range(pl.len()).is_in(bad)) if bad else df
 

@@ -45,7 +45,7 @@ from . import values as _values
 from . import ztunnel as _ztunnel
 from .batches import ParsedBatch
 from . import jsonlog as _jsonlog
-from .records import _rejects_batch, type_columns
+from .records import AT, _rejects_batch, type_columns, value_columns
 from .schema import RECORD_SCHEMA
 
 # Layouts of access.lark in the order a line is tried: most fields first, so that a longer layout
@@ -179,6 +179,7 @@ class Parser:
         indented: list[pl.DataFrame] = []  # (JSON lines with blanks before them: _take_text finds them)
         blank += self._take_text(df.filter(~is_json) if any_json else df, n, cut, frames, rejects, indented)
         json_frames: list[tuple] = []
+        bodies = [df]  # (the lines as read: a reject's column is counted in them, value_columns)
         if any_json or indented:
             unwrapped: list[tuple] = []
             json_frames = _jsonlog.take_lines(self, _concat(([df.filter(is_json)] if any_json else []) + indented),
@@ -193,6 +194,7 @@ class Parser:
                     inner, inner_json, most, parts = _runtimes.unwrap_docker(inner, inner_json, rejects)
                     more, joined = more + most, tuple(sorted(joined + parts))
                 indented = []
+                bodies.append(inner)  # (a record's: its text's, not the record's)
                 blank += more + self._take_text(inner.filter(~inner_json), inner.height, cut, frames, rejects, indented)
                 json_frames += _jsonlog.take_lines(self, _concat([inner.filter(inner_json)] + indented), rejects)
         others = [(f, frozenset()) for f in frames] + json_frames  # (frame, its nulled columns), as cut's
@@ -203,6 +205,11 @@ class Parser:
             groups = [(self.custom.prepare(group, rejects), nulled) for group, nulled in groups]
         records, more_rejects = type_columns(groups, source, self.schema, views)
         rejects.extend(more_rejects)
+        if any(AT in r for r in rejects):  # (a time with a part no time has: its column, rare)
+            wanted = [r["line_number"] for r in rejects if AT in r]
+            found = {ln: (body, plen) for frame in bodies for ln, body, plen in
+                     frame.filter(pl.col("line_number").is_in(wanted)).select("line_number", "body", "prefix_len").iter_rows()}
+            value_columns(rejects, found)
         return ParsedBatch(records, _rejects_batch(rejects, source), n, blank, joined, header)
 
     # ---- steps -------------------------------------------------------------------------------------

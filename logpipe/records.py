@@ -84,19 +84,19 @@ def _type_frame(df: pl.DataFrame, source: str, schema: pa.Schema,
         for row, text in zip(typed_df.filter(bad).iter_rows(named=True), texts.iter_rows(named=True)):
             name = next(n for n in typed_names if text[n] is not None and row[n] is None)
             value = str(text[name])
-            why, column = f"invalid value: {name}: cannot read {value[:40]}", None
+            why, at = f"invalid value: {name}: cannot read {value[:40]}", None
             if name in TIME_COLUMNS:  # (an ISO-8601 time with a part no time has: month 13, February 30)
                 from .layouts import ISO_TIME_SPEC, time_fault
 
                 fault = time_fault(ISO_TIME_SPEC, value)
                 if fault is not None:
                     why = f"invalid value: {name}: {fault[1]} in {value[:40]!r}, read as ISO-8601 ({ISO_TIME_SPEC})"
-                    column = row["raw"].find(value) + fault[0] + 1 if value in row["raw"] else None
+                    at = (value, fault[0])
             if value.isascii() and value.isdigit() and typed_df[name].dtype.is_integer():  # (a count past its type's range)
                 kind = typed_df[name].dtype
                 why = (f"invalid value: {name}: {value[:40]} is out of range (at most {kind.max()}: the column "
                        f"is a {str(kind)[3:]}-bit int)")
-            rejects.append(_reject(row["line_number"], row["raw"], why, "malformed", column))
+            rejects.append(_reject(row["line_number"], row["raw"], why, "malformed") | ({AT: at} if at else {}))
         typed_df = typed_df.filter(~bad)
     return typed_df, rejects
 
@@ -202,6 +202,23 @@ def _empty_records(schema: pa.Schema = RECORD_SCHEMA) -> pa.RecordBatch:
 
 
 # ---- rejects: lines that end as no row (REJECT_SCHEMA) ----------------------------------------------
+
+
+# A reject's key for its column not yet known (``value_columns``): the value and its character that is wrong
+AT = "__at"
+
+
+def value_columns(rejects: list[dict], lines: dict[int, tuple[str, int | None]]) -> None:
+    """The columns of ``rejects`` that name a value's character (``AT``), counted as the other rejects'
+    are (exact.take_lines: in the line past its prefix, plus the prefix's length): ``lines``, line
+    number -> that line's body and prefix length, a collector's record's text's, not the record's
+    (counted in the reject's raw, a Fluent Bit record's was its column 82 where the line's is 7)."""
+    for r in rejects:
+        if AT in r:
+            value, at = r.pop(AT)
+            body, plen = lines.get(r["line_number"], ("", 0))
+            k = body.find(value)
+            r["column"] = None if k < 0 else (plen or 0) + k + at + 1
 
 
 def _reject(line_number: int, raw: str, reason: str, cls: str, column: int | None = None) -> dict:

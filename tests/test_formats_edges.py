@@ -44,6 +44,24 @@ def test_a_time_with_a_part_no_time_has_is_rejected_naming_that_part(fast, spec,
     assert rejects[0]["raw"][column - 1:].startswith(text[column - 2:column])
 
 
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_wrong_time_s_column_is_the_line_s_in_a_collector_s_record_or_after_a_prefix(fast):
+    """The column is counted in the access line as the other rejects' are: in a Fluent Bit record's
+    text (it was counted in the record: 16 for the line's 7), after a node file's CRI prefix (its
+    length added), for a custom format's time and a built-in layout's alike."""
+    import json
+
+    text = "[2024-13-05T10:00:00] 200"
+    builtin = ('[2024-13-03T09:12:40.747Z] "GET / HTTP/1.1" 200 - via_upstream - "-" 0 5 3 2 "-" "curl" "id" '
+               '"h" "10.0.0.1:80" outbound|80||h 10.0.0.2:4000 10.0.0.1:80 10.0.0.3:5000 - default')
+    cri = "2025-01-30T10:53:24.326Z stdout F "
+    for p, line in [(parser("[%START_TIME(%Y-%m-%dT%H:%M:%S)%] %RESPONSE_CODE%", fast), text), (Parser(fast=fast), builtin)]:
+        record = json.dumps({"log": line + "\n", "stream": "stdout", "time": "2025-01-30T10:53:24.326Z"})
+        _, rejects = rows(p, [line, record, cri + line])
+        assert [r["reason"][:40] for r in rejects] == ["invalid value: start_time: month 13 (%m)"] * 3
+        assert [r["column"] for r in rejects] == [7, 7, len(cri) + 7]
+
+
 def test_a_json_format_s_time_names_its_wrong_part_too():
     fmt = '{"t":"%START_TIME(%Y-%m-%d %H:%M:%S)%","c":"%RESPONSE_CODE%"}'
     line = '{"t":"2024-13-05 10:00:00","c":200}'
