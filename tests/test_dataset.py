@@ -677,8 +677,10 @@ def test_queries_during_compactions_never_miss_or_double_rows(tmp_path, across):
     writer.start()
     reads = 0
     try:
-        deadline = time.monotonic() + 3.0
-        while time.monotonic() < deadline and not failures:
+        # 3 s of queries, and at least 3 of them: a loaded machine (the suite's other worker, other
+        # jobs) gave this thread 2 in 3 s, which failed `reads >= 3` below
+        deadline, give_up = time.monotonic() + 3.0, time.monotonic() + 60
+        while (time.monotonic() < deadline or reads < 3) and time.monotonic() < give_up and not failures:
             with db.reading(ds.root):
                 low = appended[0]
                 try:
