@@ -478,8 +478,10 @@ def time_fault(spec: str, value: str) -> tuple[int, str] | None:
         day, at = got.get("d") or got["e"]
         year, month = int(got["Y"][0]), int(got["m"][0])
         if 1 <= year and int(day) > calendar.monthrange(year, month)[1]:
-            return at, (f"day {day.strip()} (%{'d' if 'd' in got else 'e'}) is past the end of {year:04}-{month:02}, "
-                        f"which has {calendar.monthrange(year, month)[1]} days")
+            # ("(30 days)", not ", which has 30 days": the reason goes on " in '2024-04-31T…'", which
+            # read as the days the value has)
+            return at, (f"day {day.strip()} (%{'d' if 'd' in got else 'e'}) is past the end of {year:04}-{month:02} "
+                        f"({calendar.monthrange(year, month)[1]} days)")
     return None
 
 
