@@ -116,6 +116,30 @@ def _bucket(span: dt.timedelta | None) -> str:
     return "1 hour" if span <= dt.timedelta(days=3) else "6 hours" if span <= dt.timedelta(days=15) else "1 day"
 
 
+_CHART_WHERE = ("WHERE start_time >= coalesce($lo, '-infinity'::TIMESTAMPTZ) "
+                "AND start_time < coalesce($hi, 'infinity'::TIMESTAMPTZ)")
+
+
+def _chart_bounds(window) -> dict:
+    """The charts' rows' bounds, $lo and $hi of _CHART_WHERE: the baseline's start (else the window's) and
+    the window's end, None where open."""
+    lo = window.baseline_start if window and window.baseline_start else window.start if window else None
+    return {"lo": lo, "hi": window.end if window else None}
+
+
+def chart_bucket(con, window) -> str:
+    """The time charts' interval ("1 hour", "6 hours", "1 day"), by their span: the window's ends, else
+    (an end --since/--until leave open: the inventory's, all the data) the first or last egress request's
+    time. An open end was read as a span of a day: the scenario's inventory (8 days) drew 947 hourly
+    points where its anomalies page, of the same rows, drew 220 of 6 hours."""
+    p = _chart_bounds(window)
+    start, end = p["lo"], p["hi"]
+    if start is None or end is None:
+        first, last = con.sql(f"SELECT min(start_time), max(start_time) FROM egress {_CHART_WHERE}", params=p).fetchall()[0]
+        start, end = start or first, end or last
+    return _bucket(end - start if start is not None and end is not None else None)
+
+
 def chart_data(con, window, params: dict[str, str] | None = None) -> dict[str, list[dict]]:
     """Rows for the four charts, over the baseline and the window together (context matters).
     The error share is error_spike's: failed (queries/views/is_failure.sql, error_spike's failure
@@ -126,23 +150,13 @@ def chart_data(con, window, params: dict[str, str] | None = None) -> dict[str, l
     shuffled, drew the bytes chart's bars in another order."""
     from .queries import failure_flags
 
-    lo = window.baseline_start if window and window.baseline_start else window.start if window else None
-    hi = window.end if window else None
-    where = "WHERE start_time >= coalesce($lo, '-infinity'::TIMESTAMPTZ) AND start_time < coalesce($hi, 'infinity'::TIMESTAMPTZ)"
-    p = {"lo": lo, "hi": hi}
+    p = _chart_bounds(window)
+    where = _CHART_WHERE
 
     def rows(sql: str, **more) -> list[dict]:
         return con.sql(sql, params={**p, **more}).to_arrow_table().to_pylist()
 
-    # The time charts' span: the window's ends, else (an end --since/--until leave open: the
-    # inventory's, all the data) the first or last egress request's time. An open end was read as a
-    # span of a day: the scenario's inventory (8 days) drew 947 hourly points where its anomalies
-    # page, of the same rows, drew 220 of 6 hours.
-    start, end = lo, hi
-    if start is None or end is None:
-        first, last = con.sql(f"SELECT min(start_time), max(start_time) FROM egress {where}", params=p).fetchall()[0]
-        start, end = start or first, end or last
-    bucket = _bucket(end - start if start is not None and end is not None else None)
+    bucket = chart_bucket(con, window)
     top = f"""top AS (SELECT destination FROM egress {where} GROUP BY 1 ORDER BY count(*) DESC, 1
               LIMIT {TOP_DESTINATIONS})"""
     return {
@@ -230,9 +244,11 @@ def chart_specs(data: dict[str, list[dict]], window) -> dict[str, dict]:
     }
 
 
-def chart_summaries(data: dict[str, list[dict]], top: int = 5) -> dict[str, str]:
+def chart_summaries(data: dict[str, list[dict]], bucket: str, top: int = 5) -> dict[str, str]:
     """Each chart's numbers in a line of text (escaped HTML), its alternative for a screen reader and a
-    printed page: the busiest destinations, the error share's peak, the busiest pairs, the most bytes."""
+    printed page: the busiest destinations, the error share's peak (in an interval of ``bucket``,
+    chart_bucket's: 'the most in one interval, at 12:00' said neither that 12:00 began 6 hours of it
+    nor why it was lower than error_spike's hour), the busiest pairs, the most bytes."""
     def counted(totals: dict, shown=lambda v: f"{v:,}") -> str:
         best = sorted(totals.items(), key=lambda kv: (-kv[1], str(kv[0])))[:top]
         return "; ".join(f"{escape(k)} {shown(v)}" for k, v in best) or "none"
@@ -245,8 +261,8 @@ def chart_summaries(data: dict[str, list[dict]], top: int = 5) -> dict[str, str]
     if total:
         peak = max(errors, key=lambda r: (r["error_share"], r["requests"]))
         failed = sum(r["error_share"] * r["requests"] for r in errors)
-        error_text = (f"{percent(failed / total)} of {total:,} requests failed; the most in one interval "
-                      f"{percent(peak['error_share'])}, at {escape(_when_utc(peak['t']))}.")
+        error_text = (f"{percent(failed / total)} of {total:,} requests failed; the most in one interval of "
+                      f"{bucket}, {percent(peak['error_share'])}, from {escape(_when_utc(peak['t']))}.")
     else:
         error_text = "No requests."
     pairs = {f"{r['source']} \u2192 {r['destination']}": r["requests"] for r in data["pairs"]}
@@ -392,7 +408,7 @@ def render_html(doc: dict[str, Any], name: str, *, con, window, params: dict[str
     parts = []
     data = chart_data(con, window, params)
     specs = chart_specs(data, window)
-    said = chart_summaries(data)
+    said = chart_summaries(data, chart_bucket(con, window))
     # (each chart one figure, named by its caption, its numbers said in the text under it; the SVG
     # hidden from the accessibility tree, which had a label for every point of it)
     figures = _page_ids("".join(

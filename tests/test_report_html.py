@@ -296,7 +296,8 @@ def test_charts_are_figures_with_a_text_summary_and_shares_read_as_percentages(s
     assert page.count("<svg aria-hidden=true") == 4
     for k in ("requests", "errors", "pairs", "bytes"):
         assert f"aria-describedby=chart-{k}-summary" in page and f"<p class=summary id=chart-{k}-summary>" in page
-    assert "3.8% of 3,138 requests failed; the most in one interval 35.4%" in page
+    # (the chart's interval said: its peak, 6 hours from 12:00, is not error_spike's hour, 93.8% at 14:00)
+    assert "3.8% of 3,138 requests failed; the most in one interval of 6 hours, 35.4%, from 2025-03-08 12:00 UTC." in page
     assert "failed_share</dt> <dd>93.8%</dd>" in page and "failed_share</dt> <dd>0.9375" not in page
     specs = json.loads(re.search(r"<script type=application/json id=chart-specs>(.*?)</script>", page).group(1))
     assert specs["pairs"]["encoding"]["color"]["legend"]["values"] == [20, 50, 100, 200, 499]
