@@ -210,6 +210,8 @@ class Parser:
             found = {ln: (body, plen) for frame in bodies for ln, body, plen in
                      frame.filter(pl.col("line_number").is_in(wanted)).select("line_number", "body", "prefix_len").iter_rows()}
             value_columns(rejects, found)
+        if header is not None or _collectors.node_log_names(source) is not None:  # (lines a container's, not a proxy's: noise)
+            self.tailheads.quiet(rejects, df, records, source)
         return ParsedBatch(records, _rejects_batch(rejects, source), n, blank, joined, header)
 
     # ---- steps -------------------------------------------------------------------------------------

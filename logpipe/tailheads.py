@@ -21,7 +21,10 @@ the pod and container of the lines after it, an END names none. An input that st
 with the dump's first document (``DUMP_START``: its nodes, indented JSON), is read so; there the lines
 under no START (before the first, after an END) are the dump's resource JSON, noise (``RESOURCES``).
 The marks, like tail's headers, are noise rejects (their own reasons), so a dump's every line is a row,
-a reject or a blank one.
+a reject or a blank one. An END that kubectl wrote onto a log's last line (no newline: ``GLUED_END``)
+is cut off it and ends the section after it. A line that a section, a tail header's file or a bundle's
+path names the container of, a container not a proxy's, is noise where no layout reads it (``PROXIES``,
+``TailHeads.quiet``): most of a whole cluster's dump.
 
 The readers' part (bytes: ``first_header``, ``last_header``, ``header_at``) imports no polars: the
 parent reads inputs before its workers start.
@@ -50,6 +53,20 @@ LOOKS = (LOOK, START_LOOK, END_LOOK)
 # START (sources.document_of leaves such a file out).
 DUMP_START = re.compile(rb'[ \t\r\n]*\{[ \t\r\n]*"kind"[ \t]*:[ \t]*"NodeList"')
 HEADER_SCAN = 1 << 20
+# kubectl writes a container's log as it gets it, then its END mark: a log that does not end in a
+# newline has the mark on its last line ("…last line==== END logs for container C of pod NS/POD ====");
+# the line is the container's last, the mark ends the section there (TailHeads.fill, _last_header_start).
+GLUED_END = re.compile(rb"==== END logs for container [a-z0-9][a-z0-9.-]* of pod [a-z0-9][a-z0-9.-]*/[a-z0-9][a-z0-9.-]* ====\Z")
+# The containers whose log is a proxy's access log: Istio names its proxy's container istio-proxy in
+# a sidecar, a gateway and a waypoint (older istioctl installs' gateways: their deployment's name),
+# ztunnel's is istio-proxy or ztunnel; Envoy Gateway's and Contour's Envoy is envoy. Another
+# container's lines that no layout reads (coredns' "[INFO] 10.244.0.5:41234 - …", an app's own log)
+# are noise in a section, a tail header's file or a bundle's path that names it (``TailHeads.quiet``),
+# not malformed: a whole-cluster dump was refused over --max-reject-ratio for them. A container of
+# another name whose lines parse in the batch is a proxy too: its broken lines stay malformed.
+PROXIES = frozenset({"istio-proxy", "istio-ingressgateway", "istio-egressgateway", "ztunnel", "envoy"})
+# The reason of such a line (noise)
+OTHER_CONTAINER = "a line of container {}'s log (not a proxy's: no layout reads it), not an access line"
 # The reason of a dump's line under no START (noise: its nodes, events, pods, … as indented JSON)
 RESOURCES = ("kubectl cluster-info dump's resource JSON (outside its ==== START/END logs for container ==== "
              "sections), not an access line")
@@ -77,11 +94,18 @@ def _last_header_start(body: "bytes | bytearray", end: int) -> int | None:
     for look in LOOKS:
         at = end
         while (k := body.rfind(look, 0, at)) >= 0:
-            if k == 0 or body[k - 1] == 0x0A:
+            if k == 0 or body[k - 1] == 0x0A or look == END_LOOK and _ends_line(body, k, end):
                 found = k if found is None else max(found, k)
                 break
             at = k
     return found
+
+
+def _ends_line(body: "bytes | bytearray", k: int, end: int) -> bool:
+    """Whether the END mark at ``body[k:]`` runs to its line's end (``GLUED_END``: kubectl wrote it
+    onto a container's last line, one without a newline)."""
+    stop = body.find(b"\n", k, end)
+    return GLUED_END.match(bytes(body[k:stop if stop >= 0 else end]).rstrip(b"\r")) is not None
 
 
 def header_at(inp: "Input", offset: int) -> str | None:
@@ -128,6 +152,8 @@ class TailHeads:
         assert LOOK.decode() == self.head, "the readers' look for a header is the grammar's start of one"
         assert all(re.match(self.mark_rx, f"{m.decode()}c of pod n/p ====") for m in LOOKS[1:]), \
             "the readers' looks for a dump's marks are the grammar's start of one"
+        assert GLUED_END.search(b"x==== END logs for container c-1 of pod n/p.2 ====") \
+            and not GLUED_END.search(b"==== END logs for container C of pod n/p ===="), "GLUED_END is the grammar's END mark"
 
     def file(self, line: str | None) -> str | None:
         """The file header ``line`` names, or None when it is no header (or None)."""
@@ -156,10 +182,17 @@ class TailHeads:
         line in effect after them."""
         import polars as pl
 
+        df, glued = self._unglue(df)
         body = df["body"]
         is_head = body.str.starts_with(self.head) | body.str.starts_with("==== ")
         if is_head.any():
             is_head = is_head & (body.str.contains(self.rx) | body.str.contains(self.mark_rx))
+        if glued is not None:  # (its line is its section's last: the mark is in effect after it)
+            after = pl.select(pl.when(is_head).then(body).when(glued.is_not_null()).then(glued)
+                              .forward_fill().fill_null(header)).to_series()
+            marks = pl.select(pl.when(glued.is_not_null()).then(after.shift(1).fill_null(header))
+                              .otherwise(after)).to_series()
+            return self._fill_marks(df, is_head, marks, rejects), after[-1]
         if not is_head.any():
             names, outside = self._section(header)
             if outside:
@@ -168,11 +201,62 @@ class TailHeads:
                 return df, header
             return df.with_columns(pl.col("pod").fill_null(names[0]), pl.col("container").fill_null(names[1])), header
         marks = pl.select(pl.when(is_head).then(body).forward_fill().fill_null(header)).to_series()
+        return self._fill_marks(df, is_head, marks, rejects), body.filter(is_head)[-1]
+
+    def _fill_marks(self, df: "pl.DataFrame", is_head: "pl.Series", marks: "pl.Series",
+                    rejects: list[dict]) -> "pl.DataFrame":
+        """``fill``'s lines, each under its header line ``marks``."""
         sections = {m: self._section(m) for m in marks.unique().to_list()}
         outside = ~is_head & marks.is_in([m for m, (_, out) in sections.items() if out])
         if outside.any():
             df, marks = _resources(df, rejects, outside), marks.filter(~outside)
-        return _named(df, marks, {m: names for m, (names, _) in sections.items()}), body.filter(is_head)[-1]
+        return _named(df, marks, {m: names for m, (names, _) in sections.items()})
+
+    def _unglue(self, df: "pl.DataFrame") -> "tuple[pl.DataFrame, pl.Series | None]":
+        """``df`` with the END mark kubectl wrote onto a line (``GLUED_END``) cut off its line and body,
+        and the marks cut off (null for the other lines), or None when no line holds one."""
+        import polars as pl
+
+        body = df["body"]
+        end = END_LOOK.decode()
+        maybe = body.str.contains(end, literal=True) & ~body.str.starts_with(end)
+        if not maybe.any():
+            return df, None
+        rx = f"{self.mark_rx.removesuffix('$')[1:]}$"  # (the grammar's mark, at the line's end)
+        at = pl.select(pl.when(maybe).then(body.str.find(rx))).to_series()
+        if at.is_null().all():
+            return df, None
+        glued = pl.select(pl.when(at.is_not_null()).then(body.str.slice(at))).to_series()
+        at = pl.select(pl.when(glued.str.starts_with(end)).then(at)).to_series()  # (an END, not a START)
+        glued = pl.select(pl.when(at.is_not_null()).then(glued)).to_series()
+        if at.is_null().all():
+            return df, None
+        cut = [pl.when(at.is_not_null()).then(pl.col(c).str.slice(0, pl.col(c).str.len_chars() - glued.str.len_chars()))
+               .otherwise(pl.col(c)).alias(c) for c in ("line", "body")]
+        return df.with_columns(cut), glued
+
+    def quiet(self, rejects: list[dict], df: "pl.DataFrame", records, source: str) -> None:
+        """The malformed ``rejects`` of ``df``'s lines that a section, a tail header or the input's path
+        (``source``) says are of a container not a proxy's (``PROXIES``; not one whose lines are
+        ``records``' rows either) become noise (``OTHER_CONTAINER``)."""
+        import polars as pl
+
+        from .records import _reject
+
+        bad = {r["line_number"] for r in rejects if r["class"] == "malformed"}
+        if not bad:
+            return
+        named = _names(source) or (None, None)
+        lines = df.select("line_number", *(pl.coalesce(c, pl.lit(n, pl.String)) for c, n in zip(("pod", "container"), named)))
+        lines = lines.filter(pl.col("line_number").is_in(list(bad)) & pl.col("container").is_not_null()
+                             & ~pl.col("container").is_in(list(PROXIES)))
+        if not lines.height:
+            return
+        parsed = set(zip(records.column("pod").to_pylist(), records.column("container").to_pylist()))
+        which = {ln: c for ln, p, c in lines.iter_rows() if (p, c) not in parsed}
+        for k, r in enumerate(rejects):
+            if r["class"] == "malformed" and r["line_number"] in which:
+                rejects[k] = _reject(r["line_number"], r["raw"], OTHER_CONTAINER.format(which[r["line_number"]]), "noise")
 
 
 def _resources(df: "pl.DataFrame", rejects: list[dict], which: "pl.Series | None" = None) -> "pl.DataFrame":

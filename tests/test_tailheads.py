@@ -458,3 +458,103 @@ def test_stream_reads_a_dump_piped_to_it(tmp_path):
     stream_in_two_writes(data, raw, cut)
     got = duckdb.sql(f"select line_number, pod, container from read_parquet('{data}/date=*/*.parquet')").fetchall()
     assert {n: (p, c) for n, p, c in got} == want
+
+
+# A whole cluster's dump: every container's log, most of them no proxy's (coredns, kube-proxy, etcd, the
+# controllers). As their containers write them (coredns' log plugin, klog, etcd's zap JSON).
+COREDNS = [".:53", "[INFO] plugin/reload: Running configuration SHA512 = 591cf328cccc12bc490481273e738df5",
+           "CoreDNS-1.11.1", "linux/amd64, go1.21.11, ae2bbc2",
+           '[INFO] 10.244.0.5:41234 - 1234 "A IN istiod.istio-system.svc.cluster.local. udp 54 false 512" '
+           "NOERROR qr,aa,rd 106 0.000140958s",
+           "[WARNING] plugin/kubernetes: starting server with unsynced Kubernetes API",
+           "[ERROR] plugin/errors: 2 8231366364163455271.4432339218372813399. HINFO: read udp "
+           "10.244.0.2:35555->172.18.0.1:53: i/o timeout"]
+KUBE_PROXY = ['I1202 04:45:27.123456       1 server_linux.go:66] "Using iptables proxy"',
+              'E1202 04:45:27.223456       1 proxier.go:1520] "Failed to execute iptables-restore" err="exit status 1"']
+ETCD = ['{"level":"info","ts":"2024-12-02T04:45:20.123957Z","caller":"etcdmain/etcd.go:73","msg":"Running: "}',
+        "I1202 04:45:20.310000       1 etcd.go:120] etcd started",
+        "[controller-runtime] log.SetLogger(...) was never called; logs will not be displayed."]
+TRUNCATED = ACCESS[0][:90]  # (a proxy's broken access line)
+
+
+def whole_cluster_dump() -> tuple[str, dict[int, tuple[str, str]], int]:
+    """``cluster_dump`` with coredns', kube-proxy's and etcd's logs and a truncated istio-proxy line;
+    and the line number of that line."""
+    text, want, _ = cluster_dump()
+    out = text.splitlines()
+    k = out.index(f"==== START logs for container istio-proxy of pod istio-egress/{WAYPOINT} ====")
+    others = (_section("kube-system", "coredns-7db6d8ff4d-8xk2v", "coredns", COREDNS)
+              + _section("kube-system", "kube-proxy-x7k2p", "kube-proxy", KUBE_PROXY)
+              + _section("kube-system", "etcd-kind-control-plane", "etcd", ETCD))
+    out[k + 1:k + 1] = [TRUNCATED]
+    out[k:k] = others
+    shift = len(others) + 1
+    want = {n + (shift if n > k else 0): names for n, names in want.items()}
+    return "\n".join(out) + "\n", want, k + len(others) + 2
+
+
+def test_a_whole_cluster_dump_s_other_containers_are_noise(tmp_path):
+    """A line of a container that is no proxy (coredns' "[INFO] …" starts as Istio's layout does) that
+    no layout reads is noise naming its container; a proxy's broken access line stays malformed."""
+    from logpipe.tailheads import OTHER_CONTAINER
+
+    text, want, broken = whole_cluster_dump()
+    path = tmp_path / "cluster-info.dump"
+    path.write_text(text)
+    records, rejects = parse_file(path)
+    assert _named(records) == want
+    assert [(r["line_number"], r["class"]) for r in rejects if r["class"] != "noise"] == [(broken, "malformed")]
+    reasons = [r["reason"] for r in rejects]
+    assert reasons.count(OTHER_CONTAINER.format("coredns")) == 4  # (its four "[…]" lines: the others start like no layout)
+    assert reasons.count(OTHER_CONTAINER.format("etcd")) == 1
+    s = ingest.ingest_paths([str(path)], str(tmp_path / "data"), err=io.StringIO(), progress=False, max_reject_ratio=0.2)
+    assert s.counts.malformed == 1 and s.counts.parsed == len(want)  # (1 of 6 access lines: were 5 of 10)
+
+
+def test_a_container_whose_lines_parse_is_a_proxy():
+    """A container of another name whose lines parse (an Envoy named "proxy") is a proxy: its broken
+    line stays malformed; so is a line of a proxy's node file under a tail header, and a coredns
+    file's "[INFO]" line there is noise, as a bundle path's is."""
+    p = Parser()
+    lines = _section("default", "edge-1", "proxy", [ACCESS[0], TRUNCATED])
+    got = p.parse_batch(lines, "x", 1, header="").rejects.to_pylist()
+    assert [r["class"] for r in got if r["line_number"] == 3] == ["malformed"]
+    coredns = "==> /var/log/pods/kube-system_coredns-7db6d8ff4d-8xk2v_0f6a2b3c-1d2e-4f50-8a9b-0c1d2e3f4a5b/coredns/0.log <=="
+    got = p.parse_batch([header(0), cri(TRUNCATED), coredns, cri(COREDNS[4])], "x", 1, header="").rejects.to_pylist()
+    assert {r["line_number"]: r["class"] for r in got} == {1: "noise", 2: "malformed", 3: "noise", 4: "noise"}
+    path = "must-gather/namespaces/kube-system/pods/coredns-1/coredns/coredns/logs/current.log"
+    got = p.parse_batch([COREDNS[4], COREDNS[5]], path, 1).rejects.to_pylist()
+    assert {r["class"] for r in got} == {"noise"}
+
+
+def test_an_end_mark_on_a_log_s_last_line(tmp_path, monkeypatch, pool):
+    """A log that does not end in a newline: kubectl writes its END mark onto its last line. That line
+    is the container's last (a row here), and the resource JSON after it is noise, not the section's
+    malformed lines; in one batch, cut after it, and in the workers' ranges (``last_header``)."""
+    from logpipe.tailheads import RESOURCES, last_header
+
+    text, want, _ = cluster_dump(extra=60)
+    out = text.splitlines()
+    end = f"==== END logs for container istio-proxy of pod istio-egress/{WAYPOINT} ===="
+    k = out.index(end)
+    out[k - 1:k + 1] = [out[k - 1] + end]
+    want = {n - (n > k): names for n, names in want.items()}
+    text = "\n".join(out) + "\n"
+    path = tmp_path / "cluster-info.dump"
+    path.write_text(text)
+    records, rejects = parse_file(path)
+    assert _named(records) == want and k in want
+    assert {r["class"] for r in rejects} == {"noise"} and rejects[[r["line_number"] for r in rejects].index(k + 1)]["reason"] == RESOURCES
+    p = Parser()
+    first = p.parse_batch(out[:k], "x", 1, header="")
+    assert first.header == end
+    assert {r["class"] for r in p.parse_batch(out[k:], "x", k + 1, header=first.header).rejects.to_pylist()} == {"noise"}
+    raw = text.encode()
+    assert last_header(raw, raw.index(b"\n", raw.index(end.encode()))) == end
+    monkeypatch.setattr(lanes, "PARALLEL_MIN_BYTES", 1)
+    for module in (workers, pipeline):
+        monkeypatch.setattr(module, "CHUNK_BYTES", 4 << 10)
+    monkeypatch.setattr(workers, "STAGE_TASK_BYTES", 4 << 10)
+    monkeypatch.setenv("LOGPIPE_WORKERS", "2")
+    s = ingest.ingest_paths([str(path)], str(tmp_path / "data"), err=io.StringIO(), progress=False, pool=pool)
+    assert s.counts.malformed == 0 and s.counts.parsed == len(want) and s.files > 2
