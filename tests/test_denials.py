@@ -584,3 +584,105 @@ def test_a_request_a_policy_refused_is_authz_denials_finding_alone(tmp_path):
     assert [k for k in got if k[0] in ("authz_denial", "direct_ip_egress", "unregistered_egress")] == [
         ("authz_denial", "203.0.113.7"), ("authz_denial", "203.0.113.8"),
         ("direct_ip_egress", "203.0.113.9"), ("unregistered_egress", "203.0.113.9")], got
+
+
+# ---- the pairing, against the greedy matching it stands for -------------------------------------------
+
+
+def _nearest_first(lines: list[tuple]) -> dict:
+    """The 401s' inbound refusals by the greedy matching denials.sql stands for: of every 401 and inbound
+    refusal of one (client IP, address dialled) within 2 s, the nearest pair first, then the nearest of
+    the rest; at the same gap a 401 before its refusal first, then the pair nearest by position (key,
+    time, the 401 first, line). ``lines``: (key, µs, refusal, line_number); {401's line: refusal's}."""
+    pos = {x[3]: i for i, x in enumerate(sorted(lines, key=lambda x: (x[0], x[1], x[2], x[3])))}
+    edges = sorted((abs(r[1] - e[1]), pos[e[3]] > pos[r[3]], -min(pos[e[3]], pos[r[3]]), max(pos[e[3]], pos[r[3]]),
+                    e[3], r[3])
+                   for e in lines if not e[2] for r in lines
+                   if r[2] and r[0] == e[0] and abs(r[1] - e[1]) <= 2_000_000)
+    taken, pairs = set(), {}
+    for *_, e, r in edges:
+        if e not in taken and r not in taken:
+            taken |= {e, r}
+            pairs[e] = r
+    return pairs
+
+
+def _hammering(rng, key: int) -> list[tuple]:
+    """A client's connections to one destination a policy refuses: bursts of retries (1 ms to 0.5 s
+    apart), the two nodes' clocks apart by up to 1.5 s, 20 ms of jitter, either line missing, times to
+    the millisecond (so gaps tie); (key, µs, refusal)."""
+    skew = rng.choice([0, rng.uniform(-1.5e6, 1.5e6)])
+    out, t = [], rng.uniform(2e6, 7e6)
+    for _ in range(rng.randint(1, 4)):
+        period = rng.choice([1e3, 1e4, 1e5, 5e5])
+        for _ in range(rng.randint(1, 12)):
+            t += period * rng.uniform(0.5, 1.5)
+            if rng.random() < 0.85:
+                out.append((key, int(t) // 1000 * 1000, False))
+            if rng.random() < 0.85:
+                out.append((key, int(t + skew + rng.uniform(-2e4, 2e4)) // 1000 * 1000, True))
+        t += rng.uniform(0, 4e6)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_pairing_is_the_nearest_first_matching(seed):
+    """denials.sql pairs in rounds, each of the 401s and refusals that are each other's nearest open line
+    of the other kind (each line's two neighbours, window functions over its key's lines in time order);
+    on seeded random hammering clients (150 keys a seed) it keeps the 401s and gives the denied_at of the
+    greedy nearest-first matching over every candidate pair. Its candidate pairs were every 401 and
+    refusal within 2 s (a range join): 800 a 401 for a client retrying 200 times a second, 35 s and
+    940 MB for 40,000 lines; and at the same gap each line took the earlier one, which gave other pairs
+    where gaps tie (these times are to the millisecond)."""
+    import random
+
+    import pyarrow as pa
+
+    from logpipe.db import connect
+    from logpipe.parse import default_parser
+
+    rng = random.Random(seed)
+    raw = [x for key in range(150) for x in _hammering(rng, key)]
+    lines = [(k, us, refusal, n) for n, (k, us, refusal) in enumerate(raw, 1)]
+    text = []
+    for k, us, refusal, _ in lines:
+        t = f"{us // 60_000_000:02d}:{us // 1_000_000 % 60:02d}.{us % 1_000_000:06d}"
+        client, dialled = f"10.244.1.{12 + k % 2}", f"10.244.2.9:{8000 + k}"  # (a key: client IP, address dialled)
+        text.append(_zt_server(t, 51234, DENY, client=client, dialled=dialled) if refusal else
+                    _zt_client(t, 47100, UNAUTHORIZED).replace("10.244.1.12:", f"{client}:").replace(
+                        "dst.hbone_addr=10.244.2.9:8080", f"dst.hbone_addr={dialled}"))
+    records = default_parser().parse_batch(text, "<stdin>", 1).records
+    con = connect(tables={"records": pa.Table.from_batches([records])})
+    got = sorted(con.sql("SELECT line_number, epoch_us(denied_at) - epoch_us(TIMESTAMPTZ '2025-01-30 10:00:00Z') "
+                         "FROM denials").fetchall())
+    con.close()
+    pairs = _nearest_first(lines)
+    at = {n: us for _, us, _, n in lines}
+    partner = {r: e for e, r in pairs.items()}
+    want = sorted((n, min(us, at.get(partner.get(n), us))) for _, us, refusal, n in lines
+                  if refusal or n not in pairs)
+    assert len(pairs) > 1000 and got == want
+
+
+def test_a_client_hammering_a_denied_destination_pairs_in_bounded_memory():
+    """2,000 connections in 2 s, each 401 0.5 ms before its inbound refusal: every 401 pairs, in 64 MB
+    and no spill. Every 401 and refusal within 2 s was a candidate pair (4 million here), which did
+    not fit in 256 MB; and at the same gap each line took the earlier one, so such an evenly spaced
+    chain paired one pair a round (2,000 rounds, past the 64 the rounds stop at). Two threads: DuckDB's
+    memory grows with them."""
+    import pyarrow as pa
+
+    from logpipe.db import connect
+    from logpipe.parse import default_parser
+
+    lines = []
+    for i in range(2000):
+        lines.append(_zt_client(f"53:{40 + i // 1000}.{i % 1000:03d}000", 40000 + i, UNAUTHORIZED))
+        lines.append(_zt_server(f"53:{40 + i // 1000}.{i % 1000:03d}500", 50000 + i, DENY))
+    records = default_parser().parse_batch(lines, "<stdin>", 1).records
+    con = connect(tables={"records": pa.Table.from_batches([records])}, threads=2)
+    con.execute("SET memory_limit = '64MB'")
+    con.execute("SET max_temp_directory_size = '0B'")
+    assert con.sql("SELECT direction, count(*), count(*) FILTER (WHERE denied_at < start_time) FROM denials "
+                   "GROUP BY ALL").fetchall() == [("inbound", 2000, 2000)]
+    con.close()
