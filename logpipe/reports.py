@@ -10,7 +10,9 @@ section per ``.sql`` file, and shape the results into a stable document.
 The judgement lives in the SQL; this module only chooses the time window and the baseline, which it
 passes to every query as the ``$since``/``$until``/``$baseline_start``/``$baseline_end`` parameters:
 
-* default: the last 24 hours of the data are the window, everything before them the baseline;
+* default: the last 24 hours of the egress data are the window (to the data's last record, of any
+  kind: authz_denial's internal denials logged after the last egress request are in it), everything
+  before them the baseline;
 * ``baseline_days=N``: the first N days of the data are the baseline, the rest the window;
 * ``since``/``until``: that window, everything before ``since`` the baseline;
 * ``baseline_dir``: another dataset is the baseline (its rows before the window), this one the window.
@@ -309,7 +311,11 @@ def resolve_window(con, *, since=None, until=None, baseline_days=None, window_fl
     no window: an empty one (every end None), whose report is empty, as the inventory's and a
     query's answer are (``empty_note`` says why on stderr)."""
     table = "egress"
-    lo, hi = con.execute("SELECT min(start_time), max(start_time) FROM egress").fetchall()[0]
+    # (the window starts from the last egress request, and ends past the last record of any kind:
+    # authz_denial reports internal denials too, which a window that ended at the last egress request
+    # left out when they were logged after it)
+    lo, hi, last_row = con.execute("SELECT min(start_time), max(start_time), "
+                                   "(SELECT max(start_time) FROM access_log) FROM egress").fetchall()[0]
     if lo is None:
         table = "access_log"
         lo, hi = con.execute("SELECT min(start_time), max(start_time) FROM access_log").fetchall()[0]
@@ -321,8 +327,9 @@ def resolve_window(con, *, since=None, until=None, baseline_days=None, window_fl
                            " without %START_TIME%), and anomalies compare a window of time with a baseline;"
                            " `logpipe report inventory` and `logpipe query` read such rows")
     if window_floor is not None:
-        # (the window is this dataset's rows, from its first record, window_floor, on: its last egress,
-        # else its last record; the last egress of both could be the baseline's, before the window)
+        # (the window is this dataset's rows, from its first record, window_floor, on, to its last
+        # record; --since is checked against its last egress, else its last record: the last egress of
+        # both could be the baseline's, before the window)
         hi = con.execute("SELECT coalesce((SELECT max(start_time) FROM egress WHERE start_time >= $1), "
                          "(SELECT max(start_time) FROM access_log WHERE start_time >= $1))", [window_floor]).fetchall()[0][0]
         if until is not None and until <= window_floor:
@@ -330,7 +337,7 @@ def resolve_window(con, *, since=None, until=None, baseline_days=None, window_fl
             raise UsageError(f"--until {given} is before this dataset's first record ({first}), where the window "
                              "starts with --baseline; choose a later time")
     # (no --until: the window ends a second past the last record, which it includes, and shows that record)
-    end, last = (until, None) if until is not None else (hi + dt.timedelta(seconds=1), hi)
+    end, last = (until, None) if until is not None else (last_row + dt.timedelta(seconds=1), last_row)
     _check_bounds(lo, hi, since, until, "egress request" if table == "egress" else "record")
     if window_floor is not None:
         # (a --since before the floor, as a nightly `--since yesterday` on a log that starts after

@@ -14,7 +14,7 @@
 --   a Deployment's pods after a deploy, a CronJob's next run, repeat what their workload was denied,
 --   and were medium or high again after each deploy.
 -- @param since '' window start (ISO time); empty = 24 hours before the last egress request (the last record where none is egress)
--- @param until '' window end (ISO time, exclusive); empty = after the last egress request (the last record where none is egress)
+-- @param until '' window end (ISO time, exclusive); empty = after the last record (of any kind, not only the last egress request)
 -- @param baseline_start '' baseline start (ISO time); empty = the first egress request (the first record where none is egress)
 -- @param baseline_end '' baseline end (ISO time, exclusive); empty = the window start
 -- @param denial_high 20 window denials of one source to one destination (new to the baseline) that make it high

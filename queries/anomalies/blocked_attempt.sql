@@ -10,7 +10,7 @@
 --   a Deployment's pods after a deploy (as ztunnel names them) repeat what their workload tried, and
 --   were medium or high again each run.
 -- @param since '' window start (ISO time); empty = 24 hours before the last egress request (the last record where none is egress)
--- @param until '' window end (ISO time, exclusive); empty = after the last egress request (the last record where none is egress)
+-- @param until '' window end (ISO time, exclusive); empty = after the last record (of any kind, not only the last egress request)
 -- @param baseline_start '' baseline start (ISO time); empty = the first egress request (the first record where none is egress)
 -- @param baseline_end '' baseline end (ISO time, exclusive); empty = the window start
 -- @param blocked_high 20 window attempts by one source to one destination that make it high

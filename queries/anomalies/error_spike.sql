@@ -17,7 +17,7 @@
 --   A failure is is_failure.sql's (the HTML report's error-share chart counts the same), over the
 --   egress that is not blocked (a blocked attempt is blocked_attempt's finding).
 -- @param since '' window start (ISO time); empty = 24 hours before the last egress request (the last record where none is egress)
--- @param until '' window end (ISO time, exclusive); empty = after the last egress request (the last record where none is egress)
+-- @param until '' window end (ISO time, exclusive); empty = after the last record (of any kind, not only the last egress request)
 -- @param baseline_start '' baseline start (ISO time); empty = the first egress request (the first record where none is egress)
 -- @param baseline_end '' baseline end (ISO time, exclusive); empty = the window start
 -- @param bucket_minutes 60 length of a time bucket in minutes

@@ -7,7 +7,7 @@
 --   single requests far beyond normal are one finding: the slowest's duration and time, how many
 --   (window_requests) and the slowest three's ids.
 -- @param since '' window start (ISO time); empty = 24 hours before the last egress request (the last record where none is egress)
--- @param until '' window end (ISO time, exclusive); empty = after the last egress request (the last record where none is egress)
+-- @param until '' window end (ISO time, exclusive); empty = after the last record (of any kind, not only the last egress request)
 -- @param baseline_start '' baseline start (ISO time); empty = the first egress request (the first record where none is egress)
 -- @param baseline_end '' baseline end (ISO time, exclusive); empty = the window start
 -- @param p99_factor 3.0 window p99 over baseline p99 that makes a jump

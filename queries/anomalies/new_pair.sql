@@ -15,7 +15,7 @@
 --   uploading there (a shared one, a storage bucket's, can hold anyone's bucket) is how exfiltration
 --   looks; else medium when reached unregistered (passthrough), else low.
 -- @param since '' window start (ISO time); empty = 24 hours before the last egress request (the last record where none is egress)
--- @param until '' window end (ISO time, exclusive); empty = after the last egress request (the last record where none is egress)
+-- @param until '' window end (ISO time, exclusive); empty = after the last record (of any kind, not only the last egress request)
 -- @param baseline_start '' baseline start (ISO time); empty = the first egress request (the first record where none is egress)
 -- @param baseline_end '' baseline end (ISO time, exclusive); empty = the window start
 -- @param min_requests 1 fewest window requests for a finding

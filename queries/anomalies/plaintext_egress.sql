@@ -9,7 +9,7 @@
 --   with TLS alone (a downgrade: its headers, credentials too, now cross in clear text, whatever
 --   the body); else medium when a body was sent, low when none was.
 -- @param since '' window start (ISO time); empty = 24 hours before the last egress request (the last record where none is egress)
--- @param until '' window end (ISO time, exclusive); empty = after the last egress request (the last record where none is egress)
+-- @param until '' window end (ISO time, exclusive); empty = after the last record (of any kind, not only the last egress request)
 -- @param baseline_start '' baseline start (ISO time); empty = the first egress request (the first record where none is egress)
 -- @param baseline_end '' baseline end (ISO time, exclusive); empty = the window start
 -- @param tls_ports '443,8443' upstream ports that mean the proxy originated TLS

@@ -14,7 +14,7 @@
 --   keeps its severity, as a blocked attempt keeps blocked_attempt's: a workload tried to reach a host
 --   nobody registered, and under REGISTRY_ONLY it would have been blocked.
 -- @param since '' window start (ISO time); empty = 24 hours before the last egress request (the last record where none is egress)
--- @param until '' window end (ISO time, exclusive); empty = after the last egress request (the last record where none is egress)
+-- @param until '' window end (ISO time, exclusive); empty = after the last record (of any kind, not only the last egress request)
 -- @param baseline_start '' baseline start (ISO time); empty = the first egress request (the first record where none is egress)
 -- @param baseline_end '' baseline end (ISO time, exclusive); empty = the window start
 -- @param min_requests 1 fewest window requests for a finding

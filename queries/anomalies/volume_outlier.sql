@@ -14,7 +14,7 @@
 --   client that started uploading 5 MB a day to a known host was a new_pair its first day and nothing
 --   after (its pair's baseline was its own upload): tests/test_anomaly_quality.py.
 -- @param since '' window start (ISO time); empty = 24 hours before the last egress request (the last record where none is egress)
--- @param until '' window end (ISO time, exclusive); empty = after the last egress request (the last record where none is egress)
+-- @param until '' window end (ISO time, exclusive); empty = after the last record (of any kind, not only the last egress request)
 -- @param baseline_start '' baseline start (ISO time); empty = the first egress request (the first record where none is egress)
 -- @param baseline_end '' baseline end (ISO time, exclusive); empty = the window start
 -- @param min_bytes 10000000 smallest window upload (bytes) of a pair worth a finding
