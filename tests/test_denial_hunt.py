@@ -2,7 +2,7 @@
 default text format, 1.9+, and ztunnel's), each judged once and right by `query denied`, the anomaly
 report (one finding per refusal: authz_denial's for a policy's, with its scope, blocked_attempt's for
 REGISTRY_ONLY's and a CONNECT the proxy refused itself) and the inventory. The internal lines come
-first: the report's default window ends a second after the last egress request."""
+first (test_window_end.py logs them after the last egress request)."""
 from __future__ import annotations
 
 import json
@@ -165,3 +165,38 @@ def test_the_inventory_names_a_refused_connect_blocked(data):
     got = {h: (inv[h]["egress_kind"], inv[h]["transport"])
            for h in ("paste.example.org", "unknown.example.org", "ssh.example.org")}
     assert got == {h: ("blocked", "blocked") for h in got}, got
+
+
+def test_a_policy_refusal_before_any_upstream_host_is_not_connected_in_the_inventory(data):
+    """A TCP connection network RBAC refused before tcp_proxy had an upstream host (the waypoint's
+    storage.example.net, the egress gateway's api.github.com: no upstream host logged) never connected,
+    as an HTTP RBAC 403 never did: `not-connected`, not `tls` (one rule, traffic.sql's
+    upstream_connected). The waypoint's s3.amazonaws.com logged its upstream host: tcp_proxy had
+    connected (it connects before RBAC's verdict, envoyproxy/envoy#9023), and it stays `tls`."""
+    inv = {d["destination"]: d for d in _json("report", "inventory", "--data", data)["destinations"]}
+    got = {h: inv[h]["transport"] for h in ("storage.example.net", "api.github.com", "s3.amazonaws.com",
+                                             "httpbin.org", "203.0.113.60")}
+    assert got == {"storage.example.net": "not-connected", "api.github.com": "not-connected",
+                   "s3.amazonaws.com": "tls", "httpbin.org": "not-connected", "203.0.113.60": "not-connected"}, got
+
+
+def test_a_baseline_only_refused_by_policy_never_reached_its_destination(tmp_path):
+    """A destination the baseline only tried, refused by the waypoint's L4 policy before any upstream
+    host, was never reached: reached in the window (over 24 h later) it is a new_destination, as one
+    the baseline's HTTP RBAC 403 refused is. The TCP refusal counted as reached, and said nothing."""
+    tcp, http = ENVOY_LINES[4], ENVOY_LINES[0]  # (storage.example.net's L4 denial; httpbin.org's 403)
+    assert "rbac_access_denied" in tcp and '"-" inbound-vip|443|tcp|storage.example.net' in tcp, tcp
+    ok_tcp = ('[2025-03-09T11:00:05.000Z] "- - -" 0 - - - "-" 517 4200 40 - "-" "-" "-" "-" "198.51.100.40:443" '
+              'inbound-vip|443|tcp|storage.example.net 10.244.0.18:54800 240.240.0.9:443 10.244.1.36:42380 '
+              'storage.example.net -')
+    ok_http = ('[2025-03-09T11:00:01.000Z] "GET /ip HTTP/1.1" 200 - via_upstream - "-" 0 31 5 4 "-" "curl/8.11.1" '
+               '"w-9" "httpbin.org" "34.1.2.3:80" inbound-vip|80|http|httpbin.org 10.244.0.18:40000 240.240.0.2:80 '
+               '10.244.0.24:54460 - default')
+    (tmp_path / "envoy.log").write_text("\n".join([http, tcp, ok_http, ok_tcp]) + "\n")
+    got = run_logpipe("ingest", tmp_path / "envoy.log", "--data", tmp_path / "data")
+    assert got.returncode == 0 and "rejected 0" in got.stderr, got.stderr
+    kinds: dict[str, set] = {}
+    for f in _json("report", "anomalies", "--data", tmp_path / "data")["findings"]:
+        kinds.setdefault(f["destination"], set()).add(f["kind"])
+    assert {h: "new_destination" in kinds.get(h, set()) for h in ("storage.example.net", "httpbin.org")} == {
+        "storage.example.net": True, "httpbin.org": True}, kinds

@@ -36,8 +36,9 @@
 --   TLS: an upstream port in tls_ports), tls (a connection whose client asked for a TLS server name),
 --   tcp (a connection with no TLS seen), else the most common of these; not-connected (none connected:
 --   each failed with a response flag that means no upstream connection was made, UF connect failure,
---   UH no healthy upstream, NC, NR, DF DNS failure or DO, which error_share and flagged count; a TCP
---   connection that moved bytes did connect), blocked (nothing left); empty: not known (never
+--   UH no healthy upstream, NC, NR, DF DNS failure or DO, which error_share and flagged count, or an
+--   authorization policy refused it before any upstream host: an RBAC 403, UAEX, an L4 policy's
+--   rbac_access_denied… connection; a TCP connection that moved bytes did connect), blocked (nothing left); empty: not known (never
 --   forwarded, the format logs no upstream host, or a connection ztunnel logged as failed, which
 --   carried nothing)
 -- @column sni TLS server names the clients asked for (not Istio's own mTLS SNI)

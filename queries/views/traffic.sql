@@ -55,10 +55,16 @@
 --                        parts Kubernetes generates (client_workload.sql); null with source_workload
 --   upstream_connected   false when the proxy made no upstream connection for the row, as its
 --                        response flags say (UF, UH, NC, NR, DF, DO, UAEX; a TCP row only when it
---                        moved no byte: upstream_not_connected.sql), or its HTTP RBAC filter denied
---                        it (a 403 rbac_access_denied…, no flag: the filter answers before the
---                        router; not a TCP connection's, which network RBAC may deny after tcp_proxy
---                        connected, on its first bytes), or the proxy answered it itself (route
+--                        moved no byte: upstream_not_connected.sql), or an RBAC filter denied it
+--                        with no upstream host logged (rbac_denial: HTTP's 403 rbac_access_denied…,
+--                        no flag, answered before the router; a TCP connection's
+--                        connection_termination_details rbac_access_denied…, network RBAC closing it
+--                        on its first bytes before tcp_proxy's connect came back, which the close
+--                        cancels: tcp_proxy.cc logs the upstream host when its pool connects or
+--                        fails, onPoolReady/onPoolFailure; it starts connecting at once, before
+--                        RBAC's verdict, envoyproxy/envoy#9023, so a denied connection that logged an
+--                        upstream host had connected), or
+--                        the proxy answered it itself (route
 --                        block_all's 502, as BlackHoleCluster's UH; a redirect or directResponse:
 --                        details direct_response), or it refused a CONNECT (connect_refused.sql; a
 --                        CONNECT's flags tell as an HTTP request's do: the 91 bytes of a 503 UF
@@ -237,6 +243,7 @@ SELECT
                                 CASE WHEN connect_tunnel(method) THEN 'HTTP' ELSE request_protocol(protocol, method, authority) END,
                                 bytes_received, bytes_sent)
          OR connect_refused(method, response_code, upstream_host)
-         OR rbac_denial(response_code_details, NULL) OR ztunnel_unconnected OR ztunnel_refused(error)
+         OR (rbac_denial(response_code_details, connection_termination_details) AND upstream_host IS NULL)
+         OR ztunnel_unconnected OR ztunnel_refused(error)
          OR coalesce(route_name = 'block_all' OR response_code_details = 'direct_response', false)) AS upstream_connected
 FROM judged;
