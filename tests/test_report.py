@@ -443,7 +443,7 @@ def test_a_dns_resolution_failure_gets_dns_advice_not_a_service_entry(tmp_path):
         assert by["unregistered_egress", "nx.example.org"]["evidence"]["service_entry"] is None
         assert "ServiceEntry if legitimate" not in by["new_destination", "nx.example.org"]["advice"]
         assert "register it" in by["unregistered_egress", "ok.example"]["advice"]
-        assert "hosts:\n  - ok.example" in by["unregistered_egress", "ok.example"]["evidence"]["service_entry"]
+        assert "hosts:\n  - \"ok.example\"" in by["unregistered_egress", "ok.example"]["evidence"]["service_entry"]
         assert "DNS" not in by["new_destination", "ok.example"]["advice"]
         # error_spike's DNS advice follows its failure_flags: without DF there, the 503s still fail (a 5xx)
         # and spike, but DF is no failure of the operator's and the advice says nothing of it (as DC's
