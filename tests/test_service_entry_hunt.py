@@ -26,6 +26,7 @@ def _tcp(t, addr, port, src, sni="-"):
             f'PassthroughCluster 10.244.1.9:40000 {addr}:{port} {src}:510{t % 10} {sni} -')
 
 
+LONG = ".".join(["a" * 60] * 4) + ".example"
 LINES = [
     _tcp(1, "104.18.1.1", 443, "10.244.1.10", "api.stripe.com"),        # HTTPS, TLS passthrough: SNI only
     _http(2, "GET", "HTTP/1.1", "example.com", "93.184.215.14", "10.244.1.11", 80),     # plain HTTP on 80
@@ -44,6 +45,9 @@ LINES = [
     _http(15, "GET", "HTTP/1.1", "host.123", "198.51.100.7", "10.244.1.17", 80),  # all-numeric last label
     _http(16, "GET", "HTTP/1.1", "a..b.example", "198.51.100.8", "10.244.1.17", 80),  # an empty label
     _http(17, "GET", "HTTP/1.1", "a.-b.example", "198.51.100.9", "10.244.1.17", 80),  # a label's leading dash
+    # a host of 251 characters on two ports: its name, 247 and "-80-8080", must still fit 253
+    _http(18, "GET", "HTTP/1.1", LONG, "198.51.100.10", "10.244.1.18", 80),
+    _http(19, "GET", "HTTP/1.1", f"{LONG}:8080", "198.51.100.10", "10.244.1.18", 8080),
 ]
 # destinations Istio would refuse as a host (or that are no DNS name): no ServiceEntry
 NO_SERVICE_ENTRY = {"raw.githubusercontent.com.", "bücher.example", "*.wild.example.com", "host.123",
@@ -156,3 +160,32 @@ def test_a_name_istio_refuses_as_a_host_gets_no_service_entry(data):
     rows = _rows("query", "registry_only", "--data", data)
     assert {r["destination"] for r in rows if r["service_entry"] is None} == NO_SERVICE_ENTRY
     assert {r["destination"] for r in rows} >= NO_SERVICE_ENTRY
+
+
+def test_a_destination_on_several_ports_is_one_document_with_each_port(documents, data):
+    """A host (or IP) reached on several ports was a document per port, all of one host: Istio merges
+    such ServiceEntries differently from release to release (istio/istio#50478, #51466 blackholed,
+    #54988, #55776), so each destination is one document, a port (and its protocol) for each."""
+    hosts = [h for d in documents for h in d["spec"]["hosts"]]
+    assert len(hosts) == len(set(hosts)), sorted(hosts)
+    by_host = {d["spec"]["hosts"][0]: d for d in documents}
+    assert [(p["number"], p["name"], p["protocol"]) for p in by_host["example.com"]["spec"]["ports"]] == [
+        (80, "http-80", "HTTP"), (443, "tls-443", "TLS"), (8080, "http-8080", "HTTP")]
+    assert by_host["example.com"]["metadata"]["name"] == "example-com-80-443-8080"
+    ip6 = next(d for d in documents if d["spec"].get("addresses") == ["2001:db8::10"])
+    assert [p["number"] for p in ip6["spec"]["ports"]] == [5432, 6379]
+    assert len(by_host[LONG]["metadata"]["name"]) <= 253
+    # registry_only keeps a row per port, each with its destination's one document
+    rows = [r for r in _rows("query", "registry_only", "--data", data) if r["destination"] == "example.com"]
+    assert sorted(r["port"] for r in rows) == [80, 443, 8080]
+    assert len({r["service_entry"] for r in rows}) == 1
+    assert yaml.safe_load(rows[0]["service_entry"]) == by_host["example.com"]
+
+
+def test_the_finding_s_service_entry_is_its_port_s_and_istio_takes_it(data):
+    """unregistered_egress gives one finding per destination and port, its ServiceEntry that port's."""
+    got = _rows("report", "anomalies", "--data", data)["findings"]
+    docs = {(f["destination"], f["evidence"]["port"]): yaml.safe_load(f["evidence"]["service_entry"])
+            for f in got if f["kind"] == "unregistered_egress" and f["evidence"]["service_entry"]}
+    assert [p["number"] for p in docs["example.com", 8080]["spec"]["ports"]] == [8080]
+    assert {k: check_service_entry(d) for k, d in docs.items()} == {k: [] for k in docs}

@@ -1,6 +1,6 @@
 -- title: ServiceEntries for REGISTRY_ONLY
--- description: The ServiceEntry of each destination registry_only lists (one YAML document a row,
---   the most requested first), to write as one file to review and kubectl apply -f before switching
+-- description: The ServiceEntry of each destination registry_only lists (one YAML document a
+--   destination, with a port for each port it was reached on, the most requested first), to write as one file to review and kubectl apply -f before switching
 --   outboundTrafficPolicy to REGISTRY_ONLY: `logpipe query service_entries --out service-entries.yaml`
 --   (YAML on a terminal and into a pipe too, its `output:`; -o ndjson for its rows). A destination
 --   without one (a name that is no DNS name; every request failed DNS resolution) is left out:
@@ -9,7 +9,9 @@
 -- output: yaml
 -- @param since '' window start (ISO time); empty = the data's first record
 -- @param until '' window end (ISO time, exclusive); empty = after the last record
-SELECT service_entry
+-- (one document per destination, every port of it: passthrough_destinations.sql)
+SELECT any_value(service_entry) AS service_entry
 FROM passthrough_destinations($since, $until)
 WHERE service_entry IS NOT NULL
-ORDER BY requests DESC, destination, port
+GROUP BY destination
+ORDER BY sum(requests) DESC, destination

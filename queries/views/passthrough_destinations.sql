@@ -4,7 +4,10 @@
 -- (internal addresses included, which `egress` leaves out), between since and until (ISO times; empty:
 -- the whole data, rows without a time too). The rows of the named queries registry_only (all of
 -- them) and service_entries (the service_entry column as a YAML file).
+-- service_entry: the ServiceEntry of the destination, every port of it in the window (one document:
+-- service_entry_yaml.sql says why), the same on each of its rows.
 CREATE OR REPLACE MACRO passthrough_destinations(since, until) AS TABLE
+WITH per_port AS (
 SELECT
     destination,
     destination_port AS port,
@@ -22,10 +25,9 @@ SELECT
     clients_named(list(DISTINCT client_named(source_workload, source_ip))) AS sources,
     string_agg(DISTINCT requested_server_name, ',' ORDER BY requested_server_name)
         FILTER (WHERE istio_sni_host(requested_server_name) IS NULL) AS sni,
-    service_entry_yaml(destination, destination_port,
-                  service_entry_protocol(protocol, method, authority, requested_server_name,
-                                         upstream_cluster_direction, upstream_cluster_subset),
-                  all_dns_failed(response_flags)) AS service_entry
+    service_entry_protocol(protocol, method, authority, requested_server_name,
+                           upstream_cluster_direction, upstream_cluster_subset) AS se_protocol,
+    all_dns_failed(response_flags) AS dns_failed
 FROM traffic
 WHERE upstream_cluster IN ('PassthroughCluster', 'AllowAnyDynamicDNSCluster')
   AND (start_time >= coalesce(CAST(nullif(since, '') AS TIMESTAMPTZ), '-infinity'::TIMESTAMPTZ)
@@ -33,3 +35,13 @@ WHERE upstream_cluster IN ('PassthroughCluster', 'AllowAnyDynamicDNSCluster')
        -- rows without a time (a format with no %START_TIME%) belong to no window but the whole data's
        OR (start_time IS NULL AND coalesce(since, '') = '' AND coalesce(until, '') = ''))
 GROUP BY destination, destination_port
+),
+by_destination AS (
+    SELECT *,
+        list({'port': port, 'protocol': se_protocol} ORDER BY port NULLS LAST) OVER (PARTITION BY destination) AS se_ports,
+        bool_and(dns_failed) OVER (PARTITION BY destination) AS all_failed
+    FROM per_port
+)
+SELECT * EXCLUDE (se_protocol, dns_failed, se_ports, all_failed),
+    service_entry_yaml_ports(destination, se_ports, all_failed) AS service_entry
+FROM by_destination

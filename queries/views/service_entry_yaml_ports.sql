@@ -1,0 +1,65 @@
+-- service_entry_yaml_ports(destination, ports, dns_failed): the ServiceEntry (networking.istio.io/v1)
+-- that registers a destination reached through PassthroughCluster, as YAML ready for kubectl apply -f:
+-- a host name (resolution DNS), or an IP under a made-up host ip-….external with the IP as its address
+-- and endpoint (resolution STATIC); location MESH_EXTERNAL, a port of each of ports (a list of
+-- {'port', 'protocol'}, by port) named for its protocol (service_entry_protocol.sql: HTTP2, HTTP, TLS
+-- or TCP) and number. A port the format does not log is a
+-- placeholder 0 (Istio accepts 1..65535) with a comment to set it. Null when nothing safe can be
+-- written: a destination that is neither an IP nor a name of labels of letters, digits and dashes
+-- (none starting or ending with a dash) between single dots, of at most 255 characters and 63 between
+-- dots, whose last label is not all digits (Istio's validation of a host refuses any other:
+-- istio/istio pkg/config/validation, checkDNS1123Preconditions and validateDNS1123Labels: a.-b.com,
+-- a..b.com and host.123 were written, for its webhook to refuse), or one whose every request failed DNS resolution
+-- (dns_failed: flag DF, dns_failure_advice.sql), which a ServiceEntry would not make resolve.
+-- MESH_EXTERNAL is Istio's "external to the mesh" (istio/api networking/v1alpha3/service_entry.proto,
+-- Location; MESH_INTERNAL is for workloads added to the mesh, VMs with a proxy): right for a host
+-- outside the mesh at an internal address too (a VPC database, an on-premises server), so such an
+-- address (ip_kind 'internal') keeps its ServiceEntry, under a comment saying that a pod or Service
+-- of the cluster reached through PassthroughCluster wants the proxy's view of it fixed instead.
+-- The unregistered_egress finding prints it for its one port (service_entry_yaml.sql); registry_only
+-- and service_entries for every port of the destination: one document, named for the destination
+-- and its ports (api-example-com-80-443). Two documents of one host, one per
+-- port, are what Istio handles worst: it merges ServiceEntries of one host and namespace, differently
+-- from release to release (istio/istio#50478: 1.20 and 1.21 balanced between the ports; #51466, 1.22:
+-- the host's traffic blackholed; #54988, #55776, 1.24: one port's cluster missing, connections reset).
+CREATE OR REPLACE MACRO service_entry_yaml_ports(destination, ports, dns_failed) AS (
+    CASE WHEN NOT coalesce(dns_failed, false)
+              AND (ip_value(destination) IS NOT NULL
+                   OR (regexp_full_match(destination, '[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*')
+                       AND length(destination) <= 255 AND NOT regexp_matches(destination, '[^.]{64}')
+                       AND NOT regexp_matches(destination, '\.[0-9]+$')))
+    THEN concat_ws(chr(10),
+        CASE WHEN ip_kind(destination) = 'internal'
+             THEN '# ' || destination || ' is an internal address: register it only if it is a host outside '
+                  || 'the mesh; a pod or Service of the cluster reached through PassthroughCluster is out of the '
+                  || 'proxy''s view (a Sidecar''s egress hosts, exportTo): fix that instead' END,
+        'apiVersion: networking.istio.io/v1',
+        'kind: ServiceEntry',
+        'metadata:',
+        -- (concat_ws, not ||: a port not in the logs leaves it out rather than nulling the name)
+        -- (a name of its own per destination: service_entry_slug.sql)
+        -- (a name of at most 253 characters, Kubernetes' DNS subdomain names: the slug's 247 and two
+        -- ports' 12 are over, so such a name keeps its first 244 and a hash of it, as the slug does)
+        '  name: "' || list_transform([concat_ws('-', service_entry_slug(destination),
+                                                  nullif(array_to_string(list_filter([p.port FOR p IN ports], lambda n: n IS NOT NULL), '-'), ''))],
+                                      lambda n: CASE WHEN length(n) <= 253 THEN n
+                                                     ELSE rtrim(left(n, 244), '-') || '-' || left(md5(n), 8) END)[1] || '"',
+        'spec:',
+        '  hosts:',
+        -- (quoted: YAML 1.1 reads a bare host yes, no, on or null as a boolean or null, 1e5 as a number)
+        '  - "' || CASE WHEN ip_value(destination) IS NULL THEN destination
+                        ELSE 'ip-' || service_entry_slug(destination) || '.external' END || '"',
+        -- (an IP quoted: YAML 1.1 reads an unquoted 2001:1:2:3:4:5:6:7 as a base-60 number)
+        CASE WHEN ip_value(destination) IS NOT NULL THEN '  addresses:' || chr(10) || '  - "' || destination || '"' END,
+        '  location: MESH_EXTERNAL',
+        '  ports:',
+        array_to_string([
+            '  - number: ' || coalesce(CAST(p.port AS VARCHAR),
+                                      '0  # the port is not in the logs: set the port the clients call')
+            || chr(10) || '    name: ' || concat_ws('-', lower(p.protocol), p.port)
+            || chr(10) || '    protocol: ' || p.protocol
+            FOR p IN ports], chr(10)),
+        '  resolution: ' || CASE WHEN ip_value(destination) IS NOT NULL THEN 'STATIC' ELSE 'DNS' END,
+        CASE WHEN ip_value(destination) IS NOT NULL THEN '  endpoints:' || chr(10) || '  - address: "' || destination || '"' END)
+    END
+);
