@@ -2,7 +2,8 @@
 -- description: HTTP requests that left the mesh unencrypted, judged by what leaves
 --   (upstream_transport.sql, as the inventory's transport): an HTTP request whose upstream endpoint
 --   port is in tls_ports (a ServiceEntry on port 80 with targetPort 443 and a DestinationRule
---   tls.mode SIMPLE: TLS origination) is TLS, not plaintext; its SNI is not (at an egress gateway
+--   tls.mode SIMPLE: TLS origination; not through PassthroughCluster, where no DestinationRule
+--   applies) is TLS, not plaintext; its SNI is not (at an egress gateway
 --   it is the sidecar's mTLS hop into the gateway). Blocked requests left nothing, nor did one the
 --   proxy made no upstream connection for (a 503 UF, UH or DF: upstream_not_connected.sql).
 --   Low when the baseline sent the destination clear text too; high when the baseline reached it
@@ -23,7 +24,8 @@ base_transport AS (
               upstream_transport(request_protocol(protocol, method, authority), requested_server_name,
                                  upstream_cluster_direction, upstream_cluster_subset, upstream_host,
                                  upstream_host_port, $tls_ports, upstream_connected,
-                                 method := method, authority := authority) AS t  -- (a CONNECT to 443: tls)
+                                 method := method, authority := authority,
+                                 upstream_cluster := upstream_cluster) AS t  -- (a CONNECT to 443: tls)
           FROM base WHERE egress_kind <> 'blocked')
     GROUP BY destination
 )
@@ -61,6 +63,7 @@ LEFT JOIN base_transport b ON b.destination = w.destination
 WHERE w.egress_kind <> 'blocked'
   AND upstream_transport(request_protocol(w.protocol, w.method, w.authority), w.requested_server_name,
                          w.upstream_cluster_direction, w.upstream_cluster_subset, w.upstream_host,
-                         w.upstream_host_port, $tls_ports, w.upstream_connected) = 'plaintext'
+                         w.upstream_host_port, $tls_ports, w.upstream_connected,
+                         upstream_cluster := w.upstream_cluster) = 'plaintext'
 GROUP BY w.destination
 ORDER BY count(*) DESC, w.destination

@@ -68,7 +68,8 @@ judged AS (
             WHEN ztunnel_carried_nothing(error, bytes_received, bytes_sent) THEN NULL
             ELSE upstream_transport(l7_protocol, requested_server_name, upstream_cluster_direction,
                                     upstream_cluster_subset, upstream_host, upstream_host_port, $tls_ports,
-                                    upstream_connected, method := method, authority := authority)
+                                    upstream_connected, method := method, authority := authority,
+                                    upstream_cluster := upstream_cluster)
         END AS transport,
         response_code >= 400 AND response_code < 500 AS is_4xx,
         response_code >= 500 AS is_5xx,
