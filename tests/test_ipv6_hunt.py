@@ -115,6 +115,11 @@ def test_every_raw_ipv6_authority_and_sni_is_direct_ip_egress(data):
 @pytest.mark.parametrize("text, kind", [
     ("64:ff9b::8.8.4.4", "public"), ("::ffff:10.0.0.5", "internal"), ("fd00::10.0.0.5", "internal"),
     ("[fe80::1%eth0]", "internal"), ("::1", "internal"), ("fe80::1.2.3.256", None), ("2001:db8::1.2.3", None),
+    # IPv4-mapped and NAT64 (64:ff9b::/96) addresses are judged as the IPv4 address they carry, by value:
+    # these were public (ip_norm reads only the `::ffff:` spelling, and NAT64 was judged as IPv6)
+    ("0:0:0:0:0:ffff:10.0.0.5", "internal"), ("::ffff:a00:5", "internal"), ("::FFFF:0A00:0005", "internal"),
+    ("64:ff9b::a00:5", "internal"), ("64:ff9b::10.0.0.5", "internal"), ("64:ff9b::f0f0:1", "service_vip"),
+    ("64:ff9b::808:808", "public"), ("::ffff:808:808", "public"),
 ])
 def test_ip_kind_reads_each_text_form(data, text, kind):
     rows = _json("query", "--data", data, "--sql", f"select ip_kind('{text}') AS kind")
