@@ -13,7 +13,7 @@ import random
 from dataclasses import dataclass, field
 
 import pytest
-from test_report import anomalies, found, write_dataset
+from test_report import anomalies, found, report_db, write_dataset
 
 UTC = dt.timezone.utc
 START = dt.datetime(2025, 3, 3, tzinfo=UTC)  # a Monday
@@ -133,7 +133,7 @@ def _rate(t: dt.datetime, peak: float) -> float:
 
 
 def quiet_days(days: int, *, seed: int = 1, start: dt.datetime = START, blip_day: int | None = 2,
-               release_day: int | None = None, ztunnel: bool = True) -> Traffic:
+               release_day: int | None = None, ztunnel: bool = True, backup_growth: float = 0.0) -> Traffic:
     """``days`` days of ordinary egress from ``start``: no incident.
 
     payments (2 pods) -> api.stripe.com, POST, peaks of 120 an hour; retries a 5xx twice;
@@ -142,7 +142,8 @@ def quiet_days(days: int, *, seed: int = 1, start: dt.datetime = START, blip_day
       ``release_day`` on, a planned release);
     ci-runner (1 pod) -> api.github.com, weekdays only, peaks of 30 an hour;
     reports (1 pod) -> partner-api.example, 3 calls at 09:00 on Mondays and Thursdays only;
-    backup (a CronJob: a new pod, a new IP, every night) -> storage.example, 01:00, 20 PUTs of ~2.5 MB;
+    backup (a CronJob: a new pod, a new IP, every night) -> storage.example, 01:00, 20 PUTs of ~2.5 MB
+      (each night ``backup_growth`` more than the night before: 0.05, 5% a day);
     billing (a CronJob, monthly: the 1st at 03:00) -> storage.example, 40 PUTs of ~5 MB.
     Every day at 14:00 payments and frontend are deployed: new pods (names and IPs).
     ``blip_day``: api.stripe.com answers 503 UF for 4 minutes at 15:00 that day."""
@@ -185,9 +186,10 @@ def quiet_days(days: int, *, seed: int = 1, start: dt.datetime = START, blip_day
                                ms=r.randint(200, 900), ztunnel=ztunnel)
             if hour == 1:
                 backup = tr.pod("ops", "backup", "CronJob")
+                grown = (1 + backup_growth) ** day
                 for k in range(20):
                     tr.request(h0 + dt.timedelta(seconds=30 * k), backup, "storage.example", method="PUT",
-                               up=r.randint(2_300_000, 2_700_000), down=300, ms=r.randint(2000, 4000), ztunnel=ztunnel)
+                               up=int(r.randint(2_300_000, 2_700_000) * grown), down=300, ms=r.randint(2000, 4000), ztunnel=ztunnel)
             if hour == 3 and h0.day == 1:
                 billing = tr.pod("billing", "billing", "CronJob")
                 for k in range(40):
@@ -511,3 +513,43 @@ def test_a_short_baseline_is_said(tmp_path, quiet_week):
     page = run_logpipe("report", "anomalies", "--data", tmp_path / "data", "-o", "html")
     assert page.returncode == 0 and f"<strong>Note:</strong> {note}." in page.stdout
     assert (quiet_week["baseline"]["days"], quiet_week["baseline"]["note"]) == (7, None)
+
+
+def test_three_weeks_each_of_the_last_five_days(tmp_path):
+    """21 days: the daily deploys, the nightly backup growing 5% a night (50 MB the first, 133 MB the
+    last), weekday-only ci-runner, twice-weekly reports, a provider's blip on day 10 with retries, and
+    a new integration (notifications -> api.sendgrid.com) from day 15 on; incidents planted into the last
+    five days, each reported as one day (--since, --until) against the days before it. Each day gives its
+    incidents' findings and nothing else: notifications' 3 MB a night to storage.example from day 17 (a
+    high new_pair its first night, nothing while its total is under min_bytes, a medium volume_outlier
+    from the fourth night, 12 MB), a raw IP's first call on day 18, an 80 MB burst of a payments pod and
+    hooks.slack.com failing on day 19, a TLS downgrade on day 20."""
+    tr = quiet_days(21, blip_day=9, release_day=14, backup_growth=0.05)
+    day = lambda d, **kw: START + dt.timedelta(days=d, **kw)  # noqa: E731
+    notifications, payments = tr.pods["notifications"][0], tr.pods["payments"][0]
+    for d in range(16, 21):
+        for k in range(6):
+            tr.request(day(d, hours=2, minutes=30, seconds=20 * k), notifications, "storage.example", method="PUT",
+                       up=500_000, down=300, ms=900)
+    tr.direct(day(17, hours=3, minutes=2), tr.pods["frontend"][0], "203.0.113.99:443", up=20_000)
+    for k in range(40):
+        tr.request(day(18, hours=4, seconds=20 * k), payments, "api.stripe.com", method="POST", up=2_000_000, down=300,
+                   ms=900)
+    for k in range(30):
+        tr.request(day(18, hours=10, seconds=60 * k), notifications, "hooks.slack.com", method="POST", code=503,
+                   flags="UF", up=500, down=91, ms=30)
+    for k in range(5):
+        tr.request(day(19, hours=11, minutes=k), payments, "api.stripe.com", upstream_port=80)
+    log = tmp_path / "egress.log"
+    log.write_text(tr.text())
+    got = {}
+    with report_db(write_dataset([log], tmp_path / "data")) as db:
+        for d in range(16, 21):
+            doc = anomalies(db, since=day(d), until=day(d + 1))
+            assert doc["baseline"]["note"] is None
+            got[d] = [(f["severity"], f["kind"], f["destination"]) for f in doc["findings"]]
+    assert got == {16: [("high", "new_pair", "storage.example")],
+                   17: [("medium", "new_destination", "203.0.113.99")],
+                   18: [("high", "error_spike", "hooks.slack.com"), ("medium", "volume_outlier", "api.stripe.com")],
+                   19: [("high", "plaintext_egress", "api.stripe.com"), ("medium", "volume_outlier", "storage.example")],
+                   20: [("medium", "volume_outlier", "storage.example")]}
