@@ -455,12 +455,13 @@ def test_a_pods_owner_name_is_not_cut_as_a_generated_one(tmp_path):
 
 def test_a_steady_daily_upload_that_began_recently_is_a_volume_outlier(tmp_path):
     """reports, which uploads nothing, started uploading 5 MB a night to storage.example (a bucket's
-    host the backup uses) on the fifth day: a high new_pair that day, and nothing after, as its pair's
+    host the backup uses) on the ninth day: a high new_pair that day, and nothing after, as its pair's
     baseline was its own upload. On the last day it has sent 20 MB since it began, against the 0 MB a
-    day it uploads elsewhere: a volume_outlier, medium."""
-    tr = quiet_days(8, blip_day=None)
+    day it uploads elsewhere: a volume_outlier, medium. (It began after the baseline's first week: the
+    fifth day of a week's baseline is no beginning, test_a_weekly_jobs_second_run_is_no_slow_upload.)"""
+    tr = quiet_days(12, blip_day=None)
     reports_pod = tr.pods["reports"][0]
-    for day in range(4, 8):
+    for day in range(8, 12):
         for k in range(10):
             tr.request(START + dt.timedelta(days=day, hours=2, seconds=30 * k), reports_pod, "storage.example",
                        method="PUT", up=500_000, down=300, ms=900)
@@ -469,9 +470,9 @@ def test_a_steady_daily_upload_that_began_recently_is_a_volume_outlier(tmp_path)
     (f,) = found(doc, "volume_outlier")
     ev = f["evidence"]
     assert (ev["bytes_up"], ev["bytes_up_since_first_seen"], ev["client_other_daily_bytes"], ev["pair_first_seen"]) == (
-        5_000_000, 20_000_000, 0, "2025-03-07T02:00:00.000Z")
+        5_000_000, 20_000_000, 0, "2025-03-11T02:00:00.000Z")
     assert f["advice"].startswith(f"shop/{reports_pod.name} uploaded 5.0 MB to storage.example in the window, 20.0 MB "
-                                  "since it first called it (2025-03-07 02:00 UTC), against 0.0 MB a day to its other "
+                                  "since it first called it (2025-03-11 02:00 UTC), against 0.0 MB a day to its other "
                                   "destinations: a steady upload that began recently is how slow exfiltration looks")
 
 
@@ -513,6 +514,23 @@ def test_a_short_baseline_is_said(tmp_path, quiet_week):
     page = run_logpipe("report", "anomalies", "--data", tmp_path / "data", "-o", "html")
     assert page.returncode == 0 and f"<strong>Note:</strong> {note}." in page.stdout
     assert (quiet_week["baseline"]["days"], quiet_week["baseline"]["note"]) == (7, None)
+
+
+def test_a_weekly_jobs_second_run_is_no_slow_upload(tmp_path):
+    """A weekly CronJob's run is in the baseline once a week: in a baseline of 9 days that began on a
+    Monday, ops/export's Wednesday upload of 25 MB to partner-api.example was first seen on its third
+    day, so its next Wednesday's run was 'a steady upload that began recently' (50 MB since, against
+    0 MB a day elsewhere): a medium volume_outlier of a job that runs every week. A pair began recently
+    when the baseline shows a week without it (the days of the week all seen) before it appeared."""
+    tr = quiet_days(10, blip_day=None)
+    for day in (2, 9):
+        export = tr.pod("ops", "export", "CronJob")
+        for k in range(10):
+            tr.request(START + dt.timedelta(days=day, hours=5, seconds=30 * k), export, "partner-api.example",
+                       method="PUT", up=2_500_000, down=300, ms=2000)
+    doc = _report(tmp_path, tr)
+    assert doc["baseline"]["days"] == 9 and doc["window"]["requests"] > 2000
+    assert _summary(doc) == []
 
 
 def test_three_weeks_each_of_the_last_five_days(tmp_path):

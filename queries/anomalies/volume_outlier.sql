@@ -7,8 +7,9 @@
 --   A pair's window rate is its window upload over its own first to last request in the window, a
 --   day at least (a burst in a window of days counts at its own rate): the evidence's daily_bytes.
 --   A slow upload spread over days is flagged too: a pair that first appeared in the baseline after
---   its first day and within recent_days of the window (it began recently: a pair of the baseline's
---   first day may be old) and uploads in the window is flagged when its upload since it first appeared
+--   its first 7 days and within recent_days of the window (it began recently: a pair of the baseline's
+--   first week may be old, a weekly job's or a weekday client's, whose days of the week it had not all
+--   seen) and uploads in the window is flagged when its upload since it first appeared
 --   (bytes_up_since_first_seen, the baseline's and the window's) is min_bytes or more and
 --   volume_factor times or more the client's baseline daily upload to its other destinations. A
 --   client that started uploading 5 MB a day to a known host was a new_pair its first day and nothing
@@ -38,11 +39,13 @@ base_pair AS (
 ),
 -- (a client's baseline daily upload to all its destinations: less a pair's, its usual to the others)
 base_client AS (SELECT client, sum(daily) AS daily FROM base_pair GROUP BY client),
--- (a pair that began recently: after the baseline's first day, within recent_days of the window)
+-- (a pair that began recently: after the baseline's first week, within recent_days of the window; after
+-- its first day, a weekly job's run on the baseline's third day was one, and its next run, a week later,
+-- 'a steady upload that began recently': tests/test_anomaly_quality.py)
 recent AS (
     SELECT bp.client, bp.destination, bp.first_seen, bp.bytes, bc.daily - bp.daily AS other_daily
     FROM base_pair bp JOIN base_client bc USING (client), base_days, bounds
-    WHERE bp.first_seen >= base_days.first + INTERVAL 1 DAY
+    WHERE bp.first_seen >= base_days.first + INTERVAL 7 DAY
       AND bp.first_seen >= w0 - to_days(CAST($recent_days AS INTEGER))
 ),
 base_dest AS (
