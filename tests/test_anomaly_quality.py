@@ -473,7 +473,8 @@ def test_a_steady_daily_upload_that_began_recently_is_a_volume_outlier(tmp_path)
         5_000_000, 20_000_000, 0, "2025-03-11T02:00:00.000Z")
     assert f["advice"].startswith(f"shop/{reports_pod.name} uploaded 5.0 MB to storage.example in the window, 20.0 MB "
                                   "since it first called it (2025-03-11 02:00 UTC), against 0.0 MB a day to its other "
-                                  "destinations: a steady upload that began recently is how slow exfiltration looks")
+                                  "destinations: a steady upload that began recently is how slow exfiltration looks. Confirm this "
+                                  "transfer is expected"), f["advice"]  # (one sentence each: it read "looks: confirm")
 
 
 def test_a_volume_outliers_rate_is_stated(tmp_path):

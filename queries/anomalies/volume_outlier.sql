@@ -95,12 +95,13 @@ SELECT
                 THEN ' in the window, ' || CAST(round(w.since / 1e6, 1) AS VARCHAR) || ' MB since it first called it ('
                      || strftime(w.pair_first_seen AT TIME ZONE 'UTC', '%Y-%m-%d %H:%M UTC') || '), against '
                      || CAST(round(w.other_daily / 1e6, 1) AS VARCHAR) || ' MB a day to its other destinations: '
-                     || 'a steady upload that began recently is how slow exfiltration looks'
+                     || 'a steady upload that began recently is how slow exfiltration looks.'
                 -- (the rate it was judged by, and over what: a window of days' total is no day's)
                 ELSE ' (' || CAST(round(w.daily / 1e6, 1) AS VARCHAR) || ' MB a day over its first to last request in '
                      || 'the window, a day at least, against ' || CAST(round(coalesce(bp.daily, bd.daily_per_source, 0) / 1e6, 1) AS VARCHAR)
                      || ' MB a day in the baseline)' END
-        || ': confirm this transfer is expected (backup, export); if not, isolate the pod and '
+        || CASE WHEN w.since IS NOT NULL THEN ' Confirm' ELSE ': confirm' END
+        || ' this transfer is expected (backup, export); if not, isolate the pod and '
         || 'check what it sent (request ids in the evidence).' AS advice,
     w.source_ips
 FROM (
