@@ -572,3 +572,21 @@ def test_three_weeks_each_of_the_last_five_days(tmp_path):
                    18: [("high", "error_spike", "hooks.slack.com"), ("medium", "volume_outlier", "api.stripe.com")],
                    19: [("high", "plaintext_egress", "api.stripe.com"), ("medium", "volume_outlier", "storage.example")],
                    20: [("medium", "volume_outlier", "storage.example")]}
+
+
+def test_a_new_workloads_steady_uploads_are_no_slow_upload(tmp_path):
+    """A workload deployed on the ninth day (sync: a new Deployment) uploads 4 MB a night to each of its
+    two destinations from its first night: its pairs began recently because it did, and each was judged
+    against the other's upload spread over the baseline's 11 days, not its own 3 (16 MB since against
+    1.1 MB a day elsewhere): a medium volume_outlier on each, of a workload doing on its fourth night
+    what it did on its first. A pair begins recently when its client was seen in the baseline before
+    it, as the pair's own begins after the baseline's first week (a new workload is new_pair's)."""
+    tr = quiet_days(12, blip_day=None)
+    sync = tr.pod("shop", "sync")
+    for day in range(8, 12):
+        for host in ("storage.example", "partner-api.example"):
+            for k in range(8):
+                tr.request(START + dt.timedelta(days=day, hours=4, seconds=30 * k), sync, host,
+                           method="PUT", up=500_000, down=300, ms=900)
+    doc = _report(tmp_path, tr)
+    assert _summary(doc) == []

@@ -9,7 +9,8 @@
 --   A slow upload spread over days is flagged too: a pair that first appeared in the baseline after
 --   its first 7 days and within recent_days of the window (it began recently: a pair of the baseline's
 --   first week may be old, a weekly job's or a weekday client's, whose days of the week it had not all
---   seen) and uploads in the window is flagged when its upload since it first appeared
+--   seen), of a client the baseline saw a week before it (a new workload's pairs all begin with it:
+--   new_pair's), and uploads in the window is flagged when its upload since it first appeared
 --   (bytes_up_since_first_seen, the baseline's and the window's) is min_bytes or more and
 --   volume_factor times or more the client's baseline daily upload to its other destinations. A
 --   client that started uploading 5 MB a day to a known host was a new_pair its first day and nothing
@@ -37,15 +38,19 @@ base_pair AS (
     FROM base, base_days WHERE egress_kind <> 'blocked'
     GROUP BY client, destination
 ),
--- (a client's baseline daily upload to all its destinations: less a pair's, its usual to the others)
-base_client AS (SELECT client, sum(daily) AS daily FROM base_pair GROUP BY client),
+-- (a client's baseline daily upload to all its destinations: less a pair's, its usual to the others;
+-- and its first request, before which a pair of a client seen for a week is new for it)
+base_client AS (SELECT client, sum(daily) AS daily, min(first_seen) AS first_seen FROM base_pair GROUP BY client),
 -- (a pair that began recently: after the baseline's first week, within recent_days of the window; after
 -- its first day, a weekly job's run on the baseline's third day was one, and its next run, a week later,
--- 'a steady upload that began recently': tests/test_anomaly_quality.py)
+-- 'a steady upload that began recently'; and of a client seen a week before it: a workload deployed
+-- 3 days before the window, 4 MB a night to each of two hosts from its first night, was judged against
+-- its other pair's upload spread over the baseline's 11 days, and both were: tests/test_anomaly_quality.py)
 recent AS (
     SELECT bp.client, bp.destination, bp.first_seen, bp.bytes, bc.daily - bp.daily AS other_daily
     FROM base_pair bp JOIN base_client bc USING (client), base_days, bounds
     WHERE bp.first_seen >= base_days.first + INTERVAL 7 DAY
+      AND bp.first_seen >= bc.first_seen + INTERVAL 7 DAY
       AND bp.first_seen >= w0 - to_days(CAST($recent_days AS INTEGER))
 ),
 base_dest AS (
