@@ -212,3 +212,22 @@ def run_logpipe(*args, env: dict | None = None, input=None, text: bool = True, c
         sys.stderr.flush()
         got = out.getvalue(), err.getvalue()
     return Run(code, *(x.decode("utf-8", "replace") if text else x for x in got))
+
+
+def logpipe_json(*args):
+    """``logpipe ARGS -o json`` (run_logpipe) that exits 0: its answer read."""
+    import json
+
+    got = run_logpipe(*args, "-o", "json")
+    assert got.returncode == 0, got.stderr
+    return json.loads(got.stdout)
+
+
+def ingest_clean(tmp: Path, logs: dict[str, list[str]]) -> Path:
+    """``logs`` (a file name -> its lines) written in ``tmp`` and ingested into ``tmp/data`` by one
+    ``logpipe ingest``, every line a row (no reject): the dataset's directory."""
+    for name, lines in logs.items():
+        (tmp / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    got = run_logpipe("ingest", *(tmp / name for name in logs), "--data", tmp / "data")
+    assert got.returncode == 0 and "rejected 0" in got.stderr, got.stderr
+    return tmp / "data"

@@ -358,33 +358,9 @@ def test_a_denial_the_workload_had_before_a_deploy_is_low(tmp_path):
     assert _summary(doc) == [("low", "authz_denial", f"shop/{tr.pods['frontend'][0].name}", "hooks.slack.com")]
 
 
-def test_a_blocked_call_of_a_cronjobs_every_run_is_low(tmp_path):
-    """blocked_attempt's "the baseline shows it" is by workload: a CronJob with a sidecar whose every
-    nightly run tries an address REGISTRY_ONLY blocks (--pods names each run by its Job,
-    ops/telemetry-29xxxxxx) was a medium blocked_attempt every night."""
-    tr = quiet_days(8, blip_day=None)
-    items = []
-    for day in range(8):
-        pod = tr.pod("ops", "telemetry", "CronJob")
-        t = START + dt.timedelta(days=day, hours=2)
-        tr.blocked(t + dt.timedelta(seconds=5), pod, "198.51.100.77:443")
-        job = pod.name.rsplit("-", 1)[0]
-        items.append({"kind": "Pod", "metadata": {"name": pod.name, "namespace": "ops",
-                                                  "ownerReferences": [{"kind": "Job", "name": job, "controller": True}]},
-                      "spec": {"serviceAccountName": "default"},
-                      "status": {"podIP": pod.ip, "startTime": _ts(t).replace(".000", "")}})
-    pods = tmp_path / "pods.json"
-    pods.write_text(json.dumps({"kind": "List", "items": items}))
-    doc = _report(tmp_path, tr, pods_path=pods)
-    assert _summary(doc) == [("low", "blocked_attempt", "ops/telemetry", "198.51.100.77")]
-
-
-def test_a_cronjobs_run_is_named_by_its_cronjob(tmp_path):
-    """--pods names a CronJob's run's pod by its owner, the night's Job (`ops/telemetry-29xxxxxx`); the
-    judgement took it as its CronJob's (reports._POD_ROWS), and the findings name it so too, in the
-    JSON, the text and the HTML: they named the last night's Job."""
-    from conftest import run_logpipe
-
+def _cronjob_blocked_nightly(tmp_path):
+    """8 quiet days and a CronJob ops/telemetry whose every nightly run (a pod of the night's Job) tries
+    an address REGISTRY_ONLY blocks: (the traffic, the --pods file naming each run's Job, the last Job)."""
     tr = quiet_days(8, blip_day=None)
     items = []
     for day in range(8):
@@ -395,11 +371,29 @@ def test_a_cronjobs_run_is_named_by_its_cronjob(tmp_path):
                           {"kind": "Job", "name": pod.name.rsplit("-", 1)[0], "controller": True}]},
                       "spec": {"serviceAccountName": "default"},
                       "status": {"podIP": pod.ip, "startTime": _ts(t).replace(".000", "")}})
-    (tmp_path / "egress.log").write_text(tr.text())
-    data = write_dataset([tmp_path / "egress.log"], tmp_path / "data")
     pods = tmp_path / "pods.json"
     pods.write_text(json.dumps({"kind": "List", "items": items}))
-    job = items[-1]["metadata"]["ownerReferences"][0]["name"]
+    return tr, pods, items[-1]["metadata"]["ownerReferences"][0]["name"]
+
+
+def test_a_blocked_call_of_a_cronjobs_every_run_is_low(tmp_path):
+    """blocked_attempt's "the baseline shows it" is by workload: a CronJob with a sidecar whose every
+    nightly run tries an address REGISTRY_ONLY blocks (--pods names each run by its Job,
+    ops/telemetry-29xxxxxx) was a medium blocked_attempt every night."""
+    tr, pods, _ = _cronjob_blocked_nightly(tmp_path)
+    doc = _report(tmp_path, tr, pods_path=pods)
+    assert _summary(doc) == [("low", "blocked_attempt", "ops/telemetry", "198.51.100.77")]
+
+
+def test_a_cronjobs_run_is_named_by_its_cronjob(tmp_path):
+    """--pods names a CronJob's run's pod by its owner, the night's Job (`ops/telemetry-29xxxxxx`); the
+    judgement took it as its CronJob's (reports._POD_ROWS), and the findings name it so too, in the
+    JSON, the text and the HTML: they named the last night's Job."""
+    from conftest import run_logpipe
+
+    tr, pods, job = _cronjob_blocked_nightly(tmp_path)
+    (tmp_path / "egress.log").write_text(tr.text())
+    data = write_dataset([tmp_path / "egress.log"], tmp_path / "data")
     out = {}
     for fmt in ("json", "text", "html"):
         r = run_logpipe("report", "anomalies", "--data", data, "--pods", pods, "-o", fmt)

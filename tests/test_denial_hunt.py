@@ -5,11 +5,10 @@ REGISTRY_ONLY's and a CONNECT the proxy refused itself) and the inventory. The i
 first (test_window_end.py logs them after the last egress request)."""
 from __future__ import annotations
 
-import json
 
 import pytest
 
-from conftest import run_logpipe
+from conftest import ingest_clean, logpipe_json, run_logpipe
 
 ENVOY_LINES = [
     # a waypoint's HTTP RBAC 403 (an ALLOW policy on the egress waypoint that this client fails)
@@ -70,26 +69,16 @@ CURL = "default/curl-5b7d8c9f6-h7k2p"
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("hunt")
-    (tmp / "envoy.log").write_text("\n".join(ENVOY_LINES) + "\n")
-    (tmp / "ztunnel.log").write_text("\n".join(ZTUNNEL_LINES) + "\n")
-    got = run_logpipe("ingest", tmp / "envoy.log", tmp / "ztunnel.log", "--data", tmp / "data")
-    assert got.returncode == 0, got.stderr
-    assert "rejected 0" in got.stderr, got.stderr
-    return tmp / "data"
+    return ingest_clean(tmp_path_factory.mktemp("hunt"), {"envoy.log": ENVOY_LINES, "ztunnel.log": ZTUNNEL_LINES})
 
 
-def _json(*args):
-    got = run_logpipe(*args, "-o", "json")
-    assert got.returncode == 0, got.stderr
-    return json.loads(got.stdout)
 
 
 @pytest.fixture(scope="module")
 def findings(data) -> dict[tuple[str, str], list[tuple[str, dict]]]:
     """The anomaly report's findings by source and destination: [(kind, evidence)]."""
     out: dict[tuple[str, str], list[tuple[str, dict]]] = {}
-    for f in _json("report", "anomalies", "--data", data)["findings"]:
+    for f in logpipe_json("report", "anomalies", "--data", data)["findings"]:
         out.setdefault((f["source"], f["destination"]), []).append((f["kind"], f["evidence"]))
     return out
 
@@ -99,7 +88,7 @@ def test_query_denied_lists_each_egress_refusal_once_by_what_refused_it(data):
     egress), nor the allowed passthrough; the CONNECT an egress gateway's policy refused is listed (it
     was no egress row), by the policy's mechanism; the others the gateway refused by their reason."""
     got = sorted((r["source"], r["destination"], r["destination_port"], r["denied_by"], r["attempts"])
-                 for r in _json("query", "denied", "--data", data))
+                 for r in logpipe_json("query", "denied", "--data", data))
     assert got == [
         ("10.244.0.24", "httpbin.org", 80, "rbac", 1),
         ("10.244.1.17", "198.51.100.77", 443, "blocked (BlackHoleCluster)", 1),
@@ -161,7 +150,7 @@ def test_the_allowed_passthrough_and_the_destination_s_own_403_are_no_denial(fin
 def test_the_inventory_names_a_refused_connect_blocked(data):
     """The CONNECTs the egress gateway refused are blocked destinations, the policy's too (it was
     registered, through the route's cluster, as if the tunnel had gone out)."""
-    inv = {d["destination"]: d for d in _json("report", "inventory", "--data", data)["destinations"]}
+    inv = {d["destination"]: d for d in logpipe_json("report", "inventory", "--data", data)["destinations"]}
     got = {h: (inv[h]["egress_kind"], inv[h]["transport"])
            for h in ("paste.example.org", "unknown.example.org", "ssh.example.org")}
     assert got == {h: ("blocked", "blocked") for h in got}, got
@@ -173,7 +162,7 @@ def test_a_policy_refusal_before_any_upstream_host_is_not_connected_in_the_inven
     as an HTTP RBAC 403 never did: `not-connected`, not `tls` (one rule, traffic.sql's
     upstream_connected). The waypoint's s3.amazonaws.com logged its upstream host: tcp_proxy had
     connected (it connects before RBAC's verdict, envoyproxy/envoy#9023), and it stays `tls`."""
-    inv = {d["destination"]: d for d in _json("report", "inventory", "--data", data)["destinations"]}
+    inv = {d["destination"]: d for d in logpipe_json("report", "inventory", "--data", data)["destinations"]}
     got = {h: inv[h]["transport"] for h in ("storage.example.net", "api.github.com", "s3.amazonaws.com",
                                              "httpbin.org", "203.0.113.60")}
     assert got == {"storage.example.net": "not-connected", "api.github.com": "not-connected",
@@ -196,7 +185,7 @@ def test_a_baseline_only_refused_by_policy_never_reached_its_destination(tmp_pat
     got = run_logpipe("ingest", tmp_path / "envoy.log", "--data", tmp_path / "data")
     assert got.returncode == 0 and "rejected 0" in got.stderr, got.stderr
     kinds: dict[str, set] = {}
-    for f in _json("report", "anomalies", "--data", tmp_path / "data")["findings"]:
+    for f in logpipe_json("report", "anomalies", "--data", tmp_path / "data")["findings"]:
         kinds.setdefault(f["destination"], set()).add(f["kind"])
     assert {h: "new_destination" in kinds.get(h, set()) for h in ("storage.example.net", "httpbin.org")} == {
         "storage.example.net": True, "httpbin.org": True}, kinds

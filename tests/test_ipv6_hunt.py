@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from conftest import run_logpipe
+from conftest import ingest_clean, logpipe_json, run_logpipe
 
 _S = ('[2025-03-12T04:00:{s:02d}.000Z] "{req}" {code} - {details} - "-" 0 120 30 29 "{xff}" "curl/8.5.0" '
       '"{rid}" "{authority}" "{up}" PassthroughCluster [fd00:10:244::1b]:400{s:02d} {dialled} '
@@ -56,19 +56,10 @@ ZTUNNEL = ('2025-03-12T05:00:05.000000Z\tinfo\taccess\tconnection complete\tsrc.
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("ipv6")
     lines = SIDECAR + [JSON_LINE, ENVOY_DEFAULT, ZTUNNEL.format(dst="2001:db8::24"), ZTUNNEL.format(dst="::ffff:8.8.4.4")]
-    (tmp / "ipv6.log").write_text("\n".join(lines) + "\n")
-    got = run_logpipe("ingest", tmp / "ipv6.log", "--data", tmp / "data")
-    assert got.returncode == 0, got.stderr
-    assert "rejected 0" in got.stderr, got.stderr
-    return tmp / "data"
+    return ingest_clean(tmp_path_factory.mktemp("ipv6"), {"ipv6.log": lines})
 
 
-def _json(*args):
-    got = run_logpipe(*args, "-o", "json")
-    assert got.returncode == 0, got.stderr
-    return json.loads(got.stdout)
 
 
 # (destination, destination_ip, destination_ip_kind, egress_kind) by the line's request or the address it dialled
@@ -92,7 +83,7 @@ EXPECTED = {
 
 
 def test_each_address_is_judged_by_its_kind(data):
-    rows = _json("query", "--data", data, "--sql",
+    rows = logpipe_json("query", "--data", data, "--sql",
                  "select upstream_host, destination, destination_ip, destination_ip_kind, egress_kind from traffic")
     got = {r["upstream_host"]: (r["destination"], r["destination_ip"], r["destination_ip_kind"], r["egress_kind"])
            for r in rows}
@@ -100,13 +91,13 @@ def test_each_address_is_judged_by_its_kind(data):
 
 
 def test_an_ipv4_mapped_client_is_named_by_its_ipv4_address(data):
-    rows = _json("query", "--data", data, "--sql", "select distinct source_ip from traffic where source_ip like '10.%'")
+    rows = logpipe_json("query", "--data", data, "--sql", "select distinct source_ip from traffic where source_ip like '10.%'")
     assert rows == [{"source_ip": "10.244.1.27"}]
 
 
 def test_every_raw_ipv6_authority_and_sni_is_direct_ip_egress(data):
     """`[64:ff9b::8.8.4.4]:443` was none: ip_value read no IPv6 address that ends in an IPv4 one."""
-    rows = _json("query", "direct_ip_egress", "--data", data, "-p", "since", "2025-03-12")
+    rows = logpipe_json("query", "direct_ip_egress", "--data", data, "-p", "since", "2025-03-12")
     assert sorted(r["destination"] for r in rows) == [
         "2001:db8::1", "2001:db8::2", "2001:db8::22", "2001:db8::23", "2001:db8::3", "2001:db8::d",
         "64:ff9b::8.8.4.4"]
@@ -122,7 +113,7 @@ def test_every_raw_ipv6_authority_and_sni_is_direct_ip_egress(data):
     ("64:ff9b::808:808", "public"), ("::ffff:808:808", "public"),
 ])
 def test_ip_kind_reads_each_text_form(data, text, kind):
-    rows = _json("query", "--data", data, "--sql", f"select ip_kind('{text}') AS kind")
+    rows = logpipe_json("query", "--data", data, "--sql", f"select ip_kind('{text}') AS kind")
     assert rows == [{"kind": kind}]
 
 

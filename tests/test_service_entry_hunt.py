@@ -6,13 +6,12 @@ taken as it reads. Sidecar lines in Istio's default text format (1.9+), all thro
 from __future__ import annotations
 
 import ipaddress
-import json
 import re
 
 import pytest
 import yaml
 
-from conftest import run_logpipe
+from conftest import ingest_clean, logpipe_json, run_logpipe
 
 
 def _http(t, method, proto, authority, addr, src, port):
@@ -120,18 +119,9 @@ def check_service_entry(doc) -> list[str]:
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("se_hunt")
-    (tmp / "sidecar.log").write_text("\n".join(LINES) + "\n", encoding="utf-8")
-    got = run_logpipe("ingest", tmp / "sidecar.log", "--data", tmp / "data")
-    assert got.returncode == 0, got.stderr
-    assert "rejected 0" in got.stderr, got.stderr
-    return tmp / "data"
+    return ingest_clean(tmp_path_factory.mktemp("se_hunt"), {"sidecar.log": LINES})
 
 
-def _rows(*args):
-    got = run_logpipe(*args, "-o", "json")
-    assert got.returncode == 0, got.stderr
-    return json.loads(got.stdout)
 
 
 @pytest.fixture(scope="module")
@@ -157,7 +147,7 @@ def test_a_name_istio_refuses_as_a_host_gets_no_service_entry(data):
     """host.123 (an all-numeric last label), a..b.example and a.-b.example (an empty label, a label
     starting with a dash) were written, for Istio's validation to refuse; a trailing dot, a wildcard
     and a name not in ASCII get none either. registry_only still lists each."""
-    rows = _rows("query", "registry_only", "--data", data)
+    rows = logpipe_json("query", "registry_only", "--data", data)
     assert {r["destination"] for r in rows if r["service_entry"] is None} == NO_SERVICE_ENTRY
     assert {r["destination"] for r in rows} >= NO_SERVICE_ENTRY
 
@@ -176,7 +166,7 @@ def test_a_destination_on_several_ports_is_one_document_with_each_port(documents
     assert [p["number"] for p in ip6["spec"]["ports"]] == [5432, 6379]
     assert len(by_host[LONG]["metadata"]["name"]) <= 253
     # registry_only keeps a row per port, each with its destination's one document
-    rows = [r for r in _rows("query", "registry_only", "--data", data) if r["destination"] == "example.com"]
+    rows = [r for r in logpipe_json("query", "registry_only", "--data", data) if r["destination"] == "example.com"]
     assert sorted(r["port"] for r in rows) == [80, 443, 8080]
     assert len({r["service_entry"] for r in rows}) == 1
     assert yaml.safe_load(rows[0]["service_entry"]) == by_host["example.com"]
@@ -184,7 +174,7 @@ def test_a_destination_on_several_ports_is_one_document_with_each_port(documents
 
 def test_the_finding_s_service_entry_is_its_port_s_and_istio_takes_it(data):
     """unregistered_egress gives one finding per destination and port, its ServiceEntry that port's."""
-    got = _rows("report", "anomalies", "--data", data)["findings"]
+    got = logpipe_json("report", "anomalies", "--data", data)["findings"]
     docs = {(f["destination"], f["evidence"]["port"]): yaml.safe_load(f["evidence"]["service_entry"])
             for f in got if f["kind"] == "unregistered_egress" and f["evidence"]["service_entry"]}
     assert [p["number"] for p in docs["example.com", 8080]["spec"]["ports"]] == [8080]

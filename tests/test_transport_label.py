@@ -5,11 +5,10 @@ though with no ServiceEntry there is no DestinationRule to originate TLS. A Serv
 (outbound|8443||HOST) to the same port stays tls-origination."""
 from __future__ import annotations
 
-import json
 
 import pytest
 
-from conftest import run_logpipe
+from conftest import ingest_clean, logpipe_json
 from test_ipv6_hunt import _sidecar
 
 REGISTERED = ('[2025-03-12T04:00:20.000Z] "GET /v HTTP/1.1" 200 - via_upstream - "-" 0 120 30 29 "-" "curl/8.5.0" '
@@ -19,25 +18,16 @@ REGISTERED = ('[2025-03-12T04:00:20.000Z] "GET /v HTTP/1.1" 200 - via_upstream -
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("transport")
     lines = [_sidecar(1, "198.51.100.7:8443", authority="198.51.100.7:8443", client="10.244.1.27"),
              _sidecar(2, "198.51.100.8:80", authority="198.51.100.8", client="10.244.1.27"),
              REGISTERED]
-    (tmp / "t.log").write_text("\n".join(lines) + "\n")
-    got = run_logpipe("ingest", tmp / "t.log", "--data", tmp / "data")
-    assert got.returncode == 0, got.stderr
-    assert "rejected 0" in got.stderr, got.stderr
-    return tmp / "data"
+    return ingest_clean(tmp_path_factory.mktemp("transport"), {"t.log": lines})
 
 
-def _json(*args):
-    got = run_logpipe(*args, "-o", "json")
-    assert got.returncode == 0, got.stderr
-    return json.loads(got.stdout)
 
 
 def test_plain_http_through_passthrough_to_a_tls_port_is_plaintext(data):
-    rows = _json("query", "destinations", "--data", data)
+    rows = logpipe_json("query", "destinations", "--data", data)
     assert {r["destination"]: (r["egress_kind"], r["transport"]) for r in rows} == {
         "198.51.100.7": ("passthrough", "plaintext"),
         "198.51.100.8": ("passthrough", "plaintext"),
@@ -46,5 +36,5 @@ def test_plain_http_through_passthrough_to_a_tls_port_is_plaintext(data):
 
 
 def test_plaintext_egress_finds_it(data):
-    rows = _json("query", "plaintext_egress", "--data", data, "-p", "since", "2025-03-12")
+    rows = logpipe_json("query", "plaintext_egress", "--data", data, "-p", "since", "2025-03-12")
     assert sorted(r["destination"] for r in rows) == ["198.51.100.7", "198.51.100.8"]

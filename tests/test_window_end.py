@@ -5,11 +5,10 @@ window's end, so the default `report anomalies` gave them no finding. Its start 
 egress request) and the baseline stay as they were (reports.resolve_window, report_bounds.sql)."""
 from __future__ import annotations
 
-import json
 
 import pytest
 
-from conftest import run_logpipe
+from conftest import ingest_clean, logpipe_json, run_logpipe
 from test_denial_hunt import ENVOY_LINES, ZTUNNEL_LINES
 
 # the hunt's last egress request (10:00:14) and its internal denials, logged before it there, an hour
@@ -30,19 +29,10 @@ INTERNAL = {("10.244.1.23", "httpbin.foo"), ("10.244.1.26", "10.244.2.40"),
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("late")
     assert len(LATE) == 2 and len(LATE_Z) == 3 and len(BASELINE) == 1  # (the hunt's lines, as this test reads them)
-    (tmp / "envoy.log").write_text("\n".join(BASELINE + EARLY + LATE) + "\n")
-    (tmp / "ztunnel.log").write_text("\n".join(LATE_Z) + "\n")
-    got = run_logpipe("ingest", tmp / "envoy.log", tmp / "ztunnel.log", "--data", tmp / "data")
-    assert got.returncode == 0 and "rejected 0" in got.stderr, got.stderr
-    return tmp / "data"
+    return ingest_clean(tmp_path_factory.mktemp("late"), {"envoy.log": BASELINE + EARLY + LATE, "ztunnel.log": LATE_Z})
 
 
-def _json(*args):
-    got = run_logpipe(*args, "-o", "json")
-    assert got.returncode == 0, got.stderr
-    return json.loads(got.stdout)
 
 
 def _internal(findings) -> set:
@@ -53,7 +43,7 @@ def _internal(findings) -> set:
 def test_internal_denials_after_the_last_egress_request_are_in_the_default_window(data):
     """Each is authz_denial's finding; the window runs from 24 h before the last egress request to the
     last record (the client's lone 401 at 10:59:56), the baseline from the first egress request up to its start."""
-    doc = _json("report", "anomalies", "--data", data)
+    doc = logpipe_json("report", "anomalies", "--data", data)
     assert _internal(doc["findings"]) == INTERNAL, doc["findings"]
     assert doc["window"]["start"] == "2025-03-07T10:00:14.000Z" and doc["window"]["end"] == "2025-03-08T10:59:56.000Z", doc["window"]
     assert (doc["baseline"]["start"], doc["baseline"]["end"]) == ("2025-03-06T10:00:08.000Z", "2025-03-07T10:00:14.000Z")
@@ -62,12 +52,12 @@ def test_internal_denials_after_the_last_egress_request_are_in_the_default_windo
 
 
 def test_a_since_without_until_ends_there_too(data):
-    doc = _json("report", "anomalies", "--data", data, "--since", "2025-03-08T10:00:00Z")
+    doc = logpipe_json("report", "anomalies", "--data", data, "--since", "2025-03-08T10:00:00Z")
     assert _internal(doc["findings"]) == INTERNAL and doc["window"]["end"] == "2025-03-08T10:59:56.000Z", doc["window"]
 
 
 def test_a_section_run_alone_takes_the_same_window(data):
     """`logpipe query authz_denial`, its window left empty (report_bounds.sql), ends past the last
     record as the report's does."""
-    got = _json("query", "authz_denial", "--data", data)
+    got = logpipe_json("query", "authz_denial", "--data", data)
     assert _internal(got) == INTERNAL, got
