@@ -29,7 +29,12 @@
 -- @param upload_high 1000000 bytes uploaded to the newcomer in the window (bytes_received) that make it high
 WITH bounds AS (SELECT * FROM report_bounds($since, $until, $baseline_start, $baseline_end)),
 -- (not a refused request: authz_denial's)
-win AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= w0 AND e.start_time < w1
+-- (MATERIALIZED: the window's rows first; else DuckDB joined every egress row of the data to the
+-- baseline's, a hash table of all of them, and cut the window after the join, so memory grew with
+-- the data, not the window:
+-- `logpipe query new_destination` of 5M rows over 7 days:
+-- 1052 → 449 MB peak RSS, 806 → 194 MB DuckDB buffers, 13.7 → 12.1 s CPU)
+win AS MATERIALIZED (SELECT e.* FROM egress e, bounds WHERE e.start_time >= w0 AND e.start_time < w1
         AND NOT authz_denied(e.response_code_details, e.connection_termination_details, e.response_flags, e.error)),
 base AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= b0 AND e.start_time < b1),
 SELECT
