@@ -105,6 +105,9 @@ GROUP BY ALL
 # whose every sighting went is named by its IP; an IP's older holder gone, its newer one names its rows
 # however old (reports.ZTUNNEL_SOURCES: from its first sighting back).
 SEEN_ROWS = 50_000
+# The dataset's sightings a stream starts with: those last seen latest, in _latest_seen's order, read
+# by DuckDB's top-N (it read them all, then cut them: a big dataset's every sighting in memory at once).
+LATEST_SEEN_SQL = "SELECT * FROM ({seen}) ORDER BY last_seen DESC, ip, workload LIMIT $rows"
 SEEN_SCHEMA = pa.schema([("ip", pa.string()), ("workload", pa.string()),
                          ("first_seen", pa.timestamp("us", tz="UTC")), ("last_seen", pa.timestamp("us", tz="UTC"))])
 # What applied a denial (denials.sql's mechanism), named in its alert before the policy, as the
@@ -658,11 +661,13 @@ def seen_in_dataset(data_dir, settings=None, *, clients: bool = True) -> tuple[s
             return set(), set(), seen
         try:
             rows = run_query(con, KNOWN_SQL).to_pylist()
-            if clients:
-                seen = run_query(con, ZTUNNEL_SEEN.format(access_log="access_log")).cast(SEEN_SCHEMA)
+            if clients:  # (the latest SEEN_ROWS + 1 alone: _latest_seen keeps of them what it keeps of all)
+                seen = run_query(con, LATEST_SEEN_SQL.format(seen=ZTUNNEL_SEEN.format(access_log="access_log")),
+                                 {"rows": SEEN_ROWS + 1}).cast(SEEN_SCHEMA)
         finally:
             con.close()
-    return {r["destination"] for r in rows if r["reached"]}, {r["destination"] for r in rows if not r["reached"]}, seen
+    return ({r["destination"] for r in rows if r["reached"]}, {r["destination"] for r in rows if not r["reached"]},
+            _latest_seen(seen))
 
 
 class AlertWriter:

@@ -189,3 +189,29 @@ def test_a_client_named_after_its_first_alert_is_not_alerted_again_in_the_window
         assert "2 attempts blocked by BlackHoleCluster since its last alert (2024-11-18T14:04:56.898Z)" in got[1].message
     finally:
         rules.close()
+
+
+def test_a_stream_reads_only_the_datasets_latest_sightings_at_its_start(tmp_path, monkeypatch):
+    """At its start a stream read every sighting of the dataset's ztunnel lines, and cut them to SEEN_ROWS
+    after (memory unbounded once, on a big dataset): it reads the latest SEEN_ROWS + 1 alone (DuckDB's
+    top-N) and keeps of them what it kept of all, those last seen latest."""
+    from logpipe import alerts
+
+    monkeypatch.setattr(alerts, "SEEN_ROWS", 4)
+    sightings = [ZTUNNEL_12.replace("10.244.1.12:", f"10.244.1.{100 + k}:").replace("14:00:00.", f"14:00:0{k}.")
+                 .replace("abcde", f"pod{k}") for k in (3, 1, 6, 2, 5, 4)]
+    (tmp_path / "zt.log").write_text("".join(x + "\n" for x in sightings))
+    assert run_logpipe("ingest", "zt.log", "--data", "ds", cwd=tmp_path).returncode == 0
+    from logpipe import queries
+
+    read, real = [], queries.run_query
+
+    def counted(con, sql, params=None, given=None):
+        got = real(con, sql, params, given)
+        read.append(got.num_rows)
+        return got
+
+    monkeypatch.setattr(queries, "run_query", counted)
+    _, _, seen = alerts.seen_in_dataset(tmp_path / "ds")
+    assert seen.column("ip").to_pylist() == ["10.244.1.106", "10.244.1.105", "10.244.1.104"]
+    assert read[-1] == 5  # (the sightings read: SEEN_ROWS + 1 of the 6)
