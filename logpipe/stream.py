@@ -13,8 +13,8 @@ Nothing read is lost. On EOF the last line is kept even without a newline. On SI
 the reader stops reading, hands over everything it has (a partial line included, which then
 becomes a reject), the open batch is flushed, small parts are compacted and the summary printed;
 the exit code is 0 (EOF), 130 (SIGINT), 143 (SIGTERM) or 129 (SIGHUP). A SIGINT meanwhile (Ctrl-C
-again, while a backlog read ahead is stored) ends it at once, saying from which line on nothing was
-stored (exit 130). A signal it was started ignoring (nohup's SIGHUP) stays ignored. When stdout's reader goes away
+again, or one after a SIGTERM or SIGHUP, while a backlog read ahead is stored) ends it at once,
+saying from which line on nothing was stored (exit 130); a SIGTERM or SIGHUP meanwhile does not. A signal it was started ignoring (nohup's SIGHUP) stays ignored. When stdout's reader goes away
 (``--tee | head``), the --alerts-out file's (``>(notify)``) or stderr's (``2>&1 | head``), the batch in
 hand is still written, then the stream ends with its summary (exit 0).
 """
@@ -197,14 +197,20 @@ class Streamer:
             if signum == signal.SIGINT:  # (what was read ahead, a backlog's 8 MiB, takes seconds to store)
                 self._say_now("logpipe: Ctrl-C: storing the lines read so far, then stopping (Ctrl-C again"
                               " stops at once, without them)")
-        elif signum == signal.SIGINT:  # (Ctrl-C again, while it stores what it read: now)
+        elif signum == signal.SIGINT:  # (Ctrl-C while it stores what it read, after a Ctrl-C or another signal: now)
             self._stop_now()
+        # A SIGTERM (or SIGHUP) after the first signal is not "now": it is a supervisor's, whose "now" is
+        # SIGKILL after its grace period (Kubernetes, docker stop, systemd), and the kubelet sends SIGTERM
+        # again, granting the whole grace period again, when it restarts during one (pod-termination docs):
+        # the stream goes on storing what it read.
 
     def _stop_now(self) -> None:
         """End the process at once, saying from which line on nothing was stored (exit 130). As a
         `kill -9` there: a batch being shown is finished by the next stream (replayguard.finish_publishes),
         a merge being swapped in by the next compaction; the alerts and --tee are flushed at each write."""
-        self._say_now(f"logpipe: stopped at once by a second Ctrl-C: lines from {self.stored_to} on were not"
+        # (after a SIGTERM it said "a second Ctrl-C": the first one the user pressed)
+        how = "a second Ctrl-C" if self.signal == signal.SIGINT else f"Ctrl-C after {signal.Signals(self.signal).name}"
+        self._say_now(f"logpipe: stopped at once by {how}: lines from {self.stored_to} on were not"
                       " stored (a restarted stream stores them when it is handed them again)")
         os._exit(130)
 
