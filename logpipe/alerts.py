@@ -30,7 +30,9 @@ since its last alert, its own row included: those the window kept quiet, then it
                            says so instead of "no ServiceEntry";
 - ``blocked_attempt``      ``egress_kind = 'blocked'`` (BlackHoleCluster / route block_all): once per
                            destination and client per window (another workload trying is news);
-- ``authz_denial``         a row of authz_denial.sql: once per destination and client per window;
+- ``authz_denial``         a row of authz_denial.sql: once per destination and client per window (the
+                           two nodes' lines of one ztunnel refusal one denial across checks too:
+                           PAIR_SECONDS);
 - ``failure_burst``        ``burst_threshold`` failures (error_spike's: a 5xx, a failure flag, or a
                            connection ztunnel logged with an error not a policy's) of one egress
                            destination within the window, by event time: once per window;
@@ -80,9 +82,27 @@ ORDER BY line_number
 DENIALS_SQL = """
 SELECT line_number, start_time, source, pod, source_ip, client_named(source_workload, source_ip) AS client,
        destination_named(destination) AS destination, destination_port, method, path, response_code,
-       response_flags, mechanism, policy
+       response_flags, mechanism, policy, downstream_remote_address_ip AS client_ip,
+       downstream_local_address AS dialled
 FROM denials
 ORDER BY line_number
+"""
+# One connection ztunnel's policy refused is two lines when both nodes' ztunnels are read, the client's
+# 401 and the destination's inbound refusal, which denials.sql pairs into one denial (same client IP and
+# address dialled, within 2 s): in a stream the two land in different checks when `kubectl logs -f`
+# prints each node's on its own schedule, and were two denials, counted twice. A check's denials are
+# read over its candidate rows and the ztunnel candidate lines of the checks before it kept for
+# PAIR_SECONDS of event time (the newest such line's; 2 s the pairing reaches, and as much again for
+# the other node's lines arriving behind; dropped once twice that old), at most PAIR_ROWS of them, the
+# oldest dropped first: each (client IP, address dialled) counts the denials its lines make now less
+# those counted already (PAIRED_SQL counts those of the lines left after a drop, when a key's lines were
+# cut). A check per line of one client refused twice a second, both nodes' lines: 155 → 178 ms a check.
+PAIR_SECONDS = 4
+PAIR_ROWS = 10_000
+PAIRED_SQL = """
+SELECT downstream_remote_address_ip AS client_ip, downstream_local_address AS dialled, count(*) AS denials
+FROM denials
+GROUP BY ALL
 """
 # The dataset's destinations (but those only blocked), and whether it reached each (a destination only
 # tried without an upstream connection is not known: new_destination.sql's baseline_destinations)
@@ -270,6 +290,12 @@ def _latest_seen(seen: pa.Table) -> pa.Table:
     return seen.take(order[:SEEN_ROWS * 3 // 4])
 
 
+def _pair_keys(table: pa.Table) -> list[tuple]:
+    """Each line's client IP and address dialled: what denials.sql pairs a ztunnel refusal's lines by."""
+    return list(zip(table.column("downstream_remote_address_ip").to_pylist(),
+                    table.column("downstream_local_address").to_pylist()))
+
+
 def _in_order(alerts: list[Alert], now: dt.datetime, records, runs: list[int]) -> list[Alert]:
     """``alerts`` sorted by event time (then kind), within each run of ``records`` that starts at a row
     of ``runs`` (the rows before the first: a run too), by each alert's line number."""
@@ -340,6 +366,11 @@ class AlertRules:
         self._con_schema = None
         self._named = False  # (its client_workloads filled: reports.attach_sources)
         self._queries: dict[str, object] = {}  # its statements, prepared (queries.prepare_query)
+        # the recent ztunnel candidate lines (PAIR_SECONDS), and the denials they made per client IP and
+        # address dialled: counted already
+        self._pairable: pa.Table | None = None
+        self._paired: Counter = Counter()
+        self._pair_newest: dt.datetime | None = None
 
     def close(self) -> None:
         if self._con is not None:
@@ -398,8 +429,7 @@ class AlertRules:
             # (the denials view reads the candidate rows alone: of 20,000 bench rows, 373; 44 → 25 ms)
             denials = []
             if (candidates := denial_candidates(records)).num_rows:
-                db.replace_records(self._con, candidates)
-                denials = self._run(DENIALS_SQL).to_pylist()
+                denials = self._denied(candidates)
         finally:
             db.replace_records(self._con, records.schema.empty_table())  # (the batch's memory let go)
         now = dt.datetime.now(dt.timezone.utc)
@@ -411,6 +441,77 @@ class AlertRules:
         self.raised += len(alerts)
         self._prune()
         return alerts
+
+    def _denied(self, candidates: pa.Table) -> list[dict]:
+        """DENIALS_SQL's rows of the check's ``candidates`` (on the connection, with their schema) that
+        count: of a (client IP, address dialled) with ztunnel lines, only as many as its denials grew
+        (PAIR_SECONDS): a 401 counted in an earlier check and the inbound refusal that pairs with it now
+        are one denial. Of a key's new rows, those nearest a kept line that pairs now (absorbed: counted
+        already) are the ones not counted (which of them does not change the counts)."""
+        import pyarrow.compute as pc
+
+        from . import db
+
+        kept = self._pairable
+        if kept is not None and kept.schema != candidates.schema:  # (another format's columns)
+            try:
+                kept = kept.select(candidates.schema.names).cast(candidates.schema)
+            except (KeyError, pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                kept, self._paired = None, Counter()
+        fresh = candidates.filter(pc.and_(pc.starts_with(candidates.column("log_format"), "ztunnel"),
+                                          pc.is_valid(candidates.column("start_time"))))
+        db.replace_records(self._con, candidates if kept is None else pa.concat_tables([kept, candidates]))
+        rows = self._run(DENIALS_SQL).to_pylist()
+        if kept is None and not fresh.num_rows:
+            return rows
+        old = set(kept.column("line_number").to_pylist()) if kept is not None else set()
+        new = set(fresh.column("line_number").to_pylist())
+        listed = {r["line_number"] for r in rows}
+        has = Counter((r["client_ip"], r["dialled"]) for r in rows if r["line_number"] in old | new)
+        ours: dict[tuple, list[dict]] = {}  # (the new rows of each key)
+        for r in rows:
+            if r["line_number"] in new:
+                ours.setdefault((r["client_ip"], r["dialled"]), []).append(r)
+        absorbed: dict[tuple, list[dt.datetime]] = {}  # (kept lines paired now: with new ones)
+        if kept is not None:
+            for key, n, t in zip(_pair_keys(kept), kept.column("line_number").to_pylist(),
+                                 kept.column("start_time").to_pylist()):
+                if n not in listed:
+                    absorbed.setdefault(key, []).append(t)
+        skip = set()
+        for key, mine in ours.items():
+            due = max(0, has[key] - self._paired.get(key, 0))
+            near = absorbed.get(key, [])  # (the rows nearest a kept line it absorbed go uncounted first)
+            mine = sorted(mine, key=lambda r: min((abs(r["start_time"] - t) for t in near), default=dt.timedelta.max))
+            skip.update(r["line_number"] for r in mine[:max(0, len(mine) - due)])
+        out = [r for r in rows if r["line_number"] not in old and r["line_number"] not in skip]
+        # the lines kept for the next checks: the recent ones, and the denials they make counted
+        table = fresh if kept is None else pa.concat_tables([kept, fresh])
+        newest = pc.max(table.column("start_time")).as_py()  # (the table holds a line: else returned above)
+        self._pair_newest = newest if self._pair_newest is None else max(newest, self._pair_newest)
+        # (dropped once the oldest is twice PAIR_SECONDS old, down to PAIR_SECONDS: a count of what the
+        # lines left make, below, once per PAIR_SECONDS of event time at most, not every check)
+        since = self._pair_newest - dt.timedelta(seconds=PAIR_SECONDS)
+        recent = table
+        if pc.min(table.column("start_time")).as_py() < since - dt.timedelta(seconds=PAIR_SECONDS):
+            recent = table.filter(pc.greater_equal(table.column("start_time"),
+                                                   pa.scalar(since, table.schema.field("start_time").type)))
+        if recent.num_rows > PAIR_ROWS:  # (the oldest go first)
+            recent = recent.take(pc.sort_indices(recent, [("start_time", "descending")])[:PAIR_ROWS])
+        recent = recent.combine_chunks()  # (a chunk per check, empty ones too, for as long as the stream ran)
+        if recent.num_rows == table.num_rows:
+            self._paired = has
+        else:
+            left = set(_pair_keys(recent))
+            numbers = set(recent.column("line_number").to_pylist())
+            cut = {k for k, n in zip(_pair_keys(table), table.column("line_number").to_pylist()) if n not in numbers}
+            if left & cut:  # (a key's lines on both sides: those left make the denials they make without the others)
+                db.replace_records(self._con, recent)
+                self._paired = Counter({(r["client_ip"], r["dialled"]): r["denials"] for r in self._run(PAIRED_SQL).to_pylist()})
+            else:  # (each key's lines all left or all gone)
+                self._paired = Counter({k: n for k, n in has.items() if k in left})
+        self._pairable = recent if recent.num_rows else None
+        return out
 
     # ---- rules -------------------------------------------------------------------------------------
 
