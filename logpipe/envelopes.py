@@ -182,8 +182,9 @@ def envelope_lines(held: list, rejects: list[dict]) -> tuple[pl.DataFrame, int, 
 # partial_id (what fluent-plugin-concat joins). Told by the record as written: its own key, not one
 # inside its text (whose quotes are escaped, \").
 _OWN_KEY = r'(?:^|[^\\])"'
-RECORD_PART = f'{_OWN_KEY}(?:_p|logtag)"\\s*:\\s*"P"|{_OWN_KEY}partial_last"\\s*:\\s*"false"'
-RECORD_LAST = f'{_OWN_KEY}(?:_p|logtag)"\\s*:\\s*"F"|{_OWN_KEY}partial_last"\\s*:\\s*"true"'
+_CRI_TAG, _DOCKER_TAG = '(?:_p|logtag)"\\s*:\\s*"', 'partial_last"\\s*:\\s*"'  # (a tag's key, to its value's quote)
+RECORD_PART = f'{_OWN_KEY}{_CRI_TAG}P"|{_OWN_KEY}{_DOCKER_TAG}false"'
+RECORD_LAST = f'{_OWN_KEY}{_CRI_TAG}F"|{_OWN_KEY}{_DOCKER_TAG}true"'
 _PART_LOOK = '"P"|partial_last"'  # (what each RECORD_PART holds)
 _RECORD_STREAM = f'{_OWN_KEY}(?:stream|source)"\\s*:\\s*"(stdout|stderr)"'  # (docker's driver: "source")
 # (docker's driver names no pod or container that its records' reader sees, only its container_id:
@@ -197,9 +198,10 @@ _RECORD_CONTAINER_ID = f'{_OWN_KEY}container_id"\\s*:\\s*"([^"\\\\]*)"'
 # names, never fewer: two lines' parts are never taken for one's). Each the record's own key (_OWN_KEY),
 # checked after a search for its quote: 16 µs for a 16 KiB part, where _OWN_KEY's pattern took ~400.
 # RECORD_LOOK: what any tag holds.
-_RECORD_TAG = re.compile(rb'"(?:_p|logtag)"\s*:\s*"([PF])"|"partial_last"\s*:\s*"(false|true)"')
-_RECORD_OWNER = re.compile(rb'"(stream|source|container_id|pod_name|container_name|pod|container|name|podName'
-                           rb'|containerName|PodName|ContainerName)"\s*:\s*"([^"\\]*)"')
+_RECORD_TAG = re.compile(f'"{_CRI_TAG}([PF])"|"{_DOCKER_TAG}(false|true)"'.encode())
+# (the keys: the stream's, docker's container_id, and each last key of POD_KEYS and CONTAINER_KEYS)
+_RECORD_OWNER = re.compile(('"(' + "|".join(sorted({"stream", "source", "container_id"} | {
+    re.escape(k[-1]) for k in POD_KEYS + CONTAINER_KEYS}, key=lambda k: (-len(k), k))) + ')"\\s*:\\s*"([^"\\\\]*)"').encode())
 RECORD_LOOK = (b'"P"', b'"F"', b'partial_last"')
 
 

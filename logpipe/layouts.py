@@ -158,14 +158,12 @@ class CustomLayout:
         rows = df.select(pl.int_range(pl.len()).filter(unread)).to_series().to_list()
         bad = []
         for i in rows:
-            value = str(df["start_time"][i])
-            fault = time_fault(self.time_spec, value)
+            fault = time_fault_reason("start_time", self.time_spec, str(df["start_time"][i]),
+                                      f"read with %START_TIME({self.time_spec})%")
             if fault is None:
                 continue
-            at, why = fault
-            spec = f"%START_TIME({self.time_spec})%"
-            rejects.append(_reject(df["line_number"][i], df["raw"][i], f"invalid value: start_time: {why} in "
-                                   f"{value[:40]!r}, read with {spec}", "malformed") | {AT: (value, at)})
+            why, at = fault
+            rejects.append(_reject(df["line_number"][i], df["raw"][i], why, "malformed") | {AT: at})
             bad.append(i)
         return df.filter(~pl.int_range(pl.len()).is_in(bad)) if bad else df
 
@@ -443,6 +441,16 @@ def _json_string(text: str) -> str:
 # The times of the built-in layouts (Envoy's %START_TIME%: 2024-05-03T09:12:40.747Z), JSON lines' and a
 # collector's (received_at), as a spec ``time_fault`` reads: any fraction, "Z" or an offset (common.lark ISO_TIME)
 ISO_TIME_SPEC = "%Y-%m-%dT%H:%M:%E*S%Ez"
+
+
+def time_fault_reason(column: str, spec: str, value: str, read: str) -> tuple[str, tuple[str, int]] | None:
+    """A malformed reject's reason for ``column``'s ``value`` that ``spec`` did not read, when a part of
+    it is one no time has (``time_fault``), and where (the value, the part's offset in it); ``read``
+    says how the value was read (``read with %START_TIME(…)%``). None otherwise."""
+    fault = time_fault(spec, value)
+    if fault is None:
+        return None
+    return f"invalid value: {column}: {fault[1]} in {value[:40]!r}, {read}", (value, fault[0])
 
 
 def time_fault(spec: str, value: str) -> tuple[int, str] | None:

@@ -86,12 +86,11 @@ def _type_frame(df: pl.DataFrame, source: str, schema: pa.Schema,
             value = str(text[name])
             why, at = f"invalid value: {name}: cannot read {value[:40]}", None
             if name in TIME_COLUMNS:  # (an ISO-8601 time with a part no time has: month 13, February 30)
-                from .layouts import ISO_TIME_SPEC, time_fault
+                from .layouts import ISO_TIME_SPEC, time_fault_reason
 
-                fault = time_fault(ISO_TIME_SPEC, value)
+                fault = time_fault_reason(name, ISO_TIME_SPEC, value, f"read as ISO-8601 ({ISO_TIME_SPEC})")
                 if fault is not None:
-                    why = f"invalid value: {name}: {fault[1]} in {value[:40]!r}, read as ISO-8601 ({ISO_TIME_SPEC})"
-                    at = (value, fault[0])
+                    why, at = fault
             if value.isascii() and value.isdigit() and typed_df[name].dtype.is_integer():  # (a count past its type's range)
                 kind = typed_df[name].dtype
                 why = (f"invalid value: {name}: {value[:40]} is out of range (at most {kind.max()}: the column "
