@@ -138,7 +138,8 @@ class Traffic:
         if origin is None or self.lines[:len(origin.lines)] != origin.lines:
             log.write_text(self.text())
             return [log]
-        if getattr(origin, "log", None) is None:
+        # (written again if its test's tmp_path is gone: tmp_path_retention_policy "none" or "failed")
+        if getattr(origin, "log", None) is None or not origin.log.exists():
             origin.log = tmp_path / "quiet.log"
             origin.log.write_text(origin.text())
         added = Traffic(self.seed, self.lines[len(origin.lines):])
