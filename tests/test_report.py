@@ -358,7 +358,9 @@ def _sized(lines: list[str], field: str, sizes: list[int]) -> list[str]:
 def test_sample_request_ids_are_the_largest_first_then_the_earliest(tmp_path):
     """volume_outlier's sample ids are the largest uploads, latency_outlier's (a p99 jump) the slowest
     requests, each the earliest of equal ones: the first three of all, in that order (min_by with a key
-    that negates the size; a key without the minus, or without the time, gives other ids)."""
+    that negates the size; a key without the minus, or without the time, gives other ids). (The
+    baseline calls up.example once, uploading nothing: a destination new to it would be
+    new_destination's upload alone.)"""
     rid = lambda line: line.split('" "')[2]  # noqa: E731
     first = lambda line: line.replace(rid(line), "0" + rid(line)[1:])  # noqa: E731  (the least id, a later time)
     ups = waypoint_lines("up.example", DAY + dt.timedelta(hours=1), 5)
@@ -367,6 +369,7 @@ def test_sample_request_ids_are_the_largest_first_then_the_earliest(tmp_path):
     slow[18] = first(slow[18])
     lines = (_sized(ups, "rx", [3_000_000, 9_000_000, 5_000_000, 9_000_000, 1_000_000])
              + waypoint_lines("slow.example", DAY - dt.timedelta(days=1), 20)
+             + waypoint_lines("up.example", DAY - dt.timedelta(days=1), 1)
              + _sized(slow, "ms", [900] * 16 + [4000, 7000, 4000, 2000]))
     log = tmp_path / "sizes.log"
     log.write_text("".join(reversed(lines)))

@@ -3,9 +3,12 @@
 --   Unregistered (passthrough) or raw-IP (public_ip) newcomers rank higher: nobody reviewed them; one
 --   that received an upload of upload_high bytes or more (its bytes_received, of the requests the
 --   proxy sent on) ranks high, whatever its kind: data leaving for a host nobody had called before is
---   how exfiltration looks. A destination the baseline only tried, and was blocked from or never
---   connected to (no upstream connection for any of its requests: upstream_not_connected.sql), was
---   never reached: it is new when it is reached (tried again without connecting, it is no news). The
+--   how exfiltration looks (its upload is this finding's alone, not a volume_outlier's too against a
+--   baseline of 0 bytes: volume_outlier judges the pairs the baseline reached; with no baseline at
+--   all, where every destination is new and info, it judges every pair). A destination the baseline
+--   only tried, and was blocked from or never connected to (no upstream connection for any of its
+--   requests: upstream_not_connected.sql), was never reached: it is new when it is reached (tried
+--   again without connecting, it is no news). The
 --   advice fits how it left (egress_kind): not registered (passthrough: register it or block it), a
 --   raw IP address that nothing registers (public_ip, or passthrough to an address: find the
 --   hard-coded address), registered (a ServiceEntry admits it, through an egress waypoint or not:

@@ -13,7 +13,10 @@
 --   A pair that received upload_high bytes or more in the window (its bytes_received, of the requests
 --   the proxy sent on) is high, as a new destination is: a workload that never called a known host
 --   uploading there (a shared one, a storage bucket's, can hold anyone's bucket) is how exfiltration
---   looks; else medium when reached unregistered (passthrough), else low.
+--   looks; else medium when reached unregistered (passthrough), else low. Its upload is this finding's
+--   alone, as a new destination's is new_destination's: volume_outlier judges only the pairs the
+--   baseline reached (base_pairs' reached, below), one upload, one finding (a new pair's 50 MB was a
+--   high new_pair and a medium volume_outlier against its destination's upload per workload).
 -- @param since '' window start (ISO time); empty = 24 hours before the last egress request (the last record where none is egress)
 -- @param until '' window end (ISO time, exclusive); empty = after the last record (of any kind, not only the last egress request)
 -- @param baseline_start '' baseline start (ISO time); empty = the first egress request (the first record where none is egress)

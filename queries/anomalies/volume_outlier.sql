@@ -1,9 +1,19 @@
 -- title: Volume outliers (uploads)
 -- description: Unusually large uploads per source and destination: bytes_received is what the
 --   client sent, i.e. data leaving the mesh, a data-exfiltration signal. Compared with the pair's
---   (else the destination's) baseline per-request p99 and daily upload (its bytes over the baseline's
---   days, first to last record). The pair's baseline is its client's workload's (client_workload.sql):
---   a Deployment's new pod, a CronJob's next run, uploads as its workload did.
+--   baseline daily upload (its bytes over the baseline's days, first to last record; the
+--   destination's baseline per-request p99 is evidence). The pair's baseline is its client's
+--   workload's (client_workload.sql): a Deployment's new pod, a CronJob's next run, uploads as its
+--   workload did. A pair the baseline never reached (as new_pair.sql's base_pairs judges it) is not
+--   this finding's: its upload is new_pair's or new_destination's, high from their upload_high (one
+--   upload, one finding: a new pair's 50 MB, or a new destination's, was a high new_* and a medium
+--   volume_outlier, against its destination's upload per workload or a baseline of 0 bytes); with no
+--   baseline at all, where new_destination rates every destination info, every pair is judged here.
+--   High from high_bytes uploaded, or a window rate of high_factor times or more the pair's baseline
+--   daily upload (a payments pod of ~1.2 MB a day that uploaded 80 MB in 13 minutes, 67 times its
+--   day, was medium, as any upload under high_bytes was; a monthly job's run is some 30 times its
+--   day over a baseline of a month or more, and stays medium; a pair of no upload in the baseline is
+--   high from min_bytes, as a new pair is from upload_high).
 --   A pair's window rate is its window upload over its own first to last request in the window, a
 --   day at least (a burst in a window of days counts at its own rate): the evidence's daily_bytes.
 --   A slow upload spread over days is flagged too: a pair that first appeared in the baseline after
@@ -22,6 +32,7 @@
 -- @param min_bytes 10000000 smallest window upload (bytes) of a pair worth a finding
 -- @param volume_factor 10.0 how many times its baseline daily upload a pair must reach
 -- @param high_bytes 100000000 window upload (bytes) of a pair that makes it high (of a recent pair: its upload since it first appeared)
+-- @param high_factor 50.0 how many times its baseline daily upload a pair's window rate must reach to be high
 -- @param recent_days 7 days before the window within which a pair that first appeared in the baseline is judged by its upload since
 WITH bounds AS (SELECT * FROM report_bounds($since, $until, $baseline_start, $baseline_end)),
 win AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= w0 AND e.start_time < w1),
@@ -31,9 +42,10 @@ base AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= b0 AND e.start_t
 base_days AS (SELECT greatest(date_diff('second', min(start_time), max(start_time)) / 86400.0, 1.0) AS days,
                       min(start_time) AS first FROM base),
 -- (by workload: a nightly CronJob's run is a new pod each night, so its pair had no baseline, and the
--- destination's per source was spread over every night's pod: 50 MB a night flagged on day 15)
+-- destination's per source was spread over every night's pod: 50 MB a night flagged on day 15; and
+-- whether it reached the destination: one it never reached is new_pair's or new_destination's)
 base_pair AS (
-    SELECT client_named(source_owner, source_ip) AS client, destination,
+    SELECT client_named(source_owner, source_ip) AS client, destination, bool_or(upstream_connected) AS reached,
         sum(bytes_received) / any_value(days) AS daily, sum(bytes_received) AS bytes, min(start_time) AS first_seen
     FROM base, base_days WHERE egress_kind <> 'blocked'
     GROUP BY client, destination
@@ -54,10 +66,8 @@ recent AS (
       AND bp.first_seen >= w0 - to_days(CAST($recent_days AS INTEGER))
 ),
 base_dest AS (
-    SELECT destination, quantile_cont(bytes_received, 0.99) AS p99,
-        sum(bytes_received) / any_value(days)
-            / greatest(count(DISTINCT client_named(source_owner, source_ip)), 1) AS daily_per_source
-    FROM base, base_days WHERE egress_kind <> 'blocked'
+    SELECT destination, quantile_cont(bytes_received, 0.99) AS p99
+    FROM base WHERE egress_kind <> 'blocked'
     GROUP BY destination
 ),
 win_pair AS (
@@ -76,7 +86,9 @@ win_pair AS (
 )
 SELECT
     'volume_outlier' AS kind,
-    CASE WHEN w.bytes_up >= CAST($high_bytes AS BIGINT) OR w.since >= CAST($high_bytes AS BIGINT) THEN 'high'
+    CASE WHEN w.bytes_up >= CAST($high_bytes AS BIGINT) OR w.since >= CAST($high_bytes AS BIGINT)
+              -- (a large multiple of the pair's own day; of no baseline, null: not high)
+              OR w.daily >= CAST($high_factor AS DOUBLE) * bp.daily THEN 'high'
          ELSE 'medium' END AS severity,
     w.client AS source,
     w.destination,
@@ -84,7 +96,7 @@ SELECT
         'bytes_up': CAST(w.bytes_up AS BIGINT),
         'requests': w.requests,
         'largest_request_bytes': w.largest,
-        'baseline_daily_bytes': CAST(coalesce(bp.daily, bd.daily_per_source, 0) AS BIGINT),
+        'baseline_daily_bytes': CAST(coalesce(bp.daily, 0) AS BIGINT),
         'baseline_request_p99_bytes': CAST(bd.p99 AS BIGINT),
         'daily_bytes': CAST(w.daily AS BIGINT),
         -- (a pair that began recently: its upload since, and the client's baseline daily upload elsewhere)
@@ -103,7 +115,7 @@ SELECT
                      || 'a steady upload that began recently is how slow exfiltration looks.'
                 -- (the rate it was judged by, and over what: a window of days' total is no day's)
                 ELSE ' (' || CAST(round(w.daily / 1e6, 1) AS VARCHAR) || ' MB a day over its first to last request in '
-                     || 'the window, a day at least, against ' || CAST(round(coalesce(bp.daily, bd.daily_per_source, 0) / 1e6, 1) AS VARCHAR)
+                     || 'the window, a day at least, against ' || CAST(round(coalesce(bp.daily, 0) / 1e6, 1) AS VARCHAR)
                      || ' MB a day in the baseline)' END
         || CASE WHEN w.since IS NOT NULL THEN ' Confirm' ELSE ': confirm' END
         || ' this transfer is expected (backup, export); if not, isolate the pod and '
@@ -118,7 +130,9 @@ FROM (
 ) w
 LEFT JOIN base_pair bp ON bp.client = w.owner AND bp.destination = w.destination
 LEFT JOIN base_dest bd ON bd.destination = w.destination
-WHERE w.since IS NOT NULL
-   OR (w.bytes_up >= CAST($min_bytes AS BIGINT)
-       AND w.daily >= CAST($volume_factor AS DOUBLE) * coalesce(bp.daily, bd.daily_per_source, 0))
+-- (a pair the baseline reached; with no baseline, base_days' first is null: every pair)
+WHERE (bp.reached OR (SELECT first FROM base_days) IS NULL)
+  AND (w.since IS NOT NULL
+       OR (w.bytes_up >= CAST($min_bytes AS BIGINT)
+           AND w.daily >= CAST($volume_factor AS DOUBLE) * coalesce(bp.daily, 0)))
 ORDER BY w.bytes_up DESC, w.destination, source
