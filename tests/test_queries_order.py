@@ -72,7 +72,10 @@ LINES = (
     + http("lat.example", "outbound|80||lat.example", [f"l-{i:02}" for i in range(20)], at=BEFORE)
     + http("lat.example", "outbound|80||lat.example", ["l-z", "l-y", "l-x"], ms=9000,
            at=AT + dt.timedelta(hours=3), step=dt.timedelta(minutes=-1))
-    # volume_outlier: two clients uploading as much to one destination
+    # volume_outlier: two clients uploading as much to one destination (each called it in the baseline:
+    # a pair new to it would be new_destination's upload alone)
+    + http("vol.example", "outbound|80||vol.example", ["v-01"], client="10.244.1.52", at=BEFORE)
+    + http("vol.example", "outbound|80||vol.example", ["v-02"], client="10.244.1.51", at=BEFORE)
     + http("vol.example", "outbound|80||vol.example", ["v-1"], rx=20_000_000, client="10.244.1.52", method="POST")
     + http("vol.example", "outbound|80||vol.example", ["v-2"], rx=20_000_000, client="10.244.1.51", method="POST")
 )
