@@ -607,7 +607,7 @@ def test_three_weeks_each_of_the_last_five_days(tmp_path):
             got[d] = [(f["severity"], f["kind"], f["destination"]) for f in doc["findings"]]
     assert got == {16: [("high", "new_pair", "storage.example")],
                    17: [("medium", "new_destination", "203.0.113.99")],
-                   18: [("high", "error_spike", "hooks.slack.com"), ("medium", "volume_outlier", "api.stripe.com")],
+                   18: [("high", "error_spike", "hooks.slack.com"), ("high", "volume_outlier", "api.stripe.com")],
                    19: [("high", "plaintext_egress", "api.stripe.com"), ("medium", "volume_outlier", "storage.example")],
                    20: [("medium", "volume_outlier", "storage.example")]}
 
