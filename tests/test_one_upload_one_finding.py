@@ -12,6 +12,7 @@ from test_anomaly_quality import START, _report, quiet_days
 from test_report import found
 
 LAST = START + dt.timedelta(days=7)  # (the window: quiet_days(8)'s last day, a Monday)
+DATA: dict = {}
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,9 @@ def uploads(tmp_path_factory) -> tuple[dict, dict]:
     for k in range(20):  # ci-runner, 1.4 MB a day: 40 MB (28 times it)
         tr.request(LAST + dt.timedelta(hours=12, seconds=30 * k), pods["ci-runner"], "api.github.com", method="PUT",
                    up=2_000_000, down=300, ms=900)
-    return _report(tmp_path_factory.mktemp("uploads"), tr), {w: f"shop/{p.name}" for w, p in pods.items()}
+    tmp = tmp_path_factory.mktemp("uploads")
+    DATA["uploads"] = tmp / "data"  # (for a report with other params)
+    return _report(tmp, tr), {w: f"shop/{p.name}" for w, p in pods.items()}
 
 
 def test_each_upload_is_one_finding(uploads):
@@ -63,3 +66,20 @@ def test_a_large_multiple_of_the_pairs_day_is_high(uploads):
     got = {f["source"]: (f["severity"], round(f["evidence"]["daily_bytes"] / f["evidence"]["baseline_daily_bytes"]))
            for f in found(doc, "volume_outlier")}
     assert got == {pods["payments"]: ("high", 67), pods["ci-runner"]: ("medium", 28)}
+
+
+def test_min_requests_does_not_drop_a_large_upload_of_a_newcomer(uploads):
+    """volume_outlier leaves a new destination's or a new pair's upload to new_destination and new_pair:
+    a min_requests above their 20 requests dropped both 50 MB uploads, which then had no finding at all.
+    An upload of upload_high or more is a finding whatever min_requests says; fewer requests of no such
+    upload are still dropped."""
+    from test_report import anomalies
+
+    doc = anomalies(DATA["uploads"], params={"min_requests": 50})
+    _, pods = uploads
+    got = sorted((f["kind"], f["source"], f["destination"]) for f in doc["findings"]
+                 if f["kind"] in ("new_destination", "new_pair"))
+    assert got == [("new_destination", pods["frontend"], "files.example"),
+                   ("new_pair", pods["reports"], "api.stripe.com")]
+    doc = anomalies(DATA["uploads"], params={"min_requests": 50, "upload_high": 60_000_000})
+    assert not [f for f in doc["findings"] if f["kind"] in ("new_destination", "new_pair")]

@@ -28,7 +28,7 @@
 -- @param until '' window end (ISO time, exclusive); empty = after the last record (of any kind, not only the last egress request)
 -- @param baseline_start '' baseline start (ISO time); empty = the first egress request (the first record where none is egress)
 -- @param baseline_end '' baseline end (ISO time, exclusive); empty = the window start
--- @param min_requests 1 fewest window requests for a finding
+-- @param min_requests 1 fewest window requests for a finding (not of one that uploaded upload_high or more)
 -- @param upload_high 1000000 bytes uploaded to the newcomer in the window (bytes_received) that make it high
 WITH bounds AS (SELECT * FROM report_bounds($since, $until, $baseline_start, $baseline_end)),
 -- (not a refused request: authz_denial's)
@@ -99,7 +99,10 @@ FROM win w
 LEFT JOIN baseline_destinations($since, $until, $baseline_start, $baseline_end) b ON b.destination = w.destination
 WHERE w.egress_kind <> 'blocked' AND b.reached IS NOT TRUE
 GROUP BY w.destination
-HAVING count(*) >= CAST($min_requests AS INTEGER)
+-- (fewer requests than min_requests are a finding still when they uploaded upload_high or more:
+-- volume_outlier leaves such an upload to this finding, so min_requests must not drop it)
+HAVING (count(*) >= CAST($min_requests AS INTEGER)
+        OR sum(w.bytes_received) FILTER (WHERE w.upstream_connected) >= CAST($upload_high AS BIGINT))
     -- (one the baseline only tried without connecting: new once reached, no news when tried again so)
     AND (count(b.destination) = 0 OR bool_or(w.upstream_connected))
 ORDER BY count(*) DESC, w.destination
