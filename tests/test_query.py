@@ -115,9 +115,11 @@ NOT_IPS = ["1.2.3", "1.2.3.256", "1::2::3", "12345::1", "api.example.com", "1.2.
 
 @pytest.fixture(scope="module")
 def mem():
+    """A connection of no rows with the macros these tests read (``uses``: those alone, ~0.3 s less
+    than every view and macro)."""
     from logpipe.db import connect
 
-    c = connect(tables={})
+    c = connect(tables={}, uses=["SELECT ip_value(x), ip_kind(x), istio_sni_host(x)"])
     yield c
     c.close()
 
@@ -160,7 +162,7 @@ def mem_internal_cidrs():
     from logpipe.db import connect
     from logpipe.settings import Settings
 
-    c = connect(tables={}, settings=Settings(internal_cidrs=("203.0.113.0/24", "2001:db8::/32")))
+    c = connect(tables={}, settings=Settings(internal_cidrs=("203.0.113.0/24", "2001:db8::/32")), uses=["SELECT ip_kind(x)"])
     yield c
     c.close()
 
@@ -542,7 +544,7 @@ def test_service_entries_of_destinations_that_read_alike_have_names_of_their_own
             passthrough("192.0.2.7", 25)]
     docs = {}
     for _ in range(2):
-        c = connect(tables={"records": records(*rows)})
+        c = connect(tables={"records": records(*rows)}, uses=[named_query("service_entries").sql])
         got = [yaml.safe_load(g["service_entry"]) for g in run_query(c, named_query("service_entries")).to_pylist()]
         assert docs in ({}, {d["spec"]["hosts"][0]: d["metadata"]["name"] for d in got})
         docs = {d["spec"]["hosts"][0]: d["metadata"]["name"] for d in got}
@@ -581,8 +583,9 @@ def test_service_entry_names_of_long_hosts_fit_kubernetes_253_characters():
     too_long, long_label = label * 4 + "a" * 56 + ".example", "a" * 64 + ".example"  # 308; a label of 64
     hosts = (long_a, long_b, dashed, fits, too_long, long_label)
     rows = [passthrough(f"198.51.100.{i}", h) for i, h in enumerate(hosts, 1)]
-    got = {g["destination"]: g["service_entry"] for g in run_query(connect(tables={"records": records(*rows)}),
-                                                                    named_query("registry_only")).to_pylist()}
+    query = named_query("registry_only")
+    got = {g["destination"]: g["service_entry"] for g in run_query(connect(tables={"records": records(*rows)}, uses=[query.sql]),
+                                                                    query).to_pylist()}
     hosts = tuple(h.lower() for h in hosts)  # (a destination is its host in lower case)
     assert set(got) == set(hosts) and got[too_long] is None and got[long_label] is None
     names = dict(zip(("a", "b", "dashed", "fits"), (yaml.safe_load(got[h])["metadata"]["name"] for h in hosts[:4])))
@@ -1214,7 +1217,7 @@ def test_view_files_run_after_the_views_and_macros_they_use(tmp_path, dataset, m
     assert set(db._in_dependency_order(cyclic)) == {a, c}  # (each once, whatever the order)
 
 
-def test_a_connection_for_some_statements_makes_only_the_views_they_need(dataset):
+def test_a_connection_for_some_statements_makes_only_the_views_they_need(dataset, con):
     """``connect(uses=…)`` (the CLI's query, reports and the stream's alerts) makes the views and
     macros its statements name and those these use (each binds when made, ~0.1 s for them all), and
     ``make_views`` the rest (``run_query`` those of its statement); a statement that lists the catalog gets them all."""
@@ -1224,11 +1227,7 @@ def test_a_connection_for_some_statements_makes_only_the_views_they_need(dataset
         return {r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal UNION ALL "
                                           "SELECT function_name FROM duckdb_functions() WHERE NOT internal").fetchall()}
 
-    every = db.connect(dataset)
-    try:
-        all_names = names(every)
-    finally:
-        every.close()
+    all_names = names(con)  # (the module's connection of every view: one of its own cost ~0.5 s)
     con = db.connect(dataset, uses=["SELECT count(*) FROM access_log -- not egress"], sandbox=True)
     try:
         made = names(con)
@@ -1330,10 +1329,12 @@ def test_inputs_of_the_same_text_are_read_once(tmp_path, run_main):
         assert f"{log}: same content as {tmp_path / other}" in got.stderr
 
 
-def test_a_library_connection_reads_and_writes_files_as_duckdb_does(tmp_path, dataset):
+def test_a_library_connection_reads_and_writes_files_as_duckdb_does(tmp_path, dataset, con):
     """``logpipe.connect`` in a notebook is DuckDB's own connection with the views: a team list read
-    to join, a result written out. Only the CLI's (sandbox=True) reads the dataset alone."""
+    to join, a result written out. Only the CLI's (sandbox=True: the module's ``con``, made by the same
+    function, ``logpipe.connect`` being ``logpipe.db.connect``) reads the dataset alone."""
     import logpipe
+    from logpipe import db
 
     teams = tmp_path / "teams.csv"
     teams.write_text("ip,team\n10.0.0.1,payments\n")
@@ -1347,12 +1348,9 @@ def test_a_library_connection_reads_and_writes_files_as_duckdb_does(tmp_path, da
         c.close()
     with pytest.raises(ValueError, match="sandbox=True"):
         logpipe.connect(dataset, allow_write_paths=[str(tmp_path / "x.csv")])
-    locked = logpipe.connect(dataset, sandbox=True)
-    try:
-        with pytest.raises(Exception, match="disabled|Permission"):
-            locked.sql(f"SELECT * FROM read_csv('{teams}')").fetchall()
-    finally:
-        locked.close()
+    assert logpipe.connect is db.connect
+    with pytest.raises(Exception, match="disabled|Permission"):
+        con.sql(f"SELECT * FROM read_csv('{teams}')").fetchall()
 
 
 def test_out_dash_is_stdout(tmp_path, dataset, monkeypatch):
@@ -1609,9 +1607,10 @@ def test_a_block_of_an_address_outside_the_internal_ranges_set_is_egress():
     from logpipe.settings import Settings
 
     row = rec(upstream_cluster="BlackHoleCluster", downstream_local_address_ip="10.1.1.1", downstream_local_address_port=5432)
+    sql = "SELECT egress_kind FROM egress"
     for cidrs, kinds in ((Settings().internal_cidrs, []), (("10.244.0.0/16", "10.96.0.0/12"), ["blocked"])):
-        c = connect(tables={"records": records(row)}, settings=Settings(internal_cidrs=cidrs))
-        assert run_query(c, "SELECT egress_kind FROM egress").column("egress_kind").to_pylist() == kinds
+        c = connect(tables={"records": records(row)}, settings=Settings(internal_cidrs=cidrs), uses=[sql])
+        assert run_query(c, sql).column("egress_kind").to_pylist() == kinds
 
 
 def test_readme_query_examples_print_what_the_readme_shows(dataset):
