@@ -231,3 +231,55 @@ def ingest_clean(tmp: Path, logs: dict[str, list[str]]) -> Path:
     got = run_logpipe("ingest", *(tmp / name for name in logs), "--data", tmp / "data")
     assert got.returncode == 0 and "rejected 0" in got.stderr, got.stderr
     return tmp / "data"
+
+
+@functools.lru_cache(maxsize=1)
+def _shared_rules_class():
+    from logpipe.alerts import AlertRules
+
+    class SharedRules(AlertRules):
+        """``AlertRules`` for the tests that judge rows in this process, whose DuckDB connection (its
+        views, macros and prepared statements: ~0.25 s of CPU, most of such a test's) is made once per
+        records' schema (``_SHARED_RULES``), not once per test. It keeps nothing of a test's: each
+        check swaps in its rows and empties the table after (``db.replace_records``), and the rules'
+        state is their own, in Python. (test_stream's test_alert_rules_keep_one_connection_per_schema
+        checks AlertRules's own connection; a stream makes its own.)"""
+
+        def check(self, records, runs=()):
+            if self.settings is None and records.num_rows and self._con_schema != records.schema:
+                shared = _SHARED_RULES.get(records.schema)
+                if shared is not None:
+                    self.close()
+                    self._con, self._con_schema, self._queries = shared[0], records.schema, shared[1]
+                    # (this test's ztunnel clients, not an earlier one's: the view an earlier one made reads them)
+                    self._con.register("logpipe_seen", self.seen)
+                    self._named = bool(self._con.execute(
+                        "SELECT 1 FROM duckdb_views() WHERE view_name = 'client_workloads' AND temporary").fetchall())
+            got = super().check(records, runs)
+            if self.settings is None and self._con is not None:
+                _SHARED_RULES.setdefault(self._con_schema, (self._con, self._queries))
+            return got
+
+        def close(self) -> None:  # (the shared connection stays open for the next test)
+            if self._con is not None and _SHARED_RULES.get(self._con_schema, (None,))[0] is not self._con:
+                self._con.close()
+            self._con = self._con_schema = None
+            self._queries = {}
+
+    return SharedRules
+
+
+_SHARED_RULES: dict = {}  # records' schema -> (a DuckDB connection of SharedRules, its prepared statements)
+
+
+def shared_rules(*args, **kwargs):
+    """``AlertRules(*args, **kwargs)`` sharing its DuckDB connection with the module's other checks
+    (``_shared_rules_class``); a module that uses it closes them at its end (``close_shared_rules``)."""
+    return _shared_rules_class()(*args, **kwargs)
+
+
+def close_shared_rules() -> None:
+    for con, _ in _SHARED_RULES.values():
+        con.close()
+    _SHARED_RULES.clear()
+

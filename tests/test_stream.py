@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import ROOT, SAMPLES, run_logpipe, sample_files, sample_id
+from conftest import ROOT, SAMPLES, close_shared_rules, run_logpipe, sample_files, sample_id, shared_rules
 from logpipe.alerts import AlertRules
 from logpipe.errors import UsageError
 from logpipe.exact import LARK_CONTEXT_LINES
@@ -72,45 +72,10 @@ def many_mixed_lines(n: int) -> tuple[str, ...]:
     return tuple(mixed_lines(n))
 
 
-class SharedRules(AlertRules):
-    """``AlertRules`` for the tests that judge rows in this process, whose DuckDB connection (its
-    views, macros and prepared statements: ~0.25 s of CPU, most of such a test's) is made once per
-    records' schema in this module, not once per test (``_SHARED``). It keeps nothing of a test's:
-    each check swaps in its rows and empties the table after (``db.replace_records``), and the rules'
-    state is their own, in Python. (test_alert_rules_keep_one_connection_per_schema checks AlertRules's
-    own connection; a stream makes its own.)"""
-
-    def check(self, records, runs=()):
-        if self.settings is None and records.num_rows and self._con_schema != records.schema:
-            shared = _SHARED.get(records.schema)
-            if shared is not None:
-                self.close()
-                self._con, self._con_schema, self._queries = shared[0], records.schema, shared[1]
-                # (this test's ztunnel clients, not an earlier one's: the view an earlier one made reads them)
-                self._con.register("logpipe_seen", self.seen)
-                self._named = bool(self._con.execute("SELECT 1 FROM duckdb_views() WHERE view_name = 'client_workloads'"
-                                                     " AND temporary").fetchall())
-        got = super().check(records, runs)
-        if self.settings is None and self._con is not None:
-            _SHARED.setdefault(self._con_schema, (self._con, self._queries))
-        return got
-
-    def close(self) -> None:  # (the shared connection stays open for the next test)
-        if self._con is not None and _SHARED.get(self._con_schema, (None,))[0] is not self._con:
-            self._con.close()
-        self._con = self._con_schema = None
-        self._queries = {}
-
-
-_SHARED: dict = {}  # records' schema -> (a DuckDB connection of AlertRules, its prepared statements)
-
-
 @pytest.fixture(scope="module", autouse=True)
 def _close_shared_connections():
     yield
-    for con, _ in _SHARED.values():
-        con.close()
-    _SHARED.clear()
+    close_shared_rules()
 
 
 def start_stream(data: Path, *args: str, stdout=subprocess.DEVNULL, err: Path) -> subprocess.Popen:
@@ -384,7 +349,7 @@ def test_alert_dedup_window_is_event_time(gap_seconds, window, alerts):
     blackhole = next(x for x in (SAMPLES / "sidecar-outbound-1.22.log").read_text().splitlines()
                      if "BlackHoleCluster" in x and "198.51.100.77" in x)
     later = blackhole.replace("14:04:56", f"14:{4 + (56 + gap_seconds) // 60:02d}:{(56 + gap_seconds) % 60:02d}")
-    rules = SharedRules(window_seconds=window)
+    rules = shared_rules(window_seconds=window)
     got = []
     for n, line in enumerate([blackhole, later], 1):  # two micro-batches
         got += rules.check(default_parser().parse_batch([line], "<stdin>", n).records)
@@ -419,7 +384,7 @@ def test_a_scan_is_one_alert_not_two_per_address():
     lines = [tcp.replace("203.0.113.50", f"203.0.113.{100 + k}").replace("14:02:20", f"14:02:{20 + k}")
              for k in range(40)]
     other = lines[-1].replace("203.0.113.139", "198.51.100.9").replace("10.244.1.12:45987", "10.244.1.99:45987")
-    rules = SharedRules(window_seconds=300)
+    rules = shared_rules(window_seconds=300)
     got = []
     for k in range(0, 40, 4):
         got += rules.check(default_parser().parse_batch(lines[k:k + 4], "<stdin>", k + 1).records)
@@ -445,7 +410,7 @@ def test_a_blocked_scan_is_one_alert_too():
                      if "BlackHoleCluster" in x and "198.51.100.77" in x)
     lines = [blackhole.replace("198.51.100.77", f"198.51.100.{k}").replace("14:04:56", f"14:04:{10 + k}")
              for k in range(1, 26)]
-    rules = SharedRules(window_seconds=300)
+    rules = shared_rules(window_seconds=300)
     got = []
     for k in range(0, 25, 5):
         got += rules.check(default_parser().parse_batch(lines[k:k + 5], "<stdin>", k + 1).records)
@@ -487,7 +452,7 @@ def test_two_pods_backlogs_one_after_the_other_raise_no_more_alerts():
             ((0, "q8w2n"), (1, "x2k8p"))]
 
     def alerts(order):  # (in batches of 200, not 50: the alerts do not depend on the cut, tested below; a
-        rules = SharedRules(window_seconds=300)  # batch costs ~50 ms whatever its size; 4291e1a^ fails either way)
+        rules = shared_rules(window_seconds=300)  # batch costs ~50 ms whatever its size; 4291e1a^ fails either way)
         return [a for k in range(0, len(order), 200)
                 for a in rules.check(default_parser().parse_batch(order[k:k + 200], "<stdin>", k + 1).records)]
 
@@ -512,7 +477,7 @@ def test_a_backlogs_flushes_are_checked_together_and_alert_as_each_alone(tmp_pat
     lines = (SAMPLES / "scenario" / "incident-day.log").read_text(encoding="utf-8").splitlines()
     lines = [f"[pod/waypoint-7d9f8b6c4-{pod}/istio-proxy] {line}" for k, pod in ((0, "q8w2n"), (1, "x2k8p"))
              for line in lines[k::2]]
-    rules = SharedRules(window_seconds=300)  # (the flushes' alerts, a check each, as the stream made them)
+    rules = shared_rules(window_seconds=300)  # (the flushes' alerts, a check each, as the stream made them)
     each = [a.to_json() for k in range(0, len(lines), 50)
             for a in rules.check(default_parser().parse_batch(lines[k:k + 50], "<stdin>", k + 1).records)]
     assert [json.loads(a)["time"] for a in each] != sorted(json.loads(a)["time"] for a in each)  # (out of order)
@@ -559,7 +524,7 @@ def test_a_long_backlog_after_another_pods_raises_no_alert_again(every):
     minutes = list(range(0, 17 * 60, every))
     assert every == 1 or len(minutes) > ALERT_SPANS
     a, b = passthrough_at(minutes, "a"), passthrough_at(minutes, "b")
-    rules = SharedRules(window_seconds=300)
+    rules = shared_rules(window_seconds=300)
     got = [x for k in range(0, 2 * len(minutes), 500)
            for x in rules.check(default_parser().parse_batch((a + b)[k:k + 500], "<stdin>", k + 1).records)]
     assert [x.evidence["pod"] for x in got if x.evidence["pod"] != "waypoint-a"] == []
@@ -583,7 +548,7 @@ def test_alerts_do_not_depend_on_how_the_lines_are_cut():
     records = default_parser().parse_batch(lines, "<stdin>", 1).records  # (the rows cut, not the lines: a parse each costs ~15 ms)
     got = {}
     for size in (1, 5, len(lines)):
-        rules = SharedRules(window_seconds=300)
+        rules = shared_rules(window_seconds=300)
         alerts = [a for k in range(0, len(lines), size) for a in rules.check(records.slice(k, size))]
         got[size] = sorted((a.evidence["line_number"], a.kind, a.destination, a.count, a.message) for a in alerts)
     assert got[1] == got[5] == got[len(lines)]
@@ -610,7 +575,7 @@ def test_blocked_attempts_and_denials_are_per_source():
                      if "BlackHoleCluster" in x and "198.51.100.77" in x)
     again = blackhole.replace("14:04:56", "14:05:10")
     other = again.replace("10.244.1.12:51022", "10.244.2.40:51022")
-    rules = SharedRules(window_seconds=300)
+    rules = shared_rules(window_seconds=300)
     got = []
     for n, line in enumerate([blackhole, again, other], 1):
         got += rules.check(default_parser().parse_batch([line], "<stdin>", n).records)
@@ -631,11 +596,11 @@ def test_a_failure_burst_is_failures_close_in_event_time_whatever_their_order():
     def at(h, m, s=0):
         return failed.replace(stamp, f"{stamp[:11]}{h:02d}:{m:02d}:{s:02d}.000Z", 1)
 
-    rules = SharedRules(window_seconds=300, burst_threshold=5)
+    rules = shared_rules(window_seconds=300, burst_threshold=5)
     spread = [at(12, m) for m in (0, 10, 20, 30)] + [at(10, m) for m in (0, 10, 20, 30)]
     assert "failure_burst" not in [a.kind for a in rules.check(default_parser().parse_batch(spread, "<stdin>").records)]
     close = [at(16, 0, s) for s in (9, 1, 7, 3, 5)]
-    got = [a for a in SharedRules(window_seconds=300, burst_threshold=5).check(
+    got = [a for a in shared_rules(window_seconds=300, burst_threshold=5).check(
         default_parser().parse_batch(close, "<stdin>").records) if a.kind == "failure_burst"]
     assert len(got) == 1 and got[0].message.startswith("5 failures within 8s")
 
@@ -1031,7 +996,7 @@ def test_every_sample_passes_the_alert_rules():
     for path in PLAIN_SAMPLES:
         for batch, _end in parse_input(Input(str(path))):
             by_schema.setdefault(batch.records.schema, []).append(batch.records)
-    rules = SharedRules(window_seconds=300)
+    rules = shared_rules(window_seconds=300)
     try:
         alerts, rows = [], 0
         for batches in by_schema.values():
@@ -1628,7 +1593,7 @@ def test_a_failure_burst_counts_by_event_time_when_pods_interleave(batches):
     a = [stripe_failure(14, 1, 10 + k, "10.244.1.21") for k in range(5)]
     b = [stripe_failure(13, 1, 10 + k, "10.244.1.22") for k in range(5)]
     for lines in ([x for pair in zip(a, b) for x in pair], a + b):
-        rules = SharedRules(window_seconds=300, burst_threshold=5)
+        rules = shared_rules(window_seconds=300, burst_threshold=5)
         size = len(lines) // batches
         records = default_parser().parse_batch(lines, "<stdin>", 1).records  # (cut as rows: one parse)
         got = [al for k in range(0, len(lines), size) for al in rules.check(records.slice(k, size))
@@ -1645,7 +1610,7 @@ def test_failure_times_stay_bounded(monkeypatch):
 
     monkeypatch.setattr(alerts, "FAILURE_TIMES", 20)
     monkeypatch.setattr(alerts, "MAX_FAILURE_TIMES", 30)
-    rules = SharedRules(window_seconds=1, burst_threshold=5)
+    rules = shared_rules(window_seconds=1, burst_threshold=5)
     lines = [stripe_failure(10 + k // 3600, k // 60 % 60, k % 60) for k in range(0, 200, 7)]  # 7 s apart
     rules.check(default_parser().parse_batch(lines[:25], "<stdin>").records)
     assert len(rules._failures["api.stripe.com"]) == 20
@@ -1674,7 +1639,7 @@ def test_a_destination_tried_blocked_then_reached_is_new(batches):
     allowed = [incident_line('"exfil.example"', f"05:02:{10 + k:02d}").replace("exfil.example", "crypto-miner.example")
                for k in range(3)]
     lines = blocked + allowed
-    rules = SharedRules(window_seconds=300)
+    rules = shared_rules(window_seconds=300)
     size = len(lines) // batches
     got = [a for k in range(0, len(lines), size)
            for a in rules.check(default_parser().parse_batch(lines[k:k + size], "<stdin>", k + 1).records)]
@@ -1689,12 +1654,12 @@ def test_blocked_rows_leave_known_destinations_as_they_are():
     from logpipe.parse import default_parser
 
     blocked = [incident_line("crypto-miner.example", f"05:01:{10 + k:02d}") for k in range(3)]
-    rules = SharedRules(["crypto-miner.example"], window_seconds=300)
+    rules = shared_rules(["crypto-miner.example"], window_seconds=300)
     allowed = incident_line('"exfil.example"', "05:02:10").replace("exfil.example", "crypto-miner.example")
     got = rules.check(default_parser().parse_batch(blocked, "<stdin>").records)
     got += rules.check(default_parser().parse_batch([allowed], "<stdin>", 4).records)
     assert [a.kind for a in got] == ["blocked_attempt"]
-    rules = SharedRules(window_seconds=300)
+    rules = shared_rules(window_seconds=300)
     got = [a for n, line in enumerate(blocked, 1)
            for a in rules.check(default_parser().parse_batch([line], "<stdin>", n).records)]
     assert [a.kind for a in got] == ["blocked_attempt"]
@@ -1711,7 +1676,7 @@ def test_a_passthrough_alert_names_the_sources_it_counts():
     lines = [first.replace(" 10.244.2.21:44171 ", f" 10.244.2.{21 + k}:44171 ") for k in range(5)] + [
         first.replace(" 10.244.2.21:44171 ", " 10.244.2.22:44171 ")]
     later = first.replace(" 10.244.2.21:44171 ", " 10.244.2.26:44171 ").replace("T11:00:", "T11:10:")  # (past the window)
-    got = SharedRules(window_seconds=300).check(default_parser().parse_batch(lines + [later], "<stdin>").records)
+    got = shared_rules(window_seconds=300).check(default_parser().parse_batch(lines + [later], "<stdin>").records)
     assert [(a.kind, a.count) for a in got] == [("new_destination", 1), ("unregistered_egress", 1),
                                                 ("unregistered_egress", 6)]
     assert got[1].message.endswith("(no ServiceEntry) from 10.244.2.21, POST /api/api_post.php 200")
@@ -1724,7 +1689,7 @@ def test_a_passthrough_alert_names_the_sources_it_counts():
                                          "10.244.2.26": 1}
     assert json.loads(again.to_json())["evidence"]["sources"]["10.244.2.22"] == 2
     assert "\n" not in again.to_text() and again.to_text().endswith("(<stdin>:7)")
-    one = SharedRules(window_seconds=300).check(default_parser().parse_batch([first] * 3, "<stdin>").records)
+    one = shared_rules(window_seconds=300).check(default_parser().parse_batch([first] * 3, "<stdin>").records)
     assert [(a.kind, a.count) for a in one] == [("new_destination", 1), ("unregistered_egress", 1)]
     assert "sources" not in one[1].evidence
 
@@ -1737,7 +1702,7 @@ def test_an_authz_denial_names_its_line_as_the_other_alerts_do():
     quiet = incident_line('"pastebin.com"')  # (line 1: no denial)
     rbac = [incident_line("deny-httpbin-post", f"15:00:{20 + k:02d}") for k in range(2)]
     ext = incident_line(" 403 UAEX ")
-    got = [a for a in SharedRules(window_seconds=300).check(
+    got = [a for a in shared_rules(window_seconds=300).check(
         default_parser().parse_batch([quiet, *rbac, ext], "<stdin>", 1).records) if a.kind == "authz_denial"]
     assert [(a.kind, a.destination) for a in got] == [("authz_denial", "httpbin.org"), ("authz_denial", "hooks.slack.com")]
     assert got[0].to_text().endswith("1 request from 10.244.1.41 denied by AuthorizationPolicy (Envoy RBAC) "
@@ -1756,7 +1721,7 @@ def test_an_alert_names_the_pod_of_a_prefixed_line():
 
     a, b = "[pod/waypoint-7d9f8b6c4-x2k8p/istio-proxy] ", "[pod/waypoint-7d9f8b6c4-q8w2n/istio-proxy] "
     lines = [a + incident_line('"pastebin.com"'), b + incident_line("deny-httpbin-post"), incident_line(" 403 UAEX ")]
-    got = [x for x in SharedRules(window_seconds=300).check(default_parser().parse_batch(lines, "<stdin>", 1).records)
+    got = [x for x in shared_rules(window_seconds=300).check(default_parser().parse_batch(lines, "<stdin>", 1).records)
            if x.kind != "new_destination"]
     assert [(x.kind, x.evidence["line_number"], x.evidence.get("pod")) for x in got] == [
         ("unregistered_egress", 1, "waypoint-7d9f8b6c4-x2k8p"), ("authz_denial", 2, "waypoint-7d9f8b6c4-q8w2n"),
@@ -1875,7 +1840,7 @@ def test_a_no_route_block_is_named_as_denied_names_it():
     from logpipe.parse import default_parser
 
     line = (SAMPLES / "istio-1.1-pre.log").read_text().splitlines()[10]
-    (alert,) = SharedRules(window_seconds=300).check(default_parser().parse_batch([line], "<stdin>", 1).records)
+    (alert,) = shared_rules(window_seconds=300).check(default_parser().parse_batch([line], "<stdin>", 1).records)
     assert alert.kind == "blocked_attempt" and "blocked by no route;" in alert.message, alert.message
 
 
@@ -1889,7 +1854,7 @@ def test_a_blocked_attempt_of_a_format_with_no_destination_says_it_is_not_in_the
                                  "%DOWNSTREAM_REMOTE_ADDRESS%")
     records = parser.parse_batch(["[2025-01-30T10:53:10.085Z] 0 UH BlackHoleCluster 10.244.0.24:45748"],
                                  "<stdin>", 1).records
-    (alert,) = SharedRules(window_seconds=300).check(records)
+    (alert,) = shared_rules(window_seconds=300).check(records)
     assert alert.kind == "blocked_attempt" and alert.destination == "(destination not in the logs)"
     assert alert.to_text().startswith("alert 2025-01-30T10:53:10.085Z blocked_attempt (destination not in the logs): "
                                       "1 attempt blocked by BlackHoleCluster; from 10.244.0.24, TCP UH"), alert.to_text()
@@ -1931,7 +1896,7 @@ def test_an_unregistered_egress_alert_of_a_name_that_did_not_resolve_says_so():
                          upl="-"),
              line.format(s=2, code=200, flags="-", details="via_upstream", host="ok.example", up="192.0.2.9:80",
                          upl="10.244.1.5:4000")]
-    got = {a.destination: a.message for a in SharedRules(window_seconds=300).check(
+    got = {a.destination: a.message for a in shared_rules(window_seconds=300).check(
         default_parser().parse_batch(lines, "<stdin>").records) if a.kind == "unregistered_egress"}
     assert got == {
         "nx.example.org": "1 request through AllowAnyDynamicDNSCluster (DNS resolution failed, flag DF: a ServiceEntry "
@@ -2074,7 +2039,7 @@ def test_a_destination_tried_without_connecting_then_reached_is_told_each_once(b
     from logpipe.parse import default_parser
 
     lines = _tried_and_reached("fresh.example")
-    rules = SharedRules(window_seconds=300)
+    rules = shared_rules(window_seconds=300)
     size = -(-len(lines) // batches)
     got = [a for k in range(0, len(lines), size)
            for a in rules.check(default_parser().parse_batch(lines[k:k + size], "<stdin>", k + 1).records)
@@ -2099,7 +2064,7 @@ def test_a_destination_the_dataset_only_tried_is_not_known_to_the_next_stream(tm
     assert "fresh.example" in unreached and "fresh.example" not in known
     from logpipe.parse import default_parser
 
-    rules = SharedRules(known, unreached=unreached, window_seconds=300)
+    rules = shared_rules(known, unreached=unreached, window_seconds=300)
     later = [failed[0].replace("05:01:10", "06:01:10"), ok.replace("05:02:10", "06:02:10")]
     got = [a for a in rules.check(default_parser().parse_batch(later, "<stdin>", 1).records) if a.kind == "new_destination"]
     assert [(a.destination, a.evidence["line_number"]) for a in got] == [("fresh.example", 2)]
