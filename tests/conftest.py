@@ -283,3 +283,52 @@ def close_shared_rules() -> None:
         con.close()
     _SHARED_RULES.clear()
 
+
+@functools.lru_cache(maxsize=1)
+def _kept_pool_class():
+    from logpipe import lanes
+
+    class KeptPool(lanes.WorkerPool):
+        """A pool booted once for a module (a worker process importing polars and pyarrow: ~0.5-1 s
+        of CPU a boot), for the tests of what workers read and write, not of how a pool starts or
+        stops: its ``close`` (an ingest's, at its end or on an error) waits for every task, as a
+        pool's does, and keeps the worker processes for the next test; ``stop`` ends them."""
+
+        def close(self) -> None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            lanes = self._executor
+            if lanes is not None:
+                lanes._threads.shutdown(wait=True, cancel_futures=True)
+                lanes._roles = iter(range(lanes.lanes))
+                lanes._threads = ThreadPoolExecutor(lanes.lanes, thread_name_prefix="logpipe-lane",
+                                                    initializer=lanes._role)
+
+        def stop(self) -> None:
+            super().close()
+
+    return KeptPool
+
+
+def kept_pool(workers: int = 2):
+    """A started ``KeptPool`` of ``workers`` lanes (``_kept_pool_class``), the default parser's: a
+    module-scoped fixture's, which calls its ``stop`` at the module's end."""
+    from logpipe.parse import default_parser
+
+    return _kept_pool_class()(default_parser(), workers).start()
+
+
+def use_kept_pool(pool, monkeypatch) -> None:
+    """The pool of ``pool.workers`` lanes that parse_input starts for an input it is given no pool
+    for, those an ingest starts (its own, and ``ingest._spare_pool`` for its small inputs), and the
+    one a command boots first thing (``lanes.boot_pool``), is ``pool``: booted once for the module,
+    not at each run."""
+    from logpipe import ingest, lanes, pipeline
+
+    real = _kept_pool_class().__mro__[1]  # (lanes.WorkerPool, whatever a test patched it to)
+
+    def make(parser, workers):
+        return pool.use(parser) if workers == pool.workers else real(parser, workers)
+
+    for module in (pipeline, ingest, lanes):
+        monkeypatch.setattr(module, "WorkerPool", make)

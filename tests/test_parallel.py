@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from conftest import kept_pool, use_kept_pool
 from logpipe import ingest, pipeline
 from logpipe import lanes as lanes_mod
 from logpipe import workers as workers_mod
@@ -33,30 +34,10 @@ def mixed_log(tmp_path_factory) -> Path:
     return path
 
 
-class _KeptPool(lanes_mod.WorkerPool):
-    """A pool of two lanes booted once for the module (a worker process importing polars and
-    pyarrow: ~0.5-1 s of CPU a boot), for the tests of what workers read and write, not of how a
-    pool starts or stops: its ``close`` (ingest_paths', at its end or on an error) waits for every
-    task, as a pool's does, and keeps the worker process for the next test; ``stop`` ends it."""
-
-    def close(self) -> None:
-        from concurrent.futures import ThreadPoolExecutor
-
-        lanes = self._executor
-        if lanes is not None:
-            lanes._threads.shutdown(wait=True, cancel_futures=True)
-            lanes._roles = iter(range(lanes.lanes))
-            lanes._threads = ThreadPoolExecutor(lanes.lanes, thread_name_prefix="logpipe-lane", initializer=lanes._role)
-
-    def stop(self) -> None:
-        super().close()
-
-
 @pytest.fixture(scope="module")
 def pool2():
-    from logpipe.parse import default_parser
-
-    pool = _KeptPool(default_parser(), 2).start()
+    """A pool of two lanes booted once for the module (conftest.kept_pool)."""
+    pool = kept_pool(2)
     yield pool
     pool.stop()
 
@@ -66,11 +47,7 @@ def own_pool2(pool2, monkeypatch):
     """The pool of two lanes that parse_input starts for an input it is given no pool for, and the one
     an ingest gives it for its small inputs with LOGPIPE_WORKERS=2 (``ingest._spare_pool``: its own
     pool is for inputs it starts workers for), is ``pool2``."""
-    def pool(parser, workers):
-        return pool2.use(parser) if workers == 2 else lanes_mod.WorkerPool(parser, workers)
-
-    monkeypatch.setattr(pipeline, "WorkerPool", pool)
-    monkeypatch.setattr(ingest, "WorkerPool", pool)
+    use_kept_pool(pool2, monkeypatch)
 
 
 def _read(files: list[Path]) -> list[dict]:
