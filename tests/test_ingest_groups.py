@@ -14,9 +14,10 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import kept_pool, use_kept_pool
 from test_ingest import check_consistent, gen_lines, manifest, rows, run, write_log
 
-from logpipe import ingest, sources
+from logpipe import exits, ingest, sources
 
 
 class _FailingDisk(io.RawIOBase):
@@ -37,6 +38,27 @@ class _FailingDisk(io.RawIOBase):
     def close(self):
         self.f.close()
         super().close()
+
+
+@pytest.fixture(scope="module")
+def pool2():
+    """The two lanes (a worker process) of the runs with LOGPIPE_WORKERS=2 below, booted once for the
+    module (conftest.kept_pool: ~0.5-1 s of CPU a boot, at each of 9 runs): what the worker process
+    reads and what reaches this one is tested, not how a pool starts or stops (the Ctrl-C tests').
+    While it lives, a command's end (exits.finish, as a process's exit) leaves multiprocessing's
+    resource tracker running: it would wait for the tracker, which waits for the pool's worker."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(exits, "_stop_resource_tracker", lambda: None)
+        pool = kept_pool(2)
+        yield pool
+        pool.stop()
+
+
+@pytest.fixture
+def lanes(request, monkeypatch) -> None:
+    """With LOGPIPE_WORKERS=2 (the test's ``workers``), the runs' lanes are ``pool2``'s."""
+    if request.getfixturevalue("workers") == "2":
+        use_kept_pool(request.getfixturevalue("pool2"), monkeypatch)
 
 
 def _logs(tmp_path, n: int):
@@ -60,7 +82,7 @@ def _odd_input(tmp_path, n: int, packed: bool):
 
 @pytest.mark.parametrize("workers, n", [("1", 4), ("2", 4), ("2", 40)],
                          ids=["in-process", "lanes", "worker-tasks"])
-def test_an_input_gone_before_it_is_read_fails_alone(tmp_path, monkeypatch, capsys, workers, n):
+def test_an_input_gone_before_it_is_read_fails_alone(tmp_path, monkeypatch, capsys, workers, n, lanes):
     """A file decided on and then gone before it is read (kubelet rotated a pod's log away meanwhile)
     is its own one-line error: the others of its commit group, and those after it, are ingested,
     whoever reads them (this process, its lanes, or worker tasks of several inputs: 32 or more);
@@ -94,7 +116,7 @@ def test_an_input_gone_before_it_is_read_fails_alone(tmp_path, monkeypatch, caps
 @pytest.mark.parametrize("workers, n, packed", [("1", 4, False), ("2", 40, False), ("2", 40, True)],
                          ids=["in-process", "worker-tasks", "worker-task-gz"])
 def test_a_file_that_cannot_be_opened_when_read_is_no_damaged_archive_though_it_opens_after(
-        tmp_path, monkeypatch, capsys, workers, n, packed):
+        tmp_path, monkeypatch, capsys, workers, n, packed, lanes):
     """Whoever reads an input (this process, or a worker process: a task of several inputs, or a
     compressed one's own), a file that cannot be opened when it is read fails alone as `cannot read`,
     by the error its reader met: here a directory in its place then (root opens any mode's file),
@@ -154,7 +176,7 @@ def test_a_file_that_cannot_be_opened_when_read_is_no_damaged_archive_though_it_
                                                 ("2", 40, True)],
                          ids=["in-process", "in-process-gz", "lanes", "worker-tasks", "worker-task-gz"])
 def test_a_file_whose_read_fails_with_eio_is_no_damaged_archive_and_is_read_again(
-        tmp_path, monkeypatch, capsys, workers, n, packed):
+        tmp_path, monkeypatch, capsys, workers, n, packed, lanes):
     """A read that fails (EIO: a failing disk, an NFS hiccup) is no damage of the file's content,
     whoever reads it (this process, or a worker process: a task of several inputs, a .gz's own task):
     the input alone fails as `cannot read`, none of it is recorded, and the next run reads it. The
@@ -257,7 +279,7 @@ def test_a_tar_whose_read_fails_midway_is_no_damaged_archive(tmp_path, monkeypat
     assert sum(e["read"] for e in check_consistent(data)["inputs"]) == 1000
 
 
-def test_a_damaged_archive_parsed_by_the_lanes_keeps_its_lines_before_the_damage(tmp_path, monkeypatch, capsys):
+def test_a_damaged_archive_parsed_by_the_lanes_keeps_its_lines_before_the_damage(tmp_path, monkeypatch, capsys, pool2):
     """The lanes parse chunks ahead of the one being read: when reading one fails (a truncated gzip),
     those before it are still the input's lines before the damage, as when this process alone parses
     it (they were dropped: `the complete lines before that point were kept (0 lines read)`)."""
@@ -268,6 +290,7 @@ def test_a_damaged_archive_parsed_by_the_lanes_keeps_its_lines_before_the_damage
     (logs / "a-cut.log.gz").write_bytes(packed[:len(packed) // 2])
     write_log(logs / "b-good.log", gen_lines(50, seed=11))
     got = {}
+    use_kept_pool(pool2, monkeypatch)
     for workers in ("1", "2"):  # (2: small inputs each parsed in the lanes, parse_input's pool)
         monkeypatch.setenv("LOGPIPE_WORKERS", workers)
         data = tmp_path / f"data-{workers}"
@@ -280,7 +303,7 @@ def test_a_damaged_archive_parsed_by_the_lanes_keeps_its_lines_before_the_damage
 
 
 @pytest.mark.parametrize("workers, n", [("1", 2), ("2", 40)], ids=["in-process", "worker-task"])
-def test_a_damaged_archive_deleted_after_its_damage_was_met_keeps_its_lines(tmp_path, monkeypatch, capsys, workers, n):
+def test_a_damaged_archive_deleted_after_its_damage_was_met_keeps_its_lines(tmp_path, monkeypatch, capsys, workers, n, lanes):
     """A damaged archive is one by what its reader met, whatever became of the file since (rotated
     away before its error reached ``finish``): its lines before the damage are kept. (The parent
     opened the file again to tell: gone, it said `cannot read: No such file or directory`, nothing kept.)"""
