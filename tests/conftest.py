@@ -127,14 +127,23 @@ def split_part(line: str) -> bool:
 
 
 def stream_in_two_reads(data_dir, text: bytes, first: int, *args: str, pause: float = 0.3,
-                        until=None) -> str:
+                        until=None, drained: bool = False) -> str:
     """``logpipe stream --data DATA_DIR ARGS`` fed ``text`` on its stdin in two writes, its first ``first``
     bytes alone (a read of their own, ``pause`` seconds before the rest, or once ``until()`` is true:
-    a busy machine can take longer than any pause to start the stream); checks it exits 0 and
-    returns its stderr."""
+    a busy machine can take longer than any pause to start the stream; with ``drained``, once the
+    stream has read them all, its stdin's pipe empty: the condition a pause stands for); checks it
+    exits 0 and returns its stderr."""
+    import array
+    import fcntl
     import subprocess
     import sys
+    import termios
     import time
+
+    def unread() -> int:  # (bytes in the pipe: FIONREAD answers on its writing end too)
+        n = array.array("i", [0])
+        fcntl.ioctl(proc.stdin.fileno(), termios.FIONREAD, n)
+        return n[0]
 
     proc = subprocess.Popen([sys.executable, "-m", "logpipe", "stream", "--data", str(data_dir), *args],
                             stdin=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -144,6 +153,8 @@ def stream_in_two_reads(data_dir, text: bytes, first: int, *args: str, pause: fl
     deadline = time.monotonic() + 60
     while until is not None and not until() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
+    while drained and unread() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
     proc.stdin.write(text[first:])
     proc.stdin.close()
     err = proc.stderr.read().decode()

@@ -203,5 +203,5 @@ def test_an_indented_loki_response_reads_as_its_entries(tmp_path):
         _, rejects = parse_file(path)
         assert [r["raw"] for r in rejects] == cut
     pretty = json.dumps(json.loads(compact), indent=2) + "\n"
-    err = stream_in_two_reads(tmp_path / "s", pretty.encode(), 14, pause=2)  # (a read of its own: the stream started)
+    err = stream_in_two_reads(tmp_path / "s", pretty.encode(), 14, pause=0, drained=True)  # (a read of its own)
     assert "lines read 2, parsed 2" in err, err
