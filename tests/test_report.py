@@ -550,7 +550,8 @@ def test_a_parameter_for_one_section(scenario_db, incident):
         return [f["kind"] for f in anomalies(scenario_db, params=params)["findings"]]
 
     base = [f["kind"] for f in incident["findings"]]  # (no params)
-    one = kinds(**{"new_destination.min_requests": "100000"})
+    # (and upload_high: min_requests drops no newcomer that uploaded that much, the scenario's exfiltration)
+    one = kinds(**{"new_destination.min_requests": "100000", "new_destination.upload_high": str(10 ** 15)})
     assert "new_destination" in base and "new_destination" not in one
     assert [k for k in one if k != "new_destination"] == [k for k in base if k != "new_destination"]
     assert kinds(min_requests="100000").count("error_spike") == 0 < base.count("error_spike")
