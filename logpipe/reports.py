@@ -105,6 +105,14 @@ REPORT_READS = ("access_log authz_denied client_ips client_named client_workload
                 "start_time destination source_ip source_workload egress_kind response_code response_flags error bytes_received bytes_sent")
 
 
+# Under how many rows ``open_report_db(keep_rows=None)`` (the inventory's text and JSON) keeps the
+# traffic rows: on few rows, computing the traffic view is mostly planning it (~0.1 CPU-s), which each
+# statement over the view does again (the scenario's 3,815 rows: inventory -o json 1.1 → 0.75 CPU-s;
+# 100,000 rows 1.0 → 0.75); on many, the table costs memory a statement or two need not (100,000 rows:
+# peak RSS 156 → 217 MB; 10M rows: open_report_db's docstring).
+KEEP_ROWS_UNDER = 50_000
+
+
 def open_report_db(data_dir, *, baseline_dir=None, pods_path=None, settings=None, tables=None, report=None,
                    keep_rows=True):
     """A DuckDB connection (logpipe.db) for a report: the dataset (or ``tables``, logs parsed in
@@ -113,16 +121,19 @@ def open_report_db(data_dir, *, baseline_dir=None, pods_path=None, settings=None
     its queries and this module read are made; else all of them. ``keep_rows`` False: the traffic
     view is not kept in a table (_materialize_traffic), each statement computes it, reading only
     the columns it needs: cheaper for a statement or two (the inventory's two sections, without the
-    HTML page's charts: 10M rows 7.0 → 5.7 s, 0.70 → 0.47 GB peak RSS), dearer for more.
+    HTML page's charts: 10M rows 7.0 → 5.7 s, 0.70 → 0.47 GB peak RSS), dearer for more. ``None``:
+    kept when the rows are fewer than KEEP_ROWS_UNDER (in memory: no scratch database), else not.
 
     Returns ``(con, window_floor)``: with a baseline dataset, the first record time of ``data_dir``
     (the window starts there and the baseline ends there), else ``None``."""
-    from .db import connect, window_floor
+    from .db import connect, make_views, window_floor
 
     queries = [q for name in ([report] if report else REPORTS) for q in report_queries(name)]
     uses = None if report is None else [*(q.sql for q in queries), REPORT_READS]
-    con = connect(data_dir, settings=settings, tables=tables, sandbox=True, uses=uses, scratch=keep_rows,
-                  baseline=baseline_dir)
+    # The views over traffic are made after it is a table (_materialize_traffic), where it is one: a
+    # view binds when made, and one made over the traffic view binds its whole tree again.
+    con = connect(data_dir, settings=settings, tables=tables, sandbox=True, uses=[TRAFFIC_READS],
+                  scratch=bool(keep_rows), baseline=baseline_dir)
     try:  # (a step that fails after connect, a --pods file that is no pod list, closes it: the caller has none)
         floor = window_floor(con)
         pods = None
@@ -131,8 +142,11 @@ def open_report_db(data_dir, *, baseline_dir=None, pods_path=None, settings=None
 
             pods = load_pods(pods_path)
         attach_sources(con, pods)
+        if keep_rows is None:
+            keep_rows = con.execute("SELECT count(*) FROM logpipe_rows").fetchall()[0][0] < KEEP_ROWS_UNDER
         if keep_rows:
             _materialize_traffic(con, queries)
+        make_views(con, uses)
     except BaseException:
         con.close()
         raise
@@ -154,7 +168,9 @@ def _materialize_traffic(con, queries) -> None:
     from .resources import resource_dir
 
     db = con.execute("SELECT current_database()").fetchall()[0][0].replace('"', '""')
-    columns = [r[0] for r in con.execute(f'DESCRIBE "{db}".main.traffic').fetchall()]
+    # (from the catalog, as the view was made: a DESCRIBE binds the view, ~20 ms of the scenario's report)
+    columns = [r[0] for r in con.execute("SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() "
+                                         "AND schema_name = 'main' AND table_name = 'traffic' ORDER BY column_index").fetchall()]
     statements = [q.sql for q in queries]
     builtin = resource_dir("queries").resolve()
     if all(q.path is not None and q.path.resolve().is_relative_to(builtin) for q in queries):
@@ -177,6 +193,9 @@ def _quoted(name: str) -> str:
 
 # What attach_sources reads (for a connection made for some statements: ``db.connect(uses=…)``).
 PODS_READS = "access_log ip_norm client_workload"
+# What a report's connection needs before its traffic table is made (open_report_db): attach_sources'
+# and _materialize_traffic's reads.
+TRAFFIC_READS = f"traffic authz_denied {PODS_READS}"
 
 
 # Who ztunnel logged at each client IP (its src.addr, src.namespace and src.workload, a pod's name),
@@ -437,7 +456,7 @@ def run_report(con, name: str, *, params: dict[str, str] | None = None, window: 
         mine.update({k.rpartition(".")[2]: v for k, v in params.items() if k.rpartition(".")[0] == q.name})
         user = set(mine)  # (before the window's: an error of a value names the user's -p only)
         mine.update({k: v for k, v in wparams.items() if k in q.params})
-        sections.append((q, run_query(con, q, mine, given=user)))
+        sections.append((q, run_query(con, q, mine, given=user, few_rows=True)))
     if name == "inventory":
         doc: dict[str, Any] = {"window": {"start": window.start, "end": window.end}}
         doc.update({q.name: t.to_pylist() for q, t in sections})

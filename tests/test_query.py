@@ -1779,3 +1779,24 @@ def test_a_querys_own_error_with_a_p_given_stays_exit_1(run_main, dataset):
     stays a runtime error (exit 1)."""
     r = run_main(["query", "--sql", "SELECT nosuch FROM egress WHERE $x = 1", "-p", "x", "1", "--data", str(dataset)])
     assert r.returncode == 1 and r.stderr.startswith("logpipe: error: SQL error: Binder Error"), r.stderr
+
+
+def test_run_query_few_rows_binds_once_with_the_same_answer_and_errors(con):
+    """``run_query(…, few_rows=True)`` (a report's sections) runs the statement as DuckDB's DB-API
+    statement, bound once, not a relation bound when made and again when read: the same table, no
+    warning of DuckDB's about the copy into Arrow, and the same errors."""
+    import warnings
+
+    from logpipe.queries import named_query, run_query
+
+    q = named_query("top_destinations")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        few = run_query(con, q, {"limit": 5}, few_rows=True)
+    assert few.num_rows and few.equals(run_query(con, q, {"limit": 5}))
+    errors = []
+    for few_rows in (False, True):
+        with pytest.raises(QueryError) as e:
+            run_query(con, "SELECT no_such_column FROM egress", few_rows=few_rows)
+        errors.append(str(e.value))
+    assert errors[0] == errors[1] and "no_such_column" in errors[0]
