@@ -107,9 +107,9 @@ REPORT_READS = ("access_log authz_denied client_ips client_named client_workload
 
 # Under how many rows ``open_report_db(keep_rows=None)`` (the inventory's text and JSON) keeps the
 # traffic rows: on few rows, computing the traffic view is mostly planning it (~0.1 CPU-s), which each
-# statement over the view does again (the scenario's 3,815 rows: inventory -o json 1.1 → 0.75 CPU-s;
-# 100,000 rows 1.0 → 0.75); on many, the table costs memory a statement or two need not (100,000 rows:
-# peak RSS 156 → 217 MB; 10M rows: open_report_db's docstring).
+# statement over the view does again (the scenario's 3,815 rows: `report inventory -o json` 0.86 → 0.63
+# CPU-s; 100,000 rows, in process, 1.0 → 0.74); on many, the table costs memory a statement or two need
+# not (100,000 rows in a scratch file: peak RSS 156 → 217 MB; 10M rows: open_report_db's docstring).
 KEEP_ROWS_UNDER = 50_000
 
 
