@@ -20,8 +20,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
+import inspect
 import re
 import threading
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +37,10 @@ from .schema import COLUMNS
 
 import lark  # (imported once here: Rulebook, _Lark and the exact path use it)
 from lark.grammar import NonTerminal, Symbol  # noqa: E402  (logpipe/steps.py reads rules through it too)
+from lark.lexer import Token  # noqa: E402  (the exact path's scanner, _Scanner)
+from lark.exceptions import UnexpectedCharacters  # noqa: E402
+from lark.parsers import xearley  # noqa: E402
+from lark.parsers.earley_forest import TokenNode  # noqa: E402
 
 _FIELD_RULES = frozenset(COLUMNS)
 
@@ -222,8 +229,8 @@ class Rulebook:
             return
         with self._earley_lock:  # (the lanes' thread and the main thread may both get here)
             if self._lark.parser is _LATER:
+                _plain_names(self._lark)  # (before: the parser's sets of symbols are then the rules' own)
                 self._lark.parser = lark.Lark._build_parser(self._lark)
-                _plain_names(self._lark)
                 self._filter = _install_token_filter(self._lark, self.starts)
                 self._tree_class = _forest_mode(self._lark)
 
@@ -325,11 +332,20 @@ def _plain_names(parser) -> None:
     of the grammar's text (a str subclass whose ``__eq__`` is Python code), and its parser compares
     symbols by name for every item it predicts and completes: Token.__eq__ was ~8% of the exact
     path's samples. A plain text is equal to the Token and hashes alike, so every lookup and
-    comparison answers as before, in C."""
+    comparison answers as before, in C.
+
+    And make the rules' symbols of one name one object: Lark's parser asks whether the symbol an
+    item expects is a terminal (``in self.TERMINALS``, a set of one symbol of each name), and a set
+    that holds another object of that name calls ``Symbol.__eq__`` (Python code), for 209 of the 289
+    symbols of access.lark's rules. Shared before the parser is built (``Rulebook._earley``), its sets
+    hold these objects, and each such question is answered by identity. Equal symbols stay equal."""
+    shared: dict = {}
     for rule in parser.rules:
         for symbol in (rule.origin, *rule.expansion):
             if type(symbol.name) is not str:
                 symbol.name = str.__str__(symbol.name)
+        rule.origin = shared.setdefault((rule.origin.is_term, rule.origin.name), rule.origin)
+        rule.expansion[:] = [shared.setdefault((s.is_term, s.name), s) for s in rule.expansion]
 
 
 def _install_token_filter(parser, starts: list[str]) -> TokenFilter | None:
@@ -349,7 +365,143 @@ def _install_token_filter(parser, starts: list[str]) -> TokenFilter | None:
     fixed = frozenset(t.name for t in parser.terminals if isinstance(t.pattern, lark.lexer.PatternStr))
     token_filter = TokenFilter(follow, regexps, fixed)
     scanner.term_matcher = token_filter
+    if type(scanner) is xearley.Parser and _scans_as_copied():  # (its scan, asking the filter at once)
+        scanner.__class__ = _Scanner
     return token_filter
+
+
+# The hash of the source of lark's ``xearley.Parser._parse`` that ``_Scanner._parse`` copies (lark 1.3.1).
+_COPIED_PARSE = "4f7a8280f38dec52"
+
+
+@functools.lru_cache(maxsize=None)
+def _scans_as_copied() -> bool:
+    """Whether this lark's Earley scanner is the one ``_Scanner`` copies; if not, Lark's own scans
+    (slower, as exact)."""
+    try:
+        source = inspect.getsource(xearley.Parser._parse)
+    except (OSError, TypeError):
+        return False
+    return hashlib.sha256(source.encode()).hexdigest()[:16] == _COPIED_PARSE
+
+
+class _Scanner(xearley.Parser):
+    """Lark's Earley parser with the complete lexer (``lark/parsers/xearley.py`` of lark 1.3.1, its
+    ``_parse`` as written there but for the lines marked ``#*``), asking the token filter for a
+    terminal's matches at a position once (``TokenFilter.matches``), not once per item that expects
+    it (~1.6 items a terminal) and once per length of its longest match (a free text's ~100-300
+    lengths, nearly all dropped: 2,148 → 234 calls on a 264-character line), and passing over the
+    positions where it has nothing to do (``_skip``). The tokens, and their order, are the same, so
+    the forest is; ~1.15-1.25x faster a line (bench/PERFORMANCE.md)."""
+
+    def _parse(self, stream, columns, to_scan, start_symbol=None):
+        if not hasattr(self.term_matcher, "matches"):  # (another matcher than the filter: Lark's scan)
+            return super()._parse(stream, columns, to_scan, start_symbol)
+
+        def scan(i, to_scan):
+            node_cache = {}
+            found = {}  #* terminal name -> its matches at i
+            for item in self.Set(to_scan):
+                name = item.expect.name  #*
+                got = found.get(name)  #*
+                if got is None:  #*
+                    got = found[name] = matches(item.expect, stream, i)  #*
+                for end, value in got:  #*
+                    delayed_matches[end].append((item, i, Token(name, value, i, text_line, text_column)))  #*
+
+            for x in self.ignore:
+                m = match(x, stream, i)
+                if m:
+                    delayed_matches[m.end()].extend([(item, i, None) for item in to_scan])
+                    delayed_matches[m.end()].extend([(item, i, None) for item in columns[i] if item.is_complete and item.s == start_symbol])
+
+            next_to_scan = self.Set()
+            next_set = self.Set()
+            columns.append(next_set)
+            transitives.append({})
+
+            for item, start, token in delayed_matches[i + 1]:
+                if token is not None:
+                    token.end_line = text_line
+                    token.end_column = text_column + 1
+                    token.end_pos = i + 1
+
+                    new_item = item.advance()
+                    label = (new_item.s, new_item.start, i + 1)
+                    token_node = TokenNode(token, terminals[token.type])
+                    new_item.node = node_cache[label] if label in node_cache else node_cache.setdefault(label, self.SymbolNode(*label))
+                    new_item.node.add_family(new_item.s, item.rule, new_item.start, item.node, token_node)
+                else:
+                    new_item = item
+
+                if new_item.expect in self.TERMINALS:
+                    next_to_scan.add(new_item)
+                else:
+                    next_set.add(new_item)
+
+            del delayed_matches[i + 1]
+
+            if not next_set and not delayed_matches and not next_to_scan:
+                considered_rules = list(sorted(to_scan, key=lambda key: key.rule.origin.name))
+                raise UnexpectedCharacters(stream, i, text_line, text_column, {item.expect.name for item in to_scan},
+                                           set(to_scan), state=frozenset(i.s for i in to_scan),
+                                           considered_rules=considered_rules)
+
+            return next_to_scan, node_cache
+
+        delayed_matches = defaultdict(list)
+        match = self.term_matcher
+        matches = match.matches  #*
+        # (by plain texts: Lark's keys are its grammar's Tokens, whose __eq__ is Python's, called for
+        # each token's lookup by a plain name: ~2% of a parse)
+        terminals = {str.__str__(name): t for name, t in self.lexer_conf.terminals_by_name.items()}  #*
+
+        transitives = [{}]
+
+        text_line = 1
+        text_column = 1
+        skip_to = 0  #*
+
+        i = 0
+        node_cache = {}
+        skips = not self.ignore and isinstance(stream, str)  #*
+        for token in stream:
+            if i < skip_to:  #*
+                i += 1  #*
+                continue  #*
+            self.predict_and_complete(i, to_scan, columns, transitives, node_cache)
+
+            to_scan, node_cache = scan(i, to_scan)
+
+            if token == '\n':
+                text_line += 1
+                text_column = 1
+            else:
+                text_column += 1
+            i += 1
+            if skips and not to_scan and not columns[i]:  #* no item at i: see _skip
+                skip_to, text_line, text_column = self._skip(stream, i, delayed_matches, columns, transitives, text_line, text_column)  #*
+
+        self.predict_and_complete(i, to_scan, columns, transitives, node_cache)
+
+        assert i == len(columns) - 1
+        return to_scan
+
+    def _skip(self, stream: str, i: int, delayed_matches, columns, transitives, line: int, column: int):
+        """Lark's parser at ``i`` with no item (nothing predicted, completed or scanned: free text
+        whose cuts the token filter dropped) does nothing there, nor at the positions after it, up to
+        the one before the next token ends (or the text's end): ~65% of the sample lines' positions. Returns
+        that position, with the text's line and column there, having added the empty columns
+        (and transitives) Lark would have made on the way."""
+        to = min((end - 1 for end in delayed_matches if end > i), default=len(stream))
+        if to <= i:
+            return i, line, column
+        Set = self.Set
+        columns.extend([Set() for _ in range(i, to)])
+        transitives.extend([{} for _ in range(i, to)])
+        breaks = stream.count("\n", i, to)
+        column = to - stream.rfind("\n", i, to) if breaks else column + (to - i)
+        return to, line + breaks, column
 
 
 def _text(line: str, tree) -> str:

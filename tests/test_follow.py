@@ -2,6 +2,7 @@
 fields read from Lark's parse forest (logpipe/forest.py), the same as from Lark's tree."""
 from __future__ import annotations
 
+import contextlib
 import random
 
 import lark
@@ -213,3 +214,91 @@ def test_tied_readings_resolve_alike_in_either_order():
     one = book._resolve(lark.Tree("_ambig", [a, b]), "ab")
     other = book._resolve(lark.Tree("_ambig", [_reading("referer"), _reading("user_agent")]), "ab")
     assert one == other
+
+
+@pytest.mark.parametrize("name", sorted(grammar.GRAMMAR_FILES))
+def test_every_builtin_grammar_scans_with_the_filters_scanner(name):
+    """A Lark upgrade that changes its Earley scanner (``xearley.Parser._parse``, which
+    ``grammar._Scanner`` copies) leaves Lark's own scanning, ~15% slower: say so. The rules' symbols
+    of one name are one object, the one the parser's sets hold (``grammar._plain_names``)."""
+    book = grammar.load_builtin(name)
+    book._earley()
+    earley = book._lark.parser.parser
+    assert type(earley) is grammar._Scanner
+    held = {id(s) for s in (*earley.TERMINALS, *earley.NON_TERMINALS)}
+    assert all(id(s) in held for r in book._lark.rules for s in r.expansion)
+
+
+@pytest.mark.parametrize("text_rx", [r"[^\n]+", r"(?:[^\n])+"], ids=["prefix-closed", "matched"])
+def test_a_terminals_matches_at_once_are_its_matches_length_by_length(text_rx):
+    """``TokenFilter.matches`` gives what Lark's scanner gets asking ``__call__`` for the longest match
+    and then each shorter length (``lark/parsers/xearley.py``), in its order, at every position; and
+    so outside a parse (no filter)."""
+    import re
+
+    rules = _rules('start: Q T? Q S W\nT: /[^\\n]+/\nQ: "\\""\nS: " "\nW: /[a-z]+/\n')
+    regexps = {n: re.compile(p) for n, p in {"T": text_rx, "Q": '"', "S": " ", "W": "[a-z]+"}.items()}
+    follow = follow_strings(rules, ["start"])
+
+    class Term:
+        name = "T"
+
+    def one_by_one(f, text, i):
+        m = f(Term, text, i)
+        if m is None:
+            return []
+        s, got = m.group(0), [(m.end(), m.group(0))]
+        for j in range(1, len(s)):
+            cut = f(Term, s[:-j])
+            if cut is not None:
+                got.append((i + cut.end(), cut.group(0)))
+        return got
+
+    text = '"a"b" x" y"z" w'
+    for reading in (True, False):
+        f, g = TokenFilter(follow, regexps, frozenset({"Q", "S"})), TokenFilter(follow, regexps, frozenset({"Q", "S"}))
+        with f.reading(text) if reading else contextlib.nullcontext(), g.reading(text) if reading else contextlib.nullcontext():
+            for i in range(len(text) + 1):
+                assert f.matches(Term, text, i) == one_by_one(g, text, i), (reading, i)
+    with f.reading(text):
+        # (the longest, to the end; then the cuts before '" ', the strings that may follow T)
+        assert f.matches(Term, text, 1) == [(15, 'a"b" x" y"z" w'), (12, 'a"b" x" y"z'), (7, 'a"b" x'), (4, 'a"b')]
+
+
+def test_the_scanner_asks_the_filter_once_and_passes_over_free_text():
+    """On a line of free text, Lark's parser is at few of its positions (those where a token the
+    filter kept ends: 103 of this line's 265) and asks the filter for a ``[…]+`` terminal's cuts only
+    where they may end (234 calls to ``TokenFilter.__call__``); before ``grammar._Scanner``, 2,148
+    calls and all 265 positions."""
+    book = grammar.load_builtin("access")
+    line = ('[2024-07-18T16:13:58.198Z] "GET /get HTTP/1.1" 200 - via_upstream - "-" 0 252 260 259 "-" '
+            '"curl/8.7.1" "8d80cec6-8fc1-40de-8bc7-19716f173bbd" "httpbin.org" "3.234.9.11:80" '
+            'inbound-vip|80|http|httpbin.org 10.244.0.24:41160 240.240.0.2:80 10.244.0.18:41548 - default')
+    book.parse(line, "access_line")
+    calls, at = [0], []
+    real_call, real_step = TokenFilter.__call__, lark.parsers.earley.Parser.predict_and_complete
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(TokenFilter, "__call__", lambda *a, **k: calls.__setitem__(0, calls[0] + 1) or real_call(*a, **k))
+        mp.setattr(lark.parsers.earley.Parser, "predict_and_complete", lambda self, i, *a: at.append(i) or real_step(self, i, *a))
+        book.parse(line, "access_line")
+    assert calls[0] < 500 and len(at) < len(line) // 2
+
+
+def test_the_scanner_passes_over_lines_as_lark_counts_them():
+    """Where the scanner passes over free text that holds newlines, the tokens after it have the
+    lines and columns Lark's own scanner gives them."""
+    text = 'start: W S T B W\nT: /[^|]+/\nB: "|"\nS: " "\nW: /[a-z]+/\n'
+    book = grammar.Rulebook(text, ["start"], source="test.lark")
+    line = "ab cd\nef gh\nij|xy"
+    book.parse(line, "start")
+    with book._filter.reading(line):
+        forest_root = book._lark.parse(line, start="start")
+    mine = grammar._forest_tree(book._lark.parser.parser, book._tree_class, forest_root)
+    theirs = lark.Lark(text, parser="earley", lexer="dynamic_complete", ambiguity="explicit").parse(line)
+
+    def tokens(tree):
+        return [(t.type, str(t), t.start_pos, t.line, t.column, t.end_line, t.end_column, t.end_pos)
+                for t in tree.scan_values(lambda v: isinstance(v, lark.Token))]
+
+    assert tokens(mine) == tokens(theirs)
+    assert tokens(mine)[-2:] == [("B", "|", 14, 3, 3, 3, 4, 15), ("W", "xy", 15, 3, 4, 3, 6, 17)]
