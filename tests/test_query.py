@@ -467,7 +467,7 @@ PASSTHROUGH_ROWS = [
 
 def test_registry_only_gives_each_destination_the_service_entry_unregistered_egress_gives(judge):
     """registry_only's service_entry is the unregistered_egress finding's (one macro,
-    queries/views/service_entry_yaml.sql), for any window; null for a DNS failure and a name that is no DNS
+    queries/views/passthrough_destinations.sql), for any window; null for a DNS failure and a name that is no DNS
     name; an internal address's is written too, MESH_EXTERNAL, under a comment saying when it is the
     wrong fix (unregistered_egress never sees one: the egress view leaves internal addresses out)."""
     import yaml

@@ -92,6 +92,9 @@ def check_service_entry(doc) -> list[str]:
             bad.append(f"port name {p.get('name')!r}")
         if p.get("protocol") not in PROTOCOLS:
             bad.append(f"port protocol {p.get('protocol')!r}")
+    if any(p.get("protocol") == "TCP" for p in ports) and not spec.get("addresses"):
+        # (a TCP port is told by destination address alone: istio.io IST0134, istio/istio#29992)
+        bad.append("a TCP port without addresses: it would match every destination on the port")
     if len({p.get("name") for p in ports}) != len(ports) or len({p.get("number") for p in ports}) != len(ports):
         bad.append(f"ports not unique {ports!r}")
     for a in spec.get("addresses") or []:
@@ -172,10 +175,12 @@ def test_a_destination_on_several_ports_is_one_document_with_each_port(documents
     assert yaml.safe_load(rows[0]["service_entry"]) == by_host["example.com"]
 
 
-def test_the_finding_s_service_entry_is_its_port_s_and_istio_takes_it(data):
-    """unregistered_egress gives one finding per destination and port, its ServiceEntry that port's."""
+def test_the_finding_s_service_entry_is_its_destination_s_and_istio_takes_it(data, documents):
+    """unregistered_egress gives one finding per destination and port, its ServiceEntry the destination's
+    one document, every port of it (tests/test_service_entry_tcp.py: it was that port's alone)."""
     got = logpipe_json("report", "anomalies", "--data", data)["findings"]
     docs = {(f["destination"], f["evidence"]["port"]): yaml.safe_load(f["evidence"]["service_entry"])
             for f in got if f["kind"] == "unregistered_egress" and f["evidence"]["service_entry"]}
-    assert [p["number"] for p in docs["example.com", 8080]["spec"]["ports"]] == [8080]
+    by_host = {d["spec"]["hosts"][0]: d for d in documents}
+    assert docs["example.com", 8080] == docs["example.com", 80] == by_host["example.com"]
     assert {k: check_service_entry(d) for k, d in docs.items()} == {k: [] for k in docs}

@@ -1,8 +1,9 @@
 -- title: Unregistered egress
 -- description: Traffic that left through PassthroughCluster (outboundTrafficPolicy ALLOW_ANY):
 --   nobody registered these destinations. The advice holds a ServiceEntry that registers each one
---   (hosts, port with protocol, resolution, MESH_EXTERNAL: service_entry_yaml.sql, as registry_only
---   prints it for the whole data), ready for kubectl apply -f -. A format
+--   (hosts, a port with its protocol for every port the destination was reached on in the window,
+--   resolution, MESH_EXTERNAL: service_entry_yaml_ports.sql), the document `query service_entries`
+--   gives for the same window, ready for kubectl apply -f -. A format
 --   that logs no port (no %UPSTREAM_CLUSTER% port, %DOWNSTREAM_LOCAL_ADDRESS% or %UPSTREAM_HOST%)
 --   leaves the port null: the ServiceEntry then has a placeholder port 0 (which Istio refuses) with a
 --   comment to set it, and the advice says so. A request with a method or authority is HTTP though
@@ -46,8 +47,18 @@ found AS (
     GROUP BY w.destination, w.destination_port
     HAVING count(*) >= CAST($min_requests AS INTEGER)
 ),
--- (null for a name not safe in YAML, which is no DNS name, and for a DNS failure: service_entry_yaml.sql)
-registering AS (SELECT *, service_entry_yaml(destination, port, se_protocol, dns_failed) AS se FROM found)
+-- (the destination's one document, every port of it in the window, as service_entries writes it for
+-- that window: passthrough_destinations.sql; one per port of one host is what Istio merges worst.
+-- Null for a name not safe in YAML, which is no DNS name, and for a DNS failure: service_entry_yaml_ports.sql)
+documents AS (
+    SELECT destination, any_value(service_entry) AS se
+    FROM passthrough_destinations((SELECT CAST(w0 AS VARCHAR) FROM bounds), (SELECT CAST(w1 AS VARCHAR) FROM bounds))
+    GROUP BY destination
+),
+registering AS (
+    SELECT f.*, CASE WHEN NOT f.dns_failed THEN d.se END AS se
+    FROM found f LEFT JOIN documents d ON d.destination = f.destination
+)
 SELECT
     'unregistered_egress' AS kind,
     CASE WHEN known THEN 'low' ELSE 'medium' END AS severity,

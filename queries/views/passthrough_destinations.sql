@@ -5,7 +5,9 @@
 -- the whole data, rows without a time too). The rows of the named queries registry_only (all of
 -- them) and service_entries (the service_entry column as a YAML file).
 -- service_entry: the ServiceEntry of the destination, every port of it in the window (one document:
--- service_entry_yaml.sql says why), the same on each of its rows.
+-- service_entry_yaml_ports.sql says why, and when it lists the destination_ip values it was reached
+-- at as addresses), the same on each of its rows. The unregistered_egress finding prints it too, for
+-- its window.
 CREATE OR REPLACE MACRO passthrough_destinations(since, until) AS TABLE
 WITH per_port AS (
 SELECT
@@ -27,7 +29,8 @@ SELECT
         FILTER (WHERE istio_sni_host(requested_server_name) IS NULL) AS sni,
     service_entry_protocol(protocol, method, authority, requested_server_name,
                            upstream_cluster_direction, upstream_cluster_subset) AS se_protocol,
-    all_dns_failed(response_flags) AS dns_failed
+    all_dns_failed(response_flags) AS dns_failed,
+    list(DISTINCT destination_ip) FILTER (WHERE destination_ip IS NOT NULL) AS ips
 FROM traffic
 WHERE upstream_cluster IN ('PassthroughCluster', 'AllowAnyDynamicDNSCluster')
   AND (start_time >= coalesce(CAST(nullif(since, '') AS TIMESTAMPTZ), '-infinity'::TIMESTAMPTZ)
@@ -39,9 +42,10 @@ GROUP BY destination, destination_port
 by_destination AS (
     SELECT *,
         list({'port': port, 'protocol': se_protocol} ORDER BY port NULLS LAST) OVER (PARTITION BY destination) AS se_ports,
-        bool_and(dns_failed) OVER (PARTITION BY destination) AS all_failed
+        bool_and(dns_failed) OVER (PARTITION BY destination) AS all_failed,
+        flatten(list(ips) OVER (PARTITION BY destination)) AS se_addresses
     FROM per_port
 )
-SELECT * EXCLUDE (se_protocol, dns_failed, se_ports, all_failed),
-    service_entry_yaml_ports(destination, se_ports, all_failed) AS service_entry
+SELECT * EXCLUDE (se_protocol, dns_failed, ips, se_ports, all_failed, se_addresses),
+    service_entry_yaml_ports(destination, se_ports, all_failed, se_addresses) AS service_entry
 FROM by_destination

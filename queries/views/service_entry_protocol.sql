@@ -1,6 +1,6 @@
 -- service_entry_protocol(protocol, method, authority, requested_server_name, upstream_cluster_direction,
 -- upstream_cluster_subset): an aggregate, over a destination's rows, of the protocol its ServiceEntry port
--- declares (service_entry_yaml.sql): HTTP2 when any request was HTTP/2, else HTTP when any was HTTP (a method
+-- declares (service_entry_yaml_ports.sql): HTTP2 when any request was HTTP/2, else HTTP when any was HTTP (a method
 -- or authority without %PROTOCOL%: request_protocol.sql), else TLS when any connection asked for a
 -- server name or was a CONNECT tunnel to a TLS port (connection_protocol.sql), else TCP. The unregistered_egress finding and the
 -- registry_only query read it alike.

@@ -1,5 +1,5 @@
 -- service_entry_slug(destination): the part of a ServiceEntry's names that stands for its destination
--- (service_entry_yaml.sql: metadata.name before the port, and the made-up host ip-….external of an
+-- (service_entry_yaml_ports.sql: metadata.name before the port, and the made-up host ip-….external of an
 -- IP), of lowercase letters and digits with dashes between them, as Kubernetes names and DNS labels
 -- allow (2001:db8:1:: gives 2001-db8-1-…, no trailing dash). A destination of labels of
 -- lowercase letters and digits between single dots reads as itself with dashes for dots

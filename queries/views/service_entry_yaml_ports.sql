@@ -1,7 +1,7 @@
--- service_entry_yaml_ports(destination, ports, dns_failed): the ServiceEntry (networking.istio.io/v1)
--- that registers a destination reached through PassthroughCluster, as YAML ready for kubectl apply -f:
--- a host name (resolution DNS), or an IP under a made-up host ip-….external with the IP as its address
--- and endpoint (resolution STATIC); location MESH_EXTERNAL, a port of each of ports (a list of
+-- service_entry_yaml_ports(destination, ports, dns_failed, addresses): the ServiceEntry
+-- (networking.istio.io/v1) that registers a destination reached through PassthroughCluster, as YAML
+-- ready for kubectl apply -f: a host name (resolution DNS), or an IP under a made-up host ip-….external
+-- with the IP as its address and endpoint (resolution STATIC); location MESH_EXTERNAL, a port of each of ports (a list of
 -- {'port', 'protocol'}, by port) named for its protocol (service_entry_protocol.sql: HTTP2, HTTP, TLS
 -- or TCP) and number. A port the format does not log is a
 -- placeholder 0 (Istio accepts 1..65535) with a comment to set it. Null when nothing safe can be
@@ -16,13 +16,26 @@
 -- outside the mesh at an internal address too (a VPC database, an on-premises server), so such an
 -- address (ip_kind 'internal') keeps its ServiceEntry, under a comment saying that a pod or Service
 -- of the cluster reached through PassthroughCluster wants the proxy's view of it fixed instead.
--- The unregistered_egress finding prints it for its one port (service_entry_yaml.sql); registry_only
--- and service_entries for every port of the destination: one document, named for the destination
+-- A host with a TCP port (no SNI, no HTTP: a CONNECT tunnel's end on a port not TLS's) lists
+-- addresses, the upstream IPs it was reached at (addresses, sorted; a comment says to add any other it
+-- resolves to): a connection's bytes name no host, so Istio tells a TCP port's service by destination
+-- address alone, and one without addresses matches every destination on its port, regardless of the
+-- host (istio.io, IST0134 ServiceEntryAddressesRequired; istio/istio#29992: one such entry for
+-- google.com:443 broke every other HTTPS host; #59599: it takes the 0.0.0.0_PORT listener's default
+-- filter chain, PassthroughCluster's). Plain IPs, not /32: Istio allows CIDRs only with resolution
+-- NONE or STATIC (pkg/config/validation), and the host keeps DNS (Envoy connects to what the name
+-- resolves to now). None found (a format with neither %UPSTREAM_HOST% nor %DOWNSTREAM_LOCAL_ADDRESS%)
+-- is a placeholder "" (Istio refuses it: not an IP) with a comment to set them. A host with only
+-- HTTP or TLS ports gets none: Istio matches an HTTP port's Host header and a TLS port's SNI against
+-- hosts (ServiceEntry reference, hosts), and addresses there would only narrow the match to the IPs
+-- seen. An IP's address is itself (resolution STATIC, its endpoint).
+-- The unregistered_egress finding, registry_only and service_entries print it for every port of the
+-- destination (passthrough_destinations.sql): one document, named for the destination
 -- and its ports (api-example-com-80-443). Two documents of one host, one per
 -- port, are what Istio handles worst: it merges ServiceEntries of one host and namespace, differently
 -- from release to release (istio/istio#50478: 1.20 and 1.21 balanced between the ports; #51466, 1.22:
 -- the host's traffic blackholed; #54988, #55776, 1.24: one port's cluster missing, connections reset).
-CREATE OR REPLACE MACRO service_entry_yaml_ports(destination, ports, dns_failed) AS (
+CREATE OR REPLACE MACRO service_entry_yaml_ports(destination, ports, dns_failed, addresses) AS (
     CASE WHEN NOT coalesce(dns_failed, false)
               AND (ip_value(destination) IS NOT NULL
                    OR (regexp_full_match(destination, '[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*')
@@ -50,7 +63,12 @@ CREATE OR REPLACE MACRO service_entry_yaml_ports(destination, ports, dns_failed)
         '  - "' || CASE WHEN ip_value(destination) IS NULL THEN destination
                         ELSE 'ip-' || service_entry_slug(destination) || '.external' END || '"',
         -- (an IP quoted: YAML 1.1 reads an unquoted 2001:1:2:3:4:5:6:7 as a base-60 number)
-        CASE WHEN ip_value(destination) IS NOT NULL THEN '  addresses:' || chr(10) || '  - "' || destination || '"' END,
+        CASE WHEN ip_value(destination) IS NOT NULL THEN '  addresses:' || chr(10) || '  - "' || destination || '"'
+             WHEN list_contains([p.protocol FOR p IN ports], 'TCP')
+             THEN '  addresses:  # the IPs ' || destination || ' was reached at: Istio tells a TCP port''s '
+                  || 'connections by address alone; add any other it resolves to' || chr(10)
+                  || coalesce(nullif(array_to_string([('  - "' || a || '"') FOR a IN list_sort(list_distinct(addresses))], chr(10)), ''),
+                              '  - ""  # no upstream address in the logs: set the IPs ' || destination || ' resolves to') END,
         '  location: MESH_EXTERNAL',
         '  ports:',
         array_to_string([
