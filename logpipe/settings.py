@@ -20,7 +20,7 @@ list, so ``--internal-cidr default --internal-cidr 203.0.113.0/24`` adds one ran
 Mesh domains are DNS suffixes of hosts inside the mesh besides ``svc.<cluster domain>``: a host
 equal to one or under it (``reviews.default.internal.corp``) is a mesh service, not egress.
 
-Documentation ranges (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24, 2001:db8::/32) are *not*
+Documentation ranges (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24, 2001:db8::/32, 3fff::/20) are *not*
 internal: logpipe's synthetic logs use them as stand-ins for public addresses (DESIGN.md).
 """
 from __future__ import annotations
@@ -36,7 +36,18 @@ from .errors import LogpipeError
 from .unpack import read_text
 
 # RFC 1918, carrier-grade NAT (RFC 6598), loopback, link-local (not routable beyond the node; covers
-# the cloud metadata address), IPv6 loopback, unique-local (RFC 4193) and link-local.
+# the cloud metadata address), IPv6 loopback, unique-local (RFC 4193) and link-local; and the ranges
+# that are never an internet destination, which were judged public (so a passthrough to one was egress):
+# "this network" 0.0.0.0/8 and the unspecified ::/128 (IANA special-purpose registries: not a valid
+# destination; Linux connects a socket dialled to 0.0.0.0 or :: to the host itself), benchmarking
+# 198.18.0.0/15 (RFC 2544, not globally reachable), multicast 224.0.0.0/4 (RFC 5771) and ff00::/8
+# (RFC 4291 2.7), reserved 240.0.0.0/4 with the limited broadcast 255.255.255.255 (not globally
+# reachable; Istio's VIPs 240.240/16 in it stay service VIPs: a VIP wins), IPv6 discard-only 100::/64 (RFC 6666: a sink inside a network) and the deprecated
+# site-local fec0::/10 (RFC 3879: private addressing, as fc00::/7 is now).
+# Left public: the documentation ranges (below); 192.0.0.0/24 and 2001::/23, IETF protocol
+# assignments whose blocks include globally reachable anycast (PCP, TURN: 192.0.0.9, 192.0.0.10,
+# 2001:1::1) and Teredo 2001::/32, which are internet hosts (2001:2::/48 is a service VIP range);
+# 6to4 2002::/16 is judged as the IPv4 address it carries (queries/views/ip_kind.sql).
 DEFAULT_INTERNAL_CIDRS = (
     "10.0.0.0/8",
     "172.16.0.0/12",
@@ -44,9 +55,17 @@ DEFAULT_INTERNAL_CIDRS = (
     "100.64.0.0/10",
     "127.0.0.0/8",
     "169.254.0.0/16",
+    "0.0.0.0/8",
+    "198.18.0.0/15",
+    "224.0.0.0/4",
+    "240.0.0.0/4",
     "::1/128",
+    "::/128",
     "fc00::/7",
     "fe80::/10",
+    "fec0::/10",
+    "ff00::/8",
+    "100::/64",
 )
 # istiod auto-allocates ServiceEntry VIPs from these (PILOT_IP_AUTOALLOCATE_IPV4_PREFIX / _IPV6_PREFIX,
 # pilot/pkg/features/pilot.go; FORMATS.md d): "service VIP", neither internal workload nor public.

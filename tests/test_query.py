@@ -144,7 +144,7 @@ IP_KINDS = {
     "10.1.2.3": "internal", "172.16.0.1": "internal", "172.31.255.255": "internal", "172.32.0.1": "public",
     "192.168.1.1": "internal", "100.64.0.1": "internal", "100.128.0.1": "public", "127.0.0.1": "internal",
     "8.8.8.8": "public", "192.0.2.10": "public", "203.0.113.5": "public", "240.240.0.2": "service_vip",
-    "240.241.0.1": "public", "::1": "internal", "fc00::1": "internal", "fd00:10:244::1b": "internal",
+    "240.241.0.1": "internal", "::1": "internal", "fc00::1": "internal", "fd00:10:244::1b": "internal",
     "fe80::1%eth0": "internal", "2001:db8::1": "public", "2001:2::f0f0:2": "service_vip",
     "2606:4700::1111": "public", "::ffff:10.244.1.27": "internal", "::ffff:192.0.2.33": "public",
     "[2001:db8::10]": "public", "not-an-ip": None,
