@@ -37,7 +37,7 @@ def _report(monkeypatch, rows: list[dict]) -> dict:
                         ("advice", pa.string())])
     first = reports.report_queries("anomalies")[0]
 
-    def fake_run_query(con, q, params=None, given=None):
+    def fake_run_query(con, q, params=None, given=None, **_):
         return pa.Table.from_pylist(rows if q is first or q.name == first.name else [], schema=schema)
 
     monkeypatch.setattr(queries, "run_query", fake_run_query)
@@ -70,7 +70,7 @@ def test_evidence_of_dates_and_none_sorts(monkeypatch):
                         ("destination", pa.string()), ("evidence", pa.struct([("at", pa.timestamp("us", "UTC"))])),
                         ("advice", pa.string())])
     first = reports.report_queries("anomalies")[0]
-    monkeypatch.setattr(queries, "run_query", lambda con, q, params=None, given=None: pa.Table.from_pylist(
+    monkeypatch.setattr(queries, "run_query", lambda con, q, params=None, given=None, **_: pa.Table.from_pylist(
         rows if q.name == first.name else [], schema=schema))
     doc = reports.run_report(None, "anomalies", window=NO_WINDOW)
     assert [f["evidence"]["at"].hour for f in doc["findings"]] == [0, 1, 2]
