@@ -73,7 +73,7 @@ EXPECTED = {
     "[fd12:3456:789a::9]:8080": ("fd12:3456:789a::9", "fd12:3456:789a::9", "internal", None),
     "[64:ff9b::808:808]:443": ("64:ff9b::808:808", "64:ff9b::808:808", "public", "passthrough"),
     "[::1]:15000": ("::1", "::1", "internal", None),
-    "[64:ff9b::808:404]:443": ("64:ff9b::808:404", "64:ff9b::808:404", "public", "passthrough"),
+    "[64:ff9b::808:404]:443": ("64:ff9b::8.8.4.4", "64:ff9b::808:404", "public", "passthrough"),
     "[2001:db8::d]:443": ("2001:db8::d", "2001:db8::d", "public", "passthrough"),
     "[2001:db8::20]:853": ("2001:db8::22", "2001:db8::20", "public", "passthrough"),
     "[2001:db8::23]:8080": ("2001:db8::23", "2001:db8::23", "public", "public_ip"),
@@ -100,7 +100,7 @@ def test_every_raw_ipv6_authority_and_sni_is_direct_ip_egress(data):
     rows = logpipe_json("query", "direct_ip_egress", "--data", data, "-p", "since", "2025-03-12")
     assert sorted(r["destination"] for r in rows) == [
         "2001:db8::1", "2001:db8::2", "2001:db8::22", "2001:db8::23", "2001:db8::3", "2001:db8::d",
-        "64:ff9b::808:404"]
+        "64:ff9b::8.8.4.4"]
 
 
 @pytest.mark.parametrize("text, kind", [
@@ -118,11 +118,10 @@ def test_ip_kind_reads_each_text_form(data, text, kind):
 
 
 def test_a_nat64_literal_gets_a_static_service_entry(data):
-    """It was a DNS ServiceEntry of a host named 64:ff9b::8.8.4.4, or none (not an address). The
-    address is written as the upstream host is (ip_text.sql: test_ip_spelling.py)."""
+    """It was a DNS ServiceEntry of a host named 64:ff9b::8.8.4.4, or none (not an address)."""
     got = run_logpipe("query", "service_entries", "--data", data)
     assert got.returncode == 0, got.stderr
-    doc = next(d for d in got.stdout.split("---") if "64:ff9b::808:404" in d)
-    assert '  addresses:\n  - "64:ff9b::808:404"' in doc
+    doc = next(d for d in got.stdout.split("---") if "64:ff9b::8.8.4.4" in d)
+    assert '  addresses:\n  - "64:ff9b::8.8.4.4"' in doc
     assert "  resolution: STATIC" in doc
-    assert '  endpoints:\n  - address: "64:ff9b::808:404"' in doc
+    assert '  endpoints:\n  - address: "64:ff9b::8.8.4.4"' in doc

@@ -40,11 +40,7 @@
 --                        proxy's cluster may be the next proxy's; else cluster HOST, else HTTP
 --                        authority's host without its port: authority_host.sql), else TLS SNI (an Istio mTLS SNI,
 --                        outbound_.8000_._.httpbin.foo.svc.cluster.local, by the service it names:
---                        istio_sni_host.sql), else ztunnel's dst_service, else destination_ip; an
---                        IP address in one spelling (ip_text.sql, RFC 5952's: [2001:0db8::0001] and
---                        2001:db8:0:0:0:0:0:1 are 2001:db8::1, ::ffff:198.51.100.7 is 198.51.100.7,
---                        64:ff9b::198.51.100.8 is 64:ff9b::c633:6408, as Envoy writes the upstream host),
---                        so that one address is one destination however a Host header or SNI spells it
+--                        istio_sni_host.sql), else ztunnel's dst_service, else destination_ip
 --   destination_ip       upstream_host_ip, else downstream_local_address_ip (what the app dialled; not a
 --                        CONNECT's, which dialled the proxy);
 --                        IPv4-mapped IPv6 is shown as IPv4
@@ -144,21 +140,6 @@ ips AS (
     )
     WHERE ip IS NOT NULL
 ),
--- (the names a destination may be that are an IP address spelled otherwise than ip_text's one
--- spelling, each with that spelling: one row, a map, usually empty. ip_text once per distinct name, and
--- after the DISTINCTs, in a list: a filter on it would be pushed under them, onto every row (as
--- direct_ip_egress.sql says), and a join to a table of them made each query on traffic compute every
--- row's destination, used or not (1M rows: `select count(*), sum(bytes_sent) from egress` 0.66 -> 1.09 s
--- of CPU; this map costs ~0.06 s a query)
-literals AS (
-    SELECT map_from_entries(list_filter(
-               list_transform(list(name), lambda n: {'name': n, 'text': CASE WHEN contains(n, ':') OR regexp_full_match(n, '[0-9.]+') THEN ip_text(n) END}),
-               lambda e: e.text <> e.name)) AS spelled
-    FROM (SELECT authority_host(authority) AS name FROM (SELECT DISTINCT authority FROM access_log)
-          UNION SELECT lower(requested_server_name) FROM (SELECT DISTINCT requested_server_name FROM access_log)
-          UNION SELECT lower(upstream_cluster_host) FROM (SELECT DISTINCT upstream_cluster_host FROM access_log)
-          UNION SELECT lower(dst_service) FROM (SELECT DISTINCT dst_service FROM access_log))
-),
 addressed AS (
     SELECT
         a.*,
@@ -197,8 +178,7 @@ addressed AS (
         a.upstream_cluster_direction IN ('outbound', 'inbound-vip') AS has_cluster_host,
         h.in_mesh
             OR (a.upstream_cluster_direction = 'inbound-vip'
-                AND lower(a.upstream_cluster_host) IN (SELECT host FROM meshed)) AS stays_in_mesh,
-        l.spelled
+                AND lower(a.upstream_cluster_host) IN (SELECT host FROM meshed)) AS stays_in_mesh
     FROM access_log AS a
     -- (a CONNECT dialled the proxy: its destination is the tunnel's end, not downstream_local_address)
     LEFT JOIN ips AS d ON d.ip = coalesce(a.upstream_host_ip,
@@ -210,7 +190,6 @@ addressed AS (
          AND a.start_time < coalesce(w.valid_until, 'infinity'::TIMESTAMPTZ)
     LEFT JOIN hosts AS h ON h.host = a.upstream_cluster_host
     CROSS JOIN logpipe_settings AS s
-    CROSS JOIN literals AS l
 ),
 judged AS (
     SELECT
@@ -238,12 +217,11 @@ judged AS (
                 AND upstream_ip_kind = 'public' THEN 'public_ip'
         END AS egress_kind
     FROM addressed
-),
-named AS (
+)
 SELECT
     * EXCLUDE (upstream_ip_kind, source_ip_kind, source_ip, source_workload, source_owner, ztunnel_in_mesh, waypoint_hop, ztunnel_unconnected,
                has_cluster_host, connect_blocked,
-               stays_in_mesh, spelled),
+               stays_in_mesh),
     coalesce(
         CASE WHEN connect_tunnel(method) THEN authority_host(authority) END,
         CASE WHEN has_cluster_host AND NOT starts_with(upstream_cluster_host, '*') THEN lower(upstream_cluster_host) END,
@@ -252,7 +230,6 @@ SELECT
         lower(dst_service),
         destination_ip
     ) AS destination,
-    spelled,
     coalesce(
         CASE WHEN connect_tunnel(method) THEN authority_port(authority) END,
         CASE WHEN has_cluster_host THEN upstream_cluster_port END,
@@ -269,8 +246,4 @@ SELECT
          OR (rbac_denial(response_code_details, connection_termination_details) AND upstream_host IS NULL)
          OR ztunnel_unconnected OR ztunnel_refused(error)
          OR coalesce(route_name = 'block_all' OR response_code_details = 'direct_response', false)) AS upstream_connected
-FROM judged
-)
-SELECT * EXCLUDE (spelled)
-    REPLACE (CASE WHEN cardinality(spelled) > 0 THEN coalesce(spelled[destination], destination) ELSE destination END AS destination)
-FROM named;
+FROM judged;
