@@ -83,3 +83,54 @@ def test_min_requests_does_not_drop_a_large_upload_of_a_newcomer(uploads):
                    ("new_pair", pods["reports"], "api.stripe.com")]
     doc = anomalies(DATA["uploads"], params={"min_requests": 50, "upload_high": 60_000_000})
     assert not [f for f in doc["findings"] if f["kind"] in ("new_destination", "new_pair")]
+
+
+@pytest.fixture(scope="module")
+def unsent(tmp_path_factory) -> tuple[dict, dict]:
+    """(the report, the pods) of 8 quiet days with uploads that never left: a second dataset, as
+    refused and unconnected requests of the pairs above would add findings (authz_denial, error_spike)
+    to uploads' exact list; ~0.4 s of CPU (the file 4.1 -> 4.5 s: quiet_days' traffic is generated once).
+    Window: payments POSTs 80 MB to api.stripe.com that an RBAC policy refused (403); ci-runner PUTs
+    40 MB to api.github.com that the proxy never connected upstream for (503 UF); reports POSTs 20 MB
+    to partner-api.example that it sent on. Baseline: reports (3 GETs of no body on Mondays and
+    Thursdays) POSTed 50 MB there on its Tuesday, all 503 UF."""
+    tr = quiet_days(8, blip_day=None)
+    pods = {w: tr.pods[w][0] for w in ("payments", "ci-runner", "reports")}
+    for k in range(20):
+        tr.request(START + dt.timedelta(days=1, hours=10, seconds=30 * k), pods["reports"], "partner-api.example",
+                   method="POST", code=503, flags="UF", up=2_500_000, down=91, ms=30)
+    for k in range(40):
+        tr.request(LAST + dt.timedelta(hours=5, seconds=20 * k), pods["payments"], "api.stripe.com", method="POST",
+                   code=403, details="rbac_access_denied_matched_policy[ns[shop]-policy[stripe-ro]-rule[0]]",
+                   up=2_000_000, down=19, ms=1)
+    for k in range(20):
+        tr.request(LAST + dt.timedelta(hours=12, seconds=30 * k), pods["ci-runner"], "api.github.com", method="PUT",
+                   code=503, flags="UF", up=2_000_000, down=91, ms=30)
+    for k in range(8):
+        tr.request(LAST + dt.timedelta(hours=13, seconds=30 * k), pods["reports"], "partner-api.example",
+                   method="POST", up=2_500_000, down=300, ms=900)
+    return _report(tmp_path_factory.mktemp("unsent"), tr), {w: f"shop/{p.name}" for w, p in pods.items()}
+
+
+def test_an_upload_is_what_left(unsent):
+    """volume_outlier counts the bytes of requests the proxy sent on and no policy refused, as new_pair
+    and new_destination do: payments' 80 MB refused by RBAC was a high volume_outlier beside its
+    authz_denial (one event, two findings), ci-runner's 40 MB of 503 UF, that never left the mesh, a
+    high one. Only reports' 20 MB, sent on, is one (its 8 POSTs and its Monday's 3 GETs); payments'
+    refusal is authz_denial's alone."""
+    doc, pods = unsent
+    assert [(f["source"], f["destination"], f["evidence"]["bytes_up"], f["evidence"]["requests"])
+            for f in found(doc, "volume_outlier")] == [(pods["reports"], "partner-api.example", 20_000_000, 11)]
+    assert [(f["source"], f["destination"]) for f in found(doc, "authz_denial")] == [
+        (pods["payments"], "api.stripe.com")]
+
+
+def test_the_baseline_upload_is_what_left(unsent):
+    """The pair's baseline daily upload counts what left, as its window's does: reports' 50 MB of 503
+    UF in the baseline made its day 7.1 MB, and its 20 MB sent on in the window (2.8 times that) was no
+    finding; against the 0 bytes it sent, it is high (a pair of no upload in the baseline is high from
+    min_bytes)."""
+    doc, pods = unsent
+    got = [(f["severity"], f["evidence"]["baseline_daily_bytes"]) for f in found(doc, "volume_outlier")
+           if f["source"] == pods["reports"]]
+    assert got == [("high", 0)]

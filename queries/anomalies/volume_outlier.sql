@@ -25,6 +25,8 @@
 --   volume_factor times or more the client's baseline daily upload to its other destinations. A
 --   client that started uploading 5 MB a day to a known host was a new_pair its first day and nothing
 --   after (its pair's baseline was its own upload): tests/test_anomaly_quality.py.
+--   An upload, the window's and the baseline's, is what left: requests the proxy sent on (upstream_connected)
+--   and no authorization policy refused (authz_denied.sql: authz_denial's), as new_pair's is (win, below).
 -- @param since '' window start (ISO time); empty = 24 hours before the last egress request (the last record where none is egress)
 -- @param until '' window end (ISO time, exclusive); empty = after the last record (of any kind, not only the last egress request)
 -- @param baseline_start '' baseline start (ISO time); empty = the first egress request (the first record where none is egress)
@@ -35,7 +37,16 @@
 -- @param high_factor 50.0 how many times its baseline daily upload a pair's window rate must reach to be high
 -- @param recent_days 7 days before the window within which a pair that first appeared in the baseline is judged by its upload since
 WITH bounds AS (SELECT * FROM report_bounds($since, $until, $baseline_start, $baseline_end)),
-win AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= w0 AND e.start_time < w1),
+-- (what left: an upload is the bytes_received of a request the proxy sent on, as new_pair's and
+-- new_destination's upload is; one it made no upstream connection for (UF, UH, NC, DF…: traffic.sql's
+-- upstream_connected) kept its client's body in the mesh, and one an authorization policy refused
+-- (authz_denied.sql: an RBAC 403, UAEX) is authz_denial's finding, not an upload too: one event, one
+-- finding: 80 MB of POSTs an RBAC policy refused was a high volume_outlier beside its authz_denial, and
+-- 40 MB of 503 UF PUTs a high one, tests/test_one_upload_one_finding.py. Its requests, largest request
+-- and sample ids are of these requests too.)
+win AS (SELECT e.* FROM egress e, bounds WHERE e.start_time >= w0 AND e.start_time < w1
+        AND e.egress_kind <> 'blocked' AND e.upstream_connected
+        AND NOT authz_denied(e.response_code_details, e.connection_termination_details, e.response_flags, e.error)),
 -- The baseline is read as it is summed, by pair (and its uploads' p99 by destination, below), never
 -- kept: a CTE of its rows that three aggregates read, DuckDB kept them all (a 10M-row, 6.8-day
 -- dataset's 5.8M baseline rows, 375 MB of the 768 MiB DuckDB may hold: the section peaked at it).
@@ -44,7 +55,12 @@ base_seen AS (
     SELECT client_named(source_owner, source_ip) AS client, destination,
         min(start_time) AS lo, max(start_time) AS hi,
         count(*) FILTER (WHERE egress_kind <> 'blocked') AS requests,
-        sum(bytes_received) FILTER (WHERE egress_kind <> 'blocked') AS bytes,
+        -- (the baseline's upload is what left too, as the window's: a pair's refused or unconnected
+        -- requests of the baseline, counted, raised its daily upload, and a window upload measured by
+        -- what left was then judged against more than left before; 0, not null, for a pair that sent none)
+        sum(CASE WHEN upstream_connected AND NOT authz_denied(response_code_details, connection_termination_details,
+                                                              response_flags, error)
+                 THEN bytes_received ELSE 0 END) FILTER (WHERE egress_kind <> 'blocked') AS bytes,
         min(start_time) FILTER (WHERE egress_kind <> 'blocked') AS first_seen,
         bool_or(upstream_connected) FILTER (WHERE egress_kind <> 'blocked') AS reached
     FROM egress, bounds WHERE start_time >= b0 AND start_time < b1
@@ -84,6 +100,8 @@ base_p99 AS (
     SELECT destination, quantile_cont(bytes_received, 0.99) AS p99
     FROM egress, bounds
     WHERE start_time >= b0 AND start_time < b1 AND egress_kind <> 'blocked'
+      AND upstream_connected  -- (the uploads that left, as the window's)
+      AND NOT authz_denied(response_code_details, connection_termination_details, response_flags, error)
     GROUP BY destination
 ),
 win_pair AS (
@@ -97,7 +115,7 @@ win_pair AS (
         -- (the largest uploads, then the earliest: min_by keeps the first three of its key as it reads, where
         -- list(… ORDER BY …)[1:3] sorted every row, 1M rows' section 0.89 → 0.12 s of CPU; a null upload last, as then)
         min_by(request_id, (-bytes_received, start_time, request_id), 3) FILTER (WHERE request_id IS NOT NULL) AS ids
-    FROM win WHERE egress_kind <> 'blocked'
+    FROM win
     GROUP BY ALL
 )
 SELECT
