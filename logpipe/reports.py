@@ -302,15 +302,16 @@ def _apart(*times: dt.datetime) -> list[str]:
     return [t.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z" for t in times]
 
 
-def _check_bounds(lo, hi, since, until, what: str = "record") -> None:
+def _check_bounds(lo, hi, since, until, what: str = "record", last_what: str | None = None) -> None:
     """--since/--until that leave no record of the data (``lo``..``hi``) in the window: one line.
-    ``what`` the bounds are the times of: the anomalies' are the egress requests' (their window ends
-    at the last), not every record's."""
+    ``what`` the bounds are the times of (``last_what``: the last's, when it is another): the
+    anomalies' first is the first egress request's (their window starts from the egress), their last
+    the last record's, of any kind, which their window ends past."""
     if since is not None and until is not None and since >= until:
         raise UsageError("--since must be before --until")
     if since is not None and hi is not None and since >= hi + dt.timedelta(seconds=1):
         given, last = _apart(since, hi)
-        raise UsageError(f"--since {given} is after the last {what} ({last}); choose an earlier time")
+        raise UsageError(f"--since {given} is after the last {last_what or what} ({last}); choose an earlier time")
     if until is not None and lo is not None and until <= lo:
         given, first = _apart(until, lo)
         raise UsageError(f"--until {given} is before the first {what} ({first}); choose a later time")
@@ -357,7 +358,13 @@ def resolve_window(con, *, since=None, until=None, baseline_days=None, window_fl
                              "starts with --baseline; choose a later time")
     # (no --until: the window ends a second past the last record, which it includes, and shows that record)
     end, last = (until, None) if until is not None else (last_row + dt.timedelta(seconds=1), last_row)
-    _check_bounds(lo, hi, since, until, "egress request" if table == "egress" else "record")
+    # (--since is refused only past the last record of any kind, where the window ends: one after the last
+    # egress request but before later internal denials has authz_denial's findings, as the default has)
+    last_any = last_row if window_floor is None else con.execute(
+        "SELECT max(start_time) FROM access_log WHERE start_time >= $1", [window_floor]).fetchall()[0][0]
+    later = last_any is not None and (hi is None or last_any > hi)
+    _check_bounds(lo, last_any if later else hi, since, until, "egress request" if table == "egress" else "record",
+                  "record" if later else None)
     if window_floor is not None:
         # (a --since before the floor, as a nightly `--since yesterday` on a log that starts after
         # midnight: the window is still this dataset's rows, from its first record; the rows before

@@ -61,3 +61,14 @@ def test_a_section_run_alone_takes_the_same_window(data):
     record as the report's does."""
     got = logpipe_json("query", "authz_denial", "--data", data)
     assert _internal(got) == INTERNAL, got
+
+
+def test_a_since_after_the_last_egress_request_but_before_later_denials_is_their_window(data):
+    """--since after the last egress request (10:00:14) but before the internal denials logged after it
+    (10:59:5x) was refused ("after the last egress request"), though the default window reaches them: it
+    is a window of those denials, authz_denial's findings; past the last record it is refused, naming it."""
+    doc = logpipe_json("report", "anomalies", "--data", data, "--since", "2025-03-08T10:30:00Z")
+    assert _internal(doc["findings"]) == INTERNAL and doc["window"]["start"] == "2025-03-08T10:30:00.000Z", doc["window"]
+    got = run_logpipe("report", "anomalies", "--data", data, "--since", "2025-03-08T11:00:00Z")
+    assert got.returncode == 2 and ("--since 2025-03-08T11:00Z is after the last record (2025-03-08T10:59Z); "
+                                    "choose an earlier time") in got.stderr, got.stderr
