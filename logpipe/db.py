@@ -125,6 +125,34 @@ def _dataset_sources(con: duckdb.DuckDBPyConnection, data: Path, rows_view: str 
         _register(con, "logpipe_rejects", REJECT_SCHEMA.empty_table())
 
 
+# Data under these sizes is read by one DuckDB thread (connect, unless given ``threads``): on few rows a
+# statement's time is its planning and a second thread only waits and wakes (a report of the scenario's
+# 3,815 rows, in one process on two idle cores: 0.55-0.65 CPU-s with one thread, 0.60-0.75 with two, the
+# same wall time; more where other processes share the cores: each of make test's two workers ran two).
+SMALL_ROWS = 40_000
+SMALL_BYTES = 2 << 20  # (the rows' Parquet files: ~50 bytes a row, 1M rows 51 MB)
+
+
+def _small(data: Path | None, tables: dict | None, baseline) -> bool:
+    """Whether a connection's rows are few: ``tables``' records under SMALL_ROWS, or the datasets' row
+    files (``data``'s and ``baseline``'s) under SMALL_BYTES together."""
+    if tables is not None:
+        records = tables.get("records", tables.get("access_log"))
+        if records is not None and getattr(records, "num_rows", SMALL_ROWS) >= SMALL_ROWS:
+            return False
+    size = 0
+    for d in (data, None if baseline is None else Path(baseline)):
+        if d is not None:
+            for f in d.glob(ROWS_GLOB):
+                try:
+                    size += f.stat().st_size
+                except OSError:  # (compacted away since it was listed: the next file counts)
+                    continue
+                if size >= SMALL_BYTES:
+                    return False
+    return True
+
+
 def _remembered_schema(data: Path) -> pa.Schema:
     """The record's schema with the extra columns of the format the dataset remembers (its manifest's
     ``format_spec``), for the empty views of a dataset without rows."""
@@ -526,6 +554,8 @@ def connect(
         if baseline is not None:
             _baseline_sources(con, baseline, "the --input logs start" if data is None else f"{data_dir or data} starts")
             read_dirs.append(Path(baseline))
+        if threads is None and _small(data, tables, baseline):
+            con.execute("SET threads = 1")
         if settings is None:
             settings = load_settings(data if data is not None else data_dir)
         _settings_tables(con, settings)

@@ -1800,3 +1800,29 @@ def test_run_query_few_rows_binds_once_with_the_same_answer_and_errors(con):
             run_query(con, "SELECT no_such_column FROM egress", few_rows=few_rows)
         errors.append(str(e.value))
     assert errors[0] == errors[1] and "no_such_column" in errors[0]
+
+
+def test_a_connection_to_few_rows_reads_them_with_one_thread(dataset, monkeypatch):
+    """On few rows a statement's time is its planning: a second DuckDB thread only waits and wakes (a
+    scenario report ~10% more CPU, the same wall time), so a connection to a small dataset, or to
+    tables of few rows, runs one thread; a large one DuckDB's default; a caller's ``threads`` wins."""
+    import duckdb
+
+    from logpipe import db
+
+    def threads(**kw):
+        con = db.connect(**kw)
+        try:
+            return con.execute("SELECT current_setting('threads')").fetchall()[0][0]
+        finally:
+            con.close()
+
+    default = duckdb.connect().execute("SELECT current_setting('threads')").fetchall()[0][0]
+    assert threads(data_dir=dataset, uses=["SELECT 1"]) == 1
+    assert threads(data_dir=dataset, uses=["SELECT 1"], threads=3) == 3
+    many = RECORD_SCHEMA.empty_table()
+    many = pa.concat_tables([many, pa.table({"response_code": pa.array([200] * db.SMALL_ROWS, pa.int32())})],
+                            promote_options="default")
+    assert threads(tables={"records": many}, uses=["SELECT 1"]) == default
+    monkeypatch.setattr(db, "SMALL_BYTES", 1)  # (the dataset's files as if large)
+    assert threads(data_dir=dataset, uses=["SELECT 1"]) == default
