@@ -127,7 +127,7 @@ def report(name, data_dir, fmt, out_path, list_only, params, pods_path, baseline
     # while the report is written out.
     with reading(*([] if tables is not None else [data_dir]), *([baseline_dir] if baseline_dir else [])):
         # (the inventory's two sections, but for the HTML page's charts, read the rows once each, but
-        # for a dataset small enough that planning the rows' judgement twice costs more: KEEP_ROWS_UNDER)
+        # for a dataset small enough that planning the rows' judgement twice costs more: db.SMALL_ROWS)
         con, floor = reports.open_report_db(data_dir, baseline_dir=baseline_dir, pods_path=pods_path, tables=tables,
                                             settings=settings, report=name,
                                             keep_rows=True if name != "inventory" or fmt == "html" else None)

@@ -129,7 +129,7 @@ def _dataset_sources(con: duckdb.DuckDBPyConnection, data: Path, rows_view: str 
 # statement's time is its planning and a second thread only waits and wakes (a report of the scenario's
 # 3,815 rows, in one process on two idle cores: 0.55-0.65 CPU-s with one thread, 0.60-0.75 with two, the
 # same wall time; more where other processes share the cores: each of make test's two workers ran two).
-SMALL_ROWS = 40_000
+SMALL_ROWS = 40_000  # (and a report keeps the rows of the inventory under it: reports.open_report_db)
 SMALL_BYTES = 2 << 20  # (the rows' Parquet files: ~50 bytes a row, 1M rows 51 MB)
 
 

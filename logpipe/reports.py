@@ -105,12 +105,12 @@ REPORT_READS = ("access_log authz_denied client_ips client_named client_workload
                 "start_time destination source_ip source_workload egress_kind response_code response_flags error bytes_received bytes_sent")
 
 
-# Under how many rows ``open_report_db(keep_rows=None)`` (the inventory's text and JSON) keeps the
-# traffic rows: on few rows, computing the traffic view is mostly planning it (~0.1 CPU-s), which each
-# statement over the view does again (the scenario's 3,815 rows: `report inventory -o json` 0.86 → 0.63
+# ``open_report_db(keep_rows=None)`` (the inventory's text and JSON) keeps the traffic rows under
+# db.SMALL_ROWS rows, the one bound of "few rows" (where a statement's time is its planning: db.connect
+# reads them with one thread): computing the traffic view there is mostly planning it (~0.1 CPU-s), which
+# each statement over the view does again (the scenario's 3,815 rows: `report inventory -o json` 0.86 → 0.63
 # CPU-s; 100,000 rows, in process, 1.0 → 0.74); on many, the table costs memory a statement or two need
 # not (100,000 rows in a scratch file: peak RSS 156 → 217 MB; 10M rows: open_report_db's docstring).
-KEEP_ROWS_UNDER = 50_000
 
 
 def open_report_db(data_dir, *, baseline_dir=None, pods_path=None, settings=None, tables=None, report=None,
@@ -122,11 +122,11 @@ def open_report_db(data_dir, *, baseline_dir=None, pods_path=None, settings=None
     view is not kept in a table (_materialize_traffic), each statement computes it, reading only
     the columns it needs: cheaper for a statement or two (the inventory's two sections, without the
     HTML page's charts: 10M rows 7.0 → 5.7 s, 0.70 → 0.47 GB peak RSS), dearer for more. ``None``:
-    kept when the rows are fewer than KEEP_ROWS_UNDER (in memory: no scratch database), else not.
+    kept when the rows are fewer than db.SMALL_ROWS (in memory: no scratch database), else not.
 
     Returns ``(con, window_floor)``: with a baseline dataset, the first record time of ``data_dir``
     (the window starts there and the baseline ends there), else ``None``."""
-    from .db import connect, make_views, window_floor
+    from .db import SMALL_ROWS, connect, make_views, window_floor
 
     queries = [q for name in ([report] if report else REPORTS) for q in report_queries(name)]
     uses = None if report is None else [*(q.sql for q in queries), REPORT_READS]
@@ -143,7 +143,7 @@ def open_report_db(data_dir, *, baseline_dir=None, pods_path=None, settings=None
             pods = load_pods(pods_path)
         attach_sources(con, pods)
         if keep_rows is None:
-            keep_rows = con.execute("SELECT count(*) FROM logpipe_rows").fetchall()[0][0] < KEEP_ROWS_UNDER
+            keep_rows = con.execute("SELECT count(*) FROM logpipe_rows").fetchall()[0][0] < SMALL_ROWS
         if keep_rows:
             _materialize_traffic(con, queries)
         make_views(con, uses)

@@ -1230,7 +1230,7 @@ def test_a_reports_views_over_traffic_bind_over_its_table(scenario_data, monkeyp
 
 def test_the_inventory_keeps_the_rows_of_a_small_dataset(scenario_data, monkeypatch):
     """``open_report_db(keep_rows=None)`` (the inventory's text and JSON) keeps the traffic rows in a
-    table (in memory) under KEEP_ROWS_UNDER rows, where planning the traffic view in each section
+    table (in memory) under db.SMALL_ROWS rows, where planning the traffic view in each section
     costs more than the table, and not at or over it; the inventory is the same either way. (Two
     connections and inventories: ~0.6 s of CPU.)"""
     def inventory():
@@ -1239,7 +1239,9 @@ def test_the_inventory_keeps_the_rows_of_a_small_dataset(scenario_data, monkeypa
             return kept, reports.to_json(reports.run_report(con, "inventory", window=reports.inventory_window(con)))
 
     small, large = inventory(), None
-    monkeypatch.setattr(reports, "KEEP_ROWS_UNDER", 1)
+    from logpipe import db
+
+    monkeypatch.setattr(db, "SMALL_ROWS", 1)
     large = inventory()
     assert small[0] == [("temp",)] and large[0] == []
     assert small[1] == large[1] and '"destinations": [' in small[1]
