@@ -11,6 +11,10 @@ each one's ratio to `logpipe ingest`. Peak RSS is the whole process tree's (work
   … 2% truncated lines  every 50th line cut in half: each one a malformed reject with its reason
   duckdb CSV → Parquet  the stack's floor: DuckDB cuts lines at spaces/quotes into 22 text columns
                         and writes zstd Parquet, with no grammar check, typing, derived columns or rejects
+  Parquet write alone   the write phase only (not a whole process): the rows `logpipe ingest` wrote,
+                        read back into memory first, written again as its parts are (parts.py's
+                        options, one file a part) by two processes: what any ingest with this writer
+                        pays however fast its parse; the targets below are measured against it
   exact Lark path       the grammar's Earley parser alone, per line (on BENCH_LARK_LINES lines): the
                         Lark-only path that gives logpipe's records (tests/test_differential.py)
   Lark LALR, 1 layout   the issue's Lark baseline: a hand-written LALR grammar of the 1.9+ layout
@@ -303,6 +307,56 @@ print(con.execute(f"select count(*) from '{out}'").fetchone()[0])
 '''
 
 
+# The write phase alone: the row files of a dataset, read into memory (untimed), written again as ingest
+# writes its parts (parts._write_options, one file a part, its row groups) by os.cpu_count() processes.
+# Prints the phase's wall seconds. (Types as read back: strings where ingest's lanes may hand string views.)
+WRITE_FLOOR = r'''
+import glob, os, sys, time
+import pyarrow.parquet as pq
+from logpipe import parts
+data, out = sys.argv[1], sys.argv[2]
+tables = [pq.read_table(f) for f in sorted(glob.glob(os.path.join(data, "date=*", "*.parquet")))]
+procs = os.cpu_count() or 1
+os.makedirs(out, exist_ok=True)
+t = time.perf_counter()
+children = []
+for k in range(procs):
+    pid = os.fork()
+    if pid == 0:
+        for i in range(k, len(tables), procs):
+            pq.write_table(tables[i], os.path.join(out, f"{i}.parquet"), row_group_size=parts.ROW_GROUP_ROWS,
+                           **parts._write_options(tables[i].schema))
+        os._exit(0)
+    children.append(pid)
+for pid in children:
+    os.waitpid(pid, 0)
+print(time.perf_counter() - t, sum(x.num_rows for x in tables))
+'''
+
+
+def phase_run(name: str, cmd: list[str], repeat: int = REPEAT) -> dict:
+    """A row timed by the command itself (it prints its phase's wall seconds first): median of ``repeat``."""
+    walls = [float(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.split()[0])
+             for _ in range(repeat)]
+    return {"name": name, "wall": statistics.median(walls), "rss_kib": None}
+
+
+def targets(results: list[dict]) -> None:
+    """Issue 4's targets against this run's figures, and the write phase alone beside each: a target
+    whose time is under the write alone cannot be met with this writer, however fast the parse."""
+    by = {r["name"]: r["wall"] for r in results}
+    ingest = by["logpipe ingest → Parquet"]
+    write = by.get("Parquet write alone (rows in memory)")
+    rows = [("≥ 500k lines/s", LINES / 500_000)]
+    rows += [(f"≥ {k}x {name}", by[name] / k) for name, k in (("lnav", 3), ("python re, 1 process", 7)) if name in by]
+    print(f"{'issue 4 target':36} {'needs ≤ s':>9} {'ingest s':>9}  {'met':5} {'write alone s':>14}")
+    for label, need in rows:
+        reach = "" if write is None else ("under the write alone" if need < write else "")
+        print(f"{label:36} {need:9.2f} {ingest:9.2f}  {'yes' if ingest <= need else 'no':5} "
+              f"{'' if write is None else f'{write:.2f}':>14}  {reach}")
+    print()
+
+
 def main() -> int:
     path = data_file()
     size_mb = path.stat().st_size / 1e6
@@ -324,6 +378,11 @@ def main() -> int:
         return [logpipe, "ingest", str(path), "--data", str(out)]
 
     results.append(median_run("logpipe ingest → Parquet", ingest_cmd))
+    write_script = tmp / "write_floor.py"
+    write_script.write_text(WRITE_FLOOR)
+    results.append(phase_run("Parquet write alone (rows in memory)",
+                             [sys.executable, str(write_script), str(tmp / "ds"), str(tmp / "rewritten")]))
+    shutil.rmtree(tmp / "rewritten", ignore_errors=True)
 
     # The same lines as 100 rotated files: several inputs parsed at once, committed in groups.
     # (Streamed: a large bench process would inflate the peak RSS its children report.)
@@ -397,9 +456,11 @@ def main() -> int:
         rate = n / r["wall"]
         mbs = r.get("size_mb", size_mb * n / LINES) / r["wall"]
         ratio = base_rate / rate
-        print(f"{r['name']:36} {r['wall']:9.2f} {rate:11,.0f} {mbs:7.1f} {r['rss_kib'] / 1024:8.0f} MiB "
+        rss = "-" if r["rss_kib"] is None else f"{r['rss_kib'] / 1024:.0f}"
+        print(f"{r['name']:36} {r['wall']:9.2f} {rate:11,.0f} {mbs:7.1f} {rss:>8} MiB "
               f"{ratio:15.2f}x")
     print()
+    targets(results)
     startup(logpipe, path, tmp)
     shutil.rmtree(tmp, ignore_errors=True)
     return 0

@@ -1,4 +1,5 @@
-"""`make bench` (bench/run.py): its peak-RSS sampler counts a process and every process under it."""
+"""`make bench` (bench/run.py): its peak-RSS sampler counts a process and every process under it; its
+write-alone row and the targets judged against it."""
 from __future__ import annotations
 
 import importlib.util
@@ -73,3 +74,32 @@ def test_the_lalr_baseline_reads_the_layout_it_is_written_for(tmp_path):
                              capture_output=True, text=True, timeout=120)
         assert got.returncode == 0, got.stderr
         assert int(got.stdout) == want
+
+
+def test_the_write_alone_rewrites_a_datasets_rows_and_the_targets_are_judged_against_it(tmp_path, capsys):
+    """`make bench`'s "Parquet write alone" row writes every row of an ingested dataset again, one file
+    a part, and prints its phase's seconds; the targets' table says which target's time is under it (a
+    target no parse can meet with this writer) and which the ingest met."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    run = _bench_run()
+    data = tmp_path / "ds"
+    for day, n in (("2024-07-18", 3), ("2024-07-19", 2)):  # (two parts, as ingest names them)
+        (data / f"date={day}").mkdir(parents=True)
+        pq.write_table(pa.table({"line_number": range(n), "authority": ["httpbin.org"] * n}),
+                       data / f"date={day}" / "part-1.parquet")
+    script = tmp_path / "write.py"
+    script.write_text(run.WRITE_FLOOR)
+    row = run.phase_run("Parquet write alone (rows in memory)", [sys.executable, str(script), str(data), str(tmp_path / "out")], repeat=1)
+    assert 0 < row["wall"] < 30 and row["rss_kib"] is None
+    written = sorted((tmp_path / "out").glob("*.parquet"))
+    assert written and sum(pq.ParquetFile(f).metadata.num_rows for f in written) == 5
+    run.LINES = 1_000_000
+    run.targets([{"name": "logpipe ingest → Parquet", "wall": 1.9}, row | {"wall": 0.6},
+                 {"name": "lnav", "wall": 1.5}, {"name": "python re, 1 process", "wall": 7.0}])
+    lines = capsys.readouterr().out.splitlines()
+    cells = {line[:36].strip(): line[36:].split() for line in lines[1:] if line.strip()}
+    assert cells["≥ 500k lines/s"] == ["2.00", "1.90", "yes", "0.60"]
+    assert cells["≥ 3x lnav"] == ["0.50", "1.90", "no", "0.60", "under", "the", "write", "alone"]
+    assert cells["≥ 7x python re, 1 process"] == ["1.00", "1.90", "no", "0.60"]
