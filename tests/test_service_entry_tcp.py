@@ -30,6 +30,8 @@ LINES = [
     _http(6, "GET", "HTTP/1.1", "example.com", "93.184.215.14", "10.244.1.11", 80),  # a host over HTTP
     _tcp(7, "93.184.215.14", 443, "10.244.1.11", "example.com"),          # and TLS: no TCP port
     _connect(8, "cache.example.com:6379", "-", "10.244.1.21"),           # over TCP, no address logged
+    _connect(9, "pg.example.com:5432", "198.51.100.30:5432", "10.244.1.22"),  # a host over plain TCP
+    _tcp(10, "198.51.100.31", 443, "10.244.1.22", "pg.example.com"),      # and TLS, at another address
 ]
 
 DOCUMENTS = {
@@ -63,6 +65,16 @@ DOCUMENTS = {
         "spec": {"hosts": ["example.com"], "location": "MESH_EXTERNAL",
                  "ports": [{"number": 80, "name": "http-80", "protocol": "HTTP"},
                            {"number": 443, "name": "tls-443", "protocol": "TLS"}],
+                 "resolution": "DNS"}},
+    # one document, its TLS port too matched at the addresses (Istio sets no SNI match for a service
+    # with an IP address): the TLS port's address is among them, as an HTTP port's is above
+    "pg.example.com": {
+        "apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry",
+        "metadata": {"name": "pg-example-com-443-5432"},
+        "spec": {"hosts": ["pg.example.com"], "addresses": ["198.51.100.30", "198.51.100.31"],
+                 "location": "MESH_EXTERNAL",
+                 "ports": [{"number": 443, "name": "tls-443", "protocol": "TLS"},
+                           {"number": 5432, "name": "tcp-5432", "protocol": "TCP"}],
                  "resolution": "DNS"}},
     # a placeholder Istio refuses (not an IP), as a port not logged is 0
     "cache.example.com": {
@@ -114,3 +126,17 @@ def test_the_finding_s_service_entry_is_its_destination_s_every_port(data, texts
     assert {("db.example.com", 5432), ("db.example.com", 8080)} <= set(found)
     assert {k: yaml.safe_load(v) for k, v in found.items()} == {k: DOCUMENTS[k[0]] for k in found}
     assert {k: v for k, v in found.items()} == {k: texts[k[0]] for k in found}
+
+
+def test_a_host_over_tcp_and_tls_says_its_tls_port_is_matched_at_its_addresses(texts):
+    """pg.example.com on 5432 (plain TCP) and 443 (TLS): one document with addresses. Istio binds the TLS
+    port of a service with an IP address to that IP and sets no SNI match (istio/istio
+    pilot/pkg/networking/core/listener.go, tls.go), so TLS to another IP of the host is not this entry's.
+    Its document said only that the TCP port is told by address; it now says the TLS port is matched
+    there too. Not split in two documents of the host: Istio merges them into the first one's address
+    (pilot/pkg/model/sidecar.go, appendSidecarServices). Hosts with no TLS port carry no such line."""
+    note = ("  # (the TLS port is matched at these addresses too, not by SNI: TLS to another IP of pg.example.com "
+            "leaves through PassthroughCluster, or is blocked under REGISTRY_ONLY)\n")
+    assert ("  addresses:  # the IPs pg.example.com was reached at: Istio tells a TCP port's connections by "
+            "address alone; add any other it resolves to\n" + note + '  - "198.51.100.30"\n') in texts["pg.example.com"]
+    assert [k for k, v in texts.items() if "not by SNI" in v] == ["pg.example.com"]

@@ -27,8 +27,23 @@
 -- resolves to now). None found (a format with neither %UPSTREAM_HOST% nor %DOWNSTREAM_LOCAL_ADDRESS%)
 -- is a placeholder "" (Istio refuses it: not an IP) with a comment to set them. A host with only
 -- HTTP or TLS ports gets none: Istio matches an HTTP port's Host header and a TLS port's SNI against
--- hosts (ServiceEntry reference, hosts), and addresses there would only narrow the match to the IPs
--- seen. An IP's address is itself (resolution STATIC, its endpoint).
+-- hosts (ServiceEntry reference, hosts), and addresses would narrow a TLS port's match to the IPs
+-- seen. They do, on a host with a TCP port and a TLS port (db.example.com:5432 and :443), whose TLS
+-- port is matched at its addresses alone, not by SNI: Istio gives a TCP or TLS port of a service with
+-- an IP address a listener of its own at that IP ("we listen on the service VIP if and only if the
+-- address is an IP address", istio/istio pilot/pkg/networking/core/listener.go) and sets no SNI match
+-- ("Use the hostname as the SNI value if and only" the address is a CIDR, none or the wildcard: "If we
+-- have a VIP, then we know the destination", tls.go), so a TLS connection to another IP of the host
+-- takes the port's 0.0.0.0 listener or the virtual outbound one: PassthroughCluster, or BlackHoleCluster
+-- under REGISTRY_ONLY. Its document says so under addresses (add any other IP the host resolves to).
+-- An HTTP port is not narrowed: its listener is 0.0.0.0 whatever the addresses (listener.go) and its
+-- route matches the Host header ("route domains for both the addresses and hosts", ServiceEntry
+-- reference, addresses). The TLS ports are not split into a second document of the host without
+-- addresses: Istio merges a host's services of one namespace into the first one's copy, its address
+-- with the other's ports appended (pilot/pkg/model/sidecar.go, appendSidecarServices), so the split
+-- would come back as this one document, or, the TLS one first, as the TCP port without addresses that
+-- matches every destination on its port (below: releases differ too). An IP's address is itself
+-- (resolution STATIC, its endpoint).
 -- The unregistered_egress finding, registry_only and service_entries print it for every port of the
 -- destination (passthrough_destinations.sql): one document, named for the destination
 -- and its ports (api-example-com-80-443). Two documents of one host, one per
@@ -67,6 +82,12 @@ CREATE OR REPLACE MACRO service_entry_yaml_ports(destination, ports, dns_failed,
              WHEN list_contains([p.protocol FOR p IN ports], 'TCP')
              THEN '  addresses:  # the IPs ' || destination || ' was reached at: Istio tells a TCP port''s '
                   || 'connections by address alone; add any other it resolves to' || chr(10)
+                  || CASE WHEN list_contains([p.protocol FOR p IN ports], 'TLS')
+                          THEN '  # (the TLS port' || CASE WHEN len(list_filter(ports, lambda p: p.protocol = 'TLS')) > 1
+                                                         THEN 's are' ELSE ' is' END
+                               || ' matched at these addresses too, not by SNI: TLS to another IP of '
+                               || destination || ' leaves through PassthroughCluster, or is blocked under REGISTRY_ONLY)'
+                               || chr(10) ELSE '' END
                   || coalesce(nullif(array_to_string([('  - "' || a || '"') FOR a IN list_sort(list_distinct(addresses))], chr(10)), ''),
                               '  - ""  # no upstream address in the logs: set the IPs ' || destination || ' resolves to') END,
         '  location: MESH_EXTERNAL',
