@@ -14,7 +14,8 @@ each one's ratio to `logpipe ingest`. Peak RSS is the whole process tree's (work
   Parquet write alone   the write phase only (not a whole process): the rows `logpipe ingest` wrote,
                         read back into memory first, written again as its parts are (parts.py's
                         options, one file a part) by two processes: what any ingest with this writer
-                        pays however fast its parse; the targets below are measured against it
+                        pays however fast its parse; with the start-up below (a Python importing
+                        polars and pyarrow), the floor the targets' table sets each target beside
   exact Lark path       the grammar's Earley parser alone, per line (on BENCH_LARK_LINES lines): the
                         Lark-only path that gives logpipe's records (tests/test_differential.py)
   Lark LALR, 1 layout   the issue's Lark baseline: a hand-written LALR grammar of the 1.9+ layout
@@ -341,19 +342,23 @@ def phase_run(name: str, cmd: list[str], repeat: int = REPEAT) -> dict:
     return {"name": name, "wall": statistics.median(walls), "rss_kib": None}
 
 
-def targets(results: list[dict]) -> None:
-    """Issue 4's targets against this run's figures, and the write phase alone beside each: a target
-    whose time is under the write alone cannot be met with this writer, however fast the parse."""
+def targets(results: list[dict], imports: float | None = None) -> None:
+    """Issue 4's targets against this run's figures, beside the floor of any ingest with this writer:
+    the write phase alone plus ``imports`` (the start-up row's Python that imports polars and pyarrow,
+    which ingest's process loads before it writes a row). A target whose time is under that floor
+    cannot be met with this writer and stack, however fast the parse."""
     by = {r["name"]: r["wall"] for r in results}
     ingest = by["logpipe ingest → Parquet"]
     write = by.get("Parquet write alone (rows in memory)")
+    floor = None if write is None else write + (imports or 0.0)
     rows = [("≥ 500k lines/s", LINES / 500_000)]
     rows += [(f"≥ {k}x {name}", by[name] / k) for name, k in (("lnav", 3), ("python re, 1 process", 7)) if name in by]
-    print(f"{'issue 4 target':36} {'needs ≤ s':>9} {'ingest s':>9}  {'met':5} {'write alone s':>14}")
+    print(f"{'issue 4 target':36} {'needs ≤ s':>9} {'ingest s':>9}  {'met':5} {'floor s':>8}  "
+          f"(floor: the write alone{' + start-up with polars, pyarrow' if imports else ''})")
     for label, need in rows:
-        reach = "" if write is None else ("under the write alone" if need < write else "")
+        reach = "under the floor" if floor is not None and need < floor else ""
         print(f"{label:36} {need:9.2f} {ingest:9.2f}  {'yes' if ingest <= need else 'no':5} "
-              f"{'' if write is None else f'{write:.2f}':>14}  {reach}")
+              f"{'' if floor is None else f'{floor:.2f}':>8}  {reach}")
     print()
 
 
@@ -460,14 +465,16 @@ def main() -> int:
         print(f"{r['name']:36} {r['wall']:9.2f} {rate:11,.0f} {mbs:7.1f} {rss:>8} MiB "
               f"{ratio:15.2f}x")
     print()
-    targets(results)
-    startup(logpipe, path, tmp)
+    started = startup(logpipe, path, tmp)
+    print()
+    targets(results, started.get("python: import polars, pyarrow (scale)"))
     shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 
-def startup(logpipe: str, path: Path, tmp: Path) -> None:
-    """Start-up of a command that has little to do, whole process, against STARTUP_TARGET."""
+def startup(logpipe: str, path: Path, tmp: Path) -> dict[str, float]:
+    """Start-up of a command that has little to do, whole process, against STARTUP_TARGET; returns
+    each row's median."""
     ten = tmp / "ten.log"
     with open(path, "rb") as f:
         ten.write_bytes(b"".join(itertools.islice(f, 10)))
@@ -476,12 +483,15 @@ def startup(logpipe: str, path: Path, tmp: Path) -> None:
             ("python: import polars, pyarrow (scale)",
              [sys.executable, "-c", "import os, polars, pyarrow; os._exit(0)"])]
     print(f"{'start-up, median of ' + str(STARTUP_REPEAT):40} {'wall s':>7} {'min':>6} {'max':>6}  target")
+    medians = {}
     for name, cmd in rows:
         walls = [run_once(cmd)[0] for _ in range(STARTUP_REPEAT)]
         med = statistics.median(walls)
         verdict = "" if name.startswith("python") else \
             f"< {STARTUP_TARGET} s: {'met' if med < STARTUP_TARGET else 'NOT met'}"
         print(f"{name:40} {med:7.2f} {min(walls):6.2f} {max(walls):6.2f}  {verdict}")
+        medians[name] = med
+    return medians
 
 
 def _lnav_cmd(path: Path, tmp: Path) -> str:

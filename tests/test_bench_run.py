@@ -78,8 +78,8 @@ def test_the_lalr_baseline_reads_the_layout_it_is_written_for(tmp_path):
 
 def test_the_write_alone_rewrites_a_datasets_rows_and_the_targets_are_judged_against_it(tmp_path, capsys):
     """`make bench`'s "Parquet write alone" row writes every row of an ingested dataset again, one file
-    a part, and prints its phase's seconds; the targets' table says which target's time is under it (a
-    target no parse can meet with this writer) and which the ingest met."""
+    a part, and prints its phase's seconds; the targets' table says which target's time is under it
+    with the start-up (a floor no parse can beat with this writer) and which the ingest met."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -96,10 +96,10 @@ def test_the_write_alone_rewrites_a_datasets_rows_and_the_targets_are_judged_aga
     written = sorted((tmp_path / "out").glob("*.parquet"))
     assert written and sum(pq.ParquetFile(f).metadata.num_rows for f in written) == 5
     run.LINES = 1_000_000
-    run.targets([{"name": "logpipe ingest → Parquet", "wall": 1.9}, row | {"wall": 0.6},
-                 {"name": "lnav", "wall": 1.5}, {"name": "python re, 1 process", "wall": 7.0}])
+    run.targets([{"name": "logpipe ingest → Parquet", "wall": 1.9}, row | {"wall": 0.45},
+                 {"name": "lnav", "wall": 1.5}, {"name": "python re, 1 process", "wall": 7.0}], imports=0.15)
     lines = capsys.readouterr().out.splitlines()
     cells = {line[:36].strip(): line[36:].split() for line in lines[1:] if line.strip()}
-    assert cells["≥ 500k lines/s"] == ["2.00", "1.90", "yes", "0.60"]
-    assert cells["≥ 3x lnav"] == ["0.50", "1.90", "no", "0.60", "under", "the", "write", "alone"]
+    assert cells["≥ 500k lines/s"] == ["2.00", "1.90", "yes", "0.60"]  # (floor: 0.45 s write + 0.15 s start-up)
+    assert cells["≥ 3x lnav"] == ["0.50", "1.90", "no", "0.60", "under", "the", "floor"]
     assert cells["≥ 7x python re, 1 process"] == ["1.00", "1.90", "no", "0.60"]
