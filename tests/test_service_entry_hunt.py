@@ -97,6 +97,10 @@ def check_service_entry(doc) -> list[str]:
         bad.append("a TCP port without addresses: it would match every destination on the port")
     if len({p.get("name") for p in ports}) != len(ports) or len({p.get("number") for p in ports}) != len(ports):
         bad.append(f"ports not unique {ports!r}")
+    if len(spec.get("addresses") or []) > 1:
+        # (one model.Service per address, and a sidecar keeps one per host: the others get no listener;
+        # istio/api service_entry.proto, addresses; istio/istio#34577)
+        bad.append("several addresses: Istio uses one of a host")
     for a in spec.get("addresses") or []:
         try:
             ipaddress.ip_network(a)
@@ -115,6 +119,9 @@ def check_service_entry(doc) -> list[str]:
     elif resolution == "DNS":
         if spec.get("endpoints"):
             bad.append("DNS with endpoints (the host is the endpoint here)")
+    elif resolution == "NONE":
+        if spec.get("endpoints"):
+            bad.append("NONE with endpoints")
     else:
         bad.append(f"resolution {resolution!r}")
     return bad

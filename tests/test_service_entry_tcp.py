@@ -2,10 +2,13 @@
 TCP, a host with SNI over TLS, a host over plain TCP, a host over HTTP), parsed with a YAML parser and
 checked field by field. A TCP port's bytes name no host, so Istio tells its connections by destination
 address alone: a TCP ServiceEntry without `addresses` matches every destination on its port, whatever
-the host (istio.io IST0134 ServiceEntryAddressesRequired; istio/istio#29992, #59599). And the
-unregistered_egress finding's document is the one `query service_entries` gives for its destination,
-every port of it, not one of its own per port."""
+the host (istio.io IST0134 ServiceEntryAddressesRequired; istio/istio#29992, #59599); and Istio uses
+one address of a host (istio/api service_entry.proto, addresses), so a host over TCP at several IPs gets
+a document per IP. And the unregistered_egress finding's YAML is the one `query service_entries` gives
+for its destination, every port of it, not one of its own per port."""
 from __future__ import annotations
+
+import hashlib
 
 import pytest
 import yaml
@@ -32,7 +35,21 @@ LINES = [
     _connect(8, "cache.example.com:6379", "-", "10.244.1.21"),           # over TCP, no address logged
     _connect(9, "pg.example.com:5432", "198.51.100.30:5432", "10.244.1.22"),  # a host over plain TCP
     _tcp(10, "198.51.100.31", 443, "10.244.1.22", "pg.example.com"),      # and TLS, at another address
+    _connect(11, "mq.example.com:5671", "198.51.100.40:5671", "10.244.1.23"),  # a host over plain TCP
+    _tcp(12, "198.51.100.40", 443, "10.244.1.23", "mq.example.com"),      # and TLS, at the same address
 ]
+
+
+def _split(host, ip, ports):
+    """A document of host's TCP ports at one of its IPs, under a made-up host (resolution NONE: to ip)."""
+    return {"apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry",
+            "metadata": {"name": f"{host.replace('.', '-')}-{ip.replace('.', '-')}-{'-'.join(map(str, ports))}"},
+            "spec": {"hosts": [f"ip-{ip.replace('.', '-')}.{host}.external"], "addresses": [ip],
+                     "location": "MESH_EXTERNAL",
+                     "ports": [{"number": n, "name": f"tcp-{n}", "protocol": "TCP"} for n in ports],
+                     "resolution": "NONE"}}
+
+
 
 DOCUMENTS = {
     "203.0.113.50": {
@@ -48,16 +65,15 @@ DOCUMENTS = {
         "metadata": {"name": "api-stripe-com-443"},
         "spec": {"hosts": ["api.stripe.com"], "location": "MESH_EXTERNAL",
                  "ports": [{"number": 443, "name": "tls-443", "protocol": "TLS"}], "resolution": "DNS"}},
-    # every address it was reached at, its HTTP port's too, sorted; plain IPs (a CIDR needs NONE or STATIC)
-    "db.example.com": {
+    # its HTTP port under its name, no addresses; its TCP port once per address it was reached at, the
+    # HTTP port's too, sorted (Istio uses one address of a host): under a host of its own each
+    "db.example.com": [{
         "apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry",
-        "metadata": {"name": "db-example-com-5432-8080"},
-        "spec": {"hosts": ["db.example.com"],
-                 "addresses": ["198.51.100.20", "198.51.100.21", "198.51.100.22"],
-                 "location": "MESH_EXTERNAL",
-                 "ports": [{"number": 5432, "name": "tcp-5432", "protocol": "TCP"},
-                           {"number": 8080, "name": "http-8080", "protocol": "HTTP"}],
+        "metadata": {"name": "db-example-com-8080"},
+        "spec": {"hosts": ["db.example.com"], "location": "MESH_EXTERNAL",
+                 "ports": [{"number": 8080, "name": "http-8080", "protocol": "HTTP"}],
                  "resolution": "DNS"}},
+        *(_split("db.example.com", ip, [5432]) for ip in ["198.51.100.20", "198.51.100.21", "198.51.100.22"])],
     # Host header and SNI: no addresses
     "example.com": {
         "apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry",
@@ -66,15 +82,23 @@ DOCUMENTS = {
                  "ports": [{"number": 80, "name": "http-80", "protocol": "HTTP"},
                            {"number": 443, "name": "tls-443", "protocol": "TLS"}],
                  "resolution": "DNS"}},
-    # one document, its TLS port too matched at the addresses (Istio sets no SNI match for a service
-    # with an IP address): the TLS port's address is among them, as an HTTP port's is above
-    "pg.example.com": {
+    # at two addresses: its TLS port under its name, matched by SNI (no addresses), its TCP port per IP
+    "pg.example.com": [{
         "apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry",
-        "metadata": {"name": "pg-example-com-443-5432"},
-        "spec": {"hosts": ["pg.example.com"], "addresses": ["198.51.100.30", "198.51.100.31"],
+        "metadata": {"name": "pg-example-com-443"},
+        "spec": {"hosts": ["pg.example.com"], "location": "MESH_EXTERNAL",
+                 "ports": [{"number": 443, "name": "tls-443", "protocol": "TLS"}],
+                 "resolution": "DNS"}},
+        *(_split("pg.example.com", ip, [5432]) for ip in ["198.51.100.30", "198.51.100.31"])],
+    # at one address: one document, its TLS port too matched at the address (Istio sets no SNI match
+    # for a service with an IP address)
+    "mq.example.com": {
+        "apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry",
+        "metadata": {"name": "mq-example-com-443-5671"},
+        "spec": {"hosts": ["mq.example.com"], "addresses": ["198.51.100.40"],
                  "location": "MESH_EXTERNAL",
                  "ports": [{"number": 443, "name": "tls-443", "protocol": "TLS"},
-                           {"number": 5432, "name": "tcp-5432", "protocol": "TCP"}],
+                           {"number": 5671, "name": "tcp-5671", "protocol": "TCP"}],
                  "resolution": "DNS"}},
     # a placeholder Istio refuses (not an IP), as a port not logged is 0
     "cache.example.com": {
@@ -83,6 +107,12 @@ DOCUMENTS = {
         "spec": {"hosts": ["cache.example.com"], "addresses": [""], "location": "MESH_EXTERNAL",
                  "ports": [{"number": 6379, "name": "tcp-6379", "protocol": "TCP"}], "resolution": "DNS"}},
 }
+# (each destination's documents, a list: several for a host over TCP at several IPs)
+DOCUMENTS = {k: v if isinstance(v, list) else [v] for k, v in DOCUMENTS.items()}
+
+
+def _load(text):
+    return list(yaml.safe_load_all(text))
 
 
 @pytest.fixture(scope="module")
@@ -101,42 +131,85 @@ def test_each_shape_s_service_entry_field_by_field(data, texts):
     assert got.returncode == 0, got.stderr
     documents = [d for d in yaml.safe_load_all(got.stdout) if d is not None]
     assert sorted(documents, key=lambda d: d["metadata"]["name"]) == sorted(
-        DOCUMENTS.values(), key=lambda d: d["metadata"]["name"])
-    assert {k: yaml.safe_load(v) for k, v in texts.items()} == DOCUMENTS
+        (d for v in DOCUMENTS.values() for d in v), key=lambda d: d["metadata"]["name"])
+    assert {k: _load(v) for k, v in texts.items()} == DOCUMENTS
 
 
 def test_a_host_over_tcp_without_addresses_would_take_its_port(texts):
     """db.example.com:5432 was written with no addresses: applied, every connection of the mesh to any
     host on 5432 would have gone to db.example.com. Istio takes every document but the placeholder's."""
-    assert {k: check_service_entry(yaml.safe_load(v)) for k, v in texts.items()} == {
-        **{k: [] for k in texts}, "cache.example.com": ["address ''"]}
-    assert ('  addresses:  # the IPs db.example.com was reached at: Istio tells a TCP port\'s connections by '
-            'address alone; add any other it resolves to\n  - "198.51.100.20"\n') in texts["db.example.com"]
-    assert '  - ""  # no upstream address in the logs: set the IPs cache.example.com resolves to\n' in (
-        texts["cache.example.com"])
+    assert {k: [check_service_entry(d) for d in _load(v)] for k, v in texts.items()} == {
+        **{k: [[]] * len(DOCUMENTS[k]) for k in texts}, "cache.example.com": [["address ''"]]}
+    assert ('  addresses:  # the IP mq.example.com was reached at: Istio tells a TCP port\'s connections by '
+            'address alone, and takes one address of a host: for another IP it resolves to, add a document of '
+            'host ip-<that IP, dashed>.mq.example.com.external, that address and resolution NONE, its TCP ports\n'
+            ) in texts["mq.example.com"]
+    assert ('  - ""  # no upstream address in the logs: set the IP cache.example.com resolves to (one: Istio '
+            'takes one address of a host)\n') in texts["cache.example.com"]
+
+
+def test_a_host_over_tcp_at_several_ips_has_a_document_per_ip(texts):
+    """db.example.com over TCP at three IPs was one document listing the three as addresses, under a
+    comment to add any other it resolves to. Istio makes a service of each address of a host
+    (pilot/pkg/serviceregistry/serviceentry/conversion.go, convertServices) and a sidecar keeps the first
+    of a host, dropping the others "as it has the same ports" (pilot/pkg/model/sidecar.go,
+    appendSidecarServices): one address got a listener, connections to the others left through
+    PassthroughCluster (BlackHoleCluster under REGISTRY_ONLY). istio/api's service_entry.proto says so
+    (addresses: "multiple addresses will not be used by a single host"; istio/istio#34577). Now each IP
+    has a document of one address under a host of its own, resolution NONE (to the IP dialled); the host
+    keeps its name for its other ports, none TCP and no addresses, matched by Host header and SNI."""
+    for host, ips in {"db.example.com": ["198.51.100.20", "198.51.100.21", "198.51.100.22"],
+                      "pg.example.com": ["198.51.100.30", "198.51.100.31"]}.items():
+        own, *split = _load(texts[host])
+        assert own["spec"]["hosts"] == [host] and "addresses" not in own["spec"]
+        assert {p["protocol"] for p in own["spec"]["ports"]} <= {"HTTP", "TLS"}
+        assert [d["spec"]["addresses"] for d in split] == [[ip] for ip in ips]
+        assert len({d["spec"]["hosts"][0] for d in split} | {host}) == len(ips) + 1  # no two merge
+        assert {(d["spec"]["resolution"], p["protocol"]) for d in split for p in d["spec"]["ports"]} == {("NONE", "TCP")}
+        assert texts[host].count("\n---\n") == len(ips)
+        for ip in ips:
+            assert (f"# {host} at {ip}, its TCP ports under a host of its own: Istio takes one address of a "
+                    f"host, so each IP {host} was reached at has a document; for another IP it resolves to, "
+                    f"add one like this\n") in texts[host]
+    # one address, one document, as before
+    assert [len(_load(texts[k])) for k in ("mq.example.com", "cache.example.com", "203.0.113.50")] == [1, 1, 1]
 
 
 def test_the_finding_s_service_entry_is_its_destination_s_every_port(data, texts):
     """unregistered_egress gave each (destination, port) a document of that one port: two documents for
     db.example.com, one per port, where service_entries gives one with both (Istio merges ServiceEntries
-    of one host badly: istio/istio#51466, #55776). Each finding now prints service_entries' document."""
+    of one host badly: istio/istio#51466, #55776). Each finding now prints service_entries' documents."""
     got = logpipe_json("report", "anomalies", "--data", data)["findings"]
     found = {(f["destination"], f["evidence"]["port"]): f["evidence"]["service_entry"]
              for f in got if f["kind"] == "unregistered_egress"}
     assert {("db.example.com", 5432), ("db.example.com", 8080)} <= set(found)
-    assert {k: yaml.safe_load(v) for k, v in found.items()} == {k: DOCUMENTS[k[0]] for k in found}
+    assert {k: _load(v) for k, v in found.items()} == {k: DOCUMENTS[k[0]] for k in found}
     assert {k: v for k, v in found.items()} == {k: texts[k[0]] for k in found}
 
 
-def test_a_host_over_tcp_and_tls_says_its_tls_port_is_matched_at_its_addresses(texts):
-    """pg.example.com on 5432 (plain TCP) and 443 (TLS): one document with addresses. Istio binds the TLS
-    port of a service with an IP address to that IP and sets no SNI match (istio/istio
+def test_a_host_over_tcp_and_tls_says_its_tls_port_is_matched_at_its_address(texts):
+    """mq.example.com on 5671 (plain TCP) and 443 (TLS) at one IP: one document with that address. Istio
+    binds the TLS port of a service with an IP address to that IP and sets no SNI match (istio/istio
     pilot/pkg/networking/core/listener.go, tls.go), so TLS to another IP of the host is not this entry's.
     Its document said only that the TCP port is told by address; it now says the TLS port is matched
     there too. Not split in two documents of the host: Istio merges them into the first one's address
-    (pilot/pkg/model/sidecar.go, appendSidecarServices). Hosts with no TLS port carry no such line."""
-    note = ("  # (the TLS port is matched at these addresses too, not by SNI: TLS to another IP of pg.example.com "
+    (pilot/pkg/model/sidecar.go, appendSidecarServices). Hosts with no TLS port carry no such line, nor
+    does one at several IPs (pg.example.com), whose TLS port is under its name without addresses."""
+    note = ("  # (the TLS port is matched at this address too, not by SNI: TLS to another IP of mq.example.com "
             "leaves through PassthroughCluster, or is blocked under REGISTRY_ONLY)\n")
-    assert ("  addresses:  # the IPs pg.example.com was reached at: Istio tells a TCP port's connections by "
-            "address alone; add any other it resolves to\n" + note + '  - "198.51.100.30"\n') in texts["pg.example.com"]
-    assert [k for k, v in texts.items() if "not by SNI" in v] == ["pg.example.com"]
+    assert (" and resolution NONE, its TCP ports\n" + note + '  - "198.51.100.40"\n') in texts["mq.example.com"]
+    assert [k for k, v in texts.items() if "not by SNI" in v] == ["mq.example.com"]
+
+
+def test_a_long_host_s_made_up_hosts_stay_under_255_characters():
+    """A made-up host is ip-<IP>.<host>.external; where a host is too long for it (Istio refuses a host
+    over 255 characters: pkg/config/validation, checkDNS1123Preconditions), the host's hash stands in
+    for it: ip-<IP>.<8 hex digits>.external, still one per (host, IP). The macro alone, no dataset."""
+    from logpipe.db import connect
+
+    long = ".".join(["a" * 60] * 4) + ".example"  # 251 characters
+    sql = "SELECT service_entry_yaml_ports(?, [{'port': 5432, 'protocol': 'TCP'}], false, ['198.51.100.2', '198.51.100.1'])"
+    got = _load(connect(tables={}, uses=[sql]).execute(sql, [long]).fetchone()[0])
+    assert [d["spec"]["hosts"] for d in got] == [[f"ip-198-51-100-{n}.{hashlib.md5(long.encode()).hexdigest()[:8]}.external"]
+                                                 for n in (1, 2)]
+    assert [check_service_entry(d) for d in got] == [[], []]

@@ -47,7 +47,7 @@ found AS (
     GROUP BY w.destination, w.destination_port
     HAVING count(*) >= CAST($min_requests AS INTEGER)
 ),
--- (the destination's one document, every port of it in the window, as service_entries writes it for
+-- (the destination's one document (a TCP host's per IP), every port of it in the window, as service_entries writes it for
 -- that window: passthrough_destinations.sql; one per port of one host is what Istio merges worst.
 -- Null for a name not safe in YAML, which is no DNS name, and for a DNS failure: service_entry_yaml_ports.sql)
 documents AS (

@@ -10,43 +10,58 @@
 -- dots, whose last label is not all digits (Istio's validation of a host refuses any other:
 -- istio/istio pkg/config/validation, checkDNS1123Preconditions and validateDNS1123Labels: a.-b.com,
 -- a..b.com and host.123 were written, for its webhook to refuse), or one whose every request failed DNS resolution
--- (dns_failed: flag DF, dns_failure_advice.sql), which a ServiceEntry would not make resolve.
+-- (dns_failed: flag DF, dns_failure_advice.sql), which a ServiceEntry would not make resolve. One
+-- document, or several after ---: a host over TCP at several IPs (below).
 -- MESH_EXTERNAL is Istio's "external to the mesh" (istio/api networking/v1alpha3/service_entry.proto,
 -- Location; MESH_INTERNAL is for workloads added to the mesh, VMs with a proxy): right for a host
 -- outside the mesh at an internal address too (a VPC database, an on-premises server), so such an
 -- address (ip_kind 'internal') keeps its ServiceEntry, under a comment saying that a pod or Service
 -- of the cluster reached through PassthroughCluster wants the proxy's view of it fixed instead.
 -- A host with a TCP port (no SNI, no HTTP: a CONNECT tunnel's end on a port not TLS's) lists
--- addresses, the upstream IPs it was reached at (addresses, sorted; a comment says to add any other it
--- resolves to): a connection's bytes name no host, so Istio tells a TCP port's service by destination
--- address alone, and one without addresses matches every destination on its port, regardless of the
+-- addresses, the upstream IP it was reached at (addresses): a connection's bytes name no host, so
+-- Istio tells a TCP port's service by destination address alone, and one without addresses matches every destination on its port, regardless of the
 -- host (istio.io, IST0134 ServiceEntryAddressesRequired; istio/istio#29992: one such entry for
 -- google.com:443 broke every other HTTPS host; #59599: it takes the 0.0.0.0_PORT listener's default
 -- filter chain, PassthroughCluster's). Plain IPs, not /32: Istio allows CIDRs only with resolution
 -- NONE or STATIC (pkg/config/validation), and the host keeps DNS (Envoy connects to what the name
 -- resolves to now). None found (a format with neither %UPSTREAM_HOST% nor %DOWNSTREAM_LOCAL_ADDRESS%)
--- is a placeholder "" (Istio refuses it: not an IP) with a comment to set them. A host with only
+-- is a placeholder "" (Istio refuses it: not an IP) with a comment to set it.
+-- One address a host: Istio uses one ("Although the API allows specifying addresses in a list,
+-- multiple addresses will not be used by a single host", istio/api service_entry.proto, addresses;
+-- istio/istio#34577, open since 2021): it makes a service of each address of a host (istio/istio
+-- pilot/pkg/serviceregistry/serviceentry/conversion.go, convertServices) and a sidecar keeps the
+-- first service of a host, dropping the others "as it has the same ports" (pilot/pkg/model/sidecar.go,
+-- appendSidecarServices), two ServiceEntries of the host as well. So the other IPs got no listener and
+-- their connections left through PassthroughCluster (BlackHoleCluster under REGISTRY_ONLY). A host over
+-- TCP at several IPs (any port's) gets one document per IP of its TCP ports, each under a host of its
+-- own, ip-<the IP, as its slug>.<host>.external (ip-<IP>.<the host's 8 hex digits of MD5>.external
+-- where that would pass Istio's 255 characters), with that one address and resolution NONE (Envoy
+-- forwards to the IP dialled: no made-up name to resolve), named for the host, the IP and the ports
+-- (db-example-com-198-51-100-20-5432), under a comment naming the real host; and its other ports, if
+-- any, a document of the host's own name without addresses (HTTP and TLS matched by Host header and
+-- SNI, not narrowed to the IPs seen), first. Its comments say to add a document like it for any other
+-- IP the host resolves to (DNS can answer with IPs not in the logs). A host with only
 -- HTTP or TLS ports gets none: Istio matches an HTTP port's Host header and a TLS port's SNI against
 -- hosts (ServiceEntry reference, hosts), and addresses would narrow a TLS port's match to the IPs
--- seen. They do, on a host with a TCP port and a TLS port (db.example.com:5432 and :443), whose TLS
+-- seen. They do, on a host with a TCP port and a TLS port at one IP (db.example.com:5432 and :443), whose TLS
 -- port is matched at its addresses alone, not by SNI: Istio gives a TCP or TLS port of a service with
 -- an IP address a listener of its own at that IP ("we listen on the service VIP if and only if the
 -- address is an IP address", istio/istio pilot/pkg/networking/core/listener.go) and sets no SNI match
 -- ("Use the hostname as the SNI value if and only" the address is a CIDR, none or the wildcard: "If we
 -- have a VIP, then we know the destination", tls.go), so a TLS connection to another IP of the host
 -- takes the port's 0.0.0.0 listener or the virtual outbound one: PassthroughCluster, or BlackHoleCluster
--- under REGISTRY_ONLY. Its document says so under addresses (add any other IP the host resolves to).
+-- under REGISTRY_ONLY. Its document says so under addresses (a host at several IPs is split: above).
 -- An HTTP port is not narrowed: its listener is 0.0.0.0 whatever the addresses (listener.go) and its
 -- route matches the Host header ("route domains for both the addresses and hosts", ServiceEntry
--- reference, addresses). The TLS ports are not split into a second document of the host without
+-- reference, addresses). The TLS ports are not split into a second document of the same host without
 -- addresses: Istio merges a host's services of one namespace into the first one's copy, its address
 -- with the other's ports appended (pilot/pkg/model/sidecar.go, appendSidecarServices), so the split
 -- would come back as this one document, or, the TLS one first, as the TCP port without addresses that
 -- matches every destination on its port (below: releases differ too). An IP's address is itself
 -- (resolution STATIC, its endpoint).
 -- The unregistered_egress finding, registry_only and service_entries print it for every port of the
--- destination (passthrough_destinations.sql): one document, named for the destination
--- and its ports (api-example-com-80-443). Two documents of one host, one per
+-- destination (passthrough_destinations.sql): one document (or a TCP host's per IP, above), named for
+-- the destination and its ports (api-example-com-80-443). Two documents of one host, one per
 -- port, are what Istio handles worst: it merges ServiceEntries of one host and namespace, differently
 -- from release to release (istio/istio#50478: 1.20 and 1.21 balanced between the ports; #51466, 1.22:
 -- the host's traffic blackholed; #54988, #55776, 1.24: one port's cluster missing, connections reset).
@@ -56,49 +71,87 @@ CREATE OR REPLACE MACRO service_entry_yaml_ports(destination, ports, dns_failed,
                    OR (regexp_full_match(destination, '[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*')
                        AND length(destination) <= 255 AND NOT regexp_matches(destination, '[^.]{64}')
                        AND NOT regexp_matches(destination, '\.[0-9]+$')))
-    THEN concat_ws(chr(10),
-        CASE WHEN ip_kind(destination) = 'internal'
-             THEN '# ' || destination || ' is an internal address: register it only if it is a host outside '
-                  || 'the mesh; a pod or Service of the cluster reached through PassthroughCluster is out of the '
-                  || 'proxy''s view (a Sidecar''s egress hosts, exportTo): fix that instead' END,
-        'apiVersion: networking.istio.io/v1',
-        'kind: ServiceEntry',
-        'metadata:',
-        -- (concat_ws, not ||: a port not in the logs leaves it out rather than nulling the name)
-        -- (a name of its own per destination: service_entry_slug.sql)
-        -- (a name of at most 253 characters, Kubernetes' DNS subdomain names: the slug's 247 and two
-        -- ports' 12 are over, so such a name keeps its first 244 and a hash of it, as the slug does)
-        '  name: "' || list_transform([concat_ws('-', service_entry_slug(destination),
-                                                  nullif(array_to_string(list_filter([p.port FOR p IN ports], lambda n: n IS NOT NULL), '-'), ''))],
-                                      lambda n: CASE WHEN length(n) <= 253 THEN n
-                                                     ELSE rtrim(left(n, 244), '-') || '-' || left(md5(n), 8) END)[1] || '"',
-        'spec:',
-        '  hosts:',
-        -- (quoted: YAML 1.1 reads a bare host yes, no, on or null as a boolean or null, 1e5 as a number)
-        '  - "' || CASE WHEN ip_value(destination) IS NULL THEN destination
-                        ELSE 'ip-' || service_entry_slug(destination) || '.external' END || '"',
-        -- (an IP quoted: YAML 1.1 reads an unquoted 2001:1:2:3:4:5:6:7 as a base-60 number)
-        CASE WHEN ip_value(destination) IS NOT NULL THEN '  addresses:' || chr(10) || '  - "' || destination || '"'
-             WHEN list_contains([p.protocol FOR p IN ports], 'TCP')
-             THEN '  addresses:  # the IPs ' || destination || ' was reached at: Istio tells a TCP port''s '
-                  || 'connections by address alone; add any other it resolves to' || chr(10)
-                  || CASE WHEN list_contains([p.protocol FOR p IN ports], 'TLS')
-                          THEN '  # (the TLS port' || CASE WHEN len(list_filter(ports, lambda p: p.protocol = 'TLS')) > 1
-                                                         THEN 's are' ELSE ' is' END
-                               || ' matched at these addresses too, not by SNI: TLS to another IP of '
-                               || destination || ' leaves through PassthroughCluster, or is blocked under REGISTRY_ONLY)'
-                               || chr(10) ELSE '' END
-                  || coalesce(nullif(array_to_string([('  - "' || a || '"') FOR a IN list_sort(list_distinct(addresses))], chr(10)), ''),
-                              '  - ""  # no upstream address in the logs: set the IPs ' || destination || ' resolves to') END,
-        '  location: MESH_EXTERNAL',
-        '  ports:',
-        array_to_string([
-            '  - number: ' || coalesce(CAST(p.port AS VARCHAR),
-                                      '0  # the port is not in the logs: set the port the clients call')
-            || chr(10) || '    name: ' || concat_ws('-', lower(p.protocol), p.port)
-            || chr(10) || '    protocol: ' || p.protocol
-            FOR p IN ports], chr(10)),
-        '  resolution: ' || CASE WHEN ip_value(destination) IS NOT NULL THEN 'STATIC' ELSE 'DNS' END,
-        CASE WHEN ip_value(destination) IS NOT NULL THEN '  endpoints:' || chr(10) || '  - address: "' || destination || '"' END)
+    THEN array_to_string(list_transform(
+        -- the documents, each a struct of what differs (name: before the ports), written alike below
+        CASE WHEN ip_value(destination) IS NULL AND list_contains([p.protocol FOR p IN ports], 'TCP')
+                  AND len(list_distinct(addresses)) > 1
+        -- a host over TCP at several IPs: its other ports under its own name, if any, then its TCP
+        -- ports once per IP, each under a made-up host (one address per host: the header says why)
+        THEN list_filter([{'comment': '# ' || destination || '''s ports other than TCP, matched by Host header or SNI (no '
+                                      || 'addresses); its TCP ports follow, one document per IP it was reached at',
+                           'name': service_entry_slug(destination), 'host': destination, 'addresses': NULL::VARCHAR,
+                           'ports': list_filter(ports, lambda p: p.protocol IS DISTINCT FROM 'TCP'),
+                           'resolution': 'DNS', 'endpoint': NULL::VARCHAR}], lambda d: len(d.ports) > 0)
+             || [{'comment': '# ' || destination || ' at ' || a || ', its TCP ports under a host of its own: Istio takes '
+                             || 'one address of a host, so each IP ' || destination || ' was reached at has a document; '
+                             || 'for another IP it resolves to, add one like this',
+                  'name': service_entry_slug(destination) || '-' || service_entry_slug(a),
+                  -- (the IP, then the host: one name per pair, of labels Istio takes, at most 255
+                  -- characters, or the host's hash for the host where a long one would not fit)
+                  'host': list_transform(['ip-' || service_entry_slug(a) || '.'],
+                                         lambda h: CASE WHEN length(h || destination || '.external') <= 255
+                                                        THEN h || destination || '.external'
+                                                        ELSE h || left(md5(destination), 8) || '.external' END)[1],
+                  'addresses': '  addresses:' || chr(10) || '  - "' || a || '"',
+                  'ports': list_filter(ports, lambda p: p.protocol = 'TCP'),
+                  'resolution': 'NONE', 'endpoint': NULL::VARCHAR}
+                 FOR a IN list_sort(list_distinct(addresses))]
+        ELSE [{'comment': CASE WHEN ip_kind(destination) = 'internal'
+                               THEN '# ' || destination || ' is an internal address: register it only if it is a host outside '
+                                    || 'the mesh; a pod or Service of the cluster reached through PassthroughCluster is out of the '
+                                    || 'proxy''s view (a Sidecar''s egress hosts, exportTo): fix that instead' END,
+               'name': service_entry_slug(destination),
+               -- (an IP's host: a made-up one)
+               'host': CASE WHEN ip_value(destination) IS NULL THEN destination
+                            ELSE 'ip-' || service_entry_slug(destination) || '.external' END,
+               -- (an IP quoted: YAML 1.1 reads an unquoted 2001:1:2:3:4:5:6:7 as a base-60 number)
+               'addresses': CASE WHEN ip_value(destination) IS NOT NULL THEN '  addresses:' || chr(10) || '  - "' || destination || '"'
+                   WHEN list_contains([p.protocol FOR p IN ports], 'TCP')
+                   THEN '  addresses:  # the IP ' || destination || ' was reached at: Istio tells a TCP port''s '
+                        || 'connections by address alone, and takes one address of a host: for another IP it resolves to, '
+                        || 'add a document of host ip-<that IP, dashed>.' || destination || '.external, that address and '
+                        || 'resolution NONE, its TCP ports' || chr(10)
+                        || CASE WHEN list_contains([p.protocol FOR p IN ports], 'TLS')
+                                THEN '  # (the TLS port' || CASE WHEN len(list_filter(ports, lambda p: p.protocol = 'TLS')) > 1
+                                                               THEN 's are' ELSE ' is' END
+                                     || ' matched at this address too, not by SNI: TLS to another IP of '
+                                     || destination || ' leaves through PassthroughCluster, or is blocked under REGISTRY_ONLY)'
+                                     || chr(10) ELSE '' END
+                        || coalesce(nullif(array_to_string([('  - "' || a || '"') FOR a IN list_sort(list_distinct(addresses))], chr(10)), ''),
+                                    '  - ""  # no upstream address in the logs: set the IP ' || destination
+                                    || ' resolves to (one: Istio takes one address of a host)') END,
+               'ports': ports,
+               'resolution': CASE WHEN ip_value(destination) IS NOT NULL THEN 'STATIC' ELSE 'DNS' END,
+               'endpoint': CASE WHEN ip_value(destination) IS NOT NULL THEN '  endpoints:' || chr(10) || '  - address: "' || destination || '"' END}]
+        END,
+        lambda d: concat_ws(chr(10),
+            d.comment,
+            'apiVersion: networking.istio.io/v1',
+            'kind: ServiceEntry',
+            'metadata:',
+            -- (concat_ws, not ||: a port not in the logs leaves it out rather than nulling the name)
+            -- (a name of its own per destination: service_entry_slug.sql)
+            -- (a name of at most 253 characters, Kubernetes' DNS subdomain names: the slug's 247 and two
+            -- ports' 12 are over, so such a name keeps its first 244 and a hash of it, as the slug does)
+            '  name: "' || list_transform([concat_ws('-', d.name,
+                                                      nullif(array_to_string(list_filter([p.port FOR p IN d.ports], lambda n: n IS NOT NULL), '-'), ''))],
+                                          lambda n: CASE WHEN length(n) <= 253 THEN n
+                                                         ELSE rtrim(left(n, 244), '-') || '-' || left(md5(n), 8) END)[1] || '"',
+            'spec:',
+            '  hosts:',
+            -- (quoted: YAML 1.1 reads a bare host yes, no, on or null as a boolean or null, 1e5 as a number)
+            '  - "' || d.host || '"',
+            d.addresses,
+            '  location: MESH_EXTERNAL',
+            '  ports:',
+            array_to_string([
+                '  - number: ' || coalesce(CAST(p.port AS VARCHAR),
+                                          '0  # the port is not in the logs: set the port the clients call')
+                || chr(10) || '    name: ' || concat_ws('-', lower(p.protocol), p.port)
+                || chr(10) || '    protocol: ' || p.protocol
+                FOR p IN d.ports], chr(10)),
+            '  resolution: ' || d.resolution,
+            d.endpoint)),
+        chr(10) || '---' || chr(10))
     END
 );
