@@ -437,6 +437,35 @@ def cut_lines() -> list[str]:
     return [*scan[:6], *pastes[:2], *blocked[:2], *scan[6:], *denied, *failed, pastes[2], blocked[2], pastes[3]]
 
 
+POD_FLUSH = 200  # (lines a check, as a stream's --flush-rows: a check costs ~70 ms whatever its rows)
+
+
+def alerts_in_checks_of(size: int, lines: list[str]) -> list:
+    """The alerts of ``lines`` in checks of ``size`` lines each, by one rules (as a stream's flushes,
+    each its own check)."""
+    from logpipe.parse import default_parser
+
+    rules = shared_rules(window_seconds=300)
+    return [a for k in range(0, len(lines), size)
+            for a in rules.check(default_parser().parse_batch(lines[k:k + size], "<stdin>", k + 1).records)]
+
+
+@functools.lru_cache(maxsize=1)
+def pods_backlogs() -> tuple[str, ...]:
+    """The incident day's lines as `kubectl logs -f -l … --prefix` prints two pods' backlogs, one pod's
+    after the other's (its even lines pod q8w2n's, its odd ones pod x2k8p's): out of time order."""
+    lines = (SAMPLES / "scenario" / "incident-day.log").read_text(encoding="utf-8").splitlines()
+    return tuple(f"[pod/waypoint-7d9f8b6c4-{pod}/istio-proxy] {line}" for k, pod in ((0, "q8w2n"), (1, "x2k8p"))
+                 for line in lines[k::2])
+
+
+@functools.lru_cache(maxsize=1)
+def pod_by_pod_alerts() -> tuple:
+    """The alerts of ``pods_backlogs`` in checks of POD_FLUSH lines: made once for the two tests that
+    read them (4 checks, ~0.3 s of CPU). Read only."""
+    return tuple(alerts_in_checks_of(POD_FLUSH, list(pods_backlogs())))
+
+
 def test_two_pods_backlogs_one_after_the_other_raise_no_more_alerts():
     """`kubectl logs -f -l … --prefix` prints each pod's backlog on its own schedule: one pod's lines
     can come after another's later ones, by more than the window. An event is quiet near any earlier
@@ -445,19 +474,9 @@ def test_two_pods_backlogs_one_after_the_other_raise_no_more_alerts():
     last alert (T)" names an alert before it, never a later one."""
     from collections import Counter
 
-    from logpipe.parse import default_parser
-
     lines = (SAMPLES / "scenario" / "incident-day.log").read_text(encoding="utf-8").splitlines()
-    pods = [[f"[pod/waypoint-7d9f8b6c4-{pod}/istio-proxy] {line}" for line in lines[k::2]] for k, pod in
-            ((0, "q8w2n"), (1, "x2k8p"))]
-
-    def alerts(order):  # (in batches of 200, not 50: the alerts do not depend on the cut, tested below; a
-        rules = shared_rules(window_seconds=300)  # batch costs ~50 ms whatever its size; 4291e1a^ fails either way)
-        return [a for k in range(0, len(order), 200)
-                for a in rules.check(default_parser().parse_batch(order[k:k + 200], "<stdin>", k + 1).records)]
-
-    in_time = Counter(a.kind for a in alerts(lines))
-    pod_by_pod = alerts(pods[0] + pods[1])
+    in_time = Counter(a.kind for a in alerts_in_checks_of(POD_FLUSH, lines))
+    pod_by_pod = pod_by_pod_alerts()
     assert all(Counter(a.kind for a in pod_by_pod)[k] <= n for k, n in in_time.items()), (in_time, pod_by_pod)
     assert sum(Counter(a.kind for a in pod_by_pod).values()) >= sum(in_time.values()) * 0.9  # (still alerts)
     for a in pod_by_pod:
@@ -471,15 +490,10 @@ def test_a_backlogs_flushes_are_checked_together_and_alert_as_each_alone(tmp_pat
     and raise the alerts, in the order, that a check of each flush alone raised: here two pods'
     backlogs one after the other, out of time order from one flush to the next (a check sorts its
     alerts by event time, each flush's among themselves). Each flush is still its own part file."""
-    from logpipe.parse import default_parser
     from logpipe.stream import StreamOptions, Streamer
 
-    lines = (SAMPLES / "scenario" / "incident-day.log").read_text(encoding="utf-8").splitlines()
-    lines = [f"[pod/waypoint-7d9f8b6c4-{pod}/istio-proxy] {line}" for k, pod in ((0, "q8w2n"), (1, "x2k8p"))
-             for line in lines[k::2]]
-    rules = shared_rules(window_seconds=300)  # (the flushes' alerts, a check each, as the stream made them)
-    each = [a.to_json() for k in range(0, len(lines), 50)
-            for a in rules.check(default_parser().parse_batch(lines[k:k + 50], "<stdin>", k + 1).records)]
+    lines = list(pods_backlogs())
+    each = [a.to_json() for a in pod_by_pod_alerts()]  # (the flushes' alerts, a check each, as the stream made them)
     assert [json.loads(a)["time"] for a in each] != sorted(json.loads(a)["time"] for a in each)  # (out of order)
     checks = []
     check = AlertRules.check
@@ -490,14 +504,14 @@ def test_a_backlogs_flushes_are_checked_together_and_alert_as_each_alone(tmp_pat
     out, err = io.StringIO(), io.StringIO()
     fd = os.open(log, os.O_RDONLY)
     try:
-        streamer = Streamer(str(tmp_path / "data"), StreamOptions(flush_rows=50, alerts_format="ndjson"),
+        streamer = Streamer(str(tmp_path / "data"), StreamOptions(flush_rows=POD_FLUSH, alerts_format="ndjson"),
                             stdin_fd=fd, stdout=out, stderr=err)
         assert streamer.run() == 0, err.getvalue()
     finally:
         os.close(fd)
     assert out.getvalue().splitlines() == each
-    assert len(checks) <= 2 and sum(checks) == len(lines)  # (its 16 flushes: 16 checks before)
-    assert streamer.parts_written == 16 and count_rows(tmp_path / "data") == len(lines)
+    assert len(checks) <= 2 and sum(checks) == len(lines)  # (its 4 flushes: 4 checks before)
+    assert streamer.parts_written == 4 and count_rows(tmp_path / "data") == len(lines)
 
 
 def passthrough_at(minutes: list[int], pod: str) -> list[str]:
