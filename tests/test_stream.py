@@ -123,10 +123,12 @@ class Run:
         self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
 
 
-def stream_cli(data: Path, *args: str, input: bytes) -> Run:
+def stream_cli(data: Path, *args: str, input: bytes, said: bool = False) -> Run:
     """``logpipe stream --data DATA ARGS`` run by click in this process, ``input`` its stdin (a file
     it reads to its end, as a pipe's writer closing it): its options, output and exit code as the
-    command gives them, without a process's start (~0.5 s of CPU: polars, pyarrow, the grammars)."""
+    command gives them, without a process's start (~0.5 s of CPU: polars, pyarrow, the grammars).
+    With ``said``, run as the command line runs it (conftest's run_logpipe: exits.run), its errors
+    said on stderr and its exit status theirs, not raised."""
     import tempfile
 
     from click.testing import CliRunner
@@ -145,8 +147,11 @@ def stream_cli(data: Path, *args: str, input: bytes) -> Run:
         with pytest.MonkeyPatch.context() as mp:
             mp.setattr(stream, "Streamer", FromFile)
             # (the command sets POLARS_MAX_THREADS for its process: restored after)
-            got = CliRunner().invoke(cli, ["stream", "--data", str(data), *args], catch_exceptions=False,
-                                     env={"POLARS_MAX_THREADS": os.environ.get("POLARS_MAX_THREADS")})
+            env = {"POLARS_MAX_THREADS": os.environ.get("POLARS_MAX_THREADS")}
+            if said:
+                run = run_logpipe("stream", "--data", data, *args, env=env, text=False)
+                return Run(run.returncode, run.stdout, run.stderr)
+            got = CliRunner().invoke(cli, ["stream", "--data", str(data), *args], catch_exceptions=False, env=env)
     return Run(got.exit_code, got.stdout_bytes, got.stderr_bytes)
 
 
@@ -648,10 +653,10 @@ def test_an_alerts_out_file_on_a_full_disk_is_one_clear_error(tmp_path):
     """`--alerts-out FILE` on a full disk: one error naming the file and from which line nothing was
     stored, as the dataset's own write says it. It was `No space left on device; free space, then run
     the command again` (closing the file failed the same way again, and that error was the one
-    shown), and the summary counted the alerts never written."""
-    run = subprocess.run([*LOGPIPE, "stream", "--data", str(tmp_path / "data"), "--alerts-out", "/dev/full"],
-                         input=(SAMPLES / "waypoint-egress-1.23.log").read_bytes(), capture_output=True, cwd=ROOT,
-                         timeout=120)
+    shown), and the summary counted the alerts never written. (In this process, as the command line
+    runs it: the file is opened, written and closed by the Streamer, the error said by exits.run.)"""
+    run = stream_cli(tmp_path / "data", "--alerts-out", "/dev/full",
+                     input=(SAMPLES / "waypoint-egress-1.23.log").read_bytes(), said=True)
     err = run.stderr.decode()
     assert run.returncode == 1
     assert err.rstrip().splitlines()[-1] == (
