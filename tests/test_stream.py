@@ -969,6 +969,16 @@ def test_soak_memory_stays_flat_and_bounded(tmp_path):
     assert max(pq.ParquetFile(f).metadata.num_rows for f in row_files(data)) <= 5_000  # --flush-rows caps a part
 
 
+@functools.lru_cache(maxsize=None)
+def sample_batches(path: Path) -> tuple:
+    """A sample's batches as `logpipe parse`/`ingest` read it (parse_input), made once for the two
+    tests that read every sample's (~0.75 s of CPU for them all). Read only."""
+    from logpipe.pipeline import parse_input
+    from logpipe.sources import Input
+
+    return tuple(batch for batch, _end in parse_input(Input(str(path))))
+
+
 @pytest.mark.parametrize("path", PLAIN_SAMPLES, ids=sample_id)
 def test_every_sample_streams_like_parse(path, tmp_path):
     """In-process over each sample (kubectl/stern prefixes, JSON, ztunnel, noise, malformed lines):
@@ -978,12 +988,10 @@ def test_every_sample_streams_like_parse(path, tmp_path):
     import io
 
     from logpipe.batches import Counts
-    from logpipe.pipeline import parse_input
-    from logpipe.sources import Input
     from logpipe.stream import StreamOptions, Streamer
 
     want = Counts()
-    for batch, _end in parse_input(Input(str(path))):  # what `logpipe parse`/`ingest` read
+    for batch in sample_batches(path):  # what `logpipe parse`/`ingest` read
         want.add(batch)
     data, err = tmp_path / "data", io.StringIO()
     fd = os.open(path, os.O_RDONLY)
@@ -1007,13 +1015,11 @@ def test_every_sample_passes_the_alert_rules():
     slices of ALERT_ROWS as the stream's micro-batches are (``Streamer._alert``): no error (the stream
     would turn alerts off on one). The rows of one schema together: a check costs ~50 ms whatever its
     rows, a connection (another schema's) ~0.15 s."""
-    from logpipe.pipeline import parse_input
-    from logpipe.sources import Input
     from logpipe.stream import ALERT_ROWS
 
     by_schema: dict = {}
     for path in PLAIN_SAMPLES:
-        for batch, _end in parse_input(Input(str(path))):
+        for batch in sample_batches(path):
             by_schema.setdefault(batch.records.schema, []).append(batch.records)
     rules = shared_rules(window_seconds=300)
     try:
