@@ -3,8 +3,8 @@ TCP, a host with SNI over TLS, a host over plain TCP, a host over HTTP), parsed 
 checked field by field. A TCP port's bytes name no host, so Istio tells its connections by destination
 address alone: a TCP ServiceEntry without `addresses` matches every destination on its port, whatever
 the host (istio.io IST0134 ServiceEntryAddressesRequired; istio/istio#29992, #59599); and Istio uses
-one address of a host (istio/api service_entry.proto, addresses), so a host over TCP at several IPs gets
-a document per IP. And the unregistered_egress finding's YAML is the one `query service_entries` gives
+one address of a host (istio/api service_entry.proto, addresses), so a host over TCP at several IPs, or
+with other ports too (an address would narrow a TLS port to it), gets a document per IP. And the unregistered_egress finding's YAML is the one `query service_entries` gives
 for its destination, every port of it, not one of its own per port."""
 from __future__ import annotations
 
@@ -37,6 +37,7 @@ LINES = [
     _tcp(10, "198.51.100.31", 443, "10.244.1.22", "pg.example.com"),      # and TLS, at another address
     _connect(11, "mq.example.com:5671", "198.51.100.40:5671", "10.244.1.23"),  # a host over plain TCP
     _tcp(12, "198.51.100.40", 443, "10.244.1.23", "mq.example.com"),      # and TLS, at the same address
+    _connect(13, "redis.example.com:6380", "198.51.100.50:6380", "10.244.1.24"),  # plain TCP alone, one IP
 ]
 
 
@@ -90,16 +91,21 @@ DOCUMENTS = {
                  "ports": [{"number": 443, "name": "tls-443", "protocol": "TLS"}],
                  "resolution": "DNS"}},
         *(_split("pg.example.com", ip, [5432]) for ip in ["198.51.100.30", "198.51.100.31"])],
-    # at one address: one document, its TLS port too matched at the address (Istio sets no SNI match
-    # for a service with an IP address)
-    "mq.example.com": {
+    # at one address, split alike: an address would narrow its TLS port to that IP (Istio sets no SNI
+    # match for a service with an IP address)
+    "mq.example.com": [{
         "apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry",
-        "metadata": {"name": "mq-example-com-443-5671"},
-        "spec": {"hosts": ["mq.example.com"], "addresses": ["198.51.100.40"],
-                 "location": "MESH_EXTERNAL",
-                 "ports": [{"number": 443, "name": "tls-443", "protocol": "TLS"},
-                           {"number": 5671, "name": "tcp-5671", "protocol": "TCP"}],
+        "metadata": {"name": "mq-example-com-443"},
+        "spec": {"hosts": ["mq.example.com"], "location": "MESH_EXTERNAL",
+                 "ports": [{"number": 443, "name": "tls-443", "protocol": "TLS"}],
                  "resolution": "DNS"}},
+        _split("mq.example.com", "198.51.100.40", [5671])],
+    # TCP ports alone at one address: one document of its own name, with that address
+    "redis.example.com": {
+        "apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry",
+        "metadata": {"name": "redis-example-com-6380"},
+        "spec": {"hosts": ["redis.example.com"], "addresses": ["198.51.100.50"], "location": "MESH_EXTERNAL",
+                 "ports": [{"number": 6380, "name": "tcp-6380", "protocol": "TCP"}], "resolution": "DNS"}},
     # a placeholder Istio refuses (not an IP), as a port not logged is 0
     "cache.example.com": {
         "apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry",
@@ -140,12 +146,20 @@ def test_a_host_over_tcp_without_addresses_would_take_its_port(texts):
     host on 5432 would have gone to db.example.com. Istio takes every document but the placeholder's."""
     assert {k: [check_service_entry(d) for d in _load(v)] for k, v in texts.items()} == {
         **{k: [[]] * len(DOCUMENTS[k]) for k in texts}, "cache.example.com": [["address ''"]]}
-    assert ('  addresses:  # the IP mq.example.com was reached at: Istio tells a TCP port\'s connections by '
+    assert ('  addresses:  # the IP redis.example.com was reached at: Istio tells a TCP port\'s connections by '
             'address alone, and takes one address of a host: for another IP it resolves to, add a document of '
-            'host ip-<that IP, dashed>.mq.example.com.external, that address and resolution NONE, its TCP ports\n'
-            ) in texts["mq.example.com"]
+            'host ip-<that IP, dashed>.redis.example.com.external, that address and resolution NONE, its TCP ports\n'
+            ) in texts["redis.example.com"]
     assert ('  - ""  # no upstream address in the logs: set the IP cache.example.com resolves to (one: Istio '
             'takes one address of a host)\n') in texts["cache.example.com"]
+
+
+def test_a_host_over_tcp_with_no_address_logged_is_not_said_to_have_been_reached_at_one(texts):
+    """cache.example.com's CONNECT logged no upstream address: its addresses comment said "the IP
+    cache.example.com was reached at" above the placeholder "". It now says none is in the logs."""
+    assert ('  addresses:  # an IP cache.example.com resolves to (none in the logs): Istio tells a TCP port\'s '
+            'connections by address alone') in texts["cache.example.com"]
+    assert "was reached at" not in texts["cache.example.com"]
 
 
 def test_a_host_over_tcp_at_several_ips_has_a_document_per_ip(texts):
@@ -171,8 +185,8 @@ def test_a_host_over_tcp_at_several_ips_has_a_document_per_ip(texts):
             assert (f"# {host} at {ip}, its TCP ports under a host of its own: Istio takes one address of a "
                     f"host, so each IP {host} was reached at has a document; for another IP it resolves to, "
                     f"add one like this\n") in texts[host]
-    # one address, one document, as before
-    assert [len(_load(texts[k])) for k in ("mq.example.com", "cache.example.com", "203.0.113.50")] == [1, 1, 1]
+    # TCP ports alone at one address (or none logged), one document, as before
+    assert [len(_load(texts[k])) for k in ("redis.example.com", "cache.example.com", "203.0.113.50")] == [1, 1, 1]
 
 
 def test_the_finding_s_service_entry_is_its_destination_s_every_port(data, texts):
@@ -187,18 +201,45 @@ def test_the_finding_s_service_entry_is_its_destination_s_every_port(data, texts
     assert {k: v for k, v in found.items()} == {k: texts[k[0]] for k in found}
 
 
-def test_a_host_over_tcp_and_tls_says_its_tls_port_is_matched_at_its_address(texts):
-    """mq.example.com on 5671 (plain TCP) and 443 (TLS) at one IP: one document with that address. Istio
-    binds the TLS port of a service with an IP address to that IP and sets no SNI match (istio/istio
-    pilot/pkg/networking/core/listener.go, tls.go), so TLS to another IP of the host is not this entry's.
-    Its document said only that the TCP port is told by address; it now says the TLS port is matched
-    there too. Not split in two documents of the host: Istio merges them into the first one's address
-    (pilot/pkg/model/sidecar.go, appendSidecarServices). Hosts with no TLS port carry no such line, nor
-    does one at several IPs (pg.example.com), whose TLS port is under its name without addresses."""
-    note = ("  # (the TLS port is matched at this address too, not by SNI: TLS to another IP of mq.example.com "
-            "leaves through PassthroughCluster, or is blocked under REGISTRY_ONLY)\n")
-    assert (" and resolution NONE, its TCP ports\n" + note + '  - "198.51.100.40"\n') in texts["mq.example.com"]
-    assert [k for k, v in texts.items() if "not by SNI" in v] == ["mq.example.com"]
+def test_a_host_over_tcp_and_tls_at_one_ip_is_split_too(texts):
+    """mq.example.com on 5671 (plain TCP) and 443 (TLS) at one IP was one document with that address,
+    under a comment that its TLS port was matched at that address too, not by SNI: Istio binds the TLS
+    port of a service with an IP address to that IP and sets no SNI match (istio/istio
+    pilot/pkg/networking/core/listener.go, tls.go), so TLS to another IP of the host left through
+    PassthroughCluster. A host with TCP and other ports is now split as one at several IPs: its TLS port
+    under its name without addresses (SNI), its TCP port under ip-<IP>.mq.example.com.external; so no
+    document says a TLS port is narrowed."""
+    own, tcp = _load(texts["mq.example.com"])
+    assert own["spec"]["hosts"] == ["mq.example.com"] and "addresses" not in own["spec"]
+    assert tcp["spec"]["hosts"] == ["ip-198-51-100-40.mq.example.com.external"]
+    assert tcp["spec"]["addresses"] == ["198.51.100.40"] and tcp["spec"]["resolution"] == "NONE"
+    assert [k for k, v in texts.items() if "not by SNI" in v] == []
+
+
+def test_a_host_over_tcp_and_tls_with_no_address_logged_keeps_its_tcp_port():
+    """Split with no IP logged, a host's TCP port still gets a document: one under ip-.<host>.external with
+    the placeholder address "" (both refused by Istio, with a comment to set the IP), its TLS port under
+    its name without addresses. The macro alone, no dataset."""
+    from logpipe.db import connect
+
+    sql = ("SELECT service_entry_yaml_ports('q.example.com', [{'port': 443, 'protocol': 'TLS'}, "
+           "{'port': 5671, 'protocol': 'TCP'}], false, ?)")
+    for addresses in ([], None):
+        text = connect(tables={}, uses=[sql]).execute(sql, [addresses]).fetchone()[0]
+        own, tcp = _load(text)
+        assert own == {"apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry",
+                       "metadata": {"name": "q-example-com-443"},
+                       "spec": {"hosts": ["q.example.com"], "location": "MESH_EXTERNAL",
+                                "ports": [{"number": 443, "name": "tls-443", "protocol": "TLS"}],
+                                "resolution": "DNS"}}
+        assert tcp == {"apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry",
+                       "metadata": {"name": "q-example-com-5671"},
+                       "spec": {"hosts": ["ip-.q.example.com.external"], "addresses": [""],
+                                "location": "MESH_EXTERNAL",
+                                "ports": [{"number": 5671, "name": "tcp-5671", "protocol": "TCP"}],
+                                "resolution": "NONE"}}
+        assert check_service_entry(tcp) == ["hosts ['ip-.q.example.com.external']", "address ''"]
+        assert ('  - ""  # no upstream address in the logs: set the IP q.example.com resolves to\n') in text
 
 
 def test_a_long_host_s_made_up_hosts_stay_under_255_characters():

@@ -6,8 +6,8 @@
 --   without one (a name that is no DNS name; every request failed DNS resolution) is left out:
 --   registry_only shows it, its service_entry null. Review each before applying: an internal
 --   address's carries a comment saying when it is the wrong fix, and a host's with a TCP port lists
---   the IP it was reached at as its address, or, reached at several, is a document per IP under a
---   made-up host (Istio uses one address of a host: service_entry_yaml_ports.sql says why).
+--   the IP it was reached at as its address, or, reached at several or on other ports too, is a
+--   document per IP under a made-up host (Istio uses one address of a host: service_entry_yaml_ports.sql says why).
 -- output: yaml
 -- @param since '' window start (ISO time); empty = the data's first record
 -- @param until '' window end (ISO time, exclusive); empty = after the last record

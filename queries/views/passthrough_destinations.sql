@@ -5,7 +5,8 @@
 -- the whole data, rows without a time too). The rows of the named queries registry_only (all of
 -- them) and service_entries (the service_entry column as a YAML file).
 -- service_entry: the ServiceEntry of the destination, every port of it in the window (one document,
--- or one per destination_ip of a host over TCP reached at several: service_entry_yaml_ports.sql says
+-- or one per destination_ip of a host over TCP reached at several or on other ports too, after its
+-- other ports' under its name: service_entry_yaml_ports.sql says
 -- why, and when it lists the destination_ip it was reached at as its address), the same on each of its rows. The unregistered_egress finding prints it too, for
 -- its window.
 CREATE OR REPLACE MACRO passthrough_destinations(since, until) AS TABLE

@@ -11,7 +11,7 @@
 -- istio/istio pkg/config/validation, checkDNS1123Preconditions and validateDNS1123Labels: a.-b.com,
 -- a..b.com and host.123 were written, for its webhook to refuse), or one whose every request failed DNS resolution
 -- (dns_failed: flag DF, dns_failure_advice.sql), which a ServiceEntry would not make resolve. One
--- document, or several after ---: a host over TCP at several IPs (below).
+-- document, or several after ---: a host over TCP at several IPs or on other ports too (below).
 -- MESH_EXTERNAL is Istio's "external to the mesh" (istio/api networking/v1alpha3/service_entry.proto,
 -- Location; MESH_INTERNAL is for workloads added to the mesh, VMs with a proxy): right for a host
 -- outside the mesh at an internal address too (a VPC database, an on-premises server), so such an
@@ -32,33 +32,34 @@
 -- pilot/pkg/serviceregistry/serviceentry/conversion.go, convertServices) and a sidecar keeps the
 -- first service of a host, dropping the others "as it has the same ports" (pilot/pkg/model/sidecar.go,
 -- appendSidecarServices), two ServiceEntries of the host as well. So the other IPs got no listener and
--- their connections left through PassthroughCluster (BlackHoleCluster under REGISTRY_ONLY). A host over
--- TCP at several IPs (any port's) gets one document per IP of its TCP ports, each under a host of its
--- own, ip-<the IP, as its slug>.<host>.external (ip-<IP>.<the host's 8 hex digits of MD5>.external
--- where that would pass Istio's 255 characters), with that one address and resolution NONE (Envoy
--- forwards to the IP dialled: no made-up name to resolve), named for the host, the IP and the ports
+-- their connections left through PassthroughCluster (BlackHoleCluster under REGISTRY_ONLY).
+-- And addresses narrow a TLS port: Istio gives a TCP or TLS port of a service with an IP address a
+-- listener of its own at that IP ("we listen on the service VIP if and only if the address is an IP
+-- address", istio/istio pilot/pkg/networking/core/listener.go) and sets no SNI match ("Use the
+-- hostname as the SNI value if and only" the address is a CIDR, none or the wildcard: "If we have a
+-- VIP, then we know the destination", tls.go), so TLS to another IP of the host would take the port's
+-- 0.0.0.0 listener or the virtual outbound one (PassthroughCluster, or BlackHoleCluster under
+-- REGISTRY_ONLY). So a host with a TCP port and other ports, or over TCP at several IPs (any port's),
+-- gets one document per IP of its TCP ports, each under a host of its own, ip-<the IP, as its
+-- slug>.<host>.external (ip-<IP>.<the host's 8 hex digits of MD5>.external where that would pass
+-- Istio's 255 characters), with that one address and resolution NONE (Envoy forwards to the IP
+-- dialled: no made-up name to resolve), named for the host, the IP and the ports
 -- (db-example-com-198-51-100-20-5432), under a comment naming the real host; and its other ports, if
 -- any, a document of the host's own name without addresses (HTTP and TLS matched by Host header and
--- SNI, not narrowed to the IPs seen), first. Its comments say to add a document like it for any other
--- IP the host resolves to (DNS can answer with IPs not in the logs). A host with only
--- HTTP or TLS ports gets none: Istio matches an HTTP port's Host header and a TLS port's SNI against
--- hosts (ServiceEntry reference, hosts), and addresses would narrow a TLS port's match to the IPs
--- seen. They do, on a host with a TCP port and a TLS port at one IP (db.example.com:5432 and :443), whose TLS
--- port is matched at its addresses alone, not by SNI: Istio gives a TCP or TLS port of a service with
--- an IP address a listener of its own at that IP ("we listen on the service VIP if and only if the
--- address is an IP address", istio/istio pilot/pkg/networking/core/listener.go) and sets no SNI match
--- ("Use the hostname as the SNI value if and only" the address is a CIDR, none or the wildcard: "If we
--- have a VIP, then we know the destination", tls.go), so a TLS connection to another IP of the host
--- takes the port's 0.0.0.0 listener or the virtual outbound one: PassthroughCluster, or BlackHoleCluster
--- under REGISTRY_ONLY. Its document says so under addresses (a host at several IPs is split: above).
--- An HTTP port is not narrowed: its listener is 0.0.0.0 whatever the addresses (listener.go) and its
--- route matches the Host header ("route domains for both the addresses and hosts", ServiceEntry
--- reference, addresses). The TLS ports are not split into a second document of the same host without
--- addresses: Istio merges a host's services of one namespace into the first one's copy, its address
--- with the other's ports appended (pilot/pkg/model/sidecar.go, appendSidecarServices), so the split
--- would come back as this one document, or, the TLS one first, as the TCP port without addresses that
--- matches every destination on its port (below: releases differ too). An IP's address is itself
--- (resolution STATIC, its endpoint).
+-- SNI, never narrowed to the IPs seen), first. Its comments say to add a document like it for any
+-- other IP the host resolves to (DNS can answer with IPs not in the logs). No IP logged: one such
+-- document, its host ip-.<host>.external and its address the placeholder "" (both refused by Istio),
+-- with a comment to set the IP in both. A host of TCP ports alone at one IP (or none logged) keeps
+-- one document of its own name with that address. Not a second document of the real host for the
+-- TCP ports: Istio merges a host's services of one namespace into the first one's copy, its address
+-- with the other's ports appended (pilot/pkg/model/sidecar.go, appendSidecarServices), so that split
+-- would come back as one document with an address (TLS narrowed), or, the other one first, as the TCP
+-- port without addresses that matches every destination on its port (below: releases differ too). A
+-- host with only HTTP or TLS ports gets no addresses: Istio matches an HTTP port's Host header and a
+-- TLS port's SNI against hosts (ServiceEntry reference, hosts). (An HTTP port is not narrowed by
+-- addresses: its listener is 0.0.0.0 whatever the addresses, listener.go, and its route matches the
+-- Host header, "route domains for both the addresses and hosts", ServiceEntry reference, addresses.)
+-- An IP's address is itself (resolution STATIC, its endpoint).
 -- The unregistered_egress finding, registry_only and service_entries print it for every port of the
 -- destination (passthrough_destinations.sql): one document (or a TCP host's per IP, above), named for
 -- the destination and its ports (api-example-com-80-443). Two documents of one host, one per
@@ -74,28 +75,39 @@ CREATE OR REPLACE MACRO service_entry_yaml_ports(destination, ports, dns_failed,
     THEN array_to_string(list_transform(
         -- the documents, each a struct of what differs (name: before the ports), written alike below
         CASE WHEN ip_value(destination) IS NULL AND list_contains([p.protocol FOR p IN ports], 'TCP')
-                  AND len(list_distinct(addresses)) > 1
-        -- a host over TCP at several IPs: its other ports under its own name, if any, then its TCP
-        -- ports once per IP, each under a made-up host (one address per host: the header says why)
+                  AND (len(list_distinct(coalesce(addresses, []))) > 1
+                       OR len(list_filter(ports, lambda p: p.protocol IS DISTINCT FROM 'TCP')) > 0)
+        -- a host over TCP at several IPs, or with other ports: its other ports under its own name, if
+        -- any, then its TCP ports once per IP, each under a made-up host (one address per host: the
+        -- header says why), or once under a placeholder when no IP was logged
         THEN list_filter([{'comment': '# ' || destination || '''s ports other than TCP, matched by Host header or SNI (no '
-                                      || 'addresses); its TCP ports follow, one document per IP it was reached at',
+                                      || 'addresses); its TCP ports follow, under a host of their own per IP',
                            'name': service_entry_slug(destination), 'host': destination, 'addresses': NULL::VARCHAR,
                            'ports': list_filter(ports, lambda p: p.protocol IS DISTINCT FROM 'TCP'),
                            'resolution': 'DNS', 'endpoint': NULL::VARCHAR}], lambda d: len(d.ports) > 0)
-             || [{'comment': '# ' || destination || ' at ' || a || ', its TCP ports under a host of its own: Istio takes '
-                             || 'one address of a host, so each IP ' || destination || ' was reached at has a document; '
-                             || 'for another IP it resolves to, add one like this',
-                  'name': service_entry_slug(destination) || '-' || service_entry_slug(a),
+             || [{'comment': CASE WHEN a = ''
+                                  THEN '# ' || destination || '''s TCP ports under a host of their own, ip-<the IP, dashed>.'
+                                       || destination || '.external: no upstream address in the logs, set the IP it '
+                                       || 'resolves to in addresses and in the host; for another IP, add one like this'
+                                  ELSE '# ' || destination || ' at ' || a || ', its TCP ports under a host of its own: Istio takes '
+                                       || 'one address of a host, so each IP ' || destination || ' was reached at has a document; '
+                                       || 'for another IP it resolves to, add one like this' END,
+                  'name': service_entry_slug(destination) || CASE WHEN a = '' THEN '' ELSE '-' || service_entry_slug(a) END,
                   -- (the IP, then the host: one name per pair, of labels Istio takes, at most 255
-                  -- characters, or the host's hash for the host where a long one would not fit)
-                  'host': list_transform(['ip-' || service_entry_slug(a) || '.'],
+                  -- characters, or the host's hash for the host where a long one would not fit; no IP
+                  -- logged: ip-.<host>, which Istio refuses, as it does the address "")
+                  'host': list_transform(['ip-' || CASE WHEN a = '' THEN '' ELSE service_entry_slug(a) END || '.'],
                                          lambda h: CASE WHEN length(h || destination || '.external') <= 255
                                                         THEN h || destination || '.external'
                                                         ELSE h || left(md5(destination), 8) || '.external' END)[1],
-                  'addresses': '  addresses:' || chr(10) || '  - "' || a || '"',
+                  'addresses': '  addresses:' || chr(10) || '  - "' || a || '"'
+                               || CASE WHEN a = '' THEN '  # no upstream address in the logs: set the IP '
+                                                        || destination || ' resolves to' ELSE '' END,
                   'ports': list_filter(ports, lambda p: p.protocol = 'TCP'),
                   'resolution': 'NONE', 'endpoint': NULL::VARCHAR}
-                 FOR a IN list_sort(list_distinct(addresses))]
+                 -- (no IP logged: one document with the placeholder "", as a host of TCP ports alone has)
+                 FOR a IN CASE WHEN len(list_distinct(coalesce(addresses, []))) = 0 THEN ['']
+                               ELSE list_sort(list_distinct(addresses)) END]
         ELSE [{'comment': CASE WHEN ip_kind(destination) = 'internal'
                                THEN '# ' || destination || ' is an internal address: register it only if it is a host outside '
                                     || 'the mesh; a pod or Service of the cluster reached through PassthroughCluster is out of the '
@@ -106,17 +118,15 @@ CREATE OR REPLACE MACRO service_entry_yaml_ports(destination, ports, dns_failed,
                             ELSE 'ip-' || service_entry_slug(destination) || '.external' END,
                -- (an IP quoted: YAML 1.1 reads an unquoted 2001:1:2:3:4:5:6:7 as a base-60 number)
                'addresses': CASE WHEN ip_value(destination) IS NOT NULL THEN '  addresses:' || chr(10) || '  - "' || destination || '"'
+                   -- (a host of TCP ports alone, at one IP or none logged: the split above takes the rest)
                    WHEN list_contains([p.protocol FOR p IN ports], 'TCP')
-                   THEN '  addresses:  # the IP ' || destination || ' was reached at: Istio tells a TCP port''s '
+                   THEN '  addresses:  # ' || CASE WHEN len(list_distinct(coalesce(addresses, []))) = 0
+                                                  THEN 'an IP ' || destination || ' resolves to (none in the logs)'
+                                                  ELSE 'the IP ' || destination || ' was reached at' END
+                        || ': Istio tells a TCP port''s '
                         || 'connections by address alone, and takes one address of a host: for another IP it resolves to, '
                         || 'add a document of host ip-<that IP, dashed>.' || destination || '.external, that address and '
                         || 'resolution NONE, its TCP ports' || chr(10)
-                        || CASE WHEN list_contains([p.protocol FOR p IN ports], 'TLS')
-                                THEN '  # (the TLS port' || CASE WHEN len(list_filter(ports, lambda p: p.protocol = 'TLS')) > 1
-                                                               THEN 's are' ELSE ' is' END
-                                     || ' matched at this address too, not by SNI: TLS to another IP of '
-                                     || destination || ' leaves through PassthroughCluster, or is blocked under REGISTRY_ONLY)'
-                                     || chr(10) ELSE '' END
                         || coalesce(nullif(array_to_string([('  - "' || a || '"') FOR a IN list_sort(list_distinct(addresses))], chr(10)), ''),
                                     '  - ""  # no upstream address in the logs: set the IP ' || destination
                                     || ' resolves to (one: Istio takes one address of a host)') END,
