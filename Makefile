@@ -30,7 +30,7 @@ demo: compiled
 	$(BIN)/logpipe report anomalies --data logpipe-scenario -o text
 	$(BIN)/logpipe report anomalies --data logpipe-scenario -o html --out report.html
 
-# Two test processes (pytest-xdist): ~5–6½ minutes on this two-core machine, by the window (README Tests).
+# Two test processes (pytest-xdist): ~4½–6½ minutes on this two-core machine, by the window (README Tests).
 # --dist loadfile: a file's tests in one process, so its module fixtures (datasets, parsers, report
 # connections) are built once, not once in each (the report and query files, 11 of them: 82–92 s with
 # the default --dist load, 67–75 s with loadfile, worksteal 77 s); xdist hands out the files with the
