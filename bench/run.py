@@ -329,8 +329,9 @@ for k in range(procs):
                            **parts._write_options(tables[i].schema))
         os._exit(0)
     children.append(pid)
-for pid in children:
-    os.waitpid(pid, 0)
+failed = [pid for pid in children if os.waitpid(pid, 0)[1] != 0]
+if failed:  # (a writer that died wrote less: its time would be too short)
+    sys.exit(f"{len(failed)} writer process(es) failed")
 print(time.perf_counter() - t, sum(x.num_rows for x in tables))
 '''
 
