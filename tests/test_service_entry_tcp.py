@@ -51,6 +51,9 @@ def _split(host, ip, ports):
                      "resolution": "NONE"}}
 
 
+# (a split host's own document: no auto-allocated address for Istio's DNS proxy to answer it with)
+NO_AUTO_IP = {"networking.istio.io/enable-autoallocate-ip": "false"}
+
 
 DOCUMENTS = {
     "203.0.113.50": {
@@ -70,7 +73,7 @@ DOCUMENTS = {
     # HTTP port's too, sorted (Istio uses one address of a host): under a host of its own each
     "db.example.com": [{
         "apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry",
-        "metadata": {"name": "db-example-com-8080"},
+        "metadata": {"name": "db-example-com-8080", "labels": NO_AUTO_IP},
         "spec": {"hosts": ["db.example.com"], "location": "MESH_EXTERNAL",
                  "ports": [{"number": 8080, "name": "http-8080", "protocol": "HTTP"}],
                  "resolution": "DNS"}},
@@ -86,7 +89,7 @@ DOCUMENTS = {
     # at two addresses: its TLS port under its name, matched by SNI (no addresses), its TCP port per IP
     "pg.example.com": [{
         "apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry",
-        "metadata": {"name": "pg-example-com-443"},
+        "metadata": {"name": "pg-example-com-443", "labels": NO_AUTO_IP},
         "spec": {"hosts": ["pg.example.com"], "location": "MESH_EXTERNAL",
                  "ports": [{"number": 443, "name": "tls-443", "protocol": "TLS"}],
                  "resolution": "DNS"}},
@@ -95,7 +98,7 @@ DOCUMENTS = {
     # match for a service with an IP address)
     "mq.example.com": [{
         "apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry",
-        "metadata": {"name": "mq-example-com-443"},
+        "metadata": {"name": "mq-example-com-443", "labels": NO_AUTO_IP},
         "spec": {"hosts": ["mq.example.com"], "location": "MESH_EXTERNAL",
                  "ports": [{"number": 443, "name": "tls-443", "protocol": "TLS"}],
                  "resolution": "DNS"}},
@@ -228,7 +231,7 @@ def test_a_host_over_tcp_and_tls_with_no_address_logged_keeps_its_tcp_port():
         text = connect(tables={}, uses=[sql]).execute(sql, [addresses]).fetchone()[0]
         own, tcp = _load(text)
         assert own == {"apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry",
-                       "metadata": {"name": "q-example-com-443"},
+                       "metadata": {"name": "q-example-com-443", "labels": NO_AUTO_IP},
                        "spec": {"hosts": ["q.example.com"], "location": "MESH_EXTERNAL",
                                 "ports": [{"number": 443, "name": "tls-443", "protocol": "TLS"}],
                                 "resolution": "DNS"}}
@@ -254,3 +257,30 @@ def test_a_long_host_s_made_up_hosts_stay_under_255_characters():
     assert [d["spec"]["hosts"] for d in got] == [[f"ip-198-51-100-{n}.{hashlib.md5(long.encode()).hexdigest()[:8]}.external"]
                                                  for n in (1, 2)]
     assert [check_service_entry(d) for d in got] == [[], []]
+
+
+def test_a_split_host_s_own_document_gets_no_auto_allocated_address(texts):
+    """Istio's DNS proxy (a sidecar's with ISTIO_META_DNS_CAPTURE, ambient's ztunnel) answers a host with
+    its service's address (istio/istio pkg/dns/server/name_table.go, BuildNameTable), and a ServiceEntry
+    without addresses gets one allocated, 240.240.x.x (PILOT_ENABLE_IP_AUTOALLOCATE, on by default from
+    1.25). db.example.com's own document, its HTTP port alone, got one: its app dialled 240.240.x.x:5432,
+    where no TCP port listened (they are under ip-<IP>.db.example.com.external), so its TCP connections
+    were lost. It is now labelled networking.istio.io/enable-autoallocate-ip: "false", the allocation's
+    opt-out (pilot/pkg/networking/serviceentry/ip_autoallocation.go): the DNS proxy has no entry for it
+    and forwards the query, the app dials the real IP. The documents with addresses, and resolution NONE
+    (never allocated), are not labelled; the comment tells the older ISTIO_META_DNS_AUTO_ALLOCATE, which
+    ignores the label, what to write instead."""
+    for host in ("db.example.com", "pg.example.com", "mq.example.com"):
+        own, *split = _load(texts[host])
+        assert own["metadata"]["labels"] == NO_AUTO_IP and own["spec"]["resolution"] == "DNS"
+        assert [d["metadata"].get("labels") for d in split] == [None] * len(split)
+        assert (f"# labelled for no auto-allocated address, which Istio's DNS proxy would answer {host} with "
+                "(240.240.x.x) and where its TCP ports do not listen; ISTIO_META_DNS_AUTO_ALLOCATE ignores the "
+                "label (it allocates while PILOT_ENABLE_IP_AUTOALLOCATE is off, before 1.25 by default): with "
+                "it, write the host as one document instead, all its ports, one IP below as its address\n"
+                "apiVersion: networking.istio.io/v1\n") in texts[host]
+        assert ('  name: "' + own["metadata"]["name"] + '"\n  labels:\n'
+                '    networking.istio.io/enable-autoallocate-ip: "false"\nspec:\n') in texts[host]
+    # (no split, no label: addresses, or HTTP and TLS alone, which the DNS proxy may answer with a VIP)
+    assert sorted(k for k, v in texts.items() if "enable-autoallocate-ip" in v) == [
+        "db.example.com", "mq.example.com", "pg.example.com"]

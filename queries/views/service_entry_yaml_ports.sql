@@ -54,7 +54,25 @@
 -- TCP ports: Istio merges a host's services of one namespace into the first one's copy, its address
 -- with the other's ports appended (pilot/pkg/model/sidecar.go, appendSidecarServices), so that split
 -- would come back as one document with an address (TLS narrowed), or, the other one first, as the TCP
--- port without addresses that matches every destination on its port (below: releases differ too). A
+-- port without addresses that matches every destination on its port (below: releases differ too).
+-- The host's own document of a split is labelled networking.istio.io/enable-autoallocate-ip: "false".
+-- Istio's DNS proxy (a sidecar's with ISTIO_META_DNS_CAPTURE; ztunnel's, on by default in ambient from
+-- 1.25) answers a host with its service's address (istio/istio pkg/dns/server/name_table.go,
+-- BuildNameTable), and a ServiceEntry without addresses, resolution not NONE, gets one allocated
+-- (240.240.0.0/16; status.addresses, PILOT_ENABLE_IP_AUTOALLOCATE, on by default from 1.25, "these will
+-- not be used unless proxies are configured to do DNS proxying", 1.25 change notes), used by a sidecar
+-- with DNS capture (pilot/pkg/model/service.go, nodeUsesAutoallocatedIPs): the app would dial
+-- 240.240.x.x:5432, where only the host's other ports listen, its TCP ports being at the IPs under
+-- the made-up hosts, so its TCP connections would leave through PassthroughCluster (BlackHoleCluster
+-- under REGISTRY_ONLY). With the label no address is allocated (pilot/pkg/networking/serviceentry/
+-- ip_autoallocation.go, shouldV2AutoAllocateIPFromPieces), the DNS proxy has no entry for the host
+-- (name_table.go skips a service with no address and not NONE) and forwards the query upstream: the app
+-- dials the real IP, as without the proxy. The made-up hosts' documents need none: they have addresses
+-- and resolution NONE, which is never allocated ("we cannot honor the assigned IP"). Not covered: the
+-- older, proxy-side ISTIO_META_DNS_AUTO_ALLOCATE, which allocates while PILOT_ENABLE_IP_AUTOALLOCATE is
+-- off and ignores the label (pilot/pkg/serviceregistry/serviceentry/controller.go, autoAllocateIPs):
+-- the comment says to write the host as one document with one IP as its address there (the DNS proxy
+-- answers the host with it, so the TLS port's narrowing to it costs nothing). A
 -- host with only HTTP or TLS ports gets no addresses: Istio matches an HTTP port's Host header and a
 -- TLS port's SNI against hosts (ServiceEntry reference, hosts). (An HTTP port is not narrowed by
 -- addresses: its listener is 0.0.0.0 whatever the addresses, listener.go, and its route matches the
@@ -81,8 +99,16 @@ CREATE OR REPLACE MACRO service_entry_yaml_ports(destination, ports, dns_failed,
         -- any, then its TCP ports once per IP, each under a made-up host (one address per host: the
         -- header says why), or once under a placeholder when no IP was logged
         THEN list_filter([{'comment': '# ' || destination || '''s ports other than TCP, matched by Host header or SNI (no '
-                                      || 'addresses); its TCP ports follow, under a host of their own per IP',
-                           'name': service_entry_slug(destination), 'host': destination, 'addresses': NULL::VARCHAR,
+                                      || 'addresses); its TCP ports follow, under a host of their own per IP' || chr(10)
+                                      || '# labelled for no auto-allocated address, which Istio''s DNS proxy would answer ' || destination
+                                      || ' with (240.240.x.x) and where its TCP ports do not listen; ISTIO_META_DNS_AUTO_ALLOCATE '
+                                      || 'ignores the label (it allocates while PILOT_ENABLE_IP_AUTOALLOCATE is off, before 1.25 by '
+                                      || 'default): with it, write the host as one document instead, all its ports, one IP below as its address',
+                           'name': service_entry_slug(destination),
+                           -- (the header says why: V2 auto-allocation's opt-out, honoured by its controller and
+                           -- by the xDS and DNS that use its status.addresses)
+                           'labels': '  labels:' || chr(10) || '    networking.istio.io/enable-autoallocate-ip: "false"',
+                           'host': destination, 'addresses': NULL::VARCHAR,
                            'ports': list_filter(ports, lambda p: p.protocol IS DISTINCT FROM 'TCP'),
                            'resolution': 'DNS', 'endpoint': NULL::VARCHAR}], lambda d: len(d.ports) > 0)
              || [{'comment': CASE WHEN a = ''
@@ -93,6 +119,7 @@ CREATE OR REPLACE MACRO service_entry_yaml_ports(destination, ports, dns_failed,
                                        || 'one address of a host, so each IP ' || destination || ' was reached at has a document; '
                                        || 'for another IP it resolves to, add one like this' END,
                   'name': service_entry_slug(destination) || CASE WHEN a = '' THEN '' ELSE '-' || service_entry_slug(a) END,
+                  'labels': NULL::VARCHAR,
                   -- (the IP, then the host: one name per pair, of labels Istio takes, at most 255
                   -- characters, or the host's hash for the host where a long one would not fit; no IP
                   -- logged: ip-.<host>, which Istio refuses, as it does the address "")
@@ -112,7 +139,7 @@ CREATE OR REPLACE MACRO service_entry_yaml_ports(destination, ports, dns_failed,
                                THEN '# ' || destination || ' is an internal address: register it only if it is a host outside '
                                     || 'the mesh; a pod or Service of the cluster reached through PassthroughCluster is out of the '
                                     || 'proxy''s view (a Sidecar''s egress hosts, exportTo): fix that instead' END,
-               'name': service_entry_slug(destination),
+               'name': service_entry_slug(destination), 'labels': NULL::VARCHAR,
                -- (an IP's host: a made-up one)
                'host': CASE WHEN ip_value(destination) IS NULL THEN destination
                             ELSE 'ip-' || service_entry_slug(destination) || '.external' END,
@@ -147,6 +174,7 @@ CREATE OR REPLACE MACRO service_entry_yaml_ports(destination, ports, dns_failed,
                                                       nullif(array_to_string(list_filter([p.port FOR p IN d.ports], lambda n: n IS NOT NULL), '-'), ''))],
                                           lambda n: CASE WHEN length(n) <= 253 THEN n
                                                          ELSE rtrim(left(n, 244), '-') || '-' || left(md5(n), 8) END)[1] || '"',
+            d.labels,
             'spec:',
             '  hosts:',
             -- (quoted: YAML 1.1 reads a bare host yes, no, on or null as a boolean or null, 1e5 as a number)
