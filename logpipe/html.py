@@ -75,8 +75,10 @@ def _svg(spec: dict) -> str:
     try:
         import vl_convert as vlc
     except ImportError:
-        raise LogpipeError("the HTML report needs vl-convert-python; install it with "
-                           "`pip install 'logpipe[report]'`") from None
+        # (not `pip install 'logpipe[report]'`: PyPI's logpipe is another project; this one installs from its
+        # checkout, where `make demo` gives .venv the report extra)
+        raise LogpipeError("the HTML report needs vl-convert-python; install it with `pip install vl-convert-python` "
+                           "(or `pip install -e '.[report]'` in logpipe's checkout)") from None
     svg = vlc.vegalite_to_svg(spec)
     start = svg.find("<svg")
     svg = svg[start:] if start >= 0 else svg

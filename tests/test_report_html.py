@@ -309,3 +309,17 @@ def test_log_ticks():
     assert log_ticks([3, 80]) == [3, 5, 10, 20, 50, 80]
     assert log_ticks([2, 3000]) == [2, 10, 100, 1000, 3000]
     assert log_ticks([]) == [1]
+
+
+def test_without_vl_convert_the_error_names_the_package_to_install(monkeypatch):
+    """The HTML report's charts need vl-convert-python: without it, the error says to install that
+    package (or this checkout's report extra), not `logpipe[report]`, which on PyPI is another project."""
+    import sys
+
+    from logpipe import html as report_html
+    from logpipe.errors import LogpipeError
+
+    monkeypatch.setitem(sys.modules, "vl_convert", None)  # (an import of it raises ImportError)
+    with pytest.raises(LogpipeError) as e:
+        report_html._svg({})
+    assert "`pip install vl-convert-python`" in str(e.value) and "logpipe[report]" not in str(e.value)
