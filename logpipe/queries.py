@@ -199,6 +199,11 @@ def named_query(name: str, extra_dirs: Iterable[str | os.PathLike] = ()) -> Quer
     return find_query(name, load_queries(extra_dirs))
 
 
+def close_names(name: str, known, n: int = 3, cutoff: float = 0.6) -> list[str]:
+    """The names of ``known`` that look like ``name`` (a typo's likely meaning), closest first."""
+    return difflib.get_close_matches(name, list(known), n=n, cutoff=cutoff)
+
+
 def find_query(name: str, queries: dict[str, Query]) -> Query:
     if name in queries:
         return queries[name]
@@ -206,7 +211,7 @@ def find_query(name: str, queries: dict[str, Query]) -> Query:
         shown = name.strip() if len(name.strip()) <= 60 else name.strip()[:57] + "..."
         raise QueryError(f"{shown!r} is SQL, not a query name: give it with --sql "
                          f"(logpipe query --sql \"{shown}\")")
-    close = difflib.get_close_matches(name, list(queries), n=3, cutoff=0.5)
+    close = close_names(name, queries, cutoff=0.5)
     hint = f"did you mean {', '.join(close)}?" if close else "see `logpipe query --list`"
     raise QueryError(f"no query named {name!r}; {hint}")
 
@@ -236,7 +241,9 @@ def bind_params(query: Query, params: dict[str, Any] | None) -> dict[str, Any]:
     unknown = [k for k in params if k not in query.params]
     if unknown and query.path is not None:
         known = ", ".join(query.params) or "none"
-        raise ParamError(f"query {query.name} has no parameter {unknown[0]!r}; its parameters: {known}")
+        close = close_names(unknown[0], query.params, n=1)
+        raise ParamError(f"query {query.name} has no parameter {unknown[0]!r}"
+                         + (f" (did you mean {close[0]}?)" if close else "") + f"; its parameters: {known}")
     values = {}
     for k, default in query.params.items():
         try:
@@ -339,7 +346,7 @@ def _hint(con, message: str) -> str:
             owners = [view for n, view in owned if n == name]
             if owners:  # (a column of another view: rejects keep a line's raw text, rows do not)
                 return f"{name} is a column of {' and '.join(owners)} only"
-            close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+            close = close_names(name, known)
             if close and kind != "views" and set(close) <= _workload_columns():
                 return (f"did you mean {', '.join(close)}? (ztunnel's: an Envoy line names only IPs; "
                         "egress's source_workload is a client's workload, by ztunnel's lines or `--pods FILE`, kubectl get pods -A -o json)")

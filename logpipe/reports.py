@@ -439,9 +439,12 @@ def _check_params(queries, params: dict[str, str]) -> None:
         if name in WINDOW_PARAMS:
             raise UsageError(f"-p {k} is set by --since/--until/--baseline-days/--baseline; use those options")
         if not section and k not in known:
-            names = ", ".join(sorted(known - set(WINDOW_PARAMS)))
-            raise UsageError(f"no report parameter {k!r}; the parameters are: {names} (see --list; "
-                             "SECTION.NAME sets one section's)")
+            from .queries import close_names
+
+            names = sorted(known - set(WINDOW_PARAMS))
+            close = close_names(k, names, n=1)
+            raise UsageError(f"no report parameter {k!r}" + (f" (did you mean {close[0]}?)" if close else "")
+                             + f"; the parameters are: {', '.join(names)} (see --list; SECTION.NAME sets one section's)")
 
 
 def run_report(con, name: str, *, params: dict[str, str] | None = None, window: Window | None = None,
@@ -738,7 +741,7 @@ def render_text(doc: dict[str, Any], name: str, out, *, tty: bool = False, markd
     if markdown:
         out.write("\n")
     counts = ", ".join(f"{n} {s}" for s, n in severity_counts(findings).items() if n)
-    out.write(f"{len(findings)} findings" + (f": {counts}" if counts else "") + "\n\n")
+    out.write(f"{len(findings)} finding{'' if len(findings) == 1 else 's'}" + (f": {counts}" if counts else "") + "\n\n")
     if not findings:
         return
     if markdown:

@@ -316,6 +316,20 @@ def test_markdown_report_service_entry_heading_is_escaped():
     assert "<img" not in markdown_parser().render(out.getvalue())
 
 
+@pytest.mark.parametrize("n, said", [(1, "1 finding: 1 high"), (2, "2 findings: 2 high"), (0, "0 findings")])
+def test_the_anomalies_text_counts_its_findings_in_words(n, said):
+    """The anomalies report's count line: one finding is "1 finding" (it was "1 findings")."""
+    from logpipe.reports import render_text
+
+    finding = {"severity": "high", "kind": "new_destination", "source": "shop/web", "destination": "x.example",
+               "evidence": {"requests": 3}, "advice": "check it"}
+    doc = {"window": {"start": None, "end": None, "requests": 3},
+           "baseline": {"start": None, "end": None, "requests": 0, "source": "none"}, "findings": [finding] * n}
+    out = io.StringIO()
+    render_text(doc, "anomalies", out)
+    assert f"\n{said}\n" in out.getvalue()
+
+
 # ---- csv / tsv -------------------------------------------------------------------------------
 
 

@@ -1002,7 +1002,8 @@ def test_cli_list_refuses_parameters_and_inputs_it_would_ignore(command, args, g
 
 
 @pytest.mark.parametrize("args,message", [
-    (["-p", "no_such", "1"], "no report parameter 'no_such'"),
+    (["-p", "no_such", "1"], "no report parameter 'no_such'; the parameters are: "),
+    (["-p", "min_request", "3"], "no report parameter 'min_request' (did you mean min_requests?); the parameters"),
     (["inventory", "--baseline-days", "3"], "the inventory has no baseline"),
     (["inventory", "--since", "2030-01-01"], "after the last record"),  # (as the anomalies; it was an empty inventory)
     (["--baseline", str(SCENARIO)], f"--baseline {SCENARIO} is not a logpipe dataset"),  # (a directory of logs)
