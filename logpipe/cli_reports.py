@@ -116,8 +116,12 @@ def report(name, data_dir, fmt, out_path, list_only, params, pods_path, baseline
                          "window), or the whole report with -o json")
     if fmt is None:
         fmt = _format_of(out_path, _REPORT_SUFFIXES, "text", "json")
+    if fmt == "html" and not out_path and sys.stdout.isatty():  # (~160 KB of markup on the terminal)
+        raise UsageError("-o html is a page for a browser, not the terminal: give --out FILE.html, or redirect "
+                         "stdout (> report.html)")
     from .settings import load_settings
 
+    _refuse_data_with_input(data_dir, inputs)
     settings = load_settings(data_dir, cluster_domain=cluster_domain, mesh_domains=mesh_domains,
                              internal_cidrs=internal_cidrs)
     tables = _input_tables(inputs, format_string, format_file, grammar_file)
@@ -230,6 +234,19 @@ def _refuse_with_list(command: str, given: dict[str, object]) -> None:
                     f"`{command} --list` runs no query and reads no logs", "run it without --list")
 
 
+def _refuse_data_with_input(data_dir, inputs) -> None:
+    """``--data`` on the command line with ``--input``: the logs given are read, not the dataset, and
+    ``--data`` then only finds a logpipe.toml (DATA/ or its parent); one where there is none would be
+    ignored (a user who gave both believed the dataset read): refused, one line, exit 2."""
+    from .settings import find_toml
+
+    ctx = click.get_current_context()
+    if inputs and ctx.get_parameter_source("data_dir") == click.core.ParameterSource.COMMANDLINE \
+            and find_toml(data_dir) is None:
+        _refuse_ignored({"--data": data_dir}, f"--input reads the logs given, not a dataset, and --data {data_dir} "
+                        "holds no logpipe.toml to take settings from", "drop --input to read the dataset")
+
+
 def _format_of(out_path: str | None, suffixes: dict[str, str], tty: str, default: str) -> str:
     """The output format -o leaves to --out's suffix: ``tty`` on a terminal, ``default`` into a pipe
     or a file of no suffix. A suffix of no format is refused, not written as ``default`` (``--out
@@ -312,7 +329,9 @@ def query(name, sql_text, sql_file, params, list_queries, data_dir, inputs, form
     target = find_query(name, load_queries(query_dirs)) if name and not list_queries else None
     if fmt is None:  # (a named query's own `-- output:` where --out's suffix does not choose: service_entries)
         own = target.extra.get("output") if target is not None else None
-        fmt = _format_of(out_path, _OUT_SUFFIXES, own or "table", own or "ndjson")
+        # (--max-width asks for a table's cells: into a pipe too, where ndjson is the default, it keeps
+        # the table, as README's `… --max-width 50 | less` expects; it was refused there, exit 2)
+        fmt = _format_of(out_path, _OUT_SUFFIXES, own or "table", own or ("table" if max_width is not None else "ndjson"))
         if fmt not in QUERY_FORMATS:
             raise UsageError(f"query {name} asks for output {fmt!r}, which logpipe does not write; give -o "
                              f"({', '.join(QUERY_FORMATS)})")
@@ -343,6 +362,7 @@ def query(name, sql_text, sql_file, params, list_queries, data_dir, inputs, form
     from .db import connect, reading
     from .settings import load_settings
 
+    _refuse_data_with_input(data_dir, inputs)
     settings = load_settings(data_dir, cluster_domain=cluster_domain, mesh_domains=mesh_domains,
                              internal_cidrs=internal_cidrs)
     pods = None

@@ -1002,11 +1002,41 @@ def test_sql_from_stdin_and_file(tmp_path, dataset):
 def test_input_file_without_dataset(tmp_path):
     log = tmp_path / "one.log"
     log.write_text(WAYPOINT_LINE + "\nnot a log line\n")
-    r = run(["query", "--input", str(log), "--data", str(tmp_path / "none"), "-o", "csv", "--sql",
-             "SELECT egress_kind, destination, (SELECT count(*) FROM rejects) AS rejects FROM egress"])
+    # (no dataset there: $LOGPIPE_DATA's, not a --data on the command line, which --input refuses below)
+    r = run(["query", "--input", str(log), "-o", "csv", "--sql",
+             "SELECT egress_kind, destination, (SELECT count(*) FROM rejects) AS rejects FROM egress"],
+            env={"LOGPIPE_DATA": str(tmp_path / "none")})
     assert r.exit_code == 0, r.output
     assert r.stdout.splitlines() == ["egress_kind,destination,rejects", "waypoint,httpbin.org,1"]
     assert "read 2, parsed 1" in r.stderr
+
+
+@pytest.mark.parametrize("command", [["query", "--sql", "SELECT count(*) AS n FROM egress", "-o", "csv"],
+                                     ["report", "inventory", "-o", "json"]])
+def test_data_on_the_command_line_with_input_is_refused_unless_it_gives_settings(tmp_path, run_main, command):
+    """--input reads the logs given, not a dataset: a --data beside it was ignored (the user who gave
+    both believed the dataset read), unless it holds the logpipe.toml whose settings --input then takes."""
+    log = tmp_path / "one.log"
+    log.write_text(WAYPOINT_LINE + "\n")
+    data = tmp_path / "ds"
+    data.mkdir()
+    r = run_main([*command, "--input", str(log), "--data", str(data)])
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.splitlines() == [f"logpipe: error: --input reads the logs given, not a dataset, and --data {data} holds "
+                                     "no logpipe.toml to take settings from, so --data would be ignored: drop it, or "
+                                     "drop --input to read the dataset"]
+    (data / "logpipe.toml").write_text('cluster_domain = "cluster.local"\n')
+    assert run([*command, "--input", str(log), "--data", str(data)]).exit_code == 0
+
+
+def test_max_width_keeps_a_table_into_a_pipe(dataset, run_main):
+    """--max-width asks for a table's cells: into a pipe (ndjson by default there) it keeps the table,
+    as the README's example piped into less expects; it was refused, exit 2. -o ndjson with it still is."""
+    sql = "SELECT 'a-long-destination.example' AS destination"
+    r = run_main(["query", "--data", str(dataset), "--sql", sql, "--max-width", "10"])
+    assert r.returncode == 0 and r.stdout.splitlines() == ["destinati…", "----------", "a-long-de…"], r.stderr
+    r = run_main(["query", "--data", str(dataset), "--sql", sql, "--max-width", "10", "-o", "ndjson"])
+    assert r.returncode == 2 and "--max-width would be ignored" in r.stderr
 
 
 def test_escape_sequences_are_neutralized(tmp_path):

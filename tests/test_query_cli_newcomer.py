@@ -133,6 +133,23 @@ def test_parquet_to_a_terminal_is_refused(monkeypatch):
     render.parquet_out("x.parquet")  # (a file: written there)
 
 
+def test_an_html_report_to_a_terminal_is_refused(data, monkeypatch, capsys):
+    """-o html without --out on a terminal wrote ~160 KB of markup there (-o parquet is refused so too);
+    into a pipe or a file it is written."""
+    import sys
+
+    from logpipe.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["logpipe", "report", "inventory", "--data", data, "-o", "html"])
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    with pytest.raises(SystemExit) as exc:
+        main()
+    out, err = capsys.readouterr()
+    assert (exc.value.code, out) == (2, "") and err.splitlines() == [
+        "logpipe: error: -o html is a page for a browser, not the terminal: give --out FILE.html, or redirect stdout "
+        "(> report.html)"]
+
+
 @pytest.mark.parametrize("n", ["0", "-5"])
 def test_compact_min_files_below_one_is_a_bad_option(n, data):
     # (it was taken as 2 without a word, as 1 still is: a merge takes two files)
