@@ -83,10 +83,34 @@ class _Window(_Number):
         return super().convert(value, param, ctx)
 
 
+class _DataDir(click.Path):
+    """``--data``: a directory. A file given (a log: ``report inventory --data access.log``) was click's
+    ``Directory '…' is a file``; now it says what to give: the dataset, where the file is one's
+    (``dataset.near_dataset``), the log as ``--input FILE`` (query, report) or as ingest's argument."""
+
+    def __init__(self):
+        super().__init__(file_okay=False)
+
+    def convert(self, value, param, ctx):
+        if os.path.isfile(value):
+            from .dataset import near_dataset
+
+            said = f"{value} is a file, not a dataset directory"
+            command = ctx.command if ctx is not None else None
+            if near := near_dataset(value):
+                said += f"; {near}"
+            elif command is not None and any(p.name == "inputs" for p in command.params):
+                said += f"; to read a log file without a dataset, give --input {value}"
+            elif command is not None and command.name == "ingest":
+                said += f"; the logs are ingest's arguments: `logpipe ingest {value} --data DIR`"
+            self.fail(said, param, ctx)
+        return super().convert(value, param, ctx)
+
+
 def data_option(f):
     return click.option(
         "--data", "data_dir", envvar="LOGPIPE_DATA", default=DEFAULT_DATA, show_default=True,
-        type=click.Path(file_okay=False), help="Dataset directory (or $LOGPIPE_DATA).",
+        type=_DataDir(), help="Dataset directory (or $LOGPIPE_DATA).",
     )(f)
 
 

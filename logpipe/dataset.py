@@ -74,6 +74,7 @@ from .parts import REJECTS_DIR, _unlink, hidden_name, stage_files
 MANIFEST = "_manifest.json"
 LOCK = "_lock"
 READERS_LOCK = "_compact.lock"
+INGEST_LOCK = "_ingest.lock"  # (ingest.py: one ingest at a time)
 FORMAT = "logpipe-dataset"
 STALE_TMP_SECONDS = 24 * 3600
 
@@ -87,18 +88,21 @@ class Dataset:
         self.manifest_path = self.root / MANIFEST
         self._held: dict | None = None  # the manifest as last read or written, shared (``read_manifest``)
         self._held_key: tuple | None = None  # (which file that is: ``_file_key``)
+        # what this object made: "directory" (it and the manifest), "manifest" (in an empty directory), or None
+        self.created: str | None = None
         if self.manifest_path.is_file():
             self._check_manifest()
             return
         if not create:
-            raise DatasetError(f"{self.root} is not a logpipe dataset (no {MANIFEST}); {how_to_make(self.root)}, or "
-                               "point --data / $LOGPIPE_DATA at an existing dataset")
+            raise DatasetError(f"{self.root} is not a logpipe dataset (no {MANIFEST}); " + how_to_make(
+                self.root, ", or point --data / $LOGPIPE_DATA at an existing dataset"))
         if self.root.exists() and not self.root.is_dir():
             raise DatasetError(f"{self.root} exists and is not a directory; choose another --data path")
         if _holds_others(self.root):
             raise DatasetError(
                 f"{self.root} already holds files that are not a logpipe dataset; choose an empty or new --data directory"
             )
+        made = not self.root.exists()
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -106,6 +110,35 @@ class Dataset:
         with self.locked():
             if not self.manifest_path.is_file():
                 self._write_manifest({"format": FORMAT, "version": 1, "generation": 0, "inputs": [], "compactions": []})
+                self.created = "directory" if made else "manifest"
+
+    def discard_if_empty(self) -> bool:
+        """Remove the dataset this object created (``created``) while it holds nothing: no input in its
+        manifest and no file but its manifest, lock files and an empty ``_rejects/``; the directory too
+        when it made it. A failed ingest into a new --data (every input over --max-reject-ratio, or
+        unreadable) left such a dataset, which a report read as one of empty logs (exit 0). Anything else
+        there (a stream's rows, a file in flight) keeps it. Call it under the ingest lock; True when removed."""
+        if self.created is None:
+            return False
+        with self.locked():
+            m = self.read_manifest()
+            if m.get("inputs") or m.get("compactions") or m.get("shared"):
+                return False
+            ours = {MANIFEST, LOCK, READERS_LOCK, INGEST_LOCK, REJECTS_DIR}
+            try:
+                if any(p.name not in ours for p in self.root.iterdir()) or any((self.root / REJECTS_DIR).glob("*")):
+                    return False
+                _unlink(self.manifest_path)  # (first: from now on it is no dataset)
+                self._held = None
+                with contextlib.suppress(FileNotFoundError):
+                    (self.root / REJECTS_DIR).rmdir()
+                for name in (LOCK, READERS_LOCK, INGEST_LOCK):
+                    _unlink(self.root / name)
+                if self.created == "directory":
+                    self.root.rmdir()
+            except OSError:  # (a file made meanwhile, a read-only directory: what is left stays)
+                return False
+        return True
 
     # ---- globs ------------------------------------------------------------------------------------
 
@@ -651,16 +684,43 @@ def _holds_others(root: Path) -> bool:
     return root.is_dir() and any(not _ours(p.name) for p in root.iterdir())
 
 
-def how_to_make(root: str | Path) -> str:
+def how_to_make(root: str | Path, otherwise: str = "") -> str:
     """What makes a dataset at ``--data root``, which holds none (the advice of the commands that read
     one): ``logpipe ingest`` into it, or, where it holds other files (a directory of logs given as the
-    dataset), into another directory, since ingest refuses that one (the advice was to ingest into it)."""
+    dataset), into another directory, since ingest refuses that one (the advice was to ingest into it);
+    then ``otherwise`` (the caller's other way). Where a dataset is near (``near_dataset``), only where
+    it is: the advice was to ingest a dataset's own Parquet files as logs."""
+    if near := near_dataset(root):
+        return near
     root = Path(root)
     if root.exists() and not root.is_dir():
-        return "give --data a dataset's directory"
+        return f"give --data a dataset's directory{otherwise}"
     if _holds_others(root):
-        return f"it holds other files: if they are logs, make a dataset of them with `logpipe ingest {root} --data NEW_DIR`"
-    return f"create a dataset with `logpipe ingest PATH --data {root}`"
+        return (f"it holds other files: if they are logs, make a dataset of them with `logpipe ingest {root} --data "
+                f"NEW_DIR`{otherwise}")
+    return f"create a dataset with `logpipe ingest PATH --data {root}`{otherwise}"
+
+
+def near_dataset(root: str | Path) -> str | None:
+    """Where the dataset is that ``--data root`` (no dataset) meant, as ``a dataset is at D: give --data D``:
+    the one it is in (a day directory, ``_rejects/``, a file of theirs), else those right in it (the
+    directory that holds ``./logpipe-data``, given as ``--data .``). None when there is none."""
+    root = Path(root)
+    absolute = Path(os.path.abspath(root))
+    for up in absolute.parents:
+        if (up / MANIFEST).is_file():
+            shown = up if root.is_absolute() else os.path.relpath(up)
+            return f"a dataset is at {shown}: give --data {shown}"
+    try:
+        with os.scandir(root) as entries:  # (a directory of many logs: no stat of each)
+            found = sorted(str(root / e.name) for e in entries if e.is_dir() and (Path(e.path) / MANIFEST).is_file())
+    except OSError:  # (missing, a file, unreadable)
+        return None
+    if len(found) == 1:
+        return f"a dataset is at {found[0]}: give --data {found[0]}"
+    if found:
+        return f"datasets are at {', '.join(found)}: give --data one of them"
+    return None
 
 
 @contextlib.contextmanager

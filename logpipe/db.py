@@ -67,7 +67,7 @@ def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path:
 def _missing(data: Path, why: str) -> DatasetError:
     from .dataset import how_to_make
 
-    return DatasetError(f"{why}; {how_to_make(data)} (or read log files without one, with --input FILE)")
+    return DatasetError(f"{why}; {how_to_make(data, ' (or read log files without one, with --input FILE)')}")
 
 
 @contextlib.contextmanager

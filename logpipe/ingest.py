@@ -17,7 +17,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from . import batches as _batches
-from .dataset import HASH_ALGO, HEAD_BYTES, Dataset, InputHash, fingerprint, fingerprint_stream, head_hashes
+from .dataset import HASH_ALGO, HEAD_BYTES, INGEST_LOCK, Dataset, InputHash, fingerprint, fingerprint_stream, head_hashes
 from .errors import (DatasetError, InputChangedError, InputError, RejectLimitError, UsageError, denied, interrupted,
                      no_space)
 from .batches import MOSTLY_MALFORMED, Counts
@@ -172,6 +172,7 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
         # comes after every input was committed or failed: the summary says so, then exit 130.
         if done and interrupted(e):
             print_summary(summary, started, run.shown, max_warnings, ds, err)
+        _discard_new(ds)
         raise
     with _interrupt_after():  # (the summary whole: a Ctrl-C meanwhile is raised after it)
         print_summary(summary, started, run.shown, max_warnings, ds, err)
@@ -180,6 +181,7 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
     if summary.ingested:
         _compact(ds, err, run.days)
     if summary.failed:
+        _discard_new(ds)
         if run.ratio_failures and summary.failed == len(run.ratio_failures):
             raise RejectLimitError(f"{len(run.ratio_failures)} input(s) had too many malformed lines (see above)")
         rest = ("everything else was ingested" if summary.failed < summary.inputs
@@ -187,6 +189,15 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
                 else "nothing was ingested")
         raise InputError(f"{summary.failed} input(s) had errors (see above); {rest}")
     return summary
+
+
+def _discard_new(ds: Dataset) -> None:
+    """A failed run that made the dataset and stored nothing in it leaves none (``Dataset.discard_if_empty``):
+    it left an empty one, which ``report`` read as a dataset of empty logs, exit 0. Not while another
+    ingest has begun in it since."""
+    if ds.created is not None:
+        with contextlib.suppress(DatasetError), _ingest_lock(ds):
+            ds.discard_if_empty()
 
 
 def _unread(summary: IngestSummary) -> int:
@@ -1264,7 +1275,7 @@ class _ingest_lock:
     def __enter__(self):
         import fcntl
 
-        self.fd = self.ds.lock_file("_ingest.lock")  # (an existing dataset read-only now: one clear error)
+        self.fd = self.ds.lock_file(INGEST_LOCK)  # (an existing dataset read-only now: one clear error)
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -549,10 +549,13 @@ def empty_note(con, doc: dict[str, Any], inputs: bool = False) -> str | None:
     the reports' exit codes), as a query's empty answer is. Only an empty report reads the data again."""
     whose = "the --input logs'" if inputs else "the dataset's"
     if not _has_records(con):
-        return ("logpipe: note: the --input logs hold no access lines (the summary above counts what they hold), so the "
-                "report is empty; give a proxy's log (kubectl logs … -c istio-proxy)" if inputs else
-                "logpipe: note: the dataset holds no records (its logs were empty, or every line was "
-                "rejected: its rejects view says why), so the report is empty")
+        if inputs:
+            return ("logpipe: note: the --input logs hold no access lines (the summary above counts what they hold), "
+                    "so the report is empty; give a proxy's log (kubectl logs … -c istio-proxy)")
+        # (its rejects view was named as saying why where it held none: a dataset of empty logs)
+        rejected = con.execute("SELECT count(*) FROM rejects").fetchall()[0][0]
+        why = "every line of its logs was rejected: its rejects view says why" if rejected else "its logs were empty"
+        return f"logpipe: note: the dataset holds no records ({why}), so the report is empty"
     if "baseline" not in doc:  # the inventory
         if any(t.num_rows for _, _, t, _ in doc["_sections"]):
             return None
