@@ -114,7 +114,7 @@ class Dataset:
 
     def discard_if_empty(self) -> bool:
         """Remove the dataset this object created (``created``) while it holds nothing: no input in its
-        manifest and no file but its manifest, lock files and an empty ``_rejects/``; the directory too
+        manifest and no file but its manifest and lock files (directories with no file in them go too); the directory too
         when it made it. A failed ingest into a new --data (every input over --max-reject-ratio, or
         unreadable) left such a dataset, which a report read as one of empty logs (exit 0). Anything else
         there (a stream's rows, a file in flight) keeps it. Call it under the ingest lock; True when removed."""
@@ -124,14 +124,20 @@ class Dataset:
             m = self.read_manifest()
             if m.get("inputs") or m.get("compactions") or m.get("shared"):
                 return False
-            ours = {MANIFEST, LOCK, READERS_LOCK, INGEST_LOCK, REJECTS_DIR}
+            ours = {MANIFEST, LOCK, READERS_LOCK, INGEST_LOCK}
             try:
-                if any(p.name not in ours for p in self.root.iterdir()) or any((self.root / REJECTS_DIR).glob("*")):
+                # (directories with no file in them, a day's or _rejects/ that the lanes made before the
+                # failure, are left by a run as often as not: they hold nothing and go too)
+                empty = [p for p in self.root.iterdir() if p.name not in ours]
+                if any(not p.is_dir() or p.is_symlink() or any(q.is_file() or q.is_symlink() for q in p.rglob("*"))
+                       for p in empty):
                     return False
                 _unlink(self.manifest_path)  # (first: from now on it is no dataset)
                 self._held = None
-                with contextlib.suppress(FileNotFoundError):
-                    (self.root / REJECTS_DIR).rmdir()
+                for top in empty:
+                    for d in sorted((q for q in top.rglob("*")), key=lambda q: len(q.parts), reverse=True):
+                        d.rmdir()
+                    top.rmdir()
                 for name in (LOCK, READERS_LOCK, INGEST_LOCK):
                     _unlink(self.root / name)
                 if self.created == "directory":

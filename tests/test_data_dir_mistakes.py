@@ -119,3 +119,19 @@ def test_the_empty_reports_note_names_the_rejects_view_only_where_it_holds_lines
         r = run_logpipe("report", "inventory", "--data", data, "-o", "json")
         assert r.returncode == 0 and f"logpipe: note: the dataset holds no records {why}, so the report is empty\n" \
             == r.stderr, r.stderr
+
+
+def test_a_new_dataset_with_empty_directories_alone_is_discarded_and_one_with_a_file_kept(tmp_path):
+    """The lanes may have made a day's directory (or _rejects/) before the run failed: empty, they hold
+    nothing and go with the dataset (a run with workers left them as often as not, and its empty dataset
+    stayed); a file anywhere in them (hidden ones too) keeps the dataset."""
+    from logpipe.dataset import Dataset
+
+    ds = Dataset(tmp_path / "new", create=True)
+    (ds.root / "date=2025-03-08" / "sub").mkdir(parents=True)
+    (ds.root / "_rejects").mkdir()
+    assert ds.discard_if_empty() and not ds.root.exists()
+    ds = Dataset(tmp_path / "kept", create=True)
+    (ds.root / "date=2025-03-08").mkdir()
+    (ds.root / "date=2025-03-08" / ".part-1.parquet.tmp").write_bytes(b"x")
+    assert not ds.discard_if_empty() and (ds.root / "_manifest.json").is_file()
