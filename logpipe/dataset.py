@@ -98,6 +98,9 @@ class Dataset:
                 self.root, ", or point --data / $LOGPIPE_DATA at an existing dataset"))
         if self.root.exists() and not self.root.is_dir():
             raise DatasetError(f"{self.root} exists and is not a directory; choose another --data path")
+        if (up := dataset_above(self.root)) is not None:  # (a mistyped --data, almost always: it made one inside)
+            raise DatasetError(f"{self.root} is inside the dataset {up}: give --data {up} to add to it, or a "
+                               "directory outside it for a dataset of its own")
         if _holds_others(self.root):
             raise DatasetError(
                 f"{self.root} already holds files that are not a logpipe dataset; choose an empty or new --data directory"
@@ -707,16 +710,23 @@ def how_to_make(root: str | Path, otherwise: str = "") -> str:
     return f"create a dataset with `logpipe ingest PATH --data {root}`{otherwise}"
 
 
+def dataset_above(root: str | Path) -> str | None:
+    """The dataset a directory ``root`` is inside (a day's directory, ``_rejects/``, any path under it),
+    as the user would write it (relative where ``root`` is), or None."""
+    root = Path(root)
+    for up in Path(os.path.abspath(root)).parents:
+        if (up / MANIFEST).is_file():
+            return str(up if root.is_absolute() else os.path.relpath(up))
+    return None
+
+
 def near_dataset(root: str | Path) -> str | None:
     """Where the dataset is that ``--data root`` (no dataset) meant, as ``a dataset is at D: give --data D``:
     the one it is in (a day directory, ``_rejects/``, a file of theirs), else those right in it (the
     directory that holds ``./logpipe-data``, given as ``--data .``). None when there is none."""
     root = Path(root)
-    absolute = Path(os.path.abspath(root))
-    for up in absolute.parents:
-        if (up / MANIFEST).is_file():
-            shown = up if root.is_absolute() else os.path.relpath(up)
-            return f"a dataset is at {shown}: give --data {shown}"
+    if (up := dataset_above(root)) is not None:
+        return f"a dataset is at {up}: give --data {up}"
     try:
         with os.scandir(root) as entries:  # (a directory of many logs: no stat of each)
             found = sorted(str(root / e.name) for e in entries if e.is_dir() and (Path(e.path) / MANIFEST).is_file())

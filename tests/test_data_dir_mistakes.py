@@ -135,3 +135,16 @@ def test_a_new_dataset_with_empty_directories_alone_is_discarded_and_one_with_a_
     (ds.root / "date=2025-03-08").mkdir()
     (ds.root / "date=2025-03-08" / ".part-1.parquet.tmp").write_bytes(b"x")
     assert not ds.discard_if_empty() and (ds.root / "_manifest.json").is_file()
+
+
+@pytest.mark.parametrize("command", ["ingest", "stream"])
+@pytest.mark.parametrize("inside", ["sub", "date=2025-03-08"])
+def test_a_new_dataset_inside_a_dataset_is_refused(work, command, inside):
+    """ingest (and stream) into a directory inside a dataset made a dataset there, quietly (a mistyped
+    --data, almost always: the rows meant for the outer one went elsewhere): refused, naming the dataset."""
+    target = work / "logpipe-data" / inside
+    r = run_logpipe(command, *([SAMPLES / "istio-1.5.log"] if command == "ingest" else []), "--data", target,
+                    input="" if command == "stream" else None)
+    assert _error(r) == (f"logpipe: error: {target} is inside the dataset {work / 'logpipe-data'}: give --data "
+                         f"{work / 'logpipe-data'} to add to it, or a directory outside it for a dataset of its own\n")
+    assert not (target / "_manifest.json").exists()
