@@ -181,7 +181,7 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
     if summary.ingested:
         _compact(ds, err, run.days)
     if summary.failed:
-        _discard_new(ds)
+        _discard_new(ds, err)
         if run.ratio_failures and summary.failed == len(run.ratio_failures):
             raise RejectLimitError(f"{len(run.ratio_failures)} input(s) had too many malformed lines (see above)")
         rest = ("everything else was ingested" if summary.failed < summary.inputs
@@ -191,13 +191,14 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
     return summary
 
 
-def _discard_new(ds: Dataset) -> None:
+def _discard_new(ds: Dataset, err=None) -> None:
     """A failed run that made the dataset and stored nothing in it leaves none (``Dataset.discard_if_empty``):
     it left an empty one, which ``report`` read as a dataset of empty logs, exit 0. Not while another
-    ingest has begun in it since."""
+    ingest has begun in it since. Said on ``err`` (the summary before it named the directory)."""
     if ds.created is not None:
         with contextlib.suppress(DatasetError), _ingest_lock(ds):
-            ds.discard_if_empty()
+            if ds.discard_if_empty() and err is not None:
+                print(f"nothing stored: no dataset left at {ds.root}", file=err)
 
 
 def _unread(summary: IngestSummary) -> int:

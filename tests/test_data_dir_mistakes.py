@@ -92,6 +92,8 @@ def test_a_failed_ingest_into_a_new_directory_leaves_no_dataset(tmp_path):
     for data in (new, there):
         r = run_logpipe("ingest", bad, "--data", data)
         assert r.returncode == 1 and "too many malformed lines" in r.stderr, r.stderr
+        # (after the summary's "rows written 0 in 0 files to DIR": what became of DIR)
+        assert f"\nnothing stored: no dataset left at {data}\n" in r.stderr, r.stderr
     assert not new.exists() and list(there.iterdir()) == []
     r = run_logpipe("report", "inventory", "--data", new)
     assert r.returncode == 1 and f"no dataset at {new};" in r.stderr, r.stderr
