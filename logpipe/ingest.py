@@ -172,7 +172,7 @@ def ingest_paths(paths: list[str], data_dir: str, *, force: bool = False, on_err
         # comes after every input was committed or failed: the summary says so, then exit 130.
         if done and interrupted(e):
             print_summary(summary, started, run.shown, max_warnings, ds, err)
-        _discard_new(ds)
+        _discard_new(ds, err)
         raise
     with _interrupt_after():  # (the summary whole: a Ctrl-C meanwhile is raised after it)
         print_summary(summary, started, run.shown, max_warnings, ds, err)
