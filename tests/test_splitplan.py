@@ -37,6 +37,12 @@ def plans_for_every_batch(request):
         yield request.param
 
 
+# For a test of what a plan is (the grammar read, splitplan.build, steps) that parses no line: the
+# cut (cut.c or polars) plays no part in it, so it runs once, in the polars run (which needs no C
+# compiler), not again in the native one.
+NO_CUT = pytest.mark.parametrize("plans_for_every_batch", ["polars"], indirect=True)
+
+
 @pytest.fixture(scope="module")
 def access():
     return grammar.load_builtin("access")
@@ -122,6 +128,7 @@ def plan_outputs(plan: splitplan.SplitPlan) -> set[str]:
 # ---- 1. a plan for every built-in layout ----------------------------------------------------------
 
 
+@NO_CUT
 @pytest.mark.parametrize("layout", TEXT_LAYOUTS)
 def test_every_builtin_layout_has_a_plan(access, layout):
     plan = splitplan.build(access, layout)
@@ -167,6 +174,7 @@ def test_plans_are_read_when_a_batch_first_needs_one(monkeypatch):
     assert built == [("istio_1_9", parser.access)]
 
 
+@NO_CUT
 def test_istio_1_9_plan_shape(access):
     plan = splitplan.build(access, "istio_1_9")
     assert plan.quotes == 14
@@ -233,6 +241,7 @@ def test_cut_one_line(access):
 # ---- 2. which items can hold a space or a quote ------------------------------------------------
 
 
+@NO_CUT
 @pytest.mark.parametrize("pattern, char, can", [
     ("[0-9]+", SPACE, False),
     ("[0-9]+", QUOTE, False),
@@ -274,6 +283,7 @@ def test_regex_can_hold(pattern, char, can):
     assert steps._regex_can_hold(pattern, char) is can
 
 
+@NO_CUT
 def test_item_can_hold_builtin_items(access):
     items = {steps.item_field(access, i): i for i in steps.layout_items(access, "istio_1_9")
              if steps.item_field(access, i)}
@@ -287,6 +297,7 @@ def test_item_can_hold_builtin_items(access):
     assert not steps.item_can_hold(access, items["start_time"], "[")  # "[" is outside the column
 
 
+@NO_CUT
 def test_item_can_hold_literals_terminals_and_constructs():
     book = custom_book(r"""
 %import .common (SP, DQ, INT, WORD, TEXT)
@@ -332,12 +343,14 @@ response_code: INT
 """
 
 
+@NO_CUT
 def test_two_free_tokens_between_the_same_quotes_refuse_the_plan():
     book = custom_book(TWO_FREE)
     assert {"user_agent", "path", "start_time", "response_code"} <= book.fields
     assert splitplan.build(book, "custom") is None
 
 
+@NO_CUT
 def test_free_tokens_in_different_segments_get_a_plan():
     book = custom_book(TWO_FREE.replace("DQ user_agent SP path DQ", "DQ user_agent DQ SP DQ path DQ"))
     plan = splitplan.build(book, "custom")
@@ -387,6 +400,7 @@ def whole_corpus(whole: Parser, source: str, lines: list[str]):
     return _WHOLE[key]
 
 
+@NO_CUT
 def test_samples_include_the_scenario_folder():
     names = {p.relative_to(ROOT / "sample_logs").as_posix() for p in sample_files()}
     assert {"scenario/baseline-week.log", "scenario/incident-day.log"} <= names
@@ -654,6 +668,7 @@ def test_small_batches_take_the_capture_regex(monkeypatch, cut_calls):
     assert got.records.to_pylist() == Parser(split=False).parse_batch(lines).records.to_pylist()
 
 
+@NO_CUT
 @pytest.mark.parametrize("pattern, expected", [
     (r'[a-z]+:\/\/([^\/ "]+\/)?', r'[a-z]+:\/\/(?:[^\/ "]+\/)?'),
     (r"(%[0-9A-Za-z]+)?", r"(?:%[0-9A-Za-z]+)?"),
@@ -698,6 +713,7 @@ def test_texts_of_every_length_are_copied_whole(parsers):
                                                                          for k in range(n)) for n in range(20)]
 
 
+@NO_CUT
 def test_address_tokens_have_a_tail_and_clusters_not(access):
     for layout in TEXT_LAYOUTS:
         plan = splitplan.build(access, layout)
